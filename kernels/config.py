@@ -1,0 +1,25 @@
+"""Compile options shared by every kernel (one place, as in stumpy's config).
+
+``FASTMATH`` is a flag subset, never full ``fastmath=True``: ``nnan`` and
+``ninf`` would let LLVM delete the NaN / inf checks the solvers rely on.
+``CACHE`` writes compiled machine code next to the sources (or into
+``NUMBA_CACHE_DIR``) so only the first run of a new install pays compile
+time. Set ``XBARSIM_NO_CACHE=1`` to turn it off.
+"""
+
+import os
+
+FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+"""LLVM fast-math flags allowed in kernels: no nnan / ninf."""
+
+PARALLEL = True
+"""Kernels marked parallel use ``prange`` over independent lines."""
+
+CACHE = os.environ.get("XBARSIM_NO_CACHE", "") not in ("1", "true", "yes")
+"""On-disk caching of compiled kernels."""
+
+JIT = dict(fastmath=FASTMATH, cache=CACHE, nogil=True)
+"""Options of serial kernels."""
+
+PJIT = dict(JIT, parallel=PARALLEL)
+"""Options of parallel kernels."""

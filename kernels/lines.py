@@ -1,0 +1,112 @@
+"""Line relaxation: tridiagonal (Thomas) factor and solve of every line.
+
+A *layer* is the set of word lines or the set of bit lines, stored
+line-major: ``(L, n)`` arrays, line ``l``, node ``k``. Nodes joined by
+ideal wire form groups (``gid``), the unknowns of each line's tridiagonal
+system; a group of fixed voltage (ideal drive) is an identity row whose
+correction is always zero.
+
+The same two kernels serve word lines and bit lines (pyamg-style: the
+caller passes the layer, the kernel does not know which it is). The other
+layer is read in its own layout, ``other[k, l]``: node ``k`` of line ``l``
+of this layer sits on line ``k`` of the other layer at its node ``l``.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .config import PJIT
+
+
+@njit(**PJIT)
+def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, lower, cprime, invden, diag):
+    """Thomas factors of every line's group tridiagonal system.
+
+    Diagonal of group k: its devices' conductance, the non-ideal segments at
+    its two boundaries and the resistive terminals on it. Off-diagonals:
+    minus the boundary segment conductance, zero next to a fixed group.
+
+    Writes ``lower[l, k]`` (sub-diagonal entry of row k), ``cprime``,
+    ``invden`` (0 on fixed rows, so their solution is 0) and ``diag``.
+    """
+    L, n = gid.shape
+    for l in prange(L):
+        ng = ngroups[l]
+        for k in range(ng):
+            diag[l, k] = 0.0
+            lower[l, k] = 0.0
+        for j in range(n):
+            diag[l, gid[l, j]] += g[l, j]
+        for j in range(n - 1):
+            ka = gid[l, j]
+            kb = gid[l, j + 1]
+            if ka != kb:
+                s = seg_g[l, j]
+                diag[l, ka] += s
+                diag[l, kb] += s
+                if fixed[l, ka] == 0 and fixed[l, kb] == 0:
+                    lower[l, kb] = -s
+        if term_mode[l, 0] == 1:
+            diag[l, 0] += term_g[l, 0]
+        if term_mode[l, 1] == 1:
+            diag[l, ng - 1] += term_g[l, 1]
+        prev_c = 0.0
+        for k in range(ng):
+            if fixed[l, k]:
+                invden[l, k] = 0.0
+                cprime[l, k] = 0.0
+                prev_c = 0.0
+                continue
+            den = diag[l, k] - lower[l, k] * prev_c
+            inv = 1.0 / den
+            invden[l, k] = inv
+            if k + 1 < ng:
+                c = lower[l, k + 1] * inv
+            else:
+                c = 0.0
+            cprime[l, k] = c
+            prev_c = c
+
+
+@njit(**PJIT)
+def solve_lines(gid, ngroups, lower, cprime, invden, src, g, other, couple, out):
+    """Solve every line of a layer exactly, the other layer held fixed.
+
+    Right-hand side of group k: ``src`` summed over the group's nodes (the
+    residual is stored on the group's first node) plus, when ``couple``,
+    ``g * other`` over its nodes (device current from the other layer).
+    Result replicated on every node of the group, in ``out`` (L, n, B).
+    ``out`` doubles as the per-line work space, so nothing is allocated.
+    """
+    L, n = gid.shape
+    B = out.shape[2]
+    for l in prange(L):
+        kprev = -1
+        for j in range(n):
+            k = gid[l, j]
+            if k != kprev:
+                for b in range(B):
+                    out[l, k, b] = src[l, j, b]
+                kprev = k
+            if couple:
+                gj = g[l, j]
+                for b in range(B):
+                    out[l, k, b] += gj * other[j, l, b]
+        ng = ngroups[l]
+        for b in range(B):
+            out[l, 0, b] *= invden[l, 0]
+        for k in range(1, ng):
+            lk = lower[l, k]
+            ik = invden[l, k]
+            for b in range(B):
+                out[l, k, b] = (out[l, k, b] - lk * out[l, k - 1, b]) * ik
+        for k in range(ng - 2, -1, -1):
+            ck = cprime[l, k]
+            for b in range(B):
+                out[l, k, b] -= ck * out[l, k + 1, b]
+        if ng < n:
+            for j in range(n - 1, -1, -1):
+                k = gid[l, j]
+                if k != j:
+                    for b in range(B):
+                        out[l, j, b] = out[l, k, b]

@@ -1,0 +1,120 @@
+"""Nodal operator of one layer: Kirchhoff residual, products, updates.
+
+Vectors of the conjugate-gradient iteration live on nodes, (L, n, B):
+voltages are replicated over every node of a group, currents (residuals,
+matrix-vector products) sit on the group's first node with zeros elsewhere,
+so a plain sum of products over nodes is the inner product over groups.
+
+Reductions are written per line into ``partial[l, b]`` and summed by the
+caller in a fixed order: results do not depend on the thread count.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .config import PJIT
+
+
+@njit(**PJIT)
+def kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, x, other, sources, zero_fixed, res):
+    """Current flowing into each group from the rest of the circuit.
+
+    ``res[l, rep, b]`` = sum over the group's devices of g (other - x), over
+    its non-ideal boundary segments of seg_g (x_neighbour - x), and over its
+    resistive terminals of term_g (term_v - x) (``term_v`` taken as 0 when
+    ``sources`` is False: the operator acting on a correction). Zero on fixed
+    groups when ``zero_fixed``; otherwise there it is minus the current the
+    ideal source must supply. ``b - A x`` for the free groups.
+    """
+    L, n = gid.shape
+    B = x.shape[2]
+    for l in prange(L):
+        for j in range(n):
+            for b in range(B):
+                res[l, j, b] = 0.0
+        rep = 0
+        for j in range(n):
+            if j > 0 and gid[l, j] != gid[l, j - 1]:
+                s = seg_g[l, j - 1]
+                for b in range(B):
+                    cur = s * (x[l, j, b] - x[l, j - 1, b])
+                    res[l, rep, b] += cur
+                    res[l, j, b] -= cur
+                rep = j
+            gj = g[l, j]
+            if gj != 0.0:
+                for b in range(B):
+                    res[l, rep, b] += gj * (other[j, l, b] - x[l, j, b])
+        for side in range(2):
+            if term_mode[l, side] == 1:
+                node = 0 if side == 0 else n - 1
+                r0 = 0
+                if side == 1:
+                    r0 = rep
+                gt = term_g[l, side]
+                for b in range(B):
+                    vs = term_v[l, side, b] if sources else 0.0
+                    res[l, r0, b] += gt * (vs - x[l, node, b])
+        if zero_fixed:
+            kprev = -1
+            for j in range(n):
+                k = gid[l, j]
+                if k != kprev:
+                    kprev = k
+                    if fixed[l, k]:
+                        for b in range(B):
+                            res[l, j, b] = 0.0
+
+
+@njit(**PJIT)
+def matvec_dot(gid, fixed, g, seg_g, term_mode, term_g, term_v, p, other, q, partial):
+    """``q = A p`` on this layer's groups (a correction: no sources) and
+    ``partial[l, b] = sum_k p q`` over line l."""
+    kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, p, other, False, True, q)
+    L, n = gid.shape
+    B = p.shape[2]
+    for l in prange(L):
+        for b in range(B):
+            s = 0.0
+            for j in range(n):
+                q[l, j, b] = -q[l, j, b]
+                s += p[l, j, b] * q[l, j, b]
+            partial[l, b] = s
+
+
+@njit(**PJIT)
+def dot_lines(a, c, partial):
+    """``partial[l, b] = sum_k a[l, k, b] c[l, k, b]``."""
+    L, n, B = a.shape
+    for l in prange(L):
+        for b in range(B):
+            s = 0.0
+            for j in range(n):
+                s += a[l, j, b] * c[l, j, b]
+            partial[l, b] = s
+
+
+@njit(**PJIT)
+def cg_update(x, r, p, q, alpha, partial):
+    """``x += alpha p``; ``r -= alpha q``; ``partial[l, b] = |r_l|^2``."""
+    L, n, B = x.shape
+    for l in prange(L):
+        for b in range(B):
+            a = alpha[b]
+            s = 0.0
+            for j in range(n):
+                x[l, j, b] += a * p[l, j, b]
+                rv = r[l, j, b] - a * q[l, j, b]
+                r[l, j, b] = rv
+                s += rv * rv
+            partial[l, b] = s
+
+
+@njit(**PJIT)
+def xpby(z, beta, p):
+    """``p = z + beta p`` (the new search direction)."""
+    L, n, B = z.shape
+    for l in prange(L):
+        for j in range(n):
+            for b in range(B):
+                p[l, j, b] = z[l, j, b] + beta[b] * p[l, j, b]

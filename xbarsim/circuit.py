@@ -1,0 +1,411 @@
+"""The passive crossbar circuit (shared/CIRCUIT.md) and its drives.
+
+`Crossbar` holds what the array is (device conductances, wire resistances,
+device nonlinearity); `Drive` holds what is attached to one end of every line
+of one kind. `build_network` turns both into the per-layer arrays the
+kernels work on, checking that the circuit has a unique solution first.
+
+Layout used by the kernels
+--------------------------
+Each *layer* (word lines, bit lines) is stored line-major, so that walking
+along a line is contiguous in memory: word-line data is ``(M, N)`` indexed
+``[i, j]``; bit-line data is ``(N, M)`` indexed ``[j, i]`` (the transpose).
+Nodes joined by an ideal (0 ohm) wire form one *group*, the unknown of the
+line's tridiagonal system; ``gid[l, k]`` is the group of node ``k`` of line
+``l``. A group holding an ideal (0 ohm) drive has a fixed voltage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .exceptions import CircuitError, ParameterError
+
+__all__ = ["Crossbar", "Drive", "read_drives"]
+
+FLOATING, RESISTIVE, IDEAL = 0, 1, 2
+"""Terminal modes, as stored in `Layer.term_mode`."""
+
+
+def _as_float_array(value, name):
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"{name} must be numeric; got {type(value).__name__}.") from exc
+    return arr
+
+
+def _check_finite_nonneg(arr, name, unit, allow_zero=True):
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(np.atleast_1d(arr)))[:3].tolist()
+        raise ParameterError(
+            f"{name} holds NaN or inf (first at index {bad}); every value must be a "
+            f"finite number of {unit}."
+        )
+    if np.any(arr < 0) or (not allow_zero and np.any(arr == 0)):
+        lower = "> 0" if not allow_zero else ">= 0"
+        raise ParameterError(
+            f"{name} must be {lower} {unit}; its smallest value is {float(np.min(arr))!r}."
+        )
+
+
+def _per_segment(value, shape, name):
+    """Validate a wire resistance given as a scalar or per segment."""
+    arr = _as_float_array(value, name)
+    if arr.ndim != 0 and arr.shape != shape:
+        raise ParameterError(
+            f"{name} has shape {arr.shape}; expected a scalar or {shape}."
+        )
+    _check_finite_nonneg(arr, name, "ohms")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Crossbar:
+    """A passive M x N crossbar array.
+
+    Parameters
+    ----------
+    g : array_like, shape (M, N)
+        Device conductances in siemens (small-signal, at 0 V). ``0`` is an
+        open device.
+    r_wl : float or array_like, shape (M, N-1)
+        Word-line segment resistance in ohms between ``WL(i,j)`` and
+        ``WL(i,j+1)``. ``0`` is an ideal wire (the nodes are one node).
+    r_bl : float or array_like, shape (M-1, N)
+        Bit-line segment resistance in ohms between ``BL(i,j)`` and
+        ``BL(i+1,j)``.
+    v0 : None, float or array_like, shape (M, N)
+        ``None`` for linear devices ``I = G V``; otherwise the sinh scale in
+        volts of ``I = G V0 sinh(V / V0)`` (shared/CIRCUIT.md).
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsim as xs
+    >>> xbar = xs.Crossbar(np.full((4, 3), 1e-4), r_wl=1.0, r_bl=1.0)
+    >>> xbar.shape
+    (4, 3)
+    """
+
+    g: np.ndarray
+    """Device conductance, siemens, (M, N)."""
+    r_wl: object = 0.0
+    """Word-line segment resistance, ohms, scalar or (M, N-1)."""
+    r_bl: object = 0.0
+    """Bit-line segment resistance, ohms, scalar or (M-1, N)."""
+    v0: object = None
+    """sinh voltage scale, volts, scalar or (M, N); None for linear devices."""
+
+    def __post_init__(self):
+        g = _as_float_array(self.g, "g")
+        if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] < 1:
+            raise ParameterError(
+                f"g has shape {g.shape}; expected a 2-D (M, N) array of conductances "
+                "in siemens with M, N >= 1."
+            )
+        _check_finite_nonneg(g, "g", "siemens")
+        M, N = g.shape
+        object.__setattr__(self, "g", np.ascontiguousarray(g))
+        object.__setattr__(self, "r_wl", _per_segment(self.r_wl, (M, N - 1), "r_wl"))
+        object.__setattr__(self, "r_bl", _per_segment(self.r_bl, (M - 1, N), "r_bl"))
+        if self.v0 is not None:
+            v0 = _as_float_array(self.v0, "v0")
+            if v0.ndim != 0 and v0.shape != (M, N):
+                raise ParameterError(f"v0 has shape {v0.shape}; expected None, a scalar or {(M, N)}.")
+            _check_finite_nonneg(v0, "v0", "volts", allow_zero=False)
+            object.__setattr__(self, "v0", v0)
+
+    @property
+    def shape(self):
+        """(M, N): word lines, bit lines."""
+        return self.g.shape
+
+    @property
+    def linear(self):
+        """True for linear devices (``v0 is None``)."""
+        return self.v0 is None
+
+    def r_wl_full(self):
+        """Word-line segment resistances as a full (M, N-1) array."""
+        M, N = self.shape
+        return np.broadcast_to(self.r_wl, (M, N - 1))
+
+    def r_bl_full(self):
+        """Bit-line segment resistances as a full (M-1, N) array."""
+        M, N = self.shape
+        return np.broadcast_to(self.r_bl, (M - 1, N))
+
+    def v0_full(self):
+        """sinh scale as a full (M, N) array (inf for linear devices)."""
+        if self.v0 is None:
+            return np.full(self.shape, np.inf)
+        return np.broadcast_to(self.v0, self.shape)
+
+    def with_g(self, g):
+        """A copy with new conductances (same wires and nonlinearity)."""
+        return Crossbar(g, r_wl=self.r_wl, r_bl=self.r_bl, v0=self.v0)
+
+
+@dataclass(frozen=True, eq=False)
+class Drive:
+    """What is attached to one end of every line of one kind.
+
+    Parameters
+    ----------
+    v : float or array_like, shape (L,) or (L, B)
+        Source voltage in volts per line; a trailing batch dimension solves
+        B input vectors on one conductance state. A scalar broadcasts.
+    r : float or array_like, shape (L,)
+        Terminal resistance in ohms (source or sense-amplifier input
+        resistance). ``0`` fixes the node voltage exactly.
+    floating : None or array_like of bool, shape (L,)
+        Lines whose end is left open (no source at all). ``None``: none.
+    """
+
+    v: object = 0.0
+    """Source voltage, volts: scalar, (L,) or (L, B)."""
+    r: object = 0.0
+    """Terminal resistance, ohms: scalar or (L,)."""
+    floating: object = None
+    """Bool mask (L,) of open ends; None: every end is driven."""
+
+
+def read_drives(x, r_in=0.0, r_out=0.0):
+    """The usual read / MVM configuration (shared/CIRCUIT.md).
+
+    Word lines driven at the left with `x` through `r_in`, bit lines held at
+    0 V at the bottom through `r_out`, the other ends floating. Returns a
+    dict to splat into `xbarsim.solve`.
+    """
+    return {"left": Drive(x, r=r_in), "right": None, "top": None, "bottom": Drive(0.0, r=r_out)}
+
+
+# ----------------------------------------------------------------------------
+# Assembly into kernel arrays
+# ----------------------------------------------------------------------------
+
+END_NAMES = {"wl": ("left", "right"), "bl": ("top", "bottom")}
+
+
+@dataclass(frozen=True, eq=False)
+class _EndSpec:
+    mode: np.ndarray  # (L,) int8 FLOATING / RESISTIVE / IDEAL
+    g: np.ndarray  # (L,) conductance for RESISTIVE, else 0
+    v: np.ndarray  # (L, B) source voltage (0 where floating)
+    batched: bool
+
+
+def _normalize_drive(drive, n_lines, name):
+    """Validate one `Drive` (or None) against its line count."""
+    if drive is None:
+        return None
+    if not isinstance(drive, Drive):
+        raise ParameterError(
+            f"{name} must be an xbarsim.Drive or None (floating); got {type(drive).__name__}."
+        )
+    v = _as_float_array(drive.v, f"{name}.v")
+    if v.ndim == 0:
+        v = np.full((n_lines, 1), float(v))
+        batched = False
+    elif v.ndim == 1:
+        if v.shape[0] != n_lines:
+            raise ParameterError(f"{name}.v has shape {v.shape}; expected a scalar, ({n_lines},) or ({n_lines}, B).")
+        v = v[:, None]
+        batched = False
+    elif v.ndim == 2:
+        if v.shape[0] != n_lines or v.shape[1] < 1:
+            raise ParameterError(f"{name}.v has shape {v.shape}; expected a scalar, ({n_lines},) or ({n_lines}, B) with B >= 1.")
+        batched = True
+    else:
+        raise ParameterError(f"{name}.v has {v.ndim} dimensions; expected a scalar, ({n_lines},) or ({n_lines}, B).")
+    if not np.all(np.isfinite(v)):
+        raise ParameterError(f"{name}.v holds NaN or inf; drive voltages must be finite volts.")
+    r = _as_float_array(drive.r, f"{name}.r")
+    if r.ndim != 0 and r.shape != (n_lines,):
+        raise ParameterError(f"{name}.r has shape {r.shape}; expected a scalar or ({n_lines},).")
+    _check_finite_nonneg(r, f"{name}.r", "ohms")
+    r = np.broadcast_to(r, (n_lines,))
+    if drive.floating is None:
+        floating = np.zeros(n_lines, dtype=bool)
+    else:
+        floating = np.asarray(drive.floating)
+        if floating.dtype != bool or floating.shape != (n_lines,):
+            raise ParameterError(
+                f"{name}.floating has dtype {floating.dtype} and shape {floating.shape}; "
+                f"expected None or a bool array of shape ({n_lines},)."
+            )
+    mode = np.where(floating, FLOATING, np.where(r == 0, IDEAL, RESISTIVE)).astype(np.int8)
+    with np.errstate(divide="ignore"):
+        g = np.where(mode == RESISTIVE, 1.0 / np.where(r == 0, 1.0, r), 0.0)
+    v = np.where(floating[:, None], 0.0, v)
+    return _EndSpec(mode=mode, g=g, v=v, batched=batched)
+
+
+@dataclass(eq=False)
+class Layer:
+    """Kernel arrays of one layer (word lines or bit lines), line-major.
+
+    ``L`` lines of ``n`` nodes. Word lines: ``L = M, n = N``; bit lines:
+    ``L = N, n = M``.
+    """
+
+    gid: np.ndarray  # (L, n) int32 group of each node
+    ngroups: np.ndarray  # (L,) int32
+    seg_g: np.ndarray  # (L, max(n-1,1)) segment conductance (ignored where ideal)
+    term_mode: np.ndarray  # (L, 2) int8 start/end mode
+    term_g: np.ndarray  # (L, 2) conductance of RESISTIVE ends
+    term_v: np.ndarray  # (L, 2, B) source voltage
+    fixed: np.ndarray  # (L, n) uint8: group k of line l has a fixed voltage
+    fixed_v: np.ndarray  # (L, n, B) that voltage (group-indexed)
+
+
+@dataclass(eq=False)
+class Network:
+    """A crossbar plus its drives, validated and laid out for the kernels."""
+
+    xbar: Crossbar
+    wl: Layer
+    bl: Layer
+    g: np.ndarray  # (M, N)
+    g_t: np.ndarray  # (N, M)
+    batch: int
+    batched: bool
+    ends: dict = field(default_factory=dict)  # name -> _EndSpec or None
+
+    @property
+    def shape(self):
+        return self.xbar.shape
+
+
+def _build_layer(seg_r, ends, n_lines, n_nodes, batch):
+    """Group nodes joined by ideal wire and lay out terminals of one layer."""
+    ideal = seg_r == 0  # (L, n-1)
+    gid = np.zeros((n_lines, n_nodes), dtype=np.int32)
+    if n_nodes > 1:
+        np.cumsum(~ideal, axis=1, out=gid[:, 1:])
+    ngroups = (gid[:, -1] + 1).astype(np.int32)
+    with np.errstate(divide="ignore"):
+        seg_g = np.where(ideal, 0.0, 1.0 / np.where(ideal, 1.0, seg_r))
+    if n_nodes == 1:
+        seg_g = np.zeros((n_lines, 1))
+    term_mode = np.zeros((n_lines, 2), dtype=np.int8)
+    term_g = np.zeros((n_lines, 2))
+    term_v = np.zeros((n_lines, 2, batch))
+    fixed = np.zeros((n_lines, n_nodes), dtype=np.uint8)
+    fixed_v = np.zeros((n_lines, n_nodes, batch))
+    for side, spec in enumerate(ends):
+        if spec is None:
+            continue
+        term_mode[:, side] = spec.mode
+        term_g[:, side] = spec.g
+        term_v[:, side, :] = spec.v  # broadcasts (L,1) over batch
+        ideal_lines = np.nonzero(spec.mode == IDEAL)[0]
+        group = 0 if side == 0 else ngroups[ideal_lines] - 1
+        fixed[ideal_lines, group] = 1
+        fixed_v[ideal_lines, group, :] = spec.v[ideal_lines]
+    return Layer(
+        gid=np.ascontiguousarray(gid),
+        ngroups=ngroups,
+        seg_g=np.ascontiguousarray(seg_g),
+        term_mode=term_mode,
+        term_g=term_g,
+        term_v=term_v,
+        fixed=fixed,
+        fixed_v=fixed_v,
+    )
+
+
+def _line_names(kind, idx, limit=10):
+    idx = list(map(int, idx))
+    shown = ", ".join(f"{kind}[{i}]" for i in idx[:limit])
+    return shown + (f" ... ({len(idx)} in all)" if len(idx) > limit else "")
+
+
+def build_network(xbar, left=None, right=None, top=None, bottom=None):
+    """Validate drives against `xbar` and build the kernel arrays.
+
+    Raises
+    ------
+    ParameterError
+        Bad shapes, NaN/inf, negative resistance, mismatched batch sizes.
+    CircuitError
+        No unique solution: a line with no finite-resistance path to a
+        driven end, or two ideal drives joined by ideal wire.
+    """
+    from .kernels.graph import reachable_lines
+
+    if not isinstance(xbar, Crossbar):
+        raise ParameterError(f"xbar must be an xbarsim.Crossbar; got {type(xbar).__name__}.")
+    M, N = xbar.shape
+    specs = {
+        "left": _normalize_drive(left, M, "left"),
+        "right": _normalize_drive(right, M, "right"),
+        "top": _normalize_drive(top, N, "top"),
+        "bottom": _normalize_drive(bottom, N, "bottom"),
+    }
+    batches = {name: s.v.shape[1] for name, s in specs.items() if s is not None and s.batched}
+    sizes = set(batches.values())
+    if len(sizes) > 1:
+        raise ParameterError(
+            f"drive batch sizes differ: {batches}; give every batched drive the same B "
+            "(trailing dimension), or a scalar / (L,) voltage that broadcasts."
+        )
+    batch = sizes.pop() if sizes else 1
+    batched = bool(batches)
+
+    # Two ideal drives on one group (a line with both ends at 0 ohm and
+    # only ideal wire between) fix one node twice: no unique current split.
+    for layer_name, (a, b), seg, n_lines, kind in (
+        ("wl", ("left", "right"), xbar.r_wl_full(), M, "word line"),
+        ("bl", ("top", "bottom"), xbar.r_bl_full().T, N, "bit line"),
+    ):
+        sa, sb = specs[a], specs[b]
+        if sa is None or sb is None:
+            continue
+        single_group = np.all(seg == 0, axis=1) if seg.shape[1] else np.ones(n_lines, bool)
+        clash = np.nonzero((sa.mode == IDEAL) & (sb.mode == IDEAL) & single_group)[0]
+        if clash.size:
+            lines = _line_names("WL" if layer_name == "wl" else "BL", clash)
+            raise CircuitError(
+                f"{lines}: both ends are ideal (0 ohm) drives joined by ideal (0 ohm) wire, "
+                f"so the current through the {kind} is undetermined. Give one end a terminal "
+                "resistance r > 0, a wire resistance > 0, or let one end float.",
+                word_lines=clash if layer_name == "wl" else (),
+                bit_lines=clash if layer_name == "bl" else (),
+            )
+
+    anchored_wl = np.zeros(M, dtype=np.uint8)
+    anchored_bl = np.zeros(N, dtype=np.uint8)
+    for name, arr in (("left", anchored_wl), ("right", anchored_wl), ("top", anchored_bl), ("bottom", anchored_bl)):
+        if specs[name] is not None:
+            arr |= (specs[name].mode != FLOATING).astype(np.uint8)
+    if not (anchored_wl.all() and anchored_bl.all()):
+        reached_wl, reached_bl = reachable_lines(xbar.g, anchored_wl, anchored_bl)
+        lost_wl = np.nonzero(reached_wl == 0)[0]
+        lost_bl = np.nonzero(reached_bl == 0)[0]
+        if lost_wl.size or lost_bl.size:
+            parts = [p for p in (_line_names("WL", lost_wl), _line_names("BL", lost_bl)) if p]
+            raise CircuitError(
+                f"{' and '.join(parts)} have no finite-resistance path to a driven end "
+                "(both ends floating and every device to the rest of the array open), so "
+                "their voltage is undetermined. Drive one end of these lines, or give them "
+                "a device with g > 0 connecting to a driven line.",
+                word_lines=lost_wl,
+                bit_lines=lost_bl,
+            )
+
+    wl = _build_layer(xbar.r_wl_full(), (specs["left"], specs["right"]), M, N, batch)
+    bl = _build_layer(xbar.r_bl_full().T, (specs["top"], specs["bottom"]), N, M, batch)
+    return Network(
+        xbar=xbar,
+        wl=wl,
+        bl=bl,
+        g=xbar.g,
+        g_t=np.ascontiguousarray(xbar.g.T),
+        batch=batch,
+        batched=batched,
+        ends=specs,
+    )

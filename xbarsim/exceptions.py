@@ -1,0 +1,64 @@
+"""Exceptions raised by xbarsim.
+
+Every error a user can cause has its own class, raised before any compute,
+with a message that says what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "XbarsimError",
+    "ParameterError",
+    "CircuitError",
+    "ConvergenceError",
+    "MemoryLimitError",
+    "SpiceError",
+]
+
+
+class XbarsimError(Exception):
+    """Base class of every error xbarsim raises on purpose."""
+
+
+class ParameterError(XbarsimError, ValueError):
+    """A parameter has the wrong shape, type, sign or value (NaN, inf...)."""
+
+
+class CircuitError(XbarsimError):
+    """The circuit is ill-posed: it has no unique solution.
+
+    Attributes
+    ----------
+    word_lines, bit_lines : list of int
+        The lines at fault.
+    """
+
+    def __init__(self, message, word_lines=(), bit_lines=()):
+        super().__init__(message)
+        self.word_lines = list(word_lines)
+        self.bit_lines = list(bit_lines)
+
+
+class ConvergenceError(XbarsimError):
+    """An iterative solve did not reach its tolerance.
+
+    Attributes
+    ----------
+    residual_history : numpy.ndarray
+        Relative residual after each iteration (worst batch column).
+    iterations : int
+        Iterations run before giving up.
+    """
+
+    def __init__(self, message, residual_history=None, iterations=0):
+        super().__init__(message)
+        self.residual_history = residual_history
+        self.iterations = iterations
+
+
+class MemoryLimitError(XbarsimError, MemoryError):
+    """A request would not fit in memory; refused before allocating."""
+
+
+class SpiceError(XbarsimError):
+    """ngspice is missing, failed, or returned output that cannot be read."""

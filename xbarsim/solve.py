@@ -1,0 +1,293 @@
+"""Solve a crossbar circuit: `solve` and its `Solution`.
+
+Two methods share one validated `Network`:
+
+``"pcg"``
+    Conjugate gradients preconditioned by symmetric line relaxation: solve
+    every word line exactly (bit lines fixed), then every bit line, then
+    every word line again, each a tridiagonal (Thomas) solve per line, in
+    parallel over lines. The line factors are computed once per conductance
+    state and reused across iterations and all B input columns.
+``"direct"``
+    The sparse nodal matrix over the same unknowns, factored once by SciPy's
+    SuperLU and solved for all B columns: the reference path, best for small
+    arrays.
+``"auto"``
+    ``"direct"`` up to `AUTO_DIRECT_MAX_CELLS` cells, ``"pcg"`` above.
+
+Convergence is judged on the Kirchhoff residual: the current imbalance at
+every free node, relative to the current the drives push into the circuit.
+The default tolerance makes terminal currents agree with the direct solve to
+about 1e-10 relative. A solve that misses its tolerance raises
+`ConvergenceError` with the residual history; nothing unconverged is
+returned.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from .circuit import FLOATING, IDEAL, RESISTIVE, Crossbar, Network, build_network
+from .exceptions import ConvergenceError, MemoryLimitError, ParameterError
+from . import _memory
+
+__all__ = ["solve", "Solution", "METHODS", "DEFAULT_TOL"]
+
+METHODS = ("auto", "pcg", "direct")
+DEFAULT_TOL = 1e-12
+"""Default relative Kirchhoff residual: terminal currents to ~1e-10."""
+AUTO_DIRECT_MAX_CELLS = 64 * 64
+"""``method="auto"`` uses the direct factorization up to this many cells."""
+
+
+@dataclass(frozen=True, eq=False)
+class Solution:
+    """Node voltages and currents of a solved crossbar.
+
+    Shapes are (M, N) / (N,) etc., with a trailing batch dimension B when
+    any drive voltage had one.
+    """
+
+    v_wl: np.ndarray
+    """Word-line node voltages, volts, (M, N[, B])."""
+    v_bl: np.ndarray
+    """Bit-line node voltages, volts, (M, N[, B])."""
+    i_device: np.ndarray
+    """Device currents, amperes, (M, N[, B]), positive from word line into bit line."""
+    i_out: np.ndarray
+    """Sense current of each bit line, amperes, (N[, B]): out of the array through its bottom end (0 where it floats)."""
+    i_terminal: dict
+    """Current into the array through each end, amperes: keys left/right (M[, B]) and top/bottom (N[, B]); NaN where floating."""
+    iterations: int
+    """Iterations run (0 for the direct method)."""
+    residual: float
+    """Relative Kirchhoff residual reached (worst batch column)."""
+    method: str
+    """The method that produced this solution."""
+    residual_history: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Relative residual after each iteration (worst batch column)."""
+    kcl_error: float = 0.0
+    """|sum of terminal currents| / sum |terminal currents| (Kirchhoff's current law, whole array)."""
+    network: Optional[Network] = field(default=None, repr=False)
+    """The validated circuit this solution belongs to (for warm starts and power balance)."""
+
+    @property
+    def shape(self):
+        return self.v_wl.shape[:2]
+
+    def power_supplied(self):
+        """Power delivered by the ideal sources, watts (per batch column)."""
+        net = self.network
+        total = 0.0
+        for name, spec in net.ends.items():
+            if spec is None:
+                continue
+            cur = np.nan_to_num(self.i_terminal[name])
+            v = spec.v if net.batched else spec.v[:, 0]
+            total = total + np.sum(np.where(spec.mode[(...,) + (None,) * (v.ndim - 1)] == FLOATING, 0.0, v * cur), axis=0)
+        return total
+
+    def power_dissipated(self):
+        """Power dissipated in devices, wires and terminal resistors, watts."""
+        net = self.network
+        xbar = net.xbar
+        vd = self.v_wl - self.v_bl
+        pdev = np.sum(self.i_device * vd, axis=(0, 1))
+        pw = 0.0
+        extra = (None,) * (vd.ndim - 2)
+        rwl = xbar.r_wl_full()
+        rbl = xbar.r_bl_full()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if rwl.size:
+                dv = np.diff(self.v_wl, axis=1)
+                gw = np.where(rwl == 0, 0.0, 1.0 / np.where(rwl == 0, 1.0, rwl))
+                pw = pw + np.sum(gw[(...,) + extra] * dv * dv, axis=(0, 1))
+            if rbl.size:
+                dv = np.diff(self.v_bl, axis=0)
+                gb = np.where(rbl == 0, 0.0, 1.0 / np.where(rbl == 0, 1.0, rbl))
+                pw = pw + np.sum(gb[(...,) + extra] * dv * dv, axis=(0, 1))
+        pt = 0.0
+        for name, spec in net.ends.items():
+            if spec is None:
+                continue
+            cur = np.nan_to_num(self.i_terminal[name])
+            res = np.where(spec.mode == RESISTIVE, 1.0 / np.where(spec.g > 0, spec.g, 1.0), 0.0)
+            pt = pt + np.sum(res[(...,) + extra] * cur * cur, axis=0)
+        return pdev + pw + pt
+
+
+# ----------------------------------------------------------------------------
+
+
+def _check_method(method):
+    if method not in METHODS:
+        raise ParameterError(f"unknown method {method!r}; choose one of {METHODS}.")
+
+
+def _check_tol(tol, maxiter):
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and 0 < tol < 1):
+        raise ParameterError(f"tol must be a number in (0, 1); got {tol!r}.")
+    if maxiter is not None and (not isinstance(maxiter, (int, np.integer)) or maxiter < 1):
+        raise ParameterError(f"maxiter must be a positive integer or None; got {maxiter!r}.")
+
+
+def solve(
+    xbar: Crossbar,
+    left=None,
+    right=None,
+    top=None,
+    bottom=None,
+    *,
+    method: str = "auto",
+    tol: float = DEFAULT_TOL,
+    maxiter: Optional[int] = None,
+    callback: Optional[Callable[[int, float], None]] = None,
+    x0: Optional[Solution] = None,
+) -> Solution:
+    """Solve the crossbar circuit (shared/CIRCUIT.md) for its node voltages.
+
+    Parameters
+    ----------
+    xbar : Crossbar
+        The array: conductances, wire resistances.
+    left, right : Drive or None
+        Word-line ends (``WL(i, 0)`` / ``WL(i, N-1)``); None floats them all.
+    top, bottom : Drive or None
+        Bit-line ends (``BL(0, j)`` / ``BL(M-1, j)``); None floats them all.
+    method : {"auto", "pcg", "direct"}
+        Solver; see the module docstring.
+    tol : float
+        Relative Kirchhoff residual to reach (iterative method).
+    maxiter : int, optional
+        Iteration cap; default ``max(200, 4 (M + N))``.
+    callback : callable, optional
+        ``callback(iteration, relative_residual)`` after every iteration.
+    x0 : Solution, optional
+        Warm start: a previous solution of a circuit of the same shape.
+
+    Returns
+    -------
+    Solution
+
+    Raises
+    ------
+    ParameterError, CircuitError
+        Bad input or an ill-posed circuit, before any compute.
+    MemoryLimitError
+        The solve would not fit in available memory.
+    ConvergenceError
+        The iteration did not reach `tol` within `maxiter`.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsim as xs
+    >>> g = np.full((2, 3), 1e-4)
+    >>> sol = xs.solve(xs.Crossbar(g), left=xs.Drive([0.1, 0.2]), bottom=xs.Drive(0.0))
+    >>> np.allclose(sol.i_out, g.T @ [0.1, 0.2])
+    True
+    """
+    _check_method(method)
+    _check_tol(tol, maxiter)
+    if x0 is not None and not isinstance(x0, Solution):
+        raise ParameterError(f"x0 must be a Solution from a previous solve; got {type(x0).__name__}.")
+    if not isinstance(xbar, Crossbar):
+        raise ParameterError(f"xbar must be an xbarsim.Crossbar; got {type(xbar).__name__}.")
+    if not xbar.linear:
+        raise ParameterError(
+            "this solver handles linear devices (v0=None); sinh devices need the nonlinear "
+            "solver, which is not available in this version."
+        )
+    net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
+    M, N = xbar.shape
+    if x0 is not None and x0.shape != (M, N):
+        raise ParameterError(f"x0 is a solution of a {x0.shape} array; this one is {(M, N)}.")
+    if method == "auto":
+        method = "direct" if M * N <= AUTO_DIRECT_MAX_CELLS else "pcg"
+    _memory.check(method, M, N, net.batch)
+    if method == "direct":
+        from ._direct import solve_direct
+
+        v_wl, v_bl = solve_direct(net)
+        iterations, residual, history = 0, 0.0, np.zeros(0)
+    else:
+        from ._pcg import solve_pcg
+
+        v_wl, v_bl, iterations, residual, history = solve_pcg(
+            net, tol=tol, maxiter=maxiter, callback=callback, x0=x0
+        )
+    return _finish(net, v_wl, v_bl, method, iterations, residual, history)
+
+
+def _end_currents(net, v_wl, v_bl):
+    """Current into the array through every end, (L, B), NaN where floating."""
+    from .kernels.operator import kcl_residual
+
+    out = {}
+    for layer, own, other, g, names in (
+        (net.wl, v_wl, v_bl, net.g, ("left", "right")),
+        (net.bl, v_bl, v_wl, net.g_t, ("top", "bottom")),
+    ):
+        need_ideal = any(
+            net.ends[nm] is not None and np.any(net.ends[nm].mode == IDEAL) for nm in names
+        )
+        res = None
+        if need_ideal:
+            res = np.empty_like(own)
+            kcl_residual(layer.gid, layer.fixed, g, layer.seg_g, layer.term_mode, layer.term_g,
+                         layer.term_v, own, other, True, False, res)
+        L, n = layer.gid.shape
+        last_rep = np.argmax(layer.gid == (layer.ngroups - 1)[:, None], axis=1)
+        for side, name in enumerate(names):
+            spec = net.ends[name]
+            cur = np.full((L, net.batch), np.nan)
+            if spec is not None:
+                node = 0 if side == 0 else n - 1
+                rmask = spec.mode == RESISTIVE
+                cur[rmask] = spec.g[rmask, None] * (layer.term_v[rmask, side, :] - own[rmask, node, :])
+                imask = spec.mode == IDEAL
+                if np.any(imask):
+                    rep = np.zeros(L, dtype=np.int64) if side == 0 else last_rep
+                    lines = np.nonzero(imask)[0]
+                    cur[lines] = -res[lines, rep[lines], :]
+            out[name] = cur
+    return out
+
+
+def _finish(net, v_wl, v_bl, method, iterations, residual, history):
+    """Currents, Kirchhoff check and output shapes common to every method."""
+    terminals = _end_currents(net, v_wl, v_bl)
+    v_bl_mn = v_bl.transpose(1, 0, 2)
+    i_device = net.g[:, :, None] * (v_wl - v_bl_mn)
+    stacked = np.concatenate([np.nan_to_num(c) for c in terminals.values()], axis=0)
+    scale = np.sum(np.abs(stacked), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kcl = np.where(scale > 0, np.abs(np.sum(stacked, axis=0)) / np.where(scale > 0, scale, 1.0), 0.0)
+    for name, arr in (("v_wl", v_wl), ("v_bl", v_bl)):
+        if not np.all(np.isfinite(arr)):
+            raise ConvergenceError(f"{method} solve produced non-finite {name}; this is a bug, please report it.",
+                                   residual_history=history, iterations=iterations)
+    bottom = net.ends["bottom"]
+    i_out = np.zeros((net.shape[1], net.batch))
+    if bottom is not None:
+        i_out = -np.nan_to_num(terminals["bottom"])
+    if not net.batched:
+        squeeze = lambda a: a[..., 0]
+        v_wl, v_bl_mn, i_device, i_out = map(squeeze, (v_wl, v_bl_mn, i_device, i_out))
+        terminals = {k: squeeze(v) for k, v in terminals.items()}
+    return Solution(
+        v_wl=v_wl,
+        v_bl=v_bl_mn,
+        i_device=i_device,
+        i_out=i_out,
+        i_terminal=terminals,
+        iterations=int(iterations),
+        residual=float(residual),
+        method=method,
+        residual_history=history,
+        kcl_error=float(np.max(kcl)),
+        network=net,
+    )

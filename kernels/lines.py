@@ -19,11 +19,13 @@ from .config import PJIT
 
 
 @njit(**PJIT)
-def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, lower, cprime, invden, diag):
+def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, lower, cprime, invden, diag):
     """Thomas factors of every line's group tridiagonal system.
 
     Diagonal of group k: its devices' conductance, the non-ideal segments at
-    its two boundaries and the resistive terminals on it. Off-diagonals:
+    its two boundaries, the resistive terminals on it and, when ``shunt`` is
+    (L, n) rather than (1, 1), its nodes' conductance to ground (coarse
+    levels of the multigrid hierarchy). Off-diagonals:
     minus the boundary segment conductance, zero next to a fixed group.
 
     Writes ``lower[l, k]`` (sub-diagonal entry of row k), ``cprime``,
@@ -37,6 +39,9 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, lower, cprime
             lower[l, k] = 0.0
         for j in range(n):
             diag[l, gid[l, j]] += g[l, j]
+        if shunt.shape[0] == L and shunt.shape[1] == n:
+            for j in range(n):
+                diag[l, gid[l, j]] += shunt[l, j]
         for j in range(n - 1):
             ka = gid[l, j]
             kb = gid[l, j + 1]

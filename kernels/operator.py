@@ -16,7 +16,7 @@ from .config import PJIT
 
 
 @njit(**PJIT)
-def kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, x, other, sources, zero_fixed, res):
+def kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, x, other, sources, zero_fixed, res):
     """Current flowing into each group from the rest of the circuit.
 
     ``res[l, rep, b]`` = sum over the group's devices of g (other - x), over
@@ -28,6 +28,7 @@ def kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, x, other, sour
     """
     L, n = gid.shape
     B = x.shape[2]
+    has_shunt = shunt.shape[0] == L and shunt.shape[1] == n
     for l in prange(L):
         for j in range(n):
             for b in range(B):
@@ -45,6 +46,10 @@ def kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, x, other, sour
             if gj != 0.0:
                 for b in range(B):
                     res[l, rep, b] += gj * (other[j, l, b] - x[l, j, b])
+            if has_shunt:
+                sj = shunt[l, j]
+                for b in range(B):
+                    res[l, rep, b] -= sj * x[l, j, b]
         for side in range(2):
             if term_mode[l, side] == 1:
                 node = 0 if side == 0 else n - 1
@@ -67,10 +72,10 @@ def kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, x, other, sour
 
 
 @njit(**PJIT)
-def matvec_dot(gid, fixed, g, seg_g, term_mode, term_g, term_v, p, other, q, partial):
+def matvec_dot(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, p, other, q, partial):
     """``q = A p`` on this layer's groups (a correction: no sources) and
     ``partial[l, b] = sum_k p q`` over line l."""
-    kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, p, other, False, True, q)
+    kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, p, other, False, True, q)
     L, n = gid.shape
     B = p.shape[2]
     for l in prange(L):

@@ -17,10 +17,13 @@ from .kernels.lines import factor_lines, solve_lines
 from .kernels.operator import cg_update, dot_lines, kcl_residual, matvec_dot, xpby
 
 
+_NO_SHUNT = np.zeros((1, 1))
+
+
 class LineFactors:
     """Thomas factors of every line of one layer (one conductance state)."""
 
-    def __init__(self, layer, g):
+    def __init__(self, layer, g, shunt=None):
         L, n = layer.gid.shape
         self.layer = layer
         self.g = g
@@ -28,8 +31,10 @@ class LineFactors:
         self.cprime = np.empty((L, n))
         self.invden = np.empty((L, n))
         self.diag = np.empty((L, n))
+        if shunt is None:
+            shunt = _NO_SHUNT
         factor_lines(layer.gid, layer.ngroups, g, layer.seg_g, layer.term_mode, layer.term_g,
-                     layer.fixed, self.lower, self.cprime, self.invden, self.diag)
+                     layer.fixed, shunt, self.lower, self.cprime, self.invden, self.diag)
 
     def solve(self, src, other, out, couple=True):
         lay = self.layer
@@ -53,7 +58,7 @@ class LinePreconditioner:
 def _residual(net, v_wl, v_bl, r_wl, r_bl):
     for layer, own, other, g, res in ((net.wl, v_wl, v_bl, net.g, r_wl), (net.bl, v_bl, v_wl, net.g_t, r_bl)):
         kcl_residual(layer.gid, layer.fixed, g, layer.seg_g, layer.term_mode, layer.term_g,
-                     layer.term_v, own, other, True, True, res)
+                     layer.term_v, _NO_SHUNT, own, other, True, True, res)
 
 
 def _initial_voltages(net, x0):
@@ -81,7 +86,17 @@ def _initial_voltages(net, x0):
     return out
 
 
-def solve_pcg(net, tol, maxiter=None, callback=None, x0=None):
+def make_preconditioner(net, kind):
+    """``"line"``: symmetric line Gauss-Seidel; ``"mg"``: multigrid V-cycle."""
+    if kind == "mg":
+        from ._multigrid import MultigridPreconditioner
+
+        line = LinePreconditioner(net)
+        return MultigridPreconditioner(net, fine_factors=(line.wl, line.bl))
+    return LinePreconditioner(net)
+
+
+def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="line"):
     """Run PCG to relative Kirchhoff residual `tol`.
 
     Returns ``(v_wl (M,N,B), v_bl (N,M,B), iterations, residual, history)``.
@@ -90,7 +105,7 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None):
     B = net.batch
     if maxiter is None:
         maxiter = max(200, 4 * (M + N))
-    pre = LinePreconditioner(net)
+    pre = make_preconditioner(net, preconditioner)
     v_wl, v_bl = _initial_voltages(net, x0)
 
     # Scale: the residual of the zero state (drives only), per column.
@@ -129,9 +144,9 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None):
     it = 0
     for it in range(1, maxiter + 1):
         matvec_dot(wl.gid, wl.fixed, net.g, wl.seg_g, wl.term_mode, wl.term_g, wl.term_v,
-                   p_wl, p_bl, q_wl, part_w)
+                   _NO_SHUNT, p_wl, p_bl, q_wl, part_w)
         matvec_dot(bl.gid, bl.fixed, net.g_t, bl.seg_g, bl.term_mode, bl.term_g, bl.term_v,
-                   p_bl, p_wl, q_bl, part_b)
+                   _NO_SHUNT, p_bl, p_wl, q_bl, part_b)
         pq = part_w.sum(axis=0) + part_b.sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             alpha = np.where(active & (pq > 0), rz / np.where(pq > 0, pq, 1.0), 0.0)

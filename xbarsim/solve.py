@@ -1,7 +1,12 @@
 """Solve a crossbar circuit: `solve` and its `Solution`.
 
-Two methods share one validated `Network`:
+The methods share one validated `Network`:
 
+``"mg"``
+    Conjugate gradients preconditioned by a multigrid V-cycle whose coarse
+    levels are again crossbars (2 x 2 cells merged) and whose smoother is the
+    line relaxation below (xbarsim/_multigrid.py). Iterations stay nearly
+    flat as the array grows. Needs non-zero wire segments.
 ``"pcg"``
     Conjugate gradients preconditioned by symmetric line relaxation: solve
     every word line exactly (bit lines fixed), then every bit line, then
@@ -13,7 +18,8 @@ Two methods share one validated `Network`:
     SuperLU and solved for all B columns: the reference path, best for small
     arrays.
 ``"auto"``
-    ``"direct"`` up to `AUTO_DIRECT_MAX_CELLS` cells, ``"pcg"`` above.
+    ``"direct"`` up to `AUTO_DIRECT_MAX_CELLS` cells; above, ``"mg"`` when
+    every wire segment has r > 0, else ``"pcg"``.
 
 Convergence is judged on the Kirchhoff residual: the current imbalance at
 every free node, relative to the current the drives push into the circuit.
@@ -37,7 +43,7 @@ from . import _memory
 
 __all__ = ["solve", "Solution", "METHODS", "DEFAULT_TOL"]
 
-METHODS = ("auto", "pcg", "direct")
+METHODS = ("auto", "mg", "pcg", "direct")
 DEFAULT_TOL = 1e-12
 """Default relative Kirchhoff residual: terminal currents to ~1e-10."""
 AUTO_DIRECT_MAX_CELLS = 64 * 64
@@ -158,7 +164,7 @@ def solve(
         Word-line ends (``WL(i, 0)`` / ``WL(i, N-1)``); None floats them all.
     top, bottom : Drive or None
         Bit-line ends (``BL(0, j)`` / ``BL(M-1, j)``); None floats them all.
-    method : {"auto", "pcg", "direct"}
+    method : {"auto", "mg", "pcg", "direct"}
         Solver; see the module docstring.
     tol : float
         Relative Kirchhoff residual to reach (iterative method).
@@ -206,7 +212,21 @@ def solve(
     if x0 is not None and x0.shape != (M, N):
         raise ParameterError(f"x0 is a solution of a {x0.shape} array; this one is {(M, N)}.")
     if method == "auto":
-        method = "direct" if M * N <= AUTO_DIRECT_MAX_CELLS else "pcg"
+        from ._multigrid import supports
+
+        if M * N <= AUTO_DIRECT_MAX_CELLS:
+            method = "direct"
+        else:
+            method = "mg" if supports(net) else "pcg"
+    elif method == "mg":
+        from ._multigrid import supports
+
+        if not supports(net):
+            raise ParameterError(
+                "method='mg' needs every wire segment to have r > 0 (ideal wire segments "
+                "merge nodes, which the 2 x 2 coarsening does not handle); use method='pcg' "
+                "or 'auto'."
+            )
     _memory.check(method, M, N, net.batch)
     if method == "direct":
         from ._direct import solve_direct
@@ -217,7 +237,8 @@ def solve(
         from ._pcg import solve_pcg
 
         v_wl, v_bl, iterations, residual, history = solve_pcg(
-            net, tol=tol, maxiter=maxiter, callback=callback, x0=x0
+            net, tol=tol, maxiter=maxiter, callback=callback, x0=x0,
+            preconditioner="mg" if method == "mg" else "line",
         )
     return _finish(net, v_wl, v_bl, method, iterations, residual, history)
 
@@ -225,6 +246,7 @@ def solve(
 def _end_currents(net, v_wl, v_bl):
     """Current into the array through every end, (L, B), NaN where floating."""
     from .kernels.operator import kcl_residual
+    from ._pcg import _NO_SHUNT
 
     out = {}
     for layer, own, other, g, names in (
@@ -238,7 +260,7 @@ def _end_currents(net, v_wl, v_bl):
         if need_ideal:
             res = np.empty_like(own)
             kcl_residual(layer.gid, layer.fixed, g, layer.seg_g, layer.term_mode, layer.term_g,
-                         layer.term_v, own, other, True, False, res)
+                         layer.term_v, _NO_SHUNT, own, other, True, False, res)
         L, n = layer.gid.shape
         last_rep = np.argmax(layer.gid == (layer.ngroups - 1)[:, None], axis=1)
         for side, name in enumerate(names):

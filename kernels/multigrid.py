@@ -1,0 +1,48 @@
+"""Grid transfers of the crossbar multigrid: 2 x 2 cell aggregation.
+
+A coarse level of a crossbar is again a crossbar: node (I, J) of a coarse
+layer aggregates the nodes (2I..2I+1, 2J..2J+1) of the fine layer.
+Prolongation is piecewise constant (zero on fixed fine nodes); restriction
+is its transpose (a sum over the block).
+"""
+
+from numba import njit, prange
+
+from .config import PJIT
+
+
+@njit(**PJIT)
+def restrict_coupling(g, z_other, fixed_own, out):
+    """Restrict the residual ``g * z_other`` left on this layer by a
+    word-line-then-bit-line sweep (the other layer's residual is zero).
+
+    ``out[I, J, b] = sum`` over free nodes (i, j) of the 2 x 2 block of
+    ``g[i, j] * z_other[j, i, b]``. Layouts: this layer (L, n), other layer
+    (n, L), coarse (ceil(L/2), ceil(n/2)).
+    """
+    Lc, nc, B = out.shape
+    L, n = g.shape
+    for I in prange(Lc):
+        for J in range(nc):
+            for b in range(B):
+                out[I, J, b] = 0.0
+        for i in range(2 * I, min(2 * I + 2, L)):
+            for j in range(n):
+                if fixed_own[i, j] == 0:
+                    gij = g[i, j]
+                    J = j >> 1
+                    for b in range(B):
+                        out[I, J, b] += gij * z_other[j, i, b]
+
+
+@njit(**PJIT)
+def prolong_add(zc, fixed_own, z):
+    """``z[i, j] += zc[i // 2, j // 2]`` on free nodes."""
+    L, n, B = z.shape
+    for i in prange(L):
+        I = i >> 1
+        for j in range(n):
+            if fixed_own[i, j] == 0:
+                J = j >> 1
+                for b in range(B):
+                    z[i, j, b] += zc[I, J, b]

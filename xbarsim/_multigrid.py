@@ -1,0 +1,257 @@
+"""Multigrid preconditioner: a coarse crossbar is again a crossbar.
+
+Coarsening merges 2 x 2 cells. On the coarse level, device conductances of
+the block add, wire segments that cross between blocks add over the two
+merged lines and are halved (two segments in series per coarse cell), and
+every conductance from a free node to a node of fixed voltage (an ideal
+drive) or to a terminal becomes a shunt to ground, summed over the block.
+The device and shunt parts are the Galerkin product P^T A P for piecewise
+constant P; the wire part is half of it, the energy-correct scaling for
+smooth error (plain aggregation over-stiffens the wires by 2 and stalls).
+
+One V-cycle, used as the preconditioner of CG, on each level:
+
+1. word-line sweep, bit-line sweep (from zero);
+2. the residual then lives on the word lines only (``g * z_bl``): restrict;
+3. coarse V-cycle (the coarsest level is factored by SuperLU, once);
+4. prolong onto the word lines; bit-line sweep, word-line sweep.
+
+Pre- and post-smoothing are each other's adjoint, so the V-cycle is a
+symmetric preconditioner. Factors of every level are built once per
+conductance state and shared by all iterations and batch columns.
+
+Needs a circuit without ideal (0 ohm) wire segments (each node its own
+unknown); the solver falls back to line relaxation alone otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .circuit import Layer, RESISTIVE
+from ._pcg import LineFactors
+from .kernels.multigrid import prolong_add, restrict_coupling
+from .kernels.operator import matvec_dot
+
+COARSEST_CELLS = 4096
+"""Stop coarsening when a level has at most this many cells; factor it."""
+WIRE_SCALE = 0.5
+"""Coarse wire conductance relative to the Galerkin (aggregation) value."""
+CYCLE = 2
+"""Coarse visits per level: 1 is a V-cycle, 2 a W-cycle (two stationary
+sweeps of the coarser cycle, which keeps the preconditioner linear and
+symmetric and the iteration count flat in the array size)."""
+
+
+def _blocksum(a):
+    """Sum 2 x 2 blocks of a 2-D array (odd trailing row/column alone)."""
+    L, n = a.shape
+    Lp, n_p = L + (L & 1), n + (n & 1)
+    if (Lp, n_p) != (L, n):
+        pad = np.zeros((Lp, n_p), dtype=a.dtype)
+        pad[:L, :n] = a
+        a = pad
+    return a.reshape(Lp // 2, 2, n_p // 2, 2).sum(axis=(1, 3))
+
+
+def _rowpairsum(a):
+    """Sum pairs of rows (odd trailing row alone)."""
+    L = a.shape[0]
+    if L & 1:
+        a = np.concatenate([a, np.zeros((1,) + a.shape[1:], dtype=a.dtype)])
+    return a[0::2] + a[1::2]
+
+
+class Level:
+    """One level: the two layers as plain crossbar arrays in shunt form."""
+
+    def __init__(self, g, seg_wl, seg_bl, shunt_wl, shunt_bl, fixed_wl, fixed_bl):
+        self.g = np.ascontiguousarray(g)
+        self.g_t = np.ascontiguousarray(g.T)
+        self.seg = (seg_wl, seg_bl)
+        self.shunt = (shunt_wl, shunt_bl)
+        self.fixed = (fixed_wl.astype(np.uint8), fixed_bl.astype(np.uint8))
+
+    @property
+    def shape(self):
+        return self.g.shape
+
+    def layers(self):
+        """`Layer` views (identity groups, no terminals) for the kernels."""
+        out = []
+        for seg, fixed in zip(self.seg, self.fixed):
+            L, n = fixed.shape
+            gid = np.ascontiguousarray(np.broadcast_to(np.arange(n, dtype=np.int32), (L, n)))
+            out.append(Layer(
+                gid=gid, ngroups=np.full(L, n, dtype=np.int32),
+                seg_g=np.ascontiguousarray(seg if seg.shape[1] else np.zeros((L, 1))),
+                term_mode=np.zeros((L, 2), np.int8), term_g=np.zeros((L, 2)),
+                term_v=np.zeros((L, 2, 1)), fixed=fixed, fixed_v=np.zeros((L, n, 1)),
+            ))
+        return out
+
+    def effective_shunts(self):
+        """Each free node's conductance to ground or to fixed nodes."""
+        out = []
+        for k, (seg, shunt, fixed) in enumerate(zip(self.seg, self.shunt, self.fixed)):
+            other_fixed = self.fixed[1 - k].T
+            g = self.g if k == 0 else self.g_t
+            eff = shunt + g * other_fixed
+            if seg.shape[1]:
+                eff[:, 1:] += seg * fixed[:, :-1]
+                eff[:, :-1] += seg * fixed[:, 1:]
+            out.append(eff * (fixed == 0))
+        return out
+
+    def coarsen(self):
+        free = [(f == 0) for f in self.fixed]
+        both = free[0] & free[1].T
+        g_c = _blocksum(self.g * both)
+        eff = self.effective_shunts()
+        shunt_c = [_blocksum(e) for e in eff]
+        seg_c = []
+        for seg, fr in zip(self.seg, free):
+            L, n = fr.shape
+            nc = (n + 1) // 2
+            if nc < 2:
+                seg_c.append(np.zeros((( L + 1) // 2, 0)))
+                continue
+            cross = seg[:, 1::2][:, : nc - 1] * fr[:, 1:-1:2][:, : nc - 1] * fr[:, 2::2][:, : nc - 1]
+            seg_c.append(WIRE_SCALE * _rowpairsum(cross))
+        fixed_c = [(_blocksum(fr.astype(np.int64)) == 0) for fr in free]
+        return Level(g_c, seg_c[0], seg_c[1], shunt_c[0], shunt_c[1], fixed_c[0], fixed_c[1])
+
+    def factor_direct(self):
+        """SuperLU factors of this level's operator over its free nodes."""
+        M, N = self.shape
+        n_wl = M * N
+        idx_wl = np.arange(n_wl).reshape(M, N)
+        idx_bl = n_wl + np.arange(N * M).reshape(N, M)
+        rows, cols, vals = [], [], []
+
+        def stamp(u, w, c):
+            rows.extend([u, w, u, w])
+            cols.extend([u, w, w, u])
+            vals.extend([c, c, -c, -c])
+
+        stamp(idx_wl.ravel(), idx_bl.T.ravel(), self.g.ravel())
+        for idx, seg in ((idx_wl, self.seg[0]), (idx_bl, self.seg[1])):
+            if seg.shape[1]:
+                stamp(idx[:, :-1].ravel(), idx[:, 1:].ravel(), seg.ravel())
+        diag = np.concatenate([self.shunt[0].ravel(), self.shunt[1].ravel()])
+        rows.append(np.arange(2 * n_wl))
+        cols.append(np.arange(2 * n_wl))
+        vals.append(diag)
+        A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(2 * n_wl, 2 * n_wl))
+        free = np.concatenate([self.fixed[0].ravel() == 0, self.fixed[1].ravel() == 0])
+        self._free = free
+        self._lu = spla.splu(A[free][:, free].tocsc(), permc_spec="MMD_AT_PLUS_A") if free.any() else None
+
+    def solve_direct(self, r_wl, r_bl, z_wl, z_bl):
+        M, N = self.shape
+        B = r_wl.shape[2]
+        r = np.concatenate([r_wl.reshape(M * N, B), r_bl.reshape(N * M, B)])
+        z = np.zeros_like(r)
+        if self._lu is not None:
+            z[self._free] = self._lu.solve(np.ascontiguousarray(r[self._free]))
+        z_wl[...] = z[: M * N].reshape(M, N, B)
+        z_bl[...] = z[M * N:].reshape(N, M, B)
+
+
+def supports(net):
+    """True when the multigrid applies: no ideal wire segments."""
+    return bool(np.all(net.wl.ngroups == net.wl.gid.shape[1]) and np.all(net.bl.ngroups == net.bl.gid.shape[1]))
+
+
+def _fine_level(net):
+    shunts = []
+    for layer in (net.wl, net.bl):
+        L, n = layer.gid.shape
+        sh = np.zeros((L, n))
+        for side, node in ((0, 0), (1, n - 1)):
+            res = layer.term_mode[:, side] == RESISTIVE
+            sh[res, node] += layer.term_g[res, side]
+        shunts.append(sh)
+    seg_wl = net.wl.seg_g[:, : net.shape[1] - 1]
+    seg_bl = net.bl.seg_g[:, : net.shape[0] - 1]
+    return Level(net.g, seg_wl, seg_bl, shunts[0], shunts[1], net.wl.fixed, net.bl.fixed)
+
+
+class MultigridPreconditioner:
+    """V-cycle over a hierarchy of coarse crossbars (see module docstring)."""
+
+    def __init__(self, net, fine_factors=None, coarsest_cells=COARSEST_CELLS, cycle=None):
+        self.batch = net.batch
+        self.cycle = CYCLE if cycle is None else cycle
+        level = _fine_level(net)
+        self.levels = [level]
+        while level.shape[0] * level.shape[1] > coarsest_cells and max(level.shape) > 1:
+            level = level.coarsen()
+            self.levels.append(level)
+        self.levels[-1].factor_direct()
+        self.factors = []
+        for k, lev in enumerate(self.levels[:-1]):
+            if k == 0 and fine_factors is not None:
+                self.factors.append(fine_factors)
+                continue
+            lay_wl, lay_bl = lev.layers()
+            self.factors.append((LineFactors(lay_wl, lev.g, lev.shunt[0]),
+                                 LineFactors(lay_bl, lev.g_t, lev.shunt[1])))
+        B = net.batch
+        self.work = []
+        for lev in self.levels[1:]:
+            M, N = lev.shape
+            self.work.append(dict(
+                r_wl=np.zeros((M, N, B)), r_bl=np.zeros((N, M, B)),
+                z_wl=np.zeros((M, N, B)), z_bl=np.zeros((N, M, B)),
+            ))
+        self.extra = []
+        for k, lev in enumerate(self.levels[1:-1], start=1):
+            M, N = lev.shape
+            lay = self.factors[k][0].layer, self.factors[k][1].layer
+            self.extra.append(dict(
+                layers=lay,
+                q_wl=np.zeros((M, N, B)), q_bl=np.zeros((N, M, B)),
+                e_wl=np.zeros((M, N, B)), e_bl=np.zeros((N, M, B)),
+                part_w=np.zeros((M, B)), part_b=np.zeros((N, B)),
+            ))
+
+    @property
+    def depth(self):
+        return len(self.levels)
+
+    def apply(self, r_wl, r_bl, z_wl, z_bl, k=0):
+        lev = self.levels[k]
+        if k == len(self.levels) - 1:
+            lev.solve_direct(r_wl, r_bl, z_wl, z_bl)
+            return
+        fw, fb = self.factors[k]
+        fw.solve(r_wl, z_bl, z_wl, couple=False)
+        fb.solve(r_bl, z_wl, z_bl)
+        w = self.work[k]
+        restrict_coupling(lev.g, z_bl, lev.fixed[0], w["r_wl"])
+        self.apply(w["r_wl"], w["r_bl"], w["z_wl"], w["z_bl"], k + 1)
+        if self.cycle > 1 and k + 1 < len(self.levels) - 1:
+            self._second_visit(k + 1, w)
+        prolong_add(w["z_wl"], lev.fixed[0], z_wl)
+        fb.solve(r_bl, z_wl, z_bl)
+        fw.solve(r_wl, z_bl, z_wl)
+
+    def _second_visit(self, k, w):
+        """z += cycle(r - A z) on level k: the second leg of a W-cycle."""
+        lev = self.levels[k]
+        x = self.extra[k - 1]
+        lay_wl, lay_bl = x["layers"]
+        q_wl, q_bl = x["q_wl"], x["q_bl"]
+        matvec_dot(lay_wl.gid, lay_wl.fixed, lev.g, lay_wl.seg_g, lay_wl.term_mode, lay_wl.term_g,
+                   lay_wl.term_v, lev.shunt[0], w["z_wl"], w["z_bl"], q_wl, x["part_w"])
+        matvec_dot(lay_bl.gid, lay_bl.fixed, lev.g_t, lay_bl.seg_g, lay_bl.term_mode, lay_bl.term_g,
+                   lay_bl.term_v, lev.shunt[1], w["z_bl"], w["z_wl"], q_bl, x["part_b"])
+        np.subtract(w["r_wl"], q_wl, out=q_wl)
+        np.subtract(w["r_bl"], q_bl, out=q_bl)
+        self.apply(q_wl, q_bl, x["e_wl"], x["e_bl"], k)
+        w["z_wl"] += x["e_wl"]
+        w["z_bl"] += x["e_bl"]

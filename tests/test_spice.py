@@ -1,0 +1,364 @@
+"""The SPICE bridge: netlist text, error handling, and ngspice as ground truth.
+
+ngspice solves the circuits written by `xbarsim.spice.write_netlist`; the
+fast solvers (`xs.solve`, direct and pcg) must agree with it to 1e-6 relative
+(shared/CIRCUIT.md, "Reference solver"). Tests that need the ngspice binary
+skip with a reason when it is absent; the netlist and error tests run anyway.
+"""
+
+import stat
+
+import numpy as np
+import pytest
+
+import xbarsim as xs
+from xbarsim import spice
+from xbarsim.spice import ngspice_available, run_ngspice, write_netlist
+
+_SKIP_NO_NGSPICE = pytest.mark.skipif(
+    not ngspice_available(),
+    reason="ngspice not found (install it: apt-get install ngspice); it is the "
+    "external ground truth these tests compare against",
+)
+
+
+def needs_ngspice(test):
+    """Mark a test as needing the ngspice binary; skip it with a reason when absent."""
+    return _SKIP_NO_NGSPICE(pytest.mark.ngspice(test))
+
+RTOL = 1e-6
+"""Agreement of xs.solve with ngspice, relative to the largest |value| of each quantity."""
+
+
+def _element_lines(text):
+    """Element lines of a deck: no title, comments or dot commands."""
+    lines = text.splitlines()[1:]
+    return [ln for ln in lines if ln and not ln.startswith(("*", "."))]
+
+
+# ----------------------------------------------------------------------------
+# Netlist text (no ngspice needed)
+# ----------------------------------------------------------------------------
+
+
+def test_netlist_text_small_linear_with_merged_nodes():
+    g = np.array([[1e-4, 0.0, 2e-4], [4e-4, 1e-4, 5e-5]])
+    xbar = xs.Crossbar(
+        g,
+        r_wl=np.array([[0.0, 1.5], [2.0, 0.0]]),
+        r_bl=np.array([[0.0, 0.1 + 0.2, 2.0]]),
+    )
+    text = write_netlist(
+        xbar,
+        left=xs.Drive([0.1, -0.2]),
+        top=xs.Drive(0.3, r=7.0, floating=np.array([True, False, True])),
+        bottom=xs.Drive(0.0, r=[10.0, 0.0, 5.0]),
+        title="tiny\ncase",
+    )
+    lines = text.splitlines()
+    assert lines[0] == "tiny case"  # one title line, whatever the user passed
+    assert lines[-3:] == [".options reltol=1e-9 abstol=1e-18 vntol=1e-12", ".op", ".end"]
+    expected = {
+        # word line 0: WL(0,0)=WL(0,1) merged; word line 1: WL(1,1)=WL(1,2)
+        "R_wl_0_1 wl_0_0 wl_0_2 1.5",
+        "R_wl_1_0 wl_1_0 wl_1_1 2.0",
+        # bit line 0: BL(0,0)=BL(1,0) merged; full-precision value on bit line 1
+        "R_bl_0_1 bl_0_1 bl_1_1 0.30000000000000004",
+        "R_bl_0_2 bl_0_2 bl_1_2 2.0",
+        # devices; (0,1) is open and absent
+        "R_d_0_0 wl_0_0 bl_0_0 10000.0",
+        "R_d_0_2 wl_0_2 bl_0_2 5000.0",
+        "R_d_1_0 wl_1_0 bl_0_0 2500.0",
+        "R_d_1_1 wl_1_1 bl_1_1 10000.0",
+        "R_d_1_2 wl_1_1 bl_1_2 20000.0",
+        # ideal drives sit on the node; resistive ones behind their resistor
+        "V_left_0 wl_0_0 0 0.1",
+        "V_left_1 wl_1_0 0 -0.2",
+        "V_top_1 src_top_1 0 0.3",
+        "R_top_1 src_top_1 bl_0_1 7.0",
+        "V_bottom_0 src_bottom_0 0 0.0",
+        "R_bottom_0 src_bottom_0 bl_0_0 10.0",
+        "V_bottom_1 bl_1_1 0 0.0",
+        "V_bottom_2 src_bottom_2 0 0.0",
+        "R_bottom_2 src_bottom_2 bl_1_2 5.0",
+    }
+    assert set(_element_lines(text)) == expected
+    assert len(_element_lines(text)) == len(expected)
+    nodes = {node for ln in _element_lines(text) for node in ln.split()[1:3]}
+    assert not nodes & {"wl_0_1", "wl_1_2", "bl_1_0"}  # merged away
+    assert {"wl_0_0", "wl_0_2", "wl_1_1", "bl_0_0", "bl_1_1"} <= nodes
+
+
+def test_netlist_text_sinh_devices():
+    v0 = np.array([[0.25, 0.5]])
+    xbar = xs.Crossbar(np.array([[1e-4, 0.0]]), r_wl=2.0, v0=v0)
+    text = write_netlist(xbar, left=xs.Drive(0.4), bottom=xs.Drive(0.0))
+    assert set(_element_lines(text)) == {
+        "R_wl_0_0 wl_0_0 wl_0_1 2.0",
+        "B_d_0_0 wl_0_0 bl_0_0 I = 0.0001*0.25*sinh(V(wl_0_0,bl_0_0)/0.25)",
+        "V_left_0 wl_0_0 0 0.4",
+        "V_bottom_0 bl_0_0 0 0.0",
+        "V_bottom_1 bl_0_1 0 0.0",
+    }
+
+
+def test_netlist_picks_batch_column():
+    x = np.array([[0.1, 0.2, 0.3], [-0.4, -0.5, -0.6]])
+    xbar = xs.Crossbar(np.full((2, 2), 1e-4))
+    text = write_netlist(xbar, left=xs.Drive(x), right=xs.Drive([0.7, 0.8], r=1.0),
+                         bottom=xs.Drive(0.0), column=2)
+    elements = _element_lines(text)
+    assert "V_left_0 wl_0_0 0 0.3" in elements
+    assert "V_left_1 wl_1_0 0 -0.6" in elements
+    assert "V_right_1 src_right_1 0 0.8" in elements  # unbatched drive broadcasts
+
+
+# ----------------------------------------------------------------------------
+# Bad input is rejected before ngspice runs, as xs.solve rejects it
+# ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_subprocess(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("ngspice was started for input that should have been rejected")
+
+    monkeypatch.setattr(spice.subprocess, "run", refuse)
+
+
+BAD_INPUTS = [
+    # drive voltage of the wrong length
+    (xs.ParameterError, dict(left=xs.Drive([0.1, 0.2]), bottom=xs.Drive(0.0))),
+    # NaN voltage
+    (xs.ParameterError, dict(left=xs.Drive([0.1, np.nan, 0.1]), bottom=xs.Drive(0.0))),
+    # negative terminal resistance
+    (xs.ParameterError, dict(left=xs.Drive(0.1, r=-1.0), bottom=xs.Drive(0.0))),
+    # floating mask that is not bool
+    (xs.ParameterError, dict(left=xs.Drive(0.1, floating=np.array([0, 1, 0])), bottom=xs.Drive(0.0))),
+    # batch sizes that disagree
+    (xs.ParameterError, dict(left=xs.Drive(np.ones((3, 2))), bottom=xs.Drive(np.zeros((2, 3))))),
+    # not a Drive
+    (xs.ParameterError, dict(left=0.1, bottom=xs.Drive(0.0))),
+    # word line 1 floats and its devices are open: no unique solution
+    (xs.CircuitError, dict(left=xs.Drive(0.1, floating=np.array([False, True, False])), bottom=xs.Drive(0.0))),
+]
+
+
+@pytest.mark.parametrize("error, drives", BAD_INPUTS)
+def test_bad_input_raises_before_ngspice(no_subprocess, error, drives):
+    g = np.full((3, 2), 1e-4)
+    g[1] = 0.0
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+    with pytest.raises(error):
+        xs.solve(xbar, **drives)
+    with pytest.raises(error):
+        write_netlist(xbar, **drives)
+    with pytest.raises(error):
+        run_ngspice(xbar, **drives)
+
+
+def test_bad_column_timeout_and_crossbar_raise(no_subprocess):
+    xbar = xs.Crossbar(np.full((2, 2), 1e-4))
+    drives = dict(left=xs.Drive(np.ones((2, 3))), bottom=xs.Drive(0.0))
+    for column in (3, -1, 1.0, True):
+        with pytest.raises(xs.ParameterError, match="column"):
+            write_netlist(xbar, column=column, **drives)
+    with pytest.raises(xs.ParameterError, match="column"):
+        write_netlist(xbar, left=xs.Drive(0.1), bottom=xs.Drive(0.0), column=1)
+    with pytest.raises(xs.ParameterError, match="timeout"):
+        run_ngspice(xbar, timeout=0, **drives)
+    with pytest.raises(xs.ParameterError, match="Crossbar"):
+        run_ngspice(np.full((2, 2), 1e-4), **drives)
+    # both ends ideal and only ideal wire: the current split is undetermined
+    with pytest.raises(xs.CircuitError):
+        run_ngspice(xbar, left=xs.Drive(0.1), right=xs.Drive(0.2), bottom=xs.Drive(0.0))
+
+
+# ----------------------------------------------------------------------------
+# ngspice missing, failing, hanging, or writing nonsense: SpiceError
+# ----------------------------------------------------------------------------
+
+
+def _fake_ngspice(tmp_path, body):
+    path = tmp_path / "fake-ngspice"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+SMALL = (xs.Crossbar(np.full((2, 2), 1e-4)), dict(left=xs.Drive(0.1), bottom=xs.Drive(0.0)))
+
+
+def test_missing_ngspice_raises_with_install_hint(monkeypatch):
+    monkeypatch.setattr(spice, "NGSPICE", "xbarsim-no-such-ngspice-binary")
+    assert not ngspice_available()
+    xbar, drives = SMALL
+    with pytest.raises(xs.SpiceError, match="apt-get install ngspice"):
+        run_ngspice(xbar, **drives)
+
+
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        ("echo 'Error: something broke' >&2; exit 1", "exit status 1"),
+        ("echo 'Warning: singular matrix:  check node wl_0_0'; exit 0", "singular matrix"),
+        ("exit 0", "wrote no result"),
+        ("printf 'garbage' > xbarsim_col0.raw; exit 0", "raw file"),
+    ],
+)
+def test_failing_ngspice_raises_spice_error(tmp_path, monkeypatch, body, match):
+    monkeypatch.setattr(spice, "NGSPICE", _fake_ngspice(tmp_path, body))
+    xbar, drives = SMALL
+    with pytest.raises(xs.SpiceError, match=match):
+        run_ngspice(xbar, **drives)
+
+
+def test_hanging_ngspice_times_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(spice, "NGSPICE", _fake_ngspice(tmp_path, "exec sleep 30"))
+    xbar, drives = SMALL
+    with pytest.raises(xs.SpiceError, match="timeout"):
+        run_ngspice(xbar, timeout=0.3, **drives)
+
+
+def test_parse_raw_rejects_truncated_data():
+    header = (
+        b"Title: t\nDate: d\nPlotname: Operating Point\nFlags: real\n"
+        b"No. Variables: 2\nNo. Points: 1\nVariables:\n\t0\tv(a)\tvoltage\n"
+        b"\t1\ti(v1)\tcurrent\nBinary:\n"
+    )
+    volts, amps = spice._parse_raw(header + np.array([0.5, -2e-3]).tobytes(), "test")
+    assert volts == {"a": 0.5} and amps == {"v1": -2e-3}
+    with pytest.raises(xs.SpiceError, match="truncated"):
+        spice._parse_raw(header + np.array([0.5]).tobytes(), "test")
+
+
+# ----------------------------------------------------------------------------
+# ngspice against the fast solvers
+# ----------------------------------------------------------------------------
+
+
+def _random_case(seed, M, N, config, batch=None):
+    """A random valid circuit: 2-10 kOhm devices (some open), 0-5 ohm wires (some ideal)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        g = 1.0 / rng.uniform(2e3, 10e3, (M, N))
+        g[rng.random((M, N)) < 0.15] = 0.0
+        r_wl = rng.uniform(0.0, 5.0, (M, N - 1))
+        r_wl[rng.random(r_wl.shape) < 0.25] = 0.0
+        r_bl = rng.uniform(0.0, 5.0, (M - 1, N))
+        r_bl[rng.random(r_bl.shape) < 0.25] = 0.0
+        xbar = xs.Crossbar(g, r_wl=r_wl, r_bl=r_bl)
+
+        def resistances(n, high):
+            r = rng.uniform(0.0, high, n)
+            r[rng.random(n) < 0.3] = 0.0
+            return r
+
+        shape = lambda n: (n,) if batch is None else (n, batch)
+        if config == "read":
+            drives = dict(
+                left=xs.Drive(rng.uniform(-0.3, 0.3, shape(M)), r=resistances(M, 50.0),
+                              floating=rng.random(M) < 0.2),
+                bottom=xs.Drive(0.0, r=resistances(N, 50.0)),
+            )
+        else:
+            drives = {
+                end: xs.Drive(rng.uniform(-0.3, 0.3, shape(n)), r=resistances(n, 50.0),
+                              floating=rng.random(n) < 0.3)
+                for end, n in (("left", M), ("right", M), ("top", N), ("bottom", N))
+            }
+        try:
+            xs.solve(xbar, **drives, method="direct")
+        except xs.CircuitError:
+            continue  # an ill-posed draw; draw again
+        return xbar, drives
+    raise AssertionError("no valid random circuit in 100 draws")
+
+
+def _assert_close(actual, expected, what):
+    assert actual.shape == expected.shape, what
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=what)
+    scale = np.nanmax(np.abs(expected)) if np.any(~np.isnan(expected)) else 0.0
+    err = np.nanmax(np.abs(actual - expected)) if np.any(~np.isnan(expected)) else 0.0
+    assert err <= RTOL * scale, f"{what}: max error {err:.3e} vs scale {scale:.3e}"
+
+
+CASES = [
+    (1, 3, 4, "read", None),
+    (2, 5, 5, "all", None),
+    (3, 1, 6, "read", None),
+    (4, 6, 1, "all", None),
+    (5, 1, 5, "all", None),
+    (6, 5, 1, "read", None),
+    (7, 4, 3, "read", 3),
+    (8, 5, 4, "all", 2),
+]
+
+
+@needs_ngspice
+@pytest.mark.parametrize("seed, M, N, config, batch", CASES)
+def test_random_circuits_agree_with_solve(seed, M, N, config, batch):
+    xbar, drives = _random_case(seed, M, N, config, batch)
+    ref = run_ngspice(xbar, **drives)
+    terms = np.concatenate([np.nan_to_num(c) for c in ref.i_terminal.values()])
+    # Kirchhoff on the SPICE side checks every end's sign convention
+    assert np.all(np.abs(terms.sum(axis=0)) <= 1e-9 * np.abs(terms).sum(axis=0))
+    for method in ("direct", "pcg"):
+        sol = xs.solve(xbar, **drives, method=method)
+        _assert_close(sol.v_wl, ref.v_wl, f"{method} v_wl")
+        _assert_close(sol.v_bl, ref.v_bl, f"{method} v_bl")
+        _assert_close(sol.i_out, ref.i_out, f"{method} i_out")
+        _assert_close(sol.i_device, ref.i_device, f"{method} i_device")
+        for end in ("left", "right", "top", "bottom"):
+            _assert_close(sol.i_terminal[end], ref.i_terminal[end], f"{method} i_terminal[{end}]")
+
+
+@needs_ngspice
+def test_ideal_limit_matches_matrix_product():
+    rng = np.random.default_rng(11)
+    g = 1.0 / rng.uniform(2e3, 10e3, (4, 3))
+    g[1, 2] = 0.0
+    x = rng.uniform(-0.3, 0.3, (4, 2))
+    ref = run_ngspice(xs.Crossbar(g), left=xs.Drive(x), bottom=xs.Drive(0.0))
+    expected = g.T @ x
+    np.testing.assert_allclose(ref.i_out, expected, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(ref.v_wl, np.repeat(x[:, None, :], 3, axis=1), rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(ref.i_terminal["right"], np.full((4, 2), np.nan))
+
+
+@needs_ngspice
+def test_sinh_single_device_against_closed_form():
+    G, V0 = 1e-4, 0.25
+    v = np.array([[0.1, 0.5, -0.8, 1.3]])  # up to V/V0 = 5.2: strongly nonlinear
+    ref = run_ngspice(xs.Crossbar([[G]], v0=V0), left=xs.Drive(v), bottom=xs.Drive(0.0))
+    expected = G * V0 * np.sinh(v / V0)
+    np.testing.assert_allclose(ref.i_terminal["left"], expected, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(ref.i_out, expected, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(ref.i_device, expected[None], rtol=1e-9, atol=0)
+
+
+@needs_ngspice
+def test_sinh_array_against_solve():
+    rng = np.random.default_rng(12)
+    g = 1.0 / rng.uniform(2e3, 10e3, (4, 5))
+    g[0, 3] = 0.0
+    xbar = xs.Crossbar(g, r_wl=rng.uniform(0.0, 5.0, (4, 4)), r_bl=2.0,
+                       v0=rng.uniform(0.15, 0.4, (4, 5)))
+    drives = dict(left=xs.Drive(rng.uniform(-0.6, 0.6, 4), r=3.0),
+                  right=xs.Drive(0.2, floating=np.array([True, False, True, True])),
+                  bottom=xs.Drive(0.0, r=[0.0, 5.0, 5.0, 0.0, 10.0]))
+    try:
+        xs.solve(xbar, **drives, method="direct")
+    except xs.ParameterError:
+        pytest.skip("nonlinear solver not available: xs.solve rejects sinh devices (v0)")
+    ref = run_ngspice(xbar, **drives)
+    for method in ("direct", "pcg"):
+        try:
+            sol = xs.solve(xbar, **drives, method=method)
+        except xs.ParameterError:
+            pytest.skip(f"nonlinear solver not available for method={method!r}")
+        _assert_close(sol.v_wl, ref.v_wl, f"{method} v_wl")
+        _assert_close(sol.v_bl, ref.v_bl, f"{method} v_bl")
+        _assert_close(sol.i_out, ref.i_out, f"{method} i_out")
+        for end in ("left", "right", "top", "bottom"):
+            _assert_close(sol.i_terminal[end], ref.i_terminal[end], f"{method} i_terminal[{end}]")

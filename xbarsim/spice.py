@@ -1,0 +1,477 @@
+"""The SPICE bridge: netlists of a crossbar and its drives, solved by ngspice.
+
+ngspice is the external ground truth of xbarsim (shared/CIRCUIT.md,
+"Reference solver"). `write_netlist` writes the circuit exactly as that
+document defines it; `run_ngspice` solves it with ngspice in batch mode and
+reads every node voltage and source current back at full double precision
+(binary raw file).
+
+Netlist conventions
+-------------------
+- Nodes ``wl_i_j`` (word line ``i`` above column ``j``) and ``bl_i_j`` (bit
+  line ``j`` below row ``i``); ground is ``0``.
+- Nodes joined by an ideal (0 ohm) wire are one node, named after the first
+  node of the run (smallest ``j`` on a word line, smallest ``i`` on a bit
+  line): no tiny resistor stands in for the ideal wire.
+- Wire segments ``R_wl_i_j`` (``WL(i,j)``--``WL(i,j+1)``) and ``R_bl_i_j``
+  (``BL(i,j)``--``BL(i+1,j)``).
+- Devices ``R_d_i_j`` (linear, resistance ``1/G``) or ``B_d_i_j`` (sinh:
+  ``I = G*V0*sinh(V(wl,bl)/V0)``); open devices (``G = 0``) are left out.
+- A driven end ``E`` (``left``, ``right``, ``top``, ``bottom``) of line
+  ``l``: source ``V_E_l`` from node ``src_E_l`` to ground and resistor
+  ``R_E_l`` from ``src_E_l`` to the line's end node; with ``R = 0`` the
+  source sits directly on the end node. Floating ends have nothing.
+  SPICE reports the current of a source flowing into its ``+`` node from
+  the circuit, so the current into the array is ``-i(V_E_l)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from .circuit import END_NAMES, FLOATING, build_network
+from .exceptions import ParameterError, SpiceError
+
+__all__ = ["write_netlist", "run_ngspice", "ngspice_available", "SpiceResult", "OPTIONS"]
+
+OPTIONS = ".options reltol=1e-9 abstol=1e-18 vntol=1e-12"
+"""ngspice tolerances of the reference solve (shared/CIRCUIT.md)."""
+
+NGSPICE = os.environ.get("XBARSIM_NGSPICE", "ngspice")
+"""ngspice executable (name on PATH or full path); env ``XBARSIM_NGSPICE``."""
+
+_INSTALL_HINT = (
+    "Install it (Debian/Ubuntu: `apt-get install ngspice`; conda: "
+    "`conda install -c conda-forge ngspice`) or point the XBARSIM_NGSPICE "
+    "environment variable at the executable."
+)
+
+# Output that means ngspice's answer is not a clean operating point even when
+# it exits 0: it falls back to gmin/source stepping and finally a transient
+# run on a singular matrix and still writes a result.
+_FAILURE_MARKERS = (
+    "error",
+    "singular matrix",
+    "transient op",
+    "timestep too small",
+    "aborted",
+)
+
+_RAW_NAME = "xbarsim_col{}.raw"
+
+
+@dataclass(frozen=True, eq=False)
+class SpiceResult:
+    """Node voltages and currents of a crossbar solved by ngspice.
+
+    Shapes match `xbarsim.Solution`: (M, N) / (N,) etc., with a trailing
+    batch dimension B when any drive voltage had one.
+    """
+
+    v_wl: np.ndarray
+    """Word-line node voltages, volts, (M, N[, B]); nodes merged by ideal wire share the voltage."""
+    v_bl: np.ndarray
+    """Bit-line node voltages, volts, (M, N[, B])."""
+    i_device: np.ndarray
+    """Device currents, amperes, (M, N[, B]), from the SPICE node voltages and the device law (0 for open devices)."""
+    i_out: np.ndarray
+    """Sense current of each bit line, amperes, (N[, B]): out of the array through its bottom end (0 where it floats)."""
+    i_terminal: dict
+    """Current into the array through each end, amperes: keys left/right (M[, B]) and top/bottom (N[, B]); NaN where floating."""
+    netlist: str
+    """The complete deck handed to ngspice (with the control block that solves every batch column)."""
+
+
+# ----------------------------------------------------------------------------
+# Netlist
+# ----------------------------------------------------------------------------
+
+
+def _num(x):
+    """A float in SPICE syntax, exact to the last bit (shortest round-trip repr)."""
+    return repr(float(x))
+
+
+def _node_names(xbar):
+    """Node name of every WL(i,j) and BL(i,j) after merging ideal wires."""
+    M, N = xbar.shape
+    r_wl = xbar.r_wl_full()
+    r_bl = xbar.r_bl_full()
+    wl = [[""] * N for _ in range(M)]
+    bl = [[""] * N for _ in range(M)]
+    for i in range(M):
+        start = 0
+        for j in range(N):
+            if j > 0 and r_wl[i, j - 1] != 0:
+                start = j
+            wl[i][j] = f"wl_{i}_{start}"
+    for j in range(N):
+        start = 0
+        for i in range(M):
+            if i > 0 and r_bl[i - 1, j] != 0:
+                start = i
+            bl[i][j] = f"bl_{start}_{j}"
+    return wl, bl
+
+
+def _end_node(end, line, wl, bl):
+    M, N = len(wl), len(wl[0])
+    if end == "left":
+        return wl[line][0]
+    if end == "right":
+        return wl[line][N - 1]
+    if end == "top":
+        return bl[0][line]
+    return bl[M - 1][line]
+
+
+def _voltages(spec, column):
+    """Source voltages (L,) of one end in batch column `column` (unbatched ends broadcast)."""
+    return spec.v[:, column if spec.v.shape[1] > 1 else 0]
+
+
+def _check_column(net, column):
+    if isinstance(column, bool) or not isinstance(column, (int, np.integer)):
+        raise ParameterError(f"column must be an integer batch index; got {column!r}.")
+    if not 0 <= column < net.batch:
+        raise ParameterError(
+            f"column {column} is out of range: the drives have {net.batch} batch column(s); "
+            f"pick 0 <= column < {net.batch}."
+        )
+
+
+def _deck(net, column, title, control):
+    """Deck text of one batch column; `control` replaces ``.op`` when given."""
+    xbar = net.xbar
+    M, N = xbar.shape
+    wl, bl = _node_names(xbar)
+    title = " ".join(str(title).split()) or "xbarsim crossbar"
+    kind = "linear devices" if xbar.linear else "sinh devices"
+    lines = [
+        title,
+        f"* xbarsim crossbar: M={M} word lines, N={N} bit lines, {kind}, "
+        f"batch column {column} of {net.batch}",
+        "* word-line wire segments (0 ohm segments are merged nodes)",
+    ]
+    r_wl = xbar.r_wl_full()
+    for i in range(M):
+        for j in range(N - 1):
+            if r_wl[i, j] != 0:
+                lines.append(f"R_wl_{i}_{j} {wl[i][j]} {wl[i][j + 1]} {_num(r_wl[i, j])}")
+    lines.append("* bit-line wire segments")
+    r_bl = xbar.r_bl_full()
+    for i in range(M - 1):
+        for j in range(N):
+            if r_bl[i, j] != 0:
+                lines.append(f"R_bl_{i}_{j} {bl[i][j]} {bl[i + 1][j]} {_num(r_bl[i, j])}")
+    lines.append("* devices (G = 0: open, left out)")
+    g = xbar.g
+    v0 = None if xbar.linear else xbar.v0_full()
+    for i in range(M):
+        for j in range(N):
+            if g[i, j] == 0:
+                continue
+            a, b = wl[i][j], bl[i][j]
+            if v0 is None:
+                lines.append(f"R_d_{i}_{j} {a} {b} {_num(1.0 / g[i, j])}")
+            else:
+                gv, s = _num(g[i, j]), _num(v0[i, j])
+                lines.append(f"B_d_{i}_{j} {a} {b} I = {gv}*{s}*sinh(V({a},{b})/{s})")
+    lines.append("* driven ends: ideal source behind the terminal resistance")
+    for end in ("left", "right", "top", "bottom"):
+        spec = net.ends[end]
+        if spec is None:
+            continue
+        r = np.zeros_like(spec.g)
+        np.divide(1.0, spec.g, out=r, where=spec.g > 0)
+        volts = _voltages(spec, column)
+        for line in range(spec.mode.shape[0]):
+            if spec.mode[line] == FLOATING:
+                continue
+            node = _end_node(end, line, wl, bl)
+            v = _num(volts[line])
+            if spec.g[line] > 0:
+                src = f"src_{end}_{line}"
+                lines.append(f"V_{end}_{line} {src} 0 {v}")
+                lines.append(f"R_{end}_{line} {src} {node} {_num(r[line])}")
+            else:
+                lines.append(f"V_{end}_{line} {node} 0 {v}")
+    lines.append(OPTIONS)
+    if control is None:
+        lines.append(".op")
+    else:
+        lines.extend(control)
+    lines.append(".end")
+    return "\n".join(lines) + "\n"
+
+
+def write_netlist(xbar, left=None, right=None, top=None, bottom=None, column=0,
+                  title="xbarsim crossbar"):
+    """The SPICE netlist of a crossbar and its drives (shared/CIRCUIT.md).
+
+    Parameters
+    ----------
+    xbar : Crossbar
+        The array: conductances, wire resistances, device nonlinearity.
+    left, right, top, bottom : Drive or None
+        Line ends, as in `xbarsim.solve`; None floats every end of that kind.
+    column : int
+        Which batch column of the drive voltages to write when a voltage
+        has a trailing batch dimension (0 otherwise).
+    title : str
+        First line of the deck (SPICE reads it as the title).
+
+    Returns
+    -------
+    str
+        The netlist, ending with the tight tolerances of the reference solve,
+        ``.op`` and ``.end``. Node and element names are described in the
+        module docstring.
+
+    Raises
+    ------
+    ParameterError, CircuitError
+        The same bad input `xbarsim.solve` rejects, or a bad `column`.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsim as xs
+    >>> from xbarsim.spice import write_netlist
+    >>> text = write_netlist(xs.Crossbar(np.full((1, 1), 1e-4)),
+    ...                      left=xs.Drive(0.2), bottom=xs.Drive(0.0))
+    >>> "R_d_0_0 wl_0_0 bl_0_0 10000.0" in text
+    True
+    """
+    net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
+    _check_column(net, column)
+    return _deck(net, column, title, None)
+
+
+# ----------------------------------------------------------------------------
+# Running ngspice
+# ----------------------------------------------------------------------------
+
+
+def ngspice_available():
+    """True when the ngspice executable (`NGSPICE`) can be found."""
+    return shutil.which(NGSPICE) is not None
+
+
+def _control_block(net):
+    """Solve column 0, then alter the changed sources and solve each next column."""
+    block = [".control", "set filetype=binary", "op", f"write {_RAW_NAME.format(0)}"]
+    for col in range(1, net.batch):
+        for end in ("left", "right", "top", "bottom"):
+            spec = net.ends[end]
+            if spec is None or not spec.batched:
+                continue
+            now, before = _voltages(spec, col), _voltages(spec, col - 1)
+            for line in np.nonzero((spec.mode != FLOATING) & (now != before))[0]:
+                block.append(f"alter v_{end}_{line} dc = {_num(now[line])}")
+        block += ["op", f"write {_RAW_NAME.format(col)}"]
+    block += ["quit", ".endc"]
+    return block
+
+
+_BRANCH = re.compile(r"^i\((.+)\)$|^(.+)#branch$")
+_VOLTAGE = re.compile(r"^v\((.+)\)$")
+
+
+def _parse_raw(data, source):
+    """Voltages and source currents of a binary ngspice raw file (one point).
+
+    Returns ``(voltages, currents)``: dicts keyed by lower-case node and
+    source name.
+    """
+    marker = b"Binary:\n"
+    pos = data.find(marker)
+    if pos < 0:
+        raise SpiceError(f"{source}: not a binary ngspice raw file (no 'Binary:' section).")
+    try:
+        header = data[:pos].decode("ascii").splitlines()
+        fields = {}
+        names = []
+        in_vars = False
+        for line in header:
+            if in_vars and line.startswith(("\t", " ")):
+                parts = line.split()
+                names.append(parts[1].lower())
+                continue
+            in_vars = False
+            key, _, value = line.partition(":")
+            if key == "Variables":
+                in_vars = True
+            else:
+                fields[key.strip()] = value.strip()
+        nvars = int(fields["No. Variables"])
+        npoints = int(fields["No. Points"])
+        flags = fields.get("Flags", "")
+    except (UnicodeDecodeError, KeyError, ValueError, IndexError) as exc:
+        raise SpiceError(f"{source}: unreadable raw file header ({exc!r}).") from exc
+    if "complex" in flags or npoints != 1 or len(names) != nvars:
+        raise SpiceError(
+            f"{source}: expected one real operating point with {len(names)} variables; "
+            f"got flags {flags!r}, {npoints} points, {nvars} variables."
+        )
+    body = data[pos + len(marker):]
+    if len(body) < 8 * nvars:
+        raise SpiceError(f"{source}: truncated raw file ({len(body)} data bytes, need {8 * nvars}).")
+    values = np.frombuffer(body[: 8 * nvars], dtype=np.float64)
+    voltages, currents = {}, {}
+    for name, value in zip(names, values):
+        m = _BRANCH.match(name)
+        if m:
+            currents[m.group(1) or m.group(2)] = float(value)
+            continue
+        m = _VOLTAGE.match(name)
+        voltages[m.group(1) if m else name] = float(value)
+    return voltages, currents
+
+
+def _run_deck(deck, batch, timeout):
+    """Run `deck` in a temp dir; raw-file contents of every batch column."""
+    exe = shutil.which(NGSPICE)
+    if exe is None:
+        raise SpiceError(f"ngspice executable {NGSPICE!r} not found. {_INSTALL_HINT}")
+    with tempfile.TemporaryDirectory(prefix="xbarsim_spice_") as tmp:
+        path = os.path.join(tmp, "crossbar.cir")
+        with open(path, "w") as fh:
+            fh.write(deck)
+        try:
+            proc = subprocess.run(
+                [exe, "-b", path], cwd=tmp, capture_output=True, text=True, timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise SpiceError(
+                f"ngspice did not finish within timeout={timeout} s; pass a larger timeout "
+                "to run_ngspice, or solve a smaller array."
+            ) from exc
+        except OSError as exc:
+            raise SpiceError(f"could not start ngspice ({exe}): {exc}. {_INSTALL_HINT}") from exc
+        output = (proc.stdout or "") + (proc.stderr or "")
+        # The "Circuit: <title>" echo is the user's text, not a diagnosis.
+        lowered = "\n".join(
+            ln for ln in output.lower().splitlines() if not ln.startswith("circuit:")
+        )
+        bad = [m for m in _FAILURE_MARKERS if m in lowered]
+        if proc.returncode != 0 or bad:
+            tail = "\n".join(output.strip().splitlines()[-15:])
+            raise SpiceError(
+                f"ngspice failed (exit status {proc.returncode}"
+                + (f", output reports {', '.join(repr(m) for m in bad)}" if bad else "")
+                + f"). Last lines of its output:\n{tail}\n"
+                "Write the deck with write_netlist(...) and run `ngspice -b deck.cir` by "
+                "hand to see the full log."
+            )
+        raws = []
+        for col in range(batch):
+            raw_path = os.path.join(tmp, _RAW_NAME.format(col))
+            try:
+                with open(raw_path, "rb") as fh:
+                    raws.append(fh.read())
+            except OSError as exc:
+                tail = "\n".join(output.strip().splitlines()[-15:])
+                raise SpiceError(
+                    f"ngspice exited normally but wrote no result for batch column {col} "
+                    f"({exc.strerror}). Last lines of its output:\n{tail}"
+                ) from exc
+    return raws
+
+
+def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=120.0,
+                title="xbarsim crossbar"):
+    """Solve a crossbar with ngspice: the external reference solution.
+
+    Parameters
+    ----------
+    xbar : Crossbar
+        The array: conductances, wire resistances, device nonlinearity.
+    left, right, top, bottom : Drive or None
+        Line ends, as in `xbarsim.solve`; None floats every end of that kind.
+    timeout : float
+        Seconds ngspice may run (all batch columns together).
+    title : str
+        Title line of the deck.
+
+    Returns
+    -------
+    SpiceResult
+        Same shapes and sign conventions as `xbarsim.Solution`.
+
+    Raises
+    ------
+    ParameterError, CircuitError
+        The same bad input `xbarsim.solve` rejects, before ngspice runs.
+    SpiceError
+        ngspice missing, failing, timing out, or writing unreadable output.
+
+    Notes
+    -----
+    One ngspice process solves every batch column: column 0 is written as
+    in `write_netlist`, each next column ``alter``-s the sources whose
+    voltage changed and reruns ``.op``. Results come back through binary raw
+    files, so no digits are lost in printing.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsim as xs
+    >>> from xbarsim.spice import run_ngspice
+    >>> g = np.full((2, 3), 1e-4)
+    >>> res = run_ngspice(xs.Crossbar(g), left=xs.Drive([0.1, 0.2]), bottom=xs.Drive(0.0))
+    >>> bool(np.allclose(res.i_out, g.T @ [0.1, 0.2], rtol=1e-9))
+    True
+    """
+    net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
+    if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0):
+        raise ParameterError(f"timeout must be a positive number of seconds; got {timeout!r}.")
+    deck = _deck(net, 0, title, _control_block(net))
+    raws = _run_deck(deck, net.batch, timeout)
+
+    M, N = xbar.shape
+    B = net.batch
+    wl, bl = _node_names(xbar)
+    v_wl = np.empty((M, N, B))
+    v_bl = np.empty((M, N, B))
+    terminals = {
+        end: np.full((M if end in END_NAMES["wl"] else N, B), np.nan)
+        for end in ("left", "right", "top", "bottom")
+    }
+    for col, raw in enumerate(raws):
+        source = f"ngspice raw file of batch column {col}"
+        volts, amps = _parse_raw(raw, source)
+        try:
+            for i in range(M):
+                for j in range(N):
+                    v_wl[i, j, col] = volts[wl[i][j]]
+                    v_bl[i, j, col] = volts[bl[i][j]]
+            for end, cur in terminals.items():
+                spec = net.ends[end]
+                if spec is None:
+                    continue
+                for line in np.nonzero(spec.mode != FLOATING)[0]:
+                    # SPICE: positive source current flows into the + node
+                    # from the circuit, i.e. out of the array.
+                    cur[line, col] = -amps[f"v_{end}_{line}"]
+        except KeyError as exc:
+            raise SpiceError(f"{source}: no value for {exc.args[0]!r}; the deck and ngspice's output disagree.") from exc
+    vd = v_wl - v_bl
+    g = xbar.g[:, :, None]
+    if xbar.linear:
+        i_device = g * vd
+    else:
+        v0 = xbar.v0_full()[:, :, None]
+        i_device = g * v0 * np.sinh(vd / v0)
+    i_out = np.where(np.isnan(terminals["bottom"]), 0.0, -terminals["bottom"])
+    if not net.batched:
+        v_wl, v_bl, i_device, i_out = (a[..., 0] for a in (v_wl, v_bl, i_device, i_out))
+        terminals = {k: v[..., 0] for k, v in terminals.items()}
+    return SpiceResult(v_wl=v_wl, v_bl=v_bl, i_device=i_device, i_out=i_out,
+                       i_terminal=terminals, netlist=deck)

@@ -14,12 +14,17 @@ from numba import njit, prange
 
 from .config import PJIT
 
+_LINEAR = np.zeros((1, 1))
+"""Placeholder ``v0``: linear devices (the operator of a correction is linear)."""
+
 
 @njit(**PJIT)
-def kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, x, other, sources, zero_fixed, res):
+def kcl_residual(gid, fixed, g, v0, seg_g, term_mode, term_g, term_v, shunt, x, other, sources, zero_fixed, res):
     """Current flowing into each group from the rest of the circuit.
 
-    ``res[l, rep, b]`` = sum over the group's devices of g (other - x), over
+    ``res[l, rep, b]`` = sum over the group's devices of g (other - x) (or,
+    for sinh devices, when ``v0`` (L, n) is not the (1, 1) placeholder,
+    g v0 sinh((other - x) / v0), shared/CIRCUIT.md), over
     its non-ideal boundary segments of seg_g (x_neighbour - x), and over its
     resistive terminals of term_g (term_v - x) (``term_v`` taken as 0 when
     ``sources`` is False: the operator acting on a correction). Zero on fixed
@@ -29,6 +34,7 @@ def kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, x, othe
     L, n = gid.shape
     B = x.shape[2]
     has_shunt = shunt.shape[0] == L and shunt.shape[1] == n
+    nonlinear = v0.shape[0] == L and v0.shape[1] == n
     for l in prange(L):
         for j in range(n):
             for b in range(B):
@@ -44,8 +50,13 @@ def kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, x, othe
                 rep = j
             gj = g[l, j]
             if gj != 0.0:
-                for b in range(B):
-                    res[l, rep, b] += gj * (other[j, l, b] - x[l, j, b])
+                if nonlinear:
+                    vj = v0[l, j]
+                    for b in range(B):
+                        res[l, rep, b] += gj * vj * np.sinh((other[j, l, b] - x[l, j, b]) / vj)
+                else:
+                    for b in range(B):
+                        res[l, rep, b] += gj * (other[j, l, b] - x[l, j, b])
             if has_shunt:
                 sj = shunt[l, j]
                 for b in range(B):
@@ -75,7 +86,7 @@ def kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, x, othe
 def matvec_dot(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, p, other, q, partial):
     """``q = A p`` on this layer's groups (a correction: no sources) and
     ``partial[l, b] = sum_k p q`` over line l."""
-    kcl_residual(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, p, other, False, True, q)
+    kcl_residual(gid, fixed, g, _LINEAR, seg_g, term_mode, term_g, term_v, shunt, p, other, False, True, q)
     L, n = gid.shape
     B = p.shape[2]
     for l in prange(L):

@@ -1,11 +1,20 @@
-"""Conjugate gradients preconditioned by symmetric line relaxation.
+"""Conjugate gradients preconditioned by line relaxation or multigrid.
 
 The nodal matrix A (free groups of both layers) is symmetric positive
-definite. The preconditioner is one symmetric block Gauss-Seidel sweep over
-the two layers: word lines, bit lines, word lines, each line solved exactly
-by its Thomas factors (kernels/lines.py). Factors are computed once per
-conductance state and shared by every iteration and batch column; each
-batch column runs its own CG recurrence in lock step.
+definite. Two preconditioners:
+
+``"line"``
+    One symmetric block Gauss-Seidel sweep over the two layers: word lines,
+    bit lines, word lines, each line solved exactly by its Thomas factors
+    (kernels/lines.py).
+``"mg"``
+    A multigrid cycle whose coarse levels are crossbars (_multigrid.py),
+    with the same line sweeps as smoother.
+
+Factors are computed once per conductance state and shared by every
+iteration and batch column; each batch column runs its own CG recurrence in
+lock step. `pcg_core` solves ``A d = r`` for a given residual: the linear
+solve and every Newton step of the nonlinear solve (_newton.py) use it.
 """
 
 from __future__ import annotations
@@ -16,8 +25,8 @@ from .exceptions import ConvergenceError
 from .kernels.lines import factor_lines, solve_lines
 from .kernels.operator import cg_update, dot_lines, kcl_residual, matvec_dot, xpby
 
-
 _NO_SHUNT = np.zeros((1, 1))
+"""Placeholder for "no shunt" / "linear devices" in kernel calls."""
 
 
 class LineFactors:
@@ -55,39 +64,8 @@ class LinePreconditioner:
         self.wl.solve(r_wl, z_bl, z_wl)
 
 
-def _residual(net, v_wl, v_bl, r_wl, r_bl):
-    for layer, own, other, g, res in ((net.wl, v_wl, v_bl, net.g, r_wl), (net.bl, v_bl, v_wl, net.g_t, r_bl)):
-        kcl_residual(layer.gid, layer.fixed, g, layer.seg_g, layer.term_mode, layer.term_g,
-                     layer.term_v, _NO_SHUNT, own, other, True, True, res)
-
-
-def _initial_voltages(net, x0):
-    """Fixed groups at their drive voltage; the rest from x0 or zero."""
-    B = net.batch
-    out = []
-    for layer, key in ((net.wl, "v_wl"), (net.bl, "v_bl")):
-        L, n = layer.gid.shape
-        if x0 is not None:
-            prev = getattr(x0, key)
-            if key == "v_bl":
-                prev = np.swapaxes(prev, 0, 1)
-            prev = prev.reshape(L, n, -1)
-            v = np.empty((L, n, B))
-            v[...] = prev if prev.shape[2] in (1, B) else prev[:, :, :1]
-        else:
-            v = np.zeros((L, n, B))
-        fl, fk = np.nonzero(layer.fixed)
-        if fl.size:
-            # every node of a fixed group takes the group's voltage
-            node_fixed = np.take_along_axis(layer.fixed, layer.gid.astype(np.int64), axis=1).astype(bool)
-            grp_v = np.take_along_axis(layer.fixed_v, layer.gid.astype(np.int64)[:, :, None], axis=1)
-            v[node_fixed] = grp_v[node_fixed]
-        out.append(v)
-    return out
-
-
 def make_preconditioner(net, kind):
-    """``"line"``: symmetric line Gauss-Seidel; ``"mg"``: multigrid V-cycle."""
+    """``"line"``: symmetric line Gauss-Seidel; ``"mg"``: multigrid cycle."""
     if kind == "mg":
         from ._multigrid import MultigridPreconditioner
 
@@ -96,83 +74,154 @@ def make_preconditioner(net, kind):
     return LinePreconditioner(net)
 
 
-def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="line"):
-    """Run PCG to relative Kirchhoff residual `tol`.
+def residual(net, v_wl, v_bl, r_wl, r_bl, g=None, g_t=None, zero_fixed=True):
+    """Kirchhoff residual (current into every free group) of both layers.
 
-    Returns ``(v_wl (M,N,B), v_bl (N,M,B), iterations, residual, history)``.
+    Uses the device law of `net` (linear, or sinh when ``net.v0`` is set).
     """
-    M, N = net.shape
-    B = net.batch
-    if maxiter is None:
-        maxiter = max(200, 4 * (M + N))
-    pre = make_preconditioner(net, preconditioner)
-    v_wl, v_bl = _initial_voltages(net, x0)
+    g = net.g if g is None else g
+    g_t = net.g_t if g_t is None else g_t
+    for layer, own, other, gg, v0, res in (
+        (net.wl, v_wl, v_bl, g, net.v0, r_wl),
+        (net.bl, v_bl, v_wl, g_t, net.v0_t, r_bl),
+    ):
+        kcl_residual(layer.gid, layer.fixed, gg, v0, layer.seg_g, layer.term_mode, layer.term_g,
+                     layer.term_v, _NO_SHUNT, own, other, True, zero_fixed, res)
 
-    # Scale: the residual of the zero state (drives only), per column.
-    r_wl = np.empty((M, N, B))
-    r_bl = np.empty((N, M, B))
-    zero_wl, zero_bl = _initial_voltages(net, None)
-    _residual(net, zero_wl, zero_bl, r_wl, r_bl)
-    del zero_wl, zero_bl
-    part_w = np.empty((M, B))
-    part_b = np.empty((N, B))
 
-    def dot(a_w, c_w, a_b, c_b):
-        dot_lines(a_w, c_w, part_w)
-        dot_lines(a_b, c_b, part_b)
-        return part_w.sum(axis=0) + part_b.sum(axis=0)
+class Workspace:
+    """Vectors of one CG run, allocated once and reused (Newton steps)."""
 
-    scale = np.sqrt(dot(r_wl, r_wl, r_bl, r_bl))
-    _residual(net, v_wl, v_bl, r_wl, r_bl)
-    rnorm = np.sqrt(dot(r_wl, r_wl, r_bl, r_bl))
-    safe_scale = np.where(scale > 0, scale, 1.0)
-    rel = np.where(scale > 0, rnorm / safe_scale, 0.0)
-    history = [float(rel.max())]
+    def __init__(self, M, N, B):
+        self.part_w = np.empty((M, B))
+        self.part_b = np.empty((N, B))
+        self.z = (np.zeros((M, N, B)), np.zeros((N, M, B)))
+        self.p = (np.zeros((M, N, B)), np.zeros((N, M, B)))
+        self.q = (np.zeros((M, N, B)), np.zeros((N, M, B)))
+
+    def dot(self, a_w, c_w, a_b, c_b):
+        """Inner product over both layers, per batch column (fixed order)."""
+        dot_lines(a_w, c_w, self.part_w)
+        dot_lines(a_b, c_b, self.part_b)
+        return self.part_w.sum(axis=0) + self.part_b.sum(axis=0)
+
+
+def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work, callback=None,
+             history=None):
+    """Solve ``A d = r`` by PCG, A the (linear) nodal matrix with device
+    conductance `g`. `d` accumulates the solution (start from its content
+    with `r` the matching residual); `r` is updated in place.
+
+    Stops when ``|r| / scale <= tol`` in every batch column. Returns the
+    iterations run and whether every column converged; appends the worst
+    relative residual of each iteration to `history`.
+    """
+    safe = np.where(scale > 0, scale, 1.0)
+    rel = np.where(scale > 0, np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl)) / safe, 0.0)
     active = rel > tol
     if not active.any():
-        return v_wl, v_bl, 0, float(rel.max()), np.array(history)
-
-    z_wl = np.zeros((M, N, B))
-    z_bl = np.zeros((N, M, B))
+        return 0, True
+    z_wl, z_bl = work.z
+    p_wl, p_bl = work.p
+    q_wl, q_bl = work.q
+    z_wl[...] = 0.0
+    z_bl[...] = 0.0
     pre.apply(r_wl, r_bl, z_wl, z_bl)
-    p_wl = z_wl.copy()
-    p_bl = z_bl.copy()
-    q_wl = np.empty((M, N, B))
-    q_bl = np.empty((N, M, B))
-    rz = dot(r_wl, z_wl, r_bl, z_bl)
+    p_wl[...] = z_wl
+    p_bl[...] = z_bl
+    rz = work.dot(r_wl, z_wl, r_bl, z_bl)
     wl, bl = net.wl, net.bl
     it = 0
     for it in range(1, maxiter + 1):
-        matvec_dot(wl.gid, wl.fixed, net.g, wl.seg_g, wl.term_mode, wl.term_g, wl.term_v,
-                   _NO_SHUNT, p_wl, p_bl, q_wl, part_w)
-        matvec_dot(bl.gid, bl.fixed, net.g_t, bl.seg_g, bl.term_mode, bl.term_g, bl.term_v,
-                   _NO_SHUNT, p_bl, p_wl, q_bl, part_b)
-        pq = part_w.sum(axis=0) + part_b.sum(axis=0)
+        matvec_dot(wl.gid, wl.fixed, g, wl.seg_g, wl.term_mode, wl.term_g, wl.term_v,
+                   _NO_SHUNT, p_wl, p_bl, q_wl, work.part_w)
+        matvec_dot(bl.gid, bl.fixed, g_t, bl.seg_g, bl.term_mode, bl.term_g, bl.term_v,
+                   _NO_SHUNT, p_bl, p_wl, q_bl, work.part_b)
+        pq = work.part_w.sum(axis=0) + work.part_b.sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             alpha = np.where(active & (pq > 0), rz / np.where(pq > 0, pq, 1.0), 0.0)
-        cg_update(v_wl, r_wl, p_wl, q_wl, alpha, part_w)
-        cg_update(v_bl, r_bl, p_bl, q_bl, alpha, part_b)
-        rnorm = np.sqrt(part_w.sum(axis=0) + part_b.sum(axis=0))
-        rel = np.where(scale > 0, rnorm / safe_scale, 0.0)
+        cg_update(d_wl, r_wl, p_wl, q_wl, alpha, work.part_w)
+        cg_update(d_bl, r_bl, p_bl, q_bl, alpha, work.part_b)
+        rnorm = np.sqrt(work.part_w.sum(axis=0) + work.part_b.sum(axis=0))
+        rel = np.where(scale > 0, rnorm / safe, 0.0)
         worst = float(rel.max())
-        history.append(worst)
+        if history is not None:
+            history.append(worst)
         if callback is not None:
             callback(it, worst)
         if not np.isfinite(worst):
-            break
+            return it, False
         active = active & (rel > tol)
         if not active.any():
-            break
+            return it, True
         pre.apply(r_wl, r_bl, z_wl, z_bl)
-        rz_new = dot(r_wl, z_wl, r_bl, z_bl)
+        rz_new = work.dot(r_wl, z_wl, r_bl, z_bl)
         with np.errstate(divide="ignore", invalid="ignore"):
             beta = np.where(active & (rz > 0), rz_new / np.where(rz > 0, rz, 1.0), 0.0)
         rz = rz_new
         xpby(z_wl, beta, p_wl)
         xpby(z_bl, beta, p_bl)
+    return it, False
 
+
+def initial_voltages(net, x0=None):
+    """Fixed groups at their drive voltage; the rest from x0 or zero."""
+    B = net.batch
+    out = []
+    for layer, key in ((net.wl, "v_wl"), (net.bl, "v_bl")):
+        L, n = layer.gid.shape
+        v = np.zeros((L, n, B))
+        if x0 is not None:
+            prev = getattr(x0, key)
+            if key == "v_bl":
+                prev = np.swapaxes(prev, 0, 1)
+            prev = prev.reshape(L, n, -1)
+            v[...] = prev if prev.shape[2] in (1, B) else prev[:, :, :1]
+        if layer.fixed.any():
+            gid = layer.gid.astype(np.int64)
+            node_fixed = np.take_along_axis(layer.fixed, gid, axis=1).astype(bool)
+            grp_v = np.take_along_axis(layer.fixed_v, gid[:, :, None], axis=1)
+            v[node_fixed] = grp_v[node_fixed]
+        out.append(v)
+    return out
+
+
+def residual_scale(net, work):
+    """Per-column norm of the residual of the zero state (drives only): the
+    current scale the relative Kirchhoff residual is measured against."""
+    M, N = net.shape
+    zw, zb = initial_voltages(net, None)
+    r_wl = np.empty((M, N, net.batch))
+    r_bl = np.empty((N, M, net.batch))
+    residual(net, zw, zb, r_wl, r_bl)
+    return np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl))
+
+
+def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="line", pre=None):
+    """Linear solve to relative Kirchhoff residual `tol`.
+
+    `pre` reuses an already built preconditioner (any SPD one is valid, also
+    one built for slightly different conductances: warm re-solves).
+    Returns ``(v_wl (M,N,B), v_bl (N,M,B), iterations, residual, history, pre)``.
+    """
+    M, N = net.shape
+    B = net.batch
+    if maxiter is None:
+        maxiter = max(200, 4 * (M + N))
+    work = Workspace(M, N, B)
+    scale = residual_scale(net, work)
+    if pre is None:
+        pre = make_preconditioner(net, preconditioner)
+    v_wl, v_bl = initial_voltages(net, x0)
+    r_wl = np.empty((M, N, B))
+    r_bl = np.empty((N, M, B))
+    residual(net, v_wl, v_bl, r_wl, r_bl)
+    safe = np.where(scale > 0, scale, 1.0)
+    history = [float(np.max(np.where(scale > 0, np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl)) / safe, 0.0)))]
+    it, ok = pcg_core(net, net.g, net.g_t, pre, r_wl, r_bl, v_wl, v_bl, scale, tol, maxiter, work,
+                      callback=callback, history=history)
     history = np.array(history)
-    if active.any() or not np.isfinite(history[-1]):
+    if not ok:
         raise ConvergenceError(
             f"PCG did not reach tol={tol:g} in {it} iterations (relative Kirchhoff residual "
             f"{history[-1]:.3g}). Raise maxiter, loosen tol, or use method='direct'; "
@@ -182,14 +231,14 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
         )
     # The recursive residual drifts from the true one in floating point:
     # confirm convergence on the true Kirchhoff residual.
-    _residual(net, v_wl, v_bl, r_wl, r_bl)
-    true_rel = np.where(scale > 0, np.sqrt(dot(r_wl, r_wl, r_bl, r_bl)) / safe_scale, 0.0)
-    if float(true_rel.max()) > 100 * tol:
+    residual(net, v_wl, v_bl, r_wl, r_bl)
+    true_rel = float(np.max(np.where(scale > 0, np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl)) / safe, 0.0)))
+    if true_rel > 100 * tol:
         raise ConvergenceError(
             f"PCG's recursive residual reached tol={tol:g} but the true Kirchhoff residual is "
-            f"{float(true_rel.max()):.3g}: the system is too ill-conditioned for this tolerance. "
+            f"{true_rel:.3g}: the system is too ill-conditioned for this tolerance. "
             "Loosen tol or use method='direct'.",
             residual_history=history,
             iterations=it,
         )
-    return v_wl, v_bl, it, float(true_rel.max()), history
+    return v_wl, v_bl, it, true_rel, history, pre

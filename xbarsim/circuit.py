@@ -274,6 +274,12 @@ class Network:
     batch: int
     batched: bool
     ends: dict = field(default_factory=dict)  # name -> _EndSpec or None
+    v0: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))  # (M, N) sinh scale; (1, 1): linear
+    v0_t: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))  # (N, M)
+
+    @property
+    def linear(self):
+        return self.xbar.linear
 
     @property
     def shape(self):
@@ -399,7 +405,7 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
 
     wl = _build_layer(xbar.r_wl_full(), (specs["left"], specs["right"]), M, N, batch)
     bl = _build_layer(xbar.r_bl_full().T, (specs["top"], specs["bottom"]), N, M, batch)
-    return Network(
+    net = Network(
         xbar=xbar,
         wl=wl,
         bl=bl,
@@ -409,3 +415,7 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
         batched=batched,
         ends=specs,
     )
+    if not xbar.linear:
+        net.v0 = np.ascontiguousarray(xbar.v0_full())
+        net.v0_t = np.ascontiguousarray(net.v0.T)
+    return net

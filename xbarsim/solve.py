@@ -31,6 +31,7 @@ returned.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -84,6 +85,54 @@ class Solution:
     @property
     def shape(self):
         return self.v_wl.shape[:2]
+
+    def resolve(self, g, *, tol=None, maxiter=None, callback=None, refactor_fraction=0.05):
+        """Solve again after the device conductances changed to `g`.
+
+        Wires, drives and nonlinearity stay as they were. Starts from this
+        solution's voltages; when at most `refactor_fraction` of the devices
+        changed, the linear preconditioner (line factors, multigrid
+        hierarchy) of this solve is reused as it is -- it is still a valid
+        symmetric positive definite preconditioner, just for nearby
+        conductances -- so nothing is refactored.
+
+        Parameters
+        ----------
+        g : array_like, shape (M, N)
+            New conductances, siemens.
+        tol, maxiter, callback
+            As in `solve` (tol defaults to this solution's).
+
+        Returns
+        -------
+        Solution
+        """
+        net = self.network
+        xbar = net.xbar.with_g(g)
+        changed = np.count_nonzero(xbar.g != net.g) / xbar.g.size
+        new_net = dataclasses.replace(net, xbar=xbar, g=xbar.g, g_t=np.ascontiguousarray(xbar.g.T))
+        if np.any((xbar.g > 0) != (net.g > 0)):
+            # open devices changed: well-posedness must be checked again
+            from .circuit import build_network as _build
+
+            ends = {k: None for k in ("left", "right", "top", "bottom")}
+            new_net = _build(xbar, **{k: self._drive(k) for k in ends})
+        pre = getattr(self, "_preconditioner", None) if changed <= refactor_fraction else None
+        if self.method == "direct":
+            pre = None
+        tol = getattr(self, "_tol", DEFAULT_TOL) if tol is None else tol
+        _check_tol(tol, maxiter)
+        return _solve_network(new_net, self.method, tol, maxiter, callback, self, pre=pre)
+
+    def _drive(self, name):
+        from .circuit import Drive, FLOATING as _FL
+
+        spec = self.network.ends[name]
+        if spec is None:
+            return None
+        v = spec.v if self.network.batched else spec.v[:, 0]
+        r = np.where(spec.mode == RESISTIVE, 1.0 / np.where(spec.g > 0, spec.g, 1.0), 0.0)
+        return Drive(v, r=r, floating=spec.mode == _FL)
 
     def power_supplied(self):
         """Power delivered by the ideal sources, watts (per batch column)."""
@@ -173,7 +222,9 @@ def solve(
     callback : callable, optional
         ``callback(iteration, relative_residual)`` after every iteration.
     x0 : Solution, optional
-        Warm start: a previous solution of a circuit of the same shape.
+        Warm start: a previous solution of a circuit of the same shape (for
+        example before a few conductances changed). Iterative methods start
+        from its voltages; the direct method ignores it.
 
     Returns
     -------
@@ -202,45 +253,58 @@ def solve(
         raise ParameterError(f"x0 must be a Solution from a previous solve; got {type(x0).__name__}.")
     if not isinstance(xbar, Crossbar):
         raise ParameterError(f"xbar must be an xbarsim.Crossbar; got {type(xbar).__name__}.")
-    if not xbar.linear:
-        raise ParameterError(
-            "this solver handles linear devices (v0=None); sinh devices need the nonlinear "
-            "solver, which is not available in this version."
-        )
     net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
     M, N = xbar.shape
     if x0 is not None and x0.shape != (M, N):
         raise ParameterError(f"x0 is a solution of a {x0.shape} array; this one is {(M, N)}.")
+    return _solve_network(net, method, tol, maxiter, callback, x0)
+
+
+def _resolve_method(net, method):
+    M, N = net.shape
+    from ._multigrid import supports
+
     if method == "auto":
-        from ._multigrid import supports
-
         if M * N <= AUTO_DIRECT_MAX_CELLS:
-            method = "direct"
-        else:
-            method = "mg" if supports(net) else "pcg"
-    elif method == "mg":
-        from ._multigrid import supports
+            return "direct"
+        return "mg" if supports(net) else "pcg"
+    if method == "mg" and not supports(net):
+        raise ParameterError(
+            "method='mg' needs every wire segment to have r > 0 (ideal wire segments "
+            "merge nodes, which the 2 x 2 coarsening does not handle); use method='pcg' "
+            "or 'auto'."
+        )
+    return method
 
-        if not supports(net):
-            raise ParameterError(
-                "method='mg' needs every wire segment to have r > 0 (ideal wire segments "
-                "merge nodes, which the 2 x 2 coarsening does not handle); use method='pcg' "
-                "or 'auto'."
-            )
+
+def _solve_network(net, method, tol, maxiter, callback, x0, pre=None):
+    """Solve a validated network; `pre` reuses a linear preconditioner."""
+    M, N = net.shape
+    method = _resolve_method(net, method)
     _memory.check(method, M, N, net.batch)
-    if method == "direct":
+    if not net.linear:
+        from ._newton import solve_newton
+
+        inner = {"direct": "direct", "pcg": "line", "mg": "mg"}[method]
+        v_wl, v_bl, iterations, residual, history = solve_newton(
+            net, tol=tol, maxiter=maxiter, callback=callback, x0=x0, inner=inner)
+        pre = None
+    elif method == "direct":
         from ._direct import solve_direct
 
         v_wl, v_bl = solve_direct(net)
-        iterations, residual, history = 0, 0.0, np.zeros(0)
+        iterations, residual, history, pre = 0, 0.0, np.zeros(0), None
     else:
         from ._pcg import solve_pcg
 
-        v_wl, v_bl, iterations, residual, history = solve_pcg(
+        v_wl, v_bl, iterations, residual, history, pre = solve_pcg(
             net, tol=tol, maxiter=maxiter, callback=callback, x0=x0,
-            preconditioner="mg" if method == "mg" else "line",
+            preconditioner="mg" if method == "mg" else "line", pre=pre,
         )
-    return _finish(net, v_wl, v_bl, method, iterations, residual, history)
+    sol = _finish(net, v_wl, v_bl, method, iterations, residual, history)
+    object.__setattr__(sol, "_preconditioner", pre)
+    object.__setattr__(sol, "_tol", tol)
+    return sol
 
 
 def _end_currents(net, v_wl, v_bl):
@@ -249,9 +313,9 @@ def _end_currents(net, v_wl, v_bl):
     from ._pcg import _NO_SHUNT
 
     out = {}
-    for layer, own, other, g, names in (
-        (net.wl, v_wl, v_bl, net.g, ("left", "right")),
-        (net.bl, v_bl, v_wl, net.g_t, ("top", "bottom")),
+    for layer, own, other, g, v0, names in (
+        (net.wl, v_wl, v_bl, net.g, net.v0, ("left", "right")),
+        (net.bl, v_bl, v_wl, net.g_t, net.v0_t, ("top", "bottom")),
     ):
         need_ideal = any(
             net.ends[nm] is not None and np.any(net.ends[nm].mode == IDEAL) for nm in names
@@ -259,7 +323,7 @@ def _end_currents(net, v_wl, v_bl):
         res = None
         if need_ideal:
             res = np.empty_like(own)
-            kcl_residual(layer.gid, layer.fixed, g, layer.seg_g, layer.term_mode, layer.term_g,
+            kcl_residual(layer.gid, layer.fixed, g, v0, layer.seg_g, layer.term_mode, layer.term_g,
                          layer.term_v, _NO_SHUNT, own, other, True, False, res)
         L, n = layer.gid.shape
         last_rep = np.argmax(layer.gid == (layer.ngroups - 1)[:, None], axis=1)
@@ -283,7 +347,11 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     """Currents, Kirchhoff check and output shapes common to every method."""
     terminals = _end_currents(net, v_wl, v_bl)
     v_bl_mn = v_bl.transpose(1, 0, 2)
-    i_device = net.g[:, :, None] * (v_wl - v_bl_mn)
+    if net.linear:
+        i_device = net.g[:, :, None] * (v_wl - v_bl_mn)
+    else:
+        v0 = net.v0[:, :, None]
+        i_device = net.g[:, :, None] * v0 * np.sinh((v_wl - v_bl_mn) / v0)
     stacked = np.concatenate([np.nan_to_num(c) for c in terminals.values()], axis=0)
     scale = np.sum(np.abs(stacked), axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):

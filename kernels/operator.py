@@ -91,11 +91,12 @@ def matvec_dot(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, p, other,
     B = p.shape[2]
     for l in prange(L):
         for b in range(B):
-            s = 0.0
-            for j in range(n):
-                q[l, j, b] = -q[l, j, b]
-                s += p[l, j, b] * q[l, j, b]
-            partial[l, b] = s
+            partial[l, b] = 0.0
+        for j in range(n):
+            for b in range(B):
+                qv = -q[l, j, b]
+                q[l, j, b] = qv
+                partial[l, b] += p[l, j, b] * qv
 
 
 @njit(**PJIT)
@@ -103,11 +104,17 @@ def dot_lines(a, c, partial):
     """``partial[l, b] = sum_k a[l, k, b] c[l, k, b]``."""
     L, n, B = a.shape
     for l in prange(L):
-        for b in range(B):
+        if B == 1:
             s = 0.0
             for j in range(n):
-                s += a[l, j, b] * c[l, j, b]
-            partial[l, b] = s
+                s += a[l, j, 0] * c[l, j, 0]
+            partial[l, 0] = s
+            continue
+        for b in range(B):
+            partial[l, b] = 0.0
+        for j in range(n):
+            for b in range(B):
+                partial[l, b] += a[l, j, b] * c[l, j, b]
 
 
 @njit(**PJIT)
@@ -116,14 +123,14 @@ def cg_update(x, r, p, q, alpha, partial):
     L, n, B = x.shape
     for l in prange(L):
         for b in range(B):
-            a = alpha[b]
-            s = 0.0
-            for j in range(n):
+            partial[l, b] = 0.0
+        for j in range(n):
+            for b in range(B):
+                a = alpha[b]
                 x[l, j, b] += a * p[l, j, b]
                 rv = r[l, j, b] - a * q[l, j, b]
                 r[l, j, b] = rv
-                s += rv * rv
-            partial[l, b] = s
+                partial[l, b] += rv * rv
 
 
 @njit(**PJIT)

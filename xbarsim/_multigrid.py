@@ -27,6 +27,7 @@ unknown); the solver falls back to line relaxation alone otherwise.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -35,8 +36,9 @@ from ._pcg import LineFactors
 from .kernels.multigrid import prolong_add, restrict_coupling
 from .kernels.operator import matvec_dot
 
-COARSEST_CELLS = 4096
-"""Stop coarsening when a level has at most this many cells; factor it."""
+COARSEST_CELLS = 256
+"""Stop coarsening when a level has at most this many cells; factor it
+(dense Cholesky: a few hundred unknowns, solved for all B columns by BLAS)."""
 WIRE_SCALE = 0.5
 """Coarse wire conductance relative to the Galerkin (aggregation) value."""
 CYCLE = 2
@@ -148,14 +150,22 @@ class Level:
                           shape=(2 * n_wl, 2 * n_wl))
         free = np.concatenate([self.fixed[0].ravel() == 0, self.fixed[1].ravel() == 0])
         self._free = free
-        self._lu = spla.splu(A[free][:, free].tocsc(), permc_spec="MMD_AT_PLUS_A") if free.any() else None
+        self._chol = None
+        if free.any():
+            A_ff = A[free][:, free]
+            if A_ff.shape[0] <= 4096:
+                self._chol = scipy.linalg.cho_factor(A_ff.toarray(), lower=True)
+            else:  # a long, thin array that cannot be coarsened further
+                self._lu = spla.splu(A_ff.tocsc(), permc_spec="MMD_AT_PLUS_A")
 
     def solve_direct(self, r_wl, r_bl, z_wl, z_bl):
         M, N = self.shape
         B = r_wl.shape[2]
         r = np.concatenate([r_wl.reshape(M * N, B), r_bl.reshape(N * M, B)])
         z = np.zeros_like(r)
-        if self._lu is not None:
+        if self._chol is not None:
+            z[self._free] = scipy.linalg.cho_solve(self._chol, r[self._free])
+        elif getattr(self, "_lu", None) is not None:
             z[self._free] = self._lu.solve(np.ascontiguousarray(r[self._free]))
         z_wl[...] = z[: M * N].reshape(M, N, B)
         z_bl[...] = z[M * N:].reshape(N, M, B)

@@ -108,6 +108,9 @@ class Solution:
         Solution
         """
         net = self.network
+        shape = np.shape(g)
+        if shape != net.shape:
+            raise ParameterError(f"g has shape {shape}; resolve keeps the array, expected {net.shape}.")
         xbar = net.xbar.with_g(g)
         changed = np.count_nonzero(xbar.g != net.g) / xbar.g.size
         new_net = dataclasses.replace(net, xbar=xbar, g=xbar.g, g_t=np.ascontiguousarray(xbar.g.T))

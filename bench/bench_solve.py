@@ -1,0 +1,175 @@
+"""Solver benchmarks: ratios against baselines on the same input, one run.
+
+Run: ``pytest bench/bench_solve.py --benchmark-only`` (add
+``--benchmark-columns=min,mean,rounds`` for a compact table). Groups:
+
+- ``solve-N``: one input at N x N: multigrid CG (``mg``), line-relaxation
+  CG (``pcg``), SciPy's direct solve (SuperLU, up to 512) and MKL PARDISO
+  through pypardiso when it is installed (not a dependency).
+- ``batch-1024``: 1 and 64 input columns at 1024 x 1024.
+- ``nonlinear-1024``: sinh devices (V0 = 0.25 V, inputs to 0.3 V) against
+  the linear solve of the same array.
+- ``resolve-1024``: re-solve after 1 % of the conductances changed, against
+  a cold solve.
+- ``compile``: first-call compile time (fresh Numba cache, subprocess) and
+  import time.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+import xbarsim as xs
+from xbarsim._direct import assemble
+
+try:
+    import pypardiso
+except ImportError:  # pragma: no cover
+    pypardiso = None
+
+SIZES = [64, 128, 256, 512, 1024, 2048]
+
+
+def _run(xbar, drives, method, **kw):
+    return xs.solve(xbar, **drives, method=method, **kw)
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("method", ["mg", "pcg"])
+def test_solve(benchmark, problem, n, method):
+    xbar, drives = problem(n)
+    _run(xbar, drives, method)  # compile / warm
+    benchmark.group = f"solve-{n}"
+    rounds = 5 if n <= 512 else 2
+    sol = benchmark.pedantic(_run, args=(xbar, drives, method), rounds=rounds, iterations=1)
+    benchmark.extra_info["iterations"] = sol.iterations
+    benchmark.extra_info["residual"] = sol.residual
+    assert sol.residual <= 1e-12 * 100
+
+
+@pytest.mark.parametrize("n", [n for n in SIZES if n <= 512])
+def test_solve_scipy_direct(benchmark, problem, n):
+    xbar, drives = problem(n)
+    benchmark.group = f"solve-{n}"
+    benchmark.pedantic(_run, args=(xbar, drives, "direct"), rounds=2 if n >= 512 else 3, iterations=1)
+
+
+@pytest.mark.skipif(pypardiso is None, reason="pypardiso not installed (pip install pypardiso)")
+@pytest.mark.parametrize("n", SIZES)
+def test_solve_pardiso(benchmark, problem, n):
+    """MKL PARDISO on the assembled nodal matrix (assembly not timed)."""
+    xbar, drives = problem(n)
+    net = xs.circuit.build_network(xbar, **drives)
+    A, b, fixed, fixed_v, *_ = assemble(net)
+    free = ~fixed
+    A_ff = A[free][:, free].tocsr()
+    rhs = np.ascontiguousarray(b[free] - A[free][:, fixed] @ fixed_v[fixed])
+
+    def run():
+        pypardiso.ps.free_memory(everything=True)
+        return pypardiso.spsolve(A_ff, rhs[:, 0])
+
+    benchmark.group = f"solve-{n}"
+    benchmark.pedantic(run, rounds=2 if n >= 1024 else 3, iterations=1)
+
+
+@pytest.mark.parametrize("batch", [1, 64])
+def test_batch(benchmark, problem, batch):
+    xbar, drives = problem(1024, batch=batch)
+    _run(xbar, drives, "mg")
+    benchmark.group = "batch-1024"
+    sol = benchmark.pedantic(_run, args=(xbar, drives, "mg"), rounds=2, iterations=1)
+    benchmark.extra_info["iterations"] = sol.iterations
+
+
+@pytest.mark.parametrize("device", ["linear", "sinh"])
+def test_nonlinear(benchmark, problem, device):
+    xbar, drives = problem(1024, v0=0.25 if device == "sinh" else None, v_max=0.3)
+    _run(xbar, drives, "mg")
+    benchmark.group = "nonlinear-1024"
+    sol = benchmark.pedantic(_run, args=(xbar, drives, "mg"), rounds=2, iterations=1)
+    benchmark.extra_info["iterations"] = sol.iterations
+
+
+@pytest.mark.parametrize("kind", ["cold", "resolve-1pct"])
+def test_resolve(benchmark, problem, kind):
+    xbar, drives = problem(1024)
+    sol = _run(xbar, drives, "mg")
+    rng = np.random.default_rng(1)
+    g2 = xbar.g.copy()
+    idx = rng.choice(g2.size, g2.size // 100, replace=False)
+    g2.flat[idx] = 1.0 / rng.uniform(2e3, 1e4, idx.size)
+    benchmark.group = "resolve-1024"
+    if kind == "cold":
+        benchmark.pedantic(_run, args=(xbar.with_g(g2), drives, "mg"), rounds=2, iterations=1)
+    else:
+        benchmark.pedantic(sol.resolve, args=(g2,), rounds=2, iterations=1)
+
+
+_COLD = """
+import time, numpy as np
+t0 = time.perf_counter()
+import xbarsim as xs
+t1 = time.perf_counter()
+g = np.full((64, 64), 2e-4)
+xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(np.full(64, 0.2), r=1.0),
+         bottom=xs.Drive(0.0, r=1.0), method="mg")
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def _subprocess_times(cache_dir):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    out = subprocess.run([sys.executable, "-c", _COLD], env=env, capture_output=True, text=True, check=True)
+    imp, first = map(float, out.stdout.split())
+    return imp, first
+
+
+@pytest.mark.parametrize("cache", ["cold", "warm"])
+def test_first_solve(benchmark, cache):
+    """Import + first solve in a fresh process; cold: empty Numba cache."""
+    benchmark.group = "compile"
+    with tempfile.TemporaryDirectory() as tmp:
+        if cache == "warm":
+            _subprocess_times(tmp)
+        result = {}
+
+        def run():
+            result["import"], result["first_solve"] = _subprocess_times(tmp) if cache == "warm" else _fresh()
+
+        def _fresh():
+            with tempfile.TemporaryDirectory() as fresh:
+                return _subprocess_times(fresh)
+
+        benchmark.pedantic(run, rounds=1, iterations=1)
+        benchmark.extra_info.update(result)
+
+
+@pytest.mark.parametrize("method", ["mg", "pcg"])
+def test_memory_2048(benchmark, problem, method):
+    """Peak memory the solve allocates at 2048 x 2048 (tracemalloc sees every
+    NumPy allocation), in bytes per cell; the input arrays are not counted."""
+    import tracemalloc
+
+    xbar, drives = problem(2048)
+    benchmark.group = "memory-2048"
+    result = {}
+
+    def run():
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        sol = _run(xbar, drives, method)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        result["peak_bytes_per_cell"] = peak / xbar.g.size
+        result["peak_bytes_per_cell_excl_solution"] = (
+            peak - sum(a.nbytes for a in (sol.v_wl, sol.v_bl, sol.i_device))) / xbar.g.size
+        return sol
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(result)

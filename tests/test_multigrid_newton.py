@@ -1,0 +1,182 @@
+"""Multigrid-preconditioned CG, damped Newton for sinh devices, re-solves."""
+
+import numba
+import numpy as np
+import pytest
+
+import xbarsim as xs
+from xbarsim._multigrid import MultigridPreconditioner
+from xbarsim.circuit import build_network
+from xbarsim.spice import ngspice_available, run_ngspice
+
+
+def _random(rng, M, N, r=1.0, v0=None, open_frac=0.0):
+    g = 1.0 / rng.uniform(2e3, 1e4, (M, N))
+    g[rng.random((M, N)) < open_frac] = 0.0
+    r_wl = rng.uniform(0.5 * r, 1.5 * r, (M, N - 1))
+    r_bl = rng.uniform(0.5 * r, 1.5 * r, (M - 1, N))
+    return xs.Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)
+
+
+def _close(a, b, rtol):
+    scale = np.max(np.abs(b))
+    np.testing.assert_allclose(a, b, rtol=0, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("shape", [(40, 70), (33, 17), (64, 64)])
+def test_mg_matches_direct_on_odd_shapes(shape):
+    rng = np.random.default_rng(sum(shape))
+    M, N = shape
+    xbar = _random(rng, M, N, r=2.0, open_frac=0.05)
+    x = rng.uniform(-0.3, 0.3, (M, 3))
+    floating = rng.random(M) < 0.2
+    drives = dict(left=xs.Drive(x, r=0.0), right=xs.Drive(0.1, r=5.0, floating=floating),
+                  top=xs.Drive(0.0, r=2.0, floating=rng.random(N) < 0.5), bottom=xs.Drive(0.0, r=1.0))
+    mg = xs.solve(xbar, **drives, method="mg")
+    ref = xs.solve(xbar, **drives, method="direct")
+    net = build_network(xbar, **drives)
+    assert MultigridPreconditioner(net).depth >= 2  # at least one coarse level
+    for name in ("v_wl", "v_bl", "i_out"):
+        _close(getattr(mg, name), getattr(ref, name), 1e-9)
+    for end in ("left", "top", "bottom"):
+        a, b = mg.i_terminal[end], ref.i_terminal[end]
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        _close(np.nan_to_num(a), np.nan_to_num(b), 1e-9)
+    assert mg.kcl_error < 1e-9
+
+
+def test_mg_iterations_stay_flat():
+    """Iterations do not grow with the array (the multigrid's point)."""
+    its = []
+    for n in (32, 64, 128):
+        rng = np.random.default_rng(n)
+        g = 1.0 / rng.uniform(2e3, 1e4, (n, n))
+        sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(rng.uniform(0, 0.3, n), r=1.0),
+                       bottom=xs.Drive(0.0, r=1.0), method="mg")
+        its.append(sol.iterations)
+    assert max(its) <= 6, its
+
+
+def test_mg_refuses_ideal_wire_segments():
+    g = np.full((20, 20), 1e-4)
+    with pytest.raises(xs.ParameterError, match="mg"):
+        xs.solve(xs.Crossbar(g, r_wl=0.0, r_bl=1.0), left=xs.Drive(0.1), bottom=xs.Drive(0.0), method="mg")
+
+
+def test_results_do_not_depend_on_thread_count():
+    rng = np.random.default_rng(5)
+    xbar = _random(rng, 48, 40)
+    drives = dict(left=xs.Drive(rng.uniform(0, 0.3, (48, 2)), r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    threads = numba.get_num_threads()
+    out = {}
+    try:
+        for k in sorted({1, max(threads, 2)}):
+            numba.set_num_threads(min(k, numba.config.NUMBA_NUM_THREADS))
+            out[k] = {m: xs.solve(xbar, **drives, method=m).i_out for m in ("mg", "pcg")}
+    finally:
+        numba.set_num_threads(threads)
+    first, *rest = out.values()
+    for other in rest:
+        for m in first:
+            assert np.array_equal(first[m], other[m])
+
+
+# ---------------------------------------------------------------- nonlinear
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
+def test_sinh_strong_case_kirchhoff_and_power(method):
+    """V0 = 0.1 V, programming-level drives of +-2 V, 0 ohm terminals and a
+    floating line: converges, satisfies KCL, conserves power."""
+    rng = np.random.default_rng(11)
+    M, N = 18, 20
+    xbar = _random(rng, M, N, r=1.0, v0=0.1)
+    v = np.zeros(M)
+    v[3] = 2.0
+    v[7] = -2.0
+    drives = dict(left=xs.Drive(v, r=0.0, floating=np.arange(M) == 12),
+                  bottom=xs.Drive(0.0, r=0.0), top=xs.Drive(0.5, r=10.0))
+    sol = xs.solve(xbar, **drives, method=method)
+    ref = xs.solve(xbar, **drives, method="direct")
+    _close(sol.i_out, ref.i_out, 1e-8)
+    assert sol.kcl_error < 1e-9
+    np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-8)
+    vd = sol.v_wl - sol.v_bl
+    np.testing.assert_allclose(sol.i_device, xbar.g * 0.1 * np.sinh(vd / 0.1), rtol=1e-12, atol=0)
+
+
+def test_sinh_reduces_to_linear_for_large_v0():
+    rng = np.random.default_rng(2)
+    xbar = _random(rng, 12, 9)
+    drives = dict(left=xs.Drive(rng.uniform(0, 0.01, 12), r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    lin = xs.solve(xbar, **drives, method="direct")
+    nl = xs.solve(xbar.with_g(xbar.g) if False else xs.Crossbar(xbar.g, xbar.r_wl, xbar.r_bl, v0=100.0),
+                  **drives, method="direct")
+    _close(nl.i_out, lin.i_out, 1e-8)
+
+
+def test_sinh_batch_equals_columns():
+    rng = np.random.default_rng(3)
+    xbar = _random(rng, 10, 7, v0=0.25)
+    x = rng.uniform(0, 0.3, (10, 3))
+    both = xs.solve(xbar, left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0, r=1.0), method="pcg")
+    for b in range(3):
+        one = xs.solve(xbar, left=xs.Drive(x[:, b], r=1.0), bottom=xs.Drive(0.0, r=1.0), method="pcg")
+        _close(both.i_out[:, b], one.i_out, 1e-10)
+
+
+@pytest.mark.ngspice
+@pytest.mark.skipif(not ngspice_available(), reason="ngspice not installed (apt-get install ngspice)")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sinh_against_ngspice(seed):
+    rng = np.random.default_rng(100 + seed)
+    M, N = rng.integers(2, 7, size=2)
+    v0 = rng.uniform(0.1, 0.5, (M, N))
+    xbar = _random(rng, M, N, r=rng.uniform(0.5, 5.0), v0=v0, open_frac=0.1)
+    drives = dict(left=xs.Drive(rng.uniform(-1.0, 1.0, M), r=rng.uniform(0, 2)), bottom=xs.Drive(0.0, r=1.0),
+                  top=xs.Drive(0.2, r=3.0, floating=rng.random(N) < 0.5))
+    try:
+        ref = run_ngspice(xbar, **drives)
+    except xs.CircuitError:
+        pytest.skip("random circuit ill-posed")
+    for method in ("direct", "pcg"):
+        sol = xs.solve(xbar, **drives, method=method)
+        _close(sol.i_out, ref.i_out, 1e-6)
+        _close(sol.v_wl, ref.v_wl, 1e-6)
+        _close(sol.v_bl, ref.v_bl, 1e-6)
+
+
+# ---------------------------------------------------------------- re-solves
+
+
+@pytest.mark.parametrize("method", ["mg", "pcg", "direct"])
+def test_resolve_matches_cold_solve(method):
+    rng = np.random.default_rng(7)
+    xbar = _random(rng, 40, 36)
+    drives = dict(left=xs.Drive(rng.uniform(0, 0.3, 40), r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    sol = xs.solve(xbar, **drives, method=method)
+    g2 = xbar.g.copy()
+    g2[5, 7] *= 1.5
+    g2[20, 30] = 1e-4
+    warm = sol.resolve(g2)
+    cold = xs.solve(xbar.with_g(g2), **drives, method="direct")
+    _close(warm.i_out, cold.i_out, 1e-9)
+    _close(warm.v_bl, cold.v_bl, 1e-9)
+    assert warm.method == sol.method
+
+
+def test_resolve_checks_new_open_devices():
+    g = np.full((3, 3), 1e-4)
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(0.1), top=xs.Drive(0.0, floating=np.array([False, False, True])))
+    g2 = g.copy()
+    g2[:, 2] = 0.0
+    with pytest.raises(xs.CircuitError) as err:
+        sol.resolve(g2)
+    assert err.value.bit_lines == [2]
+
+
+def test_resolve_bad_shape():
+    g = np.full((3, 3), 1e-4)
+    sol = xs.solve(xs.Crossbar(g), left=xs.Drive(0.1), bottom=xs.Drive(0.0))
+    with pytest.raises(xs.ParameterError):
+        sol.resolve(np.full((3, 4), 1e-4))

@@ -15,7 +15,7 @@ of this layer sits on line ``k`` of the other layer at its node ``l``.
 import numpy as np
 from numba import njit, prange
 
-from .config import PJIT
+from .config import JIT, PJIT
 
 
 @njit(**PJIT)
@@ -86,6 +86,9 @@ def solve_lines(gid, ngroups, lower, cprime, invden, src, g, other, couple, out)
     L, n = gid.shape
     B = out.shape[2]
     for l in prange(L):
+        if B == 1 and ngroups[l] == n:
+            _solve_line_single(l, n, lower, cprime, invden, src, g, other, couple, out)
+            continue
         kprev = -1
         for j in range(n):
             k = gid[l, j]
@@ -115,3 +118,25 @@ def solve_lines(gid, ngroups, lower, cprime, invden, src, g, other, couple, out)
                 if k != j:
                     for b in range(B):
                         out[l, j, b] = out[l, k, b]
+
+
+@njit(**JIT)
+def _solve_line_single(l, n, lower, cprime, invden, src, g, other, couple, out):
+    """The common case of `solve_lines`: one input column, no ideal wire
+    (every node its own group); scalar recurrences, no inner batch loops."""
+    if couple:
+        y = (src[l, 0, 0] + g[l, 0] * other[0, l, 0]) * invden[l, 0]
+        out[l, 0, 0] = y
+        for k in range(1, n):
+            y = (src[l, k, 0] + g[l, k] * other[k, l, 0] - lower[l, k] * y) * invden[l, k]
+            out[l, k, 0] = y
+    else:
+        y = src[l, 0, 0] * invden[l, 0]
+        out[l, 0, 0] = y
+        for k in range(1, n):
+            y = (src[l, k, 0] - lower[l, k] * y) * invden[l, k]
+            out[l, k, 0] = y
+    x = out[l, n - 1, 0]
+    for k in range(n - 2, -1, -1):
+        x = out[l, k, 0] - cprime[l, k] * x
+        out[l, k, 0] = x

@@ -1,0 +1,47 @@
+"""How large can a passive crossbar be before IR drop ruins the MVM?
+
+Sweep the array size at three wire resistances, with conductances in the
+100-500 uS window of a low-resistance ReRAM and inputs up to 0.2 V, and
+check what the physics says: the relative error of the analog product
+against the ideal ``G.T @ x`` grows with N at a fixed wire resistance, and
+with the wire resistance at a fixed N.
+
+Run it with ``python examples/scaling_study.py [OUT_DIR]`` (a temporary
+folder by default); the same study from the shell, larger::
+
+    xbarsim scale --out scale-out --sizes 64,128,256,512,1024 --r-wire 0.1,1,10
+"""
+
+import sys
+import tempfile
+
+from xbarsim.scale import SweepParams, format_table, run_sweep
+
+
+def main(out_dir=None):
+    out_dir = out_dir or tempfile.mkdtemp(prefix="xbarsim-scale-")
+    params = SweepParams(
+        sizes=((16, 16), (32, 32), (64, 64)),
+        r_wire=(0.1, 1.0, 10.0),  # ohm per segment
+        g_ranges=((100e-6, 500e-6),),  # siemens
+        v_read=0.2,  # volts
+        r_terminal=1.0,  # ohms
+    )
+    rows = run_sweep(params, out_dir, progress=False)
+    print(format_table(rows))
+    print(f"\nresults and figures in {out_dir}")
+
+    error = {(r["rows"], r["r_wire_ohm"]): r["rel_error"] for r in rows}
+    for r_wire in params.r_wire:
+        by_size = [error[(n, r_wire)] for n, _ in params.sizes]
+        assert by_size == sorted(by_size) and by_size[0] < by_size[-1], by_size
+    for n, _ in params.sizes:
+        by_wire = [error[(n, r)] for r in params.r_wire]
+        assert by_wire == sorted(by_wire), by_wire
+    # 64 x 64 at 1 ohm per segment: the product is off by tens of percent.
+    assert 0.2 < error[(64, 1.0)] < 0.8, error[(64, 1.0)]
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

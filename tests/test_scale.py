@@ -1,0 +1,277 @@
+"""The scaling-study tool (`xbarsim scale`, `xbarsim.scale.run_sweep`).
+
+Small arrays only (8 x 8, 16 x 16: the direct solver), so every test runs in
+about a second; no timing thresholds.
+"""
+
+import csv
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xbarsim as xs
+from xbarsim import scale
+from xbarsim.cli import main
+from xbarsim.scale import COLUMNS, ScalePoint, SweepParams, load_results, run_sweep
+
+WINDOW = ((100e-6, 500e-6),)  # siemens: the measured TiO2 window
+
+
+def params(**kw):
+    """A small sweep, one window, direct solver (independent of the defaults)."""
+    kw.setdefault("g_ranges", WINDOW)
+    kw.setdefault("method", "direct")
+    return SweepParams(**kw)
+
+
+SMALL = params(sizes=((8, 8), (16, 16)), r_wire=(0.1, 1.0, 10.0))
+
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        return reader.fieldnames, list(reader)
+
+
+class CountingRunPoint:
+    """Wraps scale.run_point and records the ids of the points it computed."""
+
+    def __init__(self, fail_after=None):
+        self.ids = []
+        self.fail_after = fail_after
+
+    def __call__(self, point, numba_threads=None):
+        if self.fail_after is not None and len(self.ids) >= self.fail_after:
+            raise KeyboardInterrupt  # the user stops the sweep
+        self.ids.append(point.point_id)
+        return REAL_RUN_POINT(point, numba_threads)
+
+
+REAL_RUN_POINT = scale.run_point
+
+
+def test_csv_columns_rows_and_figures(tmp_path):
+    rows = run_sweep(SMALL, tmp_path, progress=False)
+    header, raw = _read_csv(tmp_path / "results.csv")
+    assert tuple(header) == COLUMNS
+    assert "time_s" in header and "r_wire_ohm" in header and "peak_rss_mib" in header
+    assert len(raw) == len(rows) == 6
+    assert {(r["rows"], r["r_wire_ohm"]) for r in rows} == {(n, r) for n in (8, 16) for r in (0.1, 1.0, 10.0)}
+    assert len({r["point_id"] for r in raw}) == 6
+    for r in rows:
+        assert r["status"] == "ok", r["message"]
+        assert r["method"] == "direct"
+        assert 0 < r["rel_error"] < 1 and r["rel_error"] <= r["max_rel_error"] * 1.0000001
+        assert r["time_s"] > 0 and r["iterations"] == 0
+        assert r["ir_drop_wl_v"] > 0 and r["bl_rise_v"] > 0
+        assert 0 < r["ir_drop_wl_frac"] < 1 and 0 < r["bl_rise_frac"] < 1
+        assert r["kcl_error"] < 1e-9
+    for name in ("error_vs_size.png", "time_vs_size.png", "ir_drop_vs_size.png"):
+        png = tmp_path / name
+        assert png.stat().st_size > 10_000
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_metrics_match_an_independent_solve():
+    point = ScalePoint(rows=8, cols=12, r_wire=2.0, g_min=1e-5, g_max=1e-4, inputs=3, method="direct")
+    row = scale.run_point(point)
+    # Redraw the same random state and solve it here.
+    rng = np.random.default_rng([0, 8, 12, 3])
+    g = 1e-5 + (1e-4 - 1e-5) * rng.random((8, 12))
+    x = 0.2 * rng.random((8, 3))
+    sol = xs.solve(xs.Crossbar(g, r_wl=2.0, r_bl=2.0), **xs.read_drives(x, 1.0, 1.0), method="direct")
+    ideal = g.T @ x
+    assert row["rel_error"] == pytest.approx(np.linalg.norm(sol.i_out - ideal) / np.linalg.norm(ideal), rel=1e-9)
+    assert row["max_rel_error"] == pytest.approx(np.max(np.abs(sol.i_out - ideal) / ideal), rel=1e-9)
+    assert row["rel_error_wires"] == row["rel_error"]  # linear devices
+    assert row["ir_drop_wl_v"] == pytest.approx(np.max(x - sol.v_wl[:, -1, :]), rel=1e-9)
+    assert row["bl_rise_v"] == pytest.approx(np.max(sol.v_bl), rel=1e-9)
+
+
+def test_ideal_wires_and_terminals_give_the_exact_product(tmp_path):
+    sweep = params(sizes=((8, 8),), r_wire=(0.0,), r_terminal=0.0, inputs=(1, 4))
+    rows = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    assert len(rows) == 2
+    for r in rows:
+        assert r["rel_error"] < 1e-12
+        assert r["ir_drop_wl_v"] == pytest.approx(0.0, abs=1e-14)
+
+
+def test_error_grows_with_wire_resistance(tmp_path):
+    rows = run_sweep(SMALL, tmp_path, progress=False, plots=False)
+    for n in (8, 16):
+        errs = [r["rel_error"] for r in sorted((r for r in rows if r["rows"] == n), key=lambda r: r["r_wire_ohm"])]
+        assert errs[0] < errs[1] < errs[2]
+    # and with the array size at fixed wire resistance
+    for rw in (0.1, 1.0, 10.0):
+        by_n = {r["rows"]: r["rel_error"] for r in rows if r["r_wire_ohm"] == rw}
+        assert by_n[8] < by_n[16]
+
+
+def test_rerun_computes_nothing_and_returns_the_same_rows(tmp_path, monkeypatch):
+    first = run_sweep(SMALL, tmp_path, progress=False, plots=False)
+    counter = CountingRunPoint()
+    monkeypatch.setattr(scale, "run_point", counter)
+    again = run_sweep(SMALL, tmp_path, progress=False, plots=False)
+    assert counter.ids == []
+    fields = ("point_id", "rel_error", "time_s", "finished_utc")
+    assert [tuple(r[f] for f in fields) for r in again] == [tuple(r[f] for f in fields) for r in first]
+    # A larger sweep into the same folder computes only the new points.
+    bigger = params(sizes=((8, 8), (16, 16)), r_wire=(0.1, 1.0, 10.0, 3.0))
+    rows = run_sweep(bigger, tmp_path, progress=False, plots=False)
+    assert sorted(counter.ids) == sorted(p.point_id for p in bigger.points() if p.r_wire == 3.0)
+    assert len(rows) == 8
+    assert len(_read_csv(tmp_path / "results.csv")[1]) == 8
+
+
+def test_interrupted_sweep_resumes_without_losing_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(scale, "run_point", CountingRunPoint(fail_after=4))
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(SMALL, tmp_path, progress=False, plots=False)
+    _, saved = _read_csv(tmp_path / "results.csv")
+    assert len(saved) == 4
+    # A write cut short by the interruption leaves a partial last line.
+    with open(tmp_path / "results.csv", "a") as fh:
+        fh.write("16x16_rw10.0_partial,ok,,16,1")
+    counter = CountingRunPoint()
+    monkeypatch.setattr(scale, "run_point", counter)
+    rows = run_sweep(SMALL, tmp_path, progress=False, plots=False)
+    assert len(counter.ids) == 2
+    assert not set(counter.ids) & {r["point_id"] for r in saved}
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    assert len(load_results(tmp_path / "results.csv")) == 6
+
+
+def test_solver_errors_are_recorded_not_raised(tmp_path, monkeypatch):
+    real_solve = xs.solve
+
+    def solve(xbar, **kw):
+        if xbar.shape == (16, 16):
+            raise xs.ParameterError("v0 is not supported by this solver (test)")
+        return real_solve(xbar, **kw)
+
+    monkeypatch.setattr(xs, "solve", solve)
+    sweep = params(sizes=((8, 8), (16, 16)), r_wire=(1.0,))
+    rows = run_sweep(sweep, tmp_path, progress=False)
+    status = {r["rows"]: r for r in rows}
+    assert status[8]["status"] == "ok"
+    assert status[16]["status"] == "failed"
+    assert "ParameterError: v0 is not supported" in status[16]["message"]
+    assert (tmp_path / "error_vs_size.png").stat().st_size > 0
+    # failed points are kept on a plain rerun, recomputed with retry=True
+    monkeypatch.setattr(xs, "solve", real_solve)
+    assert run_sweep(sweep, tmp_path, progress=False, plots=False)[1]["status"] == "failed"
+    rows = run_sweep(sweep, tmp_path, progress=False, plots=False, retry=True)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert len(_read_csv(tmp_path / "results.csv")[1]) == 2  # retried row replaced the failed one
+
+
+def test_sinh_point_is_ok_or_failed_with_the_reason(tmp_path):
+    # Ideal wires and terminals: every device sees its input exactly, so the
+    # output is sum_i G_ij v0 sinh(x_i / v0), off G.T x by the nonlinearity only.
+    point = ScalePoint(rows=8, cols=8, r_wire=0.0, r_terminal=0.0, g_min=1e-4, g_max=5e-4, device="sinh",
+                       v0=0.15, method="direct")
+    (row,) = run_sweep([point], tmp_path, progress=False, plots=False)
+    if row["status"] == "ok":  # the nonlinear solver is there
+        assert row["v0_v"] == 0.15
+        assert row["rel_error_wires"] < 1e-9
+        assert row["rel_error"] > 0.01
+    else:
+        assert row["status"] == "failed" and row["message"].startswith("ParameterError")
+
+
+def test_point_that_cannot_fit_is_skipped(tmp_path, monkeypatch):
+    from xbarsim import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 10_000)
+    rows = run_sweep(params(sizes=((16, 16),), r_wire=(1.0,), method="pcg"), tmp_path,
+                     progress=False)
+    assert rows[0]["status"] == "skipped"
+    assert "MemoryLimitError" in rows[0]["message"] and "GiB" in rows[0]["message"]
+
+
+def test_sweep_through_a_local_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    # processes=False keeps the test fast; protocol="tcp" because the
+    # in-process transport takes no host, and only loopback is used.
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        rows = run_sweep(params(sizes=((8, 8),), r_wire=(0.1, 10.0)), tmp_path,
+                         client=client, progress=False, plots=False)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[0]["rel_error"] < rows[1]["rel_error"]
+    # same numbers as the in-process path (same seeded draw)
+    local = run_sweep(params(sizes=((8, 8),), r_wire=(0.1, 10.0)), tmp_path / "local",
+                      progress=False, plots=False)
+    assert [r["rel_error"] for r in local] == pytest.approx([r["rel_error"] for r in rows], rel=1e-12)
+
+
+def test_cli_connects_to_an_existing_scheduler(tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        code = main(["scale", "--out", str(tmp_path), "--sizes", "8", "--r-wire", "1",
+                     "--g-range", "100e-6:500e-6", "--scheduler", cluster.scheduler_address,
+                     "--no-progress", "--no-plots"])
+    assert code == 0
+    (row,) = load_results(tmp_path / "results.csv")
+    assert row["status"] == "ok" and row["rel_error"] > 0
+
+
+def test_cli_runs_a_tiny_sweep(tmp_path, capsys):
+    code = main(["scale", "--out", str(tmp_path), "--sizes", "8,8x12", "--r-wire", "0.5,5",
+                 "--g-range", "10e-6:50e-6,100e-6:500e-6", "--inputs", "1,3", "--method", "direct",
+                 "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "rel_err" in out and "16 points: 16 ok" in out
+    rows = load_results(tmp_path / "results.csv")
+    assert {(r["rows"], r["cols"]) for r in rows} == {(8, 8), (8, 12)}
+    assert {(r["g_min_s"], r["g_max_s"]) for r in rows} == {(10e-6, 50e-6), (100e-6, 500e-6)}
+    assert (tmp_path / "error_vs_size.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--sizes", "64,abc"], "bad size 'abc'"),
+        (["--sizes", "0"], "bad size '0'"),
+        (["--r-wire", "1,-2"], "must be finite and >= 0"),
+        (["--g-range", "5e-4:1e-4"], "g_min > g_max"),
+        (["--g-range", "1e-4"], "expected GMIN:GMAX"),
+        (["--inputs", "0"], "positive integer"),
+        (["--device", "tanh"], "unknown device 'tanh'"),
+        (["--workers", "1", "--scheduler", "tcp://127.0.0.1:1"], "not allowed with argument"),
+    ],
+)
+def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["scale", "--out", str(tmp_path)] + args)
+    assert exc.value.code != 0
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "results.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--device", "sinh"], "--device sinh needs --v0"),
+        (["--v0", "0.1"], "--v0 applies to sinh devices only"),
+        (["--workers", "0"], "--workers must be >= 1"),
+    ],
+)
+def test_inconsistent_arguments_give_a_clear_error(tmp_path, capsys, args, message):
+    assert main(["scale", "--out", str(tmp_path), "--sizes", "8"] + args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("xbarsim scale: error:") and message in err
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_example_runs(tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "scaling_study.py"
+    result = runpy.run_path(str(example), run_name="scaling_study")
+    rows = result["main"](tmp_path)
+    assert len(rows) >= 3

@@ -1,0 +1,1143 @@
+"""Scaling study: how large can a passive array be? (``xbarsim scale``)
+
+For every combination of array size, wire resistance, device window, device
+model and number of input vectors, solve the read (MVM) configuration of
+shared/CIRCUIT.md -- word lines driven at the left through ``r_terminal``,
+bit lines sensed at 0 V at the bottom through ``r_terminal`` -- on random
+conductances uniform in the window and random inputs uniform in
+``[0, v_read]``, and compare the sense currents with the ideal product
+``G.T @ x``.
+
+Each point is one task; points fan out through Dask (in this process by
+default, or on a `distributed` cluster). Every finished point is appended to
+``results.csv`` at once (flushed and fsync'ed), keyed by a stable point id,
+so a sweep that is interrupted and restarted with the same output folder
+only computes what is missing. (Two sweeps writing into one folder at the
+same time are not coordinated: they may compute a point twice; the last row
+of an id wins.)
+
+Python use::
+
+    >>> from xbarsim.scale import SweepParams, run_sweep
+    >>> rows = run_sweep(SweepParams(sizes=((16, 16), (32, 32)), r_wire=(1.0,)),
+    ...                  "scale-out", progress=False)            # doctest: +SKIP
+    >>> [round(r["rel_error"], 4) for r in rows]                  # doctest: +SKIP
+
+The CSV columns (`COLUMNS`) carry their unit in the name.
+
+What "peak memory" means
+------------------------
+Both numbers come from the worker process's resident-set size (RSS, what
+the OS really holds in RAM, including SuperLU's fill and numba's arrays,
+which ``tracemalloc`` would not see), with no cost to the timed solve:
+
+``peak_rss_mib``
+    The process's RSS high-water mark (``VmHWM``) during ``xs.solve``, after
+    resetting it just before the solve through ``/proc/self/clear_refs``
+    (Linux). It includes the interpreter and libraries (about 150-200 MiB)
+    and the point's conductances and inputs, so it answers "how much RAM
+    does a process need to run this point".
+``solve_rss_mib``
+    ``peak_rss_mib`` minus the RSS just before the solve: the solver's own
+    working set. Approximate: memory that earlier points freed but the C
+    allocator kept counts in the baseline, so this can read lower than what
+    the solver allocated.
+``mem_estimate_mib``
+    What `xbarsim._memory.estimate` predicts for the solve: the number the
+    memory guard compares with available memory.
+
+Both RSS columns are NaN where the high-water mark cannot be reset
+(non-Linux). Points running concurrently in one process (an external
+cluster with several threads per worker) share one number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .exceptions import MemoryLimitError, ParameterError, XbarsimError
+from .solve import METHODS
+
+__all__ = [
+    "ScalePoint",
+    "SweepParams",
+    "DEFAULT_SWEEP",
+    "COLUMNS",
+    "run_point",
+    "run_sweep",
+    "load_results",
+    "plot_results",
+    "format_table",
+    "register",
+]
+
+RESULTS_NAME = "results.csv"
+"""File name of the results table inside the output folder."""
+
+STATUSES = ("ok", "skipped", "failed")
+"""``ok``: solved; ``skipped``: refused before compute (memory guard);
+``failed``: the solver raised (bad parameter such as an unsupported ``v0``,
+no convergence, a worker lost); ``message`` holds the reason."""
+
+# name, type, meaning (unit in the name where there is one)
+_COLUMN_SPEC = (
+    ("point_id", str, "stable id of the point; a restart skips ids already in the file"),
+    ("status", str, "ok | skipped | failed"),
+    ("message", str, "reason when skipped or failed"),
+    ("rows", int, "word lines M"),
+    ("cols", int, "bit lines N"),
+    ("r_wire_ohm", float, "wire segment resistance, word and bit lines, ohms"),
+    ("r_terminal_ohm", float, "driver and sense-amplifier terminal resistance, ohms"),
+    ("g_min_s", float, "device window lower end, siemens"),
+    ("g_max_s", float, "device window upper end, siemens"),
+    ("device", str, "linear | sinh"),
+    ("v0_v", float, "sinh voltage scale, volts (empty for linear)"),
+    ("inputs", int, "input vectors solved at once (batch columns)"),
+    ("v_read_v", float, "inputs are uniform in [0, v_read], volts"),
+    ("seed", int, "random seed of conductances and inputs"),
+    ("method_requested", str, "auto | pcg | direct"),
+    ("tol", float, "relative Kirchhoff residual asked of the solver"),
+    ("method", str, "solver method that ran"),
+    ("rel_error", float, "||i_out - G.T x|| / ||G.T x|| over all outputs and inputs"),
+    ("max_rel_error", float, "max over outputs j (and inputs) of |i_out_j - (G.T x)_j| / (G.T x)_j"),
+    ("rel_error_wires", float, "||i_out - I_0|| / ||I_0||, I_0 the output of the same devices with ideal "
+     "wires and terminals (sinh: sum_i G_ij v0 sinh(x_i / v0)); equals rel_error for linear devices"),
+    ("ir_drop_wl_v", float, "max over word lines of V_drive - V(far node WL(i, N-1)), volts"),
+    ("ir_drop_wl_frac", float, "ir_drop_wl_v as a fraction of the largest input of the same input vector"),
+    ("bl_rise_v", float, "max bit-line node voltage (ideal: 0 V), volts"),
+    ("bl_rise_frac", float, "bl_rise_v as a fraction of the largest input of the same input vector"),
+    ("time_s", float, "wall time of xs.solve, seconds (JIT warmed up beforehand)"),
+    ("iterations", int, "solver iterations (0 for the direct method)"),
+    ("residual", float, "relative Kirchhoff residual reached"),
+    ("kcl_error", float, "|sum of terminal currents| / sum |terminal currents|"),
+    ("peak_rss_mib", float, "worker process RSS high-water mark during the solve, MiB (module docstring)"),
+    ("solve_rss_mib", float, "peak_rss_mib minus the RSS just before the solve, MiB"),
+    ("mem_estimate_mib", float, "memory guard's estimate for the solve, MiB"),
+    ("worker", str, "host:pid of the process that ran the point"),
+    ("finished_utc", str, "when the point finished, ISO 8601 UTC"),
+)
+COLUMNS = tuple(name for name, _, _ in _COLUMN_SPEC)
+"""Columns of results.csv, in order."""
+_TYPES = {name: typ for name, typ, _ in _COLUMN_SPEC}
+_MIB = 2.0**20
+
+
+# ----------------------------------------------------------------------------
+# The points of a sweep
+# ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScalePoint:
+    """One solve of the study: an array, its wires, devices and inputs."""
+
+    rows: int
+    """Word lines M."""
+    cols: int
+    """Bit lines N."""
+    r_wire: float
+    """Wire segment resistance of word and bit lines, ohms."""
+    g_min: float
+    """Lower end of the conductance window, siemens."""
+    g_max: float
+    """Upper end of the conductance window, siemens."""
+    device: str = "linear"
+    """``"linear"`` or ``"sinh"``."""
+    v0: Optional[float] = None
+    """sinh voltage scale, volts (None for linear devices)."""
+    inputs: int = 1
+    """Input vectors (batch columns) solved on one conductance state."""
+    v_read: float = 0.2
+    """Inputs are uniform in ``[0, v_read]``, volts."""
+    r_terminal: float = 1.0
+    """Driver and sense-amplifier terminal resistance, ohms."""
+    seed: int = 0
+    """Random seed. Conductances and inputs depend on (seed, M, N, inputs)
+    only, so every wire resistance and window of one size sees the same
+    random draw: comparisons across them are paired."""
+    method: str = "auto"
+    """Solver method passed to `xbarsim.solve`."""
+    tol: Optional[float] = None
+    """Solver tolerance; None for the solver's default."""
+
+    @property
+    def point_id(self):
+        """A stable text id naming every parameter that changes the result."""
+        dev = self.device if self.v0 is None else f"{self.device}{float(self.v0)!r}"
+        tol = "default" if self.tol is None else repr(float(self.tol))
+        return (
+            f"{self.rows}x{self.cols}_rw{float(self.r_wire)!r}_rt{float(self.r_terminal)!r}"
+            f"_g{float(self.g_min)!r}-{float(self.g_max)!r}_{dev}_b{self.inputs}"
+            f"_vr{float(self.v_read)!r}_s{self.seed}_{self.method}_tol{tol}"
+        )
+
+    def validate(self):
+        """Raise ParameterError if this point cannot be solved as asked."""
+        if self.rows < 1 or self.cols < 1:
+            raise ParameterError(f"array size {self.rows} x {self.cols}: both must be >= 1.")
+        if not (math.isfinite(self.r_wire) and self.r_wire >= 0):
+            raise ParameterError(f"r_wire must be a finite number of ohms >= 0; got {self.r_wire!r}.")
+        if not (math.isfinite(self.r_terminal) and self.r_terminal >= 0):
+            raise ParameterError(f"r_terminal must be a finite number of ohms >= 0; got {self.r_terminal!r}.")
+        if not (0 <= self.g_min <= self.g_max and self.g_max > 0 and math.isfinite(self.g_max)):
+            raise ParameterError(
+                f"conductance window {self.g_min!r}:{self.g_max!r} S: need 0 <= g_min <= g_max, g_max > 0."
+            )
+        if self.device not in ("linear", "sinh"):
+            raise ParameterError(f"device must be 'linear' or 'sinh'; got {self.device!r}.")
+        if self.device == "sinh" and not (self.v0 is not None and self.v0 > 0 and math.isfinite(self.v0)):
+            raise ParameterError(f"a sinh device needs v0 > 0 volts; got {self.v0!r}.")
+        if self.device == "linear" and self.v0 is not None:
+            raise ParameterError("a linear device takes no v0; use device='sinh' for a nonlinear one.")
+        if self.inputs < 1:
+            raise ParameterError(f"inputs must be >= 1; got {self.inputs}.")
+        if not (self.v_read > 0 and math.isfinite(self.v_read)):
+            raise ParameterError(f"v_read must be > 0 volts; got {self.v_read!r}.")
+        if self.method not in METHODS:
+            raise ParameterError(f"unknown method {self.method!r}; choose one of {METHODS}.")
+
+
+@dataclass(frozen=True)
+class SweepParams:
+    """The grid of a scaling study; `points` expands it (sizes vary fastest last,
+    so that the small, cheap points of every series finish first)."""
+
+    sizes: tuple = ((64, 64), (128, 128), (256, 256), (512, 512), (1024, 1024), (2048, 2048))
+    """Array sizes as (M, N) pairs."""
+    r_wire: tuple = (0.1, 1.0, 10.0)
+    """Wire segment resistances, ohms."""
+    g_ranges: tuple = ((100e-6, 500e-6), (1e-6, 10e-6))
+    """Conductance windows (g_min, g_max), siemens: by default the measured
+    TiO2 window (2-10 kOhm, xbarsim.presets) and a high-resistance one
+    (0.1-1 MOhm) for contrast."""
+    devices: tuple = (("linear", None),)
+    """(model, v0) pairs: ("linear", None) or ("sinh", v0 in volts)."""
+    inputs: tuple = (1,)
+    """Numbers of input vectors (batch columns)."""
+    v_read: float = 0.2
+    """Inputs uniform in [0, v_read], volts."""
+    r_terminal: float = 1.0
+    """Terminal resistance of drivers and sense amplifiers, ohms."""
+    seed: int = 0
+    """Random seed."""
+    method: str = "auto"
+    """Solver method."""
+    tol: Optional[float] = None
+    """Solver tolerance (None: the solver's default)."""
+
+    def points(self):
+        """Every point of the grid, smallest arrays first."""
+        out = []
+        for M, N in sorted(self.sizes, key=lambda s: (s[0] * s[1], s)):
+            for g_min, g_max in self.g_ranges:
+                for device, v0 in self.devices:
+                    for batch in self.inputs:
+                        for r in self.r_wire:
+                            out.append(
+                                ScalePoint(
+                                    rows=int(M), cols=int(N), r_wire=float(r), g_min=float(g_min),
+                                    g_max=float(g_max), device=device,
+                                    v0=None if v0 is None else float(v0), inputs=int(batch),
+                                    v_read=float(self.v_read), r_terminal=float(self.r_terminal),
+                                    seed=int(self.seed), method=self.method,
+                                    tol=None if self.tol is None else float(self.tol),
+                                )
+                            )
+        return out
+
+
+DEFAULT_SWEEP = SweepParams()
+"""The sweep ``xbarsim scale --out DIR`` runs: N = 64..2048, wire
+resistances 0.1, 1, 10 ohm, windows 100-500 uS (TiO2) and 1-10 uS, linear
+devices, one input vector: 36 points. Sized to finish within 10 minutes on a
+2-core machine: measured 292 s wall (133 s CPU) on 2 shared cores with the
+multigrid solver of commit 74b4cc1; N = 4096 would add about 4x the 2048
+points' time, so it is left to ``--sizes``."""
+
+
+# ----------------------------------------------------------------------------
+# One point
+# ----------------------------------------------------------------------------
+
+
+def _reset_peak_rss():
+    """Reset this process's RSS high-water mark; False where impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_bytes(field):
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _peak_rss_bytes():
+    """RSS high-water mark since the last reset, bytes."""
+    return _status_bytes("VmHWM:")
+
+
+def _rss_bytes():
+    """Current RSS, bytes."""
+    return _status_bytes("VmRSS:")
+
+
+_WARMED = set()
+"""Circuit kinds whose kernels (and lazy imports) this process has already loaded."""
+
+
+def _warm_up(point, method):
+    """Solve a small circuit of the point's kind once per process, so that
+    time_s measures the solve, not numba compilation or cache loading (ideal
+    wires or terminals, batches, devices and methods take different code
+    paths). Iterative methods get an array just above the direct-solver
+    cutoff, so their coarse levels are exercised too."""
+    import xbarsim as xs
+    from .solve import AUTO_DIRECT_MAX_CELLS
+
+    kind = (method, point.inputs > 1, point.r_wire == 0, point.r_terminal == 0, point.v0 is None)
+    if kind in _WARMED:
+        return
+    n = 4 if method == "direct" else int(math.isqrt(AUTO_DIRECT_MAX_CELLS)) + 8
+    n = min(n, point.rows, point.cols)
+    g = np.full((n, n), 1e-4)
+    x = np.full((n, 2), 0.1) if point.inputs > 1 else np.full(n, 0.1)
+    xbar = xs.Crossbar(g, r_wl=point.r_wire, r_bl=point.r_wire, v0=point.v0)
+    xs.solve(xbar, **xs.read_drives(x, point.r_terminal, point.r_terminal), method=method)
+    _WARMED.add(kind)
+
+
+def _expected_method(point):
+    """The method ``xs.solve(method=point.method)`` will pick (its "auto"
+    rule), for the memory pre-check and the warm-up; the row records the
+    method the solver reports."""
+    from .solve import AUTO_DIRECT_MAX_CELLS, METHODS
+
+    if point.method != "auto":
+        return point.method
+    if point.rows * point.cols <= AUTO_DIRECT_MAX_CELLS:
+        return "direct"
+    return "mg" if "mg" in METHODS and point.r_wire > 0 else "pcg"
+
+
+def _base_row(point):
+    return {
+        "point_id": point.point_id,
+        "status": "",
+        "message": "",
+        "rows": point.rows,
+        "cols": point.cols,
+        "r_wire_ohm": point.r_wire,
+        "r_terminal_ohm": point.r_terminal,
+        "g_min_s": point.g_min,
+        "g_max_s": point.g_max,
+        "device": point.device,
+        "v0_v": point.v0,
+        "inputs": point.inputs,
+        "v_read_v": point.v_read,
+        "seed": point.seed,
+        "method_requested": point.method,
+        "tol": point.tol,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+    }
+
+
+def _stamp(row):
+    row["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return row
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _failed_row(point, status, exc):
+    row = _base_row(point)
+    row["status"] = status
+    row["message"] = _one_line(f"{type(exc).__name__}: {exc}")
+    return _stamp(row)
+
+
+def _rel_norm(diff, ref):
+    norm = np.linalg.norm(ref)
+    return float(np.linalg.norm(diff) / norm) if norm > 0 else float("nan")
+
+
+def _metrics(g, x, sol, v0):
+    """MVM error and IR drop of one solution (x and i_out as (L, B); v0 a
+    scalar or None).
+
+    The reference of ``rel_error`` is the intended product ``G.T @ x``, so
+    for sinh devices it includes the device nonlinearity; ``rel_error_wires``
+    compares with the same devices on ideal wires, isolating the wires'
+    share.
+    """
+    ideal = g.T @ x
+    i_out = sol.i_out.reshape(ideal.shape)
+    diff = i_out - ideal
+    rel = _rel_norm(diff, ideal)
+    if v0 is None:
+        rel_wires = rel
+    else:
+        ideal_wires = g.T @ (v0 * np.sinh(x / v0))  # every device sees its full input
+        rel_wires = _rel_norm(i_out - ideal_wires, ideal_wires)
+    pos = ideal > 0
+    max_rel = float(np.max(np.abs(diff[pos]) / ideal[pos])) if np.any(pos) else float("nan")
+    v_wl = sol.v_wl if sol.v_wl.ndim == 3 else sol.v_wl[:, :, None]
+    v_bl = sol.v_bl if sol.v_bl.ndim == 3 else sol.v_bl[:, :, None]
+    drop = x - v_wl[:, -1, :]  # (M, B): source voltage minus the far node of each word line
+    full_scale = np.max(x, axis=0)  # (B,)
+    rise = np.max(v_bl, axis=(0, 1))  # (B,)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drop_frac = np.where(full_scale > 0, np.max(drop, axis=0) / full_scale, np.nan)
+        rise_frac = np.where(full_scale > 0, rise / full_scale, np.nan)
+    return {
+        "rel_error": rel,
+        "max_rel_error": max_rel,
+        "rel_error_wires": rel_wires,
+        "ir_drop_wl_v": float(np.max(drop)),
+        "ir_drop_wl_frac": float(np.nanmax(drop_frac)) if np.any(np.isfinite(drop_frac)) else float("nan"),
+        "bl_rise_v": float(np.max(rise)),
+        "bl_rise_frac": float(np.nanmax(rise_frac)) if np.any(np.isfinite(rise_frac)) else float("nan"),
+    }
+
+
+def run_point(point, numba_threads=None):
+    """Solve one point of the study and return its results row (a dict).
+
+    Errors the user can cause or that the machine imposes are recorded, not
+    raised: `MemoryLimitError` gives status ``"skipped"``; `ParameterError`
+    (for example sinh devices before the nonlinear solver exists),
+    `ConvergenceError` and other `XbarsimError` give ``"failed"``, with the
+    error text in ``message``. Anything else is a bug and propagates.
+
+    Parameters
+    ----------
+    point : ScalePoint
+    numba_threads : int, optional
+        Threads the numba kernels may use in this process (set for Dask
+        workers so that workers x threads stays within the cores).
+
+    Returns
+    -------
+    dict
+        One row, keys `COLUMNS`.
+    """
+    import xbarsim as xs
+    from . import _memory
+
+    if numba_threads:
+        import numba
+
+        numba.set_num_threads(max(1, min(int(numba_threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        point.validate()
+        method = _expected_method(point)
+        M, N, B = point.rows, point.cols, point.inputs
+        # Refuse before drawing the random array, which alone may not fit.
+        _memory.check(method, M, N, B)
+        try:
+            _warm_up(point, method)
+        except XbarsimError:
+            pass  # the real solve below raises the same error and records it
+    except MemoryLimitError as exc:
+        return _failed_row(point, "skipped", exc)
+    except XbarsimError as exc:
+        return _failed_row(point, "failed", exc)
+
+    rng = np.random.default_rng([point.seed, M, N, B])
+    g = rng.random((M, N))
+    g *= point.g_max - point.g_min
+    g += point.g_min
+    x = rng.random((M, B))
+    x *= point.v_read
+    row = _base_row(point)
+    kwargs = {} if point.tol is None else {"tol": point.tol}
+    try:
+        xbar = xs.Crossbar(g, r_wl=point.r_wire, r_bl=point.r_wire, v0=point.v0)
+        drive = x if B > 1 else x[:, 0]
+        drives = xs.read_drives(drive, r_in=point.r_terminal, r_out=point.r_terminal)
+        rss_before = _rss_bytes()
+        rss_ok = _reset_peak_rss()
+        t0 = time.perf_counter()
+        sol = xs.solve(xbar, **drives, method=point.method, **kwargs)
+        elapsed = time.perf_counter() - t0
+        rss_peak = _peak_rss_bytes() if rss_ok else float("nan")
+    except MemoryLimitError as exc:
+        return _failed_row(point, "skipped", exc)
+    except XbarsimError as exc:
+        return _failed_row(point, "failed", exc)
+    row.update(_metrics(g, x, sol, point.v0))
+    row.update(
+        status="ok",
+        method=sol.method,
+        time_s=elapsed,
+        iterations=sol.iterations,
+        residual=sol.residual,
+        kcl_error=sol.kcl_error,
+        peak_rss_mib=rss_peak / _MIB,
+        solve_rss_mib=max(rss_peak - rss_before, 0.0) / _MIB,
+        mem_estimate_mib=_memory.estimate(sol.method, M, N, B) / _MIB,
+    )
+    return _stamp(row)
+
+
+# ----------------------------------------------------------------------------
+# results.csv: append-only, one line per finished point
+# ----------------------------------------------------------------------------
+
+
+def _format_value(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    if isinstance(value, (np.floating,)):
+        return _format_value(float(value))
+    if isinstance(value, (np.integer,)):
+        return str(int(value))
+    return str(value)
+
+
+def _parse_row(raw):
+    """Typed row from CSV strings; None if the record is damaged."""
+    if raw is None or any(raw.get(c) is None for c in COLUMNS) or raw.get("status") not in STATUSES:
+        return None
+    row = {}
+    try:
+        for name in COLUMNS:
+            text = raw[name]
+            typ = _TYPES[name]
+            if typ is str:
+                row[name] = text
+            elif text == "":
+                row[name] = None if name in ("v0_v", "tol") else (float("nan") if typ is float else None)
+            else:
+                row[name] = typ(text) if typ is float else int(float(text))
+    except ValueError:
+        return None
+    return row
+
+
+def _csv_line(row):
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([_format_value(row.get(c)) for c in COLUMNS])
+    return buf.getvalue()
+
+
+def _header_line():
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(COLUMNS)
+    return buf.getvalue()
+
+
+def _write_atomic(path, text):
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_results(path):
+    """Rows of a results.csv, typed, in file order (damaged lines dropped).
+
+    A line cut short by an interrupted write is dropped; `run_sweep`
+    recomputes that point.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    text = path.read_text()
+    rows = []
+    for raw in csv.DictReader(io.StringIO(text)):
+        row = _parse_row(raw)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+class _ResultsFile:
+    """Append-only results.csv: every row is on disk before the next point."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if self.path.exists():
+            text = self.path.read_text()
+            header = text.split("\n", 1)[0].split(",") if text else []
+            complete = text[: text.rfind("\n") + 1]
+            if header != list(COLUMNS):
+                # Another column set (older version) or an empty file: rewrite
+                # the readable rows under the current header.
+                rows = load_results(self.path)
+                _write_atomic(self.path, _header_line() + "".join(_csv_line(r) for r in rows))
+            elif complete != text:
+                # The last line was cut short by an interrupted write.
+                _write_atomic(self.path, complete)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(self.path, _header_line())
+
+    def rows(self):
+        return load_results(self.path)
+
+    def append(self, row):
+        with open(self.path, "a", newline="") as fh:
+            fh.write(_csv_line(row))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def compact(self):
+        """Keep the last row of every point id (after retries), atomically."""
+        rows = self.rows()
+        latest = {}
+        for row in rows:
+            latest.pop(row["point_id"], None)
+            latest[row["point_id"]] = row
+        if len(latest) != len(rows):
+            _write_atomic(self.path, _header_line() + "".join(_csv_line(r) for r in latest.values()))
+
+
+# ----------------------------------------------------------------------------
+# The sweep
+# ----------------------------------------------------------------------------
+
+
+def _usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _note(point):
+    return f"{point.rows}x{point.cols} r={point.r_wire:g}"
+
+
+def _run_in_process(todo, record, numba_threads):
+    """Points one at a time, in order, in this process, each as a Dask task
+    on the synchronous scheduler: the numba kernels already use every core,
+    so running two points at once would only contend, and computing them one
+    by one records each row the moment it is done."""
+    import dask
+
+    for point in todo:
+        (row,) = dask.compute(dask.delayed(run_point, pure=False)(point, numba_threads),
+                              scheduler="synchronous")
+        record(point, row)
+
+
+def _run_distributed(todo, record, client, numba_threads):
+    from distributed import as_completed
+
+    futures = {client.submit(run_point, p, numba_threads, pure=False): p for p in todo}
+    try:
+        for fut in as_completed(list(futures)):
+            point = futures[fut]
+            try:
+                row = fut.result()
+            except Exception as exc:
+                # A worker that died (killed for memory, lost connection)
+                # fails its point; a bug inside run_point propagates.
+                if type(exc).__name__ not in ("KilledWorker", "CommClosedError", "FutureCancelledError"):
+                    raise
+                row = _failed_row(point, "failed", exc)
+            record(point, row)
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+
+
+def _as_points(points_or_params):
+    if isinstance(points_or_params, SweepParams):
+        return points_or_params.points()
+    if isinstance(points_or_params, ScalePoint):
+        return [points_or_params]
+    points = list(points_or_params)
+    for p in points:
+        if not isinstance(p, ScalePoint):
+            raise ParameterError(
+                f"run_sweep takes a SweepParams or ScalePoint objects; got {type(p).__name__}."
+            )
+    return points
+
+
+def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False, plots=True,
+              numba_threads=None, table=False):
+    """Run a scaling study, resuming from ``out_dir/results.csv``.
+
+    Parameters
+    ----------
+    points_or_params : SweepParams or iterable of ScalePoint
+        The points to compute.
+    out_dir : str or Path
+        Output folder: ``results.csv`` and the PNG figures.
+    client : distributed.Client, optional
+        Run the points on this cluster; default: one at a time in this
+        process through Dask's synchronous scheduler.
+    progress : bool
+        Show a progress bar over points (stderr).
+    retry : bool
+        Recompute points recorded as skipped or failed (ok points are never
+        recomputed).
+    plots : bool
+        Write the figures (`plot_results`).
+    numba_threads : int, optional
+        Threads the numba kernels may use per task.
+    table : bool
+        Print `format_table` of the rows to stdout at the end.
+
+    Returns
+    -------
+    list of dict
+        One row per requested point (keys `COLUMNS`), in the order given,
+        including points finished by an earlier run.
+    """
+    from ._progress import Progress
+
+    points = _as_points(points_or_params)
+    unique = {}
+    for p in points:
+        p.validate()
+        unique.setdefault(p.point_id, p)
+    points = list(unique.values())
+    out_dir = Path(out_dir)
+    results = _ResultsFile(out_dir / RESULTS_NAME)
+    done = {r["point_id"]: r for r in results.rows()}
+    keep = ("ok",) if retry else STATUSES
+    todo = [p for p in points if p.point_id not in done or done[p.point_id]["status"] not in keep]
+
+    with Progress(len(todo), label="scale", enabled=progress and bool(todo)) as bar:
+        def record(point, row):
+            results.append(row)
+            done[point.point_id] = _parse_row({c: _format_value(row.get(c)) for c in COLUMNS}) or row
+            bar.update(1, note=_note(point))
+
+        if todo:
+            if client is None:
+                _run_in_process(todo, record, numba_threads)
+            else:
+                _run_distributed(todo, record, client, numba_threads)
+    if retry:
+        results.compact()
+    rows = [done[p.point_id] for p in points if p.point_id in done]
+    if plots:
+        plot_results(rows, out_dir)
+    if table:
+        print(format_table(rows))
+    return rows
+
+
+# ----------------------------------------------------------------------------
+# Figures and table
+# ----------------------------------------------------------------------------
+
+_SERIES_KEYS = ("g_min_s", "g_max_s", "device", "v0_v", "inputs", "v_read_v", "r_terminal_ohm",
+                "method_requested", "seed", "tol")
+
+
+def _series_label(key, varying):
+    parts = []
+    d = dict(zip(("r_wire_ohm",) + _SERIES_KEYS, key))
+    parts.append(f"r = {d['r_wire_ohm']:g} Ω")
+    if "g_min_s" in varying or "g_max_s" in varying:
+        parts.append(f"G ∈ [{d['g_min_s'] * 1e6:g}, {d['g_max_s'] * 1e6:g}] µS")
+    if "device" in varying or "v0_v" in varying:
+        parts.append("linear" if d["device"] == "linear" else f"sinh V0 = {d['v0_v']:g} V")
+    if "inputs" in varying:
+        parts.append(f"B = {d['inputs']}")
+    for name, fmt in (("v_read_v", "V_read = {:g} V"), ("r_terminal_ohm", "R_term = {:g} Ω"),
+                      ("method_requested", "{}"), ("seed", "seed {}"), ("tol", "tol {}")):
+        if name in varying:
+            parts.append(fmt.format(d[name]))
+    return ", ".join(parts)
+
+
+def _series(rows):
+    """Group ok rows into lines: one per wire resistance and other setting."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    groups = {}
+    for r in ok:
+        key = (r["r_wire_ohm"],) + tuple(r[k] for k in _SERIES_KEYS)
+        groups.setdefault(key, []).append(r)
+    varying = {k for k in _SERIES_KEYS if len({r[k] for r in ok}) > 1}
+    r_values = sorted({k[0] for k in groups})
+    others = sorted({k[1:] for k in groups}, key=str)
+    out = []
+    for key in sorted(groups, key=lambda k: (others.index(k[1:]), k[0])):
+        pts = sorted(groups[key], key=lambda r: r["rows"] * r["cols"])
+        out.append((key, _series_label(key, varying), r_values.index(key[0]), others.index(key[1:]), pts))
+    return out, len(r_values)
+
+
+def _size(r):
+    return math.sqrt(r["rows"] * r["cols"])
+
+
+def _setup_size_axis(ax, rows, square):
+    sizes = sorted({_size(r) for r in rows})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([f"{s:g}" for s in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("array size N (N × N cells)" if square else "array size √(M·N) (cells per side)",
+                  fontsize=12)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def plot_results(rows, out_dir):
+    """Write the study's figures into `out_dir`; returns their paths.
+
+    ``error_vs_size.png``: relative MVM error and worst per-output error vs
+    N; ``time_vs_size.png``: solve time and iterations vs N;
+    ``ir_drop_vs_size.png``: word-line drop and bit-line rise (fraction of
+    the input) vs N. One line per wire resistance (colour) and per other
+    setting that varies (line style). Only ``ok`` points are drawn.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    series, n_r = _series(rows)
+    if not series:
+        return []
+    ok = [r for s in series for r in s[4]]
+    n_missing = sum(r["status"] != "ok" for r in rows)
+    square = all(r["rows"] == r["cols"] for r in ok)
+    cmap = plt.get_cmap("viridis")
+    styles = ["-", "--", ":", "-."]
+    markers = ["o", "s", "^", "D", "v"]
+    windows = sorted({(r["g_min_s"], r["g_max_s"]) for r in ok})
+    g_text = (f"G uniform in [{windows[0][0] * 1e6:g}, {windows[0][1] * 1e6:g}] µS" if len(windows) == 1
+              else "G uniform in each window")
+    subtitle = f"{g_text}; inputs U[0, {ok[0]['v_read_v']:g} V]; R_term = {ok[0]['r_terminal_ohm']:g} Ω"
+    if len(subtitle) > 90:
+        subtitle = "random G and inputs; see legend"
+
+    # Few lines: legend inside the first panel. Many: below the panels, so
+    # it never hides the data.
+    inside = len(series) <= 6
+    ncol = 1 if inside else min(3, len(series))
+    legend_rows = 0 if inside else -(-len(series) // ncol)
+    legend_h = 0.27 * legend_rows
+    note_h = 0.3 if n_missing else 0.0
+
+    def draw(panels, name, suptitle):
+        height = 5.2 + legend_h + note_h
+        fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), height), squeeze=False)
+        for ax, (column, ylabel, title, logy) in zip(axes[0], panels):
+            for key, label, ci, si, pts in series:
+                xs_ = [_size(r) for r in pts]
+                ys = [r[column] for r in pts]
+                keep = [(a, b) for a, b in zip(xs_, ys)
+                        if b is not None and math.isfinite(b) and (b > 0 or not logy)]
+                if not keep:
+                    continue
+                color = cmap(0.85 * ci / max(n_r - 1, 1))
+                ax.plot(*zip(*keep), linestyle=styles[si % len(styles)],
+                        marker=markers[(si // len(styles)) % len(markers)],
+                        color=color, label=label, linewidth=2, markersize=6)
+            if logy:
+                ax.set_yscale("log")
+            _setup_size_axis(ax, ok, square)
+            ax.set_ylabel(ylabel, fontsize=12)
+            ax.set_title(title, fontsize=13)
+            ax.tick_params(labelsize=11)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        if inside:
+            axes[0][0].legend(fontsize=10, loc="best")
+        elif handles:
+            fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=10, frameon=False,
+                       bbox_to_anchor=(0.5, note_h / height))
+        if n_missing:
+            fig.text(0.01, 0.01, f"{n_missing} point(s) skipped or failed, not drawn (see results.csv)",
+                     fontsize=10, color="0.3")
+        fig.suptitle(f"{suptitle}\n{subtitle}", fontsize=14)
+        fig.tight_layout(rect=(0, (legend_h + note_h) / height, 1, 1))
+        path = out_dir / name
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+    return [
+        draw([("rel_error", r"$\|I_{out} - G^T x\|\,/\,\|G^T x\|$", "Relative MVM error", True),
+              ("max_rel_error", r"$\max_j\ |I_{out,j} - (G^T x)_j|\,/\,(G^T x)_j$", "Worst output error", True)],
+             "error_vs_size.png", "Passive crossbar MVM error vs array size"),
+        draw([("time_s", "solve time (s, wall)", "Solve time", True),
+              ("iterations", "iterations (0 = direct linear solve)", "Solver iterations (Newton for sinh)", False)],
+             "time_vs_size.png", "Solve cost vs array size"),
+        draw([("ir_drop_wl_frac", r"$\max_i\ (V_{drive,i} - V_{WL}(i, N-1))\,/\,\max_i x_i$",
+               "Word-line IR drop (far end)", True),
+              ("bl_rise_frac", r"$\max\ V_{BL}\,/\,\max_i x_i$", "Bit-line rise above 0 V", True)],
+             "ir_drop_vs_size.png", "IR drop vs array size"),
+    ]
+
+
+def _fmt(value, spec):
+    width = int("".join(ch for ch in spec.split(".")[0] if ch.isdigit()) or 0)
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-".rjust(width)
+    return format(value, spec)
+
+
+def format_table(rows):
+    """A short text table of the rows (one line per point)."""
+    head = (f"{'size':>11} {'r_ohm':>6} {'window_uS':>11} {'device':>11} {'B':>3} {'rel_err':>9} "
+            f"{'max_err':>9} {'wl_drop':>8} {'bl_rise':>8} {'time_s':>8} {'iter':>5} {'rss_MiB':>8} "
+            f"{'method':>6} status")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        dev = r["device"] if r["v0_v"] is None else f"sinh{r['v0_v']:g}"
+        window = f"{r['g_min_s'] * 1e6:g}:{r['g_max_s'] * 1e6:g}"
+        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['message'][:60]}"
+        lines.append(
+            f"{r['rows']:>5}x{r['cols']:<5} {r['r_wire_ohm']:>6g} {window:>11} {dev:>11} {r['inputs']:>3} "
+            f"{_fmt(r.get('rel_error'), '9.2e')} {_fmt(r.get('max_rel_error'), '9.2e')} "
+            f"{_fmt(r.get('ir_drop_wl_frac'), '8.3f')} {_fmt(r.get('bl_rise_frac'), '8.3f')} "
+            f"{_fmt(r.get('time_s'), '8.3f')} {_fmt(r.get('iterations'), '5d')} "
+            f"{_fmt(r.get('peak_rss_mib'), '8.0f')} {r.get('method') or '-':>6} {status}"
+        )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------
+
+
+def _split(text):
+    items = [t.strip() for t in text.split(",")]
+    if not items or any(t == "" for t in items):
+        raise argparse.ArgumentTypeError(f"empty item in {text!r}; give a comma-separated list")
+    return items
+
+
+def _sizes_arg(text):
+    out = []
+    for tok in _split(text):
+        parts = tok.lower().split("x")
+        try:
+            dims = [int(p) for p in parts]
+        except ValueError:
+            dims = []
+        if len(dims) not in (1, 2) or min(dims) < 1:
+            raise argparse.ArgumentTypeError(
+                f"bad size {tok!r}; expected N (an N x N array) or MxN with positive integers, "
+                "e.g. 64,128,256x512"
+            )
+        out.append((dims[0], dims[-1]))
+    return tuple(out)
+
+
+def _float(tok, what, positive=False):
+    try:
+        value = float(tok)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} {tok!r} is not a number") from None
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise argparse.ArgumentTypeError(f"{what} {tok!r} must be finite and {'> 0' if positive else '>= 0'}")
+    return value
+
+
+def _floats_arg(what, positive=False):
+    def parse(text):
+        return tuple(_float(tok, what, positive) for tok in _split(text))
+
+    return parse
+
+
+def _ints_arg(text):
+    out = []
+    for tok in _split(text):
+        try:
+            value = int(tok)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"number of inputs {tok!r} must be a positive integer")
+        out.append(value)
+    return tuple(out)
+
+
+def _windows_arg(text):
+    out = []
+    for tok in _split(text):
+        parts = tok.split(":")
+        if len(parts) != 2:
+            raise argparse.ArgumentTypeError(
+                f"bad window {tok!r}; expected GMIN:GMAX in siemens, e.g. 100e-6:500e-6"
+            )
+        lo = _float(parts[0], "g_min")
+        hi = _float(parts[1], "g_max", positive=True)
+        if lo > hi:
+            raise argparse.ArgumentTypeError(f"window {tok!r} has g_min > g_max")
+        out.append((lo, hi))
+    return tuple(out)
+
+
+def _devices_arg(text):
+    items = tuple(_split(text))
+    for d in items:
+        if d not in ("linear", "sinh"):
+            raise argparse.ArgumentTypeError(f"unknown device {d!r}; choose linear, sinh or both (linear,sinh)")
+    return items
+
+
+def _fmt_sizes(sizes):
+    return ",".join(str(m) if m == n else f"{m}x{n}" for m, n in sizes)
+
+
+_EPILOG = f"""\
+examples:
+  xbarsim scale --out scale-out                      # default sweep (below)
+  xbarsim scale --out s2 --sizes 64,256,1024 --r-wire 0.5,2 --g-range 1e-6:10e-6,10e-6:100e-6
+  xbarsim scale --out s3 --device linear,sinh --v0 0.15 --inputs 1,64 --workers 2
+  xbarsim scale --out s4 --scheduler tcp://127.0.0.1:8786
+
+default sweep (36 points, about 5 minutes on 2 cores): sizes {_fmt_sizes(DEFAULT_SWEEP.sizes)},
+r-wire {','.join(f'{r:g}' for r in DEFAULT_SWEEP.r_wire)} ohm, g-range 100e-6:500e-6,1e-6:10e-6 S, linear devices,
+1 input, v-read 0.2 V, r-terminal 1 ohm.
+
+Rerunning with the same --out skips the points already in results.csv.
+"""
+
+
+def register(subparsers):
+    """Add the ``scale`` subcommand to the xbarsim command line."""
+    p = subparsers.add_parser(
+        "scale",
+        help="scaling study: MVM error, IR drop and solve cost vs array size",
+        description=(
+            "Sweep array size, wire resistance, device window, device model and number of "
+            "inputs; solve the read configuration on random conductances and inputs; record "
+            "the MVM error against G.T @ x, the worst IR drop, solve time, iterations and "
+            "memory in OUT/results.csv, and plot them."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d = DEFAULT_SWEEP
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="output folder (results.csv, *.png); reused to resume")
+    p.add_argument("--sizes", type=_sizes_arg, default=d.sizes, metavar="N[,MxN...]",
+                   help=f"array sizes (default {_fmt_sizes(d.sizes)})")
+    p.add_argument("--r-wire", type=_floats_arg("wire resistance"), default=d.r_wire, metavar="OHM[,...]",
+                   help="wire segment resistance of word and bit lines, ohms (default 0.1,1,10)")
+    p.add_argument("--r-terminal", type=lambda t: _float(t, "terminal resistance"), default=d.r_terminal,
+                   metavar="OHM", help="driver and sense-amplifier resistance, ohms (default 1)")
+    p.add_argument("--g-range", type=_windows_arg, default=d.g_ranges, metavar="GMIN:GMAX[,...]",
+                   help="device conductance windows, siemens (default 100e-6:500e-6,1e-6:10e-6)")
+    p.add_argument("--device", type=_devices_arg, default=("linear",), metavar="linear|sinh[,...]",
+                   help="device model(s) (default linear)")
+    p.add_argument("--v0", type=_floats_arg("v0", positive=True), default=None, metavar="VOLT[,...]",
+                   help="sinh voltage scale(s), volts (required with --device sinh)")
+    p.add_argument("--inputs", type=_ints_arg, default=d.inputs, metavar="B[,...]",
+                   help="input vectors solved at once (default 1)")
+    p.add_argument("--v-read", type=lambda t: _float(t, "v-read", positive=True), default=d.v_read,
+                   metavar="VOLT", help="inputs uniform in [0, V_READ], volts (default 0.2)")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (default 0)")
+    p.add_argument("--method", choices=METHODS, default=d.method,
+                   help="solver method of xbarsim.solve (default auto)")
+    p.add_argument("--tol", type=lambda t: _float(t, "tol", positive=True), default=None,
+                   help="solver relative residual (default: the solver's)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="start a local Dask cluster of N worker processes on 127.0.0.1")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on an existing Dask cluster, e.g. tcp://127.0.0.1:8786")
+    p.add_argument("--retry", action="store_true", help="recompute points recorded as skipped or failed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-plots", action="store_true", help="write results.csv only")
+    p.set_defaults(func=_main)
+    return p
+
+
+def _params_from_args(args):
+    devices = []
+    v0s = args.v0
+    if "sinh" in args.device and not v0s:
+        raise ParameterError("--device sinh needs --v0 VOLTS (the sinh voltage scale), e.g. --v0 0.15")
+    if v0s and "sinh" not in args.device:
+        raise ParameterError("--v0 applies to sinh devices only; add --device sinh (or linear,sinh)")
+    for dev in dict.fromkeys(args.device):
+        if dev == "linear":
+            devices.append(("linear", None))
+        else:
+            devices.extend(("sinh", v) for v in v0s)
+    return SweepParams(
+        sizes=args.sizes, r_wire=args.r_wire, g_ranges=args.g_range, devices=tuple(devices),
+        inputs=args.inputs, v_read=args.v_read, r_terminal=args.r_terminal, seed=args.seed,
+        method=args.method, tol=args.tol,
+    )
+
+
+def _main(args):
+    params = _params_from_args(args)
+    if args.workers is not None and args.workers < 1:
+        raise ParameterError(f"--workers must be >= 1; got {args.workers}.")
+    client = cluster = None
+    numba_threads = None
+    try:
+        if args.workers is not None:
+            from distributed import Client, LocalCluster
+
+            cores = _usable_cores()
+            if args.workers > cores:
+                print(f"xbarsim scale: warning: {args.workers} workers on {cores} cores; "
+                      "points will contend for the CPU", file=sys.stderr)
+            # One point at a time per worker process (so each worker's peak
+            # RSS belongs to one point); its numba kernels get an equal share
+            # of the cores: workers x threads <= cores.
+            numba_threads = max(1, cores // args.workers)
+            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None)
+            client = Client(cluster)
+        elif args.scheduler is not None:
+            from distributed import Client
+
+            try:
+                client = Client(args.scheduler, timeout="10s")
+            except (OSError, TimeoutError) as exc:
+                raise ParameterError(f"cannot reach the Dask scheduler at {args.scheduler!r}: {exc}") from exc
+        t0 = time.perf_counter()
+        rows = run_sweep(params, args.out, client=client, progress=not args.no_progress,
+                         retry=args.retry, plots=not args.no_plots, numba_threads=numba_threads)
+        wall = time.perf_counter() - t0
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    print(format_table(rows))
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+    print(f"\n{len(rows)} points: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; "
+          f"wall {wall:.1f} s. Results: {Path(args.out) / RESULTS_NAME}")
+    if counts["skipped"] or counts["failed"]:
+        print("Rerun with --retry to try the skipped and failed points again.")
+    return 0

@@ -333,13 +333,9 @@ def _expected_method(point):
     """The method ``xs.solve(method=point.method)`` will pick (its "auto"
     rule), for the memory pre-check and the warm-up; the row records the
     method the solver reports."""
-    from .solve import AUTO_DIRECT_MAX_CELLS, METHODS
+    from .solve import choose_method
 
-    if point.method != "auto":
-        return point.method
-    if point.rows * point.cols <= AUTO_DIRECT_MAX_CELLS:
-        return "direct"
-    return "mg" if "mg" in METHODS and point.r_wire > 0 else "pcg"
+    return choose_method((point.rows, point.cols), point.method, ideal_wire=point.r_wire == 0)
 
 
 def _base_row(point):

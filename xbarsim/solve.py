@@ -42,7 +42,7 @@ from .circuit import FLOATING, IDEAL, RESISTIVE, Crossbar, Network, build_networ
 from .exceptions import ConvergenceError, MemoryLimitError, ParameterError
 from . import _memory
 
-__all__ = ["solve", "Solution", "METHODS", "DEFAULT_TOL"]
+__all__ = ["solve", "Solution", "choose_method", "METHODS", "DEFAULT_TOL"]
 
 METHODS = ("auto", "mg", "pcg", "direct")
 DEFAULT_TOL = 1e-12
@@ -263,14 +263,23 @@ def solve(
     return _solve_network(net, method, tol, maxiter, callback, x0)
 
 
+def choose_method(shape, method="auto", ideal_wire=False):
+    """The method `solve` uses for an array of `shape` when asked for
+    `method`: ``"auto"`` picks ``"direct"`` up to `AUTO_DIRECT_MAX_CELLS`
+    cells, else ``"mg"``, or ``"pcg"`` when some wire segment is ideal."""
+    _check_method(method)
+    if method != "auto":
+        return method
+    M, N = shape
+    if M * N <= AUTO_DIRECT_MAX_CELLS:
+        return "direct"
+    return "pcg" if ideal_wire else "mg"
+
+
 def _resolve_method(net, method):
-    M, N = net.shape
     from ._multigrid import supports
 
-    if method == "auto":
-        if M * N <= AUTO_DIRECT_MAX_CELLS:
-            return "direct"
-        return "mg" if supports(net) else "pcg"
+    method = choose_method(net.shape, method, ideal_wire=not supports(net))
     if method == "mg" and not supports(net):
         raise ParameterError(
             "method='mg' needs every wire segment to have r > 0 (ideal wire segments "

@@ -19,12 +19,12 @@ from .config import JIT, PJIT
 
 
 @njit(**PJIT)
-def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, lower, cprime, invden, diag):
+def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, has_shunt, lower, cprime, invden, diag):
     """Thomas factors of every line's group tridiagonal system.
 
     Diagonal of group k: its devices' conductance, the non-ideal segments at
-    its two boundaries, the resistive terminals on it and, when ``shunt`` is
-    (L, n) rather than (1, 1), its nodes' conductance to ground (coarse
+    its two boundaries, the resistive terminals on it and, when
+    ``has_shunt``, its nodes' conductance to ground ``shunt`` (L, n) (coarse
     levels of the multigrid hierarchy). Off-diagonals:
     minus the boundary segment conductance, zero next to a fixed group.
 
@@ -39,7 +39,7 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, lower,
             lower[l, k] = 0.0
         for j in range(n):
             diag[l, gid[l, j]] += g[l, j]
-        if shunt.shape[0] == L and shunt.shape[1] == n:
+        if has_shunt:
             for j in range(n):
                 diag[l, gid[l, j]] += shunt[l, j]
         for j in range(n - 1):

@@ -14,27 +14,26 @@ from numba import njit, prange
 
 from .config import PJIT
 
-_LINEAR = np.zeros((1, 1))
-"""Placeholder ``v0``: linear devices (the operator of a correction is linear)."""
+_LINEAR = np.ones((1, 1))
+"""Unused ``v0`` of the linear operator of a correction."""
 
 
 @njit(**PJIT)
-def kcl_residual(gid, fixed, g, v0, seg_g, term_mode, term_g, term_v, shunt, x, other, sources, zero_fixed, res):
+def kcl_residual(gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt, has_shunt, x, other,
+                 sources, zero_fixed, res):
     """Current flowing into each group from the rest of the circuit.
 
-    ``res[l, rep, b]`` = sum over the group's devices of g (other - x) (or,
-    for sinh devices, when ``v0`` (L, n) is not the (1, 1) placeholder,
-    g v0 sinh((other - x) / v0), shared/CIRCUIT.md), over
-    its non-ideal boundary segments of seg_g (x_neighbour - x), and over its
+    ``res[l, rep, b]`` = sum over the group's devices of g (other - x) (or
+    g v0 sinh((other - x) / v0) when ``nonlinear``, shared/CIRCUIT.md), over
+    its non-ideal boundary segments of seg_g (x_neighbour - x), over its
     resistive terminals of term_g (term_v - x) (``term_v`` taken as 0 when
-    ``sources`` is False: the operator acting on a correction). Zero on fixed
-    groups when ``zero_fixed``; otherwise there it is minus the current the
-    ideal source must supply. ``b - A x`` for the free groups.
+    ``sources`` is False: the operator acting on a correction) and, when
+    ``has_shunt``, minus ``shunt * x`` (coarse multigrid levels). Zero on
+    fixed groups when ``zero_fixed``; otherwise there it is minus the
+    current the ideal source must supply. ``b - A x`` for the free groups.
     """
     L, n = gid.shape
     B = x.shape[2]
-    has_shunt = shunt.shape[0] == L and shunt.shape[1] == n
-    nonlinear = v0.shape[0] == L and v0.shape[1] == n
     for l in prange(L):
         for j in range(n):
             for b in range(B):
@@ -83,10 +82,11 @@ def kcl_residual(gid, fixed, g, v0, seg_g, term_mode, term_g, term_v, shunt, x, 
 
 
 @njit(**PJIT)
-def matvec_dot(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, p, other, q, partial):
+def matvec_dot(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, has_shunt, p, other, q, partial):
     """``q = A p`` on this layer's groups (a correction: no sources) and
     ``partial[l, b] = sum_k p q`` over line l."""
-    kcl_residual(gid, fixed, g, _LINEAR, seg_g, term_mode, term_g, term_v, shunt, p, other, False, True, q)
+    kcl_residual(gid, fixed, g, _LINEAR, False, seg_g, term_mode, term_g, term_v, shunt, has_shunt, p, other,
+                 False, True, q)
     L, n = gid.shape
     B = p.shape[2]
     for l in prange(L):
@@ -141,3 +141,17 @@ def xpby(z, beta, p):
         for j in range(n):
             for b in range(B):
                 p[l, j, b] = z[l, j, b] + beta[b] * p[l, j, b]
+
+
+@njit(**PJIT)
+def absmax_lines(a, partial):
+    """``partial[l, b] = max_k |a[l, k, b]|`` (NaN propagates)."""
+    L, n, B = a.shape
+    for l in prange(L):
+        for b in range(B):
+            partial[l, b] = 0.0
+        for j in range(n):
+            for b in range(B):
+                v = abs(a[l, j, b])
+                if not v <= partial[l, b]:
+                    partial[l, b] = v

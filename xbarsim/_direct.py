@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .circuit import RESISTIVE
+from .circuit import IDEAL, RESISTIVE
 
 
 def _group_ids(layer, offset):
@@ -72,7 +72,10 @@ def assemble(net):
             np.add.at(b, gid_global[res], layer.term_g[res, side, None] * layer.term_v[res, side, :])
         fl, fk = np.nonzero(layer.fixed)
         fixed_mask[ids[fl, fk]] = True
-        fixed_v[ids[fl, fk]] = layer.fixed_v[fl, fk]
+        for side in range(2):
+            ideal = np.nonzero(layer.term_mode[:, side] == IDEAL)[0]
+            grp = np.zeros(ideal.size, dtype=np.int64) if side == 0 else layer.ngroups[ideal].astype(np.int64) - 1
+            fixed_v[ids[ideal, grp]] = layer.term_v[ideal, side, :]
     rows.append(np.arange(n_all))
     cols.append(np.arange(n_all))
     vals.append(diag_extra)

@@ -90,7 +90,7 @@ class Level:
                 gid=gid, ngroups=np.full(L, n, dtype=np.int32),
                 seg_g=np.ascontiguousarray(seg if seg.shape[1] else np.zeros((L, 1))),
                 term_mode=np.zeros((L, 2), np.int8), term_g=np.zeros((L, 2)),
-                term_v=np.zeros((L, 2, 1)), fixed=fixed, fixed_v=np.zeros((L, n, 1)),
+                term_v=np.zeros((L, 2, 1)), fixed=fixed,
             ))
         return out
 
@@ -257,9 +257,9 @@ class MultigridPreconditioner:
         lay_wl, lay_bl = x["layers"]
         q_wl, q_bl = x["q_wl"], x["q_bl"]
         matvec_dot(lay_wl.gid, lay_wl.fixed, lev.g, lay_wl.seg_g, lay_wl.term_mode, lay_wl.term_g,
-                   lay_wl.term_v, lev.shunt[0], w["z_wl"], w["z_bl"], q_wl, x["part_w"])
+                   lay_wl.term_v, lev.shunt[0], True, w["z_wl"], w["z_bl"], q_wl, x["part_w"])
         matvec_dot(lay_bl.gid, lay_bl.fixed, lev.g_t, lay_bl.seg_g, lay_bl.term_mode, lay_bl.term_g,
-                   lay_bl.term_v, lev.shunt[1], w["z_bl"], w["z_wl"], q_bl, x["part_b"])
+                   lay_bl.term_v, lev.shunt[1], True, w["z_bl"], w["z_wl"], q_bl, x["part_b"])
         np.subtract(w["r_wl"], q_wl, out=q_wl)
         np.subtract(w["r_bl"], q_bl, out=q_bl)
         self.apply(q_wl, q_bl, x["e_wl"], x["e_bl"], k)

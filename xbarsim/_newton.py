@@ -34,13 +34,13 @@ from ._pcg import (Workspace, initial_voltages, make_preconditioner, pcg_core, r
 def _column(net, b):
     """The network restricted to batch column b."""
     def lay(layer):
-        return dataclasses.replace(layer, term_v=np.ascontiguousarray(layer.term_v[:, :, b:b + 1]),
-                                   fixed_v=np.ascontiguousarray(layer.fixed_v[:, :, b:b + 1]))
-    return dataclasses.replace(net, wl=lay(net.wl), bl=lay(net.bl), batch=1)
+        return dataclasses.replace(layer, term_v=np.ascontiguousarray(layer.term_v[:, :, b:b + 1]))
+    ends = {k: (None if s is None else dataclasses.replace(s, v=s.v[:, b:b + 1] if s.v.shape[1] > 1 else s.v)) for k, s in net.ends.items()}
+    return dataclasses.replace(net, wl=lay(net.wl), bl=lay(net.bl), batch=1, ends=ends)
 
 
 def _linearized(net, g_eff):
-    return dataclasses.replace(net, g=g_eff, g_t=np.ascontiguousarray(g_eff.T))
+    return dataclasses.replace(net, g=g_eff, g_t=np.ascontiguousarray(g_eff.T), linear=True)
 
 
 def _make_inner(net_j, kind):
@@ -58,7 +58,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
     safe = np.where(scale > 0, scale, 1.0)
     if x0 is None:
         # start from the linear (small-signal) solution
-        lin = dataclasses.replace(net, v0=np.zeros((1, 1)), v0_t=np.zeros((1, 1)))
+        lin = dataclasses.replace(net, linear=True)
         if inner == "direct":
             v_wl, v_bl = initial_voltages(lin)
             r_wl = np.empty((M, N, 1)); r_bl = np.empty((N, M, 1))

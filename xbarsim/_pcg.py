@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .circuit import IDEAL
 from .exceptions import ConvergenceError
 from .kernels.lines import factor_lines, solve_lines
-from .kernels.operator import cg_update, dot_lines, kcl_residual, matvec_dot, xpby
+from .kernels.operator import absmax_lines, cg_update, dot_lines, kcl_residual, matvec_dot, xpby
 
 _NO_SHUNT = np.zeros((1, 1))
 """Placeholder for "no shunt" / "linear devices" in kernel calls."""
@@ -43,7 +44,8 @@ class LineFactors:
         if shunt is None:
             shunt = _NO_SHUNT
         factor_lines(layer.gid, layer.ngroups, g, layer.seg_g, layer.term_mode, layer.term_g,
-                     layer.fixed, shunt, self.lower, self.cprime, self.invden, self.diag)
+                     layer.fixed, shunt, shunt is not _NO_SHUNT, self.lower, self.cprime, self.invden,
+                     self.diag)
 
     def solve(self, src, other, out, couple=True):
         lay = self.layer
@@ -85,8 +87,98 @@ def residual(net, v_wl, v_bl, r_wl, r_bl, g=None, g_t=None, zero_fixed=True):
         (net.wl, v_wl, v_bl, g, net.v0, r_wl),
         (net.bl, v_bl, v_wl, g_t, net.v0_t, r_bl),
     ):
-        kcl_residual(layer.gid, layer.fixed, gg, v0, layer.seg_g, layer.term_mode, layer.term_g,
-                     layer.term_v, _NO_SHUNT, own, other, True, zero_fixed, res)
+        kcl_residual(layer.gid, layer.fixed, gg, v0, not net.linear, layer.seg_g, layer.term_mode,
+                     layer.term_g, layer.term_v, _NO_SHUNT, False, own, other, True, zero_fixed, res)
+
+
+class AccuracyCheck:
+    """The physical half of the stopping test, on the preconditioned
+    residual ``z ~ A^-1 r`` (an estimate of the voltage error):
+
+    - every node voltage within `vtol` of the largest drive voltage;
+    - every terminal current within `itol` of its own value, plus a floor of
+      1e-3 of the larger of the largest terminal current and the current a
+      typical line would carry at the largest drive voltage (so currents near
+      zero do not demand the impossible). A resistive end's current error is
+      ``g_t |z|`` at its node; an ideal end's is the sum of
+      ``conductance x |z|`` over everything joined to its fixed node group.
+
+    The Kirchhoff residual alone is not enough: a floating line held only
+    by weak devices, or the node next to an ideal sense terminal, can hide a
+    voltage error behind a small current.
+    """
+
+    def __init__(self, net, vtol, itol):
+        self.vscale = net.drive_scale()
+        M, N = net.shape
+        self.line_current = self.vscale * float(np.sum(net.g)) / (M + N)
+        self.vtol = vtol
+        self.itol = itol
+        self.ends = []
+        for k, (layer, g) in enumerate(((net.wl, net.g), (net.bl, net.g_t))):
+            L, n = layer.gid.shape
+            for side in range(2):
+                node = 0 if side == 0 else n - 1
+                mode = layer.term_mode[:, side]
+                lines = np.nonzero(mode == 1)[0]
+                if lines.size:
+                    self.ends.append(("resistive", k, lines, node, layer.term_g[lines, side][:, None],
+                                      layer.term_v[lines, side, :]))
+                lines = np.nonzero(mode == 2)[0]
+                if lines.size:
+                    group = np.zeros(lines.size, np.int32) if side == 0 else layer.ngroups[lines] - 1
+                    members = layer.gid[lines] == group[:, None]  # (k, n) nodes of the fixed group
+                    # the segment leaving the group, and the node across it
+                    if side == 0:
+                        seg_idx = np.argmin(members, axis=1) - 1
+                        across = seg_idx + 1
+                    else:
+                        seg_idx = np.argmax(members, axis=1) - 1
+                        across = seg_idx
+                    has_seg = (seg_idx >= 0) & (seg_idx < n - 1) & ~members.all(axis=1)
+                    seg = np.where(has_seg, layer.seg_g[lines, np.clip(seg_idx, 0, max(n - 2, 0))], 0.0)
+                    self.ends.append(("ideal", k, lines, (members, g[lines] * members, seg[:, None],
+                                                          np.clip(across, 0, n - 1)), None, None))
+
+    def passed(self, x, z, work):
+        """Bool (B,): columns whose estimated errors are within bounds."""
+        zmax = np.maximum(*(self._absmax(a, work) for a in z))
+        ok = zmax <= self.vtol * self.vscale
+        if not self.ends:
+            return ok
+        cur, err, gmax = [], [], []
+        for kind, k, lines, node, g, vs in self.ends:
+            if kind == "resistive":
+                cur.append(g * (vs - x[k][lines, node, :]))
+                err.append(g * np.abs(z[k][lines, node, :]))
+                gmax.append(g)
+            else:
+                members, gdev, seg, across = node
+                own, other = x[k][lines], np.swapaxes(x[1 - k][:, lines], 0, 1)  # (k, n, B)
+                zother = np.abs(np.swapaxes(z[1 - k][:, lines], 0, 1))
+                vfix = own[np.arange(lines.size), np.argmax(members, axis=1)]  # (k, B)
+                nb = np.arange(lines.size), across
+                cur.append(seg * (vfix - own[nb]) + np.einsum("kn,knb->kb", gdev, vfix[:, None, :] - other))
+                err.append(seg * np.abs(z[k][lines][nb]) + np.einsum("kn,knb->kb", gdev, zother))
+                gmax.append(seg + gdev.sum(axis=1, keepdims=True))
+        imax = np.max([np.max(np.abs(c), axis=0) for c in cur], axis=0)
+        floor = 1e-3 * np.maximum(imax, self.line_current)
+        eps = 8 * np.finfo(float).eps * self.vscale  # what double precision can resolve
+        for c, e, g in zip(cur, err, gmax):
+            ok &= np.all(e <= self.itol * (np.abs(c) + floor) + g * eps, axis=0)
+        return ok
+
+    @staticmethod
+    def _absmax(a, work):
+        part = work.part_w if a.shape[0] == work.part_w.shape[0] else work.part_b
+        absmax_lines(a, part)
+        return part.max(axis=0)
+
+
+VTOL = 1e-11
+"""Node-voltage error bound, relative to the largest drive voltage."""
+ITOL = 1e-10
+"""Terminal-current error bound, relative to the current (see AccuracyCheck)."""
 
 
 class Workspace:
@@ -107,14 +199,15 @@ class Workspace:
 
 
 def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work, callback=None,
-             history=None):
+             history=None, check=None):
     """Solve ``A d = r`` by PCG, A the (linear) nodal matrix with device
     conductance `g`. `d` accumulates the solution (start from its content
     with `r` the matching residual); `r` is updated in place.
 
-    Stops when ``|r| / scale <= tol`` in every batch column. Returns the
-    iterations run and whether every column converged; appends the worst
-    relative residual of each iteration to `history`.
+    Stops when ``|r| / scale <= tol`` in every batch column and, when an
+    `AccuracyCheck` is given (`d` then holds node voltages), when it passes
+    too. Returns the iterations run and whether every column converged;
+    appends the worst relative residual of each iteration to `history`.
     """
     safe = np.where(scale > 0, scale, 1.0)
     rel = np.where(scale > 0, np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl)) / safe, 0.0)
@@ -134,9 +227,9 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
     it = 0
     for it in range(1, maxiter + 1):
         matvec_dot(wl.gid, wl.fixed, g, wl.seg_g, wl.term_mode, wl.term_g, wl.term_v,
-                   _NO_SHUNT, p_wl, p_bl, q_wl, work.part_w)
+                   _NO_SHUNT, False, p_wl, p_bl, q_wl, work.part_w)
         matvec_dot(bl.gid, bl.fixed, g_t, bl.seg_g, bl.term_mode, bl.term_g, bl.term_v,
-                   _NO_SHUNT, p_bl, p_wl, q_bl, work.part_b)
+                   _NO_SHUNT, False, p_bl, p_wl, q_bl, work.part_b)
         pq = work.part_w.sum(axis=0) + work.part_b.sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             alpha = np.where(active & (pq > 0), rz / np.where(pq > 0, pq, 1.0), 0.0)
@@ -151,10 +244,18 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
             callback(it, worst)
         if not np.isfinite(worst):
             return it, False
-        active = active & (rel > tol)
-        if not active.any():
-            return it, True
+        done = rel <= tol
+        if check is None:
+            active = active & ~done
+            if not active.any():
+                return it, True
         pre.apply(r_wl, r_bl, z_wl, z_bl)
+        if check is not None:
+            if done.any():
+                done &= check.passed((d_wl, d_bl), (z_wl, z_bl), work)
+            active = active & ~done
+            if not active.any():
+                return it, True
         rz_new = work.dot(r_wl, z_wl, r_bl, z_bl)
         with np.errstate(divide="ignore", invalid="ignore"):
             beta = np.where(active & (rz > 0), rz_new / np.where(rz > 0, rz, 1.0), 0.0)
@@ -177,11 +278,10 @@ def initial_voltages(net, x0=None):
                 prev = np.swapaxes(prev, 0, 1)
             prev = prev.reshape(L, n, -1)
             v[...] = prev if prev.shape[2] in (1, B) else prev[:, :, :1]
-        if layer.fixed.any():
-            gid = layer.gid.astype(np.int64)
-            node_fixed = np.take_along_axis(layer.fixed, gid, axis=1).astype(bool)
-            grp_v = np.take_along_axis(layer.fixed_v, gid[:, :, None], axis=1)
-            v[node_fixed] = grp_v[node_fixed]
+        for side in range(2):
+            for l in np.nonzero(layer.term_mode[:, side] == IDEAL)[0]:
+                group = 0 if side == 0 else layer.ngroups[l] - 1
+                v[l, layer.gid[l] == group, :] = layer.term_v[l, side, :]
         out.append(v)
     return out
 
@@ -208,18 +308,27 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
     B = net.batch
     if maxiter is None:
         maxiter = max(200, 4 * (M + N))
+    # Solve for unit drive voltages (the circuit is linear) so that norms
+    # neither underflow nor overflow whatever the volts; rescale at the end.
+    vunit = net.drive_scale()
+    vunit = np.where(vunit > 0, vunit, 1.0)
+    net = _scaled(net, 1.0 / vunit)
     work = Workspace(M, N, B)
     scale = residual_scale(net, work)
     if pre is None:
         pre = make_preconditioner(net, preconditioner)
     v_wl, v_bl = initial_voltages(net, x0)
+    if x0 is not None:
+        v_wl /= vunit
+        v_bl /= vunit
+    check = AccuracyCheck(net, VTOL, ITOL)
     r_wl = np.empty((M, N, B))
     r_bl = np.empty((N, M, B))
     residual(net, v_wl, v_bl, r_wl, r_bl)
     safe = np.where(scale > 0, scale, 1.0)
     history = [float(np.max(np.where(scale > 0, np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl)) / safe, 0.0)))]
     it, ok = pcg_core(net, net.g, net.g_t, pre, r_wl, r_bl, v_wl, v_bl, scale, tol, maxiter, work,
-                      callback=callback, history=history)
+                      callback=callback, history=history, check=check)
     history = np.array(history)
     if not ok:
         raise ConvergenceError(
@@ -241,4 +350,18 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
             residual_history=history,
             iterations=it,
         )
+    v_wl *= vunit
+    v_bl *= vunit
     return v_wl, v_bl, it, true_rel, history, pre
+
+
+def _scaled(net, factor):
+    """The network with every drive voltage multiplied by `factor` (B,)."""
+    import dataclasses
+
+    ends = {k: (None if s is None else dataclasses.replace(s, v=s.v * factor)) for k, s in net.ends.items()}
+    return dataclasses.replace(
+        net, ends=ends,
+        wl=dataclasses.replace(net.wl, term_v=net.wl.term_v * factor),
+        bl=dataclasses.replace(net.bl, term_v=net.bl.term_v * factor),
+    )

@@ -259,7 +259,8 @@ class Layer:
     term_g: np.ndarray  # (L, 2) conductance of RESISTIVE ends
     term_v: np.ndarray  # (L, 2, B) source voltage
     fixed: np.ndarray  # (L, n) uint8: group k of line l has a fixed voltage
-    fixed_v: np.ndarray  # (L, n, B) that voltage (group-indexed)
+    # (the voltage of an ideal end: term_v[l, 0] for group 0, term_v[l, 1]
+    # for the last group)
 
 
 @dataclass(eq=False)
@@ -274,12 +275,19 @@ class Network:
     batch: int
     batched: bool
     ends: dict = field(default_factory=dict)  # name -> _EndSpec or None
-    v0: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))  # (M, N) sinh scale; (1, 1): linear
-    v0_t: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))  # (N, M)
+    linear: bool = True  # device law: linear, or sinh with v0
+    v0: np.ndarray = field(default_factory=lambda: np.ones((1, 1)))  # (M, N) sinh scale when not linear
+    v0_t: np.ndarray = field(default_factory=lambda: np.ones((1, 1)))  # (N, M)
 
-    @property
-    def linear(self):
-        return self.xbar.linear
+    def drive_scale(self):
+        """Largest |drive voltage| per batch column (volts), (B,)."""
+        out = np.zeros(self.batch)
+        for spec in self.ends.values():
+            if spec is not None:
+                driven = spec.mode != FLOATING
+                if driven.any():
+                    out = np.maximum(out, np.max(np.abs(spec.v[driven]), axis=0))
+        return out
 
     @property
     def shape(self):
@@ -301,7 +309,6 @@ def _build_layer(seg_r, ends, n_lines, n_nodes, batch):
     term_g = np.zeros((n_lines, 2))
     term_v = np.zeros((n_lines, 2, batch))
     fixed = np.zeros((n_lines, n_nodes), dtype=np.uint8)
-    fixed_v = np.zeros((n_lines, n_nodes, batch))
     for side, spec in enumerate(ends):
         if spec is None:
             continue
@@ -311,7 +318,6 @@ def _build_layer(seg_r, ends, n_lines, n_nodes, batch):
         ideal_lines = np.nonzero(spec.mode == IDEAL)[0]
         group = 0 if side == 0 else ngroups[ideal_lines] - 1
         fixed[ideal_lines, group] = 1
-        fixed_v[ideal_lines, group, :] = spec.v[ideal_lines]
     return Layer(
         gid=np.ascontiguousarray(gid),
         ngroups=ngroups,
@@ -320,7 +326,6 @@ def _build_layer(seg_r, ends, n_lines, n_nodes, batch):
         term_g=term_g,
         term_v=term_v,
         fixed=fixed,
-        fixed_v=fixed_v,
     )
 
 
@@ -416,6 +421,7 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
         ends=specs,
     )
     if not xbar.linear:
+        net.linear = False
         net.v0 = np.ascontiguousarray(xbar.v0_full())
         net.v0_t = np.ascontiguousarray(net.v0.T)
     return net

@@ -335,8 +335,8 @@ def _end_currents(net, v_wl, v_bl):
         res = None
         if need_ideal:
             res = np.empty_like(own)
-            kcl_residual(layer.gid, layer.fixed, g, v0, layer.seg_g, layer.term_mode, layer.term_g,
-                         layer.term_v, _NO_SHUNT, own, other, True, False, res)
+            kcl_residual(layer.gid, layer.fixed, g, v0, not net.linear, layer.seg_g, layer.term_mode,
+                         layer.term_g, layer.term_v, _NO_SHUNT, False, own, other, True, False, res)
         L, n = layer.gid.shape
         last_rep = np.argmax(layer.gid == (layer.ngroups - 1)[:, None], axis=1)
         for side, name in enumerate(names):
@@ -365,7 +365,9 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
         v0 = net.v0[:, :, None]
         i_device = net.g[:, :, None] * v0 * np.sinh((v_wl - v_bl_mn) / v0)
     stacked = np.concatenate([np.nan_to_num(c) for c in terminals.values()], axis=0)
-    scale = np.sum(np.abs(stacked), axis=0)
+    # current scale: what flows, or what would if every device saw the
+    # largest drive voltage (so an equipotential circuit reads ~0, not noise/noise)
+    scale = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g))
     with np.errstate(invalid="ignore", divide="ignore"):
         kcl = np.where(scale > 0, np.abs(np.sum(stacked, axis=0)) / np.where(scale > 0, scale, 1.0), 0.0)
     for name, arr in (("v_wl", v_wl), ("v_bl", v_bl)):

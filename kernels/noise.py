@@ -1,0 +1,135 @@
+"""Counter-based random streams and the noise-sampling kernels.
+
+Every random quantity of a transfer is drawn from a *stream* keyed by
+``(seed, a, b)`` (for example ``(seed, transfer index, tile index)`` or
+``(seed, device index, 0)``). A stream is a SplitMix64 sequence whose start
+is a hash of its key, held in a one-element ``uint64`` array the kernel
+advances in place. Nothing depends on numba's per-thread generator state, so
+results are bit-identical for any thread count and any chunking.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .config import JIT, PJIT
+
+# Layout of the packed device parameter vector ``dp`` (filled by
+# xbarsim.devices.DeviceParams.pack; kept here so kernels need no Python).
+P_G_LO = 0
+P_G_HI = 1
+P_V0INV = 2
+P_V0 = 3
+P_VSET = 4
+P_VRESET = 5
+P_KSET = 6
+P_KRESET = 7
+P_VSLOPE = 8
+P_VSUB = 9
+P_TW_REF = 10
+P_C2C = 11
+P_READ_NOISE = 12
+P_RELAX_SIGMA = 13
+P_RELAX_DRIFT = 14
+P_P_LRS = 15
+P_LRS_MEAN = 16
+P_LRS_STD = 17
+P_P_HRS = 18
+P_HRS_LO = 19
+P_HRS_HI = 20
+P_INIT_LO = 21
+P_INIT_HI = 22
+P_RELAX_FAST = 23
+P_RELAX_TAU = 24
+P_RELAX_FAST_MEAN = 25
+N_DEVICE_PARAMS = 26
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_TWO_M53 = 1.0 / 9007199254740992.0
+
+
+@njit(**JIT)
+def mix64(z):
+    """SplitMix64 finaliser: a bijective 64-bit hash."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(**JIT)
+def stream_key(seed, a, b):
+    """Start state of the stream keyed by ``(seed, a, b)`` (all uint64)."""
+    return mix64(mix64(mix64(seed + _GOLDEN) ^ (a + _M1)) ^ (b + _M2))
+
+
+@njit(**JIT)
+def next_u64(state):
+    state[0] += _GOLDEN
+    return mix64(state[0])
+
+
+@njit(**JIT)
+def uniform(state):
+    """Uniform on [0, 1) with 53 random bits."""
+    return float(next_u64(state) >> _S11) * _TWO_M53
+
+
+@njit(**JIT)
+def normal(state):
+    """Standard normal (Box-Muller, one of the pair)."""
+    u1 = 1.0 - uniform(state)  # (0, 1]
+    u2 = uniform(state)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(**PJIT)
+def fill_normal(seed, a, out):
+    """``out[k]`` standard normal from stream ``(seed, a, k)``, in parallel."""
+    state_all = np.empty((out.shape[0], 1), dtype=np.uint64)
+    for k in prange(out.shape[0]):
+        st = state_all[k]
+        st[0] = stream_key(seed, a, np.uint64(k))
+        out[k] = normal(st)
+
+
+@njit(**PJIT)
+def fill_uniform(seed, a, out):
+    """``out[k]`` uniform on [0, 1) from stream ``(seed, a, k)``, in parallel."""
+    state_all = np.empty((out.shape[0], 1), dtype=np.uint64)
+    for k in prange(out.shape[0]):
+        st = state_all[k]
+        st[0] = stream_key(seed, a, np.uint64(k))
+        out[k] = uniform(st)
+
+
+@njit(**JIT)
+def sample_state(state, dp, M, N, g, stuck):
+    """Initial conductance and failure class of an M x N array.
+
+    ``dp`` is the packed device parameter vector (xbarsim.devices). Failed
+    devices: stuck near LRS (``stuck = 1``, G ~ N(mean, std), floored at
+    ``g_lo``) or in HRS (``stuck = 2``, G ~ U(lo, hi)); the others start
+    uniform in ``[g_init_lo, g_init_hi]`` (``stuck = 0``).
+    """
+    p_lrs = dp[P_P_LRS]
+    p_hrs = dp[P_P_HRS]
+    for i in range(M):
+        for j in range(N):
+            u = uniform(state)
+            if u < p_lrs:
+                stuck[i, j] = 1
+                gv = dp[P_LRS_MEAN] + dp[P_LRS_STD] * normal(state)
+                g[i, j] = max(gv, dp[P_G_LO])
+            elif u < p_lrs + p_hrs:
+                stuck[i, j] = 2
+                g[i, j] = dp[P_HRS_LO] + (dp[P_HRS_HI] - dp[P_HRS_LO]) * uniform(state)
+            else:
+                stuck[i, j] = 0
+                g[i, j] = dp[P_INIT_LO] + (dp[P_INIT_HI] - dp[P_INIT_LO]) * uniform(state)

@@ -1,0 +1,405 @@
+"""Write-verify programming of crossbar arrays, entirely compiled.
+
+`program_arrays` programs ``n`` independent copies ("transfers") of one
+M x N array in parallel (``prange`` over transfers). Each transfer draws all
+its randomness from the stream ``(seed, offset + t, key)`` (kernels/noise.py),
+so the result of transfer ``t`` does not depend on the thread count or on
+how the transfers are chunked.
+
+Per device, in the given order, the loop is: read through the crossbar under
+the read scheme; if outside the tolerance band, one pulse under the bias
+scheme (set when below, reset when above; the amplitude ramps by ``v_step``
+while the polarity stays, restarts at the start voltage when it flips, and is
+clamped at the limit); every cell of the array switches by the law of
+`switch_rate` at the voltage the circuit solve gave it (the selected cell
+and every half-selected or unselected cell: the disturb); read again. Time
+advances one ``cycle_time`` per pulse + read; relaxation (a multiplicative
+random walk with drift) is applied to a device when it is next touched.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .config import JIT, PJIT
+from .nodal import column_current, device_current, set_ideal, solve_nodal
+from .noise import (
+    P_C2C, P_G_HI, P_G_LO, P_KRESET, P_KSET, P_READ_NOISE, P_RELAX_DRIFT,
+    P_RELAX_FAST, P_RELAX_FAST_MEAN, P_RELAX_SIGMA, P_RELAX_TAU, P_TW_REF, P_V0, P_V0INV, P_VRESET, P_VSET, P_VSLOPE, P_VSUB,
+    normal, sample_state, stream_key,
+)
+
+# Packed write-verify parameters ``wv`` (xbarsim.programming.WriteVerify.pack).
+W_V_READ = 0
+W_VSET_START = 1
+W_VSET_MAX = 2
+W_VRESET_START = 3
+W_VRESET_MIN = 4
+W_V_STEP = 5
+W_PULSE_WIDTH = 6
+W_CYCLE_TIME = 7
+W_TOL = 8
+W_MAX_PULSES = 9
+W_SOLVE_TOL = 10
+W_SOLVE_MAXIT = 11
+W_R_WL = 12
+W_R_BL = 13
+N_WV = 14
+
+# Integer options ``iopt``.
+O_SCHEME = 0  # 0: V/2, 1: V/3, 2: floating
+O_READ = 1  # 0: grounded, 1: V_read/2, 2: floating
+O_TRACK = 2  # 1: read every earlier device after each device (calibration)
+O_FINAL_READ = 3  # 1: read every device through the crossbar at the end
+N_OPT = 4
+
+_EXP_CUT = 36.0  # exp(-36) ~ 2e-16: below this a pulse changes nothing
+_G_NEGLIGIBLE = 1e-12  # S per pulse: switching below this is skipped (see _negligible_voltage)
+
+
+@njit(**JIT)
+def switch_rate(G, V, dp, tw_ratio):
+    """Mean conductance change (S) of one pulse of ``V`` volts across a cell.
+
+    ``k f(|V|)`` with ``f = exp((|V| - V_th) / v_slope)`` above the
+    threshold and a steeper exponential in ``v_sub`` below it, pinned to 0
+    at 0 V (`_voltage_factor`; strongly sub-linear disturb), times
+    the room left in the state window: ``(g_hi - G)`` for set (V > 0),
+    ``(G - g_lo)`` for reset (V < 0), normalised by ``g_hi - g_lo``.
+    """
+    span = dp[P_G_HI] - dp[P_G_LO]
+    if V > 0.0:
+        room = (dp[P_G_HI] - G) / span
+        if room <= 0.0:
+            return 0.0
+        return dp[P_KSET] * tw_ratio * _voltage_factor(V, dp[P_VSET], dp[P_VSLOPE], dp[P_VSUB]) * room
+    elif V < 0.0:
+        room = (G - dp[P_G_LO]) / span
+        if room <= 0.0:
+            return 0.0
+        return -dp[P_KRESET] * tw_ratio * _voltage_factor(-V, dp[P_VRESET], dp[P_VSLOPE], dp[P_VSUB]) * room
+    return 0.0
+
+
+@njit(**JIT)
+def _voltage_factor(a, vth, slope, sub):
+    """1 at threshold; ``exp((a - vth)/slope)`` above it; below it
+    ``(exp((a - vth)/sub) - exp(-vth/sub)) / (1 - exp(-vth/sub))``, which is
+    continuous at the threshold and exactly 0 at 0 V (no switching without
+    voltage)."""
+    x = a - vth
+    if x >= 0.0:
+        return math.exp(x / slope)
+    x = x / sub
+    if x < -_EXP_CUT:
+        return 0.0
+    e0 = math.exp(-vth / sub)
+    return (math.exp(x) - e0) / (1.0 - e0)
+
+
+@njit(**JIT)
+def _negligible_voltage(dp, tw_ratio):
+    """|V| below which a pulse changes no cell by more than ``_G_NEGLIGIBLE``.
+
+    Skipping those cells (the unselected ones, at wire-drop voltages) saves
+    the exponentials; their change would be under 1e-12 S per pulse.
+    """
+    k = max(dp[P_KSET], dp[P_KRESET]) * tw_ratio
+    if k <= 0.0:
+        return 1e300
+    vth = min(dp[P_VSET], dp[P_VRESET])
+    sub = dp[P_VSUB]
+    e0 = math.exp(-vth / sub)
+    r = _G_NEGLIGIBLE / k
+    if r >= 1.0:
+        return vth
+    return max(vth + sub * math.log(r * (1.0 - e0) + e0), 0.0)
+
+
+@njit(**JIT)
+def _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state):
+    """Bring device (i, j) to time ``t``: relaxation over the elapsed cycles.
+
+    ``rx = (slow sigma per sqrt(cycle), drift per cycle, fast sigma, fast
+    time constant in cycles, fast mean)``. The fast part is a random walk
+    with drift in the clock ``1 - exp(-(t - tprog) / tau)`` restarted by
+    each own pulse (``tprog``): variance ``fast^2`` and mean ``fast mean``
+    in all, mostly within ``tau``.
+    """
+    dt = t - tlast[i, j]
+    if dt <= 0.0:
+        return
+    t0 = tlast[i, j]
+    tlast[i, j] = t
+    if stuck[i, j] != 0:
+        return
+    var = rx[0] * rx[0] * dt
+    mean = rx[1] * dt
+    if rx[2] > 0.0 or rx[4] != 0.0:
+        a = math.exp(-(t0 - tprog[i, j]) / rx[3])
+        b = math.exp(-(t - tprog[i, j]) / rx[3])
+        var += rx[2] * rx[2] * (a - b)
+        mean += rx[4] * (a - b)
+    if var == 0.0 and mean == 0.0:
+        return
+    f = 1.0 + mean
+    if var > 0.0:
+        f += math.sqrt(var) * normal(state)
+    g = G[i, j] * f
+    G[i, j] = min(max(g, dp[P_G_LO]), dp[P_G_HI])
+
+
+@njit(**JIT)
+def _pulse_drives(scheme, isel, jsel, vp, wl_v, wl_drv, bl_v, bl_drv):
+    M = wl_v.shape[0]
+    N = bl_v.shape[0]
+    if scheme == 0:
+        fw = 0.5
+        fb = 0.5
+    else:
+        fw = 1.0 / 3.0
+        fb = 2.0 / 3.0
+    for i in range(M):
+        wl_v[i] = fw * vp
+        wl_drv[i] = 0 if scheme == 2 else 1
+    for j in range(N):
+        bl_v[j] = fb * vp
+        bl_drv[j] = 0 if scheme == 2 else 1
+    wl_v[isel] = vp
+    wl_drv[isel] = 1
+    bl_v[jsel] = 0.0
+    bl_drv[jsel] = 1
+
+
+@njit(**JIT)
+def _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv):
+    M = wl_v.shape[0]
+    N = bl_v.shape[0]
+    u = 0.5 * vr if read_scheme == 1 else 0.0
+    for i in range(M):
+        wl_v[i] = u
+        wl_drv[i] = 0 if read_scheme == 2 else 1
+    for j in range(N):
+        bl_v[j] = u
+        bl_drv[j] = 0 if read_scheme == 2 else 1
+    wl_v[isel] = vr
+    wl_drv[isel] = 1
+    bl_v[jsel] = 0.0
+    bl_drv[jsel] = 1
+
+
+@njit(**JIT)
+def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv,
+          vwl, vbl, gd, i0, cp, dq, state, ss_factor):
+    """One verify read of (isel, jsel) through the crossbar.
+
+    Returns ``(sensed conductance in small-signal units, solver failed)``:
+    the sensed current over ``V_read``, with the selected device's read
+    noise, divided by ``sinh(V_read/V0) V0 / V_read`` so that a perfect read
+    of an isolated device returns its G.
+    """
+    vr = wv[W_V_READ]
+    v0 = dp[P_V0]
+    v0inv = dp[P_V0INV]
+    _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv)
+    failed = False
+    if exact or new_cell:
+        set_ideal(wl_v, wl_drv, bl_v, bl_drv, vwl, vbl)
+    if not exact:
+        it = solve_nodal(G, v0, v0inv, wv[W_R_WL], wv[W_R_BL], wl_v, wl_drv, bl_v, bl_drv,
+                         vwl, vbl, gd, i0, cp, dq, wv[W_SOLVE_TOL] * vr, int(wv[W_SOLVE_MAXIT]))
+        failed = it < 0
+    cur = column_current(G, v0, v0inv, vwl, vbl, jsel)
+    sn = dp[P_READ_NOISE]
+    if sn > 0.0:
+        isel_cur = device_current(G[isel, jsel], vwl[isel, jsel] - vbl[isel, jsel], v0, v0inv)
+        cur += sn * isel_cur * normal(state)
+    return cur / vr / ss_factor, failed
+
+
+@njit(**JIT)
+def _pulse(G, tlast, tprog, stuck, t, isel, jsel, vp, dp, wv, scheme, exact, scale_from,
+           wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, gd, i0, cp, dq, state, rx):
+    """Apply one programming pulse; every cell switches at its own voltage."""
+    M, N = G.shape
+    _pulse_drives(scheme, isel, jsel, vp, wl_v, wl_drv, bl_v, bl_drv)
+    failed = False
+    if exact or scale_from == 0.0:
+        set_ideal(wl_v, wl_drv, bl_v, bl_drv, vwl, vbl)
+    else:
+        # same cell, new amplitude: the last solution scaled is a close start
+        ratio = vp / scale_from
+        for i in range(M):
+            for j in range(N):
+                vwl[i, j] *= ratio
+                vbl[i, j] *= ratio
+    if not exact:
+        it = solve_nodal(G, dp[P_V0], dp[P_V0INV], wv[W_R_WL], wv[W_R_BL], wl_v, wl_drv,
+                         bl_v, bl_drv, vwl, vbl, gd, i0, cp, dq,
+                         wv[W_SOLVE_TOL] * abs(vp), int(wv[W_SOLVE_MAXIT]))
+        failed = it < 0
+    tw_ratio = wv[W_PULSE_WIDTH] / dp[P_TW_REF]
+    c2c = dp[P_C2C]
+    vcut = _negligible_voltage(dp, tw_ratio)
+    for i in range(M):
+        for j in range(N):
+            if stuck[i, j] != 0:
+                continue
+            v = vwl[i, j] - vbl[i, j]
+            if abs(v) <= vcut:
+                continue
+            _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state)
+            dg = switch_rate(G[i, j], v, dp, tw_ratio)
+            if dg == 0.0:
+                continue
+            if c2c > 0.0:
+                dg *= math.exp(c2c * normal(state) - 0.5 * c2c * c2c)
+            g = G[i, j] + dg
+            G[i, j] = min(max(g, dp[P_G_LO]), dp[P_G_HI])
+    return failed
+
+
+@njit(**JIT)
+def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, read_own,
+                g_final, read_final, conv, track):
+    """Program one array in place; returns the count of unconverged solves."""
+    M, N = target.shape
+    K = order.shape[0]
+    scheme = iopt[O_SCHEME]
+    read_scheme = iopt[O_READ]
+    do_track = iopt[O_TRACK] == 1
+    exact_pulse = wv[W_R_WL] == 0.0 and wv[W_R_BL] == 0.0 and scheme != 2
+    exact_read = wv[W_R_WL] == 0.0 and wv[W_R_BL] == 0.0 and read_scheme != 2
+    v0 = dp[P_V0]
+    v0inv = dp[P_V0INV]
+    vr = wv[W_V_READ]
+    ss_factor = 1.0 if v0inv == 0.0 else v0 * math.sinh(vr * v0inv) / vr
+    rx = np.empty(5)
+    rx[0] = dp[P_RELAX_SIGMA] * math.sqrt(wv[W_CYCLE_TIME])
+    rx[1] = dp[P_RELAX_DRIFT] * wv[W_CYCLE_TIME]
+    rx[2] = dp[P_RELAX_FAST]
+    rx[3] = dp[P_RELAX_TAU] / wv[W_CYCLE_TIME]
+    rx[4] = dp[P_RELAX_FAST_MEAN]
+    tol = wv[W_TOL]
+    max_pulses = int(wv[W_MAX_PULSES])
+    step = wv[W_V_STEP]
+
+    L = max(M, N)
+    wl_v = np.zeros(M)
+    bl_v = np.zeros(N)
+    wl_drv = np.zeros(M, dtype=np.uint8)
+    bl_drv = np.zeros(N, dtype=np.uint8)
+    vwl_p = np.zeros((M, N))
+    vbl_p = np.zeros((M, N))
+    vwl_r = np.zeros((M, N))
+    vbl_r = np.zeros((M, N))
+    gd = np.zeros((M, N))
+    i0 = np.zeros((M, N))
+    cp = np.zeros(L)
+    dq = np.zeros(L)
+    tlast = np.zeros((M, N))
+    tprog = np.full((M, N), -1e300)
+
+    sample_state(state, dp, M, N, G, stuck)
+    t = 0.0
+    fails = 0
+    last_read_cell = -1
+    for p in range(K):
+        i = order[p, 0]
+        j = order[p, 1]
+        tg = target[i, j]
+        t += 1.0
+        _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state)
+        cell = i * N + j
+        rd, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, cell != last_read_cell,
+                        wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state, ss_factor)
+        last_read_cell = cell
+        fails += bad
+        npulse = 0
+        pol_last = 0
+        vp = 0.0
+        ok = False
+        while True:
+            if abs(rd - tg) <= tol * tg:
+                ok = True
+                break
+            if npulse >= max_pulses:
+                break
+            pol = 1 if rd < tg else -1
+            scale_from = 0.0
+            if pol != pol_last:
+                vp = wv[W_VSET_START] if pol > 0 else wv[W_VRESET_START]
+            else:
+                scale_from = vp
+                if pol > 0:
+                    vp = min(vp + step, wv[W_VSET_MAX])
+                else:
+                    vp = max(vp - step, wv[W_VRESET_MIN])
+            pol_last = pol
+            fails += _pulse(G, tlast, tprog, stuck, t, i, j, vp, dp, wv, scheme, exact_pulse,
+                            scale_from, wl_v, wl_drv, bl_v, bl_drv, vwl_p, vbl_p, gd, i0, cp, dq,
+                            state, rx)
+            tprog[i, j] = t
+            npulse += 1
+            t += 1.0
+            _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state)
+            rd, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, False,
+                            wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
+                            ss_factor)
+            fails += bad
+        pulses[i, j] = npulse
+        conv[i, j] = 1 if ok else 0
+        g_own[i, j] = G[i, j]
+        read_own[i, j] = rd
+        if do_track:
+            for q in range(p):
+                iq = order[q, 0]
+                jq = order[q, 1]
+                _touch(G, tlast, tprog, stuck, iq, jq, t, dp, rx, state)
+                rq, bad = _read(G, iq, jq, dp, wv, read_scheme, exact_read, True,
+                                wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
+                                ss_factor)
+                fails += bad
+                track[q, p] = rq
+            last_read_cell = -1
+    t += 1.0
+    for i in range(M):
+        for j in range(N):
+            _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state)
+    for i in range(M):
+        for j in range(N):
+            g_final[i, j] = G[i, j]
+    if iopt[O_FINAL_READ] == 1:
+        for p in range(K):
+            i = order[p, 0]
+            j = order[p, 1]
+            rq, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, True,
+                            wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
+                            ss_factor)
+            fails += bad
+            read_final[i, j] = rq
+    else:
+        for i in range(M):
+            for j in range(N):
+                read_final[i, j] = np.nan
+    return fails
+
+
+@njit(**PJIT)
+def program_arrays(target, order, dp, wv, iopt, seed, offset, key, G, stuck, pulses, g_own,
+                   read_own, g_final, read_final, conv, track, fails):
+    """Program ``n`` transfers of one array in parallel.
+
+    ``target`` is (n, M, N) (each transfer its own targets) and every output
+    is (n, M, N); ``track`` is (n, K, K) when tracking, else (n, 0, 0).
+    Transfer ``t`` uses the stream ``(seed, offset + t, key)``.
+    """
+    n = target.shape[0]
+    states = np.empty((n, 1), dtype=np.uint64)
+    for t in prange(n):
+        st = states[t]
+        st[0] = stream_key(seed, np.uint64(offset + t), key)
+        fails[t] = program_one(target[t], order, dp, wv, iopt, st, G[t], stuck[t], pulses[t],
+                               g_own[t], read_own[t], g_final[t], read_final[t], conv[t],
+                               track[t])

@@ -1,0 +1,283 @@
+"""Property tests on random small circuits (hypothesis).
+
+Every well-posed circuit: the methods agree with each other and with the
+dense oracle; Kirchhoff's current law holds at every node (computed here
+from the voltages, independently of the package); the power the sources
+supply is the power the resistances dissipate.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import xbarsim as xs
+from naive import end_arrays, naive_solve
+from problems import (ENDS, REL, Circuit, assert_solutions_close, refuses_ideal_wire,
+                      rounding_floor)
+
+METHODS = sys.modules[xs.solve.__module__].METHODS
+
+PROPERTY_SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much]
+)
+
+FLOATING, RESISTIVE, IDEAL = 0, 1, 2
+
+conductance = st.one_of(st.just(0.0), st.floats(1e-4, 5e-4))  # open, or 2..10 kohm
+resistive_wire = st.floats(0.1, 10.0)  # ohms per segment
+any_wire = st.one_of(st.just(0.0), resistive_wire)  # or ideal
+# Physical drive voltages, volts: 0 or 1 uV..1 V in magnitude. Far smaller
+# ones (< 1e-154 V) underflow the iterative solvers' residual norm; that is
+# pinned by its own test in test_solve_contract.py.
+source_voltage = st.one_of(st.just(0.0), st.floats(1e-6, 1.0), st.floats(-1.0, -1e-6))
+
+
+@st.composite
+def drives(draw, n_lines, batch):
+    """None (all floating) or a Drive with a floating / resistive / ideal mode per line."""
+    if draw(st.integers(0, 5)) == 0:
+        return None
+    mode = draw(arrays(np.int8, n_lines, elements=st.sampled_from([FLOATING, RESISTIVE, IDEAL])))
+    shape = draw(st.sampled_from(["scalar", "vector"] + (["batch"] if batch else [])))
+    if shape == "scalar":
+        v = draw(source_voltage)
+    else:
+        v = draw(arrays(np.float64, (n_lines, batch) if shape == "batch" else n_lines,
+                        elements=source_voltage))
+    r = draw(arrays(np.float64, n_lines, elements=st.floats(1.0, 1e4)))
+    r = np.where(mode == IDEAL, 0.0, r)
+    floating = mode == FLOATING
+    return xs.Drive(v, r=r, floating=floating if floating.any() or draw(st.booleans()) else None)
+
+
+@st.composite
+def circuits(draw, ideal_wires=True):
+    """A random small circuit; ``ideal_wires=False`` draws no 0-ohm segment."""
+    M = draw(st.integers(1, 6))
+    N = draw(st.integers(1, 6))
+    batch = draw(st.one_of(st.none(), st.integers(1, 3)))
+    g = draw(arrays(np.float64, (M, N), elements=conductance))
+    wire = any_wire if ideal_wires and draw(st.booleans()) else resistive_wire
+    r_wl = draw(wire) if draw(st.booleans()) else draw(arrays(np.float64, (M, N - 1), elements=wire))
+    r_bl = draw(wire) if draw(st.booleans()) else draw(arrays(np.float64, (M - 1, N), elements=wire))
+    ends = dict(
+        left=draw(drives(M, batch)),
+        right=draw(drives(M, batch)),
+        top=draw(drives(N, batch)),
+        bottom=draw(drives(N, batch)),
+    )
+    return Circuit(g=g, r_wl=r_wl, r_bl=r_bl, drives=ends)
+
+
+def solve_or_reject(circuit, method):
+    """The solution, or `assume(False)` for a circuit that has none (CircuitError)."""
+    try:
+        return xs.solve(circuit.crossbar(), method=method, **circuit.drives)
+    except xs.CircuitError:
+        assume(False)
+
+
+def draw_circuit(data, method):
+    """A circuit `method` accepts (see `problems.refuses_ideal_wire`)."""
+    return data.draw(circuits(ideal_wires=not refuses_ideal_wire(method)), label="circuit")
+
+
+# ----------------------------------------------------------------------------
+# Independent accounting of a solution
+# ----------------------------------------------------------------------------
+
+
+def _columns(sol):
+    """Per batch column views: yields (v_wl (M,N), v_bl (M,N), i_terminal dict, column)."""
+    if sol.v_wl.ndim == 2:
+        yield sol.v_wl, sol.v_bl, sol.i_terminal, None
+        return
+    for b in range(sol.v_wl.shape[2]):
+        yield sol.v_wl[..., b], sol.v_bl[..., b], {k: a[..., b] for k, a in sol.i_terminal.items()}, b
+
+
+def _end_data(circuit):
+    M, N = circuit.g.shape
+    return {name: end_arrays(circuit.drives.get(name), M if name in ("left", "right") else N)
+            for name in ENDS}
+
+
+def _source_v(v_end, column):
+    return v_end[:, 0] if column is None or v_end.shape[1] == 1 else v_end[:, column]
+
+
+def kcl_violations(circuit, v_wl, v_bl, i_term):
+    """(largest current imbalance of any node group, largest element current).
+
+    A group is a maximal run of nodes joined by 0-ohm segments (the current
+    inside it is not a function of the voltages); every other element's
+    current is computed here from the node voltages, terminal currents are
+    taken from the solution.
+    """
+    g = circuit.g
+    M, N = g.shape
+    r_wl = np.broadcast_to(np.asarray(circuit.r_wl, float), (M, N - 1))
+    r_bl = np.broadcast_to(np.asarray(circuit.r_bl, float), (M - 1, N))
+    inflow_wl = g * (v_bl - v_wl)  # device current into each word-line node
+    inflow_bl = g * (v_wl - v_bl)
+    currents = [np.abs(inflow_wl).ravel()]
+    for i in range(M):
+        for j in range(N - 1):
+            if r_wl[i, j] > 0:
+                cur = (v_wl[i, j] - v_wl[i, j + 1]) / r_wl[i, j]
+                inflow_wl[i, j] -= cur
+                inflow_wl[i, j + 1] += cur
+                currents.append([abs(cur)])
+    for i in range(M - 1):
+        for j in range(N):
+            if r_bl[i, j] > 0:
+                cur = (v_bl[i, j] - v_bl[i + 1, j]) / r_bl[i, j]
+                inflow_bl[i, j] -= cur
+                inflow_bl[i + 1, j] += cur
+                currents.append([abs(cur)])
+    term = {k: np.nan_to_num(a) for k, a in i_term.items()}
+    inflow_wl[:, 0] += term["left"]
+    inflow_wl[:, N - 1] += term["right"]
+    inflow_bl[0, :] += term["top"]
+    inflow_bl[M - 1, :] += term["bottom"]
+    currents += [np.abs(t) for t in term.values()]
+    worst = 0.0
+    # word line i, groups split where r_wl > 0; bit line j, where r_bl > 0
+    for i in range(M):
+        start = 0
+        for j in range(N):
+            if j == N - 1 or r_wl[i, j] > 0:
+                worst = max(worst, abs(inflow_wl[i, start : j + 1].sum()))
+                start = j + 1
+    for j in range(N):
+        start = 0
+        for i in range(M):
+            if i == M - 1 or r_bl[i, j] > 0:
+                worst = max(worst, abs(inflow_bl[start : i + 1, j].sum()))
+                start = i + 1
+    return worst, max(np.max(c) if len(c) else 0.0 for c in currents)
+
+
+def power_terms(circuit, v_wl, v_bl, i_term, column):
+    """(power supplied by the sources, power dissipated, scale), watts.
+
+    The scale is the largest of: the dissipated power, the sum of |V I| over
+    the sources, and (largest node voltage) x (largest element current).
+    """
+    g = circuit.g
+    M, N = g.shape
+    r_wl = np.broadcast_to(np.asarray(circuit.r_wl, float), (M, N - 1))
+    r_bl = np.broadcast_to(np.asarray(circuit.r_bl, float), (M - 1, N))
+    dissipated = np.sum(g * (v_wl - v_bl) ** 2)
+    dissipated += sum((v_wl[i, j] - v_wl[i, j + 1]) ** 2 / r_wl[i, j]
+                      for i in range(M) for j in range(N - 1) if r_wl[i, j] > 0)
+    dissipated += sum((v_bl[i, j] - v_bl[i + 1, j]) ** 2 / r_bl[i, j]
+                      for i in range(M - 1) for j in range(N) if r_bl[i, j] > 0)
+    supplied = 0.0
+    abs_supplied = 0.0
+    end_node = {
+        "left": v_wl[:, 0], "right": v_wl[:, N - 1], "top": v_bl[0, :], "bottom": v_bl[M - 1, :],
+    }
+    for name, (v_end, r, floating, _) in _end_data(circuit).items():
+        vs = _source_v(v_end, column)
+        driven = ~floating
+        resistive = driven & (r > 0)
+        dissipated += np.sum((vs[resistive] - end_node[name][resistive]) ** 2 / r[resistive])
+        supplied += np.sum(vs[driven] * i_term[name][driven])
+        abs_supplied += np.sum(np.abs(vs[driven] * i_term[name][driven]))
+    _, current_scale = kcl_violations(circuit, v_wl, v_bl, i_term)
+    v_scale = max(np.max(np.abs(v_wl)), np.max(np.abs(v_bl)))
+    return supplied, dissipated, max(dissipated, abs_supplied, v_scale * current_scale)
+
+
+# ----------------------------------------------------------------------------
+# Properties
+# ----------------------------------------------------------------------------
+
+
+@PROPERTY_SETTINGS
+@given(circuits())
+def test_methods_agree_with_each_other_and_the_oracle(circuit):
+    direct = solve_or_reject(circuit, "direct")
+    oracle = naive_solve(**circuit.naive_args())
+    floor = rounding_floor(circuit)
+    assert_solutions_close(direct, oracle, current_floor=floor)
+    for method in METHODS:
+        if method == "direct":
+            continue
+        if refuses_ideal_wire(method) and circuit.has_ideal_wire:
+            with pytest.raises(xs.ParameterError):
+                xs.solve(circuit.crossbar(), method=method, **circuit.drives)
+            continue
+        sol = xs.solve(circuit.crossbar(), method=method, **circuit.drives)
+        assert_solutions_close(sol, direct, current_floor=floor)
+
+
+def check_kirchhoff(circuit, sol):
+    """KCL for the whole array and at every node group, and the end conditions."""
+    floor = rounding_floor(circuit)
+    ends = _end_data(circuit)
+    M, N = circuit.g.shape
+    r_wl = np.broadcast_to(np.asarray(circuit.r_wl, float), (M, N - 1))
+    r_bl = np.broadcast_to(np.asarray(circuit.r_bl, float), (M - 1, N))
+    for v_wl, v_bl, i_term, column in _columns(sol):
+        vmax = max(np.max(np.abs(v_wl)), np.max(np.abs(v_bl)))
+        # the terminal currents of the whole array sum to zero
+        flows = np.concatenate([np.nan_to_num(i_term[k]) for k in ENDS])
+        assert abs(flows.sum()) <= REL * np.abs(flows).sum() + floor, "sum of terminal currents"
+        # every node group balances
+        worst, scale = kcl_violations(circuit, v_wl, v_bl, i_term)
+        assert worst <= REL * scale + floor, ("node KCL", worst, scale, floor)
+        # each end: NaN exactly where floating, ideal ends hold their voltage,
+        # resistive ends carry (V - v) / R
+        end_node = {"left": v_wl[:, 0], "right": v_wl[:, -1], "top": v_bl[0, :], "bottom": v_bl[-1, :]}
+        for name, (v_end, r, floating, _) in ends.items():
+            vs = _source_v(v_end, column)
+            np.testing.assert_array_equal(np.isnan(i_term[name]), floating, err_msg=name)
+            ideal = ~floating & (r == 0)
+            resistive = ~floating & (r > 0)
+            np.testing.assert_allclose(end_node[name][ideal], vs[ideal], rtol=0, atol=REL * vmax,
+                                       err_msg=name)
+            expect = (vs[resistive] - end_node[name][resistive]) / r[resistive]
+            np.testing.assert_allclose(i_term[name][resistive], expect, rtol=0,
+                                       atol=REL * scale + floor, err_msg=name)
+        # nodes joined by 0-ohm wire share one voltage
+        assert np.all(np.abs(np.diff(v_wl, axis=1)[r_wl == 0]) <= REL * vmax)
+        assert np.all(np.abs(np.diff(v_bl, axis=0)[r_bl == 0]) <= REL * vmax)
+
+
+def check_power_balance(circuit, sol, package_accounting=True):
+    """Sources supply what devices, wires and terminal resistors dissipate."""
+    if package_accounting:
+        supplied_pkg = np.atleast_1d(sol.power_supplied())
+        dissipated_pkg = np.atleast_1d(sol.power_dissipated())
+    for v_wl, v_bl, i_term, column in _columns(sol):
+        supplied, dissipated, scale = power_terms(circuit, v_wl, v_bl, i_term, column)
+        assert dissipated >= 0.0
+        # rounding: the current floor times the largest node voltage
+        floor = rounding_floor(circuit) * max(np.max(np.abs(v_wl)), np.max(np.abs(v_bl)))
+        assert abs(supplied - dissipated) <= REL * scale + floor, ("power", supplied, dissipated, scale)
+        if package_accounting:
+            # Solution's own accounting: the same quantities, other arithmetic
+            b = 0 if column is None else column
+            np.testing.assert_allclose(supplied_pkg[b], supplied, rtol=1e-12, atol=1e-12 * scale + floor)
+            np.testing.assert_allclose(dissipated_pkg[b], dissipated, rtol=1e-12, atol=1e-12 * scale + floor)
+
+
+@pytest.mark.parametrize("method", METHODS + ("naive",))
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_kirchhoff_and_power_balance(method, data):
+    """Every solution (and the oracle's) obeys KCL and conserves power."""
+    circuit = draw_circuit(data, method)
+    sol = solve_or_reject(circuit, "direct" if method == "naive" else method)
+    if method == "naive":
+        sol = naive_solve(**circuit.naive_args())
+    check_kirchhoff(circuit, sol)
+    check_power_balance(circuit, sol, package_accounting=method != "naive")

@@ -1,0 +1,475 @@
+"""One contract every solver method honours (pyamg's ``TestCommonRelaxation``).
+
+Shapes with and without a batch, broadcasting, floating ends, agreement
+with the dense oracle (tests/naive.py) and the exact problems
+(tests/problems.py), and the specific exception for every bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import xbarsim as xs
+from naive import naive_solve
+from problems import (PROBLEMS, Circuit, assert_close_scaled, assert_matches,
+                      assert_solutions_close, random_circuit, refuses_ideal_wire)
+
+SOLVE_MODULE = sys.modules[xs.solve.__module__]
+METHODS = SOLVE_MODULE.METHODS
+ENDS = ("left", "right", "top", "bottom")
+
+
+def _read_circuit(M=3, N=4, seed=0, batch=None, wires=True):
+    return random_circuit(np.random.default_rng(seed), M, N, batch=batch, wires=wires)
+
+
+def _solve(circuit, method, **kwargs):
+    return xs.solve(circuit.crossbar(), method=method, **circuit.drives, **kwargs)
+
+
+def test_every_error_derives_from_xbarsim_error():
+    for cls in (xs.ParameterError, xs.CircuitError, xs.ConvergenceError, xs.MemoryLimitError, xs.SpiceError):
+        assert issubclass(cls, xs.XbarsimError)
+    assert issubclass(xs.ParameterError, ValueError)
+    assert issubclass(xs.MemoryLimitError, MemoryError)
+    assert {"auto", "pcg", "direct"} <= set(METHODS)
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
+def test_naive_oracle_solves_the_exact_problems(problem):
+    """The oracle itself against closed forms, before anything is compared with it."""
+    assert_matches(naive_solve(**problem.naive_args()), problem)
+
+
+def test_auto_switches_on_size_and_wires():
+    """auto: direct up to AUTO_DIRECT_MAX_CELLS; above, mg without 0-ohm
+    segments, pcg with them (xbarsim/solve.py)."""
+    M, N = 65, 64  # just over AUTO_DIRECT_MAX_CELLS
+    assert M * N > SOLVE_MODULE.AUTO_DIRECT_MAX_CELLS
+    assert _solve(_read_circuit(8, 8), "auto").method == "direct"
+    for p_ideal, expect in ((0.0, "mg" if "mg" in METHODS else "pcg"), (0.1, "pcg")):
+        c = random_circuit(np.random.default_rng(4), M, N, p_ideal_wire=p_ideal)
+        auto = _solve(c, "auto")
+        assert auto.method == expect
+        assert_solutions_close(auto, _solve(c, "direct"))
+
+
+@pytest.mark.parametrize("method", METHODS)
+class TestSolveContract:
+    # ------------------------------------------------------------------ exact
+
+    @pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
+    def test_exact_problem(self, method, problem):
+        if refuses_ideal_wire(method) and problem.has_ideal_wire:
+            with pytest.raises(xs.ParameterError):
+                xs.solve(problem.crossbar(), method=method, **problem.drives)
+            return
+        sol = xs.solve(problem.crossbar(), method=method, **problem.drives)
+        assert_matches(sol, problem)
+
+    # ----------------------------------------------------------------- shapes
+
+    def test_shapes_without_batch(self, method):
+        M, N = 3, 4
+        sol = _solve(_read_circuit(M, N), method)
+        assert isinstance(sol, xs.Solution)
+        for name in ("v_wl", "v_bl", "i_device"):
+            arr = getattr(sol, name)
+            assert arr.shape == (M, N) and arr.dtype == np.float64, name
+        assert sol.i_out.shape == (N,) and sol.i_out.dtype == np.float64
+        assert set(sol.i_terminal) == set(ENDS)
+        for e, L in zip(ENDS, (M, M, N, N)):
+            assert sol.i_terminal[e].shape == (L,), e
+        assert sol.shape == (M, N)
+        assert sol.method in METHODS and sol.method != "auto"
+        assert method == "auto" or sol.method == method
+
+    @pytest.mark.parametrize("batch", [1, 3])
+    def test_shapes_with_batch(self, method, batch):
+        M, N = 3, 4
+        sol = _solve(_read_circuit(M, N, batch=batch), method)
+        for name in ("v_wl", "v_bl", "i_device"):
+            assert getattr(sol, name).shape == (M, N, batch), name
+        assert sol.i_out.shape == (N, batch)
+        for e, L in zip(ENDS, (M, M, N, N)):
+            assert sol.i_terminal[e].shape == (L, batch), e
+
+    def test_batch_carried_by_a_bit_line_end(self, method):
+        M, N, B = 2, 3, 2
+        rng = np.random.default_rng(5)
+        c = Circuit(g=rng.uniform(1e-4, 5e-4, (M, N)), r_wl=1.0, r_bl=1.0, drives=dict(
+            left=xs.Drive(rng.uniform(0, 0.5, M)), bottom=xs.Drive(rng.uniform(-0.1, 0.1, (N, B)))))
+        sol = _solve(c, method)
+        assert sol.v_wl.shape == (M, N, B) and sol.i_out.shape == (N, B)
+        assert sol.i_terminal["left"].shape == (M, B)
+        assert_solutions_close(sol, naive_solve(**c.naive_args()))
+
+    def test_batch_equals_column_by_column(self, method):
+        M, N, B = 4, 3, 3
+        c = random_circuit(np.random.default_rng(3), M, N, batch=B, ends="mixed", p_open=0.2)
+        sol = _solve(c, method)
+        left_v = np.asarray(c.drives["left"].v)
+        top_v = np.asarray(c.drives["top"].v)
+        for b in range(B):
+            drives = dict(c.drives)
+            drives["left"] = xs.Drive(left_v[:, b])
+            drives["top"] = xs.Drive(top_v[:, b], r=c.drives["top"].r, floating=c.drives["top"].floating)
+            col = xs.solve(c.crossbar(), method=method, **drives)
+            for name in ("v_wl", "v_bl", "i_device", "i_out"):
+                assert_close_scaled(getattr(sol, name)[..., b], getattr(col, name), err_msg=name)
+            for e in ENDS:
+                assert_close_scaled(sol.i_terminal[e][..., b], col.i_terminal[e], err_msg=e)
+
+    def test_batch_of_one_matches_unbatched(self, method):
+        c1 = _read_circuit(batch=1)
+        c0 = Circuit(c1.g, c1.r_wl, c1.r_bl, dict(c1.drives, left=xs.Drive(
+            np.asarray(c1.drives["left"].v)[:, 0], r=c1.drives["left"].r)))
+        s1, s0 = _solve(c1, method), _solve(c0, method)
+        assert_close_scaled(s1.v_wl[..., 0], s0.v_wl)
+        assert_close_scaled(s1.i_out[:, 0], s0.i_out)
+
+    # ----------------------------------------------------------- broadcasting
+
+    def test_scalar_voltage_and_resistance_broadcast(self, method):
+        M, N = 3, 4
+        c = _read_circuit(M, N)
+        xbar = c.crossbar()
+        scalar = xs.solve(xbar, left=xs.Drive(0.3, r=20.0), bottom=xs.Drive(0.0, r=10.0), method=method)
+        full = xs.solve(xbar, left=xs.Drive(np.full(M, 0.3), r=np.full(M, 20.0)),
+                        bottom=xs.Drive(np.zeros(N), r=np.full(N, 10.0)), method=method)
+        assert scalar.v_wl.shape == (M, N)
+        assert_solutions_close(scalar, full, rel=1e-14)
+        assert_solutions_close(scalar, naive_solve(c.g, c.r_wl, c.r_bl, left=xs.Drive(0.3, r=20.0),
+                                                   bottom=xs.Drive(0.0, r=10.0)))
+
+    # --------------------------------------------------------------- floating
+
+    def test_floating_mask(self, method):
+        M, N = 4, 3
+        rng = np.random.default_rng(7)
+        mask_l = np.array([False, True, False, True])
+        mask_b = np.array([False, True, False])
+        c = Circuit(g=rng.uniform(1e-4, 5e-4, (M, N)), r_wl=2.0, r_bl=3.0, drives=dict(
+            left=xs.Drive(rng.uniform(0, 0.5, M), floating=mask_l),
+            right=xs.Drive(0.25, r=100.0, floating=~mask_l),
+            bottom=xs.Drive(0.0, floating=mask_b)))
+        sol = _solve(c, method)
+        np.testing.assert_array_equal(np.isnan(sol.i_terminal["left"]), mask_l)
+        np.testing.assert_array_equal(np.isnan(sol.i_terminal["right"]), ~mask_l)
+        np.testing.assert_array_equal(np.isnan(sol.i_terminal["bottom"]), mask_b)
+        assert np.all(np.isnan(sol.i_terminal["top"]))
+        assert np.all(sol.i_out[mask_b] == 0.0)
+        assert np.all(sol.i_out[~mask_b] != 0.0)
+        np.testing.assert_array_equal(sol.i_out[~mask_b], -sol.i_terminal["bottom"][~mask_b])
+        assert_solutions_close(sol, naive_solve(**c.naive_args()))
+
+    def test_all_floating_mask_equals_none(self, method):
+        M, N = 3, 4
+        c = _read_circuit(M, N)
+        xbar = c.crossbar()
+        base = dict(left=c.drives["left"], bottom=c.drives["bottom"])
+        none = xs.solve(xbar, **base, right=None, top=None, method=method)
+        masked = xs.solve(xbar, **base, right=xs.Drive(0.7, r=5.0, floating=np.ones(M, bool)),
+                          top=xs.Drive(-0.3, floating=np.ones(N, bool)), method=method)
+        assert_solutions_close(masked, none, rel=1e-14)
+        assert np.all(np.isnan(masked.i_terminal["right"]))
+        assert np.all(np.isnan(masked.i_terminal["top"]))
+
+    def test_floating_bottom_gives_zero_output(self, method):
+        M, N = 3, 4
+        c = _read_circuit(M, N)
+        drives = dict(left=c.drives["left"], top=xs.Drive(0.0, r=10.0), bottom=None)
+        sol = xs.solve(c.crossbar(), method=method, **drives)
+        np.testing.assert_array_equal(sol.i_out, np.zeros(N))
+        assert np.all(np.isnan(sol.i_terminal["bottom"]))
+        assert np.all(np.isfinite(sol.i_terminal["top"]))
+        assert_solutions_close(sol, naive_solve(c.g, c.r_wl, c.r_bl, **drives))
+
+    # ------------------------------------------------------ against the oracle
+
+    @pytest.mark.parametrize("seed", range(3))
+    @pytest.mark.parametrize("ends", ["read", "mixed"])
+    @pytest.mark.parametrize("p_ideal_wire", [0.0, 0.3])
+    def test_against_naive(self, method, seed, ends, p_ideal_wire):
+        rng = np.random.default_rng(100 + seed)
+        M, N = rng.integers(2, 7, size=2)
+        c = random_circuit(rng, int(M), int(N), batch=2 if seed == 2 else None, ends=ends, p_open=0.2,
+                           p_ideal_wire=p_ideal_wire)
+        if refuses_ideal_wire(method) and c.has_ideal_wire:
+            with pytest.raises(xs.ParameterError):
+                _solve(c, method)
+            return
+        sol = _solve(c, method)
+        assert_solutions_close(sol, naive_solve(**c.naive_args()))
+        np.testing.assert_allclose(sol.i_device, c.g[(...,) + (None,) * (sol.v_wl.ndim - 2)]
+                                   * (sol.v_wl - sol.v_bl), rtol=1e-14, atol=0)
+
+    def test_two_ideal_ends_with_resistive_wire_between(self, method):
+        """Both ends ideal is fine as soon as some segment has r > 0."""
+        M, N = 2, 4
+        r_wl = np.zeros((M, N - 1))
+        r_wl[:, 1] = 3.0
+        rng = np.random.default_rng(9)
+        c = Circuit(g=rng.uniform(1e-4, 5e-4, (M, N)), r_wl=r_wl, r_bl=0.0, drives=dict(
+            left=xs.Drive([0.5, -0.2]), right=xs.Drive([0.1, 0.3]), bottom=xs.Drive(0.0)))
+        if refuses_ideal_wire(method):
+            with pytest.raises(xs.ParameterError):
+                _solve(c, method)
+            return
+        assert_solutions_close(_solve(c, method), naive_solve(**c.naive_args()))
+
+    # ------------------------------------------------- iterations and callback
+
+    def test_convergence_error_or_ignored_maxiter(self, method):
+        c = _read_circuit(72, 72, seed=2)  # above mg's directly factored size
+        full = _solve(c, method, tol=1e-14)
+        if full.method != "direct":
+            assert full.iterations > 1  # so maxiter=1 cannot be enough
+            with pytest.raises(xs.ConvergenceError) as info:
+                _solve(c, method, tol=1e-14, maxiter=1)
+            err = info.value
+            assert isinstance(err, xs.XbarsimError)
+            hist = np.asarray(err.residual_history)
+            assert hist.ndim == 1 and hist.size == 2  # initial residual + one iteration
+            assert np.all(np.isfinite(hist)) and hist[-1] > 1e-14
+            assert err.iterations == 1
+        else:
+            assert full.iterations == 0
+            sol = _solve(c, method, tol=1e-14, maxiter=1)
+            assert_solutions_close(sol, full, rel=1e-14)
+
+    def test_callback_and_iteration_report(self, method):
+        c = _read_circuit(6, 5, seed=8)
+        calls = []
+        sol = _solve(c, method, callback=lambda it, res: calls.append((it, res)))
+        if sol.method != "direct":
+            assert [it for it, _ in calls] == list(range(1, sol.iterations + 1))
+            assert sol.iterations >= 1
+            assert calls[-1][1] <= SOLVE_MODULE.DEFAULT_TOL
+            assert len(sol.residual_history) == sol.iterations + 1
+        else:
+            assert calls == [] and sol.iterations == 0
+
+    def test_scale_invariance_down_to_tiny_voltages(self, method):
+        """The circuit is linear: sources scaled by s scale every voltage and
+        current by s, also for s far below any physical voltage (an iterative
+        solver must not mistake a tiny residual norm for a zero one)."""
+        c = _read_circuit(3, 4, seed=6)
+        ref = _solve(c, method)
+        for s in (1e-3, 1e-100, 1e-160):
+            drives = {k: None if d is None else xs.Drive(np.asarray(d.v) * s, r=d.r, floating=d.floating)
+                      for k, d in c.drives.items()}
+            sol = xs.solve(c.crossbar(), method=method, **drives)
+            for name in ("v_wl", "v_bl", "i_device", "i_out"):
+                assert_close_scaled(getattr(sol, name) / s, getattr(ref, name), err_msg=f"{name}, s={s}")
+
+    def test_warm_start(self, method):
+        c = _read_circuit(5, 6, seed=12)
+        first = _solve(c, method)
+        again = _solve(c, method, x0=first)
+        assert_solutions_close(again, first)
+
+    # ------------------------------------------------------------- bad input
+
+    @pytest.mark.parametrize("make", [
+        # g
+        lambda M, N: dict(g=np.full(M, 1e-4)),
+        lambda M, N: dict(g=np.full((M, N, 1), 1e-4)),
+        lambda M, N: dict(g=np.zeros((0, N))),
+        lambda M, N: dict(g=np.full((M, N), np.nan)),
+        lambda M, N: dict(g=np.where(np.eye(M, N) > 0, np.inf, 1e-4)),
+        lambda M, N: dict(g=np.where(np.eye(M, N) > 0, -1e-4, 1e-4)),
+        lambda M, N: dict(g="not an array"),
+        # r_wl
+        lambda M, N: dict(r_wl=np.ones((M, N))),
+        lambda M, N: dict(r_wl=np.ones((M - 1, N - 1))),
+        lambda M, N: dict(r_wl=np.nan),
+        lambda M, N: dict(r_wl=np.full((M, N - 1), np.inf)),
+        lambda M, N: dict(r_wl=-1.0),
+        # r_bl
+        lambda M, N: dict(r_bl=np.ones((M, N))),
+        lambda M, N: dict(r_bl=np.ones((M - 1, N - 1))),
+        lambda M, N: dict(r_bl=np.full((M - 1, N), np.nan)),
+        lambda M, N: dict(r_bl=np.inf),
+        lambda M, N: dict(r_bl=np.full((M - 1, N), -2.0)),
+    ], ids=lambda f: "")
+    def test_bad_crossbar(self, method, make):
+        M, N = 3, 4
+        args = dict(g=np.full((M, N), 1e-4), r_wl=1.0, r_bl=1.0)
+        args.update(make(M, N))
+        with pytest.raises(xs.ParameterError):
+            xs.solve(xs.Crossbar(**args), left=xs.Drive(0.1), bottom=xs.Drive(0.0), method=method)
+
+    @pytest.mark.parametrize("end, drive", [
+        ("left", xs.Drive(np.zeros(4))),  # M + 1 voltages
+        ("left", xs.Drive(np.zeros(2))),
+        ("left", xs.Drive(np.zeros((3, 0)))),
+        ("left", xs.Drive(np.zeros((3, 2, 1)))),
+        ("left", xs.Drive(np.zeros((4, 2)))),
+        ("left", xs.Drive([0.1, np.nan, 0.2])),
+        ("left", xs.Drive(np.inf)),
+        ("left", xs.Drive(np.array([[0.1], [0.2], [-np.inf]]))),
+        ("left", xs.Drive("volts")),
+        ("left", xs.Drive(0.1, r=np.ones(4))),
+        ("left", xs.Drive(0.1, r=np.ones((3, 1)))),
+        ("left", xs.Drive(0.1, r=np.nan)),
+        ("left", xs.Drive(0.1, r=[1.0, np.inf, 1.0])),
+        ("left", xs.Drive(0.1, r=-5.0)),
+        ("left", xs.Drive(0.1, floating=np.array([True, False]))),
+        ("left", xs.Drive(0.1, floating=np.array([1, 0, 1]))),
+        ("left", xs.Drive(0.1, floating=np.zeros((3, 1), bool))),
+        ("right", xs.Drive(np.zeros(5), r=1.0)),
+        ("right", xs.Drive(0.0, r=np.array([1.0, -1.0, 1.0]))),
+        ("top", xs.Drive(np.zeros(3))),  # N - 1 voltages
+        ("top", xs.Drive(0.0, r=np.full(4, np.nan))),
+        ("bottom", xs.Drive(np.zeros(5))),
+        ("bottom", xs.Drive(np.zeros((4, 2, 2)))),
+        ("bottom", xs.Drive([0.0, 0.0, np.nan, 0.0])),
+        ("bottom", xs.Drive(0.0, r=np.ones(3))),
+        ("bottom", xs.Drive(0.0, r=-1e-3)),
+        ("bottom", xs.Drive(0.0, floating=np.zeros(3, bool))),
+        ("bottom", xs.Drive(0.0, floating=[0, 0, 0, 1])),
+        # not a Drive at all
+        ("left", 0.1),
+        ("left", (np.zeros(3), 0.0)),
+        ("left", {"v": 0.1}),
+        ("bottom", "ground"),
+        ("top", np.zeros(4)),
+    ], ids=lambda x: x if isinstance(x, str) else "")
+    def test_bad_drive(self, method, end, drive):
+        M, N = 3, 4
+        drives = dict(left=xs.Drive(0.1), bottom=xs.Drive(0.0))
+        drives[end] = drive
+        with pytest.raises(xs.ParameterError):
+            xs.solve(xs.Crossbar(np.full((M, N), 1e-4), 1.0, 1.0), method=method, **drives)
+
+    def test_mismatched_batch_sizes(self, method):
+        M, N = 3, 4
+        with pytest.raises(xs.ParameterError):
+            xs.solve(xs.Crossbar(np.full((M, N), 1e-4), 1.0, 1.0), method=method,
+                     left=xs.Drive(np.zeros((M, 2))), bottom=xs.Drive(np.zeros((N, 3))))
+
+    @pytest.mark.parametrize("kwargs", [
+        dict(tol=0.0), dict(tol=1.0), dict(tol=-1e-6), dict(tol=np.nan), dict(tol=np.inf),
+        dict(tol="1e-9"), dict(tol=None), dict(tol=2.0),
+        dict(maxiter=0), dict(maxiter=-3), dict(maxiter=2.5), dict(maxiter="10"),
+    ], ids=repr)
+    def test_bad_tol_maxiter(self, method, kwargs):
+        with pytest.raises(xs.ParameterError):
+            _solve(_read_circuit(), method, **kwargs)
+
+    def test_bad_solver_arguments(self, method):
+        c = _read_circuit(3, 4)
+        for bad in ("cholesky", "PCG", "", None):
+            with pytest.raises(xs.ParameterError):
+                _solve(c, bad)
+        with pytest.raises(xs.ParameterError):
+            xs.solve(c.g, method=method, **c.drives)  # an array, not a Crossbar
+        with pytest.raises(xs.ParameterError):
+            _solve(c, method, x0=c.g)
+        other = _solve(_read_circuit(4, 3), method)
+        with pytest.raises(xs.ParameterError):
+            _solve(c, method, x0=other)
+
+    # --------------------------------------------------------- ill-posed circuits
+
+    def test_floating_line_with_open_devices_is_named(self, method):
+        M, N = 3, 4
+        g = np.full((M, N), 1e-4)
+        g[1, :] = 0.0
+        xbar = xs.Crossbar(g, 1.0, 1.0)
+        with pytest.raises(xs.CircuitError) as info:
+            xs.solve(xbar, left=xs.Drive(0.1, floating=np.array([False, True, False])),
+                     bottom=xs.Drive(0.0), method=method)
+        assert list(info.value.word_lines) == [1]
+        assert list(info.value.bit_lines) == []
+        assert "WL[1]" in str(info.value)
+
+    def test_floating_bit_line_with_open_devices_is_named(self, method):
+        M, N = 3, 4
+        g = np.full((M, N), 1e-4)
+        g[:, 2] = 0.0
+        with pytest.raises(xs.CircuitError) as info:
+            xs.solve(xs.Crossbar(g, 1.0, 1.0), left=xs.Drive(0.1),
+                     bottom=xs.Drive(0.0, floating=np.array([False, False, True, False])), method=method)
+        assert list(info.value.word_lines) == []
+        assert list(info.value.bit_lines) == [2]
+
+    def test_island_of_floating_lines_is_named(self, method):
+        """WL 1 and BL 2 are joined to each other only: both undetermined."""
+        M, N = 3, 4
+        g = np.full((M, N), 1e-4)
+        g[1, :] = 0.0
+        g[:, 2] = 0.0
+        g[1, 2] = 2e-4
+        with pytest.raises(xs.CircuitError) as info:
+            xs.solve(xs.Crossbar(g, 1.0, 1.0), left=xs.Drive(0.1, floating=np.array([False, True, False])),
+                     bottom=xs.Drive(0.0, floating=np.array([False, False, True, False])), method=method)
+        assert list(info.value.word_lines) == [1]
+        assert list(info.value.bit_lines) == [2]
+
+    def test_fully_floating_circuit(self, method):
+        M, N = 2, 3
+        xbar = xs.Crossbar(np.full((M, N), 1e-4), 1.0, 1.0)
+        for drives in (dict(), dict(left=xs.Drive(0.1, floating=np.ones(M, bool)),
+                                    bottom=xs.Drive(0.0, floating=np.ones(N, bool)))):
+            with pytest.raises(xs.CircuitError) as info:
+                xs.solve(xbar, method=method, **drives)
+            assert list(info.value.word_lines) == list(range(M))
+            assert list(info.value.bit_lines) == list(range(N))
+
+    def test_two_ideal_drives_joined_by_ideal_wire(self, method):
+        M, N = 3, 4
+        g = np.full((M, N), 1e-4)
+        # every word line: both ends ideal, r_wl = 0
+        with pytest.raises(xs.CircuitError) as info:
+            xs.solve(xs.Crossbar(g, 0.0, 1.0), left=xs.Drive(0.1), right=xs.Drive(0.1),
+                     bottom=xs.Drive(0.0), method=method)
+        assert list(info.value.word_lines) == [0, 1, 2] and list(info.value.bit_lines) == []
+        # only word line 2 has an ideal right end and ideal wire all along
+        r_wl = np.ones((M, N - 1))
+        r_wl[2] = 0.0
+        r_wl[0] = 0.0
+        with pytest.raises(xs.CircuitError) as info:
+            xs.solve(xs.Crossbar(g, r_wl, 1.0), left=xs.Drive(0.1),
+                     right=xs.Drive(0.2, r=np.array([5.0, 0.0, 0.0])),
+                     bottom=xs.Drive(0.0), method=method)
+        assert list(info.value.word_lines) == [2]
+        # bit lines: top and bottom both ideal with r_bl = 0 on bit line 1 only
+        r_bl = np.ones((M - 1, N))
+        r_bl[:, 1] = 0.0
+        with pytest.raises(xs.CircuitError) as info:
+            xs.solve(xs.Crossbar(g, 1.0, r_bl), left=xs.Drive(0.1), top=xs.Drive(0.0),
+                     bottom=xs.Drive(0.0), method=method)
+        assert list(info.value.bit_lines) == [1] and list(info.value.word_lines) == []
+
+    def test_two_ideal_drives_on_a_single_node_line(self, method):
+        """N = 1: each word line is one node, so left and right ideal ends clash."""
+        with pytest.raises(xs.CircuitError) as info:
+            xs.solve(xs.Crossbar(np.full((2, 1), 1e-4), 1.0, 1.0), left=xs.Drive(0.1),
+                     right=xs.Drive(0.1), bottom=xs.Drive(0.0), method=method)
+        assert list(info.value.word_lines) == [0, 1]
+        with pytest.raises(xs.CircuitError) as info:
+            xs.solve(xs.Crossbar(np.full((1, 2), 1e-4), 1.0, 1.0), left=xs.Drive(0.1),
+                     top=xs.Drive(0.0), bottom=xs.Drive(0.0), method=method)
+        assert list(info.value.bit_lines) == [0, 1]
+
+    # ----------------------------------------------------------------- memory
+
+    def test_memory_limit_raises_before_compute(self, method, monkeypatch):
+        import xbarsim._direct
+        import xbarsim._memory
+        import xbarsim._pcg
+
+        def no_compute(*args, **kwargs):
+            raise AssertionError("the solve started computing before the memory check")
+
+        monkeypatch.setattr(xbarsim._memory, "available_bytes", lambda: 1024)
+        monkeypatch.setattr(xbarsim._direct, "solve_direct", no_compute)
+        monkeypatch.setattr(xbarsim._pcg, "solve_pcg", no_compute)
+        with pytest.raises(xs.MemoryLimitError) as info:
+            _solve(_read_circuit(4, 4), method)
+        assert isinstance(info.value, xs.XbarsimError)

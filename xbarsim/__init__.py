@@ -4,6 +4,8 @@ The small public namespace::
 
     Crossbar, Drive, solve, Solution         the circuit and its solver
     XbarsimError and subclasses              what can go wrong
+    TransferConfig, program, transfer,       write-verify transfer and MVM
+    mvm, transfer_many, mvm_many             (presets: xbarsim.presets.TIO2)
 
 Everything else lives in submodules (``xbarsim.spice``, ...).
 """
@@ -18,6 +20,10 @@ from .exceptions import (
     XbarsimError,
 )
 from .solve import Solution, solve
+from . import devices, mapping, presets, programming, transfer as _transfer_module
+from .devices import DeviceParams
+from .programming import BiasScheme, ReadScheme, Order, WriteVerify, TransferConfig, ProgramResult, program
+from .transfer import Programmed, TransferBatch, transfer, transfer_many, iter_transfers, mvm, mvm_many
 
 __version__ = "0.1.0"
 
@@ -33,4 +39,23 @@ __all__ = [
     "ConvergenceError",
     "MemoryLimitError",
     "SpiceError",
+    # transfer (issue 4)
+    "DeviceParams",
+    "TransferConfig",
+    "WriteVerify",
+    "BiasScheme",
+    "ReadScheme",
+    "Order",
+    "ProgramResult",
+    "program",
+    "Programmed",
+    "TransferBatch",
+    "transfer",
+    "transfer_many",
+    "iter_transfers",
+    "mvm",
+    "mvm_many",
+    "devices",
+    "mapping",
+    "presets",
 ]

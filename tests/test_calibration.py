@@ -1,0 +1,103 @@
+"""Calibration agreement at the preset's parameters (xbarsim calibrate).
+
+Simulated V/2, column-major write-verify of 8x8 arrays (1 ohm wires) against
+the measured TiO2 data, +-30 %. The items the model does not reproduce are
+marked xfail(strict=True) with the measured numbers, so that a fix shows up
+as an XPASS and nothing is hidden.
+"""
+
+import numpy as np
+import pytest
+
+import xbarsim as xs
+from xbarsim import calibrate as C
+
+N_ARRAYS = 100  # ~7 s; 40 arrays leave borderline items (k=5, k=20) at the mercy of sampling
+
+
+@pytest.fixture(scope="module")
+def table():
+    sim = C.simulate(xs.presets.TIO2, n_arrays=N_ARRAYS, seed=0, r_wire=1.0)
+    return {r[0]: r for r in C.compare(sim)}, sim
+
+
+def test_measured_table_matches_readme():
+    m = C.measured()
+    k = list(m["events"])
+    # the README's summary table, computed from the CSV
+    assert m["drift_mean"][k.index(1)] * 1e6 == pytest.approx(-0.37, abs=0.01)
+    assert m["drift_std"][k.index(1)] * 1e6 == pytest.approx(6.68, abs=0.01)
+    assert m["drift_std"][k.index(30)] * 1e6 == pytest.approx(18.46, abs=0.1)
+    assert m["drift_count"][k.index(10)] == 650
+
+
+def test_simulation_is_sane(table):
+    rows, sim = table
+    assert sim["solver_failures"] == 0
+    assert sim["converged_working"] == 1.0
+
+
+@pytest.mark.parametrize("k", [int(k) for k in C.DRIFT_EVENTS])
+def test_drift_std_within_30pct(table, k):
+    rows, _ = table
+    name, s, m, ratio, ok = rows[f"drift_std_uS[k={k}]"]
+    assert ok, f"drift std after {k} events: simulated {s:.2f} uS, measured {m:.2f} uS"
+
+
+_EARLY_MEAN_MISS = pytest.mark.xfail(
+    strict=True,
+    reason="early drift mean too negative (sim -0.83/-1.41/-1.92 uS vs measured -0.37/-0.91/-1.23 uS "
+           "at k=1/2/3): the post-programming relaxation's mean acts faster than measured",
+)
+
+
+@pytest.mark.parametrize("k", [pytest.param(int(k), marks=_EARLY_MEAN_MISS) if k <= 3 else int(k)
+                               for k in C.DRIFT_EVENTS])
+def test_drift_mean_within_30pct(table, k):
+    rows, _ = table
+    name, s, m, ratio, ok = rows[f"drift_mean_uS[k={k}]"]
+    assert ok, f"drift mean after {k} events: simulated {s:.2f} uS, measured {m:.2f} uS"
+
+
+@pytest.mark.parametrize("g", [150, 250, 350])
+def test_tuning_law_within_30pct(table, g):
+    rows, _ = table
+    name, s, m, ratio, ok = rows[f"tuning_sigma_pct[G={g}uS]"]
+    assert ok, f"tuning sigma at {g} uS: simulated {s:.3f} %, law {m:.3f} %"
+
+
+@pytest.mark.xfail(strict=True, reason="the simulated tuning imprecision is flat (~0.56 %) across the "
+                   "window; the measured law falls to 0.41 % at 450 uS")
+def test_tuning_law_high_end(table):
+    rows, _ = table
+    assert rows["tuning_sigma_pct[G=450uS]"][4]
+
+
+@pytest.mark.xfail(strict=True, reason="write-verify stops anywhere in the band (mean ~ -0.1 %, std "
+                   "~ 0.56 %) instead of the measured -0.589 % / 0.339 %: the pulse law overshoots "
+                   "and comes back from above too often")
+def test_programming_offset(table):
+    rows, _ = table
+    assert rows["offset_mean_pct"][4] and rows["offset_std_pct"][4]
+
+
+def test_failure_rates(table):
+    rows, sim = table
+    n = N_ARRAYS * 64
+    for key, p in (("p_stuck_lrs", 0.005), ("p_stuck_hrs", 0.005)):
+        s = rows[key][1]
+        # sampled directly: binomial agreement (the +-30 % check is too tight for 2560 devices)
+        assert abs(s - p) <= 4 * np.sqrt(p * (1 - p) / n), (key, s)
+
+
+def test_cli_writes_png_csv_json(tmp_path):
+    from xbarsim.cli import main
+
+    rc = main(["calibrate", "--out", str(tmp_path), "--arrays", "6"])
+    assert rc in (0, 3)  # 3: some items outside +-30 % (reported, not hidden)
+    for name in ("calibration.png", "calibration.csv", "calibration.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    import json
+
+    summary = json.loads((tmp_path / "calibration.json").read_text())
+    assert summary["n_items"] == len(summary["rows"]) > 20

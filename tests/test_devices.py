@@ -1,0 +1,120 @@
+"""Device model, presets and the noise-sampling kernels."""
+
+from dataclasses import replace
+
+import numba
+import numpy as np
+import pytest
+
+import xbarsim as xs
+from xbarsim.devices import DeviceParams
+from xbarsim.kernels import noise as K
+from xbarsim.kernels.programming import switch_rate
+
+
+def _with_threads(n, fn):
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(old)
+
+
+def test_preset_is_frozen_and_in_window():
+    dev = xs.presets.TIO2
+    assert dev.g_min == pytest.approx(100e-6) and dev.g_max == pytest.approx(500e-6)
+    assert dev.v_set == pytest.approx(1.1) and dev.v_reset == pytest.approx(1.1)
+    with pytest.raises(Exception):
+        dev.g_min = 1.0
+    ideal = dev.ideal()
+    assert ideal.read_noise == 0 and ideal.p_stuck_lrs == 0 and ideal.c2c == 0 and ideal.relax_fast == 0
+
+
+@pytest.mark.parametrize("kw, word", [
+    (dict(g_min=600e-6), "window"),
+    (dict(v0=-1.0), "v0"),
+    (dict(read_noise=-0.1), "read_noise"),
+    (dict(p_stuck_lrs=1.5), "probability"),
+    (dict(k_set=float("nan")), "finite"),
+])
+def test_bad_device_parameters(kw, word):
+    with pytest.raises(xs.ParameterError, match=word):
+        replace(xs.presets.TIO2, **kw)
+
+
+def test_read_current_is_sinh():
+    dev = xs.presets.TIO2
+    g = 3e-4
+    i1 = dev.read_current(g, 0.2)
+    assert i1 == pytest.approx(g * dev.v0 * np.sinh(0.2 / dev.v0))
+    assert dev.linear().read_current(g, 0.2) == pytest.approx(g * 0.2)
+
+
+def test_switching_sign_threshold_and_sublinear_disturb():
+    dev = xs.presets.TIO2
+    dp = dev.pack()
+    g = 300e-6
+    assert switch_rate(g, 0.0, dp, 1.0) == 0.0
+    up = switch_rate(g, 1.3, dp, 1.0)
+    down = switch_rate(g, -1.3, dp, 1.0)
+    assert up > 0 > down
+    # strongly sub-linear below threshold: half the voltage, far less than half the change
+    half = switch_rate(g, 0.65, dp, 1.0)
+    assert 0 < half < 1e-3 * up
+    # monotone in |V|
+    vs = np.linspace(0.3, 2.0, 30)
+    rates = [switch_rate(g, v, dp, 1.0) for v in vs]
+    assert np.all(np.diff(rates) > 0)
+    # state-dependent: less set room near g_hi
+    assert switch_rate(900e-6, 1.3, dp, 1.0) < up
+
+
+def test_normal_and_uniform_moments():
+    n = 200_000
+    z = np.empty(n)
+    K.fill_normal(np.uint64(7), np.uint64(0), z)
+    se = 1 / np.sqrt(n)
+    assert abs(z.mean()) < 5 * se
+    assert abs(z.std() - 1) < 5 * se
+    assert abs(np.mean(z**4) - 3) < 5 * np.sqrt(96 / n)  # E z^8 - 9 = 96
+    u = np.empty(n)
+    K.fill_uniform(np.uint64(7), np.uint64(1), u)
+    assert u.min() >= 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 5 * np.sqrt(1 / 12 / n)
+    # different keys give different streams
+    z2 = np.empty(n)
+    K.fill_normal(np.uint64(7), np.uint64(2), z2)
+    assert abs(np.corrcoef(z, z2)[0, 1]) < 5 * se
+
+
+def test_noise_streams_identical_for_any_thread_count():
+    def draw():
+        z = np.empty(10_001)
+        K.fill_normal(np.uint64(123), np.uint64(4), z)
+        return z
+
+    a = _with_threads(1, draw)
+    b = _with_threads(2, draw)
+    assert np.array_equal(a, b)
+
+
+def test_failure_sampling_rates_and_values():
+    dev = xs.presets.TIO2
+    dp = dev.pack()
+    M = N = 300
+    g = np.empty((M, N))
+    stuck = np.empty((M, N), dtype=np.int8)
+    st = np.array([K.stream_key(np.uint64(1), np.uint64(0), np.uint64(0))], dtype=np.uint64)
+    K.sample_state(st, dp, M, N, g, stuck)
+    n = M * N
+    for code, p in ((1, dev.p_stuck_lrs), (2, dev.p_stuck_hrs)):
+        frac = np.mean(stuck == code)
+        assert abs(frac - p) < 5 * np.sqrt(p * (1 - p) / n)
+    lrs = g[stuck == 1]
+    assert abs(lrs.mean() - 573e-6) < 5 * 99e-6 / np.sqrt(lrs.size)
+    assert abs(lrs.std() - 99e-6) < 0.25 * 99e-6
+    hrs = g[stuck == 2]
+    assert hrs.min() >= 10e-6 and hrs.max() <= 100e-6
+    ok = g[stuck == 0]
+    assert ok.min() >= dev.g_init_lo and ok.max() <= dev.g_init_hi

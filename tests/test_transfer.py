@@ -1,0 +1,202 @@
+"""Weight mapping, transfer, mvm and transfer_many."""
+
+from dataclasses import replace
+
+import numba
+import numpy as np
+import pytest
+
+import xbarsim as xs
+from xbarsim.mapping import map_layer
+
+
+def _with_threads(n, fn):
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(old)
+
+
+def _layer(out_f=8, in_f=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(out_f, in_f)), rng.normal(size=out_f)
+
+
+# --- mapping -------------------------------------------------------------------
+
+@pytest.mark.parametrize("scheme", ["differential", "reference"])
+@pytest.mark.parametrize("shape, tile", [((8, 2), (64, 64)), ((1, 8), (64, 64)), ((7, 130), (64, 6))])
+def test_mapping_round_trip(scheme, shape, tile):
+    W, b = _layer(*shape)
+    cfg = xs.TransferConfig(mapping=scheme, tile=tile, input_scale=2.0)
+    m = map_layer(W, b, cfg)
+    We, be = m.target_weights()
+    np.testing.assert_allclose(We, W, atol=1e-12)
+    np.testing.assert_allclose(be, b, atol=1e-12)
+    g_min, g_max = cfg.g_window
+    for t in m.tiles:
+        assert t.shape[0] <= tile[0] and t.shape[1] <= tile[1]
+        assert t.target.min() >= g_min - 1e-18 and t.target.max() <= g_max + 1e-18
+    # max |w| spans the window
+    if scheme == "differential":
+        assert max(t.target.max() for t in m.tiles) == pytest.approx(g_max)
+        # the unused device of each pair sits at g_min
+        for t in m.tiles:
+            assert np.all(np.minimum(t.target[:, 0::2], t.target[:, 1::2]) == pytest.approx(g_min))
+
+
+def test_paper_network_tiles():
+    cfg = xs.TransferConfig()
+    W1, b1 = _layer(8, 2)
+    W2, b2 = _layer(1, 8)
+    m1, m2 = map_layer(W1, b1, cfg), map_layer(W2, b2, cfg)
+    assert [t.shape for t in m1.tiles] == [(3, 16)]
+    assert [t.shape for t in m2.tiles] == [(9, 2)]
+    assert m1.n_devices + m2.n_devices == 66
+
+
+@pytest.mark.parametrize("weight, bias, word", [
+    (np.array([[np.nan, 1.0]]), None, "NaN"),
+    (np.ones(3), None, "shape"),
+    (np.ones((2, 3)), np.ones(3), "bias"),
+])
+def test_bad_weights(weight, bias, word):
+    with pytest.raises(xs.ParameterError, match=word):
+        xs.transfer(weight, bias, xs.TransferConfig())
+
+
+# --- ideal limit ---------------------------------------------------------------
+
+def test_ideal_transfer_mvm_equals_ideal_product():
+    dev = xs.presets.TIO2.ideal().linear()
+    cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, tolerance=0.01)
+    W, b = _layer(8, 2, seed=1)
+    prog = xs.transfer(W, b, cfg, seed=0)
+    for r in prog.results:
+        assert np.all(r.converged)
+        assert np.all(np.abs(r.g_after_own / r.target - 1) <= cfg.tolerance)
+    x = np.random.default_rng(2).uniform(0, 1, (50, 2))
+    y = xs.mvm(prog, x)
+    # exactly the linear product with the weights the conductances encode
+    We, be = prog.effective_weights()
+    np.testing.assert_allclose(y, x @ We.T + be, rtol=1e-12, atol=1e-12)
+    # and within the programming tolerance of the ideal product
+    m = prog.mapping
+    tol = cfg.tolerance * 3  # own write-verify band plus V/2 disturb of later devices
+    bound = np.zeros_like(y)
+    for t, g in zip(m.tiles, prog.g):
+        v = m.input_voltages(x)[:, t.rows[0]:t.rows[1]]
+        bound[:, t.outputs[0]:t.outputs[1]] += m.decode(tol * (v @ (g[:, 0::2] + g[:, 1::2])))
+    assert np.all(np.abs(y - (x @ W.T + b)) <= bound)
+
+
+def test_mvm_agrees_with_solve():
+    """Linear devices, 1 ohm wires: mvm's circuit equals xs.solve on the same array."""
+    dev = xs.presets.TIO2.linear()
+    cfg = xs.TransferConfig(device=dev, r_wl=1.0, r_bl=1.0)
+    W, b = _layer(8, 2, seed=3)
+    prog = xs.transfer(W, b, cfg, seed=4)
+    x = np.random.default_rng(5).uniform(0, 1, (7, 2))
+    y = xs.mvm(prog, x, noise=False)
+    m = prog.mapping
+    yref = np.zeros_like(y)
+    for k, (t, g) in enumerate(zip(m.tiles, prog.g)):
+        v = m.input_voltages(x)[:, t.rows[0]:t.rows[1]]
+        sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), **xs.read_drives(v.T))
+        yref[:, t.outputs[0]:t.outputs[1]] += m.tile_outputs(k, sol.i_out.T)
+    np.testing.assert_allclose(y, m.decode(yref), rtol=1e-8, atol=1e-12)
+
+
+def test_read_noise_in_mvm():
+    cfg = xs.TransferConfig()
+    W, b = _layer(8, 2, seed=6)
+    prog = xs.transfer(W, b, cfg, seed=1)
+    x = np.full((2000, 2), 0.5)
+    y0 = xs.mvm(prog, x, noise=False)
+    y1 = xs.mvm(prog, x, seed=3)
+    assert np.allclose(y0, y0[0])  # same input, no noise: same output
+    spread = y1.std(axis=0)
+    assert np.all(spread > 0)
+    assert np.array_equal(y1, xs.mvm(prog, x, seed=3))
+    assert not np.array_equal(y1, xs.mvm(prog, x, seed=4))
+    # about the device read noise times the column current (relative to the output scale)
+    assert np.all(np.abs(y1.mean(axis=0) - y0[0]) < 5 * spread / np.sqrt(len(x)) + 1e-12)
+
+
+# --- transfer_many ---------------------------------------------------------------
+
+def test_transfer_many_matches_transfer_and_is_chunk_and_thread_invariant():
+    cfg = xs.TransferConfig()
+    W, b = _layer(8, 2, seed=7)
+    one = xs.transfer(W, b, cfg, seed=9)
+    many = _with_threads(2, lambda: xs.transfer_many(W, b, cfg, n=5, seed=9, chunk=2))
+    single = _with_threads(1, lambda: xs.transfer_many(W, b, cfg, n=5, seed=9, chunk=5))
+    assert len(many) == 5
+    for k in range(len(one.g)):
+        np.testing.assert_array_equal(many.g[k][0], one.g[k])
+        np.testing.assert_array_equal(many.g[k], single.g[k])
+        assert not np.array_equal(many.g[k][0], many.g[k][1])
+    x = np.random.default_rng(0).uniform(0, 1, (4, 2))
+    Y2 = _with_threads(2, lambda: many.mvm(x, seed=1))
+    Y1 = _with_threads(1, lambda: xs.mvm_many(single, x, seed=1))
+    assert Y2.shape == (5, 4, 8)
+    np.testing.assert_array_equal(Y1, Y2)
+    np.testing.assert_array_equal(Y2[0], xs.mvm(one, x, seed=1))
+    np.testing.assert_array_equal(Y2[3], xs.mvm(many[3], x, seed=1))
+    We, be = many.effective_weights()
+    assert We.shape == (5, 8, 2) and be.shape == (5, 8)
+
+
+def test_iter_transfers_streams_the_same_transfers():
+    cfg = xs.TransferConfig()
+    W, b = _layer(1, 8, seed=8)
+    full = xs.transfer_many(W, b, cfg, n=5, seed=2, chunk=5)
+    parts = list(xs.iter_transfers(W, b, cfg, n=5, seed=2, chunk=2))
+    assert [len(p) for p in parts] == [2, 2, 1]
+    np.testing.assert_array_equal(np.concatenate([p.g[0] for p in parts]), full.g[0])
+
+
+def test_transfer_many_errors():
+    W, b = _layer()
+    with pytest.raises(xs.ParameterError, match="n ="):
+        xs.transfer_many(W, b, xs.TransferConfig(), n=0)
+    with pytest.raises(xs.ParameterError, match="workers"):
+        xs.transfer_many(W, b, xs.TransferConfig(), n=2, workers=0)
+
+
+@pytest.mark.slow
+def test_transfer_many_dask_identical():
+    pytest.importorskip("distributed")
+    cfg = xs.TransferConfig()
+    W, b = _layer(1, 8, seed=1)
+    ref = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2)
+    dsk = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2, workers=1)
+    np.testing.assert_array_equal(ref.g[0], dsk.g[0])
+
+
+def _sinh_solve_available():
+    try:
+        xs.solve(xs.Crossbar(np.full((2, 2), 1e-4), v0=0.45), left=xs.Drive(0.1), bottom=xs.Drive(0.0))
+        return True
+    except xs.ParameterError:
+        return False
+
+
+@pytest.mark.skipif(not _sinh_solve_available(), reason="xs.solve does not accept sinh devices (Crossbar(v0=...)) yet")
+def test_mvm_agrees_with_solve_sinh():
+    """TIO2 sinh devices, 1 ohm wires: mvm's circuit equals xs.solve on the same array."""
+    cfg = xs.TransferConfig(r_wl=1.0, r_bl=1.0)
+    W, b = _layer(8, 2, seed=3)
+    prog = xs.transfer(W, b, cfg, seed=4)
+    x = np.random.default_rng(5).uniform(0, 1, (5, 2))
+    y = xs.mvm(prog, x, noise=False)
+    m = prog.mapping
+    yref = np.zeros_like(y)
+    for k, (t, g) in enumerate(zip(m.tiles, prog.g)):
+        v = m.input_voltages(x)[:, t.rows[0]:t.rows[1]]
+        for bi in range(len(x)):
+            sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=cfg.device.v0), **xs.read_drives(v[bi]))
+            yref[bi, t.outputs[0]:t.outputs[1]] += m.tile_outputs(k, sol.i_out)
+    np.testing.assert_allclose(y, m.decode(yref), rtol=1e-7, atol=1e-12)

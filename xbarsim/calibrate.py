@@ -1,0 +1,302 @@
+"""Calibration of the device model against the measured TiO2 arrays.
+
+``xbarsim calibrate --out DIR`` simulates write-verify programming of 8x8
+arrays (V/2 bias, grounded verify reads, column-major order, targets uniform
+in the 100-500 uS window, 1 ohm wires; the measured arrays' bias scheme is
+not stated in the paper, V/2 is assumed), compares with the data shipped in
+``xbarsim/data/tio2`` (Drolet et al., arXiv:2305.18495) and writes
+``calibration.png`` (simulation vs measurement), ``calibration.csv`` and
+``calibration.json``. With ``--fit`` it first refits the free parameters
+(`FIT_PARAMETERS`) by Nelder-Mead on a log scale, from the preset.
+
+Statistics compared (all from reads, as measured)
+-------------------------------------------------
+* neighbour drift: ``read(after k later devices) - read(at the end of its
+  own write-verify)`` of working devices, mean and std for k = 1..30;
+* tuning imprecision: std of ``read_after_own / target - 1`` of converged
+  devices in bins of target, against ``sigma(G) % = a G + b``;
+* programming offset: mean and std of the same relative error, all
+  converged devices;
+* failure rates: the fraction of stuck devices of each kind.
+An item agrees when the simulated value is within +-30 % of the measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Optional
+
+import numpy as np
+
+from .exceptions import ParameterError
+
+__all__ = ["measured", "simulate", "compare", "fit", "run", "register", "FIT_PARAMETERS", "DRIFT_EVENTS"]
+
+DRIFT_EVENTS = np.array([1, 2, 3, 5, 7, 10, 15, 20, 25, 30])
+"""Event counts at which the drift is compared (1 to 30)."""
+TUNING_A = -6.24e-4
+"""Tuning-imprecision law sigma% = a G[uS] + b (paper)."""
+TUNING_B = 0.691
+OFFSET_MEAN = -0.589
+"""Programming offset, % (paper)."""
+OFFSET_STD = 0.339
+P_STUCK_LRS = 0.005
+P_STUCK_HRS = 0.005
+TUNING_G = np.array([150.0, 250.0, 350.0, 450.0])
+"""Centres (uS) of the target bins of the tuning-imprecision comparison."""
+FIT_PARAMETERS = ("read_noise", "relax_fast", "relax_fast_mean", "relax_tau", "relax_sigma", "relax_drift")
+"""DeviceParams fields `fit` adjusts."""
+REL_TOL = 0.30
+
+
+def _data_path(name):
+    return resources.files("xbarsim").joinpath("data", "tio2", name)
+
+
+def measured():
+    """Measured targets: drift table (from the CSV) and the paper's figures."""
+    with _data_path("neighbour_drift.csv").open("r") as fh:
+        data = np.loadtxt(fh, delimiter=",", skiprows=1)
+    events = data[:, 0].astype(int)
+    delta = data[:, 1]
+    mean = np.array([delta[events == k].mean() for k in DRIFT_EVENTS])
+    std = np.array([delta[events == k].std(ddof=1) for k in DRIFT_EVENTS])
+    count = np.array([(events == k).sum() for k in DRIFT_EVENTS])
+    return dict(
+        events=DRIFT_EVENTS.copy(), drift_mean=mean, drift_std=std, drift_count=count,
+        tuning_g=TUNING_G.copy(), tuning_sigma=TUNING_A * TUNING_G + TUNING_B,
+        offset_mean=OFFSET_MEAN, offset_std=OFFSET_STD,
+        p_stuck_lrs=P_STUCK_LRS, p_stuck_hrs=P_STUCK_HRS,
+    )
+
+
+def calibration_config(device=None, r_wire=1.0):
+    """The configuration of the measured runs (V/2, grounded reads, column-major)."""
+    from .programming import TransferConfig
+
+    kw = {} if device is None else {"device": device}
+    return TransferConfig(scheme="V/2", read_scheme="grounded", order="column-major", tolerance=0.01,
+                          r_wl=r_wire, r_bl=r_wire, **kw)
+
+
+def simulate(device=None, n_arrays=40, seed=0, r_wire=1.0, shape=(8, 8)):
+    """Simulated statistics of ``n_arrays`` 8x8 write-verify runs (dict like `measured`)."""
+    from .programming import _check_seed, _program_batch, programming_order
+
+    cfg = calibration_config(device, r_wire)
+    M, N = shape
+    rng = np.random.default_rng(seed)
+    targets = rng.uniform(cfg.device.g_min, cfg.device.g_max, (n_arrays, M, N))
+    pairs = programming_order((M, N), cfg.order)
+    out = _program_batch(targets, cfg, _check_seed(seed), order_pairs=pairs, track=True,
+                         final_read=False)
+    K = M * N
+    tgt = targets[:, pairs[:, 0], pairs[:, 1]]  # (n, K) in order
+    own = out["read_after_own"][:, pairs[:, 0], pairs[:, 1]]
+    conv = out["converged"][:, pairs[:, 0], pairs[:, 1]].astype(bool)
+    stuck = out["stuck"][:, pairs[:, 0], pairs[:, 1]]
+    track = out["track"]  # (n, K, K): [q, p]
+    working = stuck == 0
+    dmean, dstd = [], []
+    for k in DRIFT_EVENTS:
+        q = np.arange(K - k)
+        d = track[:, q, q + k] - own[:, q]
+        d = d[working[:, q]]
+        dmean.append(d.mean())
+        dstd.append(d.std(ddof=1))
+    rel = 100.0 * (own / tgt - 1.0)
+    ok = conv & working
+    g_us = tgt * 1e6
+    sig = []
+    for c in TUNING_G:
+        sel = ok & (np.abs(g_us - c) <= 50.0)
+        sig.append(rel[sel].std(ddof=1))
+    a, b = np.polyfit(TUNING_G, sig, 1)
+    pulses = out["pulses"]
+    return dict(
+        events=DRIFT_EVENTS.copy(), drift_mean=np.array(dmean), drift_std=np.array(dstd),
+        tuning_g=TUNING_G.copy(), tuning_sigma=np.array(sig), tuning_fit=(float(a), float(b)),
+        offset_mean=float(rel[ok].mean()), offset_std=float(rel[ok].std(ddof=1)),
+        p_stuck_lrs=float(np.mean(stuck == 1)), p_stuck_hrs=float(np.mean(stuck == 2)),
+        converged_working=float(conv[working].mean()),
+        pulses_mean=float(pulses[out["stuck"] == 0].mean()),
+        solver_failures=int(out["fails"].sum()), n_arrays=n_arrays,
+    )
+
+
+def compare(sim, meas=None):
+    """Rows ``(quantity, simulated, measured, ratio, within +-30 %)``."""
+    meas = measured() if meas is None else meas
+    rows = []
+    for k, sm, mm, ss, ms in zip(meas["events"], sim["drift_mean"], meas["drift_mean"],
+                                 sim["drift_std"], meas["drift_std"]):
+        rows.append((f"drift_mean_uS[k={k}]", sm * 1e6, mm * 1e6))
+        rows.append((f"drift_std_uS[k={k}]", ss * 1e6, ms * 1e6))
+    for g, s, m in zip(meas["tuning_g"], sim["tuning_sigma"], meas["tuning_sigma"]):
+        rows.append((f"tuning_sigma_pct[G={g:.0f}uS]", s, m))
+    rows.append(("offset_mean_pct", sim["offset_mean"], meas["offset_mean"]))
+    rows.append(("offset_std_pct", sim["offset_std"], meas["offset_std"]))
+    rows.append(("p_stuck_lrs", sim["p_stuck_lrs"], meas["p_stuck_lrs"]))
+    rows.append(("p_stuck_hrs", sim["p_stuck_hrs"], meas["p_stuck_hrs"]))
+    out = []
+    for name, s, m in rows:
+        ratio = s / m if m != 0 else np.inf
+        out.append((name, float(s), float(m), float(ratio), bool(abs(ratio - 1) <= REL_TOL)))
+    return out
+
+
+def _loss(rows, include_failures=False):
+    terms = []
+    for name, s, m, ratio, ok in rows:
+        if name.startswith("p_stuck") and not include_failures:
+            continue  # sampled directly, not a function of the fitted parameters
+        if name.startswith("drift_mean") and "k=1]" in name:
+            w = 0.3  # -0.37 uS: tiny and noisy
+        else:
+            w = 1.0
+        terms.append(w * np.log(max(ratio, 1e-3)) ** 2 if ratio > 0 else w * 10.0)
+    return float(np.sum(terms))
+
+
+def fit(device=None, n_arrays=24, seed=0, maxiter=60, r_wire=0.0, callback=None):
+    """Refit `FIT_PARAMETERS` by Nelder-Mead (log scale); returns the new DeviceParams.
+
+    The fit uses ideal wires (``r_wire=0``; the 1 ohm wires change the
+    statistics by far less than their sampling error) for speed, and common
+    random numbers (fixed seed) so the loss is smooth in the parameters.
+    """
+    from scipy.optimize import minimize
+
+    from .presets import TIO2
+
+    base = TIO2 if device is None else device
+    x0 = np.array([np.log(abs(getattr(base, p))) for p in FIT_PARAMETERS])
+    signs = np.array([np.sign(getattr(base, p)) or 1.0 for p in FIT_PARAMETERS])
+    meas = measured()
+
+    def make(x):
+        return replace(base, **{p: float(s * np.exp(v)) for p, s, v in zip(FIT_PARAMETERS, signs, x)})
+
+    def f(x):
+        try:
+            dev = make(x)
+        except ParameterError:
+            return 1e6
+        loss = _loss(compare(simulate(dev, n_arrays=n_arrays, seed=seed, r_wire=r_wire), meas))
+        if callback is not None:
+            callback(dev, loss)
+        return loss
+
+    simplex = np.vstack([x0] + [x0 + 0.3 * np.eye(len(x0))[k] for k in range(len(x0))])
+    res = minimize(f, x0, method="Nelder-Mead",
+                   options=dict(maxiter=maxiter, xatol=1e-3, fatol=1e-3, initial_simplex=simplex))
+    return make(res.x), float(res.fun)
+
+
+def plot(sim, meas, path):
+    """PNG of simulation vs measurement."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(14, 4.2))
+    k = meas["events"]
+    ax[0].plot(k, meas["drift_mean"] * 1e6, "o-", label="measured mean")
+    ax[0].plot(k, sim["drift_mean"] * 1e6, "s--", label="simulated mean")
+    ax[0].plot(k, meas["drift_std"] * 1e6, "o-", label="measured std")
+    ax[0].plot(k, sim["drift_std"] * 1e6, "s--", label="simulated std")
+    ax[0].fill_between(k, 0.7 * meas["drift_std"] * 1e6, 1.3 * meas["drift_std"] * 1e6, alpha=0.15)
+    ax[0].set_xlabel("subsequent programming events")
+    ax[0].set_ylabel("conductance change (uS)")
+    ax[0].set_title("neighbour drift")
+    ax[0].legend(fontsize=8)
+    g = np.linspace(100, 500, 50)
+    ax[1].plot(g, TUNING_A * g + TUNING_B, "-", label="measured law a G + b")
+    ax[1].fill_between(g, 0.7 * (TUNING_A * g + TUNING_B), 1.3 * (TUNING_A * g + TUNING_B), alpha=0.15)
+    ax[1].plot(sim["tuning_g"], sim["tuning_sigma"], "s", label="simulated (bins)")
+    a, b = sim["tuning_fit"]
+    ax[1].plot(g, a * g + b, "--", label=f"simulated fit {a:.2e} G + {b:.3f}")
+    ax[1].set_xlabel("target G (uS)")
+    ax[1].set_ylabel("sigma (%)")
+    ax[1].set_title("tuning imprecision")
+    ax[1].legend(fontsize=8)
+    names = ["offset mean %", "offset std %", "stuck LRS %", "stuck HRS %"]
+    mv = [meas["offset_mean"], meas["offset_std"], 100 * meas["p_stuck_lrs"], 100 * meas["p_stuck_hrs"]]
+    sv = [sim["offset_mean"], sim["offset_std"], 100 * sim["p_stuck_lrs"], 100 * sim["p_stuck_hrs"]]
+    x = np.arange(len(names))
+    ax[2].bar(x - 0.2, mv, 0.4, label="measured")
+    ax[2].bar(x + 0.2, sv, 0.4, label="simulated")
+    ax[2].set_xticks(x)
+    ax[2].set_xticklabels(names, fontsize=8)
+    ax[2].axhline(0, color="k", lw=0.5)
+    ax[2].set_title("programming offset, failures")
+    ax[2].legend(fontsize=8)
+    fig.suptitle(f"xbarsim TiO2 calibration: {sim['n_arrays']} simulated 8x8 arrays, V/2, column-major")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(out_dir, do_fit=False, n_arrays=100, seed=0, fit_arrays=24, fit_iter=60, verbose=True):
+    """Evaluate (optionally refit first) and write PNG, CSV and JSON into ``out_dir``."""
+    from .presets import TIO2
+
+    os.makedirs(out_dir, exist_ok=True)
+    dev = TIO2
+    fit_loss = None
+    if do_fit:
+        dev, fit_loss = fit(TIO2, n_arrays=fit_arrays, seed=seed + 1, maxiter=fit_iter)
+    meas = measured()
+    sim = simulate(dev, n_arrays=n_arrays, seed=seed)
+    rows = compare(sim, meas)
+    with open(os.path.join(out_dir, "calibration.csv"), "w") as fh:
+        fh.write("quantity,simulated,measured,ratio,within_30pct\n")
+        for r in rows:
+            fh.write(f"{r[0]},{r[1]:.6g},{r[2]:.6g},{r[3]:.4f},{int(r[4])}\n")
+    summary = dict(
+        parameters={p: getattr(dev, p) for p in FIT_PARAMETERS},
+        refit=bool(do_fit), fit_loss=fit_loss, n_arrays=n_arrays, seed=seed,
+        all_within_30pct=all(r[4] for r in rows), n_within=sum(r[4] for r in rows), n_items=len(rows),
+        tuning_fit=sim["tuning_fit"], pulses_mean=sim["pulses_mean"],
+        converged_working=sim["converged_working"], solver_failures=sim["solver_failures"],
+        rows=[dict(quantity=r[0], simulated=r[1], measured=r[2], ratio=r[3], ok=r[4]) for r in rows],
+    )
+    with open(os.path.join(out_dir, "calibration.json"), "w") as fh:
+        json.dump(summary, fh, indent=1)
+    plot(sim, meas, os.path.join(out_dir, "calibration.png"))
+    if verbose:
+        print(f"{'quantity':32s} {'simulated':>11s} {'measured':>11s} {'ratio':>7s}")
+        for r in rows:
+            print(f"{r[0]:32s} {r[1]:11.4g} {r[2]:11.4g} {r[3]:7.3f} {'ok' if r[4] else 'MISS'}")
+        print(f"{summary['n_within']}/{summary['n_items']} within +-30 %; mean pulses per device "
+              f"{sim['pulses_mean']:.1f}; working devices converged {100 * sim['converged_working']:.2f} %")
+        if do_fit:
+            print("fitted parameters:", summary["parameters"])
+    return summary
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "calibrate",
+        help="compare (or refit) the TiO2 device model against the measured 8x8 arrays",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    p.add_argument("--out", required=True, help="output directory (PNG, CSV, JSON)")
+    p.add_argument("--fit", action="store_true", help="refit the free parameters first")
+    p.add_argument("--arrays", type=int, default=100, help="simulated 8x8 arrays (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fit-arrays", type=int, default=24)
+    p.add_argument("--fit-iter", type=int, default=60)
+
+    def main(args):
+        if args.arrays < 2:
+            raise ParameterError("--arrays must be at least 2.")
+        summary = run(args.out, do_fit=args.fit, n_arrays=args.arrays, seed=args.seed,
+                      fit_arrays=args.fit_arrays, fit_iter=args.fit_iter)
+        return 0 if summary["all_within_30pct"] else 3
+
+    p.set_defaults(func=main)

@@ -1,0 +1,251 @@
+"""Device model of a TiO2 passive-crossbar memristor.
+
+`DeviceParams` is everything a device does in xbarsim: its read I-V, how a
+programming pulse changes it, its noise, relaxation and failures. The
+calibrated preset for the measured arrays is ``xbarsim.presets.TIO2``.
+
+Model
+-----
+State
+    The small-signal conductance ``G`` (siemens, at 0 V), bounded to the
+    physical range ``[g_lo, g_hi]``. The operating window used for weights
+    is ``[g_min, g_max]`` = 100-500 uS (2-10 kOhm).
+Read I-V
+    ``I = G V0 sinh(V / V0)`` (shared/CIRCUIT.md); ``v0 = None`` is linear.
+Switching, per pulse of ``V`` volts across the cell and width ``tw``
+    ``dG = k exp((|V| - V_th) / s) * room * (tw / tw_ref) * c2c``, with
+    ``k = k_set, V_th = v_set, room = (g_hi - G)/(g_hi - g_lo)`` for
+    ``V > 0`` and ``k = -k_reset, V_th = v_reset, room = (G - g_lo)/(g_hi -
+    g_lo)`` for ``V < 0``. The e-folding voltage ``s`` is ``v_slope`` above
+    the threshold and the smaller ``v_sub`` below it (there the exponential
+    is shifted and rescaled to be exactly 0 at 0 V and 1 at threshold):
+    strongly sub-linear under threshold, so a half-selected cell (about
+    ``Vp/2``) moves a little but really. ``c2c`` is a mean-one lognormal factor of log-std ``c2c``
+    (cycle-to-cycle variation), drawn per cell and pulse.
+Relaxation
+    Two parts, applied to a device whenever it is next touched (read,
+    disturbed, or at the end), over the elapsed time: a slow multiplicative
+    random walk with drift (over ``dt`` seconds ``G *= 1 + relax_drift dt +
+    relax_sigma sqrt(dt) xi``) and a post-programming relaxation, a random
+    walk with drift in the clock ``1 - exp(-(t - t_own)/relax_tau)`` since
+    the device's last own pulse: in all a relative change of mean
+    ``relax_fast_mean`` and std ``relax_fast``, most of it within a few
+    ``relax_tau``.
+Read noise
+    Each read of a device carries a relative Gaussian current error
+    ``read_noise`` (independent per read).
+Failures
+    ``p_stuck_lrs`` of the devices are stuck near LRS (``G ~ N(573, 99)
+    uS``), ``p_stuck_hrs`` stuck in HRS (``G ~ U(10, 100) uS``); stuck
+    devices do not switch or relax. The others start uniform in
+    ``[g_init_lo, g_init_hi]`` (arrays are reset toward HRS before a
+    programming run).
+
+What the measured neighbour drift is attributed to
+--------------------------------------------------
+The data (``xbarsim/data/tio2``) give, per device, ``delta = (read after k
+later devices were programmed) - (its last verify read)``. Its spread at
+``k = 1`` and its growth with ``k`` have three sources in this model:
+
+* **read noise**: both ends of ``delta`` are single noisy reads, so it adds
+  a floor ``sqrt(2) read_noise G`` to the spread at every ``k``, with no
+  mean. Together with the switching granularity it also sets the
+  tuning-imprecision law and the programming offset (where inside the 1 %
+  band write-verify stops).
+* **relaxation**: the post-programming part gives most of the spread of
+  the first events (std ``relax_fast`` G, reached within a few
+  ``relax_tau``, about five events) and the early downward mean
+  (``relax_fast_mean``); the slow random walk adds a variance growing
+  linearly in ``k`` (one event lasts the pulse-and-verify cycles its
+  device needed, 15 on average) and, with ``relax_drift < 0``, the steady
+  downward mean of the later events.
+* **disturb**: under V/2 column-major programming, a device is half-selected
+  by every later device of its column (bit line shared) and by the device
+  of its row in every later column (word line shared); each of those
+  pulses moves it by `switch_rate` at about ``Vp/2``. With the preset,
+  disturb of working neighbours is small (about +0.05 uS mean, 2 uS std
+  after one event, set disturb slightly outweighing reset disturb) except
+  around stuck devices: their write-verify ramps to the pulse limits
+  (2.1 V, -2.4 V) for the whole pulse budget, and half-selected neighbours
+  then see up to 1.05-1.2 V, at or above threshold. That is why the pulse
+  budget (`WriteVerify.max_pulses`, 40) matters: it bounds the damage a
+  failed device does to its lines.
+
+With the preset, at k = 1 / 10 / 30 events: read noise contributes about
+1.2 uS of the std (sqrt(2) 0.28 % of 300 uS), disturb about 2 / 5 / 6 uS
+(mostly from the lines of stuck devices), relaxation the rest (std 5.3 /
+12.3 / 16.1 uS in all, measured 6.7 / 12.1 / 18.5 uS); the mean (-0.8 / -4.3
+/ -7.9 uS, measured -0.37 / -4.1 / -7.7 uS) is relaxation, disturb
+averaging to about zero. Measured by switching parts off
+(``xbarsim calibrate`` with modified presets; see the calibration notes).
+
+Assumed, not measured: the bias scheme of the measured arrays (the paper
+does not state it; calibration assumes V/2), the read nonlinearity ``v0``
+(no I-V data in the set; 0.45 V is a typical TiO2 value), the initial state
+(``g_init_*``), the pulse-to-pulse cycle time (``cycle_time`` of
+`xbarsim.programming.WriteVerify`, which converts relaxation per second into
+relaxation per programming event) and the physical range ``g_lo``, ``g_hi``.
+`xbarsim.calibrate --fit` fits ``read_noise`` and the five relaxation
+parameters to the data (Nelder-Mead); the switching law (``k_set``,
+``k_reset``, ``v_slope``, ``v_sub``, ``c2c``) was chosen by hand so that
+write-verify converges in about 15 pulses and the tuning imprecision is
+right at the bottom of the window. Not reproduced: the programming offset
+(mean -0.589 %, std 0.339 %; simulated about -0.13 % / 0.56 %) and the fall
+of the tuning imprecision toward 500 uS (simulated flat, about 0.55 %).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Optional
+
+import numpy as np
+
+from .exceptions import ParameterError
+
+__all__ = ["DeviceParams"]
+
+
+@dataclass(frozen=True)
+class DeviceParams:
+    """Parameters of the device model (see the module docstring).
+
+    All fields are SI: siemens, volts, seconds. Construct with keywords and
+    derive variants with `dataclasses.replace` or the helper methods.
+    """
+
+    g_min: float = 100e-6
+    """Bottom of the operating window (HRS end), S."""
+    g_max: float = 500e-6
+    """Top of the operating window (LRS end), S."""
+    g_lo: float = 5e-6
+    """Lowest conductance a working device can reach, S."""
+    g_hi: float = 1000e-6
+    """Highest conductance a working device can reach, S."""
+    v0: Optional[float] = 0.45
+    """sinh read nonlinearity scale, V (``I = G V0 sinh(V/V0)``); None: linear."""
+    v_set: float = 1.1
+    """Set threshold, V (positive pulses)."""
+    v_reset: float = 1.1
+    """Reset threshold magnitude, V (negative pulses)."""
+    k_set: float = 3e-6
+    """Set conductance change at threshold, for a full room factor and tw_ref, S per pulse."""
+    k_reset: float = 30e-6
+    """Reset conductance change at threshold, for a full room factor and tw_ref, S per pulse."""
+    v_slope: float = 0.06
+    """e-folding voltage of the switching rate above threshold, V."""
+    v_sub: float = 0.12
+    """e-folding voltage of the switching rate below threshold (disturb), V."""
+    tw_ref: float = 1e-6
+    """Reference pulse width of k_set / k_reset, s (rates scale linearly with width)."""
+    c2c: float = 0.3
+    """Cycle-to-cycle log-std of the switching change (mean-one lognormal factor)."""
+    read_noise: float = 0.0028
+    """Relative standard deviation of one read of a device's current."""
+    relax_sigma: float = 0.0474
+    """Relaxation random walk, relative per sqrt(second)."""
+    relax_drift: float = -0.0347
+    """Relaxation drift, relative per second (negative: decay)."""
+    relax_fast: float = 0.0334
+    """Post-programming relaxation: total relative std, reached within a few relax_tau after the last own pulse."""
+    relax_fast_mean: float = -0.0082
+    """Post-programming relaxation: total relative mean change (negative: decay)."""
+    relax_tau: float = 0.089
+    """Time constant of the post-programming relaxation, s."""
+    p_stuck_lrs: float = 0.005
+    """Probability that a device is stuck near LRS."""
+    g_stuck_lrs_mean: float = 573e-6
+    """Mean conductance of a device stuck near LRS, S."""
+    g_stuck_lrs_std: float = 99e-6
+    """Standard deviation of the conductance of a device stuck near LRS, S."""
+    p_stuck_hrs: float = 0.005
+    """Probability that a device is stuck in HRS."""
+    g_stuck_hrs_lo: float = 10e-6
+    """Lower bound of the (uniform) conductance of a device stuck in HRS, S."""
+    g_stuck_hrs_hi: float = 100e-6
+    """Upper bound of the (uniform) conductance of a device stuck in HRS, S."""
+    g_init_lo: float = 50e-6
+    """Lower bound of the (uniform) initial conductance of a working device, S."""
+    g_init_hi: float = 100e-6
+    """Upper bound of the (uniform) initial conductance of a working device, S."""
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            if name == "v0" and value is None:
+                continue
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ParameterError(f"DeviceParams.{name} = {value!r}; expected a finite number.")
+        positive = ("g_min", "g_max", "g_lo", "g_hi", "v_set", "v_reset", "v_slope", "v_sub", "tw_ref", "relax_tau")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; it must be > 0.")
+        if self.v0 is not None and self.v0 <= 0:
+            raise ParameterError(f"DeviceParams.v0 = {self.v0!r}; give a sinh scale > 0 V, or None for linear devices.")
+        for name in ("k_set", "k_reset", "c2c", "read_noise", "relax_sigma", "relax_fast", "g_stuck_lrs_std"):
+            if getattr(self, name) < 0:
+                raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; it must be >= 0.")
+        for name in ("p_stuck_lrs", "p_stuck_hrs"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; a probability in [0, 1].")
+        if self.p_stuck_lrs + self.p_stuck_hrs > 1:
+            raise ParameterError("p_stuck_lrs + p_stuck_hrs exceeds 1; lower the failure probabilities.")
+        if not (self.g_lo < self.g_min < self.g_max < self.g_hi):
+            raise ParameterError(
+                f"need g_lo < g_min < g_max < g_hi; got {self.g_lo}, {self.g_min}, {self.g_max}, "
+                f"{self.g_hi} S. Put the operating window inside the device's physical range."
+            )
+        if not (self.g_lo <= self.g_init_lo <= self.g_init_hi <= self.g_hi):
+            raise ParameterError("need g_lo <= g_init_lo <= g_init_hi <= g_hi for the initial state.")
+        if not (0 <= self.g_stuck_hrs_lo <= self.g_stuck_hrs_hi):
+            raise ParameterError("need 0 <= g_stuck_hrs_lo <= g_stuck_hrs_hi.")
+
+    # ------------------------------------------------------------------
+    def read_current(self, g, v):
+        """Device current, A, at ``v`` volts (CIRCUIT.md sinh law or linear)."""
+        g = np.asarray(g, dtype=float)
+        if self.v0 is None:
+            return g * v
+        return g * self.v0 * np.sinh(np.asarray(v, dtype=float) / self.v0)
+
+    def ideal(self):
+        """This device without noise, relaxation or failures (tests, ideal limits)."""
+        return replace(self, c2c=0.0, read_noise=0.0, relax_sigma=0.0, relax_drift=0.0, relax_fast=0.0, relax_fast_mean=0.0,
+                       p_stuck_lrs=0.0, p_stuck_hrs=0.0)
+
+    def linear(self):
+        """This device with a linear read I-V (``v0 = None``)."""
+        return replace(self, v0=None)
+
+    def pack(self):
+        """Parameter vector in the layout of ``kernels/noise.py`` (float64)."""
+        from .kernels import noise as K
+
+        dp = np.zeros(K.N_DEVICE_PARAMS)
+        dp[K.P_G_LO] = self.g_lo
+        dp[K.P_G_HI] = self.g_hi
+        dp[K.P_V0] = 0.0 if self.v0 is None else self.v0
+        dp[K.P_V0INV] = 0.0 if self.v0 is None else 1.0 / self.v0
+        dp[K.P_VSET] = self.v_set
+        dp[K.P_VRESET] = self.v_reset
+        dp[K.P_KSET] = self.k_set
+        dp[K.P_KRESET] = self.k_reset
+        dp[K.P_VSLOPE] = self.v_slope
+        dp[K.P_VSUB] = self.v_sub
+        dp[K.P_TW_REF] = self.tw_ref
+        dp[K.P_C2C] = self.c2c
+        dp[K.P_READ_NOISE] = self.read_noise
+        dp[K.P_RELAX_SIGMA] = self.relax_sigma
+        dp[K.P_RELAX_DRIFT] = self.relax_drift
+        dp[K.P_RELAX_FAST] = self.relax_fast
+        dp[K.P_RELAX_TAU] = self.relax_tau
+        dp[K.P_RELAX_FAST_MEAN] = self.relax_fast_mean
+        dp[K.P_P_LRS] = self.p_stuck_lrs
+        dp[K.P_LRS_MEAN] = self.g_stuck_lrs_mean
+        dp[K.P_LRS_STD] = self.g_stuck_lrs_std
+        dp[K.P_P_HRS] = self.p_stuck_hrs
+        dp[K.P_HRS_LO] = self.g_stuck_hrs_lo
+        dp[K.P_HRS_HI] = self.g_stuck_hrs_hi
+        dp[K.P_INIT_LO] = self.g_init_lo
+        dp[K.P_INIT_HI] = self.g_init_hi
+        return dp

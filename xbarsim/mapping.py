@@ -1,0 +1,250 @@
+"""Mapping a layer's weights to crossbar conductances, and back.
+
+A layer ``y = W x + b`` (``W`` of shape (out, in), torch layout) becomes a
+*logical* conductance matrix with one row per input plus one bias row, cut
+into physical tiles of at most ``cfg.tile`` = (rows, columns).
+
+Schemes (`MappingScheme`)
+-------------------------
+``differential``
+    Output ``o`` uses two columns, ``2o`` (G+) and ``2o+1`` (G-):
+    ``G+ = g_min + alpha max(w, 0)``, ``G- = g_min + alpha max(-w, 0)``, so
+    ``w = (G+ - G-) / alpha`` and the unused device of each pair sits at
+    ``g_min``. A tile holds ``columns // 2`` outputs.
+``reference``
+    One column per output, ``G = g_mid + alpha w`` with ``g_mid`` the middle
+    of the window, and one reference column at ``g_mid`` as the last column
+    of every tile: ``w = (G - G_ref) / alpha``. A tile holds ``columns - 1``
+    outputs.
+
+Scale: per layer, ``max |w|`` over the weights and the bias (in input units,
+below) maps to the full window: ``alpha = (g_max - g_min) / max|w|``
+(differential) or ``(g_max - g_min) / (2 max|w|)`` (reference).
+
+Inputs ``x`` drive the word lines at ``v = x V_read / input_scale`` (inputs
+in ``[0, input_scale]`` use ``[0, V_read]``). The bias row is driven at the
+fixed voltage ``V_read``; it stores ``b / input_scale`` so that its current
+decodes to ``b``. Outputs: the column currents combined per scheme (pairs
+subtracted, or the reference subtracted), summed over row tiles (partial
+sums), times ``input_scale / (alpha V_read)`` to return to weight units.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+
+from .exceptions import ParameterError
+
+__all__ = ["MappingScheme", "Tile", "LayerMapping", "map_layer", "check_layer"]
+
+
+class MappingScheme(enum.Enum):
+    """How a signed weight is stored in non-negative conductances."""
+
+    DIFFERENTIAL = "differential"
+    REFERENCE = "reference"
+
+
+@dataclass(frozen=True, eq=False)
+class Tile:
+    """One physical array of a mapped layer."""
+
+    rows: tuple
+    """(start, stop) of the logical rows (inputs, then the bias row) it holds."""
+    outputs: tuple
+    """(start, stop) of the layer outputs it computes."""
+    target: np.ndarray
+    """Target small-signal conductances, S, (tile rows, tile columns)."""
+
+    @property
+    def shape(self):
+        return self.target.shape
+
+
+@dataclass(frozen=True, eq=False)
+class LayerMapping:
+    """A layer mapped to tiles of target conductances.
+
+    Use `effective_weights` to turn programmed conductances back into
+    weights, `input_voltages` / `decode` around a tile-level MVM.
+    """
+
+    scheme: MappingScheme
+    """Differential pairs or a reference column."""
+    in_features: int
+    """Inputs of the layer."""
+    out_features: int
+    """Outputs of the layer."""
+    has_bias: bool
+    """Whether the last logical row is a bias row driven at V_read."""
+    alpha: float
+    """Scale, S per weight unit."""
+    g_min: float
+    """Bottom of the conductance window, S."""
+    g_max: float
+    """Top of the conductance window, S."""
+    v_read: float
+    """Read voltage, V: input ``input_scale`` and the bias row are driven at it."""
+    input_scale: float
+    """Input magnitude that maps to V_read."""
+    tiles: List[Tile]
+    """Physical arrays, row tiles of one output block adjacent."""
+
+    @property
+    def n_devices(self):
+        """Devices over all tiles (reference columns included)."""
+        return int(sum(t.target.size for t in self.tiles))
+
+    @property
+    def g_mid(self):
+        return 0.5 * (self.g_min + self.g_max)
+
+    def input_voltages(self, x):
+        """(B, in) inputs -> (B, rows) logical word-line voltages, V (bias row last)."""
+        x = np.asarray(x, dtype=np.float64)
+        v = x * (self.v_read / self.input_scale)
+        if self.has_bias:
+            v = np.concatenate([v, np.full(v.shape[:-1] + (1,), self.v_read)], axis=-1)
+        return np.ascontiguousarray(v)
+
+    def tile_outputs(self, tile_index, currents):
+        """Column currents (..., columns) of one tile -> (..., its outputs), A."""
+        t = self.tiles[tile_index]
+        if self.scheme is MappingScheme.DIFFERENTIAL:
+            return currents[..., 0::2] - currents[..., 1::2]
+        return currents[..., :-1] - currents[..., -1:]
+
+    def decode(self, y_current):
+        """Combined output currents, A -> weight units."""
+        return y_current * (self.input_scale / (self.alpha * self.v_read))
+
+    def effective_weights(self, tile_g):
+        """Weights and bias the conductances ``tile_g`` implement (linear read).
+
+        ``tile_g``: one array per tile, (..., rows, columns), any leading
+        batch shape (e.g. n transfers). Returns ``(W, b)`` of shapes
+        (..., out, in) and (..., out) (``b`` is None without a bias row).
+        """
+        lead = np.shape(tile_g[0])[:-2]
+        n_rows = self.in_features + int(self.has_bias)
+        W_aug = np.zeros(lead + (self.out_features, n_rows))
+        for t, g in zip(self.tiles, tile_g):
+            g = np.asarray(g, dtype=np.float64)
+            if self.scheme is MappingScheme.DIFFERENTIAL:
+                d = g[..., 0::2] - g[..., 1::2]
+            else:
+                d = g[..., :-1] - g[..., -1:]
+            W_aug[..., t.outputs[0]:t.outputs[1], t.rows[0]:t.rows[1]] = np.swapaxes(d, -1, -2) / self.alpha
+        if self.has_bias:
+            return W_aug[..., :-1], W_aug[..., -1] * self.input_scale
+        return W_aug, None
+
+    def target_weights(self):
+        """Weights and bias encoded by the targets (ideal programming)."""
+        return self.effective_weights([t.target for t in self.tiles])
+
+
+def check_layer(weight, bias):
+    """Validate a layer; returns float64 ``(W, b)`` (``b`` may be None)."""
+    try:
+        W = np.asarray(weight, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError("weight must be a numeric (out, in) array (torch layout).") from exc
+    if W.ndim != 2 or min(W.shape) < 1:
+        raise ParameterError(
+            f"weight has shape {W.shape}; expected a 2-D (out_features, in_features) array "
+            "(torch Linear layout). Reshape it, or pass layer.weight.detach().numpy()."
+        )
+    if not np.all(np.isfinite(W)):
+        bad = np.argwhere(~np.isfinite(W))[0].tolist()
+        raise ParameterError(f"weight holds NaN or inf (first at {bad}); only finite weights can be mapped.")
+    b = None
+    if bias is not None:
+        b = np.asarray(bias, dtype=np.float64)
+        if b.shape != (W.shape[0],):
+            raise ParameterError(
+                f"bias has shape {b.shape}; expected ({W.shape[0]},) to match weight {W.shape}, or None."
+            )
+        if not np.all(np.isfinite(b)):
+            raise ParameterError("bias holds NaN or inf; only finite biases can be mapped.")
+    return W, b
+
+
+def map_layer(weight, bias, cfg) -> LayerMapping:
+    """Map ``y = W x + b`` to tiles of target conductances.
+
+    Parameters
+    ----------
+    weight : array_like, (out, in)
+    bias : array_like (out,) or None
+    cfg : TransferConfig
+        Mapping scheme, window, tile size, V_read, input scale.
+
+    Returns
+    -------
+    LayerMapping
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsim as xs
+    >>> m = xs.mapping.map_layer(np.ones((8, 2)), np.zeros(8), xs.TransferConfig())
+    >>> [t.shape for t in m.tiles]
+    [(3, 16)]
+    """
+    from .programming import TransferConfig
+
+    if not isinstance(cfg, TransferConfig):
+        raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
+    W, b = check_layer(weight, bias)
+    out_f, in_f = W.shape
+    s_in = float(cfg.input_scale)
+    W_aug = W if b is None else np.concatenate([W, (b / s_in)[:, None]], axis=1)
+    g_min, g_max = cfg.g_window
+    wmax = float(np.max(np.abs(W_aug)))
+    if wmax == 0.0:
+        wmax = 1.0
+    rows_t, cols_t = cfg.tile
+    scheme = cfg.mapping
+    if scheme is MappingScheme.DIFFERENTIAL:
+        if cols_t < 2:
+            raise ParameterError(f"tile {cfg.tile} has fewer than 2 columns; a differential pair needs 2.")
+        alpha = (g_max - g_min) / wmax
+        per_tile = cols_t // 2
+    else:
+        if cols_t < 2:
+            raise ParameterError(f"tile {cfg.tile} has fewer than 2 columns; the reference scheme needs 2.")
+        alpha = (g_max - g_min) / (2.0 * wmax)
+        per_tile = cols_t - 1
+    n_rows = W_aug.shape[1]
+    tiles = []
+    for o0 in range(0, out_f, per_tile):
+        o1 = min(o0 + per_tile, out_f)
+        for r0 in range(0, n_rows, rows_t):
+            r1 = min(r0 + rows_t, n_rows)
+            w = W_aug[o0:o1, r0:r1].T  # (rows, outputs)
+            if scheme is MappingScheme.DIFFERENTIAL:
+                g = np.empty((r1 - r0, 2 * (o1 - o0)))
+                g[:, 0::2] = g_min + alpha * np.maximum(w, 0.0)
+                g[:, 1::2] = g_min + alpha * np.maximum(-w, 0.0)
+            else:
+                g_mid = 0.5 * (g_min + g_max)
+                g = np.empty((r1 - r0, (o1 - o0) + 1))
+                g[:, :-1] = g_mid + alpha * w
+                g[:, -1] = g_mid
+            tiles.append(Tile(rows=(r0, r1), outputs=(o0, o1), target=np.ascontiguousarray(g)))
+    return LayerMapping(
+        scheme=scheme,
+        in_features=in_f,
+        out_features=out_f,
+        has_bias=b is not None,
+        alpha=float(alpha),
+        g_min=float(g_min),
+        g_max=float(g_max),
+        v_read=float(cfg.write_verify.v_read),
+        input_scale=s_in,
+        tiles=tiles,
+    )

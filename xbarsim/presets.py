@@ -1,0 +1,35 @@
+"""Named presets: the measured TiO2 arrays, in one place.
+
+``TIO2``
+    The TiO2 passive crossbars of Drolet et al., "Hardware-aware Training
+    Techniques for Improving Robustness of Ex-Situ Neural Network Transfer
+    onto Passive TiO2 ReRAM Crossbars", arXiv:2305.18495 (2023), data in
+    3it-inpaqt/Hardware-Aware-Article (MIT; copy and attribution in
+    ``xbarsim/data/tio2``). Window 2-10 kOhm, set / reset thresholds
+    +-1.1 V and failure statistics from that paper; switching rates, disturb,
+    read noise and relaxation fitted by ``xbarsim calibrate`` so that
+    simulated V/2 column-major write-verify of 8x8 arrays reproduces the
+    measured neighbour drift, tuning imprecision and programming offset
+    (xbarsim.devices explains the attribution and the assumptions).
+``TIO2_IDEAL``
+    The same device without noise, relaxation or failures.
+``TIO2_WRITE_VERIFY``
+    The write-verify settings of the measured runs (read 0.2 V, tolerance
+    1 %, set 1.1 -> 2.1 V, reset -1.1 -> -2.4 V, 0.02 V per pulse, 1.04 us).
+"""
+
+from __future__ import annotations
+
+from .devices import DeviceParams
+from .programming import WriteVerify
+
+__all__ = ["TIO2", "TIO2_IDEAL", "TIO2_WRITE_VERIFY"]
+
+TIO2 = DeviceParams()
+"""Calibrated TiO2 device (see the module docstring for sources)."""
+
+TIO2_IDEAL = TIO2.ideal()
+"""TIO2 without noise, relaxation or failures."""
+
+TIO2_WRITE_VERIFY = WriteVerify()
+"""Write-verify settings of the measured runs (data README)."""

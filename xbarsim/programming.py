@@ -1,0 +1,407 @@
+"""Write-verify programming of a crossbar on its circuit: `program`.
+
+Devices are programmed one at a time in a configurable order. For each, the
+write-verify loop of the measured TiO2 runs (data README): read at
+``V_read``; below the band ``|read - target| <= tolerance * target``, a set
+pulse, above it a reset pulse; every further pulse of the same polarity is
+``v_step`` larger, from the start voltage up to the limit; stop inside the
+band or after ``max_pulses`` (then the device is reported not converged).
+
+Everything is a circuit simulation (compiled, kernels/programming.py):
+
+* every pulse is applied with the bias scheme (`BiasScheme`: V/2, V/3,
+  floating; shared/CIRCUIT.md) and the voltage across **every** cell comes
+  from a nodal solve of the crossbar with its wire resistance and sinh
+  devices (kernels/nodal.py); each cell then switches by the device law at
+  the voltage it saw, so half-selected cells are disturbed;
+* every verify read goes through the crossbar under the read scheme
+  (`ReadScheme`), with sneak currents and IR drop: the "measured"
+  conductance is the sensed current over ``V_read`` (with read noise),
+  expressed in small-signal units (divided by ``V0 sinh(V_read/V0) /
+  V_read``) so that it compares directly with a small-signal target;
+* with ideal wires (``r_wl = r_bl = 0``) and no floating line, node voltages
+  equal the drives exactly and the solve is skipped.
+
+Randomness (initial state, failures, cycle-to-cycle, read noise,
+relaxation) comes from the stream ``(seed, transfer, tile)``, so a result is
+bit-identical for any thread count.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+import numpy as np
+
+from .devices import DeviceParams
+from .exceptions import ParameterError
+
+__all__ = [
+    "BiasScheme",
+    "ReadScheme",
+    "Order",
+    "WriteVerify",
+    "TransferConfig",
+    "ProgramResult",
+    "program",
+    "programming_order",
+]
+
+
+class BiasScheme(enum.Enum):
+    """Bias of the unselected lines during a programming pulse (CIRCUIT.md)."""
+
+    V2 = "V/2"
+    V3 = "V/3"
+    FLOATING = "floating"
+
+
+class ReadScheme(enum.Enum):
+    """Bias of the unselected lines during a verify read."""
+
+    GROUNDED = "grounded"
+    HALF = "V/2"
+    FLOATING = "floating"
+
+
+class Order(enum.Enum):
+    """Order in which devices are programmed."""
+
+    COLUMN_MAJOR = "column-major"
+    ROW_MAJOR = "row-major"
+
+
+_SCHEME_CODE = {BiasScheme.V2: 0, BiasScheme.V3: 1, BiasScheme.FLOATING: 2}
+_READ_CODE = {ReadScheme.GROUNDED: 0, ReadScheme.HALF: 1, ReadScheme.FLOATING: 2}
+
+
+def _as_enum(enum_cls, value, name):
+    if isinstance(value, enum_cls):
+        return value
+    for member in enum_cls:
+        if value == member.value or (isinstance(value, str) and value.lower() == member.value.lower()):
+            return member
+    choices = ", ".join(repr(m.value) for m in enum_cls)
+    raise ParameterError(f"unknown {name} {value!r}; choose one of {choices}.")
+
+
+@dataclass(frozen=True)
+class WriteVerify:
+    """Write-verify pulse settings (defaults: the measured TiO2 runs)."""
+
+    v_read: float = 0.2
+    """Read voltage on the selected word line, V."""
+    v_set_start: float = 1.1
+    """First set pulse amplitude, V."""
+    v_set_max: float = 2.1
+    """Largest set pulse amplitude, V."""
+    v_reset_start: float = -1.1
+    """First reset pulse amplitude, V (negative)."""
+    v_reset_min: float = -2.4
+    """Largest-magnitude reset pulse amplitude, V (negative)."""
+    v_step: float = 0.02
+    """Amplitude increment per successive pulse of one polarity, V."""
+    pulse_width: float = 1.04e-6
+    """Pulse width, s."""
+    cycle_time: float = 1e-3
+    """Time of one pulse-and-verify cycle, s (sets relaxation per event; assumed)."""
+    max_pulses: int = 40
+    """Pulse budget per device; a device still outside the band is not converged."""
+
+    def __post_init__(self):
+        if not (0 < self.v_read < self.v_set_start <= self.v_set_max):
+            raise ParameterError("need 0 < v_read < v_set_start <= v_set_max (volts).")
+        if not (self.v_reset_min <= self.v_reset_start < 0):
+            raise ParameterError("need v_reset_min <= v_reset_start < 0 (volts).")
+        if not self.v_step > 0 or not self.pulse_width > 0 or not self.cycle_time > 0:
+            raise ParameterError("v_step, pulse_width and cycle_time must be > 0.")
+        if not isinstance(self.max_pulses, (int, np.integer)) or self.max_pulses < 1:
+            raise ParameterError(f"max_pulses = {self.max_pulses!r}; a positive integer.")
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Everything that decides how weights end up in a crossbar.
+
+    Strings are accepted for the enum fields (``scheme="V/3"``).
+    """
+
+    device: DeviceParams = None
+    """Device model; None: ``xbarsim.presets.TIO2``."""
+    scheme: BiasScheme = BiasScheme.V2
+    """Programming bias scheme: "V/2", "V/3" or "floating"."""
+    read_scheme: ReadScheme = ReadScheme.GROUNDED
+    """Verify-read bias of unselected lines: "grounded", "V/2" or "floating"."""
+    mapping: object = "differential"
+    """Weight mapping: "differential" (G+ - G-) or "reference" (one reference column per tile)."""
+    tolerance: float = 0.01
+    """Relative write-verify tolerance (band half-width / target)."""
+    order: Order = Order.COLUMN_MAJOR
+    """Programming order: "column-major" or "row-major"."""
+    r_wl: float = 1.0
+    """Word-line segment resistance, ohms (0: ideal wire)."""
+    r_bl: float = 1.0
+    """Bit-line segment resistance, ohms (0: ideal wire)."""
+    tile: tuple = (64, 64)
+    """Largest physical array (rows, columns); bigger layers are split into tiles."""
+    write_verify: WriteVerify = field(default_factory=WriteVerify)
+    """Pulse settings."""
+    window: Optional[tuple] = None
+    """Conductance window (g_min, g_max), S, for mapping; None: the device's."""
+    input_scale: float = 1.0
+    """Input magnitude mapped to V_read (inputs in [-s, s] -> [-V_read, V_read])."""
+    solve_tol: float = 1e-9
+    """Circuit solves stop when no node moves by more than this times the drive, relative."""
+    solve_maxiter: int = 5000
+    """Sweep cap of one circuit solve."""
+
+    def __post_init__(self):
+        from .mapping import MappingScheme
+
+        if self.device is None:
+            from .presets import TIO2
+
+            object.__setattr__(self, "device", TIO2)
+        if not isinstance(self.device, DeviceParams):
+            raise ParameterError(f"device must be an xbarsim.devices.DeviceParams; got {type(self.device).__name__}.")
+        object.__setattr__(self, "scheme", _as_enum(BiasScheme, self.scheme, "bias scheme"))
+        object.__setattr__(self, "read_scheme", _as_enum(ReadScheme, self.read_scheme, "read scheme"))
+        object.__setattr__(self, "mapping", _as_enum(MappingScheme, self.mapping, "mapping"))
+        object.__setattr__(self, "order", _as_enum(Order, self.order, "order"))
+        tol = self.tolerance
+        if not isinstance(tol, (int, float)) or not math.isfinite(tol) or not 0 < tol < 1:
+            raise ParameterError(
+                f"tolerance = {tol!r}; give the relative write-verify band half-width as a "
+                "number in (0, 1), e.g. 0.01 for 1 %."
+            )
+        for name in ("r_wl", "r_bl"):
+            r = getattr(self, name)
+            if not isinstance(r, (int, float)) or not math.isfinite(r) or r < 0:
+                raise ParameterError(f"{name} = {r!r}; a wire segment resistance in ohms, >= 0 (scalar).")
+        tile = tuple(self.tile)
+        if len(tile) != 2 or any(not isinstance(t, (int, np.integer)) or t < 1 for t in tile):
+            raise ParameterError(f"tile = {self.tile!r}; give (rows, columns) as two positive integers.")
+        object.__setattr__(self, "tile", tile)
+        if not isinstance(self.write_verify, WriteVerify):
+            raise ParameterError("write_verify must be an xbarsim.programming.WriteVerify.")
+        dev = self.device
+        if self.window is not None:
+            w = tuple(float(x) for x in self.window)
+            if len(w) != 2 or not (w[0] < w[1]):
+                raise ParameterError(f"window = {self.window!r}; give (g_min, g_max) in siemens with g_min < g_max.")
+            object.__setattr__(self, "window", w)
+        g_min, g_max = self.g_window
+        if not (dev.g_lo < g_min and g_max < dev.g_hi):
+            raise ParameterError(
+                f"window ({g_min:.3g}, {g_max:.3g}) S lies outside the device's reachable range "
+                f"({dev.g_lo:.3g}, {dev.g_hi:.3g}) S; choose a window inside it (the TiO2 "
+                "operating window is 100e-6 to 500e-6 S)."
+            )
+        if not (isinstance(self.input_scale, (int, float)) and self.input_scale > 0):
+            raise ParameterError(f"input_scale = {self.input_scale!r}; a positive number.")
+        if not (0 < self.solve_tol < 1e-3):
+            raise ParameterError("solve_tol must be in (0, 1e-3).")
+
+    @property
+    def g_window(self):
+        """(g_min, g_max) used for mapping, S."""
+        if self.window is not None:
+            return self.window
+        return (self.device.g_min, self.device.g_max)
+
+    def pack(self):
+        """(wv, iopt) vectors in the layout of kernels/programming.py."""
+        from .kernels import programming as K
+
+        w = self.write_verify
+        wv = np.zeros(K.N_WV)
+        wv[K.W_V_READ] = w.v_read
+        wv[K.W_VSET_START] = w.v_set_start
+        wv[K.W_VSET_MAX] = w.v_set_max
+        wv[K.W_VRESET_START] = w.v_reset_start
+        wv[K.W_VRESET_MIN] = w.v_reset_min
+        wv[K.W_V_STEP] = w.v_step
+        wv[K.W_PULSE_WIDTH] = w.pulse_width
+        wv[K.W_CYCLE_TIME] = w.cycle_time
+        wv[K.W_TOL] = self.tolerance
+        wv[K.W_MAX_PULSES] = w.max_pulses
+        wv[K.W_SOLVE_TOL] = self.solve_tol
+        wv[K.W_SOLVE_MAXIT] = self.solve_maxiter
+        wv[K.W_R_WL] = self.r_wl
+        wv[K.W_R_BL] = self.r_bl
+        iopt = np.zeros(K.N_OPT, dtype=np.int64)
+        iopt[K.O_SCHEME] = _SCHEME_CODE[self.scheme]
+        iopt[K.O_READ] = _READ_CODE[self.read_scheme]
+        return wv, iopt
+
+
+def programming_order(shape, order):
+    """(K, 2) int64 array of (row, column) in programming order.
+
+    ``order`` is an `Order` (or its string) or an explicit (K, 2) array / list
+    of (row, column) pairs covering every device once.
+    """
+    M, N = shape
+    if isinstance(order, (Order, str)):
+        order = _as_enum(Order, order, "order")
+        ii, jj = np.meshgrid(np.arange(M), np.arange(N), indexing="ij")
+        if order is Order.COLUMN_MAJOR:
+            pairs = np.stack([ii.T.ravel(), jj.T.ravel()], axis=1)
+        else:
+            pairs = np.stack([ii.ravel(), jj.ravel()], axis=1)
+        return np.ascontiguousarray(pairs, dtype=np.int64)
+    pairs = np.asarray(order)
+    if pairs.ndim != 2 or pairs.shape != (M * N, 2):
+        raise ParameterError(f"an explicit order must have shape ({M * N}, 2); got {pairs.shape}.")
+    flat = pairs[:, 0] * N + pairs[:, 1]
+    if (pairs.min() < 0 or np.any(pairs[:, 0] >= M) or np.any(pairs[:, 1] >= N)
+            or np.unique(flat).size != M * N):
+        raise ParameterError("an explicit order must list every (row, column) of the array exactly once.")
+    return np.ascontiguousarray(pairs, dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class ProgramResult:
+    """Outcome of programming one array; every array field is (M, N)."""
+
+    order_index: np.ndarray
+    """Position of each device in the programming order (0 = first)."""
+    target: np.ndarray
+    """Target small-signal conductance, S."""
+    pulses: np.ndarray
+    """Pulses applied during the device's own write-verify."""
+    g_after_own: np.ndarray
+    """True conductance when the device's own write-verify finished, S."""
+    g_final: np.ndarray
+    """True conductance after the whole array was programmed, S."""
+    read_after_own: np.ndarray
+    """Last verify read of the device (sensed, small-signal units), S."""
+    read_final: np.ndarray
+    """A read of the device through the crossbar after the whole array was programmed, S."""
+    converged: np.ndarray
+    """True where the last verify read was inside the tolerance band."""
+    stuck: np.ndarray
+    """0 working, 1 stuck near LRS, 2 stuck in HRS."""
+    solver_failures: int = 0
+    """Circuit solves that missed their tolerance (should be 0)."""
+    drift_reads: Optional[np.ndarray] = None
+    """(K, K) with ``track=True``: read of device q (in order) after device p was programmed (NaN for p < q)."""
+
+
+def _check_target(target_g, dev):
+    try:
+        t = np.asarray(target_g, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError("target_g must be a numeric (M, N) array of conductances in siemens.") from exc
+    if t.ndim != 2 or min(t.shape) < 1:
+        raise ParameterError(f"target_g has shape {t.shape}; expected a 2-D (M, N) array in siemens.")
+    if not np.all(np.isfinite(t)):
+        raise ParameterError("target_g holds NaN or inf; give finite conductances in siemens.")
+    if np.any(t <= dev.g_lo) or np.any(t >= dev.g_hi):
+        raise ParameterError(
+            f"target_g spans [{t.min():.3g}, {t.max():.3g}] S, outside the device's reachable range "
+            f"({dev.g_lo:.3g}, {dev.g_hi:.3g}) S; targets must lie inside it (the operating "
+            f"window is [{dev.g_min:.3g}, {dev.g_max:.3g}] S)."
+        )
+    return np.ascontiguousarray(t)
+
+
+def _check_seed(seed):
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"seed = {seed!r}; a non-negative integer.")
+    return np.uint64(int(seed) % (1 << 64))
+
+
+def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=False,
+                   final_read=True):
+    """Program ``targets`` (n, M, N) with the kernel; returns a dict of arrays."""
+    from .kernels.programming import O_FINAL_READ, O_TRACK, program_arrays
+
+    n, M, N = targets.shape
+    pairs = order_pairs if order_pairs is not None else programming_order((M, N), cfg.order)
+    K = pairs.shape[0]
+    dp = cfg.device.pack()
+    wv, iopt = cfg.pack()
+    iopt[O_TRACK] = 1 if track else 0
+    iopt[O_FINAL_READ] = 1 if final_read else 0
+    out = dict(
+        g=np.empty((n, M, N)),
+        stuck=np.empty((n, M, N), dtype=np.int8),
+        pulses=np.empty((n, M, N), dtype=np.int32),
+        g_after_own=np.empty((n, M, N)),
+        read_after_own=np.empty((n, M, N)),
+        g_final=np.empty((n, M, N)),
+        read_final=np.empty((n, M, N)),
+        converged=np.empty((n, M, N), dtype=np.uint8),
+        track=np.full((n, K, K) if track else (n, 0, 0), np.nan),
+        fails=np.zeros(n, dtype=np.int64),
+    )
+    program_arrays(np.ascontiguousarray(targets), pairs, dp, wv, iopt, np.uint64(seed),
+                   np.int64(offset), np.uint64(key), out["g"], out["stuck"], out["pulses"],
+                   out["g_after_own"], out["read_after_own"], out["g_final"], out["read_final"],
+                   out["converged"], out["track"], out["fails"])
+    del out["g"]
+    return out
+
+
+def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, order=None,
+            track: bool = False) -> ProgramResult:
+    """Program an array to ``target_g`` by write-verify on its circuit.
+
+    Parameters
+    ----------
+    target_g : array_like, shape (M, N)
+        Target small-signal conductances, S (inside the device's range).
+    cfg : TransferConfig, optional
+        Device, bias / read schemes, tolerance, wires, pulses. Default
+        ``TransferConfig()`` (TIO2, V/2, grounded reads, 1 ohm wires).
+    seed : int
+        Seed of every random draw (stream ``(seed, 0, 0)``).
+    order : Order, str or (M*N, 2) array, optional
+        Overrides ``cfg.order``.
+    track : bool
+        Also read every earlier device through the crossbar after each
+        device finishes (``drift_reads``; used by calibration).
+
+    Returns
+    -------
+    ProgramResult
+
+    Notes
+    -----
+    Follows the write-verify settings of the measured TiO2 arrays (Drolet et
+    al., arXiv:2305.18495); see the module docstring for the circuit model.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsim as xs
+    >>> res = xs.program(np.full((4, 4), 300e-6), xs.TransferConfig(), seed=0)
+    >>> res.g_final.shape
+    (4, 4)
+    """
+    cfg = TransferConfig() if cfg is None else cfg
+    if not isinstance(cfg, TransferConfig):
+        raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
+    t = _check_target(target_g, cfg.device)
+    s = _check_seed(seed)
+    pairs = programming_order(t.shape, cfg.order if order is None else order)
+    out = _program_batch(t[None], cfg, s, order_pairs=pairs, track=track)
+    M, N = t.shape
+    order_index = np.empty((M, N), dtype=np.int64)
+    order_index[pairs[:, 0], pairs[:, 1]] = np.arange(M * N)
+    return ProgramResult(
+        order_index=order_index,
+        target=t.copy(),
+        pulses=out["pulses"][0],
+        g_after_own=out["g_after_own"][0],
+        g_final=out["g_final"][0],
+        read_after_own=out["read_after_own"][0],
+        read_final=out["read_final"][0],
+        converged=out["converged"][0].astype(bool),
+        stuck=out["stuck"][0],
+        solver_failures=int(out["fails"][0]),
+        drift_reads=out["track"][0] if track else None,
+    )

@@ -1,0 +1,425 @@
+"""Ex-situ transfer of a trained layer into crossbars, and MVM through them.
+
+API
+---
+``cfg = xs.TransferConfig(...)``
+    How to transfer (device, bias / read schemes, mapping, tolerance, order,
+    wires, tile size); `xbarsim.programming.TransferConfig`.
+``prog = xs.transfer(weight, bias, cfg, seed=0) -> Programmed``
+    Map ``y = W x + b`` (``weight`` (out, in), torch layout) to tiles of
+    target conductances (`xbarsim.mapping.map_layer`), then program every
+    tile by write-verify on its circuit (`xbarsim.programming`). Tile ``k``
+    of transfer ``t`` draws from the stream ``(seed, t, k)``; a single
+    `transfer` is transfer ``t = 0``, so ``xs.transfer(W, b, cfg, s)``
+    equals ``xs.transfer_many(W, b, cfg, n, s)[0]``.
+``y = xs.mvm(prog, x, seed=0) -> (B, out)``
+    Inputs ``x`` (B, in) drive the word lines (``x V_read / input_scale``;
+    bias row at ``V_read``), every tile is solved as a circuit (sinh devices,
+    wire resistance, read noise), the column currents are combined (pairs
+    or reference), summed over row tiles and decoded to weight units.
+``progs = xs.transfer_many(weight, bias, cfg, n=2000, seed=0) -> TransferBatch``
+    ``n`` independent Monte-Carlo transfers: numba ``prange`` over
+    transfers in-process by default, in chunks of ``chunk`` transfers, so
+    the working memory is that of one chunk whatever ``n`` (the result holds
+    the ``n x n_devices`` conductances: 8 bytes per device and transfer).
+    ``workers=`` (a local Dask cluster of that many processes) or
+    ``scheduler=`` (a ``distributed`` scheduler address or Client) run the
+    chunks with Dask instead; results are identical.
+``xs.iter_transfers(weight, bias, cfg, n, seed, chunk)``
+    The same transfers as a stream of `TransferBatch` chunks (constant
+    memory for any ``n``).
+
+Batched MVM over all transfers
+------------------------------
+``Y = progs.mvm(x, seed=0)`` (also ``xs.mvm_many(progs, x)`` and
+``xs.mvm(progs, x)``) returns an array of shape ``(n, B, out)``:
+``Y[t]`` is the output of transfer ``t`` for the B inputs ``x`` (B, in)
+(or for its own inputs ``x[t]`` when ``x`` is (n, B, in), which chains
+layers: ``Y2 = progs2.mvm(np.maximum(progs1.mvm(x), 0))``),
+each computed through its own circuit exactly like ``xs.mvm(progs[t], x)``
+(parallel over transfers; the read noise of transfer ``t`` comes from the
+stream ``(seed, t, tile)``). ``progs.effective_weights()`` gives the
+``(n, out, in)`` weights and ``(n, out)`` biases the programmed
+conductances encode under a linear read (for surrogate models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+
+from .exceptions import ParameterError
+from .mapping import LayerMapping, map_layer
+from .programming import TransferConfig, _check_seed, _program_batch, programming_order
+
+__all__ = ["Programmed", "TransferBatch", "transfer", "transfer_many", "iter_transfers", "mvm", "mvm_many"]
+
+_MVM_KEY = 1 << 20
+"""Offset of the read-noise stream keys of MVM (distinct from programming)."""
+
+
+@dataclass(frozen=True, eq=False)
+class TransferBatch:
+    """``n`` programmed copies of one layer (the result of `transfer_many`).
+
+    Tile arrays are stacked over transfers: ``g[k]`` is (n, rows, columns)
+    for tile ``k`` of ``mapping.tiles``.
+    """
+
+    mapping: LayerMapping
+    """Targets, scale and decoding of the layer."""
+    cfg: TransferConfig
+    """The configuration used."""
+    seed: int
+    """Seed of the programming streams."""
+    offset: int
+    """Index of the first transfer (transfer t uses stream (seed, offset + t, tile))."""
+    g: List[np.ndarray]
+    """Final true conductances per tile, S, (n, rows, columns)."""
+    converged: List[np.ndarray]
+    """Per tile, (n, rows, columns) bool: write-verify ended inside the band."""
+    stuck: List[np.ndarray]
+    """Per tile, (n, rows, columns) int8: 0 working, 1 stuck near LRS, 2 stuck in HRS."""
+    pulses: List[np.ndarray]
+    """Per tile, (n, rows, columns) int32: pulses of the device's own write-verify."""
+    solver_failures: int = 0
+    """Circuit solves that missed their tolerance over all transfers (should be 0)."""
+
+    def __len__(self):
+        return self.g[0].shape[0]
+
+    @property
+    def n(self):
+        return len(self)
+
+    def __getitem__(self, t):
+        """Transfer ``t`` as a `Programmed`."""
+        t = int(t)
+        if not -len(self) <= t < len(self):
+            raise IndexError(f"transfer {t} out of range for {len(self)} transfers")
+        t %= len(self)
+        return Programmed(
+            mapping=self.mapping, cfg=self.cfg, seed=self.seed, index=self.offset + t,
+            g=[a[t] for a in self.g], converged=[a[t] for a in self.converged],
+            stuck=[a[t] for a in self.stuck], pulses=[a[t] for a in self.pulses],
+        )
+
+    def effective_weights(self):
+        """``(W, b)``: (n, out, in) and (n, out) weights the conductances encode."""
+        return self.mapping.effective_weights(self.g)
+
+    def mvm(self, x, seed: int = 0, noise: bool = True):
+        """Outputs of every transfer for inputs ``x`` (B, in): (n, B, out)."""
+        return mvm_many(self, x, seed=seed, noise=noise)
+
+
+@dataclass(frozen=True, eq=False)
+class Programmed:
+    """One programmed layer (the result of `transfer`)."""
+
+    mapping: LayerMapping
+    """Targets, scale and decoding of the layer."""
+    cfg: TransferConfig
+    """The configuration used."""
+    seed: int
+    """Seed of the programming streams."""
+    index: int
+    """Transfer index of this copy (0 for `transfer`)."""
+    g: List[np.ndarray]
+    """Final true conductance per tile, S, (rows, columns)."""
+    converged: List[np.ndarray]
+    """Per tile: write-verify ended inside the band."""
+    stuck: List[np.ndarray]
+    """Per tile: 0 working, 1 stuck near LRS, 2 stuck in HRS."""
+    pulses: List[np.ndarray]
+    """Per tile: pulses of the device's own write-verify."""
+    results: Optional[list] = None
+    """Per tile `ProgramResult` with every field (from `transfer`), else None."""
+
+    def effective_weights(self):
+        """``(W, b)``: (out, in) and (out,) weights the conductances encode."""
+        return self.mapping.effective_weights(self.g)
+
+    def as_batch(self):
+        return TransferBatch(
+            mapping=self.mapping, cfg=self.cfg, seed=self.seed, offset=self.index,
+            g=[a[None] for a in self.g], converged=[a[None] for a in self.converged],
+            stuck=[a[None] for a in self.stuck], pulses=[a[None] for a in self.pulses],
+        )
+
+
+def _check_n(n):
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ParameterError(f"n = {n!r}; the number of transfers must be a positive integer.")
+    return int(n)
+
+
+def _run_chunk(mapping, cfg, seed, start, count):
+    """Program transfers ``start .. start+count`` of every tile (kernel)."""
+    g, conv, stuck, pulses = [], [], [], []
+    fails = 0
+    for k, tile in enumerate(mapping.tiles):
+        targets = np.ascontiguousarray(np.broadcast_to(tile.target, (count,) + tile.shape))
+        out = _program_batch(targets, cfg, seed, offset=start, key=k, final_read=False)
+        g.append(out["g_final"])
+        conv.append(out["converged"].astype(bool))
+        stuck.append(out["stuck"])
+        pulses.append(out["pulses"])
+        fails += int(out["fails"].sum())
+    return g, conv, stuck, pulses, fails
+
+
+def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0) -> Programmed:
+    """Map a layer to crossbar tiles and program them by write-verify.
+
+    Parameters
+    ----------
+    weight : array_like, (out, in)
+        Layer weights, torch layout.
+    bias : array_like (out,) or None
+        Layer bias (stored in an extra row driven at ``V_read``).
+    cfg : TransferConfig, optional
+        Default ``TransferConfig()``.
+    seed : int
+        Seed; tile ``k`` uses the stream ``(seed, 0, k)``.
+
+    Returns
+    -------
+    Programmed
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsim as xs
+    >>> W = np.array([[0.5, -1.0]]); b = np.array([0.1])
+    >>> prog = xs.transfer(W, b, xs.TransferConfig(), seed=0)
+    >>> xs.mvm(prog, np.array([[1.0, 0.5]])).shape
+    (1, 1)
+    """
+    from .programming import ProgramResult
+
+    cfg = TransferConfig() if cfg is None else cfg
+    mapping = map_layer(weight, bias, cfg)
+    s = _check_seed(seed)
+    results = []
+    for k, tile in enumerate(mapping.tiles):
+        pairs = programming_order(tile.shape, cfg.order)
+        out = _program_batch(tile.target[None], cfg, s, offset=0, key=k, order_pairs=pairs)
+        M, N = tile.shape
+        order_index = np.empty((M, N), dtype=np.int64)
+        order_index[pairs[:, 0], pairs[:, 1]] = np.arange(M * N)
+        results.append(ProgramResult(
+            order_index=order_index, target=tile.target.copy(), pulses=out["pulses"][0],
+            g_after_own=out["g_after_own"][0], g_final=out["g_final"][0],
+            read_after_own=out["read_after_own"][0], read_final=out["read_final"][0],
+            converged=out["converged"][0].astype(bool), stuck=out["stuck"][0],
+            solver_failures=int(out["fails"][0]),
+        ))
+    return Programmed(
+        mapping=mapping, cfg=cfg, seed=int(seed), index=0,
+        g=[r.g_final for r in results], converged=[r.converged for r in results],
+        stuck=[r.stuck for r in results], pulses=[r.pulses for r in results], results=results,
+    )
+
+
+def iter_transfers(weight, bias, cfg: Optional[TransferConfig] = None, n: int = 1, seed: int = 0,
+                   chunk: int = 256):
+    """Yield `TransferBatch` chunks of the ``n`` transfers of `transfer_many`.
+
+    Constant memory in ``n``: only one chunk is alive at a time (if the
+    caller drops it).
+    """
+    cfg = TransferConfig() if cfg is None else cfg
+    mapping = map_layer(weight, bias, cfg)
+    n = _check_n(n)
+    s = _check_seed(seed)
+    chunk = _check_n(chunk)
+    for start in range(0, n, chunk):
+        count = min(chunk, n - start)
+        g, conv, stuck, pulses, fails = _run_chunk(mapping, cfg, s, start, count)
+        yield TransferBatch(mapping=mapping, cfg=cfg, seed=int(seed), offset=start, g=g,
+                            converged=conv, stuck=stuck, pulses=pulses, solver_failures=fails)
+
+
+def transfer_many(weight, bias, cfg: Optional[TransferConfig] = None, n: int = 2000, seed: int = 0,
+                  *, chunk: int = 256, workers: Optional[int] = None, scheduler=None,
+                  progress: bool = False) -> TransferBatch:
+    """``n`` independent transfers of one layer (Monte Carlo).
+
+    Parameters
+    ----------
+    weight, bias, cfg
+        As `transfer`.
+    n : int
+        Number of transfers.
+    seed : int
+        Transfer ``t``, tile ``k`` uses the stream ``(seed, t, k)``.
+    chunk : int
+        Transfers programmed per kernel call (bounds the working memory).
+    workers : int, optional
+        Run the chunks on a local Dask cluster of this many processes.
+    scheduler : str or distributed.Client, optional
+        Run the chunks on this Dask scheduler (address or client).
+    progress : bool
+        Show a progress bar (stderr).
+
+    Returns
+    -------
+    TransferBatch
+        Bit-identical for any thread count, chunk size or executor.
+    """
+    from ._progress import Progress
+
+    cfg = TransferConfig() if cfg is None else cfg
+    mapping = map_layer(weight, bias, cfg)
+    n = _check_n(n)
+    s = _check_seed(seed)
+    chunk = _check_n(chunk)
+    if workers is not None and (not isinstance(workers, (int, np.integer)) or workers < 1):
+        raise ParameterError(f"workers = {workers!r}; a positive number of Dask worker processes, or None.")
+    starts = list(range(0, n, chunk))
+    g = [np.empty((n,) + t.shape) for t in mapping.tiles]
+    conv = [np.empty((n,) + t.shape, dtype=bool) for t in mapping.tiles]
+    stuck = [np.empty((n,) + t.shape, dtype=np.int8) for t in mapping.tiles]
+    pulses = [np.empty((n,) + t.shape, dtype=np.int32) for t in mapping.tiles]
+    fails = 0
+
+    def place(start, res):
+        nonlocal fails
+        cg, cc, cs, cp, cf = res
+        count = cg[0].shape[0]
+        for k in range(len(mapping.tiles)):
+            g[k][start:start + count] = cg[k]
+            conv[k][start:start + count] = cc[k]
+            stuck[k][start:start + count] = cs[k]
+            pulses[k][start:start + count] = cp[k]
+        fails += cf
+
+    with Progress(len(starts), label="transfer_many", enabled=progress) as bar:
+        if workers is None and scheduler is None:
+            for start in starts:
+                place(start, _run_chunk(mapping, cfg, s, start, min(chunk, n - start)))
+                bar.update()
+        else:
+            for start, res in _dask_chunks(mapping, cfg, s, starts, n, chunk, workers, scheduler):
+                place(start, res)
+                bar.update()
+    return TransferBatch(mapping=mapping, cfg=cfg, seed=int(seed), offset=0, g=g, converged=conv,
+                         stuck=stuck, pulses=pulses, solver_failures=fails)
+
+
+def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
+    """Run the chunks with Dask distributed; yields (start, result) as they finish."""
+    from distributed import Client, LocalCluster, as_completed
+
+    own = None
+    if isinstance(scheduler, Client):
+        client = scheduler
+    elif scheduler is not None:
+        client = own = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = own = Client(cluster)
+    try:
+        futures = {client.submit(_run_chunk, mapping, cfg, seed, st, min(chunk, n - st), pure=False): st
+                   for st in starts}
+        for fut in as_completed(list(futures)):
+            yield futures[fut], fut.result()
+    finally:
+        if own is not None:
+            cluster = getattr(own, "cluster", None)
+            own.close()
+            if cluster is not None and scheduler is None:
+                cluster.close()
+
+
+def _check_x(x, mapping):
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError("x must be a numeric (B, in) array.") from exc
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[1] != mapping.in_features:
+        raise ParameterError(f"x has shape {x.shape}; expected (B, {mapping.in_features}).")
+    if not np.all(np.isfinite(x)):
+        raise ParameterError("x holds NaN or inf; inputs must be finite.")
+    return x
+
+
+def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.ndarray:
+    """Outputs of every transfer of ``batch`` for inputs ``x``: (n, B, out).
+
+    ``x`` is (B, in), the same inputs for every transfer, or (n, B, in),
+    inputs per transfer (e.g. the previous layer's outputs of each transfer:
+    ``y2 = mvm_many(layer2, relu(mvm_many(layer1, x)))``).
+
+    Each transfer's tiles are solved as circuits (see the module docstring);
+    parallel over transfers.
+    """
+    from .kernels.mvm import mvm_arrays
+
+    if isinstance(batch, Programmed):
+        batch = batch.as_batch()
+    if not isinstance(batch, TransferBatch):
+        raise ParameterError(f"expected a TransferBatch or Programmed; got {type(batch).__name__}.")
+    mapping = batch.mapping
+    cfg = batch.cfg
+    n = len(batch)
+    x = np.asarray(x, dtype=np.float64) if not isinstance(x, np.ndarray) else x
+    if x.ndim == 3:
+        if x.shape[0] != n:
+            raise ParameterError(f"per-transfer inputs x have shape {x.shape}; expected ({n}, B, "
+                                 f"{mapping.in_features}) for {n} transfers.")
+        x = np.stack([_check_x(xt, mapping) for xt in x])
+    else:
+        x = _check_x(x, mapping)[None]
+    s = _check_seed(seed)
+    dev = cfg.device
+    v_all = mapping.input_voltages(x)  # (nv, B, rows)
+    B = x.shape[1]
+    y = np.zeros((n, B, mapping.out_features))
+    v0 = 0.0 if dev.v0 is None else dev.v0
+    v0inv = 0.0 if dev.v0 is None else 1.0 / dev.v0
+    rn = dev.read_noise if noise else 0.0
+    for k, tile in enumerate(mapping.tiles):
+        M, N = tile.shape
+        v = np.ascontiguousarray(v_all[..., tile.rows[0]:tile.rows[1]])
+        cur = np.empty((n, B, N))
+        fails = np.zeros(n, dtype=np.int64)
+        mvm_arrays(np.ascontiguousarray(batch.g[k]), v, v0, v0inv, float(cfg.r_wl), float(cfg.r_bl),
+                   rn, s, np.int64(batch.offset), np.uint64(_MVM_KEY + k), cfg.solve_tol,
+                   int(cfg.solve_maxiter), cur, fails)
+        if fails.any():
+            from .exceptions import ConvergenceError
+
+            raise ConvergenceError(f"{int(fails.sum())} MVM circuit solves of tile {k} missed solve_tol; "
+                                   "raise cfg.solve_maxiter or loosen cfg.solve_tol.")
+        y[:, :, tile.outputs[0]:tile.outputs[1]] += mapping.tile_outputs(k, cur)
+    return mapping.decode(y)
+
+
+def mvm(prog, x, seed: int = 0, noise: bool = True) -> np.ndarray:
+    """Layer output through the programmed crossbar(s), in weight units.
+
+    Parameters
+    ----------
+    prog : Programmed or TransferBatch
+    x : array_like, (B, in)
+    seed : int
+        Read-noise stream.
+    noise : bool
+        Include read noise.
+
+    Returns
+    -------
+    ndarray
+        (B, out) for a `Programmed`; (n, B, out) for a `TransferBatch`.
+    """
+    if isinstance(prog, TransferBatch):
+        return mvm_many(prog, x, seed=seed, noise=noise)
+    if not isinstance(prog, Programmed):
+        raise ParameterError(f"prog must come from xs.transfer or xs.transfer_many; got {type(prog).__name__}.")
+    return mvm_many(prog.as_batch(), x, seed=seed, noise=noise)[0]

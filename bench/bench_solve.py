@@ -98,7 +98,7 @@ def test_nonlinear(benchmark, problem, device):
 @pytest.mark.parametrize("kind", ["cold", "resolve-1pct"])
 def test_resolve(benchmark, problem, kind):
     xbar, drives = problem(1024)
-    sol = _run(xbar, drives, "mg")
+    sol = _run(xbar, drives, "mg", keep_factors=True)
     rng = np.random.default_rng(1)
     g2 = xbar.g.copy()
     idx = rng.choice(g2.size, g2.size // 100, replace=False)

@@ -74,8 +74,13 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, has_sh
 
 
 @njit(**PJIT)
-def solve_lines(gid, ngroups, lower, cprime, invden, src, g, other, couple, out):
+def solve_lines(gid, ngroups, lower, grouped, seg_g, cprime, invden, src, g, other, couple, out):
     """Solve every line of a layer exactly, the other layer held fixed.
+
+    The sub-diagonal is ``lower`` when the layer has groups (``grouped``);
+    otherwise it is ``-seg_g`` read in place (``lower`` unused), which saves
+    an array: next to a fixed row the product with its zero solution
+    vanishes anyway.
 
     Right-hand side of group k: ``src`` summed over the group's nodes (the
     residual is stored on the group's first node) plus, when ``couple``,
@@ -87,7 +92,7 @@ def solve_lines(gid, ngroups, lower, cprime, invden, src, g, other, couple, out)
     B = out.shape[2]
     for l in prange(L):
         if B == 1 and ngroups[l] == n:
-            _solve_line_single(l, n, lower, cprime, invden, src, g, other, couple, out)
+            _solve_line_single(l, n, seg_g, cprime, invden, src, g, other, couple, out)
             continue
         kprev = -1
         for j in range(n):
@@ -104,7 +109,7 @@ def solve_lines(gid, ngroups, lower, cprime, invden, src, g, other, couple, out)
         for b in range(B):
             out[l, 0, b] *= invden[l, 0]
         for k in range(1, ng):
-            lk = lower[l, k]
+            lk = lower[l, k] if grouped else -seg_g[l, k - 1]
             ik = invden[l, k]
             for b in range(B):
                 out[l, k, b] = (out[l, k, b] - lk * out[l, k - 1, b]) * ik
@@ -121,20 +126,21 @@ def solve_lines(gid, ngroups, lower, cprime, invden, src, g, other, couple, out)
 
 
 @njit(**JIT)
-def _solve_line_single(l, n, lower, cprime, invden, src, g, other, couple, out):
+def _solve_line_single(l, n, seg_g, cprime, invden, src, g, other, couple, out):
     """The common case of `solve_lines`: one input column, no ideal wire
-    (every node its own group); scalar recurrences, no inner batch loops."""
+    (every node its own group, sub-diagonal ``-seg_g``); scalar
+    recurrences, no inner batch loops."""
     if couple:
         y = (src[l, 0, 0] + g[l, 0] * other[0, l, 0]) * invden[l, 0]
         out[l, 0, 0] = y
         for k in range(1, n):
-            y = (src[l, k, 0] + g[l, k] * other[k, l, 0] - lower[l, k] * y) * invden[l, k]
+            y = (src[l, k, 0] + g[l, k] * other[k, l, 0] + seg_g[l, k - 1] * y) * invden[l, k]
             out[l, k, 0] = y
     else:
         y = src[l, 0, 0] * invden[l, 0]
         out[l, 0, 0] = y
         for k in range(1, n):
-            y = (src[l, k, 0] - lower[l, k] * y) * invden[l, k]
+            y = (src[l, k, 0] + seg_g[l, k - 1] * y) * invden[l, k]
             out[l, k, 0] = y
     x = out[l, n - 1, 0]
     for k in range(n - 2, -1, -1):

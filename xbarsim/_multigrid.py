@@ -121,7 +121,7 @@ class Level:
                 seg_c.append(np.zeros((( L + 1) // 2, 0)))
                 continue
             cross = seg[:, 1::2][:, : nc - 1] * fr[:, 1:-1:2][:, : nc - 1] * fr[:, 2::2][:, : nc - 1]
-            seg_c.append(WIRE_SCALE * _rowpairsum(cross))
+            seg_c.append(np.ascontiguousarray(WIRE_SCALE * _rowpairsum(cross)))
         fixed_c = [(_blocksum(fr.astype(np.int64)) == 0) for fr in free]
         return Level(g_c, seg_c[0], seg_c[1], shunt_c[0], shunt_c[1], fixed_c[0], fixed_c[1])
 
@@ -199,13 +199,19 @@ class MultigridPreconditioner:
         level = _fine_level(net)
         self.levels = [level]
         while level.shape[0] * level.shape[1] > coarsest_cells and max(level.shape) > 1:
-            level = level.coarsen()
+            coarse = level.coarsen()
+            if len(self.levels) == 1:
+                # the fine level's copies (transposed g, shunts) were only
+                # needed to build level 1; the fine smoother uses `net`
+                level.g_t = level.seg = level.shunt = None
+            level = coarse
             self.levels.append(level)
         self.levels[-1].factor_direct()
         self.factors = []
         for k, lev in enumerate(self.levels[:-1]):
-            if k == 0 and fine_factors is not None:
-                self.factors.append(fine_factors)
+            if k == 0:
+                self.factors.append(fine_factors if fine_factors is not None else
+                                    (LineFactors(net.wl, net.g), LineFactors(net.bl, net.g_t)))
                 continue
             lay_wl, lay_bl = lev.layers()
             self.factors.append((LineFactors(lay_wl, lev.g, lev.shunt[0]),

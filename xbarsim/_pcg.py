@@ -37,20 +37,22 @@ class LineFactors:
         L, n = layer.gid.shape
         self.layer = layer
         self.g = g
-        self.lower = np.empty((L, n))
+        self.grouped = bool(np.any(layer.ngroups < n))
+        lower = np.empty((L, n))  # kept only when groups need it (see solve_lines)
+        self.lower = lower if self.grouped else _NO_SHUNT
         self.cprime = np.empty((L, n))
         self.invden = np.empty((L, n))
-        self.diag = np.empty((L, n))
         if shunt is None:
             shunt = _NO_SHUNT
+        diag = np.empty((L, n))  # only needed while factoring
         factor_lines(layer.gid, layer.ngroups, g, layer.seg_g, layer.term_mode, layer.term_g,
-                     layer.fixed, shunt, shunt is not _NO_SHUNT, self.lower, self.cprime, self.invden,
-                     self.diag)
+                     layer.fixed, shunt, shunt is not _NO_SHUNT, lower, self.cprime, self.invden,
+                     diag)
 
     def solve(self, src, other, out, couple=True):
         lay = self.layer
-        solve_lines(lay.gid, lay.ngroups, self.lower, self.cprime, self.invden, src, self.g,
-                    other, couple, out)
+        solve_lines(lay.gid, lay.ngroups, self.lower, self.grouped, lay.seg_g, self.cprime, self.invden,
+                    src, self.g, other, couple, out)
 
 
 class LinePreconditioner:
@@ -265,13 +267,15 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
     return it, False
 
 
-def initial_voltages(net, x0=None):
-    """Fixed groups at their drive voltage; the rest from x0 or zero."""
+def initial_voltages(net, x0=None, out=None):
+    """Fixed groups at their drive voltage; the rest from x0 or zero.
+    Writes into `out` (two zeroed arrays) when given."""
     B = net.batch
+    given = out
     out = []
-    for layer, key in ((net.wl, "v_wl"), (net.bl, "v_bl")):
+    for k, (layer, key) in enumerate(((net.wl, "v_wl"), (net.bl, "v_bl"))):
         L, n = layer.gid.shape
-        v = np.zeros((L, n, B))
+        v = np.zeros((L, n, B)) if given is None else given[k]
         if x0 is not None:
             prev = getattr(x0, key)
             if key == "v_bl":
@@ -288,12 +292,14 @@ def initial_voltages(net, x0=None):
 
 def residual_scale(net, work):
     """Per-column norm of the residual of the zero state (drives only): the
-    current scale the relative Kirchhoff residual is measured against."""
-    M, N = net.shape
-    zw, zb = initial_voltages(net, None)
-    r_wl = np.empty((M, N, net.batch))
-    r_bl = np.empty((N, M, net.batch))
-    residual(net, zw, zb, r_wl, r_bl)
+    current scale the relative Kirchhoff residual is measured against.
+    Uses the workspace's z and p vectors as scratch."""
+    zw, zb = work.z
+    r_wl, r_bl = work.p
+    zw[...] = 0.0
+    zb[...] = 0.0
+    fixed = initial_voltages(net, None, out=(zw, zb))
+    residual(net, fixed[0], fixed[1], r_wl, r_bl)
     return np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl))
 
 
@@ -313,10 +319,10 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
     vunit = net.drive_scale()
     vunit = np.where(vunit > 0, vunit, 1.0)
     net = _scaled(net, 1.0 / vunit)
+    if pre is None:  # before the vectors: its set-up temporaries then fit in their place
+        pre = make_preconditioner(net, preconditioner)
     work = Workspace(M, N, B)
     scale = residual_scale(net, work)
-    if pre is None:
-        pre = make_preconditioner(net, preconditioner)
     v_wl, v_bl = initial_voltages(net, x0)
     if x0 is not None:
         v_wl /= vunit

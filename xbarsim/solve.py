@@ -91,10 +91,11 @@ class Solution:
 
         Wires, drives and nonlinearity stay as they were. Starts from this
         solution's voltages; when at most `refactor_fraction` of the devices
-        changed, the linear preconditioner (line factors, multigrid
-        hierarchy) of this solve is reused as it is -- it is still a valid
-        symmetric positive definite preconditioner, just for nearby
-        conductances -- so nothing is refactored.
+        changed and the first solve kept its factors (``keep_factors=True``),
+        the linear preconditioner (line factors, multigrid hierarchy) is
+        reused as it is -- it is still a valid symmetric positive definite
+        preconditioner, just for nearby conductances -- so nothing is
+        refactored. The new solution keeps the factors it used.
 
         Parameters
         ----------
@@ -125,7 +126,8 @@ class Solution:
             pre = None
         tol = getattr(self, "_tol", DEFAULT_TOL) if tol is None else tol
         _check_tol(tol, maxiter)
-        return _solve_network(new_net, self.method, tol, maxiter, callback, self, pre=pre)
+        keep = getattr(self, "_preconditioner", None) is not None
+        return _solve_network(new_net, self.method, tol, maxiter, callback, self, pre=pre, keep_factors=keep)
 
     def _drive(self, name):
         from .circuit import Drive, FLOATING as _FL
@@ -205,6 +207,7 @@ def solve(
     maxiter: Optional[int] = None,
     callback: Optional[Callable[[int, float], None]] = None,
     x0: Optional[Solution] = None,
+    keep_factors: bool = False,
 ) -> Solution:
     """Solve the crossbar circuit (shared/CIRCUIT.md) for its node voltages.
 
@@ -228,6 +231,10 @@ def solve(
         Warm start: a previous solution of a circuit of the same shape (for
         example before a few conductances changed). Iterative methods start
         from its voltages; the direct method ignores it.
+    keep_factors : bool
+        Keep the preconditioner (line factors, multigrid hierarchy) in the
+        solution so that `Solution.resolve` can reuse it. Costs about as much
+        memory as the solve itself, so it is off by default.
 
     Returns
     -------
@@ -260,7 +267,7 @@ def solve(
     M, N = xbar.shape
     if x0 is not None and x0.shape != (M, N):
         raise ParameterError(f"x0 is a solution of a {x0.shape} array; this one is {(M, N)}.")
-    return _solve_network(net, method, tol, maxiter, callback, x0)
+    return _solve_network(net, method, tol, maxiter, callback, x0, keep_factors=keep_factors)
 
 
 def choose_method(shape, method="auto", ideal_wire=False):
@@ -289,7 +296,7 @@ def _resolve_method(net, method):
     return method
 
 
-def _solve_network(net, method, tol, maxiter, callback, x0, pre=None):
+def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_factors=False):
     """Solve a validated network; `pre` reuses a linear preconditioner."""
     M, N = net.shape
     method = _resolve_method(net, method)
@@ -314,7 +321,7 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None):
             preconditioner="mg" if method == "mg" else "line", pre=pre,
         )
     sol = _finish(net, v_wl, v_bl, method, iterations, residual, history)
-    object.__setattr__(sol, "_preconditioner", pre)
+    object.__setattr__(sol, "_preconditioner", pre if keep_factors else None)
     object.__setattr__(sol, "_tol", tol)
     return sol
 
@@ -359,11 +366,14 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     """Currents, Kirchhoff check and output shapes common to every method."""
     terminals = _end_currents(net, v_wl, v_bl)
     v_bl_mn = v_bl.transpose(1, 0, 2)
+    i_device = np.subtract(v_wl, v_bl_mn)
     if net.linear:
-        i_device = net.g[:, :, None] * (v_wl - v_bl_mn)
+        i_device *= net.g[:, :, None]
     else:
         v0 = net.v0[:, :, None]
-        i_device = net.g[:, :, None] * v0 * np.sinh((v_wl - v_bl_mn) / v0)
+        i_device /= v0
+        np.sinh(i_device, out=i_device)
+        i_device *= net.g[:, :, None] * v0
     stacked = np.concatenate([np.nan_to_num(c) for c in terminals.values()], axis=0)
     # current scale: what flows, or what would if every device saw the
     # largest drive voltage (so an equipotential circuit reads ~0, not noise/noise)

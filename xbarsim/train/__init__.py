@@ -1,1 +1,45 @@
-"""Hardware-aware training (PyTorch)."""
+"""Hardware-aware training (PyTorch) and the half-moons experiment.
+
+The names most code needs::
+
+    Surrogate                  variability model fitted to the simulator
+    HardwareAwareLinear        drop-in nn.Linear trained against it
+    convert, to_crossbar       nn.Linear -> hardware-aware; layers -> xs.transfer
+    StatisticalModel           the paper's statistical-only transfer model
+    train, TrainConfig         BCE + Adam training loop
+    evaluate_circuit, ...      Monte-Carlo transfers and per-point accuracy
+
+Submodules: ``surrogate``, ``layers``, ``statistical``, ``data``,
+``metrics``, ``training``, ``evaluate``, ``plots``.
+"""
+
+from .data import MoonsData, load_csv_dir, make_moons_split
+from .evaluate import evaluate_circuit, evaluate_statistical, evaluate_surrogate, network_layers
+from .layers import HardwareAwareLinear, LayerSample, convert, sampling, to_crossbar
+from .metrics import accuracy_bins, per_point_accuracy, summarize
+from .statistical import StatisticalModel
+from .surrogate import Surrogate
+from .training import TrainConfig, moons_network, train
+
+__all__ = [
+    "Surrogate",
+    "HardwareAwareLinear",
+    "LayerSample",
+    "convert",
+    "to_crossbar",
+    "sampling",
+    "StatisticalModel",
+    "TrainConfig",
+    "train",
+    "moons_network",
+    "MoonsData",
+    "make_moons_split",
+    "load_csv_dir",
+    "evaluate_circuit",
+    "evaluate_statistical",
+    "evaluate_surrogate",
+    "network_layers",
+    "per_point_accuracy",
+    "accuracy_bins",
+    "summarize",
+]

@@ -1,0 +1,80 @@
+"""`xbarsim moons --quick` end to end: every output, sane contents, loading runs no code."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from xbarsim.cli import main
+from xbarsim.exceptions import ParameterError
+from xbarsim.moons import load_results
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("moons")
+    rc = main(["moons", "--quick", "--out", str(out), "--no-progress", "--seed", "1"])
+    assert rc == 0
+    return out
+
+
+def test_quick_run_writes_every_output(quick_run):
+    for name in ("results.json", "bins.csv", "cdf.png", "decision_boundary.png", "uncertainty.png", "surrogate.npz"):
+        path = quick_run / name
+        assert path.is_file() and path.stat().st_size > 0, name
+    for name in ("cdf.png", "decision_boundary.png", "uncertainty.png"):
+        assert (quick_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_contents_are_sane(quick_run):
+    doc = load_results(quick_run / "results.json")  # plain JSON: nothing is executed
+    for net in ("regular", "hardware_aware"):
+        r = doc[net]
+        for key in ("frac_points_ge_95", "bins", "mean_accuracy", "software_accuracy", "n_transfers"):
+            assert key in r
+        assert r["n_transfers"] == 16
+        assert 0 <= r["frac_points_ge_95"] <= 1 and 0 <= r["mean_accuracy"] <= 1
+        assert 0.5 < r["software_accuracy"] <= 1
+        assert sum(b["count"] for b in r["bins"]) == r["n_points"] == 200
+        assert r["bins"][0]["fraction"] == pytest.approx(r["frac_points_ge_95"])
+        ppa = np.asarray(r["per_point_accuracy"])
+        assert np.mean(ppa >= 0.95) == pytest.approx(r["frac_points_ge_95"])
+        assert np.mean(ppa) == pytest.approx(r["mean_accuracy"])
+        for m in ("statistical", "surrogate"):
+            assert 0 <= r[m]["frac_points_ge_95"] <= 1 and r[m]["n_transfers"] == 16
+        assert r["train"]["final_train_loss"] < r["train"]["first_train_loss"]
+    with open(quick_run / "bins.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][0] == "bin" and len(rows) == 1 + 7
+    assert sum(int(r[1]) for r in rows[1:]) == 200
+
+
+def test_seed_reproduces_and_cache_is_reused(quick_run, tmp_path):
+    # a second run in the same directory reuses the cached surrogate and gives the same numbers
+    out2 = tmp_path / "again"
+    os.makedirs(out2)
+    (out2 / "surrogate.npz").write_bytes((quick_run / "surrogate.npz").read_bytes())
+    assert main(["moons", "--quick", "--out", str(out2), "--no-progress", "--seed", "1"]) == 0
+    a = json.loads((quick_run / "results.json").read_text())
+    b = json.loads((out2 / "results.json").read_text())
+    assert b["surrogate"]["fitted_in_this_run"] is False
+    for net in ("regular", "hardware_aware"):
+        assert a[net]["per_point_accuracy"] == b[net]["per_point_accuracy"]
+
+
+def test_bad_arguments_are_reported(tmp_path, capsys):
+    assert main(["moons", "--quick", "--out", str(tmp_path), "--data", str(tmp_path / "nowhere"), "--no-progress"]) == 1
+    assert "train.csv" in capsys.readouterr().err
+
+
+def test_load_results_rejects_other_files(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text('{"__class__": "os.system", "args": ["touch pwned"]}')
+    with pytest.raises(ParameterError):
+        load_results(bad)
+    assert not (tmp_path / "pwned").exists()
+    bad.write_text("not json")
+    with pytest.raises(ParameterError):
+        load_results(bad)

@@ -1,0 +1,142 @@
+"""HardwareAwareLinear: gradcheck, switches, failures, convert, training."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from xbarsim.exceptions import ParameterError
+from xbarsim.train.data import make_moons_split
+from xbarsim.train.layers import (
+    HardwareAwareLinear,
+    LayerSample,
+    convert,
+    hardware_layers,
+    sampling,
+    straight_through,
+    apply_sample,
+)
+from xbarsim.train.training import TrainConfig, moons_network, train
+
+
+class ToyHardware:
+    """Multiplicative noise and failures to 0, enough to exercise the layer."""
+
+    mapping = "differential"
+
+    def __init__(self, sigma=0.05, p_fail=0.2):
+        self.sigma, self.p_fail = sigma, p_fail
+
+    def sample_layer(self, w, b, rng, noise=True, failures=True):
+        def one(a):
+            out = a * (1 + self.sigma * rng.standard_normal(a.shape)) if noise else a.copy()
+            failed = rng.random(a.shape) < self.p_fail if failures else np.zeros(a.shape, bool)
+            out[failed] = 0.0
+            return out, failed
+
+        ww, fw = one(w)
+        bb, fb = (None, None) if b is None else one(b)
+        return LayerSample(ww, bb, fw, fb)
+
+
+def test_gradcheck_straight_through():
+    torch.manual_seed(0)
+    w = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    delta = torch.randn(4, 3, dtype=torch.float64)
+    keep = (torch.rand(4, 3) > 0.3).double()
+    assert torch.autograd.gradcheck(lambda a: straight_through(a, delta, keep), (w,))
+    # and inside a layer-like computation (input gradient too)
+    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    f = lambda a, xx: torch.sigmoid(xx @ straight_through(a, delta, keep).T).sum()
+    assert torch.autograd.gradcheck(f, (w, x))
+    # the gradient is exactly the masked one, and the value is the sample
+    g = torch.autograd.grad(straight_through(w, delta, keep).sum(), w)[0]
+    assert torch.equal(g, keep)
+    sampled = torch.randn(4, 3, dtype=torch.float64)
+    out = apply_sample(w, sampled, keep == 0)
+    torch.testing.assert_close(out, sampled)
+
+
+def test_forward_uses_sample_and_blocks_failed_gradients():
+    layer = HardwareAwareLinear(3, 2, surrogate=ToyHardware(p_fail=0.5), seed=1).double()
+    x = torch.ones(1, 3, dtype=torch.float64)
+    layer.train()
+    y = layer(x)
+    s = layer.last_sample
+    expected = x @ torch.as_tensor(s.weight).T + torch.as_tensor(s.bias)
+    torch.testing.assert_close(y, expected)
+    y.sum().backward()
+    gw = layer.weight.grad.numpy()
+    assert np.all(gw[s.failed_weight] == 0) and np.all(gw[~s.failed_weight] == 1)
+
+
+def test_switches_and_eval_determinism():
+    hw = ToyHardware()
+    layer = HardwareAwareLinear(3, 2, surrogate=hw, reparam=False, failures=False, seed=0).double()
+    x = torch.rand(4, 3, dtype=torch.float64)
+    layer.train()
+    ref = nn.functional.linear(x, layer.weight, layer.bias)
+    torch.testing.assert_close(layer(x), ref)  # both off: plain linear
+    layer.reparam = True
+    assert not torch.allclose(layer(x), ref)
+    layer.eval()
+    torch.testing.assert_close(layer(x), layer(x))  # deterministic in eval
+    with sampling(layer):
+        assert not torch.allclose(layer(x), layer(x))  # a transfer per forward on request
+    torch.testing.assert_close(layer(x), ref.detach())
+
+
+def test_restore_failed_keeps_failed_weights():
+    layer = HardwareAwareLinear(6, 5, surrogate=ToyHardware(p_fail=0.4), seed=2).double()
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1)
+    x = torch.rand(8, 6, dtype=torch.float64)
+    for _ in range(3):  # build momentum first
+        layer.snapshot_()
+        opt.zero_grad()
+        layer(x).pow(2).sum().backward()
+        before = layer.weight.detach().clone()
+        opt.step()
+        failed = layer.last_sample.failed_weight
+        layer.restore_failed_()
+        after = layer.weight.detach()
+        assert torch.equal(after[torch.as_tensor(failed)], before[torch.as_tensor(failed)])
+        assert not torch.equal(after[torch.as_tensor(~failed)], before[torch.as_tensor(~failed)])
+
+
+def test_convert_keeps_weights_and_checks_mapping():
+    net = moons_network(seed=0)
+    hnet = convert(net, surrogate=ToyHardware(), seed=5, reparam=False)
+    layers = hardware_layers(hnet)
+    assert len(layers) == 2 and not layers[0].reparam
+    torch.testing.assert_close(layers[0].weight, net[0].weight)
+    assert type(net[0]) is nn.Linear  # not in place by default
+    with pytest.raises(ParameterError, match="mapping"):
+        HardwareAwareLinear(2, 2, surrogate=ToyHardware(), mapping="offset")
+    with pytest.raises(ParameterError):
+        HardwareAwareLinear(2, 2, weight_decay=-1)
+
+
+@pytest.mark.parametrize("aware", [False, True])
+def test_training_decreases_loss(aware):
+    data = make_moons_split(n_train=200, n_val=50, n_test=50, seed=0)
+    net = moons_network(seed=0)
+    if aware:
+        net = convert(net, surrogate=ToyHardware(p_fail=0.05), seed=0, weight_decay=1e-4)
+    res = train(net, data, TrainConfig(epochs=25, batch_size=32, lr=0.05, seed=0), progress=False)
+    assert res.loss_history[-1] < 0.7 * res.loss_history[0]
+
+
+def test_to_crossbar_transfers_every_layer():
+    import xbarsim as xs
+    from xbarsim.train.layers import to_crossbar
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1)).double()
+    progs = to_crossbar(convert(net), xs.TransferConfig(), seed=3)
+    assert len(progs) == 2
+    x = np.random.default_rng(0).uniform(0, 1, (5, 2))
+    y1 = xs.mvm(progs[0], x)
+    ref = x @ net[0].weight.detach().numpy().T + net[0].bias.detach().numpy()
+    assert y1.shape == (5, 8)
+    scale = np.abs(np.concatenate([net[0].weight.detach().numpy().ravel(), net[0].bias.detach().numpy()])).max()
+    assert np.median(np.abs(y1 - ref)) < 0.2 * scale  # transferred, with hardware error

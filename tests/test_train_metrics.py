@@ -1,0 +1,55 @@
+"""Per-point accuracy and its bins on hand-made cases with known answers."""
+
+import numpy as np
+import pytest
+
+from xbarsim.exceptions import ParameterError
+from xbarsim.train.metrics import BINS, accuracy_bins, correct_matrix, per_point_accuracy, summarize
+
+
+def _column(hits, T):
+    """A (T,) column with `hits` True entries."""
+    c = np.zeros(T, dtype=bool)
+    c[:hits] = True
+    return c
+
+
+def test_per_point_accuracy_hand_made():
+    # 20 transfers, 8 points with known hit counts; one point per bin edge case.
+    T = 20
+    hits = [20, 19, 18, 17, 14, 12, 10, 3]  # 1.0, 0.95, 0.90, 0.85, 0.70, 0.60, 0.50, 0.15
+    correct = np.stack([_column(h, T) for h in hits], axis=1)
+    acc = per_point_accuracy(correct)
+    np.testing.assert_allclose(acc, np.array(hits) / T)
+    bins = accuracy_bins(correct)
+    assert [b["label"] for b in bins] == [b[0] for b in BINS]
+    # >=0.95: 20 and 19 hits (0.95 exactly lands in the top bin)
+    # 0.90-0.95: 18; 0.80-0.90: 17; 0.70-0.80: 14; 0.60-0.70: 12; 0.50-0.60: 10; <0.50: 3
+    assert [b["count"] for b in bins] == [2, 1, 1, 1, 1, 1, 1]
+    assert sum(b["fraction"] for b in bins) == pytest.approx(1.0)
+    s = summarize(correct, software_accuracy=0.875)
+    assert s["frac_points_ge_95"] == pytest.approx(2 / 8)
+    assert s["mean_accuracy"] == pytest.approx(np.sum(hits) / (T * 8))
+    assert s["n_transfers"] == T and s["n_points"] == 8
+    assert s["software_accuracy"] == 0.875
+
+
+def test_edge_is_exact_for_awkward_counts():
+    # 0.95 * 2000 = 1900: 1900 hits is >= 0.95 and 1899 is not (no float fuzz).
+    T = 2000
+    correct = np.stack([_column(1900, T), _column(1899, T)], axis=1)
+    assert [b["count"] for b in accuracy_bins(correct)][:2] == [1, 1]
+
+
+def test_correct_matrix_and_errors():
+    pred = np.array([[0, 1, 1], [1, 1, 0]])
+    lab = np.array([0, 1, 0])
+    c = correct_matrix(pred, lab)
+    assert c.tolist() == [[True, True, False], [False, True, True]]
+    np.testing.assert_allclose(per_point_accuracy(c), [0.5, 1.0, 0.5])
+    with pytest.raises(ParameterError):
+        per_point_accuracy(np.ones(3))
+    with pytest.raises(ParameterError):
+        per_point_accuracy([[0, 2]])
+    with pytest.raises(ParameterError):
+        correct_matrix(pred, lab[:2])

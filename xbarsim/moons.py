@@ -1,0 +1,454 @@
+"""``xbarsim moons``: the half-moons experiment of Drolet et al., end to end.
+
+A 2 -> 8 (sigmoid) -> 1 network is trained twice on half moons, regularly
+and hardware-aware (against a `Surrogate` fitted to the simulator), then
+each is transferred ``--transfers`` times through the full simulator
+(write-verify on the circuit under V/2, the preset's wires, read noise,
+crossbar MVM of both layers) and judged point by point: the fraction of
+test points classified correctly in at least 95 % of the transfers.
+Both networks are also evaluated under the paper's statistical-only model
+(no circuit) and under the surrogate (how well the model trained against
+predicts the simulator on the task).
+
+Training: BCE + Adam, 300 epochs, batch 64, lr 0.05, from the same
+initial weights. The regular network keeps the epoch of lowest validation
+loss; the hardware-aware one (`HA_RECIPE`) keeps, among the checks every
+10 epochs, the one with the most validation points at >= 0.95 per-point
+accuracy under 200 surrogate transfers (the ablation's "none" row shows
+what that selection alone does). Transfers: ``xs.iter_transfers`` (the
+same streams as ``xs.transfer_many``), layer ``k`` with seed ``seed + 100
++ k``, the same for both networks.
+
+Outputs in ``--out``: ``results.json``, ``bins.csv``, ``cdf.png``,
+``decision_boundary.png``, ``uncertainty.png`` (and ``surrogate.npz``,
+the cached fit; ``ablation.json`` / ``ablation.csv`` with ``--ablation``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .exceptions import ParameterError
+
+__all__ = ["register", "run", "load_results", "HA_RECIPE", "MoonsConfig"]
+
+
+@dataclass(frozen=True)
+class MoonsConfig:
+    """Sizes of one run of the experiment."""
+
+    transfers: int = 2000
+    """Circuit transfers per network (and statistical-model transfers)."""
+    fit_transfers: int = 200
+    """Random layers programmed per layer shape to fit the surrogate."""
+    fail_devices: int = 100_000
+    """Extra simulator devices for the surrogate's failure rates."""
+    epochs: int = 300
+    """Training epochs (both networks)."""
+    score_transfers: int = 200
+    """Surrogate transfers of the validation score that selects the hardware-aware epoch."""
+    grid: int = 200
+    """Grid side of the boundary / uncertainty maps."""
+    grid_transfers: int = 50
+    """Circuit transfers drawn on the grid maps."""
+    noise: float = 0.2
+    """make_moons noise."""
+
+
+QUICK = MoonsConfig(transfers=16, fit_transfers=6, fail_devices=4000, epochs=12, score_transfers=16,
+                    grid=40, grid_transfers=8)
+"""The ``--quick`` smoke-test configuration."""
+
+HA_RECIPE = dict(reparam=True, failures=True, regularize=True, failure_scale=8.0, weight_decay=0.0,
+                 hardware_penalty=1e-4)
+"""Hardware-aware training: the three techniques and their strengths.
+
+``failure_scale`` multiplies the surrogate's failure probabilities during
+training (a dropout rate; evaluation always uses the fitted rates);
+``hardware_penalty`` weighs the surrogate's expected squared transfer error
+of the weights (`Surrogate.penalty`); ``weight_decay`` is plain L2.
+"""
+
+
+def _techniques(reparam, failures, regularize, recipe=HA_RECIPE):
+    return dict(
+        reparam=bool(reparam),
+        failures=(recipe["failure_scale"] if failures else False),
+        weight_decay=(recipe["weight_decay"] if regularize else 0.0),
+        hardware_penalty=(recipe["hardware_penalty"] if regularize else 0.0),
+    )
+
+
+def _load_or_fit_surrogate(cfg, out_dir, path, mc, seed, progress, log):
+    from .train.surrogate import Surrogate
+
+    want = {"n_transfers": mc.fit_transfers, "seed": seed, "layers": [[8, 2], [1, 8]]}
+    if path:
+        sur = Surrogate.load(path)
+        if not sur.matches(cfg):
+            raise ParameterError(
+                f"surrogate {path} was fitted for another transfer configuration; drop --surrogate to "
+                "refit, or pass the file fitted for this one."
+            )
+        return sur, path, False
+    cache = os.path.join(out_dir, "surrogate.npz")
+    if os.path.isfile(cache):
+        try:
+            sur = Surrogate.load(cache)
+            meta = sur.meta
+            if sur.matches(cfg) and all(meta.get(k) == v for k, v in want.items()):
+                log(f"surrogate: reusing {cache}")
+                return sur, cache, False
+        except ParameterError:
+            pass
+    t0 = time.perf_counter()
+    sur = Surrogate.fit(cfg, n_transfers=mc.fit_transfers, seed=seed, n_fail_devices=mc.fail_devices,
+                        progress=progress)
+    sur.save(cache)
+    log(f"surrogate: fitted in {time.perf_counter() - t0:.1f} s, saved to {cache}")
+    return sur, cache, True
+
+
+def _val_score(sur, data, n, seed):
+    from .train.evaluate import evaluate_surrogate
+    from .train.metrics import summarize
+
+    def score(net):
+        s = summarize(evaluate_surrogate(net, sur, data.x_val, data.y_val, n=n, seed=seed).correct)
+        return s["frac_points_ge_95"] + 0.01 * s["mean_accuracy"]
+
+    return score
+
+
+def train_networks(data, sur, mc, seed, progress, techniques=None, regular=True):
+    """Train the regular network and the hardware-aware one; returns dict name -> (model, TrainResult)."""
+    from .train.layers import convert
+    from .train.training import TrainConfig, moons_network, train
+
+    tc = TrainConfig(epochs=mc.epochs, seed=seed)
+    out = {}
+    if regular:
+        reg = moons_network(seed=seed)
+        res = train(reg, data, replace(tc, val_samples=0), progress=progress, label="train regular")
+        out["regular"] = (reg, res)
+    tech = techniques or _techniques(True, True, True)
+    ha = convert(moons_network(seed=seed), surrogate=sur, seed=seed, **tech)
+    res = train(ha, data, tc, progress=progress, label="train hardware-aware",
+                score=_val_score(sur, data, mc.score_transfers, seed + 7))
+    out["hardware_aware"] = (ha, res)
+    return out
+
+
+def _summary(mc_result, software_accuracy):
+    from .train.metrics import summarize
+
+    return summarize(mc_result.correct, software_accuracy=software_accuracy)
+
+
+def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None, noise=None,
+        surrogate_path=None, epochs=None, fit_transfers=None, progress=True, ablation=False,
+        check_surrogate=False, stream=None):
+    """Run the experiment; returns the results dict (also written to ``out_dir``)."""
+    import torch
+
+    import xbarsim as xs
+
+    from .train.data import load_csv_dir, make_moons_split
+    from .train.evaluate import (
+        evaluate_circuit,
+        evaluate_statistical,
+        evaluate_surrogate,
+        grid_outputs_from_batches,
+        network_layers,
+        software_logits,
+    )
+    from .train.metrics import per_point_accuracy
+    from .train.plots import grid_points, plot_cdf, plot_decision_boundary, plot_uncertainty
+    from .train.training import accuracy, single_thread
+
+    stream = stream or sys.stdout
+
+    def log(msg):
+        print(msg, file=stream, flush=True)
+
+    mc = QUICK if quick else MoonsConfig()
+    over = {k: v for k, v in dict(transfers=transfers, epochs=epochs, fit_transfers=fit_transfers,
+                                  noise=noise).items() if v is not None}
+    mc = replace(mc, **over)
+    if mc.transfers < 1 or mc.epochs < 1 or mc.fit_transfers < 2:
+        raise ParameterError("need --transfers >= 1, --epochs >= 1 and --fit-transfers >= 2.")
+    if not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"--seed {seed!r}: a non-negative integer.")
+    os.makedirs(out_dir, exist_ok=True)
+    t_start = time.perf_counter()
+    timing = {}
+    torch.manual_seed(seed)
+
+    data = load_csv_dir(data_dir) if data_dir else make_moons_split(noise=mc.noise, seed=seed)
+    cfg = xs.TransferConfig()  # TIO2, V/2, grounded reads, differential, 1 ohm wires
+    t0 = time.perf_counter()
+    sur, sur_file, fitted = _load_or_fit_surrogate(cfg, out_dir, surrogate_path, mc, seed, progress, log)
+    timing["surrogate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    nets = train_networks(data, sur, mc, seed, progress)
+    timing["training"] = time.perf_counter() - t0
+
+    results = {}
+    per_point = {}
+    kept_batches = {}
+    t0 = time.perf_counter()
+    for name, (net, tres) in nets.items():
+        layers = network_layers(net)
+        sw = accuracy(net, data.x_test, data.y_test)
+        circ, kept = evaluate_circuit(layers, cfg, data.x_test, data.y_test, n=mc.transfers, seed=seed + 100,
+                                      progress=progress, label=f"transfers {name}",
+                                      keep_conductances=mc.grid_transfers)
+        kept_batches[name] = kept
+        stat = evaluate_statistical(layers, cfg, data.x_test, data.y_test, n=mc.transfers, seed=seed + 200)
+        with single_thread():
+            surr = evaluate_surrogate(layers, sur, data.x_test, data.y_test, n=mc.transfers, seed=seed + 300)
+        r = _summary(circ, sw)
+        r["transfer_model"] = "circuit"
+        r["statistical"] = _summary(stat, sw)
+        r["surrogate"] = _summary(surr, sw)
+        r["train"] = {
+            "epochs": mc.epochs, "best_epoch": int(tres.best_epoch),
+            "final_train_loss": float(tres.loss_history[-1]), "first_train_loss": float(tres.loss_history[0]),
+        }
+        r["weights"] = [{"weight": w.tolist(), "bias": None if b is None else b.tolist()} for w, b in layers]
+        r["per_point_accuracy"] = per_point_accuracy(circ.correct).tolist()
+        results[name] = r
+        per_point[f"{name.replace('_', '-')}, circuit"] = per_point_accuracy(circ.correct)
+        per_point[f"{name.replace('_', '-')}, statistical"] = per_point_accuracy(stat.correct)
+    timing["evaluation"] = time.perf_counter() - t0
+
+    # figures
+    t0 = time.perf_counter()
+    grid, axis = grid_points(mc.grid)
+    panels_b, panels_u = {}, {}
+    for name, (net, _) in nets.items():
+        layers = network_layers(net)
+        with single_thread():
+            lg = grid_outputs_from_batches(sur, kept_batches[name], grid, seed=seed + 400, n_max=mc.grid_transfers)
+        prob = 1.0 / (1.0 + np.exp(-np.clip(lg, -50, 50)))
+        side = (mc.grid, mc.grid)
+        panels_b[name] = dict(p1=(lg > 0).mean(axis=0).reshape(side),
+                              software=software_logits(layers, grid).reshape(side),
+                              per_point=np.asarray(results[name]["per_point_accuracy"]))
+        panels_u[name] = dict(std=prob.std(axis=0).reshape(side))
+    n_grid_t = len(lg)
+    plot_cdf(per_point, os.path.join(out_dir, "cdf.png"), mc.transfers)
+    plot_decision_boundary(axis, panels_b, data.x_test, data.y_test, os.path.join(out_dir, "decision_boundary.png"))
+    plot_uncertainty(axis, panels_u, data.x_test, data.y_test, os.path.join(out_dir, "uncertainty.png"),
+                     note=f"{n_grid_t} circuit transfers (simulated programming); grid MVM by the surrogate's "
+                          "circuit model (sinh, first-order IR drop, read noise)")
+    timing["figures"] = time.perf_counter() - t0
+
+    extra = {}
+    if check_surrogate:
+        from .train.surrogate import check, format_check
+
+        t0 = time.perf_counter()
+        rep = check(sur, progress=progress, **({"n_layers": 3, "per_layer": 4, "n_fail_devices": 2000} if quick else {}))
+        with open(os.path.join(out_dir, "surrogate_check.json"), "w") as fh:
+            json.dump(rep, fh, indent=1)
+        with open(os.path.join(out_dir, "surrogate_check.txt"), "w") as fh:
+            fh.write(format_check(rep) + "\n")
+        log(format_check(rep))
+        extra["surrogate_check"] = rep["pass"]
+        timing["surrogate_check"] = time.perf_counter() - t0
+
+    timing["total"] = time.perf_counter() - t_start
+    doc = {
+        "regular": results["regular"],
+        "hardware_aware": results["hardware_aware"],
+        "config": {
+            "transfer": json.loads(sur.cfg_json),
+            "run": {k: getattr(mc, k) for k in mc.__dataclass_fields__},
+            "seed": seed,
+            "quick": bool(quick),
+            "data": data.source,
+            "data_sizes": list(data.sizes()),
+            "hardware_aware_recipe": HA_RECIPE,
+        },
+        "surrogate": {"file": os.path.abspath(sur_file), "fitted_in_this_run": fitted, "meta": sur.meta},
+        "timing_s": timing,
+        **extra,
+    }
+    _write_results(out_dir, doc)
+    log(format_table(doc))
+    if ablation:
+        abl = run_ablation(data, sur, cfg, mc, seed, progress, doc, log)
+        doc["ablation"] = abl
+        _write_results(out_dir, doc)
+        _write_ablation(out_dir, abl)
+        log(format_ablation(abl))
+    log(f"wrote {os.path.join(out_dir, 'results.json')}, bins.csv, cdf.png, decision_boundary.png, uncertainty.png"
+        f" in {out_dir} ({timing['total']:.0f} s)")
+    return doc
+
+
+def load_results(path):
+    """Read a ``results.json`` written by `run` (plain JSON: nothing is executed).
+
+    Raises `ParameterError` when the file is not a results file.
+    """
+    try:
+        with open(path) as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ParameterError(f"cannot read results file {path}: {exc}") from exc
+    for net in ("regular", "hardware_aware"):
+        if not isinstance(doc, dict) or net not in doc or "frac_points_ge_95" not in doc[net]:
+            raise ParameterError(f"{path} is not an xbarsim moons results file (no {net!r} figures).")
+    return doc
+
+
+def _write_results(out_dir, doc):
+    with open(os.path.join(out_dir, "results.json"), "w") as fh:
+        json.dump(doc, fh, indent=1)
+    with open(os.path.join(out_dir, "bins.csv"), "w", newline="") as fh:
+        w = csv.writer(fh)
+        cols = [("regular", None), ("hardware_aware", None), ("regular", "statistical"),
+                ("hardware_aware", "statistical")]
+        w.writerow(["bin"] + [f"{n}_{m or 'circuit'}_count" for n, m in cols]
+                   + [f"{n}_{m or 'circuit'}_fraction" for n, m in cols])
+        for k, row in enumerate(doc["regular"]["bins"]):
+            vals = []
+            for n, m in cols:
+                src = doc[n] if m is None else doc[n][m]
+                vals.append(src["bins"][k])
+            w.writerow([row["label"]] + [v["count"] for v in vals] + [f"{v['fraction']:.4f}" for v in vals])
+
+
+def format_table(doc):
+    """The headline table as text."""
+    lines = []
+    n = doc["regular"]["n_transfers"]
+    lines.append(f"Half moons, {doc['regular']['n_points']} test points, {n} transfers per network")
+    hdr = f"{'':34s}{'regular':>12s}{'hardware-aware':>16s}"
+    lines.append(hdr)
+    for label, key in (("points >= 0.95 (circuit)", "frac_points_ge_95"),
+                       ("mean accuracy (circuit)", "mean_accuracy"),
+                       ("software accuracy", "software_accuracy")):
+        lines.append(f"{label:34s}{doc['regular'][key]:12.3f}{doc['hardware_aware'][key]:16.3f}")
+    for m in ("statistical", "surrogate"):
+        lines.append(f"{'points >= 0.95 (' + m + ')':34s}{doc['regular'][m]['frac_points_ge_95']:12.3f}"
+                     f"{doc['hardware_aware'][m]['frac_points_ge_95']:16.3f}")
+    lines.append("per-point accuracy bins (circuit): fraction of test points")
+    for k, b in enumerate(doc["regular"]["bins"]):
+        lines.append(f"  {b['label']:32s}{b['fraction']:12.3f}{doc['hardware_aware']['bins'][k]['fraction']:16.3f}")
+    return "\n".join(lines)
+
+
+ABLATION_ROWS = [
+    (False, False, False),
+    (True, False, False),
+    (False, True, False),
+    (False, False, True),
+    (True, True, False),
+    (True, False, True),
+    (False, True, True),
+    (True, True, True),
+]
+
+
+def run_ablation(data, sur, cfg, mc, seed, progress, doc, log):
+    """Each technique on and off (2^3 hardware-aware trainings), headline figure for each."""
+    from .train.evaluate import evaluate_circuit, network_layers
+    from .train.training import accuracy
+
+    rows = []
+    for reparam, failures, regularize in ABLATION_ROWS:
+        name = "+".join(n for n, on in (("reparam", reparam), ("failures", failures), ("regularize", regularize)) if on) or "none"
+        if reparam and failures and regularize:
+            r = doc["hardware_aware"]
+            row = dict(frac_points_ge_95=r["frac_points_ge_95"], mean_accuracy=r["mean_accuracy"],
+                       software_accuracy=r["software_accuracy"])
+        else:
+            nets = train_networks(data, sur, mc, seed, progress, techniques=_techniques(reparam, failures, regularize),
+                                  regular=False)
+            net = nets["hardware_aware"][0]
+            layers = network_layers(net)
+            circ, _ = evaluate_circuit(layers, cfg, data.x_test, data.y_test, n=mc.transfers, seed=seed + 100,
+                                       progress=progress, label=f"transfers {name}")
+            from .train.metrics import summarize
+
+            s = summarize(circ.correct)
+            row = dict(frac_points_ge_95=s["frac_points_ge_95"], mean_accuracy=s["mean_accuracy"],
+                       software_accuracy=accuracy(net, data.x_test, data.y_test))
+        row.update(reparam=reparam, failures=failures, regularize=regularize, name=name)
+        rows.append(row)
+        log(f"ablation {name}: points >= 0.95 = {row['frac_points_ge_95']:.3f}")
+    r = doc["regular"]
+    rows.append(dict(name="regular training", reparam=None, failures=None, regularize=None,
+                     frac_points_ge_95=r["frac_points_ge_95"], mean_accuracy=r["mean_accuracy"],
+                     software_accuracy=r["software_accuracy"]))
+    return {"rows": rows, "n_transfers": mc.transfers}
+
+
+def _write_ablation(out_dir, abl):
+    with open(os.path.join(out_dir, "ablation.json"), "w") as fh:
+        json.dump(abl, fh, indent=1)
+    with open(os.path.join(out_dir, "ablation.csv"), "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["name", "reparam", "failures", "regularize", "frac_points_ge_95", "mean_accuracy",
+                    "software_accuracy"])
+        for r in abl["rows"]:
+            w.writerow([r["name"], r["reparam"], r["failures"], r["regularize"], f"{r['frac_points_ge_95']:.4f}",
+                        f"{r['mean_accuracy']:.4f}", f"{r['software_accuracy']:.4f}"])
+
+
+def format_ablation(abl):
+    """The ablation table as markdown."""
+    def mark(v):
+        return "" if v is None else ("on" if v else "off")
+
+    lines = [f"| reparametrization | failures (dropout) | regularization | points >= 0.95 | mean accuracy | software accuracy |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in abl["rows"]:
+        if r["reparam"] is None:
+            lines.append(f"| regular training | | | {r['frac_points_ge_95']:.3f} | {r['mean_accuracy']:.3f} | "
+                         f"{r['software_accuracy']:.3f} |")
+        else:
+            lines.append(f"| {mark(r['reparam'])} | {mark(r['failures'])} | {mark(r['regularize'])} | "
+                         f"{r['frac_points_ge_95']:.3f} | {r['mean_accuracy']:.3f} | {r['software_accuracy']:.3f} |")
+    lines.append(f"({abl['n_transfers']} circuit transfers per row)")
+    return "\n".join(lines)
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "moons",
+        help="the paper's half-moons experiment: regular vs hardware-aware training, circuit-in-the-loop transfers",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--out", default="out/moons", help="output directory (default out/moons)")
+    p.add_argument("--transfers", type=int, default=None, help="transfers per network (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data, training, surrogate and transfers")
+    p.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
+    p.add_argument("--data", default=None, metavar="DIR", help="read train.csv, val.csv, test.csv (x1,x2,label)")
+    p.add_argument("--noise", type=float, default=None, help="make_moons noise (default 0.2)")
+    p.add_argument("--surrogate", default=None, metavar="FILE", help="use this fitted surrogate (.npz)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 300)")
+    p.add_argument("--fit-transfers", type=int, default=None, help="layers per shape for the surrogate fit (default 200)")
+    p.add_argument("--ablation", action="store_true", help="also train and evaluate every technique on/off")
+    p.add_argument("--check-surrogate", action="store_true", help="also compare the surrogate with fresh simulator samples")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    def main(args):
+        run(out_dir=args.out, transfers=args.transfers, seed=args.seed, quick=args.quick, data_dir=args.data,
+            noise=args.noise, surrogate_path=args.surrogate, epochs=args.epochs, fit_transfers=args.fit_transfers,
+            progress=not args.no_progress, ablation=args.ablation, check_surrogate=args.check_surrogate)
+        return 0
+
+    p.set_defaults(func=main)
+    return p

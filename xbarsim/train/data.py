@@ -1,0 +1,178 @@
+"""The half-moons data set of the paper's experiment, and CSV loading.
+
+Drolet et al. (arXiv:2305.18495) trained a 2-8-1 network on scikit-learn's
+``make_moons``. Here: 1200 points split 875 train / 125 validation / 200
+test, Gaussian noise 0.2, both features min-max scaled to [0, 1] so that
+they can be applied to the crossbar as non-negative read voltages.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..exceptions import ParameterError
+
+__all__ = ["MoonsData", "make_moons_split", "load_csv_dir", "CSV_COLUMNS", "SPLIT"]
+
+CSV_COLUMNS = ("x1", "x2", "label")
+"""Header of the ``train.csv`` / ``val.csv`` / ``test.csv`` files."""
+SPLIT = (875, 125, 200)
+"""Default train / validation / test sizes (1200 points)."""
+
+
+@dataclass(frozen=True, eq=False)
+class MoonsData:
+    """A train / validation / test split of a 2-feature binary problem.
+
+    Features are float64 ``(n, 2)`` arrays, labels int64 ``(n,)`` arrays of
+    0 and 1.
+    """
+
+    x_train: np.ndarray
+    """Training features, (n_train, 2), scaled to [0, 1]."""
+    y_train: np.ndarray
+    """Training labels, (n_train,), 0 or 1."""
+    x_val: np.ndarray
+    """Validation features, (n_val, 2)."""
+    y_val: np.ndarray
+    """Validation labels, (n_val,)."""
+    x_test: np.ndarray
+    """Test features, (n_test, 2)."""
+    y_test: np.ndarray
+    """Test labels, (n_test,)."""
+    source: str = "make_moons"
+    """Where the data came from: ``"make_moons"`` or the CSV directory."""
+
+    def sizes(self):
+        """(n_train, n_val, n_test)."""
+        return len(self.y_train), len(self.y_val), len(self.y_test)
+
+
+def _minmax(parts):
+    """Scale every part by the min and max of all parts together (to [0, 1])."""
+    allx = np.concatenate(parts, axis=0)
+    lo, hi = allx.min(axis=0), allx.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return [np.clip((p - lo) / span, 0.0, 1.0) for p in parts]
+
+
+def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.2, seed=0):
+    """Half moons from ``sklearn.datasets.make_moons``, split and scaled.
+
+    Parameters
+    ----------
+    n_train, n_val, n_test : int
+        Sizes of the three parts (875 / 125 / 200 by default, 1200 points).
+    noise : float
+        Standard deviation of the Gaussian noise added by ``make_moons``.
+    seed : int
+        Seed of the draw and of the shuffled split.
+
+    Returns
+    -------
+    MoonsData
+        Features min-max scaled to [0, 1] over all 1200 points (one scaling
+        for all parts, so the three share one coordinate system).
+
+    Examples
+    --------
+    >>> from xbarsim.train.data import make_moons_split
+    >>> make_moons_split(seed=1).sizes()
+    (875, 125, 200)
+    """
+    from sklearn.datasets import make_moons
+
+    sizes = (n_train, n_val, n_test)
+    if any((not isinstance(k, (int, np.integer))) or k < 1 for k in sizes):
+        raise ParameterError(f"n_train, n_val, n_test must be positive integers; got {sizes}.")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ParameterError(f"noise must be a finite number >= 0; got {noise!r}.")
+    n = sum(sizes)
+    x, y = make_moons(n_samples=n, noise=noise, random_state=int(seed) % (2**32), shuffle=True)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    x, y = x[perm], y[perm].astype(np.int64)
+    a, b = n_train, n_train + n_val
+    xs_ = _minmax([x[:a], x[a:b], x[b:]])
+    return MoonsData(xs_[0], y[:a], xs_[1], y[a:b], xs_[2], y[b:], source="make_moons")
+
+
+def _read_csv(path):
+    if not os.path.isfile(path):
+        raise ParameterError(
+            f"{path} not found; --data DIR must hold train.csv, val.csv and test.csv "
+            f"with the header {','.join(CSV_COLUMNS)}."
+        )
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise ParameterError(f"{path} is empty; expected a header {','.join(CSV_COLUMNS)}.") from None
+        missing = [c for c in CSV_COLUMNS if c not in header]
+        if missing:
+            raise ParameterError(
+                f"{path} has columns {header}; missing {missing}. Expected {','.join(CSV_COLUMNS)}."
+            )
+        idx = [header.index(c) for c in CSV_COLUMNS]
+        rows = []
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            try:
+                rows.append([float(row[k]) for k in idx])
+            except (ValueError, IndexError):
+                raise ParameterError(f"{path}, line {lineno}: cannot read {row!r} as numbers.") from None
+    if not rows:
+        raise ParameterError(f"{path} holds a header but no data rows.")
+    arr = np.asarray(rows, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ParameterError(f"{path} holds NaN or inf values; every value must be finite.")
+    labels = arr[:, 2]
+    if not np.all((labels == 0) | (labels == 1)):
+        bad = np.unique(labels[(labels != 0) & (labels != 1)])[:5]
+        raise ParameterError(f"{path}: labels must be 0 or 1; found {bad.tolist()}.")
+    return arr[:, :2], labels.astype(np.int64)
+
+
+def load_csv_dir(directory, scale=True):
+    """Read ``train.csv``, ``val.csv`` and ``test.csv`` from `directory`.
+
+    Parameters
+    ----------
+    directory : str or path
+        Folder holding the three files, each with the header ``x1,x2,label``
+        and labels 0 or 1.
+    scale : bool
+        Min-max scale the features to [0, 1] over all three files (the
+        crossbar takes non-negative read voltages). ``False`` keeps them
+        as they are.
+
+    Returns
+    -------
+    MoonsData
+    """
+    parts = [_read_csv(os.path.join(directory, f"{name}.csv")) for name in ("train", "val", "test")]
+    xs_ = [p[0] for p in parts]
+    if scale:
+        xs_ = _minmax(xs_)
+    return MoonsData(xs_[0], parts[0][1], xs_[1], parts[1][1], xs_[2], parts[2][1], source=str(directory))
+
+
+def save_csv_dir(data, directory):
+    """Write `data` as ``train.csv``, ``val.csv``, ``test.csv`` (the format `load_csv_dir` reads)."""
+    os.makedirs(directory, exist_ok=True)
+    for name, x, y in (
+        ("train", data.x_train, data.y_train),
+        ("val", data.x_val, data.y_val),
+        ("test", data.x_test, data.y_test),
+    ):
+        with open(os.path.join(directory, f"{name}.csv"), "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(CSV_COLUMNS)
+            for (a, b), lab in zip(x, y):
+                w.writerow([repr(float(a)), repr(float(b)), int(lab)])

@@ -1,0 +1,260 @@
+"""Monte-Carlo evaluation of a trained network after transfer.
+
+Three transfer models, one interface (``correct``, ``logits`` over
+``n`` transfers and the test points):
+
+`evaluate_circuit`
+    The full simulator: every layer transferred ``n`` times with
+    ``xs.transfer_many`` (write-verify on the circuit, the bias scheme, the
+    preset's wires), then the crossbar MVM through the circuit with read
+    noise for both layers, the sigmoid applied to the first layer's outputs
+    in between.
+`evaluate_statistical`
+    The paper's statistical-only model (`StatisticalModel`, no circuit):
+    measured offset, tuning imprecision, drift and failures applied to the
+    same target conductances, then an ideal MVM.
+`evaluate_surrogate`
+    The fitted `Surrogate` (programming and circuit): shows how well the
+    model trained against matches the simulator on the task itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch.nn as nn
+
+from .._progress import Progress
+from ..exceptions import ParameterError
+from .layers import linear_layers
+
+__all__ = [
+    "MCResult",
+    "network_layers",
+    "evaluate_circuit",
+    "evaluate_statistical",
+    "evaluate_surrogate",
+    "software_logits",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class MCResult:
+    """Outputs of a network over many transfers."""
+
+    logits: np.ndarray
+    """Output logits, (n_transfers, n_points)."""
+    correct: np.ndarray
+    """Bool (n_transfers, n_points): the point was classified right."""
+    model: str
+    """Transfer model: "circuit", "statistical" or "surrogate"."""
+
+
+def network_layers(model):
+    """``[(W, b), ...]`` of the linear layers of a 2-8-1 style network, float64 numpy.
+
+    The network must alternate linear layers and sigmoids (the moons
+    network): that is what the evaluation reproduces on hardware.
+    """
+    acts = [m for m in model.modules() if isinstance(m, (nn.Sigmoid, nn.ReLU, nn.Tanh))]
+    if any(not isinstance(a, nn.Sigmoid) for a in acts):
+        raise ParameterError("the hardware evaluation supports sigmoid activations between linear layers only.")
+    out = []
+    for layer in linear_layers(model):
+        w = layer.weight.detach().cpu().numpy().astype(np.float64)
+        b = None if layer.bias is None else layer.bias.detach().cpu().numpy().astype(np.float64)
+        out.append((w, b))
+    if not out:
+        raise ParameterError("the model holds no nn.Linear layer to transfer.")
+    return out
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def software_logits(layers, x):
+    """Logits of the network in software (mean weights), (n_points,)."""
+    h = np.asarray(x, dtype=np.float64)
+    for k, (w, b) in enumerate(layers):
+        h = h @ w.T + (0.0 if b is None else b)
+        if k < len(layers) - 1:
+            h = _sigmoid(h)
+    return h[..., 0]
+
+
+@contextlib.contextmanager
+def _numba_threads(n):
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def _mvm_per_transfer(batch, x, seed):
+    """``batch`` (n transfers) applied to per-transfer inputs ``x`` (n, B, in): (n, B, out).
+
+    ``xs.mvm_many`` takes one input set for all transfers; deeper layers see
+    different inputs per transfer, so each transfer is run on its own,
+    reading the same noise stream ``(seed, offset + t, tile)`` the batched
+    call would. One numba thread: the per-call work is small and thread
+    start-up under load costs more than it saves.
+    """
+    import xbarsim as xs
+
+    n = len(batch)
+    try:  # a future mvm_many may accept (n, B, in) directly
+        return xs.mvm_many(batch, x, seed=seed)
+    except ParameterError:
+        pass
+    out = None
+    with _numba_threads(1):
+        for t in range(n):
+            one = xs.TransferBatch(
+                mapping=batch.mapping, cfg=batch.cfg, seed=batch.seed, offset=batch.offset + t,
+                g=[a[t:t + 1] for a in batch.g], converged=[a[t:t + 1] for a in batch.converged],
+                stuck=[a[t:t + 1] for a in batch.stuck], pulses=[a[t:t + 1] for a in batch.pulses],
+            )
+            y = xs.mvm_many(one, x[t], seed=seed)[0]
+            if out is None:
+                out = np.empty((n,) + y.shape)
+            out[t] = y
+    return out
+
+
+def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, progress=True, label="circuit",
+                     keep_conductances=0):
+    """Per-transfer outputs with the full simulator in the loop.
+
+    Parameters
+    ----------
+    model_or_layers : torch.nn.Module or list of (W, b)
+    cfg : xbarsim.TransferConfig
+    x, y : arrays
+        Test features (P, in) and labels (P,).
+    n : int
+        Transfers.
+    seed : int
+        Layer ``k`` is transferred with seed ``seed + k`` (transfer ``t``,
+        tile ``j`` uses the stream ``(seed + k, t, j)``); read noise of layer
+        ``k`` from seed ``seed + 1000 + k``.
+    chunk : int
+        Transfers programmed per step (memory, progress granularity).
+    keep_conductances : int
+        Also return the programmed conductances of the first this many
+        transfers (``batches``: one `TransferBatch` per layer) for plots.
+
+    Returns
+    -------
+    MCResult, list
+        The result, and the kept batches (empty unless asked).
+    """
+    import xbarsim as xs
+
+    layers = model_or_layers if isinstance(model_or_layers, list) else network_layers(model_or_layers)
+    x = np.asarray(x, dtype=np.float64)
+    labels = np.asarray(y)
+    logits = np.empty((n, x.shape[0]))
+    kept = [[] for _ in layers]
+    streams = [xs.iter_transfers(w, b, cfg, n=n, seed=seed + k, chunk=chunk) for k, (w, b) in enumerate(layers)]
+    with Progress(n, label=label, enabled=progress) as bar:
+        for chunk_batches in zip(*streams):
+            start = chunk_batches[0].offset
+            count = len(chunk_batches[0])
+            h = None
+            for k, batch in enumerate(chunk_batches):
+                if k == 0:
+                    z = batch.mvm(x, seed=seed + 1000 + k)
+                else:
+                    z = _mvm_per_transfer(batch, h, seed + 1000 + k)
+                h = _sigmoid(z) if k < len(layers) - 1 else z
+                if start < keep_conductances:
+                    kept[k].append(batch)
+            logits[start:start + count] = h[..., 0]
+            bar.update(count)
+    correct = (logits > 0).astype(np.int64) == labels[None, :]
+    return MCResult(logits, correct, "circuit"), kept
+
+
+def _layer_targets(w, b, cfg):
+    from ..mapping import map_layer
+
+    return map_layer(w, b, cfg)
+
+
+def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, chunk=500):
+    """Per-transfer outputs under the paper's statistical-only model (no circuit).
+
+    The same mapping as the circuit evaluation gives the target
+    conductances; `StatisticalModel` perturbs them (the drift of a device
+    after the ``n_later`` devices programmed after it in its tile); the MVM
+    is ideal.
+    """
+    from .statistical import StatisticalModel
+    from .surrogate import tile_features
+
+    stat = StatisticalModel() if stat is None else stat
+    layers = model_or_layers if isinstance(model_or_layers, list) else network_layers(model_or_layers)
+    rng = np.random.default_rng(seed)
+    maps = [_layer_targets(w, b, cfg) for w, b in layers]
+    x = np.asarray(x, dtype=np.float64)
+    logits = np.empty((n, x.shape[0]))
+    for s in range(0, n, chunk):
+        c = min(chunk, n - s)
+        h = np.broadcast_to(x, (c,) + x.shape)
+        for k, lm in enumerate(maps):
+            gs = []
+            for tile in lm.tiles:
+                _, n_later, _ = tile_features(tile.shape, cfg.order)
+                g, _ = stat.sample(np.broadcast_to(tile.target, (c,) + tile.shape), n_later.astype(np.int64), rng)
+                gs.append(g)
+            W, bb = lm.effective_weights(gs)
+            z = np.einsum("nbi,noi->nbo", h, W) + (0.0 if bb is None else bb[:, None, :])
+            h = _sigmoid(z) if k < len(maps) - 1 else z
+        logits[s:s + c] = h[..., 0]
+    correct = (logits > 0).astype(np.int64) == np.asarray(y)[None, :]
+    return MCResult(logits, correct, "statistical")
+
+
+def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=250):
+    """Per-transfer outputs under the fitted surrogate (programming and circuit)."""
+    layers = model_or_layers if isinstance(model_or_layers, list) else network_layers(model_or_layers)
+    rng = np.random.default_rng(seed)
+    maps = [_layer_targets(w, b, surrogate.cfg) for w, b in layers]
+    x = np.asarray(x, dtype=np.float64)
+    logits = np.empty((n, x.shape[0]))
+    for s in range(0, n, chunk):
+        c = min(chunk, n - s)
+        h = x
+        for k, lm in enumerate(maps):
+            gs, _ = surrogate.sample_tiles(lm, rng, n=c)
+            z = surrogate.layer_output(lm, gs, h, rng, noise=True)
+            h = _sigmoid(z) if k < len(maps) - 1 else z
+        logits[s:s + c] = h[..., 0]
+    correct = (logits > 0).astype(np.int64) == np.asarray(y)[None, :]
+    return MCResult(logits, correct, "surrogate")
+
+
+def grid_outputs_from_batches(surrogate, batches, grid, seed=0, n_max=None):
+    """Network outputs on `grid` for the kept circuit transfers (plots).
+
+    The programmed conductances are the simulator's; the MVM of the many
+    grid points uses the surrogate's circuit model (sinh read law,
+    first-order IR drop, read noise), checked against the circuit MVM in
+    `xbarsim.train.surrogate.check`. Returns (n_kept, n_grid) logits.
+    """
+    rng = np.random.default_rng(seed)
+    h = np.asarray(grid, dtype=np.float64)
+    n_layers = len(batches)
+    for k, chunks in enumerate(batches):
+        lm = chunks[0].mapping
+        gs = [np.concatenate([c.g[j] for c in chunks])[:n_max] for j in range(len(lm.tiles))]
+        z = surrogate.layer_output(lm, gs, h, rng, noise=True)
+        h = _sigmoid(z) if k < n_layers - 1 else z
+    return h[..., 0]

@@ -1,0 +1,443 @@
+"""`HardwareAwareLinear`, `convert` and `to_crossbar`.
+
+A drop-in for ``nn.Linear`` that trains against a model of the hardware
+(a fitted `Surrogate`, or the paper's `StatisticalModel`), with the three
+techniques of Drolet et al. (arXiv:2305.18495) switchable one by one:
+
+``reparam``
+    Reparametrization trick: every training forward samples one transfer of
+    the current weights through the hardware model. The sampled error is a
+    constant of the step: ``w_used = w + (w_sampled - w)`` with the gradient
+    passing straight through to the mean weight ``w``.
+``failures``
+    Dropout adapted to failures: devices sampled as failed take their stuck
+    value in the forward, and the weights they belong to receive no update
+    in that step (zero gradient, and `restore_failed_` undoes what an
+    optimizer with momentum would still do to them).
+``regularize``
+    Weight decay and the hardware penalty of `xbarsim.train.regularizers`
+    (added to the loss by `regularization_loss`).
+
+In evaluation mode the layer is deterministic (the mean weights), unless
+`sample_on_eval` is set or the `sampling` context is used, which draw one
+transfer per forward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..exceptions import ParameterError
+
+__all__ = [
+    "HardwareAwareLinear",
+    "LayerSample",
+    "straight_through",
+    "apply_sample",
+    "convert",
+    "to_crossbar",
+    "sampling",
+    "hardware_layers",
+    "restore_failed_",
+    "regularization_loss",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class LayerSample:
+    """One transfer of a layer sampled by a hardware model (weight units)."""
+
+    weight: np.ndarray
+    """Effective weight after transfer, (out, in)."""
+    bias: Optional[np.ndarray]
+    """Effective bias after transfer, (out,), or None."""
+    failed_weight: np.ndarray
+    """Bool (out, in): the weight holds at least one failed device."""
+    failed_bias: Optional[np.ndarray]
+    """Bool (out,): the bias holds at least one failed device."""
+    circuit: Optional[Callable] = None
+    """Optional ``circuit(x) -> (B, out)``: the layer's output for inputs x (numpy) through the
+    model's circuit (non-linearity, IR drop, read noise) with these conductances; None: linear."""
+    input_gain: Optional[tuple] = None
+    """Optional ``(v_read, v0, input_scale)``: apply the sinh read law to the inputs
+    (differentiably) before the sampled weights; None: linear read."""
+
+
+class _StraightThrough(torch.autograd.Function):
+    """``keep * w + delta``: gradient ``grad * keep`` to `w`, `delta` constant.
+
+    Notes
+    -----
+    The reparametrization trick of Drolet et al.: the sampled hardware error
+    is a constant of the step, so the gradient reaches the mean weight
+    unchanged, except where a device was sampled as failed (``keep = 0``):
+    a stuck device holds its stuck value whatever the weight, so the output
+    there does not depend on the weight and the weight gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, w, delta, keep):
+        ctx.save_for_backward(keep)
+        return keep * w + delta
+
+    @staticmethod
+    def backward(ctx, grad):
+        (keep,) = ctx.saved_tensors
+        return grad * keep, None, None
+
+
+def straight_through(w, delta, keep):
+    """``keep * w + delta`` with `delta` and `keep` constants of the step.
+
+    Parameters
+    ----------
+    w : torch.Tensor
+        Mean weights (requires grad).
+    delta : torch.Tensor
+        Same shape: the sampled error ``w_sampled - w`` where ``keep = 1``,
+        the stuck value ``w_sampled`` where ``keep = 0``.
+    keep : torch.Tensor
+        1 where the device works (gradient passes), 0 where it failed.
+    """
+    return _StraightThrough.apply(w, delta.detach().to(w.dtype), keep.detach().to(w.dtype))
+
+
+def apply_sample(w, sampled, failed):
+    """The used weight ``sampled`` with the straight-through gradient to `w`.
+
+    Equal to `sampled` in value; its gradient is ``1`` to `w` where not
+    `failed` and ``0`` where `failed`.
+    """
+    keep = (~failed).to(w.dtype)
+    delta = sampled.to(w.dtype) - keep * w.detach()
+    return straight_through(w, delta, keep)
+
+
+class HardwareAwareLinear(nn.Linear):
+    """``nn.Linear`` trained against a model of the crossbar transfer.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        As ``nn.Linear``.
+    bias : bool
+        As ``nn.Linear``.
+    surrogate : object, optional
+        A hardware model with ``sample_layer(weight, bias, rng, noise=,
+        failures=) -> LayerSample`` (a fitted `Surrogate`, or
+        `StatisticalTransfer`), and optionally ``penalty(weight, bias)``
+        (a differentiable torch scalar). None: the layer is an
+        ``nn.Linear``.
+    mapping : str
+        Weight-to-conductance mapping of the transfer; must match the
+        hardware model's (checked when the model has a ``mapping``).
+    reparam : bool
+        Sample hardware noise in training forwards (reparametrization trick).
+    failures : bool or float
+        Sample failed devices in training forwards (dropout adapted to
+        failures). A number > 0 also scales the hardware model's failure
+        probabilities in training (a higher "dropout rate"); evaluation
+        sampling always uses the fitted rates.
+    weight_decay : float
+        L2 coefficient on weights and bias in `regularization_loss`.
+    hardware_penalty : float
+        Coefficient of the surrogate's ``penalty`` in `regularization_loss`.
+    seed : int, optional
+        Seed of the layer's sampling stream (None: from torch's generator).
+    """
+
+    def __init__(
+        self,
+        in_features,
+        out_features,
+        bias=True,
+        surrogate=None,
+        mapping="differential",
+        reparam=True,
+        failures=True,
+        weight_decay=0.0,
+        hardware_penalty=0.0,
+        seed=None,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        if weight_decay < 0 or hardware_penalty < 0:
+            raise ParameterError(
+                f"weight_decay ({weight_decay}) and hardware_penalty ({hardware_penalty}) must be >= 0."
+            )
+        model_mapping = getattr(surrogate, "mapping", None)
+        if surrogate is not None and model_mapping is not None and str(model_mapping) != str(mapping):
+            raise ParameterError(
+                f"mapping={mapping!r} but the hardware model was built for {model_mapping!r}; "
+                "pass the same mapping as the surrogate's cfg."
+            )
+        self.surrogate = surrogate
+        self.mapping = mapping
+        self.reparam = bool(reparam)
+        if isinstance(failures, bool) or failures is None:
+            self.failure_scale = 1.0
+            self.failures = bool(failures)
+        else:
+            if not (float(failures) >= 0):
+                raise ParameterError(f"failures = {failures!r}; True, False or a scale >= 0 of the failure rates.")
+            self.failure_scale = float(failures)
+            self.failures = self.failure_scale > 0
+        self.weight_decay = float(weight_decay)
+        self.hardware_penalty = float(hardware_penalty)
+        self.sample_on_eval = False
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        self._rng = np.random.default_rng(seed)
+        self._failed_weight = None
+        self._failed_bias = None
+        self._pre_step = None
+        self.last_sample = None
+
+    @classmethod
+    def from_linear(cls, linear, **kwargs):
+        """A hardware-aware copy of an ``nn.Linear`` (same weights)."""
+        layer = cls(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            device=linear.weight.device,
+            dtype=linear.weight.dtype,
+            **kwargs,
+        )
+        with torch.no_grad():
+            layer.weight.copy_(linear.weight)
+            if linear.bias is not None:
+                layer.bias.copy_(linear.bias)
+        return layer
+
+    def extra_repr(self):
+        return (
+            super().extra_repr()
+            + f", reparam={self.reparam}, failures={self.failures}, weight_decay={self.weight_decay},"
+            f" hardware_penalty={self.hardware_penalty}, surrogate={type(self.surrogate).__name__}"
+        )
+
+    def reseed(self, seed):
+        """Restart the layer's sampling stream from `seed`."""
+        self._rng = np.random.default_rng(seed)
+
+    def _sampling_now(self):
+        if self.surrogate is None:
+            return False
+        if self.training:
+            return self.reparam or self.failures
+        return self.sample_on_eval
+
+    def sample(self, noise=None, failures=None):
+        """Draw one transfer of the current weights (a `LayerSample`)."""
+        if self.surrogate is None:
+            raise ParameterError("this HardwareAwareLinear has no surrogate to sample from; pass surrogate=.")
+        noise = self.reparam if noise is None else noise
+        failures = self.failures if failures is None else failures
+        if not self.training:  # evaluation draws a full transfer at the fitted rates
+            noise, failures = True, True
+        elif failures and self.failure_scale != 1.0:
+            failures = self.failure_scale
+        w = self.weight.detach().cpu().numpy().astype(np.float64)
+        b = None if self.bias is None else self.bias.detach().cpu().numpy().astype(np.float64)
+        return self.surrogate.sample_layer(w, b, self._rng, noise=noise, failures=failures)
+
+    def forward(self, x):
+        if not self._sampling_now():
+            self._failed_weight = self._failed_bias = None
+            return super().forward(x)
+        s = self.sample()
+        self.last_sample = s
+        dev, dt = self.weight.device, self.weight.dtype
+        fw = torch.as_tensor(s.failed_weight, device=dev)
+        w = apply_sample(self.weight, torch.as_tensor(s.weight, device=dev, dtype=dt), fw)
+        b = None
+        if self.bias is not None:
+            fb = torch.as_tensor(s.failed_bias, device=dev)
+            b = apply_sample(self.bias, torch.as_tensor(s.bias, device=dev, dtype=dt), fb)
+        if self.training:
+            self._failed_weight = fw
+            self._failed_bias = None if s.failed_bias is None else torch.as_tensor(s.failed_bias, device=dev)
+        xin = x
+        if s.input_gain is not None and s.input_gain[1] is not None:
+            xin, bias_gain = sinh_inputs(x, *s.input_gain)
+            if b is not None:
+                b = b * bias_gain
+        y = nn.functional.linear(xin, w, b)
+        if s.circuit is not None:
+            # IR drop and read noise: constants of the step (reparametrization)
+            y_hw = torch.as_tensor(s.circuit(x.detach().cpu().numpy().astype(np.float64)), device=dev, dtype=dt)
+            y = y + (y_hw.reshape(y.shape) - y.detach())
+        return y
+
+    def regularization(self):
+        """Weight decay plus the hardware penalty of this layer (a torch scalar)."""
+        total = self.weight.new_zeros(())
+        if self.weight_decay:
+            total = total + self.weight_decay * (self.weight.pow(2).sum() + (0 if self.bias is None else self.bias.pow(2).sum()))
+        if self.hardware_penalty and self.surrogate is not None and hasattr(self.surrogate, "penalty"):
+            total = total + self.hardware_penalty * self.surrogate.penalty(self.weight, self.bias)
+        return total
+
+    def snapshot_(self):
+        """Remember the weights before an optimizer step (see `restore_failed_`)."""
+        self._pre_step = (
+            self.weight.detach().clone(),
+            None if self.bias is None else self.bias.detach().clone(),
+        )
+
+    def restore_failed_(self):
+        """Put back, after an optimizer step, the weights whose devices failed in that step.
+
+        A zero gradient is not enough with momentum optimizers (Adam still
+        moves a weight with zero gradient); this makes "no update" exact.
+        """
+        if self._pre_step is None or self._failed_weight is None or not self.failures:
+            return
+        w0, b0 = self._pre_step
+        with torch.no_grad():
+            m = self._failed_weight
+            self.weight[m] = w0[m]
+            if self.bias is not None and self._failed_bias is not None:
+                mb = self._failed_bias
+                self.bias[mb] = b0[mb]
+        self._pre_step = None
+
+
+def sinh_inputs(x, v_read, v0, input_scale):
+    """Inputs as the sinh read law sees them, in input units, and the bias-row gain.
+
+    An input ``x`` drives ``v = x v_read / input_scale``; a device then
+    passes ``G v0 sinh(v / v0)`` instead of ``G v``. Returns
+    ``input_scale * v0 sinh(v / v0) / v_read`` (differentiable) and the
+    gain of the bias row, driven at ``v_read``: ``v0 sinh(v_read / v0) / v_read``.
+    """
+    v = x * (v_read / input_scale)
+    xin = (v0 * torch.sinh(v / v0)) * (input_scale / v_read)
+    return xin, v0 * math.sinh(v_read / v0) / v_read
+
+
+def hardware_layers(model):
+    """The `HardwareAwareLinear` modules of `model`, in order."""
+    return [m for m in model.modules() if isinstance(m, HardwareAwareLinear)]
+
+
+def regularization_loss(model):
+    """Sum of the `HardwareAwareLinear.regularization` terms of `model`."""
+    layers = hardware_layers(model)
+    if not layers:
+        return torch.zeros(())
+    return sum(layer.regularization() for layer in layers)
+
+
+def restore_failed_(model):
+    """`HardwareAwareLinear.restore_failed_` on every layer of `model`."""
+    for layer in hardware_layers(model):
+        layer.restore_failed_()
+
+
+def snapshot_(model):
+    """`HardwareAwareLinear.snapshot_` on every layer of `model`."""
+    for layer in hardware_layers(model):
+        layer.snapshot_()
+
+
+@contextlib.contextmanager
+def sampling(model, enabled=True):
+    """Within the block, evaluation forwards draw one transfer each."""
+    layers = hardware_layers(model)
+    old = [layer.sample_on_eval for layer in layers]
+    for layer in layers:
+        layer.sample_on_eval = enabled
+    try:
+        yield model
+    finally:
+        for layer, o in zip(layers, old):
+            layer.sample_on_eval = o
+
+
+def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
+    """Turn every ``nn.Linear`` of `model` into a `HardwareAwareLinear`.
+
+    In the spirit of aihwkit's ``convert_to_analog``: the weights are kept,
+    the modules replaced. `kwargs` go to `HardwareAwareLinear` (``reparam``,
+    ``failures``, ``weight_decay``, ``hardware_penalty``, ``mapping``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    surrogate : hardware model, optional
+    inplace : bool
+        Modify `model` itself (default: a deep copy).
+    seed : int, optional
+        Layer ``k`` samples from the stream ``seed + k``.
+
+    Returns
+    -------
+    torch.nn.Module
+
+    Examples
+    --------
+    >>> import torch.nn as nn
+    >>> net = convert(nn.Sequential(nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1)))
+    >>> type(net[0]).__name__
+    'HardwareAwareLinear'
+    """
+    import copy
+
+    if not inplace:
+        model = copy.deepcopy(model)
+    counter = [0]
+
+    def _swap(parent):
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Linear) and not isinstance(child, HardwareAwareLinear):
+                s = None if seed is None else seed + counter[0]
+                counter[0] += 1
+                setattr(parent, name, HardwareAwareLinear.from_linear(child, surrogate=surrogate, seed=s, **kwargs))
+            else:
+                _swap(child)
+
+    if isinstance(model, nn.Linear) and not isinstance(model, HardwareAwareLinear):
+        return HardwareAwareLinear.from_linear(model, surrogate=surrogate, seed=seed, **kwargs)
+    _swap(model)
+    return model
+
+
+def linear_layers(model):
+    """The ``nn.Linear`` modules of `model` (hardware-aware or not), in order."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def to_crossbar(model, cfg, seed=0):
+    """Transfer every linear layer of `model` onto crossbars with ``xs.transfer``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    cfg : xbarsim.TransferConfig
+    seed : int
+        Layer ``k`` is programmed with seed ``seed + k``.
+
+    Returns
+    -------
+    list
+        One ``xs.transfer`` result per layer, in order; run them with
+        ``xs.mvm``.
+    """
+    import xbarsim as xs
+
+    out = []
+    for k, layer in enumerate(linear_layers(model)):
+        w = layer.weight.detach().cpu().numpy().astype(np.float64)
+        b = None if layer.bias is None else layer.bias.detach().cpu().numpy().astype(np.float64)
+        out.append(xs.transfer(w, b, cfg, seed=seed + k))
+    return out

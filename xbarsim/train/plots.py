@@ -1,0 +1,100 @@
+"""Figures of the half-moons experiment (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["plot_cdf", "plot_decision_boundary", "plot_uncertainty", "grid_points"]
+
+_NAMES = {"regular": "regular", "hardware_aware": "hardware-aware"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def grid_points(n=200, lo=-0.05, hi=1.05):
+    """An n x n grid over the scaled feature square: (n*n, 2) points and the axes."""
+    a = np.linspace(lo, hi, n)
+    xx, yy = np.meshgrid(a, a)
+    return np.stack([xx.ravel(), yy.ravel()], axis=1), a
+
+
+def plot_cdf(per_point, path, n_transfers):
+    """Empirical CDF of per-point accuracy.
+
+    ``per_point``: dict ``label -> (P,) per-point accuracies`` (for example
+    ``"hardware-aware, circuit"``).
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    styles = ["-", "--", ":", "-."]
+    colors = {"regular": "tab:red", "hardware": "tab:blue"}
+    for k, (label, acc) in enumerate(per_point.items()):
+        a = np.sort(np.asarray(acc))
+        y = np.arange(1, a.size + 1) / a.size
+        color = colors["hardware"] if label.startswith("hardware") else colors["regular"]
+        ls = styles[0] if "circuit" in label else styles[1]
+        ax.step(a, y, where="post", color=color, ls=ls, label=label)
+    ax.axvline(0.95, color="0.4", lw=0.8)
+    ax.set_xlabel("per-point accuracy (fraction of transfers classifying the point right)")
+    ax.set_ylabel("fraction of test points")
+    ax.set_title(f"CDF of per-point accuracy over {n_transfers} transfers")
+    ax.set_xlim(0, 1.0)
+    ax.set_ylim(0, 1.0)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_decision_boundary(axes_1d, panels, x_test, y_test, path):
+    """Per network: fraction of transfers predicting class 1 on the grid.
+
+    ``panels``: dict ``name -> dict(p1=(n, n) fraction, software=(n, n)
+    software logits, per_point=(P,) accuracies)``.
+    """
+    plt = _plt()
+    fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 6.2), squeeze=False)
+    im = sc = None
+    for ax, (name, d) in zip(axs[0], panels.items()):
+        im = ax.pcolormesh(axes_1d, axes_1d, d["p1"], cmap="RdBu_r", vmin=0, vmax=1, shading="auto")
+        ax.contour(axes_1d, axes_1d, d["software"], levels=[0.0], colors="k", linewidths=1.2)
+        sc = ax.scatter(x_test[:, 0], x_test[:, 1], c=d["per_point"], cmap="viridis", vmin=0.5, vmax=1.0,
+                        s=16, marker="o", edgecolors=np.where(y_test == 1, "w", "k"), linewidths=0.5)
+        ax.set_title(f"{_NAMES.get(name, name)}\n(black: software boundary)")
+        ax.set_xlabel("x1 (scaled)")
+        ax.set_ylabel("x2 (scaled)")
+        ax.set_aspect("equal")
+    fig.tight_layout(rect=(0, 0.15, 1, 0.98))
+    cax1 = fig.add_axes([0.08, 0.1, 0.38, 0.025])
+    cax2 = fig.add_axes([0.56, 0.1, 0.38, 0.025])
+    fig.colorbar(im, cax=cax1, orientation="horizontal", label="fraction of transfers predicting class 1")
+    fig.colorbar(sc, cax=cax2, orientation="horizontal",
+                 label="test point: per-point accuracy (edge white: class 1, black: class 0)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_uncertainty(axes_1d, panels, x_test, y_test, path, note=""):
+    """Per network: std over transfers of the output probability on the grid."""
+    plt = _plt()
+    fig, axs = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.6), squeeze=False)
+    vmax = max(float(np.max(d["std"])) for d in panels.values()) or 1.0
+    for ax, (name, d) in zip(axs[0], panels.items()):
+        im = ax.pcolormesh(axes_1d, axes_1d, d["std"], cmap="magma", vmin=0, vmax=vmax, shading="auto")
+        ax.scatter(x_test[:, 0], x_test[:, 1], c=np.where(y_test == 1, "tab:cyan", "w"), s=6, linewidths=0)
+        ax.set_title(f"{_NAMES.get(name, name)}: std over transfers of sigmoid(output)")
+        ax.set_xlabel("x1 (scaled)")
+        ax.set_ylabel("x2 (scaled)")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    if note:
+        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7)
+    fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

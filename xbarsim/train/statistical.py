@@ -1,0 +1,246 @@
+"""The paper's statistical-only transfer model (no circuit).
+
+Drolet et al. (arXiv:2305.18495) modelled a transfer onto a passive TiO2
+crossbar with measured statistics alone, applied device by device to the
+target conductances:
+
+1. **Programming offset**: a relative error ``N(-0.589 %, 0.339 %)``.
+2. **Conductance tuning imprecision** of write-verify: a relative error of
+   standard deviation ``sigma(G) [%] = a G + b`` (G in µS,
+   ``a = -6.24e-4``, ``b = 0.691``).
+3. **Biasing-scheme effect**: a device that has been tuned drifts while the
+   devices programmed after it in the same array are tuned; the drift is
+   drawn from the measured changes for the same number of subsequent
+   programming events (``neighbour_drift.csv``).
+4. **Failures**: 0.5 % of devices stuck near LRS (``G ~ N(573, 99) µS``),
+   0.5 % stuck in HRS (``G ~ U(10, 100) µS``).
+
+The MVM is ideal (``G.T @ x``, no wires, no read noise). This is the
+reference the circuit-in-the-loop evaluation is compared with, to show what
+simulating the circuit changes. All figures come from
+``shared/data/tio2/README.md``; cite the paper when using them.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..exceptions import ParameterError
+
+__all__ = ["StatisticalModel", "DriftTable", "load_drift_table", "find_data_file"]
+
+_README_DRIFT = (
+    # events, mean µS, std µS (shared/data/tio2/README.md summary table)
+    (1, -0.37, 6.68),
+    (2, -0.91, 8.22),
+    (5, -2.17, 10.48),
+    (10, -4.10, 12.09),
+    (20, -5.07, 14.81),
+    (30, -7.70, 18.46),
+    (40, -7.58, 18.50),
+)
+
+
+def find_data_file(name):
+    """Path of a measured-data file, or None.
+
+    Looks in ``$XBARSIM_DATA``, the package's ``xbarsim/data/tio2``, then a
+    ``shared/data/tio2`` folder next to or above the repository.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    pkg = os.path.dirname(here)
+    candidates = []
+    env = os.environ.get("XBARSIM_DATA")
+    if env:
+        candidates.append(os.path.join(env, name))
+    candidates.append(os.path.join(pkg, "data", "tio2", name))
+    root = os.path.dirname(pkg)
+    for up in (root, os.path.dirname(root)):
+        candidates.append(os.path.join(up, "shared", "data", "tio2", name))
+    for c in candidates:
+        if os.path.isfile(c):
+            return c
+    return None
+
+
+@dataclass(frozen=True, eq=False)
+class DriftTable:
+    """Measured biasing-scheme drift, pooled per number of subsequent events.
+
+    ``samples[s]`` holds measured conductance changes (siemens) of devices
+    that saw ``s`` subsequent programming events (pooled with neighbouring
+    counts where a count has fewer than `min_samples` measurements).
+    ``samples[0]`` is ``[0.0]``: the last device programmed does not drift.
+    """
+
+    samples: tuple
+    """Per event count 0..max, a 1-D float64 array of drifts, siemens."""
+    source: str
+    """``"csv"`` (measured rows) or ``"readme"`` (Gaussian from the summary table)."""
+
+    @property
+    def max_events(self):
+        """Largest event count with its own entry (larger counts use it)."""
+        return len(self.samples) - 1
+
+    def mean_std(self, events):
+        """Mean and std (siemens) of the drift after `events` events."""
+        s = self.samples[min(int(events), self.max_events)]
+        return float(np.mean(s)), float(np.std(s))
+
+    def sample(self, events, rng):
+        """One drift (siemens) per entry of the integer array `events`."""
+        events = np.minimum(np.asarray(events, dtype=np.int64), self.max_events)
+        out = np.zeros(events.shape)
+        for s in np.unique(events):
+            if s <= 0:
+                continue
+            sel = events == s
+            pool = self.samples[s]
+            out[sel] = pool[rng.integers(0, len(pool), size=int(sel.sum()))]
+        return out
+
+
+def load_drift_table(path=None, min_samples=50):
+    """Build a `DriftTable` from ``neighbour_drift.csv``.
+
+    Falls back on Gaussians interpolated from the README's summary table
+    when the file cannot be found (source ``"readme"``).
+    """
+    path = path or find_data_file("neighbour_drift.csv")
+    if path is None:
+        ev = np.array([r[0] for r in _README_DRIFT], dtype=float)
+        mu = np.array([r[1] for r in _README_DRIFT]) * 1e-6
+        sd = np.array([r[2] for r in _README_DRIFT]) * 1e-6
+        q = (np.arange(200) + 0.5) / 200
+        from scipy.stats import norm
+
+        z = norm.ppf(q)
+        samples = [np.zeros(1)]
+        for s in range(1, 60):
+            m = np.interp(s, ev, mu)
+            d = np.interp(s, ev, sd)
+            samples.append(m + d * z)
+        return DriftTable(tuple(samples), "readme")
+    events, delta = [], []
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        if header[:2] != ["subsequent_programming_events", "delta_conductance_S"]:
+            raise ParameterError(f"{path}: unexpected header {header}.")
+        for row in reader:
+            events.append(int(row[0]))
+            delta.append(float(row[1]))
+    events = np.asarray(events)
+    delta = np.asarray(delta)
+    smax = int(events.max())
+    samples = [np.zeros(1)]
+    for s in range(1, smax + 1):
+        width = 0
+        while True:
+            sel = (events >= s - width) & (events <= s + width) & (events >= 1)
+            if sel.sum() >= min_samples or width > smax:
+                break
+            width += 1
+        samples.append(delta[sel].copy())
+    return DriftTable(tuple(samples), "csv")
+
+
+@dataclass(frozen=True)
+class StatisticalModel:
+    """The paper's statistical transfer model, device by device.
+
+    Defaults are the measured TiO2 figures (shared/data/tio2/README.md).
+    """
+
+    a: float = -6.24e-4
+    """Slope of the tuning imprecision law, % per µS: ``sigma [%] = a G + b``."""
+    b: float = 0.691
+    """Intercept of the tuning imprecision law, %."""
+    offset_mean: float = -0.589
+    """Mean programming offset, % of the target."""
+    offset_std: float = 0.339
+    """Standard deviation of the programming offset, %."""
+    p_stuck_lrs: float = 0.005
+    """Probability that a device is stuck near LRS."""
+    lrs_mean: float = 573e-6
+    """Mean conductance of an LRS-stuck device, siemens."""
+    lrs_std: float = 99e-6
+    """Standard deviation of an LRS-stuck device's conductance, siemens."""
+    p_stuck_hrs: float = 0.005
+    """Probability that a device is stuck in HRS."""
+    hrs_low: float = 10e-6
+    """Lower bound of an HRS-stuck device's conductance, siemens (uniform)."""
+    hrs_high: float = 100e-6
+    """Upper bound of an HRS-stuck device's conductance, siemens (uniform)."""
+    drift: bool = True
+    """Apply the measured biasing-scheme drift."""
+
+    def __post_init__(self):
+        for name in ("p_stuck_lrs", "p_stuck_hrs"):
+            p = getattr(self, name)
+            if not (0 <= p <= 1):
+                raise ParameterError(f"{name} = {p!r}; expected a probability in [0, 1].")
+        if self.p_stuck_lrs + self.p_stuck_hrs > 1:
+            raise ParameterError("p_stuck_lrs + p_stuck_hrs exceeds 1; each is a fraction of devices.")
+        if not (0 <= self.hrs_low <= self.hrs_high):
+            raise ParameterError(f"need 0 <= hrs_low <= hrs_high; got {self.hrs_low}, {self.hrs_high}.")
+
+    def sigma_rel(self, g):
+        """Relative tuning imprecision (a fraction) at conductance `g` (siemens)."""
+        return np.maximum(self.a * (np.asarray(g) * 1e6) + self.b, 0.0) / 100.0
+
+    def sample(self, target, subsequent, rng, drift_table=None):
+        """Programmed conductances for target conductances.
+
+        Parameters
+        ----------
+        target : array_like
+            Target conductances, siemens, any shape ``S``.
+        subsequent : array_like of int, broadcastable to ``S``
+            Devices programmed after each one in its array (0 for the last).
+        rng : numpy.random.Generator
+        drift_table : DriftTable, optional
+            Defaults to `load_drift_table()` (cached).
+
+        Returns
+        -------
+        g : numpy.ndarray, shape S
+            Programmed conductances, siemens (>= 0).
+        stuck : numpy.ndarray of int8, shape S
+            0 for a working device, 1 stuck near LRS, 2 stuck in HRS.
+        """
+        target = np.asarray(target, dtype=np.float64)
+        if np.any(~np.isfinite(target)) or np.any(target < 0):
+            raise ParameterError("target conductances must be finite and >= 0 siemens.")
+        shape = target.shape
+        offset = rng.normal(self.offset_mean, self.offset_std, size=shape) / 100.0
+        tune = rng.standard_normal(shape) * self.sigma_rel(target)
+        g = target * (1.0 + offset + tune)
+        if self.drift:
+            table = drift_table or _cached_drift()
+            sub = np.broadcast_to(np.asarray(subsequent, dtype=np.int64), shape)
+            g = g + table.sample(sub, rng)
+        u = rng.random(shape)
+        stuck = np.zeros(shape, dtype=np.int8)
+        stuck[u < self.p_stuck_lrs] = 1
+        stuck[(u >= self.p_stuck_lrs) & (u < self.p_stuck_lrs + self.p_stuck_hrs)] = 2
+        n1, n2 = int((stuck == 1).sum()), int((stuck == 2).sum())
+        if n1:
+            g[stuck == 1] = rng.normal(self.lrs_mean, self.lrs_std, size=n1)
+        if n2:
+            g[stuck == 2] = rng.uniform(self.hrs_low, self.hrs_high, size=n2)
+        return np.maximum(g, 0.0), stuck
+
+
+_DRIFT_CACHE = {}
+
+
+def _cached_drift():
+    if "table" not in _DRIFT_CACHE:
+        _DRIFT_CACHE["table"] = load_drift_table()
+    return _DRIFT_CACHE["table"]

@@ -1,0 +1,181 @@
+"""The moons network and its training loop (binary cross-entropy, Adam)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .._progress import Progress
+from ..exceptions import ParameterError
+from .layers import hardware_layers, regularization_loss, restore_failed_, snapshot_
+
+__all__ = ["TrainConfig", "TrainResult", "moons_network", "train", "predict_logits", "accuracy"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a network is trained."""
+
+    epochs: int = 300
+    """Passes over the training set."""
+    batch_size: int = 64
+    """Mini-batch size."""
+    lr: float = 0.05
+    """Adam learning rate."""
+    seed: int = 0
+    """Seed of the initial weights and the batch order."""
+    keep_best: bool = True
+    """Keep the weights with the lowest validation loss (checked every epoch)."""
+    val_samples: int = 4
+    """Hardware samples per validation check for hardware-aware layers (0: mean weights)."""
+    select_every: int = 10
+    """With a ``score`` function: epochs between selection checks."""
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or not (self.lr > 0):
+            raise ParameterError(
+                f"epochs ({self.epochs}) and batch_size ({self.batch_size}) must be >= 1 and lr ({self.lr}) > 0."
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """What a training run did."""
+
+    loss_history: np.ndarray
+    """Mean training loss (data term) per epoch."""
+    val_loss_history: np.ndarray
+    """Validation loss per epoch."""
+    best_epoch: int
+    """Epoch whose weights were kept."""
+    score_history: np.ndarray = None
+    """(k, 2): epoch and score at each selection check (empty without ``score``)."""
+
+
+def moons_network(hidden=8, seed=0):
+    """The paper's 2 -> `hidden` (sigmoid) -> 1 logit network, plain ``nn.Linear``."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, hidden), nn.Sigmoid(), nn.Linear(hidden, 1)).double()
+
+
+def predict_logits(model, x):
+    """Logits of `model` for features `x` (numpy), in evaluation mode, as numpy."""
+    model.eval()
+    with torch.no_grad():
+        return model(torch.as_tensor(np.asarray(x), dtype=torch.float64)).squeeze(-1).numpy()
+
+
+def accuracy(model, x, y):
+    """Software accuracy of `model` (mean weights) on `x`, `y`."""
+    return float(np.mean((predict_logits(model, x) > 0).astype(np.int64) == np.asarray(y)))
+
+
+def _val_loss(model, x, y, samples):
+    lossf = nn.BCEWithLogitsLoss()
+    model.eval()
+    with torch.no_grad():
+        if samples and hardware_layers(model):
+            from .layers import sampling
+
+            with sampling(model):
+                losses = [float(lossf(model(x).squeeze(-1), y)) for _ in range(samples)]
+            return float(np.mean(losses))
+        return float(lossf(model(x).squeeze(-1), y))
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run torch on one thread inside the block.
+
+    The networks here are tiny: thread start-up and contention cost far more
+    than they save (a step is ~20x slower on 2 busy threads than on 1).
+    """
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def train(model, data, config=TrainConfig(), progress=True, label="train", score=None):
+    """Train `model` on ``data.x_train`` with BCE-with-logits and Adam.
+
+    Hardware-aware layers sample one transfer per forward (their switches
+    decide what is sampled) and add their regularization to the loss; after
+    every step the weights of devices sampled as failed are put back.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps ``(B, 2)`` float64 features to ``(B, 1)`` logits.
+    data : xbarsim.train.data.MoonsData
+    config : TrainConfig
+    progress : bool
+        Show a progress bar (stderr).
+    score : callable, optional
+        ``score(model) -> float``, higher is better, computed on held-out
+        data every ``config.select_every`` epochs and at the end; with
+        ``config.keep_best`` the best-scoring weights are kept (default:
+        the lowest validation loss).
+
+    Returns
+    -------
+    TrainResult
+    """
+    with single_thread():
+        return _train(model, data, config, progress, label, score)
+
+
+def _train(model, data, config, progress, label, score):
+    torch.manual_seed(config.seed)
+    gen = np.random.default_rng(config.seed)
+    x = torch.as_tensor(data.x_train, dtype=torch.float64)
+    y = torch.as_tensor(data.y_train, dtype=torch.float64)
+    xv = torch.as_tensor(data.x_val, dtype=torch.float64)
+    yv = torch.as_tensor(data.y_val, dtype=torch.float64)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    lossf = nn.BCEWithLogitsLoss()
+    n = len(y)
+    hist, vhist, scores = [], [], []
+    best = (np.inf, -1, None)
+    with Progress(config.epochs, label=label, enabled=progress) as bar:
+        for epoch in range(config.epochs):
+            model.train()
+            perm = gen.permutation(n)
+            total = 0.0
+            for start in range(0, n, config.batch_size):
+                idx = torch.as_tensor(perm[start : start + config.batch_size])
+                snapshot_(model)
+                opt.zero_grad()
+                data_loss = lossf(model(x[idx]).squeeze(-1), y[idx])
+                loss = data_loss + regularization_loss(model)
+                loss.backward()
+                opt.step()
+                restore_failed_(model)
+                total += float(data_loss.detach()) * len(idx)
+            hist.append(total / n)
+            vl = _val_loss(model, xv, yv, config.val_samples)
+            vhist.append(vl)
+            if score is None:
+                crit = vl
+            elif (epoch + 1) % config.select_every == 0 or epoch == config.epochs - 1:
+                crit = -float(score(model))
+                scores.append((epoch, -crit))
+            else:
+                crit = np.inf
+            if config.keep_best and crit < best[0]:
+                best = (crit, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            bar.update(1, note=f"loss {hist[-1]:.4f} val {vl:.4f}")
+    if config.keep_best and best[2] is not None:
+        model.load_state_dict(best[2])
+        best_epoch = best[1]
+    else:
+        best_epoch = config.epochs - 1
+    model.eval()
+    return TrainResult(np.asarray(hist), np.asarray(vhist), best_epoch, np.asarray(scores).reshape(-1, 2))

@@ -45,16 +45,23 @@ def test_naive_oracle_solves_the_exact_problems(problem):
 
 
 def test_auto_switches_on_size_and_wires():
-    """auto: direct up to AUTO_DIRECT_MAX_CELLS; above, mg without 0-ohm
-    segments, pcg with them (xbarsim/solve.py)."""
-    M, N = 65, 64  # just over AUTO_DIRECT_MAX_CELLS
+    """auto: direct up to AUTO_DIRECT_MAX_CELLS, pcg up to AUTO_PCG_MAX_CELLS,
+    then mg without 0-ohm segments and pcg with them (xbarsim/solve.py)."""
+    M, N = 33, 32  # just over AUTO_DIRECT_MAX_CELLS
     assert M * N > SOLVE_MODULE.AUTO_DIRECT_MAX_CELLS
     assert _solve(_read_circuit(8, 8), "auto").method == "direct"
-    for p_ideal, expect in ((0.0, "mg" if "mg" in METHODS else "pcg"), (0.1, "pcg")):
+    for p_ideal in (0.0, 0.1):
         c = random_circuit(np.random.default_rng(4), M, N, p_ideal_wire=p_ideal)
         auto = _solve(c, "auto")
-        assert auto.method == expect
+        assert auto.method == "pcg"
         assert_solutions_close(auto, _solve(c, "direct"))
+    big = (1024, 1024)
+    assert 1024 * 1024 > SOLVE_MODULE.AUTO_PCG_MAX_CELLS
+    assert SOLVE_MODULE.choose_method(big) == "mg"
+    assert SOLVE_MODULE.choose_method(big, ideal_wire=True) == "pcg"
+    assert SOLVE_MODULE.choose_method(big, "direct") == "direct"
+    with pytest.raises(xs.ParameterError):
+        SOLVE_MODULE.choose_method(big, "lu")
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -1,0 +1,44 @@
+"""Large arrays (issue targets: 4096^2 in <= 10 s, 8192^2 in <= 60 s and
+<= 16 GB): ``XBARSIM_BENCH_LARGE=4096,8192 pytest bench/bench_large.py
+--benchmark-only`` (default 4096 only). Each size runs in a fresh process so
+the peak resident memory it reports belongs to that solve alone."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+SIZES = [int(s) for s in os.environ.get("XBARSIM_BENCH_LARGE", "4096").split(",") if s]
+
+_SCRIPT = """
+import resource, sys, time
+import numpy as np
+import xbarsim as xs
+n = int(sys.argv[1])
+rng = np.random.default_rng(0)
+g = rng.uniform(2e3, 1e4, (n, n)); np.reciprocal(g, out=g)
+x = rng.uniform(0, 0.3, n)
+warm = xs.Crossbar(g[:64, :64].copy(), r_wl=1.0, r_bl=1.0)
+xs.solve(warm, left=xs.Drive(x[:64], r=1.0), bottom=xs.Drive(0.0, r=1.0), method="mg")
+xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+t = time.perf_counter()
+sol = xs.solve(xbar, left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0, r=1.0), method="mg")
+dt = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(dt, sol.iterations, peak)
+"""
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_large_solve(benchmark, n):
+    benchmark.group = "large"
+    out = {}
+
+    def run():
+        res = subprocess.run([sys.executable, "-c", _SCRIPT, str(n)], capture_output=True, text=True, check=True)
+        dt, its, peak = res.stdout.split()
+        out.update(solve_s=float(dt), iterations=int(its), peak_rss_gib=int(peak) / 2**30)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(out)

@@ -2,7 +2,6 @@
 
 from dataclasses import replace
 
-import numba
 import numpy as np
 import pytest
 
@@ -12,13 +11,7 @@ from xbarsim.kernels import noise as K
 from xbarsim.kernels.programming import switch_rate
 
 
-def _with_threads(n, fn):
-    old = numba.get_num_threads()
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
-        return fn()
-    finally:
-        numba.set_num_threads(old)
+from threads import with_threads as _with_threads
 
 
 def test_preset_is_frozen_and_in_window():

@@ -1,6 +1,5 @@
 """Multigrid-preconditioned CG, damped Newton for sinh devices, re-solves."""
 
-import numba
 import numpy as np
 import pytest
 
@@ -8,6 +7,8 @@ import xbarsim as xs
 from xbarsim._multigrid import MultigridPreconditioner
 from xbarsim.circuit import build_network
 from xbarsim.spice import ngspice_available, run_ngspice
+
+from threads import with_threads
 
 
 def _random(rng, M, N, r=1.0, v0=None, open_frac=0.0):
@@ -67,14 +68,8 @@ def test_results_do_not_depend_on_thread_count():
     rng = np.random.default_rng(5)
     xbar = _random(rng, 48, 40)
     drives = dict(left=xs.Drive(rng.uniform(0, 0.3, (48, 2)), r=1.0), bottom=xs.Drive(0.0, r=1.0))
-    threads = numba.get_num_threads()
-    out = {}
-    try:
-        for k in sorted({1, max(threads, 2)}):
-            numba.set_num_threads(min(k, numba.config.NUMBA_NUM_THREADS))
-            out[k] = {m: xs.solve(xbar, **drives, method=m).i_out for m in ("mg", "pcg")}
-    finally:
-        numba.set_num_threads(threads)
+    out = {k: with_threads(k, lambda: {m: xs.solve(xbar, **drives, method=m).i_out for m in ("mg", "pcg")})
+           for k in (1, 2)}
     first, *rest = out.values()
     for other in rest:
         for m in first:

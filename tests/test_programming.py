@@ -2,7 +2,6 @@
 
 from dataclasses import replace
 
-import numba
 import numpy as np
 import pytest
 
@@ -12,13 +11,7 @@ from xbarsim.kernels.nodal import column_current, set_ideal, solve_nodal
 from xbarsim.programming import _program_batch
 
 
-def _with_threads(n, fn):
-    old = numba.get_num_threads()
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
-        return fn()
-    finally:
-        numba.set_num_threads(old)
+from threads import with_threads as _with_threads
 
 
 def _targets(shape, seed=0):

@@ -2,7 +2,6 @@
 
 from dataclasses import replace
 
-import numba
 import numpy as np
 import pytest
 
@@ -10,13 +9,7 @@ import xbarsim as xs
 from xbarsim.mapping import map_layer
 
 
-def _with_threads(n, fn):
-    old = numba.get_num_threads()
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
-        return fn()
-    finally:
-        numba.set_num_threads(old)
+from threads import with_threads as _with_threads
 
 
 def _layer(out_f=8, in_f=2, seed=0):

@@ -29,7 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..devices import DeviceParams
 from ..exceptions import ParameterError
+
+_MEASURED = DeviceParams()
+"""Failure figures as measured (data README), kept in one place: the device model."""
 
 __all__ = ["StatisticalModel", "DriftTable", "load_drift_table", "find_data_file"]
 
@@ -165,17 +169,17 @@ class StatisticalModel:
     """Mean programming offset, % of the target."""
     offset_std: float = 0.339
     """Standard deviation of the programming offset, %."""
-    p_stuck_lrs: float = 0.005
+    p_stuck_lrs: float = _MEASURED.p_stuck_lrs
     """Probability that a device is stuck near LRS."""
-    lrs_mean: float = 573e-6
+    lrs_mean: float = _MEASURED.g_stuck_lrs_mean
     """Mean conductance of an LRS-stuck device, siemens."""
-    lrs_std: float = 99e-6
+    lrs_std: float = _MEASURED.g_stuck_lrs_std
     """Standard deviation of an LRS-stuck device's conductance, siemens."""
-    p_stuck_hrs: float = 0.005
+    p_stuck_hrs: float = _MEASURED.p_stuck_hrs
     """Probability that a device is stuck in HRS."""
-    hrs_low: float = 10e-6
+    hrs_low: float = _MEASURED.g_stuck_hrs_lo
     """Lower bound of an HRS-stuck device's conductance, siemens (uniform)."""
-    hrs_high: float = 100e-6
+    hrs_high: float = _MEASURED.g_stuck_hrs_hi
     """Upper bound of an HRS-stuck device's conductance, siemens (uniform)."""
     drift: bool = True
     """Apply the measured biasing-scheme drift."""

@@ -12,7 +12,6 @@ layer is read in its own layout, ``other[k, l]``: node ``k`` of line ``l``
 of this layer sits on line ``k`` of the other layer at its node ``l``.
 """
 
-import numpy as np
 from numba import njit, prange
 
 from .config import JIT, PJIT

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from .exceptions import MemoryLimitError
 
 PCG_BYTES_PER_CELL = 48

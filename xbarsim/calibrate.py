@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from importlib import resources
-from typing import Optional
 
 import numpy as np
 

@@ -18,7 +18,6 @@ line's tridiagonal system; ``gid[l, k]`` is the group of node ``k`` of line
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
@@ -113,7 +113,6 @@ class LayerMapping:
 
     def tile_outputs(self, tile_index, currents):
         """Column currents (..., columns) of one tile -> (..., its outputs), A."""
-        t = self.tiles[tile_index]
         if self.scheme is MappingScheme.DIFFERENTIAL:
             return currents[..., 0::2] - currents[..., 1::2]
         return currents[..., :-1] - currents[..., -1:]

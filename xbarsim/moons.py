@@ -412,7 +412,7 @@ def format_ablation(abl):
     def mark(v):
         return "" if v is None else ("on" if v else "off")
 
-    lines = [f"| reparametrization | failures (dropout) | regularization | points >= 0.95 | mean accuracy | software accuracy |",
+    lines = ["| reparametrization | failures (dropout) | regularization | points >= 0.95 | mean accuracy | software accuracy |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in abl["rows"]:
         if r["reparam"] is None:

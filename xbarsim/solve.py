@@ -39,7 +39,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .circuit import FLOATING, IDEAL, RESISTIVE, Crossbar, Network, build_network
-from .exceptions import ConvergenceError, MemoryLimitError, ParameterError
+from .exceptions import ConvergenceError, ParameterError
 from . import _memory
 
 __all__ = ["solve", "Solution", "choose_method", "METHODS", "DEFAULT_TOL"]

@@ -466,8 +466,6 @@ class Surrogate:
         if not isinstance(n_transfers, (int, np.integer)) or n_transfers < 2:
             raise ParameterError(f"n_transfers = {n_transfers!r}; need an integer >= 2.")
         rng = np.random.default_rng(seed)
-        dev = cfg.device
-        g_init = 0.5 * (dev.g_init_lo + dev.g_init_hi)
         tiles = []  # (target, g_after_own, g_final, stuck, pulses), each (M, N)
         mvm_jobs = []  # (mapping, tile g list, x) for the circuit-factor fit
         total = n_transfers * len(layers)
@@ -1072,8 +1070,6 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
         failures within 0.1 point; layers: std within 15 % and mean within
         15 % of the simulator's std, as the mean error is close to 0).
     """
-    import numba
-
     import xbarsim as xs
 
     from .._progress import Progress

@@ -14,8 +14,6 @@ from numba import njit, prange
 
 from .config import PJIT
 
-_LINEAR = np.ones((1, 1))
-"""Unused ``v0`` of the linear operator of a correction."""
 
 
 @njit(**PJIT)
@@ -82,13 +80,10 @@ def kcl_residual(gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v,
 
 
 @njit(**PJIT)
-def matvec_dot(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, has_shunt, p, other, q, partial):
-    """``q = A p`` on this layer's groups (a correction: no sources) and
+def negate_dot(p, q, partial):
+    """``q = -q`` (a Kirchhoff residual of a correction becomes ``A p``) and
     ``partial[l, b] = sum_k p q`` over line l."""
-    kcl_residual(gid, fixed, g, _LINEAR, False, seg_g, term_mode, term_g, term_v, shunt, has_shunt, p, other,
-                 False, True, q)
-    L, n = gid.shape
-    B = p.shape[2]
+    L, n, B = p.shape
     for l in prange(L):
         for b in range(B):
             partial[l, b] = 0.0

@@ -32,9 +32,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .circuit import Layer, RESISTIVE
-from ._pcg import LineFactors
+from ._pcg import LineFactors, matvec
 from .kernels.multigrid import prolong_add, restrict_coupling
-from .kernels.operator import matvec_dot
 
 COARSEST_CELLS = 256
 """Stop coarsening when a level has at most this many cells; factor it
@@ -267,10 +266,8 @@ class MultigridPreconditioner:
         x = self.extra[k - 1]
         lay_wl, lay_bl = x["layers"]
         q_wl, q_bl = x["q_wl"], x["q_bl"]
-        matvec_dot(lay_wl.gid, lay_wl.fixed, lev.g, lay_wl.seg_g, lay_wl.term_mode, lay_wl.term_g,
-                   lay_wl.term_v, lev.shunt[0], True, w["z_wl"], w["z_bl"], q_wl, x["part_w"])
-        matvec_dot(lay_bl.gid, lay_bl.fixed, lev.g_t, lay_bl.seg_g, lay_bl.term_mode, lay_bl.term_g,
-                   lay_bl.term_v, lev.shunt[1], True, w["z_bl"], w["z_wl"], q_bl, x["part_b"])
+        matvec(lay_wl, lev.g, lev.shunt[0], w["z_wl"], w["z_bl"], q_wl, x["part_w"])
+        matvec(lay_bl, lev.g_t, lev.shunt[1], w["z_bl"], w["z_wl"], q_bl, x["part_b"])
         np.subtract(w["r_wl"], q_wl, out=q_wl)
         np.subtract(w["r_bl"], q_bl, out=q_bl)
         self.apply(q_wl, q_bl, x["e_wl"], x["e_bl"], k)

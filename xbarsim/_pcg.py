@@ -24,7 +24,7 @@ import numpy as np
 from .circuit import IDEAL
 from .exceptions import ConvergenceError
 from .kernels.lines import factor_lines, solve_lines
-from .kernels.operator import absmax_lines, cg_update, dot_lines, kcl_residual, matvec_dot, xpby
+from .kernels.operator import absmax_lines, cg_update, dot_lines, kcl_residual, negate_dot, xpby
 
 _NO_SHUNT = np.zeros((1, 1))
 """Placeholder for "no shunt" / "linear devices" in kernel calls."""
@@ -183,6 +183,16 @@ ITOL = 1e-10
 """Terminal-current error bound, relative to the current (see AccuracyCheck)."""
 
 
+def matvec(layer, g, shunt, p, other, q, partial):
+    """``q = A p`` on one layer's free groups (a correction: no sources, zero
+    on fixed groups) and the per-line partial sums of ``p . q``. ``shunt``
+    is a coarse level's conductance to ground, or None."""
+    has_shunt = shunt is not None
+    kcl_residual(layer.gid, layer.fixed, g, _NO_SHUNT, False, layer.seg_g, layer.term_mode, layer.term_g,
+                 layer.term_v, shunt if has_shunt else _NO_SHUNT, has_shunt, p, other, False, True, q)
+    negate_dot(p, q, partial)
+
+
 class Workspace:
     """Vectors of one CG run, allocated once and reused (Newton steps)."""
 
@@ -228,10 +238,8 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
     wl, bl = net.wl, net.bl
     it = 0
     for it in range(1, maxiter + 1):
-        matvec_dot(wl.gid, wl.fixed, g, wl.seg_g, wl.term_mode, wl.term_g, wl.term_v,
-                   _NO_SHUNT, False, p_wl, p_bl, q_wl, work.part_w)
-        matvec_dot(bl.gid, bl.fixed, g_t, bl.seg_g, bl.term_mode, bl.term_g, bl.term_v,
-                   _NO_SHUNT, False, p_bl, p_wl, q_bl, work.part_b)
+        matvec(wl, g, None, p_wl, p_bl, q_wl, work.part_w)
+        matvec(bl, g_t, None, p_bl, p_wl, q_bl, work.part_b)
         pq = work.part_w.sum(axis=0) + work.part_b.sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             alpha = np.where(active & (pq > 0), rz / np.where(pq > 0, pq, 1.0), 0.0)

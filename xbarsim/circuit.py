@@ -334,6 +334,34 @@ def _line_names(kind, idx, limit=10):
     return shown + (f" ... ({len(idx)} in all)" if len(idx) > limit else "")
 
 
+def check_connected(g, ends):
+    """Raise `CircuitError` naming every line with no finite-resistance path
+    to a driven end (`ends`: end name -> `_EndSpec` or None)."""
+    from .kernels.graph import reachable_lines
+
+    M, N = g.shape
+    anchored_wl = np.zeros(M, dtype=np.uint8)
+    anchored_bl = np.zeros(N, dtype=np.uint8)
+    for name, arr in (("left", anchored_wl), ("right", anchored_wl), ("top", anchored_bl), ("bottom", anchored_bl)):
+        if ends[name] is not None:
+            arr |= (ends[name].mode != FLOATING).astype(np.uint8)
+    if anchored_wl.all() and anchored_bl.all():
+        return
+    reached_wl, reached_bl = reachable_lines(g, anchored_wl, anchored_bl)
+    lost_wl = np.nonzero(reached_wl == 0)[0]
+    lost_bl = np.nonzero(reached_bl == 0)[0]
+    if lost_wl.size or lost_bl.size:
+        parts = [p for p in (_line_names("WL", lost_wl), _line_names("BL", lost_bl)) if p]
+        raise CircuitError(
+            f"{' and '.join(parts)} have no finite-resistance path to a driven end "
+            "(both ends floating and every device to the rest of the array open), so "
+            "their voltage is undetermined. Drive one end of these lines, or give them "
+            "a device with g > 0 connecting to a driven line.",
+            word_lines=lost_wl,
+            bit_lines=lost_bl,
+        )
+
+
 def build_network(xbar, left=None, right=None, top=None, bottom=None):
     """Validate drives against `xbar` and build the kernel arrays.
 
@@ -345,7 +373,6 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
         No unique solution: a line with no finite-resistance path to a
         driven end, or two ideal drives joined by ideal wire.
     """
-    from .kernels.graph import reachable_lines
 
     if not isinstance(xbar, Crossbar):
         raise ParameterError(f"xbar must be an xbarsim.Crossbar; got {type(xbar).__name__}.")
@@ -387,26 +414,7 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
                 bit_lines=clash if layer_name == "bl" else (),
             )
 
-    anchored_wl = np.zeros(M, dtype=np.uint8)
-    anchored_bl = np.zeros(N, dtype=np.uint8)
-    for name, arr in (("left", anchored_wl), ("right", anchored_wl), ("top", anchored_bl), ("bottom", anchored_bl)):
-        if specs[name] is not None:
-            arr |= (specs[name].mode != FLOATING).astype(np.uint8)
-    if not (anchored_wl.all() and anchored_bl.all()):
-        reached_wl, reached_bl = reachable_lines(xbar.g, anchored_wl, anchored_bl)
-        lost_wl = np.nonzero(reached_wl == 0)[0]
-        lost_bl = np.nonzero(reached_bl == 0)[0]
-        if lost_wl.size or lost_bl.size:
-            parts = [p for p in (_line_names("WL", lost_wl), _line_names("BL", lost_bl)) if p]
-            raise CircuitError(
-                f"{' and '.join(parts)} have no finite-resistance path to a driven end "
-                "(both ends floating and every device to the rest of the array open), so "
-                "their voltage is undetermined. Drive one end of these lines, or give them "
-                "a device with g > 0 connecting to a driven line.",
-                word_lines=lost_wl,
-                bit_lines=lost_bl,
-            )
-
+    check_connected(xbar.g, specs)
     wl = _build_layer(xbar.r_wl_full(), (specs["left"], specs["right"]), M, N, batch)
     bl = _build_layer(xbar.r_bl_full().T, (specs["top"], specs["bottom"]), N, M, batch)
     net = Network(

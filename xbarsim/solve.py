@@ -38,7 +38,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .circuit import FLOATING, IDEAL, RESISTIVE, Crossbar, Network, build_network
+from .circuit import IDEAL, RESISTIVE, Crossbar, Network, build_network
 from .exceptions import ConvergenceError, ParameterError
 from . import _memory
 
@@ -121,10 +121,9 @@ class Solution:
         new_net = dataclasses.replace(net, xbar=xbar, g=xbar.g, g_t=np.ascontiguousarray(xbar.g.T))
         if np.any((xbar.g > 0) != (net.g > 0)):
             # open devices changed: well-posedness must be checked again
-            from .circuit import build_network as _build
+            from .circuit import check_connected
 
-            ends = {k: None for k in ("left", "right", "top", "bottom")}
-            new_net = _build(xbar, **{k: self._drive(k) for k in ends})
+            check_connected(xbar.g, net.ends)
         pre = getattr(self, "_preconditioner", None) if changed <= refactor_fraction else None
         if self.method == "direct":
             pre = None
@@ -133,16 +132,6 @@ class Solution:
         keep = getattr(self, "_preconditioner", None) is not None
         return _solve_network(new_net, self.method, tol, maxiter, callback, self, pre=pre, keep_factors=keep)
 
-    def _drive(self, name):
-        from .circuit import Drive, FLOATING as _FL
-
-        spec = self.network.ends[name]
-        if spec is None:
-            return None
-        v = spec.v if self.network.batched else spec.v[:, 0]
-        r = np.where(spec.mode == RESISTIVE, 1.0 / np.where(spec.g > 0, spec.g, 1.0), 0.0)
-        return Drive(v, r=r, floating=spec.mode == _FL)
-
     def power_supplied(self):
         """Power delivered by the ideal sources, watts (per batch column)."""
         net = self.network
@@ -150,9 +139,10 @@ class Solution:
         for name, spec in net.ends.items():
             if spec is None:
                 continue
+            # floating ends carry v = 0 and no current (NaN -> 0)
             cur = np.nan_to_num(self.i_terminal[name])
             v = spec.v if net.batched else spec.v[:, 0]
-            total = total + np.sum(np.where(spec.mode[(...,) + (None,) * (v.ndim - 1)] == FLOATING, 0.0, v * cur), axis=0)
+            total = total + np.sum(v * cur, axis=0)
         return total
 
     def power_dissipated(self):

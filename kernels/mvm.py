@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from .config import PJIT
-from .nodal import column_current, device_current, set_ideal, solve_nodal
+from .nodal import column_current, device_current, nodal_work, set_ideal, solve_nodal
 from .noise import normal, stream_key
 
 
@@ -42,8 +42,7 @@ def mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, 
         vbl = np.zeros((M, N))
         gd = np.zeros((M, N))
         i0 = np.zeros((M, N))
-        cp = np.zeros(max(M, N))
-        dq = np.zeros(max(M, N))
+        cp, dq = nodal_work(M, N)
         st = np.empty(1, dtype=np.uint64)
         st[0] = stream_key(seed, np.uint64(offset + t), key)
         nf = 0

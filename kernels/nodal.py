@@ -5,13 +5,15 @@ thousands of times per array: once per pulse, once per verify read, once per
 input vector. They call `solve_nodal`, a nonlinear block Gauss-Seidel
 (line relaxation) solve that is warm-started from the caller's last voltages:
 
-* each sweep linearises every device at the present voltages (Newton:
+* each sweep solves every word line exactly (tridiagonal, bit lines held),
+  linearising each device at the present voltages on the way (Newton:
   ``I ~ i0 + gd V`` with ``gd = G cosh(V/V0)``; ``gd = G``, ``i0 = 0`` for a
-  linear device), then solves every word line exactly (tridiagonal, bit
-  lines held) and every bit line exactly (word lines held);
+  linear device), then every bit line exactly (word lines held); all lines
+  of one direction are eliminated together so their recurrences overlap;
 * a line whose wire resistance is 0 is one node (``r = 0`` is handled
   exactly, never replaced by a small resistance);
-* it stops when no node moved by more than ``tol`` volts in a sweep.
+* it stops when the error estimated from the last two sweeps' updates is
+  under ``tol`` volts (`solve_nodal`).
 
 Drive layout (the read layout of CIRCUIT.md): word line ``i`` is driven at its
 ``left`` end, ``WL(i, 0)``, by an ideal source ``wl_v[i]`` when
@@ -22,6 +24,7 @@ other ends float.
 
 import math
 
+import numpy as np
 from numba import njit
 
 from .config import JIT
@@ -51,92 +54,157 @@ def set_ideal(wl_v, wl_drv, bl_v, bl_drv, vwl, vbl):
             vbl[i, j] = bl_v[j] if bl_drv[j] else 0.0
 
 
-@njit(**JIT)
-def _linearise(G, v0, v0inv, vwl, vbl, gd, i0):
-    M, N = G.shape
+_SAFETY = 0.5
+"""`solve_nodal` stops when its error estimate is under ``_SAFETY * tol``."""
+
+_TAYLOR = 0.5
+"""Below this |V/V0| `sinh_cosh` sums the series (error < 1e-16 relative)."""
+
+
+@njit(**JIT, inline="always")
+def sinh_cosh(x):
+    """``(sinh x, cosh x)``: a Taylor sum for small ``|x|`` (most cells of a
+    pulse or read sit near 0 V), one ``exp`` otherwise."""
+    if abs(x) < _TAYLOR:
+        y = x * x
+        s = x * (1.0 + y * (1.0 / 6 + y * (1.0 / 120 + y * (1.0 / 5040 + y * (
+            1.0 / 362880 + y * (1.0 / 39916800 + y * (1.0 / 6227020800)))))))
+        c = 1.0 + y * (0.5 + y * (1.0 / 24 + y * (1.0 / 720 + y * (1.0 / 40320 + y * (
+            1.0 / 3628800 + y * (1.0 / 479001600 + y * (1.0 / 87178291200)))))))
+        return s, c
+    e = math.exp(x)
+    ie = 1.0 / e
+    return 0.5 * (e - ie), 0.5 * (e + ie)
+
+
+@njit(**JIT, inline="always")
+def _linear_part(g, v, v0, v0inv):
+    """Device linearised at ``v``: ``I ~ i0 + gd V``; returns ``(gd, i0)``."""
     if v0inv == 0.0:
-        for i in range(M):
-            for j in range(N):
-                gd[i, j] = G[i, j]
-                i0[i, j] = 0.0
-        return
-    for i in range(M):
-        for j in range(N):
-            v = vwl[i, j] - vbl[i, j]
-            e = math.exp(v * v0inv)
-            ie = 1.0 / e
-            g = G[i, j]
-            cur = g * v0 * 0.5 * (e - ie)
-            d = g * 0.5 * (e + ie)
-            gd[i, j] = d
-            i0[i, j] = cur - d * v
+        return g, 0.0
+    s, c = sinh_cosh(v * v0inv)
+    d = g * c
+    return d, g * v0 * s - d * v
 
 
 @njit(**JIT)
-def _solve_wl(i, r, drv, vd, gd, i0, vwl, vbl, cp, dp):
-    """Word line ``i`` exactly, bit lines held; returns max |change|."""
-    N = vwl.shape[1]
-    dmax = 0.0
-    if r == 0.0 or N == 1:
-        if drv:
-            x = vd
-        else:
-            num = 0.0
-            den = 0.0
-            for j in range(N):
-                num += gd[i, j] * vbl[i, j] - i0[i, j]
-                den += gd[i, j]
-            if den <= 0.0:
-                return 0.0
-            x = num / den
-        for j in range(N):
-            d = abs(x - vwl[i, j])
-            if d > dmax:
-                dmax = d
-            vwl[i, j] = x
-        return dmax
+def _wl_pass(r, drv, vd, G, v0, v0inv, gd, i0, vwl, vbl, cp, dp, x):
+    """Solve every word line exactly, bit lines held; returns max |change|.
+
+    Word lines are independent given the bit lines, so all of them are
+    eliminated together (inner loop over lines): the Thomas recurrences of
+    different lines overlap instead of each waiting on its own division
+    chain. Each device is linearised at the present voltages on the way
+    (stored in ``gd``, ``i0`` for the bit-line pass). Node ``(i, 0)`` is an
+    identity row when line ``i`` is driven. ``cp``, ``dp``: (N, M) work.
+    """
+    M, N = vwl.shape
     gw = 1.0 / r
-    # Thomas forward sweep; node 0 is an identity row when driven.
     for j in range(N):
-        if j == 0 and drv:
-            a = 0.0
-            b = 1.0
-            c = 0.0
-            d = vd
-        else:
-            a = -gw if j > 0 else 0.0
-            c = -gw if j < N - 1 else 0.0
-            b = gd[i, j] - a - c
-            d = gd[i, j] * vbl[i, j] - i0[i, j]
-        if j == 0:
-            cp[0] = c / b
-            dp[0] = d / b
-        else:
-            den = b - a * cp[j - 1]
-            cp[j] = c / den
-            dp[j] = (d - a * dp[j - 1]) / den
-    x = dp[N - 1]
-    dd = abs(x - vwl[i, N - 1])
-    if dd > dmax:
-        dmax = dd
-    vwl[i, N - 1] = x
+        right = gw if j < N - 1 else 0.0
+        for i in range(M):
+            d, c0 = _linear_part(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
+            gd[i, j] = d
+            i0[i, j] = c0
+            rhs = d * vbl[i, j] - c0
+            if j == 0:
+                if drv[i]:
+                    cp[0, i] = 0.0
+                    dp[0, i] = vd[i]
+                    continue
+                den = d + right
+            else:
+                den = d + right + gw + gw * cp[j - 1, i]
+                rhs += gw * dp[j - 1, i]
+            inv = 1.0 / den
+            cp[j, i] = -right * inv
+            dp[j, i] = rhs * inv
+    dmax = 0.0
+    for i in range(M):
+        x[i] = dp[N - 1, i]
+        dmax = max(dmax, abs(x[i] - vwl[i, N - 1]))
+        vwl[i, N - 1] = x[i]
     for j in range(N - 2, -1, -1):
-        x = dp[j] - cp[j] * x
-        dd = abs(x - vwl[i, j])
-        if dd > dmax:
-            dmax = dd
-        vwl[i, j] = x
+        for i in range(M):
+            xi = dp[j, i] - cp[j, i] * x[i]
+            x[i] = xi
+            dmax = max(dmax, abs(xi - vwl[i, j]))
+            vwl[i, j] = xi
     return dmax
 
 
 @njit(**JIT)
-def _solve_bl(j, r, drv, vd, gd, i0, vwl, vbl, cp, dp):
-    """Bit line ``j`` exactly, word lines held; driven at node M-1."""
-    M = vbl.shape[0]
+def _bl_pass(r, drv, vd, gd, i0, vwl, vbl, cp, dp, x):
+    """Solve every bit line exactly, word lines held (all lines together, as
+    `_wl_pass`); eliminated from the top, node ``(M-1, j)`` is an identity
+    row when line ``j`` is driven. ``cp``, ``dp``: (M, N) work."""
+    M, N = vwl.shape
+    gw = 1.0 / r
+    for i in range(M):
+        below = gw if i < M - 1 else 0.0
+        for j in range(N):
+            if i == M - 1 and drv[j]:
+                cp[i, j] = 0.0
+                dp[i, j] = vd[j]
+                continue
+            d = gd[i, j]
+            rhs = d * vwl[i, j] + i0[i, j]
+            if i == 0:
+                den = d + below
+            else:
+                den = d + below + gw + gw * cp[i - 1, j]
+                rhs += gw * dp[i - 1, j]
+            inv = 1.0 / den
+            cp[i, j] = -below * inv
+            dp[i, j] = rhs * inv
     dmax = 0.0
-    if r == 0.0 or M == 1:
-        if drv:
-            x = vd
+    for j in range(N):
+        x[j] = dp[M - 1, j]
+        dmax = max(dmax, abs(x[j] - vbl[M - 1, j]))
+        vbl[M - 1, j] = x[j]
+    for i in range(M - 2, -1, -1):
+        for j in range(N):
+            xj = dp[i, j] - cp[i, j] * x[j]
+            x[j] = xj
+            dmax = max(dmax, abs(xj - vbl[i, j]))
+            vbl[i, j] = xj
+    return dmax
+
+
+@njit(**JIT)
+def _merged_wl_pass(drv, vd, G, v0, v0inv, gd, i0, vwl, vbl):
+    """Word lines that are one node each (0 ohm wire or one column)."""
+    M, N = vwl.shape
+    dmax = 0.0
+    for i in range(M):
+        num = 0.0
+        den = 0.0
+        for j in range(N):
+            d, c0 = _linear_part(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
+            gd[i, j] = d
+            i0[i, j] = c0
+            num += d * vbl[i, j] - c0
+            den += d
+        if drv[i]:
+            x = vd[i]
+        elif den > 0.0:
+            x = num / den
+        else:
+            continue  # isolated floating line: left where it is
+        for j in range(N):
+            dmax = max(dmax, abs(x - vwl[i, j]))
+            vwl[i, j] = x
+    return dmax
+
+
+@njit(**JIT)
+def _merged_bl_pass(drv, vd, gd, i0, vwl, vbl):
+    """Bit lines that are one node each (0 ohm wire or one row)."""
+    M, N = vwl.shape
+    dmax = 0.0
+    for j in range(N):
+        if drv[j]:
+            x = vd[j]
         else:
             num = 0.0
             den = 0.0
@@ -144,45 +212,19 @@ def _solve_bl(j, r, drv, vd, gd, i0, vwl, vbl, cp, dp):
                 num += gd[i, j] * vwl[i, j] + i0[i, j]
                 den += gd[i, j]
             if den <= 0.0:
-                return 0.0
+                continue
             x = num / den
         for i in range(M):
-            d = abs(x - vbl[i, j])
-            if d > dmax:
-                dmax = d
+            dmax = max(dmax, abs(x - vbl[i, j]))
             vbl[i, j] = x
-        return dmax
-    gw = 1.0 / r
-    for i in range(M):
-        if i == M - 1 and drv:
-            a = 0.0
-            b = 1.0
-            c = 0.0
-            d = vd
-        else:
-            a = -gw if i > 0 else 0.0
-            c = -gw if i < M - 1 else 0.0
-            b = gd[i, j] - a - c
-            d = gd[i, j] * vwl[i, j] + i0[i, j]
-        if i == 0:
-            cp[0] = c / b
-            dp[0] = d / b
-        else:
-            den = b - a * cp[i - 1]
-            cp[i] = c / den
-            dp[i] = (d - a * dp[i - 1]) / den
-    x = dp[M - 1]
-    dd = abs(x - vbl[M - 1, j])
-    if dd > dmax:
-        dmax = dd
-    vbl[M - 1, j] = x
-    for i in range(M - 2, -1, -1):
-        x = dp[i] - cp[i] * x
-        dd = abs(x - vbl[i, j])
-        if dd > dmax:
-            dmax = dd
-        vbl[i, j] = x
     return dmax
+
+
+@njit(**JIT)
+def nodal_work(M, N):
+    """Work vectors ``(cp, dp)`` for `solve_nodal` on an M x N array."""
+    n = M * N + max(M, N)
+    return np.zeros(n), np.zeros(n)
 
 
 @njit(**JIT)
@@ -190,24 +232,39 @@ def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
                 vwl, vbl, gd, i0, cp, dp, tol, maxit):
     """Solve the circuit in place in ``vwl``, ``vbl`` (warm start).
 
-    Returns the number of sweeps run, or ``-1`` when ``maxit`` sweeps did
-    not bring the largest node update under ``tol`` volts.
-    ``cp``, ``dp``: work vectors of length ``max(M, N)``.
+    Each sweep solves every word line (devices linearised on the way), then
+    every bit line. The iteration converges linearly; with ``d`` the largest
+    node update of a sweep and ``q = d / d_previous`` its contraction, the
+    error left is about ``d q / (1 - q)``, and the solve stops when that is
+    at most ``tol / 2`` volts (the factor 2 covers the estimate's own error) (``q < 1`` required; a first sweep stops only when
+    it moved no node by more than ``tol``). Returns the number of sweeps
+    run, or ``-1`` when ``maxit`` sweeps did not get there. ``cp``, ``dp``: work of length ``M*N + max(M, N)`` (`nodal_work`).
     """
     M, N = G.shape
+    K = M * N
+    x = cp[K:K + max(M, N)]
+    cw = cp[:K].reshape((N, M))
+    dw = dp[:K].reshape((N, M))
+    cb = cp[:K].reshape((M, N))
+    db = dp[:K].reshape((M, N))
+    merged_wl = r_wl == 0.0 or N == 1
+    merged_bl = r_bl == 0.0 or M == 1
+    last = 0.0
     for it in range(1, maxit + 1):
-        _linearise(G, v0, v0inv, vwl, vbl, gd, i0)
-        dmax = 0.0
-        for i in range(M):
-            d = _solve_wl(i, r_wl, wl_drv[i], wl_v[i], gd, i0, vwl, vbl, cp, dp)
-            if d > dmax:
-                dmax = d
-        for j in range(N):
-            d = _solve_bl(j, r_bl, bl_drv[j], bl_v[j], gd, i0, vwl, vbl, cp, dp)
-            if d > dmax:
-                dmax = d
-        if dmax <= tol:
+        if merged_wl:
+            dmax = _merged_wl_pass(wl_drv, wl_v, G, v0, v0inv, gd, i0, vwl, vbl)
+        else:
+            dmax = _wl_pass(r_wl, wl_drv, wl_v, G, v0, v0inv, gd, i0, vwl, vbl, cw, dw, x)
+        if merged_bl:
+            d = _merged_bl_pass(bl_drv, bl_v, gd, i0, vwl, vbl)
+        else:
+            d = _bl_pass(r_bl, bl_drv, bl_v, gd, i0, vwl, vbl, cb, db, x)
+        d = max(dmax, d)
+        if d <= tol and it == 1:
             return it
+        if it > 1 and d < last and d * d <= _SAFETY * tol * (last - d):
+            return it  # estimated error d q / (1 - q) <= tol / 2, q = d / last
+        last = d
     return -1
 
 

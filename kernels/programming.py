@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from .config import JIT, PJIT
-from .nodal import column_current, device_current, set_ideal, solve_nodal
+from .nodal import column_current, device_current, nodal_work, set_ideal, solve_nodal
 from .noise import (
     P_C2C, P_G_HI, P_G_LO, P_KRESET, P_KSET, P_READ_NOISE, P_RELAX_DRIFT,
     P_RELAX_FAST, P_RELAX_FAST_MEAN, P_RELAX_SIGMA, P_RELAX_TAU, P_TW_REF, P_V0, P_V0INV, P_VRESET, P_VSET, P_VSLOPE, P_VSUB,
@@ -285,7 +285,6 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     max_pulses = int(wv[W_MAX_PULSES])
     step = wv[W_V_STEP]
 
-    L = max(M, N)
     wl_v = np.zeros(M)
     bl_v = np.zeros(N)
     wl_drv = np.zeros(M, dtype=np.uint8)
@@ -296,8 +295,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     vbl_r = np.zeros((M, N))
     gd = np.zeros((M, N))
     i0 = np.zeros((M, N))
-    cp = np.zeros(L)
-    dq = np.zeros(L)
+    cp, dq = nodal_work(M, N)
     tlast = np.zeros((M, N))
     tprog = np.full((M, N), -1e300)
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import xbarsim as xs
-from xbarsim.devices import DeviceParams
 from xbarsim.kernels import noise as K
 from xbarsim.kernels.programming import switch_rate
 

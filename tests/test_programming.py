@@ -7,7 +7,7 @@ import pytest
 
 import xbarsim as xs
 from xbarsim.kernels import programming as KP
-from xbarsim.kernels.nodal import column_current, set_ideal, solve_nodal
+from xbarsim.kernels.nodal import column_current, nodal_work, set_ideal, solve_nodal
 from xbarsim.programming import _program_batch
 
 
@@ -35,10 +35,9 @@ def _pulse_voltages(G, scheme, isel, jsel, vp, r, v0):
     KP._pulse_drives(scheme, isel, jsel, vp, wl_v, wl_d, bl_v, bl_d)
     vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
     set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
-    L = max(M, N)
     v0_, v0inv = (0.0, 0.0) if v0 is None else (v0, 1.0 / v0)
-    it = solve_nodal(G, v0_, v0inv, r, r, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)),
-                     np.zeros((M, N)), np.zeros(L), np.zeros(L), 1e-13, 100000)
+    it = solve_nodal(G, v0_, v0inv, r, r, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
+                     *nodal_work(M, N), 1e-13, 100000)
     assert it > 0
     return vwl, vbl, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool))
 
@@ -69,6 +68,34 @@ def test_half_selected_voltages_match_solve_sinh(scheme):
     np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("shape", [(3, 16), (9, 2), (16, 16), (24, 7)])
+@pytest.mark.parametrize("vp", [0.2, 1.6, 2.4])
+@pytest.mark.parametrize("seed", [7, 8])
+def test_nodal_stopping_rule_meets_its_tolerance(shape, vp, seed):
+    """The error-estimate stop of `solve_nodal` leaves at most ``tol`` volts of error.
+
+    Cold start (ideal-wire voltages), sinh devices, 2 ohm wires so the
+    iteration needs several sweeps; the reference is the same solver run to
+    1e-14 V, itself checked against xs.solve above.
+    """
+    G = _targets(shape, seed=seed)
+    M, N = shape
+    tol = 1e-9
+    wl_v, bl_v = np.zeros(M), np.zeros(N)
+    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+    KP._pulse_drives(0, 0, N - 1, vp, wl_v, wl_d, bl_v, bl_d)
+    out = []
+    for t in (tol, 1e-14):
+        vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
+        set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+        it = solve_nodal(G, 0.45, 1 / 0.45, 2.0, 2.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)),
+                         np.zeros((M, N)), *nodal_work(M, N), t, 100000)
+        assert it > 0
+        out.append((vwl, vbl))
+    err = max(np.abs(out[0][0] - out[1][0]).max(), np.abs(out[0][1] - out[1][1]).max())
+    assert err <= tol
+
+
 def test_read_current_matches_solve():
     G = _targets((5, 8), seed=5)
     M, N = G.shape
@@ -78,8 +105,8 @@ def test_read_current_matches_solve():
         KP._read_drives(read_scheme, 3, 6, 0.2, wl_v, wl_d, bl_v, bl_d)
         vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
         set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
-        solve_nodal(G, 0.0, 0.0, 1.0, 1.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)),
-                    np.zeros((M, N)), np.zeros(8), np.zeros(8), 1e-14, 100000)
+        solve_nodal(G, 0.0, 0.0, 1.0, 1.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
+                    *nodal_work(M, N), 1e-14, 100000)
         sensed = column_current(G, 0.0, 0.0, vwl, vbl, 6)
         sol = _reference(G, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool)), 1.0, None)
         assert sensed == pytest.approx(sol.i_out[6], rel=1e-9)

@@ -1,6 +1,5 @@
 """Weight mapping, transfer, mvm and transfer_many."""
 
-from dataclasses import replace
 
 import numpy as np
 import pytest

@@ -43,6 +43,7 @@ def mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, 
         gd = np.zeros((M, N))
         i0 = np.zeros((M, N))
         cp, dq = nodal_work(M, N)
+        rate = np.full(1, -1.0)
         st = np.empty(1, dtype=np.uint64)
         st[0] = stream_key(seed, np.uint64(offset + t), key)
         nf = 0
@@ -55,8 +56,9 @@ def mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, 
             # the ideal-wire voltages are a far better start than the last input's
             set_ideal(vb, wl_drv, bl_v, bl_drv, vwl, vbl)
             if not exact and vmax > 0.0:
+                rate[0] = -1.0  # a cold start per input: no contraction carried over
                 it = solve_nodal(G, v0, v0inv, r_wl, r_bl, vb, wl_drv, bl_v, bl_drv,
-                                 vwl, vbl, gd, i0, cp, dq, tol * vmax, maxit)
+                                 vwl, vbl, gd, i0, cp, dq, tol * vmax, maxit, rate)
                 if it < 0:
                     nf += 1
             for j in range(N):

@@ -229,16 +229,25 @@ def nodal_work(M, N):
 
 @njit(**JIT)
 def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
-                vwl, vbl, gd, i0, cp, dp, tol, maxit):
+                vwl, vbl, gd, i0, cp, dp, tol, maxit, rate):
     """Solve the circuit in place in ``vwl``, ``vbl`` (warm start).
 
     Each sweep solves every word line (devices linearised on the way), then
     every bit line. The iteration converges linearly; with ``d`` the largest
     node update of a sweep and ``q = d / d_previous`` its contraction, the
     error left is about ``d q / (1 - q)``, and the solve stops when that is
-    at most ``tol / 2`` volts (the factor 2 covers the estimate's own error) (``q < 1`` required; a first sweep stops only when
-    it moved no node by more than ``tol``). Returns the number of sweeps
-    run, or ``-1`` when ``maxit`` sweeps did not get there. ``cp``, ``dp``: work of length ``M*N + max(M, N)`` (`nodal_work`).
+    at most ``tol / 2`` volts (the factor 2 covers the estimate's own error).
+
+    ``rate`` (one-element array, in/out) carries ``q`` between solves of
+    the same circuit and drive pattern (the caller resets it to -1 when the
+    pattern changes): with a known rate, a warm start whose first sweep
+    already meets the test stops after that sweep instead of running a
+    second one only to measure ``q``. A first sweep with no known rate
+    stops only when it moved no node by more than ``tol``.
+
+    Returns the number of sweeps run, or ``-1`` when ``maxit`` sweeps did
+    not get there. ``cp``, ``dp``: work of length ``M*N + max(M, N)``
+    (`nodal_work`).
     """
     M, N = G.shape
     K = M * N
@@ -260,9 +269,12 @@ def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
         else:
             d = _bl_pass(r_bl, bl_drv, bl_v, gd, i0, vwl, vbl, cb, db, x)
         d = max(dmax, d)
-        if d <= tol and it == 1:
-            return it
-        if it > 1 and d < last and d * d <= _SAFETY * tol * (last - d):
+        if it == 1:
+            q = rate[0]
+            if d <= tol or (0.0 <= q < 1.0 and d * q <= _SAFETY * tol * (1.0 - q)):
+                return it
+        elif d < last and d * d <= _SAFETY * tol * (last - d):
+            rate[0] = d / last
             return it  # estimated error d q / (1 - q) <= tol / 2, q = d / last
         last = d
     return -1

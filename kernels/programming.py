@@ -191,7 +191,7 @@ def _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv):
 
 @njit(**JIT)
 def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv,
-          vwl, vbl, gd, i0, cp, dq, state, ss_factor):
+          vwl, vbl, gd, i0, cp, dq, state, ss_factor, rate):
     """One verify read of (isel, jsel) through the crossbar.
 
     Returns ``(sensed conductance in small-signal units, solver failed)``:
@@ -206,9 +206,11 @@ def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_
     failed = False
     if exact or new_cell:
         set_ideal(wl_v, wl_drv, bl_v, bl_drv, vwl, vbl)
+        rate[0] = -1.0
     if not exact:
         it = solve_nodal(G, v0, v0inv, wv[W_R_WL], wv[W_R_BL], wl_v, wl_drv, bl_v, bl_drv,
-                         vwl, vbl, gd, i0, cp, dq, wv[W_SOLVE_TOL] * vr, int(wv[W_SOLVE_MAXIT]))
+                         vwl, vbl, gd, i0, cp, dq, wv[W_SOLVE_TOL] * vr, int(wv[W_SOLVE_MAXIT]),
+                         rate)
         failed = it < 0
     cur = column_current(G, v0, v0inv, vwl, vbl, jsel)
     sn = dp[P_READ_NOISE]
@@ -220,7 +222,7 @@ def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_
 
 @njit(**JIT)
 def _pulse(G, tlast, tprog, stuck, t, isel, jsel, vp, dp, wv, scheme, exact, scale_from,
-           wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, gd, i0, cp, dq, state, rx):
+           wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, gd, i0, cp, dq, state, rx, rate):
     """Apply one programming pulse; every cell switches at its own voltage."""
     M, N = G.shape
     _pulse_drives(scheme, isel, jsel, vp, wl_v, wl_drv, bl_v, bl_drv)
@@ -237,7 +239,7 @@ def _pulse(G, tlast, tprog, stuck, t, isel, jsel, vp, dp, wv, scheme, exact, sca
     if not exact:
         it = solve_nodal(G, dp[P_V0], dp[P_V0INV], wv[W_R_WL], wv[W_R_BL], wl_v, wl_drv,
                          bl_v, bl_drv, vwl, vbl, gd, i0, cp, dq,
-                         wv[W_SOLVE_TOL] * abs(vp), int(wv[W_SOLVE_MAXIT]))
+                         wv[W_SOLVE_TOL] * abs(vp), int(wv[W_SOLVE_MAXIT]), rate)
         failed = it < 0
     tw_ratio = wv[W_PULSE_WIDTH] / dp[P_TW_REF]
     c2c = dp[P_C2C]
@@ -296,6 +298,8 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     gd = np.zeros((M, N))
     i0 = np.zeros((M, N))
     cp, dq = nodal_work(M, N)
+    rate_r = np.full(1, -1.0)  # sweep contraction of the last read / pulse solve of this cell
+    rate_p = np.full(1, -1.0)
     tlast = np.zeros((M, N))
     tprog = np.full((M, N), -1e300)
 
@@ -310,8 +314,10 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
         t += 1.0
         _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state)
         cell = i * N + j
+        rate_p[0] = -1.0
         rd, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, cell != last_read_cell,
-                        wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state, ss_factor)
+                        wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state, ss_factor,
+                        rate_r)
         last_read_cell = cell
         fails += bad
         npulse = 0
@@ -337,14 +343,14 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             pol_last = pol
             fails += _pulse(G, tlast, tprog, stuck, t, i, j, vp, dp, wv, scheme, exact_pulse,
                             scale_from, wl_v, wl_drv, bl_v, bl_drv, vwl_p, vbl_p, gd, i0, cp, dq,
-                            state, rx)
+                            state, rx, rate_p)
             tprog[i, j] = t
             npulse += 1
             t += 1.0
             _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state)
             rd, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, False,
                             wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
-                            ss_factor)
+                            ss_factor, rate_r)
             fails += bad
         pulses[i, j] = npulse
         conv[i, j] = 1 if ok else 0
@@ -357,7 +363,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
                 _touch(G, tlast, tprog, stuck, iq, jq, t, dp, rx, state)
                 rq, bad = _read(G, iq, jq, dp, wv, read_scheme, exact_read, True,
                                 wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
-                                ss_factor)
+                                ss_factor, rate_r)
                 fails += bad
                 track[q, p] = rq
             last_read_cell = -1
@@ -374,7 +380,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             j = order[p, 1]
             rq, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, True,
                             wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
-                            ss_factor)
+                            ss_factor, rate_r)
             fails += bad
             read_final[i, j] = rq
     else:

@@ -37,7 +37,7 @@ def _pulse_voltages(G, scheme, isel, jsel, vp, r, v0):
     set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
     v0_, v0inv = (0.0, 0.0) if v0 is None else (v0, 1.0 / v0)
     it = solve_nodal(G, v0_, v0inv, r, r, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
-                     *nodal_work(M, N), 1e-13, 100000)
+                     *nodal_work(M, N), 1e-13, 100000, np.full(1, -1.0))
     assert it > 0
     return vwl, vbl, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool))
 
@@ -89,11 +89,52 @@ def test_nodal_stopping_rule_meets_its_tolerance(shape, vp, seed):
         vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
         set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
         it = solve_nodal(G, 0.45, 1 / 0.45, 2.0, 2.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)),
-                         np.zeros((M, N)), *nodal_work(M, N), t, 100000)
+                         np.zeros((M, N)), *nodal_work(M, N), t, 100000, np.full(1, -1.0))
         assert it > 0
         out.append((vwl, vbl))
     err = max(np.abs(out[0][0] - out[1][0]).max(), np.abs(out[0][1] - out[1][1]).max())
     assert err <= tol
+
+
+@pytest.mark.parametrize("shape", [(3, 16), (16, 16), (24, 7)])
+@pytest.mark.parametrize("kind", ["read", "pulse"])
+def test_nodal_carried_rate_meets_its_tolerance(shape, kind):
+    """Warm re-solves that reuse the contraction of the previous solve
+    (``rate``), as in write-verify: the selected device moved by 2 %, its
+    row and column by 0.1 %, the pulse by one 0.02 V step."""
+    G = _targets(shape, seed=11)
+    M, N = shape
+    tol = 1e-9
+    isel, jsel = M // 2, N - 1
+    wl_v, bl_v = np.zeros(M), np.zeros(N)
+    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+    drive = KP._read_drives if kind == "read" else KP._pulse_drives
+    v1, v2 = (0.2, 0.2) if kind == "read" else (1.6, 1.62)
+    drive(0, isel, jsel, v1, wl_v, wl_d, bl_v, bl_d)
+    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
+    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+    gd, i0, work, rate = np.zeros((M, N)), np.zeros((M, N)), nodal_work(M, N), np.full(1, -1.0)
+    sweeps = []
+    for step in range(6):
+        if step:
+            G[isel, :] *= 1.001
+            G[:, jsel] *= 1.001
+            G[isel, jsel] *= 1.02 / 1.001 ** 2
+            if kind == "pulse":
+                vwl *= v2 / v1
+                vbl *= v2 / v1
+                drive(0, isel, jsel, v2, wl_v, wl_d, bl_v, bl_d)
+                v1, v2 = v2, v2 + 0.02
+        it = solve_nodal(G, 0.45, 1 / 0.45, 2.0, 2.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, gd, i0,
+                         *work, tol * abs(v1), 100000, rate)
+        assert it > 0
+        sweeps.append(it)
+        ref_wl, ref_bl = vwl.copy(), vbl.copy()
+        solve_nodal(G, 0.45, 1 / 0.45, 2.0, 2.0, wl_v, wl_d, bl_v, bl_d, ref_wl, ref_bl, np.zeros((M, N)),
+                    np.zeros((M, N)), *nodal_work(M, N), 1e-15, 100000, np.full(1, -1.0))
+        err = max(np.abs(vwl - ref_wl).max(), np.abs(vbl - ref_bl).max())
+        assert err <= tol * abs(v1), (step, it, err)
+    assert rate[0] >= 0.0  # a contraction was measured and carried
 
 
 def test_read_current_matches_solve():
@@ -106,7 +147,7 @@ def test_read_current_matches_solve():
         vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
         set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
         solve_nodal(G, 0.0, 0.0, 1.0, 1.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
-                    *nodal_work(M, N), 1e-14, 100000)
+                    *nodal_work(M, N), 1e-14, 100000, np.full(1, -1.0))
         sensed = column_current(G, 0.0, 0.0, vwl, vbl, 6)
         sol = _reference(G, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool)), 1.0, None)
         assert sensed == pytest.approx(sol.i_out[6], rel=1e-9)

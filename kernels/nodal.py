@@ -88,86 +88,58 @@ def _linear_part(g, v, v0, v0inv):
 
 
 @njit(**JIT)
-def _wl_pass(r, drv, vd, G, v0, v0inv, gd, i0, vwl, vbl, cp, dp, x):
-    """Solve every word line exactly, bit lines held; returns max |change|.
+def _line_pass(r, drv, vd, end, lin, sgn, G, v0, v0inv, gd, i0, xs, xo, cp, dp, x):
+    """Solve every line of one direction exactly, the other held; returns max |change|.
 
-    Word lines are independent given the bit lines, so all of them are
+    One kernel for both directions (the caller passes views, pyamg-style):
+    every array is indexed ``[node, line]`` (word lines: the transposes;
+    bit lines: the arrays themselves). ``xs`` are this direction's voltages
+    (updated), ``xo`` the crossing lines'; ``sgn`` is +1 for word lines and
+    -1 for bit lines (device voltage ``sgn (xs - xo)``, current leaving this
+    line ``sgn i0 + gd (xs - xo)``). Node ``end`` of line ``l`` is an identity
+    row when ``drv[l]``. With ``lin`` each device is first linearised at the
+    present voltages (`_linear_part`, into ``gd``, ``i0``).
+
+    Lines are independent given the crossing ones, so all of them are
     eliminated together (inner loop over lines): the Thomas recurrences of
     different lines overlap instead of each waiting on its own division
-    chain. Each device is linearised at the present voltages on the way
-    (stored in ``gd``, ``i0`` for the bit-line pass). Node ``(i, 0)`` is an
-    identity row when line ``i`` is driven. ``cp``, ``dp``: (N, M) work.
+    chain. ``cp``, ``dp``: work shaped like ``xs``; ``x``: one per line.
     """
-    M, N = vwl.shape
+    n, L = xs.shape
     gw = 1.0 / r
-    for j in range(N):
-        right = gw if j < N - 1 else 0.0
-        for i in range(M):
-            d, c0 = _linear_part(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
-            gd[i, j] = d
-            i0[i, j] = c0
-            rhs = d * vbl[i, j] - c0
-            if j == 0:
-                if drv[i]:
-                    cp[0, i] = 0.0
-                    dp[0, i] = vd[i]
-                    continue
-                den = d + right
+    for k in range(n):
+        right = gw if k < n - 1 else 0.0
+        for l in range(L):
+            if lin:
+                d, c0 = _linear_part(G[k, l], sgn * (xs[k, l] - xo[k, l]), v0, v0inv)
+                gd[k, l] = d
+                i0[k, l] = c0
             else:
-                den = d + right + gw + gw * cp[j - 1, i]
-                rhs += gw * dp[j - 1, i]
-            inv = 1.0 / den
-            cp[j, i] = -right * inv
-            dp[j, i] = rhs * inv
-    dmax = 0.0
-    for i in range(M):
-        x[i] = dp[N - 1, i]
-        dmax = max(dmax, abs(x[i] - vwl[i, N - 1]))
-        vwl[i, N - 1] = x[i]
-    for j in range(N - 2, -1, -1):
-        for i in range(M):
-            xi = dp[j, i] - cp[j, i] * x[i]
-            x[i] = xi
-            dmax = max(dmax, abs(xi - vwl[i, j]))
-            vwl[i, j] = xi
-    return dmax
-
-
-@njit(**JIT)
-def _bl_pass(r, drv, vd, gd, i0, vwl, vbl, cp, dp, x):
-    """Solve every bit line exactly, word lines held (all lines together, as
-    `_wl_pass`); eliminated from the top, node ``(M-1, j)`` is an identity
-    row when line ``j`` is driven. ``cp``, ``dp``: (M, N) work."""
-    M, N = vwl.shape
-    gw = 1.0 / r
-    for i in range(M):
-        below = gw if i < M - 1 else 0.0
-        for j in range(N):
-            if i == M - 1 and drv[j]:
-                cp[i, j] = 0.0
-                dp[i, j] = vd[j]
+                d = gd[k, l]
+                c0 = i0[k, l]
+            if k == end and drv[l]:
+                cp[k, l] = 0.0
+                dp[k, l] = vd[l]
                 continue
-            d = gd[i, j]
-            rhs = d * vwl[i, j] + i0[i, j]
-            if i == 0:
-                den = d + below
-            else:
-                den = d + below + gw + gw * cp[i - 1, j]
-                rhs += gw * dp[i - 1, j]
+            rhs = d * xo[k, l] - sgn * c0
+            den = d + right
+            if k > 0:
+                den += gw + gw * cp[k - 1, l]
+                rhs += gw * dp[k - 1, l]
             inv = 1.0 / den
-            cp[i, j] = -below * inv
-            dp[i, j] = rhs * inv
+            cp[k, l] = -right * inv
+            dp[k, l] = rhs * inv
     dmax = 0.0
-    for j in range(N):
-        x[j] = dp[M - 1, j]
-        dmax = max(dmax, abs(x[j] - vbl[M - 1, j]))
-        vbl[M - 1, j] = x[j]
-    for i in range(M - 2, -1, -1):
-        for j in range(N):
-            xj = dp[i, j] - cp[i, j] * x[j]
-            x[j] = xj
-            dmax = max(dmax, abs(xj - vbl[i, j]))
-            vbl[i, j] = xj
+    for l in range(L):
+        x[l] = dp[n - 1, l]
+        dmax = max(dmax, abs(x[l] - xs[n - 1, l]))
+        xs[n - 1, l] = x[l]
+    for k in range(n - 2, -1, -1):
+        for l in range(L):
+            xk = dp[k, l] - cp[k, l] * x[l]
+            x[l] = xk
+            dmax = max(dmax, abs(xk - xs[k, l]))
+            xs[k, l] = xk
     return dmax
 
 
@@ -263,11 +235,13 @@ def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
         if merged_wl:
             dmax = _merged_wl_pass(wl_drv, wl_v, G, v0, v0inv, gd, i0, vwl, vbl)
         else:
-            dmax = _wl_pass(r_wl, wl_drv, wl_v, G, v0, v0inv, gd, i0, vwl, vbl, cw, dw, x)
+            dmax = _line_pass(r_wl, wl_drv, wl_v, 0, True, 1.0, G.T, v0, v0inv, gd.T, i0.T,
+                              vwl.T, vbl.T, cw, dw, x)
         if merged_bl:
             d = _merged_bl_pass(bl_drv, bl_v, gd, i0, vwl, vbl)
         else:
-            d = _bl_pass(r_bl, bl_drv, bl_v, gd, i0, vwl, vbl, cb, db, x)
+            d = _line_pass(r_bl, bl_drv, bl_v, M - 1, False, -1.0, G, v0, v0inv, gd, i0,
+                           vbl, vwl, cb, db, x)
         d = max(dmax, d)
         if it == 1:
             q = rate[0]

@@ -151,42 +151,35 @@ def _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state):
 
 
 @njit(**JIT)
-def _pulse_drives(scheme, isel, jsel, vp, wl_v, wl_drv, bl_v, bl_drv):
-    M = wl_v.shape[0]
-    N = bl_v.shape[0]
-    if scheme == 0:
-        fw = 0.5
-        fb = 0.5
-    else:
-        fw = 1.0 / 3.0
-        fb = 2.0 / 3.0
-    for i in range(M):
-        wl_v[i] = fw * vp
-        wl_drv[i] = 0 if scheme == 2 else 1
-    for j in range(N):
-        bl_v[j] = fb * vp
-        bl_drv[j] = 0 if scheme == 2 else 1
-    wl_v[isel] = vp
+def _select(isel, jsel, v, u_wl, u_bl, floating, wl_v, wl_drv, bl_v, bl_drv):
+    """Drives selecting device (isel, jsel): its word line at ``v``, its bit
+    line at 0, the other word / bit lines at ``u_wl`` / ``u_bl`` or floating."""
+    for i in range(wl_v.shape[0]):
+        wl_v[i] = u_wl
+        wl_drv[i] = 0 if floating else 1
+    for j in range(bl_v.shape[0]):
+        bl_v[j] = u_bl
+        bl_drv[j] = 0 if floating else 1
+    wl_v[isel] = v
     wl_drv[isel] = 1
     bl_v[jsel] = 0.0
     bl_drv[jsel] = 1
 
 
 @njit(**JIT)
+def _pulse_drives(scheme, isel, jsel, vp, wl_v, wl_drv, bl_v, bl_drv):
+    """Bias scheme of a pulse (CIRCUIT.md): 0 V/2, 1 V/3, 2 floating."""
+    if scheme == 1:
+        _select(isel, jsel, vp, vp / 3.0, 2.0 * vp / 3.0, False, wl_v, wl_drv, bl_v, bl_drv)
+    else:
+        _select(isel, jsel, vp, 0.5 * vp, 0.5 * vp, scheme == 2, wl_v, wl_drv, bl_v, bl_drv)
+
+
+@njit(**JIT)
 def _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv):
-    M = wl_v.shape[0]
-    N = bl_v.shape[0]
+    """Read scheme of a verify read: 0 grounded, 1 V_read/2, 2 floating."""
     u = 0.5 * vr if read_scheme == 1 else 0.0
-    for i in range(M):
-        wl_v[i] = u
-        wl_drv[i] = 0 if read_scheme == 2 else 1
-    for j in range(N):
-        bl_v[j] = u
-        bl_drv[j] = 0 if read_scheme == 2 else 1
-    wl_v[isel] = vr
-    wl_drv[isel] = 1
-    bl_v[jsel] = 0.0
-    bl_drv[jsel] = 1
+    _select(isel, jsel, vr, u, u, read_scheme == 2, wl_v, wl_drv, bl_v, bl_drv)
 
 
 @njit(**JIT)

@@ -44,15 +44,7 @@ def test_drift_std_within_30pct(table, k):
     assert ok, f"drift std after {k} events: simulated {s:.2f} uS, measured {m:.2f} uS"
 
 
-_EARLY_MEAN_MISS = pytest.mark.xfail(
-    strict=True,
-    reason="early drift mean too negative (sim -0.83/-1.41/-1.92 uS vs measured -0.37/-0.91/-1.23 uS "
-           "at k=1/2/3): the post-programming relaxation's mean acts faster than measured",
-)
-
-
-@pytest.mark.parametrize("k", [pytest.param(int(k), marks=_EARLY_MEAN_MISS) if k <= 3 else int(k)
-                               for k in C.DRIFT_EVENTS])
+@pytest.mark.parametrize("k", [int(k) for k in C.DRIFT_EVENTS])
 def test_drift_mean_within_30pct(table, k):
     rows, _ = table
     name, s, m, ratio, ok = rows[f"drift_mean_uS[k={k}]"]

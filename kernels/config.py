@@ -23,3 +23,11 @@ JIT = dict(fastmath=FASTMATH, cache=CACHE, nogil=True)
 
 PJIT = dict(JIT, parallel=PARALLEL)
 """Options of parallel kernels."""
+
+STRICT_JIT = dict(JIT, fastmath=False)
+"""Options of kernels whose loops LLVM vectorizes (kernels/nodal.py): no
+fast-math at all, so that no fused multiply-add or reordering depends on
+how a particular compilation was optimized. With ``contract`` / ``reassoc``
+a kernel loaded from the on-disk cache and the same kernel compiled afresh
+differed in the last bit, which breaks the bit-identical transfers across
+processes (in-process vs Dask workers)."""

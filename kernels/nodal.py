@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .config import JIT
+from .config import STRICT_JIT as JIT
 
 
 @njit(**JIT)

@@ -1,5 +1,8 @@
 """Weight mapping, transfer, mvm and transfer_many."""
 
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -166,6 +169,32 @@ def test_transfer_many_dask_identical():
     ref = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2)
     dsk = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2, workers=1)
     np.testing.assert_array_equal(ref.g[0], dsk.g[0])
+
+
+_CACHE_PROBE = """
+import sys, numpy as np, xbarsim as xs
+rng = np.random.default_rng(1)
+W, b = rng.normal(size=(1, 8)), rng.normal(size=1)
+many = xs.transfer_many(W, b, xs.TransferConfig(), n=4, seed=5, chunk=2)
+np.save(sys.argv[1], np.concatenate([many.g[0].ravel(), many.mvm(np.ones((3, 8)), noise=False).ravel()]))
+"""
+
+
+@pytest.mark.slow
+def test_cached_kernels_match_a_fresh_compile(tmp_path):
+    """Transfers are bit-identical whether the kernels were just compiled or
+    loaded from Numba's on-disk cache (a Dask worker usually loads them; with
+    fast-math contraction in kernels/nodal.py the two differed in the last bit)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("XBARSIM_NO_CACHE", None)
+    outs = []
+    for k in range(2):  # the first run compiles and writes the cache, the second loads it
+        out = tmp_path / f"run{k}.npy"
+        subprocess.run([sys.executable, "-c", _CACHE_PROBE, str(out)], env=env, check=True)
+        outs.append(np.load(out))
+        if k == 0:
+            assert any(p.suffix == ".nbi" for p in (tmp_path / "cache").rglob("*")), "nothing was cached"
+    np.testing.assert_array_equal(outs[0], outs[1])
 
 
 def _sinh_solve_available():

@@ -25,9 +25,13 @@ PJIT = dict(JIT, parallel=PARALLEL)
 """Options of parallel kernels."""
 
 STRICT_JIT = dict(JIT, fastmath=False)
-"""Options of kernels whose loops LLVM vectorizes (kernels/nodal.py): no
-fast-math at all, so that no fused multiply-add or reordering depends on
-how a particular compilation was optimized. With ``contract`` / ``reassoc``
-a kernel loaded from the on-disk cache and the same kernel compiled afresh
-differed in the last bit, which breaks the bit-identical transfers across
-processes (in-process vs Dask workers)."""
+"""Options of the transfer-simulation kernels (nodal, programming, noise,
+MVM): no fast-math at all. Their results are promised bit-identical across
+thread counts, chunking and processes, and with ``contract`` / ``arcp`` /
+``reassoc`` the last bit depends on how one compilation was optimized
+(inlining, vectorization): a kernel loaded from the on-disk cache and the same
+kernel compiled afresh differed, so Dask-worker transfers differed from
+in-process ones on a fresh clone."""
+
+STRICT_PJIT = dict(STRICT_JIT, parallel=PARALLEL)
+"""Parallel variant of `STRICT_JIT`."""

@@ -15,12 +15,12 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .config import PJIT
+from .config import STRICT_PJIT
 from .nodal import column_current, device_current, nodal_work, set_ideal, solve_nodal
 from .noise import normal, stream_key
 
 
-@njit(**PJIT)
+@njit(**STRICT_PJIT)
 def mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, maxit,
                out, fails):
     """``out[t, b, j]``: sensed current of bit line j of transfer t, input b.

@@ -27,10 +27,10 @@ import math
 import numpy as np
 from numba import njit
 
-from .config import STRICT_JIT as JIT
+from .config import STRICT_JIT
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def device_current(G, v, v0, v0inv):
     """``G V0 sinh(V/V0)``, or ``G V`` when ``v0inv == 0`` (linear device)."""
     if v0inv == 0.0:
@@ -38,7 +38,7 @@ def device_current(G, v, v0, v0inv):
     return G * v0 * math.sinh(v * v0inv)
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def set_ideal(wl_v, wl_drv, bl_v, bl_drv, vwl, vbl):
     """Start voltages: every node at its line's drive (0 where floating).
 
@@ -61,7 +61,7 @@ _TAYLOR = 0.5
 """Below this |V/V0| `sinh_cosh` sums the series (error < 1e-16 relative)."""
 
 
-@njit(**JIT, inline="always")
+@njit(**STRICT_JIT, inline="always")
 def sinh_cosh(x):
     """``(sinh x, cosh x)``: a Taylor sum for small ``|x|`` (most cells of a
     pulse or read sit near 0 V), one ``exp`` otherwise."""
@@ -77,7 +77,7 @@ def sinh_cosh(x):
     return 0.5 * (e - ie), 0.5 * (e + ie)
 
 
-@njit(**JIT, inline="always")
+@njit(**STRICT_JIT, inline="always")
 def _linear_part(g, v, v0, v0inv):
     """Device linearised at ``v``: ``I ~ i0 + gd V``; returns ``(gd, i0)``."""
     if v0inv == 0.0:
@@ -87,7 +87,7 @@ def _linear_part(g, v, v0, v0inv):
     return d, g * v0 * s - d * v
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def _line_pass(r, drv, vd, end, lin, sgn, G, v0, v0inv, gd, i0, xs, xo, cp, dp, x):
     """Solve every line of one direction exactly, the other held; returns max |change|.
 
@@ -143,7 +143,7 @@ def _line_pass(r, drv, vd, end, lin, sgn, G, v0, v0inv, gd, i0, xs, xo, cp, dp, 
     return dmax
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def _merged_wl_pass(drv, vd, G, v0, v0inv, gd, i0, vwl, vbl):
     """Word lines that are one node each (0 ohm wire or one column)."""
     M, N = vwl.shape
@@ -169,7 +169,7 @@ def _merged_wl_pass(drv, vd, G, v0, v0inv, gd, i0, vwl, vbl):
     return dmax
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def _merged_bl_pass(drv, vd, gd, i0, vwl, vbl):
     """Bit lines that are one node each (0 ohm wire or one row)."""
     M, N = vwl.shape
@@ -192,14 +192,14 @@ def _merged_bl_pass(drv, vd, gd, i0, vwl, vbl):
     return dmax
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def nodal_work(M, N):
     """Work vectors ``(cp, dp)`` for `solve_nodal` on an M x N array."""
     n = M * N + max(M, N)
     return np.zeros(n), np.zeros(n)
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
                 vwl, vbl, gd, i0, cp, dp, tol, maxit, rate):
     """Solve the circuit in place in ``vwl``, ``vbl`` (warm start).
@@ -254,7 +254,7 @@ def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
     return -1
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def column_current(G, v0, v0inv, vwl, vbl, j):
     """Current flowing into bit line ``j`` through its devices (A).
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .config import JIT, PJIT
+from .config import STRICT_JIT, STRICT_PJIT
 
 # Layout of the packed device parameter vector ``dp`` (filled by
 # xbarsim.devices.DeviceParams.pack; kept here so kernels need no Python).
@@ -55,7 +55,7 @@ _S11 = np.uint64(11)
 _TWO_M53 = 1.0 / 9007199254740992.0
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def mix64(z):
     """SplitMix64 finaliser: a bijective 64-bit hash."""
     z = (z ^ (z >> _S30)) * _M1
@@ -63,25 +63,25 @@ def mix64(z):
     return z ^ (z >> _S31)
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def stream_key(seed, a, b):
     """Start state of the stream keyed by ``(seed, a, b)`` (all uint64)."""
     return mix64(mix64(mix64(seed + _GOLDEN) ^ (a + _M1)) ^ (b + _M2))
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def next_u64(state):
     state[0] += _GOLDEN
     return mix64(state[0])
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def uniform(state):
     """Uniform on [0, 1) with 53 random bits."""
     return float(next_u64(state) >> _S11) * _TWO_M53
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def normal(state):
     """Standard normal (Box-Muller, one of the pair)."""
     u1 = 1.0 - uniform(state)  # (0, 1]
@@ -89,7 +89,7 @@ def normal(state):
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-@njit(**PJIT)
+@njit(**STRICT_PJIT)
 def fill_normal(seed, a, out):
     """``out[k]`` standard normal from stream ``(seed, a, k)``, in parallel."""
     state_all = np.empty((out.shape[0], 1), dtype=np.uint64)
@@ -99,7 +99,7 @@ def fill_normal(seed, a, out):
         out[k] = normal(st)
 
 
-@njit(**PJIT)
+@njit(**STRICT_PJIT)
 def fill_uniform(seed, a, out):
     """``out[k]`` uniform on [0, 1) from stream ``(seed, a, k)``, in parallel."""
     state_all = np.empty((out.shape[0], 1), dtype=np.uint64)
@@ -109,7 +109,7 @@ def fill_uniform(seed, a, out):
         out[k] = uniform(st)
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def sample_state(state, dp, M, N, g, stuck):
     """Initial conductance and failure class of an M x N array.
 

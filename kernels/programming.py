@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .config import JIT, PJIT
+from .config import STRICT_JIT, STRICT_PJIT
 from .nodal import column_current, device_current, nodal_work, set_ideal, solve_nodal
 from .noise import (
     P_C2C, P_G_HI, P_G_LO, P_KRESET, P_KSET, P_READ_NOISE, P_RELAX_DRIFT,
@@ -58,7 +58,7 @@ _EXP_CUT = 36.0  # exp(-36) ~ 2e-16: below this a pulse changes nothing
 _G_NEGLIGIBLE = 1e-12  # S per pulse: switching below this is skipped (see _negligible_voltage)
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def switch_rate(G, V, dp, tw_ratio):
     """Mean conductance change (S) of one pulse of ``V`` volts across a cell.
 
@@ -82,7 +82,7 @@ def switch_rate(G, V, dp, tw_ratio):
     return 0.0
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def _voltage_factor(a, vth, slope, sub):
     """1 at threshold; ``exp((a - vth)/slope)`` above it; below it
     ``(exp((a - vth)/sub) - exp(-vth/sub)) / (1 - exp(-vth/sub))``, which is
@@ -98,7 +98,7 @@ def _voltage_factor(a, vth, slope, sub):
     return (math.exp(x) - e0) / (1.0 - e0)
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def _negligible_voltage(dp, tw_ratio):
     """|V| below which a pulse changes no cell by more than ``_G_NEGLIGIBLE``.
 
@@ -117,7 +117,17 @@ def _negligible_voltage(dp, tw_ratio):
     return max(vth + sub * math.log(r * (1.0 - e0) + e0), 0.0)
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
+def _exp_decay(x):
+    """``exp(-x)``, returning the exact 0 directly where it underflows
+    (a device never programmed has ``tprog = -1e300``): libm's underflow
+    path is slow."""
+    if x > 746.0:
+        return 0.0
+    return math.exp(-x)
+
+
+@njit(**STRICT_JIT)
 def _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state):
     """Bring device (i, j) to time ``t``: relaxation over the elapsed cycles.
 
@@ -137,8 +147,8 @@ def _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state):
     var = rx[0] * rx[0] * dt
     mean = rx[1] * dt
     if rx[2] > 0.0 or rx[4] != 0.0:
-        a = math.exp(-(t0 - tprog[i, j]) / rx[3])
-        b = math.exp(-(t - tprog[i, j]) / rx[3])
+        a = _exp_decay((t0 - tprog[i, j]) / rx[3])
+        b = _exp_decay((t - tprog[i, j]) / rx[3])
         var += rx[2] * rx[2] * (a - b)
         mean += rx[4] * (a - b)
     if var == 0.0 and mean == 0.0:
@@ -150,7 +160,7 @@ def _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state):
     G[i, j] = min(max(g, dp[P_G_LO]), dp[P_G_HI])
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def _select(isel, jsel, v, u_wl, u_bl, floating, wl_v, wl_drv, bl_v, bl_drv):
     """Drives selecting device (isel, jsel): its word line at ``v``, its bit
     line at 0, the other word / bit lines at ``u_wl`` / ``u_bl`` or floating."""
@@ -166,7 +176,7 @@ def _select(isel, jsel, v, u_wl, u_bl, floating, wl_v, wl_drv, bl_v, bl_drv):
     bl_drv[jsel] = 1
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def _pulse_drives(scheme, isel, jsel, vp, wl_v, wl_drv, bl_v, bl_drv):
     """Bias scheme of a pulse (CIRCUIT.md): 0 V/2, 1 V/3, 2 floating."""
     if scheme == 1:
@@ -175,14 +185,14 @@ def _pulse_drives(scheme, isel, jsel, vp, wl_v, wl_drv, bl_v, bl_drv):
         _select(isel, jsel, vp, 0.5 * vp, 0.5 * vp, scheme == 2, wl_v, wl_drv, bl_v, bl_drv)
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv):
     """Read scheme of a verify read: 0 grounded, 1 V_read/2, 2 floating."""
     u = 0.5 * vr if read_scheme == 1 else 0.0
     _select(isel, jsel, vr, u, u, read_scheme == 2, wl_v, wl_drv, bl_v, bl_drv)
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv,
           vwl, vbl, gd, i0, cp, dq, state, ss_factor, rate):
     """One verify read of (isel, jsel) through the crossbar.
@@ -213,7 +223,7 @@ def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_
     return cur / vr / ss_factor, failed
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def _pulse(G, tlast, tprog, stuck, t, isel, jsel, vp, dp, wv, scheme, exact, scale_from,
            wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, gd, i0, cp, dq, state, rx, rate):
     """Apply one programming pulse; every cell switches at its own voltage."""
@@ -255,7 +265,7 @@ def _pulse(G, tlast, tprog, stuck, t, isel, jsel, vp, dp, wv, scheme, exact, sca
     return failed
 
 
-@njit(**JIT)
+@njit(**STRICT_JIT)
 def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, read_own,
                 g_final, read_final, conv, track):
     """Program one array in place; returns the count of unconverged solves."""
@@ -383,7 +393,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     return fails
 
 
-@njit(**PJIT)
+@njit(**STRICT_PJIT)
 def program_arrays(target, order, dp, wv, iopt, seed, offset, key, G, stuck, pulses, g_own,
                    read_own, g_final, read_final, conv, track, fails):
     """Program ``n`` transfers of one array in parallel.

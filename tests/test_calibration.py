@@ -65,9 +65,9 @@ def test_tuning_law_high_end(table):
     assert rows["tuning_sigma_pct[G=450uS]"][4]
 
 
-@pytest.mark.xfail(strict=True, reason="write-verify stops anywhere in the band (mean ~ -0.1 %, std "
-                   "~ 0.56 %) instead of the measured -0.589 % / 0.339 %: the pulse law overshoots "
-                   "and comes back from above too often")
+@pytest.mark.xfail(strict=True, reason="write-verify stops anywhere in the band (mean ~ -0.15 %, std "
+                   "~ 0.56 %) instead of the measured -0.589 % / 0.339 %: the ramped amplitude enters "
+                   "the 1 % band with a step larger than the band")
 def test_programming_offset(table):
     rows, _ = table
     assert rows["offset_mean_pct"][4] and rows["offset_std_pct"][4]

@@ -93,3 +93,29 @@ def test_cli_writes_png_csv_json(tmp_path):
 
     summary = json.loads((tmp_path / "calibration.json").read_text())
     assert summary["n_items"] == len(summary["rows"]) > 20
+
+
+def test_attribution_splits_the_drift(capsys):
+    """Switching parts off: disturb alone gives a small spread, relaxation the
+    bulk, and with everything on the spread is at least that of either part."""
+    parts = C.attribution(n_arrays=20, seed=0)
+    assert set(parts) == set(C.ATTRIBUTION_PARTS)
+    for mean, std in parts.values():
+        assert mean.shape == std.shape == (3,) and np.all(np.isfinite(mean)) and np.all(std > 0)
+    all_std = parts["all"][1]
+    disturb_std = parts["disturb only"][1]
+    relax_std = parts["relaxation + read noise (no disturb)"][1]
+    assert np.all(disturb_std < relax_std)
+    assert np.all(all_std >= 0.9 * np.maximum(disturb_std, relax_std))
+    # relaxation drifts down; disturb alone moves the mean far less
+    assert parts["relaxation + read noise (no disturb)"][0][-1] < 0
+    assert abs(parts["disturb only"][0][-1]) < abs(parts["relaxation + read noise (no disturb)"][0][-1])
+
+
+def test_cli_attribution_prints_the_parts(tmp_path, capsys):
+    from xbarsim.cli import main
+
+    main(["calibrate", "--out", str(tmp_path), "--arrays", "4", "--attribution"])
+    out = capsys.readouterr().out
+    for name in C.ATTRIBUTION_PARTS:
+        assert name in out

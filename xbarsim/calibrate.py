@@ -33,6 +33,7 @@ import numpy as np
 from .exceptions import ParameterError
 
 __all__ = ["measured", "simulate", "compare", "fit", "attribution", "run", "register", "FIT_PARAMETERS",
+           "ATTRIBUTION_PARTS",
            "DRIFT_EVENTS"]
 
 DRIFT_EVENTS = np.array([1, 2, 3, 5, 7, 10, 15, 20, 25, 30])

@@ -128,27 +128,35 @@ def _exp_decay(x):
 
 
 @njit(**STRICT_JIT)
-def _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state):
+def _restart_clock(tlast, tprog, clock, i, j, t, rx):
+    """Device (i, j) had an own pulse at ``t``: restart its fast-relaxation clock."""
+    tprog[i, j] = t
+    clock[i, j] = _exp_decay((tlast[i, j] - t) / rx[3])
+
+
+@njit(**STRICT_JIT)
+def _touch(G, tlast, tprog, clock, stuck, i, j, t, dp, rx, state):
     """Bring device (i, j) to time ``t``: relaxation over the elapsed cycles.
 
     ``rx = (slow sigma per sqrt(cycle), drift per cycle, fast sigma, fast
     time constant in cycles, fast mean)``. The fast part is a random walk
     with drift in the clock ``1 - exp(-(t - tprog) / tau)`` restarted by
     each own pulse (``tprog``): variance ``fast^2`` and mean ``fast mean``
-    in all, mostly within ``tau``.
+    in all, mostly within ``tau``. ``clock`` holds ``exp(-(tlast - tprog) /
+    tau)`` (`_restart_clock`), so each touch evaluates one exponential.
     """
     dt = t - tlast[i, j]
     if dt <= 0.0:
         return
-    t0 = tlast[i, j]
     tlast[i, j] = t
     if stuck[i, j] != 0:
         return
     var = rx[0] * rx[0] * dt
     mean = rx[1] * dt
     if rx[2] > 0.0 or rx[4] != 0.0:
-        a = _exp_decay((t0 - tprog[i, j]) / rx[3])
+        a = clock[i, j]
         b = _exp_decay((t - tprog[i, j]) / rx[3])
+        clock[i, j] = b
         var += rx[2] * rx[2] * (a - b)
         mean += rx[4] * (a - b)
     if var == 0.0 and mean == 0.0:
@@ -224,7 +232,7 @@ def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_
 
 
 @njit(**STRICT_JIT)
-def _pulse(G, tlast, tprog, stuck, t, isel, jsel, vp, dp, wv, scheme, exact, scale_from,
+def _pulse(G, tlast, tprog, clock, stuck, t, isel, jsel, vp, dp, wv, scheme, exact, scale_from,
            wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, gd, i0, cp, dq, state, rx, rate):
     """Apply one programming pulse; every cell switches at its own voltage."""
     M, N = G.shape
@@ -254,7 +262,7 @@ def _pulse(G, tlast, tprog, stuck, t, isel, jsel, vp, dp, wv, scheme, exact, sca
             v = vwl[i, j] - vbl[i, j]
             if abs(v) <= vcut:
                 continue
-            _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state)
+            _touch(G, tlast, tprog, clock, stuck, i, j, t, dp, rx, state)
             dg = switch_rate(G[i, j], v, dp, tw_ratio)
             if dg == 0.0:
                 continue
@@ -305,6 +313,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     rate_p = np.full(1, -1.0)
     tlast = np.zeros((M, N))
     tprog = np.full((M, N), -1e300)
+    clock = np.zeros((M, N))  # exp(-(tlast - tprog) / tau): 0 for a device never programmed
 
     sample_state(state, dp, M, N, G, stuck)
     t = 0.0
@@ -315,7 +324,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
         j = order[p, 1]
         tg = target[i, j]
         t += 1.0
-        _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state)
+        _touch(G, tlast, tprog, clock, stuck, i, j, t, dp, rx, state)
         cell = i * N + j
         rate_p[0] = -1.0
         rd, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, cell != last_read_cell,
@@ -344,13 +353,13 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
                 else:
                     vp = max(vp - step, wv[W_VRESET_MIN])
             pol_last = pol
-            fails += _pulse(G, tlast, tprog, stuck, t, i, j, vp, dp, wv, scheme, exact_pulse,
-                            scale_from, wl_v, wl_drv, bl_v, bl_drv, vwl_p, vbl_p, gd, i0, cp, dq,
-                            state, rx, rate_p)
-            tprog[i, j] = t
+            fails += _pulse(G, tlast, tprog, clock, stuck, t, i, j, vp, dp, wv, scheme,
+                            exact_pulse, scale_from, wl_v, wl_drv, bl_v, bl_drv, vwl_p, vbl_p,
+                            gd, i0, cp, dq, state, rx, rate_p)
+            _restart_clock(tlast, tprog, clock, i, j, t, rx)
             npulse += 1
             t += 1.0
-            _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state)
+            _touch(G, tlast, tprog, clock, stuck, i, j, t, dp, rx, state)
             rd, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, False,
                             wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
                             ss_factor, rate_r)
@@ -363,7 +372,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             for q in range(p):
                 iq = order[q, 0]
                 jq = order[q, 1]
-                _touch(G, tlast, tprog, stuck, iq, jq, t, dp, rx, state)
+                _touch(G, tlast, tprog, clock, stuck, iq, jq, t, dp, rx, state)
                 rq, bad = _read(G, iq, jq, dp, wv, read_scheme, exact_read, True,
                                 wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
                                 ss_factor, rate_r)
@@ -373,7 +382,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     t += 1.0
     for i in range(M):
         for j in range(N):
-            _touch(G, tlast, tprog, stuck, i, j, t, dp, rx, state)
+            _touch(G, tlast, tprog, clock, stuck, i, j, t, dp, rx, state)
     for i in range(M):
         for j in range(N):
             g_final[i, j] = G[i, j]

@@ -78,6 +78,13 @@ def sinh_cosh(x):
 
 
 @njit(**STRICT_JIT, inline="always")
+def _worst(a, b):
+    """``max(a, b)`` that keeps a NaN (numba's ``max`` drops a NaN second
+    argument), so a NaN voltage can never pass for a converged sweep."""
+    return a if a >= b or a != a else b
+
+
+@njit(**STRICT_JIT, inline="always")
 def _linear_part(g, v, v0, v0inv):
     """Device linearised at ``v``: ``I ~ i0 + gd V``; returns ``(gd, i0)``."""
     if v0inv == 0.0:
@@ -132,13 +139,13 @@ def _line_pass(r, drv, vd, end, lin, sgn, G, v0, v0inv, gd, i0, xs, xo, cp, dp, 
     dmax = 0.0
     for l in range(L):
         x[l] = dp[n - 1, l]
-        dmax = max(dmax, abs(x[l] - xs[n - 1, l]))
+        dmax = _worst(dmax, abs(x[l] - xs[n - 1, l]))
         xs[n - 1, l] = x[l]
     for k in range(n - 2, -1, -1):
         for l in range(L):
             xk = dp[k, l] - cp[k, l] * x[l]
             x[l] = xk
-            dmax = max(dmax, abs(xk - xs[k, l]))
+            dmax = _worst(dmax, abs(xk - xs[k, l]))
             xs[k, l] = xk
     return dmax
 
@@ -164,7 +171,7 @@ def _merged_wl_pass(drv, vd, G, v0, v0inv, gd, i0, vwl, vbl):
         else:
             continue  # isolated floating line: left where it is
         for j in range(N):
-            dmax = max(dmax, abs(x - vwl[i, j]))
+            dmax = _worst(dmax, abs(x - vwl[i, j]))
             vwl[i, j] = x
     return dmax
 
@@ -187,7 +194,7 @@ def _merged_bl_pass(drv, vd, gd, i0, vwl, vbl):
                 continue
             x = num / den
         for i in range(M):
-            dmax = max(dmax, abs(x - vbl[i, j]))
+            dmax = _worst(dmax, abs(x - vbl[i, j]))
             vbl[i, j] = x
     return dmax
 
@@ -242,7 +249,9 @@ def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
         else:
             d = _line_pass(r_bl, bl_drv, bl_v, M - 1, False, -1.0, G, v0, v0inv, gd, i0,
                            vbl, vwl, cb, db, x)
-        d = max(dmax, d)
+        d = _worst(dmax, d)
+        if d != d:
+            return -1  # NaN: the circuit produced no finite voltages
         if it == 1:
             q = rate[0]
             if d <= tol or (0.0 <= q < 1.0 and d * q <= _SAFETY * tol * (1.0 - q)):

@@ -137,6 +137,23 @@ def test_nodal_carried_rate_meets_its_tolerance(shape, kind):
     assert rate[0] >= 0.0  # a contraction was measured and carried
 
 
+@pytest.mark.parametrize("r", [0.0, 1.0])
+def test_nodal_reports_nan_as_failure(r):
+    """A NaN anywhere in the circuit (kernels do not validate) makes
+    `solve_nodal` fail (-1) instead of passing for converged."""
+    M, N = 4, 5
+    G = _targets((M, N), seed=2)
+    G[2, 0] = np.nan  # on two floating lines: their voltages depend on it
+    wl_v, bl_v = np.zeros(M), np.zeros(N)
+    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+    KP._read_drives(2, 1, 3, 0.2, wl_v, wl_d, bl_v, bl_d)  # floating read
+    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
+    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+    it = solve_nodal(G, 0.45, 1 / 0.45, r, r, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)),
+                     np.zeros((M, N)), *nodal_work(M, N), 1e-9, 1000, np.full(1, -1.0))
+    assert it == -1
+
+
 def test_read_current_matches_solve():
     G = _targets((5, 8), seed=5)
     M, N = G.shape

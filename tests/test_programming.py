@@ -18,14 +18,6 @@ def _targets(shape, seed=0):
     return np.random.default_rng(seed).uniform(100e-6, 500e-6, shape)
 
 
-def _sinh_solve_available():
-    try:
-        xs.solve(xs.Crossbar(np.full((2, 2), 1e-4), v0=0.45), left=xs.Drive(0.1), bottom=xs.Drive(0.0))
-        return True
-    except xs.ParameterError:
-        return False
-
-
 # --- the compact circuit solver against xs.solve ---------------------------
 
 def _pulse_voltages(G, scheme, isel, jsel, vp, r, v0):
@@ -59,7 +51,6 @@ def test_half_selected_voltages_match_solve(scheme, r):
     np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-9)
 
 
-@pytest.mark.skipif(not _sinh_solve_available(), reason="xs.solve does not accept sinh devices (Crossbar(v0=...)) yet")
 @pytest.mark.parametrize("scheme", [0, 1, 2], ids=["V/2", "V/3", "floating"])
 def test_half_selected_voltages_match_solve_sinh(scheme):
     G = _targets((5, 6), seed=4)

@@ -197,15 +197,6 @@ def test_cached_kernels_match_a_fresh_compile(tmp_path):
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
-def _sinh_solve_available():
-    try:
-        xs.solve(xs.Crossbar(np.full((2, 2), 1e-4), v0=0.45), left=xs.Drive(0.1), bottom=xs.Drive(0.0))
-        return True
-    except xs.ParameterError:
-        return False
-
-
-@pytest.mark.skipif(not _sinh_solve_available(), reason="xs.solve does not accept sinh devices (Crossbar(v0=...)) yet")
 def test_mvm_agrees_with_solve_sinh():
     """TIO2 sinh devices, 1 ohm wires: mvm's circuit equals xs.solve on the same array."""
     cfg = xs.TransferConfig(r_wl=1.0, r_bl=1.0)

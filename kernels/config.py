@@ -1,7 +1,10 @@
 """Compile options shared by every kernel (one place, as in stumpy's config).
 
 ``FASTMATH`` is a flag subset, never full ``fastmath=True``: ``nnan`` and
-``ninf`` would let LLVM delete the NaN / inf checks the solvers rely on.
+``ninf`` would let LLVM delete the NaN / inf checks the solvers rely on. The
+solver kernels use it; the transfer-simulation kernels use no fast-math at
+all (`STRICT_JIT`), because they promise bit-identical results across
+processes.
 ``CACHE`` writes compiled machine code next to the sources (or into
 ``NUMBA_CACHE_DIR``) so only the first run of a new install pays compile
 time. Set ``XBARSIM_NO_CACHE=1`` to turn it off.

@@ -119,3 +119,14 @@ def test_cli_attribution_prints_the_parts(tmp_path, capsys):
     out = capsys.readouterr().out
     for name in C.ATTRIBUTION_PARTS:
         assert name in out
+
+
+def test_fit_moves_only_the_fit_parameters():
+    from dataclasses import asdict
+
+    dev, loss = C.fit(n_arrays=4, maxiter=3)
+    assert np.isfinite(loss)
+    base, new = asdict(xs.presets.TIO2), asdict(dev)
+    moved = {k for k in base if base[k] != new[k]}
+    assert moved and moved <= set(C.FIT_PARAMETERS)
+    assert new["relax_fast_mean"] == 0.0  # held, not fitted

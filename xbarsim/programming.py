@@ -154,7 +154,8 @@ class TransferConfig:
     input_scale: float = 1.0
     """Input magnitude mapped to V_read (inputs in [-s, s] -> [-V_read, V_read])."""
     solve_tol: float = 1e-9
-    """Circuit solves stop when no node moves by more than this times the drive, relative."""
+    """Node-voltage error at which a circuit solve stops, relative to the drive (the error is
+    estimated from the sweep contraction, kernels/nodal.py `solve_nodal`)."""
     solve_maxiter: int = 5000
     """Sweep cap of one circuit solve."""
 

@@ -281,3 +281,11 @@ def test_program_input_errors():
         xs.program(np.full((2, 2), 5.0), cfg)
     with pytest.raises(xs.ParameterError, match="seed"):
         xs.program(np.full((2, 2), 3e-4), cfg, seed=-1)
+
+
+def test_unconverged_circuit_solves_raise():
+    """A write-verify simulation whose circuit solves miss their tolerance is
+    never returned as if it had converged."""
+    cfg = xs.TransferConfig(r_wl=5.0, r_bl=5.0, solve_maxiter=1)
+    with pytest.raises(xs.ConvergenceError, match="solve_maxiter"):
+        xs.program(_targets((6, 6), seed=1), cfg, seed=0)

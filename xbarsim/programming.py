@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 
 from .devices import DeviceParams
-from .exceptions import ParameterError
+from .exceptions import ConvergenceError, ParameterError
 
 __all__ = [
     "BiasScheme",
@@ -287,7 +287,8 @@ class ProgramResult:
     stuck: np.ndarray
     """0 working, 1 stuck near LRS, 2 stuck in HRS."""
     solver_failures: int = 0
-    """Circuit solves that missed their tolerance (should be 0)."""
+    """Circuit solves that missed their tolerance: always 0 in a returned result (a miss raises
+    `ConvergenceError`); kept for the record."""
     drift_reads: Optional[np.ndarray] = None
     """(K, K) with ``track=True``: read of device q (in order) after device p was programmed (NaN for p < q)."""
 
@@ -345,6 +346,11 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
                    out["g_after_own"], out["read_after_own"], out["g_final"], out["read_final"],
                    out["converged"], out["track"], out["fails"])
     del out["g"]
+    if out["fails"].any():
+        raise ConvergenceError(
+            f"{int(out['fails'].sum())} circuit solves of the write-verify simulation missed "
+            f"solve_tol = {cfg.solve_tol:g} within solve_maxiter = {cfg.solve_maxiter} sweeps; raise "
+            "cfg.solve_maxiter or loosen cfg.solve_tol (a NaN in the circuit also ends here).")
     return out
 
 

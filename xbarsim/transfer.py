@@ -85,7 +85,8 @@ class TransferBatch:
     pulses: List[np.ndarray]
     """Per tile, (n, rows, columns) int32: pulses of the device's own write-verify."""
     solver_failures: int = 0
-    """Circuit solves that missed their tolerance over all transfers (should be 0)."""
+    """Circuit solves that missed their tolerance over all transfers: always 0 in a returned
+    result (a miss raises `ConvergenceError`); kept for the record."""
 
     def __len__(self):
         return self.g[0].shape[0]

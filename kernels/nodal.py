@@ -151,51 +151,35 @@ def _line_pass(r, drv, vd, end, lin, sgn, G, v0, v0inv, gd, i0, xs, xo, cp, dp, 
 
 
 @njit(**STRICT_JIT)
-def _merged_wl_pass(drv, vd, G, v0, v0inv, gd, i0, vwl, vbl):
-    """Word lines that are one node each (0 ohm wire or one column)."""
-    M, N = vwl.shape
+def _merged_pass(drv, vd, lin, sgn, G, v0, v0inv, gd, i0, xs, xo):
+    """Lines that are one node each (0 ohm wire, or a single node), both
+    directions through the views of `_line_pass` (``[node, line]``, same
+    ``lin`` / ``sgn``): a driven line sits at its drive, a floating one at
+    the conductance-weighted mean of its crossings."""
+    n, L = xs.shape
     dmax = 0.0
-    for i in range(M):
+    for l in range(L):
         num = 0.0
         den = 0.0
-        for j in range(N):
-            d, c0 = _linear_part(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
-            gd[i, j] = d
-            i0[i, j] = c0
-            num += d * vbl[i, j] - c0
+        for k in range(n):
+            if lin:
+                d, c0 = _linear_part(G[k, l], sgn * (xs[k, l] - xo[k, l]), v0, v0inv)
+                gd[k, l] = d
+                i0[k, l] = c0
+            else:
+                d = gd[k, l]
+                c0 = i0[k, l]
+            num += d * xo[k, l] - sgn * c0
             den += d
-        if drv[i]:
-            x = vd[i]
-        elif den > 0.0:
-            x = num / den
-        else:
+        if drv[l]:
+            x = vd[l]
+        elif den <= 0.0:
             continue  # isolated floating line: left where it is
-        for j in range(N):
-            dmax = _worst(dmax, abs(x - vwl[i, j]))
-            vwl[i, j] = x
-    return dmax
-
-
-@njit(**STRICT_JIT)
-def _merged_bl_pass(drv, vd, gd, i0, vwl, vbl):
-    """Bit lines that are one node each (0 ohm wire or one row)."""
-    M, N = vwl.shape
-    dmax = 0.0
-    for j in range(N):
-        if drv[j]:
-            x = vd[j]
         else:
-            num = 0.0
-            den = 0.0
-            for i in range(M):
-                num += gd[i, j] * vwl[i, j] + i0[i, j]
-                den += gd[i, j]
-            if den <= 0.0:
-                continue
-            x = num / den
-        for i in range(M):
-            dmax = _worst(dmax, abs(x - vbl[i, j]))
-            vbl[i, j] = x
+            x = num / den  # a NaN sum lands here and fails the solve
+        for k in range(n):
+            dmax = _worst(dmax, abs(x - xs[k, l]))
+            xs[k, l] = x
     return dmax
 
 
@@ -240,12 +224,12 @@ def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
     last = 0.0
     for it in range(1, maxit + 1):
         if merged_wl:
-            dmax = _merged_wl_pass(wl_drv, wl_v, G, v0, v0inv, gd, i0, vwl, vbl)
+            dmax = _merged_pass(wl_drv, wl_v, True, 1.0, G.T, v0, v0inv, gd.T, i0.T, vwl.T, vbl.T)
         else:
             dmax = _line_pass(r_wl, wl_drv, wl_v, 0, True, 1.0, G.T, v0, v0inv, gd.T, i0.T,
                               vwl.T, vbl.T, cw, dw, x)
         if merged_bl:
-            d = _merged_bl_pass(bl_drv, bl_v, gd, i0, vwl, vbl)
+            d = _merged_pass(bl_drv, bl_v, False, -1.0, G, v0, v0inv, gd, i0, vbl, vwl)
         else:
             d = _line_pass(r_bl, bl_drv, bl_v, M - 1, False, -1.0, G, v0, v0inv, gd, i0,
                            vbl, vwl, cb, db, x)

@@ -94,6 +94,18 @@ def _linear_part(g, v, v0, v0inv):
     return d, g * v0 * s - d * v
 
 
+@njit(**STRICT_JIT, inline="always")
+def _device(lin, sgn, G, v0, v0inv, gd, i0, xs, xo, k, l):
+    """Device at node k of line l as ``(gd, i0)``: linearised now and stored
+    when ``lin``, else as the other direction's pass left it."""
+    if lin:
+        d, c0 = _linear_part(G[k, l], sgn * (xs[k, l] - xo[k, l]), v0, v0inv)
+        gd[k, l] = d
+        i0[k, l] = c0
+        return d, c0
+    return gd[k, l], i0[k, l]
+
+
 @njit(**STRICT_JIT)
 def _line_pass(r, drv, vd, end, lin, sgn, G, v0, v0inv, gd, i0, xs, xo, cp, dp, x):
     """Solve every line of one direction exactly, the other held; returns max |change|.
@@ -117,13 +129,7 @@ def _line_pass(r, drv, vd, end, lin, sgn, G, v0, v0inv, gd, i0, xs, xo, cp, dp, 
     for k in range(n):
         right = gw if k < n - 1 else 0.0
         for l in range(L):
-            if lin:
-                d, c0 = _linear_part(G[k, l], sgn * (xs[k, l] - xo[k, l]), v0, v0inv)
-                gd[k, l] = d
-                i0[k, l] = c0
-            else:
-                d = gd[k, l]
-                c0 = i0[k, l]
+            d, c0 = _device(lin, sgn, G, v0, v0inv, gd, i0, xs, xo, k, l)
             if k == end and drv[l]:
                 cp[k, l] = 0.0
                 dp[k, l] = vd[l]
@@ -162,13 +168,7 @@ def _merged_pass(drv, vd, lin, sgn, G, v0, v0inv, gd, i0, xs, xo):
         num = 0.0
         den = 0.0
         for k in range(n):
-            if lin:
-                d, c0 = _linear_part(G[k, l], sgn * (xs[k, l] - xo[k, l]), v0, v0inv)
-                gd[k, l] = d
-                i0[k, l] = c0
-            else:
-                d = gd[k, l]
-                c0 = i0[k, l]
+            d, c0 = _device(lin, sgn, G, v0, v0inv, gd, i0, xs, xo, k, l)
             num += d * xo[k, l] - sgn * c0
             den += d
         if drv[l]:

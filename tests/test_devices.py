@@ -80,6 +80,35 @@ def test_normal_and_uniform_moments():
     assert abs(np.corrcoef(z, z2)[0, 1]) < 5 * se
 
 
+def test_ziggurat_normal_matches_the_normal_law_body_and_tails():
+    """One long stream (all ziggurat paths: layers, wedges, the tail beyond
+    r = 3.654) against the exact normal law: Kolmogorov-Smirnov, a
+    200-bin chi-square, and the tail count against its binomial spread."""
+    from numba import njit
+    from scipy import stats
+
+    @njit
+    def draw(seed, out):
+        st = np.empty(1, np.uint64)
+        st[0] = K.stream_key(seed, np.uint64(0), np.uint64(0))
+        for k in range(out.shape[0]):
+            out[k] = K.normal(st)
+
+    n = 2_000_000
+    z = np.empty(n)
+    draw(np.uint64(11), z)
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    edges = stats.norm.ppf(np.linspace(0, 1, 201))
+    counts, _ = np.histogram(z, edges)
+    assert stats.chisquare(counts).pvalue > 1e-3
+    r = K._ZIG_R
+    p_tail = 2 * stats.norm.sf(r)
+    tail = np.count_nonzero(np.abs(z) > r)
+    assert abs(tail - n * p_tail) < 5 * np.sqrt(n * p_tail)
+    assert np.count_nonzero(z[np.abs(z) > r] > 0) > 0.4 * tail  # both signs in the tail
+    assert np.isfinite(z).all()
+
+
 def test_noise_streams_identical_for_any_thread_count():
     def draw():
         z = np.empty(10_001)

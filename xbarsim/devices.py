@@ -21,16 +21,23 @@ Switching, per pulse of ``V`` volts across the cell and width ``tw``
     is shifted and rescaled to be exactly 0 at 0 V and 1 at threshold):
     strongly sub-linear under threshold, so a half-selected cell (about
     ``Vp/2``) moves a little but really. ``c2c`` is a mean-one lognormal factor of log-std ``c2c``
-    (cycle-to-cycle variation), drawn per cell and pulse.
+    (cycle-to-cycle variation), drawn per cell and pulse, except where the
+    mean change is under 1e-9 S per pulse (an unselected cell at a
+    wire-drop voltage of a few mV): such a cell moves by its mean only,
+    which leaves out at most ~0.1 uS of spread over 1e5 pulses
+    (``_G_MEAN_ONLY`` in kernels/programming.py).
 Relaxation
     Two parts, applied to a device whenever it is next touched (read,
-    disturbed, or at the end), over the elapsed time: a slow multiplicative
-    random walk with drift (over ``dt`` seconds ``G *= 1 + relax_drift dt +
-    relax_sigma sqrt(dt) xi``) and a post-programming relaxation, a random
-    walk with drift in the clock ``1 - exp(-(t - t_own)/relax_tau)`` since
-    the device's last own pulse: in all a relative change of mean
-    ``relax_fast_mean`` and std ``relax_fast``, most of it within a few
-    ``relax_tau``.
+    pulsed or half-selected, or at the end), over the elapsed time, as a
+    geometric Brownian motion in ``log G``: a slow part with drift (over
+    ``dt`` seconds ``G *= exp((relax_drift - relax_sigma^2/2) dt +
+    relax_sigma sqrt(dt) xi)``, so ``E[G]`` changes by ``exp(relax_drift
+    dt)``) and a post-programming part of the same form in the clock ``1 -
+    exp(-(t - t_own)/relax_tau)`` since the device's last own pulse: in all
+    a relative change of mean ``relax_fast_mean`` and std ``relax_fast``,
+    most of it within a few ``relax_tau``. Increments of a geometric
+    Brownian motion compose exactly, so touching a device every cycle or
+    once after many cycles gives the same law.
 Read noise
     Each read of a device carries a relative Gaussian current error
     ``read_noise`` (independent per read).

@@ -248,6 +248,25 @@ class TestSolveContract:
             sol = _solve(c, method, tol=1e-14, maxiter=1)
             assert_solutions_close(sol, full, rel=1e-14)
 
+    @pytest.mark.parametrize("tol", [1e-6, 1e-9])
+    def test_tol_bounds_voltage_and_current_errors(self, method, tol):
+        """The stopping test's physical half scales with `tol`: node voltages
+        within 10 tol of the largest drive, terminal currents within 100 tol
+        of themselves (plus the floor of `AccuracyCheck`), against a solve
+        at 1e-14; a looser tol never costs more iterations."""
+        c = _read_circuit(72, 72, seed=5)
+        ref = _solve(c, method, tol=1e-14)
+        sol = _solve(c, method, tol=tol)
+        if sol.method == "direct":
+            return
+        vmax = max(float(np.max(np.abs(d.v))) for d in c.drives.values() if d is not None)
+        for name in ("v_wl", "v_bl"):
+            assert np.max(np.abs(getattr(sol, name) - getattr(ref, name))) <= 10 * tol * vmax
+        i_ref = ref.i_out
+        floor = 1e-3 * np.max(np.abs(i_ref))
+        assert np.all(np.abs(sol.i_out - i_ref) <= 100 * tol * (np.abs(i_ref) + floor))
+        assert sol.iterations <= ref.iterations
+
     def test_callback_and_iteration_report(self, method):
         c = _read_circuit(6, 5, seed=8)
         calls = []

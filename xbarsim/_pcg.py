@@ -177,10 +177,12 @@ class AccuracyCheck:
         return part.max(axis=0)
 
 
-VTOL = 1e-11
-"""Node-voltage error bound, relative to the largest drive voltage."""
-ITOL = 1e-10
-"""Terminal-current error bound, relative to the current (see AccuracyCheck)."""
+VTOL_PER_TOL = 10.0
+"""Node-voltage error bound, relative to the largest drive voltage, per unit
+of the requested Kirchhoff tolerance (1e-11 at the default tol = 1e-12)."""
+ITOL_PER_TOL = 100.0
+"""Terminal-current error bound, relative to the current (see AccuracyCheck),
+per unit of the requested tolerance (1e-10 at the default tol)."""
 
 
 def matvec(layer, g, shunt, p, other, q, partial):
@@ -335,7 +337,7 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
     if x0 is not None:
         v_wl /= vunit
         v_bl /= vunit
-    check = AccuracyCheck(net, VTOL, ITOL)
+    check = AccuracyCheck(net, VTOL_PER_TOL * tol, ITOL_PER_TOL * tol)
     r_wl = np.empty((M, N, B))
     r_bl = np.empty((N, M, B))
     residual(net, v_wl, v_bl, r_wl, r_bl)

@@ -46,3 +46,20 @@ def prolong_add(zc, fixed_own, z):
                 J = j >> 1
                 for b in range(B):
                     z[i, j, b] += zc[I, J, b]
+
+
+@njit(**PJIT)
+def block_sum(a, out):
+    """``out[I, J]`` = sum of ``a`` over the 2 x 2 block ``(2I..2I+1,
+    2J..2J+1)``; an odd trailing row or column forms blocks on its own."""
+    L, n = a.shape
+    Lc, nc = out.shape
+    for I in prange(Lc):
+        i1 = min(2 * I + 2, L)
+        for J in range(nc):
+            j1 = min(2 * J + 2, n)
+            s = 0.0
+            for i in range(2 * I, i1):
+                for j in range(2 * J, j1):
+                    s += a[i, j]
+            out[I, J] = s

@@ -12,7 +12,7 @@ caller in a fixed order: results do not depend on the thread count.
 import numpy as np
 from numba import njit, prange
 
-from .config import PJIT
+from .config import JIT, PJIT
 
 
 
@@ -33,6 +33,10 @@ def kcl_residual(gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v,
     L, n = gid.shape
     B = x.shape[2]
     for l in prange(L):
+        if B == 1 and gid[l, n - 1] == n - 1:  # one column, every node its own group
+            _kcl_line_single(l, n, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt,
+                             has_shunt, x, other, sources, zero_fixed, res)
+            continue
         for j in range(n):
             for b in range(B):
                 res[l, j, b] = 0.0
@@ -77,6 +81,40 @@ def kcl_residual(gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v,
                     if fixed[l, k]:
                         for b in range(B):
                             res[l, j, b] = 0.0
+
+
+@njit(**JIT)
+def _kcl_line_single(l, n, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt, has_shunt, x,
+                     other, sources, zero_fixed, res):
+    """`kcl_residual` of line ``l`` in the common case (one column, no ideal
+    wire segment): one pass, each node's current summed in the order of the
+    general loop (left segment, device, shunt, right segment)."""
+    for j in range(n):
+        xj = x[l, j, 0]
+        a = 0.0
+        if j > 0:
+            a -= seg_g[l, j - 1] * (xj - x[l, j - 1, 0])
+        gj = g[l, j]
+        if gj != 0.0:
+            if nonlinear:
+                vj = v0[l, j]
+                a += gj * vj * np.sinh((other[j, l, 0] - xj) / vj)
+            else:
+                a += gj * (other[j, l, 0] - xj)
+        if has_shunt:
+            a -= shunt[l, j] * xj
+        if j < n - 1:
+            a += seg_g[l, j] * (x[l, j + 1, 0] - xj)
+        res[l, j, 0] = a
+    for side in range(2):
+        if term_mode[l, side] == 1:
+            node = 0 if side == 0 else n - 1
+            vs = term_v[l, side, 0] if sources else 0.0
+            res[l, node, 0] += term_g[l, side] * (vs - x[l, node, 0])
+    if zero_fixed:
+        for j in range(n):
+            if fixed[l, j]:
+                res[l, j, 0] = 0.0
 
 
 @njit(**PJIT)

@@ -33,7 +33,7 @@ import scipy.sparse.linalg as spla
 
 from .circuit import Layer, RESISTIVE
 from ._pcg import LineFactors, matvec
-from .kernels.multigrid import prolong_add, restrict_coupling
+from .kernels.multigrid import block_sum, prolong_add, restrict_coupling
 
 COARSEST_CELLS = 256
 """Stop coarsening when a level has at most this many cells; factor it
@@ -51,14 +51,11 @@ exponentially many small visits cost Python overhead, not convergence
 
 
 def _blocksum(a):
-    """Sum 2 x 2 blocks of a 2-D array (odd trailing row/column alone)."""
+    """Sum 2 x 2 blocks of a 2-D float array (odd trailing row/column alone)."""
     L, n = a.shape
-    Lp, n_p = L + (L & 1), n + (n & 1)
-    if (Lp, n_p) != (L, n):
-        pad = np.zeros((Lp, n_p), dtype=a.dtype)
-        pad[:L, :n] = a
-        a = pad
-    return a.reshape(Lp // 2, 2, n_p // 2, 2).sum(axis=(1, 3))
+    out = np.empty(((L + 1) // 2, (n + 1) // 2))
+    block_sum(np.ascontiguousarray(a, dtype=np.float64), out)
+    return out
 
 
 def _rowpairsum(a):
@@ -125,7 +122,7 @@ class Level:
                 continue
             cross = seg[:, 1::2][:, : nc - 1] * fr[:, 1:-1:2][:, : nc - 1] * fr[:, 2::2][:, : nc - 1]
             seg_c.append(np.ascontiguousarray(WIRE_SCALE * _rowpairsum(cross)))
-        fixed_c = [(_blocksum(fr.astype(np.int64)) == 0) for fr in free]
+        fixed_c = [(_blocksum(fr.astype(np.float64)) == 0) for fr in free]
         return Level(g_c, seg_c[0], seg_c[1], shunt_c[0], shunt_c[1], fixed_c[0], fixed_c[1])
 
     def factor_direct(self):

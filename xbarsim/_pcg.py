@@ -62,6 +62,11 @@ class LinePreconditioner:
         self.wl = LineFactors(net.wl, net.g)
         self.bl = LineFactors(net.bl, net.g_t)
 
+    def refresh_fine(self, net):
+        """This preconditioner for `net` (same wires, new conductances): the
+        line factors are all there is, so they are recomputed."""
+        return LinePreconditioner(net)
+
     def apply(self, r_wl, r_bl, z_wl, z_bl):
         self.wl.solve(r_wl, z_bl, z_wl, couple=False)
         self.bl.solve(r_bl, z_wl, z_bl)

@@ -96,10 +96,11 @@ class Solution:
         Wires, drives and nonlinearity stay as they were. Starts from this
         solution's voltages; when at most `refactor_fraction` of the devices
         changed and the first solve kept its factors (``keep_factors=True``),
-        the linear preconditioner (line factors, multigrid hierarchy) is
-        reused as it is -- it is still a valid symmetric positive definite
-        preconditioner, just for nearby conductances -- so nothing is
-        refactored. The new solution keeps the factors it used.
+        the coarse levels of the multigrid hierarchy are reused as they are
+        -- still a valid symmetric positive definite preconditioner, just
+        built for nearby conductances -- and only the fine level's line
+        factors are recomputed (one pass over the array). The new solution
+        keeps the factors it used.
 
         Parameters
         ----------
@@ -125,8 +126,10 @@ class Solution:
 
             check_connected(xbar.g, net.ends)
         pre = getattr(self, "_preconditioner", None) if changed <= refactor_fraction else None
-        if self.method == "direct":
+        if self.method == "direct" or not new_net.linear:
             pre = None
+        if pre is not None:
+            pre = pre.refresh_fine(new_net)
         tol = getattr(self, "_tol", DEFAULT_TOL) if tol is None else tol
         _check_tol(tol, maxiter)
         keep = getattr(self, "_preconditioner", None) is not None

@@ -129,17 +129,21 @@ def _solve_line_single(l, n, seg_g, cprime, invden, src, g, other, couple, out):
     """The common case of `solve_lines`: one input column, no ideal wire
     (every node its own group, sub-diagonal ``-seg_g``); scalar
     recurrences, no inner batch loops."""
+    # y_k = b_k + w_k y_(k-1) with b_k, w_k off the dependency chain: one
+    # multiply-add per node on the chain instead of a multiply-add and a multiply
     if couple:
         y = (src[l, 0, 0] + g[l, 0] * other[0, l, 0]) * invden[l, 0]
         out[l, 0, 0] = y
         for k in range(1, n):
-            y = (src[l, k, 0] + g[l, k] * other[k, l, 0] + seg_g[l, k - 1] * y) * invden[l, k]
+            ik = invden[l, k]
+            y = (src[l, k, 0] + g[l, k] * other[k, l, 0]) * ik + (seg_g[l, k - 1] * ik) * y
             out[l, k, 0] = y
     else:
         y = src[l, 0, 0] * invden[l, 0]
         out[l, 0, 0] = y
         for k in range(1, n):
-            y = (src[l, k, 0] + seg_g[l, k - 1] * y) * invden[l, k]
+            ik = invden[l, k]
+            y = src[l, k, 0] * ik + (seg_g[l, k - 1] * ik) * y
             out[l, k, 0] = y
     x = out[l, n - 1, 0]
     for k in range(n - 2, -1, -1):

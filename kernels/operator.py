@@ -36,51 +36,85 @@ def kcl_residual(gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v,
         if B == 1 and gid[l, n - 1] == n - 1:  # one column, every node its own group
             _kcl_line_single(l, n, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt,
                              has_shunt, x, other, sources, zero_fixed, res)
-            continue
+        else:
+            _kcl_line(l, gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt, has_shunt, x,
+                      other, sources, zero_fixed, res)
+
+
+@njit(**PJIT)
+def matvec_lines(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, has_shunt, p, other, q, partial):
+    """``q = A p`` on one layer's free groups (linear devices, no sources,
+    zero on fixed groups: the operator on a correction) and
+    ``partial[l, b] = sum_k p q`` over line l: the residual of `kcl_residual`,
+    negated, and the product, one line at a time while it is in cache."""
+    L, n = gid.shape
+    B = p.shape[2]
+    for l in prange(L):
+        if B == 1 and gid[l, n - 1] == n - 1:
+            _kcl_line_single(l, n, fixed, g, g, False, seg_g, term_mode, term_g, term_v, shunt, has_shunt,
+                             p, other, False, True, q)
+        else:
+            _kcl_line(l, gid, fixed, g, g, False, seg_g, term_mode, term_g, term_v, shunt, has_shunt, p,
+                      other, False, True, q)
+        for b in range(B):
+            partial[l, b] = 0.0
         for j in range(n):
             for b in range(B):
-                res[l, j, b] = 0.0
-        rep = 0
+                qv = -q[l, j, b]
+                q[l, j, b] = qv
+                partial[l, b] += p[l, j, b] * qv
+
+
+@njit(**JIT)
+def _kcl_line(l, gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt, has_shunt, x, other,
+              sources, zero_fixed, res):
+    """`kcl_residual` of line ``l``, any groups and batch width."""
+    n = gid.shape[1]
+    B = x.shape[2]
+    for j in range(n):
+        for b in range(B):
+            res[l, j, b] = 0.0
+    rep = 0
+    for j in range(n):
+        if j > 0 and gid[l, j] != gid[l, j - 1]:
+            s = seg_g[l, j - 1]
+            for b in range(B):
+                cur = s * (x[l, j, b] - x[l, j - 1, b])
+                res[l, rep, b] += cur
+                res[l, j, b] -= cur
+            rep = j
+        gj = g[l, j]
+        if gj != 0.0:
+            if nonlinear:
+                vj = v0[l, j]
+                for b in range(B):
+                    res[l, rep, b] += gj * vj * np.sinh((other[j, l, b] - x[l, j, b]) / vj)
+            else:
+                for b in range(B):
+                    res[l, rep, b] += gj * (other[j, l, b] - x[l, j, b])
+        if has_shunt:
+            sj = shunt[l, j]
+            for b in range(B):
+                res[l, rep, b] -= sj * x[l, j, b]
+    for side in range(2):
+        if term_mode[l, side] == 1:
+            node = 0 if side == 0 else n - 1
+            r0 = 0
+            if side == 1:
+                r0 = rep
+            gt = term_g[l, side]
+            for b in range(B):
+                vs = term_v[l, side, b] if sources else 0.0
+                res[l, r0, b] += gt * (vs - x[l, node, b])
+    if zero_fixed:
+        kprev = -1
         for j in range(n):
-            if j > 0 and gid[l, j] != gid[l, j - 1]:
-                s = seg_g[l, j - 1]
-                for b in range(B):
-                    cur = s * (x[l, j, b] - x[l, j - 1, b])
-                    res[l, rep, b] += cur
-                    res[l, j, b] -= cur
-                rep = j
-            gj = g[l, j]
-            if gj != 0.0:
-                if nonlinear:
-                    vj = v0[l, j]
+            k = gid[l, j]
+            if k != kprev:
+                kprev = k
+                if fixed[l, k]:
                     for b in range(B):
-                        res[l, rep, b] += gj * vj * np.sinh((other[j, l, b] - x[l, j, b]) / vj)
-                else:
-                    for b in range(B):
-                        res[l, rep, b] += gj * (other[j, l, b] - x[l, j, b])
-            if has_shunt:
-                sj = shunt[l, j]
-                for b in range(B):
-                    res[l, rep, b] -= sj * x[l, j, b]
-        for side in range(2):
-            if term_mode[l, side] == 1:
-                node = 0 if side == 0 else n - 1
-                r0 = 0
-                if side == 1:
-                    r0 = rep
-                gt = term_g[l, side]
-                for b in range(B):
-                    vs = term_v[l, side, b] if sources else 0.0
-                    res[l, r0, b] += gt * (vs - x[l, node, b])
-        if zero_fixed:
-            kprev = -1
-            for j in range(n):
-                k = gid[l, j]
-                if k != kprev:
-                    kprev = k
-                    if fixed[l, k]:
-                        for b in range(B):
-                            res[l, j, b] = 0.0
+                        res[l, j, b] = 0.0
 
 
 @njit(**JIT)
@@ -115,21 +149,6 @@ def _kcl_line_single(l, n, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, te
         for j in range(n):
             if fixed[l, j]:
                 res[l, j, 0] = 0.0
-
-
-@njit(**PJIT)
-def negate_dot(p, q, partial):
-    """``q = -q`` (a Kirchhoff residual of a correction becomes ``A p``) and
-    ``partial[l, b] = sum_k p q`` over line l."""
-    L, n, B = p.shape
-    for l in prange(L):
-        for b in range(B):
-            partial[l, b] = 0.0
-        for j in range(n):
-            for b in range(B):
-                qv = -q[l, j, b]
-                q[l, j, b] = qv
-                partial[l, b] += p[l, j, b] * qv
 
 
 @njit(**PJIT)

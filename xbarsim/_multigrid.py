@@ -71,9 +71,9 @@ def _rowpairsum(a):
 class Level:
     """One level: the two layers as plain crossbar arrays in shunt form."""
 
-    def __init__(self, g, seg_wl, seg_bl, shunt_wl, shunt_bl, fixed_wl, fixed_bl):
+    def __init__(self, g, seg_wl, seg_bl, shunt_wl, shunt_bl, fixed_wl, fixed_bl, g_t=None):
         self.g = np.ascontiguousarray(g)
-        self.g_t = np.ascontiguousarray(g.T)
+        self.g_t = np.ascontiguousarray(g.T) if g_t is None else g_t
         self.seg = (seg_wl, seg_bl)
         self.shunt = (shunt_wl, shunt_bl)
         self.fixed = (fixed_wl.astype(np.uint8), fixed_bl.astype(np.uint8))
@@ -189,7 +189,7 @@ def _fine_level(net):
         shunts.append(sh)
     seg_wl = net.wl.seg_g[:, : net.shape[1] - 1]
     seg_bl = net.bl.seg_g[:, : net.shape[0] - 1]
-    return Level(net.g, seg_wl, seg_bl, shunts[0], shunts[1], net.wl.fixed, net.bl.fixed)
+    return Level(net.g, seg_wl, seg_bl, shunts[0], shunts[1], net.wl.fixed, net.bl.fixed, g_t=net.g_t)
 
 
 class MultigridPreconditioner:

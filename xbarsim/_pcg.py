@@ -24,7 +24,7 @@ import numpy as np
 from .circuit import IDEAL
 from .exceptions import ConvergenceError
 from .kernels.lines import factor_lines, solve_lines
-from .kernels.operator import absmax_lines, cg_update, dot_lines, kcl_residual, negate_dot, xpby
+from .kernels.operator import absmax_lines, cg_update, dot_lines, kcl_residual, matvec_lines, xpby
 
 _NO_SHUNT = np.zeros((1, 1))
 """Placeholder for "no shunt" / "linear devices" in kernel calls."""
@@ -195,9 +195,8 @@ def matvec(layer, g, shunt, p, other, q, partial):
     on fixed groups) and the per-line partial sums of ``p . q``. ``shunt``
     is a coarse level's conductance to ground, or None."""
     has_shunt = shunt is not None
-    kcl_residual(layer.gid, layer.fixed, g, _NO_SHUNT, False, layer.seg_g, layer.term_mode, layer.term_g,
-                 layer.term_v, shunt if has_shunt else _NO_SHUNT, has_shunt, p, other, False, True, q)
-    negate_dot(p, q, partial)
+    matvec_lines(layer.gid, layer.fixed, g, layer.seg_g, layer.term_mode, layer.term_g, layer.term_v,
+                 shunt if has_shunt else _NO_SHUNT, has_shunt, p, other, q, partial)
 
 
 class Workspace:
@@ -345,7 +344,11 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
     check = AccuracyCheck(net, VTOL_PER_TOL * tol, ITOL_PER_TOL * tol)
     r_wl = np.empty((M, N, B))
     r_bl = np.empty((N, M, B))
-    residual(net, v_wl, v_bl, r_wl, r_bl)
+    if x0 is None:  # the zero state, whose residual `residual_scale` left in work.p
+        np.copyto(r_wl, work.p[0])
+        np.copyto(r_bl, work.p[1])
+    else:
+        residual(net, v_wl, v_bl, r_wl, r_bl)
     safe = np.where(scale > 0, scale, 1.0)
     history = [float(np.max(np.where(scale > 0, np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl)) / safe, 0.0)))]
     it, ok = pcg_core(net, net.g, net.g_t, pre, r_wl, r_bl, v_wl, v_bl, scale, tol, maxiter, work,

@@ -62,6 +62,17 @@ def test_switching_sign_threshold_and_sublinear_disturb():
     assert switch_rate(900e-6, 1.3, dp, 1.0) < up
 
 
+def test_expm1_series_matches_libm():
+    import math
+
+    from xbarsim.kernels.programming import _expm1
+
+    for u in np.concatenate([np.linspace(-0.2, 0.2, 4001), [0.05, -0.05, 0.0499999, 1e-300]]):
+        ref = math.expm1(u)
+        got = _expm1(u)
+        assert got == ref or abs(got / ref - 1) < 4e-16, u
+
+
 def test_normal_and_uniform_moments():
     n = 200_000
     z = np.empty(n)

@@ -304,21 +304,42 @@ def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_
 
 
 @njit(**STRICT_JIT)
-def _pulse(G, tlast, tprog, clock, stuck, t, isel, jsel, vp, dp, wv, scheme, exact, scale_from,
-           wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, gd, i0, cp, dq, state, rx, rate):
-    """Apply one programming pulse; every cell switches at its own voltage."""
+def _pulse(G, tlast, tprog, clock, stuck, t, isel, jsel, vp, dp, wv, scheme, exact, a1, a0,
+           wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, vwl_0, vbl_0, gd, i0, cp, dq, state, rx, rate):
+    """Apply one programming pulse; every cell switches at its own voltage.
+
+    ``vwl``, ``vbl`` hold the solution of the last pulse of this cell's ramp,
+    at amplitude ``a1`` (0: none), and ``vwl_0``, ``vbl_0`` the one before,
+    at ``a0`` (0: none); the solve starts from their extrapolation to ``vp``
+    (linear in the amplitude with two, scaled with one, the drive pattern
+    with none) and leaves the new solution in ``vwl``, the last in ``vwl_0``.
+    """
     M, N = G.shape
     _pulse_drives(scheme, isel, jsel, vp, wl_v, wl_drv, bl_v, bl_drv)
     failed = False
-    if exact or scale_from == 0.0:
+    if exact or a1 == 0.0:
         set_ideal(wl_v, wl_drv, bl_v, bl_drv, vwl, vbl)
-    else:
+    elif a0 == 0.0:
         # same cell, new amplitude: the last solution scaled is a close start
-        ratio = vp / scale_from
+        ratio = vp / a1
         for i in range(M):
             for j in range(N):
+                vwl_0[i, j] = vwl[i, j]
+                vbl_0[i, j] = vbl[i, j]
                 vwl[i, j] *= ratio
                 vbl[i, j] *= ratio
+    else:
+        # the last two solutions extrapolated linearly in the amplitude
+        # (0 at the clamp, where the amplitude repeats)
+        f = (vp - a1) / (a1 - a0) if a1 != a0 else 0.0
+        for i in range(M):
+            for j in range(N):
+                a = vwl[i, j]
+                vwl[i, j] = a + (a - vwl_0[i, j]) * f
+                vwl_0[i, j] = a
+                b = vbl[i, j]
+                vbl[i, j] = b + (b - vbl_0[i, j]) * f
+                vbl_0[i, j] = b
     if not exact:
         it = solve_nodal(G, dp[P_V0], dp[P_V0INV], wv[W_R_WL], wv[W_R_BL], wl_v, wl_drv,
                          bl_v, bl_drv, vwl, vbl, gd, i0, cp, dq,
@@ -387,6 +408,8 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     bl_drv = np.zeros(N, dtype=np.uint8)
     vwl_p = np.zeros((M, N))
     vbl_p = np.zeros((M, N))
+    vwl_q = np.zeros((M, N))  # the pulse solution before the last (extrapolation)
+    vbl_q = np.zeros((M, N))
     vwl_r = np.zeros((M, N))
     vbl_r = np.zeros((M, N))
     gd = np.zeros((M, N))
@@ -418,6 +441,8 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
         npulse = 0
         pol_last = 0
         vp = 0.0
+        a1 = 0.0
+        a0 = 0.0
         ok = False
         while True:
             if abs(rd - tg) <= tol * tg:
@@ -426,19 +451,20 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             if npulse >= max_pulses:
                 break
             pol = 1 if rd < tg else -1
-            scale_from = 0.0
             if pol != pol_last:
                 vp = wv[W_VSET_START] if pol > 0 else wv[W_VRESET_START]
+                a1 = 0.0
+                a0 = 0.0
+            elif pol > 0:
+                vp = min(vp + step, wv[W_VSET_MAX])
             else:
-                scale_from = vp
-                if pol > 0:
-                    vp = min(vp + step, wv[W_VSET_MAX])
-                else:
-                    vp = max(vp - step, wv[W_VRESET_MIN])
+                vp = max(vp - step, wv[W_VRESET_MIN])
             pol_last = pol
             fails += _pulse(G, tlast, tprog, clock, stuck, t, i, j, vp, dp, wv, scheme,
-                            exact_pulse, scale_from, wl_v, wl_drv, bl_v, bl_drv, vwl_p, vbl_p,
-                            gd, i0, cp, dq, state, rx, rate_p)
+                            exact_pulse, a1, a0, wl_v, wl_drv, bl_v, bl_drv, vwl_p, vbl_p,
+                            vwl_q, vbl_q, gd, i0, cp, dq, state, rx, rate_p)
+            a0 = a1
+            a1 = vp
             _restart_clock(tlast, tprog, clock, i, j, t, rx)
             npulse += 1
             t += 1.0

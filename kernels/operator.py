@@ -12,7 +12,7 @@ caller in a fixed order: results do not depend on the thread count.
 import numpy as np
 from numba import njit, prange
 
-from .config import JIT, PJIT
+from .config import PJIT
 
 
 
@@ -33,29 +33,89 @@ def kcl_residual(gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v,
     L, n = gid.shape
     B = x.shape[2]
     for l in prange(L):
-        if B == 1 and gid[l, n - 1] == n - 1:  # one column, every node its own group
-            _kcl_line_single(l, n, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt,
-                             has_shunt, x, other, sources, zero_fixed, res)
-        else:
-            _kcl_line(l, gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt, has_shunt, x,
-                      other, sources, zero_fixed, res)
+        if B == 1 and gid[l, n - 1] == n - 1:
+            # one column, every node its own group: one pass, each node's
+            # current summed in the order of the general loop below (left
+            # segment, device, shunt, right segment)
+            for j in range(n):
+                xj = x[l, j, 0]
+                a = 0.0
+                if j > 0:
+                    a -= seg_g[l, j - 1] * (xj - x[l, j - 1, 0])
+                gj = g[l, j]
+                if gj != 0.0:
+                    if nonlinear:
+                        vj = v0[l, j]
+                        a += gj * vj * np.sinh((other[j, l, 0] - xj) / vj)
+                    else:
+                        a += gj * (other[j, l, 0] - xj)
+                if has_shunt:
+                    a -= shunt[l, j] * xj
+                if j < n - 1:
+                    a += seg_g[l, j] * (x[l, j + 1, 0] - xj)
+                res[l, j, 0] = a
+            for side in range(2):
+                if term_mode[l, side] == 1:
+                    node = 0 if side == 0 else n - 1
+                    vs = term_v[l, side, 0] if sources else 0.0
+                    res[l, node, 0] += term_g[l, side] * (vs - x[l, node, 0])
+            if zero_fixed:
+                for j in range(n):
+                    if fixed[l, j]:
+                        res[l, j, 0] = 0.0
+            continue
+        for j in range(n):
+            for b in range(B):
+                res[l, j, b] = 0.0
+        rep = 0
+        for j in range(n):
+            if j > 0 and gid[l, j] != gid[l, j - 1]:
+                s = seg_g[l, j - 1]
+                for b in range(B):
+                    cur = s * (x[l, j, b] - x[l, j - 1, b])
+                    res[l, rep, b] += cur
+                    res[l, j, b] -= cur
+                rep = j
+            gj = g[l, j]
+            if gj != 0.0:
+                if nonlinear:
+                    vj = v0[l, j]
+                    for b in range(B):
+                        res[l, rep, b] += gj * vj * np.sinh((other[j, l, b] - x[l, j, b]) / vj)
+                else:
+                    for b in range(B):
+                        res[l, rep, b] += gj * (other[j, l, b] - x[l, j, b])
+            if has_shunt:
+                sj = shunt[l, j]
+                for b in range(B):
+                    res[l, rep, b] -= sj * x[l, j, b]
+        for side in range(2):
+            if term_mode[l, side] == 1:
+                node = 0 if side == 0 else n - 1
+                r0 = 0
+                if side == 1:
+                    r0 = rep
+                gt = term_g[l, side]
+                for b in range(B):
+                    vs = term_v[l, side, b] if sources else 0.0
+                    res[l, r0, b] += gt * (vs - x[l, node, b])
+        if zero_fixed:
+            kprev = -1
+            for j in range(n):
+                k = gid[l, j]
+                if k != kprev:
+                    kprev = k
+                    if fixed[l, k]:
+                        for b in range(B):
+                            res[l, j, b] = 0.0
 
 
 @njit(**PJIT)
-def matvec_lines(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, has_shunt, p, other, q, partial):
-    """``q = A p`` on one layer's free groups (linear devices, no sources,
-    zero on fixed groups: the operator on a correction) and
-    ``partial[l, b] = sum_k p q`` over line l: the residual of `kcl_residual`,
-    negated, and the product, one line at a time while it is in cache."""
-    L, n = gid.shape
-    B = p.shape[2]
+def negate_dot(p, q, partial):
+    """``q = -q`` (a Kirchhoff residual of a correction becomes ``A p``) and
+    ``partial[l, b] = sum_k p q`` over line l."""
+    L, n, B = p.shape
     for l in prange(L):
-        if B == 1 and gid[l, n - 1] == n - 1:
-            _kcl_line_single(l, n, fixed, g, g, False, seg_g, term_mode, term_g, term_v, shunt, has_shunt,
-                             p, other, False, True, q)
-        else:
-            _kcl_line(l, gid, fixed, g, g, False, seg_g, term_mode, term_g, term_v, shunt, has_shunt, p,
-                      other, False, True, q)
         for b in range(B):
             partial[l, b] = 0.0
         for j in range(n):
@@ -63,92 +123,6 @@ def matvec_lines(gid, fixed, g, seg_g, term_mode, term_g, term_v, shunt, has_shu
                 qv = -q[l, j, b]
                 q[l, j, b] = qv
                 partial[l, b] += p[l, j, b] * qv
-
-
-@njit(**JIT)
-def _kcl_line(l, gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt, has_shunt, x, other,
-              sources, zero_fixed, res):
-    """`kcl_residual` of line ``l``, any groups and batch width."""
-    n = gid.shape[1]
-    B = x.shape[2]
-    for j in range(n):
-        for b in range(B):
-            res[l, j, b] = 0.0
-    rep = 0
-    for j in range(n):
-        if j > 0 and gid[l, j] != gid[l, j - 1]:
-            s = seg_g[l, j - 1]
-            for b in range(B):
-                cur = s * (x[l, j, b] - x[l, j - 1, b])
-                res[l, rep, b] += cur
-                res[l, j, b] -= cur
-            rep = j
-        gj = g[l, j]
-        if gj != 0.0:
-            if nonlinear:
-                vj = v0[l, j]
-                for b in range(B):
-                    res[l, rep, b] += gj * vj * np.sinh((other[j, l, b] - x[l, j, b]) / vj)
-            else:
-                for b in range(B):
-                    res[l, rep, b] += gj * (other[j, l, b] - x[l, j, b])
-        if has_shunt:
-            sj = shunt[l, j]
-            for b in range(B):
-                res[l, rep, b] -= sj * x[l, j, b]
-    for side in range(2):
-        if term_mode[l, side] == 1:
-            node = 0 if side == 0 else n - 1
-            r0 = 0
-            if side == 1:
-                r0 = rep
-            gt = term_g[l, side]
-            for b in range(B):
-                vs = term_v[l, side, b] if sources else 0.0
-                res[l, r0, b] += gt * (vs - x[l, node, b])
-    if zero_fixed:
-        kprev = -1
-        for j in range(n):
-            k = gid[l, j]
-            if k != kprev:
-                kprev = k
-                if fixed[l, k]:
-                    for b in range(B):
-                        res[l, j, b] = 0.0
-
-
-@njit(**JIT)
-def _kcl_line_single(l, n, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt, has_shunt, x,
-                     other, sources, zero_fixed, res):
-    """`kcl_residual` of line ``l`` in the common case (one column, no ideal
-    wire segment): one pass, each node's current summed in the order of the
-    general loop (left segment, device, shunt, right segment)."""
-    for j in range(n):
-        xj = x[l, j, 0]
-        a = 0.0
-        if j > 0:
-            a -= seg_g[l, j - 1] * (xj - x[l, j - 1, 0])
-        gj = g[l, j]
-        if gj != 0.0:
-            if nonlinear:
-                vj = v0[l, j]
-                a += gj * vj * np.sinh((other[j, l, 0] - xj) / vj)
-            else:
-                a += gj * (other[j, l, 0] - xj)
-        if has_shunt:
-            a -= shunt[l, j] * xj
-        if j < n - 1:
-            a += seg_g[l, j] * (x[l, j + 1, 0] - xj)
-        res[l, j, 0] = a
-    for side in range(2):
-        if term_mode[l, side] == 1:
-            node = 0 if side == 0 else n - 1
-            vs = term_v[l, side, 0] if sources else 0.0
-            res[l, node, 0] += term_g[l, side] * (vs - x[l, node, 0])
-    if zero_fixed:
-        for j in range(n):
-            if fixed[l, j]:
-                res[l, j, 0] = 0.0
 
 
 @njit(**PJIT)

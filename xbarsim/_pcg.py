@@ -24,7 +24,7 @@ import numpy as np
 from .circuit import IDEAL
 from .exceptions import ConvergenceError
 from .kernels.lines import factor_lines, solve_lines
-from .kernels.operator import absmax_lines, cg_update, dot_lines, kcl_residual, matvec_lines, xpby
+from .kernels.operator import absmax_lines, cg_update, dot_lines, kcl_residual, negate_dot, xpby
 
 _NO_SHUNT = np.zeros((1, 1))
 """Placeholder for "no shunt" / "linear devices" in kernel calls."""
@@ -195,8 +195,9 @@ def matvec(layer, g, shunt, p, other, q, partial):
     on fixed groups) and the per-line partial sums of ``p . q``. ``shunt``
     is a coarse level's conductance to ground, or None."""
     has_shunt = shunt is not None
-    matvec_lines(layer.gid, layer.fixed, g, layer.seg_g, layer.term_mode, layer.term_g, layer.term_v,
-                 shunt if has_shunt else _NO_SHUNT, has_shunt, p, other, q, partial)
+    kcl_residual(layer.gid, layer.fixed, g, _NO_SHUNT, False, layer.seg_g, layer.term_mode, layer.term_g,
+                 layer.term_v, shunt if has_shunt else _NO_SHUNT, has_shunt, p, other, False, True, q)
+    negate_dot(p, q, partial)
 
 
 class Workspace:

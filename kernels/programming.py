@@ -76,27 +76,55 @@ def switch_rate(G, V, dp, tw_ratio):
     the room left in the state window: ``(g_hi - G)`` for set (V > 0),
     ``(G - g_lo)`` for reset (V < 0), normalised by ``g_hi - g_lo``.
     """
-    sub = dp[P_VSUB]
-    return _switch_rate(G, V, dp, tw_ratio, math.exp(-dp[P_VSET] / sub), math.exp(-dp[P_VRESET] / sub))
+    ks, kr, es, er, isub = _rate_constants(dp, tw_ratio)
+    return _switch_rate(G, V, dp, ks, kr, es, er, isub)
 
 
 @njit(**STRICT_JIT)
-def _switch_rate(G, V, dp, tw_ratio, e0_set, e0_reset):
-    """`switch_rate` with ``exp(-V_th / v_sub)`` of set and reset given
-    (a pulse computes them once for all its cells)."""
+def _rate_constants(dp, tw_ratio):
+    """The cell-independent part of `switch_rate`, which a pulse computes
+    once for all its cells: ``(k_set tw / span, k_reset tw / span,
+    exp(-V_set/v_sub), exp(-V_reset/v_sub), 1/v_sub)``."""
+    sub = dp[P_VSUB]
     span = dp[P_G_HI] - dp[P_G_LO]
+    return (dp[P_KSET] * tw_ratio / span, dp[P_KRESET] * tw_ratio / span,
+            math.exp(-dp[P_VSET] / sub), math.exp(-dp[P_VRESET] / sub), 1.0 / sub)
+
+
+@njit(**STRICT_JIT)
+def _switch_rate(G, V, dp, ks, kr, es, er, isub):
+    """`switch_rate` from the constants of `_rate_constants`."""
     if V > 0.0:
-        room = (dp[P_G_HI] - G) / span
+        room = dp[P_G_HI] - G
         if room <= 0.0:
             return 0.0
-        return dp[P_KSET] * tw_ratio * _voltage_factor(V, dp[P_VSET], dp[P_VSLOPE], dp[P_VSUB], e0_set) * room
+        return ks * _voltage_factor(V, dp[P_VSET], dp[P_VSLOPE], isub, es) * room
     elif V < 0.0:
-        room = (G - dp[P_G_LO]) / span
+        room = G - dp[P_G_LO]
         if room <= 0.0:
             return 0.0
-        return -dp[P_KRESET] * tw_ratio * _voltage_factor(-V, dp[P_VRESET], dp[P_VSLOPE], dp[P_VSUB],
-                                                          e0_reset) * room
+        return -kr * _voltage_factor(-V, dp[P_VRESET], dp[P_VSLOPE], isub, er) * room
     return 0.0
+
+
+@njit(**STRICT_JIT)
+def _voltage_factor(a, vth, slope, isub, e0):
+    """1 at threshold; ``exp((a - vth)/slope)`` above it; below it
+    ``(exp((a - vth)/sub) - e0) / (1 - e0)`` with ``e0 = exp(-vth/sub)``,
+    continuous at the threshold and exactly 0 at 0 V (no switching without
+    voltage); 0 where ``(a - vth)/sub < -_EXP_CUT``. Near 0 V (``a/sub <
+    0.05``: the unselected cells of a pulse) it is evaluated as ``e0
+    expm1(a/sub) / (1 - e0)``, the same value without the cancellation."""
+    x = a - vth
+    if x >= 0.0:
+        return math.exp(x / slope)
+    x = x * isub
+    if x < -_EXP_CUT:
+        return 0.0
+    u = a * isub
+    if u < 0.05:
+        return e0 * _expm1(u) / (1.0 - e0)
+    return (math.exp(x) - e0) / (1.0 - e0)
 
 
 @njit(**STRICT_JIT)
@@ -107,61 +135,6 @@ def _expm1(u):
         return u * (1.0 + u * (1.0 / 2 + u * (1.0 / 6 + u * (1.0 / 24 + u * (1.0 / 120 + u * (
             1.0 / 720 + u * (1.0 / 5040 + u * (1.0 / 40320 + u * (1.0 / 362880)))))))))
     return math.expm1(u)
-
-
-@njit(**STRICT_JIT)
-def _voltage_factor(a, vth, slope, sub, e0):
-    """1 at threshold; ``exp((a - vth)/slope)`` above it; below it
-    `_sub_factor` (with ``e0 = exp(-vth/sub)``)."""
-    x = a - vth
-    if x >= 0.0:
-        return math.exp(x / slope)
-    return _sub_factor(a, vth, 1.0 / sub, e0)
-
-
-@njit(**STRICT_JIT)
-def _sub_factor(a, vth, isub, e0):
-    """``(exp((a - vth)/sub) - e0) / (1 - e0)`` for ``0 <= a < vth``:
-    continuous with the law above threshold and exactly 0 at 0 V (no
-    switching without voltage). Near 0 V (``a/sub < 0.05``) it is evaluated
-    as ``e0 expm1(a/sub) / (1 - e0)``, the same value without the
-    cancellation; 0 where ``(a - vth)/sub < -_EXP_CUT``."""
-    x = (a - vth) * isub
-    if x < -_EXP_CUT:
-        return 0.0
-    u = a * isub
-    if u < 0.05:
-        return e0 * _expm1(u) / (1.0 - e0)
-    return (math.exp(x) - e0) / (1.0 - e0)
-
-
-@njit(**STRICT_JIT)
-def _mean_coeffs(dp, tw_ratio):
-    """Per-pulse constants of `_mean_disturb`: ``(k_set tw / span, k_reset tw /
-    span, exp(-V_set/v_sub), exp(-V_reset/v_sub), 1/v_sub)``."""
-    sub = dp[P_VSUB]
-    span = dp[P_G_HI] - dp[P_G_LO]
-    return (dp[P_KSET] * tw_ratio / span, dp[P_KRESET] * tw_ratio / span,
-            math.exp(-dp[P_VSET] / sub), math.exp(-dp[P_VRESET] / sub), 1.0 / sub)
-
-
-@njit(**STRICT_JIT)
-def _mean_disturb(G, V, dp, ks, kr, es, er, isub):
-    """`switch_rate` of a cell below both thresholds (``|V| <=
-    _negligible_voltage`` with ``_G_MEAN_ONLY``; the unselected cells, most
-    of the cells of every pulse of a large array), from the per-pulse
-    constants of `_mean_coeffs`."""
-    if V > 0.0:
-        room = dp[P_G_HI] - G
-        if room <= 0.0:
-            return 0.0
-        return ks * _sub_factor(V, dp[P_VSET], isub, es) * room
-    elif V < 0.0:
-        room = G - dp[P_G_LO]
-        if room <= 0.0:
-            return 0.0
-        return -kr * _sub_factor(-V, dp[P_VRESET], isub, er) * room
-    return 0.0
 
 
 @njit(**STRICT_JIT)
@@ -347,9 +320,7 @@ def _pulse(G, tlast, tprog, clock, stuck, t, isel, jsel, vp, dp, wv, scheme, exa
         failed = it < 0
     tw_ratio = wv[W_PULSE_WIDTH] / dp[P_TW_REF]
     c2c = dp[P_C2C]
-    e0_set = math.exp(-dp[P_VSET] / dp[P_VSUB])
-    e0_reset = math.exp(-dp[P_VRESET] / dp[P_VSUB])
-    ks, kr, es, er, isub = _mean_coeffs(dp, tw_ratio)
+    ks, kr, es, er, isub = _rate_constants(dp, tw_ratio)
     vcut = _negligible_voltage(dp, tw_ratio, _G_NEGLIGIBLE)
     vmean = _negligible_voltage(dp, tw_ratio, _G_MEAN_ONLY)
     for i in range(M):
@@ -363,11 +334,11 @@ def _pulse(G, tlast, tprog, clock, stuck, t, isel, jsel, vp, dp, wv, scheme, exa
             if av <= vmean:
                 # unselected cell at a wire-drop voltage: its mean change, no
                 # noise, no relaxation touch (relaxation is applied lazily)
-                g = G[i, j] + _mean_disturb(G[i, j], v, dp, ks, kr, es, er, isub)
+                g = G[i, j] + _switch_rate(G[i, j], v, dp, ks, kr, es, er, isub)
                 G[i, j] = min(max(g, dp[P_G_LO]), dp[P_G_HI])
                 continue
             _touch(G, tlast, tprog, clock, stuck, i, j, t, dp, rx, state)
-            dg = _switch_rate(G[i, j], v, dp, tw_ratio, e0_set, e0_reset)
+            dg = _switch_rate(G[i, j], v, dp, ks, kr, es, er, isub)
             if dg == 0.0:
                 continue
             if c2c > 0.0:

@@ -130,7 +130,8 @@ def _voltage_factor(a, vth, slope, isub, e0):
 @njit(**STRICT_JIT)
 def _expm1(u):
     """``exp(u) - 1``: the series for small ``|u|`` (an unselected cell at a
-    few mV; error below 1e-17 relative), libm's ``expm1`` otherwise."""
+    few mV; the truncation error is below 1e-17 relative), libm's ``expm1``
+    otherwise."""
     if abs(u) < 0.05:
         return u * (1.0 + u * (1.0 / 2 + u * (1.0 / 6 + u * (1.0 / 24 + u * (1.0 / 120 + u * (
             1.0 / 720 + u * (1.0 / 5040 + u * (1.0 / 40320 + u * (1.0 / 362880)))))))))

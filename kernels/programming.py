@@ -160,6 +160,17 @@ def _negligible_voltage(dp, tw_ratio, g_per_pulse):
 
 
 @njit(**STRICT_JIT)
+def _pulse_constants(dp, wv):
+    """What every pulse of a programming run shares, computed once:
+    ``(`_rate_constants`..., |V| cut of skipped cells, |V| cut of mean-only
+    cells)``, as one array."""
+    tw_ratio = wv[W_PULSE_WIDTH] / dp[P_TW_REF]
+    ks, kr, es, er, isub = _rate_constants(dp, tw_ratio)
+    return np.array([ks, kr, es, er, isub, _negligible_voltage(dp, tw_ratio, _G_NEGLIGIBLE),
+                     _negligible_voltage(dp, tw_ratio, _G_MEAN_ONLY)])
+
+
+@njit(**STRICT_JIT)
 def _exp_decay(x):
     """``exp(-x)``, returning the exact 0 directly where it underflows
     (a device never programmed has ``tprog = -1e300``): libm's underflow
@@ -278,9 +289,10 @@ def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_
 
 
 @njit(**STRICT_JIT)
-def _pulse(G, tlast, tprog, clock, stuck, t, isel, jsel, vp, dp, wv, scheme, exact, a1, a0,
+def _pulse(G, tlast, tprog, clock, stuck, t, isel, jsel, vp, dp, wv, pc, scheme, exact, a1, a0,
            wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, vwl_0, vbl_0, gd, i0, cp, dq, state, rx, rate):
-    """Apply one programming pulse; every cell switches at its own voltage.
+    """Apply one programming pulse; every cell switches at its own voltage
+    (``pc``: `_pulse_constants`).
 
     ``vwl``, ``vbl`` hold the solution of the last pulse of this cell's ramp,
     at amplitude ``a1`` (0: none), and ``vwl_0``, ``vbl_0`` the one before,
@@ -319,11 +331,8 @@ def _pulse(G, tlast, tprog, clock, stuck, t, isel, jsel, vp, dp, wv, scheme, exa
                          bl_v, bl_drv, vwl, vbl, gd, i0, cp, dq,
                          wv[W_SOLVE_TOL] * abs(vp), int(wv[W_SOLVE_MAXIT]), rate)
         failed = it < 0
-    tw_ratio = wv[W_PULSE_WIDTH] / dp[P_TW_REF]
     c2c = dp[P_C2C]
-    ks, kr, es, er, isub = _rate_constants(dp, tw_ratio)
-    vcut = _negligible_voltage(dp, tw_ratio, _G_NEGLIGIBLE)
-    vmean = _negligible_voltage(dp, tw_ratio, _G_MEAN_ONLY)
+    ks, kr, es, er, isub, vcut, vmean = pc[0], pc[1], pc[2], pc[3], pc[4], pc[5], pc[6]
     for i in range(M):
         for j in range(N):
             if stuck[i, j] != 0:
@@ -370,6 +379,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     rx[2] = dp[P_RELAX_FAST]
     rx[3] = dp[P_RELAX_TAU] / wv[W_CYCLE_TIME]
     rx[4] = dp[P_RELAX_FAST_MEAN]
+    pc = _pulse_constants(dp, wv)
     tol = wv[W_TOL]
     max_pulses = int(wv[W_MAX_PULSES])
     step = wv[W_V_STEP]
@@ -432,7 +442,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             else:
                 vp = max(vp - step, wv[W_VRESET_MIN])
             pol_last = pol
-            fails += _pulse(G, tlast, tprog, clock, stuck, t, i, j, vp, dp, wv, scheme,
+            fails += _pulse(G, tlast, tprog, clock, stuck, t, i, j, vp, dp, wv, pc, scheme,
                             exact_pulse, a1, a0, wl_v, wl_drv, bl_v, bl_drv, vwl_p, vbl_p,
                             vwl_q, vbl_q, gd, i0, cp, dq, state, rx, rate_p)
             a0 = a1

@@ -276,7 +276,8 @@ def test_pulse_switches_quiet_cells_by_their_mean_and_touches_the_rest():
     rx = np.array([0.01, -1e-4, 0.03, 89.0, 0.0])
     state = np.array([KP.stream_key(np.uint64(3), np.uint64(0), np.uint64(0))], np.uint64)
     t = 5.0
-    failed = KP._pulse(G, tlast, tprog, clock, stuck, t, 2, 3, 1.3, dp, wv, 0, False, 0.0, 0.0,
+    failed = KP._pulse(G, tlast, tprog, clock, stuck, t, 2, 3, 1.3, dp, wv, KP._pulse_constants(dp, wv),
+                       0, False, 0.0, 0.0,
                        wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
                        np.zeros((M, N)), np.zeros((M, N)), *nodal_work(M, N), state, rx, np.full(1, -1.0))
     assert not failed

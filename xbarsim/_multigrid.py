@@ -34,7 +34,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .circuit import Layer, RESISTIVE
-from ._pcg import LineFactors, matvec
+from ._pcg import LineFactors, LinePreconditioner, matvec
 from .kernels.multigrid import block_sum, prolong_add, restrict_coupling
 
 COARSEST_CELLS = 256
@@ -257,7 +257,8 @@ class MultigridPreconditioner:
         fine = copy.copy(self.levels[0])
         fine.g = net.g
         new.levels = [fine] + self.levels[1:]
-        new.factors = [(LineFactors(net.wl, net.g), LineFactors(net.bl, net.g_t))] + self.factors[1:]
+        line = LinePreconditioner(net)
+        new.factors = [(line.wl, line.bl)] + self.factors[1:]
         return new
 
     def apply(self, r_wl, r_bl, z_wl, z_bl, k=0):

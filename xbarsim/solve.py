@@ -126,7 +126,7 @@ class Solution:
 
             check_connected(xbar.g, net.ends)
         pre = getattr(self, "_preconditioner", None) if changed <= refactor_fraction else None
-        if self.method == "direct" or not new_net.linear:
+        if self.method == "direct":
             pre = None
         if pre is not None:
             pre = pre.refresh_fine(new_net)

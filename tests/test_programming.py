@@ -84,6 +84,41 @@ def test_nodal_sinh_cosh_series_match_libm():
     assert np.max(np.abs(c / ref_c - 1)) < 1e-15
 
 
+def test_nodal_linearise_rows_match_the_per_device_linearisation_bit_for_bit():
+    """`_linearise` (a branch-free series pass per row, then the cells outside
+    the short series redone) gives exactly the bits of `_linear_part` on every
+    cell: rows with no large cell, rows with some, every tier of `sinh_cosh`,
+    the linear device; and a NaN voltage stays NaN."""
+    from numba import njit
+
+    from xbarsim.kernels.nodal import _linear_part, _linearise
+
+    @njit
+    def per_device(G, v0, v0inv, vwl, vbl, gd, i0):
+        for i in range(G.shape[0]):
+            for j in range(G.shape[1]):
+                gd[i, j], i0[i, j] = _linear_part(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
+
+    rng = np.random.default_rng(11)
+    M, N = 9, 37
+    G = rng.uniform(1e-4, 5e-4, (M, N))
+    v0 = 0.25
+    vwl = rng.normal(0.0, 0.002, (M, N))  # wire-drop voltages: the short series
+    vbl = rng.normal(0.0, 0.002, (M, N))
+    vwl[2] += 0.6  # a half-selected row: the exp branch
+    vwl[5, 7] = 0.05  # single cells in the long-series tier and on its edges
+    vwl[6, 3] = 0.04 * v0
+    vbl[6, 4] = -0.5 * v0
+    vwl[8, 0] = np.nan
+    for v0inv in (1.0 / v0, 0.0):
+        got = np.empty((2, M, N))
+        ref = np.empty((2, M, N))
+        _linearise(G, v0, v0inv, vwl, vbl, got[0], got[1])
+        per_device(G, v0, v0inv, vwl, vbl, ref[0], ref[1])
+        np.testing.assert_array_equal(got, ref)
+        assert np.isnan(got[:, 8, 0]).all() == (v0inv != 0.0)
+
+
 @pytest.mark.parametrize("shape", [(3, 16), (9, 2), (16, 16), (24, 7)])
 @pytest.mark.parametrize("vp", [0.2, 1.6, 2.4])
 @pytest.mark.parametrize("seed", [7, 8])

@@ -5,6 +5,18 @@
 solver kernels use it; the transfer-simulation kernels use no fast-math at
 all (`STRICT_JIT`), because they promise bit-identical results across
 processes.
+
+They also use ``error_model="numpy"``: a float division by zero gives inf /
+NaN (IEEE) instead of raising ZeroDivisionError. Numba's default (Python)
+model puts a test and an exception branch on every division, and that branch
+keeps LLVM from vectorizing the elimination loops of `nodal._line_pass`
+(vectorized, 64x64 programming runs about 15 % faster, with the same bits).
+No division in these kernels has a divisor that can be zero in a valid
+circuit, and the solves test their voltages for NaN / inf, so a degenerate
+case still ends in a clear error from the Python layer. The solver kernels
+keep the default: their line solves are sequential recurrences that would
+not vectorize anyway.
+
 ``CACHE`` writes compiled machine code next to the sources (or into
 ``NUMBA_CACHE_DIR``) so only the first run of a new install pays compile
 time. Set ``XBARSIM_NO_CACHE=1`` to turn it off.
@@ -27,7 +39,7 @@ JIT = dict(fastmath=FASTMATH, cache=CACHE, nogil=True)
 PJIT = dict(JIT, parallel=PARALLEL)
 """Options of parallel kernels."""
 
-STRICT_JIT = dict(JIT, fastmath=False)
+STRICT_JIT = dict(JIT, fastmath=False, error_model="numpy")
 """Options of the transfer-simulation kernels (nodal, programming, noise,
 MVM): no fast-math at all. Their results are promised bit-identical across
 thread counts, chunking and processes, and with ``contract`` / ``arcp`` /

@@ -54,8 +54,23 @@ FIELDS = ("v_wl", "v_bl", "i_device", "i_out", "left", "right", "top", "bottom")
 VOLT_FIELDS = ("v_wl", "v_bl")
 
 
+class _AsCircuit:
+    """What a problem and a random circuit both offer: ``g``, ``r_wl``,
+    ``r_bl`` and ``drives`` as `xbarsim.solve` and `naive_solve` take them."""
+
+    def crossbar(self):
+        return xs.Crossbar(self.g, r_wl=self.r_wl, r_bl=self.r_bl)
+
+    def naive_args(self):
+        return dict(g=self.g, r_wl=self.r_wl, r_bl=self.r_bl, **self.drives)
+
+    @property
+    def has_ideal_wire(self):
+        return has_ideal_wire(self.g, self.r_wl, self.r_bl)
+
+
 @dataclass
-class Problem:
+class Problem(_AsCircuit):
     name: str
     g: np.ndarray
     r_wl: object
@@ -70,16 +85,6 @@ class Problem:
     """Absolute floor, volts, for entries whose exact value is 0."""
     atol_i: float = 1e-18
     """Absolute floor, amperes, for entries whose exact value is 0."""
-
-    def crossbar(self):
-        return xs.Crossbar(self.g, r_wl=self.r_wl, r_bl=self.r_bl)
-
-    def naive_args(self):
-        return dict(g=self.g, r_wl=self.r_wl, r_bl=self.r_bl, **self.drives)
-
-    @property
-    def has_ideal_wire(self):
-        return has_ideal_wire(self.g, self.r_wl, self.r_bl)
 
 
 def has_ideal_wire(g, r_wl, r_bl):
@@ -410,23 +415,13 @@ PROBLEMS = [
 
 
 @dataclass
-class Circuit:
+class Circuit(_AsCircuit):
     """A crossbar plus drives, as both `xbarsim.solve` and `naive_solve` take them."""
 
     g: np.ndarray
     r_wl: object
     r_bl: object
     drives: dict = field(default_factory=dict)
-
-    def crossbar(self):
-        return xs.Crossbar(self.g, r_wl=self.r_wl, r_bl=self.r_bl)
-
-    def naive_args(self):
-        return dict(g=self.g, r_wl=self.r_wl, r_bl=self.r_bl, **self.drives)
-
-    @property
-    def has_ideal_wire(self):
-        return has_ideal_wire(self.g, self.r_wl, self.r_bl)
 
 
 def random_circuit(rng, M, N, batch=None, wires=True, ends="read", p_open=0.0, p_ideal_wire=0.0):

@@ -60,13 +60,15 @@ _MVM_KEY = 1 << 20
 """Offset of the read-noise stream keys of MVM (distinct from programming)."""
 
 
-@dataclass(frozen=True, eq=False)
-class TransferBatch:
-    """``n`` programmed copies of one layer (the result of `transfer_many`).
+_TILE_FIELDS = ("g", "converged", "stuck", "pulses")
+"""The per-tile array fields of `Programmed` and `TransferBatch`."""
 
-    Tile arrays are stacked over transfers: ``g[k]`` is (n, rows, columns)
-    for tile ``k`` of ``mapping.tiles``.
-    """
+
+@dataclass(frozen=True, eq=False)
+class _ProgrammedLayer:
+    """What one programmed layer and a batch of them share. Each per-tile
+    field holds one array per tile of ``mapping.tiles``: (rows, columns) for
+    one transfer, (n, rows, columns) for a batch."""
 
     mapping: LayerMapping
     """Targets, scale and decoding of the layer."""
@@ -74,16 +76,36 @@ class TransferBatch:
     """The configuration used."""
     seed: int
     """Seed of the programming streams."""
-    offset: int
-    """Index of the first transfer (transfer t uses stream (seed, offset + t, tile))."""
     g: List[np.ndarray]
-    """Final true conductances per tile, S, (n, rows, columns)."""
+    """Per tile: final true conductances, S."""
     converged: List[np.ndarray]
-    """Per tile, (n, rows, columns) bool: write-verify ended inside the band."""
+    """Per tile, bool: write-verify ended inside the band."""
     stuck: List[np.ndarray]
-    """Per tile, (n, rows, columns) int8: 0 working, 1 stuck near LRS, 2 stuck in HRS."""
+    """Per tile, int8: 0 working, 1 stuck near LRS, 2 stuck in HRS."""
     pulses: List[np.ndarray]
-    """Per tile, (n, rows, columns) int32: pulses of the device's own write-verify."""
+    """Per tile, int32: pulses of the device's own write-verify."""
+
+    def tile_fields(self, f):
+        """The per-tile fields with ``f`` applied to every array, as keyword
+        arguments of a constructor (``f = lambda a: a[t]`` takes transfer t)."""
+        return {name: [f(a) for a in getattr(self, name)] for name in _TILE_FIELDS}
+
+    def effective_weights(self):
+        """``(W, b)``: the weights the conductances encode, (out, in) and
+        (out,) for one transfer, (n, out, in) and (n, out) for a batch."""
+        return self.mapping.effective_weights(self.g)
+
+
+@dataclass(frozen=True, eq=False)
+class TransferBatch(_ProgrammedLayer):
+    """``n`` programmed copies of one layer (the result of `transfer_many`).
+
+    Tile arrays are stacked over transfers: ``g[k]`` is (n, rows, columns)
+    for tile ``k`` of ``mapping.tiles``.
+    """
+
+    offset: int = 0
+    """Index of the first transfer (transfer t uses stream (seed, offset + t, tile))."""
     solver_failures: int = 0
     """Circuit solves that missed their tolerance over all transfers: always 0 in a returned
     result (a miss raises `ConvergenceError`); kept for the record."""
@@ -101,15 +123,8 @@ class TransferBatch:
         if not -len(self) <= t < len(self):
             raise IndexError(f"transfer {t} out of range for {len(self)} transfers")
         t %= len(self)
-        return Programmed(
-            mapping=self.mapping, cfg=self.cfg, seed=self.seed, index=self.offset + t,
-            g=[a[t] for a in self.g], converged=[a[t] for a in self.converged],
-            stuck=[a[t] for a in self.stuck], pulses=[a[t] for a in self.pulses],
-        )
-
-    def effective_weights(self):
-        """``(W, b)``: (n, out, in) and (n, out) weights the conductances encode."""
-        return self.mapping.effective_weights(self.g)
+        return Programmed(mapping=self.mapping, cfg=self.cfg, seed=self.seed, index=self.offset + t,
+                          **self.tile_fields(lambda a: a[t]))
 
     def mvm(self, x, seed: int = 0, noise: bool = True):
         """Outputs of every transfer for inputs ``x`` (B, in): (n, B, out)."""
@@ -117,38 +132,17 @@ class TransferBatch:
 
 
 @dataclass(frozen=True, eq=False)
-class Programmed:
+class Programmed(_ProgrammedLayer):
     """One programmed layer (the result of `transfer`)."""
 
-    mapping: LayerMapping
-    """Targets, scale and decoding of the layer."""
-    cfg: TransferConfig
-    """The configuration used."""
-    seed: int
-    """Seed of the programming streams."""
-    index: int
+    index: int = 0
     """Transfer index of this copy (0 for `transfer`)."""
-    g: List[np.ndarray]
-    """Final true conductance per tile, S, (rows, columns)."""
-    converged: List[np.ndarray]
-    """Per tile: write-verify ended inside the band."""
-    stuck: List[np.ndarray]
-    """Per tile: 0 working, 1 stuck near LRS, 2 stuck in HRS."""
-    pulses: List[np.ndarray]
-    """Per tile: pulses of the device's own write-verify."""
     results: Optional[list] = None
     """Per tile `ProgramResult` with every field (from `transfer`), else None."""
 
-    def effective_weights(self):
-        """``(W, b)``: (out, in) and (out,) weights the conductances encode."""
-        return self.mapping.effective_weights(self.g)
-
     def as_batch(self):
-        return TransferBatch(
-            mapping=self.mapping, cfg=self.cfg, seed=self.seed, offset=self.index,
-            g=[a[None] for a in self.g], converged=[a[None] for a in self.converged],
-            stuck=[a[None] for a in self.stuck], pulses=[a[None] for a in self.pulses],
-        )
+        return TransferBatch(mapping=self.mapping, cfg=self.cfg, seed=self.seed, offset=self.index,
+                             **self.tile_fields(lambda a: a[None]))
 
 
 def _check_n(n):

@@ -116,11 +116,8 @@ def _mvm_per_transfer(batch, x, seed):
     out = None
     with _numba_threads(1):
         for t in range(n):
-            one = xs.TransferBatch(
-                mapping=batch.mapping, cfg=batch.cfg, seed=batch.seed, offset=batch.offset + t,
-                g=[a[t:t + 1] for a in batch.g], converged=[a[t:t + 1] for a in batch.converged],
-                stuck=[a[t:t + 1] for a in batch.stuck], pulses=[a[t:t + 1] for a in batch.pulses],
-            )
+            one = xs.TransferBatch(mapping=batch.mapping, cfg=batch.cfg, seed=batch.seed,
+                                   offset=batch.offset + t, **batch.tile_fields(lambda a: a[t:t + 1]))
             y = xs.mvm_many(one, x[t], seed=seed)[0]
             if out is None:
                 out = np.empty((n,) + y.shape)

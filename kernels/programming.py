@@ -360,8 +360,11 @@ def _pulse(G, tlast, tprog, clock, stuck, t, isel, jsel, vp, dp, wv, pc, scheme,
 
 @njit(**STRICT_JIT)
 def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, read_own,
-                g_final, read_final, conv, track):
-    """Program one array in place; returns the count of unconverged solves."""
+                g_final, read_final, conv, track, done):
+    """Program one array in place; returns the count of unconverged solves.
+
+    ``done[0]`` counts the devices whose write-verify has finished (read by a
+    progress bar while the kernel runs; it releases the GIL)."""
     M, N = target.shape
     K = order.shape[0]
     scheme = iopt[O_SCHEME]
@@ -456,6 +459,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
                             ss_factor, rate_r)
             fails += bad
         pulses[i, j] = npulse
+        done[0] = p + 1
         conv[i, j] = 1 if ok else 0
         g_own[i, j] = G[i, j]
         read_own[i, j] = rd
@@ -495,12 +499,13 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
 
 @njit(**STRICT_PJIT)
 def program_arrays(target, order, dp, wv, iopt, seed, offset, key, G, stuck, pulses, g_own,
-                   read_own, g_final, read_final, conv, track, fails):
+                   read_own, g_final, read_final, conv, track, fails, done):
     """Program ``n`` transfers of one array in parallel.
 
     ``target`` is (n, M, N) (each transfer its own targets) and every output
     is (n, M, N); ``track`` is (n, K, K) when tracking, else (n, 0, 0).
-    Transfer ``t`` uses the stream ``(seed, offset + t, key)``.
+    Transfer ``t`` uses the stream ``(seed, offset + t, key)``; ``done[t]``
+    counts its devices finished so far (`program_one`).
     """
     n = target.shape[0]
     states = np.empty((n, 1), dtype=np.uint64)
@@ -509,4 +514,4 @@ def program_arrays(target, order, dp, wv, iopt, seed, offset, key, G, stuck, pul
         st[0] = stream_key(seed, np.uint64(offset + t), key)
         fails[t] = program_one(target[t], order, dp, wv, iopt, st, G[t], stuck[t], pulses[t],
                                g_own[t], read_own[t], g_final[t], read_final[t], conv[t],
-                               track[t])
+                               track[t], done[t:t + 1])

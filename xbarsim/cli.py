@@ -13,6 +13,7 @@ import sys
 SUBCOMMAND_MODULES = (
     "xbarsim.demo",
     "xbarsim.scale",
+    "xbarsim.program_cmd",
     "xbarsim.calibrate",
     "xbarsim.moons",
 )

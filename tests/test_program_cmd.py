@@ -1,0 +1,79 @@
+"""``xbarsim program`` and the progress bar of `xbarsim.program`."""
+
+import json
+
+import numpy as np
+import pytest
+
+import xbarsim as xs
+from xbarsim.cli import main
+
+
+def test_cli_writes_summary_npz_png_consistent_with_the_result(tmp_path, capsys):
+    rc = main(["program", "--out", str(tmp_path), "--size", "6x5", "--scheme", "V/3", "--r-wire", "2",
+               "--seed", "3", "--no-progress"])
+    assert rc == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    npz = np.load(tmp_path / "result.npz")
+    assert (tmp_path / "program.png").stat().st_size > 10_000
+    assert summary["shape"] == [6, 5] and npz["target"].shape == (6, 5)
+    assert summary["config"]["scheme"] == "V/3" and summary["config"]["r_wl"] == 2.0
+    # the same run through the API gives the same arrays
+    cfg = xs.TransferConfig(scheme="V/3", r_wl=2.0, r_bl=2.0)
+    targets = np.random.default_rng(3).uniform(cfg.device.g_min, cfg.device.g_max, (6, 5))
+    res = xs.program(targets, cfg, seed=3)
+    for name in ("target", "pulses", "g_after_own", "g_final", "converged", "stuck", "order_index"):
+        np.testing.assert_array_equal(npz[name], getattr(res, name))
+    w = res.stuck == 0
+    assert summary["pulses_mean"] == pytest.approx(res.pulses.mean())
+    assert summary["working"] == w.sum()
+    assert summary["error_final_pct"]["mean"] == pytest.approx(100 * np.mean(res.g_final[w] / res.target[w] - 1))
+    assert summary["drift_uS"]["std"] == pytest.approx(1e6 * np.std((res.g_final - res.g_after_own)[w]))
+    assert "programmed in" in capsys.readouterr().out
+
+
+def test_cli_reads_targets_from_npy_and_csv(tmp_path):
+    t = np.random.default_rng(0).uniform(150e-6, 450e-6, (3, 4))
+    np.save(tmp_path / "t.npy", t)
+    np.savetxt(tmp_path / "t.csv", t, delimiter=",")
+    for name in ("t.npy", "t.csv"):
+        out = tmp_path / name.replace(".", "_")
+        assert main(["program", "--out", str(out), "--targets", str(tmp_path / name), "--no-progress",
+                     "--ideal-device", "--r-wire", "0"]) == 0
+        got = np.load(out / "result.npz")
+        np.testing.assert_allclose(got["target"], t, rtol=1e-15)
+        # ideal device, ideal wires: every device converges into its band
+        assert got["converged"].all()
+        assert np.all(np.abs(got["g_after_own"] / t - 1) <= 0.01)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--targets", "/nonexistent/t.npy"], "no such file"),
+    (["--targets", "TFILE", "--g-range", "1e-4:4e-4"], "cannot go with --targets"),
+    (["--size", "2", "--r-wire", "-1"], ">= 0 ohms"),
+    (["--size", "2", "--tolerance", "0"], "tolerance"),
+    (["--size", "2", "--g-range", "1e-7:1e-3"], "outside the device's reachable range"),
+])
+def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
+    np.save(tmp_path / "t.npy", np.full((2, 2), 3e-4))
+    argv = [str(tmp_path / "t.npy") if a == "TFILE" else a for a in argv]
+    assert main(["program", "--out", str(tmp_path / "o"), "--no-progress"] + argv) == 1
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", ["0", "3x", "axb", "2x3x4"])
+def test_cli_bad_size_is_an_argument_error(tmp_path, size):
+    with pytest.raises(SystemExit) as exc:
+        main(["program", "--out", str(tmp_path), "--size", size])
+    assert exc.value.code == 2
+
+
+def test_progress_bar_counts_every_device_and_changes_nothing(capsys):
+    t = np.random.default_rng(2).uniform(100e-6, 500e-6, (5, 7))
+    quiet = xs.program(t, xs.TransferConfig(), seed=4)
+    capsys.readouterr()
+    loud = xs.program(t, xs.TransferConfig(), seed=4, progress=True)
+    err = capsys.readouterr().err
+    assert "program [" in err and "35/35" in err.splitlines()[-1]
+    for name in ("pulses", "g_after_own", "g_final", "read_final"):
+        np.testing.assert_array_equal(getattr(quiet, name), getattr(loud, name))

@@ -1,0 +1,253 @@
+"""``xbarsim program``: write-verify programming of one array, as a study.
+
+``xbarsim program --out DIR`` programs one array by write-verify on its
+circuit (`xbarsim.program`: every pulse under the bias scheme, every verify
+read through the crossbar) and reports how well it went:
+
+* ``summary.json``: the configuration, the wall time, pulses, convergence,
+  failures and the programming error of the working devices (relative to
+  the target, right after each device's own write-verify and after the
+  whole array), and the disturb drift ``g_final - g_after_own``;
+* ``result.npz``: every (M, N) field of `xbarsim.ProgramResult`;
+* ``program.png``: the final error map, the pulse map, the error
+  histograms, and the drift against the programming position.
+
+Targets are uniform in the device's operating window (``--g-range`` to
+change it), or read from ``--targets FILE`` (``.npy``, or ``.csv`` with one
+row per word line), in siemens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from .exceptions import ParameterError
+
+__all__ = ["run", "summarize", "plot", "register"]
+
+
+def _shape_arg(text):
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) == 1:
+        shape = shape * 2
+    if len(shape) != 2 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}; expected N or MxN, e.g. 64 or 32x64")
+    return shape
+
+
+def _window_arg(text):
+    parts = text.split(":")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad window {text!r}; expected GMIN:GMAX in siemens, e.g. 100e-6:500e-6") from None
+    if not 0 < lo < hi:
+        raise argparse.ArgumentTypeError(f"window {text!r}: need 0 < GMIN < GMAX (siemens)")
+    return lo, hi
+
+
+def load_targets(path):
+    """Target conductances (S) from a ``.npy`` or ``.csv`` file."""
+    if not os.path.isfile(path):
+        raise ParameterError(f"--targets {path!r}: no such file.")
+    try:
+        if path.endswith(".npy"):
+            t = np.load(path, allow_pickle=False)
+        else:
+            t = np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as exc:
+        raise ParameterError(
+            f"--targets {path!r} could not be read as numbers ({exc}); give a .npy array or a .csv "
+            "with one row of conductances (siemens) per word line.") from exc
+    return t
+
+
+def summarize(res, seconds=None):
+    """Figures of merit of a `ProgramResult` (working devices unless said)."""
+    w = res.stuck == 0
+    t = res.target[w]
+    own = res.g_after_own[w] / t - 1.0
+    fin = res.g_final[w] / t - 1.0
+    drift = (res.g_final - res.g_after_own)[w]
+
+    def stats(x, scale):
+        x = x * scale
+        return dict(mean=float(x.mean()), std=float(x.std()), p95_abs=float(np.percentile(np.abs(x), 95)),
+                    max_abs=float(np.abs(x).max()))
+
+    out = dict(
+        shape=list(res.target.shape),
+        devices=int(res.target.size),
+        working=int(w.sum()),
+        stuck_lrs=int((res.stuck == 1).sum()),
+        stuck_hrs=int((res.stuck == 2).sum()),
+        converged_working=float(res.converged[w].mean()) if w.any() else float("nan"),
+        pulses_mean=float(res.pulses.mean()),
+        pulses_max=int(res.pulses.max()),
+        error_after_own_pct=stats(own, 100.0),
+        error_final_pct=stats(fin, 100.0),
+        drift_uS=stats(drift, 1e6),
+        solver_failures=int(res.solver_failures),
+    )
+    if seconds is not None:
+        out["seconds"] = float(seconds)
+    return out
+
+
+def plot(res, path, title=""):
+    """``program.png``: error map, pulse map, error histograms, drift vs position."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    w = res.stuck == 0
+    err = np.where(w, 100.0 * (res.g_final / res.target - 1.0), np.nan)
+    fig, ax = plt.subplots(2, 2, figsize=(11, 8.5))
+    lim = float(np.nanpercentile(np.abs(err), 99)) if w.any() else 1.0
+    im = ax[0, 0].imshow(err, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    fig.colorbar(im, ax=ax[0, 0], label="g_final / target - 1 (%)")
+    ax[0, 0].set_title("final error (stuck devices blank)")
+    ax[0, 0].set_xlabel("bit line j")
+    ax[0, 0].set_ylabel("word line i")
+    im = ax[0, 1].imshow(res.pulses, cmap="viridis", interpolation="nearest")
+    fig.colorbar(im, ax=ax[0, 1], label="pulses of the device's own write-verify")
+    ax[0, 1].set_title("pulses")
+    ax[0, 1].set_xlabel("bit line j")
+    ax[0, 1].set_ylabel("word line i")
+    own = 100.0 * (res.g_after_own[w] / res.target[w] - 1.0)
+    fin = err[w]
+    lo, hi = np.percentile(np.concatenate([own, fin]), [0.5, 99.5]) if w.any() else (-1, 1)
+    bins = np.linspace(lo, hi, 60)
+    ax[1, 0].hist(own, bins=bins, alpha=0.6, label="after its own write-verify")
+    ax[1, 0].hist(fin, bins=bins, alpha=0.6, label="after the whole array")
+    ax[1, 0].set_xlabel("true conductance / target - 1 (%)")
+    ax[1, 0].set_ylabel("devices")
+    ax[1, 0].set_title("programming error, working devices")
+    ax[1, 0].legend(fontsize=8)
+    pos = res.order_index[w]
+    drift = 1e6 * (res.g_final - res.g_after_own)[w]
+    ax[1, 1].plot(pos, drift, ".", ms=2, alpha=0.5, label="device")
+    K = res.target.size
+    edges = np.linspace(0, K, min(K, 32) + 1)
+    idx = np.clip(np.digitize(pos, edges) - 1, 0, len(edges) - 2)
+    cnt = np.bincount(idx, minlength=len(edges) - 1)
+    mean = np.bincount(idx, weights=drift, minlength=len(edges) - 1) / np.maximum(cnt, 1)
+    centre = 0.5 * (edges[:-1] + edges[1:])
+    ax[1, 1].plot(centre[cnt > 0], mean[cnt > 0], "r-", lw=2, label="binned mean")
+    ax[1, 1].axhline(0.0, color="k", lw=0.5)
+    ax[1, 1].set_xlabel("position in the programming order (later devices see fewer events)")
+    ax[1, 1].set_ylabel("g_final - g_after_own (uS)")
+    ax[1, 1].set_title("disturb and relaxation after each device's own write-verify")
+    ax[1, 1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True):
+    """Program ``targets`` with ``cfg``; write the outputs into ``out_dir``; returns the summary."""
+    from .programming import program
+
+    os.makedirs(out_dir, exist_ok=True)
+    t0 = time.perf_counter()
+    res = program(targets, cfg, seed=seed, progress=progress)
+    seconds = time.perf_counter() - t0
+    summary = summarize(res, seconds)
+    summary["config"] = dict(
+        scheme=cfg.scheme.value, read_scheme=cfg.read_scheme.value, order=cfg.order.value,
+        r_wl=cfg.r_wl, r_bl=cfg.r_bl, tolerance=cfg.tolerance, seed=int(seed),
+        max_pulses=cfg.write_verify.max_pulses, device_v0=cfg.device.v0,
+    )
+    with open(os.path.join(out_dir, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=2)
+    np.savez_compressed(
+        os.path.join(out_dir, "result.npz"),
+        **{k: getattr(res, k) for k in ("order_index", "target", "pulses", "g_after_own", "g_final",
+                                        "read_after_own", "read_final", "converged", "stuck")})
+    M, N = res.target.shape
+    plot(res, os.path.join(out_dir, "program.png"),
+         title=f"xbarsim program: {M}x{N}, {cfg.scheme.value} bias, {cfg.read_scheme.value} reads, "
+               f"{cfg.r_wl:g}/{cfg.r_bl:g} ohm wires, seed {seed}")
+    if verbose:
+        e_own, e_fin, d = summary["error_after_own_pct"], summary["error_final_pct"], summary["drift_uS"]
+        print(f"{M}x{N} programmed in {seconds:.1f} s: {summary['pulses_mean']:.1f} pulses per device, "
+              f"{100 * summary['converged_working']:.1f} % of {summary['working']} working devices "
+              f"converged ({summary['stuck_lrs']} stuck near LRS, {summary['stuck_hrs']} in HRS)")
+        print(f"error after own write-verify: mean {e_own['mean']:+.3f} %, std {e_own['std']:.3f} %, "
+              f"95 % within {e_own['p95_abs']:.3f} %")
+        print(f"error after the whole array:  mean {e_fin['mean']:+.3f} %, std {e_fin['std']:.3f} %, "
+              f"95 % within {e_fin['p95_abs']:.3f} %")
+        print(f"drift g_final - g_after_own:  mean {d['mean']:+.2f} uS, std {d['std']:.2f} uS")
+        print(f"wrote {out_dir}/summary.json, result.npz, program.png")
+    return summary
+
+
+def register(subparsers):
+    from .programming import BiasScheme, Order, ReadScheme
+
+    p = subparsers.add_parser(
+        "program",
+        help="write-verify programming of one array on its circuit: errors, pulses, drift",
+        description=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  xbarsim program --out prog --size 32x32 --scheme V/3 --r-wire 2\n"
+               "(a 64x64 array with 1 ohm wires takes about 45 s on 2 cores)",
+    )
+    p.add_argument("--out", required=True, help="output directory (JSON, NPZ, PNG)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--size", type=_shape_arg, default=(32, 32), metavar="N|MxN",
+                     help="array size for random targets (default 32x32)")
+    src.add_argument("--targets", metavar="FILE", help="target conductances, S (.npy, or .csv rows)")
+    p.add_argument("--g-range", type=_window_arg, default=None, metavar="GMIN:GMAX",
+                   help="window of the random targets, siemens (default: the device's, 100e-6:500e-6)")
+    p.add_argument("--scheme", choices=[s.value for s in BiasScheme], default="V/2",
+                   help="programming bias scheme (default V/2)")
+    p.add_argument("--read-scheme", choices=[s.value for s in ReadScheme], default="grounded",
+                   help="bias of unselected lines during verify reads (default grounded)")
+    p.add_argument("--r-wire", type=float, default=1.0, metavar="OHM",
+                   help="word- and bit-line segment resistance, ohms (default 1; 0: ideal wires)")
+    p.add_argument("--order", choices=[o.value for o in Order], default="column-major")
+    p.add_argument("--tolerance", type=float, default=0.01, help="write-verify band, relative (default 0.01)")
+    p.add_argument("--ideal-device", action="store_true",
+                   help="the TiO2 device without noise, relaxation or failures")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def main(args):
+        from . import presets
+        from .programming import TransferConfig
+
+        device = presets.TIO2_IDEAL if args.ideal_device else presets.TIO2
+        if args.r_wire < 0:
+            raise ParameterError(f"--r-wire {args.r_wire:g}: a resistance must be >= 0 ohms.")
+        cfg = TransferConfig(device=device, scheme=args.scheme, read_scheme=args.read_scheme,
+                             order=args.order, tolerance=args.tolerance, r_wl=args.r_wire,
+                             r_bl=args.r_wire)
+        if args.targets:
+            if args.g_range is not None:
+                raise ParameterError("--g-range sets random targets; it cannot go with --targets.")
+            targets = load_targets(args.targets)
+        else:
+            lo, hi = args.g_range or (device.g_min, device.g_max)
+            if not device.g_lo < lo < hi < device.g_hi:
+                raise ParameterError(
+                    f"--g-range {lo:g}:{hi:g} S reaches outside the device's reachable range "
+                    f"({device.g_lo:g}, {device.g_hi:g}) S; keep it inside (the operating window is "
+                    f"{device.g_min:g}:{device.g_max:g}).")
+            targets = np.random.default_rng(args.seed).uniform(lo, hi, args.size)
+        run(args.out, targets, cfg, seed=args.seed, progress=not args.no_progress)
+        return 0
+
+    p.set_defaults(func=main)

@@ -430,12 +430,17 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
     s = _check_seed(seed)
     pairs = programming_order(t.shape, cfg.order if order is None else order)
     out = _program_batch(t[None], cfg, s, order_pairs=pairs, track=track, progress=progress)
-    M, N = t.shape
+    return _program_result(out, t, pairs, track)
+
+
+def _program_result(out, target, pairs, track=False):
+    """`ProgramResult` of the single transfer in ``out`` (from `_program_batch`)."""
+    M, N = target.shape
     order_index = np.empty((M, N), dtype=np.int64)
     order_index[pairs[:, 0], pairs[:, 1]] = np.arange(M * N)
     return ProgramResult(
         order_index=order_index,
-        target=t.copy(),
+        target=target.copy(),
         pulses=out["pulses"][0],
         g_after_own=out["g_after_own"][0],
         g_final=out["g_final"][0],

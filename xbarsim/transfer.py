@@ -166,7 +166,8 @@ def _run_chunk(mapping, cfg, seed, start, count):
     return g, conv, stuck, pulses, fails
 
 
-def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0) -> Programmed:
+def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0,
+             progress: bool = False) -> Programmed:
     """Map a layer to crossbar tiles and program them by write-verify.
 
     Parameters
@@ -179,6 +180,8 @@ def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0) 
         Default ``TransferConfig()``.
     seed : int
         Seed; tile ``k`` uses the stream ``(seed, 0, k)``.
+    progress : bool
+        Show a progress bar per tile (stderr).
 
     Returns
     -------
@@ -192,25 +195,18 @@ def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0) 
     >>> xs.mvm(prog, np.array([[1.0, 0.5]])).shape
     (1, 1)
     """
-    from .programming import ProgramResult
+    from .programming import _program_result
 
     cfg = TransferConfig() if cfg is None else cfg
     mapping = map_layer(weight, bias, cfg)
     s = _check_seed(seed)
     results = []
+    n_tiles = len(mapping.tiles)
     for k, tile in enumerate(mapping.tiles):
         pairs = programming_order(tile.shape, cfg.order)
-        out = _program_batch(tile.target[None], cfg, s, offset=0, key=k, order_pairs=pairs)
-        M, N = tile.shape
-        order_index = np.empty((M, N), dtype=np.int64)
-        order_index[pairs[:, 0], pairs[:, 1]] = np.arange(M * N)
-        results.append(ProgramResult(
-            order_index=order_index, target=tile.target.copy(), pulses=out["pulses"][0],
-            g_after_own=out["g_after_own"][0], g_final=out["g_final"][0],
-            read_after_own=out["read_after_own"][0], read_final=out["read_final"][0],
-            converged=out["converged"][0].astype(bool), stuck=out["stuck"][0],
-            solver_failures=int(out["fails"][0]),
-        ))
+        out = _program_batch(tile.target[None], cfg, s, offset=0, key=k, order_pairs=pairs,
+                             progress=progress, label=f"transfer tile {k + 1}/{n_tiles}")
+        results.append(_program_result(out, tile.target, pairs))
     return Programmed(
         mapping=mapping, cfg=cfg, seed=int(seed), index=0,
         g=[r.g_final for r in results], converged=[r.converged for r in results],

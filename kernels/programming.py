@@ -500,18 +500,20 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
 @njit(**STRICT_PJIT)
 def program_arrays(target, order, dp, wv, iopt, seed, offset, key, G, stuck, pulses, g_own,
                    read_own, g_final, read_final, conv, track, fails, done):
-    """Program ``n`` transfers of one array in parallel.
+    """Program ``n`` arrays of one shape in parallel.
 
-    ``target`` is (n, M, N) (each transfer its own targets) and every output
+    ``target`` is (n, M, N) (each array its own targets) and every output
     is (n, M, N); ``track`` is (n, K, K) when tracking, else (n, 0, 0).
-    Transfer ``t`` uses the stream ``(seed, offset + t, key)``; ``done[t]``
-    counts its devices finished so far (`program_one`).
+    Array ``t`` uses the stream ``(seed, offset[t], key[t])`` (the transfers
+    of one tile: ``offset + t`` and one key; the tiles of one transfer: one
+    offset and their tile indices); ``done[t]`` counts its devices finished
+    so far (`program_one`).
     """
     n = target.shape[0]
     states = np.empty((n, 1), dtype=np.uint64)
     for t in prange(n):
         st = states[t]
-        st[0] = stream_key(seed, np.uint64(offset + t), key)
+        st[0] = stream_key(seed, np.uint64(offset[t]), key[t])
         fails[t] = program_one(target[t], order, dp, wv, iopt, st, G[t], stuck[t], pulses[t],
                                g_own[t], read_own[t], g_final[t], read_final[t], conv[t],
                                track[t], done[t:t + 1])

@@ -215,3 +215,23 @@ def test_mvm_agrees_with_solve_sinh():
     x = np.random.default_rng(5).uniform(0, 1, (5, 2))
     y = xs.mvm(prog, x, noise=False)
     np.testing.assert_allclose(y, _mvm_by_solve(prog, x, v0=cfg.device.v0), rtol=1e-7, atol=1e-12)
+
+
+def test_transfer_programs_same_shape_tiles_together_each_on_its_own_stream():
+    """Tiles of one shape are programmed in one parallel kernel call; each
+    keeps its stream (seed, 0, tile index), so every tile is bit-identical to
+    programming it alone."""
+    from xbarsim.programming import _check_seed, _program_batch, programming_order
+
+    cfg = xs.TransferConfig(tile=(4, 6))
+    W, b = _layer(5, 8, seed=5)
+    prog = xs.transfer(W, b, cfg, seed=2)
+    shapes = [t.shape for t in prog.mapping.tiles]
+    assert len(shapes) > len(set(shapes)) > 1  # repeated shapes and several of them
+    for k, tile in enumerate(prog.mapping.tiles):
+        pairs = programming_order(tile.shape, cfg.order)
+        out = _program_batch(tile.target[None], cfg, _check_seed(2), offset=0, key=k, order_pairs=pairs)
+        res = prog.results[k]
+        for name in ("g_final", "pulses", "g_after_own", "read_after_own", "read_final", "stuck"):
+            np.testing.assert_array_equal(getattr(res, name), out[name][0])
+        np.testing.assert_array_equal(prog.g[k], out["g_final"][0])

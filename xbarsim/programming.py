@@ -321,8 +321,11 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
                    final_read=True, progress=False, label="program"):
     """Program ``targets`` (n, M, N) with the kernel; returns a dict of arrays.
 
-    With ``progress``, a bar over the n x M x N devices follows the kernel's
-    ``done`` counters (`_run_with_progress`)."""
+    Array ``t`` uses the random stream ``(seed, offset + t, key)``, or
+    ``(seed, offset[t], key[t])`` where ``offset`` and ``key`` are arrays
+    (`kernels.programming.program_arrays`). With ``progress``, a bar over
+    the n x M x N devices follows the kernel's ``done`` counters
+    (`_run_with_progress`)."""
     from .kernels.programming import O_FINAL_READ, O_TRACK, program_arrays
 
     n, M, N = targets.shape
@@ -345,10 +348,12 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
         fails=np.zeros(n, dtype=np.int64),
     )
     done = np.zeros(n, dtype=np.int64)
-    args = (np.ascontiguousarray(targets), pairs, dp, wv, iopt, np.uint64(seed), np.int64(offset),
-            np.uint64(key), out["g"], out["stuck"], out["pulses"], out["g_after_own"],
-            out["read_after_own"], out["g_final"], out["read_final"], out["converged"], out["track"],
-            out["fails"], done)
+    offsets = (np.ascontiguousarray(offset, dtype=np.int64) if np.ndim(offset)
+               else np.int64(offset) + np.arange(n, dtype=np.int64))
+    keys = np.ascontiguousarray(np.broadcast_to(np.asarray(key, dtype=np.uint64), (n,)))
+    args = (np.ascontiguousarray(targets), pairs, dp, wv, iopt, np.uint64(seed), offsets, keys,
+            out["g"], out["stuck"], out["pulses"], out["g_after_own"], out["read_after_own"],
+            out["g_final"], out["read_final"], out["converged"], out["track"], out["fails"], done)
     if progress:
         _run_with_progress(lambda: program_arrays(*args), done, n * K, label)
     else:

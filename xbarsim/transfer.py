@@ -200,13 +200,20 @@ def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0,
     cfg = TransferConfig() if cfg is None else cfg
     mapping = map_layer(weight, bias, cfg)
     s = _check_seed(seed)
-    results = []
-    n_tiles = len(mapping.tiles)
-    for k, tile in enumerate(mapping.tiles):
-        pairs = programming_order(tile.shape, cfg.order)
-        out = _program_batch(tile.target[None], cfg, s, offset=0, key=k, order_pairs=pairs,
-                             progress=progress, label=f"transfer tile {k + 1}/{n_tiles}")
-        results.append(_program_result(out, tile.target, pairs))
+    # tiles of one shape are programmed together, in parallel (each its own
+    # stream (seed, 0, k), so the result is the same as one tile at a time)
+    results = [None] * len(mapping.tiles)
+    shapes = sorted({tile.shape for tile in mapping.tiles})
+    for shape in shapes:
+        ks = [k for k, tile in enumerate(mapping.tiles) if tile.shape == shape]
+        pairs = programming_order(shape, cfg.order)
+        out = _program_batch(np.stack([mapping.tiles[k].target for k in ks]), cfg, s,
+                             offset=np.zeros(len(ks), dtype=np.int64), key=np.array(ks), order_pairs=pairs,
+                             progress=progress,
+                             label=f"transfer {len(ks)} tile{'s' * (len(ks) > 1)} {shape[0]}x{shape[1]}")
+        for q, k in enumerate(ks):
+            one = {name: a[q:q + 1] for name, a in out.items()}
+            results[k] = _program_result(one, mapping.tiles[k].target, pairs)
     return Programmed(
         mapping=mapping, cfg=cfg, seed=int(seed), index=0,
         g=[r.g_final for r in results], converged=[r.converged for r in results],

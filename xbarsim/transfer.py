@@ -181,7 +181,8 @@ def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0,
     seed : int
         Seed; tile ``k`` uses the stream ``(seed, 0, k)``.
     progress : bool
-        Show a progress bar per tile (stderr).
+        Show a progress bar (stderr) per group of same-shaped tiles, which
+        are programmed together, in parallel.
 
     Returns
     -------

@@ -46,6 +46,33 @@ def test_mg_matches_direct_on_odd_shapes(shape):
     assert mg.kcl_error < 1e-9
 
 
+@pytest.mark.parametrize("shape", [(9, 14), (16, 16), (7, 3)])
+def test_coarsening_without_fixed_nodes_takes_the_unmasked_path_with_the_same_values(shape):
+    """A level with no fixed node (every drive behind a resistance) is
+    coarsened without masks (`Level._coarsen_all_free`); it gives exactly the
+    arrays of the general masked coarsening."""
+    from xbarsim._multigrid import _fine_level
+
+    rng = np.random.default_rng(shape[0])
+    M, N = shape
+    xbar = _random(rng, M, N, r=1.5, open_frac=0.1)
+    net = build_network(xbar, left=xs.Drive(rng.uniform(0, 0.3, M), r=2.0),
+                        right=xs.Drive(0.0, r=3.0, floating=rng.random(M) < 0.5),
+                        bottom=xs.Drive(0.0, r=1.0))
+    level = _fine_level(net)
+    assert not (level.fixed[0].any() or level.fixed[1].any())
+    fast, general = level._coarsen_all_free(), level._coarsen_masked()
+    assert fast.shape == general.shape
+    np.testing.assert_array_equal(fast.g, general.g)
+    for k in (0, 1):
+        np.testing.assert_array_equal(fast.seg[k], general.seg[k])
+        np.testing.assert_array_equal(fast.shunt[k], general.shunt[k])
+        np.testing.assert_array_equal(fast.fixed[k], general.fixed[k])
+    # with an ideal drive the level has fixed nodes and keeps the masked path
+    fixed_net = build_network(xbar, left=xs.Drive(0.2, r=0.0), bottom=xs.Drive(0.0, r=1.0))
+    assert _fine_level(fixed_net).fixed[0].any()
+
+
 def test_mg_iterations_stay_flat():
     """Iterations do not grow with the array (the multigrid's point)."""
     its = []

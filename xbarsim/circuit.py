@@ -296,12 +296,18 @@ class Network:
 def _build_layer(seg_r, ends, n_lines, n_nodes, batch):
     """Group nodes joined by ideal wire and lay out terminals of one layer."""
     ideal = seg_r == 0  # (L, n-1)
-    gid = np.zeros((n_lines, n_nodes), dtype=np.int32)
-    if n_nodes > 1:
-        np.cumsum(~ideal, axis=1, out=gid[:, 1:])
+    if ideal.any():
+        gid = np.zeros((n_lines, n_nodes), dtype=np.int32)
+        if n_nodes > 1:
+            np.cumsum(~ideal, axis=1, out=gid[:, 1:])
+        with np.errstate(divide="ignore"):
+            seg_g = np.where(ideal, 0.0, 1.0 / np.where(ideal, 1.0, seg_r))
+    else:
+        # every segment resistive (the usual case): each node its own group,
+        # and no masked temporaries (at 4096^2 each is 134 MB)
+        gid = np.ascontiguousarray(np.broadcast_to(np.arange(n_nodes, dtype=np.int32), (n_lines, n_nodes)))
+        seg_g = np.divide(1.0, seg_r)
     ngroups = (gid[:, -1] + 1).astype(np.int32)
-    with np.errstate(divide="ignore"):
-        seg_g = np.where(ideal, 0.0, 1.0 / np.where(ideal, 1.0, seg_r))
     if n_nodes == 1:
         seg_g = np.zeros((n_lines, 1))
     term_mode = np.zeros((n_lines, 2), dtype=np.int8)

@@ -410,7 +410,7 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
         device finishes (``drift_reads``; used by calibration).
     progress : bool
         Show a progress bar over the devices (stderr): a 64x64 array with
-        1 ohm wires takes about 45 s on 2 cores.
+        1 ohm wires takes about 40 s on 2 cores.
 
     Returns
     -------

@@ -73,7 +73,25 @@ def load_targets(path):
 
 
 def summarize(res, seconds=None):
-    """Figures of merit of a `ProgramResult` (working devices unless said)."""
+    """Figures of merit of a `ProgramResult`.
+
+    Parameters
+    ----------
+    res : ProgramResult
+        From `xbarsim.program`.
+    seconds : float, optional
+        Wall time of the run, recorded as ``seconds``.
+
+    Returns
+    -------
+    dict
+        Counts (devices, working, stuck), convergence of the working
+        devices, pulses, and for the working devices the relative error
+        after their own write-verify and after the whole array
+        (``error_after_own_pct``, ``error_final_pct``, %) and the drift
+        ``g_final - g_after_own`` (``drift_uS``), each as mean, std, 95th
+        percentile and maximum of the absolute value.
+    """
     w = res.stuck == 0
     t = res.target[w]
     own = res.g_after_own[w] / t - 1.0
@@ -157,9 +175,31 @@ def plot(res, path, title=""):
 
 
 def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True):
-    """Program ``targets`` with ``cfg``; write the outputs into ``out_dir``; returns the summary."""
-    from .programming import program
+    """Program one array and write the study into ``out_dir``.
 
+    Parameters
+    ----------
+    out_dir : str
+        Output folder (created): ``summary.json``, ``result.npz``, ``program.png``.
+    targets : array_like, (M, N)
+        Target conductances, S, inside the device's reachable range.
+    cfg : TransferConfig
+        Device, bias and read schemes, wires, tolerance, order.
+    seed : int
+        Seed of every random draw (`xbarsim.program`).
+    progress : bool
+        Progress bar over the devices (stderr).
+    verbose : bool
+        Print the summary.
+
+    Returns
+    -------
+    dict
+        `summarize` of the result, plus ``config``.
+    """
+    from .programming import _check_target, program
+
+    _check_target(targets, cfg.device)  # before anything is written
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.perf_counter()
     res = program(targets, cfg, seed=seed, progress=progress)

@@ -235,3 +235,23 @@ def test_transfer_programs_same_shape_tiles_together_each_on_its_own_stream():
         for name in ("g_final", "pulses", "g_after_own", "read_after_own", "read_final", "stuck"):
             np.testing.assert_array_equal(getattr(res, name), out[name][0])
         np.testing.assert_array_equal(prog.g[k], out["g_final"][0])
+
+
+def test_transfer_demo_example_errors_order_as_the_physics_says():
+    """examples/transfer_demo.py: with a noise-free linear device and ideal
+    wires only the 1 % write-verify band is left (output error ~1-2 % of the
+    range); 1 ohm wires add IR drop; the calibrated TiO2 device (read
+    nonlinearity, noise, failures) is worse than its noise-free twin."""
+    import runpy
+    from pathlib import Path
+
+    demo = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "transfer_demo.py"),
+                          run_name="transfer_demo")["main"]
+    ideal_linear = xs.presets.TIO2_IDEAL.linear()
+    band_only = demo(40, verbose=False, device=ideal_linear, r_wire=0.0)
+    with_wires = demo(40, verbose=False, device=ideal_linear, r_wire=1.0)
+    noise_free_sinh = demo(40, verbose=False, device=xs.presets.TIO2_IDEAL)
+    calibrated = demo(40, verbose=False)
+    assert 0.002 < band_only < 0.03
+    assert with_wires > band_only
+    assert calibrated > noise_free_sinh > band_only

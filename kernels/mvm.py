@@ -15,61 +15,108 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .config import STRICT_PJIT
+from .config import STRICT_JIT, STRICT_PJIT
 from .nodal import column_current, device_current, nodal_work, set_ideal, solve_nodal
 from .noise import normal, stream_key
 
 
+@njit(**STRICT_JIT)
+def _mvm_inputs(G, vt, b0, b1, v0, v0inv, r_wl, r_bl, read_noise, st, tol, maxit, out_t,
+                defer, spread_t):
+    """Inputs ``b0 <= b < b1`` of one transfer into ``out_t[b, j]``; returns
+    the count of solves that missed ``tol``. The read noise is drawn from
+    ``st`` in input, column order, or with ``defer`` its standard deviation
+    is left in ``spread_t[b, j]`` for an ordered pass."""
+    M, N = G.shape
+    exact = r_wl == 0.0 and r_bl == 0.0
+    wl_drv = np.ones(M, dtype=np.uint8)
+    bl_drv = np.ones(N, dtype=np.uint8)
+    bl_v = np.zeros(N)
+    vwl = np.zeros((M, N))
+    vbl = np.zeros((M, N))
+    gd = np.zeros((M, N))
+    i0 = np.zeros((M, N))
+    cp, dq = nodal_work(M, N)
+    rate = np.full(1, -1.0)
+    nf = 0
+    for b in range(b0, b1):
+        vb = vt[b]
+        vmax = 0.0
+        for i in range(M):
+            vmax = max(vmax, abs(vb[i]))
+        # the ideal-wire voltages are a far better start than the last input's
+        set_ideal(vb, wl_drv, bl_v, bl_drv, vwl, vbl)
+        if not exact and vmax > 0.0:
+            rate[0] = -1.0  # a cold start per input: no contraction carried over
+            it = solve_nodal(G, v0, v0inv, r_wl, r_bl, vb, wl_drv, bl_v, bl_drv,
+                             vwl, vbl, gd, i0, cp, dq, tol * vmax, maxit, rate)
+            if it < 0:
+                nf += 1
+        for j in range(N):
+            if read_noise > 0.0:
+                s = 0.0
+                s2 = 0.0
+                for i in range(M):
+                    c = device_current(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
+                    s += c
+                    s2 += c * c
+                sd = read_noise * math.sqrt(s2)
+                if defer:
+                    out_t[b, j] = s
+                    spread_t[b, j] = sd
+                else:
+                    out_t[b, j] = s + sd * normal(st)
+            else:
+                out_t[b, j] = column_current(G, v0, v0inv, vwl, vbl, j)
+    return nf
+
+
 @njit(**STRICT_PJIT)
 def mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, maxit,
-               out, fails):
+               out, fails, chunks):
     """``out[t, b, j]``: sensed current of bit line j of transfer t, input b.
 
     ``g`` (n, M, N) conductances, ``v`` (nv, B, M) word-line voltages with
     ``nv`` 1 (the same inputs for every transfer) or n (inputs per transfer).
     ``fails[t]`` counts the inputs whose solve missed ``tol``.
+
+    With ``chunks`` 1 the transfers run in parallel, each its inputs in
+    order. With more (a few transfers with many inputs), each transfer's
+    inputs are cut into ``chunks`` runs solved in parallel: every input starts
+    from the ideal-wire voltages, so the runs are independent, and the read
+    noise is added afterwards in one ordered pass per transfer. Either way
+    transfer t draws its noise input by input, column by column, from the
+    stream ``(seed, offset + t, key)``, so the result depends neither on
+    ``chunks`` nor on the thread count.
     """
-    n, M, N = g.shape
+    n = g.shape[0]
     nv = v.shape[0]
     B = v.shape[1]
-    exact = r_wl == 0.0 and r_bl == 0.0
+    N = g.shape[2]
+    if chunks == 1:
+        for t in prange(n):
+            st = np.empty(1, dtype=np.uint64)
+            st[0] = stream_key(seed, np.uint64(offset + t), key)
+            fails[t] = _mvm_inputs(g[t], v[t] if nv > 1 else v[0], 0, B, v0, v0inv, r_wl, r_bl,
+                                   read_noise, st, tol, maxit, out[t], False, out[t])
+        return
+    per = (B + chunks - 1) // chunks
+    spread = np.empty((n, B, N))
+    nfail = np.zeros((n, chunks), dtype=np.int64)
+    for c in prange(n * chunks):
+        t = c // chunks
+        k = c % chunks
+        b0 = k * per
+        b1 = min(B, b0 + per)
+        if b0 < b1:
+            st = np.empty(1, dtype=np.uint64)  # unused: the noise waits for the ordered pass
+            nfail[t, k] = _mvm_inputs(g[t], v[t] if nv > 1 else v[0], b0, b1, v0, v0inv, r_wl,
+                                      r_bl, read_noise, st, tol, maxit, out[t], True, spread[t])
     for t in prange(n):
-        G = g[t]
-        wl_drv = np.ones(M, dtype=np.uint8)
-        bl_drv = np.ones(N, dtype=np.uint8)
-        bl_v = np.zeros(N)
-        vwl = np.zeros((M, N))
-        vbl = np.zeros((M, N))
-        gd = np.zeros((M, N))
-        i0 = np.zeros((M, N))
-        cp, dq = nodal_work(M, N)
-        rate = np.full(1, -1.0)
-        st = np.empty(1, dtype=np.uint64)
-        st[0] = stream_key(seed, np.uint64(offset + t), key)
-        nf = 0
-        vt = v[t] if nv > 1 else v[0]
-        for b in range(B):
-            vb = vt[b]
-            vmax = 0.0
-            for i in range(M):
-                vmax = max(vmax, abs(vb[i]))
-            # the ideal-wire voltages are a far better start than the last input's
-            set_ideal(vb, wl_drv, bl_v, bl_drv, vwl, vbl)
-            if not exact and vmax > 0.0:
-                rate[0] = -1.0  # a cold start per input: no contraction carried over
-                it = solve_nodal(G, v0, v0inv, r_wl, r_bl, vb, wl_drv, bl_v, bl_drv,
-                                 vwl, vbl, gd, i0, cp, dq, tol * vmax, maxit, rate)
-                if it < 0:
-                    nf += 1
-            for j in range(N):
-                if read_noise > 0.0:
-                    s = 0.0
-                    s2 = 0.0
-                    for i in range(M):
-                        c = device_current(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
-                        s += c
-                        s2 += c * c
-                    out[t, b, j] = s + read_noise * math.sqrt(s2) * normal(st)
-                else:
-                    out[t, b, j] = column_current(G, v0, v0inv, vwl, vbl, j)
-        fails[t] = nf
+        fails[t] = nfail[t].sum()
+        if read_noise > 0.0:
+            st = np.empty(1, dtype=np.uint64)
+            st[0] = stream_key(seed, np.uint64(offset + t), key)
+            for b in range(B):
+                for j in range(N):
+                    out[t, b, j] = out[t, b, j] + spread[t, b, j] * normal(st)

@@ -255,3 +255,31 @@ def test_transfer_demo_example_errors_order_as_the_physics_says():
     assert 0.002 < band_only < 0.03
     assert with_wires > band_only
     assert calibrated > noise_free_sinh > band_only
+
+
+@pytest.mark.parametrize("noise", [True, False])
+def test_mvm_runs_of_inputs_in_parallel_give_the_same_bits(noise):
+    """One transfer with many inputs is solved in parallel runs of inputs, with
+    its read noise drawn afterwards in order; a batch of transfers runs one
+    transfer per thread. Both give the same bits for the same transfer, and
+    the kernel gives the same bits for any number of runs."""
+    from xbarsim.kernels.mvm import mvm_arrays
+
+    cfg = xs.TransferConfig(tile=(8, 12))
+    W, b = _layer(5, 9, seed=8)
+    many = xs.transfer_many(W, b, cfg, n=8, seed=1)
+    x = np.random.default_rng(9).uniform(0, 1, (37, 9))
+    whole = many.mvm(x, seed=5, noise=noise)
+    for t in (0, 3):
+        np.testing.assert_array_equal(xs.mvm(many[t], x, seed=5, noise=noise), whole[t])
+    g = np.ascontiguousarray(many.g[0][:2])
+    v = np.ascontiguousarray(many.mapping.input_voltages(x[None])[..., :g.shape[1]])
+    outs = []
+    for chunks in (1, 4, 37):
+        out, fails = np.empty((2, 37, g.shape[2])), np.zeros(2, dtype=np.int64)
+        mvm_arrays(g, v, 0.45, 1 / 0.45, 1.0, 1.0, 0.01 if noise else 0.0, np.uint64(3), np.int64(0),
+                   np.uint64(7), 1e-9, 5000, out, fails, chunks)
+        assert not fails.any()
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])

@@ -348,6 +348,19 @@ def _check_x(x, mapping):
     return x
 
 
+def _input_chunks(n, B):
+    """Runs of inputs per transfer that `kernels.mvm.mvm_arrays` solves in
+    parallel: 1 when the transfers alone keep every thread busy, else enough
+    that a few transfers with many inputs still use them all (the result does
+    not depend on it)."""
+    import numba
+
+    threads = numba.get_num_threads()
+    if n >= 2 * threads:
+        return 1
+    return max(1, min(B, -(-4 * threads // n)))
+
+
 def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.ndarray:
     """Outputs of every transfer of ``batch`` for inputs ``x``: (n, B, out).
 
@@ -356,7 +369,8 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
     ``y2 = mvm_many(layer2, relu(mvm_many(layer1, x)))``).
 
     Each transfer's tiles are solved as circuits (see the module docstring);
-    parallel over transfers.
+    parallel over transfers, and over runs of inputs when there are fewer
+    transfers than threads to keep busy.
     """
     from .kernels.mvm import mvm_arrays
 
@@ -383,6 +397,7 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
     v0 = 0.0 if dev.v0 is None else dev.v0
     v0inv = 0.0 if dev.v0 is None else 1.0 / dev.v0
     rn = dev.read_noise if noise else 0.0
+    chunks = _input_chunks(n, B)
     for k, tile in enumerate(mapping.tiles):
         M, N = tile.shape
         v = np.ascontiguousarray(v_all[..., tile.rows[0]:tile.rows[1]])
@@ -390,7 +405,7 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
         fails = np.zeros(n, dtype=np.int64)
         mvm_arrays(np.ascontiguousarray(batch.g[k]), v, v0, v0inv, float(cfg.r_wl), float(cfg.r_bl),
                    rn, s, np.int64(batch.offset), np.uint64(_MVM_KEY + k), cfg.solve_tol,
-                   int(cfg.solve_maxiter), cur, fails)
+                   int(cfg.solve_maxiter), cur, fails, chunks)
         if fails.any():
             from .exceptions import ConvergenceError
 

@@ -2,9 +2,11 @@
 
 Read configuration of CIRCUIT.md: word line ``i`` driven at its left end
 with ``v[b, i]``, every bit line held at 0 V at its bottom end. The output of
-bit line ``j`` is its sensed current. Per transfer the B inputs are solved
-one after another, each started from the ideal-wire voltages (the drives);
-with ideal wires the node voltages are the drives and the solve is skipped.
+bit line ``j`` is its sensed current. Every input is solved from the
+ideal-wire voltages (the drives), so inputs are independent: transfers run
+in parallel, and so do runs of one transfer's inputs when there are few
+transfers (`mvm_arrays`); with ideal wires the node voltages are the drives
+and the solve is skipped.
 Read noise: each device's current carries an independent relative Gaussian
 error of standard deviation ``read_noise``; its sum over a column is drawn
 directly (``read_noise * sqrt(sum_i I_ij^2)`` per output).

@@ -49,8 +49,8 @@ def test_mg_matches_direct_on_odd_shapes(shape):
 @pytest.mark.parametrize("shape", [(9, 14), (16, 16), (7, 3)])
 def test_coarsening_without_fixed_nodes_takes_the_unmasked_path_with_the_same_values(shape):
     """A level with no fixed node (every drive behind a resistance) is
-    coarsened without masks (`Level._coarsen_all_free`); it gives exactly the
-    arrays of the general masked coarsening."""
+    coarsened without masks (what `Level.coarsen` picks for it); that gives
+    exactly the arrays of the general masked coarsening."""
     from xbarsim._multigrid import _fine_level
 
     rng = np.random.default_rng(shape[0])
@@ -61,7 +61,7 @@ def test_coarsening_without_fixed_nodes_takes_the_unmasked_path_with_the_same_va
                         bottom=xs.Drive(0.0, r=1.0))
     level = _fine_level(net)
     assert not (level.fixed[0].any() or level.fixed[1].any())
-    fast, general = level._coarsen_all_free(), level._coarsen_masked()
+    fast, general = level.coarsen(masked=False), level.coarsen(masked=True)
     assert fast.shape == general.shape
     np.testing.assert_array_equal(fast.g, general.g)
     for k in (0, 1):

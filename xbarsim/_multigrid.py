@@ -109,48 +109,37 @@ class Level:
             out.append(eff * (fixed == 0))
         return out
 
-    def coarsen(self):
-        """The next coarser level (module docstring)."""
-        if not (self.fixed[0].any() or self.fixed[1].any()):
-            return self._coarsen_all_free()
-        return self._coarsen_masked()
+    def coarsen(self, masked=None):
+        """The next coarser level (module docstring).
 
-    def _coarsen_all_free(self):
-        """`coarsen` of a level with no fixed node (the usual read: every drive
-        behind a terminal resistance). With nothing to mask and no coupling to
-        fixed nodes, the block sums read the arrays directly instead of masked
-        full-size temporaries: the same values (the masks multiply by 1 and add
-        0), at a fraction of the memory traffic and fresh allocations."""
-        seg_c = []
-        for seg, fixed in zip(self.seg, self.fixed):
-            L, n = fixed.shape
-            nc = (n + 1) // 2
-            if nc < 2:
-                seg_c.append(np.zeros(((L + 1) // 2, 0)))
-                continue
-            seg_c.append(np.ascontiguousarray(WIRE_SCALE * _rowpairsum(seg[:, 1::2][:, : nc - 1])))
-        fixed_c = [np.zeros(((f.shape[0] + 1) // 2, (f.shape[1] + 1) // 2), dtype=bool) for f in self.fixed]
-        return Level(_blocksum(self.g), seg_c[0], seg_c[1], _blocksum(self.shunt[0]),
-                     _blocksum(self.shunt[1]), fixed_c[0], fixed_c[1])
-
-    def _coarsen_masked(self):
-        """`coarsen` in general: fixed nodes masked out, their couplings
-        turned into shunts."""
+        Fixed nodes are masked out and their couplings turned into shunts.
+        A level with none (the usual read: every drive behind a terminal
+        resistance) skips the masks (``masked=None`` decides by that): the
+        same values, since the masks multiply by 1 and add 0, without the
+        full-size masked temporaries.
+        """
+        if masked is None:
+            masked = bool(self.fixed[0].any() or self.fixed[1].any())
         free = [(f == 0) for f in self.fixed]
-        both = free[0] & free[1].T
-        g_c = _blocksum(self.g * both)
-        eff = self.effective_shunts()
-        shunt_c = [_blocksum(e) for e in eff]
+        if masked:
+            g_c = _blocksum(self.g * (free[0] & free[1].T))
+            shunt_c = [_blocksum(e) for e in self.effective_shunts()]
+            fixed_c = [(_blocksum(fr.astype(np.float64)) == 0) for fr in free]
+        else:
+            g_c = _blocksum(self.g)
+            shunt_c = [_blocksum(sh) for sh in self.shunt]
+            fixed_c = [np.zeros(((L + 1) // 2, (n + 1) // 2), dtype=bool) for L, n in (f.shape for f in free)]
         seg_c = []
         for seg, fr in zip(self.seg, free):
             L, n = fr.shape
             nc = (n + 1) // 2
             if nc < 2:
-                seg_c.append(np.zeros((( L + 1) // 2, 0)))
+                seg_c.append(np.zeros(((L + 1) // 2, 0)))
                 continue
-            cross = seg[:, 1::2][:, : nc - 1] * fr[:, 1:-1:2][:, : nc - 1] * fr[:, 2::2][:, : nc - 1]
+            cross = seg[:, 1::2][:, : nc - 1]
+            if masked:
+                cross = cross * fr[:, 1:-1:2][:, : nc - 1] * fr[:, 2::2][:, : nc - 1]
             seg_c.append(np.ascontiguousarray(WIRE_SCALE * _rowpairsum(cross)))
-        fixed_c = [(_blocksum(fr.astype(np.float64)) == 0) for fr in free]
         return Level(g_c, seg_c[0], seg_c[1], shunt_c[0], shunt_c[1], fixed_c[0], fixed_c[1])
 
     def factor_direct(self):

@@ -103,7 +103,7 @@ def mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, 
                                    read_noise, st, tol, maxit, out[t], False, out[t])
         return
     per = (B + chunks - 1) // chunks
-    spread = np.empty((n, B, N))
+    spread = np.empty((n, B, N) if read_noise > 0.0 else (n, 0, 0))
     nfail = np.zeros((n, chunks), dtype=np.int64)
     for c in prange(n * chunks):
         t = c // chunks

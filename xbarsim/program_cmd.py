@@ -45,15 +45,13 @@ def _shape_arg(text):
 
 
 def _window_arg(text):
-    parts = text.split(":")
-    try:
-        lo, hi = (float(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad window {text!r}; expected GMIN:GMAX in siemens, e.g. 100e-6:500e-6") from None
-    if not 0 < lo < hi:
-        raise argparse.ArgumentTypeError(f"window {text!r}: need 0 < GMIN < GMAX (siemens)")
-    return lo, hi
+    """One GMIN:GMAX window, parsed as ``xbarsim scale --g-range`` parses its list."""
+    from .scale import _windows_arg
+
+    windows = _windows_arg(text)
+    if len(windows) != 1 or not 0 < windows[0][0] < windows[0][1]:
+        raise argparse.ArgumentTypeError(f"window {text!r}: need one GMIN:GMAX with 0 < GMIN < GMAX (siemens)")
+    return windows[0]
 
 
 def load_targets(path):

@@ -27,12 +27,19 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, has_sh
     levels of the multigrid hierarchy). Off-diagonals:
     minus the boundary segment conductance, zero next to a fixed group.
 
-    Writes ``lower[l, k]`` (sub-diagonal entry of row k), ``cprime``,
-    ``invden`` (0 on fixed rows, so their solution is 0) and ``diag``.
+    Writes ``invden`` (0 on fixed rows, so their solution is 0) and, for
+    a layer with ideal wire (groups), ``lower[l, k]`` (sub-diagonal entry of
+    row k), ``cprime`` and the work array ``diag``; a layer without passes
+    them empty ((0, 0)): its lines take `_factor_line_single` and its solves
+    rebuild both from ``seg_g``.
     """
     L, n = gid.shape
     for l in prange(L):
         ng = ngroups[l]
+        if ng == n:
+            _factor_line_single(l, n, g, seg_g, term_mode, term_g, fixed, shunt, has_shunt, lower,
+                                cprime, invden)
+            continue
         for k in range(ng):
             diag[l, k] = 0.0
             lower[l, k] = 0.0
@@ -72,6 +79,48 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, has_sh
             prev_c = c
 
 
+@njit(**JIT)
+def _factor_line_single(l, n, g, seg_g, term_mode, term_g, fixed, shunt, has_shunt, lower, cprime, invden):
+    """`factor_lines` for a line without ideal wire (every node its own
+    group): each diagonal summed in the same order, in registers; ``lower``
+    and ``cprime`` are written only where the layer keeps them (arrays with
+    a row per line), since `solve_lines` rebuilds both from ``seg_g``."""
+    keep_lower = lower.shape[0] > l
+    keep_c = cprime.shape[0] > l
+    prev_c = 0.0
+    for k in range(n):
+        d = g[l, k]
+        if has_shunt:
+            d += shunt[l, k]
+        if k > 0:
+            d += seg_g[l, k - 1]
+        if k < n - 1:
+            d += seg_g[l, k]
+        if k == 0 and term_mode[l, 0] == 1:
+            d += term_g[l, 0]
+        if k == n - 1 and term_mode[l, 1] == 1:
+            d += term_g[l, 1]
+        lk = 0.0
+        if k > 0 and fixed[l, k - 1] == 0 and fixed[l, k] == 0:
+            lk = -seg_g[l, k - 1]
+        if keep_lower:
+            lower[l, k] = lk
+        if fixed[l, k]:
+            invden[l, k] = 0.0
+            if keep_c:
+                cprime[l, k] = 0.0
+            prev_c = 0.0
+            continue
+        inv = 1.0 / (d - lk * prev_c)
+        invden[l, k] = inv
+        c = 0.0
+        if k + 1 < n and fixed[l, k + 1] == 0:
+            c = -seg_g[l, k] * inv
+        if keep_c:
+            cprime[l, k] = c
+        prev_c = c
+
+
 @njit(**PJIT)
 def solve_lines(gid, ngroups, lower, grouped, seg_g, cprime, invden, src, g, other, couple, out):
     """Solve every line of a layer exactly, the other layer held fixed.
@@ -91,7 +140,7 @@ def solve_lines(gid, ngroups, lower, grouped, seg_g, cprime, invden, src, g, oth
     B = out.shape[2]
     for l in prange(L):
         if B == 1 and ngroups[l] == n:
-            _solve_line_single(l, n, seg_g, cprime, invden, src, g, other, couple, out)
+            _solve_line_single(l, n, seg_g, invden, src, g, other, couple, out)
             continue
         kprev = -1
         for j in range(n):
@@ -113,7 +162,7 @@ def solve_lines(gid, ngroups, lower, grouped, seg_g, cprime, invden, src, g, oth
             for b in range(B):
                 out[l, k, b] = (out[l, k, b] - lk * out[l, k - 1, b]) * ik
         for k in range(ng - 2, -1, -1):
-            ck = cprime[l, k]
+            ck = cprime[l, k] if grouped else -(seg_g[l, k] * invden[l, k])
             for b in range(B):
                 out[l, k, b] -= ck * out[l, k + 1, b]
         if ng < n:
@@ -125,7 +174,7 @@ def solve_lines(gid, ngroups, lower, grouped, seg_g, cprime, invden, src, g, oth
 
 
 @njit(**JIT)
-def _solve_line_single(l, n, seg_g, cprime, invden, src, g, other, couple, out):
+def _solve_line_single(l, n, seg_g, invden, src, g, other, couple, out):
     """The common case of `solve_lines`: one input column, no ideal wire
     (every node its own group, sub-diagonal ``-seg_g``); scalar
     recurrences, no inner batch loops."""
@@ -145,7 +194,10 @@ def _solve_line_single(l, n, seg_g, cprime, invden, src, g, other, couple, out):
             ik = invden[l, k]
             y = src[l, k, 0] * ik + (seg_g[l, k - 1] * ik) * y
             out[l, k, 0] = y
+    # back substitution with c'_k = -seg_k / den_k, rebuilt from arrays the
+    # forward pass just brought into cache instead of a stored c' (one
+    # stream of memory less); next to a fixed row the product meets its zero
     x = out[l, n - 1, 0]
     for k in range(n - 2, -1, -1):
-        x = out[l, k, 0] - cprime[l, k] * x
+        x = out[l, k, 0] + (seg_g[l, k] * invden[l, k]) * x
         out[l, k, 0] = x

@@ -3,12 +3,14 @@
 A coarse level of a crossbar is again a crossbar: node (I, J) of a coarse
 layer aggregates the nodes (2I..2I+1, 2J..2J+1) of the fine layer.
 Prolongation is piecewise constant (zero on fixed fine nodes); restriction
-is its transpose (a sum over the block).
+is its transpose (a sum over the block). The coarsest level is solved
+densely (`cholesky_factor`, `cholesky_solve`).
 """
 
+import numpy as np
 from numba import njit, prange
 
-from .config import PJIT
+from .config import JIT, PJIT
 
 
 @njit(**PJIT)
@@ -63,3 +65,44 @@ def block_sum(a, out):
                 for j in range(2 * J, j1):
                     s += a[i, j]
             out[I, J] = s
+
+
+@njit(**JIT)
+def cholesky_factor(a):
+    """Lower Cholesky factor of the dense SPD matrix ``a`` (n, n), in place
+    (row by row; the upper triangle is left as it was). Returns False when
+    ``a`` is not positive definite. The coarsest multigrid level (at most a
+    few hundred unknowns): serial, so no BLAS thread pool competes with the
+    kernels' threads for the cores."""
+    n = a.shape[0]
+    for i in range(n):
+        for j in range(i + 1):
+            s = a[i, j]
+            for k in range(j):
+                s -= a[i, k] * a[j, k]
+            if i == j:
+                if not s > 0.0:
+                    return False
+                a[i, i] = np.sqrt(s)
+            else:
+                a[i, j] = s / a[j, j]
+    return True
+
+
+@njit(**JIT)
+def cholesky_solve(lf, r, z):
+    """``z = A^-1 r`` for every column of ``r`` (n, B), ``lf`` the factor of
+    `cholesky_factor`."""
+    n, B = r.shape
+    y = np.empty(n)
+    for b in range(B):
+        for i in range(n):
+            s = r[i, b]
+            for k in range(i):
+                s -= lf[i, k] * y[k]
+            y[i] = s / lf[i, i]
+        for i in range(n - 1, -1, -1):
+            x = y[i] / lf[i, i]
+            z[i, b] = x
+            for k in range(i):
+                y[k] -= lf[i, k] * x

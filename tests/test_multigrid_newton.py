@@ -231,3 +231,24 @@ def test_resolve_bad_shape():
     sol = xs.solve(xs.Crossbar(g), left=xs.Drive(0.1), bottom=xs.Drive(0.0))
     with pytest.raises(xs.ParameterError):
         sol.resolve(np.full((3, 4), 1e-4))
+
+
+def test_coarsest_level_dense_cholesky_kernel_solves_and_refuses_indefinite():
+    """The serial Cholesky of the coarsest level (kernels/multigrid.py)
+    against NumPy, several right-hand sides; an indefinite matrix is refused."""
+    from xbarsim.kernels.multigrid import cholesky_factor, cholesky_solve
+
+    rng = np.random.default_rng(3)
+    n = 37
+    q = rng.normal(size=(n, n))
+    a = q @ q.T + n * np.eye(n)
+    r = rng.normal(size=(n, 3))
+    lf = a.copy()
+    assert cholesky_factor(lf)
+    np.testing.assert_allclose(np.tril(lf), np.linalg.cholesky(a), rtol=1e-12, atol=1e-12)
+    z = np.empty_like(r)
+    cholesky_solve(lf, r, z)
+    np.testing.assert_allclose(z, np.linalg.solve(a, r), rtol=1e-10, atol=1e-12)
+    bad = a.copy()
+    bad[5, 5] = -1.0
+    assert not cholesky_factor(bad)

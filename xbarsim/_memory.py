@@ -6,7 +6,8 @@ from .exceptions import MemoryLimitError
 
 PCG_BYTES_PER_CELL = 48
 """Per-cell bytes independent of the batch (line-relaxation CG): G.T, group
-ids, segment conductances, line factors (cprime, invden) of both layers.
+ids, segment conductances, line factors (invden; cprime too with ideal wire)
+of both layers.
 Measured with tracemalloc: 146 B/cell in all at 1024^2, one column."""
 PCG_BYTES_PER_CELL_COLUMN = 104
 """Per-cell bytes per batch column: both layers' voltages, residual,

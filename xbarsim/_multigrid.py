@@ -35,11 +35,18 @@ import scipy.sparse.linalg as spla
 
 from .circuit import Layer, RESISTIVE
 from ._pcg import LineFactors, LinePreconditioner, matvec
-from .kernels.multigrid import block_sum, prolong_add, restrict_coupling
+from .kernels.multigrid import block_sum, cholesky_factor, cholesky_solve, prolong_add, restrict_coupling
 
-COARSEST_CELLS = 256
+COARSEST_CELLS = 64
 """Stop coarsening when a level has at most this many cells; factor it
-(dense Cholesky: a few hundred unknowns, solved for all B columns by BLAS)."""
+(dense Cholesky of at most 128 unknowns, `DENSE_SERIAL_MAX`)."""
+DENSE_SERIAL_MAX = 512
+"""Largest coarsest level factored by the serial kernel
+(kernels/multigrid.py); a larger one (an array coarsening cannot shrink)
+goes to LAPACK. Serial on purpose: at 1024^2 the threaded LAPACK
+factor-and-solve of a 512-unknown coarsest level took 15-28 ms of a 0.42 s
+solve, mostly waiting for a BLAS thread while the kernels' own threads held
+the second core; the serial kernel takes about 1 ms for 128 unknowns."""
 WIRE_SCALE = 0.5
 """Coarse wire conductance relative to the Galerkin (aggregation) value."""
 CYCLE = 2
@@ -168,9 +175,15 @@ class Level:
         free = np.concatenate([self.fixed[0].ravel() == 0, self.fixed[1].ravel() == 0])
         self._free = free
         self._chol = None
+        self._dense = None
         if free.any():
             A_ff = A[free][:, free]
-            if A_ff.shape[0] <= 4096:
+            if A_ff.shape[0] <= DENSE_SERIAL_MAX:
+                dense = A_ff.toarray()
+                if not cholesky_factor(dense):
+                    raise np.linalg.LinAlgError("coarsest multigrid level is not positive definite")
+                self._dense = dense
+            elif A_ff.shape[0] <= 4096:
                 self._chol = scipy.linalg.cho_factor(A_ff.toarray(), lower=True)
             else:  # a long, thin array that cannot be coarsened further
                 self._lu = spla.splu(A_ff.tocsc(), permc_spec="MMD_AT_PLUS_A")
@@ -180,7 +193,11 @@ class Level:
         B = r_wl.shape[2]
         r = np.concatenate([r_wl.reshape(M * N, B), r_bl.reshape(N * M, B)])
         z = np.zeros_like(r)
-        if self._chol is not None:
+        if self._dense is not None:
+            zf = np.empty((self._dense.shape[0], B))
+            cholesky_solve(self._dense, np.ascontiguousarray(r[self._free]), zf)
+            z[self._free] = zf
+        elif self._chol is not None:
             z[self._free] = scipy.linalg.cho_solve(self._chol, r[self._free])
         elif getattr(self, "_lu", None) is not None:
             z[self._free] = self._lu.solve(np.ascontiguousarray(r[self._free]))

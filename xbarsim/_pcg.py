@@ -38,13 +38,15 @@ class LineFactors:
         self.layer = layer
         self.g = g
         self.grouped = bool(np.any(layer.ngroups < n))
-        lower = np.empty((L, n))  # kept only when groups need it (see solve_lines)
-        self.lower = lower if self.grouped else _NO_SHUNT
-        self.cprime = np.empty((L, n))
+        # the sub-diagonal and c' are kept only when groups need them; lines
+        # without ideal wire rebuild both from seg_g (see solve_lines)
+        shape = (L, n) if self.grouped else (0, 0)
+        self.lower = lower = np.empty(shape)
+        self.cprime = np.empty(shape)
         self.invden = np.empty((L, n))
         if shunt is None:
             shunt = _NO_SHUNT
-        diag = np.empty((L, n))  # only needed while factoring
+        diag = np.empty(shape)  # only needed while factoring grouped lines
         factor_lines(layer.gid, layer.ngroups, g, layer.seg_g, layer.term_mode, layer.term_g,
                      layer.fixed, shunt, shunt is not _NO_SHUNT, lower, self.cprime, self.invden,
                      diag)

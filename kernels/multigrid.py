@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from .config import JIT, PJIT
+from .lines import TILE, gather_other
 
 
 @njit(**PJIT)
@@ -24,17 +25,31 @@ def restrict_coupling(g, z_other, fixed_own, out):
     """
     Lc, nc, B = out.shape
     L, n = g.shape
-    for I in prange(Lc):
-        for J in range(nc):
-            for b in range(B):
-                out[I, J, b] = 0.0
-        for i in range(2 * I, min(2 * I + 2, L)):
-            for j in range(n):
-                if fixed_own[i, j] == 0:
-                    gij = g[i, j]
-                    J = j >> 1
-                    for b in range(B):
-                        out[I, J, b] += gij * z_other[j, i, b]
+    half = TILE // 2
+    for blk in prange((Lc + half - 1) // half):
+        i0 = 2 * half * blk
+        i1 = min(i0 + TILE, L)
+        gathered = B == 1
+        buf = np.empty((i1 - i0, n if gathered else 0))
+        if gathered:
+            gather_other(z_other, i0, i1, buf)
+        for I in range(half * blk, min(half * blk + half, Lc)):
+            for J in range(nc):
+                for b in range(B):
+                    out[I, J, b] = 0.0
+            for i in range(2 * I, min(2 * I + 2, L)):
+                if gathered:
+                    zb = buf[i - i0]
+                    for j in range(n):
+                        if fixed_own[i, j] == 0:
+                            out[I, j >> 1, 0] += g[i, j] * zb[j]
+                    continue
+                for j in range(n):
+                    if fixed_own[i, j] == 0:
+                        gij = g[i, j]
+                        J = j >> 1
+                        for b in range(B):
+                            out[I, J, b] += gij * z_other[j, i, b]
 
 
 @njit(**PJIT)

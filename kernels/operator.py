@@ -12,7 +12,8 @@ caller in a fixed order: results do not depend on the thread count.
 import numpy as np
 from numba import njit, prange
 
-from .config import PJIT
+from .config import JIT, PJIT
+from .lines import TILE, gather_other
 
 
 
@@ -32,82 +33,107 @@ def kcl_residual(gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v,
     """
     L, n = gid.shape
     B = x.shape[2]
-    for l in prange(L):
-        if B == 1 and gid[l, n - 1] == n - 1:
-            # one column, every node its own group: one pass, each node's
-            # current summed in the order of the general loop below (left
-            # segment, device, shunt, right segment)
-            for j in range(n):
-                xj = x[l, j, 0]
-                a = 0.0
-                if j > 0:
-                    a -= seg_g[l, j - 1] * (xj - x[l, j - 1, 0])
-                gj = g[l, j]
-                if gj != 0.0:
-                    if nonlinear:
-                        vj = v0[l, j]
-                        a += gj * vj * np.sinh((other[j, l, 0] - xj) / vj)
-                    else:
-                        a += gj * (other[j, l, 0] - xj)
-                if has_shunt:
-                    a -= shunt[l, j] * xj
-                if j < n - 1:
-                    a += seg_g[l, j] * (x[l, j + 1, 0] - xj)
-                res[l, j, 0] = a
-            for side in range(2):
-                if term_mode[l, side] == 1:
-                    node = 0 if side == 0 else n - 1
-                    vs = term_v[l, side, 0] if sources else 0.0
-                    res[l, node, 0] += term_g[l, side] * (vs - x[l, node, 0])
-            if zero_fixed:
-                for j in range(n):
-                    if fixed[l, j]:
-                        res[l, j, 0] = 0.0
-            continue
+    for blk in prange((L + TILE - 1) // TILE):
+        l0 = blk * TILE
+        l1 = min(l0 + TILE, L)
+        gathered = B == 1
+        buf = np.empty((l1 - l0, n if gathered else 0))
+        if gathered:
+            gather_other(other, l0, l1, buf)
+        for l in range(l0, l1):
+            if B == 1 and gid[l, n - 1] == n - 1:
+                _kcl_line_single(l, n, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt,
+                                 has_shunt, x, buf[l - l0], sources, zero_fixed, res)
+            else:
+                _kcl_line_general(l, gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt,
+                                  has_shunt, x, other, sources, zero_fixed, res)
+
+
+@njit(**JIT)
+def _kcl_line_single(l, n, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt, has_shunt, x, ob,
+                     sources, zero_fixed, res):
+    """Line ``l`` of `kcl_residual` with one column and every node its own
+    group; ``ob`` (n,) is the other layer along the line (`gather_other`)."""
+    # one pass, each node's current summed in the order of
+    # `_kcl_line_general` (left segment, device, shunt, right segment)
+    for j in range(n):
+        xj = x[l, j, 0]
+        a = 0.0
+        if j > 0:
+            a -= seg_g[l, j - 1] * (xj - x[l, j - 1, 0])
+        gj = g[l, j]
+        if gj != 0.0:
+            if nonlinear:
+                vj = v0[l, j]
+                a += gj * vj * np.sinh((ob[j] - xj) / vj)
+            else:
+                a += gj * (ob[j] - xj)
+        if has_shunt:
+            a -= shunt[l, j] * xj
+        if j < n - 1:
+            a += seg_g[l, j] * (x[l, j + 1, 0] - xj)
+        res[l, j, 0] = a
+    for side in range(2):
+        if term_mode[l, side] == 1:
+            node = 0 if side == 0 else n - 1
+            vs = term_v[l, side, 0] if sources else 0.0
+            res[l, node, 0] += term_g[l, side] * (vs - x[l, node, 0])
+    if zero_fixed:
         for j in range(n):
+            if fixed[l, j]:
+                res[l, j, 0] = 0.0
+
+
+@njit(**JIT)
+def _kcl_line_general(l, gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt, has_shunt, x,
+                      other, sources, zero_fixed, res):
+    """Line ``l`` of `kcl_residual`, any groups and batch."""
+    n = gid.shape[1]
+    B = x.shape[2]
+    for j in range(n):
+        for b in range(B):
+            res[l, j, b] = 0.0
+    rep = 0
+    for j in range(n):
+        if j > 0 and gid[l, j] != gid[l, j - 1]:
+            s = seg_g[l, j - 1]
             for b in range(B):
-                res[l, j, b] = 0.0
-        rep = 0
+                cur = s * (x[l, j, b] - x[l, j - 1, b])
+                res[l, rep, b] += cur
+                res[l, j, b] -= cur
+            rep = j
+        gj = g[l, j]
+        if gj != 0.0:
+            if nonlinear:
+                vj = v0[l, j]
+                for b in range(B):
+                    res[l, rep, b] += gj * vj * np.sinh((other[j, l, b] - x[l, j, b]) / vj)
+            else:
+                for b in range(B):
+                    res[l, rep, b] += gj * (other[j, l, b] - x[l, j, b])
+        if has_shunt:
+            sj = shunt[l, j]
+            for b in range(B):
+                res[l, rep, b] -= sj * x[l, j, b]
+    for side in range(2):
+        if term_mode[l, side] == 1:
+            node = 0 if side == 0 else n - 1
+            r0 = 0
+            if side == 1:
+                r0 = rep
+            gt = term_g[l, side]
+            for b in range(B):
+                vs = term_v[l, side, b] if sources else 0.0
+                res[l, r0, b] += gt * (vs - x[l, node, b])
+    if zero_fixed:
+        kprev = -1
         for j in range(n):
-            if j > 0 and gid[l, j] != gid[l, j - 1]:
-                s = seg_g[l, j - 1]
-                for b in range(B):
-                    cur = s * (x[l, j, b] - x[l, j - 1, b])
-                    res[l, rep, b] += cur
-                    res[l, j, b] -= cur
-                rep = j
-            gj = g[l, j]
-            if gj != 0.0:
-                if nonlinear:
-                    vj = v0[l, j]
+            k = gid[l, j]
+            if k != kprev:
+                kprev = k
+                if fixed[l, k]:
                     for b in range(B):
-                        res[l, rep, b] += gj * vj * np.sinh((other[j, l, b] - x[l, j, b]) / vj)
-                else:
-                    for b in range(B):
-                        res[l, rep, b] += gj * (other[j, l, b] - x[l, j, b])
-            if has_shunt:
-                sj = shunt[l, j]
-                for b in range(B):
-                    res[l, rep, b] -= sj * x[l, j, b]
-        for side in range(2):
-            if term_mode[l, side] == 1:
-                node = 0 if side == 0 else n - 1
-                r0 = 0
-                if side == 1:
-                    r0 = rep
-                gt = term_g[l, side]
-                for b in range(B):
-                    vs = term_v[l, side, b] if sources else 0.0
-                    res[l, r0, b] += gt * (vs - x[l, node, b])
-        if zero_fixed:
-            kprev = -1
-            for j in range(n):
-                k = gid[l, j]
-                if k != kprev:
-                    kprev = k
-                    if fixed[l, k]:
-                        for b in range(B):
-                            res[l, j, b] = 0.0
+                        res[l, j, b] = 0.0
 
 
 @njit(**PJIT)

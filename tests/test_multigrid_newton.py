@@ -252,3 +252,41 @@ def test_coarsest_level_dense_cholesky_kernel_solves_and_refuses_indefinite():
     bad = a.copy()
     bad[5, 5] = -1.0
     assert not cholesky_factor(bad)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_device_current_kernel_matches_the_device_law_and_flags_non_finite_voltages(batch):
+    """kernels.operator.device_currents (tiles of word lines, the bit-line
+    voltages gathered per tile) against the CIRCUIT.md laws on an odd shape;
+    a NaN node voltage clears the flag of its tile only."""
+    from xbarsim.kernels.lines import TILE
+    from xbarsim.kernels.operator import device_currents
+
+    rng = np.random.default_rng(5)
+    M, N = 19, 7
+    g = rng.uniform(1e-4, 5e-4, (M, N))
+    v0 = rng.uniform(0.2, 0.5, (M, N))
+    v_wl = rng.uniform(-0.3, 0.3, (M, N, batch))
+    v_bl = rng.uniform(-0.3, 0.3, (N, M, batch))
+    dv = v_wl - v_bl.transpose(1, 0, 2)
+    for nonlinear, want in ((False, g[:, :, None] * dv),
+                            (True, g[:, :, None] * v0[:, :, None] * np.sinh(dv / v0[:, :, None]))):
+        out = np.empty_like(v_wl)
+        finite = np.ones(-(-M // TILE), dtype=np.bool_)
+        device_currents(g, v0, nonlinear, v_wl, v_bl, out, finite)
+        np.testing.assert_allclose(out, want, rtol=1e-13, atol=1e-20)
+        assert finite.all()
+    v_bl[2, TILE + 1, 0] = np.nan  # word line TILE + 1 sits in tile 1
+    finite = np.ones(-(-M // TILE), dtype=np.bool_)
+    device_currents(g, v0, False, v_wl, v_bl, np.empty_like(v_wl), finite)
+    assert finite.tolist() == [True, False, True]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 17), (17, 3), (16, 24)])
+def test_tiled_transpose_equals_numpy(shape):
+    from xbarsim.circuit import transposed
+
+    a = np.random.default_rng(6).normal(size=shape)
+    t = transposed(a)
+    assert t.flags.c_contiguous
+    np.testing.assert_array_equal(t, a.T)

@@ -33,7 +33,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .circuit import Layer, RESISTIVE
+from .circuit import Layer, RESISTIVE, transposed
 from ._pcg import LineFactors, LinePreconditioner, matvec
 from .kernels.multigrid import block_sum, cholesky_factor, cholesky_solve, prolong_add, restrict_coupling
 
@@ -80,7 +80,7 @@ class Level:
 
     def __init__(self, g, seg_wl, seg_bl, shunt_wl, shunt_bl, fixed_wl, fixed_bl, g_t=None):
         self.g = np.ascontiguousarray(g)
-        self.g_t = np.ascontiguousarray(g.T) if g_t is None else g_t
+        self.g_t = transposed(g) if g_t is None else g_t
         self.seg = (seg_wl, seg_bl)
         self.shunt = (shunt_wl, shunt_bl)
         self.fixed = (fixed_wl.astype(np.uint8), fixed_bl.astype(np.uint8))

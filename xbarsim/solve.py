@@ -38,7 +38,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .circuit import IDEAL, RESISTIVE, Crossbar, Network, build_network
+from .circuit import IDEAL, RESISTIVE, Crossbar, Network, build_network, transposed
 from .exceptions import ConvergenceError, ParameterError
 from . import _memory
 
@@ -119,7 +119,7 @@ class Solution:
             raise ParameterError(f"g has shape {shape}; resolve keeps the array, expected {net.shape}.")
         xbar = net.xbar.with_g(g)
         changed = np.count_nonzero(xbar.g != net.g) / xbar.g.size
-        new_net = dataclasses.replace(net, xbar=xbar, g=xbar.g, g_t=np.ascontiguousarray(xbar.g.T))
+        new_net = dataclasses.replace(net, xbar=xbar, g=xbar.g, g_t=transposed(xbar.g))
         if np.any((xbar.g > 0) != (net.g > 0)):
             # open devices changed: well-posedness must be checked again
             from .circuit import check_connected
@@ -364,26 +364,23 @@ def _end_currents(net, v_wl, v_bl):
 
 def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     """Currents, Kirchhoff check and output shapes common to every method."""
+    from .kernels.lines import TILE
+    from .kernels.operator import device_currents
+
     terminals = _end_currents(net, v_wl, v_bl)
     v_bl_mn = v_bl.transpose(1, 0, 2)
-    i_device = np.subtract(v_wl, v_bl_mn)
-    if net.linear:
-        i_device *= net.g[:, :, None]
-    else:
-        v0 = net.v0[:, :, None]
-        i_device /= v0
-        np.sinh(i_device, out=i_device)
-        i_device *= net.g[:, :, None] * v0
+    i_device = np.empty_like(v_wl)
+    finite = np.ones(-(-net.shape[0] // TILE), dtype=np.bool_)
+    device_currents(net.g, net.v0, not net.linear, v_wl, v_bl, i_device, finite)
     stacked = np.concatenate([np.nan_to_num(c) for c in terminals.values()], axis=0)
     # current scale: what flows, or what would if every device saw the
     # largest drive voltage (so an equipotential circuit reads ~0, not noise/noise)
     scale = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g))
     with np.errstate(invalid="ignore", divide="ignore"):
         kcl = np.where(scale > 0, np.abs(np.sum(stacked, axis=0)) / np.where(scale > 0, scale, 1.0), 0.0)
-    for name, arr in (("v_wl", v_wl), ("v_bl", v_bl)):
-        if not np.all(np.isfinite(arr)):
-            raise ConvergenceError(f"{method} solve produced non-finite {name}; this is a bug, please report it.",
-                                   residual_history=history, iterations=iterations)
+    if not finite.all():
+        raise ConvergenceError(f"{method} solve produced non-finite node voltages; this is a bug, please report it.",
+                               residual_history=history, iterations=iterations)
     bottom = net.ends["bottom"]
     i_out = np.zeros((net.shape[1], net.batch))
     if bottom is not None:

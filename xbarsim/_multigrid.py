@@ -13,7 +13,8 @@ One V-cycle, used as the preconditioner of CG, on each level:
 
 1. word-line sweep, bit-line sweep (from zero);
 2. the residual then lives on the word lines only (``g * z_bl``): restrict;
-3. coarse V-cycle (the coarsest level is factored by SuperLU, once);
+3. coarse V-cycle (the coarsest level, at most 64 cells, is factored
+   densely once: Cholesky, `kernels.multigrid.cholesky_factor`);
 4. prolong onto the word lines; bit-line sweep, word-line sweep.
 
 Pre- and post-smoothing are each other's adjoint, so the V-cycle is a
@@ -150,7 +151,9 @@ class Level:
         return Level(g_c, seg_c[0], seg_c[1], shunt_c[0], shunt_c[1], fixed_c[0], fixed_c[1])
 
     def factor_direct(self):
-        """SuperLU factors of this level's operator over its free nodes."""
+        """Factors of this level's operator over its free nodes: dense
+        Cholesky by the serial kernel up to `DENSE_SERIAL_MAX` unknowns (the
+        usual coarsest level), LAPACK's up to 4096, SuperLU beyond."""
         M, N = self.shape
         n_wl = M * N
         idx_wl = np.arange(n_wl).reshape(M, N)

@@ -11,7 +11,11 @@ paper-network
     measured time linearly to 10,000 (the work is per transfer).
 program-64x64
     One 64x64 array fully programmed by write-verify on the circuit (V/2,
-    1 ohm wires). Target <= 5 s.
+    1 ohm wires). Target <= 5 s. Also with 0 ohm wires (the solve-free
+    path) and with the in-kernel circuit solves converged to 1e-6 of the
+    drive instead of the default 1e-9 (``TransferConfig.solve_tol``; the
+    read noise is 1e-3), reporting how far its pulses and final
+    conductances land from the default's.
 memory
     Peak traced memory (tracemalloc) of streaming ``iter_transfers`` +
     MVM at two n, and of ``transfer_many`` minus its result, at two n.
@@ -32,6 +36,8 @@ import pytest
 import xbarsim as xs
 
 N_TRANSFERS = int(os.environ.get("XBARSIM_BENCH_TRANSFERS", "1000"))
+_DEFAULT_64 = {}
+"""The default-configuration 64x64 result, for the solve_tol comparison."""
 
 
 def _network(seed=0):
@@ -73,11 +79,29 @@ def test_program_64x64(benchmark):
     t = np.random.default_rng(0).uniform(100e-6, 500e-6, (64, 64))
     res = benchmark.pedantic(xs.program, args=(t, xs.TransferConfig()), kwargs=dict(seed=0),
                              rounds=1, iterations=1)
+    _DEFAULT_64["res"] = res
     working = res.stuck == 0
     benchmark.extra_info.update(
         target_s=5.0, mean_pulses=float(res.pulses.mean()),
         converged_working=float(res.converged[working].mean()), solver_failures=res.solver_failures,
     )
+
+
+@pytest.mark.benchmark(group="program-64x64")
+def test_program_64x64_solve_tol_1e6(benchmark):
+    """The same array and seed with ``solve_tol=1e-6``: the time, and (after
+    `test_program_64x64` in the same run) the share of devices whose pulse
+    count changed and the largest relative change of a final conductance."""
+    t = np.random.default_rng(0).uniform(100e-6, 500e-6, (64, 64))
+    cfg = xs.TransferConfig(solve_tol=1e-6)
+    res = benchmark.pedantic(xs.program, args=(t, cfg), kwargs=dict(seed=0), rounds=1, iterations=1)
+    benchmark.extra_info.update(mean_pulses=float(res.pulses.mean()))
+    ref = _DEFAULT_64.get("res")
+    if ref is not None:
+        benchmark.extra_info.update(
+            pulses_changed=float(np.mean(res.pulses != ref.pulses)),
+            g_final_max_rel_change=float(np.max(np.abs(res.g_final - ref.g_final) / ref.g_final)),
+        )
 
 
 @pytest.mark.benchmark(group="program-64x64")

@@ -146,10 +146,7 @@ def solve_lines(gid, ngroups, lower, grouped, seg_g, cprime, invden, src, g, oth
     for blk in prange((L + TILE - 1) // TILE):
         l0 = blk * TILE
         l1 = min(l0 + TILE, L)
-        gathered = B == 1 and couple
-        buf = np.empty((l1 - l0, n if gathered else 0))
-        if gathered:
-            gather_other(other, l0, l1, buf)
+        buf = gather_other(other, l0, l1, B == 1 and couple)
         for l in range(l0, l1):
             if B == 1 and ngroups[l] == n:
                 _solve_line_single(l, n, seg_g, invden, src, g, buf[l - l0], couple, out)
@@ -159,9 +156,11 @@ def solve_lines(gid, ngroups, lower, grouped, seg_g, cprime, invden, src, g, oth
 
 
 @njit(**JIT)
-def gather_other(other, l0, l1, buf):
+def gather_other(other, l0, l1, gather):
     """``buf[q, k] = other[k, l0 + q, 0]``: the other layer's voltages along
-    lines ``l0..l1`` of this layer, gathered once for the tile of lines.
+    lines ``l0..l1`` of this layer, gathered once for the tile of lines
+    (an empty (l1 - l0, 0) array when not ``gather``: batched layouts read
+    ``other`` in place).
 
     The other layer is stored in its own line-major layout, so along one
     line of this layer its values are a column (a stride of a whole line).
@@ -170,9 +169,13 @@ def gather_other(other, l0, l1, buf):
     read for `TILE` lines at once, each cache line is used whole (a line
     solve at 4096^2: 110 ms line by line, 64 ms tiled, same bits).
     """
-    for k in range(other.shape[0]):
-        for q in range(l1 - l0):
-            buf[q, k] = other[k, l0 + q, 0]
+    n = other.shape[0]
+    buf = np.empty((l1 - l0, n if gather else 0))
+    if gather:
+        for k in range(n):
+            for q in range(l1 - l0):
+                buf[q, k] = other[k, l0 + q, 0]
+    return buf
 
 
 @njit(**JIT)

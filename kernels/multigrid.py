@@ -30,9 +30,7 @@ def restrict_coupling(g, z_other, fixed_own, out):
         i0 = 2 * half * blk
         i1 = min(i0 + TILE, L)
         gathered = B == 1
-        buf = np.empty((i1 - i0, n if gathered else 0))
-        if gathered:
-            gather_other(z_other, i0, i1, buf)
+        buf = gather_other(z_other, i0, i1, gathered)
         for I in range(half * blk, min(half * blk + half, Lc)):
             for J in range(nc):
                 for b in range(B):

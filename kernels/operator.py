@@ -38,10 +38,7 @@ def kcl_residual(gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v,
     for blk in prange((L + TILE - 1) // TILE):
         l0 = blk * TILE
         l1 = min(l0 + TILE, L)
-        gathered = B == 1
-        buf = np.empty((l1 - l0, n if gathered else 0))
-        if gathered:
-            gather_other(other, l0, l1, buf)
+        buf = gather_other(other, l0, l1, B == 1)
         for l in range(l0, l1):
             if B == 1 and gid[l, n - 1] == n - 1:
                 _kcl_line_single(l, n, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v, shunt,
@@ -223,9 +220,7 @@ def device_currents(g, v0, nonlinear, v_wl, v_bl, out, finite):
         i0 = blk * TILE
         i1 = min(i0 + TILE, M)
         gathered = B == 1
-        buf = np.empty((i1 - i0, N if gathered else 0))
-        if gathered:
-            gather_other(v_bl, i0, i1, buf)
+        buf = gather_other(v_bl, i0, i1, gathered)
         ok = True
         for i in range(i0, i1):
             for j in range(N):

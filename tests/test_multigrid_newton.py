@@ -290,3 +290,28 @@ def test_tiled_transpose_equals_numpy(shape):
     t = transposed(a)
     assert t.flags.c_contiguous
     np.testing.assert_array_equal(t, a.T)
+
+
+def test_coarsest_level_dense_and_sparse_factors_solve_alike(monkeypatch):
+    """Level.factor_direct's two routes (serial dense Cholesky up to
+    DENSE_SERIAL_MAX unknowns, SuperLU beyond, as a larger coarsest_cells
+    gives) solve the same level to the same answer, with fixed nodes."""
+    import xbarsim._multigrid as M
+
+    rng = np.random.default_rng(7)
+    xbar = _random(rng, 12, 10, r=2.0, open_frac=0.05)
+    net = build_network(xbar, left=xs.Drive(rng.uniform(0, 0.3, 12), r=0.0), bottom=xs.Drive(0.0, r=1.0))
+    level = M.MultigridPreconditioner(net, coarsest_cells=10_000).levels[-1]  # the fine level itself
+    assert level.shape == (12, 10)
+    r_wl = rng.normal(size=(12, 10, 2))
+    r_bl = rng.normal(size=(10, 12, 2))
+    out = []
+    for limit in (10_000, 0):
+        monkeypatch.setattr(M, "DENSE_SERIAL_MAX", limit)
+        level.factor_direct()
+        assert (level._dense is not None) == (limit > 0) and (level._lu is not None) == (limit == 0)
+        z_wl, z_bl = np.empty_like(r_wl), np.empty_like(r_bl)
+        level.solve_direct(r_wl, r_bl, z_wl, z_bl)
+        out.append((z_wl, z_bl))
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-10, atol=1e-12 * np.abs(out[1][0]).max())
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-10, atol=1e-12 * np.abs(out[1][1]).max())

@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -43,8 +42,8 @@ COARSEST_CELLS = 64
 (dense Cholesky of at most 128 unknowns, `DENSE_SERIAL_MAX`)."""
 DENSE_SERIAL_MAX = 512
 """Largest coarsest level factored by the serial kernel
-(kernels/multigrid.py); a larger one (an array coarsening cannot shrink)
-goes to LAPACK. Serial on purpose: at 1024^2 the threaded LAPACK
+(kernels/multigrid.py); a larger one (only with a larger ``coarsest_cells``)
+goes to SuperLU. Serial on purpose: at 1024^2 the threaded LAPACK
 factor-and-solve of a 512-unknown coarsest level took 15-28 ms of a 0.42 s
 solve, mostly waiting for a BLAS thread while the kernels' own threads held
 the second core; the serial kernel takes about 1 ms for 128 unknowns."""
@@ -152,8 +151,9 @@ class Level:
 
     def factor_direct(self):
         """Factors of this level's operator over its free nodes: dense
-        Cholesky by the serial kernel up to `DENSE_SERIAL_MAX` unknowns (the
-        usual coarsest level), LAPACK's up to 4096, SuperLU beyond."""
+        Cholesky by the serial kernel up to `DENSE_SERIAL_MAX` unknowns (every
+        coarsest level the hierarchy builds with the default
+        `COARSEST_CELLS`), SuperLU beyond (a larger ``coarsest_cells``)."""
         M, N = self.shape
         n_wl = M * N
         idx_wl = np.arange(n_wl).reshape(M, N)
@@ -177,8 +177,8 @@ class Level:
                           shape=(2 * n_wl, 2 * n_wl))
         free = np.concatenate([self.fixed[0].ravel() == 0, self.fixed[1].ravel() == 0])
         self._free = free
-        self._chol = None
         self._dense = None
+        self._lu = None
         if free.any():
             A_ff = A[free][:, free]
             if A_ff.shape[0] <= DENSE_SERIAL_MAX:
@@ -186,9 +186,7 @@ class Level:
                 if not cholesky_factor(dense):
                     raise np.linalg.LinAlgError("coarsest multigrid level is not positive definite")
                 self._dense = dense
-            elif A_ff.shape[0] <= 4096:
-                self._chol = scipy.linalg.cho_factor(A_ff.toarray(), lower=True)
-            else:  # a long, thin array that cannot be coarsened further
+            else:
                 self._lu = spla.splu(A_ff.tocsc(), permc_spec="MMD_AT_PLUS_A")
 
     def solve_direct(self, r_wl, r_bl, z_wl, z_bl):
@@ -200,9 +198,7 @@ class Level:
             zf = np.empty((self._dense.shape[0], B))
             cholesky_solve(self._dense, np.ascontiguousarray(r[self._free]), zf)
             z[self._free] = zf
-        elif self._chol is not None:
-            z[self._free] = scipy.linalg.cho_solve(self._chol, r[self._free])
-        elif getattr(self, "_lu", None) is not None:
+        elif self._lu is not None:
             z[self._free] = self._lu.solve(np.ascontiguousarray(r[self._free]))
         z_wl[...] = z[: M * N].reshape(M, N, B)
         z_bl[...] = z[M * N:].reshape(N, M, B)

@@ -26,6 +26,7 @@ import dataclasses
 
 import numpy as np
 
+from .circuit import transposed
 from .exceptions import ConvergenceError
 from ._pcg import (Workspace, initial_voltages, make_preconditioner, pcg_core, residual,
                    residual_scale, solve_pcg)
@@ -40,7 +41,7 @@ def _column(net, b):
 
 
 def _linearized(net, g_eff):
-    return dataclasses.replace(net, g=g_eff, g_t=np.ascontiguousarray(g_eff.T), linear=True)
+    return dataclasses.replace(net, g=g_eff, g_t=transposed(g_eff), linear=True)
 
 
 def _make_inner(net_j, kind):

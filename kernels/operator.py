@@ -136,21 +136,6 @@ def _kcl_line_general(l, gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g,
 
 
 @njit(**PJIT)
-def negate_dot(p, q, partial):
-    """``q = -q`` (a Kirchhoff residual of a correction becomes ``A p``) and
-    ``partial[l, b] = sum_k p q`` over line l."""
-    L, n, B = p.shape
-    for l in prange(L):
-        for b in range(B):
-            partial[l, b] = 0.0
-        for j in range(n):
-            for b in range(B):
-                qv = -q[l, j, b]
-                q[l, j, b] = qv
-                partial[l, b] += p[l, j, b] * qv
-
-
-@njit(**PJIT)
 def dot_lines(a, c, partial):
     """``partial[l, b] = sum_k a[l, k, b] c[l, k, b]``."""
     L, n, B = a.shape
@@ -170,7 +155,10 @@ def dot_lines(a, c, partial):
 
 @njit(**PJIT)
 def cg_update(x, r, p, q, alpha, partial):
-    """``x += alpha p``; ``r -= alpha q``; ``partial[l, b] = |r_l|^2``."""
+    """``x += alpha p``; ``r += alpha q``; ``partial[l, b] = |r_l|^2``.
+
+    ``q`` is ``-A p`` (`xbarsim._pcg.neg_matvec`: the Kirchhoff residual of
+    ``p``), so ``r`` becomes ``r - alpha A p``, the same bits."""
     L, n, B = x.shape
     for l in prange(L):
         for b in range(B):
@@ -179,7 +167,7 @@ def cg_update(x, r, p, q, alpha, partial):
             for b in range(B):
                 a = alpha[b]
                 x[l, j, b] += a * p[l, j, b]
-                rv = r[l, j, b] - a * q[l, j, b]
+                rv = r[l, j, b] + a * q[l, j, b]
                 r[l, j, b] = rv
                 partial[l, b] += rv * rv
 

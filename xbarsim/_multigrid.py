@@ -34,7 +34,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .circuit import Layer, RESISTIVE, transposed
-from ._pcg import LineFactors, LinePreconditioner, matvec
+from ._pcg import LineFactors, LinePreconditioner, neg_matvec
 from .kernels.multigrid import block_sum, cholesky_factor, cholesky_solve, prolong_add, restrict_coupling
 
 COARSEST_CELLS = 64
@@ -265,7 +265,6 @@ class MultigridPreconditioner:
                 layers=lay,
                 q_wl=np.zeros((M, N, B)), q_bl=np.zeros((N, M, B)),
                 e_wl=np.zeros((M, N, B)), e_bl=np.zeros((N, M, B)),
-                part_w=np.zeros((M, B)), part_b=np.zeros((N, B)),
             ))
 
     @property
@@ -316,10 +315,10 @@ class MultigridPreconditioner:
         x = self.extra[k - 1]
         lay_wl, lay_bl = x["layers"]
         q_wl, q_bl = x["q_wl"], x["q_bl"]
-        matvec(lay_wl, lev.g, lev.shunt[0], w["z_wl"], w["z_bl"], q_wl, x["part_w"])
-        matvec(lay_bl, lev.g_t, lev.shunt[1], w["z_bl"], w["z_wl"], q_bl, x["part_b"])
-        np.subtract(w["r_wl"], q_wl, out=q_wl)
-        np.subtract(w["r_bl"], q_bl, out=q_bl)
+        neg_matvec(lay_wl, lev.g, lev.shunt[0], w["z_wl"], w["z_bl"], q_wl)  # q = -A z
+        neg_matvec(lay_bl, lev.g_t, lev.shunt[1], w["z_bl"], w["z_wl"], q_bl)
+        np.add(w["r_wl"], q_wl, out=q_wl)  # r - A z
+        np.add(w["r_bl"], q_bl, out=q_bl)
         self.apply(q_wl, q_bl, x["e_wl"], x["e_bl"], k)
         w["z_wl"] += x["e_wl"]
         w["z_bl"] += x["e_bl"]

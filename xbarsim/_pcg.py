@@ -24,7 +24,7 @@ import numpy as np
 from .circuit import IDEAL
 from .exceptions import ConvergenceError
 from .kernels.lines import factor_lines, solve_lines
-from .kernels.operator import absmax_lines, cg_update, dot_lines, kcl_residual, negate_dot, xpby
+from .kernels.operator import absmax_lines, cg_update, dot_lines, kcl_residual, xpby
 
 _NO_SHUNT = np.zeros((1, 1))
 """Placeholder for "no shunt" / "linear devices" in kernel calls."""
@@ -192,14 +192,16 @@ ITOL_PER_TOL = 100.0
 per unit of the requested tolerance (1e-10 at the default tol)."""
 
 
-def matvec(layer, g, shunt, p, other, q, partial):
-    """``q = A p`` on one layer's free groups (a correction: no sources, zero
-    on fixed groups) and the per-line partial sums of ``p . q``. ``shunt``
-    is a coarse level's conductance to ground, or None."""
+def neg_matvec(layer, g, shunt, p, other, q):
+    """``q = -A p`` on one layer's free groups (a correction: no sources,
+    zero on fixed groups): the Kirchhoff residual of ``p``, exactly as
+    `kcl_residual` writes it. ``shunt`` is a coarse level's conductance to
+    ground, or None. The callers fold the sign into their own updates
+    (negation is exact, so every result has the bits of ``A p``); a separate
+    pass to negate ``q`` would write the whole vector once more."""
     has_shunt = shunt is not None
     kcl_residual(layer.gid, layer.fixed, g, _NO_SHUNT, False, layer.seg_g, layer.term_mode, layer.term_g,
                  layer.term_v, shunt if has_shunt else _NO_SHUNT, has_shunt, p, other, False, True, q)
-    negate_dot(p, q, partial)
 
 
 class Workspace:
@@ -247,9 +249,9 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
     wl, bl = net.wl, net.bl
     it = 0
     for it in range(1, maxiter + 1):
-        matvec(wl, g, None, p_wl, p_bl, q_wl, work.part_w)
-        matvec(bl, g_t, None, p_bl, p_wl, q_bl, work.part_b)
-        pq = work.part_w.sum(axis=0) + work.part_b.sum(axis=0)
+        neg_matvec(wl, g, None, p_wl, p_bl, q_wl)  # q = -A p
+        neg_matvec(bl, g_t, None, p_bl, p_wl, q_bl)
+        pq = -work.dot(p_wl, q_wl, p_bl, q_bl)  # p . A p
         with np.errstate(divide="ignore", invalid="ignore"):
             alpha = np.where(active & (pq > 0), rz / np.where(pq > 0, pq, 1.0), 0.0)
         cg_update(d_wl, r_wl, p_wl, q_wl, alpha, work.part_w)

@@ -85,6 +85,27 @@ def test_mg_iterations_stay_flat():
     assert max(its) <= 6, its
 
 
+def test_w_cycle_that_loses_definiteness_falls_back_to_the_v_cycle():
+    """Strong IR drop (100 ohm segments, 1024^2: the smallest array whose
+    multigrid has a W-cycle level): the W-cycle stopped being positive
+    definite and CG stalled near 1e-6 for thousands of iterations. Now the
+    preconditioner falls back to the V-cycle and the solve converges, to the
+    answer of the independent line-preconditioned CG. The normal regime
+    (1 ohm) keeps its W-cycle."""
+    n = 1024
+    rng = np.random.default_rng(0)
+    g = rng.uniform(1e-4, 5e-4, (n, n))
+    drives = dict(left=xs.Drive(rng.uniform(0, 0.2, n), r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    strong = xs.Crossbar(g, r_wl=100.0, r_bl=100.0)
+    sol = xs.solve(strong, **drives, method="mg", keep_factors=True, maxiter=200)
+    assert sol._preconditioner.cycle == 1  # fell back
+    assert sol.kcl_error < 1e-12
+    ref = xs.solve(strong, **drives, method="pcg")
+    np.testing.assert_allclose(sol.i_out, ref.i_out, rtol=1e-9, atol=1e-9 * np.abs(ref.i_out).max())
+    normal = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), **drives, method="mg", keep_factors=True)
+    assert normal._preconditioner.uses_w_cycle and normal.iterations <= 6
+
+
 def test_mg_refuses_ideal_wire_segments():
     g = np.full((20, 20), 1e-4)
     with pytest.raises(xs.ParameterError, match="mg"):

@@ -291,6 +291,18 @@ class MultigridPreconditioner:
         new.factors = [(line.wl, line.bl)] + self.factors[1:]
         return new
 
+    @property
+    def uses_w_cycle(self):
+        """Whether `apply` visits some level twice (a W-cycle somewhere)."""
+        return self.cycle > 1 and any(lev.shape[0] * lev.shape[1] >= W_MIN_CELLS for lev in self.levels[1:-1])
+
+    def fall_back_to_v_cycle(self):
+        """Use the V-cycle from now on (`_pcg.pcg_core` calls this when the
+        W-cycle stops being positive definite; the levels and factors do not
+        depend on the cycle, so nothing is rebuilt). Kept by re-solves and
+        Newton steps that reuse this preconditioner."""
+        self.cycle = 1
+
     def apply(self, r_wl, r_bl, z_wl, z_bl, k=0):
         lev = self.levels[k]
         if k == len(self.levels) - 1:

@@ -184,6 +184,10 @@ class AccuracyCheck:
         return part.max(axis=0)
 
 
+STALL_ITERATIONS = 8
+"""CG iterations without halving the residual after which a W-cycle
+preconditioner is taken to have lost definiteness (`pcg_core`); a healthy
+multigrid iteration gains about 100x each."""
 VTOL_PER_TOL = 10.0
 """Node-voltage error bound, relative to the largest drive voltage, per unit
 of the requested Kirchhoff tolerance (1e-11 at the default tol = 1e-12)."""
@@ -237,6 +241,17 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
     `AccuracyCheck` is given (`d` then holds node voltages), when it passes
     too. Returns the iterations run and whether every column converged;
     appends the worst relative residual of each iteration to `history`.
+
+    A multigrid W-cycle is a symmetric preconditioner but positive definite
+    only while each coarse cycle, repeated as a stationary iteration,
+    converges. In the strong-IR regime (wire segments of tens of ohms on a
+    large array: 10 ohm at 4096^2, 100 ohm at 1024^2) it may not, and CG
+    then stalls near 1e-4 to 1e-6 for thousands of iterations. On the signs
+    of that (``r . z <= 0``, or `STALL_ITERATIONS` iterations without
+    halving the residual) the preconditioner is switched to the V-cycle,
+    which is always positive definite, and CG restarts from where it is
+    (`MultigridPreconditioner.fall_back_to_v_cycle`). Well-conditioned
+    solves gain about 100x per iteration and never trip it.
     """
     safe = np.where(scale > 0, scale, 1.0)
     rel = np.where(scale > 0, np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl)) / safe, 0.0)
@@ -253,6 +268,8 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
     p_bl[...] = z_bl
     rz = work.dot(r_wl, z_wl, r_bl, z_bl)
     wl, bl = net.wl, net.bl
+    guard = getattr(pre, "uses_w_cycle", False)  # watch a W-cycle for a loss of definiteness
+    best, best_it = np.inf, 0
     it = 0
     for it in range(1, maxiter + 1):
         neg_matvec(wl, g, None, p_wl, p_bl, q_wl)  # q = -A p
@@ -284,6 +301,17 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
             if not active.any():
                 return it, True
         rz_new = work.dot(r_wl, z_wl, r_bl, z_bl)
+        if guard:
+            if worst < 0.5 * best:
+                best, best_it = worst, it
+            if it - best_it >= STALL_ITERATIONS or np.any(active & (rz_new <= 0.0)):
+                pre.fall_back_to_v_cycle()
+                guard = False
+                pre.apply(r_wl, r_bl, z_wl, z_bl)  # restart: p = z, from the present iterate
+                rz = work.dot(r_wl, z_wl, r_bl, z_bl)
+                p_wl[...] = z_wl
+                p_bl[...] = z_bl
+                continue
         with np.errstate(divide="ignore", invalid="ignore"):
             beta = np.where(active & (rz > 0), rz_new / np.where(rz > 0, rz, 1.0), 0.0)
         rz = rz_new

@@ -215,7 +215,7 @@ class SweepParams:
     """The grid of a scaling study; `points` expands it (sizes vary fastest last,
     so that the small, cheap points of every series finish first)."""
 
-    sizes: tuple = ((64, 64), (128, 128), (256, 256), (512, 512), (1024, 1024), (2048, 2048))
+    sizes: tuple = ((64, 64), (128, 128), (256, 256), (512, 512), (1024, 1024), (2048, 2048), (4096, 4096))
     """Array sizes as (M, N) pairs."""
     r_wire: tuple = (0.1, 1.0, 10.0)
     """Wire segment resistances, ohms."""
@@ -260,12 +260,13 @@ class SweepParams:
 
 
 DEFAULT_SWEEP = SweepParams()
-"""The sweep ``xbarsim scale --out DIR`` runs: N = 64..2048, wire
+"""The sweep ``xbarsim scale --out DIR`` runs: N = 64..4096, wire
 resistances 0.1, 1, 10 ohm, windows 100-500 uS (TiO2) and 1-10 uS, linear
-devices, one input vector: 36 points. Sized to finish within 10 minutes on a
-2-core machine: measured 292 s wall (133 s CPU) on 2 shared cores with the
-multigrid solver of commit 74b4cc1; N = 4096 would add about 4x the 2048
-points' time, so it is left to ``--sizes``."""
+devices, one input vector: 42 points. Sized to finish within 10 minutes on a
+2-core machine: 86 s wall (151 s CPU, warm Numba cache, in-process), of
+which the six 4096^2 points take 71 s (10 ohm with 100-500 uS: 38 s, 64
+iterations of the V-cycle fallback of `xbarsim._pcg.pcg_core`); peak
+memory about 2.9 GB, at 4096^2."""
 
 
 # ----------------------------------------------------------------------------
@@ -1016,7 +1017,7 @@ examples:
   xbarsim scale --out s3 --device linear,sinh --v0 0.15 --inputs 1,64 --workers 2
   xbarsim scale --out s4 --scheduler tcp://127.0.0.1:8786
 
-default sweep (36 points, 26 s on 2 cores with a warm Numba cache): sizes {_fmt_sizes(DEFAULT_SWEEP.sizes)},
+default sweep (42 points, 86 s on 2 cores with a warm Numba cache, 2.9 GB peak): sizes {_fmt_sizes(DEFAULT_SWEEP.sizes)},
 r-wire {','.join(f'{r:g}' for r in DEFAULT_SWEEP.r_wire)} ohm, g-range 100e-6:500e-6,1e-6:10e-6 S, linear devices,
 1 input, v-read 0.2 V, r-terminal 1 ohm.
 

@@ -499,3 +499,36 @@ class TestSolveContract:
         with pytest.raises(xs.MemoryLimitError) as info:
             _solve(_read_circuit(4, 4), method)
         assert isinstance(info.value, xs.XbarsimError)
+
+
+def test_a_scalar_floating_flag_applies_to_every_line():
+    g = np.random.default_rng(3).uniform(1e-4, 5e-4, (6, 5))
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+    x = np.linspace(0.05, 0.2, 6)
+    scalar = xs.solve(xbar, left=xs.Drive(x, r=1.0), right=xs.Drive(0.3, floating=True), bottom=xs.Drive(0.0))
+    masked = xs.solve(xbar, left=xs.Drive(x, r=1.0), right=xs.Drive(0.3, floating=np.ones(6, bool)),
+                      bottom=xs.Drive(0.0))
+    omitted = xs.solve(xbar, left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0))
+    np.testing.assert_array_equal(scalar.i_out, masked.i_out)
+    np.testing.assert_allclose(scalar.i_out, omitted.i_out, rtol=1e-12)
+    with pytest.raises(xs.ParameterError, match="floating"):
+        xs.solve(xbar, left=xs.Drive(0.1, floating=np.ones(5, bool)), bottom=xs.Drive(0.0))
+
+
+def test_a_callback_that_is_not_callable_is_refused_before_compute():
+    xbar = xs.Crossbar(np.full((8, 8), 1e-4), r_wl=1.0, r_bl=1.0)
+    with pytest.raises(xs.ParameterError, match="callback"):
+        xs.solve(xbar, left=xs.Drive(0.1), bottom=xs.Drive(0.0), callback=3)
+    sol = xs.solve(xbar, left=xs.Drive(0.1), bottom=xs.Drive(0.0), method="pcg", keep_factors=True)
+    with pytest.raises(xs.ParameterError, match="callback"):
+        sol.resolve(xbar.g * 1.01, callback="print")
+
+
+def test_an_array_whose_float64_copy_cannot_fit_is_refused_before_converting(monkeypatch):
+    import xbarsim._memory
+
+    monkeypatch.setattr(xbarsim._memory, "available_bytes", lambda: 1 << 30)
+    huge = np.broadcast_to(np.float32(1e-4), (100_000, 100_000))  # a view: 4 bytes in memory
+    with pytest.raises(xs.MemoryLimitError, match="copy"):
+        xs.Crossbar(huge)
+    xs.Crossbar(np.full((64, 64), 1e-4, dtype=np.float32))  # a small conversion is fine

@@ -11,8 +11,10 @@ of both layers.
 Measured with tracemalloc: 146 B/cell in all at 1024^2, one column."""
 PCG_BYTES_PER_CELL_COLUMN = 104
 """Per-cell bytes per batch column: both layers' voltages, residual,
-preconditioned residual, direction and product, and the solution's
-voltages and device currents."""
+preconditioned residual (which the product shares), direction, and the
+solution's voltages and device currents. Errs high since the shared buffer
+(2048^2 peak: 114 B/cell for `pcg`, 162 for `mg`, returned solution
+included)."""
 MG_BYTES_PER_CELL = 120
 """As `PCG_BYTES_PER_CELL` plus the coarse levels (about a third of the
 fine level each: conductances, shunts, factors). 244 B/cell measured at
@@ -64,4 +66,26 @@ def check(method, M, N, batch):
         raise MemoryLimitError(
             f"a {method} solve of a {M} x {N} array with {batch} input column(s) needs about "
             f"{need / 2**30:.1f} GiB, but only {have / 2**30:.1f} GiB is available; {hint}."
+        )
+
+
+def check_copy(value, name):
+    """Refuse to convert an array input (``value``, not yet converted) whose
+    float64, C-ordered copy would not fit: a float32 or strided or broadcast
+    array the size of the machine, before NumPy tries to allocate it."""
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is None or dtype is None:
+        return
+    flags = getattr(value, "flags", None)
+    if dtype == "float64" and (flags is None or flags.c_contiguous):
+        return
+    need = 8
+    for n in shape:
+        need *= int(n)
+    have = available_bytes()
+    if need > 0.9 * have:
+        raise MemoryLimitError(
+            f"{name} ({dtype}, shape {tuple(shape)}) needs a float64 C-ordered copy of "
+            f"{need / 2**30:.1f} GiB, but only {have / 2**30:.1f} GiB is available; use a smaller array."
         )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .exceptions import CircuitError, ParameterError
+from . import _memory
 
 __all__ = ["Crossbar", "Drive", "read_drives"]
 
@@ -38,16 +39,21 @@ def _as_float_array(value, name):
 
 
 def _check_finite_nonneg(arr, name, unit, allow_zero=True):
-    if not np.all(np.isfinite(arr)):
+    if arr.size == 0:
+        return
+    # min and max propagate NaN and reach +-inf: two passes, no temporaries
+    # (an elementwise isfinite / < 0 test would allocate a mask per check)
+    lo, hi = np.min(arr), np.max(arr)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         bad = np.argwhere(~np.isfinite(np.atleast_1d(arr)))[:3].tolist()
         raise ParameterError(
             f"{name} holds NaN or inf (first at index {bad}); every value must be a "
             f"finite number of {unit}."
         )
-    if np.any(arr < 0) or (not allow_zero and np.any(arr == 0)):
+    if lo < 0 or (not allow_zero and lo == 0):
         lower = "> 0" if not allow_zero else ">= 0"
         raise ParameterError(
-            f"{name} must be {lower} {unit}; its smallest value is {float(np.min(arr))!r}."
+            f"{name} must be {lower} {unit}; its smallest value is {float(lo)!r}."
         )
 
 
@@ -99,6 +105,7 @@ class Crossbar:
     """sinh voltage scale, volts, scalar or (M, N); None for linear devices."""
 
     def __post_init__(self):
+        _memory.check_copy(self.g, "g")
         g = _as_float_array(self.g, "g")
         if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] < 1:
             raise ParameterError(
@@ -160,8 +167,9 @@ class Drive:
     r : float or array_like, shape (L,)
         Terminal resistance in ohms (source or sense-amplifier input
         resistance). ``0`` fixes the node voltage exactly.
-    floating : None or array_like of bool, shape (L,)
-        Lines whose end is left open (no source at all). ``None``: none.
+    floating : None, bool or array_like of bool, shape (L,)
+        Lines whose end is left open (no source at all). ``None``: none;
+        a scalar applies to every line.
     """
 
     v: object = 0.0
@@ -231,11 +239,12 @@ def _normalize_drive(drive, n_lines, name):
         floating = np.zeros(n_lines, dtype=bool)
     else:
         floating = np.asarray(drive.floating)
-        if floating.dtype != bool or floating.shape != (n_lines,):
+        if floating.dtype != bool or floating.shape not in ((), (n_lines,)):
             raise ParameterError(
                 f"{name}.floating has dtype {floating.dtype} and shape {floating.shape}; "
-                f"expected None or a bool array of shape ({n_lines},)."
+                f"expected None, a bool or a bool array of shape ({n_lines},)."
             )
+        floating = np.broadcast_to(floating, (n_lines,))
     mode = np.where(floating, FLOATING, np.where(r == 0, IDEAL, RESISTIVE)).astype(np.int8)
     with np.errstate(divide="ignore"):
         g = np.where(mode == RESISTIVE, 1.0 / np.where(r == 0, 1.0, r), 0.0)

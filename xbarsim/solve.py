@@ -131,7 +131,7 @@ class Solution:
         if pre is not None:
             pre = pre.refresh_fine(new_net)
         tol = getattr(self, "_tol", DEFAULT_TOL) if tol is None else tol
-        _check_tol(tol, maxiter)
+        _check_tol(tol, maxiter, callback)
         keep = getattr(self, "_preconditioner", None) is not None
         return _solve_network(new_net, self.method, tol, maxiter, callback, self, pre=pre, keep_factors=keep)
 
@@ -185,11 +185,16 @@ def _check_method(method):
         raise ParameterError(f"unknown method {method!r}; choose one of {METHODS}.")
 
 
-def _check_tol(tol, maxiter):
+def _check_tol(tol, maxiter, callback=None):
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and 0 < tol < 1):
         raise ParameterError(f"tol must be a number in (0, 1); got {tol!r}.")
     if maxiter is not None and (not isinstance(maxiter, (int, np.integer)) or maxiter < 1):
         raise ParameterError(f"maxiter must be a positive integer or None; got {maxiter!r}.")
+    if callback is not None and not callable(callback):
+        raise ParameterError(
+            f"callback must be a function callback(iteration, relative_residual) or None; "
+            f"got {type(callback).__name__}."
+        )
 
 
 def solve(
@@ -255,7 +260,7 @@ def solve(
     True
     """
     _check_method(method)
-    _check_tol(tol, maxiter)
+    _check_tol(tol, maxiter, callback)
     if x0 is not None and not isinstance(x0, Solution):
         raise ParameterError(f"x0 must be a Solution from a previous solve; got {type(x0).__name__}.")
     if not isinstance(xbar, Crossbar):

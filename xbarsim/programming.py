@@ -182,7 +182,10 @@ class TransferConfig:
             r = getattr(self, name)
             if not isinstance(r, (int, float)) or not math.isfinite(r) or r < 0:
                 raise ParameterError(f"{name} = {r!r}; a wire segment resistance in ohms, >= 0 (scalar).")
-        tile = tuple(self.tile)
+        try:
+            tile = tuple(self.tile)
+        except TypeError:
+            raise ParameterError(f"tile = {self.tile!r}; give (rows, columns) as two positive integers.") from None
         if len(tile) != 2 or any(not isinstance(t, (int, np.integer)) or t < 1 for t in tile):
             raise ParameterError(f"tile = {self.tile!r}; give (rows, columns) as two positive integers.")
         object.__setattr__(self, "tile", tile)

@@ -277,6 +277,9 @@ def transfer_many(weight, bias, cfg: Optional[TransferConfig] = None, n: int = 2
     chunk = _check_n(chunk)
     if workers is not None and (not isinstance(workers, (int, np.integer)) or workers < 1):
         raise ParameterError(f"workers = {workers!r}; a positive number of Dask worker processes, or None.")
+    if workers is not None and scheduler is not None:
+        raise ParameterError("give workers= (start a local Dask cluster) or scheduler= (use a running one), "
+                             "not both.")
     starts = list(range(0, n, chunk))
     g = [np.empty((n,) + t.shape) for t in mapping.tiles]
     conv = [np.empty((n,) + t.shape, dtype=bool) for t in mapping.tiles]
@@ -316,7 +319,11 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     if isinstance(scheduler, Client):
         client = scheduler
     elif scheduler is not None:
-        client = own = Client(scheduler)
+        try:
+            client = own = Client(scheduler, timeout="10s")
+        except (ValueError, OSError, TimeoutError) as exc:
+            raise ParameterError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}. Give its address "
+                                 "as tcp://host:port, or a distributed.Client.") from exc
     else:
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                                dashboard_address=None)
@@ -346,6 +353,24 @@ def _check_x(x, mapping):
     if not np.all(np.isfinite(x)):
         raise ParameterError("x holds NaN or inf; inputs must be finite.")
     return x
+
+
+def _check_read_voltage(x, mapping, dev):
+    """Refuse inputs whose word-line voltage would reach a switching
+    threshold: such a "read" would program the array (the MVM does not model
+    that), and far above it the sinh current overflows to NaN."""
+    if x.size == 0:
+        return
+    v_max = float(np.max(np.abs(x))) * mapping.v_read / mapping.input_scale
+    limit = min(dev.v_set, dev.v_reset)
+    if v_max >= limit:
+        x_max = limit * mapping.input_scale / mapping.v_read
+        raise ParameterError(
+            f"inputs up to |x| = {v_max * mapping.input_scale / mapping.v_read:.4g} drive the word lines at "
+            f"{v_max:.3g} V, at or above the devices' switching threshold ({limit:g} V): that would program "
+            f"the array, not read it. Keep |x| below {x_max:.4g} (inputs in [0, input_scale = "
+            f"{mapping.input_scale:g}] read at [0, {mapping.v_read:g} V]), or raise TransferConfig.input_scale."
+        )
 
 
 def _input_chunks(n, B):
@@ -389,8 +414,9 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
         x = np.stack([_check_x(xt, mapping) for xt in x])
     else:
         x = _check_x(x, mapping)[None]
-    s = _check_seed(seed)
     dev = cfg.device
+    _check_read_voltage(x, mapping, dev)
+    s = _check_seed(seed)
     v_all = mapping.input_voltages(x)  # (nv, B, rows)
     B = x.shape[1]
     y = np.zeros((n, B, mapping.out_features))

@@ -356,21 +356,36 @@ def _check_x(x, mapping):
 
 
 def _check_read_voltage(x, mapping, dev):
-    """Refuse inputs whose word-line voltage would reach a switching
-    threshold: such a "read" would program the array (the MVM does not model
-    that), and far above it the sinh current overflows to NaN."""
+    """Inputs whose word-line voltage reaches a switching threshold: such a
+    "read" would program the array, which the MVM does not model. Warned
+    about (ReLU activations fed to the next layer can get there, and the
+    circuit answer is still the circuit's); refused where the sinh current
+    itself would overflow (``|V| / v0 > 700``), which used to end in NaN."""
+    import warnings
+
     if x.size == 0:
         return
-    v_max = float(np.max(np.abs(x))) * mapping.v_read / mapping.input_scale
+    scale = mapping.v_read / mapping.input_scale
+    v_max = float(np.max(np.abs(x))) * scale
+    if dev.v0 is not None and v_max / dev.v0 > _SINH_MAX:
+        raise ParameterError(
+            f"inputs up to |x| = {v_max / scale:.4g} drive the word lines at {v_max:.3g} V, where the sinh "
+            f"device current (v0 = {dev.v0:g} V) overflows. Scale the inputs into about [0, input_scale = "
+            f"{mapping.input_scale:g}] (read at [0, {mapping.v_read:g} V]), or raise TransferConfig.input_scale."
+        )
     limit = min(dev.v_set, dev.v_reset)
     if v_max >= limit:
-        x_max = limit * mapping.input_scale / mapping.v_read
-        raise ParameterError(
-            f"inputs up to |x| = {v_max * mapping.input_scale / mapping.v_read:.4g} drive the word lines at "
-            f"{v_max:.3g} V, at or above the devices' switching threshold ({limit:g} V): that would program "
-            f"the array, not read it. Keep |x| below {x_max:.4g} (inputs in [0, input_scale = "
-            f"{mapping.input_scale:g}] read at [0, {mapping.v_read:g} V]), or raise TransferConfig.input_scale."
+        warnings.warn(
+            f"inputs up to |x| = {v_max / scale:.4g} drive the word lines at {v_max:.3g} V, at or above the "
+            f"devices' switching threshold ({limit:g} V): on hardware such a read would disturb the "
+            f"programmed conductances, which this MVM does not model. Keep |x| below {limit / scale:.4g} "
+            "or raise TransferConfig.input_scale.",
+            RuntimeWarning, stacklevel=4,
         )
+
+
+_SINH_MAX = 700.0
+"""Largest |V| / v0 an MVM accepts: sinh overflows double precision near 710."""
 
 
 def _input_chunks(n, B):

@@ -245,6 +245,8 @@ def test_cli_runs_a_tiny_sweep(tmp_path, capsys):
         (["--inputs", "0"], "positive integer"),
         (["--device", "tanh"], "unknown device 'tanh'"),
         (["--workers", "1", "--scheduler", "tcp://127.0.0.1:1"], "not allowed with argument"),
+        (["--tol", "2"], "must be in (0, 1)"),
+        (["--seed", "-3"], "non-negative integer"),
     ],
 )
 def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message):

@@ -962,6 +962,23 @@ def _float(tok, what, positive=False):
     return value
 
 
+def _tol_arg(tok):
+    value = _float(tok, "tol", positive=True)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"tol {tok!r} must be in (0, 1), e.g. 1e-9")
+    return value
+
+
+def _seed_arg(tok):
+    try:
+        value = int(tok)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed {tok!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed {tok!r} must be a non-negative integer")
+    return value
+
+
 def _floats_arg(what, positive=False):
     def parse(text):
         return tuple(_float(tok, what, positive) for tok in _split(text))
@@ -1058,10 +1075,10 @@ def register(subparsers):
                    help="input vectors solved at once (default 1)")
     p.add_argument("--v-read", type=lambda t: _float(t, "v-read", positive=True), default=d.v_read,
                    metavar="VOLT", help="inputs uniform in [0, V_READ], volts (default 0.2)")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed_arg, default=d.seed, help="random seed (default 0)")
     p.add_argument("--method", choices=METHODS, default=d.method,
                    help="solver method of xbarsim.solve (default auto)")
-    p.add_argument("--tol", type=lambda t: _float(t, "tol", positive=True), default=None,
+    p.add_argument("--tol", type=_tol_arg, default=None,
                    help="solver relative residual (default: the solver's)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None, metavar="N",

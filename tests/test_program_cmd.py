@@ -81,3 +81,15 @@ def test_progress_bar_counts_every_device_and_changes_nothing(capsys):
     assert "program [" in err and "35/35" in err.splitlines()[-1]
     for name in ("pulses", "g_after_own", "g_final", "read_final"):
         np.testing.assert_array_equal(getattr(quiet, name), getattr(loud, name))
+
+
+@pytest.mark.parametrize("command", ["program", "calibrate", "moons", "demo", "scale"])
+def test_every_command_refuses_a_negative_seed_in_its_parser(tmp_path, capsys, command):
+    from xbarsim.cli import main
+
+    args = [command] + ([] if command == "demo" else ["--out", str(tmp_path / "out")]) + ["--seed", "-1"]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code != 0
+    assert "non-negative integer" in capsys.readouterr().err
+

@@ -31,6 +31,7 @@ from importlib import resources
 import numpy as np
 
 from .exceptions import ParameterError
+from .cli import seed_arg
 
 __all__ = ["measured", "simulate", "compare", "fit", "attribution", "run", "register", "FIT_PARAMETERS",
            "ATTRIBUTION_PARTS",
@@ -317,7 +318,7 @@ def register(subparsers):
     p.add_argument("--out", required=True, help="output directory (PNG, CSV, JSON)")
     p.add_argument("--fit", action="store_true", help="refit the free parameters first")
     p.add_argument("--arrays", type=int, default=100, help="simulated 8x8 arrays (default 100)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--fit-arrays", type=int, default=24)
     p.add_argument("--fit-iter", type=int, default=60)
     p.add_argument("--attribution", action="store_true",

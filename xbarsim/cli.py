@@ -19,6 +19,18 @@ SUBCOMMAND_MODULES = (
 )
 
 
+def seed_arg(text):
+    """argparse type of every ``--seed``: a non-negative integer (NumPy's
+    generators refuse negative seeds with a bare traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed {text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed {text!r} must be a non-negative integer")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="xbarsim",

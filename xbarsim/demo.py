@@ -13,12 +13,14 @@ import time
 
 import numpy as np
 
+from .cli import seed_arg
+
 
 def register(subparsers):
     p = subparsers.add_parser("demo", help="solve one crossbar read three ways and report")
     p.add_argument("--size", type=int, default=256, help="array size N (N x N), default 256")
     p.add_argument("--r-wire", type=float, default=1.0, help="wire segment resistance, ohm")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.set_defaults(func=run)
 
 

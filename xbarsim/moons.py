@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .exceptions import ParameterError
+from .cli import seed_arg
 
 __all__ = ["register", "run", "load_results", "HA_RECIPE", "MoonsConfig"]
 
@@ -433,7 +434,7 @@ def register(subparsers):
     )
     p.add_argument("--out", default="out/moons", help="output directory (default out/moons)")
     p.add_argument("--transfers", type=int, default=None, help="transfers per network (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, training, surrogate and transfers")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of data, training, surrogate and transfers")
     p.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
     p.add_argument("--data", default=None, metavar="DIR", help="read train.csv, val.csv, test.csv (x1,x2,label)")
     p.add_argument("--noise", type=float, default=None, help="make_moons noise (default 0.2)")

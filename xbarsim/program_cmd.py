@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from .exceptions import ParameterError
+from .cli import seed_arg
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -260,7 +261,7 @@ def register(subparsers):
     p.add_argument("--tolerance", type=float, default=0.01, help="write-verify band, relative (default 0.01)")
     p.add_argument("--ideal-device", action="store_true",
                    help="the TiO2 device without noise, relaxation or failures")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def main(args):

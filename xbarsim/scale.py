@@ -69,6 +69,7 @@ from typing import Optional
 import numpy as np
 
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
+from .cli import seed_arg
 from .solve import METHODS
 
 __all__ = [
@@ -969,16 +970,6 @@ def _tol_arg(tok):
     return value
 
 
-def _seed_arg(tok):
-    try:
-        value = int(tok)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed {tok!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed {tok!r} must be a non-negative integer")
-    return value
-
-
 def _floats_arg(what, positive=False):
     def parse(text):
         return tuple(_float(tok, what, positive) for tok in _split(text))
@@ -1075,7 +1066,7 @@ def register(subparsers):
                    help="input vectors solved at once (default 1)")
     p.add_argument("--v-read", type=lambda t: _float(t, "v-read", positive=True), default=d.v_read,
                    metavar="VOLT", help="inputs uniform in [0, V_READ], volts (default 0.2)")
-    p.add_argument("--seed", type=_seed_arg, default=d.seed, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=d.seed, help="random seed (default 0)")
     p.add_argument("--method", choices=METHODS, default=d.method,
                    help="solver method of xbarsim.solve (default auto)")
     p.add_argument("--tol", type=_tol_arg, default=None,

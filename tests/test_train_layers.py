@@ -140,3 +140,15 @@ def test_to_crossbar_transfers_every_layer():
     assert y1.shape == (5, 8)
     scale = np.abs(np.concatenate([net[0].weight.detach().numpy().ravel(), net[0].bias.detach().numpy()])).max()
     assert np.median(np.abs(y1 - ref)) < 0.2 * scale  # transferred, with hardware error
+
+
+def test_convert_and_to_crossbar_refuse_what_is_not_a_network_of_linear_layers():
+    import xbarsim as xs
+    from xbarsim.train import convert, to_crossbar
+
+    with pytest.raises(xs.ParameterError, match="torch.nn.Module"):
+        convert("net")
+    with pytest.raises(xs.ParameterError, match="torch.nn.Module"):
+        to_crossbar([torch.nn.Linear(2, 3)], xs.TransferConfig())
+    with pytest.raises(xs.ParameterError, match="no nn.Linear"):
+        to_crossbar(torch.nn.Sequential(torch.nn.ReLU()), xs.TransferConfig())

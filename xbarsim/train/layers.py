@@ -393,6 +393,7 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     """
     import copy
 
+    _check_module(model)
     if not inplace:
         model = copy.deepcopy(model)
     counter = [0]
@@ -412,8 +413,14 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     return model
 
 
+def _check_module(model):
+    if not isinstance(model, nn.Module):
+        raise ParameterError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+
+
 def linear_layers(model):
     """The ``nn.Linear`` modules of `model` (hardware-aware or not), in order."""
+    _check_module(model)
     return [m for m in model.modules() if isinstance(m, nn.Linear)]
 
 
@@ -435,8 +442,11 @@ def to_crossbar(model, cfg, seed=0):
     """
     import xbarsim as xs
 
+    layers = linear_layers(model)
+    if not layers:
+        raise ParameterError(f"{type(model).__name__} has no nn.Linear layer to transfer onto crossbars.")
     out = []
-    for k, layer in enumerate(linear_layers(model)):
+    for k, layer in enumerate(layers):
         w = layer.weight.detach().cpu().numpy().astype(np.float64)
         b = None if layer.bias is None else layer.bias.detach().cpu().numpy().astype(np.float64)
         out.append(xs.transfer(w, b, cfg, seed=seed + k))

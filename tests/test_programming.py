@@ -59,6 +59,30 @@ def test_half_selected_voltages_match_solve_sinh(scheme):
     np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("what", ["floating pulse", "floating read"])
+def test_floating_lines_settle_in_a_few_sweeps_and_match_solve(what):
+    """With every unselected line floating, plain Gauss-Seidel settled the
+    floating lines' levels by ~1/N per sweep (48 x 48: 436 sweeps for a
+    pulse, 723 for a read at tol 1e-12); the line-shift correction
+    (`_line_shifts`) makes it 23 and 15. Same answer as the direct solve."""
+    n = 48
+    G = np.random.default_rng(3).uniform(100e-6, 500e-6, (n, n))
+    wl_v, bl_v = np.zeros(n), np.zeros(n)
+    wl_d, bl_d = np.zeros(n, np.uint8), np.zeros(n, np.uint8)
+    if what == "floating pulse":
+        KP._pulse_drives(2, 5, 7, 1.6, wl_v, wl_d, bl_v, bl_d)
+    else:
+        KP._read_drives(2, 5, 7, 0.2, wl_v, wl_d, bl_v, bl_d)
+    assert wl_d.sum() == 1 and bl_d.sum() == 1
+    vwl, vbl = np.zeros((n, n)), np.zeros((n, n))
+    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+    it = solve_nodal(G, 0.45, 1 / 0.45, 1.0, 1.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((n, n)),
+                     np.zeros((n, n)), *nodal_work(n, n), 1e-12, 100000, np.full(1, -1.0))
+    assert 0 < it <= 30
+    sol = _reference(G, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool)), 1.0, 0.45)
+    np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-10)
+
+
 def test_nodal_sinh_cosh_series_match_libm():
     """The series tiers of `sinh_cosh` (|x| < 0.04, |x| < 0.5) and its exp
     branch agree with libm to a few ulps on both sides of every switch."""
@@ -425,3 +449,27 @@ def test_unconverged_circuit_solves_raise():
     cfg = xs.TransferConfig(r_wl=5.0, r_bl=5.0, solve_maxiter=1)
     with pytest.raises(xs.ConvergenceError, match="solve_maxiter"):
         xs.program(_targets((6, 6), seed=1), cfg, seed=0)
+
+
+def test_cached_kernels_are_dropped_when_any_kernel_source_changes(tmp_path):
+    """Numba keys a cached kernel on its own file; the programming kernel
+    calls `nodal.solve_nodal` from another file and kept the old one after
+    nodal.py changed. `drop_stale_cache` clears the package's cache when
+    any kernel source differs from the stamped digest."""
+    from xbarsim.kernels.config import drop_stale_cache
+
+    src, cache = tmp_path / "src", tmp_path / "cache"
+    src.mkdir()
+    cache.mkdir()
+    (src / "a.py").write_text("x = 1\n")
+    (cache / "a.f-1.py311.nbi").write_text("old")
+    drop_stale_cache(str(cache), str(src))  # no stamp yet: dropped, stamped
+    assert not (cache / "a.f-1.py311.nbi").exists()
+    (cache / "a.f-1.py311.nbc").write_text("fresh")
+    (cache / "keep.pyc").write_text("python's own")
+    drop_stale_cache(str(cache), str(src))  # same sources: kept
+    assert (cache / "a.f-1.py311.nbc").exists()
+    (src / "a.py").write_text("x = 2\n")
+    drop_stale_cache(str(cache), str(src))  # a source changed: dropped
+    assert not (cache / "a.f-1.py311.nbc").exists()
+    assert (cache / "keep.pyc").exists()

@@ -360,19 +360,21 @@ def _line_shifts(G, v0, v0inv, vwl, vbl, wl_drv, bl_drv):
         for b in range(nf):
             t += gc[a, b] * rb[b]
         rw[a] = t / dw[a]
+    return _worst(_shift_lines(vwl, fw, rw), _shift_lines(vbl.T, fb, rb))
+
+
+@njit(**STRICT_JIT)
+def _shift_lines(v, lines, shifts):
+    """``v[lines[a], :] += shifts[a]`` (``v`` indexed ``[line, node]``: word
+    lines as stored, bit lines through the transpose); returns the largest
+    ``|shift|``."""
     smax = 0.0
-    for a in range(mf):
-        c = rw[a]
+    for a in range(lines.shape[0]):
+        c = shifts[a]
         smax = _worst(smax, abs(c))
-        i = fw[a]
-        for j in range(N):
-            vwl[i, j] += c
-    for b in range(nf):
-        c = rb[b]
-        smax = _worst(smax, abs(c))
-        j = fb[b]
-        for i in range(M):
-            vbl[i, j] += c
+        row = v[lines[a]]
+        for k in range(row.shape[0]):
+            row[k] += c
     return smax
 
 

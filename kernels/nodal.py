@@ -234,7 +234,7 @@ def _merged_pass(drv, vd, sgn, gd, i0, xs, xo):
     return dmax
 
 
-@njit(**STRICT_JIT, inline="always")
+@njit(**STRICT_JIT)
 def _slope_current(g, v, v0, v0inv):
     """A device's ``(dI/dV, I)`` at ``v`` volts."""
     if v0inv == 0.0:

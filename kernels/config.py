@@ -22,12 +22,11 @@ not vectorize anyway.
 time. Set ``XBARSIM_NO_CACHE=1`` to turn it off. Numba keys each cached
 kernel on its own source file only, so a kernel that calls a kernel of
 another file (the programming and MVM kernels call `nodal.solve_nodal`)
-would keep running the old callee after that file changed. On import, this
-module therefore drops every cached kernel of the package when any kernel
-source changed (`drop_stale_cache`, a SHA-256 stamp over the sources).
+would keep running the old callee after that file changed: on import,
+this module has every cached kernel of the package dropped when any kernel
+source changed (`xbarsim._kernel_cache`).
 """
 
-import hashlib
 import os
 
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
@@ -57,64 +56,7 @@ in-process ones on a fresh clone."""
 STRICT_PJIT = dict(STRICT_JIT, parallel=PARALLEL)
 """Parallel variant of `STRICT_JIT`."""
 
-
-def _source_digest(folder):
-    h = hashlib.sha256()
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".py"):
-            h.update(name.encode())
-            with open(os.path.join(folder, name), "rb") as fh:
-                h.update(fh.read())
-    return h.hexdigest()
-
-
-def _cache_folder():
-    """Where Numba caches this package's kernels (its own locator order:
-    NUMBA_CACHE_DIR, next to the sources, the user-wide folder)."""
-    from numba.core import caching
-
-    def probe():  # pragma: no cover - never called, only located
-        pass
-
-    for cls in getattr(caching.CacheImpl, "_locator_classes", ()):
-        locator = cls.from_function(probe, __file__)
-        if locator is not None:
-            return locator.get_cache_path()
-    return None
-
-
-def drop_stale_cache(folder=None, sources=None):
-    """Delete the cached kernels in `folder` (default: this package's) when
-    any source in `sources` (default: this package's folder) differs from
-    the ones they were compiled from (see the module docstring). Best
-    effort: a folder that cannot be written is left alone."""
-    try:
-        folder = _cache_folder() if folder is None else folder
-        if folder is None:
-            return
-        digest = _source_digest(sources or os.path.dirname(os.path.abspath(__file__)))
-        stamp = os.path.join(folder, "xbarsim-kernels.sha256")
-        try:
-            with open(stamp) as fh:
-                if fh.read().strip() == digest:
-                    return
-        except OSError:
-            pass
-        os.makedirs(folder, exist_ok=True)
-        for name in os.listdir(folder):
-            if name.endswith((".nbi", ".nbc")):
-                try:
-                    os.remove(os.path.join(folder, name))
-                except OSError:
-                    pass
-        tmp = f"{stamp}.{os.getpid()}"
-        with open(tmp, "w") as fh:
-            fh.write(digest + "\n")
-        os.replace(tmp, stamp)
-    except Exception:  # pragma: no cover - caching is an optimisation, never an error
-        return
-
-
 if CACHE:
-    drop_stale_cache()
+    from .._kernel_cache import drop_stale_cache
 
+    drop_stale_cache()

@@ -456,7 +456,7 @@ def test_cached_kernels_are_dropped_when_any_kernel_source_changes(tmp_path):
     calls `nodal.solve_nodal` from another file and kept the old one after
     nodal.py changed. `drop_stale_cache` clears the package's cache when
     any kernel source differs from the stamped digest."""
-    from xbarsim.kernels.config import drop_stale_cache
+    from xbarsim._kernel_cache import drop_stale_cache
 
     src, cache = tmp_path / "src", tmp_path / "cache"
     src.mkdir()

@@ -253,8 +253,8 @@ def _line_shifts(G, v0, v0inv, vwl, vbl, wl_drv, bl_drv):
     devices, a small share of its coupling when few lines are driven (the
     ``floating`` bias and read schemes): the level of every floating line
     then converges by about ``1/N`` per sweep, hundreds of sweeps a solve.
-    The coarse space here is one constant shift per floating line (``fw``:
-    floating word lines, ``fb``: floating bit lines); the shifts that null
+    The coarse space here is one constant shift per floating line (numbered
+    by `_floating_slots`, word lines and bit lines apart); the shifts that null
     each floating line's net device current, with the devices linearised at
     the present voltages, solve the (M_f + N_f) system
 
@@ -270,49 +270,36 @@ def _line_shifts(G, v0, v0inv, vwl, vbl, wl_drv, bl_drv):
     without floating lines (V/2, V/3, grounded reads) allocate nothing.
     """
     M, N = G.shape
-    mf = 0
-    for i in range(M):
-        mf += 1 - wl_drv[i]
-    nf = 0
-    for j in range(N):
-        nf += 1 - bl_drv[j]
-    fw = np.empty(mf, dtype=np.int64)
-    fb = np.empty(nf, dtype=np.int64)
-    a = 0
-    for i in range(M):
-        if wl_drv[i] == 0:
-            fw[a] = i
-            a += 1
-    a = 0
-    for j in range(N):
-        if bl_drv[j] == 0:
-            fb[a] = j
-            a += 1
+    apos = _floating_slots(wl_drv)
+    bpos = _floating_slots(bl_drv)
+    mf = apos.max() + 1  # floating word lines
+    nf = bpos.max() + 1  # floating bit lines
     dw = np.zeros(mf)
     rw = np.zeros(mf)
     db = np.zeros(nf)
     rb = np.zeros(nf)
     gc = np.empty((mf, nf))
     S = np.empty((nf, nf))
-    for a in range(mf):
-        i = fw[a]
+    # one pass over the cells that touch a floating line, each device
+    # linearised once
+    for i in range(M):
+        a = apos[i]
         for j in range(N):
+            b = bpos[j]
+            if a < 0 and b < 0:
+                continue
             d, cur = _slope_current(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
-            dw[a] += d
-            rw[a] -= cur
-    for b in range(nf):
-        j = fb[b]
-        for i in range(M):
-            d, cur = _slope_current(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
-            db[b] += d
-            rb[b] += cur
+            if a >= 0:
+                dw[a] += d
+                rw[a] -= cur
+            if b >= 0:
+                db[b] += d
+                rb[b] += cur
+                if a >= 0:
+                    gc[a, b] = d
     for a in range(mf):
         if not dw[a] > 0.0:
             return -1.0
-        i = fw[a]
-        for b in range(nf):
-            j = fb[b]
-            gc[a, b] = _slope_current(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)[0]
     for b in range(nf):
         if not db[b] > 0.0:
             return -1.0
@@ -360,19 +347,35 @@ def _line_shifts(G, v0, v0inv, vwl, vbl, wl_drv, bl_drv):
         for b in range(nf):
             t += gc[a, b] * rb[b]
         rw[a] = t / dw[a]
-    return _worst(_shift_lines(vwl, fw, rw), _shift_lines(vbl.T, fb, rb))
+    return _worst(_shift_lines(vwl, apos, rw), _shift_lines(vbl.T, bpos, rb))
 
 
 @njit(**STRICT_JIT)
-def _shift_lines(v, lines, shifts):
-    """``v[lines[a], :] += shifts[a]`` (``v`` indexed ``[line, node]``: word
-    lines as stored, bit lines through the transpose); returns the largest
-    ``|shift|``."""
+def _floating_slots(drv):
+    """``slot[l]``: line ``l``'s index among the floating lines, -1 where
+    the line is driven."""
+    slot = np.full(drv.shape[0], -1, dtype=np.int64)
+    k = 0
+    for l in range(drv.shape[0]):
+        if drv[l] == 0:
+            slot[l] = k
+            k += 1
+    return slot
+
+
+@njit(**STRICT_JIT)
+def _shift_lines(v, slot, shifts):
+    """``v[l, :] += shifts[slot[l]]`` for the floating lines (``slot[l] >=
+    0``; ``v`` indexed ``[line, node]``: word lines as stored, bit lines
+    through the transpose); returns the largest ``|shift|``."""
     smax = 0.0
-    for a in range(lines.shape[0]):
+    for l in range(slot.shape[0]):
+        a = slot[l]
+        if a < 0:
+            continue
         c = shifts[a]
         smax = _worst(smax, abs(c))
-        row = v[lines[a]]
+        row = v[l]
         for k in range(row.shape[0]):
             row[k] += c
     return smax

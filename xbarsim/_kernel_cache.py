@@ -60,12 +60,11 @@ def drop_stale_cache(folder=None, sources=None):
     (default: the kernels' folder) differ from the ones they were compiled
     from. Best effort: a folder that cannot be written is left alone."""
     try:
+        sources = sources or _kernel_folder()
+        folder = _cache_folder(sources) if folder is None else folder
         if folder is None:
-            sources = sources or _kernel_folder()
-            folder = _cache_folder(sources)
-            if folder is None:
-                return
-        digest = _source_digest(sources or _kernel_folder())
+            return
+        digest = _source_digest(sources)
         stamp = os.path.join(folder, STAMP)
         try:
             with open(stamp) as fh:

@@ -84,9 +84,13 @@ def switch_rate(G, V, dp, tw_ratio):
 def _rate_constants(dp, tw_ratio):
     """The cell-independent part of `switch_rate`, which a pulse computes
     once for all its cells: ``(k_set tw / span, k_reset tw / span,
-    exp(-V_set/v_sub), exp(-V_reset/v_sub), 1/v_sub)``."""
+    exp(-V_set/v_sub), exp(-V_reset/v_sub), 1/v_sub)``; ``v_sub = 0`` (a hard
+    threshold) gives ``(..., 0, 0, inf)``, for which `_voltage_factor` is 0
+    below threshold."""
     sub = dp[P_VSUB]
     span = dp[P_G_HI] - dp[P_G_LO]
+    if sub == 0.0:
+        return dp[P_KSET] * tw_ratio / span, dp[P_KRESET] * tw_ratio / span, 0.0, 0.0, math.inf
     return (dp[P_KSET] * tw_ratio / span, dp[P_KRESET] * tw_ratio / span,
             math.exp(-dp[P_VSET] / sub), math.exp(-dp[P_VRESET] / sub), 1.0 / sub)
 
@@ -112,7 +116,8 @@ def _voltage_factor(a, vth, slope, isub, e0):
     """1 at threshold; ``exp((a - vth)/slope)`` above it; below it
     ``(exp((a - vth)/sub) - e0) / (1 - e0)`` with ``e0 = exp(-vth/sub)``,
     continuous at the threshold and exactly 0 at 0 V (no switching without
-    voltage); 0 where ``(a - vth)/sub < -_EXP_CUT``. Near 0 V (``a/sub <
+    voltage); 0 where ``(a - vth)/sub < -_EXP_CUT`` (always, for a hard
+    threshold: ``isub`` infinite). Near 0 V (``a/sub <
     0.05``: the unselected cells of a pulse) it is evaluated as ``e0
     expm1(a/sub) / (1 - e0)``, the same value without the cancellation."""
     x = a - vth
@@ -152,6 +157,9 @@ def _negligible_voltage(dp, tw_ratio, g_per_pulse):
         return 1e300
     vth = min(dp[P_VSET], dp[P_VRESET])
     sub = dp[P_VSUB]
+    if sub == 0.0:
+        # hard threshold: nothing below it switches (a cell exactly at it does)
+        return vth * (1.0 - 1e-12)
     e0 = math.exp(-vth / sub)
     r = g_per_pulse / k
     if r >= 1.0:

@@ -21,12 +21,29 @@ def test_preset_is_frozen_and_in_window():
         dev.g_min = 1.0
     ideal = dev.ideal()
     assert ideal.read_noise == 0 and ideal.p_stuck_lrs == 0 and ideal.c2c == 0 and ideal.relax_fast == 0
+    assert ideal.v_sub == 0 and dev.ideal(disturb=True).v_sub == dev.v_sub
+
+
+def test_hard_threshold_switches_nothing_below_it():
+    """``v_sub = 0``: no change below threshold, the same law at and above it."""
+    from xbarsim.kernels.programming import switch_rate
+
+    dev = xs.presets.TIO2
+    hard = replace(dev, v_sub=0.0)
+    g = 3e-4
+    for v in (0.0, 0.05, 0.55, 0.94, 1.0999, -0.6, -1.0999):
+        assert switch_rate(g, v, hard.pack(), 1.0) == 0.0
+        if v != 0.0:
+            assert switch_rate(g, v, dev.pack(), 1.0) != 0.0
+    for v in (1.1, 1.3, -1.1, -1.5):
+        assert switch_rate(g, v, hard.pack(), 1.0) == switch_rate(g, v, dev.pack(), 1.0) != 0.0
 
 
 @pytest.mark.parametrize("kw, word", [
     (dict(g_min=600e-6), "window"),
     (dict(v0=-1.0), "v0"),
     (dict(read_noise=-0.1), "read_noise"),
+    (dict(v_sub=-0.1), "v_sub"),
     (dict(p_stuck_lrs=1.5), "probability"),
     (dict(k_set=float("nan")), "finite"),
 ])

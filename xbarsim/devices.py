@@ -20,7 +20,9 @@ Switching, per pulse of ``V`` volts across the cell and width ``tw``
     the threshold and the smaller ``v_sub`` below it (there the exponential
     is shifted and rescaled to be exactly 0 at 0 V and 1 at threshold):
     strongly sub-linear under threshold, so a half-selected cell (about
-    ``Vp/2``) moves a little but really. ``c2c`` is a mean-one lognormal factor of log-std ``c2c``
+    ``Vp/2``) moves a little but really. ``v_sub = 0`` is the limit of a
+    hard threshold: nothing switches below it, so there is no disturb
+    (`DeviceParams.ideal`). ``c2c`` is a mean-one lognormal factor of log-std ``c2c``
     (cycle-to-cycle variation), drawn per cell and pulse, except where the
     mean change is under 1e-9 S per pulse (an unselected cell at a
     wire-drop voltage of a few mV): such a cell moves by its mean only,
@@ -73,11 +75,13 @@ later devices were programmed) - (its last verify read)``. Its spread at
   pulses moves it by `switch_rate` at about ``Vp/2``. With the preset,
   disturb of working neighbours is small (about +0.05 uS mean, 2 uS std
   after one event, set disturb slightly outweighing reset disturb) except
-  around stuck devices: their write-verify ramps to the pulse limits
-  (2.1 V, -2.4 V) for the whole pulse budget, and half-selected neighbours
-  then see up to 1.05-1.2 V, at or above threshold. That is why the pulse
-  budget (`WriteVerify.max_pulses`, 40) matters: it bounds the damage a
-  failed device does to its lines.
+  around stuck devices: their write-verify ramps for the whole pulse budget
+  (`WriteVerify.max_pulses`, 40 pulses of 0.02 V from +-1.1 V, so up to
+  +-1.88 V; the limits 2.1 V and -2.4 V would take 51 and 66 pulses), and
+  half-selected neighbours then see up to about 0.94 V, where the
+  sub-threshold rate is already a quarter of its value at threshold. That
+  is why the pulse budget matters: it bounds the damage a failed device
+  does to its lines.
 
 With the preset, at k = 1 / 10 / 30 events (`xbarsim.calibrate.attribution`,
 ``xbarsim calibrate --attribution``: 200 simulated 8x8 arrays, V/2, 1 ohm
@@ -150,7 +154,8 @@ class DeviceParams:
     v_slope: float = 0.06
     """e-folding voltage of the switching rate above threshold, V."""
     v_sub: float = 0.12
-    """e-folding voltage of the switching rate below threshold (disturb), V."""
+    """e-folding voltage of the switching rate below threshold (disturb), V; 0: a hard
+    threshold (no switching below it, no disturb)."""
     tw_ref: float = 1e-6
     """Reference pulse width of k_set / k_reset, s (rates scale linearly with width)."""
     c2c: float = 0.3
@@ -190,13 +195,13 @@ class DeviceParams:
                 continue
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ParameterError(f"DeviceParams.{name} = {value!r}; expected a finite number.")
-        positive = ("g_min", "g_max", "g_lo", "g_hi", "v_set", "v_reset", "v_slope", "v_sub", "tw_ref", "relax_tau")
+        positive = ("g_min", "g_max", "g_lo", "g_hi", "v_set", "v_reset", "v_slope", "tw_ref", "relax_tau")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; it must be > 0.")
         if self.v0 is not None and self.v0 <= 0:
             raise ParameterError(f"DeviceParams.v0 = {self.v0!r}; give a sinh scale > 0 V, or None for linear devices.")
-        for name in ("k_set", "k_reset", "c2c", "read_noise", "relax_sigma", "relax_fast", "g_stuck_lrs_std"):
+        for name in ("v_sub", "k_set", "k_reset", "c2c", "read_noise", "relax_sigma", "relax_fast", "g_stuck_lrs_std"):
             if getattr(self, name) < 0:
                 raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; it must be >= 0.")
         for name in ("p_stuck_lrs", "p_stuck_hrs"):
@@ -222,10 +227,18 @@ class DeviceParams:
             return g * v
         return g * self.v0 * np.sinh(np.asarray(v, dtype=float) / self.v0)
 
-    def ideal(self):
-        """This device without noise, relaxation or failures (tests, ideal limits)."""
+    def ideal(self, disturb=False):
+        """This device without noise, relaxation or failures (tests, ideal limits).
+
+        Without sub-threshold disturb too (a hard switching threshold,
+        ``v_sub = 0``), unless ``disturb=True``: half-selected cells of a
+        V/2 or V/3 pulse then stay exactly where they are, so with ideal
+        wires every converged device ends inside its write-verify band.
+        Disturb is deterministic physics, not noise; ``disturb=True`` keeps
+        it to study it alone.
+        """
         return replace(self, c2c=0.0, read_noise=0.0, relax_sigma=0.0, relax_drift=0.0, relax_fast=0.0, relax_fast_mean=0.0,
-                       p_stuck_lrs=0.0, p_stuck_hrs=0.0)
+                       p_stuck_lrs=0.0, p_stuck_hrs=0.0, v_sub=self.v_sub if disturb else 0.0)
 
     def linear(self):
         """This device with a linear read I-V (``v0 = None``)."""

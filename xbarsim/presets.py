@@ -12,7 +12,8 @@
     measured neighbour drift, tuning imprecision and programming offset
     (xbarsim.devices explains the attribution and the assumptions).
 ``TIO2_IDEAL``
-    The same device without noise, relaxation or failures.
+    The same device without noise, relaxation, failures or sub-threshold
+    disturb (`DeviceParams.ideal`).
 ``TIO2_WRITE_VERIFY``
     The write-verify settings of the measured runs (read 0.2 V, tolerance
     1 %, set 1.1 -> 2.1 V, reset -1.1 -> -2.4 V, 0.02 V per pulse, 1.04 us).
@@ -29,7 +30,7 @@ TIO2 = DeviceParams()
 """Calibrated TiO2 device (see the module docstring for sources)."""
 
 TIO2_IDEAL = TIO2.ideal()
-"""TIO2 without noise, relaxation or failures."""
+"""TIO2 without noise, relaxation, failures or disturb (a hard switching threshold)."""
 
 TIO2_WRITE_VERIFY = WriteVerify()
 """Write-verify settings of the measured runs (data README)."""

@@ -18,6 +18,9 @@ def test_cli_writes_summary_npz_png_consistent_with_the_result(tmp_path, capsys)
     assert (tmp_path / "program.png").stat().st_size > 10_000
     assert summary["shape"] == [6, 5] and npz["target"].shape == (6, 5)
     assert summary["config"]["scheme"] == "V/3" and summary["config"]["r_wl"] == 2.0
+    # enough recorded to repeat the run
+    assert summary["config"]["device"] == "TIO2" and summary["config"]["targets"] == "uniform"
+    assert summary["config"]["size"] == [6, 5] and summary["config"]["g_range"] == [100e-6, 500e-6]
     # the same run through the API gives the same arrays
     cfg = xs.TransferConfig(scheme="V/3", r_wl=2.0, r_bl=2.0)
     targets = np.random.default_rng(3).uniform(cfg.device.g_min, cfg.device.g_max, (6, 5))
@@ -42,6 +45,8 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
                      "--ideal-device", "--r-wire", "0"]) == 0
         got = np.load(out / "result.npz")
         np.testing.assert_allclose(got["target"], t, rtol=1e-15)
+        config = json.loads((out / "summary.json").read_text())["config"]
+        assert config["device"] == "TIO2_IDEAL" and config["targets"] == str(tmp_path / name)
         # ideal device, ideal wires: every device converges into its band
         assert got["converged"].all()
         assert np.all(np.abs(got["g_after_own"] / t - 1) <= 0.01)
@@ -54,6 +59,7 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     (["--size", "2", "--tolerance", "0"], "tolerance"),
     (["--size", "2", "--g-range", "1e-7:1e-3"], "outside the device's reachable range"),
     (["--targets", "BADFILE"], "outside the device's reachable range"),
+    (["--size", "200000x200000"], "smaller array"),
 ])
 def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     """Every user error is caught before anything runs or is written."""
@@ -63,6 +69,12 @@ def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     assert main(["program", "--out", str(tmp_path / "o"), "--no-progress"] + argv) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_out_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    assert main(["program", "--out", str(tmp_path / "f"), "--size", "2", "--no-progress"]) == 1
+    assert "is a file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("size", ["0", "3x", "axb", "2x3x4"])

@@ -446,6 +446,15 @@ def test_exact_path_matches_tiny_wires():
     (dict(window=(50e-6, 2e-3)), "window"),
     (dict(r_wl=-1.0), "r_wl"),
     (dict(tile=(0, 4)), "tile"),
+    (dict(window=1e-4), "window"),
+    (dict(window=("a", "b")), "window"),
+    (dict(window=(1e-4, float("nan"))), "window"),
+    (dict(input_scale=float("inf")), "input_scale"),
+    (dict(input_scale=0), "input_scale"),
+    (dict(solve_maxiter=-5), "solve_maxiter"),
+    (dict(solve_maxiter=2.5), "solve_maxiter"),
+    (dict(solve_tol="1e-9"), "solve_tol"),
+    (dict(write_verify=xs.programming.WriteVerify(v_read=1.2, v_set_start=1.5)), "threshold"),
 ])
 def test_config_errors(kw, exc_word):
     with pytest.raises(xs.ParameterError, match=exc_word):
@@ -462,6 +471,24 @@ def test_program_input_errors():
         xs.program(np.full((2, 2), 5.0), cfg)
     with pytest.raises(xs.ParameterError, match="seed"):
         xs.program(np.full((2, 2), 3e-4), cfg, seed=-1)
+    with pytest.raises(xs.ParameterError, match="2\\*\\*64"):
+        xs.program(np.full((2, 2), 3e-4), cfg, seed=2**64)  # was taken mod 2**64: seed 0
+    with pytest.raises(xs.ParameterError, match="seed"):
+        xs.program(np.full((2, 2), 3e-4), cfg, seed=True)
+
+
+def test_window_hint_names_the_configured_device():
+    dev = replace(xs.presets.TIO2, g_min=20e-6, g_max=80e-6)
+    with pytest.raises(xs.ParameterError, match="2e-05 to 8e-05 S"):
+        xs.TransferConfig(device=dev, window=(1e-6, 5e-5))
+
+
+def test_programming_that_cannot_fit_in_memory_is_refused_first():
+    """The working memory is checked before the target is even validated
+    element by element (a broadcast view the size of the machine)."""
+    huge = np.broadcast_to(np.float64(3e-4), (200_000, 200_000))
+    with pytest.raises(xs.MemoryLimitError, match="smaller array"):
+        xs.program(huge, xs.TransferConfig())
 
 
 def test_unconverged_circuit_solves_raise():

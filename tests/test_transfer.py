@@ -173,6 +173,34 @@ def test_transfer_many_errors():
         xs.transfer_many(W, b, xs.TransferConfig(), n=2, workers=1, scheduler="tcp://127.0.0.1:8786")
     with pytest.raises(xs.ParameterError, match="tile"):
         xs.TransferConfig(tile=64)
+    with pytest.raises(xs.MemoryLimitError, match="iter_transfers"):
+        xs.transfer_many(W, b, xs.TransferConfig(), n=10**12)
+
+
+def test_non_numeric_and_torch_inputs():
+    """Torch tensors (also ones that require grad) are taken as arrays; input
+    that is not numeric is a ParameterError naming the argument, also when
+    it goes to a batch of transfers."""
+    torch = pytest.importorskip("torch")
+    W, b = _layer(3, 4)
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    prog = xs.transfer(W, b, cfg, seed=0)
+    lin = torch.nn.Linear(4, 3).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(W))
+        lin.bias.copy_(torch.from_numpy(b))
+    assert lin.weight.requires_grad
+    tprog = xs.transfer(lin.weight, lin.bias, cfg, seed=0)
+    np.testing.assert_array_equal(tprog.g[0], prog.g[0])
+    x = np.random.default_rng(0).uniform(0, 1, (5, 4))
+    xt = torch.from_numpy(x).requires_grad_()
+    np.testing.assert_array_equal(xs.mvm(prog, xt, noise=False), xs.mvm(prog, x, noise=False))
+    with pytest.raises(xs.ParameterError, match="x must be a numeric"):
+        xs.mvm(prog, [["a"] * 4])
+    with pytest.raises(xs.ParameterError, match="weight must be a numeric"):
+        xs.transfer([["a", "b"]], None, cfg)
+    with pytest.raises(xs.ParameterError, match="bias must be a numeric"):
+        xs.transfer(W, ["a"] * 3, cfg)
 
 
 def test_mvm_warns_at_the_switching_threshold_and_refuses_overflowing_inputs():

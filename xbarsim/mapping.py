@@ -147,12 +147,23 @@ class LayerMapping:
         return self.effective_weights([t.target for t in self.tiles])
 
 
+def as_float_array(a, name, expected):
+    """``a`` as a float64 array; a torch tensor (also one that requires grad,
+    or lives on a GPU) is detached and copied to the host first. Anything
+    non-numeric is a `ParameterError` naming ``name`` and the ``expected``
+    layout."""
+    if hasattr(a, "detach") and hasattr(a, "cpu"):
+        a = a.detach().cpu().numpy()
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"{name} must be a numeric {expected} array; got {type(a).__name__} "
+                             f"that does not convert to float64 ({exc}).") from exc
+
+
 def check_layer(weight, bias):
     """Validate a layer; returns float64 ``(W, b)`` (``b`` may be None)."""
-    try:
-        W = np.asarray(weight, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError("weight must be a numeric (out, in) array (torch layout).") from exc
+    W = as_float_array(weight, "weight", "(out, in) (torch layout)")
     if W.ndim != 2 or min(W.shape) < 1:
         raise ParameterError(
             f"weight has shape {W.shape}; expected a 2-D (out_features, in_features) array "
@@ -163,7 +174,7 @@ def check_layer(weight, bias):
         raise ParameterError(f"weight holds NaN or inf (first at {bad}); only finite weights can be mapped.")
     b = None
     if bias is not None:
-        b = np.asarray(bias, dtype=np.float64)
+        b = as_float_array(bias, "bias", f"({W.shape[0]},)")
         if b.shape != (W.shape[0],):
             raise ParameterError(
                 f"bias has shape {b.shape}; expected ({W.shape[0]},) to match weight {W.shape}, or None."

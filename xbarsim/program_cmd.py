@@ -71,6 +71,11 @@ def load_targets(path):
     return t
 
 
+def _check_out_dir(path):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ParameterError(f"--out {path!r} is a file; give a folder (created when missing) for the study.")
+
+
 def summarize(res, seconds=None):
     """Figures of merit of a `ProgramResult`.
 
@@ -173,7 +178,7 @@ def plot(res, path, title=""):
     plt.close(fig)
 
 
-def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True):
+def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=None):
     """Program one array and write the study into ``out_dir``.
 
     Parameters
@@ -190,6 +195,9 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True):
         Progress bar over the devices (stderr).
     verbose : bool
         Print the summary.
+    provenance : dict, optional
+        Where the device and targets came from (the command line's
+        choices), recorded in ``config`` so that a run can be repeated.
 
     Returns
     -------
@@ -199,6 +207,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True):
     from .programming import _check_target, program
 
     _check_target(targets, cfg.device)  # before anything is written
+    _check_out_dir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.perf_counter()
     res = program(targets, cfg, seed=seed, progress=progress)
@@ -209,6 +218,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True):
         r_wl=cfg.r_wl, r_bl=cfg.r_bl, tolerance=cfg.tolerance, seed=int(seed),
         max_pulses=cfg.write_verify.max_pulses, device_v0=cfg.device.v0,
     )
+    summary["config"].update(provenance or {})
     with open(os.path.join(out_dir, "summary.json"), "w") as fh:
         json.dump(summary, fh, indent=2)
     np.savez_compressed(
@@ -260,7 +270,7 @@ def register(subparsers):
     p.add_argument("--order", choices=[o.value for o in Order], default="column-major")
     p.add_argument("--tolerance", type=float, default=0.01, help="write-verify band, relative (default 0.01)")
     p.add_argument("--ideal-device", action="store_true",
-                   help="the TiO2 device without noise, relaxation or failures")
+                   help="the TiO2 device without noise, relaxation, failures or disturb")
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -268,7 +278,10 @@ def register(subparsers):
         from . import presets
         from .programming import TransferConfig
 
+        from .programming import check_program_memory
+
         device = presets.TIO2_IDEAL if args.ideal_device else presets.TIO2
+        _check_out_dir(args.out)
         if args.r_wire < 0:
             raise ParameterError(f"--r-wire {args.r_wire:g}: a resistance must be >= 0 ohms.")
         cfg = TransferConfig(device=device, scheme=args.scheme, read_scheme=args.read_scheme,
@@ -278,6 +291,7 @@ def register(subparsers):
             if args.g_range is not None:
                 raise ParameterError("--g-range sets random targets; it cannot go with --targets.")
             targets = load_targets(args.targets)
+            provenance = dict(targets=os.path.abspath(args.targets))
         else:
             lo, hi = args.g_range or (device.g_min, device.g_max)
             if not device.g_lo < lo < hi < device.g_hi:
@@ -285,8 +299,11 @@ def register(subparsers):
                     f"--g-range {lo:g}:{hi:g} S reaches outside the device's reachable range "
                     f"({device.g_lo:g}, {device.g_hi:g}) S; keep it inside (the operating window is "
                     f"{device.g_min:g}:{device.g_max:g}).")
+            check_program_memory(args.size)
             targets = np.random.default_rng(args.seed).uniform(lo, hi, args.size)
-        run(args.out, targets, cfg, seed=args.seed, progress=not args.no_progress)
+            provenance = dict(targets="uniform", size=list(args.size), g_range=[lo, hi])
+        provenance["device"] = "TIO2_IDEAL" if args.ideal_device else "TIO2"
+        run(args.out, targets, cfg, seed=args.seed, progress=not args.no_progress, provenance=provenance)
         return 0
 
     p.set_defaults(func=main)

@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 
 from .devices import DeviceParams
-from .exceptions import ConvergenceError, ParameterError
+from .exceptions import ConvergenceError, MemoryLimitError, ParameterError
 
 __all__ = [
     "BiasScheme",
@@ -193,21 +193,39 @@ class TransferConfig:
             raise ParameterError("write_verify must be an xbarsim.programming.WriteVerify.")
         dev = self.device
         if self.window is not None:
-            w = tuple(float(x) for x in self.window)
-            if len(w) != 2 or not (w[0] < w[1]):
+            try:
+                w = tuple(float(x) for x in self.window)
+            except (TypeError, ValueError):
+                raise ParameterError(f"window = {self.window!r}; give (g_min, g_max) as two numbers in "
+                                     "siemens, e.g. (100e-6, 500e-6).") from None
+            if len(w) != 2 or not all(math.isfinite(x) for x in w) or not (w[0] < w[1]):
                 raise ParameterError(f"window = {self.window!r}; give (g_min, g_max) in siemens with g_min < g_max.")
             object.__setattr__(self, "window", w)
         g_min, g_max = self.g_window
         if not (dev.g_lo < g_min and g_max < dev.g_hi):
             raise ParameterError(
                 f"window ({g_min:.3g}, {g_max:.3g}) S lies outside the device's reachable range "
-                f"({dev.g_lo:.3g}, {dev.g_hi:.3g}) S; choose a window inside it (the TiO2 "
-                "operating window is 100e-6 to 500e-6 S)."
+                f"({dev.g_lo:.3g}, {dev.g_hi:.3g}) S; choose a window inside it (this device's "
+                f"operating window is {dev.g_min:.3g} to {dev.g_max:.3g} S)."
             )
-        if not (isinstance(self.input_scale, (int, float)) and self.input_scale > 0):
-            raise ParameterError(f"input_scale = {self.input_scale!r}; a positive number.")
-        if not (0 < self.solve_tol < 1e-3):
-            raise ParameterError("solve_tol must be in (0, 1e-3).")
+        s_in = self.input_scale
+        if isinstance(s_in, bool) or not isinstance(s_in, (int, float)) or not math.isfinite(s_in) or s_in <= 0:
+            raise ParameterError(f"input_scale = {s_in!r}; a finite positive number (the input magnitude "
+                                 "read at V_read).")
+        st = self.solve_tol
+        if not isinstance(st, (int, float)) or not 0 < st < 1e-3:
+            raise ParameterError(f"solve_tol = {st!r}; a number in (0, 1e-3) (node-voltage error relative "
+                                 "to the drive, default 1e-9).")
+        mi = self.solve_maxiter
+        if isinstance(mi, bool) or not isinstance(mi, (int, np.integer)) or mi < 1:
+            raise ParameterError(f"solve_maxiter = {mi!r}; a positive integer (sweeps per circuit solve, "
+                                 "default 5000).")
+        vr = self.write_verify.v_read
+        vth = min(dev.v_set, dev.v_reset)
+        if vr >= vth:
+            raise ParameterError(
+                f"write_verify.v_read = {vr:g} V reaches the device's switching threshold ({vth:g} V): a "
+                "verify read would program the device. Read well below it (0.2 V in the measured arrays).")
 
     @property
     def g_window(self):
@@ -303,6 +321,7 @@ def _check_target(target_g, dev):
         raise ParameterError("target_g must be a numeric (M, N) array of conductances in siemens.") from exc
     if t.ndim != 2 or min(t.shape) < 1:
         raise ParameterError(f"target_g has shape {t.shape}; expected a 2-D (M, N) array in siemens.")
+    check_program_memory(t.shape)
     if not np.all(np.isfinite(t)):
         raise ParameterError("target_g holds NaN or inf; give finite conductances in siemens.")
     if np.any(t <= dev.g_lo) or np.any(t >= dev.g_hi):
@@ -314,10 +333,32 @@ def _check_target(target_g, dev):
     return np.ascontiguousarray(t)
 
 
+PROGRAM_BYTES_PER_CELL = 176
+"""Working memory of one programmed array per cell: the kernel's 14 (M, N)
+float64 work arrays (voltages of the pulse and read solves, their
+extrapolation history, linearised devices, relaxation clocks) and the
+result's 9 fields."""
+
+
+def check_program_memory(shape, n=1):
+    """Refuse to program ``n`` arrays of ``shape`` whose working memory
+    cannot fit, before anything is allocated (`MemoryLimitError`)."""
+    from ._memory import available_bytes
+
+    need = n * PROGRAM_BYTES_PER_CELL * int(np.prod(shape, dtype=np.float64))
+    have = available_bytes()
+    if need > 0.9 * have:
+        raise MemoryLimitError(
+            f"programming {n} array(s) of {shape[0]} x {shape[1]} devices needs about {need / 2**30:.1f} GiB of "
+            f"working memory, but only {have / 2**30:.1f} GiB is available; program a smaller array (a layer "
+            "larger than TransferConfig.tile is split into tiles by xs.transfer).")
+
+
 def _check_seed(seed):
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"seed = {seed!r}; a non-negative integer.")
-    return np.uint64(int(seed) % (1 << 64))
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 1 << 64:
+        raise ParameterError(f"seed = {seed!r}; an integer in [0, 2**64) (the random streams are keyed "
+                             "by a 64-bit seed).")
+    return np.uint64(int(seed))
 
 
 def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=False,

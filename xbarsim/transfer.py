@@ -50,8 +50,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from .exceptions import ParameterError
-from .mapping import LayerMapping, map_layer
+from .exceptions import MemoryLimitError, ParameterError
+from .mapping import LayerMapping, as_float_array, map_layer
 from .programming import TransferConfig, _check_seed, _program_batch, programming_order
 
 __all__ = ["Programmed", "TransferBatch", "transfer", "transfer_many", "iter_transfers", "mvm", "mvm_many"]
@@ -149,6 +149,25 @@ def _check_n(n):
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ParameterError(f"n = {n!r}; the number of transfers must be a positive integer.")
     return int(n)
+
+
+_RESULT_BYTES_PER_DEVICE = 8 + 1 + 1 + 4
+"""What `transfer_many` keeps per device and transfer: g (float64),
+converged, stuck, pulses (int32)."""
+
+
+def _check_result_memory(n, mapping):
+    """Refuse an ``n`` whose results cannot fit, before allocating them."""
+    from ._memory import available_bytes
+
+    devices = sum(t.target.size for t in mapping.tiles)
+    need = n * devices * _RESULT_BYTES_PER_DEVICE
+    have = available_bytes()
+    if need > 0.9 * have:
+        raise MemoryLimitError(
+            f"transfer_many keeps {n} transfers of {devices} devices: about {need / 2**30:.1f} GiB, but only "
+            f"{have / 2**30:.1f} GiB is available. Lower n, or stream them with xs.iter_transfers(..., chunk=...), "
+            "whose memory does not grow with n.")
 
 
 def _run_chunk(mapping, cfg, seed, start, count):
@@ -280,6 +299,7 @@ def transfer_many(weight, bias, cfg: Optional[TransferConfig] = None, n: int = 2
     if workers is not None and scheduler is not None:
         raise ParameterError("give workers= (start a local Dask cluster) or scheduler= (use a running one), "
                              "not both.")
+    _check_result_memory(n, mapping)
     starts = list(range(0, n, chunk))
     g = [np.empty((n,) + t.shape) for t in mapping.tiles]
     conv = [np.empty((n,) + t.shape, dtype=bool) for t in mapping.tiles]
@@ -342,10 +362,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
 
 
 def _check_x(x, mapping):
-    try:
-        x = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError("x must be a numeric (B, in) array.") from exc
+    x = as_float_array(x, "x", f"(B, {mapping.in_features})")
     if x.ndim == 1:
         x = x[None]
     if x.ndim != 2 or x.shape[1] != mapping.in_features:
@@ -421,7 +438,7 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
     mapping = batch.mapping
     cfg = batch.cfg
     n = len(batch)
-    x = np.asarray(x, dtype=np.float64) if not isinstance(x, np.ndarray) else x
+    x = as_float_array(x, "x", f"(B, {mapping.in_features}) or ({n}, B, {mapping.in_features})")
     if x.ndim == 3:
         if x.shape[0] != n:
             raise ParameterError(f"per-transfer inputs x have shape {x.shape}; expected ({n}, B, "

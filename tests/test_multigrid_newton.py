@@ -148,6 +148,58 @@ def test_sinh_strong_case_kirchhoff_and_power(method):
     np.testing.assert_allclose(sol.i_device, xbar.g * 0.1 * np.sinh(vd / 0.1), rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("volts", [6.0, 8.0, 100.0])
+def test_sinh_drive_of_many_v0_converges_with_every_method(volts):
+    """A drive of 60 to 1000 V0 through 1 ohm terminals and wires: the
+    answer is mild (at most ~1.6 V across a device, the wires take the
+    rest), but the linear start puts cosh(60) to overflow into Newton's
+    first Jacobian, which SuperLU called singular and the multigrid's
+    coarsest level not positive definite (bare RuntimeError / LinAlgError).
+    Source stepping finds it: every method agrees, Kirchhoff and power hold,
+    and each device satisfies its sinh law at the returned voltages."""
+    g = np.full((3, 4), 1e-4)
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=0.1)
+    drives = dict(left=xs.Drive(volts, r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    sols = {m: xs.solve(xbar, **drives, method=m) for m in ("direct", "pcg", "mg")}
+    for m, sol in sols.items():
+        _close(sol.i_out, sols["direct"].i_out, 1e-9)
+        assert sol.kcl_error < 1e-9
+        np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-8)
+        vd = sol.v_wl - sol.v_bl
+        assert np.max(np.abs(vd)) < 2.0
+        np.testing.assert_allclose(sol.i_device, g * 0.1 * np.sinh(vd / 0.1), rtol=1e-12, atol=0)
+    # the wires and terminals carry the drive: each word line's current is
+    # below volts / (its 1 ohm source), and well above a device's own
+    total = np.sum(sols["direct"].i_out)
+    assert 0.05 * volts < total < 3 * volts
+
+
+def test_sinh_drive_that_overflows_between_fixed_nodes_is_a_clear_error():
+    """A device between two ideal (0 ohm) drives 1000 V0 apart carries a
+    current beyond double precision: a ConvergenceError saying so, not NaN."""
+    xbar = xs.Crossbar(np.full((2, 2), 1e-4), r_wl=1.0, r_bl=1.0, v0=0.1)
+    for method in ("direct", "pcg"):
+        with pytest.raises(xs.ConvergenceError, match="overflow"):
+            xs.solve(xbar, left=xs.Drive(100.0), bottom=xs.Drive(0.0), method=method)
+
+
+def test_sinh_node_voltages_meet_the_linear_solves_accuracy():
+    """Bit lines that float, held only through their devices (ideal bit-line
+    wire): the Kirchhoff residual alone passed Newton with node voltages
+    ~1e-10 of the drive off. Newton now also demands, as the linear solves
+    do (`AccuracyCheck`), that the next correction be within 10 tol of the
+    largest drive: every node is at the drive, 0.32 V, to 1e-11 relative."""
+    rng = np.random.default_rng(0)
+    for seed in range(4):
+        g = np.random.default_rng(seed).uniform(1e-4, 1e-3, (7, 4))
+        xbar = xs.Crossbar(g, r_wl=1.0, r_bl=0.0, v0=0.1)
+        x = rng.uniform(0.1, 0.4)
+        for method in ("direct", "pcg"):
+            sol = xs.solve(xbar, left=xs.Drive(x), method=method, tol=1e-12)
+            assert np.max(np.abs(sol.v_wl - x)) <= 1e-11 * x
+            assert np.max(np.abs(sol.v_bl - x)) <= 1e-11 * x
+
+
 def test_sinh_reduces_to_linear_for_large_v0():
     rng = np.random.default_rng(2)
     xbar = _random(rng, 12, 9)

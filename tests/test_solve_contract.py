@@ -309,12 +309,15 @@ class TestSolveContract:
         lambda M, N: dict(g=np.where(np.eye(M, N) > 0, np.inf, 1e-4)),
         lambda M, N: dict(g=np.where(np.eye(M, N) > 0, -1e-4, 1e-4)),
         lambda M, N: dict(g="not an array"),
+        lambda M, N: dict(g=np.full((M, N), 1e-4 + 1e-5j)),  # NumPy would drop the imaginary part
+        lambda M, N: dict(g=np.ones((M, N), dtype=bool)),  # would read as 1 S
         # r_wl
         lambda M, N: dict(r_wl=np.ones((M, N))),
         lambda M, N: dict(r_wl=np.ones((M - 1, N - 1))),
         lambda M, N: dict(r_wl=np.nan),
         lambda M, N: dict(r_wl=np.full((M, N - 1), np.inf)),
         lambda M, N: dict(r_wl=-1.0),
+        lambda M, N: dict(r_wl=True),
         # r_bl
         lambda M, N: dict(r_bl=np.ones((M, N))),
         lambda M, N: dict(r_bl=np.ones((M - 1, N - 1))),

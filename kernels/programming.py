@@ -51,7 +51,7 @@ N_WV = 14
 
 # Integer options ``iopt``.
 O_SCHEME = 0  # 0: V/2, 1: V/3, 2: floating
-O_READ = 1  # 0: grounded, 1: V_read/2, 2: floating
+O_READ = 1  # 0: grounded, 1: V_read/2, 2: floating, 3: V_read/2 minus the background read
 O_TRACK = 2  # 1: read every earlier device after each device (calibration)
 O_FINAL_READ = 3  # 1: read every device through the crossbar at the end
 N_OPT = 4
@@ -260,40 +260,67 @@ def _pulse_drives(scheme, isel, jsel, vp, wl_v, wl_drv, bl_v, bl_drv):
 
 @njit(**STRICT_JIT)
 def _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv):
-    """Read scheme of a verify read: 0 grounded, 1 V_read/2, 2 floating."""
-    u = 0.5 * vr if read_scheme == 1 else 0.0
+    """Read scheme of a verify read: 0 grounded, 1 V_read/2, 2 floating,
+    3 V_read/2 with the background read (its first read)."""
+    u = 0.5 * vr if read_scheme == 1 or read_scheme == 3 else 0.0
     _select(isel, jsel, vr, u, u, read_scheme == 2, wl_v, wl_drv, bl_v, bl_drv)
 
 
 @njit(**STRICT_JIT)
-def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv,
-          vwl, vbl, gd, i0, cp, dq, state, ss_factor, rate):
-    """One verify read of (isel, jsel) through the crossbar.
-
-    Returns ``(sensed conductance in small-signal units, solver failed)``:
-    the sensed current over ``V_read``, with the selected device's read
-    noise, divided by ``sinh(V_read/V0) V0 / V_read`` so that a perfect read
-    of an isolated device returns its G.
-    """
-    vr = wv[W_V_READ]
+def _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, gd, i0, cp,
+           dq, state, rate):
+    """The current sensed on bit line ``jsel`` under the drives given, with
+    the selected device's read noise; returns ``(current, solver failed)``.
+    ``vwl``, ``vbl``, ``rate``: this read's warm start (`solve_nodal`)."""
     v0 = dp[P_V0]
     v0inv = dp[P_V0INV]
-    _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv)
     failed = False
     if exact or new_cell:
         set_ideal(wl_v, wl_drv, bl_v, bl_drv, vwl, vbl)
         rate[0] = -1.0
     if not exact:
         it = solve_nodal(G, v0, v0inv, wv[W_R_WL], wv[W_R_BL], wl_v, wl_drv, bl_v, bl_drv,
-                         vwl, vbl, gd, i0, cp, dq, wv[W_SOLVE_TOL] * vr, int(wv[W_SOLVE_MAXIT]),
-                         rate)
+                         vwl, vbl, gd, i0, cp, dq, wv[W_SOLVE_TOL] * wv[W_V_READ],
+                         int(wv[W_SOLVE_MAXIT]), rate)
         failed = it < 0
     cur = column_current(G, v0, v0inv, vwl, vbl, jsel)
     sn = dp[P_READ_NOISE]
     if sn > 0.0:
         isel_cur = device_current(G[isel, jsel], vwl[isel, jsel] - vbl[isel, jsel], v0, v0inv)
         cur += sn * isel_cur * normal(state)
-    return cur / vr / ss_factor, failed
+    return cur, failed
+
+
+@njit(**STRICT_JIT)
+def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv,
+          vwl, vbl, gd, i0, cp, dq, state, ss_factor, rate, vwl_b, vbl_b, rate_b):
+    """One verify read of (isel, jsel) through the crossbar.
+
+    Returns ``(sensed conductance in small-signal units, solver failed)``:
+    the sensed current over ``V_read``, with the selected device's read
+    noise, divided by ``sinh(V_read/V0) V0 / V_read`` so that a perfect read
+    of an isolated device returns its G.
+
+    Read scheme 3 ("V/2-diff") reads twice: as scheme 1 (selected word line
+    at ``V_read``, every other line at ``V_read/2``), then with the selected
+    word line at ``V_read/2`` too. The half-selected devices of the sensed
+    bit line carry the same current in both (exactly so with ideal wires),
+    and the difference is the selected device's alone: ``(I1 - I2) /
+    (V_read/2)``, divided by ``ss_factor = V0 (sinh(V_read/V0) -
+    sinh(V_read/2V0)) / (V_read/2)``. Each read draws its own read noise;
+    the second has its own warm start (``vwl_b``, ``vbl_b``, ``rate_b``).
+    """
+    vr = wv[W_V_READ]
+    _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv)
+    cur, failed = _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv,
+                         vwl, vbl, gd, i0, cp, dq, state, rate)
+    if read_scheme != 3:
+        return cur / vr / ss_factor, failed
+    u = 0.5 * vr
+    _select(isel, jsel, u, u, u, False, wl_v, wl_drv, bl_v, bl_drv)
+    bg, failed_b = _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv,
+                          vwl_b, vbl_b, gd, i0, cp, dq, state, rate_b)
+    return (cur - bg) / (vr - u) / ss_factor, failed or failed_b
 
 
 @njit(**STRICT_JIT)
@@ -384,6 +411,8 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     v0inv = dp[P_V0INV]
     vr = wv[W_V_READ]
     ss_factor = 1.0 if v0inv == 0.0 else v0 * math.sinh(vr * v0inv) / vr
+    if read_scheme == 3 and v0inv != 0.0:  # the difference of reads at V_read and V_read/2
+        ss_factor = v0 * (math.sinh(vr * v0inv) - math.sinh(0.5 * vr * v0inv)) / (0.5 * vr)
     rx = np.empty(5)
     rx[0] = dp[P_RELAX_SIGMA] * math.sqrt(wv[W_CYCLE_TIME])
     rx[1] = dp[P_RELAX_DRIFT] * wv[W_CYCLE_TIME]
@@ -408,6 +437,10 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     gd = np.zeros((M, N))
     i0 = np.zeros((M, N))
     cp, dq = nodal_work(M, N)
+    nb = (M, N) if read_scheme == 3 else (1, 1)  # the background reads' warm start (scheme 3)
+    vwl_b = np.zeros(nb)
+    vbl_b = np.zeros(nb)
+    rate_b = np.full(1, -1.0)
     rate_r = np.full(1, -1.0)  # sweep contraction of the last read / pulse solve of this cell
     rate_p = np.full(1, -1.0)
     tlast = np.zeros((M, N))
@@ -428,7 +461,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
         rate_p[0] = -1.0
         rd, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, cell != last_read_cell,
                         wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state, ss_factor,
-                        rate_r)
+                        rate_r, vwl_b, vbl_b, rate_b)
         last_read_cell = cell
         fails += bad
         npulse = 0
@@ -464,7 +497,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             _touch(G, tlast, tprog, clock, stuck, i, j, t, dp, rx, state)
             rd, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, False,
                             wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
-                            ss_factor, rate_r)
+                            ss_factor, rate_r, vwl_b, vbl_b, rate_b)
             fails += bad
         pulses[i, j] = npulse
         done[0] = p + 1
@@ -478,7 +511,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
                 _touch(G, tlast, tprog, clock, stuck, iq, jq, t, dp, rx, state)
                 rq, bad = _read(G, iq, jq, dp, wv, read_scheme, exact_read, True,
                                 wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
-                                ss_factor, rate_r)
+                                ss_factor, rate_r, vwl_b, vbl_b, rate_b)
                 fails += bad
                 track[q, p] = rq
             last_read_cell = -1
@@ -495,7 +528,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             j = order[p, 1]
             rq, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, True,
                             wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
-                            ss_factor, rate_r)
+                            ss_factor, rate_r, vwl_b, vbl_b, rate_b)
             fails += bad
             read_final[i, j] = rq
     else:

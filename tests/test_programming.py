@@ -245,6 +245,67 @@ def test_read_current_matches_solve():
         assert sensed == pytest.approx(sol.i_out[6], rel=1e-9)
 
 
+@pytest.mark.parametrize("r, v0", [(1.0, 0.45), (0.0, None), (2.0, None)])
+def test_background_cancelling_read_matches_two_solves(r, v0):
+    """Read scheme 3 ("V/2-diff"): the V/2 read minus a read with the
+    selected word line at V_read/2 too, over V_read/2, in small-signal units:
+    the kernel's value is that of two xs.solve runs; with ideal wires and a
+    linear device it is the selected G exactly (the half-selected devices
+    cancel), with wires it is close."""
+    from xbarsim.kernels.noise import stream_key
+
+    G = _targets((6, 7), seed=6)
+    M, N = G.shape
+    isel, jsel, vr = 2, 5, 0.2
+    dev = replace(xs.presets.TIO2.ideal(), v0=v0)
+    cfg = xs.TransferConfig(device=dev, read_scheme="V/2-diff", r_wl=r, r_bl=r, solve_tol=1e-12)
+    dp = dev.pack()
+    wv, iopt = cfg.pack()
+    assert iopt[KP.O_READ] == 3
+    state = np.full(1, stream_key(np.uint64(1), np.uint64(0), np.uint64(0)), dtype=np.uint64)
+    z = lambda *s: np.zeros(s)  # noqa: E731
+    wl_v, bl_v, wl_d, bl_d = z(M), z(N), np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+    cp, dq = nodal_work(M, N)
+    a = 1.0 if v0 is None else v0 * (np.sinh(vr / v0) - np.sinh(vr / 2 / v0)) / (vr / 2)
+    got, failed = KP._read(G, isel, jsel, dp, wv, 3, r == 0.0, True, wl_v, wl_d, bl_v, bl_d,
+                           z(M, N), z(M, N), z(M, N), z(M, N), cp, dq, state, a,
+                           np.full(1, -1.0), z(M, N), z(M, N), np.full(1, -1.0))
+    assert not failed
+    xbar = xs.Crossbar(G, r_wl=r, r_bl=r, v0=v0)
+    sensed = []
+    for v_sel in (vr, vr / 2):
+        wl = np.full(M, vr / 2)
+        wl[isel] = v_sel
+        bl = np.full(N, vr / 2)
+        bl[jsel] = 0.0
+        sol = xs.solve(xbar, left=xs.Drive(wl), bottom=xs.Drive(bl), method="direct", tol=1e-13)
+        sensed.append(sol.i_out[jsel])
+    want = (sensed[0] - sensed[1]) / (vr / 2) / a
+    assert got == pytest.approx(want, rel=1e-9)
+    if r == 0.0:
+        assert got == pytest.approx(G[isel, jsel], rel=1e-13)
+    else:
+        assert got == pytest.approx(G[isel, jsel], rel=0.02)
+
+
+def test_background_cancelling_read_programs_to_target():
+    """With "V/2-diff" verify reads write-verify tunes the devices
+    themselves (the plain "V/2" read tunes the whole bit line's current and
+    leaves them far below target); bit-identical over thread counts."""
+    t = _targets((6, 6), seed=12)
+    cfg = xs.TransferConfig(device=xs.presets.TIO2_IDEAL, read_scheme="V/2-diff", r_wl=0.0, r_bl=0.0)
+    res = xs.program(t, cfg, seed=0)
+    assert np.all(res.converged)
+    assert np.all(np.abs(res.g_final / t - 1) <= cfg.tolerance)
+    np.testing.assert_allclose(res.read_after_own, res.g_after_own, rtol=1e-12)
+    plain = xs.program(t, replace(cfg, read_scheme="V/2"), seed=0)
+    assert np.mean(plain.g_final / t - 1) < -0.3
+    noisy = replace(cfg, device=xs.presets.TIO2, r_wl=1.0, r_bl=1.0)
+    one = _with_threads(1, lambda: xs.program(t, noisy, seed=3).g_final)
+    two = _with_threads(2, lambda: xs.program(t, noisy, seed=3).g_final)
+    np.testing.assert_array_equal(one, two)
+
+
 # --- write-verify ------------------------------------------------------------
 
 def test_converges_for_every_working_device():

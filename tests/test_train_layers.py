@@ -152,3 +152,83 @@ def test_convert_and_to_crossbar_refuse_what_is_not_a_network_of_linear_layers()
         to_crossbar([torch.nn.Linear(2, 3)], xs.TransferConfig())
     with pytest.raises(xs.ParameterError, match="no nn.Linear"):
         to_crossbar(torch.nn.Sequential(torch.nn.ReLU()), xs.TransferConfig())
+
+
+def test_layer_refuses_bad_arguments_when_built():
+    with pytest.raises(ParameterError, match="sample_layer"):
+        HardwareAwareLinear(2, 3, surrogate="abc")
+    for kw, word in ((dict(reparam="no"), "reparam"), (dict(failures="yes"), "failures"),
+                     (dict(failures=float("nan")), "failures"), (dict(weight_decay=float("nan")), "weight_decay")):
+        with pytest.raises(ParameterError, match=word):
+            HardwareAwareLinear(2, 3, surrogate=ToyHardware(), **kw)
+    with pytest.raises(ParameterError, match="in_features"):
+        HardwareAwareLinear(0, 3)
+    with pytest.raises(ParameterError, match="no nn.Linear"):
+        convert(nn.Sequential(nn.Conv2d(1, 1, 3)))
+
+
+def test_layer_takes_any_leading_dimensions_like_linear():
+    """One sampled transfer for all rows, whatever the leading shape (a 1-D
+    input or a (2, 5, in) batch raised before)."""
+    layer = HardwareAwareLinear(4, 3, surrogate=ToyHardware(), seed=1).double()
+    layer.train()
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    y = layer(x)
+    assert y.shape == (2, 5, 3)
+    w = layer.last_sample
+    flat = torch.as_tensor(x.reshape(10, 4).numpy() @ w.weight.T + w.bias)
+    torch.testing.assert_close(y.reshape(10, 3), flat)
+    assert layer(torch.randn(4, dtype=torch.float64)).shape == (3,)
+
+
+def test_train_refuses_what_it_cannot_fit():
+    data = make_moons_split(seed=0)
+    with pytest.raises(ParameterError, match="double"):
+        train(nn.Sequential(nn.Linear(2, 4), nn.Sigmoid(), nn.Linear(4, 1)), data, TrainConfig(epochs=1),
+              progress=False)
+    with pytest.raises(ParameterError, match=r"\(B, 1\)"):
+        train(nn.Sequential(nn.Linear(2, 4), nn.Sigmoid(), nn.Linear(4, 3)).double(), data, TrainConfig(epochs=1),
+              progress=False)
+    with pytest.raises(ParameterError, match="MoonsData"):
+        train(moons_network(), (data.x_train, data.y_train), TrainConfig(epochs=1), progress=False)
+    for kw in (dict(epochs=2.5), dict(val_samples=-3), dict(select_every=0), dict(lr=float("nan"))):
+        with pytest.raises(ParameterError, match=list(kw)[0]):
+            TrainConfig(**kw)
+
+
+def test_moons_network_leaves_the_global_generator_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = moons_network(seed=5)
+    assert torch.equal(torch.rand(3), expected)
+    b = moons_network(seed=5)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_evaluations_refuse_networks_they_would_score_wrongly():
+    """The evaluations score one-logit binary classifiers of Linear-Sigmoid
+    layers; anything else used to be scored silently (column 0, a sigmoid
+    put in for any activation)."""
+    import xbarsim as xs
+    from xbarsim.train import StatisticalModel, evaluate_statistical, network_layers
+
+    cfg = xs.TransferConfig()
+    x = np.random.default_rng(0).uniform(0, 1, (6, 4))
+    y = np.array([0, 1, 0, 1, 1, 0])
+    multi = nn.Sequential(nn.Linear(4, 6), nn.Sigmoid(), nn.Linear(6, 3)).double()
+    with pytest.raises(ParameterError, match="3 outputs"):
+        evaluate_statistical(multi, cfg, x, y, n=2, stat=StatisticalModel())
+    one = nn.Sequential(nn.Linear(4, 6), nn.Sigmoid(), nn.Linear(6, 1)).double()
+    with pytest.raises(ParameterError, match="labels 0 and 1"):
+        evaluate_statistical(one, cfg, x, 2 * y - 1, n=2)
+    with pytest.raises(ParameterError, match="one label per point"):
+        evaluate_statistical(one, cfg, x, y[:4], n=2)
+    with pytest.raises(ParameterError, match=r"\(points, 4\)"):
+        evaluate_statistical(one, cfg, x[:, :3], y, n=2)
+    for bad in (nn.Sequential(nn.Linear(4, 6), nn.LeakyReLU(), nn.Linear(6, 1)),
+                nn.Sequential(nn.Linear(4, 6), nn.Linear(6, 1))):
+        with pytest.raises(ParameterError, match="Linear -> Sigmoid"):
+            network_layers(bad)
+    assert len(network_layers(one)) == 2
+    assert evaluate_statistical(one, cfg, x, y, n=3).correct.shape == (3, 6)

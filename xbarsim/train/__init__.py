@@ -6,7 +6,9 @@ The names most code needs::
     HardwareAwareLinear        drop-in nn.Linear trained against it
     convert, to_crossbar       nn.Linear -> hardware-aware; layers -> xs.transfer
     StatisticalModel           the paper's statistical-only transfer model
-    train, TrainConfig         BCE + Adam training loop
+    train, TrainConfig         BCE + Adam training loop (binary, one logit)
+    regularization_loss, snapshot_, restore_failed_
+                               the three calls of a training loop of your own
     evaluate_circuit, ...      Monte-Carlo transfers and per-point accuracy
 
 Submodules: ``surrogate``, ``layers``, ``statistical``, ``data``,
@@ -15,7 +17,8 @@ Submodules: ``surrogate``, ``layers``, ``statistical``, ``data``,
 
 from .data import MoonsData, load_csv_dir, make_moons_split
 from .evaluate import evaluate_circuit, evaluate_statistical, evaluate_surrogate, network_layers
-from .layers import HardwareAwareLinear, LayerSample, convert, sampling, to_crossbar
+from .layers import (HardwareAwareLinear, LayerSample, convert, regularization_loss, restore_failed_, sampling,
+                     snapshot_, to_crossbar)
 from .metrics import accuracy_bins, per_point_accuracy, summarize
 from .statistical import StatisticalModel
 from .surrogate import Surrogate
@@ -28,6 +31,9 @@ __all__ = [
     "convert",
     "to_crossbar",
     "sampling",
+    "regularization_loss",
+    "snapshot_",
+    "restore_failed_",
     "StatisticalModel",
     "TrainConfig",
     "train",

@@ -56,11 +56,24 @@ def network_layers(model):
     """``[(W, b), ...]`` of the linear layers of a 2-8-1 style network, float64 numpy.
 
     The network must alternate linear layers and sigmoids (the moons
-    network): that is what the evaluation reproduces on hardware.
+    network): that is what the evaluation reproduces on hardware, so any
+    other layer (another activation, a convolution), a missing sigmoid, or
+    two sigmoids in a row is refused rather than silently replaced.
     """
-    acts = [m for m in model.modules() if isinstance(m, (nn.Sigmoid, nn.ReLU, nn.Tanh))]
-    if any(not isinstance(a, nn.Sigmoid) for a in acts):
-        raise ParameterError("the hardware evaluation supports sigmoid activations between linear layers only.")
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    passive = (nn.Identity, nn.Dropout)
+    other = [type(m).__name__ for m in leaves if not isinstance(m, (nn.Linear, nn.Sigmoid) + passive)]
+    if other:
+        raise ParameterError(
+            f"the hardware evaluation runs Linear -> Sigmoid -> ... -> Linear networks; this one also holds "
+            f"{', '.join(sorted(set(other)))}. Transfer other networks layer by layer with "
+            "xbarsim.train.to_crossbar and xs.mvm, applying their activations in between.")
+    kinds = ["L" if isinstance(m, nn.Linear) else "S" for m in leaves if not isinstance(m, passive)]
+    if "".join(kinds) != "LS" * (kinds.count("L") - 1) + "L":
+        raise ParameterError(
+            f"the hardware evaluation runs Linear -> Sigmoid -> ... -> Linear networks (a sigmoid between "
+            f"every two linear layers, none after the last); this one's layers run {'-'.join(kinds)} "
+            "(L: Linear, S: Sigmoid).")
     out = []
     for layer in linear_layers(model):
         w = layer.weight.detach().cpu().numpy().astype(np.float64)
@@ -69,6 +82,36 @@ def network_layers(model):
     if not out:
         raise ParameterError("the model holds no nn.Linear layer to transfer.")
     return out
+
+
+def _task(model_or_layers, x, y):
+    """The layers, features and labels of a binary evaluation, checked
+    before any transfer runs: the layers chain, the last has one output
+    (the logit, class 1 where it is > 0), ``x`` is (P, in) and finite,
+    ``y`` holds P labels in {0, 1}."""
+    layers = model_or_layers if isinstance(model_or_layers, list) else network_layers(model_or_layers)
+    width = layers[0][0].shape[1]
+    for k in range(1, len(layers)):
+        if layers[k][0].shape[1] != layers[k - 1][0].shape[0]:
+            raise ParameterError(f"layer {k} takes {layers[k][0].shape[1]} inputs but layer {k - 1} gives "
+                                 f"{layers[k - 1][0].shape[0]}.")
+    if layers[-1][0].shape[0] != 1:
+        raise ParameterError(
+            f"the evaluation scores binary classifiers with one output logit (class 1 where it is > 0), as "
+            f"the moons network; this network has {layers[-1][0].shape[0]} outputs. Score other networks "
+            "with xbarsim.train.to_crossbar and xs.mvm (e.g. argmax over the outputs).")
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != width:
+        raise ParameterError(f"x has shape {x.shape}; expected (points, {width}) for this network.")
+    if not np.all(np.isfinite(x)):
+        raise ParameterError("x holds NaN or inf; the test features must be finite.")
+    labels = np.asarray(y)
+    if labels.shape != (x.shape[0],):
+        raise ParameterError(f"y has shape {labels.shape}; expected ({x.shape[0]},), one label per point of x.")
+    if not np.all((labels == 0) | (labels == 1)):
+        raise ParameterError("y must hold labels 0 and 1 (class 1 where the logit is > 0); map other "
+                             "label sets to {0, 1} first.")
+    return layers, x, labels.astype(np.int64)
 
 
 def _sigmoid(z):
@@ -154,9 +197,7 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     """
     import xbarsim as xs
 
-    layers = model_or_layers if isinstance(model_or_layers, list) else network_layers(model_or_layers)
-    x = np.asarray(x, dtype=np.float64)
-    labels = np.asarray(y)
+    layers, x, labels = _task(model_or_layers, x, y)
     logits = np.empty((n, x.shape[0]))
     kept = [[] for _ in layers]
     streams = [xs.iter_transfers(w, b, cfg, n=n, seed=seed + k, chunk=chunk) for k, (w, b) in enumerate(layers)]
@@ -197,10 +238,9 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
     from .surrogate import tile_features
 
     stat = StatisticalModel() if stat is None else stat
-    layers = model_or_layers if isinstance(model_or_layers, list) else network_layers(model_or_layers)
+    layers, x, labels = _task(model_or_layers, x, y)
     rng = np.random.default_rng(seed)
     maps = [_layer_targets(w, b, cfg) for w, b in layers]
-    x = np.asarray(x, dtype=np.float64)
     logits = np.empty((n, x.shape[0]))
     for s in range(0, n, chunk):
         c = min(chunk, n - s)
@@ -215,16 +255,15 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
             z = np.einsum("nbi,noi->nbo", h, W) + (0.0 if bb is None else bb[:, None, :])
             h = _sigmoid(z) if k < len(maps) - 1 else z
         logits[s:s + c] = h[..., 0]
-    correct = (logits > 0).astype(np.int64) == np.asarray(y)[None, :]
+    correct = (logits > 0).astype(np.int64) == labels[None, :]
     return MCResult(logits, correct, "statistical")
 
 
 def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=250):
     """Per-transfer outputs under the fitted surrogate (programming and circuit)."""
-    layers = model_or_layers if isinstance(model_or_layers, list) else network_layers(model_or_layers)
+    layers, x, labels = _task(model_or_layers, x, y)
     rng = np.random.default_rng(seed)
     maps = [_layer_targets(w, b, surrogate.cfg) for w, b in layers]
-    x = np.asarray(x, dtype=np.float64)
     logits = np.empty((n, x.shape[0]))
     for s in range(0, n, chunk):
         c = min(chunk, n - s)
@@ -234,7 +273,7 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
             z = surrogate.layer_output(lm, gs, h, rng, noise=True)
             h = _sigmoid(z) if k < len(maps) - 1 else z
         logits[s:s + c] = h[..., 0]
-    correct = (logits > 0).astype(np.int64) == np.asarray(y)[None, :]
+    correct = (logits > 0).astype(np.int64) == labels[None, :]
     return MCResult(logits, correct, "surrogate")
 
 

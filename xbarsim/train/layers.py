@@ -1,8 +1,8 @@
 """`HardwareAwareLinear`, `convert` and `to_crossbar`.
 
 A drop-in for ``nn.Linear`` that trains against a model of the hardware
-(a fitted `Surrogate`, or the paper's `StatisticalModel`), with the three
-techniques of Drolet et al. (arXiv:2305.18495) switchable one by one:
+(a `Surrogate` fitted to the simulator, `xbarsim.train.surrogate`), with the
+three techniques of Drolet et al. (arXiv:2305.18495) switchable one by one:
 
 ``reparam``
     Reparametrization trick: every training forward samples one transfer of
@@ -15,8 +15,15 @@ techniques of Drolet et al. (arXiv:2305.18495) switchable one by one:
     in that step (zero gradient, and `restore_failed_` undoes what an
     optimizer with momentum would still do to them).
 ``regularize``
-    Weight decay and the hardware penalty of `xbarsim.train.regularizers`
-    (added to the loss by `regularization_loss`).
+    Weight decay and the surrogate's differentiable hardware penalty
+    (``weight_decay``, ``hardware_penalty``), added to the loss by
+    `regularization_loss`.
+
+A training loop of your own calls, per step: ``loss = task_loss +
+regularization_loss(model)``, ``snapshot_(model)`` before
+``optimizer.step()`` and ``restore_failed_(model)`` after it (that is what
+`xbarsim.train.train` does); without them the regularization is not applied
+and an optimizer with momentum still moves the weights of failed devices.
 
 In evaluation mode the layer is deterministic (the mean weights), unless
 `sample_on_eval` is set or the `sampling` context is used, which draw one
@@ -46,6 +53,7 @@ __all__ = [
     "sampling",
     "hardware_layers",
     "restore_failed_",
+    "snapshot_",
     "regularization_loss",
 ]
 
@@ -131,10 +139,9 @@ class HardwareAwareLinear(nn.Linear):
         As ``nn.Linear``.
     surrogate : object, optional
         A hardware model with ``sample_layer(weight, bias, rng, noise=,
-        failures=) -> LayerSample`` (a fitted `Surrogate`, or
-        `StatisticalTransfer`), and optionally ``penalty(weight, bias)``
-        (a differentiable torch scalar). None: the layer is an
-        ``nn.Linear``.
+        failures=) -> LayerSample`` (a fitted `Surrogate`), and optionally
+        ``penalty(weight, bias)`` (a differentiable torch scalar). None:
+        the layer is an ``nn.Linear``.
     mapping : str
         Weight-to-conductance mapping of the transfer; must match the
         hardware model's (checked when the model has a ``mapping``).
@@ -168,11 +175,21 @@ class HardwareAwareLinear(nn.Linear):
         device=None,
         dtype=None,
     ):
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ParameterError(f"{name} = {n!r}; a positive integer.")
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        if weight_decay < 0 or hardware_penalty < 0:
+        for name, c in (("weight_decay", weight_decay), ("hardware_penalty", hardware_penalty)):
+            if isinstance(c, bool) or not isinstance(c, (int, float)) or not (math.isfinite(c) and c >= 0):
+                raise ParameterError(f"{name} = {c!r}; a finite coefficient >= 0.")
+        if surrogate is not None and not callable(getattr(surrogate, "sample_layer", None)):
             raise ParameterError(
-                f"weight_decay ({weight_decay}) and hardware_penalty ({hardware_penalty}) must be >= 0."
-            )
+                f"surrogate must be a fitted xbarsim.train.Surrogate (an object with sample_layer); got "
+                f"{type(surrogate).__name__}. Fit one with Surrogate.fit(cfg), or load it with Surrogate.load.")
+        if not isinstance(reparam, (bool, np.bool_)):
+            raise ParameterError(f"reparam = {reparam!r}; True or False.")
+        if failures is not None and (isinstance(failures, str) or not isinstance(failures, (bool, int, float))):
+            raise ParameterError(f"failures = {failures!r}; True, False or a scale >= 0 of the failure rates.")
         model_mapping = getattr(surrogate, "mapping", None)
         if surrogate is not None and model_mapping is not None and str(model_mapping) != str(mapping):
             raise ParameterError(
@@ -186,7 +203,7 @@ class HardwareAwareLinear(nn.Linear):
             self.failure_scale = 1.0
             self.failures = bool(failures)
         else:
-            if not (float(failures) >= 0):
+            if not (math.isfinite(float(failures)) and float(failures) >= 0):
                 raise ParameterError(f"failures = {failures!r}; True, False or a scale >= 0 of the failure rates.")
             self.failure_scale = float(failures)
             self.failures = self.failure_scale > 0
@@ -254,6 +271,9 @@ class HardwareAwareLinear(nn.Linear):
         if not self._sampling_now():
             self._failed_weight = self._failed_bias = None
             return super().forward(x)
+        if x.dim() != 2:  # like nn.Linear: any leading dimensions, one sampled transfer for all
+            lead = x.shape[:-1]
+            return self.forward(x.reshape(-1, x.shape[-1])).reshape(*lead, self.out_features)
         s = self.sample()
         self.last_sample = s
         dev, dt = self.weight.device, self.weight.dtype
@@ -409,6 +429,9 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
 
     if isinstance(model, nn.Linear) and not isinstance(model, HardwareAwareLinear):
         return HardwareAwareLinear.from_linear(model, surrogate=surrogate, seed=seed, **kwargs)
+    if not linear_layers(model):
+        raise ParameterError(f"{type(model).__name__} has no nn.Linear layer to make hardware-aware "
+                             "(only Linear layers map onto crossbars here).")
     _swap(model)
     return model
 
@@ -445,6 +468,13 @@ def to_crossbar(model, cfg, seed=0):
     layers = linear_layers(model)
     if not layers:
         raise ParameterError(f"{type(model).__name__} has no nn.Linear layer to transfer onto crossbars.")
+    others = sorted({type(m).__name__ for m in model.modules()
+                     if not isinstance(m, nn.Linear) and any(True for _ in m.parameters(recurse=False))})
+    if others:
+        import warnings
+
+        warnings.warn(f"to_crossbar transfers the nn.Linear layers only; {', '.join(others)} stay in software.",
+                      UserWarning, stacklevel=2)
     out = []
     for k, layer in enumerate(layers):
         w = layer.weight.detach().cpu().numpy().astype(np.float64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 from dataclasses import dataclass
 
@@ -37,10 +38,16 @@ class TrainConfig:
     """With a ``score`` function: epochs between selection checks."""
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1 or not (self.lr > 0):
-            raise ParameterError(
-                f"epochs ({self.epochs}) and batch_size ({self.batch_size}) must be >= 1 and lr ({self.lr}) > 0."
-            )
+        for name in ("epochs", "batch_size", "select_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ParameterError(f"TrainConfig.{name} = {v!r}; a positive integer.")
+        if isinstance(self.val_samples, bool) or not isinstance(self.val_samples, (int, np.integer)) \
+                or self.val_samples < 0:
+            raise ParameterError(f"TrainConfig.val_samples = {self.val_samples!r}; an integer >= 0 "
+                                 "(0: validate the mean weights).")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ParameterError(f"TrainConfig.lr = {self.lr!r}; a finite learning rate > 0.")
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,8 +66,9 @@ class TrainResult:
 
 def moons_network(hidden=8, seed=0):
     """The paper's 2 -> `hidden` (sigmoid) -> 1 logit network, plain ``nn.Linear``."""
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(2, hidden), nn.Sigmoid(), nn.Linear(hidden, 1)).double()
+    with torch.random.fork_rng(devices=[]):  # the caller's global generator is left as it was
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(2, hidden), nn.Sigmoid(), nn.Linear(hidden, 1)).double()
 
 
 def predict_logits(model, x):
@@ -132,7 +140,37 @@ def train(model, data, config=TrainConfig(), progress=True, label="train", score
         return _train(model, data, config, progress, label, score)
 
 
+def _check_training(model, data, config):
+    """What `train` needs, checked before the first step."""
+    if not isinstance(model, torch.nn.Module):
+        raise ParameterError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+    if not isinstance(config, TrainConfig):
+        raise ParameterError(f"config must be an xbarsim.train.TrainConfig; got {type(config).__name__}.")
+    for name in ("x_train", "y_train", "x_val", "y_val"):
+        if not hasattr(data, name):
+            raise ParameterError(f"data must have x_train, y_train, x_val, y_val (an xbarsim.train.data.MoonsData); "
+                                 f"got {type(data).__name__} without {name}.")
+    params = list(model.parameters())
+    if any(p.dtype != torch.float64 for p in params):
+        raise ParameterError("train runs in float64 (the hardware models are float64); convert the model with "
+                             "model.double() first.")
+    was_training = model.training
+    model.eval()  # the mean weights: no hardware sample drawn, no stream advanced
+    try:
+        with torch.no_grad():
+            out = model(torch.as_tensor(np.asarray(data.x_train[:2]), dtype=torch.float64))
+    finally:
+        model.train(was_training)
+    if out.ndim != 2 or out.shape[1] != 1:
+        raise ParameterError(f"train fits binary classifiers with one logit per point ((B, 1) outputs, "
+                             f"BCE-with-logits); this model gives {tuple(out.shape)}. Write your own loop for "
+                             "other tasks (see xbarsim.train.layers).")
+    if not np.all(np.isfinite(np.asarray(data.x_train, dtype=np.float64))):
+        raise ParameterError("data.x_train holds NaN or inf.")
+
+
 def _train(model, data, config, progress, label, score):
+    _check_training(model, data, config)
     torch.manual_seed(config.seed)
     gen = np.random.default_rng(config.seed)
     x = torch.as_tensor(data.x_train, dtype=torch.float64)

@@ -187,7 +187,16 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
         raise ParameterError("need --transfers >= 1, --epochs >= 1 and --fit-transfers >= 2.")
     if not isinstance(seed, int) or seed < 0:
         raise ParameterError(f"--seed {seed!r}: a non-negative integer.")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ParameterError(f"--out {out_dir!r} is a file; give a folder (created when missing).")
     os.makedirs(out_dir, exist_ok=True)
+    # outputs of an earlier run into this folder that this run will not
+    # rewrite would read as its own (the surrogate fit cache is kept)
+    for name in ("surrogate_check.json", "surrogate_check.txt", "ablation.json", "ablation.csv"):
+        if (name.startswith("surrogate") and not check_surrogate) or (name.startswith("ablation") and not ablation):
+            stale = os.path.join(out_dir, name)
+            if os.path.isfile(stale):
+                os.remove(stale)
     t_start = time.perf_counter()
     timing = {}
     torch.manual_seed(seed)
@@ -432,7 +441,7 @@ def register(subparsers):
         help="the paper's half-moons experiment: regular vs hardware-aware training, circuit-in-the-loop transfers",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--out", default="out/moons", help="output directory (default out/moons)")
+    p.add_argument("--out", default=None, help="output directory (default out/moons; out/moons-quick with --quick)")
     p.add_argument("--transfers", type=int, default=None, help="transfers per network (default 2000)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of data, training, surrogate and transfers")
     p.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
@@ -446,7 +455,8 @@ def register(subparsers):
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     def main(args):
-        run(out_dir=args.out, transfers=args.transfers, seed=args.seed, quick=args.quick, data_dir=args.data,
+        out = args.out if args.out is not None else ("out/moons-quick" if args.quick else "out/moons")
+        run(out_dir=out, transfers=args.transfers, seed=args.seed, quick=args.quick, data_dir=args.data,
             noise=args.noise, surrogate_path=args.surrogate, epochs=args.epochs, fit_transfers=args.fit_transfers,
             progress=not args.no_progress, ablation=args.ablation, check_surrogate=args.check_surrogate)
         return 0

@@ -123,6 +123,26 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
         kcl_met = rel <= tol
         if kcl_met and last_move <= vtol:
             return v_wl, v_bl, stepped + it - 1, inner_iters, rel
+        if kcl_met and pre is not None and cap == np.inf:
+            # first the linear solves' own estimate (`AccuracyCheck`): the
+            # preconditioned residual z, one application of the last step's
+            # preconditioner
+            z_wl, z_bl = work.z
+            pre.apply(F_wl, F_bl, z_wl, z_bl)
+            if max(float(np.max(np.abs(z_wl))), float(np.max(np.abs(z_bl)))) <= vtol:
+                return v_wl, v_bl, stepped + it - 1, inner_iters, rel
+            # then z as the correction (one preconditioned Richardson step),
+            # kept if the corrected voltages pass the same two tests
+            np.add(v_wl, z_wl, out=T_wl)
+            np.add(v_bl, z_bl, out=T_bl)
+            with np.errstate(over="ignore", invalid="ignore"):
+                residual(net, T_wl, T_bl, G_wl, G_bl)
+            trial = float((np.sqrt(work.dot(G_wl, G_wl, G_bl, G_bl)) / safe)[0]) if scale[0] > 0 else 0.0
+            if trial <= tol:
+                pre.apply(G_wl, G_bl, z_wl, z_bl)
+                if max(float(np.max(np.abs(z_wl))), float(np.max(np.abs(z_bl)))) <= vtol:
+                    history.append(trial)
+                    return T_wl, T_bl, stepped + it, inner_iters, trial
         with np.errstate(over="ignore"):
             g_eff = net.g * np.cosh(x)
         d_wl[...] = 0.0

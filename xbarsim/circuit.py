@@ -35,8 +35,9 @@ def _as_float_array(value, name):
     if kind in ("c", "b") or isinstance(value, (bool, complex, np.bool_)):
         # NumPy would drop an imaginary part with only a warning, and read
         # True as 1 S / 1 ohm / 1 V
-        raise ParameterError(f"{name} must be real numbers; got {'complex' if kind == 'c' or isinstance(value, complex) else 'boolean'} "
-                             "values. Pass conductances in siemens, resistances in ohms, voltages in volts.")
+        what = "complex" if kind == "c" or isinstance(value, complex) else "boolean"
+        raise ParameterError(f"{name} must be real numbers; got {what} values. Pass conductances in siemens, "
+                             "resistances in ohms, voltages in volts.")
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:

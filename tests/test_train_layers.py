@@ -232,3 +232,18 @@ def test_evaluations_refuse_networks_they_would_score_wrongly():
             network_layers(bad)
     assert len(network_layers(one)) == 2
     assert evaluate_statistical(one, cfg, x, y, n=3).correct.shape == (3, 6)
+
+
+def test_surrogate_fit_and_sampling_refuse_bad_arguments_first():
+    import xbarsim as xs
+    from xbarsim.train import Surrogate
+
+    cfg = xs.TransferConfig()
+    for kw, word in ((dict(weight_scale=-1.0), "weight_scale"), (dict(weight_scale=0.0), "weight_scale"),
+                     (dict(n_bins=0), "n_bins"), (dict(n_fail_devices=-5), "n_fail_devices"),
+                     (dict(layers=((8, 2), (0, 8))), "layers"), (dict(layers="ab"), "layers")):
+        with pytest.raises(ParameterError, match=word):
+            Surrogate.fit(cfg, n_transfers=2, **kw)
+    with pytest.raises(ParameterError, match="torch.nn.Module"):
+        with sampling("net"):
+            pass

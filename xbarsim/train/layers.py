@@ -347,6 +347,7 @@ def sinh_inputs(x, v_read, v0, input_scale):
 
 def hardware_layers(model):
     """The `HardwareAwareLinear` modules of `model`, in order."""
+    _check_module(model)
     return [m for m in model.modules() if isinstance(m, HardwareAwareLinear)]
 
 

@@ -465,6 +465,20 @@ class Surrogate:
             raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
         if not isinstance(n_transfers, (int, np.integer)) or n_transfers < 2:
             raise ParameterError(f"n_transfers = {n_transfers!r}; need an integer >= 2.")
+        for name, v, low in (("n_bins", n_bins, 1), ("n_probe", n_probe, 1), ("n_fail_devices", n_fail_devices, 0)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ParameterError(f"{name} = {v!r}; an integer >= {low}.")
+        if isinstance(weight_scale, bool) or not isinstance(weight_scale, (int, float)) \
+                or not (np.isfinite(weight_scale) and weight_scale > 0):
+            raise ParameterError(f"weight_scale = {weight_scale!r}; a finite number > 0 (random weights are "
+                                 "uniform in [-weight_scale, weight_scale]).")
+        try:
+            shapes = [tuple(int(d) for d in shape) for shape in layers]
+        except (TypeError, ValueError):
+            shapes = None
+        if not shapes or any(len(sh) != 2 or min(sh) < 1 for sh in shapes):
+            raise ParameterError(f"layers = {layers!r}; a sequence of (out_features, in_features) pairs of "
+                                 "positive integers, e.g. ((8, 2), (1, 8)).")
         rng = np.random.default_rng(seed)
         tiles = []  # (target, g_after_own, g_final, stuck, pulses), each (M, N)
         mvm_jobs = []  # (mapping, tile g list, x) for the circuit-factor fit

@@ -54,19 +54,25 @@ def estimate(method, M, N, batch):
     return cells * (PCG_BYTES_PER_CELL + PCG_BYTES_PER_CELL_COLUMN * batch)
 
 
-def check(method, M, N, batch):
-    need = estimate(method, M, N, batch)
+def require(need, what, hint):
+    """Refuse, before anything is allocated, work that needs ``need`` bytes
+    when more than 90 % of the available memory: a `MemoryLimitError`
+    saying ``what`` needs about that much, and ``hint`` (the fix)."""
     have = available_bytes()
     if need > 0.9 * have:
-        hint = (
-            "use method='pcg', which needs far less memory, or a smaller array"
-            if method == "direct"
-            else "solve fewer input columns at a time (split the batch), or use a smaller array"
-        )
         raise MemoryLimitError(
-            f"a {method} solve of a {M} x {N} array with {batch} input column(s) needs about "
-            f"{need / 2**30:.1f} GiB, but only {have / 2**30:.1f} GiB is available; {hint}."
+            f"{what} needs about {need / 2**30:.1f} GiB, but only {have / 2**30:.1f} GiB is available; {hint}."
         )
+
+
+def check(method, M, N, batch):
+    hint = (
+        "use method='pcg', which needs far less memory, or a smaller array"
+        if method == "direct"
+        else "solve fewer input columns at a time (split the batch), or use a smaller array"
+    )
+    require(estimate(method, M, N, batch), f"a {method} solve of a {M} x {N} array with {batch} input column(s)",
+            hint)
 
 
 def check_copy(value, name):
@@ -83,9 +89,5 @@ def check_copy(value, name):
     need = 8
     for n in shape:
         need *= int(n)
-    have = available_bytes()
-    if need > 0.9 * have:
-        raise MemoryLimitError(
-            f"{name} ({dtype}, shape {tuple(shape)}) needs a float64 C-ordered copy of "
-            f"{need / 2**30:.1f} GiB, but only {have / 2**30:.1f} GiB is available; use a smaller array."
-        )
+    require(need, f"a float64 C-ordered copy of {name} ({dtype}, shape {tuple(shape)})",
+            "use a smaller array")

@@ -52,6 +52,19 @@ def _make_inner(net_j, kind):
     return make_preconditioner(net_j, kind)
 
 
+def _absmax(a_wl, a_bl):
+    """Largest |value| over both layers (a voltage correction's size)."""
+    return max(float(np.max(np.abs(a_wl))), float(np.max(np.abs(a_bl))))
+
+
+def _overflow(history):
+    """The error of a drive whose device currents overflow double precision."""
+    return ConvergenceError(
+        "device currents overflow double precision (|V/V0| > 710) between nodes the drives fix; "
+        "lower the drive voltages, raise v0, or give the drives a terminal resistance.",
+        residual_history=np.array(history), iterations=0)
+
+
 def _newton_column(net, tol, maxiter, callback, x0, inner, history):
     M, N = net.shape
     work = Workspace(M, N, 1)
@@ -59,10 +72,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
     with np.errstate(over="ignore", invalid="ignore"):
         scale = residual_scale(net, work)
     if not np.all(np.isfinite(scale)):
-        raise ConvergenceError(
-            "device currents overflow double precision (|V/V0| > 710) between nodes the drives fix; "
-            "lower the drive voltages, raise v0, or give the drives a terminal resistance.",
-            residual_history=np.array(history), iterations=0)
+        raise _overflow(history)
     safe = np.where(scale > 0, scale, 1.0)
     vtol = VTOL_PER_TOL * tol * float(net.drive_scale()[0])
     if x0 is None:
@@ -96,10 +106,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
         with np.errstate(over="ignore", invalid="ignore"):
             residual(net, v_wl, v_bl, F_wl, F_bl)
         if not (np.all(np.isfinite(F_wl)) and np.all(np.isfinite(F_bl))):
-            raise ConvergenceError(
-                "device currents overflow double precision (|V/V0| > 710) between nodes the drives fix; "
-                "lower the drive voltages, raise v0, or give the drives a terminal resistance.",
-                residual_history=np.array(history), iterations=0)
+            raise _overflow(history)
     rel = float((np.sqrt(work.dot(F_wl, F_wl, F_bl, F_bl)) / safe)[0]) if scale[0] > 0 else 0.0
     history.append(rel)
     inner_iters = 0
@@ -129,7 +136,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
             # preconditioner
             z_wl, z_bl = work.z
             pre.apply(F_wl, F_bl, z_wl, z_bl)
-            if max(float(np.max(np.abs(z_wl))), float(np.max(np.abs(z_bl)))) <= vtol:
+            if _absmax(z_wl, z_bl) <= vtol:
                 return v_wl, v_bl, stepped + it - 1, inner_iters, rel
             # then z as the correction (one preconditioned Richardson step),
             # kept if the corrected voltages pass the same two tests
@@ -140,7 +147,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
             trial = float((np.sqrt(work.dot(G_wl, G_wl, G_bl, G_bl)) / safe)[0]) if scale[0] > 0 else 0.0
             if trial <= tol:
                 pre.apply(G_wl, G_bl, z_wl, z_bl)
-                if max(float(np.max(np.abs(z_wl))), float(np.max(np.abs(z_bl)))) <= vtol:
+                if _absmax(z_wl, z_bl) <= vtol:
                     history.append(trial)
                     return T_wl, T_bl, stepped + it, inner_iters, trial
         with np.errstate(over="ignore"):
@@ -162,7 +169,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
             # a Jacobian too ill-conditioned to factor (SuperLU: singular;
             # multigrid: a coarsest level that lost definiteness)
             pre, k, ok, slope0 = None, 0, False, np.nan
-        if kcl_met and ok and max(float(np.max(np.abs(d_wl))), float(np.max(np.abs(d_bl)))) <= vtol:
+        if kcl_met and ok and _absmax(d_wl, d_bl) <= vtol:
             inner_iters += k
             return v_wl, v_bl, stepped + it - 1, inner_iters, rel
         inner_iters += k
@@ -200,7 +207,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
         v_bl, T_bl = T_bl, v_bl
         F_wl, G_wl = G_wl, F_wl
         F_bl, G_bl = G_bl, F_bl
-        last_move = t * max(float(np.max(np.abs(d_wl))), float(np.max(np.abs(d_bl))))
+        last_move = t * _absmax(d_wl, d_bl)
         new_rel = float((np.sqrt(work.dot(F_wl, F_wl, F_bl, F_bl)) / safe)[0]) if scale[0] > 0 else 0.0
         history.append(new_rel)
         if callback is not None:

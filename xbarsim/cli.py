@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 SUBCOMMAND_MODULES = (
@@ -29,6 +30,15 @@ def seed_arg(text):
     if value < 0:
         raise argparse.ArgumentTypeError(f"seed {text!r} must be a non-negative integer")
     return value
+
+
+def check_out_dir(path):
+    """The check of every ``--out`` folder, before anything runs: it may be
+    missing (it is created) but not a file."""
+    from .exceptions import ParameterError
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ParameterError(f"--out {path!r} is a file; give a folder (created when missing).")
 
 
 def build_parser():

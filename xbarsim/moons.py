@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .exceptions import ParameterError
-from .cli import seed_arg
+from .cli import check_out_dir, seed_arg
 
 __all__ = ["register", "run", "load_results", "HA_RECIPE", "MoonsConfig"]
 
@@ -187,8 +187,7 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
         raise ParameterError("need --transfers >= 1, --epochs >= 1 and --fit-transfers >= 2.")
     if not isinstance(seed, int) or seed < 0:
         raise ParameterError(f"--seed {seed!r}: a non-negative integer.")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ParameterError(f"--out {out_dir!r} is a file; give a folder (created when missing).")
+    check_out_dir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     # outputs of an earlier run into this folder that this run will not
     # rewrite would read as its own (the surrogate fit cache is kept)

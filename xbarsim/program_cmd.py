@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from .exceptions import ParameterError
-from .cli import seed_arg
+from .cli import check_out_dir, seed_arg
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -69,11 +69,6 @@ def load_targets(path):
             f"--targets {path!r} could not be read as numbers ({exc}); give a .npy array or a .csv "
             "with one row of conductances (siemens) per word line.") from exc
     return t
-
-
-def _check_out_dir(path):
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ParameterError(f"--out {path!r} is a file; give a folder (created when missing) for the study.")
 
 
 def summarize(res, seconds=None):
@@ -207,7 +202,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
     from .programming import _check_target, program
 
     _check_target(targets, cfg.device)  # before anything is written
-    _check_out_dir(out_dir)
+    check_out_dir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.perf_counter()
     res = program(targets, cfg, seed=seed, progress=progress)
@@ -281,7 +276,7 @@ def register(subparsers):
         from .programming import check_program_memory
 
         device = presets.TIO2_IDEAL if args.ideal_device else presets.TIO2
-        _check_out_dir(args.out)
+        check_out_dir(args.out)
         if args.r_wire < 0:
             raise ParameterError(f"--r-wire {args.r_wire:g}: a resistance must be >= 0 ohms.")
         cfg = TransferConfig(device=device, scheme=args.scheme, read_scheme=args.read_scheme,

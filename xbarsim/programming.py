@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 
 from .devices import DeviceParams
-from .exceptions import ConvergenceError, MemoryLimitError, ParameterError
+from .exceptions import ConvergenceError, ParameterError
 
 __all__ = [
     "BiasScheme",
@@ -361,18 +361,14 @@ extrapolation history, linearised devices, relaxation clocks) and the
 result's 9 fields."""
 
 
-def check_program_memory(shape, n=1):
-    """Refuse to program ``n`` arrays of ``shape`` whose working memory
-    cannot fit, before anything is allocated (`MemoryLimitError`)."""
-    from ._memory import available_bytes
+def check_program_memory(shape):
+    """Refuse to program an array of ``shape`` whose working memory cannot
+    fit, before anything is allocated (`MemoryLimitError`)."""
+    from ._memory import require
 
-    need = n * PROGRAM_BYTES_PER_CELL * int(np.prod(shape, dtype=np.float64))
-    have = available_bytes()
-    if need > 0.9 * have:
-        raise MemoryLimitError(
-            f"programming {n} array(s) of {shape[0]} x {shape[1]} devices needs about {need / 2**30:.1f} GiB of "
-            f"working memory, but only {have / 2**30:.1f} GiB is available; program a smaller array (a layer "
-            "larger than TransferConfig.tile is split into tiles by xs.transfer).")
+    require(PROGRAM_BYTES_PER_CELL * float(np.prod(shape, dtype=np.float64)),
+            f"programming an array of {shape[0]} x {shape[1]} devices",
+            "program a smaller array (a layer larger than TransferConfig.tile is split into tiles by xs.transfer)")
 
 
 def _check_seed(seed):

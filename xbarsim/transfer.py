@@ -50,7 +50,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .exceptions import MemoryLimitError, ParameterError
+from .exceptions import ParameterError
 from .mapping import LayerMapping, as_float_array, map_layer
 from .programming import TransferConfig, _check_seed, _program_batch, programming_order
 
@@ -158,16 +158,11 @@ converged, stuck, pulses (int32)."""
 
 def _check_result_memory(n, mapping):
     """Refuse an ``n`` whose results cannot fit, before allocating them."""
-    from ._memory import available_bytes
+    from ._memory import require
 
     devices = sum(t.target.size for t in mapping.tiles)
-    need = n * devices * _RESULT_BYTES_PER_DEVICE
-    have = available_bytes()
-    if need > 0.9 * have:
-        raise MemoryLimitError(
-            f"transfer_many keeps {n} transfers of {devices} devices: about {need / 2**30:.1f} GiB, but only "
-            f"{have / 2**30:.1f} GiB is available. Lower n, or stream them with xs.iter_transfers(..., chunk=...), "
-            "whose memory does not grow with n.")
+    require(n * devices * _RESULT_BYTES_PER_DEVICE, f"transfer_many keeping {n} transfers of {devices} devices",
+            "lower n, or stream them with xs.iter_transfers(..., chunk=...), whose memory does not grow with n")
 
 
 def _run_chunk(mapping, cfg, seed, start, count):

@@ -395,11 +395,13 @@ def _pulse(G, tlast, tprog, clock, stuck, t, isel, jsel, vp, dp, wv, pc, scheme,
 
 @njit(**STRICT_JIT)
 def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, read_own,
-                g_final, read_final, conv, track, done):
+                g_final, read_final, conv, track, done, abort):
     """Program one array in place; returns the count of unconverged solves.
 
     ``done[0]`` counts the devices whose write-verify has finished (read by a
-    progress bar while the kernel runs; it releases the GIL)."""
+    progress bar while the kernel runs; it releases the GIL). A non-zero
+    ``abort[0]`` (set by the caller's thread on Ctrl-C) stops it before the
+    next device; the outputs are then incomplete and must be discarded."""
     M, N = target.shape
     K = order.shape[0]
     scheme = iopt[O_SCHEME]
@@ -452,6 +454,8 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     fails = 0
     last_read_cell = -1
     for p in range(K):
+        if abort[0] != 0:
+            return fails
         i = order[p, 0]
         j = order[p, 1]
         tg = target[i, j]
@@ -540,7 +544,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
 
 @njit(**STRICT_PJIT)
 def program_arrays(target, order, dp, wv, iopt, seed, offset, key, G, stuck, pulses, g_own,
-                   read_own, g_final, read_final, conv, track, fails, done):
+                   read_own, g_final, read_final, conv, track, fails, done, abort):
     """Program ``n`` arrays of one shape in parallel.
 
     ``target`` is (n, M, N) (each array its own targets) and every output
@@ -548,7 +552,8 @@ def program_arrays(target, order, dp, wv, iopt, seed, offset, key, G, stuck, pul
     Array ``t`` uses the stream ``(seed, offset[t], key[t])`` (the transfers
     of one tile: ``offset + t`` and one key; the tiles of one transfer: one
     offset and their tile indices); ``done[t]`` counts its devices finished
-    so far (`program_one`).
+    so far (`program_one`); a non-zero ``abort[0]`` stops every array
+    before its next device.
     """
     n = target.shape[0]
     states = np.empty((n, 1), dtype=np.uint64)
@@ -557,4 +562,4 @@ def program_arrays(target, order, dp, wv, iopt, seed, offset, key, G, stuck, pul
         st[0] = stream_key(seed, np.uint64(offset[t]), key[t])
         fails[t] = program_one(target[t], order, dp, wv, iopt, st, G[t], stuck[t], pulses[t],
                                g_own[t], read_own[t], g_final[t], read_final[t], conv[t],
-                               track[t], done[t:t + 1])
+                               track[t], done[t:t + 1], abort)

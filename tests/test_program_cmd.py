@@ -103,5 +103,19 @@ def test_every_command_refuses_a_negative_seed_in_its_parser(tmp_path, capsys, c
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code != 0
-    assert "non-negative integer" in capsys.readouterr().err
+    assert "must be an integer in [0, 2**63)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["program", "calibrate", "moons", "demo", "scale"])
+def test_every_command_refuses_a_seed_whose_derived_streams_would_overflow(tmp_path, capsys, command):
+    """Commands derive streams as seed + offset; a seed near 2**64 used to
+    fail after minutes of work, naming a seed the user never gave."""
+    from xbarsim.cli import main
+
+    args = [command] + ([] if command == "demo" else ["--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exc:
+        main(args + ["--seed", str(2**64 - 1)])
+    assert exc.value.code == 2
+    assert "'18446744073709551615' must be an integer in [0, 2**63)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 

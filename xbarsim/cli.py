@@ -20,32 +20,52 @@ SUBCOMMAND_MODULES = (
 )
 
 
+SEED_LIMIT = 2**63
+"""Exclusive bound of every ``--seed``. The commands derive further streams
+as ``seed + offset`` (a layer, a Monte Carlo stage), and each must stay
+below NumPy's 2**64; 2**63 leaves room for every offset."""
+
+
 def seed_arg(text):
-    """argparse type of every ``--seed``: a non-negative integer (NumPy's
-    generators refuse negative seeds with a bare traceback)."""
+    """argparse type of every ``--seed``: an integer in [0, 2**63) (NumPy's
+    generators refuse negative seeds with a bare traceback, and the streams
+    derived from a seed near 2**64 would overflow long after the start)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"seed {text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed {text!r} must be a non-negative integer")
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"seed {text!r} must be an integer in [0, 2**63)")
     return value
 
 
 def check_out_dir(path):
-    """The check of every ``--out`` folder, before anything runs: it may be
-    missing (it is created) but not a file."""
+    """The check of every ``--out`` folder, before anything runs: it is
+    created when missing, and anything that is not a writable folder is
+    refused with the reason (instead of a traceback after the work)."""
     from .exceptions import ParameterError
 
+    if not path:
+        raise ParameterError("--out is empty; give a folder (created when missing), e.g. --out results.")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ParameterError(f"--out {path!r} is a file; give a folder (created when missing).")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"--out {path!r} cannot be created ({exc.strerror or exc}); give a folder "
+                             "in a writable place.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ParameterError(f"--out {path!r} is not writable; give a folder in a writable place.")
 
 
 def build_parser():
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="xbarsim",
         description="Simulate passive ReRAM crossbar arrays: solve, program, train.",
     )
+    parser.add_argument("--version", action="version", version=f"xbarsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         try:
@@ -71,6 +91,16 @@ def main(argv=None):
     except XbarsimError as exc:
         print(f"xbarsim {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"\nxbarsim {args.command}: interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (``xbarsim ... | head``): stop
+        # quietly, as Unix tools do, and keep Python from complaining again
+        # when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

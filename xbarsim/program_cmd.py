@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -89,7 +90,9 @@ def summarize(res, seconds=None):
         after their own write-verify and after the whole array
         (``error_after_own_pct``, ``error_final_pct``, %) and the drift
         ``g_final - g_after_own`` (``drift_uS``), each as mean, std, 95th
-        percentile and maximum of the absolute value.
+        percentile and maximum of the absolute value. When every device is
+        stuck, those statistics and ``converged_working`` are None (null in
+        JSON): there is nothing to measure.
     """
     w = res.stuck == 0
     t = res.target[w]
@@ -98,6 +101,8 @@ def summarize(res, seconds=None):
     drift = (res.g_final - res.g_after_own)[w]
 
     def stats(x, scale):
+        if x.size == 0:
+            return None
         x = x * scale
         return dict(mean=float(x.mean()), std=float(x.std()), p95_abs=float(np.percentile(np.abs(x), 95)),
                     max_abs=float(np.abs(x).max()))
@@ -108,7 +113,7 @@ def summarize(res, seconds=None):
         working=int(w.sum()),
         stuck_lrs=int((res.stuck == 1).sum()),
         stuck_hrs=int((res.stuck == 2).sum()),
-        converged_working=float(res.converged[w].mean()) if w.any() else float("nan"),
+        converged_working=float(res.converged[w].mean()) if w.any() else None,
         pulses_mean=float(res.pulses.mean()),
         pulses_max=int(res.pulses.max()),
         error_after_own_pct=stats(own, 100.0),
@@ -203,7 +208,6 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
 
     _check_target(targets, cfg.device)  # before anything is written
     check_out_dir(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
     t0 = time.perf_counter()
     res = program(targets, cfg, seed=seed, progress=progress)
     seconds = time.perf_counter() - t0
@@ -224,7 +228,11 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
     plot(res, os.path.join(out_dir, "program.png"),
          title=f"xbarsim program: {M}x{N}, {cfg.scheme.value} bias, {cfg.read_scheme.value} reads, "
                f"{cfg.r_wl:g}/{cfg.r_bl:g} ohm wires, seed {seed}")
-    if verbose:
+    if verbose and not summary["working"]:
+        print(f"{M}x{N} programmed in {seconds:.1f} s: every device is stuck ({summary['stuck_lrs']} near "
+              f"LRS, {summary['stuck_hrs']} in HRS), so there is no programming error to report")
+        print(f"wrote {out_dir}/summary.json, result.npz, program.png")
+    elif verbose:
         e_own, e_fin, d = summary["error_after_own_pct"], summary["error_final_pct"], summary["drift_uS"]
         print(f"{M}x{N} programmed in {seconds:.1f} s: {summary['pulses_mean']:.1f} pulses per device, "
               f"{100 * summary['converged_working']:.1f} % of {summary['working']} working devices "
@@ -276,7 +284,6 @@ def register(subparsers):
         from .programming import check_program_memory
 
         device = presets.TIO2_IDEAL if args.ideal_device else presets.TIO2
-        check_out_dir(args.out)
         if args.r_wire < 0:
             raise ParameterError(f"--r-wire {args.r_wire:g}: a resistance must be >= 0 ohms.")
         cfg = TransferConfig(device=device, scheme=args.scheme, read_scheme=args.read_scheme,
@@ -298,6 +305,10 @@ def register(subparsers):
             targets = np.random.default_rng(args.seed).uniform(lo, hi, args.size)
             provenance = dict(targets="uniform", size=list(args.size), g_range=[lo, hi])
         provenance["device"] = "TIO2_IDEAL" if args.ideal_device else "TIO2"
+        if device.read_noise > 0 and args.tolerance < 2 * device.read_noise:
+            print(f"xbarsim program: warning: --tolerance {args.tolerance:g} is below twice the device's "
+                  f"read noise ({device.read_noise:g}, relative); most verify reads will land outside the "
+                  "band and few devices will converge.", file=sys.stderr)
         run(args.out, targets, cfg, seed=args.seed, progress=not args.no_progress, provenance=provenance)
         return 0
 

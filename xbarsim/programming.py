@@ -336,10 +336,9 @@ class ProgramResult:
 
 
 def _check_target(target_g, dev):
-    try:
-        t = np.asarray(target_g, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError("target_g must be a numeric (M, N) array of conductances in siemens.") from exc
+    from .circuit import _as_float_array
+
+    t = _as_float_array(target_g, "target_g")  # refuses complex and boolean values
     if t.ndim != 2 or min(t.shape) < 1:
         raise ParameterError(f"target_g has shape {t.shape}; expected a 2-D (M, N) array in siemens.")
     check_program_memory(t.shape)
@@ -386,7 +385,7 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
     ``(seed, offset[t], key[t])`` where ``offset`` and ``key`` are arrays
     (`kernels.programming.program_arrays`). With ``progress``, a bar over
     the n x M x N devices follows the kernel's ``done`` counters
-    (`_run_with_progress`)."""
+    (`_run_interruptible`, which also stops it on Ctrl-C)."""
     from .kernels.programming import O_FINAL_READ, O_TRACK, program_arrays
 
     n, M, N = targets.shape
@@ -409,16 +408,14 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
         fails=np.zeros(n, dtype=np.int64),
     )
     done = np.zeros(n, dtype=np.int64)
+    abort = np.zeros(1, dtype=np.uint8)
     offsets = (np.ascontiguousarray(offset, dtype=np.int64) if np.ndim(offset)
                else np.int64(offset) + np.arange(n, dtype=np.int64))
     keys = np.ascontiguousarray(np.broadcast_to(np.asarray(key, dtype=np.uint64), (n,)))
     args = (np.ascontiguousarray(targets), pairs, dp, wv, iopt, np.uint64(seed), offsets, keys,
             out["g"], out["stuck"], out["pulses"], out["g_after_own"], out["read_after_own"],
-            out["g_final"], out["read_final"], out["converged"], out["track"], out["fails"], done)
-    if progress:
-        _run_with_progress(lambda: program_arrays(*args), done, n * K, label)
-    else:
-        program_arrays(*args)
+            out["g_final"], out["read_final"], out["converged"], out["track"], out["fails"], done, abort)
+    _run_interruptible(lambda: program_arrays(*args), abort, done, n * K, label if progress else None)
     del out["g"]
     if out["fails"].any():
         raise ConvergenceError(
@@ -428,27 +425,40 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
     return out
 
 
-def _run_with_progress(run, counter, total, label):
-    """Call ``run()`` (a kernel that releases the GIL) while a thread draws a
-    progress bar from ``counter.sum()`` out of ``total`` four times a second."""
+def _run_interruptible(run, abort, counter, total, label=None):
+    """Call ``run()``, a kernel that releases the GIL, in a worker thread, so
+    that Ctrl-C reaches this (the main) thread at once: it sets ``abort[0]``,
+    which the kernel reads before each device, waits for the kernel to stop
+    there and re-raises the KeyboardInterrupt. With a ``label``, a progress
+    bar follows ``counter.sum()`` out of ``total`` four times a second."""
     import threading
 
     from ._progress import Progress
 
-    stop = threading.Event()
-    with Progress(total, label=label) as bar:
-        def poll():
-            while not stop.wait(0.25):
-                bar.update(int(counter.sum()) - bar.done)
+    failure = []
+    finished = threading.Event()  # not Thread.join: an interrupted join can leave is_alive() stuck (3.11)
 
-        thread = threading.Thread(target=poll, daemon=True)
-        thread.start()
+    def target():
         try:
             run()
+        except BaseException as exc:
+            failure.append(exc)
         finally:
-            stop.set()
-            thread.join()
+            finished.set()
+
+    thread = threading.Thread(target=target, name="xbarsim-program", daemon=True)
+    with Progress(total, label=label or "", enabled=label is not None) as bar:
+        thread.start()
+        try:
+            while not finished.wait(0.25):
+                bar.update(int(counter.sum()) - bar.done)
+        except KeyboardInterrupt:
+            abort[0] = 1
+            finished.wait()
+            raise
         bar.update(int(counter.sum()) - bar.done)
+    if failure:
+        raise failure[0]
 
 
 def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, order=None,

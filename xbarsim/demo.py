@@ -9,6 +9,7 @@ ideal product ``G.T @ x``.
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -16,20 +17,50 @@ import numpy as np
 from .cli import seed_arg
 
 
+DIRECT_MAX = 512
+"""Largest N the demo solves with the sparse direct method unless asked
+(``--direct``): SuperLU's fill grows faster than the array, and at 1024 it
+already takes about a minute on 2 cores, against a fraction of a second for
+the iterative solvers."""
+
+
 def register(subparsers):
-    p = subparsers.add_parser("demo", help="solve one crossbar read three ways and report")
+    p = subparsers.add_parser(
+        "demo", help="solve one crossbar read three ways and report",
+        description=__doc__.split("\n", 2)[2],
+        epilog=f"The direct solve runs only up to N = {DIRECT_MAX} unless --direct is given.")
     p.add_argument("--size", type=int, default=256, help="array size N (N x N), default 256")
     p.add_argument("--r-wire", type=float, default=1.0, help="wire segment resistance, ohm")
     p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--direct", action="store_true",
+                   help=f"also run the sparse direct solve above N = {DIRECT_MAX} (slow, memory-hungry)")
     p.set_defaults(func=run)
 
 
 def run(args):
     import xbarsim as xs
+    from . import _memory
 
     n = args.size
     if n < 1:
         raise xs.ParameterError(f"--size must be >= 1; got {n}.")
+    if not np.isfinite(args.r_wire) or args.r_wire < 0:
+        raise xs.ParameterError(f"--r-wire {args.r_wire:g}: a wire resistance must be a finite number >= 0 ohms.")
+    methods = [m for m in ("mg", "pcg", "direct")
+               if not (m == "mg" and args.r_wire == 0) and not (m == "direct" and n > DIRECT_MAX and not args.direct)]
+    # Refuse before allocating: the demo's own arrays (G, its inverse draw,
+    # the ideal product) plus the hungriest solve it will run.
+    need = 3 * 8 * n * n + max(_memory.estimate(m, n, n, 1) for m in methods)
+    _memory.require(need, f"the {n} x {n} demo", "give a smaller --size" +
+                    (" or leave out --direct" if "direct" in methods and n > DIRECT_MAX else ""))
+
+    # A first run compiles the kernels (tens of seconds); do it on a tiny
+    # array so that the times below are solve times, not compile times.
+    print("warming up the solvers (the first run of an install compiles them)...", file=sys.stderr, flush=True)
+    tiny = xs.Crossbar(np.full((4, 4), 1e-4), r_wl=args.r_wire, r_bl=args.r_wire)
+    for method in methods:
+        xs.solve(tiny, left=xs.Drive(np.full(4, 0.1), r=1.0), bottom=xs.Drive(0.0, r=1.0), method=method)
+
     rng = np.random.default_rng(args.seed)
     g = 1.0 / rng.uniform(2e3, 1e4, (n, n))
     x = rng.uniform(0.0, 0.2, n)
@@ -39,23 +70,24 @@ def run(args):
     print(f"xbarsim demo: {n} x {n} crossbar, 2-10 kOhm devices, {args.r_wire:g} ohm wires, "
           f"1 ohm terminals, inputs in [0, 0.2] V")
     print(f"{'method':>8} {'iters':>6} {'time (s)':>9} {'rel. residual':>14} {'KCL error':>10} "
-          f"{'MVM error vs G.T x':>19}")
+          f"{'MVM error vs G.T x':>19}", flush=True)
     sols = {}
-    for method in ("mg", "pcg", "direct"):
-        if method == "mg" and args.r_wire == 0:
-            continue
+    for method in methods:
         t0 = time.perf_counter()
         sol = xs.solve(xbar, **drives, method=method)
         dt = time.perf_counter() - t0
         sols[method] = sol
         err = np.linalg.norm(sol.i_out - ideal) / np.linalg.norm(ideal)
         print(f"{method:>8} {sol.iterations:>6d} {dt:>9.3f} {sol.residual:>14.2e} "
-              f"{sol.kcl_error:>10.1e} {err:>19.4%}")
-    ref = sols["direct"].i_out
+              f"{sol.kcl_error:>10.1e} {err:>19.4%}", flush=True)
+    if "direct" not in methods:
+        print(f"(direct solve skipped above N = {DIRECT_MAX}; --direct runs it)")
+    ref_name = "direct" if "direct" in sols else "pcg"
+    ref = sols[ref_name].i_out
     for method, sol in sols.items():
-        if method != "direct":
+        if method != ref_name:
             diff = np.max(np.abs(sol.i_out - ref)) / np.max(np.abs(ref))
-            print(f"{method} vs direct: max relative difference of outputs {diff:.1e}")
-    drop = float(np.max(x[:, None] - sols["direct"].v_wl))
+            print(f"{method} vs {ref_name}: max relative difference of outputs {diff:.1e}")
+    drop = float(np.max(x[:, None] - sols[ref_name].v_wl))
     print(f"worst word-line IR drop: {drop * 1e3:.2f} mV")
     return 0

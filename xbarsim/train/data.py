@@ -118,6 +118,12 @@ def _read_csv(path):
             raise ParameterError(
                 f"{path} has columns {header}; missing {missing}. Expected {','.join(CSV_COLUMNS)}."
             )
+        extra = [c for c in header if c not in CSV_COLUMNS]
+        if extra:
+            raise ParameterError(
+                f"{path} has extra columns {extra}; the network takes two features. Give exactly "
+                f"{','.join(CSV_COLUMNS)} (drop or project the other features first)."
+            )
         idx = [header.index(c) for c in CSV_COLUMNS]
         rows = []
         for lineno, row in enumerate(reader, start=2):
@@ -157,6 +163,12 @@ def load_csv_dir(directory, scale=True):
     MoonsData
     """
     parts = [_read_csv(os.path.join(directory, f"{name}.csv")) for name in ("train", "val", "test")]
+    classes = np.unique(parts[0][1])
+    if classes.size < 2:
+        raise ParameterError(
+            f"{os.path.join(directory, 'train.csv')} holds only class {int(classes[0])}; a classifier "
+            "needs training points of both classes (labels 0 and 1)."
+        )
     xs_ = [p[0] for p in parts]
     if scale:
         xs_ = _minmax(xs_)

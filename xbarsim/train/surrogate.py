@@ -400,13 +400,21 @@ class Surrogate:
     @classmethod
     def load(cls, path):
         """Read a file written by `save` (``allow_pickle=False``: never runs code)."""
+        def refuse(why):
+            return ParameterError(f"cannot read surrogate file {path}: {why}. Expected an .npz written by "
+                                  "Surrogate.save (xbarsim moons writes one as surrogate.npz).")
+
         try:
-            with np.load(path, allow_pickle=False) as z:
+            z = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
+            raise refuse(exc or "the file is empty") from exc
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise refuse(f"it holds a single {type(z).__name__} (an .npy), not an .npz archive")
+        try:
+            with z:
                 data = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
-            raise ParameterError(
-                f"cannot read surrogate file {path}: {exc}. Expected an .npz written by Surrogate.save."
-            ) from exc
+        except (OSError, ValueError, EOFError) as exc:
+            raise refuse(exc) from exc
         version = int(data.pop("format_version", -1))
         if version != FORMAT_VERSION:
             raise ParameterError(

@@ -1,0 +1,254 @@
+"""The command line's own behaviour: user errors, interrupts, pipes, edge
+cases of program / calibrate / moons / demo (each command's science is
+tested in its own file)."""
+
+import _thread
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import xbarsim as xs
+from xbarsim.cli import main
+
+
+# --out ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["program", "calibrate", "moons", "scale"])
+@pytest.mark.parametrize("out, message", [
+    ("FILE", "is a file"),
+    ("FILE/sub", "cannot be created (Not a directory)"),
+    ("", "--out is empty"),
+])
+def test_every_command_refuses_an_unusable_out_before_work(tmp_path, capsys, command, out, message):
+    (tmp_path / "FILE").write_text("keep me")
+    extra = {"program": ["--size", "2", "--no-progress"], "calibrate": ["--arrays", "2"],
+             "moons": ["--quick", "--no-progress"], "scale": ["--sizes", "4", "--no-progress"]}[command]
+    out = out.replace("FILE", str(tmp_path / "FILE"))
+    assert main([command, "--out", out] + extra) == 1
+    err = capsys.readouterr().err
+    assert f"xbarsim {command}: error:" in err and message in err
+    assert (tmp_path / "FILE").read_text() == "keep me"
+
+
+def test_out_is_created_with_its_parents(tmp_path):
+    from xbarsim.cli import check_out_dir
+
+    check_out_dir(str(tmp_path / "a" / "b"))
+    assert (tmp_path / "a" / "b").is_dir()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"xbarsim {xs.__version__}"
+
+
+# interrupts and pipes -------------------------------------------------------
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
+    from xbarsim import program_cmd
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(program_cmd, "run", interrupted)
+    assert main(["program", "--out", str(tmp_path / "o"), "--size", "2"]) == 130
+    err = capsys.readouterr().err
+    assert "xbarsim program: interrupted." in err and "Traceback" not in err
+
+
+def test_ctrl_c_stops_the_programming_kernel_at_the_next_device():
+    """The kernel runs in a worker thread; Ctrl-C (here `interrupt_main`)
+    reaches the main thread at once, which raises the kernel's abort flag
+    and waits for it to stop before re-raising."""
+    t = np.random.default_rng(0).uniform(100e-6, 500e-6, (40, 40))
+    xs.program(t[:2, :2], xs.TransferConfig())  # compiled before the clock starts
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        xs.program(t, xs.TransferConfig(), seed=1)
+    stopped = time.perf_counter() - t0
+    # the kernel has returned; its thread ends right after
+    for _ in range(100):
+        if not any(th.name == "xbarsim-program" and th.is_alive() for th in threading.enumerate()):
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail("the programming kernel kept running after Ctrl-C")
+    full = time.perf_counter()
+    xs.program(t, xs.TransferConfig(), seed=1)
+    full = time.perf_counter() - full
+    # the interrupted run stopped well before a full one would have ended
+    assert stopped < 0.8 * full + 0.3
+
+
+def test_interruptible_runner_sets_the_abort_flag_and_reraises():
+    from xbarsim.programming import _run_interruptible
+
+    abort = np.zeros(1, np.uint8)
+    counter = np.zeros(1, np.int64)
+    seen = []
+
+    def kernel():  # stands in for a GIL-free kernel polling its flag
+        while not abort[0]:
+            counter[0] += 1
+            time.sleep(0.01)
+        seen.append(True)
+
+    threading.Timer(0.2, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        _run_interruptible(kernel, abort, counter, 10**9)
+    assert abort[0] == 1 and seen == [True]
+
+
+def test_interruptible_runner_passes_kernel_errors_on():
+    from xbarsim.programming import _run_interruptible
+
+    def kernel():
+        raise ValueError("inside")
+
+    with pytest.raises(ValueError, match="inside"):
+        _run_interruptible(kernel, np.zeros(1, np.uint8), np.zeros(1, np.int64), 1)
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    cmd = f"{sys.executable} -m xbarsim demo --size 8 | head -1"
+    res = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert res.stdout.startswith("xbarsim demo: 8 x 8 crossbar")
+    assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr
+
+
+# program ----------------------------------------------------------------------
+
+def test_program_with_every_device_stuck_writes_null_statistics(tmp_path, capsys):
+    """Seed 2 makes the one device of a 1 x 1 array stuck (found by search:
+    checked below, so a change of the failure draw shows up here)."""
+    out = tmp_path / "o"
+    assert main(["program", "--out", str(out), "--size", "1", "--seed", "2", "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())  # strict JSON: no NaN
+    assert summary["working"] == 0 and summary["stuck_lrs"] + summary["stuck_hrs"] == 1
+    assert summary["converged_working"] is None and summary["error_final_pct"] is None
+    assert (out / "program.png").stat().st_size > 0
+    assert "every device is stuck" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("values, what", [
+    (np.full((2, 2), 3e-4 + 5e-4j), "complex"),
+    (np.ones((2, 2), bool), "boolean"),
+])
+def test_program_refuses_complex_and_boolean_targets(tmp_path, capsys, values, what):
+    np.save(tmp_path / "t.npy", values)
+    assert main(["program", "--out", str(tmp_path / "o"), "--targets", str(tmp_path / "t.npy"),
+                 "--no-progress"]) == 1
+    assert f"got {what} values" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(xs.ParameterError, match=what):
+        xs.program(values, xs.TransferConfig())
+
+
+def test_program_warns_of_a_tolerance_below_the_read_noise(tmp_path, capsys):
+    assert main(["program", "--out", str(tmp_path / "o"), "--size", "2", "--tolerance", "1e-5",
+                 "--no-progress"]) == 0
+    assert "below twice the device's read noise" in capsys.readouterr().err
+
+
+# calibrate --------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--arrays", "1"], "--arrays 1: the drift statistics need at least 2"),
+    (["--fit", "--fit-arrays", "0"], "--fit-arrays 0"),
+    (["--fit", "--fit-arrays", "-1"], "--fit-arrays -1"),
+    (["--fit", "--fit-iter", "0"], "--fit-iter 0"),
+    (["--fit", "--fit-iter", "-3"], "--fit-iter -3"),
+])
+def test_calibrate_refuses_bad_counts_before_work(tmp_path, capsys, argv, message):
+    assert main(["calibrate", "--out", str(tmp_path / "o")] + argv) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_calibrate_documents_its_exit_status(capsys):
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--help"])
+    out = capsys.readouterr().out
+    assert "exit status" in out and "3  the run finished" in out and "--no-progress" in out
+
+
+def test_calibrate_shows_progress_unless_told_not_to(tmp_path, capsys):
+    assert main(["calibrate", "--out", str(tmp_path / "a"), "--arrays", "2"]) in (0, 3)
+    assert "calibrate [" in capsys.readouterr().err
+    assert main(["calibrate", "--out", str(tmp_path / "b"), "--arrays", "2", "--no-progress"]) in (0, 3)
+    assert capsys.readouterr().err == ""
+    # the bar changes nothing
+    a = json.loads((tmp_path / "a" / "calibration.json").read_text())
+    b = json.loads((tmp_path / "b" / "calibration.json").read_text())
+    assert a["rows"] == b["rows"]
+
+
+# moons inputs -----------------------------------------------------------------
+
+def _write_moons(folder, header, rows):
+    folder.mkdir(exist_ok=True)
+    for name in ("train", "val", "test"):
+        (folder / f"{name}.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+
+
+def test_moons_refuses_extra_feature_columns(tmp_path):
+    from xbarsim.train.data import load_csv_dir
+
+    _write_moons(tmp_path / "d", "x1,x2,x3,label", ["0.1,0.2,0.3,0", "0.4,0.5,0.6,1"])
+    with pytest.raises(xs.ParameterError, match=r"extra columns \['x3'\]"):
+        load_csv_dir(tmp_path / "d")
+
+
+def test_moons_refuses_training_data_of_one_class(tmp_path):
+    from xbarsim.train.data import load_csv_dir
+
+    _write_moons(tmp_path / "d", "x1,x2,label", ["0.1,0.2,1", "0.4,0.5,1"])
+    with pytest.raises(xs.ParameterError, match="only class 1"):
+        load_csv_dir(tmp_path / "d")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("npy", "not an .npz archive"),
+    ("empty", "cannot read surrogate file"),
+])
+def test_surrogate_load_refuses_files_that_are_not_npz(tmp_path, content, message):
+    from xbarsim.train import Surrogate
+
+    path = tmp_path / "s.npz"
+    if content == "npy":
+        with open(path, "wb") as fh:
+            np.save(fh, np.zeros(3))
+    else:
+        path.write_bytes(b"")
+    with pytest.raises(xs.ParameterError, match=message):
+        Surrogate.load(str(path))
+
+
+# demo -------------------------------------------------------------------------
+
+def test_demo_refuses_an_array_that_cannot_fit(capsys):
+    assert main(["demo", "--size", "1000000"]) == 1
+    err = capsys.readouterr().err
+    assert "needs about" in err and "smaller --size" in err
+
+
+def test_demo_skips_the_direct_solve_of_large_arrays_unless_asked(capsys, monkeypatch):
+    from xbarsim import demo
+
+    monkeypatch.setattr(demo, "DIRECT_MAX", 8)
+    assert main(["demo", "--size", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "direct solve skipped above N = 8" in out and "mg vs pcg" in out
+    assert main(["demo", "--size", "16", "--direct"]) == 0
+    assert "pcg vs direct" in capsys.readouterr().out

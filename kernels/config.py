@@ -18,16 +18,24 @@ keep the default: their line solves are sequential recurrences that would
 not vectorize anyway.
 
 ``CACHE`` writes compiled machine code next to the sources (or into
-``NUMBA_CACHE_DIR``) so only the first run of a new install pays compile
-time. Set ``XBARSIM_NO_CACHE=1`` to turn it off. Numba keys each cached
-kernel on its own source file only, so a kernel that calls a kernel of
-another file (the programming and MVM kernels call `nodal.solve_nodal`)
-would keep running the old callee after that file changed: on import,
-this module has every cached kernel of the package dropped when any kernel
-source changed (`xbarsim._kernel_cache`).
+``NUMBA_CACHE_DIR``, or the user's cache folder) so only the first run of a
+new install pays compile time. Set ``XBARSIM_NO_CACHE=1`` to turn it off.
+Where Numba finds none of those folders writable (a read-only install run by
+a user without a home), ``@njit(cache=True)`` would raise on import: caching
+is then turned off for the process instead, with one `KernelCacheWarning`
+saying how to keep the compiled kernels (a writable ``NUMBA_CACHE_DIR``).
+
+Numba keys each cached kernel on its own source file only, so a kernel that
+calls a kernel of another file (the programming and MVM kernels call
+`nodal.solve_nodal`) would keep running the old callee after that file
+changed: on import, this module has every cached kernel of the package
+dropped when any kernel source changed (`xbarsim._kernel_cache`).
 """
 
 import os
+import warnings
+
+from .._kernel_cache import KernelCacheWarning, drop_stale_cache, locate_cache
 
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 """LLVM fast-math flags allowed in kernels: no nnan / ninf."""
@@ -35,8 +43,38 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 PARALLEL = True
 """Kernels marked parallel use ``prange`` over independent lines."""
 
-CACHE = os.environ.get("XBARSIM_NO_CACHE", "") not in ("1", "true", "yes")
-"""On-disk caching of compiled kernels."""
+_FOLDER = os.path.dirname(os.path.abspath(__file__))
+
+
+def _cache_setting(environ=None, locate=locate_cache):
+    """Decide `CACHE`: ``(cache, folder, warning)``, where `folder` is where
+    Numba caches the kernels (None when off or unknown) and `warning` the
+    message to warn with, or None. Never raises: with no usable cache folder,
+    ``@njit(cache=True)`` would raise when a kernel module is imported."""
+    environ = os.environ if environ is None else environ
+    if environ.get("XBARSIM_NO_CACHE", "").strip().lower() in ("1", "true", "yes"):
+        return False, None, None
+    try:
+        where = locate(_FOLDER)
+        if where.usable:
+            return True, where.folder, None
+        reason = where.reason
+    except Exception as exc:  # a bug of `locate`: compile without the cache
+        reason = f"{type(exc).__name__}: {exc}"
+    return False, None, (
+        "xbarsim: Numba found no writable folder to cache the compiled kernels "
+        f"in ({reason}), so they are compiled again on every run, which takes "
+        "tens of seconds. Set NUMBA_CACHE_DIR to a writable folder to keep "
+        "them, or XBARSIM_NO_CACHE=1 to compile every run without this warning."
+    )
+
+
+CACHE, _CACHE_FOLDER, _warning = _cache_setting()
+"""On-disk caching of compiled kernels (decided once, on import)."""
+
+if _warning is not None:
+    warnings.warn(_warning, KernelCacheWarning, stacklevel=2)
+del _warning
 
 JIT = dict(fastmath=FASTMATH, cache=CACHE, nogil=True)
 """Options of serial kernels."""
@@ -56,7 +94,5 @@ in-process ones on a fresh clone."""
 STRICT_PJIT = dict(STRICT_JIT, parallel=PARALLEL)
 """Parallel variant of `STRICT_JIT`."""
 
-if CACHE:
-    from .._kernel_cache import drop_stale_cache
-
-    drop_stale_cache()
+if CACHE and _CACHE_FOLDER is not None:
+    drop_stale_cache(folder=_CACHE_FOLDER, sources=_FOLDER)

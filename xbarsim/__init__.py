@@ -25,7 +25,13 @@ from .devices import DeviceParams
 from .programming import BiasScheme, ReadScheme, Order, WriteVerify, TransferConfig, ProgramResult, program
 from .transfer import Programmed, TransferBatch, transfer, transfer_many, iter_transfers, mvm, mvm_many
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError as _NotFound, version as _version
+
+try:  # one source of truth: the installed metadata (pyproject's version)
+    __version__ = _version("xbarsim")
+except _NotFound:  # a source tree that was never installed
+    __version__ = "0.1.0+unknown"
+del _NotFound, _version
 
 __all__ = [
     "Crossbar",

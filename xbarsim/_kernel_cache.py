@@ -9,17 +9,62 @@ kernel source and, when the digest differs, deletes the package's cached
 kernels first. ``kernels/config.py`` runs it when the first kernel module is
 imported (Numba is being imported then anyway, so ``import xbarsim`` stays
 light; kernels load from the cache only on their first call, later).
+
+`locate_cache` asks Numba where it would cache the kernels, the same way
+``@njit(cache=True)`` does when a kernel module is imported: Numba raises
+then when it has no usable cache folder at all (read-only install, no
+writable ``NUMBA_CACHE_DIR`` or home), and ``kernels/config.py`` turns
+caching off instead (with a `KernelCacheWarning`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+from typing import NamedTuple
 
-__all__ = ["drop_stale_cache"]
+__all__ = ["KernelCacheWarning", "CacheLocation", "locate_cache", "drop_stale_cache"]
 
 STAMP = "xbarsim-kernels.sha256"
 """Name of the digest file kept in the cache folder."""
+
+
+class KernelCacheWarning(RuntimeWarning):
+    """Numba's on-disk cache of xbarsim's compiled kernels is off, or its
+    stale-cache guard is (results stay correct unless a kernel file is
+    edited in place; only compile time is at stake otherwise)."""
+
+
+class CacheLocation(NamedTuple):
+    """Where Numba would cache the kernels of one folder."""
+
+    usable: bool
+    """``@njit(cache=True)`` works for a kernel of that folder."""
+    folder: str | None
+    """The cache folder (None when unusable or unknown)."""
+    reason: str | None = None
+    """Why caching is unusable (Numba's own message)."""
+
+
+_warned_unguarded = False
+
+
+def _warn_unguarded(why):
+    """Say once per process that cached kernels are no longer checked against
+    the sources (the private Numba API this relies on changed)."""
+    global _warned_unguarded
+    if _warned_unguarded:
+        return
+    _warned_unguarded = True
+    warnings.warn(
+        "xbarsim: the stale-cache guard of the compiled kernels is off "
+        f"({why}); a kernel cached before a kernel source changed may keep "
+        "running the old code of another file. Delete Numba's cache of "
+        "xbarsim's kernels after editing them, or set XBARSIM_NO_CACHE=1.",
+        KernelCacheWarning,
+        stacklevel=3,
+    )
 
 
 def _kernel_folder():
@@ -38,30 +83,51 @@ def _source_digest(folder):
     return h.hexdigest()
 
 
-def _cache_folder(kernel_folder):
+def locate_cache(kernel_folder):
     """Where Numba caches the kernels of `kernel_folder`, by its own locator
-    order (NUMBA_CACHE_DIR, next to the sources, the user-wide folder)."""
-    from numba.core import caching
+    order (``NUMBA_CACHE_DIR``, next to the sources, the user-wide folder, or
+    ``NUMBA_CACHE_LOCATOR_CLASSES``).
 
-    def probe():  # pragma: no cover - never called, only located
+    A probe function that Numba takes for one defined in
+    ``<kernel_folder>/config.py`` is decorated with ``njit(cache=True)``
+    (no compilation): that raises exactly when the kernels' own decoration
+    would. Never raises."""
+
+    def _cache_probe():  # pragma: no cover - never called, only located
         pass
 
     source = os.path.join(kernel_folder, "config.py")
-    for cls in getattr(caching.CacheImpl, "_locator_classes", ()):
-        locator = cls.from_function(probe, source)
-        if locator is not None:
-            return locator.get_cache_path()
-    return None
+    try:
+        _cache_probe.__code__ = _cache_probe.__code__.replace(co_filename=source)
+        from numba import njit
+    except Exception as exc:  # pragma: no cover - no numba: kernels fail anyway
+        return CacheLocation(False, None, f"{type(exc).__name__}: {exc}")
+    try:
+        dispatcher = njit(cache=True)(_cache_probe)
+    except Exception as exc:
+        # "cannot cache function ...: no locator available for file ..."
+        return CacheLocation(False, None, f"{type(exc).__name__}: {exc}")
+    if dispatcher is _cache_probe:  # NUMBA_DISABLE_JIT: nothing is cached
+        return CacheLocation(True, None)
+    # Private: Dispatcher._cache (a FunctionCache) and its _cache_path.
+    folder = getattr(getattr(dispatcher, "_cache", None), "_cache_path", None)
+    if not isinstance(folder, str):
+        _warn_unguarded("Numba's dispatcher no longer exposes _cache._cache_path")
+        return CacheLocation(True, None)
+    return CacheLocation(True, folder)
 
 
 def drop_stale_cache(folder=None, sources=None):
     """Delete the cached kernels (``*.nbi``, ``*.nbc``) in `folder` (default:
     where Numba caches xbarsim's kernels) when the sources in `sources`
     (default: the kernels' folder) differ from the ones they were compiled
-    from. Best effort: a folder that cannot be written is left alone."""
+    from, and stamp `folder` with the digest of `sources`. Best effort: a
+    folder that cannot be written is left alone; any other failure warns
+    (`KernelCacheWarning`, once) and returns."""
     try:
         sources = sources or _kernel_folder()
-        folder = _cache_folder(sources) if folder is None else folder
+        if folder is None:
+            folder = locate_cache(sources).folder
         if folder is None:
             return
         digest = _source_digest(sources)
@@ -83,5 +149,7 @@ def drop_stale_cache(folder=None, sources=None):
         with open(tmp, "w") as fh:
             fh.write(digest + "\n")
         os.replace(tmp, stamp)
-    except Exception:  # pragma: no cover - caching is an optimisation, never an error
-        return
+    except OSError:
+        return  # caching is an optimisation, never an error
+    except Exception as exc:
+        _warn_unguarded(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,277 @@
+"""Packaging and install-time behaviour: the kernel cache decision of
+``kernels/config.py`` (read-only installs), the stale-cache guard of
+``xbarsim._kernel_cache``, the license files, the sdist manifest and the
+version. Fast: no kernel is compiled (decorating a kernel compiles nothing)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from xbarsim import _kernel_cache as kc
+from xbarsim._kernel_cache import CacheLocation, KernelCacheWarning, drop_stale_cache, locate_cache
+from xbarsim.kernels import config
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNELS = ("graph", "lines", "multigrid", "mvm", "nodal", "noise", "operator", "programming")
+
+
+def _kernel_folder():
+    return os.path.dirname(os.path.abspath(config.__file__))
+
+
+# -- kernels/config.py: CACHE is decided once, and never raises ---------------
+
+
+def test_no_cache_env_turns_caching_off_without_asking_numba():
+    def refuse(folder):
+        raise AssertionError("the locator must not be probed")
+
+    for value in ("1", "true", "YES", " 1 "):
+        assert config._cache_setting({"XBARSIM_NO_CACHE": value}, refuse) == (False, None, None)
+
+
+def test_a_usable_cache_folder_keeps_caching_on_silently():
+    where = CacheLocation(True, "/some/cache")
+    assert config._cache_setting({}, lambda folder: where) == (True, "/some/cache", None)
+
+
+def test_no_cache_locator_turns_caching_off_with_a_hint():
+    """Read-only install, no writable NUMBA_CACHE_DIR or home: Numba has no
+    locator and ``@njit(cache=True)`` would raise on import (the probe's D1)."""
+    reason = "RuntimeError: cannot cache function 'f': no locator available for file 'x.py'"
+    cache, folder, message = config._cache_setting({}, lambda folder: CacheLocation(False, None, reason))
+    assert (cache, folder) == (False, None)
+    assert "no locator available" in message
+    assert "compiled again on every run" in message
+    assert "NUMBA_CACHE_DIR" in message and "XBARSIM_NO_CACHE=1" in message
+
+
+def test_a_failing_locator_probe_turns_caching_off_and_does_not_raise():
+    def broken(folder):
+        raise TypeError("numba changed")
+
+    cache, folder, message = config._cache_setting({}, broken)
+    assert (cache, folder) == (False, None)
+    assert "TypeError: numba changed" in message
+
+
+def test_the_kernel_options_follow_cache():
+    for options in (config.JIT, config.PJIT, config.STRICT_JIT, config.STRICT_PJIT):
+        assert options["cache"] is config.CACHE
+
+
+# -- _kernel_cache.locate_cache: asks Numba as the kernels' decoration does ---
+
+
+def test_locate_cache_finds_numba_s_folder_for_the_kernels():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KernelCacheWarning)
+        where = locate_cache(_kernel_folder())
+    assert where.usable and isinstance(where.folder, str), where
+    assert os.path.isdir(where.folder)
+
+
+def test_locate_cache_reports_numba_s_error_when_no_locator_works(monkeypatch):
+    import numba
+    from numba.core import caching
+
+    if hasattr(numba.config, "CACHE_LOCATOR_CLASSES"):  # Numba's own override
+        monkeypatch.setattr(numba.config, "CACHE_LOCATOR_CLASSES", "IPythonCacheLocator")
+    else:  # older Numba: its private default list
+        monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])
+    where = locate_cache(_kernel_folder())
+    assert not where.usable and where.folder is None
+    assert "no locator available" in where.reason
+
+
+def test_locate_cache_warns_once_when_numba_hides_the_folder(monkeypatch):
+    """The folder is read from private Numba attributes: if they go away the
+    stale-cache guard is off, and that is said (once), not silent."""
+    import numba
+
+    monkeypatch.setattr(numba, "njit", lambda **options: (lambda func: object()))
+    monkeypatch.setattr(kc, "_warned_unguarded", False)
+    with pytest.warns(KernelCacheWarning, match="stale-cache guard") as caught:
+        first = locate_cache(_kernel_folder())
+        second = locate_cache(_kernel_folder())
+    assert first == second == CacheLocation(True, None)
+    assert len([w for w in caught if w.category is KernelCacheWarning]) == 1
+
+
+def _run_config_probe(tmp_path, **env_changes):
+    """Import every kernel module (decoration only, nothing compiles) in a
+    fresh interpreter; return its CACHE settings and KernelCacheWarnings."""
+    script = f"""
+import json, warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import {", ".join("xbarsim.kernels." + k for k in KERNELS)}
+    from xbarsim.kernels import config
+print(json.dumps({{
+    "cache": config.CACHE,
+    "options": [o["cache"] for o in (config.JIT, config.PJIT, config.STRICT_JIT, config.STRICT_PJIT)],
+    "folder": config._CACHE_FOLDER,
+    "warnings": [str(w.message) for w in caught if w.category.__name__ == "KernelCacheWarning"],
+}}))
+"""
+    env = dict(os.environ)
+    env.pop("XBARSIM_NO_CACHE", None)
+    env.pop("XDG_CACHE_HOME", None)
+    env.pop("NUMBA_CACHE_LOCATOR_CLASSES", None)
+    env.pop("NUMBA_DISABLE_JIT", None)
+    env.update(env_changes)
+    res = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_kernels_import_without_a_writable_cache_folder(tmp_path):
+    """The probe's D1, end to end: NUMBA_CACHE_DIR cannot be created (it lies
+    under a regular file), nor can the user cache folder (HOME under that
+    file too), and the kernels' own __pycache__ is left out of Numba's
+    locators. That last part stands for a read-only install: root ignores
+    file modes, so a chmod could not stop the in-tree locator here. Numba
+    then raises 'no locator available' at ``@njit(cache=True)``; the kernels
+    must import, with caching off and one warning."""
+    import numba
+
+    if not hasattr(numba.config, "CACHE_LOCATOR_CLASSES"):
+        pytest.skip("this Numba has no NUMBA_CACHE_LOCATOR_CLASSES to leave the in-tree locator out")
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    got = _run_config_probe(
+        tmp_path,
+        NUMBA_CACHE_DIR=str(afile / "sub"),
+        HOME=str(afile / "home"),
+        NUMBA_CACHE_LOCATOR_CLASSES="UserProvidedCacheLocator,UserWideCacheLocator",
+    )
+    assert got["cache"] is False and got["options"] == [False] * 4 and got["folder"] is None
+    assert len(got["warnings"]) == 1, got["warnings"]
+    assert "NUMBA_CACHE_DIR" in got["warnings"][0] and "XBARSIM_NO_CACHE=1" in got["warnings"][0]
+
+
+def test_a_writable_numba_cache_dir_is_used_and_stamped(tmp_path):
+    """With a writable NUMBA_CACHE_DIR caching stays on, silently, and the
+    stale-cache stamp lands in the folder Numba uses for the kernels."""
+    got = _run_config_probe(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    assert got["cache"] is True and got["options"] == [True] * 4 and got["warnings"] == []
+    folder = Path(got["folder"])
+    assert folder.parent == tmp_path / "cache"
+    stamp = folder / kc.STAMP
+    assert stamp.read_text().strip() == kc._source_digest(_kernel_folder())
+
+
+# -- _kernel_cache.drop_stale_cache: the stamp, and failures made visible -----
+
+
+def test_drop_stale_cache_writes_the_stamp(tmp_path):
+    src, cache = tmp_path / "src", tmp_path / "cache"
+    src.mkdir()
+    (src / "a.py").write_text("x = 1\n")
+    (src / "notes.txt").write_text("not a source")
+    drop_stale_cache(folder=str(cache), sources=str(src))  # creates the folder
+    stamp = cache / "xbarsim-kernels.sha256"
+    assert stamp.read_text().strip() == kc._source_digest(str(src))
+    assert re.fullmatch(r"[0-9a-f]{64}\n", stamp.read_text())
+    assert sorted(p.name for p in cache.iterdir()) == ["xbarsim-kernels.sha256"]  # no temp file left
+
+
+def test_drop_stale_cache_stamps_the_package_kernels_by_default(tmp_path):
+    drop_stale_cache(folder=str(tmp_path))
+    digest = (tmp_path / kc.STAMP).read_text().strip()
+    assert digest == kc._source_digest(_kernel_folder())
+
+
+def test_drop_stale_cache_warns_once_on_an_unexpected_failure(tmp_path, monkeypatch):
+    def broken(folder):
+        raise ValueError("numba changed")
+
+    monkeypatch.setattr(kc, "_source_digest", broken)
+    monkeypatch.setattr(kc, "_warned_unguarded", False)
+    with pytest.warns(KernelCacheWarning, match="stale-cache guard .* is off .*ValueError") as caught:
+        drop_stale_cache(folder=str(tmp_path), sources=str(tmp_path))
+        drop_stale_cache(folder=str(tmp_path), sources=str(tmp_path))
+    assert len([w for w in caught if w.category is KernelCacheWarning]) == 1
+
+
+def test_drop_stale_cache_leaves_an_unwritable_folder_alone_silently(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_text("x = 1\n")
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drop_stale_cache(folder=str(afile / "cache"), sources=str(src))  # OSError: best effort
+
+
+# -- what the sdist and wheel carry ------------------------------------------
+
+
+def _pyproject():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        return tomllib.load(fh)
+
+
+def test_licenses_are_shipped_and_declared():
+    ours = (ROOT / "LICENSE").read_text()
+    upstream = (ROOT / "xbarsim" / "data" / "tio2" / "LICENSE").read_text()
+    assert ours.startswith("MIT License\n") and "Copyright (c) 2026 the xbarsim developers" in ours
+    assert upstream.startswith("MIT License\n") and "Copyright (c) 2023 Philippe Drolet" in upstream
+    # the permission notice is the same MIT text in both
+    assert ours.split("\n\n", 2)[2] == upstream.split("\n\n", 2)[2]
+    assert "LICENSE" in (ROOT / "xbarsim" / "data" / "tio2" / "README.md").read_text()
+    project = _pyproject()["project"]
+    assert project["license"] == "MIT"
+    assert project["license-files"] == ["LICENSE", "xbarsim/data/tio2/LICENSE"]
+
+
+def test_build_configuration():
+    data = _pyproject()
+    assert data["build-system"]["requires"] == ["setuptools>=77"]  # SPDX license, license-files
+    tool = data["tool"]["setuptools"]
+    packages = tool["packages"]
+    assert "kernels" not in packages  # installed as xbarsim.kernels only
+    assert tool["package-dir"] == {"xbarsim.kernels": "kernels"}
+    for pkg in tool["package-data"]:
+        assert pkg in packages, pkg
+    # every folder of the package that ships files is a listed package
+    for folder in (ROOT / "xbarsim").rglob("*"):
+        if folder.is_dir() and folder.name != "__pycache__" and any(
+            p.is_file() and p.suffix not in (".pyc",) for p in folder.iterdir()
+        ):
+            assert ".".join(folder.relative_to(ROOT).parts) in packages, folder
+
+
+def test_sdist_manifest_carries_the_test_helpers():
+    lines = (ROOT / "MANIFEST.in").read_text().splitlines()
+    for needed in ("graft tests", "graft examples", "graft bench", "include LICENSE README.md"):
+        assert needed in lines, needed
+    exclude = next(line for line in lines if line.startswith("global-exclude"))
+    for pattern in ("*.py[cod]", "__pycache__", "*.nbi", "*.nbc"):
+        assert pattern in exclude.split()
+    for helper in ("naive.py", "problems.py", "threads.py"):
+        assert (ROOT / "tests" / helper).is_file()
+
+
+def test_import_stays_light_and_the_version_comes_from_the_metadata(tmp_path):
+    script = (
+        "import json, sys, xbarsim; "
+        "print(json.dumps([xbarsim.__version__, "
+        "[m for m in ('numba', 'torch', 'dask', 'matplotlib') if m in sys.modules]]))"
+    )
+    res = subprocess.run([sys.executable, "-c", script], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    version, heavy = json.loads(res.stdout)
+    assert heavy == []
+    expected = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert version in (expected, "0.1.0+unknown")  # installed metadata, or none

@@ -14,6 +14,7 @@ from .circuit import Crossbar, Drive, read_drives
 from .exceptions import (
     CircuitError,
     ConvergenceError,
+    KernelCacheWarning,
     MemoryLimitError,
     ParameterError,
     SpiceError,
@@ -45,6 +46,7 @@ __all__ = [
     "ConvergenceError",
     "MemoryLimitError",
     "SpiceError",
+    "KernelCacheWarning",
     # transfer (issue 4)
     "DeviceParams",
     "TransferConfig",

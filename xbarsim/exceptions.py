@@ -13,7 +13,10 @@ __all__ = [
     "ConvergenceError",
     "MemoryLimitError",
     "SpiceError",
+    "KernelCacheWarning",
 ]
+
+from ._kernel_cache import KernelCacheWarning  # noqa: E402 - a warning, defined where it is raised
 
 
 class XbarsimError(Exception):

@@ -6,6 +6,9 @@ about a second; no timing thresholds.
 
 import csv
 import runpy
+import socket
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ import pytest
 import xbarsim as xs
 from xbarsim import scale
 from xbarsim.cli import main
-from xbarsim.scale import COLUMNS, ScalePoint, SweepParams, load_results, run_sweep
+from xbarsim.scale import COLUMNS, ScalePoint, SweepParams, load_results, plot_results, run_sweep
 
 WINDOW = ((100e-6, 500e-6),)  # siemens: the measured TiO2 window
 
@@ -246,7 +249,7 @@ def test_cli_runs_a_tiny_sweep(tmp_path, capsys):
         (["--device", "tanh"], "unknown device 'tanh'"),
         (["--workers", "1", "--scheduler", "tcp://127.0.0.1:1"], "not allowed with argument"),
         (["--tol", "2"], "must be in (0, 1)"),
-        (["--seed", "-3"], "non-negative integer"),
+        (["--seed", "-3"], "seed '-3' must be"),
     ],
 )
 def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message):
@@ -270,6 +273,240 @@ def test_inconsistent_arguments_give_a_clear_error(tmp_path, capsys, args, messa
     err = capsys.readouterr().err
     assert err.startswith("xbarsim scale: error:") and message in err
     assert not (tmp_path / "results.csv").exists()
+
+
+# --- --scheduler: bad addresses, peers that are not schedulers, no workers ---
+
+SCALE_8 = ["--sizes", "8", "--r-wire", "1", "--g-range", "100e-6:500e-6", "--no-progress", "--no-plots"]
+
+
+@pytest.mark.parametrize("address", ["foo", "", "http://127.0.0.1:8786", "tcp://127.0.0.1:99999"])
+def test_malformed_scheduler_address_is_refused_before_connecting(tmp_path, capsys, address):
+    pytest.importorskip("distributed")
+    assert main(["scale", "--out", str(tmp_path / "o"), "--scheduler", address] + SCALE_8) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("xbarsim scale: error: --scheduler") and "tcp://HOST:PORT" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "o" / "results.csv").exists()
+
+
+class SilentPeer:
+    """A loopback TCP server that accepts connections and then either never
+    says anything (a hung service) or answers `reply` (another protocol)."""
+
+    def __init__(self, reply=None):
+        self.reply = reply
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = "tcp://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.conns.append(conn)
+            if self.reply is not None:
+                conn.sendall(self.reply)
+
+    def close(self):
+        # Also ends the abandoned connection attempt (its read fails).
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+def _run_bounded(argv, seconds=60):
+    """main(argv) in a thread; None if it is still running after `seconds`
+    (a guard against a hang, not a timing check)."""
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("code", main(argv)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return box.get("code")
+
+
+@pytest.mark.parametrize("reply", [None, b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 4],
+                         ids=["never-answers", "speaks-http"])
+def test_scheduler_address_that_is_not_a_dask_scheduler(tmp_path, capsys, monkeypatch, reply):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(scale, "SCHEDULER_TIMEOUT_S", 1.0)
+    peer = SilentPeer(reply)
+    try:
+        code = _run_bounded(["scale", "--out", str(tmp_path), "--scheduler", peer.address] + SCALE_8)
+    finally:
+        peer.close()
+    assert code == 1, "scale hung on a peer that is not a Dask scheduler"
+    err = capsys.readouterr().err
+    assert err.startswith("xbarsim scale: error:") and peer.address in err
+    assert "dask scheduler" in err  # says what to check
+    assert "Traceback" not in err
+
+
+def test_scheduler_without_workers_gives_a_clear_error(tmp_path, capsys, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr(scale, "WORKER_WAIT_S", 0.5)
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        code = _run_bounded(["scale", "--out", str(tmp_path), "--scheduler", address] + SCALE_8)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "has no workers" in err and f"dask worker {address}" in err
+    assert load_results(tmp_path / "results.csv") == []
+
+
+# --- results.csv that is not this version's ---
+
+def test_foreign_results_csv_is_refused_not_overwritten(tmp_path, capsys):
+    foreign = "name,score\nalice,3\nbob,4\n"
+    (tmp_path / "results.csv").write_text(foreign)
+    with pytest.raises(xs.ParameterError, match="not a results table of xbarsim scale"):
+        run_sweep(params(sizes=((8, 8),), r_wire=(1.0,)), tmp_path, progress=False, plots=False)
+    assert main(["scale", "--out", str(tmp_path)] + SCALE_8) == 1
+    err = capsys.readouterr().err
+    assert "'name,score'" in err and "another --out folder" in err
+    assert (tmp_path / "results.csv").read_text() == foreign
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
+def test_older_xbarsim_results_are_backed_up_and_carried_over(tmp_path, monkeypatch, capsys):
+    sweep = params(sizes=((8, 8),), r_wire=(0.1, 1.0))
+    first = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    # Another version's column set: point_id, status first as always, then
+    # one more column and another order.
+    path = tmp_path / "results.csv"
+    header, raw = _read_csv(path)
+    older = header[:2] + ["gpu"] + header[2:][::-1]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, older)
+        writer.writeheader()
+        writer.writerows({**r, "gpu": "none"} for r in raw)
+    old_text = path.read_text()
+    counter = CountingRunPoint()
+    monkeypatch.setattr(scale, "run_point", counter)
+    rows = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    assert counter.ids == []  # every row had every current column
+    assert [r["rel_error"] for r in rows] == [r["rel_error"] for r in first]
+    assert (tmp_path / "results.csv.bak").read_text() == old_text
+    assert tuple(_read_csv(path)[0]) == COLUMNS
+    err = capsys.readouterr().err
+    assert "another xbarsim version's columns" in err and "results.csv.bak" in err
+    # A second conversion keeps the first backup.
+    path.write_text(old_text)
+    run_sweep(sweep, tmp_path, progress=False, plots=False)
+    assert (tmp_path / "results.csv.bak").read_text() == old_text
+    assert (tmp_path / "results.csv.bak2").read_text() == old_text
+
+
+# --- figures of ideal wires ---
+
+def test_ideal_wire_figures_say_there_is_no_ir_drop(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    sweep = params(sizes=((8, 8), (16, 16)), r_wire=(0.0,), r_terminal=0.0)
+    rows = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    texts = []  # the panels' notes, one list per figure in drawing order
+    real_close = plt.close
+
+    def close(fig):
+        texts.append([t.get_text() for ax in fig.axes for t in ax.texts])
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", close)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "No artists with labels" legend warning, no log-axis warning
+        paths = plot_results(rows, tmp_path)
+    assert [p.name for p in paths] == ["error_vs_size.png", "time_vs_size.png", "ir_drop_vs_size.png"]
+    assert all(p.stat().st_size > 10_000 for p in paths)
+    ir_texts = texts[2]
+    assert len(ir_texts) == 2 and all("no IR drop" in t and "0 Ω" in t for t in ir_texts)
+
+
+# --- sweeps where points fail ---
+
+def test_no_successful_point_exits_3_and_says_why(tmp_path, capsys):
+    # Refused by the memory guard: --retry cannot help, smaller sizes can.
+    code = main(["scale", "--out", str(tmp_path), "--sizes", "1000000000", "--r-wire", "1", "--g-range",
+                 "100e-6:500e-6", "--no-progress"])
+    assert code == scale.EXIT_NONE_OK == 3
+    captured = capsys.readouterr()
+    assert "0 ok, 1 skipped" in captured.out
+    err = captured.err
+    assert "no point of this sweep succeeded" in err and "MemoryLimitError" in err
+    assert "smaller --sizes" in err and "--retry" not in err
+    assert "no figures written" in err
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_points_that_did_not_converge_exit_3_without_the_retry_hint(tmp_path, capsys, monkeypatch):
+    def solve(xbar, **kw):
+        raise xs.ConvergenceError("PCG did not reach tol=1e-30 (test)")
+
+    monkeypatch.setattr(xs, "solve", solve)
+    assert main(["scale", "--out", str(tmp_path)] + SCALE_8) == 3
+    err = capsys.readouterr().err
+    assert "1 x failed: ConvergenceError: PCG did not reach tol=1e-30 (test)" in err
+    assert "looser --tol" in err and "Rerun with --retry" not in err and "rerun with --retry" not in err
+
+
+def test_retry_hint_only_for_points_lost_with_a_worker(tmp_path, capsys, monkeypatch):
+    class KilledWorker(Exception):  # what distributed raises for a worker that died
+        pass
+
+    def run_point(point, numba_threads=None):
+        if point.rows == 16:
+            return scale._failed_row(point, "failed", KilledWorker("worker died (test)"))
+        return REAL_RUN_POINT(point, numba_threads)
+
+    monkeypatch.setattr(scale, "run_point", run_point)
+    argv = ["scale", "--out", str(tmp_path), "--sizes", "8,16", "--r-wire", "1", "--g-range", "100e-6:500e-6",
+            "--no-progress", "--no-plots"]
+    assert main(argv) == 0  # one point succeeded
+    err = capsys.readouterr().err
+    assert "no point of this sweep succeeded" not in err
+    assert "1 point(s) were lost with their Dask worker: rerun with --retry" in err
+    monkeypatch.setattr(scale, "run_point", REAL_RUN_POINT)
+    assert main(argv + ["--retry"]) == 0
+    assert capsys.readouterr().err == ""
+    assert [r["status"] for r in load_results(tmp_path / "results.csv")] == ["ok", "ok"]
+
+
+def test_memory_refusal_next_to_ok_points_exits_0_with_a_hint(tmp_path, capsys):
+    code = main(["scale", "--out", str(tmp_path), "--sizes", "8,1000000000", "--r-wire", "1", "--g-range",
+                 "100e-6:500e-6", "--no-progress"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "1 point(s) were refused by the memory guard" in err and "--retry" not in err
+    assert (tmp_path / "error_vs_size.png").stat().st_size > 0
+
+
+def test_ctrl_c_prints_one_line_and_the_sweep_resumes(tmp_path, capsys, monkeypatch):
+    argv = ["scale", "--out", str(tmp_path), "--sizes", "8,16", "--r-wire", "0.1,1,10", "--g-range",
+            "100e-6:500e-6", "--method", "direct", "--no-progress", "--no-plots"]
+    monkeypatch.setattr(scale, "run_point", CountingRunPoint(fail_after=2))
+    assert main(argv) == 130
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        f"xbarsim scale: interrupted: 2 of 6 points saved in {tmp_path / 'results.csv'}; "
+        "rerun the same command to resume."]
+    assert captured.out == ""
+    assert len(load_results(tmp_path / "results.csv")) == 2
+    counter = CountingRunPoint()
+    monkeypatch.setattr(scale, "run_point", counter)
+    assert main(argv) == 0
+    assert len(counter.ids) == 4
+    assert len(load_results(tmp_path / "results.csv")) == 6
+
+
+def test_help_documents_the_exit_status(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["scale", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "exit status:" in out and "\n  3 " in out and "\n  130 " in out
 
 
 def test_example_runs(tmp_path):

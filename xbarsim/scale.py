@@ -14,7 +14,8 @@ default, or on a `distributed` cluster). Every finished point is appended to
 so a sweep that is interrupted and restarted with the same output folder
 only computes what is missing. (Two sweeps writing into one folder at the
 same time are not coordinated: they may compute a point twice; the last row
-of an id wins.)
+of an id wins.) A ``results.csv`` that this tool did not write is refused,
+never overwritten.
 
 Python use::
 
@@ -58,8 +59,10 @@ import csv
 import io
 import math
 import os
+import shutil
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -134,6 +137,29 @@ COLUMNS = tuple(name for name, _, _ in _COLUMN_SPEC)
 """Columns of results.csv, in order."""
 _TYPES = {name: typ for name, typ, _ in _COLUMN_SPEC}
 _MIB = 2.0**20
+
+_KEY_COLUMNS = ("point_id", "status", "rows", "cols")
+"""How a results.csv of another xbarsim version is told from another program's
+file: its header starts with ``point_id,status`` and names ``rows`` and
+``cols``. (Every version so far wrote exactly `COLUMNS`; this is what a
+future change of the column set keeps.) A file with any other header is
+never overwritten."""
+
+SCHEDULER_TIMEOUT_S = 10.0
+"""Seconds ``--scheduler`` allows for connecting to the scheduler and
+completing Dask's handshake, all together."""
+
+WORKER_WAIT_S = 30.0
+"""Seconds ``--scheduler`` waits for a first worker when the scheduler has
+none."""
+
+EXIT_NONE_OK = 3
+"""Exit status of ``xbarsim scale`` when the sweep finished but none of its
+points succeeded (every one skipped or failed)."""
+
+_RETRYABLE = ("KilledWorker", "CommClosedError", "FutureCancelledError")
+"""Failures that come from losing a Dask worker, not from the point: only
+these can succeed when the same point is run again (``--retry``)."""
 
 
 # ----------------------------------------------------------------------------
@@ -578,26 +604,83 @@ def load_results(path):
     return rows
 
 
+def _backup_name(path):
+    """``results.csv.bak``, or ``.bak2``, ``.bak3``... if taken: a backup never
+    replaces an earlier one."""
+    candidate = path.with_name(path.name + ".bak")
+    k = 2
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}.bak{k}")
+        k += 1
+    return candidate
+
+
+def _results_state(path):
+    """``"missing"``, ``"empty"``, ``"current"`` (header `COLUMNS`) or
+    ``"older"`` (another xbarsim version's columns, `_KEY_COLUMNS`) for the
+    results file at `path`; a file that is none of these is another
+    program's, and is refused with `ParameterError` rather than overwritten."""
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    what = None
+    if not path.is_file():
+        what = "is not a file"
+    else:
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            what = "is not a text file"
+        except OSError as exc:
+            raise ParameterError(f"cannot read {path} ({exc.strerror or exc}); check its permissions, or "
+                                 "pick another --out folder.") from None
+    if what is None:
+        if not text.strip():
+            return "empty"
+        header = next(csv.reader(io.StringIO(text)), [])
+        if header == list(COLUMNS):
+            return "current"
+        if header[:2] == list(_KEY_COLUMNS[:2]) and set(_KEY_COLUMNS) <= set(header):
+            return "older"
+        first = text.split("\n", 1)[0]
+        what = f"has the header {first[:60] + ('...' if len(first) > 60 else '')!r}"
+    raise ParameterError(
+        f"{path} exists and {what}: it is not a results table of xbarsim scale, which would overwrite "
+        "it. Pick another --out folder, or move that file away."
+    )
+
+
 class _ResultsFile:
     """Append-only results.csv: every row is on disk before the next point."""
 
     def __init__(self, path):
         self.path = Path(path)
-        if self.path.exists():
-            text = self.path.read_text()
-            header = text.split("\n", 1)[0].split(",") if text else []
-            complete = text[: text.rfind("\n") + 1]
-            if header != list(COLUMNS):
-                # Another column set (older version) or an empty file: rewrite
-                # the readable rows under the current header.
-                rows = load_results(self.path)
-                _write_atomic(self.path, _header_line() + "".join(_csv_line(r) for r in rows))
-            elif complete != text:
-                # The last line was cut short by an interrupted write.
-                _write_atomic(self.path, complete)
-        else:
+        self.backup = None
+        state = _results_state(self.path)
+        if state == "missing":
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _write_atomic(self.path, _header_line())
+        elif state == "empty":
+            _write_atomic(self.path, _header_line())
+        elif state == "older":
+            # Another xbarsim version's columns: keep the file as it was, then
+            # carry the rows that have every current column over (the others
+            # are recomputed).
+            self.backup = _backup_name(self.path)
+            shutil.copy2(self.path, self.backup)
+            with open(self.path, newline="") as fh:
+                n_lines = sum(1 for _ in csv.reader(fh)) - 1
+            rows = load_results(self.path)
+            _write_atomic(self.path, _header_line() + "".join(_csv_line(r) for r in rows))
+            print(f"xbarsim scale: note: {self.path} has another xbarsim version's columns; kept it as "
+                  f"{self.backup}. {len(rows)} of its {n_lines} row(s) have every current column and "
+                  "were carried over; the other points are computed again.", file=sys.stderr)
+        else:
+            text = self.path.read_text()
+            complete = text[: text.rfind("\n") + 1]
+            if complete != text:
+                # The last line was cut short by an interrupted write.
+                _write_atomic(self.path, complete)
 
     def rows(self):
         return load_results(self.path)
@@ -653,14 +736,14 @@ def _run_distributed(todo, record, client, numba_threads):
 
     futures = {client.submit(run_point, p, numba_threads, pure=False): p for p in todo}
     try:
-        for fut in as_completed(list(futures)):
+        for fut in as_completed(list(futures), loop=client.loop):  # not the default client's
             point = futures[fut]
             try:
                 row = fut.result()
             except Exception as exc:
                 # A worker that died (killed for memory, lost connection)
                 # fails its point; a bug inside run_point propagates.
-                if type(exc).__name__ not in ("KilledWorker", "CommClosedError", "FutureCancelledError"):
+                if type(exc).__name__ not in _RETRYABLE:
                     raise
                 row = _failed_row(point, "failed", exc)
             record(point, row)
@@ -713,6 +796,14 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
     list of dict
         One row per requested point (keys `COLUMNS`), in the order given,
         including points finished by an earlier run.
+
+    Raises
+    ------
+    ParameterError
+        ``out_dir/results.csv`` exists and is not a results table of this
+        tool (it is never overwritten). One of another xbarsim version
+        (`_KEY_COLUMNS`) is copied to ``results.csv.bak`` first, then its
+        readable rows are carried over.
     """
     from ._progress import Progress
 
@@ -806,6 +897,16 @@ def _setup_size_axis(ax, rows, square):
     ax.grid(True, which="major", alpha=0.3)
 
 
+def _empty_panel_text(column, ok, zeros):
+    """What an empty panel says: why the column has nothing to draw."""
+    ideal = all(r["r_wire_ohm"] == 0 and r["r_terminal_ohm"] == 0 for r in ok)
+    if column in ("ir_drop_wl_frac", "bl_rise_frac") and ideal:
+        return "no IR drop:\nall wire and terminal resistances are 0 Ω"
+    if zeros:
+        return f"all {zeros} value(s) are ≤ 0:\nnothing to show on a log axis"
+    return "no value to show"
+
+
 def plot_results(rows, out_dir):
     """Write the study's figures into `out_dir`; returns their paths.
 
@@ -813,7 +914,9 @@ def plot_results(rows, out_dir):
     N; ``time_vs_size.png``: solve time and iterations vs N;
     ``ir_drop_vs_size.png``: word-line drop and bit-line rise (fraction of
     the input) vs N. One line per wire resistance (colour) and per other
-    setting that varies (line style). Only ``ok`` points are drawn.
+    setting that varies (line style). Only ``ok`` points are drawn; a panel
+    with nothing to draw (no IR drop with ideal wires and terminals: zero on
+    a log axis) says so. Returns ``[]`` when no point is ``ok``.
     """
     import matplotlib
 
@@ -850,26 +953,45 @@ def plot_results(rows, out_dir):
         height = 5.2 + legend_h + note_h
         fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), height), squeeze=False)
         for ax, (column, ylabel, title, logy) in zip(axes[0], panels):
+            drawn = zeros = 0
             for key, label, ci, si, pts in series:
                 xs_ = [_size(r) for r in pts]
                 ys = [r[column] for r in pts]
-                keep = [(a, b) for a, b in zip(xs_, ys)
-                        if b is not None and math.isfinite(b) and (b > 0 or not logy)]
+                finite = [(a, b) for a, b in zip(xs_, ys) if b is not None and math.isfinite(b)]
+                keep = [(a, b) for a, b in finite if b > 0 or not logy]
+                zeros += len(finite) - len(keep)
                 if not keep:
                     continue
+                drawn += len(keep)
                 color = cmap(0.85 * ci / max(n_r - 1, 1))
                 ax.plot(*zip(*keep), linestyle=styles[si % len(styles)],
                         marker=markers[(si // len(styles)) % len(markers)],
                         color=color, label=label, linewidth=2, markersize=6)
-            if logy:
+            if logy and drawn:
                 ax.set_yscale("log")
             _setup_size_axis(ax, ok, square)
             ax.set_ylabel(ylabel, fontsize=12)
+            if drawn and zeros:
+                title += f"\n({zeros} point(s) ≤ 0 not shown on the log axis)"
             ax.set_title(title, fontsize=13)
             ax.tick_params(labelsize=11)
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        if inside:
-            axes[0][0].legend(fontsize=10, loc="best")
+            if not drawn:
+                # Nothing to draw (ideal wires and terminals give no IR drop,
+                # which a log axis cannot show): say so instead of an empty frame.
+                ax.set_yticks([])
+                sizes = [_size(r) for r in ok]
+                ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
+                ax.text(0.5, 0.5, _empty_panel_text(column, ok, zeros), transform=ax.transAxes,
+                        ha="center", va="center", fontsize=12, color="0.3", wrap=True)
+        handles, labels = [], []
+        for ax in axes[0]:  # the first panel may be empty; take each series once
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                if label not in labels:
+                    handles.append(handle)
+                    labels.append(label)
+        if inside and handles:
+            legend_ax = next(ax for ax in axes[0] if ax.get_legend_handles_labels()[0])
+            legend_ax.legend(handles, labels, fontsize=10, loc="best")
         elif handles:
             fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=10, frameon=False,
                        bbox_to_anchor=(0.5, note_h / height))
@@ -1030,6 +1152,14 @@ r-wire {','.join(f'{r:g}' for r in DEFAULT_SWEEP.r_wire)} ohm, g-range 100e-6:50
 1 input, v-read 0.2 V, r-terminal 1 ohm.
 
 Rerunning with the same --out skips the points already in results.csv.
+
+exit status:
+  0    the sweep finished and at least one of its points succeeded (the table and
+       results.csv give the reason for any skipped or failed one)
+  {EXIT_NONE_OK}    the sweep finished but none of its points succeeded (all refused by the
+       memory guard or failed: the reasons are printed and in results.csv)
+  1    an error (message on stderr), e.g. a bad argument, --out or --scheduler
+  130  interrupted (Ctrl-C): finished points are saved; rerun the same command to resume
 """
 
 
@@ -1048,7 +1178,7 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d = DEFAULT_SWEEP
-    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+    p.add_argument("--out", required=True, metavar="DIR",
                    help="output folder (results.csv, *.png); reused to resume")
     p.add_argument("--sizes", type=_sizes_arg, default=d.sizes, metavar="N[,MxN...]",
                    help=f"array sizes (default {_fmt_sizes(d.sizes)})")
@@ -1102,12 +1232,160 @@ def _params_from_args(args):
     )
 
 
+_ADDRESS_HINT = "give the address `dask scheduler` prints, tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786)"
+
+
+def _check_scheduler_address(address):
+    """Refuse a ``--scheduler`` that is not ``[SCHEME://]HOST:PORT`` before
+    connecting (distributed raises a bare ValueError on these)."""
+    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    schemes = [b for b in backends if b != "inproc"]  # inproc: inside one process only
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError):
+        raise ParameterError(f"--scheduler {address!r} is not an address; {_ADDRESS_HINT}.") from None
+    if scheme not in schemes:
+        raise ParameterError(f"--scheduler {address!r}: unknown scheme {scheme + '://'!r} (Dask speaks "
+                             f"{', '.join(s + '://' for s in schemes)}); {_ADDRESS_HINT}.")
+    if not host or not 1 <= port <= 65535:
+        raise ParameterError(f"--scheduler {address!r} needs a host and a port in 1..65535; {_ADDRESS_HINT}.")
+
+
+def _connect_scheduler(address):
+    """A `distributed.Client` of the scheduler at `address` that has at least
+    one worker; `ParameterError` saying what to check otherwise.
+
+    ``Client(address, timeout=...)`` bounds the TCP connect only: a peer that
+    accepts the connection but does not answer Dask's handshake (another
+    service, a port that never replies) would hang it forever. So the Client
+    is made in a daemon thread and given `SCHEDULER_TIMEOUT_S` in all; an
+    attempt still hanging then is abandoned (it cannot keep the process
+    alive, and closes its Client should it ever finish).
+    """
+    from distributed import Client
+
+    timeout = float(SCHEDULER_TIMEOUT_S)
+    lock = threading.Lock()
+    box = {}
+
+    def attempt():
+        try:
+            client = Client(address, timeout=timeout, set_as_default=False)
+        except BaseException as exc:  # reported by the caller
+            box["error"] = exc
+            return
+        with lock:
+            abandoned = box.setdefault("client", client) is not client
+        if abandoned:
+            client.close()
+
+    thread = threading.Thread(target=attempt, name="xbarsim-scale-connect", daemon=True)
+    thread.start()
+    thread.join(timeout * 1.2 + 0.5)  # Client's own connect timeout reports first
+    with lock:
+        client = box.setdefault("client", None)  # from now on, a late Client closes itself
+    if client is None:
+        exc = box.get("error")
+        if exc is None:
+            raise ParameterError(
+                f"no answer from {address!r} within {timeout:g} s: something accepts connections there "
+                "but does not complete Dask's handshake. Check that it is the scheduler's address as "
+                "`dask scheduler` prints it (port 8786 by default, not the dashboard's 8787).")
+        if not isinstance(exc, Exception):
+            raise exc  # KeyboardInterrupt, SystemExit
+        reason = _one_line(f"{type(exc).__name__}: {exc}")
+        reason = reason if len(reason) <= 200 else reason[:197] + "..."
+        if isinstance(exc, (OSError, TimeoutError)):
+            raise ParameterError(
+                f"cannot reach the Dask scheduler at {address!r} ({reason}). Check that `dask scheduler` "
+                "runs there and that host and port are right.") from None
+        raise ParameterError(
+            f"{address!r} did not answer as a Dask scheduler ({reason}). Check that it is the scheduler's "
+            "address as `dask scheduler` prints it, not another service's.") from None
+    try:
+        if not client.scheduler_info().get("workers"):
+            print(f"xbarsim scale: the scheduler at {address} has no worker yet; waiting up to "
+                  f"{WORKER_WAIT_S:g} s for one", file=sys.stderr)
+            client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+    except BaseException as exc:
+        client.close()
+        if isinstance(exc, TimeoutError):
+            raise ParameterError(
+                f"the Dask scheduler at {address!r} has no workers (waited {WORKER_WAIT_S:g} s); start one "
+                f"with `dask worker {address}`, then rerun.") from None
+        if isinstance(exc, OSError):
+            raise ParameterError(f"lost the connection to the Dask scheduler at {address!r} "
+                                 f"({_one_line(exc)}); check that it is still running.") from None
+        raise
+    return client
+
+
+def _report_interrupt(params, out):
+    """The one line of an interrupted sweep (stderr)."""
+    ids = {p.point_id for p in params.points()}
+    path = Path(out) / RESULTS_NAME
+    try:
+        saved = len(ids & {r["point_id"] for r in load_results(path)})
+    except (OSError, UnicodeDecodeError):
+        saved = 0
+    print(f"xbarsim scale: interrupted: {saved} of {len(ids)} points saved in {path}; rerun the same "
+          "command to resume.", file=sys.stderr)
+
+
+def _report_problems(rows, plots):
+    """Say why points were skipped or failed and what can help (stderr);
+    the exit status: `EXIT_NONE_OK` when no point succeeded, else 0."""
+    bad = [r for r in rows if r["status"] != "ok"]
+    if not bad:
+        return 0
+    memory = [r for r in bad if r["message"].startswith("MemoryLimitError")]
+    lost = [r for r in bad if r["message"].split(":", 1)[0] in _RETRYABLE]
+    other = [r for r in bad if r not in memory and r not in lost]
+    none_ok = len(bad) == len(rows)
+    err = sys.stderr
+    if none_ok:
+        print(f"xbarsim scale: error: no point of this sweep succeeded ({len(bad)} of {len(rows)} skipped "
+              "or failed):", file=err)
+        reasons = {}
+        for r in bad:
+            reasons.setdefault(r["message"], []).append(r)
+        for message, group in reasons.items():
+            text = message if len(message) <= 160 else message[:157] + "..."
+            print(f"  {len(group)} x {group[0]['status']}: {text}", file=err)
+        if plots:
+            print("xbarsim scale: no figures written: there is no successful point to draw.", file=err)
+    if memory:
+        print(f"{len(memory)} point(s) were refused by the memory guard (more memory than is available "
+              "here): choose smaller --sizes or fewer --inputs, or run them on a machine with more memory "
+              "(--scheduler).", file=err)
+    if other:
+        hint = ""
+        if any(r["message"].startswith("ConvergenceError") for r in other):
+            hint = " A solver that did not converge may need a looser --tol or --method direct."
+        print(f"{len(other)} point(s) failed: the reason is in the table above and in the message column "
+              f"of results.csv; the same point fails again on --retry.{hint}", file=err)
+    if lost:
+        print(f"{len(lost)} point(s) were lost with their Dask worker: rerun with --retry to compute them "
+              "again.", file=err)
+    return EXIT_NONE_OK if none_ok else 0
+
+
 def _main(args):
+    from .cli import check_out_dir
+
     params = _params_from_args(args)
     if args.workers is not None and args.workers < 1:
         raise ParameterError(f"--workers must be >= 1; got {args.workers}.")
+    if args.scheduler is not None:
+        _check_scheduler_address(args.scheduler)
+    check_out_dir(args.out)
+    _results_state(Path(args.out) / RESULTS_NAME)  # refuse another program's results.csv now
     client = cluster = None
     numba_threads = None
+    interrupted = False
     try:
         if args.workers is not None:
             from distributed import Client, LocalCluster
@@ -1124,25 +1402,32 @@ def _main(args):
                                    host="127.0.0.1", dashboard_address=None)
             client = Client(cluster)
         elif args.scheduler is not None:
-            from distributed import Client
-
-            try:
-                client = Client(args.scheduler, timeout="10s")
-            except (OSError, TimeoutError) as exc:
-                raise ParameterError(f"cannot reach the Dask scheduler at {args.scheduler!r}: {exc}") from exc
+            client = _connect_scheduler(args.scheduler)
         t0 = time.perf_counter()
-        rows = run_sweep(params, args.out, client=client, progress=not args.no_progress,
-                         retry=args.retry, plots=not args.no_plots, numba_threads=numba_threads)
+        try:
+            rows = run_sweep(params, args.out, client=client, progress=not args.no_progress,
+                             retry=args.retry, plots=not args.no_plots, numba_threads=numba_threads)
+        except KeyboardInterrupt:
+            interrupted = True
+            if cluster is not None:
+                # Closing our own cluster under a running point makes the
+                # nannies (in this process) warn that they kill a busy worker
+                # after a grace period: expected here, so not shown.
+                import logging
+
+                logging.getLogger("distributed").setLevel(logging.ERROR)
         wall = time.perf_counter() - t0
     finally:
         if client is not None:
             client.close()
         if cluster is not None:
             cluster.close()
+    if interrupted:
+        _report_interrupt(params, args.out)
+        return 130
     print(format_table(rows))
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     print(f"\n{len(rows)} points: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; "
           f"wall {wall:.1f} s. Results: {Path(args.out) / RESULTS_NAME}")
-    if counts["skipped"] or counts["failed"]:
-        print("Rerun with --retry to try the skipped and failed points again.")
-    return 0
+    sys.stdout.flush()  # the table before the notes on stderr
+    return _report_problems(rows, plots=not args.no_plots)

@@ -195,12 +195,22 @@ def test_non_numeric_and_torch_inputs():
     x = np.random.default_rng(0).uniform(0, 1, (5, 4))
     xt = torch.from_numpy(x).requires_grad_()
     np.testing.assert_array_equal(xs.mvm(prog, xt, noise=False), xs.mvm(prog, x, noise=False))
-    with pytest.raises(xs.ParameterError, match="x must be a numeric"):
+    with pytest.raises(xs.ParameterError, match="x holds strings"):
         xs.mvm(prog, [["a"] * 4])
-    with pytest.raises(xs.ParameterError, match="weight must be a numeric"):
+    with pytest.raises(xs.ParameterError, match="x holds strings"):
+        xs.mvm(prog, [["1"] * 4])  # NumPy would parse these
+    with pytest.raises(xs.ParameterError, match="x must be a .* array of real numbers"):
+        xs.mvm(prog, [[object()] * 4])
+    with pytest.raises(xs.ParameterError, match="weight holds strings"):
         xs.transfer([["a", "b"]], None, cfg)
-    with pytest.raises(xs.ParameterError, match="bias must be a numeric"):
+    with pytest.raises(xs.ParameterError, match="bias holds strings"):
         xs.transfer(W, ["a"] * 3, cfg)
+    with pytest.raises(xs.ParameterError, match="weight must be real numbers; got complex"):
+        xs.transfer(W + 0j, None, cfg)
+    with pytest.raises(xs.ParameterError, match="x must be real numbers; got boolean"):
+        xs.mvm(prog, x > 0.5)
+    with pytest.raises(xs.ParameterError, match="masked entries"):
+        xs.transfer(np.ma.masked_greater(W, 0.0), None, cfg)
 
 
 def test_mvm_warns_at_the_switching_threshold_and_refuses_overflowing_inputs():

@@ -31,18 +31,9 @@ FLOATING, RESISTIVE, IDEAL = 0, 1, 2
 
 
 def _as_float_array(value, name):
-    kind = getattr(getattr(value, "dtype", None), "kind", None)
-    if kind in ("c", "b") or isinstance(value, (bool, complex, np.bool_)):
-        # NumPy would drop an imaginary part with only a warning, and read
-        # True as 1 S / 1 ohm / 1 V
-        what = "complex" if kind == "c" or isinstance(value, complex) else "boolean"
-        raise ParameterError(f"{name} must be real numbers; got {what} values. Pass conductances in siemens, "
-                             "resistances in ohms, voltages in volts.")
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"{name} must be numeric; got {type(value).__name__}.") from exc
-    return arr
+    from ._coerce import as_real_array
+
+    return as_real_array(value, name)
 
 
 def _check_finite_nonneg(arr, name, unit, allow_zero=True):

@@ -152,13 +152,9 @@ def as_float_array(a, name, expected):
     or lives on a GPU) is detached and copied to the host first. Anything
     non-numeric is a `ParameterError` naming ``name`` and the ``expected``
     layout."""
-    if hasattr(a, "detach") and hasattr(a, "cpu"):
-        a = a.detach().cpu().numpy()
-    try:
-        return np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"{name} must be a numeric {expected} array; got {type(a).__name__} "
-                             f"that does not convert to float64 ({exc}).") from exc
+    from ._coerce import as_real_array
+
+    return as_real_array(a, name, expected, units="real numbers")
 
 
 def check_layer(weight, bias):

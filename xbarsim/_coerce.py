@@ -1,0 +1,68 @@
+"""One conversion of user arrays to float64, shared by every entry point.
+
+NumPy's own ``np.asarray(value, dtype=np.float64)`` is too forgiving for a
+simulator's inputs: it drops an imaginary part with only a warning, reads
+True as 1 (siemens, ohms, volts...), parses strings ("1e-4"), ignores the
+mask of a masked array, turns None into NaN, and refuses a torch tensor
+that requires grad with a bare RuntimeError. `as_real_array` refuses all of
+those with a `ParameterError` that names the argument, and detaches torch
+tensors (also on a GPU) first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .exceptions import ParameterError
+
+__all__ = ["as_real_array"]
+
+
+def as_real_array(value, name, expected="numeric", units="conductances in siemens, resistances in ohms, "
+                                                          "voltages in volts"):
+    """``value`` as a float64 array (no copy when it already is one).
+
+    Parameters
+    ----------
+    value : array_like, torch tensor or scalar
+        The user's input.
+    name : str
+        Its name in messages (``"g"``, ``"weight"``, ``"left.v"``...).
+    expected : str
+        What it should be, for the message (``"(out, in)"``...).
+    units : str
+        The units hint of the message.
+
+    Raises
+    ------
+    ParameterError
+        None, complex, boolean, string or masked values, or anything that
+        does not convert to float64.
+    """
+    if value is None:
+        raise ParameterError(f"{name} is None; give a {expected} array or number ({units}).")
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor, grad or not, any device
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ma.MaskedArray):
+        if np.ma.getmaskarray(value).any():
+            raise ParameterError(f"{name} is a masked array with masked entries; fill them first "
+                                 f"({name}.filled(...)), the simulator has no notion of a missing value.")
+        value = value.data
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    if kind is None and not isinstance(value, (bool, complex, str, bytes, np.generic)):
+        # a list or other sequence: look at what NumPy makes of it first
+        try:
+            kind = np.asarray(value).dtype.kind
+        except (TypeError, ValueError):
+            kind = None
+    if kind in ("c", "b") or isinstance(value, (bool, complex, np.bool_, np.complexfloating)):
+        # NumPy would drop an imaginary part with only a warning, and read True as 1
+        what = "complex" if kind == "c" or isinstance(value, (complex, np.complexfloating)) else "boolean"
+        raise ParameterError(f"{name} must be real numbers; got {what} values. Pass {units}.")
+    if kind in ("U", "S") or isinstance(value, (str, bytes)):
+        raise ParameterError(f"{name} holds strings; convert them to numbers first ({units}).")
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"{name} must be a {expected} array of real numbers; got {type(value).__name__} "
+                             f"that does not convert to float64 ({exc}).") from exc

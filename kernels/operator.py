@@ -201,7 +201,8 @@ def device_currents(g, v0, nonlinear, v_wl, v_bl, out, finite):
     """``out[i, j, b]``: the current of device (i, j) from word line to bit
     line, ``g dv`` or ``g v0 sinh(dv / v0)`` (shared/CIRCUIT.md) with ``dv
     = v_wl[i, j, b] - v_bl[j, i, b]``. ``finite[t]`` is cleared when tile
-    ``t`` of word lines met a non-finite voltage (either layer)."""
+    ``t`` of word lines met a non-finite voltage (either layer) or current
+    (a sinh that overflows between fixed nodes)."""
     M, N = g.shape
     B = v_wl.shape[2]
     for blk in prange((M + TILE - 1) // TILE):
@@ -221,9 +222,12 @@ def device_currents(g, v0, nonlinear, v_wl, v_bl, out, finite):
                     dv = vw - vb
                     if nonlinear:
                         s = v0[i, j]
-                        out[i, j, b] = (gij * s) * np.sinh(dv / s)
+                        c = (gij * s) * np.sinh(dv / s)
                     else:
-                        out[i, j, b] = dv * gij
+                        c = dv * gij
+                    out[i, j, b] = c
+                    if not math.isfinite(c):
+                        ok = False
         finite[blk] = ok
 
 

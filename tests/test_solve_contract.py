@@ -535,3 +535,103 @@ def test_an_array_whose_float64_copy_cannot_fit_is_refused_before_converting(mon
     with pytest.raises(xs.MemoryLimitError, match="copy"):
         xs.Crossbar(huge)
     xs.Crossbar(np.full((64, 64), 1e-4, dtype=np.float32))  # a small conversion is fine
+
+
+def test_a_crossbar_owns_read_only_copies_of_its_arrays():
+    """Changing the caller's array after construction cannot bypass the
+    checks (a NaN written later came back as a 'converged' zero answer)."""
+    g = np.full((8, 8), 3e-4)
+    r = np.ones((8, 7))
+    v0 = np.full((8, 8), 0.25)
+    xbar = xs.Crossbar(g, r_wl=r, r_bl=1.0, v0=v0)
+    g[0, 0], r[0, 0], v0[0, 0] = np.nan, np.nan, -1.0
+    assert np.all(np.isfinite(xbar.g)) and np.all(np.isfinite(xbar.r_wl)) and np.all(xbar.v0 > 0)
+    for arr in (xbar.g, xbar.r_wl, xbar.v0):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0, 0] = 1.0
+    # a crossbar's own arrays are passed on, not copied again
+    assert xbar.with_g(np.full((8, 8), 2e-4)).r_wl is xbar.r_wl
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "g is None"),
+    ([["1e-4"] * 3] * 2, "g holds strings"),
+    (np.ma.masked_greater(np.full((2, 3), 1e-4), 0.0), "masked entries"),
+    (np.full((2, 3), 1e-4) + 0j, "got complex values"),
+])
+def test_crossbar_refuses_values_numpy_would_bend(value, message):
+    with pytest.raises(xs.ParameterError, match=message):
+        xs.Crossbar(value)
+
+
+def test_torch_tensors_that_require_grad_are_taken_as_arrays():
+    torch = pytest.importorskip("torch")
+    g = torch.full((3, 4), 1e-4, dtype=torch.float64, requires_grad=True)
+    x = torch.full((3,), 0.1, dtype=torch.float64, requires_grad=True)
+    sol = xs.solve(xs.Crossbar(g), left=xs.Drive(x), bottom=xs.Drive(0.0), method="direct")
+    np.testing.assert_allclose(sol.i_out, np.full(4, 3 * 1e-5), rtol=1e-12)
+
+
+@pytest.mark.parametrize("r_wire, r_term, message", [
+    (1e-15, 1.0, "1e-15 ohm segment"),  # was 53 % off from the direct solve, silently
+    (1.0, 1e-300, "below 1e-100 ohms"),  # overflowed the iterative solves into zeros
+])
+def test_numerically_ideal_resistances_are_refused_with_the_exact_alternative(r_wire, r_term, message):
+    xbar = xs.Crossbar(np.full((8, 8), 3e-4), r_wl=r_wire, r_bl=r_wire)
+    with pytest.raises(xs.ParameterError, match=message) as info:
+        xs.solve(xbar, left=xs.Drive(np.full(8, 0.1), r=r_term), bottom=xs.Drive(0.0, r=r_term))
+    assert "Give 0" in str(info.value)
+
+
+def test_a_device_far_more_conductive_than_the_wires_is_refused():
+    g = np.full((8, 8), 3e-4)
+    g[3, 3] = 1e300  # gave a negative sense current from the direct solve
+    with pytest.raises(xs.ParameterError, match="Check the units"):
+        xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg"])
+def test_devices_far_less_conductive_than_the_wires_stay_accurate(method):
+    """The refusals above do not touch the ordinary regime of a passive
+    array: devices much weaker than their wires (checked against the same
+    circuit with every conductance scaled up, which leaves voltages alone)."""
+    rng = np.random.default_rng(0)
+    g0, x = rng.uniform(1.0, 5.0, (16, 16)), rng.uniform(0.0, 0.2, 16)
+    s = 1e-14
+    ref = xs.solve(xs.Crossbar(g0, s, s), left=xs.Drive(x, r=s), bottom=xs.Drive(0.0, r=s), method="direct")
+    sol = xs.solve(xs.Crossbar(g0 * s, 1.0, 1.0), left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0, r=1.0),
+                   method=method)
+    np.testing.assert_allclose(sol.i_out, ref.i_out * s, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg"])
+def test_sinh_currents_overflowing_between_fixed_nodes_are_an_error(method):
+    """With ideal wires and drives every node is fixed and no Newton step
+    runs; the overflow used to come back as inf currents."""
+    xbar = xs.Crossbar(np.full((8, 8), 3e-4), 0.0, 0.0, v0=0.1)
+    with pytest.raises(xs.ConvergenceError, match="overflow double precision"):
+        xs.solve(xbar, left=xs.Drive(np.full(8, 100.0)), bottom=xs.Drive(0.0), method=method)
+
+
+def test_tol_takes_numpy_reals_and_refuses_bools_and_unreachable_values():
+    xbar = xs.Crossbar(np.full((4, 3), 1e-4), 1.0, 1.0)
+    drives = dict(left=xs.Drive(np.full(4, 0.1), r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    a = xs.solve(xbar, **drives, method="pcg", tol=np.float32(1e-6))
+    b = xs.solve(xbar, **drives, method="pcg", tol=float(np.float32(1e-6)))
+    np.testing.assert_array_equal(a.i_out, b.i_out)
+    with pytest.raises(xs.ParameterError, match="below what double precision resolves"):
+        xs.solve(xbar, **drives, tol=1e-17)
+    with pytest.raises(xs.ParameterError, match="tol must be"):
+        xs.solve(xbar, **drives, tol=True)
+    with pytest.raises(xs.ParameterError, match="maxiter"):
+        xs.solve(xbar, **drives, method="pcg", maxiter=True)
+
+
+def test_a_huge_batch_is_refused_before_the_network_is_built(monkeypatch):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the network was built before the memory check")
+
+    monkeypatch.setattr(SOLVE_MODULE, "build_network", must_not_run)
+    xbar = xs.Crossbar(np.full((4, 3), 1e-4), 1.0, 1.0)
+    with pytest.raises(xs.MemoryLimitError, match="split the batch"):
+        xs.solve(xbar, left=xs.Drive(np.broadcast_to(0.1, (4, 10**9))), bottom=xs.Drive(0.0))

@@ -66,11 +66,10 @@ def require(need, what, hint):
 
 
 def check(method, M, N, batch):
-    hint = (
-        "use method='pcg', which needs far less memory, or a smaller array"
-        if method == "direct"
-        else "solve fewer input columns at a time (split the batch), or use a smaller array"
-    )
+    hint = "use method='pcg', which needs far less memory, or a smaller array" if method == "direct" else \
+        "use a smaller array"
+    if batch > 1:
+        hint = f"solve fewer input columns at a time (split the batch of {batch}), or " + hint
     require(estimate(method, M, N, batch), f"a {method} solve of a {M} x {N} array with {batch} input column(s)",
             hint)
 

@@ -17,6 +17,7 @@ line's tridiagonal system; ``gid[l, k]`` is the group of node ``k`` of line
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,89 @@ def _as_float_array(value, name):
     from ._coerce import as_real_array
 
     return as_real_array(value, name)
+
+
+def _owned(arr, source):
+    """`arr` (converted from the user's `source`) as an array the Crossbar
+    owns, read-only: a copy when it still shares the caller's memory (a
+    float64 input, a view, a torch tensor's buffer), so that changing the
+    caller's array later cannot bypass the checks made here. An array a
+    Crossbar already owns (`with_g` passes the wires on) is shared as is."""
+    if _OWNED.get(id(arr)) is arr:
+        return arr
+    if arr is source or not arr.flags.owndata:
+        arr = np.array(arr, dtype=np.float64, order="C")
+    arr.flags.writeable = False
+    _OWNED[id(arr)] = arr
+    return arr
+
+
+_OWNED = weakref.WeakValueDictionary()
+"""The read-only arrays Crossbars own, by id (`_owned`)."""
+
+
+DYNAMIC_RANGE = 1e10
+"""Largest ratio of resistances one solve takes between parts that meet at
+the nodes of a line; beyond it the weaker part falls below what double
+precision resolves next to the stronger one. Two cases break (measured on a
+16 x 16 array of 100-500 uS devices):
+
+* a wire segment far more conductive than its line's terminal: the direct
+  solve's error grows as about 1e-15 x (terminal r / segment r): 1.8e-9 at
+  1e6, 1.4e-6 at 1e9, 53 % at 1e15 (a 1e-15 ohm wire with 1 ohm terminals,
+  with no sign of trouble); the iterative methods stop with a
+  ConvergenceError from about 1e6 on. Such a segment is numerically ideal:
+  give 0, which merges its nodes exactly.
+* a device far more conductive than a wire segment or terminal (1e300 S
+  gave a negative sense current): a unit error, or a short.
+
+Devices far *less* conductive than the wires are fine (1e-20 S devices on 1
+ohm wires solve to 1e-15), and ideal (0 ohm) parts are exact."""
+
+
+R_TINY = 1e-100
+"""Smallest non-zero wire or terminal resistance, ohms (0 is ideal, exact)."""
+
+
+def _check_dynamic_range(g, wires, terminals=None):
+    """Refuse (`ParameterError`) a circuit whose resistances span more than
+    `DYNAMIC_RANGE` where it matters: ``wires`` and ``terminals`` map a
+    name to a resistance array in ohms (0 = ideal, ignored); ``terminals``
+    is ``{"wl": {...}, "bl": {...}}`` by layer, matched with the layer's
+    wire (``wires`` keys ``"r_wl"``, ``"r_bl"``)."""
+    gmax = float(np.max(g))
+    parts = dict(wires)
+    for by_name in (terminals or {}).values():
+        parts.update(by_name)
+    for name, r in parts.items():
+        rmax = float(np.max(r)) if r.size else 0.0
+        tiny = r[(r > 0) & (r < R_TINY)] if r.ndim else r[None][(r > 0) & (r < R_TINY)]
+        if tiny.size:
+            raise ParameterError(
+                f"{name} has a resistance of {float(tiny[0]):.3g} ohms; below {R_TINY:.0e} ohms the squared "
+                "conductances overflow the iterative solvers. Give 0 for an ideal wire or terminal: it is "
+                "handled exactly."
+            )
+        if gmax * rmax > DYNAMIC_RANGE:
+            raise ParameterError(
+                f"the largest device conductance ({gmax:.3g} S) is {gmax * rmax:.2g} times the conductance of "
+                f"the {rmax:.3g} ohm {name}; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve the "
+                "wires next to it. Check the units (siemens), or model such a device as a short by other means."
+            )
+    for layer, wire in (("wl", "r_wl"), ("bl", "r_bl")):
+        r = wires[wire]
+        positive = r[r > 0] if r.ndim else (r[None] if r > 0 else r[None][:0])
+        if positive.size == 0:
+            continue
+        rmin = float(np.min(positive))
+        for name, rt in (terminals or {}).get(layer, {}).items():
+            rt_max = float(np.max(rt)) if rt.size else 0.0
+            if rt_max > DYNAMIC_RANGE * rmin:
+                raise ParameterError(
+                    f"{wire} has a {rmin:.3g} ohm segment, {rt_max / rmin:.2g} times smaller than the "
+                    f"{rt_max:.3g} ohm {name}; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve the "
+                    "terminal next to it. Give 0 for an ideal wire segment: it is merged exactly."
+                )
 
 
 def _check_finite_nonneg(arr, name, unit, allow_zero=True):
@@ -112,15 +196,20 @@ class Crossbar:
             )
         _check_finite_nonneg(g, "g", "siemens")
         M, N = g.shape
-        object.__setattr__(self, "g", np.ascontiguousarray(g))
-        object.__setattr__(self, "r_wl", _per_segment(self.r_wl, (M, N - 1), "r_wl"))
-        object.__setattr__(self, "r_bl", _per_segment(self.r_bl, (M - 1, N), "r_bl"))
+        r_wl = _per_segment(self.r_wl, (M, N - 1), "r_wl")
+        r_bl = _per_segment(self.r_bl, (M - 1, N), "r_bl")
+        _check_dynamic_range(g, {"r_wl": r_wl, "r_bl": r_bl})  # device against wire
+        # Stored arrays are the Crossbar's own and read-only: `with_g` (or
+        # `Solution.resolve`) is the way to change conductances.
+        object.__setattr__(self, "g", _owned(g, self.g))
+        object.__setattr__(self, "r_wl", _owned(r_wl, self.r_wl))
+        object.__setattr__(self, "r_bl", _owned(r_bl, self.r_bl))
         if self.v0 is not None:
             v0 = _as_float_array(self.v0, "v0")
             if v0.ndim != 0 and v0.shape != (M, N):
                 raise ParameterError(f"v0 has shape {v0.shape}; expected None, a scalar or {(M, N)}.")
             _check_finite_nonneg(v0, "v0", "volts", allow_zero=False)
-            object.__setattr__(self, "v0", v0)
+            object.__setattr__(self, "v0", _owned(v0, self.v0))
 
     @property
     def shape(self):
@@ -417,6 +506,10 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
         )
     batch = sizes.pop() if sizes else 1
     batched = bool(batches)
+    _check_dynamic_range(xbar.g, {"r_wl": xbar.r_wl, "r_bl": xbar.r_bl}, {
+        layer: {f"{name}.r": 1.0 / specs[name].g[specs[name].g > 0] for name in names
+                if specs[name] is not None}
+        for layer, names in (("wl", ("left", "right")), ("bl", ("top", "bottom")))})
 
     # Two ideal drives on one group (a line with both ends at 0 ohm and
     # only ideal wire between) fix one node twice: no unique current split.

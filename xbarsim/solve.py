@@ -132,6 +132,7 @@ class Solution:
             pre = pre.refresh_fine(new_net)
         tol = getattr(self, "_tol", DEFAULT_TOL) if tol is None else tol
         _check_tol(tol, maxiter, callback)
+        tol = float(tol)
         keep = getattr(self, "_preconditioner", None) is not None
         return _solve_network(new_net, self.method, tol, maxiter, callback, self, pre=pre, keep_factors=keep)
 
@@ -185,10 +186,22 @@ def _check_method(method):
         raise ParameterError(f"unknown method {method!r}; choose one of {METHODS}.")
 
 
+MIN_TOL = 1e-14
+"""Smallest `tol` accepted: below it the Kirchhoff residual sits at the
+rounding level of double precision, and a solve could stop on its
+recurrence without the true residual reaching `tol` (1e-17 "converged" at
+6e-16)."""
+
+
 def _check_tol(tol, maxiter, callback=None):
-    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and 0 < tol < 1):
+    real = isinstance(tol, (int, float, np.integer, np.floating)) and not isinstance(tol, (bool, np.bool_))
+    if not (real and math.isfinite(tol) and 0 < tol < 1):
         raise ParameterError(f"tol must be a number in (0, 1); got {tol!r}.")
-    if maxiter is not None and (not isinstance(maxiter, (int, np.integer)) or maxiter < 1):
+    if tol < MIN_TOL:
+        raise ParameterError(f"tol = {tol:g} is below what double precision resolves; give at least "
+                             f"{MIN_TOL:g} (the default, {DEFAULT_TOL:g}, is already near the rounding level).")
+    if maxiter is not None and (isinstance(maxiter, (bool, np.bool_)) or not isinstance(maxiter, (int, np.integer))
+                                or maxiter < 1):
         raise ParameterError(f"maxiter must be a positive integer or None; got {maxiter!r}.")
     if callback is not None and not callable(callback):
         raise ParameterError(
@@ -261,15 +274,37 @@ def solve(
     """
     _check_method(method)
     _check_tol(tol, maxiter, callback)
+    tol = float(tol)
     if x0 is not None and not isinstance(x0, Solution):
         raise ParameterError(f"x0 must be a Solution from a previous solve; got {type(x0).__name__}.")
     if not isinstance(xbar, Crossbar):
         raise ParameterError(f"xbar must be an xbarsim.Crossbar; got {type(xbar).__name__}.")
+    # The memory refusal comes before the network is built: building it
+    # already takes (lines, B) arrays per drive.
+    _memory.check(choose_method(xbar.shape, method), *xbar.shape, _batch_of(left, right, top, bottom))
     net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
     M, N = xbar.shape
     if x0 is not None and x0.shape != (M, N):
         raise ParameterError(f"x0 is a solution of a {x0.shape} array; this one is {(M, N)}.")
     return _solve_network(net, method, tol, maxiter, callback, x0, keep_factors=keep_factors)
+
+
+def _batch_of(*drives):
+    """The batch size the drives ask for, from their shapes alone (no
+    conversion): the largest trailing dimension of a 2-D ``v``; 1 when
+    there is none. Validation proper is `build_network`'s."""
+    batch = 1
+    for d in drives:
+        v = getattr(d, "v", None)
+        shape = getattr(v, "shape", None)
+        if shape is None:
+            try:
+                shape = np.shape(v)
+            except Exception:  # ragged or odd: build_network says what is wrong
+                shape = ()
+        if len(shape) == 2:
+            batch = max(batch, int(shape[1]))
+    return batch
 
 
 def choose_method(shape, method="auto", ideal_wire=False):
@@ -372,20 +407,26 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     from .kernels.lines import TILE
     from .kernels.operator import device_currents
 
-    terminals = _end_currents(net, v_wl, v_bl)
     v_bl_mn = v_bl.transpose(1, 0, 2)
     i_device = np.empty_like(v_wl)
     finite = np.ones(-(-net.shape[0] // TILE), dtype=np.bool_)
     device_currents(net.g, net.v0, not net.linear, v_wl, v_bl, i_device, finite)
+    if not finite.all():
+        if np.all(np.isfinite(v_wl)) and np.all(np.isfinite(v_bl)) and not net.linear:
+            # finite voltages, overflowing currents: a sinh between nodes the
+            # drives fix (every node fixed: no Newton iteration looked)
+            from ._newton import _overflow
+
+            raise _overflow(history)
+        raise ConvergenceError(f"{method} solve produced non-finite node voltages or device currents; this "
+                               "is a bug, please report it.", residual_history=history, iterations=iterations)
+    terminals = _end_currents(net, v_wl, v_bl)
     stacked = np.concatenate([np.nan_to_num(c) for c in terminals.values()], axis=0)
     # current scale: what flows, or what would if every device saw the
     # largest drive voltage (so an equipotential circuit reads ~0, not noise/noise)
     scale = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g))
     with np.errstate(invalid="ignore", divide="ignore"):
         kcl = np.where(scale > 0, np.abs(np.sum(stacked, axis=0)) / np.where(scale > 0, scale, 1.0), 0.0)
-    if not finite.all():
-        raise ConvergenceError(f"{method} solve produced non-finite node voltages; this is a bug, please report it.",
-                               residual_history=history, iterations=iterations)
     bottom = net.ends["bottom"]
     i_out = np.zeros((net.shape[1], net.batch))
     if bottom is not None:

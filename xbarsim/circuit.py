@@ -68,7 +68,7 @@ precision resolves next to the stronger one. Two cases break (measured on a
   with no sign of trouble); the iterative methods stop with a
   ConvergenceError from about 1e6 on. Such a segment is numerically ideal:
   give 0, which merges its nodes exactly.
-* a device far more conductive than a wire segment or terminal (1e300 S
+* a device far more conductive than a wire segment (1e300 S
   gave a negative sense current): a unit error, or a short.
 
 Devices far *less* conductive than the wires are fine (1e-20 S devices on 1
@@ -77,6 +77,11 @@ ohm wires solve to 1e-15), and ideal (0 ohm) parts are exact."""
 
 R_TINY = 1e-100
 """Smallest non-zero wire or terminal resistance, ohms (0 is ideal, exact)."""
+
+
+def _min_positive(r):
+    """Smallest resistance above 0 (inf when none), without copying `r`."""
+    return float(np.min(r, where=r > 0, initial=np.inf)) if r.size else np.inf
 
 
 def _check_dynamic_range(g, wires, terminals=None):
@@ -89,15 +94,16 @@ def _check_dynamic_range(g, wires, terminals=None):
     parts = dict(wires)
     for by_name in (terminals or {}).values():
         parts.update(by_name)
+    rmin = {name: _min_positive(r) for name, r in parts.items()}
     for name, r in parts.items():
-        rmax = float(np.max(r)) if r.size else 0.0
-        tiny = r[(r > 0) & (r < R_TINY)] if r.ndim else r[None][(r > 0) & (r < R_TINY)]
-        if tiny.size:
+        if rmin[name] < R_TINY:
             raise ParameterError(
-                f"{name} has a resistance of {float(tiny[0]):.3g} ohms; below {R_TINY:.0e} ohms the squared "
+                f"{name} has a resistance of {rmin[name]:.3g} ohms; below {R_TINY:.0e} ohms the squared "
                 "conductances overflow the iterative solvers. Give 0 for an ideal wire or terminal: it is "
                 "handled exactly."
             )
+    for name, r in wires.items():  # a weak terminal is only a weak tie, like a weak device
+        rmax = float(np.max(r)) if r.size else 0.0
         if gmax * rmax > DYNAMIC_RANGE:
             raise ParameterError(
                 f"the largest device conductance ({gmax:.3g} S) is {gmax * rmax:.2g} times the conductance of "
@@ -105,18 +111,15 @@ def _check_dynamic_range(g, wires, terminals=None):
                 "wires next to it. Check the units (siemens), or model such a device as a short by other means."
             )
     for layer, wire in (("wl", "r_wl"), ("bl", "r_bl")):
-        r = wires[wire]
-        positive = r[r > 0] if r.ndim else (r[None] if r > 0 else r[None][:0])
-        if positive.size == 0:
-            continue
-        rmin = float(np.min(positive))
+        if not np.isfinite(rmin[wire]):
+            continue  # ideal wire only
         for name, rt in (terminals or {}).get(layer, {}).items():
             rt_max = float(np.max(rt)) if rt.size else 0.0
-            if rt_max > DYNAMIC_RANGE * rmin:
+            if rt_max > DYNAMIC_RANGE * rmin[wire]:
                 raise ParameterError(
-                    f"{wire} has a {rmin:.3g} ohm segment, {rt_max / rmin:.2g} times smaller than the "
-                    f"{rt_max:.3g} ohm {name}; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve the "
-                    "terminal next to it. Give 0 for an ideal wire segment: it is merged exactly."
+                    f"{wire} has a {rmin[wire]:.3g} ohm segment, {rt_max / rmin[wire]:.2g} times smaller than "
+                    f"the {rt_max:.3g} ohm {name}; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve "
+                    "the terminal next to it. Give 0 for an ideal wire segment: it is merged exactly."
                 )
 
 

@@ -52,6 +52,19 @@ def test_bad_device_parameters(kw, word):
         replace(xs.presets.TIO2, **kw)
 
 
+def test_device_numbers_bool_refused_numpy_scalars_taken():
+    """True is not 1 siemens or volt; NumPy real scalars are numbers (they
+    were refused as "expected a finite number") and are stored as floats."""
+    for kw in (dict(read_noise=True), dict(v0=np.True_), dict(g_min="1e-4")):
+        with pytest.raises(xs.ParameterError, match="expected a finite number"):
+            replace(xs.presets.TIO2, **kw)
+    dev = replace(xs.presets.TIO2, v0=np.float32(0.45), read_noise=np.float64(0.002), tw_ref=np.int64(1))
+    assert type(dev.v0) is float and dev.v0 == float(np.float32(0.45))
+    assert type(dev.read_noise) is float and type(dev.tw_ref) is float and dev.tw_ref == 1.0
+    np.testing.assert_array_equal(dev.pack(), replace(xs.presets.TIO2, v0=float(np.float32(0.45)),
+                                                      read_noise=0.002, tw_ref=1.0).pack())
+
+
 def test_read_current_is_sinh():
     dev = xs.presets.TIO2
     g = 3e-4

@@ -516,10 +516,117 @@ def test_exact_path_matches_tiny_wires():
     (dict(solve_maxiter=2.5), "solve_maxiter"),
     (dict(solve_tol="1e-9"), "solve_tol"),
     (dict(write_verify=xs.programming.WriteVerify(v_read=1.2, v_set_start=1.5)), "threshold"),
+    # a bool is not a number (True would be 1 ohm), an array is not an order of every tile
+    (dict(r_wl=True), "r_wl"),
+    (dict(tolerance=True), "tolerance"),
+    (dict(input_scale=np.True_), "input_scale"),
+    (dict(solve_maxiter=True), "solve_maxiter"),
+    (dict(solve_maxiter=2**70), "solve_maxiter"),  # a float64 in the kernel: overflowed to a bad int
+    (dict(tile=(True, 8)), "tile"),
+    (dict(order=np.array([[0, 0], [0, 1]])), "xs.program"),  # was a bare ValueError (truth value of an array)
+    (dict(order=3), "column-major"),
+    # pulses whose sinh current overflows: NaN in the circuit, then a misleading ConvergenceError
+    (dict(device=replace(xs.presets.TIO2, v0=1e-3)), "overflow"),
 ])
 def test_config_errors(kw, exc_word):
     with pytest.raises(xs.ParameterError, match=exc_word):
         xs.TransferConfig(**kw)
+
+
+@pytest.mark.parametrize("kw, exc_word", [
+    (dict(max_pulses=2**70), "max_pulses"),  # accepted, then 0 pulses (float -> int overflow in the kernel)
+    (dict(max_pulses=10**6 + 1), "1..1000000"),
+    (dict(max_pulses=True), "max_pulses"),
+    (dict(max_pulses=2.0), "max_pulses"),
+    (dict(v_set_max=float("inf")), "v_set_max = inf; expected a finite number"),
+    (dict(v_reset_min=-float("inf")), "v_reset_min"),
+    (dict(v_read=float("nan")), "v_read"),
+    (dict(v_read="0.2"), "v_read = '0.2'"),  # was a bare TypeError
+    (dict(v_read=True), "v_read"),
+    (dict(v_set_max=1e3), "100 V"),
+    (dict(v_step=1e300), "v_step"),
+    (dict(pulse_width=1e300), "fit in its pulse-and-verify cycle"),
+    (dict(cycle_time=float("inf")), "cycle_time"),  # was accepted, then a ConvergenceError
+    (dict(cycle_time=1e7), "cycle_time"),
+    (dict(cycle_time=0.0), "> 0"),
+])
+def test_write_verify_errors(kw, exc_word):
+    with pytest.raises(xs.ParameterError, match=exc_word):
+        xs.programming.WriteVerify(**kw)
+
+
+def test_numpy_scalars_are_numbers():
+    """NumPy real scalars are accepted wherever a number is (they were refused
+    as "not a number in (0, 1)"), and stored as Python numbers, so a
+    configuration stays JSON-able and packs the same as with floats."""
+    import json
+
+    from xbarsim.train.surrogate import cfg_to_dict
+
+    wv = xs.programming.WriteVerify(v_read=np.float32(0.25), max_pulses=np.int32(30))
+    cfg = xs.TransferConfig(tolerance=np.float32(0.02), r_wl=np.float32(1.0), r_bl=np.int64(2),
+                            input_scale=np.float64(2.0), solve_tol=np.float32(1e-9), solve_maxiter=np.int32(100),
+                            tile=(np.int64(8), np.int32(8)), write_verify=wv)
+    assert type(cfg.tolerance) is float and cfg.tolerance == pytest.approx(0.02)
+    assert type(cfg.r_bl) is float and cfg.r_bl == 2.0 and type(cfg.solve_maxiter) is int
+    assert all(type(t) is int for t in cfg.tile)
+    assert type(wv.v_read) is float and type(wv.max_pulses) is int
+    json.dumps(cfg_to_dict(cfg))
+    ref = xs.TransferConfig(tolerance=float(np.float32(0.02)), r_wl=1.0, r_bl=2.0, input_scale=2.0,
+                            solve_tol=float(np.float32(1e-9)), solve_maxiter=100, tile=(8, 8),
+                            write_verify=xs.programming.WriteVerify(v_read=float(np.float32(0.25)), max_pulses=30))
+    assert cfg == ref
+    for a, b in zip(cfg.pack(), ref.pack()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("order, word", [
+    (np.array([[0, 0], [0, 1.5], [1, 0], [1, 1]]), "integers"),  # was truncated to (0, 1)
+    (np.array([["0", "0"], ["0", "1"], ["1", "0"], ["1", "1"]]), "integers"),  # was a bare TypeError
+    (np.array([[False, False], [False, True], [True, False], [True, True]]), "integers"),
+    (np.array([[0, 0], [0, np.nan], [1, 0], [1, 1]]), "integers"),
+    ([[0, 0], [0, 0], [1, 0], [1, 1]], "exactly once"),
+    ([[0, 0], [0, 1], [1, 0], [1, 2]], "exactly once"),
+    ([[0, 0], [0, 1], [1, 0]], "shape"),
+    ([[0, 0], [0], [1, 0], [1, 1]], "shape"),
+])
+def test_explicit_order_errors(order, word):
+    with pytest.raises(xs.ParameterError, match=word):
+        xs.program(np.full((2, 2), 3e-4), order=order)
+
+
+def test_explicit_order_of_whole_numbers():
+    """A permutation of every cell is taken as given, also as whole floats."""
+    order = [[1, 1], [0, 0], [1, 0], [0, 1]]
+    a = xs.program(np.full((2, 2), 3e-4), order=order)
+    np.testing.assert_array_equal(a.order_index, [[1, 3], [2, 0]])
+    b = xs.program(np.full((2, 2), 3e-4), order=np.array(order, dtype=float))
+    np.testing.assert_array_equal(a.g_final, b.g_final)
+
+
+def test_program_flags_are_bools():
+    with pytest.raises(xs.ParameterError, match="track = 'no'"):
+        xs.program(np.full((2, 2), 3e-4), track="no")  # a non-empty string is truthy
+    with pytest.raises(xs.ParameterError, match="progress"):
+        xs.program(np.full((2, 2), 3e-4), progress=1)
+
+
+def test_tracking_matrix_counts_in_the_memory_check(monkeypatch):
+    """track=True keeps a (K, K) matrix of reads (K = M N): a bare numpy
+    MemoryError at 1000 x 1000 (7.3 TiB), 12.8 GB really allocated at
+    200 x 200. It is part of the memory check now, before anything runs."""
+    from xbarsim import _memory
+    from xbarsim.programming import check_program_memory
+
+    with pytest.raises(xs.MemoryLimitError, match="track=True"):
+        xs.program(np.full((1000, 1000), 3e-4), track=True)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 10 * 2**30)
+    check_program_memory((200, 200))  # 7 MB without tracking
+    with pytest.raises(xs.MemoryLimitError, match="40000 x 40000 matrix"):
+        check_program_memory((200, 200), track=True)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 2**20)
+    with pytest.raises(xs.MemoryLimitError, match="track=True"):  # the calibration path too
+        _program_batch(np.full((4, 16, 16), 3e-4), xs.TransferConfig(), np.uint64(0), track=True)
 
 
 def test_program_input_errors():

@@ -163,10 +163,140 @@ def test_iter_transfers_streams_the_same_transfers():
     np.testing.assert_array_equal(np.concatenate([p.g[0] for p in parts]), full.g[0])
 
 
+@pytest.mark.parametrize("weight, bias, cfg, word", [
+    (np.full((2, 3), 1e-320), None, {}, "max \\|w\\| = 1e-320"),  # alpha = inf: inf / NaN targets, programmed anyway
+    (np.array([[1e308, -1e308, 0.0], [0.0, 0.0, 0.0]]), None, {}, "(?i)rescale the layer"),  # mvm gave [[inf, -inf]]
+    (np.full((2, 3), 1e-301), np.zeros(2), {}, "outside \\[1e-300, 1e\\+300\\]"),
+    (np.ones((2, 3)), np.full(2, 1e10), dict(input_scale=1e-300), "bias / input_scale overflows"),
+    (np.full((2, 3), 1e-299), None, dict(input_scale=1e-30), "factor 0"),  # outputs would decode to 0
+])
+def test_weight_scale_out_of_float64_is_refused(weight, bias, cfg, word):
+    """The per-layer scale max |w| -> window must be finite and > 0 both ways
+    (targets, and outputs back in weight units); by every entry point, before
+    anything is programmed."""
+    cfg = xs.TransferConfig(**cfg)
+    with pytest.raises(xs.ParameterError, match=word):
+        xs.transfer(weight, bias, cfg)
+    with pytest.raises(xs.ParameterError, match=word):
+        xs.transfer_many(weight, bias, cfg, n=2)
+    with pytest.raises(xs.ParameterError, match=word):
+        xs.iter_transfers(weight, bias, cfg, n=2)
+
+
+def test_small_and_large_weight_scales_inside_the_range_are_exact():
+    """Inside the accepted range the scale is only a scale: the same
+    conductances, outputs scaled by it (ideal device and wires)."""
+    cfg = xs.TransferConfig(device=xs.presets.TIO2.ideal().linear(), r_wl=0.0, r_bl=0.0)
+    W, b = _layer(2, 3, seed=4)
+    x = np.random.default_rng(1).uniform(0, 1, (4, 3))
+    ref = xs.transfer(W, b, cfg, seed=3)
+    y_ref = xs.mvm(ref, x, noise=False)
+    for c in (1e-290, 1e290):
+        prog = xs.transfer(W * c, b * c, cfg, seed=3)
+        np.testing.assert_array_equal(prog.g[0], ref.g[0])
+        np.testing.assert_allclose(xs.mvm(prog, x, noise=False) / c, y_ref, rtol=1e-12)
+
+
+def test_mvm_memory_is_checked_before_allocating(monkeypatch):
+    """mvm / mvm_many refuse inputs whose working memory cannot fit (they had
+    no check: a bare numpy MemoryError, or the allocation itself)."""
+    import tracemalloc
+
+    from xbarsim import _memory
+
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    W, b = _layer(2, 3)
+    many = xs.transfer_many(W, b, cfg, n=20, seed=0)
+    with pytest.raises(xs.MemoryLimitError, match="split x into batches"):
+        xs.mvm_many(many, np.broadcast_to(0.5, (10**10, 3)))  # was a bare MemoryError
+    with pytest.raises(xs.MemoryLimitError, match="x"):
+        xs.mvm_many(many, np.broadcast_to(np.float32(0.5), (10**10, 3)))  # its float64 copy
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 2 * 2**20)
+    x = np.full((20000, 3), 0.5)
+    tracemalloc.start()
+    try:
+        with pytest.raises(xs.MemoryLimitError, match="MVM of 20 transfer"):  # 25 MiB were allocated
+            xs.mvm_many(many, x)
+        with pytest.raises(xs.MemoryLimitError, match="MVM of 1 transfer"):
+            xs.mvm(many[0], np.full((200000, 3), 0.5))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20 + 200000 * 3 * 8
+    assert xs.mvm_many(many, x[:100]).shape == (20, 100, 2)  # a batch that fits
+
+
+def test_mvm_refuses_outputs_that_overflow():
+    """Linear devices have no sinh limit on the inputs: word-line voltages so
+    large that the currents (squared for the read noise) or the outputs
+    overflow came back as inf."""
+    cfg = xs.TransferConfig(device=xs.presets.TIO2.linear(), r_wl=0.0, r_bl=0.0)
+    prog = xs.transfer(np.full((1, 3), 0.3), None, cfg, seed=0)
+    with pytest.raises(xs.ParameterError, match="double precision"):
+        xs.mvm(prog, np.full((1, 3), 1e305))
+    with pytest.warns(RuntimeWarning, match="switching threshold"):  # and far above it, still finite
+        y = xs.mvm(prog, np.full((1, 3), 1e5), noise=False)
+    assert np.all(np.isfinite(y)) and y[0, 0] == pytest.approx(0.9e5, rel=0.05)
+
+
+def test_transfer_batch_indexing():
+    """Integers (NumPy ones too) give one transfer, start:stop a TransferBatch
+    on the same streams; floats (1.7 was transfer 1), bools, strided or empty
+    slices are refused; out of range is an IndexError (iteration ends on it)."""
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    W, b = _layer(2, 3)
+    many = xs.transfer_many(W, b, cfg, n=5, seed=1)
+    assert many[np.int64(-1)].index == 4 and many[2].index == 2
+    part = many[1:3]  # was a bare TypeError
+    assert isinstance(part, xs.TransferBatch) and len(part) == 2 and part.offset == 1
+    np.testing.assert_array_equal(part.g[0], many.g[0][1:3])
+    x = np.random.default_rng(2).uniform(0, 1, (3, 3))
+    np.testing.assert_array_equal(part.mvm(x, seed=4), many.mvm(x, seed=4)[1:3])
+    np.testing.assert_array_equal(xs.mvm(part[1], x, seed=4), many.mvm(x, seed=4)[2])
+    assert [p.index for p in many] == [0, 1, 2, 3, 4]
+    assert len(many[-2:]) == 2 and many[-2:].offset == 3
+    for bad, word in ((1.7, "integer"), (True, "integer"), ("1", "integer"), (slice(None, None, 2), "step 1"),
+                      (slice(3, 3), "none")):
+        with pytest.raises(xs.ParameterError, match=word):
+            many[bad]
+    with pytest.raises(IndexError, match="out of range"):
+        many[5]
+
+
+def test_mvm_noise_must_be_a_bool():
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    prog = xs.transfer(*_layer(2, 3), cfg, seed=0)
+    with pytest.raises(xs.ParameterError, match="noise = 'no'"):
+        xs.mvm(prog, np.full((1, 3), 0.5), noise="no")  # a non-empty string is truthy: noise was on
+    assert xs.mvm(prog, np.full((1, 3), 0.5), noise=np.False_).shape == (1, 2)
+
+
+def test_iter_transfers_checks_its_arguments_at_the_call():
+    """Not at the first next() (it was a generator)."""
+    W, b = _layer(2, 3)
+    with pytest.raises(xs.ParameterError, match="NaN"):
+        xs.iter_transfers(np.full((2, 3), np.nan), None, n=2)
+    with pytest.raises(xs.ParameterError, match="seed"):
+        xs.iter_transfers(W, b, n=2, seed=-1)
+    with pytest.raises(xs.ParameterError, match="chunk = 0"):
+        xs.iter_transfers(W, b, n=2, chunk=0)
+    stream = xs.iter_transfers(W, b, n=3, chunk=2)
+    assert [len(p) for p in stream] == [2, 1]
+
+
 def test_transfer_many_errors():
     W, b = _layer()
     with pytest.raises(xs.ParameterError, match="n ="):
         xs.transfer_many(W, b, xs.TransferConfig(), n=0)
+    with pytest.raises(xs.ParameterError, match="n = True"):
+        xs.transfer_many(W, b, xs.TransferConfig(), n=True)
+    for chunk in (0, 1.5, True):  # the message named n
+        with pytest.raises(xs.ParameterError, match=f"chunk = {chunk}; the number of transfers programmed per"):
+            xs.transfer_many(W, b, xs.TransferConfig(), n=2, chunk=chunk)
+    with pytest.raises(xs.ParameterError, match="tcp://HOST:PORT"):
+        xs.transfer_many(W, b, xs.TransferConfig(), n=2, scheduler=12345)  # was a bare TypeError
+    with pytest.raises(xs.ParameterError, match="progress"):
+        xs.transfer_many(W, b, xs.TransferConfig(), n=2, progress="yes")
     with pytest.raises(xs.ParameterError, match="workers"):
         xs.transfer_many(W, b, xs.TransferConfig(), n=2, workers=0)
     with pytest.raises(xs.ParameterError, match="not both"):

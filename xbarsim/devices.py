@@ -125,6 +125,19 @@ from .exceptions import ParameterError
 __all__ = ["DeviceParams"]
 
 
+def real_scalar(value):
+    """``value`` as a Python float if it is one real number (int, float, or a
+    NumPy integer or floating scalar), else None. Booleans are not numbers
+    here (``True`` would be read as 1 volt, siemens, ...), and neither are
+    strings; an int too large for a float is None too."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
 @dataclass(frozen=True)
 class DeviceParams:
     """Parameters of the device model (see the module docstring).
@@ -193,8 +206,10 @@ class DeviceParams:
         for name, value in asdict(self).items():
             if name == "v0" and value is None:
                 continue
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            number = real_scalar(value)
+            if number is None or not math.isfinite(number):
                 raise ParameterError(f"DeviceParams.{name} = {value!r}; expected a finite number.")
+            object.__setattr__(self, name, number)  # numpy scalars stored as float (JSON, pack)
         positive = ("g_min", "g_max", "g_lo", "g_hi", "v_set", "v_reset", "v_slope", "tw_ref", "relax_tau")
         for name in positive:
             if getattr(self, name) <= 0:

@@ -180,6 +180,31 @@ def check_layer(weight, bias):
     return W, b
 
 
+WEIGHT_SCALE_RANGE = (1e-300, 1e300)
+"""Range of the per-layer scale ``max |w|`` (weights and ``bias / input_scale``)
+that `map_layer` accepts. Its ratio to the conductance window is the scale
+``alpha``; outside this range ``alpha`` (or its inverse, which converts the
+output currents back to weight units) overflows or underflows float64 and the
+targets or the outputs become inf / NaN / 0."""
+
+
+def _check_weight_scale(wmax, W, b, s_in):
+    """Refuse a layer whose scale ``max |w|`` cannot be mapped to conductances
+    and back in float64 (`WEIGHT_SCALE_RANGE`); all-zero layers are fine."""
+    lo, hi = WEIGHT_SCALE_RANGE
+    hint = ("rescale the layer: map W / c and b / c, then multiply the outputs by c (e.g. c = max |w|)")
+    if not np.isfinite(wmax):  # W and b are finite: b / input_scale overflowed
+        raise ParameterError(
+            f"bias / input_scale overflows (max |b| = {float(np.max(np.abs(b))):.3g}, input_scale = {s_in:.3g}): "
+            f"the bias row stores b / input_scale. Raise TransferConfig.input_scale, or {hint}.")
+    if wmax != 0.0 and not lo <= wmax <= hi:
+        raise ParameterError(
+            f"the weight scale max |w| = {wmax:.3g} (weights and bias / input_scale) is outside [{lo:g}, {hi:g}]: "
+            "the conductance scale alpha = window / max |w| and the conversion of output currents back to "
+            f"weight units would overflow or underflow double precision (inf or NaN targets, inf or 0 "
+            f"outputs). {hint[0].upper() + hint[1:]}.")
+
+
 def map_layer(weight, bias, cfg) -> LayerMapping:
     """Map ``y = W x + b`` to tiles of target conductances.
 
@@ -208,9 +233,11 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
     W, b = check_layer(weight, bias)
     out_f, in_f = W.shape
     s_in = float(cfg.input_scale)
-    W_aug = W if b is None else np.concatenate([W, (b / s_in)[:, None]], axis=1)
+    with np.errstate(over="ignore", under="ignore"):
+        W_aug = W if b is None else np.concatenate([W, (b / s_in)[:, None]], axis=1)
     g_min, g_max = cfg.g_window
     wmax = float(np.max(np.abs(W_aug)))
+    _check_weight_scale(wmax, W, b, s_in)
     if wmax == 0.0:
         wmax = 1.0
     rows_t, cols_t = cfg.tile
@@ -225,6 +252,15 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
             raise ParameterError(f"tile {cfg.tile} has fewer than 2 columns; the reference scheme needs 2.")
         alpha = (g_max - g_min) / (2.0 * wmax)
         per_tile = cols_t - 1
+    v_read = float(cfg.write_verify.v_read)
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        to_weight = s_in / (alpha * v_read)  # `LayerMapping.decode`: output current, A -> weight units
+    if not (np.isfinite(alpha) and alpha > 0 and np.isfinite(to_weight) and to_weight > 0):
+        raise ParameterError(
+            f"the layer's scale cannot be represented: alpha = {alpha:.3g} S per weight unit (window "
+            f"{g_max - g_min:.3g} S over max |w| = {wmax:.3g}) and input_scale = {s_in:.3g} convert output "
+            f"currents back to weight units by a factor {to_weight:.3g}, which must be finite and > 0. Rescale "
+            "the layer (W / c, b / c, outputs times c) or bring input_scale nearer 1.")
     n_rows = W_aug.shape[1]
     tiles = []
     for o0 in range(0, out_f, per_tile):
@@ -241,6 +277,9 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
                 g = np.empty((r1 - r0, (o1 - o0) + 1))
                 g[:, :-1] = g_mid + alpha * w
                 g[:, -1] = g_mid
+            if not np.all(np.isfinite(g)):  # cannot happen past _check_weight_scale; never program it
+                raise ParameterError(f"the weight scale alpha = {alpha:.3g} S gives non-finite target "
+                                     "conductances; rescale the layer (W / c, b / c, outputs times c).")
             tiles.append(Tile(rows=(r0, r1), outputs=(o0, o1), target=np.ascontiguousarray(g)))
     return LayerMapping(
         scheme=scheme,
@@ -250,7 +289,7 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
         alpha=float(alpha),
         g_min=float(g_min),
         g_max=float(g_max),
-        v_read=float(cfg.write_verify.v_read),
+        v_read=v_read,
         input_scale=s_in,
         tiles=tiles,
     )

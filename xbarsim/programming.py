@@ -36,7 +36,7 @@ from typing import Optional
 
 import numpy as np
 
-from .devices import DeviceParams
+from .devices import DeviceParams, real_scalar
 from .exceptions import ConvergenceError, ParameterError
 
 __all__ = [
@@ -101,11 +101,21 @@ _READ_CODE = {ReadScheme.GROUNDED: 0, ReadScheme.HALF: 1, ReadScheme.FLOATING: 2
 def _as_enum(enum_cls, value, name):
     if isinstance(value, enum_cls):
         return value
-    for member in enum_cls:
-        if value == member.value or (isinstance(value, str) and value.lower() == member.value.lower()):
-            return member
+    if isinstance(value, str):  # only strings name a member (an array compared with == has no truth value)
+        for member in enum_cls:
+            if value.lower() == member.value.lower():
+                return member
     choices = ", ".join(repr(m.value) for m in enum_cls)
-    raise ParameterError(f"unknown {name} {value!r}; choose one of {choices}.")
+    shown = repr(value) if isinstance(value, str) else f"{value!r:.60}"
+    raise ParameterError(f"unknown {name} {shown}; choose one of {choices}.")
+
+
+def _check_flag(value, name):
+    """``value`` as a bool; anything but True / False (a string such as "no"
+    is truthy) is a `ParameterError`."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ParameterError(f"{name} = {value!r}; give True or False.")
+    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -132,14 +142,52 @@ class WriteVerify:
     """Pulse budget per device; a device still outside the band is not converged."""
 
     def __post_init__(self):
+        for name in ("v_read", "v_set_start", "v_set_max", "v_reset_start", "v_reset_min", "v_step",
+                     "pulse_width", "cycle_time"):
+            value = getattr(self, name)
+            number = real_scalar(value)
+            if number is None or not math.isfinite(number):
+                raise ParameterError(f"WriteVerify.{name} = {value!r}; expected a finite number (volts or "
+                                     "seconds, see the field's docstring).")
+            object.__setattr__(self, name, number)  # numpy scalars stored as float (JSON, pack)
+        for name in ("v_read", "v_set_start", "v_set_max", "v_reset_start", "v_reset_min", "v_step"):
+            if abs(getattr(self, name)) > _V_PULSE_LIMIT:
+                raise ParameterError(f"WriteVerify.{name} = {getattr(self, name)!r} V; pulse and read voltages "
+                                     f"must stay within +-{_V_PULSE_LIMIT:g} V (the measured arrays use "
+                                     "+-1.1 to +-2.4 V).")
         if not (0 < self.v_read < self.v_set_start <= self.v_set_max):
             raise ParameterError("need 0 < v_read < v_set_start <= v_set_max (volts).")
         if not (self.v_reset_min <= self.v_reset_start < 0):
             raise ParameterError("need v_reset_min <= v_reset_start < 0 (volts).")
         if not self.v_step > 0 or not self.pulse_width > 0 or not self.cycle_time > 0:
             raise ParameterError("v_step, pulse_width and cycle_time must be > 0.")
-        if not isinstance(self.max_pulses, (int, np.integer)) or self.max_pulses < 1:
-            raise ParameterError(f"max_pulses = {self.max_pulses!r}; a positive integer.")
+        if self.cycle_time > _CYCLE_TIME_LIMIT:
+            raise ParameterError(f"WriteVerify.cycle_time = {self.cycle_time!r} s; one pulse-and-verify cycle "
+                                 f"lasts at most {_CYCLE_TIME_LIMIT:g} s here (the measured arrays: about 1e-3 s).")
+        if self.pulse_width > self.cycle_time:
+            raise ParameterError(f"WriteVerify.pulse_width = {self.pulse_width!r} s is longer than cycle_time = "
+                                 f"{self.cycle_time!r} s; a pulse must fit in its pulse-and-verify cycle "
+                                 "(the measured arrays: 1.04e-6 s pulses).")
+        mp = self.max_pulses
+        if (isinstance(mp, (bool, np.bool_)) or not isinstance(mp, (int, np.integer))
+                or not 1 <= mp <= MAX_PULSES_LIMIT):
+            raise ParameterError(f"max_pulses = {mp!r}; an integer pulse budget per device in 1..{MAX_PULSES_LIMIT} "
+                                 "(the measured arrays: 40).")
+        object.__setattr__(self, "max_pulses", int(mp))
+
+
+_V_PULSE_LIMIT = 100.0
+"""Largest |voltage| a `WriteVerify` accepts, V (the measured arrays use +-2.4 V at most)."""
+_CYCLE_TIME_LIMIT = 3600.0
+"""Longest pulse-and-verify cycle a `WriteVerify` accepts, s."""
+MAX_PULSES_LIMIT = 10**6
+"""Largest `WriteVerify.max_pulses` (the kernel counts pulses in 32-bit integers)."""
+
+
+SOLVE_MAXITER_LIMIT = 10**9
+"""Largest `TransferConfig.solve_maxiter` (a float64 in the kernels' parameter vector)."""
+SINH_ARG_MAX = 700.0
+"""Largest |V| / v0 of a pulse or read: the sinh device current overflows double precision near 710."""
 
 
 @dataclass(frozen=True)
@@ -192,24 +240,33 @@ class TransferConfig:
         object.__setattr__(self, "scheme", _as_enum(BiasScheme, self.scheme, "bias scheme"))
         object.__setattr__(self, "read_scheme", _as_enum(ReadScheme, self.read_scheme, "read scheme"))
         object.__setattr__(self, "mapping", _as_enum(MappingScheme, self.mapping, "mapping"))
-        object.__setattr__(self, "order", _as_enum(Order, self.order, "order"))
-        tol = self.tolerance
-        if not isinstance(tol, (int, float)) or not math.isfinite(tol) or not 0 < tol < 1:
+        if not isinstance(self.order, (Order, str)):
             raise ParameterError(
-                f"tolerance = {tol!r}; give the relative write-verify band half-width as a "
+                f"order = {self.order!r:.60}; TransferConfig.order is 'column-major' or 'row-major' (the order "
+                "of every tile of a layer). An explicit (M*N, 2) array of (row, column) pairs programs one "
+                "array: pass it to xs.program(..., order=...).")
+        object.__setattr__(self, "order", _as_enum(Order, self.order, "order"))
+        tol = real_scalar(self.tolerance)
+        if tol is None or not math.isfinite(tol) or not 0 < tol < 1:
+            raise ParameterError(
+                f"tolerance = {self.tolerance!r}; give the relative write-verify band half-width as a "
                 "number in (0, 1), e.g. 0.01 for 1 %."
             )
+        object.__setattr__(self, "tolerance", tol)
         for name in ("r_wl", "r_bl"):
-            r = getattr(self, name)
-            if not isinstance(r, (int, float)) or not math.isfinite(r) or r < 0:
-                raise ParameterError(f"{name} = {r!r}; a wire segment resistance in ohms, >= 0 (scalar).")
+            r = real_scalar(getattr(self, name))
+            if r is None or not math.isfinite(r) or r < 0:
+                raise ParameterError(f"{name} = {getattr(self, name)!r}; a wire segment resistance in ohms, "
+                                     ">= 0 (scalar).")
+            object.__setattr__(self, name, r)
         try:
             tile = tuple(self.tile)
         except TypeError:
             raise ParameterError(f"tile = {self.tile!r}; give (rows, columns) as two positive integers.") from None
-        if len(tile) != 2 or any(not isinstance(t, (int, np.integer)) or t < 1 for t in tile):
+        if len(tile) != 2 or any(isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) or t < 1
+                                 for t in tile):
             raise ParameterError(f"tile = {self.tile!r}; give (rows, columns) as two positive integers.")
-        object.__setattr__(self, "tile", tile)
+        object.__setattr__(self, "tile", tuple(int(t) for t in tile))
         if not isinstance(self.write_verify, WriteVerify):
             raise ParameterError("write_verify must be an xbarsim.programming.WriteVerify.")
         dev = self.device
@@ -229,24 +286,34 @@ class TransferConfig:
                 f"({dev.g_lo:.3g}, {dev.g_hi:.3g}) S; choose a window inside it (this device's "
                 f"operating window is {dev.g_min:.3g} to {dev.g_max:.3g} S)."
             )
-        s_in = self.input_scale
-        if isinstance(s_in, bool) or not isinstance(s_in, (int, float)) or not math.isfinite(s_in) or s_in <= 0:
-            raise ParameterError(f"input_scale = {s_in!r}; a finite positive number (the input magnitude "
-                                 "read at V_read).")
-        st = self.solve_tol
-        if not isinstance(st, (int, float)) or not 0 < st < 1e-3:
-            raise ParameterError(f"solve_tol = {st!r}; a number in (0, 1e-3) (node-voltage error relative "
-                                 "to the drive, default 1e-9).")
+        s_in = real_scalar(self.input_scale)
+        if s_in is None or not math.isfinite(s_in) or s_in <= 0:
+            raise ParameterError(f"input_scale = {self.input_scale!r}; a finite positive number (the input "
+                                 "magnitude read at V_read).")
+        object.__setattr__(self, "input_scale", s_in)
+        st = real_scalar(self.solve_tol)
+        if st is None or not 0 < st < 1e-3:
+            raise ParameterError(f"solve_tol = {self.solve_tol!r}; a number in (0, 1e-3) (node-voltage error "
+                                 "relative to the drive, default 1e-9).")
+        object.__setattr__(self, "solve_tol", st)
         mi = self.solve_maxiter
-        if isinstance(mi, bool) or not isinstance(mi, (int, np.integer)) or mi < 1:
-            raise ParameterError(f"solve_maxiter = {mi!r}; a positive integer (sweeps per circuit solve, "
-                                 "default 5000).")
-        vr = self.write_verify.v_read
+        if (isinstance(mi, (bool, np.bool_)) or not isinstance(mi, (int, np.integer))
+                or not 1 <= mi <= SOLVE_MAXITER_LIMIT):
+            raise ParameterError(f"solve_maxiter = {mi!r}; a positive integer up to {SOLVE_MAXITER_LIMIT:g} "
+                                 "(sweeps per circuit solve, default 5000).")
+        object.__setattr__(self, "solve_maxiter", int(mi))
+        wv = self.write_verify
         vth = min(dev.v_set, dev.v_reset)
-        if vr >= vth:
+        if wv.v_read >= vth:
             raise ParameterError(
-                f"write_verify.v_read = {vr:g} V reaches the device's switching threshold ({vth:g} V): a "
+                f"write_verify.v_read = {wv.v_read:g} V reaches the device's switching threshold ({vth:g} V): a "
                 "verify read would program the device. Read well below it (0.2 V in the measured arrays).")
+        v_pulse = max(wv.v_set_max, -wv.v_reset_min)
+        if dev.v0 is not None and v_pulse / dev.v0 > SINH_ARG_MAX:
+            raise ParameterError(
+                f"write_verify pulses up to {v_pulse:g} V overflow the device's sinh current (v0 = {dev.v0:g} V: "
+                f"|V| / v0 must stay below {SINH_ARG_MAX:g}); lower v_set_max / raise v_reset_min, or use a "
+                "device with a larger v0.")
 
     @property
     def g_window(self):
@@ -296,13 +363,25 @@ def programming_order(shape, order):
         else:
             pairs = np.stack([ii.ravel(), jj.ravel()], axis=1)
         return np.ascontiguousarray(pairs, dtype=np.int64)
-    pairs = np.asarray(order)
+    if order is None:
+        raise ParameterError("order is None; give 'column-major', 'row-major' or an explicit "
+                             f"({M * N}, 2) array of (row, column) pairs.")
+    try:
+        pairs = np.asarray(order)
+    except (TypeError, ValueError):  # ragged lists
+        pairs = np.asarray(order, dtype=object)
     if pairs.ndim != 2 or pairs.shape != (M * N, 2):
         raise ParameterError(f"an explicit order must have shape ({M * N}, 2); got {pairs.shape}.")
-    flat = pairs[:, 0] * N + pairs[:, 1]
+    kind = pairs.dtype.kind
+    if kind == "f" and np.all(np.isfinite(pairs)) and np.all(pairs == np.round(pairs)):
+        kind = "i"  # whole numbers stored as floats
+    if kind not in "iu":
+        raise ParameterError(f"an explicit order holds {pairs.dtype} values; give (row, column) pairs as "
+                             "integers (a non-integer index would be truncated).")
     if (pairs.min() < 0 or np.any(pairs[:, 0] >= M) or np.any(pairs[:, 1] >= N)
-            or np.unique(flat).size != M * N):
-        raise ParameterError("an explicit order must list every (row, column) of the array exactly once.")
+            or np.unique(pairs.astype(np.int64) @ np.array([N, 1], dtype=np.int64)).size != M * N):
+        raise ParameterError(f"an explicit order must list every (row, column) of the {M} x {N} array exactly "
+                             "once (a permutation of its cells).")
     return np.ascontiguousarray(pairs, dtype=np.int64)
 
 
@@ -335,13 +414,13 @@ class ProgramResult:
     """(K, K) with ``track=True``: read of device q (in order) after device p was programmed (NaN for p < q)."""
 
 
-def _check_target(target_g, dev):
+def _check_target(target_g, dev, track=False):
     from .circuit import _as_float_array
 
     t = _as_float_array(target_g, "target_g")  # refuses complex and boolean values
     if t.ndim != 2 or min(t.shape) < 1:
         raise ParameterError(f"target_g has shape {t.shape}; expected a 2-D (M, N) array in siemens.")
-    check_program_memory(t.shape)
+    check_program_memory(t.shape, track=track)
     if not np.all(np.isfinite(t)):
         raise ParameterError("target_g holds NaN or inf; give finite conductances in siemens.")
     if np.any(t <= dev.g_lo) or np.any(t >= dev.g_hi):
@@ -360,14 +439,22 @@ extrapolation history, linearised devices, relaxation clocks) and the
 result's 9 fields."""
 
 
-def check_program_memory(shape):
-    """Refuse to program an array of ``shape`` whose working memory cannot
-    fit, before anything is allocated (`MemoryLimitError`)."""
+def check_program_memory(shape, track=False, n=1):
+    """Refuse to program ``n`` arrays of ``shape`` whose working memory
+    cannot fit, before anything is allocated (`MemoryLimitError`). With
+    ``track``, each also keeps the (K, K) float64 matrix of drift reads
+    (K = M N devices: 8 K^2 bytes, 12.8 GB at 200 x 200)."""
     from ._memory import require
 
-    require(PROGRAM_BYTES_PER_CELL * float(np.prod(shape, dtype=np.float64)),
-            f"programming an array of {shape[0]} x {shape[1]} devices",
-            "program a smaller array (a layer larger than TransferConfig.tile is split into tiles by xs.transfer)")
+    cells = float(np.prod(shape, dtype=np.float64))
+    need = n * (PROGRAM_BYTES_PER_CELL * cells + (8.0 * cells * cells if track else 0.0))
+    what = f"programming {'an array' if n == 1 else f'{n} arrays'} of {shape[0]} x {shape[1]} devices"
+    if track:
+        require(need, what + f" with track=True (a {int(cells)} x {int(cells)} matrix of reads)",
+                "track a smaller array (the matrix grows as (M N)^2), or program without track=True")
+    else:
+        require(need, what, "program a smaller array (a layer larger than TransferConfig.tile is split into "
+                "tiles by xs.transfer)")
 
 
 def _check_seed(seed):
@@ -389,6 +476,8 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
     from .kernels.programming import O_FINAL_READ, O_TRACK, program_arrays
 
     n, M, N = targets.shape
+    if track:
+        check_program_memory((M, N), track=True, n=n)
     pairs = order_pairs if order_pairs is not None else programming_order((M, N), cfg.order)
     K = pairs.shape[0]
     dp = cfg.device.pack()
@@ -502,7 +591,9 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
     cfg = TransferConfig() if cfg is None else cfg
     if not isinstance(cfg, TransferConfig):
         raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
-    t = _check_target(target_g, cfg.device)
+    track = _check_flag(track, "track")
+    progress = _check_flag(progress, "progress")
+    t = _check_target(target_g, cfg.device, track=track)
     s = _check_seed(seed)
     pairs = programming_order(t.shape, cfg.order if order is None else order)
     out = _program_batch(t[None], cfg, s, order_pairs=pairs, track=track, progress=progress)

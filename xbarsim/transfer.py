@@ -45,6 +45,7 @@ conductances encode under a linear read (for surrogate models).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -52,7 +53,7 @@ import numpy as np
 
 from .exceptions import ParameterError
 from .mapping import LayerMapping, as_float_array, map_layer
-from .programming import TransferConfig, _check_seed, _program_batch, programming_order
+from .programming import SINH_ARG_MAX, TransferConfig, _check_flag, _check_seed, _program_batch, programming_order
 
 __all__ = ["Programmed", "TransferBatch", "transfer", "transfer_many", "iter_transfers", "mvm", "mvm_many"]
 
@@ -118,7 +119,22 @@ class TransferBatch(_ProgrammedLayer):
         return len(self)
 
     def __getitem__(self, t):
-        """Transfer ``t`` as a `Programmed`."""
+        """Transfer ``t`` as a `Programmed`; a slice ``start:stop`` (step 1)
+        as a `TransferBatch` of those transfers (same streams, so its MVM
+        equals the matching rows of the whole batch's)."""
+        if isinstance(t, slice):
+            start, stop, step = t.indices(len(self))
+            if step != 1:
+                raise ParameterError(f"TransferBatch slice {t}: only contiguous slices (step 1) are supported, "
+                                     "since transfer t of a batch draws its read noise from stream offset + t; "
+                                     "take transfers one by one (tm[i]) instead.")
+            if stop <= start:
+                raise ParameterError(f"TransferBatch slice {t} selects none of the {len(self)} transfers.")
+            return TransferBatch(mapping=self.mapping, cfg=self.cfg, seed=self.seed, offset=self.offset + start,
+                                 **self.tile_fields(lambda a: a[start:stop]))
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
+            raise ParameterError(f"TransferBatch index {t!r}: give an integer transfer index or a slice "
+                                 "start:stop.")
         t = int(t)
         if not -len(self) <= t < len(self):
             raise IndexError(f"transfer {t} out of range for {len(self)} transfers")
@@ -145,10 +161,27 @@ class Programmed(_ProgrammedLayer):
                              **self.tile_fields(lambda a: a[None]))
 
 
-def _check_n(n):
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ParameterError(f"n = {n!r}; the number of transfers must be a positive integer.")
+def _check_n(n, name="n", what="the number of transfers"):
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ParameterError(f"{name} = {n!r}; {what} must be a positive integer.")
     return int(n)
+
+
+def _check_chunk(chunk):
+    return _check_n(chunk, "chunk", "the number of transfers programmed per kernel call")
+
+
+def _check_scheduler(scheduler):
+    """None, a `distributed.Client`, or an address string (checked when connecting)."""
+    if scheduler is None or (isinstance(scheduler, str) and scheduler.strip()):
+        return
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        Client = ()
+    if not isinstance(scheduler, Client):
+        raise ParameterError(f"scheduler = {scheduler!r:.60}; give the Dask scheduler's address as a string "
+                             "such as 'tcp://HOST:PORT' (e.g. 'tcp://127.0.0.1:8786'), or a distributed.Client.")
 
 
 _RESULT_BYTES_PER_DEVICE = 8 + 1 + 1 + 4
@@ -215,6 +248,7 @@ def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0,
     cfg = TransferConfig() if cfg is None else cfg
     mapping = map_layer(weight, bias, cfg)
     s = _check_seed(seed)
+    progress = _check_flag(progress, "progress")
     # tiles of one shape are programmed together, in parallel (each its own
     # stream (seed, 0, k), so the result is the same as one tile at a time)
     results = [None] * len(mapping.tiles)
@@ -238,20 +272,28 @@ def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0,
 
 def iter_transfers(weight, bias, cfg: Optional[TransferConfig] = None, n: int = 1, seed: int = 0,
                    chunk: int = 256):
-    """Yield `TransferBatch` chunks of the ``n`` transfers of `transfer_many`.
+    """An iterator of `TransferBatch` chunks of the ``n`` transfers of
+    `transfer_many`.
 
     Constant memory in ``n``: only one chunk is alive at a time (if the
-    caller drops it).
+    caller drops it). The arguments are checked here, at the call (a bad
+    weight or seed is a `ParameterError` now, not at the first ``next``);
+    the transfers run as the chunks are taken.
     """
     cfg = TransferConfig() if cfg is None else cfg
     mapping = map_layer(weight, bias, cfg)
     n = _check_n(n)
     s = _check_seed(seed)
-    chunk = _check_n(chunk)
+    chunk = _check_chunk(chunk)
+    return _transfer_chunks(mapping, cfg, s, int(seed), n, chunk)
+
+
+def _transfer_chunks(mapping, cfg, s, seed, n, chunk):
+    """The generator behind `iter_transfers` (arguments already checked)."""
     for start in range(0, n, chunk):
         count = min(chunk, n - start)
         g, conv, stuck, pulses, fails = _run_chunk(mapping, cfg, s, start, count)
-        yield TransferBatch(mapping=mapping, cfg=cfg, seed=int(seed), offset=start, g=g,
+        yield TransferBatch(mapping=mapping, cfg=cfg, seed=seed, offset=start, g=g,
                             converged=conv, stuck=stuck, pulses=pulses, solver_failures=fails)
 
 
@@ -288,9 +330,12 @@ def transfer_many(weight, bias, cfg: Optional[TransferConfig] = None, n: int = 2
     mapping = map_layer(weight, bias, cfg)
     n = _check_n(n)
     s = _check_seed(seed)
-    chunk = _check_n(chunk)
-    if workers is not None and (not isinstance(workers, (int, np.integer)) or workers < 1):
+    chunk = _check_chunk(chunk)
+    progress = _check_flag(progress, "progress")
+    if workers is not None and (isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer))
+                                or workers < 1):
         raise ParameterError(f"workers = {workers!r}; a positive number of Dask worker processes, or None.")
+    _check_scheduler(scheduler)
     if workers is not None and scheduler is not None:
         raise ParameterError("give workers= (start a local Dask cluster) or scheduler= (use a running one), "
                              "not both.")
@@ -356,23 +401,55 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
                 cluster.close()
 
 
-def _check_x(x, mapping):
-    x = as_float_array(x, "x", f"(B, {mapping.in_features})")
+def _check_x(x, mapping, n):
+    """``x`` as a float64 (nv, B, in) array, nv 1 (the same inputs for every
+    transfer) or ``n`` (inputs per transfer). Shapes only: nothing the size
+    of ``x`` is allocated here (`mvm_many` checks the memory first)."""
+    from ._memory import check_copy
+
+    in_f = mapping.in_features
+    if getattr(x, "dtype", None) != np.float64:  # a float64 array (or view) is used as it is
+        check_copy(x, "x")
+    x = as_float_array(x, "x", f"(B, {in_f}) or ({n}, B, {in_f})")
+    if x.ndim == 3:
+        if x.shape[0] != n or x.shape[2] != in_f:
+            raise ParameterError(f"per-transfer inputs x have shape {x.shape}; expected ({n}, B, {in_f}) for "
+                                 f"{n} transfers.")
+        return x
     if x.ndim == 1:
         x = x[None]
-    if x.ndim != 2 or x.shape[1] != mapping.in_features:
-        raise ParameterError(f"x has shape {x.shape}; expected (B, {mapping.in_features}).")
-    if not np.all(np.isfinite(x)):
-        raise ParameterError("x holds NaN or inf; inputs must be finite.")
-    return x
+    if x.ndim != 2 or x.shape[1] != in_f:
+        raise ParameterError(f"x has shape {x.shape}; expected (B, {in_f}).")
+    return x[None]
 
 
-def _check_read_voltage(x, mapping, dev):
+def _mvm_bytes(n, nv, B, mapping, chunks, noise):
+    """Bytes `mvm_many` allocates for ``n`` transfers of ``B`` inputs (``nv``
+    input sets), at its peak; errs high. Inputs: the finite mask and ``|x|``,
+    the word-line voltages and their copy with the bias row. Per tile, one
+    at a time: its voltages, the column currents ``cur`` (n, B, N), the
+    deferred read-noise spread of the same size (`kernels.mvm.mvm_arrays`
+    with runs of inputs), and the combined columns. Each thread's circuit work
+    arrays (6 of M x N). Outputs: ``y`` and its decoded copy."""
+    import numba
+
+    in_f = mapping.in_features
+    rows = in_f + int(mapping.has_bias)
+    inputs = nv * B * (9 * in_f + 16 * rows)
+    spread = int(chunks > 1 and noise)
+    tile = max(8 * (nv * B * t.shape[0] + n * B * t.shape[1] * (2 + spread)) for t in mapping.tiles)
+    work = numba.get_num_threads() * max(8 * (6 * t.target.size + 6 * sum(t.shape)) for t in mapping.tiles)
+    return float(inputs + tile + work + 16 * n * B * mapping.out_features)
+
+
+def _check_read_voltage(x, mapping, dev, g_tiles):
     """Inputs whose word-line voltage reaches a switching threshold: such a
     "read" would program the array, which the MVM does not model. Warned
     about (ReLU activations fed to the next layer can get there, and the
     circuit answer is still the circuit's); refused where the sinh current
-    itself would overflow (``|V| / v0 > 700``), which used to end in NaN."""
+    itself would overflow (``|V| / v0 > 700``), which used to end in NaN,
+    and where the outputs in weight units could overflow (a bound from the
+    largest conductance of ``g_tiles``, one array per tile)."""
     import warnings
 
     if x.size == 0:
@@ -385,6 +462,19 @@ def _check_read_voltage(x, mapping, dev):
             f"device current (v0 = {dev.v0:g} V) overflows. Scale the inputs into about [0, input_scale = "
             f"{mapping.input_scale:g}] (read at [0, {mapping.v_read:g} V]), or raise TransferConfig.input_scale."
         )
+    v_top = max(v_max, mapping.v_read if mapping.has_bias else 0.0)
+    g_top = max(float(np.max(g)) for g in g_tiles)
+    i_top = v_top if dev.v0 is None else dev.v0 * math.sinh(v_top / dev.v0)
+    rows = mapping.in_features + int(mapping.has_bias)
+    i_col = rows * g_top * i_top  # bound on a column current, A
+    y_top = i_col * mapping.input_scale / (mapping.alpha * mapping.v_read)  # and on an output, weight units
+    if not (i_col <= _I_MAX and y_top <= _Y_MAX):
+        raise ParameterError(
+            f"inputs up to |x| = {v_max / scale:.4g} drive up to {v_top:.3g} V on the word lines: column currents "
+            f"up to about {i_col:.3g} A ({rows} rows of devices up to {g_top:.3g} S) and outputs up to about "
+            f"{y_top:.3g} in weight units, beyond what double precision represents (the read noise squares the "
+            f"currents; inf or NaN outputs). Scale the inputs into about [0, input_scale = "
+            f"{mapping.input_scale:g}], or rescale the layer.")
     limit = min(dev.v_set, dev.v_reset)
     if v_max >= limit:
         warnings.warn(
@@ -396,8 +486,12 @@ def _check_read_voltage(x, mapping, dev):
         )
 
 
-_SINH_MAX = 700.0
+_SINH_MAX = SINH_ARG_MAX
 """Largest |V| / v0 an MVM accepts: sinh overflows double precision near 710."""
+_I_MAX = 1e150
+"""Largest bound on a column current an MVM accepts, A (the read noise sums squared device currents)."""
+_Y_MAX = np.finfo(np.float64).max / 16
+"""Largest bound on the outputs' magnitude (weight units) an MVM accepts."""
 
 
 def _input_chunks(n, B):
@@ -424,6 +518,7 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
     parallel over transfers, and over runs of inputs when there are fewer
     transfers than threads to keep busy.
     """
+    from ._memory import require
     from .kernels.mvm import mvm_arrays
 
     if isinstance(batch, Programmed):
@@ -433,24 +528,23 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
     mapping = batch.mapping
     cfg = batch.cfg
     n = len(batch)
-    x = as_float_array(x, "x", f"(B, {mapping.in_features}) or ({n}, B, {mapping.in_features})")
-    if x.ndim == 3:
-        if x.shape[0] != n:
-            raise ParameterError(f"per-transfer inputs x have shape {x.shape}; expected ({n}, B, "
-                                 f"{mapping.in_features}) for {n} transfers.")
-        x = np.stack([_check_x(xt, mapping) for xt in x])
-    else:
-        x = _check_x(x, mapping)[None]
-    dev = cfg.device
-    _check_read_voltage(x, mapping, dev)
     s = _check_seed(seed)
+    noise = _check_flag(noise, "noise")
+    x = _check_x(x, mapping, n)  # (nv, B, in)
+    nv, B = x.shape[:2]
+    dev = cfg.device
+    rn = dev.read_noise if noise else 0.0
+    chunks = _input_chunks(n, B)
+    require(_mvm_bytes(n, nv, B, mapping, chunks, rn > 0.0),
+            f"an MVM of {n} transfer(s) with {B} input(s) each",
+            "split x into batches of fewer inputs (rows of x), or run fewer transfers at a time (tm[a:b])")
+    if not np.all(np.isfinite(x)):
+        raise ParameterError("x holds NaN or inf; inputs must be finite.")
+    _check_read_voltage(x, mapping, dev, batch.g)
     v_all = mapping.input_voltages(x)  # (nv, B, rows)
-    B = x.shape[1]
     y = np.zeros((n, B, mapping.out_features))
     v0 = 0.0 if dev.v0 is None else dev.v0
     v0inv = 0.0 if dev.v0 is None else 1.0 / dev.v0
-    rn = dev.read_noise if noise else 0.0
-    chunks = _input_chunks(n, B)
     for k, tile in enumerate(mapping.tiles):
         M, N = tile.shape
         v = np.ascontiguousarray(v_all[..., tile.rows[0]:tile.rows[1]])

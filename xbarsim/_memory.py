@@ -60,9 +60,12 @@ def require(need, what, hint):
     saying ``what`` needs about that much, and ``hint`` (the fix)."""
     have = available_bytes()
     if need > 0.9 * have:
-        raise MemoryLimitError(
-            f"{what} needs about {need / 2**30:.1f} GiB, but only {have / 2**30:.1f} GiB is available; {hint}."
-        )
+        raise MemoryLimitError(f"{what} needs about {_size(need)}, but only {_size(have)} is available; {hint}.")
+
+
+def _size(n):
+    """Bytes in GiB, or MiB below 1 GiB (a refusal should not read 0.0 GiB)."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def check(method, M, N, batch):

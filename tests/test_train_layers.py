@@ -247,3 +247,68 @@ def test_surrogate_fit_and_sampling_refuse_bad_arguments_first():
     with pytest.raises(ParameterError, match="torch.nn.Module"):
         with sampling("net"):
             pass
+
+
+def test_seeds_are_checked_up_front_as_one_range():
+    """HardwareAwareLinear and convert raised bare numpy errors for seed -1 /
+    1.5; to_crossbar programmed layer 0 before refusing seed + 1, and wrapped
+    np.uint64(2**64 - 1) + 1 to 0 silently."""
+    from xbarsim.train._checks import SEED_MAX
+
+    net = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 1)).double()
+    for seed in (-1, 1.5, True, "0", 2**64 - 1, np.uint64(2**64 - 1), SEED_MAX + 1):
+        with pytest.raises(ParameterError, match=r"seed = .*2\*\*64 - 104730"):
+            convert(net, seed=seed)
+    for seed in (-1, 1.5, True, "0", 2**64):  # a layer derives no stream: any 64-bit seed
+        with pytest.raises(ParameterError, match=r"seed = .*2\*\*64 - 1\]"):
+            HardwareAwareLinear(2, 3, seed=seed)
+        with pytest.raises(ParameterError, match="seed"):
+            HardwareAwareLinear(2, 3, seed=0).reseed(seed)
+    HardwareAwareLinear(2, 3, seed=np.uint64(2**64 - 1))
+    layers = hardware_layers(convert(net, seed=np.uint64(SEED_MAX)))
+    assert [layer._rng.random() for layer in layers] == [np.random.default_rng(SEED_MAX + k).random() for k in (0, 1)]
+    for kw in (dict(seed=-1), dict(seed=2.0), dict(epochs=True)):
+        with pytest.raises(ParameterError, match=list(kw)[0]):
+            TrainConfig(**kw)
+    with pytest.raises(ParameterError, match="seed"):
+        make_moons_split(seed=-1)
+    with pytest.raises(ParameterError, match="n_train"):
+        make_moons_split(n_train=True)
+    with pytest.raises(ParameterError, match="hidden"):
+        moons_network(hidden=True)
+
+
+def test_to_crossbar_checks_every_layer_and_seed_before_programming(monkeypatch):
+    import xbarsim as xs
+    from xbarsim.train.layers import to_crossbar
+
+    net = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 1)).double()
+    with torch.no_grad():
+        net[2].weight[0, 1] = float("nan")
+    calls = []
+    monkeypatch.setattr(xs, "transfer", lambda *a, **k: calls.append(k["seed"]))
+    with pytest.raises(ParameterError, match="layer 1 .*NaN"):
+        to_crossbar(net, xs.TransferConfig(), seed=0)
+    with torch.no_grad():
+        net[2].weight.fill_(0.5)
+    for seed in (2**64 - 1, np.uint64(2**64 - 1), -1, 0.5):
+        with pytest.raises(ParameterError, match="seed"):
+            to_crossbar(net, xs.TransferConfig(), seed=seed)
+    assert calls == []  # nothing programmed
+    to_crossbar(net, xs.TransferConfig(), seed=np.uint64(7))
+    assert calls == [7, 8] and all(type(s) is int for s in calls)
+
+
+def test_evaluations_refuse_bool_counts_and_bad_seeds():
+    import xbarsim as xs
+    from xbarsim.train import evaluate_circuit, evaluate_statistical
+
+    cfg = xs.TransferConfig()
+    net = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 1)).double()
+    x, y = np.full((4, 2), 0.5), np.array([0, 1, 0, 1])
+    for kw in (dict(n=True), dict(n=2.0), dict(chunk=0), dict(seed=-1), dict(seed=None)):
+        with pytest.raises(ParameterError, match=list(kw)[0]):
+            evaluate_statistical(net, cfg, x, y, **kw)
+    for kw in (dict(n=True), dict(keep_conductances=True), dict(seed=2**64 - 1000)):
+        with pytest.raises(ParameterError, match=list(kw)[0]):
+            evaluate_circuit(net, cfg, x, y, progress=False, **kw)

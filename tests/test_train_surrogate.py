@@ -138,3 +138,142 @@ def test_surrogate_matches_simulator(cfg):
     assert rep["pass"]["bins_error_std"], format_check(rep)
     assert rep["pass"]["failures"], format_check(rep)
     assert rep["pass"]["layers"], format_check(rep)
+
+
+def _no_compute(*args, **kwargs):
+    raise AssertionError("an argument error must be raised before any compute")
+
+
+def test_fit_refuses_bad_seeds_and_layers_before_any_compute(cfg, monkeypatch):
+    """A seed that fails (None, -1, 1.5, True, or one whose derived stream
+    seed + 7919 is not a 64-bit seed) used to run the whole programming loop
+    first, then fail naming seed + 7919; a uint64 seed wrapped silently."""
+    from xbarsim.train._checks import SEED_MAX, SEED_OFFSET_MAX, check_seed
+
+    monkeypatch.setattr(xs, "program", _no_compute)
+    tiny = dict(n_transfers=2, layers=((1, 1),), n_fail_devices=64, n_probe=2, n_bins=2)
+    assert SEED_MAX == 2**64 - 1 - SEED_OFFSET_MAX
+    for seed in (None, -1, 1.5, True, "3", 2**64 - 1, np.uint64(2**64 - 1), SEED_MAX + 1):
+        with pytest.raises(ParameterError, match=r"seed = .*\[0, 2\*\*64 - 104730\]") as err:
+            Surrogate.fit(cfg, seed=seed, **tiny)
+        assert repr(seed) in str(err.value)  # the user's seed, not a derived one
+    assert check_seed(np.uint64(SEED_MAX)) == SEED_MAX and type(check_seed(np.uint64(5))) is int
+    for layers in (((2.5, 1),), (("1", "1"),), ((True, 1),), ((1, 1, 1),), (1, 1), (), "ab", 3):
+        with pytest.raises(ParameterError, match="layers"):
+            Surrogate.fit(cfg, **dict(tiny, layers=layers))
+    for kw in (dict(n_transfers=True), dict(n_bins=True), dict(n_probe=np.bool_(True)), dict(n_transfers=2.0)):
+        with pytest.raises(ParameterError, match=list(kw)[0]):
+            Surrogate.fit(cfg, **dict(tiny, **kw))
+    for kw in (dict(seed=-1), dict(n_layers=True), dict(per_layer=0), dict(layers=((2.5, 1),))):
+        with pytest.raises(ParameterError, match=list(kw)[0]):
+            check(_dummy(cfg), **kw)
+
+
+def test_fit_takes_layers_as_any_iterable_of_integer_pairs():
+    from xbarsim.train.surrogate import _layer_shapes
+
+    shapes = _layer_shapes((o, i) for o, i in [(8, 2), (np.int64(1), 8)])  # a generator used to fail (len)
+    assert shapes == ((8, 2), (1, 8)) and all(type(d) is int for s in shapes for d in s)
+    assert _layer_shapes(np.array([[8, 2], [1, 8]])) == ((8, 2), (1, 8))
+
+
+def _saved(small, tmp_path, name="ok.npz", **changes):
+    arrays = dict(np.load(small.save(tmp_path / "base.npz"), allow_pickle=False))
+    arrays.update(changes)
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+def test_load_refuses_damaged_or_edited_files_at_load(small, tmp_path):
+    """Each of these used to load (NaN weights or a bare error at sampling) or
+    raise a bare BadZipFile / ValueError / JSONDecodeError / TypeError."""
+    from dataclasses import fields
+
+    from xbarsim.train.surrogate import _field_shapes
+
+    numeric = {f.name for f in fields(Surrogate) if not f.name.endswith("_json")}
+    assert set(_field_shapes(3)) == numeric  # every numeric field has its expected shape
+    good = Surrogate.load(_saved(small, tmp_path))
+    assert good.matches(small.cfg)
+    nb = small.own_mean.size
+    cases = {
+        "NaN or inf": dict(own_std=np.full(nb, np.nan)),
+        "'kappa_wl' holds": dict(kappa_wl=np.array(["x"])),
+        "'bin_edges' has shape": dict(bin_edges=np.array(1.0)),
+        "'own_z' has shape": dict(own_z=np.zeros(5)),
+        "'own_mean' has shape": dict(own_mean=np.zeros(nb + 1)),
+        "'relax_cycles' has shape": dict(relax_cycles=np.ones(2)),
+        "not increasing": dict(bin_edges=small.bin_edges[::-1].copy()),
+        "failure probabilities": dict(p_lrs=np.array(0.7), p_hrs=np.array(0.6)),
+        "cfg_json": dict(cfg_json=np.array("not json")),
+        "meta_json": dict(meta_json=np.array("[1, 2]")),
+        "JSON string": dict(cfg_json=np.array([1.0])),
+        "format_version": dict(format_version=np.array("5")),
+    }
+    for k, (word, change) in enumerate(cases.items()):
+        with pytest.raises(ParameterError, match=word):
+            Surrogate.load(_saved(small, tmp_path, f"bad{k}.npz", **change))
+    raw = bytearray((tmp_path / "base.npz").read_bytes())
+    (tmp_path / "zip.npz").write_bytes(b"PK\x03\x04garbage" * 10)
+    (tmp_path / "short.npz").write_bytes(bytes(raw[: len(raw) // 2]))
+    raw[len(raw) // 2: len(raw) // 2 + 20] = bytes(20)
+    (tmp_path / "crc.npz").write_bytes(bytes(raw))
+    for name in ("zip.npz", "short.npz", "crc.npz"):
+        with pytest.raises(ParameterError, match="cannot read surrogate file"):
+            Surrogate.load(tmp_path / name)
+    for path in (3, None, ["a.npz"]):
+        with pytest.raises(ParameterError, match="path"):
+            Surrogate.load(path)
+
+
+def test_sampled_forward_warns_outside_the_fitted_range_and_refuses_overflow(small):
+    """Large inputs used to give silent -3e15 (x = 50), -inf (x = 500) or NaN
+    (x = 1e3), where xs.mvm warns above the switching threshold and refuses
+    a sinh overflow."""
+    import warnings
+
+    layer = HardwareAwareLinear(1, 1, surrogate=small, seed=0).double()
+    with torch.no_grad():
+        layer.weight.fill_(0.5)
+        layer.bias.fill_(0.1)
+    fitted, switching, overflow = small.input_limits()
+    assert fitted == 1.0 and switching == pytest.approx(5.5) and overflow == pytest.approx(700 * 0.45 / 0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fitted range: no warning
+        layer(torch.full((3, 1), 1.0, dtype=torch.float64))
+        layer(torch.full((3, 1), -1.0, dtype=torch.float64))
+    with pytest.warns(RuntimeWarning, match="exceed input_scale = 1") as rec:
+        assert torch.isfinite(layer(torch.full((2, 1), 8.0, dtype=torch.float64))).all()
+    assert "switching threshold" in str(rec[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per layer
+        layer(torch.full((2, 1), 8.0, dtype=torch.float64))
+    for x in (500.0, 1e3, 1e4, 1e300):
+        state = layer._rng.bit_generator.state
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a ParameterError, no numpy overflow warnings on the way
+            with pytest.raises(ParameterError, match="overflows double precision"):
+                layer(torch.full((1, 1), x, dtype=torch.float64))
+        if x > overflow:  # refused before sampling: the stream did not move
+            assert layer._rng.bit_generator.state == state
+    with pytest.raises(ParameterError, match="NaN or inf"):
+        layer(torch.tensor([[float("nan")]], dtype=torch.float64))
+    layer32 = HardwareAwareLinear(1, 1, surrogate=small, seed=0)
+    with pytest.raises(ParameterError, match="overflows torch.float32"):
+        layer32(torch.full((1, 1), 250.0))
+    layer.eval()  # the mean weights: a plain nn.Linear, nothing checked
+    assert torch.isfinite(layer(torch.full((1, 1), 1e4, dtype=torch.float64))).all()
+    lm = map_layer(np.ones((1, 1)), np.zeros(1), small.cfg)
+    gs, _ = small.sample_tiles(lm, np.random.default_rng(0), n=1)
+    with pytest.raises(ParameterError, match="overflows"):
+        small.layer_output(lm, gs, np.full((1, 1), 1e4), np.random.default_rng(0))
+
+
+def test_layer_mapping_is_case_insensitive_like_transfer_config(small):
+    assert HardwareAwareLinear(2, 1, surrogate=small, mapping="Differential").mapping == "differential"
+    assert HardwareAwareLinear(2, 1, mapping="REFERENCE").mapping == "reference"
+    with pytest.raises(ParameterError, match="mapping"):
+        HardwareAwareLinear(2, 1, surrogate=small, mapping="Reference")
+    with pytest.raises(ParameterError, match="mapping"):
+        HardwareAwareLinear(2, 1, mapping="offset")

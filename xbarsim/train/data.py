@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..exceptions import ParameterError
+from ._checks import check_seed
 
 __all__ = ["MoonsData", "make_moons_split", "load_csv_dir", "CSV_COLUMNS", "SPLIT"]
 
@@ -87,8 +88,9 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
     from sklearn.datasets import make_moons
 
     sizes = (n_train, n_val, n_test)
-    if any((not isinstance(k, (int, np.integer))) or k < 1 for k in sizes):
+    if any(isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1 for k in sizes):
         raise ParameterError(f"n_train, n_val, n_test must be positive integers; got {sizes}.")
+    seed = check_seed(seed)
     if not (np.isfinite(noise) and noise >= 0):
         raise ParameterError(f"noise must be a finite number >= 0; got {noise!r}.")
     n = sum(sizes)

@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from .._progress import Progress
 from ..exceptions import ParameterError
+from ._checks import SEED_OFFSET_MAX, check_count, check_seed
 from .layers import linear_layers
 
 __all__ = [
@@ -198,6 +199,9 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     import xbarsim as xs
 
     layers, x, labels = _task(model_or_layers, x, y)
+    n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
+    keep_conductances = check_count(keep_conductances, "keep_conductances", 0)
+    seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, 1000 + len(layers) - 1))  # read noise: seed + 1000 + k
     logits = np.empty((n, x.shape[0]))
     kept = [[] for _ in layers]
     streams = [xs.iter_transfers(w, b, cfg, n=n, seed=seed + k, chunk=chunk) for k, (w, b) in enumerate(layers)]
@@ -239,7 +243,8 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
 
     stat = StatisticalModel() if stat is None else stat
     layers, x, labels = _task(model_or_layers, x, y)
-    rng = np.random.default_rng(seed)
+    n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
+    rng = np.random.default_rng(check_seed(seed))
     maps = [_layer_targets(w, b, cfg) for w, b in layers]
     logits = np.empty((n, x.shape[0]))
     for s in range(0, n, chunk):
@@ -262,7 +267,8 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
 def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=250):
     """Per-transfer outputs under the fitted surrogate (programming and circuit)."""
     layers, x, labels = _task(model_or_layers, x, y)
-    rng = np.random.default_rng(seed)
+    n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
+    rng = np.random.default_rng(check_seed(seed))
     maps = [_layer_targets(w, b, surrogate.cfg) for w, b in layers]
     logits = np.empty((n, x.shape[0]))
     for s in range(0, n, chunk):
@@ -285,7 +291,7 @@ def grid_outputs_from_batches(surrogate, batches, grid, seed=0, n_max=None):
     first-order IR drop, read noise), checked against the circuit MVM in
     `xbarsim.train.surrogate.check`. Returns (n_kept, n_grid) logits.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     h = np.asarray(grid, dtype=np.float64)
     n_layers = len(batches)
     for k, chunks in enumerate(batches):

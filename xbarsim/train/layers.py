@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 
 from ..exceptions import ParameterError
+from ._checks import SEED_OFFSET_MAX, check_seed
 
 __all__ = [
     "HardwareAwareLinear",
@@ -157,7 +158,20 @@ class HardwareAwareLinear(nn.Linear):
     hardware_penalty : float
         Coefficient of the surrogate's ``penalty`` in `regularization_loss`.
     seed : int, optional
-        Seed of the layer's sampling stream (None: from torch's generator).
+        Seed of the layer's sampling stream, in ``[0, 2**64)`` (None: from
+        torch's generator).
+
+    Notes
+    -----
+    Inputs: the hardware model maps an input ``x`` to the read voltage ``x
+    v_read / input_scale``, and was fitted on inputs in ``[0,
+    input_scale]``. A sampled forward warns once (RuntimeWarning) when
+    ``|x|`` leaves that range: the surrogate's first-order IR-drop model can
+    be far from the circuit there, and from ``|x| = input_scale v_switch /
+    v_read`` on the read would also disturb the devices. It refuses
+    (`ParameterError`, nothing computed) inputs whose sinh read current
+    overflows, as ``xs.mvm`` does, and any forward that would return NaN or
+    inf.
     """
 
     def __init__(
@@ -190,12 +204,18 @@ class HardwareAwareLinear(nn.Linear):
             raise ParameterError(f"reparam = {reparam!r}; True or False.")
         if failures is not None and (isinstance(failures, str) or not isinstance(failures, (bool, int, float))):
             raise ParameterError(f"failures = {failures!r}; True, False or a scale >= 0 of the failure rates.")
+        from ..mapping import MappingScheme
+        from ..programming import _as_enum
+
+        mapping = _as_enum(MappingScheme, mapping, "mapping").value  # any case, as TransferConfig
         model_mapping = getattr(surrogate, "mapping", None)
-        if surrogate is not None and model_mapping is not None and str(model_mapping) != str(mapping):
+        model_mapping = getattr(model_mapping, "value", model_mapping)
+        if surrogate is not None and model_mapping is not None and str(model_mapping).lower() != mapping:
             raise ParameterError(
                 f"mapping={mapping!r} but the hardware model was built for {model_mapping!r}; "
                 "pass the same mapping as the surrogate's cfg."
             )
+        seed = None if seed is None else check_seed(seed, offset=0)  # no stream derived from it
         self.surrogate = surrogate
         self.mapping = mapping
         self.reparam = bool(reparam)
@@ -217,6 +237,7 @@ class HardwareAwareLinear(nn.Linear):
         self._failed_bias = None
         self._pre_step = None
         self.last_sample = None
+        self._warned_inputs = False
 
     @classmethod
     def from_linear(cls, linear, **kwargs):
@@ -244,7 +265,7 @@ class HardwareAwareLinear(nn.Linear):
 
     def reseed(self, seed):
         """Restart the layer's sampling stream from `seed`."""
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(check_seed(seed, offset=0))
 
     def _sampling_now(self):
         if self.surrogate is None:
@@ -274,6 +295,7 @@ class HardwareAwareLinear(nn.Linear):
         if x.dim() != 2:  # like nn.Linear: any leading dimensions, one sampled transfer for all
             lead = x.shape[:-1]
             return self.forward(x.reshape(-1, x.shape[-1])).reshape(*lead, self.out_features)
+        self._check_inputs(x)
         s = self.sample()
         self.last_sample = s
         dev, dt = self.weight.device, self.weight.dtype
@@ -296,7 +318,65 @@ class HardwareAwareLinear(nn.Linear):
             # IR drop and read noise: constants of the step (reparametrization)
             y_hw = torch.as_tensor(s.circuit(x.detach().cpu().numpy().astype(np.float64)), device=dev, dtype=dt)
             y = y + (y_hw.reshape(y.shape) - y.detach())
+        if not bool(torch.isfinite(y.detach()).all()):
+            raise ParameterError(self._overflow_message(x))
         return y
+
+    def _overflow_message(self, x):
+        x_max = float(x.detach().abs().max()) if x.numel() else 0.0
+        if hasattr(self.surrogate, "input_limits") and hasattr(self.surrogate, "input_gain"):
+            from .surrogate import _overflow_message
+
+            return _overflow_message(self.surrogate, x_max, circuit=True, dtype=str(self.weight.dtype))
+        return (f"the sampled forward gave NaN or inf (inputs up to |x| = {x_max:.4g}, {self.weight.dtype}); "
+                "keep the layer's inputs and weights in the range its hardware model was built for.")
+
+    def _check_inputs(self, x):
+        """Before a sampled forward: refuse inputs that would overflow, warn once outside the fitted range.
+
+        Uses the hardware model's ``input_limits()`` and ``input_gain()``
+        (`Surrogate` has both); a model without them is not checked.
+        """
+        limits = getattr(self.surrogate, "input_limits", None)
+        gain = getattr(self.surrogate, "input_gain", None)
+        if limits is None or gain is None or x.numel() == 0:
+            return
+        x_max = float(x.detach().abs().max())
+        if not math.isfinite(x_max):
+            raise ParameterError("x holds NaN or inf; a sampled forward runs the hardware model's circuit, which "
+                                 "needs finite inputs.")
+        fitted, switching, overflow = limits()
+        v_read, v0, s_in = gain()
+        dt = x.dtype if x.is_floating_point() else self.weight.dtype
+        dtype = str(dt)
+        if v0 is not None:
+            # the differentiable sinh of the inputs (`sinh_inputs`) must not overflow x's dtype either
+            big = torch.finfo(dt).max * v_read / (v0 * s_in)
+            torch_limit = math.asinh(big) * v0 * s_in / v_read
+            if torch_limit < overflow:
+                overflow = torch_limit
+            else:
+                dtype = "double precision"
+        if x_max > overflow:
+            from .surrogate import _overflow_message
+
+            raise ParameterError(_overflow_message(self.surrogate, x_max, dtype=dtype))
+        if x_max > fitted and not self._warned_inputs:
+            import warnings
+
+            self._warned_inputs = True
+            beyond = (f"; from |x| = {switching:.4g} on (these inputs reach it) the read voltage is at or above "
+                      "the devices' switching threshold, where a read would disturb them on hardware"
+                      if x_max >= switching else
+                      f"; from |x| = {switching:.4g} on a read would also reach the devices' switching threshold")
+            warnings.warn(
+                f"HardwareAwareLinear inputs up to |x| = {x_max:.4g} exceed input_scale = {fitted:g}, the largest "
+                f"input its surrogate was fitted on (read at {v_read:g} V). There the surrogate's first-order "
+                f"IR-drop model can be far from the circuit (xs.mvm solves it){beyond}. Keep the inputs in "
+                f"[0, {fitted:g}] (a bounded activation such as a sigmoid, or scaled features), or fit the "
+                "surrogate for a larger TransferConfig.input_scale. Warned once per layer.",
+                RuntimeWarning, stacklevel=2,
+            )
 
     def regularization(self):
         """Weight decay plus the hardware penalty of this layer (a torch scalar)."""
@@ -399,7 +479,8 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     inplace : bool
         Modify `model` itself (default: a deep copy).
     seed : int, optional
-        Layer ``k`` samples from the stream ``seed + k``.
+        Layer ``k`` samples from the stream ``seed + k``; in ``[0, 2**64 -
+        104730]`` (``xbarsim.train._checks.SEED_MAX``).
 
     Returns
     -------
@@ -415,6 +496,8 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     import copy
 
     _check_module(model)
+    if seed is not None:
+        seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, len(linear_layers(model)) - 1))
     if not inplace:
         model = copy.deepcopy(model)
     counter = [0]
@@ -456,7 +539,9 @@ def to_crossbar(model, cfg, seed=0):
     model : torch.nn.Module
     cfg : xbarsim.TransferConfig
     seed : int
-        Layer ``k`` is programmed with seed ``seed + k``.
+        Layer ``k`` is programmed with seed ``seed + k``; in ``[0, 2**64 -
+        104730]`` (``xbarsim.train._checks.SEED_MAX``). Every layer is
+        checked before the first is programmed.
 
     Returns
     -------
@@ -469,6 +554,8 @@ def to_crossbar(model, cfg, seed=0):
     layers = linear_layers(model)
     if not layers:
         raise ParameterError(f"{type(model).__name__} has no nn.Linear layer to transfer onto crossbars.")
+    cfg = xs.TransferConfig() if cfg is None else cfg  # as xs.transfer
+    seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, len(layers) - 1))  # a Python int: seed + k never wraps
     others = sorted({type(m).__name__ for m in model.modules()
                      if not isinstance(m, nn.Linear) and any(True for _ in m.parameters(recurse=False))})
     if others:
@@ -476,9 +563,15 @@ def to_crossbar(model, cfg, seed=0):
 
         warnings.warn(f"to_crossbar transfers the nn.Linear layers only; {', '.join(others)} stay in software.",
                       UserWarning, stacklevel=2)
-    out = []
-    for k, layer in enumerate(layers):
+    from ..mapping import map_layer
+
+    weights = []
+    for k, layer in enumerate(layers):  # every layer checked before the first is programmed
         w = layer.weight.detach().cpu().numpy().astype(np.float64)
         b = None if layer.bias is None else layer.bias.detach().cpu().numpy().astype(np.float64)
-        out.append(xs.transfer(w, b, cfg, seed=seed + k))
-    return out
+        try:
+            map_layer(w, b, cfg)
+        except ParameterError as exc:
+            raise ParameterError(f"layer {k} ({layer.out_features} x {layer.in_features}): {exc}") from exc
+        weights.append((w, b))
+    return [xs.transfer(w, b, cfg, seed=seed + k) for k, (w, b) in enumerate(weights)]

@@ -57,6 +57,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ..exceptions import ParameterError
+from ._checks import check_count, check_seed
 from .layers import LayerSample
 
 __all__ = ["Surrogate", "cfg_to_dict", "cfg_from_dict", "tile_features", "FORMAT_VERSION"]
@@ -291,6 +292,37 @@ def _working_bases(cfg, tiles_t, masks, pulse_coef, relax_cycles):
     return np.concatenate(mb), np.concatenate(vb)
 
 
+def _layer_shapes(layers):
+    """``layers`` as a tuple of ``(out_features, in_features)`` pairs of Python ints.
+
+    Any iterable of pairs (a generator too) is read once; a dimension must be
+    an integer >= 1 (not 2.5, "8" or True), else `ParameterError`.
+    """
+    def refuse(why):
+        return ParameterError(f"layers = {layers!r}: {why}. Give a sequence of (out_features, in_features) "
+                              "pairs of positive integers, e.g. ((8, 2), (1, 8)).")
+
+    if isinstance(layers, (str, bytes)):
+        raise refuse("a string")
+    try:
+        items = tuple(layers)
+    except TypeError:
+        raise refuse("not a sequence") from None
+    if not items:
+        raise refuse("no layer")
+    shapes = []
+    for shape in items:
+        try:
+            pair = tuple(shape)
+        except TypeError:
+            raise refuse(f"{shape!r} is not an (out_features, in_features) pair") from None
+        if len(pair) != 2 or any(isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) or d < 1
+                                 for d in pair):
+            raise refuse(f"{shape!r} is not a pair of positive integers")
+        shapes.append((int(pair[0]), int(pair[1])))
+    return tuple(shapes)
+
+
 def _interp_bins(t, centres, values):
     return np.interp(t, centres, values)
 
@@ -306,6 +338,17 @@ def _standardised_quantiles(z):
         return np.asarray(np.linspace(-2, 2, _Z_LEVELS.size) * 0.0)
     q = np.quantile(z, _Z_LEVELS)
     return q
+
+
+def _field_shapes(n_bins):
+    """Shape of every numeric field of a `Surrogate` with `n_bins` target bins (as `fit` writes them)."""
+    nz = _Z_LEVELS.size
+    return {
+        "bin_edges": (n_bins + 1,), "own_mean": (n_bins,), "own_std": (n_bins,), "own_at_min": (2,),
+        "kappa_read": (), "own_z": (nz,), "pulse_coef": (3,), "relax_cycles": (), "drift_mean_coef": (12,),
+        "drift_var_coef": (12,), "drift_z": (nz,), "p_lrs": (), "p_hrs": (), "lrs_q": (nz,), "hrs_q": (nz,),
+        "kappa_wl": (), "kappa_bl": (),
+    }
 
 
 # ----------------------------------------------------------------------------
@@ -399,26 +442,43 @@ class Surrogate:
 
     @classmethod
     def load(cls, path):
-        """Read a file written by `save` (``allow_pickle=False``: never runs code)."""
+        """Read a file written by `save` (``allow_pickle=False``: never runs code).
+
+        Everything `sample_layer` and `layer_output` use is checked here: the
+        archive, every field's type, shape and finiteness (as `fit` writes
+        them), the probabilities, and the stored `TransferConfig`. A damaged
+        or edited file is a `ParameterError` now, not NaN weights later.
+        """
+        import os
+        import zipfile
+        import zlib
+
+        if not isinstance(path, (str, bytes, os.PathLike)) and not hasattr(path, "read"):
+            raise ParameterError(f"path = {path!r}; the path (str or os.PathLike) of an .npz written by "
+                                 "Surrogate.save, or a binary file object open on one.")
+
         def refuse(why):
             return ParameterError(f"cannot read surrogate file {path}: {why}. Expected an .npz written by "
                                   "Surrogate.save (xbarsim moons writes one as surrogate.npz).")
 
+        damaged = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)  # EOFError: an empty file
         try:
             z = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
-            raise refuse(exc or "the file is empty") from exc
+        except damaged as exc:
+            raise refuse(str(exc) or "the file is empty") from exc
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise refuse(f"it holds a single {type(z).__name__} (an .npy), not an .npz archive")
         try:
             with z:
                 data = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise refuse(exc) from exc
-        version = int(data.pop("format_version", -1))
-        if version != FORMAT_VERSION:
+        except damaged as exc:
+            raise refuse(f"a damaged archive ({exc})") from exc
+        version = data.pop("format_version", np.array(-1))
+        if version.shape != () or version.dtype.kind not in "iu":
+            raise refuse(f"its format_version is {version!r}, not an integer")
+        if int(version) != FORMAT_VERSION:
             raise ParameterError(
-                f"{path} has surrogate format {version}; this xbarsim reads {FORMAT_VERSION}. Refit it."
+                f"{path} has surrogate format {int(version)}; this xbarsim reads {FORMAT_VERSION}. Refit it."
             )
         kwargs = {}
         for f in fields(cls):
@@ -426,12 +486,40 @@ class Surrogate:
                 raise ParameterError(f"{path} lacks field {f.name!r}; not a surrogate file, or a damaged one.")
             v = data[f.name]
             if f.name.endswith("_json"):
+                if v.shape != () or v.dtype.kind != "U":
+                    raise refuse(f"field {f.name!r} holds {v.dtype} values of shape {v.shape}, not a JSON string")
                 kwargs[f.name] = str(v)
-            elif v.ndim == 0:
-                kwargs[f.name] = float(v)
+            elif v.dtype.kind not in "iuf":
+                raise refuse(f"field {f.name!r} holds {v.dtype} values, not real numbers")
             else:
                 kwargs[f.name] = v.astype(np.float64)
-        return cls(**kwargs)
+        edges = kwargs["bin_edges"]
+        if edges.ndim != 1 or edges.size < 2:
+            raise refuse(f"field 'bin_edges' has shape {edges.shape}; expected (n_bins + 1,) with n_bins >= 1")
+        for name, shape in _field_shapes(edges.size - 1).items():
+            a = kwargs[name]
+            if a.shape != shape:
+                raise refuse(f"field {name!r} has shape {a.shape}; expected {shape}")
+            if not np.all(np.isfinite(a)):
+                raise refuse(f"field {name!r} holds NaN or inf")
+            if shape == ():
+                kwargs[name] = float(a)
+        if not np.all(np.diff(edges) > 0):
+            raise refuse("its bin_edges are not increasing")
+        p_lrs, p_hrs = kwargs["p_lrs"], kwargs["p_hrs"]
+        if not (0 <= p_lrs <= 1 and 0 <= p_hrs <= 1 and p_lrs + p_hrs <= 1):
+            raise refuse(f"its failure probabilities p_lrs = {p_lrs!r}, p_hrs = {p_hrs!r} are not in [0, 1] "
+                         "with a sum <= 1")
+        try:
+            cfg = cfg_from_dict(json.loads(kwargs["cfg_json"]))
+            meta = json.loads(kwargs["meta_json"])
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # ParameterError is a ValueError
+            raise refuse(f"its cfg_json or meta_json is not what Surrogate.save writes ({exc})") from exc
+        if not isinstance(meta, dict):
+            raise refuse(f"its meta_json holds a {type(meta).__name__}, not a JSON object")
+        sur = cls(**kwargs)
+        object.__setattr__(sur, "_cfg_cache", cfg)
+        return sur
 
     # ------------------------------------------------------------------ fitting
     @classmethod
@@ -471,22 +559,16 @@ class Surrogate:
 
         if not isinstance(cfg, xs.TransferConfig):
             raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
-        if not isinstance(n_transfers, (int, np.integer)) or n_transfers < 2:
-            raise ParameterError(f"n_transfers = {n_transfers!r}; need an integer >= 2.")
-        for name, v, low in (("n_bins", n_bins, 1), ("n_probe", n_probe, 1), ("n_fail_devices", n_fail_devices, 0)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ParameterError(f"{name} = {v!r}; an integer >= {low}.")
+        n_transfers = check_count(n_transfers, "n_transfers", 2)
+        n_bins = check_count(n_bins, "n_bins", 1)
+        n_probe = check_count(n_probe, "n_probe", 1)
+        n_fail_devices = check_count(n_fail_devices, "n_fail_devices", 0)
         if isinstance(weight_scale, bool) or not isinstance(weight_scale, (int, float)) \
                 or not (np.isfinite(weight_scale) and weight_scale > 0):
             raise ParameterError(f"weight_scale = {weight_scale!r}; a finite number > 0 (random weights are "
                                  "uniform in [-weight_scale, weight_scale]).")
-        try:
-            shapes = [tuple(int(d) for d in shape) for shape in layers]
-        except (TypeError, ValueError):
-            shapes = None
-        if not shapes or any(len(sh) != 2 or min(sh) < 1 for sh in shapes):
-            raise ParameterError(f"layers = {layers!r}; a sequence of (out_features, in_features) pairs of "
-                                 "positive integers, e.g. ((8, 2), (1, 8)).")
+        layers = _layer_shapes(layers)
+        seed = check_seed(seed)  # here, not after the loop: seed + 7919 below must be a 64-bit seed too
         rng = np.random.default_rng(seed)
         tiles = []  # (target, g_after_own, g_final, stuck, pulses), each (M, N)
         mvm_jobs = []  # (mapping, tile g list, x) for the circuit-factor fit
@@ -518,7 +600,7 @@ class Surrogate:
             R["stuck"] = np.concatenate([R["stuck"], fs])
             R["g"] = np.concatenate([R["g"], fg])
         return cls._from_samples(cfg, R, mvm_jobs, n_bins, meta={
-            "n_transfers": int(n_transfers), "seed": int(seed), "layers": [list(s) for s in layers],
+            "n_transfers": n_transfers, "seed": seed, "layers": [list(s) for s in layers],
             "weight_scale": float(weight_scale), "n_bins": int(n_bins), "n_devices": int(R["stuck"].size),
         })
 
@@ -774,6 +856,36 @@ class Surrogate:
         v0 = cfg.device.v0
         return (float(cfg.write_verify.v_read), None if v0 is None else float(v0), float(cfg.input_scale))
 
+    def input_limits(self):
+        """Bounds on a layer's input magnitude ``|x|``, input units: ``(fitted, switching, overflow)``.
+
+        ``fitted``: ``input_scale``, the largest input of the fit (read at
+        ``v_read``); beyond it the first-order IR-drop model, which grows as
+        ``sinh cosh`` of the read voltage, can be far from the circuit.
+        ``switching``: the input whose read voltage reaches the devices'
+        switching threshold. ``overflow``: above it the sinh read current
+        overflows (``|V| / v0 > 700``, where ``xs.mvm`` refuses too); inf for
+        linear devices.
+        """
+        from ..transfer import _SINH_MAX
+
+        cfg = self.cfg
+        dev = cfg.device
+        per_volt = float(cfg.input_scale) / float(cfg.write_verify.v_read)
+        overflow = np.inf if dev.v0 is None else _SINH_MAX * float(dev.v0) * per_volt
+        return float(cfg.input_scale), min(dev.v_set, dev.v_reset) * per_volt, overflow
+
+    def _check_circuit_inputs(self, x):
+        """Refuse inputs the circuit model cannot take (before computing): NaN, inf, sinh overflow."""
+        if x.size == 0:
+            return
+        x_max = float(np.max(np.abs(x)))
+        if not np.isfinite(x_max):
+            raise ParameterError("x holds NaN or inf; the surrogate's circuit model needs finite inputs.")
+        _, _, overflow = self.input_limits()
+        if x_max > overflow:
+            raise ParameterError(_overflow_message(self, x_max))
+
     def _circuit_parts(self, lm, tile_g, x):
         """Ideal-wire sinh output and the two first-order IR-drop terms, weight units.
 
@@ -825,6 +937,7 @@ class Surrogate:
         """
         cfg = self.cfg
         x = np.asarray(x, dtype=float)
+        self._check_circuit_inputs(x)
         n = tile_g[0].shape[0]
         per_transfer = x.ndim == 3
         if per_transfer and x.shape[0] != n:
@@ -835,13 +948,16 @@ class Surrogate:
         rn = cfg.device.read_noise if noise else 0.0
         bstep = max(1, min(B, max_elements // cells))
         nstep = 1 if per_transfer else max(1, max_elements // (cells * bstep))
-        for s in range(0, n, nstep):
-            e = min(n, s + nstep)
-            gs = [g[s:e] for g in tile_g]
-            for b0 in range(0, B, bstep):
-                b1 = min(B, b0 + bstep)
-                xx = x[s, b0:b1] if per_transfer else x[b0:b1]
-                y[s:e, b0:b1] = self._one_output(lm, gs, xx, rng, rn)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, not warned about
+            for s in range(0, n, nstep):
+                e = min(n, s + nstep)
+                gs = [g[s:e] for g in tile_g]
+                for b0 in range(0, B, bstep):
+                    b1 = min(B, b0 + bstep)
+                    xx = x[s, b0:b1] if per_transfer else x[b0:b1]
+                    y[s:e, b0:b1] = self._one_output(lm, gs, xx, rng, rn)
+        if not np.all(np.isfinite(y)):
+            raise ParameterError(_overflow_message(self, float(np.max(np.abs(x), initial=0.0)), circuit=True))
         return y
 
     def _one_output(self, lm, tile_g, x, rng, rn):
@@ -973,6 +1089,30 @@ class Surrogate:
         return P[0], P[1]
 
 
+def _overflow_message(sur, x_max, circuit=False, dtype="double precision"):
+    """Why inputs up to ``|x| = x_max`` are refused, and the fix.
+
+    ``circuit``: the computed output overflowed (the first-order IR-drop
+    term grows as ``sinh cosh`` of the read voltage); else the sinh read
+    current itself would (refused before computing).
+    """
+    v_read, v0, s_in = sur.input_gain()
+    fitted, switching, _ = sur.input_limits()
+    v = x_max * v_read / s_in
+    if not circuit:
+        what = f"the sinh read current (v0 = {v0:g} V) overflows {dtype}"
+    elif v0 is not None:
+        what = (f"the layer's output overflows {dtype} (the surrogate's first-order IR-drop term grows as sinh x "
+                f"cosh of V / v0, v0 = {v0:g} V)")
+    else:
+        what = f"the layer's output overflows {dtype}"
+    return (f"inputs up to |x| = {x_max:.4g} drive the word lines at {v:.3g} V, where {what}. The surrogate was "
+            f"fitted on inputs in [0, input_scale = {fitted:g}] (read at up to {v_read:g} V), and from |x| = "
+            f"{switching:.4g} on a read reaches the devices' switching threshold. Keep the layer's inputs in that "
+            "range (a bounded activation such as a sigmoid, or scaled features), or fit the surrogate for a "
+            "larger TransferConfig.input_scale.")
+
+
 def failed_weights(lm, stuck):
     """Which weights / biases hold at least one stuck device.
 
@@ -1097,7 +1237,13 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
     from .._progress import Progress
 
     cfg = surrogate.cfg if cfg is None else cfg
-    layers = [tuple(s) for s in (layers or surrogate.meta.get("layers", [(8, 2), (1, 8)]))]
+    layers = _layer_shapes(surrogate.meta.get("layers", [(8, 2), (1, 8)]) if layers is None else layers)
+    n_layers = check_count(n_layers, "n_layers")
+    per_layer = check_count(per_layer, "per_layer")
+    reps = check_count(reps, "reps")
+    n_probe = check_count(n_probe, "n_probe")
+    n_fail_devices = check_count(n_fail_devices, "n_fail_devices", 0)
+    seed = check_seed(seed)  # seed + 104729 below must be a 64-bit seed too
     scale = surrogate.meta.get("weight_scale", 1.0)
     rng = np.random.default_rng(seed)
     srng = np.random.default_rng(seed + 1)

@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from .._progress import Progress
 from ..exceptions import ParameterError
+from ._checks import check_count, check_seed
 from .layers import hardware_layers, regularization_loss, restore_failed_, snapshot_
 
 __all__ = ["TrainConfig", "TrainResult", "moons_network", "train", "predict_logits", "accuracy"]
@@ -46,8 +47,10 @@ class TrainConfig:
                 or self.val_samples < 0:
             raise ParameterError(f"TrainConfig.val_samples = {self.val_samples!r}; an integer >= 0 "
                                  "(0: validate the mean weights).")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
+                                             and self.lr > 0):
             raise ParameterError(f"TrainConfig.lr = {self.lr!r}; a finite learning rate > 0.")
+        object.__setattr__(self, "seed", check_seed(self.seed, "TrainConfig.seed"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +69,8 @@ class TrainResult:
 
 def moons_network(hidden=8, seed=0):
     """The paper's 2 -> `hidden` (sigmoid) -> 1 logit network, plain ``nn.Linear``."""
+    hidden = check_count(hidden, "hidden")
+    seed = check_seed(seed)
     with torch.random.fork_rng(devices=[]):  # the caller's global generator is left as it was
         torch.manual_seed(seed)
         return nn.Sequential(nn.Linear(2, hidden), nn.Sigmoid(), nn.Linear(hidden, 1)).double()

@@ -1,0 +1,53 @@
+"""Argument checks shared by the training API: seeds and counts.
+
+Each returns the value as a plain Python ``int`` (so that ``seed + k`` is
+exact arithmetic, never a wrapping ``numpy.uint64``) or raises a
+`ParameterError` that names the argument, before any compute.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..exceptions import ParameterError
+
+SEED_OFFSET_MAX = 104729
+"""Largest offset the training API adds to a user's seed for a further random stream.
+
+`Surrogate.check` draws its extra failure devices from ``seed + 104729``;
+the others are smaller: ``seed + 1`` (`check`'s surrogate draws), ``seed +
+7919`` (`Surrogate.fit`'s failure devices), ``seed + k`` for layer ``k``
+(`convert`, `to_crossbar`, `evaluate_circuit`) and ``seed + 1000 + k``
+(`evaluate_circuit`'s read noise). Each must still be a 64-bit seed."""
+
+SEED_MAX = 2**64 - 1 - SEED_OFFSET_MAX
+"""Largest seed the training API accepts: ``seed + SEED_OFFSET_MAX`` is a 64-bit seed."""
+
+
+def check_seed(seed, name="seed", offset=None):
+    """`seed` as a Python int such that ``seed + offset`` is still a 64-bit seed.
+
+    ``offset``: the largest offset the caller adds to it. None: the training
+    API's largest, `SEED_OFFSET_MAX`, so that one range, ``[0, SEED_MAX]``,
+    holds for all its functions (a caller with more, e.g. ``seed + k`` over
+    very many layers, passes ``max(SEED_OFFSET_MAX, ...)``). A layer, which
+    derives no stream from its seed, passes 0.
+    """
+    offset = SEED_OFFSET_MAX if offset is None else int(offset)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) \
+            or not 0 <= int(seed) <= 2**64 - 1 - offset:
+        derived = (f". The training API derives further random streams from it (up to {name} + {offset}), and "
+                   "every stream is keyed by a 64-bit seed" if offset else " (a 64-bit seed)")
+        raise ParameterError(f"{name} = {seed!r}; an integer in [0, 2**64 - {offset + 1}] = "
+                             f"[0, {2**64 - 1 - offset}]{derived}.")
+    return int(seed)
+
+
+def check_count(value, name, low=1, what=""):
+    """`value` as a Python int ``>= low`` (bools refused: True is not a count).
+
+    ``what``: an explanation appended to the message.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ParameterError(f"{name} = {value!r}; an integer >= {low}{what}.")
+    return int(value)

@@ -192,7 +192,9 @@ def test_point_that_cannot_fit_is_skipped(tmp_path, monkeypatch):
     rows = run_sweep(params(sizes=((16, 16),), r_wire=(1.0,), method="pcg"), tmp_path,
                      progress=False)
     assert rows[0]["status"] == "skipped"
-    assert "MemoryLimitError" in rows[0]["message"] and "GiB" in rows[0]["message"]
+    assert "MemoryLimitError" in rows[0]["message"]
+    # 16 x 16 pcg: 256 cells x (48 + 104) B; 10 kB available, in units that read
+    assert "needs about 38.0 KiB, but only 9.8 KiB is available" in rows[0]["message"]
 
 
 def test_sweep_through_a_local_dask_cluster(tmp_path):

@@ -64,8 +64,12 @@ def require(need, what, hint):
 
 
 def _size(n):
-    """Bytes in GiB, or MiB below 1 GiB (a refusal should not read 0.0 GiB)."""
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+    """Bytes in the largest unit that keeps a non-zero figure (a refusal
+    should not read "0.0 GiB")."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} bytes"
 
 
 def check(method, M, N, batch):

@@ -168,12 +168,19 @@ class WriteVerify:
             raise ParameterError(f"WriteVerify.pulse_width = {self.pulse_width!r} s is longer than cycle_time = "
                                  f"{self.cycle_time!r} s; a pulse must fit in its pulse-and-verify cycle "
                                  "(the measured arrays: 1.04e-6 s pulses).")
-        mp = self.max_pulses
-        if (isinstance(mp, (bool, np.bool_)) or not isinstance(mp, (int, np.integer))
-                or not 1 <= mp <= MAX_PULSES_LIMIT):
-            raise ParameterError(f"max_pulses = {mp!r}; an integer pulse budget per device in 1..{MAX_PULSES_LIMIT} "
-                                 "(the measured arrays: 40).")
-        object.__setattr__(self, "max_pulses", int(mp))
+        mp = _int_in(self.max_pulses, 1, MAX_PULSES_LIMIT)
+        if mp is None:
+            raise ParameterError(f"max_pulses = {self.max_pulses!r}; an integer pulse budget per device in "
+                                 f"1..{MAX_PULSES_LIMIT} (the measured arrays: 40).")
+        object.__setattr__(self, "max_pulses", mp)
+
+
+def _int_in(value, low, high):
+    """`value` as a Python int when it is an integer (not a bool) in
+    [low, high], else None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        return None
+    return int(value) if low <= value <= high else None
 
 
 _V_PULSE_LIMIT = 100.0
@@ -296,12 +303,11 @@ class TransferConfig:
             raise ParameterError(f"solve_tol = {self.solve_tol!r}; a number in (0, 1e-3) (node-voltage error "
                                  "relative to the drive, default 1e-9).")
         object.__setattr__(self, "solve_tol", st)
-        mi = self.solve_maxiter
-        if (isinstance(mi, (bool, np.bool_)) or not isinstance(mi, (int, np.integer))
-                or not 1 <= mi <= SOLVE_MAXITER_LIMIT):
-            raise ParameterError(f"solve_maxiter = {mi!r}; a positive integer up to {SOLVE_MAXITER_LIMIT:g} "
-                                 "(sweeps per circuit solve, default 5000).")
-        object.__setattr__(self, "solve_maxiter", int(mi))
+        mi = _int_in(self.solve_maxiter, 1, SOLVE_MAXITER_LIMIT)
+        if mi is None:
+            raise ParameterError(f"solve_maxiter = {self.solve_maxiter!r}; a positive integer up to "
+                                 f"{SOLVE_MAXITER_LIMIT:g} (sweeps per circuit solve, default 5000).")
+        object.__setattr__(self, "solve_maxiter", mi)
         wv = self.write_verify
         vth = min(dev.v_set, dev.v_reset)
         if wv.v_read >= vth:

@@ -635,3 +635,12 @@ def test_a_huge_batch_is_refused_before_the_network_is_built(monkeypatch):
     xbar = xs.Crossbar(np.full((4, 3), 1e-4), 1.0, 1.0)
     with pytest.raises(xs.MemoryLimitError, match="split the batch"):
         xs.solve(xbar, left=xs.Drive(np.broadcast_to(0.1, (4, 10**9))), bottom=xs.Drive(0.0))
+
+
+def test_a_solution_built_by_hand_says_it_has_no_circuit():
+    sol = xs.solve(xs.Crossbar(np.full((3, 4), 1e-4), 1.0, 1.0), left=xs.Drive(0.1), bottom=xs.Drive(0.0))
+    bare = xs.Solution(v_wl=sol.v_wl, v_bl=sol.v_bl, i_device=sol.i_device, i_out=sol.i_out,
+                       i_terminal=sol.i_terminal, iterations=0, residual=0.0, method="direct")
+    for call in (lambda: bare.resolve(np.full((3, 4), 2e-4)), bare.power_supplied, bare.power_dissipated):
+        with pytest.raises(xs.ParameterError, match="no circuit"):
+            call()

@@ -113,7 +113,7 @@ class Solution:
         -------
         Solution
         """
-        net = self.network
+        net = self._network("resolve")
         shape = np.shape(g)
         if shape != net.shape:
             raise ParameterError(f"g has shape {shape}; resolve keeps the array, expected {net.shape}.")
@@ -136,9 +136,17 @@ class Solution:
         keep = getattr(self, "_preconditioner", None) is not None
         return _solve_network(new_net, self.method, tol, maxiter, callback, self, pre=pre, keep_factors=keep)
 
+    def _network(self, what):
+        """The circuit of this solution, or a ParameterError for a Solution
+        built by hand (``network=None``)."""
+        if self.network is None:
+            raise ParameterError(f"this Solution carries no circuit (network=None: built by hand, not by xs.solve), "
+                                 f"so it cannot {what}; solve the circuit with xs.solve and use that solution.")
+        return self.network
+
     def power_supplied(self):
         """Power delivered by the ideal sources, watts (per batch column)."""
-        net = self.network
+        net = self._network("report power")
         total = 0.0
         for name, spec in net.ends.items():
             if spec is None:
@@ -151,7 +159,7 @@ class Solution:
 
     def power_dissipated(self):
         """Power dissipated in devices, wires and terminal resistors, watts."""
-        net = self.network
+        net = self._network("report power")
         xbar = net.xbar
         vd = self.v_wl - self.v_bl
         pdev = np.sum(self.i_device * vd, axis=(0, 1))

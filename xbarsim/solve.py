@@ -247,7 +247,8 @@ def solve(
     tol : float
         Relative Kirchhoff residual to reach (iterative method).
     maxiter : int, optional
-        Iteration cap; default ``max(200, 4 (M + N))``.
+        Iteration cap; default ``max(200, 4 (M + N))``; for sinh devices
+        the cap on Newton steps per input column (default 500).
     callback : callable, optional
         ``callback(iteration, relative_residual)`` after every iteration.
     x0 : Solution, optional

@@ -358,8 +358,11 @@ def register(subparsers):
         summary = run(args.out, do_fit=args.fit, n_arrays=args.arrays, seed=args.seed,
                       fit_arrays=args.fit_arrays, fit_iter=args.fit_iter, progress=not args.no_progress)
         if args.attribution:
-            print("neighbour drift at k = 1 / 10 / 30 events, uS (measured mean -0.37 / -4.10 / -7.70, "
-                  "std 6.68 / 12.09 / 18.46):")
+            meas = measured()
+            idx = [list(meas["events"]).index(k) for k in (1, 10, 30)]
+            mean = " / ".join(f"{meas['drift_mean'][i] * 1e6:.2f}" for i in idx)
+            std = " / ".join(f"{meas['drift_std'][i] * 1e6:.2f}" for i in idx)
+            print(f"neighbour drift at k = 1 / 10 / 30 events, uS (measured mean {mean}, std {std}):")
             for name, (m, sd) in attribution(n_arrays=args.arrays, seed=args.seed,
                                                      progress=not args.no_progress).items():
                 print(f"  {name:40s} mean {' / '.join(f'{x:.2f}' for x in m)}   "

@@ -141,15 +141,15 @@ def test_program_with_every_device_stuck_writes_null_statistics(tmp_path, capsys
     assert "every device is stuck" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("values, what", [
-    (np.full((2, 2), 3e-4 + 5e-4j), "complex"),
-    (np.ones((2, 2), bool), "boolean"),
+@pytest.mark.parametrize("values, what, dtype", [
+    (np.full((2, 2), 3e-4 + 5e-4j), "complex", "complex128"),
+    (np.ones((2, 2), bool), "boolean", "bool"),
 ])
-def test_program_refuses_complex_and_boolean_targets(tmp_path, capsys, values, what):
+def test_program_refuses_complex_and_boolean_targets(tmp_path, capsys, values, what, dtype):
     np.save(tmp_path / "t.npy", values)
     assert main(["program", "--out", str(tmp_path / "o"), "--targets", str(tmp_path / "t.npy"),
                  "--no-progress"]) == 1
-    assert f"got {what} values" in capsys.readouterr().err
+    assert f"t.npy' holds {dtype} values; give real conductances" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     with pytest.raises(xs.ParameterError, match=what):
         xs.program(values, xs.TransferConfig())
@@ -252,3 +252,21 @@ def test_demo_skips_the_direct_solve_of_large_arrays_unless_asked(capsys, monkey
     assert "direct solve skipped above N = 8" in out and "mg vs pcg" in out
     assert main(["demo", "--size", "16", "--direct"]) == 0
     assert "pcg vs direct" in capsys.readouterr().out
+
+
+def test_calibrate_fit_records_its_settings_and_finishes_its_bar(tmp_path, capsys):
+    assert main(["calibrate", "--out", str(tmp_path / "c"), "--arrays", "2", "--fit", "--fit-arrays", "2",
+                 "--fit-iter", "2"]) in (0, 3)
+    err = capsys.readouterr().err
+    assert "calibrate fit [" in err and "2/2" in [ln for ln in err.splitlines() if "calibrate fit" in ln][-1]
+    summary = json.loads((tmp_path / "c" / "calibration.json").read_text())
+    assert summary["refit"] and summary["fit_arrays"] == 2 and summary["fit_iter"] == 2
+
+
+def test_surrogate_fit_takes_a_numpy_weight_scale():
+    from xbarsim.train import Surrogate
+
+    kw = dict(n_transfers=2, layers=((1, 1),), n_fail_devices=64, n_probe=2, n_bins=2, seed=3)
+    a = Surrogate.fit(xs.TransferConfig(), weight_scale=np.float32(0.5), **kw)
+    b = Surrogate.fit(xs.TransferConfig(), weight_scale=0.5, **kw)
+    np.testing.assert_array_equal(a.own_std, b.own_std)

@@ -250,7 +250,8 @@ def test_cli_runs_a_tiny_sweep(tmp_path, capsys):
         (["--inputs", "0"], "positive integer"),
         (["--device", "tanh"], "unknown device 'tanh'"),
         (["--workers", "1", "--scheduler", "tcp://127.0.0.1:1"], "not allowed with argument"),
-        (["--tol", "2"], "must be in (0, 1)"),
+        (["--tol", "2"], "must be in [1e-14, 1)"),
+        (["--tol", "1e-30"], "below 1e-14 double precision cannot resolve"),
         (["--seed", "-3"], "seed '-3' must be"),
     ],
 )

@@ -573,7 +573,7 @@ def test_torch_tensors_that_require_grad_are_taken_as_arrays():
 
 
 @pytest.mark.parametrize("r_wire, r_term, message", [
-    (1e-15, 1.0, "1e-15 ohm segment"),  # was 53 % off from the direct solve, silently
+    (1e-15, 1.0, "1e-15 ohm segments of r_wl"),  # was 53 % off from the direct solve, silently
     (1.0, 1e-300, "below 1e-100 ohms"),  # overflowed the iterative solves into zeros
 ])
 def test_numerically_ideal_resistances_are_refused_with_the_exact_alternative(r_wire, r_term, message):
@@ -581,6 +581,30 @@ def test_numerically_ideal_resistances_are_refused_with_the_exact_alternative(r_
     with pytest.raises(xs.ParameterError, match=message) as info:
         xs.solve(xbar, left=xs.Drive(np.full(8, 0.1), r=r_term), bottom=xs.Drive(0.0, r=r_term))
     assert "Give 0" in str(info.value)
+
+
+@pytest.mark.parametrize("r_wire, r_term", [
+    (1.0, 1e8),    # a high-impedance sense terminal, within the range
+    (1e-15, 0.0),  # an ideal terminal pins the line exactly
+])
+def test_legitimate_extremes_are_accepted_and_accurate(r_wire, r_term):
+    g = np.random.default_rng(1).uniform(1e-4, 5e-4, (8, 8))
+    x = np.linspace(0.05, 0.2, 8)
+    xbar = xs.Crossbar(g, r_wl=r_wire, r_bl=r_wire)
+    drives = dict(left=xs.Drive(x, r=r_term), bottom=xs.Drive(0.0, r=r_term))
+    sol = xs.solve(xbar, **drives, method="direct")
+    if r_wire < 1e-12:  # the same circuit with ideal wire (a 1e-15 ohm drop is far below rounding)
+        ref = xs.solve(xs.Crossbar(g), **drives, method="direct").i_out
+        np.testing.assert_allclose(sol.i_out, ref, rtol=1e-12)
+    else:  # dense MNA; a 40-digit solve puts both within 3e-8 (1e-16 x the 1e8 ratio)
+        ref = naive_solve(g, r_wire, r_wire, **drives).i_out
+        np.testing.assert_allclose(sol.i_out, ref, rtol=1e-7)
+
+
+def test_a_terminal_too_large_for_its_wires_suggests_a_floating_end():
+    xbar = xs.Crossbar(np.full((8, 8), 3e-4), r_wl=1.0, r_bl=1.0)
+    with pytest.raises(xs.ParameterError, match=r"floating=True"):  # 1e11: 1.1e-5 lost
+        xs.solve(xbar, left=xs.Drive(np.full(8, 0.1), r=1.0), bottom=xs.Drive(0.0, r=1e11))
 
 
 def test_a_device_far_more_conductive_than_the_wires_is_refused():

@@ -301,6 +301,7 @@ def run(out_dir, do_fit=False, n_arrays=100, seed=0, fit_arrays=24, fit_iter=60,
         with Progress(fit_iter, label="calibrate fit", enabled=progress) as bar:
             dev, fit_loss = fit(TIO2, n_arrays=fit_arrays, seed=seed + 1, maxiter=fit_iter,
                                 on_iteration=bar.update)
+            bar.update(bar.total - bar.done)  # Nelder-Mead may stop before maxiter (converged)
     meas = measured()
     sim = simulate(dev, n_arrays=n_arrays, seed=seed, progress=progress)
     rows = compare(sim, meas)
@@ -311,6 +312,7 @@ def run(out_dir, do_fit=False, n_arrays=100, seed=0, fit_arrays=24, fit_iter=60,
     summary = dict(
         parameters={p: getattr(dev, p) for p in FIT_PARAMETERS},
         refit=bool(do_fit), fit_loss=fit_loss, n_arrays=n_arrays, seed=seed,
+        fit_arrays=int(fit_arrays) if do_fit else None, fit_iter=int(fit_iter) if do_fit else None,
         all_within_30pct=all(r[4] for r in rows), n_within=sum(r[4] for r in rows), n_items=len(rows),
         tuning_fit=sim["tuning_fit"], pulses_mean=sim["pulses_mean"],
         converged_working=sim["converged_working"], solver_failures=sim["solver_failures"],

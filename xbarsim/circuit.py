@@ -59,15 +59,17 @@ _OWNED = weakref.WeakValueDictionary()
 DYNAMIC_RANGE = 1e10
 """Largest ratio of resistances one solve takes between parts that meet at
 the nodes of a line; beyond it the weaker part falls below what double
-precision resolves next to the stronger one. Two cases break (measured on a
-16 x 16 array of 100-500 uS devices):
+precision resolves next to the stronger one. Two cases break (measured on 8 x 8
+and 16 x 16 arrays of 100-500 uS devices):
 
 * a wire segment far more conductive than its line's terminal: the direct
-  solve's error grows as about 1e-15 x (terminal r / segment r): 1.8e-9 at
-  1e6, 1.4e-6 at 1e9, 53 % at 1e15 (a 1e-15 ohm wire with 1 ohm terminals,
-  with no sign of trouble); the iterative methods stop with a
-  ConvergenceError from about 1e6 on. Such a segment is numerically ideal:
-  give 0, which merges its nodes exactly.
+  solve loses about 1e-16 x (terminal r / segment r), checked against a
+  40-digit solve: 2e-8 at 1e8 (1 ohm wires, 1e8 ohm terminals), 1.1e-5 at
+  1e11, and 53 % at 1e15 (1e-15 ohm wires with 1 ohm terminals), with no sign
+  of trouble; the iterative methods stop with a ConvergenceError from about
+  1e6 on. A segment that small is numerically ideal: give 0, which merges
+  its nodes exactly; a terminal that large is an open end: give
+  ``floating=True``. An ideal (0 ohm) terminal pins the line exactly.
 * a device far more conductive than a wire segment (1e300 S
   gave a negative sense current): a unit error, or a short.
 
@@ -114,12 +116,13 @@ def _check_dynamic_range(g, wires, terminals=None):
         if not np.isfinite(rmin[wire]):
             continue  # ideal wire only
         for name, rt in (terminals or {}).get(layer, {}).items():
-            rt_max = float(np.max(rt)) if rt.size else 0.0
+            rt_max = float(np.max(rt)) if rt.size else 0.0  # ideal (0) ends pin the line: no limit
             if rt_max > DYNAMIC_RANGE * rmin[wire]:
                 raise ParameterError(
-                    f"{wire} has a {rmin[wire]:.3g} ohm segment, {rt_max / rmin[wire]:.2g} times smaller than "
-                    f"the {rt_max:.3g} ohm {name}; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve "
-                    "the terminal next to it. Give 0 for an ideal wire segment: it is merged exactly."
+                    f"the {rt_max:.3g} ohm {name} is {rt_max / rmin[wire]:.2g} times the {rmin[wire]:.3g} ohm "
+                    f"segments of {wire}; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve the line "
+                    "against its terminal (about 1e-16 x that ratio is lost). Give 0 for an ideal wire segment "
+                    "(merged exactly), Drive(floating=True) for an open end, or a smaller terminal resistance."
                 )
 
 
@@ -509,9 +512,12 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
         )
     batch = sizes.pop() if sizes else 1
     batched = bool(batches)
+    def terminal_r(spec):  # ohms of the driven ends: 0 ideal, 1/g resistive (floating ends left out)
+        driven = spec.mode != FLOATING
+        return np.where(spec.mode[driven] == IDEAL, 0.0, 1.0 / np.where(spec.g[driven] > 0, spec.g[driven], 1.0))
+
     _check_dynamic_range(xbar.g, {"r_wl": xbar.r_wl, "r_bl": xbar.r_bl}, {
-        layer: {f"{name}.r": 1.0 / specs[name].g[specs[name].g > 0] for name in names
-                if specs[name] is not None}
+        layer: {f"{name}.r": terminal_r(specs[name]) for name in names if specs[name] is not None}
         for layer, names in (("wl", ("left", "right")), ("bl", ("top", "bottom")))})
 
     # Two ideal drives on one group (a line with both ends at 0 ohm and

@@ -69,6 +69,9 @@ def load_targets(path):
         raise ParameterError(
             f"--targets {path!r} could not be read as numbers ({exc}); give a .npy array or a .csv "
             "with one row of conductances (siemens) per word line.") from exc
+    if t.dtype.kind not in "iuf":
+        raise ParameterError(f"--targets {path!r} holds {t.dtype} values; give real conductances in siemens "
+                             "(not complex, boolean or text).")
     return t
 
 

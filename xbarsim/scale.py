@@ -1086,9 +1086,12 @@ def _float(tok, what, positive=False):
 
 
 def _tol_arg(tok):
+    from .solve import MIN_TOL
+
     value = _float(tok, "tol", positive=True)
-    if not value < 1:
-        raise argparse.ArgumentTypeError(f"tol {tok!r} must be in (0, 1), e.g. 1e-9")
+    if not MIN_TOL <= value < 1:
+        raise argparse.ArgumentTypeError(f"tol {tok!r} must be in [{MIN_TOL:g}, 1), e.g. 1e-9 (below {MIN_TOL:g} "
+                                         "double precision cannot resolve the residual)")
     return value
 
 

@@ -56,6 +56,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_count, check_seed
 from .layers import LayerSample
@@ -563,10 +564,11 @@ class Surrogate:
         n_bins = check_count(n_bins, "n_bins", 1)
         n_probe = check_count(n_probe, "n_probe", 1)
         n_fail_devices = check_count(n_fail_devices, "n_fail_devices", 0)
-        if isinstance(weight_scale, bool) or not isinstance(weight_scale, (int, float)) \
-                or not (np.isfinite(weight_scale) and weight_scale > 0):
+        scale = real_scalar(weight_scale)
+        if scale is None or not (np.isfinite(scale) and scale > 0):
             raise ParameterError(f"weight_scale = {weight_scale!r}; a finite number > 0 (random weights are "
                                  "uniform in [-weight_scale, weight_scale]).")
+        weight_scale = scale
         layers = _layer_shapes(layers)
         seed = check_seed(seed)  # here, not after the loop: seed + 7919 below must be a 64-bit seed too
         rng = np.random.default_rng(seed)

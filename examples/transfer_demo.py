@@ -10,11 +10,11 @@ output error relative to the output range, and returns it from `main`.
 
 With 40 transfers (seed 0) this regularly trained network's RMS error is
 48 % of the output range on the calibrated device, most of it from the 19
-transfers that drew a stuck device (12 % over the other 21); 10 % for the
-same device without noise or failures (its sinh read nonlinearity); 2.5 %
-for a noise-free linear device with 1 ohm wires, and 1.7 % with ideal
+transfers that drew a stuck device (12 % over the other 21); 12 % for the
+same device without noise or failures (its sinh read nonlinearity); 1.3 %
+for a noise-free linear device with 1 ohm wires, and 1.1 % with ideal
 wires, where only the 1 % write-verify band is left (``tests/test_transfer.py``
-checks this order).
+checks this order; figures of 2026-12-01).
 """
 
 import sys

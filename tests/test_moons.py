@@ -78,3 +78,51 @@ def test_load_results_rejects_other_files(tmp_path):
     bad.write_text("not json")
     with pytest.raises(ParameterError):
         load_results(bad)
+
+
+def test_a_cached_surrogate_fitted_with_other_settings_is_refitted(quick_run, tmp_path):
+    """A surrogate.npz left by a run with another failure-device count (the
+    full run's 100000 against --quick's 4000) was reused silently."""
+    from xbarsim.moons import QUICK, _load_or_fit_surrogate
+    from xbarsim.train.surrogate import Surrogate
+    import xbarsim as xs
+    from dataclasses import replace
+
+    out = tmp_path / "o"
+    os.makedirs(out)
+    (out / "surrogate.npz").write_bytes((quick_run / "surrogate.npz").read_bytes())
+    cached = Surrogate.load(str(out / "surrogate.npz"))
+    assert cached.meta["n_fail_devices"] == QUICK.fail_devices
+    logs = []
+    sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, QUICK, 1, False, logs.append)
+    assert not fitted and "reusing" in logs[0]
+    other = replace(QUICK, fail_devices=QUICK.fail_devices + 1)
+    sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, other, 1, False, logs.append)
+    assert fitted and sur.meta["n_fail_devices"] == other.fail_devices
+
+
+def test_a_given_surrogate_for_other_layers_is_refused(tmp_path, capsys):
+    import xbarsim as xs
+    from xbarsim.train.surrogate import Surrogate
+
+    path = tmp_path / "other.npz"
+    Surrogate.fit(xs.TransferConfig(), n_transfers=2, layers=((3, 3),), n_fail_devices=0, n_probe=2,
+                  n_bins=2).save(str(path))
+    assert main(["moons", "--quick", "--out", str(tmp_path / "o"), "--surrogate", str(path), "--no-progress"]) == 1
+    assert "fitted for layers [[3, 3]]" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_refused_run_leaves_out_untouched(quick_run, tmp_path, capsys):
+    """Inputs are checked before --out is created or cleaned (a bad --data
+    used to delete an earlier run's ablation and surrogate-check files)."""
+    out = tmp_path / "earlier"
+    os.makedirs(out)
+    (out / "ablation.csv").write_text("kept\n")
+    (out / "surrogate_check.json").write_text("{}\n")
+    for bad in (["--data", str(tmp_path / "nowhere")], ["--noise", "-1"]):
+        assert main(["moons", "--quick", "--out", str(out), "--no-progress"] + bad) == 1
+        assert (out / "ablation.csv").read_text() == "kept\n" and (out / "surrogate_check.json").exists()
+        assert main(["moons", "--quick", "--out", str(tmp_path / "new"), "--no-progress"] + bad) == 1
+        assert not (tmp_path / "new").exists()
+    capsys.readouterr()

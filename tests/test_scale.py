@@ -428,6 +428,27 @@ def test_ideal_wire_figures_say_there_is_no_ir_drop(tmp_path, monkeypatch):
     assert len(ir_texts) == 2 and all("no IR drop" in t and "0 Ω" in t for t in ir_texts)
 
 
+@pytest.mark.parametrize("devices, expected", [((("sinh", 0.25),), "sinh devices, V0 = 0.25 V"),
+                                               ((("linear", None),), "linear devices")])
+def test_figures_name_the_device_model_shared_by_every_point(tmp_path, monkeypatch, devices, expected):
+    """The legend names the device only when it varies between points; a
+    sweep of sinh devices alone looked exactly like a linear one."""
+    import matplotlib.pyplot as plt
+
+    rows = run_sweep(params(sizes=((8, 8),), r_wire=(1.0,), devices=devices), tmp_path, progress=False,
+                     plots=False)
+    titles = []
+    real_close = plt.close
+
+    def close(fig):
+        titles.append(fig._suptitle.get_text())
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", close)
+    plot_results(rows, tmp_path)
+    assert len(titles) == 3 and all(expected in t for t in titles)
+
+
 # --- sweeps where points fail ---
 
 def test_no_successful_point_exits_3_and_says_why(tmp_path, capsys):

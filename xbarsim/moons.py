@@ -87,19 +87,43 @@ def _techniques(reparam, failures, regularize, recipe=HA_RECIPE):
     )
 
 
-def _load_or_fit_surrogate(cfg, out_dir, path, mc, seed, progress, log):
+MOONS_LAYERS = [[8, 2], [1, 8]]
+"""(out, in) of the moons network's layers, as a surrogate's ``meta`` records them."""
+
+
+def _given_surrogate(cfg, path):
+    """The ``--surrogate`` file, checked against this experiment (before
+    anything is written): the transfer configuration and the layer shapes."""
     from .train.surrogate import Surrogate
 
-    want = {"n_transfers": mc.fit_transfers, "seed": seed, "layers": [[8, 2], [1, 8]]}
-    if path:
-        sur = Surrogate.load(path)
-        if not sur.matches(cfg):
-            raise ParameterError(
-                f"surrogate {path} was fitted for another transfer configuration; drop --surrogate to "
-                "refit, or pass the file fitted for this one."
-            )
-        return sur, path, False
+    sur = Surrogate.load(path)
+    if not sur.matches(cfg):
+        raise ParameterError(
+            f"surrogate {path} was fitted for another transfer configuration; drop --surrogate to "
+            "refit, or pass the file fitted for this one."
+        )
+    layers = sur.meta.get("layers")
+    if layers != MOONS_LAYERS:
+        raise ParameterError(
+            f"surrogate {path} was fitted for layers {layers} (out, in); the moons network has {MOONS_LAYERS}. "
+            "Drop --surrogate to refit, or pass a file fitted for these layers."
+        )
+    return sur
+
+
+def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
+    """The surrogate of this run: ``given`` (a checked ``(sur, path)`` from
+    --surrogate), or ``out_dir/surrogate.npz`` when it was fitted with this
+    run's settings, or a fresh fit saved there."""
+    from .train.surrogate import Surrogate
+
+    want = {"n_transfers": mc.fit_transfers, "seed": seed, "layers": MOONS_LAYERS,
+            "n_fail_devices": mc.fail_devices}
+    if given is not None:
+        return given[0], given[1], False
     cache = os.path.join(out_dir, "surrogate.npz")
+    if os.path.isdir(cache):
+        raise ParameterError(f"{cache} is a folder; move it away (the run keeps its fitted surrogate there).")
     if os.path.isfile(cache):
         try:
             sur = Surrogate.load(cache)
@@ -187,8 +211,11 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
         raise ParameterError("need --transfers >= 1, --epochs >= 1 and --fit-transfers >= 2.")
     if not isinstance(seed, int) or seed < 0:
         raise ParameterError(f"--seed {seed!r}: a non-negative integer.")
+    # every input is read and checked before --out is created or cleaned
+    data = load_csv_dir(data_dir) if data_dir else make_moons_split(noise=mc.noise, seed=seed)
+    cfg = xs.TransferConfig()  # TIO2, V/2, grounded reads, differential, 1 ohm wires
+    given = (_given_surrogate(cfg, surrogate_path), surrogate_path) if surrogate_path else None
     check_out_dir(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
     # outputs of an earlier run into this folder that this run will not
     # rewrite would read as its own (the surrogate fit cache is kept)
     for name in ("surrogate_check.json", "surrogate_check.txt", "ablation.json", "ablation.csv"):
@@ -200,10 +227,8 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
     timing = {}
     torch.manual_seed(seed)
 
-    data = load_csv_dir(data_dir) if data_dir else make_moons_split(noise=mc.noise, seed=seed)
-    cfg = xs.TransferConfig()  # TIO2, V/2, grounded reads, differential, 1 ohm wires
     t0 = time.perf_counter()
-    sur, sur_file, fitted = _load_or_fit_surrogate(cfg, out_dir, surrogate_path, mc, seed, progress, log)
+    sur, sur_file, fitted = _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log)
     timing["surrogate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -300,8 +325,10 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
         _write_results(out_dir, doc)
         _write_ablation(out_dir, abl)
         log(format_ablation(abl))
-    log(f"wrote {os.path.join(out_dir, 'results.json')}, bins.csv, cdf.png, decision_boundary.png, uncertainty.png"
-        f" in {out_dir} ({timing['total']:.0f} s)")
+    written = ["results.json", "bins.csv", "cdf.png", "decision_boundary.png", "uncertainty.png"]
+    written += ["surrogate_check.json", "surrogate_check.txt"] if check_surrogate else []
+    written += ["ablation.json", "ablation.csv"] if ablation else []
+    log(f"wrote {', '.join(written)} in {out_dir} ({time.perf_counter() - t_start:.0f} s)")
     return doc
 
 

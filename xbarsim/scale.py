@@ -112,7 +112,7 @@ _COLUMN_SPEC = (
     ("inputs", int, "input vectors solved at once (batch columns)"),
     ("v_read_v", float, "inputs are uniform in [0, v_read], volts"),
     ("seed", int, "random seed of conductances and inputs"),
-    ("method_requested", str, "auto | pcg | direct"),
+    ("method_requested", str, "auto | mg | pcg | direct"),
     ("tol", float, "relative Kirchhoff residual asked of the solver"),
     ("method", str, "solver method that ran"),
     ("rel_error", float, "||i_out - G.T x|| / ||G.T x|| over all outputs and inputs"),
@@ -124,7 +124,7 @@ _COLUMN_SPEC = (
     ("bl_rise_v", float, "max bit-line node voltage (ideal: 0 V), volts"),
     ("bl_rise_frac", float, "bl_rise_v as a fraction of the largest input of the same input vector"),
     ("time_s", float, "wall time of xs.solve, seconds (JIT warmed up beforehand)"),
-    ("iterations", int, "solver iterations (0 for the direct method)"),
+    ("iterations", int, "solver iterations: CG iterations, 0 for a direct linear solve, Newton steps summed over the inputs for sinh devices"),
     ("residual", float, "relative Kirchhoff residual reached"),
     ("kcl_error", float, "|sum of terminal currents| / sum |terminal currents|"),
     ("peak_rss_mib", float, "worker process RSS high-water mark during the solve, MiB (module docstring)"),
@@ -937,9 +937,15 @@ def plot_results(rows, out_dir):
     windows = sorted({(r["g_min_s"], r["g_max_s"]) for r in ok})
     g_text = (f"G uniform in [{windows[0][0] * 1e6:g}, {windows[0][1] * 1e6:g}] µS" if len(windows) == 1
               else "G uniform in each window")
-    subtitle = f"{g_text}; inputs U[0, {ok[0]['v_read_v']:g} V]; R_term = {ok[0]['r_terminal_ohm']:g} Ω"
-    if len(subtitle) > 90:
-        subtitle = "random G and inputs; see legend"
+    devices = sorted({(r["device"], r["v0_v"]) for r in ok}, key=str)
+    if len(devices) == 1:  # one device model for every point: say which (the legend names it only when it varies)
+        kind, v0 = devices[0]
+        dev_text = f"sinh devices, V0 = {v0:g} V" if kind == "sinh" else "linear devices"
+    else:
+        dev_text = "devices: see legend"
+    subtitle = f"{dev_text}; {g_text}; inputs U[0, {ok[0]['v_read_v']:g} V]; R_term = {ok[0]['r_terminal_ohm']:g} Ω"
+    if len(subtitle) > 110:
+        subtitle = f"{dev_text}; random G and inputs; see legend"
 
     # Few lines: legend inside the first panel. Many: below the panels, so
     # it never hides the data.
@@ -1010,7 +1016,7 @@ def plot_results(rows, out_dir):
               ("max_rel_error", r"$\max_j\ |I_{out,j} - (G^T x)_j|\,/\,(G^T x)_j$", "Worst output error", True)],
              "error_vs_size.png", "Passive crossbar MVM error vs array size"),
         draw([("time_s", "solve time (s, wall)", "Solve time", True),
-              ("iterations", "iterations (0 = direct linear solve)", "Solver iterations (Newton for sinh)", False)],
+              ("iterations", "iterations (0 = direct linear solve)", "Solver iterations (sinh: Newton steps, summed over inputs)", False)],
              "time_vs_size.png", "Solve cost vs array size"),
         draw([("ir_drop_wl_frac", r"$\max_i\ (V_{drive,i} - V_{WL}(i, N-1))\,/\,\max_i x_i$",
                "Word-line IR drop (far end)", True),

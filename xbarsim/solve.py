@@ -74,7 +74,8 @@ class Solution:
     i_terminal: dict
     """Current into the array through each end, amperes: keys left/right (M[, B]) and top/bottom (N[, B]); NaN where floating."""
     iterations: int
-    """Iterations run (0 for the direct method)."""
+    """Iterations run: CG iterations (0 for a direct linear solve); for sinh
+    devices, Newton steps summed over the batch columns."""
     residual: float
     """Relative Kirchhoff residual reached (worst batch column)."""
     method: str

@@ -99,8 +99,10 @@ def mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, 
         for t in prange(n):
             st = np.empty(1, dtype=np.uint64)
             st[0] = stream_key(seed, np.uint64(offset + t), key)
-            fails[t] = _mvm_inputs(g[t], v[t] if nv > 1 else v[0], 0, B, v0, v0inv, r_wl, r_bl,
-                                   read_noise, st, tol, maxit, out[t], False, out[t])
+            # np.int64(0), bool(...): one specialization for both call sites
+            # (a literal 0 or False compiles another; kernels/programming.py)
+            fails[t] = _mvm_inputs(g[t], v[t] if nv > 1 else v[0], np.int64(0), B, v0, v0inv, r_wl, r_bl,
+                                   read_noise, st, tol, maxit, out[t], bool(False), out[t])
         return
     per = (B + chunks - 1) // chunks
     spread = np.empty((n, B, N) if read_noise > 0.0 else (n, 0, 0))
@@ -113,7 +115,7 @@ def mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, 
         if b0 < b1:
             st = np.empty(1, dtype=np.uint64)  # unused: the noise waits for the ordered pass
             nfail[t, k] = _mvm_inputs(g[t], v[t] if nv > 1 else v[0], b0, b1, v0, v0inv, r_wl,
-                                      r_bl, read_noise, st, tol, maxit, out[t], True, spread[t])
+                                      r_bl, read_noise, st, tol, maxit, out[t], bool(True), spread[t])
     for t in prange(n):
         fails[t] = nfail[t].sum()
         if read_noise > 0.0:

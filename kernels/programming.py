@@ -56,6 +56,10 @@ O_TRACK = 2  # 1: read every earlier device after each device (calibration)
 O_FINAL_READ = 3  # 1: read every device through the crossbar at the end
 N_OPT = 4
 
+# Constant flags passed to other kernels are written ``bool(True)`` /
+# ``bool(False)``: Numba types a bare literal as ``Literal[bool]`` and
+# compiles the callee once more for it (`_read` and `_sense` three times each).
+
 _EXP_CUT = 36.0  # exp(-36) ~ 2e-16: below this a pulse changes nothing
 _G_NEGLIGIBLE = 1e-12  # S per pulse: switching below this is skipped (see _negligible_voltage)
 _G_MEAN_ONLY = 1e-9
@@ -253,7 +257,7 @@ def _select(isel, jsel, v, u_wl, u_bl, floating, wl_v, wl_drv, bl_v, bl_drv):
 def _pulse_drives(scheme, isel, jsel, vp, wl_v, wl_drv, bl_v, bl_drv):
     """Bias scheme of a pulse (CIRCUIT.md): 0 V/2, 1 V/3, 2 floating."""
     if scheme == 1:
-        _select(isel, jsel, vp, vp / 3.0, 2.0 * vp / 3.0, False, wl_v, wl_drv, bl_v, bl_drv)
+        _select(isel, jsel, vp, vp / 3.0, 2.0 * vp / 3.0, bool(False), wl_v, wl_drv, bl_v, bl_drv)
     else:
         _select(isel, jsel, vp, 0.5 * vp, 0.5 * vp, scheme == 2, wl_v, wl_drv, bl_v, bl_drv)
 
@@ -317,7 +321,7 @@ def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_
     if read_scheme != 3:
         return cur / vr / ss_factor, failed
     u = 0.5 * vr
-    _select(isel, jsel, u, u, u, False, wl_v, wl_drv, bl_v, bl_drv)
+    _select(isel, jsel, u, u, u, bool(False), wl_v, wl_drv, bl_v, bl_drv)
     bg, failed_b = _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv,
                           vwl_b, vbl_b, gd, i0, cp, dq, state, rate_b)
     return (cur - bg) / (vr - u) / ss_factor, failed or failed_b
@@ -499,7 +503,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             npulse += 1
             t += 1.0
             _touch(G, tlast, tprog, clock, stuck, i, j, t, dp, rx, state)
-            rd, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, False,
+            rd, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, bool(False),
                             wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
                             ss_factor, rate_r, vwl_b, vbl_b, rate_b)
             fails += bad
@@ -513,7 +517,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
                 iq = order[q, 0]
                 jq = order[q, 1]
                 _touch(G, tlast, tprog, clock, stuck, iq, jq, t, dp, rx, state)
-                rq, bad = _read(G, iq, jq, dp, wv, read_scheme, exact_read, True,
+                rq, bad = _read(G, iq, jq, dp, wv, read_scheme, exact_read, bool(True),
                                 wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
                                 ss_factor, rate_r, vwl_b, vbl_b, rate_b)
                 fails += bad
@@ -530,7 +534,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
         for p in range(K):
             i = order[p, 0]
             j = order[p, 1]
-            rq, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, True,
+            rq, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, bool(True),
                             wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
                             ss_factor, rate_r, vwl_b, vbl_b, rate_b)
             fails += bad

@@ -3,6 +3,7 @@
 ``xbarsim._kernel_cache``, the license files, the sdist manifest and the
 version. Fast: no kernel is compiled (decorating a kernel compiles nothing)."""
 
+import ast
 import json
 import os
 import re
@@ -275,3 +276,35 @@ def test_import_stays_light_and_the_version_comes_from_the_metadata(tmp_path):
     assert heavy == []
     expected = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
     assert version in (expected, "0.1.0+unknown")  # installed metadata, or none
+
+
+def _kernel_names(tree):
+    """Names of the functions a kernel module decorates with ``@njit``."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            for dec in node.decorator_list:
+                f = dec.func if isinstance(dec, ast.Call) else dec
+                if isinstance(f, ast.Name) and f.id == "njit":
+                    out.add(node.name)
+    return out
+
+
+def test_kernels_pass_no_bare_bool_literal_to_other_kernels():
+    """Numba types a bare ``True`` / ``False`` argument as a literal and
+    compiles the called kernel once more for it: `_read` and `_sense` were
+    compiled three times each, adding ~10 s to the first transfer in a fresh
+    cache (43 -> 32 s, 2026-12-01). Constant flags are written ``bool(True)``."""
+    trees = {name: ast.parse((ROOT / "kernels" / f"{name}.py").read_text()) for name in KERNELS}
+    kernels = set().union(*(_kernel_names(t) for t in trees.values()))
+    offenders = []
+    for name, tree in trees.items():
+        for fn in ast.walk(tree):
+            if not (isinstance(fn, ast.FunctionDef) and fn.name in _kernel_names(tree)):
+                continue
+            for call in ast.walk(fn):
+                if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in kernels:
+                    args = list(call.args) + [k.value for k in call.keywords]
+                    if any(isinstance(a, ast.Constant) and isinstance(a.value, bool) for a in args):
+                        offenders.append(f"kernels/{name}.py:{call.lineno} {call.func.id}")
+    assert kernels and not offenders, offenders

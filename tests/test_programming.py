@@ -689,3 +689,4 @@ def test_cached_kernels_are_dropped_when_any_kernel_source_changes(tmp_path):
     drop_stale_cache(str(cache), str(src))  # a source changed: dropped
     assert not (cache / "a.f-1.py311.nbc").exists()
     assert (cache / "keep.pyc").exists()
+

@@ -47,13 +47,30 @@ def _owned(arr, source):
         return arr
     if arr is source or not arr.flags.owndata:
         arr = np.array(arr, dtype=np.float64, order="C")
-    arr.flags.writeable = False
-    _OWNED[id(arr)] = arr
-    return arr
+    view = arr.view()
+    view.flags.writeable = False
+    _OWNED[id(view)] = view
+    return view
 
 
 _OWNED = weakref.WeakValueDictionary()
 """The read-only arrays Crossbars own, by id (`_owned`)."""
+
+
+def kernel_array(arr):
+    """``arr`` as the compiled kernels take it: for an array a Crossbar owns
+    (a read-only view, `_owned`), its private writable base, which no kernel
+    writes to; any other array as is.
+
+    Numba compiles a separate specialization for read-only arrays: handing
+    the kernels the Crossbar's read-only ``g`` on the fine level and
+    writable arrays on the coarse levels and in Newton steps compiled
+    ``factor_lines``, ``solve_lines``, ``kcl_residual``, ``restrict_coupling``,
+    ``block_sum`` and ``transpose`` twice each, in every fresh Numba cache.
+    """
+    if _OWNED.get(id(arr)) is arr and isinstance(arr.base, np.ndarray):
+        return arr.base
+    return arr
 
 
 DYNAMIC_RANGE = 1e10
@@ -401,7 +418,7 @@ def transposed(a):
     copy took 0.16-0.5 s, the kernel 0.02 s."""
     from .kernels.operator import transpose
 
-    a = np.asarray(a, dtype=float)
+    a = kernel_array(np.asarray(a, dtype=float))
     out = np.empty((a.shape[1], a.shape[0]))
     transpose(a, out)
     return out
@@ -548,7 +565,7 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
         xbar=xbar,
         wl=wl,
         bl=bl,
-        g=xbar.g,
+        g=kernel_array(xbar.g),
         g_t=transposed(xbar.g),
         batch=batch,
         batched=batched,
@@ -556,6 +573,6 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
     )
     if not xbar.linear:
         net.linear = False
-        net.v0 = np.ascontiguousarray(xbar.v0_full())
+        net.v0 = np.ascontiguousarray(kernel_array(xbar.v0) if xbar.v0.ndim == 2 else xbar.v0_full())
         net.v0_t = transposed(net.v0)
     return net

@@ -38,7 +38,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .circuit import IDEAL, RESISTIVE, Crossbar, Network, build_network, transposed
+from .circuit import IDEAL, RESISTIVE, Crossbar, Network, build_network, kernel_array, transposed
 from .exceptions import ConvergenceError, ParameterError
 from . import _memory
 
@@ -120,7 +120,7 @@ class Solution:
             raise ParameterError(f"g has shape {shape}; resolve keeps the array, expected {net.shape}.")
         xbar = net.xbar.with_g(g)
         changed = np.count_nonzero(xbar.g != net.g) / xbar.g.size
-        new_net = dataclasses.replace(net, xbar=xbar, g=xbar.g, g_t=transposed(xbar.g))
+        new_net = dataclasses.replace(net, xbar=xbar, g=kernel_array(xbar.g), g_t=transposed(xbar.g))
         if np.any((xbar.g > 0) != (net.g > 0)):
             # open devices changed: well-posedness must be checked again
             from .circuit import check_connected

@@ -292,8 +292,9 @@ resistances 0.1, 1, 10 ohm, windows 100-500 uS (TiO2) and 1-10 uS, linear
 devices, one input vector: 42 points. Sized to finish within 10 minutes on a
 2-core machine: 73-86 s wall (warm Numba cache, in-process), of which the
 six 4096^2 points take about 55 s of solves (10 ohm with 100-500 uS: 30-38
-s, 64 iterations of the V-cycle fallback of `xbarsim._pcg.pcg_core`); peak
-memory about 3 GB, at 4096^2."""
+s, 64 iterations of the V-cycle fallback of `xbarsim._pcg.pcg_core`); 148 s
+on a slower VM (123 s and 75 s); peak memory about
+3 GB, at 4096^2."""
 
 
 # ----------------------------------------------------------------------------
@@ -1156,7 +1157,7 @@ examples:
   xbarsim scale --out s3 --device linear,sinh --v0 0.15 --inputs 1,64 --workers 2
   xbarsim scale --out s4 --scheduler tcp://127.0.0.1:8786
 
-default sweep (42 points, 73-86 s on 2 cores with a warm Numba cache, 3 GB peak): sizes {_fmt_sizes(DEFAULT_SWEEP.sizes)},
+default sweep (42 points, 73-148 s on 2 cores with a warm Numba cache, 3 GB peak): sizes {_fmt_sizes(DEFAULT_SWEEP.sizes)},
 r-wire {','.join(f'{r:g}' for r in DEFAULT_SWEEP.r_wire)} ohm, g-range 100e-6:500e-6,1e-6:10e-6 S, linear devices,
 1 input, v-read 0.2 V, r-terminal 1 ohm.
 

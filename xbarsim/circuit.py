@@ -59,8 +59,9 @@ _OWNED = weakref.WeakValueDictionary()
 
 def kernel_array(arr):
     """``arr`` as the compiled kernels take it: for an array a Crossbar owns
-    (a read-only view, `_owned`), its private writable base, which no kernel
-    writes to; any other array as is.
+    (a read-only view, `_owned`), its writable base, which no kernel writes
+    to and which only the solver's internal `Network` holds besides; any
+    other array as is.
 
     Numba compiles a separate specialization for read-only arrays: handing
     the kernels the Crossbar's read-only ``g`` on the fine level and

@@ -690,3 +690,19 @@ def test_cached_kernels_are_dropped_when_any_kernel_source_changes(tmp_path):
     assert not (cache / "a.f-1.py311.nbc").exists()
     assert (cache / "keep.pyc").exists()
 
+
+
+def test_programming_and_mvm_kernels_get_writable_arrays():
+    """A read-only target (here a Crossbar's own g) and a single transfer
+    (a contiguous broadcast) reach the kernels as writable arrays: a
+    read-only argument would compile `program_arrays` (~30 s) again."""
+    from test_solve_contract import _specializations_without_read_only_or_literal_types
+    from xbarsim.kernels import mvm as KM
+
+    target = xs.Crossbar(_targets((3, 3)), r_wl=1.0, r_bl=1.0).g
+    assert not target.flags.writeable
+    res = xs.program(target, seed=0)
+    assert res.g_final.shape == (3, 3)
+    x = np.broadcast_to(np.ones(2), (3, 2))  # read-only inputs
+    xs.mvm(xs.transfer(np.ones((2, 2)), np.zeros(2), seed=0), x)
+    _specializations_without_read_only_or_literal_types((KP.program_arrays, KM.mvm_arrays))

@@ -94,7 +94,7 @@ class Level:
         out = []
         for seg, fixed in zip(self.seg, self.fixed):
             L, n = fixed.shape
-            gid = np.ascontiguousarray(np.broadcast_to(np.arange(n, dtype=np.int32), (L, n)))
+            gid = np.tile(np.arange(n, dtype=np.int32), (L, 1))  # writable (`kernel_array`)
             out.append(Layer(
                 gid=gid, ngroups=np.full(L, n, dtype=np.int32),
                 seg_g=np.ascontiguousarray(seg if seg.shape[1] else np.zeros((L, 1))),

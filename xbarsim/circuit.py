@@ -61,7 +61,9 @@ def kernel_array(arr):
     """``arr`` as the compiled kernels take it: for an array a Crossbar owns
     (a read-only view, `_owned`), its writable base, which no kernel writes
     to and which only the solver's internal `Network` holds besides; any
-    other array as is.
+    read-only array as a writable copy (a caller's, or a contiguous
+    broadcast: ``np.ascontiguousarray(np.broadcast_to(a, (1, n)))`` is still
+    the read-only view); any other array as is.
 
     Numba compiles a separate specialization for read-only arrays: handing
     the kernels the Crossbar's read-only ``g`` on the fine level and
@@ -71,6 +73,8 @@ def kernel_array(arr):
     """
     if _OWNED.get(id(arr)) is arr and isinstance(arr.base, np.ndarray):
         return arr.base
+    if isinstance(arr, np.ndarray) and not arr.flags.writeable:
+        return np.array(arr, order="C")  # a caller's read-only array, or a broadcast
     return arr
 
 
@@ -437,7 +441,7 @@ def _build_layer(seg_r, ends, n_lines, n_nodes, batch):
     else:
         # every segment resistive (the usual case): each node its own group,
         # and no masked temporaries (at 4096^2 each is 134 MB)
-        gid = np.ascontiguousarray(np.broadcast_to(np.arange(n_nodes, dtype=np.int32), (n_lines, n_nodes)))
+        gid = np.tile(np.arange(n_nodes, dtype=np.int32), (n_lines, 1))  # writable (`kernel_array`)
         seg_g = np.divide(1.0, seg_r)
     ngroups = (gid[:, -1] + 1).astype(np.int32)
     if n_nodes == 1:

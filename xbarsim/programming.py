@@ -480,6 +480,7 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
     the n x M x N devices follows the kernel's ``done`` counters
     (`_run_interruptible`, which also stops it on Ctrl-C)."""
     from .kernels.programming import O_FINAL_READ, O_TRACK, program_arrays
+    from .circuit import kernel_array
 
     n, M, N = targets.shape
     if track:
@@ -506,8 +507,8 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
     abort = np.zeros(1, dtype=np.uint8)
     offsets = (np.ascontiguousarray(offset, dtype=np.int64) if np.ndim(offset)
                else np.int64(offset) + np.arange(n, dtype=np.int64))
-    keys = np.ascontiguousarray(np.broadcast_to(np.asarray(key, dtype=np.uint64), (n,)))
-    args = (np.ascontiguousarray(targets), pairs, dp, wv, iopt, np.uint64(seed), offsets, keys,
+    keys = np.full(n, key, dtype=np.uint64)
+    args = (kernel_array(np.ascontiguousarray(targets)), pairs, dp, wv, iopt, np.uint64(seed), offsets, keys,
             out["g"], out["stuck"], out["pulses"], out["g_after_own"], out["read_after_own"],
             out["g_final"], out["read_final"], out["converged"], out["track"], out["fails"], done, abort)
     _run_interruptible(lambda: program_arrays(*args), abort, done, n * K, label if progress else None)

@@ -520,6 +520,7 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
     """
     from ._memory import require
     from .kernels.mvm import mvm_arrays
+    from .circuit import kernel_array
 
     if isinstance(batch, Programmed):
         batch = batch.as_batch()
@@ -550,7 +551,7 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
         v = np.ascontiguousarray(v_all[..., tile.rows[0]:tile.rows[1]])
         cur = np.empty((n, B, N))
         fails = np.zeros(n, dtype=np.int64)
-        mvm_arrays(np.ascontiguousarray(batch.g[k]), v, v0, v0inv, float(cfg.r_wl), float(cfg.r_bl),
+        mvm_arrays(kernel_array(np.ascontiguousarray(batch.g[k])), v, v0, v0inv, float(cfg.r_wl), float(cfg.r_bl),
                    rn, s, np.int64(batch.offset), np.uint64(_MVM_KEY + k), cfg.solve_tol,
                    int(cfg.solve_maxiter), cur, fails, chunks)
         if fails.any():

@@ -57,7 +57,7 @@ def test_solve(benchmark, problem, n, method):
 def test_solve_mg_tol_1e9(benchmark, problem, n):
     """Multigrid CG converged to 1e-9 (the read-solve spec of the PARDISO
     target): Kirchhoff residual 1e-9, node voltages within 1e-8 of the
-    drive, terminal currents within 1e-7 (`xbarsim._pcg.AccuracyCheck`)."""
+    largest node voltage, terminal currents within 1e-7 (`xbarsim._pcg.AccuracyCheck`)."""
     xbar, drives = problem(n)
     _run(xbar, drives, "mg", tol=1e-9)
     benchmark.group = f"solve-{n}"

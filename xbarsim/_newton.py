@@ -28,7 +28,7 @@ import numpy as np
 
 from .circuit import transposed
 from .exceptions import ConvergenceError
-from ._pcg import (VTOL_PER_TOL, Workspace, initial_voltages, make_preconditioner, pcg_core, residual,
+from ._pcg import (VTOL_PER_TOL, Workspace, voltage_bound, initial_voltages, make_preconditioner, pcg_core, residual,
                    residual_scale, solve_pcg)
 
 
@@ -74,7 +74,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
     if not np.all(np.isfinite(scale)):
         raise _overflow(history)
     safe = np.where(scale > 0, scale, 1.0)
-    vtol = VTOL_PER_TOL * tol * float(net.drive_scale()[0])
+    vscale = float(net.drive_scale()[0])
     if x0 is None:
         # start from the linear (small-signal) solution
         lin = dataclasses.replace(net, linear=True)
@@ -117,11 +117,13 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
     it = 0
     while stepped + it < maxiter:
         it += 1
+        vtol = float(voltage_bound(VTOL_PER_TOL * tol, _absmax(v_wl, v_bl), vscale))
         x = np.abs(v_wl[:, :, 0] - v_bl[:, :, 0].T) / net.v0
         if cap < np.inf:
             np.minimum(x, cap, out=x)
         # Stopping test, as for linear solves: the Kirchhoff residual, and the
-        # node voltages within VTOL_PER_TOL * tol of the largest drive. A
+        # node voltages within VTOL_PER_TOL * tol of the largest node
+        # voltage (`voltage_bound`: at least 1e-3 of the largest drive). A
         # step that moved no node by more than that leaves an error far
         # below it (quadratic convergence); otherwise the next correction
         # is solved to 1 % and its size is the error estimate. A floating
@@ -224,7 +226,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
     raise ConvergenceError(
         f"Newton did not reach tol={tol:g} (relative Kirchhoff residual {rel:.3g} after "
         f"{len(history) - 1} steps; node voltages are converged when the next correction is "
-        f"within {VTOL_PER_TOL:g} tol of the largest drive). Loosen tol or raise maxiter; the "
+        f"within {VTOL_PER_TOL:g} tol of the largest node voltage). Loosen tol or raise maxiter; the "
         "residual history is attached.", residual_history=np.array(history), iterations=len(history) - 1)
 
 

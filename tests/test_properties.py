@@ -281,3 +281,20 @@ def test_kirchhoff_and_power_balance(method, data):
         sol = naive_solve(**circuit.naive_args())
     check_kirchhoff(circuit, sol)
     check_power_balance(circuit, sol, package_accounting=method != "naive")
+
+
+@pytest.mark.parametrize("method", ["pcg", "direct"])
+def test_kirchhoff_holds_next_to_an_ideal_drive_on_a_low_resistance_bit_line(method):
+    """Found by `test_kirchhoff_and_power_balance` (hypothesis seed 13): the
+    ideal 1 V drives on 0.1 ohm bit lines put 10 A into the zero state's
+    residual norm while 0.5 mA flow, and pcg stopped after 2 iterations
+    with 1e-11 A of imbalance at bit-line nodes (2e-8 of the currents).
+    `AccuracyCheck` now bounds every node's imbalance by the terminal
+    currents."""
+    g = np.array([[0, 5e-4, 0], [0, 0, 5e-4], [0, 0, 0], [3.91e-4, 0, 0], [1.9347e-4, 0, 0]])
+    circuit = Circuit(g=g, r_wl=0.0, r_bl=0.1, drives={
+        "right": xs.Drive(0.0, r=np.ones(5), floating=np.array([False, False, False, True, True])),
+        "bottom": xs.Drive(1.0, r=np.array([0.0, 1.0, 0.0]), floating=np.array([False, True, False]))})
+    sol = xs.solve(circuit.crossbar(), method=method, **circuit.drives)
+    check_kirchhoff(circuit, sol)
+    check_power_balance(circuit, sol)

@@ -112,11 +112,18 @@ class AccuracyCheck:
       typical line would carry at the largest drive voltage (so currents near
       zero do not demand the impossible). A resistive end's current error is
       ``g_t |z|`` at its node; an ideal end's is the sum of
-      ``conductance x |z|`` over everything joined to its fixed node group.
+      ``conductance x |z|`` over everything joined to its fixed node group;
+    - (given the residual) every node's Kirchhoff imbalance within `itol` of
+      the total terminal current, plus what double precision resolves at
+      the largest conductance (`KCL_ULPS`).
 
     The Kirchhoff residual alone is not enough: a floating line held only
     by weak devices, or the node next to an ideal sense terminal, can hide a
-    voltage error behind a small current.
+    voltage error behind a small current. Nor is its norm relative to the
+    zero state's: an ideal drive next to a 0.1 ohm segment puts 10 A per volt
+    into that norm, though only 0.5 mA flow, and pcg stopped with 1e-11 A of
+    imbalance at bit-line nodes (2e-8 of the currents; found by the property
+    test of Kirchhoff's laws).
     """
 
     def __init__(self, net, vtol, itol):
@@ -125,6 +132,10 @@ class AccuracyCheck:
         self.line_current = self.vscale * float(np.sum(net.g)) / (M + N)
         self.vtol = vtol
         self.itol = itol
+        gmax = max(float(np.max(net.g, initial=0.0)),
+                   *(float(np.max(layer.seg_g, initial=0.0)) for layer in (net.wl, net.bl)),
+                   *(float(np.max(layer.term_g, initial=0.0)) for layer in (net.wl, net.bl)))
+        self.kcl_floor = KCL_ULPS * np.finfo(float).eps * self.vscale * gmax
         self.ends = []
         for k, (layer, g) in enumerate(((net.wl, net.g), (net.bl, net.g_t))):
             L, n = layer.gid.shape
@@ -151,8 +162,9 @@ class AccuracyCheck:
                     self.ends.append(("ideal", k, lines, (members, g[lines] * members, seg[:, None],
                                                           np.clip(across, 0, n - 1)), None, None))
 
-    def passed(self, x, z, work):
-        """Bool (B,): columns whose estimated errors are within bounds."""
+    def passed(self, x, z, work, r=None):
+        """Bool (B,): columns whose estimated errors are within bounds
+        (``r``: the residual, for the nodes' Kirchhoff test)."""
         zmax = np.maximum(*(self._absmax(a, work) for a in z))
         ok = zmax <= self.vtol * self.vscale  # the larger bound (no node exceeds the drives): first
         if ok.any():
@@ -180,6 +192,10 @@ class AccuracyCheck:
         eps = 8 * np.finfo(float).eps * self.vscale  # what double precision can resolve
         for c, e, g in zip(cur, err, gmax):
             ok &= np.all(e <= self.itol * (np.abs(c) + floor) + g * eps, axis=0)
+        if r is not None and ok.any():
+            total = np.sum([np.sum(np.abs(c), axis=0) for c in cur], axis=0)
+            rmax = np.maximum(*(self._absmax(a, work) for a in r))
+            ok &= rmax <= self.itol * total + self.kcl_floor
         return ok
 
     @staticmethod
@@ -197,6 +213,10 @@ VTOL_PER_TOL = 10.0
 """Node-voltage error bound, relative to the largest node voltage, per unit
 of the requested Kirchhoff tolerance (1e-11 at the default tol = 1e-12;
 `voltage_bound`)."""
+KCL_ULPS = 64
+"""A node's Kirchhoff imbalance is resolved to this many units in the last
+place of (largest drive x largest conductance): a node sums a few currents
+of up to that size (`AccuracyCheck`)."""
 VOLTAGE_FLOOR = 1e-3
 """The node-voltage bound is relative to the largest node voltage, but to no
 less than this fraction of the largest drive voltage (`voltage_bound`)."""
@@ -322,7 +342,7 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
         pre.apply(r_wl, r_bl, z_wl, z_bl)
         if check is not None:
             if done.any():
-                done &= check.passed((d_wl, d_bl), (z_wl, z_bl), work)
+                done &= check.passed((d_wl, d_bl), (z_wl, z_bl), work, (r_wl, r_bl))
             active = active & ~done
             if not active.any():
                 return it, True

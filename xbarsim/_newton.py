@@ -117,7 +117,6 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
     it = 0
     while stepped + it < maxiter:
         it += 1
-        vtol = float(voltage_bound(VTOL_PER_TOL * tol, _absmax(v_wl, v_bl), vscale))
         x = np.abs(v_wl[:, :, 0] - v_bl[:, :, 0].T) / net.v0
         if cap < np.inf:
             np.minimum(x, cap, out=x)
@@ -130,6 +129,8 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
         # line held only through its devices can hide 1e-10 V of error
         # behind a 1e-13 residual.
         kcl_met = rel <= tol
+        if kcl_met:  # the voltage bound is read only once Kirchhoff is met
+            vtol = float(voltage_bound(VTOL_PER_TOL * tol, _absmax(v_wl, v_bl), vscale))
         if kcl_met and last_move <= vtol:
             return v_wl, v_bl, stepped + it - 1, inner_iters, rel
         if kcl_met and pre is not None and cap == np.inf:

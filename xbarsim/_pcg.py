@@ -113,7 +113,7 @@ class AccuracyCheck:
       zero do not demand the impossible). A resistive end's current error is
       ``g_t |z|`` at its node; an ideal end's is the sum of
       ``conductance x |z|`` over everything joined to its fixed node group;
-    - (given the residual) every node's Kirchhoff imbalance within `itol` of
+    - every node's Kirchhoff imbalance within `itol` of
       the total terminal current, plus what double precision resolves at
       the largest conductance (`KCL_ULPS`).
 
@@ -162,9 +162,9 @@ class AccuracyCheck:
                     self.ends.append(("ideal", k, lines, (members, g[lines] * members, seg[:, None],
                                                           np.clip(across, 0, n - 1)), None, None))
 
-    def passed(self, x, z, work, r=None):
+    def passed(self, x, z, work, r):
         """Bool (B,): columns whose estimated errors are within bounds
-        (``r``: the residual, for the nodes' Kirchhoff test)."""
+        (``x`` node voltages, ``z`` preconditioned residual, ``r`` residual)."""
         zmax = np.maximum(*(self._absmax(a, work) for a in z))
         ok = zmax <= self.vtol * self.vscale  # the larger bound (no node exceeds the drives): first
         if ok.any():
@@ -192,7 +192,7 @@ class AccuracyCheck:
         eps = 8 * np.finfo(float).eps * self.vscale  # what double precision can resolve
         for c, e, g in zip(cur, err, gmax):
             ok &= np.all(e <= self.itol * (np.abs(c) + floor) + g * eps, axis=0)
-        if r is not None and ok.any():
+        if ok.any():
             total = np.sum([np.sum(np.abs(c), axis=0) for c in cur], axis=0)
             rmax = np.maximum(*(self._absmax(a, work) for a in r))
             ok &= rmax <= self.itol * total + self.kcl_floor
@@ -220,6 +220,9 @@ of up to that size (`AccuracyCheck`)."""
 VOLTAGE_FLOOR = 1e-3
 """The node-voltage bound is relative to the largest node voltage, but to no
 less than this fraction of the largest drive voltage (`voltage_bound`)."""
+ITOL_PER_TOL = 100.0
+"""Terminal-current error bound, relative to the current (see AccuracyCheck),
+per unit of the requested tolerance (1e-10 at the default tol)."""
 
 
 def voltage_bound(vtol, vmax, vscale):
@@ -237,9 +240,6 @@ def voltage_bound(vtol, vmax, vscale):
     """
     ref = np.maximum(vmax, VOLTAGE_FLOOR * vscale)
     return np.maximum(vtol * ref, 8 * np.finfo(float).eps * vscale)
-ITOL_PER_TOL = 100.0
-"""Terminal-current error bound, relative to the current (see AccuracyCheck),
-per unit of the requested tolerance (1e-10 at the default tol)."""
 
 
 def neg_matvec(layer, g, shunt, p, other, q):

@@ -135,7 +135,7 @@ class AccuracyCheck:
         gmax = max(float(np.max(net.g, initial=0.0)),
                    *(float(np.max(layer.seg_g, initial=0.0)) for layer in (net.wl, net.bl)),
                    *(float(np.max(layer.term_g, initial=0.0)) for layer in (net.wl, net.bl)))
-        self.kcl_floor = KCL_ULPS * np.finfo(float).eps * self.vscale * gmax
+        self.gmax = gmax
         self.ends = []
         for k, (layer, g) in enumerate(((net.wl, net.g), (net.bl, net.g_t))):
             L, n = layer.gid.shape
@@ -195,7 +195,7 @@ class AccuracyCheck:
         if ok.any():
             total = np.sum([np.sum(np.abs(c), axis=0) for c in cur], axis=0)
             rmax = np.maximum(*(self._absmax(a, work) for a in r))
-            ok &= rmax <= self.itol * total + self.kcl_floor
+            ok &= rmax <= kcl_bound(self.itol, total, self.vscale, self.gmax)
         return ok
 
     @staticmethod
@@ -240,6 +240,14 @@ def voltage_bound(vtol, vmax, vscale):
     """
     ref = np.maximum(vmax, VOLTAGE_FLOOR * vscale)
     return np.maximum(vtol * ref, 8 * np.finfo(float).eps * vscale)
+
+
+def kcl_bound(itol, total, vscale, gmax):
+    """Largest Kirchhoff imbalance a converged solve may keep at any node:
+    ``itol`` times the total terminal current ``total``, plus what double
+    precision resolves where currents of up to (largest drive ``vscale`` x
+    largest conductance ``gmax``) meet (`KCL_ULPS`)."""
+    return itol * total + KCL_ULPS * np.finfo(float).eps * vscale * gmax
 
 
 def neg_matvec(layer, g, shunt, p, other, q):

@@ -578,6 +578,11 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
     )
     if not xbar.linear:
         net.linear = False
-        net.v0 = np.ascontiguousarray(kernel_array(xbar.v0) if xbar.v0.ndim == 2 else xbar.v0_full())
+        # a scalar v0 is filled in (a broadcast of it is read-only, and one
+        # of shape (1, 1) is contiguous, so ascontiguousarray kept it as such)
+        if xbar.v0.ndim == 2:
+            net.v0 = np.ascontiguousarray(kernel_array(xbar.v0))
+        else:
+            net.v0 = np.full(xbar.shape, float(xbar.v0))
         net.v0_t = transposed(net.v0)
     return net

@@ -706,3 +706,97 @@ def test_programming_and_mvm_kernels_get_writable_arrays():
     x = np.broadcast_to(np.ones(2), (3, 2))  # read-only inputs
     xs.mvm(xs.transfer(np.ones((2, 2)), np.zeros(2), seed=0), x)
     _specializations_without_read_only_or_literal_types((KP.program_arrays, KM.mvm_arrays))
+
+
+# --- property test: the compact circuit solver on random circuits ----------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@st.composite
+def _nodal_circuits(draw):
+    """A small array (conductances 10-600 uS, stuck devices included), one
+    wire resistance per layer (0 ohm included: merged lines), linear or sinh
+    devices, and per line: driven (-2..2 V) or floating, at least one driven."""
+    M = draw(st.integers(1, 6))
+    N = draw(st.integers(1, 6))
+    seed = draw(st.integers(0, 2 ** 32 - 1))
+    rng = np.random.default_rng(seed)
+    G = rng.uniform(10e-6, 600e-6, (M, N))
+    r_wl = draw(st.sampled_from([0.0, 0.1, 1.0, 30.0]))
+    r_bl = draw(st.sampled_from([0.0, 0.1, 1.0, 30.0]))
+    v0 = draw(st.sampled_from([None, 0.1, 0.45, 1.0]))
+    wl_d = (rng.random(M) < draw(st.sampled_from([0.0, 0.5, 1.0]))).astype(np.uint8)
+    bl_d = (rng.random(N) < draw(st.sampled_from([0.0, 0.5, 1.0]))).astype(np.uint8)
+    if wl_d.sum() + bl_d.sum() == 0:
+        bl_d[rng.integers(N)] = 1
+    amp = draw(st.sampled_from([0.2, 1.0, 2.0]))
+    wl_v = np.where(wl_d == 1, rng.uniform(-amp, amp, M), 0.0)
+    bl_v = np.where(bl_d == 1, rng.uniform(-amp, amp, N), 0.0)
+    return G, r_wl, r_bl, v0, wl_v, wl_d, bl_v, bl_d
+
+
+@settings(max_examples=60, deadline=None)
+@given(circuit=_nodal_circuits())
+def test_nodal_solver_matches_solve_on_random_circuits(circuit):
+    """`solve_nodal` (the in-kernel solver of every pulse, read and MVM)
+    against `xs.solve(method="direct")` on random circuits: every device
+    voltage and the sensed current of every bit line, with any mix of driven
+    and floating lines, ideal or resistive wires, linear or sinh devices.
+
+    Solved to 1e-10 of the drive, compared at 1e-8: the stopping rule's
+    error estimate (from the contraction of the last two sweeps) can be
+    short by up to ~20x on such circuits (see
+    `test_nodal_stopping_estimate_is_short_after_a_cold_start`). Tighter
+    than ~1e-12, a floating line on 0.1 ohm wire never stops: its level,
+    solved along the line, is off by rounding amplified by the wires' 10 S
+    against the devices' 1e-4 S, and the level correction puts it back
+    (6.4e-13 V of update every sweep with every node 8e-17 V from the direct
+    solve)."""
+    G, r_wl, r_bl, v0, wl_v, wl_d, bl_v, bl_d = circuit
+    M, N = G.shape
+    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
+    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+    v0_, v0inv = (0.0, 0.0) if v0 is None else (v0, 1.0 / v0)
+    vmax = max(np.max(np.abs(wl_v)), np.max(np.abs(bl_v)))
+    vref = max(vmax, 1e-3)
+    it = solve_nodal(G, v0_, v0inv, r_wl, r_bl, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)),
+                     np.zeros((M, N)), *nodal_work(M, N), 1e-10 * vref, 100000, np.full(1, -1.0))
+    assert it > 0
+    sol = xs.solve(xs.Crossbar(G, r_wl=r_wl, r_bl=r_bl, v0=v0), method="direct",
+                   left=xs.Drive(wl_v, floating=wl_d == 0), bottom=xs.Drive(bl_v, floating=bl_d == 0))
+    np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-8 * vref)
+    for j in range(N):
+        if bl_d[j]:
+            cur = column_current(G, v0_, v0inv, vwl, vbl, j)
+            ref = -sol.i_terminal["bottom"][j]
+            scale = max(np.max(np.abs(sol.i_device)), vmax * np.max(G))  # no current: rounding
+            assert abs(cur - ref) <= 1e-6 * scale, (j, cur, ref)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: solve_nodal's error estimate uses the contraction q of the "
+                   "last two sweeps; from a cold start the first update is the jump from the drives' pattern, "
+                   "so q = d2/d1 = 1.9e-6 and the solve stops after 2 sweeps 20x outside its tolerance")
+def test_nodal_stopping_estimate_is_short_after_a_cold_start():
+    """Found by `test_nodal_solver_matches_solve_on_random_circuits`: a 5 x 1
+    array, word lines 2 and 4 driven, the others floating, the bit line
+    driven at its bottom end through 1 ohm segments. Asked for 1.9e-11 V, it
+    stops with 3.8e-10 V of error. Requiring a third sweep from cold starts
+    fixes this case but leaves others 1.5-3x short and stalls solves that
+    are exact to rounding; in the programming loop (tolerance 1e-9 of the
+    drive) such a miss is ~2e-8 of the read, against 1e-3 of read noise."""
+    G = np.array([[0.00032752], [0.00021253], [0.00022775], [0.00023095], [0.00059259]])
+    M, N = G.shape
+    wl_v = np.array([0.0, 0.0, 0.19150702, 0.0, 0.11408438])
+    wl_d = np.array([0, 0, 1, 0, 1], np.uint8)
+    bl_v = np.array([-0.18076661])
+    bl_d = np.array([1], np.uint8)
+    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
+    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+    tol = 1e-10 * 0.19150702
+    it = solve_nodal(G, 0.0, 0.0, 0.0, 1.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
+                     *nodal_work(M, N), tol, 1000, np.full(1, -1.0))
+    assert it > 0
+    sol = xs.solve(xs.Crossbar(G, r_wl=0.0, r_bl=1.0), method="direct",
+                   left=xs.Drive(wl_v, floating=wl_d == 0), bottom=xs.Drive(bl_v, floating=bl_d == 0))
+    assert np.max(np.abs((vwl - vbl) - (sol.v_wl - sol.v_bl))) <= tol

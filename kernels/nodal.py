@@ -57,6 +57,12 @@ def set_ideal(wl_v, wl_drv, bl_v, bl_drv, vwl, vbl):
 _SAFETY = 0.5
 """`solve_nodal` stops when its error estimate is under ``_SAFETY * tol``."""
 
+_RATE_FLOOR = 0.1
+"""A warm start's first sweep is judged with the carried contraction, but
+with no less than this: the contraction measured at the end of a solve
+(often 1e-4 or less on small arrays, where the last sweeps fall to
+rounding) is no bound on the first sweep after a change."""
+
 _TAYLOR = 0.5
 """Below this |V/V0| `sinh_cosh` sums the series (error < 1e-16 relative)."""
 
@@ -402,9 +408,15 @@ def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
     ``rate`` (one-element array, in/out) carries ``q`` between solves of
     the same circuit and drive pattern (the caller resets it to -1 when the
     pattern changes): with a known rate, a warm start whose first sweep
-    already meets the test stops after that sweep instead of running a
-    second one only to measure ``q``. A first sweep with no known rate
-    stops only when it moved no node by more than ``tol``.
+    already meets the test, with ``q`` counted as at least `_RATE_FLOOR`,
+    stops after that sweep instead of running a second one only to measure
+    ``q``. A first sweep with no known rate stops only when it moved no node
+    by more than ``tol``. After such a cold start the first update is the
+    jump from the start pattern, so ``q`` is trusted from the third sweep
+    on (the second sweep's ``q`` left a 5 x 1 array 20x outside ``tol``).
+    Updates under ``tol / 2`` that no longer shrink are rounding (a
+    floating line on 0.1 ohm wire cycles at ~1e-12 of the drive): the solve
+    stops there too.
 
     Returns the number of sweeps run, or ``-1`` when ``maxit`` sweeps did
     not get there. ``cp``, ``dp``: work of length ``M*N + max(M, N)``
@@ -426,6 +438,9 @@ def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
     for j in range(N):
         floating += 1 - bl_drv[j]
     last = 0.0
+    # the sweep from which the contraction is trusted: after a cold start
+    # (no rate carried) the first update is the jump from the start pattern
+    first_q = 2 if rate[0] >= 0.0 else 3
     for it in range(1, maxit + 1):
         _linearise(G, v0, v0inv, vwl, vbl, gd, i0)
         if merged_wl:
@@ -442,10 +457,12 @@ def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
         if d != d:
             return -1  # NaN: the circuit produced no finite voltages
         if it == 1:
-            q = rate[0]
+            q = max(rate[0], _RATE_FLOOR) if rate[0] >= 0.0 else -1.0
             if d <= tol or (0.0 <= q < 1.0 and d * q <= _SAFETY * tol * (1.0 - q)):
                 return it
-        elif d < last and d * d <= _SAFETY * tol * (last - d):
+        elif d >= last and d <= _SAFETY * tol:
+            return it  # updates under tol / 2 that no longer shrink: rounding
+        elif it >= first_q and d < last and d * d <= _SAFETY * tol * (last - d):
             rate[0] = d / last
             return it  # estimated error d q / (1 - q) <= tol / 2, q = d / last
         last = d

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import xbarsim as xs
 from xbarsim.kernels import programming as KP
@@ -34,9 +35,11 @@ def _pulse_voltages(G, scheme, isel, jsel, vp, r, v0):
     return vwl, vbl, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool))
 
 
-def _reference(G, drives, r, v0):
+def _reference(G, drives, r, v0, r_bl=None):
+    """The direct solve of the circuit `solve_nodal` sees (``r_bl``: the
+    bit-line segments', when not ``r``)."""
     wl_v, wl_d, bl_v, bl_d = drives
-    xbar = xs.Crossbar(G, r_wl=r, r_bl=r, v0=v0)
+    xbar = xs.Crossbar(G, r_wl=r, r_bl=r if r_bl is None else r_bl, v0=v0)
     sol = xs.solve(xbar, left=xs.Drive(wl_v, floating=~wl_d), bottom=xs.Drive(bl_v, floating=~bl_d),
                    method="direct")
     return sol
@@ -710,8 +713,6 @@ def test_programming_and_mvm_kernels_get_writable_arrays():
 
 # --- property test: the compact circuit solver on random circuits ----------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
 
 @st.composite
 def _nodal_circuits(draw):
@@ -762,8 +763,7 @@ def test_nodal_solver_matches_solve_on_random_circuits(circuit):
     it = solve_nodal(G, v0_, v0inv, r_wl, r_bl, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)),
                      np.zeros((M, N)), *nodal_work(M, N), 1e-10 * vref, 100000, np.full(1, -1.0))
     assert it > 0
-    sol = xs.solve(xs.Crossbar(G, r_wl=r_wl, r_bl=r_bl, v0=v0), method="direct",
-                   left=xs.Drive(wl_v, floating=wl_d == 0), bottom=xs.Drive(bl_v, floating=bl_d == 0))
+    sol = _reference(G, (wl_v, wl_d == 1, bl_v, bl_d == 1), r_wl, v0, r_bl=r_bl)
     np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-9 * vref)
     for j in range(N):
         if bl_d[j]:
@@ -793,9 +793,34 @@ def test_nodal_cold_start_does_not_trust_the_first_contraction():
     it = solve_nodal(G, 0.0, 0.0, 0.0, 1.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
                      *nodal_work(M, N), tol, 1000, np.full(1, -1.0))
     assert it >= 3
-    sol = xs.solve(xs.Crossbar(G, r_wl=0.0, r_bl=1.0), method="direct",
-                   left=xs.Drive(wl_v, floating=wl_d == 0), bottom=xs.Drive(bl_v, floating=bl_d == 0))
+    sol = _reference(G, (wl_v, wl_d == 1, bl_v, bl_d == 1), 0.0, None, r_bl=1.0)
     assert np.max(np.abs((vwl - vbl) - (sol.v_wl - sol.v_bl))) <= tol
+
+
+def _warm_reread_errors(G, read_scheme, i, j, r, v0, factors):
+    """A cold verify read of (i, j), then a re-read after each change of its
+    conductance by a factor in ``factors``, each warm-started with the
+    carried contraction (`rate`), as the write-verify loop does; returns
+    ``(each re-read's largest device-voltage error against the direct
+    solve, tol)``."""
+    M, N = G.shape
+    wl_v, bl_v = np.zeros(M), np.zeros(N)
+    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+    KP._read_drives(read_scheme, i, j, 0.2, wl_v, wl_d, bl_v, bl_d)
+    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
+    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+    rate = np.full(1, -1.0)
+    work = (np.zeros((M, N)), np.zeros((M, N)), *nodal_work(M, N))
+    tol = 1e-9 * 0.2
+    assert solve_nodal(G, v0, 1 / v0, r, r, wl_v, wl_d, bl_v, bl_d, vwl, vbl, *work, tol, 5000, rate) > 0
+    errors = []
+    for f in factors:
+        G = G.copy()
+        G[i, j] *= f
+        assert solve_nodal(G, v0, 1 / v0, r, r, wl_v, wl_d, bl_v, bl_d, vwl, vbl, *work, tol, 5000, rate) > 0
+        sol = _reference(G, (wl_v, wl_d == 1, bl_v, bl_d == 1), r, v0)
+        errors.append(np.max(np.abs((vwl - vbl) - (sol.v_wl - sol.v_bl))))
+    return np.array(errors), tol
 
 
 @settings(max_examples=40, deadline=None)
@@ -816,22 +841,8 @@ def test_nodal_warm_rereads_meet_their_tolerance(seed, read_scheme, r, v0):
     M, N = rng.integers(2, 9, 2)
     G = rng.uniform(100e-6, 500e-6, (M, N))
     i, j = rng.integers(M), rng.integers(N)
-    wl_v, bl_v = np.zeros(M), np.zeros(N)
-    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
-    KP._read_drives(read_scheme, i, j, 0.2, wl_v, wl_d, bl_v, bl_d)
-    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
-    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
-    rate = np.full(1, -1.0)
-    work = (np.zeros((M, N)), np.zeros((M, N)), *nodal_work(M, N))
-    tol = 1e-9 * 0.2
-    assert solve_nodal(G, v0, 1 / v0, r, r, wl_v, wl_d, bl_v, bl_d, vwl, vbl, *work, tol, 5000, rate) > 0
-    for _ in range(3):
-        G = G.copy()
-        G[i, j] *= 1 + rng.uniform(-0.05, 0.05)
-        assert solve_nodal(G, v0, 1 / v0, r, r, wl_v, wl_d, bl_v, bl_d, vwl, vbl, *work, tol, 5000, rate) > 0
-        sol = xs.solve(xs.Crossbar(G, r_wl=r, r_bl=r, v0=v0), method="direct",
-                       left=xs.Drive(wl_v, floating=wl_d == 0), bottom=xs.Drive(bl_v, floating=bl_d == 0))
-        assert np.max(np.abs((vwl - vbl) - (sol.v_wl - sol.v_bl))) <= 10 * tol
+    errors, tol = _warm_reread_errors(G, read_scheme, i, j, r, v0, 1 + rng.uniform(-0.05, 0.05, 3))
+    assert errors.max() <= 10 * tol, errors / tol
 
 
 def test_nodal_warm_reread_of_a_small_array_does_not_trust_the_last_contraction():
@@ -841,21 +852,7 @@ def test_nodal_warm_reread_of_a_small_array_does_not_trust_the_last_contraction(
     sweeps fell to rounding), and each re-read then stopped after one sweep
     up to 143x outside its tolerance."""
     G = np.array([[0.00020479, 0.00027297], [0.00013917, 0.0002558]])
-    wl_v, bl_v = np.zeros(2), np.zeros(2)
-    wl_d, bl_d = np.zeros(2, np.uint8), np.zeros(2, np.uint8)
-    KP._read_drives(0, 0, 1, 0.2, wl_v, wl_d, bl_v, bl_d)
-    vwl, vbl = np.zeros((2, 2)), np.zeros((2, 2))
-    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
-    rate = np.full(1, -1.0)
-    work = (np.zeros((2, 2)), np.zeros((2, 2)), *nodal_work(2, 2))
-    tol = 1e-9 * 0.2
-    assert solve_nodal(G, 0.25, 4.0, 5.0, 5.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, *work, tol, 5000, rate) > 0
-    errors = []
-    for f in (1.0498230479985593, 0.9575399265401878, 0.9860368317796758, 1.0452059532104352, 0.9620895476377177):
-        G = G.copy()
-        G[0, 1] *= f
-        assert solve_nodal(G, 0.25, 4.0, 5.0, 5.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, *work, tol, 5000, rate) > 0
-        sol = xs.solve(xs.Crossbar(G, r_wl=5.0, r_bl=5.0, v0=0.25), method="direct",
-                       left=xs.Drive(wl_v, floating=wl_d == 0), bottom=xs.Drive(bl_v, floating=bl_d == 0))
-        errors.append(np.max(np.abs((vwl - vbl) - (sol.v_wl - sol.v_bl))))
-    assert max(errors) <= tol, np.array(errors) / tol
+    errors, tol = _warm_reread_errors(
+        G, 0, 0, 1, 5.0, 0.25,
+        (1.0498230479985593, 0.9575399265401878, 0.9860368317796758, 1.0452059532104352, 0.9620895476377177))
+    assert errors.max() <= tol, errors / tol

@@ -29,7 +29,7 @@ import numpy as np
 from .circuit import transposed
 from .exceptions import ConvergenceError
 from ._pcg import (ITOL_PER_TOL, VTOL_PER_TOL, Workspace, initial_voltages, kcl_bound, make_preconditioner, pcg_core,
-                   residual, residual_scale, solve_pcg, voltage_bound)
+                   residual, residual_scale, solve_pcg, voltage_bound, wire_gmax)
 
 
 def _column(net, b):
@@ -55,11 +55,6 @@ def _make_inner(net_j, kind):
 def _absmax(a_wl, a_bl):
     """Largest |value| over both layers (a voltage correction's size)."""
     return max(float(np.max(np.abs(a_wl))), float(np.max(np.abs(a_bl))))
-
-
-def _wire_gmax(net):
-    """Largest wire-segment or terminal conductance."""
-    return max(float(np.max(a, initial=0.0)) for layer in (net.wl, net.bl) for a in (layer.seg_g, layer.term_g))
 
 
 def _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax):
@@ -108,7 +103,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
         raise _overflow(history)
     safe = np.where(scale > 0, scale, 1.0)
     vscale = float(net.drive_scale()[0])
-    gwire = _wire_gmax(net)
+    gwire = wire_gmax(net)
     if x0 is None:
         # start from the linear (small-signal) solution
         lin = dataclasses.replace(net, linear=True)

@@ -132,10 +132,7 @@ class AccuracyCheck:
         self.line_current = self.vscale * float(np.sum(net.g)) / (M + N)
         self.vtol = vtol
         self.itol = itol
-        gmax = max(float(np.max(net.g, initial=0.0)),
-                   *(float(np.max(layer.seg_g, initial=0.0)) for layer in (net.wl, net.bl)),
-                   *(float(np.max(layer.term_g, initial=0.0)) for layer in (net.wl, net.bl)))
-        self.gmax = gmax
+        self.gmax = max(float(np.max(net.g, initial=0.0)), wire_gmax(net))
         self.ends = []
         for k, (layer, g) in enumerate(((net.wl, net.g), (net.bl, net.g_t))):
             L, n = layer.gid.shape
@@ -240,6 +237,11 @@ def voltage_bound(vtol, vmax, vscale):
     """
     ref = np.maximum(vmax, VOLTAGE_FLOOR * vscale)
     return np.maximum(vtol * ref, 8 * np.finfo(float).eps * vscale)
+
+
+def wire_gmax(net):
+    """Largest wire-segment or terminal conductance of either layer."""
+    return max(float(np.max(a, initial=0.0)) for layer in (net.wl, net.bl) for a in (layer.seg_g, layer.term_g))
 
 
 def kcl_bound(itol, total, vscale, gmax):

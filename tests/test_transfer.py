@@ -98,14 +98,15 @@ def test_mvm_agrees_with_solve():
     np.testing.assert_allclose(y, _mvm_by_solve(prog, x), rtol=1e-8, atol=1e-12)
 
 
-def _mvm_by_solve(prog, x, v0=None):
-    """`mvm` rebuilt from `xs.solve` on every tile (1 ohm wires): one batch
-    solve per tile for linear devices, one solve per input for sinh ones."""
+def _mvm_by_solve(prog, x, v0=None, r_wl=1.0, r_bl=1.0):
+    """`mvm` rebuilt from `xs.solve` on every tile (1 ohm wires unless
+    given): one batch solve per tile for linear devices, one solve per input
+    for sinh ones."""
     m = prog.mapping
     yref = np.zeros((len(x), m.out_features))
     for k, (t, g) in enumerate(zip(m.tiles, prog.g)):
         v = m.input_voltages(x)[:, t.rows[0]:t.rows[1]]
-        xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=v0)
+        xbar = xs.Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)
         if v0 is None:
             i_out = xs.solve(xbar, **xs.read_drives(v.T)).i_out.T
         else:
@@ -476,3 +477,87 @@ def test_mvm_runs_of_inputs_in_parallel_give_the_same_bits(noise):
         outs.append(out)
     np.testing.assert_array_equal(outs[0], outs[1])
     np.testing.assert_array_equal(outs[0], outs[2])
+
+
+# --- properties (hypothesis) ---------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def _layers(draw):
+    """A random small layer, its mapping, tile and inputs: ``(W, b, cfg_kw, x)``.
+
+    Weights include exact zeros and mixed signs; tiles as small as 1 x 2, so
+    that layers split along both rows and outputs; inputs anywhere in
+    ``[0, input_scale]`` (the read-voltage range)."""
+    out_f = draw(st.integers(1, 5))
+    in_f = draw(st.integers(1, 6))
+    seed = draw(st.integers(0, 2 ** 32 - 1))
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(out_f, in_f)) * (rng.uniform(size=(out_f, in_f)) > 0.2)
+    b = rng.normal(size=out_f) if draw(st.booleans()) else None
+    scale = draw(st.sampled_from([0.5, 1.0, 3.0]))
+    kw = dict(mapping=draw(st.sampled_from(["differential", "reference"])), input_scale=scale,
+              tile=(draw(st.integers(1, 4)), draw(st.integers(2, 7))))
+    x = rng.uniform(0, scale, (draw(st.integers(1, 6)), in_f))
+    return W, b, kw, x
+
+
+@settings(max_examples=100, deadline=None)
+@given(layer=_layers())
+def test_ideal_transfer_of_any_layer_computes_its_product(layer):
+    """Noise-free linear devices and ideal wires: every device converges
+    inside the band, the targets encode the layer exactly, and `mvm` is the
+    linear product of the weights the conductances encode, within the
+    write-verify band of the ideal product (any mapping, tiling, bias)."""
+    W, b, kw, x = layer
+    cfg = xs.TransferConfig(device=xs.presets.TIO2.ideal().linear(), r_wl=0.0, r_bl=0.0, **kw)
+    prog = xs.transfer(W, b, cfg, seed=0)
+    m = prog.mapping
+    Wt, bt = m.target_weights()
+    np.testing.assert_allclose(Wt, W, rtol=0, atol=1e-12 * np.abs(W).max(initial=1.0))
+    assert (bt is None) == (b is None)
+    for r in prog.results:
+        assert np.all(r.converged)
+        assert np.all(np.abs(r.g_after_own / r.target - 1) <= cfg.tolerance)
+    y = xs.mvm(prog, x)
+    We, be = prog.effective_weights()
+    exact = x @ We.T + (0.0 if be is None else be)
+    scale = np.abs(x) @ np.abs(We).T + (0.0 if be is None else np.abs(be))
+    assert np.all(np.abs(y - exact) <= 1e-12 * (scale + 1e-300))
+    # the distance to the ideal product: each device within the band, both
+    # devices of each output column (pair or reference) counted
+    bound = np.zeros_like(y)
+    for t, g in zip(m.tiles, prog.g):
+        v = m.input_voltages(x)[:, t.rows[0]:t.rows[1]]
+        i_band = cfg.tolerance * (v @ g)  # each column's largest current error, A
+        pair = i_band[:, 0::2] + i_band[:, 1::2] if m.scheme.value == "differential" \
+            else i_band[:, :-1] + i_band[:, -1:]
+        bound[:, t.outputs[0]:t.outputs[1]] += m.decode(pair)
+    ideal = x @ W.T + (0.0 if b is None else b)
+    assert np.all(np.abs(y - ideal) <= bound * (1 + 1e-9) + 1e-12 * (scale + 1e-300))
+
+
+@settings(max_examples=60, deadline=None)
+@given(layer=_layers(), sinh=st.booleans(), r_wl=st.sampled_from([0.0, 0.5, 3.0]),
+       r_bl=st.sampled_from([0.0, 0.5, 3.0]), scheme=st.sampled_from(["V/2", "V/3", "floating"]),
+       read_scheme=st.sampled_from(["grounded", "V/2", "V/2-diff", "floating"]))
+def test_mvm_of_any_layer_agrees_with_solve(layer, sinh, r_wl, r_bl, scheme, read_scheme):
+    """Any wires, linear or sinh devices, any mapping, tiling and bias and
+    read schemes of the programming: `mvm`'s in-kernel circuit equals
+    `xs.solve` on every programmed tile."""
+    W, b, kw, x = layer
+    dev = xs.presets.TIO2 if sinh else xs.presets.TIO2.linear()
+    cfg = xs.TransferConfig(device=dev, r_wl=r_wl, r_bl=r_bl, scheme=scheme, read_scheme=read_scheme, **kw)
+    prog = xs.transfer(W, b, cfg, seed=1)
+    y = xs.mvm(prog, x, noise=False)
+    ref = _mvm_by_solve(prog, x, v0=dev.v0 if sinh else None, r_wl=r_wl, r_bl=r_bl)
+    # solve_tol 1e-9 of V_read per node in both; outputs are differences of
+    # column currents, so the error is relative to the currents, not to y
+    cur = np.zeros_like(y)
+    for t, g in zip(prog.mapping.tiles, prog.g):
+        v = prog.mapping.input_voltages(x)[:, t.rows[0]:t.rows[1]]
+        cur[:, t.outputs[0]:t.outputs[1]] += prog.mapping.decode(np.abs(v) @ g).max(axis=1, keepdims=True)
+    assert np.all(np.abs(y - ref) <= 1e-7 * cur + 1e-15)

@@ -112,7 +112,7 @@ def _linear_part(g, v, v0, v0inv):
 
 
 @njit(**STRICT_JIT)
-def _linearise(G, v0, v0inv, vwl, vbl, gd, i0):
+def _linearise(G, v0, v0inv, vwl, vbl, gd, i0, cols):
     """Every device linearised at the present voltages (`_linear_part`),
     into ``gd``, ``i0``: one pass in memory order, before a sweep.
 
@@ -120,8 +120,13 @@ def _linearise(G, v0, v0inv, vwl, vbl, gd, i0):
     short series of `sinh_cosh`. Each row is first linearised with that
     series alone, a loop with no branch that the compiler vectorizes (the
     same operations in the same order as `sinh_cosh`, so the same bits),
-    counting the cells outside its range; only rows that have such cells
-    are passed again, and only those cells recomputed (`_linear_part`).
+    counting the cells outside its range. In a row that has such cells,
+    their columns are gathered into ``cols`` (work of length >= N, holding
+    the column numbers as floats, exact) by a branch-free compaction, and
+    only those cells are recomputed. A V/2 pulse puts one such cell in
+    every row (the selected bit line): testing each cell of the row with a
+    branch instead cost 5 ns a cell, three quarters of the linearisation
+    and a third of the sweep.
     """
     M, N = G.shape
     if v0inv == 0.0:
@@ -144,12 +149,15 @@ def _linearise(G, v0, v0inv, vwl, vbl, gd, i0):
             i0[i, j] = g * v0 * s - d * v
             big += 0 if abs(x) < _TAYLOR_SHORT else 1
         if big:
-            for j in range(N):
-                v = vwl[i, j] - vbl[i, j]
-                if not abs(v * v0inv) < _TAYLOR_SHORT:
-                    d, c0 = _linear_part(G[i, j], v, v0, v0inv)
-                    gd[i, j] = d
-                    i0[i, j] = c0
+            n = 0
+            for j in range(N):  # compaction: j kept where outside the short series
+                cols[n] = j
+                n += 0 if abs((vwl[i, j] - vbl[i, j]) * v0inv) < _TAYLOR_SHORT else 1
+            for k in range(n):
+                j = int(cols[k])
+                d, c0 = _linear_part(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
+                gd[i, j] = d
+                i0[i, j] = c0
 
 
 @njit(**STRICT_JIT)
@@ -419,13 +427,14 @@ def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
     stops there too.
 
     Returns the number of sweeps run, or ``-1`` when ``maxit`` sweeps did
-    not get there. ``cp``, ``dp``: work of length ``M*N + max(M, N)``
+    not get there. ``cp``, ``dp``: work of length ``M*N + 2 max(M, N)``
     (`nodal_work`).
     """
     M, N = G.shape
     K = M * N
     x = cp[K:K + max(M, N)]
     dm = cp[K + max(M, N):K + 2 * max(M, N)]
+    cols = dp[K:K + max(M, N)]  # `_linearise`'s work
     cw = cp[:K].reshape((N, M))
     dw = dp[:K].reshape((N, M))
     cb = cp[:K].reshape((M, N))
@@ -442,7 +451,7 @@ def solve_nodal(G, v0, v0inv, r_wl, r_bl, wl_v, wl_drv, bl_v, bl_drv,
     # (no rate carried) the first update is the jump from the start pattern
     first_q = 2 if rate[0] >= 0.0 else 3
     for it in range(1, maxit + 1):
-        _linearise(G, v0, v0inv, vwl, vbl, gd, i0)
+        _linearise(G, v0, v0inv, vwl, vbl, gd, i0, cols)
         if merged_wl:
             dmax = _merged_pass(wl_drv, wl_v, 1.0, gd.T, i0.T, vwl.T, vbl.T)
         else:

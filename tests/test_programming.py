@@ -133,6 +133,7 @@ def test_nodal_linearise_rows_match_the_per_device_linearisation_bit_for_bit():
     vwl = rng.normal(0.0, 0.002, (M, N))  # wire-drop voltages: the short series
     vbl = rng.normal(0.0, 0.002, (M, N))
     vwl[2] += 0.6  # a half-selected row: the exp branch
+    vbl[:, 30] -= 0.3  # a half-selected column: one such cell in every row
     vwl[5, 7] = 0.05  # single cells in the long-series tier and on its edges
     vwl[6, 3] = 0.04 * v0
     vbl[6, 4] = -0.5 * v0
@@ -140,7 +141,7 @@ def test_nodal_linearise_rows_match_the_per_device_linearisation_bit_for_bit():
     for v0inv in (1.0 / v0, 0.0):
         got = np.empty((2, M, N))
         ref = np.empty((2, M, N))
-        _linearise(G, v0, v0inv, vwl, vbl, got[0], got[1])
+        _linearise(G, v0, v0inv, vwl, vbl, got[0], got[1], np.empty(N))
         per_device(G, v0, v0inv, vwl, vbl, ref[0], ref[1])
         np.testing.assert_array_equal(got, ref)
         assert np.isnan(got[:, 8, 0]).all() == (v0inv != 0.0)

@@ -137,6 +137,7 @@ def _linearise(G, v0, v0inv, vwl, vbl, gd, i0, cols):
         return
     for i in range(M):
         big = 0
+        jsum = 0
         for j in range(N):
             g = G[i, j]
             v = vwl[i, j] - vbl[i, j]
@@ -147,17 +148,26 @@ def _linearise(G, v0, v0inv, vwl, vbl, gd, i0, cols):
             d = g * c
             gd[i, j] = d
             i0[i, j] = g * v0 * s - d * v
-            big += 0 if abs(x) < _TAYLOR_SHORT else 1
-        if big:
+            f = 0 if abs(x) < _TAYLOR_SHORT else 1
+            big += f
+            jsum += f * j
+        if big == 1:  # one such cell (the selected bit line's): its column is the sum
+            _redo(G, v0, v0inv, vwl, vbl, gd, i0, i, jsum)
+        elif big:
             n = 0
             for j in range(N):  # compaction: j kept where outside the short series
                 cols[n] = j
                 n += 0 if abs((vwl[i, j] - vbl[i, j]) * v0inv) < _TAYLOR_SHORT else 1
             for k in range(n):
-                j = int(cols[k])
-                d, c0 = _linear_part(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
-                gd[i, j] = d
-                i0[i, j] = c0
+                _redo(G, v0, v0inv, vwl, vbl, gd, i0, i, int(cols[k]))
+
+
+@njit(**STRICT_JIT, inline="always")
+def _redo(G, v0, v0inv, vwl, vbl, gd, i0, i, j):
+    """Cell (i, j) linearised by `_linear_part`."""
+    d, c0 = _linear_part(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
+    gd[i, j] = d
+    i0[i, j] = c0
 
 
 @njit(**STRICT_JIT)

@@ -19,7 +19,7 @@ from xbarsim.cli import main
 
 # --out ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", ["program", "calibrate", "moons", "scale"])
+@pytest.mark.parametrize("command", ["program", "calibrate", "moons", "scale", "solve"])
 @pytest.mark.parametrize("out, message", [
     ("FILE", "is a file"),
     ("FILE/sub", "cannot be created (Not a directory)"),
@@ -27,8 +27,10 @@ from xbarsim.cli import main
 ])
 def test_every_command_refuses_an_unusable_out_before_work(tmp_path, capsys, command, out, message):
     (tmp_path / "FILE").write_text("keep me")
+    np.save(tmp_path / "g.npy", np.full((3, 2), 2e-4))
     extra = {"program": ["--size", "2", "--no-progress"], "calibrate": ["--arrays", "2"],
-             "moons": ["--quick", "--no-progress"], "scale": ["--sizes", "4", "--no-progress"]}[command]
+             "moons": ["--quick", "--no-progress"], "scale": ["--sizes", "4", "--no-progress"],
+             "solve": ["--g", str(tmp_path / "g.npy")]}[command]
     out = out.replace("FILE", str(tmp_path / "FILE"))
     assert main([command, "--out", out] + extra) == 1
     err = capsys.readouterr().err

@@ -13,6 +13,7 @@ import sys
 
 SUBCOMMAND_MODULES = (
     "xbarsim.demo",
+    "xbarsim.solve_cmd",
     "xbarsim.scale",
     "xbarsim.program_cmd",
     "xbarsim.calibrate",

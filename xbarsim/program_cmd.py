@@ -258,7 +258,7 @@ def register(subparsers):
         description=__doc__.split("\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  xbarsim program --out prog --size 32x32 --scheme V/3 --r-wire 2\n"
-               "(a 64x64 array with 1 ohm wires takes about 40 s on 2 cores)",
+               "(a 64x64 array with 1 ohm wires takes about 35 s on 2 cores)",
     )
     p.add_argument("--out", required=True, help="output directory (JSON, NPZ, PNG)")
     src = p.add_mutually_exclusive_group()

@@ -1,0 +1,102 @@
+"""``xbarsim solve``: one read of a user's array from files."""
+
+import json
+
+import numpy as np
+import pytest
+
+import xbarsim as xs
+from xbarsim.cli import main
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(3)
+    g = 1.0 / rng.uniform(2e3, 1e4, (7, 5))
+    x = rng.uniform(0.0, 0.3, (4, 7))  # four input vectors, one per row
+    np.save(tmp_path / "g.npy", g)
+    np.savetxt(tmp_path / "g.csv", g, delimiter=",")
+    np.savetxt(tmp_path / "x.csv", x, delimiter=",")
+    np.save(tmp_path / "x1.npy", x[0])
+    return tmp_path, g, x
+
+
+def _load(out):
+    with open(out / "summary.json") as fh:
+        summary = json.load(fh)
+    return summary, np.load(out / "solution.npz")
+
+
+@pytest.mark.parametrize("v0", [None, 0.25])
+def test_solve_writes_the_solution_of_xs_solve_and_its_checks(files, capsys, v0):
+    """A batch of inputs from a CSV, separate word- and bit-line wires,
+    terminal resistances, linear or sinh devices: the saved voltages and
+    currents are `xs.solve`'s on the same circuit; the summary's error, IR
+    drop and Kirchhoff / power checks are those of the saved solution."""
+    tmp, g, x = files
+    out = tmp / "out"
+    argv = ["solve", "--g", str(tmp / "g.csv"), "--inputs", str(tmp / "x.csv"), "--r-wl", "2",
+            "--r-bl", "0.5", "--r-in", "3", "--r-out", "1", "--out", str(out)]
+    if v0 is not None:
+        argv += ["--v0", str(v0)]
+    assert main(argv) == 0
+    assert "wrote" in capsys.readouterr().out
+    summary, sol = _load(out)
+    ref = xs.solve(xs.Crossbar(g, r_wl=2.0, r_bl=0.5, v0=v0), **xs.read_drives(x.T, r_in=3.0, r_out=1.0))
+    np.testing.assert_allclose(sol["x"], x.T, rtol=0, atol=0)
+    for name in ("v_wl", "v_bl", "i_device", "i_out"):
+        np.testing.assert_allclose(sol[name], getattr(ref, name), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(sol["i_terminal_left"], ref.i_terminal["left"], rtol=1e-9)
+    assert summary["batch"] == 4 and summary["shape"] == [7, 5]
+    ideal = g.T @ x.T
+    rel = np.linalg.norm(sol["i_out"] - ideal) / np.linalg.norm(ideal)
+    assert summary["rel_error"] == pytest.approx(rel, rel=1e-9)
+    assert summary["ir_drop_wl_v"] == pytest.approx(np.max(x.T - sol["v_wl"][:, -1, :]), rel=1e-9)
+    assert summary["bl_rise_v"] == pytest.approx(np.max(sol["v_bl"]), rel=1e-9)
+    assert summary["kcl_error"] < 1e-9 and summary["power_balance"] < 1e-9
+    assert summary["config"]["r_wl"] == 2.0 and summary["config"]["v0"] == v0
+    assert (out / "solve.png").stat().st_size > 10_000
+
+
+def test_solve_takes_one_input_vector_or_a_uniform_drive(files):
+    tmp, g, x = files
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--inputs", str(tmp / "x1.npy"), "--out", str(tmp / "a")]) == 0
+    summary, sol = _load(tmp / "a")
+    ref = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), **xs.read_drives(x[0]))
+    np.testing.assert_allclose(sol["i_out"], ref.i_out, rtol=1e-9)
+    assert summary["batch"] == 1
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--v-in", "0.1", "--r-wire", "0", "--out", str(tmp / "b")]) == 0
+    summary, sol = _load(tmp / "b")
+    # ideal wires and terminals: every device sees its full input
+    np.testing.assert_allclose(sol["i_out"], g.T @ np.full(7, 0.1), rtol=1e-12)
+    assert summary["rel_error"] < 1e-12 and summary["ir_drop_wl_v"] == pytest.approx(0.0, abs=1e-15)
+
+
+@pytest.mark.parametrize("make, argv_extra, message", [
+    (None, ["--g", "MISSING.npy"], "no such file"),
+    (lambda t: np.save(t / "bad.npy", np.ones(4)), ["--g", "bad.npy"], "give a 2-D array"),
+    (lambda t: np.save(t / "bad.npy", np.array([[1e-4, np.nan]])), ["--g", "bad.npy"], "NaN"),
+    (lambda t: np.save(t / "bad.npy", np.array([["a", "b"]])), ["--g", "bad.npy"], "real numbers"),
+    (lambda t: (t / "bad.csv").write_text("1e-4,x\n"), ["--g", "bad.csv"], "could not be read"),
+    (lambda t: np.save(t / "x3.npy", np.ones(3)), ["--g", "g.npy", "--inputs", "x3.npy"], "7 word lines"),
+    (None, ["--g", "g.npy", "--v-in", "nan"], "finite voltage"),
+    (None, ["--g", "g.npy", "--v0", "-1"], "v0"),
+])
+def test_solve_refuses_bad_input_before_writing(files, capsys, make, argv_extra, message):
+    tmp, _, _ = files
+    if make is not None:
+        make(tmp)
+    argv = ["solve", "--out", str(tmp / "out")] + [str(tmp / a) if a.endswith((".npy", ".csv")) else a
+                                                   for a in argv_extra]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "xbarsim solve: error:" in err and message in err
+    assert not (tmp / "out").exists()
+
+
+@pytest.mark.parametrize("argv_extra", [["--r-wire", "-1"], ["--r-in", "inf"], ["--v-in", "0.1", "--inputs", "x.csv"]])
+def test_solve_argument_errors_exit_2(files, capsys, argv_extra):
+    tmp, _, _ = files
+    with pytest.raises(SystemExit) as exc:
+        main(["solve", "--g", str(tmp / "g.npy"), "--out", str(tmp / "out")] + argv_extra)
+    assert exc.value.code == 2

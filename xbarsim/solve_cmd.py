@@ -1,0 +1,311 @@
+"""``xbarsim solve``: one read (MVM) of your own array, solved and reported.
+
+``xbarsim solve --g G.npy --out DIR`` solves the read circuit of
+shared/CIRCUIT.md for the conductances in ``G.npy`` (siemens, one row per
+word line; ``.csv`` works too): every word line driven at its left end
+through ``--r-in``, every bit line held at 0 V at its bottom end through
+``--r-out``, the other ends floating, wire segments of ``--r-wire`` ohms
+(or ``--r-wl`` / ``--r-bl`` apart), linear devices or sinh ones (``--v0``).
+The inputs are ``--inputs FILE`` (volts: one value per word line, or one
+row per input vector) or every word line at ``--v-in`` volts.
+
+It writes into ``DIR``:
+
+* ``summary.json``: the circuit, the solver (method, iterations, residual,
+  wall time), Kirchhoff's current law and the power balance checked on the
+  solution, and the read's figures of merit: the relative error of the
+  sensed currents against the ideal product ``G.T @ x`` (and, for sinh
+  devices, against the same devices on ideal wires, the wires' share
+  alone), the worst word-line IR drop and bit-line rise;
+* ``solution.npz``: ``v_wl``, ``v_bl``, ``i_device`` (M, N[, B]), ``i_out``
+  (N[, B]), the terminal currents, ``g`` and the inputs ``x`` (M[, B]);
+* ``solve.png``: the word-line and bit-line voltage maps and the voltage
+  each device loses to the wires (its input minus the voltage across it),
+  for the first input vector, and the sensed currents against the ideal
+  product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from .cli import check_out_dir
+from .exceptions import ParameterError
+
+__all__ = ["load_array", "run", "summarize", "plot", "register"]
+
+
+def load_array(path, flag, what):
+    """A real array from a ``.npy`` or ``.csv`` file (``flag``: the option
+    that named it, for the error messages; ``what``: what it should hold)."""
+    if not os.path.isfile(path):
+        raise ParameterError(f"{flag} {path!r}: no such file.")
+    try:
+        if path.endswith(".npy"):
+            a = np.load(path, allow_pickle=False)
+        else:
+            a = np.loadtxt(path, delimiter=",", ndmin=1)
+    except ValueError as exc:
+        raise ParameterError(f"{flag} {path!r} could not be read as numbers ({exc}); give a .npy array "
+                             f"or a .csv of {what}.") from exc
+    if a.dtype.kind not in "iuf":
+        raise ParameterError(f"{flag} {path!r} holds {a.dtype} values; give {what} as real numbers "
+                             "(not complex, boolean or text).")
+    return np.asarray(a, dtype=np.float64)
+
+
+def _inputs(x, M):
+    """Inputs as the solver's (M[, B]) drive voltages: a file's (M,) vector or
+    (B, M) rows (one input vector per row, as `xbarsim.mvm` takes them)."""
+    if x.ndim == 1 and x.shape[0] == M:
+        return x
+    if x.ndim == 2 and x.shape[1] == M:
+        return np.ascontiguousarray(x.T) if x.shape[0] > 1 else x[0]
+    raise ParameterError(f"--inputs has shape {x.shape}; the array has {M} word lines, so give {M} "
+                         f"values (one input vector) or rows of {M} (one input vector per row).")
+
+
+def summarize(g, x, sol, v0, seconds=None):
+    """Figures of merit of one solved read.
+
+    Parameters
+    ----------
+    g : ndarray, (M, N)
+        Conductances, S.
+    x : ndarray, (M,) or (M, B)
+        Input voltages, V.
+    sol : Solution
+        From `xbarsim.solve` with `xbarsim.read_drives`.
+    v0 : float or None
+        The sinh devices' V0 (None: linear devices).
+    seconds : float, optional
+        Wall time of the solve, recorded as ``seconds``.
+
+    Returns
+    -------
+    dict
+        ``method``, ``iterations``, ``residual``; ``kcl_error`` (the
+        terminal currents' sum over their absolute sum) and
+        ``power_balance`` (``|P_supplied - P_dissipated| / P_supplied``);
+        the read's ``rel_error``, ``max_rel_error``, ``rel_error_wires``,
+        ``ir_drop_wl_v``, ``ir_drop_wl_frac``, ``bl_rise_v`` and
+        ``bl_rise_frac`` (as the columns of ``xbarsim scale``); and the
+        sensed currents' range. ``run`` adds ``kernel_load_seconds``, the
+        time of a 4 x 4 warm-up solve that loads (on a first run,
+        compiles) the kernels, so that ``seconds`` is the solve's alone.
+    """
+    from .scale import _metrics
+
+    x2 = x.reshape(x.shape[0], -1)
+    out = dict(
+        shape=list(g.shape), batch=int(x2.shape[1]),
+        method=sol.method, iterations=int(sol.iterations), residual=float(sol.residual),
+        kcl_error=float(sol.kcl_error),
+    )
+    p_in = float(np.sum(sol.power_supplied()))
+    p_out = float(np.sum(sol.power_dissipated()))
+    out["power_supplied_W"] = p_in
+    out["power_dissipated_W"] = p_out
+    out["power_balance"] = abs(p_in - p_out) / p_in if p_in > 0 else 0.0
+    out.update(_metrics(g, x2, sol, v0))
+    out["i_out_min_A"] = float(np.min(sol.i_out))
+    out["i_out_max_A"] = float(np.max(sol.i_out))
+    if seconds is not None:
+        out["seconds"] = float(seconds)
+    return out
+
+
+def plot(g, x, sol, path, title=""):
+    """``solve.png``: voltage maps and the voltage each device loses to the
+    wires for the first input vector, and the sensed currents against the
+    ideal product."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = (slice(None), slice(None), 0) if sol.v_wl.ndim == 3 else (slice(None), slice(None))
+    x0 = x if x.ndim == 1 else x[:, 0]
+    v_wl, v_bl = sol.v_wl[first], sol.v_bl[first]
+    fig, ax = plt.subplots(2, 2, figsize=(11, 8.5))
+    for a, v, name in ((ax[0, 0], v_wl, "word-line node voltage"), (ax[0, 1], v_bl, "bit-line node voltage")):
+        im = a.imshow(1e3 * v, cmap="viridis", interpolation="nearest", aspect="auto")
+        fig.colorbar(im, ax=a, label=f"{name} (mV)")
+        a.set_title(name + "s")
+        a.set_xlabel("bit line j")
+        a.set_ylabel("word line i")
+    lost = 1e3 * (x0[:, None] - (v_wl - v_bl))
+    im = ax[1, 0].imshow(lost, cmap="magma", interpolation="nearest", aspect="auto")
+    fig.colorbar(im, ax=ax[1, 0], label="input - V(device) (mV)")
+    ax[1, 0].set_title("voltage each device loses to the wires (0: ideal)")
+    ax[1, 0].set_xlabel("bit line j")
+    ax[1, 0].set_ylabel("word line i")
+    ideal = g.T @ x.reshape(x.shape[0], -1)
+    i_out = sol.i_out.reshape(ideal.shape)
+    ax[1, 1].plot(1e6 * ideal.ravel(), 1e6 * i_out.ravel(), ".", ms=3, label="bit line (all inputs)")
+    lim = [0.0, 1e6 * max(float(ideal.max(initial=0.0)), float(i_out.max(initial=0.0)), 1e-30)]
+    ax[1, 1].plot(lim, lim, "k--", lw=1, label="ideal: i_out = G.T x")
+    ax[1, 1].set_xlabel("ideal product G.T x (µA)")
+    ax[1, 1].set_ylabel("sensed current i_out (µA)")
+    ax[1, 1].set_title("sensed currents")
+    ax[1, 1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, method="auto", tol=None,
+        verbose=True, provenance=None):
+    """Solve one read and write the study into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str
+        Output folder (created): ``summary.json``, ``solution.npz``, ``solve.png``.
+    g : array_like, (M, N)
+        Conductances, S.
+    x : array_like, (M,) or (M, B)
+        Input voltages on the word lines, V.
+    r_wl, r_bl, r_in, r_out : float
+        Wire segment resistances of word and bit lines, and the input and
+        sense terminal resistances, ohms.
+    v0 : float, optional
+        sinh devices with this V0 (volts); linear devices when None.
+    method, tol
+        As in `xbarsim.solve`.
+    verbose : bool
+        Print the summary.
+    provenance : dict, optional
+        Where ``g`` and ``x`` came from, recorded in ``config``.
+
+    Returns
+    -------
+    dict
+        `summarize` of the solution, plus ``config``.
+    """
+    from .circuit import Crossbar, read_drives
+    from .solve import solve
+
+    xbar = Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)  # checks g, wires and v0 before anything runs
+    x = np.asarray(x, dtype=np.float64)
+    drives = read_drives(x, r_in=r_in, r_out=r_out)
+    check_out_dir(out_dir)
+    kw = {} if tol is None else dict(tol=tol)
+    load = _warm_up(method, g_shape=np.shape(g), batch=x.ndim == 2, r_wl=r_wl, r_bl=r_bl, v0=v0)
+    t0 = time.perf_counter()
+    sol = solve(xbar, **drives, method=method, **kw)
+    seconds = time.perf_counter() - t0
+    g = np.asarray(xbar.g)
+    summary = summarize(g, x, sol, v0, seconds)
+    summary["kernel_load_seconds"] = load
+    summary["config"] = dict(r_wl=r_wl, r_bl=r_bl, r_in=r_in, r_out=r_out, v0=v0, method=method,
+                             tol=tol, **(provenance or {}))
+    with open(os.path.join(out_dir, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=2)
+    terminals = {f"i_terminal_{k}": v for k, v in sol.i_terminal.items()}
+    np.savez_compressed(os.path.join(out_dir, "solution.npz"), v_wl=sol.v_wl, v_bl=sol.v_bl,
+                        i_device=sol.i_device, i_out=sol.i_out, g=g, x=x, **terminals)
+    M, N = g.shape
+    device = "linear devices" if v0 is None else f"sinh devices, V0 = {v0:g} V"
+    plot(g, x, sol, os.path.join(out_dir, "solve.png"),
+         title=f"xbarsim solve: {M}x{N}, {device}, {r_wl:g}/{r_bl:g} ohm wires")
+    if verbose:
+        print(f"{M}x{N} ({device}, {r_wl:g}/{r_bl:g} ohm wires), {summary['batch']} input vector(s): "
+              f"{sol.method}, {sol.iterations} iterations, {seconds:.3f} s, relative residual "
+              f"{sol.residual:.1e}, KCL {sol.kcl_error:.1e}, power balance {summary['power_balance']:.1e}")
+        print(f"sensed currents vs G.T x: relative error {summary['rel_error']:.4%}, worst output "
+              f"{summary['max_rel_error']:.4%}" + ("" if v0 is None else
+                                                   f" (wires alone: {summary['rel_error_wires']:.4%})"))
+        print(f"worst word-line IR drop {1e3 * summary['ir_drop_wl_v']:.3f} mV "
+              f"({summary['ir_drop_wl_frac']:.2%} of the largest input), bit-line rise "
+              f"{1e3 * summary['bl_rise_v']:.3f} mV")
+        print(f"wrote {out_dir}/summary.json, solution.npz, solve.png")
+    return summary
+
+
+def _warm_up(method, g_shape, batch, r_wl, r_bl, v0):
+    """Solve a 4 x 4 array with the method, wires, device law and batching
+    of the real solve, so that its time is the solve's and not the loading
+    (or, on a first run of an install, the compiling) of the kernels;
+    returns the seconds it took. Skipped (0.0) for a request the real solve
+    will refuse with its own message (multigrid with an ideal wire)."""
+    from .circuit import Crossbar, read_drives
+    from .solve import choose_method, solve
+
+    chosen = choose_method(g_shape, method, ideal_wire=r_wl == 0 or r_bl == 0)
+    if chosen == "mg" and (r_wl == 0 or r_bl == 0):
+        return 0.0
+    t0 = time.perf_counter()
+    x = np.full((4, 2) if batch else 4, 0.1)
+    solve(Crossbar(np.full((4, 4), 1e-4), r_wl=r_wl, r_bl=r_bl, v0=v0), **read_drives(x), method=chosen)
+    return time.perf_counter() - t0
+
+
+def _nonneg(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (np.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite resistance >= 0 ohms")
+    return value
+
+
+def register(subparsers):
+    from .solve import METHODS
+
+    p = subparsers.add_parser(
+        "solve",
+        help="one read of your own array (G from a file): voltages, currents, IR drop, MVM error",
+        description=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  xbarsim solve --g G.npy --inputs x.csv --r-wire 2 --v0 0.25 --out read",
+    )
+    p.add_argument("--g", required=True, metavar="FILE", help="conductances, S (.npy, or .csv rows: one per word line)")
+    p.add_argument("--out", required=True, help="output directory (JSON, NPZ, PNG)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--inputs", metavar="FILE",
+                     help="input voltages, V (.npy or .csv): M values, or rows of M (one input vector per row)")
+    src.add_argument("--v-in", type=float, default=0.2, metavar="V",
+                     help="every word line at this voltage (default 0.2 V) when no --inputs")
+    p.add_argument("--r-wire", type=_nonneg, default=1.0, metavar="OHM",
+                   help="word- and bit-line segment resistance, ohms (default 1)")
+    p.add_argument("--r-wl", type=_nonneg, default=None, metavar="OHM", help="word-line segments only")
+    p.add_argument("--r-bl", type=_nonneg, default=None, metavar="OHM", help="bit-line segments only")
+    p.add_argument("--r-in", type=_nonneg, default=0.0, metavar="OHM",
+                   help="input terminal resistance, ohms (default 0: ideal sources)")
+    p.add_argument("--r-out", type=_nonneg, default=0.0, metavar="OHM",
+                   help="sense terminal resistance, ohms (default 0: ideal virtual ground)")
+    p.add_argument("--v0", type=float, default=None, metavar="V",
+                   help="sinh devices I = G V0 sinh(V/V0) (default: linear devices)")
+    p.add_argument("--method", choices=list(METHODS), default="auto")
+    p.add_argument("--tol", type=float, default=None, help="relative Kirchhoff tolerance (default: the solver's)")
+
+    def main(args):
+        g = load_array(args.g, "--g", "conductances in siemens, one row per word line")
+        if g.ndim != 2:
+            raise ParameterError(f"--g {args.g!r} has shape {g.shape}; give a 2-D array, one row of "
+                                 "conductances (siemens) per word line.")
+        if args.inputs:
+            x = _inputs(load_array(args.inputs, "--inputs", "input voltages in volts"), g.shape[0])
+            provenance = dict(g=os.path.abspath(args.g), inputs=os.path.abspath(args.inputs))
+        else:
+            if not np.isfinite(args.v_in):
+                raise ParameterError(f"--v-in {args.v_in!r}: give a finite voltage.")
+            x = np.full(g.shape[0], args.v_in)
+            provenance = dict(g=os.path.abspath(args.g), v_in=args.v_in)
+        r_wl = args.r_wire if args.r_wl is None else args.r_wl
+        r_bl = args.r_wire if args.r_bl is None else args.r_bl
+        run(args.out, g, x, r_wl=r_wl, r_bl=r_bl, r_in=args.r_in, r_out=args.r_out, v0=args.v0,
+            method=args.method, tol=args.tol, provenance=provenance)
+        return 0
+
+    p.set_defaults(func=main)

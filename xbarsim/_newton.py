@@ -28,8 +28,8 @@ import numpy as np
 
 from .circuit import transposed
 from .exceptions import ConvergenceError
-from ._pcg import (ITOL_PER_TOL, VTOL_PER_TOL, Workspace, initial_voltages, kcl_bound, make_preconditioner, pcg_core,
-                   residual, residual_scale, solve_pcg, voltage_bound, wire_gmax)
+from ._pcg import (ITOL_PER_TOL, VTOL_PER_TOL, Workspace, end_currents, initial_voltages, kcl_bound,
+                   make_preconditioner, pcg_core, residual, residual_scale, solve_pcg, voltage_bound, wire_gmax)
 
 
 def _column(net, b):
@@ -76,12 +76,10 @@ def _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax):
     Newton stopped with 3.8e-12 A at a bit-line node of a circuit carrying
     1.2 mA (V0 = 1 V, the circuit of
     `test_kirchhoff_holds_next_to_an_ideal_drive_on_a_low_resistance_bit_line`)."""
-    from .solve import _end_currents
-
     fmax = _absmax(F_wl, F_bl)
     if not (rel <= tol or fmax <= kcl_bound(0.0, 0.0, vscale, gmax)):
         return False, False
-    total = sum(float(np.nansum(np.abs(c))) for c in _end_currents(net, v_wl, v_bl).values())
+    total = sum(float(np.nansum(np.abs(c))) for c in end_currents(net, v_wl, v_bl).values())
     return True, fmax <= kcl_bound(ITOL_PER_TOL * tol, total, vscale, gmax)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .circuit import IDEAL
+from .circuit import IDEAL, RESISTIVE
 from .exceptions import ConvergenceError
 from .kernels.lines import factor_lines, solve_lines
 from .kernels.operator import absmax_lines, cg_update, dot_lines, kcl_residual, xpby
@@ -250,6 +250,39 @@ def kcl_bound(itol, total, vscale, gmax):
     precision resolves where currents of up to (largest drive ``vscale`` x
     largest conductance ``gmax``) meet (`KCL_ULPS`)."""
     return itol * total + KCL_ULPS * np.finfo(float).eps * vscale * gmax
+
+
+def end_currents(net, v_wl, v_bl):
+    """Current into the array through every end, (L, B), NaN where floating."""
+    out = {}
+    for layer, own, other, g, v0, names in (
+        (net.wl, v_wl, v_bl, net.g, net.v0, ("left", "right")),
+        (net.bl, v_bl, v_wl, net.g_t, net.v0_t, ("top", "bottom")),
+    ):
+        need_ideal = any(
+            net.ends[nm] is not None and np.any(net.ends[nm].mode == IDEAL) for nm in names
+        )
+        res = None
+        if need_ideal:
+            res = np.empty_like(own)
+            kcl_residual(layer.gid, layer.fixed, g, v0, not net.linear, layer.seg_g, layer.term_mode,
+                         layer.term_g, layer.term_v, _NO_SHUNT, False, own, other, True, False, res)
+        L, n = layer.gid.shape
+        last_rep = np.argmax(layer.gid == (layer.ngroups - 1)[:, None], axis=1)
+        for side, name in enumerate(names):
+            spec = net.ends[name]
+            cur = np.full((L, net.batch), np.nan)
+            if spec is not None:
+                node = 0 if side == 0 else n - 1
+                rmask = spec.mode == RESISTIVE
+                cur[rmask] = spec.g[rmask, None] * (layer.term_v[rmask, side, :] - own[rmask, node, :])
+                imask = spec.mode == IDEAL
+                if np.any(imask):
+                    rep = np.zeros(L, dtype=np.int64) if side == 0 else last_rep
+                    lines = np.nonzero(imask)[0]
+                    cur[lines] = -res[lines, rep[lines], :]
+            out[name] = cur
+    return out
 
 
 def neg_matvec(layer, g, shunt, p, other, q):

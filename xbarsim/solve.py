@@ -38,7 +38,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .circuit import IDEAL, RESISTIVE, Crossbar, Network, build_network, kernel_array, transposed
+from .circuit import RESISTIVE, Crossbar, Network, build_network, kernel_array, transposed
 from .exceptions import ConvergenceError, ParameterError
 from . import _memory
 
@@ -376,44 +376,9 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
     return sol
 
 
-def _end_currents(net, v_wl, v_bl):
-    """Current into the array through every end, (L, B), NaN where floating."""
-    from .kernels.operator import kcl_residual
-    from ._pcg import _NO_SHUNT
-
-    out = {}
-    for layer, own, other, g, v0, names in (
-        (net.wl, v_wl, v_bl, net.g, net.v0, ("left", "right")),
-        (net.bl, v_bl, v_wl, net.g_t, net.v0_t, ("top", "bottom")),
-    ):
-        need_ideal = any(
-            net.ends[nm] is not None and np.any(net.ends[nm].mode == IDEAL) for nm in names
-        )
-        res = None
-        if need_ideal:
-            res = np.empty_like(own)
-            kcl_residual(layer.gid, layer.fixed, g, v0, not net.linear, layer.seg_g, layer.term_mode,
-                         layer.term_g, layer.term_v, _NO_SHUNT, False, own, other, True, False, res)
-        L, n = layer.gid.shape
-        last_rep = np.argmax(layer.gid == (layer.ngroups - 1)[:, None], axis=1)
-        for side, name in enumerate(names):
-            spec = net.ends[name]
-            cur = np.full((L, net.batch), np.nan)
-            if spec is not None:
-                node = 0 if side == 0 else n - 1
-                rmask = spec.mode == RESISTIVE
-                cur[rmask] = spec.g[rmask, None] * (layer.term_v[rmask, side, :] - own[rmask, node, :])
-                imask = spec.mode == IDEAL
-                if np.any(imask):
-                    rep = np.zeros(L, dtype=np.int64) if side == 0 else last_rep
-                    lines = np.nonzero(imask)[0]
-                    cur[lines] = -res[lines, rep[lines], :]
-            out[name] = cur
-    return out
-
-
 def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     """Currents, Kirchhoff check and output shapes common to every method."""
+    from ._pcg import end_currents
     from .kernels.lines import TILE
     from .kernels.operator import device_currents
 
@@ -430,7 +395,7 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
             raise _overflow(history)
         raise ConvergenceError(f"{method} solve produced non-finite node voltages or device currents; this "
                                "is a bug, please report it.", residual_history=history, iterations=iterations)
-    terminals = _end_currents(net, v_wl, v_bl)
+    terminals = end_currents(net, v_wl, v_bl)
     stacked = np.concatenate([np.nan_to_num(c) for c in terminals.values()], axis=0)
     # current scale: what flows, or what would if every device saw the
     # largest drive voltage (so an equipotential circuit reads ~0, not noise/noise)

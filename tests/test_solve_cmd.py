@@ -76,7 +76,7 @@ def test_solve_takes_one_input_vector_or_a_uniform_drive(files):
     (None, ["--g", "MISSING.npy"], "no such file"),
     (lambda t: np.save(t / "bad.npy", np.ones(4)), ["--g", "bad.npy"], "give a 2-D array"),
     (lambda t: np.save(t / "bad.npy", np.array([[1e-4, np.nan]])), ["--g", "bad.npy"], "NaN"),
-    (lambda t: np.save(t / "bad.npy", np.array([["a", "b"]])), ["--g", "bad.npy"], "real numbers"),
+    (lambda t: np.save(t / "bad.npy", np.array([["a", "b"]])), ["--g", "bad.npy"], "give real conductances"),
     (lambda t: (t / "bad.csv").write_text("1e-4,x\n"), ["--g", "bad.csv"], "could not be read"),
     (lambda t: np.save(t / "x3.npy", np.ones(3)), ["--g", "g.npy", "--inputs", "x3.npy"], "7 word lines"),
     (None, ["--g", "g.npy", "--v-in", "nan"], "finite voltage"),

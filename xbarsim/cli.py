@@ -59,6 +59,32 @@ def check_out_dir(path):
         raise ParameterError(f"--out {path!r} is not writable; give a folder in a writable place.")
 
 
+def load_array(path, flag, what, ndmin=1):
+    """A real array from a ``.npy`` or ``.csv`` file, as float64, for the
+    file options of the commands (``flag``: the option, for the messages;
+    ``what``: what the file should hold; ``ndmin``: of a ``.csv``). A
+    missing file, text that is not numbers, and complex, boolean or text
+    values are each a `ParameterError` naming the option and the file."""
+    import numpy as np
+
+    from .exceptions import ParameterError
+
+    if not os.path.isfile(path):
+        raise ParameterError(f"{flag} {path!r}: no such file.")
+    try:
+        if path.endswith(".npy"):
+            a = np.load(path, allow_pickle=False)
+        else:
+            a = np.loadtxt(path, delimiter=",", ndmin=ndmin)
+    except ValueError as exc:
+        raise ParameterError(f"{flag} {path!r} could not be read as numbers ({exc}); give a .npy array "
+                             f"or a .csv of {what}.") from exc
+    if a.dtype.kind not in "iuf":
+        raise ParameterError(f"{flag} {path!r} holds {a.dtype} values; give real {what} (not complex, "
+                             "boolean or text).")
+    return np.asarray(a, dtype=np.float64)
+
+
 def build_parser():
     from . import __version__
 

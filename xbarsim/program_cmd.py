@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from .exceptions import ParameterError
-from .cli import check_out_dir, seed_arg
+from .cli import check_out_dir, load_array, seed_arg
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -57,22 +57,8 @@ def _window_arg(text):
 
 
 def load_targets(path):
-    """Target conductances (S) from a ``.npy`` or ``.csv`` file."""
-    if not os.path.isfile(path):
-        raise ParameterError(f"--targets {path!r}: no such file.")
-    try:
-        if path.endswith(".npy"):
-            t = np.load(path, allow_pickle=False)
-        else:
-            t = np.loadtxt(path, delimiter=",", ndmin=2)
-    except ValueError as exc:
-        raise ParameterError(
-            f"--targets {path!r} could not be read as numbers ({exc}); give a .npy array or a .csv "
-            "with one row of conductances (siemens) per word line.") from exc
-    if t.dtype.kind not in "iuf":
-        raise ParameterError(f"--targets {path!r} holds {t.dtype} values; give real conductances in siemens "
-                             "(not complex, boolean or text).")
-    return t
+    """Target conductances (S) from a ``.npy`` or ``.csv`` file (`cli.load_array`)."""
+    return load_array(path, "--targets", "conductances in siemens, one row per word line", ndmin=2)
 
 
 def summarize(res, seconds=None):

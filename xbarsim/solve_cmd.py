@@ -34,29 +34,10 @@ import time
 
 import numpy as np
 
-from .cli import check_out_dir
+from .cli import check_out_dir, load_array
 from .exceptions import ParameterError
 
-__all__ = ["load_array", "run", "summarize", "plot", "register"]
-
-
-def load_array(path, flag, what):
-    """A real array from a ``.npy`` or ``.csv`` file (``flag``: the option
-    that named it, for the error messages; ``what``: what it should hold)."""
-    if not os.path.isfile(path):
-        raise ParameterError(f"{flag} {path!r}: no such file.")
-    try:
-        if path.endswith(".npy"):
-            a = np.load(path, allow_pickle=False)
-        else:
-            a = np.loadtxt(path, delimiter=",", ndmin=1)
-    except ValueError as exc:
-        raise ParameterError(f"{flag} {path!r} could not be read as numbers ({exc}); give a .npy array "
-                             f"or a .csv of {what}.") from exc
-    if a.dtype.kind not in "iuf":
-        raise ParameterError(f"{flag} {path!r} holds {a.dtype} values; give {what} as real numbers "
-                             "(not complex, boolean or text).")
-    return np.asarray(a, dtype=np.float64)
+__all__ = ["run", "summarize", "plot", "register"]
 
 
 def _inputs(x, M):
@@ -289,12 +270,12 @@ def register(subparsers):
     p.add_argument("--tol", type=float, default=None, help="relative Kirchhoff tolerance (default: the solver's)")
 
     def main(args):
-        g = load_array(args.g, "--g", "conductances in siemens, one row per word line")
+        g = load_array(args.g, "--g", "conductances in siemens, one row per word line", ndmin=2)
         if g.ndim != 2:
             raise ParameterError(f"--g {args.g!r} has shape {g.shape}; give a 2-D array, one row of "
                                  "conductances (siemens) per word line.")
         if args.inputs:
-            x = _inputs(load_array(args.inputs, "--inputs", "input voltages in volts"), g.shape[0])
+            x = _inputs(load_array(args.inputs, "--inputs", "input voltages in volts, one row per input vector"), g.shape[0])
             provenance = dict(g=os.path.abspath(args.g), inputs=os.path.abspath(args.inputs))
         else:
             if not np.isfinite(args.v_in):

@@ -100,3 +100,18 @@ def test_solve_argument_errors_exit_2(files, capsys, argv_extra):
     with pytest.raises(SystemExit) as exc:
         main(["solve", "--g", str(tmp / "g.npy"), "--out", str(tmp / "out")] + argv_extra)
     assert exc.value.code == 2
+
+
+def test_solve_reports_each_iteration_of_large_arrays_unless_told_not_to(files, capsys, monkeypatch):
+    from xbarsim import solve_cmd
+
+    tmp, _, _ = files
+    monkeypatch.setattr(solve_cmd, "PROGRESS_MIN_CELLS", 1)  # this 7 x 5 array counts as large
+    argv = ["solve", "--g", str(tmp / "g.npy"), "--method", "pcg", "--out", str(tmp / "o")]
+    assert main(argv) == 0
+    summary, _ = _load(tmp / "o")
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "iteration" in ln]
+    assert len(lines) == summary["iterations"] > 0
+    assert [int(ln.split("iteration ")[1].split(":")[0]) for ln in lines] == list(range(1, len(lines) + 1))
+    assert main(argv + ["--no-progress"]) == 0
+    assert "iteration" not in capsys.readouterr().err

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -142,8 +143,13 @@ def plot(g, x, sol, path, title=""):
     plt.close(fig)
 
 
+PROGRESS_MIN_CELLS = 512 * 512
+"""Arrays from this size on report each iteration on stderr (a 4096 x 4096
+solve takes about 10 s; smaller ones finish before a line would help)."""
+
+
 def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, method="auto", tol=None,
-        verbose=True, provenance=None):
+        verbose=True, progress=True, provenance=None):
     """Solve one read and write the study into ``out_dir``.
 
     Parameters
@@ -163,6 +169,9 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
         As in `xbarsim.solve`.
     verbose : bool
         Print the summary.
+    progress : bool
+        On arrays of `PROGRESS_MIN_CELLS` cells or more, one line per
+        iteration (its relative Kirchhoff residual) on stderr.
     provenance : dict, optional
         Where ``g`` and ``x`` came from, recorded in ``config``.
 
@@ -180,6 +189,8 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     check_out_dir(out_dir)
     kw = {} if tol is None else dict(tol=tol)
     load = _warm_up(method, g_shape=np.shape(g), batch=x.ndim == 2, r_wl=r_wl, r_bl=r_bl, v0=v0)
+    if progress and np.size(g) >= PROGRESS_MIN_CELLS:
+        kw["callback"] = _report_iteration
     t0 = time.perf_counter()
     sol = solve(xbar, **drives, method=method, **kw)
     seconds = time.perf_counter() - t0
@@ -209,6 +220,10 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
               f"{1e3 * summary['bl_rise_v']:.3f} mV")
         print(f"wrote {out_dir}/summary.json, solution.npz, solve.png")
     return summary
+
+
+def _report_iteration(it, rel):
+    print(f"xbarsim solve: iteration {it}: relative Kirchhoff residual {rel:.2e}", file=sys.stderr, flush=True)
 
 
 def _warm_up(method, g_shape, batch, r_wl, r_bl, v0):
@@ -268,6 +283,8 @@ def register(subparsers):
                    help="sinh devices I = G V0 sinh(V/V0) (default: linear devices)")
     p.add_argument("--method", choices=list(METHODS), default="auto")
     p.add_argument("--tol", type=float, default=None, help="relative Kirchhoff tolerance (default: the solver's)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no per-iteration lines on stderr (printed from 512 x 512 cells on)")
 
     def main(args):
         g = load_array(args.g, "--g", "conductances in siemens, one row per word line", ndmin=2)
@@ -285,7 +302,7 @@ def register(subparsers):
         r_wl = args.r_wire if args.r_wl is None else args.r_wl
         r_bl = args.r_wire if args.r_bl is None else args.r_bl
         run(args.out, g, x, r_wl=r_wl, r_bl=r_bl, r_in=args.r_in, r_out=args.r_out, v0=args.v0,
-            method=args.method, tol=args.tol, provenance=provenance)
+            method=args.method, tol=args.tol, progress=not args.no_progress, provenance=provenance)
         return 0
 
     p.set_defaults(func=main)

@@ -42,7 +42,10 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, has_sh
     for l in prange(L):
         ng = ngroups[l]
         if ng == n:
-            _factor_line_single(l, n, g, seg_g, term_mode, term_g, fixed, shunt, has_shunt, lower,
+            # np.int64: Numba types the prange index int64 when it infers
+            # this function and uint64 in the parallel loop it lowers, and
+            # would compile the callee once for each
+            _factor_line_single(np.int64(l), n, g, seg_g, term_mode, term_g, fixed, shunt, has_shunt, lower,
                                 cprime, invden)
             continue
         for k in range(ng):

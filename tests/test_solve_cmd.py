@@ -7,6 +7,7 @@ import pytest
 
 import xbarsim as xs
 from xbarsim.cli import main
+from xbarsim.spice import ngspice_available
 
 
 @pytest.fixture
@@ -115,3 +116,33 @@ def test_solve_reports_each_iteration_of_large_arrays_unless_told_not_to(files, 
     assert [int(ln.split("iteration ")[1].split(":")[0]) for ln in lines] == list(range(1, len(lines) + 1))
     assert main(argv + ["--no-progress"]) == 0
     assert "iteration" not in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not ngspice_available(), reason="ngspice not installed (apt-get install ngspice)")
+def test_solve_with_spice_writes_the_deck_and_agrees_with_ngspice(files, capsys):
+    tmp, g, x = files
+    out = tmp / "sp"
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--inputs", str(tmp / "x.csv"), "--v0", "0.25",
+                 "--r-wl", "2", "--r-bl", "0.5", "--r-in", "1", "--spice", "--out", str(out)]) == 0
+    assert "ngspice" in capsys.readouterr().out
+    summary, _ = _load(out)
+    sp = summary["spice"]
+    assert sp["max_abs_diff_v"] < 1e-9 and sp["max_rel_diff_i_out"] < 1e-9 and sp["seconds"] > 0
+    deck = (out / "circuit.cir").read_text()
+    assert "B_d_0_0" in deck and "batch column 0 of 4" in deck  # sinh devices as B sources, all 4 inputs
+
+
+def test_solve_refuses_spice_it_cannot_run_before_writing(files, capsys, monkeypatch):
+    from xbarsim import solve_cmd, spice
+
+    tmp, _, _ = files
+    argv = ["solve", "--g", str(tmp / "g.npy"), "--spice", "--out", str(tmp / "o")]
+    monkeypatch.setattr(solve_cmd, "SPICE_MAX_CELLS", 34)  # the array has 35 devices
+    assert main(argv) == 1
+    assert "more than 34 devices" in capsys.readouterr().err
+    monkeypatch.setattr(solve_cmd, "SPICE_MAX_CELLS", 35)
+    monkeypatch.setattr(spice, "NGSPICE", "no-such-ngspice-here")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "--spice needs ngspice" in err and "apt-get install ngspice" in err
+    assert not (tmp / "o").exists()

@@ -23,6 +23,11 @@ It writes into ``DIR``:
   each device loses to the wires (its input minus the voltage across it),
   for the first input vector, and the sensed currents against the ideal
   product.
+
+With ``--spice`` the same circuit is also solved by ngspice, the external
+ground truth (arrays up to `SPICE_MAX_CELLS` cells): its deck is written as
+``circuit.cir`` and the largest differences of the node voltages and sensed
+currents go into ``summary.json`` under ``spice``.
 """
 
 from __future__ import annotations
@@ -143,13 +148,18 @@ def plot(g, x, sol, path, title=""):
     plt.close(fig)
 
 
+SPICE_MAX_CELLS = 64 * 64
+"""Largest array ``--spice`` hands to ngspice (a 64 x 64 read, 8192
+nodes, takes it a few seconds; its dense-ish sparse solve grows much
+faster than the array)."""
+
 PROGRESS_MIN_CELLS = 512 * 512
 """Arrays from this size on report each iteration on stderr (a 4096 x 4096
 solve takes about 10 s; smaller ones finish before a line would help)."""
 
 
 def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, method="auto", tol=None,
-        verbose=True, progress=True, provenance=None):
+        spice=False, verbose=True, progress=True, provenance=None):
     """Solve one read and write the study into ``out_dir``.
 
     Parameters
@@ -167,6 +177,13 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
         sinh devices with this V0 (volts); linear devices when None.
     method, tol
         As in `xbarsim.solve`.
+    spice : bool
+        Also solve with ngspice (`xbarsim.spice.run_ngspice`), write its
+        deck as ``circuit.cir`` and record the differences under
+        ``summary["spice"]``: ``max_abs_diff_v`` (node voltages, V),
+        ``max_rel_diff_i_out`` (sensed currents, relative to the largest)
+        and ``seconds``. Refused above `SPICE_MAX_CELLS` cells, and when
+        ngspice is missing, before anything runs.
     verbose : bool
         Print the summary.
     progress : bool
@@ -186,6 +203,8 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     xbar = Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)  # checks g, wires and v0 before anything runs
     x = np.asarray(x, dtype=np.float64)
     drives = read_drives(x, r_in=r_in, r_out=r_out)
+    if spice:
+        _check_spice(xbar.shape)
     check_out_dir(out_dir)
     kw = {} if tol is None else dict(tol=tol)
     load = _warm_up(method, g_shape=np.shape(g), batch=x.ndim == 2, r_wl=r_wl, r_bl=r_bl, v0=v0)
@@ -199,6 +218,8 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     summary["kernel_load_seconds"] = load
     summary["config"] = dict(r_wl=r_wl, r_bl=r_bl, r_in=r_in, r_out=r_out, v0=v0, method=method,
                              tol=tol, **(provenance or {}))
+    if spice:
+        summary["spice"] = _compare_with_spice(xbar, drives, sol, os.path.join(out_dir, "circuit.cir"))
     with open(os.path.join(out_dir, "summary.json"), "w") as fh:
         json.dump(summary, fh, indent=2)
     terminals = {f"i_terminal_{k}": v for k, v in sol.i_terminal.items()}
@@ -218,8 +239,39 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
         print(f"worst word-line IR drop {1e3 * summary['ir_drop_wl_v']:.3f} mV "
               f"({summary['ir_drop_wl_frac']:.2%} of the largest input), bit-line rise "
               f"{1e3 * summary['bl_rise_v']:.3f} mV")
-        print(f"wrote {out_dir}/summary.json, solution.npz, solve.png")
+        if spice:
+            sp = summary["spice"]
+            print(f"ngspice ({sp['seconds']:.1f} s): node voltages within {sp['max_abs_diff_v']:.1e} V, "
+                  f"sensed currents within {sp['max_rel_diff_i_out']:.1e} of the largest")
+        print(f"wrote {out_dir}/summary.json, solution.npz, solve.png" + (", circuit.cir" if spice else ""))
     return summary
+
+
+def _check_spice(shape):
+    from .exceptions import SpiceError
+    from .spice import _INSTALL_HINT, ngspice_available
+
+    if shape[0] * shape[1] > SPICE_MAX_CELLS:
+        raise ParameterError(f"--spice: the {shape[0]} x {shape[1]} array has more than {SPICE_MAX_CELLS} "
+                             "devices, too many for ngspice in reasonable time; compare a smaller array "
+                             "(or a corner of this one).")
+    if not ngspice_available():
+        raise SpiceError(f"--spice needs ngspice, which was not found. {_INSTALL_HINT}")
+
+
+def _compare_with_spice(xbar, drives, sol, deck_path):
+    """Solve with ngspice, write its deck, and return the differences."""
+    from .spice import run_ngspice
+
+    t0 = time.perf_counter()
+    ref = run_ngspice(xbar, **drives)
+    seconds = time.perf_counter() - t0
+    with open(deck_path, "w") as fh:
+        fh.write(ref.netlist)
+    dv = max(float(np.max(np.abs(sol.v_wl - ref.v_wl))), float(np.max(np.abs(sol.v_bl - ref.v_bl))))
+    scale = float(np.max(np.abs(ref.i_out)))
+    di = float(np.max(np.abs(sol.i_out - ref.i_out))) / scale if scale > 0 else 0.0
+    return dict(max_abs_diff_v=dv, max_rel_diff_i_out=di, seconds=seconds)
 
 
 def _report_iteration(it, rel):
@@ -283,6 +335,9 @@ def register(subparsers):
                    help="sinh devices I = G V0 sinh(V/V0) (default: linear devices)")
     p.add_argument("--method", choices=list(METHODS), default="auto")
     p.add_argument("--tol", type=float, default=None, help="relative Kirchhoff tolerance (default: the solver's)")
+    p.add_argument("--spice", action="store_true",
+                   help=f"also solve with ngspice (up to {SPICE_MAX_CELLS} devices), write its deck "
+                        "circuit.cir, and report the differences")
     p.add_argument("--no-progress", action="store_true",
                    help="no per-iteration lines on stderr (printed from 512 x 512 cells on)")
 
@@ -302,7 +357,8 @@ def register(subparsers):
         r_wl = args.r_wire if args.r_wl is None else args.r_wl
         r_bl = args.r_wire if args.r_bl is None else args.r_bl
         run(args.out, g, x, r_wl=r_wl, r_bl=r_bl, r_in=args.r_in, r_out=args.r_out, v0=args.v0,
-            method=args.method, tol=args.tol, progress=not args.no_progress, provenance=provenance)
+            method=args.method, tol=args.tol, spice=args.spice, progress=not args.no_progress,
+            provenance=provenance)
         return 0
 
     p.set_defaults(func=main)

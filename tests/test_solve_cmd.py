@@ -82,6 +82,9 @@ def test_solve_takes_one_input_vector_or_a_uniform_drive(files):
     (lambda t: np.save(t / "x3.npy", np.ones(3)), ["--g", "g.npy", "--inputs", "x3.npy"], "7 word lines"),
     (None, ["--g", "g.npy", "--v-in", "nan"], "finite voltage"),
     (None, ["--g", "g.npy", "--v0", "-1"], "v0"),
+    (lambda t: np.save(t / "xn.npy", np.r_[np.nan, np.ones(6)]), ["--g", "g.npy", "--inputs", "xn.npy"], "NaN"),
+    (None, ["--g", "g.npy", "--tol", "-1"], "tol must be"),
+    (None, ["--g", "g.npy", "--method", "mg", "--r-bl", "0"], "method='mg' needs"),
 ])
 def test_solve_refuses_bad_input_before_writing(files, capsys, make, argv_extra, message):
     tmp, _, _ = files

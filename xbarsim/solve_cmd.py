@@ -203,6 +203,7 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     xbar = Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)  # checks g, wires and v0 before anything runs
     x = np.asarray(x, dtype=np.float64)
     drives = read_drives(x, r_in=r_in, r_out=r_out)
+    _check_request(xbar, drives, method, tol)
     if spice:
         _check_spice(xbar.shape)
     check_out_dir(out_dir)
@@ -245,6 +246,20 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
                   f"sensed currents within {sp['max_rel_diff_i_out']:.1e} of the largest")
         print(f"wrote {out_dir}/summary.json, solution.npz, solve.png" + (", circuit.cir" if spice else ""))
     return summary
+
+
+def _check_request(xbar, drives, method, tol):
+    """The checks `xbarsim.solve` makes before it computes (tolerance,
+    memory, drives, method against the wires), made before ``--out`` is
+    created, so that a refused request writes nothing."""
+    from . import _memory
+    from .circuit import build_network
+    from .solve import DEFAULT_TOL, _check_tol, _resolve_method, choose_method
+
+    _check_tol(DEFAULT_TOL if tol is None else tol, None)
+    batch = 1 if np.ndim(drives["left"].v) < 2 else np.shape(drives["left"].v)[1]
+    _memory.check(choose_method(xbar.shape, method), *xbar.shape, batch)
+    _resolve_method(build_network(xbar, **drives), method)
 
 
 def _check_spice(shape):

@@ -10,7 +10,7 @@ The small public namespace::
 Everything else lives in submodules (``xbarsim.spice``, ...).
 """
 
-from .circuit import Crossbar, Drive, read_drives
+from .circuit import Crossbar, Drive, pulse_drives, read_drives, verify_drives
 from .exceptions import (
     CircuitError,
     ConvergenceError,
@@ -38,6 +38,8 @@ __all__ = [
     "Crossbar",
     "Drive",
     "read_drives",
+    "pulse_drives",
+    "verify_drives",
     "solve",
     "Solution",
     "XbarsimError",

@@ -17,6 +17,7 @@ line's tridiagonal system; ``gid[l, k]`` is the group of node ``k`` of line
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass, field
 
@@ -303,6 +304,98 @@ def read_drives(x, r_in=0.0, r_out=0.0):
     dict to splat into `xbarsim.solve`.
     """
     return {"left": Drive(x, r=r_in), "right": None, "top": None, "bottom": Drive(0.0, r=r_out)}
+
+
+PULSE_SCHEMES = {"V/2": (0.5, 0.5), "V/3": (1.0 / 3.0, 2.0 / 3.0), "floating": None}
+"""Unselected word- and bit-line levels of each programming bias scheme, as
+fractions of the pulse amplitude (shared/CIRCUIT.md); None: floating."""
+
+VERIFY_SCHEMES = {"grounded": 0.0, "V/2": 0.5, "floating": None}
+"""Unselected line level of each verify-read scheme, as a fraction of
+``V_read``; None: floating."""
+
+
+def _selected_drives(shape, cell, v, u_wl, u_bl, what):
+    """Selected word line at ``v`` and bit line at 0, the others at ``u_wl``
+    / ``u_bl`` (None: floating): word lines driven at the left, bit lines at
+    the bottom, as the programming kernels drive them."""
+    try:
+        M, N = (int(n) for n in shape)
+        i, j = (int(c) for c in cell)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{what}: give shape=(M, N) and cell=(i, j) as integers; got shape={shape!r}, "
+                             f"cell={cell!r}.") from None
+    if M < 1 or N < 1:
+        raise ParameterError(f"{what}: shape {(M, N)} has no devices.")
+    if not (0 <= i < M and 0 <= j < N):
+        raise ParameterError(f"{what}: cell {(i, j)} is outside the {M} x {N} array (rows 0..{M - 1}, "
+                             f"columns 0..{N - 1}).")
+    if not math.isfinite(v):
+        raise ParameterError(f"{what}: the voltage {v!r} is not finite.")
+    wl = np.full(M, 0.0 if u_wl is None else u_wl)
+    bl = np.full(N, 0.0 if u_bl is None else u_bl)
+    wl[i], bl[j] = v, 0.0
+    wl_float = np.full(M, u_wl is None)
+    bl_float = np.full(N, u_bl is None)
+    wl_float[i] = bl_float[j] = False
+    return {"left": Drive(wl, floating=wl_float), "right": None, "top": None,
+            "bottom": Drive(bl, floating=bl_float)}
+
+
+def pulse_drives(shape, cell, vp, scheme="V/2"):
+    """The drives of one programming pulse on cell ``(i, j)`` (CIRCUIT.md).
+
+    The selected word line at ``vp`` (negative: a reset pulse), the selected
+    bit line at 0 V, the unselected lines at ``vp/2`` (``"V/2"``), at
+    ``vp/3`` and ``2 vp/3`` (``"V/3"``) or floating (``"floating"``); word
+    lines driven at the left end, bit lines at the bottom, the other ends
+    floating, all through ideal sources: exactly the circuit
+    `xbarsim.program` solves for every pulse. Returns a dict to splat into
+    `xbarsim.solve`, whose ``v_wl - v_bl`` is then the voltage every
+    half-selected and unselected cell sees.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsim as xs
+    >>> xbar = xs.Crossbar(np.full((4, 4), 3e-4), r_wl=1.0, r_bl=1.0, v0=0.45)
+    >>> sol = xs.solve(xbar, **xs.pulse_drives((4, 4), (1, 2), 1.6, "V/2"))
+    >>> v = sol.v_wl - sol.v_bl
+    >>> bool(0.79 < v[1, 0] < 0.8 and abs(v[0, 0]) < 1e-3)  # half-selected, unselected
+    True
+    """
+    if scheme not in PULSE_SCHEMES:
+        raise ParameterError(f"pulse_drives: unknown scheme {scheme!r}; choose one of {sorted(PULSE_SCHEMES)}.")
+    vp = _real(vp, "pulse_drives: vp")
+    levels = PULSE_SCHEMES[scheme]
+    u_wl, u_bl = (None, None) if levels is None else (levels[0] * vp, levels[1] * vp)
+    return _selected_drives(shape, cell, vp, u_wl, u_bl, "pulse_drives")
+
+
+def verify_drives(shape, cell, v_read=0.2, scheme="grounded"):
+    """The drives of one verify read of cell ``(i, j)`` (CIRCUIT.md).
+
+    The selected word line at ``v_read``, the selected bit line sensed at
+    0 V (its ``i_out`` is the read current), the unselected lines at 0 V
+    (``"grounded"``), at ``v_read/2`` (``"V/2"``) or floating
+    (``"floating"``); laid out as `pulse_drives`. (``"V/2-diff"`` of
+    `xbarsim.TransferConfig` is the difference of the ``"V/2"`` read and
+    one with the selected word line at ``v_read/2`` too.)
+    """
+    if scheme not in VERIFY_SCHEMES:
+        raise ParameterError(f"verify_drives: unknown scheme {scheme!r}; choose one of {sorted(VERIFY_SCHEMES)}.")
+    v_read = _real(v_read, "verify_drives: v_read")
+    level = VERIFY_SCHEMES[scheme]
+    u = None if level is None else level * v_read
+    return _selected_drives(shape, cell, v_read, u, u, "verify_drives")
+
+
+def _real(value, what):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ParameterError(f"{what} must be a real number of volts; got {value!r}.")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ParameterError(f"{what} = {value!r} is not finite.")
+    return value
 
 
 # ----------------------------------------------------------------------------

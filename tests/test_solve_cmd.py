@@ -149,3 +149,50 @@ def test_solve_refuses_spice_it_cannot_run_before_writing(files, capsys, monkeyp
     err = capsys.readouterr().err
     assert "--spice needs ngspice" in err and "apt-get install ngspice" in err
     assert not (tmp / "o").exists()
+
+
+@pytest.mark.parametrize("scheme", ["V/2", "V/3", "floating"])
+def test_solve_pulse_reports_the_voltages_of_xs_pulse_drives(files, capsys, scheme):
+    tmp, g, _ = files
+    out = tmp / "p"
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--pulse", "4,2", "--vp", "-1.4", "--scheme", scheme,
+                 "--v0", "0.45", "--r-wire", "3", "--out", str(out)]) == 0
+    assert "pulse on (4, 2)" in capsys.readouterr().out
+    summary, sol = _load(out)
+    ref = xs.solve(xs.Crossbar(g, r_wl=3.0, r_bl=3.0, v0=0.45), **xs.pulse_drives(g.shape, (4, 2), -1.4, scheme))
+    v = ref.v_wl - ref.v_bl
+    np.testing.assert_allclose(sol["v_wl"] - sol["v_bl"], v, rtol=0, atol=1e-12)
+    pu = summary["pulse"]
+    assert pu["v_selected"] == pytest.approx(v[4, 2], abs=1e-12)
+    row, col = np.delete(v[4], 2), np.delete(v[:, 2], 4)
+    assert pu["half_selected_wl"]["min"] == pytest.approx(row.min(), abs=1e-12)
+    assert pu["half_selected_bl"]["max"] == pytest.approx(col.max(), abs=1e-12)
+    rest = np.delete(np.delete(v, 4, axis=0), 2, axis=1)
+    assert pu["unselected"]["max"] == pytest.approx(rest.max(), abs=1e-12)
+    assert pu["worst_half_selected_fraction"] == pytest.approx(np.abs(np.r_[row, col]).max() / 1.4)
+    if scheme != "floating":  # with 3 ohm wires the half-selected cells sit near vp/2 or vp/3
+        nominal = 0.5 if scheme == "V/2" else 1 / 3
+        assert abs(pu["worst_half_selected_fraction"] - nominal) < 0.05
+    assert summary["kcl_error"] < 1e-9 and summary["power_balance"] < 1e-9
+    assert summary["config"]["scheme"] == scheme and (out / "solve.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("argv_extra, message", [
+    (["--pulse", "7,0"], "outside the 7 x 5 array"),
+    (["--pulse", "1,1", "--r-in", "2"], "--r-in / --r-out are the read's terminals"),
+    (["--pulse", "1,1", "--vp", "inf"], "not finite"),
+])
+def test_solve_pulse_refuses_bad_requests_before_writing(files, capsys, argv_extra, message):
+    tmp, _, _ = files
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--out", str(tmp / "o")] + argv_extra) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp / "o").exists()
+
+
+@pytest.mark.parametrize("argv_extra", [["--pulse", "1"], ["--pulse", "a,b"], ["--pulse", "1,1", "--v-in", "0.1"],
+                                        ["--pulse", "1,1", "--scheme", "V/4"]])
+def test_solve_pulse_argument_errors_exit_2(files, argv_extra):
+    tmp, _, _ = files
+    with pytest.raises(SystemExit) as exc:
+        main(["solve", "--g", str(tmp / "g.npy"), "--out", str(tmp / "o")] + argv_extra)
+    assert exc.value.code == 2

@@ -24,6 +24,12 @@ It writes into ``DIR``:
   for the first input vector, and the sensed currents against the ideal
   product.
 
+With ``--pulse I,J`` the circuit is instead one programming pulse of
+``--vp`` volts on cell (I, J) under ``--scheme`` (V/2, V/3 or floating;
+`xbarsim.pulse_drives`): ``summary.json`` then records the voltage the
+selected cell, the half-selected cells of its word and bit lines and the
+unselected cells see, and ``solve.png`` maps it.
+
 With ``--spice`` the same circuit is also solved by ngspice, the external
 ground truth (arrays up to `SPICE_MAX_CELLS` cells): its deck is written as
 ``circuit.cir`` and the largest differences of the node voltages and sensed
@@ -43,7 +49,7 @@ import numpy as np
 from .cli import check_out_dir, load_array
 from .exceptions import ParameterError
 
-__all__ = ["run", "summarize", "plot", "register"]
+__all__ = ["run", "run_pulse", "summarize", "summarize_pulse", "plot", "plot_pulse", "register"]
 
 
 def _inputs(x, M):
@@ -198,22 +204,11 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
         `summarize` of the solution, plus ``config``.
     """
     from .circuit import Crossbar, read_drives
-    from .solve import solve
 
     xbar = Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)  # checks g, wires and v0 before anything runs
     x = np.asarray(x, dtype=np.float64)
     drives = read_drives(x, r_in=r_in, r_out=r_out)
-    _check_request(xbar, drives, method, tol)
-    if spice:
-        _check_spice(xbar.shape)
-    check_out_dir(out_dir)
-    kw = {} if tol is None else dict(tol=tol)
-    load = _warm_up(method, g_shape=np.shape(g), batch=x.ndim == 2, r_wl=r_wl, r_bl=r_bl, v0=v0)
-    if progress and np.size(g) >= PROGRESS_MIN_CELLS:
-        kw["callback"] = _report_iteration
-    t0 = time.perf_counter()
-    sol = solve(xbar, **drives, method=method, **kw)
-    seconds = time.perf_counter() - t0
+    sol, seconds, load = _checked_solve(out_dir, xbar, drives, method, tol, spice, progress)
     g = np.asarray(xbar.g)
     summary = summarize(g, x, sol, v0, seconds)
     summary["kernel_load_seconds"] = load
@@ -244,6 +239,127 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
             sp = summary["spice"]
             print(f"ngspice ({sp['seconds']:.1f} s): node voltages within {sp['max_abs_diff_v']:.1e} V, "
                   f"sensed currents within {sp['max_rel_diff_i_out']:.1e} of the largest")
+        print(f"wrote {out_dir}/summary.json, solution.npz, solve.png" + (", circuit.cir" if spice else ""))
+    return summary
+
+
+def summarize_pulse(sol, cell, vp):
+    """The voltages of one pulse (`xbarsim.pulse_drives`) by cell class.
+
+    Returns
+    -------
+    dict
+        ``v_selected``; ``half_selected_wl`` and ``half_selected_bl`` (the
+        other cells of the selected word line and bit line) and
+        ``unselected``, each as ``min`` / ``max`` (V, None where the class
+        is empty); ``worst_half_selected_fraction``, the largest
+        half-selected ``|V|`` over ``|vp|`` (ideal wires: 1/2 under V/2, 1/3
+        under V/3).
+    """
+    i, j = cell
+    v = sol.v_wl - sol.v_bl
+    row = np.delete(v[i], j)
+    col = np.delete(v[:, j], i)
+    rest = np.delete(np.delete(v, i, axis=0), j, axis=1)
+
+    def span(a):
+        return dict(min=float(a.min()), max=float(a.max())) if a.size else None
+
+    half = np.concatenate([row, col])
+    return dict(
+        v_selected=float(v[i, j]), half_selected_wl=span(row), half_selected_bl=span(col), unselected=span(rest),
+        worst_half_selected_fraction=float(np.abs(half).max() / abs(vp)) if half.size and vp else None,
+    )
+
+
+def plot_pulse(sol, cell, vp, path, title=""):
+    """``solve.png`` of a pulse: the voltage across every cell, and its
+    distribution by class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    i, j = cell
+    v = sol.v_wl - sol.v_bl
+    fig, ax = plt.subplots(1, 2, figsize=(12, 5))
+    lim = float(np.abs(v).max()) or 1.0
+    im = ax[0].imshow(v, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest", aspect="auto")
+    fig.colorbar(im, ax=ax[0], label="V(word line) - V(bit line) (V)")
+    ax[0].plot([j], [i], "s", mfc="none", mec="k", ms=10, label=f"selected ({i}, {j})")
+    ax[0].set_xlabel("bit line j")
+    ax[0].set_ylabel("word line i")
+    ax[0].set_title("voltage across each cell")
+    ax[0].legend(fontsize=8, loc="upper right")
+    row = np.delete(v[i], j)
+    col = np.delete(v[:, j], i)
+    rest = np.delete(np.delete(v, i, axis=0), j, axis=1).ravel()
+    bins = np.linspace(-lim, lim, 81)
+    for a, name in ((row, "half-selected, selected word line"), (col, "half-selected, selected bit line"),
+                    (rest, "unselected")):
+        if a.size:
+            ax[1].hist(a, bins=bins, alpha=0.6, label=f"{name} ({a.size})")
+    ax[1].axvline(v[i, j], color="k", lw=1.5, label=f"selected: {v[i, j]:.4f} V")
+    ax[1].axvline(vp, color="k", ls=":", lw=1, label=f"pulse amplitude {vp:g} V")
+    ax[1].set_yscale("log")
+    ax[1].set_xlabel("voltage across the cell (V)")
+    ax[1].set_ylabel("cells")
+    ax[1].set_title("by cell class")
+    ax[1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None, method="auto", tol=None,
+              spice=False, verbose=True, progress=True, provenance=None):
+    """Solve one programming pulse (`xbarsim.pulse_drives`) and write the study.
+
+    As `run`, with the drives of a pulse of ``vp`` volts on ``cell`` under
+    ``scheme`` instead of read inputs; the summary's figures are
+    `summarize_pulse`'s.
+    """
+    from .circuit import Crossbar, pulse_drives
+
+    xbar = Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)
+    drives = pulse_drives(xbar.shape, cell, vp, scheme)
+    sol, seconds, load = _checked_solve(out_dir, xbar, drives, method, tol, spice, progress)
+    p_in = float(np.sum(sol.power_supplied()))
+    p_out = float(np.sum(sol.power_dissipated()))
+    summary = dict(shape=list(xbar.shape), method=sol.method, iterations=int(sol.iterations),
+                   residual=float(sol.residual), kcl_error=float(sol.kcl_error),
+                   power_balance=abs(p_in - p_out) / p_in if p_in > 0 else 0.0, seconds=seconds,
+                   kernel_load_seconds=load, pulse=summarize_pulse(sol, cell, vp))
+    summary["config"] = dict(cell=list(cell), vp=vp, scheme=scheme, r_wl=r_wl, r_bl=r_bl, v0=v0, method=method,
+                             tol=tol, **(provenance or {}))
+    if spice:
+        summary["spice"] = _compare_with_spice(xbar, drives, sol, os.path.join(out_dir, "circuit.cir"))
+    with open(os.path.join(out_dir, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=2)
+    np.savez_compressed(os.path.join(out_dir, "solution.npz"), v_wl=sol.v_wl, v_bl=sol.v_bl,
+                        i_device=sol.i_device, g=np.asarray(xbar.g), wl_v=np.asarray(drives["left"].v),
+                        bl_v=np.asarray(drives["bottom"].v), wl_floating=drives["left"].floating,
+                        bl_floating=drives["bottom"].floating)
+    M, N = xbar.shape
+    device = "linear devices" if v0 is None else f"sinh devices, V0 = {v0:g} V"
+    plot_pulse(sol, cell, vp, os.path.join(out_dir, "solve.png"),
+               title=f"xbarsim solve: {vp:g} V pulse on ({cell[0]}, {cell[1]}) under {scheme}, {M}x{N}, "
+                     f"{device}, {r_wl:g}/{r_bl:g} ohm wires")
+    if verbose:
+        pu = summary["pulse"]
+        print(f"{M}x{N} ({device}, {r_wl:g}/{r_bl:g} ohm wires), {vp:g} V pulse on ({cell[0]}, {cell[1]}) "
+              f"under {scheme}: {sol.method}, {sol.iterations} iterations, {seconds:.3f} s, KCL "
+              f"{sol.kcl_error:.1e}, power balance {summary['power_balance']:.1e}")
+        print(f"selected cell {pu['v_selected']:.4f} V" + "".join(
+            f"; {name} {pu[key]['min']:.4f} to {pu[key]['max']:.4f} V"
+            for key, name in (("half_selected_wl", "half-selected on its word line"),
+                              ("half_selected_bl", "on its bit line"), ("unselected", "unselected"))
+            if pu[key] is not None))
+        if spice:
+            sp = summary["spice"]
+            print(f"ngspice ({sp['seconds']:.1f} s): node voltages within {sp['max_abs_diff_v']:.1e} V")
         print(f"wrote {out_dir}/summary.json, solution.npz, solve.png" + (", circuit.cir" if spice else ""))
     return summary
 
@@ -289,6 +405,31 @@ def _compare_with_spice(xbar, drives, sol, deck_path):
     return dict(max_abs_diff_v=dv, max_rel_diff_i_out=di, seconds=seconds)
 
 
+def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress):
+    """Every check first (`_check_request`, `_check_spice`, then ``--out``),
+    the kernels loaded (`_warm_up`), then the solve: ``(solution, seconds,
+    kernel load seconds)``."""
+    from .solve import solve
+
+    _check_request(xbar, drives, method, tol)
+    if spice:
+        _check_spice(xbar.shape)
+    check_out_dir(out_dir)
+    kw = {} if tol is None else dict(tol=tol)
+    v = drives["left"].v
+    # the warm-up needs the same kernels, not the same values: which wires
+    # are ideal, the device law, batching
+    load = _warm_up(method, g_shape=xbar.shape, batch=np.ndim(v) == 2,
+                    r_wl=0.0 if np.any(np.asarray(xbar.r_wl) == 0) else 1.0,
+                    r_bl=0.0 if np.any(np.asarray(xbar.r_bl) == 0) else 1.0,
+                    v0=None if xbar.linear else 0.45)
+    if progress and xbar.shape[0] * xbar.shape[1] >= PROGRESS_MIN_CELLS:
+        kw["callback"] = _report_iteration
+    t0 = time.perf_counter()
+    sol = solve(xbar, **drives, method=method, **kw)
+    return sol, time.perf_counter() - t0, load
+
+
 def _report_iteration(it, rel):
     print(f"xbarsim solve: iteration {it}: relative Kirchhoff residual {rel:.2e}", file=sys.stderr, flush=True)
 
@@ -311,6 +452,14 @@ def _warm_up(method, g_shape, batch, r_wl, r_bl, v0):
     return time.perf_counter() - t0
 
 
+def _cell_arg(text):
+    try:
+        i, j = (int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cell {text!r}: give two integers I,J, e.g. 3,5") from None
+    return i, j
+
+
 def _nonneg(text):
     try:
         value = float(text)
@@ -322,6 +471,7 @@ def _nonneg(text):
 
 
 def register(subparsers):
+    from .circuit import PULSE_SCHEMES
     from .solve import METHODS
 
     p = subparsers.add_parser(
@@ -329,7 +479,8 @@ def register(subparsers):
         help="one read of your own array (G from a file): voltages, currents, IR drop, MVM error",
         description=__doc__.split("\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  xbarsim solve --g G.npy --inputs x.csv --r-wire 2 --v0 0.25 --out read",
+        epilog="examples:\n  xbarsim solve --g G.npy --inputs x.csv --r-wire 2 --v0 0.25 --out read\n"
+               "  xbarsim solve --g G.npy --pulse 3,5 --vp 1.6 --scheme V/3 --v0 0.45 --out pulse",
     )
     p.add_argument("--g", required=True, metavar="FILE", help="conductances, S (.npy, or .csv rows: one per word line)")
     p.add_argument("--out", required=True, help="output directory (JSON, NPZ, PNG)")
@@ -338,6 +489,12 @@ def register(subparsers):
                      help="input voltages, V (.npy or .csv): M values, or rows of M (one input vector per row)")
     src.add_argument("--v-in", type=float, default=0.2, metavar="V",
                      help="every word line at this voltage (default 0.2 V) when no --inputs")
+    src.add_argument("--pulse", type=_cell_arg, default=None, metavar="I,J",
+                     help="instead of a read, a programming pulse on cell (I, J) (see --vp, --scheme)")
+    p.add_argument("--vp", type=float, default=1.5, metavar="V",
+                   help="pulse amplitude with --pulse, volts (negative: reset; default 1.5)")
+    p.add_argument("--scheme", choices=sorted(PULSE_SCHEMES), default="V/2",
+                   help="bias scheme of the unselected lines with --pulse (default V/2)")
     p.add_argument("--r-wire", type=_nonneg, default=1.0, metavar="OHM",
                    help="word- and bit-line segment resistance, ohms (default 1)")
     p.add_argument("--r-wl", type=_nonneg, default=None, metavar="OHM", help="word-line segments only")
@@ -361,6 +518,16 @@ def register(subparsers):
         if g.ndim != 2:
             raise ParameterError(f"--g {args.g!r} has shape {g.shape}; give a 2-D array, one row of "
                                  "conductances (siemens) per word line.")
+        r_wl = args.r_wire if args.r_wl is None else args.r_wl
+        r_bl = args.r_wire if args.r_bl is None else args.r_bl
+        if args.pulse is not None:
+            if args.r_in or args.r_out:
+                raise ParameterError("--r-in / --r-out are the read's terminals; a --pulse drives its lines "
+                                     "through ideal sources, as the programming simulation does.")
+            run_pulse(args.out, g, args.pulse, args.vp, args.scheme, r_wl=r_wl, r_bl=r_bl, v0=args.v0,
+                      method=args.method, tol=args.tol, spice=args.spice, progress=not args.no_progress,
+                      provenance=dict(g=os.path.abspath(args.g)))
+            return 0
         if args.inputs:
             x = _inputs(load_array(args.inputs, "--inputs", "input voltages in volts, one row per input vector"), g.shape[0])
             provenance = dict(g=os.path.abspath(args.g), inputs=os.path.abspath(args.inputs))
@@ -369,8 +536,6 @@ def register(subparsers):
                 raise ParameterError(f"--v-in {args.v_in!r}: give a finite voltage.")
             x = np.full(g.shape[0], args.v_in)
             provenance = dict(g=os.path.abspath(args.g), v_in=args.v_in)
-        r_wl = args.r_wire if args.r_wl is None else args.r_wl
-        r_bl = args.r_wire if args.r_bl is None else args.r_bl
         run(args.out, g, x, r_wl=r_wl, r_bl=r_bl, r_in=args.r_in, r_out=args.r_out, v0=args.v0,
             method=args.method, tol=args.tol, spice=args.spice, progress=not args.no_progress,
             provenance=provenance)

@@ -861,6 +861,15 @@ def test_nodal_warm_reread_of_a_small_array_does_not_trust_the_last_contraction(
 
 # --- public drives of a pulse and a verify read -----------------------------------
 
+def _assert_kernel_drives(d, wl_v, wl_d, bl_v, bl_d):
+    """Public drives ``d`` are the kernels' (``*_d`` 1: driven at ``*_v``):
+    the same floating lines, and the same voltage on every driven one."""
+    np.testing.assert_array_equal(d["left"].floating, wl_d == 0)
+    np.testing.assert_array_equal(d["bottom"].floating, bl_d == 0)
+    np.testing.assert_array_equal(np.where(wl_d == 1, d["left"].v, 0.0), np.where(wl_d == 1, wl_v, 0.0))
+    np.testing.assert_array_equal(np.where(bl_d == 1, d["bottom"].v, 0.0), np.where(bl_d == 1, bl_v, 0.0))
+
+
 @pytest.mark.parametrize("scheme", [0, 1, 2], ids=["V/2", "V/3", "floating"])
 def test_pulse_drives_give_the_programming_kernels_pulse(scheme):
     """`xs.pulse_drives` is the circuit the kernels solve for a pulse: the
@@ -874,10 +883,7 @@ def test_pulse_drives_give_the_programming_kernels_pulse(scheme):
         wl_v, bl_v = np.zeros(5), np.zeros(6)
         wl_d, bl_d = np.zeros(5, np.uint8), np.zeros(6, np.uint8)
         KP._pulse_drives(scheme, 3, 1, vp, wl_v, wl_d, bl_v, bl_d)
-        np.testing.assert_array_equal(d["left"].floating, wl_d == 0)
-        np.testing.assert_array_equal(d["bottom"].floating, bl_d == 0)
-        np.testing.assert_array_equal(np.where(wl_d == 1, d["left"].v, 0.0), np.where(wl_d == 1, wl_v, 0.0))
-        np.testing.assert_array_equal(np.where(bl_d == 1, d["bottom"].v, 0.0), np.where(bl_d == 1, bl_v, 0.0))
+        _assert_kernel_drives(d, wl_v, wl_d, bl_v, bl_d)
         vwl, vbl, _ = _pulse_voltages(G, scheme, 3, 1, vp, 2.0, 0.45)
         sol = xs.solve(xs.Crossbar(G, r_wl=2.0, r_bl=2.0, v0=0.45), **d)
         np.testing.assert_allclose(sol.v_wl - sol.v_bl, vwl - vbl, rtol=0, atol=1e-9)
@@ -889,10 +895,7 @@ def test_verify_drives_give_the_programming_kernels_read(scheme, code):
     wl_v, bl_v = np.zeros(4), np.zeros(7)
     wl_d, bl_d = np.zeros(4, np.uint8), np.zeros(7, np.uint8)
     KP._read_drives(code, 2, 5, 0.2, wl_v, wl_d, bl_v, bl_d)
-    np.testing.assert_array_equal(d["left"].floating, wl_d == 0)
-    np.testing.assert_array_equal(d["bottom"].floating, bl_d == 0)
-    np.testing.assert_array_equal(np.where(wl_d == 1, d["left"].v, 0.0), np.where(wl_d == 1, wl_v, 0.0))
-    np.testing.assert_array_equal(np.where(bl_d == 1, d["bottom"].v, 0.0), np.where(bl_d == 1, bl_v, 0.0))
+    _assert_kernel_drives(d, wl_v, wl_d, bl_v, bl_d)
 
 
 @pytest.mark.parametrize("call, word", [
@@ -904,7 +907,8 @@ def test_verify_drives_give_the_programming_kernels_read(scheme, code):
     (lambda: xs.pulse_drives((4, 4), "ab", 1.5), "as integers"),
     (lambda: xs.pulse_drives((0, 4), (0, 0), 1.5), "no devices"),
     (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, "V/2-diff"), "unknown scheme"),
-    (lambda: xs.verify_drives((4, 4), (1, 1), "0.2"), "real number"),
+    (lambda: xs.verify_drives((4, 4), (1, 1), "0.2"), "holds strings"),
+    (lambda: xs.pulse_drives((4, 4), (1, 1), [1.5, 1.6]), "one real number"),
 ])
 def test_pulse_and_verify_drives_refuse_bad_requests(call, word):
     with pytest.raises(xs.ParameterError, match=word):

@@ -17,7 +17,6 @@ line's tridiagonal system; ``gid[l, k]`` is the group of node ``k`` of line
 
 from __future__ import annotations
 
-import math
 import weakref
 from dataclasses import dataclass, field
 
@@ -26,7 +25,7 @@ import numpy as np
 from .exceptions import CircuitError, ParameterError
 from . import _memory
 
-__all__ = ["Crossbar", "Drive", "read_drives"]
+__all__ = ["Crossbar", "Drive", "read_drives", "pulse_drives", "verify_drives"]
 
 FLOATING, RESISTIVE, IDEAL = 0, 1, 2
 """Terminal modes, as stored in `Layer.term_mode`."""
@@ -330,8 +329,6 @@ def _selected_drives(shape, cell, v, u_wl, u_bl, what):
     if not (0 <= i < M and 0 <= j < N):
         raise ParameterError(f"{what}: cell {(i, j)} is outside the {M} x {N} array (rows 0..{M - 1}, "
                              f"columns 0..{N - 1}).")
-    if not math.isfinite(v):
-        raise ParameterError(f"{what}: the voltage {v!r} is not finite.")
     wl = np.full(M, 0.0 if u_wl is None else u_wl)
     bl = np.full(N, 0.0 if u_bl is None else u_bl)
     wl[i], bl[j] = v, 0.0
@@ -390,12 +387,16 @@ def verify_drives(shape, cell, v_read=0.2, scheme="grounded"):
 
 
 def _real(value, what):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ParameterError(f"{what} must be a real number of volts; got {value!r}.")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ParameterError(f"{what} = {value!r} is not finite.")
-    return value
+    """A finite real number of volts (`as_real_array`'s refusals, then one
+    value and finite)."""
+    from ._coerce import as_real_array
+
+    a = as_real_array(value, what, "scalar", "volts")
+    if a.ndim != 0:
+        raise ParameterError(f"{what} must be one real number of volts; got shape {a.shape}.")
+    if not np.isfinite(a):
+        raise ParameterError(f"{what} = {float(a)!r} is not finite.")
+    return float(a)
 
 
 # ----------------------------------------------------------------------------

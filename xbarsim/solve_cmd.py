@@ -95,19 +95,23 @@ def summarize(g, x, sol, v0, seconds=None):
     from .scale import _metrics
 
     x2 = x.reshape(x.shape[0], -1)
-    out = dict(
-        shape=list(g.shape), batch=int(x2.shape[1]),
-        method=sol.method, iterations=int(sol.iterations), residual=float(sol.residual),
-        kcl_error=float(sol.kcl_error),
-    )
-    p_in = float(np.sum(sol.power_supplied()))
-    p_out = float(np.sum(sol.power_dissipated()))
-    out["power_supplied_W"] = p_in
-    out["power_dissipated_W"] = p_out
-    out["power_balance"] = abs(p_in - p_out) / p_in if p_in > 0 else 0.0
+    out = _solver_figures(sol, seconds)
+    out["batch"] = int(x2.shape[1])
     out.update(_metrics(g, x2, sol, v0))
     out["i_out_min_A"] = float(np.min(sol.i_out))
     out["i_out_max_A"] = float(np.max(sol.i_out))
+    return out
+
+
+def _solver_figures(sol, seconds=None):
+    """What every ``xbarsim solve`` summary records of the solve itself:
+    shape, method, iterations, residual, Kirchhoff and power balance, and
+    the wall time when given."""
+    p_in = float(np.sum(sol.power_supplied()))
+    p_out = float(np.sum(sol.power_dissipated()))
+    out = dict(shape=list(sol.shape), method=sol.method, iterations=int(sol.iterations),
+               residual=float(sol.residual), kcl_error=float(sol.kcl_error), power_supplied_W=p_in,
+               power_dissipated_W=p_out, power_balance=abs(p_in - p_out) / p_in if p_in > 0 else 0.0)
     if seconds is not None:
         out["seconds"] = float(seconds)
     return out
@@ -214,15 +218,10 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     summary["kernel_load_seconds"] = load
     summary["config"] = dict(r_wl=r_wl, r_bl=r_bl, r_in=r_in, r_out=r_out, v0=v0, method=method,
                              tol=tol, **(provenance or {}))
-    if spice:
-        summary["spice"] = _compare_with_spice(xbar, drives, sol, os.path.join(out_dir, "circuit.cir"))
-    with open(os.path.join(out_dir, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=2)
     terminals = {f"i_terminal_{k}": v for k, v in sol.i_terminal.items()}
-    np.savez_compressed(os.path.join(out_dir, "solution.npz"), v_wl=sol.v_wl, v_bl=sol.v_bl,
-                        i_device=sol.i_device, i_out=sol.i_out, g=g, x=x, **terminals)
+    _write(out_dir, summary, xbar, drives, sol, spice, i_out=sol.i_out, x=x, **terminals)
     M, N = g.shape
-    device = "linear devices" if v0 is None else f"sinh devices, V0 = {v0:g} V"
+    device = _device_words(v0)
     plot(g, x, sol, os.path.join(out_dir, "solve.png"),
          title=f"xbarsim solve: {M}x{N}, {device}, {r_wl:g}/{r_bl:g} ohm wires")
     if verbose:
@@ -235,12 +234,39 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
         print(f"worst word-line IR drop {1e3 * summary['ir_drop_wl_v']:.3f} mV "
               f"({summary['ir_drop_wl_frac']:.2%} of the largest input), bit-line rise "
               f"{1e3 * summary['bl_rise_v']:.3f} mV")
-        if spice:
-            sp = summary["spice"]
-            print(f"ngspice ({sp['seconds']:.1f} s): node voltages within {sp['max_abs_diff_v']:.1e} V, "
-                  f"sensed currents within {sp['max_rel_diff_i_out']:.1e} of the largest")
-        print(f"wrote {out_dir}/summary.json, solution.npz, solve.png" + (", circuit.cir" if spice else ""))
+        _print_spice_and_files(out_dir, summary, spice, currents=True)
     return summary
+
+
+def _device_words(v0):
+    return "linear devices" if v0 is None else f"sinh devices, V0 = {v0:g} V"
+
+
+def _write(out_dir, summary, xbar, drives, sol, spice, **arrays):
+    """The ngspice comparison (``--spice``: `_compare_with_spice`, into
+    ``summary["spice"]``), ``summary.json``, and ``solution.npz`` with the
+    voltages, device currents, conductances and ``arrays``."""
+    if spice:
+        summary["spice"] = _compare_with_spice(xbar, drives, sol, os.path.join(out_dir, "circuit.cir"))
+    with open(os.path.join(out_dir, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=2)
+    np.savez_compressed(os.path.join(out_dir, "solution.npz"), v_wl=sol.v_wl, v_bl=sol.v_bl,
+                        i_device=sol.i_device, g=np.asarray(xbar.g), **arrays)
+
+
+def _print_spice_and_files(out_dir, summary, spice, currents):
+    if spice:
+        sp = summary["spice"]
+        print(f"ngspice ({sp['seconds']:.1f} s): node voltages within {sp['max_abs_diff_v']:.1e} V" +
+              (f", sensed currents within {sp['max_rel_diff_i_out']:.1e} of the largest" if currents else ""))
+    print(f"wrote {out_dir}/summary.json, solution.npz, solve.png" + (", circuit.cir" if spice else ""))
+
+
+def _cell_classes(v, cell):
+    """The cell voltages ``v`` (M, N) of a pulse on ``cell`` by class:
+    ``(selected word line's others, selected bit line's others, the rest)``."""
+    i, j = cell
+    return np.delete(v[i], j), np.delete(v[:, j], i), np.delete(np.delete(v, i, axis=0), j, axis=1).ravel()
 
 
 def summarize_pulse(sol, cell, vp):
@@ -258,9 +284,7 @@ def summarize_pulse(sol, cell, vp):
     """
     i, j = cell
     v = sol.v_wl - sol.v_bl
-    row = np.delete(v[i], j)
-    col = np.delete(v[:, j], i)
-    rest = np.delete(np.delete(v, i, axis=0), j, axis=1)
+    row, col, rest = _cell_classes(v, cell)
 
     def span(a):
         return dict(min=float(a.min()), max=float(a.max())) if a.size else None
@@ -291,9 +315,7 @@ def plot_pulse(sol, cell, vp, path, title=""):
     ax[0].set_ylabel("word line i")
     ax[0].set_title("voltage across each cell")
     ax[0].legend(fontsize=8, loc="upper right")
-    row = np.delete(v[i], j)
-    col = np.delete(v[:, j], i)
-    rest = np.delete(np.delete(v, i, axis=0), j, axis=1).ravel()
+    row, col, rest = _cell_classes(v, cell)
     bins = np.linspace(-lim, lim, 81)
     for a, name in ((row, "half-selected, selected word line"), (col, "half-selected, selected bit line"),
                     (rest, "unselected")):
@@ -326,24 +348,16 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
     xbar = Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)
     drives = pulse_drives(xbar.shape, cell, vp, scheme)
     sol, seconds, load = _checked_solve(out_dir, xbar, drives, method, tol, spice, progress)
-    p_in = float(np.sum(sol.power_supplied()))
-    p_out = float(np.sum(sol.power_dissipated()))
-    summary = dict(shape=list(xbar.shape), method=sol.method, iterations=int(sol.iterations),
-                   residual=float(sol.residual), kcl_error=float(sol.kcl_error),
-                   power_balance=abs(p_in - p_out) / p_in if p_in > 0 else 0.0, seconds=seconds,
-                   kernel_load_seconds=load, pulse=summarize_pulse(sol, cell, vp))
+    summary = _solver_figures(sol, seconds)
+    summary["kernel_load_seconds"] = load
+    summary["pulse"] = summarize_pulse(sol, cell, vp)
     summary["config"] = dict(cell=list(cell), vp=vp, scheme=scheme, r_wl=r_wl, r_bl=r_bl, v0=v0, method=method,
                              tol=tol, **(provenance or {}))
-    if spice:
-        summary["spice"] = _compare_with_spice(xbar, drives, sol, os.path.join(out_dir, "circuit.cir"))
-    with open(os.path.join(out_dir, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=2)
-    np.savez_compressed(os.path.join(out_dir, "solution.npz"), v_wl=sol.v_wl, v_bl=sol.v_bl,
-                        i_device=sol.i_device, g=np.asarray(xbar.g), wl_v=np.asarray(drives["left"].v),
-                        bl_v=np.asarray(drives["bottom"].v), wl_floating=drives["left"].floating,
-                        bl_floating=drives["bottom"].floating)
+    _write(out_dir, summary, xbar, drives, sol, spice, wl_v=np.asarray(drives["left"].v),
+           bl_v=np.asarray(drives["bottom"].v), wl_floating=drives["left"].floating,
+           bl_floating=drives["bottom"].floating)
     M, N = xbar.shape
-    device = "linear devices" if v0 is None else f"sinh devices, V0 = {v0:g} V"
+    device = _device_words(v0)
     plot_pulse(sol, cell, vp, os.path.join(out_dir, "solve.png"),
                title=f"xbarsim solve: {vp:g} V pulse on ({cell[0]}, {cell[1]}) under {scheme}, {M}x{N}, "
                      f"{device}, {r_wl:g}/{r_bl:g} ohm wires")
@@ -357,17 +371,15 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
             for key, name in (("half_selected_wl", "half-selected on its word line"),
                               ("half_selected_bl", "on its bit line"), ("unselected", "unselected"))
             if pu[key] is not None))
-        if spice:
-            sp = summary["spice"]
-            print(f"ngspice ({sp['seconds']:.1f} s): node voltages within {sp['max_abs_diff_v']:.1e} V")
-        print(f"wrote {out_dir}/summary.json, solution.npz, solve.png" + (", circuit.cir" if spice else ""))
+        _print_spice_and_files(out_dir, summary, spice, currents=False)
     return summary
 
 
 def _check_request(xbar, drives, method, tol):
     """The checks `xbarsim.solve` makes before it computes (tolerance,
     memory, drives, method against the wires), made before ``--out`` is
-    created, so that a refused request writes nothing."""
+    created, so that a refused request writes nothing; returns the network
+    they built, which the solve then uses (`_checked_solve`)."""
     from . import _memory
     from .circuit import build_network
     from .solve import DEFAULT_TOL, _check_tol, _resolve_method, choose_method
@@ -375,7 +387,9 @@ def _check_request(xbar, drives, method, tol):
     _check_tol(DEFAULT_TOL if tol is None else tol, None)
     batch = 1 if np.ndim(drives["left"].v) < 2 else np.shape(drives["left"].v)[1]
     _memory.check(choose_method(xbar.shape, method), *xbar.shape, batch)
-    _resolve_method(build_network(xbar, **drives), method)
+    net = build_network(xbar, **drives)
+    _resolve_method(net, method)
+    return net
 
 
 def _check_spice(shape):
@@ -409,13 +423,12 @@ def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress):
     """Every check first (`_check_request`, `_check_spice`, then ``--out``),
     the kernels loaded (`_warm_up`), then the solve: ``(solution, seconds,
     kernel load seconds)``."""
-    from .solve import solve
+    from .solve import DEFAULT_TOL, _solve_network
 
-    _check_request(xbar, drives, method, tol)
+    net = _check_request(xbar, drives, method, tol)
     if spice:
         _check_spice(xbar.shape)
     check_out_dir(out_dir)
-    kw = {} if tol is None else dict(tol=tol)
     v = drives["left"].v
     # the warm-up needs the same kernels, not the same values: which wires
     # are ideal, the device law, batching
@@ -423,10 +436,9 @@ def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress):
                     r_wl=0.0 if np.any(np.asarray(xbar.r_wl) == 0) else 1.0,
                     r_bl=0.0 if np.any(np.asarray(xbar.r_bl) == 0) else 1.0,
                     v0=None if xbar.linear else 0.45)
-    if progress and xbar.shape[0] * xbar.shape[1] >= PROGRESS_MIN_CELLS:
-        kw["callback"] = _report_iteration
+    callback = _report_iteration if progress and xbar.shape[0] * xbar.shape[1] >= PROGRESS_MIN_CELLS else None
     t0 = time.perf_counter()
-    sol = solve(xbar, **drives, method=method, **kw)
+    sol = _solve_network(net, method, float(DEFAULT_TOL if tol is None else tol), None, callback, None)
     return sol, time.perf_counter() - t0, load
 
 

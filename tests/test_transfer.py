@@ -77,14 +77,24 @@ def test_ideal_transfer_mvm_equals_ideal_product():
     # exactly the linear product with the weights the conductances encode
     We, be = prog.effective_weights()
     np.testing.assert_allclose(y, x @ We.T + be, rtol=1e-12, atol=1e-12)
-    # and within the programming tolerance of the ideal product
+    # and within the write-verify band of the ideal product (the ideal
+    # device has no disturb)
+    assert np.all(np.abs(y - (x @ W.T + b)) <= _band_bound(prog, x, cfg.tolerance))
+
+
+def _band_bound(prog, x, tol):
+    """Largest output error (weight units) when every device is off its
+    target by up to ``tol``: both devices of each output column (pair, or
+    column and reference) counted."""
     m = prog.mapping
-    tol = cfg.tolerance  # the write-verify band (the ideal device has no disturb)
-    bound = np.zeros_like(y)
+    bound = np.zeros((len(x), m.out_features))
     for t, g in zip(m.tiles, prog.g):
         v = m.input_voltages(x)[:, t.rows[0]:t.rows[1]]
-        bound[:, t.outputs[0]:t.outputs[1]] += m.decode(tol * (v @ (g[:, 0::2] + g[:, 1::2])))
-    assert np.all(np.abs(y - (x @ W.T + b)) <= bound)
+        i_band = tol * (v @ g)  # each column's largest current error, A
+        pair = i_band[:, 0::2] + i_band[:, 1::2] if m.scheme.value == "differential" \
+            else i_band[:, :-1] + i_band[:, -1:]
+        bound[:, t.outputs[0]:t.outputs[1]] += m.decode(pair)
+    return bound
 
 
 def test_mvm_agrees_with_solve():
@@ -527,16 +537,9 @@ def test_ideal_transfer_of_any_layer_computes_its_product(layer):
     exact = x @ We.T + (0.0 if be is None else be)
     scale = np.abs(x) @ np.abs(We).T + (0.0 if be is None else np.abs(be))
     assert np.all(np.abs(y - exact) <= 1e-12 * (scale + 1e-300))
-    # the distance to the ideal product: each device within the band, both
-    # devices of each output column (pair or reference) counted
-    bound = np.zeros_like(y)
-    for t, g in zip(m.tiles, prog.g):
-        v = m.input_voltages(x)[:, t.rows[0]:t.rows[1]]
-        i_band = cfg.tolerance * (v @ g)  # each column's largest current error, A
-        pair = i_band[:, 0::2] + i_band[:, 1::2] if m.scheme.value == "differential" \
-            else i_band[:, :-1] + i_band[:, -1:]
-        bound[:, t.outputs[0]:t.outputs[1]] += m.decode(pair)
+    # the distance to the ideal product: each device within the band
     ideal = x @ W.T + (0.0 if b is None else b)
+    bound = _band_bound(prog, x, cfg.tolerance)
     assert np.all(np.abs(y - ideal) <= bound * (1 + 1e-9) + 1e-12 * (scale + 1e-300))
 
 

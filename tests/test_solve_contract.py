@@ -355,6 +355,9 @@ class TestSolveContract:
         ("left", xs.Drive(np.zeros((3, 2, 1)))),
         ("left", xs.Drive(np.zeros((4, 2)))),
         ("left", xs.Drive([0.1, np.nan, 0.2])),
+        ("left", xs.Drive(1e-310)),  # the largest drive subnormal: no unit-drive scaling ("this is a bug")
+        ("left", xs.Drive([5e-324, 0.0, -1e-309])),
+        ("left", xs.Drive(1e307)),  # currents beyond double precision's range (it ended in inf)
         ("left", xs.Drive(np.inf)),
         ("left", xs.Drive(np.array([[0.1], [0.2], [-np.inf]]))),
         ("left", xs.Drive("volts")),

@@ -17,6 +17,7 @@ line's tridiagonal system; ``gid[l, k]`` is the group of node ``k`` of line
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass, field
 
@@ -110,6 +111,50 @@ R_TINY = 1e-100
 def _min_positive(r):
     """Smallest resistance above 0 (inf when none), without copying `r`."""
     return float(np.min(r, where=r > 0, initial=np.inf)) if r.size else np.inf
+
+
+def _check_drive_range(xbar, specs, batch):
+    """Drive voltages the solvers can scale and whose currents stay finite.
+
+    The iterative solvers work at unit drive (the circuit is linear in its
+    drives) and scale back; the largest drive of a column must then have an
+    exact reciprocal, which a subnormal voltage (below about 2.2e-308 V) does
+    not. And where a node voltage is bounded by the drives (maximum
+    principle), a current is bounded by ``2 |V| G`` per branch and ``M + N``
+    branches per line: beyond double precision's range the solve would end
+    in inf (it raised a "this is a bug" ConvergenceError after computing)."""
+    M, N = xbar.shape
+    vmax = np.zeros(batch)
+    gmax = float(np.max(xbar.g, initial=0.0))
+    for spec in specs.values():
+        if spec is None:
+            continue
+        driven = spec.mode != FLOATING
+        if driven.any():
+            vmax = np.maximum(vmax, np.max(np.abs(spec.v[driven]), axis=0))
+            gmax = max(gmax, float(np.max(spec.g[driven])))
+    for r in (xbar.r_wl, xbar.r_bl):
+        r_min = float(np.min(r, where=r > 0, initial=np.inf)) if np.size(r) else np.inf
+        if math.isfinite(r_min):
+            gmax = max(gmax, 1.0 / r_min)
+    tiny = np.finfo(float).tiny
+    sub = np.nonzero((vmax > 0) & (vmax < tiny))[0]
+    if sub.size:
+        raise ParameterError(
+            f"the largest drive voltage of batch column {int(sub[0])} is {vmax[sub[0]]:.3g} V, a subnormal double "
+            f"(below {tiny:.3g}), which the solvers cannot scale to unit drive. Give 0 V for an undriven "
+            "column, or drives of at least 1e-300 V (the circuit is linear in its drives for linear devices: "
+            "solve at a larger voltage and scale the result)."
+        )
+    with np.errstate(over="ignore"):
+        i_bound = 2.0 * float(np.max(vmax, initial=0.0)) * gmax * (M + N)
+    if not i_bound < np.finfo(float).max / 16:
+        raise ParameterError(
+            f"drives up to {float(np.max(vmax)):.3g} V on conductances up to {gmax:.3g} S could carry currents "
+            f"beyond double precision's range (~1e308 A) in a {M} x {N} array. Scale the drives down (the "
+            "circuit is linear in its drives for linear devices) or check the units of the voltages and "
+            "conductances."
+        )
 
 
 def _check_dynamic_range(g, wires, terminals=None):
@@ -661,6 +706,7 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
                 bit_lines=clash if layer_name == "bl" else (),
             )
 
+    _check_drive_range(xbar, specs, batch)
     check_connected(xbar.g, specs)
     wl = _build_layer(xbar.r_wl_full(), (specs["left"], specs["right"]), M, N, batch)
     bl = _build_layer(xbar.r_bl_full().T, (specs["top"], specs["bottom"]), N, M, batch)

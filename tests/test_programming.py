@@ -905,6 +905,14 @@ def test_verify_drives_give_the_programming_kernels_read(scheme, code):
     (lambda: xs.pulse_drives((4, 4), (1, 1), float("nan")), "not finite"),
     (lambda: xs.pulse_drives((4, 4), (1, 1), True), "real number"),
     (lambda: xs.pulse_drives((4, 4), "ab", 1.5), "as integers"),
+    # used to be truncated or parsed: cell (1, 2), shape (4, 4), cell (1, 0), cell (1, 2)
+    (lambda: xs.pulse_drives((4, 4), (1.7, 2), 1.5), "as integers"),
+    (lambda: xs.pulse_drives((4.9, 4), (1, 2), 1.5), "as integers"),
+    (lambda: xs.pulse_drives((4, 4), (True, False), 1.5), "as integers"),
+    (lambda: xs.pulse_drives((4, 4), "12", 1.5), "as integers"),
+    (lambda: xs.verify_drives((4, 4), (1, 2, 0), 0.2), "as integers"),
+    (lambda: xs.pulse_drives((4, 4), (1, 1), 1.5, ["V/2"]), "unknown scheme"),  # was a raw TypeError
+    (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, {"grounded"}), "unknown scheme"),
     (lambda: xs.pulse_drives((0, 4), (0, 0), 1.5), "no devices"),
     (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, "V/2-diff"), "unknown scheme"),
     (lambda: xs.verify_drives((4, 4), (1, 1), "0.2"), "holds strings"),
@@ -913,3 +921,14 @@ def test_verify_drives_give_the_programming_kernels_read(scheme, code):
 def test_pulse_and_verify_drives_refuse_bad_requests(call, word):
     with pytest.raises(xs.ParameterError, match=word):
         call()
+
+
+def test_pulse_and_verify_drives_take_numpy_integers_and_the_scheme_enums():
+    """As `xs.TransferConfig` takes them: ``xs.BiasScheme.V3`` is ``"V/3"``."""
+    by_enum = xs.pulse_drives((np.int64(4), 5), np.array([1, 2]), 1.5, xs.BiasScheme.V3)
+    by_name = xs.pulse_drives((4, 5), (1, 2), 1.5, "V/3")
+    for end in ("left", "bottom"):
+        np.testing.assert_array_equal(by_enum[end].v, by_name[end].v)
+        np.testing.assert_array_equal(by_enum[end].floating, by_name[end].floating)
+    read = xs.verify_drives((4, 5), (np.int32(3), 0), 0.2, xs.ReadScheme.FLOATING)
+    np.testing.assert_array_equal(read["left"].floating, [True, True, True, False])

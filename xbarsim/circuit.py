@@ -17,6 +17,7 @@ line's tridiagonal system; ``gid[l, k]`` is the group of node ``k`` of line
 
 from __future__ import annotations
 
+import enum
 import math
 import weakref
 from dataclasses import dataclass, field
@@ -367,12 +368,21 @@ def _selected_drives(shape, cell, v, u_wl, u_bl, what):
     """Selected word line at ``v`` and bit line at 0, the others at ``u_wl``
     / ``u_bl`` (None: floating): word lines driven at the left, bit lines at
     the bottom, as the programming kernels drive them."""
-    try:
-        M, N = (int(n) for n in shape)
-        i, j = (int(c) for c in cell)
-    except (TypeError, ValueError):
+    def integers(pair):  # two Python or NumPy integers (1.7, True and "12" used to pass as 1, 1 and (1, 2))
+        try:
+            if isinstance(pair, (str, bytes)) or np.ndim(pair) != 1 or len(pair) != 2:
+                return None
+        except (TypeError, ValueError):  # ragged, or no length
+            return None
+        if any(isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) for n in pair):
+            return None
+        return tuple(int(n) for n in pair)
+
+    M_N, i_j = integers(shape), integers(cell)
+    if M_N is None or i_j is None:
         raise ParameterError(f"{what}: give shape=(M, N) and cell=(i, j) as integers; got shape={shape!r}, "
-                             f"cell={cell!r}.") from None
+                             f"cell={cell!r}.")
+    (M, N), (i, j) = M_N, i_j
     if M < 1 or N < 1:
         raise ParameterError(f"{what}: shape {(M, N)} has no devices.")
     if not (0 <= i < M and 0 <= j < N):
@@ -409,8 +419,7 @@ def pulse_drives(shape, cell, vp, scheme="V/2"):
     >>> bool(0.79 < v[1, 0] < 0.8 and abs(v[0, 0]) < 1e-3)  # half-selected, unselected
     True
     """
-    if scheme not in PULSE_SCHEMES:
-        raise ParameterError(f"pulse_drives: unknown scheme {scheme!r}; choose one of {sorted(PULSE_SCHEMES)}.")
+    scheme = _scheme_name(scheme, PULSE_SCHEMES, "pulse_drives")
     vp = _real(vp, "pulse_drives: vp")
     levels = PULSE_SCHEMES[scheme]
     u_wl, u_bl = (None, None) if levels is None else (levels[0] * vp, levels[1] * vp)
@@ -427,12 +436,22 @@ def verify_drives(shape, cell, v_read=0.2, scheme="grounded"):
     `xbarsim.TransferConfig` is the difference of the ``"V/2"`` read and
     one with the selected word line at ``v_read/2`` too.)
     """
-    if scheme not in VERIFY_SCHEMES:
-        raise ParameterError(f"verify_drives: unknown scheme {scheme!r}; choose one of {sorted(VERIFY_SCHEMES)}.")
+    scheme = _scheme_name(scheme, VERIFY_SCHEMES, "verify_drives")
     v_read = _real(v_read, "verify_drives: v_read")
     level = VERIFY_SCHEMES[scheme]
     u = None if level is None else level * v_read
     return _selected_drives(shape, cell, v_read, u, u, "verify_drives")
+
+
+def _scheme_name(scheme, known, what):
+    """The name of `scheme`: one of `known`'s keys, or an enum member whose
+    value is one (`xbarsim.BiasScheme.V3`, `xbarsim.ReadScheme.GROUNDED`, as
+    `xbarsim.TransferConfig` takes them)."""
+    if isinstance(scheme, enum.Enum):
+        scheme = scheme.value
+    if not isinstance(scheme, str) or scheme not in known:
+        raise ParameterError(f"{what}: unknown scheme {scheme!r}; choose one of {sorted(known)}.")
+    return scheme
 
 
 def _real(value, what):

@@ -315,11 +315,17 @@ def test_resolve_checks_new_open_devices():
     assert err.value.bit_lines == [2]
 
 
-def test_resolve_bad_shape():
+@pytest.mark.parametrize("g_new, word", [
+    (np.full((3, 4), 1e-4), "expected"),
+    ([[1e-4] * 3, [1e-4] * 3, [1e-4] * 2], "g"),  # ragged: was NumPy's raw ValueError
+    ("abc", "string"),
+    (None, "None"),
+])
+def test_resolve_bad_conductances(g_new, word):
     g = np.full((3, 3), 1e-4)
     sol = xs.solve(xs.Crossbar(g), left=xs.Drive(0.1), bottom=xs.Drive(0.0))
-    with pytest.raises(xs.ParameterError):
-        sol.resolve(np.full((3, 4), 1e-4))
+    with pytest.raises(xs.ParameterError, match=word):
+        sol.resolve(g_new)
 
 
 def test_coarsest_level_dense_cholesky_kernel_solves_and_refuses_indefinite():

@@ -546,6 +546,12 @@ def test_a_callback_that_is_not_callable_is_refused_before_compute():
         sol.resolve(xbar.g * 1.01, callback="print")
 
 
+def test_keep_factors_must_be_a_bool():
+    xbar = xs.Crossbar(np.full((3, 3), 1e-4), r_wl=1.0, r_bl=1.0)
+    with pytest.raises(xs.ParameterError, match="keep_factors"):
+        xs.solve(xbar, left=xs.Drive(0.1), bottom=xs.Drive(0.0), keep_factors="no")  # truthy
+
+
 def test_an_array_whose_float64_copy_cannot_fit_is_refused_before_converting(monkeypatch):
     import xbarsim._memory
 

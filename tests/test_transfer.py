@@ -270,8 +270,10 @@ def test_transfer_batch_indexing():
                       (slice(3, 3), "none")):
         with pytest.raises(xs.ParameterError, match=word):
             many[bad]
-    with pytest.raises(IndexError, match="out of range"):
+    with pytest.raises(IndexError, match="out of range") as info:
         many[5]
+    assert isinstance(info.value, xs.ParameterError)  # and an XbarsimError like every bad argument
+    assert len(list(many)) == len(many)  # iteration still ends on it
 
 
 def test_mvm_noise_must_be_a_bool():

@@ -46,6 +46,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .circuit import RESISTIVE, Crossbar, Network, build_network, kernel_array, transposed
+from ._coerce import as_real_array
 from .exceptions import ConvergenceError, ParameterError
 from . import _memory
 
@@ -122,7 +123,8 @@ class Solution:
         Solution
         """
         net = self._network("resolve")
-        shape = np.shape(g)
+        g = as_real_array(g, "g", "(M, N)", "conductances in siemens")  # a ragged list: not a raw ValueError
+        shape = g.shape
         if shape != net.shape:
             raise ParameterError(f"g has shape {shape}; resolve keeps the array, expected {net.shape}.")
         xbar = net.xbar.with_g(g)
@@ -292,6 +294,8 @@ def solve(
     _check_method(method)
     _check_tol(tol, maxiter, callback)
     tol = float(tol)
+    if not isinstance(keep_factors, (bool, np.bool_)):  # "no" would be truthy
+        raise ParameterError(f"keep_factors = {keep_factors!r}; give True or False.")
     if x0 is not None and not isinstance(x0, Solution):
         raise ParameterError(f"x0 must be a Solution from a previous solve; got {type(x0).__name__}.")
     if not isinstance(xbar, Crossbar):

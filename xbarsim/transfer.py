@@ -65,6 +65,11 @@ _TILE_FIELDS = ("g", "converged", "stuck", "pulses")
 """The per-tile array fields of `Programmed` and `TransferBatch`."""
 
 
+class _TransferIndexError(ParameterError, IndexError):
+    """A transfer index outside a `TransferBatch`: a `ParameterError` like
+    every bad argument, and an `IndexError` as the sequence protocol expects."""
+
+
 @dataclass(frozen=True, eq=False)
 class _ProgrammedLayer:
     """What one programmed layer and a batch of them share. Each per-tile
@@ -137,7 +142,8 @@ class TransferBatch(_ProgrammedLayer):
                                  "start:stop.")
         t = int(t)
         if not -len(self) <= t < len(self):
-            raise IndexError(f"transfer {t} out of range for {len(self)} transfers")
+            raise _TransferIndexError(f"TransferBatch index {t} is out of range for {len(self)} transfers "
+                                      f"(0..{len(self) - 1}, or -{len(self)}..-1 from the end).")
         t %= len(self)
         return Programmed(mapping=self.mapping, cfg=self.cfg, seed=self.seed, index=self.offset + t,
                           **self.tile_fields(lambda a: a[t]))

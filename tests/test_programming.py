@@ -514,6 +514,8 @@ def test_exact_path_matches_tiny_wires():
     (dict(window=1e-4), "window"),
     (dict(window=("a", "b")), "window"),
     (dict(window=(1e-4, float("nan"))), "window"),
+    (dict(window=(2e-4, 2.000001e-4)), "no wider than the write-verify band"),  # mvm gave -1e5 for w ~ 1
+    (dict(window=(1e-4, 1.01e-4), tolerance=0.01), "no wider than the write-verify band"),
     (dict(input_scale=float("inf")), "input_scale"),
     (dict(input_scale=0), "input_scale"),
     (dict(solve_maxiter=-5), "solve_maxiter"),

@@ -293,6 +293,15 @@ class TransferConfig:
                 f"({dev.g_lo:.3g}, {dev.g_hi:.3g}) S; choose a window inside it (this device's "
                 f"operating window is {dev.g_min:.3g} to {dev.g_max:.3g} S)."
             )
+        if g_max - g_min <= 2.0 * tol * g_max:
+            # write-verify stops anywhere in +-tol G: such a window encodes
+            # nothing but programming noise, scaled up by 1 / (its width)
+            raise ParameterError(
+                f"window ({g_min:.6g}, {g_max:.6g}) S is no wider than the write-verify band of +-{tol:g} x G "
+                f"({2.0 * tol * g_max:.3g} S at its top): every weight would land in the same band. Widen the "
+                f"window (this device's operating window is {dev.g_min:.3g} to {dev.g_max:.3g} S) or lower the "
+                "tolerance."
+            )
         s_in = real_scalar(self.input_scale)
         if s_in is None or not math.isfinite(s_in) or s_in <= 0:
             raise ParameterError(f"input_scale = {self.input_scale!r}; a finite positive number (the input "

@@ -45,6 +45,7 @@ def test_solve_writes_the_solution_of_xs_solve_and_its_checks(files, capsys, v0)
     summary, sol = _load(out)
     ref = xs.solve(xs.Crossbar(g, r_wl=2.0, r_bl=0.5, v0=v0), **xs.read_drives(x.T, r_in=3.0, r_out=1.0))
     np.testing.assert_allclose(sol["x"], x.T, rtol=0, atol=0)
+    np.testing.assert_array_equal(sol["inputs"], x)  # as --inputs takes them
     for name in ("v_wl", "v_bl", "i_device", "i_out"):
         np.testing.assert_allclose(sol[name], getattr(ref, name), rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(sol["i_terminal_left"], ref.i_terminal["left"], rtol=1e-9)
@@ -73,8 +74,41 @@ def test_solve_takes_one_input_vector_or_a_uniform_drive(files):
     assert summary["rel_error"] < 1e-12 and summary["ir_drop_wl_v"] == pytest.approx(0.0, abs=1e-15)
 
 
+def test_solve_reports_magnitudes_for_negative_inputs_and_no_nan_in_json(files, capsys):
+    """A read at -0.2 V is the read at +0.2 V mirrored: the same relative
+    errors and the same IR drop and rise, as magnitudes (they were NaN and
+    the smallest drop with its sign). A read at 0 V has no relative error:
+    null in summary.json (it held a bare NaN, which JSON has not) and "n/a"
+    on the screen."""
+    tmp, g, _ = files
+    figures = {}
+    for v in ("0.2", "-0.2"):
+        assert main(["solve", "--g", str(tmp / "g.npy"), "--v-in", v, "--out", str(tmp / v)]) == 0
+        figures[v] = _load(tmp / v)[0]
+    for key in ("rel_error", "max_rel_error", "ir_drop_wl_v", "ir_drop_wl_frac", "bl_rise_v", "bl_rise_frac"):
+        assert figures["-0.2"][key] == pytest.approx(figures["0.2"][key], rel=1e-9), key
+        assert figures["0.2"][key] > 0, key
+    capsys.readouterr()
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--v-in", "0", "--out", str(tmp / "zero")]) == 0
+    assert "relative error n/a" in capsys.readouterr().out
+    text = (tmp / "zero" / "summary.json").read_text()
+    summary = json.loads(text, parse_constant=lambda c: pytest.fail(f"summary.json holds {c}"))
+    assert summary["rel_error"] is None and summary["max_rel_error"] is None
+
+
+@pytest.mark.skipif(not ngspice_available(), reason="ngspice not installed")
+def test_solve_without_spice_removes_an_earlier_runs_netlist(files):
+    tmp, _, _ = files
+    argv = ["solve", "--g", str(tmp / "g.npy"), "--out", str(tmp / "o")]
+    assert main(argv + ["--spice"]) == 0 and (tmp / "o" / "circuit.cir").exists()
+    assert main(argv + ["--v-in", "0.1"]) == 0
+    assert not (tmp / "o" / "circuit.cir").exists()  # it was left beside a summary without "spice"
+
+
 @pytest.mark.parametrize("make, argv_extra, message", [
     (None, ["--g", "MISSING.npy"], "no such file"),
+    (None, ["--g", "g.npy", "--vp", "2"], "add --pulse I,J"),  # were ignored: a plain read
+    (None, ["--g", "g.npy", "--scheme", "V/3"], "add --pulse I,J"),
     (lambda t: np.save(t / "bad.npy", np.ones(4)), ["--g", "bad.npy"], "give a 2-D array"),
     (lambda t: np.save(t / "bad.npy", np.array([[1e-4, np.nan]])), ["--g", "bad.npy"], "NaN"),
     (lambda t: np.save(t / "bad.npy", np.array([["a", "b"]])), ["--g", "bad.npy"], "give real conductances"),

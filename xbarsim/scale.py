@@ -412,7 +412,9 @@ def _rel_norm(diff, ref):
 
 def _metrics(g, x, sol, v0):
     """MVM error and IR drop of one solution (x and i_out as (L, B); v0 a
-    scalar or None).
+    scalar or None). Errors, drops and rises are magnitudes, for inputs of
+    either sign; an error relative to an ideal product of 0 (no input, or no
+    device) is NaN.
 
     The reference of ``rel_error`` is the intended product ``G.T @ x``, so
     for sinh devices it includes the device nonlinearity; ``rel_error_wires``
@@ -428,13 +430,13 @@ def _metrics(g, x, sol, v0):
     else:
         ideal_wires = g.T @ (v0 * np.sinh(x / v0))  # every device sees its full input
         rel_wires = _rel_norm(i_out - ideal_wires, ideal_wires)
-    pos = ideal > 0
-    max_rel = float(np.max(np.abs(diff[pos]) / ideal[pos])) if np.any(pos) else float("nan")
+    flows = ideal != 0  # inputs of either sign (xbarsim solve --v-in -0.2): magnitudes throughout
+    max_rel = float(np.max(np.abs(diff[flows]) / np.abs(ideal[flows]))) if np.any(flows) else float("nan")
     v_wl = sol.v_wl if sol.v_wl.ndim == 3 else sol.v_wl[:, :, None]
     v_bl = sol.v_bl if sol.v_bl.ndim == 3 else sol.v_bl[:, :, None]
-    drop = x - v_wl[:, -1, :]  # (M, B): source voltage minus the far node of each word line
-    full_scale = np.max(x, axis=0)  # (B,)
-    rise = np.max(v_bl, axis=(0, 1))  # (B,)
+    drop = np.abs(x - v_wl[:, -1, :])  # (M, B): source voltage against the far node of each word line
+    full_scale = np.max(np.abs(x), axis=0)  # (B,)
+    rise = np.max(np.abs(v_bl), axis=(0, 1))  # (B,)
     with np.errstate(divide="ignore", invalid="ignore"):
         drop_frac = np.where(full_scale > 0, np.max(drop, axis=0) / full_scale, np.nan)
         rise_frac = np.where(full_scale > 0, rise / full_scale, np.nan)

@@ -18,7 +18,10 @@ It writes into ``DIR``:
   devices, against the same devices on ideal wires, the wires' share
   alone), the worst word-line IR drop and bit-line rise;
 * ``solution.npz``: ``v_wl``, ``v_bl``, ``i_device`` (M, N[, B]), ``i_out``
-  (N[, B]), the terminal currents, ``g`` and the inputs ``x`` (M[, B]);
+  (N[, B]), the terminal currents, ``g``, the inputs ``x`` (M[, B], as the
+  solver takes them) and ``inputs``, the same as ``--inputs`` takes them
+  ((M,), or (B, M): one vector per row; ``x`` given back to ``--inputs``
+  would be read transposed, silently so when M = B);
 * ``solve.png``: the word-line and bit-line voltage maps and the voltage
   each device loses to the wires (its input minus the voltage across it),
   for the first input vector, and the sensed currents against the ideal
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -219,7 +223,8 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     summary["config"] = dict(r_wl=r_wl, r_bl=r_bl, r_in=r_in, r_out=r_out, v0=v0, method=method,
                              tol=tol, **(provenance or {}))
     terminals = {f"i_terminal_{k}": v for k, v in sol.i_terminal.items()}
-    _write(out_dir, summary, xbar, drives, sol, spice, i_out=sol.i_out, x=x, **terminals)
+    _write(out_dir, summary, xbar, drives, sol, spice, i_out=sol.i_out, x=x, inputs=np.ascontiguousarray(x.T),
+           **terminals)
     M, N = g.shape
     device = _device_words(v0)
     plot(g, x, sol, os.path.join(out_dir, "solve.png"),
@@ -228,14 +233,32 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
         print(f"{M}x{N} ({device}, {r_wl:g}/{r_bl:g} ohm wires), {summary['batch']} input vector(s): "
               f"{sol.method}, {sol.iterations} iterations, {seconds:.3f} s, relative residual "
               f"{sol.residual:.1e}, KCL {sol.kcl_error:.1e}, power balance {summary['power_balance']:.1e}")
-        print(f"sensed currents vs G.T x: relative error {summary['rel_error']:.4%}, worst output "
-              f"{summary['max_rel_error']:.4%}" + ("" if v0 is None else
-                                                   f" (wires alone: {summary['rel_error_wires']:.4%})"))
+        print(f"sensed currents vs G.T x: relative error {_pct(summary['rel_error'], 4)}, worst output "
+              f"{_pct(summary['max_rel_error'], 4)}" + ("" if v0 is None else
+                                                        f" (wires alone: {_pct(summary['rel_error_wires'], 4)})"))
         print(f"worst word-line IR drop {1e3 * summary['ir_drop_wl_v']:.3f} mV "
-              f"({summary['ir_drop_wl_frac']:.2%} of the largest input), bit-line rise "
+              f"({_pct(summary['ir_drop_wl_frac'], 2)} of the largest input), bit-line rise "
               f"{1e3 * summary['bl_rise_v']:.3f} mV")
         _print_spice_and_files(out_dir, summary, spice, currents=True)
     return summary
+
+
+def _pct(value, digits):
+    """A fraction as a percentage, or "n/a" where it is undefined (NaN: an
+    ideal product of 0, no input)."""
+    return "n/a (no current)" if value is None or not math.isfinite(value) else f"{value:.{digits}%}"
+
+
+def _json_safe(obj):
+    """`obj` with every NaN or infinite float as None (JSON has no NaN:
+    strict parsers refused ``"max_rel_error": NaN``)."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _device_words(v0):
@@ -246,10 +269,13 @@ def _write(out_dir, summary, xbar, drives, sol, spice, **arrays):
     """The ngspice comparison (``--spice``: `_compare_with_spice`, into
     ``summary["spice"]``), ``summary.json``, and ``solution.npz`` with the
     voltages, device currents, conductances and ``arrays``."""
+    cir = os.path.join(out_dir, "circuit.cir")
     if spice:
-        summary["spice"] = _compare_with_spice(xbar, drives, sol, os.path.join(out_dir, "circuit.cir"))
+        summary["spice"] = _compare_with_spice(xbar, drives, sol, cir)
+    elif os.path.isfile(cir):  # an earlier --spice run's netlist is not this solve's
+        os.remove(cir)
     with open(os.path.join(out_dir, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=2)
+        json.dump(_json_safe(summary), fh, indent=2, allow_nan=False)
     np.savez_compressed(os.path.join(out_dir, "solution.npz"), v_wl=sol.v_wl, v_bl=sol.v_bl,
                         i_device=sol.i_device, g=np.asarray(xbar.g), **arrays)
 
@@ -503,9 +529,9 @@ def register(subparsers):
                      help="every word line at this voltage (default 0.2 V) when no --inputs")
     src.add_argument("--pulse", type=_cell_arg, default=None, metavar="I,J",
                      help="instead of a read, a programming pulse on cell (I, J) (see --vp, --scheme)")
-    p.add_argument("--vp", type=float, default=1.5, metavar="V",
+    p.add_argument("--vp", type=float, default=None, metavar="V",
                    help="pulse amplitude with --pulse, volts (negative: reset; default 1.5)")
-    p.add_argument("--scheme", choices=sorted(PULSE_SCHEMES), default="V/2",
+    p.add_argument("--scheme", choices=sorted(PULSE_SCHEMES), default=None,
                    help="bias scheme of the unselected lines with --pulse (default V/2)")
     p.add_argument("--r-wire", type=_nonneg, default=1.0, metavar="OHM",
                    help="word- and bit-line segment resistance, ohms (default 1)")
@@ -532,11 +558,15 @@ def register(subparsers):
                                  "conductances (siemens) per word line.")
         r_wl = args.r_wire if args.r_wl is None else args.r_wl
         r_bl = args.r_wire if args.r_bl is None else args.r_bl
+        if args.pulse is None and (args.vp is not None or args.scheme is not None):
+            raise ParameterError("--vp and --scheme set up a programming pulse; add --pulse I,J (the cell), or "
+                                 "drop them for a read.")
         if args.pulse is not None:
             if args.r_in or args.r_out:
                 raise ParameterError("--r-in / --r-out are the read's terminals; a --pulse drives its lines "
                                      "through ideal sources, as the programming simulation does.")
-            run_pulse(args.out, g, args.pulse, args.vp, args.scheme, r_wl=r_wl, r_bl=r_bl, v0=args.v0,
+            run_pulse(args.out, g, args.pulse, 1.5 if args.vp is None else args.vp,
+                      "V/2" if args.scheme is None else args.scheme, r_wl=r_wl, r_bl=r_bl, v0=args.v0,
                       method=args.method, tol=args.tol, spice=args.spice, progress=not args.no_progress,
                       provenance=dict(g=os.path.abspath(args.g)))
             return 0

@@ -147,3 +147,16 @@ def test_fit_moves_only_the_fit_parameters():
     moved = {k for k in base if base[k] != new[k]}
     assert moved and moved <= set(C.FIT_PARAMETERS)
     assert new["relax_fast_mean"] == 0.0  # held, not fitted
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--arrays", "1000000000"], "simulate fewer arrays"),  # was NumPy's MemoryError, after --out was made
+    (["--fit-arrays", "5"], "add --fit"),  # were ignored without --fit
+    (["--fit-iter", "0"], "add --fit"),
+])
+def test_cli_refuses_before_making_the_folder(tmp_path, capsys, argv, message):
+    from xbarsim.cli import main
+
+    assert main(["calibrate", "--out", str(tmp_path / "cal"), "--no-progress"] + argv) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "cal").exists()

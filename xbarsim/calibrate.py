@@ -89,8 +89,12 @@ def simulate(device=None, n_arrays=40, seed=0, r_wire=1.0, shape=(8, 8), progres
     `measured`); ``progress`` draws a bar over the devices on stderr."""
     from .programming import _check_seed, _program_batch, programming_order
 
+    from .programming import check_program_memory
+
     cfg = calibration_config(device, r_wire)
     M, N = shape
+    check_program_memory(shape, track=True, n=n_arrays,  # before the targets: refused, not NumPy's MemoryError
+                         hint=f"simulate fewer arrays (n_arrays; each keeps its {M * N} x {M * N} matrix of reads)")
     rng = np.random.default_rng(seed)
     targets = rng.uniform(cfg.device.g_min, cfg.device.g_max, (n_arrays, M, N))
     pairs = programming_order((M, N), cfg.order)
@@ -294,6 +298,11 @@ def run(out_dir, do_fit=False, n_arrays=100, seed=0, fit_arrays=24, fit_iter=60,
             raise ParameterError(f"--fit-arrays {fit_arrays!r}: the fit needs at least 2 arrays (default 24).")
         if int(fit_iter) != fit_iter or fit_iter < 1:
             raise ParameterError(f"--fit-iter {fit_iter!r}: give at least 1 Nelder-Mead iteration (default 60).")
+    from .programming import check_program_memory
+
+    # every simulated array keeps its 64 x 64 matrix of drift reads
+    check_program_memory((8, 8), track=True, n=max(int(n_arrays), int(fit_arrays) if do_fit else 0),
+                         hint="simulate fewer arrays (--arrays, --fit-arrays: each keeps about 41 kB)")
     check_out_dir(out_dir)
     dev = TIO2
     fit_loss = None
@@ -344,21 +353,26 @@ def register(subparsers):
                "  0  every compared figure within +-30 % of the measured one\n"
                "  3  the run finished and its files were written, but some figures miss +-30 %\n"
                "     (the preset misses 3 of 28: see calibration.csv and the README)\n"
-               "  1  an error (message on stderr)",
+               "  1  an error (message on stderr)\n"
+               "  2  a malformed command line (usage on stderr)",
     )
     p.add_argument("--out", required=True, help="output directory (PNG, CSV, JSON)")
     p.add_argument("--fit", action="store_true", help="refit the free parameters first")
     p.add_argument("--arrays", type=int, default=100, help="simulated 8x8 arrays (default 100)")
     p.add_argument("--seed", type=seed_arg, default=0)
-    p.add_argument("--fit-arrays", type=int, default=24, help="simulated arrays per fit evaluation (default 24)")
-    p.add_argument("--fit-iter", type=int, default=60, help="Nelder-Mead iterations of the fit (default 60)")
+    p.add_argument("--fit-arrays", type=int, default=None,
+                   help="with --fit: simulated arrays per fit evaluation (default 24)")
+    p.add_argument("--fit-iter", type=int, default=None, help="with --fit: Nelder-Mead iterations of the fit (default 60)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--attribution", action="store_true",
                    help="also print the drift of the model with parts switched off (disturb, relaxation, read noise)")
 
     def main(args):
+        if not args.fit and (args.fit_arrays is not None or args.fit_iter is not None):
+            raise ParameterError("--fit-arrays and --fit-iter set up the refit; add --fit, or drop them.")
         summary = run(args.out, do_fit=args.fit, n_arrays=args.arrays, seed=args.seed,
-                      fit_arrays=args.fit_arrays, fit_iter=args.fit_iter, progress=not args.no_progress)
+                      fit_arrays=24 if args.fit_arrays is None else args.fit_arrays,
+                      fit_iter=60 if args.fit_iter is None else args.fit_iter, progress=not args.no_progress)
         if args.attribution:
             meas = measured()
             idx = [list(meas["events"]).index(k) for k in (1, 10, 30)]

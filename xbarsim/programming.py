@@ -454,11 +454,12 @@ extrapolation history, linearised devices, relaxation clocks) and the
 result's 9 fields."""
 
 
-def check_program_memory(shape, track=False, n=1):
+def check_program_memory(shape, track=False, n=1, hint=None):
     """Refuse to program ``n`` arrays of ``shape`` whose working memory
-    cannot fit, before anything is allocated (`MemoryLimitError`). With
-    ``track``, each also keeps the (K, K) float64 matrix of drift reads
-    (K = M N devices: 8 K^2 bytes, 12.8 GB at 200 x 200)."""
+    cannot fit, before anything is allocated (`MemoryLimitError`, with
+    ``hint`` as its fix when given). With ``track``, each also keeps the
+    (K, K) float64 matrix of drift reads (K = M N devices: 8 K^2 bytes, 12.8
+    GB at 200 x 200)."""
     from ._memory import require
 
     cells = float(np.prod(shape, dtype=np.float64))
@@ -466,10 +467,10 @@ def check_program_memory(shape, track=False, n=1):
     what = f"programming {'an array' if n == 1 else f'{n} arrays'} of {shape[0]} x {shape[1]} devices"
     if track:
         require(need, what + f" with track=True (a {int(cells)} x {int(cells)} matrix of reads)",
-                "track a smaller array (the matrix grows as (M N)^2), or program without track=True")
+                hint or "track a smaller array (the matrix grows as (M N)^2), or program without track=True")
     else:
-        require(need, what, "program a smaller array (a layer larger than TransferConfig.tile is split into "
-                "tiles by xs.transfer)")
+        require(need, what, hint or "program a smaller array (a layer larger than TransferConfig.tile is split "
+                "into tiles by xs.transfer)")
 
 
 def _check_seed(seed):

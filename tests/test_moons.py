@@ -126,3 +126,18 @@ def test_a_refused_run_leaves_out_untouched(quick_run, tmp_path, capsys):
         assert main(["moons", "--quick", "--out", str(tmp_path / "new"), "--no-progress"] + bad) == 1
         assert not (tmp_path / "new").exists()
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--transfers", "1000000000"], "give fewer --transfers"),  # was a traceback after training
+    (["--data", "DATA", "--noise", "0.3"], "--noise sets the noise"),  # was ignored, yet recorded
+])
+def test_requests_that_cannot_run_are_refused_before_any_work(tmp_path, capsys, bad, message):
+    from xbarsim.train.data import make_moons_split, save_csv_dir
+
+    data = tmp_path / "data"
+    save_csv_dir(make_moons_split(noise=0.2, seed=0), data)
+    argv = [str(data) if a == "DATA" else a for a in bad]
+    assert main(["moons", "--quick", "--out", str(tmp_path / "o"), "--no-progress"] + argv) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

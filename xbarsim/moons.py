@@ -211,8 +211,18 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
         raise ParameterError("need --transfers >= 1, --epochs >= 1 and --fit-transfers >= 2.")
     if not isinstance(seed, int) or seed < 0:
         raise ParameterError(f"--seed {seed!r}: a non-negative integer.")
+    if data_dir and noise is not None:
+        raise ParameterError("--noise sets the noise of the generated half moons; with --data the points come from "
+                             "your files. Drop one of them.")
     # every input is read and checked before --out is created or cleaned
     data = load_csv_dir(data_dir) if data_dir else make_moons_split(noise=mc.noise, seed=seed)
+    from . import _memory
+
+    # the evaluations keep one logit per transfer and test point: circuit,
+    # statistical and surrogate transfers of each of the two networks
+    _memory.require(2 * 3 * 8.0 * mc.transfers * len(data.x_test),
+                    f"{mc.transfers} transfers of each network on {len(data.x_test)} test points",
+                    "give fewer --transfers (the paper's experiment uses 2000)")
     cfg = xs.TransferConfig()  # TIO2, V/2, grounded reads, differential, 1 ohm wires
     given = (_given_surrogate(cfg, surrogate_path), surrogate_path) if surrogate_path else None
     check_out_dir(out_dir)
@@ -306,7 +316,8 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
         "hardware_aware": results["hardware_aware"],
         "config": {
             "transfer": json.loads(sur.cfg_json),
-            "run": {k: getattr(mc, k) for k in mc.__dataclass_fields__},
+            # the generator's noise only where the points were generated (None with --data)
+            "run": {k: (None if k == "noise" and data_dir else getattr(mc, k)) for k in mc.__dataclass_fields__},
             "seed": seed,
             "quick": bool(quick),
             "data": data.source,
@@ -468,14 +479,14 @@ def register(subparsers):
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("--out", default=None, help="output directory (default out/moons; out/moons-quick with --quick)")
-    p.add_argument("--transfers", type=int, default=None, help="transfers per network (default 2000)")
+    p.add_argument("--transfers", type=int, default=None, help=f"transfers per network (default {MoonsConfig().transfers}; {QUICK.transfers} with --quick)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of data, training, surrogate and transfers")
     p.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
     p.add_argument("--data", default=None, metavar="DIR", help="read train.csv, val.csv, test.csv (x1,x2,label)")
-    p.add_argument("--noise", type=float, default=None, help="make_moons noise (default 0.2)")
+    p.add_argument("--noise", type=float, default=None, help=f"make_moons noise (default {MoonsConfig().noise:g}; not with --data)")
     p.add_argument("--surrogate", default=None, metavar="FILE", help="use this fitted surrogate (.npz)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 300)")
-    p.add_argument("--fit-transfers", type=int, default=None, help="layers per shape for the surrogate fit (default 200)")
+    p.add_argument("--epochs", type=int, default=None, help=f"training epochs (default {MoonsConfig().epochs}; {QUICK.epochs} with --quick)")
+    p.add_argument("--fit-transfers", type=int, default=None, help=f"layers per shape for the surrogate fit (default {MoonsConfig().fit_transfers}; {QUICK.fit_transfers} with --quick)")
     p.add_argument("--ablation", action="store_true", help="also train and evaluate every technique on/off")
     p.add_argument("--check-surrogate", action="store_true", help="also compare the surrogate with fresh simulator samples")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

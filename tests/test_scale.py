@@ -269,6 +269,7 @@ def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message
         (["--device", "sinh"], "--device sinh needs --v0"),
         (["--v0", "0.1"], "--v0 applies to sinh devices only"),
         (["--workers", "0"], "--workers must be >= 1"),
+        (["--method", "mg", "--r-wire", "0,1"], "--method mg needs every wire segment"),  # was a failed row each
     ],
 )
 def test_inconsistent_arguments_give_a_clear_error(tmp_path, capsys, args, message):
@@ -538,3 +539,25 @@ def test_example_runs(tmp_path):
     result = runpy.run_path(str(example), run_name="scaling_study")
     rows = result["main"](tmp_path)
     assert len(rows) >= 3
+
+
+def test_size_axis_setup_leaves_the_tick_labels_of_a_log_y_axis_within_a_decade():
+    """`_setup_size_axis` drops the minor ticks of the size axis only: it
+    used to drop them on both, and a log y axis spanning less than a decade
+    (IR drop 0.2-0.6) then had no tick label at all."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xbarsim.scale import _setup_size_axis
+
+    fig, ax = plt.subplots()
+    ax.plot([64, 128, 256], [0.21, 0.36, 0.58])
+    ax.set_yscale("log")
+    _setup_size_axis(ax, [dict(rows=n, cols=n) for n in (64, 128, 256)], square=True)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels(minor=False) + ax.get_yticklabels(minor=True)
+              if t.get_visible() and t.get_text() and 0.21 <= t.get_position()[1] <= 0.58]
+    plt.close(fig)
+    assert labels, "no y tick label inside the data's range"

@@ -894,7 +894,11 @@ def _setup_size_axis(ax, rows, square):
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes)
     ax.set_xticklabels([f"{s:g}" for s in sizes])
-    ax.minorticks_off()
+    # the x axis only: minorticks_off() took the labels of a log y axis that
+    # spans less than a decade, where the minor ticks carry them
+    from matplotlib.ticker import NullLocator
+
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("array size N (N × N cells)" if square else "array size √(M·N) (cells per side)",
                   fontsize=12)
     ax.grid(True, which="major", alpha=0.3)
@@ -1170,7 +1174,9 @@ exit status:
        results.csv give the reason for any skipped or failed one)
   {EXIT_NONE_OK}    the sweep finished but none of its points succeeded (all refused by the
        memory guard or failed: the reasons are printed and in results.csv)
-  1    an error (message on stderr), e.g. a bad argument, --out or --scheduler
+  1    an error (message on stderr), e.g. a bad --out or --scheduler, or values that
+       cannot work together
+  2    a malformed command line, e.g. --sizes 0 (usage on stderr)
   130  interrupted (Ctrl-C): finished points are saved; rerun the same command to resume
 """
 
@@ -1232,6 +1238,10 @@ def _params_from_args(args):
         raise ParameterError("--device sinh needs --v0 VOLTS (the sinh voltage scale), e.g. --v0 0.15")
     if v0s and "sinh" not in args.device:
         raise ParameterError("--v0 applies to sinh devices only; add --device sinh (or linear,sinh)")
+    if args.method == "mg" and any(r == 0 for r in args.r_wire):
+        raise ParameterError("--method mg needs every wire segment to have r > 0 (ideal wire merges nodes, which its "
+                             "2 x 2 coarsening does not handle); drop 0 from --r-wire, or use --method auto (which "
+                             "takes pcg there) or pcg.")
     for dev in dict.fromkeys(args.device):
         if dev == "linear":
             devices.append(("linear", None))

@@ -223,14 +223,16 @@ def plot(sim, meas, path):
     ax[0].plot(k, sim["drift_mean"] * 1e6, "s--", label="simulated mean")
     ax[0].plot(k, meas["drift_std"] * 1e6, "o-", label="measured std")
     ax[0].plot(k, sim["drift_std"] * 1e6, "s--", label="simulated std")
-    ax[0].fill_between(k, 0.7 * meas["drift_std"] * 1e6, 1.3 * meas["drift_std"] * 1e6, alpha=0.15)
+    ax[0].fill_between(k, 0.7 * meas["drift_std"] * 1e6, 1.3 * meas["drift_std"] * 1e6, alpha=0.15,
+                       label="measured std +-30 %")
     ax[0].set_xlabel("subsequent programming events")
     ax[0].set_ylabel("conductance change (uS)")
     ax[0].set_title("neighbour drift")
     ax[0].legend(fontsize=8)
     g = np.linspace(100, 500, 50)
     ax[1].plot(g, TUNING_A * g + TUNING_B, "-", label="measured law a G + b")
-    ax[1].fill_between(g, 0.7 * (TUNING_A * g + TUNING_B), 1.3 * (TUNING_A * g + TUNING_B), alpha=0.15)
+    ax[1].fill_between(g, 0.7 * (TUNING_A * g + TUNING_B), 1.3 * (TUNING_A * g + TUNING_B), alpha=0.15,
+                       label="measured law +-30 %")
     ax[1].plot(sim["tuning_g"], sim["tuning_sigma"], "s", label="simulated (bins)")
     a, b = sim["tuning_fit"]
     ax[1].plot(g, a * g + b, "--", label=f"simulated fit {a:.2e} G + {b:.3f}")
@@ -247,6 +249,7 @@ def plot(sim, meas, path):
     ax[2].set_xticks(x)
     ax[2].set_xticklabels(names, fontsize=8)
     ax[2].axhline(0, color="k", lw=0.5)
+    ax[2].set_ylabel("% (offset: of the target; failures: of the devices)")
     ax[2].set_title("programming offset, failures")
     ax[2].legend(fontsize=8)
     fig.suptitle(f"xbarsim TiO2 calibration: {sim['n_arrays']} simulated 8x8 arrays, V/2, column-major")

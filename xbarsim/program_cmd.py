@@ -126,16 +126,21 @@ def plot(res, path, title=""):
     err = np.where(w, 100.0 * (res.g_final / res.target - 1.0), np.nan)
     fig, ax = plt.subplots(2, 2, figsize=(11, 8.5))
     lim = float(np.nanpercentile(np.abs(err), 99)) if w.any() else 1.0
-    im = ax[0, 0].imshow(err, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    im = ax[0, 0].imshow(err, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest", aspect="auto")
     fig.colorbar(im, ax=ax[0, 0], label="g_final / target - 1 (%)")
     ax[0, 0].set_title("final error (stuck devices blank)")
     ax[0, 0].set_xlabel("bit line j")
     ax[0, 0].set_ylabel("word line i")
-    im = ax[0, 1].imshow(res.pulses, cmap="viridis", interpolation="nearest")
+    im = ax[0, 1].imshow(res.pulses, cmap="viridis", interpolation="nearest", aspect="auto")
     fig.colorbar(im, ax=ax[0, 1], label="pulses of the device's own write-verify")
     ax[0, 1].set_title("pulses")
     ax[0, 1].set_xlabel("bit line j")
     ax[0, 1].set_ylabel("word line i")
+    from matplotlib.ticker import MaxNLocator
+
+    for a in ax[0]:  # line indices: no half-integer ticks on a small array
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.yaxis.set_major_locator(MaxNLocator(integer=True))
     own = 100.0 * (res.g_after_own[w] / res.target[w] - 1.0)
     fin = err[w]
     lo, hi = np.percentile(np.concatenate([own, fin]), [0.5, 99.5]) if w.any() else (-1, 1)

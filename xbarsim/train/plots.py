@@ -88,11 +88,14 @@ def plot_uncertainty(axes_1d, panels, x_test, y_test, path, note=""):
     vmax = max(float(np.max(d["std"])) for d in panels.values()) or 1.0
     for ax, (name, d) in zip(axs[0], panels.items()):
         im = ax.pcolormesh(axes_1d, axes_1d, d["std"], cmap="magma", vmin=0, vmax=vmax, shading="auto")
-        ax.scatter(x_test[:, 0], x_test[:, 1], c=np.where(y_test == 1, "tab:cyan", "w"), s=6, linewidths=0)
+        for cls, color in ((1, "tab:cyan"), (0, "w")):
+            pts = x_test[y_test == cls]
+            ax.scatter(pts[:, 0], pts[:, 1], c=color, s=6, linewidths=0, label=f"test points, class {cls}")
         ax.set_title(f"{_NAMES.get(name, name)}: std over transfers of sigmoid(output)")
         ax.set_xlabel("x1 (scaled)")
         ax.set_ylabel("x2 (scaled)")
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        ax.legend(loc="upper right", fontsize=7, facecolor="0.5", framealpha=0.8, markerscale=2)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="std over transfers of sigmoid(output)")
     if note:
         fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7)
     fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))

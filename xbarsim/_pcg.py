@@ -466,8 +466,11 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
         maxiter = max(200, 4 * (M + N))
     # Solve for unit drive voltages (the circuit is linear) so that norms
     # neither underflow nor overflow whatever the volts; rescale at the end.
+    # (a power of two: the scaling and its undoing are exact, so ideal
+    # drives come back exactly as given: an ideal wire's far node read
+    # 1.4e-17 V off its 0.2 V source through x / v * v)
     vunit = net.drive_scale()
-    vunit = np.where(vunit > 0, vunit, 1.0)
+    vunit = np.where(vunit > 0, np.ldexp(1.0, np.frexp(vunit)[1]), 1.0)
     net = _scaled(net, 1.0 / vunit)
     if pre is None:  # before the vectors: its set-up temporaries then fit in their place
         pre = make_preconditioner(net, preconditioner)

@@ -124,7 +124,7 @@ _COLUMN_SPEC = (
     ("bl_rise_v", float, "max bit-line node voltage (ideal: 0 V), volts"),
     ("bl_rise_frac", float, "bl_rise_v as a fraction of the largest input of the same input vector"),
     ("time_s", float, "wall time of xs.solve, seconds (JIT warmed up beforehand)"),
-    ("iterations", int, "solver iterations: CG iterations, 0 for a direct linear solve, Newton steps summed over the inputs for sinh devices"),
+    ("iterations", int, "solver iterations: CG iterations (1 for a direct linear solve, more where it refined), Newton steps summed over the inputs for sinh devices"),
     ("residual", float, "relative Kirchhoff residual reached"),
     ("kcl_error", float, "|sum of terminal currents| / sum |terminal currents|"),
     ("peak_rss_mib", float, "worker process RSS high-water mark during the solve, MiB (module docstring)"),
@@ -914,6 +914,10 @@ def _empty_panel_text(column, ok, zeros):
     return "no value to show"
 
 
+FIGURES = ("error_vs_size.png", "time_vs_size.png", "ir_drop_vs_size.png")
+"""The figures `plot_results` writes."""
+
+
 def plot_results(rows, out_dir):
     """Write the study's figures into `out_dir`; returns their paths.
 
@@ -923,7 +927,8 @@ def plot_results(rows, out_dir):
     the input) vs N. One line per wire resistance (colour) and per other
     setting that varies (line style). Only ``ok`` points are drawn; a panel
     with nothing to draw (no IR drop with ideal wires and terminals: zero on
-    a log axis) says so. Returns ``[]`` when no point is ``ok``.
+    a log axis) says so. Returns ``[]`` when no point is ``ok``, and then
+    removes an earlier sweep's figures from `out_dir`.
     """
     import matplotlib
 
@@ -934,6 +939,8 @@ def plot_results(rows, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     series, n_r = _series(rows)
     if not series:
+        for name in FIGURES:  # an earlier sweep's figures in this folder are not this one's
+            (out_dir / name).unlink(missing_ok=True)
         return []
     ok = [r for s in series for r in s[4]]
     n_missing = sum(r["status"] != "ok" for r in rows)
@@ -1023,7 +1030,7 @@ def plot_results(rows, out_dir):
               ("max_rel_error", r"$\max_j\ |I_{out,j} - (G^T x)_j|\,/\,(G^T x)_j$", "Worst output error", True)],
              "error_vs_size.png", "Passive crossbar MVM error vs array size"),
         draw([("time_s", "solve time (s, wall)", "Solve time", True),
-              ("iterations", "iterations (0 = direct linear solve)", "Solver iterations (sinh: Newton steps, summed over inputs)", False)],
+              ("iterations", "iterations (CG; 1 for a direct solve)", "Solver iterations (sinh: Newton steps, summed over inputs)", False)],
              "time_vs_size.png", "Solve cost vs array size"),
         draw([("ir_drop_wl_frac", r"$\max_i\ (V_{drive,i} - V_{WL}(i, N-1))\,/\,\max_i x_i$",
                "Word-line IR drop (far end)", True),

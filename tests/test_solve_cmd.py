@@ -113,6 +113,8 @@ def test_solve_without_spice_removes_an_earlier_runs_netlist(files):
     (lambda t: np.save(t / "bad.npy", np.array([[1e-4, np.nan]])), ["--g", "bad.npy"], "NaN"),
     (lambda t: np.save(t / "bad.npy", np.array([["a", "b"]])), ["--g", "bad.npy"], "give real conductances"),
     (lambda t: (t / "bad.csv").write_text("1e-4,x\n"), ["--g", "bad.csv"], "could not be read"),
+    (lambda t: (t / "empty.csv").write_text(""), ["--g", "empty.csv"], "holds no values"),  # leaked a warning
+    (lambda t: (t / "dir.npy").mkdir(), ["--g", "dir.npy"], "is a folder"),  # said "no such file"
     (lambda t: np.save(t / "x3.npy", np.ones(3)), ["--g", "g.npy", "--inputs", "x3.npy"], "7 word lines"),
     (None, ["--g", "g.npy", "--v-in", "nan"], "finite voltage"),
     (None, ["--g", "g.npy", "--v0", "-1"], "v0"),

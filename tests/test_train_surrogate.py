@@ -222,6 +222,10 @@ def test_load_refuses_damaged_or_edited_files_at_load(small, tmp_path):
     for name in ("zip.npz", "short.npz", "crc.npz"):
         with pytest.raises(ParameterError, match="cannot read surrogate file"):
             Surrogate.load(tmp_path / name)
+    (tmp_path / "g.csv").write_text("1e-4,2e-4\n")  # NumPy took it for a pickle and suggested loading it unsafely
+    with pytest.raises(ParameterError, match="not a NumPy .npz archive") as info:
+        Surrogate.load(tmp_path / "g.csv")
+    assert "unsafe" not in str(info.value) and "pickle" not in str(info.value)
     for path in (3, None, ["a.npz"]):
         with pytest.raises(ParameterError, match="path"):
             Surrogate.load(path)

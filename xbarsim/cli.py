@@ -69,19 +69,27 @@ def load_array(path, flag, what, ndmin=1):
 
     from .exceptions import ParameterError
 
+    if os.path.isdir(path):
+        raise ParameterError(f"{flag} {path!r} is a folder; give a .npy or .csv file of {what}.")
     if not os.path.isfile(path):
         raise ParameterError(f"{flag} {path!r}: no such file.")
+    import warnings
+
     try:
         if path.endswith(".npy"):
             a = np.load(path, allow_pickle=False)
         else:
-            a = np.loadtxt(path, delimiter=",", ndmin=ndmin)
+            with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
+                warnings.simplefilter("ignore", UserWarning)
+                a = np.loadtxt(path, delimiter=",", ndmin=ndmin)
     except ValueError as exc:
         raise ParameterError(f"{flag} {path!r} could not be read as numbers ({exc}); give a .npy array "
                              f"or a .csv of {what}.") from exc
     if a.dtype.kind not in "iuf":
         raise ParameterError(f"{flag} {path!r} holds {a.dtype} values; give real {what} (not complex, "
                              "boolean or text).")
+    if a.size == 0:
+        raise ParameterError(f"{flag} {path!r} holds no values; give {what}.")
     return np.asarray(a, dtype=np.float64)
 
 

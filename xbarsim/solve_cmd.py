@@ -59,6 +59,9 @@ __all__ = ["run", "run_pulse", "summarize", "summarize_pulse", "plot", "plot_pul
 def _inputs(x, M):
     """Inputs as the solver's (M[, B]) drive voltages: a file's (M,) vector or
     (B, M) rows (one input vector per row, as `xbarsim.mvm` takes them)."""
+    if not np.all(np.isfinite(x)):
+        bad = tuple(int(k) for k in np.argwhere(~np.isfinite(x))[0])
+        raise ParameterError(f"--inputs holds NaN or inf (first at index {bad}); give finite input voltages.")
     if x.ndim == 1 and x.shape[0] == M:
         return x
     if x.ndim == 2 and x.shape[1] == M:

@@ -466,7 +466,10 @@ class Surrogate:
         try:
             z = np.load(path, allow_pickle=False)
         except damaged as exc:
-            raise refuse(str(exc) or "the file is empty") from exc
+            why = str(exc) or "the file is empty"
+            if "pickle" in why:  # NumPy's guess for any file that is not .npy / .npz (a CSV...)
+                why = "it is not a NumPy .npz archive"
+            raise refuse(why) from exc
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise refuse(f"it holds a single {type(z).__name__} (an .npy), not an .npz archive")
         try:

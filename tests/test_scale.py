@@ -339,7 +339,7 @@ def test_scheduler_address_that_is_not_a_dask_scheduler(tmp_path, capsys, monkey
     monkeypatch.setattr(scale, "SCHEDULER_TIMEOUT_S", 1.0)
     peer = SilentPeer(reply)
     try:
-        code = _run_bounded(["scale", "--out", str(tmp_path), "--scheduler", peer.address] + SCALE_8)
+        code = _run_bounded(["scale", "--out", str(tmp_path / "new"), "--scheduler", peer.address] + SCALE_8)
     finally:
         peer.close()
     assert code == 1, "scale hung on a peer that is not a Dask scheduler"
@@ -347,6 +347,7 @@ def test_scheduler_address_that_is_not_a_dask_scheduler(tmp_path, capsys, monkey
     assert err.startswith("xbarsim scale: error:") and peer.address in err
     assert "dask scheduler" in err  # says what to check
     assert "Traceback" not in err
+    assert not (tmp_path / "new").exists()  # the folder it made for the run is not left behind, empty
 
 
 def test_scheduler_without_workers_gives_a_clear_error(tmp_path, capsys, monkeypatch):

@@ -1410,6 +1410,7 @@ def _main(args):
         raise ParameterError(f"--workers must be >= 1; got {args.workers}.")
     if args.scheduler is not None:
         _check_scheduler_address(args.scheduler)
+    made_out = not os.path.exists(args.out)
     check_out_dir(args.out)
     _results_state(Path(args.out) / RESULTS_NAME)  # refuse another program's results.csv now
     client = cluster = None
@@ -1431,7 +1432,12 @@ def _main(args):
                                    host="127.0.0.1", dashboard_address=None)
             client = Client(cluster)
         elif args.scheduler is not None:
-            client = _connect_scheduler(args.scheduler)
+            try:
+                client = _connect_scheduler(args.scheduler)
+            except XbarsimError:
+                if made_out and not any(os.scandir(args.out)):  # the folder this run made, still empty
+                    os.rmdir(args.out)
+                raise
         t0 = time.perf_counter()
         try:
             rows = run_sweep(params, args.out, client=client, progress=not args.no_progress,

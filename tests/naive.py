@@ -64,8 +64,13 @@ def end_arrays(drive, n_lines):
     return v, r, floating, batched
 
 
-def naive_solve(g, r_wl=0.0, r_bl=0.0, left=None, right=None, top=None, bottom=None):
-    """Solve the crossbar by dense MNA. Arguments as `xbarsim.Crossbar` / `xbarsim.solve`."""
+def naive_solve(g, r_wl=0.0, r_bl=0.0, left=None, right=None, top=None, bottom=None, digits=None):
+    """Solve the crossbar by dense MNA. Arguments as `xbarsim.Crossbar` / `xbarsim.solve`.
+
+    ``digits``: solve in that many decimal digits with mpmath (the matrix
+    built from the exact float inputs, ``1 / r`` taken in that precision)
+    and round the answer to float64: an oracle for circuits whose float64
+    elimination itself loses digits (devices 1e12 weaker than their wires)."""
     g = np.asarray(g, dtype=float)
     M, N = g.shape
     r_wl = np.broadcast_to(np.asarray(r_wl, dtype=float), (M, N - 1))
@@ -108,13 +113,13 @@ def naive_solve(g, r_wl=0.0, r_bl=0.0, left=None, right=None, top=None, bottom=N
             if r_wl[i, j] == 0:
                 wires0.append((wl(i, j), wl(i, j + 1)))
             else:
-                conductors.append((wl(i, j), wl(i, j + 1), 1.0 / r_wl[i, j]))
+                conductors.append((wl(i, j), wl(i, j + 1), ("r", r_wl[i, j])))
     for i in range(M - 1):
         for j in range(N):
             if r_bl[i, j] == 0:
                 wires0.append((bl(i, j), bl(i + 1, j)))
             else:
-                conductors.append((bl(i, j), bl(i + 1, j), 1.0 / r_bl[i, j]))
+                conductors.append((bl(i, j), bl(i + 1, j), ("r", r_bl[i, j])))
     n_nodes = 2 * M * N
     terminal_source = {}  # (end, line) -> index in `sources`
     for name, (v, r, floating, _) in ends.items():
@@ -127,15 +132,26 @@ def naive_solve(g, r_wl=0.0, r_bl=0.0, left=None, right=None, top=None, bottom=N
             else:
                 src_node = n_nodes  # a new internal node behind the resistor
                 n_nodes += 1
-                conductors.append((src_node, node, 1.0 / r[line]))
+                conductors.append((src_node, node, ("r", r[line])))
             terminal_source[name, line] = len(sources)
             sources.append((src_node, (name, line)))
 
     n_src = len(sources)
     n_w0 = len(wires0)
     size = n_nodes + n_src + n_w0
-    A = np.zeros((size, size))
+    if digits is None:
+        zero, one = 0.0, 1.0
+        conductance = lambda c: 1.0 / c[1] if isinstance(c, tuple) else c  # noqa: E731
+    else:
+        import mpmath
+
+        ctx = mpmath.MPContext()
+        ctx.dps = digits
+        zero, one = ctx.mpf(0), ctx.mpf(1)
+        conductance = lambda c: one / ctx.mpf(c[1]) if isinstance(c, tuple) else ctx.mpf(c)  # noqa: E731
+    A = np.full((size, size), zero, dtype=float if digits is None else object)
     for a, b, c in conductors:
+        c = conductance(c)
         A[a, a] += c
         A[b, b] += c
         A[a, b] -= c
@@ -157,11 +173,15 @@ def naive_solve(g, r_wl=0.0, r_bl=0.0, left=None, right=None, top=None, bottom=N
     v_bl = np.empty((M, N, B))
     i_term = {name: np.full((len(e[1]), B), np.nan) for name, e in ends.items()}
     for col in range(B):
-        rhs = np.zeros(size)
+        rhs = np.full(size, zero, dtype=A.dtype)
         for k, (_, (name, line)) in enumerate(sources):
             v_end = ends[name][0]  # (L, 1) when this end carries no batch
-            rhs[n_nodes + k] = v_end[line, col if v_end.shape[1] > 1 else 0]
-        x = np.linalg.solve(A, rhs)
+            v = v_end[line, col if v_end.shape[1] > 1 else 0]
+            rhs[n_nodes + k] = v if digits is None else ctx.mpf(v)
+        if digits is None:
+            x = np.linalg.solve(A, rhs)
+        else:
+            x = np.array([float(t) for t in ctx.lu_solve(ctx.matrix(A.tolist()), ctx.matrix(rhs.tolist()))])
         v_wl[:, :, col] = x[: M * N].reshape(M, N)
         v_bl[:, :, col] = x[M * N : 2 * M * N].reshape(M, N)
         for (name, line), k in terminal_source.items():

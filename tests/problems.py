@@ -145,10 +145,12 @@ def assert_close_scaled(actual, desired, rel=REL, err_msg=""):
     np.testing.assert_allclose(actual[finite], desired[finite], rtol=0, atol=rel * scale, err_msg=err_msg)
 
 
-def assert_solutions_close(sol, ref, rel=REL, current_floor=0.0):
+def assert_solutions_close(sol, ref, rel=REL, current_floor=0.0, voltage_floor=0.0):
     """Voltages, device currents, terminal currents and i_out of two solutions.
 
-    Voltages within ``rel`` of the largest voltage; currents within ``rel``
+    Voltages within ``rel`` of the largest voltage plus `voltage_floor`
+    (volts: where every node sits at 0 V, the dense oracle's answer is its
+    rounding noise, 2e-16 of a 1 V drive); currents within ``rel``
     of the largest terminal current plus `current_floor` (amperes, see
     `rounding_floor`: a circuit in which no current flows has terminal
     currents that are pure rounding noise).
@@ -160,7 +162,8 @@ def assert_solutions_close(sol, ref, rel=REL, current_floor=0.0):
         a, d = getattr(sol, name), getattr(ref, name)
         assert a.shape == d.shape, name
         np.testing.assert_array_equal(np.isnan(a), np.isnan(d), err_msg=name)
-        np.testing.assert_allclose(np.nan_to_num(a), np.nan_to_num(d), rtol=0, atol=rel * v_scale, err_msg=name)
+        np.testing.assert_allclose(np.nan_to_num(a), np.nan_to_num(d), rtol=0, atol=rel * v_scale + voltage_floor,
+                                   err_msg=name)
     # currents on one common scale: the largest terminal current
     scale = max(np.max(np.abs(np.nan_to_num(ref.i_terminal[e]))) for e in ENDS)
     atol = rel * scale + current_floor
@@ -182,6 +185,17 @@ node voltages (currents through conductance g between nodes near V carry
 an error of order eps * g * V even when no current flows)."""
 
 
+def max_drive(circuit):
+    """The largest |voltage| of any driven end, volts."""
+    M, N = np.shape(circuit.g)
+    v_max = 0.0
+    for name in ENDS:
+        v, _, floating, _ = end_arrays(circuit.drives.get(name), M if name in ("left", "right") else N)
+        if (~floating).any():
+            v_max = max(v_max, float(np.max(np.abs(v[~floating]))))
+    return v_max
+
+
 def rounding_floor(circuit):
     """Absolute current floor, amperes: ``ROUNDING`` x largest source voltage
     x largest conductance of any element (device, wire segment, terminal)."""
@@ -191,15 +205,11 @@ def rounding_floor(circuit):
         r = np.broadcast_to(np.asarray(r, float), shape)
         if np.any(r > 0):
             conductances.append(1.0 / np.min(r[r > 0]))
-    v_max = 0.0
     for name in ENDS:
-        v, r, floating, _ = end_arrays(circuit.drives.get(name), M if name in ("left", "right") else N)
-        driven = ~floating
-        if driven.any():
-            v_max = max(v_max, float(np.max(np.abs(v[driven]))))
-        if np.any(driven & (r > 0)):
-            conductances.append(1.0 / np.min(r[driven & (r > 0)]))
-    return ROUNDING * v_max * max(conductances)
+        _, r, floating, _ = end_arrays(circuit.drives.get(name), M if name in ("left", "right") else N)
+        if np.any(~floating & (r > 0)):
+            conductances.append(1.0 / np.min(r[~floating & (r > 0)]))
+    return ROUNDING * max_drive(circuit) * max(conductances)
 
 
 def _nan(n, batch=None):

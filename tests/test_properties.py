@@ -18,7 +18,7 @@ from hypothesis.extra.numpy import arrays
 
 import xbarsim as xs
 from naive import end_arrays, naive_solve
-from problems import (ENDS, REL, ROUNDING, Circuit, assert_solutions_close, refuses_ideal_wire,
+from problems import (ENDS, REL, ROUNDING, Circuit, assert_solutions_close, max_drive, refuses_ideal_wire,
                       rounding_floor)
 
 METHODS = sys.modules[xs.solve.__module__].METHODS
@@ -209,7 +209,7 @@ def test_methods_agree_with_each_other_and_the_oracle(circuit):
     direct = solve_or_reject(circuit, "direct")
     oracle = naive_solve(**circuit.naive_args())
     floor = rounding_floor(circuit)
-    assert_solutions_close(direct, oracle, current_floor=floor)
+    assert_solutions_close(direct, oracle, current_floor=floor, voltage_floor=ROUNDING * max_drive(circuit))
     for method in METHODS:
         if method == "direct":
             continue

@@ -58,14 +58,18 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     (["--size", "2", "--r-wire", "-1"], ">= 0 ohms"),
     (["--size", "2", "--tolerance", "0"], "tolerance"),
     (["--size", "2", "--g-range", "1e-7:1e-3"], "outside the device's reachable range"),
-    (["--targets", "BADFILE"], "outside the device's reachable range"),
+    (["--targets", "BADFILE"], "--targets spans"),  # named target_g, the API's argument
+    (["--targets", "NANFILE"], "--targets holds NaN"),
+    (["--size", "2", "--r-wire", "nan"], "--r-wire nan"),  # passed '< 0' and was named r_wl
     (["--size", "200000x200000"], "smaller array"),
 ])
 def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     """Every user error is caught before anything runs or is written."""
     np.save(tmp_path / "t.npy", np.full((2, 2), 3e-4))
     np.save(tmp_path / "bad.npy", np.array([[3e-4, 1e-9]]))
-    argv = [{"TFILE": str(tmp_path / "t.npy"), "BADFILE": str(tmp_path / "bad.npy")}.get(a, a) for a in argv]
+    np.save(tmp_path / "nan.npy", np.array([[3e-4, np.nan]]))
+    argv = [{"TFILE": str(tmp_path / "t.npy"), "BADFILE": str(tmp_path / "bad.npy"),
+             "NANFILE": str(tmp_path / "nan.npy")}.get(a, a) for a in argv]
     assert main(["program", "--out", str(tmp_path / "o"), "--no-progress"] + argv) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -275,18 +275,18 @@ def register(subparsers):
         from . import presets
         from .programming import TransferConfig
 
-        from .programming import check_program_memory
+        from .programming import _check_target, check_program_memory
 
         device = presets.TIO2_IDEAL if args.ideal_device else presets.TIO2
-        if args.r_wire < 0:
-            raise ParameterError(f"--r-wire {args.r_wire:g}: a resistance must be >= 0 ohms.")
+        if not (np.isfinite(args.r_wire) and args.r_wire >= 0):  # nan passed "< 0" and was called r_wl
+            raise ParameterError(f"--r-wire {args.r_wire:g}: give a finite resistance >= 0 ohms.")
         cfg = TransferConfig(device=device, scheme=args.scheme, read_scheme=args.read_scheme,
                              order=args.order, tolerance=args.tolerance, r_wl=args.r_wire,
                              r_bl=args.r_wire)
         if args.targets:
             if args.g_range is not None:
                 raise ParameterError("--g-range sets random targets; it cannot go with --targets.")
-            targets = load_targets(args.targets)
+            targets = _check_target(load_targets(args.targets), device, name="--targets")
             provenance = dict(targets=os.path.abspath(args.targets))
         else:
             lo, hi = args.g_range or (device.g_min, device.g_max)

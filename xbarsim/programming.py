@@ -429,18 +429,20 @@ class ProgramResult:
     """(K, K) with ``track=True``: read of device q (in order) after device p was programmed (NaN for p < q)."""
 
 
-def _check_target(target_g, dev, track=False):
+def _check_target(target_g, dev, track=False, name="target_g"):
+    """`target_g` as a float64 (M, N) array inside the device's range
+    (``name``: what the messages call it, e.g. ``--targets``)."""
     from .circuit import _as_float_array
 
-    t = _as_float_array(target_g, "target_g")  # refuses complex and boolean values
+    t = _as_float_array(target_g, name)  # refuses complex and boolean values
     if t.ndim != 2 or min(t.shape) < 1:
-        raise ParameterError(f"target_g has shape {t.shape}; expected a 2-D (M, N) array in siemens.")
+        raise ParameterError(f"{name} has shape {t.shape}; expected a 2-D (M, N) array in siemens.")
     check_program_memory(t.shape, track=track)
     if not np.all(np.isfinite(t)):
-        raise ParameterError("target_g holds NaN or inf; give finite conductances in siemens.")
+        raise ParameterError(f"{name} holds NaN or inf; give finite conductances in siemens.")
     if np.any(t <= dev.g_lo) or np.any(t >= dev.g_hi):
         raise ParameterError(
-            f"target_g spans [{t.min():.3g}, {t.max():.3g}] S, outside the device's reachable range "
+            f"{name} spans [{t.min():.3g}, {t.max():.3g}] S, outside the device's reachable range "
             f"({dev.g_lo:.3g}, {dev.g_hi:.3g}) S; targets must lie inside it (the operating "
             f"window is [{dev.g_min:.3g}, {dev.g_max:.3g}] S)."
         )

@@ -123,3 +123,18 @@ def test_every_command_refuses_a_seed_whose_derived_streams_would_overflow(tmp_p
     assert "'18446744073709551615' must be an integer in [0, 2**63)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
+
+
+def test_an_interrupted_write_leaves_no_partial_outputs(tmp_path, monkeypatch):
+    """Ctrl-C while the files are written (in the plot, after summary.json
+    and result.npz) removes what this run wrote: it left a summary without
+    its figure."""
+    import xbarsim.program_cmd as pc
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pc, "plot", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pc.run(str(tmp_path / "o"), np.full((2, 2), 3e-4), xs.TransferConfig(r_wl=0.0, r_bl=0.0), verbose=False)
+    assert (tmp_path / "o").is_dir() and not any((tmp_path / "o").iterdir())

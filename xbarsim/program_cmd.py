@@ -212,16 +212,26 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
         max_pulses=cfg.write_verify.max_pulses, device_v0=cfg.device.v0,
     )
     summary["config"].update(provenance or {})
-    with open(os.path.join(out_dir, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=2)
-    np.savez_compressed(
-        os.path.join(out_dir, "result.npz"),
-        **{k: getattr(res, k) for k in ("order_index", "target", "pulses", "g_after_own", "g_final",
-                                        "read_after_own", "read_final", "converged", "stuck")})
     M, N = res.target.shape
-    plot(res, os.path.join(out_dir, "program.png"),
-         title=f"xbarsim program: {M}x{N}, {cfg.scheme.value} bias, {cfg.read_scheme.value} reads, "
-               f"{cfg.r_wl:g}/{cfg.r_bl:g} ohm wires, seed {seed}")
+    written = []
+    try:  # all three files or none: Ctrl-C while writing left a summary without its figure
+        written.append(os.path.join(out_dir, "summary.json"))
+        with open(written[-1], "w") as fh:
+            json.dump(summary, fh, indent=2)
+        written.append(os.path.join(out_dir, "result.npz"))
+        np.savez_compressed(
+            written[-1],
+            **{k: getattr(res, k) for k in ("order_index", "target", "pulses", "g_after_own", "g_final",
+                                            "read_after_own", "read_final", "converged", "stuck")})
+        written.append(os.path.join(out_dir, "program.png"))
+        plot(res, written[-1],
+             title=f"xbarsim program: {M}x{N}, {cfg.scheme.value} bias, {cfg.read_scheme.value} reads, "
+                   f"{cfg.r_wl:g}/{cfg.r_bl:g} ohm wires, seed {seed}")
+    except BaseException:
+        for path in written:
+            if os.path.isfile(path):
+                os.remove(path)
+        raise
     if verbose and not summary["working"]:
         print(f"{M}x{N} programmed in {seconds:.1f} s: every device is stuck ({summary['stuck_lrs']} near "
               f"LRS, {summary['stuck_hrs']} in HRS), so there is no programming error to report")

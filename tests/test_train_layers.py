@@ -196,6 +196,39 @@ def test_train_refuses_what_it_cannot_fit():
             TrainConfig(**kw)
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda d: dict(y_train=d.y_train[:-3]), "data.x_train has shape"),  # silently trained on 37 of 40 points
+    (lambda d: dict(y_train=np.where(np.arange(len(d.y_train)) == 5, np.nan, d.y_train)), "labels 0 or 1"),  # NaN weights
+    (lambda d: dict(y_train=2 * d.y_train), "labels 0 or 1"),  # BCE targets outside [0, 1]
+    (lambda d: dict(x_val=np.where(np.arange(len(d.x_val))[:, None] == 0, np.nan, d.x_val)), "x_val holds NaN"),
+    (lambda d: dict(x_val=d.x_val[:0], y_val=d.y_val[:0]), "n >= 1"),  # a NaN validation loss; keep_best idle
+    (lambda d: dict(x_train=np.c_[d.x_train, d.x_train[:, :1]]), "does not take data.x_train's 3-feature"),
+])
+def test_train_refuses_data_it_cannot_fit_before_the_first_step(change, message):
+    import dataclasses
+
+    data = make_moons_split(40, 10, 10, seed=0)
+    with pytest.raises(ParameterError, match=message):
+        train(moons_network(4), dataclasses.replace(data, **change(data)), TrainConfig(epochs=2, batch_size=16),
+              progress=False)
+
+
+def test_train_refuses_a_score_that_is_not_a_number():
+    data = make_moons_split(40, 10, 10, seed=0)
+    with pytest.raises(ParameterError, match="score"):
+        train(moons_network(4), data, TrainConfig(epochs=2, select_every=1), progress=False,
+              score=lambda model: float("nan"))
+
+
+def test_train_leaves_the_global_generator_alone():
+    data = make_moons_split(40, 10, 10, seed=0)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train(moons_network(4), data, TrainConfig(epochs=2, batch_size=16), progress=False)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
 def test_moons_network_leaves_the_global_generator_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)

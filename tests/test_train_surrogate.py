@@ -281,3 +281,14 @@ def test_layer_mapping_is_case_insensitive_like_transfer_config(small):
         HardwareAwareLinear(2, 1, surrogate=small, mapping="Reference")
     with pytest.raises(ParameterError, match="mapping"):
         HardwareAwareLinear(2, 1, mapping="offset")
+
+
+def test_the_circuit_model_refuses_inputs_of_another_width(small):
+    """One input too many was read as the bias row, and the bias dropped;
+    one too few was NumPy's broadcast error."""
+    s = small.sample_layer(np.array([[0.3, -0.5], [1.0, 0.1]]), np.array([0.2, -0.1]), np.random.default_rng(0),
+                           noise=False, failures=False)
+    assert s.circuit(np.array([[0.2, 0.7]]), read_noise=False).shape == (1, 2)
+    for x in (np.array([[0.2, 0.7, 0.0]]), np.array([[0.2]])):
+        with pytest.raises(ParameterError, match="takes 2 input features"):
+            s.circuit(x, read_noise=False)

@@ -106,6 +106,11 @@ class LayerMapping:
     def input_voltages(self, x):
         """(B, in) inputs -> (B, rows) logical word-line voltages, V (bias row last)."""
         x = np.asarray(x, dtype=np.float64)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            # one input too many was read as the bias row (and the bias dropped)
+            raise ParameterError(f"x has shape {x.shape}; this layer takes {self.in_features} input features "
+                                 f"(last axis), as its weight's (out, in) = ({self.out_features}, "
+                                 f"{self.in_features}) says.")
         v = x * (self.v_read / self.input_scale)
         if self.has_bias:
             v = np.concatenate([v, np.full(v.shape[:-1] + (1,), self.v_read)], axis=-1)

@@ -30,7 +30,8 @@ class TrainConfig:
     lr: float = 0.05
     """Adam learning rate."""
     seed: int = 0
-    """Seed of the initial weights and the batch order."""
+    """Seed of the batch order and of torch's generator during training (the
+    weights arrive initialised: `moons_network` takes its own seed)."""
     keep_best: bool = True
     """Keep the weights with the lowest validation loss (checked every epoch)."""
     val_samples: int = 4
@@ -140,8 +141,12 @@ def train(model, data, config=TrainConfig(), progress=True, label="train", score
     Returns
     -------
     TrainResult
+        The model is left in ``eval()`` mode (mean weights) with the kept
+        weights loaded.
     """
-    with single_thread():
+    # torch's global generator is seeded for the run and given back as it
+    # was: the caller's stream does not depend on whether it trained
+    with single_thread(), torch.random.fork_rng(devices=[]):
         return _train(model, data, config, progress, label, score)
 
 
@@ -155,6 +160,19 @@ def _check_training(model, data, config):
         if not hasattr(data, name):
             raise ParameterError(f"data must have x_train, y_train, x_val, y_val (an xbarsim.train.data.MoonsData); "
                                  f"got {type(data).__name__} without {name}.")
+    for split in ("train", "val"):
+        x = np.asarray(getattr(data, f"x_{split}"), dtype=np.float64)
+        y = np.asarray(getattr(data, f"y_{split}"), dtype=np.float64)
+        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
+            # a shorter y_train silently dropped the last points; an empty split divided by zero
+            raise ParameterError(f"data.x_{split} has shape {x.shape} and data.y_{split} {y.shape}; give (n, features) "
+                                 f"points and (n,) labels, n >= 1, for both the training and the validation split.")
+        if not np.all(np.isfinite(x)):
+            raise ParameterError(f"data.x_{split} holds NaN or inf.")
+        if not np.all((y == 0) | (y == 1)):
+            # BCE took NaN (NaN weights, no error) and labels such as 2 or -1 (targets outside [0, 1])
+            bad = y[~((y == 0) | (y == 1))][0]
+            raise ParameterError(f"data.y_{split} holds {bad!r}; train fits binary classifiers: labels 0 or 1.")
     params = list(model.parameters())
     if any(p.dtype != torch.float64 for p in params):
         raise ParameterError("train runs in float64 (the hardware models are float64); convert the model with "
@@ -164,14 +182,15 @@ def _check_training(model, data, config):
     try:
         with torch.no_grad():
             out = model(torch.as_tensor(np.asarray(data.x_train[:2]), dtype=torch.float64))
+    except RuntimeError as exc:  # torch's shape errors: the model does not take these points
+        raise ParameterError(f"the model does not take data.x_train's {np.shape(data.x_train)[1]}-feature points "
+                             f"({exc}).") from None
     finally:
         model.train(was_training)
     if out.ndim != 2 or out.shape[1] != 1:
         raise ParameterError(f"train fits binary classifiers with one logit per point ((B, 1) outputs, "
                              f"BCE-with-logits); this model gives {tuple(out.shape)}. Write your own loop for "
                              "other tasks (see xbarsim.train.layers).")
-    if not np.all(np.isfinite(np.asarray(data.x_train, dtype=np.float64))):
-        raise ParameterError("data.x_train holds NaN or inf.")
 
 
 def _train(model, data, config, progress, label, score):
@@ -209,6 +228,9 @@ def _train(model, data, config, progress, label, score):
                 crit = vl
             elif (epoch + 1) % config.select_every == 0 or epoch == config.epochs - 1:
                 crit = -float(score(model))
+                if not math.isfinite(crit):  # keep_best then kept the last epoch without a word
+                    raise ParameterError(f"score(model) returned {-crit!r} at epoch {epoch}; it must be a finite "
+                                         "number, higher for better weights.")
                 scores.append((epoch, -crit))
             else:
                 crit = np.inf

@@ -171,8 +171,8 @@ def sample_state(state, dp, M, N, g, stuck):
     """Initial conductance and failure class of an M x N array.
 
     ``dp`` is the packed device parameter vector (xbarsim.devices). Failed
-    devices: stuck near LRS (``stuck = 1``, G ~ N(mean, std), floored at
-    ``g_lo``) or in HRS (``stuck = 2``, G ~ U(lo, hi)); the others start
+    devices: stuck near LRS (``stuck = 1``, G ~ N(mean, std), clipped to
+    ``[g_lo, g_hi]``) or in HRS (``stuck = 2``, G ~ U(lo, hi)); the others start
     uniform in ``[g_init_lo, g_init_hi]`` (``stuck = 0``).
     """
     p_lrs = dp[P_P_LRS]
@@ -183,7 +183,7 @@ def sample_state(state, dp, M, N, g, stuck):
             if u < p_lrs:
                 stuck[i, j] = 1
                 gv = dp[P_LRS_MEAN] + dp[P_LRS_STD] * normal(state)
-                g[i, j] = max(gv, dp[P_G_LO])
+                g[i, j] = min(max(gv, dp[P_G_LO]), dp[P_G_HI])  # the physical range bounds every state
             elif u < p_lrs + p_hrs:
                 stuck[i, j] = 2
                 g[i, j] = dp[P_HRS_LO] + (dp[P_HRS_HI] - dp[P_HRS_LO]) * uniform(state)

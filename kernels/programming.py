@@ -61,6 +61,8 @@ N_OPT = 4
 # compiles the callee once more for it (`_read` and `_sense` three times each).
 
 _EXP_CUT = 36.0  # exp(-36) ~ 2e-16: below this a pulse changes nothing
+_EXP_MAX = 700.0  # exp(700) ~ 1e304: past it the rate saturates (any G then clamps to its range),
+# not inf (a zero rate constant times inf was NaN: k_set = 0 with a steep v_slope)
 _G_NEGLIGIBLE = 1e-12  # S per pulse: switching below this is skipped (see _negligible_voltage)
 _G_MEAN_ONLY = 1e-9
 """S per pulse: a cell whose mean change is below this (an unselected cell at
@@ -121,12 +123,13 @@ def _voltage_factor(a, vth, slope, isub, e0):
     ``(exp((a - vth)/sub) - e0) / (1 - e0)`` with ``e0 = exp(-vth/sub)``,
     continuous at the threshold and exactly 0 at 0 V (no switching without
     voltage); 0 where ``(a - vth)/sub < -_EXP_CUT`` (always, for a hard
-    threshold: ``isub`` infinite). Near 0 V (``a/sub <
+    threshold: ``isub`` infinite); capped at ``exp(_EXP_MAX)`` above
+    threshold, so that the rate stays finite. Near 0 V (``a/sub <
     0.05``: the unselected cells of a pulse) it is evaluated as ``e0
     expm1(a/sub) / (1 - e0)``, the same value without the cancellation."""
     x = a - vth
     if x >= 0.0:
-        return math.exp(x / slope)
+        return math.exp(min(x / slope, _EXP_MAX))
     x = x * isub
     if x < -_EXP_CUT:
         return 0.0

@@ -180,3 +180,31 @@ def test_failure_sampling_rates_and_values():
     assert hrs.min() >= 10e-6 and hrs.max() <= 100e-6
     ok = g[stuck == 0]
     assert ok.min() >= dev.g_init_lo and ok.max() <= dev.g_init_hi
+
+
+def test_a_zero_rate_constant_with_a_steep_slope_programs_finite_conductances():
+    """exp((|V| - V_th) / v_slope) overflowed to inf past 709, and a zero
+    k_set times inf was NaN: g_final came back NaN with 0 ohm wires (no
+    solve to notice), a post-run ConvergenceError with wires."""
+    dev = xs.DeviceParams(k_set=0.0, v_slope=0.001).ideal()
+    for r in (0.0, 1.0):
+        res = xs.program(np.full((2, 2), 300e-6), xs.TransferConfig(device=dev, r_wl=r, r_bl=r), seed=0)
+        assert np.all(np.isfinite(res.g_final)) and np.all(np.isfinite(res.read_final))
+        assert np.all((res.g_final >= dev.g_lo) & (res.g_final <= dev.g_hi))
+
+
+@pytest.mark.parametrize("kw", [
+    dict(g_stuck_hrs_lo=0.0, g_stuck_hrs_hi=1e-6),  # open devices: an undetermined floating line mid-run
+    dict(g_stuck_hrs_lo=2e-3, g_stuck_hrs_hi=3e-3),  # above g_hi
+    dict(g_stuck_lrs_mean=2e-3),
+])
+def test_stuck_conductances_outside_the_physical_range_are_refused(kw):
+    with pytest.raises(xs.ParameterError, match="physical range"):
+        xs.DeviceParams(**kw)
+
+
+def test_stuck_lrs_draws_stay_inside_the_physical_range():
+    dev = xs.DeviceParams(p_stuck_lrs=1.0, p_stuck_hrs=0.0, g_stuck_lrs_mean=1e-3, g_stuck_lrs_std=5e-4)
+    res = xs.program(np.full((6, 6), 3e-4), xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0), seed=0)
+    assert np.all(res.stuck == 1)
+    assert res.g_final.max() == dev.g_hi and res.g_final.min() >= dev.g_lo  # half the draws were above g_hi

@@ -45,8 +45,8 @@ Read noise
     ``read_noise`` (independent per read).
 Failures
     ``p_stuck_lrs`` of the devices are stuck near LRS (``G ~ N(573, 99)
-    uS``), ``p_stuck_hrs`` stuck in HRS (``G ~ U(10, 100) uS``); stuck
-    devices do not switch or relax. The others start uniform in
+    uS``, clipped to ``[g_lo, g_hi]``), ``p_stuck_hrs`` stuck in HRS (``G ~
+    U(10, 100) uS``); stuck devices do not switch or relax. The others start uniform in
     ``[g_init_lo, g_init_hi]`` (arrays are reset toward HRS before a
     programming run).
 
@@ -231,8 +231,15 @@ class DeviceParams:
             )
         if not (self.g_lo <= self.g_init_lo <= self.g_init_hi <= self.g_hi):
             raise ParameterError("need g_lo <= g_init_lo <= g_init_hi <= g_hi for the initial state.")
-        if not (0 <= self.g_stuck_hrs_lo <= self.g_stuck_hrs_hi):
-            raise ParameterError("need 0 <= g_stuck_hrs_lo <= g_stuck_hrs_hi.")
+        if not (self.g_lo <= self.g_stuck_hrs_lo <= self.g_stuck_hrs_hi <= self.g_hi
+                and self.g_lo <= self.g_stuck_lrs_mean <= self.g_hi):
+            # outside it they came out of programming beyond the range that bounds every state, and
+            # devices stuck open (0 S) left a floating line undetermined (a solver error mid-run)
+            raise ParameterError(
+                f"stuck devices sit in the physical range [g_lo, g_hi] = [{self.g_lo:.3g}, {self.g_hi:.3g}] S: need "
+                f"g_lo <= g_stuck_hrs_lo <= g_stuck_hrs_hi <= g_hi and g_lo <= g_stuck_lrs_mean <= g_hi (got "
+                f"{self.g_stuck_hrs_lo:.3g}, {self.g_stuck_hrs_hi:.3g} and {self.g_stuck_lrs_mean:.3g} S); widen "
+                "g_lo / g_hi or move the stuck conductances.")
 
     # ------------------------------------------------------------------
     def read_current(self, g, v):

@@ -426,7 +426,7 @@ class ProgramResult:
     """Circuit solves that missed their tolerance: always 0 in a returned result (a miss raises
     `ConvergenceError`); kept for the record."""
     drift_reads: Optional[np.ndarray] = None
-    """(K, K) with ``track=True``: read of device q (in order) after device p was programmed (NaN for p < q)."""
+    """(K, K) with ``track=True``: read of device q (in order) after device p was programmed (NaN for p <= q)."""
 
 
 def _check_target(target_g, dev, track=False, name="target_g"):

@@ -292,3 +292,21 @@ def test_the_circuit_model_refuses_inputs_of_another_width(small):
     for x in (np.array([[0.2, 0.7, 0.0]]), np.array([[0.2]])):
         with pytest.raises(ParameterError, match="takes 2 input features"):
             s.circuit(x, read_noise=False)
+
+
+def test_statistical_and_surrogate_evaluations_do_not_depend_on_the_chunking(small, cfg):
+    """Transfer t draws from its own stream (seed, t), as the circuit
+    evaluation does: one generator for the whole run gave other results
+    for another ``chunk``, a setting that reads as a memory knob."""
+    from xbarsim.train import evaluate_statistical, evaluate_surrogate, network_layers
+    from xbarsim.train.data import make_moons_split
+    from xbarsim.train.training import moons_network
+
+    d = make_moons_split(40, 10, 30, seed=0)
+    layers = network_layers(moons_network(8))
+    for run in (lambda **kw: evaluate_surrogate(layers, small, d.x_test, d.y_test, seed=5, **kw),
+                lambda **kw: evaluate_statistical(layers, cfg, d.x_test, d.y_test, seed=5, **kw)):
+        whole = run(n=11, chunk=11).logits
+        np.testing.assert_array_equal(run(n=11, chunk=3).logits, whole)
+        np.testing.assert_array_equal(run(n=4, chunk=1).logits, whole[:4])  # a prefix is the same transfers
+        assert not np.array_equal(whole[0], whole[1])  # and the transfers differ

@@ -230,6 +230,14 @@ def _layer_targets(w, b, cfg):
     return map_layer(w, b, cfg)
 
 
+def _transfer_rngs(seed, start, count):
+    """One generator per transfer ``t = start .. start + count - 1``, keyed
+    ``(seed, t)``: what transfer t draws does not depend on how the n
+    transfers are chunked (one generator for the whole run gave other
+    results for another ``chunk``)."""
+    return [np.random.default_rng([seed, t]) for t in range(start, start + count)]
+
+
 def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, chunk=500):
     """Per-transfer outputs under the paper's statistical-only model (no circuit).
 
@@ -244,18 +252,17 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
     stat = StatisticalModel() if stat is None else stat
     layers, x, labels = _task(model_or_layers, x, y)
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
-    rng = np.random.default_rng(check_seed(seed))
+    seed = check_seed(seed)
     maps = [_layer_targets(w, b, cfg) for w, b in layers]
+    later = [[tile_features(tile.shape, cfg.order)[1].astype(np.int64) for tile in lm.tiles] for lm in maps]
     logits = np.empty((n, x.shape[0]))
     for s in range(0, n, chunk):
         c = min(chunk, n - s)
+        rngs = _transfer_rngs(seed, s, c)
         h = np.broadcast_to(x, (c,) + x.shape)
         for k, lm in enumerate(maps):
-            gs = []
-            for tile in lm.tiles:
-                _, n_later, _ = tile_features(tile.shape, cfg.order)
-                g, _ = stat.sample(np.broadcast_to(tile.target, (c,) + tile.shape), n_later.astype(np.int64), rng)
-                gs.append(g)
+            gs = [np.stack([stat.sample(tile.target, n_later, r)[0] for r in rngs])
+                  for tile, n_later in zip(lm.tiles, later[k])]
             W, bb = lm.effective_weights(gs)
             z = np.einsum("nbi,noi->nbo", h, W) + (0.0 if bb is None else bb[:, None, :])
             h = _sigmoid(z) if k < len(maps) - 1 else z
@@ -268,15 +275,16 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     """Per-transfer outputs under the fitted surrogate (programming and circuit)."""
     layers, x, labels = _task(model_or_layers, x, y)
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
-    rng = np.random.default_rng(check_seed(seed))
+    seed = check_seed(seed)
     maps = [_layer_targets(w, b, surrogate.cfg) for w, b in layers]
     logits = np.empty((n, x.shape[0]))
     for s in range(0, n, chunk):
         c = min(chunk, n - s)
-        h = x
+        rngs = _transfer_rngs(seed, s, c)
+        h = np.broadcast_to(x, (c,) + x.shape)
         for k, lm in enumerate(maps):
-            gs, _ = surrogate.sample_tiles(lm, rng, n=c)
-            z = surrogate.layer_output(lm, gs, h, rng, noise=True)
+            z = np.concatenate([surrogate.layer_output(lm, surrogate.sample_tiles(lm, r, n=1)[0], h[i:i + 1], r,
+                                                       noise=True) for i, r in enumerate(rngs)])
             h = _sigmoid(z) if k < len(maps) - 1 else z
         logits[s:s + c] = h[..., 0]
     correct = (logits > 0).astype(np.int64) == labels[None, :]

@@ -53,3 +53,16 @@ def test_readme_fallback_and_bad_parameters(monkeypatch):
         StatisticalModel(p_stuck_lrs=1.5)
     with pytest.raises(ParameterError):
         StatisticalModel().sample(np.array([-1.0]), 0, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("kw, word", [
+    (dict(a=float("nan")), "finite"),  # all-NaN logits, counted as class 0 by `correct`
+    (dict(offset_std=-1.0), "standard deviation"),  # NumPy's raw "scale < 0" at the first sample
+    (dict(lrs_std=-1.0), "standard deviation"),
+    (dict(hrs_high=float("inf")), "finite"),  # a raw OverflowError
+    (dict(p_stuck_lrs="0.1"), "finite"),  # a raw TypeError
+    (dict(drift="yes"), "True or False"),
+])
+def test_statistical_model_refuses_parameters_it_cannot_sample(kw, word):
+    with pytest.raises(ParameterError, match=word):
+        StatisticalModel(**kw)

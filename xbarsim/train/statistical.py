@@ -24,6 +24,7 @@ simulating the circuit changes. All figures come from
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass
 
@@ -185,6 +186,20 @@ class StatisticalModel:
     """Apply the measured biasing-scheme drift."""
 
     def __post_init__(self):
+        from ..devices import real_scalar
+
+        for name in ("a", "b", "offset_mean", "offset_std", "p_stuck_lrs", "lrs_mean", "lrs_std", "p_stuck_hrs",
+                     "hrs_low", "hrs_high"):
+            value = real_scalar(getattr(self, name))
+            if value is None or not math.isfinite(value):
+                # NaN gave all-NaN logits that `correct` then counted as class 0; "0.1" a raw TypeError
+                raise ParameterError(f"StatisticalModel.{name} = {getattr(self, name)!r}; a finite number.")
+            object.__setattr__(self, name, value)
+        for name in ("offset_std", "lrs_std"):
+            if getattr(self, name) < 0:  # a raw "scale < 0" from NumPy at the first sample
+                raise ParameterError(f"StatisticalModel.{name} = {getattr(self, name)!r}; a standard deviation >= 0.")
+        if not isinstance(self.drift, (bool, np.bool_)):
+            raise ParameterError(f"StatisticalModel.drift = {self.drift!r}; True or False.")
         for name in ("p_stuck_lrs", "p_stuck_hrs"):
             p = getattr(self, name)
             if not (0 <= p <= 1):

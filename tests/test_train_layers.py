@@ -345,3 +345,58 @@ def test_evaluations_refuse_bool_counts_and_bad_seeds():
     for kw in (dict(n=True), dict(keep_conductances=True), dict(seed=2**64 - 1000)):
         with pytest.raises(ParameterError, match=list(kw)[0]):
             evaluate_circuit(net, cfg, x, y, progress=False, **kw)
+
+
+def test_forward_refuses_inputs_it_cannot_take_with_a_hint():
+    layer = HardwareAwareLinear(3, 2, surrogate=ToyHardware(p_fail=0.5), seed=1).double()
+    for sampled in (True, False):
+        layer.train(sampled)
+        for x, word in ((np.ones((2, 3)), "torch.Tensor"),  # an AttributeError ('no attribute dim')
+                        (torch.tensor(1.0, dtype=torch.float64), "takes 3 features"),  # an IndexError
+                        (torch.ones(2, 4, dtype=torch.float64), "takes 3 features"),
+                        (torch.ones(2, 3, dtype=torch.float32), "dtype")):  # torch's RuntimeError
+            with pytest.raises(ParameterError, match=word):
+                layer(x)
+
+
+def test_a_bfloat16_layer_samples():
+    """NumPy has no bfloat16: the weights went through .numpy() and raised a raw TypeError."""
+    layer = HardwareAwareLinear(3, 2, surrogate=ToyHardware(p_fail=0.5), seed=1).to(torch.bfloat16)
+    layer.train()
+    y = layer(torch.ones(4, 3, dtype=torch.bfloat16))
+    assert y.dtype == torch.bfloat16 and y.shape == (4, 2) and bool(torch.isfinite(y.float()).all())
+
+
+def test_evaluations_take_layers_as_a_list_or_a_tuple_and_refuse_other_things():
+    import xbarsim as xs
+    from xbarsim.train import evaluate_statistical, network_layers
+
+    data = make_moons_split(40, 10, 10, seed=0)
+    layers = network_layers(moons_network(4))
+    cfg = xs.TransferConfig()
+    as_list = evaluate_statistical(layers, cfg, data.x_test, data.y_test, n=3).logits
+    np.testing.assert_array_equal(evaluate_statistical(tuple(layers), cfg, data.x_test, data.y_test, n=3).logits,
+                                  as_list)  # a tuple was taken for a model: AttributeError
+    for bad in ([], [1, 2], "model"):
+        with pytest.raises(ParameterError):
+            evaluate_statistical(bad, cfg, data.x_test, data.y_test, n=3)
+    with pytest.raises(ParameterError, match="torch.nn.Module"):
+        network_layers([1, 2])
+
+
+def test_to_crossbar_warns_when_the_transfer_is_not_the_surrogates():
+    """A layer trained against a surrogate of one TransferConfig, transferred
+    with another (reference mapping, another input scale) ran silently."""
+    import xbarsim as xs
+    from xbarsim.train import Surrogate, convert, to_crossbar
+
+    sur = Surrogate.fit(xs.TransferConfig(), n_transfers=2, layers=((2, 2), (1, 2)), n_fail_devices=0, n_probe=2,
+                        n_bins=2)
+    net = convert(moons_network(2), surrogate=sur, seed=0)
+    with pytest.warns(UserWarning, match="another TransferConfig"):
+        to_crossbar(net, xs.TransferConfig(input_scale=5.0))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_crossbar(net, xs.TransferConfig())  # its own configuration: no warning

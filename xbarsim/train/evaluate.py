@@ -24,6 +24,7 @@ import contextlib
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 import torch.nn as nn
 
 from .._progress import Progress
@@ -61,6 +62,8 @@ def network_layers(model):
     other layer (another activation, a convolution), a missing sigmoid, or
     two sigmoids in a row is refused rather than silently replaced.
     """
+    if not isinstance(model, nn.Module):  # an AttributeError ('no attribute modules') for a list of numbers
+        raise ParameterError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
     passive = (nn.Identity, nn.Dropout)
     other = [type(m).__name__ for m in leaves if not isinstance(m, (nn.Linear, nn.Sigmoid) + passive)]
@@ -77,8 +80,8 @@ def network_layers(model):
             "(L: Linear, S: Sigmoid).")
     out = []
     for layer in linear_layers(model):
-        w = layer.weight.detach().cpu().numpy().astype(np.float64)
-        b = None if layer.bias is None else layer.bias.detach().cpu().numpy().astype(np.float64)
+        w = layer.weight.detach().cpu().to(torch.float64).numpy()
+        b = None if layer.bias is None else layer.bias.detach().cpu().to(torch.float64).numpy()
         out.append((w, b))
     if not out:
         raise ParameterError("the model holds no nn.Linear layer to transfer.")
@@ -90,7 +93,17 @@ def _task(model_or_layers, x, y):
     before any transfer runs: the layers chain, the last has one output
     (the logit, class 1 where it is > 0), ``x`` is (P, in) and finite,
     ``y`` holds P labels in {0, 1}."""
-    layers = model_or_layers if isinstance(model_or_layers, list) else network_layers(model_or_layers)
+    if isinstance(model_or_layers, (list, tuple)):
+        layers = list(model_or_layers)  # a tuple was taken for a model ("no attribute 'modules'")
+        if not layers or not all(isinstance(lb, (list, tuple)) and len(lb) == 2 for lb in layers):
+            raise ParameterError("give a torch model, or its layers as a non-empty list of (weight, bias) pairs "
+                                 "(weight (out, in), bias (out,) or None), as network_layers returns them.")
+        layers = [(np.asarray(w, dtype=np.float64), None if b is None else np.asarray(b, dtype=np.float64))
+                  for w, b in layers]
+        if any(w.ndim != 2 for w, _ in layers):
+            raise ParameterError("each layer's weight must be a 2-D (out, in) array.")
+    else:
+        layers = network_layers(model_or_layers)
     width = layers[0][0].shape[1]
     for k in range(1, len(layers)):
         if layers[k][0].shape[1] != layers[k - 1][0].shape[0]:

@@ -284,11 +284,22 @@ class HardwareAwareLinear(nn.Linear):
             noise, failures = True, True
         elif failures and self.failure_scale != 1.0:
             failures = self.failure_scale
-        w = self.weight.detach().cpu().numpy().astype(np.float64)
-        b = None if self.bias is None else self.bias.detach().cpu().numpy().astype(np.float64)
+        w = self.weight.detach().cpu().to(torch.float64).numpy()
+        b = None if self.bias is None else self.bias.detach().cpu().to(torch.float64).numpy()
         return self.surrogate.sample_layer(w, b, self._rng, noise=noise, failures=failures)
 
     def forward(self, x):
+        # torch's own errors here were raw (AttributeError for a NumPy array,
+        # IndexError for a 0-d tensor, RuntimeError for another dtype)
+        if not isinstance(x, torch.Tensor):
+            raise ParameterError(f"HardwareAwareLinear takes a torch.Tensor; got {type(x).__name__}. Convert with "
+                                 f"torch.as_tensor(x, dtype={self.weight.dtype}).")
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ParameterError(f"input of shape {tuple(x.shape)}; this layer takes {self.in_features} features "
+                                 "(last dimension).")
+        if x.dtype != self.weight.dtype:
+            raise ParameterError(f"input of dtype {x.dtype} for weights of dtype {self.weight.dtype}; convert one of "
+                                 f"them (x.to({self.weight.dtype}), or the model with .double() / .float()).")
         if not self._sampling_now():
             self._failed_weight = self._failed_bias = None
             return super().forward(x)
@@ -316,7 +327,7 @@ class HardwareAwareLinear(nn.Linear):
         y = nn.functional.linear(xin, w, b)
         if s.circuit is not None:
             # IR drop and read noise: constants of the step (reparametrization)
-            y_hw = torch.as_tensor(s.circuit(x.detach().cpu().numpy().astype(np.float64)), device=dev, dtype=dt)
+            y_hw = torch.as_tensor(s.circuit(x.detach().cpu().to(torch.float64).numpy()), device=dev, dtype=dt)
             y = y + (y_hw.reshape(y.shape) - y.detach())
         if not bool(torch.isfinite(y.detach()).all()):
             raise ParameterError(self._overflow_message(x))
@@ -565,10 +576,20 @@ def to_crossbar(model, cfg, seed=0):
                       UserWarning, stacklevel=2)
     from ..mapping import map_layer
 
+    trained_for = {k: layer.surrogate for k, layer in enumerate(layers)
+                   if getattr(layer, "surrogate", None) is not None and hasattr(layer.surrogate, "matches")}
+    other = [k for k, sur in trained_for.items() if not sur.matches(cfg)]
+    if other:
+        import warnings
+
+        warnings.warn(f"layer(s) {other} were trained against a surrogate fitted for another TransferConfig than "
+                      "this transfer's (mapping, input scale, device, wires...): the hardware-aware training may not "
+                      "carry over. Transfer with the surrogate's own configuration (surrogate.cfg) unless this is "
+                      "the point.", UserWarning, stacklevel=2)
     weights = []
     for k, layer in enumerate(layers):  # every layer checked before the first is programmed
-        w = layer.weight.detach().cpu().numpy().astype(np.float64)
-        b = None if layer.bias is None else layer.bias.detach().cpu().numpy().astype(np.float64)
+        w = layer.weight.detach().cpu().to(torch.float64).numpy()
+        b = None if layer.bias is None else layer.bias.detach().cpu().to(torch.float64).numpy()
         try:
             map_layer(w, b, cfg)
         except ParameterError as exc:

@@ -1026,8 +1026,8 @@ class Surrogate:
         s_in = float(cfg.input_scale)
         w_aug = weight if bias is None else torch.cat([weight, (bias / s_in)[:, None]], dim=1)
         wmax = w_aug.abs().max().clamp_min(1e-12)
-        feats = self._penalty_features(weight.detach().cpu().numpy().astype(np.float64),
-                                       None if bias is None else bias.detach().cpu().numpy().astype(np.float64))
+        feats = self._penalty_features(weight.detach().cpu().to(torch.float64).numpy(),
+                                       None if bias is None else bias.detach().cpu().to(torch.float64).numpy())
         vb_p, vb_n = (torch.as_tensor(f, dtype=w_aug.dtype) for f in feats)
         span = g_max - g_min
         if cfg.mapping.value == "differential":

@@ -98,16 +98,26 @@ class DriftTable:
         return float(np.mean(s)), float(np.std(s))
 
     def sample(self, events, rng):
-        """One drift (siemens) per entry of the integer array `events`."""
-        events = np.minimum(np.asarray(events, dtype=np.int64), self.max_events)
-        out = np.zeros(events.shape)
-        for s in np.unique(events):
-            if s <= 0:
-                continue
-            sel = events == s
-            pool = self.samples[s]
-            out[sel] = pool[rng.integers(0, len(pool), size=int(sel.sum()))]
-        return out
+        """One drift (siemens) per entry of the integer array `events`: a
+        measured change drawn uniformly from its event count's pool, by one
+        vectorized draw (a loop over the event counts cost 0.4 ms a tile)."""
+        events = np.clip(np.asarray(events, dtype=np.int64), 0, self.max_events)
+        pools, sizes = self._padded
+        return pools[events, rng.integers(0, sizes[events])]
+
+    @property
+    def _padded(self):
+        """The pools as one (max_events + 1, largest pool) array, zero-padded,
+        and their sizes (``samples[0]`` is ``[0.0]``: no drift)."""
+        cached = self.__dict__.get("_padded_cache")
+        if cached is None:
+            sizes = np.array([len(p) for p in self.samples], dtype=np.int64)
+            pools = np.zeros((len(self.samples), int(sizes.max())))
+            for k, p in enumerate(self.samples):
+                pools[k, :len(p)] = p
+            cached = (pools, sizes)
+            object.__setattr__(self, "_padded_cache", cached)
+        return cached
 
 
 def load_drift_table(path=None, min_samples=50):

@@ -310,3 +310,37 @@ def test_statistical_and_surrogate_evaluations_do_not_depend_on_the_chunking(sma
         np.testing.assert_array_equal(run(n=11, chunk=3).logits, whole)
         np.testing.assert_array_equal(run(n=4, chunk=1).logits, whole[:4])  # a prefix is the same transfers
         assert not np.array_equal(whole[0], whole[1])  # and the transfers differ
+
+
+def test_surrogate_entry_points_refuse_what_they_cannot_use(small, tmp_path):
+    import io
+
+    import xbarsim as xs
+    from xbarsim.train import evaluate_statistical, evaluate_surrogate, network_layers, summarize
+    from xbarsim.train.data import make_moons_split
+    from xbarsim.train.training import moons_network
+
+    w, b = np.array([[0.3, -0.5], [1.0, 0.1]]), np.array([0.2, -0.1])
+    with pytest.raises(ParameterError, match="Generator"):
+        small.sample_layer(w, b, 0)  # "'int' object has no attribute 'random'"
+    with pytest.raises(ParameterError, match="failures"):
+        small.sample_layer(w, b, np.random.default_rng(0), failures=-1.0)  # silently no failures
+    s_true = small.sample_layer(w, b, np.random.default_rng(0), failures=np.True_)
+    s_one = small.sample_layer(w, b, np.random.default_rng(0), failures=True)
+    np.testing.assert_array_equal(s_true.weight, s_one.weight)
+    with pytest.raises(ParameterError, match="existing, writable folder"):
+        small.save(tmp_path / "missing" / "s.npz")  # a raw FileNotFoundError
+    buf = io.BytesIO()
+    small.save(buf)  # a raw TypeError; load reads file objects
+    buf.seek(0)
+    assert Surrogate.load(buf).matches(small.cfg)
+    d = make_moons_split(40, 10, 10, seed=0)
+    layers = network_layers(moons_network(4))
+    with pytest.raises(ParameterError, match="StatisticalModel"):
+        evaluate_statistical(layers, xs.TransferConfig(), d.x_test, d.y_test, n=2, stat="paper")
+    with pytest.raises(ParameterError, match="Surrogate"):
+        evaluate_surrogate(layers, "x", d.x_test, d.y_test, n=2)
+    with pytest.raises(ParameterError, match="noise"):
+        make_moons_split(noise="0.2")
+    with pytest.raises(ParameterError, match="software_accuracy"):
+        summarize(np.ones((2, 3), bool), software_accuracy=float("nan"))

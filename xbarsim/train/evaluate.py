@@ -263,6 +263,8 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
     from .surrogate import tile_features
 
     stat = StatisticalModel() if stat is None else stat
+    if not isinstance(stat, StatisticalModel):  # "paper" raised AttributeError mid-run
+        raise ParameterError(f"stat must be an xbarsim.train.StatisticalModel or None; got {type(stat).__name__}.")
     layers, x, labels = _task(model_or_layers, x, y)
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     seed = check_seed(seed)
@@ -286,6 +288,11 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
 
 def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=250):
     """Per-transfer outputs under the fitted surrogate (programming and circuit)."""
+    from .surrogate import Surrogate
+
+    if not isinstance(surrogate, Surrogate):  # "'str' object has no attribute 'cfg'"
+        raise ParameterError(f"surrogate must be a fitted xbarsim.train.Surrogate; got {type(surrogate).__name__} "
+                             "(Surrogate.fit(cfg), or Surrogate.load(path)).")
     layers, x, labels = _task(model_or_layers, x, y)
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     seed = check_seed(seed)

@@ -193,8 +193,11 @@ class HardwareAwareLinear(nn.Linear):
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
                 raise ParameterError(f"{name} = {n!r}; a positive integer.")
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        from ..devices import real_scalar
+
         for name, c in (("weight_decay", weight_decay), ("hardware_penalty", hardware_penalty)):
-            if isinstance(c, bool) or not isinstance(c, (int, float)) or not (math.isfinite(c) and c >= 0):
+            v = real_scalar(c)  # NumPy scalars too (np.float32(0.1) was refused)
+            if v is None or not (math.isfinite(v) and v >= 0):
                 raise ParameterError(f"{name} = {c!r}; a finite coefficient >= 0.")
         if surrogate is not None and not callable(getattr(surrogate, "sample_layer", None)):
             raise ParameterError(
@@ -202,7 +205,9 @@ class HardwareAwareLinear(nn.Linear):
                 f"{type(surrogate).__name__}. Fit one with Surrogate.fit(cfg), or load it with Surrogate.load.")
         if not isinstance(reparam, (bool, np.bool_)):
             raise ParameterError(f"reparam = {reparam!r}; True or False.")
-        if failures is not None and (isinstance(failures, str) or not isinstance(failures, (bool, int, float))):
+        if isinstance(failures, np.bool_):  # as reparam: np.True_ was refused
+            failures = bool(failures)
+        if failures is not None and not isinstance(failures, bool) and real_scalar(failures) is None:
             raise ParameterError(f"failures = {failures!r}; True, False or a scale >= 0 of the failure rates.")
         from ..mapping import MappingScheme
         from ..programming import _as_enum

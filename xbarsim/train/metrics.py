@@ -138,6 +138,16 @@ def accuracy_bins(correct):
     return out
 
 
+def _fraction(value, name):
+    """A real number in [0, 1] (NaN, "0.9" and 5 were taken as they came)."""
+    from ..devices import real_scalar
+
+    v = real_scalar(value)
+    if v is None or not 0.0 <= v <= 1.0:
+        raise ParameterError(f"{name} = {value!r}; a fraction in [0, 1].")
+    return v
+
+
 def summarize(correct, software_accuracy=None):
     """Everything reported about one network's transfers.
 
@@ -170,7 +180,7 @@ def summarize(correct, software_accuracy=None):
             "q50": float(np.quantile(per_transfer, 0.50)),
             "q95": float(np.quantile(per_transfer, 0.95)),
         },
-        "software_accuracy": None if software_accuracy is None else float(software_accuracy),
+        "software_accuracy": None if software_accuracy is None else _fraction(software_accuracy, "software_accuracy"),
         "n_transfers": int(T),
         "n_points": int(P),
         "per_point_accuracy_mean": float((hits / T).mean()),

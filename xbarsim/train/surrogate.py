@@ -328,6 +328,19 @@ def _interp_bins(t, centres, values):
     return np.interp(t, centres, values)
 
 
+def _failure_scale(failures):
+    """`failures` (True, False, or a scale >= 0 of the fitted failure
+    probabilities) as a float scale; NumPy bools count as bools, and a
+    negative or non-finite scale is refused (-1 meant no failures, silently)."""
+    if isinstance(failures, (bool, np.bool_)):
+        return 1.0 if failures else 0.0
+    k = real_scalar(failures)
+    if k is None or not np.isfinite(k) or k < 0:
+        raise ParameterError(f"failures = {failures!r}; give True, False, or a scale >= 0 of the fitted failure "
+                             "probabilities.")
+    return k
+
+
 def _inverse_cdf(u, quantiles):
     return np.interp(u, _Z_LEVELS, quantiles)
 
@@ -431,14 +444,22 @@ class Surrogate:
 
     # ------------------------------------------------------------------ storage
     def save(self, path):
-        """Write an ``.npz`` of plain arrays (no pickle)."""
+        """Write an ``.npz`` of plain arrays (no pickle) to `path` (a file
+        name, or a binary file object, as `load` reads them); returns it."""
         arrays = {}
         for f in fields(self):
             v = getattr(self, f.name)
             arrays[f.name] = np.asarray(v) if not isinstance(v, str) else np.array(v)
         arrays["format_version"] = np.array(FORMAT_VERSION)
-        with open(path, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+        if hasattr(path, "write"):  # a BytesIO raised a raw TypeError in open()
+            np.savez_compressed(path, **arrays)
+            return path
+        try:
+            with open(path, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+        except OSError as exc:  # a missing folder: a raw FileNotFoundError
+            raise ParameterError(f"cannot write the surrogate to {path}: {exc.strerror or exc}. Give a path in an "
+                                 "existing, writable folder.") from None
         return path
 
     @classmethod
@@ -785,6 +806,10 @@ class Surrogate:
         stuck : ndarray of int8
             0 working, 1 stuck near LRS, 2 stuck in HRS.
         """
+        if not isinstance(rng, np.random.Generator):  # an int raised "'int' object has no attribute 'random'"
+            raise ParameterError(f"rng must be a numpy.random.Generator; got {type(rng).__name__} "
+                                 "(np.random.default_rng(seed)).")
+        k = _failure_scale(failures)
         cfg = self.cfg
         t = np.asarray(target, dtype=float)
         shape = t.shape
@@ -802,8 +827,7 @@ class Surrogate:
             z2 = _inverse_cdf(rng.random(shape), self.drift_z)
             g = g_own + t * (dm + ds * z2)
         stuck = np.zeros(shape, dtype=np.int8)
-        if failures:
-            k = 1.0 if failures is True else float(failures)
+        if k:
             p_lrs, p_hrs = k * self.p_lrs, k * self.p_hrs
             if p_lrs + p_hrs > 1:
                 raise ParameterError(f"failures={failures!r} scales the failure probability above 1.")

@@ -48,9 +48,12 @@ class TrainConfig:
                 or self.val_samples < 0:
             raise ParameterError(f"TrainConfig.val_samples = {self.val_samples!r}; an integer >= 0 "
                                  "(0: validate the mean weights).")
-        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
-                                             and self.lr > 0):
+        from ..devices import real_scalar
+
+        lr = real_scalar(self.lr)  # NumPy scalars too (np.float32(0.1) was refused)
+        if lr is None or not (math.isfinite(lr) and lr > 0):
             raise ParameterError(f"TrainConfig.lr = {self.lr!r}; a finite learning rate > 0.")
+        object.__setattr__(self, "lr", lr)
         object.__setattr__(self, "seed", check_seed(self.seed, "TrainConfig.seed"))
 
 

@@ -344,3 +344,13 @@ def test_surrogate_entry_points_refuse_what_they_cannot_use(small, tmp_path):
         make_moons_split(noise="0.2")
     with pytest.raises(ParameterError, match="software_accuracy"):
         summarize(np.ones((2, 3), bool), software_accuracy=float("nan"))
+
+
+def test_a_failure_scale_past_certainty_and_an_empty_test_set_are_refused_up_front(small, cfg):
+    from xbarsim.train import HardwareAwareLinear, evaluate_statistical, network_layers
+    from xbarsim.train.training import moons_network
+
+    with pytest.raises(ParameterError, match="above 1"):
+        HardwareAwareLinear(2, 2, surrogate=small, failures=1e9)  # was refused at the first forward only
+    with pytest.raises(ParameterError, match="points >= 1"):
+        evaluate_statistical(network_layers(moons_network(4)), cfg, np.zeros((0, 2)), np.zeros(0), n=3)

@@ -115,8 +115,8 @@ def _task(model_or_layers, x, y):
             f"the moons network; this network has {layers[-1][0].shape[0]} outputs. Score other networks "
             "with xbarsim.train.to_crossbar and xs.mvm (e.g. argmax over the outputs).")
     x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[1] != width:
-        raise ParameterError(f"x has shape {x.shape}; expected (points, {width}) for this network.")
+    if x.ndim != 2 or x.shape[1] != width or x.shape[0] == 0:  # 0 points ran every transfer, refused later
+        raise ParameterError(f"x has shape {x.shape}; expected (points, {width}) for this network, points >= 1.")
     if not np.all(np.isfinite(x)):
         raise ParameterError("x holds NaN or inf; the test features must be finite.")
     labels = np.asarray(y)

@@ -232,6 +232,10 @@ class HardwareAwareLinear(nn.Linear):
                 raise ParameterError(f"failures = {failures!r}; True, False or a scale >= 0 of the failure rates.")
             self.failure_scale = float(failures)
             self.failures = self.failure_scale > 0
+            p_fail = float(getattr(surrogate, "p_lrs", 0.0)) + float(getattr(surrogate, "p_hrs", 0.0))
+            if self.failure_scale * p_fail > 1:  # was refused only at the first forward
+                raise ParameterError(f"failures = {failures!r} scales the surrogate's failure probability "
+                                     f"({p_fail:.3g}) above 1; give a scale of at most {1 / p_fail:.3g}.")
         self.weight_decay = float(weight_decay)
         self.hardware_penalty = float(hardware_penalty)
         self.sample_on_eval = False

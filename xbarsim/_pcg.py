@@ -244,14 +244,6 @@ def wire_gmax(net):
     return max(float(np.max(a, initial=0.0)) for layer in (net.wl, net.bl) for a in (layer.seg_g, layer.term_g))
 
 
-def residual_floor(net):
-    """The Kirchhoff imbalance (A) double precision leaves at a node of `net`
-    per volt of drive: `KCL_ULPS` ulp of (largest conductance x 1 V), the
-    floor of `kcl_bound` for unit drives."""
-    gmax = max(float(np.max(net.g, initial=0.0)), wire_gmax(net))
-    return KCL_ULPS * np.finfo(float).eps * gmax
-
-
 def kcl_bound(itol, total, vscale, gmax):
     """Largest Kirchhoff imbalance a converged solve may keep at any node:
     ``itol`` times the total terminal current ``total``, plus what double
@@ -495,7 +487,7 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
     # at every node, which no solver can remove; there the relative residual
     # is asked only to reach that floor (the accuracy check on the voltage
     # error estimate still applies in full).
-    rtol = np.maximum(tol, residual_floor(net) / safe)  # (B,)
+    rtol = np.maximum(tol, kcl_bound(0.0, 0.0, 1.0, check.gmax) / safe)  # (B,): the floor at unit drive
     history = [float(np.max(np.where(scale > 0, np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl)) / safe, 0.0)))]
     it, ok = pcg_core(net, net.g, net.g_t, pre, r_wl, r_bl, v_wl, v_bl, scale, rtol, maxiter, work,
                       callback=callback, history=history, check=check)

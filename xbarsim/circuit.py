@@ -114,7 +114,7 @@ def _min_positive(r):
     return float(np.min(r, where=r > 0, initial=np.inf)) if r.size else np.inf
 
 
-def _check_drive_range(xbar, specs, batch):
+def _check_drive_range(shape, specs, batch, gmax):
     """Drive voltages the solvers can scale and whose currents stay finite.
 
     The iterative solvers work at unit drive (the circuit is linear in its
@@ -123,21 +123,13 @@ def _check_drive_range(xbar, specs, batch):
     not. And where a node voltage is bounded by the drives (maximum
     principle), a current is bounded by ``2 |V| G`` per branch and ``M + N``
     branches per line: beyond double precision's range the solve would end
-    in inf (it raised a "this is a bug" ConvergenceError after computing)."""
-    M, N = xbar.shape
+    in inf (it raised a "this is a bug" ConvergenceError after computing).
+    ``gmax``: the largest conductance of any part (`_check_dynamic_range`'s)."""
+    M, N = shape
     vmax = np.zeros(batch)
-    gmax = float(np.max(xbar.g, initial=0.0))
     for spec in specs.values():
-        if spec is None:
-            continue
-        driven = spec.mode != FLOATING
-        if driven.any():
-            vmax = np.maximum(vmax, np.max(np.abs(spec.v[driven]), axis=0))
-            gmax = max(gmax, float(np.max(spec.g[driven])))
-    for r in (xbar.r_wl, xbar.r_bl):
-        r_min = float(np.min(r, where=r > 0, initial=np.inf)) if np.size(r) else np.inf
-        if math.isfinite(r_min):
-            gmax = max(gmax, 1.0 / r_min)
+        if spec is not None and np.any(spec.mode != FLOATING):
+            vmax = np.maximum(vmax, np.max(np.abs(spec.v[spec.mode != FLOATING]), axis=0))
     tiny = np.finfo(float).tiny
     sub = np.nonzero((vmax > 0) & (vmax < tiny))[0]
     if sub.size:
@@ -163,7 +155,8 @@ def _check_dynamic_range(g, wires, terminals=None):
     `DYNAMIC_RANGE` where it matters: ``wires`` and ``terminals`` map a
     name to a resistance array in ohms (0 = ideal, ignored); ``terminals``
     is ``{"wl": {...}, "bl": {...}}`` by layer, matched with the layer's
-    wire (``wires`` keys ``"r_wl"``, ``"r_bl"``)."""
+    wire (``wires`` keys ``"r_wl"``, ``"r_bl"``). Returns the largest
+    conductance of any part (device, wire segment, terminal), S."""
     gmax = float(np.max(g))
     parts = dict(wires)
     for by_name in (terminals or {}).values():
@@ -196,6 +189,7 @@ def _check_dynamic_range(g, wires, terminals=None):
                     "against its terminal (about 1e-16 x that ratio is lost). Give 0 for an ideal wire segment "
                     "(merged exactly), Drive(floating=True) for an open end, or a smaller terminal resistance."
                 )
+    return max([gmax] + [1.0 / r for r in rmin.values() if math.isfinite(r)])
 
 
 def _check_finite_nonneg(arr, name, unit, allow_zero=True):
@@ -700,7 +694,7 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
         driven = spec.mode != FLOATING
         return np.where(spec.mode[driven] == IDEAL, 0.0, 1.0 / np.where(spec.g[driven] > 0, spec.g[driven], 1.0))
 
-    _check_dynamic_range(xbar.g, {"r_wl": xbar.r_wl, "r_bl": xbar.r_bl}, {
+    gmax = _check_dynamic_range(xbar.g, {"r_wl": xbar.r_wl, "r_bl": xbar.r_bl}, {
         layer: {f"{name}.r": terminal_r(specs[name]) for name in names if specs[name] is not None}
         for layer, names in (("wl", ("left", "right")), ("bl", ("top", "bottom")))})
 
@@ -725,7 +719,7 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
                 bit_lines=clash if layer_name == "bl" else (),
             )
 
-    _check_drive_range(xbar, specs, batch)
+    _check_drive_range(xbar.shape, specs, batch, gmax)
     check_connected(xbar.g, specs)
     wl = _build_layer(xbar.r_wl_full(), (specs["left"], specs["right"]), M, N, batch)
     bl = _build_layer(xbar.r_bl_full().T, (specs["top"], specs["bottom"]), N, M, batch)

@@ -1,4 +1,4 @@
-"""Argument checks shared by the training API: seeds and counts.
+"""Argument checks shared by the training API: seeds, counts, failure scales.
 
 Each returns the value as a plain Python ``int`` (so that ``seed + k`` is
 exact arithmetic, never a wrapping ``numpy.uint64``) or raises a
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..devices import real_scalar
 from ..exceptions import ParameterError
 
 SEED_OFFSET_MAX = 104729
@@ -51,3 +52,16 @@ def check_count(value, name, low=1, what=""):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
         raise ParameterError(f"{name} = {value!r}; an integer >= {low}{what}.")
     return int(value)
+
+
+def failure_scale(failures):
+    """`failures` (True, False, or a scale >= 0 of the fitted failure
+    probabilities) as a float scale; NumPy bools count as bools, and a
+    negative or non-finite scale is refused (-1 meant no failures, silently)."""
+    if isinstance(failures, (bool, np.bool_)):
+        return 1.0 if failures else 0.0
+    k = real_scalar(failures)
+    if k is None or not np.isfinite(k) or k < 0:
+        raise ParameterError(f"failures = {failures!r}; give True, False, or a scale >= 0 of the fitted failure "
+                             "probabilities.")
+    return k

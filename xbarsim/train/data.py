@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_seed
 
@@ -91,8 +92,6 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
     if any(isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1 for k in sizes):
         raise ParameterError(f"n_train, n_val, n_test must be positive integers; got {sizes}.")
     seed = check_seed(seed)
-    from ..devices import real_scalar
-
     level = real_scalar(noise)  # "0.2" and None raised NumPy's TypeError, an array an ambiguous truth value
     if level is None or not (np.isfinite(level) and level >= 0):
         raise ParameterError(f"noise must be a finite number >= 0; got {noise!r}.")

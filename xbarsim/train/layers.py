@@ -41,8 +41,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..devices import real_scalar
 from ..exceptions import ParameterError
-from ._checks import SEED_OFFSET_MAX, check_seed
+from ._checks import SEED_OFFSET_MAX, check_seed, failure_scale
 
 __all__ = [
     "HardwareAwareLinear",
@@ -193,8 +194,6 @@ class HardwareAwareLinear(nn.Linear):
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
                 raise ParameterError(f"{name} = {n!r}; a positive integer.")
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        from ..devices import real_scalar
-
         for name, c in (("weight_decay", weight_decay), ("hardware_penalty", hardware_penalty)):
             v = real_scalar(c)  # NumPy scalars too (np.float32(0.1) was refused)
             if v is None or not (math.isfinite(v) and v >= 0):
@@ -205,10 +204,8 @@ class HardwareAwareLinear(nn.Linear):
                 f"{type(surrogate).__name__}. Fit one with Surrogate.fit(cfg), or load it with Surrogate.load.")
         if not isinstance(reparam, (bool, np.bool_)):
             raise ParameterError(f"reparam = {reparam!r}; True or False.")
-        if isinstance(failures, np.bool_):  # as reparam: np.True_ was refused
-            failures = bool(failures)
-        if failures is not None and not isinstance(failures, bool) and real_scalar(failures) is None:
-            raise ParameterError(f"failures = {failures!r}; True, False or a scale >= 0 of the failure rates.")
+        # None or a bool (np.True_ too, as reparam): on / off at the fitted rates; a number: a scale of them
+        scale = None if failures is None or isinstance(failures, (bool, np.bool_)) else failure_scale(failures)
         from ..mapping import MappingScheme
         from ..programming import _as_enum
 
@@ -224,13 +221,11 @@ class HardwareAwareLinear(nn.Linear):
         self.surrogate = surrogate
         self.mapping = mapping
         self.reparam = bool(reparam)
-        if isinstance(failures, bool) or failures is None:
+        if scale is None:
             self.failure_scale = 1.0
             self.failures = bool(failures)
         else:
-            if not (math.isfinite(float(failures)) and float(failures) >= 0):
-                raise ParameterError(f"failures = {failures!r}; True, False or a scale >= 0 of the failure rates.")
-            self.failure_scale = float(failures)
+            self.failure_scale = scale
             self.failures = self.failure_scale > 0
             p_fail = float(getattr(surrogate, "p_lrs", 0.0)) + float(getattr(surrogate, "p_hrs", 0.0))
             if self.failure_scale * p_fail > 1:  # was refused only at the first forward

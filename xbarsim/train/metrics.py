@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..devices import real_scalar
 from ..exceptions import ParameterError
 
 __all__ = [
@@ -140,8 +141,6 @@ def accuracy_bins(correct):
 
 def _fraction(value, name):
     """A real number in [0, 1] (NaN, "0.9" and 5 were taken as they came)."""
-    from ..devices import real_scalar
-
     v = real_scalar(value)
     if v is None or not 0.0 <= v <= 1.0:
         raise ParameterError(f"{name} = {value!r}; a fraction in [0, 1].")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..devices import DeviceParams
+from ..devices import DeviceParams, real_scalar
 from ..exceptions import ParameterError
 
 _MEASURED = DeviceParams()
@@ -196,8 +196,6 @@ class StatisticalModel:
     """Apply the measured biasing-scheme drift."""
 
     def __post_init__(self):
-        from ..devices import real_scalar
-
         for name in ("a", "b", "offset_mean", "offset_std", "p_stuck_lrs", "lrs_mean", "lrs_std", "p_stuck_hrs",
                      "hrs_low", "hrs_high"):
             value = real_scalar(getattr(self, name))

@@ -58,7 +58,7 @@ import numpy as np
 
 from ..devices import real_scalar
 from ..exceptions import ParameterError
-from ._checks import check_count, check_seed
+from ._checks import check_count, check_seed, failure_scale
 from .layers import LayerSample
 
 __all__ = ["Surrogate", "cfg_to_dict", "cfg_from_dict", "tile_features", "FORMAT_VERSION"]
@@ -326,19 +326,6 @@ def _layer_shapes(layers):
 
 def _interp_bins(t, centres, values):
     return np.interp(t, centres, values)
-
-
-def _failure_scale(failures):
-    """`failures` (True, False, or a scale >= 0 of the fitted failure
-    probabilities) as a float scale; NumPy bools count as bools, and a
-    negative or non-finite scale is refused (-1 meant no failures, silently)."""
-    if isinstance(failures, (bool, np.bool_)):
-        return 1.0 if failures else 0.0
-    k = real_scalar(failures)
-    if k is None or not np.isfinite(k) or k < 0:
-        raise ParameterError(f"failures = {failures!r}; give True, False, or a scale >= 0 of the fitted failure "
-                             "probabilities.")
-    return k
 
 
 def _inverse_cdf(u, quantiles):
@@ -809,7 +796,7 @@ class Surrogate:
         if not isinstance(rng, np.random.Generator):  # an int raised "'int' object has no attribute 'random'"
             raise ParameterError(f"rng must be a numpy.random.Generator; got {type(rng).__name__} "
                                  "(np.random.default_rng(seed)).")
-        k = _failure_scale(failures)
+        k = failure_scale(failures)
         cfg = self.cfg
         t = np.asarray(target, dtype=float)
         shape = t.shape

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from .._progress import Progress
+from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_count, check_seed
 from .layers import hardware_layers, regularization_loss, restore_failed_, snapshot_
@@ -48,8 +49,6 @@ class TrainConfig:
                 or self.val_samples < 0:
             raise ParameterError(f"TrainConfig.val_samples = {self.val_samples!r}; an integer >= 0 "
                                  "(0: validate the mean weights).")
-        from ..devices import real_scalar
-
         lr = real_scalar(self.lr)  # NumPy scalars too (np.float32(0.1) was refused)
         if lr is None or not (math.isfinite(lr) and lr > 0):
             raise ParameterError(f"TrainConfig.lr = {self.lr!r}; a finite learning rate > 0.")

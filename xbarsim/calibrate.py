@@ -87,9 +87,7 @@ def calibration_config(device=None, r_wire=1.0):
 def simulate(device=None, n_arrays=40, seed=0, r_wire=1.0, shape=(8, 8), progress=False, label="calibrate"):
     """Simulated statistics of ``n_arrays`` 8x8 write-verify runs (dict like
     `measured`); ``progress`` draws a bar over the devices on stderr."""
-    from .programming import _check_seed, _program_batch, programming_order
-
-    from .programming import check_program_memory
+    from .programming import _check_seed, _program_batch, check_program_memory, programming_order
 
     cfg = calibration_config(device, r_wire)
     M, N = shape
@@ -373,9 +371,9 @@ def register(subparsers):
     def main(args):
         if not args.fit and (args.fit_arrays is not None or args.fit_iter is not None):
             raise ParameterError("--fit-arrays and --fit-iter set up the refit; add --fit, or drop them.")
-        summary = run(args.out, do_fit=args.fit, n_arrays=args.arrays, seed=args.seed,
-                      fit_arrays=24 if args.fit_arrays is None else args.fit_arrays,
-                      fit_iter=60 if args.fit_iter is None else args.fit_iter, progress=not args.no_progress)
+        given = {k: v for k, v in (("fit_arrays", args.fit_arrays), ("fit_iter", args.fit_iter)) if v is not None}
+        summary = run(args.out, do_fit=args.fit, n_arrays=args.arrays, seed=args.seed, progress=not args.no_progress,
+                      **given)  # run's defaults for the rest
         if args.attribution:
             meas = measured()
             idx = [list(meas["events"]).index(k) for k in (1, 10, 30)]

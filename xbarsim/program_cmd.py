@@ -283,9 +283,7 @@ def register(subparsers):
 
     def main(args):
         from . import presets
-        from .programming import TransferConfig
-
-        from .programming import _check_target, check_program_memory
+        from .programming import TransferConfig, _check_target, check_program_memory
 
         device = presets.TIO2_IDEAL if args.ideal_device else presets.TIO2
         if not (np.isfinite(args.r_wire) and args.r_wire >= 0):  # nan passed "< 0" and was called r_wl

@@ -1028,14 +1028,14 @@ def plot_results(rows, out_dir):
     return [
         draw([("rel_error", r"$\|I_{out} - G^T x\|\,/\,\|G^T x\|$", "Relative MVM error", True),
               ("max_rel_error", r"$\max_j\ |I_{out,j} - (G^T x)_j|\,/\,(G^T x)_j$", "Worst output error", True)],
-             "error_vs_size.png", "Passive crossbar MVM error vs array size"),
+             FIGURES[0], "Passive crossbar MVM error vs array size"),
         draw([("time_s", "solve time (s, wall)", "Solve time", True),
               ("iterations", "iterations (CG; 1 for a direct solve)", "Solver iterations (sinh: Newton steps, summed over inputs)", False)],
-             "time_vs_size.png", "Solve cost vs array size"),
+             FIGURES[1], "Solve cost vs array size"),
         draw([("ir_drop_wl_frac", r"$\max_i\ (V_{drive,i} - V_{WL}(i, N-1))\,/\,\max_i x_i$",
                "Word-line IR drop (far end)", True),
               ("bl_rise_frac", r"$\max\ V_{BL}\,/\,\max_i x_i$", "Bit-line rise above 0 V", True)],
-             "ir_drop_vs_size.png", "IR drop vs array size"),
+             FIGURES[2], "IR drop vs array size"),
     ]
 
 

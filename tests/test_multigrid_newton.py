@@ -280,6 +280,38 @@ def test_a_device_between_fixed_nodes_does_not_set_the_free_nodes_accuracy(volts
         assert 0.0 <= sol.v_bl.min() and sol.v_wl.max() <= volts
 
 
+@pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
+def test_sinh_solution_scales_exactly_with_drives_and_v0(method):
+    """``G V0 sinh(V / V0)`` scales with V and V0 together, so drives and V0
+    both times 2^-600 give node voltages and currents times 2^-600, to the
+    bit (Newton works at unit drive). In volts, Newton's squared norms
+    underflowed at drives of 1e-170 V and it returned its start with a
+    residual of 0: i_out 100 % off (found by review)."""
+    g = np.random.default_rng(3).uniform(1e-4, 5e-4, (4, 5))
+    v = np.array([0.7, 0.2, 0.45, 0.6])
+    s = 2.0 ** -600
+    ref = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=0.5, v0=0.3), left=xs.Drive(v, r=2.0),
+                   bottom=xs.Drive(0.0, r=1.0), method=method)
+    tiny = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=0.5, v0=0.3 * s), left=xs.Drive(v * s, r=2.0),
+                    bottom=xs.Drive(0.0, r=1.0), method=method)
+    assert np.max(np.abs(ref.v_wl - ref.v_bl)) > 0.3  # a nonlinear solve: sinh(1) is 18 % off linear
+    np.testing.assert_array_equal(tiny.v_wl, ref.v_wl * s)
+    np.testing.assert_array_equal(tiny.v_bl, ref.v_bl * s)
+    np.testing.assert_array_equal(tiny.i_out, ref.i_out * s)
+
+
+def test_sinh_far_below_v0_is_solved_as_the_linear_law():
+    """Drives 1e-300 V under V0 = 1e10 V: sinh is linear far below an ulp,
+    and the answer is the linear crossbar's. Newton's unit scaling would
+    put V0 at 1e310 (inf); the old build returned i_out 100 % off."""
+    g = np.array([[1e-4, 2e-4], [3e-4, 4e-4]])
+    lin = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(1.0), bottom=xs.Drive(0.0), method="direct")
+    for method in ("direct", "pcg", "mg"):
+        sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=1e10), left=xs.Drive(1e-300),
+                       bottom=xs.Drive(0.0), method=method)
+        np.testing.assert_allclose(sol.i_out, lin.i_out * 1e-300, rtol=1e-12, atol=0)
+
+
 def test_sinh_node_voltages_meet_the_linear_solves_accuracy():
     """Bit lines that float, held only through their devices (ideal bit-line
     wire): the Kirchhoff residual alone passed Newton with node voltages

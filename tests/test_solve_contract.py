@@ -639,6 +639,26 @@ def test_a_device_far_more_conductive_than_the_wires_is_refused():
         xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
 
 
+@pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
+def test_a_floating_line_held_by_devices_double_precision_cannot_see_is_refused(method):
+    """Bit line 1 floats and is held only by 1e-16 S devices on 1 ohm wire:
+    1 + 1e-16 rounds to 1, so its equations are singular in float64. The
+    direct solve raised a bare RuntimeError ("Factor is exactly singular"),
+    mg a LinAlgError, and pcg returned the line 0.75 V off; now a
+    ParameterError with the way out, before any compute. 1e-13 S devices
+    (1e-13 of the wire) still solve, to the 40-digit answer."""
+    floating = np.array([False, True])
+    drives = dict(left=xs.Drive(np.linspace(1.0, 0.5, 8)), bottom=xs.Drive(0.0, floating=floating))
+    g = np.full((8, 2), 1e-4)
+    g[:, 1] = 1e-16
+    with pytest.raises(xs.ParameterError, match=r"BL\[1\] floats .* Drive one end"):
+        xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), method=method, **drives)
+    g[:, 1] = 1e-13
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), method=method, **drives)
+    exact = naive_solve(g, 1.0, 1.0, digits=40, **drives)
+    np.testing.assert_allclose(sol.v_bl, exact.v_bl, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("method", ["direct", "pcg"])
 def test_devices_far_less_conductive_than_the_wires_stay_accurate(method):
     """The refusals above do not touch the ordinary regime of a passive

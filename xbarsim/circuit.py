@@ -102,7 +102,8 @@ and 16 x 16 arrays of 100-500 uS devices):
 
 Devices far *less* conductive than the wires are fine (1e-20 S devices on 1
 ohm wires solve to 1e-15; a floating line held only by 1e-12 S devices on
-1 ohm wires to 1e-16 V), and ideal (0 ohm) parts are exact."""
+1 ohm wires to 1e-16 V, down to `FLOATING_TIE`), and ideal (0 ohm) parts are
+exact."""
 
 
 R_TINY = 1e-100
@@ -660,6 +661,49 @@ def check_connected(g, ends):
         )
 
 
+FLOATING_TIE = 1e-14
+"""Smallest ratio of a floating line's strongest device to its strongest wire
+segment. A line with both ends floating is held only by its devices; where
+every one of them is below half an ulp of the wire next to it, ``g_wire + g``
+rounds to ``g_wire`` and the line's equations become singular in double
+precision (1e-16 S devices on 1 ohm wire: SuperLU called the matrix singular
+and pcg returned bit lines 0.75 V off). 3e-16 still solved to 1e-14 V
+against a 40-digit solve; the limit keeps a factor 100 from that edge."""
+
+
+def check_floating_ties(xbar, ends):
+    """Raise `ParameterError` for a floating line (no driven end) whose
+    devices are all too weak, next to its wire, for double precision to see
+    (`FLOATING_TIE`); `ends`: end name -> `_EndSpec` or None."""
+    for kind, names, g, seg in (("WL", ("left", "right"), xbar.g, xbar.r_wl_full()),
+                                ("BL", ("top", "bottom"), xbar.g.T, xbar.r_bl_full().T)):
+        if seg.shape[1] == 0:
+            continue  # one node per line: no wire to hide the devices behind
+        anchored = np.zeros(g.shape[0], dtype=bool)
+        for name in names:
+            if ends[name] is not None:
+                anchored |= ends[name].mode != FLOATING
+        lines = np.nonzero(~anchored)[0]
+        if lines.size == 0:
+            continue
+        with np.errstate(divide="ignore"):
+            seg_g = np.where(seg[lines] > 0, 1.0 / np.where(seg[lines] > 0, seg[lines], 1.0), 0.0)
+        wire = np.max(seg_g, axis=1)
+        tie = np.max(g[lines], axis=1)
+        weak = wire > 0
+        weak[weak] = tie[weak] < FLOATING_TIE * wire[weak]
+        if weak.any():
+            bad = lines[weak]
+            k = int(np.argmin(tie[weak] / wire[weak]))
+            raise ParameterError(
+                f"{_line_names(kind, bad)} {'floats' if bad.size == 1 else 'float'} (no driven end) and "
+                f"{'is' if bad.size == 1 else 'are'} held only by devices too weak for "
+                f"double precision to see next to their wires: the strongest device of {kind}[{int(bad[k])}] "
+                f"is {tie[weak][k]:.3g} S against {wire[weak][k]:.3g} S of wire segment, a ratio below "
+                f"{FLOATING_TIE:.0e}. Drive one end of the line (a resistive Drive), give it stronger devices, "
+                "or make its wire ideal (0 ohm), which merges its nodes exactly.")
+
+
 def build_network(xbar, left=None, right=None, top=None, bottom=None):
     """Validate drives against `xbar` and build the kernel arrays.
 
@@ -721,6 +765,7 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
 
     _check_drive_range(xbar.shape, specs, batch, gmax)
     check_connected(xbar.g, specs)
+    check_floating_ties(xbar, specs)
     wl = _build_layer(xbar.r_wl_full(), (specs["left"], specs["right"]), M, N, batch)
     bl = _build_layer(xbar.r_bl_full().T, (specs["top"], specs["bottom"]), N, M, batch)
     net = Network(

@@ -323,6 +323,54 @@ def test_transfer_many_errors():
         xs.transfer_many(W, b, xs.TransferConfig(), n=10**12)
 
 
+def _bounded(fn, seconds=60):
+    """fn() in a daemon thread: ("ok", value) / ("error", exc), or None if it
+    still runs after `seconds` (a guard against a hang, not a timing check)."""
+    import threading
+
+    box = {}
+
+    def run():
+        try:
+            box["out"] = ("ok", fn())
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            box["out"] = ("error", exc)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return box.get("out")
+
+
+def test_transfer_many_scheduler_that_never_answers_or_has_no_workers(monkeypatch):
+    """A peer that accepts the connection but never speaks Dask, and a
+    scheduler without workers, each hung transfer_many forever (in Client(...)
+    and in as_completed). Both are now a ParameterError within the limits of
+    `xbarsim._dask`, as for ``xbarsim scale --scheduler``."""
+    distributed = pytest.importorskip("distributed")
+    from test_scale import SilentPeer
+
+    from xbarsim import _dask
+
+    monkeypatch.setattr(_dask, "SCHEDULER_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(_dask, "WORKER_WAIT_S", 0.5)
+    W, b = _layer()
+    peer = SilentPeer()
+    try:
+        out = _bounded(lambda: xs.transfer_many(W, b, xs.TransferConfig(), n=2, scheduler=peer.address))
+    finally:
+        peer.close()
+    assert out is not None, "transfer_many hung on a peer that is not a Dask scheduler"
+    assert out[0] == "error" and isinstance(out[1], xs.ParameterError), out
+    assert "dask scheduler" in str(out[1])
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=":0") as cluster:
+        address = cluster.scheduler_address
+        out = _bounded(lambda: xs.transfer_many(W, b, xs.TransferConfig(), n=2, scheduler=address))
+    assert out is not None, "transfer_many hung on a scheduler without workers"
+    assert out[0] == "error" and isinstance(out[1], xs.ParameterError), out
+    assert f"dask worker {address}" in str(out[1])
+
+
 def test_non_numeric_and_torch_inputs():
     """Torch tensors (also ones that require grad) are taken as arrays; input
     that is not numeric is a ParameterError naming the argument, also when

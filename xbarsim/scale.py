@@ -62,7 +62,6 @@ import os
 import shutil
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -71,6 +70,7 @@ from typing import Optional
 
 import numpy as np
 
+from ._dask import connect_scheduler, one_line
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
 from .cli import seed_arg
 from .solve import METHODS
@@ -394,14 +394,10 @@ def _stamp(row):
     return row
 
 
-def _one_line(text):
-    return " ".join(str(text).split())
-
-
 def _failed_row(point, status, exc):
     row = _base_row(point)
     row["status"] = status
-    row["message"] = _one_line(f"{type(exc).__name__}: {exc}")
+    row["message"] = one_line(f"{type(exc).__name__}: {exc}")
     return _stamp(row)
 
 
@@ -1284,72 +1280,9 @@ def _check_scheduler_address(address):
 
 
 def _connect_scheduler(address):
-    """A `distributed.Client` of the scheduler at `address` that has at least
-    one worker; `ParameterError` saying what to check otherwise.
-
-    ``Client(address, timeout=...)`` bounds the TCP connect only: a peer that
-    accepts the connection but does not answer Dask's handshake (another
-    service, a port that never replies) would hang it forever. So the Client
-    is made in a daemon thread and given `SCHEDULER_TIMEOUT_S` in all; an
-    attempt still hanging then is abandoned (it cannot keep the process
-    alive, and closes its Client should it ever finish).
-    """
-    from distributed import Client
-
-    timeout = float(SCHEDULER_TIMEOUT_S)
-    lock = threading.Lock()
-    box = {}
-
-    def attempt():
-        try:
-            client = Client(address, timeout=timeout, set_as_default=False)
-        except BaseException as exc:  # reported by the caller
-            box["error"] = exc
-            return
-        with lock:
-            abandoned = box.setdefault("client", client) is not client
-        if abandoned:
-            client.close()
-
-    thread = threading.Thread(target=attempt, name="xbarsim-scale-connect", daemon=True)
-    thread.start()
-    thread.join(timeout * 1.2 + 0.5)  # Client's own connect timeout reports first
-    with lock:
-        client = box.setdefault("client", None)  # from now on, a late Client closes itself
-    if client is None:
-        exc = box.get("error")
-        if exc is None:
-            raise ParameterError(
-                f"no answer from {address!r} within {timeout:g} s: something accepts connections there "
-                "but does not complete Dask's handshake. Check that it is the scheduler's address as "
-                "`dask scheduler` prints it (port 8786 by default, not the dashboard's 8787).")
-        if not isinstance(exc, Exception):
-            raise exc  # KeyboardInterrupt, SystemExit
-        reason = _one_line(f"{type(exc).__name__}: {exc}")
-        reason = reason if len(reason) <= 200 else reason[:197] + "..."
-        if isinstance(exc, (OSError, TimeoutError)):
-            raise ParameterError(
-                f"cannot reach the Dask scheduler at {address!r} ({reason}). Check that `dask scheduler` "
-                "runs there and that host and port are right.") from None
-        raise ParameterError(
-            f"{address!r} did not answer as a Dask scheduler ({reason}). Check that it is the scheduler's "
-            "address as `dask scheduler` prints it, not another service's.") from None
-    try:
-        if not client.scheduler_info().get("workers"):
-            print(f"xbarsim scale: the scheduler at {address} has no worker yet; waiting up to "
-                  f"{WORKER_WAIT_S:g} s for one", file=sys.stderr)
-            client.wait_for_workers(1, timeout=WORKER_WAIT_S)
-    except BaseException as exc:
-        client.close()
-        if isinstance(exc, TimeoutError):
-            raise ParameterError(
-                f"the Dask scheduler at {address!r} has no workers (waited {WORKER_WAIT_S:g} s); start one "
-                f"with `dask worker {address}`, then rerun.") from None
-        if isinstance(exc, OSError):
-            raise ParameterError(f"lost the connection to the Dask scheduler at {address!r} "
-                                 f"({_one_line(exc)}); check that it is still running.") from None
-        raise
-    return client
+    """A `distributed.Client` of the scheduler at `address` with at least one
+    worker (`xbarsim._dask.connect_scheduler`, with this module's limits)."""
+    return connect_scheduler(address, "xbarsim scale", SCHEDULER_TIMEOUT_S, WORKER_WAIT_S)
 
 
 def _report_interrupt(params, out):
@@ -1429,7 +1362,7 @@ def _main(args):
             # of the cores: workers x threads <= cores.
             numba_threads = max(1, cores // args.workers)
             cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None)
+                                   host="127.0.0.1", dashboard_address=":0")
             client = Client(cluster)
         elif args.scheduler is not None:
             try:

@@ -381,18 +381,19 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     """Run the chunks with Dask distributed; yields (start, result) as they finish."""
     from distributed import Client, LocalCluster, as_completed
 
+    from ._dask import connect_scheduler
+
     own = None
     if isinstance(scheduler, Client):
         client = scheduler
     elif scheduler is not None:
-        try:
-            client = own = Client(scheduler, timeout="10s")
-        except (ValueError, OSError, TimeoutError) as exc:
-            raise ParameterError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}. Give its address "
-                                 "as tcp://host:port, or a distributed.Client.") from exc
+        # bounded: a peer that never completes Dask's handshake, or a
+        # scheduler without workers, hung Client(...) or as_completed forever
+        client = own = connect_scheduler(scheduler, "xbarsim.transfer_many")
     else:
+        # dashboard on a free port: None still tried 8787 and warned when taken
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               host="127.0.0.1", dashboard_address=":0")
         client = own = Client(cluster)
     try:
         futures = {client.submit(_run_chunk, mapping, cfg, seed, st, min(chunk, n - st), pure=False): st

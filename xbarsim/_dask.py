@@ -1,0 +1,94 @@
+"""Connecting to a running Dask scheduler (`xbarsim.transfer_many`'s
+``scheduler=``, ``xbarsim scale --scheduler``): bounded in time whatever
+answers at the address, and only to a scheduler that has a worker."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from .exceptions import ParameterError
+
+SCHEDULER_TIMEOUT_S = 10.0
+"""Seconds allowed for connecting to the scheduler and completing Dask's
+handshake, all together."""
+
+WORKER_WAIT_S = 30.0
+"""Seconds to wait for a first worker when the scheduler has none."""
+
+
+def one_line(text):
+    """`text` with its runs of whitespace (newlines too) as single spaces."""
+    return " ".join(str(text).split())
+
+
+def connect_scheduler(address, who, timeout=None, worker_wait=None):
+    """A `distributed.Client` of the scheduler at `address` that has at least
+    one worker; `ParameterError` saying what to check otherwise. `who`
+    prefixes the one line printed while it waits for a worker; `timeout`
+    and `worker_wait` default to `SCHEDULER_TIMEOUT_S` and `WORKER_WAIT_S`.
+
+    ``Client(address, timeout=...)`` bounds the TCP connect only: a peer that
+    accepts the connection but does not answer Dask's handshake (another
+    service, a port that never replies) would hang it forever. So the Client
+    is made in a daemon thread and given `timeout` seconds in all; an
+    attempt still hanging then is abandoned (it cannot keep the process
+    alive, and closes its Client should it ever finish).
+    """
+    from distributed import Client
+
+    timeout = float(SCHEDULER_TIMEOUT_S if timeout is None else timeout)
+    worker_wait = float(WORKER_WAIT_S if worker_wait is None else worker_wait)
+    lock = threading.Lock()
+    box = {}
+
+    def attempt():
+        try:
+            client = Client(address, timeout=timeout, set_as_default=False)
+        except BaseException as exc:  # reported by the caller
+            box["error"] = exc
+            return
+        with lock:
+            abandoned = box.setdefault("client", client) is not client
+        if abandoned:
+            client.close()
+
+    thread = threading.Thread(target=attempt, name="xbarsim-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout * 1.2 + 0.5)  # Client's own connect timeout reports first
+    with lock:
+        client = box.setdefault("client", None)  # from now on, a late Client closes itself
+    if client is None:
+        exc = box.get("error")
+        if exc is None:
+            raise ParameterError(
+                f"no answer from {address!r} within {timeout:g} s: something accepts connections there "
+                "but does not complete Dask's handshake. Check that it is the scheduler's address as "
+                "`dask scheduler` prints it (port 8786 by default, not the dashboard's 8787).")
+        if not isinstance(exc, Exception):
+            raise exc  # KeyboardInterrupt, SystemExit
+        reason = one_line(f"{type(exc).__name__}: {exc}")
+        reason = reason if len(reason) <= 200 else reason[:197] + "..."
+        if isinstance(exc, (OSError, TimeoutError)):
+            raise ParameterError(
+                f"cannot reach the Dask scheduler at {address!r} ({reason}). Check that `dask scheduler` "
+                "runs there and that host and port are right.") from None
+        raise ParameterError(
+            f"{address!r} did not answer as a Dask scheduler ({reason}). Check that it is the scheduler's "
+            "address as `dask scheduler` prints it, not another service's.") from None
+    try:
+        if not client.scheduler_info().get("workers"):
+            print(f"{who}: the scheduler at {address} has no worker yet; waiting up to "
+                  f"{worker_wait:g} s for one", file=sys.stderr)
+            client.wait_for_workers(1, timeout=worker_wait)
+    except BaseException as exc:
+        client.close()
+        if isinstance(exc, TimeoutError):
+            raise ParameterError(
+                f"the Dask scheduler at {address!r} has no workers (waited {worker_wait:g} s); start one "
+                f"with `dask worker {address}`, then rerun.") from None
+        if isinstance(exc, OSError):
+            raise ParameterError(f"lost the connection to the Dask scheduler at {address!r} "
+                                 f"({one_line(exc)}); check that it is still running.") from None
+        raise
+    return client

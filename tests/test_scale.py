@@ -350,6 +350,39 @@ def test_scheduler_address_that_is_not_a_dask_scheduler(tmp_path, capsys, monkey
     assert not (tmp_path / "new").exists()  # the folder it made for the run is not left behind, empty
 
 
+def test_losing_the_scheduler_stops_the_sweep_without_marking_points_failed(monkeypatch):
+    """When the scheduler goes away, Dask cancels every pending future with
+    reason "scheduler-connection-lost". Those were written to results.csv as
+    failed (136 points), blamed on lost workers, and the command exited 0,
+    so a rerun computed nothing. Now the sweep stops with an XbarsimError
+    that says to rerun, and records nothing for the unfinished points."""
+    distributed = pytest.importorskip("distributed")
+    from distributed.client import FutureCancelledError
+
+    class Lost:
+        key = "run_point-0"
+
+        def result(self):
+            raise FutureCancelledError(self.key, "scheduler-connection-lost")
+
+    class Client:
+        status = "closed"
+        loop = None
+
+        def submit(self, *args, **kwargs):
+            return Lost()
+
+        def cancel(self, futures):
+            raise OSError("no scheduler to tell")
+
+    monkeypatch.setattr(distributed, "as_completed", lambda futures, loop=None: iter(futures))
+    recorded = []
+    points = SweepParams(sizes=((8, 8), (16, 16))).points()
+    with pytest.raises(xs.XbarsimError, match="Rerun the same command"):
+        scale._run_distributed(points, lambda p, row: recorded.append(row), Client(), 1)
+    assert recorded == []
+
+
 def test_scheduler_without_workers_gives_a_clear_error(tmp_path, capsys, monkeypatch):
     distributed = pytest.importorskip("distributed")
     monkeypatch.setattr(scale, "WORKER_WAIT_S", 0.5)

@@ -744,10 +744,21 @@ def _run_distributed(todo, record, client, numba_threads):
                 # fails its point; a bug inside run_point propagates.
                 if type(exc).__name__ not in _RETRYABLE:
                     raise
+                if getattr(exc, "reason", None) == "scheduler-connection-lost" or client.status != "running":
+                    # the scheduler, not a worker, is gone: every pending
+                    # point would be cancelled and written as failed (136
+                    # of them, exit 0, and a rerun computed nothing)
+                    raise XbarsimError(
+                        "lost the connection to the Dask scheduler; the points finished before it are saved "
+                        f"in {RESULTS_NAME}. Rerun the same command to resume once the scheduler runs "
+                        "again.") from None
                 row = _failed_row(point, "failed", exc)
             record(point, row)
     except BaseException:
-        client.cancel(list(futures))
+        try:
+            client.cancel(list(futures))
+        except Exception:  # noqa: BLE001 - a client that lost its scheduler has nothing to cancel
+            pass
         raise
 
 

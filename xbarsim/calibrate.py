@@ -24,7 +24,6 @@ An item agrees when the simulated value is within +-30 % of the measured.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from importlib import resources
 
@@ -288,7 +287,7 @@ def run(out_dir, do_fit=False, n_arrays=100, seed=0, fit_arrays=24, fit_iter=60,
     """Evaluate (optionally refit first) and write PNG, CSV and JSON into
     ``out_dir``; ``progress`` draws bars (the fit's iterations, the
     simulated devices) on stderr."""
-    from .cli import check_out_dir
+    from .cli import RunFiles, check_out_dir
     from ._progress import Progress
     from .presets import TIO2
 
@@ -315,10 +314,6 @@ def run(out_dir, do_fit=False, n_arrays=100, seed=0, fit_arrays=24, fit_iter=60,
     meas = measured()
     sim = simulate(dev, n_arrays=n_arrays, seed=seed, progress=progress)
     rows = compare(sim, meas)
-    with open(os.path.join(out_dir, "calibration.csv"), "w") as fh:
-        fh.write("quantity,simulated,measured,ratio,within_30pct\n")
-        for r in rows:
-            fh.write(f"{r[0]},{r[1]:.6g},{r[2]:.6g},{r[3]:.4f},{int(r[4])}\n")
     summary = dict(
         parameters={p: getattr(dev, p) for p in FIT_PARAMETERS},
         refit=bool(do_fit), fit_loss=fit_loss, n_arrays=n_arrays, seed=seed,
@@ -328,9 +323,14 @@ def run(out_dir, do_fit=False, n_arrays=100, seed=0, fit_arrays=24, fit_iter=60,
         converged_working=sim["converged_working"], solver_failures=sim["solver_failures"],
         rows=[dict(quantity=r[0], simulated=r[1], measured=r[2], ratio=r[3], ok=r[4]) for r in rows],
     )
-    with open(os.path.join(out_dir, "calibration.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
-    plot(sim, meas, os.path.join(out_dir, "calibration.png"))
+    with RunFiles(out_dir) as files:  # all three or none: Ctrl-C during the figure left a mixed set
+        with open(files.path("calibration.csv"), "w") as fh:
+            fh.write("quantity,simulated,measured,ratio,within_30pct\n")
+            for r in rows:
+                fh.write(f"{r[0]},{r[1]:.6g},{r[2]:.6g},{r[3]:.4f},{int(r[4])}\n")
+        with open(files.path("calibration.json"), "w") as fh:
+            json.dump(summary, fh, indent=1)
+        plot(sim, meas, files.path("calibration.png"))
     if verbose:
         print(f"{'quantity':32s} {'simulated':>11s} {'measured':>11s} {'ratio':>7s}")
         for r in rows:

@@ -59,6 +59,48 @@ def check_out_dir(path):
         raise ParameterError(f"--out {path!r} is not writable; give a folder in a writable place.")
 
 
+class RunFiles:
+    """The files one command run writes into its ``--out`` folder, put in
+    place together.
+
+    ``path(name)`` is the temporary name (in the same folder, so the move
+    is a rename) under which to write `name`. Leaving the with-block
+    normally moves every file into place and removes the names in `stale`
+    (an earlier run's files this one does not write); an exception, Ctrl-C
+    included, removes the temporary files instead. The folder then holds
+    the earlier run's complete set or this run's, never a mix: Ctrl-C while
+    ``solve`` drew its figure left the new summary.json and solution.npz
+    beside the last run's solve.png (found by review)."""
+
+    def __init__(self, out_dir, stale=()):
+        self.out_dir = out_dir
+        self.stale = tuple(stale)
+        self._files = []
+
+    def path(self, name):
+        # the same extension as `name`: NumPy and matplotlib go by it
+        tmp = os.path.join(self.out_dir, f".partial-{name}")
+        self._files.append((tmp, os.path.join(self.out_dir, name)))
+        return tmp
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            for tmp, final in self._files:
+                os.replace(tmp, final)
+            for name in self.stale:
+                stale = os.path.join(self.out_dir, name)
+                if os.path.isfile(stale):
+                    os.remove(stale)
+        else:
+            for tmp, _ in self._files:
+                if os.path.isfile(tmp):
+                    os.remove(tmp)
+        return False
+
+
 def load_array(path, flag, what, ndmin=1):
     """A real array from a ``.npy`` or ``.csv`` file, as float64, for the
     file options of the commands (``flag``: the option, for the messages;

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from .exceptions import ParameterError
-from .cli import check_out_dir, load_array, seed_arg
+from .cli import RunFiles, check_out_dir, load_array, seed_arg
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -213,25 +213,16 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
     )
     summary["config"].update(provenance or {})
     M, N = res.target.shape
-    written = []
-    try:  # all three files or none: Ctrl-C while writing left a summary without its figure
-        written.append(os.path.join(out_dir, "summary.json"))
-        with open(written[-1], "w") as fh:
+    with RunFiles(out_dir) as files:  # all three files or none: Ctrl-C left a summary without its figure
+        with open(files.path("summary.json"), "w") as fh:
             json.dump(summary, fh, indent=2)
-        written.append(os.path.join(out_dir, "result.npz"))
         np.savez_compressed(
-            written[-1],
+            files.path("result.npz"),
             **{k: getattr(res, k) for k in ("order_index", "target", "pulses", "g_after_own", "g_final",
                                             "read_after_own", "read_final", "converged", "stuck")})
-        written.append(os.path.join(out_dir, "program.png"))
-        plot(res, written[-1],
+        plot(res, files.path("program.png"),
              title=f"xbarsim program: {M}x{N}, {cfg.scheme.value} bias, {cfg.read_scheme.value} reads, "
                    f"{cfg.r_wl:g}/{cfg.r_bl:g} ohm wires, seed {seed}")
-    except BaseException:
-        for path in written:
-            if os.path.isfile(path):
-                os.remove(path)
-        raise
     if verbose and not summary["working"]:
         print(f"{M}x{N} programmed in {seconds:.1f} s: every device is stuck ({summary['stuck_lrs']} near "
               f"LRS, {summary['stuck_hrs']} in HRS), so there is no programming error to report")

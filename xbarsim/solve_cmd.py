@@ -50,7 +50,7 @@ import time
 
 import numpy as np
 
-from .cli import check_out_dir, load_array
+from .cli import RunFiles, check_out_dir, load_array
 from .exceptions import ParameterError
 
 __all__ = ["run", "run_pulse", "summarize", "summarize_pulse", "plot", "plot_pulse", "register"]
@@ -226,12 +226,11 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     summary["config"] = dict(r_wl=r_wl, r_bl=r_bl, r_in=r_in, r_out=r_out, v0=v0, method=method,
                              tol=tol, **(provenance or {}))
     terminals = {f"i_terminal_{k}": v for k, v in sol.i_terminal.items()}
-    _write(out_dir, summary, xbar, drives, sol, spice, i_out=sol.i_out, x=x, inputs=np.ascontiguousarray(x.T),
-           **terminals)
     M, N = g.shape
     device = _device_words(v0)
-    plot(g, x, sol, os.path.join(out_dir, "solve.png"),
-         title=f"xbarsim solve: {M}x{N}, {device}, {r_wl:g}/{r_bl:g} ohm wires")
+    _write(out_dir, summary, xbar, drives, sol, spice,
+           lambda path: plot(g, x, sol, path, title=f"xbarsim solve: {M}x{N}, {device}, {r_wl:g}/{r_bl:g} ohm wires"),
+           i_out=sol.i_out, x=x, inputs=np.ascontiguousarray(x.T), **terminals)
     if verbose:
         print(f"{M}x{N} ({device}, {r_wl:g}/{r_bl:g} ohm wires), {summary['batch']} input vector(s): "
               f"{sol.method}, {sol.iterations} iterations, {seconds:.3f} s, relative residual "
@@ -268,19 +267,21 @@ def _device_words(v0):
     return "linear devices" if v0 is None else f"sinh devices, V0 = {v0:g} V"
 
 
-def _write(out_dir, summary, xbar, drives, sol, spice, **arrays):
+def _write(out_dir, summary, xbar, drives, sol, spice, draw, **arrays):
     """The ngspice comparison (``--spice``: `_compare_with_spice`, into
-    ``summary["spice"]``), ``summary.json``, and ``solution.npz`` with the
-    voltages, device currents, conductances and ``arrays``."""
-    cir = os.path.join(out_dir, "circuit.cir")
-    if spice:
-        summary["spice"] = _compare_with_spice(xbar, drives, sol, cir)
-    elif os.path.isfile(cir):  # an earlier --spice run's netlist is not this solve's
-        os.remove(cir)
-    with open(os.path.join(out_dir, "summary.json"), "w") as fh:
-        json.dump(_json_safe(summary), fh, indent=2, allow_nan=False)
-    np.savez_compressed(os.path.join(out_dir, "solution.npz"), v_wl=sol.v_wl, v_bl=sol.v_bl,
-                        i_device=sol.i_device, g=np.asarray(xbar.g), **arrays)
+    ``summary["spice"]``, its deck as ``circuit.cir``), ``summary.json``,
+    ``solution.npz`` with the voltages, device currents, conductances and
+    ``arrays``, and ``solve.png`` (``draw(path)``): all of them or none
+    (`RunFiles`). A run without ``--spice`` removes an earlier run's deck,
+    which is not this solve's."""
+    with RunFiles(out_dir, stale=() if spice else ("circuit.cir",)) as files:
+        if spice:
+            summary["spice"] = _compare_with_spice(xbar, drives, sol, files.path("circuit.cir"))
+        with open(files.path("summary.json"), "w") as fh:
+            json.dump(_json_safe(summary), fh, indent=2, allow_nan=False)
+        np.savez_compressed(files.path("solution.npz"), v_wl=sol.v_wl, v_bl=sol.v_bl,
+                            i_device=sol.i_device, g=np.asarray(xbar.g), **arrays)
+        draw(files.path("solve.png"))
 
 
 def _print_spice_and_files(out_dir, summary, spice, currents):
@@ -382,14 +383,13 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
     summary["pulse"] = summarize_pulse(sol, cell, vp)
     summary["config"] = dict(cell=list(cell), vp=vp, scheme=scheme, r_wl=r_wl, r_bl=r_bl, v0=v0, method=method,
                              tol=tol, **(provenance or {}))
-    _write(out_dir, summary, xbar, drives, sol, spice, wl_v=np.asarray(drives["left"].v),
-           bl_v=np.asarray(drives["bottom"].v), wl_floating=drives["left"].floating,
-           bl_floating=drives["bottom"].floating)
     M, N = xbar.shape
     device = _device_words(v0)
-    plot_pulse(sol, cell, vp, os.path.join(out_dir, "solve.png"),
-               title=f"xbarsim solve: {vp:g} V pulse on ({cell[0]}, {cell[1]}) under {scheme}, {M}x{N}, "
-                     f"{device}, {r_wl:g}/{r_bl:g} ohm wires")
+    title = (f"xbarsim solve: {vp:g} V pulse on ({cell[0]}, {cell[1]}) under {scheme}, {M}x{N}, "
+             f"{device}, {r_wl:g}/{r_bl:g} ohm wires")
+    _write(out_dir, summary, xbar, drives, sol, spice, lambda path: plot_pulse(sol, cell, vp, path, title=title),
+           wl_v=np.asarray(drives["left"].v), bl_v=np.asarray(drives["bottom"].v),
+           wl_floating=drives["left"].floating, bl_floating=drives["bottom"].floating)
     if verbose:
         pu = summary["pulse"]
         print(f"{M}x{N} ({device}, {r_wl:g}/{r_bl:g} ohm wires), {vp:g} V pulse on ({cell[0]}, {cell[1]}) "

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .exceptions import ParameterError
-from .cli import check_out_dir, seed_arg
+from .cli import RunFiles, check_out_dir, seed_arg
 
 __all__ = ["register", "run", "load_results", "HA_RECIPE", "MoonsConfig"]
 
@@ -226,13 +226,6 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
     cfg = xs.TransferConfig()  # TIO2, V/2, grounded reads, differential, 1 ohm wires
     given = (_given_surrogate(cfg, surrogate_path), surrogate_path) if surrogate_path else None
     check_out_dir(out_dir)
-    # outputs of an earlier run into this folder that this run will not
-    # rewrite would read as its own (the surrogate fit cache is kept)
-    for name in ("surrogate_check.json", "surrogate_check.txt", "ablation.json", "ablation.csv"):
-        if (name.startswith("surrogate") and not check_surrogate) or (name.startswith("ablation") and not ablation):
-            stale = os.path.join(out_dir, name)
-            if os.path.isfile(stale):
-                os.remove(stale)
     t_start = time.perf_counter()
     timing = {}
     torch.manual_seed(seed)
@@ -289,22 +282,50 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
                               per_point=np.asarray(results[name]["per_point_accuracy"]))
         panels_u[name] = dict(std=prob.std(axis=0).reshape(side))
     n_grid_t = len(lg)
-    plot_cdf(per_point, os.path.join(out_dir, "cdf.png"), mc.transfers)
-    plot_decision_boundary(axis, panels_b, data.x_test, data.y_test, os.path.join(out_dir, "decision_boundary.png"))
-    plot_uncertainty(axis, panels_u, data.x_test, data.y_test, os.path.join(out_dir, "uncertainty.png"),
-                     note=f"{n_grid_t} circuit transfers (simulated programming); grid MVM by the surrogate's "
-                          "circuit model (sinh, first-order IR drop, read noise)")
-    timing["figures"] = time.perf_counter() - t0
+    # This run's files are put in place together (`RunFiles`), so Ctrl-C
+    # leaves an earlier run's set whole. An earlier run's outputs that this
+    # one does not rewrite would read as its own: they go then (the
+    # surrogate fit cache is kept; an ablation is rewritten after its own run).
+    stale = ["ablation.json", "ablation.csv"] + ([] if check_surrogate else ["surrogate_check.json",
+                                                                             "surrogate_check.txt"])
+    files = RunFiles(out_dir, stale=stale)
+    with files:
+        plot_cdf(per_point, files.path("cdf.png"), mc.transfers)
+        plot_decision_boundary(axis, panels_b, data.x_test, data.y_test, files.path("decision_boundary.png"))
+        plot_uncertainty(axis, panels_u, data.x_test, data.y_test, files.path("uncertainty.png"),
+                         note=f"{n_grid_t} circuit transfers (simulated programming); grid MVM by the surrogate's "
+                              "circuit model (sinh, first-order IR drop, read noise)")
+        timing["figures"] = time.perf_counter() - t0
+        doc = _finish_doc(files, results, sur, sur_file, fitted, mc, seed, quick, data, data_dir, timing,
+                          t_start, check_surrogate, progress, log)
+    log(format_table(doc))
+    if ablation:
+        abl = run_ablation(data, sur, cfg, mc, seed, progress, doc, log)
+        doc["ablation"] = abl
+        with RunFiles(out_dir) as files:
+            _write_results(files, doc)
+            _write_ablation(files, abl)
+        log(format_ablation(abl))
+    written = ["results.json", "bins.csv", "cdf.png", "decision_boundary.png", "uncertainty.png"]
+    written += ["surrogate_check.json", "surrogate_check.txt"] if check_surrogate else []
+    written += ["ablation.json", "ablation.csv"] if ablation else []
+    log(f"wrote {', '.join(written)} in {out_dir} ({time.perf_counter() - t_start:.0f} s)")
+    return doc
 
+
+def _finish_doc(files, results, sur, sur_file, fitted, mc, seed, quick, data, data_dir, timing, t_start,
+                check_surrogate, progress, log):
+    """The optional surrogate check and ``results.json`` / ``bins.csv``,
+    written through `files`; returns the results document."""
     extra = {}
     if check_surrogate:
         from .train.surrogate import check, format_check
 
         t0 = time.perf_counter()
         rep = check(sur, progress=progress, **({"n_layers": 3, "per_layer": 4, "n_fail_devices": 2000} if quick else {}))
-        with open(os.path.join(out_dir, "surrogate_check.json"), "w") as fh:
+        with open(files.path("surrogate_check.json"), "w") as fh:
             json.dump(rep, fh, indent=1)
-        with open(os.path.join(out_dir, "surrogate_check.txt"), "w") as fh:
+        with open(files.path("surrogate_check.txt"), "w") as fh:
             fh.write(format_check(rep) + "\n")
         log(format_check(rep))
         extra["surrogate_check"] = rep["pass"]
@@ -328,18 +349,7 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
         "timing_s": timing,
         **extra,
     }
-    _write_results(out_dir, doc)
-    log(format_table(doc))
-    if ablation:
-        abl = run_ablation(data, sur, cfg, mc, seed, progress, doc, log)
-        doc["ablation"] = abl
-        _write_results(out_dir, doc)
-        _write_ablation(out_dir, abl)
-        log(format_ablation(abl))
-    written = ["results.json", "bins.csv", "cdf.png", "decision_boundary.png", "uncertainty.png"]
-    written += ["surrogate_check.json", "surrogate_check.txt"] if check_surrogate else []
-    written += ["ablation.json", "ablation.csv"] if ablation else []
-    log(f"wrote {', '.join(written)} in {out_dir} ({time.perf_counter() - t_start:.0f} s)")
+    _write_results(files, doc)
     return doc
 
 
@@ -359,10 +369,11 @@ def load_results(path):
     return doc
 
 
-def _write_results(out_dir, doc):
-    with open(os.path.join(out_dir, "results.json"), "w") as fh:
+def _write_results(files, doc):
+    """``results.json`` and ``bins.csv`` through `files` (a `RunFiles`)."""
+    with open(files.path("results.json"), "w") as fh:
         json.dump(doc, fh, indent=1)
-    with open(os.path.join(out_dir, "bins.csv"), "w", newline="") as fh:
+    with open(files.path("bins.csv"), "w", newline="") as fh:
         w = csv.writer(fh)
         cols = [("regular", None), ("hardware_aware", None), ("regular", "statistical"),
                 ("hardware_aware", "statistical")]
@@ -442,10 +453,11 @@ def run_ablation(data, sur, cfg, mc, seed, progress, doc, log):
     return {"rows": rows, "n_transfers": mc.transfers}
 
 
-def _write_ablation(out_dir, abl):
-    with open(os.path.join(out_dir, "ablation.json"), "w") as fh:
+def _write_ablation(files, abl):
+    """``ablation.json`` and ``ablation.csv`` through `files` (a `RunFiles`)."""
+    with open(files.path("ablation.json"), "w") as fh:
         json.dump(abl, fh, indent=1)
-    with open(os.path.join(out_dir, "ablation.csv"), "w", newline="") as fh:
+    with open(files.path("ablation.csv"), "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["name", "reparam", "failures", "regularize", "frac_points_ge_95", "mean_accuracy",
                     "software_accuracy"])

@@ -596,3 +596,40 @@ def test_size_axis_setup_leaves_the_tick_labels_of_a_log_y_axis_within_a_decade(
               if t.get_visible() and t.get_text() and 0.21 <= t.get_position()[1] <= 0.58]
     plt.close(fig)
     assert labels, "no y tick label inside the data's range"
+
+
+def test_ctrl_c_from_a_terminal_with_workers_prints_one_line(tmp_path):
+    """A terminal's Ctrl-C goes to the whole process group, Dask's worker
+    processes included: each printed its own KeyboardInterrupt traceback
+    (73 lines of stderr for two workers), and a Ctrl-C while the cluster
+    started left an AssertionError from distributed's exit hook. The workers
+    now ignore SIGINT and the command prints its one line. (The signal is
+    sent once the first point is saved, so the cluster is up.)"""
+    pytest.importorskip("distributed")
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "s"
+    cmd = [sys.executable, "-m", "xbarsim", "scale", "--out", str(out), "--sizes", "8,16,32,64,128",
+           "--r-wire", "0.5,1,2", "--device", "linear,sinh", "--v0", "0.15", "--inputs", "1,8",
+           "--no-progress", "--no-plots", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group, as a terminal's job
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "results.csv").is_file() and len(load_results(out / "results.csv")) >= 1:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == [err.strip()], err
+    assert err.startswith("xbarsim scale: interrupted:")

@@ -4,6 +4,7 @@ answers at the address, and only to a scheduler that has a worker."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 
@@ -92,3 +93,49 @@ def connect_scheduler(address, who, timeout=None, worker_wait=None):
                                  f"({one_line(exc)}); check that it is still running.") from None
         raise
     return client
+
+
+def start_local_cluster(n_workers):
+    """A `distributed.LocalCluster` of `n_workers` single-threaded worker
+    processes on loopback, its dashboard on a free port (``None`` still took
+    8787, and warned when that was in use), the workers' logs silenced.
+
+    The worker processes ignore SIGINT: a terminal's Ctrl-C reaches the
+    whole process group, and each worker printed its own KeyboardInterrupt
+    traceback under the caller's one line (73 lines for two workers; found
+    by review). The caller gets the interrupt and closes the cluster. They
+    inherit "ignored" from this process, which therefore ignores Ctrl-C for
+    the second or two the workers take to start (from the main thread
+    only: elsewhere signals cannot be set). A cluster that fails to start
+    is closed here and taken off distributed's exit hook, which would close
+    it again at exit and print an AssertionError traceback."""
+    import signal
+
+    from distributed import LocalCluster
+    from distributed.deploy.spec import SpecCluster
+
+    before = set(SpecCluster._instances)
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        # silence_logs: the workers' own logs. Closing the cluster under a
+        # running task made each worker print its lost heartbeat with a
+        # traceback; a worker that dies still reaches the caller, as
+        # KilledWorker / CommClosedError on its task.
+        return LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True, host="127.0.0.1",
+                            dashboard_address=":0", silence_logs=logging.CRITICAL)
+    except BaseException:
+        # the half-started nannies and their event-loop tasks report their
+        # own failure to start, at exit too: expected here, so not shown
+        for name in ("distributed", "asyncio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        for cluster in set(SpecCluster._instances) - before:
+            try:
+                cluster.close(timeout=5)
+            except BaseException:  # noqa: BLE001 - half built: what is left goes with the process
+                pass
+            cluster.shutdown_on_close = False
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, handler)

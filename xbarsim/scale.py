@@ -70,7 +70,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._dask import connect_scheduler, one_line
+from ._dask import connect_scheduler, one_line, start_local_cluster
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
 from .cli import seed_arg
 from .solve import METHODS
@@ -1362,7 +1362,7 @@ def _main(args):
     interrupted = False
     try:
         if args.workers is not None:
-            from distributed import Client, LocalCluster
+            from distributed import Client
 
             cores = _usable_cores()
             if args.workers > cores:
@@ -1372,8 +1372,7 @@ def _main(args):
             # RSS belongs to one point); its numba kernels get an equal share
             # of the cores: workers x threads <= cores.
             numba_threads = max(1, cores // args.workers)
-            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=":0")
+            cluster = start_local_cluster(args.workers)
             client = Client(cluster)
         elif args.scheduler is not None:
             try:

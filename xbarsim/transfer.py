@@ -379,9 +379,9 @@ def transfer_many(weight, bias, cfg: Optional[TransferConfig] = None, n: int = 2
 
 def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     """Run the chunks with Dask distributed; yields (start, result) as they finish."""
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, as_completed
 
-    from ._dask import connect_scheduler
+    from ._dask import connect_scheduler, start_local_cluster
 
     own = None
     if isinstance(scheduler, Client):
@@ -391,10 +391,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
         # scheduler without workers, hung Client(...) or as_completed forever
         client = own = connect_scheduler(scheduler, "xbarsim.transfer_many")
     else:
-        # dashboard on a free port: None still tried 8787 and warned when taken
-        cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=":0")
-        client = own = Client(cluster)
+        client = own = Client(start_local_cluster(workers))
     try:
         futures = {client.submit(_run_chunk, mapping, cfg, seed, st, min(chunk, n - st), pure=False): st
                    for st in starts}

@@ -400,3 +400,29 @@ def test_to_crossbar_warns_when_the_transfer_is_not_the_surrogates():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         to_crossbar(net, xs.TransferConfig())  # its own configuration: no warning
+
+
+@pytest.mark.parametrize("chunk, keep", [(4, 2), (2, 5), (3, 9)])
+def test_evaluate_circuit_keeps_exactly_the_first_transfers_asked_for(chunk, keep):
+    """keep_conductances=k gives one TransferBatch per layer holding the
+    first min(k, n) transfers, as transfer_many programs them; it returned
+    every whole chunk started below k as a list (4 transfers for 2 with
+    chunk 4; found by review)."""
+    import xbarsim as xs
+    from xbarsim.train import evaluate_circuit
+    from xbarsim.train.evaluate import network_layers
+
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 1)).double()
+    x, y = np.full((3, 2), 0.5), np.array([0, 1, 0])
+    n = 6
+    _, kept = evaluate_circuit(net, cfg, x, y, n=n, seed=5, chunk=chunk, progress=False, keep_conductances=keep)
+    layers = network_layers(net)
+    assert len(kept) == len(layers)
+    for k, ((w, b), batch) in enumerate(zip(layers, kept)):
+        assert isinstance(batch, xs.TransferBatch) and len(batch) == min(keep, n)
+        ref = xs.transfer_many(w, b, cfg, n=min(keep, n), seed=5 + k)
+        for got, want in zip(batch.g, ref.g):
+            np.testing.assert_array_equal(got, want)
+    assert evaluate_circuit(net, cfg, x, y, n=2, seed=5, progress=False)[1] == []

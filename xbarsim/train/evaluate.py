@@ -202,7 +202,8 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
         Transfers programmed per step (memory, progress granularity).
     keep_conductances : int
         Also return the programmed conductances of the first this many
-        transfers (``batches``: one `TransferBatch` per layer) for plots.
+        transfers (``batches``: one `TransferBatch` per layer, of
+        ``min(keep_conductances, n)`` transfers) for plots.
 
     Returns
     -------
@@ -234,7 +235,20 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
             logits[start:start + count] = h[..., 0]
             bar.update(count)
     correct = (logits > 0).astype(np.int64) == labels[None, :]
-    return MCResult(logits, correct, "circuit"), kept
+    return MCResult(logits, correct, "circuit"), ([_joined(chunks, keep_conductances) for chunks in kept]
+                                                  if keep_conductances else [])
+
+
+def _joined(chunks, count):
+    """The first `count` transfers of consecutive `TransferBatch` chunks
+    (one layer's, from transfer 0) as one `TransferBatch`."""
+    from ..transfer import _TILE_FIELDS, TransferBatch
+
+    first = chunks[0]
+    fields = {name: [np.concatenate([getattr(c, name)[j] for c in chunks])[:count] for j in range(len(first.g))]
+              for name in _TILE_FIELDS}
+    return TransferBatch(mapping=first.mapping, cfg=first.cfg, seed=first.seed, offset=first.offset,
+                         solver_failures=sum(c.solver_failures for c in chunks), **fields)
 
 
 def _layer_targets(w, b, cfg):
@@ -312,7 +326,9 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
 
 
 def grid_outputs_from_batches(surrogate, batches, grid, seed=0, n_max=None):
-    """Network outputs on `grid` for the kept circuit transfers (plots).
+    """Network outputs on `grid` for the kept circuit transfers (plots):
+    `batches`, one `TransferBatch` per layer (`evaluate_circuit`'s), of
+    which the first `n_max` transfers are used.
 
     The programmed conductances are the simulator's; the MVM of the many
     grid points uses the surrogate's circuit model (sinh read law,
@@ -322,9 +338,9 @@ def grid_outputs_from_batches(surrogate, batches, grid, seed=0, n_max=None):
     rng = np.random.default_rng(check_seed(seed))
     h = np.asarray(grid, dtype=np.float64)
     n_layers = len(batches)
-    for k, chunks in enumerate(batches):
-        lm = chunks[0].mapping
-        gs = [np.concatenate([c.g[j] for c in chunks])[:n_max] for j in range(len(lm.tiles))]
+    for k, batch in enumerate(batches):
+        lm = batch.mapping
+        gs = [g[:n_max] for g in batch.g]
         z = surrogate.layer_output(lm, gs, h, rng, noise=True)
         h = _sigmoid(z) if k < n_layers - 1 else z
     return h[..., 0]

@@ -245,15 +245,24 @@ class HardwareAwareLinear(nn.Linear):
 
     @classmethod
     def from_linear(cls, linear, **kwargs):
-        """A hardware-aware copy of an ``nn.Linear`` (same weights)."""
-        layer = cls(
-            linear.in_features,
-            linear.out_features,
-            bias=linear.bias is not None,
-            device=linear.weight.device,
-            dtype=linear.weight.dtype,
-            **kwargs,
-        )
+        """A hardware-aware copy of an ``nn.Linear`` (same weights).
+
+        Torch's global generator moves only by what ``seed=None`` draws (the
+        layer's sampling seed): nn.Linear's own initialisation, overwritten
+        here, draws from a fork of it (it advanced the caller's generator;
+        found by review)."""
+        if kwargs.get("seed") is None:
+            kwargs["seed"] = int(torch.randint(0, 2**62, (1,)).item())  # as __init__ draws it
+        device = linear.weight.device
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            layer = cls(
+                linear.in_features,
+                linear.out_features,
+                bias=linear.bias is not None,
+                device=device,
+                dtype=linear.weight.dtype,
+                **kwargs,
+            )
         with torch.no_grad():
             layer.weight.copy_(linear.weight)
             if linear.bias is not None:

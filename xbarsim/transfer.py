@@ -575,7 +575,12 @@ def mvm(prog, x, seed: int = 0, noise: bool = True) -> np.ndarray:
     prog : Programmed or TransferBatch
     x : array_like, (B, in)
     seed : int
-        Read-noise stream.
+        Read-noise stream: transfer t's tile k reads with stream (seed, t,
+        k), whatever layer it holds. So the same `seed` gives the same noise
+        draws to every layer read with it, and to repeated reads of one
+        array: give each layer of a network, and each independent read, its
+        own seed (`xbarsim.train.evaluate_circuit` uses seed + 1000 + k for
+        layer k).
     noise : bool
         Include read noise.
 

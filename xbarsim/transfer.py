@@ -24,7 +24,9 @@ API
     the ``n x n_devices`` conductances: 8 bytes per device and transfer).
     ``workers=`` (a local Dask cluster of that many processes) or
     ``scheduler=`` (a ``distributed`` scheduler address or Client) run the
-    chunks with Dask instead; results are identical.
+    chunks with Dask instead; results are identical. (Dask starts its
+    worker processes by spawning Python afresh: a script that passes
+    ``workers=`` needs the usual ``if __name__ == "__main__":`` guard.)
 ``xs.iter_transfers(weight, bias, cfg, n, seed, chunk)``
     The same transfers as a stream of `TransferBatch` chunks (constant
     memory for any ``n``).

@@ -307,3 +307,18 @@ def test_ctrl_c_while_writing_keeps_the_earlier_runs_files_whole(tmp_path, monke
     monkeypatch.setattr(importlib.import_module(module), drawer, interrupted)
     assert main([command, "--out", str(out), "--no-progress"] + second) == 130
     assert files() == before
+
+
+def test_run_files_leave_no_temporary_file_when_a_move_fails(tmp_path):
+    """A folder in the way of one of the files (os.replace fails): the error
+    propagates and no .partial- file is left behind (found by review)."""
+    from xbarsim.cli import RunFiles
+
+    (tmp_path / "b.txt").mkdir()
+    (tmp_path / "b.txt" / "x").write_text("in the way")
+    with pytest.raises(OSError):
+        with RunFiles(str(tmp_path)) as files:
+            for name in ("a.txt", "b.txt", "c.txt"):
+                with open(files.path(name), "w") as fh:
+                    fh.write(name)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".partial-")]

@@ -300,6 +300,21 @@ def test_sinh_solution_scales_exactly_with_drives_and_v0(method):
     np.testing.assert_array_equal(tiny.i_out, ref.i_out * s)
 
 
+def test_a_per_cell_v0_far_above_the_drive_stays_finite_at_unit_drive():
+    """Per-cell V0 of 1e300 V (linear cells) beside one of 0.1 V, under 1e-9
+    V: divided to unit drive the 1e300 became inf and the solve a false
+    overflow error (found by review). Every cell is linear to an ulp here, so
+    the answer is the linear crossbar's."""
+    g = np.full((3, 3), 1e-3)
+    v0 = np.full((3, 3), 1e300)
+    v0[0, 0] = 0.1
+    drives = dict(left=xs.Drive([1e-9, -1e-9, 5e-10]), bottom=xs.Drive(0.0))
+    lin = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), method="direct", **drives)
+    for method in ("direct", "pcg", "mg"):
+        sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=v0), method=method, **drives)
+        np.testing.assert_allclose(sol.i_out, lin.i_out, rtol=1e-9, atol=0)  # outputs: 1e-9 (README)
+
+
 def test_sinh_far_below_v0_is_solved_as_the_linear_law():
     """Drives 1e-300 V under V0 = 1e10 V: sinh is linear far below an ulp,
     and the answer is the linear crossbar's. Newton's unit scaling would

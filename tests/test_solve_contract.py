@@ -654,8 +654,20 @@ def test_a_floating_line_held_by_devices_double_precision_cannot_see_is_refused(
     with pytest.raises(xs.ParameterError, match=r"BL\[1\] floats .* Drive one end"):
         xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), method=method, **drives)
     g[:, 1] = 1e-13
-    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), method=method, **drives)
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), method=method, keep_factors=True, **drives)
     exact = naive_solve(g, 1.0, 1.0, digits=40, **drives)
+    np.testing.assert_allclose(sol.v_bl, exact.v_bl, rtol=0, atol=1e-12)
+    g[:, 1] = 1e-17  # resolve checks it too (it raised SuperLU's RuntimeError, pcg a SystemError)
+    with pytest.raises(xs.ParameterError, match=r"BL\[1\] floats"):
+        sol.resolve(g)
+    # The test goes node by node: a near-ideal strap (1e-12 ohm) elsewhere on
+    # the line does not count against the other nodes' devices (it refused
+    # this line line-wide, though it solved to 1e-16 V)
+    g[:, 1] = 1e-4
+    r_bl = np.ones((7, 2))
+    r_bl[0, 1] = 1e-12
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=r_bl), method=method, **drives)
+    exact = naive_solve(g, 1.0, r_bl, digits=40, **drives)
     np.testing.assert_allclose(sol.v_bl, exact.v_bl, rtol=0, atol=1e-12)
 
 

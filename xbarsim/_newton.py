@@ -382,7 +382,12 @@ def _unit_drive(col):
         return col, 1.0
     unit = float(np.ldexp(1.0, int(np.frexp(v)[1])))
     scaled = _scaled(col, np.array([1.0 / unit]))
-    return dataclasses.replace(scaled, v0=col.v0 / unit, v0_t=col.v0_t / unit), unit
+    # A V0 beyond 1e300 volts at unit drive is linear far below an ulp, and
+    # stays so capped there; divided through it could reach inf (a per-cell
+    # V0 of 1e300 under a 1e-9 V drive: a false overflow error).
+    with np.errstate(over="ignore"):
+        v0, v0_t = (np.minimum(a / unit, 1e300) for a in (col.v0, col.v0_t))
+    return dataclasses.replace(scaled, v0=v0, v0_t=v0_t), unit
 
 
 def _without_fixed_pairs(net):

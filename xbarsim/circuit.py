@@ -661,19 +661,22 @@ def check_connected(g, ends):
         )
 
 
-FLOATING_TIE = 1e-14
-"""Smallest ratio of a floating line's strongest device to its strongest wire
-segment. A line with both ends floating is held only by its devices; where
-every one of them is below half an ulp of the wire next to it, ``g_wire + g``
-rounds to ``g_wire`` and the line's equations become singular in double
-precision (1e-16 S devices on 1 ohm wire: SuperLU called the matrix singular
-and pcg returned bit lines 0.75 V off). 3e-16 still solved to 1e-14 V
-against a 40-digit solve; the limit keeps a factor 100 from that edge."""
+FLOATING_TIE = 1e-15
+"""Smallest ratio, on a line with no driven end, of a device to the wire
+segments that meet at its node; such a line is held only by its devices,
+and at least one of them must reach it. Below half an ulp (1.1e-16),
+``g_wire + g`` rounds to ``g_wire``: where that holds at every node the
+line's equations are singular in double precision (1e-16 S devices on 1
+ohm wire: SuperLU called the matrix singular, and pcg returned bit lines
+0.75 V off). 3e-16 still solved to 2e-14 V against a 40-digit solve; the
+limit keeps a factor 9 from the edge. Node by node, so a near-ideal strap
+elsewhere on the line (1e-12 ohm: it only merges two nodes) does not count
+against the devices of the other nodes."""
 
 
 def check_floating_ties(xbar, ends):
-    """Raise `ParameterError` for a floating line (no driven end) whose
-    devices are all too weak, next to its wire, for double precision to see
+    """Raise `ParameterError` for a floating line (no driven end) none of
+    whose devices double precision can see next to the wire at its node
     (`FLOATING_TIE`); `ends`: end name -> `_EndSpec` or None."""
     for kind, names, g, seg in (("WL", ("left", "right"), xbar.g, xbar.r_wl_full()),
                                 ("BL", ("top", "bottom"), xbar.g.T, xbar.r_bl_full().T)):
@@ -686,22 +689,25 @@ def check_floating_ties(xbar, ends):
         lines = np.nonzero(~anchored)[0]
         if lines.size == 0:
             continue
+        r = seg[lines]
         with np.errstate(divide="ignore"):
-            seg_g = np.where(seg[lines] > 0, 1.0 / np.where(seg[lines] > 0, seg[lines], 1.0), 0.0)
-        wire = np.max(seg_g, axis=1)
-        tie = np.max(g[lines], axis=1)
-        weak = wire > 0
-        weak[weak] = tie[weak] < FLOATING_TIE * wire[weak]
+            seg_g = np.where(r > 0, 1.0 / np.where(r > 0, r, 1.0), 0.0)  # ideal segments merge nodes: 0
+        wire = np.zeros(g[lines].shape)  # conductance of the resistive segments at each node
+        wire[:, 1:] += seg_g
+        wire[:, :-1] += seg_g
+        seen = g[lines] >= FLOATING_TIE * wire
+        weak = ~np.any(seen & (g[lines] > 0), axis=1)
         if weak.any():
             bad = lines[weak]
-            k = int(np.argmin(tie[weak] / wire[weak]))
+            ratio = np.where(wire[weak] > 0, g[lines][weak] / np.where(wire[weak] > 0, wire[weak], 1.0), 0.0)
+            k = int(np.argmin(np.max(ratio, axis=1)))
             raise ParameterError(
                 f"{_line_names(kind, bad)} {'floats' if bad.size == 1 else 'float'} (no driven end) and "
-                f"{'is' if bad.size == 1 else 'are'} held only by devices too weak for "
-                f"double precision to see next to their wires: the strongest device of {kind}[{int(bad[k])}] "
-                f"is {tie[weak][k]:.3g} S against {wire[weak][k]:.3g} S of wire segment, a ratio below "
-                f"{FLOATING_TIE:.0e}. Drive one end of the line (a resistive Drive), give it stronger devices, "
-                "or make its wire ideal (0 ohm), which merges its nodes exactly.")
+                f"{'is' if bad.size == 1 else 'are'} held only by devices too weak for double precision to "
+                f"see next to their wires: on {kind}[{int(bad[k])}] no device reaches {FLOATING_TIE:.0e} of "
+                f"the wire conductance at its node (at best {np.max(ratio[k]):.2g}). Drive one end of the line "
+                "(a resistive Drive), give it stronger devices, or make its wire ideal (0 ohm), which merges "
+                "its nodes exactly.")
 
 
 def build_network(xbar, left=None, right=None, top=None, bottom=None):

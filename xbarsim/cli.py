@@ -87,14 +87,15 @@ class RunFiles:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            for tmp, final in self._files:
-                os.replace(tmp, final)
-            for name in self.stale:
-                stale = os.path.join(self.out_dir, name)
-                if os.path.isfile(stale):
-                    os.remove(stale)
-        else:
+        try:
+            if exc_type is None:
+                for tmp, final in self._files:
+                    os.replace(tmp, final)
+                for name in self.stale:
+                    stale = os.path.join(self.out_dir, name)
+                    if os.path.isfile(stale):
+                        os.remove(stale)
+        finally:  # also when a move fails (a folder in the way): no temporary file stays
             for tmp, _ in self._files:
                 if os.path.isfile(tmp):
                     os.remove(tmp)

@@ -135,11 +135,12 @@ class Solution:
         xbar = net.xbar.with_g(g)
         changed = np.count_nonzero(xbar.g != net.g) / xbar.g.size
         new_net = dataclasses.replace(net, xbar=xbar, g=kernel_array(xbar.g), g_t=transposed(xbar.g))
+        from .circuit import check_connected, check_floating_ties
+
         if np.any((xbar.g > 0) != (net.g > 0)):
             # open devices changed: well-posedness must be checked again
-            from .circuit import check_connected
-
             check_connected(xbar.g, net.ends)
+        check_floating_ties(xbar, net.ends)  # as solve does: a bare RuntimeError / SystemError otherwise
         pre = getattr(self, "_preconditioner", None) if changed <= refactor_fraction else None
         if self.method == "direct":
             pre = None

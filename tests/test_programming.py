@@ -934,3 +934,28 @@ def test_pulse_and_verify_drives_take_numpy_integers_and_the_scheme_enums():
         np.testing.assert_array_equal(by_enum[end].floating, by_name[end].floating)
     read = xs.verify_drives((4, 5), (np.int32(3), 0), 0.2, xs.ReadScheme.FLOATING)
     np.testing.assert_array_equal(read["left"].floating, [True, True, True, False])
+
+
+@pytest.mark.parametrize("field, value", [("relax_sigma", 1e160), ("relax_fast", 1e200)])
+@pytest.mark.parametrize("r", [0.0, 1.0])
+def test_device_parameters_that_overflow_the_model_are_an_error_not_nan(field, value, r):
+    """Finite but extreme DeviceParams overflow inside the relaxation step
+    (inf - inf): with ideal wires no circuit solve looked, and program /
+    transfer returned NaN conductances without an error; with 1 ohm wires a
+    ConvergenceError advised a larger solve_maxiter (found by review)."""
+    import dataclasses
+
+    cfg = xs.TransferConfig(device=dataclasses.replace(xs.presets.TIO2, **{field: value}), r_wl=r, r_bl=r)
+    with pytest.raises(xs.ParameterError, match="non-finite conductance"):
+        xs.program(np.full((2, 2), 300e-6), cfg, seed=0)
+    with pytest.raises(xs.ParameterError, match="non-finite conductance"):
+        xs.transfer(np.array([[0.5, -0.2]]), np.array([0.1]), cfg, seed=0)
+
+
+def test_transfer_config_refuses_wires_the_circuit_solves_cannot_take():
+    """The limits xs.Crossbar sets: 5e-324 ohm wires ran the whole simulation
+    into NaN and a misleading ConvergenceError."""
+    for r, word in ((5e-324, "Give 0 for ideal wires"), (1e14, "Check the units")):
+        for name in ("r_wl", "r_bl"):
+            with pytest.raises(xs.ParameterError, match=word):
+                xs.TransferConfig(**{name: r})

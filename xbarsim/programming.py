@@ -260,11 +260,23 @@ class TransferConfig:
                 "number in (0, 1), e.g. 0.01 for 1 %."
             )
         object.__setattr__(self, "tolerance", tol)
+        from .circuit import DYNAMIC_RANGE, R_TINY
+
         for name in ("r_wl", "r_bl"):
             r = real_scalar(getattr(self, name))
             if r is None or not math.isfinite(r) or r < 0:
                 raise ParameterError(f"{name} = {getattr(self, name)!r}; a wire segment resistance in ohms, "
                                      ">= 0 (scalar).")
+            # the limits xs.Crossbar sets (circuit.R_TINY, DYNAMIC_RANGE): 5e-324 ohm ran the whole
+            # simulation into NaN and a ConvergenceError advising a larger solve_maxiter
+            if 0 < r < R_TINY:
+                raise ParameterError(f"{name} = {r!r} ohms; below {R_TINY:.0e} ohms the wire conductance "
+                                     "overflows the circuit solves. Give 0 for ideal wires: handled exactly.")
+            if r * self.device.g_hi > DYNAMIC_RANGE:
+                raise ParameterError(
+                    f"{name} = {r:.3g} ohms: the device's largest conductance (g_hi = {self.device.g_hi:.3g} S) "
+                    f"is {r * self.device.g_hi:.2g} times the wire's; beyond {DYNAMIC_RANGE:.0e} double "
+                    "precision cannot resolve the wires next to it. Check the units (ohms per segment).")
             object.__setattr__(self, name, r)
         try:
             tile = tuple(self.tile)
@@ -525,6 +537,15 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
             out["g_final"], out["read_final"], out["converged"], out["track"], out["fails"], done, abort)
     _run_interruptible(lambda: program_arrays(*args), abort, done, n * K, label if progress else None)
     del out["g"]
+    bad = sum(int(np.count_nonzero(~np.isfinite(out[name]))) for name in ("g_after_own", "g_final"))
+    if bad:
+        # finite parameters can still overflow inside the device model (a
+        # relax_sigma of 1e160: inf - inf in the relaxation step), which with
+        # ideal wires no circuit solve caught: NaN conductances, no error
+        raise ParameterError(
+            f"the device model produced {bad} non-finite conductance(s): DeviceParams values this extreme "
+            "overflow double precision in the switching or relaxation law (k_set, k_reset, relax_sigma, "
+            "relax_fast, or relax_tau next to write_verify.cycle_time); bring them to physical magnitudes.")
     if out["fails"].any():
         raise ConvergenceError(
             f"{int(out['fails'].sum())} circuit solves of the write-verify simulation missed "

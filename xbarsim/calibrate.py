@@ -12,12 +12,22 @@ not stated in the paper, V/2 is assumed), compares with the data shipped in
 Statistics compared (all from reads, as measured)
 -------------------------------------------------
 * neighbour drift: ``read(after k later devices) - read(at the end of its
-  own write-verify)`` of working devices, mean and std for k = 1..30;
-* tuning imprecision: std of ``read_after_own / target - 1`` of converged
-  devices in bins of target, against ``sigma(G) % = a G + b``;
-* programming offset: mean and std of the same relative error, all
-  converged devices;
-* failure rates: the fraction of stuck devices of each kind.
+  own write-verify)`` of working devices, mean and std for every k = 1..30.
+  The measured table holds no change of 40 uS or more (its largest is
+  39.99 uS, with flat tails up to there: a cut made when it was recorded),
+  so simulated changes are cut alike (`DRIFT_CUT`);
+* programming error ``read_after_own / target - 1`` of converged devices:
+  its mean against the published offset mean, and its spread against the
+  published tuning law and offset std combined as the data's publishers
+  combine them in their own simulator (3it-inpaqt/Hardware-Aware-Article,
+  ``hardaware_linear.py``: each device draws an offset ~ N(-0.589 %,
+  0.339 %) and, independently, a tuning error ~ N(0, sigma(G) %), so one
+  programming shows the spread ``sqrt(sigma(G)^2 + 0.339^2)``): in bins of
+  target, and over the whole window;
+* failure rates: the fraction of stuck devices of each kind. These are
+  inputs of the model (``p_stuck_*``, set from the measured figures), so
+  their rows only check the sampling; they are not counted among the
+  figures the model reproduces.
 An item agrees when the simulated value is within +-30 % of the measured.
 """
 
@@ -36,8 +46,11 @@ __all__ = ["measured", "simulate", "compare", "fit", "attribution", "run", "regi
            "ATTRIBUTION_PARTS",
            "DRIFT_EVENTS"]
 
-DRIFT_EVENTS = np.array([1, 2, 3, 5, 7, 10, 15, 20, 25, 30])
-"""Event counts at which the drift is compared (1 to 30)."""
+DRIFT_EVENTS = np.arange(1, 31)
+"""Event counts at which the drift is compared: every one from 1 to 30."""
+DRIFT_CUT = 40e-6
+"""Drift samples of this size or more (S) are left out of the simulated
+statistics, as the measured table holds none (see the module docstring)."""
 TUNING_A = -6.24e-4
 """Tuning-imprecision law sigma% = a G[uS] + b (paper)."""
 TUNING_B = 0.691
@@ -47,7 +60,29 @@ OFFSET_STD = 0.339
 P_STUCK_LRS = 0.005
 P_STUCK_HRS = 0.005
 TUNING_G = np.array([150.0, 250.0, 350.0, 450.0])
-"""Centres (uS) of the target bins of the tuning-imprecision comparison."""
+"""Centres (uS) of the target bins of the programming-spread comparison."""
+WINDOW_US = (100.0, 500.0)
+"""The targets' window, uS (uniform)."""
+INPUT_ROWS = ("p_stuck_lrs", "p_stuck_hrs")
+"""Rows that compare a model input with the figure it was set from
+(sampling checks, not counted as reproduced figures)."""
+
+
+def tuning_sigma(g_us):
+    """The published tuning-imprecision law sigma(G) %, G in uS."""
+    return TUNING_A * np.asarray(g_us, dtype=float) + TUNING_B
+
+
+def published_spread(g_us=None):
+    """The spread (std, %) of one programming's relative error under the
+    publishers' model: tuning law and offset std in quadrature, at target
+    ``g_us`` (uS), or over targets uniform in the window when None."""
+    if g_us is None:
+        lo, hi = WINDOW_US
+        # E[(a G + b)^2] for G uniform in [lo, hi], exactly
+        mean_sq = (tuning_sigma(hi) ** 3 - tuning_sigma(lo) ** 3) / (3.0 * TUNING_A * (hi - lo))
+        return float(np.sqrt(mean_sq + OFFSET_STD**2))
+    return np.sqrt(tuning_sigma(g_us) ** 2 + OFFSET_STD**2)
 FIT_PARAMETERS = ("read_noise", "relax_fast", "relax_tau", "relax_sigma", "relax_drift")
 """DeviceParams fields `fit` adjusts (log scale; ``relax_fast_mean`` is held at the preset's 0)."""
 REL_TOL = 0.30
@@ -68,8 +103,9 @@ def measured():
     count = np.array([(events == k).sum() for k in DRIFT_EVENTS])
     return dict(
         events=DRIFT_EVENTS.copy(), drift_mean=mean, drift_std=std, drift_count=count,
-        tuning_g=TUNING_G.copy(), tuning_sigma=TUNING_A * TUNING_G + TUNING_B,
-        offset_mean=OFFSET_MEAN, offset_std=OFFSET_STD,
+        drift_max=float(np.max(np.abs(delta))),
+        spread_g=TUNING_G.copy(), spread=published_spread(TUNING_G),
+        offset_mean=OFFSET_MEAN, spread_window=published_spread(),
         p_stuck_lrs=P_STUCK_LRS, p_stuck_hrs=P_STUCK_HRS,
     )
 
@@ -104,11 +140,14 @@ def simulate(device=None, n_arrays=40, seed=0, r_wire=1.0, shape=(8, 8), progres
     stuck = out["stuck"][:, pairs[:, 0], pairs[:, 1]]
     track = out["track"]  # (n, K, K): [q, p]
     working = stuck == 0
-    dmean, dstd = [], []
+    dmean, dstd, dcut = [], [], []
     for k in DRIFT_EVENTS:
         q = np.arange(K - k)
         d = track[:, q, q + k] - own[:, q]
         d = d[working[:, q]]
+        keep = np.abs(d) < DRIFT_CUT  # as the measured table (see the module docstring)
+        dcut.append(1.0 - keep.mean())
+        d = d[keep]
         dmean.append(d.mean())
         dstd.append(d.std(ddof=1))
     rel = 100.0 * (own / tgt - 1.0)
@@ -122,8 +161,9 @@ def simulate(device=None, n_arrays=40, seed=0, r_wire=1.0, shape=(8, 8), progres
     pulses = out["pulses"]
     return dict(
         events=DRIFT_EVENTS.copy(), drift_mean=np.array(dmean), drift_std=np.array(dstd),
-        tuning_g=TUNING_G.copy(), tuning_sigma=np.array(sig), tuning_fit=(float(a), float(b)),
-        offset_mean=float(rel[ok].mean()), offset_std=float(rel[ok].std(ddof=1)),
+        drift_cut_fraction=np.array(dcut),
+        spread_g=TUNING_G.copy(), spread=np.array(sig), spread_fit=(float(a), float(b)),
+        offset_mean=float(rel[ok].mean()), spread_window=float(rel[ok].std(ddof=1)),
         p_stuck_lrs=float(np.mean(stuck == 1)), p_stuck_hrs=float(np.mean(stuck == 2)),
         converged_working=float(conv[working].mean()),
         pulses_mean=float(pulses[out["stuck"] == 0].mean()),
@@ -139,10 +179,10 @@ def compare(sim, meas=None):
                                  sim["drift_std"], meas["drift_std"]):
         rows.append((f"drift_mean_uS[k={k}]", sm * 1e6, mm * 1e6))
         rows.append((f"drift_std_uS[k={k}]", ss * 1e6, ms * 1e6))
-    for g, s, m in zip(meas["tuning_g"], sim["tuning_sigma"], meas["tuning_sigma"]):
-        rows.append((f"tuning_sigma_pct[G={g:.0f}uS]", s, m))
+    for g, s, m in zip(meas["spread_g"], sim["spread"], meas["spread"]):
+        rows.append((f"spread_pct[G={g:.0f}uS]", s, m))
     rows.append(("offset_mean_pct", sim["offset_mean"], meas["offset_mean"]))
-    rows.append(("offset_std_pct", sim["offset_std"], meas["offset_std"]))
+    rows.append(("spread_pct[window]", sim["spread_window"], meas["spread_window"]))
     rows.append(("p_stuck_lrs", sim["p_stuck_lrs"], meas["p_stuck_lrs"]))
     rows.append(("p_stuck_hrs", sim["p_stuck_hrs"], meas["p_stuck_hrs"]))
     out = []
@@ -224,22 +264,23 @@ def plot(sim, meas, path):
                        label="measured std +-30 %")
     ax[0].set_xlabel("subsequent programming events")
     ax[0].set_ylabel("conductance change (uS)")
-    ax[0].set_title("neighbour drift")
+    ax[0].set_title(f"neighbour drift (|change| < {DRIFT_CUT * 1e6:g} uS, as measured)")
     ax[0].legend(fontsize=8)
-    g = np.linspace(100, 500, 50)
-    ax[1].plot(g, TUNING_A * g + TUNING_B, "-", label="measured law a G + b")
-    ax[1].fill_between(g, 0.7 * (TUNING_A * g + TUNING_B), 1.3 * (TUNING_A * g + TUNING_B), alpha=0.15,
-                       label="measured law +-30 %")
-    ax[1].plot(sim["tuning_g"], sim["tuning_sigma"], "s", label="simulated (bins)")
-    a, b = sim["tuning_fit"]
+    g = np.linspace(*WINDOW_US, 50)
+    spread = published_spread(g)
+    ax[1].plot(g, spread, "-", label="published: sqrt(sigma(G)^2 + 0.339^2)")
+    ax[1].fill_between(g, 0.7 * spread, 1.3 * spread, alpha=0.15, label="published +-30 %")
+    ax[1].plot(g, tuning_sigma(g), ":", color="0.4", label="tuning law sigma(G) = a G + b alone")
+    ax[1].plot(sim["spread_g"], sim["spread"], "s", label="simulated (bins of target)")
+    a, b = sim["spread_fit"]
     ax[1].plot(g, a * g + b, "--", label=f"simulated fit {a:.2e} G + {b:.3f}")
     ax[1].set_xlabel("target G (uS)")
-    ax[1].set_ylabel("sigma (%)")
-    ax[1].set_title("tuning imprecision")
-    ax[1].legend(fontsize=8)
-    names = ["offset mean %", "offset std %", "stuck LRS %", "stuck HRS %"]
-    mv = [meas["offset_mean"], meas["offset_std"], 100 * meas["p_stuck_lrs"], 100 * meas["p_stuck_hrs"]]
-    sv = [sim["offset_mean"], sim["offset_std"], 100 * sim["p_stuck_lrs"], 100 * sim["p_stuck_hrs"]]
+    ax[1].set_ylabel("std of read / target - 1 (%)")
+    ax[1].set_title("programming spread (tuning law and offset std)")
+    ax[1].legend(fontsize=7)
+    names = ["offset mean %", "spread %\n(window)", "stuck LRS %\n(input)", "stuck HRS %\n(input)"]
+    mv = [meas["offset_mean"], meas["spread_window"], 100 * meas["p_stuck_lrs"], 100 * meas["p_stuck_hrs"]]
+    sv = [sim["offset_mean"], sim["spread_window"], 100 * sim["p_stuck_lrs"], 100 * sim["p_stuck_hrs"]]
     x = np.arange(len(names))
     ax[2].bar(x - 0.2, mv, 0.4, label="measured")
     ax[2].bar(x + 0.2, sv, 0.4, label="simulated")
@@ -283,7 +324,7 @@ def attribution(device=None, n_arrays=200, seed=0, events=(1, 10, 30), progress=
     return out
 
 
-def run(out_dir, do_fit=False, n_arrays=100, seed=0, fit_arrays=24, fit_iter=60, verbose=True, progress=False):
+def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=60, verbose=True, progress=False):
     """Evaluate (optionally refit first) and write PNG, CSV and JSON into
     ``out_dir``; ``progress`` draws bars (the fit's iterations, the
     simulated devices) on stderr."""
@@ -318,8 +359,12 @@ def run(out_dir, do_fit=False, n_arrays=100, seed=0, fit_arrays=24, fit_iter=60,
         parameters={p: getattr(dev, p) for p in FIT_PARAMETERS},
         refit=bool(do_fit), fit_loss=fit_loss, n_arrays=n_arrays, seed=seed,
         fit_arrays=int(fit_arrays) if do_fit else None, fit_iter=int(fit_iter) if do_fit else None,
-        all_within_30pct=all(r[4] for r in rows), n_within=sum(r[4] for r in rows), n_items=len(rows),
-        tuning_fit=sim["tuning_fit"], pulses_mean=sim["pulses_mean"],
+        # the failure-rate rows check model inputs (sampling), not reproduced figures
+        all_within_30pct=all(r[4] for r in rows if r[0] not in INPUT_ROWS),
+        n_within=sum(r[4] for r in rows if r[0] not in INPUT_ROWS),
+        n_items=sum(r[0] not in INPUT_ROWS for r in rows),
+        drift_cut_uS=DRIFT_CUT * 1e6, drift_cut_fraction_max=float(np.max(sim["drift_cut_fraction"])),
+        spread_fit=sim["spread_fit"], pulses_mean=sim["pulses_mean"],
         converged_working=sim["converged_working"], solver_failures=sim["solver_failures"],
         rows=[dict(quantity=r[0], simulated=r[1], measured=r[2], ratio=r[3], ok=r[4]) for r in rows],
     )
@@ -334,8 +379,13 @@ def run(out_dir, do_fit=False, n_arrays=100, seed=0, fit_arrays=24, fit_iter=60,
     if verbose:
         print(f"{'quantity':32s} {'simulated':>11s} {'measured':>11s} {'ratio':>7s}")
         for r in rows:
-            print(f"{r[0]:32s} {r[1]:11.4g} {r[2]:11.4g} {r[3]:7.3f} {'ok' if r[4] else 'MISS'}")
-        print(f"{summary['n_within']}/{summary['n_items']} within +-30 %; mean pulses per device "
+            mark = ("ok" if r[4] else "MISS") + (" (model input: sampling check)" if r[0] in INPUT_ROWS else "")
+            print(f"{r[0]:32s} {r[1]:11.4g} {r[2]:11.4g} {r[3]:7.3f} {mark}")
+        print(f"{summary['n_within']}/{summary['n_items']} reproduced figures within +-30 %; simulated drift "
+              f"changes of {DRIFT_CUT * 1e6:g} uS or more left out, as in the measured table (up to "
+              f"{100 * summary['drift_cut_fraction_max']:.1f} % of them, at k = "
+              f"{int(DRIFT_EVENTS[np.argmax(sim['drift_cut_fraction'])])})")
+        print(f"mean pulses per device "
               f"{sim['pulses_mean']:.1f}; working devices converged {100 * sim['converged_working']:.2f} %")
         if do_fit:
             print("fitted parameters:", summary["parameters"])
@@ -353,13 +403,13 @@ def register(subparsers):
         epilog="exit status:\n"
                "  0  every compared figure within +-30 % of the measured one\n"
                "  3  the run finished and its files were written, but some figures miss +-30 %\n"
-               "     (the preset misses 3 of 28: see calibration.csv and the README)\n"
+               "     (the preset misses 4 of 66: see calibration.csv and the README)\n"
                "  1  an error (message on stderr)\n"
                "  2  a malformed command line (usage on stderr)",
     )
     p.add_argument("--out", required=True, help="output directory (PNG, CSV, JSON)")
     p.add_argument("--fit", action="store_true", help="refit the free parameters first")
-    p.add_argument("--arrays", type=int, default=100, help="simulated 8x8 arrays (default 100)")
+    p.add_argument("--arrays", type=int, default=1000, help="simulated 8x8 arrays (default 1000; at 100 the drift means near the +-30 %% line pass or fail with the seed)")
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--fit-arrays", type=int, default=None,
                    help="with --fit: simulated arrays per fit evaluation (default 24)")

@@ -13,14 +13,16 @@ import xbarsim as xs
 from xbarsim import calibrate as C
 
 N_ARRAYS = 1000
-"""~8 s. At 100 arrays the drift means near the +-30 % line passed or failed
-with the seed (6 of 10 seeds failed one at the old 10 event counts); 1000
-and 2000 arrays give the same misses for seeds 0 and 1."""
+"""8-16 s. At 100 arrays the drift means near the +-30 % line passed or
+failed with the seed (6 of 10 seeds failed one at the old 10 event counts);
+at 1000 arrays seeds 0-2 and 2000 arrays give the same misses (seed 3 also
+misses k = 9 and 11, at 0.70 and 0.69 x: the test fixes seed 0)."""
 
 DRIFT_MEAN_MISSES = {12: -5.33, 13: -5.60, 14: -5.90}
-"""Event counts whose measured drift mean (uS) the preset misses: there the
-measured mean dips (-5.3 to -5.9 uS, then back to -4.5 at k = 19, standard
-error ~0.6 uS); the simulated one grows steadily (0.68-0.70 x)."""
+"""Event counts whose measured drift mean (uS) the preset misses: the
+simulated mean undershoots over k = 5-16 (0.73-0.80 x), worst here, where
+the measured mean dips (-5.3 to -5.9 uS, back to -4.5 at k = 19, standard
+error ~0.6 uS): 0.68-0.70 x at seed 0, 0.65-0.68 x at seeds 1-3."""
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def test_measured_table_matches_readme():
 def test_simulation_is_sane(table):
     rows, sim = table
     assert sim["solver_failures"] == 0
-    # write-verify converges for all but a handful of the 63,700 working devices (3 at seed 0 run out
+    # write-verify converges for all but a handful of the ~63,340 working devices (3 at seed 0 run out
     # of pulses: their neighbours' disturb or a slow ramp), none lost to a solver failure
     assert sim["converged_working"] >= 0.9999
 
@@ -55,8 +57,8 @@ def test_drift_std_within_30pct(table, k):
 
 
 @pytest.mark.parametrize("k", [pytest.param(int(k), marks=pytest.mark.xfail(
-    strict=True, reason=f"measured mean {DRIFT_MEAN_MISSES[int(k)]} uS (a dip of the measured curve); the "
-    "simulated one is 0.68-0.70 x of it")) if int(k) in DRIFT_MEAN_MISSES else int(k) for k in C.DRIFT_EVENTS])
+    strict=True, reason=f"measured mean {DRIFT_MEAN_MISSES[int(k)]} uS, where the measured curve dips; the "
+    "simulated one, low over k = 5-16, is 0.68-0.70 x of it")) if int(k) in DRIFT_MEAN_MISSES else int(k) for k in C.DRIFT_EVENTS])
 def test_drift_mean_within_30pct(table, k):
     rows, _ = table
     name, s, m, ratio, ok = rows[f"drift_mean_uS[k={k}]"]

@@ -45,4 +45,8 @@ def test_large_solve(benchmark, n):
         out.update(tol=TOL, solve_s=float(dt), iterations=int(its), peak_rss_gib=int(peak) / 2**30)
 
     benchmark.pedantic(run, rounds=1, iterations=1)
+    # the iteration target (V-cycles at 4096^2 <= 1.3x those at 256^2), in the same run and tol
+    res = subprocess.run([sys.executable, "-c", _SCRIPT, "256", str(TOL)], capture_output=True, text=True, check=True)
+    its_256 = int(res.stdout.split()[1])
+    out.update(iterations_256=its_256, iteration_ratio=out["iterations"] / its_256)
     benchmark.extra_info.update(out)

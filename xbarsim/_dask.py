@@ -124,11 +124,13 @@ def start_local_cluster(n_workers):
         # KilledWorker / CommClosedError on its task.
         return LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True, host="127.0.0.1",
                             dashboard_address=":0", silence_logs=logging.CRITICAL)
-    except BaseException:
-        # the half-started nannies and their event-loop tasks report their
-        # own failure to start, at exit too: expected here, so not shown
-        for name in ("distributed", "asyncio"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            # the half-started nannies and their event-loop tasks report
+            # their own failure to start, at exit too: expected after Ctrl-C,
+            # so not shown (any other failure keeps its logs)
+            for name in ("distributed", "asyncio"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         for cluster in set(SpecCluster._instances) - before:
             try:
                 cluster.close(timeout=5)

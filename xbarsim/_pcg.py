@@ -253,15 +253,7 @@ def kcl_bound(itol, total, vscale, gmax):
 
 
 def end_currents(net, v_wl, v_bl):
-    """Current into the array through every end, (L, B), NaN where floating.
-
-    A resistive end's current is ``g_t (V_s - v)`` at its node, or, where
-    the terminal is more conductive than the wire segment and device at that
-    node, the current those branches carry into the array (Kirchhoff's law
-    at the node; `_array_side`): the node voltage is known to an ulp, and
-    ``g_t`` times that ulp swamped small currents. A 1 nS device behind a
-    10 mohm source read 8.3e-8 off and Kirchhoff's sum 2.8e-8 (found by
-    review); through the device it is exact."""
+    """Current into the array through every end, (L, B), NaN where floating."""
     out = {}
     for layer, own, other, g, v0, names in (
         (net.wl, v_wl, v_bl, net.g, net.v0, ("left", "right")),
@@ -284,12 +276,6 @@ def end_currents(net, v_wl, v_bl):
                 node = 0 if side == 0 else n - 1
                 rmask = spec.mode == RESISTIVE
                 cur[rmask] = spec.g[rmask, None] * (layer.term_v[rmask, side, :] - own[rmask, node, :])
-                strong = rmask & _terminal_dominates(layer, g, side)
-                if np.any(strong):
-                    free = _array_side(layer, own, other, g, v0, not net.linear)
-                    rep = np.zeros(L, dtype=np.int64) if side == 0 else last_rep
-                    lines = np.nonzero(strong)[0]
-                    cur[lines] = -free[lines, rep[lines], :]
                 imask = spec.mode == IDEAL
                 if np.any(imask):
                     rep = np.zeros(L, dtype=np.int64) if side == 0 else last_rep
@@ -297,32 +283,6 @@ def end_currents(net, v_wl, v_bl):
                     cur[lines] = -res[lines, rep[lines], :]
             out[name] = cur
     return out
-
-
-def _terminal_dominates(layer, g, side):
-    """(L,) bool: lines whose resistive terminal on `side` is more
-    conductive than the wire segment and device at its node, which is its
-    own group and holds no other terminal (so the current into the array
-    from that group is that terminal's alone)."""
-    L, n = layer.gid.shape
-    node = 0 if side == 0 else n - 1
-    own_group = (layer.ngroups > 1) | (layer.term_mode[:, 1 - side] == 0)
-    if n > 1:
-        seg = layer.seg_g[:, 0] if side == 0 else layer.seg_g[:, n - 2]
-        own_group &= seg > 0  # an ideal segment merges the end node into a larger group
-    else:
-        seg = np.zeros(L)
-    return (layer.term_mode[:, side] == 1) & own_group & (layer.term_g[:, side] > seg + g[:, node])
-
-
-def _array_side(layer, own, other, g, v0, nonlinear):
-    """Kirchhoff residual of every group with the terminals left out: minus
-    the current each group sends into the array through its devices and
-    wire segments."""
-    res = np.empty_like(own)
-    kcl_residual(layer.gid, layer.fixed, g, v0, nonlinear, layer.seg_g, np.zeros_like(layer.term_mode),
-                 layer.term_g, layer.term_v, _NO_SHUNT, False, own, other, True, False, res)
-    return res
 
 
 def neg_matvec(layer, g, shunt, p, other, q):

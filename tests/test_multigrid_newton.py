@@ -538,3 +538,26 @@ def test_coarsest_level_dense_and_sparse_factors_solve_alike(monkeypatch):
         out.append((z_wl, z_bl))
     np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-10, atol=1e-12 * np.abs(out[1][0]).max())
     np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-10, atol=1e-12 * np.abs(out[1][1]).max())
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
+@pytest.mark.parametrize("v0", [None, 0.25])
+def test_warm_starts_and_resolves_keep_ideal_drives_in_volts(method, v0):
+    """x0= and Solution.resolve start from the old voltages in volts, while
+    linear solves work at unit drive (a power of two): the fixed nodes of
+    ideal drives were divided by it twice, so an ideal 0.2 V drive came back
+    at 0.8 V and every current 4x (found by review). Both now equal a fresh
+    solve, drives exactly."""
+    rng = np.random.default_rng(7)
+    g = rng.uniform(1e-4, 5e-4, (6, 5))
+    g2 = g.copy()
+    g2[2, 3] *= 1.5
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=v0)
+    drives = dict(left=xs.Drive(np.linspace(0.1, 0.2, 6)), bottom=xs.Drive(0.0),
+                  right=xs.Drive(np.full(6, 0.15), r=np.where(np.arange(6) % 2, 2.0, 0.0)))
+    sol = xs.solve(xbar, method=method, keep_factors=True, **drives)
+    fresh = xs.solve(xbar.with_g(g2), method=method, **drives)
+    for other in (sol.resolve(g2), xs.solve(xbar.with_g(g2), method=method, x0=sol, **drives)):
+        np.testing.assert_array_equal(other.v_wl[:, 0], np.linspace(0.1, 0.2, 6))
+        np.testing.assert_allclose(other.v_wl, fresh.v_wl, rtol=0, atol=1e-11)
+        np.testing.assert_allclose(other.i_out, fresh.i_out, rtol=1e-9)

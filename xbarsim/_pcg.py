@@ -470,8 +470,13 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
     scale = residual_scale(net, work)
     v_wl, v_bl = initial_voltages(net, x0)
     if x0 is not None:
+        # the warm start is in volts: to unit drive, and the fixed nodes back
+        # at their (unit) drives, which the division had scaled a second
+        # time (an ideal 0.2 V drive came back at 0.8 V from every re-solve
+        # and x0= solve: found by review)
         v_wl /= vunit
         v_bl /= vunit
+        initial_voltages(net, None, out=(v_wl, v_bl))
     check = AccuracyCheck(net, VTOL_PER_TOL * tol, ITOL_PER_TOL * tol)
     r_wl = np.empty((M, N, B))
     r_bl = np.empty((N, M, B))

@@ -1,5 +1,7 @@
 """Multigrid-preconditioned CG, damped Newton for sinh devices, re-solves."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -561,3 +563,35 @@ def test_warm_starts_and_resolves_keep_ideal_drives_in_volts(method, v0):
         np.testing.assert_array_equal(other.v_wl[:, 0], np.linspace(0.1, 0.2, 6))
         np.testing.assert_allclose(other.v_wl, fresh.v_wl, rtol=0, atol=1e-11)
         np.testing.assert_allclose(other.i_out, fresh.i_out, rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
+@pytest.mark.parametrize("v0", [None, 0.1])
+def test_a_warm_start_never_makes_the_answer_worse(method, v0):
+    """x0= from a circuit whose answer is far from this one's (found by
+    review): all-zero drives returned the old voltages as converged (scale
+    0); an x0 from drives 1e6 times larger ended outside the accuracy bound;
+    an x0 with other ideal (0 ohm) segments left nodes of this circuit's
+    ideal wire apart. Each now equals a fresh solve; an x0 holding NaN is a
+    ParameterError."""
+    g = np.random.default_rng(8).uniform(1e-4, 5e-4, (4, 4))
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=v0)
+    drives = dict(left=xs.Drive(np.array([0.1, 0.2, 0.3, 0.25]), r=100.0), bottom=xs.Drive(0.0))
+    prev = xs.solve(xbar, method=method, **drives)
+    zero = xs.solve(xbar, left=xs.Drive(0.0), bottom=xs.Drive(0.0), method=method, x0=prev)
+    assert np.all(zero.v_wl == 0.0) and np.all(zero.i_out == 0.0)
+    if v0 is None:
+        big = xs.solve(xbar, method=method, left=xs.Drive(drives["left"].v * 1e6, r=100.0), bottom=xs.Drive(0.0))
+        fresh = xs.solve(xbar, method=method, **drives)
+        warm = xs.solve(xbar, method=method, x0=big, **drives)
+        np.testing.assert_allclose(warm.v_wl, fresh.v_wl, rtol=0, atol=1e-11 * 0.3)
+        np.testing.assert_allclose(warm.i_out, fresh.i_out, rtol=1e-9)
+        if method != "mg":  # mg needs every segment resistive
+            joined = xs.Crossbar(g, r_wl=0.0, r_bl=1.0)
+            fresh = xs.solve(joined, method=method, **drives)
+            warm = xs.solve(joined, method=method, x0=prev, **drives)
+            assert np.all(warm.v_wl == warm.v_wl[:, :1])  # one voltage per ideal word line
+            np.testing.assert_allclose(warm.i_out, fresh.i_out, rtol=1e-9)
+    bad = dataclasses.replace(prev, v_wl=np.where(np.arange(4) == 2, np.nan, prev.v_wl))
+    with pytest.raises(xs.ParameterError, match="NaN or inf"):
+        xs.solve(xbar, method=method, x0=bad, **drives)

@@ -107,6 +107,16 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
     safe = np.where(scale > 0, scale, 1.0)
     vscale = float(net.drive_scale()[0])
     gwire = wire_gmax(net)
+    if x0 is not None:
+        # a warm start no closer than the zero state is dropped: with
+        # all-zero drives (scale 0) the old voltages passed as converged at
+        # once (found by review)
+        F_wl = np.empty((M, N, 1)); F_bl = np.empty((N, M, 1))
+        with np.errstate(over="ignore", invalid="ignore"):
+            residual(net, x0[0], x0[1], F_wl, F_bl)
+            start = float(np.sqrt(work.dot(F_wl, F_wl, F_bl, F_bl))[0])
+        if not start < float(scale[0]):
+            x0 = None
     if x0 is None:
         # start from the linear (small-signal) solution
         lin = dataclasses.replace(net, linear=True)

@@ -311,8 +311,17 @@ def solve(
     _memory.check(choose_method(xbar.shape, method), *xbar.shape, _batch_of(left, right, top, bottom))
     net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
     M, N = xbar.shape
-    if x0 is not None and x0.shape != (M, N):
-        raise ParameterError(f"x0 is a solution of a {x0.shape} array; this one is {(M, N)}.")
+    if x0 is not None:
+        try:
+            shape = x0.shape
+            finite = all(np.all(np.isfinite(np.asarray(getattr(x0, k), dtype=float))) for k in ("v_wl", "v_bl"))
+        except (AttributeError, TypeError, ValueError):
+            raise ParameterError("x0 must be a Solution from a previous solve, with numeric v_wl and v_bl "
+                                 "arrays.") from None
+        if shape != (M, N):
+            raise ParameterError(f"x0 is a solution of a {shape} array; this one is {(M, N)}.")
+        if not finite:  # a NaN start read as "non-finite voltages ... a bug" after the solve
+            raise ParameterError("x0 holds NaN or inf node voltages; give a converged Solution, or no x0.")
     return _solve_network(net, method, tol, maxiter, callback, x0, keep_factors=keep_factors)
 
 

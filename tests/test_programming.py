@@ -955,7 +955,7 @@ def test_device_parameters_that_overflow_the_model_are_an_error_not_nan(field, v
 def test_transfer_config_refuses_wires_the_circuit_solves_cannot_take():
     """The limits xs.Crossbar sets: 5e-324 ohm wires ran the whole simulation
     into NaN and a misleading ConvergenceError."""
-    for r, word in ((5e-324, "Give 0 for ideal wires"), (1e14, "Check the units")):
+    for r, word in ((5e-324, "Give 0 for an ideal wire"), (1e14, "Check the units")):
         for name in ("r_wl", "r_bl"):
             with pytest.raises(xs.ParameterError, match=word):
                 xs.TransferConfig(**{name: r})

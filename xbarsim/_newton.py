@@ -385,12 +385,12 @@ def _unit_drive(col):
     drives of 1e-170 V squared to zero in the line search and Newton took
     its start as converged: i_out 100 % off, with a residual of 0 (found by
     review)."""
-    from ._pcg import _scaled
+    from ._pcg import _scaled, unit_scale
 
     v = float(col.drive_scale()[0])
     if not v > 0:
         return col, 1.0
-    unit = float(np.ldexp(1.0, int(np.frexp(v)[1])))
+    unit = float(unit_scale(v))
     scaled = _scaled(col, np.array([1.0 / unit]))
     # A V0 beyond 1e300 volts at unit drive is linear far below an ulp, and
     # stays so capped there; divided through it could reach inf (a per-cell
@@ -436,9 +436,9 @@ def solve_newton(net, tol, maxiter=None, callback=None, x0=None, inner="line"):
     steps = 0
     worst = 0.0
     starts = initial_voltages(net, x0) if x0 is not None else None
+    net = _without_fixed_pairs(net)  # the same devices in every column
     for b in range(B):
         col, unit = _unit_drive(_column(net, b))
-        col = _without_fixed_pairs(col)
         start = None
         if starts is not None:
             start = (starts[0][:, :, b:b + 1] / unit, starts[1][:, :, b:b + 1] / unit)

@@ -455,6 +455,14 @@ def residual_scale(net, work):
     return np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl))
 
 
+def unit_scale(vmax):
+    """The power of two at or above each largest drive `vmax` (1 where it is
+    0), by which solves divide their drives to work at unit drive: a power of
+    two, so the scaling and its undoing are exact."""
+    vmax = np.asarray(vmax, dtype=float)
+    return np.where(vmax > 0, np.ldexp(1.0, np.frexp(vmax)[1]), 1.0)
+
+
 def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="line", pre=None):
     """Linear solve to relative Kirchhoff residual `tol`.
 
@@ -471,8 +479,7 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
     # (a power of two: the scaling and its undoing are exact, so ideal
     # drives come back exactly as given: an ideal wire's far node read
     # 1.4e-17 V off its 0.2 V source through x / v * v)
-    vunit = net.drive_scale()
-    vunit = np.where(vunit > 0, np.ldexp(1.0, np.frexp(vunit)[1]), 1.0)
+    vunit = unit_scale(net.drive_scale())
     net = _scaled(net, 1.0 / vunit)
     if pre is None:  # before the vectors: its set-up temporaries then fit in their place
         pre = make_preconditioner(net, preconditioner)
@@ -502,7 +509,7 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
         start = np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl))
         cold = ~(start < scale)
         if np.any(cold):
-            z_wl, z_bl = initial_voltages(net)
+            z_wl, z_bl = work.z  # the zero state, as `residual_scale` left it (its residual in work.p)
             v_wl[:, :, cold] = z_wl[:, :, cold]
             v_bl[:, :, cold] = z_bl[:, :, cold]
             r_wl[:, :, cold] = work.p[0][:, :, cold]

@@ -115,6 +115,28 @@ def _min_positive(r):
     return float(np.min(r, where=r > 0, initial=np.inf)) if r.size else np.inf
 
 
+def largest_drive(ends, batch):
+    """Largest |drive voltage| per batch column (volts), (B,), over the
+    driven (not floating) lines of `ends` (end name -> `_EndSpec` or None)."""
+    out = np.zeros(batch)
+    for spec in ends.values():
+        if spec is not None:
+            driven = spec.mode != FLOATING
+            if driven.any():
+                out = np.maximum(out, np.max(np.abs(spec.v[driven]), axis=0))
+    return out
+
+
+def _driven_lines(ends, names, n_lines):
+    """(n_lines,) bool: lines with a driven (not floating) end among the ends
+    `names` of one layer."""
+    driven = np.zeros(n_lines, dtype=bool)
+    for name in names:
+        if ends[name] is not None:
+            driven |= ends[name].mode != FLOATING
+    return driven
+
+
 def _check_drive_range(shape, specs, batch, gmax):
     """Drive voltages the solvers can scale and whose currents stay finite.
 
@@ -127,10 +149,7 @@ def _check_drive_range(shape, specs, batch, gmax):
     in inf (it raised a "this is a bug" ConvergenceError after computing).
     ``gmax``: the largest conductance of any part (`_check_dynamic_range`'s)."""
     M, N = shape
-    vmax = np.zeros(batch)
-    for spec in specs.values():
-        if spec is not None and np.any(spec.mode != FLOATING):
-            vmax = np.maximum(vmax, np.max(np.abs(spec.v[spec.mode != FLOATING]), axis=0))
+    vmax = largest_drive(specs, batch)
     tiny = np.finfo(float).tiny
     sub = np.nonzero((vmax > 0) & (vmax < tiny))[0]
     if sub.size:
@@ -176,7 +195,7 @@ def _check_dynamic_range(g, wires, terminals=None):
             raise ParameterError(
                 f"the largest device conductance ({gmax:.3g} S) is {gmax * rmax:.2g} times the conductance of "
                 f"the {rmax:.3g} ohm {name}; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve the "
-                "wires next to it. Check the units (siemens), or model such a device as a short by other means."
+                "wires next to it. Check the units (siemens, ohms), or model such a device as a short by other means."
             )
     for layer, wire in (("wl", "r_wl"), ("bl", "r_bl")):
         if not np.isfinite(rmin[wire]):
@@ -561,13 +580,7 @@ class Network:
 
     def drive_scale(self):
         """Largest |drive voltage| per batch column (volts), (B,)."""
-        out = np.zeros(self.batch)
-        for spec in self.ends.values():
-            if spec is not None:
-                driven = spec.mode != FLOATING
-                if driven.any():
-                    out = np.maximum(out, np.max(np.abs(spec.v[driven]), axis=0))
-        return out
+        return largest_drive(self.ends, self.batch)
 
     @property
     def shape(self):
@@ -639,11 +652,8 @@ def check_connected(g, ends):
     from .kernels.graph import reachable_lines
 
     M, N = g.shape
-    anchored_wl = np.zeros(M, dtype=np.uint8)
-    anchored_bl = np.zeros(N, dtype=np.uint8)
-    for name, arr in (("left", anchored_wl), ("right", anchored_wl), ("top", anchored_bl), ("bottom", anchored_bl)):
-        if ends[name] is not None:
-            arr |= (ends[name].mode != FLOATING).astype(np.uint8)
+    anchored_wl = _driven_lines(ends, ("left", "right"), M).astype(np.uint8)
+    anchored_bl = _driven_lines(ends, ("top", "bottom"), N).astype(np.uint8)
     if anchored_wl.all() and anchored_bl.all():
         return
     reached_wl, reached_bl = reachable_lines(g, anchored_wl, anchored_bl)
@@ -682,24 +692,20 @@ def check_floating_ties(xbar, ends):
                                 ("BL", ("top", "bottom"), xbar.g.T, xbar.r_bl_full().T)):
         if seg.shape[1] == 0:
             continue  # one node per line: no wire to hide the devices behind
-        anchored = np.zeros(g.shape[0], dtype=bool)
-        for name in names:
-            if ends[name] is not None:
-                anchored |= ends[name].mode != FLOATING
-        lines = np.nonzero(~anchored)[0]
+        lines = np.nonzero(~_driven_lines(ends, names, g.shape[0]))[0]
         if lines.size == 0:
             continue
         r = seg[lines]
+        gl = g[lines]
         with np.errstate(divide="ignore"):
             seg_g = np.where(r > 0, 1.0 / np.where(r > 0, r, 1.0), 0.0)  # ideal segments merge nodes: 0
-        wire = np.zeros(g[lines].shape)  # conductance of the resistive segments at each node
+        wire = np.zeros(gl.shape)  # conductance of the resistive segments at each node
         wire[:, 1:] += seg_g
         wire[:, :-1] += seg_g
-        seen = g[lines] >= FLOATING_TIE * wire
-        weak = ~np.any(seen & (g[lines] > 0), axis=1)
+        weak = ~np.any((gl >= FLOATING_TIE * wire) & (gl > 0), axis=1)
         if weak.any():
             bad = lines[weak]
-            ratio = np.where(wire[weak] > 0, g[lines][weak] / np.where(wire[weak] > 0, wire[weak], 1.0), 0.0)
+            ratio = np.where(wire[weak] > 0, gl[weak] / np.where(wire[weak] > 0, wire[weak], 1.0), 0.0)
             k = int(np.argmin(np.max(ratio, axis=1)))
             raise ParameterError(
                 f"{_line_names(kind, bad)} {'floats' if bad.size == 1 else 'float'} (no driven end) and "

@@ -260,24 +260,17 @@ class TransferConfig:
                 "number in (0, 1), e.g. 0.01 for 1 %."
             )
         object.__setattr__(self, "tolerance", tol)
-        from .circuit import DYNAMIC_RANGE, R_TINY
+        from .circuit import _check_dynamic_range
 
         for name in ("r_wl", "r_bl"):
             r = real_scalar(getattr(self, name))
             if r is None or not math.isfinite(r) or r < 0:
                 raise ParameterError(f"{name} = {getattr(self, name)!r}; a wire segment resistance in ohms, "
                                      ">= 0 (scalar).")
-            # the limits xs.Crossbar sets (circuit.R_TINY, DYNAMIC_RANGE): 5e-324 ohm ran the whole
-            # simulation into NaN and a ConvergenceError advising a larger solve_maxiter
-            if 0 < r < R_TINY:
-                raise ParameterError(f"{name} = {r!r} ohms; below {R_TINY:.0e} ohms the wire conductance "
-                                     "overflows the circuit solves. Give 0 for ideal wires: handled exactly.")
-            if r * self.device.g_hi > DYNAMIC_RANGE:
-                raise ParameterError(
-                    f"{name} = {r:.3g} ohms: the device's largest conductance (g_hi = {self.device.g_hi:.3g} S) "
-                    f"is {r * self.device.g_hi:.2g} times the wire's; beyond {DYNAMIC_RANGE:.0e} double "
-                    "precision cannot resolve the wires next to it. Check the units (ohms per segment).")
             object.__setattr__(self, name, r)
+        # the limits xs.Crossbar sets, by its own check: 5e-324 ohm wires ran the whole simulation into
+        # NaN and a ConvergenceError advising a larger solve_maxiter
+        _check_dynamic_range(np.array([self.device.g_hi]), {n: np.array([getattr(self, n)]) for n in ("r_wl", "r_bl")})
         try:
             tile = tuple(self.tile)
         except TypeError:

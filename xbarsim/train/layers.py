@@ -235,7 +235,7 @@ class HardwareAwareLinear(nn.Linear):
         self.hardware_penalty = float(hardware_penalty)
         self.sample_on_eval = False
         if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
+            seed = _torch_seed()
         self._rng = np.random.default_rng(seed)
         self._failed_weight = None
         self._failed_bias = None
@@ -252,7 +252,7 @@ class HardwareAwareLinear(nn.Linear):
         here, draws from a fork of it (it advanced the caller's generator;
         found by review)."""
         if kwargs.get("seed") is None:
-            kwargs["seed"] = int(torch.randint(0, 2**62, (1,)).item())  # as __init__ draws it
+            kwargs["seed"] = _torch_seed()  # as __init__ draws it
         device = linear.weight.device
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             layer = cls(
@@ -487,6 +487,12 @@ def sampling(model, enabled=True):
     finally:
         for layer, o in zip(layers, old):
             layer.sample_on_eval = o
+
+
+def _torch_seed():
+    """A sampling seed drawn from torch's global generator (``seed=None``:
+    reproducible under ``torch.manual_seed``)."""
+    return int(torch.randint(0, 2**62, (1,)).item())
 
 
 def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):

@@ -458,6 +458,21 @@ def test_resolve_bad_conductances(g_new, word):
         sol.resolve(g_new)
 
 
+@pytest.mark.parametrize("method", ["direct", "pcg"])
+def test_resolve_checks_the_drive_range_against_the_new_conductances(method):
+    """The currents that 1e300 S devices would carry overflow: `solve`
+    refuses them before computing, and so must `resolve` (it skipped the
+    check and computed)."""
+    g = np.full((3, 3), 1e-4)
+    sol = xs.solve(xs.Crossbar(g), left=xs.Drive(1e10), bottom=xs.Drive(0.0), method=method)
+    g2 = g.copy()
+    g2[1, 1] = 1e300
+    with pytest.raises(xs.ParameterError, match="beyond double precision's range"):
+        xs.solve(xs.Crossbar(g2), left=xs.Drive(1e10), bottom=xs.Drive(0.0), method=method)
+    with pytest.raises(xs.ParameterError, match="beyond double precision's range"):
+        sol.resolve(g2)
+
+
 def test_coarsest_level_dense_cholesky_kernel_solves_and_refuses_indefinite():
     """The serial Cholesky of the coarsest level (kernels/multigrid.py)
     against NumPy, several right-hand sides; an indefinite matrix is refused."""

@@ -716,6 +716,23 @@ def check_floating_ties(xbar, ends):
                 "its nodes exactly.")
 
 
+def check_ranges(xbar, specs, batch):
+    """Refuse (`ParameterError`) conductances, wires and terminals that span
+    more than double precision resolves (`_check_dynamic_range`) and drives
+    the solvers cannot scale or whose currents could overflow
+    (`_check_drive_range`). ``specs``: the normalized ends of
+    `build_network` (also `Solution.resolve`'s, with new conductances)."""
+
+    def terminal_r(spec):  # ohms of the driven ends: 0 ideal, 1/g resistive (floating ends left out)
+        driven = spec.mode != FLOATING
+        return np.where(spec.mode[driven] == IDEAL, 0.0, 1.0 / np.where(spec.g[driven] > 0, spec.g[driven], 1.0))
+
+    gmax = _check_dynamic_range(xbar.g, {"r_wl": xbar.r_wl, "r_bl": xbar.r_bl}, {
+        layer: {f"{name}.r": terminal_r(specs[name]) for name in names if specs[name] is not None}
+        for layer, names in (("wl", ("left", "right")), ("bl", ("top", "bottom")))})
+    _check_drive_range(xbar.shape, specs, batch, gmax)
+
+
 def build_network(xbar, left=None, right=None, top=None, bottom=None):
     """Validate drives against `xbar` and build the kernel arrays.
 
@@ -746,13 +763,7 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
         )
     batch = sizes.pop() if sizes else 1
     batched = bool(batches)
-    def terminal_r(spec):  # ohms of the driven ends: 0 ideal, 1/g resistive (floating ends left out)
-        driven = spec.mode != FLOATING
-        return np.where(spec.mode[driven] == IDEAL, 0.0, 1.0 / np.where(spec.g[driven] > 0, spec.g[driven], 1.0))
-
-    gmax = _check_dynamic_range(xbar.g, {"r_wl": xbar.r_wl, "r_bl": xbar.r_bl}, {
-        layer: {f"{name}.r": terminal_r(specs[name]) for name in names if specs[name] is not None}
-        for layer, names in (("wl", ("left", "right")), ("bl", ("top", "bottom")))})
+    check_ranges(xbar, specs, batch)
 
     # Two ideal drives on one group (a line with both ends at 0 ohm and
     # only ideal wire between) fix one node twice: no unique current split.
@@ -775,7 +786,6 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
                 bit_lines=clash if layer_name == "bl" else (),
             )
 
-    _check_drive_range(xbar.shape, specs, batch, gmax)
     check_connected(xbar.g, specs)
     check_floating_ties(xbar, specs)
     wl = _build_layer(xbar.r_wl_full(), (specs["left"], specs["right"]), M, N, batch)

@@ -610,3 +610,31 @@ def test_a_warm_start_never_makes_the_answer_worse(method, v0):
     bad = dataclasses.replace(prev, v_wl=np.where(np.arange(4) == 2, np.nan, prev.v_wl))
     with pytest.raises(xs.ParameterError, match="NaN or inf"):
         xs.solve(xbar, method=method, x0=bad, **drives)
+
+
+def test_warm_started_newton_evaluates_the_start_residual_once(monkeypatch):
+    """The residual at a kept warm start (checked against the zero state)
+    is the first Newton residual too: computed once, not twice."""
+    import xbarsim._newton as newton
+
+    rng = np.random.default_rng(5)
+    g = 1.0 / rng.uniform(2e3, 1e4, (6, 5))
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=0.25)
+    drives = dict(left=xs.Drive(rng.uniform(0.0, 0.3, 6), r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    sol = xs.solve(xbar, **drives, method="pcg")
+    g2 = g.copy()
+    g2[2, 3] *= 1.5
+    calls = []
+    real = newton.residual
+
+    def counting(net, v_wl, v_bl, f_wl, f_bl):
+        calls.append(v_wl.copy())  # Newton updates its voltages in place
+        return real(net, v_wl, v_bl, f_wl, f_bl)
+
+    monkeypatch.setattr(newton, "residual", counting)
+    warm = xs.solve(xbar.with_g(g2), **drives, method="pcg", x0=sol)
+    start = calls[0]  # the warm start's word-line voltages (sol's, at the solver's unit drive)
+    np.testing.assert_allclose(start[:, :, 0] * (sol.v_wl[0, 0] / start[0, 0, 0]), sol.v_wl, rtol=1e-14)
+    assert sum(np.array_equal(v, start) for v in calls) == 1
+    cold = xs.solve(xbar.with_g(g2), **drives, method="pcg")
+    np.testing.assert_allclose(warm.i_out, cold.i_out, rtol=1e-9)

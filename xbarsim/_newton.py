@@ -107,11 +107,11 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
     safe = np.where(scale > 0, scale, 1.0)
     vscale = float(net.drive_scale()[0])
     gwire = wire_gmax(net)
+    F_wl = np.empty((M, N, 1)); F_bl = np.empty((N, M, 1))
     if x0 is not None:
         # a warm start no closer than the zero state is dropped: with
         # all-zero drives (scale 0) the old voltages passed as converged at
-        # once (found by review)
-        F_wl = np.empty((M, N, 1)); F_bl = np.empty((N, M, 1))
+        # once (found by review); a kept one keeps its residual F
         with np.errstate(over="ignore", invalid="ignore"):
             residual(net, x0[0], x0[1], F_wl, F_bl)
             start = float(np.sqrt(work.dot(F_wl, F_wl, F_bl, F_bl))[0])
@@ -135,12 +135,12 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
             v_wl, v_bl, stepped = _source_stepping(net, v_wl, v_bl, X_START / xmax, maxiter, inner, history)
     else:
         v_wl, v_bl = x0
-    F_wl = np.empty((M, N, 1)); F_bl = np.empty((N, M, 1))
     T_wl = np.empty((M, N, 1)); T_bl = np.empty((N, M, 1))
     G_wl = np.empty((M, N, 1)); G_bl = np.empty((N, M, 1))
     d_wl = np.empty((M, N, 1)); d_bl = np.empty((N, M, 1))
-    with np.errstate(over="ignore", invalid="ignore"):
-        residual(net, v_wl, v_bl, F_wl, F_bl)
+    if x0 is None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            residual(net, v_wl, v_bl, F_wl, F_bl)
     if not (np.all(np.isfinite(F_wl)) and np.all(np.isfinite(F_bl))):
         # the start overflows sinh (a linear start under a drive of hundreds
         # of V0): start from the drives alone, the free nodes at 0 V

@@ -472,6 +472,22 @@ def test_relaxation_touched_once_or_every_cycle_has_one_law():
     assert abs(b.mean() - (mean - var / 2)) < 5 * se and abs(b.var() / var - 1) < 0.05
 
 
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2, reason="needs a Numba pool of 2 threads")
+def test_programming_kernel_runs_with_the_callers_thread_count():
+    """The kernel runs in a worker thread (for Ctrl-C), and Numba's thread
+    count is per thread: the worker must take the caller's, or the thread
+    tests below compare the pool size with itself (found by review)."""
+    import numba
+
+    from xbarsim.programming import _run_interruptible
+
+    seen = []
+    run = lambda: seen.append(numba.get_num_threads())
+    for n in (1, 2):
+        _with_threads(n, lambda: _run_interruptible(run, np.zeros(1, np.int64), np.zeros(1, np.int64), 0))
+    assert seen == [1, 2]
+
+
 def test_program_bit_identical_for_thread_counts():
     cfg = xs.TransferConfig()
     t = np.ascontiguousarray(np.broadcast_to(_targets((4, 5), seed=3), (6, 4, 5)))

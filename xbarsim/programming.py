@@ -555,13 +555,17 @@ def _run_interruptible(run, abort, counter, total, label=None):
     bar follows ``counter.sum()`` out of ``total`` four times a second."""
     import threading
 
+    import numba
+
     from ._progress import Progress
 
     failure = []
     finished = threading.Event()  # not Thread.join: an interrupted join can leave is_alive() stuck (3.11)
+    threads = numba.get_num_threads()  # Numba's count is per thread: a new one starts at the pool size
 
     def target():
         try:
+            numba.set_num_threads(threads)  # the caller's cap (numba.set_num_threads) holds here too
             run()
         except BaseException as exc:
             failure.append(exc)

@@ -46,6 +46,12 @@ def _mvm_inputs(G, vt, b0, b1, v0, v0inv, r_wl, r_bl, read_noise, st, tol, maxit
         vmax = 0.0
         for i in range(M):
             vmax = max(vmax, abs(vb[i]))
+        down = 1.0
+        up = 1.0
+        if vmax > 0.0:
+            e = math.frexp(vmax)[1]
+            down = math.ldexp(1.0, -e)
+            up = math.ldexp(1.0, e)
         # the ideal-wire voltages are a far better start than the last input's
         set_ideal(vb, wl_drv, bl_v, bl_drv, vwl, vbl)
         if not exact and vmax > 0.0:
@@ -56,13 +62,17 @@ def _mvm_inputs(G, vt, b0, b1, v0, v0inv, r_wl, r_bl, read_noise, st, tol, maxit
                 nf += 1
         for j in range(N):
             if read_noise > 0.0:
+                # squares of currents scaled by a power of two near 1/vmax
+                # (exact): unscaled, they underflowed below ~1e-150 V and
+                # the noise vanished (found by review)
                 s = 0.0
                 s2 = 0.0
                 for i in range(M):
                     c = device_current(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
                     s += c
-                    s2 += c * c
-                sd = read_noise * math.sqrt(s2)
+                    cs = c * down
+                    s2 += cs * cs
+                sd = read_noise * (math.sqrt(s2) * up)
                 if defer:
                     out_t[b, j] = s
                     spread_t[b, j] = sd

@@ -279,6 +279,23 @@ def test_transfer_batch_indexing():
     assert len(list(many)) == len(many)  # iteration still ends on it
 
 
+def test_read_noise_scales_with_tiny_inputs():
+    """Linear devices on ideal wires: inputs scaled by 2**-600 (~2e-181,
+    exact in binary) give outputs, read noise included, scaled by exactly
+    that. The squared currents of the noise's spread underflowed below
+    ~1e-150 V and the noise vanished (found by review)."""
+    from dataclasses import replace
+
+    dev = replace(xs.presets.TIO2_IDEAL.linear(), read_noise=0.05)
+    cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, tile=(8, 8))
+    prog = xs.transfer(np.array([[0.5, -1.0, 0.25], [1.0, 0.2, -0.3]]), None, cfg, seed=0)
+    x = np.random.default_rng(2).uniform(0.1, 1.0, (50, 3))
+    y = xs.mvm(prog, x, seed=1)
+    assert not np.array_equal(y, xs.mvm(prog, x, noise=False))
+    tiny = 2.0 ** -600
+    np.testing.assert_array_equal(xs.mvm(prog, x * tiny, seed=1), y * tiny)
+
+
 def test_mvm_noise_must_be_a_bool():
     cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
     prog = xs.transfer(*_layer(2, 3), cfg, seed=0)

@@ -420,6 +420,10 @@ def test_non_numeric_and_torch_inputs():
         xs.transfer(W + 0j, None, cfg)
     with pytest.raises(xs.ParameterError, match="x must be real numbers; got boolean"):
         xs.mvm(prog, x > 0.5)
+    # one input of shape (in,) is a batch of one; a wrong one is named as given (it read "(1, 5)")
+    np.testing.assert_array_equal(xs.mvm(prog, x[0], noise=False), xs.mvm(prog, x[:1], noise=False))
+    with pytest.raises(xs.ParameterError, match=r"x has shape \(5,\); expected \(B, 4\)"):
+        xs.mvm(prog, np.zeros(5))
     with pytest.raises(xs.ParameterError, match="masked entries"):
         xs.transfer(np.ma.masked_greater(W, 0.0), None, cfg)
 

@@ -422,11 +422,11 @@ def _check_x(x, mapping, n):
             raise ParameterError(f"per-transfer inputs x have shape {x.shape}; expected ({n}, B, {in_f}) for "
                                  f"{n} transfers.")
         return x
-    if x.ndim == 1:
-        x = x[None]
-    if x.ndim != 2 or x.shape[1] != in_f:
-        raise ParameterError(f"x has shape {x.shape}; expected (B, {in_f}).")
-    return x[None]
+    if x.ndim == 2 and x.shape[1] == in_f:
+        return x[None]
+    if x.ndim == 1 and x.shape[0] == in_f:  # one input: read as (1, in)
+        return x[None, None]
+    raise ParameterError(f"x has shape {x.shape}; expected (B, {in_f}) (or ({in_f},) for one input).")
 
 
 def _mvm_bytes(n, nv, B, mapping, chunks, noise):
@@ -576,9 +576,13 @@ def mvm(prog, x, seed: int = 0, noise: bool = True) -> np.ndarray:
     ----------
     prog : Programmed or TransferBatch
     x : array_like, (B, in)
+        Inputs, one per row; a single input of shape (in,) is read as
+        (1, in) (so the result keeps its batch axis). A `TransferBatch`
+        also takes (n, B, in): inputs per transfer.
     seed : int
-        Read-noise stream: transfer t's tile k reads with stream (seed, t,
-        k), whatever layer it holds. So the same `seed` gives the same noise
+        Read-noise stream: transfer t's tile k reads with the stream keyed
+        (seed, t, 2**20 + k) (`kernels.noise`; apart from the programming
+        streams of key k), whatever layer it holds. So the same `seed` gives the same noise
         draws to every layer read with it, and to repeated reads of one
         array: give each layer of a network, and each independent read, its
         own seed (`xbarsim.train.evaluate_circuit` uses seed + 1000 + k for

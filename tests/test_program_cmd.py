@@ -62,14 +62,22 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     (["--targets", "NANFILE"], "--targets holds NaN"),
     (["--size", "2", "--r-wire", "nan"], "--r-wire nan"),  # passed '< 0' and was named r_wl
     (["--size", "200000x200000"], "smaller array"),
+    (["--targets", "EMPTYFILE"], "could not be read as numbers (EOFError"),  # was a bare EOFError
+    (["--targets", "NPZFILE"], "is an .npz archive"),  # was AttributeError: 'NpzFile' ... 'dtype'
+    (["--targets", ""], "no such file"),  # was ignored: random 32 x 32 targets were programmed
+    (["--targets", "", "--g-range", "1e-4:4e-4"], "cannot go with --targets"),
 ])
 def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     """Every user error is caught before anything runs or is written."""
     np.save(tmp_path / "t.npy", np.full((2, 2), 3e-4))
     np.save(tmp_path / "bad.npy", np.array([[3e-4, 1e-9]]))
     np.save(tmp_path / "nan.npy", np.array([[3e-4, np.nan]]))
+    (tmp_path / "empty.npy").write_bytes(b"")
+    np.savez(tmp_path / "z.npz", t=np.full((2, 2), 3e-4))
+    (tmp_path / "z.npz").rename(tmp_path / "z.npy")
     argv = [{"TFILE": str(tmp_path / "t.npy"), "BADFILE": str(tmp_path / "bad.npy"),
-             "NANFILE": str(tmp_path / "nan.npy")}.get(a, a) for a in argv]
+             "NANFILE": str(tmp_path / "nan.npy"), "EMPTYFILE": str(tmp_path / "empty.npy"),
+             "NPZFILE": str(tmp_path / "z.npy")}.get(a, a) for a in argv]
     assert main(["program", "--out", str(tmp_path / "o"), "--no-progress"] + argv) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -935,6 +935,8 @@ def test_verify_drives_give_the_programming_kernels_read(scheme, code):
     (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, "V/2-diff"), "unknown scheme"),
     (lambda: xs.verify_drives((4, 4), (1, 1), "0.2"), "holds strings"),
     (lambda: xs.pulse_drives((4, 4), (1, 1), [1.5, 1.6]), "one real number"),
+    (lambda: xs.program([[10 ** 400, 3e-4]]), "does not convert to float64"),  # a raw OverflowError
+    (lambda: xs.transfer([[10 ** 400]], None), "does not convert to float64"),
 ])
 def test_pulse_and_verify_drives_refuse_bad_requests(call, word):
     with pytest.raises(xs.ParameterError, match=word):

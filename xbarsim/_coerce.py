@@ -63,6 +63,6 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
         raise ParameterError(f"{name} holds strings; convert them to numbers first ({units}).")
     try:
         return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a Python int past 1e308
         raise ParameterError(f"{name} must be a {expected} array of real numbers; got {type(value).__name__} "
                              f"that does not convert to float64 ({exc}).") from exc

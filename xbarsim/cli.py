@@ -125,9 +125,14 @@ def load_array(path, flag, what, ndmin=1):
             with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
                 warnings.simplefilter("ignore", UserWarning)
                 a = np.loadtxt(path, delimiter=",", ndmin=ndmin)
-    except ValueError as exc:
-        raise ParameterError(f"{flag} {path!r} could not be read as numbers ({exc}); give a .npy array "
-                             f"or a .csv of {what}.") from exc
+    except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty .npy
+        raise ParameterError(f"{flag} {path!r} could not be read as numbers ({type(exc).__name__}: {exc}); "
+                             f"give a .npy array or a .csv of {what}.") from exc
+    if not isinstance(a, np.ndarray):  # np.load of an .npz archive under a .npy name
+        if hasattr(a, "close"):
+            a.close()
+        raise ParameterError(f"{flag} {path!r} is an .npz archive, not one array; save a single array with "
+                             f"np.save (a .npy file) or a .csv of {what}.")
     if a.dtype.kind not in "iuf":
         raise ParameterError(f"{flag} {path!r} holds {a.dtype} values; give real {what} (not complex, "
                              "boolean or text).")

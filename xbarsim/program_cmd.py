@@ -282,7 +282,7 @@ def register(subparsers):
         cfg = TransferConfig(device=device, scheme=args.scheme, read_scheme=args.read_scheme,
                              order=args.order, tolerance=args.tolerance, r_wl=args.r_wire,
                              r_bl=args.r_wire)
-        if args.targets:
+        if args.targets is not None:  # "" too: load_targets says there is no such file
             if args.g_range is not None:
                 raise ParameterError("--g-range sets random targets; it cannot go with --targets.")
             targets = _check_target(load_targets(args.targets), device, name="--targets")

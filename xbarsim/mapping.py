@@ -235,6 +235,7 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
 
     if not isinstance(cfg, TransferConfig):
         raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
+    cfg.check_mapping_band()
     W, b = check_layer(weight, bias)
     out_f, in_f = W.shape
     s_in = float(cfg.input_scale)

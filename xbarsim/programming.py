@@ -214,7 +214,9 @@ class TransferConfig:
     mapping: object = "differential"
     """Weight mapping: "differential" (G+ - G-) or "reference" (one reference column per tile)."""
     tolerance: float = 0.01
-    """Relative write-verify tolerance (band half-width / target)."""
+    """Relative write-verify tolerance (band half-width / target), in (0, 1). Mapping weights also
+    needs a window wider than the band, g_max - g_min > 2 tolerance g_max (below 0.4 for the
+    100-500 uS window; `check_mapping_band`)."""
     order: Order = Order.COLUMN_MAJOR
     """Programming order: "column-major" or "row-major"."""
     r_wl: float = 1.0
@@ -298,15 +300,8 @@ class TransferConfig:
                 f"({dev.g_lo:.3g}, {dev.g_hi:.3g}) S; choose a window inside it (this device's "
                 f"operating window is {dev.g_min:.3g} to {dev.g_max:.3g} S)."
             )
-        if g_max - g_min <= 2.0 * tol * g_max:
-            # write-verify stops anywhere in +-tol G: such a window encodes
-            # nothing but programming noise, scaled up by 1 / (its width)
-            raise ParameterError(
-                f"window ({g_min:.6g}, {g_max:.6g}) S is no wider than the write-verify band of +-{tol:g} x G "
-                f"({2.0 * tol * g_max:.3g} S at its top): every weight would land in the same band. Widen the "
-                f"window (this device's operating window is {dev.g_min:.3g} to {dev.g_max:.3g} S) or lower the "
-                "tolerance."
-            )
+        # (a window no wider than the write-verify band is refused where
+        # weights are mapped into it, `check_mapping_band`: `program` maps none)
         s_in = real_scalar(self.input_scale)
         if s_in is None or not math.isfinite(s_in) or s_in <= 0:
             raise ParameterError(f"input_scale = {self.input_scale!r}; a finite positive number (the input "
@@ -334,6 +329,24 @@ class TransferConfig:
                 f"write_verify pulses up to {v_pulse:g} V overflow the device's sinh current (v0 = {dev.v0:g} V: "
                 f"|V| / v0 must stay below {SINH_ARG_MAX:g}); lower v_set_max / raise v_reset_min, or use a "
                 "device with a larger v0.")
+
+    def check_mapping_band(self):
+        """Refuse (`ParameterError`) a window no wider than the write-verify
+        band: write-verify stops anywhere in +-tolerance x G, so weights
+        mapped into such a window encode nothing but programming noise,
+        scaled up by 1 / (its width) (mvm gave -1e5 for a weight ~1).
+        Called wherever weights are mapped (`xbarsim.mapping.map_layer`);
+        `program`, which takes conductances, does not need it."""
+        g_min, g_max = self.g_window
+        tol = self.tolerance
+        if g_max - g_min <= 2.0 * tol * g_max:
+            dev = self.device
+            raise ParameterError(
+                f"window ({g_min:.6g}, {g_max:.6g}) S is no wider than the write-verify band of +-{tol:g} x G "
+                f"({2.0 * tol * g_max:.3g} S at its top): every weight mapped into it would land in the same "
+                f"band. Widen the window (this device's operating window is {dev.g_min:.3g} to {dev.g_max:.3g} S) "
+                "or lower the tolerance."
+            )
 
     @property
     def g_window(self):

@@ -215,6 +215,9 @@ def _line_pass(r, drv, vd, end, sgn, gd, i0, xs, xo, cp, dp, x, dm):
                     cp[k, l] = 0.0
                     dp[k, l] = vd[l]
     for l in range(L):
+        if not drv[l]:
+            _floating_line(l, gw, sgn, gd, i0, xo, cp, dp)
+    for l in range(L):
         xk = dp[n - 1, l]
         x[l] = xk
         dm[l] = abs(xk - xs[n - 1, l])
@@ -229,6 +232,58 @@ def _line_pass(r, drv, vd, end, sgn, gd, i0, xs, xo, cp, dp, x, dm):
     for l in range(L):
         dmax = _worst(dmax, dm[l])
     return dmax
+
+
+_STRONG_WIRE = 1e-3
+"""A floating line whose devices, summed and times its node count, conduct
+at most this fraction of one wire segment is solved by `_floating_line`."""
+
+
+@njit(**STRICT_JIT)
+def _floating_line(l, gw, sgn, gd, i0, xo, cp, dp):
+    """Solve floating line ``l`` (no driven end) as a level plus a profile
+    when its wire is strong (`_STRONG_WIRE`), between `_line_pass`'s
+    elimination and its back substitution (arguments as there): the
+    solution goes into ``dp[:, l]`` with ``cp[:, l] = 0``, so the back
+    substitution copies it and measures the change as for every line.
+
+    On a line with no driven end the Thomas recurrence subtracts wire
+    conductances to find the device conductances, ``gw + gw cp ~ d``: with
+    wire segments 1e9 times the devices (1e-6 ohm against 1 mS) that lost
+    1e-7 of the level, far above the solve's tolerance, and the solve ran
+    to its sweep cap (found by review). Here, with ``s_k`` the current from
+    node k + 1 into node k, Kirchhoff at node k reads ``s_k = s_(k-1) + d_k
+    x_k - rhs_k`` (``s_(-1) = 0``) and ``x_(k+1) = x_k + s_k / gw``. Written
+    as ``x_k = a + alpha_k + beta_k a`` (``a = x_0``) the recurrence runs
+    forward in well-scaled terms (``alpha``, ``beta`` are wire drops, tiny
+    on strong wire: ``beta`` stays below about `_STRONG_WIRE`), and the open
+    far end, ``s_(n-1) = 0``, gives the level ``a``, a conductance-weighted
+    mean as on an ideal line (`_merged_pass`). Exact in exact arithmetic,
+    like the Thomas solve; a line on weaker wire keeps the Thomas solve
+    (there ``beta`` could grow like a cosh). Two passes of the same
+    operations: the first finds ``a``, the second writes the voltages."""
+    n = gd.shape[0]
+    dsum = 0.0
+    for k in range(n):
+        dsum += gd[k, l]
+    if not (dsum > 0.0 and n * dsum <= _STRONG_WIRE * gw):
+        return  # weak wire, or no device (an isolated line): the Thomas solve stands
+    a = 0.0
+    for final in range(2):
+        sa = 0.0  # s_k = sa + sb a
+        sb = 0.0
+        al = 0.0
+        be = 0.0
+        for k in range(n):
+            d = gd[k, l]
+            if final:
+                cp[k, l] = 0.0
+                dp[k, l] = a + al + be * a
+            sa += d * al - (d * xo[k, l] - sgn * i0[k, l])
+            sb += d * (1.0 + be)
+            al += sa / gw
+            be += sb / gw
+        a = -sa / sb
 
 
 @njit(**STRICT_JIT)

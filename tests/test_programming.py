@@ -86,6 +86,44 @@ def test_floating_lines_settle_in_a_few_sweeps_and_match_solve(what):
     np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("what", ["floating pulse", "floating read"])
+def test_floating_lines_on_nearly_ideal_wire_match_solve(what):
+    """Floating lines on 1e-7 ohm segments (1e10 x the devices): the Thomas
+    solve of a line with no driven end lost ~1e-7 of its level there, and
+    the compact solver ran to its sweep cap (`ConvergenceError` from
+    `program`; found by review); the level-plus-profile solve
+    (`kernels.nodal._floating_line`) matches the direct solve."""
+    n = 6
+    G = np.random.default_rng(8).uniform(100e-6, 500e-6, (n, n))
+    wl_v, bl_v = np.zeros(n), np.zeros(n)
+    wl_d, bl_d = np.zeros(n, np.uint8), np.zeros(n, np.uint8)
+    if what == "floating pulse":
+        KP._pulse_drives(2, 1, 4, 1.6, wl_v, wl_d, bl_v, bl_d)
+    else:
+        KP._read_drives(2, 1, 4, 0.2, wl_v, wl_d, bl_v, bl_d)
+    vwl, vbl = np.zeros((n, n)), np.zeros((n, n))
+    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+    it = solve_nodal(G, 0.45, 1 / 0.45, 1e-7, 1e-7, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((n, n)),
+                     np.zeros((n, n)), *nodal_work(n, n), 1e-12, 1000, np.full(1, -1.0))
+    assert 0 < it <= 30
+    sol = _reference(G, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool)), 1e-7, 0.45)
+    np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("scheme, read", [("floating", "grounded"), ("V/3", "floating")])
+def test_programming_on_nearly_ideal_wire_tends_to_ideal_wire(scheme, read):
+    """Under floating bias or floating reads, wires of 1e-7 and 1e-30 ohm
+    program like ideal ones (same pulses, conductances within the wires'
+    first-order effect); below ~1e-5 ohm they ended in a ConvergenceError."""
+    dev = xs.presets.TIO2.ideal(disturb=True)
+    t = _targets((5, 4), seed=6)
+    a = xs.program(t, xs.TransferConfig(device=dev, scheme=scheme, read_scheme=read, r_wl=0.0, r_bl=0.0), seed=0)
+    for r, close in ((1e-7, 1e-6), (1e-30, 1e-12)):
+        b = xs.program(t, xs.TransferConfig(device=dev, scheme=scheme, read_scheme=read, r_wl=r, r_bl=r), seed=0)
+        np.testing.assert_array_equal(a.pulses, b.pulses)
+        np.testing.assert_allclose(b.g_final, a.g_final, rtol=close)
+
+
 def test_nodal_sinh_cosh_series_match_libm():
     """The series tiers of `sinh_cosh` (|x| < 0.04, |x| < 0.5) and its exp
     branch agree with libm to a few ulps on both sides of every switch."""

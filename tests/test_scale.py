@@ -633,3 +633,49 @@ def test_ctrl_c_from_a_terminal_with_workers_prints_one_line(tmp_path):
     assert proc.returncode == 130
     assert err.strip().splitlines() == [err.strip()], err
     assert err.startswith("xbarsim scale: interrupted:")
+
+
+# --- time_s is the solve's, not the kernels' compilation ---
+
+_COMPILES_IN_TIMED_SOLVE = r"""
+import sys
+import xbarsim as xs
+from numba.core.dispatcher import Dispatcher
+from xbarsim.scale import ScalePoint, run_point
+
+def signatures():
+    return {f"{name}.{key}": len(value.signatures) for name, module in list(sys.modules.items())
+            if name.startswith("xbarsim.kernels") for key, value in vars(module).items()
+            if isinstance(value, Dispatcher)}
+
+real_solve = xs.solve
+seen = []
+
+def solve(*args, **kwargs):
+    seen.append(signatures())  # the last call of a point is its timed solve
+    return real_solve(*args, **kwargs)
+
+xs.solve = solve
+for rows, cols in ((8, 8), (2, 1000), (128, 128)):
+    row = run_point(ScalePoint(rows, cols, 1.0, 1e-4, 5e-4, method="mg"))
+    assert row["status"] == "ok", row["message"]
+    after = signatures()
+    new = sorted(k for k in after if after[k] != seen[-1].get(k, 0))
+    print(f"{rows}x{cols}:", " ".join(new) or "-")
+"""
+
+
+def test_a_later_larger_multigrid_point_is_warmed_up_at_its_own_levels():
+    """The warm-up array was capped at the first point's size and the kind
+    then counted as warm: after an 8 x 8 multigrid point (its own coarsest
+    level), a 2 x 1000 or 128 x 128 one compiled the line-smoother and
+    restriction kernels of its coarse levels inside its timed solve (10.9 s
+    instead of 0.02 s on a fresh install). Counted in a fresh process as
+    the kernel signatures that appear during the timed solve: none."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _COMPILES_IN_TIMED_SOLVE], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["8x8: -", "2x1000: -", "128x128: -"]

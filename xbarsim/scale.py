@@ -334,25 +334,46 @@ def _rss_bytes():
 
 
 _WARMED = set()
-"""Circuit kinds whose kernels (and lazy imports) this process has already loaded."""
+"""(circuit kind, warm-up shape) pairs whose kernels (and lazy imports) this
+process has already loaded."""
+
+WARM_UP_CELLS = 1600
+"""Most cells of an iterative method's warm-up array (40 x 40, just above the
+direct solver's cutoff): enough for a multigrid hierarchy of several levels,
+cheap next to any point that needs one."""
+
+
+def _warm_up_shape(point, method):
+    """The array `_warm_up` solves for `point`: never larger than the point in
+    either dimension (so it fits wherever the point does), and as large as
+    the point up to `WARM_UP_CELLS` cells with the point's orientation, so
+    that a multigrid solve builds coarse levels whenever the point's does (a
+    thin 2 x 1000 array is warmed at 2 x 800, not 2 x 2, which the multigrid
+    solves on its coarsest level alone). A direct solve takes the same
+    kernels at any size: 4 x 4 at most."""
+    if method == "direct":
+        return min(4, point.rows), min(4, point.cols)
+    side = math.isqrt(WARM_UP_CELLS)
+    short = min(point.rows, point.cols, side)
+    long_ = min(max(point.rows, point.cols), WARM_UP_CELLS // short)
+    return (short, long_) if point.rows <= point.cols else (long_, short)
 
 
 def _warm_up(point, method):
-    """Solve a small circuit of the point's kind once per process, so that
-    time_s measures the solve, not numba compilation or cache loading (ideal
-    wires or terminals, batches, devices and methods take different code
-    paths). Iterative methods get an array just above the direct-solver
-    cutoff, so their coarse levels are exercised too."""
+    """Solve a small circuit of the point's kind once per process and warm-up
+    shape (`_warm_up_shape`), so that time_s measures the solve, not numba
+    compilation or cache loading (ideal wires or terminals, batches, devices
+    and methods take different code paths, and so does a multigrid solve
+    with coarse levels from one small enough to be its own coarsest level:
+    a later, larger point is warmed again at its own shape)."""
     import xbarsim as xs
-    from .solve import AUTO_DIRECT_MAX_CELLS
 
-    kind = (method, point.inputs > 1, point.r_wire == 0, point.r_terminal == 0, point.v0 is None)
+    shape = _warm_up_shape(point, method)
+    kind = (method, point.inputs > 1, point.r_wire == 0, point.r_terminal == 0, point.v0 is None, shape)
     if kind in _WARMED:
         return
-    n = 4 if method == "direct" else int(math.isqrt(AUTO_DIRECT_MAX_CELLS)) + 8
-    n = min(n, point.rows, point.cols)
-    g = np.full((n, n), 1e-4)
-    x = np.full((n, 2), 0.1) if point.inputs > 1 else np.full(n, 0.1)
+    g = np.full(shape, 1e-4)
+    x = np.full((shape[0], 2), 0.1) if point.inputs > 1 else np.full(shape[0], 0.1)
     xbar = xs.Crossbar(g, r_wl=point.r_wire, r_bl=point.r_wire, v0=point.v0)
     xs.solve(xbar, **xs.read_drives(x, point.r_terminal, point.r_terminal), method=method)
     _WARMED.add(kind)

@@ -197,6 +197,37 @@ def test_point_that_cannot_fit_is_skipped(tmp_path, monkeypatch):
     assert "needs about 38.0 KiB, but only 9.8 KiB is available" in rows[0]["message"]
 
 
+def test_points_refused_for_memory_are_tried_again_by_a_plain_rerun(tmp_path, monkeypatch, capsys):
+    """Whether a point fits depends on the memory free when it runs: a
+    skipped row was kept as finished, so the same command never computed it
+    again (only --retry did, which the hint said not to use)."""
+    from xbarsim import _memory
+
+    sweep = params(sizes=((8, 8), (16, 16)), r_wire=(1.0,), method="pcg")
+    real_available = _memory.available_bytes
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 20_000)  # pcg: 8 x 8 needs 9.5 KiB, 16 x 16 38 KiB
+    first = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    assert [r["status"] for r in first] == ["ok", "skipped"]
+    # still too little memory: refused again, one row per point in the file
+    again = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    assert [r["status"] for r in again] == ["ok", "skipped"]
+    assert again[0]["finished_utc"] == first[0]["finished_utc"]
+    assert len(_read_csv(tmp_path / "results.csv")[1]) == 2
+    # memory is free again: the same sweep computes the refused point only
+    monkeypatch.setattr(_memory, "available_bytes", real_available)
+    counter = CountingRunPoint()
+    monkeypatch.setattr(scale, "run_point", counter)
+    rows = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    assert counter.ids == [first[1]["point_id"]]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    _, raw = _read_csv(tmp_path / "results.csv")
+    assert [(r["point_id"], r["status"]) for r in raw] == [(r["point_id"], "ok") for r in first]
+    # and the hint says so
+    scale._report_problems(first, plots=False)
+    hint = capsys.readouterr().err
+    assert "rerun the same command once more memory is free" in hint and "--retry" not in hint
+
+
 def test_sweep_through_a_local_dask_cluster(tmp_path):
     distributed = pytest.importorskip("distributed")
     # processes=False keeps the test fast; protocol="tcp" because the

@@ -12,10 +12,11 @@ Each point is one task; points fan out through Dask (in this process by
 default, or on a `distributed` cluster). Every finished point is appended to
 ``results.csv`` at once (flushed and fsync'ed), keyed by a stable point id,
 so a sweep that is interrupted and restarted with the same output folder
-only computes what is missing. (Two sweeps writing into one folder at the
-same time are not coordinated: they may compute a point twice; the last row
-of an id wins.) A ``results.csv`` that this tool did not write is refused,
-never overwritten.
+only computes what is missing, and the points the memory guard refused
+(whether one fits depends on the memory free at the time). (Two sweeps
+writing into one folder at the same time are not coordinated: they may
+compute a point twice; the last row of an id wins.) A ``results.csv`` that
+this tool did not write is refused, never overwritten.
 
 Python use::
 
@@ -92,9 +93,10 @@ RESULTS_NAME = "results.csv"
 """File name of the results table inside the output folder."""
 
 STATUSES = ("ok", "skipped", "failed")
-"""``ok``: solved; ``skipped``: refused before compute (memory guard);
-``failed``: the solver raised (bad parameter such as an unsupported ``v0``,
-no convergence, a worker lost); ``message`` holds the reason."""
+"""``ok``: solved; ``skipped``: refused before compute (memory guard; tried
+again by every run, as the memory free may have changed); ``failed``: the
+solver raised (bad parameter such as an unsupported ``v0``, no convergence,
+a worker lost); ``message`` holds the reason."""
 
 # name, type, meaning (unit in the name where there is one)
 _COLUMN_SPEC = (
@@ -813,8 +815,10 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
     progress : bool
         Show a progress bar over points (stderr).
     retry : bool
-        Recompute points recorded as skipped or failed (ok points are never
-        recomputed).
+        Recompute points recorded as failed too (ok points are never
+        recomputed; skipped ones, refused by the memory guard for the memory
+        free then, always are: refused again before compute, they cost
+        nothing).
     plots : bool
         Write the figures (`plot_results`).
     numba_threads : int, optional
@@ -847,8 +851,9 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
     out_dir = Path(out_dir)
     results = _ResultsFile(out_dir / RESULTS_NAME)
     done = {r["point_id"]: r for r in results.rows()}
-    keep = ("ok",) if retry else STATUSES
+    keep = ("ok",) if retry else ("ok", "failed")
     todo = [p for p in points if p.point_id not in done or done[p.point_id]["status"] not in keep]
+    redo = any(p.point_id in done for p in todo)
 
     with Progress(len(todo), label="scale", enabled=progress and bool(todo)) as bar:
         def record(point, row):
@@ -861,7 +866,7 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
                 _run_in_process(todo, record, numba_threads)
             else:
                 _run_distributed(todo, record, client, numba_threads)
-    if retry:
+    if redo:
         results.compact()
     rows = [done[p.point_id] for p in points if p.point_id in done]
     if plots:
@@ -1202,7 +1207,8 @@ default sweep (42 points, 73-148 s on 2 cores with a warm Numba cache, 3 GB peak
 r-wire {','.join(f'{r:g}' for r in DEFAULT_SWEEP.r_wire)} ohm, g-range 100e-6:500e-6,1e-6:10e-6 S, linear devices,
 1 input, v-read 0.2 V, r-terminal 1 ohm.
 
-Rerunning with the same --out skips the points already in results.csv.
+Rerunning with the same --out skips the points already in results.csv, except
+those the memory guard refused (skipped), which it tries again.
 
 exit status:
   0    the sweep finished and at least one of its points succeeded (the table and
@@ -1259,7 +1265,8 @@ def register(subparsers):
                        help="start a local Dask cluster of N worker processes on 127.0.0.1")
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="run on an existing Dask cluster, e.g. tcp://127.0.0.1:8786")
-    p.add_argument("--retry", action="store_true", help="recompute points recorded as skipped or failed")
+    p.add_argument("--retry", action="store_true",
+                   help="recompute points recorded as failed too (skipped ones are tried again anyway)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", action="store_true", help="write results.csv only")
     p.set_defaults(func=_main)
@@ -1353,8 +1360,9 @@ def _report_problems(rows, plots):
             print("xbarsim scale: no figures written: there is no successful point to draw.", file=err)
     if memory:
         print(f"{len(memory)} point(s) were refused by the memory guard (more memory than is available "
-              "here): choose smaller --sizes or fewer --inputs, or run them on a machine with more memory "
-              "(--scheduler).", file=err)
+              "here): choose smaller --sizes or fewer --inputs, or rerun the same command once more memory "
+              "is free, or with --scheduler on a machine with more (a rerun tries refused points again).",
+              file=err)
     if other:
         hint = ""
         if any(r["message"].startswith("ConvergenceError") for r in other):

@@ -147,6 +147,23 @@ def test_interrupted_sweep_resumes_without_losing_work(tmp_path, monkeypatch):
     assert len(load_results(tmp_path / "results.csv")) == 6
 
 
+def test_a_header_without_its_newline_is_kept(tmp_path, monkeypatch):
+    """results.csv holding the header alone, its newline missing (saved by
+    an editor), was taken for a cut-short last line and emptied: the rows
+    went in without a header, and the next run refused its own folder."""
+    (tmp_path / "results.csv").write_text(",".join(COLUMNS))
+    sweep = params(sizes=((8, 8),), r_wire=(0.1, 1.0))
+    first = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    header, raw = _read_csv(tmp_path / "results.csv")
+    assert tuple(header) == COLUMNS
+    assert [r["point_id"] for r in raw] == [r["point_id"] for r in first]
+    counter = CountingRunPoint()
+    monkeypatch.setattr(scale, "run_point", counter)
+    again = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    assert counter.ids == []
+    assert [r["finished_utc"] for r in again] == [r["finished_utc"] for r in first]
+
+
 def test_solver_errors_are_recorded_not_raised(tmp_path, monkeypatch):
     real_solve = xs.solve
 

@@ -700,7 +700,12 @@ class _ResultsFile:
         else:
             text = self.path.read_text()
             complete = text[: text.rfind("\n") + 1]
-            if complete != text:
+            if not complete:
+                # The header alone, without its newline (a file saved by an
+                # editor): dropping it as a cut-short line lost the header,
+                # and the next run refused its own folder.
+                _write_atomic(self.path, _header_line())
+            elif complete != text:
                 # The last line was cut short by an interrupted write.
                 _write_atomic(self.path, complete)
 

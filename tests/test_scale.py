@@ -164,6 +164,30 @@ def test_a_header_without_its_newline_is_kept(tmp_path, monkeypatch):
     assert [r["finished_utc"] for r in again] == [r["finished_utc"] for r in first]
 
 
+def test_a_complete_last_row_without_its_newline_is_kept(tmp_path, monkeypatch):
+    """Only a row cut short is recomputed: one that is whole but for its
+    newline (an editor's save, a copy) was thrown away and computed again."""
+    sweep = params(sizes=((8, 8), (16, 16)), r_wire=(1.0,))
+    first = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    path = tmp_path / "results.csv"
+    text = path.read_text()
+    path.write_text(text.rstrip("\n"))
+    counter = CountingRunPoint()
+    monkeypatch.setattr(scale, "run_point", counter)
+    again = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    assert counter.ids == []
+    assert [r["finished_utc"] for r in again] == [r["finished_utc"] for r in first]
+    assert path.read_text() == text
+    # cut anywhere short of its end (inside the time stamp too), it is recomputed
+    last = text.splitlines()[-1]
+    for cut in (len(last) - 1, len(last) - 7, len(last) // 2):
+        path.write_text(text[: len(text) - len(last) - 1] + last[:cut])
+        counter.ids.clear()
+        run_sweep(sweep, tmp_path, progress=False, plots=False)
+        assert counter.ids == [first[-1]["point_id"]], cut
+        assert len(_read_csv(path)[1]) == 2
+
+
 def test_solver_errors_are_recorded_not_raised(tmp_path, monkeypatch):
     real_solve = xs.solve
 

@@ -608,6 +608,24 @@ def _write_atomic(path, text):
     os.replace(tmp, path)
 
 
+def _is_complete_row(line):
+    """Whether `line` (the text of one results line, no newline) is a whole
+    row: every column, each readable, and the finished time written in full
+    (the last column, so a write cut short inside it shows there)."""
+    try:
+        fields = next(csv.reader(io.StringIO(line)), [])
+    except csv.Error:
+        return False
+    if len(fields) != len(COLUMNS) or _parse_row(dict(zip(COLUMNS, fields))) is None:
+        return False
+    stamp = fields[COLUMNS.index("finished_utc")]
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return False
+    return when.tzinfo is not None and when.isoformat(timespec="seconds") == stamp
+
+
 def load_results(path):
     """Rows of a results.csv, typed, in file order (damaged lines dropped).
 
@@ -706,8 +724,11 @@ class _ResultsFile:
                 # and the next run refused its own folder.
                 _write_atomic(self.path, _header_line())
             elif complete != text:
-                # The last line was cut short by an interrupted write.
-                _write_atomic(self.path, complete)
+                # No newline at the end: a row whose write was cut short is
+                # dropped (recomputed); a complete one, missing its newline
+                # only, is kept.
+                last = text[len(complete):]
+                _write_atomic(self.path, complete + (last + "\n" if _is_complete_row(last) else ""))
 
     def rows(self):
         return load_results(self.path)

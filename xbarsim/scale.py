@@ -567,6 +567,19 @@ def _format_value(value):
     return str(value)
 
 
+def _int(text):
+    """An integer column's value: exact at any size (through float, a seed
+    above 2**53 came back as another number); an integral float such as
+    ``8.0`` (a table another program rewrote) is read too."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if not value.is_integer():
+            raise ValueError(f"{text!r} is not an integer") from None
+        return int(value)
+
+
 def _parse_row(raw):
     """Typed row from CSV strings; None if the record is damaged."""
     if raw is None or any(raw.get(c) is None for c in COLUMNS) or raw.get("status") not in STATUSES:
@@ -581,7 +594,7 @@ def _parse_row(raw):
             elif text == "":
                 row[name] = None if name in ("v0_v", "tol") else (float("nan") if typ is float else None)
             else:
-                row[name] = typ(text) if typ is float else int(float(text))
+                row[name] = typ(text) if typ is float else _int(text)
     except ValueError:
         return None
     return row

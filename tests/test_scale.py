@@ -436,6 +436,94 @@ def test_scheduler_address_that_is_not_a_dask_scheduler(tmp_path, capsys, monkey
     assert not (tmp_path / "new").exists()  # the folder it made for the run is not left behind, empty
 
 
+def _fake_backend(connector_error=None, connect_error=None):
+    """A Dask comm backend whose connector cannot be built (`connector_error`,
+    as ucx:// without UCX-Py) or cannot connect (`connect_error`)."""
+    from distributed.comm.core import Connector
+    from distributed.comm.registry import Backend
+
+    class FailingConnector(Connector):
+        async def connect(self, address, deserialize=True, **kwargs):
+            raise connect_error
+
+    class FakeBackend(Backend):
+        def get_connector(self):
+            if connector_error is not None:
+                raise connector_error
+            return FailingConnector()
+
+        def get_listener(self, loc, handle_comm, deserialize, **connection_args):
+            raise NotImplementedError
+
+        def get_address_host(self, loc):
+            return loc.rsplit(":", 1)[0]
+
+        def resolve_address(self, loc):
+            return loc
+
+        def get_local_address_for(self, loc):
+            return "127.0.0.1"
+
+    return FakeBackend()
+
+
+@pytest.mark.parametrize("scheme", ["ucx", "broken"])
+def test_scheduler_scheme_without_a_usable_transport_is_refused_before_connecting(tmp_path, capsys, monkeypatch,
+                                                                                scheme):
+    """ucx:// is registered by distributed but cannot be used without UCX-Py:
+    the address check let it through, the connection failed with a
+    TypeError reported as "did not answer as a Dask scheduler", and the
+    half-started Client hung the exit for 20 s with a traceback."""
+    pytest.importorskip("distributed")
+    from distributed.comm.registry import backends
+
+    from xbarsim import _dask
+
+    if scheme == "broken":
+        monkeypatch.setitem(backends, "broken", _fake_backend(
+            connector_error=TypeError("Can't instantiate abstract class BrokenConnector (test)")))
+    else:
+        try:
+            backends[scheme].get_connector()
+        except KeyError:
+            pytest.skip("distributed here has no ucx:// transport")
+        except Exception:  # noqa: BLE001 - registered, not usable: the case to test
+            pass
+        else:
+            pytest.skip("ucx:// is usable here (UCX-Py installed)")
+    address = f"{scheme}://127.0.0.1:8786"
+    code = _run_bounded(["scale", "--out", str(tmp_path / "o"), "--scheduler", address] + SCALE_8)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"xbarsim scale: error: --scheduler '{address}': Dask's {scheme}:// transport cannot "
+                          "be used in this installation")
+    assert "tcp://HOST:PORT" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+    # xs.transfer_many(scheduler=...) connects through the same function
+    with pytest.raises(xs.ParameterError, match=f"Dask's {scheme}:// transport cannot be used"):
+        _dask.connect_scheduler(address, "test", timeout=2)
+
+
+def test_a_client_that_fails_to_start_is_closed(monkeypatch):
+    """Dask closes a Client whose connection fails with OSError only; one
+    that failed otherwise was left half started, and closing it at exit
+    waited 20 s and printed a TimeoutError traceback."""
+    distributed = pytest.importorskip("distributed")
+    import gc
+
+    from distributed.comm.registry import backends
+
+    from xbarsim import _dask
+
+    monkeypatch.setitem(backends, "failing", _fake_backend(connect_error=TypeError("no connect (test)")))
+    address = "failing://127.0.0.1:8786"
+    with pytest.raises(xs.ParameterError, match="did not answer as a Dask scheduler .TypeError: no connect"):
+        _dask.connect_scheduler(address, "test", timeout=2)
+    clients = [c for c in gc.get_objects() if isinstance(c, distributed.Client) and c._start_arg == address]
+    assert clients, "no Client was made"
+    assert [c.status for c in clients] == ["closed"] * len(clients)
+
+
 def test_losing_the_scheduler_stops_the_sweep_without_marking_points_failed(monkeypatch):
     """When the scheduler goes away, Dask cancels every pending future with
     reason "scheduler-connection-lost". Those were written to results.csv as

@@ -23,6 +23,45 @@ def one_line(text):
     return " ".join(str(text).split())
 
 
+def transport_problem(scheme):
+    """Why Dask's ``scheme://`` transport cannot be used in this
+    installation (one line), or None when it can: its comm backend must be
+    known and build a connector. ``ucx://`` stays registered after
+    distributed dropped UCX-Py, and its connector cannot be built; a Client
+    of such an address failed with a bare TypeError."""
+    from distributed.comm.registry import get_backend
+
+    try:
+        get_backend(scheme).get_connector()
+    except Exception as exc:  # noqa: BLE001 - whatever the backend raises is the reason
+        reason = one_line(f"{type(exc).__name__}: {exc}")
+        return reason if len(reason) <= 200 else reason[:197] + "..."
+    return None
+
+
+def _closing_client_class():
+    """`distributed.Client` that closes itself when it fails to start.
+
+    Dask closes a Client whose connection fails with OSError; any other
+    error (a transport whose connector fails) left it half started, and its
+    ``__del__`` at exit then waited 20 s and printed a TimeoutError
+    traceback."""
+    from distributed import Client
+
+    class ClosingClient(Client):
+        def start(self, **kwargs):
+            try:
+                return super().start(**kwargs)
+            except BaseException:
+                try:
+                    self.close(timeout=self._timeout)
+                except BaseException:  # noqa: BLE001 - the start's error is the one to report
+                    pass
+                raise
+
+    return ClosingClient
+
+
 def connect_scheduler(address, who, timeout=None, worker_wait=None):
     """A `distributed.Client` of the scheduler at `address` that has at least
     one worker; `ParameterError` saying what to check otherwise. `who`
@@ -34,10 +73,19 @@ def connect_scheduler(address, who, timeout=None, worker_wait=None):
     service, a port that never replies) would hang it forever. So the Client
     is made in a daemon thread and given `timeout` seconds in all; an
     attempt still hanging then is abandoned (it cannot keep the process
-    alive, and closes its Client should it ever finish).
+    alive, and closes its Client should it ever finish). A scheme whose
+    transport cannot be used here (`transport_problem`) is refused before
+    connecting, and a Client that fails to start is closed.
     """
-    from distributed import Client
-
+    if isinstance(address, str) and "://" in address:
+        scheme = address.split("://", 1)[0]
+        problem = transport_problem(scheme)
+        if problem is not None:
+            raise ParameterError(
+                f"cannot connect to {address!r}: Dask's {scheme}:// transport cannot be used in this "
+                f"installation ({problem}). Give the scheduler's tcp:// address, as `dask scheduler` "
+                "prints it.")
+    Client = _closing_client_class()
     timeout = float(SCHEDULER_TIMEOUT_S if timeout is None else timeout)
     worker_wait = float(WORKER_WAIT_S if worker_wait is None else worker_wait)
     lock = threading.Lock()

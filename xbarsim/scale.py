@@ -71,7 +71,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._dask import connect_scheduler, one_line, start_local_cluster
+from ._dask import connect_scheduler, one_line, start_local_cluster, transport_problem
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
 from .cli import seed_arg
 from .solve import METHODS
@@ -1344,12 +1344,17 @@ def _check_scheduler_address(address):
     from distributed.comm import parse_address, parse_host_port
     from distributed.comm.registry import backends
 
-    schemes = [b for b in backends if b != "inproc"]  # inproc: inside one process only
+    # inproc: inside one process only; ucx: registered, not usable without
+    # UCX-Py (`transport_problem`)
+    schemes = [b for b in backends if b != "inproc" and transport_problem(b) is None]
     try:
         scheme, location = parse_address(address)
         host, port = parse_host_port(location)
     except (ValueError, TypeError):
         raise ParameterError(f"--scheduler {address!r} is not an address; {_ADDRESS_HINT}.") from None
+    if scheme in backends and scheme not in schemes and scheme != "inproc":
+        raise ParameterError(f"--scheduler {address!r}: Dask's {scheme}:// transport cannot be used in this "
+                             f"installation ({transport_problem(scheme)}); {_ADDRESS_HINT}.")
     if scheme not in schemes:
         raise ParameterError(f"--scheduler {address!r}: unknown scheme {scheme + '://'!r} (Dask speaks "
                              f"{', '.join(s + '://' for s in schemes)}); {_ADDRESS_HINT}.")

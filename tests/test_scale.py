@@ -658,6 +658,37 @@ def test_figures_name_the_device_model_shared_by_every_point(tmp_path, monkeypat
     assert len(titles) == 3 and all(expected in t for t in titles)
 
 
+def test_figures_do_not_name_one_read_voltage_or_terminal_when_they_vary(tmp_path, monkeypatch):
+    """The subtitle took V_read and R_term from the first point even when
+    they varied between points (possible through the Python API); they are
+    in the legend then, and the subtitle leaves them out."""
+    import matplotlib.pyplot as plt
+
+    points = [ScalePoint(8, 8, 1.0, 1e-4, 5e-4, v_read=v, r_terminal=rt, method="direct")
+              for v in (0.2, 0.5) for rt in (1.0, 3.0)]
+    rows = run_sweep(points, tmp_path, progress=False, plots=False)
+    figures = []
+    real_close = plt.close
+
+    def close(fig):
+        labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        figures.append((fig._suptitle.get_text().split("\n", 1)[1], labels))
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", close)
+    plot_results(rows, tmp_path)
+    assert len(figures) == 3
+    for subtitle, labels in figures:
+        assert "0.2 V" not in subtitle and "0.5 V" not in subtitle and "R_term" not in subtitle
+        assert "inputs U[0, V_read]" in subtitle
+        assert sorted(labels) == sorted(f"r = 1 Ω, V_read = {v:g} V, R_term = {rt:g} Ω"
+                                        for v in (0.2, 0.5) for rt in (1, 3))
+    # one value each: named in the subtitle, as before
+    figures.clear()
+    plot_results([r for r in rows if r["v_read_v"] == 0.5 and r["r_terminal_ohm"] == 3.0], tmp_path)
+    assert all("inputs U[0, 0.5 V]; R_term = 3 Ω" in subtitle for subtitle, _ in figures)
+
+
 # --- sweeps where points fail ---
 
 def test_no_successful_point_exits_3_and_says_why(tmp_path, capsys):

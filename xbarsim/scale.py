@@ -1029,7 +1029,14 @@ def plot_results(rows, out_dir):
         dev_text = f"sinh devices, V0 = {v0:g} V" if kind == "sinh" else "linear devices"
     else:
         dev_text = "devices: see legend"
-    subtitle = f"{dev_text}; {g_text}; inputs U[0, {ok[0]['v_read_v']:g} V]; R_term = {ok[0]['r_terminal_ohm']:g} Ω"
+    # read voltage and terminal resistance: named here when every point shares
+    # them, in the legend (`_series_label`) when they vary
+    v_reads = sorted({r["v_read_v"] for r in ok})
+    r_terms = sorted({r["r_terminal_ohm"] for r in ok})
+    parts = [dev_text, g_text, f"inputs U[0, {v_reads[0]:g} V]" if len(v_reads) == 1 else "inputs U[0, V_read]"]
+    if len(r_terms) == 1:
+        parts.append(f"R_term = {r_terms[0]:g} Ω")
+    subtitle = "; ".join(parts)
     if len(subtitle) > 110:
         subtitle = f"{dev_text}; random G and inputs; see legend"
 

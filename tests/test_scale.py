@@ -689,6 +689,50 @@ def test_figures_do_not_name_one_read_voltage_or_terminal_when_they_vary(tmp_pat
     assert all("inputs U[0, 0.5 V]; R_term = 3 Ω" in subtitle for subtitle, _ in figures)
 
 
+def _drawn_figures(monkeypatch):
+    """Patch plt.close to record, per figure: x labels, and each line's
+    (legend label, x data), of every panel."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    real_close = plt.close
+
+    def close(fig):
+        figures.append([(ax.get_xlabel(), [(line.get_label(), list(line.get_xdata())) for line in ax.get_lines()])
+                        for ax in fig.axes])
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", close)
+    return figures
+
+
+def test_arrays_that_are_not_square_are_told_apart_on_the_size_axis(tmp_path, monkeypatch):
+    """The size axis was √(M·N): 8 x 16 and 16 x 8 fell on one x, joined in
+    one line. Arrays that are not all square are drawn against their cells,
+    one line per aspect ratio M:N; square sweeps keep N."""
+    sweep = params(sizes=((8, 16), (16, 8), (16, 32), (32, 32)), r_wire=(1.0,))
+    rows = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    figures = _drawn_figures(monkeypatch)
+    plot_results(rows, tmp_path)
+    assert len(figures) == 3
+    for panels in figures:
+        for xlabel, lines in panels:
+            assert sorted((label, x) for label, x in lines) == [
+                ("r = 1 Ω, M:N = 1:1", [1024]), ("r = 1 Ω, M:N = 1:2", [128, 512]),
+                ("r = 1 Ω, M:N = 2:1", [128])]
+            assert xlabel == "array size M·N (cells; M:N in the legend)"
+    # one aspect ratio, not square: named on the axis
+    figures.clear()
+    plot_results([r for r in rows if r["rows"] < r["cols"]], tmp_path)
+    assert {xlabel for panels in figures for xlabel, _ in panels} == {"array size M·N (cells; M:N = 1:2 throughout)"}
+    # square arrays: against N, as before
+    figures.clear()
+    plot_results([r for r in rows if r["rows"] == r["cols"]], tmp_path)
+    assert {xlabel for panels in figures for xlabel, _ in panels} == {"array size N (N × N cells)"}
+    assert {(label, tuple(x)) for panels in figures for _, lines in panels for label, x in lines} == {
+        ("r = 1 Ω", (32.0,))}
+
+
 # --- sweeps where points fail ---
 
 def test_no_successful_point_exits_3_and_says_why(tmp_path, capsys):

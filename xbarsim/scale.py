@@ -920,7 +920,20 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
 # ----------------------------------------------------------------------------
 
 _SERIES_KEYS = ("g_min_s", "g_max_s", "device", "v0_v", "inputs", "v_read_v", "r_terminal_ohm",
-                "method_requested", "seed", "tol")
+                "method_requested", "seed", "tol", "aspect")
+"""What tells lines apart besides the wire resistance: row columns, and
+``aspect`` (`_aspect`)."""
+
+
+def _aspect(r):
+    """The shape M:N of a row's array in lowest terms: 8 x 16 and 16 x 32 are
+    one series (1:2), 16 x 8 another (2:1)."""
+    k = math.gcd(r["rows"], r["cols"])
+    return r["rows"] // k, r["cols"] // k
+
+
+def _series_value(r, name):
+    return _aspect(r) if name == "aspect" else r[name]
 
 
 def _series_label(key, varying):
@@ -937,6 +950,8 @@ def _series_label(key, varying):
                       ("method_requested", "{}"), ("seed", "seed {}"), ("tol", "tol {}")):
         if name in varying:
             parts.append(fmt.format(d[name]))
+    if "aspect" in varying:
+        parts.append("M:N = {}:{}".format(*d["aspect"]))
     return ", ".join(parts)
 
 
@@ -945,9 +960,9 @@ def _series(rows):
     ok = [r for r in rows if r["status"] == "ok"]
     groups = {}
     for r in ok:
-        key = (r["r_wire_ohm"],) + tuple(r[k] for k in _SERIES_KEYS)
+        key = (r["r_wire_ohm"],) + tuple(_series_value(r, k) for k in _SERIES_KEYS)
         groups.setdefault(key, []).append(r)
-    varying = {k for k in _SERIES_KEYS if len({r[k] for r in ok}) > 1}
+    varying = {k for k in _SERIES_KEYS if len({_series_value(r, k) for r in ok}) > 1}
     r_values = sorted({k[0] for k in groups})
     others = sorted({k[1:] for k in groups}, key=str)
     out = []
@@ -957,22 +972,31 @@ def _series(rows):
     return out, len(r_values)
 
 
-def _size(r):
-    return math.sqrt(r["rows"] * r["cols"])
+def _size(r, square):
+    """A point's place on the size axis: N of an N x N array when every
+    array of the figure is square, else its cells M·N, each aspect ratio
+    its own line (`_aspect`; against √(M·N), 8 x 16 and 16 x 8 fell on one
+    x of one line)."""
+    return math.sqrt(r["rows"] * r["cols"]) if square else r["rows"] * r["cols"]
 
 
 def _setup_size_axis(ax, rows, square):
-    sizes = sorted({_size(r) for r in rows})
+    sizes = sorted({_size(r, square) for r in rows})
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes)
-    ax.set_xticklabels([f"{s:g}" for s in sizes])
+    ax.set_xticklabels([f"{s:g}" if square else f"{s:d}" for s in sizes])
     # the x axis only: minorticks_off() took the labels of a log y axis that
     # spans less than a decade, where the minor ticks carry them
     from matplotlib.ticker import NullLocator
 
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xlabel("array size N (N × N cells)" if square else "array size √(M·N) (cells per side)",
-                  fontsize=12)
+    if square:
+        label = "array size N (N × N cells)"
+    else:
+        aspects = {_aspect(r) for r in rows}
+        shape = "M:N = {}:{} throughout".format(*aspects.pop()) if len(aspects) == 1 else "M:N in the legend"
+        label = f"array size M·N (cells; {shape})"
+    ax.set_xlabel(label, fontsize=12)
     ax.grid(True, which="major", alpha=0.3)
 
 
@@ -997,10 +1021,12 @@ def plot_results(rows, out_dir):
     N; ``time_vs_size.png``: solve time and iterations vs N;
     ``ir_drop_vs_size.png``: word-line drop and bit-line rise (fraction of
     the input) vs N. One line per wire resistance (colour) and per other
-    setting that varies (line style). Only ``ok`` points are drawn; a panel
-    with nothing to draw (no IR drop with ideal wires and terminals: zero on
-    a log axis) says so. Returns ``[]`` when no point is ``ok``, and then
-    removes an earlier sweep's figures from `out_dir`.
+    setting that varies (line style), the arrays' aspect ratio M:N included;
+    arrays that are not all square are drawn against their cells M·N. Only
+    ``ok`` points are drawn; a panel with nothing to draw (no IR drop with
+    ideal wires and terminals: zero on a log axis) says so. Returns ``[]``
+    when no point is ``ok``, and then removes an earlier sweep's figures
+    from `out_dir`.
     """
     import matplotlib
 
@@ -1054,7 +1080,7 @@ def plot_results(rows, out_dir):
         for ax, (column, ylabel, title, logy) in zip(axes[0], panels):
             drawn = zeros = 0
             for key, label, ci, si, pts in series:
-                xs_ = [_size(r) for r in pts]
+                xs_ = [_size(r, square) for r in pts]
                 ys = [r[column] for r in pts]
                 finite = [(a, b) for a, b in zip(xs_, ys) if b is not None and math.isfinite(b)]
                 keep = [(a, b) for a, b in finite if b > 0 or not logy]
@@ -1078,7 +1104,7 @@ def plot_results(rows, out_dir):
                 # Nothing to draw (ideal wires and terminals give no IR drop,
                 # which a log axis cannot show): say so instead of an empty frame.
                 ax.set_yticks([])
-                sizes = [_size(r) for r in ok]
+                sizes = [_size(r, square) for r in ok]
                 ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
                 ax.text(0.5, 0.5, _empty_panel_text(column, ok, zeros), transform=ax.transAxes,
                         ha="center", va="center", fontsize=12, color="0.3", wrap=True)

@@ -9,7 +9,7 @@ with the wire resistance at a fixed N.
 Run it with ``python examples/scaling_study.py [OUT_DIR]`` (a temporary
 folder by default); the same study from the shell, larger::
 
-    xbarsim scale --out scale-out --sizes 64,128,256,512,1024 --r-wire 0.1,1,10
+    xbarsim scale --out scale-out --sizes 64,128,256,512,1024 --r-wire 0.1,1,10 --g-range 100e-6:500e-6
 """
 
 import sys

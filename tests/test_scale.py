@@ -825,6 +825,40 @@ def test_example_runs(tmp_path):
     assert len(rows) >= 3
 
 
+def test_example_shell_command_is_the_same_study_larger():
+    """The example's docstring gives the shell command of "the same study,
+    larger"; it left out the example's one window (100-500 uS), so the
+    command also swept the default 1-10 uS window."""
+    import dataclasses
+    import shlex
+
+    from xbarsim.cli import build_parser
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "scaling_study.py"
+    namespace = runpy.run_path(str(example), run_name="scaling_study")
+    (command,) = [line.strip() for line in namespace["__doc__"].splitlines()
+                  if line.strip().startswith("xbarsim scale ")]
+    shell = scale._params_from_args(build_parser().parse_args(shlex.split(command)[1:]))
+
+    class Stop(Exception):
+        pass
+
+    def run_sweep(params, out_dir, **kwargs):
+        namespace["params"] = params
+        raise Stop
+
+    main_globals = namespace["main"].__globals__
+    real, main_globals["run_sweep"] = main_globals["run_sweep"], run_sweep
+    try:
+        with pytest.raises(Stop):
+            namespace["main"]("unused")
+    finally:
+        main_globals["run_sweep"] = real
+    ours = namespace["params"]
+    assert max(shell.sizes) > max(ours.sizes)  # larger
+    assert dataclasses.replace(shell, sizes=ours.sizes) == ours  # the same study otherwise
+
+
 def test_size_axis_setup_leaves_the_tick_labels_of_a_log_y_axis_within_a_decade():
     """`_setup_size_axis` drops the minor ticks of the size axis only: it
     used to drop them on both, and a log y axis spanning less than a decade

@@ -339,26 +339,11 @@ _WARMED = set()
 """(circuit kind, warm-up shape) pairs whose kernels (and lazy imports) this
 process has already loaded."""
 
-WARM_UP_CELLS = 1600
-"""Most cells of an iterative method's warm-up array (40 x 40, just above the
-direct solver's cutoff): enough for a multigrid hierarchy of several levels,
-cheap next to any point that needs one."""
-
-
 def _warm_up_shape(point, method):
-    """The array `_warm_up` solves for `point`: never larger than the point in
-    either dimension (so it fits wherever the point does), and as large as
-    the point up to `WARM_UP_CELLS` cells with the point's orientation, so
-    that a multigrid solve builds coarse levels whenever the point's does (a
-    thin 2 x 1000 array is warmed at 2 x 800, not 2 x 2, which the multigrid
-    solves on its coarsest level alone). A direct solve takes the same
-    kernels at any size: 4 x 4 at most."""
-    if method == "direct":
-        return min(4, point.rows), min(4, point.cols)
-    side = math.isqrt(WARM_UP_CELLS)
-    short = min(point.rows, point.cols, side)
-    long_ = min(max(point.rows, point.cols), WARM_UP_CELLS // short)
-    return (short, long_) if point.rows <= point.cols else (long_, short)
+    """The array `_warm_up` solves for `point` (`xbarsim.solve.warm_up_shape`)."""
+    from .solve import warm_up_shape
+
+    return warm_up_shape((point.rows, point.cols), method)
 
 
 def _warm_up(point, method):

@@ -360,6 +360,31 @@ def choose_method(shape, method="auto", ideal_wire=False):
     return "mg"
 
 
+WARM_UP_CELLS = 1600
+"""Most cells of an iterative method's warm-up array (`warm_up_shape`;
+40 x 40, just above the direct solver's cutoff): enough for a multigrid
+hierarchy of several levels, cheap next to any solve that needs one."""
+
+
+def warm_up_shape(shape, method):
+    """The array a command line solves first, so that the solve it times
+    (`xbarsim solve`, `xbarsim scale`) measures the solve and not Numba's
+    compiling or cache loading: never larger than `shape` in either
+    dimension, and as large as it up to `WARM_UP_CELLS` cells in its
+    orientation, so that a multigrid solve builds coarse levels whenever the
+    real one does (a 4 x 4 or 2 x 2 array is its own coarsest level: the
+    line smoother and the restriction kernels then compiled inside the timed
+    solve; found by review). A direct solve takes the same kernels at any
+    size: 4 x 4 at most. `method` as `choose_method` resolves it."""
+    rows, cols = (int(n) for n in shape)
+    if method == "direct":
+        return min(4, rows), min(4, cols)
+    side = math.isqrt(WARM_UP_CELLS)
+    short = min(rows, cols, side)
+    long_ = min(max(rows, cols), WARM_UP_CELLS // short)
+    return (short, long_) if rows <= cols else (long_, short)
+
+
 def _resolve_method(net, method):
     from ._multigrid import supports
 

@@ -476,20 +476,23 @@ def _report_iteration(it, rel):
 
 
 def _warm_up(method, g_shape, batch, r_wl, r_bl, v0):
-    """Solve a 4 x 4 array with the method, wires, device law and batching
-    of the real solve, so that its time is the solve's and not the loading
-    (or, on a first run of an install, the compiling) of the kernels;
-    returns the seconds it took. Skipped (0.0) for a request the real solve
-    will refuse with its own message (multigrid with an ideal wire)."""
+    """Solve a small array (`xbarsim.solve.warm_up_shape`: one that builds
+    multigrid levels when the real solve does) with the method, wires,
+    device law and batching of the real solve, so that its time is the
+    solve's and not the loading (or, on a first run of an install, the
+    compiling) of the kernels; returns the seconds it took. Skipped (0.0)
+    for a request the real solve will refuse with its own message
+    (multigrid with an ideal wire)."""
     from .circuit import Crossbar, read_drives
-    from .solve import choose_method, solve
+    from .solve import choose_method, solve, warm_up_shape
 
     chosen = choose_method(g_shape, method, ideal_wire=r_wl == 0 or r_bl == 0)
     if chosen == "mg" and (r_wl == 0 or r_bl == 0):
         return 0.0
+    shape = warm_up_shape(g_shape, chosen)
     t0 = time.perf_counter()
-    x = np.full((4, 2) if batch else 4, 0.1)
-    solve(Crossbar(np.full((4, 4), 1e-4), r_wl=r_wl, r_bl=r_bl, v0=v0), **read_drives(x), method=chosen)
+    x = np.full((shape[0], 2) if batch else shape[0], 0.1)
+    solve(Crossbar(np.full(shape, 1e-4), r_wl=r_wl, r_bl=r_bl, v0=v0), **read_drives(x), method=chosen)
     return time.perf_counter() - t0
 
 

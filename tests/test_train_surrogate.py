@@ -312,6 +312,41 @@ def test_statistical_and_surrogate_evaluations_do_not_depend_on_the_chunking(sma
         assert not np.array_equal(whole[0], whole[1])  # and the transfers differ
 
 
+def test_evaluations_score_the_same_transfers_whichever_points_they_read(small, cfg, monkeypatch):
+    """Transfer t is one programmed network whichever points it scores. The
+    surrogate evaluation drew layer 1's read noise from the transfer's
+    stream before programming layer 2, so layer 2's conductances changed
+    with the number of points (found by review). (Its read noise may: other
+    points, other reads.) The statistical evaluation has no read noise: its
+    logits of the first points are the same."""
+    from xbarsim.train import evaluate_statistical, evaluate_surrogate, network_layers
+    from xbarsim.train.data import make_moons_split
+    from xbarsim.train.training import moons_network
+
+    d = make_moons_split(40, 10, 30, seed=0)
+    layers = network_layers(moons_network(8))
+    programmed = []
+    real = type(small).sample_tiles
+
+    def sample_tiles(self, lm, rng, n=1):
+        out = real(self, lm, rng, n=n)
+        programmed.append([g.copy() for g in out[0]])
+        return out
+
+    monkeypatch.setattr(type(small), "sample_tiles", sample_tiles)  # a frozen dataclass: on the class
+    runs = []
+    for points in (3, 30):
+        programmed.clear()
+        evaluate_surrogate(layers, small, d.x_test[:points], d.y_test[:points], n=4, seed=5)
+        runs.append(list(programmed))
+    assert len(runs[0]) == 4 * len(layers)
+    for a, b in zip(*runs):
+        for ga, gb in zip(a, b):
+            np.testing.assert_array_equal(ga, gb)
+    stat = lambda k: evaluate_statistical(layers, cfg, d.x_test[:k], d.y_test[:k], n=6, seed=5).logits
+    np.testing.assert_array_equal(stat(3), stat(30)[:, :3])
+
+
 def test_surrogate_entry_points_refuse_what_they_cannot_use(small, tmp_path):
     import io
 

@@ -301,7 +301,14 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
 
 
 def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=250):
-    """Per-transfer outputs under the fitted surrogate (programming and circuit)."""
+    """Per-transfer outputs under the fitted surrogate (programming and circuit).
+
+    Transfer t draws from its own stream (seed, t): first the programmed
+    conductances of every layer, then the read noise of each layer in
+    turn. So a transfer is the same programmed network whichever points it
+    scores (with the noise drawn between layers, layer 2's conductances had
+    depended on how many points layer 1 read; found by review).
+    """
     from .surrogate import Surrogate
 
     if not isinstance(surrogate, Surrogate):  # "'str' object has no attribute 'cfg'"
@@ -315,10 +322,11 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     for s in range(0, n, chunk):
         c = min(chunk, n - s)
         rngs = _transfer_rngs(seed, s, c)
+        tiles = [[surrogate.sample_tiles(lm, r, n=1)[0] for lm in maps] for r in rngs]  # programming first
         h = np.broadcast_to(x, (c,) + x.shape)
         for k, lm in enumerate(maps):
-            z = np.concatenate([surrogate.layer_output(lm, surrogate.sample_tiles(lm, r, n=1)[0], h[i:i + 1], r,
-                                                       noise=True) for i, r in enumerate(rngs)])
+            z = np.concatenate([surrogate.layer_output(lm, tiles[i][k], h[i:i + 1], r, noise=True)
+                                for i, r in enumerate(rngs)])
             h = _sigmoid(z) if k < len(maps) - 1 else z
         logits[s:s + c] = h[..., 0]
     correct = (logits > 0).astype(np.int64) == labels[None, :]

@@ -347,6 +347,47 @@ def test_evaluations_score_the_same_transfers_whichever_points_they_read(small, 
     np.testing.assert_array_equal(stat(3), stat(30)[:, :3])
 
 
+def test_check_draws_apart_from_the_fit_for_any_seed(cfg, monkeypatch):
+    """`check` promises fresh simulator samples: with its seed equal to the
+    fit's it tested the fit's own first layer and tile, and with the seed
+    104729 - 7919 above the fit's, the fit's own failure devices (found by
+    review). Recorded here: the weights and the transfer seeds that reach
+    the simulator in the fit and in two checks."""
+    import xbarsim.mapping as mapping
+    from xbarsim.train.surrogate import check
+
+    calls = {"W": [], "seeds": []}  # weights other than failure_samples' zeros, seeds of every transfer
+    real_map, real_many, real_program = mapping.map_layer, xs.transfer_many, xs.program
+
+    def map_layer(W, b, c):
+        if np.any(W):
+            calls["W"].append(np.array(W, dtype=float).tobytes())
+        return real_map(W, b, c)
+
+    def transfer_many(W, b, c, n=1, seed=0, **kw):
+        if np.any(W):
+            calls["W"].append(np.array(W, dtype=float).tobytes())
+        calls["seeds"].append(int(seed))
+        return real_many(W, b, c, n=n, seed=seed, **kw)
+
+    def program(t, c, seed=0, **kw):
+        calls["seeds"].append(int(seed))
+        return real_program(t, c, seed=seed, **kw)
+
+    monkeypatch.setattr(mapping, "map_layer", map_layer)
+    monkeypatch.setattr(xs, "transfer_many", transfer_many)
+    monkeypatch.setattr(xs, "program", program)
+    sur = Surrogate.fit(cfg, n_transfers=2, seed=3, n_fail_devices=64, layers=((2, 2),))
+    fit_w, fit_seeds = set(calls["W"]), set(calls["seeds"])
+    assert fit_w and fit_seeds
+    for seed in (3, 3 + 104729 - 7919):
+        calls["W"].clear(); calls["seeds"].clear()
+        check(sur, n_layers=1, per_layer=2, reps=1, n_probe=4, n_fail_devices=64, seed=seed, layers=((2, 2),))
+        assert calls["W"] and calls["seeds"]
+        assert not fit_w & set(calls["W"])
+        assert not fit_seeds & set(calls["seeds"])
+
+
 def test_surrogate_entry_points_refuse_what_they_cannot_use(small, tmp_path):
     import io
 

@@ -141,3 +141,34 @@ def test_requests_that_cannot_run_are_refused_before_any_work(tmp_path, capsys, 
     assert main(["moons", "--quick", "--out", str(tmp_path / "o"), "--no-progress"] + argv) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_fit_transfers_with_a_given_surrogate_is_refused_and_the_given_fit_recorded(quick_run, tmp_path, capsys):
+    """--fit-transfers was ignored with --surrogate, and results.json
+    recorded it as the fit used (found by review)."""
+    sur_path = str(quick_run / "surrogate.npz")
+    out = tmp_path / "o"
+    assert main(["moons", "--quick", "--out", str(out), "--surrogate", sur_path, "--fit-transfers", "50",
+                 "--no-progress"]) == 1
+    assert "--fit-transfers sets the surrogate fit" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["moons", "--quick", "--out", str(out), "--surrogate", sur_path, "--transfers", "2", "--epochs", "1",
+                 "--no-progress", "--seed", "3"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    meta = doc["surrogate"]["meta"]
+    assert doc["config"]["run"]["fit_transfers"] == meta["n_transfers"]
+    assert doc["config"]["run"]["fail_devices"] == meta["n_fail_devices"]
+
+
+def test_a_seed_too_large_for_the_derived_streams_is_refused_before_anything_runs(tmp_path):
+    """run(seed=...) accepted seeds whose derived streams (seed + 7 ...
+    seed + 400, plus the training API's) pass 2**64 - 1: refused after the
+    surrogate fit and the training, naming seed + 7, with surrogate.npz
+    already written (found by review)."""
+    from xbarsim.moons import SEED_OFFSET, run
+    from xbarsim.train._checks import SEED_MAX
+
+    out = tmp_path / "o"
+    with pytest.raises(ParameterError, match=r"--seed = \d+; an integer in \[0, "):
+        run(out_dir=str(out), quick=True, seed=SEED_MAX - SEED_OFFSET + 1, progress=False)
+    assert not out.exists()

@@ -38,6 +38,12 @@ import numpy as np
 from .exceptions import ParameterError
 from .cli import RunFiles, check_out_dir, seed_arg
 
+SEED_OFFSET = 400
+"""Largest offset this experiment adds to its seed (``seed + 7`` scores the
+hardware-aware epochs, ``seed + 100 / 200 / 300`` the circuit, statistical
+and surrogate evaluations, ``seed + 400`` the plots' grid), on top of what
+the training API adds (`xbarsim.train._checks.SEED_OFFSET_MAX`)."""
+
 __all__ = ["register", "run", "load_results", "HA_RECIPE", "MoonsConfig"]
 
 
@@ -209,8 +215,15 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
     mc = replace(mc, **over)
     if mc.transfers < 1 or mc.epochs < 1 or mc.fit_transfers < 2:
         raise ParameterError("need --transfers >= 1, --epochs >= 1 and --fit-transfers >= 2.")
-    if not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"--seed {seed!r}: a non-negative integer.")
+    # before anything runs: the streams seed + 7 ... seed + SEED_OFFSET (and
+    # what the training API adds to those) must be 64-bit seeds; a seed near
+    # 2**64 was refused after the surrogate fit and the training, naming
+    # seed + 7, with surrogate.npz already written (found by review)
+    from .train._checks import SEED_OFFSET_MAX, check_seed
+
+    seed = check_seed(seed, "--seed", offset=SEED_OFFSET_MAX + SEED_OFFSET)
     if data_dir and noise is not None:
         raise ParameterError("--noise sets the noise of the generated half moons; with --data the points come from "
                              "your files. Drop one of them.")
@@ -224,7 +237,15 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
                     f"{mc.transfers} transfers of each network on {len(data.x_test)} test points",
                     "give fewer --transfers (the paper's experiment uses 2000)")
     cfg = xs.TransferConfig()  # TIO2, V/2, grounded reads, differential, 1 ohm wires
-    given = (_given_surrogate(cfg, surrogate_path), surrogate_path) if surrogate_path else None
+    given = None
+    if surrogate_path:
+        if fit_transfers is not None:  # it was ignored, and results.json recorded it as the fit's
+            raise ParameterError("--fit-transfers sets the surrogate fit of this run; with --surrogate the given "
+                                 "file's fit is used. Drop one of them.")
+        given = (_given_surrogate(cfg, surrogate_path), surrogate_path)
+        meta = given[0].meta  # results.json records the fit actually used
+        mc = replace(mc, fit_transfers=int(meta.get("n_transfers", mc.fit_transfers)),
+                     fail_devices=int(meta.get("n_fail_devices", mc.fail_devices)))
     check_out_dir(out_dir)
     t_start = time.perf_counter()
     timing = {}

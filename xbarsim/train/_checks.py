@@ -13,13 +13,15 @@ from ..devices import real_scalar
 from ..exceptions import ParameterError
 
 SEED_OFFSET_MAX = 104729
-"""Largest offset the training API adds to a user's seed for a further random stream.
+"""Largest offset the training API may add to a user's seed for a further random stream
+(the range it accepts, ``[0, SEED_MAX]``, is kept one for all its functions).
 
-`Surrogate.check` draws its extra failure devices from ``seed + 104729``;
-the others are smaller: ``seed + 1`` (`check`'s surrogate draws), ``seed +
-7919`` (`Surrogate.fit`'s failure devices), ``seed + k`` for layer ``k``
-(`convert`, `to_crossbar`, `evaluate_circuit`) and ``seed + 1000 + k``
-(`evaluate_circuit`'s read noise). Each must still be a 64-bit seed."""
+In use: ``seed + 7919`` (`Surrogate.fit`'s failure devices), ``seed + k``
+for layer ``k`` (`convert`, `to_crossbar`, `evaluate_circuit`) and ``seed +
+1000 + k`` (`evaluate_circuit`'s read noise); `xbarsim.moons` adds up to 400
+more (`xbarsim.moons.SEED_OFFSET`). Each must still be a 64-bit seed.
+(`Surrogate.check` keys its streams ``(seed, "check", k)`` instead: apart
+from the fit's for any seed.)"""
 
 SEED_MAX = 2**64 - 1 - SEED_OFFSET_MAX
 """Largest seed the training API accepts: ``seed + SEED_OFFSET_MAX`` is a 64-bit seed."""

@@ -448,3 +448,25 @@ def test_convert_moves_torchs_generator_only_by_the_seeds_it_draws():
     torch.manual_seed(5)
     again = [layer._rng.integers(2**62) for layer in (convert(net)[0], )]
     assert first == again
+
+
+def test_convert_keeps_each_layers_mode_and_frozen_parameters():
+    """The hardware-aware copy of a layer is in the mode of the source and
+    trains what the source trained: converting an eval-mode model gave
+    layers in training mode (a random transfer every forward of a model
+    whose .training was False) and a frozen layer became trainable (found
+    by review)."""
+    net = moons_network(seed=0)
+    net.eval()
+    net[0].weight.requires_grad_(False)
+    net[2].bias.requires_grad_(False)
+    hnet = convert(net, surrogate=ToyHardware(), seed=0)
+    assert [m.training for m in hnet.modules()] == [False] * 4
+    x = torch.rand(5, 2, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(hnet(x), net(x))  # the mean weights, as the source computes
+    assert [p.requires_grad for p in hnet.parameters()] == [False, True, True, False]
+    net.train()  # and a training-mode source gives training-mode layers that sample
+    layer = HardwareAwareLinear.from_linear(net[2], surrogate=ToyHardware(), seed=0)
+    assert layer.training and not layer.bias.requires_grad and layer.weight.requires_grad
+    assert [m.training for m in convert(net, surrogate=ToyHardware(), seed=0).modules()] == [True] * 4

@@ -247,6 +247,11 @@ class HardwareAwareLinear(nn.Linear):
     def from_linear(cls, linear, **kwargs):
         """A hardware-aware copy of an ``nn.Linear`` (same weights).
 
+        The copy keeps the source's training / evaluation mode and its
+        parameters' ``requires_grad`` (an eval-mode layer stays
+        deterministic, a frozen one frozen; they were always training and
+        trainable; found by review).
+
         Torch's global generator moves only by what ``seed=None`` draws (the
         layer's sampling seed): nn.Linear's own initialisation, overwritten
         here, draws from a fork of it (it advanced the caller's generator;
@@ -267,6 +272,10 @@ class HardwareAwareLinear(nn.Linear):
             layer.weight.copy_(linear.weight)
             if linear.bias is not None:
                 layer.bias.copy_(linear.bias)
+        layer.weight.requires_grad_(linear.weight.requires_grad)
+        if linear.bias is not None:
+            layer.bias.requires_grad_(linear.bias.requires_grad)
+        layer.train(linear.training)
         return layer
 
     def extra_repr(self):
@@ -500,7 +509,9 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
 
     In the spirit of aihwkit's ``convert_to_analog``: the weights are kept,
     the modules replaced. `kwargs` go to `HardwareAwareLinear` (``reparam``,
-    ``failures``, ``weight_decay``, ``hardware_penalty``, ``mapping``).
+    ``failures``, ``weight_decay``, ``hardware_penalty``, ``mapping``). Each
+    layer keeps its training / evaluation mode and its parameters'
+    ``requires_grad``.
 
     Parameters
     ----------

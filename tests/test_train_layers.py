@@ -470,3 +470,23 @@ def test_convert_keeps_each_layers_mode_and_frozen_parameters():
     layer = HardwareAwareLinear.from_linear(net[2], surrogate=ToyHardware(), seed=0)
     assert layer.training and not layer.bias.requires_grad and layer.weight.requires_grad
     assert [m.training for m in convert(net, surrogate=ToyHardware(), seed=0).modules()] == [True] * 4
+
+
+def test_sample_in_evaluation_mode_draws_what_it_is_asked_for():
+    """In evaluation mode sample() defaults to a full transfer (noise and
+    failures) but honours the switches it is given: sample(noise=False,
+    failures=False) drew both anyway (found by review)."""
+    layer = HardwareAwareLinear(6, 5, surrogate=ToyHardware(sigma=0.1, p_fail=0.3), seed=2).double()
+    layer.eval()
+    w, b = layer.weight.detach().numpy(), layer.bias.detach().numpy()
+    s = layer.sample(noise=False, failures=False)
+    np.testing.assert_array_equal(s.weight, w)
+    np.testing.assert_array_equal(s.bias, b)
+    assert not s.failed_weight.any() and not s.failed_bias.any()
+    s = layer.sample(noise=False)  # failures only: the working devices hold their weights exactly
+    assert s.failed_weight.any()
+    np.testing.assert_array_equal(s.weight[~s.failed_weight], w[~s.failed_weight])
+    s = layer.sample(failures=False)  # noise only
+    assert not s.failed_weight.any() and np.all(s.weight != w)
+    s = layer.sample()  # the default: a full transfer
+    assert s.failed_weight.any() and np.all(s.weight[~s.failed_weight] != w[~s.failed_weight])

@@ -297,15 +297,29 @@ class HardwareAwareLinear(nn.Linear):
         return self.sample_on_eval
 
     def sample(self, noise=None, failures=None):
-        """Draw one transfer of the current weights (a `LayerSample`)."""
+        """Draw one transfer of the current weights (a `LayerSample`).
+
+        Parameters
+        ----------
+        noise, failures : bool, optional
+            Sample the hardware noise, the failed devices. None: in training
+            mode the layer's switches (``reparam``, ``failures``), in
+            evaluation mode True (a full transfer). In training mode failures
+            are drawn at the layer's ``failures`` scale of the fitted
+            probabilities, in evaluation mode at the fitted ones. (In
+            evaluation mode given values were ignored: both were always
+            drawn; found by review.)
+        """
         if self.surrogate is None:
             raise ParameterError("this HardwareAwareLinear has no surrogate to sample from; pass surrogate=.")
-        noise = self.reparam if noise is None else noise
-        failures = self.failures if failures is None else failures
-        if not self.training:  # evaluation draws a full transfer at the fitted rates
-            noise, failures = True, True
-        elif failures and self.failure_scale != 1.0:
-            failures = self.failure_scale
+        if not self.training:  # evaluation draws a full transfer at the fitted rates, unless told otherwise
+            noise = True if noise is None else noise
+            failures = True if failures is None else failures
+        else:
+            noise = self.reparam if noise is None else noise
+            failures = self.failures if failures is None else failures
+            if failures and self.failure_scale != 1.0:
+                failures = self.failure_scale
         w = self.weight.detach().cpu().to(torch.float64).numpy()
         b = None if self.bias is None else self.bias.detach().cpu().to(torch.float64).numpy()
         return self.surrogate.sample_layer(w, b, self._rng, noise=noise, failures=failures)

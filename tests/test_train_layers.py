@@ -490,3 +490,19 @@ def test_sample_in_evaluation_mode_draws_what_it_is_asked_for():
     assert not s.failed_weight.any() and np.all(s.weight != w)
     s = layer.sample()  # the default: a full transfer
     assert s.failed_weight.any() and np.all(s.weight[~s.failed_weight] != w[~s.failed_weight])
+
+
+@pytest.mark.parametrize("kwargs", [dict(dtype=torch.float64), dict(device="cpu"), dict(bias=False),
+                                    dict(in_features=2, out_features=8)])
+def test_convert_refuses_what_each_layer_takes_from_its_source(kwargs):
+    """dtype, device, bias and the shape come from the nn.Linear copied:
+    giving them raised a raw TypeError ("got multiple values for keyword
+    argument 'dtype'"); now a ParameterError naming them, before any layer
+    is replaced (found by review)."""
+    net = nn.Sequential(nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1))
+    name = next(iter(kwargs))
+    with pytest.raises(ParameterError, match=f"{name}.*model.double"):
+        convert(net, surrogate=ToyHardware(), inplace=True, **kwargs)
+    assert [type(m) for m in net] == [nn.Linear, nn.Sigmoid, nn.Linear]
+    with pytest.raises(ParameterError, match=f"{name}.*given"):
+        HardwareAwareLinear.from_linear(net[0], surrogate=ToyHardware(), **kwargs)

@@ -255,7 +255,13 @@ class HardwareAwareLinear(nn.Linear):
         Torch's global generator moves only by what ``seed=None`` draws (the
         layer's sampling seed): nn.Linear's own initialisation, overwritten
         here, draws from a fork of it (it advanced the caller's generator;
-        found by review)."""
+        found by review).
+
+        `kwargs` go to `HardwareAwareLinear` (``surrogate``, ``seed``,
+        ``reparam``, ...); the shape, bias, dtype and device come from
+        `linear` (`ParameterError` if given: a raw TypeError, found by review).
+        """
+        _refuse_copied_kwargs(kwargs)
         if kwargs.get("seed") is None:
             kwargs["seed"] = _torch_seed()  # as __init__ draws it
         device = linear.weight.device
@@ -512,6 +518,19 @@ def sampling(model, enabled=True):
             layer.sample_on_eval = o
 
 
+_COPIED = ("in_features", "out_features", "bias", "device", "dtype")
+
+
+def _refuse_copied_kwargs(kwargs):
+    """`from_linear` / `convert` take each layer's shape, bias, dtype and device from the source layer."""
+    given = [k for k in _COPIED if k in kwargs]
+    if given:
+        raise ParameterError(
+            f"{', '.join(given)} given; a hardware-aware layer takes its in_features, out_features, bias, dtype and "
+            "device from the nn.Linear it copies. Drop them, and set dtype or device on the model "
+            "(model.double(), model.to(device)) before or after converting.")
+
+
 def _torch_seed():
     """A sampling seed drawn from torch's global generator (``seed=None``:
     reproducible under ``torch.manual_seed``)."""
@@ -524,8 +543,9 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     In the spirit of aihwkit's ``convert_to_analog``: the weights are kept,
     the modules replaced. `kwargs` go to `HardwareAwareLinear` (``reparam``,
     ``failures``, ``weight_decay``, ``hardware_penalty``, ``mapping``). Each
-    layer keeps its training / evaluation mode and its parameters'
-    ``requires_grad``.
+    layer keeps its shape, bias, dtype and device (``dtype=``, ``device=``,
+    ``bias=``, ``in_features=``, ``out_features=``: `ParameterError`), its
+    training / evaluation mode and its parameters' ``requires_grad``.
 
     Parameters
     ----------
@@ -551,6 +571,7 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     import copy
 
     _check_module(model)
+    _refuse_copied_kwargs(kwargs)
     if seed is not None:
         seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, len(linear_layers(model)) - 1))
     if not inplace:

@@ -506,3 +506,29 @@ def test_convert_refuses_what_each_layer_takes_from_its_source(kwargs):
     assert [type(m) for m in net] == [nn.Linear, nn.Sigmoid, nn.Linear]
     with pytest.raises(ParameterError, match=f"{name}.*given"):
         HardwareAwareLinear.from_linear(net[0], surrogate=ToyHardware(), **kwargs)
+
+
+def test_accuracy_gives_every_module_back_in_its_mode():
+    """accuracy / predict_logits evaluate in evaluation mode and then give
+    the model back as it was: they left it in evaluation mode, so a call in
+    the middle of training turned the sampled forwards of the later steps
+    off (found by review)."""
+    from xbarsim.train.training import accuracy, predict_logits
+
+    net = convert(moons_network(seed=0), surrogate=ToyHardware(), seed=0)
+    net.append(nn.Dropout(0.5).eval())  # a submodule in another mode than the model's
+    x = np.random.default_rng(0).uniform(0, 1, (16, 2))
+    y = (x[:, 0] > x[:, 1]).astype(int)
+    modes = [m.training for m in net.modules()]
+    assert modes == [True, True, True, True, False]
+    logits = predict_logits(net, x)
+    assert [m.training for m in net.modules()] == modes
+    xt = torch.as_tensor(x)
+    assert not torch.equal(net(xt), net(xt))  # training forwards sample again
+    accuracy(net, x, y)
+    assert [m.training for m in net.modules()] == modes
+    net.eval()
+    with torch.no_grad():  # the logits were the mean weights' (evaluation mode)
+        np.testing.assert_array_equal(logits, net(xt).squeeze(-1).numpy())
+    accuracy(net, x, y)
+    assert not any(m.training for m in net.modules())

@@ -80,10 +80,22 @@ def moons_network(hidden=8, seed=0):
 
 
 def predict_logits(model, x):
-    """Logits of `model` for features `x` (numpy), in evaluation mode, as numpy."""
+    """Logits of `model` for features `x` (numpy), in evaluation mode, as numpy.
+
+    Every module of `model` is given back in the mode it was in (the model
+    was left in evaluation mode: a call in the middle of training turned
+    the hardware sampling of the later steps off; found by review).
+    """
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
-    with torch.no_grad():
-        return model(torch.as_tensor(np.asarray(x), dtype=torch.float64)).squeeze(-1).numpy()
+    try:
+        with torch.no_grad():
+            out = model(torch.as_tensor(np.asarray(x), dtype=torch.float64))
+    finally:
+        model.train(modes[0][1])
+        for m, mode in modes:  # submodules in another mode than the model's (a frozen norm layer...)
+            m.training = mode
+    return out.squeeze(-1).numpy()
 
 
 def accuracy(model, x, y):

@@ -532,3 +532,22 @@ def test_accuracy_gives_every_module_back_in_its_mode():
         np.testing.assert_array_equal(logits, net(xt).squeeze(-1).numpy())
     accuracy(net, x, y)
     assert not any(m.training for m in net.modules())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_accuracy_feeds_the_points_at_the_models_dtype(dtype):
+    """A float32 (or bfloat16) model is scored with its points at its own
+    dtype: it raised torch's "mat1 and mat2 must have the same dtype"
+    (found by review). The logits come back as float64 NumPy."""
+    from xbarsim.train.training import accuracy, predict_logits
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1)).to(dtype)
+    x = np.random.default_rng(1).uniform(-1, 1, (32, 2))
+    with torch.no_grad():
+        want = net(torch.as_tensor(x).to(dtype)).squeeze(-1).to(torch.float64).numpy()
+    logits = predict_logits(net, x)
+    assert logits.dtype == np.float64
+    np.testing.assert_array_equal(logits, want)
+    y = (x[:, 0] > 0).astype(int)
+    assert accuracy(net, x, y) == np.mean((want > 0) == y)

@@ -80,22 +80,27 @@ def moons_network(hidden=8, seed=0):
 
 
 def predict_logits(model, x):
-    """Logits of `model` for features `x` (numpy), in evaluation mode, as numpy.
+    """Logits of `model` for features `x` (numpy), in evaluation mode, as float64 numpy.
 
     Every module of `model` is given back in the mode it was in (the model
     was left in evaluation mode: a call in the middle of training turned
-    the hardware sampling of the later steps off; found by review).
+    the hardware sampling of the later steps off; found by review). `x`
+    goes in at the dtype of the model's floating-point parameters where
+    they share one, float64 otherwise (a float32 model got torch's raw
+    dtype error; found by review).
     """
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    dtype = dtypes.pop() if len(dtypes) == 1 else torch.float64
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         with torch.no_grad():
-            out = model(torch.as_tensor(np.asarray(x), dtype=torch.float64))
+            out = model(torch.as_tensor(np.asarray(x), dtype=dtype))
     finally:
         model.train(modes[0][1])
         for m, mode in modes:  # submodules in another mode than the model's (a frozen norm layer...)
             m.training = mode
-    return out.squeeze(-1).numpy()
+    return out.squeeze(-1).to(torch.float64).numpy()
 
 
 def accuracy(model, x, y):

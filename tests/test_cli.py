@@ -310,15 +310,38 @@ def test_ctrl_c_while_writing_keeps_the_earlier_runs_files_whole(tmp_path, monke
 
 
 def test_run_files_leave_no_temporary_file_when_a_move_fails(tmp_path):
-    """A folder in the way of one of the files (os.replace fails): the error
-    propagates and no .partial- file is left behind (found by review)."""
+    """A folder in the way of one of the files: a ParameterError naming it,
+    no file moved (a.txt was, a mixed set and a raw IsADirectoryError
+    traceback; found by review) and no .partial- file left behind."""
     from xbarsim.cli import RunFiles
 
+    (tmp_path / "a.txt").write_text("earlier run")
     (tmp_path / "b.txt").mkdir()
     (tmp_path / "b.txt" / "x").write_text("in the way")
-    with pytest.raises(OSError):
+    with pytest.raises(xs.ParameterError, match="b.txt' exists and is not a file"):
         with RunFiles(str(tmp_path)) as files:
             for name in ("a.txt", "b.txt", "c.txt"):
                 with open(files.path(name), "w") as fh:
                     fh.write(name)
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".partial-")]
+    assert (tmp_path / "a.txt").read_text() == "earlier run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+@pytest.mark.parametrize("command, argv, name", [
+    ("solve", ["--g", "G", "--v-in", "0.2"], "solve.png"),
+    ("solve", ["--g", "G", "--v-in", "0.2", "--spice"], "circuit.cir"),
+    ("program", ["--size", "2x2", "--r-wire", "0"], "result.npz"),
+    ("calibrate", ["--arrays", "2"], "calibration.png"),
+    ("moons", ["--quick"], "bins.csv"),
+])
+def test_a_folder_in_the_way_of_an_output_is_refused_before_the_run(tmp_path, capsys, command, argv, name):
+    """Checked with --out, before any work (it failed at the end, after the
+    solve, with a traceback and a mixed folder; found by review)."""
+    g = tmp_path / "g.npy"
+    np.save(g, np.full((4, 4), 3e-4))
+    out = tmp_path / "out"
+    (out / name).mkdir(parents=True)
+    argv = [str(g) if a == "G" else a for a in argv]
+    assert main([command, "--out", str(out), "--no-progress"] + argv) == 1
+    assert f"{name}' exists and is not a file" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == [name]

@@ -344,7 +344,7 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=60
     # every simulated array keeps its 64 x 64 matrix of drift reads
     check_program_memory((8, 8), track=True, n=max(int(n_arrays), int(fit_arrays) if do_fit else 0),
                          hint="simulate fewer arrays (--arrays, --fit-arrays: each keeps about 41 kB)")
-    check_out_dir(out_dir)
+    check_out_dir(out_dir, ("calibration.csv", "calibration.json", "calibration.png"))
     dev = TIO2
     fit_loss = None
     if do_fit:

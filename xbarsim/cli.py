@@ -40,10 +40,12 @@ def seed_arg(text):
     return value
 
 
-def check_out_dir(path):
+def check_out_dir(path, names=()):
     """The check of every ``--out`` folder, before anything runs: it is
     created when missing, and anything that is not a writable folder is
-    refused with the reason (instead of a traceback after the work)."""
+    refused with the reason (instead of a traceback after the work).
+    ``names``: the files the run will put there (`RunFiles`); one that
+    exists as anything but a file (a folder in the way) is refused too."""
     from .exceptions import ParameterError
 
     if not path:
@@ -57,6 +59,18 @@ def check_out_dir(path):
                              "in a writable place.") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise ParameterError(f"--out {path!r} is not writable; give a folder in a writable place.")
+    for name in names:
+        _check_target(os.path.join(path, name))
+
+
+def _check_target(final):
+    """A `ParameterError` when `final`, where a run puts one of its files,
+    exists as anything but a file."""
+    from .exceptions import ParameterError
+
+    if os.path.lexists(final) and not os.path.isfile(final):
+        raise ParameterError(f"{final!r} exists and is not a file (a folder?); this run writes a file of that "
+                             "name there. Move it away, or give another --out.")
 
 
 class RunFiles:
@@ -87,10 +101,21 @@ class RunFiles:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        from .exceptions import ParameterError
+
         try:
             if exc_type is None:
-                for tmp, final in self._files:
-                    os.replace(tmp, final)
+                # every target first: a folder in the way of the third file
+                # left the first two moved, a mixed set and a traceback
+                # (found by review; `check_out_dir` refuses one up front)
+                for _, final in self._files:
+                    _check_target(final)
+                try:
+                    for tmp, final in self._files:
+                        os.replace(tmp, final)
+                except OSError as err:
+                    raise ParameterError(f"could not put {final!r} in place ({err.strerror or err}); check "
+                                         "the --out folder.") from None
                 for name in self.stale:
                     stale = os.path.join(self.out_dir, name)
                     if os.path.isfile(stale):

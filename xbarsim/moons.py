@@ -246,7 +246,9 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
         meta = given[0].meta  # results.json records the fit actually used
         mc = replace(mc, fit_transfers=int(meta.get("n_transfers", mc.fit_transfers)),
                      fail_devices=int(meta.get("n_fail_devices", mc.fail_devices)))
-    check_out_dir(out_dir)
+    check_out_dir(out_dir, ("results.json", "bins.csv", "cdf.png", "decision_boundary.png", "uncertainty.png")
+                  + (("ablation.json", "ablation.csv") if ablation else ())
+                  + (("surrogate_check.json", "surrogate_check.txt") if check_surrogate else ()))
     t_start = time.perf_counter()
     timing = {}
     torch.manual_seed(seed)

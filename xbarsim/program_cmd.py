@@ -201,7 +201,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
     from .programming import _check_target, program
 
     _check_target(targets, cfg.device)  # before anything is written
-    check_out_dir(out_dir)
+    check_out_dir(out_dir, ("summary.json", "result.npz", "program.png"))
     t0 = time.perf_counter()
     res = program(targets, cfg, seed=seed, progress=progress)
     seconds = time.perf_counter() - t0

@@ -457,7 +457,7 @@ def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress):
     net = _check_request(xbar, drives, method, tol)
     if spice:
         _check_spice(xbar.shape)
-    check_out_dir(out_dir)
+    check_out_dir(out_dir, ("summary.json", "solution.npz", "solve.png") + (("circuit.cir",) if spice else ()))
     v = drives["left"].v
     # the warm-up needs the same kernels, not the same values: which wires
     # are ideal, the device law, batching

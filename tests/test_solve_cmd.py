@@ -121,6 +121,7 @@ def test_solve_without_spice_removes_an_earlier_runs_netlist(files):
     (lambda t: np.save(t / "xn.npy", np.r_[np.nan, np.ones(6)]), ["--g", "g.npy", "--inputs", "xn.npy"], "NaN"),
     (None, ["--g", "g.npy", "--tol", "-1"], "tol must be"),
     (None, ["--g", "g.npy", "--method", "mg", "--r-bl", "0"], "method='mg' needs"),
+    (None, ["--g", "g.npy", "--inputs", ""], "no such file"),  # was ignored: --v-in's default was solved
 ])
 def test_solve_refuses_bad_input_before_writing(files, capsys, make, argv_extra, message):
     tmp, _, _ = files
@@ -279,3 +280,17 @@ def test_solve_times_the_solve_not_the_kernels_of_its_multigrid_levels():
     assert proc.returncode == 0, proc.stderr
     compiled = [line for line in proc.stdout.splitlines() if line.startswith("COMPILED ")]
     assert compiled == ["COMPILED 128x128: -", "COMPILED 2x1000: -"]
+
+
+def test_solve_reads_a_csv_of_single_value_rows_as_input_vectors_of_a_one_word_line_array(tmp_path):
+    """With M = 1 a .csv of B rows of one value each (the documented "one
+    row per input vector") was read as one vector of B values and refused
+    with "give ... rows of 1" (found by review)."""
+    g = np.array([[1e-4, 2e-4, 3e-4]])
+    np.save(tmp_path / "g.npy", g)
+    (tmp_path / "x.csv").write_text("0.1\n0.2\n0.3\n")
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--inputs", str(tmp_path / "x.csv"), "--r-wire", "0",
+                 "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    _, sol = _load(tmp_path / "o")
+    x = np.array([[0.1, 0.2, 0.3]])  # (M, B)
+    np.testing.assert_allclose(sol["i_out"], g.T @ x, rtol=1e-12)

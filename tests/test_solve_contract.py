@@ -787,3 +787,28 @@ def test_node_voltages_are_accurate_relative_to_themselves_behind_a_large_termin
         for name in ("v_wl", "v_bl"):
             err = np.abs(getattr(sol, name) - getattr(ref, name)).max()
             assert err <= 1e-9 * vmax, (method, name, err / vmax)
+
+
+@pytest.mark.parametrize("r_wl, r_bl, expected", [(0.0, 1.0, "pcg"), (1.0, 0.0, "pcg"), (1.0, 1.0, "mg")])
+def test_the_memory_check_sizes_the_method_auto_will_run(monkeypatch, tmp_path, r_wl, r_bl, expected):
+    """Above 512 x 512 cells "auto" runs pcg where a wire segment is ideal;
+    xs.solve and `xbarsim solve` sized a multigrid solve, which needs more
+    memory, and refused solves that fit (found by review). The check is
+    stopped before anything is allocated."""
+    import xbarsim._memory as memory
+    from xbarsim.cli import main
+
+    class Sized(Exception):
+        pass
+
+    def check(method, M, N, B):
+        raise Sized(method)
+
+    monkeypatch.setattr(memory, "check", check)
+    g = np.full((600, 600), 1e-4)
+    with pytest.raises(Sized, match=expected):
+        xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=r_bl), left=xs.Drive(0.1), bottom=xs.Drive(0.0))
+    np.save(tmp_path / "g.npy", g)
+    with pytest.raises(Sized, match=expected):
+        main(["solve", "--g", str(tmp_path / "g.npy"), "--out", str(tmp_path / "o"), "--r-wl", str(r_wl),
+              "--r-bl", str(r_bl), "--no-progress"])

@@ -309,7 +309,8 @@ def solve(
         raise ParameterError(f"xbar must be an xbarsim.Crossbar; got {type(xbar).__name__}.")
     # The memory refusal comes before the network is built: building it
     # already takes (lines, B) arrays per drive.
-    _memory.check(choose_method(xbar.shape, method), *xbar.shape, _batch_of(left, right, top, bottom))
+    _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar)), *xbar.shape,
+                  _batch_of(left, right, top, bottom))
     net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
     M, N = xbar.shape
     if x0 is not None:
@@ -342,6 +343,15 @@ def _batch_of(*drives):
         if len(shape) == 2:
             batch = max(batch, int(shape[1]))
     return batch
+
+
+def has_ideal_wire(xbar):
+    """Whether some wire segment of `xbar` is ideal (0 ohm): then ``"auto"``
+    picks ``"pcg"`` over ``"mg"`` (`choose_method`), and the memory check
+    must size that solve (it sized a multigrid one and refused a solve
+    that fits; found by review)."""
+    M, N = xbar.shape  # a 1-wide array has no segments of that kind (no broadcast to (M, N - 1) here)
+    return bool((N > 1 and np.any(np.asarray(xbar.r_wl) == 0)) or (M > 1 and np.any(np.asarray(xbar.r_bl) == 0)))
 
 
 def choose_method(shape, method="auto", ideal_wire=False):

@@ -64,6 +64,8 @@ def _inputs(x, M):
         raise ParameterError(f"--inputs holds NaN or inf (first at index {bad}); give finite input voltages.")
     if x.ndim == 1 and x.shape[0] == M:
         return x
+    if x.ndim == 1 and M == 1:  # a .csv of B rows of one value: B input vectors of one word line
+        return x[None, :] if x.shape[0] > 1 else x
     if x.ndim == 2 and x.shape[1] == M:
         return np.ascontiguousarray(x.T) if x.shape[0] > 1 else x[0]
     raise ParameterError(f"--inputs has shape {x.shape}; the array has {M} word lines, so give {M} "
@@ -411,11 +413,11 @@ def _check_request(xbar, drives, method, tol):
     they built, which the solve then uses (`_checked_solve`)."""
     from . import _memory
     from .circuit import build_network
-    from .solve import DEFAULT_TOL, _check_tol, _resolve_method, choose_method
+    from .solve import DEFAULT_TOL, _check_tol, _resolve_method, choose_method, has_ideal_wire
 
     _check_tol(DEFAULT_TOL if tol is None else tol, None)
     batch = 1 if np.ndim(drives["left"].v) < 2 else np.shape(drives["left"].v)[1]
-    _memory.check(choose_method(xbar.shape, method), *xbar.shape, batch)
+    _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar)), *xbar.shape, batch)
     net = build_network(xbar, **drives)
     _resolve_method(net, method)
     return net
@@ -576,7 +578,7 @@ def register(subparsers):
                       method=args.method, tol=args.tol, spice=args.spice, progress=not args.no_progress,
                       provenance=dict(g=os.path.abspath(args.g)))
             return 0
-        if args.inputs:
+        if args.inputs is not None:  # "" too: load_array says there is no such file
             x = _inputs(load_array(args.inputs, "--inputs", "input voltages in volts, one row per input vector"), g.shape[0])
             provenance = dict(g=os.path.abspath(args.g), inputs=os.path.abspath(args.inputs))
         else:

@@ -159,7 +159,7 @@ def test_solve_reports_each_iteration_of_large_arrays_unless_told_not_to(files, 
 
 
 @pytest.mark.skipif(not ngspice_available(), reason="ngspice not installed (apt-get install ngspice)")
-def test_solve_with_spice_writes_the_deck_and_agrees_with_ngspice(files, capsys):
+def test_solve_with_spice_writes_the_deck_and_agrees_with_ngspice(files, capsys, monkeypatch):
     tmp, g, x = files
     out = tmp / "sp"
     assert main(["solve", "--g", str(tmp / "g.npy"), "--inputs", str(tmp / "x.csv"), "--v0", "0.25",
@@ -170,6 +170,15 @@ def test_solve_with_spice_writes_the_deck_and_agrees_with_ngspice(files, capsys)
     assert sp["max_abs_diff_v"] < 1e-9 and sp["max_rel_diff_i_out"] < 1e-9 and sp["seconds"] > 0
     deck = (out / "circuit.cir").read_text()
     assert "B_d_0_0" in deck and "batch column 0 of 4" in deck  # sinh devices as B sources, all 4 inputs
+    # ngspice's time grows with the input vectors: so does its timeout (a fixed 120 s ran out)
+    from xbarsim import solve_cmd, spice
+
+    timeouts = []
+    real = spice.run_ngspice
+    monkeypatch.setattr(spice, "run_ngspice", lambda *a, **kw: timeouts.append(kw["timeout"]) or real(*a, **kw))
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--inputs", str(tmp / "x.csv"), "--spice", "--out",
+                 str(tmp / "o2"), "--no-progress"]) == 0
+    assert timeouts == [120.0 + solve_cmd.SPICE_SECONDS_PER_COLUMN * 4 * 35 / solve_cmd.SPICE_MAX_CELLS]
 
 
 def test_solve_refuses_spice_it_cannot_run_before_writing(files, capsys, monkeypatch):
@@ -181,6 +190,13 @@ def test_solve_refuses_spice_it_cannot_run_before_writing(files, capsys, monkeyp
     assert main(argv) == 1
     assert "more than 34 devices" in capsys.readouterr().err
     monkeypatch.setattr(solve_cmd, "SPICE_MAX_CELLS", 35)
+    # many input vectors: ngspice's fixed 120 s ran out after the solve (36 of 64 x 64; found by review)
+    with_x = argv + ["--inputs", str(tmp / "x.csv")]  # 4 input vectors
+    monkeypatch.setattr(solve_cmd, "SPICE_MAX_COLUMNS", 3)
+    assert main(with_x) == 1
+    err = capsys.readouterr().err
+    assert "4 input vectors on a 7 x 5 array" in err and "compare at most 3 of them" in err
+    monkeypatch.setattr(solve_cmd, "SPICE_MAX_COLUMNS", 16)
     monkeypatch.setattr(spice, "NGSPICE", "no-such-ngspice-here")
     assert main(argv) == 1
     err = capsys.readouterr().err

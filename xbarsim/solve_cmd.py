@@ -171,6 +171,12 @@ SPICE_MAX_CELLS = 64 * 64
 """Largest array ``--spice`` hands to ngspice (a 64 x 64 read, 8192
 nodes, takes it a few seconds; its dense-ish sparse solve grows much
 faster than the array)."""
+SPICE_SECONDS_PER_COLUMN = 15.0
+"""ngspice's time budget per input vector of a full `SPICE_MAX_CELLS` read
+(it took about 4 s on this project's 2-core machine under load)."""
+SPICE_MAX_COLUMNS = 16
+"""Most input vectors of a full `SPICE_MAX_CELLS` array ``--spice`` compares
+(more on smaller arrays, in proportion)."""
 
 PROGRESS_MIN_CELLS = 512 * 512
 """Arrays from this size on report each iteration on stderr (a 4096 x 4096
@@ -423,7 +429,16 @@ def _check_request(xbar, drives, method, tol):
     return net
 
 
-def _check_spice(shape):
+def _spice_timeout(cells, batch):
+    """Seconds ngspice is given for `batch` input vectors on `cells` devices:
+    `SPICE_SECONDS_PER_COLUMN` per vector of a full `SPICE_MAX_CELLS` array,
+    on top of `run_ngspice`'s own 120 s (its fixed 120 s ran out from about
+    30 vectors of 64 x 64 after the solve, with advice the command line
+    cannot follow; found by review)."""
+    return 120.0 + SPICE_SECONDS_PER_COLUMN * batch * cells / SPICE_MAX_CELLS
+
+
+def _check_spice(shape, batch=1):
     from .exceptions import SpiceError
     from .spice import _INSTALL_HINT, ngspice_available
 
@@ -431,6 +446,11 @@ def _check_spice(shape):
         raise ParameterError(f"--spice: the {shape[0]} x {shape[1]} array has more than {SPICE_MAX_CELLS} "
                              "devices, too many for ngspice in reasonable time; compare a smaller array "
                              "(or a corner of this one).")
+    if batch * shape[0] * shape[1] > SPICE_MAX_COLUMNS * SPICE_MAX_CELLS:
+        most = max(1, SPICE_MAX_COLUMNS * SPICE_MAX_CELLS // (shape[0] * shape[1]))
+        raise ParameterError(f"--spice: {batch} input vectors on a {shape[0]} x {shape[1]} array would take "
+                             f"ngspice up to {_spice_timeout(shape[0] * shape[1], batch) / 60:.0f} minutes; "
+                             f"compare at most {most} of them (a few rows of --inputs), or drop --spice.")
     if not ngspice_available():
         raise SpiceError(f"--spice needs ngspice, which was not found. {_INSTALL_HINT}")
 
@@ -440,7 +460,8 @@ def _compare_with_spice(xbar, drives, sol, deck_path):
     from .spice import run_ngspice
 
     t0 = time.perf_counter()
-    ref = run_ngspice(xbar, **drives)
+    batch = 1 if np.ndim(drives["left"].v) < 2 else np.shape(drives["left"].v)[1]
+    ref = run_ngspice(xbar, **drives, timeout=_spice_timeout(xbar.shape[0] * xbar.shape[1], batch))
     seconds = time.perf_counter() - t0
     with open(deck_path, "w") as fh:
         fh.write(ref.netlist)
@@ -458,7 +479,7 @@ def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress):
 
     net = _check_request(xbar, drives, method, tol)
     if spice:
-        _check_spice(xbar.shape)
+        _check_spice(xbar.shape, 1 if np.ndim(drives["left"].v) < 2 else np.shape(drives["left"].v)[1])
     check_out_dir(out_dir, ("summary.json", "solution.npz", "solve.png") + (("circuit.cir",) if spice else ()))
     v = drives["left"].v
     # the warm-up needs the same kernels, not the same values: which wires

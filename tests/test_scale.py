@@ -963,3 +963,18 @@ def test_a_later_larger_multigrid_point_is_warmed_up_at_its_own_levels():
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["8x8: -", "2x1000: -", "128x128: -"]
+
+
+def test_relative_error_survives_currents_whose_squares_overflow():
+    """At 1e300 V drives the currents' squares overflowed the norms: the
+    error read "n/a (no current)" while current flowed (found by review).
+    The ratio is scale-free, and the same bits where nothing overflows."""
+    from xbarsim.scale import _rel_norm
+
+    ref = np.array([[3.0, -4.0], [1.0, 2.0]])
+    diff = np.array([[1e-3, 0.0], [-2e-3, 5e-4]])
+    plain = float(np.linalg.norm(diff) / np.linalg.norm(ref))
+    assert _rel_norm(diff, ref) == plain
+    assert _rel_norm(diff * 1e300, ref * 1e300) == pytest.approx(plain, rel=1e-14)
+    assert _rel_norm(diff * 1e-300, ref * 1e-300) == pytest.approx(plain, rel=1e-14)
+    assert np.isnan(_rel_norm(diff, np.zeros_like(ref)))

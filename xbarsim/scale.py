@@ -410,8 +410,14 @@ def _failed_row(point, status, exc):
 
 
 def _rel_norm(diff, ref):
-    norm = np.linalg.norm(ref)
-    return float(np.linalg.norm(diff) / norm) if norm > 0 else float("nan")
+    """``|diff| / |ref|`` (2-norms), NaN when ``ref`` is 0; both scaled near
+    the largest ``|ref|`` first, so currents past 1e154 A (drives of 1e300 V)
+    do not overflow the squares into "no current" (found by review)."""
+    top = float(np.max(np.abs(ref), initial=0.0))
+    if not top > 0:
+        return float("nan")
+    scale = math.ldexp(1.0, -math.frexp(top)[1])  # a power of two: the same ratio, bit for bit, where nothing overflowed
+    return float(np.linalg.norm(np.asarray(diff) * scale) / np.linalg.norm(np.asarray(ref) * scale))
 
 
 def _metrics(g, x, sol, v0):

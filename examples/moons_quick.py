@@ -29,7 +29,7 @@ def main(n_transfers=12, seed=0):
     sur = Surrogate.fit(cfg, n_transfers=6, seed=seed, n_fail_devices=4000)
     data = make_moons_split(seed=seed)
     net = convert(moons_network(seed=seed), surrogate=sur, seed=seed, failures=8.0)
-    result = train(net, data, TrainConfig(epochs=40, seed=seed), progress=False)
+    result = train(net, data, TrainConfig(epochs=60, seed=seed), progress=False)
     mc, _ = evaluate_circuit(net, cfg, data.x_test, data.y_test, n=n_transfers, seed=seed, progress=False)
     summary = summarize(mc.correct)
     ppa = per_point_accuracy(mc.correct)

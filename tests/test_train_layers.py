@@ -508,6 +508,17 @@ def test_convert_refuses_what_each_layer_takes_from_its_source(kwargs):
         HardwareAwareLinear.from_linear(net[0], surrogate=ToyHardware(), **kwargs)
 
 
+def test_convert_refuses_an_unknown_option():
+    """An unknown keyword was Python's raw TypeError from deep inside."""
+    net = nn.Sequential(nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1))
+    with pytest.raises(ParameterError, match="unknown option 'failure'.*failures"):
+        convert(net, surrogate=ToyHardware(), failure=True)
+    with pytest.raises(ParameterError, match="unknown option 'foo'"):
+        HardwareAwareLinear.from_linear(net[0], surrogate=ToyHardware(), foo=1)
+    layer = HardwareAwareLinear.from_linear(net[0], surrogate=ToyHardware(), seed=3, reparam=False)
+    assert layer.reparam is False
+
+
 def test_accuracy_gives_every_module_back_in_its_mode():
     """accuracy / predict_logits evaluate in evaluation mode and then give
     the model back as it was: they left it in evaluation mode, so a call in

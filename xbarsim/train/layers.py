@@ -521,8 +521,17 @@ def sampling(model, enabled=True):
 _COPIED = ("in_features", "out_features", "bias", "device", "dtype")
 
 
+_OPTIONS = ("mapping", "reparam", "failures", "weight_decay", "hardware_penalty")
+"""The `HardwareAwareLinear` settings `from_linear` / `convert` pass on."""
+
+
 def _refuse_copied_kwargs(kwargs):
-    """`from_linear` / `convert` take each layer's shape, bias, dtype and device from the source layer."""
+    """`from_linear` / `convert` take each layer's shape, bias, dtype and device from the source layer,
+    and pass on only `_OPTIONS` (an unknown keyword was Python's raw TypeError)."""
+    unknown = [k for k in kwargs if k not in _COPIED + _OPTIONS + ("surrogate", "seed")]
+    if unknown:
+        raise ParameterError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; a "
+                             f"hardware-aware layer takes {', '.join(_OPTIONS)} (and surrogate, seed).")
     given = [k for k in _COPIED if k in kwargs]
     if given:
         raise ParameterError(

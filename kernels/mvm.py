@@ -49,7 +49,8 @@ def _mvm_inputs(G, vt, b0, b1, v0, v0inv, r_wl, r_bl, read_noise, st, tol, maxit
         down = 1.0
         up = 1.0
         if vmax > 0.0:
-            e = math.frexp(vmax)[1]
+            # clamped: below ~5.6e-309 V (subnormal) 2**-e overflowed to inf and the noise to NaN
+            e = min(max(math.frexp(vmax)[1], -1000), 1000)
             down = math.ldexp(1.0, -e)
             up = math.ldexp(1.0, e)
         # the ideal-wire voltages are a far better start than the last input's

@@ -294,6 +294,9 @@ def test_read_noise_scales_with_tiny_inputs():
     assert not np.array_equal(y, xs.mvm(prog, x, noise=False))
     tiny = 2.0 ** -600
     np.testing.assert_array_equal(xs.mvm(prog, x * tiny, seed=1), y * tiny)
+    # subnormal inputs: the scale 2**-e overflowed to inf, and the outputs came back inf / NaN
+    for sub in (1e-309, 1e-315, 5e-324):
+        assert np.all(np.isfinite(xs.mvm(prog, np.array([[sub, 0.0, 0.0]]), seed=1)))
 
 
 def test_mvm_noise_must_be_a_bool():

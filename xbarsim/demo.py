@@ -54,12 +54,17 @@ def run(args):
     _memory.require(need, f"the {n} x {n} demo", "give a smaller --size" +
                     (" or leave out --direct" if "direct" in methods and n > DIRECT_MAX else ""))
 
-    # A first run compiles the kernels (tens of seconds); do it on a tiny
-    # array so that the times below are solve times, not compile times.
+    # A first run compiles the kernels (tens of seconds); do it on a small
+    # array so that the times below are solve times, not compile times: one
+    # with multigrid levels where the real solve has them (a 4 x 4 array is
+    # its own coarsest level; `xbarsim.solve.warm_up_shape`)
+    from .solve import warm_up_shape
+
     print("warming up the solvers (the first run of an install compiles them)...", file=sys.stderr, flush=True)
-    tiny = xs.Crossbar(np.full((4, 4), 1e-4), r_wl=args.r_wire, r_bl=args.r_wire)
     for method in methods:
-        xs.solve(tiny, left=xs.Drive(np.full(4, 0.1), r=1.0), bottom=xs.Drive(0.0, r=1.0), method=method)
+        shape = warm_up_shape((n, n), method)
+        small = xs.Crossbar(np.full(shape, 1e-4), r_wl=args.r_wire, r_bl=args.r_wire)
+        xs.solve(small, left=xs.Drive(np.full(shape[0], 0.1), r=1.0), bottom=xs.Drive(0.0, r=1.0), method=method)
 
     rng = np.random.default_rng(args.seed)
     g = 1.0 / rng.uniform(2e3, 1e4, (n, n))

@@ -1452,7 +1452,7 @@ def _main(args):
     if args.scheduler is not None:
         _check_scheduler_address(args.scheduler)
     made_out = not os.path.exists(args.out)
-    check_out_dir(args.out)
+    check_out_dir(args.out, (RESULTS_NAME,) + (() if args.no_plots else FIGURES))
     _results_state(Path(args.out) / RESULTS_NAME)  # refuse another program's results.csv now
     client = cluster = None
     numba_threads = None

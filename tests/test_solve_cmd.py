@@ -310,3 +310,8 @@ def test_solve_reads_a_csv_of_single_value_rows_as_input_vectors_of_a_one_word_l
     _, sol = _load(tmp_path / "o")
     x = np.array([[0.1, 0.2, 0.3]])  # (M, B)
     np.testing.assert_allclose(sol["i_out"], g.T @ x, rtol=1e-12)
+    # one row of three values is one input vector of the wrong length (M = 1): refused
+    (tmp_path / "row.csv").write_text("0.1,0.2,0.3\n")
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--inputs", str(tmp_path / "row.csv"), "--r-wire", "0",
+                 "--out", str(tmp_path / "o2"), "--no-progress"]) == 1
+    assert not (tmp_path / "o2").exists()

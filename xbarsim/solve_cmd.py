@@ -64,8 +64,6 @@ def _inputs(x, M):
         raise ParameterError(f"--inputs holds NaN or inf (first at index {bad}); give finite input voltages.")
     if x.ndim == 1 and x.shape[0] == M:
         return x
-    if x.ndim == 1 and M == 1:  # a .csv of B rows of one value: B input vectors of one word line
-        return x[None, :] if x.shape[0] > 1 else x
     if x.ndim == 2 and x.shape[1] == M:
         return np.ascontiguousarray(x.T) if x.shape[0] > 1 else x[0]
     raise ParameterError(f"--inputs has shape {x.shape}; the array has {M} word lines, so give {M} "
@@ -600,7 +598,10 @@ def register(subparsers):
                       provenance=dict(g=os.path.abspath(args.g)))
             return 0
         if args.inputs is not None:  # "" too: load_array says there is no such file
-            x = _inputs(load_array(args.inputs, "--inputs", "input voltages in volts, one row per input vector"), g.shape[0])
+            # with one word line a .csv of B single-value rows is B input vectors (ndmin=2: read as one
+            # vector of B values it was refused), and one row of B values is refused as too long
+            x = _inputs(load_array(args.inputs, "--inputs", "input voltages in volts, one row per input vector",
+                                   ndmin=2 if g.shape[0] == 1 else 1), g.shape[0])
             provenance = dict(g=os.path.abspath(args.g), inputs=os.path.abspath(args.inputs))
         else:
             if not np.isfinite(args.v_in):

@@ -146,7 +146,13 @@ def test_requests_that_cannot_run_are_refused_before_any_work(tmp_path, capsys, 
 def test_fit_transfers_with_a_given_surrogate_is_refused_and_the_given_fit_recorded(quick_run, tmp_path, capsys):
     """--fit-transfers was ignored with --surrogate, and results.json
     recorded it as the fit used (found by review)."""
-    sur_path = str(quick_run / "surrogate.npz")
+    import xbarsim as xs
+    from xbarsim.moons import MOONS_LAYERS, QUICK
+    from xbarsim.train.surrogate import Surrogate
+
+    sur_path = str(tmp_path / "other_fit.npz")  # a fit unlike --quick's, so the record tells them apart
+    Surrogate.fit(xs.TransferConfig(), n_transfers=3, layers=MOONS_LAYERS, n_fail_devices=100, seed=2).save(sur_path)
+    assert (3, 100) != (QUICK.fit_transfers, QUICK.fail_devices)
     out = tmp_path / "o"
     assert main(["moons", "--quick", "--out", str(out), "--surrogate", sur_path, "--fit-transfers", "50",
                  "--no-progress"]) == 1
@@ -156,8 +162,8 @@ def test_fit_transfers_with_a_given_surrogate_is_refused_and_the_given_fit_recor
                  "--no-progress", "--seed", "3"]) == 0
     doc = json.loads((out / "results.json").read_text())
     meta = doc["surrogate"]["meta"]
-    assert doc["config"]["run"]["fit_transfers"] == meta["n_transfers"]
-    assert doc["config"]["run"]["fail_devices"] == meta["n_fail_devices"]
+    assert doc["config"]["run"]["fit_transfers"] == meta["n_transfers"] == 3
+    assert doc["config"]["run"]["fail_devices"] == meta["n_fail_devices"] == 100
 
 
 def test_a_seed_too_large_for_the_derived_streams_is_refused_before_anything_runs(tmp_path):

@@ -234,9 +234,14 @@ def _line_pass(r, drv, vd, end, sgn, gd, i0, xs, xo, cp, dp, x, dm):
     return dmax
 
 
-_STRONG_WIRE = 1e-3
+_STRONG_WIRE = 1.0
 """A floating line whose devices, summed and times its node count, conduct
-at most this fraction of one wire segment is solved by `_floating_line`."""
+at most this fraction of one wire segment is solved by `_floating_line`.
+At 1e-3 the Thomas solve of lines just above it (held by devices ~1e3
+times weaker than a segment) misplaced them by ~1e-12 of the drive, which
+the level correction undid every sweep: a cycle just above tol / 2 at tol
+1e-12 (found by fuzzing). At 1 the profile's ``beta`` stays below
+cosh(1) - 1."""
 
 
 @njit(**STRICT_JIT)
@@ -255,8 +260,9 @@ def _floating_line(l, gw, sgn, gd, i0, xo, cp, dp):
     node k + 1 into node k, Kirchhoff at node k reads ``s_k = s_(k-1) + d_k
     x_k - rhs_k`` (``s_(-1) = 0``) and ``x_(k+1) = x_k + s_k / gw``. Written
     as ``x_k = a + alpha_k + beta_k a`` (``a = x_0``) the recurrence runs
-    forward in well-scaled terms (``alpha``, ``beta`` are wire drops, tiny
-    on strong wire: ``beta`` stays below about `_STRONG_WIRE`), and the open
+    forward in well-scaled terms (``alpha``, ``beta`` are wire drops, small
+    on strong wire: ``beta`` grows like ``cosh(k sqrt(d / gw)) - 1``, below
+    0.55 under `_STRONG_WIRE`), and the open
     far end, ``s_(n-1) = 0``, gives the level ``a``, a conductance-weighted
     mean as on an ideal line (`_merged_pass`). Exact in exact arithmetic,
     like the Thomas solve; a line on weaker wire keeps the Thomas solve
@@ -267,7 +273,8 @@ def _floating_line(l, gw, sgn, gd, i0, xo, cp, dp):
     for k in range(n):
         dsum += gd[k, l]
     if not (dsum > 0.0 and n * dsum <= _STRONG_WIRE * gw):
-        return  # weak wire, or no device (an isolated line): the Thomas solve stands
+        return  # weak wire, or no device: the Thomas solve stands (a line of open devices only is ill-posed:
+        # xs.solve refuses it, programming never builds one, and its 0 / 0 ends the solve as not converged)
     a = 0.0
     for final in range(2):
         sa = 0.0  # s_k = sa + sb a

@@ -110,6 +110,42 @@ def test_floating_lines_on_nearly_ideal_wire_match_solve(what):
     np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-11)
 
 
+def test_a_weakly_held_floating_line_converges_at_a_tight_tolerance():
+    """A fuzz-found circuit (floating pulse, linear devices, 13 ohm wire):
+    floating word line 10 is held by 1-10 uS devices, n x their sum 1.06e-3
+    of a segment, just above where the level-plus-profile solve then took
+    over. Its Thomas solve misplaced it by 1e-12 of the drive, the level
+    correction moved it back every sweep, and the solve cycled just above
+    tol / 2 until its cap (-1 at tol 1e-12; found by fuzzing). The switch
+    now sits at n x sum = one segment: it converges, matching the direct
+    solve."""
+    G = np.array([
+        [0.008690161517684168, 1.5973426092725415e-05, 0, 4.7991233972587995e-06, 0.001455825823269749, 0],
+        [1.673645081585488e-06, 0, 0.002352156410278973, 0, 5.512010098794641e-06, 0],
+        [0, 0.0010732130524240624, 6.197135012553359e-06, 0, 0, 0.005840380021554984],
+        [3.527488342435138e-06, 3.5301561923293137e-06, 0, 0, 0, 0],
+        [3.924990539687154e-06, 0, 0.004509332923547067, 0, 1.2297443941255097e-06, 4.265000206725534e-06],
+        [0.007531467006818284, 0, 0.0007732990703875654, 1.365659592550565e-05, 4.638092485869311e-05, 0],
+        [0, 0.0004316249581799389, 0.004905809991620597, 0, 0, 0],
+        [1.560788483363598e-05, 0, 0.0073587849456866975, 0, 0.008025794818380299, 0],
+        [0, 0, 0.0029730392066941334, 0, 0, 0],
+        [0, 0.0016227818231394774, 5.9691168392614694e-05, 0.0007009409617372579, 0, 4.563567358328952e-05],
+        [0, 0, 1.2515208034938869e-06, 0, 1.879990051723353e-06, 1.0312287398972258e-05]])
+    r, vp = 13.147811322764221, 2.327123355383084
+    M, N = G.shape
+    wl_v, bl_v = np.zeros(M), np.zeros(N)
+    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+    KP._pulse_drives(2, 9, 0, vp, wl_v, wl_d, bl_v, bl_d)
+    assert 1e-3 < N * G[10].sum() * r < 1.1e-3 and not wl_d[10]
+    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
+    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+    it = solve_nodal(G, 0.0, 0.0, r, r, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
+                     *nodal_work(M, N), 1e-12 * vp, 100000, np.full(1, -1.0))
+    assert 0 < it <= 200
+    sol = _reference(G, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool)), r, None)
+    np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-11 * vp)
+
+
 @pytest.mark.parametrize("scheme, read", [("floating", "grounded"), ("V/3", "floating")])
 def test_programming_on_nearly_ideal_wire_tends_to_ideal_wire(scheme, read):
     """Under floating bias or floating reads, wires of 1e-7 and 1e-30 ohm

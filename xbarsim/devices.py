@@ -116,7 +116,7 @@ distance left, larger than the band, so it stops anywhere inside it; the
 fall of the programming spread toward 500 uS (the published tuning law and
 offset std in quadrature fall from 0.69 % to 0.53 %; simulated flat, about
 0.56 %: within +-30 % everywhere, the slope not reproduced); and the drift
-mean over k = 5-16 events, 0.65-0.80 x of the measured one (below 0.70 x,
+mean over k = 5-15 events, 0.65-0.80 x of the measured one (below 0.70 x,
 a miss, at k = 12-14, where the measured curve dips).
 """
 

@@ -62,28 +62,36 @@ def test_half_selected_voltages_match_solve_sinh(scheme):
     np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-9)
 
 
+def _floating_solve(G, what, cell, r, maxit):
+    """`solve_nodal` (V0 = 0.45 V, tol 1e-12) of a floating-scheme pulse
+    (1.6 V) or read (0.2 V) on `cell`: ``(sweeps, cell voltages, drives)``
+    with the drives as `_reference` takes them."""
+    M, N = G.shape
+    wl_v, bl_v = np.zeros(M), np.zeros(N)
+    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+    if what == "floating pulse":
+        KP._pulse_drives(2, cell[0], cell[1], 1.6, wl_v, wl_d, bl_v, bl_d)
+    else:
+        KP._read_drives(2, cell[0], cell[1], 0.2, wl_v, wl_d, bl_v, bl_d)
+    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
+    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+    it = solve_nodal(G, 0.45, 1 / 0.45, r, r, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)),
+                     np.zeros((M, N)), *nodal_work(M, N), 1e-12, maxit, np.full(1, -1.0))
+    return it, vwl - vbl, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool))
+
+
 @pytest.mark.parametrize("what", ["floating pulse", "floating read"])
 def test_floating_lines_settle_in_a_few_sweeps_and_match_solve(what):
     """With every unselected line floating, plain Gauss-Seidel settled the
     floating lines' levels by ~1/N per sweep (48 x 48: 436 sweeps for a
     pulse, 723 for a read at tol 1e-12); the line-shift correction
     (`_line_shifts`) makes it 23 and 15. Same answer as the direct solve."""
-    n = 48
-    G = np.random.default_rng(3).uniform(100e-6, 500e-6, (n, n))
-    wl_v, bl_v = np.zeros(n), np.zeros(n)
-    wl_d, bl_d = np.zeros(n, np.uint8), np.zeros(n, np.uint8)
-    if what == "floating pulse":
-        KP._pulse_drives(2, 5, 7, 1.6, wl_v, wl_d, bl_v, bl_d)
-    else:
-        KP._read_drives(2, 5, 7, 0.2, wl_v, wl_d, bl_v, bl_d)
-    assert wl_d.sum() == 1 and bl_d.sum() == 1
-    vwl, vbl = np.zeros((n, n)), np.zeros((n, n))
-    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
-    it = solve_nodal(G, 0.45, 1 / 0.45, 1.0, 1.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((n, n)),
-                     np.zeros((n, n)), *nodal_work(n, n), 1e-12, 100000, np.full(1, -1.0))
+    G = np.random.default_rng(3).uniform(100e-6, 500e-6, (48, 48))
+    it, v, drives = _floating_solve(G, what, (5, 7), 1.0, 100000)
+    assert drives[1].sum() == 1 and drives[3].sum() == 1
     assert 0 < it <= 30
-    sol = _reference(G, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool)), 1.0, 0.45)
-    np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-10)
+    sol = _reference(G, drives, 1.0, 0.45)
+    np.testing.assert_allclose(v, sol.v_wl - sol.v_bl, rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("what", ["floating pulse", "floating read"])
@@ -93,21 +101,11 @@ def test_floating_lines_on_nearly_ideal_wire_match_solve(what):
     the compact solver ran to its sweep cap (`ConvergenceError` from
     `program`; found by review); the level-plus-profile solve
     (`kernels.nodal._floating_line`) matches the direct solve."""
-    n = 6
-    G = np.random.default_rng(8).uniform(100e-6, 500e-6, (n, n))
-    wl_v, bl_v = np.zeros(n), np.zeros(n)
-    wl_d, bl_d = np.zeros(n, np.uint8), np.zeros(n, np.uint8)
-    if what == "floating pulse":
-        KP._pulse_drives(2, 1, 4, 1.6, wl_v, wl_d, bl_v, bl_d)
-    else:
-        KP._read_drives(2, 1, 4, 0.2, wl_v, wl_d, bl_v, bl_d)
-    vwl, vbl = np.zeros((n, n)), np.zeros((n, n))
-    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
-    it = solve_nodal(G, 0.45, 1 / 0.45, 1e-7, 1e-7, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((n, n)),
-                     np.zeros((n, n)), *nodal_work(n, n), 1e-12, 1000, np.full(1, -1.0))
+    G = np.random.default_rng(8).uniform(100e-6, 500e-6, (6, 6))
+    it, v, drives = _floating_solve(G, what, (1, 4), 1e-7, 1000)
     assert 0 < it <= 30
-    sol = _reference(G, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool)), 1e-7, 0.45)
-    np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-11)
+    sol = _reference(G, drives, 1e-7, 0.45)
+    np.testing.assert_allclose(v, sol.v_wl - sol.v_bl, rtol=0, atol=1e-11)
 
 
 def test_a_weakly_held_floating_line_converges_at_a_tight_tolerance():

@@ -339,23 +339,19 @@ _WARMED = set()
 """(circuit kind, warm-up shape) pairs whose kernels (and lazy imports) this
 process has already loaded."""
 
-def _warm_up_shape(point, method):
-    """The array `_warm_up` solves for `point` (`xbarsim.solve.warm_up_shape`)."""
-    from .solve import warm_up_shape
-
-    return warm_up_shape((point.rows, point.cols), method)
-
 
 def _warm_up(point, method):
     """Solve a small circuit of the point's kind once per process and warm-up
-    shape (`_warm_up_shape`), so that time_s measures the solve, not numba
-    compilation or cache loading (ideal wires or terminals, batches, devices
-    and methods take different code paths, and so does a multigrid solve
-    with coarse levels from one small enough to be its own coarsest level:
-    a later, larger point is warmed again at its own shape)."""
+    shape (`xbarsim.solve.warm_up_shape`), so that time_s measures the
+    solve, not numba compilation or cache loading (ideal wires or
+    terminals, batches, devices and methods take different code paths, and
+    so does a multigrid solve with coarse levels from one small enough to
+    be its own coarsest level: a later, larger point is warmed again at its
+    own shape)."""
     import xbarsim as xs
+    from .solve import warm_up_shape
 
-    shape = _warm_up_shape(point, method)
+    shape = warm_up_shape((point.rows, point.cols), method)
     kind = (method, point.inputs > 1, point.r_wire == 0, point.r_terminal == 0, point.v0 is None, shape)
     if kind in _WARMED:
         return
@@ -416,7 +412,9 @@ def _rel_norm(diff, ref):
     top = float(np.max(np.abs(ref), initial=0.0))
     if not top > 0:
         return float("nan")
-    scale = math.ldexp(1.0, -math.frexp(top)[1])  # a power of two: the same ratio, bit for bit, where nothing overflowed
+    from ._pcg import unit_scale
+
+    scale = 1.0 / float(unit_scale(top))  # a power of two: the same ratio, bit for bit, where nothing overflowed
     return float(np.linalg.norm(np.asarray(diff) * scale) / np.linalg.norm(np.asarray(ref) * scale))
 
 

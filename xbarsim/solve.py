@@ -307,10 +307,7 @@ def solve(
         raise ParameterError(f"x0 must be a Solution from a previous solve; got {type(x0).__name__}.")
     if not isinstance(xbar, Crossbar):
         raise ParameterError(f"xbar must be an xbarsim.Crossbar; got {type(xbar).__name__}.")
-    # The memory refusal comes before the network is built: building it
-    # already takes (lines, B) arrays per drive.
-    _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar)), *xbar.shape,
-                  _batch_of(left, right, top, bottom))
+    _check_memory(xbar, method, left, right, top, bottom)  # before the network is built
     net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
     M, N = xbar.shape
     if x0 is not None:
@@ -325,6 +322,16 @@ def solve(
         if not finite:  # a NaN start read as "non-finite voltages ... a bug" after the solve
             raise ParameterError("x0 holds NaN or inf node voltages; give a converged Solution, or no x0.")
     return _solve_network(net, method, tol, maxiter, callback, x0, keep_factors=keep_factors)
+
+
+def _check_memory(xbar, method, *drives):
+    """`solve`'s memory refusal (`MemoryLimitError`), from the array and the
+    drives' shapes alone, before the network is built (building it already
+    takes (lines, B) arrays per drive): the method ``"auto"`` will run
+    (`has_ideal_wire`) at the batch the drives ask for (`_batch_of`). The
+    command line's pre-checks call it too."""
+    _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar)), *xbar.shape,
+                  _batch_of(*drives))
 
 
 def _batch_of(*drives):

@@ -415,13 +415,11 @@ def _check_request(xbar, drives, method, tol):
     memory, drives, method against the wires), made before ``--out`` is
     created, so that a refused request writes nothing; returns the network
     they built, which the solve then uses (`_checked_solve`)."""
-    from . import _memory
     from .circuit import build_network
-    from .solve import DEFAULT_TOL, _check_tol, _resolve_method, choose_method, has_ideal_wire
+    from .solve import DEFAULT_TOL, _check_memory, _check_tol, _resolve_method
 
     _check_tol(DEFAULT_TOL if tol is None else tol, None)
-    batch = 1 if np.ndim(drives["left"].v) < 2 else np.shape(drives["left"].v)[1]
-    _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar)), *xbar.shape, batch)
+    _check_memory(xbar, method, *drives.values())
     net = build_network(xbar, **drives)
     _resolve_method(net, method)
     return net
@@ -458,8 +456,10 @@ def _compare_with_spice(xbar, drives, sol, deck_path):
     from .spice import run_ngspice
 
     t0 = time.perf_counter()
-    batch = 1 if np.ndim(drives["left"].v) < 2 else np.shape(drives["left"].v)[1]
-    ref = run_ngspice(xbar, **drives, timeout=_spice_timeout(xbar.shape[0] * xbar.shape[1], batch))
+    from .solve import _batch_of
+
+    ref = run_ngspice(xbar, **drives,
+                      timeout=_spice_timeout(xbar.shape[0] * xbar.shape[1], _batch_of(*drives.values())))
     seconds = time.perf_counter() - t0
     with open(deck_path, "w") as fh:
         fh.write(ref.netlist)
@@ -473,11 +473,11 @@ def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress):
     """Every check first (`_check_request`, `_check_spice`, then ``--out``),
     the kernels loaded (`_warm_up`), then the solve: ``(solution, seconds,
     kernel load seconds)``."""
-    from .solve import DEFAULT_TOL, _solve_network
+    from .solve import DEFAULT_TOL, _batch_of, _solve_network
 
     net = _check_request(xbar, drives, method, tol)
     if spice:
-        _check_spice(xbar.shape, 1 if np.ndim(drives["left"].v) < 2 else np.shape(drives["left"].v)[1])
+        _check_spice(xbar.shape, _batch_of(*drives.values()))
     check_out_dir(out_dir, ("summary.json", "solution.npz", "solve.png") + (("circuit.cir",) if spice else ()))
     v = drives["left"].v
     # the warm-up needs the same kernels, not the same values: which wires

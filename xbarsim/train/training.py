@@ -91,16 +91,23 @@ def predict_logits(model, x):
     """
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     dtype = dtypes.pop() if len(dtypes) == 1 else torch.float64
+    with _evaluating(model), torch.no_grad():
+        out = model(torch.as_tensor(np.asarray(x), dtype=dtype))
+    return out.squeeze(-1).to(torch.float64).numpy()
+
+
+@contextlib.contextmanager
+def _evaluating(model):
+    """`model` in evaluation mode inside the block; afterwards every module
+    back in the mode it was in (submodules may differ from the model: a
+    frozen norm layer, a Dropout kept in evaluation mode)."""
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        with torch.no_grad():
-            out = model(torch.as_tensor(np.asarray(x), dtype=dtype))
+        yield model
     finally:
-        model.train(modes[0][1])
-        for m, mode in modes:  # submodules in another mode than the model's (a frozen norm layer...)
+        for m, mode in modes:
             m.training = mode
-    return out.squeeze(-1).to(torch.float64).numpy()
 
 
 def accuracy(model, x, y):
@@ -196,16 +203,13 @@ def _check_training(model, data, config):
     if any(p.dtype != torch.float64 for p in params):
         raise ParameterError("train runs in float64 (the hardware models are float64); convert the model with "
                              "model.double() first.")
-    was_training = model.training
-    model.eval()  # the mean weights: no hardware sample drawn, no stream advanced
     try:
-        with torch.no_grad():
+        # evaluation mode: the mean weights, no hardware sample drawn, no stream advanced
+        with _evaluating(model), torch.no_grad():
             out = model(torch.as_tensor(np.asarray(data.x_train[:2]), dtype=torch.float64))
     except RuntimeError as exc:  # torch's shape errors: the model does not take these points
         raise ParameterError(f"the model does not take data.x_train's {np.shape(data.x_train)[1]}-feature points "
                              f"({exc}).") from None
-    finally:
-        model.train(was_training)
     if out.ndim != 2 or out.shape[1] != 1:
         raise ParameterError(f"train fits binary classifiers with one logit per point ((B, 1) outputs, "
                              f"BCE-with-logits); this model gives {tuple(out.shape)}. Write your own loop for "

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+import xbarsim as xs
 from xbarsim.exceptions import ParameterError
 from xbarsim.train.data import make_moons_split
 from xbarsim.train.layers import (
@@ -562,3 +563,63 @@ def test_accuracy_feeds_the_points_at_the_models_dtype(dtype):
     np.testing.assert_array_equal(logits, want)
     y = (x[:, 0] > 0).astype(int)
     assert accuracy(net, x, y) == np.mean((want > 0) == y)
+
+
+def test_convert_keeps_a_tied_layer_tied():
+    """A layer used twice (weight tying) was converted once; the second use
+    stayed a plain, untied nn.Linear (found by review)."""
+    lin = nn.Linear(4, 4).double()
+    tied = nn.Sequential(lin, nn.Sigmoid(), lin)
+    for inplace in (False, True):
+        hw = convert(tied, seed=2, inplace=inplace)
+        assert isinstance(hw[0], HardwareAwareLinear) and hw[0] is hw[2]
+        assert sum(p.numel() for p in hw.parameters()) == 20
+    # seeds count distinct layers: a layer after the tied one gets seed + 1
+    net = convert(nn.Sequential(lin, lin, nn.Linear(4, 1).double()), seed=5)
+    ref = convert(nn.Sequential(nn.Linear(4, 4).double(), nn.Linear(4, 1).double()), seed=5)
+    assert net[2]._rng.bit_generator.state == ref[1]._rng.bit_generator.state
+
+
+def test_convert_leaves_attention_projections_alone_and_says_so():
+    """nn.MultiheadAttention reads out_proj.weight directly, so a converted
+    out_proj never sampled (found by review)."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.att = nn.MultiheadAttention(4, 2)
+            self.fc = nn.Linear(4, 1)
+
+    with pytest.warns(RuntimeWarning, match="att"):
+        net = convert(Net())
+    assert type(net.att.out_proj) is not HardwareAwareLinear and isinstance(net.fc, HardwareAwareLinear)
+
+
+def test_evaluations_take_tensors_that_require_grad():
+    """np.asarray raised torch's RuntimeError on a tensor that requires grad
+    (found by review); the core API detaches them."""
+    from xbarsim.train.evaluate import evaluate_statistical
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 1)).double()
+    layers = [(m.weight, m.bias) for m in (net[0], net[2])]
+    x = torch.rand(5, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0], requires_grad=True)
+    a = evaluate_statistical(layers, xs.TransferConfig(), x, y, n=2, seed=0)
+    b = evaluate_statistical(net, xs.TransferConfig(), x.detach().numpy(), y.detach().numpy().astype(int), n=2, seed=0)
+    np.testing.assert_array_equal(a.logits, b.logits)
+
+
+def test_evaluate_circuit_refuses_overflowing_inputs_before_programming(monkeypatch):
+    """The sinh-overflow check ran in the first MVM, after a chunk of
+    transfers was programmed (26 s; found by review)."""
+    from xbarsim.train.evaluate import evaluate_circuit
+
+    def boom(*a, **k):
+        raise AssertionError("programmed before refusing the inputs")
+
+    monkeypatch.setattr(xs, "iter_transfers", boom)
+    net = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 1)).double()
+    x = np.full((4, 2), 5000.0)
+    with pytest.raises(ParameterError, match="overflows"):
+        evaluate_circuit(net, xs.TransferConfig(), x, np.array([0, 1, 0, 1]), n=2, progress=False)

@@ -116,6 +116,44 @@ def test_sample_layer_failures_and_penalty(small, cfg):
         assert float(w.grad[k]) * np.sign(W[k]) > 0  # shrinking the largest weight lowers the penalty
 
 
+def test_penalty_in_half_precision_is_finite_and_matches_single(small):
+    """In float16 the squared conductance errors (~1e-12 S^2) underflowed: the
+    penalty came out 0 with NaN gradients (found by review)."""
+    rng = np.random.default_rng(4)
+    W, b = rng.uniform(-1, 1, (3, 8)), rng.uniform(-1, 1, 3)
+    values, grads = {}, {}
+    for dt in (torch.float16, torch.float32):
+        w = torch.tensor(W, dtype=dt, requires_grad=True)
+        bb = torch.tensor(b, dtype=dt, requires_grad=True)
+        p = small.penalty(w, bb)
+        p.backward()
+        assert p.dtype == dt and bool(torch.isfinite(w.grad).all()) and bool(torch.isfinite(bb.grad).all())
+        values[dt], grads[dt] = float(p.detach()), w.grad.double()
+    assert values[torch.float32] > 0
+    assert values[torch.float16] == pytest.approx(values[torch.float32], rel=2e-3)
+    torch.testing.assert_close(grads[torch.float16], grads[torch.float32], rtol=2e-2, atol=1e-3 * grads[torch.float32].abs().max().item())
+
+
+def test_a_layer_pickles_after_a_sampled_forward(small):
+    """The last sample kept a closure: torch.save(model), deepcopy and pickle
+    failed once training had run a forward (found by review)."""
+    import copy
+    import io
+
+    layer = HardwareAwareLinear(2, 8, surrogate=small, seed=0).double()
+    layer.train()
+    layer(torch.rand(4, 2, dtype=torch.float64))
+    assert layer.last_sample is not None
+    buf = io.BytesIO()
+    torch.save(layer, buf)
+    buf.seek(0)
+    back = torch.load(buf, weights_only=False)
+    assert back.last_sample is None and layer.last_sample is not None
+    torch.testing.assert_close(back.weight, layer.weight)
+    assert copy.deepcopy(layer).last_sample is None
+    assert pickle.loads(pickle.dumps(layer)).in_features == 2
+
+
 def test_layer_with_surrogate_trains_and_samples(small):
     layer = HardwareAwareLinear(2, 8, surrogate=small, seed=0, hardware_penalty=1e-3).double()
     x = torch.rand(16, 2, dtype=torch.float64)

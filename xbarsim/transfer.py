@@ -448,6 +448,22 @@ def _mvm_bytes(n, nv, B, mapping, chunks, noise):
     return float(inputs + tile + work + 16 * n * B * mapping.out_features)
 
 
+def refuse_sinh_overflow(x, mapping, dev):
+    """Refuse inputs ``x`` (non-empty) that drive a word line where the sinh
+    device current overflows (``|V| / v0 > 700``); returns the largest
+    word-line voltage. It needs no conductances, so a caller that programs
+    first (``xbarsim.train.evaluate_circuit``) runs it before programming."""
+    scale = mapping.v_read / mapping.input_scale
+    v_max = float(np.max(np.abs(x))) * scale
+    if dev.v0 is not None and v_max / dev.v0 > _SINH_MAX:
+        raise ParameterError(
+            f"inputs up to |x| = {v_max / scale:.4g} drive the word lines at {v_max:.3g} V, where the sinh "
+            f"device current (v0 = {dev.v0:g} V) overflows. Scale the inputs into about [0, input_scale = "
+            f"{mapping.input_scale:g}] (read at [0, {mapping.v_read:g} V]), or raise TransferConfig.input_scale."
+        )
+    return v_max
+
+
 def _check_read_voltage(x, mapping, dev, g_tiles):
     """Inputs whose word-line voltage reaches a switching threshold: such a
     "read" would program the array, which the MVM does not model. Warned
@@ -461,13 +477,7 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
     if x.size == 0:
         return
     scale = mapping.v_read / mapping.input_scale
-    v_max = float(np.max(np.abs(x))) * scale
-    if dev.v0 is not None and v_max / dev.v0 > _SINH_MAX:
-        raise ParameterError(
-            f"inputs up to |x| = {v_max / scale:.4g} drive the word lines at {v_max:.3g} V, where the sinh "
-            f"device current (v0 = {dev.v0:g} V) overflows. Scale the inputs into about [0, input_scale = "
-            f"{mapping.input_scale:g}] (read at [0, {mapping.v_read:g} V]), or raise TransferConfig.input_scale."
-        )
+    v_max = refuse_sinh_overflow(x, mapping, dev)
     v_top = max(v_max, mapping.v_read if mapping.has_bias else 0.0)
     g_top = max(float(np.max(g)) for g in g_tiles)
     i_top = v_top if dev.v0 is None else dev.v0 * math.sinh(v_top / dev.v0)

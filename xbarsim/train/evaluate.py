@@ -29,6 +29,8 @@ import torch.nn as nn
 
 from .._progress import Progress
 from ..exceptions import ParameterError
+from ..mapping import as_float_array
+from ..transfer import refuse_sinh_overflow
 from ._checks import SEED_OFFSET_MAX, check_count, check_seed
 from .layers import linear_layers
 
@@ -98,8 +100,10 @@ def _task(model_or_layers, x, y):
         if not layers or not all(isinstance(lb, (list, tuple)) and len(lb) == 2 for lb in layers):
             raise ParameterError("give a torch model, or its layers as a non-empty list of (weight, bias) pairs "
                                  "(weight (out, in), bias (out,) or None), as network_layers returns them.")
-        layers = [(np.asarray(w, dtype=np.float64), None if b is None else np.asarray(b, dtype=np.float64))
-                  for w, b in layers]
+        # torch tensors detached (np.asarray raised torch's RuntimeError for
+        # one that requires grad; found by review)
+        layers = [(as_float_array(w, "weight", "(out, in)"),
+                   None if b is None else as_float_array(b, "bias", "(out,)")) for w, b in layers]
         if any(w.ndim != 2 for w, _ in layers):
             raise ParameterError("each layer's weight must be a 2-D (out, in) array.")
     else:
@@ -114,12 +118,12 @@ def _task(model_or_layers, x, y):
             f"the evaluation scores binary classifiers with one output logit (class 1 where it is > 0), as "
             f"the moons network; this network has {layers[-1][0].shape[0]} outputs. Score other networks "
             "with xbarsim.train.to_crossbar and xs.mvm (e.g. argmax over the outputs).")
-    x = np.asarray(x, dtype=np.float64)
+    x = as_float_array(x, "x", f"(points, {width})")
     if x.ndim != 2 or x.shape[1] != width or x.shape[0] == 0:  # 0 points ran every transfer, refused later
         raise ParameterError(f"x has shape {x.shape}; expected (points, {width}) for this network, points >= 1.")
     if not np.all(np.isfinite(x)):
         raise ParameterError("x holds NaN or inf; the test features must be finite.")
-    labels = np.asarray(y)
+    labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
     if labels.shape != (x.shape[0],):
         raise ParameterError(f"y has shape {labels.shape}; expected ({x.shape[0]},), one label per point of x.")
     if not np.all((labels == 0) | (labels == 1)):
@@ -216,6 +220,9 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     keep_conductances = check_count(keep_conductances, "keep_conductances", 0)
     seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, 1000 + len(layers) - 1))  # read noise: seed + 1000 + k
+    # the first MVM refuses inputs that overflow the sinh current, but only
+    # after a chunk of transfers was programmed (26 s; found by review)
+    refuse_sinh_overflow(x, _layer_targets(*layers[0], cfg), cfg.device)
     logits = np.empty((n, x.shape[0]))
     kept = [[] for _ in layers]
     streams = [xs.iter_transfers(w, b, cfg, n=n, seed=seed + k, chunk=chunk) for k, (w, b) in enumerate(layers)]

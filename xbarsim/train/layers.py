@@ -330,6 +330,14 @@ class HardwareAwareLinear(nn.Linear):
         b = None if self.bias is None else self.bias.detach().cpu().to(torch.float64).numpy()
         return self.surrogate.sample_layer(w, b, self._rng, noise=noise, failures=failures)
 
+    def __getstate__(self):
+        # the last sample's circuit read-out is a closure, which pickle refuses:
+        # torch.save(model), deepcopy and multiprocessing failed after the
+        # first training forward (found by review); a copy starts without it
+        state = super().__getstate__()
+        state["last_sample"] = None
+        return state
+
     def forward(self, x):
         # torch's own errors here were raw (AttributeError for a NumPy array,
         # IndexError for a 0-d tensor, RuntimeError for another dtype)
@@ -585,16 +593,34 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
         seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, len(linear_layers(model)) - 1))
     if not inplace:
         model = copy.deepcopy(model)
+    done = {}  # id(module) -> its replacement, or None once visited
+    skipped = []
     counter = [0]
 
-    def _swap(parent):
-        for name, child in parent.named_children():
+    def _swap(parent, prefix=""):
+        # ``_modules`` lists a module shared under two names twice (named_children
+        # skips the second): a tied layer becomes one HardwareAwareLinear under
+        # both names, not one converted and one left plain (found by review)
+        for name, child in list(parent._modules.items()):
+            if child is None:
+                continue
+            if id(child) in done:
+                if done[id(child)] is not None:
+                    setattr(parent, name, done[id(child)])
+                continue
             if isinstance(child, nn.Linear) and not isinstance(child, HardwareAwareLinear):
                 s = None if seed is None else seed + counter[0]
                 counter[0] += 1
-                setattr(parent, name, HardwareAwareLinear.from_linear(child, surrogate=surrogate, seed=s, **kwargs))
+                done[id(child)] = HardwareAwareLinear.from_linear(child, surrogate=surrogate, seed=s, **kwargs)
+                setattr(parent, name, done[id(child)])
+            elif isinstance(child, nn.MultiheadAttention):
+                # it reads out_proj.weight directly, never out_proj's forward:
+                # a converted out_proj would never sample (found by review)
+                done[id(child)] = None
+                skipped.append(prefix + name)
             else:
-                _swap(child)
+                done[id(child)] = None
+                _swap(child, f"{prefix}{name}.")
 
     if isinstance(model, nn.Linear) and not isinstance(model, HardwareAwareLinear):
         return HardwareAwareLinear.from_linear(model, surrogate=surrogate, seed=seed, **kwargs)
@@ -602,6 +628,12 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
         raise ParameterError(f"{type(model).__name__} has no nn.Linear layer to make hardware-aware "
                              "(only Linear layers map onto crossbars here).")
     _swap(model)
+    if skipped:
+        import warnings
+
+        warnings.warn(f"convert leaves the nn.MultiheadAttention module(s) {', '.join(skipped)} as they are: "
+                      "attention uses its projections' weights directly, not their forward, so they cannot "
+                      "sample hardware variability.", RuntimeWarning, stacklevel=2)
     return model
 
 

@@ -1035,11 +1035,18 @@ class Surrogate:
         cfg = self.cfg
         g_min, g_max = cfg.g_window
         s_in = float(cfg.input_scale)
+        # at least single precision: squared conductance errors (~1e-12 S^2)
+        # underflow in half precision, and the penalty came out 0/0 = NaN
+        # (found by review); the result is cast back to the weights' dtype
+        out_dtype = weight.dtype
+        work = torch.promote_types(weight.dtype, torch.float32)
+        weight = weight.to(work)
+        bias = None if bias is None else bias.to(work)
         w_aug = weight if bias is None else torch.cat([weight, (bias / s_in)[:, None]], dim=1)
         wmax = w_aug.abs().max().clamp_min(1e-12)
         feats = self._penalty_features(weight.detach().cpu().to(torch.float64).numpy(),
                                        None if bias is None else bias.detach().cpu().to(torch.float64).numpy())
-        vb_p, vb_n = (torch.as_tensor(f, dtype=w_aug.dtype) for f in feats)
+        vb_p, vb_n = (torch.as_tensor(f, dtype=w_aug.dtype, device=w_aug.device) for f in feats)
         span = g_max - g_min
         if cfg.mapping.value == "differential":
             alpha = span / wmax
@@ -1054,17 +1061,17 @@ class Surrogate:
             mse = mse + self._torch_var(gn, vb_n, failures)
         err2 = mse / alpha**2
         if bias is not None and s_in != 1.0:
-            scale = torch.ones(w_aug.shape[1], dtype=w_aug.dtype)
+            scale = torch.ones(w_aug.shape[1], dtype=w_aug.dtype, device=w_aug.device)
             scale[-1] = s_in**2
             err2 = err2 * scale
-        return err2.sum()
+        return err2.sum().to(out_dtype)
 
     def _torch_var(self, g, var_base, failures=True):
         """Mean squared programming error (S^2) of devices at targets `g`."""
         import torch
 
-        c = torch.as_tensor(self.bin_centres, dtype=g.dtype)
-        s = torch.as_tensor(self.own_std, dtype=g.dtype)
+        c = torch.as_tensor(self.bin_centres, dtype=g.dtype, device=g.device)
+        s = torch.as_tensor(self.own_std, dtype=g.dtype, device=g.device)
         # piecewise-linear interpolation of the own std, clamped at the ends
         gc = g.clamp(c[0], c[-1])
         idx = torch.searchsorted(c, gc.detach().reshape(-1)).clamp(1, len(c) - 1).reshape(g.shape)
@@ -1072,10 +1079,11 @@ class Surrogate:
         s0, s1 = s[idx - 1], s[idx]
         sd = s0 + (s1 - s0) * (gc - c0) / (c1 - c0)
         g_min = self.cfg.g_window[0]
-        sd = torch.where(g.detach() <= g_min * (1 + 1e-9), torch.as_tensor(float(self.own_at_min[1]), dtype=g.dtype), sd)
+        sd = torch.where(g.detach() <= g_min * (1 + 1e-9), torch.as_tensor(float(self.own_at_min[1]), dtype=g.dtype, device=g.device),
+                         sd)
         own_var = (sd * g) ** 2
         tau = g / self.cfg.g_window[1]
-        vc = torch.as_tensor(self.drift_var_coef, dtype=g.dtype)
+        vc = torch.as_tensor(self.drift_var_coef, dtype=g.dtype, device=g.device)
         k = var_base.shape[-1]
         drift_var = ((var_base @ vc[:k]) + tau * (var_base @ vc[k:])).clamp_min(0.0) * g * g
         total = own_var + drift_var

@@ -298,8 +298,9 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
 
 NEWTON_MAXITER = 500
 """Default cap on Newton steps per batch column, source-stepping stages
-included (a 100 V drive of V0 = 0.1 V devices through 1 ohm takes 100-110
-steps at 48-128 squared with the line-relaxation inner solve)."""
+included (a 100 V drive of V0 = 0.1 V devices through 1 ohm takes 107-126
+steps at 48-128 squared with the line-relaxation inner solve, 70-91 with
+multigrid)."""
 
 Z_SAFETY = 0.5
 """Newton with the multigrid inner solve stops on the preconditioned residual

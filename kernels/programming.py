@@ -407,8 +407,9 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
 
     ``done[0]`` counts the devices whose write-verify has finished (read by a
     progress bar while the kernel runs; it releases the GIL). A non-zero
-    ``abort[0]`` (set by the caller's thread on Ctrl-C) stops it before the
-    next device; the outputs are then incomplete and must be discarded."""
+    ``abort[0]`` (set by the caller's thread on Ctrl-C, or by any array's
+    first unconverged solve) stops it before the next device; the outputs
+    are then incomplete and must be discarded."""
     M, N = target.shape
     K = order.shape[0]
     scheme = iopt[O_SCHEME]
@@ -461,6 +462,11 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     fails = 0
     last_read_cell = -1
     for p in range(K):
+        if fails != 0:
+            # a missed solve makes the run an error (`xbarsim.programming`):
+            # stop every array now, not after thousands more capped solves
+            # (a 16 x 16 array on 1 Mohm wires ran 4 minutes to its error)
+            abort[0] = 1
         if abort[0] != 0:
             return fails
         i = order[p, 0]

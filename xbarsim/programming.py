@@ -555,8 +555,10 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
     if out["fails"].any():
         raise ConvergenceError(
             f"{int(out['fails'].sum())} circuit solves of the write-verify simulation missed "
-            f"solve_tol = {cfg.solve_tol:g} within solve_maxiter = {cfg.solve_maxiter} sweeps; raise "
-            "cfg.solve_maxiter or loosen cfg.solve_tol (a NaN in the circuit also ends here).")
+            f"solve_tol = {cfg.solve_tol:g} within solve_maxiter = {cfg.solve_maxiter} sweeps, and programming "
+            "stopped there; raise cfg.solve_maxiter or loosen cfg.solve_tol, or lower the wire resistance "
+            "(the line relaxation slows as rows x wire resistance x device conductance grows; `xbarsim "
+            "program --r-wire`). A NaN in the circuit also ends here.")
     return out
 
 

@@ -178,3 +178,36 @@ def test_a_seed_too_large_for_the_derived_streams_is_refused_before_anything_run
     with pytest.raises(ParameterError, match=r"--seed = \d+; an integer in \[0, "):
         run(out_dir=str(out), quick=True, seed=SEED_MAX - SEED_OFFSET + 1, progress=False)
     assert not out.exists()
+
+
+def test_empty_data_or_surrogate_paths_are_refused(tmp_path, capsys):
+    """--data "" ran the generated moons and --surrogate "" refitted, as if
+    not given (an unset shell variable; found by review)."""
+    for flag, message in (("--data", "not a folder"), ("--surrogate", "cannot read surrogate file")):
+        assert main(["moons", "--quick", "--out", str(tmp_path / "o"), flag, "", "--no-progress"]) == 1
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "o").exists()
+
+
+def test_ctrl_c_during_the_ablation_leaves_the_earlier_run_whole(quick_run, tmp_path, monkeypatch):
+    """With --ablation the main files went in place before the ablation ran,
+    and they removed the earlier run's ablation: Ctrl-C during the ablation
+    left this run's results beside no ablation at all (found by review)."""
+    import xbarsim.moons as moons
+
+    out = tmp_path / "o"
+    os.makedirs(out)
+    for name in ("results.json", "bins.csv", "cdf.png", "surrogate.npz"):
+        (out / name).write_bytes((quick_run / name).read_bytes())
+    (out / "ablation.json").write_text("{}\n")
+    (out / "ablation.csv").write_text("earlier\n")
+    files = ("results.json", "bins.csv", "cdf.png", "ablation.json", "ablation.csv")  # (surrogate.npz: a cache)
+    before = {name: (out / name).read_bytes() for name in files}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(moons, "run_ablation", interrupted)
+    assert main(["moons", "--quick", "--out", str(out), "--no-progress", "--ablation", "--seed", "2"]) == 130
+    assert {name: (out / name).read_bytes() for name in files} == before
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".partial")]

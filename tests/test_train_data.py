@@ -37,3 +37,43 @@ def test_csv_errors(tmp_path):
     (tmp_path / "val.csv").write_text("x1,x2,label\n0.1,0.2,3\n")
     with pytest.raises(ParameterError, match="labels"):
         load_csv_dir(tmp_path)
+
+
+def test_csv_that_is_not_utf8_is_refused_and_a_byte_order_mark_is_read(tmp_path):
+    """A Latin-1 or UTF-16 file raised a raw UnicodeDecodeError, and Excel's
+    "CSV UTF-8" (a byte-order mark) was refused as a missing column x1
+    (found by review)."""
+    for name in ("train", "val", "test"):
+        (tmp_path / f"{name}.csv").write_text("x1,x2,label\n0.1,0.2,1\n0.3,0.4,0\n")
+    (tmp_path / "val.csv").write_bytes("\ufeffx1,x2,label\n0.1,0.2,1\n".encode("utf-8"))
+    assert load_csv_dir(tmp_path).x_val.shape == (1, 2)
+    (tmp_path / "val.csv").write_bytes(b"\xff\xfe\x00\x01garbage")
+    with pytest.raises(ParameterError, match="not UTF-8"):
+        load_csv_dir(tmp_path)
+    (tmp_path / "val.csv").write_bytes(b"x1,x2,label\n" + b"0.1,0.2,1\n" * 2000 + b"\xe9,0.2,1\n")  # past the first block
+    with pytest.raises(ParameterError, match="not UTF-8"):
+        load_csv_dir(tmp_path)
+
+
+def test_an_empty_or_missing_folder_is_refused(tmp_path, monkeypatch):
+    """--data "" read train.csv of the working folder."""
+    for name in ("train", "val", "test"):
+        (tmp_path / f"{name}.csv").write_text("x1,x2,label\n0.1,0.2,1\n0.3,0.4,0\n")
+    monkeypatch.chdir(tmp_path)
+    for bad in ("", str(tmp_path / "train.csv"), str(tmp_path / "nowhere")):
+        with pytest.raises(ParameterError, match="not a folder"):
+            load_csv_dir(bad)
+
+
+def test_features_near_the_largest_double_scale_without_overflow(tmp_path):
+    """max - min of features near 1e308 overflowed, and the scaled features
+    came out NaN (found by review); a noise that overflows the points
+    themselves is refused."""
+    for name, rows in (("train", "1e308,-1e308,1\n-1e308,1e308,0\n"), ("val", "0,0,1\n"), ("test", "5e307,0,0\n")):
+        (tmp_path / f"{name}.csv").write_text("x1,x2,label\n" + rows)
+    d = load_csv_dir(tmp_path)
+    np.testing.assert_array_equal(d.x_train, [[1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(d.x_val, [[0.5, 0.5]])
+    np.testing.assert_array_equal(d.x_test, [[0.75, 0.5]])
+    with pytest.raises(ParameterError, match="beyond double precision"):
+        make_moons_split(noise=1e308)

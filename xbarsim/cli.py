@@ -94,7 +94,9 @@ class RunFiles:
     def path(self, name):
         # the same extension as `name`: NumPy and matplotlib go by it
         tmp = os.path.join(self.out_dir, f".partial-{name}")
-        self._files.append((tmp, os.path.join(self.out_dir, name)))
+        final = os.path.join(self.out_dir, name)
+        if (tmp, final) not in self._files:  # a file written again keeps its one temporary name
+            self._files.append((tmp, final))
         return tmp
 
     def __enter__(self):

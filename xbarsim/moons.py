@@ -224,11 +224,13 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
     from .train._checks import SEED_OFFSET_MAX, check_seed
 
     seed = check_seed(seed, "--seed", offset=SEED_OFFSET_MAX + SEED_OFFSET)
-    if data_dir and noise is not None:
+    # "" (an unset shell variable) is a path like any other, refused as
+    # missing: it silently ran the generated moons, or refitted (found by review)
+    if data_dir is not None and noise is not None:
         raise ParameterError("--noise sets the noise of the generated half moons; with --data the points come from "
                              "your files. Drop one of them.")
     # every input is read and checked before --out is created or cleaned
-    data = load_csv_dir(data_dir) if data_dir else make_moons_split(noise=mc.noise, seed=seed)
+    data = load_csv_dir(data_dir) if data_dir is not None else make_moons_split(noise=mc.noise, seed=seed)
     from . import _memory
 
     # the evaluations keep one logit per transfer and test point: circuit,
@@ -238,7 +240,7 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
                     "give fewer --transfers (the paper's experiment uses 2000)")
     cfg = xs.TransferConfig()  # TIO2, V/2, grounded reads, differential, 1 ohm wires
     given = None
-    if surrogate_path:
+    if surrogate_path is not None:
         if fit_transfers is not None:  # it was ignored, and results.json recorded it as the fit's
             raise ParameterError("--fit-transfers sets the surrogate fit of this run; with --surrogate the given "
                                  "file's fit is used. Drop one of them.")
@@ -306,11 +308,14 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
         panels_u[name] = dict(std=prob.std(axis=0).reshape(side))
     n_grid_t = len(lg)
     # This run's files are put in place together (`RunFiles`), so Ctrl-C
-    # leaves an earlier run's set whole. An earlier run's outputs that this
-    # one does not rewrite would read as its own: they go then (the
-    # surrogate fit cache is kept; an ablation is rewritten after its own run).
-    stale = ["ablation.json", "ablation.csv"] + ([] if check_surrogate else ["surrogate_check.json",
-                                                                             "surrogate_check.txt"])
+    # leaves an earlier run's set whole, an ablation included: with
+    # --ablation every file waits for it (the main files went in place
+    # first, and Ctrl-C during the ablation left the earlier run's ablation
+    # removed beside this run's results; found by review). An earlier run's
+    # outputs that this one does not rewrite would read as its own: they go
+    # then (the surrogate fit cache is kept).
+    stale = ([] if ablation else ["ablation.json", "ablation.csv"]) + (
+        [] if check_surrogate else ["surrogate_check.json", "surrogate_check.txt"])
     files = RunFiles(out_dir, stale=stale)
     with files:
         plot_cdf(per_point, files.path("cdf.png"), mc.transfers)
@@ -321,13 +326,13 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
         timing["figures"] = time.perf_counter() - t0
         doc = _finish_doc(files, results, sur, sur_file, fitted, mc, seed, quick, data, data_dir, timing,
                           t_start, check_surrogate, progress, log)
-    log(format_table(doc))
-    if ablation:
-        abl = run_ablation(data, sur, cfg, mc, seed, progress, doc, log)
-        doc["ablation"] = abl
-        with RunFiles(out_dir) as files:
-            _write_results(files, doc)
+        log(format_table(doc))
+        if ablation:
+            abl = run_ablation(data, sur, cfg, mc, seed, progress, doc, log)
+            doc["ablation"] = abl
+            _write_results(files, doc)  # again, now with the ablation (the same temporary files)
             _write_ablation(files, abl)
+    if ablation:
         log(format_ablation(abl))
     written = ["results.json", "bins.csv", "cdf.png", "decision_boundary.png", "uncertainty.png"]
     written += ["surrogate_check.json", "surrogate_check.txt"] if check_surrogate else []

@@ -58,8 +58,10 @@ def _minmax(parts):
     """Scale every part by the min and max of all parts together (to [0, 1])."""
     allx = np.concatenate(parts, axis=0)
     lo, hi = allx.min(axis=0), allx.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    return [np.clip((p - lo) / span, 0.0, 1.0) for p in parts]
+    # in halves (exact: a power of two): hi - lo of values near the largest
+    # double overflowed, and the scaled features came out NaN (found by review)
+    span = np.where(hi > lo, 0.5 * hi - 0.5 * lo, 1.0)
+    return [np.clip((0.5 * p - 0.5 * lo) / span, 0.0, 1.0) for p in parts]
 
 
 def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.2, seed=0):
@@ -98,6 +100,9 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
     noise = level
     n = sum(sizes)
     x, y = make_moons(n_samples=n, noise=noise, random_state=int(seed) % (2**32), shuffle=True)
+    if not np.all(np.isfinite(x)):  # refused only after the surrogate fit, as NaN training data
+        raise ParameterError(f"noise = {noise:g} puts points beyond double precision; give a noise of at most "
+                             "about 1e300 (the paper's experiment uses 0.2).")
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
     x, y = x[perm], y[perm].astype(np.int64)
@@ -107,12 +112,21 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
 
 
 def _read_csv(path):
+    try:
+        return _read_csv_text(path)
+    except UnicodeDecodeError as err:  # a raw traceback, from the header or any later line (found by review)
+        raise ParameterError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); save it as a "
+                             f"UTF-8 (or ASCII) CSV with the header {','.join(CSV_COLUMNS)}.") from None
+
+
+def _read_csv_text(path):
     if not os.path.isfile(path):
         raise ParameterError(
             f"{path} not found; --data DIR must hold train.csv, val.csv and test.csv "
             f"with the header {','.join(CSV_COLUMNS)}."
         )
-    with open(path, newline="") as fh:
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         try:
             header = [h.strip() for h in next(reader)]
@@ -167,6 +181,9 @@ def load_csv_dir(directory, scale=True):
     -------
     MoonsData
     """
+    if not os.path.isdir(directory):  # "" read train.csv of the working folder (found by review)
+        raise ParameterError(f"--data {str(directory)!r} is not a folder; give the folder holding train.csv, "
+                             f"val.csv and test.csv (header {','.join(CSV_COLUMNS)}).")
     parts = [_read_csv(os.path.join(directory, f"{name}.csv")) for name in ("train", "val", "test")]
     classes = np.unique(parts[0][1])
     if classes.size < 2:

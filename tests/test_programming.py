@@ -656,6 +656,7 @@ def test_a_window_inside_the_write_verify_band_is_refused_where_weights_are_mapp
     (dict(v_read=float("nan")), "v_read"),
     (dict(v_read="0.2"), "v_read = '0.2'"),  # was a bare TypeError
     (dict(v_read=True), "v_read"),
+    (dict(v_read=1e-320), "at least 1e-09 V"),  # every verify read was 0 A, nothing converged, no word why
     (dict(v_set_max=1e3), "100 V"),
     (dict(v_step=1e300), "v_step"),
     (dict(pulse_width=1e300), "fit in its pulse-and-verify cycle"),
@@ -1084,3 +1085,18 @@ def test_programming_stops_at_the_first_device_whose_solves_fail():
         xs.program(np.full((6, 6), 300e-6), cfg, seed=0)
     missed = int(re.match(r"(\d+) circuit solves", str(info.value)).group(1))
     assert 0 < missed <= 2 * cfg.write_verify.max_pulses + 1
+
+
+def test_drive_helpers_take_scheme_names_in_any_case_as_transfer_config_does():
+    """TransferConfig took "v/3" and "FLOATING"; pulse_drives and
+    verify_drives refused them (found by review)."""
+    for low, name in (("v/3", "V/3"), ("FLOATING", "floating"), ("v/2", "V/2")):
+        a, b = xs.pulse_drives((4, 5), (1, 2), 1.5, low), xs.pulse_drives((4, 5), (1, 2), 1.5, name)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert (a[k] is None) == (b[k] is None)
+            if a[k] is not None:
+                np.testing.assert_array_equal(a[k].v, b[k].v)
+        assert xs.TransferConfig(scheme=low).scheme == xs.TransferConfig(scheme=name).scheme
+    a, b = xs.verify_drives((4, 5), (1, 2), 0.2, "Grounded"), xs.verify_drives((4, 5), (1, 2), 0.2, "grounded")
+    np.testing.assert_array_equal(a["left"].v, b["left"].v)

@@ -463,9 +463,11 @@ def _scheme_name(scheme, known, what):
     `xbarsim.TransferConfig` takes them)."""
     if isinstance(scheme, enum.Enum):
         scheme = scheme.value
-    if not isinstance(scheme, str) or scheme not in known:
-        raise ParameterError(f"{what}: unknown scheme {scheme!r}; choose one of {sorted(known)}.")
-    return scheme
+    if isinstance(scheme, str):  # any case, as TransferConfig takes them ("v/3" was refused here only)
+        for name in known:
+            if scheme.lower() == name.lower():
+                return name
+    raise ParameterError(f"{what}: unknown scheme {scheme!r}; choose one of {sorted(known)}.")
 
 
 def _real(value, what):

@@ -157,6 +157,9 @@ class WriteVerify:
                                      "+-1.1 to +-2.4 V).")
         if not (0 < self.v_read < self.v_set_start <= self.v_set_max):
             raise ParameterError("need 0 < v_read < v_set_start <= v_set_max (volts).")
+        if self.v_read < _V_READ_MIN:  # 1e-320 V read every device as 0 A, silently (found by review)
+            raise ParameterError(f"WriteVerify.v_read = {self.v_read!r} V; a read needs at least "
+                                 f"{_V_READ_MIN:g} V (the measured arrays read at 0.2 V).")
         if not (self.v_reset_min <= self.v_reset_start < 0):
             raise ParameterError("need v_reset_min <= v_reset_start < 0 (volts).")
         if not self.v_step > 0 or not self.pulse_width > 0 or not self.cycle_time > 0:
@@ -185,6 +188,9 @@ def _int_in(value, low, high):
 
 _V_PULSE_LIMIT = 100.0
 """Largest |voltage| a `WriteVerify` accepts, V (the measured arrays use +-2.4 V at most)."""
+_V_READ_MIN = 1e-9
+"""Smallest read voltage a `WriteVerify` accepts, V: far below it the read
+currents reach the subnormal range and verify reads return 0."""
 _CYCLE_TIME_LIMIT = 3600.0
 """Longest pulse-and-verify cycle a `WriteVerify` accepts, s."""
 MAX_PULSES_LIMIT = 10**6
@@ -619,7 +625,11 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
         Overrides ``cfg.order``.
     track : bool
         Also read every earlier device through the crossbar after each
-        device finishes (``drift_reads``; used by calibration).
+        device finishes (``drift_reads``; used by calibration). Those reads
+        draw their read noise, and bring the devices' relaxation up to
+        their time, from the same stream as the programming, so a tracked
+        run is another realization than an untracked one at the same seed
+        (the same law: relaxation composes exactly over any touch times).
     progress : bool
         Show a progress bar over the devices (stderr): a 64x64 array with
         1 ohm wires takes about 40 s on 2 cores.

@@ -393,3 +393,14 @@ def test_demo_times_solves_not_kernel_compiles():
     assert proc.returncode == 0, proc.stderr
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("COMPILED ")]
     assert line == ["COMPILED 3 -"]
+
+
+def test_load_array_reads_a_csv_with_a_byte_order_mark(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark, which was read as
+    part of the first number and refused (found by review)."""
+    from xbarsim.cli import load_array
+
+    path = tmp_path / "t.csv"
+    path.write_bytes("\ufeff2e-4,3e-4\n4e-4,5e-4\n".encode("utf-8"))
+    np.testing.assert_array_equal(load_array(str(path), "--targets", "conductances", ndmin=2),
+                                  [[2e-4, 3e-4], [4e-4, 5e-4]])

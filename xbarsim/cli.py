@@ -151,7 +151,8 @@ def load_array(path, flag, what, ndmin=1):
         else:
             with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
                 warnings.simplefilter("ignore", UserWarning)
-                a = np.loadtxt(path, delimiter=",", ndmin=ndmin)
+                # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first number
+                a = np.loadtxt(path, delimiter=",", ndmin=ndmin, encoding="utf-8-sig")
     except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty .npy
         raise ParameterError(f"{flag} {path!r} could not be read as numbers ({type(exc).__name__}: {exc}); "
                              f"give a .npy array or a .csv of {what}.") from exc

@@ -404,3 +404,10 @@ def test_load_array_reads_a_csv_with_a_byte_order_mark(tmp_path):
     path.write_bytes("\ufeff2e-4,3e-4\n4e-4,5e-4\n".encode("utf-8"))
     np.testing.assert_array_equal(load_array(str(path), "--targets", "conductances", ndmin=2),
                                   [[2e-4, 3e-4], [4e-4, 5e-4]])
+
+
+def test_demo_says_when_it_leaves_multigrid_out(capsys):
+    """--r-wire 0 dropped mg from the table without a word (found by review)."""
+    assert main(["demo", "--size", "8", "--r-wire", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "multigrid skipped" in out and "\n      mg " not in out

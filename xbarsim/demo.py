@@ -87,6 +87,8 @@ def run(args):
               f"{sol.kcl_error:>10.1e} {err:>19.4%}", flush=True)
     if "direct" not in methods:
         print(f"(direct solve skipped above N = {DIRECT_MAX}; --direct runs it)")
+    if "mg" not in methods:  # it was left out without a word (found by review)
+        print("(multigrid skipped: it needs every wire segment resistive, and --r-wire 0 makes them ideal)")
     ref_name = "direct" if "direct" in sols else "pcg"
     ref = sols[ref_name].i_out
     for method, sol in sols.items():

@@ -347,9 +347,10 @@ def test_sinh_node_voltages_meet_the_linear_solves_accuracy():
 
 
 def _review_sinh_circuits():
-    """Two sinh circuits (V0 = 0.1 V, drives to 1.9 V, 0-100 ohm per-segment
+    """Sinh circuits (V0 = 0.1 V, drives to 1.9 V, 0-100 ohm per-segment
     wire, ideal and resistive ends) on which Newton returned voltages 3.1x
-    and 3.2x outside the bound with the line-relaxation inner solve."""
+    and 3.2x outside the bound with the line-relaxation inner solve, and a
+    third (below) 1.5x with multigrid."""
     g = np.array([[0.0059, 0.0089, 0.008, 0.0088], [0.0005, 0.0034, 0.006, 0.0045], [0.0006, 0.0053, 0.008, 0.0049]])
     rw = np.array([[66.2879, 90.2586, 82.0726], [43.8662, 20.4749, 93.2038], [47.5528, 98.177, 53.0255]])
     rb = np.array([[75.5971, 49.3077, 21.9923, 45.6302], [34.5332, 34.227, 47.0299, 44.3568]])
@@ -363,7 +364,26 @@ def _review_sinh_circuits():
     b = (xs.Crossbar(g, r_wl=rw, r_bl=rb, v0=0.1),
          dict(left=xs.Drive([0.9778, 1.9806], r=1.0), right=xs.Drive([1.8321, 0.6283], r=[0.0, 5.5401]),
               top=xs.Drive([0.8037, -1.0582, -0.139, 0.3016], r=[0.0, 4.3424, 21.3223, 25.3285])), 1e-6)
-    return a, b
+    # a 17 x 13 array (V0 = 0.166 V, drives to 2 V, 0-100 ohm wire) on which
+    # multigrid Newton stopped 1.5x outside the bound at tol 1e-4 on one cycle
+    # of the last step's hierarchy (found by the review of the first fix)
+    rng = np.random.default_rng(0)
+    M, N = (int(k) for k in rng.integers(1, 20, 2))
+    g = rng.uniform(1e-4, 1e-2, (M, N))
+    v0 = float(rng.uniform(0.1, 1.0))
+    rw, rb = rng.uniform(0, 100, (M, N - 1)), rng.uniform(0, 100, (M - 1, N))
+
+    def drive(n):
+        r = np.where(rng.random(n) < 0.3, 0.0, rng.uniform(0, 50, n))
+        return xs.Drive(rng.uniform(-2, 2, n), r=r)
+
+    drives = dict(left=drive(M), top=drive(N))
+    if rng.random() < 0.5:
+        drives["right"] = drive(M)
+    if rng.random() < 0.3:
+        drives["bottom"] = drive(N)
+    c = (xs.Crossbar(g, r_wl=rw, r_bl=rb, v0=v0), drives, 1e-4)
+    return a, b, c
 
 
 @pytest.mark.parametrize("method", ["pcg", "mg", "direct"])
@@ -673,3 +693,23 @@ def test_warm_started_newton_evaluates_the_start_residual_once(monkeypatch):
     assert sum(np.array_equal(v, start) for v in calls) == 1
     cold = xs.solve(xbar.with_g(g2), **drives, method="pcg")
     np.testing.assert_allclose(warm.i_out, cold.i_out, rtol=1e-9)
+
+
+def test_a_far_warm_start_that_defeats_newton_falls_back_to_a_cold_solve():
+    """A 4 x 2 array (V0 = 0.1 V) under drives of up to 55 V0 solves cold
+    (source stepping), but warm-started from the solution under other
+    drives it raised ConvergenceError at Newton step 1 in every method: the
+    warm start skips source stepping (found by review). Such a start is now
+    dropped and the column solved cold."""
+    xbar = xs.Crossbar(np.array([[0.003810134059447757, 0.006358283151454612], [0.00021014946045269517, 0.0003169005778661855], [0.006521573835182146, 0.0002083542043054005], [0.00409981810088538, 0.0033110521510200997]]), r_wl=1.0, r_bl=1.0, v0=0.1)
+    drives = dict(left=xs.Drive(np.array([4.643388024872982, -1.2663707864945204, -2.7074108870614113, -4.258076388478841]), r=1.0),
+                  right=xs.Drive(np.array([[-3.3876620777535096, -3.329311476891488], [-0.7504025364094407, -2.908336074718908], [2.036234155670936, 2.286827090489954], [-1.9300706864057204, -0.9462325328005639]]), r=1.0),
+                  top=xs.Drive(np.array([[-1.9663610845765929, 2.9902771188827852], [-4.514455936150542, -5.548905396878648]]), r=1.0),
+                  bottom=xs.Drive(np.array([[-1.0039179973179166, 3.7762445124262563], [-0.17514127175285932, 3.649580037661721]]), r=1.0))
+    other = dict(top=xs.Drive(np.array([[-2.04528019024603, 5.819469459021743], [-3.9379240005415954, -5.288995243036054]]), r=100.0))
+    x0 = xs.solve(xbar, **other, method="direct", tol=1e-9)
+    ref = xs.solve(xbar, **drives, method="direct", tol=1e-14)
+    vmax = max(np.abs(ref.v_wl).max(), np.abs(ref.v_bl).max())
+    for method in ("direct", "pcg"):
+        sol = xs.solve(xbar, **drives, method=method, tol=1e-9, x0=x0)
+        assert max(np.abs(sol.v_wl - ref.v_wl).max(), np.abs(sol.v_bl - ref.v_bl).max()) <= 1e-8 * vmax

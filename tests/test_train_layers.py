@@ -623,3 +623,52 @@ def test_evaluate_circuit_refuses_overflowing_inputs_before_programming(monkeypa
     x = np.full((4, 2), 5000.0)
     with pytest.raises(ParameterError, match="overflows"):
         evaluate_circuit(net, xs.TransferConfig(), x, np.array([0, 1, 0, 1]), n=2, progress=False)
+
+
+def test_convert_leaves_a_linear_shared_with_attention_alone_and_refuses_bare_attention():
+    """A Linear tied to an attention's out_proj was converted under its other
+    name and left plain inside the attention (split in two), and a bare
+    nn.MultiheadAttention had its out_proj converted (found by review)."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.att = nn.MultiheadAttention(4, 2)
+            self.head = self.att.out_proj
+            self.fc = nn.Linear(4, 1)
+
+    with pytest.warns(RuntimeWarning, match="att"):
+        net = convert(Net(), seed=3)
+    assert net.head is net.att.out_proj and type(net.head) is not HardwareAwareLinear
+    assert isinstance(net.fc, HardwareAwareLinear)
+    with pytest.raises(ParameterError, match="MultiheadAttention"):
+        convert(nn.MultiheadAttention(4, 2))
+
+
+def test_a_layer_copies_without_touching_the_original_where_torch_has_no_module_getstate(monkeypatch):
+    """Before torch 2.1 nn.Module has no __getstate__: object's (Python 3.11)
+    returns the live __dict__, and dropping last_sample from it cleared the
+    original's (found by review)."""
+    import copy
+
+    monkeypatch.delattr(nn.Module, "__getstate__")
+    layer = HardwareAwareLinear(3, 2, surrogate=ToyHardware(), seed=1).double()
+    layer.train()
+    layer(torch.ones(4, 3, dtype=torch.float64))
+    assert layer.last_sample is not None
+    clone = copy.deepcopy(layer)
+    assert clone.last_sample is None and layer.last_sample is not None
+
+
+def test_evaluations_take_boolean_features_as_0_and_1():
+    """Taking tensors through as_float_array refused boolean features, which
+    np.asarray had taken as 0 / 1 (found by review)."""
+    from xbarsim.train.evaluate import evaluate_statistical
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 1)).double()
+    xb = np.array([[True, False], [False, True], [True, True], [False, False]])
+    y = np.array([0, 1, 1, 0])
+    a = evaluate_statistical(net, xs.TransferConfig(), xb, y, n=2, seed=0)
+    b = evaluate_statistical(net, xs.TransferConfig(), xb.astype(float), y, n=2, seed=0)
+    np.testing.assert_array_equal(a.logits, b.logits)

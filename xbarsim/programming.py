@@ -531,9 +531,10 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
         g=np.empty((n, M, N)),
         stuck=np.empty((n, M, N), dtype=np.int8),
         pulses=np.empty((n, M, N), dtype=np.int32),
-        g_after_own=np.empty((n, M, N)),
+        # NaN until written: an aborted run leaves devices it never reached
+        g_after_own=np.full((n, M, N), np.nan),
         read_after_own=np.empty((n, M, N)),
-        g_final=np.empty((n, M, N)),
+        g_final=np.full((n, M, N), np.nan),
         read_final=np.empty((n, M, N)),
         converged=np.empty((n, M, N), dtype=np.uint8),
         track=np.full((n, K, K) if track else (n, 0, 0), np.nan),
@@ -549,7 +550,23 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
             out["g_final"], out["read_final"], out["converged"], out["track"], out["fails"], done, abort)
     _run_interruptible(lambda: program_arrays(*args), abort, done, n * K, label if progress else None)
     del out["g"]
-    bad = sum(int(np.count_nonzero(~np.isfinite(out[name]))) for name in ("g_after_own", "g_final"))
+    # A missed solve stops the run (`kernels.programming.program_one`), and
+    # the devices it never reached stay NaN: only a non-finite conductance
+    # of a device it programmed blames the device model (the unwritten ones
+    # did, at random, when the arrays were np.empty; found by review)
+    reached = np.arange(K)[None, :] < done[:, None]  # (n, K): devices programmed, in order
+    own = out["g_after_own"][:, pairs[:, 0], pairs[:, 1]]
+    if out["fails"].any() and not np.any(reached & ~np.isfinite(own)):
+        raise ConvergenceError(
+            f"{int(out['fails'].sum())} circuit solves of the write-verify simulation missed "
+            f"solve_tol = {cfg.solve_tol:g} within solve_maxiter = {cfg.solve_maxiter} sweeps, and programming "
+            "stopped there; raise cfg.solve_maxiter or loosen cfg.solve_tol, or lower the wire resistance "
+            "(the line relaxation slows as rows x wire resistance x device conductance grows; `xbarsim "
+            "program --r-wire`). A NaN in the circuit also ends here.")
+    if out["fails"].any():  # count only the devices it programmed
+        bad = int(np.count_nonzero(reached & ~np.isfinite(own)))
+    else:
+        bad = sum(int(np.count_nonzero(~np.isfinite(out[name]))) for name in ("g_after_own", "g_final"))
     if bad:
         # finite parameters can still overflow inside the device model (a
         # relax_sigma of 1e160: inf - inf in the relaxation step), which with
@@ -558,13 +575,6 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
             f"the device model produced {bad} non-finite conductance(s): DeviceParams values this extreme "
             "overflow double precision in the switching or relaxation law (k_set, k_reset, relax_sigma, "
             "relax_fast, or relax_tau next to write_verify.cycle_time); bring them to physical magnitudes.")
-    if out["fails"].any():
-        raise ConvergenceError(
-            f"{int(out['fails'].sum())} circuit solves of the write-verify simulation missed "
-            f"solve_tol = {cfg.solve_tol:g} within solve_maxiter = {cfg.solve_maxiter} sweeps, and programming "
-            "stopped there; raise cfg.solve_maxiter or loosen cfg.solve_tol, or lower the wire resistance "
-            "(the line relaxation slows as rows x wire resistance x device conductance grows; `xbarsim "
-            "program --r-wire`). A NaN in the circuit also ends here.")
     return out
 
 

@@ -58,8 +58,13 @@ def _minmax(parts):
     """Scale every part by the min and max of all parts together (to [0, 1])."""
     allx = np.concatenate(parts, axis=0)
     lo, hi = allx.min(axis=0), allx.max(axis=0)
-    # in halves (exact: a power of two): hi - lo of values near the largest
-    # double overflowed, and the scaled features came out NaN (found by review)
+    with np.errstate(over="ignore"):
+        span = hi - lo
+    if np.all(np.isfinite(span)):
+        span = np.where(hi > lo, span, 1.0)
+        return [np.clip((p - lo) / span, 0.0, 1.0) for p in parts]
+    # in halves where hi - lo overflows (values near the largest double: the
+    # scaled features came out NaN; found by review); halving is exact there
     span = np.where(hi > lo, 0.5 * hi - 0.5 * lo, 1.0)
     return [np.clip((0.5 * p - 0.5 * lo) / span, 0.0, 1.0) for p in parts]
 
@@ -182,7 +187,7 @@ def load_csv_dir(directory, scale=True):
     MoonsData
     """
     if not os.path.isdir(directory):  # "" read train.csv of the working folder (found by review)
-        raise ParameterError(f"--data {str(directory)!r} is not a folder; give the folder holding train.csv, "
+        raise ParameterError(f"{str(directory)!r} is not a folder; give the folder holding train.csv, "
                              f"val.csv and test.csv (header {','.join(CSV_COLUMNS)}).")
     parts = [_read_csv(os.path.join(directory, f"{name}.csv")) for name in ("train", "val", "test")]
     classes = np.unique(parts[0][1])

@@ -118,7 +118,9 @@ def _task(model_or_layers, x, y):
             f"the evaluation scores binary classifiers with one output logit (class 1 where it is > 0), as "
             f"the moons network; this network has {layers[-1][0].shape[0]} outputs. Score other networks "
             "with xbarsim.train.to_crossbar and xs.mvm (e.g. argmax over the outputs).")
-    x = as_float_array(x, "x", f"(points, {width})")
+    # tensors detached (one that requires grad raised torch's RuntimeError);
+    # np.asarray as before otherwise, so boolean features still count as 0 / 1
+    x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != width or x.shape[0] == 0:  # 0 points ran every transfer, refused later
         raise ParameterError(f"x has shape {x.shape}; expected (points, {width}) for this network, points >= 1.")
     if not np.all(np.isfinite(x)):

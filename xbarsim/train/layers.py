@@ -334,7 +334,10 @@ class HardwareAwareLinear(nn.Linear):
         # the last sample's circuit read-out is a closure, which pickle refuses:
         # torch.save(model), deepcopy and multiprocessing failed after the
         # first training forward (found by review); a copy starts without it
-        state = super().__getstate__()
+        # a copy: before torch 2.1 nn.Module has no __getstate__, and
+        # object's (Python 3.11) returns the live __dict__
+        getter = getattr(super(), "__getstate__", None)
+        state = dict(getter() if getter is not None else self.__dict__)
         state["last_sample"] = None
         return state
 
@@ -571,8 +574,10 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     inplace : bool
         Modify `model` itself (default: a deep copy).
     seed : int, optional
-        Layer ``k`` samples from the stream ``seed + k``; in ``[0, 2**64 -
-        104730]`` (``xbarsim.train._checks.SEED_MAX``).
+        The ``k``-th layer converted samples from the stream ``seed + k``
+        (a layer shared under two names counts once; attention projections
+        are not converted); in ``[0, 2**64 - 104730]``
+        (``xbarsim.train._checks.SEED_MAX``).
 
     Returns
     -------
@@ -593,11 +598,15 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
         seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, len(linear_layers(model)) - 1))
     if not inplace:
         model = copy.deepcopy(model)
-    done = {}  # id(module) -> its replacement, or None once visited
-    skipped = []
-    counter = [0]
+    # nn.MultiheadAttention reads out_proj.weight directly, never out_proj's
+    # forward: a converted out_proj would never sample (found by review). Its
+    # modules stay as they are, also where another name shares them.
+    skipped = [name for name, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
+    # id(module) -> its replacement, or None once visited (or left alone)
+    done = {id(m): None for a in model.modules() if isinstance(a, nn.MultiheadAttention) for m in a.modules()}
+    counter = [0]  # layers converted so far (the next one's seed offset)
 
-    def _swap(parent, prefix=""):
+    def _swap(parent):
         # ``_modules`` lists a module shared under two names twice (named_children
         # skips the second): a tied layer becomes one HardwareAwareLinear under
         # both names, not one converted and one left plain (found by review)
@@ -613,17 +622,15 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
                 counter[0] += 1
                 done[id(child)] = HardwareAwareLinear.from_linear(child, surrogate=surrogate, seed=s, **kwargs)
                 setattr(parent, name, done[id(child)])
-            elif isinstance(child, nn.MultiheadAttention):
-                # it reads out_proj.weight directly, never out_proj's forward:
-                # a converted out_proj would never sample (found by review)
-                done[id(child)] = None
-                skipped.append(prefix + name)
             else:
                 done[id(child)] = None
-                _swap(child, f"{prefix}{name}.")
+                _swap(child)
 
     if isinstance(model, nn.Linear) and not isinstance(model, HardwareAwareLinear):
         return HardwareAwareLinear.from_linear(model, surrogate=surrogate, seed=seed, **kwargs)
+    if isinstance(model, nn.MultiheadAttention):
+        raise ParameterError("nn.MultiheadAttention uses its projections' weights directly, not their forward, so "
+                             "convert cannot make it hardware-aware; convert the Linear layers around it.")
     if not linear_layers(model):
         raise ParameterError(f"{type(model).__name__} has no nn.Linear layer to make hardware-aware "
                              "(only Linear layers map onto crossbars here).")

@@ -155,6 +155,16 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
     recent = []  # residuals of the last STALL_STEPS full Newton steps (cap inactive)
     cap = np.inf  # largest |V/V0| at which the Jacobian's devices are evaluated
     pre = None
+    def corrected(c_wl, c_bl, gmax):
+        """``T = v + c`` and its residual ``G``; returns T's relative residual
+        and whether T passes Kirchhoff at every node."""
+        np.add(v_wl, c_wl, out=T_wl)
+        np.add(v_bl, c_bl, out=T_bl)
+        with np.errstate(over="ignore", invalid="ignore"):
+            residual(net, T_wl, T_bl, G_wl, G_bl)
+        trial = float((np.sqrt(work.dot(G_wl, G_wl, G_bl, G_bl)) / safe)[0]) if scale[0] > 0 else 0.0
+        return trial, _kirchhoff_met(net, T_wl, T_bl, G_wl, G_bl, trial, tol, vscale, gmax)[1]
+
     last_move = np.inf  # largest node change of the last accepted step
     v0_min = float(np.min(net.v0))
     it = 0
@@ -195,12 +205,8 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
             z_wl, z_bl = work.z
             pre.apply(F_wl, F_bl, z_wl, z_bl)
             z1 = _absmax(z_wl, z_bl)
-            np.add(v_wl, z_wl, out=T_wl)
-            np.add(v_bl, z_bl, out=T_bl)
-            with np.errstate(over="ignore", invalid="ignore"):
-                residual(net, T_wl, T_bl, G_wl, G_bl)
-            trial = float((np.sqrt(work.dot(G_wl, G_wl, G_bl, G_bl)) / safe)[0]) if scale[0] > 0 else 0.0
-            if _kirchhoff_met(net, T_wl, T_bl, G_wl, G_bl, trial, tol, vscale, gmax)[1]:
+            trial, passed = corrected(z_wl, z_bl, gmax)
+            if passed:
                 pre.apply(G_wl, G_bl, z_wl, z_bl)
                 z2 = _absmax(z_wl, z_bl)
                 q = z2 / z1 if z1 > 0 else 0.0
@@ -228,12 +234,8 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
             # answer, and v + d (its Newton step, error ~ |d|^2) a better one
             # when it passes Kirchhoff too
             inner_iters += k
-            np.add(v_wl, d_wl, out=T_wl)
-            np.add(v_bl, d_bl, out=T_bl)
-            with np.errstate(over="ignore", invalid="ignore"):
-                residual(net, T_wl, T_bl, G_wl, G_bl)
-            trial = float((np.sqrt(work.dot(G_wl, G_wl, G_bl, G_bl)) / safe)[0]) if scale[0] > 0 else 0.0
-            if _kirchhoff_met(net, T_wl, T_bl, G_wl, G_bl, trial, tol, vscale, gmax)[1]:
+            trial, passed = corrected(d_wl, d_bl, gmax)
+            if passed:
                 history.append(trial)
                 return T_wl, T_bl, stepped + it, inner_iters, trial
             return v_wl, v_bl, stepped + it - 1, inner_iters, rel

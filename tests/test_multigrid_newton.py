@@ -713,3 +713,31 @@ def test_a_far_warm_start_that_defeats_newton_falls_back_to_a_cold_solve():
     for method in ("direct", "pcg"):
         sol = xs.solve(xbar, **drives, method=method, tol=1e-9, x0=x0)
         assert max(np.abs(sol.v_wl - ref.v_wl).max(), np.abs(sol.v_bl - ref.v_bl).max()) <= 1e-8 * vmax
+
+
+def test_the_cold_retry_of_a_failed_warm_start_keeps_to_the_columns_maxiter(monkeypatch):
+    """The cold retry got a fresh maxiter (warm and cold together could take
+    twice the per-column cap) and counted the warm attempt's steps from the
+    error, which holds every column's (found by review)."""
+    import xbarsim._newton as nw
+    from xbarsim.exceptions import ConvergenceError
+
+    real = nw._newton_column
+    calls = []
+
+    def warm_fails_after_7_steps(col, tol, maxiter, callback, start, inner, history):
+        calls.append((start is not None, maxiter))
+        if start is not None:
+            history.extend([1.0] * 8)  # its start's residual, then 7 steps
+            raise ConvergenceError("stalled", residual_history=np.array(history), iterations=999)
+        return real(col, tol, maxiter, callback, start, inner, history)
+
+    xbar = xs.Crossbar(np.full((3, 4), 1e-3), r_wl=1.0, r_bl=1.0, v0=0.25)
+    drives = dict(left=xs.Drive(0.3, r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    x0 = xs.solve(xbar, **drives, method="direct")
+    cold = xs.solve(xbar, **drives, method="direct", maxiter=30)
+    monkeypatch.setattr(nw, "_newton_column", warm_fails_after_7_steps)
+    sol = xs.solve(xbar, **drives, method="direct", maxiter=30, x0=x0)
+    assert calls == [(True, 30), (False, 23)]
+    assert sol.iterations == cold.iterations + 7
+    np.testing.assert_array_equal(sol.v_wl, cold.v_wl)

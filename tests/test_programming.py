@@ -1100,3 +1100,17 @@ def test_drive_helpers_take_scheme_names_in_any_case_as_transfer_config_does():
         assert xs.TransferConfig(scheme=low).scheme == xs.TransferConfig(scheme=name).scheme
     a, b = xs.verify_drives((4, 5), (1, 2), 0.2, "Grounded"), xs.verify_drives((4, 5), (1, 2), 0.2, "grounded")
     np.testing.assert_array_equal(a["left"].v, b["left"].v)
+
+
+def test_an_overflow_of_a_device_no_pulse_selected_yet_is_the_device_models_error():
+    """A pulse brings its disturbed neighbours up to time, so relax_sigma =
+    1e160 can turn a device not yet programmed into NaN; every later solve
+    then misses, and the error advised a larger solve_maxiter (found by
+    review). The live state decides: the device model's error."""
+    import dataclasses
+
+    dev = dataclasses.replace(xs.presets.TIO2, relax_sigma=1e160)
+    cfg = xs.TransferConfig(device=dev, r_wl=1.0, r_bl=1.0)
+    for seed in range(6):  # seed 2 meets it in the second device
+        with pytest.raises(xs.ParameterError, match="non-finite conductance"):
+            xs.program(np.full((1, 2), 0.5 * (dev.g_lo + dev.g_hi)), cfg, seed=seed)

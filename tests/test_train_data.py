@@ -88,3 +88,7 @@ def test_subnormal_features_scale_as_before(tmp_path):
     d = load_csv_dir(tmp_path)
     np.testing.assert_array_equal(d.x_train, [[0.0, 0.0], [1.0, 1.0]])
     np.testing.assert_array_equal(d.x_test, [[1.0, 0.0]])
+    # also beside a column whose span overflows (halves there only)
+    from xbarsim.train.data import _minmax
+
+    np.testing.assert_array_equal(_minmax([np.array([[-1e308, 0.0], [1e308, 5e-324]])])[0], [[0, 0], [1, 1]])

@@ -672,3 +672,10 @@ def test_evaluations_take_boolean_features_as_0_and_1():
     a = evaluate_statistical(net, xs.TransferConfig(), xb, y, n=2, seed=0)
     b = evaluate_statistical(net, xs.TransferConfig(), xb.astype(float), y, n=2, seed=0)
     np.testing.assert_array_equal(a.logits, b.logits)
+    c = evaluate_statistical(net, xs.TransferConfig(), torch.tensor(xb), y, n=2, seed=0)
+    np.testing.assert_array_equal(a.logits, c.logits)
+    # and still the library's error for text or complex features (a bare
+    # ValueError, or the imaginary part dropped, without as_float_array)
+    for bad, word in (([["a", "b"]], "strings"), (np.array([[1 + 2j, 0]]), "complex")):
+        with pytest.raises(ParameterError, match=word):
+            evaluate_statistical(net, xs.TransferConfig(), bad, [1], n=2, seed=0)

@@ -191,7 +191,8 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
             vtol = float(voltage_bound(VTOL_PER_TOL * tol, _absmax(v_wl, v_bl), vscale))
         if kcl_met and last_move <= vtol:
             return v_wl, v_bl, stepped + it - 1, inner_iters, rel
-        if kcl_met and pre is not None and inner == "mg" and last_move <= JACOBIAN_STILL * v0_min:
+        if (kcl_met and pre is not None and inner == "mg" and cap == np.inf
+                and last_move <= JACOBIAN_STILL * v0_min):
             # The last full step moved no node by more than 1 % of V0, so the
             # Jacobian it factored is within ~1 % of the current one, and its
             # multigrid cycle P can judge the voltages without a new
@@ -477,17 +478,22 @@ def solve_newton(net, tol, maxiter=None, callback=None, x0=None, inner="line"):
         start = None
         if starts is not None:
             start = (starts[0][:, :, b:b + 1] / unit, starts[1][:, :, b:b + 1] / unit)
+        h0 = len(history)
         try:
             vw, vb, k, _, rel = _newton_column(col, tol, maxiter, callback, start, inner, history)
-        except ConvergenceError as exc:
-            if start is None:
+        except ConvergenceError:
+            # steps of this column's warm attempt: `history` holds every
+            # column's residuals (its start's, then one per step)
+            failed_steps = max(0, len(history) - h0 - 1)
+            if start is None or failed_steps >= maxiter:
                 raise
-            failed_steps = int(getattr(exc, "iterations", 0) or 0)
             # a warm start from far away (other drives of tens of V0) skips
             # the source stepping a cold start gets, and its first Jacobian
             # can be past any line search: that circuit solved cold, and
-            # failed warm in every method (found by review). Solve it cold.
-            vw, vb, k, _, rel = _newton_column(col, tol, maxiter, callback, None, inner, history)
+            # failed warm in every method (found by review). Solve it cold,
+            # within what is left of the column's maxiter; its residuals
+            # follow the warm attempt's in the history.
+            vw, vb, k, _, rel = _newton_column(col, tol, maxiter - failed_steps, callback, None, inner, history)
             k += failed_steps
         np.multiply(vw[:, :, 0], unit, out=v_wl[:, :, b])
         np.multiply(vb[:, :, 0], unit, out=v_bl[:, :, b])

@@ -549,24 +549,22 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
             out["g"], out["stuck"], out["pulses"], out["g_after_own"], out["read_after_own"],
             out["g_final"], out["read_final"], out["converged"], out["track"], out["fails"], done, abort)
     _run_interruptible(lambda: program_arrays(*args), abort, done, n * K, label if progress else None)
-    del out["g"]
     # A missed solve stops the run (`kernels.programming.program_one`), and
-    # the devices it never reached stay NaN: only a non-finite conductance
-    # of a device it programmed blames the device model (the unwritten ones
-    # did, at random, when the arrays were np.empty; found by review)
-    reached = np.arange(K)[None, :] < done[:, None]  # (n, K): devices programmed, in order
-    own = out["g_after_own"][:, pairs[:, 0], pairs[:, 1]]
-    if out["fails"].any() and not np.any(reached & ~np.isfinite(own)):
+    # the devices it never reached stay NaN (the arrays were np.empty, and
+    # what they held was blamed on the device model at random; found by
+    # review). A non-finite conductance in the live state (``g``: every
+    # device, also one a neighbour's pulse brought up to time) is the
+    # device model's, and also ends any solve that meets it.
+    live_bad = int(np.count_nonzero(~np.isfinite(out.pop("g"))))
+    if out["fails"].any() and not live_bad:
         raise ConvergenceError(
             f"{int(out['fails'].sum())} circuit solves of the write-verify simulation missed "
             f"solve_tol = {cfg.solve_tol:g} within solve_maxiter = {cfg.solve_maxiter} sweeps, and programming "
             "stopped there; raise cfg.solve_maxiter or loosen cfg.solve_tol, or lower the wire resistance "
             "(the line relaxation slows as rows x wire resistance x device conductance grows; `xbarsim "
             "program --r-wire`). A NaN in the circuit also ends here.")
-    if out["fails"].any():  # count only the devices it programmed
-        bad = int(np.count_nonzero(reached & ~np.isfinite(own)))
-    else:
-        bad = sum(int(np.count_nonzero(~np.isfinite(out[name]))) for name in ("g_after_own", "g_final"))
+    bad = live_bad if out["fails"].any() else sum(
+        int(np.count_nonzero(~np.isfinite(out[name]))) for name in ("g_after_own", "g_final"))
     if bad:
         # finite parameters can still overflow inside the device model (a
         # relax_sigma of 1e160: inf - inf in the relaxation step), which with

@@ -60,13 +60,13 @@ def _minmax(parts):
     lo, hi = allx.min(axis=0), allx.max(axis=0)
     with np.errstate(over="ignore"):
         span = hi - lo
-    if np.all(np.isfinite(span)):
-        span = np.where(hi > lo, span, 1.0)
-        return [np.clip((p - lo) / span, 0.0, 1.0) for p in parts]
-    # in halves where hi - lo overflows (values near the largest double: the
-    # scaled features came out NaN; found by review); halving is exact there
-    span = np.where(hi > lo, 0.5 * hi - 0.5 * lo, 1.0)
-    return [np.clip((0.5 * p - 0.5 * lo) / span, 0.0, 1.0) for p in parts]
+    # in halves in the columns where hi - lo overflows (values near the
+    # largest double: the scaled features came out NaN; found by review);
+    # halving is exact there, and elsewhere would drop subnormal bits
+    big = ~np.isfinite(span)
+    span = np.where(hi > lo, np.where(big, 0.5 * hi - 0.5 * lo, span), 1.0)
+    shift = np.where(big, 0.5, 1.0)
+    return [np.clip((shift * p - shift * lo) / span, 0.0, 1.0) for p in parts]
 
 
 def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.2, seed=0):

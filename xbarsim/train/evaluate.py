@@ -90,6 +90,18 @@ def network_layers(model):
     return out
 
 
+def _bool_as_float(x):
+    """Boolean features as 0 / 1 (`as_float_array` refuses booleans, which
+    the evaluations always took as numbers)."""
+    if isinstance(x, torch.Tensor):
+        return x.to(torch.float64) if x.dtype == torch.bool else x
+    try:
+        a = np.asarray(x)
+    except ValueError:  # ragged: as_float_array says so
+        return x
+    return a.astype(np.float64) if a.dtype == np.bool_ else x
+
+
 def _task(model_or_layers, x, y):
     """The layers, features and labels of a binary evaluation, checked
     before any transfer runs: the layers chain, the last has one output
@@ -118,9 +130,7 @@ def _task(model_or_layers, x, y):
             f"the evaluation scores binary classifiers with one output logit (class 1 where it is > 0), as "
             f"the moons network; this network has {layers[-1][0].shape[0]} outputs. Score other networks "
             "with xbarsim.train.to_crossbar and xs.mvm (e.g. argmax over the outputs).")
-    # tensors detached (one that requires grad raised torch's RuntimeError);
-    # np.asarray as before otherwise, so boolean features still count as 0 / 1
-    x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    x = as_float_array(_bool_as_float(x), "x", f"(points, {width})")  # tensors detached
     if x.ndim != 2 or x.shape[1] != width or x.shape[0] == 0:  # 0 points ran every transfer, refused later
         raise ParameterError(f"x has shape {x.shape}; expected (points, {width}) for this network, points >= 1.")
     if not np.all(np.isfinite(x)):

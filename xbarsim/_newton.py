@@ -155,6 +155,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
     recent = []  # residuals of the last STALL_STEPS full Newton steps (cap inactive)
     cap = np.inf  # largest |V/V0| at which the Jacobian's devices are evaluated
     pre = None
+
     def corrected(c_wl, c_bl, gmax):
         """``T = v + c`` and its residual ``G``; returns T's relative residual
         and whether T passes Kirchhoff at every node."""

@@ -531,10 +531,9 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
         g=np.empty((n, M, N)),
         stuck=np.empty((n, M, N), dtype=np.int8),
         pulses=np.empty((n, M, N), dtype=np.int32),
-        # NaN until written: an aborted run leaves devices it never reached
-        g_after_own=np.full((n, M, N), np.nan),
+        g_after_own=np.empty((n, M, N)),
         read_after_own=np.empty((n, M, N)),
-        g_final=np.full((n, M, N), np.nan),
+        g_final=np.empty((n, M, N)),
         read_final=np.empty((n, M, N)),
         converged=np.empty((n, M, N), dtype=np.uint8),
         track=np.full((n, K, K) if track else (n, 0, 0), np.nan),
@@ -549,12 +548,12 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
             out["g"], out["stuck"], out["pulses"], out["g_after_own"], out["read_after_own"],
             out["g_final"], out["read_final"], out["converged"], out["track"], out["fails"], done, abort)
     _run_interruptible(lambda: program_arrays(*args), abort, done, n * K, label if progress else None)
-    # A missed solve stops the run (`kernels.programming.program_one`), and
-    # the devices it never reached stay NaN (the arrays were np.empty, and
-    # what they held was blamed on the device model at random; found by
-    # review). A non-finite conductance in the live state (``g``: every
-    # device, also one a neighbour's pulse brought up to time) is the
-    # device model's, and also ends any solve that meets it.
+    # A missed solve stops the run (`kernels.programming.program_one`), so
+    # the outputs of devices it never reached are unwritten memory: read
+    # them, and an error was blamed on the device model at random (found by
+    # review). The live state (``g``: every device, also one a neighbour's
+    # pulse brought up to time) decides: a non-finite conductance there is
+    # the device model's, and also ends any solve that meets it.
     live_bad = int(np.count_nonzero(~np.isfinite(out.pop("g"))))
     if out["fails"].any() and not live_bad:
         raise ConvergenceError(

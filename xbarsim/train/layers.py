@@ -333,8 +333,8 @@ class HardwareAwareLinear(nn.Linear):
     def __getstate__(self):
         # the last sample's circuit read-out is a closure, which pickle refuses:
         # torch.save(model), deepcopy and multiprocessing failed after the
-        # first training forward (found by review); a copy starts without it
-        # a copy: before torch 2.1 nn.Module has no __getstate__, and
+        # first training forward (found by review); a copy starts without it.
+        # dict(...): before torch 2.1 nn.Module has no __getstate__, and
         # object's (Python 3.11) returns the live __dict__
         getter = getattr(super(), "__getstate__", None)
         state = dict(getter() if getter is not None else self.__dict__)

@@ -1079,8 +1079,8 @@ class Surrogate:
         s0, s1 = s[idx - 1], s[idx]
         sd = s0 + (s1 - s0) * (gc - c0) / (c1 - c0)
         g_min = self.cfg.g_window[0]
-        sd = torch.where(g.detach() <= g_min * (1 + 1e-9), torch.as_tensor(float(self.own_at_min[1]), dtype=g.dtype, device=g.device),
-                         sd)
+        at_min = torch.as_tensor(float(self.own_at_min[1]), dtype=g.dtype, device=g.device)
+        sd = torch.where(g.detach() <= g_min * (1 + 1e-9), at_min, sd)
         own_var = (sd * g) ** 2
         tau = g / self.cfg.g_window[1]
         vc = torch.as_tensor(self.drift_var_coef, dtype=g.dtype, device=g.device)

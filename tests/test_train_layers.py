@@ -394,8 +394,9 @@ def test_to_crossbar_warns_when_the_transfer_is_not_the_surrogates():
     sur = Surrogate.fit(xs.TransferConfig(), n_transfers=2, layers=((2, 2), (1, 2)), n_fail_devices=0, n_probe=2,
                         n_bins=2)
     net = convert(moons_network(2), surrogate=sur, seed=0)
-    with pytest.warns(UserWarning, match="another TransferConfig"):
+    with pytest.warns(UserWarning, match="another TransferConfig") as rec:
         to_crossbar(net, xs.TransferConfig(input_scale=5.0))
+    assert rec[0].filename == __file__  # the caller's line
     import warnings
 
     with warnings.catch_warnings():

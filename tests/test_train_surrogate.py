@@ -288,6 +288,7 @@ def test_sampled_forward_warns_outside_the_fitted_range_and_refuses_overflow(sma
     with pytest.warns(RuntimeWarning, match="exceed input_scale = 1") as rec:
         assert torch.isfinite(layer(torch.full((2, 1), 8.0, dtype=torch.float64))).all()
     assert "switching threshold" in str(rec[0].message)
+    assert rec[0].filename == __file__  # the line that called the layer, not torch's Module.__call__
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once per layer
         layer(torch.full((2, 1), 8.0, dtype=torch.float64))

@@ -440,9 +440,17 @@ def test_mvm_warns_at_the_switching_threshold_and_refuses_overflowing_inputs():
     W, b = _layer(3, 4)
     prog = xs.transfer(W, b, cfg, seed=0)
     x_max = cfg.device.v_set * cfg.input_scale / cfg.write_verify.v_read  # 5.5
-    with pytest.warns(RuntimeWarning, match="switching threshold"):
-        y = xs.mvm(prog, np.full((2, 4), x_max))
+    x = np.full((2, 4), x_max)
+    many = xs.transfer_many(W, b, cfg, n=1, seed=0)
+    line = sys._getframe().f_lineno  # the three calls are 2, 3 and 4 lines below
+    with pytest.warns(RuntimeWarning, match="switching threshold") as rec:
+        y = xs.mvm(prog, x)
+        many.mvm(x)
+        xs.mvm_many(many, x)
     assert np.all(np.isfinite(y))
+    # every entry point names the caller's line (a fixed stacklevel named
+    # the caller's caller for xs.mvm_many)
+    assert [(r.filename, r.lineno) for r in rec] == [(__file__, line + k) for k in (2, 3, 4)]
     with pytest.raises(xs.ParameterError, match="overflows"):
         xs.mvm(prog, np.full((1, 4), -1e6))
     import warnings
@@ -460,6 +468,27 @@ def test_transfer_many_dask_identical():
     ref = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2)
     dsk = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2, workers=1)
     np.testing.assert_array_equal(ref.g[0], dsk.g[0])
+
+
+@pytest.mark.slow
+def test_transfer_many_on_an_existing_scheduler_without_a_default_client():
+    """A scheduler given by address, or a Client that is not the default,
+    runs the chunks (the address form once failed with distributed's "No
+    clients found" whenever the process had no default Client)."""
+    distributed = pytest.importorskip("distributed")
+    cfg = xs.TransferConfig()
+    W, b = _layer(1, 8, seed=1)
+    ref = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=":0") as cluster:
+        with pytest.raises(ValueError):
+            distributed.default_client()  # the case this test is about
+        by_address = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2, scheduler=cluster.scheduler_address)
+        with distributed.Client(cluster, set_as_default=False) as client:
+            by_client = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2, scheduler=client)
+    for got in (by_address, by_client):
+        for a, c in zip(ref.g, got.g):
+            np.testing.assert_array_equal(a, c)
 
 
 _CACHE_PROBE = """

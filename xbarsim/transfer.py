@@ -53,6 +53,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ._warn import warn
 from .exceptions import ParameterError
 from .mapping import LayerMapping, as_float_array, map_layer
 from .programming import SINH_ARG_MAX, TransferConfig, _check_flag, _check_seed, _program_batch, programming_order
@@ -397,7 +398,9 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     try:
         futures = {client.submit(_run_chunk, mapping, cfg, seed, st, min(chunk, n - st), pure=False): st
                    for st in starts}
-        for fut in as_completed(list(futures)):
+        # this client's loop, not the default client's: the one
+        # `connect_scheduler` makes (or a user's) need not be the default
+        for fut in as_completed(list(futures), loop=client.loop):
             yield futures[fut], fut.result()
     finally:
         if own is not None:
@@ -472,8 +475,6 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
     itself would overflow (``|V| / v0 > 700``), which used to end in NaN,
     and where the outputs in weight units could overflow (a bound from the
     largest conductance of ``g_tiles``, one array per tile)."""
-    import warnings
-
     if x.size == 0:
         return
     scale = mapping.v_read / mapping.input_scale
@@ -493,12 +494,12 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
             f"{mapping.input_scale:g}], or rescale the layer.")
     limit = min(dev.v_set, dev.v_reset)
     if v_max >= limit:
-        warnings.warn(
+        warn(
             f"inputs up to |x| = {v_max / scale:.4g} drive the word lines at {v_max:.3g} V, at or above the "
             f"devices' switching threshold ({limit:g} V): on hardware such a read would disturb the "
             f"programmed conductances, which this MVM does not model. Keep |x| below {limit / scale:.4g} "
             "or raise TransferConfig.input_scale.",
-            RuntimeWarning, stacklevel=4,
+            RuntimeWarning,
         )
 
 

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .._warn import warn
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import SEED_OFFSET_MAX, check_seed, failure_scale
@@ -426,20 +427,18 @@ class HardwareAwareLinear(nn.Linear):
 
             raise ParameterError(_overflow_message(self.surrogate, x_max, dtype=dtype))
         if x_max > fitted and not self._warned_inputs:
-            import warnings
-
             self._warned_inputs = True
             beyond = (f"; from |x| = {switching:.4g} on (these inputs reach it) the read voltage is at or above "
                       "the devices' switching threshold, where a read would disturb them on hardware"
                       if x_max >= switching else
                       f"; from |x| = {switching:.4g} on a read would also reach the devices' switching threshold")
-            warnings.warn(
+            warn(
                 f"HardwareAwareLinear inputs up to |x| = {x_max:.4g} exceed input_scale = {fitted:g}, the largest "
                 f"input its surrogate was fitted on (read at {v_read:g} V). There the surrogate's first-order "
                 f"IR-drop model can be far from the circuit (xs.mvm solves it){beyond}. Keep the inputs in "
                 f"[0, {fitted:g}] (a bounded activation such as a sigmoid, or scaled features), or fit the "
                 "surrogate for a larger TransferConfig.input_scale. Warned once per layer.",
-                RuntimeWarning, stacklevel=2,
+                RuntimeWarning,
             )
 
     def regularization(self):
@@ -636,11 +635,9 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
                              "(only Linear layers map onto crossbars here).")
     _swap(model)
     if skipped:
-        import warnings
-
-        warnings.warn(f"convert leaves the nn.MultiheadAttention module(s) {', '.join(skipped)} as they are: "
-                      "attention uses its projections' weights directly, not their forward, so they cannot "
-                      "sample hardware variability.", RuntimeWarning, stacklevel=2)
+        warn(f"convert leaves the nn.MultiheadAttention module(s) {', '.join(skipped)} as they are: "
+             "attention uses its projections' weights directly, not their forward, so they cannot "
+             "sample hardware variability.", RuntimeWarning)
     return model
 
 
@@ -683,22 +680,18 @@ def to_crossbar(model, cfg, seed=0):
     others = sorted({type(m).__name__ for m in model.modules()
                      if not isinstance(m, nn.Linear) and any(True for _ in m.parameters(recurse=False))})
     if others:
-        import warnings
-
-        warnings.warn(f"to_crossbar transfers the nn.Linear layers only; {', '.join(others)} stay in software.",
-                      UserWarning, stacklevel=2)
+        warn(f"to_crossbar transfers the nn.Linear layers only; {', '.join(others)} stay in software.",
+             UserWarning)
     from ..mapping import map_layer
 
     trained_for = {k: layer.surrogate for k, layer in enumerate(layers)
                    if getattr(layer, "surrogate", None) is not None and hasattr(layer.surrogate, "matches")}
     other = [k for k, sur in trained_for.items() if not sur.matches(cfg)]
     if other:
-        import warnings
-
-        warnings.warn(f"layer(s) {other} were trained against a surrogate fitted for another TransferConfig than "
-                      "this transfer's (mapping, input scale, device, wires...): the hardware-aware training may not "
-                      "carry over. Transfer with the surrogate's own configuration (surrogate.cfg) unless this is "
-                      "the point.", UserWarning, stacklevel=2)
+        warn(f"layer(s) {other} were trained against a surrogate fitted for another TransferConfig than "
+             "this transfer's (mapping, input scale, device, wires...): the hardware-aware training may not "
+             "carry over. Transfer with the surrogate's own configuration (surrogate.cfg) unless this is "
+             "the point.", UserWarning)
     weights = []
     for k, layer in enumerate(layers):  # every layer checked before the first is programmed
         w = layer.weight.detach().cpu().to(torch.float64).numpy()

@@ -8,6 +8,7 @@ with the dense oracle (tests/naive.py) and the exact problems
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -595,6 +596,23 @@ def test_torch_tensors_that_require_grad_are_taken_as_arrays():
     x = torch.full((3,), 0.1, dtype=torch.float64, requires_grad=True)
     sol = xs.solve(xs.Crossbar(g), left=xs.Drive(x), bottom=xs.Drive(0.0), method="direct")
     np.testing.assert_allclose(sol.i_out, np.full(4, 3 * 1e-5), rtol=1e-12)
+
+
+def test_torch_dtypes_numpy_lacks_are_widened_or_refused():
+    """bfloat16 (the usual dtype of trained weights) has no NumPy dtype:
+    ``.numpy()`` raised torch's bare TypeError. Floats are widened; a
+    complex32 tensor is refused like any complex input."""
+    torch = pytest.importorskip("torch")
+    g = torch.full((3, 4), 1e-4, dtype=torch.bfloat16)
+    x = torch.full((3,), 0.1, dtype=torch.bfloat16)
+    sol = xs.solve(xs.Crossbar(g), left=xs.Drive(x), bottom=xs.Drive(0.0), method="direct")
+    expected = 3 * float(g[0, 0].double()) * float(x[0].double())  # the bfloat16 values, widened exactly
+    np.testing.assert_allclose(sol.i_out, np.full(4, expected), rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch: "ComplexHalf support is experimental"
+        chalf = torch.zeros((2, 2), dtype=torch.complex32)
+    with pytest.raises(xs.ParameterError, match="got complex values"):
+        xs.Crossbar(chalf)
 
 
 @pytest.mark.parametrize("r_wire, r_term, message", [

@@ -18,6 +18,22 @@ from .exceptions import ParameterError
 __all__ = ["as_real_array"]
 
 
+def _tensor_to_numpy(tensor, name, units):
+    """A CPU torch tensor as a NumPy array; dtypes NumPy lacks (bfloat16,
+    the float8 kinds) are widened to float64 first, complex32 refused."""
+    try:
+        return tensor.numpy()
+    except TypeError as exc:  # "Got unsupported ScalarType BFloat16"
+        if tensor.is_complex():
+            raise ParameterError(f"{name} must be real numbers; got complex values. Pass {units}.") from exc
+        if tensor.is_floating_point():
+            import torch
+
+            return tensor.to(torch.float64).numpy()
+        raise ParameterError(f"{name} is a torch tensor of dtype {tensor.dtype}, which has no NumPy "
+                             f"equivalent; convert it with .double() first ({units}).") from exc
+
+
 def as_real_array(value, name, expected="numeric", units="conductances in siemens, resistances in ohms, "
                                                           "voltages in volts"):
     """``value`` as a float64 array (no copy when it already is one).
@@ -42,7 +58,7 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
     if value is None:
         raise ParameterError(f"{name} is None; give a {expected} array or number ({units}).")
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor, grad or not, any device
-        value = value.detach().cpu().numpy()
+        value = _tensor_to_numpy(value.detach().cpu(), name, units)
     if isinstance(value, np.ma.MaskedArray):
         if np.ma.getmaskarray(value).any():
             raise ParameterError(f"{name} is a masked array with masked entries; fill them first "

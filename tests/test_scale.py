@@ -240,6 +240,30 @@ def test_sinh_point_is_ok_or_failed_with_the_reason(tmp_path):
         assert row["status"] == "failed" and row["message"].startswith("ParameterError")
 
 
+def test_sinh_point_whose_ideal_wire_reference_overflows_says_why(tmp_path, capsys):
+    """At v_read / v0 = 1e4 the circuit solves (its wires and terminals keep
+    every device far below that), but the ideal-wire reference
+    G V0 sinh(x / V0) overflows: numpy's overflow and invalid-value warnings
+    came out raw, and rel_error_wires was written empty with no word why
+    (found by review)."""
+    import math
+
+    argv = ["scale", "--out", str(tmp_path), "--sizes", "8", "--r-wire", "1", "--g-range", "1e-4:5e-4", "--device",
+            "sinh", "--v0", "1e-3", "--v-read", "10", "--no-progress", "--no-plots"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(argv) == 0
+    assert [w for w in caught if issubclass(w.category, RuntimeWarning)] == []
+    (row,) = load_results(tmp_path / "results.csv")
+    assert row["status"] == "ok" and row["residual"] < 1e-9 and 1 < row["rel_error"] < 1e3
+    assert math.isnan(row["rel_error_wires"])
+    assert row["message"].startswith("rel_error_wires not computed: on ideal wires a device would see up to ")
+    assert "overflows double precision" in row["message"]
+    err = capsys.readouterr().err
+    assert err.startswith("1 point(s) solved with a metric left empty: rel_error_wires not computed")
+    assert "Warning" not in err
+
+
 def test_point_that_cannot_fit_is_skipped(tmp_path, monkeypatch):
     from xbarsim import _memory
 
@@ -250,6 +274,67 @@ def test_point_that_cannot_fit_is_skipped(tmp_path, monkeypatch):
     assert "MemoryLimitError" in rows[0]["message"]
     # 16 x 16 pcg: 256 cells x (48 + 104) B; 10 kB available, in units that read
     assert "needs about 38.0 KiB, but only 9.8 KiB is available" in rows[0]["message"]
+
+
+def _sinh_read(n):
+    """A 1 ohm n x n array of sinh devices (V0 = 0.2 V) and its read drives."""
+    rng = np.random.default_rng(0)
+    g = 1e-4 + 4e-4 * rng.random((n, n))
+    return xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=0.2), xs.read_drives(0.2 * rng.random(n), 1.0, 1.0)
+
+
+@pytest.mark.parametrize("method", ["pcg", "mg"])
+def test_memory_guard_refuses_a_sinh_solve_that_needs_more_than_is_available(method, monkeypatch):
+    """The guard sized sinh (Newton) solves as linear ones: their working
+    set (residual, trial point, correction, Jacobian conductances, a second
+    preconditioner) reached 1.7-1.9x its estimate, and a solve it admitted
+    could take more than the memory available (found by review). With the
+    measured peak (tracemalloc) as the memory available, the guard refuses."""
+    import tracemalloc
+
+    from xbarsim import _memory
+
+    xbar, drives = _sinh_read(128)
+    # compile outside the trace, at this size: mg's coarse levels compile
+    # their own specializations, and a compile in the trace inflated the peak
+    xs.solve(xbar, **drives, method=method)
+    tracemalloc.start()
+    try:
+        xs.solve(xbar, **drives, method=method)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    monkeypatch.setattr(_memory, "available_bytes", lambda: peak)
+    with pytest.raises(xs.MemoryLimitError, match="array of sinh devices"):
+        xs.solve(xbar, **drives, method=method)
+    # a linear solve of the same array fits in that memory, as before
+    xs.solve(xs.Crossbar(xbar.g, r_wl=1.0, r_bl=1.0), **drives, method=method)
+
+
+_SINH_DIRECT_RSS = """
+from xbarsim.scale import ScalePoint, run_point
+row = run_point(ScalePoint(rows=128, cols=128, r_wire=1.0, g_min=1e-4, g_max=5e-4, device="sinh", v0=0.2,
+                           method="direct"))
+print(row["status"], row["solve_rss_mib"], row["mem_estimate_mib"])
+"""
+
+
+def test_memory_estimate_covers_a_direct_sinh_solve():
+    """A direct Newton step factors its Jacobian while the previous step's
+    SuperLU factors are still held: the solver's RSS grew 1.5-1.7x the
+    guard's estimate for sinh devices (found by review). Measured as the
+    row's solve_rss_mib in a fresh process (RSS: SuperLU's fill is not
+    Python's to trace)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _SINH_DIRECT_RSS], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    status, rss, estimate = proc.stdout.split()
+    assert status == "ok"
+    if rss == "nan":
+        pytest.skip("no RSS high-water mark to reset here (not Linux)")
+    assert 0 < float(rss) <= float(estimate)
 
 
 def test_points_refused_for_memory_are_tried_again_by_a_plain_rerun(tmp_path, monkeypatch, capsys):
@@ -614,7 +699,99 @@ def test_older_xbarsim_results_are_backed_up_and_carried_over(tmp_path, monkeypa
     assert (tmp_path / "results.csv.bak2").read_text() == old_text
 
 
+def _failing_appends(monkeypatch, error):
+    """Make scale's appends to a results.csv fail with `error` (an OSError)
+    while ``state["fail"]`` holds: as a read-only or immutable file, or a
+    full disk, would (this test runs as root too, which chmod does not stop)."""
+    import builtins
+
+    state = {"fail": True}
+
+    def open_(file, mode="r", *args, **kwargs):
+        if state["fail"] and "a" in mode and Path(file).name == "results.csv":
+            raise error
+        return builtins.open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(scale, "open", open_, raising=False)
+    return state
+
+
+def test_results_csv_that_cannot_be_written_is_refused_before_computing(tmp_path, capsys, monkeypatch):
+    """An unwritable results.csv in a writable folder: the sweep computed a
+    point, then stopped with a PermissionError traceback (found by review)."""
+    assert main(["scale", "--out", str(tmp_path)] + SCALE_8) == 0
+    before = (tmp_path / "results.csv").read_text()
+    capsys.readouterr()
+    _failing_appends(monkeypatch, PermissionError(1, "Operation not permitted"))
+    counter = CountingRunPoint()
+    monkeypatch.setattr(scale, "run_point", counter)
+    argv = ["scale", "--out", str(tmp_path), "--sizes", "8,12", "--r-wire", "2", "--g-range", "100e-6:500e-6",
+            "--no-progress", "--no-plots"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"xbarsim scale: error: {tmp_path / 'results.csv'} is not writable (Operation not "
+                          "permitted)")
+    assert "Traceback" not in err
+    assert counter.ids == []
+    assert (tmp_path / "results.csv").read_text() == before
+    with pytest.raises(xs.ParameterError, match="is not writable"):  # the Python API too
+        run_sweep(params(sizes=((8, 8),), r_wire=(2.0,)), tmp_path, progress=False, plots=False)
+    assert counter.ids == []
+
+
+def test_results_csv_that_fails_mid_sweep_gives_a_clear_error(tmp_path, capsys, monkeypatch):
+    """A write that fails once the sweep runs (a full disk) is an error that
+    says what is saved, not an OSError traceback."""
+    state = _failing_appends(monkeypatch, OSError(28, "No space left on device"))
+    state["fail"] = False  # the check before the sweep passes
+
+    def run_point(point, numba_threads=None):
+        state["fail"] = True  # then the disk fills up
+        return REAL_RUN_POINT(point, numba_threads)
+
+    monkeypatch.setattr(scale, "run_point", run_point)
+    assert main(["scale", "--out", str(tmp_path)] + SCALE_8) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"xbarsim scale: error: could not write {tmp_path / 'results.csv'} (No space left on "
+                          "device); the points finished before are saved there")
+    assert "rerun the same command to resume" in err and "Traceback" not in err
+    assert load_results(tmp_path / "results.csv") == []
+
+
 # --- figures of ideal wires ---
+
+def test_ctrl_c_while_figures_are_drawn_keeps_the_earlier_set(tmp_path, monkeypatch):
+    """Ctrl-C while the figures were saved left a cut-short PNG (124 bytes)
+    beside the earlier sweep's other figures (found by review). They are put
+    in place together: the earlier set stays whole, and no partial file is
+    left."""
+    from matplotlib.figure import Figure
+
+    rows = run_sweep(params(sizes=((8, 8), (16, 16)), r_wire=(1.0, 10.0)), tmp_path, progress=False, plots=False)
+    plot_results([r for r in rows if r["r_wire_ohm"] == 1.0], tmp_path)
+    earlier = {name: (tmp_path / name).read_bytes() for name in scale.FIGURES}
+    real_savefig = Figure.savefig
+    saved = []
+
+    def savefig(fig, path, *args, **kwargs):
+        if saved:  # the second figure: cut short by Ctrl-C
+            Path(path).write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+            raise KeyboardInterrupt
+        saved.append(path)
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    with pytest.raises(KeyboardInterrupt):
+        plot_results(rows, tmp_path)
+    assert {name: (tmp_path / name).read_bytes() for name in scale.FIGURES} == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(scale.FIGURES + ("results.csv",))
+    # uninterrupted, the new set replaces the earlier one
+    monkeypatch.setattr(Figure, "savefig", real_savefig)
+    paths = plot_results(rows, tmp_path)
+    assert [p.name for p in paths] == list(scale.FIGURES)
+    assert all(p.read_bytes() != earlier[p.name] for p in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(scale.FIGURES + ("results.csv",))
+
 
 def test_ideal_wire_figures_say_there_is_no_ir_drop(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
@@ -636,6 +813,30 @@ def test_ideal_wire_figures_say_there_is_no_ir_drop(tmp_path, monkeypatch):
     assert all(p.stat().st_size > 10_000 for p in paths)
     ir_texts = texts[2]
     assert len(ir_texts) == 2 and all("no IR drop" in t and "0 Ω" in t for t in ir_texts)
+
+
+def test_iterations_label_and_column_say_what_an_ideal_circuit_records(tmp_path, monkeypatch):
+    """With ideal wires and terminals the drives fix every node: nothing is
+    solved and 0 iterations are recorded, while the CSV column and the
+    figure's y label said "1 for a direct solve" (found by review)."""
+    import matplotlib.pyplot as plt
+
+    rows = run_sweep(params(sizes=((8, 8),), r_wire=(0.0, 1.0), r_terminal=0.0), tmp_path, progress=False,
+                     plots=False)
+    assert [(r["r_wire_ohm"], r["method"], r["iterations"]) for r in rows] == [(0.0, "direct", 0),
+                                                                              (1.0, "direct", 1)]
+    described = {name: text for name, _, text in scale._COLUMN_SPEC}["iterations"]
+    assert "1 for a direct linear solve" in described and "0 where the drives fix every node" in described
+    labels = []
+    real_close = plt.close
+
+    def close(fig):
+        labels.append([ax.get_ylabel() for ax in fig.axes])
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", close)
+    plot_results(rows, tmp_path)
+    assert labels[1][1] == "iterations (CG: direct 1, all nodes fixed 0)"
 
 
 @pytest.mark.parametrize("devices, expected", [((("sinh", 0.25),), "sinh devices, V0 = 0.25 V"),
@@ -732,6 +933,34 @@ def test_arrays_that_are_not_square_are_told_apart_on_the_size_axis(tmp_path, mo
     assert {xlabel for panels in figures for xlabel, _ in panels} == {"array size N (N × N cells)"}
     assert {(label, tuple(x)) for panels in figures for _, lines in panels for label, x in lines} == {
         ("r = 1 Ω", (32.0,))}
+
+
+def test_every_line_looks_different_and_windows_are_in_order_of_value(tmp_path, monkeypatch):
+    """Lines of one wire resistance were told apart by 4 line styles x 5
+    markers only: from the 21st other setting they repeated, and the legend
+    was ambiguous. And the windows were ordered as text: [100, 500],
+    [1000, 5000], [10, 50] µS (found by review)."""
+    import matplotlib.pyplot as plt
+
+    (row,) = run_sweep(params(sizes=((4, 4),), r_wire=(1.0,)), tmp_path, progress=False, plots=False)
+    windows = ((1e-3, 5e-3), (1e-5, 5e-5), (1e-4, 5e-4))
+    rows = [dict(row, g_min_s=lo, g_max_s=hi, seed=seed, r_wire_ohm=r)
+            for lo, hi in windows for seed in range(9) for r in (1.0, 2.0)]  # 27 settings besides r
+    figures = []
+    real_close = plt.close
+
+    def close(fig):
+        looks = [(line.get_color(), line.get_linestyle(), line.get_marker()) for line in fig.axes[0].get_lines()]
+        figures.append((looks, [t.get_text() for legend in fig.legends for t in legend.get_texts()]))
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", close)
+    plot_results(rows, tmp_path)
+    assert len(figures) == 3
+    for looks, labels in figures:
+        assert len(looks) == len(set(looks)) == len(rows) == len(labels)
+        assert [label for label in labels if label.startswith("r = 1 Ω") and label.endswith("seed 0")] == [
+            f"r = 1 Ω, G ∈ [{lo:g}, {hi:g}] µS, seed 0" for lo, hi in ((10, 50), (100, 500), (1000, 5000))]
 
 
 # --- sweeps where points fail ---
@@ -917,6 +1146,73 @@ def test_ctrl_c_from_a_terminal_with_workers_prints_one_line(tmp_path):
     assert proc.returncode == 130
     assert err.strip().splitlines() == [err.strip()], err
     assert err.startswith("xbarsim scale: interrupted:")
+
+
+_CTRL_C_WHILE_WORKERS_START = r"""
+import os, signal, sys
+import distributed
+from xbarsim.cli import main
+
+real_init = distributed.LocalCluster.__init__
+
+def init(self, *args, **kwargs):
+    os.killpg(0, signal.SIGINT)  # a terminal's Ctrl-C (to the process group) as the workers start
+    real_init(self, *args, **kwargs)
+    os.killpg(0, signal.SIGINT)  # and another once they run, the cluster not yet returned
+
+distributed.LocalCluster.__init__ = init
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_while_the_workers_start_is_not_lost(tmp_path):
+    """The command ignored SIGINT while its Dask workers started (so that
+    they would inherit "ignored"): a Ctrl-C in that window was dropped, and
+    the sweep ran to its end and exited 0 (found by review). It is now
+    raised once the cluster is up: one line, exit 130, nothing computed, no
+    worker's traceback."""
+    pytest.importorskip("distributed")
+    import subprocess
+    import sys
+
+    out = tmp_path / "s"
+    proc = subprocess.run([sys.executable, "-c", _CTRL_C_WHILE_WORKERS_START, "scale", "--out", str(out),
+                           "--workers", "1"] + SCALE_8, capture_output=True, text=True, timeout=240,
+                          start_new_session=True)  # its own process group, as a terminal's job
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"xbarsim scale: interrupted: 0 of 1 points saved in {out / 'results.csv'}; rerun the same command "
+        "to resume."]
+    assert proc.stdout == ""
+
+
+def test_progress_bar_on_a_terminal_leaves_no_tail_of_a_longer_note():
+    """On a terminal the bar is redrawn after a carriage return, which does
+    not clear the line: after the note "8x8 r=20", "8x8 r=1" read
+    "8x8 r=10" (found by review)."""
+    import io
+
+    from xbarsim._progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    with Progress(3, label="scale", stream=stream) as bar:
+        bar.update(1, note="8x8 r=20")
+        bar.update(1, note="8x8 r=1")
+    screen = []  # what the terminal shows after each redraw: "\r" moves to the line's start, overwrites
+    line = ""
+    for part in stream.getvalue().split("\r")[1:]:
+        text, newline, _ = part.partition("\n")
+        line = text + line[len(text):]
+        screen.append(line.rstrip())
+        if newline:
+            line = ""
+    assert len(screen) == 4
+    assert screen[1].endswith("s 8x8 r=20") and screen[2].endswith("s 8x8 r=1")
+    assert screen[3].startswith("scale [") and screen[3].endswith("eta    0.0s")
 
 
 # --- time_s is the solve's, not the kernels' compilation ---

@@ -148,15 +148,31 @@ def start_local_cluster(n_workers):
     processes on loopback, its dashboard on a free port (``None`` still took
     8787, and warned when that was in use), the workers' logs silenced.
 
-    The worker processes ignore SIGINT: a terminal's Ctrl-C reaches the
+    The worker processes never see SIGINT: a terminal's Ctrl-C reaches the
     whole process group, and each worker printed its own KeyboardInterrupt
     traceback under the caller's one line (73 lines for two workers; found
-    by review). The caller gets the interrupt and closes the cluster. They
-    inherit "ignored" from this process, which therefore ignores Ctrl-C for
-    the second or two the workers take to start (from the main thread
-    only: elsewhere signals cannot be set). A cluster that fails to start
-    is closed here and taken off distributed's exit hook, which would close
-    it again at exit and print an AssertionError traceback."""
+    by review). The caller gets the interrupt and closes the cluster.
+
+    So while the workers start, this thread blocks SIGINT: Dask's event-loop
+    thread, started meanwhile, inherits the block, and so do the threads it
+    starts the worker processes from, and the processes (a signal mask
+    survives exec; multiprocessing starts its resource tracker the same
+    way). That tracker is started first, here: starting it from the event
+    loop unblocked SIGINT in that thread again. A Ctrl-C in that second or
+    two is not lost: held pending in this thread, or noted by a handler when
+    another thread (OpenBLAS's) takes it, it is raised as KeyboardInterrupt
+    once the cluster is up, and the cluster closed. (This process used to
+    ignore SIGINT meanwhile, for the workers to inherit "ignored": such a
+    Ctrl-C was dropped, and the sweep ran to its end and exited 0; found by
+    review. A handler alone would not do: a process that runs a new
+    program, as the workers are started, inherits "ignored" or a block, but
+    not a handler.) Signals can be set from the main thread only; elsewhere
+    the workers start as they are. Without signal masks (Windows) SIGINT is
+    ignored meanwhile, as before.
+
+    A cluster that fails to start is closed here and taken off
+    distributed's exit hook, which would close it again at exit and print an
+    AssertionError traceback."""
     import signal
 
     from distributed import LocalCluster
@@ -164,14 +180,35 @@ def start_local_cluster(n_workers):
 
     before = set(SpecCluster._instances)
     main = threading.current_thread() is threading.main_thread()
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    hold = main and hasattr(signal, "pthread_sigmask")
+    noted = []
+    if hold:
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        handler = signal.signal(signal.SIGINT, lambda *_: noted.append(True))
+    elif main:  # no signal masks (Windows): ignored meanwhile, for the workers to inherit
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        # silence_logs: the workers' own logs. Closing the cluster under a
-        # running task made each worker print its lost heartbeat with a
-        # traceback; a worker that dies still reaches the caller, as
-        # KilledWorker / CommClosedError on its task.
-        return LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True, host="127.0.0.1",
-                            dashboard_address=":0", silence_logs=logging.CRITICAL)
+        try:
+            # silence_logs: the workers' own logs. Closing the cluster under a
+            # running task made each worker print its lost heartbeat with a
+            # traceback; a worker that dies still reaches the caller, as
+            # KilledWorker / CommClosedError on its task.
+            cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=":0", silence_logs=logging.CRITICAL)
+        finally:
+            if hold and signal.SIGINT in signal.sigpending():
+                signal.sigwait({signal.SIGINT})  # taken here, raised below
+                noted.append(True)
+            if main:
+                signal.signal(signal.SIGINT, handler)
+            if hold:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if noted:
+            raise KeyboardInterrupt
+        return cluster
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             # the half-started nannies and their event-loop tasks report
@@ -186,6 +223,3 @@ def start_local_cluster(n_workers):
                 pass
             cluster.shutdown_on_close = False
         raise
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, handler)

@@ -25,6 +25,30 @@ MG_BYTES_PER_CELL_COLUMN = 128
 """As `PCG_BYTES_PER_CELL_COLUMN` plus the coarse levels' vectors."""
 DIRECT_BYTES_PER_CELL = 2500
 """Rough SuperLU fill for the crossbar graph, measured at 256^2."""
+NEWTON_BYTES_PER_CELL = 224
+"""Per-cell bytes a nonlinear (sinh) solve holds on top of its inner linear
+solve of one column (`xbarsim._newton`): the network's per-cell V0 of both
+layers and their unit-drive copies (32); of the column being solved the
+voltages, residual, trial voltages, trial residual and correction of both
+layers (80) and its own CG vectors (32); |V/V0|, the cosh temporary and the
+Jacobian's device conductances with their transpose (32), the previous
+step's pair still held while the next is built (16), and a network whose
+drives fix both nodes of a device copies g and V0 once more (32). Plus one
+more inner preconditioner (`_SECOND_FACTORS`). Measured with tracemalloc at
+128^2 and 256^2, one column: 285 and 283 B/cell in all for ``pcg``, 462 and
+436 for ``mg``; linear solves at 256^2: 115 and 169."""
+NEWTON_BYTES_PER_CELL_COLUMN = 48
+"""Per-cell bytes per further batch column of a nonlinear solve: Newton
+solves the columns one at a time, so a column adds only its voltages of both
+layers and device currents to the result (24), and a warm start's copy
+(16). Measured: 24 B/cell per column (tracemalloc, 128^2, 3 columns)."""
+_SECOND_FACTORS = {"direct": DIRECT_BYTES_PER_CELL, "mg": MG_BYTES_PER_CELL, "pcg": PCG_BYTES_PER_CELL}
+"""A Newton step builds its Jacobian's preconditioner (SuperLU factors, or
+line factors and coarse levels) while the previous step's is still held: two
+sets at once. For ``direct`` that doubles the fill: 4627 B/cell RSS at
+256^2 for sinh devices against 2763 linear (SuperLU's L + U there: 1839
+B/cell); the guard's linear figure alone let such solves reach 1.5-1.8x
+what it admitted (found by review)."""
 
 
 def available_bytes():
@@ -44,9 +68,16 @@ def available_bytes():
         return 1 << 62
 
 
-def estimate(method, M, N, batch):
-    """Bytes a solve of an M x N array with `batch` columns needs, roughly."""
+def estimate(method, M, N, batch, nonlinear=False):
+    """Bytes a solve of an M x N array with `batch` columns needs, roughly;
+    `nonlinear`: sinh devices (Newton: the inner linear solve of one column,
+    `NEWTON_BYTES_PER_CELL`, a second preconditioner and
+    `NEWTON_BYTES_PER_CELL_COLUMN` per further column)."""
     cells = M * N
+    if nonlinear:
+        return (estimate(method, M, N, 1)
+                + cells * (NEWTON_BYTES_PER_CELL + _SECOND_FACTORS[method]
+                           + NEWTON_BYTES_PER_CELL_COLUMN * (batch - 1)))
     if method == "direct":
         return cells * (DIRECT_BYTES_PER_CELL + 64 * batch)
     if method == "mg":
@@ -72,13 +103,15 @@ def _size(n):
     return f"{int(n)} bytes"
 
 
-def check(method, M, N, batch):
+def check(method, M, N, batch, nonlinear=False):
+    """Refuse (`require`) a solve that `estimate` says cannot fit."""
     hint = "use method='pcg', which needs far less memory, or a smaller array" if method == "direct" else \
         "use a smaller array"
     if batch > 1:
         hint = f"solve fewer input columns at a time (split the batch of {batch}), or " + hint
-    require(estimate(method, M, N, batch), f"a {method} solve of a {M} x {N} array with {batch} input column(s)",
-            hint)
+    devices = " of sinh devices" if nonlinear else ""
+    require(estimate(method, M, N, batch, nonlinear),
+            f"a {method} solve of a {M} x {N} array{devices} with {batch} input column(s)", hint)
 
 
 def check_copy(value, name):

@@ -23,6 +23,7 @@ class Progress:
         self._t0 = time.perf_counter()
         self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last_decile = -1
+        self._drawn = 0  # length of the line on the terminal
 
     def __enter__(self):
         self._draw()
@@ -51,8 +52,12 @@ class Progress:
         bar = "#" * filled + "." * (self.width - filled)
         text = f"{self.label} [{bar}] {self.done}/{self.total}  {elapsed:6.1f}s  eta {eta:6.1f}s {note}"
         if self._tty:
+            # padded over the last line: "\r" only moves the cursor, and a
+            # shorter note left the longer one's tail (after "8x8 r=20",
+            # "8x8 r=1" read "8x8 r=10"; found by review)
             end = "\n" if final else ""
-            self.stream.write("\r" + text + end)
+            self.stream.write("\r" + text.ljust(self._drawn) + end)
+            self._drawn = 0 if final else len(text)
         elif final or decile != 10:
             self.stream.write(text + "\n")
         self.stream.flush()

@@ -102,7 +102,7 @@ a worker lost); ``message`` holds the reason."""
 _COLUMN_SPEC = (
     ("point_id", str, "stable id of the point; a restart skips ids already in the file"),
     ("status", str, "ok | skipped | failed"),
-    ("message", str, "reason when skipped or failed"),
+    ("message", str, "reason when skipped or failed; for an ok point, why a metric is empty"),
     ("rows", int, "word lines M"),
     ("cols", int, "bit lines N"),
     ("r_wire_ohm", float, "wire segment resistance, word and bit lines, ohms"),
@@ -126,7 +126,9 @@ _COLUMN_SPEC = (
     ("bl_rise_v", float, "max bit-line node voltage (ideal: 0 V), volts"),
     ("bl_rise_frac", float, "bl_rise_v as a fraction of the largest input of the same input vector"),
     ("time_s", float, "wall time of xs.solve, seconds (JIT warmed up beforehand)"),
-    ("iterations", int, "solver iterations: CG iterations (1 for a direct linear solve, more where it refined), Newton steps summed over the inputs for sinh devices"),
+    ("iterations", int, "solver iterations: CG iterations (1 for a direct linear solve, more where it refined; 0 "
+     "where the drives fix every node, as with ideal wires and terminals: nothing to solve), Newton steps summed "
+     "over the inputs for sinh devices"),
     ("residual", float, "relative Kirchhoff residual reached"),
     ("kcl_error", float, "|sum of terminal currents| / sum |terminal currents|"),
     ("peak_rss_mib", float, "worker process RSS high-water mark during the solve, MiB (module docstring)"),
@@ -427,17 +429,31 @@ def _metrics(g, x, sol, v0):
     The reference of ``rel_error`` is the intended product ``G.T @ x``, so
     for sinh devices it includes the device nonlinearity; ``rel_error_wires``
     compares with the same devices on ideal wires, isolating the wires'
-    share.
+    share. That reference can overflow where the solved circuit does not:
+    on ideal wires a device sees its full input, on real ones less. It is
+    then NaN, and ``message`` says why.
     """
     ideal = g.T @ x
     i_out = sol.i_out.reshape(ideal.shape)
     diff = i_out - ideal
     rel = _rel_norm(diff, ideal)
+    note = {}
     if v0 is None:
         rel_wires = rel
     else:
-        ideal_wires = g.T @ (v0 * np.sinh(x / v0))  # every device sees its full input
-        rel_wires = _rel_norm(i_out - ideal_wires, ideal_wires)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ideal_wires = g.T @ (v0 * np.sinh(x / v0))  # every device sees its full input
+        if np.all(np.isfinite(ideal_wires)):
+            rel_wires = _rel_norm(i_out - ideal_wires, ideal_wires)
+        else:
+            # 8 x 8 at v_read / v0 = 1e4: numpy's overflow warnings, and an
+            # empty field that nothing explained (found by review)
+            rel_wires = float("nan")
+            note["message"] = (
+                f"rel_error_wires not computed: on ideal wires a device would see up to "
+                f"{float(np.max(np.abs(x))) / v0:.3g} V0, where its current G V0 sinh(V / V0) overflows double "
+                "precision (|V/V0| > 710); the circuit itself solved, its wires and terminals keep every device "
+                "below that")
     flows = ideal != 0  # inputs of either sign (xbarsim solve --v-in -0.2): magnitudes throughout
     max_rel = float(np.max(np.abs(diff[flows]) / np.abs(ideal[flows]))) if np.any(flows) else float("nan")
     v_wl = sol.v_wl if sol.v_wl.ndim == 3 else sol.v_wl[:, :, None]
@@ -456,6 +472,7 @@ def _metrics(g, x, sol, v0):
         "ir_drop_wl_frac": float(np.nanmax(drop_frac)) if np.any(np.isfinite(drop_frac)) else float("nan"),
         "bl_rise_v": float(np.max(rise)),
         "bl_rise_frac": float(np.nanmax(rise_frac)) if np.any(np.isfinite(rise_frac)) else float("nan"),
+        **note,
     }
 
 
@@ -492,7 +509,7 @@ def run_point(point, numba_threads=None):
         method = _expected_method(point)
         M, N, B = point.rows, point.cols, point.inputs
         # Refuse before drawing the random array, which alone may not fit.
-        _memory.check(method, M, N, B)
+        _memory.check(method, M, N, B, nonlinear=point.device == "sinh")
         try:
             _warm_up(point, method)
         except XbarsimError:
@@ -534,7 +551,7 @@ def run_point(point, numba_threads=None):
         kcl_error=sol.kcl_error,
         peak_rss_mib=rss_peak / _MIB,
         solve_rss_mib=max(rss_peak - rss_before, 0.0) / _MIB,
-        mem_estimate_mib=_memory.estimate(sol.method, M, N, B) / _MIB,
+        mem_estimate_mib=_memory.estimate(sol.method, M, N, B, nonlinear=not sol.network.linear) / _MIB,
     )
     return _stamp(row)
 
@@ -603,11 +620,15 @@ def _header_line():
 
 def _write_atomic(path, text):
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):  # the write or the move failed: no temporary file stays
+            os.remove(tmp)
 
 
 def _is_complete_row(line):
@@ -692,6 +713,28 @@ def _results_state(path):
     )
 
 
+def _check_appendable(path):
+    """Refuse, before any point is computed, a results file at `path` that
+    exists but cannot be appended to (read-only, immutable, owned by another
+    user): the sweep computed a point and then stopped with a
+    PermissionError traceback (found by review)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise ParameterError(f"{path} is not writable ({exc.strerror or exc}); the sweep appends every point "
+                             "to it. Check its permissions, or pick another --out folder.") from None
+
+
+def _write_failed(path, exc):
+    """The error of a results file that could not be written mid-sweep."""
+    return XbarsimError(f"could not write {path} ({exc.strerror or exc}); the points finished before are saved "
+                        "there. Free space or fix its permissions, then rerun the same command to resume.")
+
+
 class _ResultsFile:
     """Append-only results.csv: every row is on disk before the next point."""
 
@@ -699,6 +742,7 @@ class _ResultsFile:
         self.path = Path(path)
         self.backup = None
         state = _results_state(self.path)
+        _check_appendable(self.path)
         if state == "missing":
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _write_atomic(self.path, _header_line())
@@ -736,10 +780,13 @@ class _ResultsFile:
         return load_results(self.path)
 
     def append(self, row):
-        with open(self.path, "a", newline="") as fh:
-            fh.write(_csv_line(row))
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(self.path, "a", newline="") as fh:
+                fh.write(_csv_line(row))
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise _write_failed(self.path, exc) from None
 
     def compact(self):
         """Keep the last row of every point id (after retries), atomically."""
@@ -749,7 +796,10 @@ class _ResultsFile:
             latest.pop(row["point_id"], None)
             latest[row["point_id"]] = row
         if len(latest) != len(rows):
-            _write_atomic(self.path, _header_line() + "".join(_csv_line(r) for r in latest.values()))
+            try:
+                _write_atomic(self.path, _header_line() + "".join(_csv_line(r) for r in latest.values()))
+            except OSError as exc:
+                raise _write_failed(self.path, exc) from None
 
 
 # ----------------------------------------------------------------------------
@@ -944,6 +994,18 @@ def _series_label(key, varying):
     return ", ".join(parts)
 
 
+def _by_value(value):
+    """Sort key of series settings: numbers by value, None first, text after
+    numbers, tuples element by element."""
+    if value is None:
+        return (0,)
+    if isinstance(value, tuple):
+        return (1, tuple(_by_value(v) for v in value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return (1, float(value))
+    return (2, str(value))
+
+
 def _series(rows):
     """Group ok rows into lines: one per wire resistance and other setting."""
     ok = [r for r in rows if r["status"] == "ok"]
@@ -953,7 +1015,8 @@ def _series(rows):
         groups.setdefault(key, []).append(r)
     varying = {k for k in _SERIES_KEYS if len({_series_value(r, k) for r in ok}) > 1}
     r_values = sorted({k[0] for k in groups})
-    others = sorted({k[1:] for k in groups}, key=str)
+    # by value: as text, windows came [100, 500], [1000, 5000], [10, 50] µS
+    others = sorted({k[1:] for k in groups}, key=_by_value)
     out = []
     for key in sorted(groups, key=lambda k: (others.index(k[1:]), k[0])):
         pts = sorted(groups[key], key=lambda r: r["rows"] * r["cols"])
@@ -1010,7 +1073,8 @@ def plot_results(rows, out_dir):
     N; ``time_vs_size.png``: solve time and iterations vs N;
     ``ir_drop_vs_size.png``: word-line drop and bit-line rise (fraction of
     the input) vs N. One line per wire resistance (colour) and per other
-    setting that varies (line style), the arrays' aspect ratio M:N included;
+    setting that varies (line style and marker; past the 20 settings those
+    tell apart, the colour's shade too), the arrays' aspect ratio M:N included;
     arrays that are not all square are drawn against their cells M·N. Only
     ``ok`` points are drawn; a panel with nothing to draw (no IR drop with
     ideal wires and terminals: zero on a log axis) says so. Returns ``[]``
@@ -1035,6 +1099,13 @@ def plot_results(rows, out_dir):
     cmap = plt.get_cmap("viridis")
     styles = ["-", "--", ":", "-."]
     markers = ["o", "s", "^", "D", "v"]
+    # line style and marker tell apart len(styles) x len(markers) settings
+    # besides r; past that, each further block of them takes its own shades
+    # of the wire resistances' colours, so no two lines look alike (style and
+    # marker repeated after 20, and the legend was ambiguous; found by review)
+    combos = len(styles) * len(markers)
+    blocks = -(-(max(s[3] for s in series) + 1) // combos)
+    n_colours = n_r * blocks
     windows = sorted({(r["g_min_s"], r["g_max_s"]) for r in ok})
     g_text = (f"G uniform in [{windows[0][0] * 1e6:g}, {windows[0][1] * 1e6:g}] µS" if len(windows) == 1
               else "G uniform in each window")
@@ -1077,7 +1148,7 @@ def plot_results(rows, out_dir):
                 if not keep:
                     continue
                 drawn += len(keep)
-                color = cmap(0.85 * ci / max(n_r - 1, 1))
+                color = cmap(0.85 * (ci * blocks + si // combos) / max(n_colours - 1, 1))
                 ax.plot(*zip(*keep), linestyle=styles[si % len(styles)],
                         marker=markers[(si // len(styles)) % len(markers)],
                         color=color, label=label, linewidth=2, markersize=6)
@@ -1114,23 +1185,34 @@ def plot_results(rows, out_dir):
                      fontsize=10, color="0.3")
         fig.suptitle(f"{suptitle}\n{subtitle}", fontsize=14)
         fig.tight_layout(rect=(0, (legend_h + note_h) / height, 1, 1))
-        path = out_dir / name
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        try:
+            fig.savefig(files.path(name), dpi=110)
+        finally:
+            plt.close(fig)
+        return out_dir / name
 
-    return [
-        draw([("rel_error", r"$\|I_{out} - G^T x\|\,/\,\|G^T x\|$", "Relative MVM error", True),
-              ("max_rel_error", r"$\max_j\ |I_{out,j} - (G^T x)_j|\,/\,(G^T x)_j$", "Worst output error", True)],
-             FIGURES[0], "Passive crossbar MVM error vs array size"),
-        draw([("time_s", "solve time (s, wall)", "Solve time", True),
-              ("iterations", "iterations (CG; 1 for a direct solve)", "Solver iterations (sinh: Newton steps, summed over inputs)", False)],
-             FIGURES[1], "Solve cost vs array size"),
-        draw([("ir_drop_wl_frac", r"$\max_i\ (V_{drive,i} - V_{WL}(i, N-1))\,/\,\max_i x_i$",
-               "Word-line IR drop (far end)", True),
-              ("bl_rise_frac", r"$\max\ V_{BL}\,/\,\max_i x_i$", "Bit-line rise above 0 V", True)],
-             FIGURES[2], "IR drop vs array size"),
-    ]
+    # The three figures are put in place together (`RunFiles`): Ctrl-C while
+    # they were drawn left a cut-short PNG (124 bytes) beside the earlier
+    # sweep's other figures (found by review); now the earlier set stays.
+    from .cli import RunFiles
+
+    with RunFiles(out_dir) as files:
+        paths = [
+            draw([("rel_error", r"$\|I_{out} - G^T x\|\,/\,\|G^T x\|$", "Relative MVM error", True),
+                  ("max_rel_error", r"$\max_j\ |I_{out,j} - (G^T x)_j|\,/\,(G^T x)_j$", "Worst output error", True)],
+                 FIGURES[0], "Passive crossbar MVM error vs array size"),
+            draw([("time_s", "solve time (s, wall)", "Solve time", True),
+                  # 0 for ideal wires and terminals (every node fixed): said
+                  # "1 for a direct solve" over points at 0 (found by review)
+                  ("iterations", "iterations (CG: direct 1, all nodes fixed 0)",
+                   "Solver iterations (sinh: Newton steps, summed over inputs)", False)],
+                 FIGURES[1], "Solve cost vs array size"),
+            draw([("ir_drop_wl_frac", r"$\max_i\ (V_{drive,i} - V_{WL}(i, N-1))\,/\,\max_i x_i$",
+                   "Word-line IR drop (far end)", True),
+                  ("bl_rise_frac", r"$\max\ V_{BL}\,/\,\max_i x_i$", "Bit-line rise above 0 V", True)],
+                 FIGURES[2], "IR drop vs array size"),
+        ]
+    return paths
 
 
 def _fmt(value, spec):
@@ -1405,6 +1487,10 @@ def _report_interrupt(params, out):
 def _report_problems(rows, plots):
     """Say why points were skipped or failed and what can help (stderr);
     the exit status: `EXIT_NONE_OK` when no point succeeded, else 0."""
+    noted = [r for r in rows if r["status"] == "ok" and r["message"]]
+    if noted:
+        print(f"{len(noted)} point(s) solved with a metric left empty: {noted[0]['message']} (the message column "
+              "of results.csv says so for each).", file=sys.stderr)
     bad = [r for r in rows if r["status"] != "ok"]
     if not bad:
         return 0
@@ -1452,34 +1538,38 @@ def _main(args):
     made_out = not os.path.exists(args.out)
     check_out_dir(args.out, (RESULTS_NAME,) + (() if args.no_plots else FIGURES))
     _results_state(Path(args.out) / RESULTS_NAME)  # refuse another program's results.csv now
+    _check_appendable(Path(args.out) / RESULTS_NAME)  # and one that cannot be written
     client = cluster = None
     numba_threads = None
     interrupted = False
     try:
-        if args.workers is not None:
-            from distributed import Client
-
-            cores = _usable_cores()
-            if args.workers > cores:
-                print(f"xbarsim scale: warning: {args.workers} workers on {cores} cores; "
-                      "points will contend for the CPU", file=sys.stderr)
-            # One point at a time per worker process (so each worker's peak
-            # RSS belongs to one point); its numba kernels get an equal share
-            # of the cores: workers x threads <= cores.
-            numba_threads = max(1, cores // args.workers)
-            cluster = start_local_cluster(args.workers)
-            client = Client(cluster)
-        elif args.scheduler is not None:
-            try:
-                client = _connect_scheduler(args.scheduler)
-            except XbarsimError:
-                if made_out and not any(os.scandir(args.out)):  # the folder this run made, still empty
-                    os.rmdir(args.out)
-                raise
-        t0 = time.perf_counter()
         try:
+            if args.workers is not None:
+                from distributed import Client
+
+                cores = _usable_cores()
+                if args.workers > cores:
+                    print(f"xbarsim scale: warning: {args.workers} workers on {cores} cores; "
+                          "points will contend for the CPU", file=sys.stderr)
+                # One point at a time per worker process (so each worker's
+                # peak RSS belongs to one point); its numba kernels get an
+                # equal share of the cores: workers x threads <= cores.
+                numba_threads = max(1, cores // args.workers)
+                # a Ctrl-C while the workers start comes out of here as
+                # KeyboardInterrupt once they are up (`start_local_cluster`)
+                cluster = start_local_cluster(args.workers)
+                client = Client(cluster)
+            elif args.scheduler is not None:
+                try:
+                    client = _connect_scheduler(args.scheduler)
+                except XbarsimError:
+                    if made_out and not any(os.scandir(args.out)):  # the folder this run made, still empty
+                        os.rmdir(args.out)
+                    raise
+            t0 = time.perf_counter()
             rows = run_sweep(params, args.out, client=client, progress=not args.no_progress,
                              retry=args.retry, plots=not args.no_plots, numba_threads=numba_threads)
+            wall = time.perf_counter() - t0
         except KeyboardInterrupt:
             interrupted = True
             if cluster is not None:
@@ -1489,7 +1579,6 @@ def _main(args):
                 import logging
 
                 logging.getLogger("distributed").setLevel(logging.ERROR)
-        wall = time.perf_counter() - t0
     finally:
         if client is not None:
             client.close()

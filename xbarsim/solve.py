@@ -328,10 +328,11 @@ def _check_memory(xbar, method, *drives):
     """`solve`'s memory refusal (`MemoryLimitError`), from the array and the
     drives' shapes alone, before the network is built (building it already
     takes (lines, B) arrays per drive): the method ``"auto"`` will run
-    (`has_ideal_wire`) at the batch the drives ask for (`_batch_of`). The
-    command line's pre-checks call it too."""
+    (`has_ideal_wire`) at the batch the drives ask for (`_batch_of`), as a
+    Newton solve when the devices are sinh (``xbar.v0``). The command
+    line's pre-checks call it too."""
     _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar)), *xbar.shape,
-                  _batch_of(*drives))
+                  _batch_of(*drives), nonlinear=xbar.v0 is not None)
 
 
 def _batch_of(*drives):
@@ -419,13 +420,13 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
     """Solve a validated network; `pre` reuses a linear preconditioner."""
     M, N = net.shape
     method = _resolve_method(net, method)
-    _memory.check(method, M, N, net.batch)
     if not net.linear and 2.0 * float(np.max(net.drive_scale(), initial=0.0)) <= SINH_LINEAR * float(np.min(net.v0)):
         # No device can see more than twice the largest drive (every node
         # lies between the drives), and sinh(x) / x - 1 < x^2 / 6 is below
         # an ulp: the sinh law is the linear one in double precision (and
         # V0 / drive beyond 1e308 would overflow Newton's unit scaling).
         net = dataclasses.replace(net, linear=True)
+    _memory.check(method, M, N, net.batch, nonlinear=not net.linear)
     if not net.linear:
         from ._newton import solve_newton
 

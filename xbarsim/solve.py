@@ -87,8 +87,9 @@ class Solution:
     i_terminal: dict
     """Current into the array through each end, amperes: keys left/right (M[, B]) and top/bottom (N[, B]); NaN where floating."""
     iterations: int
-    """Iterations run: CG iterations (1 for a direct linear solve, more where it refined); for sinh
-    devices, Newton steps summed over the batch columns."""
+    """Iterations run: CG iterations (1 for a direct linear solve, more where it refined; 0 when the
+    drives fix every node of a linear array: nothing to solve); for sinh devices, Newton steps summed
+    over the batch columns."""
     residual: float
     """Relative Kirchhoff residual reached (worst batch column)."""
     method: str

@@ -167,8 +167,8 @@ def start_local_cluster(n_workers):
     review. A handler alone would not do: a process that runs a new
     program, as the workers are started, inherits "ignored" or a block, but
     not a handler.) Signals can be set from the main thread only; elsewhere
-    the workers start as they are. Without signal masks (Windows) SIGINT is
-    ignored meanwhile, as before.
+    the workers start as they are. Without signal masks or sigtimedwait
+    (Windows, macOS) SIGINT is ignored meanwhile, as before.
 
     A cluster that fails to start is closed here and taken off
     distributed's exit hook, which would close it again at exit and print an
@@ -180,7 +180,7 @@ def start_local_cluster(n_workers):
 
     before = set(SpecCluster._instances)
     main = threading.current_thread() is threading.main_thread()
-    hold = main and hasattr(signal, "pthread_sigmask")
+    hold = main and hasattr(signal, "pthread_sigmask") and hasattr(signal, "sigtimedwait")
     noted = []
     if hold:
         from multiprocessing import resource_tracker
@@ -188,7 +188,7 @@ def start_local_cluster(n_workers):
         resource_tracker.ensure_running()
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         handler = signal.signal(signal.SIGINT, lambda *_: noted.append(True))
-    elif main:  # no signal masks (Windows): ignored meanwhile, for the workers to inherit
+    elif main:  # no signal masks or sigtimedwait (Windows, macOS): ignored meanwhile, for the workers to inherit
         handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         try:
@@ -199,8 +199,10 @@ def start_local_cluster(n_workers):
             cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True,
                                    host="127.0.0.1", dashboard_address=":0", silence_logs=logging.CRITICAL)
         finally:
-            if hold and signal.SIGINT in signal.sigpending():
-                signal.sigwait({signal.SIGINT})  # taken here, raised below
+            # taken here if pending, raised below. Not sigpending() then
+            # sigwait(): a thread that does not block SIGINT can take it in
+            # between, and sigwait() then waited forever (a CI run hung)
+            if hold and signal.sigtimedwait({signal.SIGINT}, 0) is not None:
                 noted.append(True)
             if main:
                 signal.signal(signal.SIGINT, handler)

@@ -117,6 +117,18 @@ def test_convert_keeps_weights_and_checks_mapping():
         HardwareAwareLinear(2, 2, weight_decay=-1)
 
 
+def test_mapping_defaults_to_the_hardware_model_s():
+    """A model built for the reference scheme was refused unless ``mapping=``
+    repeated what it already says (found by review)."""
+    ref = ToyHardware()
+    ref.mapping = "reference"
+    assert HardwareAwareLinear(2, 2, surrogate=ref).mapping == "reference"
+    assert all(layer.mapping == "reference" for layer in hardware_layers(convert(moons_network(seed=0), surrogate=ref)))
+    assert HardwareAwareLinear(2, 2).mapping == "differential"
+    with pytest.raises(ParameterError, match="built for 'reference'"):
+        HardwareAwareLinear(2, 2, surrogate=ref, mapping="differential")
+
+
 @pytest.mark.parametrize("aware", [False, True])
 def test_training_decreases_loss(aware):
     data = make_moons_split(n_train=200, n_val=50, n_test=50, seed=0)

@@ -116,6 +116,35 @@ def test_sample_layer_failures_and_penalty(small, cfg):
         assert float(w.grad[k]) * np.sign(W[k]) > 0  # shrinking the largest weight lowers the penalty
 
 
+@pytest.mark.parametrize("zero", [False, True], ids=["random", "all-zero"])
+@pytest.mark.parametrize("mapping", ["differential", "reference"])
+def test_penalty_is_the_sampled_weight_error_variance(small, mapping, zero):
+    """The penalty against the spread of the weights the surrogate's own
+    programming samples implement. Under the reference scheme it left out the
+    row's reference device, which every weight of the row shares: 0.82 of
+    the sampled variance on this layer. An all-zero layer, which `map_layer`
+    maps with max|w| = 1, was penalised as if max|w| were 1e-12: ~1e-24 of
+    its error (both found by review)."""
+    import dataclasses
+    import json
+
+    from xbarsim.train.surrogate import cfg_to_dict
+
+    cfg = dataclasses.replace(xs.TransferConfig(), mapping=mapping, tile=(4, 5))
+    # the device-level model does not depend on the mapping: the fit, re-labelled
+    sur = dataclasses.replace(small, cfg_json=json.dumps(cfg_to_dict(cfg)))
+    rng = np.random.default_rng(1)
+    W, b = rng.uniform(-1, 1, (3, 5)), rng.uniform(-1, 1, 3)
+    if zero:
+        W, b = 0 * W, 0 * b
+    lm = map_layer(W, b, cfg)
+    gs, _ = sur.sample_tiles(lm, np.random.default_rng(0), n=4000, noise=True, failures=False)
+    We, be = lm.effective_weights(gs)
+    var = We.var(axis=0).sum() + be.var(axis=0).sum()
+    pen = float(sur.penalty(torch.tensor(W), torch.tensor(b), failures=False))
+    assert pen == pytest.approx(var, rel=0.1)
+
+
 def test_penalty_in_half_precision_is_finite_and_matches_single(small):
     """In float16 the squared conductance errors (~1e-12 S^2) underflowed: the
     penalty came out 0 with NaN gradients (found by review)."""

@@ -42,6 +42,24 @@ def test_mapping_round_trip(scheme, shape, tile):
             assert np.all(np.minimum(t.target[:, 0::2], t.target[:, 1::2]) == pytest.approx(g_min))
 
 
+def test_effective_weights_refuses_missing_or_misshapen_tiles():
+    """One array for a six-tile layer read the other five as zero weights,
+    silently; a transposed tile was numpy's broadcast error (found by review)."""
+    W, b = _layer(7, 130)
+    m = map_layer(W, b, xs.TransferConfig(tile=(64, 6)))
+    g = [t.target for t in m.tiles]
+    assert len(g) == 9
+    with pytest.raises(xs.ParameterError, match="9 tiles"):
+        m.effective_weights(g[:1])
+    with pytest.raises(xs.ParameterError, match="9 tiles"):
+        m.effective_weights(g[0])
+    with pytest.raises(xs.ParameterError, match=r"tile_g\[2\] has shape"):
+        m.effective_weights(g[:2] + [g[2].T] + g[3:])
+    with pytest.raises(xs.ParameterError, match="leading shape"):
+        m.effective_weights([np.stack([g[0]] * 2)] + g[1:])
+    np.testing.assert_allclose(m.effective_weights(g)[0], W, atol=1e-12)
+
+
 def test_paper_network_tiles():
     cfg = xs.TransferConfig()
     W1, b1 = _layer(8, 2)
@@ -551,7 +569,8 @@ def test_transfer_demo_example_errors_order_as_the_physics_says():
     """examples/transfer_demo.py: with a noise-free linear device and ideal
     wires only the 1 % write-verify band is left (output error ~1-2 % of the
     range); 1 ohm wires add IR drop; the calibrated TiO2 device (read
-    nonlinearity, noise, failures) is worse than its noise-free twin."""
+    nonlinearity, noise, failures) is worse than its noise-free twin, whose
+    error is the read nonlinearity's."""
     import runpy
     from pathlib import Path
 
@@ -565,6 +584,10 @@ def test_transfer_demo_example_errors_order_as_the_physics_says():
     assert 0.002 < band_only < 0.03
     assert with_wires > band_only
     assert calibrated > noise_free_sinh > band_only
+    # the sinh read nonlinearity: 3.3 % high at full scale (V_read). Reading
+    # layer 2's hidden activations with layer 1's input scale drove its word
+    # lines to 0.5 V and gave 12 % (found by review)
+    assert noise_free_sinh < 0.04
 
 
 @pytest.mark.parametrize("noise", [True, False])

@@ -133,11 +133,20 @@ class LayerMapping:
         batch shape (e.g. n transfers). Returns ``(W, b)`` of shapes
         (..., out, in) and (..., out) (``b`` is None without a bias row).
         """
-        lead = np.shape(tile_g[0])[:-2]
+        if isinstance(tile_g, np.ndarray) or len(tile_g) != len(self.tiles):
+            got = f"one {tile_g.ndim}-D array" if isinstance(tile_g, np.ndarray) else f"{len(tile_g)} arrays"
+            raise ParameterError(f"tile_g holds {got}; this layer maps to {len(self.tiles)} tiles: give a list of "
+                                 "one array per tile, in the order of `tiles` (a missing tile read as zero weights).")
+        tile_g = [np.asarray(g, dtype=np.float64) for g in tile_g]
+        lead = tile_g[0].shape[:-2]
+        for k, (t, g) in enumerate(zip(self.tiles, tile_g)):
+            if g.ndim < 2 or g.shape[-2:] != t.shape or g.shape[:-2] != lead:
+                raise ParameterError(f"tile_g[{k}] has shape {g.shape}; tile {k} is {t.shape} (rows, columns), "
+                                     f"after the leading shape {lead} of tile_g[0]. Pass the arrays `tiles` "
+                                     "describes (a transposed one was numpy's broadcast error).")
         n_rows = self.in_features + int(self.has_bias)
         W_aug = np.zeros(lead + (self.out_features, n_rows))
         for t, g in zip(self.tiles, tile_g):
-            g = np.asarray(g, dtype=np.float64)
             if self.scheme is MappingScheme.DIFFERENTIAL:
                 d = g[..., 0::2] - g[..., 1::2]
             else:
@@ -223,6 +232,16 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
     Returns
     -------
     LayerMapping
+
+    Notes
+    -----
+    The largest ``|w|`` (bias over ``input_scale`` included) maps to the
+    window: ``alpha = (g_max - g_min) / max|w|`` per weight unit under
+    ``"differential"``, half that under ``"reference"``, where every weight
+    sits around the window's middle. An all-zero layer has no scale of its
+    own and is mapped with ``max|w| = 1``: its devices all sit at ``g_min``
+    (at the middle under ``"reference"``), and its outputs carry their
+    programming errors divided by that ``alpha``.
 
     Examples
     --------

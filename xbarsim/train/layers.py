@@ -145,9 +145,10 @@ class HardwareAwareLinear(nn.Linear):
         failures=) -> LayerSample`` (a fitted `Surrogate`), and optionally
         ``penalty(weight, bias)`` (a differentiable torch scalar). None:
         the layer is an ``nn.Linear``.
-    mapping : str
+    mapping : str, optional
         Weight-to-conductance mapping of the transfer; must match the
-        hardware model's (checked when the model has a ``mapping``).
+        hardware model's (checked when the model has a ``mapping``). None
+        (the default): the model's, or ``"differential"`` without one.
     reparam : bool
         Sample hardware noise in training forwards (reparametrization trick).
     failures : bool or float
@@ -182,7 +183,7 @@ class HardwareAwareLinear(nn.Linear):
         out_features,
         bias=True,
         surrogate=None,
-        mapping="differential",
+        mapping=None,
         reparam=True,
         failures=True,
         weight_decay=0.0,
@@ -210,9 +211,11 @@ class HardwareAwareLinear(nn.Linear):
         from ..mapping import MappingScheme
         from ..programming import _as_enum
 
-        mapping = _as_enum(MappingScheme, mapping, "mapping").value  # any case, as TransferConfig
         model_mapping = getattr(surrogate, "mapping", None)
         model_mapping = getattr(model_mapping, "value", model_mapping)
+        if mapping is None:  # the model's (a reference-fitted surrogate was refused unless repeated)
+            mapping = "differential" if surrogate is None or model_mapping is None else model_mapping
+        mapping = _as_enum(MappingScheme, mapping, "mapping").value  # any case, as TransferConfig
         if surrogate is not None and model_mapping is not None and str(model_mapping).lower() != mapping:
             raise ParameterError(
                 f"mapping={mapping!r} but the hardware model was built for {model_mapping!r}; "

@@ -1017,7 +1017,10 @@ class Surrogate:
         mean squared programming error: own write-verify and drift variance
         and, with `failures`, ``p_lrs E[(G_lrs - G)^2] + p_hrs E[(G_hrs -
         G)^2]``; summed over the devices of each weight, divided by
-        ``alpha^2`` (weight units) and summed over the layer.
+        ``alpha^2`` (weight units) and summed over the layer. Under
+        ``mapping="reference"`` the devices of a weight are its own and its
+        row's reference device (at the window's middle), whose error enters
+        every weight of the row.
 
         Notes
         -----
@@ -1043,7 +1046,9 @@ class Surrogate:
         weight = weight.to(work)
         bias = None if bias is None else bias.to(work)
         w_aug = weight if bias is None else torch.cat([weight, (bias / s_in)[:, None]], dim=1)
-        wmax = w_aug.abs().max().clamp_min(1e-12)
+        wmax = w_aug.abs().max()
+        # an all-zero layer is mapped with max|w| = 1 (`map_layer`); so is its penalty
+        wmax = torch.where(wmax > 0, wmax, torch.ones_like(wmax))
         feats = self._penalty_features(weight.detach().cpu().to(torch.float64).numpy(),
                                        None if bias is None else bias.detach().cpu().to(torch.float64).numpy())
         vb_p, vb_n = (torch.as_tensor(f, dtype=w_aug.dtype, device=w_aug.device) for f in feats)
@@ -1055,10 +1060,8 @@ class Surrogate:
         else:
             alpha = span / (2 * wmax)
             gp = 0.5 * (g_min + g_max) + alpha * w_aug
-            gn = None
-        mse = self._torch_var(gp, vb_p, failures)
-        if gn is not None:
-            mse = mse + self._torch_var(gn, vb_n, failures)
+            gn = torch.full_like(w_aug, 0.5 * (g_min + g_max))  # the row's reference device
+        mse = self._torch_var(gp, vb_p, failures) + self._torch_var(gn, vb_n, failures)
         err2 = mse / alpha**2
         if bias is not None and s_in != 1.0:
             scale = torch.ones(w_aug.shape[1], dtype=w_aug.dtype, device=w_aug.device)
@@ -1095,8 +1098,9 @@ class Surrogate:
         return total
 
     def _penalty_features(self, weight, bias):
-        """Drift-variance bases of the G+ (or G) and G- device of each logical weight,
-        (out, in + bias, 6) arrays, for the current weights (constants of the step)."""
+        """Drift-variance bases of the G+ (or G) and G- (or reference) device of
+        each logical weight, (out, in + bias, 6) arrays, for the current weights
+        (constants of the step)."""
         from ..mapping import map_layer
 
         lm = map_layer(weight, bias, self.cfg)
@@ -1111,6 +1115,7 @@ class Surrogate:
                 P[1, o0:o1, r0:r1] = np.swapaxes(vb[:, 1::2], 0, 1)
             else:
                 P[0, o0:o1, r0:r1] = np.swapaxes(vb[:, :-1], 0, 1)
+                P[1, o0:o1, r0:r1] = vb[None, :, -1]  # each row's reference device
         return P[0], P[1]
 
 

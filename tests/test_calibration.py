@@ -153,6 +153,25 @@ def test_cli_attribution_prints_the_parts(tmp_path, capsys):
         assert name in out
 
 
+def test_cli_attribution_after_fit_splits_the_refitted_model(tmp_path, monkeypatch):
+    """``--fit --attribution`` split the preset's drift, not the model it had
+    just fitted and evaluated (found by review)."""
+    import json
+    from dataclasses import replace
+
+    from xbarsim.cli import main
+
+    seen = []
+    real = C.attribution
+    monkeypatch.setattr(C, "attribution", lambda device=None, **kw: seen.append(device) or real(device, **kw))
+    code = main(["calibrate", "--out", str(tmp_path), "--arrays", "2", "--fit", "--fit-arrays", "2", "--fit-iter",
+                 "1", "--attribution", "--no-progress"])
+    assert code in (0, 3)
+    fitted = replace(xs.presets.TIO2, **json.loads((tmp_path / "calibration.json").read_text())["parameters"])
+    assert fitted != xs.presets.TIO2
+    assert seen == [fitted]
+
+
 def test_fit_moves_only_the_fit_parameters():
     from dataclasses import asdict
 

@@ -334,6 +334,34 @@ def test_run_files_leave_no_temporary_file_when_a_move_fails(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
 
 
+@pytest.mark.parametrize("command, argv", [
+    ("solve", ["--g", "G", "--v-in", "0.2"]),
+    ("program", ["--size", "2x2", "--r-wire", "0"]),
+])
+def test_a_disk_full_while_writing_is_one_clear_error(tmp_path, capsys, monkeypatch, command, argv):
+    """A write that fails after the run (no space left): a raw OSError
+    traceback from NumPy, json or PIL before (found by review). Now one
+    line, exit 1, and the earlier run's files stay as they were."""
+    import errno
+
+    np.save(tmp_path / "g.npy", np.full((3, 3), 2e-4))
+    argv = [str(tmp_path / "g.npy") if a == "G" else a for a in argv]
+    out = tmp_path / "out"
+    assert main([command, "--out", str(out), "--no-progress"] + argv) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", full)
+    capsys.readouterr()
+    assert main([command, "--out", str(out), "--no-progress"] + argv) == 1
+    err = capsys.readouterr().err
+    assert "could not write this run's files" in err and "No space left on device" in err
+    assert "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 @pytest.mark.parametrize("command, argv, name", [
     ("solve", ["--g", "G", "--v-in", "0.2"], "solve.png"),
     ("solve", ["--g", "G", "--v-in", "0.2", "--spice"], "circuit.cir"),

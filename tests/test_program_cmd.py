@@ -66,6 +66,8 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     (["--targets", "NPZFILE"], "is an .npz archive"),  # was AttributeError: 'NpzFile' ... 'dtype'
     (["--targets", ""], "no such file"),  # was ignored: random 32 x 32 targets were programmed
     (["--targets", "", "--g-range", "1e-4:4e-4"], "cannot go with --targets"),
+    (["--size", "2", "--solve-tol", "0"], "solve_tol"),
+    (["--size", "2", "--solve-maxiter", "0"], "solve_maxiter"),
 ])
 def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     """Every user error is caught before anything runs or is written."""
@@ -81,6 +83,19 @@ def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     assert main(["program", "--out", str(tmp_path / "o"), "--no-progress"] + argv) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_solver_settings_reach_the_run_and_its_hint_names_them(tmp_path, capsys):
+    """A missed circuit solve advised raising cfg.solve_maxiter, which the
+    command line had no way to set (found by review)."""
+    out = tmp_path / "o"
+    assert main(["program", "--out", str(out), "--size", "3x3", "--solve-tol", "1e-6", "--solve-maxiter", "300",
+                 "--no-progress"]) == 0
+    config = json.loads((out / "summary.json").read_text())["config"]
+    assert config["solve_tol"] == 1e-6 and config["solve_maxiter"] == 300
+    assert main(["program", "--out", str(tmp_path / "o2"), "--size", "4x4", "--r-wire", "5", "--solve-maxiter",
+                 "1", "--no-progress"]) == 1
+    assert "`xbarsim program --solve-maxiter`" in capsys.readouterr().err
 
 
 def test_cli_out_that_is_a_file_is_refused(tmp_path, capsys):

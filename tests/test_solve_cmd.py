@@ -105,6 +105,44 @@ def test_solve_without_spice_removes_an_earlier_runs_netlist(files):
     assert not (tmp / "o" / "circuit.cir").exists()  # it was left beside a summary without "spice"
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_solve_png_reference_line_spans_the_points(files, monkeypatch, sign):
+    """With negative inputs the dashed ideal line ran from 0 to 1e-24 uA,
+    out of sight of points at -600..-300 uA (found by review)."""
+    import matplotlib.pyplot as plt
+
+    from xbarsim import solve_cmd
+
+    tmp, g, x = files
+    figs = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig) or real_close(fig))
+    sol = xs.solve(xs.Crossbar(g), left=xs.Drive(sign * x.T), bottom=xs.Drive(0.0))
+    solve_cmd.plot(g, sign * x.T, sol, str(tmp / "p.png"))
+    points, line = figs[-1].axes[3].lines[:2]  # axes: 2 images + 2 colorbars, then the lost drop, its bar
+    xs_ = 1e6 * (g.T @ (sign * x.T)).ravel()
+    np.testing.assert_allclose(points.get_xdata(), xs_)
+    assert min(line.get_xdata()) <= xs_.min() and max(line.get_xdata()) >= xs_.max()
+
+
+def test_solve_reads_an_npy_file_by_its_content_not_its_name(files):
+    """G.NPY was read as text and refused (found by review)."""
+    tmp, g, _ = files
+    (tmp / "G.NPY").write_bytes((tmp / "g.npy").read_bytes())
+    assert main(["solve", "--g", str(tmp / "G.NPY"), "--out", str(tmp / "o")]) == 0
+    np.testing.assert_array_equal(_load(tmp / "o")[1]["g"], g)
+
+
+def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
+    """The user's own circuit.cir in --out was removed as an earlier run's
+    deck (found by review)."""
+    tmp, _, _ = files
+    (tmp / "o").mkdir()
+    (tmp / "o" / "circuit.cir").write_text("* my deck\nR1 a 0 1k\n.end\n")
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--out", str(tmp / "o")]) == 0
+    assert (tmp / "o" / "circuit.cir").read_text() == "* my deck\nR1 a 0 1k\n.end\n"
+
+
 @pytest.mark.parametrize("make, argv_extra, message", [
     (None, ["--g", "MISSING.npy"], "no such file"),
     (None, ["--g", "g.npy", "--vp", "2"], "add --pulse I,J"),  # were ignored: a plain read
@@ -122,12 +160,14 @@ def test_solve_without_spice_removes_an_earlier_runs_netlist(files):
     (None, ["--g", "g.npy", "--tol", "-1"], "tol must be"),
     (None, ["--g", "g.npy", "--method", "mg", "--r-bl", "0"], "method='mg' needs"),
     (None, ["--g", "g.npy", "--inputs", ""], "no such file"),  # was ignored: --v-in's default was solved
+    # an archive is named as one: it was "could not be read as numbers (UnicodeDecodeError" (found by review)
+    (lambda t: np.savez(t / "g.npz", g=np.ones((2, 2))), ["--g", "g.npz"], "is an .npz archive"),
 ])
 def test_solve_refuses_bad_input_before_writing(files, capsys, make, argv_extra, message):
     tmp, _, _ = files
     if make is not None:
         make(tmp)
-    argv = ["solve", "--out", str(tmp / "out")] + [str(tmp / a) if a.endswith((".npy", ".csv")) else a
+    argv = ["solve", "--out", str(tmp / "out")] + [str(tmp / a) if a.endswith((".npy", ".npz", ".csv")) else a
                                                    for a in argv_extra]
     assert main(argv) == 1
     err = capsys.readouterr().err
@@ -179,6 +219,24 @@ def test_solve_with_spice_writes_the_deck_and_agrees_with_ngspice(files, capsys,
     assert main(["solve", "--g", str(tmp / "g.npy"), "--inputs", str(tmp / "x.csv"), "--spice", "--out",
                  str(tmp / "o2"), "--no-progress"]) == 0
     assert timeouts == [120.0 + solve_cmd.SPICE_SECONDS_PER_COLUMN * 4 * 35 / solve_cmd.SPICE_MAX_CELLS]
+
+
+@pytest.mark.skipif(not ngspice_available(), reason="ngspice not installed (apt-get install ngspice)")
+def test_solve_keeps_the_deck_ngspice_failed_on_and_names_it(files, capsys):
+    """ngspice's sinh overflows here (V0 = 20 mV, 3 V drives). The message
+    told a command-line user to call write_netlist(...), and --out was left
+    empty (found by review): the deck is now kept, with the command to run."""
+    tmp, _, _ = files
+    out = tmp / "sp"
+    argv = ["solve", "--g", str(tmp / "g.npy"), "--v0", "0.02", "--v-in", "3", "--r-in", "10", "--out", str(out)]
+    assert main(argv + ["--spice"]) == 1
+    err = capsys.readouterr().err
+    kept = out / "circuit-failed.cir"
+    assert f"run `ngspice -b {kept}`" in err and "write_netlist" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["circuit-failed.cir"]  # nothing else put in place
+    assert "B_d_0_0" in kept.read_text() and kept.read_text().rstrip().endswith(".end")
+    assert main(argv) == 0  # a later run removes that deck with the rest of the earlier run's files
+    assert not kept.exists()
 
 
 def test_solve_refuses_spice_it_cannot_run_before_writing(files, capsys, monkeypatch):

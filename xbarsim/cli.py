@@ -7,6 +7,7 @@ which adds its parser and sets ``func`` to the function that runs it.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -73,6 +74,11 @@ def _check_target(final):
                              "name there. Move it away, or give another --out.")
 
 
+_WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EIO", "EACCES",
+                                                           "EPERM") if hasattr(errno, name))
+"""What a failed write of an output file raises (`RunFiles`)."""
+
+
 class RunFiles:
     """The files one command run writes into its ``--out`` folder, put in
     place together.
@@ -106,6 +112,12 @@ class RunFiles:
         from .exceptions import ParameterError
 
         try:
+            if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+                # a disk full while writing, after the whole run: NumPy's,
+                # json's or PIL's raw traceback before (found by review)
+                raise ParameterError(f"could not write this run's files into --out {self.out_dir!r} "
+                                     f"({exc.strerror or exc}); nothing was put in place. Free space there, or "
+                                     "give another --out.") from None
             if exc_type is None:
                 # every target first: a folder in the way of the third file
                 # left the first two moved, a mixed set and a traceback
@@ -146,7 +158,10 @@ def load_array(path, flag, what, ndmin=1):
     import warnings
 
     try:
-        if path.endswith(".npy"):
+        # by content, not by name: G.NPY, or an .npz, was read as text (found by review)
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        if magic == b"\x93NUMPY" or magic.startswith(b"PK\x03\x04") or path.endswith(".npy"):
             a = np.load(path, allow_pickle=False)
         else:
             with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []

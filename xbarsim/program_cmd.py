@@ -210,6 +210,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
         scheme=cfg.scheme.value, read_scheme=cfg.read_scheme.value, order=cfg.order.value,
         r_wl=cfg.r_wl, r_bl=cfg.r_bl, tolerance=cfg.tolerance, seed=int(seed),
         max_pulses=cfg.write_verify.max_pulses, device_v0=cfg.device.v0,
+        solve_tol=cfg.solve_tol, solve_maxiter=cfg.solve_maxiter,
     )
     summary["config"].update(provenance or {})
     M, N = res.target.shape
@@ -269,6 +270,11 @@ def register(subparsers):
     p.add_argument("--tolerance", type=float, default=0.01, help="write-verify band, relative (default 0.01)")
     p.add_argument("--ideal-device", action="store_true",
                    help="the TiO2 device without noise, relaxation, failures or disturb")
+    p.add_argument("--solve-tol", type=float, default=1e-9, metavar="V",
+                   help="node-voltage error of each circuit solve, relative to the drive (default 1e-9; 1e-6 is "
+                        "faster and far below the read noise)")
+    p.add_argument("--solve-maxiter", type=int, default=5000, metavar="N",
+                   help="line-relaxation sweeps a circuit solve may take before the run stops (default 5000)")
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -281,7 +287,7 @@ def register(subparsers):
             raise ParameterError(f"--r-wire {args.r_wire:g}: give a finite resistance >= 0 ohms.")
         cfg = TransferConfig(device=device, scheme=args.scheme, read_scheme=args.read_scheme,
                              order=args.order, tolerance=args.tolerance, r_wl=args.r_wire,
-                             r_bl=args.r_wire)
+                             r_bl=args.r_wire, solve_tol=args.solve_tol, solve_maxiter=args.solve_maxiter)
         if args.targets is not None:  # "" too: load_targets says there is no such file
             if args.g_range is not None:
                 raise ParameterError("--g-range sets random targets; it cannot go with --targets.")

@@ -559,9 +559,9 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
         raise ConvergenceError(
             f"{int(out['fails'].sum())} circuit solves of the write-verify simulation missed "
             f"solve_tol = {cfg.solve_tol:g} within solve_maxiter = {cfg.solve_maxiter} sweeps, and programming "
-            "stopped there; raise cfg.solve_maxiter or loosen cfg.solve_tol, or lower the wire resistance "
-            "(the line relaxation slows as rows x wire resistance x device conductance grows; `xbarsim "
-            "program --r-wire`). A NaN in the circuit also ends here.")
+            "stopped there; raise cfg.solve_maxiter or loosen cfg.solve_tol (`xbarsim program --solve-maxiter`, "
+            "`--solve-tol`), or lower the wire resistance (the line relaxation slows as rows x wire resistance "
+            "x device conductance grows; `--r-wire`). A NaN in the circuit also ends here.")
     bad = live_bad if out["fails"].any() else sum(
         int(np.count_nonzero(~np.isfinite(out[name]))) for name in ("g_after_own", "g_final"))
     if bad:

@@ -16,7 +16,8 @@ It writes into ``DIR``:
   solution, and the read's figures of merit: the relative error of the
   sensed currents against the ideal product ``G.T @ x`` (and, for sinh
   devices, against the same devices on ideal wires, the wires' share
-  alone), the worst word-line IR drop and bit-line rise;
+  alone), the worst word-line IR drop (input to the line's far node, the
+  input terminal's drop included) and bit-line rise;
 * ``solution.npz``: ``v_wl``, ``v_bl``, ``i_device`` (M, N[, B]), ``i_out``
   (N[, B]), the terminal currents, ``g``, the inputs ``x`` (M[, B], as the
   solver takes them) and ``inputs``, the same as ``--inputs`` takes them
@@ -152,7 +153,11 @@ def plot(g, x, sol, path, title=""):
     ideal = g.T @ x.reshape(x.shape[0], -1)
     i_out = sol.i_out.reshape(ideal.shape)
     ax[1, 1].plot(1e6 * ideal.ravel(), 1e6 * i_out.ravel(), ".", ms=3, label="bit line (all inputs)")
-    lim = [0.0, 1e6 * max(float(ideal.max(initial=0.0)), float(i_out.max(initial=0.0)), 1e-30)]
+    # through 0 and every point, of either sign (it ran from 0 up only, and
+    # with negative inputs stayed out of sight at 0: found by review)
+    lo = min(float(ideal.min(initial=0.0)), float(i_out.min(initial=0.0)))
+    hi = max(float(ideal.max(initial=0.0)), float(i_out.max(initial=0.0)))
+    lim = [1e6 * lo, 1e6 * hi] if hi > lo else [0.0, 1e-24]
     ax[1, 1].plot(lim, lim, "k--", lw=1, label="ideal: i_out = G.T x")
     ax[1, 1].set_xlabel("ideal product G.T x (µA)")
     ax[1, 1].set_ylabel("sensed current i_out (µA)")
@@ -244,7 +249,7 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
         print(f"sensed currents vs G.T x: relative error {_pct(summary['rel_error'], 4)}, worst output "
               f"{_pct(summary['max_rel_error'], 4)}" + ("" if v0 is None else
                                                         f" (wires alone: {_pct(summary['rel_error_wires'], 4)})"))
-        print(f"worst word-line IR drop {1e3 * summary['ir_drop_wl_v']:.3f} mV "
+        print(f"worst word-line IR drop, input to far end, terminal included {1e3 * summary['ir_drop_wl_v']:.3f} mV "
               f"({_pct(summary['ir_drop_wl_frac'], 2)} of the largest input), bit-line rise "
               f"{1e3 * summary['bl_rise_v']:.3f} mV")
         _print_spice_and_files(out_dir, summary, spice, currents=True)
@@ -273,14 +278,28 @@ def _device_words(v0):
     return "linear devices" if v0 is None else f"sinh devices, V0 = {v0:g} V"
 
 
+def _is_our_deck(path):
+    """Whether ``path`` is a deck ``xbarsim solve --spice`` wrote (its second
+    line is `xbarsim.spice`'s description of the crossbar)."""
+    try:
+        with open(path, errors="replace") as fh:
+            fh.readline()
+            return fh.readline().startswith("* xbarsim crossbar: M=")
+    except OSError:  # missing, a folder, unreadable: not ours to remove
+        return False
+
+
 def _write(out_dir, summary, xbar, drives, sol, spice, draw, **arrays):
     """The ngspice comparison (``--spice``: `_compare_with_spice`, into
     ``summary["spice"]``, its deck as ``circuit.cir``), ``summary.json``,
     ``solution.npz`` with the voltages, device currents, conductances and
     ``arrays``, and ``solve.png`` (``draw(path)``): all of them or none
     (`RunFiles`). A run without ``--spice`` removes an earlier run's deck,
-    which is not this solve's."""
-    with RunFiles(out_dir, stale=() if spice else ("circuit.cir",)) as files:
+    which is not this solve's; a ``circuit.cir`` that xbarsim did not write
+    stays (it was removed too: found by review)."""
+    stale = tuple(name for name in ("circuit.cir", "circuit-failed.cir")  # a failed --spice run's deck too
+                  if not (spice and name == "circuit.cir") and _is_our_deck(os.path.join(out_dir, name)))
+    with RunFiles(out_dir, stale=stale) as files:
         if spice:
             summary["spice"] = _compare_with_spice(xbar, drives, sol, files.path("circuit.cir"))
         with open(files.path("summary.json"), "w") as fh:
@@ -453,13 +472,27 @@ def _check_spice(shape, batch=1):
 
 def _compare_with_spice(xbar, drives, sol, deck_path):
     """Solve with ngspice, write its deck, and return the differences."""
-    from .spice import run_ngspice
+    from .exceptions import SpiceError, XbarsimError
+    from .spice import BY_HAND_HINT, run_ngspice, write_netlist
 
     t0 = time.perf_counter()
     from .solve import _batch_of
 
-    ref = run_ngspice(xbar, **drives,
-                      timeout=_spice_timeout(xbar.shape[0] * xbar.shape[1], _batch_of(*drives.values())))
+    try:
+        ref = run_ngspice(xbar, **drives,
+                          timeout=_spice_timeout(xbar.shape[0] * xbar.shape[1], _batch_of(*drives.values())))
+    except SpiceError as exc:
+        # keep the deck for a run by hand: the library's hint (write_netlist)
+        # is no help on the command line, and --out was left empty (found by review)
+        kept = os.path.join(os.path.dirname(deck_path), "circuit-failed.cir")
+        try:
+            text = write_netlist(xbar, **drives, column=0, title="xbarsim solve --spice: the deck ngspice failed on")
+            with open(kept, "w") as fh:
+                fh.write(text)
+        except (OSError, XbarsimError):
+            raise exc from None
+        raise SpiceError(f"{str(exc).replace(BY_HAND_HINT, '').rstrip()}\nThe deck of the first input vector is "
+                         f"{kept}: run `ngspice -b {kept}` to see ngspice's full log.") from None
     seconds = time.perf_counter() - t0
     with open(deck_path, "w") as fh:
         fh.write(ref.netlist)

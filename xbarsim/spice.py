@@ -157,7 +157,8 @@ def _deck(net, column, title, control):
     lines = [
         title,
         f"* xbarsim crossbar: M={M} word lines, N={N} bit lines, {kind}, "
-        f"batch column {column} of {net.batch}",
+        f"batch column {column} of {net.batch}"
+        + ("; the .control block alters the sources for each next one" if control and net.batch > 1 else ""),
         "* word-line wire segments (0 ohm segments are merged nodes)",
     ]
     r_wl = xbar.r_wl_full()
@@ -335,6 +336,10 @@ def _parse_raw(data, source):
     return voltages, currents
 
 
+BY_HAND_HINT = "Write the deck with write_netlist(...) and run `ngspice -b deck.cir` by hand to see the full log."
+"""The end of the message when ngspice fails (``xbarsim solve --spice`` gives its own)."""
+
+
 def _run_deck(deck, batch, timeout):
     """Run `deck` in a temp dir; raw-file contents of every batch column."""
     exe = shutil.which(NGSPICE)
@@ -367,9 +372,7 @@ def _run_deck(deck, batch, timeout):
             raise SpiceError(
                 f"ngspice failed (exit status {proc.returncode}"
                 + (f", output reports {', '.join(repr(m) for m in bad)}" if bad else "")
-                + f"). Last lines of its output:\n{tail}\n"
-                "Write the deck with write_netlist(...) and run `ngspice -b deck.cir` by "
-                "hand to see the full log."
+                + f"). Last lines of its output:\n{tail}\n" + BY_HAND_HINT
             )
         raws = []
         for col in range(batch):

@@ -12,12 +12,40 @@ from xbarsim.exceptions import ParameterError
 from xbarsim.moons import load_results
 
 
+_TORCH_STATE = {}
+"""The caller's global torch generator before and after `quick_run`."""
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
+    import torch
+
     out = tmp_path_factory.mktemp("moons")
+    torch.manual_seed(12345)
+    _TORCH_STATE["before"] = torch.random.get_rng_state()
     rc = main(["moons", "--quick", "--out", str(out), "--no-progress", "--seed", "1"])
+    _TORCH_STATE["after"] = torch.random.get_rng_state()
     assert rc == 0
     return out
+
+
+def test_the_run_leaves_the_callers_torch_generator_alone(quick_run):
+    """It was reseeded with the run's seed (found by review)."""
+    import torch
+
+    assert torch.equal(_TORCH_STATE["before"], _TORCH_STATE["after"])
+
+
+@pytest.mark.parametrize("kw, name", [({"transfers": 2.5}, "transfers"), ({"transfers": True}, "transfers"),
+                                      ({"epochs": 2.5}, "epochs"), ({"fit_transfers": 1}, "fit_transfers")])
+def test_the_python_api_refuses_non_integer_sizes_before_any_work(tmp_path, kw, name):
+    """transfers=2.5 was refused as "n = 2.5" after the surrogate fit and
+    both trainings, with surrogate.npz written (found by review)."""
+    from xbarsim.moons import run
+
+    with pytest.raises(ParameterError, match=name):
+        run(out_dir=str(tmp_path / "o"), quick=True, progress=False, **kw)
+    assert not (tmp_path / "o").exists()
 
 
 def test_quick_run_writes_every_output(quick_run):
@@ -99,6 +127,16 @@ def test_a_cached_surrogate_fitted_with_other_settings_is_refitted(quick_run, tm
     other = replace(QUICK, fail_devices=QUICK.fail_devices + 1)
     sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, other, 1, False, logs.append)
     assert fitted and sur.meta["n_fail_devices"] == other.fail_devices
+    # the fit's other settings count too: another n_bins or weight_scale was
+    # reused, and a cache that does not record n_probe is not known to match
+    # (found by review)
+    import json
+
+    for change in ({"n_bins": 3}, {"weight_scale": 5.0}, {"n_probe": None}):
+        meta = {k: v for k, v in {**cached.meta, **change}.items() if v is not None}
+        replace(cached, meta_json=json.dumps(meta)).save(str(out / "surrogate.npz"))
+        sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, QUICK, 1, False, logs.append)
+        assert fitted, change
 
 
 def test_a_given_surrogate_for_other_layers_is_refused(tmp_path, capsys):

@@ -92,3 +92,22 @@ def test_subnormal_features_scale_as_before(tmp_path):
     from xbarsim.train.data import _minmax
 
     np.testing.assert_array_equal(_minmax([np.array([[-1e308, 0.0], [1e308, 5e-324]])])[0], [[0, 0], [1, 1]])
+
+
+def test_seeds_a_multiple_of_2_to_the_32_apart_draw_other_points():
+    """sklearn's 32-bit seed was the seed mod 2**32: seed 0 and 2**32 drew
+    the same points, only split differently (found by review). Seeds below
+    2**32 keep their points."""
+    from sklearn.datasets import make_moons
+
+    from xbarsim.train.data import make_moons_split
+
+    def points(d):
+        return np.sort(np.concatenate([d.x_train, d.x_val, d.x_test]), axis=0)
+
+    assert not np.array_equal(points(make_moons_split(seed=0)), points(make_moons_split(seed=2**32)))
+    a = make_moons_split(seed=5)
+    x, _ = make_moons(n_samples=len(a.x_train) + len(a.x_val) + len(a.x_test), noise=0.2, random_state=5)
+    # the same points, up to the affine min-max scaling
+    for k in range(2):
+        assert np.corrcoef(np.sort(x[:, k]), points(a)[:, k])[0, 1] > 1 - 1e-12

@@ -97,6 +97,11 @@ MOONS_LAYERS = [[8, 2], [1, 8]]
 """(out, in) of the moons network's layers, as a surrogate's ``meta`` records them."""
 
 
+SURROGATE_FIT = {"n_bins": 20, "weight_scale": 1.0, "n_probe": 32}
+"""The settings of this experiment's surrogate fit besides the sizes and seed
+(`Surrogate.fit`'s defaults); a cached fit is reused only when they match."""
+
+
 def _given_surrogate(cfg, path):
     """The ``--surrogate`` file, checked against this experiment (before
     anything is written): the transfer configuration and the layer shapes."""
@@ -123,8 +128,11 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
     run's settings, or a fresh fit saved there."""
     from .train.surrogate import Surrogate
 
+    # every setting of the fit: a cache fitted with another n_bins or
+    # weight_scale was reused (found by review), and one from before n_probe
+    # was recorded is refitted
     want = {"n_transfers": mc.fit_transfers, "seed": seed, "layers": MOONS_LAYERS,
-            "n_fail_devices": mc.fail_devices}
+            "n_fail_devices": mc.fail_devices, **SURROGATE_FIT}
     if given is not None:
         return given[0], given[1], False
     cache = os.path.join(out_dir, "surrogate.npz")
@@ -141,7 +149,7 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
             pass
     t0 = time.perf_counter()
     sur = Surrogate.fit(cfg, n_transfers=mc.fit_transfers, seed=seed, n_fail_devices=mc.fail_devices,
-                        progress=progress)
+                        progress=progress, **SURROGATE_FIT)
     sur.save(cache)
     log(f"surrogate: fitted in {time.perf_counter() - t0:.1f} s, saved to {cache}")
     return sur, cache, True
@@ -186,7 +194,20 @@ def _summary(mc_result, software_accuracy):
 def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None, noise=None,
         surrogate_path=None, epochs=None, fit_transfers=None, progress=True, ablation=False,
         check_surrogate=False, stream=None):
-    """Run the experiment; returns the results dict (also written to ``out_dir``)."""
+    """Run the experiment; returns the results dict (also written to ``out_dir``).
+
+    The caller's global torch generator is left as it was (the run seeds its
+    own: it was reseeded with ``seed``, found by review)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        return _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epochs, fit_transfers,
+                    progress, ablation, check_surrogate, stream)
+
+
+def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epochs, fit_transfers, progress,
+         ablation, check_surrogate, stream):
+    """`run`'s body, with the torch generator forked."""
     import torch
 
     import xbarsim as xs
@@ -212,9 +233,14 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
     mc = QUICK if quick else MoonsConfig()
     over = {k: v for k, v in dict(transfers=transfers, epochs=epochs, fit_transfers=fit_transfers,
                                   noise=noise).items() if v is not None}
+    # integers, checked before any work: transfers=2.5 (the Python API; the
+    # CLI parses ints) was refused as "n" after the fit and the training (found by review)
+    from .train._checks import check_count
+
     mc = replace(mc, **over)
-    if mc.transfers < 1 or mc.epochs < 1 or mc.fit_transfers < 2:
-        raise ParameterError("need --transfers >= 1, --epochs >= 1 and --fit-transfers >= 2.")
+    mc = replace(mc, transfers=check_count(mc.transfers, "transfers (--transfers)", 1),
+                 epochs=check_count(mc.epochs, "epochs (--epochs)", 1),
+                 fit_transfers=check_count(mc.fit_transfers, "fit_transfers (--fit-transfers)", 2))
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"--seed {seed!r}: a non-negative integer.")
     # before anything runs: the streams seed + 7 ... seed + SEED_OFFSET (and
@@ -319,10 +345,11 @@ def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None,
     files = RunFiles(out_dir, stale=stale)
     with files:
         plot_cdf(per_point, files.path("cdf.png"), mc.transfers)
-        plot_decision_boundary(axis, panels_b, data.x_test, data.y_test, files.path("decision_boundary.png"))
-        plot_uncertainty(axis, panels_u, data.x_test, data.y_test, files.path("uncertainty.png"),
-                         note=f"{n_grid_t} circuit transfers (simulated programming); grid MVM by the surrogate's "
-                              "circuit model (sinh, first-order IR drop, read noise)")
+        grid_note = (f"{n_grid_t} circuit transfers (simulated programming); grid MVM by the surrogate's "
+                     "circuit model (sinh, first-order IR drop, read noise)")
+        plot_decision_boundary(axis, panels_b, data.x_test, data.y_test, files.path("decision_boundary.png"),
+                               note=grid_note + "; test-point accuracies: circuit MVM of every transfer")
+        plot_uncertainty(axis, panels_u, data.x_test, data.y_test, files.path("uncertainty.png"), note=grid_note)
         timing["figures"] = time.perf_counter() - t0
         doc = _finish_doc(files, results, sur, sur_file, fitted, mc, seed, quick, data, data_dir, timing,
                           t_start, check_surrogate, progress, log)

@@ -18,7 +18,8 @@
     disturb (`DeviceParams.ideal`).
 ``TIO2_WRITE_VERIFY``
     The write-verify settings of the measured runs (read 0.2 V, tolerance
-    1 %, set 1.1 -> 2.1 V, reset -1.1 -> -2.4 V, 0.02 V per pulse, 1.04 us).
+    1 %, set 1.1 -> 2.1 V, reset -1.1 -> -2.4 V, 0.02 V per pulse, 1.04 us),
+    with an assumed budget of 40 pulses per device (the data give none).
 """
 
 from __future__ import annotations

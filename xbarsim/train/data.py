@@ -104,7 +104,11 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
         raise ParameterError(f"noise must be a finite number >= 0; got {noise!r}.")
     noise = level
     n = sum(sizes)
-    x, y = make_moons(n_samples=n, noise=noise, random_state=int(seed) % (2**32), shuffle=True)
+    # sklearn takes a 32-bit seed: larger seeds are hashed down (they were
+    # taken mod 2**32, so seed and seed + 2**32 drew the same points: found
+    # by review); smaller ones keep their points of earlier versions
+    state = int(seed) if seed < 2**32 else int(np.random.SeedSequence(int(seed)).generate_state(1)[0])
+    x, y = make_moons(n_samples=n, noise=noise, random_state=state, shuffle=True)
     if not np.all(np.isfinite(x)):  # refused only after the surrogate fit, as NaN training data
         raise ParameterError(f"noise = {noise:g} puts points beyond double precision; give a noise of at most "
                              "about 1e300 (the paper's experiment uses 0.2).")

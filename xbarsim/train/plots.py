@@ -53,11 +53,14 @@ def plot_cdf(per_point, path, n_transfers):
     plt.close(fig)
 
 
-def plot_decision_boundary(axes_1d, panels, x_test, y_test, path):
+def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
     """Per network: fraction of transfers predicting class 1 on the grid.
 
     ``panels``: dict ``name -> dict(p1=(n, n) fraction, software=(n, n)
-    software logits, per_point=(P,) accuracies)``.
+    software logits, per_point=(P,) accuracies)``. Per-point accuracies
+    below 0.5 share the colour of 0.5, and the colour bar says so (an arrow
+    and its label: they looked like points at 0.5, found by review);
+    ``note``: a line at the bottom (how the grid was computed).
     """
     plt = _plt()
     fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 6.2), squeeze=False)
@@ -75,8 +78,13 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path):
     cax1 = fig.add_axes([0.08, 0.1, 0.38, 0.025])
     cax2 = fig.add_axes([0.56, 0.1, 0.38, 0.025])
     fig.colorbar(im, cax=cax1, orientation="horizontal", label="fraction of transfers predicting class 1")
-    fig.colorbar(sc, cax=cax2, orientation="horizontal",
-                 label="test point: per-point accuracy (edge white: class 1, black: class 0)")
+    below = sum(int(np.sum(np.asarray(d["per_point"]) < 0.5)) for d in panels.values())
+    fig.colorbar(sc, cax=cax2, orientation="horizontal", extend="min",
+                 label="test point: per-point accuracy, below 0.5 at the arrow's colour\n"
+                       f"({below} such point{'s' if below != 1 else ''} in all panels; "
+                       "edge white: class 1, black: class 0)")
+    if note:
+        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -614,7 +614,8 @@ class Surrogate:
             R["g"] = np.concatenate([R["g"], fg])
         return cls._from_samples(cfg, R, mvm_jobs, n_bins, meta={
             "n_transfers": n_transfers, "seed": seed, "layers": [list(s) for s in layers],
-            "weight_scale": float(weight_scale), "n_bins": int(n_bins), "n_devices": int(R["stuck"].size),
+            "weight_scale": float(weight_scale), "n_bins": int(n_bins), "n_probe": int(n_probe),
+            "n_devices": int(R["stuck"].size),
             "n_fail_devices": int(n_fail_devices),
         })
 

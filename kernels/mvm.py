@@ -5,7 +5,7 @@ with ``v[b, i]``, every bit line held at 0 V at its bottom end. The output of
 bit line ``j`` is its sensed current. Every input is solved from the
 ideal-wire voltages (the drives), so inputs are independent: transfers run
 in parallel, and so do runs of one transfer's inputs when there are few
-transfers (`mvm_arrays`); with ideal wires the node voltages are the drives
+transfers (`mvm_range`, run in threads by `xbarsim.transfer`); with ideal wires the node voltages are the drives
 and the solve is skipped.
 Read noise: each device's current carries an independent relative Gaussian
 error of standard deviation ``read_noise``; its sum over a column is drawn
@@ -15,9 +15,9 @@ directly (``read_noise * sqrt(sum_i I_ij^2)`` per output).
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .config import STRICT_JIT, STRICT_PJIT
+from .config import STRICT_JIT
 from .nodal import column_current, device_current, nodal_work, set_ideal, solve_nodal
 from .noise import normal, stream_key
 
@@ -84,53 +84,60 @@ def _mvm_inputs(G, vt, b0, b1, v0, v0inv, r_wl, r_bl, read_noise, st, tol, maxit
     return nf
 
 
-@njit(**STRICT_PJIT)
-def mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, maxit,
-               out, fails, chunks):
-    """``out[t, b, j]``: sensed current of bit line j of transfer t, input b.
+@njit(**STRICT_JIT)
+def mvm_range(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, maxit,
+              out, fails, spread, nfail, per, c0, c1):
+    """Items ``c0 <= c < c1`` of a batched MVM (`xbarsim.transfer._mvm_arrays`).
 
+    ``out[t, b, j]``: sensed current of bit line j of transfer t, input b;
     ``g`` (n, M, N) conductances, ``v`` (nv, B, M) word-line voltages with
     ``nv`` 1 (the same inputs for every transfer) or n (inputs per transfer).
-    ``fails[t]`` counts the inputs whose solve missed ``tol``.
 
-    With ``chunks`` 1 the transfers run in parallel, each its inputs in
-    order. With more (a few transfers with many inputs), each transfer's
-    inputs are cut into ``chunks`` runs solved in parallel: every input starts
-    from the ideal-wire voltages, so the runs are independent, and the read
-    noise is added afterwards in one ordered pass per transfer. Either way
-    transfer t draws its noise input by input, column by column, from the
-    stream ``(seed, offset + t, key)``, so the result depends neither on
-    ``chunks`` nor on the thread count.
+    With ``nfail`` of shape (n, 0), item ``c`` is transfer ``c``: all its
+    inputs in order, its read noise drawn as it goes from the stream ``(seed,
+    offset + t, key)``, and ``fails[t]`` the count of its solves that missed
+    ``tol``. With ``nfail`` (n, chunks), item ``c`` is run ``k = c %
+    chunks`` of transfer ``t = c // chunks``, inputs ``k per <= b < (k + 1)
+    per``: every input starts from the ideal-wire voltages, so the runs are
+    independent; the noise's standard deviations go to ``spread`` and the
+    misses to ``nfail[t, k]``, and `mvm_noise` draws the noise afterwards in
+    order. Either way the result depends neither on the chunks nor on the
+    thread count. Serial: threads run chunks of the items in parallel
+    (`xbarsim._parallel`).
     """
-    n = g.shape[0]
     nv = v.shape[0]
     B = v.shape[1]
-    N = g.shape[2]
-    if chunks == 1:
-        for t in prange(n):
-            st = np.empty(1, dtype=np.uint64)
+    chunks = nfail.shape[1]
+    st = np.empty(1, dtype=np.uint64)
+    for c in range(c0, c1):
+        if chunks == 0:
+            t = c
             st[0] = stream_key(seed, np.uint64(offset + t), key)
-            # np.int64(0), bool(...): one specialization for both call sites
+            # np.int64(0), bool(...): one specialization for both calls
             # (a literal 0 or False compiles another; kernels/programming.py)
             fails[t] = _mvm_inputs(g[t], v[t] if nv > 1 else v[0], np.int64(0), B, v0, v0inv, r_wl, r_bl,
                                    read_noise, st, tol, maxit, out[t], bool(False), out[t])
-        return
-    per = (B + chunks - 1) // chunks
-    spread = np.empty((n, B, N) if read_noise > 0.0 else (n, 0, 0))
-    nfail = np.zeros((n, chunks), dtype=np.int64)
-    for c in prange(n * chunks):
-        t = c // chunks
-        k = c % chunks
-        b0 = k * per
-        b1 = min(B, b0 + per)
-        if b0 < b1:
-            st = np.empty(1, dtype=np.uint64)  # unused: the noise waits for the ordered pass
-            nfail[t, k] = _mvm_inputs(g[t], v[t] if nv > 1 else v[0], b0, b1, v0, v0inv, r_wl,
-                                      r_bl, read_noise, st, tol, maxit, out[t], bool(True), spread[t])
-    for t in prange(n):
+        else:
+            t = c // chunks
+            k = c % chunks
+            b0 = k * per
+            b1 = min(B, b0 + per)
+            if b0 < b1:  # st unused: the noise waits for the ordered pass
+                nfail[t, k] = _mvm_inputs(g[t], v[t] if nv > 1 else v[0], b0, b1, v0, v0inv, r_wl,
+                                          r_bl, read_noise, st, tol, maxit, out[t], bool(True), spread[t])
+
+
+@njit(**STRICT_JIT)
+def mvm_noise(out, spread, nfail, fails, read_noise, seed, offset, key, t0, t1):
+    """After `mvm_range`'s runs: ``fails[t]`` and the read noise of
+    transfers ``t0 <= t < t1``, drawn from the stream ``(seed, offset + t,
+    key)`` input by input, column by column (as a transfer's own pass)."""
+    B = out.shape[1]
+    N = out.shape[2]
+    st = np.empty(1, dtype=np.uint64)
+    for t in range(t0, t1):
         fails[t] = nfail[t].sum()
         if read_noise > 0.0:
-            st = np.empty(1, dtype=np.uint64)
             st[0] = stream_key(seed, np.uint64(offset + t), key)
             for b in range(B):
                 for j in range(N):

@@ -573,6 +573,36 @@ def test_a_stuck_device_is_never_reported_converged():
     assert np.array_equal(out["converged"].astype(bool), in_band & ~stuck)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_parallel_range_covers_the_range_once_and_raises_the_first_error(threads):
+    """The MVM kernels run on chunks of their range in threads
+    (`xbarsim._parallel`, instead of prange)."""
+    import threading
+
+    from xbarsim._parallel import parallel_range
+
+    for n in (0, 1, 2, 5, 17, 100):
+        seen, names = [], set()
+        lock = threading.Lock()
+
+        def run(lo, hi):
+            with lock:
+                seen.append((lo, hi))
+                names.add(threading.current_thread().name)
+
+        parallel_range(run, n, threads=threads)
+        covered = sorted(i for lo, hi in seen for i in range(lo, hi))
+        assert covered == list(range(n)) and all(lo < hi for lo, hi in seen)
+        assert len(names) <= min(threads, max(n, 1))
+
+    def fail(lo, hi):
+        if lo <= 7 < hi:
+            raise ValueError("chunk with 7")
+
+    with pytest.raises(ValueError, match="chunk with 7"):
+        parallel_range(fail, 20, threads=threads)
+
+
 def test_program_bit_identical_for_thread_counts():
     cfg = xs.TransferConfig()
     t = np.ascontiguousarray(np.broadcast_to(_targets((4, 5), seed=3), (6, 4, 5)))
@@ -832,7 +862,9 @@ def test_programming_and_mvm_kernels_get_writable_arrays():
     assert res.g_final.shape == (3, 3)
     x = np.broadcast_to(np.ones(2), (3, 2))  # read-only inputs
     xs.mvm(xs.transfer(np.ones((2, 2)), np.zeros(2), seed=0), x)
-    _specializations_without_read_only_or_literal_types((KP.program_arrays, KM.mvm_arrays))
+    _specializations_without_read_only_or_literal_types((KP.program_arrays, KM.mvm_range, KM.mvm_noise))
+    for kernel in (KP.program_arrays, KM.mvm_range, KM.mvm_noise):
+        assert len(kernel.signatures) == 1, kernel.py_func.__name__  # one compile per kernel
 
 
 # --- property test: the compact circuit solver on random circuits ----------

@@ -595,8 +595,8 @@ def test_mvm_runs_of_inputs_in_parallel_give_the_same_bits(noise):
     """One transfer with many inputs is solved in parallel runs of inputs, with
     its read noise drawn afterwards in order; a batch of transfers runs one
     transfer per thread. Both give the same bits for the same transfer, and
-    the kernel gives the same bits for any number of runs."""
-    from xbarsim.kernels.mvm import mvm_arrays
+    the kernels give the same bits for any number of runs and threads."""
+    from xbarsim.transfer import _mvm_arrays
 
     cfg = xs.TransferConfig(tile=(8, 12))
     W, b = _layer(5, 9, seed=8)
@@ -608,14 +608,15 @@ def test_mvm_runs_of_inputs_in_parallel_give_the_same_bits(noise):
     g = np.ascontiguousarray(many.g[0][:2])
     v = np.ascontiguousarray(many.mapping.input_voltages(x[None])[..., :g.shape[1]])
     outs = []
-    for chunks in (1, 4, 37):
+    for chunks, threads in ((1, 1), (1, 2), (4, 1), (4, 2), (37, 2)):
         out, fails = np.empty((2, 37, g.shape[2])), np.zeros(2, dtype=np.int64)
-        mvm_arrays(g, v, 0.45, 1 / 0.45, 1.0, 1.0, 0.01 if noise else 0.0, np.uint64(3), np.int64(0),
-                   np.uint64(7), 1e-9, 5000, out, fails, chunks)
+        _with_threads(threads, lambda: _mvm_arrays(g, v, 0.45, 1 / 0.45, 1.0, 1.0, 0.01 if noise else 0.0,
+                                                   np.uint64(3), np.int64(0), np.uint64(7), 1e-9, 5000, out,
+                                                   fails, chunks))
         assert not fails.any()
         outs.append(out)
-    np.testing.assert_array_equal(outs[0], outs[1])
-    np.testing.assert_array_equal(outs[0], outs[2])
+    for out in outs[1:]:
+        np.testing.assert_array_equal(outs[0], out)
 
 
 # --- properties (hypothesis) ---------------------------------------------------

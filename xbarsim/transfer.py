@@ -437,7 +437,7 @@ def _mvm_bytes(n, nv, B, mapping, chunks, noise):
     input sets), at its peak; errs high. Inputs: the finite mask and ``|x|``,
     the word-line voltages and their copy with the bias row. Per tile, one
     at a time: its voltages, the column currents ``cur`` (n, B, N), the
-    deferred read-noise spread of the same size (`kernels.mvm.mvm_arrays`
+    deferred read-noise spread of the same size (`_mvm_arrays`
     with runs of inputs), and the combined columns. Each thread's circuit work
     arrays (6 of M x N). Outputs: ``y`` and its decoded copy."""
     import numba
@@ -512,7 +512,7 @@ _Y_MAX = np.finfo(np.float64).max / 16
 
 
 def _input_chunks(n, B):
-    """Runs of inputs per transfer that `kernels.mvm.mvm_arrays` solves in
+    """Runs of inputs per transfer that `_mvm_arrays` solves in
     parallel: 1 when the transfers alone keep every thread busy, else enough
     that a few transfers with many inputs still use them all (the result does
     not depend on it)."""
@@ -536,7 +536,6 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
     transfers than threads to keep busy.
     """
     from ._memory import require
-    from .kernels.mvm import mvm_arrays
     from .circuit import kernel_array
 
     if isinstance(batch, Programmed):
@@ -568,9 +567,9 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
         v = np.ascontiguousarray(v_all[..., tile.rows[0]:tile.rows[1]])
         cur = np.empty((n, B, N))
         fails = np.zeros(n, dtype=np.int64)
-        mvm_arrays(kernel_array(np.ascontiguousarray(batch.g[k])), v, v0, v0inv, float(cfg.r_wl), float(cfg.r_bl),
-                   rn, s, np.int64(batch.offset), np.uint64(_MVM_KEY + k), cfg.solve_tol,
-                   int(cfg.solve_maxiter), cur, fails, chunks)
+        _mvm_arrays(kernel_array(np.ascontiguousarray(batch.g[k])), v, v0, v0inv, float(cfg.r_wl), float(cfg.r_bl),
+                    rn, s, np.int64(batch.offset), np.uint64(_MVM_KEY + k), cfg.solve_tol,
+                    int(cfg.solve_maxiter), cur, fails, chunks)
         if fails.any():
             from .exceptions import ConvergenceError
 
@@ -578,6 +577,34 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
                                    "raise cfg.solve_maxiter or loosen cfg.solve_tol.")
         y[:, :, tile.outputs[0]:tile.outputs[1]] += mapping.tile_outputs(k, cur)
     return mapping.decode(y)
+
+
+def _mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, maxit, out, fails, chunks):
+    """``out[t, b, j]``: sensed current of bit line j of transfer t, input b
+    (`kernels.mvm.mvm_range`), in parallel threads (`_parallel.parallel_range`).
+
+    With ``chunks`` 1 the transfers run in parallel, each its inputs in
+    order. With more (a few transfers with many inputs), each transfer's
+    inputs are cut into ``chunks`` runs solved in parallel, and the read
+    noise is added afterwards in one ordered pass per transfer
+    (`kernels.mvm.mvm_noise`), so the result depends neither on ``chunks``
+    nor on the thread count. ``fails[t]`` counts the inputs of transfer t
+    whose solve missed ``tol``.
+    """
+    from ._parallel import parallel_range
+    from .kernels.mvm import mvm_noise, mvm_range
+
+    n, B, N = out.shape
+    if chunks == 1:
+        spread, nfail, per = np.empty((n, 0, 0)), np.zeros((n, 0), dtype=np.int64), 0
+    else:
+        spread = np.empty((n, B, N) if read_noise > 0.0 else (n, 0, 0))
+        nfail, per = np.zeros((n, chunks), dtype=np.int64), -(-B // chunks)
+    args = (g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, maxit, out, fails, spread, nfail,
+            np.int64(per))
+    parallel_range(lambda c0, c1: mvm_range(*args, c0, c1), n * chunks)
+    if chunks > 1:
+        parallel_range(lambda t0, t1: mvm_noise(out, spread, nfail, fails, read_noise, seed, offset, key, t0, t1), n)
 
 
 def mvm(prog, x, seed: int = 0, noise: bool = True) -> np.ndarray:

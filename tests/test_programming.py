@@ -560,6 +560,24 @@ def test_programming_kernel_runs_with_the_callers_thread_count():
     assert seen == [1, 2]
 
 
+def test_pulses_that_never_reach_a_threshold_are_warned_about():
+    """v_set = 2.5 V against pulses of at most 1.88 V: nothing converged, and
+    nothing said so (found by review)."""
+    import warnings
+
+    with pytest.warns(RuntimeWarning, match=r"set pulses reach at most 1.88 V .* set threshold of 2.5 V") as rec:
+        xs.TransferConfig(device=replace(xs.presets.TIO2, v_set=2.5))
+    assert rec[0].filename == __file__  # the user's line
+    with pytest.warns(RuntimeWarning, match="reset pulses reach at most 1.5 V .* threshold of 1.6 V") as rec:
+        replace(xs.TransferConfig(), device=replace(xs.presets.TIO2, v_reset=1.6),
+                write_verify=replace(xs.presets.TIO2_WRITE_VERIFY, v_reset_min=-1.5))
+    assert rec[0].filename == __file__  # through dataclasses.replace too
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xs.TransferConfig()  # the defaults reach 1.88 V on both sides
+        xs.TransferConfig(write_verify=replace(xs.presets.TIO2_WRITE_VERIFY, max_pulses=1, v_set_start=1.1))
+
+
 def test_a_stuck_device_is_never_reported_converged():
     """A stuck device whose verify read lands in the band by chance was
     reported converged: 8 of 258 stuck near LRS here (found by review)."""

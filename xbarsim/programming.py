@@ -332,6 +332,20 @@ class TransferConfig:
             raise ParameterError(
                 f"write_verify.v_read = {wv.v_read:g} V reaches the device's switching threshold ({vth:g} V): a "
                 "verify read would program the device. Read well below it (0.2 V in the measured arrays).")
+        # pulses that never reach a threshold (the device then moves only by
+        # its sub-threshold law, if at all): no write-verify converges, and it
+        # ran with no word (found by review)
+        for name, start, limit, vth_k in (("set", wv.v_set_start, wv.v_set_max, dev.v_set),
+                                          ("reset", -wv.v_reset_start, -wv.v_reset_min, dev.v_reset)):
+            top = min(limit, start + wv.v_step * (wv.max_pulses - 1))
+            if top < vth_k:
+                from ._warn import warn
+
+                warn(f"write-verify {name} pulses reach at most {top:g} V ({start:g} V ramped by {wv.v_step:g} V "
+                     f"over max_pulses = {wv.max_pulses}, capped at {limit:g} V), below the device's {name} "
+                     f"threshold of {vth_k:g} V: devices can {name} only by the sub-threshold law, and write-verify "
+                     "will mostly not converge. Raise the pulse start, limit or budget, or lower the threshold.",
+                     RuntimeWarning)
         v_pulse = max(wv.v_set_max, -wv.v_reset_min)
         if dev.v0 is not None and v_pulse / dev.v0 > SINH_ARG_MAX:
             raise ParameterError(

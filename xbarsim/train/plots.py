@@ -63,7 +63,7 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
     ``note``: a line at the bottom (how the grid was computed).
     """
     plt = _plt()
-    fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 6.2), squeeze=False)
+    fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 6.8), squeeze=False)
     im = sc = None
     for ax, (name, d) in zip(axs[0], panels.items()):
         im = ax.pcolormesh(axes_1d, axes_1d, d["p1"], cmap="RdBu_r", vmin=0, vmax=1, shading="auto")
@@ -74,9 +74,9 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
         ax.set_xlabel("x1 (scaled)")
         ax.set_ylabel("x2 (scaled)")
         ax.set_aspect("equal")
-    fig.tight_layout(rect=(0, 0.15, 1, 0.98))
-    cax1 = fig.add_axes([0.08, 0.1, 0.38, 0.025])
-    cax2 = fig.add_axes([0.56, 0.1, 0.38, 0.025])
+    fig.tight_layout(rect=(0, 0.2, 1, 0.98))
+    cax1 = fig.add_axes([0.08, 0.15, 0.38, 0.025])
+    cax2 = fig.add_axes([0.56, 0.15, 0.38, 0.025])
     fig.colorbar(im, cax=cax1, orientation="horizontal", label="fraction of transfers predicting class 1")
     below = sum(int(np.sum(np.asarray(d["per_point"]) < 0.5)) for d in panels.values())
     fig.colorbar(sc, cax=cax2, orientation="horizontal", extend="min",
@@ -84,7 +84,7 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
                        f"({below} such point{'s' if below != 1 else ''} in all panels; "
                        "edge white: class 1, black: class 0)")
     if note:
-        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7)
+        fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

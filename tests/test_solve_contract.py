@@ -584,6 +584,9 @@ def test_a_crossbar_owns_read_only_copies_of_its_arrays():
     ([["1e-4"] * 3] * 2, "g holds strings"),
     (np.ma.masked_greater(np.full((2, 3), 1e-4), 0.0), "masked entries"),
     (np.full((2, 3), 1e-4) + 0j, "got complex values"),
+    # None became NaN and was refused as "NaN or inf" (found by review)
+    ([[1e-4, None, 1e-4]] * 2, r"g holds None \(first at \[0, 1\]\)"),
+    (np.array([[1e-4, 2e-4, None]], dtype=object), r"g holds None \(first at \[0, 2\]\)"),
 ])
 def test_crossbar_refuses_values_numpy_would_bend(value, message):
     with pytest.raises(xs.ParameterError, match=message):

@@ -77,6 +77,15 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
         raise ParameterError(f"{name} must be real numbers; got {what} values. Pass {units}.")
     if kind in ("U", "S") or isinstance(value, (str, bytes)):
         raise ParameterError(f"{name} holds strings; convert them to numbers first ({units}).")
+    if kind == "O":  # None became NaN, and was refused as "NaN or inf" (found by review)
+        try:
+            missing = np.vectorize(lambda e: e is None, otypes=[bool])(np.asarray(value, dtype=object))
+        except (TypeError, ValueError):  # ragged: float64 conversion below says so
+            missing = np.zeros(0, dtype=bool)
+        if missing.any():
+            at = np.argwhere(missing)[0].tolist()
+            raise ParameterError(f"{name} holds None{f' (first at {at})' if at else ''}; the simulator has no "
+                                 f"notion of a missing value: give a number everywhere ({units}).")
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a Python int past 1e308

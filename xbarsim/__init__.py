@@ -10,6 +10,10 @@ The small public namespace::
 Everything else lives in submodules (``xbarsim.spice``, ...).
 """
 
+from . import _source_tree
+
+_source_tree.install(__path__[0])  # xbarsim.kernels from a checkout's kernels/ (python -m pytest there)
+
 from .circuit import Crossbar, Drive, pulse_drives, read_drives, verify_drives
 from .exceptions import (
     CircuitError,

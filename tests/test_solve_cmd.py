@@ -162,6 +162,7 @@ def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
     (None, ["--g", "g.npy", "--inputs", ""], "no such file"),  # was ignored: --v-in's default was solved
     # an archive is named as one: it was "could not be read as numbers (UnicodeDecodeError" (found by review)
     (lambda t: np.savez(t / "g.npz", g=np.ones((2, 2))), ["--g", "g.npz"], "is an .npz archive"),
+    (None, ["--g", "g.npy", "--r-out", "1e-15"], "bottom.r = 1e-15 ohm on bit line 0"),  # stopped at once, wrong
 ])
 def test_solve_refuses_bad_input_before_writing(files, capsys, make, argv_extra, message):
     tmp, _, _ = files

@@ -143,6 +143,7 @@ class Solution:
             # open devices changed: well-posedness must be checked again
             check_connected(xbar.g, net.ends)
         check_floating_ties(xbar, net.ends)  # as solve does: a bare RuntimeError / SystemError otherwise
+        _check_terminal_resolution(new_net)  # its line currents change with the conductances
         pre = getattr(self, "_preconditioner", None) if changed <= refactor_fraction else None
         if self.method == "direct":
             pre = None
@@ -310,6 +311,7 @@ def solve(
         raise ParameterError(f"xbar must be an xbarsim.Crossbar; got {type(xbar).__name__}.")
     _check_memory(xbar, method, left, right, top, bottom)  # before the network is built
     net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
+    _check_terminal_resolution(net)
     M, N = xbar.shape
     if x0 is not None:
         try:
@@ -323,6 +325,60 @@ def solve(
         if not finite:  # a NaN start read as "non-finite voltages ... a bug" after the solve
             raise ParameterError("x0 holds NaN or inf node voltages; give a converged Solution, or no x0.")
     return _solve_network(net, method, tol, maxiter, callback, x0, keep_factors=keep_factors)
+
+
+TERMINAL_RESOLUTION = 1e-3
+"""Coarsest resolution of a resistive end's current, relative to what its
+line can carry, that `solve` accepts (`_check_terminal_resolution`)."""
+
+
+def _check_terminal_resolution(net):
+    """Refuse (`ParameterError`, before any compute) a resistive end so
+    small that double precision cannot resolve its current: the solve's
+    stopping test allows each node ``KCL_ULPS`` ulps of (largest drive x
+    largest conductance) of imbalance, and a terminal's conductance counts
+    there; where a terminal is the largest conductance and sets that
+    allowance past `TERMINAL_RESOLUTION` of the most current the end's line
+    could carry at the largest drive (plus the contract's floor for small
+    currents, 1e-3 of a typical line's), the test no longer tells a
+    solution from the start. At 1e-15 ohm a bit-line end at 0 V stopped
+    before the first iteration with every node but the drives at 0 V
+    (Kirchhoff error 1.0); at 0.5 V, ends of 1e-12 ohm came back 4 % off
+    and 1e-15 ohm at exactly 0 A, reported converged (found by review). An
+    ideal end (r = 0) gives the same voltages to double precision, its
+    current from Kirchhoff's law. Ends just above the cut (1e-9 ohm at 0.5
+    V next to mS devices: 8e-5) are solved, their currents good to
+    ``g_t ulp(V)`` only (the README's open items)."""
+    from ._pcg import KCL_ULPS
+    from .circuit import RESISTIVE
+
+    vscale = float(np.max(net.drive_scale(), initial=0.0))
+    if vscale == 0.0:
+        return
+    g = np.asarray(net.xbar.g)
+    M, N = g.shape
+    floor = 1e-3 * vscale * float(np.sum(g)) / (M + N)  # the contract's floor for small currents (`AccuracyCheck`)
+    # only a terminal above every device and wire conductance sets the
+    # test's allowance (wires of the same conductance set it anyway, and
+    # devices far weaker than their wires solve accurately: tested)
+    g_other = max(float(np.max(g, initial=0.0)),
+                  max(float(np.max(layer.seg_g, initial=0.0)) for layer in (net.wl, net.bl)))
+    for name, axis, what in (("left", 1, "word line"), ("right", 1, "word line"),
+                             ("top", 0, "bit line"), ("bottom", 0, "bit line")):
+        spec = net.ends[name]
+        if spec is None:
+            continue
+        line_max = vscale * g.sum(axis=axis)  # most current the line's devices could carry (linear law)
+        resolution = KCL_ULPS * np.finfo(float).eps * vscale * spec.g  # the stopping test's allowance
+        bad = ((spec.mode == RESISTIVE) & (spec.g > g_other) & (line_max > 0)
+               & (resolution > TERMINAL_RESOLUTION * (line_max + floor)))
+        if np.any(bad):
+            k = int(np.argmax(bad))
+            raise ParameterError(
+                f"{name}.r = {1.0 / spec.g[k]:.3g} ohm on {what} {k}: so small next to its devices that its "
+                f"current cannot be resolved in double precision (to {resolution[k]:.2g} A against at most "
+                f"{line_max[k]:.2g} A through the line). Give r = 0 there (an ideal source: the same voltages to "
+                "double precision, its current from Kirchhoff's law), or a larger r.")
 
 
 def _check_memory(xbar, method, *drives):

@@ -337,6 +337,28 @@ def test_memory_estimate_covers_a_direct_sinh_solve():
     assert 0 < float(rss) <= float(estimate)
 
 
+def test_memory_estimate_covers_a_batched_direct_solve():
+    """A direct solve of many columns runs pcg's CG loop on the factors: it
+    was sized at 64 B/cell per column and took 132 (traced; 137-157 of RSS),
+    so a batch twice too large was admitted (found by review)."""
+    import tracemalloc
+
+    from xbarsim import _memory
+
+    rng = np.random.default_rng(0)
+    g, x = rng.uniform(1e-4, 5e-4, (32, 32)), rng.uniform(0, 0.3, (32, 500))
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+    drives = dict(left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    xs.solve(xbar, **drives, method="direct")
+    tracemalloc.start()
+    try:
+        xs.solve(xbar, **drives, method="direct")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= _memory.estimate("direct", 32, 32, 500)
+
+
 def test_points_refused_for_memory_are_tried_again_by_a_plain_rerun(tmp_path, monkeypatch, capsys):
     """Whether a point fits depends on the memory free when it runs: a
     skipped row was kept as finished, so the same command never computed it

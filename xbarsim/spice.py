@@ -64,6 +64,11 @@ _FAILURE_MARKERS = (
     "aborted",
 )
 
+_STEPPING_DONE = re.compile(r"(gmin|source) stepping completed")
+_RANGE_ERROR = re.compile(r"error: [^\n]* out of range for (sinh|cosh|exp)\s*\n\s*in line [^\n]*")
+"""An iterate's argument out of range for the device law, and the deck line
+ngspice names after it (`_run_deck`)."""
+
 _RAW_NAME = "xbarsim_col{}.raw"
 
 
@@ -366,6 +371,12 @@ def _run_deck(deck, batch, timeout):
         lowered = "\n".join(
             ln for ln in output.lower().splitlines() if not ln.startswith("circuit:")
         )
+        if _STEPPING_DONE.search(lowered):
+            # a sinh / cosh / exp argument out of range in a Newton iterate
+            # that gmin or source stepping then got past: the operating point
+            # it completed is clean (it was refused, also where it matched
+            # xbarsim to 3e-12 V; found by review). Any other error stays one.
+            lowered = _RANGE_ERROR.sub("", lowered)
         bad = [m for m in _FAILURE_MARKERS if m in lowered]
         if proc.returncode != 0 or bad:
             tail = "\n".join(output.strip().splitlines()[-15:])

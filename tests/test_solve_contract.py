@@ -737,6 +737,25 @@ def test_a_terminal_too_small_to_resolve_its_current_is_refused(method):
         np.testing.assert_allclose(sol.i_terminal["left"].sum(), -sol.i_terminal["bottom"].sum(), rtol=1e-9)
 
 
+def test_a_warm_start_of_another_batch_or_shape_is_refused():
+    """x0 from a batch of 3 for a batch of 5 was taken silently (its first
+    column only), and a misshapen v_bl was a bare ValueError from reshape
+    (found by review). One column starts every column, as before."""
+    import dataclasses
+
+    xbar = xs.Crossbar(np.full((4, 3), 2e-4), r_wl=1.0, r_bl=1.0)
+    x = np.random.default_rng(0).uniform(0, 0.2, (4, 5))
+    three = xs.solve(xbar, left=xs.Drive(x[:, :3]), bottom=xs.Drive(0.0))
+    one = xs.solve(xbar, left=xs.Drive(x[:, 0]), bottom=xs.Drive(0.0))
+    with pytest.raises(xs.ParameterError, match="x0 is a solution of 3 input columns; this solve has 5"):
+        xs.solve(xbar, left=xs.Drive(x), bottom=xs.Drive(0.0), x0=three)
+    five = xs.solve(xbar, left=xs.Drive(x), bottom=xs.Drive(0.0), x0=one)
+    np.testing.assert_allclose(five.v_wl, xs.solve(xbar, left=xs.Drive(x), bottom=xs.Drive(0.0)).v_wl, atol=1e-13)
+    bad = dataclasses.replace(one, v_bl=one.v_bl[:, :, None, None])
+    with pytest.raises(xs.ParameterError, match="x0 has v_wl of shape"):
+        xs.solve(xbar, left=xs.Drive(x[:, 0]), bottom=xs.Drive(0.0), x0=bad)
+
+
 def test_resolve_checks_the_terminals_against_the_new_conductances():
     g = np.random.default_rng(1).uniform(1e-4, 1e-3, (5, 6))
     sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(0.5, r=1e-3), bottom=xs.Drive(0.0))

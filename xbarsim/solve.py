@@ -88,8 +88,8 @@ class Solution:
     """Current into the array through each end, amperes: keys left/right (M[, B]) and top/bottom (N[, B]); NaN where floating."""
     iterations: int
     """Iterations run: CG iterations (1 for a direct linear solve, more where it refined; 0 when the
-    drives fix every node of a linear array: nothing to solve); for sinh devices, Newton steps summed
-    over the batch columns."""
+    drives fix every node of a linear array, or when a warm start (``x0``, `resolve`) already meets
+    the tolerance); for sinh devices, Newton steps summed over the batch columns."""
     residual: float
     """Relative Kirchhoff residual reached (worst batch column)."""
     method: str
@@ -97,7 +97,9 @@ class Solution:
     residual_history: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """Relative residual after each iteration (worst batch column)."""
     kcl_error: float = 0.0
-    """|sum of terminal currents| / sum |terminal currents| (Kirchhoff's current law, whole array)."""
+    """|sum of terminal currents| / (sum |terminal currents| + largest drive x sum of device
+    conductances), worst batch column: Kirchhoff's current law over the whole array. The second
+    term keeps an equipotential circuit (no current) from reading rounding noise over itself."""
     network: Optional[Network] = field(default=None, repr=False)
     """The validated circuit this solution belongs to (for warm starts and power balance)."""
 
@@ -322,6 +324,16 @@ def solve(
                                  "arrays.") from None
         if shape != (M, N):
             raise ParameterError(f"x0 is a solution of a {shape} array; this one is {(M, N)}.")
+        wl, bl = np.shape(x0.v_wl), np.shape(x0.v_bl)
+        if wl != bl or len(wl) not in (2, 3):
+            # a reshape's bare ValueError deep in the solver (found by review)
+            raise ParameterError(f"x0 has v_wl of shape {wl} and v_bl of shape {bl}; a Solution's are both "
+                                 f"(M, N) or (M, N, B). Give x0 a Solution from a previous solve.")
+        b0 = wl[2] if len(wl) == 3 else 1
+        if b0 not in (1, net.batch):
+            # only its first column was used, silently (found by review)
+            raise ParameterError(f"x0 is a solution of {b0} input columns; this solve has {net.batch}. Give x0 "
+                                 "a solve of the same inputs' batch, or of one column (it starts every column).")
         if not finite:  # a NaN start read as "non-finite voltages ... a bug" after the solve
             raise ParameterError("x0 holds NaN or inf node voltages; give a converged Solution, or no x0.")
     return _solve_network(net, method, tol, maxiter, callback, x0, keep_factors=keep_factors)

@@ -362,6 +362,21 @@ def test_a_disk_full_while_writing_is_one_clear_error(tmp_path, capsys, monkeypa
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_run_files_report_access_errors_as_failed_writes_only_in_their_folder(tmp_path):
+    """A permission error elsewhere in the block (a run's own work) is not
+    this folder's failed write (found by review)."""
+    import errno
+
+    from xbarsim.cli import RunFiles
+
+    with pytest.raises(xs.ParameterError, match="could not write this run's files"):
+        with RunFiles(str(tmp_path)) as files:
+            raise PermissionError(errno.EACCES, "Permission denied", files.path("a.json"))
+    with pytest.raises(PermissionError):
+        with RunFiles(str(tmp_path)):
+            raise PermissionError(errno.EACCES, "Permission denied", "/etc/somewhere-else")
+
+
 @pytest.mark.parametrize("command, argv, name", [
     ("solve", ["--g", "G", "--v-in", "0.2"], "solve.png"),
     ("solve", ["--g", "G", "--v-in", "0.2", "--spice"], "circuit.cir"),

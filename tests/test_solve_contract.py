@@ -731,6 +731,11 @@ def test_a_terminal_too_small_to_resolve_its_current_is_refused(method):
             xs.solve(xbar, left=xs.Drive(0.5, r=r), bottom=xs.Drive(0.0), method=method)
     with pytest.raises(xs.ParameterError, match=r"bottom.r = 1e-15 ohm on bit line 0"):
         xs.solve(xbar, left=xs.Drive(0.5), bottom=xs.Drive(0.0, r=1e-15), method=method)
+    # uS devices, 1e-12 ohm at 0 V: pcg's i_out came out 1e-9 off (the
+    # stopping test allowed 7e-3 A of imbalance next to 1e-5 A currents)
+    with pytest.raises(xs.ParameterError, match=r"bottom.r = 1e-12 ohm on bit line 0"):
+        xs.solve(xs.Crossbar(g * 1e-2, r_wl=1.0, r_bl=1.0), left=xs.Drive(0.5), bottom=xs.Drive(0.0, r=1e-12),
+                 method=method)
     for left in (xs.Drive(0.5), xs.Drive(0.5, r=1e-2)):
         sol = xs.solve(xbar, left=left, bottom=xs.Drive(0.0, r=1e-8), method=method)
         assert sol.kcl_error < 1e-10  # 100 tol

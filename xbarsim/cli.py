@@ -74,9 +74,10 @@ def _check_target(final):
                              "name there. Move it away, or give another --out.")
 
 
-_WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EIO", "EACCES",
-                                                           "EPERM") if hasattr(errno, name))
-"""What a failed write of an output file raises (`RunFiles`)."""
+_FULL_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
+"""A full disk or quota (`RunFiles`): a failed write wherever it happens."""
+_WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("EROFS", "EIO", "EACCES", "EPERM") if hasattr(errno, name))
+"""Failed writes that `RunFiles` reports as such only on a file in --out."""
 
 
 class RunFiles:
@@ -108,11 +109,21 @@ class RunFiles:
     def __enter__(self):
         return self
 
+    def _is_write_failure(self, exc):
+        """A full disk or quota anywhere in the block, or an access error on
+        a file in --out: the block also runs work (moons' ablation, the
+        --spice run) whose other OS errors are not this folder's."""
+        if exc.errno in _FULL_ERRNOS:
+            return True
+        name = exc.filename if isinstance(exc.filename, str) else None
+        return exc.errno in _WRITE_ERRNOS and name is not None and \
+            os.path.dirname(os.path.abspath(name)) == os.path.abspath(self.out_dir)
+
     def __exit__(self, exc_type, exc, tb):
         from .exceptions import ParameterError
 
         try:
-            if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+            if isinstance(exc, OSError) and self._is_write_failure(exc):
                 # a disk full while writing, after the whole run: NumPy's,
                 # json's or PIL's raw traceback before (found by review)
                 raise ParameterError(f"could not write this run's files into --out {self.out_dir!r} "

@@ -358,9 +358,13 @@ def _check_terminal_resolution(net):
     (Kirchhoff error 1.0); at 0.5 V, ends of 1e-12 ohm came back 4 % off
     and 1e-15 ohm at exactly 0 A, reported converged (found by review). An
     ideal end (r = 0) gives the same voltages to double precision, its
-    current from Kirchhoff's law. Ends just above the cut (1e-9 ohm at 0.5
-    V next to mS devices: 8e-5) are solved, their currents good to
-    ``g_t ulp(V)`` only (the README's open items)."""
+    current from Kirchhoff's law. Below the cut the solve can still be right
+    (it often is: a review found 1e-12 ohm sense ends at 0 V next to uS
+    devices within 1e-14 with direct), but its test cannot tell: pcg was
+    1e-9 off there, past the 1e-10 contract. Driven ends above the cut
+    (1e-4 to 1e-8 ohm at 0.5 V next to mS devices: 6e-10 to ~1e-5) are
+    solved, their currents good to ``g_t ulp(V)`` only (the README's open
+    items)."""
     from ._pcg import KCL_ULPS
     from .circuit import RESISTIVE
 

@@ -357,7 +357,8 @@ def _check_terminal_resolution(net):
     before the first iteration with every node but the drives at 0 V
     (Kirchhoff error 1.0); at 0.5 V, ends of 1e-12 ohm came back 4 % off
     and 1e-15 ohm at exactly 0 A, reported converged (found by review). An
-    ideal end (r = 0) gives the same voltages to double precision, its
+    ideal end (r = 0) moves the voltages by at most the end's drop, under
+    64 eps / 1e-3 = 1.4e-11 of the largest drive at the cut, and takes its
     current from Kirchhoff's law. Below the cut the solve can still be right
     (it often is: a review found 1e-12 ohm sense ends at 0 V next to uS
     devices within 1e-14 with direct), but its test cannot tell: pcg was
@@ -393,8 +394,8 @@ def _check_terminal_resolution(net):
             raise ParameterError(
                 f"{name}.r = {1.0 / spec.g[k]:.3g} ohm on {what} {k}: so small next to its devices that its "
                 f"current cannot be resolved in double precision (to {resolution[k]:.2g} A against at most "
-                f"{line_max[k]:.2g} A through the line). Give r = 0 there (an ideal source: the same voltages to "
-                "double precision, its current from Kirchhoff's law), or a larger r.")
+                f"{line_max[k]:.2g} A through the line). Give r = 0 there (an ideal source: the voltages move by "
+                "less than the solve's tolerance, and its current comes from Kirchhoff's law), or a larger r.")
 
 
 def _check_memory(xbar, method, *drives):

@@ -281,10 +281,12 @@ def _device_words(v0):
 def _is_our_deck(path):
     """Whether ``path`` is a deck ``xbarsim solve --spice`` wrote (its second
     line is `xbarsim.spice`'s description of the crossbar)."""
+    from .spice import DECK_MARKER
+
     try:
         with open(path, errors="replace") as fh:
             fh.readline()
-            return fh.readline().startswith("* xbarsim crossbar: M=")
+            return fh.readline().startswith(DECK_MARKER)
     except OSError:  # missing, a folder, unreadable: not ours to remove
         return False
 

@@ -64,6 +64,10 @@ _FAILURE_MARKERS = (
     "aborted",
 )
 
+DECK_MARKER = "* xbarsim crossbar: "
+"""How the second line of every deck xbarsim writes begins (after its
+title): how ``xbarsim solve`` tells its own decks from a user's."""
+
 _STEPPING_DONE = re.compile(r"(gmin|source) stepping completed")
 _RANGE_ERROR = re.compile(r"error: [^\n]* out of range for (sinh|cosh|exp)\s*\n\s*in line [^\n]*")
 """An iterate's argument out of range for the device law, and the deck line
@@ -161,7 +165,7 @@ def _deck(net, column, title, control):
     kind = "linear devices" if xbar.linear else "sinh devices"
     lines = [
         title,
-        f"* xbarsim crossbar: M={M} word lines, N={N} bit lines, {kind}, "
+        f"{DECK_MARKER}M={M} word lines, N={N} bit lines, {kind}, "
         f"batch column {column} of {net.batch}"
         + ("; the .control block alters the sources for each next one" if control and net.batch > 1 else ""),
         "* word-line wire segments (0 ohm segments are merged nodes)",

@@ -129,7 +129,7 @@ class AccuracyCheck:
     def __init__(self, net, vtol, itol):
         self.vscale = net.drive_scale()
         M, N = net.shape
-        self.line_current = self.vscale * float(np.sum(net.g)) / (M + N)
+        self.line_current = typical_line_current(net, self.vscale)
         self.vtol = vtol
         self.itol = itol
         self.gmax = max(float(np.max(net.g, initial=0.0)), wire_gmax(net))
@@ -185,7 +185,7 @@ class AccuracyCheck:
                 err.append(seg * np.abs(z[k][lines][nb]) + np.einsum("kn,knb->kb", gdev, zother))
                 gmax.append(seg + gdev.sum(axis=1, keepdims=True))
         imax = np.max([np.max(np.abs(c), axis=0) for c in cur], axis=0)
-        floor = 1e-3 * np.maximum(imax, self.line_current)
+        floor = CURRENT_FLOOR * np.maximum(imax, self.line_current)
         eps = 8 * np.finfo(float).eps * self.vscale  # what double precision can resolve
         for c, e, g in zip(cur, err, gmax):
             ok &= np.all(e <= self.itol * (np.abs(c) + floor) + g * eps, axis=0)
@@ -237,6 +237,20 @@ def voltage_bound(vtol, vmax, vscale):
     """
     ref = np.maximum(vmax, VOLTAGE_FLOOR * vscale)
     return np.maximum(vtol * ref, 8 * np.finfo(float).eps * vscale)
+
+
+CURRENT_FLOOR = 1e-3
+"""The terminal-current test's floor, as a share of the larger of the largest
+terminal current and `typical_line_current` (`AccuracyCheck`): currents near
+zero do not demand the impossible."""
+
+
+def typical_line_current(net, vscale):
+    """The current a typical line carries at drive ``vscale`` (volts, a
+    scalar or per batch column): ``vscale`` times the devices' total
+    conductance over the M + N lines."""
+    M, N = net.shape
+    return vscale * float(np.sum(net.g)) / (M + N)
 
 
 def wire_gmax(net):

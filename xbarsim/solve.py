@@ -366,35 +366,37 @@ def _check_terminal_resolution(net):
     (1e-4 to 1e-8 ohm at 0.5 V next to mS devices: 6e-10 to ~1e-5) are
     solved, their currents good to ``g_t ulp(V)`` only (the README's open
     items)."""
-    from ._pcg import KCL_ULPS
+    from ._pcg import CURRENT_FLOOR, KCL_ULPS, typical_line_current
     from .circuit import RESISTIVE
 
     vscale = float(np.max(net.drive_scale(), initial=0.0))
-    if vscale == 0.0:
+    if vscale == 0.0 or all(net.ends[name] is None or not np.any(net.ends[name].mode == RESISTIVE)
+                            for name in ("left", "right", "top", "bottom")):
         return
-    g = np.asarray(net.xbar.g)
-    M, N = g.shape
-    floor = 1e-3 * vscale * float(np.sum(g)) / (M + N)  # the contract's floor for small currents (`AccuracyCheck`)
+    g = np.asarray(net.g)
+    floor = CURRENT_FLOOR * typical_line_current(net, vscale)  # the contract's floor for small currents
     # only a terminal above every device and wire conductance sets the
     # test's allowance (wires of the same conductance set it anyway, and
     # devices far weaker than their wires solve accurately: tested)
     g_other = max(float(np.max(g, initial=0.0)),
                   max(float(np.max(layer.seg_g, initial=0.0)) for layer in (net.wl, net.bl)))
-    for name, axis, what in (("left", 1, "word line"), ("right", 1, "word line"),
-                             ("top", 0, "bit line"), ("bottom", 0, "bit line")):
+    # the most current each line's devices could carry (linear law): word
+    # lines (left, right ends), then bit lines (top, bottom)
+    line_max = {"word line": vscale * g.sum(axis=1), "bit line": vscale * g.sum(axis=0)}
+    for name, what in (("left", "word line"), ("right", "word line"), ("top", "bit line"), ("bottom", "bit line")):
         spec = net.ends[name]
         if spec is None:
             continue
-        line_max = vscale * g.sum(axis=axis)  # most current the line's devices could carry (linear law)
         resolution = KCL_ULPS * np.finfo(float).eps * vscale * spec.g  # the stopping test's allowance
-        bad = ((spec.mode == RESISTIVE) & (spec.g > g_other) & (line_max > 0)
-               & (resolution > TERMINAL_RESOLUTION * (line_max + floor)))
+        carried = line_max[what]
+        bad = ((spec.mode == RESISTIVE) & (spec.g > g_other) & (carried > 0)
+               & (resolution > TERMINAL_RESOLUTION * (carried + floor)))
         if np.any(bad):
             k = int(np.argmax(bad))
             raise ParameterError(
                 f"{name}.r = {1.0 / spec.g[k]:.3g} ohm on {what} {k}: so small next to its devices that its "
                 f"current cannot be resolved in double precision (to {resolution[k]:.2g} A against at most "
-                f"{line_max[k]:.2g} A through the line). Give r = 0 there (an ideal source: the voltages move by "
+                f"{carried[k]:.2g} A through the line). Give r = 0 there (an ideal source: the voltages move by "
                 "less than the solve's tolerance, and its current comes from Kirchhoff's law), or a larger r.")
 
 

@@ -29,8 +29,9 @@ import numpy as np
 
 from .circuit import transposed
 from .exceptions import ConvergenceError
-from ._pcg import (ITOL_PER_TOL, VTOL_PER_TOL, Workspace, end_currents, initial_voltages, kcl_bound,
-                   make_preconditioner, pcg_core, residual, residual_scale, solve_pcg, voltage_bound, wire_gmax)
+from ._pcg import (ITOL_PER_TOL, VTOL_PER_TOL, TerminalNodes, Workspace, end_currents, initial_voltages,
+                   make_preconditioner, pcg_core, residual, residual_scale, segment_gmax, solve_pcg,
+                   voltage_bound)
 
 
 def _column(net, b):
@@ -58,12 +59,13 @@ def _absmax(a_wl, a_bl):
     return max(float(np.max(np.abs(a_wl))), float(np.max(np.abs(a_bl))))
 
 
-def _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax):
+def _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax, nodes):
     """``(met, every node met)`` for the Kirchhoff residual ``F``.
 
     Met: the relative residual ``rel <= tol``, or no node's imbalance above
     what double precision resolves at the largest conductance ``gmax``
-    (device Jacobian ``G cosh(V/V0)`` or wire; `kcl_bound`). Unlike CG's recursively
+    (device Jacobian ``G cosh(V/V0)`` or wire segment; `kcl_bound`), plus a
+    resistive end's at its own node (`TerminalNodes` ``nodes``). Unlike CG's recursively
     updated residual, Newton's is evaluated from the voltages, and it has
     that floor: a 1 V drive through 2.5 kohm into devices on 0.25 ohm wire
     (4 S) sets the relative residual's scale to 0.4 mA, while rounding at
@@ -77,15 +79,16 @@ def _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax):
     Newton stopped with 3.8e-12 A at a bit-line node of a circuit carrying
     1.2 mA (V0 = 1 V, the circuit of
     `test_kirchhoff_holds_next_to_an_ideal_drive_on_a_low_resistance_bit_line`)."""
-    fmax = _absmax(F_wl, F_bl)
-    floor = kcl_bound(0.0, 0.0, vscale, gmax)
+    def met(itol, total):
+        return bool(np.all(nodes.kcl_met((F_wl, F_bl), lambda F: _absmax(*F), itol, total, vscale, gmax)))
+
     # an iterate whose currents or Jacobian overflow is not an answer,
     # however loose a bound infinity makes
-    if not (math.isfinite(fmax) and math.isfinite(floor) and (rel <= tol or fmax <= floor)):
+    if not (math.isfinite(_absmax(F_wl, F_bl)) and math.isfinite(gmax) and (rel <= tol or met(0.0, 0.0))):
         return False, False
     with np.errstate(over="ignore", invalid="ignore"):
         total = sum(float(np.nansum(np.abs(c))) for c in end_currents(net, v_wl, v_bl).values())
-    return True, math.isfinite(total) and fmax <= kcl_bound(ITOL_PER_TOL * tol, total, vscale, gmax)
+    return True, math.isfinite(total) and met(ITOL_PER_TOL * tol, total)
 
 
 def _overflow(history):
@@ -106,7 +109,8 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
         raise _overflow(history)
     safe = np.where(scale > 0, scale, 1.0)
     vscale = float(net.drive_scale()[0])
-    gwire = wire_gmax(net)
+    gwire = segment_gmax(net)
+    nodes = TerminalNodes(net)
     F_wl = np.empty((M, N, 1)); F_bl = np.empty((N, M, 1))
     if x0 is not None:
         # a warm start no closer than the zero state is dropped: with
@@ -164,7 +168,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
         with np.errstate(over="ignore", invalid="ignore"):
             residual(net, T_wl, T_bl, G_wl, G_bl)
         trial = float((np.sqrt(work.dot(G_wl, G_wl, G_bl, G_bl)) / safe)[0]) if scale[0] > 0 else 0.0
-        return trial, _kirchhoff_met(net, T_wl, T_bl, G_wl, G_bl, trial, tol, vscale, gmax)[1]
+        return trial, _kirchhoff_met(net, T_wl, T_bl, G_wl, G_bl, trial, tol, vscale, gmax, nodes)[1]
 
     last_move = np.inf  # largest node change of the last accepted step
     v0_min = float(np.min(net.v0))
@@ -187,7 +191,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
             # (0 * inf was NaN, with a RuntimeWarning; found by review)
             g_eff = np.where(net.g > 0, net.g * np.cosh(x), 0.0)  # the Jacobian's device conductances
         gmax = max(gwire, float(np.max(g_eff, initial=0.0)))
-        global_met, kcl_met = _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax)
+        global_met, kcl_met = _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax, nodes)
         if kcl_met:  # the voltage bound is read only once Kirchhoff is met
             vtol = float(voltage_bound(VTOL_PER_TOL * tol, _absmax(v_wl, v_bl), vscale))
         if kcl_met and last_move <= vtol:

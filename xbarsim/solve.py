@@ -145,7 +145,6 @@ class Solution:
             # open devices changed: well-posedness must be checked again
             check_connected(xbar.g, net.ends)
         check_floating_ties(xbar, net.ends)  # as solve does: a bare RuntimeError / SystemError otherwise
-        _check_terminal_resolution(new_net)  # its line currents change with the conductances
         pre = getattr(self, "_preconditioner", None) if changed <= refactor_fraction else None
         if self.method == "direct":
             pre = None
@@ -313,7 +312,6 @@ def solve(
         raise ParameterError(f"xbar must be an xbarsim.Crossbar; got {type(xbar).__name__}.")
     _check_memory(xbar, method, left, right, top, bottom)  # before the network is built
     net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
-    _check_terminal_resolution(net)
     M, N = xbar.shape
     if x0 is not None:
         try:
@@ -337,67 +335,6 @@ def solve(
         if not finite:  # a NaN start read as "non-finite voltages ... a bug" after the solve
             raise ParameterError("x0 holds NaN or inf node voltages; give a converged Solution, or no x0.")
     return _solve_network(net, method, tol, maxiter, callback, x0, keep_factors=keep_factors)
-
-
-TERMINAL_RESOLUTION = 1e-3
-"""Coarsest resolution of a resistive end's current, relative to what its
-line can carry, that `solve` accepts (`_check_terminal_resolution`)."""
-
-
-def _check_terminal_resolution(net):
-    """Refuse (`ParameterError`, before any compute) a resistive end so
-    small that double precision cannot resolve its current: the solve's
-    stopping test allows each node ``KCL_ULPS`` ulps of (largest drive x
-    largest conductance) of imbalance, and a terminal's conductance counts
-    there; where a terminal is the largest conductance and sets that
-    allowance past `TERMINAL_RESOLUTION` of the most current the end's line
-    could carry at the largest drive (plus the contract's floor for small
-    currents, 1e-3 of a typical line's), the test no longer tells a
-    solution from the start. At 1e-15 ohm a bit-line end at 0 V stopped
-    before the first iteration with every node but the drives at 0 V
-    (Kirchhoff error 1.0); at 0.5 V, ends of 1e-12 ohm came back 4 % off
-    and 1e-15 ohm at exactly 0 A, reported converged (found by review). An
-    ideal end (r = 0) moves the voltages by at most the end's drop, under
-    64 eps / 1e-3 = 1.4e-11 of the largest drive at the cut, and takes its
-    current from Kirchhoff's law. Below the cut the solve can still be right
-    (it often is: a review found 1e-12 ohm sense ends at 0 V next to uS
-    devices within 1e-14 with direct), but its test cannot tell: pcg was
-    1e-9 off there, past the 1e-10 contract. Driven ends above the cut
-    (1e-4 to 1e-8 ohm at 0.5 V next to mS devices: 6e-10 to ~1e-5) are
-    solved, their currents good to ``g_t ulp(V)`` only (the README's open
-    items)."""
-    from ._pcg import CURRENT_FLOOR, KCL_ULPS, typical_line_current
-    from .circuit import RESISTIVE
-
-    vscale = float(np.max(net.drive_scale(), initial=0.0))
-    if vscale == 0.0 or all(net.ends[name] is None or not np.any(net.ends[name].mode == RESISTIVE)
-                            for name in ("left", "right", "top", "bottom")):
-        return
-    g = np.asarray(net.g)
-    floor = CURRENT_FLOOR * typical_line_current(net, vscale)  # the contract's floor for small currents
-    # only a terminal above every device and wire conductance sets the
-    # test's allowance (wires of the same conductance set it anyway, and
-    # devices far weaker than their wires solve accurately: tested)
-    g_other = max(float(np.max(g, initial=0.0)),
-                  max(float(np.max(layer.seg_g, initial=0.0)) for layer in (net.wl, net.bl)))
-    # the most current each line's devices could carry (linear law): word
-    # lines (left, right ends), then bit lines (top, bottom)
-    line_max = {"word line": vscale * g.sum(axis=1), "bit line": vscale * g.sum(axis=0)}
-    for name, what in (("left", "word line"), ("right", "word line"), ("top", "bit line"), ("bottom", "bit line")):
-        spec = net.ends[name]
-        if spec is None:
-            continue
-        resolution = KCL_ULPS * np.finfo(float).eps * vscale * spec.g  # the stopping test's allowance
-        carried = line_max[what]
-        bad = ((spec.mode == RESISTIVE) & (spec.g > g_other) & (carried > 0)
-               & (resolution > TERMINAL_RESOLUTION * (carried + floor)))
-        if np.any(bad):
-            k = int(np.argmax(bad))
-            raise ParameterError(
-                f"{name}.r = {1.0 / spec.g[k]:.3g} ohm on {what} {k}: so small next to its devices that its "
-                f"current cannot be resolved in double precision (to {resolution[k]:.2g} A against at most "
-                f"{carried[k]:.2g} A through the line). Give r = 0 there (an ideal source: the voltages move by "
-                "less than the solve's tolerance, and its current comes from Kirchhoff's law), or a larger r.")
 
 
 def _check_memory(xbar, method, *drives):

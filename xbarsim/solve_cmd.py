@@ -437,12 +437,11 @@ def _check_request(xbar, drives, method, tol):
     created, so that a refused request writes nothing; returns the network
     they built, which the solve then uses (`_checked_solve`)."""
     from .circuit import build_network
-    from .solve import DEFAULT_TOL, _check_memory, _check_terminal_resolution, _check_tol, _resolve_method
+    from .solve import DEFAULT_TOL, _check_memory, _check_tol, _resolve_method
 
     _check_tol(DEFAULT_TOL if tol is None else tol, None)
     _check_memory(xbar, method, *drives.values())
     net = build_network(xbar, **drives)
-    _check_terminal_resolution(net)
     _resolve_method(net, method)
     return net
 

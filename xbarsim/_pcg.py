@@ -151,7 +151,7 @@ class AccuracyCheck:
                 # (`end_currents`), its error from the node's neighbours
                 lines = np.concatenate([stiff, np.nonzero(mode == IDEAL)[0]])
                 if lines.size:
-                    self.ends.append(("node", k, lines, end_group(layer, g, lines, side), None, None))
+                    self.ends.append(("node", k, lines, EndGroup(layer, g, lines, side), None, None))
 
     def passed(self, x, z, work, r):
         """Bool (B,): columns whose estimated errors are within bounds
@@ -170,17 +170,13 @@ class AccuracyCheck:
                 err.append(g * np.abs(z[k][lines, node, :]))
                 gmax.append(g)
             else:
-                members, gdev, garr, across, rep, tg, tv = node
-                seg = garr - gdev.sum(axis=1, keepdims=True) - tg
-                pick = np.arange(lines.size)
-                own, other = x[k][lines], np.swapaxes(x[1 - k][:, lines], 0, 1)  # (k, n, B)
-                zown, zother = z[k][lines], np.swapaxes(z[1 - k][:, lines], 0, 1)
-                vrep, zrep = own[pick, rep], zown[pick, rep]  # (k, B); z is 0 at an ideal end's node
-                cur.append(seg * (vrep - own[pick, across]) + tg * (vrep - tv)
-                           + np.einsum("kn,knb->kb", gdev, vrep[:, None, :] - other))
-                err.append(seg * np.abs(zrep - zown[pick, across]) + tg * np.abs(zrep)
-                           + np.einsum("kn,knb->kb", gdev, np.abs(zrep[:, None, :] - zother)))
-                gmax.append(garr)
+                grp = node
+                vrep, zrep = x[k][lines, grp.rep], z[k][lines, grp.rep]  # (k, B); z is 0 at an ideal end's
+                cur.append(grp.seg * (vrep - x[k][lines, grp.across]) + grp.tg * (vrep - grp.tv)
+                           + grp.device_sum(vrep, x[1 - k], lines))
+                err.append(grp.seg * np.abs(zrep - z[k][lines, grp.across]) + grp.tg * np.abs(zrep)
+                           + grp.device_sum(zrep, z[1 - k], lines, absolute=True))
+                gmax.append(grp.garr)
         imax = np.max([np.max(np.abs(c), axis=0) for c in cur], axis=0)
         floor = CURRENT_FLOOR * np.maximum(imax, self.line_current)
         eps = 8 * np.finfo(float).eps * self.vscale  # what double precision can resolve
@@ -256,39 +252,66 @@ def segment_gmax(net):
     return max(float(np.max(layer.seg_g, initial=0.0)) for layer in (net.wl, net.bl))
 
 
-def end_group(layer, g, lines, side):
+class EndGroup:
     """The node group at one end (``side`` 0: first node, 1: last) of each of
-    ``lines``: ``(members (k, n) bool, device conductances (k, n) (zero off
-    the group), array-side conductance (k, 1), the node across the segment
-    leaving the group (k,), the group's first node (k,), where
-    `kcl_residual` sums its current, and the other end's terminal
-    conductance (k, 1) and voltages (k, B) where the line is one group
-    (zero elsewhere))``. The array-side conductance counts the group's
-    devices, the segment leaving it and that other terminal."""
-    L, n = layer.gid.shape
-    group = np.zeros(lines.size, np.int32) if side == 0 else layer.ngroups[lines] - 1
-    members = layer.gid[lines] == group[:, None]
-    rep = np.argmax(members, axis=1)
-    if side == 0:
-        seg_idx = np.argmin(members, axis=1) - 1
-        across = seg_idx + 1
-    else:
-        seg_idx = rep - 1
-        across = seg_idx
-    whole = members.all(axis=1)
-    has_seg = (seg_idx >= 0) & (seg_idx < n - 1) & ~whole
-    seg = np.where(has_seg, layer.seg_g[lines, np.clip(seg_idx, 0, max(n - 2, 0))], 0.0)
-    gdev = g[lines] * members
-    shared = whole & (layer.term_mode[lines, 1 - side] == RESISTIVE)
-    tg = np.where(shared, layer.term_g[lines, 1 - side], 0.0)[:, None]
-    tv = np.where(shared[:, None], layer.term_v[lines, 1 - side, :], 0.0)
-    garr = seg[:, None] + gdev.sum(axis=1, keepdims=True) + tg
-    return members, gdev, garr, np.clip(across, 0, n - 1), rep, tg, tv
+    ``lines`` (k of them), a run of nodes joined by ideal wire:
+
+    - ``rep`` (k,): its first node, where `kcl_residual` sums its current;
+    - ``rows``, ``nodes``, ``gdev``: its devices, one entry each (line
+      ``lines[rows]``, node ``nodes``, conductance ``gdev``), in runs of
+      ``starts`` (one node per line but where wire is ideal: an (L, n)
+      array per end cost 537 MB at 8192^2);
+    - ``seg`` (k, 1): the segment leaving it, ``across`` (k,) the node
+      beyond (0 where the group is the whole line);
+    - ``tg`` (k, 1), ``tv`` (k, B): the other end's terminal where the
+      line is one group and that end resistive (0 elsewhere);
+    - ``garr`` (k, 1): everything at the group but its own terminal.
+    """
+
+    def __init__(self, layer, g, lines, side):
+        L, n = layer.gid.shape
+        k = lines.size
+        lo = np.zeros(k, np.int64) if side == 0 else np.full(k, n - 1, np.int64)
+        hi = lo + 1
+        grouped = layer.ngroups[lines] < n
+        if np.any(grouped):
+            gl = lines[grouped]
+            group = np.zeros((gl.size, 1), np.int64) if side == 0 else (layer.ngroups[gl] - 1)[:, None]
+            members = layer.gid[gl] == group  # (k grouped, n): these lines only
+            if side == 0:
+                hi[grouped] = np.where(members.all(axis=1), n, np.argmin(members, axis=1))
+            else:
+                lo[grouped] = np.argmax(members, axis=1)
+        whole = (lo == 0) & (hi == n)
+        seg_idx = hi - 1 if side == 0 else lo - 1
+        self.rep = lo
+        self.across = np.where(whole, 0, hi if side == 0 else lo - 1)
+        self.seg = np.where(whole, 0.0, layer.seg_g[lines, np.clip(seg_idx, 0, layer.seg_g.shape[1] - 1)])[:, None]
+        sizes = hi - lo
+        self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.rows = np.repeat(np.arange(k), sizes)
+        self.nodes = lo[self.rows] + (np.arange(self.rows.size) - self.starts[self.rows])
+        self.gdev = g[lines[self.rows], self.nodes]
+        shared = whole & (layer.term_mode[lines, 1 - side] == RESISTIVE)
+        self.tg = np.where(shared, layer.term_g[lines, 1 - side], 0.0)[:, None]
+        self.tv = np.where(shared[:, None], layer.term_v[lines, 1 - side, :], 0.0)
+        gsum = np.bincount(self.rows, weights=self.gdev, minlength=k)[:, None]
+        self.garr = self.seg + gsum + self.tg
+
+    def device_sum(self, vrep, other_layer, lines, absolute=False):
+        """Per group, the sum over its devices of ``gdev (vrep - v)`` (of
+        its magnitude when ``absolute``), (k, B): ``vrep`` (k, B) the
+        group's value, ``v`` the other layer's at each device, from
+        ``other_layer`` (n, L, B)."""
+        terms = self.gdev[:, None] * (vrep[self.rows] - other_layer[self.nodes, lines[self.rows], :])
+        if absolute:
+            np.abs(terms, out=terms)
+        return np.add.reduceat(terms, self.starts, axis=0) if terms.shape[0] else np.zeros_like(vrep)
 
 
 def stiff_ends(layer, g, side):
     """Lines whose resistive end on ``side`` is more conductive than
-    everything else at its node (`end_group`): their current is taken
+    everything else at its node (`EndGroup`): their current is taken
     from the node's Kirchhoff sum (`end_currents`). Not where an ideal
     drive at the line's other end fixes the node (a line of ideal wire):
     ``g_t (V - v)`` is then exact."""
@@ -296,7 +319,7 @@ def stiff_ends(layer, g, side):
     if lines.size:
         lines = lines[(layer.ngroups[lines] > 1) | (layer.term_mode[lines, 1 - side] != IDEAL)]
     if lines.size:
-        lines = lines[layer.term_g[lines, side] > end_group(layer, g, lines, side)[2][:, 0]]
+        lines = lines[layer.term_g[lines, side] > EndGroup(layer, g, lines, side).garr[:, 0]]
     return lines
 
 
@@ -314,16 +337,18 @@ class TerminalNodes:
 
     def __init__(self, net):
         self.nodes = []  # per layer: (lines, nodes, summed terminal conductance)
-        for layer in (net.wl, net.bl):
+        for layer, g in ((net.wl, net.g), (net.bl, net.g_t)):
             L, n = layer.gid.shape
-            gnode = np.zeros((L, n))
+            lines, nodes, gt = [], [], []
             for side in range(2):
-                lines = np.nonzero(layer.term_mode[:, side] == RESISTIVE)[0]
-                if lines.size:
-                    rep = end_group(layer, np.zeros((L, n)), lines, side)[4]
-                    np.add.at(gnode, (lines, rep), layer.term_g[lines, side])
-            idx = np.nonzero(gnode)
-            self.nodes.append((idx[0], idx[1], gnode[idx]))
+                on = np.nonzero(layer.term_mode[:, side] == RESISTIVE)[0]
+                lines.append(on)
+                nodes.append(EndGroup(layer, g, on, side).rep)
+                gt.append(layer.term_g[on, side])
+            # both ends of a line of ideal wire meet at one node: summed
+            key, where = np.unique(np.concatenate(lines) * n + np.concatenate(nodes), return_inverse=True)
+            self.nodes.append((key // n, key % n, np.bincount(where, weights=np.concatenate(gt),
+                                                               minlength=key.size)))
 
     def kcl_met(self, r, absmax, itol, total, vscale, gmax):
         """Bool (B,): every node's imbalance in ``r`` (both layers,
@@ -362,7 +387,7 @@ def end_currents(net, v_wl, v_bl):
     An ideal end's current is the one Kirchhoff's law at its node asks of
     the source: what flows from the node into the array. So is a resistive
     end's where its terminal conductance exceeds the array's at that node
-    (its devices and the wire segment leaving it; `end_group`): ``g_t (V -
+    (its devices and the wire segment leaving it; `EndGroup`): ``g_t (V -
     v)`` knows the current only to ``g_t ulp(V)``, which at 1e-12 ohm and
     0.5 V next to mS devices was 2.5e-2 of it, and all of it from 1e-15
     ohm (found by review). Elsewhere ``g_t (V - v)`` is the better of the
@@ -394,7 +419,7 @@ def end_currents(net, v_wl, v_bl):
                 cur[rmask] = spec.g[rmask, None] * (layer.term_v[rmask, side, :] - own[rmask, node, :])
                 lines = by_node[side]
                 if lines.size:
-                    rep = end_group(layer, g, lines, side)[4]
+                    rep = EndGroup(layer, g, lines, side).rep
                     cur[lines] = -res[lines, rep, :]
             out[name] = cur
     return out

@@ -5,6 +5,7 @@ about a second; no timing thresholds.
 """
 
 import csv
+import re
 import runpy
 import socket
 import threading
@@ -405,6 +406,37 @@ def test_sweep_through_a_local_dask_cluster(tmp_path):
     local = run_sweep(params(sizes=((8, 8),), r_wire=(0.1, 10.0)), tmp_path / "local",
                       progress=False, plots=False)
     assert [r["rel_error"] for r in local] == pytest.approx([r["rel_error"] for r in rows], rel=1e-12)
+
+
+def test_the_memory_guard_counts_a_dask_workers_memory_limit():
+    """A LocalCluster gives each of --workers N the machine's memory / N,
+    and its nanny kills a worker past 95 % of that. The guard compared a
+    point with the whole machine's memory: a point between the two killed
+    worker after worker, then was recorded failed with a hint to retry
+    (found by review). In a worker, the guard now counts what that worker
+    may still grow by."""
+    distributed = pytest.importorskip("distributed")
+    import psutil
+
+    from xbarsim import _memory
+
+    assert _memory.worker_allowance() is None  # not in a worker
+    held = psutil.Process().memory_info().rss
+    limit = held + 2**31
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None, memory_limit=limit) as cluster, \
+            distributed.Client(cluster) as client:
+        allowance = client.submit(_memory.worker_allowance, pure=False).result()
+        # 95 % of the limit less what the (in-process) worker holds: this
+        # process, grown by the cluster by less than 256 MiB
+        assert 0.95 * limit - held - 2**28 < allowance <= 0.95 * limit - held
+        refused = client.submit(_memory.require, allowance + 2**24, "a test solve", "use a smaller array",
+                                pure=False).exception()
+        passed = client.submit(_memory.require, 2**20, "a test solve", "use a smaller array", pure=False)
+        assert passed.result() is None
+    # (the comm hands the error back wrapped: check its text)
+    assert "MemoryLimitError" in repr(refused)
+    assert "this Dask worker may grow by only" in str(refused) and "fewer --workers" in str(refused)
 
 
 def test_cli_connects_to_an_existing_scheduler(tmp_path, capsys):
@@ -1296,3 +1328,53 @@ def test_relative_error_survives_currents_whose_squares_overflow():
     assert _rel_norm(diff * 1e300, ref * 1e300) == pytest.approx(plain, rel=1e-14)
     assert _rel_norm(diff * 1e-300, ref * 1e-300) == pytest.approx(plain, rel=1e-14)
     assert np.isnan(_rel_norm(diff, np.zeros_like(ref)))
+
+
+def test_relative_error_of_an_error_far_larger_or_a_product_far_smaller():
+    """Scaled by the product's largest entry alone, an error 1e228 times the
+    product (sinh devices at 600 V0) still overflowed its squares and read
+    inf, with a RuntimeWarning; a product below 1e-308 A (1e-320 S
+    devices) gave 0 x inf = NaN, an empty cell (found by review). Each is
+    now scaled by its own largest entry."""
+    import warnings
+
+    from xbarsim.scale import _rel_norm
+
+    ref = np.array([3.0, -4.0])
+    diff = np.array([1e-3, 2e-3])
+    plain = float(np.linalg.norm(diff) / np.linalg.norm(ref))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _rel_norm(diff * 1e230, ref) == pytest.approx(plain * 1e230, rel=1e-14)
+        assert _rel_norm(diff * 1e-318, ref * 1e-310) == pytest.approx(plain * 1e-8, rel=1e-3)  # subnormal digits
+        assert _rel_norm(np.zeros(2), ref * 1e-320) == 0.0
+    assert np.isnan(_rel_norm(np.array([np.nan, 0.0]), ref))
+
+
+def test_a_results_file_saved_by_a_spreadsheet_resumes(tmp_path):
+    """Saved as "CSV UTF-8", a results.csv starts with a byte-order mark;
+    its header then read as another program's, and the sweep refused to
+    resume (found by review). The mark is dropped and the points are kept."""
+    sweep = params(sizes=((4, 4),), r_wire=(1.0, 2.0))
+    first = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    path = tmp_path / "results.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    again = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    assert [r["finished_utc"] for r in again] == [r["finished_utc"] for r in first]  # not recomputed
+    assert not path.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert [r["point_id"] for r in load_results(path)] == [r["point_id"] for r in first]
+
+
+def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():
+    """``sizes=(16, 32)`` and ``r_wire=1.0`` were a bare TypeError from
+    `points` (found by review): N is N x N, as on the command line, and one
+    value is a tuple of it."""
+    p = SweepParams(sizes=(16, (8, 12)), r_wire=1.0, inputs=2, g_ranges=(1e-4, 5e-4), devices=("sinh", 0.25))
+    assert (p.sizes, p.r_wire, p.inputs, p.g_ranges, p.devices) == (
+        ((16, 16), (8, 12)), (1.0,), (2,), ((1e-4, 5e-4),), (("sinh", 0.25),))
+    assert [(q.rows, q.cols) for q in p.points()] == [(8, 12), (16, 16)]
+    for kw, message in ((dict(sizes=(16.5,)), "is not an array size"), (dict(sizes=((4, 4, 4),)), "(M, N) pair"),
+                        (dict(r_wire=("1",)), "numbers of ohms"), (dict(g_ranges=((1e-4,),)), "(g_min, g_max)"),
+                        (dict(devices=("sinh",)), "(model, v0) pairs"), (dict(inputs=None), "tuple of values")):
+        with pytest.raises(xs.ParameterError, match=re.escape(message)):
+            SweepParams(**kw)

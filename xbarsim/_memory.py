@@ -94,10 +94,54 @@ def estimate(method, M, N, batch, nonlinear=False):
 def require(need, what, hint):
     """Refuse, before anything is allocated, work that needs ``need`` bytes
     when more than 90 % of the available memory: a `MemoryLimitError`
-    saying ``what`` needs about that much, and ``hint`` (the fix)."""
+    saying ``what`` needs about that much, and ``hint`` (the fix). In a
+    Dask worker with a memory limit, the limit counts too
+    (`worker_allowance`)."""
     have = available_bytes()
     if need > 0.9 * have:
         raise MemoryLimitError(f"{what} needs about {_size(need)}, but only {_size(have)} is available; {hint}.")
+    worker = worker_allowance()
+    if worker is not None and need > worker:
+        raise MemoryLimitError(
+            f"{what} needs about {_size(need)}, but this Dask worker may grow by only {_size(max(worker, 0))} "
+            f"more before its nanny kills it (its memory limit: the machine's memory over the workers); "
+            f"{hint}, run fewer --workers, or give the cluster's workers a larger memory_limit.")
+
+
+def worker_allowance():
+    """Bytes the Dask worker running this may still grow by before its
+    nanny restarts it (``distributed.worker.memory.terminate`` of its
+    memory limit, less what the process holds now); None outside a worker
+    or without a limit. A `LocalCluster` gives each of ``--workers N`` the
+    machine's memory / N, and a point the machine-wide guard admitted
+    between that and the machine's memory had its workers killed one
+    after another, then was recorded failed with a hint to retry (found
+    by review)."""
+    import sys
+
+    if "distributed" not in sys.modules:  # never imported: not in a worker
+        return None
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+    if not limit:
+        return None
+    import dask
+
+    terminate = dask.config.get("distributed.worker.memory.terminate", 0.95)
+    if not terminate:
+        return None
+    try:
+        import psutil
+
+        held = psutil.Process().memory_info().rss
+    except Exception:  # pragma: no cover - psutil ships with distributed
+        return None
+    return int(float(terminate) * limit - held)
 
 
 def _size(n):

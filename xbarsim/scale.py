@@ -56,6 +56,7 @@ cluster with several threads per worker) share one number.
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import io
 import math
@@ -247,9 +248,11 @@ class SweepParams:
     so that the small, cheap points of every series finish first)."""
 
     sizes: tuple = ((64, 64), (128, 128), (256, 256), (512, 512), (1024, 1024), (2048, 2048), (4096, 4096))
-    """Array sizes as (M, N) pairs."""
+    """Array sizes: (M, N) pairs, or N for N x N (``(16, 32)`` is two square
+    sizes, as ``--sizes 16,32`` is; one 16 x 32 array is ``((16, 32),)``)."""
     r_wire: tuple = (0.1, 1.0, 10.0)
-    """Wire segment resistances, ohms."""
+    """Wire segment resistances, ohms (one number: a tuple of it; so for
+    ``inputs``, and for one window or device pair)."""
     g_ranges: tuple = ((100e-6, 500e-6), (1e-6, 10e-6))
     """Conductance windows (g_min, g_max), siemens: by default the measured
     TiO2 window (2-10 kOhm, xbarsim.presets) and a high-resistance one
@@ -268,6 +271,43 @@ class SweepParams:
     """Solver method."""
     tol: Optional[float] = None
     """Solver tolerance (None: the solver's default)."""
+
+    def __post_init__(self):
+        # One value where a tuple is expected, and sizes given as N (for N x
+        # N), are taken as such; anything else that cannot be a grid is a
+        # ParameterError here (``sizes=(16, 32)`` and ``r_wire=1.0`` were a
+        # bare TypeError from `points`; found by review).
+        def listed(name, value, scalar):
+            if scalar(value):
+                return (value,)
+            try:
+                return tuple(value)
+            except TypeError:
+                raise ParameterError(f"SweepParams.{name} must be a tuple of values; got {value!r}.") from None
+
+        number = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        sizes = []
+        for size in listed("sizes", self.sizes, number):
+            pair = (size, size) if number(size) else tuple(size) if isinstance(size, (tuple, list)) else None
+            if pair is None or len(pair) != 2 or not all(number(n) and n == int(n) for n in pair):
+                raise ParameterError(f"SweepParams.sizes: {size!r} is not an array size; give N (for N x N) or "
+                                     "an (M, N) pair of whole numbers, e.g. sizes=(64, (128, 256)).")
+            sizes.append((int(pair[0]), int(pair[1])))
+        object.__setattr__(self, "sizes", tuple(sizes))
+        object.__setattr__(self, "r_wire", listed("r_wire", self.r_wire, number))
+        object.__setattr__(self, "inputs", listed("inputs", self.inputs, number))
+        pair_of_numbers = lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and all(map(number, v))
+        object.__setattr__(self, "g_ranges", listed("g_ranges", self.g_ranges, pair_of_numbers))
+        one_device = lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and isinstance(v[0], str)
+        object.__setattr__(self, "devices", listed("devices", self.devices, one_device))
+        for name, items, ok, want in (
+                ("g_ranges", self.g_ranges, pair_of_numbers, "(g_min, g_max) pairs in siemens"),
+                ("devices", self.devices, one_device, "(model, v0) pairs, e.g. ('linear', None) or ('sinh', 0.25)"),
+                ("r_wire", self.r_wire, number, "numbers of ohms"),
+                ("inputs", self.inputs, number, "whole numbers of input vectors")):
+            bad = [v for v in items if not ok(v)]
+            if bad:
+                raise ParameterError(f"SweepParams.{name} must hold {want}; got {bad[0]!r}.")
 
     def points(self):
         """Every point of the grid, smallest arrays first."""
@@ -408,16 +448,30 @@ def _failed_row(point, status, exc):
 
 
 def _rel_norm(diff, ref):
-    """``|diff| / |ref|`` (2-norms), NaN when ``ref`` is 0; both scaled near
-    the largest ``|ref|`` first, so currents past 1e154 A (drives of 1e300 V)
-    do not overflow the squares into "no current" (found by review)."""
-    top = float(np.max(np.abs(ref), initial=0.0))
-    if not top > 0:
+    """``|diff| / |ref|`` (2-norms), NaN when ``ref`` is 0. Each is scaled
+    near its own largest entry first, by a power of two (the same ratio,
+    bit for bit, where nothing overflowed), so currents past 1e154 A
+    (drives of 1e300 V) do not overflow the squares into "no current", an
+    error 1e228 times the product does not read as inf, and a product
+    below 1e-308 A is not NaN (all found by review)."""
+    n_ref, e_ref = _scaled_norm(ref)
+    if not n_ref > 0:
         return float("nan")
-    from ._pcg import unit_scale
+    n_diff, e_diff = _scaled_norm(diff)
+    with np.errstate(over="ignore"):
+        return float(np.ldexp(n_diff / n_ref, e_diff - e_ref))
 
-    scale = 1.0 / float(unit_scale(top))  # a power of two: the same ratio, bit for bit, where nothing overflowed
-    return float(np.linalg.norm(np.asarray(diff) * scale) / np.linalg.norm(np.asarray(ref) * scale))
+
+def _scaled_norm(a):
+    """``(n, e)`` with ``|a| = n 2**e``: the 2-norm of ``a`` scaled by the
+    power of two of its largest entry (``n`` in [1, sqrt(size)]); ``(0, 0)``
+    for a zero array, NaN or inf as they come."""
+    a = np.asarray(a, dtype=float)
+    top = float(np.max(np.abs(a), initial=0.0))
+    if not (top > 0 and math.isfinite(top)):
+        return top, 0
+    e = int(np.frexp(top)[1])
+    return float(np.linalg.norm(np.ldexp(a, -e))), e
 
 
 def _metrics(g, x, sol, v0):
@@ -649,6 +703,13 @@ def _is_complete_row(line):
     return when.tzinfo is not None and when.isoformat(timespec="seconds") == stamp
 
 
+def _read_text(path):
+    """A results file's text, UTF-8, without the byte-order mark a
+    spreadsheet's "CSV UTF-8" puts first (it read as another program's
+    header, and the sweep refused to resume; found by review)."""
+    return Path(path).read_text(encoding="utf-8-sig")
+
+
 def load_results(path):
     """Rows of a results.csv, typed, in file order (damaged lines dropped).
 
@@ -658,7 +719,7 @@ def load_results(path):
     path = Path(path)
     if not path.exists():
         return []
-    text = path.read_text()
+    text = _read_text(path)
     rows = []
     for raw in csv.DictReader(io.StringIO(text)):
         row = _parse_row(raw)
@@ -691,7 +752,7 @@ def _results_state(path):
         what = "is not a file"
     else:
         try:
-            text = path.read_text()
+            text = _read_text(path)
         except UnicodeDecodeError:
             what = "is not a text file"
         except OSError as exc:
@@ -762,8 +823,12 @@ class _ResultsFile:
                   f"{self.backup}. {len(rows)} of its {n_lines} row(s) have every current column and "
                   "were carried over; the other points are computed again.", file=sys.stderr)
         else:
-            text = self.path.read_text()
+            text = _read_text(self.path)
             complete = text[: text.rfind("\n") + 1]
+            if self.path.read_bytes().startswith(codecs.BOM_UTF8):
+                # saved by a spreadsheet as "CSV UTF-8": its byte-order mark
+                # goes, so that appended rows and other tools read one table
+                _write_atomic(self.path, text)
             if not complete:
                 # The header alone, without its newline (a file saved by an
                 # editor): dropping it as a cut-short line lost the header,

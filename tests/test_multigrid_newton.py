@@ -741,3 +741,26 @@ def test_the_cold_retry_of_a_failed_warm_start_keeps_to_the_columns_maxiter(monk
     assert calls == [(True, 30), (False, 23)]
     assert sol.iterations == cold.iterations + 7
     np.testing.assert_array_equal(sol.v_wl, cold.v_wl)
+
+
+def test_source_stepping_keeps_each_stages_start_and_says_where_it_failed(monkeypatch):
+    """A stage's start (the linear solution scaled to the stage's drives)
+    had a residual equal to the zero state's, was dropped as a warm start,
+    and the stage's own linear start, at X_START (1 + eps), stepped again
+    inside it: 124 Newton steps for this circuit, and on failure a message
+    nesting one stepping error in another, quoting the stages' internal
+    tol=1e-06 and advising to loosen tol (found by review)."""
+    import xbarsim._newton as newton
+
+    calls = []
+    real = newton._source_stepping
+    monkeypatch.setattr(newton, "_source_stepping", lambda *a: calls.append(a[3]) or real(*a))
+    g = 10 ** np.random.default_rng(7).uniform(-5, -3, (8, 8))
+    xbar = xs.Crossbar(g, 1.0, 1.0, v0=0.02)
+    sol = xs.solve(xbar, left=xs.Drive(2.0), bottom=xs.Drive(-2.0), method="direct")
+    assert len(calls) == 1 and sol.iterations < 124 and sol.kcl_error < 1e-10  # 110 now
+    with pytest.raises(xs.ConvergenceError) as info:
+        xs.solve(xs.Crossbar(g, 1.0, 1.0, v0=0.1), left=xs.Drive(2.0), bottom=xs.Drive(-2.0), maxiter=5)
+    message = str(info.value)
+    assert message.count("source stepping") == 1 and "failed at 50.1 % of the drives after 5 Newton steps" in message
+    assert "tol=" not in message and "Loosen tol" not in message

@@ -99,7 +99,7 @@ def _overflow(history):
         residual_history=np.array(history), iterations=0)
 
 
-def _newton_column(net, tol, maxiter, callback, x0, inner, history):
+def _newton_column(net, tol, maxiter, callback, x0, inner, history, staged=False):
     M, N = net.shape
     work = Workspace(M, N, 1)
     stepped = 0  # Newton steps of source stepping (`_source_stepping`)
@@ -119,7 +119,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history):
         with np.errstate(over="ignore", invalid="ignore"):
             residual(net, x0[0], x0[1], F_wl, F_bl)
             start = float(np.sqrt(work.dot(F_wl, F_wl, F_bl, F_bl))[0])
-        if not start < float(scale[0]):
+        if not (staged or start < float(scale[0])):
             x0 = None
     if x0 is None:
         # start from the linear (small-signal) solution
@@ -357,13 +357,18 @@ def _source_stepping(net, v_wl, v_bl, s, maxiter, inner, history):
     while s < 1.0:
         stage = _scaled(net, np.array([s]))
         try:
+            # staged: the stage's start is kept however far its residual
+            # (the first one's equalled the zero state's, was dropped, and
+            # its linear re-solve, at X_START (1 + eps), stepped again
+            # inside the stage; found by review)
             v_wl, v_bl, k, _, _ = _newton_column(stage, 1e-6, maxiter - steps, None, (v_wl, v_bl), inner,
-                                                 history)
+                                                 history, staged=True)
         except ConvergenceError as exc:
             raise ConvergenceError(
                 f"source stepping (the drives raised in stages, as SPICE does for a start far from the "
-                f"solution) failed at {100 * s:.3g} % of the drives: {exc} Raise maxiter, try method='direct' "
-                "or 'mg' (stronger inner solves), lower the drive voltages or raise v0.",
+                f"solution) failed at {100 * s:.3g} % of the drives after {len(history) - 1} Newton steps in "
+                "all. Raise maxiter, try method='direct' or 'mg' (stronger inner solves), lower the drive "
+                "voltages or raise v0.",
                 residual_history=np.array(history), iterations=len(history) - 1) from exc
         steps += k
         s = min(1.0, 2.0 * s)

@@ -764,3 +764,15 @@ def test_source_stepping_keeps_each_stages_start_and_says_where_it_failed(monkey
     message = str(info.value)
     assert message.count("source stepping") == 1 and "failed at 50.1 % of the drives after 5 Newton steps" in message
     assert "tol=" not in message and "Loosen tol" not in message
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg"])
+def test_sinh_devices_between_fixed_nodes_take_no_newton_step(method):
+    """Ideal wires and drives fix every node: a linear solve reports 0
+    iterations, and so does Newton now (it counted one step that moved
+    nothing per column, which `xbarsim scale` recorded; found by review)."""
+    g = np.random.default_rng(3).uniform(1e-4, 5e-4, (4, 5))
+    x = np.random.default_rng(4).uniform(0.0, 0.3, (4, 3))
+    sol = xs.solve(xs.Crossbar(g, 0.0, 0.0, v0=0.25), left=xs.Drive(x), bottom=xs.Drive(0.0), method=method)
+    assert sol.iterations == 0
+    np.testing.assert_allclose(sol.i_out, np.einsum("mn,mb->nb", g * 0.25, np.sinh(x / 0.25)), rtol=1e-13)

@@ -1045,6 +1045,18 @@ def test_points_that_did_not_converge_exit_3_without_the_retry_hint(tmp_path, ca
     assert "looser --tol" in err and "Rerun with --retry" not in err and "rerun with --retry" not in err
 
 
+def test_points_whose_device_currents_overflow_get_the_hint_that_helps(tmp_path, capsys):
+    """sinh devices at 600 V0 between fixed nodes overflow: a looser --tol
+    or another method cannot help, which was the only hint (found by
+    review)."""
+    assert main(["scale", "--out", str(tmp_path), "--sizes", "4", "--r-wire", "0", "--r-terminal", "0",
+                 "--g-range", "1e-4:5e-4", "--device", "sinh", "--v0", "0.001", "--v-read", "1",
+                 "--no-progress", "--no-plots"]) == 3
+    err = capsys.readouterr().err
+    assert "overflow double precision" in err and "lower --v-read or a larger --v0" in err
+    assert "looser --tol" not in err
+
+
 def test_retry_hint_only_for_points_lost_with_a_worker(tmp_path, capsys, monkeypatch):
     class KilledWorker(Exception):  # what distributed raises for a worker that died
         pass

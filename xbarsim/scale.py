@@ -1582,8 +1582,12 @@ def _report_problems(rows, plots):
               file=err)
     if other:
         hint = ""
-        if any(r["message"].startswith("ConvergenceError") for r in other):
-            hint = " A solver that did not converge may need a looser --tol or --method direct."
+        converge = [r for r in other if r["message"].startswith("ConvergenceError")]
+        if any("overflow double precision" in r["message"] for r in converge):
+            # a looser tol or another method does not help there (found by review)
+            hint += " Device currents that overflow need a lower --v-read or a larger --v0."
+        if any("overflow double precision" not in r["message"] for r in converge):
+            hint += " A solver that did not converge may need a looser --tol or --method direct."
         print(f"{len(other)} point(s) failed: the reason is in the table above and in the message column "
               f"of results.csv; the same point fails again on --retry.{hint}", file=err)
     if lost:

@@ -29,13 +29,14 @@ Numba keys each cached kernel on its own source file only, so a kernel that
 calls a kernel of another file (the programming and MVM kernels call
 `nodal.solve_nodal`) would keep running the old callee after that file
 changed: on import, this module has every cached kernel of the package
-dropped when any kernel source changed (`xbarsim._kernel_cache`).
+dropped when any kernel source changed, and each stamped with the digest of
+the sources this process imported (`xbarsim._kernel_cache`).
 """
 
 import os
 import warnings
 
-from .._kernel_cache import KernelCacheWarning, drop_stale_cache, locate_cache
+from .._kernel_cache import KernelCacheWarning, _source_digest, drop_stale_cache, locate_cache, stamp_with_digest
 
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 """LLVM fast-math flags allowed in kernels: no nnan / ninf."""
@@ -94,5 +95,8 @@ in-process ones on a fresh clone."""
 STRICT_PJIT = dict(STRICT_JIT, parallel=PARALLEL)
 """Parallel variant of `STRICT_JIT`."""
 
+if CACHE:
+    # every kernel module imports this one first: in place before any is decorated
+    stamp_with_digest(_FOLDER, _source_digest(_FOLDER))
 if CACHE and _CACHE_FOLDER is not None:
     drop_stale_cache(folder=_CACHE_FOLDER, sources=_FOLDER)

@@ -202,6 +202,40 @@ def test_drop_stale_cache_warns_once_on_an_unexpected_failure(tmp_path, monkeypa
     assert len([w for w in caught if w.category is KernelCacheWarning]) == 1
 
 
+_DIGEST_RUN = """
+import sys
+from xbarsim._kernel_cache import stamp_with_digest
+folder, digest = sys.argv[1], sys.argv[2]
+assert stamp_with_digest(folder, digest)
+sys.path.insert(0, folder)
+import probe_kernel
+assert probe_kernel.f(2.0) == 4.0
+print(probe_kernel.f.stats.cache_hits and 'hit' or 'miss')
+"""
+
+
+def test_cached_kernels_are_stamped_with_the_digest_of_the_sources_imported(tmp_path):
+    """A process that imported the kernels before an edit, and compiled one
+    after another process had dropped the cache, saved it with its old
+    callee under the unchanged stamp of the kernel's own file; every later
+    process loaded it (an MVM read half its current; found by review). An
+    entry written under another digest of the package's sources is now a
+    miss, then replaced."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "probe_kernel.py").write_text("from numba import njit\n\n\n@njit(cache=True)\ndef f(x):\n"
+                                         "    return 2.0 * x\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+
+    def run(digest):
+        proc = subprocess.run([sys.executable, "-c", _DIGEST_RUN, str(src), digest], capture_output=True,
+                              text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    assert [run("old"), run("old"), run("new"), run("new"), run("old")] == ["miss", "hit", "miss", "hit", "miss"]
+
+
 def test_drop_stale_cache_leaves_an_unwritable_folder_alone_silently(tmp_path):
     src = tmp_path / "src"
     src.mkdir()

@@ -10,6 +10,14 @@ kernels first. ``kernels/config.py`` runs it when the first kernel module is
 imported (Numba is being imported then anyway, so ``import xbarsim`` stays
 light; kernels load from the cache only on their first call, later).
 
+`stamp_with_digest` closes the remaining gap: a process that imported the
+kernels before an edit, and compiles one of them for the first time after
+another process dropped the cache, saves it with its old callee under the
+unchanged stamp of the kernel's own file, and every later process loaded it
+(found by review: an MVM read half its current after ``column_current`` was
+edited). Each cached kernel of the package is stamped with the digest of
+the sources its process imported too, so such an entry is never taken.
+
 `locate_cache` asks Numba where it would cache the kernels, the same way
 ``@njit(cache=True)`` does when a kernel module is imported: Numba raises
 then when it has no usable cache folder at all (read-only install, no
@@ -24,7 +32,7 @@ import os
 import warnings
 from typing import NamedTuple
 
-__all__ = ["KernelCacheWarning", "CacheLocation", "locate_cache", "drop_stale_cache"]
+__all__ = ["KernelCacheWarning", "CacheLocation", "locate_cache", "drop_stale_cache", "stamp_with_digest"]
 
 STAMP = "xbarsim-kernels.sha256"
 """Name of the digest file kept in the cache folder."""
@@ -153,3 +161,43 @@ def drop_stale_cache(folder=None, sources=None):
         return  # caching is an optimisation, never an error
     except Exception as exc:
         _warn_unguarded(f"{type(exc).__name__}: {exc}")
+
+
+def stamp_with_digest(folder, digest):
+    """Have Numba stamp every cached kernel whose source is in `folder` with
+    `digest` (the SHA-256 of the kernel sources this process imported) on
+    top of its own file's stamp, so that an entry compiled from other
+    sources is a cache miss (recompiled and replaced). Numba compares the
+    stamp a cache index was written with to the one its locator gives now.
+    Installed once per process, before the kernels are decorated; returns
+    whether it is in place (a Numba without the private locator list warns,
+    `KernelCacheWarning`, and the folder-wide `drop_stale_cache` remains)."""
+    try:
+        from numba.core import caching
+
+        impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
+        classes = impl._locator_classes
+        if getattr(impl, "_xbarsim_digests", None) is not None:
+            impl._xbarsim_digests[os.path.normcase(folder)] = digest
+            return True
+        digests = {os.path.normcase(folder): digest}
+
+        def stamped(cls):
+            class Stamped(cls):
+                def get_source_stamp(self):
+                    stamp = super().get_source_stamp()
+                    source = getattr(self, "_py_file", None)
+                    if source is None:
+                        return stamp
+                    extra = digests.get(os.path.normcase(os.path.dirname(os.path.abspath(source))))
+                    return stamp if extra is None else (stamp, "xbarsim-kernels", extra)
+
+            Stamped.__name__ = Stamped.__qualname__ = cls.__name__
+            return Stamped
+
+        impl._locator_classes = [stamped(cls) for cls in classes]
+        impl._xbarsim_digests = digests
+        return True
+    except Exception as exc:
+        _warn_unguarded(f"cannot stamp cached kernels with their sources' digest: {type(exc).__name__}: {exc}")
+        return False

@@ -1386,6 +1386,9 @@ def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():
         ((16, 16), (8, 12)), (1.0,), (2,), ((1e-4, 5e-4),), (("sinh", 0.25),))
     assert [(q.rows, q.cols) for q in p.points()] == [(8, 12), (16, 16)]
     for kw, message in ((dict(sizes=(16.5,)), "is not an array size"), (dict(sizes=((4, 4, 4),)), "(M, N) pair"),
+                        (dict(sizes=(float("inf"),)), "is not an array size"), (dict(sizes=(0,)), ">= 1"),
+                        (dict(sizes=(float("nan"), 4)), "is not an array size"), (dict(inputs=(2.5,)), "whole numbers"),
+                        (dict(r_wire=(-1.0,)), "finite numbers of ohms >= 0"),
                         (dict(r_wire=("1",)), "numbers of ohms"), (dict(g_ranges=((1e-4,),)), "(g_min, g_max)"),
                         (dict(devices=("sinh",)), "(model, v0) pairs"), (dict(inputs=None), "tuple of values")):
         with pytest.raises(xs.ParameterError, match=re.escape(message)):

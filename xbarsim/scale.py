@@ -286,12 +286,13 @@ class SweepParams:
                 raise ParameterError(f"SweepParams.{name} must be a tuple of values; got {value!r}.") from None
 
         number = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        count = lambda v: number(v) and math.isfinite(v) and v >= 1 and v == int(v)  # a whole number >= 1
         sizes = []
         for size in listed("sizes", self.sizes, number):
             pair = (size, size) if number(size) else tuple(size) if isinstance(size, (tuple, list)) else None
-            if pair is None or len(pair) != 2 or not all(number(n) and n == int(n) for n in pair):
+            if pair is None or len(pair) != 2 or not all(count(n) for n in pair):
                 raise ParameterError(f"SweepParams.sizes: {size!r} is not an array size; give N (for N x N) or "
-                                     "an (M, N) pair of whole numbers, e.g. sizes=(64, (128, 256)).")
+                                     "an (M, N) pair of whole numbers >= 1, e.g. sizes=(64, (128, 256)).")
             sizes.append((int(pair[0]), int(pair[1])))
         object.__setattr__(self, "sizes", tuple(sizes))
         object.__setattr__(self, "r_wire", listed("r_wire", self.r_wire, number))
@@ -303,8 +304,9 @@ class SweepParams:
         for name, items, ok, want in (
                 ("g_ranges", self.g_ranges, pair_of_numbers, "(g_min, g_max) pairs in siemens"),
                 ("devices", self.devices, one_device, "(model, v0) pairs, e.g. ('linear', None) or ('sinh', 0.25)"),
-                ("r_wire", self.r_wire, number, "numbers of ohms"),
-                ("inputs", self.inputs, number, "whole numbers of input vectors")):
+                ("r_wire", self.r_wire, lambda v: number(v) and math.isfinite(v) and v >= 0,
+                 "finite numbers of ohms >= 0"),
+                ("inputs", self.inputs, count, "whole numbers >= 1 of input vectors")):
             bad = [v for v in items if not ok(v)]
             if bad:
                 raise ParameterError(f"SweepParams.{name} must hold {want}; got {bad[0]!r}.")

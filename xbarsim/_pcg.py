@@ -112,9 +112,10 @@ class AccuracyCheck:
       typical line would carry at the largest drive voltage (so currents near
       zero do not demand the impossible). A resistive end's current error is
       ``g_t |z|`` at its node; an ideal end's, or a resistive end's that is
-      the stronger side of its node (`stiff_ends`), is the sum of
-      ``conductance x |z - z_node|`` over everything else joined to its
-      node group, whence `end_currents` takes its current;
+      the stronger side of its node (`stiff_ends`), is the sum over
+      everything else joined to its node group, whence `end_currents` takes
+      its current, of ``conductance x |z - z_node|`` (for devices, of the
+      bound ``|z| + |z_node|``; z is 0 at an ideal end's node);
     - every node's Kirchhoff imbalance within `itol` of
       the total terminal current, plus what double precision resolves at
       the largest device or wire conductance (`KCL_ULPS`), and at a
@@ -265,8 +266,10 @@ class EndGroup:
     - `device_sum`: sums over the group's devices, from one entry per
       device (line, node, conductance), built on first use only (an (L, n)
       array per end cost 537 MB at 8192^2; `stiff_ends` and `end_currents`
-      need ``garr`` and ``rep`` alone, and building the entries for them
-      made a 2048^2 solve on ideal bit lines 30 % slower; found by review).
+      need ``garr`` and ``rep`` alone; built for them too, with three
+      gathers per sum, the entries made a 2048^2 solve on ideal bit lines
+      with 1 ohm terminals 15-40 % slower and 213 MiB larger; found by
+      review).
     """
 
     def __init__(self, layer, g, lines, side):
@@ -305,9 +308,7 @@ class EndGroup:
         ``vrep`` (k, B) the group's value and ``v`` the other layer's at
         each device, from ``other_layer`` (n, L, B); with ``absolute``,
         the bound ``sum gdev (|vrep| + |v|)``. One gather of the other
-        layer (int32 entries): a 2048^2 solve on ideal bit lines with 1 ohm
-        terminals took 15-25 % longer and 213 MiB more with three (found by
-        review)."""
+        layer per sum, with int32 entries."""
         if self._devices is None:
             sizes = self.hi - self.lo
             starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
@@ -407,11 +408,11 @@ def end_currents(net, v_wl, v_bl):
     An ideal end's current is the one Kirchhoff's law at its node asks of
     the source: what flows from the node into the array. So is a resistive
     end's where its terminal conductance exceeds the array's at that node
-    (its devices and the wire segment leaving it; `EndGroup`): ``g_t (V - v)`` knows the current only to ``g_t ulp(V)``,
-    which at 1e-12 ohm and 0.5 V next to mS devices was 2.5e-2 of it, and
-    all of it from 1e-15 ohm (found by review). Elsewhere ``g_t (V - v)``
-    is the better of the two (the smaller conductance times the voltage
-    error)."""
+    (its devices and the wire segment leaving it; `EndGroup`): ``g_t (V -
+    v)`` knows the current only to ``g_t ulp(V)``, which at 1e-12 ohm and
+    0.5 V next to mS devices was 2.5e-2 of it, and all of it from 1e-15
+    ohm (found by review). Elsewhere ``g_t (V - v)`` is the better of the
+    two (the smaller conductance times the voltage error)."""
     out = {}
     for layer, own, other, g, v0, names in (
         (net.wl, v_wl, v_bl, net.g, net.v0, ("left", "right")),
@@ -517,7 +518,7 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
         # A start within tol (a warm one) is taken only where the accuracy
         # check passes too: next to a near-ideal driven end, the zero
         # state's residual (the scale) is about g_t V, and re-solves after
-        # one device changed kept the old currents, 4 % off, after 0
+        # one device changed kept the old currents, 3.5 % off, after 0
         # iterations (found by review)
         active |= (scale > 0) & ~check.passed((d_wl, d_bl), (z_wl, z_bl), work, (r_wl, r_bl))
         if not active.any():

@@ -96,7 +96,9 @@ STRICT_PJIT = dict(STRICT_JIT, parallel=PARALLEL)
 """Parallel variant of `STRICT_JIT`."""
 
 if CACHE:
+    _digest = _source_digest(_FOLDER)  # read once for both
     # every kernel module imports this one first: in place before any is decorated
-    stamp_with_digest(_FOLDER, _source_digest(_FOLDER))
-if CACHE and _CACHE_FOLDER is not None:
-    drop_stale_cache(folder=_CACHE_FOLDER, sources=_FOLDER)
+    stamp_with_digest(_FOLDER, _digest)
+    if _CACHE_FOLDER is not None:
+        drop_stale_cache(folder=_CACHE_FOLDER, sources=_FOLDER, digest=_digest)
+    del _digest

@@ -125,11 +125,12 @@ def locate_cache(kernel_folder):
     return CacheLocation(True, folder)
 
 
-def drop_stale_cache(folder=None, sources=None):
+def drop_stale_cache(folder=None, sources=None, digest=None):
     """Delete the cached kernels (``*.nbi``, ``*.nbc``) in `folder` (default:
     where Numba caches xbarsim's kernels) when the sources in `sources`
     (default: the kernels' folder) differ from the ones they were compiled
-    from, and stamp `folder` with the digest of `sources`. Best effort: a
+    from, and stamp `folder` with the digest of `sources` (``digest``, when
+    the caller has it already: `_source_digest`). Best effort: a
     folder that cannot be written is left alone; any other failure warns
     (`KernelCacheWarning`, once) and returns."""
     try:
@@ -138,7 +139,7 @@ def drop_stale_cache(folder=None, sources=None):
             folder = locate_cache(sources).folder
         if folder is None:
             return
-        digest = _source_digest(sources)
+        digest = digest or _source_digest(sources)
         stamp = os.path.join(folder, STAMP)
         try:
             with open(stamp) as fh:

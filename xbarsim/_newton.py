@@ -101,7 +101,7 @@ def _overflow(history):
 
 def _newton_column(net, tol, maxiter, callback, x0, inner, history, staged=False):
     M, N = net.shape
-    if all(np.take_along_axis(layer.fixed, layer.gid.astype(np.intp), axis=1).all() for layer in (net.wl, net.bl)):
+    if all(_fixed_nodes(layer).all() for layer in (net.wl, net.bl)):
         # the drives fix every node (ideal wires and drives): nothing to
         # solve. A Newton step that moved nothing was counted, one per
         # column, where a linear solve says 0 (found by review)
@@ -453,6 +453,12 @@ def _unit_drive(col):
     return dataclasses.replace(scaled, v0=v0, v0_t=v0_t), unit
 
 
+def _fixed_nodes(layer):
+    """Bool (L, n): the nodes of one layer that a drive fixes (their group's
+    ``fixed`` flag)."""
+    return np.take_along_axis(layer.fixed, layer.gid.astype(np.intp), axis=1).astype(bool)
+
+
 def _without_fixed_pairs(net):
     """The network with every device whose two nodes the drives fix taken
     out (G = 0; V0 = 1e300 keeps ``G V0 sinh(V / V0)`` and its Jacobian at
@@ -467,7 +473,7 @@ def _without_fixed_pairs(net):
     """
     ff = None
     for layer, trans in ((net.wl, False), (net.bl, True)):
-        nodes = np.take_along_axis(layer.fixed, layer.gid.astype(np.intp), axis=1).astype(bool)  # (L, n)
+        nodes = _fixed_nodes(layer)
         nodes = nodes.T if trans else nodes
         ff = nodes if ff is None else ff & nodes
     if not ff.any():

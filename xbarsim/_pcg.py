@@ -253,6 +253,24 @@ def segment_gmax(net):
     return max(float(np.max(layer.seg_g, initial=0.0)) for layer in (net.wl, net.bl))
 
 
+def end_extent(layer, lines, side):
+    """``(lo, hi)``, (k,) each: the nodes ``lo <= j < hi`` of the group at one
+    end (``side`` 0: first node, 1: last) of each of ``lines``, a run of
+    nodes joined by ideal wire; ``lo`` is where `kcl_residual` sums the
+    group's current."""
+    n = layer.gid.shape[1]
+    lo = np.zeros(lines.size, np.int64) if side == 0 else np.full(lines.size, n - 1, np.int64)
+    hi = lo + 1
+    grouped = layer.ngroups[lines] < n
+    if np.any(grouped):
+        gl = lines[grouped]
+        if side == 0:  # group 0: the nodes with gid 0 (a run from the first node)
+            hi[grouped] = np.count_nonzero(layer.gid[gl] == 0, axis=1)
+        else:  # the last group: from its first node on
+            lo[grouped] = np.count_nonzero(layer.gid[gl] < (layer.ngroups[gl] - 1)[:, None], axis=1)
+    return lo, hi
+
+
 class EndGroup:
     """The node group at one end (``side`` 0: first node, 1: last) of each of
     ``lines`` (k of them), a run of nodes joined by ideal wire:
@@ -275,15 +293,7 @@ class EndGroup:
     def __init__(self, layer, g, lines, side):
         L, n = layer.gid.shape
         k = lines.size
-        lo = np.zeros(k, np.int64) if side == 0 else np.full(k, n - 1, np.int64)
-        hi = lo + 1
-        grouped = layer.ngroups[lines] < n
-        if np.any(grouped):
-            gl = lines[grouped]
-            if side == 0:  # group 0: the nodes with gid 0 (a run from the first node)
-                hi[grouped] = np.count_nonzero(layer.gid[gl] == 0, axis=1)
-            else:  # the last group: from its first node on
-                lo[grouped] = np.count_nonzero(layer.gid[gl] < (layer.ngroups[gl] - 1)[:, None], axis=1)
+        lo, hi = end_extent(layer, lines, side)
         whole = (lo == 0) & (hi == n)
         seg_idx = hi - 1 if side == 0 else lo - 1
         self.lines, self.g, self.lo, self.hi = lines, g, lo, hi
@@ -358,13 +368,13 @@ class TerminalNodes:
 
     def __init__(self, net):
         self.nodes = []  # per layer: (lines, nodes, summed terminal conductance)
-        for layer, g in ((net.wl, net.g), (net.bl, net.g_t)):
-            L, n = layer.gid.shape
+        for layer in (net.wl, net.bl):
+            n = layer.gid.shape[1]
             lines, nodes, gt = [], [], []
             for side in range(2):
                 on = np.nonzero(layer.term_mode[:, side] == RESISTIVE)[0]
                 lines.append(on)
-                nodes.append(EndGroup(layer, g, on, side).rep)
+                nodes.append(end_extent(layer, on, side)[0])
                 gt.append(layer.term_g[on, side])
             # both ends of a line of ideal wire meet at one node: summed
             key, where = np.unique(np.concatenate(lines) * n + np.concatenate(nodes), return_inverse=True)
@@ -440,8 +450,7 @@ def end_currents(net, v_wl, v_bl):
                 cur[rmask] = spec.g[rmask, None] * (layer.term_v[rmask, side, :] - own[rmask, node, :])
                 lines = by_node[side]
                 if lines.size:
-                    rep = EndGroup(layer, g, lines, side).rep
-                    cur[lines] = -res[lines, rep, :]
+                    cur[lines] = -res[lines, end_extent(layer, lines, side)[0], :]
             out[name] = cur
     return out
 

@@ -509,6 +509,40 @@ def test_transfer_many_on_an_existing_scheduler_without_a_default_client():
             np.testing.assert_array_equal(a, c)
 
 
+@pytest.mark.slow
+def test_transfer_many_on_dask_holds_a_bounded_number_of_chunks():
+    """The cluster holds the results of a few chunks at a time, not all n
+    (every chunk was submitted at once and its result kept until the end:
+    12 of 12 held on the last yield), and a second run on the same client
+    gets the same bits (hashed keys of the scattered layer were shared
+    between runs, and the first run's release cancelled the second's)."""
+    distributed = pytest.importorskip("distributed")
+    from xbarsim.mapping import map_layer
+    from xbarsim.programming import _check_seed
+    from xbarsim.transfer import _dask_chunks
+
+    def held(client):
+        return client.run_on_scheduler(
+            lambda dask_scheduler: sum(ts.state == "memory" for ts in dask_scheduler.tasks.values()))
+
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    W, b = _layer(2, 3, seed=0)
+    mapping = map_layer(W, b, cfg)
+    n = 12
+    ref = xs.transfer_many(W, b, cfg, n=n, seed=0, chunk=1)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=":0") as cluster:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            counts = [held(client) for _ in _dask_chunks(mapping, cfg, _check_seed(0), list(range(n)), n, 1,
+                                                         None, client)]
+            # two chunks in flight per worker thread, plus the scattered layer and configuration
+            assert max(counts) <= 2 + 2, counts
+            for _ in range(2):
+                got = xs.transfer_many(W, b, cfg, n=n, seed=0, chunk=1, scheduler=client)
+                for a, c in zip(ref.g, got.g):
+                    np.testing.assert_array_equal(a, c)
+
+
 _CACHE_PROBE = """
 import sys, numpy as np, xbarsim as xs
 rng = np.random.default_rng(1)

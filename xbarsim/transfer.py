@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import islice
 from typing import List, Optional
 
 import numpy as np
@@ -396,18 +397,47 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     else:
         client = own = Client(start_local_cluster(workers))
     try:
-        futures = {client.submit(_run_chunk, mapping, cfg, seed, st, min(chunk, n - st), pure=False): st
-                   for st in starts}
+        # the layer's targets and the configuration travel once, not in
+        # every chunk's task (unique keys: hashed ones are shared with an
+        # earlier call, whose release then cancelled this one's chunks)
+        mapping_f, cfg_f = client.scatter([mapping, cfg], broadcast=True, hash=False)
+        todo = iter(starts)
+        futures = {}
+
+        def submit(st):
+            fut = client.submit(_run_chunk, mapping_f, cfg_f, seed, st, min(chunk, n - st), pure=False)
+            futures[fut] = st
+            return fut
+
+        # a bounded number of chunks in flight, each released once its result
+        # is fetched: with every chunk submitted at once the cluster held all
+        # n results until the end (a second copy of the whole run)
+        for st in islice(todo, _dask_in_flight(client)):
+            submit(st)
         # this client's loop, not the default client's: the one
         # `connect_scheduler` makes (or a user's) need not be the default
-        for fut in as_completed(list(futures), loop=client.loop):
-            yield futures[fut], fut.result()
+        running = as_completed(list(futures), loop=client.loop)
+        for fut in running:
+            st = futures.pop(fut)
+            res = fut.result()
+            fut.release()
+            del fut
+            nxt = next(todo, None)
+            if nxt is not None:
+                running.add(submit(nxt))
+            yield st, res
     finally:
         if own is not None:
             cluster = getattr(own, "cluster", None)
             own.close()
             if cluster is not None and scheduler is None:
                 cluster.close()
+
+
+def _dask_in_flight(client):
+    """Chunks `_dask_chunks` keeps submitted at once: two per worker thread
+    (one running, one queued behind it), at least two."""
+    return max(2, 2 * sum(client.nthreads().values()))
 
 
 def _check_x(x, mapping, n):

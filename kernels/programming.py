@@ -277,7 +277,8 @@ def _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv):
 def _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, gd, i0, cp,
            dq, state, rate):
     """The current sensed on bit line ``jsel`` under the drives given, with
-    the selected device's read noise; returns ``(current, solver failed)``.
+    the read noise of every device on it (independent, relative to each
+    device's current); returns ``(current, solver failed)``.
     ``vwl``, ``vbl``, ``rate``: this read's warm start (`solve_nodal`)."""
     v0 = dp[P_V0]
     v0inv = dp[P_V0INV]
@@ -290,11 +291,24 @@ def _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv, v
                          vwl, vbl, gd, i0, cp, dq, wv[W_SOLVE_TOL] * wv[W_V_READ],
                          int(wv[W_SOLVE_MAXIT]), rate)
         failed = it < 0
-    cur = column_current(G, v0, v0inv, vwl, vbl, jsel)
     sn = dp[P_READ_NOISE]
-    if sn > 0.0:
-        isel_cur = device_current(G[isel, jsel], vwl[isel, jsel] - vbl[isel, jsel], v0, v0inv)
-        cur += sn * isel_cur * normal(state)
+    if sn <= 0.0:
+        return column_current(G, v0, v0inv, vwl, vbl, jsel), failed
+    # every device of the sensed bit line adds its own independent noise
+    # (as in `xs.mvm`): under "V/2" and "floating" reads the half-selected
+    # and sneak currents are noisy too (only the selected device's was, which
+    # made those reads quieter than the MVM's; found by review). Squares of
+    # currents scaled by a power of two near 1 / V_read (exact), as in the MVM.
+    e = min(max(math.frexp(wv[W_V_READ])[1], -1000), 1000)
+    down = math.ldexp(1.0, -e)
+    cur = 0.0
+    sq = 0.0
+    for i in range(G.shape[0]):
+        c = device_current(G[i, jsel], vwl[i, jsel] - vbl[i, jsel], v0, v0inv)
+        cur += c
+        c *= down
+        sq += c * c
+    cur += sn * (math.sqrt(sq) * math.ldexp(1.0, e)) * normal(state)
     return cur, failed
 
 
@@ -304,8 +318,8 @@ def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_
     """One verify read of (isel, jsel) through the crossbar.
 
     Returns ``(sensed conductance in small-signal units, solver failed)``:
-    the sensed current over ``V_read``, with the selected device's read
-    noise, divided by ``sinh(V_read/V0) V0 / V_read`` so that a perfect read
+    the sensed current over ``V_read``, with the read noise of every device
+    on the sensed bit line, divided by ``sinh(V_read/V0) V0 / V_read`` so that a perfect read
     of an isolated device returns its G.
 
     Read scheme 3 ("V/2-diff") reads twice: as scheme 1 (selected word line

@@ -42,7 +42,9 @@ Relaxation
     once after many cycles gives the same law.
 Read noise
     Each read of a device carries a relative Gaussian current error
-    ``read_noise`` (independent per read).
+    ``read_noise`` (independent per read and per device). A bit line's
+    sensed current, in a verify read as in an MVM, carries the noise of
+    every device on it: ``read_noise * sqrt(sum I_i^2)``.
 Failures
     ``p_stuck_lrs`` of the devices are stuck near LRS (``G ~ N(573, 99)
     uS``, clipped to ``[g_lo, g_hi]``), ``p_stuck_hrs`` stuck in HRS (``G ~

@@ -77,7 +77,7 @@ def switch_rate(G, V, dp, tw_ratio):
     """Mean conductance change (S) of one pulse of ``V`` volts across a cell.
 
     ``k f(|V|)`` with ``f = exp((|V| - V_th) / v_slope)`` above the
-    threshold and a steeper exponential in ``v_sub`` below it, pinned to 0
+    threshold and an exponential in ``v_sub`` below it, pinned to 0
     at 0 V (`_voltage_factor`; strongly sub-linear disturb), times
     the room left in the state window: ``(g_hi - G)`` for set (V > 0),
     ``(G - g_lo)`` for reset (V < 0), normalised by ``g_hi - g_lo``.
@@ -133,10 +133,13 @@ def _voltage_factor(a, vth, slope, isub, e0):
     x = x * isub
     if x < -_EXP_CUT:
         return 0.0
+    # 1 - e0 without the cancellation where v_sub is far above the threshold
+    # (e0 near 1; at v_sub ~ 1e17 V it rounded to 0 and the rate to inf)
+    den = 1.0 - e0 if e0 < 0.5 else -math.expm1(-vth * isub)
     u = a * isub
     if u < 0.05:
-        return e0 * _expm1(u) / (1.0 - e0)
-    return (math.exp(x) - e0) / (1.0 - e0)
+        return e0 * _expm1(u) / den
+    return (math.exp(x) - e0) / den
 
 
 @njit(**STRICT_JIT)
@@ -171,7 +174,11 @@ def _negligible_voltage(dp, tw_ratio, g_per_pulse):
     r = g_per_pulse / k
     if r >= 1.0:
         return vth
-    return max(vth + sub * math.log(r * (1.0 - e0) + e0), 0.0)
+    if e0 < 0.5:
+        return max(vth + sub * math.log(r * (1.0 - e0) + e0), 0.0)
+    # v_sub far above the threshold: the same cut as sub log1p(r (1 - e0) / e0),
+    # without the cancellations (it jumped to the threshold at v_sub ~ 1e17 V)
+    return max(sub * math.log1p(r * -math.expm1(-vth / sub) / e0), 0.0)
 
 
 @njit(**STRICT_JIT)

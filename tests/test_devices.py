@@ -92,6 +92,31 @@ def test_switching_sign_threshold_and_sublinear_disturb():
     assert switch_rate(900e-6, 1.3, dp, 1.0) < up
 
 
+def test_a_sub_threshold_scale_far_above_the_threshold_tends_to_linear_disturb():
+    """As v_sub grows, the sub-threshold law tends to a rate linear in |V|
+    (half the threshold rate at half the threshold), and the cut below which
+    a pulse skips a cell tends to its linear value. 1 - exp(-v_th/v_sub)
+    rounded to 0 near v_sub = 1e17 V: the rate was inf and the cut jumped to
+    the threshold, so every half-selected cell was skipped (found by review)."""
+    from xbarsim.kernels.programming import _negligible_voltage
+
+    g = 300e-6
+    cuts = []
+    for sub in (1e8, 1e15, 1e17, 1e20, 1e300):
+        dp = replace(xs.presets.TIO2, v_sub=sub).pack()
+        ratio = switch_rate(g, 0.55, dp, 1.0) / switch_rate(g, 1.1, dp, 1.0)
+        assert ratio == pytest.approx(0.5, rel=1e-7), sub
+        cuts.append(_negligible_voltage(dp, 1.0, 1e-12))
+    dev = xs.presets.TIO2
+    linear_cut = 1e-12 / max(dev.k_set, dev.k_reset) * min(dev.v_set, dev.v_reset)
+    np.testing.assert_allclose(cuts, linear_cut, rtol=1e-7)
+    # the preset's own values are untouched by the rewrite (its exp(-v_th/v_sub) is 1e-4)
+    dp = dev.pack()
+    e0 = np.exp(-dev.v_set / dev.v_sub)
+    assert switch_rate(g, 0.55, dp, 1.0) / switch_rate(g, 1.1, dp, 1.0) == pytest.approx(
+        (np.exp((0.55 - dev.v_set) / dev.v_sub) - e0) / (1 - e0), rel=1e-14)
+
+
 def test_expm1_series_matches_libm():
     import math
 

@@ -406,6 +406,47 @@ def test_background_cancelling_read_programs_to_target():
 
 # --- write-verify ------------------------------------------------------------
 
+@pytest.mark.parametrize("target, v_set_max, v_reset_min, budget", [
+    (400e-6, 2.1, -2.4, 1), (400e-6, 2.1, -2.4, 2), (400e-6, 2.1, -2.4, 5), (400e-6, 2.1, -2.4, 100),
+    (120e-6, 2.1, -2.4, 100),
+    (400e-6, 1.16, -1.14, 60),  # the set ramp held at its limit
+    (150e-6, 1.2, -1.12, 60),   # clamped, overshoots, and restarts at -1.1 V on the flip
+])
+def test_the_write_verify_ramp_follows_the_measured_settings(target, v_set_max, v_reset_min, budget):
+    """One isolated device, no noise: the kernel's loop is, pulse for pulse
+    and bit for bit, a replay of the measured settings in Python: read; below
+    the band a set pulse, above a reset pulse; from +-1.1 V, 0.02 V larger
+    each pulse of the same polarity, held at the limits, restarted on a
+    polarity flip; stop inside the 1 % band or after the pulse budget."""
+    dev = replace(xs.presets.TIO2.ideal(), v0=None, g_init_lo=88e-6, g_init_hi=88e-6)
+    wv = xs.WriteVerify(v_set_max=v_set_max, v_reset_min=v_reset_min, max_pulses=budget)
+    cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, write_verify=wv)
+    res = xs.program(np.full((1, 1), target), cfg, seed=3)
+    dp = dev.pack()
+    tw = wv.pulse_width / dev.tw_ref
+    g, vp, pol_last, volts = 88e-6, 0.0, 0, []
+    for pulses in range(budget + 1):
+        if abs(g - target) <= cfg.tolerance * target or pulses == budget:
+            break
+        pol = 1 if g < target else -1
+        if pol != pol_last:
+            vp = wv.v_set_start if pol > 0 else wv.v_reset_start
+        elif pol > 0:
+            vp = min(vp + wv.v_step, wv.v_set_max)
+        else:
+            vp = max(vp - wv.v_step, wv.v_reset_min)
+        pol_last = pol
+        volts.append(vp)
+        g = min(max(g + KP.switch_rate(g, vp, dp, tw), dev.g_lo), dev.g_hi)
+    assert res.pulses[0, 0] == pulses
+    assert bool(res.converged[0, 0]) == (abs(g - target) <= cfg.tolerance * target)
+    assert res.g_after_own[0, 0] == g
+    if v_set_max == 1.16:
+        assert volts[:5] == pytest.approx([1.1, 1.12, 1.14, 1.16, 1.16]) and pulses > 5
+    if v_reset_min == -1.12:
+        assert max(volts) == pytest.approx(1.2) and volts[-2:] == pytest.approx([-1.1, -1.12])
+
+
 def test_converges_for_every_working_device():
     cfg = xs.TransferConfig()  # TIO2, V/2, grounded reads, 1 ohm
     t = _targets((8, 8), seed=1)

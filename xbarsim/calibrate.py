@@ -23,7 +23,13 @@ Statistics compared (all from reads, as measured)
   ``hardaware_linear.py``: each device draws an offset ~ N(-0.589 %,
   0.339 %) and, independently, a tuning error ~ N(0, sigma(G) %), so one
   programming shows the spread ``sqrt(sigma(G)^2 + 0.339^2)``): in bins of
-  target, and over the whole window;
+  target, over the whole window, and the slope of a line through the bins
+  (the tuning law's ``a``, as it shows in the combined spread). The bins and
+  the window mostly check the write-verify loop, not the device: a read
+  that stops anywhere in the 1 % band has a spread of 1/sqrt(3) = 0.577 %,
+  within +-30 % of the published 0.53-0.69 % whatever the device does (an
+  ideal device, noise and relaxation off, passes them too). The slope is
+  the device-sensitive figure, and the preset misses it;
 * failure rates: the fraction of stuck devices of each kind. These are
   inputs of the model (``p_stuck_*``, set from the measured figures), so
   their rows only check the sampling; they are not counted among the
@@ -105,6 +111,7 @@ def measured():
         events=DRIFT_EVENTS.copy(), drift_mean=mean, drift_std=std, drift_count=count,
         drift_max=float(np.max(np.abs(delta))),
         spread_g=TUNING_G.copy(), spread=published_spread(TUNING_G),
+        spread_slope=float(np.polyfit(TUNING_G, published_spread(TUNING_G), 1)[0]),
         offset_mean=OFFSET_MEAN, spread_window=published_spread(),
         p_stuck_lrs=P_STUCK_LRS, p_stuck_hrs=P_STUCK_HRS,
     )
@@ -162,7 +169,7 @@ def simulate(device=None, n_arrays=40, seed=0, r_wire=1.0, shape=(8, 8), progres
     return dict(
         events=DRIFT_EVENTS.copy(), drift_mean=np.array(dmean), drift_std=np.array(dstd),
         drift_cut_fraction=np.array(dcut),
-        spread_g=TUNING_G.copy(), spread=np.array(sig), spread_fit=(float(a), float(b)),
+        spread_g=TUNING_G.copy(), spread=np.array(sig), spread_fit=(float(a), float(b)), spread_slope=float(a),
         offset_mean=float(rel[ok].mean()), spread_window=float(rel[ok].std(ddof=1)),
         p_stuck_lrs=float(np.mean(stuck == 1)), p_stuck_hrs=float(np.mean(stuck == 2)),
         converged_working=float(conv[working].mean()),
@@ -181,6 +188,7 @@ def compare(sim, meas=None):
         rows.append((f"drift_std_uS[k={k}]", ss * 1e6, ms * 1e6))
     for g, s, m in zip(meas["spread_g"], sim["spread"], meas["spread"]):
         rows.append((f"spread_pct[G={g:.0f}uS]", s, m))
+    rows.append(("spread_slope_pct_per_uS", sim["spread_slope"], meas["spread_slope"]))
     rows.append(("offset_mean_pct", sim["offset_mean"], meas["offset_mean"]))
     rows.append(("spread_pct[window]", sim["spread_window"], meas["spread_window"]))
     rows.append(("p_stuck_lrs", sim["p_stuck_lrs"], meas["p_stuck_lrs"]))
@@ -197,6 +205,11 @@ def _loss(rows, include_failures=False):
     for name, s, m, ratio, ok in rows:
         if name.startswith("p_stuck") and not include_failures:
             continue  # sampled directly, not a function of the fitted parameters
+        if name == "spread_slope_pct_per_uS":
+            # a line through four bins: at the fit's 24 arrays its sampling
+            # error is as large as the preset's slope, and the fitted
+            # parameters (read noise, relaxation) hardly move it
+            continue
         if name.startswith("drift_mean") and "k=1]" in name:
             w = 0.3  # -0.37 uS: tiny and noisy
         else:
@@ -206,7 +219,8 @@ def _loss(rows, include_failures=False):
 
 
 def fit(device=None, n_arrays=24, seed=0, maxiter=60, r_wire=0.0, callback=None, on_iteration=None):
-    """Refit `FIT_PARAMETERS` by Nelder-Mead (log scale); returns the new
+    """Refit `FIT_PARAMETERS` by Nelder-Mead (log scale, each parameter
+    keeping its starting sign, so none may start at 0); returns the new
     DeviceParams and the final loss.
 
     The fit uses ideal wires (``r_wire=0``; the 1 ohm wires change the
@@ -224,6 +238,13 @@ def fit(device=None, n_arrays=24, seed=0, maxiter=60, r_wire=0.0, callback=None,
     from .presets import TIO2
 
     base = TIO2 if device is None else device
+    zero = [p for p in FIT_PARAMETERS if getattr(base, p) == 0.0]
+    if zero:
+        # log scale: a start at 0 was log(0) = -inf, and the simplex left it at 0 (NaN) with no error
+        raise ParameterError(f"fit: the starting device has {', '.join(f'{p} = 0' for p in zero)}; the fit "
+                             "moves each parameter on a log scale with its sign kept, so it cannot leave 0. "
+                             "Start from a device with a nonzero value there (e.g. the preset's: "
+                             "replace(device, " + ", ".join(f"{p}={getattr(TIO2, p)!r}" for p in zero) + ")).")
     x0 = np.array([np.log(abs(getattr(base, p))) for p in FIT_PARAMETERS])
     signs = np.array([np.sign(getattr(base, p)) or 1.0 for p in FIT_PARAMETERS])
     meas = measured()
@@ -403,7 +424,7 @@ def register(subparsers):
         epilog="exit status:\n"
                "  0  every compared figure within +-30 % of the measured one\n"
                "  3  the run finished and its files were written, but some figures miss +-30 %\n"
-               "     (the preset misses 4 of 66: see calibration.csv and the README)\n"
+               "     (the preset misses 5 of 67: see calibration.csv and the README)\n"
                "  1  an error (message on stderr)\n"
                "  2  a malformed command line (usage on stderr)",
     )
@@ -411,7 +432,7 @@ def register(subparsers):
     p.add_argument("--fit", action="store_true",
                    help="refit the free parameters first (on --fit-arrays arrays with ideal wires: it lowers the "
                         "fit's loss, yet at the defaults leaves fewer figures within +-30 %% than the preset, 58 of "
-                        "66 against 62; see the README)")
+                        "67 against 62; see the README)")
     p.add_argument("--arrays", type=int, default=1000, help="simulated 8x8 arrays (default 1000; at 100 the drift means near the +-30 %% line pass or fail with the seed)")
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--fit-arrays", type=int, default=None,

@@ -17,7 +17,9 @@ Switching, per pulse of ``V`` volts across the cell and width ``tw``
     ``k = k_set, V_th = v_set, room = (g_hi - G)/(g_hi - g_lo)`` for
     ``V > 0`` and ``k = -k_reset, V_th = v_reset, room = (G - g_lo)/(g_hi -
     g_lo)`` for ``V < 0``. The e-folding voltage ``s`` is ``v_slope`` above
-    the threshold and the smaller ``v_sub`` below it (there the exponential
+    the threshold and ``v_sub`` below it (the preset's 0.12 V is twice its
+    0.06 V ``v_slope``: below the threshold the rate falls off more gently
+    per volt, but over the whole threshold voltage; there the exponential
     is shifted and rescaled to be exactly 0 at 0 V and 1 at threshold):
     strongly sub-linear under threshold, so a half-selected cell (about
     ``Vp/2``) moves a little but really. ``v_sub = 0`` is the limit of a
@@ -75,9 +77,11 @@ later devices were programmed) - (its last verify read)``. Its spread at
   by every later device of its column (bit line shared) and by the device
   of its row in every later column (word line shared); each of those
   pulses moves it by `switch_rate` at about ``Vp/2``. With the preset,
-  disturb of working neighbours is small (about +0.05 uS mean, 2 uS std
-  after one event, set disturb slightly outweighing reset disturb) except
-  around stuck devices: their write-verify ramps for the whole pulse budget
+  disturb of working neighbours is small in arrays without stuck devices
+  (about -0.04 uS mean and 0.3 uS std after one event, 1.3 and 1.7 uS std
+  after 10 and 30; 300 arrays with relaxation and read noise off) and
+  several times larger around stuck devices (1.6 / 3.9 / 4.7 uS std at
+  k = 1 / 10 / 30 with the preset's failures): their write-verify ramps for the whole pulse budget
   (`WriteVerify.max_pulses`, 40 pulses of 0.02 V from +-1.1 V, so up to
   +-1.88 V; the limits 2.1 V and -2.4 V would take 51 and 66 pulses), and
   half-selected neighbours then see up to about 0.94 V, where the

@@ -6,13 +6,15 @@
     onto Passive TiO2 ReRAM Crossbars", arXiv:2305.18495 (2023), data in
     3it-inpaqt/Hardware-Aware-Article (MIT; copy and attribution in
     ``xbarsim/data/tio2``). Window 2-10 kOhm, set / reset thresholds
-    +-1.1 V and failure statistics from that paper; switching rates, disturb,
-    read noise and relaxation fitted with ``xbarsim calibrate`` to the
-    measured neighbour drift, tuning imprecision and programming offset of
-    V/2 column-major write-verify of 8x8 arrays: 62 of 66 compared figures
-    within +-30 %; the programming offset mean and three drift means are
-    missed (xbarsim.devices explains the attribution, the misses and the
-    assumptions).
+    +-1.1 V and failure statistics from that paper; switching rates and
+    disturb (``k_set``, ``k_reset``, ``v_slope``, ``v_sub``, ``c2c``) chosen
+    by hand, read noise and relaxation fitted with ``xbarsim calibrate``
+    (`xbarsim.calibrate.FIT_PARAMETERS`), against the measured neighbour
+    drift, tuning imprecision and programming offset of V/2 column-major
+    write-verify of 8x8 arrays: 62 of 67 compared figures within +-30 %;
+    the programming offset mean, the tuning law's slope and three drift
+    means are missed (xbarsim.devices explains the attribution, the misses
+    and the assumptions).
 ``TIO2_IDEAL``
     The same device without noise, relaxation, failures or sub-threshold
     disturb (`DeviceParams.ideal`).

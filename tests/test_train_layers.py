@@ -194,6 +194,18 @@ def test_layer_takes_any_leading_dimensions_like_linear():
     assert layer(torch.randn(4, dtype=torch.float64)).shape == (3,)
 
 
+def test_a_sampled_forward_on_the_meta_device_is_refused_with_a_hint():
+    """torch's 'Tensor.item() cannot be called on meta tensors' came out of
+    the input check before (found by review); eval mode still runs there."""
+    layer = HardwareAwareLinear(2, 3, surrogate=ToyHardware(), seed=1, device="meta")
+    x = torch.empty(4, 2, device="meta")
+    layer.train()
+    with pytest.raises(ParameterError, match="meta.*eval"):
+        layer(x)
+    layer.eval()
+    assert layer(x).shape == (4, 3)
+
+
 def test_train_refuses_what_it_cannot_fit():
     data = make_moons_split(seed=0)
     with pytest.raises(ParameterError, match="double"):

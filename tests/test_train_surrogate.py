@@ -252,6 +252,39 @@ def _saved(small, tmp_path, name="ok.npz", **changes):
     return path
 
 
+def test_a_layer_larger_than_the_fitted_tiles_warns(small):
+    """The drift model counts devices programmed later in a tile; a layer
+    whose tiles hold more devices than any the surrogate was fitted on is
+    extrapolated (a 16 x 12 layer on the moons fit drew a weight-error std
+    1.32x the simulator's; found by review), and says so when built."""
+    import warnings
+
+    from xbarsim.train import HardwareAwareLinear
+
+    assert small.meta["layers"] == [[8, 2], [1, 8]]
+    assert small.covers(16, 12) == (13 * 32, 3 * 16)  # differential pairs, a bias row
+    with pytest.warns(UserWarning, match=r"up to 416 devices.*largest tile holds 48.*layers=\[\(16, 12\)"):
+        HardwareAwareLinear(12, 16, surrogate=small, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        HardwareAwareLinear(2, 8, surrogate=small, seed=0)
+        HardwareAwareLinear(2, 4, surrogate=small, seed=0)  # 3 x 8 devices
+
+
+def test_matches_compares_the_window_the_mapping_uses(small):
+    """``window=None`` and the device's own window given explicitly map
+    alike, so they match (they did not, and to_crossbar warned of a
+    surrogate fitted for another configuration; found by review); another
+    window does not."""
+    from dataclasses import replace
+
+    cfg = small.cfg
+    assert cfg.window is None
+    assert small.matches(replace(cfg, window=cfg.g_window))
+    assert not small.matches(replace(cfg, window=(cfg.g_window[0], 0.9 * cfg.g_window[1])))
+    assert not small.matches(replace(cfg, tolerance=0.02))
+
+
 def test_load_refuses_damaged_or_edited_files_at_load(small, tmp_path):
     """Each of these used to load (NaN weights or a bare error at sampling) or
     raise a bare BadZipFile / ValueError / JSONDecodeError / TypeError."""

@@ -223,6 +223,7 @@ class HardwareAwareLinear(nn.Linear):
             )
         seed = None if seed is None else check_seed(seed, offset=0)  # no stream derived from it
         self.surrogate = surrogate
+        self._warn_if_extrapolated(surrogate, in_features, out_features, bias)
         self.mapping = mapping
         self.reparam = bool(reparam)
         if scale is None:
@@ -246,6 +247,22 @@ class HardwareAwareLinear(nn.Linear):
         self._pre_step = None
         self.last_sample = None
         self._warned_inputs = False
+
+    @staticmethod
+    def _warn_if_extrapolated(surrogate, in_features, out_features, bias):
+        """Warn when this layer's tiles hold more devices than any the
+        surrogate was fitted on: its drift model then extrapolates."""
+        from .surrogate import Surrogate
+
+        if not isinstance(surrogate, Surrogate):
+            return
+        devices, fitted = surrogate.covers(out_features, in_features, bias)
+        if devices > fitted:
+            warn(f"this {out_features} x {in_features} layer maps to tiles of up to {devices} devices, but the "
+                 f"surrogate was fitted on layers whose largest tile holds {fitted} "
+                 f"(layers={surrogate.meta.get('layers')}): its programming-order drift is extrapolated. Fit it "
+                 f"on this network's shapes, Surrogate.fit(cfg, layers=[({out_features}, {in_features}), ...]), "
+                 "and compare with the simulator by xbarsim.train.surrogate.check(surrogate, layers=...).", UserWarning)
 
     @classmethod
     def from_linear(cls, linear, **kwargs):
@@ -363,6 +380,11 @@ class HardwareAwareLinear(nn.Linear):
         if x.dim() != 2:  # like nn.Linear: any leading dimensions, one sampled transfer for all
             lead = x.shape[:-1]
             return self.forward(x.reshape(-1, x.shape[-1])).reshape(*lead, self.out_features)
+        if x.is_meta or self.weight.is_meta:
+            # Tensor.item() in the input check raised torch's bare RuntimeError
+            raise ParameterError("a sampled forward draws a transfer from the surrogate, which needs real tensors, "
+                                 "not the 'meta' device; move the model and inputs to a real device (.to('cpu')) "
+                                 "or run the forward in eval mode (layer.eval()), which does not sample.")
         self._check_inputs(x)
         s = self.sample()
         self.last_sample = s

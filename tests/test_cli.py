@@ -454,3 +454,14 @@ def test_demo_says_when_it_leaves_multigrid_out(capsys):
     assert main(["demo", "--size", "8", "--r-wire", "0"]) == 0
     out = capsys.readouterr().out
     assert "multigrid skipped" in out and "\n      mg " not in out
+
+
+def test_demo_refuses_a_vanishing_wire_resistance_by_its_option_name(capsys, monkeypatch):
+    """--r-wire 1e-200 was refused as "r_wl" after "warming up the solvers"
+    (found by review); it is now named as typed, before any solve."""
+    import xbarsim as xs
+
+    monkeypatch.setattr(xs, "solve", lambda *a, **k: pytest.fail("solved before refusing"))
+    assert main(["demo", "--size", "8", "--r-wire", "1e-200"]) == 1
+    captured = capsys.readouterr()
+    assert "--r-wire 1e-200: below 1e-100" in captured.err and "warming" not in captured.out

@@ -68,6 +68,9 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     (["--targets", "", "--g-range", "1e-4:4e-4"], "cannot go with --targets"),
     (["--size", "2", "--solve-tol", "0"], "solve_tol"),
     (["--size", "2", "--solve-maxiter", "0"], "solve_maxiter"),
+    # accepted, then a ConvergenceError after the work with a hint that could not help, and --out left behind
+    (["--size", "8", "--solve-tol", "1e-16"], "is below 1e-14"),
+    (["--size", "2", "--r-wire", "1e-200"], "--r-wire 1e-200: below 1e-100"),  # was named r_wl
 ])
 def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     """Every user error is caught before anything runs or is written."""
@@ -96,6 +99,21 @@ def test_cli_solver_settings_reach_the_run_and_its_hint_names_them(tmp_path, cap
     assert main(["program", "--out", str(tmp_path / "o2"), "--size", "4x4", "--r-wire", "5", "--solve-maxiter",
                  "1", "--no-progress"]) == 1
     assert "`xbarsim program --solve-maxiter`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(seed=-1), "seed"), (dict(progress="no"), "progress"), (dict(cfg=None), "TransferConfig")])
+def test_run_checks_its_arguments_before_making_the_folder(tmp_path, kw, message):
+    """The public `program_cmd.run` made --out first and then refused (cfg=None
+    with a bare AttributeError; found by review)."""
+    from xbarsim.program_cmd import run
+
+    args = dict(out_dir=str(tmp_path / "o"), targets=np.full((2, 2), 3e-4), cfg=xs.TransferConfig(), seed=0,
+                progress=False, verbose=False)
+    args.update(kw)
+    with pytest.raises(xs.ParameterError, match=message):
+        run(**args)
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_out_that_is_a_file_is_refused(tmp_path, capsys):

@@ -731,6 +731,7 @@ def test_exact_path_matches_tiny_wires():
     (dict(solve_maxiter=-5), "solve_maxiter"),
     (dict(solve_maxiter=2.5), "solve_maxiter"),
     (dict(solve_tol="1e-9"), "solve_tol"),
+    (dict(solve_tol=1e-20), "below 1e-14"),  # xs.solve's floor: was accepted, then missed after the work
     (dict(write_verify=xs.programming.WriteVerify(v_read=1.2, v_set_start=1.5)), "threshold"),
     # a bool is not a number (True would be 1 ohm), an array is not an order of every tile
     (dict(r_wl=True), "r_wl"),

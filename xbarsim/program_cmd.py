@@ -198,9 +198,15 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
     dict
         `summarize` of the result, plus ``config``.
     """
-    from .programming import _check_target, program
+    from .programming import TransferConfig, _check_flag, _check_seed, _check_target, program
 
-    _check_target(targets, cfg.device)  # before anything is written
+    # before anything is written: --out was made first, then these refused
+    # (cfg=None with a bare AttributeError; found by review)
+    if not isinstance(cfg, TransferConfig):
+        raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
+    _check_seed(seed)
+    _check_flag(progress, "progress")
+    _check_target(targets, cfg.device)
     check_out_dir(out_dir, ("summary.json", "result.npz", "program.png"))
     t0 = time.perf_counter()
     res = program(targets, cfg, seed=seed, progress=progress)
@@ -251,7 +257,7 @@ def register(subparsers):
         description=__doc__.split("\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  xbarsim program --out prog --size 32x32 --scheme V/3 --r-wire 2\n"
-               "(a 64x64 array with 1 ohm wires takes about 35 s on 2 cores)",
+               "(a 64x64 array with 1 ohm wires takes 30-50 s on 2 cores)",
     )
     p.add_argument("--out", required=True, help="output directory (JSON, NPZ, PNG)")
     src = p.add_mutually_exclusive_group()
@@ -283,8 +289,13 @@ def register(subparsers):
         from .programming import TransferConfig, _check_target, check_program_memory
 
         device = presets.TIO2_IDEAL if args.ideal_device else presets.TIO2
+        from .circuit import R_TINY
+
         if not (np.isfinite(args.r_wire) and args.r_wire >= 0):  # nan passed "< 0" and was called r_wl
             raise ParameterError(f"--r-wire {args.r_wire:g}: give a finite resistance >= 0 ohms.")
+        if 0 < args.r_wire < R_TINY:  # refused as "r_wl", a name the command line does not use
+            raise ParameterError(f"--r-wire {args.r_wire:g}: below {R_TINY:.0e} ohms the circuit solver cannot "
+                                 "work; give 0 for ideal wires (handled exactly).")
         cfg = TransferConfig(device=device, scheme=args.scheme, read_scheme=args.read_scheme,
                              order=args.order, tolerance=args.tolerance, r_wl=args.r_wire,
                              r_bl=args.r_wire, solve_tol=args.solve_tol, solve_maxiter=args.solve_maxiter)

@@ -316,10 +316,19 @@ class TransferConfig:
             raise ParameterError(f"input_scale = {self.input_scale!r}; a finite positive number (the input "
                                  "magnitude read at V_read).")
         object.__setattr__(self, "input_scale", s_in)
+        from .solve import MIN_TOL
+
         st = real_scalar(self.solve_tol)
         if st is None or not 0 < st < 1e-3:
             raise ParameterError(f"solve_tol = {self.solve_tol!r}; a number in (0, 1e-3) (node-voltage error "
                                  "relative to the drive, default 1e-9).")
+        if st < MIN_TOL:
+            # as xs.solve: below it the node voltages cannot be resolved in
+            # double precision, and programming failed after the work with a
+            # hint (raise solve_maxiter) that could not help (found by review)
+            raise ParameterError(f"solve_tol = {self.solve_tol!r} is below {MIN_TOL:g}: double precision cannot "
+                                 f"resolve node voltages that finely. Give a solve_tol of at least {MIN_TOL:g} "
+                                 "(`--solve-tol`; the default 1e-9 is already far below the read noise).")
         object.__setattr__(self, "solve_tol", st)
         mi = _int_in(self.solve_maxiter, 1, SOLVE_MAXITER_LIMIT)
         if mi is None:
@@ -658,7 +667,7 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
         (the same law: relaxation composes exactly over any touch times).
     progress : bool
         Show a progress bar over the devices (stderr): a 64x64 array with
-        1 ohm wires takes about 40 s on 2 cores.
+        1 ohm wires takes 30-50 s on 2 cores.
 
     Returns
     -------

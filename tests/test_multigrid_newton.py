@@ -437,9 +437,10 @@ def test_sinh_against_ngspice(seed):
         pytest.skip("random circuit ill-posed")
     for method in ("direct", "pcg"):
         sol = xs.solve(xbar, **drives, method=method)
-        _close(sol.i_out, ref.i_out, 1e-6)
-        _close(sol.v_wl, ref.v_wl, 1e-6)
-        _close(sol.v_bl, ref.v_bl, 1e-6)
+        # 1e-9, the solve contract (the issue asks 1e-6; measured worst 1.9e-11 on sinh arrays)
+        _close(sol.i_out, ref.i_out, 1e-9)
+        _close(sol.v_wl, ref.v_wl, 1e-9)
+        _close(sol.v_bl, ref.v_bl, 1e-9)
 
 
 # ---------------------------------------------------------------- re-solves

@@ -1,8 +1,10 @@
 """The SPICE bridge: netlist text, error handling, and ngspice as ground truth.
 
 ngspice solves the circuits written by `xbarsim.spice.write_netlist`; the
-fast solvers (`xs.solve`, direct and pcg) must agree with it to 1e-6 relative
-(shared/CIRCUIT.md, "Reference solver"). Tests that need the ngspice binary
+fast solvers (`xs.solve`, direct and pcg) must agree with it to 1e-9 of the
+largest value of each quantity: the solve contract's accuracy (README), with
+ngspice run at reltol 1e-9 (shared/CIRCUIT.md, "Reference solver"); the worst
+disagreement measured over these circuits is 1.2e-10 (the issue asks 1e-6). Tests that need the ngspice binary
 skip with a reason when it is absent; the netlist and error tests run anyway.
 """
 
@@ -26,7 +28,7 @@ def needs_ngspice(test):
     """Mark a test as needing the ngspice binary; skip it with a reason when absent."""
     return _SKIP_NO_NGSPICE(pytest.mark.ngspice(test))
 
-RTOL = 1e-6
+RTOL = 1e-9
 """Agreement of xs.solve with ngspice, relative to the largest |value| of each quantity."""
 
 
@@ -347,16 +349,11 @@ def test_sinh_array_against_solve():
     drives = dict(left=xs.Drive(rng.uniform(-0.6, 0.6, 4), r=3.0),
                   right=xs.Drive(0.2, floating=np.array([True, False, True, True])),
                   bottom=xs.Drive(0.0, r=[0.0, 5.0, 5.0, 0.0, 10.0]))
-    try:
-        xs.solve(xbar, **drives, method="direct")
-    except xs.ParameterError:
-        pytest.skip("nonlinear solver not available: xs.solve rejects sinh devices (v0)")
     ref = run_ngspice(xbar, **drives)
     for method in ("direct", "pcg"):
-        try:
-            sol = xs.solve(xbar, **drives, method=method)
-        except xs.ParameterError:
-            pytest.skip(f"nonlinear solver not available for method={method!r}")
+        # (a ParameterError here skipped the test, from when sinh devices were
+        # not solved yet: a regression would have read as a skip)
+        sol = xs.solve(xbar, **drives, method=method)
         _assert_close(sol.v_wl, ref.v_wl, f"{method} v_wl")
         _assert_close(sol.v_bl, ref.v_bl, f"{method} v_bl")
         _assert_close(sol.i_out, ref.i_out, f"{method} i_out")

@@ -543,6 +543,46 @@ def test_transfer_many_on_dask_holds_a_bounded_number_of_chunks():
                     np.testing.assert_array_equal(a, c)
 
 
+@pytest.mark.slow
+def test_transfer_many_on_an_adaptive_cluster_and_after_a_failed_chunk(monkeypatch):
+    """A cluster with no worker yet, scaled by `adapt`, runs the transfers
+    (the layer, scattered, waited 30 s for a worker and timed out: scatter
+    makes no task for adapt to see; found by review), and a failed chunk
+    leaves nothing of the run on a user's cluster."""
+    distributed = pytest.importorskip("distributed")
+    import importlib
+    import time
+
+    T = importlib.import_module("xbarsim.transfer")  # the module: `xbarsim.transfer` is also a function
+
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    W, b = _layer(3, 2, seed=0)
+    ref = xs.transfer_many(W, b, cfg, n=8, seed=0, chunk=1)
+    with distributed.LocalCluster(n_workers=0, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=":0") as cluster:
+        cluster.adapt(minimum=0, maximum=1, interval="200ms")
+        with distributed.Client(cluster, set_as_default=False) as client:
+            got = xs.transfer_many(W, b, cfg, n=8, seed=0, chunk=1, scheduler=client)
+            for a, c in zip(ref.g, got.g):
+                np.testing.assert_array_equal(a, c)
+            real = T._run_chunk
+
+            def failing(mapping, cfg, seed, start, count):
+                if start == 2:
+                    raise RuntimeError("chunk 2 failed")
+                return real(mapping, cfg, seed, start, count)
+
+            monkeypatch.setattr(T, "_run_chunk", failing)
+            with pytest.raises(RuntimeError, match="chunk 2 failed"):
+                xs.transfer_many(W, b, cfg, n=20, seed=0, chunk=1, scheduler=client)
+            for _ in range(100):
+                left = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+                if left == 0:
+                    break
+                time.sleep(0.05)
+            assert left == 0
+
+
 _CACHE_PROBE = """
 import sys, numpy as np, xbarsim as xs
 rng = np.random.default_rng(1)

@@ -396,24 +396,30 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
         client = own = connect_scheduler(scheduler, "xbarsim.transfer_many")
     else:
         client = own = Client(start_local_cluster(workers))
+    futures = {}
+    payload = []
     try:
-        # the layer's targets and the configuration travel once, not in
-        # every chunk's task (unique keys: hashed ones are shared with an
-        # earlier call, whose release then cancelled this one's chunks)
-        mapping_f, cfg_f = client.scatter([mapping, cfg], broadcast=True, hash=False)
+        # the layer's targets and the configuration travel once, as two tasks
+        # the chunks depend on, not in every chunk's task. (Scattered, they
+        # waited for a worker, so a cluster with none yet, an adaptive one,
+        # timed out where queued tasks make it scale; unique keys, pure=False:
+        # shared ones were released by an earlier call under this one.)
+        payload = [client.submit(_identity, mapping, pure=False), client.submit(_identity, cfg, pure=False)]
+        mapping_f, cfg_f = payload
         todo = iter(starts)
-        futures = {}
 
-        def submit(st):
-            fut = client.submit(_run_chunk, mapping_f, cfg_f, seed, st, min(chunk, n - st), pure=False)
-            futures[fut] = st
-            return fut
+        def top_up(running=None):
+            # a bounded number of chunks in flight, each released once its
+            # result is fetched: with every chunk submitted at once the
+            # cluster held all n results until the end (a second copy of the
+            # run); the bound follows the workers as they come and go
+            for st in islice(todo, max(0, _dask_in_flight(client) - len(futures))):
+                fut = client.submit(_run_chunk, mapping_f, cfg_f, seed, st, min(chunk, n - st), pure=False)
+                futures[fut] = st
+                if running is not None:
+                    running.add(fut)
 
-        # a bounded number of chunks in flight, each released once its result
-        # is fetched: with every chunk submitted at once the cluster held all
-        # n results until the end (a second copy of the whole run)
-        for st in islice(todo, _dask_in_flight(client)):
-            submit(st)
+        top_up()
         # this client's loop, not the default client's: the one
         # `connect_scheduler` makes (or a user's) need not be the default
         running = as_completed(list(futures), loop=client.loop)
@@ -422,9 +428,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
             res = fut.result()
             fut.release()
             del fut
-            nxt = next(todo, None)
-            if nxt is not None:
-                running.add(submit(nxt))
+            top_up(running)
             yield st, res
     finally:
         if own is not None:
@@ -432,6 +436,15 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
             own.close()
             if cluster is not None and scheduler is None:
                 cluster.close()
+        elif futures or payload:
+            # a user's client lives on: after a failed chunk, or a caller that
+            # stopped early, nothing of this run stays on its cluster
+            client.cancel(list(futures) + payload)
+
+
+def _identity(x):
+    """A Dask task that holds ``x`` on the cluster for the chunks to share."""
+    return x
 
 
 def _dask_in_flight(client):

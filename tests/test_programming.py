@@ -1240,6 +1240,23 @@ def test_programming_stops_at_the_first_device_whose_solves_fail():
     assert 0 < missed <= 2 * cfg.write_verify.max_pulses + 1
 
 
+def test_the_solve_tolerance_floor_applies_where_a_circuit_is_solved():
+    """Below 1e-14 (xs.solve's floor) solve_tol is refused where the
+    programming solves the circuit, and accepted with ideal wires and no
+    floating line, where it is never used (refused there too by the first
+    version of the floor; found by review). A missed solve near that floor
+    says to loosen the tolerance: more sweeps cannot help there."""
+    assert xs.TransferConfig(r_wl=0.0, r_bl=0.0, solve_tol=1e-16).solve_tol == 1e-16
+    for kw in (dict(r_wl=1.0), dict(r_wl=0.0, r_bl=0.0, scheme="floating"),
+               dict(r_wl=0.0, r_bl=0.0, read_scheme="floating")):
+        with pytest.raises(xs.ParameterError, match="below 1e-14"):
+            xs.TransferConfig(solve_tol=1e-16, **kw)
+    for tol, hint in ((1e-13, "near double precision's rounding"), (1e-9, "raise cfg.solve_maxiter")):
+        cfg = xs.TransferConfig(r_wl=50.0, r_bl=50.0, solve_tol=tol, solve_maxiter=1)
+        with pytest.raises(xs.ConvergenceError, match=hint):
+            xs.program(np.full((4, 4), 300e-6), cfg, seed=0)
+
+
 def test_drive_helpers_take_scheme_names_in_any_case_as_transfer_config_does():
     """TransferConfig took "v/3" and "FLOATING"; pulse_drives and
     verify_drives refused them (found by review)."""

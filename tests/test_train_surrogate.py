@@ -1,5 +1,6 @@
 """Surrogate: fit, storage that never runs code, circuit model, and the match with the simulator."""
 
+import json
 import pickle
 
 import numpy as np
@@ -314,6 +315,9 @@ def test_load_refuses_damaged_or_edited_files_at_load(small, tmp_path):
         "meta_json": dict(meta_json=np.array("[1, 2]")),
         "JSON string": dict(cfg_json=np.array([1.0])),
         "format_version": dict(format_version=np.array("5")),
+        # a configuration TransferConfig refuses (an older version's, or edited) is named as such
+        "TransferConfig is one this version of xbarsim refuses.*solve_tol": dict(cfg_json=np.array(
+            json.dumps(dict(json.loads(small.cfg_json), solve_tol=1e-16)))),
     }
     for k, (word, change) in enumerate(cases.items()):
         with pytest.raises(ParameterError, match=word):

@@ -322,7 +322,9 @@ class TransferConfig:
         if st is None or not 0 < st < 1e-3:
             raise ParameterError(f"solve_tol = {self.solve_tol!r}; a number in (0, 1e-3) (node-voltage error "
                                  "relative to the drive, default 1e-9).")
-        if st < MIN_TOL:
+        solves = (self.r_wl > 0 or self.r_bl > 0 or self.scheme is BiasScheme.FLOATING
+                  or self.read_scheme is ReadScheme.FLOATING)  # else the voltages are known exactly
+        if st < MIN_TOL and solves:
             # as xs.solve: below it the node voltages cannot be resolved in
             # double precision, and programming failed after the work with a
             # hint (raise solve_maxiter) that could not help (found by review)
@@ -584,12 +586,16 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
     # the device model's, and also ends any solve that meets it.
     live_bad = int(np.count_nonzero(~np.isfinite(out.pop("g"))))
     if out["fails"].any() and not live_bad:
+        near_rounding = cfg.solve_tol < 1e-12
         raise ConvergenceError(
             f"{int(out['fails'].sum())} circuit solves of the write-verify simulation missed "
             f"solve_tol = {cfg.solve_tol:g} within solve_maxiter = {cfg.solve_maxiter} sweeps, and programming "
-            "stopped there; raise cfg.solve_maxiter or loosen cfg.solve_tol (`xbarsim program --solve-maxiter`, "
-            "`--solve-tol`), or lower the wire resistance (the line relaxation slows as rows x wire resistance "
-            "x device conductance grows; `--r-wire`). A NaN in the circuit also ends here.")
+            "stopped there; " + (
+                "this solve_tol is near double precision's rounding of the node voltages, which no number of "
+                "sweeps gets below: loosen it (`--solve-tol`; the default is 1e-9)." if near_rounding else
+                "raise cfg.solve_maxiter or loosen cfg.solve_tol (`xbarsim program --solve-maxiter`, "
+                "`--solve-tol`), or lower the wire resistance (the line relaxation slows as rows x wire "
+                "resistance x device conductance grows; `--r-wire`).") + " A NaN in the circuit also ends here.")
     bad = live_bad if out["fails"].any() else sum(
         int(np.count_nonzero(~np.isfinite(out[name]))) for name in ("g_after_own", "g_final"))
     if bad:

@@ -554,9 +554,18 @@ class Surrogate:
             raise refuse(f"its failure probabilities p_lrs = {p_lrs!r}, p_hrs = {p_hrs!r} are not in [0, 1] "
                          "with a sum <= 1")
         try:
-            cfg = cfg_from_dict(json.loads(kwargs["cfg_json"]))
+            cfg_dict = json.loads(kwargs["cfg_json"])
             meta = json.loads(kwargs["meta_json"])
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # ParameterError is a ValueError
+        except (ValueError, TypeError) as exc:
+            raise refuse(f"its cfg_json or meta_json is not what Surrogate.save writes ({exc})") from exc
+        try:
+            cfg = cfg_from_dict(cfg_dict)
+        except ParameterError as exc:
+            # a configuration this version's TransferConfig refuses (a file
+            # from an older version, or edited): say so, not "not what save writes"
+            raise refuse(f"its TransferConfig is one this version of xbarsim refuses ({exc}); refit the "
+                         "surrogate with Surrogate.fit for a configuration it accepts") from exc
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise refuse(f"its cfg_json or meta_json is not what Surrogate.save writes ({exc})") from exc
         if not isinstance(meta, dict):
             raise refuse(f"its meta_json holds a {type(meta).__name__}, not a JSON object")

@@ -268,6 +268,11 @@ def test_a_layer_larger_than_the_fitted_tiles_warns(small):
 
     assert small.meta["layers"] == [[8, 2], [1, 8]]
     assert small.covers(16, 12) == (13 * 32, 3 * 16)  # differential pairs, a bias row
+    # counted on the layer cut to one tile's size (mapping 8192 x 8192 whole took 10.7 s and 2 GiB)
+    assert small.cfg.tile == (64, 64) and small.covers(8192, 8192) == (64 * 64, 48)
+    for o, i, bias in ((100, 70, True), (33, 129, False), (1, 200, True)):
+        full = map_layer(np.ones((o, i)), np.ones(o) if bias else None, small.cfg)
+        assert small.tile_devices(o, i, bias) == max(t.target.size for t in full.tiles)
     with pytest.warns(UserWarning, match=r"up to 416 devices.*largest tile holds 48.*layers=\[\(16, 12\)"):
         HardwareAwareLinear(12, 16, surrogate=small, seed=0)
     with warnings.catch_warnings():

@@ -442,7 +442,12 @@ class Surrogate:
         surrogate's configuration (mapping, tile size, bias row)."""
         from ..mapping import map_layer
 
-        lm = map_layer(np.ones((out_features, in_features)), np.ones(out_features) if bias else None, self.cfg)
+        # a layer cut to one tile's size in each dimension has the same largest
+        # tile (its first is full where the layer's is): mapping the whole
+        # layer took 10.7 s and 2 GiB at 8192 x 8192 in every layer's __init__
+        m = max(self.cfg.tile)
+        o, i = min(out_features, m), min(in_features, m)
+        lm = map_layer(np.ones((o, i)), np.ones(o) if bias else None, self.cfg)
         return max(t.target.size for t in lm.tiles)
 
     def covers(self, out_features, in_features, bias=True):

@@ -688,11 +688,11 @@ def test_program_bit_identical_for_thread_counts():
     cfg = xs.TransferConfig()
     t = np.ascontiguousarray(np.broadcast_to(_targets((4, 5), seed=3), (6, 4, 5)))
     a = _with_threads(1, lambda: _program_batch(t, cfg, np.uint64(11)))
-    b = _with_threads(2, lambda: _program_batch(t, cfg, np.uint64(11)))
-    for k in a:
-        assert np.array_equal(a[k], b[k], equal_nan=True), k
     c = _program_batch(t, cfg, np.uint64(12))
     assert not np.array_equal(a["g_final"], c["g_final"])
+    b = _with_threads(2, lambda: _program_batch(t, cfg, np.uint64(11)))  # last: skipped on a one-thread pool
+    for k in a:
+        assert np.array_equal(a[k], b[k], equal_nan=True), k
 
 
 def test_exact_path_matches_tiny_wires():

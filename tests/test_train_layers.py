@@ -292,6 +292,64 @@ def test_evaluations_refuse_networks_they_would_score_wrongly():
     assert evaluate_statistical(one, cfg, x, y, n=3).correct.shape == (3, 6)
 
 
+class _Swapped(nn.Module):
+    """Forward a -> sigmoid -> b -> sigmoid -> c, with b registered before a."""
+
+    def __init__(self):
+        super().__init__()
+        self.b, self.s1, self.a, self.s2, self.c = nn.Linear(3, 3), nn.Sigmoid(), nn.Linear(3, 3), nn.Sigmoid(), \
+            nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.c(self.s2(self.b(self.s1(self.a(x)))))
+
+
+class _Tanh(nn.Sequential):
+    """Registers a sigmoid, applies tanh."""
+
+    def forward(self, x):
+        return self[2](torch.tanh(self[0](x)))
+
+
+class _Twice(nn.Module):
+    """One linear layer applied twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.l1, self.s, self.l2 = nn.Linear(3, 3), nn.Sigmoid(), nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.l2(self.s(self.l1(self.s(self.l1(x)))))
+
+
+@pytest.mark.parametrize("make", [_Swapped, lambda: _Tanh(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 1)), _Twice],
+                         ids=["registered-out-of-order", "other-activation-in-forward", "layer-applied-twice"])
+def test_evaluations_refuse_a_model_whose_forward_is_not_its_registered_chain(make):
+    """The layers were read from the registration order, with a sigmoid
+    assumed between them: these three were scored as another network
+    (found by review: 100 of 200 decisions differed for the first). The
+    model's forward now runs once and must be that chain; eval mode and
+    the layers' modes are left as they were."""
+    import xbarsim as xs
+    from xbarsim.train import Surrogate, evaluate_circuit, evaluate_statistical, evaluate_surrogate
+
+    torch.manual_seed(0)
+    model = make().double()
+    model.train()
+    x = np.random.default_rng(0).uniform(0, 1, (8, 3))
+    y = np.array([0, 1] * 4)
+    unused = Surrogate.__new__(Surrogate)  # refused before the surrogate is used: no fit needed
+    for evaluate, hw in ((evaluate_circuit, xs.TransferConfig()), (evaluate_statistical, xs.TransferConfig()),
+                         (evaluate_surrogate, unused)):
+        with pytest.raises(ParameterError, match="own forward differs"):
+            evaluate(model, hw, x, y, n=2)
+    assert all(m.training for m in model.modules())
+    layers = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in (model.a, model.b, model.c)] \
+        if isinstance(model, _Swapped) else None
+    if layers is not None:  # the same network given as its layers in forward order is scored
+        assert evaluate_statistical(layers, xs.TransferConfig(), x, y, n=2).correct.shape == (2, 8)
+
+
 def test_surrogate_fit_and_sampling_refuse_bad_arguments_first():
     import xbarsim as xs
     from xbarsim.train import Surrogate

@@ -141,7 +141,49 @@ def _task(model_or_layers, x, y):
     if not np.all((labels == 0) | (labels == 1)):
         raise ParameterError("y must hold labels 0 and 1 (class 1 where the logit is > 0); map other "
                              "label sets to {0, 1} first.")
+    if not isinstance(model_or_layers, (list, tuple)):
+        _check_forward(model_or_layers, layers, x)
     return layers, x, labels.astype(np.int64)
+
+
+def _check_forward(model, layers, x):
+    """Refuse a model whose own forward is not the Linear -> Sigmoid chain
+    `network_layers` read from its registered modules: layers registered out
+    of forward order, a layer applied twice, another activation called in
+    ``forward`` were scored as a different network (found by review). The
+    model runs once on ``x`` in evaluation mode, without sampling."""
+    params = list(model.parameters())
+    dtype, device = params[0].dtype, params[0].device
+    modes = [(m, m.training, getattr(m, "sample_on_eval", None)) for m in model.modules()]
+    try:
+        model.eval()
+        for m, _, s in modes:
+            if s is not None:
+                m.sample_on_eval = False
+        with torch.no_grad():
+            out = model(torch.as_tensor(x, dtype=dtype, device=device))
+    finally:
+        for m, training, s in modes:
+            m.train(training)
+            if s is not None:
+                m.sample_on_eval = s
+    want = software_logits(layers, x)
+    got = out.detach().cpu().to(torch.float64).numpy() if isinstance(out, torch.Tensor) else None
+    if got is not None and got.shape in ((x.shape[0], 1), (x.shape[0],)):
+        got = got.reshape(-1)
+        tol = 1e4 * torch.finfo(dtype).eps * (1.0 + float(np.max(np.abs(want))))
+        if np.all(np.abs(got - want) <= tol):
+            return
+        detail = (f"differs by up to {float(np.max(np.abs(got - want))):.3g} from the chain of its registered "
+                  "layers")
+    else:
+        detail = f"returns {type(out).__name__} of shape {tuple(getattr(out, 'shape', ()))}"
+    raise ParameterError(
+        f"the model's own forward {detail} on these points: the hardware evaluation runs its nn.Linear "
+        "layers in the order they are registered, with a sigmoid between each two, and the model computes "
+        "something else (layers registered out of order, one applied twice, another activation in forward). "
+        "Pass its layers as [(weight, bias), ...] in the order the network applies them, or score it with "
+        "xbarsim.train.to_crossbar and xs.mvm.")
 
 
 def _sigmoid(z):

@@ -591,8 +591,9 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
             f"{int(out['fails'].sum())} circuit solves of the write-verify simulation missed "
             f"solve_tol = {cfg.solve_tol:g} within solve_maxiter = {cfg.solve_maxiter} sweeps, and programming "
             "stopped there; " + (
-                "this solve_tol is near double precision's rounding of the node voltages, which no number of "
-                "sweeps gets below: loosen it (`--solve-tol`; the default is 1e-9)." if near_rounding else
+                "this solve_tol is near double precision's rounding of the node voltages, where more sweeps "
+                "seldom help: loosen it first (`--solve-tol`; the default is 1e-9), then raise "
+                "cfg.solve_maxiter (`--solve-maxiter`) if needed." if near_rounding else
                 "raise cfg.solve_maxiter or loosen cfg.solve_tol (`xbarsim program --solve-maxiter`, "
                 "`--solve-tol`), or lower the wire resistance (the line relaxation slows as rows x wire "
                 "resistance x device conductance grows; `--r-wire`).") + " A NaN in the circuit also ends here.")

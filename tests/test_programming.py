@@ -447,6 +447,17 @@ def test_the_write_verify_ramp_follows_the_measured_settings(target, v_set_max, 
         assert max(volts) == pytest.approx(1.2) and volts[-2:] == pytest.approx([-1.1, -1.12])
 
 
+def test_working_is_the_mask_of_devices_that_are_not_stuck():
+    """``stuck`` holds int8 codes, so ``~stuck`` is no mask of working
+    devices (~0 is -1); `working` is (found by an examiner's check)."""
+    dev = replace(xs.presets.TIO2, p_stuck_lrs=0.3, p_stuck_hrs=0.3)
+    res = xs.program(_targets((6, 6), seed=4), xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0), seed=1)
+    assert res.working.dtype == bool and res.working.shape == (6, 6)
+    np.testing.assert_array_equal(res.working, res.stuck == 0)
+    assert 0 < res.working.sum() < 36 and set(np.unique(res.stuck)) == {0, 1, 2}
+    assert not np.any(res.converged & ~res.working)
+
+
 def test_converges_for_every_working_device():
     cfg = xs.TransferConfig()  # TIO2, V/2, grounded reads, 1 ohm
     t = _targets((8, 8), seed=1)

@@ -475,12 +475,20 @@ class ProgramResult:
     tolerance band (a stuck device is never converged, also where its read
     lands in the band by chance: found by review)."""
     stuck: np.ndarray
-    """0 working, 1 stuck near LRS, 2 stuck in HRS."""
+    """0 working, 1 stuck near LRS, 2 stuck in HRS (int8 codes: a mask of
+    working devices is `working` or ``stuck == 0``, not ``~stuck``)."""
     solver_failures: int = 0
     """Circuit solves that missed their tolerance: always 0 in a returned result (a miss raises
     `ConvergenceError`); kept for the record."""
     drift_reads: Optional[np.ndarray] = None
     """(K, K) with ``track=True``: read of device q (in order) after device p was programmed (NaN for p <= q)."""
+
+    @property
+    def working(self):
+        """(M, N) bool: True where the device is not stuck (``stuck == 0``).
+        ``~stuck`` is no such mask: ``stuck`` holds int8 codes, and ``~0``
+        is -1, which reads as True."""
+        return self.stuck == 0
 
 
 def _check_target(target_g, dev, track=False, name="target_g"):

@@ -92,6 +92,25 @@ def test_seed_reproduces_and_cache_is_reused(quick_run, tmp_path):
         assert a[net]["per_point_accuracy"] == b[net]["per_point_accuracy"]
 
 
+def test_each_random_purpose_has_a_stream_of_its_own(quick_run):
+    """The data split, the batch order, the surrogate fit's random layers and
+    the first layer's samples all drew from default_rng(seed), the same
+    bits; the last three now draw from seeds of their own."""
+    import numpy as np
+
+    from xbarsim.moons import _STREAMS, stream_seed
+
+    seeds = {k: stream_seed(1, k) for k in _STREAMS}
+    assert len(set(seeds.values()) | {1}) == len(seeds) + 1
+    assert seeds == {k: stream_seed(1, k) for k in _STREAMS}  # deterministic
+    assert stream_seed(2, "train") != seeds["train"]
+    doc = json.loads((quick_run / "results.json").read_text())
+    assert doc["config"]["stream_seeds"] == seeds
+    assert doc["surrogate"]["meta"]["seed"] == seeds["surrogate"]
+    first = {k: np.random.default_rng(s).random(4).tolist() for k, s in seeds.items()}
+    assert len({tuple(v) for v in first.values()} | {tuple(np.random.default_rng(1).random(4))}) == 4
+
+
 def test_bad_arguments_are_reported(tmp_path, capsys):
     assert main(["moons", "--quick", "--out", str(tmp_path), "--data", str(tmp_path / "nowhere"), "--no-progress"]) == 1
     assert "train.csv" in capsys.readouterr().err

@@ -17,7 +17,9 @@ loss; the hardware-aware one (`HA_RECIPE`) keeps, among the checks every
 accuracy under 200 surrogate transfers (the ablation's "none" row shows
 what that selection alone does). Transfers: ``xs.iter_transfers`` (the
 same streams as ``xs.transfer_many``), layer ``k`` with seed ``seed + 100
-+ k``, the same for both networks.
++ k``, the same for both networks. The data split draws from ``seed``; the
+training, the hardware-aware layers' samples and the surrogate fit each
+from a seed of their own (`stream_seed`).
 
 Outputs in ``--out``: ``results.json``, ``bins.csv``, ``cdf.png``,
 ``decision_boundary.png``, ``uncertainty.png`` (and ``surrogate.npz``,
@@ -122,6 +124,23 @@ def _given_surrogate(cfg, path):
     return sur
 
 
+_STREAMS = {"train": 1, "layers": 2, "surrogate": 3}
+"""Tags of the run's own random streams (`stream_seed`)."""
+
+
+def stream_seed(seed, purpose):
+    """The seed of one random purpose of the run (``"train"``: the batch
+    order and torch's training draws; ``"layers"``: the hardware-aware
+    layers' sampled transfers; ``"surrogate"``: the surrogate fit), a 32-bit
+    integer drawn from ``SeedSequence([seed, tag])``. The data split keeps
+    ``seed`` itself, and the network's initial weights ``torch.manual_seed(seed)``.
+
+    They all drew from ``default_rng(seed)`` before, so the data split's
+    permutation, the training batch order, the surrogate fit's random layers
+    and the first layer's sampled noise read the same bits."""
+    return int(np.random.SeedSequence([int(seed), _STREAMS[purpose]]).generate_state(1, np.uint32)[0])
+
+
 def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
     """The surrogate of this run: ``given`` (a checked ``(sur, path)`` from
     --surrogate), or ``out_dir/surrogate.npz`` when it was fitted with this
@@ -131,7 +150,8 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
     # every setting of the fit: a cache fitted with another n_bins or
     # weight_scale was reused (found by review), and one from before n_probe
     # was recorded is refitted
-    want = {"n_transfers": mc.fit_transfers, "seed": seed, "layers": MOONS_LAYERS,
+    fit_seed = stream_seed(seed, "surrogate")
+    want = {"n_transfers": mc.fit_transfers, "seed": fit_seed, "layers": MOONS_LAYERS,
             "n_fail_devices": mc.fail_devices, **SURROGATE_FIT}
     if given is not None:
         return given[0], given[1], False
@@ -148,7 +168,7 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
         except ParameterError:
             pass
     t0 = time.perf_counter()
-    sur = Surrogate.fit(cfg, n_transfers=mc.fit_transfers, seed=seed, n_fail_devices=mc.fail_devices,
+    sur = Surrogate.fit(cfg, n_transfers=mc.fit_transfers, seed=fit_seed, n_fail_devices=mc.fail_devices,
                         progress=progress, **SURROGATE_FIT)
     sur.save(cache)
     log(f"surrogate: fitted in {time.perf_counter() - t0:.1f} s, saved to {cache}")
@@ -171,14 +191,14 @@ def train_networks(data, sur, mc, seed, progress, techniques=None, regular=True)
     from .train.layers import convert
     from .train.training import TrainConfig, moons_network, train
 
-    tc = TrainConfig(epochs=mc.epochs, seed=seed)
+    tc = TrainConfig(epochs=mc.epochs, seed=stream_seed(seed, "train"))
     out = {}
     if regular:
         reg = moons_network(seed=seed)
         res = train(reg, data, replace(tc, val_samples=0), progress=progress, label="train regular")
         out["regular"] = (reg, res)
     tech = techniques or _techniques(True, True, True)
-    ha = convert(moons_network(seed=seed), surrogate=sur, seed=seed, **tech)
+    ha = convert(moons_network(seed=seed), surrogate=sur, seed=stream_seed(seed, "layers"), **tech)
     res = train(ha, data, tc, progress=progress, label="train hardware-aware",
                 score=_val_score(sur, data, mc.score_transfers, seed + 7))
     out["hardware_aware"] = (ha, res)
@@ -395,6 +415,7 @@ def _finish_doc(files, results, sur, sur_file, fitted, mc, seed, quick, data, da
             # the generator's noise only where the points were generated (None with --data)
             "run": {k: (None if k == "noise" and data_dir else getattr(mc, k)) for k in mc.__dataclass_fields__},
             "seed": seed,
+            "stream_seeds": {k: stream_seed(seed, k) for k in _STREAMS},
             "quick": bool(quick),
             "data": data.source,
             "data_sizes": list(data.sizes()),

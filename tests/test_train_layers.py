@@ -348,6 +348,49 @@ def test_evaluations_refuse_a_model_whose_forward_is_not_its_registered_chain(ma
         if isinstance(model, _Swapped) else None
     if layers is not None:  # the same network given as its layers in forward order is scored
         assert evaluate_statistical(layers, xs.TransferConfig(), x, y, n=2).correct.shape == (2, 8)
+    # compared at double precision whatever the model's: at its own, a bfloat16 model passed anything
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        with pytest.raises(ParameterError, match="own forward differs"):
+            evaluate_statistical(make().to(dtype), xs.TransferConfig(), x, y, n=2)
+
+
+class _EndsInSigmoid(nn.Sequential):
+    def forward(self, x):
+        return torch.sigmoid(super().forward(x))
+
+
+class _Raises(nn.Sequential):
+    def forward(self, x):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+
+def test_the_forward_check_takes_a_final_sigmoid_names_a_failing_forward_and_leaves_the_model_alone():
+    """A final sigmoid gives the logit's decisions and is scored; a forward
+    that raises is a ParameterError, not torch's error; the check runs a
+    copy, so a layer's failed-weight record (`restore_failed_` reads it) is
+    kept: an evaluation between a step and the restore emptied it, and the
+    failed weights moved (found by review)."""
+    import xbarsim as xs
+    from xbarsim.train import evaluate_statistical, snapshot_
+
+    x = np.random.default_rng(0).uniform(0, 1, (8, 3))
+    y = np.array([0, 1] * 4)
+    ends = _EndsInSigmoid(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 1)).double()
+    assert evaluate_statistical(ends, xs.TransferConfig(), x, y, n=2).correct.shape == (2, 8)
+    with pytest.raises(ParameterError, match="forward on the test points failed.*RuntimeError"):
+        evaluate_statistical(_Raises(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 1)).double(),
+                             xs.TransferConfig(), x, y, n=2)
+    net = convert(nn.Sequential(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 1)).double(),
+                  surrogate=ToyHardware(p_fail=0.5), seed=3)
+    net.train()
+    snapshot_(net)
+    net(torch.as_tensor(x)).sum().backward()
+    kept = [m._failed_weight.clone() for m in net if isinstance(m, HardwareAwareLinear)]
+    assert all(k.any() for k in kept)
+    evaluate_statistical(net, xs.TransferConfig(), x, y, n=2)
+    for m, k in zip((m for m in net if isinstance(m, HardwareAwareLinear)), kept):
+        assert m._failed_weight is not None and torch.equal(m._failed_weight, k)
+    assert all(m.training for m in net.modules())
 
 
 def test_surrogate_fit_and_sampling_refuse_bad_arguments_first():

@@ -436,10 +436,15 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
             own.close()
             if cluster is not None and scheduler is None:
                 cluster.close()
-        elif futures or payload:
+        elif (futures or payload) and client.status == "running":
             # a user's client lives on: after a failed chunk, or a caller that
-            # stopped early, nothing of this run stays on its cluster
-            client.cancel(list(futures) + payload)
+            # stopped early, nothing of this run stays on its cluster. Best
+            # effort: a client that closed meanwhile raised here, in place of
+            # the error that ended the run
+            try:
+                client.cancel(list(futures) + payload)
+            except Exception:
+                pass
 
 
 def _identity(x):

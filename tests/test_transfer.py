@@ -588,6 +588,33 @@ def test_transfer_many_on_an_adaptive_cluster_and_after_a_failed_chunk(monkeypat
             assert left == 0
 
 
+@pytest.mark.slow
+def test_transfer_many_reports_the_runs_own_error_when_the_users_cluster_goes_away():
+    """The cleanup on a user's client (cancelling the run's futures) raised
+    ClosedClientError once the cluster had gone, in place of the error that
+    ended the run (found by review); it is best effort now."""
+    distributed = pytest.importorskip("distributed")
+    from xbarsim.mapping import map_layer
+    from xbarsim.programming import _check_seed
+    from xbarsim.transfer import _dask_chunks
+
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    W, b = _layer(4, 3, seed=0)
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                       host="127.0.0.1", dashboard_address=":0")
+    client = distributed.Client(cluster, set_as_default=False)
+    try:
+        run = _dask_chunks(map_layer(W, b, cfg), cfg, _check_seed(0), list(range(0, 40, 2)), 40, 2, None, client)
+        next(run)
+        cluster.close()
+        with pytest.raises(Exception) as info:
+            next(run)
+        assert "Closed" not in type(info.value).__name__, info.value
+    finally:
+        client.close()
+        cluster.close()
+
+
 _CACHE_PROBE = """
 import sys, numpy as np, xbarsim as xs
 rng = np.random.default_rng(1)

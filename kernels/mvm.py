@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from .config import STRICT_JIT
-from .nodal import column_current, device_current, nodal_work, set_ideal, solve_nodal
+from .nodal import column_current, column_current_spread, nodal_work, set_ideal, solve_nodal
 from .noise import normal, stream_key
 
 
@@ -63,17 +63,8 @@ def _mvm_inputs(G, vt, b0, b1, v0, v0inv, r_wl, r_bl, read_noise, st, tol, maxit
                 nf += 1
         for j in range(N):
             if read_noise > 0.0:
-                # squares of currents scaled by a power of two near 1/vmax
-                # (exact): unscaled, they underflowed below ~1e-150 V and
-                # the noise vanished (found by review)
-                s = 0.0
-                s2 = 0.0
-                for i in range(M):
-                    c = device_current(G[i, j], vwl[i, j] - vbl[i, j], v0, v0inv)
-                    s += c
-                    cs = c * down
-                    s2 += cs * cs
-                sd = read_noise * (math.sqrt(s2) * up)
+                s, spread = column_current_spread(G, v0, v0inv, vwl, vbl, j, down)
+                sd = read_noise * (spread * up)
                 if defer:
                     out_t[b, j] = s
                     spread_t[b, j] = sd

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from .config import STRICT_JIT, STRICT_PJIT
-from .nodal import column_current, device_current, nodal_work, set_ideal, solve_nodal
+from .nodal import column_current, column_current_spread, nodal_work, set_ideal, solve_nodal
 from .noise import (
     P_C2C, P_G_HI, P_G_LO, P_KRESET, P_KSET, P_READ_NOISE, P_RELAX_DRIFT,
     P_RELAX_FAST, P_RELAX_FAST_MEAN, P_RELAX_SIGMA, P_RELAX_TAU, P_TW_REF, P_V0, P_V0INV, P_VRESET, P_VSET, P_VSLOPE, P_VSUB,
@@ -304,19 +304,10 @@ def _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv, v
     # every device of the sensed bit line adds its own independent noise
     # (as in `xs.mvm`): under "V/2" and "floating" reads the half-selected
     # and sneak currents are noisy too (only the selected device's was, which
-    # made those reads quieter than the MVM's; found by review). Squares of
-    # currents scaled by a power of two near 1 / V_read (exact), as in the MVM.
+    # made those reads quieter than the MVM's; found by review)
     e = min(max(math.frexp(wv[W_V_READ])[1], -1000), 1000)
-    down = math.ldexp(1.0, -e)
-    cur = 0.0
-    sq = 0.0
-    for i in range(G.shape[0]):
-        c = device_current(G[i, jsel], vwl[i, jsel] - vbl[i, jsel], v0, v0inv)
-        cur += c
-        c *= down
-        sq += c * c
-    cur += sn * (math.sqrt(sq) * math.ldexp(1.0, e)) * normal(state)
-    return cur, failed
+    cur, spread = column_current_spread(G, v0, v0inv, vwl, vbl, jsel, math.ldexp(1.0, -e))
+    return cur + sn * (spread * math.ldexp(1.0, e)) * normal(state), failed
 
 
 @njit(**STRICT_JIT)

@@ -41,6 +41,24 @@ def seed_arg(text):
     return value
 
 
+def check_r_wire(r):
+    """The check of a ``--r-wire`` (``program``, ``demo``), before any work:
+    a finite resistance >= 0 ohms, 0 (ideal) or at least the circuit's
+    `R_TINY`. NaN passed a "< 0" test, and a tiny one was refused later as
+    ``r_wl``, a name the command line does not use (found by review)."""
+    import math
+
+    from .circuit import R_TINY
+    from .exceptions import ParameterError
+
+    if not (math.isfinite(r) and r >= 0):
+        raise ParameterError(f"--r-wire {r:g}: a wire resistance must be a finite number >= 0 ohms.")
+    if 0 < r < R_TINY:
+        raise ParameterError(f"--r-wire {r:g}: below {R_TINY:.0e} ohms the circuit solver cannot work; give 0 for "
+                             "ideal wires (handled exactly).")
+    return r
+
+
 def check_out_dir(path, names=()):
     """The check of every ``--out`` folder, before anything runs: it is
     created when missing, and anything that is not a writable folder is

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .cli import seed_arg
+from .cli import check_r_wire, seed_arg
 
 
 DIRECT_MAX = 512
@@ -44,13 +44,7 @@ def run(args):
     n = args.size
     if n < 1:
         raise xs.ParameterError(f"--size must be >= 1; got {n}.")
-    from .circuit import R_TINY
-
-    if not np.isfinite(args.r_wire) or args.r_wire < 0:
-        raise xs.ParameterError(f"--r-wire {args.r_wire:g}: a wire resistance must be a finite number >= 0 ohms.")
-    if 0 < args.r_wire < R_TINY:  # was refused as "r_wl" after "warming up the solvers"
-        raise xs.ParameterError(f"--r-wire {args.r_wire:g}: below {R_TINY:.0e} ohms the circuit solver cannot "
-                                "work; give 0 for ideal wires (handled exactly).")
+    check_r_wire(args.r_wire)  # before "warming up the solvers"
     methods = [m for m in ("mg", "pcg", "direct")
                if not (m == "mg" and args.r_wire == 0) and not (m == "direct" and n > DIRECT_MAX and not args.direct)]
     # Refuse before allocating: the demo's own arrays (G, its inverse draw,

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from .exceptions import ParameterError
-from .cli import RunFiles, check_out_dir, load_array, seed_arg
+from .cli import RunFiles, check_out_dir, check_r_wire, load_array, seed_arg
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -289,13 +289,7 @@ def register(subparsers):
         from .programming import TransferConfig, _check_target, check_program_memory
 
         device = presets.TIO2_IDEAL if args.ideal_device else presets.TIO2
-        from .circuit import R_TINY
-
-        if not (np.isfinite(args.r_wire) and args.r_wire >= 0):  # nan passed "< 0" and was called r_wl
-            raise ParameterError(f"--r-wire {args.r_wire:g}: give a finite resistance >= 0 ohms.")
-        if 0 < args.r_wire < R_TINY:  # refused as "r_wl", a name the command line does not use
-            raise ParameterError(f"--r-wire {args.r_wire:g}: below {R_TINY:.0e} ohms the circuit solver cannot "
-                                 "work; give 0 for ideal wires (handled exactly).")
+        check_r_wire(args.r_wire)
         cfg = TransferConfig(device=device, scheme=args.scheme, read_scheme=args.read_scheme,
                              order=args.order, tolerance=args.tolerance, r_wl=args.r_wire,
                              r_bl=args.r_wire, solve_tol=args.solve_tol, solve_maxiter=args.solve_maxiter)

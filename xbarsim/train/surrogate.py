@@ -92,6 +92,10 @@ def cfg_to_dict(cfg):
     return d
 
 
+DEFAULT_LAYERS = ((8, 2), (1, 8))
+"""Layer shapes (out, in) `Surrogate.fit` programs by default: the moons network's."""
+
+
 def _window_resolved(d):
     """A `cfg_to_dict` dict with its ``window`` as the (g_min, g_max) the
     mapping uses (`TransferConfig.g_window`)."""
@@ -450,6 +454,11 @@ class Surrogate:
         lm = map_layer(np.ones((o, i)), np.ones(o) if bias else None, self.cfg)
         return max(t.target.size for t in lm.tiles)
 
+    @property
+    def fitted_layers(self):
+        """The (out, in) layer shapes the fit programmed (`meta` ``layers``)."""
+        return _layer_shapes(self.meta.get("layers", DEFAULT_LAYERS))
+
     def covers(self, out_features, in_features, bias=True):
         """``(devices, fitted)``: the devices of this layer's largest tile and
         those of the largest tile the fit programmed (`meta` ``layers``).
@@ -457,8 +466,7 @@ class Surrogate:
         tile; past ``fitted`` it extrapolates (a 16 x 12 layer, 416 devices
         in a tile, against the moons fit's 48 drew a weight-error std 1.32x
         the simulator's, and 1.00x from a fit on that shape)."""
-        fitted = max((self.tile_devices(o, i) for o, i in _layer_shapes(self.meta.get("layers", [(8, 2), (1, 8)]))),
-                     default=0)
+        fitted = max((self.tile_devices(o, i) for o, i in self.fitted_layers), default=0)
         return self.tile_devices(out_features, in_features, bias), fitted
 
     @property
@@ -580,7 +588,7 @@ class Surrogate:
 
     # ------------------------------------------------------------------ fitting
     @classmethod
-    def fit(cls, cfg, n_transfers=200, seed=0, layers=((8, 2), (1, 8)), n_bins=20, weight_scale=1.0,
+    def fit(cls, cfg, n_transfers=200, seed=0, layers=DEFAULT_LAYERS, n_bins=20, weight_scale=1.0,
             n_probe=32, n_fail_devices=100_000, progress=False):
         """Fit to the simulator's Monte Carlo.
 
@@ -1322,7 +1330,7 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
     from .._progress import Progress
 
     cfg = surrogate.cfg if cfg is None else cfg
-    layers = _layer_shapes(surrogate.meta.get("layers", [(8, 2), (1, 8)]) if layers is None else layers)
+    layers = surrogate.fitted_layers if layers is None else _layer_shapes(layers)
     n_layers = check_count(n_layers, "n_layers")
     per_layer = check_count(per_layer, "per_layer")
     reps = check_count(reps, "reps")

@@ -475,3 +475,14 @@ def test_demo_refuses_a_vanishing_wire_resistance_by_its_option_name(capsys, mon
     assert main(["demo", "--size", "8", "--r-wire", "1e-200"]) == 1
     captured = capsys.readouterr()
     assert "--r-wire 1e-200: below 1e-100" in captured.err and "warming" not in captured.out
+
+
+@pytest.mark.parametrize("command", ["demo", "solve", "scale", "program", "calibrate", "moons"])
+def test_help_shows_no_rest_markup(command, capsys):
+    # the descriptions are the modules' docstrings, whose ``code`` and
+    # `references` were printed with their backquotes (found by review)
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: xbarsim" in text and "`" not in text and "SPICE_MAX_CELLS`" not in text

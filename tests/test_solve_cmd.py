@@ -171,7 +171,19 @@ def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
     (None, ["--g", "g.npy", "--v0", "-1"], "v0"),
     (lambda t: np.save(t / "xn.npy", np.r_[np.nan, np.ones(6)]), ["--g", "g.npy", "--inputs", "xn.npy"], "NaN"),
     (None, ["--g", "g.npy", "--tol", "-1"], "tol must be"),
-    (None, ["--g", "g.npy", "--method", "mg", "--r-bl", "0"], "method='mg' needs"),
+    # the library's refusals named r_wl, left.r, bottom.r and method='mg' (found by review)
+    (None, ["--g", "g.npy", "--method", "mg", "--r-bl", "0"], "--method mg needs wire segments of more than 0 ohms "
+                                                              "(--r-bl is 0"),
+    (None, ["--g", "g.npy", "--r-wire", "1e-200"], "--r-wire 1e-200: below 1e-100 ohms"),
+    (None, ["--g", "g.npy", "--r-wl", "1e-200"], "--r-wl 1e-200: below 1e-100 ohms"),
+    (None, ["--g", "g.npy", "--r-in", "1e-200"], "--r-in 1e-200: below 1e-100 ohms the circuit solver cannot work; "
+                                                 "give 0 for an ideal input terminal"),
+    (None, ["--g", "g.npy", "--r-out", "1e-200"], "--r-out 1e-200: below"),
+    (None, ["--g", "g.npy", "--r-in", "1e12"], "--r-in 1e+12: the terminal is 1e+12 times the 1 ohm segments of "
+                                              "--r-wire"),
+    (None, ["--g", "g.npy", "--r-bl", "1e-3", "--r-out", "1e8"], "--r-out 1e+08: the terminal is 1e+11 times the "
+                                                                 "0.001 ohm segments of --r-bl"),
+    (None, ["--g", "g.npy", "--r-wire", "1e14"], "--r-wire 1e+14: the largest device conductance"),
     (None, ["--g", "g.npy", "--inputs", ""], "no such file"),  # was ignored: --v-in's default was solved
     # an archive is named as one: it was "could not be read as numbers (UnicodeDecodeError" (found by review)
     (lambda t: np.savez(t / "g.npz", g=np.ones((2, 2))), ["--g", "g.npz"], "is an .npz archive"),
@@ -260,6 +272,52 @@ def test_solve_keeps_the_deck_ngspice_failed_on_and_names_it(files, capsys, monk
     assert "B_d_0_0" in kept.read_text() and kept.read_text().rstrip().endswith(".end")
     assert main(argv) == 0  # a later run removes that deck with the rest of the earlier run's files
     assert not kept.exists()
+
+
+def test_solve_spice_timeout_gives_command_line_advice_and_keeps_no_deck(files, capsys, monkeypatch):
+    # it advised run_ngspice's timeout, which the command line has no option
+    # for, and kept the deck "to see ngspice's full log" (found by review)
+    import subprocess
+
+    from xbarsim import spice
+
+    def hang(cmd, timeout, **kwargs):
+        raise subprocess.TimeoutExpired(cmd, timeout)
+
+    tmp, _, _ = files
+    monkeypatch.setattr(spice.subprocess, "run", hang)
+    monkeypatch.setattr(spice, "ngspice_available", lambda: True)
+    monkeypatch.setattr(spice.shutil, "which", lambda name: "/bin/true")
+    out = tmp / "sp"
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--inputs", str(tmp / "x.csv"), "--spice", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "ngspice did not finish within 121 s on the 7 x 5 array; compare fewer input vectors" in err
+    assert "run_ngspice" not in err and not (out / "circuit-failed.cir").exists()
+
+
+@pytest.mark.skipif(not ngspice_available(), reason="ngspice not installed (apt-get install ngspice)")
+def test_solve_pulse_with_spice_reports_ngspices_rounding_on_weakly_held_floating_lines(tmp_path, capsys):
+    # a line floating at both ends held by 1e-11 S devices on 0.01 ohm wires:
+    # ngspice was 6e-4 V off an exact rational solve, xbarsim 3e-14 V, and
+    # the summary put the whole difference down as xbarsim's (found by review)
+    g = np.full((4, 4), 1e-4)
+    np.save(tmp_path / "plain.npy", g)
+    g[2] = 1e-11
+    np.save(tmp_path / "weak.npy", g)
+    argv = ["--pulse", "0,0", "--scheme", "floating", "--r-wire", "1e-2", "--spice"]
+    assert main(["solve", "--g", str(tmp_path / "weak.npy"), "--out", str(tmp_path / "w")] + argv) == 0
+    printed = capsys.readouterr().out
+    summary, _ = _load(tmp_path / "w")
+    sp = summary["spice"]
+    assert 1e-5 < sp["max_abs_diff_v"] <= 3 * sp["spice_rounding_v"] < 1e-2
+    assert "ngspice's own rounding on the lines that float at both ends" in printed
+    assert summary["kcl_error"] < 1e-9 and summary["power_balance"] < 1e-9
+    # 1e-4 S devices on 1 ohm wires: eps x 1 S / 4e-4 S x 1.5 V = 8e-13 V, not worth a line
+    argv[argv.index("1e-2")] = "1"
+    assert main(["solve", "--g", str(tmp_path / "plain.npy"), "--out", str(tmp_path / "p")] + argv) == 0
+    assert "ngspice's own rounding" not in capsys.readouterr().out
+    sp = _load(tmp_path / "p")[0]["spice"]
+    assert sp["max_abs_diff_v"] < 1e-11 and 0 < sp["spice_rounding_v"] < 1e-12
 
 
 def test_solve_refuses_spice_it_cannot_run_before_writing(files, capsys, monkeypatch):

@@ -46,7 +46,7 @@ from importlib import resources
 import numpy as np
 
 from .exceptions import ParameterError
-from .cli import seed_arg
+from .cli import help_text, seed_arg
 
 __all__ = ["measured", "simulate", "compare", "fit", "attribution", "run", "register", "FIT_PARAMETERS",
            "ATTRIBUTION_PARTS",
@@ -420,7 +420,7 @@ def register(subparsers):
     p = subparsers.add_parser(
         "calibrate",
         help="compare (or refit) the TiO2 device model against the measured 8x8 arrays",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=help_text(__doc__.split("\n\n")[1]) if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="exit status:\n"
                "  0  every compared figure within +-30 % of the measured one\n"

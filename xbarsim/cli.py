@@ -10,6 +10,7 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import sys
 
 SUBCOMMAND_MODULES = (
@@ -41,21 +42,30 @@ def seed_arg(text):
     return value
 
 
-def check_r_wire(r):
-    """The check of a ``--r-wire`` (``program``, ``demo``), before any work:
-    a finite resistance >= 0 ohms, 0 (ideal) or at least the circuit's
-    `R_TINY`. NaN passed a "< 0" test, and a tiny one was refused later as
-    ``r_wl``, a name the command line does not use (found by review)."""
+def help_text(doc):
+    """A module docstring as ``--help`` text: reST's double and single
+    backquotes dropped (``xbarsim solve --help`` printed them; found by
+    review)."""
+    return re.sub(r"`([^`]*)`", r"\1", re.sub(r"``([^`]*)``", r"\1", doc))
+
+
+def check_r_wire(r, flag="--r-wire", part="wire"):
+    """The check of a ``--r-wire`` (``program``, ``demo``; ``solve``'s
+    ``--r-wl``, ``--r-bl``, ``--r-in`` and ``--r-out`` too, with their
+    ``flag`` and ``part``), before any work: a finite resistance >= 0 ohms,
+    0 (ideal) or at least the circuit's `R_TINY`. NaN passed a "< 0" test,
+    and a tiny one was refused later as ``r_wl`` or ``left.r``, names the
+    command line does not use (found by review)."""
     import math
 
     from .circuit import R_TINY
     from .exceptions import ParameterError
 
     if not (math.isfinite(r) and r >= 0):
-        raise ParameterError(f"--r-wire {r:g}: a wire resistance must be a finite number >= 0 ohms.")
+        raise ParameterError(f"{flag} {r:g}: a {part} resistance must be a finite number >= 0 ohms.")
     if 0 < r < R_TINY:
-        raise ParameterError(f"--r-wire {r:g}: below {R_TINY:.0e} ohms the circuit solver cannot work; give 0 for "
-                             "ideal wires (handled exactly).")
+        raise ParameterError(f"{flag} {r:g}: below {R_TINY:.0e} ohms the circuit solver cannot work; give 0 for an "
+                             f"ideal {part} (handled exactly).")
     return r
 
 

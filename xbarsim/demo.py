@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .cli import check_r_wire, seed_arg
+from .cli import check_r_wire, help_text, seed_arg
 
 
 DIRECT_MAX = 512
@@ -27,7 +27,7 @@ the iterative solvers."""
 def register(subparsers):
     p = subparsers.add_parser(
         "demo", help="solve one crossbar read three ways and report",
-        description=__doc__.split("\n", 2)[2],
+        description=help_text(__doc__.split("\n", 2)[2]),
         epilog=f"The direct solve runs only up to N = {DIRECT_MAX} unless --direct is given.")
     p.add_argument("--size", type=int, default=256, help="array size N (N x N), default 256")
     p.add_argument("--r-wire", type=float, default=1.0, help="wire segment resistance, ohm")

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .exceptions import ParameterError
-from .cli import RunFiles, check_out_dir, seed_arg
+from .cli import RunFiles, check_out_dir, help_text, seed_arg
 
 SEED_OFFSET = 400
 """Largest offset this experiment adds to its seed (``seed + 7`` scores the
@@ -564,7 +564,7 @@ def register(subparsers):
     p = subparsers.add_parser(
         "moons",
         help="the paper's half-moons experiment: regular vs hardware-aware training, circuit-in-the-loop transfers",
-        description=__doc__.split("\n\n")[0],
+        description=help_text(__doc__.split("\n\n")[0]),
     )
     p.add_argument("--out", default=None, help="output directory (default out/moons; out/moons-quick with --quick)")
     p.add_argument("--transfers", type=int, default=None, help=f"transfers per network (default {MoonsConfig().transfers}; {QUICK.transfers} with --quick)")

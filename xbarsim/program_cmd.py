@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from .exceptions import ParameterError
-from .cli import RunFiles, check_out_dir, check_r_wire, load_array, seed_arg
+from .cli import RunFiles, check_out_dir, check_r_wire, help_text, load_array, seed_arg
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -254,7 +254,7 @@ def register(subparsers):
     p = subparsers.add_parser(
         "program",
         help="write-verify programming of one array on its circuit: errors, pulses, drift",
-        description=__doc__.split("\n", 2)[2],
+        description=help_text(__doc__.split("\n", 2)[2]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  xbarsim program --out prog --size 32x32 --scheme V/3 --r-wire 2\n"
                "(a 64x64 array with 1 ohm wires takes 30-50 s on 2 cores)",

@@ -35,7 +35,7 @@ selected cell, the half-selected cells of its word and bit lines and the
 unselected cells see, and ``solve.png`` maps it.
 
 With ``--spice`` the same circuit is also solved by ngspice, the external
-ground truth (arrays up to `SPICE_MAX_CELLS` cells): its deck is written as
+ground truth (arrays of up to 4096 cells, 64 x 64: `SPICE_MAX_CELLS`): its deck is written as
 ``circuit.cir`` and the largest differences of the node voltages and sensed
 currents go into ``summary.json`` under ``spice``.
 """
@@ -46,12 +46,13 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 
 import numpy as np
 
-from .cli import RunFiles, check_out_dir, load_array
+from .cli import RunFiles, check_out_dir, check_r_wire, help_text, load_array
 from .exceptions import ParameterError
 
 __all__ = ["run", "run_pulse", "summarize", "summarize_pulse", "plot", "plot_pulse", "register"]
@@ -209,8 +210,10 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
         Also solve with ngspice (`xbarsim.spice.run_ngspice`), write its
         deck as ``circuit.cir`` and record the differences under
         ``summary["spice"]``: ``max_abs_diff_v`` (node voltages, V),
-        ``max_rel_diff_i_out`` (sensed currents, relative to the largest)
-        and ``seconds``. Refused above `SPICE_MAX_CELLS` cells, and when
+        ``max_rel_diff_i_out`` (sensed currents, relative to the largest),
+        ``seconds``, and ``spice_rounding_v``, ngspice's own rounding on
+        lines that float at both ends (`xbarsim.spice.floating_line_rounding`;
+        0 for a read, whose lines are all driven). Refused above `SPICE_MAX_CELLS` cells, and when
         ngspice is missing, before anything runs.
     verbose : bool
         Print the summary.
@@ -316,6 +319,10 @@ def _print_spice_and_files(out_dir, summary, spice, currents):
         sp = summary["spice"]
         print(f"ngspice ({sp['seconds']:.1f} s): node voltages within {sp['max_abs_diff_v']:.1e} V" +
               (f", sensed currents within {sp['max_rel_diff_i_out']:.1e} of the largest" if currents else ""))
+        if sp["spice_rounding_v"] > 1e-12:
+            print(f"  (ngspice's own rounding on the lines that float at both ends, held by their devices only: "
+                  f"about {sp['spice_rounding_v']:.1e} V; the difference is ngspice's where it is of that size, "
+                  "and this solve's Kirchhoff check is in summary.json)")
     print(f"wrote {out_dir}/summary.json, solution.npz, solve.png" + (", circuit.cir" if spice else ""))
 
 
@@ -475,7 +482,7 @@ def _check_spice(shape, batch=1):
 def _compare_with_spice(xbar, drives, sol, deck_path):
     """Solve with ngspice, write its deck, and return the differences."""
     from .exceptions import SpiceError, XbarsimError
-    from .spice import BY_HAND_HINT, run_ngspice, write_netlist
+    from .spice import BY_HAND_HINT, floating_line_rounding, run_ngspice, write_netlist
 
     t0 = time.perf_counter()
     from .solve import _batch_of
@@ -484,6 +491,11 @@ def _compare_with_spice(xbar, drives, sol, deck_path):
         ref = run_ngspice(xbar, **drives,
                           timeout=_spice_timeout(xbar.shape[0] * xbar.shape[1], _batch_of(*drives.values())))
     except SpiceError as exc:
+        if isinstance(exc.__cause__, subprocess.TimeoutExpired):
+            # a timeout: the library's advice (run_ngspice's timeout) and the deck are no help here
+            raise SpiceError(f"ngspice did not finish within {exc.__cause__.timeout:.0f} s on the "
+                             f"{xbar.shape[0]} x {xbar.shape[1]} array; compare fewer input vectors (a few rows "
+                             "of --inputs) or a corner of the array, or drop --spice.") from None
         # keep the deck for a run by hand: the library's hint (write_netlist)
         # is no help on the command line, and --out was left empty (found by review)
         kept = os.path.join(os.path.dirname(deck_path), "circuit-failed.cir")
@@ -501,7 +513,8 @@ def _compare_with_spice(xbar, drives, sol, deck_path):
     dv = max(float(np.max(np.abs(sol.v_wl - ref.v_wl))), float(np.max(np.abs(sol.v_bl - ref.v_bl))))
     scale = float(np.max(np.abs(ref.i_out)))
     di = float(np.max(np.abs(sol.i_out - ref.i_out))) / scale if scale > 0 else 0.0
-    return dict(max_abs_diff_v=dv, max_rel_diff_i_out=di, seconds=seconds)
+    return dict(max_abs_diff_v=dv, max_rel_diff_i_out=di, seconds=seconds,
+                spice_rounding_v=floating_line_rounding(xbar, **drives))
 
 
 def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress):
@@ -560,6 +573,36 @@ def _cell_arg(text):
     return i, j
 
 
+def _check_resistances(g, wl, bl, r_in, r_out, method):
+    """The circuit's checks of its resistances (`xbarsim.Crossbar`,
+    `xbarsim.solve`), made first with the command line's names: the
+    library's refusals name ``r_wl``, ``left.r``, ``bottom.r`` and
+    ``method='mg'``, and suggest ``Drive(floating=True)``, none of which a
+    shell user can give (found by review). ``wl`` and ``bl``: (option as
+    typed, ohms) of the word- and bit-line segments."""
+    from .circuit import DYNAMIC_RANGE
+
+    for (flag, r), part in ((wl, "wire"), (bl, "wire"), (("--r-in", r_in), "input terminal"),
+                            (("--r-out", r_out), "sense terminal")):
+        check_r_wire(r, flag, part)
+    gmax = float(np.max(g, initial=0.0))
+    for flag, r in (wl, bl):
+        if gmax * r > DYNAMIC_RANGE:
+            raise ParameterError(f"{flag} {r:g}: the largest device conductance ({gmax:.3g} S) is {gmax * r:.2g} "
+                                 f"times the wire's; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve "
+                                 "the wires next to it. Check the units (--g in siemens, resistances in ohms).")
+    for (flag, r), (wire, rw) in ((("--r-in", r_in), wl), (("--r-out", r_out), bl)):
+        if rw > 0 and r > DYNAMIC_RANGE * rw:
+            raise ParameterError(f"{flag} {r:g}: the terminal is {r / rw:.2g} times the {rw:g} ohm segments of "
+                                 f"{wire}; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve the line "
+                                 f"against it. Give a smaller {flag} (0: ideal), or a larger {wire}.")
+    if method == "mg" and 0 in (wl[1], bl[1]):
+        zero = wl[0] if wl[1] == 0 else bl[0]
+        raise ParameterError(f"--method mg needs wire segments of more than 0 ohms ({zero} is 0: ideal wire merges "
+                             "the line's nodes, which its 2 x 2 coarsening does not handle); use --method pcg or "
+                             "auto, or give a resistance.")
+
+
 def _nonneg(text):
     try:
         value = float(text)
@@ -577,7 +620,7 @@ def register(subparsers):
     p = subparsers.add_parser(
         "solve",
         help="one read of your own array (G from a file): voltages, currents, IR drop, MVM error",
-        description=__doc__.split("\n", 2)[2],
+        description=help_text(__doc__.split("\n", 2)[2]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  xbarsim solve --g G.npy --inputs x.csv --r-wire 2 --v0 0.25 --out read\n"
                "  xbarsim solve --g G.npy --pulse 3,5 --vp 1.6 --scheme V/3 --v0 0.45 --out pulse",
@@ -618,8 +661,10 @@ def register(subparsers):
         if g.ndim != 2:
             raise ParameterError(f"--g {args.g!r} has shape {g.shape}; give a 2-D array, one row of "
                                  "conductances (siemens) per word line.")
-        r_wl = args.r_wire if args.r_wl is None else args.r_wl
-        r_bl = args.r_wire if args.r_bl is None else args.r_bl
+        wl = ("--r-wire", args.r_wire) if args.r_wl is None else ("--r-wl", args.r_wl)
+        bl = ("--r-wire", args.r_wire) if args.r_bl is None else ("--r-bl", args.r_bl)
+        _check_resistances(g, wl, bl, args.r_in, args.r_out, args.method)
+        r_wl, r_bl = wl[1], bl[1]
         if args.pulse is None and (args.vp is not None or args.scheme is not None):
             raise ParameterError("--vp and --scheme set up a programming pulse; add --pulse I,J (the cell), or "
                                  "drop them for a read.")

@@ -74,7 +74,7 @@ import numpy as np
 
 from ._dask import connect_scheduler, one_line, start_local_cluster, transport_problem
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
-from .cli import seed_arg
+from .cli import SEED_LIMIT, seed_arg
 from .solve import METHODS
 
 __all__ = [
@@ -240,6 +240,50 @@ class ScalePoint:
             raise ParameterError(f"v_read must be > 0 volts; got {self.v_read!r}.")
         if self.method not in METHODS:
             raise ParameterError(f"unknown method {self.method!r}; choose one of {METHODS}.")
+        self._validate_combination()
+
+    def _validate_combination(self):
+        """The circuit's checks that concern values together (`Crossbar`,
+        `read_drives`, `solve`), made here with the sweep's names: they were
+        made in each point's solve, so a sweep with one impossible value ran
+        every other point and recorded the rest as failed, naming ``r_wl``
+        and ``left.r`` (found by review)."""
+        from .circuit import DYNAMIC_RANGE, R_TINY
+        from .solve import _check_tol
+
+        if not (isinstance(self.seed, (int, np.integer)) and not isinstance(self.seed, bool)
+                and 0 <= self.seed < SEED_LIMIT):
+            raise ParameterError(f"seed (--seed) must be a whole number in [0, 2**63); got {self.seed!r}.")
+        if self.tol is not None:
+            try:
+                _check_tol(self.tol, None)
+            except ParameterError as exc:
+                raise ParameterError(f"tol (--tol): {exc}") from None
+        for name, r in (("r_wire (--r-wire)", self.r_wire), ("r_terminal (--r-terminal)", self.r_terminal)):
+            if 0 < r < R_TINY:
+                raise ParameterError(f"{name} = {r:g} ohms: below {R_TINY:.0e} ohms the circuit solver cannot "
+                                     "work; give 0 for an ideal part (handled exactly).")
+        if self.g_max * self.r_wire > DYNAMIC_RANGE:
+            raise ParameterError(
+                f"window up to {self.g_max:.3g} S (--g-range) on {self.r_wire:g} ohm wires (--r-wire): a device "
+                f"{self.g_max * self.r_wire:.2g} times the wire's conductance; beyond {DYNAMIC_RANGE:.0e} double "
+                "precision cannot resolve the wires next to it. Check the units (siemens, ohms).")
+        if self.r_wire > 0 and self.r_terminal > DYNAMIC_RANGE * self.r_wire:
+            raise ParameterError(
+                f"r_terminal (--r-terminal) = {self.r_terminal:g} ohms is {self.r_terminal / self.r_wire:.2g} times "
+                f"the {self.r_wire:g} ohm wire segments (--r-wire); beyond {DYNAMIC_RANGE:.0e} double precision "
+                "cannot resolve a line against its terminal. Give a smaller terminal resistance (0: ideal).")
+        if self.v_read < 1e-300:
+            raise ParameterError(f"v_read (--v-read) = {self.v_read:g} V: the solvers scale the drives to unit "
+                                 "voltage, which needs at least 1e-300 V; the study's errors and IR-drop "
+                                 "fractions do not depend on it for linear devices.")
+        with np.errstate(over="ignore"):
+            current = 2.0 * self.v_read * max(self.g_max, 1.0 / self.r_wire if self.r_wire > 0 else 0.0,
+                                              1.0 / self.r_terminal if self.r_terminal > 0 else 0.0) \
+                * (self.rows + self.cols)
+        if not current < np.finfo(float).max / 16:
+            raise ParameterError(f"v_read (--v-read) = {self.v_read:g} V on this window and these wires bounds "
+                                 "the currents beyond double precision's range; give a smaller --v-read.")
 
 
 @dataclass(frozen=True)
@@ -295,6 +339,10 @@ class SweepParams:
                                      "an (M, N) pair of whole numbers >= 1, e.g. sizes=(64, (128, 256)).")
             sizes.append((int(pair[0]), int(pair[1])))
         object.__setattr__(self, "sizes", tuple(sizes))
+        if not (isinstance(self.seed, (int, np.integer)) and not isinstance(self.seed, bool)
+                and 0 <= self.seed < SEED_LIMIT):
+            # 1.5 was cut to 1 by `points`, and a resume took seed 1's rows for it (found by review)
+            raise ParameterError(f"SweepParams.seed must be a whole number in [0, 2**63); got {self.seed!r}.")
         object.__setattr__(self, "r_wire", listed("r_wire", self.r_wire, number))
         object.__setattr__(self, "inputs", listed("inputs", self.inputs, number))
         pair_of_numbers = lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and all(map(number, v))

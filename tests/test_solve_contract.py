@@ -560,6 +560,16 @@ def test_an_array_whose_float64_copy_cannot_fit_is_refused_before_converting(mon
     with pytest.raises(xs.MemoryLimitError, match="copy"):
         xs.Crossbar(huge)
     xs.Crossbar(np.full((64, 64), 1e-4, dtype=np.float32))  # a small conversion is fine
+    # a float64 g is copied too (the Crossbar owns its arrays), and the wire and
+    # v0 arrays are converted: none was counted (found by review)
+    monkeypatch.setattr(xbarsim._memory, "available_bytes", lambda: 1 << 20)
+    g = np.full((256, 256), 1e-4)  # 512 KiB: its copy fits in 90 % of 1 MiB
+    with pytest.raises(xs.MemoryLimitError, match="copy of g"):
+        xs.Crossbar(np.full((512, 512), 1e-4))  # 2 MiB
+    for name, value in (("r_wl", np.ones((512, 511))), ("r_bl", np.ones((511, 512))), ("v0", np.ones((512, 512)))):
+        with pytest.raises(xs.MemoryLimitError, match=f"copy of {name}"):
+            xs.Crossbar(np.full((512, 512), 1e-4, dtype=np.float32)[:1, :1], **{name: value})
+    assert xs.Crossbar(g).g.shape == g.shape
 
 
 def test_a_crossbar_owns_read_only_copies_of_its_arrays():
@@ -935,3 +945,67 @@ def test_the_memory_check_sizes_the_method_auto_will_run(monkeypatch, tmp_path, 
     with pytest.raises(Sized, match=expected):
         main(["solve", "--g", str(tmp_path / "g.npy"), "--out", str(tmp_path / "o"), "--r-wl", str(r_wl),
               "--r-bl", str(r_bl), "--no-progress"])
+
+
+# ---------------------------------------------------------------------------
+# The memory probe: cgroup and address-space limits count
+# ---------------------------------------------------------------------------
+
+
+def test_the_memory_probe_counts_the_processs_memory_cgroups(tmp_path, monkeypatch):
+    # it read the machine's MemAvailable only: a container's or a SLURM
+    # job's limit let a request through to be killed (found by review)
+    from xbarsim import _memory
+
+    v2, v1 = tmp_path / "v2", tmp_path / "v1"
+    (v2 / "job" / "step").mkdir(parents=True)
+    (v2 / "job" / "memory.max").write_text("1000000000\n")
+    (v2 / "job" / "memory.current").write_text("300000000\n")
+    (v2 / "job" / "memory.stat").write_text("anon 200000000\ninactive_file 100000000\n")
+    (v2 / "job" / "step" / "memory.max").write_text("max\n")  # no limit of its own
+    (v2 / "job" / "step" / "memory.current").write_text("250000000\n")
+    (v1 / "grp").mkdir(parents=True)
+    (v1 / "grp" / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1's "no limit"
+    (v1 / "grp" / "memory.usage_in_bytes").write_text("5000\n")
+    cgroup = tmp_path / "cgroup"
+    cgroup.write_text("4:memory:/grp\n3:cpu:/\n0::/job/step\n")
+    monkeypatch.setattr(_memory, "PROC_CGROUP", str(cgroup))
+    monkeypatch.setattr(_memory, "CGROUP_MOUNTS", {"v2": str(v2), "v1": str(v1)})
+    assert _memory.cgroup_room() == 1000000000 - (300000000 - 100000000)
+    assert _memory.available_bytes() <= 800000000
+    (v1 / "grp" / "memory.limit_in_bytes").write_text("600000000\n")
+    (v1 / "grp" / "memory.stat").write_text("total_inactive_file 1000\n")
+    assert _memory.cgroup_room() == 600000000 - 4000
+    cgroup.write_text("3:cpu:/\n")
+    assert _memory.cgroup_room() is None
+
+
+_UNDER_ULIMIT_V = """
+import resource
+import numpy as np, xbarsim as xs
+from xbarsim import _memory
+def vm_size():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) * 1024 for l in fh if l.startswith("VmSize:"))
+room = 600 * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (vm_size() + room, resource.RLIM_INFINITY))
+have = _memory.available_bytes()
+assert 0 < have <= room, have
+g = np.full((2048, 2048), 1e-4)  # 32 MiB; a pcg solve of it needs ~0.9 GB
+try:
+    xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(0.2), bottom=xs.Drive(0.0), method="pcg")
+except xs.MemoryLimitError as exc:
+    print("refused:", exc)
+"""
+
+
+def test_the_memory_probe_counts_the_address_space_limit():
+    # under `ulimit -v` a solve the machine's memory admitted failed with
+    # NumPy's MemoryError mid-solve (found by review)
+    import os
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", _UNDER_ULIMIT_V], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NUMBA_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("refused: a pcg solve of a 2048 x 2048 array")

@@ -234,6 +234,45 @@ def test_small_and_large_weight_scales_inside_the_range_are_exact():
         np.testing.assert_allclose(xs.mvm(prog, x, noise=False) / c, y_ref, rtol=1e-12)
 
 
+def test_transfer_memory_is_checked_before_mapping_or_programming(monkeypatch):
+    """transfer and iter_transfers had no memory check, and transfer_many
+    counted its results only: a chunk as large as n took 3.4x what it
+    admitted, and an oversized request was killed part-way through a long
+    programming run (found by review)."""
+    import importlib
+
+    from xbarsim import _memory, programming
+
+    tmod = importlib.import_module("xbarsim.transfer")
+
+    def no_programming(*args, **kwargs):
+        raise AssertionError("programming started before the memory check")
+
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    monkeypatch.setattr(programming, "_program_batch", no_programming)
+    monkeypatch.setattr(tmod, "_program_batch", no_programming)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 64 * 2**20)
+    with pytest.raises(xs.MemoryLimitError, match="mapping a 4096 x 4096 layer to 33554432 devices"):
+        xs.transfer(np.broadcast_to(np.float32(0.1), (4096, 4096)), None, cfg)  # before its float64 copy
+    W, b = _layer(256, 255)  # 2 x 256 x 256 = 131072 devices: 23 MiB of results and work arrays
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 16 * 2**20)  # its mapping, 2.6 MB, fits
+    with pytest.raises(xs.MemoryLimitError, match="transferring a layer of 131072 devices"):
+        xs.transfer(W, b, xs.TransferConfig(r_wl=0.0, r_bl=0.0, tile=(256, 512)))
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 2**30)
+    W, b = _layer(32, 32)  # 2112 devices on one 33 x 64 tile
+    devices = 2112
+    assert 4096 * devices * 14 < 0.9 * 2**30  # the results alone fit
+    with pytest.raises(xs.MemoryLimitError, match="transfer_many keeping 4096 transfers of 2112 devices, 4096 at"):
+        xs.transfer_many(W, b, cfg, n=4096, chunk=4096)
+    with pytest.raises(xs.MemoryLimitError, match="iter_transfers of 2112 devices, 4096 transfers at a time"):
+        xs.iter_transfers(W, b, cfg, n=10**6, chunk=4096)  # at the call, not at the first chunk
+    # the chunk itself checks where it runs (a Dask worker's limit counts there)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1 * 2**20)
+    mapping = xs.mapping.map_layer(W, b, cfg)
+    with pytest.raises(xs.MemoryLimitError, match="a chunk of 256 transfers"):
+        tmod._run_chunk(mapping, cfg, np.uint64(0), 0, 256)
+
+
 def test_mvm_memory_is_checked_before_allocating(monkeypatch):
     """mvm / mvm_many refuse inputs whose working memory cannot fit (they had
     no check: a bare numpy MemoryError, or the allocation itself)."""

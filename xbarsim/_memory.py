@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 from .exceptions import MemoryLimitError
 
-PCG_BYTES_PER_CELL = 48
+PCG_BYTES_PER_CELL = 112
 """Per-cell bytes independent of the batch (line-relaxation CG): G.T, group
 ids, segment conductances, line factors (invden; cprime too with ideal wire)
 of both layers.
-Measured with tracemalloc: 146 B/cell in all at 1024^2, one column."""
+Measured with tracemalloc: 146 B/cell in all at 1024^2, one column. 48
+before, which ideal wire (the extra factors and group ids; the path ``auto``
+takes whenever a wire is ideal) outgrew: one column peaked at 1.18-1.30x the
+estimate from 256^2 to 1536^2, 185 B/cell at 1024^2 (RSS, found by
+review)."""
 PCG_BYTES_PER_CELL_COLUMN = 104
 """Per-cell bytes per batch column: both layers' voltages, residual,
 preconditioned residual (which the product shares), direction, and the
@@ -23,8 +29,15 @@ fine level each: conductances, shunts, factors). 244 B/cell measured at
 estimate is left where it was: it only decides refusals, and errs high."""
 MG_BYTES_PER_CELL_COLUMN = 128
 """As `PCG_BYTES_PER_CELL_COLUMN` plus the coarse levels' vectors."""
-DIRECT_BYTES_PER_CELL = 2500
-"""Rough SuperLU fill for the crossbar graph, measured at 256^2."""
+DIRECT_BYTES_PER_CELL = 2900
+"""SuperLU's fill for the crossbar graph per cell up to 256^2 (`direct_fill`
+adds `DIRECT_BYTES_PER_DOUBLING` per doubling of the cells beyond)."""
+DIRECT_BYTES_PER_DOUBLING = 240
+"""Growth of SuperLU's fill per cell with each doubling of the cells: a
+nested-dissection fill of a 2-D mesh grows as n log n. RSS of one column
+measured 2803, 3213 and 3747 B/cell at 256^2, 512^2 and 1024^2 (2660
+estimated by the constant 2500 before: 1.41x over at 1024^2, and more
+beyond; found by review)."""
 DIRECT_BYTES_PER_CELL_COLUMN = 160
 """Per-cell bytes per batch column of a direct solve: it runs the CG loop of
 `pcg` (`PCG_BYTES_PER_CELL_COLUMN`) on the factorization's solves, plus
@@ -48,7 +61,17 @@ NEWTON_BYTES_PER_CELL_COLUMN = 48
 solves the columns one at a time, so a column adds only its voltages of both
 layers and device currents to the result (24), and a warm start's copy
 (16). Measured: 24 B/cell per column (tracemalloc, 128^2, 3 columns)."""
-_SECOND_FACTORS = {"direct": DIRECT_BYTES_PER_CELL, "mg": MG_BYTES_PER_CELL, "pcg": PCG_BYTES_PER_CELL}
+
+
+def direct_fill(cells):
+    """Bytes per cell of SuperLU's factors of a crossbar of ``cells`` cells."""
+    import math
+
+    return DIRECT_BYTES_PER_CELL + DIRECT_BYTES_PER_DOUBLING * max(0.0, math.log2(max(cells, 1) / 65536))
+
+
+_SECOND_FACTORS = {"direct": direct_fill, "mg": lambda cells: MG_BYTES_PER_CELL,
+                   "pcg": lambda cells: PCG_BYTES_PER_CELL}
 """A Newton step builds its Jacobian's preconditioner (SuperLU factors, or
 line factors and coarse levels) while the previous step's is still held: two
 sets at once. For ``direct`` that doubles the fill: 4627 B/cell RSS at
@@ -57,8 +80,25 @@ B/cell); the guard's linear figure alone let such solves reach 1.5-1.8x
 what it admitted (found by review)."""
 
 
+PROC_CGROUP = "/proc/self/cgroup"
+"""Where this process's control groups are listed (`cgroup_room`)."""
+CGROUP_MOUNTS = {"v2": "/sys/fs/cgroup", "v1": "/sys/fs/cgroup/memory"}
+"""Mount points of the cgroup v2 hierarchy and of cgroup v1's memory
+controller."""
+
+
 def available_bytes():
-    """Memory available to this process now (MemAvailable), in bytes."""
+    """Memory this process may still take now, in bytes: the least of the
+    machine's MemAvailable, the room its memory cgroups leave
+    (`cgroup_room`: a container's, a SLURM job's ``--mem``) and the room
+    under its address-space limit (``ulimit -v``). MemAvailable alone let a
+    job with a smaller limit be killed, or fail mid-solve, where it should
+    have been refused (found by review)."""
+    rooms = [_machine_available(), cgroup_room(), _address_space_room()]
+    return min(r for r in rooms if r is not None)
+
+
+def _machine_available():
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
@@ -74,6 +114,89 @@ def available_bytes():
         return 1 << 62
 
 
+def _read_number(path):
+    try:
+        with open(path) as fh:
+            text = fh.read().strip()
+    except OSError:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None  # "max": no limit
+
+
+def _stat_field(path, key):
+    try:
+        with open(path) as fh:
+            for line in fh:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def cgroup_room():
+    """Bytes the memory cgroups of this process (v2 or v1, its own and every
+    ancestor up to the mount point) still allow: limit less usage, the
+    reclaimable inactive file cache not counted as used. None without a
+    limit."""
+    try:
+        with open(PROC_CGROUP) as fh:
+            entries = fh.read().splitlines()
+    except OSError:
+        return None
+    rooms = []
+    for entry in entries:
+        parts = entry.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[1] == "":
+            base, files = CGROUP_MOUNTS["v2"], ("memory.max", "memory.current", "inactive_file")
+        elif "memory" in parts[1].split(","):
+            base, files = CGROUP_MOUNTS["v1"], ("memory.limit_in_bytes", "memory.usage_in_bytes",
+                                                "total_inactive_file")
+        else:
+            continue
+        here = os.path.normpath(os.path.join(base, parts[2].lstrip("/")))
+        if not here.startswith(base) or not os.path.isdir(here):
+            here = base  # a namespaced container sees its own group at the mount point
+        while True:
+            limit = _read_number(os.path.join(here, files[0]))
+            usage = _read_number(os.path.join(here, files[1]))
+            if limit is not None and usage is not None and limit < 1 << 60:  # v1 writes "no limit" as ~2**63
+                used = usage - _stat_field(os.path.join(here, "memory.stat"), files[2])
+                rooms.append(max(limit - max(used, 0), 0))
+            if here == base or len(here) <= len(base):
+                break
+            here = os.path.dirname(here)
+    return min(rooms) if rooms else None
+
+
+def _address_space_room():
+    """Room under ``RLIMIT_AS`` (``ulimit -v``), or None without one."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):
+        return None
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return None
+    size = 0
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmSize:"):
+                    size = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        pass
+    return max(soft - size, 0)
+
+
 def estimate(method, M, N, batch, nonlinear=False):
     """Bytes a solve of an M x N array with `batch` columns needs, roughly;
     `nonlinear`: sinh devices (Newton: the inner linear solve of one column,
@@ -82,10 +205,10 @@ def estimate(method, M, N, batch, nonlinear=False):
     cells = M * N
     if nonlinear:
         return (estimate(method, M, N, 1)
-                + cells * (NEWTON_BYTES_PER_CELL + _SECOND_FACTORS[method]
+                + cells * (NEWTON_BYTES_PER_CELL + _SECOND_FACTORS[method](cells)
                            + NEWTON_BYTES_PER_CELL_COLUMN * (batch - 1)))
     if method == "direct":
-        return cells * (DIRECT_BYTES_PER_CELL + DIRECT_BYTES_PER_CELL_COLUMN * batch)
+        return cells * (direct_fill(cells) + DIRECT_BYTES_PER_CELL_COLUMN * batch)
     if method == "mg":
         return cells * (MG_BYTES_PER_CELL + MG_BYTES_PER_CELL_COLUMN * batch)
     return cells * (PCG_BYTES_PER_CELL + PCG_BYTES_PER_CELL_COLUMN * batch)
@@ -164,16 +287,18 @@ def check(method, M, N, batch, nonlinear=False):
             f"a {method} solve of a {M} x {N} array{devices} with {batch} input column(s)", hint)
 
 
-def check_copy(value, name):
+def check_copy(value, name, copied=False):
     """Refuse to convert an array input (``value``, not yet converted) whose
     float64, C-ordered copy would not fit: a float32 or strided or broadcast
-    array the size of the machine, before NumPy tries to allocate it."""
+    array the size of the machine, before NumPy tries to allocate it.
+    ``copied``: the caller copies even a float64 C-ordered array (a
+    `Crossbar` owns its arrays), so it counts too."""
     shape = getattr(value, "shape", None)
     dtype = getattr(value, "dtype", None)
     if shape is None or dtype is None:
         return
     flags = getattr(value, "flags", None)
-    if dtype == "float64" and (flags is None or flags.c_contiguous):
+    if not copied and dtype == "float64" and (flags is None or flags.c_contiguous):
         return
     need = 8
     for n in shape:

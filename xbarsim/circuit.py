@@ -279,7 +279,10 @@ class Crossbar:
     """sinh voltage scale, volts, scalar or (M, N); None for linear devices."""
 
     def __post_init__(self):
-        _memory.check_copy(self.g, "g")
+        for name in ("g", "r_wl", "r_bl", "v0"):  # each is copied (a float64 g too: found by review)
+            value = getattr(self, name)
+            if _OWNED.get(id(value)) is not value:  # `with_g` shares what a Crossbar owns
+                _memory.check_copy(value, name, copied=True)
         g = _as_float_array(self.g, "g")
         if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] < 1:
             raise ParameterError(

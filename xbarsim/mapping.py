@@ -194,6 +194,38 @@ def check_layer(weight, bias):
     return W, b
 
 
+MAP_BYTES_PER_WEIGHT = 24
+"""What `map_layer` holds per weight besides its tiles: the float64 copy of
+the weight, the copy with the bias column, and ``|W|``."""
+
+
+def device_count(shape, has_bias, cfg):
+    """Devices the tiles of an (out, in) layer take under ``cfg``'s mapping
+    and tile size: two per weight under ``"differential"``, one per weight
+    and a reference column per tile under ``"reference"``."""
+    out_f, in_f = (int(n) for n in shape)
+    rows = in_f + bool(has_bias)
+    cols_t = int(cfg.tile[1])
+    if cfg.mapping is MappingScheme.DIFFERENTIAL:
+        return rows * 2 * out_f
+    return rows * (out_f + -(-out_f // max(cols_t - 1, 1)))
+
+
+def _check_mapping_memory(weight, bias, cfg):
+    """Refuse a layer whose mapping cannot fit, before it is converted (a
+    2048 x 2048 float32 layer took 510 MiB through `transfer` with 256 MiB
+    available, no check on the way; found by review)."""
+    from ._memory import require
+
+    shape = np.shape(weight)
+    if len(shape) != 2:
+        return  # check_layer says what is wrong with it
+    devices = device_count(shape, bias is not None, cfg)
+    require(MAP_BYTES_PER_WEIGHT * float(np.prod(shape, dtype=np.float64)) + 8.0 * devices,
+            f"mapping a {shape[0]} x {shape[1]} layer to {devices} devices",
+            "map a smaller layer (or split it into several and transfer each)")
+
+
 WEIGHT_SCALE_RANGE = (1e-300, 1e300)
 """Range of the per-layer scale ``max |w|`` (weights and ``bias / input_scale``)
 that `map_layer` accepts. Its ratio to the conductance window is the scale
@@ -255,6 +287,7 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
     if not isinstance(cfg, TransferConfig):
         raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
     cfg.check_mapping_band()
+    _check_mapping_memory(weight, bias, cfg)
     W, b = check_layer(weight, bias)
     out_f, in_f = W.shape
     s_in = float(cfg.input_scale)

@@ -199,17 +199,41 @@ _RESULT_BYTES_PER_DEVICE = 8 + 1 + 1 + 4
 converged, stuck, pulses (int32)."""
 
 
-def _check_result_memory(n, mapping):
-    """Refuse an ``n`` whose results cannot fit, before allocating them."""
+def _chunk_bytes(mapping, count):
+    """Working memory of one chunk of ``count`` transfers (`_run_chunk`):
+    the results it hands back (`_RESULT_BYTES_PER_DEVICE` per device), and
+    for the tile being programmed its broadcast targets and the kernel's
+    work arrays and outputs (`PROGRAM_BYTES_PER_CELL`)."""
+    from .programming import PROGRAM_BYTES_PER_CELL
+
+    devices = sum(t.target.size for t in mapping.tiles)
+    largest = max(t.target.size for t in mapping.tiles)
+    return float(count) * (devices * _RESULT_BYTES_PER_DEVICE + largest * (PROGRAM_BYTES_PER_CELL + 8))
+
+
+def _check_result_memory(n, mapping, chunk=0, what="transfer_many"):
+    """Refuse, before allocating anything, ``n`` transfers whose results
+    cannot be kept with one chunk of ``chunk`` at work (it checked the
+    results only: a chunk as large as n took 3.4x what it admitted; found by
+    review). ``n`` 0: a stream (`iter_transfers`), which keeps none."""
     from ._memory import require
 
     devices = sum(t.target.size for t in mapping.tiles)
-    require(n * devices * _RESULT_BYTES_PER_DEVICE, f"transfer_many keeping {n} transfers of {devices} devices",
-            "lower n, or stream them with xs.iter_transfers(..., chunk=...), whose memory does not grow with n")
+    require(float(n) * devices * _RESULT_BYTES_PER_DEVICE + _chunk_bytes(mapping, chunk),
+            f"{what} keeping {n} transfers of {devices} devices, {chunk} at a time" if n else
+            f"{what} of {devices} devices, {chunk} transfers at a time",
+            ("lower n or chunk, or stream them with xs.iter_transfers(..., chunk=...), whose memory does not "
+             "grow with n") if n else "lower chunk")
 
 
 def _run_chunk(mapping, cfg, seed, start, count):
-    """Program transfers ``start .. start+count`` of every tile (kernel)."""
+    """Program transfers ``start .. start+count`` of every tile (kernel).
+    Its working memory is checked here too, where it runs: on a Dask worker
+    the worker's memory limit counts (`xbarsim._memory.require`)."""
+    from ._memory import require
+
+    require(_chunk_bytes(mapping, count), f"a chunk of {count} transfers of this layer",
+            "lower chunk, or run fewer --workers")
     g, conv, stuck, pulses = [], [], [], []
     fails = 0
     for k, tile in enumerate(mapping.tiles):
@@ -253,12 +277,18 @@ def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0,
     >>> xs.mvm(prog, np.array([[1.0, 0.5]])).shape
     (1, 1)
     """
-    from .programming import _program_result
+    from ._memory import require
+    from .programming import PROGRAM_BYTES_PER_CELL, _program_result
 
     cfg = TransferConfig() if cfg is None else cfg
     mapping = map_layer(weight, bias, cfg)
     s = _check_seed(seed)
     progress = _check_flag(progress, "progress")
+    devices = sum(t.target.size for t in mapping.tiles)
+    # every tile's result (its 9 fields), one group's work arrays and stacked
+    # targets: not checked before (found by review)
+    require(devices * (PROGRAM_BYTES_PER_CELL + 8.0), f"transferring a layer of {devices} devices",
+            "transfer a smaller layer")
     # tiles of one shape are programmed together, in parallel (each its own
     # stream (seed, 0, k), so the result is the same as one tile at a time)
     results = [None] * len(mapping.tiles)
@@ -295,6 +325,7 @@ def iter_transfers(weight, bias, cfg: Optional[TransferConfig] = None, n: int = 
     n = _check_n(n)
     s = _check_seed(seed)
     chunk = _check_chunk(chunk)
+    _check_result_memory(0, mapping, min(chunk, n), what="iter_transfers")
     return _transfer_chunks(mapping, cfg, s, int(seed), n, chunk)
 
 
@@ -349,7 +380,7 @@ def transfer_many(weight, bias, cfg: Optional[TransferConfig] = None, n: int = 2
     if workers is not None and scheduler is not None:
         raise ParameterError("give workers= (start a local Dask cluster) or scheduler= (use a running one), "
                              "not both.")
-    _check_result_memory(n, mapping)
+    _check_result_memory(n, mapping, min(chunk, n))
     starts = list(range(0, n, chunk))
     g = [np.empty((n,) + t.shape) for t in mapping.tiles]
     conv = [np.empty((n,) + t.shape, dtype=bool) for t in mapping.tiles]

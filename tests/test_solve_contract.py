@@ -971,12 +971,17 @@ def test_the_memory_probe_counts_the_processs_memory_cgroups(tmp_path, monkeypat
     cgroup.write_text("4:memory:/grp\n3:cpu:/\n0::/job/step\n")
     monkeypatch.setattr(_memory, "PROC_CGROUP", str(cgroup))
     monkeypatch.setattr(_memory, "CGROUP_MOUNTS", {"v2": str(v2), "v1": str(v1)})
+    monkeypatch.setattr(_memory, "_CGROUP_LIMITS", {})
     assert _memory.cgroup_room() == 1000000000 - (300000000 - 100000000)
     assert _memory.available_bytes() <= 800000000
+    (v2 / "job" / "memory.current").write_text("500000000\n")  # the usage is read at every call
+    assert _memory.cgroup_room() == 1000000000 - (500000000 - 100000000)
     (v1 / "grp" / "memory.limit_in_bytes").write_text("600000000\n")
     (v1 / "grp" / "memory.stat").write_text("total_inactive_file 1000\n")
+    monkeypatch.setattr(_memory, "_CGROUP_LIMITS", {})  # the limits, once per process
     assert _memory.cgroup_room() == 600000000 - 4000
     cgroup.write_text("3:cpu:/\n")
+    monkeypatch.setattr(_memory, "_CGROUP_LIMITS", {})
     assert _memory.cgroup_room() is None
 
 

@@ -138,17 +138,23 @@ def _stat_field(path, key):
     return 0
 
 
-def cgroup_room():
-    """Bytes the memory cgroups of this process (v2 or v1, its own and every
-    ancestor up to the mount point) still allow: limit less usage, the
-    reclaimable inactive file cache not counted as used. None without a
-    limit."""
+_CGROUP_LIMITS = {}
+"""(PROC_CGROUP, mounts) -> the memory cgroups with a limit: (limit, usage
+file, memory.stat file, its inactive-file key) each. Read once per process:
+a limit changes seldom, and reading every level's files took 0.12 ms per
+check, 5 % of a small solve."""
+
+
+def _limited_cgroups():
+    key = (PROC_CGROUP, tuple(sorted(CGROUP_MOUNTS.items())))
+    if key in _CGROUP_LIMITS:
+        return _CGROUP_LIMITS[key]
+    found = []
     try:
         with open(PROC_CGROUP) as fh:
             entries = fh.read().splitlines()
     except OSError:
-        return None
-    rooms = []
+        entries = []
     for entry in entries:
         parts = entry.split(":", 2)
         if len(parts) != 3:
@@ -165,13 +171,26 @@ def cgroup_room():
             here = base  # a namespaced container sees its own group at the mount point
         while True:
             limit = _read_number(os.path.join(here, files[0]))
-            usage = _read_number(os.path.join(here, files[1]))
-            if limit is not None and usage is not None and limit < 1 << 60:  # v1 writes "no limit" as ~2**63
-                used = usage - _stat_field(os.path.join(here, "memory.stat"), files[2])
-                rooms.append(max(limit - max(used, 0), 0))
-            if here == base or len(here) <= len(base):
+            if limit is not None and limit < 1 << 60:  # "max" (v2) or ~2**63 (v1): no limit
+                found.append((limit, os.path.join(here, files[1]), os.path.join(here, "memory.stat"), files[2]))
+            if len(here) <= len(base):
                 break
             here = os.path.dirname(here)
+    _CGROUP_LIMITS[key] = found
+    return found
+
+
+def cgroup_room():
+    """Bytes the memory cgroups of this process (v2 or v1, its own and every
+    ancestor up to the mount point) still allow: limit less usage, the
+    reclaimable inactive file cache not counted as used. None without a
+    limit. The limits are read once per process (`_CGROUP_LIMITS`), the
+    usage at every call."""
+    rooms = []
+    for limit, usage_file, stat_file, key in _limited_cgroups():
+        usage = _read_number(usage_file)
+        if usage is not None:
+            rooms.append(max(limit - max(usage - _stat_field(stat_file, key), 0), 0))
     return min(rooms) if rooms else None
 
 

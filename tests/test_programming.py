@@ -909,6 +909,24 @@ def test_programming_that_cannot_fit_in_memory_is_refused_first():
         xs.program(huge, xs.TransferConfig())
 
 
+def test_programming_memory_is_checked_before_the_targets_float64_copy(monkeypatch):
+    # the targets were converted to float64 first (found by review)
+    import tracemalloc
+
+    from xbarsim import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 64 * 2**20)
+    targets = np.broadcast_to(np.float32(3e-4), (1500, 1500))  # 9 MB as float32, 18 MB as float64
+    tracemalloc.start()
+    try:
+        with pytest.raises(xs.MemoryLimitError, match="programming an array of 1500 x 1500 devices"):
+            xs.program(targets, xs.TransferConfig())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
 def test_unconverged_circuit_solves_raise():
     """A write-verify simulation whose circuit solves miss their tolerance is
     never returned as if it had converged."""

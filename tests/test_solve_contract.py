@@ -1014,3 +1014,24 @@ def test_the_memory_probe_counts_the_address_space_limit():
                           env={**os.environ, "NUMBA_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("refused: a pcg solve of a 2048 x 2048 array")
+
+
+def test_resolve_checks_its_memory_before_converting_the_new_conductances(monkeypatch):
+    # resolve converted g, copied it into a Crossbar and transposed it before
+    # its solve's memory check (found by review)
+    import tracemalloc
+
+    import xbarsim._memory
+
+    g = np.full((600, 600), 1e-4)
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(0.2), bottom=xs.Drive(0.0), method="pcg")
+    new_g = g.astype(np.float32) * np.float32(1.01)
+    monkeypatch.setattr(xbarsim._memory, "available_bytes", lambda: 2**20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(xs.MemoryLimitError, match="a pcg solve of a 600 x 600 array"):
+            sol.resolve(new_g)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**18  # no float64 copy (2.9 MB)

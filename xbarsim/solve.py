@@ -136,6 +136,10 @@ class Solution:
         Solution
         """
         net = self._network("resolve")
+        # the solve and the copies made on the way to it (converted g, the
+        # Crossbar's, its transpose), before the first of them (found by review)
+        _memory.check(self.method, *net.shape, net.batch, nonlinear=not net.linear)
+        _memory.check_copy(g, "g", copied=True)
         g = as_real_array(g, "g", "(M, N)", "conductances in siemens")  # a ragged list: not a raw ValueError
         shape = g.shape
         if shape != net.shape:

@@ -217,8 +217,8 @@ def _check_mapping_memory(weight, bias, cfg):
     available, no check on the way; found by review)."""
     from ._memory import require
 
-    shape = np.shape(weight)
-    if len(shape) != 2:
+    shape = getattr(weight, "shape", None)  # an array or tensor; a list is as large as its copy already
+    if shape is None or len(shape) != 2:
         return  # check_layer says what is wrong with it
     devices = device_count(shape, bias is not None, cfg)
     require(MAP_BYTES_PER_WEIGHT * float(np.prod(shape, dtype=np.float64)) + 8.0 * devices,

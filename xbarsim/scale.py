@@ -282,8 +282,8 @@ class ScalePoint:
                                               1.0 / self.r_terminal if self.r_terminal > 0 else 0.0) \
                 * (self.rows + self.cols)
         if not current < np.finfo(float).max / 16:
-            raise ParameterError(f"v_read (--v-read) = {self.v_read:g} V on this window and these wires bounds "
-                                 "the currents beyond double precision's range; give a smaller --v-read.")
+            raise ParameterError(f"v_read (--v-read) = {self.v_read:g} V would let the currents of this window "
+                                 "and these wires exceed double precision's range; give a smaller --v-read.")
 
 
 @dataclass(frozen=True)

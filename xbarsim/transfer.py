@@ -233,7 +233,7 @@ def _run_chunk(mapping, cfg, seed, start, count):
     from ._memory import require
 
     require(_chunk_bytes(mapping, count), f"a chunk of {count} transfers of this layer",
-            "lower chunk, or run fewer --workers")
+            "lower chunk, or use fewer Dask workers per machine")
     g, conv, stuck, pulses = [], [], [], []
     fails = 0
     for k, tile in enumerate(mapping.tiles):

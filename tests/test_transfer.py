@@ -266,6 +266,9 @@ def test_transfer_memory_is_checked_before_mapping_or_programming(monkeypatch):
         xs.transfer_many(W, b, cfg, n=4096, chunk=4096)
     with pytest.raises(xs.MemoryLimitError, match="iter_transfers of 2112 devices, 4096 transfers at a time"):
         xs.iter_transfers(W, b, cfg, n=10**6, chunk=4096)  # at the call, not at the first chunk
+    # a ragged list has no shape to check: check_layer's message, not NumPy's bare ValueError
+    with pytest.raises(xs.ParameterError, match="does not convert to float64"):
+        xs.transfer([[1.0, 2.0], [3.0]], None, cfg)
     # the chunk itself checks where it runs (a Dask worker's limit counts there)
     monkeypatch.setattr(_memory, "available_bytes", lambda: 1 * 2**20)
     mapping = xs.mapping.map_layer(W, b, cfg)

@@ -111,3 +111,19 @@ def test_seeds_a_multiple_of_2_to_the_32_apart_draw_other_points():
     # the same points, up to the affine min-max scaling
     for k in range(2):
         assert np.corrcoef(np.sort(x[:, k]), points(a)[:, k])[0, 1] > 1 - 1e-12
+
+
+@pytest.mark.parametrize("n, noise, state", [(1200, 0.2, 0), (1200, 0.2, 5), (1201, 0.05, 2**32 - 1), (3, 0.0, 7),
+                                             (1, 0.2, 1), (1200, 1e300, 3)])
+def test_make_moons_draws_what_sklearn_draws_bit_for_bit(n, noise, state):
+    # scikit-learn was a core dependency for this one call; the port must
+    # keep every moons figure, so it draws the same bits
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    from xbarsim.train.data import make_moons
+
+    x, y = make_moons(n, noise, state)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x_ref, y_ref = sklearn_datasets.make_moons(n_samples=n, noise=noise, random_state=state, shuffle=True)
+    np.testing.assert_array_equal(x, x_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    assert x.dtype == x_ref.dtype and y.dtype == y_ref.dtype

@@ -419,8 +419,8 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
 
     ``done[0]`` counts the devices whose write-verify has finished (read by a
     progress bar while the kernel runs; it releases the GIL). A non-zero
-    ``abort[0]`` (set by the caller's thread on Ctrl-C, or by any array's
-    first unconverged solve) stops it before the next device; the outputs
+    ``abort[0]`` (set by the caller's thread on Ctrl-C) stops it before the
+    next device, and so does its own first unconverged solve; the outputs
     are then incomplete and must be discarded."""
     M, N = target.shape
     K = order.shape[0]
@@ -476,9 +476,12 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     for p in range(K):
         if fails != 0:
             # a missed solve makes the run an error (`xbarsim.programming`):
-            # stop every array now, not after thousands more capped solves
-            # (a 16 x 16 array on 1 Mohm wires ran 4 minutes to its error)
-            abort[0] = 1
+            # stop this array now, not after thousands more capped solves
+            # (a 16 x 16 array on 1 Mohm wires ran 4 minutes to its error).
+            # Only this one: stopping the others too left each at a point
+            # set by the threads' timing, and the error's count and kind
+            # changed with the thread count (found by review)
+            return fails
         if abort[0] != 0:
             return fails
         i = order[p, 0]

@@ -368,3 +368,31 @@ def test_a_source_tree_finds_its_kernels_without_an_editable_install(tmp_path):
     pkg, config, module = json.loads(res.stdout)
     assert pkg == str(tree / "xbarsim" / "__init__.py") and config == str(tree / "kernels" / "config.py")
     assert module == "xbarsim.kernels.nodal"  # the kernels' own name, not a top-level "kernels"
+
+
+SAFE_FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+"""The fast-math flags a kernel may take: none that lets LLVM assume no NaN
+or inf ("nnan", "ninf", or fastmath=True, which implies them), so that every
+NaN check keeps working."""
+
+
+def test_every_kernel_keeps_fast_math_to_the_safe_flags():
+    # nothing pinned them: "nnan" added to a kernel's flags would have failed
+    # no test, and its NaN checks could be compiled away (found by review)
+    import importlib
+    import pkgutil
+
+    from numba.core.dispatcher import Dispatcher
+
+    import xbarsim.kernels as kernels
+
+    seen = 0
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"xbarsim.kernels.{info.name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, Dispatcher) and obj.__module__ == module.__name__:
+                flags = obj.targetoptions.get("fastmath", False)
+                assert flags is False or (isinstance(flags, (set, frozenset)) and set(flags) <= SAFE_FASTMATH), \
+                    f"{module.__name__}.{name}: fastmath={flags!r}"
+                seen += 1
+    assert seen >= 60  # every kernel module was walked (68 kernels on 2026-12-02)

@@ -845,3 +845,18 @@ def test_mvm_of_any_layer_agrees_with_solve(layer, sinh, r_wl, r_bl, scheme, rea
         v = prog.mapping.input_voltages(x)[:, t.rows[0]:t.rows[1]]
         cur[:, t.outputs[0]:t.outputs[1]] += prog.mapping.decode(np.abs(v) @ g).max(axis=1, keepdims=True)
     assert np.all(np.abs(y - ref) <= 1e-7 * cur + 1e-15)
+
+
+@pytest.mark.parametrize("bad, message", [(-1e-3, "hold a negative or NaN value"), (np.nan, "hold a negative or NaN value"),
+                                          (np.inf, "hold inf")])
+def test_mvm_refuses_a_batch_whose_conductances_were_edited_out_of_range(bad, message):
+    # a negative conductance gave a finite, meaningless output, and NaN a
+    # message about "currents up to about nan A" (found by review)
+    W, b = _layer(3, 2)
+    many = xs.transfer_many(W, b, xs.TransferConfig(r_wl=0.0, r_bl=0.0), n=3, seed=0)
+    many.g[0][1, 2, 1] = bad
+    with pytest.raises(xs.ParameterError, match=f"tile 0's conductances {message}"):
+        xs.mvm_many(many, np.full((2, 2), 0.5))
+    with pytest.raises(xs.ParameterError, match="tile 0's conductances"):
+        xs.mvm(many[1], np.full((2, 2), 0.5))
+    assert xs.mvm(many[0], np.full((2, 2), 0.5)).shape == (2, 3)  # the other transfers are intact

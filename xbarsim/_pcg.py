@@ -664,6 +664,13 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
         pre = make_preconditioner(net, preconditioner)
     work = Workspace(M, N, B)
     scale = residual_scale(net, work)
+    if not np.all(np.isfinite(scale)):
+        # unreachable through the public checks; a NaN scale was taken as a
+        # residual of 0, "converged" at iteration 0 (found by review)
+        raise ConvergenceError(
+            "the drives' currents are not finite (an array of the circuit changed after its checks?); "
+            "nothing was solved. Build the Crossbar and drives again and solve.",
+            residual_history=np.array([np.nan]), iterations=0)
     v_wl, v_bl = initial_voltages(net, x0)
     if x0 is not None:
         # the warm start is in volts: to unit drive, and the fixed nodes back

@@ -626,6 +626,16 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
     n = len(batch)
     s = _check_seed(seed)
     noise = _check_flag(noise, "noise")
+    for k, g in enumerate(batch.g):
+        if not np.all(g >= 0.0):  # NaN too
+            # a hand-built or edited batch: a negative conductance gave a
+            # finite, meaningless output, and NaN "currents up to about nan A"
+            # (found by review)
+            raise ParameterError(f"tile {k}'s conductances hold a negative or NaN value; transfer_many and "
+                                 "iter_transfers never give one: rebuild the batch from them, or correct g.")
+        if not np.all(np.isfinite(g)):
+            raise ParameterError(f"tile {k}'s conductances hold inf; transfer_many and iter_transfers never give "
+                                 "one: rebuild the batch from them, or correct g.")
     x = _check_x(x, mapping, n)  # (nv, B, in)
     nv, B = x.shape[:2]
     dev = cfg.device

@@ -335,10 +335,18 @@ def test_memory_estimate_covers_a_direct_sinh_solve():
     guard's estimate for sinh devices (found by review). Measured as the
     row's solve_rss_mib in a fresh process (RSS: SuperLU's fill is not
     Python's to trace)."""
+    _assert_solve_rss_within_its_estimate(_SINH_DIRECT_RSS)
+
+
+def _assert_solve_rss_within_its_estimate(script, *args, env=None):
+    """Run ``script`` (printing a row's status, solve_rss_mib and
+    mem_estimate_mib) in a fresh process; its solve's RSS must be within
+    the estimate."""
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", _SINH_DIRECT_RSS], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300,
+                          env=env)
     assert proc.returncode == 0, proc.stderr
     status, rss, estimate = proc.stdout.split()
     assert status == "ok"
@@ -365,17 +373,8 @@ def test_memory_estimate_covers_a_direct_solve_beyond_256_and_pcg_on_ideal_wire(
     pcg on ideal wire (``auto``'s path whenever a wire is ideal) peaked
     1.18-1.30x over its estimate at every size (RSS in a fresh process;
     found by review)."""
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, "-c", _RSS_OF_ONE_SOLVE, str(n), method, str(r)], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "NUMBA_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr
-    status, rss, estimate = proc.stdout.split()
-    assert status == "ok"
-    if rss == "nan":
-        pytest.skip("no RSS high-water mark to reset here (not Linux)")
-    assert 0 < float(rss) <= float(estimate)
+    _assert_solve_rss_within_its_estimate(_RSS_OF_ONE_SOLVE, str(n), method, str(r),
+                                          env={**os.environ, "NUMBA_NUM_THREADS": "1"})
 
 
 def test_memory_estimate_covers_a_batched_direct_solve():

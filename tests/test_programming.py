@@ -1368,4 +1368,6 @@ def test_the_error_of_failed_solves_does_not_depend_on_the_thread_count():
             xs.transfer_many(W, b, cfg, n=6, chunk=6)
         return str(info.value)
 
-    assert _with_threads(1, message) == _with_threads(2, message)
+    first = _with_threads(1, message)
+    # one 2-thread run matched by chance 3 times in 8 with the old stop
+    assert all(_with_threads(2, message) == first for _ in range(4))

@@ -539,7 +539,7 @@ def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message
         (["--r-wire", "1e-200"], "r_wire (--r-wire) = 1e-200 ohms: below 1e-100 ohms"),
         (["--r-terminal", "1e15", "--r-wire", "0.1"], "r_terminal (--r-terminal) = 1e+15 ohms is 1e+16 times"),
         (["--g-range", "1e300:1e305"], "a device 1e+304 times the wire's conductance"),
-        (["--v-read", "1e-320"], "v_read (--v-read) = 9.99989e-321 V: the solvers scale the drives"),
+        (["--v-read", "1e-320"], "v_read (--v-read) = 9.99989e-321 V, a subnormal double: the solvers scale"),
     ],
 )
 def test_inconsistent_arguments_give_a_clear_error(tmp_path, capsys, args, message):

@@ -961,7 +961,7 @@ def test_the_memory_probe_counts_the_processs_memory_cgroups(tmp_path, monkeypat
     (v2 / "job" / "step").mkdir(parents=True)
     (v2 / "job" / "memory.max").write_text("1000000000\n")
     (v2 / "job" / "memory.current").write_text("300000000\n")
-    (v2 / "job" / "memory.stat").write_text("anon 200000000\ninactive_file 100000000\n")
+    (v2 / "job" / "memory.stat").write_text("anon 200000000\nactive_file 50000000\ninactive_file 100000000\n")
     (v2 / "job" / "step" / "memory.max").write_text("max\n")  # no limit of its own
     (v2 / "job" / "step" / "memory.current").write_text("250000000\n")
     (v1 / "grp").mkdir(parents=True)
@@ -972,14 +972,14 @@ def test_the_memory_probe_counts_the_processs_memory_cgroups(tmp_path, monkeypat
     monkeypatch.setattr(_memory, "PROC_CGROUP", str(cgroup))
     monkeypatch.setattr(_memory, "CGROUP_MOUNTS", {"v2": str(v2), "v1": str(v1)})
     monkeypatch.setattr(_memory, "_CGROUP_LIMITS", {})
-    assert _memory.cgroup_room() == 1000000000 - (300000000 - 100000000)
-    assert _memory.available_bytes() <= 800000000
+    assert _memory.cgroup_room() == 1000000000 - (300000000 - 150000000)  # the file cache is reclaimable
+    assert _memory.available_bytes() <= 850000000
     (v2 / "job" / "memory.current").write_text("500000000\n")  # the usage is read at every call
-    assert _memory.cgroup_room() == 1000000000 - (500000000 - 100000000)
+    assert _memory.cgroup_room() == 1000000000 - (500000000 - 150000000)
     (v1 / "grp" / "memory.limit_in_bytes").write_text("600000000\n")
-    (v1 / "grp" / "memory.stat").write_text("total_inactive_file 1000\n")
+    (v1 / "grp" / "memory.stat").write_text("total_active_file 500\ntotal_inactive_file 1000\n")
     monkeypatch.setattr(_memory, "_CGROUP_LIMITS", {})  # the limits, once per process
-    assert _memory.cgroup_room() == 600000000 - 4000
+    assert _memory.cgroup_room() == 600000000 - 3500
     cgroup.write_text("3:cpu:/\n")
     monkeypatch.setattr(_memory, "_CGROUP_LIMITS", {})
     assert _memory.cgroup_room() is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from .exceptions import MemoryLimitError
 
 PCG_BYTES_PER_CELL = 112
@@ -140,7 +142,7 @@ def _stat_field(path, key):
 
 _CGROUP_LIMITS = {}
 """(PROC_CGROUP, mounts) -> the memory cgroups with a limit: (limit, usage
-file, memory.stat file, its inactive-file key) each. Read once per process:
+file, memory.stat file, its file-cache keys) each. Read once per process:
 a limit changes seldom, and reading every level's files took 0.12 ms per
 check, 5 % of a small solve."""
 
@@ -160,10 +162,10 @@ def _limited_cgroups():
         if len(parts) != 3:
             continue
         if parts[1] == "":
-            base, files = CGROUP_MOUNTS["v2"], ("memory.max", "memory.current", "inactive_file")
+            base, files = CGROUP_MOUNTS["v2"], ("memory.max", "memory.current", ("active_file", "inactive_file"))
         elif "memory" in parts[1].split(","):
             base, files = CGROUP_MOUNTS["v1"], ("memory.limit_in_bytes", "memory.usage_in_bytes",
-                                                "total_inactive_file")
+                                                ("total_active_file", "total_inactive_file"))
         else:
             continue
         here = os.path.normpath(os.path.join(base, parts[2].lstrip("/")))
@@ -183,14 +185,16 @@ def _limited_cgroups():
 def cgroup_room():
     """Bytes the memory cgroups of this process (v2 or v1, its own and every
     ancestor up to the mount point) still allow: limit less usage, the
-    reclaimable inactive file cache not counted as used. None without a
+    reclaimable file cache (active and inactive, as MemAvailable counts it)
+    not counted as used. None without a
     limit. The limits are read once per process (`_CGROUP_LIMITS`), the
     usage at every call."""
     rooms = []
     for limit, usage_file, stat_file, key in _limited_cgroups():
         usage = _read_number(usage_file)
         if usage is not None:
-            rooms.append(max(limit - max(usage - _stat_field(stat_file, key), 0), 0))
+            cache = sum(_stat_field(stat_file, k) for k in key)
+            rooms.append(max(limit - max(usage - cache, 0), 0))
     return min(rooms) if rooms else None
 
 
@@ -314,13 +318,15 @@ def check_copy(value, name, copied=False):
     `Crossbar` owns its arrays), so it counts too."""
     shape = getattr(value, "shape", None)
     dtype = getattr(value, "dtype", None)
-    if shape is None or dtype is None:
-        return
+    if shape is None or dtype is None or len(shape) == 0:
+        return  # a scalar costs nothing worth a check (a Crossbar's wires often are)
     flags = getattr(value, "flags", None)
     if not copied and dtype == "float64" and (flags is None or flags.c_contiguous):
         return
     need = 8
     for n in shape:
+        if not isinstance(n, (int, np.integer)):
+            return  # an unknown length (a lazy array's): its conversion says what is wrong
         need *= int(n)
     require(need, f"a float64 C-ordered copy of {name} ({dtype}, shape {tuple(shape)})",
             "use a smaller array")

@@ -273,10 +273,10 @@ class ScalePoint:
                 f"r_terminal (--r-terminal) = {self.r_terminal:g} ohms is {self.r_terminal / self.r_wire:.2g} times "
                 f"the {self.r_wire:g} ohm wire segments (--r-wire); beyond {DYNAMIC_RANGE:.0e} double precision "
                 "cannot resolve a line against its terminal. Give a smaller terminal resistance (0: ideal).")
-        if self.v_read < 1e-300:
-            raise ParameterError(f"v_read (--v-read) = {self.v_read:g} V: the solvers scale the drives to unit "
-                                 "voltage, which needs at least 1e-300 V; the study's errors and IR-drop "
-                                 "fractions do not depend on it for linear devices.")
+        if self.v_read < np.finfo(float).tiny:
+            raise ParameterError(f"v_read (--v-read) = {self.v_read:g} V, a subnormal double: the solvers scale "
+                                 "the drives to unit voltage, which needs a normal one (at least 1e-300 V, say); "
+                                 "the study's errors and IR-drop fractions do not depend on it for linear devices.")
         with np.errstate(over="ignore"):
             current = 2.0 * self.v_read * max(self.g_max, 1.0 / self.r_wire if self.r_wire > 0 else 0.0,
                                               1.0 / self.r_terminal if self.r_terminal > 0 else 0.0) \

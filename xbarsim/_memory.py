@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -67,8 +68,6 @@ layers and device currents to the result (24), and a warm start's copy
 
 def direct_fill(cells):
     """Bytes per cell of SuperLU's factors of a crossbar of ``cells`` cells."""
-    import math
-
     return DIRECT_BYTES_PER_CELL + DIRECT_BYTES_PER_DOUBLING * max(0.0, math.log2(max(cells, 1) / 65536))
 
 

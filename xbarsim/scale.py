@@ -172,6 +172,12 @@ these can succeed when the same point is run again (``--retry``)."""
 # ----------------------------------------------------------------------------
 
 
+def _whole_seed(seed):
+    """Whether ``seed`` is a whole number in [0, 2**63), as ``--seed`` takes
+    it (`cli.seed_arg`)."""
+    return isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed < SEED_LIMIT
+
+
 @dataclass(frozen=True)
 class ScalePoint:
     """One solve of the study: an array, its wires, devices and inputs."""
@@ -251,8 +257,7 @@ class ScalePoint:
         from .circuit import DYNAMIC_RANGE, R_TINY
         from .solve import _check_tol
 
-        if not (isinstance(self.seed, (int, np.integer)) and not isinstance(self.seed, bool)
-                and 0 <= self.seed < SEED_LIMIT):
+        if not _whole_seed(self.seed):
             raise ParameterError(f"seed (--seed) must be a whole number in [0, 2**63); got {self.seed!r}.")
         if self.tol is not None:
             try:
@@ -339,8 +344,7 @@ class SweepParams:
                                      "an (M, N) pair of whole numbers >= 1, e.g. sizes=(64, (128, 256)).")
             sizes.append((int(pair[0]), int(pair[1])))
         object.__setattr__(self, "sizes", tuple(sizes))
-        if not (isinstance(self.seed, (int, np.integer)) and not isinstance(self.seed, bool)
-                and 0 <= self.seed < SEED_LIMIT):
+        if not _whole_seed(self.seed):
             # 1.5 was cut to 1 by `points`, and a resume took seed 1's rows for it (found by review)
             raise ParameterError(f"SweepParams.seed must be a whole number in [0, 2**63); got {self.seed!r}.")
         object.__setattr__(self, "r_wire", listed("r_wire", self.r_wire, number))

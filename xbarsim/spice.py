@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .circuit import END_NAMES, FLOATING, build_network
+from .circuit import END_NAMES, FLOATING, _driven_lines, build_network
 from .exceptions import ParameterError, SpiceError
 
 __all__ = ["write_netlist", "run_ngspice", "ngspice_available", "floating_line_rounding", "SpiceResult", "OPTIONS"]
@@ -302,12 +302,7 @@ def floating_line_rounding(xbar, left=None, right=None, top=None, bottom=None):
     scale = float(np.max(net.drive_scale(), initial=0.0))
     worst = 0.0
     for names, r, g in ((END_NAMES["wl"], xbar.r_wl_full(), xbar.g), (END_NAMES["bl"], xbar.r_bl_full().T, xbar.g.T)):
-        driven = np.zeros(g.shape[0], dtype=bool)
-        for name in names:
-            spec = net.ends[name]
-            if spec is not None:
-                driven |= spec.mode != FLOATING
-        for line in np.nonzero(~driven)[0]:
+        for line in np.nonzero(~_driven_lines(net.ends, names, g.shape[0]))[0]:
             segments = r[line][r[line] > 0]
             held = float(np.sum(g[line]))
             if segments.size and held > 0:

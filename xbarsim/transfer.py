@@ -204,11 +204,18 @@ def _chunk_bytes(mapping, count):
     the results it hands back (`_RESULT_BYTES_PER_DEVICE` per device), and
     for the tile being programmed its broadcast targets and the kernel's
     work arrays and outputs (`PROGRAM_BYTES_PER_CELL`)."""
-    from .programming import PROGRAM_BYTES_PER_CELL
-
     devices = sum(t.target.size for t in mapping.tiles)
     largest = max(t.target.size for t in mapping.tiles)
-    return float(count) * (devices * _RESULT_BYTES_PER_DEVICE + largest * (PROGRAM_BYTES_PER_CELL + 8))
+    return float(count) * (devices * _RESULT_BYTES_PER_DEVICE + _programming_bytes(largest))
+
+
+def _programming_bytes(devices):
+    """Bytes programming ``devices`` devices holds: the kernel's work arrays
+    and outputs (`PROGRAM_BYTES_PER_CELL`) and the float64 targets handed to
+    it."""
+    from .programming import PROGRAM_BYTES_PER_CELL
+
+    return devices * (PROGRAM_BYTES_PER_CELL + 8.0)
 
 
 def _check_result_memory(n, mapping, chunk=0, what="transfer_many"):
@@ -278,7 +285,7 @@ def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0,
     (1, 1)
     """
     from ._memory import require
-    from .programming import PROGRAM_BYTES_PER_CELL, _program_result
+    from .programming import _program_result
 
     cfg = TransferConfig() if cfg is None else cfg
     mapping = map_layer(weight, bias, cfg)
@@ -287,7 +294,7 @@ def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0,
     devices = sum(t.target.size for t in mapping.tiles)
     # every tile's result (its 9 fields), one group's work arrays and stacked
     # targets: not checked before (found by review)
-    require(devices * (PROGRAM_BYTES_PER_CELL + 8.0), f"transferring a layer of {devices} devices",
+    require(_programming_bytes(devices), f"transferring a layer of {devices} devices",
             "transfer a smaller layer")
     # tiles of one shape are programmed together, in parallel (each its own
     # stream (seed, 0, k), so the result is the same as one tile at a time)

@@ -805,3 +805,63 @@ def test_evaluations_take_boolean_features_as_0_and_1():
     for bad, word in (([["a", "b"]], "strings"), (np.array([[1 + 2j, 0]]), "complex")):
         with pytest.raises(ParameterError, match=word):
             evaluate_statistical(net, xs.TransferConfig(), bad, [1], n=2, seed=0)
+
+
+def test_an_evaluation_forward_between_backward_and_step_keeps_the_failed_weights():
+    """`accuracy` (an evaluation-mode forward) logged between ``backward()``
+    and the step emptied every layer's failed-weight record, so
+    `restore_failed_` did nothing and the optimizer moved the failed weights
+    (found by review)."""
+    from xbarsim.train import restore_failed_, snapshot_
+    from xbarsim.train.training import accuracy
+
+    net = convert(moons_network(seed=0), surrogate=ToyHardware(p_fail=0.4), seed=3)
+    layers = hardware_layers(net)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    x = torch.rand(16, 2, dtype=torch.float64)
+    y = (x[:, 0] > x[:, 1]).double()
+    failed_seen = 0
+    for _ in range(4):  # momentum builds up: Adam moves zero-gradient weights
+        loss = nn.functional.binary_cross_entropy_with_logits(net(x).squeeze(-1), y)
+        opt.zero_grad()
+        loss.backward()
+        masks = [torch.as_tensor(m.last_sample.failed_weight) for m in layers]
+        accuracy(net, x.numpy(), y.numpy())
+        assert net.training and all(m._failed_weight is not None for m in layers)
+        snapshot_(net)
+        before = [m.weight.detach().clone() for m in layers]
+        opt.step()
+        restore_failed_(net)
+        for m, mask, w0 in zip(layers, masks, before):
+            failed_seen += int(mask.sum())
+            assert torch.equal(m.weight.detach()[mask], w0[mask])
+    assert failed_seen > 0
+
+
+def test_a_model_with_nan_weights_is_refused_naming_the_layer():
+    """A diverged model (NaN weights) passed to the evaluations was blamed on
+    the order of its layers: the forward check compared NaN outputs (found
+    by review)."""
+    import xbarsim as xs
+    from xbarsim.train import evaluate_statistical, network_layers
+
+    net = moons_network(seed=0)
+    with torch.no_grad():
+        net[2].bias[0] = float("nan")
+    with pytest.raises(ParameterError, match=r"linear layer 1 \(Linear\) has a bias holding 1 NaN"):
+        network_layers(net)
+    x = np.random.default_rng(0).uniform(0, 1, (4, 2))
+    with pytest.raises(ParameterError, match="linear layer 1"):
+        evaluate_statistical(net, xs.TransferConfig(), x, np.array([0, 1, 0, 1]), n=2)
+
+
+def test_training_inputs_go_to_the_model_s_device():
+    """`train`, `predict_logits` and `accuracy` built their inputs on the
+    CPU: a model moved to another device (a GPU) was refused as not taking
+    the data's 2-feature points (found by review). No GPU here: the 'meta'
+    device stands in (shapes without data)."""
+    from xbarsim.train.training import _check_training, _device
+
+    net = moons_network(seed=0).to("meta")
+    assert _device(net) == torch.device("meta") and _device(nn.Sequential()) == torch.device("cpu")
+    _check_training(net, make_moons_split(seed=0), TrainConfig(epochs=1))  # takes the points on its device

@@ -81,9 +81,16 @@ def network_layers(model):
             f"every two linear layers, none after the last); this one's layers run {'-'.join(kinds)} "
             "(L: Linear, S: Sigmoid).")
     out = []
-    for layer in linear_layers(model):
+    for k, layer in enumerate(linear_layers(model)):
         w = layer.weight.detach().cpu().to(torch.float64).numpy()
         b = None if layer.bias is None else layer.bias.detach().cpu().to(torch.float64).numpy()
+        # checked here: the forward check that follows compared NaN outputs
+        # and blamed the layers' registration order (found by review)
+        for name, a in (("weight", w), ("bias", b)):
+            if a is not None and not np.all(np.isfinite(a)):
+                raise ParameterError(f"linear layer {k} ({type(layer).__name__}) has a {name} holding "
+                                     f"{int(np.sum(~np.isfinite(a)))} NaN or infinite values; training "
+                                     "diverged? Lower the learning rate or check the inputs.")
         out.append((w, b))
     if not out:
         raise ParameterError("the model holds no nn.Linear layer to transfer.")

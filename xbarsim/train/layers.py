@@ -375,7 +375,13 @@ class HardwareAwareLinear(nn.Linear):
             raise ParameterError(f"input of dtype {x.dtype} for weights of dtype {self.weight.dtype}; convert one of "
                                  f"them (x.to({self.weight.dtype}), or the model with .double() / .float()).")
         if not self._sampling_now():
-            self._failed_weight = self._failed_bias = None
+            # a training forward that samples nothing leaves no failed
+            # weights; an evaluation forward (an accuracy logged between
+            # backward() and step()) keeps the training forward's record,
+            # which it cleared, and `restore_failed_` then let the failed
+            # weights move (found by review)
+            if self.training:
+                self._failed_weight = self._failed_bias = None
             return super().forward(x)
         if x.dim() != 2:  # like nn.Linear: any leading dimensions, one sampled transfer for all
             lead = x.shape[:-1]

@@ -345,13 +345,25 @@ def _inverse_cdf(u, quantiles):
     return np.interp(u, _Z_LEVELS, quantiles)
 
 
-def _standardised_quantiles(z):
+_MIN_RESIDUALS = 10
+"""Fewest residuals a fitted quantile table is made from."""
+
+
+def _standardised_quantiles(z, what):
+    """Quantiles at `_Z_LEVELS` of the standardised residuals `z`.
+
+    With fewer than `_MIN_RESIDUALS` of them, the own-error table (``what ==
+    "own"``) is refused, and the drift table, which then has (almost) no
+    variance to shape, is the standard normal's. Both were all zeros: a
+    surrogate with no noise at all, silently (found by review)."""
     z = np.asarray(z, dtype=float)
     z = z[np.isfinite(z)]
-    if z.size < 10:
-        return np.asarray(np.linspace(-2, 2, _Z_LEVELS.size) * 0.0)
-    q = np.quantile(z, _Z_LEVELS)
-    return q
+    if z.size >= _MIN_RESIDUALS:
+        return np.quantile(z, _Z_LEVELS)
+    if what == "own":
+        raise ParameterError(f"the fit kept {z.size} working devices' residuals, fewer than {_MIN_RESIDUALS}, "
+                             "too few for the error distribution; raise n_transfers or fit on larger layers.")
+    return _norm_ppf(_Z_LEVELS)
 
 
 def _field_shapes(n_bins):
@@ -635,6 +647,12 @@ class Surrogate:
         weight_scale = scale
         layers = _layer_shapes(layers)
         seed = check_seed(seed)  # here, not after the loop: seed + 7919 below must be a 64-bit seed too
+        per = sum(tile.target.size for out_f, in_f in layers
+                  for tile in map_layer(np.zeros((out_f, in_f)), np.zeros(out_f), cfg).tiles)
+        if n_transfers * per < _MIN_RESIDUALS:
+            raise ParameterError(f"n_transfers={n_transfers} on layers {list(layers)} programs {n_transfers * per} "
+                                 f"devices, fewer than the {_MIN_RESIDUALS} the error distribution is fitted "
+                                 f"from; use n_transfers >= {-(-_MIN_RESIDUALS // per)}.")
         rng = np.random.default_rng(seed)
         tiles = []  # (target, g_after_own, g_final, stuck, pulses), each (M, N)
         mvm_jobs = []  # (mapping, tile g list, x) for the circuit-factor fit
@@ -720,7 +738,7 @@ class Surrogate:
             own_at_min = np.array([own_mean[0], own_std[0]])
         m_t = np.where(at_min, own_at_min[0], _interp_bins(t, centres, own_mean))
         s_t = np.where(at_min, own_at_min[1], _interp_bins(t, centres, own_std))
-        own_z = _standardised_quantiles((r - m_t) / s_t)
+        own_z = _standardised_quantiles((r - m_t) / s_t, "own")
         # drift, relative to the target, against what is programmed after the device;
         # the relaxation clock by a grid search on the variance fit
         tau = t / g_max
@@ -739,7 +757,7 @@ class Surrogate:
         _, relax_cycles, mcoef, vcoef, res, Fv = best
         sig = np.sqrt(np.maximum(Fv @ vcoef, 0.0))
         okz = sig > 0
-        drift_z = _standardised_quantiles(res[okz] / sig[okz])
+        drift_z = _standardised_quantiles(res[okz] / sig[okz], "drift")
         # failures
         stuck = R["stuck"]
         g = R["g"]
@@ -1143,11 +1161,15 @@ class Surrogate:
         g_min = self.cfg.g_window[0]
         at_min = torch.as_tensor(float(self.own_at_min[1]), dtype=g.dtype, device=g.device)
         sd = torch.where(g.detach() <= g_min * (1 + 1e-9), at_min, sd)
-        own_var = (sd * g) ** 2
+        # the sampled errors are std x z, z from the fitted quantile tables,
+        # whose variance is not exactly 1 (1.01-1.11 on small fits): the
+        # penalty came out 5-9 % below the sampled variance (found by review)
+        own_var = (sd * g) ** 2 * _quantile_moments(self.own_z)[1]
         tau = g / self.cfg.g_window[1]
         vc = torch.as_tensor(self.drift_var_coef, dtype=g.dtype, device=g.device)
         k = var_base.shape[-1]
-        drift_var = ((var_base @ vc[:k]) + tau * (var_base @ vc[k:])).clamp_min(0.0) * g * g
+        drift_var = (((var_base @ vc[:k]) + tau * (var_base @ vc[k:])).clamp_min(0.0) * g * g
+                     * _quantile_moments(self.drift_z)[1])
         total = own_var + drift_var
         if failures:
             for p, q in ((self.p_lrs, self.lrs_q), (self.p_hrs, self.hrs_q)):
@@ -1271,10 +1293,17 @@ def failure_samples(cfg, n_devices, seed):
 
 
 def _quantile_moments(q):
-    """Mean and variance of a distribution given by its quantiles at `_Z_LEVELS`."""
-    u = np.linspace(_Z_LEVELS[0], _Z_LEVELS[-1], 2001)
-    v = np.interp(u, _Z_LEVELS, q)
-    return float(v.mean()), float(v.var())
+    """Mean and variance of ``_inverse_cdf(u, q)`` for ``u`` uniform in [0,
+    1], exactly: linear between the levels, the end quantiles below the
+    first level and above the last (the law the surrogate samples). It
+    integrated over the levels' range alone, leaving the tails out."""
+    q = np.asarray(q, dtype=float)
+    du = np.diff(_Z_LEVELS)
+    a, b = q[:-1], q[1:]
+    lo, hi = _Z_LEVELS[0], 1.0 - _Z_LEVELS[-1]
+    mean = float(np.sum(du * (a + b) / 2) + lo * q[0] + hi * q[-1])
+    second = float(np.sum(du * (a * a + a * b + b * b) / 3) + lo * q[0] ** 2 + hi * q[-1] ** 2)
+    return mean, max(second - mean * mean, 0.0)
 
 
 def _norm_ppf(p):

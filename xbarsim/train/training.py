@@ -92,8 +92,15 @@ def predict_logits(model, x):
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     dtype = dtypes.pop() if len(dtypes) == 1 else torch.float64
     with _evaluating(model), torch.no_grad():
-        out = model(torch.as_tensor(np.asarray(x), dtype=dtype))
-    return out.squeeze(-1).to(torch.float64).numpy()
+        out = model(torch.as_tensor(np.asarray(x), dtype=dtype, device=_device(model)))
+    return out.squeeze(-1).to(torch.float64).cpu().numpy()
+
+
+def _device(model):
+    """The device of `model`'s parameters (the CPU for a model without any):
+    inputs built on the CPU met a model moved to a GPU with torch's device
+    error, reported as a feature-count mismatch (found by review)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 @contextlib.contextmanager
@@ -206,7 +213,7 @@ def _check_training(model, data, config):
     try:
         # evaluation mode: the mean weights, no hardware sample drawn, no stream advanced
         with _evaluating(model), torch.no_grad():
-            out = model(torch.as_tensor(np.asarray(data.x_train[:2]), dtype=torch.float64))
+            out = model(torch.as_tensor(np.asarray(data.x_train[:2]), dtype=torch.float64, device=_device(model)))
     except RuntimeError as exc:  # torch's shape errors: the model does not take these points
         raise ParameterError(f"the model does not take data.x_train's {np.shape(data.x_train)[1]}-feature points "
                              f"({exc}).") from None
@@ -220,10 +227,11 @@ def _train(model, data, config, progress, label, score):
     _check_training(model, data, config)
     torch.manual_seed(config.seed)
     gen = np.random.default_rng(config.seed)
-    x = torch.as_tensor(data.x_train, dtype=torch.float64)
-    y = torch.as_tensor(data.y_train, dtype=torch.float64)
-    xv = torch.as_tensor(data.x_val, dtype=torch.float64)
-    yv = torch.as_tensor(data.y_val, dtype=torch.float64)
+    dev = _device(model)
+    x = torch.as_tensor(data.x_train, dtype=torch.float64, device=dev)
+    y = torch.as_tensor(data.y_train, dtype=torch.float64, device=dev)
+    xv = torch.as_tensor(data.x_val, dtype=torch.float64, device=dev)
+    yv = torch.as_tensor(data.y_val, dtype=torch.float64, device=dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     lossf = nn.BCEWithLogitsLoss()
     n = len(y)
@@ -235,7 +243,7 @@ def _train(model, data, config, progress, label, score):
             perm = gen.permutation(n)
             total = 0.0
             for start in range(0, n, config.batch_size):
-                idx = torch.as_tensor(perm[start : start + config.batch_size])
+                idx = torch.as_tensor(perm[start : start + config.batch_size], device=dev)
                 snapshot_(model)
                 opt.zero_grad()
                 data_loss = lossf(model(x[idx]).squeeze(-1), y[idx])

@@ -3,7 +3,8 @@
 Groups
 ------
 paper-network
-    The 2->8->1 network of Drolet et al. with differential pairs and bias
+    A 2->8->1 network of the shape of Drolet et al.'s (random N(0, 1)
+    weights, seed 0, not a trained one) with differential pairs and bias
     rows (3x16 + 9x2 tiles, 66 devices): ``N_TRANSFERS`` full transfers
     (write-verify on the circuit, V/2, 1 ohm wires) plus the MVM of 200
     inputs through each transferred network. Target: 10,000 transfers in

@@ -1465,7 +1465,7 @@ examples:
   xbarsim scale --out s3 --device linear,sinh --v0 0.15 --inputs 1,64 --workers 2
   xbarsim scale --out s4 --scheduler tcp://127.0.0.1:8786
 
-default sweep (42 points, 73-148 s on 2 cores with a warm Numba cache, 3 GB peak): sizes {_fmt_sizes(DEFAULT_SWEEP.sizes)},
+default sweep (42 points, 70-150 s on 2 cores with a warm Numba cache, 3 GB peak): sizes {_fmt_sizes(DEFAULT_SWEEP.sizes)},
 r-wire {','.join(f'{r:g}' for r in DEFAULT_SWEEP.r_wire)} ohm, g-range 100e-6:500e-6,1e-6:10e-6 S, linear devices,
 1 input, v-read 0.2 V, r-terminal 1 ohm.
 

@@ -491,6 +491,78 @@ def test_resolve_with_kept_factors_refreshes_the_fine_level_only(method):
     assert not np.array_equal(fine_new.invden, fine_old.invden)
 
 
+def _floating_bit_lines_losing_their_ties(rng, M, N, n_float, strong, log_g=False):
+    """An array whose floating bit lines are held by a few strong devices
+    (the rest 1e-9 S), and the conductances after those strong ones dropped
+    to 1e-9 S too: the re-solve's error then sits in the lines' common
+    voltage, which one preconditioner application underestimates."""
+    g = 10 ** rng.uniform(-4, -3, (M, N)) if log_g else rng.uniform(1e-4, 1e-3, (M, N))
+    fl = np.zeros(N, bool)
+    fl[rng.choice(N, n_float, replace=False)] = True
+    for j in np.nonzero(fl)[0]:
+        g[:, j] = 1e-9
+        g[rng.choice(M, strong, replace=False), j] = 1e-3
+    drives = dict(left=xs.Drive(rng.uniform(0, 1, M), r=1.0), bottom=xs.Drive(0.0, r=1.0, floating=fl),
+                  top=xs.Drive(0.2, r=1.0, floating=fl))
+    g2 = g.copy()
+    g2[(g == 1e-3) & fl[None, :]] = 1e-9
+    return g, g2, drives
+
+
+def _tight_cold(g, drives):
+    """The reference: a cold direct solve at the tightest tol (cold solves of
+    such circuits are checked against exact rational and ngspice solves in
+    test_solve_contract / test_spice; a dense float64 elimination here loses
+    ~1e-8 to the 1e9 conductance ratio, and a 40-digit one takes minutes)."""
+    return xs.solve(xs.Crossbar(g, 1.0, 1.0), **drives, method="direct", tol=1e-14)  # the least tol accepted
+
+
+def _voltage_error(sol, ref):
+    """Largest node-voltage error over the largest node voltage (the solve
+    contract's measure: within 10 tol)."""
+    vmax = max(np.abs(ref.v_wl).max(), np.abs(ref.v_bl).max())
+    return max(np.abs(sol.v_wl - ref.v_wl).max(), np.abs(sol.v_bl - ref.v_bl).max()) / vmax
+
+
+@pytest.mark.parametrize("tol", [1e-6, 1e-9])
+def test_mg_resolve_of_a_single_level_array_refactors_it(tol):
+    """At <= 64 cells the multigrid hierarchy is one level, factored densely;
+    `refresh_fine` kept that factor of the old conductances, and re-solves
+    at tol 1e-5 to 1e-7 stopped 4 % off (the accuracy estimate used the
+    stale inverse; found by review)."""
+    g, g2, drives = _floating_bit_lines_losing_their_ties(np.random.default_rng(0), 8, 8, 1, 3)
+    sol = xs.solve(xs.Crossbar(g, 1.0, 1.0), **drives, method="mg", tol=tol, keep_factors=True)
+    assert sol._preconditioner.depth == 1
+    warm = sol.resolve(g2)
+    assert _voltage_error(warm, _tight_cold(g2, drives)) <= 10 * tol
+
+
+@pytest.mark.parametrize("start", ["x0", "resolve"])
+def test_pcg_warm_starts_stop_inside_the_voltage_bound(start):
+    """From a warm start, pcg stopped 1.22x outside the voltage bound (floating
+    bit lines whose holding devices dropped to 1e-9 S; found by review): a
+    warm start's estimate must now pass half the bound."""
+    g, g2, drives = _floating_bit_lines_losing_their_ties(np.random.default_rng(21), 12, 20, 5, 2, log_g=True)
+    old = xs.solve(xs.Crossbar(g, 1.0, 1.0), **drives, method="pcg", keep_factors=True)
+    if start == "x0":
+        warm = xs.solve(xs.Crossbar(g2, 1.0, 1.0), **drives, method="pcg", x0=old)
+    else:
+        warm = old.resolve(g2)
+    assert _voltage_error(warm, _tight_cold(g2, drives)) <= 10 * 1e-12
+
+
+@pytest.mark.parametrize("bad", ["0.05", float("nan"), -1, 1.5, True, None])
+def test_resolve_checks_refactor_fraction_and_tol_first(bad):
+    """A string was NumPy's bare error, NaN and -1 passed silently; tol was
+    checked only after the fine level was refactored (found by review)."""
+    sol = xs.solve(xs.Crossbar(np.full((3, 3), 1e-4), 1.0, 1.0), left=xs.Drive(0.1), bottom=xs.Drive(0.0),
+                   method="mg", keep_factors=True)
+    with pytest.raises(xs.ParameterError, match="refactor_fraction must be a number in"):
+        sol.resolve(sol.network.g, refactor_fraction=bad)
+    with pytest.raises(xs.ParameterError, match="tol must be"):
+        sol.resolve("not even conductances", tol=-1)
+
+
 def test_resolve_checks_new_open_devices():
     g = np.full((3, 3), 1e-4)
     sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(0.1), top=xs.Drive(0.0, floating=np.array([False, False, True])))

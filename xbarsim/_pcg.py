@@ -642,6 +642,11 @@ def unit_scale(vmax):
     return np.where(vmax > 0, np.ldexp(1.0, np.frexp(vmax)[1]), 1.0)
 
 
+WARM_SAFETY = 0.5
+"""A warm-started solve's voltage-error estimate must pass this share of the
+bound (`solve_pcg`)."""
+
+
 def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="line", pre=None):
     """Linear solve to relative Kirchhoff residual `tol`.
 
@@ -680,7 +685,13 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
         v_wl /= vunit
         v_bl /= vunit
         initial_voltages(net, None, out=(v_wl, v_bl))
-    check = AccuracyCheck(net, VTOL_PER_TOL * tol, ITOL_PER_TOL * tol)
+    # From a warm start the error left sits in slow modes (a floating line's
+    # common voltage) that one preconditioner application underestimates:
+    # pcg re-solves stopped 1.22x outside the voltage bound (floating bit
+    # lines whose holding devices dropped to 1e-9 S; found by review).
+    # There the estimate must pass half the bound, as Newton's (`Z_SAFETY`).
+    vtol = VTOL_PER_TOL * tol * (WARM_SAFETY if x0 is not None else 1.0)
+    check = AccuracyCheck(net, vtol, ITOL_PER_TOL * tol)
     r_wl = np.empty((M, N, B))
     r_bl = np.empty((N, M, B))
     if x0 is None:  # the zero state, whose residual `residual_scale` left in work.p

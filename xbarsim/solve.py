@@ -130,12 +130,26 @@ class Solution:
             New conductances, siemens.
         tol, maxiter, callback
             As in `solve` (tol defaults to this solution's).
+        refactor_fraction : float in [0, 1]
+            Largest share of devices that may change with the kept factors
+            reused; above it everything is factored afresh.
 
         Returns
         -------
         Solution
         """
         net = self._network("resolve")
+        # the arguments first (a string refactor_fraction was a bare numpy
+        # error, NaN or -1 passed silently; tol was checked after the
+        # refactoring: found by review)
+        tol = getattr(self, "_tol", DEFAULT_TOL) if tol is None else tol
+        _check_tol(tol, maxiter, callback)
+        tol = float(tol)
+        real = isinstance(refactor_fraction, (int, float, np.integer, np.floating)) and not isinstance(
+            refactor_fraction, (bool, np.bool_))
+        if not (real and 0 <= refactor_fraction <= 1):
+            raise ParameterError(f"refactor_fraction must be a number in [0, 1] (the share of devices that may "
+                                 f"change while the factors are kept); got {refactor_fraction!r}.")
         # the solve and the copies made on the way to it (converted g, the
         # Crossbar's, its transpose), before the first of them (found by review)
         _memory.check(self.method, *net.shape, net.batch, nonlinear=not net.linear)
@@ -159,9 +173,6 @@ class Solution:
             pre = None
         if pre is not None:
             pre = pre.refresh_fine(new_net)
-        tol = getattr(self, "_tol", DEFAULT_TOL) if tol is None else tol
-        _check_tol(tol, maxiter, callback)
-        tol = float(tol)
         keep = getattr(self, "_preconditioner", None) is not None
         return _solve_network(new_net, self.method, tol, maxiter, callback, self, pre=pre, keep_factors=keep)
 

@@ -934,7 +934,7 @@ def test_the_memory_check_sizes_the_method_auto_will_run(monkeypatch, tmp_path, 
     class Sized(Exception):
         pass
 
-    def check(method, M, N, B, nonlinear=False):
+    def check(method, M, N, B, nonlinear=False, ideal_wires=0):
         raise Sized(method)
 
     monkeypatch.setattr(memory, "check", check)
@@ -945,6 +945,25 @@ def test_the_memory_check_sizes_the_method_auto_will_run(monkeypatch, tmp_path, 
     with pytest.raises(Sized, match=expected):
         main(["solve", "--g", str(tmp_path / "g.npy"), "--out", str(tmp_path / "o"), "--r-wl", str(r_wl),
               "--r-bl", str(r_bl), "--no-progress"])
+
+
+@pytest.mark.parametrize("r_bl, refused", [(0.0, False), (1.0, True)])
+def test_a_direct_solve_on_an_ideal_wire_is_sized_by_its_own_fill(monkeypatch, r_bl, refused):
+    """With every bit-line segment ideal, each bit line is one node and a
+    direct solve needs ~700 B per cell (RSS 665 B/cell at 1024^2); sized as
+    the full crossbar's fill (~5000 B/cell at 4096^2), a 4096^2 solve that
+    needs ~11 GB was refused with 20 GB free (found by review). Only the
+    check runs here, as `solve` calls it before anything is built."""
+    import xbarsim._memory as memory
+    from xbarsim.solve import _check_memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 20 << 30)
+    xbar = xs.Crossbar(np.full((4096, 4096), 1e-4), r_wl=1.0, r_bl=r_bl)
+    if refused:
+        with pytest.raises(xs.MemoryLimitError, match="direct solve of a 4096 x 4096"):
+            _check_memory(xbar, "direct", xs.Drive(0.1), xs.Drive(0.0))
+    else:
+        _check_memory(xbar, "direct", xs.Drive(0.1), xs.Drive(0.0))
 
 
 # ---------------------------------------------------------------------------

@@ -66,13 +66,27 @@ layers and device currents to the result (24), and a warm start's copy
 (16). Measured: 24 B/cell per column (tracemalloc, 128^2, 3 columns)."""
 
 
-def direct_fill(cells):
-    """Bytes per cell of SuperLU's factors of a crossbar of ``cells`` cells."""
+DIRECT_IDEAL_BYTES_PER_CELL = {1: 640, 2: 200}
+"""Per-cell bytes of a direct solve, beyond its `DIRECT_BYTES_PER_CELL_COLUMN`
+per column (800 and 360 B/cell in all with one column), when every segment of one
+(1) or both (2) wire directions is ideal: each such line is one node, the
+system shrinks to one layer of nodes (or to M + N of them), and the fill
+with it. RSS measured 725, 697, 665 B/cell (one) and 317, 316, 316 B/cell
+(both) at 256^2, 512^2, 1024^2; the full-fill estimate, 3000-3800 B/cell,
+refused a 4096^2 solve with an ideal bit line that needs about 11 GB
+(found by review)."""
+
+
+def direct_fill(cells, ideal_wires=0):
+    """Bytes per cell of SuperLU's factors of a crossbar of ``cells`` cells,
+    ``ideal_wires`` of whose two wire directions are ideal throughout."""
+    if ideal_wires:
+        return DIRECT_IDEAL_BYTES_PER_CELL[min(int(ideal_wires), 2)]
     return DIRECT_BYTES_PER_CELL + DIRECT_BYTES_PER_DOUBLING * max(0.0, math.log2(max(cells, 1) / 65536))
 
 
-_SECOND_FACTORS = {"direct": direct_fill, "mg": lambda cells: MG_BYTES_PER_CELL,
-                   "pcg": lambda cells: PCG_BYTES_PER_CELL}
+_SECOND_FACTORS = {"direct": direct_fill, "mg": lambda cells, ideal_wires=0: MG_BYTES_PER_CELL,
+                   "pcg": lambda cells, ideal_wires=0: PCG_BYTES_PER_CELL}
 """A Newton step builds its Jacobian's preconditioner (SuperLU factors, or
 line factors and coarse levels) while the previous step's is still held: two
 sets at once. For ``direct`` that doubles the fill: 4627 B/cell RSS at
@@ -219,18 +233,20 @@ def _address_space_room():
     return max(soft - size, 0)
 
 
-def estimate(method, M, N, batch, nonlinear=False):
+def estimate(method, M, N, batch, nonlinear=False, ideal_wires=0):
     """Bytes a solve of an M x N array with `batch` columns needs, roughly;
     `nonlinear`: sinh devices (Newton: the inner linear solve of one column,
     `NEWTON_BYTES_PER_CELL`, a second preconditioner and
-    `NEWTON_BYTES_PER_CELL_COLUMN` per further column)."""
+    `NEWTON_BYTES_PER_CELL_COLUMN` per further column); `ideal_wires`: how
+    many of the two wire directions are ideal throughout (`ideal_wire_count`;
+    it shrinks a direct solve's fill)."""
     cells = M * N
     if nonlinear:
-        return (estimate(method, M, N, 1)
-                + cells * (NEWTON_BYTES_PER_CELL + _SECOND_FACTORS[method](cells)
+        return (estimate(method, M, N, 1, ideal_wires=ideal_wires)
+                + cells * (NEWTON_BYTES_PER_CELL + _SECOND_FACTORS[method](cells, ideal_wires)
                            + NEWTON_BYTES_PER_CELL_COLUMN * (batch - 1)))
     if method == "direct":
-        return cells * (direct_fill(cells) + DIRECT_BYTES_PER_CELL_COLUMN * batch)
+        return cells * (direct_fill(cells, ideal_wires) + DIRECT_BYTES_PER_CELL_COLUMN * batch)
     if method == "mg":
         return cells * (MG_BYTES_PER_CELL + MG_BYTES_PER_CELL_COLUMN * batch)
     return cells * (PCG_BYTES_PER_CELL + PCG_BYTES_PER_CELL_COLUMN * batch)
@@ -298,14 +314,21 @@ def _size(n):
     return f"{int(n)} bytes"
 
 
-def check(method, M, N, batch, nonlinear=False):
+def ideal_wire_count(M, N, r_wl, r_bl):
+    """How many of the two wire directions are ideal throughout (every
+    segment 0 ohm; a direction without segments, N == 1 or M == 1, counts:
+    each such line is one node too)."""
+    return int(N == 1 or not np.any(np.asarray(r_wl) != 0)) + int(M == 1 or not np.any(np.asarray(r_bl) != 0))
+
+
+def check(method, M, N, batch, nonlinear=False, ideal_wires=0):
     """Refuse (`require`) a solve that `estimate` says cannot fit."""
     hint = "use method='pcg', which needs far less memory, or a smaller array" if method == "direct" else \
         "use a smaller array"
     if batch > 1:
         hint = f"solve fewer input columns at a time (split the batch of {batch}), or " + hint
     devices = " of sinh devices" if nonlinear else ""
-    require(estimate(method, M, N, batch, nonlinear),
+    require(estimate(method, M, N, batch, nonlinear, ideal_wires),
             f"a {method} solve of a {M} x {N} array{devices} with {batch} input column(s)", hint)
 
 

@@ -617,7 +617,8 @@ def run_point(point, numba_threads=None):
         method = _expected_method(point)
         M, N, B = point.rows, point.cols, point.inputs
         # Refuse before drawing the random array, which alone may not fit.
-        _memory.check(method, M, N, B, nonlinear=point.device == "sinh")
+        ideal = _memory.ideal_wire_count(M, N, point.r_wire, point.r_wire)
+        _memory.check(method, M, N, B, nonlinear=point.device == "sinh", ideal_wires=ideal)
         try:
             _warm_up(point, method)
         except XbarsimError:
@@ -659,7 +660,8 @@ def run_point(point, numba_threads=None):
         kcl_error=sol.kcl_error,
         peak_rss_mib=rss_peak / _MIB,
         solve_rss_mib=max(rss_peak - rss_before, 0.0) / _MIB,
-        mem_estimate_mib=_memory.estimate(sol.method, M, N, B, nonlinear=not sol.network.linear) / _MIB,
+        mem_estimate_mib=_memory.estimate(sol.method, M, N, B, nonlinear=not sol.network.linear,
+                                          ideal_wires=ideal) / _MIB,
     )
     return _stamp(row)
 

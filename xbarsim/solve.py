@@ -152,7 +152,7 @@ class Solution:
                                  f"change while the factors are kept); got {refactor_fraction!r}.")
         # the solve and the copies made on the way to it (converted g, the
         # Crossbar's, its transpose), before the first of them (found by review)
-        _memory.check(self.method, *net.shape, net.batch, nonlinear=not net.linear)
+        _memory.check(self.method, *net.shape, net.batch, nonlinear=not net.linear, ideal_wires=_ideal_wires(net.xbar))
         _memory.check_copy(g, "g", copied=True)
         g = as_real_array(g, "g", "(M, N)", "conductances in siemens")  # a ragged list: not a raw ValueError
         shape = g.shape
@@ -365,7 +365,12 @@ def _check_memory(xbar, method, *drives):
     Newton solve when the devices are sinh (``xbar.v0``). The command
     line's pre-checks call it too."""
     _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar)), *xbar.shape,
-                  _batch_of(*drives), nonlinear=xbar.v0 is not None)
+                  _batch_of(*drives), nonlinear=xbar.v0 is not None, ideal_wires=_ideal_wires(xbar))
+
+
+def _ideal_wires(xbar):
+    """`_memory.ideal_wire_count` of `xbar`."""
+    return _memory.ideal_wire_count(*xbar.shape, xbar.r_wl, xbar.r_bl)
 
 
 def _batch_of(*drives):
@@ -459,7 +464,7 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
         # an ulp: the sinh law is the linear one in double precision (and
         # V0 / drive beyond 1e308 would overflow Newton's unit scaling).
         net = dataclasses.replace(net, linear=True)
-    _memory.check(method, M, N, net.batch, nonlinear=not net.linear)
+    _memory.check(method, M, N, net.batch, nonlinear=not net.linear, ideal_wires=_ideal_wires(net.xbar))
     if not net.linear:
         from ._newton import solve_newton
 

@@ -614,10 +614,10 @@ def test_transfer_many_on_an_adaptive_cluster_and_after_a_failed_chunk(monkeypat
                 np.testing.assert_array_equal(a, c)
             real = T._run_chunk
 
-            def failing(mapping, cfg, seed, start, count):
+            def failing(mapping, cfg, seed, start, count, numba_threads=None):
                 if start == 2:
                     raise RuntimeError("chunk 2 failed")
-                return real(mapping, cfg, seed, start, count)
+                return real(mapping, cfg, seed, start, count, numba_threads)
 
             monkeypatch.setattr(T, "_run_chunk", failing)
             with pytest.raises(RuntimeError, match="chunk 2 failed"):
@@ -860,3 +860,49 @@ def test_mvm_refuses_a_batch_whose_conductances_were_edited_out_of_range(bad, me
     with pytest.raises(xs.ParameterError, match="tile 0's conductances"):
         xs.mvm(many[1], np.full((2, 2), 0.5))
     assert xs.mvm(many[0], np.full((2, 2), 0.5)).shape == (2, 3)  # the other transfers are intact
+
+
+@pytest.mark.slow
+def test_a_local_cluster_gives_each_worker_s_kernel_a_share_of_the_cores(monkeypatch):
+    """``workers=`` started single-threaded workers whose programming kernel
+    still ran prange on every core: workers x cores threads (found by
+    review). Each chunk is now submitted with ``cores // workers`` threads,
+    the same bits; a user's cluster keeps its own setting. An in-process
+    cluster stands in for the local one."""
+    distributed = pytest.importorskip("distributed")
+    import sys
+
+    import numba
+
+    import xbarsim._dask as xdask
+
+    transfer = sys.modules["xbarsim.transfer"]  # the module (the package's `transfer` is the function)
+    submitted = []
+    real_submit = distributed.Client.submit
+
+    def submit(self, fn, *args, **kw):
+        if fn is transfer._run_chunk:
+            submitted.append(args[5])
+        return real_submit(self, fn, *args, **kw)
+
+    def in_process(n_workers):
+        return distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                        host="127.0.0.1", dashboard_address=":0")
+
+    monkeypatch.setattr(distributed.Client, "submit", submit)
+    monkeypatch.setattr(xdask, "start_local_cluster", in_process)
+    monkeypatch.setattr(xdask, "usable_cores", lambda: 8)
+    cfg = xs.TransferConfig()
+    W, b = _layer(1, 8, seed=1)
+    ref = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2)
+    got = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2, workers=4)
+    assert submitted == [2, 2]  # 8 cores // 4 workers
+    for a, c in zip(ref.g, got.g):
+        np.testing.assert_array_equal(a, c)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=":0") as cluster:
+        xs.transfer_many(W, b, cfg, n=2, seed=5, chunk=2, scheduler=cluster.scheduler_address)
+    assert submitted == [2, 2, None]  # a cluster of the user's: not capped
+    with transfer._thread_cap(1):
+        assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS

@@ -5,6 +5,7 @@ answers at the address, and only to a scheduler that has a worker."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 
@@ -141,6 +142,14 @@ def connect_scheduler(address, who, timeout=None, worker_wait=None):
                                  f"({one_line(exc)}); check that it is still running.") from None
         raise
     return client
+
+
+def usable_cores():
+    """The cores this process may run on (its affinity mask)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def start_local_cluster(n_workers):

@@ -72,7 +72,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._dask import connect_scheduler, one_line, start_local_cluster, transport_problem
+from ._dask import connect_scheduler, one_line, start_local_cluster, transport_problem, usable_cores
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
 from .cli import SEED_LIMIT, seed_arg
 from .solve import METHODS
@@ -928,13 +928,6 @@ class _ResultsFile:
 # ----------------------------------------------------------------------------
 
 
-def _usable_cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _note(point):
     return f"{point.rows}x{point.cols} r={point.r_wire:g}"
 
@@ -1672,7 +1665,7 @@ def _main(args):
             if args.workers is not None:
                 from distributed import Client
 
-                cores = _usable_cores()
+                cores = usable_cores()
                 if args.workers > cores:
                     print(f"xbarsim scale: warning: {args.workers} workers on {cores} cores; "
                           "points will contend for the CPU", file=sys.stderr)

@@ -47,6 +47,7 @@ conductances encode under a linear read (for surrogate models).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from itertools import islice
@@ -233,25 +234,44 @@ def _check_result_memory(n, mapping, chunk=0, what="transfer_many"):
              "grow with n") if n else "lower chunk")
 
 
-def _run_chunk(mapping, cfg, seed, start, count):
+def _run_chunk(mapping, cfg, seed, start, count, numba_threads=None):
     """Program transfers ``start .. start+count`` of every tile (kernel).
     Its working memory is checked here too, where it runs: on a Dask worker
-    the worker's memory limit counts (`xbarsim._memory.require`)."""
+    the worker's memory limit counts (`xbarsim._memory.require`).
+    ``numba_threads`` caps the kernel's threads while it runs (a local
+    cluster's share of the cores per worker; results do not depend on it)."""
     from ._memory import require
 
     require(_chunk_bytes(mapping, count), f"a chunk of {count} transfers of this layer",
             "lower chunk, or use fewer Dask workers per machine")
     g, conv, stuck, pulses = [], [], [], []
     fails = 0
-    for k, tile in enumerate(mapping.tiles):
-        targets = np.ascontiguousarray(np.broadcast_to(tile.target, (count,) + tile.shape))
-        out = _program_batch(targets, cfg, seed, offset=start, key=k, final_read=False)
-        g.append(out["g_final"])
-        conv.append(out["converged"].astype(bool))
-        stuck.append(out["stuck"])
-        pulses.append(out["pulses"])
-        fails += int(out["fails"].sum())
+    with _thread_cap(numba_threads):
+        for k, tile in enumerate(mapping.tiles):
+            targets = np.ascontiguousarray(np.broadcast_to(tile.target, (count,) + tile.shape))
+            out = _program_batch(targets, cfg, seed, offset=start, key=k, final_read=False)
+            g.append(out["g_final"])
+            conv.append(out["converged"].astype(bool))
+            stuck.append(out["stuck"])
+            pulses.append(out["pulses"])
+            fails += int(out["fails"].sum())
     return g, conv, stuck, pulses, fails
+
+
+@contextlib.contextmanager
+def _thread_cap(threads):
+    """Numba's threads capped at `threads` inside the block (None: as they are)."""
+    if not threads:
+        yield
+        return
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0,
@@ -423,9 +443,10 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     """Run the chunks with Dask distributed; yields (start, result) as they finish."""
     from distributed import Client, as_completed
 
-    from ._dask import connect_scheduler, start_local_cluster
+    from ._dask import connect_scheduler, start_local_cluster, usable_cores
 
     own = None
+    threads = None  # a cluster of the user's: its workers' threads are theirs to set
     if isinstance(scheduler, Client):
         client = scheduler
     elif scheduler is not None:
@@ -434,6 +455,10 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
         client = own = connect_scheduler(scheduler, "xbarsim.transfer_many")
     else:
         client = own = Client(start_local_cluster(workers))
+        # each worker's kernel runs prange over its chunk's transfers on every
+        # core it sees: workers x cores threads (found by review); a share
+        # each, as `xbarsim scale --workers` gives its points
+        threads = max(1, usable_cores() // workers)
     futures = {}
     payload = []
     try:
@@ -452,7 +477,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
             # cluster held all n results until the end (a second copy of the
             # run); the bound follows the workers as they come and go
             for st in islice(todo, max(0, _dask_in_flight(client) - len(futures))):
-                fut = client.submit(_run_chunk, mapping_f, cfg_f, seed, st, min(chunk, n - st), pure=False)
+                fut = client.submit(_run_chunk, mapping_f, cfg_f, seed, st, min(chunk, n - st), threads, pure=False)
                 futures[fut] = st
                 if running is not None:
                     running.add(fut)
@@ -650,7 +675,9 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
     chunks = _input_chunks(n, B)
     require(_mvm_bytes(n, nv, B, mapping, chunks, rn > 0.0),
             f"an MVM of {n} transfer(s) with {B} input(s) each",
-            "split x into batches of fewer inputs (rows of x), or run fewer transfers at a time (tm[a:b])")
+            "split x into batches of fewer inputs (rows of x), each read with a seed of its own (one seed "
+            "repeats its read-noise draws from the first row of every batch), or run fewer transfers at a "
+            "time (tm[a:b])")
     if not np.all(np.isfinite(x)):
         raise ParameterError("x holds NaN or inf; inputs must be finite.")
     _check_read_voltage(x, mapping, dev, batch.g)
@@ -720,7 +747,10 @@ def mvm(prog, x, seed: int = 0, noise: bool = True) -> np.ndarray:
         draws to every layer read with it, and to repeated reads of one
         array: give each layer of a network, and each independent read, its
         own seed (`xbarsim.train.evaluate_circuit` uses seed + 1000 + k for
-        layer k).
+        layer k). Inputs draw from the stream in row order, so input b of
+        one call and input b of another call with the same seed share their
+        draws: inputs split into batches need a seed per batch (and then
+        differ from one call on all of them).
     noise : bool
         Include read noise.
 

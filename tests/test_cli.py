@@ -285,7 +285,7 @@ def test_calibrate_fit_records_its_settings_and_finishes_its_bar(tmp_path, capsy
 def test_surrogate_fit_takes_a_numpy_weight_scale():
     from xbarsim.train import Surrogate
 
-    kw = dict(n_transfers=2, layers=((1, 1),), n_fail_devices=64, n_probe=2, n_bins=2, seed=3)
+    kw = dict(n_transfers=3, layers=((1, 1),), n_fail_devices=64, n_probe=2, n_bins=2, seed=3)
     a = Surrogate.fit(xs.TransferConfig(), weight_scale=np.float32(0.5), **kw)
     b = Surrogate.fit(xs.TransferConfig(), weight_scale=0.5, **kw)
     np.testing.assert_array_equal(a.own_std, b.own_std)
@@ -457,6 +457,25 @@ def test_load_array_reads_a_csv_with_a_byte_order_mark(tmp_path):
     path.write_bytes("\ufeff2e-4,3e-4\n4e-4,5e-4\n".encode("utf-8"))
     np.testing.assert_array_equal(load_array(str(path), "--targets", "conductances", ndmin=2),
                                   [[2e-4, 3e-4], [4e-4, 5e-4]])
+
+
+@pytest.mark.parametrize("text", [
+    "2e-4 3e-4\n4e-4 5e-4\n",  # np.savetxt's default: whitespace
+    "g0,g1\n2e-4,3e-4\n4e-4,5e-4\n",  # a header row
+    "# from the probe station\ncol a\tcol b\n2e-4\t3e-4\n4e-4\t5e-4\n",  # a comment, a header, tabs
+], ids=["whitespace", "header", "comment-header-tabs"])
+def test_load_array_reads_whitespace_and_a_header_row(tmp_path, text):
+    """np.savetxt writes whitespace-delimited text by default, and a header
+    row is common: both were refused as "could not convert string" (found
+    by review). A first line with any number stays data, and is checked."""
+    from xbarsim.cli import load_array
+
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    np.testing.assert_array_equal(load_array(str(path), "--g", "conductances", ndmin=2), [[2e-4, 3e-4], [4e-4, 5e-4]])
+    path.write_text("2e-4,x\n4e-4,5e-4\n")
+    with pytest.raises(xs.ParameterError, match="could not be read as numbers"):
+        load_array(str(path), "--g", "conductances", ndmin=2)
 
 
 def test_demo_says_when_it_leaves_multigrid_out(capsys):

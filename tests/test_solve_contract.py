@@ -1073,3 +1073,18 @@ def test_a_nan_that_slipped_into_the_circuit_is_not_solved_as_converged(method, 
         net.wl.seg_g[3, 4] = np.nan
     with pytest.raises(xs.ConvergenceError, match="not finite"):
         _solve_network(net, method, 1e-10, None, None, None)
+
+
+def test_reprs_are_compact():
+    """The dataclass default printed every array: ``print(sol)`` of a 64 x 48
+    solve with five inputs ran to several hundred lines (found by review)."""
+    g = np.random.default_rng(0).uniform(1e-4, 5e-4, (64, 48))
+    xbar = xs.Crossbar(g, 1.0, 1.0)
+    sol = xs.solve(xbar, left=xs.Drive(np.full((64, 5), 0.1), r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    res = xs.program(np.full((4, 4), 3e-4), xs.TransferConfig())
+    prog = xs.transfer(np.ones((2, 3)), np.ones(2))
+    for obj, shown in ((xbar, "g=array((64, 48), float64)"), (sol, "v_wl=array((64, 48, 5), float64)"),
+                       (res, "pulses=array((4, 4), int32)"), (prog, "g=[1 arrays: (4, 4)]"),
+                       (xs.transfer_many(np.ones((2, 3)), np.ones(2), n=3), "g=[1 arrays: (3, 4, 4)]")):
+        text = repr(obj)
+        assert shown in text and "\n" not in text and len(text) < 1200, text

@@ -906,3 +906,17 @@ def test_a_local_cluster_gives_each_worker_s_kernel_a_share_of_the_cores(monkeyp
     with transfer._thread_cap(1):
         assert numba.get_num_threads() == 1
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+
+
+def test_bias_defaults_to_none():
+    """``xs.transfer(w, cfg=cfg)`` was a TypeError (missing 'bias') for a
+    layer without one (found by review); None is the default, as for
+    nn.Linear(bias=False)."""
+    W = np.random.default_rng(0).normal(size=(3, 4))
+    cfg = xs.TransferConfig()
+    a, b = xs.transfer(W, cfg=cfg, seed=1), xs.transfer(W, None, cfg, seed=1)
+    assert a.mapping.tiles[0].target.shape == b.mapping.tiles[0].target.shape
+    np.testing.assert_array_equal(a.g[0], b.g[0])
+    np.testing.assert_array_equal(xs.transfer_many(W, cfg=cfg, n=2).g[0], xs.transfer_many(W, None, cfg, n=2).g[0])
+    np.testing.assert_array_equal(next(xs.iter_transfers(W, cfg=cfg, n=2)).g[0],
+                                  next(xs.iter_transfers(W, None, cfg, n=2)).g[0])

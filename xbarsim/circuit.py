@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._repr import compact_repr
 from .exceptions import CircuitError, ParameterError
 from . import _memory
 
@@ -268,6 +269,8 @@ class Crossbar:
     >>> xbar.shape
     (4, 3)
     """
+
+    __repr__ = compact_repr
 
     g: np.ndarray
     """Device conductance, siemens, (M, N)."""

@@ -180,6 +180,36 @@ class RunFiles:
         return False
 
 
+def _text_layout(path):
+    """``(delimiter, header rows)`` of a text file of numbers: commas when
+    its first line has one, else whitespace (``np.savetxt``'s default, which
+    was refused); a first line none of whose fields is a number is a header
+    and skipped (a header row was refused; both found by review). A first
+    line with some numbers is data, read and checked as such."""
+    first, at = "", 0
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            for at, line in enumerate(fh, start=1):  # `at`: lines up to this one (np.loadtxt's skiprows)
+                if line.strip() and not line.lstrip().startswith("#"):
+                    first = line
+                    break
+    except (OSError, UnicodeDecodeError):
+        return ",", 0  # np.loadtxt reports it
+    delimiter = "," if "," in first else None
+    fields = [f.strip() for f in (first.split(",") if delimiter else first.split())]
+    fields = [f for f in fields if f]
+
+    def number(text):
+        try:
+            float(text)
+            return True
+        except ValueError:
+            return False
+
+    header = bool(fields) and not any(number(f) for f in fields)
+    return delimiter, at if header else 0
+
+
 def load_array(path, flag, what, ndmin=1):
     """A real array from a ``.npy`` or ``.csv`` file, as float64, for the
     file options of the commands (``flag``: the option, for the messages;
@@ -203,10 +233,11 @@ def load_array(path, flag, what, ndmin=1):
         if magic == b"\x93NUMPY" or magic.startswith(b"PK\x03\x04") or path.endswith(".npy"):
             a = np.load(path, allow_pickle=False)
         else:
+            delimiter, skip = _text_layout(path)
             with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
                 warnings.simplefilter("ignore", UserWarning)
                 # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first number
-                a = np.loadtxt(path, delimiter=",", ndmin=ndmin, encoding="utf-8-sig")
+                a = np.loadtxt(path, delimiter=delimiter, ndmin=ndmin, encoding="utf-8-sig", skiprows=skip)
     except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty .npy
         raise ParameterError(f"{flag} {path!r} could not be read as numbers ({type(exc).__name__}: {exc}); "
                              f"give a .npy array or a .csv of {what}.") from exc

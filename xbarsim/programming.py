@@ -36,6 +36,7 @@ from typing import Optional
 
 import numpy as np
 
+from ._repr import compact_repr
 from .devices import DeviceParams, real_scalar
 from .exceptions import ConvergenceError, ParameterError
 
@@ -455,6 +456,8 @@ def programming_order(shape, order):
 @dataclass(frozen=True, eq=False)
 class ProgramResult:
     """Outcome of programming one array; every array field is (M, N)."""
+
+    __repr__ = compact_repr
 
     order_index: np.ndarray
     """Position of each device in the programming order (0 = first)."""

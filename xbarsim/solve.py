@@ -45,6 +45,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ._repr import compact_repr
 from .circuit import RESISTIVE, Crossbar, Network, build_network, kernel_array, transposed
 from ._coerce import as_real_array
 from .exceptions import ConvergenceError, ParameterError
@@ -75,6 +76,8 @@ class Solution:
     Shapes are (M, N) / (N,) etc., with a trailing batch dimension B when
     any drive voltage had one.
     """
+
+    __repr__ = compact_repr
 
     v_wl: np.ndarray
     """Word-line node voltages, volts, (M, N[, B])."""

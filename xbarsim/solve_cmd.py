@@ -559,6 +559,10 @@ def _warm_up(method, g_shape, batch, r_wl, r_bl, v0):
     if chosen == "mg" and (r_wl == 0 or r_bl == 0):
         return 0.0
     shape = warm_up_shape(g_shape, chosen)
+    # a first run of an install compiles for tens of seconds: say so (the
+    # command sat silent; found by review)
+    print("xbarsim solve: loading the solver kernels (the first run of an install compiles them)...",
+          file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     x = np.full((shape[0], 2) if batch else shape[0], 0.1)
     solve(Crossbar(np.full(shape, 1e-4), r_wl=r_wl, r_bl=r_bl, v0=v0), **read_drives(x), method=chosen)

@@ -55,6 +55,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ._repr import compact_repr
 from ._warn import warn
 from .exceptions import ParameterError
 from .mapping import LayerMapping, as_float_array, map_layer
@@ -115,6 +116,8 @@ class TransferBatch(_ProgrammedLayer):
     for tile ``k`` of ``mapping.tiles``.
     """
 
+    __repr__ = compact_repr
+
     offset: int = 0
     """Index of the first transfer (transfer t uses stream (seed, offset + t, tile))."""
     solver_failures: int = 0
@@ -161,6 +164,8 @@ class TransferBatch(_ProgrammedLayer):
 @dataclass(frozen=True, eq=False)
 class Programmed(_ProgrammedLayer):
     """One programmed layer (the result of `transfer`)."""
+
+    __repr__ = compact_repr
 
     index: int = 0
     """Transfer index of this copy (0 for `transfer`)."""
@@ -274,7 +279,7 @@ def _thread_cap(threads):
         numba.set_num_threads(old)
 
 
-def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0,
+def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int = 0,
              progress: bool = False) -> Programmed:
     """Map a layer to crossbar tiles and program them by write-verify.
 
@@ -283,7 +288,8 @@ def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0,
     weight : array_like, (out, in)
         Layer weights, torch layout.
     bias : array_like (out,) or None
-        Layer bias (stored in an extra row driven at ``V_read``).
+        Layer bias (stored in an extra row driven at ``V_read``); None
+        (the default) for a layer without one.
     cfg : TransferConfig, optional
         Default ``TransferConfig()``.
     seed : int
@@ -337,7 +343,7 @@ def transfer(weight, bias, cfg: Optional[TransferConfig] = None, seed: int = 0,
     )
 
 
-def iter_transfers(weight, bias, cfg: Optional[TransferConfig] = None, n: int = 1, seed: int = 0,
+def iter_transfers(weight, bias=None, cfg: Optional[TransferConfig] = None, n: int = 1, seed: int = 0,
                    chunk: int = 256):
     """An iterator of `TransferBatch` chunks of the ``n`` transfers of
     `transfer_many`.
@@ -365,7 +371,7 @@ def _transfer_chunks(mapping, cfg, s, seed, n, chunk):
                             converged=conv, stuck=stuck, pulses=pulses, solver_failures=fails)
 
 
-def transfer_many(weight, bias, cfg: Optional[TransferConfig] = None, n: int = 2000, seed: int = 0,
+def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: int = 2000, seed: int = 0,
                   *, chunk: int = 256, workers: Optional[int] = None, scheduler=None,
                   progress: bool = False) -> TransferBatch:
     """``n`` independent transfers of one layer (Monte Carlo).

@@ -57,7 +57,7 @@ def test_drift_std_within_30pct(table, k):
 
 
 @pytest.mark.parametrize("k", [pytest.param(int(k), marks=pytest.mark.xfail(
-    strict=True, reason=f"measured mean {DRIFT_MEAN_MISSES[int(k)]} uS, where the measured curve dips; the "
+    strict=True, raises=AssertionError, reason=f"measured mean {DRIFT_MEAN_MISSES[int(k)]} uS, where the measured curve dips; the "
     "simulated one, low over k = 5-15, is 0.68-0.70 x of it")) if int(k) in DRIFT_MEAN_MISSES else int(k) for k in C.DRIFT_EVENTS])
 def test_drift_mean_within_30pct(table, k):
     rows, _ = table
@@ -74,7 +74,7 @@ def test_programming_spread_within_30pct(table, where):
     assert ok, f"programming spread at {where}: simulated {s:.3f} %, published {m:.3f} %"
 
 
-@pytest.mark.xfail(strict=True, reason="the simulated spread is flat across the window (-4.0e-6 %/uS at seed 0) "
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the simulated spread is flat across the window (-4.0e-6 %/uS at seed 0) "
                    "where the published law falls by -5.2e-4 %/uS: write-verify's band sets it, not the device")
 def test_programming_spread_slope(table):
     """The tuning law's slope as it shows in the combined spread (a line
@@ -106,7 +106,7 @@ def test_the_spread_bins_pass_for_an_ideal_device():
     assert not any(rows[f"drift_std_uS[k={k}]"][4] for k in (1, 10, 30))
 
 
-@pytest.mark.xfail(strict=True, reason="write-verify stops anywhere in the band (mean ~ -0.14 %) instead of "
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="write-verify stops anywhere in the band (mean ~ -0.14 %) instead of "
                    "the measured -0.589 %: the ramped amplitude enters the 1 % band with a step larger than "
                    "the band")
 def test_programming_offset_mean(table):

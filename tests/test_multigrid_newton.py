@@ -1,6 +1,7 @@
 """Multigrid-preconditioned CG, damped Newton for sinh devices, re-solves."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -835,7 +836,9 @@ def test_source_stepping_keeps_each_stages_start_and_says_where_it_failed(monkey
     with pytest.raises(xs.ConvergenceError) as info:
         xs.solve(xs.Crossbar(g, 1.0, 1.0, v0=0.1), left=xs.Drive(2.0), bottom=xs.Drive(-2.0), maxiter=5)
     message = str(info.value)
-    assert message.count("source stepping") == 1 and "failed at 50.1 % of the drives after 5 Newton steps" in message
+    # the fraction reached is the solver's to report (50.1 % today), the step count is maxiter's
+    assert message.count("source stepping") == 1
+    assert re.search(r"failed at \d+(\.\d+)? % of the drives after 5 Newton steps", message), message
     assert "tol=" not in message and "Loosen tol" not in message
 
 

@@ -215,7 +215,7 @@ def test_methods_agree_with_each_other_and_the_oracle(circuit):
         if method == "direct":
             continue
         if refuses_ideal_wire(method) and circuit.has_ideal_wire:
-            with pytest.raises(xs.ParameterError):
+            with pytest.raises(xs.ParameterError, match="needs every wire segment"):
                 xs.solve(circuit.crossbar(), method=method, **circuit.drives)
             continue
         sol = xs.solve(circuit.crossbar(), method=method, **circuit.drives)

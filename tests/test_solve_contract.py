@@ -72,7 +72,7 @@ class TestSolveContract:
     @pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
     def test_exact_problem(self, method, problem):
         if refuses_ideal_wire(method) and problem.has_ideal_wire:
-            with pytest.raises(xs.ParameterError):
+            with pytest.raises(xs.ParameterError, match="needs every wire segment"):
                 xs.solve(problem.crossbar(), method=method, **problem.drives)
             return
         sol = xs.solve(problem.crossbar(), method=method, **problem.drives)
@@ -207,7 +207,7 @@ class TestSolveContract:
         c = random_circuit(rng, int(M), int(N), batch=2 if seed == 2 else None, ends=ends, p_open=0.2,
                            p_ideal_wire=p_ideal_wire)
         if refuses_ideal_wire(method) and c.has_ideal_wire:
-            with pytest.raises(xs.ParameterError):
+            with pytest.raises(xs.ParameterError, match="needs every wire segment"):
                 _solve(c, method)
             return
         sol = _solve(c, method)
@@ -224,7 +224,7 @@ class TestSolveContract:
         c = Circuit(g=rng.uniform(1e-4, 5e-4, (M, N)), r_wl=r_wl, r_bl=0.0, drives=dict(
             left=xs.Drive([0.5, -0.2]), right=xs.Drive([0.1, 0.3]), bottom=xs.Drive(0.0)))
         if refuses_ideal_wire(method):
-            with pytest.raises(xs.ParameterError):
+            with pytest.raises(xs.ParameterError, match="needs every wire segment"):
                 _solve(c, method)
             return
         assert_solutions_close(_solve(c, method), naive_solve(**c.naive_args()))

@@ -421,3 +421,33 @@ def test_other_errors_and_unfinished_stepping_still_fail(tmp_path, monkeypatch, 
     xbar, drives = SMALL
     with pytest.raises(xs.SpiceError, match="'error'"):
         run_ngspice(xbar, **drives)
+
+
+@needs_ngspice
+@pytest.mark.parametrize("v0", [None, 0.25], ids=["linear", "sinh"])
+def test_multigrid_on_a_multilevel_array_agrees_with_ngspice(v0):
+    """The external truth for the multigrid path, which the cases above (at
+    most 6 x 6, a single level) never reach: a 40 x 48 array (4 levels) on
+    resistive wires, with resistive and ideal drives, a floating word line,
+    two input columns, linear and sinh devices; every method against
+    ngspice."""
+    rng = np.random.default_rng(40)
+    M, N = 40, 48
+    xbar = xs.Crossbar(1.0 / rng.uniform(2e3, 1e4, (M, N)), r_wl=rng.uniform(0.5, 2.0, (M, N - 1)), r_bl=1.0,
+                       v0=v0)
+    r_in = rng.uniform(0.5, 5.0, M)
+    r_in[3] = 0.0  # an ideal source: a fixed node on the fine level
+    drives = dict(left=xs.Drive(rng.uniform(0, 0.3, (M, 2)), r=r_in, floating=np.arange(M) == 17),
+                  bottom=xs.Drive(0.0, r=rng.uniform(0.5, 5.0, N)), top=xs.Drive(0.05, r=100.0))
+    from xbarsim._multigrid import MultigridPreconditioner
+    from xbarsim.circuit import build_network
+
+    assert MultigridPreconditioner(build_network(xbar, **drives)).depth >= 3
+    ref = run_ngspice(xbar, **drives)
+    for method in ("mg", "pcg", "direct"):
+        sol = xs.solve(xbar, **drives, method=method)
+        _assert_close(sol.v_wl, ref.v_wl, f"{method} v_wl")
+        _assert_close(sol.v_bl, ref.v_bl, f"{method} v_bl")
+        _assert_close(sol.i_out, ref.i_out, f"{method} i_out")
+        for end in ("left", "bottom", "top"):
+            _assert_close(sol.i_terminal[end], ref.i_terminal[end], f"{method} i_terminal[{end}]")

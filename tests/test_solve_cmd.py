@@ -370,7 +370,8 @@ def test_solve_pulse_reports_the_voltages_of_xs_pulse_drives(files, capsys, sche
 
 
 @pytest.mark.parametrize("argv_extra, message", [
-    (["--pulse", "7,0"], "outside the 7 x 5 array"),
+    (["--pulse", "7,0"], "--pulse 7,0 is outside the 7 x 5 array"),  # named pulse_drives (found by review)
+    (["--pulse=-1,2"], "--pulse -1,2 is outside the 7 x 5 array"),
     (["--pulse", "1,1", "--r-in", "2"], "--r-in / --r-out are the read's terminals"),
     (["--pulse", "1,1", "--vp", "inf"], "not finite"),
 ])

@@ -920,3 +920,32 @@ def test_bias_defaults_to_none():
     np.testing.assert_array_equal(xs.transfer_many(W, cfg=cfg, n=2).g[0], xs.transfer_many(W, None, cfg, n=2).g[0])
     np.testing.assert_array_equal(next(xs.iter_transfers(W, cfg=cfg, n=2)).g[0],
                                   next(xs.iter_transfers(W, None, cfg, n=2)).g[0])
+
+
+@pytest.mark.parametrize("mapping", ["differential", "reference"])
+def test_mvm_read_noise_follows_the_device_law(mapping):
+    """Each device's read noise is ``read_noise`` times its own current, drawn
+    independently: an output's spread is ``read_noise sqrt(sum I^2)`` over the
+    devices it reads (its pair's columns, or its column and the reference's),
+    in weight units. Ideal wires: the device currents are ``G V0 sinh(v/V0)``
+    at the input voltages. (The test of read noise above checked only that a
+    spread exists; found by review.)"""
+    dev = xs.presets.TIO2
+    rng = np.random.default_rng(5)
+    W, b = rng.normal(size=(2, 5)), rng.normal(size=2)
+    cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, mapping=mapping)
+    prog = xs.transfer(W, b, cfg, seed=0)
+    x = np.repeat(rng.uniform(0, 1, (1, 5)), 4000, axis=0)  # one input read 4000 times, each its own draws
+    y = xs.mvm(prog, x, seed=3)
+    y0 = xs.mvm(prog, x[:1], noise=False)[0]
+    m = prog.mapping
+    v = m.input_voltages(x[:1])[0]
+    var = np.zeros(m.out_features)
+    for k, t in enumerate(m.tiles):
+        cur = prog.g[k] * dev.v0 * np.sinh(v[t.rows[0]:t.rows[1], None] / dev.v0)
+        c2 = (cur**2).sum(axis=0) * dev.read_noise**2
+        var[t.outputs[0]:t.outputs[1]] += c2[0::2] + c2[1::2] if mapping == "differential" else c2[:-1] + c2[-1]
+    law = np.sqrt(var) * m.input_scale / (m.alpha * m.v_read)
+    # 4000 draws: the sample std is within 6 % of the law with > 99.9 % probability
+    np.testing.assert_allclose(y.std(axis=0) / law, 1.0, atol=0.06)
+    assert np.all(np.abs(y.mean(axis=0) - y0) < 4 * law / np.sqrt(len(x)))

@@ -676,6 +676,10 @@ def register(subparsers):
             if args.r_in or args.r_out:
                 raise ParameterError("--r-in / --r-out are the read's terminals; a --pulse drives its lines "
                                      "through ideal sources, as the programming simulation does.")
+            (i, j), (M, N) = args.pulse, g.shape
+            if not (0 <= i < M and 0 <= j < N):  # the library's refusal names pulse_drives (found by review)
+                raise ParameterError(f"--pulse {i},{j} is outside the {M} x {N} array of --g {args.g!r}: give "
+                                     f"a row 0..{M - 1} and a column 0..{N - 1}.")
             run_pulse(args.out, g, args.pulse, 1.5 if args.vp is None else args.vp,
                       "V/2" if args.scheme is None else args.scheme, r_wl=r_wl, r_bl=r_bl, v0=args.v0,
                       method=args.method, tol=args.tol, spice=args.spice, progress=not args.no_progress,

@@ -1088,3 +1088,20 @@ def test_reprs_are_compact():
                        (xs.transfer_many(np.ones((2, 3)), np.ones(2), n=3), "g=[1 arrays: (3, 4, 4)]")):
         text = repr(obj)
         assert shown in text and "\n" not in text and len(text) < 1200, text
+
+
+def test_conductances_that_look_like_ohms_or_microsiemens_draw_a_warning():
+    """2-10 kOhm devices given as their resistances (2e3-1e4 "S"), or as
+    integers in microsiemens, solved without a word (found by review)."""
+    import warnings
+
+    r = np.random.default_rng(0).uniform(2e3, 1e4, (3, 4))
+    with pytest.warns(UserWarning, match=r"g is in siemens.*1 / R") as rec:
+        xs.Crossbar(r, 1.0, 1.0)
+    assert rec[0].filename == __file__  # attributed to the caller's line
+    with pytest.warns(UserWarning, match="g is in siemens"):
+        xs.Crossbar(np.full((2, 2), 200), 1.0, 1.0)  # microsiemens
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xs.Crossbar(1.0 / r, 1.0, 1.0)
+        xs.Crossbar(np.full((2, 2), 1.0), 1.0, 1.0)  # 1 S: unusual, not suspect

@@ -110,6 +110,12 @@ exact."""
 R_TINY = 1e-100
 """Smallest non-zero wire or terminal resistance, ohms (0 is ideal, exact)."""
 
+G_SUSPECT = 1.0
+"""Device conductances above this many siemens (a device of under 1 ohm)
+draw a warning that ``g`` is in siemens: resistances in ohms (2e3-1e4 for
+2-10 kOhm devices) or conductances in microsiemens passed as ``g`` solved
+without a word (found by review)."""
+
 
 def _min_positive(r):
     """Smallest resistance above 0 (inf when none), without copying `r`."""
@@ -293,6 +299,12 @@ class Crossbar:
                 "in siemens with M, N >= 1."
             )
         _check_finite_nonneg(g, "g", "siemens")
+        gmax = float(np.max(g))
+        if gmax > G_SUSPECT:
+            from ._warn import warn
+
+            warn(f"g holds conductances up to {gmax:.3g} S, a device of {1.0 / gmax:.3g} ohm: g is in siemens. "
+                 "Resistances in ohms go in as 1 / R, microsiemens times 1e-6.", UserWarning)
         M, N = g.shape
         r_wl = _per_segment(self.r_wl, (M, N - 1), "r_wl")
         r_bl = _per_segment(self.r_bl, (M - 1, N), "r_bl")

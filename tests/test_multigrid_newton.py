@@ -587,6 +587,7 @@ def test_resolve_bad_conductances(g_new, word):
         sol.resolve(g_new)
 
 
+@pytest.mark.filterwarnings("ignore:g holds conductances up to")  # large g on purpose
 @pytest.mark.parametrize("method", ["direct", "pcg"])
 def test_resolve_checks_the_drive_range_against_the_new_conductances(method):
     """The currents that 1e300 S devices would carry overflow: `solve`

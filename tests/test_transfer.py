@@ -903,9 +903,13 @@ def test_a_local_cluster_gives_each_worker_s_kernel_a_share_of_the_cores(monkeyp
                                   host="127.0.0.1", dashboard_address=":0") as cluster:
         xs.transfer_many(W, b, cfg, n=2, seed=5, chunk=2, scheduler=cluster.scheduler_address)
     assert submitted == [2, 2, None]  # a cluster of the user's: not capped
-    with transfer._thread_cap(1):
+    from xbarsim._parallel import numba_threads
+
+    with numba_threads(1):
         assert numba.get_num_threads() == 1
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    with numba_threads(None):  # no cap: as it was
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
 
 
 def test_bias_defaults_to_none():

@@ -22,9 +22,31 @@ stream and writes only its own outputs, so the result depends neither on the
 thread count nor on the chunks.
 """
 
+import contextlib
 import threading
 
 import numba
+
+
+def capped_threads(n):
+    """``n`` threads as Numba can run them: at least 1, at most its pool."""
+    return max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+
+
+@contextlib.contextmanager
+def numba_threads(n):
+    """Numba's thread count of the calling thread capped at ``n``
+    (`capped_threads`) inside the block, restored after; ``None`` leaves it
+    as it is."""
+    if not n:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(capped_threads(n))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 def parallel_range(run, n, threads=None):

@@ -220,8 +220,11 @@ def _check_dynamic_range(g, wires, terminals=None):
 
 
 def _check_finite_nonneg(arr, name, unit, allow_zero=True):
+    """Refuse NaN, inf and negative (or, without `allow_zero`, zero) values;
+    returns the largest value (None for an empty array), which the check
+    finds anyway."""
     if arr.size == 0:
-        return
+        return None
     # min and max propagate NaN and reach +-inf: two passes, no temporaries
     # (an elementwise isfinite / < 0 test would allocate a mask per check)
     lo, hi = np.min(arr), np.max(arr)
@@ -236,6 +239,7 @@ def _check_finite_nonneg(arr, name, unit, allow_zero=True):
         raise ParameterError(
             f"{name} must be {lower} {unit}; its smallest value is {float(lo)!r}."
         )
+    return float(hi)
 
 
 def _per_segment(value, shape, name):
@@ -298,8 +302,7 @@ class Crossbar:
                 f"g has shape {g.shape}; expected a 2-D (M, N) array of conductances "
                 "in siemens with M, N >= 1."
             )
-        _check_finite_nonneg(g, "g", "siemens")
-        gmax = float(np.max(g))
+        gmax = _check_finite_nonneg(g, "g", "siemens")  # the largest g, which the check finds anyway
         if gmax > G_SUSPECT:
             from ._warn import warn
 

@@ -611,7 +611,9 @@ def run_point(point, numba_threads=None):
     if numba_threads:
         import numba
 
-        numba.set_num_threads(max(1, min(int(numba_threads), numba.config.NUMBA_NUM_THREADS)))
+        from ._parallel import capped_threads
+
+        numba.set_num_threads(capped_threads(numba_threads))
     try:
         point.validate()
         method = _expected_method(point)

@@ -48,6 +48,7 @@ import numpy as np
 from ._repr import compact_repr
 from .circuit import RESISTIVE, Crossbar, Network, build_network, kernel_array, transposed
 from ._coerce import as_real_array
+from .devices import real_scalar
 from .exceptions import ConvergenceError, ParameterError
 from . import _memory
 
@@ -148,9 +149,8 @@ class Solution:
         tol = getattr(self, "_tol", DEFAULT_TOL) if tol is None else tol
         _check_tol(tol, maxiter, callback)
         tol = float(tol)
-        real = isinstance(refactor_fraction, (int, float, np.integer, np.floating)) and not isinstance(
-            refactor_fraction, (bool, np.bool_))
-        if not (real and 0 <= refactor_fraction <= 1):
+        fraction = real_scalar(refactor_fraction)
+        if fraction is None or not 0 <= fraction <= 1:
             raise ParameterError(f"refactor_fraction must be a number in [0, 1] (the share of devices that may "
                                  f"change while the factors are kept); got {refactor_fraction!r}.")
         # the solve and the copies made on the way to it (converted g, the
@@ -171,7 +171,7 @@ class Solution:
             # open devices changed: well-posedness must be checked again
             check_connected(xbar.g, net.ends)
         check_floating_ties(xbar, net.ends)  # as solve does: a bare RuntimeError / SystemError otherwise
-        pre = getattr(self, "_preconditioner", None) if changed <= refactor_fraction else None
+        pre = getattr(self, "_preconditioner", None) if changed <= fraction else None
         if self.method == "direct":
             pre = None
         if pre is not None:

@@ -47,7 +47,6 @@ conductances encode under a linear read (for surrogate models).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from itertools import islice
@@ -246,12 +245,13 @@ def _run_chunk(mapping, cfg, seed, start, count, numba_threads=None):
     ``numba_threads`` caps the kernel's threads while it runs (a local
     cluster's share of the cores per worker; results do not depend on it)."""
     from ._memory import require
+    from ._parallel import numba_threads as thread_cap
 
     require(_chunk_bytes(mapping, count), f"a chunk of {count} transfers of this layer",
             "lower chunk, or use fewer Dask workers per machine")
     g, conv, stuck, pulses = [], [], [], []
     fails = 0
-    with _thread_cap(numba_threads):
+    with thread_cap(numba_threads):
         for k, tile in enumerate(mapping.tiles):
             targets = np.ascontiguousarray(np.broadcast_to(tile.target, (count,) + tile.shape))
             out = _program_batch(targets, cfg, seed, offset=start, key=k, final_read=False)
@@ -261,22 +261,6 @@ def _run_chunk(mapping, cfg, seed, start, count, numba_threads=None):
             pulses.append(out["pulses"])
             fails += int(out["fails"].sum())
     return g, conv, stuck, pulses, fails
-
-
-@contextlib.contextmanager
-def _thread_cap(threads):
-    """Numba's threads capped at `threads` inside the block (None: as they are)."""
-    if not threads:
-        yield
-        return
-    import numba
-
-    old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
 
 
 def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int = 0,

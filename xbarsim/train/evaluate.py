@@ -20,7 +20,6 @@ Three transfer models, one interface (``correct``, ``logits`` over
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,18 +214,6 @@ def software_logits(layers, x):
     return h[..., 0]
 
 
-@contextlib.contextmanager
-def _numba_threads(n):
-    import numba
-
-    old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
-
-
 def _mvm_per_transfer(batch, x, seed):
     """``batch`` (n transfers) applied to per-transfer inputs ``x`` (n, B, in): (n, B, out).
 
@@ -244,7 +231,9 @@ def _mvm_per_transfer(batch, x, seed):
     except ParameterError:
         pass
     out = None
-    with _numba_threads(1):
+    from .._parallel import numba_threads
+
+    with numba_threads(1):
         for t in range(n):
             one = xs.TransferBatch(mapping=batch.mapping, cfg=batch.cfg, seed=batch.seed,
                                    offset=batch.offset + t, **batch.tile_fields(lambda a: a[t:t + 1]))

@@ -657,27 +657,23 @@ class Surrogate:
         tiles = []  # (target, g_after_own, g_final, stuck, pulses), each (M, N)
         mvm_jobs = []  # (mapping, tile g list, x) for the circuit-factor fit
         total = n_transfers * len(layers)
-        import numba
+        from .._parallel import numba_threads
 
-        old_threads = numba.get_num_threads()
-        numba.set_num_threads(1)  # one small array per call: thread start-up costs more than it saves
-        try:
-            with Progress(total, label="surrogate fit", enabled=progress) as bar:
-                for li, (out_f, in_f) in enumerate(layers):
-                    for t in range(n_transfers):
-                        W = rng.uniform(-weight_scale, weight_scale, (out_f, in_f))
-                        b = rng.uniform(-weight_scale, weight_scale, out_f)
-                        lm = map_layer(W, b, cfg)
-                        tile_g = []
-                        for k, tile in enumerate(lm.tiles):
-                            res = xs.program(tile.target, cfg, seed=int(rng.integers(0, 2**62)))
-                            tiles.append((res.target, res.g_after_own, res.g_final, res.stuck, res.pulses))
-                            tile_g.append(res.g_final)
-                        if t < max(8, n_transfers // 4):
-                            mvm_jobs.append((lm, tile_g, rng.uniform(0, cfg.input_scale, (n_probe, in_f))))
-                        bar.update()
-        finally:
-            numba.set_num_threads(old_threads)
+        # one small array per call: thread start-up costs more than it saves
+        with numba_threads(1), Progress(total, label="surrogate fit", enabled=progress) as bar:
+            for li, (out_f, in_f) in enumerate(layers):
+                for t in range(n_transfers):
+                    W = rng.uniform(-weight_scale, weight_scale, (out_f, in_f))
+                    b = rng.uniform(-weight_scale, weight_scale, out_f)
+                    lm = map_layer(W, b, cfg)
+                    tile_g = []
+                    for k, tile in enumerate(lm.tiles):
+                        res = xs.program(tile.target, cfg, seed=int(rng.integers(0, 2**62)))
+                        tiles.append((res.target, res.g_after_own, res.g_final, res.stuck, res.pulses))
+                        tile_g.append(res.g_final)
+                    if t < max(8, n_transfers // 4):
+                        mvm_jobs.append((lm, tile_g, rng.uniform(0, cfg.input_scale, (n_probe, in_f))))
+                    bar.update()
         R = _device_records(cfg, tiles)
         if n_fail_devices:
             fs, fg = failure_samples(cfg, n_fail_devices, seed + 7919)

@@ -130,32 +130,36 @@ def no_subprocess(monkeypatch):
 
 BAD_INPUTS = [
     # drive voltage of the wrong length
-    (xs.ParameterError, dict(left=xs.Drive([0.1, 0.2]), bottom=xs.Drive(0.0))),
+    (xs.ParameterError, r"left\.v has shape \(2,\)", dict(left=xs.Drive([0.1, 0.2]), bottom=xs.Drive(0.0))),
     # NaN voltage
-    (xs.ParameterError, dict(left=xs.Drive([0.1, np.nan, 0.1]), bottom=xs.Drive(0.0))),
+    (xs.ParameterError, r"left\.v holds NaN", dict(left=xs.Drive([0.1, np.nan, 0.1]), bottom=xs.Drive(0.0))),
     # negative terminal resistance
-    (xs.ParameterError, dict(left=xs.Drive(0.1, r=-1.0), bottom=xs.Drive(0.0))),
+    (xs.ParameterError, r"left\.r must be >= 0", dict(left=xs.Drive(0.1, r=-1.0), bottom=xs.Drive(0.0))),
     # floating mask that is not bool
-    (xs.ParameterError, dict(left=xs.Drive(0.1, floating=np.array([0, 1, 0])), bottom=xs.Drive(0.0))),
+    (xs.ParameterError, r"left\.floating has dtype int64",
+     dict(left=xs.Drive(0.1, floating=np.array([0, 1, 0])), bottom=xs.Drive(0.0))),
     # batch sizes that disagree
-    (xs.ParameterError, dict(left=xs.Drive(np.ones((3, 2))), bottom=xs.Drive(np.zeros((2, 3))))),
+    (xs.ParameterError, r"batch sizes differ",
+     dict(left=xs.Drive(np.ones((3, 2))), bottom=xs.Drive(np.zeros((2, 3))))),
     # not a Drive
-    (xs.ParameterError, dict(left=0.1, bottom=xs.Drive(0.0))),
+    (xs.ParameterError, r"left must be an xbarsim\.Drive", dict(left=0.1, bottom=xs.Drive(0.0))),
     # word line 1 floats and its devices are open: no unique solution
-    (xs.CircuitError, dict(left=xs.Drive(0.1, floating=np.array([False, True, False])), bottom=xs.Drive(0.0))),
+    (xs.CircuitError, r"WL\[1\] has no finite-resistance path",
+     dict(left=xs.Drive(0.1, floating=np.array([False, True, False])), bottom=xs.Drive(0.0))),
 ]
 
 
-@pytest.mark.parametrize("error, drives", BAD_INPUTS)
-def test_bad_input_raises_before_ngspice(no_subprocess, error, drives):
+@pytest.mark.parametrize("error, match, drives", BAD_INPUTS)
+def test_bad_input_raises_before_ngspice(no_subprocess, error, match, drives):
+    """The solver, the netlist writer and the ngspice runner refuse alike."""
     g = np.full((3, 2), 1e-4)
     g[1] = 0.0
     xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
-    with pytest.raises(error):
+    with pytest.raises(error, match=match):
         xs.solve(xbar, **drives)
-    with pytest.raises(error):
+    with pytest.raises(error, match=match):
         write_netlist(xbar, **drives)
-    with pytest.raises(error):
+    with pytest.raises(error, match=match):
         run_ngspice(xbar, **drives)
 
 
@@ -172,7 +176,7 @@ def test_bad_column_timeout_and_crossbar_raise(no_subprocess):
     with pytest.raises(xs.ParameterError, match="Crossbar"):
         run_ngspice(np.full((2, 2), 1e-4), **drives)
     # both ends ideal and only ideal wire: the current split is undetermined
-    with pytest.raises(xs.CircuitError):
+    with pytest.raises(xs.CircuitError, match=r"WL\[0\], WL\[1\]: both ends are ideal"):
         run_ngspice(xbar, left=xs.Drive(0.1), right=xs.Drive(0.2), bottom=xs.Drive(0.0))
 
 

@@ -219,6 +219,18 @@ def _check_dynamic_range(g, wires, terminals=None):
     return max([gmax] + [1.0 / r for r in rmin.values() if math.isfinite(r)])
 
 
+def _where_not_finite(arr):
+    """'is nan' for a scalar, else 'holds NaN or inf at [0, 2], [1, 0] and 4
+    more': the first three positions and how many others."""
+    if arr.ndim == 0:
+        return f"is {float(arr)!r}"
+    bad = np.argwhere(~np.isfinite(arr))
+    where = ", ".join(str(list(i)) for i in bad[:3].tolist())
+    if len(bad) > 3:
+        where += f" and {len(bad) - 3} more"
+    return f"holds NaN or inf at {where}"
+
+
 def _check_finite_nonneg(arr, name, unit, allow_zero=True):
     """Refuse NaN, inf and negative (or, without `allow_zero`, zero) values;
     returns the largest value (None for an empty array), which the check
@@ -229,11 +241,8 @@ def _check_finite_nonneg(arr, name, unit, allow_zero=True):
     # (an elementwise isfinite / < 0 test would allocate a mask per check)
     lo, hi = np.min(arr), np.max(arr)
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        bad = np.argwhere(~np.isfinite(np.atleast_1d(arr)))[:3].tolist()
-        raise ParameterError(
-            f"{name} holds NaN or inf (first at index {bad}); every value must be a "
-            f"finite number of {unit}."
-        )
+        must = "it must be" if arr.ndim == 0 else "every value must be"
+        raise ParameterError(f"{name} {_where_not_finite(arr)}; {must} a finite number of {unit}.")
     if lo < 0 or (not allow_zero and lo == 0):
         lower = "> 0" if not allow_zero else ">= 0"
         raise ParameterError(
@@ -684,10 +693,12 @@ def check_connected(g, ends):
     lost_bl = np.nonzero(reached_bl == 0)[0]
     if lost_wl.size or lost_bl.size:
         parts = [p for p in (_line_names("WL", lost_wl), _line_names("BL", lost_bl)) if p]
+        one = lost_wl.size + lost_bl.size == 1
         raise CircuitError(
-            f"{' and '.join(parts)} have no finite-resistance path to a driven end "
+            f"{' and '.join(parts)} {'has' if one else 'have'} no finite-resistance path to a driven end "
             "(both ends floating and every device to the rest of the array open), so "
-            "their voltage is undetermined. Drive one end of these lines, or give them "
+            f"{'its voltage is' if one else 'their voltages are'} undetermined. Drive one end of "
+            f"{'this line' if one else 'these lines'}, or give {'it' if one else 'them'} "
             "a device with g > 0 connecting to a driven line.",
             word_lines=lost_wl,
             bit_lines=lost_bl,

@@ -119,11 +119,11 @@ def test_bad_arguments_are_reported(tmp_path, capsys):
 def test_load_results_rejects_other_files(tmp_path):
     bad = tmp_path / "x.json"
     bad.write_text('{"__class__": "os.system", "args": ["touch pwned"]}')
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match="not an xbarsim moons results file"):
         load_results(bad)
     assert not (tmp_path / "pwned").exists()
     bad.write_text("not json")
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match="cannot read results file"):
         load_results(bad)
 
 

@@ -113,7 +113,7 @@ def test_convert_keeps_weights_and_checks_mapping():
     assert type(net[0]) is nn.Linear  # not in place by default
     with pytest.raises(ParameterError, match="mapping"):
         HardwareAwareLinear(2, 2, surrogate=ToyHardware(), mapping="offset")
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match="weight_decay = -1; a finite coefficient >= 0"):
         HardwareAwareLinear(2, 2, weight_decay=-1)
 
 
@@ -152,7 +152,13 @@ def test_to_crossbar_transfers_every_layer():
     ref = x @ net[0].weight.detach().numpy().T + net[0].bias.detach().numpy()
     assert y1.shape == (5, 8)
     scale = np.abs(np.concatenate([net[0].weight.detach().numpy().ravel(), net[0].bias.detach().numpy()])).max()
-    assert np.median(np.abs(y1 - ref)) < 0.2 * scale  # transferred, with hardware error
+    assert np.median(np.abs(y1 - ref)) < 0.2 * scale  # transferred, with hardware error (0.03-0.09 x scale)
+    # and exactly as xs.transfer would: layer k with seed + k, the same config
+    h = np.random.default_rng(1).uniform(0, 1, (5, 8))
+    for k, (layer, xin) in enumerate(((net[0], x), (net[2], h))):
+        alone = xs.transfer(layer.weight.detach().numpy(), layer.bias.detach().numpy(), xs.TransferConfig(),
+                            seed=3 + k)
+        np.testing.assert_array_equal(xs.mvm(progs[k], xin), xs.mvm(alone, xin))
 
 
 def test_convert_and_to_crossbar_refuse_what_is_not_a_network_of_linear_layers():
@@ -503,8 +509,8 @@ def test_evaluations_take_layers_as_a_list_or_a_tuple_and_refuse_other_things():
     as_list = evaluate_statistical(layers, cfg, data.x_test, data.y_test, n=3).logits
     np.testing.assert_array_equal(evaluate_statistical(tuple(layers), cfg, data.x_test, data.y_test, n=3).logits,
                                   as_list)  # a tuple was taken for a model: AttributeError
-    for bad in ([], [1, 2], "model"):
-        with pytest.raises(ParameterError):
+    for bad, match in (([], "non-empty list"), ([1, 2], r"\(weight, bias\) pairs"), ("model", "torch.nn.Module")):
+        with pytest.raises(ParameterError, match=match):
             evaluate_statistical(bad, cfg, data.x_test, data.y_test, n=3)
     with pytest.raises(ParameterError, match="torch.nn.Module"):
         network_layers([1, 2])

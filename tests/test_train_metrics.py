@@ -47,9 +47,9 @@ def test_correct_matrix_and_errors():
     c = correct_matrix(pred, lab)
     assert c.tolist() == [[True, True, False], [False, True, True]]
     np.testing.assert_allclose(per_point_accuracy(c), [0.5, 1.0, 0.5])
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match=r"correct has shape \(3,\)"):
         per_point_accuracy(np.ones(3))
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match="correct must be boolean"):
         per_point_accuracy([[0, 2]])
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match=r"predictions \(2, 3\) and labels \(2,\) do not fit"):
         correct_matrix(pred, lab[:2])

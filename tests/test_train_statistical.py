@@ -49,9 +49,9 @@ def test_readme_fallback_and_bad_parameters(monkeypatch):
     assert table.source == "readme"
     m, s = table.mean_std(20)
     assert m * 1e6 == pytest.approx(-5.07, abs=0.01) and s * 1e6 == pytest.approx(14.81, rel=0.01)
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match="p_stuck_lrs = 1.5; expected a probability"):
         StatisticalModel(p_stuck_lrs=1.5)
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match="target conductances must be finite and >= 0"):
         StatisticalModel().sample(np.array([-1.0]), 0, np.random.default_rng(0))
 
 

@@ -53,12 +53,12 @@ def test_loading_never_executes_code(small, tmp_path):
     arrays["own_mean"] = np.array([_Boom(str(marker))], dtype=object)  # a pickled payload
     bad = tmp_path / "bad.npz"
     np.savez(bad, **arrays)
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match="a damaged archive"):
         Surrogate.load(bad)
     assert not marker.exists()
     raw = tmp_path / "raw.npz"
     raw.write_bytes(pickle.dumps(_Boom(str(marker))))
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match="not a NumPy .npz archive"):
         Surrogate.load(raw)
     assert not marker.exists()
 
@@ -104,8 +104,9 @@ def test_sample_layer_failures_and_penalty(small, cfg):
     fw, fb = failed_weights(lm, stuck)
     assert fw.all() and fb.all()
     gs, st = small.sample_tiles(lm, rng, n=4000, noise=False, failures=5.0)
-    frac = np.mean(np.concatenate([a.ravel() for a in st]) != 0)
-    assert frac == pytest.approx(5 * (small.p_lrs + small.p_hrs), rel=0.15)
+    codes = np.concatenate([a.ravel() for a in st])
+    for code, p in ((1, 5 * small.p_lrs), (2, 5 * small.p_hrs)):  # within 5 binomial standard errors
+        assert abs(np.mean(codes == code) - p) < 5 * np.sqrt(p * (1 - p) / codes.size)
     # the penalty is differentiable and reaches the largest weight through the scale
     w = torch.tensor(W, requires_grad=True)
     bb = torch.tensor(b, requires_grad=True)

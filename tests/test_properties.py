@@ -30,7 +30,7 @@ PROPERTY_SETTINGS = settings(
 
 FLOATING, RESISTIVE, IDEAL = 0, 1, 2
 
-conductance = st.one_of(st.just(0.0), st.floats(1e-4, 5e-4))  # open, or 2..10 kohm
+conductance = st.integers(0, 4).flatmap(lambda k: st.floats(1e-4, 5e-4) if k else st.just(0.0))  # 1 in 5 open, or 2..10 kohm
 resistive_wire = st.floats(0.1, 10.0)  # ohms per segment
 any_wire = st.one_of(st.just(0.0), resistive_wire)  # or ideal
 # Physical drive voltages, volts: 0 or 1 uV..1 V in magnitude. Far smaller

@@ -1,4 +1,4 @@
-"""Shared inputs of the benchmarks (shared/CIRCUIT.md read configuration).
+"""Shared inputs of the benchmarks (docs/CIRCUIT.md read configuration).
 
 Every benchmark uses: devices uniform in 2-10 kOhm, 1 ohm wire segments,
 1 ohm terminals, word lines driven at the left, bit lines at 0 V at the

@@ -1,6 +1,6 @@
 """A compact nodal solver of one small crossbar, for use inside kernels.
 
-The programming and MVM kernels solve the crossbar circuit (shared/CIRCUIT.md)
+The programming and MVM kernels solve the crossbar circuit (docs/CIRCUIT.md)
 thousands of times per array: once per pulse, once per verify read, once per
 input vector. They call `solve_nodal`, a nonlinear block Gauss-Seidel
 (line relaxation) solve that is warm-started from the caller's last voltages:

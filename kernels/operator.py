@@ -25,7 +25,7 @@ def kcl_residual(gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, term_v,
     """Current flowing into each group from the rest of the circuit.
 
     ``res[l, rep, b]`` = sum over the group's devices of g (other - x) (or
-    g v0 sinh((other - x) / v0) when ``nonlinear``, shared/CIRCUIT.md), over
+    g v0 sinh((other - x) / v0) when ``nonlinear``, docs/CIRCUIT.md), over
     its non-ideal boundary segments of seg_g (x_neighbour - x), over its
     resistive terminals of term_g (term_v - x) (``term_v`` taken as 0 when
     ``sources`` is False: the operator acting on a correction) and, when
@@ -199,7 +199,7 @@ def absmax_lines(a, partial):
 @njit(**PJIT)
 def device_currents(g, v0, nonlinear, v_wl, v_bl, out, finite):
     """``out[i, j, b]``: the current of device (i, j) from word line to bit
-    line, ``g dv`` or ``g v0 sinh(dv / v0)`` (shared/CIRCUIT.md) with ``dv
+    line, ``g dv`` or ``g v0 sinh(dv / v0)`` (docs/CIRCUIT.md) with ``dv
     = v_wl[i, j, b] - v_bl[j, i, b]``. ``finite[t]`` is cleared when tile
     ``t`` of word lines met a non-finite voltage (either layer) or current
     (a sinh that overflows between fixed nodes)."""

@@ -1,7 +1,7 @@
 """A dense, obviously-correct oracle for small crossbars (stumpy's ``naive.py``).
 
 Modified Nodal Analysis over all ``2 M N`` array nodes, written straight
-from shared/CIRCUIT.md and sharing no code with the package's assembly:
+from docs/CIRCUIT.md and sharing no code with the package's assembly:
 
 * every device ``(i, j)`` is a conductance ``g[i, j]`` between ``WL(i,j)``
   and ``BL(i,j)``;

@@ -6,7 +6,7 @@ from circuit theory, independently of both the package and tests/naive.py:
 
 ``ideal_read``, ``ideal_read_batch``
     r_wl = r_bl = 0, ideal drives, read configuration:
-    ``i_out = G.T @ x`` exactly (shared/CIRCUIT.md, "Ideal limit").
+    ``i_out = G.T @ x`` exactly (docs/CIRCUIT.md, "Ideal limit").
 ``ladder_*``
     One line of ``n`` nodes with uniform segments ``r`` and a device ``g``
     at every node to a grounded node, driven at one end and open at the

@@ -288,13 +288,26 @@ def test_build_configuration():
 
 def test_sdist_manifest_carries_the_test_helpers():
     lines = (ROOT / "MANIFEST.in").read_text().splitlines()
-    for needed in ("graft tests", "graft examples", "graft bench", "include LICENSE README.md"):
+    for needed in ("graft tests", "graft examples", "graft bench", "graft docs", "include LICENSE README.md"):
         assert needed in lines, needed
     exclude = next(line for line in lines if line.startswith("global-exclude"))
     for pattern in ("*.py[cod]", "__pycache__", "*.nbi", "*.nbc"):
         assert pattern in exclude.split()
     for helper in ("naive.py", "problems.py", "threads.py"):
         assert (ROOT / "tests" / helper).is_file()
+
+
+def test_the_circuit_definition_travels_with_the_repository_unchanged():
+    """docs/CIRCUIT.md, which the docstrings and `xbarsim solve --help` cite,
+    is the project's shared/CIRCUIT.md below a comment naming its source (it
+    was cited as shared/CIRCUIT.md, a file outside the repository and the
+    package: found by review)."""
+    copy = (ROOT / "docs" / "CIRCUIT.md").read_text()
+    assert copy.startswith("<!--") and "# The passive crossbar circuit" in copy
+    shared = ROOT.parent / "shared" / "CIRCUIT.md"
+    if not shared.is_file():
+        pytest.skip("no shared/ beside the repository to compare with")
+    assert copy.split("-->\n\n", 1)[1] == shared.read_text()
 
 
 def test_import_stays_light_and_the_version_comes_from_the_metadata(tmp_path):

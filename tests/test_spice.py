@@ -3,7 +3,7 @@
 ngspice solves the circuits written by `xbarsim.spice.write_netlist`; the
 fast solvers (`xs.solve`, direct and pcg) must agree with it to 1e-9 of the
 largest value of each quantity: the solve contract's accuracy (README), with
-ngspice run at reltol 1e-9 (shared/CIRCUIT.md, "Reference solver"); the worst
+ngspice run at reltol 1e-9 (docs/CIRCUIT.md, "Reference solver"); the worst
 disagreement measured over these circuits is 1.2e-10 (the issue asks 1e-6). Tests that need the ngspice binary
 skip with a reason when it is absent; the netlist and error tests run anyway.
 """

@@ -1,4 +1,4 @@
-"""The passive crossbar circuit (shared/CIRCUIT.md) and its drives.
+"""The passive crossbar circuit (docs/CIRCUIT.md) and its drives.
 
 `Crossbar` holds what the array is (device conductances, wire resistances,
 device nonlinearity); `Drive` holds what is attached to one end of every line
@@ -279,7 +279,7 @@ class Crossbar:
         ``BL(i+1,j)``.
     v0 : None, float or array_like, shape (M, N)
         ``None`` for linear devices ``I = G V``; otherwise the sinh scale in
-        volts of ``I = G V0 sinh(V / V0)`` (shared/CIRCUIT.md).
+        volts of ``I = G V0 sinh(V / V0)`` (docs/CIRCUIT.md).
 
     Examples
     --------
@@ -390,7 +390,7 @@ class Drive:
 
 
 def read_drives(x, r_in=0.0, r_out=0.0):
-    """The usual read / MVM configuration (shared/CIRCUIT.md).
+    """The usual read / MVM configuration (docs/CIRCUIT.md).
 
     Word lines driven at the left with `x` through `r_in`, bit lines held at
     0 V at the bottom through `r_out`, the other ends floating. Returns a
@@ -401,7 +401,7 @@ def read_drives(x, r_in=0.0, r_out=0.0):
 
 PULSE_SCHEMES = {"V/2": (0.5, 0.5), "V/3": (1.0 / 3.0, 2.0 / 3.0), "floating": None}
 """Unselected word- and bit-line levels of each programming bias scheme, as
-fractions of the pulse amplitude (shared/CIRCUIT.md); None: floating."""
+fractions of the pulse amplitude (docs/CIRCUIT.md); None: floating."""
 
 VERIFY_SCHEMES = {"grounded": 0.0, "V/2": 0.5, "floating": None}
 """Unselected line level of each verify-read scheme, as a fraction of

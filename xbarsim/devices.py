@@ -11,7 +11,7 @@ State
     physical range ``[g_lo, g_hi]``. The operating window used for weights
     is ``[g_min, g_max]`` = 100-500 uS (2-10 kOhm).
 Read I-V
-    ``I = G V0 sinh(V / V0)`` (shared/CIRCUIT.md); ``v0 = None`` is linear.
+    ``I = G V0 sinh(V / V0)`` (docs/CIRCUIT.md); ``v0 = None`` is linear.
 Switching, per pulse of ``V`` volts across the cell and width ``tw``
     ``dG = k exp((|V| - V_th) / s) * room * (tw / tw_ref) * c2c``, with
     ``k = k_set, V_th = v_set, room = (g_hi - G)/(g_hi - g_lo)`` for

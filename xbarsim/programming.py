@@ -10,7 +10,7 @@ band or after ``max_pulses`` (then the device is reported not converged).
 Everything is a circuit simulation (compiled, kernels/programming.py):
 
 * every pulse is applied with the bias scheme (`BiasScheme`: V/2, V/3,
-  floating; shared/CIRCUIT.md) and the voltage across **every** cell comes
+  floating; docs/CIRCUIT.md) and the voltage across **every** cell comes
   from a nodal solve of the crossbar with its wire resistance and sinh
   devices (kernels/nodal.py); each cell then switches by the device law at
   the voltage it saw, so half-selected cells are disturbed;

@@ -2,7 +2,7 @@
 
 For every combination of array size, wire resistance, device window, device
 model and number of input vectors, solve the read (MVM) configuration of
-shared/CIRCUIT.md -- word lines driven at the left through ``r_terminal``,
+docs/CIRCUIT.md -- word lines driven at the left through ``r_terminal``,
 bit lines sensed at 0 V at the bottom through ``r_terminal`` -- on random
 conductances uniform in the window and random inputs uniform in
 ``[0, v_read]``, and compare the sense currents with the ideal product

@@ -275,7 +275,7 @@ def solve(
     x0: Optional[Solution] = None,
     keep_factors: bool = False,
 ) -> Solution:
-    """Solve the crossbar circuit (shared/CIRCUIT.md) for its node voltages.
+    """Solve the crossbar circuit (docs/CIRCUIT.md) for its node voltages.
 
     Parameters
     ----------

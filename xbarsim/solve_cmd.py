@@ -1,8 +1,9 @@
 """``xbarsim solve``: one read (MVM) of your own array, solved and reported.
 
 ``xbarsim solve --g G.npy --out DIR`` solves the read circuit of
-shared/CIRCUIT.md for the conductances in ``G.npy`` (siemens, one row per
-word line; ``.csv`` works too): every word line driven at its left end
+docs/CIRCUIT.md (in the source repository and its sdist) for the
+conductances in ``G.npy`` (siemens, one row per word line; ``.csv``
+works too): every word line driven at its left end
 through ``--r-in``, every bit line held at 0 V at its bottom end through
 ``--r-out``, the other ends floating, wire segments of ``--r-wire`` ohms
 (or ``--r-wl`` / ``--r-bl`` apart), linear devices or sinh ones (``--v0``).

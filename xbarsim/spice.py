@@ -1,6 +1,6 @@
 """The SPICE bridge: netlists of a crossbar and its drives, solved by ngspice.
 
-ngspice is the external ground truth of xbarsim (shared/CIRCUIT.md,
+ngspice is the external ground truth of xbarsim (docs/CIRCUIT.md,
 "Reference solver"). `write_netlist` writes the circuit exactly as that
 document defines it; `run_ngspice` solves it with ngspice in batch mode and
 reads every node voltage and source current back at full double precision
@@ -44,7 +44,7 @@ from .exceptions import ParameterError, SpiceError
 __all__ = ["write_netlist", "run_ngspice", "ngspice_available", "floating_line_rounding", "SpiceResult", "OPTIONS"]
 
 OPTIONS = ".options reltol=1e-9 abstol=1e-18 vntol=1e-12"
-"""ngspice tolerances of the reference solve (shared/CIRCUIT.md)."""
+"""ngspice tolerances of the reference solve (docs/CIRCUIT.md)."""
 
 NGSPICE = os.environ.get("XBARSIM_NGSPICE", "ngspice")
 """ngspice executable (name on PATH or full path); env ``XBARSIM_NGSPICE``."""
@@ -233,7 +233,7 @@ def _deck(net, column, title, control):
 
 def write_netlist(xbar, left=None, right=None, top=None, bottom=None, column=0,
                   title="xbarsim crossbar"):
-    """The SPICE netlist of a crossbar and its drives (shared/CIRCUIT.md).
+    """The SPICE netlist of a crossbar and its drives (docs/CIRCUIT.md).
 
     Parameters
     ----------

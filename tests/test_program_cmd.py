@@ -184,3 +184,37 @@ def test_an_interrupted_write_leaves_no_partial_outputs(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         pc.run(str(tmp_path / "o"), np.full((2, 2), 3e-4), xs.TransferConfig(r_wl=0.0, r_bl=0.0), verbose=False)
     assert (tmp_path / "o").is_dir() and not any((tmp_path / "o").iterdir())
+
+
+def test_program_png_shows_stuck_devices_clipping_and_every_device(tmp_path, monkeypatch):
+    """Stuck devices were NaN on the error map, drawn white: the colour of
+    0 % error. The colour limit (99th percentile) clipped the worst devices
+    without a sign, and the histograms left out the devices beyond their
+    0.5-99.5 percentile range (found by review)."""
+    from dataclasses import replace
+
+    import matplotlib.pyplot as plt
+
+    from xbarsim import program_cmd
+
+    cfg = xs.TransferConfig(device=replace(xs.presets.TIO2, p_stuck_lrs=0.1), r_wl=1.0, r_bl=1.0)
+    targets = np.random.default_rng(0).uniform(100e-6, 500e-6, (12, 12))
+    res = xs.program(targets, cfg, seed=1)
+    n_stuck = int((res.stuck != 0).sum())
+    assert n_stuck > 0
+    figs = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig) or real_close(fig))
+    program_cmd.plot(res, str(tmp_path / "p.png"))
+    err_ax, hist_ax = figs[-1].axes[0], figs[-1].axes[2]
+    image = err_ax.images[0]
+    assert np.allclose(image.cmap.get_bad()[:3], 0.6)  # grey, not the white of 0 %
+    assert f"{n_stuck} stuck devices in grey" in err_ax.get_title()
+    err = 100 * (res.g_final / res.target - 1)[res.stuck == 0]
+    lim = image.norm.vmax
+    colorbar = image.colorbar
+    assert (colorbar.extend == "both") == (np.abs(err).max() > lim)
+    assert ("clipped" in err_ax.get_title()) == (np.abs(err).max() > lim)
+    # both histograms hold every working device, the outliers in their end bins
+    for bars in hist_ax.containers:
+        assert sum(b.get_height() for b in bars) == err.size

@@ -119,9 +119,12 @@ def test_solve_without_spice_removes_an_earlier_runs_netlist(files):
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_solve_png_reference_line_spans_the_points(files, monkeypatch, sign):
-    """With negative inputs the dashed ideal line ran from 0 to 1e-24 uA,
-    out of sight of points at -600..-300 uA (found by review)."""
+def test_solve_png_error_panel_shows_every_point_and_the_zero_line(files, monkeypatch, sign):
+    """The panel plots i_out - G.T x against G.T x, every point in view, with
+    the ideal as a line at 0 across the axes. (With negative inputs, the
+    earlier parity plot's ideal line ran from 0 to 1e-24 uA, out of sight of
+    points at -600..-300 uA; then its points sat in one corner of a plot
+    through 0: both found by review.)"""
     import matplotlib.pyplot as plt
 
     from xbarsim import solve_cmd
@@ -130,12 +133,18 @@ def test_solve_png_reference_line_spans_the_points(files, monkeypatch, sign):
     figs = []
     real_close = plt.close
     monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig) or real_close(fig))
-    sol = xs.solve(xs.Crossbar(g), left=xs.Drive(sign * x.T), bottom=xs.Drive(0.0))
+    sol = xs.solve(xs.Crossbar(g, 1.0, 1.0), left=xs.Drive(sign * x.T), bottom=xs.Drive(0.0))
     solve_cmd.plot(g, sign * x.T, sol, str(tmp / "p.png"))
-    points, line = figs[-1].axes[3].lines[:2]  # axes: 2 images + 2 colorbars, then the lost drop, its bar
-    xs_ = 1e6 * (g.T @ (sign * x.T)).ravel()
+    ax = figs[-1].axes[3]  # axes: 2 images + 2 colorbars, then the lost drop, its bar
+    points, line = ax.lines[:2]
+    ideal = g.T @ (sign * x.T)
+    xs_ = 1e6 * ideal.ravel()
     np.testing.assert_allclose(points.get_xdata(), xs_)
-    assert min(line.get_xdata()) <= xs_.min() and max(line.get_xdata()) >= xs_.max()
+    np.testing.assert_allclose(points.get_ydata(), 1e6 * (sol.i_out - ideal).ravel())
+    assert np.ptp(points.get_ydata()) > 0  # the wires' error, spread over the outputs
+    lo, hi = ax.get_ylim()
+    assert lo <= points.get_ydata().min() and hi >= points.get_ydata().max() and lo <= 0 <= hi
+    assert list(line.get_ydata()) == [0, 0] and list(line.get_xdata()) == [0, 1]  # across the axes
 
 
 def test_solve_reads_an_npy_file_by_its_content_not_its_name(files):

@@ -269,14 +269,18 @@ def fit(device=None, n_arrays=24, seed=0, maxiter=60, r_wire=0.0, callback=None,
     return make(res.x), float(res.fun)
 
 
-def plot(sim, meas, path):
-    """PNG of simulation vs measurement."""
+def plot(sim, meas, path, rows=None):
+    """PNG of simulation vs measurement: the drift and spread curves, the
+    offset and failure rates and, with `rows` (`compare`'s), the ratio
+    simulated / measured of every compared figure against the +-30 % band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 3, figsize=(14, 4.2))
+    fig = plt.figure(figsize=(14, 8.4 if rows else 4.2))
+    gs = fig.add_gridspec(2 if rows else 1, 3, height_ratios=[1.0, 0.8] if rows else [1.0])
+    ax = [fig.add_subplot(gs[0, c]) for c in range(3)]
     k = meas["events"]
     ax[0].plot(k, meas["drift_mean"] * 1e6, "o-", label="measured mean")
     ax[0].plot(k, sim["drift_mean"] * 1e6, "s--", label="simulated mean")
@@ -285,18 +289,18 @@ def plot(sim, meas, path):
     ax[0].fill_between(k, 0.7 * meas["drift_std"] * 1e6, 1.3 * meas["drift_std"] * 1e6, alpha=0.15,
                        label="measured std +-30 %")
     ax[0].set_xlabel("subsequent programming events")
-    ax[0].set_ylabel("conductance change (uS)")
-    ax[0].set_title(f"neighbour drift (|change| < {DRIFT_CUT * 1e6:g} uS, as measured)")
+    ax[0].set_ylabel("conductance change (µS)")
+    ax[0].set_title(f"neighbour drift (|change| < {DRIFT_CUT * 1e6:g} µS, as measured)")
     ax[0].legend(fontsize=8)
     g = np.linspace(*WINDOW_US, 50)
     spread = published_spread(g)
-    ax[1].plot(g, spread, "-", label="published: sqrt(sigma(G)^2 + 0.339^2)")
+    ax[1].plot(g, spread, "-", label="published: sqrt(sigma(G)^2 + (0.339 %)^2)")
     ax[1].fill_between(g, 0.7 * spread, 1.3 * spread, alpha=0.15, label="published +-30 %")
     ax[1].plot(g, tuning_sigma(g), ":", color="0.4", label="tuning law sigma(G) = a G + b alone")
     ax[1].plot(sim["spread_g"], sim["spread"], "s", label="simulated (bins of target)")
     a, b = sim["spread_fit"]
-    ax[1].plot(g, a * g + b, "--", label=f"simulated fit {a:.2e} G + {b:.3f}")
-    ax[1].set_xlabel("target G (uS)")
+    ax[1].plot(g, a * g + b, "--", label=f"simulated fit {a:.2e} %/µS × G + {b:.3f} %")
+    ax[1].set_xlabel("target G (µS)")
     ax[1].set_ylabel("std of read / target - 1 (%)")
     ax[1].set_title("programming spread (tuning law and offset std)")
     ax[1].legend(fontsize=7)
@@ -312,10 +316,52 @@ def plot(sim, meas, path):
     ax[2].set_ylabel("% (offset: of the target; failures: of the devices)")
     ax[2].set_title("programming offset, failures")
     ax[2].legend(fontsize=8)
+    if rows:
+        _plot_ratios(fig.add_subplot(gs[1, :2]), fig.add_subplot(gs[1, 2]), rows)
     fig.suptitle(f"xbarsim TiO2 calibration: {sim['n_arrays']} simulated 8x8 arrays, V/2, column-major")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _plot_ratios(ax_k, ax_other, rows):
+    """Simulated / measured of every compared figure (not the model inputs)
+    in the +-30 % band; misses as red crosses."""
+    by_name = {r[0]: r for r in rows if r[0] not in INPUT_ROWS}
+
+    def mark(ax, x, rs):
+        ok = np.array([r[4] for r in rs])
+        ratio = np.array([r[3] for r in rs])
+        ax.plot(np.asarray(x)[ok], ratio[ok], "o", ms=4, color="tab:green", label="within ±30 %")
+        ax.plot(np.asarray(x)[~ok], ratio[~ok], "x", ms=7, mew=2, color="tab:red", label="miss")
+
+    for ax in (ax_k, ax_other):
+        ax.axhspan(1 - REL_TOL, 1 + REL_TOL, color="0.85", label="±30 % of measured")
+        ax.axhline(1.0, color="k", lw=0.5)
+    for quantity, style in (("drift_mean_uS", "-"), ("drift_std_uS", "--")):
+        rs = [r for name, r in by_name.items() if name.startswith(quantity + "[")]
+        k = [int(r[0].split("=")[1].rstrip("]")) for r in rs]
+        ax_k.plot(k, [r[3] for r in rs], style, color="0.4", lw=1,
+                  label="drift " + ("mean" if "mean" in quantity else "std"))
+        mark(ax_k, k, rs)
+    handles, labels = ax_k.get_legend_handles_labels()
+    keep = dict(zip(labels, handles))  # one entry per label
+    ax_k.legend(keep.values(), keep.keys(), fontsize=8, ncol=5, loc="lower center")
+    ax_k.set_xlabel("subsequent programming events k")
+    ax_k.set_ylabel("simulated / measured")
+    ax_k.set_title("neighbour drift at every k: ratio to the measurement")
+    others = [r for name, r in by_name.items() if not name.startswith("drift_")]
+    mark(ax_other, np.arange(len(others)), others)
+    ax_other.set_xticks(np.arange(len(others)))
+    ax_other.set_xticklabels([r[0].replace("_pct", "").replace("_per_uS", "").replace("uS", " µS")
+                              for r in others], rotation=35, ha="right", fontsize=7)
+    ax_other.set_ylabel("simulated / measured")
+    n_ok = sum(r[4] for r in by_name.values())
+    ax_other.set_title(f"programming figures ({n_ok} of {len(by_name)} figures within ±30 %)", fontsize=10)
+    lo = min(0.0, *(r[3] for r in by_name.values() if np.isfinite(r[3])))
+    hi = max(1.5, *(r[3] for r in by_name.values() if np.isfinite(r[3])))
+    for ax in (ax_k, ax_other):
+        ax.set_ylim(lo - 0.05, hi + 0.05)
 
 
 ATTRIBUTION_PARTS = {
@@ -397,7 +443,7 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=60
                 fh.write(f"{r[0]},{r[1]:.6g},{r[2]:.6g},{r[3]:.4f},{int(r[4])}\n")
         with open(files.path("calibration.json"), "w") as fh:
             json.dump(summary, fh, indent=1)
-        plot(sim, meas, files.path("calibration.png"))
+        plot(sim, meas, files.path("calibration.png"), rows)
     if verbose:
         print(f"{'quantity':32s} {'simulated':>11s} {'measured':>11s} {'ratio':>7s}")
         for r in rows:

@@ -69,6 +69,14 @@ def check_r_wire(r, flag="--r-wire", part="wire"):
     return r
 
 
+def wires_text(r_wl, r_bl, unit="ohm"):
+    """'1 ohm wires', or 'WL 1 / BL 2 ohm wires' when they differ (it read
+    '1/1 ohm wires'); ``unit="Ω"`` for figures."""
+    if r_wl == r_bl:
+        return f"{r_wl:g} {unit} wires"
+    return f"WL {r_wl:g} / BL {r_bl:g} {unit} wires"
+
+
 def check_out_dir(path, names=()):
     """The check of every ``--out`` folder, before anything runs: it is
     created when missing, and anything that is not a writable folder is

@@ -364,9 +364,10 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
         [] if check_surrogate else ["surrogate_check.json", "surrogate_check.txt"])
     files = RunFiles(out_dir, stale=stale)
     with files:
-        plot_cdf(per_point, files.path("cdf.png"), mc.transfers)
-        grid_note = (f"{n_grid_t} circuit transfers (simulated programming); grid MVM by the surrogate's "
-                     "circuit model (sinh, first-order IR drop, read noise)")
+        quick_note = " (--quick run)" if quick else ""
+        plot_cdf(per_point, files.path("cdf.png"), mc.transfers, note=quick_note)
+        grid_note = (f"grid: {n_grid_t} of the {mc.transfers} circuit transfers (simulated programming){quick_note}; "
+                     "grid MVM by the surrogate's circuit model (sinh, first-order IR drop, read noise)")
         plot_decision_boundary(axis, panels_b, data.x_test, data.y_test, files.path("decision_boundary.png"),
                                note=grid_note + "; test-point accuracies: circuit MVM of every transfer")
         plot_uncertainty(axis, panels_u, data.x_test, data.y_test, files.path("uncertainty.png"), note=grid_note)

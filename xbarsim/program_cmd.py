@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from .exceptions import ParameterError
-from .cli import RunFiles, check_out_dir, check_r_wire, help_text, load_array, seed_arg
+from .cli import RunFiles, check_out_dir, check_r_wire, help_text, load_array, seed_arg, wires_text
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -126,9 +126,17 @@ def plot(res, path, title=""):
     err = np.where(w, 100.0 * (res.g_final / res.target - 1.0), np.nan)
     fig, ax = plt.subplots(2, 2, figsize=(11, 8.5))
     lim = float(np.nanpercentile(np.abs(err), 99)) if w.any() else 1.0
-    im = ax[0, 0].imshow(err, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest", aspect="auto")
-    fig.colorbar(im, ax=ax[0, 0], label="g_final / target - 1 (%)")
-    ax[0, 0].set_title("final error (stuck devices blank)")
+    lim = lim if lim > 0 else 1.0
+    worst = float(np.nanmax(np.abs(err))) if w.any() else 0.0
+    # stuck devices grey (white is 0 % on this map), and an arrow end on the
+    # colour bar when the 99th-percentile limit clips the worst devices
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.6")
+    im = ax[0, 0].imshow(err, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest", aspect="auto")
+    fig.colorbar(im, ax=ax[0, 0], label="g_final / target - 1 (%)", extend="both" if worst > lim else "neither")
+    n_stuck = int((~w).sum())
+    ax[0, 0].set_title(f"final error ({n_stuck} stuck device{'s' * (n_stuck != 1)} in grey)"
+                       + (f"\ncolour clipped at ±{lim:.3g} %, worst {worst:.3g} %" if worst > lim else ""),
+                       fontsize=10)
     ax[0, 0].set_xlabel("bit line j")
     ax[0, 0].set_ylabel("word line i")
     im = ax[0, 1].imshow(res.pulses, cmap="viridis", interpolation="nearest", aspect="auto")
@@ -143,13 +151,19 @@ def plot(res, path, title=""):
         a.yaxis.set_major_locator(MaxNLocator(integer=True))
     own = 100.0 * (res.g_after_own[w] / res.target[w] - 1.0)
     fin = err[w]
-    lo, hi = np.percentile(np.concatenate([own, fin]), [0.5, 99.5]) if w.any() else (-1, 1)
+    both = np.concatenate([own, fin])
+    lo, hi = np.percentile(both, [0.5, 99.5]) if w.any() else (-1.0, 1.0)
+    hi = hi if hi > lo else lo + 1.0
     bins = np.linspace(lo, hi, 60)
-    ax[1, 0].hist(own, bins=bins, alpha=0.6, label="after its own write-verify")
-    ax[1, 0].hist(fin, bins=bins, alpha=0.6, label="after the whole array")
+    # devices beyond the 0.5-99.5 percentile range are counted in the end bins
+    ax[1, 0].hist(np.clip(own, lo, hi), bins=bins, alpha=0.6, label="after its own write-verify")
+    ax[1, 0].hist(np.clip(fin, lo, hi), bins=bins, alpha=0.6, label="after the whole array")
     ax[1, 0].set_xlabel("true conductance / target - 1 (%)")
     ax[1, 0].set_ylabel("devices")
-    ax[1, 0].set_title("programming error, working devices")
+    outside = int(((both < lo) | (both > hi)).sum())
+    ax[1, 0].set_title("programming error, working devices"
+                       + (f"\n({outside} beyond the axis, counted in the end bins)" if outside else ""),
+                       fontsize=10)
     ax[1, 0].legend(fontsize=8)
     pos = res.order_index[w]
     drift = 1e6 * (res.g_final - res.g_after_own)[w]
@@ -163,7 +177,7 @@ def plot(res, path, title=""):
     ax[1, 1].plot(centre[cnt > 0], mean[cnt > 0], "r-", lw=2, label="binned mean")
     ax[1, 1].axhline(0.0, color="k", lw=0.5)
     ax[1, 1].set_xlabel("position in the programming order (later devices see fewer events)")
-    ax[1, 1].set_ylabel("g_final - g_after_own (uS)")
+    ax[1, 1].set_ylabel("g_final - g_after_own (µS)")
     ax[1, 1].set_title("disturb and relaxation after each device's own write-verify")
     ax[1, 1].legend(fontsize=8)
     fig.suptitle(title)
@@ -241,7 +255,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
                                             "read_after_own", "read_final", "converged", "stuck")})
         plot(res, files.path("program.png"),
              title=f"xbarsim program: {M}x{N}, {cfg.scheme.value} bias, {cfg.read_scheme.value} reads, "
-                   f"{cfg.r_wl:g}/{cfg.r_bl:g} ohm wires, seed {seed}")
+                   f"{wires_text(cfg.r_wl, cfg.r_bl, 'Ω')}, seed {seed}")
     if verbose and not summary["working"]:
         print(f"{M}x{N} programmed in {seconds:.1f} s: every device is stuck ({summary['stuck_lrs']} near "
               f"LRS, {summary['stuck_hrs']} in HRS), so there is no programming error to report")

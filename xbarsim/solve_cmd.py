@@ -26,8 +26,8 @@ It writes into ``DIR``:
   would be read transposed, silently so when M = B);
 * ``solve.png``: the word-line and bit-line voltage maps and the voltage
   each device loses to the wires (its input minus the voltage across it),
-  for the first input vector, and the sensed currents against the ideal
-  product.
+  for the first input vector, and the error of the sensed currents
+  against the ideal product, every input vector.
 
 With ``--pulse I,J`` the circuit is instead one programming pulse of
 ``--vp`` volts on cell (I, J) under ``--scheme`` (V/2, V/3 or floating;
@@ -53,7 +53,7 @@ import time
 
 import numpy as np
 
-from .cli import RunFiles, check_out_dir, check_r_wire, help_text, load_array
+from .cli import RunFiles, check_out_dir, check_r_wire, help_text, load_array, wires_text
 from .exceptions import ParameterError
 
 __all__ = ["run", "run_pulse", "summarize", "summarize_pulse", "plot", "plot_pulse", "register"]
@@ -129,8 +129,8 @@ def _solver_figures(sol, seconds=None):
 
 def plot(g, x, sol, path, title=""):
     """``solve.png``: voltage maps and the voltage each device loses to the
-    wires for the first input vector, and the sensed currents against the
-    ideal product."""
+    wires for the first input vector, and the error of the sensed currents
+    against the ideal product, every vector."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,17 +154,17 @@ def plot(g, x, sol, path, title=""):
     ax[1, 0].set_ylabel("word line i")
     ideal = g.T @ x.reshape(x.shape[0], -1)
     i_out = sol.i_out.reshape(ideal.shape)
-    ax[1, 1].plot(1e6 * ideal.ravel(), 1e6 * i_out.ravel(), ".", ms=3, label="bit line (all inputs)")
-    # through 0 and every point, of either sign (it ran from 0 up only, and
-    # with negative inputs stayed out of sight at 0: found by review)
-    lo = min(float(ideal.min(initial=0.0)), float(i_out.min(initial=0.0)))
-    hi = max(float(ideal.max(initial=0.0)), float(i_out.max(initial=0.0)))
-    lim = [1e6 * lo, 1e6 * hi] if hi > lo else [0.0, 1e-24]
-    ax[1, 1].plot(lim, lim, "k--", lw=1, label="ideal: i_out = G.T x")
+    # the error against the ideal product, not i_out against it: on a parity
+    # plot through 0 the points sat in one corner, their few-% spread unseen
+    ax[1, 1].plot(1e6 * ideal.ravel(), 1e6 * (i_out - ideal).ravel(), ".", ms=3,
+                  label=f"bit line ({'all ' + str(ideal.shape[1]) + ' inputs' if ideal.shape[1] > 1 else 'one input'})")
+    ax[1, 1].axhline(0.0, color="k", ls="--", lw=1, label="ideal: i_out = G.T x")
     ax[1, 1].set_xlabel("ideal product G.T x (µA)")
-    ax[1, 1].set_ylabel("sensed current i_out (µA)")
-    ax[1, 1].set_title("sensed currents")
+    ax[1, 1].set_ylabel("i_out - G.T x (µA)")
+    ax[1, 1].set_title("sensed current error against G.T x")
     ax[1, 1].legend(fontsize=8)
+    if x.ndim == 2 and x.shape[1] > 1:  # the maps show one input vector: say which
+        title = (title + "; " if title else "") + f"maps: input vector 1 of {x.shape[1]}"
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -244,10 +244,10 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     M, N = g.shape
     device = _device_words(v0)
     _write(out_dir, summary, xbar, drives, sol, spice,
-           lambda path: plot(g, x, sol, path, title=f"xbarsim solve: {M}x{N}, {device}, {r_wl:g}/{r_bl:g} ohm wires"),
+           lambda path: plot(g, x, sol, path, title=f"xbarsim solve: {M}x{N}, {device}, {wires_text(r_wl, r_bl, 'Ω')}"),
            i_out=sol.i_out, x=x, inputs=np.ascontiguousarray(x.T), **terminals)
     if verbose:
-        print(f"{M}x{N} ({device}, {r_wl:g}/{r_bl:g} ohm wires), {summary['batch']} input vector(s): "
+        print(f"{M}x{N} ({device}, {wires_text(r_wl, r_bl)}), {summary['batch']} input vector(s): "
               f"{sol.method}, {sol.iterations} iterations, {seconds:.3f} s, relative residual "
               f"{sol.residual:.1e}, KCL {sol.kcl_error:.1e}, power balance {summary['power_balance']:.1e}")
         print(f"sensed currents vs G.T x: relative error {_pct(summary['rel_error'], 4)}, worst output "
@@ -421,13 +421,13 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
     M, N = xbar.shape
     device = _device_words(v0)
     title = (f"xbarsim solve: {vp:g} V pulse on ({cell[0]}, {cell[1]}) under {scheme}, {M}x{N}, "
-             f"{device}, {r_wl:g}/{r_bl:g} ohm wires")
+             f"{device}, {wires_text(r_wl, r_bl, 'Ω')}")
     _write(out_dir, summary, xbar, drives, sol, spice, lambda path: plot_pulse(sol, cell, vp, path, title=title),
            wl_v=np.asarray(drives["left"].v), bl_v=np.asarray(drives["bottom"].v),
            wl_floating=drives["left"].floating, bl_floating=drives["bottom"].floating)
     if verbose:
         pu = summary["pulse"]
-        print(f"{M}x{N} ({device}, {r_wl:g}/{r_bl:g} ohm wires), {vp:g} V pulse on ({cell[0]}, {cell[1]}) "
+        print(f"{M}x{N} ({device}, {wires_text(r_wl, r_bl)}), {vp:g} V pulse on ({cell[0]}, {cell[1]}) "
               f"under {scheme}: {sol.method}, {sol.iterations} iterations, {seconds:.3f} s, KCL "
               f"{sol.kcl_error:.1e}, power balance {summary['power_balance']:.1e}")
         print(f"selected cell {pu['v_selected']:.4f} V" + "".join(

@@ -18,6 +18,14 @@ def _plt():
     return plt
 
 
+def _wrap(note, fig):
+    """``note`` in lines that fit the figure's width at 8 pt (it ran off both
+    edges of a two-panel figure)."""
+    import textwrap
+
+    return textwrap.fill(note, width=int(fig.get_figwidth() * 15))
+
+
 def grid_points(n=200, lo=-0.05, hi=1.05):
     """An n x n grid over the scaled feature square: (n*n, 2) points and the axes."""
     a = np.linspace(lo, hi, n)
@@ -25,11 +33,12 @@ def grid_points(n=200, lo=-0.05, hi=1.05):
     return np.stack([xx.ravel(), yy.ravel()], axis=1), a
 
 
-def plot_cdf(per_point, path, n_transfers):
+def plot_cdf(per_point, path, n_transfers, note=""):
     """Empirical CDF of per-point accuracy.
 
     ``per_point``: dict ``label -> (P,) per-point accuracies`` (for example
-    ``"hardware-aware, circuit"``).
+    ``"hardware-aware, circuit"``); ``note``: appended to the title (a quick
+    run says so).
     """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -41,10 +50,10 @@ def plot_cdf(per_point, path, n_transfers):
         color = colors["hardware"] if label.startswith("hardware") else colors["regular"]
         ls = styles[0] if "circuit" in label else styles[1]
         ax.step(a, y, where="post", color=color, ls=ls, label=label)
-    ax.axvline(0.95, color="0.4", lw=0.8)
+    ax.axvline(0.95, color="0.4", lw=0.8, label="0.95 (headline: points right in ≥ 95 % of transfers)")
     ax.set_xlabel("per-point accuracy (fraction of transfers classifying the point right)")
     ax.set_ylabel("fraction of test points")
-    ax.set_title(f"CDF of per-point accuracy over {n_transfers} transfers")
+    ax.set_title(f"CDF of per-point accuracy over {n_transfers} transfers{note}")
     ax.set_xlim(0, 1.0)
     ax.set_ylim(0, 1.0)
     ax.legend(loc="upper left", fontsize=8)
@@ -65,26 +74,38 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
     plt = _plt()
     fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 6.8), squeeze=False)
     im = sc = None
+    # points mostly misclassified in a colour no background or accuracy has
+    # (viridis' own bottom, dark purple, vanished on the dark background)
+    acc_cmap = plt.get_cmap("viridis").with_extremes(under="magenta")
+    y_test = np.asarray(y_test)
     for ax, (name, d) in zip(axs[0], panels.items()):
         im = ax.pcolormesh(axes_1d, axes_1d, d["p1"], cmap="RdBu_r", vmin=0, vmax=1, shading="auto")
         ax.contour(axes_1d, axes_1d, d["software"], levels=[0.0], colors="k", linewidths=1.2)
-        sc = ax.scatter(x_test[:, 0], x_test[:, 1], c=d["per_point"], cmap="viridis", vmin=0.5, vmax=1.0,
-                        s=16, marker="o", edgecolors=np.where(y_test == 1, "w", "k"), linewidths=0.5)
-        ax.set_title(f"{_NAMES.get(name, name)}\n(black: software boundary)")
+        acc = np.asarray(d["per_point"])
+        for cls, marker in ((0, "o"), (1, "^")):  # the class by shape
+            on = y_test == cls
+            sc = ax.scatter(x_test[on, 0], x_test[on, 1], c=acc[on], cmap=acc_cmap, vmin=0.5, vmax=1.0,
+                            s=22, marker=marker, edgecolors="k", linewidths=0.4, label=f"class {cls}")
+        ax.set_title(f"{_NAMES.get(name, name)}\n(black line: software boundary)")
         ax.set_xlabel("x1 (scaled)")
         ax.set_ylabel("x2 (scaled)")
         ax.set_aspect("equal")
+        from matplotlib.lines import Line2D
+
+        ax.legend(handles=[Line2D([], [], ls="", marker=m, mfc="0.7", mec="k", label=f"class {c}")
+                           for c, m in ((0, "o"), (1, "^"))],
+                  loc="upper right", fontsize=7, facecolor="0.85", framealpha=0.9)
     fig.tight_layout(rect=(0, 0.2, 1, 0.98))
     cax1 = fig.add_axes([0.08, 0.15, 0.38, 0.025])
     cax2 = fig.add_axes([0.56, 0.15, 0.38, 0.025])
-    fig.colorbar(im, cax=cax1, orientation="horizontal", label="fraction of transfers predicting class 1")
+    fig.colorbar(im, cax=cax1, orientation="horizontal",
+                 label="background, every panel: fraction of transfers predicting class 1")
     below = sum(int(np.sum(np.asarray(d["per_point"]) < 0.5)) for d in panels.values())
     fig.colorbar(sc, cax=cax2, orientation="horizontal", extend="min",
-                 label="test point: per-point accuracy, below 0.5 at the arrow's colour\n"
-                       f"({below} such point{'s' if below != 1 else ''} in all panels; "
-                       "edge white: class 1, black: class 0)")
+                 label="test points, every panel: per-point accuracy over the transfers\n"
+                       f"(magenta: below 0.5, {below} such point{'s' if below != 1 else ''} in all panels)")
     if note:
-        fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7)
+        fig.text(0.5, 0.01, _wrap(note, fig), ha="center", va="bottom", fontsize=8)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -96,16 +117,18 @@ def plot_uncertainty(axes_1d, panels, x_test, y_test, path, note=""):
     vmax = max(float(np.max(d["std"])) for d in panels.values()) or 1.0
     for ax, (name, d) in zip(axs[0], panels.items()):
         im = ax.pcolormesh(axes_1d, axes_1d, d["std"], cmap="magma", vmin=0, vmax=vmax, shading="auto")
-        for cls, color in ((1, "tab:cyan"), (0, "w")):
+        for cls, color, marker in ((0, "w", "o"), (1, "tab:cyan", "^")):
             pts = x_test[y_test == cls]
-            ax.scatter(pts[:, 0], pts[:, 1], c=color, s=6, linewidths=0, label=f"test points, class {cls}")
+            ax.scatter(pts[:, 0], pts[:, 1], c=color, s=10, marker=marker, edgecolors="k", linewidths=0.3,
+                       label=f"test points, class {cls}")
         ax.set_title(f"{_NAMES.get(name, name)}: std over transfers of sigmoid(output)")
         ax.set_xlabel("x1 (scaled)")
         ax.set_ylabel("x2 (scaled)")
-        ax.legend(loc="upper right", fontsize=7, facecolor="0.5", framealpha=0.8, markerscale=2)
+        ax.legend(loc="best", fontsize=7, facecolor="0.5", framealpha=0.8, markerscale=2)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="std over transfers of sigmoid(output)")
     if note:
-        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7)
-    fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))
+        note = _wrap(note, fig)
+        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=8)
+    fig.tight_layout(rect=(0, 0.035 * (note.count("\n") + 1) if note else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

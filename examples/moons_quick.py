@@ -3,9 +3,16 @@
 Fit a surrogate of the simulator, convert a plain PyTorch network to
 hardware-aware layers, train it, transfer it through the full simulator
 (write-verify on the circuit, crossbar MVM) a few times and score it point
-by point. `xbarsim moons` does the same at full size.
+by point, beside the same network trained regularly. `xbarsim moons` does
+the same at full size (2000 transfers, the paper's headline figure).
 
-Run: ``python examples/moons_quick.py``
+Run: ``python examples/moons_quick.py`` (20-40 s on 2 cores with compiled
+kernels, plus up to a minute of compiling on an install's first run). With
+only 12 transfers and 60 epochs the fraction of points right in >= 95 % of
+them is a rough figure: 0.850 hardware-aware against 0.670 regular at seed
+0, but the regular network came out ahead at seed 2 (0.675 against 0.770).
+`xbarsim moons`, with its 2000 transfers and full training, is the
+comparison that counts.
 """
 
 import numpy as np
@@ -25,22 +32,34 @@ from xbarsim.train import (
 
 
 def main(n_transfers=12, seed=0):
+    """Train, transfer and score; returns the hardware-aware run's training
+    result, its summary and per-point accuracies, and the regular network's
+    summary."""
     cfg = xs.TransferConfig()  # TiO2 preset, V/2, differential pairs, 1 ohm wires
+    # the surrogate: programming statistics from 6 simulated transfers, the
+    # failure statistics from 4000 simulated devices (xbarsim moons: 100,000)
     sur = Surrogate.fit(cfg, n_transfers=6, seed=seed, n_fail_devices=4000)
     data = make_moons_split(seed=seed)
+    # failures=8.0: the dropout adapted to failed devices samples 8x the
+    # measured failure rate while training, so that no single device matters
     net = convert(moons_network(seed=seed), surrogate=sur, seed=seed, failures=8.0)
     result = train(net, data, TrainConfig(epochs=60, seed=seed), progress=False)
-    mc, _ = evaluate_circuit(net, cfg, data.x_test, data.y_test, n=n_transfers, seed=seed, progress=False)
-    summary = summarize(mc.correct)
-    ppa = per_point_accuracy(mc.correct)
-    print(f"training loss {result.loss_history[0]:.3f} -> {result.loss_history[-1]:.3f}")
-    print(f"{summary['frac_points_ge_95']:.3f} of test points right in >= 95 % of {n_transfers} transfers; "
-          f"mean accuracy {summary['mean_accuracy']:.3f}")
-    return result, summary, ppa
+    regular = moons_network(seed=seed)  # the same network, trained in software only
+    train(regular, data, TrainConfig(epochs=60, seed=seed), progress=False)
+    summaries = {}
+    for name, model in (("hardware-aware", net), ("regular", regular)):
+        mc, _ = evaluate_circuit(model, cfg, data.x_test, data.y_test, n=n_transfers, seed=seed, progress=False)
+        summaries[name] = (summarize(mc.correct), per_point_accuracy(mc.correct))
+    print(f"hardware-aware training loss {result.loss_history[0]:.3f} -> {result.loss_history[-1]:.3f}")
+    for name, (summary, _) in summaries.items():
+        print(f"{name:>14}: {summary['frac_points_ge_95']:.3f} of test points right in >= 95 % of "
+              f"{n_transfers} transfers; mean accuracy {summary['mean_accuracy']:.3f}")
+    summary, ppa = summaries["hardware-aware"]
+    return result, summary, ppa, summaries["regular"][0]
 
 
 if __name__ == "__main__":
-    result, summary, ppa = main()
+    result, summary, ppa, _ = main()
     assert result.loss_history[-1] < 0.85 * result.loss_history[0]
     assert summary["mean_accuracy"] > 0.75
     assert summary["frac_points_ge_95"] == np.mean(ppa >= 0.95)

@@ -11,11 +11,12 @@ EXAMPLES = os.path.join(os.path.dirname(HERE), "examples")
 
 def test_moons_quick_example():
     ns = runpy.run_path(os.path.join(EXAMPLES, "moons_quick.py"))
-    result, summary, ppa = ns["main"]()
+    result, summary, ppa, regular = ns["main"]()
     assert result.loss_history[-1] < 0.85 * result.loss_history[0]
     assert summary["mean_accuracy"] > 0.75
     assert summary["frac_points_ge_95"] == np.mean(ppa >= 0.95)
     assert summary["n_transfers"] == 12 and summary["n_points"] == 200
+    assert regular["n_transfers"] == 12 and regular["mean_accuracy"] > 0.5  # learnt, through the circuit
 
 
 def test_the_readmes_training_snippet_runs_and_learns(capsys):

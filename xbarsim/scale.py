@@ -931,7 +931,12 @@ class _ResultsFile:
 
 
 def _note(point):
-    return f"{point.rows}x{point.cols} r={point.r_wire:g}"
+    """The progress bar's label: every swept parameter that tells points apart
+    ('32x32 r=0.1' was two points with two windows)."""
+    dev = "" if point.v0 is None else f" sinh{point.v0:g}"
+    batch = "" if point.inputs == 1 else f" B={point.inputs}"
+    return (f"{point.rows}x{point.cols} r={point.r_wire:g} "
+            f"{point.g_min * 1e6:g}:{point.g_max * 1e6:g}uS{dev}{batch}")
 
 
 def _run_in_process(todo, record, numba_threads):
@@ -1182,6 +1187,26 @@ FIGURES = ("error_vs_size.png", "time_vs_size.png", "ir_drop_vs_size.png")
 """The figures `plot_results` writes."""
 
 
+def _iterations_title(ok):
+    """The iterations panel's title: what is counted (Newton steps only when
+    a point has sinh devices) and which method solved which sizes (the
+    counts of a direct solve and of CG sat on one line, unexplained)."""
+    sizes = {}
+    for r in ok:
+        sizes.setdefault(r.get("method") or "-", set()).add(r["rows"] * r["cols"])
+    methods = ", ".join(
+        f"{m} {_cells_text(min(c))}" + (f"-{_cells_text(max(c))}" if len(c) > 1 else "")
+        for m, c in sorted(sizes.items(), key=lambda item: min(item[1])))
+    what = ("Newton steps (sinh) or iterations, summed over inputs" if any(r["device"] == "sinh" for r in ok)
+            else "Solver iterations")
+    return f"{what}\n({methods})"
+
+
+def _cells_text(cells):
+    side = math.isqrt(cells)
+    return f"{side}²" if side * side == cells else f"{cells} cells"
+
+
 def plot_results(rows, out_dir):
     """Write the study's figures into `out_dir`; returns their paths.
 
@@ -1270,6 +1295,10 @@ def plot_results(rows, out_dir):
                         color=color, label=label, linewidth=2, markersize=6)
             if logy and drawn:
                 ax.set_yscale("log")
+            if column == "iterations":  # a count: no 1.5 iterations on the axis
+                from matplotlib.ticker import MaxNLocator
+
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             _setup_size_axis(ax, ok, square)
             ax.set_ylabel(ylabel, fontsize=12)
             if drawn and zeros:
@@ -1320,8 +1349,8 @@ def plot_results(rows, out_dir):
             draw([("time_s", "solve time (s, wall)", "Solve time", True),
                   # 0 for ideal wires and terminals (every node fixed): said
                   # "1 for a direct solve" over points at 0 (found by review)
-                  ("iterations", "iterations (CG: direct 1, all nodes fixed 0)",
-                   "Solver iterations (sinh: Newton steps, summed over inputs)", False)],
+                  ("iterations", "iterations (direct: 1; every node fixed: 0)",
+                   _iterations_title(ok), False)],
                  FIGURES[1], "Solve cost vs array size"),
             draw([("ir_drop_wl_frac", r"$\max_i\ (V_{drive,i} - V_{WL}(i, N-1))\,/\,\max_i x_i$",
                    "Word-line IR drop (far end)", True),
@@ -1341,7 +1370,7 @@ def _fmt(value, spec):
 def format_table(rows):
     """A short text table of the rows (one line per point)."""
     head = (f"{'size':>11} {'r_ohm':>6} {'window_uS':>11} {'device':>11} {'B':>3} {'rel_err':>9} "
-            f"{'max_err':>9} {'wl_drop':>8} {'bl_rise':>8} {'time_s':>8} {'iter':>5} {'rss_MiB':>8} "
+            f"{'max_err':>9} {'wl_drop':>9} {'bl_rise':>9} {'time_s':>8} {'iter':>5} {'rss_MiB':>8} "
             f"{'method':>6} status")
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -1351,10 +1380,13 @@ def format_table(rows):
         lines.append(
             f"{r['rows']:>5}x{r['cols']:<5} {r['r_wire_ohm']:>6g} {window:>11} {dev:>11} {r['inputs']:>3} "
             f"{_fmt(r.get('rel_error'), '9.2e')} {_fmt(r.get('max_rel_error'), '9.2e')} "
-            f"{_fmt(r.get('ir_drop_wl_frac'), '8.3f')} {_fmt(r.get('bl_rise_frac'), '8.3f')} "
+            f"{_fmt(r.get('ir_drop_wl_frac'), '9.2e')} {_fmt(r.get('bl_rise_frac'), '9.2e')} "
             f"{_fmt(r.get('time_s'), '8.3f')} {_fmt(r.get('iterations'), '5d')} "
             f"{_fmt(r.get('peak_rss_mib'), '8.0f')} {r.get('method') or '-':>6} {status}"
         )
+    lines.append("rel_err, max_err: MVM error against G.T x (relative, all outputs / worst output); wl_drop, "
+                 "bl_rise: worst word-line IR drop and bit-line rise, as fractions of the largest input; "
+                 "time_s: the solve")
     return "\n".join(lines)
 
 

@@ -379,7 +379,8 @@ def plot_pulse(sol, cell, vp, path, title=""):
     ax[0].set_xlabel("bit line j")
     ax[0].set_ylabel("word line i")
     ax[0].set_title("voltage across each cell")
-    ax[0].legend(fontsize=8, loc="upper right")
+    # outside the map, below it: inside, it hid the rows next to the selected one
+    ax[0].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     row, col, rest = _cell_classes(v, cell)
     bins = np.linspace(-lim, lim, 81)
     for a, name in ((row, "half-selected, selected word line"), (col, "half-selected, selected bit line"),
@@ -389,10 +390,13 @@ def plot_pulse(sol, cell, vp, path, title=""):
     ax[1].axvline(v[i, j], color="k", lw=1.5, label=f"selected: {v[i, j]:.4f} V")
     ax[1].axvline(vp, color="k", ls=":", lw=1, label=f"pulse amplitude {vp:g} V")
     ax[1].set_yscale("log")
+    ax[1].set_ylim(0.5, 300 * v.size)  # headroom above the bars for the legend
+    reach = 1.05 * max(lim, abs(vp))  # the pulse amplitude's line in view, off the frame's edge
+    ax[1].set_xlim(-reach, reach)
     ax[1].set_xlabel("voltage across the cell (V)")
     ax[1].set_ylabel("cells")
-    ax[1].set_title("by cell class")
-    ax[1].legend(fontsize=8)
+    ax[1].set_title("cell voltages by cell class")
+    ax[1].legend(fontsize=8, loc="upper left")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -956,3 +956,43 @@ def test_mvm_read_noise_follows_the_device_law(mapping):
     # 4000 draws: the sample std is within 6 % of the law with > 99.9 % probability
     np.testing.assert_allclose(y.std(axis=0) / law, 1.0, atol=0.06)
     assert np.all(np.abs(y.mean(axis=0) - y0) < 4 * law / np.sqrt(len(x)))
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda g: np.concatenate([g] * 8, axis=2), r"g\[0\] has shape \(4, 3, 16\); tile 0 needs \(4, 3, 2\)"),
+    (lambda g: g[:, :1], r"g\[0\] has shape \(4, 1, 2\)"),
+    (lambda g: np.concatenate([g] * 2, axis=1), r"g\[0\] has shape \(4, 6, 2\)"),
+    (lambda g: g[0], r"g\[0\] has shape \(3, 2\)"),
+    (lambda g: g.astype(np.float32), "g\\[0\\] has dtype float32"),
+    (lambda g: g.astype(complex), "g\\[0\\] has dtype complex128"),
+    (lambda g: g.tolist(), r"g must be a list of \(n, rows, columns\) NumPy arrays.*its first is list"),
+], ids=["more-columns", "fewer-rows", "more-rows", "2-d", "float32", "complex", "list"])
+def test_an_edited_batch_with_tiles_of_another_shape_or_dtype_is_refused_when_built(edit, match):
+    """dataclasses.replace(batch, g=...) with tiles of another shape reached
+    the MVM kernel: more columns corrupted the heap (the process aborted),
+    fewer rows gave a wrong answer, other dtypes compiled a new kernel for
+    half a minute (found by review). Now refused when the batch is built."""
+    from dataclasses import replace
+
+    tm = xs.transfer_many(np.array([[0.5, -1.0]]), np.array([0.1]), xs.TransferConfig(), n=4)
+    assert tm.g[0].shape == (4, 3, 2)
+    with pytest.raises(xs.ParameterError, match=match):
+        replace(tm, g=[edit(tm.g[0])])
+    with pytest.raises(xs.ParameterError, match="list of 1 array"):
+        replace(tm, g=tm.g * 2)
+    with pytest.raises(xs.ParameterError, match=r"converged\[0\] has shape \(4, 3, 2\); tile 0 needs \(2, 3, 2\)"):
+        replace(tm, g=[tm.g[0][:2]])  # fewer transfers in g than in the other fields
+    for field, value, message in (("cfg", None, "cfg must be an xbarsim.TransferConfig"),
+                                  ("mapping", None, "mapping must be the LayerMapping"),
+                                  ("offset", 1.5, r"offset = 1.5; a transfer index"),
+                                  ("offset", 2**63, r"offset = 9223372036854775808")):
+        with pytest.raises(xs.ParameterError, match=message):
+            replace(tm, **{field: value})
+    with pytest.raises(xs.ParameterError, match=r"index = 1180591620717411303424"):
+        replace(tm[0], index=2**70)  # an OverflowError in the MVM
+    with pytest.raises(xs.ParameterError, match=r"g\[0\] has shape \(4, 3, 2\); tile 0 needs \(3, 2\)"):
+        replace(tm[0], g=tm.g)
+    # what the library builds passes: slices, single transfers, their batches
+    x = np.ones((5, 2))
+    np.testing.assert_array_equal(xs.mvm(tm[1:3], x), xs.mvm(tm, x)[1:3])
+    np.testing.assert_array_equal(xs.mvm(tm[2], x), xs.mvm(tm, x)[2])

@@ -156,6 +156,11 @@ def real_scalar(value):
         return None
 
 
+C2C_MAX = 3.0
+"""Largest cycle-to-cycle log-std `DeviceParams` takes (a pulse's median
+change is then 1 % of its mean; the preset's c2c is 0.3)."""
+
+
 @dataclass(frozen=True)
 class DeviceParams:
     """Parameters of the device model (see the module docstring).
@@ -242,6 +247,18 @@ class DeviceParams:
                 raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; a probability in [0, 1].")
         if self.p_stuck_lrs + self.p_stuck_hrs > 1:
             raise ParameterError("p_stuck_lrs + p_stuck_hrs exceeds 1; lower the failure probabilities.")
+        # relative spreads beyond which the model means nothing: they ran, converged no device and
+        # gave reads of -4e6 S, with converged=False as the only sign (found by review)
+        if self.read_noise >= 1:
+            raise ParameterError(f"DeviceParams.read_noise = {self.read_noise!r}; the relative std of one read "
+                                 "must be < 1 (at 1, one read in six comes out below 0 S). The preset's is 0.001.")
+        if self.relax_fast_mean <= -1:
+            raise ParameterError(f"DeviceParams.relax_fast_mean = {self.relax_fast_mean!r}; a relative mean "
+                                 "change must be > -1 (-1 is a conductance relaxed to 0). The preset's is 0.")
+        if self.c2c > C2C_MAX:
+            raise ParameterError(f"DeviceParams.c2c = {self.c2c!r}; the cycle-to-cycle log-std must be at most "
+                                 f"{C2C_MAX:g}: the median switching change is exp(-c2c^2 / 2) of its mean ("
+                                 f"{100 * math.exp(-C2C_MAX ** 2 / 2):.2g} % of it at {C2C_MAX:g}). The preset's is 0.3.")
         if not (self.g_lo < self.g_min < self.g_max < self.g_hi):
             raise ParameterError(
                 f"need g_lo < g_min < g_max < g_hi; got {self.g_lo}, {self.g_min}, {self.g_max}, "
@@ -262,10 +279,13 @@ class DeviceParams:
     # ------------------------------------------------------------------
     def read_current(self, g, v):
         """Device current, A, at ``v`` volts (CIRCUIT.md sinh law or linear)."""
-        g = np.asarray(g, dtype=float)
+        from ._coerce import as_real_array
+
+        g = as_real_array(g, "g", "conductances")
+        v = as_real_array(v, "v", "voltages")
         if self.v0 is None:
             return g * v
-        return g * self.v0 * np.sinh(np.asarray(v, dtype=float) / self.v0)
+        return g * self.v0 * np.sinh(v / self.v0)
 
     def ideal(self, disturb=False):
         """This device without noise, relaxation or failures (tests, ideal limits).
@@ -277,6 +297,9 @@ class DeviceParams:
         Disturb is deterministic physics, not noise; ``disturb=True`` keeps
         it to study it alone.
         """
+        from .programming import _check_flag
+
+        disturb = _check_flag(disturb, "disturb")  # disturb="no" kept the disturb
         return replace(self, c2c=0.0, read_noise=0.0, relax_sigma=0.0, relax_drift=0.0, relax_fast=0.0, relax_fast_mean=0.0,
                        p_stuck_lrs=0.0, p_stuck_hrs=0.0, v_sub=self.v_sub if disturb else 0.0)
 

@@ -183,6 +183,11 @@ def check_layer(weight, bias):
         bad = np.argwhere(~np.isfinite(W))[0].tolist()
         raise ParameterError(f"weight holds NaN or inf (first at {bad}); only finite weights can be mapped.")
     b = None
+    from .programming import TransferConfig
+
+    if isinstance(bias, TransferConfig):  # transfer(W, cfg): "bias must be ... got TransferConfig", no hint
+        raise ParameterError("bias is a TransferConfig: the configuration goes third, after the bias "
+                             "(xs.transfer(weight, None, cfg) for a layer without one; or cfg=cfg).")
     if bias is not None:
         b = as_float_array(bias, "bias", f"({W.shape[0]},)")
         if b.shape != (W.shape[0],):

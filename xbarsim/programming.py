@@ -290,6 +290,9 @@ class TransferConfig:
         if len(tile) != 2 or any(isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) or t < 1
                                  for t in tile):
             raise ParameterError(f"tile = {self.tile!r}; give (rows, columns) as two positive integers.")
+        if tile[1] < 2:  # refused only when a layer was mapped (found by review)
+            raise ParameterError(f"tile = {self.tile!r} has fewer than 2 columns; both mapping schemes need 2 "
+                                 "(a differential pair, or a device and its reference column).")
         object.__setattr__(self, "tile", tuple(int(t) for t in tile))
         if not isinstance(self.write_verify, WriteVerify):
             raise ParameterError("write_verify must be an xbarsim.programming.WriteVerify.")

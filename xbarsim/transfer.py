@@ -96,6 +96,43 @@ class _ProgrammedLayer:
     pulses: List[np.ndarray]
     """Per tile, int32: pulses of the device's own write-verify."""
 
+    def __post_init__(self):
+        # A batch built or edited by hand (dataclasses.replace): tiles of the
+        # wrong shape reached the MVM kernel, which read and wrote past them
+        # (a heap corruption: the process aborted) or read a corner of the
+        # array and gave a wrong answer; other dtypes compiled a new kernel
+        # for half a minute (found by review). Shapes and types only: the
+        # values are checked where they are used (mvm_many).
+        if not isinstance(self.mapping, LayerMapping):
+            raise ParameterError(f"mapping must be the LayerMapping of a transfer; got "
+                                 f"{type(self.mapping).__name__}. Build the result with xs.transfer or "
+                                 "xs.transfer_many, and edit it with dataclasses.replace.")
+        if not isinstance(self.cfg, TransferConfig):
+            raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(self.cfg).__name__}.")
+        _check_seed(self.seed)
+        lead = self._lead_shape()
+        tiles = self.mapping.tiles
+        for name in _TILE_FIELDS:
+            arrays = getattr(self, name)
+            if not isinstance(arrays, (list, tuple)) or len(arrays) != len(tiles):
+                raise ParameterError(f"{name} must be a list of {len(tiles)} array(s), one per tile of the "
+                                     f"mapping; got {type(arrays).__name__}"
+                                     + (f" of {len(arrays)}" if isinstance(arrays, (list, tuple)) else "") + ".")
+            for k, (a, tile) in enumerate(zip(arrays, tiles)):
+                want = lead + tuple(tile.shape)
+                if not isinstance(a, np.ndarray) or a.shape != want:
+                    got = a.shape if isinstance(a, np.ndarray) else type(a).__name__
+                    raise ParameterError(f"{name}[{k}] has shape {got}; tile {k} needs {want} "
+                                         f"({'transfers, ' if lead else ''}rows, columns). Keep each array's "
+                                         "shape when editing a transfer's result.")
+        for k, g in enumerate(self.g):
+            if g.dtype != np.float64:
+                raise ParameterError(f"g[{k}] has dtype {g.dtype}; conductances are float64 siemens "
+                                     "(np.asarray(g, dtype=np.float64)).")
+
+    def _lead_shape(self):
+        return ()
+
     def tile_fields(self, f):
         """The per-tile fields with ``f`` applied to every array, as keyword
         arguments of a constructor (``f = lambda a: a[t]`` takes transfer t)."""
@@ -122,6 +159,19 @@ class TransferBatch(_ProgrammedLayer):
     solver_failures: int = 0
     """Circuit solves that missed their tolerance over all transfers: always 0 in a returned
     result (a miss raises `ConvergenceError`); kept for the record."""
+
+    def __post_init__(self):
+        if not isinstance(self.g, (list, tuple)) or not self.g or not isinstance(self.g[0], np.ndarray) \
+                or self.g[0].ndim < 1 or self.g[0].shape[0] < 1:
+            first = self.g[0] if isinstance(self.g, (list, tuple)) and self.g else self.g
+            got = f"shape {first.shape}" if isinstance(first, np.ndarray) else type(first).__name__
+            raise ParameterError(f"g must be a list of (n, rows, columns) NumPy arrays, one per tile, n >= 1; "
+                                 f"its first is {got}.")
+        _check_index(self.offset, "offset", len(self))
+        super().__post_init__()
+
+    def _lead_shape(self):
+        return (len(self),)
 
     def __len__(self):
         return self.g[0].shape[0]
@@ -171,9 +221,22 @@ class Programmed(_ProgrammedLayer):
     results: Optional[list] = None
     """Per tile `ProgramResult` with every field (from `transfer`), else None."""
 
+    def __post_init__(self):
+        _check_index(self.index, "index", 1)
+        super().__post_init__()
+
     def as_batch(self):
         return TransferBatch(mapping=self.mapping, cfg=self.cfg, seed=self.seed, offset=self.index,
                              **self.tile_fields(lambda a: a[None]))
+
+
+def _check_index(start, name, n):
+    """A transfer index (``index``, a batch's ``offset``) for ``n`` transfers:
+    the read-noise streams key transfer t by ``start + t`` in 63 bits."""
+    if isinstance(start, (bool, np.bool_)) or not isinstance(start, (int, np.integer)) \
+            or not 0 <= start <= (1 << 63) - n:
+        raise ParameterError(f"{name} = {start!r}; a transfer index is an integer in [0, 2**63 - {n}] (the "
+                             "read-noise streams key each transfer by it).")
 
 
 def _check_n(n, name="n", what="the number of transfers"):

@@ -46,6 +46,15 @@ def check_seed(seed, name="seed", offset=None):
     return int(seed)
 
 
+def check_flag(value, name):
+    """`value` as a bool; anything but True / False (NumPy bools too) is a
+    `ParameterError`: a string such as "no" is truthy and turned the option
+    on (found by review)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ParameterError(f"{name} = {value!r}; give True or False.")
+    return bool(value)
+
+
 def check_count(value, name, low=1, what=""):
     """`value` as a Python int ``>= low`` (bools refused: True is not a count).
 

@@ -76,6 +76,13 @@ def make_moons(n, noise, state):
     Gaussian noise of standard deviation ``noise``, from a legacy
     ``RandomState(state)``. Written here so that scikit-learn, which the
     package used for this one call, is not a dependency."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ParameterError(f"n = {n!r}; the number of points, a positive integer.")
+    level = real_scalar(noise)
+    if level is None or not (np.isfinite(level) and level >= 0):
+        raise ParameterError(f"noise = {noise!r}; a finite number >= 0.")
+    if isinstance(state, (bool, np.bool_)) or not isinstance(state, (int, np.integer)) or not 0 <= state < 2**32:
+        raise ParameterError(f"state = {state!r}; an integer in [0, 2**32) (NumPy's legacy RandomState seed).")
     n_out = n // 2
     n_in = n - n_out
     gen = np.random.RandomState(state)
@@ -124,6 +131,10 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
         raise ParameterError(f"noise must be a finite number >= 0; got {noise!r}.")
     noise = level
     n = sum(sizes)
+    from .._memory import require
+
+    # the points, labels, shuffles and sklearn's own copies (2e8 points ran 11 s into a raw MemoryError)
+    require(80 * n, f"make_moons_split of {n} points", "ask for fewer points")
     # sklearn takes a 32-bit seed: larger seeds are hashed down (they were
     # taken mod 2**32, so seed and seed + 2**32 drew the same points: found
     # by review); smaller ones keep their points of earlier versions

@@ -281,6 +281,7 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     # the first MVM refuses inputs that overflow the sinh current, but only
     # after a chunk of transfers was programmed (26 s; found by review)
     refuse_sinh_overflow(x, _layer_targets(*layers[0], cfg), cfg.device)
+    _require_results(n, x, layers, chunk, "a circuit evaluation")
     logits = np.empty((n, x.shape[0]))
     kept = [[] for _ in layers]
     streams = [xs.iter_transfers(w, b, cfg, n=n, seed=seed + k, chunk=chunk) for k, (w, b) in enumerate(layers)]
@@ -330,6 +331,19 @@ def _transfer_rngs(seed, start, count):
     return [np.random.default_rng([seed, t]) for t in range(start, start + count)]
 
 
+def _require_results(n, x, layers, chunk, what):
+    """Refuse, before anything is computed, an evaluation whose results
+    ((n, P) logits and hits) and working chunk do not fit in memory (n =
+    10**12 gave NumPy's raw MemoryError; found by review)."""
+    from .._memory import require
+
+    P = x.shape[0]
+    width = max([x.shape[1]] + [np.shape(w)[0] for w, _ in layers])
+    need = 17 * n * P + 32 * min(chunk, n) * P * width
+    require(need, f"{what} of {n} transfers on {P} points",
+            "evaluate fewer transfers at a time (n) or fewer points, or lower chunk")
+
+
 def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, chunk=500):
     """Per-transfer outputs under the paper's statistical-only model (no circuit).
 
@@ -347,6 +361,7 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
     layers, x, labels = _task(model_or_layers, x, y)
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     seed = check_seed(seed)
+    _require_results(n, x, layers, chunk, "a statistical-model evaluation")
     maps = [_layer_targets(w, b, cfg) for w, b in layers]
     later = [[tile_features(tile.shape, cfg.order)[1].astype(np.int64) for tile in lm.tiles] for lm in maps]
     logits = np.empty((n, x.shape[0]))
@@ -382,6 +397,7 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     layers, x, labels = _task(model_or_layers, x, y)
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     seed = check_seed(seed)
+    _require_results(n, x, layers, chunk, "a surrogate evaluation")
     maps = [_layer_targets(w, b, surrogate.cfg) for w, b in layers]
     logits = np.empty((n, x.shape[0]))
     for s in range(0, n, chunk):

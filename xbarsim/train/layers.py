@@ -44,7 +44,7 @@ import torch.nn as nn
 from .._warn import warn
 from ..devices import real_scalar
 from ..exceptions import ParameterError
-from ._checks import SEED_OFFSET_MAX, check_seed, failure_scale
+from ._checks import SEED_OFFSET_MAX, check_flag, check_seed, failure_scale
 
 __all__ = [
     "HardwareAwareLinear",
@@ -195,6 +195,13 @@ class HardwareAwareLinear(nn.Linear):
         for name, n in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
                 raise ParameterError(f"{name} = {n!r}; a positive integer.")
+        bias = check_flag(bias, "bias")  # bias="no" built a layer with a bias
+        if device is None or torch.device(device).type == "cpu":
+            from .._memory import require
+
+            # weights, their gradient, Adam's two moments and a sample: torch's raw allocator error before
+            require(5 * 8 * in_features * out_features, f"a HardwareAwareLinear({in_features}, {out_features})",
+                    "use smaller layers (they map onto crossbar tiles of a few hundred lines)")
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         for name, c in (("weight_decay", weight_decay), ("hardware_penalty", hardware_penalty)):
             v = real_scalar(c)  # NumPy scalars too (np.float32(0.1) was refused)
@@ -339,6 +346,8 @@ class HardwareAwareLinear(nn.Linear):
         """
         if self.surrogate is None:
             raise ParameterError("this HardwareAwareLinear has no surrogate to sample from; pass surrogate=.")
+        noise = None if noise is None else check_flag(noise, "noise")
+        failures = None if failures is None else check_flag(failures, "failures")
         if not self.training:  # evaluation draws a full transfer at the fitted rates, unless told otherwise
             noise = True if noise is None else noise
             failures = True if failures is None else failures
@@ -624,6 +633,21 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
 
     _check_module(model)
     _refuse_copied_kwargs(kwargs)
+    inplace = check_flag(inplace, "inplace")  # inplace="no" modified the caller's model
+    plain = [m for m in model.modules() if isinstance(m, nn.Linear) and not isinstance(m, HardwareAwareLinear)]
+    converted = [name or type(model).__name__ for name, m in model.named_modules()
+                 if isinstance(m, HardwareAwareLinear)]
+    if converted and not plain:
+        # convert(convert(net, S), S2) kept S in every layer without a word (found by review)
+        raise ParameterError(
+            f"{type(model).__name__} is already hardware-aware ({', '.join(converted[:4])}"
+            f"{' ...' if len(converted) > 4 else ''}): convert would change nothing, and the surrogate and options "
+            "given would not reach its layers. Set them on the layers instead (for layer in "
+            "hardware_layers(model): layer.surrogate = ...), or convert the original model.")
+    if converted:
+        warn(f"convert leaves the layers that are already hardware-aware ({', '.join(converted[:4])}"
+             f"{' ...' if len(converted) > 4 else ''}) as they are: the surrogate and options given reach only "
+             "the plain nn.Linear layers.", RuntimeWarning)
     if seed is not None:
         seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, len(linear_layers(model)) - 1))
     if not inplace:
@@ -707,6 +731,9 @@ def to_crossbar(model, cfg, seed=0):
     if not layers:
         raise ParameterError(f"{type(model).__name__} has no nn.Linear layer to transfer onto crossbars.")
     cfg = xs.TransferConfig() if cfg is None else cfg  # as xs.transfer
+    if not isinstance(cfg, xs.TransferConfig):  # a surrogate's matches(cfg) raised a raw TypeError
+        raise ParameterError(f"cfg must be an xbarsim.TransferConfig (or None: the defaults); got "
+                             f"{type(cfg).__name__}.")
     seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, len(layers) - 1))  # a Python int: seed + k never wraps
     others = sorted({type(m).__name__ for m in model.modules()
                      if not isinstance(m, nn.Linear) and any(True for _ in m.parameters(recurse=False))})

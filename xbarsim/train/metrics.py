@@ -36,7 +36,13 @@ BINS = (
 
 
 def _as_correct(correct):
-    arr = np.asarray(correct)
+    try:
+        arr = np.asarray(correct)
+    except ValueError:  # ragged rows: NumPy's raw "inhomogeneous shape" error
+        raise ParameterError("correct has rows of different lengths; expected (n_transfers, n_points): one row "
+                             "of per-point hits per transfer, each as long.") from None
+    if arr.dtype.kind not in "biuf":  # strings: "correct has shape ()"
+        raise ParameterError(f"correct must be boolean (or 0/1) hits; got {arr.dtype} values.")
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ParameterError(
             f"correct has shape {arr.shape}; expected (n_transfers, n_points) with both >= 1 "

@@ -51,14 +51,16 @@ loading never unpickles.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from ..devices import real_scalar
 from ..exceptions import ParameterError
-from ._checks import check_count, check_seed, failure_scale
+from ._checks import check_count, check_flag, check_seed, failure_scale
 from .layers import LayerSample
 
 __all__ = ["Surrogate", "cfg_to_dict", "cfg_from_dict", "tile_features", "FORMAT_VERSION"]
@@ -495,8 +497,13 @@ class Surrogate:
             arrays[f.name] = np.asarray(v) if not isinstance(v, str) else np.array(v)
         arrays["format_version"] = np.array(FORMAT_VERSION)
         if hasattr(path, "write"):  # a BytesIO raised a raw TypeError in open()
+            if isinstance(path, io.TextIOBase):  # zipfile's raw TypeError
+                raise ParameterError("Surrogate.save needs a binary file object (open(path, 'wb')) or a path; "
+                                     "got a text-mode file.")
             np.savez_compressed(path, **arrays)
             return path
+        if not isinstance(path, (str, os.PathLike)):  # None: a raw TypeError from open()
+            raise ParameterError(f"path must be a file name or a binary file object; got {type(path).__name__}.")
         try:
             with open(path, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
@@ -640,13 +647,26 @@ class Surrogate:
         n_bins = check_count(n_bins, "n_bins", 1)
         n_probe = check_count(n_probe, "n_probe", 1)
         n_fail_devices = check_count(n_fail_devices, "n_fail_devices", 0)
+        progress = check_flag(progress, "progress")
         scale = real_scalar(weight_scale)
-        if scale is None or not (np.isfinite(scale) and scale > 0):
-            raise ParameterError(f"weight_scale = {weight_scale!r}; a finite number > 0 (random weights are "
-                                 "uniform in [-weight_scale, weight_scale]).")
+        # 1e300 fitted and saved inf IR-drop figures, with overflow warnings only (found by review)
+        if scale is None or not (1e-100 <= scale <= 1e100):
+            raise ParameterError(f"weight_scale = {weight_scale!r}; a number in [1e-100, 1e100] (random weights are "
+                                 "uniform in [-weight_scale, weight_scale]; your layers' typical weight magnitude, "
+                                 "1.0 by default).")
         weight_scale = scale
         layers = _layer_shapes(layers)
         seed = check_seed(seed)  # here, not after the loop: seed + 7919 below must be a 64-bit seed too
+        from .._memory import require
+
+        # device records and the bins' design matrix, the probe MVMs, the failure devices: n_bins = 1e8 ran
+        # the whole fit into a raw MemoryError for 197 GiB (found by review)
+        devices = n_transfers * sum(2 * (in_f + 1) * out_f for out_f, in_f in layers)
+        probes = min(n_transfers, max(8, n_transfers // 4)) * n_probe * sum(in_f + 4 * out_f for out_f, in_f in layers)
+        require(8 * (devices * (n_bins + 12) + 4 * probes + 2 * n_fail_devices)
+                + 16 * max(out_f * (in_f + 1) for out_f, in_f in layers),
+                f"Surrogate.fit on layers {list(layers)[:4]} with n_transfers={n_transfers}, n_bins={n_bins}, "
+                f"n_probe={n_probe}", "lower n_transfers, n_bins or n_probe, or fit on smaller layers")
         per = sum(tile.target.size for out_f, in_f in layers
                   for tile in map_layer(np.zeros((out_f, in_f)), np.zeros(out_f), cfg).tiles)
         if n_transfers * per < _MIN_RESIDUALS:
@@ -1362,6 +1382,7 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
     n_probe = check_count(n_probe, "n_probe")
     n_fail_devices = check_count(n_fail_devices, "n_fail_devices", 0)
     seed = check_seed(seed)
+    progress = check_flag(progress, "progress")
     scale = surrogate.meta.get("weight_scale", 1.0)
     # streams of their own, keyed (seed, _CHECK_STREAM, ...): `fit` draws from
     # default_rng(seed) and seed + 7919, so check(seed=S) after fit(seed=S)

@@ -14,7 +14,7 @@ import torch.nn as nn
 from .._progress import Progress
 from ..devices import real_scalar
 from ..exceptions import ParameterError
-from ._checks import check_count, check_seed
+from ._checks import check_count, check_flag, check_seed
 from .layers import hardware_layers, regularization_loss, restore_failed_, snapshot_
 
 __all__ = ["TrainConfig", "TrainResult", "moons_network", "train", "predict_logits", "accuracy"]
@@ -89,10 +89,22 @@ def predict_logits(model, x):
     they share one, float64 otherwise (a float32 model got torch's raw
     dtype error; found by review).
     """
+    from ..mapping import as_float_array
+
+    if not isinstance(model, torch.nn.Module):
+        raise ParameterError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+    # as the evaluations take features (NaN gave NaN logits, complex lost its
+    # imaginary part, strings a raw TypeError; found by review)
+    x = as_float_array(x, "x", "(P, features)")
+    if x.ndim != 2:
+        raise ParameterError(f"x has shape {x.shape}; give (P, features) points, one per row "
+                             "(x[None] for a single point).")
+    if not np.all(np.isfinite(x)):
+        raise ParameterError("x holds NaN or inf; features must be finite.")
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     dtype = dtypes.pop() if len(dtypes) == 1 else torch.float64
     with _evaluating(model), torch.no_grad():
-        out = model(torch.as_tensor(np.asarray(x), dtype=dtype, device=_device(model)))
+        out = model(torch.as_tensor(x, dtype=dtype, device=_device(model)))
     return out.squeeze(-1).to(torch.float64).cpu().numpy()
 
 
@@ -183,6 +195,23 @@ def train(model, data, config=TrainConfig(), progress=True, label="train", score
         return _train(model, data, config, progress, label, score)
 
 
+def _score_value(raw):
+    """A score as a float: a number, or a one-element array or tensor; None for
+    anything else (strings, complex, bools)."""
+    if isinstance(raw, (str, bytes, bool, np.bool_, complex, np.complexfloating)):
+        return None
+    if isinstance(raw, (torch.Tensor, np.ndarray)) and (raw.numel() if isinstance(raw, torch.Tensor)
+                                                         else raw.size) != 1:
+        return None
+    if isinstance(raw, (torch.Tensor, np.ndarray)) and (raw.is_complex() if isinstance(raw, torch.Tensor)
+                                                         else np.iscomplexobj(raw) or raw.dtype == bool):
+        return None
+    try:
+        return float(raw)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def _check_training(model, data, config):
     """What `train` needs, checked before the first step."""
     if not isinstance(model, torch.nn.Module):
@@ -193,9 +222,11 @@ def _check_training(model, data, config):
         if not hasattr(data, name):
             raise ParameterError(f"data must have x_train, y_train, x_val, y_val (an xbarsim.train.data.MoonsData); "
                                  f"got {type(data).__name__} without {name}.")
+    from ..mapping import as_float_array
+
     for split in ("train", "val"):
-        x = np.asarray(getattr(data, f"x_{split}"), dtype=np.float64)
-        y = np.asarray(getattr(data, f"y_{split}"), dtype=np.float64)
+        x = as_float_array(getattr(data, f"x_{split}"), f"data.x_{split}", "(n, features) points")
+        y = as_float_array(getattr(data, f"y_{split}"), f"data.y_{split}", "(n,) labels 0 or 1")
         if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
             # a shorter y_train silently dropped the last points; an empty split divided by zero
             raise ParameterError(f"data.x_{split} has shape {x.shape} and data.y_{split} {y.shape}; give (n, features) "
@@ -225,6 +256,11 @@ def _check_training(model, data, config):
 
 def _train(model, data, config, progress, label, score):
     _check_training(model, data, config)
+    progress = check_flag(progress, "progress")
+    if score is not None and not callable(score):
+        # score="acc" raised a raw TypeError at the first selection, after its epochs (found by review)
+        raise ParameterError(f"score = {score!r:.60}; give None (the validation loss) or a function "
+                             "score(model) -> float, higher is better.")
     torch.manual_seed(config.seed)
     gen = np.random.default_rng(config.seed)
     dev = _device(model)
@@ -258,7 +294,12 @@ def _train(model, data, config, progress, label, score):
             if score is None:
                 crit = vl
             elif (epoch + 1) % config.select_every == 0 or epoch == config.epochs - 1:
-                crit = -float(score(model))
+                raw = score(model)
+                value = _score_value(raw)  # a string gave a raw ValueError, complex a TypeError
+                if value is None:
+                    raise ParameterError(f"score(model) returned {raw!r:.60} at epoch {epoch}; it must be a "
+                                         "finite number, higher for better weights.")
+                crit = -value
                 if not math.isfinite(crit):  # keep_best then kept the last epoch without a word
                     raise ParameterError(f"score(model) returned {-crit!r} at epoch {epoch}; it must be a finite "
                                          "number, higher for better weights.")

@@ -1,0 +1,176 @@
+"""Bad arguments to the training API and the device model: each is a
+`ParameterError` (or `MemoryLimitError`) that says what to give, raised
+before any compute. Each case here was found by a review that threw bad
+inputs at every public entry point: before, it was a raw TypeError /
+ValueError / MemoryError from inside NumPy or torch, or was accepted and
+silently meant something else."""
+
+import io
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import xbarsim as xs
+from xbarsim.exceptions import MemoryLimitError, ParameterError
+from xbarsim.train import (Surrogate, TrainConfig, convert, evaluate_statistical, make_moons_split, moons_network,
+                           train)
+from xbarsim.train.data import make_moons
+from xbarsim.train.layers import HardwareAwareLinear, hardware_layers, to_crossbar
+from xbarsim.train.metrics import per_point_accuracy
+from xbarsim.train.training import predict_logits
+
+
+@pytest.fixture(scope="module")
+def sur():
+    return Surrogate.fit(xs.TransferConfig(), n_transfers=3, seed=0, n_fail_devices=200)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_moons_split(40, 10, 10, seed=0)
+
+
+def test_convert_checks_inplace_and_refuses_a_model_already_converted(sur):
+    net = moons_network(8)
+    with pytest.raises(ParameterError, match="inplace = 'no'; give True or False"):
+        convert(net, sur, inplace="no")  # "no" is truthy: it converted the caller's model
+    assert type(net[0]) is torch.nn.Linear
+    once = convert(net, sur)
+    other = Surrogate.fit(xs.TransferConfig(), n_transfers=3, seed=1, n_fail_devices=200)
+    with pytest.raises(ParameterError, match=r"already hardware-aware \(0, 2\).*layer.surrogate = "):
+        convert(once, other)  # kept the first surrogate in every layer without a word
+    # what the message advises works
+    for layer in hardware_layers(once):
+        layer.surrogate = other
+    assert all(layer.surrogate is other for layer in hardware_layers(once))
+    mixed = torch.nn.Sequential(once[0], torch.nn.Sigmoid(), torch.nn.Linear(8, 1).double())
+    with pytest.warns(RuntimeWarning, match=r"already hardware-aware \(0\)"):
+        back = convert(mixed, sur)
+    assert type(back[2]) is HardwareAwareLinear and back[2].surrogate.meta["seed"] == 0
+    assert back[0].surrogate.meta["seed"] == 1  # left as it was (a deep copy of it)
+
+
+@pytest.mark.parametrize("x, match", [
+    (np.full((3, 2), np.nan), "x holds NaN or inf"),
+    (np.ones((3, 2)) + 1j, "x must be real numbers; got complex"),
+    ("abc", "x holds strings"),
+    (None, "x is None"),
+    (np.ones(2), r"x has shape \(2,\); give \(P, features\) points"),
+])
+def test_predict_logits_checks_its_features(x, match):
+    with pytest.raises(ParameterError, match=match):
+        predict_logits(moons_network(8), x)
+
+
+def test_predict_logits_checks_its_model_and_takes_lists_and_tensors():
+    with pytest.raises(ParameterError, match="model must be a torch.nn.Module"):
+        predict_logits(None, np.ones((3, 2)))
+    net = moons_network(8)
+    x = np.random.default_rng(0).uniform(0, 1, (3, 2))
+    ref = predict_logits(net, x)
+    assert ref.shape == (3,)
+    np.testing.assert_array_equal(predict_logits(net, x.tolist()), ref)
+    np.testing.assert_array_equal(predict_logits(net, torch.tensor(x)), ref)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: Surrogate.fit(xs.TransferConfig(), n_transfers=40, n_fail_devices=0, n_bins=10**8), "n_bins=100000000"),
+    (lambda: Surrogate.fit(xs.TransferConfig(), n_transfers=3, n_probe=10**11), "n_probe=100000000000"),
+    (lambda: Surrogate.fit(xs.TransferConfig(), n_transfers=3, layers=[(10**5, 10**5)]), r"\(100000, 100000\)"),
+    (lambda: evaluate_statistical(moons_network(8), xs.TransferConfig(), np.ones((5, 2)), np.ones(5), n=10**12),
+     "statistical-model evaluation of 1000000000000 transfers"),
+    (lambda: make_moons_split(n_train=10**10), "make_moons_split of 10000000"),
+    (lambda: HardwareAwareLinear(10**6, 10**6), r"HardwareAwareLinear\(1000000, 1000000\)"),
+], ids=["fit-n_bins", "fit-n_probe", "fit-layers", "evaluate-n", "moons-n", "layer-size"])
+def test_sizes_that_cannot_fit_are_refused_before_anything_is_computed(call, match):
+    """n_bins = 1e8 programmed the whole fit first, then NumPy raised a raw
+    MemoryError for 197 GiB; the others were raw NumPy / torch errors."""
+    with pytest.raises(MemoryLimitError, match=match):
+        call()
+
+
+def test_train_checks_score_and_progress_before_the_first_epoch(data):
+    net = moons_network(8)
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(ParameterError, match="score = 'acc'; give None .* or a function"):
+        train(net, data, TrainConfig(epochs=20, select_every=20), progress=False, score="acc")
+    with pytest.raises(ParameterError, match="progress = 'no'; give True or False"):
+        train(net, data, TrainConfig(epochs=2), progress="no")
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))  # nothing trained
+    with pytest.raises(ParameterError, match="score\\(model\\) returned 'x' at epoch 0; it must be a finite"):
+        train(net, data, TrainConfig(epochs=2, select_every=1), progress=False, score=lambda m: "x")
+    # a one-element tensor or array is a number
+    result = train(moons_network(8), data, TrainConfig(epochs=2, select_every=1), progress=False,
+                   score=lambda m: torch.tensor(0.5))
+    assert result.score_history[:, 1].tolist() == [0.5, 0.5]
+
+
+def test_train_refuses_features_that_are_not_numbers(data):
+    bad = replace(data, x_train=np.full(data.x_train.shape, "a"))
+    with pytest.raises(ParameterError, match="data.x_train holds strings"):
+        train(moons_network(8), bad, TrainConfig(epochs=1), progress=False)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda s: HardwareAwareLinear(2, 2, bias="no"), "bias = 'no'"),  # built a layer with a bias
+    (lambda s: convert(moons_network(8), s)[0].sample(noise="x"), "noise = 'x'"),
+    (lambda s: convert(moons_network(8), s)[0].sample(failures="x"), "failures = 'x'"),
+    (lambda s: Surrogate.fit(xs.TransferConfig(), n_transfers=3, progress="x"), "progress = 'x'"),
+    (lambda s: xs.presets.TIO2.ideal(disturb="x"), "disturb = 'x'"),
+], ids=["bias", "sample-noise", "sample-failures", "fit-progress", "ideal-disturb"])
+def test_flags_take_true_or_false_only(sur, call, match):
+    with pytest.raises(ParameterError, match=match + "; give True or False"):
+        call(sur)
+
+
+def test_to_crossbar_checks_cfg_before_the_surrogate_compares_it(sur):
+    with pytest.raises(ParameterError, match="cfg must be an xbarsim.TransferConfig .*got str"):
+        to_crossbar(convert(moons_network(8), sur), "x")
+
+
+def test_surrogate_save_refuses_what_is_not_a_path_or_binary_file(sur, tmp_path):
+    with pytest.raises(ParameterError, match="path must be a file name or a binary file object; got NoneType"):
+        sur.save(None)
+    with open(tmp_path / "s.npz", "w") as text, pytest.raises(ParameterError, match="binary file object"):
+        sur.save(text)
+    buffer = io.BytesIO()
+    assert sur.save(buffer) is buffer and Surrogate.load(io.BytesIO(buffer.getvalue())).matches(sur.cfg)
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300, 0.0, np.inf])
+def test_surrogate_fit_takes_weight_scales_it_can_represent(scale):
+    """1e300 fitted and saved inf IR-drop figures, with overflow warnings only."""
+    with pytest.raises(ParameterError, match=r"weight_scale = .*; a number in \[1e-100, 1e100\]"):
+        Surrogate.fit(xs.TransferConfig(), n_transfers=3, weight_scale=scale)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("read_noise", 1.0, "read_noise = 1.0; the relative std of one read must be < 1"),
+    ("read_noise", 1e10, "read_noise = 10000000000.0"),
+    ("relax_fast_mean", -1.0, "relax_fast_mean = -1.0; a relative mean change must be > -1"),
+    ("c2c", 3.5, "c2c = 3.5; the cycle-to-cycle log-std must be at most 3"),
+])
+def test_device_parameters_the_model_cannot_mean_are_refused(field, value, match):
+    """read_noise = 1e10 programmed arrays to reads of -4e6 S, with
+    converged=False as the only sign."""
+    with pytest.raises(ParameterError, match=match):
+        replace(xs.presets.TIO2, **{field: value})
+    replace(xs.presets.TIO2, read_noise=0.5, relax_fast_mean=-0.5, c2c=3.0)  # the edges still take
+
+
+def test_small_refusals():
+    with pytest.raises(ParameterError, match="v holds strings"):
+        xs.presets.TIO2.read_current(1e-4, "x")
+    with pytest.raises(ParameterError, match="correct has rows of different lengths"):
+        per_point_accuracy([[1], [1, 0]])
+    with pytest.raises(ParameterError, match="correct must be boolean .* hits; got <U2"):
+        per_point_accuracy("ab")  # "correct has shape ()"
+    for args, match in (((-1, 0.1, 0), "n = -1"), ((10, -0.1, 0), "noise = -0.1"), ((10, 0.1, 2**32), "state = ")):
+        with pytest.raises(ParameterError, match=match):
+            make_moons(*args)
+    with pytest.raises(ParameterError, match=r"tile = \(1, 1\) has fewer than 2 columns"):
+        xs.TransferConfig(tile=(1, 1))  # refused only when a layer was mapped
+    with pytest.raises(ParameterError, match="bias is a TransferConfig: the configuration goes third"):
+        xs.transfer(np.ones((2, 2)), xs.TransferConfig())

@@ -195,9 +195,9 @@ class DeviceParams:
     tw_ref: float = 1e-6
     """Reference pulse width of k_set / k_reset, s (rates scale linearly with width)."""
     c2c: float = 0.3
-    """Cycle-to-cycle log-std of the switching change (mean-one lognormal factor)."""
+    """Cycle-to-cycle log-std of the switching change (mean-one lognormal factor); at most `C2C_MAX`."""
     read_noise: float = 0.001
-    """Relative standard deviation of one read of a device's current."""
+    """Relative standard deviation of one read of a device's current; below 1."""
     relax_sigma: float = 0.0474
     """Relaxation random walk, relative per sqrt(second)."""
     relax_drift: float = -0.06
@@ -205,7 +205,7 @@ class DeviceParams:
     relax_fast: float = 0.0334
     """Post-programming relaxation: total relative std, reached within a few relax_tau after the last own pulse."""
     relax_fast_mean: float = 0.0
-    """Post-programming relaxation: total relative mean change (negative: decay)."""
+    """Post-programming relaxation: total relative mean change (negative: decay); above -1."""
     relax_tau: float = 0.089
     """Time constant of the post-programming relaxation, s."""
     p_stuck_lrs: float = 0.005

@@ -674,7 +674,11 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
     Parameters
     ----------
     target_g : array_like, shape (M, N)
-        Target small-signal conductances, S (inside the device's range).
+        Target small-signal conductances, S, inside the device's
+        physical range ``(g_lo, g_hi)``. The operating window ``[g_min,
+        g_max]`` is where `transfer` maps weights; `program` also takes
+        targets outside it (to study the device's whole range), so a target
+        outside the window is not an error here.
     cfg : TransferConfig, optional
         Device, bias / read schemes, tolerance, wires, pulses. Default
         ``TransferConfig()`` (TIO2, V/2, grounded reads, 1 ohm wires).

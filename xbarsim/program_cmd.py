@@ -134,7 +134,7 @@ def plot(res, path, title=""):
     im = ax[0, 0].imshow(err, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest", aspect="auto")
     fig.colorbar(im, ax=ax[0, 0], label="g_final / target - 1 (%)", extend="both" if worst > lim else "neither")
     n_stuck = int((~w).sum())
-    ax[0, 0].set_title(f"final error ({n_stuck} stuck device{'s' * (n_stuck != 1)} in grey)"
+    ax[0, 0].set_title("final error" + (f" ({n_stuck} stuck device{'s' * (n_stuck != 1)} in grey)" if n_stuck else "")
                        + (f"\ncolour clipped at ±{lim:.3g} %, worst {worst:.3g} %" if worst > lim else ""),
                        fontsize=10)
     ax[0, 0].set_xlabel("bit line j")
@@ -160,7 +160,8 @@ def plot(res, path, title=""):
     ax[1, 0].hist(np.clip(fin, lo, hi), bins=bins, alpha=0.6, label="after the whole array")
     ax[1, 0].set_xlabel("true conductance / target - 1 (%)")
     ax[1, 0].set_ylabel("devices")
-    outside = int(((both < lo) | (both > hi)).sum())
+    step = (hi - lo) / 59  # a bin's width: devices within one of the axis are as good as in the end bin
+    outside = int(((both < lo - step) | (both > hi + step)).sum())
     ax[1, 0].set_title("programming error, working devices"
                        + (f"\n({outside} beyond the axis, counted in the end bins)" if outside else ""),
                        fontsize=10)

@@ -11,6 +11,9 @@ import numpy as np
 
 from ..devices import real_scalar
 from ..exceptions import ParameterError
+from ..programming import _check_flag as check_flag  # one flag rule for the package: True or False
+
+__all__ = ["SEED_OFFSET_MAX", "SEED_MAX", "check_seed", "check_count", "check_flag", "failure_scale"]
 
 SEED_OFFSET_MAX = 104729
 """Largest offset the training API may add to a user's seed for a further random stream
@@ -44,15 +47,6 @@ def check_seed(seed, name="seed", offset=None):
         raise ParameterError(f"{name} = {seed!r}; an integer in [0, 2**64 - {offset + 1}] = "
                              f"[0, {2**64 - 1 - offset}]{derived}.")
     return int(seed)
-
-
-def check_flag(value, name):
-    """`value` as a bool; anything but True / False (NumPy bools too) is a
-    `ParameterError`: a string such as "no" is truthy and turned the option
-    on (found by review)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ParameterError(f"{name} = {value!r}; give True or False.")
-    return bool(value)
 
 
 def check_count(value, name, low=1, what=""):

@@ -337,9 +337,11 @@ def _require_results(n, x, layers, chunk, what):
     10**12 gave NumPy's raw MemoryError; found by review)."""
     from .._memory import require
 
+    # the inputs are shared by every transfer (broadcast, or one copy for
+    # the MVM): counted once; per transfer of a chunk, the layers' outputs
     P = x.shape[0]
-    width = max([x.shape[1]] + [np.shape(w)[0] for w, _ in layers])
-    need = 17 * n * P + 32 * min(chunk, n) * P * width
+    width = max(np.shape(w)[0] for w, _ in layers)
+    need = 17 * n * P + 8 * x.size + 32 * min(chunk, n) * P * width
     require(need, f"{what} of {n} transfers on {P} points",
             "evaluate fewer transfers at a time (n) or fewer points, or lower chunk")
 

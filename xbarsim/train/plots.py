@@ -66,11 +66,15 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
     """Per network: fraction of transfers predicting class 1 on the grid.
 
     ``panels``: dict ``name -> dict(p1=(n, n) fraction, software=(n, n)
-    software logits, per_point=(P,) accuracies)``. Per-point accuracies
-    below 0.5 share the colour of 0.5, and the colour bar says so (an arrow
-    and its label: they looked like points at 0.5, found by review);
-    ``note``: a line at the bottom (how the grid was computed).
+    software logits, per_point=(P,) accuracies)``. Test points are drawn
+    by class (marker shape) and per-point accuracy (colour); those right
+    in at most half the transfers are magenta, the colour bar's arrow,
+    which no accuracy or background shares (they were the colour of 0.5,
+    then viridis' dark bottom, unseen on the dark background: found by
+    review). ``note``: a line at the bottom (how the grid was computed).
     """
+    from matplotlib.lines import Line2D
+
     plt = _plt()
     fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 6.8), squeeze=False)
     im = sc = None
@@ -81,7 +85,8 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
     for ax, (name, d) in zip(axs[0], panels.items()):
         im = ax.pcolormesh(axes_1d, axes_1d, d["p1"], cmap="RdBu_r", vmin=0, vmax=1, shading="auto")
         ax.contour(axes_1d, axes_1d, d["software"], levels=[0.0], colors="k", linewidths=1.2)
-        acc = np.asarray(d["per_point"])
+        acc = np.asarray(d["per_point"], dtype=float)
+        acc = np.where(acc <= 0.5, 0.0, acc)  # right in at most half the transfers: the magenta "under" colour
         for cls, marker in ((0, "o"), (1, "^")):  # the class by shape
             on = y_test == cls
             sc = ax.scatter(x_test[on, 0], x_test[on, 1], c=acc[on], cmap=acc_cmap, vmin=0.5, vmax=1.0,
@@ -90,8 +95,6 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
         ax.set_xlabel("x1 (scaled)")
         ax.set_ylabel("x2 (scaled)")
         ax.set_aspect("equal")
-        from matplotlib.lines import Line2D
-
         ax.legend(handles=[Line2D([], [], ls="", marker=m, mfc="0.7", mec="k", label=f"class {c}")
                            for c, m in ((0, "o"), (1, "^"))],
                   loc="upper right", fontsize=7, facecolor="0.85", framealpha=0.9)
@@ -100,10 +103,10 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
     cax2 = fig.add_axes([0.56, 0.15, 0.38, 0.025])
     fig.colorbar(im, cax=cax1, orientation="horizontal",
                  label="background, every panel: fraction of transfers predicting class 1")
-    below = sum(int(np.sum(np.asarray(d["per_point"]) < 0.5)) for d in panels.values())
+    below = sum(int(np.sum(np.asarray(d["per_point"]) <= 0.5)) for d in panels.values())
     fig.colorbar(sc, cax=cax2, orientation="horizontal", extend="min",
                  label="test points, every panel: per-point accuracy over the transfers\n"
-                       f"(magenta: below 0.5, {below} such point{'s' if below != 1 else ''} in all panels)")
+                       f"(magenta: 0.5 or below, {below} such point{'s' if below != 1 else ''} in all panels)")
     if note:
         fig.text(0.5, 0.01, _wrap(note, fig), ha="center", va="bottom", fontsize=8)
     fig.savefig(path, dpi=110)

@@ -502,7 +502,7 @@ class Surrogate:
                                      "got a text-mode file.")
             np.savez_compressed(path, **arrays)
             return path
-        if not isinstance(path, (str, os.PathLike)):  # None: a raw TypeError from open()
+        if not isinstance(path, (str, bytes, os.PathLike)):  # None: a raw TypeError from open()
             raise ParameterError(f"path must be a file name or a binary file object; got {type(path).__name__}.")
         try:
             with open(path, "wb") as fh:
@@ -663,7 +663,9 @@ class Surrogate:
         # the whole fit into a raw MemoryError for 197 GiB (found by review)
         devices = n_transfers * sum(2 * (in_f + 1) * out_f for out_f, in_f in layers)
         probes = min(n_transfers, max(8, n_transfers // 4)) * n_probe * sum(in_f + 4 * out_f for out_f, in_f in layers)
-        require(8 * (devices * (n_bins + 12) + 4 * probes + 2 * n_fail_devices)
+        # per device: its records, and the binned least squares' design matrix three times (the
+        # one-hot matrix, its column selection, LAPACK's copy)
+        require(8 * (devices * (3 * (n_bins + 2) + 12) + 4 * probes + 2 * n_fail_devices)
                 + 16 * max(out_f * (in_f + 1) for out_f, in_f in layers),
                 f"Surrogate.fit on layers {list(layers)[:4]} with n_transfers={n_transfers}, n_bins={n_bins}, "
                 f"n_probe={n_probe}", "lower n_transfers, n_bins or n_probe, or fit on smaller layers")

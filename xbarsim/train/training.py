@@ -90,12 +90,13 @@ def predict_logits(model, x):
     dtype error; found by review).
     """
     from ..mapping import as_float_array
+    from .evaluate import _bool_as_float
 
     if not isinstance(model, torch.nn.Module):
         raise ParameterError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
-    # as the evaluations take features (NaN gave NaN logits, complex lost its
-    # imaginary part, strings a raw TypeError; found by review)
-    x = as_float_array(x, "x", "(P, features)")
+    # as the evaluations take features, booleans as 0 / 1 (NaN gave NaN
+    # logits, complex lost its imaginary part, strings a raw TypeError; found by review)
+    x = as_float_array(_bool_as_float(x), "x", "(P, features)")
     if x.ndim != 2:
         raise ParameterError(f"x has shape {x.shape}; give (P, features) points, one per row "
                              "(x[None] for a single point).")
@@ -200,6 +201,10 @@ def _score_value(raw):
     anything else (strings, complex, bools)."""
     if isinstance(raw, (str, bytes, bool, np.bool_, complex, np.complexfloating)):
         return None
+    if isinstance(raw, torch.Tensor):
+        if raw.dtype == torch.bool:
+            return None
+        raw = raw.detach()  # a score with grad warned at every selection
     if isinstance(raw, (torch.Tensor, np.ndarray)) and (raw.numel() if isinstance(raw, torch.Tensor)
                                                          else raw.size) != 1:
         return None
@@ -223,10 +228,11 @@ def _check_training(model, data, config):
             raise ParameterError(f"data must have x_train, y_train, x_val, y_val (an xbarsim.train.data.MoonsData); "
                                  f"got {type(data).__name__} without {name}.")
     from ..mapping import as_float_array
+    from .evaluate import _bool_as_float
 
-    for split in ("train", "val"):
-        x = as_float_array(getattr(data, f"x_{split}"), f"data.x_{split}", "(n, features) points")
-        y = as_float_array(getattr(data, f"y_{split}"), f"data.y_{split}", "(n,) labels 0 or 1")
+    for split in ("train", "val"):  # booleans are 0 / 1, as the evaluations take them
+        x = as_float_array(_bool_as_float(getattr(data, f"x_{split}")), f"data.x_{split}", "(n, features) points")
+        y = as_float_array(_bool_as_float(getattr(data, f"y_{split}")), f"data.y_{split}", "(n,) labels 0 or 1")
         if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
             # a shorter y_train silently dropped the last points; an empty split divided by zero
             raise ParameterError(f"data.x_{split} has shape {x.shape} and data.y_{split} {y.shape}; give (n, features) "

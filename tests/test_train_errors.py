@@ -167,7 +167,8 @@ def test_small_refusals():
         per_point_accuracy([[1], [1, 0]])
     with pytest.raises(ParameterError, match="correct must be boolean .* hits; got <U2"):
         per_point_accuracy("ab")  # "correct has shape ()"
-    for args, match in (((-1, 0.1, 0), "n = -1"), ((10, -0.1, 0), "noise = -0.1"), ((10, 0.1, 2**32), "state = ")):
+    for args, match in (((-1, 0.1, 0), "n = -1"), ((10, -0.1, 0), "noise must be a finite number >= 0; got -0.1"),
+                        ((10, 0.1, 2**32), "state = ")):
         with pytest.raises(ParameterError, match=match):
             make_moons(*args)
     with pytest.raises(ParameterError, match=r"tile = \(1, 1\) has fewer than 2 columns"):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..devices import real_scalar
 from ..exceptions import ParameterError
-from ._checks import check_seed
+from ._checks import check_count, check_seed
 
 __all__ = ["MoonsData", "make_moons", "make_moons_split", "load_csv_dir", "CSV_COLUMNS", "SPLIT"]
 
@@ -69,6 +69,15 @@ def _minmax(parts):
     return [np.clip((shift * p - shift * lo) / span, 0.0, 1.0) for p in parts]
 
 
+def _check_noise(noise):
+    """`noise` as a float >= 0 ("0.2" and None raised NumPy's TypeError, an
+    array an ambiguous truth value)."""
+    level = real_scalar(noise)
+    if level is None or not (np.isfinite(level) and level >= 0):
+        raise ParameterError(f"noise must be a finite number >= 0; got {noise!r}.")
+    return level
+
+
 def make_moons(n, noise, state):
     """``sklearn.datasets.make_moons(n, noise=noise, random_state=state,
     shuffle=True)``, the same draws bit for bit (tested against it): two
@@ -76,11 +85,8 @@ def make_moons(n, noise, state):
     Gaussian noise of standard deviation ``noise``, from a legacy
     ``RandomState(state)``. Written here so that scikit-learn, which the
     package used for this one call, is not a dependency."""
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ParameterError(f"n = {n!r}; the number of points, a positive integer.")
-    level = real_scalar(noise)
-    if level is None or not (np.isfinite(level) and level >= 0):
-        raise ParameterError(f"noise = {noise!r}; a finite number >= 0.")
+    n = check_count(n, "n", what=" (the number of points)")
+    noise = _check_noise(noise)
     if isinstance(state, (bool, np.bool_)) or not isinstance(state, (int, np.integer)) or not 0 <= state < 2**32:
         raise ParameterError(f"state = {state!r}; an integer in [0, 2**32) (NumPy's legacy RandomState seed).")
     n_out = n // 2
@@ -126,10 +132,7 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
     if any(isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1 for k in sizes):
         raise ParameterError(f"n_train, n_val, n_test must be positive integers; got {sizes}.")
     seed = check_seed(seed)
-    level = real_scalar(noise)  # "0.2" and None raised NumPy's TypeError, an array an ambiguous truth value
-    if level is None or not (np.isfinite(level) and level >= 0):
-        raise ParameterError(f"noise must be a finite number >= 0; got {noise!r}.")
-    noise = level
+    noise = _check_noise(noise)
     n = sum(sizes)
     from .._memory import require
 

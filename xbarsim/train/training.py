@@ -199,21 +199,14 @@ def train(model, data, config=TrainConfig(), progress=True, label="train", score
 def _score_value(raw):
     """A score as a float: a number, or a one-element array or tensor; None for
     anything else (strings, complex, bools)."""
-    if isinstance(raw, (str, bytes, bool, np.bool_, complex, np.complexfloating)):
-        return None
     if isinstance(raw, torch.Tensor):
-        if raw.dtype == torch.bool:
+        if raw.dtype == torch.bool or raw.is_complex():
             return None
-        raw = raw.detach()  # a score with grad warned at every selection
-    if isinstance(raw, (torch.Tensor, np.ndarray)) and (raw.numel() if isinstance(raw, torch.Tensor)
-                                                         else raw.size) != 1:
-        return None
-    if isinstance(raw, (torch.Tensor, np.ndarray)) and (raw.is_complex() if isinstance(raw, torch.Tensor)
-                                                         else np.iscomplexobj(raw) or raw.dtype == bool):
-        return None
+        raw = raw.detach().cpu().to(torch.float64).numpy()  # with grad, torch warned at every selection
     try:
-        return float(raw)
-    except (TypeError, ValueError, OverflowError):
+        a = np.asarray(raw)
+        return None if a.size != 1 or a.dtype.kind in "bcSU" else float(a.reshape(-1)[0])
+    except (TypeError, ValueError, OverflowError):  # ragged, or an object float() does not take
         return None
 
 

@@ -52,6 +52,44 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"xbarsim {xs.__version__}"
 
 
+# help -----------------------------------------------------------------------
+
+def _options():
+    import argparse
+
+    from xbarsim.cli import build_parser
+
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return [(name, action) for name, sub in commands.choices.items() for action in sub._actions
+            if action.help != argparse.SUPPRESS]
+
+
+def test_every_option_says_what_it_takes_and_what_it_does():
+    """Each option that takes a value names it (a metavar such as OHM, N,
+    REL, or its choices) instead of argparse's upper-cased option name
+    (TRANSFERS, R_WIRE), and every option has a help line."""
+    options = _options()
+    assert {name for name, _ in options} == {"moons", "scale", "program", "calibrate", "solve", "demo"}
+    unnamed = [(name, a.option_strings) for name, a in options
+               if a.nargs != 0 and a.metavar is None and a.choices is None]
+    silent = [(name, a.option_strings) for name, a in options if not a.help]
+    assert unnamed == [] and silent == []
+
+
+def test_options_shared_between_commands_have_one_name():
+    """The same quantity has the same option and placeholder in every
+    command: wires and terminals in ohms, tolerances relative, seeds."""
+    flags = {}
+    for name, a in _options():
+        for flag in a.option_strings:
+            flags.setdefault(flag, {})[name] = a.metavar
+    assert flags["--r-wire"] == {c: "OHM" for c in ("solve", "program", "demo")} | {"scale": "OHM[,...]"}
+    assert flags["--r-terminal"] == {"solve": "OHM", "scale": "OHM"}
+    assert set(flags["--tol"].values()) == {"REL"} and flags["--solve-tol"] == {"program": "REL"}
+    assert set(flags["--seed"].values()) == {"SEED"} and len(flags["--seed"]) == 5  # all but solve
+    assert set(flags["--out"].values()) == {"DIR"} and len(flags["--out"]) == 5  # all but demo
+
+
 # interrupts and pipes -------------------------------------------------------
 
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):

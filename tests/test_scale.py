@@ -494,7 +494,7 @@ def test_cli_connects_to_an_existing_scheduler(tmp_path, capsys):
 
 def test_cli_runs_a_tiny_sweep(tmp_path, capsys):
     code = main(["scale", "--out", str(tmp_path), "--sizes", "8,8x12", "--r-wire", "0.5,5",
-                 "--g-range", "10e-6:50e-6,100e-6:500e-6", "--inputs", "1,3", "--method", "direct",
+                 "--g-range", "10e-6:50e-6,100e-6:500e-6", "--batch", "1,3", "--method", "direct",
                  "--no-progress"])
     assert code == 0
     out = capsys.readouterr().out
@@ -505,6 +505,20 @@ def test_cli_runs_a_tiny_sweep(tmp_path, capsys):
     assert (tmp_path / "error_vs_size.png").stat().st_size > 0
 
 
+def test_batch_is_the_number_of_inputs_and_the_old_inputs_flag_still_reads_it(capsys):
+    from xbarsim.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["scale", "--out", "o"]).inputs == scale.DEFAULT_SWEEP.inputs == (1,)
+    assert parse(["scale", "--out", "o", "--batch", "1,64"]).inputs == (1, 64)
+    assert parse(["scale", "--out", "o", "--inputs", "1,64"]).inputs == (1, 64)
+    # --batch is the documented name: `xbarsim solve --inputs` is a file of input vectors
+    with pytest.raises(SystemExit):
+        main(["scale", "--help"])
+    text = capsys.readouterr().out
+    assert "--batch B[,...]" in text and "--inputs" not in text
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -513,6 +527,7 @@ def test_cli_runs_a_tiny_sweep(tmp_path, capsys):
         (["--r-wire", "1,-2"], "must be finite and >= 0"),
         (["--g-range", "5e-4:1e-4"], "g_min > g_max"),
         (["--g-range", "1e-4"], "expected GMIN:GMAX"),
+        (["--batch", "0"], "positive integer"),
         (["--inputs", "0"], "positive integer"),
         (["--device", "tanh"], "unknown device 'tanh'"),
         (["--workers", "1", "--scheduler", "tcp://127.0.0.1:1"], "not allowed with argument"),

@@ -28,6 +28,25 @@ def _load(out):
     return summary, np.load(out / "solution.npz")
 
 
+def test_r_terminal_sets_both_terminals_and_r_in_r_out_override_it(files):
+    """--r-terminal as in `xbarsim scale`: both terminals; --r-in / --r-out
+    override it for their side, as --r-wl / --r-bl do --r-wire."""
+    tmp, _, _ = files
+    base = ["solve", "--g", str(tmp / "g.csv"), "--inputs", str(tmp / "x.csv"), "--no-progress"]
+    runs = {"both": ["--r-terminal", "3"], "each": ["--r-in", "3", "--r-out", "3"],
+            "over": ["--r-terminal", "3", "--r-out", "1"], "none": []}
+    cfg, i_out = {}, {}
+    for name, extra in runs.items():
+        assert main(base + extra + ["--out", str(tmp / name)]) == 0
+        summary, sol = _load(tmp / name)
+        cfg[name], i_out[name] = summary["config"], sol["i_out"]
+    assert (cfg["both"]["r_in"], cfg["both"]["r_out"]) == (3.0, 3.0) == (cfg["each"]["r_in"], cfg["each"]["r_out"])
+    assert (cfg["over"]["r_in"], cfg["over"]["r_out"]) == (3.0, 1.0)
+    assert (cfg["none"]["r_in"], cfg["none"]["r_out"]) == (0.0, 0.0)
+    np.testing.assert_array_equal(i_out["both"], i_out["each"])
+    assert not np.array_equal(i_out["over"], i_out["both"]) and not np.array_equal(i_out["none"], i_out["both"])
+
+
 @pytest.mark.parametrize("v0", [None, 0.25])
 def test_solve_writes_the_solution_of_xs_solve_and_its_checks(files, capsys, v0):
     """A batch of inputs from a CSV, separate word- and bit-line wires,
@@ -188,6 +207,9 @@ def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
     (None, ["--g", "g.npy", "--r-in", "1e-200"], "--r-in 1e-200: below 1e-100 ohms the circuit solver cannot work; "
                                                  "give 0 for an ideal input terminal"),
     (None, ["--g", "g.npy", "--r-out", "1e-200"], "--r-out 1e-200: below"),
+    (None, ["--g", "g.npy", "--r-terminal", "1e-200"], "--r-terminal 1e-200: below 1e-100 ohms"),
+    (None, ["--g", "g.npy", "--r-terminal", "1e12", "--r-in", "0"], "--r-terminal 1e+12: the terminal is 1e+12 "
+                                                                    "times the 1 ohm segments of --r-wire"),
     (None, ["--g", "g.npy", "--r-in", "1e12"], "--r-in 1e+12: the terminal is 1e+12 times the 1 ohm segments of "
                                               "--r-wire"),
     (None, ["--g", "g.npy", "--r-bl", "1e-3", "--r-out", "1e8"], "--r-out 1e+08: the terminal is 1e+11 times the "
@@ -381,7 +403,9 @@ def test_solve_pulse_reports_the_voltages_of_xs_pulse_drives(files, capsys, sche
 @pytest.mark.parametrize("argv_extra, message", [
     (["--pulse", "7,0"], "--pulse 7,0 is outside the 7 x 5 array"),  # named pulse_drives (found by review)
     (["--pulse=-1,2"], "--pulse -1,2 is outside the 7 x 5 array"),
-    (["--pulse", "1,1", "--r-in", "2"], "--r-in / --r-out are the read's terminals"),
+    (["--pulse", "1,1", "--r-in", "2"], "--r-in: terminal resistances belong to a read"),
+    (["--pulse", "1,1", "--r-terminal", "2", "--r-out", "0"], "--r-terminal: terminal resistances belong to a read"),
+    (["--pulse", "1,1", "--r-in", "2", "--r-out", "1"], "--r-in / --r-out: terminal resistances belong to a read"),
     (["--pulse", "1,1", "--vp", "inf"], "not finite"),
 ])
 def test_solve_pulse_refuses_bad_requests_before_writing(files, capsys, argv_extra, message):

@@ -475,16 +475,16 @@ def register(subparsers):
                "  1  an error (message on stderr)\n"
                "  2  a malformed command line (usage on stderr)",
     )
-    p.add_argument("--out", required=True, help="output directory (PNG, CSV, JSON)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (PNG, CSV, JSON)")
     p.add_argument("--fit", action="store_true",
                    help="refit the free parameters first (on --fit-arrays arrays with ideal wires: it lowers the "
                         "fit's loss, yet at the defaults leaves fewer figures within +-30 %% than the preset, 58 of "
                         "67 against 62; see the README)")
-    p.add_argument("--arrays", type=int, default=1000, help="simulated 8x8 arrays (default 1000; at 100 the drift means near the +-30 %% line pass or fail with the seed)")
-    p.add_argument("--seed", type=seed_arg, default=0)
-    p.add_argument("--fit-arrays", type=int, default=None,
+    p.add_argument("--arrays", type=int, default=1000, metavar="N", help="simulated 8x8 arrays (default 1000; at 100 the drift means near the +-30 %% line pass or fail with the seed)")
+    p.add_argument("--seed", type=seed_arg, default=0, metavar="SEED", help="seed of the simulated arrays (default 0)")
+    p.add_argument("--fit-arrays", type=int, default=None, metavar="N",
                    help="with --fit: simulated arrays per fit evaluation (default 24)")
-    p.add_argument("--fit-iter", type=int, default=None, help="with --fit: Nelder-Mead iterations of the fit (default 60)")
+    p.add_argument("--fit-iter", type=int, default=None, metavar="N", help="with --fit: Nelder-Mead iterations of the fit (default 60)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--attribution", action="store_true",
                    help="also print the drift of the model with parts switched off (disturb, relaxation, read noise)")

@@ -29,9 +29,10 @@ def register(subparsers):
         "demo", help="solve one crossbar read three ways and report",
         description=help_text(__doc__.split("\n", 2)[2]),
         epilog=f"The direct solve runs only up to N = {DIRECT_MAX} unless --direct is given.")
-    p.add_argument("--size", type=int, default=256, help="array size N (N x N), default 256")
-    p.add_argument("--r-wire", type=float, default=1.0, help="wire segment resistance, ohm")
-    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--size", type=int, default=256, metavar="N", help="array size N (N x N), default 256")
+    p.add_argument("--r-wire", type=float, default=1.0, metavar="OHM",
+                   help="word- and bit-line segment resistance, ohms (default 1)")
+    p.add_argument("--seed", type=seed_arg, default=0, metavar="SEED", help="seed of the random conductances and inputs (default 0)")
     p.add_argument("--direct", action="store_true",
                    help=f"also run the sparse direct solve above N = {DIRECT_MAX} (slow, memory-hungry)")
     p.set_defaults(func=run)

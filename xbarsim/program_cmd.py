@@ -289,7 +289,7 @@ def register(subparsers):
         epilog="example:\n  xbarsim program --out prog --size 32x32 --scheme V/3 --r-wire 2\n"
                "(a 64x64 array with 1 ohm wires takes 30-50 s on 2 cores)",
     )
-    p.add_argument("--out", required=True, help="output directory (JSON, NPZ, PNG)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (JSON, NPZ, PNG)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--size", type=_shape_arg, default=(32, 32), metavar="N|MxN",
                      help="array size for random targets (default 32x32)")
@@ -302,16 +302,18 @@ def register(subparsers):
                    help="bias of unselected lines during verify reads (default grounded)")
     p.add_argument("--r-wire", type=float, default=1.0, metavar="OHM",
                    help="word- and bit-line segment resistance, ohms (default 1; 0: ideal wires)")
-    p.add_argument("--order", choices=[o.value for o in Order], default="column-major")
-    p.add_argument("--tolerance", type=float, default=0.01, help="write-verify band, relative (default 0.01)")
+    p.add_argument("--order", choices=[o.value for o in Order], default="column-major",
+                   help="order in which the devices are programmed (default column-major)")
+    p.add_argument("--tolerance", type=float, default=0.01, metavar="REL", help="write-verify band, relative (default 0.01)")
     p.add_argument("--ideal-device", action="store_true",
                    help="the TiO2 device without noise, relaxation, failures or disturb")
-    p.add_argument("--solve-tol", type=float, default=1e-9, metavar="V",
+    p.add_argument("--solve-tol", type=float, default=1e-9, metavar="REL",
                    help="node-voltage error of each circuit solve, relative to the drive (default 1e-9; 1e-6 is "
                         "faster and far below the read noise)")
     p.add_argument("--solve-maxiter", type=int, default=5000, metavar="N",
                    help="line-relaxation sweeps a circuit solve may take before the run stops (default 5000)")
-    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0, metavar="SEED",
+                   help="seed of the device model's noise and of random targets (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def main(args):

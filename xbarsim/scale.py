@@ -1491,7 +1491,7 @@ _EPILOG = f"""\
 examples:
   xbarsim scale --out scale-out                      # default sweep (below)
   xbarsim scale --out s2 --sizes 64,256,1024 --r-wire 0.5,2 --g-range 1e-6:10e-6,10e-6:100e-6
-  xbarsim scale --out s3 --device linear,sinh --v0 0.15 --inputs 1,64 --workers 2
+  xbarsim scale --out s3 --device linear,sinh --v0 0.15 --batch 1,64 --workers 2
   xbarsim scale --out s4 --scheduler tcp://127.0.0.1:8786
 
 default sweep (42 points, 70-150 s on 2 cores with a warm Numba cache, 3 GB peak): sizes {_fmt_sizes(DEFAULT_SWEEP.sizes)},
@@ -1542,14 +1542,17 @@ def register(subparsers):
                    help="device model(s) (default linear)")
     p.add_argument("--v0", type=_floats_arg("v0", positive=True), default=None, metavar="VOLT[,...]",
                    help="sinh voltage scale(s), volts (required with --device sinh)")
-    p.add_argument("--inputs", type=_ints_arg, default=d.inputs, metavar="B[,...]",
+    p.add_argument("--batch", type=_ints_arg, default=d.inputs, dest="inputs", metavar="B[,...]",
                    help="input vectors solved at once (default 1)")
+    # the name before --batch, kept working; hidden because `xbarsim solve --inputs` names a file of
+    # input vectors, not their number
+    p.add_argument("--inputs", type=_ints_arg, dest="inputs", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--v-read", type=lambda t: _float(t, "v-read", positive=True), default=d.v_read,
                    metavar="VOLT", help="inputs uniform in [0, V_READ], volts (default 0.2)")
-    p.add_argument("--seed", type=seed_arg, default=d.seed, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=d.seed, metavar="SEED", help="random seed (default 0)")
     p.add_argument("--method", choices=METHODS, default=d.method,
                    help="solver method of xbarsim.solve (default auto)")
-    p.add_argument("--tol", type=_tol_arg, default=None,
+    p.add_argument("--tol", type=_tol_arg, default=None, metavar="REL",
                    help="solver relative residual (default: the solver's)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None, metavar="N",
@@ -1660,7 +1663,7 @@ def _report_problems(rows, plots):
             print("xbarsim scale: no figures written: there is no successful point to draw.", file=err)
     if memory:
         print(f"{len(memory)} point(s) were refused by the memory guard (more memory than is available "
-              "here): choose smaller --sizes or fewer --inputs, or rerun the same command once more memory "
+              "here): choose smaller --sizes or a smaller --batch, or rerun the same command once more memory "
               "is free, or with --scheduler on a machine with more (a rerun tries refused points again).",
               file=err)
     if other:

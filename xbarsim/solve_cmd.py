@@ -582,17 +582,17 @@ def _cell_arg(text):
     return i, j
 
 
-def _check_resistances(g, wl, bl, r_in, r_out, method):
+def _check_resistances(g, wl, bl, t_in, t_out, method):
     """The circuit's checks of its resistances (`xbarsim.Crossbar`,
     `xbarsim.solve`), made first with the command line's names: the
     library's refusals name ``r_wl``, ``left.r``, ``bottom.r`` and
     ``method='mg'``, and suggest ``Drive(floating=True)``, none of which a
     shell user can give (found by review). ``wl`` and ``bl``: (option as
-    typed, ohms) of the word- and bit-line segments."""
+    typed, ohms) of the word- and bit-line segments; ``t_in`` and ``t_out``
+    the same of the input and sense terminals."""
     from .circuit import DYNAMIC_RANGE
 
-    for (flag, r), part in ((wl, "wire"), (bl, "wire"), (("--r-in", r_in), "input terminal"),
-                            (("--r-out", r_out), "sense terminal")):
+    for (flag, r), part in ((wl, "wire"), (bl, "wire"), (t_in, "input terminal"), (t_out, "sense terminal")):
         check_r_wire(r, flag, part)
     gmax = float(np.max(g, initial=0.0))
     for flag, r in (wl, bl):
@@ -600,7 +600,7 @@ def _check_resistances(g, wl, bl, r_in, r_out, method):
             raise ParameterError(f"{flag} {r:g}: the largest device conductance ({gmax:.3g} S) is {gmax * r:.2g} "
                                  f"times the wire's; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve "
                                  "the wires next to it. Check the units (--g in siemens, resistances in ohms).")
-    for (flag, r), (wire, rw) in ((("--r-in", r_in), wl), (("--r-out", r_out), bl)):
+    for (flag, r), (wire, rw) in ((t_in, wl), (t_out, bl)):
         if rw > 0 and r > DYNAMIC_RANGE * rw:
             raise ParameterError(f"{flag} {r:g}: the terminal is {r / rw:.2g} times the {rw:g} ohm segments of "
                                  f"{wire}; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve the line "
@@ -635,7 +635,7 @@ def register(subparsers):
                "  xbarsim solve --g G.npy --pulse 3,5 --vp 1.6 --scheme V/3 --v0 0.45 --out pulse",
     )
     p.add_argument("--g", required=True, metavar="FILE", help="conductances, S (.npy, or .csv rows: one per word line)")
-    p.add_argument("--out", required=True, help="output directory (JSON, NPZ, PNG)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (JSON, NPZ, PNG)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--inputs", metavar="FILE",
                      help="input voltages, V (.npy or .csv): M values, or rows of M (one input vector per row)")
@@ -651,14 +651,16 @@ def register(subparsers):
                    help="word- and bit-line segment resistance, ohms (default 1)")
     p.add_argument("--r-wl", type=_nonneg, default=None, metavar="OHM", help="word-line segments only")
     p.add_argument("--r-bl", type=_nonneg, default=None, metavar="OHM", help="bit-line segments only")
-    p.add_argument("--r-in", type=_nonneg, default=0.0, metavar="OHM",
-                   help="input terminal resistance, ohms (default 0: ideal sources)")
-    p.add_argument("--r-out", type=_nonneg, default=0.0, metavar="OHM",
-                   help="sense terminal resistance, ohms (default 0: ideal virtual ground)")
+    p.add_argument("--r-terminal", type=_nonneg, default=0.0, metavar="OHM",
+                   help="input and sense terminal resistance, ohms, as in xbarsim scale (default 0: ideal "
+                        "sources and virtual ground)")
+    p.add_argument("--r-in", type=_nonneg, default=None, metavar="OHM", help="input terminals only")
+    p.add_argument("--r-out", type=_nonneg, default=None, metavar="OHM", help="sense terminals only")
     p.add_argument("--v0", type=float, default=None, metavar="V",
                    help="sinh devices I = G V0 sinh(V/V0) (default: linear devices)")
-    p.add_argument("--method", choices=list(METHODS), default="auto")
-    p.add_argument("--tol", type=float, default=None, help="relative Kirchhoff tolerance (default: the solver's)")
+    p.add_argument("--method", choices=list(METHODS), default="auto",
+                   help="solver of xbarsim.solve (default auto: chosen by size and wires)")
+    p.add_argument("--tol", type=float, default=None, metavar="REL", help="relative Kirchhoff tolerance (default: the solver's)")
     p.add_argument("--spice", action="store_true",
                    help=f"also solve with ngspice (up to {SPICE_MAX_CELLS} devices), write its deck "
                         "circuit.cir, and report the differences")
@@ -672,15 +674,19 @@ def register(subparsers):
                                  "conductances (siemens) per word line.")
         wl = ("--r-wire", args.r_wire) if args.r_wl is None else ("--r-wl", args.r_wl)
         bl = ("--r-wire", args.r_wire) if args.r_bl is None else ("--r-bl", args.r_bl)
-        _check_resistances(g, wl, bl, args.r_in, args.r_out, args.method)
-        r_wl, r_bl = wl[1], bl[1]
+        t_in = ("--r-terminal", args.r_terminal) if args.r_in is None else ("--r-in", args.r_in)
+        t_out = ("--r-terminal", args.r_terminal) if args.r_out is None else ("--r-out", args.r_out)
+        _check_resistances(g, wl, bl, t_in, t_out, args.method)
+        (r_wl, r_bl), (r_in, r_out) = (wl[1], bl[1]), (t_in[1], t_out[1])
         if args.pulse is None and (args.vp is not None or args.scheme is not None):
             raise ParameterError("--vp and --scheme set up a programming pulse; add --pulse I,J (the cell), or "
                                  "drop them for a read.")
         if args.pulse is not None:
-            if args.r_in or args.r_out:
-                raise ParameterError("--r-in / --r-out are the read's terminals; a --pulse drives its lines "
-                                     "through ideal sources, as the programming simulation does.")
+            if r_in or r_out:
+                flags = " / ".join(dict.fromkeys(flag for flag, r in (t_in, t_out) if r))
+                raise ParameterError(f"{flags}: terminal resistances belong to a read; a --pulse drives its "
+                                     "lines through ideal sources, as the programming simulation does. Drop "
+                                     f"{flags}.")
             (i, j), (M, N) = args.pulse, g.shape
             if not (0 <= i < M and 0 <= j < N):  # the library's refusal names pulse_drives (found by review)
                 raise ParameterError(f"--pulse {i},{j} is outside the {M} x {N} array of --g {args.g!r}: give "
@@ -701,7 +707,7 @@ def register(subparsers):
                 raise ParameterError(f"--v-in {args.v_in!r}: give a finite voltage.")
             x = np.full(g.shape[0], args.v_in)
             provenance = dict(g=os.path.abspath(args.g), v_in=args.v_in)
-        run(args.out, g, x, r_wl=r_wl, r_bl=r_bl, r_in=args.r_in, r_out=args.r_out, v0=args.v0,
+        run(args.out, g, x, r_wl=r_wl, r_bl=r_bl, r_in=r_in, r_out=r_out, v0=args.v0,
             method=args.method, tol=args.tol, spice=args.spice, progress=not args.no_progress,
             provenance=provenance)
         return 0

@@ -197,7 +197,8 @@ def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
     (lambda t: np.save(t / "x3.npy", np.ones(3)), ["--g", "g.npy", "--inputs", "x3.npy"], "7 word lines"),
     (None, ["--g", "g.npy", "--v-in", "nan"], "finite voltage"),
     (None, ["--g", "g.npy", "--v0", "-1"], "v0"),
-    (lambda t: np.save(t / "xn.npy", np.r_[np.nan, np.ones(6)]), ["--g", "g.npy", "--inputs", "xn.npy"], "NaN"),
+    (lambda t: np.save(t / "xn.npy", np.r_[np.nan, np.ones(6)]), ["--g", "g.npy", "--inputs", "xn.npy"],
+     "--inputs holds NaN or inf at [0]; give finite input voltages"),
     (None, ["--g", "g.npy", "--tol", "-1"], "tol must be"),
     # the library's refusals named r_wl, left.r, bottom.r and method='mg' (found by review)
     (None, ["--g", "g.npy", "--method", "mg", "--r-bl", "0"], "--method mg needs wire segments of more than 0 ohms "

@@ -180,8 +180,12 @@ def test_layer_refuses_bad_arguments_when_built():
                      (dict(failures=float("nan")), "failures"), (dict(weight_decay=float("nan")), "weight_decay")):
         with pytest.raises(ParameterError, match=word):
             HardwareAwareLinear(2, 3, surrogate=ToyHardware(), **kw)
-    with pytest.raises(ParameterError, match="in_features"):
+    with pytest.raises(ParameterError, match=r"in_features = 0; an integer >= 1\."):
         HardwareAwareLinear(0, 3)
+    for bad in (True, np.True_, 2.0, "2"):  # a bool is not a count, a float not an integer
+        with pytest.raises(ParameterError, match=r"out_features = .*; an integer >= 1\."):
+            HardwareAwareLinear(2, bad)
+    assert type(HardwareAwareLinear(np.int64(2), 3).in_features) is int  # a NumPy integer is read as one
     with pytest.raises(ParameterError, match="no nn.Linear"):
         convert(nn.Sequential(nn.Conv2d(1, 1, 3)))
 

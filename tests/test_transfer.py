@@ -71,7 +71,10 @@ def test_paper_network_tiles():
 
 
 @pytest.mark.parametrize("weight, bias, word", [
-    (np.array([[np.nan, 1.0]]), None, "NaN"),
+    (np.array([[np.nan, 1.0]]), None, r"weight holds NaN or inf at \[0, 0\]; only finite"),
+    # every bad position counted, as the circuit's refusals do
+    (np.full((4, 2), np.inf), None, r"weight holds NaN or inf at \[0, 0\], \[0, 1\], \[1, 0\] and 5 more"),
+    (np.ones((2, 3)), np.array([0.0, np.nan]), r"bias holds NaN or inf at \[1\]; only finite biases"),
     (np.ones(3), None, "shape"),
     (np.ones((2, 3)), np.ones(3), "bias"),
 ])

@@ -91,3 +91,15 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
     except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a Python int past 1e308
         raise ParameterError(f"{name} must be a {expected} array of real numbers; got {type(value).__name__} "
                              f"that does not convert to float64 ({exc}).") from exc
+
+
+def where_not_finite(arr):
+    """'is nan' for a scalar, else 'holds NaN or inf at [0, 2], [1, 0] and 4
+    more': the first three positions and how many others."""
+    if arr.ndim == 0:
+        return f"is {float(arr)!r}"
+    bad = np.argwhere(~np.isfinite(arr))
+    where = ", ".join(str(list(i)) for i in bad[:3].tolist())
+    if len(bad) > 3:
+        where += f" and {len(bad) - 3} more"
+    return f"holds NaN or inf at {where}"

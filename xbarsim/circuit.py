@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._coerce import where_not_finite
 from ._repr import compact_repr
 from .exceptions import CircuitError, ParameterError
 from . import _memory
@@ -219,18 +220,6 @@ def _check_dynamic_range(g, wires, terminals=None):
     return max([gmax] + [1.0 / r for r in rmin.values() if math.isfinite(r)])
 
 
-def _where_not_finite(arr):
-    """'is nan' for a scalar, else 'holds NaN or inf at [0, 2], [1, 0] and 4
-    more': the first three positions and how many others."""
-    if arr.ndim == 0:
-        return f"is {float(arr)!r}"
-    bad = np.argwhere(~np.isfinite(arr))
-    where = ", ".join(str(list(i)) for i in bad[:3].tolist())
-    if len(bad) > 3:
-        where += f" and {len(bad) - 3} more"
-    return f"holds NaN or inf at {where}"
-
-
 def _check_finite_nonneg(arr, name, unit, allow_zero=True):
     """Refuse NaN, inf and negative (or, without `allow_zero`, zero) values;
     returns the largest value (None for an empty array), which the check
@@ -242,7 +231,7 @@ def _check_finite_nonneg(arr, name, unit, allow_zero=True):
     lo, hi = np.min(arr), np.max(arr)
     if not (np.isfinite(lo) and np.isfinite(hi)):
         must = "it must be" if arr.ndim == 0 else "every value must be"
-        raise ParameterError(f"{name} {_where_not_finite(arr)}; {must} a finite number of {unit}.")
+        raise ParameterError(f"{name} {where_not_finite(arr)}; {must} a finite number of {unit}.")
     if lo < 0 or (not allow_zero and lo == 0):
         lower = "> 0" if not allow_zero else ">= 0"
         raise ParameterError(

@@ -37,6 +37,7 @@ from typing import List
 
 import numpy as np
 
+from ._coerce import where_not_finite
 from .exceptions import ParameterError
 
 __all__ = ["MappingScheme", "Tile", "LayerMapping", "map_layer", "check_layer"]
@@ -180,8 +181,7 @@ def check_layer(weight, bias):
             "(torch Linear layout). Reshape it, or pass layer.weight.detach().numpy()."
         )
     if not np.all(np.isfinite(W)):
-        bad = np.argwhere(~np.isfinite(W))[0].tolist()
-        raise ParameterError(f"weight holds NaN or inf (first at {bad}); only finite weights can be mapped.")
+        raise ParameterError(f"weight {where_not_finite(W)}; only finite weights can be mapped.")
     b = None
     from .programming import TransferConfig
 
@@ -195,7 +195,7 @@ def check_layer(weight, bias):
                 f"bias has shape {b.shape}; expected ({W.shape[0]},) to match weight {W.shape}, or None."
             )
         if not np.all(np.isfinite(b)):
-            raise ParameterError("bias holds NaN or inf; only finite biases can be mapped.")
+            raise ParameterError(f"bias {where_not_finite(b)}; only finite biases can be mapped.")
     return W, b
 
 

@@ -53,6 +53,7 @@ import time
 
 import numpy as np
 
+from ._coerce import where_not_finite
 from .cli import RunFiles, check_out_dir, check_r_wire, help_text, load_array, wires_text
 from .exceptions import ParameterError
 
@@ -63,8 +64,7 @@ def _inputs(x, M):
     """Inputs as the solver's (M[, B]) drive voltages: a file's (M,) vector or
     (B, M) rows (one input vector per row, as `xbarsim.mvm` takes them)."""
     if not np.all(np.isfinite(x)):
-        bad = tuple(int(k) for k in np.argwhere(~np.isfinite(x))[0])
-        raise ParameterError(f"--inputs holds NaN or inf (first at index {bad}); give finite input voltages.")
+        raise ParameterError(f"--inputs {where_not_finite(x)}; give finite input voltages.")
     if x.ndim == 1 and x.shape[0] == M:
         return x
     if x.ndim == 2 and x.shape[1] == M:

@@ -44,7 +44,7 @@ import torch.nn as nn
 from .._warn import warn
 from ..devices import real_scalar
 from ..exceptions import ParameterError
-from ._checks import SEED_OFFSET_MAX, check_flag, check_seed, failure_scale
+from ._checks import SEED_OFFSET_MAX, check_count, check_flag, check_seed, failure_scale
 
 __all__ = [
     "HardwareAwareLinear",
@@ -192,9 +192,8 @@ class HardwareAwareLinear(nn.Linear):
         device=None,
         dtype=None,
     ):
-        for name, n in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-                raise ParameterError(f"{name} = {n!r}; a positive integer.")
+        in_features = check_count(in_features, "in_features")
+        out_features = check_count(out_features, "out_features")
         bias = check_flag(bias, "bias")  # bias="no" built a layer with a bias
         if device is None or torch.device(device).type == "cpu":
             from .._memory import require

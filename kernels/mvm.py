@@ -9,7 +9,8 @@ transfers (`mvm_range`, run in threads by `xbarsim.transfer`); with ideal wires 
 and the solve is skipped.
 Read noise: each device's current carries an independent relative Gaussian
 error of standard deviation ``read_noise``; its sum over a column is drawn
-directly (``read_noise * sqrt(sum_i I_ij^2)`` per output).
+directly (``read_noise * sqrt(sum_i I_ij^2)`` per output), each input from
+a stream of its own.
 """
 
 import math
@@ -19,16 +20,16 @@ from numba import njit
 
 from .config import STRICT_JIT
 from .nodal import column_current, column_current_spread, nodal_work, set_ideal, solve_nodal
-from .noise import normal, stream_key
+from .noise import normal, stream_key, substream_key
 
 
 @njit(**STRICT_JIT)
-def _mvm_inputs(G, vt, b0, b1, v0, v0inv, r_wl, r_bl, read_noise, st, tol, maxit, out_t,
-                defer, spread_t):
+def _mvm_inputs(G, vt, b0, b1, v0, v0inv, r_wl, r_bl, read_noise, key, row0, tol, maxit, out_t):
     """Inputs ``b0 <= b < b1`` of one transfer into ``out_t[b, j]``; returns
-    the count of solves that missed ``tol``. The read noise is drawn from
-    ``st`` in input, column order, or with ``defer`` its standard deviation
-    is left in ``spread_t[b, j]`` for an ordered pass."""
+    the count of solves that missed ``tol``. Input ``b`` draws its read
+    noise, column by column, from substream ``row0 + b`` of the stream
+    whose start state is ``key`` (`kernels.noise.substream_key`), so no
+    input's noise depends on which others are read, or in which run."""
     M, N = G.shape
     exact = r_wl == 0.0 and r_bl == 0.0
     wl_drv = np.ones(M, dtype=np.uint8)
@@ -40,6 +41,7 @@ def _mvm_inputs(G, vt, b0, b1, v0, v0inv, r_wl, r_bl, read_noise, st, tol, maxit
     i0 = np.zeros((M, N))
     cp, dq = nodal_work(M, N)
     rate = np.full(1, -1.0)
+    st = np.empty(1, dtype=np.uint64)
     nf = 0
     for b in range(b0, b1):
         vb = vt[b]
@@ -61,75 +63,45 @@ def _mvm_inputs(G, vt, b0, b1, v0, v0inv, r_wl, r_bl, read_noise, st, tol, maxit
                              vwl, vbl, gd, i0, cp, dq, tol * vmax, maxit, rate)
             if it < 0:
                 nf += 1
-        for j in range(N):
-            if read_noise > 0.0:
+        if read_noise > 0.0:
+            st[0] = substream_key(key, np.uint64(row0 + b))
+            for j in range(N):
                 s, spread = column_current_spread(G, v0, v0inv, vwl, vbl, j, down)
-                sd = read_noise * (spread * up)
-                if defer:
-                    out_t[b, j] = s
-                    spread_t[b, j] = sd
-                else:
-                    out_t[b, j] = s + sd * normal(st)
-            else:
+                out_t[b, j] = s + read_noise * (spread * up) * normal(st)
+        else:
+            for j in range(N):
                 out_t[b, j] = column_current(G, v0, v0inv, vwl, vbl, j)
     return nf
 
 
 @njit(**STRICT_JIT)
-def mvm_range(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, maxit,
-              out, fails, spread, nfail, per, c0, c1):
+def mvm_range(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, row0, tol, maxit,
+              out, fails, per, c0, c1):
     """Items ``c0 <= c < c1`` of a batched MVM (`xbarsim.transfer._mvm_arrays`).
 
     ``out[t, b, j]``: sensed current of bit line j of transfer t, input b;
     ``g`` (n, M, N) conductances, ``v`` (nv, B, M) word-line voltages with
     ``nv`` 1 (the same inputs for every transfer) or n (inputs per transfer).
 
-    With ``nfail`` of shape (n, 0), item ``c`` is transfer ``c``: all its
-    inputs in order, its read noise drawn as it goes from the stream ``(seed,
-    offset + t, key)``, and ``fails[t]`` the count of its solves that missed
-    ``tol``. With ``nfail`` (n, chunks), item ``c`` is run ``k = c %
-    chunks`` of transfer ``t = c // chunks``, inputs ``k per <= b < (k + 1)
-    per``: every input starts from the ideal-wire voltages, so the runs are
-    independent; the noise's standard deviations go to ``spread`` and the
-    misses to ``nfail[t, k]``, and `mvm_noise` draws the noise afterwards in
-    order. Either way the result depends neither on the chunks nor on the
-    thread count. Serial: threads run chunks of the items in parallel
+    Item ``c`` is run ``k = c % chunks`` of transfer ``t = c // chunks``
+    (``chunks = fails.shape[1]``): inputs ``k per <= b < (k + 1) per``, the
+    count of their solves that missed ``tol`` in ``fails[t, k]``. Every
+    input starts from the ideal-wire voltages and draws its read noise from
+    substream ``row0 + b`` of the stream ``(seed, offset + t, key)``, so the
+    result depends neither on the runs nor on the thread count, and input
+    ``b`` of a call with ``row0`` 0 equals input ``b - r`` of one with
+    ``row0`` r. Serial: threads run chunks of the items in parallel
     (`xbarsim._parallel`).
     """
     nv = v.shape[0]
     B = v.shape[1]
-    chunks = nfail.shape[1]
-    st = np.empty(1, dtype=np.uint64)
+    chunks = fails.shape[1]
     for c in range(c0, c1):
-        if chunks == 0:
-            t = c
-            st[0] = stream_key(seed, np.uint64(offset + t), key)
-            # np.int64(0), bool(...): one specialization for both calls
-            # (a literal 0 or False compiles another; kernels/programming.py)
-            fails[t] = _mvm_inputs(g[t], v[t] if nv > 1 else v[0], np.int64(0), B, v0, v0inv, r_wl, r_bl,
-                                   read_noise, st, tol, maxit, out[t], bool(False), out[t])
-        else:
-            t = c // chunks
-            k = c % chunks
-            b0 = k * per
-            b1 = min(B, b0 + per)
-            if b0 < b1:  # st unused: the noise waits for the ordered pass
-                nfail[t, k] = _mvm_inputs(g[t], v[t] if nv > 1 else v[0], b0, b1, v0, v0inv, r_wl,
-                                          r_bl, read_noise, st, tol, maxit, out[t], bool(True), spread[t])
-
-
-@njit(**STRICT_JIT)
-def mvm_noise(out, spread, nfail, fails, read_noise, seed, offset, key, t0, t1):
-    """After `mvm_range`'s runs: ``fails[t]`` and the read noise of
-    transfers ``t0 <= t < t1``, drawn from the stream ``(seed, offset + t,
-    key)`` input by input, column by column (as a transfer's own pass)."""
-    B = out.shape[1]
-    N = out.shape[2]
-    st = np.empty(1, dtype=np.uint64)
-    for t in range(t0, t1):
-        fails[t] = nfail[t].sum()
-        if read_noise > 0.0:
-            st[0] = stream_key(seed, np.uint64(offset + t), key)
-            for b in range(B):
-                for j in range(N):
-                    out[t, b, j] = out[t, b, j] + spread[t, b, j] * normal(st)
+        t = c // chunks
+        k = c % chunks
+        b0 = k * per
+        b1 = min(B, b0 + per)
+        if b0 < b1:
+            fails[t, k] = _mvm_inputs(g[t], v[t] if nv > 1 else v[0], b0, b1, v0, v0inv, r_wl, r_bl,
+                                      read_noise, stream_key(seed, np.uint64(offset + t), key), row0, tol,
+                                      maxit, out[t])

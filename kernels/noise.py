@@ -48,6 +48,7 @@ N_DEVICE_PARAMS = 26
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_M3 = np.uint64(0xD6E8FEB86659FD93)
 _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
@@ -67,6 +68,14 @@ def mix64(z):
 def stream_key(seed, a, b):
     """Start state of the stream keyed by ``(seed, a, b)`` (all uint64)."""
     return mix64(mix64(mix64(seed + _GOLDEN) ^ (a + _M1)) ^ (b + _M2))
+
+
+@njit(**STRICT_JIT)
+def substream_key(key, i):
+    """Start state of substream ``i`` (uint64) of the stream whose start
+    state is ``key`` (`stream_key`): a fourth key, so that each input of
+    an MVM draws from a stream of its own."""
+    return mix64(key ^ (i + _M3))
 
 
 @njit(**STRICT_JIT)

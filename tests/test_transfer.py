@@ -746,9 +746,9 @@ def test_transfer_demo_example_errors_order_as_the_physics_says():
 
 @pytest.mark.parametrize("noise", [True, False])
 def test_mvm_runs_of_inputs_in_parallel_give_the_same_bits(noise):
-    """One transfer with many inputs is solved in parallel runs of inputs, with
-    its read noise drawn afterwards in order; a batch of transfers runs one
-    transfer per thread. Both give the same bits for the same transfer, and
+    """One transfer with many inputs is solved in parallel runs of inputs,
+    each input drawing its read noise from a stream of its own; a batch of
+    transfers runs one transfer per thread. Both give the same bits for the same transfer, and
     the kernels give the same bits for any number of runs and threads."""
     from xbarsim.transfer import _mvm_arrays
 
@@ -766,12 +766,50 @@ def test_mvm_runs_of_inputs_in_parallel_give_the_same_bits(noise):
     for chunks, threads in ((1, 1), (4, 1), (37, 1), (1, 2), (4, 2), (37, 2)):
         out, fails = np.empty((2, 37, g.shape[2])), np.zeros(2, dtype=np.int64)
         _with_threads(threads, lambda: _mvm_arrays(g, v, 0.45, 1 / 0.45, 1.0, 1.0, 0.01 if noise else 0.0,
-                                                   np.uint64(3), np.int64(0), np.uint64(7), 1e-9, 5000, out,
+                                                   np.uint64(3), np.int64(0), np.uint64(7), 0, 1e-9, 5000, out,
                                                    fails, chunks))
         assert not fails.any()
         if first is None:
             first = out
         np.testing.assert_array_equal(first, out)
+
+
+def test_mvm_in_batches_with_row_offset_is_one_call_bit_for_bit():
+    """Each input row draws its read noise from a stream of its own, keyed by
+    its row: batches read with ``row_offset`` reproduce one call on all the
+    rows, for a transfer and a batch of them, and no row's output depends
+    on the other rows of x."""
+    cfg = xs.TransferConfig(tile=(8, 12))
+    W, b = _layer(5, 9, seed=8)
+    many = xs.transfer_many(W, b, cfg, n=3, seed=1)
+    x = np.random.default_rng(9).uniform(0, 1, (23, 9))
+    whole = many.mvm(x, seed=5)
+    parts = [many.mvm(x[a:a + 5], seed=5, row_offset=a) for a in range(0, 23, 5)]
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
+    one = xs.mvm(many[1], x[7:16], seed=5, row_offset=7)
+    np.testing.assert_array_equal(one, whole[1, 7:16])
+    # without the offset a batch reads its rows with the first rows' draws
+    assert not np.array_equal(xs.mvm(many[1], x[7:16], seed=5), whole[1, 7:16])
+    np.testing.assert_array_equal(xs.mvm_many(many, x[7:16], seed=5, row_offset=7), whole[:, 7:16])
+    # another input in row 0 leaves every other row's output, noise included, as it was
+    y = x.copy()
+    y[0] = 0.0
+    np.testing.assert_array_equal(many.mvm(y, seed=5)[:, 1:], whole[:, 1:])
+    # the noise-free read ignores the offset
+    np.testing.assert_array_equal(many.mvm(x[4:], noise=False, row_offset=4), many.mvm(x, noise=False)[:, 4:])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (-1, r"row_offset = -1; an integer in \[0, 2\*\*63 - 1\)"),
+    (True, r"row_offset = True; an integer"),
+    (1.0, r"row_offset = 1.0; an integer"),
+    (2**63, r"row_offset = 9223372036854775808; an integer"),
+    (2**63 - 3, r"row_offset = 9223372036854775805 with 4 input rows passes 9223372036854775807"),
+])
+def test_mvm_refuses_a_bad_row_offset(bad, message):
+    prog = xs.transfer(*_layer(2, 3), xs.TransferConfig(), seed=0)
+    with pytest.raises(xs.ParameterError, match=message):
+        xs.mvm(prog, np.full((4, 3), 0.5), row_offset=bad)
 
 
 # --- properties (hypothesis) ---------------------------------------------------

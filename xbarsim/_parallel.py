@@ -1,6 +1,6 @@
 """Run a compiled kernel over the chunks of a range in parallel threads.
 
-The MVM kernel (`kernels.mvm.mvm_range`, `kernels.mvm.mvm_noise`) is a
+The MVM kernel (`kernels.mvm.mvm_range`) is a
 serial loop over ``[lo, hi)`` that releases the GIL (``nogil``), and
 `parallel_range` runs chunks of the range on several threads. Numba's
 ``prange`` would do the same from inside the kernel, but it compiles a
@@ -17,7 +17,7 @@ Numba compiles a ``prange`` region with its array arguments marked as not
 aliasing each other (``flags.noalias``), which a plain kernel cannot ask for,
 and LLVM makes faster code of the write-verify loop with that.
 
-Every transfer (and every run of inputs) draws its randomness from its own
+Every transfer (and every input of an MVM) draws its randomness from its own
 stream and writes only its own outputs, so the result depends neither on the
 thread count nor on the chunks.
 """

@@ -64,6 +64,17 @@ __all__ = ["Programmed", "TransferBatch", "transfer", "transfer_many", "iter_tra
 
 _MVM_KEY = 1 << 20
 """Offset of the read-noise stream keys of MVM (distinct from programming)."""
+_ROW_MAX = (1 << 63) - 1
+"""Past the last input row an MVM keys a read-noise stream by (``row_offset + B``)."""
+
+
+def _check_row_offset(row_offset):
+    """``row_offset`` of `mvm` as an int in [0, 2**63 - 1)."""
+    if (isinstance(row_offset, (bool, np.bool_)) or not isinstance(row_offset, (int, np.integer))
+            or not 0 <= row_offset < _ROW_MAX):
+        raise ParameterError(f"row_offset = {row_offset!r}; an integer in [0, 2**63 - 1): the index of x's first row "
+                             "in the whole set of inputs (0 for a call that reads them all).")
+    return int(row_offset)
 
 
 _TILE_FIELDS = ("g", "converged", "stuck", "pulses")
@@ -205,9 +216,10 @@ class TransferBatch(_ProgrammedLayer):
         return Programmed(mapping=self.mapping, cfg=self.cfg, seed=self.seed, index=self.offset + t,
                           **self.tile_fields(lambda a: a[t]))
 
-    def mvm(self, x, seed: int = 0, noise: bool = True):
-        """Outputs of every transfer for inputs ``x`` (B, in): (n, B, out)."""
-        return mvm_many(self, x, seed=seed, noise=noise)
+    def mvm(self, x, seed: int = 0, noise: bool = True, row_offset: int = 0):
+        """Outputs of every transfer for inputs ``x`` (B, in): (n, B, out)
+        (`xbarsim.mvm`)."""
+        return mvm_many(self, x, seed=seed, noise=noise, row_offset=row_offset)
 
 
 @dataclass(frozen=True, eq=False)
@@ -596,21 +608,19 @@ def _check_x(x, mapping, n):
     raise ParameterError(f"x has shape {x.shape}; expected (B, {in_f}) (or ({in_f},) for one input).")
 
 
-def _mvm_bytes(n, nv, B, mapping, chunks, noise):
+def _mvm_bytes(n, nv, B, mapping):
     """Bytes `mvm_many` allocates for ``n`` transfers of ``B`` inputs (``nv``
     input sets), at its peak; errs high. Inputs: the finite mask and ``|x|``,
     the word-line voltages and their copy with the bias row. Per tile, one
-    at a time: its voltages, the column currents ``cur`` (n, B, N), the
-    deferred read-noise spread of the same size (`_mvm_arrays`
-    with runs of inputs), and the combined columns. Each thread's circuit work
-    arrays (6 of M x N). Outputs: ``y`` and its decoded copy."""
+    at a time: its voltages, the column currents ``cur`` (n, B, N) and the
+    combined columns. Each thread's circuit work arrays (6 of M x N).
+    Outputs: ``y`` and its decoded copy."""
     import numba
 
     in_f = mapping.in_features
     rows = in_f + int(mapping.has_bias)
     inputs = nv * B * (9 * in_f + 16 * rows)
-    spread = int(chunks > 1 and noise)
-    tile = max(8 * (nv * B * t.shape[0] + n * B * t.shape[1] * (2 + spread)) for t in mapping.tiles)
+    tile = max(8 * (nv * B * t.shape[0] + 2 * n * B * t.shape[1]) for t in mapping.tiles)
     work = numba.get_num_threads() * max(8 * (6 * t.target.size + 6 * sum(t.shape)) for t in mapping.tiles)
     return float(inputs + tile + work + 16 * n * B * mapping.out_features)
 
@@ -688,7 +698,7 @@ def _input_chunks(n, B):
     return max(1, min(B, -(-4 * threads // n)))
 
 
-def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.ndarray:
+def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True, row_offset: int = 0) -> np.ndarray:
     """Outputs of every transfer of ``batch`` for inputs ``x``: (n, B, out).
 
     ``x`` is (B, in), the same inputs for every transfer, or (n, B, in),
@@ -697,7 +707,8 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
 
     Each transfer's tiles are solved as circuits (see the module docstring);
     parallel over transfers, and over runs of inputs when there are fewer
-    transfers than threads to keep busy.
+    transfers than threads to keep busy. ``seed``, ``noise`` and
+    ``row_offset``: as `mvm`'s.
     """
     from ._memory import require
     from .circuit import kernel_array
@@ -711,6 +722,7 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
     n = len(batch)
     s = _check_seed(seed)
     noise = _check_flag(noise, "noise")
+    row0 = _check_row_offset(row_offset)
     for k, g in enumerate(batch.g):
         if not np.all(g >= 0.0):  # NaN too
             # a hand-built or edited batch: a negative conductance gave a
@@ -723,14 +735,17 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
                                  "one: rebuild the batch from them, or correct g.")
     x = _check_x(x, mapping, n)  # (nv, B, in)
     nv, B = x.shape[:2]
+    if row0 + B > _ROW_MAX:
+        raise ParameterError(f"row_offset = {row0} with {B} input rows passes {_ROW_MAX} (2**63 - 1), the last "
+                             "read-noise stream of an input; give a smaller row_offset.")
     dev = cfg.device
     rn = dev.read_noise if noise else 0.0
     chunks = _input_chunks(n, B)
-    require(_mvm_bytes(n, nv, B, mapping, chunks, rn > 0.0),
+    require(_mvm_bytes(n, nv, B, mapping),
             f"an MVM of {n} transfer(s) with {B} input(s) each",
-            "split x into batches of fewer inputs (rows of x), each read with a seed of its own (one seed "
-            "repeats its read-noise draws from the first row of every batch), or run fewer transfers at a "
-            "time (tm[a:b])")
+            "split x into batches of fewer inputs (rows of x), each read with row_offset = the index of its "
+            "first row (then the batches draw the read noise of one call on all of them), or run fewer "
+            "transfers at a time (tm[a:b])")
     if not np.all(np.isfinite(x)):
         raise ParameterError("x holds NaN or inf; inputs must be finite.")
     _check_read_voltage(x, mapping, dev, batch.g)
@@ -744,7 +759,7 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
         cur = np.empty((n, B, N))
         fails = np.zeros(n, dtype=np.int64)
         _mvm_arrays(kernel_array(np.ascontiguousarray(batch.g[k])), v, v0, v0inv, float(cfg.r_wl), float(cfg.r_bl),
-                    rn, s, np.int64(batch.offset), np.uint64(_MVM_KEY + k), cfg.solve_tol,
+                    rn, s, np.int64(batch.offset), np.uint64(_MVM_KEY + k), row0, cfg.solve_tol,
                     int(cfg.solve_maxiter), cur, fails, chunks)
         if fails.any():
             from .exceptions import ConvergenceError
@@ -755,35 +770,30 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True) -> np.n
     return mapping.decode(y)
 
 
-def _mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, maxit, out, fails, chunks):
+def _mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, row0, tol, maxit, out, fails, chunks):
     """``out[t, b, j]``: sensed current of bit line j of transfer t, input b
     (`kernels.mvm.mvm_range`), in parallel threads (`_parallel.parallel_range`).
 
     With ``chunks`` 1 the transfers run in parallel, each its inputs in
     order. With more (a few transfers with many inputs), each transfer's
-    inputs are cut into ``chunks`` runs solved in parallel, and the read
-    noise is added afterwards in one ordered pass per transfer
-    (`kernels.mvm.mvm_noise`), so the result depends neither on ``chunks``
-    nor on the thread count. ``fails[t]`` counts the inputs of transfer t
-    whose solve missed ``tol``.
+    inputs are cut into ``chunks`` runs solved in parallel. Each input draws
+    its read noise from a stream of its own (substream ``row0 + b`` of the
+    transfer's), so the result depends neither on ``chunks`` nor on the
+    thread count. ``fails[t]`` counts the inputs of transfer t whose solve
+    missed ``tol``.
     """
     from ._parallel import parallel_range
-    from .kernels.mvm import mvm_noise, mvm_range
+    from .kernels.mvm import mvm_range
 
     n, B, N = out.shape
-    if chunks == 1:
-        spread, nfail, per = np.empty((n, 0, 0)), np.zeros((n, 0), dtype=np.int64), 0
-    else:
-        spread = np.empty((n, B, N) if read_noise > 0.0 else (n, 0, 0))
-        nfail, per = np.zeros((n, chunks), dtype=np.int64), -(-B // chunks)
-    args = (g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, tol, maxit, out, fails, spread, nfail,
-            np.int64(per))
+    runs = np.zeros((n, chunks), dtype=np.int64)
+    args = (g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, np.int64(row0), tol, maxit, out, runs,
+            np.int64(-(-B // chunks)))
     parallel_range(lambda c0, c1: mvm_range(*args, c0, c1), n * chunks)
-    if chunks > 1:
-        parallel_range(lambda t0, t1: mvm_noise(out, spread, nfail, fails, read_noise, seed, offset, key, t0, t1), n)
+    fails[:] = runs.sum(axis=1)
 
 
-def mvm(prog, x, seed: int = 0, noise: bool = True) -> np.ndarray:
+def mvm(prog, x, seed: int = 0, noise: bool = True, row_offset: int = 0) -> np.ndarray:
     """Layer output through the programmed crossbar(s), in weight units.
 
     Parameters
@@ -794,18 +804,21 @@ def mvm(prog, x, seed: int = 0, noise: bool = True) -> np.ndarray:
         (1, in) (so the result keeps its batch axis). A `TransferBatch`
         also takes (n, B, in): inputs per transfer.
     seed : int
-        Read-noise stream: transfer t's tile k reads with the stream keyed
-        (seed, t, 2**20 + k) (`kernels.noise`; apart from the programming
-        streams of key k), whatever layer it holds. So the same `seed` gives the same noise
-        draws to every layer read with it, and to repeated reads of one
-        array: give each layer of a network, and each independent read, its
-        own seed (`xbarsim.train.evaluate_circuit` uses seed + 1000 + k for
-        layer k). Inputs draw from the stream in row order, so input b of
-        one call and input b of another call with the same seed share their
-        draws: inputs split into batches need a seed per batch (and then
-        differ from one call on all of them).
+        Read-noise stream: transfer t's tile k reads input row b with the
+        stream keyed (seed, t, 2**20 + k, row_offset + b) (`kernels.noise`;
+        apart from the programming streams of key k), whatever layer it
+        holds. So the same `seed` gives the same noise draws to every layer
+        read with it, and to repeated reads of one array: give each layer
+        of a network, and each independent read, its own seed
+        (`xbarsim.train.evaluate_circuit` uses seed + 1000 + k for layer k).
+        No input's noise depends on the other rows of `x`.
     noise : bool
         Include read noise.
+    row_offset : int
+        Index of `x`'s first row in a larger set of inputs read in batches
+        (default 0): ``mvm(prog, x[a:b], seed, row_offset=a)`` is
+        ``mvm(prog, x, seed)[a:b]``, bit for bit. Batches read with the same
+        seed and no offset share their rows' draws.
 
     Returns
     -------
@@ -813,7 +826,7 @@ def mvm(prog, x, seed: int = 0, noise: bool = True) -> np.ndarray:
         (B, out) for a `Programmed`; (n, B, out) for a `TransferBatch`.
     """
     if isinstance(prog, TransferBatch):
-        return mvm_many(prog, x, seed=seed, noise=noise)
+        return mvm_many(prog, x, seed=seed, noise=noise, row_offset=row_offset)
     if not isinstance(prog, Programmed):
         raise ParameterError(f"prog must come from xs.transfer or xs.transfer_many; got {type(prog).__name__}.")
-    return mvm_many(prog.as_batch(), x, seed=seed, noise=noise)[0]
+    return mvm_many(prog.as_batch(), x, seed=seed, noise=noise, row_offset=row_offset)[0]

@@ -69,7 +69,7 @@ def test_every_option_says_what_it_takes_and_what_it_does():
     REL, or its choices) instead of argparse's upper-cased option name
     (TRANSFERS, R_WIRE), and every option has a help line."""
     options = _options()
-    assert {name for name, _ in options} == {"moons", "scale", "program", "calibrate", "solve", "demo"}
+    assert {name for name, _ in options} == {"moons", "scale", "program", "calibrate", "solve", "demo", "cache"}
     unnamed = [(name, a.option_strings) for name, a in options
                if a.nargs != 0 and a.metavar is None and a.choices is None]
     silent = [(name, a.option_strings) for name, a in options if not a.help]
@@ -88,6 +88,84 @@ def test_options_shared_between_commands_have_one_name():
     assert set(flags["--tol"].values()) == {"REL"} and flags["--solve-tol"] == {"program": "REL"}
     assert set(flags["--seed"].values()) == {"SEED"} and len(flags["--seed"]) == 5  # all but solve
     assert set(flags["--out"].values()) == {"DIR"} and len(flags["--out"]) == 5  # all but demo
+
+
+# cache ----------------------------------------------------------------------
+
+def _fake_cache(folder, sources):
+    """A cache folder as Numba and xbarsim leave it: index and data files of
+    two kernels, a .pyc beside them, and the digest stamp of `sources`."""
+    from xbarsim._kernel_cache import STAMP, _source_digest
+
+    folder.mkdir()
+    for name, size in (("nodal.solve_nodal-12.py311.nbi", 100), ("nodal.solve_nodal-12.py311.1.nbc", 3000),
+                       ("mvm.mvm_range-77.py311.nbi", 50), ("mvm.mvm_range-77.py311.1.nbc", 2000),
+                       ("config.cpython-311.pyc", 700)):
+        (folder / name).write_bytes(b"x" * size)
+    (folder / STAMP).write_text(_source_digest(str(sources)) + "\n")
+
+
+def test_cache_report_counts_the_cached_kernels_and_checks_their_stamp(tmp_path):
+    from xbarsim._kernel_cache import STAMP
+    from xbarsim.cache_cmd import cache_report
+
+    sources = tmp_path / "src"
+    sources.mkdir()
+    (sources / "a.py").write_text("x = 1\n")
+    _fake_cache(tmp_path / "c", sources)
+    report = cache_report(str(tmp_path / "c"), str(sources), enabled=True)
+    assert report == (True, str(tmp_path / "c"), 4, 5150, True)  # the .pyc and the stamp are not kernels
+    (sources / "a.py").write_text("x = 2\n")
+    assert cache_report(str(tmp_path / "c"), str(sources)).current is False
+    (tmp_path / "c" / STAMP).unlink()
+    assert cache_report(str(tmp_path / "c"), str(sources)).current is None
+    assert cache_report(str(tmp_path / "none"), str(sources)).files == 0
+
+
+def test_cache_clear_deletes_the_kernels_and_stamp_only(tmp_path, monkeypatch, capsys):
+    """``xbarsim cache --clear`` on this process's cache folder (here a fake
+    one: the real one holds the compiled kernels the other tests load)."""
+    from xbarsim.kernels import config
+
+    folder = tmp_path / "c"
+    _fake_cache(folder, config._FOLDER)
+    monkeypatch.setattr(config, "_CACHE_FOLDER", str(folder))
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert out == f"compiled-kernel cache: {folder}\n  4 files, 0.0 MiB; compiled from the installed sources\n"
+    assert main(["cache", "--clear"]) == 0
+    assert capsys.readouterr().out == f"deleted 4 cached-kernel files (0.0 MiB) from {folder}\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.cpython-311.pyc"]
+    assert main(["cache"]) == 0
+    assert "0 files, 0.0 MiB; no stamp yet" in capsys.readouterr().out
+
+
+def test_cache_clear_of_a_folder_it_may_not_write_says_so(tmp_path, monkeypatch, capsys):
+    from xbarsim import cache_cmd
+
+    _fake_cache(tmp_path / "c", tmp_path)
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(cache_cmd.os, "remove", refuse)
+    with pytest.raises(xs.ParameterError, match=r"cannot delete .*\.nbc \(Permission denied\); delete the folder's"):
+        cache_cmd.clear_cache(str(tmp_path / "c"))
+
+
+def test_cache_says_when_caching_is_off(monkeypatch, capsys):
+    from xbarsim.kernels import config
+
+    monkeypatch.setattr(config, "_CACHE_FOLDER", None)
+    monkeypatch.setattr(config, "CACHE", False)
+    monkeypatch.setenv("XBARSIM_NO_CACHE", "1")
+    assert main(["cache"]) == 0
+    assert "off (XBARSIM_NO_CACHE is set)" in capsys.readouterr().out
+    monkeypatch.delenv("XBARSIM_NO_CACHE")
+    assert main(["cache"]) == 0
+    assert "set NUMBA_CACHE_DIR to a writable folder" in capsys.readouterr().out
+    assert main(["cache", "--clear"]) == 0
+    assert capsys.readouterr().out == "deleted 0 cached-kernel files (0.0 MiB) from (no cache folder)\n"
 
 
 # interrupts and pipes -------------------------------------------------------
@@ -534,7 +612,7 @@ def test_demo_refuses_a_vanishing_wire_resistance_by_its_option_name(capsys, mon
     assert "--r-wire 1e-200: below 1e-100" in captured.err and "warming" not in captured.out
 
 
-@pytest.mark.parametrize("command", ["demo", "solve", "scale", "program", "calibrate", "moons"])
+@pytest.mark.parametrize("command", ["demo", "solve", "scale", "program", "calibrate", "moons", "cache"])
 def test_help_shows_no_rest_markup(command, capsys):
     # the descriptions are the modules' docstrings, whose ``code`` and
     # `references` were printed with their backquotes (found by review)

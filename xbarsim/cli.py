@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "xbarsim.program_cmd",
     "xbarsim.calibrate",
     "xbarsim.moons",
+    "xbarsim.cache_cmd",
 )
 
 

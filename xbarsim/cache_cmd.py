@@ -1,0 +1,138 @@
+"""``xbarsim cache``: where the compiled kernels are cached, and clearing it.
+
+xbarsim's Numba kernels compile on first use (tens of seconds) and are kept
+on disk (`xbarsim._kernel_cache`; README, "Compiled-kernel cache"). This
+command says where, how much is there and whether it was compiled from the
+installed sources; ``--clear`` deletes it (the next solve or transfer
+compiles again). ``pip uninstall`` leaves a cache kept next to the installed
+sources behind, so clear it first.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from ._kernel_cache import STAMP, _source_digest
+
+__all__ = ["CacheReport", "cache_report", "clear_cache"]
+
+_SUFFIXES = (".nbi", ".nbc")
+"""Numba's index and data files of cached kernels."""
+
+
+class CacheReport(NamedTuple):
+    """What `cache_report` found."""
+
+    enabled: bool
+    """Kernels are cached on disk in this process."""
+    folder: str | None
+    """Where (None when caching is off or the folder is unknown)."""
+    files: int
+    """Cached-kernel files (``*.nbi``, ``*.nbc``) in `folder`."""
+    size: int
+    """Their bytes."""
+    current: bool | None
+    """The folder's stamp is the digest of the kernel sources installed now
+    (None: no stamp, e.g. an empty cache)."""
+
+
+def _cached_files(folder):
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    return [os.path.join(folder, n) for n in names if n.endswith(_SUFFIXES)]
+
+
+def cache_report(folder=None, sources=None, enabled=None):
+    """A `CacheReport` of `folder` (default: the folder this process caches
+    the kernels in, ``xbarsim.kernels.config``), against the kernel sources
+    in `sources` (default: the installed ones)."""
+    from .kernels import config
+
+    if enabled is None:
+        enabled = bool(config.CACHE)
+    folder = config._CACHE_FOLDER if folder is None else folder
+    sources = config._FOLDER if sources is None else sources
+    if folder is None:
+        return CacheReport(enabled, None, 0, 0, None)
+    files = _cached_files(folder)
+    size = 0
+    for path in files:
+        try:
+            size += os.path.getsize(path)
+        except OSError:  # removed meanwhile by another process
+            pass
+    try:
+        with open(os.path.join(folder, STAMP)) as fh:
+            current = fh.read().strip() == _source_digest(sources)
+    except OSError:
+        current = None
+    return CacheReport(enabled, folder, len(files), size, current)
+
+
+def clear_cache(folder=None):
+    """Delete the cached kernels of `folder` (default: this process's, as
+    `cache_report`) and its digest stamp; other files (a ``__pycache__``'s
+    ``*.pyc``) stay. Returns ``(files, bytes)`` deleted."""
+    report = cache_report(folder)
+    if report.folder is None:
+        return 0, 0
+    from .exceptions import ParameterError
+
+    deleted = size = 0
+    for path in _cached_files(report.folder) + [os.path.join(report.folder, STAMP)]:
+        try:
+            n = os.path.getsize(path)
+            os.remove(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise ParameterError(f"cannot delete {path} ({exc.strerror}); delete the folder's *.nbi and *.nbc "
+                                 "files as a user who may write it.") from None
+        if path.endswith(_SUFFIXES):
+            deleted, size = deleted + 1, size + n
+    return deleted, size
+
+
+def _mib(n):
+    return f"{n / 2**20:.1f} MiB"
+
+
+def register(subparsers):
+    from .cli import help_text
+
+    p = subparsers.add_parser(
+        "cache", help="where the compiled kernels are cached on disk; --clear deletes them",
+        description=help_text(__doc__.split("\n", 2)[2]),
+    )
+    p.add_argument("--clear", action="store_true",
+                   help="delete the cached kernels (the next solve or transfer compiles them again)")
+
+    def main(args):
+        report = cache_report()
+        if args.clear:
+            files, size = clear_cache()
+            where = report.folder or "(no cache folder)"
+            print(f"deleted {files} cached-kernel files ({_mib(size)}) from {where}")
+            return 0
+        if report.folder is None:
+            if report.enabled:
+                print("compiled-kernel cache: on, in a folder Numba does not say (NUMBA_DISABLE_JIT, or a Numba "
+                      "whose private cache API changed)")
+            elif os.environ.get("XBARSIM_NO_CACHE", "").strip().lower() in ("1", "true", "yes"):
+                print("compiled-kernel cache: off (XBARSIM_NO_CACHE is set): the kernels compile in every process")
+            else:
+                print("compiled-kernel cache: off (Numba has no writable folder for it): the kernels compile in "
+                      "every process; set NUMBA_CACHE_DIR to a writable folder to keep them")
+            return 0
+        stamp = {True: "compiled from the installed sources",
+                 False: "compiled from other sources, so never loaded (the folder is not writable to drop them)",
+                 None: "no stamp yet"}[report.current]
+        print(f"compiled-kernel cache: {report.folder}\n"
+              f"  {report.files} files, {_mib(report.size)}; {stamp}")
+        return 0
+
+    p.set_defaults(func=main)
+    return p

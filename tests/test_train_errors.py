@@ -53,7 +53,7 @@ def test_convert_checks_inplace_and_refuses_a_model_already_converted(sur):
 
 
 @pytest.mark.parametrize("x, match", [
-    (np.full((3, 2), np.nan), "x holds NaN or inf"),
+    (np.full((3, 2), np.nan), r"x holds NaN or inf at \[0, 0\], \[0, 1\], \[1, 0\] and 3 more; features must"),
     (np.ones((3, 2)) + 1j, "x must be real numbers; got complex"),
     ("abc", "x holds strings"),
     (None, "x is None"),

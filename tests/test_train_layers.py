@@ -481,6 +481,10 @@ def test_evaluations_refuse_bool_counts_and_bad_seeds():
     for kw in (dict(n=True), dict(keep_conductances=True), dict(seed=2**64 - 1000)):
         with pytest.raises(ParameterError, match=list(kw)[0]):
             evaluate_circuit(net, cfg, x, y, progress=False, **kw)
+    x[3, 1] = np.inf  # before any transfer, with the point named
+    for evaluate in (evaluate_statistical, lambda *a: evaluate_circuit(*a, progress=False)):
+        with pytest.raises(ParameterError, match=r"^x holds NaN or inf at \[3, 1\]; the test features must be finite"):
+            evaluate(net, cfg, x, y)
 
 
 def test_forward_refuses_inputs_it_cannot_take_with_a_hint():

@@ -799,6 +799,19 @@ def test_mvm_in_batches_with_row_offset_is_one_call_bit_for_bit():
     np.testing.assert_array_equal(many.mvm(x[4:], noise=False, row_offset=4), many.mvm(x, noise=False)[:, 4:])
 
 
+def test_mvm_names_the_non_finite_inputs_as_x_lays_them_out():
+    many = xs.transfer_many(*_layer(2, 3), xs.TransferConfig(), n=2, seed=0)
+    x = np.full((4, 3), 0.5)
+    x[2, 1] = np.nan
+    with pytest.raises(xs.ParameterError, match=r"^x holds NaN or inf at \[2, 1\]; inputs must be finite\.$"):
+        xs.mvm(many[0], x)
+    with pytest.raises(xs.ParameterError, match=r"^x holds NaN or inf at \[2, 1\]; inputs"):
+        many.mvm(x)
+    per_transfer = np.stack([np.full((4, 3), 0.5), x])  # (n, B, in): inputs per transfer
+    with pytest.raises(xs.ParameterError, match=r"^x holds NaN or inf at \[1, 2, 1\]; inputs"):
+        many.mvm(per_transfer)
+
+
 @pytest.mark.parametrize("bad, message", [
     (-1, r"row_offset = -1; an integer in \[0, 2\*\*63 - 1\)"),
     (True, r"row_offset = True; an integer"),

@@ -54,6 +54,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ._coerce import where_not_finite
 from ._repr import compact_repr
 from ._warn import warn
 from .exceptions import ParameterError
@@ -747,7 +748,8 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True, row_off
             "first row (then the batches draw the read noise of one call on all of them), or run fewer "
             "transfers at a time (tm[a:b])")
     if not np.all(np.isfinite(x)):
-        raise ParameterError("x holds NaN or inf; inputs must be finite.")
+        # positions as the caller laid x out: (B, in) unless inputs per transfer
+        raise ParameterError(f"x {where_not_finite(x[0] if x.shape[0] == 1 else x)}; inputs must be finite.")
     _check_read_voltage(x, mapping, dev, batch.g)
     v_all = mapping.input_voltages(x)  # (nv, B, rows)
     y = np.zeros((n, B, mapping.out_features))

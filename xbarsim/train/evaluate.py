@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .._coerce import where_not_finite
 from .._progress import Progress
 from ..exceptions import ParameterError
 from ..mapping import as_float_array
@@ -140,7 +141,7 @@ def _task(model_or_layers, x, y):
     if x.ndim != 2 or x.shape[1] != width or x.shape[0] == 0:  # 0 points ran every transfer, refused later
         raise ParameterError(f"x has shape {x.shape}; expected (points, {width}) for this network, points >= 1.")
     if not np.all(np.isfinite(x)):
-        raise ParameterError("x holds NaN or inf; the test features must be finite.")
+        raise ParameterError(f"x {where_not_finite(x)}; the test features must be finite.")
     labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
     if labels.shape != (x.shape[0],):
         raise ParameterError(f"y has shape {labels.shape}; expected ({x.shape[0]},), one label per point of x.")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .._coerce import where_not_finite
 from .._progress import Progress
 from ..devices import real_scalar
 from ..exceptions import ParameterError
@@ -101,7 +102,7 @@ def predict_logits(model, x):
         raise ParameterError(f"x has shape {x.shape}; give (P, features) points, one per row "
                              "(x[None] for a single point).")
     if not np.all(np.isfinite(x)):
-        raise ParameterError("x holds NaN or inf; features must be finite.")
+        raise ParameterError(f"x {where_not_finite(x)}; features must be finite.")
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     dtype = dtypes.pop() if len(dtypes) == 1 else torch.float64
     with _evaluating(model), torch.no_grad():

@@ -153,6 +153,23 @@ def test_cache_clear_of_a_folder_it_may_not_write_says_so(tmp_path, monkeypatch,
         cache_cmd.clear_cache(str(tmp_path / "c"))
 
 
+def test_cache_clear_with_caching_turned_off_clears_what_earlier_runs_left(tmp_path, monkeypatch, capsys):
+    from xbarsim import _kernel_cache
+    from xbarsim.kernels import config
+
+    _fake_cache(tmp_path / "c", config._FOLDER)
+    monkeypatch.setattr(config, "_CACHE_FOLDER", None)
+    monkeypatch.setattr(config, "CACHE", False)
+    monkeypatch.setenv("XBARSIM_NO_CACHE", "1")
+    located = _kernel_cache.CacheLocation(True, str(tmp_path / "c"))
+    monkeypatch.setattr(_kernel_cache, "locate_cache", lambda folder: located)
+    assert main(["cache"]) == 0
+    assert f"4 files (0.0 MiB) left in {tmp_path / 'c'} by earlier runs" in capsys.readouterr().out
+    assert main(["cache", "--clear"]) == 0
+    assert capsys.readouterr().out == f"deleted 4 cached-kernel files (0.0 MiB) from {tmp_path / 'c'}\n"
+    assert [p.name for p in (tmp_path / "c").iterdir()] == ["config.cpython-311.pyc"]
+
+
 def test_cache_says_when_caching_is_off(monkeypatch, capsys):
     from xbarsim.kernels import config
 
@@ -160,7 +177,12 @@ def test_cache_says_when_caching_is_off(monkeypatch, capsys):
     monkeypatch.setattr(config, "CACHE", False)
     monkeypatch.setenv("XBARSIM_NO_CACHE", "1")
     assert main(["cache"]) == 0
-    assert "off (XBARSIM_NO_CACHE is set)" in capsys.readouterr().out
+    # turned off on purpose: what earlier runs left where Numba keeps the kernels is still shown, and cleared
+    from xbarsim._kernel_cache import locate_cache
+
+    where = locate_cache(config._FOLDER).folder
+    assert "off (XBARSIM_NO_CACHE is set): the kernels compile in every process; " in (out := capsys.readouterr().out)
+    assert f"left in {where} by earlier runs" in out
     monkeypatch.delenv("XBARSIM_NO_CACHE")
     assert main(["cache"]) == 0
     assert "set NUMBA_CACHE_DIR to a writable folder" in capsys.readouterr().out

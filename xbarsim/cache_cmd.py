@@ -47,14 +47,21 @@ def _cached_files(folder):
 
 def cache_report(folder=None, sources=None, enabled=None):
     """A `CacheReport` of `folder` (default: the folder this process caches
-    the kernels in, ``xbarsim.kernels.config``), against the kernel sources
-    in `sources` (default: the installed ones)."""
+    the kernels in, ``xbarsim.kernels.config``; with caching turned off by
+    ``XBARSIM_NO_CACHE``, where Numba would keep them, which may still hold
+    an earlier run's), against the kernel sources in `sources` (default:
+    the installed ones)."""
     from .kernels import config
 
     if enabled is None:
         enabled = bool(config.CACHE)
-    folder = config._CACHE_FOLDER if folder is None else folder
     sources = config._FOLDER if sources is None else sources
+    if folder is None:
+        folder = config._CACHE_FOLDER
+        if folder is None and not config.CACHE and _no_cache_set():
+            from ._kernel_cache import locate_cache
+
+            folder = locate_cache(sources).folder
     if folder is None:
         return CacheReport(enabled, None, 0, 0, None)
     files = _cached_files(folder)
@@ -96,6 +103,10 @@ def clear_cache(folder=None):
     return deleted, size
 
 
+def _no_cache_set():
+    return os.environ.get("XBARSIM_NO_CACHE", "").strip().lower() in ("1", "true", "yes")
+
+
 def _mib(n):
     return f"{n / 2**20:.1f} MiB"
 
@@ -117,12 +128,15 @@ def register(subparsers):
             where = report.folder or "(no cache folder)"
             print(f"deleted {files} cached-kernel files ({_mib(size)}) from {where}")
             return 0
+        if not report.enabled and _no_cache_set():
+            left = "" if report.folder is None else (
+                f"; {report.files} files ({_mib(report.size)}) left in {report.folder} by earlier runs")
+            print(f"compiled-kernel cache: off (XBARSIM_NO_CACHE is set): the kernels compile in every process{left}")
+            return 0
         if report.folder is None:
             if report.enabled:
                 print("compiled-kernel cache: on, in a folder Numba does not say (NUMBA_DISABLE_JIT, or a Numba "
                       "whose private cache API changed)")
-            elif os.environ.get("XBARSIM_NO_CACHE", "").strip().lower() in ("1", "true", "yes"):
-                print("compiled-kernel cache: off (XBARSIM_NO_CACHE is set): the kernels compile in every process")
             else:
                 print("compiled-kernel cache: off (Numba has no writable folder for it): the kernels compile in "
                       "every process; set NUMBA_CACHE_DIR to a writable folder to keep them")

@@ -75,6 +75,8 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     (["--size", "2", "--solve-maxiter", "0"], "solve_maxiter"),
     # accepted, then a ConvergenceError after the work with a hint that could not help, and --out left behind
     (["--size", "8", "--solve-tol", "1e-16"], "is below 1e-14"),
+    # programmed until its first missed solve, then raised
+    (["--size", "16", "--solve-tol", "1e-14"], "below what the in-kernel circuit solve of a 16 x 16 array resolves"),
     (["--size", "2", "--r-wire", "1e-200"], "--r-wire 1e-200: below 1e-100"),  # was named r_wl
 ])
 def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):

@@ -1333,6 +1333,42 @@ def test_the_solve_tolerance_floor_applies_where_a_circuit_is_solved():
             xs.program(np.full((4, 4), 300e-6), cfg, seed=0)
 
 
+def test_a_solve_tol_the_array_cannot_reach_is_refused_before_programming(monkeypatch):
+    """Above 1e-14 the floor grows with the array (SOLVE_TOL_PER_NODE per node
+    of the longest line): a 16 x 16 array at 1e-14 programmed until its
+    first missed solve, then raised. Now refused before the kernel runs, by
+    program and by every mapping (the MVM solves with it too); the floor
+    itself is reached (16 x 16 at 3.2e-14 programs), and with no circuit to
+    solve nothing is refused."""
+    from xbarsim.kernels import programming as KP
+    from xbarsim.programming import SOLVE_TOL_PER_NODE
+
+    target = np.random.default_rng(0).uniform(100e-6, 500e-6, (16, 16))
+    at_floor = xs.program(target, xs.TransferConfig(solve_tol=16 * SOLVE_TOL_PER_NODE), seed=0)  # no miss raised
+    default = xs.program(target, xs.TransferConfig(), seed=0)
+    assert at_floor.converged[at_floor.working].all()
+    np.testing.assert_array_equal(at_floor.pulses, default.pulses)  # the same run, solved more finely
+    np.testing.assert_allclose(at_floor.g_final, default.g_final, rtol=0, atol=1e-9 * 500e-6)
+
+    def never(*args):
+        raise AssertionError("the programming kernel ran")
+
+    monkeypatch.setattr(KP, "program_arrays", never)
+    floor = r"below what the in-kernel circuit solve of a {} array resolves in double precision \(about {}"
+    with pytest.raises(xs.ParameterError, match=floor.format("16 x 16", "3.2e-14")):
+        xs.program(target, xs.TransferConfig(solve_tol=1e-14), seed=0)
+    with pytest.raises(xs.ParameterError, match=floor.format("9 x 24", "4.8e-14")):  # the widest line counts
+        xs.program(target[:9, :].repeat(2, axis=1)[:, :24], xs.TransferConfig(solve_tol=4e-14, scheme="V/3"), seed=0)
+    cfg = xs.TransferConfig(solve_tol=5e-14, tile=(32, 32))
+    with pytest.raises(xs.ParameterError, match=floor.format("32 x 32", "6.4e-14")):
+        xs.transfer(np.ones((20, 40)), None, cfg)
+    with pytest.raises(xs.ParameterError, match=floor.format("32 x 32", "6.4e-14")):
+        xs.transfer_many(np.ones((20, 40)), None, cfg, n=3)
+    monkeypatch.undo()
+    ideal = xs.TransferConfig(solve_tol=1e-14, r_wl=0.0, r_bl=0.0)  # voltages known exactly: tol unused
+    assert xs.program(target, ideal, seed=0).g_final.shape == (16, 16)
+
+
 def test_drive_helpers_take_scheme_names_in_any_case_as_transfer_config_does():
     """TransferConfig took "v/3" and "FLOATING"; pulse_drives and
     verify_drives refused them (found by review)."""

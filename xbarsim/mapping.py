@@ -344,6 +344,8 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
                 raise ParameterError(f"the weight scale alpha = {alpha:.3g} S gives non-finite target "
                                      "conductances; rescale the layer (W / c, b / c, outputs times c).")
             tiles.append(Tile(rows=(r0, r1), outputs=(o0, o1), target=np.ascontiguousarray(g)))
+    # the first tile is the largest both ways: its solves (programming and MVM) set the floor
+    cfg.check_array(tiles[0].shape)
     return LayerMapping(
         scheme=scheme,
         in_features=in_f,

@@ -221,7 +221,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
         raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
     _check_seed(seed)
     _check_flag(progress, "progress")
-    _check_target(targets, cfg.device)
+    cfg.check_array(_check_target(targets, cfg.device).shape)
     check_out_dir(out_dir, ("summary.json", "result.npz", "program.png"))
     # the kernels loaded (a first run of an install compiles them for tens of
     # seconds) on a 2 x 2 array of the same configuration, so that `seconds`

@@ -207,6 +207,14 @@ SINH_ARG_MAX = 700.0
 """Largest |V| / v0 of a pulse or read: the sinh device current overflows double precision near 710."""
 
 
+SOLVE_TOL_PER_NODE = 2e-15
+"""Smallest ``solve_tol`` per node of an array's longest line that the
+in-kernel circuit solve reaches in double precision (`TransferConfig.check_array`).
+Measured with the TiO2 preset on 1 ohm wires under V/2, V/3 and floating
+bias (2026-12-02): 16 x 16 missed 1e-14 and reached 3e-14, 32 x 32 missed
+3e-14 and reached 1e-13, 64 x 64 missed 6e-14 and reached 1.3e-13."""
+
+
 @dataclass(frozen=True)
 class TransferConfig:
     """Everything that decides how weights end up in a crossbar.
@@ -326,9 +334,7 @@ class TransferConfig:
         if st is None or not 0 < st < 1e-3:
             raise ParameterError(f"solve_tol = {self.solve_tol!r}; a number in (0, 1e-3) (node-voltage error "
                                  "relative to the drive, default 1e-9).")
-        solves = (self.r_wl > 0 or self.r_bl > 0 or self.scheme is BiasScheme.FLOATING
-                  or self.read_scheme is ReadScheme.FLOATING)  # else the voltages are known exactly
-        if st < MIN_TOL and solves:
+        if st < MIN_TOL and self.solves:
             # as xs.solve: below it the node voltages cannot be resolved in
             # double precision, and programming failed after the work with a
             # hint (raise solve_maxiter) that could not help (found by review)
@@ -367,6 +373,28 @@ class TransferConfig:
                 f"write_verify pulses up to {v_pulse:g} V overflow the device's sinh current (v0 = {dev.v0:g} V: "
                 f"|V| / v0 must stay below {SINH_ARG_MAX:g}); lower v_set_max / raise v_reset_min, or use a "
                 "device with a larger v0.")
+
+    @property
+    def solves(self):
+        """Whether pulses or verify reads need a circuit solve: resistive
+        wires, or a floating scheme (else the voltages are known exactly)."""
+        return (self.r_wl > 0 or self.r_bl > 0 or self.scheme is BiasScheme.FLOATING
+                or self.read_scheme is ReadScheme.FLOATING)
+
+    def check_array(self, shape):
+        """Refuse (`ParameterError`) a ``solve_tol`` below what the in-kernel
+        circuit solve of an array of ``shape`` resolves in double precision
+        (`SOLVE_TOL_PER_NODE` per node of its longest line): programming
+        stopped at the first solve that missed it, after the work before.
+        Called before any array is programmed (`program`, `map_layer`)."""
+        floor = SOLVE_TOL_PER_NODE * max(shape)
+        if self.solve_tol < floor and self.solves:
+            raise ParameterError(
+                f"solve_tol = {self.solve_tol:g} is below what the in-kernel circuit solve of a {shape[0]} x "
+                f"{shape[1]} array resolves in double precision (about {floor:.2g}: {SOLVE_TOL_PER_NODE:g} per node "
+                f"of its longest line), and programming would stop at the first solve that misses it. Give a "
+                f"solve_tol of at least {floor:.2g} (`--solve-tol`; the default 1e-9 is already far below the read "
+                "noise).")
 
     def check_mapping_band(self):
         """Refuse (`ParameterError`) a window no wider than the write-verify
@@ -566,6 +594,7 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
     from .circuit import kernel_array
 
     n, M, N = targets.shape
+    cfg.check_array((M, N))
     if track:
         check_program_memory((M, N), track=True, n=n)
     pairs = order_pairs if order_pairs is not None else programming_order((M, N), cfg.order)
@@ -719,6 +748,7 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
     track = _check_flag(track, "track")
     progress = _check_flag(progress, "progress")
     t = _check_target(target_g, cfg.device, track=track)
+    cfg.check_array(t.shape)
     s = _check_seed(seed)
     pairs = programming_order(t.shape, cfg.order if order is None else order)
     out = _program_batch(t[None], cfg, s, order_pairs=pairs, track=track, progress=progress)

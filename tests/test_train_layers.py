@@ -235,7 +235,8 @@ def test_train_refuses_what_it_cannot_fit():
     (lambda d: dict(y_train=d.y_train[:-3]), "data.x_train has shape"),  # silently trained on 37 of 40 points
     (lambda d: dict(y_train=np.where(np.arange(len(d.y_train)) == 5, np.nan, d.y_train)), "labels 0 or 1"),  # NaN weights
     (lambda d: dict(y_train=2 * d.y_train), "labels 0 or 1"),  # BCE targets outside [0, 1]
-    (lambda d: dict(x_val=np.where(np.arange(len(d.x_val))[:, None] == 0, np.nan, d.x_val)), "x_val holds NaN"),
+    (lambda d: dict(x_val=np.where(np.arange(len(d.x_val))[:, None] == 0, np.nan, d.x_val)),
+     r"data\.x_val holds NaN or inf at \[0, 0\], \[0, 1\]\.$"),  # positions, as every input check names them
     (lambda d: dict(x_val=d.x_val[:0], y_val=d.y_val[:0]), "n >= 1"),  # a NaN validation loss; keep_best idle
     (lambda d: dict(x_train=np.c_[d.x_train, d.x_train[:, :1]]), "does not take data.x_train's 3-feature"),
 ])

@@ -386,7 +386,8 @@ class TransferConfig:
         circuit solve of an array of ``shape`` resolves in double precision
         (`SOLVE_TOL_PER_NODE` per node of its longest line): programming
         stopped at the first solve that missed it, after the work before.
-        Called before any array is programmed (`program`, `map_layer`)."""
+        Called by `_program_batch`, which every programming path goes
+        through, and by `map_layer`, whose tiles the MVM reads too."""
         floor = SOLVE_TOL_PER_NODE * max(shape)
         if self.solve_tol < floor and self.solves:
             raise ParameterError(
@@ -748,7 +749,6 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
     track = _check_flag(track, "track")
     progress = _check_flag(progress, "progress")
     t = _check_target(target_g, cfg.device, track=track)
-    cfg.check_array(t.shape)
     s = _check_seed(seed)
     pairs = programming_order(t.shape, cfg.order if order is None else order)
     out = _program_batch(t[None], cfg, s, order_pairs=pairs, track=track, progress=progress)

@@ -3,10 +3,11 @@
 ``xbarsim solve --g G.npy --out DIR`` solves the read circuit of
 docs/CIRCUIT.md (in the source repository and its sdist) for the
 conductances in ``G.npy`` (siemens, one row per word line; ``.csv``
-works too): every word line driven at its left end
-through ``--r-in``, every bit line held at 0 V at its bottom end through
-``--r-out``, the other ends floating, wire segments of ``--r-wire`` ohms
-(or ``--r-wl`` / ``--r-bl`` apart), linear devices or sinh ones (``--v0``).
+works too): every word line driven at its left end and every bit line
+held at 0 V at its bottom end, both through ``--r-terminal`` ohms (or
+``--r-in`` / ``--r-out`` apart), the other ends floating, wire segments of
+``--r-wire`` ohms (or ``--r-wl`` / ``--r-bl`` apart), linear devices or
+sinh ones (``--v0``).
 The inputs are ``--inputs FILE`` (volts: one value per word line, or one
 row per input vector) or every word line at ``--v-in`` volts.
 

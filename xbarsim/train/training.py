@@ -232,7 +232,7 @@ def _check_training(model, data, config):
             raise ParameterError(f"data.x_{split} has shape {x.shape} and data.y_{split} {y.shape}; give (n, features) "
                                  f"points and (n,) labels, n >= 1, for both the training and the validation split.")
         if not np.all(np.isfinite(x)):
-            raise ParameterError(f"data.x_{split} holds NaN or inf.")
+            raise ParameterError(f"data.x_{split} {where_not_finite(x)}.")
         if not np.all((y == 0) | (y == 1)):
             # BCE took NaN (NaN weights, no error) and labels such as 2 or -1 (targets outside [0, 1])
             bad = y[~((y == 0) | (y == 1))][0]

@@ -37,9 +37,11 @@ class NaiveSolution:
     i_device: np.ndarray
     """(M, N[, B]) device currents, word line -> bit line."""
     i_terminal: dict
-    """end name -> (L[, B]) current into the array, NaN where floating."""
+    """end name -> (L[, B]) current into the array, 0 where floating (an open end carries none)."""
     i_out: np.ndarray
     """(N[, B]) current out of the array through the bottom ends, 0 where floating."""
+    driven: dict
+    """end name -> (L,) bool, False where the end floats."""
 
 
 def end_arrays(drive, n_lines):
@@ -171,7 +173,7 @@ def naive_solve(g, r_wl=0.0, r_bl=0.0, left=None, right=None, top=None, bottom=N
 
     v_wl = np.empty((M, N, B))
     v_bl = np.empty((M, N, B))
-    i_term = {name: np.full((len(e[1]), B), np.nan) for name, e in ends.items()}
+    i_term = {name: np.zeros((len(e[1]), B)) for name, e in ends.items()}
     for col in range(B):
         rhs = np.full(size, zero, dtype=A.dtype)
         for k, (_, (name, line)) in enumerate(sources):
@@ -187,8 +189,9 @@ def naive_solve(g, r_wl=0.0, r_bl=0.0, left=None, right=None, top=None, bottom=N
         for (name, line), k in terminal_source.items():
             i_term[name][line, col] = x[n_nodes + k]
     i_device = g[:, :, None] * (v_wl - v_bl)
-    i_out = -np.nan_to_num(i_term["bottom"], nan=0.0)
+    i_out = -i_term["bottom"]
     if not batched:
         v_wl, v_bl, i_device, i_out = (a[..., 0] for a in (v_wl, v_bl, i_device, i_out))
         i_term = {k: a[..., 0] for k, a in i_term.items()}
-    return NaiveSolution(v_wl=v_wl, v_bl=v_bl, i_device=i_device, i_terminal=i_term, i_out=i_out)
+    driven = {name: ~e[2] for name, e in ends.items()}
+    return NaiveSolution(v_wl=v_wl, v_bl=v_bl, i_device=i_device, i_terminal=i_term, i_out=i_out, driven=driven)

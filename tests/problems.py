@@ -212,8 +212,9 @@ def rounding_floor(circuit):
     return ROUNDING * max_drive(circuit) * max(conductances)
 
 
-def _nan(n, batch=None):
-    return np.full((n,) if batch is None else (n, batch), np.nan)
+def _open(n, batch=None):
+    """The current of a floating end: none."""
+    return np.zeros((n,) if batch is None else (n, batch))
 
 
 # ----------------------------------------------------------------------------
@@ -241,8 +242,8 @@ def _ideal_read(batch=None):
             "i_device": g_b * v_wl,
             "left": g.sum(axis=1)[(slice(None),) + (None,) * (x.ndim - 1)] * x,
             "bottom": -(g.T @ x),
-            "right": _nan(M, batch),
-            "top": _nan(N, batch),
+            "right": _open(M, batch),
+            "top": _open(N, batch),
         },
         rtol=1e-12,
     )
@@ -275,8 +276,8 @@ def _ladder_wl(r_source):
             "i_device": g * v,
             "i_out": g * v[0],
             "left": np.array([v0 * g_in]),
-            "right": _nan(1),
-            "top": _nan(n),
+            "right": _open(1),
+            "top": _open(n),
             "bottom": -g * v[0],
         },
         rtol=1e-11,
@@ -299,8 +300,8 @@ def _ladder_bl():
             "i_out": np.array([-V * g_in]),  # out of the array through the bottom
             "bottom": np.array([V * g_in]),
             "left": -g * v[:, 0],
-            "right": _nan(m),
-            "top": _nan(1),
+            "right": _open(m),
+            "top": _open(1),
         },
         rtol=1e-11,
     )
@@ -320,8 +321,8 @@ def _divider_1x1():
             "i_out": np.array([i]),
             "left": np.array([i]),
             "bottom": np.array([-i]),
-            "right": _nan(1),
-            "top": _nan(1),
+            "right": _open(1),
+            "top": _open(1),
         },
         rtol=1e-13,
     )
@@ -381,7 +382,7 @@ def _resistor_chain():
             "i_out": np.zeros(n),
             "left": np.array([i]),
             "right": np.array([-i]),
-            "top": _nan(n),
+            "top": _open(n),
             "bottom": np.zeros(n),
         },
         rtol=1e-13,
@@ -401,9 +402,9 @@ def _equipotential():
             "i_device": np.zeros((1, 4)),
             "i_out": np.zeros(4),
             "right": np.zeros(1),
-            "left": _nan(1),
-            "top": _nan(4),
-            "bottom": _nan(4),
+            "left": _open(1),
+            "top": _open(4),
+            "bottom": _open(4),
         },
         # voltages to REL of V; currents to REL of what the devices would
         # carry with V across them

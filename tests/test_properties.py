@@ -144,7 +144,7 @@ def kcl_violations(circuit, v_wl, v_bl, i_term, v0=None):
                 inflow_bl[i, j] -= cur
                 inflow_bl[i + 1, j] += cur
                 currents.append([abs(cur)])
-    term = {k: np.nan_to_num(a) for k, a in i_term.items()}
+    term = i_term
     inflow_wl[:, 0] += term["left"]
     inflow_wl[:, N - 1] += term["right"]
     inflow_bl[0, :] += term["top"]
@@ -232,17 +232,18 @@ def check_kirchhoff(circuit, sol):
     for v_wl, v_bl, i_term, column in _columns(sol):
         vmax = max(np.max(np.abs(v_wl)), np.max(np.abs(v_bl)))
         # the terminal currents of the whole array sum to zero
-        flows = np.concatenate([np.nan_to_num(i_term[k]) for k in ENDS])
+        flows = np.concatenate([i_term[k] for k in ENDS])
         assert abs(flows.sum()) <= REL * np.abs(flows).sum() + floor, "sum of terminal currents"
         # every node group balances
         worst, scale = kcl_violations(circuit, v_wl, v_bl, i_term)
         assert worst <= REL * scale + floor, ("node KCL", worst, scale, floor)
-        # each end: NaN exactly where floating, ideal ends hold their voltage,
+        # each end: no current where it floats, ideal ends hold their voltage,
         # resistive ends carry (V - v) / R
         end_node = {"left": v_wl[:, 0], "right": v_wl[:, -1], "top": v_bl[0, :], "bottom": v_bl[-1, :]}
         for name, (v_end, r, floating, _) in ends.items():
             vs = _source_v(v_end, column)
-            np.testing.assert_array_equal(np.isnan(i_term[name]), floating, err_msg=name)
+            np.testing.assert_array_equal(i_term[name][floating], 0.0, err_msg=name)
+            np.testing.assert_array_equal(sol.driven[name], ~floating, err_msg=name)
             ideal = ~floating & (r == 0)
             resistive = ~floating & (r > 0)
             np.testing.assert_allclose(end_node[name][ideal], vs[ideal], rtol=0, atol=REL * vmax,

@@ -165,10 +165,15 @@ class TestSolveContract:
             right=xs.Drive(0.25, r=100.0, floating=~mask_l),
             bottom=xs.Drive(0.0, floating=mask_b)))
         sol = _solve(c, method)
-        np.testing.assert_array_equal(np.isnan(sol.i_terminal["left"]), mask_l)
-        np.testing.assert_array_equal(np.isnan(sol.i_terminal["right"]), ~mask_l)
-        np.testing.assert_array_equal(np.isnan(sol.i_terminal["bottom"]), mask_b)
-        assert np.all(np.isnan(sol.i_terminal["top"]))
+        driven = sol.driven
+        np.testing.assert_array_equal(driven["left"], ~mask_l)
+        np.testing.assert_array_equal(driven["right"], mask_l)
+        np.testing.assert_array_equal(driven["bottom"], ~mask_b)
+        np.testing.assert_array_equal(driven["top"], np.zeros(N, bool))
+        for end, on in driven.items():  # an open end carries no current; a driven one here does
+            assert np.all(sol.i_terminal[end][~on] == 0.0), end
+            assert np.all(sol.i_terminal[end][on] != 0.0), end
+            assert np.all(np.isfinite(sol.i_terminal[end])), end
         assert np.all(sol.i_out[mask_b] == 0.0)
         assert np.all(sol.i_out[~mask_b] != 0.0)
         np.testing.assert_array_equal(sol.i_out[~mask_b], -sol.i_terminal["bottom"][~mask_b])
@@ -183,8 +188,9 @@ class TestSolveContract:
         masked = xs.solve(xbar, **base, right=xs.Drive(0.7, r=5.0, floating=np.ones(M, bool)),
                           top=xs.Drive(-0.3, floating=np.ones(N, bool)), method=method)
         assert_solutions_close(masked, none, rel=1e-14)
-        assert np.all(np.isnan(masked.i_terminal["right"]))
-        assert np.all(np.isnan(masked.i_terminal["top"]))
+        assert not masked.driven["right"].any() and not masked.driven["top"].any()
+        np.testing.assert_array_equal(masked.i_terminal["right"], np.zeros(M))
+        np.testing.assert_array_equal(masked.i_terminal["top"], np.zeros(N))
 
     def test_floating_bottom_gives_zero_output(self, method):
         M, N = 3, 4
@@ -192,8 +198,9 @@ class TestSolveContract:
         drives = dict(left=c.drives["left"], top=xs.Drive(0.0, r=10.0), bottom=None)
         sol = xs.solve(c.crossbar(), method=method, **drives)
         np.testing.assert_array_equal(sol.i_out, np.zeros(N))
-        assert np.all(np.isnan(sol.i_terminal["bottom"]))
-        assert np.all(np.isfinite(sol.i_terminal["top"]))
+        np.testing.assert_array_equal(sol.i_terminal["bottom"], np.zeros(N))
+        assert not sol.driven["bottom"].any() and sol.driven["top"].all()
+        assert np.all(np.isfinite(sol.i_terminal["top"])) and np.all(sol.i_terminal["top"] != 0.0)
         assert_solutions_close(sol, naive_solve(c.g, c.r_wl, c.r_bl, **drives))
 
     # ------------------------------------------------------ against the oracle
@@ -859,7 +866,8 @@ def test_a_solution_built_by_hand_says_it_has_no_circuit():
     sol = xs.solve(xs.Crossbar(np.full((3, 4), 1e-4), 1.0, 1.0), left=xs.Drive(0.1), bottom=xs.Drive(0.0))
     bare = xs.Solution(v_wl=sol.v_wl, v_bl=sol.v_bl, i_device=sol.i_device, i_out=sol.i_out,
                        i_terminal=sol.i_terminal, iterations=0, residual=0.0, method="direct")
-    for call in (lambda: bare.resolve(np.full((3, 4), 2e-4)), bare.power_supplied, bare.power_dissipated):
+    for call in (lambda: bare.resolve(np.full((3, 4), 2e-4)), bare.power_supplied, bare.power_dissipated,
+                 lambda: bare.driven):
         with pytest.raises(xs.ParameterError, match="no circuit"):
             call()
 

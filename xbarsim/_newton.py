@@ -87,7 +87,7 @@ def _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax, nodes):
     if not (math.isfinite(_absmax(F_wl, F_bl)) and math.isfinite(gmax) and (rel <= tol or met(0.0, 0.0))):
         return False, False
     with np.errstate(over="ignore", invalid="ignore"):
-        total = sum(float(np.nansum(np.abs(c))) for c in end_currents(net, v_wl, v_bl).values())
+        total = sum(float(np.sum(np.abs(c))) for c in end_currents(net, v_wl, v_bl).values())
     return True, math.isfinite(total) and met(ITOL_PER_TOL * tol, total)
 
 

@@ -413,7 +413,7 @@ def kcl_bound(itol, total, vscale, gmax):
 
 
 def end_currents(net, v_wl, v_bl):
-    """Current into the array through every end, (L, B), NaN where floating.
+    """Current into the array through every end, (L, B), 0 where floating.
 
     An ideal end's current is the one Kirchhoff's law at its node asks of
     the source: what flows from the node into the array. So is a resistive
@@ -443,7 +443,7 @@ def end_currents(net, v_wl, v_bl):
                          layer.term_g, layer.term_v, _NO_SHUNT, False, own, other, True, False, res)
         for side, name in enumerate(names):
             spec = net.ends[name]
-            cur = np.full((L, net.batch), np.nan)
+            cur = np.zeros((L, net.batch))  # an open end carries no current
             if spec is not None:
                 node = 0 if side == 0 else n - 1
                 rmask = spec.mode == RESISTIVE

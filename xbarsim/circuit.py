@@ -135,6 +135,13 @@ def largest_drive(ends, batch):
     return out
 
 
+def driven_ends(ends, shape):
+    """End name -> (M,) / (N,) bool: the lines driven at that end (False where
+    it floats), for `ends` (end name -> `_EndSpec` or None) of an (M, N) array."""
+    return {name: _driven_lines(ends, (name,), shape[0] if name in ("left", "right") else shape[1])
+            for name in ("left", "right", "top", "bottom")}
+
+
 def _driven_lines(ends, names, n_lines):
     """(n_lines,) bool: lines with a driven (not floating) end among the ends
     `names` of one layer."""

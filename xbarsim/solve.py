@@ -46,7 +46,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._repr import compact_repr
-from .circuit import RESISTIVE, Crossbar, Network, build_network, kernel_array, transposed
+from .circuit import RESISTIVE, Crossbar, Network, build_network, driven_ends, kernel_array, transposed
 from ._coerce import as_real_array
 from .devices import real_scalar
 from .exceptions import ConvergenceError, ParameterError
@@ -89,7 +89,8 @@ class Solution:
     i_out: np.ndarray
     """Sense current of each bit line, amperes, (N[, B]): out of the array through its bottom end (0 where it floats)."""
     i_terminal: dict
-    """Current into the array through each end, amperes: keys left/right (M[, B]) and top/bottom (N[, B]); NaN where floating."""
+    """Current into the array through each end, amperes: keys left/right (M[, B]) and top/bottom (N[, B]);
+    0 where the end floats (an open circuit carries none; `driven` says which ends are driven)."""
     iterations: int
     """Iterations run: CG iterations (1 for a direct linear solve, more where it refined; 0 when the
     drives fix every node of a linear array, or when a warm start (``x0``, `resolve`) already meets
@@ -115,6 +116,12 @@ class Solution:
     @property
     def shape(self):
         return self.v_wl.shape[:2]
+
+    @property
+    def driven(self):
+        """Which ends are driven: keys as `i_terminal`, boolean (M,) / (N,) arrays, False where the end floats."""
+        net = self._network("tell its driven ends")
+        return driven_ends(net.ends, net.shape)
 
     def resolve(self, g, *, tol=None, maxiter=None, callback=None, refactor_fraction=0.05):
         """Solve again after the device conductances changed to `g`.
@@ -194,8 +201,7 @@ class Solution:
         for name, spec in net.ends.items():
             if spec is None:
                 continue
-            # floating ends carry v = 0 and no current (NaN -> 0)
-            cur = np.nan_to_num(self.i_terminal[name])
+            cur = self.i_terminal[name]  # 0 where a line's end floats
             v = spec.v if net.batched else spec.v[:, 0]
             total = total + np.sum(v * cur, axis=0)
         return total
@@ -223,7 +229,7 @@ class Solution:
         for name, spec in net.ends.items():
             if spec is None:
                 continue
-            cur = np.nan_to_num(self.i_terminal[name])
+            cur = self.i_terminal[name]
             res = np.where(spec.mode == RESISTIVE, 1.0 / np.where(spec.g > 0, spec.g, 1.0), 0.0)
             pt = pt + np.sum(res[(...,) + extra] * cur * cur, axis=0)
         return pdev + pw + pt
@@ -513,7 +519,7 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
         raise ConvergenceError(f"{method} solve produced non-finite node voltages or device currents; this "
                                "is a bug, please report it.", residual_history=history, iterations=iterations)
     terminals = end_currents(net, v_wl, v_bl)
-    stacked = np.concatenate([np.nan_to_num(c) for c in terminals.values()], axis=0)
+    stacked = np.concatenate(list(terminals.values()), axis=0)
     # current scale: what flows, or what would if every device saw the
     # largest drive voltage (so an equipotential circuit reads ~0, not noise/noise)
     scale = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g))
@@ -522,7 +528,7 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     bottom = net.ends["bottom"]
     i_out = np.zeros((net.shape[1], net.batch))
     if bottom is not None:
-        i_out = -np.nan_to_num(terminals["bottom"])
+        i_out = -terminals["bottom"]
     if not net.batched:
         squeeze = lambda a: a[..., 0]
         v_wl, v_bl_mn, i_device, i_out = map(squeeze, (v_wl, v_bl_mn, i_device, i_out))

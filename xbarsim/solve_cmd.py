@@ -21,7 +21,7 @@ It writes into ``DIR``:
   alone), the worst word-line IR drop (input to the line's far node, the
   input terminal's drop included) and bit-line rise;
 * ``solution.npz``: ``v_wl``, ``v_bl``, ``i_device`` (M, N[, B]), ``i_out``
-  (N[, B]), the terminal currents, ``g``, the inputs ``x`` (M[, B], as the
+  (N[, B]), the terminal currents (0 at floating ends), ``g``, the inputs ``x`` (M[, B], as the
   solver takes them) and ``inputs``, the same as ``--inputs`` takes them
   ((M,), or (B, M): one vector per row; ``x`` given back to ``--inputs``
   would be read transposed, silently so when M = B);

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .circuit import END_NAMES, FLOATING, _driven_lines, build_network
+from .circuit import END_NAMES, FLOATING, _driven_lines, build_network, driven_ends
 from .exceptions import ParameterError, SpiceError
 
 __all__ = ["write_netlist", "run_ngspice", "ngspice_available", "floating_line_rounding", "SpiceResult", "OPTIONS"]
@@ -95,7 +95,10 @@ class SpiceResult:
     i_out: np.ndarray
     """Sense current of each bit line, amperes, (N[, B]): out of the array through its bottom end (0 where it floats)."""
     i_terminal: dict
-    """Current into the array through each end, amperes: keys left/right (M[, B]) and top/bottom (N[, B]); NaN where floating."""
+    """Current into the array through each end, amperes: keys left/right (M[, B]) and top/bottom (N[, B]);
+    0 where the end floats (`driven` says which ends are driven)."""
+    driven: dict
+    """Which ends are driven: keys as `i_terminal`, boolean (M,) / (N,) arrays, False where the end floats."""
     netlist: str
     """The complete deck handed to ngspice (with the control block that solves every batch column)."""
 
@@ -498,7 +501,7 @@ def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=1
     v_wl = np.empty((M, N, B))
     v_bl = np.empty((M, N, B))
     terminals = {
-        end: np.full((M if end in END_NAMES["wl"] else N, B), np.nan)
+        end: np.zeros((M if end in END_NAMES["wl"] else N, B))  # an open end carries no current
         for end in ("left", "right", "top", "bottom")
     }
     for col, raw in enumerate(raws):
@@ -526,9 +529,9 @@ def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=1
     else:
         v0 = xbar.v0_full()[:, :, None]
         i_device = g * v0 * np.sinh(vd / v0)
-    i_out = np.where(np.isnan(terminals["bottom"]), 0.0, -terminals["bottom"])
+    i_out = -terminals["bottom"]
     if not net.batched:
         v_wl, v_bl, i_device, i_out = (a[..., 0] for a in (v_wl, v_bl, i_device, i_out))
         terminals = {k: v[..., 0] for k, v in terminals.items()}
     return SpiceResult(v_wl=v_wl, v_bl=v_bl, i_device=i_device, i_out=i_out,
-                       i_terminal=terminals, netlist=deck)
+                       i_terminal=terminals, driven=driven_ends(net.ends, xbar.shape), netlist=deck)

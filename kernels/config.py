@@ -36,7 +36,8 @@ the sources this process imported (`xbarsim._kernel_cache`).
 import os
 import warnings
 
-from .._kernel_cache import KernelCacheWarning, _source_digest, drop_stale_cache, locate_cache, stamp_with_digest
+from .._kernel_cache import (KernelCacheWarning, _source_digest, drop_stale_cache, ignored_cache_dir, locate_cache,
+                             stamp_with_digest)
 
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 """LLVM fast-math flags allowed in kernels: no nnan / ninf."""
@@ -58,7 +59,11 @@ def _cache_setting(environ=None, locate=locate_cache):
     try:
         where = locate(_FOLDER)
         if where.usable:
-            return True, where.folder, None
+            ignored = ignored_cache_dir(where.folder, environ)
+            return True, where.folder, None if ignored is None else (
+                f"xbarsim: NUMBA_CACHE_DIR={ignored!r} is not a folder Numba can create or write, so it "
+                f"passes over it and caches the compiled kernels in {where.folder}; point NUMBA_CACHE_DIR "
+                "at a writable folder, or unset it.")
         reason = where.reason
     except Exception as exc:  # a bug of `locate`: compile without the cache
         reason = f"{type(exc).__name__}: {exc}"

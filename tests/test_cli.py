@@ -170,6 +170,25 @@ def test_cache_clear_with_caching_turned_off_clears_what_earlier_runs_left(tmp_p
     assert [p.name for p in (tmp_path / "c").iterdir()] == ["config.cpython-311.pyc"]
 
 
+def test_cache_clear_refuses_when_numba_passed_over_numba_cache_dir(tmp_path, monkeypatch, capsys):
+    """With NUMBA_CACHE_DIR pointing at a file, Numba caches next to the
+    sources, and --clear deleted that cache though the variable named
+    another place (found by review)."""
+    from xbarsim.kernels import config
+
+    folder = tmp_path / "c"
+    _fake_cache(folder, config._FOLDER)
+    monkeypatch.setattr(config, "_CACHE_FOLDER", str(folder))
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "a-file"))
+    assert main(["cache", "--clear"]) == 1
+    assert "Numba cannot create or write it, so it caches xbarsim's kernels in" in capsys.readouterr().err
+    assert len(list(folder.iterdir())) == 6  # nothing deleted
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))  # the folder is inside it: cleared
+    assert main(["cache", "--clear"]) == 0
+    assert capsys.readouterr().out == f"deleted 4 cached-kernel files (0.0 MiB) from {folder}\n"
+
+
 def test_cache_says_when_caching_is_off(monkeypatch, capsys):
     from xbarsim.kernels import config
 
@@ -614,6 +633,29 @@ def test_load_array_reads_whitespace_and_a_header_row(tmp_path, text):
     path.write_text("2e-4,x\n4e-4,5e-4\n")
     with pytest.raises(xs.ParameterError, match="could not be read as numbers"):
         load_array(str(path), "--g", "conductances", ndmin=2)
+
+
+@pytest.mark.parametrize("text", ["[[2e-4, 3e-4], [4e-4, 5e-4]]\n", "g0,g1\n"], ids=["json", "header-only"])
+def test_load_array_says_a_file_of_one_header_line_holds_no_numbers(tmp_path, text):
+    """A JSON file's one line has no field that is a number, so it was read
+    as a header and the file said to "hold no values" (found by review)."""
+    from xbarsim.cli import load_array
+
+    path = tmp_path / "g.json"
+    path.write_text(text)
+    with pytest.raises(xs.ParameterError, match=r"holds no numbers past its first line, which was read as a header.*"
+                                                r"not JSON"):
+        load_array(str(path), "--g", "conductances", ndmin=2)
+
+
+def test_a_warning_reads_as_the_commands_errors_do(tmp_path, capsys):
+    """Warnings reached CLI users in Python's format: the entry script's
+    path and line, then its ``sys.exit(main())`` (found by review)."""
+    np.save(tmp_path / "r.npy", np.full((2, 2), 5e3))  # resistances where conductances go
+    assert main(["solve", "--g", str(tmp_path / "r.npy"), "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "xbarsim solve: warning: g holds conductances up to 5e+03 S" in err
+    assert "UserWarning" not in err and "warnings.warn" not in err and "main()" not in err
 
 
 def test_demo_says_when_it_leaves_multigrid_out(capsys):

@@ -42,6 +42,21 @@ def test_a_usable_cache_folder_keeps_caching_on_silently():
     assert config._cache_setting({}, lambda folder: where) == (True, "/some/cache", None)
 
 
+def test_a_numba_cache_dir_numba_passes_over_is_warned_of(tmp_path):
+    """Numba drops a NUMBA_CACHE_DIR it cannot create or write (here a file)
+    without a word and caches elsewhere (found by review): said, naming both."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    where = CacheLocation(True, "/pkg/kernels/__pycache__")
+    cache, folder, message = config._cache_setting({"NUMBA_CACHE_DIR": str(blocked)}, lambda folder: where)
+    assert (cache, folder) == (True, "/pkg/kernels/__pycache__")
+    assert f"NUMBA_CACHE_DIR={str(blocked)!r} is not a folder Numba can create or write" in message
+    assert "caches the compiled kernels in /pkg/kernels/__pycache__" in message
+    inside = CacheLocation(True, str(tmp_path / "nc" / "kernels_0123"))  # used: silent, relative or not
+    assert config._cache_setting({"NUMBA_CACHE_DIR": str(tmp_path / "nc")}, lambda folder: inside)[2] is None
+    assert config._cache_setting({"NUMBA_CACHE_DIR": ""}, lambda folder: where)[2] is None  # Numba: unset
+
+
 def test_no_cache_locator_turns_caching_off_with_a_hint():
     """Read-only install, no writable NUMBA_CACHE_DIR or home: Numba has no
     locator and ``@njit(cache=True)`` would raise on import (the probe's D1)."""

@@ -32,7 +32,8 @@ import os
 import warnings
 from typing import NamedTuple
 
-__all__ = ["KernelCacheWarning", "CacheLocation", "locate_cache", "drop_stale_cache", "stamp_with_digest"]
+__all__ = ["KernelCacheWarning", "CacheLocation", "locate_cache", "ignored_cache_dir", "drop_stale_cache",
+           "stamp_with_digest"]
 
 STAMP = "xbarsim-kernels.sha256"
 """Name of the digest file kept in the cache folder."""
@@ -123,6 +124,22 @@ def locate_cache(kernel_folder):
         _warn_unguarded("Numba's dispatcher no longer exposes _cache._cache_path")
         return CacheLocation(True, None)
     return CacheLocation(True, folder)
+
+
+def ignored_cache_dir(folder, environ=None):
+    """``NUMBA_CACHE_DIR`` when it is set but `folder`, where Numba caches
+    the kernels, is not inside it: Numba passes over a cache folder it cannot
+    create or write (a file, a read-only place) without a word and caches next
+    to the sources or in the user's folder. None otherwise."""
+    environ = os.environ if environ is None else environ
+    wanted = environ.get("NUMBA_CACHE_DIR", "")
+    if not wanted or folder is None:
+        return None
+    try:
+        inside = os.path.commonpath([os.path.abspath(wanted), os.path.abspath(folder)]) == os.path.abspath(wanted)
+    except ValueError:  # different drives
+        inside = False
+    return None if inside else wanted
 
 
 def drop_stale_cache(folder=None, sources=None, digest=None):

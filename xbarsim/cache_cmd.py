@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from ._kernel_cache import STAMP, _source_digest
+from ._kernel_cache import STAMP, _source_digest, ignored_cache_dir
 
 __all__ = ["CacheReport", "cache_report", "clear_cache"]
 
@@ -123,6 +123,13 @@ def register(subparsers):
 
     def main(args):
         report = cache_report()
+        ignored = ignored_cache_dir(report.folder)  # warned of on import (kernels.config)
+        if ignored is not None and args.clear:
+            from .exceptions import ParameterError
+
+            raise ParameterError(f"NUMBA_CACHE_DIR={ignored!r} is set, but Numba cannot create or write it, so it "
+                                 f"caches xbarsim's kernels in {report.folder}, and --clear would delete those; "
+                                 "point NUMBA_CACHE_DIR at a writable folder, or unset it, and run again.")
         if args.clear:
             files, size = clear_cache()
             where = report.folder or "(no cache folder)"

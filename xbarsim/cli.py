@@ -12,6 +12,7 @@ import importlib
 import os
 import re
 import sys
+import warnings
 
 SUBCOMMAND_MODULES = (
     "xbarsim.demo",
@@ -233,8 +234,8 @@ def load_array(path, flag, what, ndmin=1):
         raise ParameterError(f"{flag} {path!r} is a folder; give a .npy or .csv file of {what}.")
     if not os.path.isfile(path):
         raise ParameterError(f"{flag} {path!r}: no such file.")
-    import warnings
 
+    skip = 0
     try:
         # by content, not by name: G.NPY, or an .npz, was read as text (found by review)
         with open(path, "rb") as fh:
@@ -258,6 +259,10 @@ def load_array(path, flag, what, ndmin=1):
     if a.dtype.kind not in "iuf":
         raise ParameterError(f"{flag} {path!r} holds {a.dtype} values; give real {what} (not complex, "
                              "boolean or text).")
+    if a.size == 0 and skip:
+        raise ParameterError(f"{flag} {path!r} holds no numbers past its first line, which was read as a header "
+                             f"(no field of it is a number); give a .npy array or a .csv of {what} "
+                             "(not JSON or another format).")
     if a.size == 0:
         raise ParameterError(f"{flag} {path!r} holds no values; give {what}.")
     return np.asarray(a, dtype=np.float64)
@@ -283,6 +288,18 @@ def build_parser():
     return parser
 
 
+def _cli_warning(command):
+    """``warnings.showwarning`` for a command: ``xbarsim solve: warning:
+    ...`` on stderr, as its errors read, instead of Python's source-line
+    format (the entry script's path, line and ``sys.exit(main())``)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        kind = "" if issubclass(category, (UserWarning, RuntimeWarning)) else f"{category.__name__}: "
+        text = str(message).removeprefix("xbarsim: ")
+        print(f"xbarsim {command}: warning: {kind}{text}", file=sys.stderr if file is None else file)
+
+    return show
+
+
 def main(argv=None):
     from .exceptions import XbarsimError
 
@@ -292,7 +309,9 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _cli_warning(args.command)
+            return int(args.func(args) or 0)
     except XbarsimError as exc:
         print(f"xbarsim {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -1253,7 +1253,9 @@ def test_verify_drives_give_the_programming_kernels_read(scheme, code):
     (lambda: xs.pulse_drives((4, 4), (1, 1), 1.5, ["V/2"]), "unknown scheme"),  # was a raw TypeError
     (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, {"grounded"}), "unknown scheme"),
     (lambda: xs.pulse_drives((0, 4), (0, 0), 1.5), "no devices"),
-    (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, "V/2-diff"), "unknown scheme"),
+    # a read scheme of TransferConfig, but two reads (was called "unknown")
+    (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, "V/2-diff"), "'V/2-diff' is two reads, not one set of drives"),
+    (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, xs.ReadScheme.HALF_DIFF), "'V/2-diff' is two reads"),
     (lambda: xs.verify_drives((4, 4), (1, 1), "0.2"), "holds strings"),
     (lambda: xs.pulse_drives((4, 4), (1, 1), [1.5, 1.6]), "one real number"),
     (lambda: xs.program([[10 ** 400, 3e-4]]), "does not convert to float64"),  # a raw OverflowError

@@ -1,6 +1,7 @@
 """``xbarsim solve``: one read of a user's array from files."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -122,7 +123,12 @@ def test_solve_reports_magnitudes_for_negative_inputs_and_no_nan_in_json(files, 
         assert figures["0.2"][key] > 0, key
     capsys.readouterr()
     assert main(["solve", "--g", str(tmp / "g.npy"), "--v-in", "0", "--out", str(tmp / "zero")]) == 0
-    assert "relative error n/a" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "relative error n/a" in out
+    assert "terminal included 0.000 mV (no input drives it)" in out  # was "(n/a (no current) of the largest input)"
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--v-in", "1e300", "--out", str(tmp / "huge")]) == 0
+    assert re.search(r"terminal included \d\.\d{3}e\+\d{3} mV \(\d+\.\d\d% of the largest input\)",
+                     capsys.readouterr().out)  # not 300 digits
     text = (tmp / "zero" / "summary.json").read_text()
     summary = json.loads(text, parse_constant=lambda c: pytest.fail(f"summary.json holds {c}"))
     assert summary["rel_error"] is None and summary["max_rel_error"] is None

@@ -16,6 +16,7 @@ import xbarsim as xs
 from xbarsim.exceptions import MemoryLimitError, ParameterError
 from xbarsim.train import (Surrogate, TrainConfig, convert, evaluate_statistical, make_moons_split, moons_network,
                            train)
+from xbarsim.train import load_csv_dir, sampling
 from xbarsim.train.data import make_moons
 from xbarsim.train.layers import HardwareAwareLinear, hardware_layers, to_crossbar
 from xbarsim.train.metrics import per_point_accuracy
@@ -119,10 +120,29 @@ def test_train_refuses_features_that_are_not_numbers(data):
     (lambda s: convert(moons_network(8), s)[0].sample(failures="x"), "failures = 'x'"),
     (lambda s: Surrogate.fit(xs.TransferConfig(), n_transfers=3, progress="x"), "progress = 'x'"),
     (lambda s: xs.presets.TIO2.ideal(disturb="x"), "disturb = 'x'"),
-], ids=["bias", "sample-noise", "sample-failures", "fit-progress", "ideal-disturb"])
+    (lambda s: TrainConfig(keep_best="no"), "TrainConfig.keep_best = 'no'"),  # kept the best
+    (lambda s: load_csv_dir(".", scale="no"), "scale = 'no'"),  # scaled
+    (lambda s: _enter(sampling(convert(moons_network(8), s), "x")), "enabled = 'x'"),  # sampled
+], ids=["bias", "sample-noise", "sample-failures", "fit-progress", "ideal-disturb", "keep-best", "csv-scale",
+        "sampling"])
 def test_flags_take_true_or_false_only(sur, call, match):
     with pytest.raises(ParameterError, match=match + "; give True or False"):
         call(sur)
+
+
+def _enter(context):
+    with context:
+        pass
+
+
+def test_from_linear_and_load_csv_dir_name_what_they_take(sur):
+    """A Conv1d or None given to from_linear, and None to load_csv_dir, were
+    bare AttributeError / TypeError (found by review)."""
+    for layer in (torch.nn.Conv1d(2, 3, 1), None):
+        with pytest.raises(ParameterError, match=f"from_linear copies an nn.Linear; got {type(layer).__name__}"):
+            HardwareAwareLinear.from_linear(layer, surrogate=sur)
+    with pytest.raises(ParameterError, match="directory = None; give the path"):
+        load_csv_dir(None)
 
 
 def test_to_crossbar_checks_cfg_before_the_surrogate_compares_it(sur):

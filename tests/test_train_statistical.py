@@ -62,7 +62,20 @@ def test_readme_fallback_and_bad_parameters(monkeypatch):
     (dict(hrs_high=float("inf")), "finite"),  # a raw OverflowError
     (dict(p_stuck_lrs="0.1"), "finite"),  # a raw TypeError
     (dict(drift="yes"), "True or False"),
+    (dict(lrs_mean=-1e-4), "a conductance >= 0"),  # drawn as negative conductances
+    (dict(offset_mean=-200.0), "in percent above -100"),  # every device below 0 S: all-zero logits
+    (dict(offset_mean=-100.0), "in percent above -100"),
 ])
 def test_statistical_model_refuses_parameters_it_cannot_sample(kw, word):
     with pytest.raises(ParameterError, match=word):
         StatisticalModel(**kw)
+
+
+def test_sigma_rel_takes_finite_conductances():
+    m = StatisticalModel()
+    np.testing.assert_allclose(m.sigma_rel([1e-4, 5e-4]), [(-6.24e-4 * 100 + 0.691) / 100,
+                                                           (-6.24e-4 * 500 + 0.691) / 100])
+    with pytest.raises(ParameterError, match="g holds strings"):  # a raw UFuncTypeError
+        m.sigma_rel("a")
+    with pytest.raises(ParameterError, match="g is nan; give finite conductances"):  # returned nan
+        m.sigma_rel(float("nan"))

@@ -348,6 +348,10 @@ def test_load_refuses_damaged_or_edited_files_at_load(small, tmp_path):
     for path in (3, None, ["a.npz"]):
         with pytest.raises(ParameterError, match="path"):
             Surrogate.load(path)
+    np.savez(tmp_path / "solution.npz", v_wl=np.zeros((2, 2)), i_out=np.zeros(2))  # another .npz: not "format -1"
+    with pytest.raises(ParameterError, match=r"no format_version \(its arrays: i_out, v_wl\), so it is not a "
+                                             r"surrogate file"):
+        Surrogate.load(tmp_path / "solution.npz")
 
 
 def test_sampled_forward_warns_outside_the_fitted_range_and_refuses_overflow(small):
@@ -465,6 +469,11 @@ def test_evaluations_score_the_same_transfers_whichever_points_they_read(small, 
             np.testing.assert_array_equal(ga, gb)
     stat = lambda k: evaluate_statistical(layers, cfg, d.x_test[:k], d.y_test[:k], n=6, seed=5).logits
     np.testing.assert_array_equal(stat(3), stat(30)[:, :3])
+
+
+def test_check_takes_a_surrogate():
+    with pytest.raises(ParameterError, match="check compares a Surrogate with the simulator; got str"):
+        check("x")  # a bare AttributeError
 
 
 def test_check_draws_apart_from_the_fit_for_any_seed(cfg, monkeypatch):

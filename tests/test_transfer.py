@@ -341,7 +341,7 @@ def test_transfer_batch_indexing():
     assert [p.index for p in many] == [0, 1, 2, 3, 4]
     assert len(many[-2:]) == 2 and many[-2:].offset == 3
     for bad, word in ((1.7, "integer"), (True, "integer"), ("1", "integer"), (slice(None, None, 2), "step 1"),
-                      (slice(3, 3), "none")):
+                      (slice(3, 3), "none"), (slice("a", None), "start and stop must be integers")):
         with pytest.raises(xs.ParameterError, match=word):
             many[bad]
     with pytest.raises(IndexError, match="out of range") as info:

@@ -476,6 +476,10 @@ def verify_drives(shape, cell, v_read=0.2, scheme="grounded"):
     `xbarsim.TransferConfig` is the difference of the ``"V/2"`` read and
     one with the selected word line at ``v_read/2`` too.)
     """
+    if isinstance(scheme, (str, enum.Enum)) and str(getattr(scheme, "value", scheme)).lower() == "v/2-diff":
+        raise ParameterError("verify_drives: 'V/2-diff' is two reads, not one set of drives: the 'V/2' read "
+                             "minus a background read with the selected word line at V_read/2 too; call "
+                             "verify_drives with scheme='V/2' and build the background read from it.")
     scheme = _scheme_name(scheme, VERIFY_SCHEMES, "verify_drives")
     v_read = _real(v_read, "verify_drives: v_read")
     level = VERIFY_SCHEMES[scheme]

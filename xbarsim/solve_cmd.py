@@ -254,11 +254,19 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
         print(f"sensed currents vs G.T x: relative error {_pct(summary['rel_error'], 4)}, worst output "
               f"{_pct(summary['max_rel_error'], 4)}" + ("" if v0 is None else
                                                         f" (wires alone: {_pct(summary['rel_error_wires'], 4)})"))
-        print(f"worst word-line IR drop, input to far end, terminal included {1e3 * summary['ir_drop_wl_v']:.3f} mV "
-              f"({_pct(summary['ir_drop_wl_frac'], 2)} of the largest input), bit-line rise "
-              f"{1e3 * summary['bl_rise_v']:.3f} mV")
+        frac = summary['ir_drop_wl_frac']
+        share = "no input drives it" if frac is None or not math.isfinite(frac) else f"{frac:.2%} of the largest input"
+        print(f"worst word-line IR drop, input to far end, terminal included {_mv(summary['ir_drop_wl_v'])} "
+              f"({share}), bit-line rise {_mv(summary['bl_rise_v'])}")
         _print_spice_and_files(out_dir, summary, spice, currents=True)
     return summary
+
+
+def _mv(volts):
+    """Millivolts to three decimals, or in exponent form past 1e6 mV (a
+    1e300 V input printed 300 digits)."""
+    mv = 1e3 * volts
+    return f"{mv:.3f} mV" if abs(mv) < 1e6 else f"{mv:.4g} mV"
 
 
 def _pct(value, digits):

@@ -197,7 +197,11 @@ class TransferBatch(_ProgrammedLayer):
         as a `TransferBatch` of those transfers (same streams, so its MVM
         equals the matching rows of the whole batch's)."""
         if isinstance(t, slice):
-            start, stop, step = t.indices(len(self))
+            try:
+                start, stop, step = t.indices(len(self))
+            except TypeError:  # tm["a":]: Python's bare "slice indices must be integers"
+                raise ParameterError(f"TransferBatch slice {t}: its start and stop must be integers (or None)."
+                                     ) from None
             if step != 1:
                 raise ParameterError(f"TransferBatch slice {t}: only contiguous slices (step 1) are supported, "
                                      "since transfer t of a batch draws its read noise from stream offset + t; "

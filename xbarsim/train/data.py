@@ -16,7 +16,7 @@ import numpy as np
 
 from ..devices import real_scalar
 from ..exceptions import ParameterError
-from ._checks import check_count, check_seed
+from ._checks import check_count, check_flag, check_seed
 
 __all__ = ["MoonsData", "make_moons", "make_moons_split", "load_csv_dir", "CSV_COLUMNS", "SPLIT"]
 
@@ -224,6 +224,10 @@ def load_csv_dir(directory, scale=True):
     -------
     MoonsData
     """
+    if not isinstance(directory, (str, os.PathLike)):  # None: a bare TypeError from os.stat
+        raise ParameterError(f"directory = {directory!r}; give the path (str or pathlib.Path) of the folder "
+                             f"holding train.csv, val.csv and test.csv (header {','.join(CSV_COLUMNS)}).")
+    scale = check_flag(scale, "scale")  # scale="no" scaled
     if not os.path.isdir(directory):  # "" read train.csv of the working folder (found by review)
         raise ParameterError(f"{str(directory)!r} is not a folder; give the folder holding train.csv, "
                              f"val.csv and test.csv (header {','.join(CSV_COLUMNS)}).")

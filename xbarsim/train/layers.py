@@ -173,8 +173,10 @@ class HardwareAwareLinear(nn.Linear):
     be far from the circuit there, and from ``|x| = input_scale v_switch /
     v_read`` on the read would also disturb the devices. It refuses
     (`ParameterError`, nothing computed) inputs whose sinh read current
-    overflows, as ``xs.mvm`` does, and any forward that would return NaN or
-    inf.
+    overflows, as ``xs.mvm`` does, and any sampled forward that would return
+    NaN or inf. A forward that samples nothing (evaluation mode by default,
+    or no surrogate) is ``nn.Linear``'s, with no check added to it: NaN in,
+    NaN out, as torch's layers do.
     """
 
     def __init__(
@@ -288,6 +290,9 @@ class HardwareAwareLinear(nn.Linear):
         ``reparam``, ...); the shape, bias, dtype and device come from
         `linear` (`ParameterError` if given: a raw TypeError, found by review).
         """
+        if not isinstance(linear, nn.Linear):  # a Conv1d or None: a bare AttributeError
+            raise ParameterError(f"from_linear copies an nn.Linear; got {type(linear).__name__}. Build other "
+                                 "layers as they are (convert() leaves every layer but nn.Linear alone).")
         _refuse_copied_kwargs(kwargs)
         if kwargs.get("seed") is None:
             kwargs["seed"] = _torch_seed()  # as __init__ draws it
@@ -555,7 +560,9 @@ def snapshot_(model):
 
 @contextlib.contextmanager
 def sampling(model, enabled=True):
-    """Within the block, evaluation forwards draw one transfer each."""
+    """Within the block, evaluation forwards draw one transfer each (`enabled`
+    True; False: none do, whatever their ``sample_on_eval``)."""
+    enabled = check_flag(enabled, "enabled")  # sampling(model, "no") sampled
     layers = hardware_layers(model)
     old = [layer.sample_on_eval for layer in layers]
     for layer in layers:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._coerce import as_real_array, where_not_finite
 from ..devices import DeviceParams, real_scalar
 from ..exceptions import ParameterError
 
@@ -214,12 +215,20 @@ class StatisticalModel:
                 raise ParameterError(f"{name} = {p!r}; expected a probability in [0, 1].")
         if self.p_stuck_lrs + self.p_stuck_hrs > 1:
             raise ParameterError("p_stuck_lrs + p_stuck_hrs exceeds 1; each is a fraction of devices.")
+        if self.lrs_mean < 0:  # a negative conductance, drawn as such
+            raise ParameterError(f"StatisticalModel.lrs_mean = {self.lrs_mean!r}; a conductance >= 0 (siemens).")
+        if self.offset_mean <= -100:  # percent: -200 programmed every device below 0 S, all-zero logits
+            raise ParameterError(f"StatisticalModel.offset_mean = {self.offset_mean!r}; a relative offset in "
+                                 "percent above -100 (-100 % would program every device to 0 S).")
         if not (0 <= self.hrs_low <= self.hrs_high):
             raise ParameterError(f"need 0 <= hrs_low <= hrs_high; got {self.hrs_low}, {self.hrs_high}.")
 
     def sigma_rel(self, g):
         """Relative tuning imprecision (a fraction) at conductance `g` (siemens)."""
-        return np.maximum(self.a * (np.asarray(g) * 1e6) + self.b, 0.0) / 100.0
+        g = as_real_array(g, "g", units="conductances in siemens")  # "a": a raw UFuncTypeError
+        if not np.all(np.isfinite(g)):
+            raise ParameterError(f"g {where_not_finite(g)}; give finite conductances in siemens.")
+        return np.maximum(self.a * (g * 1e6) + self.b, 0.0) / 100.0
 
     def sample(self, target, subsequent, rng, drift_table=None):
         """Programmed conductances for target conductances.

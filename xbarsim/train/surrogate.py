@@ -548,7 +548,10 @@ class Surrogate:
                 data = {k: z[k] for k in z.files}
         except damaged as exc:
             raise refuse(f"a damaged archive ({exc})") from exc
-        version = data.pop("format_version", np.array(-1))
+        if "format_version" not in data:  # any other .npz (a solution.npz, results): not "format -1"
+            raise refuse(f"it has no format_version (its arrays: {', '.join(sorted(data)) or 'none'}), so it is not "
+                         "a surrogate file")
+        version = data.pop("format_version")
         if version.shape != () or version.dtype.kind not in "iu":
             raise refuse(f"its format_version is {version!r}, not an integer")
         if int(version) != FORMAT_VERSION:
@@ -668,7 +671,8 @@ class Surrogate:
         require(8 * (devices * (3 * (n_bins + 2) + 12) + 4 * probes + 2 * n_fail_devices)
                 + 16 * max(out_f * (in_f + 1) for out_f, in_f in layers),
                 f"Surrogate.fit on layers {list(layers)[:4]} with n_transfers={n_transfers}, n_bins={n_bins}, "
-                f"n_probe={n_probe}", "lower n_transfers, n_bins or n_probe, or fit on smaller layers")
+                f"n_probe={n_probe}, n_fail_devices={n_fail_devices}",
+                "lower n_transfers, n_bins, n_probe or n_fail_devices, or fit on smaller layers")
         per = sum(tile.target.size for out_f, in_f in layers
                   for tile in map_layer(np.zeros((out_f, in_f)), np.zeros(out_f), cfg).tiles)
         if n_transfers * per < _MIN_RESIDUALS:
@@ -1376,6 +1380,9 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
 
     from .._progress import Progress
 
+    if not isinstance(surrogate, Surrogate):  # "x": a bare AttributeError on .cfg
+        raise ParameterError(f"check compares a Surrogate with the simulator; got {type(surrogate).__name__}. "
+                             "Fit one with Surrogate.fit(cfg) or load one with Surrogate.load(path).")
     cfg = surrogate.cfg if cfg is None else cfg
     layers = surrogate.fitted_layers if layers is None else _layer_shapes(layers)
     n_layers = check_count(n_layers, "n_layers")

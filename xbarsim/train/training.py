@@ -55,6 +55,7 @@ class TrainConfig:
             raise ParameterError(f"TrainConfig.lr = {self.lr!r}; a finite learning rate > 0.")
         object.__setattr__(self, "lr", lr)
         object.__setattr__(self, "seed", check_seed(self.seed, "TrainConfig.seed"))
+        object.__setattr__(self, "keep_best", check_flag(self.keep_best, "TrainConfig.keep_best"))  # "no" kept
 
 
 @dataclass(frozen=True, eq=False)

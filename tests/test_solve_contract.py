@@ -174,7 +174,7 @@ class TestSolveContract:
             assert np.all(sol.i_terminal[end][~on] == 0.0), end
             assert np.all(sol.i_terminal[end][on] != 0.0), end
             assert np.all(np.isfinite(sol.i_terminal[end])), end
-        assert np.all(sol.i_out[mask_b] == 0.0)
+        assert np.all(sol.i_out[mask_b] == 0.0) and not np.signbit(sol.i_out[mask_b]).any()  # 0, not -0
         assert np.all(sol.i_out[~mask_b] != 0.0)
         np.testing.assert_array_equal(sol.i_out[~mask_b], -sol.i_terminal["bottom"][~mask_b])
         assert_solutions_close(sol, naive_solve(**c.naive_args()))

@@ -528,7 +528,7 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     bottom = net.ends["bottom"]
     i_out = np.zeros((net.shape[1], net.batch))
     if bottom is not None:
-        i_out = -terminals["bottom"]
+        i_out = 0.0 - terminals["bottom"]  # not -x: no -0.0 where a bottom end floats
     if not net.batched:
         squeeze = lambda a: a[..., 0]
         v_wl, v_bl_mn, i_device, i_out = map(squeeze, (v_wl, v_bl_mn, i_device, i_out))

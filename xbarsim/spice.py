@@ -529,7 +529,7 @@ def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=1
     else:
         v0 = xbar.v0_full()[:, :, None]
         i_device = g * v0 * np.sinh(vd / v0)
-    i_out = -terminals["bottom"]
+    i_out = 0.0 - terminals["bottom"]  # not -x: no -0.0 where a bottom end floats
     if not net.batched:
         v_wl, v_bl, i_device, i_out = (a[..., 0] for a in (v_wl, v_bl, i_device, i_out))
         terminals = {k: v[..., 0] for k, v in terminals.items()}

@@ -665,15 +665,19 @@ def test_demo_says_when_it_leaves_multigrid_out(capsys):
     assert "multigrid skipped" in out and "\n      mg " not in out
 
 
-def test_demo_refuses_a_vanishing_wire_resistance_by_its_option_name(capsys, monkeypatch):
-    """--r-wire 1e-200 was refused as "r_wl" after "warming up the solvers"
-    (found by review); it is now named as typed, before any solve."""
+@pytest.mark.parametrize("r, message", [
+    ("1e-200", "--r-wire 1e-200: below 1e-100"),
+    ("1e20", "--r-wire 1e+20: the largest device conductance (0.0005 S) is 5e+16 times the wire's"),
+])
+def test_demo_refuses_a_wire_resistance_out_of_range_by_its_option_name(capsys, monkeypatch, r, message):
+    """--r-wire 1e-200 and 1e20 were refused as "r_wl" after "warming up
+    the solvers" (found by review); now named as typed, before any solve."""
     import xbarsim as xs
 
     monkeypatch.setattr(xs, "solve", lambda *a, **k: pytest.fail("solved before refusing"))
-    assert main(["demo", "--size", "8", "--r-wire", "1e-200"]) == 1
+    assert main(["demo", "--size", "8", "--r-wire", r]) == 1
     captured = capsys.readouterr()
-    assert "--r-wire 1e-200: below 1e-100" in captured.err and "warming" not in captured.out
+    assert message in captured.err and "warming" not in captured.err
 
 
 @pytest.mark.parametrize("command", ["demo", "solve", "scale", "program", "calibrate", "moons", "cache"])

@@ -78,6 +78,7 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     # programmed until its first missed solve, then raised
     (["--size", "16", "--solve-tol", "1e-14"], "below what the in-kernel circuit solve of a 16 x 16 array resolves"),
     (["--size", "2", "--r-wire", "1e-200"], "--r-wire 1e-200: below 1e-100"),  # was named r_wl
+    (["--size", "2", "--r-wire", "1e20"], "--r-wire 1e+20: the largest device conductance (0.001 S)"),  # r_wl
 ])
 def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     """Every user error is caught before anything runs or is written."""

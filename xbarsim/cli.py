@@ -51,16 +51,18 @@ def help_text(doc):
     return re.sub(r"`([^`]*)`", r"\1", re.sub(r"``([^`]*)``", r"\1", doc))
 
 
-def check_r_wire(r, flag="--r-wire", part="wire"):
+def check_r_wire(r, flag="--r-wire", part="wire", gmax=None):
     """The check of a ``--r-wire`` (``program``, ``demo``; ``solve``'s
     ``--r-wl``, ``--r-bl``, ``--r-in`` and ``--r-out`` too, with their
     ``flag`` and ``part``), before any work: a finite resistance >= 0 ohms,
-    0 (ideal) or at least the circuit's `R_TINY`. NaN passed a "< 0" test,
-    and a tiny one was refused later as ``r_wl`` or ``left.r``, names the
-    command line does not use (found by review)."""
+    0 (ideal) or at least the circuit's `R_TINY`, and, given the largest
+    device conductance `gmax` (siemens), a wire within the circuit's
+    `DYNAMIC_RANGE` of it. NaN passed a "< 0" test, and a tiny or huge one
+    was refused later as ``r_wl`` or ``left.r``, names the command line
+    does not use (``demo`` after compiling its solvers; found by review)."""
     import math
 
-    from .circuit import R_TINY
+    from .circuit import DYNAMIC_RANGE, R_TINY
     from .exceptions import ParameterError
 
     if not (math.isfinite(r) and r >= 0):
@@ -68,6 +70,10 @@ def check_r_wire(r, flag="--r-wire", part="wire"):
     if 0 < r < R_TINY:
         raise ParameterError(f"{flag} {r:g}: below {R_TINY:.0e} ohms the circuit solver cannot work; give 0 for an "
                              f"ideal {part} (handled exactly).")
+    if gmax is not None and gmax * r > DYNAMIC_RANGE:
+        raise ParameterError(f"{flag} {r:g}: the largest device conductance ({gmax:.3g} S) is {gmax * r:.2g} times "
+                             f"the {part}'s; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve the {part}s "
+                             f"next to it. Give a smaller {flag} (resistances in ohms).")
     return r
 
 

@@ -321,7 +321,7 @@ def register(subparsers):
         from .programming import TransferConfig, _check_target, check_program_memory
 
         device = presets.TIO2_IDEAL if args.ideal_device else presets.TIO2
-        check_r_wire(args.r_wire)
+        check_r_wire(args.r_wire, gmax=device.g_hi)  # TransferConfig's refusal names r_wl
         cfg = TransferConfig(device=device, scheme=args.scheme, read_scheme=args.read_scheme,
                              order=args.order, tolerance=args.tolerance, r_wl=args.r_wire,
                              r_bl=args.r_wire, solve_tol=args.solve_tol, solve_maxiter=args.solve_maxiter)

@@ -86,7 +86,7 @@ def test_program_64x64(benchmark):
     res = benchmark.pedantic(xs.program, args=(t, xs.TransferConfig()), kwargs=dict(seed=0),
                              rounds=1, iterations=1)
     _DEFAULT_64["res"] = res
-    working = res.stuck == 0
+    working = res.working
     benchmark.extra_info.update(
         target_s=5.0, mean_pulses=float(res.pulses.mean()),
         converged_working=float(res.converged[working].mean()), solver_failures=res.solver_failures,
@@ -140,7 +140,7 @@ def _peak_collected(n):
     batch = xs.transfer_many(W1, b1, cfg, n=n, seed=0, chunk=128)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    result = sum(a.nbytes for arrs in (batch.g, batch.converged, batch.stuck, batch.pulses) for a in arrs)
+    result = sum(a.nbytes for arrs in (batch.g, batch.converged, batch.stuck_state, batch.pulses) for a in arrs)
     return peak, result
 
 

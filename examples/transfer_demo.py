@@ -56,7 +56,7 @@ def main(n=200, seed=0, verbose=True, device=None, r_wire=1.0):
     err = y - ideal[None]
     rel_rms = float(np.sqrt(np.mean(err**2)) / np.ptp(ideal))
     if verbose:
-        stuck = np.mean(np.concatenate([s.ravel() for s in layer1.stuck + layer2.stuck]) > 0)
+        stuck = np.mean(np.concatenate([s.ravel() for s in layer1.stuck + layer2.stuck]))
         # a transfer is hit when any of its devices, in either layer, is stuck
         hit = np.zeros(n, bool)
         for tile in layer1.stuck + layer2.stuck:  # (n, rows, columns) per tile

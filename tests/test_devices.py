@@ -233,5 +233,5 @@ def test_stuck_conductances_outside_the_physical_range_are_refused(kw):
 def test_stuck_lrs_draws_stay_inside_the_physical_range():
     dev = xs.DeviceParams(p_stuck_lrs=1.0, p_stuck_hrs=0.0, g_stuck_lrs_mean=1e-3, g_stuck_lrs_std=5e-4)
     res = xs.program(np.full((6, 6), 3e-4), xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0), seed=0)
-    assert np.all(res.stuck == 1)
+    assert np.all(res.stuck_state == 1) and res.stuck.all()
     assert res.g_final.max() == dev.g_hi and res.g_final.min() >= dev.g_lo  # half the draws were above g_hi

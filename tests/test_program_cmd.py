@@ -25,9 +25,9 @@ def test_cli_writes_summary_npz_png_consistent_with_the_result(tmp_path, capsys)
     cfg = xs.TransferConfig(scheme="V/3", r_wl=2.0, r_bl=2.0)
     targets = np.random.default_rng(3).uniform(cfg.device.g_min, cfg.device.g_max, (6, 5))
     res = xs.program(targets, cfg, seed=3)
-    for name in ("target", "pulses", "g_after_own", "g_final", "converged", "stuck", "order_index"):
+    for name in ("target", "pulses", "g_after_own", "g_final", "converged", "stuck", "stuck_state", "order_index"):
         np.testing.assert_array_equal(npz[name], getattr(res, name))
-    w = res.stuck == 0
+    w = ~res.stuck
     assert summary["pulses_mean"] == pytest.approx(res.pulses.mean())
     assert summary["working"] == w.sum()
     assert summary["error_final_pct"]["mean"] == pytest.approx(100 * np.mean(res.g_final[w] / res.target[w] - 1))
@@ -203,7 +203,7 @@ def test_program_png_shows_stuck_devices_clipping_and_every_device(tmp_path, mon
     cfg = xs.TransferConfig(device=replace(xs.presets.TIO2, p_stuck_lrs=0.1), r_wl=1.0, r_bl=1.0)
     targets = np.random.default_rng(0).uniform(100e-6, 500e-6, (12, 12))
     res = xs.program(targets, cfg, seed=1)
-    n_stuck = int((res.stuck != 0).sum())
+    n_stuck = int(res.stuck.sum())
     assert n_stuck > 0
     figs = []
     real_close = plt.close
@@ -213,7 +213,7 @@ def test_program_png_shows_stuck_devices_clipping_and_every_device(tmp_path, mon
     image = err_ax.images[0]
     assert np.allclose(image.cmap.get_bad()[:3], 0.6)  # grey, not the white of 0 %
     assert f"{n_stuck} stuck devices in grey" in err_ax.get_title()
-    err = 100 * (res.g_final / res.target - 1)[res.stuck == 0]
+    err = 100 * (res.g_final / res.target - 1)[res.working]
     lim = image.norm.vmax
     colorbar = image.colorbar
     assert (colorbar.extend == "both") == (np.abs(err).max() > lim)

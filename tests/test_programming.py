@@ -451,28 +451,34 @@ def test_the_write_verify_ramp_follows_the_measured_settings(target, v_set_max, 
         assert max(volts) == pytest.approx(1.2) and volts[-2:] == pytest.approx([-1.1, -1.12])
 
 
-def test_working_is_the_mask_of_devices_that_are_not_stuck():
-    """``stuck`` holds int8 codes, so ``~stuck`` is no mask of working
-    devices (~0 is -1); `working` is (found by an examiner's check)."""
+def test_stuck_is_a_mask_and_stuck_state_says_how():
+    """``stuck`` held int8 codes, so ``~stuck`` was no mask of working
+    devices (~0 is -1) and ``stuck.mean()`` counted an HRS device twice
+    (found by an examiner's check, then by review): it is bool, and the
+    codes are ``stuck_state``."""
     dev = replace(xs.presets.TIO2, p_stuck_lrs=0.3, p_stuck_hrs=0.3)
     res = xs.program(_targets((6, 6), seed=4), xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0), seed=1)
-    assert res.working.dtype == bool and res.working.shape == (6, 6)
-    np.testing.assert_array_equal(res.working, res.stuck == 0)
-    assert 0 < res.working.sum() < 36 and set(np.unique(res.stuck)) == {0, 1, 2}
-    assert not np.any(res.converged & ~res.working)
+    assert res.stuck.dtype == bool and res.stuck.shape == (6, 6)
+    assert res.stuck_state.dtype == np.int8 and set(np.unique(res.stuck_state)) == {0, 1, 2}
+    np.testing.assert_array_equal(res.stuck, res.stuck_state != 0)
+    np.testing.assert_array_equal(res.working, ~res.stuck)
+    assert res.stuck.mean() == np.mean(res.stuck_state != 0)  # the failure rate, each device once
+    assert 0 < res.working.sum() < 36
+    assert not np.any(res.converged & res.stuck)
+    assert np.all(res.g_final[res.stuck_state == 2] <= dev.g_stuck_hrs_hi)
 
 
 def test_converges_for_every_working_device():
     cfg = xs.TransferConfig()  # TIO2, V/2, grounded reads, 1 ohm
     t = _targets((8, 8), seed=1)
     res = xs.program(t, cfg, seed=2)
-    working = res.stuck == 0
+    working = ~res.stuck
     assert working.sum() > 50
     assert np.all(res.converged[working])
     assert res.solver_failures == 0
     rel = np.abs(res.read_after_own / t - 1)
     assert np.all(rel[res.converged] <= cfg.tolerance)
-    for name in ("order_index", "target", "pulses", "g_after_own", "g_final", "converged", "stuck"):
+    for name in ("order_index", "target", "pulses", "g_after_own", "g_final", "converged", "stuck", "stuck_state"):
         assert getattr(res, name).shape == (8, 8)
     assert sorted(res.order_index.ravel()) == list(range(64))
     assert res.order_index[1, 0] == 1  # column-major

@@ -714,8 +714,11 @@ def test_transfer_programs_same_shape_tiles_together_each_on_its_own_stream():
         pairs = programming_order(tile.shape, cfg.order)
         out = _program_batch(tile.target[None], cfg, _check_seed(2), offset=0, key=k, order_pairs=pairs)
         res = prog.results[k]
-        for name in ("g_final", "pulses", "g_after_own", "read_after_own", "read_final", "stuck"):
+        for name in ("g_final", "pulses", "g_after_own", "read_after_own", "read_final"):
             np.testing.assert_array_equal(getattr(res, name), out[name][0])
+        np.testing.assert_array_equal(res.stuck_state, out["stuck"][0])
+        np.testing.assert_array_equal(prog.stuck_state[k], out["stuck"][0])
+        np.testing.assert_array_equal(prog.stuck[k], out["stuck"][0] != 0)
         np.testing.assert_array_equal(prog.g[k], out["g_final"][0])
 
 

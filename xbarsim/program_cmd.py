@@ -83,7 +83,7 @@ def summarize(res, seconds=None):
         stuck, those statistics and ``converged_working`` are None (null in
         JSON): there is nothing to measure.
     """
-    w = res.stuck == 0
+    w = res.working
     t = res.target[w]
     own = res.g_after_own[w] / t - 1.0
     fin = res.g_final[w] / t - 1.0
@@ -100,8 +100,8 @@ def summarize(res, seconds=None):
         shape=list(res.target.shape),
         devices=int(res.target.size),
         working=int(w.sum()),
-        stuck_lrs=int((res.stuck == 1).sum()),
-        stuck_hrs=int((res.stuck == 2).sum()),
+        stuck_lrs=int((res.stuck_state == 1).sum()),
+        stuck_hrs=int((res.stuck_state == 2).sum()),
         converged_working=float(res.converged[w].mean()) if w.any() else None,
         pulses_mean=float(res.pulses.mean()),
         pulses_max=int(res.pulses.max()),
@@ -122,7 +122,7 @@ def plot(res, path, title=""):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    w = res.stuck == 0
+    w = res.working
     err = np.where(w, 100.0 * (res.g_final / res.target - 1.0), np.nan)
     fig, ax = plt.subplots(2, 2, figsize=(11, 8.5))
     lim = float(np.nanpercentile(np.abs(err), 99)) if w.any() else 1.0
@@ -253,7 +253,8 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
         np.savez_compressed(
             files.path("result.npz"),
             **{k: getattr(res, k) for k in ("order_index", "target", "pulses", "g_after_own", "g_final",
-                                            "read_after_own", "read_final", "converged", "stuck")})
+                                            "read_after_own", "read_final", "converged", "stuck",
+                                            "stuck_state")})
         plot(res, files.path("program.png"),
              title=f"xbarsim program: {M}x{N}, {cfg.scheme.value} bias, {cfg.read_scheme.value} reads, "
                    f"{wires_text(cfg.r_wl, cfg.r_bl, 'Ω')}, seed {seed}")

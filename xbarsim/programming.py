@@ -510,8 +510,9 @@ class ProgramResult:
     tolerance band (a stuck device is never converged, also where its read
     lands in the band by chance: found by review)."""
     stuck: np.ndarray
-    """0 working, 1 stuck near LRS, 2 stuck in HRS (int8 codes: a mask of
-    working devices is `working` or ``stuck == 0``, not ``~stuck``)."""
+    """True where the device failed (stuck near LRS or in HRS: `stuck_state`)."""
+    stuck_state: np.ndarray
+    """int8 codes: 0 working, 1 stuck near LRS, 2 stuck in HRS."""
     solver_failures: int = 0
     """Circuit solves that missed their tolerance: always 0 in a returned result (a miss raises
     `ConvergenceError`); kept for the record."""
@@ -520,10 +521,8 @@ class ProgramResult:
 
     @property
     def working(self):
-        """(M, N) bool: True where the device is not stuck (``stuck == 0``).
-        ``~stuck`` is no such mask: ``stuck`` holds int8 codes, and ``~0``
-        is -1, which reads as True."""
-        return self.stuck == 0
+        """(M, N) bool: True where the device is not stuck (``~stuck``)."""
+        return ~self.stuck
 
 
 def _check_target(target_g, dev, track=False, name="target_g"):
@@ -769,7 +768,8 @@ def _program_result(out, target, pairs, track=False):
         read_after_own=out["read_after_own"][0],
         read_final=out["read_final"][0],
         converged=out["converged"][0].astype(bool),
-        stuck=out["stuck"][0],
+        stuck=out["stuck"][0] != 0,
+        stuck_state=out["stuck"][0],
         solver_failures=int(out["fails"][0]),
         drift_reads=out["track"][0] if track else None,
     )

@@ -78,7 +78,7 @@ def _check_row_offset(row_offset):
     return int(row_offset)
 
 
-_TILE_FIELDS = ("g", "converged", "stuck", "pulses")
+_TILE_FIELDS = ("g", "converged", "stuck_state", "pulses")
 """The per-tile array fields of `Programmed` and `TransferBatch`."""
 
 
@@ -103,10 +103,15 @@ class _ProgrammedLayer:
     """Per tile: final true conductances, S."""
     converged: List[np.ndarray]
     """Per tile, bool: write-verify ended inside the band."""
-    stuck: List[np.ndarray]
-    """Per tile, int8: 0 working, 1 stuck near LRS, 2 stuck in HRS."""
+    stuck_state: List[np.ndarray]
+    """Per tile, int8 codes: 0 working, 1 stuck near LRS, 2 stuck in HRS."""
     pulses: List[np.ndarray]
     """Per tile, int32: pulses of the device's own write-verify."""
+
+    @property
+    def stuck(self):
+        """Per tile, bool: True where the device failed (``stuck_state != 0``)."""
+        return [s != 0 for s in self.stuck_state]
 
     def __post_init__(self):
         # A batch built or edited by hand (dataclasses.replace): tiles of the
@@ -403,7 +408,7 @@ def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int 
     return Programmed(
         mapping=mapping, cfg=cfg, seed=int(seed), index=0,
         g=[r.g_final for r in results], converged=[r.converged for r in results],
-        stuck=[r.stuck for r in results], pulses=[r.pulses for r in results], results=results,
+        stuck_state=[r.stuck_state for r in results], pulses=[r.pulses for r in results], results=results,
     )
 
 
@@ -432,7 +437,7 @@ def _transfer_chunks(mapping, cfg, s, seed, n, chunk):
         count = min(chunk, n - start)
         g, conv, stuck, pulses, fails = _run_chunk(mapping, cfg, s, start, count)
         yield TransferBatch(mapping=mapping, cfg=cfg, seed=seed, offset=start, g=g,
-                            converged=conv, stuck=stuck, pulses=pulses, solver_failures=fails)
+                            converged=conv, stuck_state=stuck, pulses=pulses, solver_failures=fails)
 
 
 def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: int = 2000, seed: int = 0,
@@ -506,7 +511,7 @@ def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: in
                 place(start, res)
                 bar.update()
     return TransferBatch(mapping=mapping, cfg=cfg, seed=int(seed), offset=0, g=g, converged=conv,
-                         stuck=stuck, pulses=pulses, solver_failures=fails)
+                         stuck_state=stuck, pulses=pulses, solver_failures=fails)
 
 
 def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):

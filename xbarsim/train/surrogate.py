@@ -695,7 +695,7 @@ class Surrogate:
                     tile_g = []
                     for k, tile in enumerate(lm.tiles):
                         res = xs.program(tile.target, cfg, seed=int(rng.integers(0, 2**62)))
-                        tiles.append((res.target, res.g_after_own, res.g_final, res.stuck, res.pulses))
+                        tiles.append((res.target, res.g_after_own, res.g_final, res.stuck_state, res.pulses))
                         tile_g.append(res.g_final)
                     if t < max(8, n_transfers // 4):
                         mvm_jobs.append((lm, tile_g, rng.uniform(0, cfg.input_scale, (n_probe, in_f))))
@@ -1275,7 +1275,7 @@ def _batch_from(lm, cfg, tile_g, offset=0, seed=0):
     return xs.TransferBatch(
         mapping=lm, cfg=cfg, seed=seed, offset=offset, g=[np.ascontiguousarray(g) for g in tile_g],
         converged=[np.ones(g.shape, bool) for g in tile_g],
-        stuck=[np.zeros(g.shape, np.int8) for g in tile_g],
+        stuck_state=[np.zeros(g.shape, np.int8) for g in tile_g],
         pulses=[np.zeros(g.shape, np.int32) for g in tile_g],
     )
 
@@ -1309,7 +1309,7 @@ def failure_samples(cfg, n_devices, seed):
     per = sum(t.target.size for t in xs.mapping.map_layer(np.zeros((out_f, in_f)), np.zeros(out_f), cheap).tiles)
     n = -(-int(n_devices) // per)
     batch = xs.transfer_many(np.zeros((out_f, in_f)), np.zeros(out_f), cheap, n=n, seed=int(seed), chunk=1024)
-    stuck = np.concatenate([a.reshape(n, -1) for a in batch.stuck], axis=1).ravel()
+    stuck = np.concatenate([a.reshape(n, -1) for a in batch.stuck_state], axis=1).ravel()
     g = np.concatenate([a.reshape(n, -1) for a in batch.g], axis=1).ravel()
     return stuck[:n_devices], g[:n_devices]
 
@@ -1416,7 +1416,7 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
                 W_aug = np.concatenate([W, b[:, None]], axis=1)
                 x = rng.uniform(0, cfg.input_scale, (n_probe, in_f))
                 y = batch.mvm(x, seed=int(rng.integers(0, 2**62)))
-                fw, fb = failed_weights(lm, batch.stuck)
+                fw, fb = failed_weights(lm, batch.stuck_state)
                 ok = ~np.concatenate([fw, fb[..., None]], axis=-1)
                 n_sur = reps * per_layer
                 gs, ss = surrogate.sample_tiles(lm, srng, n=n_sur)
@@ -1429,7 +1429,7 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
                         layer_err[shape][key].append(E.ravel())
                         layer_err[shape][key + "_ok"].append(E[okk[r]].ravel())
                 for k, tile in enumerate(lm.tiles):
-                    st = batch.stuck[k]
+                    st = batch.stuck_state[k]
                     okd = st == 0
                     t_sim.append(np.broadcast_to(tile.target, st.shape)[okd])
                     g_sim.append(batch.g[k][okd])

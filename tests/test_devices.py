@@ -66,6 +66,21 @@ def test_device_numbers_bool_refused_numpy_scalars_taken():
                                                       read_noise=0.002, tw_ref=1.0).pack())
 
 
+def test_zero_dimensional_arrays_and_tensors_are_numbers():
+    """Arrays and tensors are taken wherever arrays go, but a 0-d one was
+    refused as a scalar: TransferConfig(tolerance=torch.tensor(0.01)) (found
+    by review). Bool and complex ones, and 1-element 1-d ones, are not."""
+    import torch
+
+    cfg = xs.TransferConfig(tolerance=torch.tensor(0.02, dtype=torch.float64), r_wl=np.array(2.0))
+    assert type(cfg.tolerance) is float and cfg.tolerance == 0.02 and cfg.r_wl == 2.0
+    dev = replace(xs.presets.TIO2, v0=torch.tensor(0.5, dtype=torch.float64, requires_grad=True))
+    assert type(dev.v0) is float and dev.v0 == 0.5
+    for bad in (torch.tensor(True), torch.tensor(1 + 2j), torch.tensor([0.45]), np.array(True), np.array([0.45])):
+        with pytest.raises(xs.ParameterError, match="expected a finite number"):
+            replace(xs.presets.TIO2, v0=bad)
+
+
 def test_read_current_is_sinh():
     dev = xs.presets.TIO2
     g = 3e-4

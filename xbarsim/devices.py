@@ -144,10 +144,19 @@ __all__ = ["DeviceParams"]
 
 
 def real_scalar(value):
-    """``value`` as a Python float if it is one real number (int, float, or a
-    NumPy integer or floating scalar), else None. Booleans are not numbers
-    here (``True`` would be read as 1 volt, siemens, ...), and neither are
-    strings; an int too large for a float is None too."""
+    """``value`` as a Python float if it is one real number (int, float, a
+    NumPy integer or floating scalar, or a 0-d NumPy array or torch tensor
+    of such a dtype), else None. Booleans are not numbers here (``True``
+    would be read as 1 volt, siemens, ...), and neither are strings; an int
+    too large for a float is None too."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "detach") and hasattr(value, "item"):
+        # a 0-d torch tensor (torch.tensor(0.01)), as arrays take tensors; not one of bool or complex dtype
+        if value.dtype.is_complex or not (value.dtype.is_floating_point or str(value.dtype).startswith("torch.int")
+                                          or str(value.dtype) == "torch.uint8"):
+            return None
+        value = value.detach().cpu().item()
+    elif isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]  # its NumPy scalar, checked below
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         return None
     try:

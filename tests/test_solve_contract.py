@@ -388,12 +388,12 @@ class TestSolveContract:
         ("bottom", xs.Drive(0.0, r=-1e-3)),
         ("bottom", xs.Drive(0.0, floating=np.zeros(3, bool))),
         ("bottom", xs.Drive(0.0, floating=[0, 0, 0, 1])),
-        # not a Drive at all
-        ("left", 0.1),
+        # not a Drive, nor voltages of ideal sources (a number or one per line: those are Drive(v))
+        ("left", np.zeros(2)),
         ("left", (np.zeros(3), 0.0)),
         ("left", {"v": 0.1}),
         ("bottom", "ground"),
-        ("top", np.zeros(4)),
+        ("top", [0.0] * 5),
     ], ids=lambda x: x if isinstance(x, str) else "")
     def test_bad_drive(self, method, end, drive):
         M, N = 3, 4
@@ -860,6 +860,28 @@ def test_a_huge_batch_is_refused_before_the_network_is_built(monkeypatch):
     xbar = xs.Crossbar(np.full((4, 3), 1e-4), 1.0, 1.0)
     with pytest.raises(xs.MemoryLimitError, match="split the batch"):
         xs.solve(xbar, left=xs.Drive(np.broadcast_to(0.1, (4, 10**9))), bottom=xs.Drive(0.0))
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
+def test_bare_voltages_are_ideal_sources(method):
+    """CIRCUIT.md's ideal read, written as a newcomer would: ``left=x,
+    bottom=0.0`` (an xs.Drive was required, and a bare array refused)."""
+    rng = np.random.default_rng(5)
+    g = rng.uniform(1e-4, 5e-4, (6, 5))
+    x = rng.uniform(0.0, 0.3, (6, 3))
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+    bare = xs.solve(xbar, left=x, bottom=0.0, method=method)
+    full = xs.solve(xbar, left=xs.Drive(x, r=0.0), bottom=xs.Drive(0.0, r=0.0), method=method)
+    for name in ("v_wl", "v_bl", "i_device", "i_out"):
+        np.testing.assert_array_equal(getattr(bare, name), getattr(full, name))
+    ideal = xs.solve(xs.Crossbar(g), left=list(x[:, 0]), bottom=0)  # 0 ohm wires: not mg's
+    np.testing.assert_allclose(ideal.i_out, g.T @ x[:, 0], rtol=1e-12)
+    for bad, word in (("a", "left must be an xbarsim.Drive, voltages of ideal sources .*left holds strings"),
+                      ({"v": 1.0}, "left must be an xbarsim.Drive"),
+                      (np.zeros(5), r"left has shape \(5,\); expected a scalar, \(6,\) or \(6, B\)"),
+                      ([np.nan] * 6, "left holds NaN or inf")):
+        with pytest.raises(xs.ParameterError, match=word):
+            xs.solve(xbar, left=bad, bottom=0.0, method=method)
 
 
 def test_a_solution_built_by_hand_says_it_has_no_circuit():

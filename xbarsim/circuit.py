@@ -528,31 +528,45 @@ class _EndSpec:
     batched: bool
 
 
+def as_drive(value):
+    """`value` as what is attached to one end: a `Drive` or None (floating)
+    as given, anything else the voltages of ideal sources (``Drive(value)``,
+    ``r = 0``): ``xs.solve(xbar, left=x, bottom=0.0)`` is the ideal read of
+    CIRCUIT.md. `_normalize_drive` validates it."""
+    return value if value is None or isinstance(value, Drive) else Drive(v=value)
+
+
 def _normalize_drive(drive, n_lines, name):
-    """Validate one `Drive` (or None) against its line count."""
+    """Validate one `Drive` (or None, or voltages of ideal sources:
+    `as_drive`) against its line count."""
     if drive is None:
         return None
-    if not isinstance(drive, Drive):
-        raise ParameterError(
-            f"{name} must be an xbarsim.Drive or None (floating); got {type(drive).__name__}."
-        )
-    v = _as_float_array(drive.v, f"{name}.v")
+    shorthand = not isinstance(drive, Drive)
+    drive = as_drive(drive)
+    vname = name if shorthand else f"{name}.v"  # left=x: "left has shape ...", not "left.v"
+    try:
+        v = _as_float_array(drive.v, vname)
+    except ParameterError as exc:
+        if not shorthand:
+            raise
+        raise ParameterError(f"{name} must be an xbarsim.Drive, voltages of ideal sources (a number, or an "
+                             f"array of one per line: Drive(v) with r = 0), or None (floating); {exc}") from None
     if v.ndim == 0:
         v = np.full((n_lines, 1), float(v))
         batched = False
     elif v.ndim == 1:
         if v.shape[0] != n_lines:
-            raise ParameterError(f"{name}.v has shape {v.shape}; expected a scalar, ({n_lines},) or ({n_lines}, B).")
+            raise ParameterError(f"{vname} has shape {v.shape}; expected a scalar, ({n_lines},) or ({n_lines}, B).")
         v = v[:, None]
         batched = False
     elif v.ndim == 2:
         if v.shape[0] != n_lines or v.shape[1] < 1:
-            raise ParameterError(f"{name}.v has shape {v.shape}; expected a scalar, ({n_lines},) or ({n_lines}, B) with B >= 1.")
+            raise ParameterError(f"{vname} has shape {v.shape}; expected a scalar, ({n_lines},) or ({n_lines}, B) with B >= 1.")
         batched = True
     else:
-        raise ParameterError(f"{name}.v has {v.ndim} dimensions; expected a scalar, ({n_lines},) or ({n_lines}, B).")
+        raise ParameterError(f"{vname} has {v.ndim} dimensions; expected a scalar, ({n_lines},) or ({n_lines}, B).")
     if not np.all(np.isfinite(v)):
-        raise ParameterError(f"{name}.v holds NaN or inf; drive voltages must be finite volts.")
+        raise ParameterError(f"{vname} holds NaN or inf; drive voltages must be finite volts.")
     r = _as_float_array(drive.r, f"{name}.r")
     if r.ndim != 0 and r.shape != (n_lines,):
         raise ParameterError(f"{name}.r has shape {r.shape}; expected a scalar or ({n_lines},).")

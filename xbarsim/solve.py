@@ -46,7 +46,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._repr import compact_repr
-from .circuit import RESISTIVE, Crossbar, Network, build_network, driven_ends, kernel_array, transposed
+from .circuit import RESISTIVE, Crossbar, Network, as_drive, build_network, driven_ends, kernel_array, transposed
 from ._coerce import as_real_array
 from .devices import real_scalar
 from .exceptions import ConvergenceError, ParameterError
@@ -287,10 +287,13 @@ def solve(
     ----------
     xbar : Crossbar
         The array: conductances, wire resistances.
-    left, right : Drive or None
+    left, right : Drive, voltages or None
         Word-line ends (``WL(i, 0)`` / ``WL(i, N-1)``); None floats them all.
-    top, bottom : Drive or None
-        Bit-line ends (``BL(0, j)`` / ``BL(M-1, j)``); None floats them all.
+        A number or an array (M,) / (M, B) is ``Drive(v)``: ideal sources
+        (``r = 0``) of those voltages.
+    top, bottom : Drive, voltages or None
+        Bit-line ends (``BL(0, j)`` / ``BL(M-1, j)``), as left / right:
+        ``bottom=0.0`` holds every bit line at 0 V.
     method : {"auto", "mg", "pcg", "direct"}
         Solver; see the module docstring.
     tol : float
@@ -388,7 +391,7 @@ def _batch_of(*drives):
     there is none. Validation proper is `build_network`'s."""
     batch = 1
     for d in drives:
-        v = getattr(d, "v", None)
+        v = as_drive(d).v if d is not None else None  # a bare voltage array is Drive(v)
         shape = getattr(v, "shape", None)
         if shape is None:
             try:

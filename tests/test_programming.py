@@ -905,6 +905,20 @@ def test_program_input_errors():
         xs.program(np.full((2, 2), 3e-4), cfg, seed=True)
 
 
+@pytest.mark.parametrize("window", [(50e-6, 500e-6), (100e-6, 600e-6), (99.9e-6, 500e-6)])
+def test_a_window_outside_the_operating_window_is_refused(window):
+    """The issue's "a window outside the device's range": 2-10 kOhm for
+    TiO2, where the model is calibrated. Windows up to the reachable range
+    (5 uS - 1 mS) were taken (found by an outsider's acceptance test)."""
+    with pytest.raises(xs.ParameterError, match=r"outside the device's operating window, 0.0001 to 0.0005 S.*"
+                                                r"dataclasses.replace\(device, g_min=\.\.\., g_max=\.\.\.\)"):
+        xs.TransferConfig(window=window)
+    assert xs.TransferConfig(window=(100e-6, 500e-6)).g_window == (100e-6, 500e-6)  # its edges are inside
+    assert xs.TransferConfig(window=(150e-6, 400e-6)).g_window == (150e-6, 400e-6)
+    wide = replace(xs.presets.TIO2, g_min=50e-6, g_max=600e-6)  # the way to map beyond it
+    assert xs.TransferConfig(device=wide, window=(50e-6, 600e-6)).g_window == (50e-6, 600e-6)
+
+
 def test_window_hint_names_the_configured_device():
     dev = replace(xs.presets.TIO2, g_min=20e-6, g_max=80e-6)
     with pytest.raises(xs.ParameterError, match="2e-05 to 8e-05 S"):

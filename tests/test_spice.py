@@ -141,8 +141,8 @@ BAD_INPUTS = [
     # batch sizes that disagree
     (xs.ParameterError, r"batch sizes differ",
      dict(left=xs.Drive(np.ones((3, 2))), bottom=xs.Drive(np.zeros((2, 3))))),
-    # not a Drive
-    (xs.ParameterError, r"left must be an xbarsim\.Drive", dict(left=0.1, bottom=xs.Drive(0.0))),
+    # not a Drive, nor voltages of ideal sources (a bare 0.1 is Drive(0.1))
+    (xs.ParameterError, r"left must be an xbarsim\.Drive", dict(left="0.1 V", bottom=xs.Drive(0.0))),
     # word line 1 floats and its devices are open: no unique solution
     (xs.CircuitError, r"WL\[1\] has no finite-resistance path",
      dict(left=xs.Drive(0.1, floating=np.array([False, True, False])), bottom=xs.Drive(0.0))),
@@ -161,6 +161,16 @@ def test_bad_input_raises_before_ngspice(no_subprocess, error, match, drives):
         write_netlist(xbar, **drives)
     with pytest.raises(error, match=match):
         run_ngspice(xbar, **drives)
+
+
+@needs_ngspice
+def test_bare_voltages_are_ideal_sources_for_spice_too():
+    g = np.full((3, 2), 2e-4)
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+    x = np.array([0.1, 0.2, 0.3])
+    assert write_netlist(xbar, left=x, bottom=0.0) == write_netlist(xbar, left=xs.Drive(x), bottom=xs.Drive(0.0))
+    bare = run_ngspice(xbar, left=x, bottom=0.0)
+    np.testing.assert_array_equal(bare.i_out, run_ngspice(xbar, left=xs.Drive(x), bottom=xs.Drive(0.0)).i_out)
 
 
 def test_bad_column_timeout_and_crossbar_raise(no_subprocess):

@@ -182,7 +182,7 @@ def test_a_refused_run_leaves_out_untouched(quick_run, tmp_path, capsys):
         assert (out / "ablation.csv").read_text() == "kept\n" and (out / "surrogate_check.json").exists()
         assert main(["moons", "--quick", "--out", str(tmp_path / "new"), "--no-progress"] + bad) == 1
         assert not (tmp_path / "new").exists()
-    capsys.readouterr()
+    assert "error: --noise -1: the half moons' noise must be a finite number >= 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad, message", [

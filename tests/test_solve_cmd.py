@@ -223,6 +223,10 @@ def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
                                                                  "0.001 ohm segments of --r-bl"),
     (None, ["--g", "g.npy", "--r-wire", "1e14"], "--r-wire 1e+14: the largest device conductance"),
     (None, ["--g", "g.npy", "--inputs", ""], "no such file"),  # was ignored: --v-in's default was solved
+    # named as typed, before the file is read (they were "tol must be" and "pulse_drives: vp")
+    (None, ["--g", "missing.npy", "--tol", "0"], "--tol 0: tol must be a number in (0, 1)"),
+    (None, ["--g", "g.npy", "--tol", "1e-20"], "--tol 1e-20: tol = 1e-20 is below what double precision resolves"),
+    (None, ["--g", "g.npy", "--pulse", "0,0", "--vp", "nan"], "--vp nan: give a finite pulse amplitude"),
     # an archive is named as one: it was "could not be read as numbers (UnicodeDecodeError" (found by review)
     (lambda t: np.savez(t / "g.npz", g=np.ones((2, 2))), ["--g", "g.npz"], "is an .npz archive"),
 ])
@@ -413,7 +417,7 @@ def test_solve_pulse_reports_the_voltages_of_xs_pulse_drives(files, capsys, sche
     (["--pulse", "1,1", "--r-in", "2"], "--r-in: terminal resistances belong to a read"),
     (["--pulse", "1,1", "--r-terminal", "2", "--r-out", "0"], "--r-terminal: terminal resistances belong to a read"),
     (["--pulse", "1,1", "--r-in", "2", "--r-out", "1"], "--r-in / --r-out: terminal resistances belong to a read"),
-    (["--pulse", "1,1", "--vp", "inf"], "not finite"),
+    (["--pulse", "1,1", "--vp", "inf"], "--vp inf: give a finite pulse amplitude"),  # was "pulse_drives: vp = inf ... not finite"
 ])
 def test_solve_pulse_refuses_bad_requests_before_writing(files, capsys, argv_extra, message):
     tmp, _, _ = files

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import sys
 import time
@@ -581,6 +582,9 @@ def register(subparsers):
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     def main(args):
+        if args.noise is not None and not (math.isfinite(args.noise) and args.noise >= 0):
+            # the library's refusal says "noise" (found by review)
+            raise ParameterError(f"--noise {args.noise:g}: the half moons' noise must be a finite number >= 0.")
         out = args.out if args.out is not None else ("out/moons-quick" if args.quick else "out/moons")
         run(out_dir=out, transfers=args.transfers, seed=args.seed, quick=args.quick, data_dir=args.data,
             noise=args.noise, surrogate_path=args.surrogate, epochs=args.epochs, fit_transfers=args.fit_transfers,

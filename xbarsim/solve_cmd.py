@@ -591,6 +591,22 @@ def _cell_arg(text):
     return i, j
 
 
+def _check_flags(args):
+    """``--tol`` and ``--vp`` checked first, by the names typed: the library
+    refuses them as ``tol`` and ``pulse_drives: vp`` (found by review)."""
+    import math
+
+    from .solve import _check_tol
+
+    if args.tol is not None:
+        try:
+            _check_tol(args.tol, None)
+        except ParameterError as exc:
+            raise ParameterError(f"--tol {args.tol:g}: {exc}") from None
+    if args.vp is not None and not math.isfinite(args.vp):
+        raise ParameterError(f"--vp {args.vp:g}: give a finite pulse amplitude in volts (negative for a reset).")
+
+
 def _check_resistances(g, wl, bl, t_in, t_out, method):
     """The circuit's checks of its resistances (`xbarsim.Crossbar`,
     `xbarsim.solve`), made first with the command line's names: the
@@ -677,6 +693,7 @@ def register(subparsers):
                    help="no per-iteration lines on stderr (printed from 512 x 512 cells on)")
 
     def main(args):
+        _check_flags(args)
         g = load_array(args.g, "--g", "conductances in siemens, one row per word line", ndmin=2)
         if g.ndim != 2:
             raise ParameterError(f"--g {args.g!r} has shape {g.shape}; give a 2-D array, one row of "

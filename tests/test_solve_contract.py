@@ -605,6 +605,10 @@ def test_a_crossbar_owns_read_only_copies_of_its_arrays():
     # None became NaN and was refused as "NaN or inf" (found by review)
     ([[1e-4, None, 1e-4]] * 2, r"g holds None \(first at \[0, 1\]\)"),
     (np.array([[1e-4, 2e-4, None]], dtype=object), r"g holds None \(first at \[0, 2\]\)"),
+    # dates, durations and records became floats without a word (found by review)
+    (np.full((2, 3), np.datetime64("2026-12-02")), r"g holds dates \(datetime64\), not numbers"),
+    (np.ones((2, 3), dtype="timedelta64[s]"), r"g holds durations \(timedelta64\)"),
+    (np.ones((2, 3), dtype=[("g", "f8")]), r"g holds records \(a structured array\)"),
 ])
 def test_crossbar_refuses_values_numpy_would_bend(value, message):
     with pytest.raises(xs.ParameterError, match=message):

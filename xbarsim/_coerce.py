@@ -77,6 +77,9 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
         raise ParameterError(f"{name} must be real numbers; got {what} values. Pass {units}.")
     if kind in ("U", "S") or isinstance(value, (str, bytes)):
         raise ParameterError(f"{name} holds strings; convert them to numbers first ({units}).")
+    if kind in ("M", "m", "V"):  # dates, durations and records became floats without a word (found by review)
+        what = {"M": "dates (datetime64)", "m": "durations (timedelta64)", "V": "records (a structured array)"}[kind]
+        raise ParameterError(f"{name} holds {what}, not numbers; give a plain array of real numbers ({units}).")
     if kind == "O":  # None became NaN, and was refused as "NaN or inf" (found by review)
         try:
             missing = np.vectorize(lambda e: e is None, otypes=[bool])(np.asarray(value, dtype=object))

@@ -37,7 +37,7 @@ import os
 import warnings
 
 from .._kernel_cache import (KernelCacheWarning, _source_digest, drop_stale_cache, ignored_cache_dir, locate_cache,
-                             stamp_with_digest)
+                             no_cache_requested, stamp_with_digest)
 
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 """LLVM fast-math flags allowed in kernels: no nnan / ninf."""
@@ -54,7 +54,7 @@ def _cache_setting(environ=None, locate=locate_cache):
     message to warn with, or None. Never raises: with no usable cache folder,
     ``@njit(cache=True)`` would raise when a kernel module is imported."""
     environ = os.environ if environ is None else environ
-    if environ.get("XBARSIM_NO_CACHE", "").strip().lower() in ("1", "true", "yes"):
+    if no_cache_requested(environ):
         return False, None, None
     try:
         where = locate(_FOLDER)

@@ -32,8 +32,8 @@ import os
 import warnings
 from typing import NamedTuple
 
-__all__ = ["KernelCacheWarning", "CacheLocation", "locate_cache", "ignored_cache_dir", "drop_stale_cache",
-           "stamp_with_digest"]
+__all__ = ["KernelCacheWarning", "CacheLocation", "locate_cache", "no_cache_requested", "ignored_cache_dir",
+           "drop_stale_cache", "stamp_with_digest"]
 
 STAMP = "xbarsim-kernels.sha256"
 """Name of the digest file kept in the cache folder."""
@@ -124,6 +124,12 @@ def locate_cache(kernel_folder):
         _warn_unguarded("Numba's dispatcher no longer exposes _cache._cache_path")
         return CacheLocation(True, None)
     return CacheLocation(True, folder)
+
+
+def no_cache_requested(environ=None):
+    """``XBARSIM_NO_CACHE`` is set to turn caching off (1, true or yes)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("XBARSIM_NO_CACHE", "").strip().lower() in ("1", "true", "yes")
 
 
 def ignored_cache_dir(folder, environ=None):

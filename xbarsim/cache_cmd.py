@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from ._kernel_cache import STAMP, _source_digest, ignored_cache_dir
+from ._kernel_cache import STAMP, _source_digest, ignored_cache_dir, no_cache_requested
 
 __all__ = ["CacheReport", "cache_report", "clear_cache"]
 
@@ -58,7 +58,7 @@ def cache_report(folder=None, sources=None, enabled=None):
     sources = config._FOLDER if sources is None else sources
     if folder is None:
         folder = config._CACHE_FOLDER
-        if folder is None and not config.CACHE and _no_cache_set():
+        if folder is None and not config.CACHE and no_cache_requested():
             from ._kernel_cache import locate_cache
 
             folder = locate_cache(sources).folder
@@ -103,10 +103,6 @@ def clear_cache(folder=None):
     return deleted, size
 
 
-def _no_cache_set():
-    return os.environ.get("XBARSIM_NO_CACHE", "").strip().lower() in ("1", "true", "yes")
-
-
 def _mib(n):
     return f"{n / 2**20:.1f} MiB"
 
@@ -135,7 +131,7 @@ def register(subparsers):
             where = report.folder or "(no cache folder)"
             print(f"deleted {files} cached-kernel files ({_mib(size)}) from {where}")
             return 0
-        if not report.enabled and _no_cache_set():
+        if not report.enabled and no_cache_requested():
             left = "" if report.folder is None else (
                 f"; {report.files} files ({_mib(report.size)}) left in {report.folder} by earlier runs")
             print(f"compiled-kernel cache: off (XBARSIM_NO_CACHE is set): the kernels compile in every process{left}")

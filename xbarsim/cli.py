@@ -73,7 +73,8 @@ def check_r_wire(r, flag="--r-wire", part="wire", gmax=None):
     if gmax is not None and gmax * r > DYNAMIC_RANGE:
         raise ParameterError(f"{flag} {r:g}: the largest device conductance ({gmax:.3g} S) is {gmax * r:.2g} times "
                              f"the {part}'s; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve the {part}s "
-                             f"next to it. Give a smaller {flag} (resistances in ohms).")
+                             f"next to it. Give a smaller {flag}, or check the units (conductances in siemens, "
+                             "resistances in ohms).")
     return r
 
 

@@ -150,10 +150,8 @@ def real_scalar(value):
     would be read as 1 volt, siemens, ...), and neither are strings; an int
     too large for a float is None too."""
     if getattr(value, "ndim", None) == 0 and hasattr(value, "detach") and hasattr(value, "item"):
-        # a 0-d torch tensor (torch.tensor(0.01)), as arrays take tensors; not one of bool or complex dtype
-        if value.dtype.is_complex or not (value.dtype.is_floating_point or str(value.dtype).startswith("torch.int")
-                                          or str(value.dtype) == "torch.uint8"):
-            return None
+        # a 0-d torch tensor (torch.tensor(0.01)), as arrays take tensors: its Python number, checked
+        # below like any (a bool or complex one gives a bool or complex, refused there)
         value = value.detach().cpu().item()
     elif isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]  # its NumPy scalar, checked below

@@ -57,7 +57,9 @@ def _run_network(n, seed=0):
     hidden = float(np.maximum(x @ W1.T + b1, 0.0).max())
     l1 = xs.transfer_many(W1, b1, cfg, n=n, seed=seed)
     l2 = xs.transfer_many(W2, b2, dataclasses.replace(cfg, input_scale=hidden), n=n, seed=seed + 1)
-    y = l2.mvm(np.maximum(l1.mvm(x), 0.0))
+    # a transfer's activations past that range saturate at V_read, a DAC's
+    # full scale (unclipped, xs.mvm warns that those reads bend the product)
+    y = l2.mvm(np.clip(l1.mvm(x), 0.0, hidden))
     return l1, l2, y
 
 

@@ -16,7 +16,8 @@ first from `main`.
 
 Each layer reads its own inputs' range at up to V_read (0.2 V): layer 1's
 inputs lie in [0, 1], layer 2's, the hidden activations, reach 2.5, so
-layer 2 gets ``input_scale`` = their largest value over the inputs.
+layer 2 gets ``input_scale`` = their largest value over the inputs, and
+the transferred layer 1's activations saturate there (a DAC's full scale).
 
 What to expect: a stuck device (0.5 % of devices each way, 66 devices) hits
 about half of all transfers and dominates the error; without one, the error
@@ -51,7 +52,11 @@ def main(n=200, seed=0, verbose=True, device=None, r_wire=1.0):
     cfg2 = dataclasses.replace(cfg, input_scale=hidden_max)
     layer1 = xs.transfer_many(W1, b1, cfg, n=n, seed=seed)
     layer2 = xs.transfer_many(W2, b2, cfg2, n=n, seed=seed + 1)
-    y = layer2.mvm(np.maximum(layer1.mvm(x, seed=1), 0), seed=2)  # (n, 200, 1)
+    # a transfer with a stuck device can put a hidden activation past that
+    # range (up to ~1.5x here): it saturates at V_read, as at a DAC's full
+    # scale (unclipped, xs.mvm warns that such reads bend the product)
+    hidden = np.clip(layer1.mvm(x, seed=1), 0.0, hidden_max)
+    y = layer2.mvm(hidden, seed=2)  # (n, 200, 1)
 
     err = y - ideal[None]
     rel_rms = float(np.sqrt(np.mean(err**2)) / np.ptp(ideal))

@@ -526,9 +526,40 @@ def test_mvm_warns_at_the_switching_threshold_and_refuses_overflowing_inputs():
         xs.mvm(prog, np.full((1, 4), -1e6))
     import warnings
 
+    with pytest.warns(RuntimeWarning, match="exceed input_scale") as rec:  # below the threshold: the bend
+        assert np.all(np.isfinite(xs.mvm(prog, np.full((2, 4), 0.99 * x_max))))
+    assert not any("switching threshold" in str(r.message) for r in rec)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert np.all(np.isfinite(xs.mvm(prog, np.full((2, 4), 0.99 * x_max))))
+        assert np.all(np.isfinite(xs.mvm(prog, np.full((2, 4), cfg.input_scale))))
+
+
+def test_mvm_warns_of_inputs_past_input_scale_with_the_bend_it_gives():
+    """Inputs past input_scale read a sinh device past V_read: the product
+    bends, which used to pass without a word below the switching threshold
+    (2x at 5 input_scale; found by review). The warning's figure is the
+    output's ratio to the small-signal product; a linear device, whose
+    product does not bend, is not warned about."""
+    import re
+    import warnings
+
+    for dev, warned in ((xs.presets.TIO2_IDEAL, True), (xs.presets.TIO2_IDEAL.linear(), False)):
+        cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, input_scale=2.0)
+        prog = xs.transfer(np.array([[1.0, 0.0]]), None, cfg, seed=0)
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            small = xs.mvm(prog, np.array([[1e-3, 0.0]]), noise=False)[0, 0] / 1e-3
+            big = xs.mvm(prog, np.array([[8.0, 0.0]]), noise=False)[0, 0] / 8.0  # reads 0.8 V
+            xs.mvm(prog, np.array([[0.5, -9.0]]), noise=False)  # a negative read, as far past
+        msgs = [str(r.message) for r in rec]
+        if not warned:
+            assert msgs == []
+            continue
+        assert len(msgs) == 2 and "inputs up to |x| = 8 exceed input_scale = 2" in msgs[0]
+        assert "inputs up to |x| = 9 exceed input_scale = 2" in msgs[1]
+        gain = float(re.search(r"conduct ([0-9.]+)x", msgs[0]).group(1))
+        assert big / small == pytest.approx(gain, rel=1e-3)  # the figure is the bend the output shows
+        assert "TransferConfig(input_scale=8)" in msgs[0]
 
 
 @pytest.mark.slow

@@ -22,7 +22,8 @@ below) maps to the full window: ``alpha = (g_max - g_min) / max|w|``
 (differential) or ``(g_max - g_min) / (2 max|w|)`` (reference).
 
 Inputs ``x`` drive the word lines at ``v = x V_read / input_scale`` (inputs
-in ``[0, input_scale]`` use ``[0, V_read]``). The bias row is driven at the
+in ``[0, input_scale]`` use ``[0, V_read]``; negative inputs, negative read
+voltages: ``[-input_scale, input_scale]`` reads at ``[-V_read, V_read]``). The bias row is driven at the
 fixed voltage ``V_read``; it stores ``b / input_scale`` so that its current
 decodes to ``b``. Outputs: the column currents combined per scheme (pairs
 subtracted, or the reference subtracted), summed over row tiles (partial

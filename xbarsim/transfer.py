@@ -655,7 +655,8 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
     """Inputs whose word-line voltage reaches a switching threshold: such a
     "read" would program the array, which the MVM does not model. Warned
     about (ReLU activations fed to the next layer can get there, and the
-    circuit answer is still the circuit's); refused where the sinh current
+    circuit answer is still the circuit's), and so are sinh reads past
+    ``V_read`` (inputs past ``input_scale``); refused where the sinh current
     itself would overflow (``|V| / v0 > 700``), which used to end in NaN,
     and where the outputs in weight units could overflow (a bound from the
     largest conductance of ``g_tiles``, one array per tile)."""
@@ -685,6 +686,25 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
             "or raise TransferConfig.input_scale.",
             RuntimeWarning,
         )
+    elif dev.v0 is not None and v_max > mapping.v_read * (1.0 + 1e-12):
+        # the product is mapped for |x| <= input_scale; past it a read bends
+        # with the sinh law, silently (2x high at 5 input_scale, TiO2; found
+        # by review)
+        gain = _sinh_gain(v_max, dev.v0)
+        warn(
+            f"inputs up to |x| = {v_max / scale:.4g} exceed input_scale = {mapping.input_scale:g}: the word "
+            f"lines read at up to {v_max:.3g} V, past V_read = {mapping.v_read:g} V, where the sinh devices "
+            f"(v0 = {dev.v0:g} V) conduct {gain:.4g}x their small-signal conductance ({_sinh_gain(mapping.v_read, dev.v0):.4g}x "
+            f"at V_read), so those products come out up to {100 * (gain - 1):.3g} % high. Give the layer "
+            f"TransferConfig(input_scale={v_max / scale:.4g}) or more (inputs in [-input_scale, input_scale] "
+            "are read at [-V_read, V_read]), or scale the inputs.",
+            RuntimeWarning,
+        )
+
+
+def _sinh_gain(v, v0):
+    """A sinh device's current at ``v`` over its small-signal current ``G v``."""
+    return v0 * math.sinh(v / v0) / v
 
 
 _SINH_MAX = SINH_ARG_MAX
@@ -813,7 +833,11 @@ def mvm(prog, x, seed: int = 0, noise: bool = True, row_offset: int = 0) -> np.n
     x : array_like, (B, in)
         Inputs, one per row; a single input of shape (in,) is read as
         (1, in) (so the result keeps its batch axis). A `TransferBatch`
-        also takes (n, B, in): inputs per transfer.
+        also takes (n, B, in): inputs per transfer. Inputs drive the word
+        lines at ``x V_read / input_scale``: ``[-input_scale, input_scale]``
+        reads at ``[-V_read, V_read]`` (a negative input is a negative read
+        voltage). Past ``input_scale`` a sinh device bends the product
+        further, and a RuntimeWarning says by how much.
     seed : int
         Read-noise stream: transfer t's tile k reads input row b with the
         stream keyed (seed, t, 2**20 + k, row_offset + b) (`kernels.noise`;

@@ -1084,3 +1084,27 @@ def test_an_edited_batch_with_tiles_of_another_shape_or_dtype_is_refused_when_bu
     x = np.ones((5, 2))
     np.testing.assert_array_equal(xs.mvm(tm[1:3], x), xs.mvm(tm, x)[1:3])
     np.testing.assert_array_equal(xs.mvm(tm[2], x), xs.mvm(tm, x)[2])
+
+
+def test_a_result_whose_cfg_maps_the_layer_otherwise_is_refused_and_read_side_fields_may_change():
+    """dataclasses.replace(prog, cfg=...) with another input_scale, mapping,
+    window or a smaller tile: the MVM decodes with the result's mapping, so
+    those fields were ignored without a word (found by review). Read-side
+    fields (device, wires) may change: the MVM reads with them."""
+    from dataclasses import replace
+
+    cfg = xs.TransferConfig(tile=(8, 8), r_wl=0.0, r_bl=0.0)
+    W, b = _layer(3, 4)
+    for prog in (xs.transfer(W, b, cfg, seed=0), xs.transfer_many(W, b, cfg, n=2, seed=0)):
+        for edit, match in ((dict(input_scale=4.0), r"input_scale = 4.0 \(the mapping's: 1.0\)"),
+                            (dict(mapping="reference"), "mapping = 'reference' \\(the mapping's: 'differential'\\)"),
+                            (dict(window=(2e-4, 3e-4)), r"window = \(0.0002, 0.0003\)"),
+                            (dict(write_verify=xs.WriteVerify(v_read=0.1)), r"write_verify.v_read = 0.1"),
+                            (dict(tile=(4, 4)), r"tile = \(4, 4\) \(smaller than the mapping's tiles\)")):
+            with pytest.raises(xs.ParameterError, match=match):
+                replace(prog, cfg=replace(cfg, **edit))
+        x = np.full((1, 4), 0.5)
+        y0 = xs.mvm(prog, x, noise=False)
+        assert np.array_equal(xs.mvm(replace(prog, cfg=replace(cfg, tile=(64, 64))), x, noise=False), y0)
+        wired = xs.mvm(replace(prog, cfg=replace(cfg, r_wl=50.0, r_bl=50.0)), x, noise=False)
+        assert not np.allclose(wired, y0, rtol=1e-4)  # read through the new wires

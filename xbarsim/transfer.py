@@ -127,6 +127,7 @@ class _ProgrammedLayer:
         if not isinstance(self.cfg, TransferConfig):
             raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(self.cfg).__name__}.")
         _check_seed(self.seed)
+        _check_cfg_matches_mapping(self.cfg, self.mapping)
         lead = self._lead_shape()
         tiles = self.mapping.tiles
         for name in _TILE_FIELDS:
@@ -159,6 +160,28 @@ class _ProgrammedLayer:
         """``(W, b)``: the weights the conductances encode, (out, in) and
         (out,) for one transfer, (n, out, in) and (n, out) for a batch."""
         return self.mapping.effective_weights(self.g)
+
+
+def _check_cfg_matches_mapping(cfg, mapping):
+    """A result whose ``cfg`` was replaced by one that maps the layer
+    otherwise: the MVM decodes with the mapping, so such a cfg's mapping
+    fields were ignored without a word (found by review). Read-side fields
+    (device, wires, read scheme, solve settings) may differ: the MVM reads
+    with the cfg's."""
+    got = {"mapping": (cfg.mapping.value, mapping.scheme.value),
+           "input_scale": (float(cfg.input_scale), mapping.input_scale),
+           "write_verify.v_read": (float(cfg.write_verify.v_read), mapping.v_read),
+           "window": (tuple(float(g) for g in cfg.g_window), (mapping.g_min, mapping.g_max))}
+    wrong = [f"{name} = {mine!r} (the mapping's: {theirs!r})" for name, (mine, theirs) in got.items()
+             if mine != theirs]
+    rows, cols = cfg.tile
+    if any(t.shape[0] > rows or t.shape[1] > cols for t in mapping.tiles):
+        wrong.append(f"tile = {cfg.tile} (smaller than the mapping's tiles)")
+    if wrong:
+        raise ParameterError(
+            f"cfg does not map the layer as its mapping does: {'; '.join(wrong)}. The MVM decodes with the "
+            "mapping, which the transfer built from its cfg: change only read-side fields (device, r_wl, r_bl, "
+            "read_scheme, solve_tol, solve_maxiter) with dataclasses.replace, or transfer again with the new cfg.")
 
 
 @dataclass(frozen=True, eq=False)

@@ -131,6 +131,22 @@ def test_rerun_computes_nothing_and_returns_the_same_rows(tmp_path, monkeypatch)
     assert len(_read_csv(tmp_path / "results.csv")[1]) == 8
 
 
+def test_a_sweep_into_a_folder_holding_other_points_says_so(tmp_path):
+    """A restart with other settings added its rows to the same results.csv,
+    while the table and figures showed the new sweep alone, without a word
+    (found by review): the run warns how many rows it leaves out, and how to
+    plot them all. A sweep covering every row in the file does not warn."""
+    bigger = params(sizes=((8, 8), (16, 16)), r_wire=(0.1, 1.0))
+    run_sweep(bigger, tmp_path, progress=False, plots=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_sweep(bigger, tmp_path, progress=False, plots=False)
+    with pytest.warns(UserWarning, match=r"also holds 3 row\(s\) of points outside this sweep") as rec:
+        rows = run_sweep(params(sizes=((8, 8),), r_wire=(1.0,)), tmp_path, progress=False, plots=False)
+    assert len(rows) == 1 and len(_read_csv(tmp_path / "results.csv")[1]) == 4
+    assert "plot_results(xbarsim.scale.load_results(" in str(rec[0].message)
+
+
 def test_interrupted_sweep_resumes_without_losing_work(tmp_path, monkeypatch):
     monkeypatch.setattr(scale, "run_point", CountingRunPoint(fail_after=4))
     with pytest.raises(KeyboardInterrupt):
@@ -284,6 +300,33 @@ def test_point_that_cannot_fit_is_skipped(tmp_path, monkeypatch):
     assert "MemoryLimitError" in rows[0]["message"]
     # 16 x 16 pcg: 256 cells x (112 + 104) B; 10 kB available, in units that read
     assert "needs about 54.0 KiB, but only 9.8 KiB is available" in rows[0]["message"]
+
+
+def test_an_allocation_that_fails_after_the_estimate_passed_skips_the_point(tmp_path, monkeypatch):
+    """Under `ulimit -v`, SuperLU could fail to allocate after the resident
+    estimate passed: the MemoryError (or SuperLU's "MALLOC fails"
+    RuntimeError) ended the sweep, and every rerun at the same point (found
+    by review). Such a point is skipped, the sweep goes on; any other
+    RuntimeError is a bug and propagates."""
+    real_solve = xs.solve
+    failure = {}
+
+    def solve(xbar, **kw):
+        if xbar.shape == (16, 16):
+            raise failure["exc"]
+        return real_solve(xbar, **kw)
+
+    monkeypatch.setattr(xs, "solve", solve)
+    sweep = params(sizes=((8, 8), (16, 16), (24, 24)), r_wire=(1.0,))
+    for k, exc in enumerate((MemoryError(), RuntimeError("SUPERLU_MALLOC fails for buf in intMalloc()"))):
+        failure["exc"] = exc
+        rows = run_sweep(sweep, tmp_path / str(k), progress=False, plots=False)
+        assert [r["status"] for r in rows] == ["ok", "skipped", "ok"]
+        assert "out of memory during the solve, after the estimate passed" in rows[1]["message"]
+        assert "ulimit -v" in rows[1]["message"]
+    failure["exc"] = RuntimeError("a bug")
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_sweep(sweep, tmp_path / "bug", progress=False, plots=False)
 
 
 def _sinh_read(n):
@@ -527,6 +570,9 @@ def test_batch_is_the_number_of_inputs_and_the_old_inputs_flag_still_reads_it(ca
         (["--r-wire", "1,-2"], "must be finite and >= 0"),
         (["--g-range", "5e-4:1e-4"], "g_min > g_max"),
         (["--g-range", "1e-4"], "expected GMIN:GMAX"),
+        # the results table's microsiemens copied back: a sweep of 100-500 S devices ran (found by review)
+        (["--g-range", "100:500"], "reaches 500 S, a device of 0.002 ohm: --g-range is in siemens"),
+        (["--g-range", "1e300:1e305"], "reaches 1e+305 S"),
         (["--batch", "0"], "positive integer"),
         (["--inputs", "0"], "positive integer"),
         (["--device", "tanh"], "unknown device 'tanh'"),
@@ -555,7 +601,7 @@ def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message
         (["--r-wire", "1e-20,1"], "r_terminal (--r-terminal) = 1 ohms is 1e+20 times the 1e-20 ohm wire segments"),
         (["--r-wire", "1e-200"], "r_wire (--r-wire) = 1e-200 ohms: below 1e-100 ohms"),
         (["--r-terminal", "1e15", "--r-wire", "0.1"], "r_terminal (--r-terminal) = 1e+15 ohms is 1e+16 times"),
-        (["--g-range", "1e300:1e305"], "a device 1e+304 times the wire's conductance"),
+        (["--g-range", "0.5:1", "--r-wire", "1e12"], "a device 1e+12 times the wire's conductance"),
         (["--v-read", "1e-320"], "v_read (--v-read) = 9.99989e-321 V, a subnormal double: the solvers scale"),
     ],
 )
@@ -1476,3 +1522,26 @@ def test_a_point_the_solver_would_refuse_is_refused_before_the_sweep(tmp_path, k
     with pytest.raises(xs.ParameterError, match=re.escape(message)):
         run_sweep([good, bad], tmp_path, progress=False, plots=False)
     assert not (tmp_path / "results.csv").exists()
+
+
+def test_time_is_the_best_of_a_few_solves_within_a_budget(monkeypatch):
+    """A cheap solve timed once read as up to 30x its time when another
+    process held the cores (found by review): time_s is the best of up to 5
+    solves within 0.25 s; a solve past the budget is timed once."""
+    real_solve = xs.solve
+    calls = []
+
+    def solve(xbar, **kw):
+        calls.append(xbar.shape)
+        return real_solve(xbar, **kw)
+
+    point = ScalePoint(rows=8, cols=8, r_wire=1.0, g_min=1e-4, g_max=5e-4, method="pcg")
+    scale.run_point(point)  # warm
+    monkeypatch.setattr(xs, "solve", solve)
+    row = scale.run_point(point)
+    assert row["status"] == "ok" and calls.count((8, 8)) == scale._TIME_REPEATS
+    calls.clear()
+    monkeypatch.setattr(scale, "_TIME_BUDGET_S", 0.0)
+    again = scale.run_point(point)
+    assert calls.count((8, 8)) == 1
+    assert again["rel_error"] == row["rel_error"]

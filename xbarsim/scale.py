@@ -74,6 +74,7 @@ import numpy as np
 
 from ._dask import connect_scheduler, one_line, start_local_cluster, transport_problem, usable_cores
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
+from .circuit import G_SUSPECT
 from .cli import SEED_LIMIT, seed_arg
 from .solve import METHODS
 
@@ -126,7 +127,8 @@ _COLUMN_SPEC = (
     ("ir_drop_wl_frac", float, "ir_drop_wl_v as a fraction of the largest input of the same input vector"),
     ("bl_rise_v", float, "max bit-line node voltage (ideal: 0 V), volts"),
     ("bl_rise_frac", float, "bl_rise_v as a fraction of the largest input of the same input vector"),
-    ("time_s", float, "wall time of xs.solve, seconds (JIT warmed up beforehand)"),
+    ("time_s", float, "wall time of xs.solve, seconds (JIT warmed up beforehand; the best of up to "
+                      "5 solves within 0.25 s, one solve when it alone takes longer)"),
     ("iterations", int, "solver iterations: CG iterations (1 for a direct linear solve, more where it refined; 0 "
      "where the drives fix every node, as with ideal wires and terminals: nothing to solve), Newton steps summed "
      "over the inputs for sinh devices"),
@@ -494,6 +496,25 @@ def _stamp(row):
     return row
 
 
+_TIME_REPEATS = 5
+"""Most solves of one point timed (``time_s`` is their best)."""
+_TIME_BUDGET_S = 0.25
+"""Seconds of solves after which a point is timed no more."""
+
+
+def _out_of_memory_row(point, exc):
+    """A point whose allocation failed although the memory estimate passed:
+    recorded as skipped, so that the sweep goes on (it ended the sweep, and
+    every rerun at the same point; found by review). Any other
+    RuntimeError is a bug and propagates."""
+    if isinstance(exc, RuntimeError) and "malloc" not in str(exc).lower():
+        raise exc
+    return _failed_row(point, "skipped", MemoryLimitError(
+        f"out of memory during the solve, after the estimate passed ({type(exc).__name__}: "
+        f"{str(exc) or 'no message'}); an address-space limit (ulimit -v) or other processes may leave less "
+        "than the estimate counts on. Free memory, raise the limit, or drop this size."))
+
+
 def _failed_row(point, status, exc):
     row = _base_row(point)
     row["status"] = status
@@ -588,7 +609,11 @@ def run_point(point, numba_threads=None):
     """Solve one point of the study and return its results row (a dict).
 
     Errors the user can cause or that the machine imposes are recorded, not
-    raised: `MemoryLimitError` gives status ``"skipped"``; `ParameterError`
+    raised: `MemoryLimitError` gives status ``"skipped"``, and so does an
+    allocation that fails after the estimate passed (a `MemoryError`, or
+    SuperLU's ``RuntimeError`` "... MALLOC fails ...": under an address-space
+    limit, ``ulimit -v``, that the estimate of resident memory misses);
+    `ParameterError`
     (for example sinh devices before the nonlinear solver exists),
     `ConvergenceError` and other `XbarsimError` give ``"failed"``, with the
     error text in ``message``. Anything else is a bug and propagates.
@@ -629,16 +654,18 @@ def run_point(point, numba_threads=None):
         return _failed_row(point, "skipped", exc)
     except XbarsimError as exc:
         return _failed_row(point, "failed", exc)
+    except (MemoryError, RuntimeError) as exc:
+        return _out_of_memory_row(point, exc)
 
-    rng = np.random.default_rng([point.seed, M, N, B])
-    g = rng.random((M, N))
-    g *= point.g_max - point.g_min
-    g += point.g_min
-    x = rng.random((M, B))
-    x *= point.v_read
     row = _base_row(point)
     kwargs = {} if point.tol is None else {"tol": point.tol}
     try:
+        rng = np.random.default_rng([point.seed, M, N, B])
+        g = rng.random((M, N))
+        g *= point.g_max - point.g_min
+        g += point.g_min
+        x = rng.random((M, B))
+        x *= point.v_read
         xbar = xs.Crossbar(g, r_wl=point.r_wire, r_bl=point.r_wire, v0=point.v0)
         drive = x if B > 1 else x[:, 0]
         drives = xs.read_drives(drive, r_in=point.r_terminal, r_out=point.r_terminal)
@@ -646,12 +673,24 @@ def run_point(point, numba_threads=None):
         rss_ok = _reset_peak_rss()
         t0 = time.perf_counter()
         sol = xs.solve(xbar, **drives, method=point.method, **kwargs)
-        elapsed = time.perf_counter() - t0
+        elapsed = spent = time.perf_counter() - t0
         rss_peak = _peak_rss_bytes() if rss_ok else float("nan")
+        # a cheap solve timed once read as anything up to 30x its time when
+        # another process held the cores (a 64^2 solve: 2.3-77 ms over 30
+        # runs; found by review): the best of a few, within a fixed budget
+        for _ in range(_TIME_REPEATS - 1):
+            if spent >= _TIME_BUDGET_S:
+                break
+            t0 = time.perf_counter()
+            xs.solve(xbar, **drives, method=point.method, **kwargs)
+            dt = time.perf_counter() - t0
+            elapsed, spent = min(elapsed, dt), spent + dt
     except MemoryLimitError as exc:
         return _failed_row(point, "skipped", exc)
     except XbarsimError as exc:
         return _failed_row(point, "failed", exc)
+    except (MemoryError, RuntimeError) as exc:
+        return _out_of_memory_row(point, exc)
     row.update(_metrics(g, x, sol, point.v0))
     row.update(
         status="ok",
@@ -1068,6 +1107,16 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
     if redo:
         results.compact()
     rows = [done[p.point_id] for p in points if p.point_id in done]
+    others = len(done) - len(rows)
+    if others:
+        # a restart with other flags added its rows to the same table while
+        # the figures showed this sweep alone, without a word (found by review)
+        from ._warn import warn
+
+        warn(f"{results.path} also holds {others} row(s) of points outside this sweep (an earlier sweep with "
+             "other settings); they stay in the file, but this run's table and figures leave them out. Give "
+             "each sweep its own output folder, or plot every row with xbarsim.scale.plot_results("
+             f"xbarsim.scale.load_results({str(results.path)!r}), {str(out_dir)!r}).", UserWarning)
     if plots:
         plot_results(rows, out_dir)
     if table:
@@ -1471,6 +1520,12 @@ def _windows_arg(text):
         hi = _float(parts[1], "g_max", positive=True)
         if lo > hi:
             raise argparse.ArgumentTypeError(f"window {tok!r} has g_min > g_max")
+        if hi > G_SUSPECT:
+            # the results table shows windows in uS, and 100:500 copied back
+            # from it ran a whole sweep of 100-500 S devices (found by review)
+            raise argparse.ArgumentTypeError(
+                f"window {tok!r} reaches {hi:g} S, a device of {1.0 / hi:.3g} ohm: --g-range is in siemens "
+                f"(100e-6:500e-6 for 100-500 uS, 2-10 kohm devices)")
         out.append((lo, hi))
     return tuple(out)
 

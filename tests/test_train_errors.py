@@ -241,3 +241,99 @@ def test_the_evaluations_memory_estimate_counts_shared_inputs_once(monkeypatch):
 def test_surrogate_save_takes_a_bytes_path_as_load_does(sur, tmp_path):
     path = str(tmp_path / "s.npz").encode()
     assert sur.save(path) == path and Surrogate.load(path).matches(sur.cfg)
+
+
+def test_accuracy_checks_its_labels_and_predict_logits_its_feature_count(data):
+    """(P, 1) labels broadcast to a P x P comparison and -1 / 1 labels were
+    scored as they came (0.50 and 0.42 for a 0.90 network), and a model
+    that takes other features gave torch's raw RuntimeError (found by
+    review)."""
+    from xbarsim.train.training import accuracy
+
+    net = moons_network(seed=0)
+    acc = accuracy(net, data.x_test, data.y_test)
+    assert acc == float(np.mean((predict_logits(net, data.x_test) > 0) == data.y_test))
+    with pytest.raises(ParameterError, match=r"y has shape \(\d+, 1\); expected \(\d+,\)"):
+        accuracy(net, data.x_test, data.y_test[:, None])
+    with pytest.raises(ParameterError, match="labels 0 and 1"):
+        accuracy(net, data.x_test, 2 * data.y_test - 1)
+    with pytest.raises(ParameterError, match="does not take x's 3-feature points"):
+        predict_logits(net, np.ones((4, 3)))
+
+
+def test_evaluate_surrogate_warns_of_inputs_past_its_fitted_range(sur, data):
+    """Inputs 100x the fitted range scored without a word, where
+    evaluate_circuit and the hardware-aware layers warn (found by review)."""
+    import warnings
+
+    from xbarsim.train.evaluate import evaluate_surrogate
+
+    net = moons_network(seed=0)
+    with pytest.warns(RuntimeWarning, match=r"layer 0's inputs up to \|x\| = [0-9.]+ exceed input_scale = 1") as rec:
+        evaluate_surrogate(net, sur, data.x_test * 100, data.y_test, n=4, chunk=2)
+    assert len(rec) == 1  # once per call, not per chunk
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluate_surrogate(net, sur, data.x_test, data.y_test, n=2)
+
+
+def test_training_reseeds_no_generator_but_the_cpus_and_its_models_devices(data, monkeypatch):
+    """torch.manual_seed reseeded every CUDA device's generator, which the
+    fork_rng(devices=[]) around it does not give back: a caller's CUDA
+    stream was reset by moons_network and train (found by review)."""
+    seeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda s: seeded.append(s))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda s: seeded.append(s))
+    state = torch.get_rng_state()
+    a = moons_network(seed=123)
+    train(moons_network(), data, TrainConfig(epochs=1, seed=77), progress=False)
+    assert seeded == []
+    assert torch.equal(torch.get_rng_state(), state)  # the CPU's given back
+    torch.manual_seed(123)
+    b = torch.nn.Linear(2, 8).double()
+    assert torch.equal(a[0].weight, b.weight)  # the same initial weights as torch.manual_seed(123) gives
+
+
+def test_surrogate_methods_refuse_what_they_cannot_take(sur):
+    """Raw TypeError / RuntimeError / AttributeError / ValueError, or silent
+    0 S and NaN conductances, from the surrogate's public methods (found by
+    review): each is a ParameterError naming what the argument must be."""
+    from xbarsim.mapping import map_layer
+    from xbarsim.train import StatisticalModel
+
+    rng = np.random.default_rng(0)
+    lm = map_layer(np.ones((2, 2)), None, sur.cfg)
+    for call, match in (
+        (lambda: sur.penalty(np.ones((8, 2)), np.ones(8)), "weight a 2-D .* got ndarray"),
+        (lambda: sur.penalty(torch.randn(8, 2, dtype=torch.float64), torch.randn(3, dtype=torch.float64)),
+         r"bias as None or a \(8,\) floating-point torch tensor .* got shape \(3,\)"),
+        (lambda: sur.program_tile(-1e-4 * np.ones((2, 2)), rng), "finite and >= 0 siemens"),
+        (lambda: sur.program_tile(np.full((2, 2), np.nan), rng), "holding a negative, NaN or inf value"),
+        (lambda: sur.program_tile(np.ones(3) * 1e-4, rng), r"got shape \(3,\)"),
+        (lambda: sur.sample_tiles(None, rng), "lm must be an xbarsim.mapping.LayerMapping"),
+        (lambda: sur.sample_tiles(lm, None), "rng must be a numpy.random.Generator; got NoneType"),
+        (lambda: sur.layer_output(lm, [np.full((1,) + t.shape, 3e-4) for t in lm.tiles], np.ones((1, 2)), None),
+         "rng must be a numpy.random.Generator"),
+        (lambda: StatisticalModel().sample(np.full(4, 3e-4), 0, 0), "rng must be a numpy.random.Generator; got int"),
+        (lambda: StatisticalModel().sample(np.full(4, 3e-4), -1, rng), "subsequent holds a negative count"),
+        (lambda: StatisticalModel().sample(np.full(4, 3e-4), 0.5, rng), "subsequent must be integer counts"),
+    ):
+        with pytest.raises(ParameterError, match=match):
+            call()
+    g, stuck = StatisticalModel().sample(np.full(4, 3e-4), np.arange(4.0), rng)  # integral floats are counts
+    assert g.shape == (4,) and stuck.shape == (4,)
+    assert torch.isfinite(sur.penalty(torch.ones(2, 2, dtype=torch.float64), None))
+
+
+def test_check_warns_of_another_cfg_and_fails_when_no_bin_is_compared(sur):
+    """check took a cfg the surrogate was not fitted for without a word, and
+    passed a comparison of no bin at all (all([]); found by review)."""
+    from xbarsim.train.surrogate import check
+
+    with pytest.warns(UserWarning, match="other than the one it was fitted for"):
+        check(sur, cfg=xs.TransferConfig(r_wl=5.0, r_bl=5.0), layers=[(1, 1)], n_layers=1, per_layer=2, reps=1,
+              n_fail_devices=0)
+    with pytest.raises(ParameterError, match="cfg must be an xbarsim.TransferConfig"):
+        check(sur, cfg="V/2")
+    rep = check(sur, layers=[(1, 1)], n_layers=2, per_layer=2, reps=1, n_fail_devices=0)
+    assert rep["bins"] == [] and rep["pass"]["bins"] is False and rep["pass"]["bins_error_std"] is False

@@ -853,6 +853,56 @@ def test_an_evaluation_forward_between_backward_and_step_keeps_the_failed_weight
     assert failed_seen > 0
 
 
+def test_a_train_mode_forward_under_no_grad_keeps_the_steps_failed_weights():
+    """A forward in train mode under ``torch.no_grad()`` (logging the
+    training loss between backward() and step()) drew a new failed mask
+    over the step's, and restore_failed_ undid working weights while the
+    failed ones moved (found by review): only a forward that records a
+    graph sets the mask."""
+    from xbarsim.train import restore_failed_, snapshot_
+
+    net = convert(moons_network(seed=0), surrogate=ToyHardware(p_fail=0.4), seed=3)
+    layers = hardware_layers(net)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    x = torch.rand(16, 2, dtype=torch.float64)
+    y = (x[:, 0] > x[:, 1]).double()
+    differ = 0
+    for _ in range(4):
+        loss = nn.functional.binary_cross_entropy_with_logits(net(x).squeeze(-1), y)
+        opt.zero_grad()
+        loss.backward()
+        masks = [torch.as_tensor(m.last_sample.failed_weight) for m in layers]
+        with torch.no_grad():
+            net(x)  # a new sample, drawn in train mode
+        differ += sum(int((torch.as_tensor(m.last_sample.failed_weight) != mask).sum())
+                      for m, mask in zip(layers, masks))
+        snapshot_(net)
+        before = [m.weight.detach().clone() for m in layers]
+        opt.step()
+        restore_failed_(net)
+        for m, mask, w0 in zip(layers, masks, before):
+            assert torch.equal(m.weight.detach()[mask], w0[mask])  # the step's failed weights stayed
+            assert not torch.equal(m.weight.detach()[~mask], w0[~mask])  # the working ones moved
+    assert differ > 0  # the logging forward did draw other failures
+
+
+def test_restore_failed_without_a_snapshot_warns_once():
+    """restore_failed_ with no snapshot_ before the step did nothing, and the
+    failed weights moved without a word (found by review)."""
+    import warnings
+
+    from xbarsim.train import restore_failed_
+
+    layer = HardwareAwareLinear(6, 5, surrogate=ToyHardware(p_fail=0.4), seed=2).double()
+    x = torch.rand(8, 6, dtype=torch.float64)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            layer(x).pow(2).sum().backward()
+            restore_failed_(layer)
+    assert len(rec) == 1 and "found no snapshot of the weights" in str(rec[0].message)
+
+
 def test_a_model_with_nan_weights_is_refused_naming_the_layer():
     """A diverged model (NaN weights) passed to the evaluations was blamed on
     the order of its layers: the forward check compared NaN outputs (found
@@ -880,3 +930,27 @@ def test_training_inputs_go_to_the_model_s_device():
     net = moons_network(seed=0).to("meta")
     assert _device(net) == torch.device("meta") and _device(nn.Sequential()) == torch.device("cpu")
     _check_training(net, make_moons_split(seed=0), TrainConfig(epochs=1))  # takes the points on its device
+
+
+def test_validation_draws_the_same_samples_at_every_check_and_leaves_the_training_streams():
+    """With fresh draws at every epoch the lowest 4-sample validation loss
+    picked its epoch mostly by the noise (found by review): every check
+    draws the same samples, and the layers' training streams are not
+    advanced by it."""
+    from xbarsim.train.training import _val_loss
+
+    net = convert(moons_network(seed=0), surrogate=ToyHardware(sigma=0.2, p_fail=0.2), seed=3)
+    layers = hardware_layers(net)
+    x = torch.rand(32, 2, dtype=torch.float64)
+    y = (x[:, 0] > x[:, 1]).double()
+    states = [layer._rng.bit_generator.state for layer in layers]
+    first = _val_loss(net, x, y, 4, seed=7)
+    assert [layer._rng.bit_generator.state for layer in layers] == states
+    assert _val_loss(net, x, y, 4, seed=7) == first
+    assert _val_loss(net, x, y, 4, seed=8) != first  # other streams, other samples
+    assert _val_loss(net, x, y, 0, seed=7) != first  # the mean weights
+    net.train()
+    a = [layer.sample().weight for layer in layers]
+    net2 = convert(moons_network(seed=0), surrogate=ToyHardware(sigma=0.2, p_fail=0.2), seed=3)
+    b = [layer.sample().weight for layer in hardware_layers(net2)]
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))  # the training draws as if no check had run

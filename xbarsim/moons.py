@@ -300,7 +300,7 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
                   + (("surrogate_check.json", "surrogate_check.txt") if check_surrogate else ()))
     t_start = time.perf_counter()
     timing = {}
-    torch.manual_seed(seed)
+    torch.random.default_generator.manual_seed(seed)  # the CPU's alone: the run is on the CPU
 
     t0 = time.perf_counter()
     sur, sur_file, fitted = _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log)

@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from .._coerce import where_not_finite
 from .._progress import Progress
+from .._warn import warn
 from ..exceptions import ParameterError
 from ..mapping import as_float_array
 from ..transfer import refuse_sinh_overflow
@@ -109,6 +110,17 @@ def _bool_as_float(x):
     return a.astype(np.float64) if a.dtype == np.bool_ else x
 
 
+def check_labels(y, points):
+    """``y`` as an array of ``points`` labels in {0, 1}, or a ParameterError."""
+    labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+    if labels.shape != (points,):
+        raise ParameterError(f"y has shape {labels.shape}; expected ({points},), one label per point of x.")
+    if not np.all((labels == 0) | (labels == 1)):
+        raise ParameterError("y must hold labels 0 and 1 (class 1 where the logit is > 0); map other "
+                             "label sets to {0, 1} first.")
+    return labels
+
+
 def _task(model_or_layers, x, y):
     """The layers, features and labels of a binary evaluation, checked
     before any transfer runs: the layers chain, the last has one output
@@ -142,12 +154,7 @@ def _task(model_or_layers, x, y):
         raise ParameterError(f"x has shape {x.shape}; expected (points, {width}) for this network, points >= 1.")
     if not np.all(np.isfinite(x)):
         raise ParameterError(f"x {where_not_finite(x)}; the test features must be finite.")
-    labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
-    if labels.shape != (x.shape[0],):
-        raise ParameterError(f"y has shape {labels.shape}; expected ({x.shape[0]},), one label per point of x.")
-    if not np.all((labels == 0) | (labels == 1)):
-        raise ParameterError("y must hold labels 0 and 1 (class 1 where the logit is > 0); map other "
-                             "label sets to {0, 1} first.")
+    labels = check_labels(y, x.shape[0])
     if not isinstance(model_or_layers, (list, tuple)):
         _check_forward(model_or_layers, layers, x)
     return layers, x, labels.astype(np.int64)
@@ -392,7 +399,7 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     scores (with the noise drawn between layers, layer 2's conductances had
     depended on how many points layer 1 read; found by review).
     """
-    from .surrogate import Surrogate
+    from .surrogate import Surrogate, extrapolation_message
 
     if not isinstance(surrogate, Surrogate):  # "'str' object has no attribute 'cfg'"
         raise ParameterError(f"surrogate must be a fitted xbarsim.train.Surrogate; got {type(surrogate).__name__} "
@@ -403,12 +410,21 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     _require_results(n, x, layers, chunk, "a surrogate evaluation")
     maps = [_layer_targets(w, b, surrogate.cfg) for w, b in layers]
     logits = np.empty((n, x.shape[0]))
+    fitted = surrogate.input_limits()[0]
+    warned = False
     for s in range(0, n, chunk):
         c = min(chunk, n - s)
         rngs = _transfer_rngs(seed, s, c)
         tiles = [[surrogate.sample_tiles(lm, r, n=1)[0] for lm in maps] for r in rngs]  # programming first
         h = np.broadcast_to(x, (c,) + x.shape)
         for k, lm in enumerate(maps):
+            x_max = float(np.max(np.abs(h))) if h.size else 0.0
+            if x_max > fitted and not warned:
+                # 20 V reads scored without a word, where evaluate_circuit and
+                # the layers warn (found by review)
+                warned = True
+                warn(extrapolation_message(surrogate, x_max, f"layer {k}'s inputs") + " Warned once per call.",
+                     RuntimeWarning)
             z = np.concatenate([surrogate.layer_output(lm, tiles[i][k], h[i:i + 1], r, noise=True)
                                 for i, r in enumerate(rngs)])
             h = _sigmoid(z) if k < len(maps) - 1 else z

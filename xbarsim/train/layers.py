@@ -414,7 +414,10 @@ class HardwareAwareLinear(nn.Linear):
         if self.bias is not None:
             fb = torch.as_tensor(s.failed_bias, device=dev)
             b = apply_sample(self.bias, torch.as_tensor(s.bias, device=dev, dtype=dt), fb)
-        if self.training:
+        if self.training and torch.is_grad_enabled():
+            # the step's mask: a forward under no_grad in train mode (logging
+            # accuracy between backward() and step()) drew a new one, and
+            # restore_failed_ undid the wrong weights (found by review)
             self._failed_weight = fw
             self._failed_bias = None if s.failed_bias is None else torch.as_tensor(s.failed_bias, device=dev)
         xin = x
@@ -471,19 +474,11 @@ class HardwareAwareLinear(nn.Linear):
 
             raise ParameterError(_overflow_message(self.surrogate, x_max, dtype=dtype))
         if x_max > fitted and not self._warned_inputs:
+            from .surrogate import extrapolation_message
+
             self._warned_inputs = True
-            beyond = (f"; from |x| = {switching:.4g} on (these inputs reach it) the read voltage is at or above "
-                      "the devices' switching threshold, where a read would disturb them on hardware"
-                      if x_max >= switching else
-                      f"; from |x| = {switching:.4g} on a read would also reach the devices' switching threshold")
-            warn(
-                f"HardwareAwareLinear inputs up to |x| = {x_max:.4g} exceed input_scale = {fitted:g}, the largest "
-                f"input its surrogate was fitted on (read at {v_read:g} V). There the surrogate's first-order "
-                f"IR-drop model can be far from the circuit (xs.mvm solves it){beyond}. Keep the inputs in "
-                f"[0, {fitted:g}] (a bounded activation such as a sigmoid, or scaled features), or fit the "
-                "surrogate for a larger TransferConfig.input_scale. Warned once per layer.",
-                RuntimeWarning,
-            )
+            warn(extrapolation_message(self.surrogate, x_max, "HardwareAwareLinear inputs")
+                 + " Warned once per layer.", RuntimeWarning)
 
     def regularization(self):
         """Weight decay plus the hardware penalty of this layer (a torch scalar)."""
@@ -507,7 +502,17 @@ class HardwareAwareLinear(nn.Linear):
         A zero gradient is not enough with momentum optimizers (Adam still
         moves a weight with zero gradient); this makes "no update" exact.
         """
-        if self._pre_step is None or self._failed_weight is None or not self.failures:
+        if self._failed_weight is None or not self.failures:
+            return
+        if self._pre_step is None:
+            # without snapshot_ before the step there is nothing to put back:
+            # the failed weights moved without a word (found by review)
+            if not getattr(self, "_warned_restore", False):
+                self._warned_restore = True
+                warn("restore_failed_ found no snapshot of the weights before this step, so the weights of "
+                     "devices sampled as failed moved with the others: call snapshot_(model) before "
+                     "optimizer.step() (before backward() is fine), and restore_failed_(model) once after it. "
+                     "Warned once per layer.", RuntimeWarning)
             return
         w0, b0 = self._pre_step
         with torch.no_grad():

@@ -250,9 +250,20 @@ class StatisticalModel:
         stuck : numpy.ndarray of int8, shape S
             0 for a working device, 1 stuck near LRS, 2 stuck in HRS.
         """
+        from .surrogate import check_rng
+
+        check_rng(rng)  # an int raised a raw AttributeError (found by review)
         target = np.asarray(target, dtype=np.float64)
         if np.any(~np.isfinite(target)) or np.any(target < 0):
             raise ParameterError("target conductances must be finite and >= 0 siemens.")
+        sub_arr = np.asarray(subsequent)
+        if sub_arr.dtype.kind not in "iu" and not (sub_arr.dtype.kind == "f" and np.all(sub_arr == np.round(sub_arr))):
+            raise ParameterError(f"subsequent must be integer counts (devices programmed after each one); got "
+                                 f"dtype {sub_arr.dtype}.")
+        if np.any(sub_arr < 0):
+            # clipped to 0 without a word (found by review)
+            raise ParameterError("subsequent holds a negative count; it is the number of devices programmed "
+                                 "after each one in its array (0 for the last).")
         shape = target.shape
         offset = rng.normal(self.offset_mean, self.offset_std, size=shape) / 100.0
         tune = rng.standard_normal(shape) * self.sigma_rel(target)

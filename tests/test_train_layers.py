@@ -542,6 +542,16 @@ def test_to_crossbar_warns_when_the_transfer_is_not_the_surrogates():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         to_crossbar(net, xs.TransferConfig())  # its own configuration: no warning
+    # evaluate_circuit transfers the same way, and ran silently (found by review)
+    from xbarsim.train import evaluate_circuit
+
+    x, y = np.full((3, 2), 0.5), np.array([0, 1, 1])
+    with pytest.warns(UserWarning, match="another TransferConfig") as rec:
+        evaluate_circuit(net, xs.TransferConfig(r_wl=3.0, r_bl=3.0), x, y, n=2, progress=False)
+    assert rec[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluate_circuit(net, xs.TransferConfig(), x, y, n=2, progress=False)
 
 
 @pytest.mark.parametrize("chunk, keep", [(4, 2), (2, 5), (3, 9)])

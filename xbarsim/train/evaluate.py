@@ -33,7 +33,7 @@ from ..exceptions import ParameterError
 from ..mapping import as_float_array
 from ..transfer import refuse_sinh_overflow
 from ._checks import SEED_OFFSET_MAX, check_count, check_seed
-from .layers import linear_layers
+from .layers import linear_layers, warn_if_trained_for_another_cfg
 
 __all__ = [
     "MCResult",
@@ -289,6 +289,8 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     # the first MVM refuses inputs that overflow the sinh current, but only
     # after a chunk of transfers was programmed (26 s; found by review)
     refuse_sinh_overflow(x, _layer_targets(*layers[0], cfg), cfg.device)
+    if isinstance(model_or_layers, nn.Module):  # as to_crossbar does (found by review)
+        warn_if_trained_for_another_cfg(linear_layers(model_or_layers), cfg)
     _require_results(n, x, layers, chunk, "a circuit evaluation")
     logits = np.empty((n, x.shape[0]))
     kept = [[] for _ in layers]

@@ -537,6 +537,19 @@ def sinh_inputs(x, v_read, v0, input_scale):
     return xin, v0 * math.sinh(v_read / v0) / v_read
 
 
+def warn_if_trained_for_another_cfg(layers, cfg):
+    """Warn when any of ``layers`` was trained against a surrogate fitted for
+    another TransferConfig than ``cfg``, the one it is transferred with."""
+    trained_for = {k: layer.surrogate for k, layer in enumerate(layers)
+                   if getattr(layer, "surrogate", None) is not None and hasattr(layer.surrogate, "matches")}
+    other = [k for k, sur in trained_for.items() if not sur.matches(cfg)]
+    if other:
+        warn(f"layer(s) {other} were trained against a surrogate fitted for another TransferConfig than "
+             "this transfer's (mapping, input scale, device, wires...): the hardware-aware training may not "
+             "carry over. Transfer with the surrogate's own configuration (surrogate.cfg) unless this is "
+             "the point.", UserWarning)
+
+
 def hardware_layers(model):
     """The `HardwareAwareLinear` modules of `model`, in order."""
     _check_module(model)
@@ -654,7 +667,7 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
             f"{type(model).__name__} is already hardware-aware ({', '.join(converted[:4])}"
             f"{' ...' if len(converted) > 4 else ''}): convert would change nothing, and the surrogate and options "
             "given would not reach its layers. Set them on the layers instead (for layer in "
-            "hardware_layers(model): layer.surrogate = ...), or convert the original model.")
+            "xbarsim.train.layers.hardware_layers(model): layer.surrogate = ...), or convert the original model.")
     if converted:
         warn(f"convert leaves the layers that are already hardware-aware ({', '.join(converted[:4])}"
              f"{' ...' if len(converted) > 4 else ''}) as they are: the surrogate and options given reach only "
@@ -753,14 +766,7 @@ def to_crossbar(model, cfg, seed=0):
              UserWarning)
     from ..mapping import map_layer
 
-    trained_for = {k: layer.surrogate for k, layer in enumerate(layers)
-                   if getattr(layer, "surrogate", None) is not None and hasattr(layer.surrogate, "matches")}
-    other = [k for k, sur in trained_for.items() if not sur.matches(cfg)]
-    if other:
-        warn(f"layer(s) {other} were trained against a surrogate fitted for another TransferConfig than "
-             "this transfer's (mapping, input scale, device, wires...): the hardware-aware training may not "
-             "carry over. Transfer with the surrogate's own configuration (surrogate.cfg) unless this is "
-             "the point.", UserWarning)
+    warn_if_trained_for_another_cfg(layers, cfg)
     weights = []
     for k, layer in enumerate(layers):  # every layer checked before the first is programmed
         w = layer.weight.detach().cpu().to(torch.float64).numpy()

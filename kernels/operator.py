@@ -184,7 +184,9 @@ def xpby(z, beta, p):
 
 @njit(**PJIT)
 def absmax_lines(a, partial):
-    """``partial[l, b] = max_k |a[l, k, b]|`` (NaN propagates)."""
+    """``partial[l, b] = max_k |a[l, k, b]|`` (NaN propagates: once a line's
+    entry is NaN no later value replaces it; a NaN before the last node of
+    its line was overwritten by the next finite value, found by review)."""
     L, n, B = a.shape
     for l in prange(L):
         for b in range(B):
@@ -192,7 +194,8 @@ def absmax_lines(a, partial):
         for j in range(n):
             for b in range(B):
                 v = abs(a[l, j, b])
-                if not v <= partial[l, b]:
+                p = partial[l, b]
+                if p == p and not v <= p:
                     partial[l, b] = v
 
 

@@ -851,3 +851,23 @@ def test_sinh_devices_between_fixed_nodes_take_no_newton_step(method):
     sol = xs.solve(xs.Crossbar(g, 0.0, 0.0, v0=0.25), left=xs.Drive(x), bottom=xs.Drive(0.0), method=method)
     assert sol.iterations == 0
     np.testing.assert_allclose(sol.i_out, np.einsum("mn,mb->nb", g * 0.25, np.sinh(x / 0.25)), rtol=1e-13)
+
+
+@pytest.mark.parametrize("where", [0, 2, 4])
+def test_the_convergence_maxima_keep_a_nan_wherever_it_sits(where):
+    """`absmax_lines` (the accuracy check of CG) kept a NaN only at the last
+    node of its line, and Newton's `_absmax` only in the word-line layer
+    (Python's max(x, nan) is x): a NaN could pass for converged (found by
+    review)."""
+    from xbarsim._newton import _absmax
+    from xbarsim.kernels.operator import absmax_lines
+
+    a = np.zeros((3, 5, 2))
+    a[1, :, :] = 1.0
+    a[1, where, 1] = np.nan
+    partial = np.empty((3, 2))
+    absmax_lines(a, partial)
+    assert np.isnan(partial[1, 1]) and partial[1, 0] == 1.0 and partial[0, 0] == 0.0
+    nan = np.array([1.0, np.nan, 2.0])
+    assert np.isnan(_absmax(np.ones(3), nan)) and np.isnan(_absmax(nan, np.ones(3)))
+    assert _absmax(np.array([-3.0]), np.array([2.0])) == 3.0

@@ -1108,3 +1108,30 @@ def test_a_result_whose_cfg_maps_the_layer_otherwise_is_refused_and_read_side_fi
         assert np.array_equal(xs.mvm(replace(prog, cfg=replace(cfg, tile=(64, 64))), x, noise=False), y0)
         wired = xs.mvm(replace(prog, cfg=replace(cfg, r_wl=50.0, r_bl=50.0)), x, noise=False)
         assert not np.allclose(wired, y0, rtol=1e-4)  # read through the new wires
+
+
+def test_programming_that_leaves_many_working_devices_unconverged_warns():
+    """A result that looked complete held half its devices outside the band
+    under V/2 verify reads (a quarter on 64x64 arrays on 1 ohm wires), without
+    a word (found by review): program, transfer and transfer_many warn when
+    over 5 % of the working devices did not converge, and count them."""
+    import re
+    import warnings
+
+    short = xs.TransferConfig(write_verify=xs.WriteVerify(max_pulses=1))
+    W, b = _layer(3, 4)
+    calls = (lambda cfg: xs.program(np.full((4, 4), 3e-4), cfg, seed=0),
+             lambda cfg: xs.transfer(W, b, cfg, seed=0),
+             lambda cfg: xs.transfer_many(W, b, cfg, n=3, seed=0))
+    for call, what in zip(calls, ("programming", "the transfer", r"transfer_many \(3 transfers\)")):
+        with pytest.warns(RuntimeWarning, match=f"{what} left") as rec:
+            res = call(short)
+        conv = [res.converged] if what == "programming" else res.converged
+        stuck = [res.stuck_state] if what == "programming" else res.stuck_state
+        missed = sum(int((~c & (s == 0)).sum()) for c, s in zip(conv, stuck))
+        working = sum(int((s == 0).sum()) for s in stuck)
+        assert f"left {missed} of {working} working devices" in str(rec[0].message)
+        assert re.search(r"within the 1-pulse budget", str(rec[0].message))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            call(xs.TransferConfig())  # converged: no warning

@@ -55,8 +55,11 @@ def _make_inner(net_j, kind):
 
 
 def _absmax(a_wl, a_bl):
-    """Largest |value| over both layers (a voltage correction's size)."""
-    return max(float(np.max(np.abs(a_wl))), float(np.max(np.abs(a_bl))))
+    """Largest |value| over both layers (a voltage correction's size); NaN
+    when either holds one (Python's ``max(x, nan)`` is ``x``: a NaN in the
+    bit-line layer passed the overflow guard; found by review)."""
+    a, b = float(np.max(np.abs(a_wl))), float(np.max(np.abs(a_bl)))
+    return a if (a >= b or a != a) else b
 
 
 def _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax, nodes):

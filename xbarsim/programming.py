@@ -755,7 +755,32 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
     s = _check_seed(seed)
     pairs = programming_order(t.shape, cfg.order if order is None else order)
     out = _program_batch(t[None], cfg, s, order_pairs=pairs, track=track, progress=progress)
-    return _program_result(out, t, pairs, track)
+    res = _program_result(out, t, pairs, track)
+    warn_unconverged([res.converged], [res.stuck_state], cfg, "programming")
+    return res
+
+
+UNCONVERGED_WARN = 0.05
+"""Fraction of working devices left outside the band above which programming warns."""
+
+
+def warn_unconverged(converged, stuck_state, cfg, what):
+    """Warn when write-verify left more than `UNCONVERGED_WARN` of the
+    working devices outside the band: results that looked complete held
+    half their devices unconverged under V/2 verify reads, and a quarter on
+    64x64 arrays on 1 ohm wires, without a word (found by review).
+    ``converged`` / ``stuck_state``: lists of arrays of one shape each."""
+    working = sum(int(np.count_nonzero(st == 0)) for st in stuck_state)
+    missed = sum(int(np.count_nonzero(~c & (st == 0))) for c, st in zip(converged, stuck_state))
+    if working and missed > UNCONVERGED_WARN * working:
+        from ._warn import warn
+
+        wv = cfg.write_verify
+        warn(f"{what} left {missed} of {working} working devices ({100 * missed / working:.1f} %) outside the "
+             f"{100 * cfg.tolerance:g} % band within the {wv.max_pulses}-pulse budget (.converged says which). "
+             "IR drop on large arrays leaves the ramp short of the voltage a device needs, and sneak currents "
+             "bias V/2 and floating verify reads; a larger budget (WriteVerify(max_pulses=100)), grounded verify "
+             "reads (read_scheme='grounded') or smaller tiles bring more in.", RuntimeWarning)
 
 
 def _program_result(out, target, pairs, track=False):

@@ -59,7 +59,8 @@ from ._repr import compact_repr
 from ._warn import warn
 from .exceptions import ParameterError
 from .mapping import LayerMapping, as_float_array, map_layer
-from .programming import SINH_ARG_MAX, TransferConfig, _check_flag, _check_seed, _program_batch, programming_order
+from .programming import (SINH_ARG_MAX, TransferConfig, _check_flag, _check_seed, _program_batch, programming_order,
+                          warn_unconverged)
 
 __all__ = ["Programmed", "TransferBatch", "transfer", "transfer_many", "iter_transfers", "mvm", "mvm_many"]
 
@@ -428,11 +429,13 @@ def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int 
         for q, k in enumerate(ks):
             one = {name: a[q:q + 1] for name, a in out.items()}
             results[k] = _program_result(one, mapping.tiles[k].target, pairs)
-    return Programmed(
+    prog = Programmed(
         mapping=mapping, cfg=cfg, seed=int(seed), index=0,
         g=[r.g_final for r in results], converged=[r.converged for r in results],
         stuck_state=[r.stuck_state for r in results], pulses=[r.pulses for r in results], results=results,
     )
+    warn_unconverged(prog.converged, prog.stuck_state, cfg, "the transfer")
+    return prog
 
 
 def iter_transfers(weight, bias=None, cfg: Optional[TransferConfig] = None, n: int = 1, seed: int = 0,
@@ -533,8 +536,10 @@ def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: in
             for start, res in _dask_chunks(mapping, cfg, s, starts, n, chunk, workers, scheduler):
                 place(start, res)
                 bar.update()
-    return TransferBatch(mapping=mapping, cfg=cfg, seed=int(seed), offset=0, g=g, converged=conv,
-                         stuck_state=stuck, pulses=pulses, solver_failures=fails)
+    batch = TransferBatch(mapping=mapping, cfg=cfg, seed=int(seed), offset=0, g=g, converged=conv,
+                          stuck_state=stuck, pulses=pulses, solver_failures=fails)
+    warn_unconverged(conv, stuck, cfg, f"transfer_many ({n} transfers)")
+    return batch
 
 
 def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):

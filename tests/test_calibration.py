@@ -114,6 +114,30 @@ def test_programming_offset_mean(table):
     assert rows["offset_mean_pct"][4]
 
 
+def test_the_known_misses_are_no_worse_than_when_they_were_marked(table):
+    """The strict xfails above assert only each row's verdict, so a miss that
+    grew would still read as the expected failure (found by review): each
+    stays within its margin of the figure its reason names."""
+    rows, _ = table
+    for k in DRIFT_MEAN_MISSES:  # 0.68-0.70 x at seed 0
+        assert rows[f"drift_mean_uS[k={k}]"][3] >= 0.65, f"drift mean at k = {k}"
+    assert -2e-4 <= rows["spread_slope_pct_per_uS"][1] <= 2e-4  # flat (-4.0e-6 %/uS), not reversed
+    assert -0.25 <= rows["offset_mean_pct"][1] < 0.0  # -0.134 %: inside the band, below the target
+
+
+def test_the_fit_simulates_on_the_wires_the_figures_are_judged_on(monkeypatch):
+    """The fit ran on ideal wires, whose drift means are 10-45 % shallower
+    than on the 1 ohm wires of the evaluation, and overshot (found by
+    review): it simulates with `simulate`'s own wires."""
+    import inspect
+
+    seen = []
+    real = C.simulate
+    monkeypatch.setattr(C, "simulate", lambda *a, **k: seen.append(k.get("r_wire")) or real(*a, **k))
+    C.fit(n_arrays=2, maxiter=1)
+    assert seen and set(seen) == {inspect.signature(real).parameters["r_wire"].default} == {1.0}
+
+
 def test_published_spread_combines_the_tuning_law_and_the_offset_std():
     """sqrt(sigma(G)^2 + 0.339^2) at a target, and over targets uniform in
     100-500 uS (the exact mean of the squared law, against a fine grid)."""

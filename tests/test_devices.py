@@ -13,6 +13,10 @@ from xbarsim.kernels.programming import switch_rate
 
 from threads import with_threads as _with_threads
 
+# these tests leave devices outside the band on purpose (small budgets, V/2 or floating verify
+# reads); test_programming_that_leaves_many_working_devices_unconverged_warns tests the warning
+UNCONVERGED_ON_PURPOSE = pytest.mark.filterwarnings("ignore:(programming|the transfer) left:RuntimeWarning")
+
 
 def test_preset_is_frozen_and_in_window():
     dev = xs.presets.TIO2
@@ -224,6 +228,7 @@ def test_failure_sampling_rates_and_values():
     assert ok.min() >= dev.g_init_lo and ok.max() <= dev.g_init_hi
 
 
+@UNCONVERGED_ON_PURPOSE
 def test_a_zero_rate_constant_with_a_steep_slope_programs_finite_conductances():
     """exp((|V| - V_th) / v_slope) overflowed to inf past 709, and a zero
     k_set times inf was NaN: g_final came back NaN with 0 ohm wires (no

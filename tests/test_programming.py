@@ -14,6 +14,10 @@ from xbarsim.programming import _program_batch
 
 from threads import with_threads as _with_threads
 
+# these tests leave devices outside the band on purpose (small budgets, V/2 or floating verify
+# reads); test_programming_that_leaves_many_working_devices_unconverged_warns tests the warning
+UNCONVERGED_ON_PURPOSE = pytest.mark.filterwarnings("ignore:(programming|the transfer) left:RuntimeWarning")
+
 
 def _targets(shape, seed=0):
     return np.random.default_rng(seed).uniform(100e-6, 500e-6, shape)
@@ -144,6 +148,7 @@ def test_a_weakly_held_floating_line_converges_at_a_tight_tolerance():
     np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-11 * vp)
 
 
+@UNCONVERGED_ON_PURPOSE
 @pytest.mark.parametrize("scheme, read", [("floating", "grounded"), ("V/3", "floating")])
 def test_programming_on_nearly_ideal_wire_tends_to_ideal_wire(scheme, read):
     """Under floating bias or floating reads, wires of 1e-7 and 1e-30 ohm
@@ -368,6 +373,7 @@ def test_background_cancelling_read_matches_two_solves(r, v0):
         assert got == pytest.approx(G[isel, jsel], rel=0.02)
 
 
+@UNCONVERGED_ON_PURPOSE
 def test_a_verify_read_carries_the_noise_of_every_device_on_the_sensed_line():
     """Under "V/2" reads the half-selected devices of the sensed bit line
     carry current, and each adds its own read noise, as in `xs.mvm`: the
@@ -390,6 +396,7 @@ def test_a_verify_read_carries_the_noise_of_every_device_on_the_sensed_line():
     assert abs(np.mean(resid)) < 4 * np.std(resid) / np.sqrt(resid.size)
 
 
+@UNCONVERGED_ON_PURPOSE
 def test_background_cancelling_read_programs_to_target():
     """With "V/2-diff" verify reads write-verify tunes the devices
     themselves (the plain "V/2" read tunes the whole bit line's current and
@@ -410,6 +417,7 @@ def test_background_cancelling_read_programs_to_target():
 
 # --- write-verify ------------------------------------------------------------
 
+@UNCONVERGED_ON_PURPOSE
 @pytest.mark.parametrize("target, v_set_max, v_reset_min, budget", [
     (400e-6, 2.1, -2.4, 1), (400e-6, 2.1, -2.4, 2), (400e-6, 2.1, -2.4, 5), (400e-6, 2.1, -2.4, 100),
     (120e-6, 2.1, -2.4, 100),
@@ -493,6 +501,7 @@ def test_other_schemes_converge(scheme, read_scheme):
     assert res.solver_failures == 0
 
 
+@UNCONVERGED_ON_PURPOSE
 def test_sneak_currents_bias_the_verify_reads():
     """Unselected lines at V_read/2 (or floating) add sneak current on the sensed bit line.
 

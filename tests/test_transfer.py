@@ -864,6 +864,10 @@ def test_mvm_refuses_a_bad_row_offset(bad, message):
 from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+# these tests leave devices outside the band on purpose (small budgets, V/2 or floating verify
+# reads); test_programming_that_leaves_many_working_devices_unconverged_warns tests the warning
+UNCONVERGED_ON_PURPOSE = pytest.mark.filterwarnings("ignore:(programming|the transfer) left:RuntimeWarning")
+
 
 @st.composite
 def _layers(draw):
@@ -915,6 +919,7 @@ def test_ideal_transfer_of_any_layer_computes_its_product(layer):
     assert np.all(np.abs(y - ideal) <= bound * (1 + 1e-9) + 1e-12 * (scale + 1e-300))
 
 
+@UNCONVERGED_ON_PURPOSE
 @settings(max_examples=60, deadline=None)
 @given(layer=_layers(), sinh=st.booleans(), r_wl=st.sampled_from([0.0, 0.5, 3.0]),
        r_bl=st.sampled_from([0.0, 0.5, 3.0]), scheme=st.sampled_from(["V/2", "V/3", "floating"]),

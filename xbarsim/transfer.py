@@ -718,21 +718,17 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
         # the product is mapped for |x| <= input_scale; past it a read bends
         # with the sinh law, silently (2x high at 5 input_scale, TiO2; found
         # by review)
-        gain = _sinh_gain(v_max, dev.v0)
+        gain = float(dev.read_current(1.0, v_max)) / v_max  # over the small-signal current
+        gain_read = float(dev.read_current(1.0, mapping.v_read)) / mapping.v_read
         warn(
             f"inputs up to |x| = {v_max / scale:.4g} exceed input_scale = {mapping.input_scale:g}: the word "
             f"lines read at up to {v_max:.3g} V, past V_read = {mapping.v_read:g} V, where the sinh devices "
-            f"(v0 = {dev.v0:g} V) conduct {gain:.4g}x their small-signal conductance ({_sinh_gain(mapping.v_read, dev.v0):.4g}x "
+            f"(v0 = {dev.v0:g} V) conduct {gain:.4g}x their small-signal conductance ({gain_read:.4g}x "
             f"at V_read), so those products come out up to {100 * (gain - 1):.3g} % high. Give the layer "
             f"TransferConfig(input_scale={v_max / scale:.4g}) or more (inputs in [-input_scale, input_scale] "
             "are read at [-V_read, V_read]), or scale the inputs.",
             RuntimeWarning,
         )
-
-
-def _sinh_gain(v, v0):
-    """A sinh device's current at ``v`` over its small-signal current ``G v``."""
-    return v0 * math.sinh(v / v0) / v
 
 
 _SINH_MAX = SINH_ARG_MAX

@@ -420,8 +420,8 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
         tiles = [[surrogate.sample_tiles(lm, r, n=1)[0] for lm in maps] for r in rngs]  # programming first
         h = np.broadcast_to(x, (c,) + x.shape)
         for k, lm in enumerate(maps):
-            x_max = float(np.max(np.abs(h))) if h.size else 0.0
-            if x_max > fitted and not warned:
+            x_max = 0.0 if warned or not h.size else float(np.max(np.abs(h)))
+            if x_max > fitted:
                 # 20 V reads scored without a word, where evaluate_circuit and
                 # the layers warn (found by review)
                 warned = True

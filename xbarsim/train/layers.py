@@ -457,7 +457,7 @@ class HardwareAwareLinear(nn.Linear):
         if not math.isfinite(x_max):
             raise ParameterError("x holds NaN or inf; a sampled forward runs the hardware model's circuit, which "
                                  "needs finite inputs.")
-        fitted, switching, overflow = limits()
+        fitted, _, overflow = limits()
         v_read, v0, s_in = gain()
         dt = x.dtype if x.is_floating_point() else self.weight.dtype
         dtype = str(dt)

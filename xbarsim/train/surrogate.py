@@ -1353,7 +1353,6 @@ def failure_samples(cfg, n_devices, seed):
         Final conductance (the stuck value where stuck != 0), S.
     """
     import dataclasses
-    import warnings
 
     import xbarsim as xs
 
@@ -1365,11 +1364,13 @@ def failure_samples(cfg, n_devices, seed):
     out_f, in_f = (4, 7) if cheap.mapping.value == "differential" else (7, 7)
     per = sum(t.target.size for t in xs.mapping.map_layer(np.zeros((out_f, in_f)), np.zeros(out_f), cheap).tiles)
     n = -(-int(n_devices) // per)
-    with warnings.catch_warnings():  # the one-pulse budget leaves most devices unconverged, on purpose
-        warnings.filterwarnings("ignore", message=r"transfer_many \(\d+ transfers\) left", category=RuntimeWarning)
-        batch = xs.transfer_many(np.zeros((out_f, in_f)), np.zeros(out_f), cheap, n=n, seed=int(seed), chunk=1024)
-    stuck = np.concatenate([a.reshape(n, -1) for a in batch.stuck_state], axis=1).ravel()
-    g = np.concatenate([a.reshape(n, -1) for a in batch.g], axis=1).ravel()
+    # iter_transfers: transfer_many's streams, without its warning that the
+    # one-pulse budget leaves most devices unconverged (as it does on purpose)
+    chunks = list(xs.iter_transfers(np.zeros((out_f, in_f)), np.zeros(out_f), cheap, n=n, seed=int(seed),
+                                    chunk=1024))
+    stuck = np.concatenate([np.concatenate([a.reshape(len(c), -1) for a in c.stuck_state], axis=1)
+                            for c in chunks]).ravel()
+    g = np.concatenate([np.concatenate([a.reshape(len(c), -1) for a in c.g], axis=1) for c in chunks]).ravel()
     return stuck[:n_devices], g[:n_devices]
 
 

@@ -196,6 +196,60 @@ def max_drive(circuit):
     return v_max
 
 
+def kcl_violations(circuit, v_wl, v_bl, i_term, v0=None):
+    """(largest current imbalance of any node group, largest element current).
+
+    A group is a maximal run of nodes joined by 0-ohm segments (the current
+    inside it is not a function of the voltages); every other element's
+    current is computed here from the node voltages (devices linear, or
+    ``G V0 sinh(V/V0)`` with ``v0``), terminal currents are taken from the
+    solution.
+    """
+    g = circuit.g
+    M, N = g.shape
+    r_wl = np.broadcast_to(np.asarray(circuit.r_wl, float), (M, N - 1))
+    r_bl = np.broadcast_to(np.asarray(circuit.r_bl, float), (M - 1, N))
+    i_dev = g * (v_wl - v_bl) if v0 is None else g * v0 * np.sinh((v_wl - v_bl) / v0)
+    inflow_wl = -i_dev  # device current into each word-line node
+    inflow_bl = i_dev.copy()
+    currents = [np.abs(inflow_wl).ravel()]
+    for i in range(M):
+        for j in range(N - 1):
+            if r_wl[i, j] > 0:
+                cur = (v_wl[i, j] - v_wl[i, j + 1]) / r_wl[i, j]
+                inflow_wl[i, j] -= cur
+                inflow_wl[i, j + 1] += cur
+                currents.append([abs(cur)])
+    for i in range(M - 1):
+        for j in range(N):
+            if r_bl[i, j] > 0:
+                cur = (v_bl[i, j] - v_bl[i + 1, j]) / r_bl[i, j]
+                inflow_bl[i, j] -= cur
+                inflow_bl[i + 1, j] += cur
+                currents.append([abs(cur)])
+    term = i_term
+    inflow_wl[:, 0] += term["left"]
+    inflow_wl[:, N - 1] += term["right"]
+    inflow_bl[0, :] += term["top"]
+    inflow_bl[M - 1, :] += term["bottom"]
+    currents += [np.abs(t) for t in term.values()]
+    worst = 0.0
+    # word line i, groups split where r_wl > 0; bit line j, where r_bl > 0
+    for i in range(M):
+        start = 0
+        for j in range(N):
+            if j == N - 1 or r_wl[i, j] > 0:
+                worst = max(worst, abs(inflow_wl[i, start : j + 1].sum()))
+                start = j + 1
+    for j in range(N):
+        start = 0
+        for i in range(M):
+            if i == M - 1 or r_bl[i, j] > 0:
+                worst = max(worst, abs(inflow_bl[start : i + 1, j].sum()))
+                start = i + 1
+    return worst, max(np.max(c) if len(c) else 0.0 for c in currents)
+
+
 def rounding_floor(circuit):
     """Absolute current floor, amperes: ``ROUNDING`` x largest source voltage
     x largest conductance of any element (device, wire segment, terminal)."""

@@ -11,6 +11,7 @@ from xbarsim._multigrid import MultigridPreconditioner
 from xbarsim.circuit import build_network
 from xbarsim.spice import ngspice_available, run_ngspice
 
+from problems import REL, Circuit, kcl_violations, rounding_floor
 from threads import with_threads
 
 
@@ -128,6 +129,15 @@ def test_results_do_not_depend_on_thread_count():
 # ---------------------------------------------------------------- nonlinear
 
 
+def _assert_every_node_balances(xbar, drives, sol, v0):
+    """Kirchhoff's law at every node group, with the element currents
+    computed from the returned voltages (tests/problems.py), not from the
+    package: ``kcl_error`` sums the terminal currents only."""
+    circuit = Circuit(g=xbar.g, r_wl=xbar.r_wl, r_bl=xbar.r_bl, drives=drives)
+    worst, scale = kcl_violations(circuit, sol.v_wl, sol.v_bl, sol.i_terminal, v0=v0)
+    assert worst <= REL * scale + rounding_floor(circuit), (worst, scale)
+
+
 @pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
 def test_sinh_strong_case_kirchhoff_and_power(method):
     """V0 = 0.1 V, programming-level drives of +-2 V, 0 ohm terminals and a
@@ -144,9 +154,29 @@ def test_sinh_strong_case_kirchhoff_and_power(method):
     ref = xs.solve(xbar, **drives, method="direct")
     _close(sol.i_out, ref.i_out, 1e-8)
     assert sol.kcl_error < 1e-9
+    _assert_every_node_balances(xbar, drives, sol, v0=0.1)
     np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-8)
     vd = sol.v_wl - sol.v_bl
     np.testing.assert_allclose(sol.i_device, xbar.g * 0.1 * np.sinh(vd / 0.1), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
+def test_a_zero_state_whose_currents_overflow_their_norm_is_no_overflow_of_the_solution(method):
+    """One device of V0 = 5 mV on a V/2-pulsed row (2 V): in the zero state
+    (free nodes at 0 V) it sees 400 V0, whose current squared overflows the
+    residual's norm, and every method raised "device currents overflow
+    double precision between nodes the drives fix". The solution has at
+    most 13.8 V0 across a device, and ngspice solves it (found by review)."""
+    g = np.full((8, 8), 1e-4)
+    v0 = np.full((8, 8), 0.1)
+    v0[2, 0] = 0.005
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=v0)
+    drives = xs.pulse_drives((8, 8), (2, 5), 2.0, "V/2")
+    sol = xs.solve(xbar, method=method, **drives)
+    _assert_every_node_balances(xbar, drives, sol, v0=v0)
+    assert np.max(np.abs(sol.v_wl - sol.v_bl) / v0) < 14.0
+    if ngspice_available():
+        _close(sol.i_out, run_ngspice(xbar, **drives).i_out, 1e-9)
 
 
 @pytest.mark.parametrize("volts", [6.0, 8.0, 100.0])
@@ -165,6 +195,7 @@ def test_sinh_drive_of_many_v0_converges_with_every_method(volts):
     for m, sol in sols.items():
         _close(sol.i_out, sols["direct"].i_out, 1e-9)
         assert sol.kcl_error < 1e-9
+        _assert_every_node_balances(xbar, drives, sol, v0=0.1)
         np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-8)
         vd = sol.v_wl - sol.v_bl
         assert np.max(np.abs(vd)) < 2.0
@@ -405,8 +436,7 @@ def test_sinh_reduces_to_linear_for_large_v0():
     xbar = _random(rng, 12, 9)
     drives = dict(left=xs.Drive(rng.uniform(0, 0.01, 12), r=1.0), bottom=xs.Drive(0.0, r=1.0))
     lin = xs.solve(xbar, **drives, method="direct")
-    nl = xs.solve(xbar.with_g(xbar.g) if False else xs.Crossbar(xbar.g, xbar.r_wl, xbar.r_bl, v0=100.0),
-                  **drives, method="direct")
+    nl = xs.solve(xs.Crossbar(xbar.g, xbar.r_wl, xbar.r_bl, v0=100.0), **drives, method="direct")
     _close(nl.i_out, lin.i_out, 1e-8)
 
 
@@ -430,10 +460,7 @@ def test_sinh_against_ngspice(seed):
     xbar = _random(rng, M, N, r=rng.uniform(0.5, 5.0), v0=v0, open_frac=0.1)
     drives = dict(left=xs.Drive(rng.uniform(-1.0, 1.0, M), r=rng.uniform(0, 2)), bottom=xs.Drive(0.0, r=1.0),
                   top=xs.Drive(0.2, r=3.0, floating=rng.random(N) < 0.5))
-    try:
-        ref = run_ngspice(xbar, **drives)
-    except xs.CircuitError:
-        pytest.skip("random circuit ill-posed")
+    ref = run_ngspice(xbar, **drives)  # all three seeds are well posed: a refusal is a failure
     for method in ("direct", "pcg"):
         sol = xs.solve(xbar, **drives, method=method)
         # 1e-9, the solve contract (the issue asks 1e-6; measured worst 3.4e-11 over these seeds)

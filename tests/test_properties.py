@@ -19,8 +19,8 @@ from hypothesis.extra.numpy import arrays
 import xbarsim as xs
 from xbarsim._pcg import CURRENT_FLOOR
 from naive import end_arrays, naive_solve
-from problems import (ENDS, REL, ROUNDING, Circuit, assert_solutions_close, max_drive, refuses_ideal_wire,
-                      rounding_floor)
+from problems import (ENDS, REL, ROUNDING, Circuit, assert_solutions_close, kcl_violations, max_drive,
+                      refuses_ideal_wire, rounding_floor)
 
 METHODS = sys.modules[xs.solve.__module__].METHODS
 
@@ -111,60 +111,6 @@ def _end_data(circuit):
 
 def _source_v(v_end, column):
     return v_end[:, 0] if column is None or v_end.shape[1] == 1 else v_end[:, column]
-
-
-def kcl_violations(circuit, v_wl, v_bl, i_term, v0=None):
-    """(largest current imbalance of any node group, largest element current).
-
-    A group is a maximal run of nodes joined by 0-ohm segments (the current
-    inside it is not a function of the voltages); every other element's
-    current is computed here from the node voltages (devices linear, or
-    ``G V0 sinh(V/V0)`` with ``v0``), terminal currents are taken from the
-    solution.
-    """
-    g = circuit.g
-    M, N = g.shape
-    r_wl = np.broadcast_to(np.asarray(circuit.r_wl, float), (M, N - 1))
-    r_bl = np.broadcast_to(np.asarray(circuit.r_bl, float), (M - 1, N))
-    i_dev = g * (v_wl - v_bl) if v0 is None else g * v0 * np.sinh((v_wl - v_bl) / v0)
-    inflow_wl = -i_dev  # device current into each word-line node
-    inflow_bl = i_dev.copy()
-    currents = [np.abs(inflow_wl).ravel()]
-    for i in range(M):
-        for j in range(N - 1):
-            if r_wl[i, j] > 0:
-                cur = (v_wl[i, j] - v_wl[i, j + 1]) / r_wl[i, j]
-                inflow_wl[i, j] -= cur
-                inflow_wl[i, j + 1] += cur
-                currents.append([abs(cur)])
-    for i in range(M - 1):
-        for j in range(N):
-            if r_bl[i, j] > 0:
-                cur = (v_bl[i, j] - v_bl[i + 1, j]) / r_bl[i, j]
-                inflow_bl[i, j] -= cur
-                inflow_bl[i + 1, j] += cur
-                currents.append([abs(cur)])
-    term = i_term
-    inflow_wl[:, 0] += term["left"]
-    inflow_wl[:, N - 1] += term["right"]
-    inflow_bl[0, :] += term["top"]
-    inflow_bl[M - 1, :] += term["bottom"]
-    currents += [np.abs(t) for t in term.values()]
-    worst = 0.0
-    # word line i, groups split where r_wl > 0; bit line j, where r_bl > 0
-    for i in range(M):
-        start = 0
-        for j in range(N):
-            if j == N - 1 or r_wl[i, j] > 0:
-                worst = max(worst, abs(inflow_wl[i, start : j + 1].sum()))
-                start = j + 1
-    for j in range(N):
-        start = 0
-        for i in range(M):
-            if i == M - 1 or r_bl[i, j] > 0:
-                worst = max(worst, abs(inflow_bl[start : i + 1, j].sum()))
-                start = i + 1
-    return worst, max(np.max(c) if len(c) else 0.0 for c in currents)
 
 
 def power_terms(circuit, v_wl, v_bl, i_term, column):
@@ -412,7 +358,10 @@ def test_node_voltages_meet_the_contract_against_a_40_digit_solve(method):
         for name in ("v_wl", "v_bl"):
             err = np.max(np.abs(getattr(sol, name) - getattr(exact, name)))
             assert err <= bound, (k, name, err, bound)
-    assert solved >= 100  # most circuits are well posed and in range
+    # the counts of today's solver (mg draws circuits without ideal wires):
+    # a regression that refuses more of them fails here, where ">= 100" let
+    # up to 68 new refusals pass (found by review)
+    assert solved >= {"direct": 168, "pcg": 168, "mg": 169}[method], solved
 
 
 def high_impedance_circuits(seed, count):
@@ -508,6 +457,46 @@ def terminal_current_bound(circuit, exact, name, tol):
     return 100 * tol * (np.abs(i) + floor) + bound.reshape((L,) + (1,) * (i.ndim - 1))
 
 
+@pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
+@pytest.mark.parametrize("g_dev, wire", [(1e-9, 1.0), (1e-12, 1.0), (1e-15, 1.0), (1e-6, 0.1)])
+@pytest.mark.parametrize("resistive", [False, True])
+def test_weak_devices_read_their_terminal_currents_to_the_last_digits(method, g_dev, wire, resistive):
+    """Devices far weaker than their wires, lines driven at one end: the end
+    currents came from a wire current read off two node voltages a few ulps
+    apart (1 nS on 1 ohm: ``i_out`` 8e-8 off and ``kcl_error`` 2.5e-9 at tol
+    1e-12; 1 fS: 3-7 % off; found by review). They are the sums of the
+    lines' device currents now (Kirchhoff for the whole line)."""
+    g = g_dev * np.arange(1.0, 21.0).reshape(4, 5)
+    r_t = 1.0 if resistive else 0.0
+    drives = dict(left=xs.Drive(np.array([0.9, 0.7, -0.3, 0.2]), r=r_t), bottom=xs.Drive(0.5, r=r_t))
+    sol = xs.solve(xs.Crossbar(g, r_wl=wire, r_bl=wire), method=method, **drives)
+    exact = naive_solve(g, wire, wire, digits=40, **drives)
+    for name in ("left", "bottom"):
+        i = exact.i_terminal[name]
+        np.testing.assert_allclose(sol.i_terminal[name], i, rtol=0, atol=1e-12 * np.max(np.abs(i)), err_msg=name)
+    np.testing.assert_allclose(sol.i_out, exact.i_out, rtol=0, atol=1e-12 * np.max(np.abs(exact.i_out)))
+    assert sol.kcl_error < 1e-12
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
+@pytest.mark.parametrize("wire", [1e-20, 1e-99])
+@pytest.mark.parametrize("batch", [None, 3])
+def test_power_balances_on_wires_far_stronger_than_their_devices(method, wire, batch):
+    """1e-99 ohm wires: the wires' power came from node voltages a few ulps
+    apart, 5.5e67 W "dissipated" against 7.6e-4 W supplied, and the terminal
+    currents from the same (``kcl_error`` 1.0; found by review). Each line's
+    segment currents now come from Kirchhoff's law along the line."""
+    rng = np.random.default_rng(3)
+    g = rng.uniform(1e-4, 5e-4, (8, 6))
+    x = rng.uniform(0.0, 0.3, 8 if batch is None else (8, batch))
+    sol = xs.solve(xs.Crossbar(g, r_wl=wire, r_bl=wire), method=method, left=xs.Drive(x, r=wire),
+                   bottom=xs.Drive(0.0, r=wire))
+    np.testing.assert_allclose(sol.power_dissipated(), sol.power_supplied(), rtol=1e-12)
+    # the wires carry no drop worth a digit: the ideal product, to rounding
+    np.testing.assert_allclose(sol.i_out, g.T @ x, rtol=1e-12)
+    assert sol.kcl_error < 1e-15
+
+
 def test_near_ideal_terminals_meet_the_current_contract_against_a_40_digit_solve():
     """A resistive end's current was ``g_t (V - v)``, known only to ``g_t
     ulp(V)``: ends of 1e-12 ohm came back 4 % off and 1e-15 ohm at 0 A, and
@@ -541,4 +530,5 @@ def test_near_ideal_terminals_meet_the_current_contract_against_a_40_digit_solve
                 bound = terminal_current_bound(circuit, exact, name, tol)
                 assert np.all(err[live] <= bound[live]), (k, method, name, np.max(err[live] / bound[live]))
     # mg takes only the circuits without ideal wire segments
-    assert solved["direct"] >= 120 and solved["pcg"] >= 120 and solved["mg"] >= 35, solved
+    # the counts of today's solver: fewer is a regression (the bounds were 120 / 120 / 35)
+    assert solved["direct"] >= 129 and solved["pcg"] >= 129 and solved["mg"] >= 41, solved

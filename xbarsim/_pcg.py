@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .circuit import IDEAL, RESISTIVE
+from .circuit import FLOATING, IDEAL, RESISTIVE
 from .exceptions import ConvergenceError
 from .kernels.lines import factor_lines, solve_lines
 from .kernels.operator import absmax_lines, cg_update, dot_lines, kcl_residual, xpby
@@ -412,7 +412,7 @@ def kcl_bound(itol, total, vscale, gmax):
     return itol * total + KCL_ULPS * np.finfo(float).eps * vscale * gmax
 
 
-def end_currents(net, v_wl, v_bl):
+def end_currents(net, v_wl, v_bl, i_device=None):
     """Current into the array through every end, (L, B), 0 where floating.
 
     An ideal end's current is the one Kirchhoff's law at its node asks of
@@ -422,11 +422,23 @@ def end_currents(net, v_wl, v_bl):
     v)`` knows the current only to ``g_t ulp(V)``, which at 1e-12 ohm and
     0.5 V next to mS devices was 2.5e-2 of it, and all of it from 1e-15
     ohm (found by review). Elsewhere ``g_t (V - v)`` is the better of the
-    two (the smaller conductance times the voltage error)."""
+    two (the smaller conductance times the voltage error).
+
+    With the device currents ``i_device`` (M, N, B), a line driven at one
+    end only (the other floats: the read configuration) takes its end's
+    current from Kirchhoff's law for the whole line, the sum of its device
+    currents, where the line's devices conduct less in all than the
+    conductance whose ulp error the node's sum or ``g_t (V - v)`` carries:
+    the node's sum reads a wire current from two node voltages a few ulps
+    apart when the devices are weak (1 nS devices on 1 ohm wires: ``i_out``
+    8e-8 off, and the terminal currents' sum, ``kcl_error``, 2.5e-9 at
+    tol 1e-12; found by review). (For sinh devices the rule compares G,
+    not the slope ``G cosh(V / V0)``: both sums are Kirchhoff's law, the
+    rule only picks the one with less rounding.)"""
     out = {}
-    for layer, own, other, g, v0, names in (
-        (net.wl, v_wl, v_bl, net.g, net.v0, ("left", "right")),
-        (net.bl, v_bl, v_wl, net.g_t, net.v0_t, ("top", "bottom")),
+    for layer, own, other, g, v0, names, axis, sign in (
+        (net.wl, v_wl, v_bl, net.g, net.v0, ("left", "right"), 1, 1.0),
+        (net.bl, v_bl, v_wl, net.g_t, net.v0_t, ("top", "bottom"), 0, -1.0),
     ):
         L, n = layer.gid.shape
         by_node = []  # per side: lines whose current comes from the node's Kirchhoff sum
@@ -450,9 +462,31 @@ def end_currents(net, v_wl, v_bl):
                 cur[rmask] = spec.g[rmask, None] * (layer.term_v[rmask, side, :] - own[rmask, node, :])
                 lines = by_node[side]
                 if lines.size:
-                    cur[lines] = -res[lines, end_extent(layer, lines, side)[0], :]
+                    cur[lines] = 0.0 - res[lines, end_extent(layer, lines, side)[0], :]  # not -x: no -0.0
+                if i_device is not None:
+                    _line_sums(layer, g, side, lines, i_device, axis, sign, cur)
             out[name] = cur
     return out
+
+
+def _line_sums(layer, g, side, by_node, i_device, axis, sign, cur):
+    """`end_currents`' line sums: on the lines driven at ``side`` alone,
+    where the line's device conductance is below the node's (lines in
+    ``by_node``) or the terminal's, ``cur`` becomes the sum of the line's
+    device currents (``i_device`` summed along ``axis``), negated where
+    ``sign`` is -1 (bit lines: their devices' current flows in)."""
+    driven = layer.term_mode[:, side] != FLOATING
+    lines = np.nonzero(driven & (layer.term_mode[:, 1 - side] == FLOATING))[0]
+    if not lines.size:
+        return
+    scale = layer.term_g[lines, side].copy()
+    at_node = np.isin(lines, by_node)
+    if np.any(at_node):
+        scale[at_node] = EndGroup(layer, g, lines[at_node], side).garr[:, 0]
+    lines = lines[g[lines].sum(axis=1) < scale]
+    if lines.size:
+        total = (i_device[lines] if axis == 1 else i_device[:, lines]).sum(axis=axis)
+        cur[lines] = total if sign > 0 else 0.0 - total  # not -x: no -0.0
 
 
 def neg_matvec(layer, g, shunt, p, other, q):

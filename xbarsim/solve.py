@@ -212,19 +212,12 @@ class Solution:
         xbar = net.xbar
         vd = self.v_wl - self.v_bl
         pdev = np.sum(self.i_device * vd, axis=(0, 1))
-        pw = 0.0
         extra = (None,) * (vd.ndim - 2)
-        rwl = xbar.r_wl_full()
-        rbl = xbar.r_bl_full()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if rwl.size:
-                dv = np.diff(self.v_wl, axis=1)
-                gw = np.where(rwl == 0, 0.0, 1.0 / np.where(rwl == 0, 1.0, rwl))
-                pw = pw + np.sum(gw[(...,) + extra] * dv * dv, axis=(0, 1))
-            if rbl.size:
-                dv = np.diff(self.v_bl, axis=0)
-                gb = np.where(rbl == 0, 0.0, 1.0 / np.where(rbl == 0, 1.0, rbl))
-                pw = pw + np.sum(gb[(...,) + extra] * dv * dv, axis=(0, 1))
+        pw = 0.0
+        for v, r, i_first, axis in ((self.v_wl, xbar.r_wl_full(), self.i_terminal["left"], 1),
+                                    (self.v_bl, xbar.r_bl_full(), self.i_terminal["top"], 0)):
+            if r.size:
+                pw = pw + _wire_power(v, r[(...,) + extra], self.i_device, xbar.g, i_first, axis)
         pt = 0.0
         for name, spec in net.ends.items():
             if spec is None:
@@ -233,6 +226,31 @@ class Solution:
             res = np.where(spec.mode == RESISTIVE, 1.0 / np.where(spec.g > 0, spec.g, 1.0), 0.0)
             pt = pt + np.sum(res[(...,) + extra] * cur * cur, axis=0)
         return pdev + pw + pt
+
+
+def _wire_power(v, r, i_device, g, i_first, axis):
+    """Power in one layer's wire segments (``r`` along ``axis`` of the
+    (M, N) layout, batch dims broadcast), per batch column.
+
+    A segment's power is ``dv^2 / r`` from its two node voltages, or
+    ``r I^2`` with its current from Kirchhoff's law along the line (the
+    current entering at the first end, less the devices' currents up to the
+    segment), whichever knows it better: a line whose devices conduct less
+    in all than its segments (``max r x sum G < 1``) takes the current. A
+    dv a few ulps wide (1e-99 ohm wires: 5.5e67 W "dissipated" against
+    7.6e-4 W supplied; found by review) is known to an ulp of the node
+    voltage, the current to the devices' share of it."""
+    steps = np.diff(v, axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(r == 0, 0.0, steps * steps / np.where(r == 0, 1.0, r))
+    r_line = np.max(r, axis=axis, keepdims=True)
+    by_current = (r_line * np.sum(g, axis=axis, keepdims=True)[(...,) + (None,) * (r.ndim - 2)] < 1.0)
+    if np.any(by_current):
+        sign = 1.0 if axis == 1 else -1.0  # word lines lose the devices' current, bit lines gain it
+        first = np.expand_dims(i_first, axis)
+        current = first - sign * np.cumsum(i_device, axis=axis).take(range(v.shape[axis] - 1), axis=axis)
+        p = np.where(by_current, r * current * current, p)
+    return np.sum(p, axis=(0, 1))
 
 
 # ----------------------------------------------------------------------------
@@ -521,7 +539,7 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
             raise _overflow(history)
         raise ConvergenceError(f"{method} solve produced non-finite node voltages or device currents; this "
                                "is a bug, please report it.", residual_history=history, iterations=iterations)
-    terminals = end_currents(net, v_wl, v_bl)
+    terminals = end_currents(net, v_wl, v_bl, i_device)
     stacked = np.concatenate(list(terminals.values()), axis=0)
     # current scale: what flows, or what would if every device saw the
     # largest drive voltage (so an equipotential circuit reads ~0, not noise/noise)

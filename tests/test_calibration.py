@@ -203,7 +203,11 @@ def test_attribution_splits_the_drift(capsys):
 def test_cli_attribution_prints_the_parts(tmp_path, capsys):
     from xbarsim.cli import main
 
-    main(["calibrate", "--out", str(tmp_path), "--arrays", "4", "--attribution"])
+    import json
+
+    code = main(["calibrate", "--out", str(tmp_path), "--arrays", "4", "--attribution"])
+    summary = json.loads((tmp_path / "calibration.json").read_text())
+    assert code == (0 if summary["all_within_30pct"] else 3)  # the documented exit status
     out = capsys.readouterr().out
     for name in C.ATTRIBUTION_PARTS:
         assert name in out

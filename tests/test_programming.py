@@ -231,12 +231,9 @@ def test_nodal_stopping_rule_meets_its_tolerance(shape, vp, seed):
     """The error-estimate stop of `solve_nodal` leaves at most ``tol`` volts of error.
 
     Cold start (ideal-wire voltages), sinh devices, 2 ohm wires so the
-    iteration needs several sweeps; the reference is the same solver run to
-    1e-13 V, itself checked against xs.solve above. (It ran to 1e-14 V
-    until cold starts counted their contraction as at least 0.1: at a 2.4 V
-    pulse that is 4e-15 of the drive, below what a TransferConfig takes,
-    and the 24 x 7 array's updates cycle at 9.8e-15 V from the tenth sweep
-    on, which the old estimate had stepped over at the ninth by luck.)
+    iteration needs several sweeps; the reference is xs.solve's direct
+    Newton solve of the same circuit (it was the same solver run to 1e-13 V;
+    an independent reference since review).
     """
     G = _targets(shape, seed=seed)
     M, N = shape
@@ -244,15 +241,13 @@ def test_nodal_stopping_rule_meets_its_tolerance(shape, vp, seed):
     wl_v, bl_v = np.zeros(M), np.zeros(N)
     wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
     KP._pulse_drives(0, 0, N - 1, vp, wl_v, wl_d, bl_v, bl_d)
-    out = []
-    for t in (tol, 1e-13):
-        vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
-        set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
-        it = solve_nodal(G, 0.45, 1 / 0.45, 2.0, 2.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)),
-                         np.zeros((M, N)), *nodal_work(M, N), t, 100000, np.full(1, -1.0))
-        assert it > 0
-        out.append((vwl, vbl))
-    err = max(np.abs(out[0][0] - out[1][0]).max(), np.abs(out[0][1] - out[1][1]).max())
+    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
+    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+    it = solve_nodal(G, 0.45, 1 / 0.45, 2.0, 2.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)),
+                     np.zeros((M, N)), *nodal_work(M, N), tol, 100000, np.full(1, -1.0))
+    assert it > 0
+    ref = _reference(G, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool)), 2.0, 0.45)
+    err = max(np.abs(vwl - ref.v_wl).max(), np.abs(vbl - ref.v_bl).max())
     assert err <= tol
 
 
@@ -289,10 +284,8 @@ def test_nodal_carried_rate_meets_its_tolerance(shape, kind):
                          *work, tol * abs(v1), 100000, rate)
         assert it > 0
         sweeps.append(it)
-        ref_wl, ref_bl = vwl.copy(), vbl.copy()
-        solve_nodal(G, 0.45, 1 / 0.45, 2.0, 2.0, wl_v, wl_d, bl_v, bl_d, ref_wl, ref_bl, np.zeros((M, N)),
-                    np.zeros((M, N)), *nodal_work(M, N), 1e-15, 100000, np.full(1, -1.0))
-        err = max(np.abs(vwl - ref_wl).max(), np.abs(vbl - ref_bl).max())
+        ref = _reference(G, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool)), 2.0, 0.45)
+        err = max(np.abs(vwl - ref.v_wl).max(), np.abs(vbl - ref.v_bl).max())
         assert err <= tol * abs(v1), (step, it, err)
     assert rate[0] >= 0.0  # a contraction was measured and carried
 

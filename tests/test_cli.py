@@ -45,6 +45,59 @@ def test_out_is_created_with_its_parents(tmp_path):
     assert (tmp_path / "a" / "b").is_dir()
 
 
+def test_out_that_passes_the_mode_bits_but_takes_no_files_is_refused_up_front(tmp_path, monkeypatch):
+    """os.access trusts the mode bits, which root passes on /sys or a
+    read-only mount: `solve --out /sys/kernel` solved, then failed to write
+    (and `moons` after its surrogate fit; found by review). A probe file is
+    made and removed first."""
+    import errno
+    import tempfile
+
+    from xbarsim.cli import check_out_dir
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(xs.ParameterError, match=r"does not take new files \(Permission denied\); give a folder"):
+        check_out_dir(str(tmp_path))
+    monkeypatch.undo()
+    check_out_dir(str(tmp_path))
+    assert list(tmp_path.iterdir()) == []  # the probe is gone
+
+
+def test_a_refused_write_is_not_called_a_full_disk(tmp_path):
+    import errno
+
+    from xbarsim.cli import RunFiles
+
+    with pytest.raises(xs.ParameterError, match="Make it writable, or give another --out") as info:
+        with RunFiles(str(tmp_path)) as files:
+            raise PermissionError(errno.EACCES, "Permission denied", files.path("a.json"))
+    assert "Free space" not in str(info.value)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["moons", "--out", "m", "--trasnfers", "10"],
+     "xbarsim moons: error: unrecognized arguments: --trasnfers 10 (--trasnfers: did you mean --transfers?)"),
+    (["cache", "--clear", "extra"], "xbarsim cache: error: unrecognized arguments: extra (see xbarsim cache --help)"),
+    (["--bogus"], "xbarsim: error: unrecognized arguments: --bogus (see xbarsim --help)"),
+    (["solve", "--g", "g.npy", "--out", "o", "--pulse", "-1,0"],
+     "xbarsim solve: error: argument --pulse: expected one argument (a value that starts with '-' reads as an "
+     "option; write it after '=', e.g. --pulse=-1)"),
+])
+def test_command_line_slips_are_named_by_the_subcommand(capsys, argv, message):
+    """A mistyped option under a subcommand got the top level's usage and
+    no suggestion; a value starting with '-' got "expected one argument"
+    alone (found by review)."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert err.startswith(f"usage: {message.split(':')[0]}")
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])

@@ -45,7 +45,8 @@ def test_readme_fallback_and_bad_parameters(monkeypatch):
     import xbarsim.train.statistical as st
 
     monkeypatch.setattr(st, "find_data_file", lambda name: None)
-    table = st.load_drift_table()
+    with pytest.warns(RuntimeWarning, match="falls back on Gaussians from the data README's summary table"):
+        table = st.load_drift_table()
     assert table.source == "readme"
     m, s = table.mean_std(20)
     assert m * 1e6 == pytest.approx(-5.07, abs=0.01) and s * 1e6 == pytest.approx(14.81, rel=0.01)

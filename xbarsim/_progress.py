@@ -6,11 +6,18 @@ import sys
 import time
 
 
+LOG_EVERY_S = 60.0
+"""Off a terminal, the longest gap between two progress lines, seconds."""
+
+
 class Progress:
     """Context manager printing ``label [#####.....] k/n  elapsed  eta``.
 
     On a terminal the bar redraws in place; otherwise (CI logs) it prints a
-    line at every 10 % so logs stay short. ``enabled=False`` silences it.
+    line at every 10 % so logs stay short, and at least every `LOG_EVERY_S`
+    seconds (a 256 x 256 `xbarsim program` run, about 11 hours, printed its
+    first line after an hour; found by review). ``enabled=False`` silences
+    it.
     The estimate leaves the first step out (``eta ?`` until a second one):
     a first step that compiled the kernels for half a minute made a fit of
     36 s read "eta 307.8s" (found by review).
@@ -26,6 +33,7 @@ class Progress:
         self._t0 = time.perf_counter()
         self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last_decile = -1
+        self._last_line = self._t0  # when a log line was last written
         self._drawn = 0  # length of the line on the terminal
         self._first = None  # (time, done) at the first step
 
@@ -49,10 +57,11 @@ class Progress:
             return
         frac = self.done / self.total if self.total else 1.0
         decile = int(frac * 10)
-        if not self._tty and not final and decile == self._last_decile:
+        now = time.perf_counter()
+        if not self._tty and not final and decile == self._last_decile and now - self._last_line < LOG_EVERY_S:
             return
         self._last_decile = decile
-        now = time.perf_counter()
+        self._last_line = now
         elapsed = now - self._t0
         if frac >= 1 or final:
             eta = "   0.0s"

@@ -12,6 +12,7 @@ import importlib
 import os
 import re
 import sys
+import tempfile
 import warnings
 
 SUBCOMMAND_MODULES = (
@@ -105,6 +106,13 @@ def check_out_dir(path, names=()):
                              "in a writable place.") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise ParameterError(f"--out {path!r} is not writable; give a folder in a writable place.")
+    try:  # os.access trusts the mode bits: root passes them on /sys or a read-only mount (found by review)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".xbarsim-probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise ParameterError(f"--out {path!r} does not take new files ({exc.strerror or exc}); give a folder in a "
+                             "writable place.") from None
     for name in names:
         _check_target(os.path.join(path, name))
 
@@ -171,8 +179,9 @@ class RunFiles:
             if isinstance(exc, OSError) and self._is_write_failure(exc):
                 # a disk full while writing, after the whole run: NumPy's,
                 # json's or PIL's raw traceback before (found by review)
+                fix = "Free space there" if exc.errno in _FULL_ERRNOS else "Make it writable"
                 raise ParameterError(f"could not write this run's files into --out {self.out_dir!r} "
-                                     f"({exc.strerror or exc}); nothing was put in place. Free space there, or "
+                                     f"({exc.strerror or exc}); nothing was put in place. {fix}, or "
                                      "give another --out.") from None
             if exc_type is None:
                 # every target first: a folder in the way of the third file
@@ -275,10 +284,40 @@ def load_array(path, flag, what, ndmin=1):
     return np.asarray(a, dtype=np.float64)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors say how to pass a value that starts
+    with '-': ``--pulse -1,0`` or ``--tol -1e-9`` read the value as an
+    option, and argparse said only "expected one argument" (found by
+    review). Subcommands' parsers are of this class too."""
+
+    def error(self, message):
+        m = re.fullmatch(r"argument (?:\S+/)?(\S+): expected one argument", message)
+        if m:
+            message += (f" (a value that starts with '-' reads as an option; write it after '=', "
+                        f"e.g. {m.group(1)}=-1)")
+        super().error(message)
+
+
+def _unrecognized(parser, extra):
+    """The error for arguments no option of ``parser`` took, with the
+    nearest option name for each mistyped one."""
+    import difflib
+
+    names = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
+    hints = []
+    for arg in extra:
+        if arg.startswith("--"):
+            near = difflib.get_close_matches(arg.split("=", 1)[0], names, n=1)
+            if near:
+                hints.append(f"{arg.split('=', 1)[0]}: did you mean {near[0]}?")
+    hint = f" ({'; '.join(hints)})" if hints else f" (see {parser.prog} --help)"
+    return f"unrecognized arguments: {' '.join(extra)}{hint}"
+
+
 def build_parser():
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xbarsim",
         description="Simulate passive ReRAM crossbar arrays: solve, program, train.",
         epilog="The main job: `xbarsim moons --out out/moons` (the half-moons experiment of Drolet et al., "
@@ -294,6 +333,7 @@ def build_parser():
                 continue
             raise
         module.register(sub)
+    parser.subcommands = sub.choices
     return parser
 
 
@@ -313,7 +353,10 @@ def main(argv=None):
     from .exceptions import XbarsimError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand's parser: its usage, not the top level's (found by review)
+        target = parser.subcommands.get(getattr(args, "command", None), parser)
+        target.error(_unrecognized(target, extra))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -17,8 +17,9 @@ target conductances:
 
 The MVM is ideal (``G.T @ x``, no wires, no read noise). This is the
 reference the circuit-in-the-loop evaluation is compared with, to show what
-simulating the circuit changes. All figures come from
-``shared/data/tio2/README.md``; cite the paper when using them.
+simulating the circuit changes. All figures come from the data README
+(``xbarsim/data/tio2/README.md``, a copy of ``shared/data/tio2/README.md``);
+cite the paper when using them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +42,7 @@ _MEASURED = DeviceParams()
 __all__ = ["StatisticalModel", "DriftTable", "load_drift_table", "find_data_file"]
 
 _README_DRIFT = (
-    # events, mean µS, std µS (shared/data/tio2/README.md summary table)
+    # events, mean µS, std µS (the data README's summary table, xbarsim/data/tio2/README.md)
     (1, -0.37, 6.68),
     (2, -0.91, 8.22),
     (5, -2.17, 10.48),
@@ -125,10 +127,16 @@ def load_drift_table(path=None, min_samples=50):
     """Build a `DriftTable` from ``neighbour_drift.csv``.
 
     Falls back on Gaussians interpolated from the README's summary table
-    when the file cannot be found (source ``"readme"``).
+    when the file cannot be found (source ``"readme"``), with a warning: a
+    package installed without its data changed the statistical model's
+    figures silently (found by review).
     """
     path = path or find_data_file("neighbour_drift.csv")
     if path is None:
+        warnings.warn("neighbour_drift.csv (the measured drift rows) was not found in $XBARSIM_DATA, "
+                      "xbarsim/data/tio2 or a shared/data/tio2 folder beside the repository; the statistical "
+                      "model's drift falls back on Gaussians from the data README's summary table. Reinstall "
+                      "xbarsim, or set XBARSIM_DATA to the folder holding the file.", RuntimeWarning, stacklevel=2)
         ev = np.array([r[0] for r in _README_DRIFT], dtype=float)
         mu = np.array([r[1] for r in _README_DRIFT]) * 1e-6
         sd = np.array([r[2] for r in _README_DRIFT]) * 1e-6
@@ -170,7 +178,7 @@ def load_drift_table(path=None, min_samples=50):
 class StatisticalModel:
     """The paper's statistical transfer model, device by device.
 
-    Defaults are the measured TiO2 figures (shared/data/tio2/README.md).
+    Defaults are the measured TiO2 figures (xbarsim/data/tio2/README.md).
     """
 
     a: float = -6.24e-4

@@ -332,6 +332,16 @@ def test_sinh_solution_scales_exactly_with_drives_and_v0(method):
     np.testing.assert_array_equal(tiny.i_out, ref.i_out * s)
 
 
+@pytest.mark.parametrize("v0", [5e-324, np.array([[0.1, 1e-310], [0.1, 0.1]])])
+def test_a_subnormal_v0_is_refused_when_the_crossbar_is_built(v0):
+    """A subnormal V0 was taken and ran a solve of 47-122 s to "source
+    stepping failed at 0 %" (found by review); the smallest normal V0 (the
+    scaling test above goes to 7e-182 V) is still taken."""
+    with pytest.raises(xs.ParameterError, match=r"v0 must be at least 2.23e-308 V \(a normal double\)"):
+        xs.Crossbar(np.full((2, 2), 1e-4), r_wl=1.0, r_bl=1.0, v0=v0)
+    xs.Crossbar(np.full((2, 2), 1e-4), r_wl=1.0, r_bl=1.0, v0=np.finfo(float).tiny)
+
+
 def test_a_per_cell_v0_far_above_the_drive_stays_finite_at_unit_drive():
     """Per-cell V0 of 1e300 V (linear cells) beside one of 0.1 V, under 1e-9
     V: divided to unit drive the 1e300 became inf and the solve a false

@@ -467,6 +467,8 @@ class TestSolveContract:
                      bottom=xs.Drive(0.0, floating=np.array([False, False, True, False])), method=method)
         assert list(info.value.word_lines) == [1]
         assert list(info.value.bit_lines) == [2]
+        # the reason: not "every device open" (WL 1 and BL 2 share a working one)
+        assert "(both ends floating, and no chain of devices with g > 0 reaches a driven line)" in str(info.value)
 
     def test_fully_floating_circuit(self, method):
         M, N = 2, 3
@@ -477,6 +479,7 @@ class TestSolveContract:
                 xs.solve(xbar, method=method, **drives)
             assert list(info.value.word_lines) == list(range(M))
             assert list(info.value.bit_lines) == list(range(N))
+            assert "(no end of any line is driven)" in str(info.value)
 
     def test_two_ideal_drives_joined_by_ideal_wire(self, method):
         M, N = 3, 4

@@ -327,6 +327,13 @@ class Crossbar:
             if v0.ndim != 0 and v0.shape != (M, N):
                 raise ParameterError(f"v0 has shape {v0.shape}; expected None, a scalar or {(M, N)}.")
             _check_finite_nonneg(v0, "v0", "volts", allow_zero=False)
+            if np.min(v0) < np.finfo(float).tiny:
+                # a subnormal V0 ran a solve of a minute or two to a
+                # "source stepping failed at 0 %" (found by review)
+                raise ParameterError(
+                    f"v0 must be at least {np.finfo(float).tiny:.3g} V (a normal double); its smallest value is "
+                    f"{float(np.min(v0))!r}, at which sinh(V / V0) is a step at any drive. Give V0 in volts "
+                    "(the sinh law's knee, typically 0.05-1 V).")
             object.__setattr__(self, "v0", _owned(v0, self.v0))
 
     @property
@@ -708,9 +715,13 @@ def check_connected(g, ends):
     if lost_wl.size or lost_bl.size:
         parts = [p for p in (_line_names("WL", lost_wl), _line_names("BL", lost_bl)) if p]
         one = lost_wl.size + lost_bl.size == 1
+        # the reason as it is: "every device open" was said also of floating
+        # lines joined to each other by working devices (found by review)
+        why = ("no end of any line is driven" if not (anchored_wl.any() or anchored_bl.any()) else
+               "both ends floating, and no chain of devices with g > 0 reaches a driven line")
         raise CircuitError(
             f"{' and '.join(parts)} {'has' if one else 'have'} no finite-resistance path to a driven end "
-            "(both ends floating and every device to the rest of the array open), so "
+            f"({why}), so "
             f"{'its voltage is' if one else 'their voltages are'} undetermined. Drive one end of "
             f"{'this line' if one else 'these lines'}, or give {'it' if one else 'them'} "
             "a device with g > 0 connecting to a driven line.",

@@ -105,7 +105,11 @@ class Solution:
     method: str
     """The method that produced this solution."""
     residual_history: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    """Relative residual after each iteration (worst batch column)."""
+    """Relative residual after each iteration (worst batch column). For sinh
+    devices, Newton solves the batch columns one after another, and this is
+    their histories end to end, each its start's residual and then one per
+    Newton step (so ``iterations`` + the number of columns entries, or more
+    where source stepping ran stages)."""
     kcl_error: float = 0.0
     """|sum of terminal currents| / (sum |terminal currents| + largest drive x sum of device
     conductances), worst batch column: Kirchhoff's current law over the whole array. The second
@@ -320,7 +324,9 @@ def solve(
         Iteration cap; default ``max(200, 4 (M + N))``; for sinh devices
         the cap on Newton steps per input column (default 500).
     callback : callable, optional
-        ``callback(iteration, relative_residual)`` after every iteration.
+        ``callback(iteration, relative_residual)`` after every iteration
+        (for sinh devices, every Newton step of each batch column in turn,
+        the count starting again at 1 with each column).
     x0 : Solution, optional
         Warm start: a previous solution of a circuit of the same shape (for
         example before a few conductances changed). Every method starts from

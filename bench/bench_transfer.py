@@ -97,19 +97,22 @@ def test_program_64x64(benchmark):
 
 @pytest.mark.benchmark(group="program-64x64")
 def test_program_64x64_solve_tol_1e6(benchmark):
-    """The same array and seed with ``solve_tol=1e-6``: the time, and (after
-    `test_program_64x64` in the same run) the share of devices whose pulse
-    count changed and the largest relative change of a final conductance."""
+    """The same array and seed with ``solve_tol=1e-6``: the time, the share
+    of devices whose pulse count changed and the largest relative change of
+    a final conductance against the default tolerance (the default's result
+    from `test_program_64x64` in the same run, or computed here, untimed,
+    when that test was not run)."""
     t = np.random.default_rng(0).uniform(100e-6, 500e-6, (64, 64))
     cfg = xs.TransferConfig(solve_tol=1e-6)
     res = benchmark.pedantic(xs.program, args=(t, cfg), kwargs=dict(seed=0), rounds=1, iterations=1)
     benchmark.extra_info.update(mean_pulses=float(res.pulses.mean()))
     ref = _DEFAULT_64.get("res")
-    if ref is not None:
-        benchmark.extra_info.update(
-            pulses_changed=float(np.mean(res.pulses != ref.pulses)),
-            g_final_max_rel_change=float(np.max(np.abs(res.g_final - ref.g_final) / ref.g_final)),
-        )
+    if ref is None:
+        ref = xs.program(t, xs.TransferConfig(), seed=0)
+    benchmark.extra_info.update(
+        pulses_changed=float(np.mean(res.pulses != ref.pulses)),
+        g_final_max_rel_change=float(np.max(np.abs(res.g_final - ref.g_final) / ref.g_final)),
+    )
 
 
 @pytest.mark.benchmark(group="program-64x64")

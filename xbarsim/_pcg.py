@@ -412,7 +412,14 @@ def kcl_bound(itol, total, vscale, gmax):
     return itol * total + KCL_ULPS * np.finfo(float).eps * vscale * gmax
 
 
-def end_currents(net, v_wl, v_bl, i_device=None):
+def _node_sum_lines(layer, side, stiff):
+    """The lines whose end on ``side`` takes its current from its node's
+    Kirchhoff sum: ideal ends, and the resistive ends ``stiff`` (stiffer
+    than their node, `stiff_ends`)."""
+    return np.concatenate([stiff, np.nonzero(layer.term_mode[:, side] == IDEAL)[0]])
+
+
+def end_currents(net, v_wl, v_bl):
     """Current into the array through every end, (L, B), 0 where floating.
 
     An ideal end's current is the one Kirchhoff's law at its node asks of
@@ -422,32 +429,22 @@ def end_currents(net, v_wl, v_bl, i_device=None):
     v)`` knows the current only to ``g_t ulp(V)``, which at 1e-12 ohm and
     0.5 V next to mS devices was 2.5e-2 of it, and all of it from 1e-15
     ohm (found by review). Elsewhere ``g_t (V - v)`` is the better of the
-    two (the smaller conductance times the voltage error).
-
-    With the device currents ``i_device`` (M, N, B), a line driven at one
-    end only (the other floats: the read configuration) takes its end's
-    current from Kirchhoff's law for the whole line, the sum of its device
-    currents, where the line's devices conduct less in all than the
-    conductance whose ulp error the node's sum or ``g_t (V - v)`` carries:
-    the node's sum reads a wire current from two node voltages a few ulps
-    apart when the devices are weak (1 nS devices on 1 ohm wires: ``i_out``
-    8e-8 off, and the terminal currents' sum, ``kcl_error``, 2.5e-9 at
-    tol 1e-12; found by review). (For sinh devices the rule compares G,
-    not the slope ``G cosh(V / V0)``: both sums are Kirchhoff's law, the
-    rule only picks the one with less rounding.)"""
+    two (the smaller conductance times the voltage error). Every end's
+    current is thus its own node's: their sum, `Solution.kcl_error`, checks
+    Kirchhoff's law over the whole array (`line_sum_currents` refines the
+    reported ones)."""
     out = {}
-    for layer, own, other, g, v0, names, axis, sign in (
-        (net.wl, v_wl, v_bl, net.g, net.v0, ("left", "right"), 1, 1.0),
-        (net.bl, v_bl, v_wl, net.g_t, net.v0_t, ("top", "bottom"), 0, -1.0),
+    for layer, own, other, g, v0, names in (
+        (net.wl, v_wl, v_bl, net.g, net.v0, ("left", "right")),
+        (net.bl, v_bl, v_wl, net.g_t, net.v0_t, ("top", "bottom")),
     ):
         L, n = layer.gid.shape
         by_node = []  # per side: lines whose current comes from the node's Kirchhoff sum
         mode = layer.term_mode.copy()
         for side in range(2):
-            lines = stiff_ends(layer, g, side)
-            mode[lines, side] = 0  # the terminal left out: the residual is the array's current
-            lines = np.concatenate([lines, np.nonzero(layer.term_mode[:, side] == IDEAL)[0]])
-            by_node.append(lines)
+            stiff = stiff_ends(layer, g, side)
+            mode[stiff, side] = 0  # the terminal left out: the residual is the array's current
+            by_node.append(_node_sum_lines(layer, side, stiff))
         res = None
         if any(lines.size for lines in by_node):
             res = np.empty_like(own)
@@ -463,18 +460,78 @@ def end_currents(net, v_wl, v_bl, i_device=None):
                 lines = by_node[side]
                 if lines.size:
                     cur[lines] = 0.0 - res[lines, end_extent(layer, lines, side)[0], :]  # not -x: no -0.0
-                if i_device is not None:
-                    _line_sums(layer, g, side, lines, i_device, axis, sign, cur)
             out[name] = cur
     return out
 
 
-def _line_sums(layer, g, side, by_node, i_device, axis, sign, cur):
+def line_sum_currents(net, v_wl, v_bl, i_device, currents):
+    """The end currents a solution reports: `end_currents`' ``currents``,
+    except that a line driven at one end only (the other floats: the read
+    configuration) takes its end's current from Kirchhoff's law for the
+    whole line, the sum of its device currents ``i_device`` (M, N, B),
+    where the line's devices conduct less in all than the conductance whose
+    ulp error the node's sum or ``g_t (V - v)`` carries. The node's sum
+    reads a wire current from two node voltages a few ulps apart when the
+    devices are weak (1 nS devices on 1 ohm wires: ``i_out`` 8e-8 off;
+    found by review). For sinh devices the line's conductance is its
+    devices' slopes ``G cosh(V / V0)`` (the worst batch column): compared
+    by G alone, two devices of a 0-ohm group between lines 2 V apart (V0 =
+    20 mV: 7 A each way) summed to 14 A where 6.2 mA flows (found by
+    review). ``kcl_error`` keeps `end_currents`' sums: line sums balance
+    the whole array by construction, converged or not."""
+    out = {}
+    for layer, g, names, axis, sign in ((net.wl, net.g, ("left", "right"), 1, 1.0),
+                                        (net.bl, net.g_t, ("top", "bottom"), 0, -1.0)):
+        slopes = _Once(lambda g=g, axis=axis: g.sum(axis=1) if net.linear else _line_slopes(net, v_wl, v_bl, axis))
+        for side, name in enumerate(names):
+            cur = currents[name].copy()
+            if net.ends[name] is not None:
+                by_node = _node_sum_lines(layer, side, stiff_ends(layer, g, side))
+                _line_sums(layer, g, slopes, side, by_node, i_device, axis, sign, cur)
+            out[name] = cur
+    return out
+
+
+class _Once:
+    """A value computed on first call and kept: per line, the devices'
+    conductance `_line_sums` compares, needed only where a line is driven at
+    one end."""
+
+    def __init__(self, make):
+        self._make, self._value = make, None
+
+    def __call__(self):
+        if self._value is None:
+            self._value = self._make()
+        return self._value
+
+
+def _line_slopes(net, v_wl, v_bl, axis, rows=256):
+    """Per line (word lines: ``axis`` 1, bit lines: 0), the sum of its sinh
+    devices' slopes ``G cosh(V / V0)``, worst batch column; ``rows`` word
+    lines at a time, so that the temporaries stay small."""
+    M, N = net.shape
+    v0 = np.broadcast_to(net.v0, (M, N))
+    out = np.zeros((M if axis == 1 else N, net.batch))
+    for i0 in range(0, M, rows):
+        i1 = min(i0 + rows, M)
+        g = net.g[i0:i1, :, None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = (v_wl[i0:i1] - v_bl[:, i0:i1].transpose(1, 0, 2)) / v0[i0:i1, :, None]
+            slope = np.where(g > 0, g * np.cosh(x), 0.0)  # an open device: 0, also where cosh overflows
+        if axis == 1:
+            out[i0:i1] = slope.sum(axis=1)
+        else:
+            out += slope.sum(axis=0)
+    return out.max(axis=1)
+
+
+def _line_sums(layer, g, slopes, side, by_node, i_device, axis, sign, cur):
     """`end_currents`' line sums: on the lines driven at ``side`` alone,
-    where the line's device conductance is below the node's (lines in
-    ``by_node``) or the terminal's, ``cur`` becomes the sum of the line's
-    device currents (``i_device`` summed along ``axis``), negated where
-    ``sign`` is -1 (bit lines: their devices' current flows in)."""
+    where the line's device conductance ``slopes()`` (L,) is below the node's
+    (lines in ``by_node``) or the terminal's, ``cur`` becomes the sum of the
+    line's device currents (``i_device`` summed along ``axis``), negated
+    where ``sign`` is -1 (bit lines: their devices' current flows in)."""
     driven = layer.term_mode[:, side] != FLOATING
     lines = np.nonzero(driven & (layer.term_mode[:, 1 - side] == FLOATING))[0]
     if not lines.size:
@@ -483,7 +540,7 @@ def _line_sums(layer, g, side, by_node, i_device, axis, sign, cur):
     at_node = np.isin(lines, by_node)
     if np.any(at_node):
         scale[at_node] = EndGroup(layer, g, lines[at_node], side).garr[:, 0]
-    lines = lines[g[lines].sum(axis=1) < scale]
+    lines = lines[slopes()[lines] < scale]
     if lines.size:
         total = (i_device[lines] if axis == 1 else i_device[:, lines]).sum(axis=axis)
         cur[lines] = total if sign > 0 else 0.0 - total  # not -x: no -0.0

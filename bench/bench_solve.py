@@ -140,27 +140,38 @@ def test_pardiso_ratio(benchmark, problem):
     benchmark.extra_info.update(ratios(result, "pardiso", "mg"))
 
 
+def _time_solves(benchmark, group, cases, repeats):
+    """Time the ``mg`` solves of ``cases`` (name -> (xbar, drives))
+    interleaved, ``repeats`` rounds, after one untimed solve of each
+    (compile / warm); returns the times (name -> seconds) and each case's
+    iteration count."""
+    from conftest import interleaved
+
+    its = {}
+
+    def solver(name):
+        def fn():
+            its[name] = _run(*cases[name], "mg").iterations
+        return fn
+
+    fns = {name: solver(name) for name in cases}
+    for fn in fns.values():
+        fn()
+    result = {}
+    benchmark.group = group
+    benchmark.pedantic(lambda: result.update(interleaved(fns, repeats)), rounds=1, iterations=1)
+    return result, its
+
+
 def test_batch(benchmark):
     """64 input columns against 1 at 1024 x 1024, timed interleaved (1, 64,
     1, 64) in one test; the ratio is recorded in ``extra_info``. (Two
     separately timed tests, as before, put the ratio within the VM's
     run-to-run noise; found by review.)"""
-    from conftest import interleaved, ratios, read_problem
+    from conftest import ratios, read_problem
 
     cases = {name: read_problem(1024, batch=b) for name, b in (("inputs_1", 1), ("inputs_64", 64))}
-    its = {}
-
-    def case(name):
-        def fn():
-            its[name] = _run(*cases[name], "mg").iterations
-        return fn
-
-    fns = {name: case(name) for name in cases}
-    for fn in fns.values():
-        fn()  # compile / warm
-    result = {}
-    benchmark.group = "batch-1024"
-    benchmark.pedantic(lambda: result.update(interleaved(fns, 2)), rounds=1, iterations=1)
+    result, its = _time_solves(benchmark, "batch-1024", cases, 2)
     benchmark.extra_info.update(ratios(result, "inputs_64", "inputs_1"), iterations_1=its["inputs_1"],
                                 iterations_64=its["inputs_64"])
 
@@ -172,22 +183,10 @@ def test_nonlinear(benchmark):
     ``extra_info``. Two separate tests gave linear baselines 2.3x apart in
     one run (0.26-0.60 s), and a ratio set by the slow one (found by
     review)."""
-    from conftest import interleaved, ratios, read_problem
+    from conftest import ratios, read_problem
 
     cases = {name: read_problem(1024, v0=v0, v_max=0.3) for name, v0 in (("linear", None), ("sinh", 0.25))}
-    steps = {}
-
-    def case(name):
-        def fn():
-            steps[name] = _run(*cases[name], "mg").iterations
-        return fn
-
-    fns = {name: case(name) for name in cases}
-    for fn in fns.values():
-        fn()  # compile / warm
-    result = {}
-    benchmark.group = "nonlinear-1024"
-    benchmark.pedantic(lambda: result.update(interleaved(fns, 3)), rounds=1, iterations=1)
+    result, steps = _time_solves(benchmark, "nonlinear-1024", cases, 3)
     benchmark.extra_info.update(ratios(result, "sinh", "linear"), newton_steps=steps["sinh"],
                                 linear_iterations=steps["linear"])
 

@@ -1,7 +1,9 @@
 """The scaling-study tool (`xbarsim scale`, `xbarsim.scale.run_sweep`).
 
-Small arrays only (8 x 8, 16 x 16: the direct solver), so every test runs in
-about a second; no timing thresholds.
+Small arrays (mostly 8 x 8 and 16 x 16), except the memory estimate's check
+against measured peaks at 512 x 512 (each in a fresh process, a few seconds),
+Dask clusters on loopback and fresh-interpreter compile checks; no timing
+thresholds.
 """
 
 import csv

@@ -230,6 +230,23 @@ def test_line_sums_are_not_taken_where_sinh_currents_cancel_on_the_line(layer):
             _close(sol.i_terminal[name], ref.i_terminal[name], 1e-9)
 
 
+def test_a_hard_driven_batch_column_leaves_a_gentle_ones_end_currents_alone():
+    """1 pS sinh devices on 1 ohm wires (the line sums' case): a second
+    batch column driving a 20 mV V0 device at 1.2 V sent the first
+    column's end currents back to the node sums, 3.8e-6 off its own solve
+    and a 40-digit one (found by review); the choice is per column now."""
+    g = np.full((2, 2), 1e-12)
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=np.array([[0.02, 0.5], [0.5, 0.5]]))
+    x = np.array([0.05, 0.2])
+    alone = xs.solve(xbar, left=xs.Drive(x), bottom=xs.Drive(0.0))
+    both = xs.solve(xbar, left=xs.Drive(np.stack([x, [1.2, 0.2]], 1)), bottom=xs.Drive(0.0))
+    for name in ("left", "bottom"):
+        _close(both.i_terminal[name][:, 0], alone.i_terminal[name], 1e-12)
+    np.testing.assert_allclose(both.power_supplied()[0], both.power_dissipated()[0], rtol=1e-12)
+    # each column on its own is Kirchhoff for its word lines: the device currents' sums
+    np.testing.assert_allclose(alone.i_terminal["left"], alone.i_device.sum(axis=1), rtol=1e-14)
+
+
 @pytest.mark.parametrize("volts", [6.0, 8.0, 100.0])
 def test_sinh_drive_of_many_v0_converges_with_every_method(volts):
     """A drive of 60 to 1000 V0 through 1 ohm terminals and wires: the

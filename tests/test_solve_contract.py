@@ -1146,3 +1146,17 @@ def test_conductances_that_look_like_ohms_or_microsiemens_draw_a_warning():
         warnings.simplefilter("error")
         xs.Crossbar(1.0 / r, 1.0, 1.0)
         xs.Crossbar(np.full((2, 2), 1.0), 1.0, 1.0)  # 1 S: unusual, not suspect
+
+
+def test_a_matrix_singular_in_double_precision_is_a_parameter_error():
+    """A floating word line of 1e-12 S devices on 3e-14 ohm segments: the
+    direct solve raised SciPy's bare RuntimeError "Factor is exactly
+    singular" (found by review)."""
+    g = np.array([[1.27580287e-12, 1.18822543e-11, 2.28731076e-06, 3.38129279e-08],
+                  [4.25433271e-04, 1.54269849e-11, 5.15027930e-11, 3.51974701e-12]])
+    r_wl = np.array([[0.0, 0.0, 3.86256354e-14], [2.96863190e-12, 3.43255812e-14, 4.27399680e-14]])
+    with pytest.raises(xs.ParameterError, match=r"singular in double precision .* Give 0 for wire segments"):
+        xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=0.0), method="direct",
+                 left=xs.Drive(np.array([-0.89906124, 0.6472528]), floating=np.array([True, False])),
+                 top=xs.Drive(np.array([0.98690051, -0.23433312, 0.13596306, -0.58132652]),
+                              r=np.array([1e-6, 1e-6, 1.0, 1e3])))

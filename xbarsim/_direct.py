@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .circuit import IDEAL, RESISTIVE
+from .exceptions import ParameterError
 
 
 def _group_ids(layer, offset):
@@ -103,7 +104,19 @@ def solve_direct(net, tol, maxiter=None, callback=None, x0=None):
     """
     from ._pcg import solve_pcg
 
-    return solve_pcg(net, tol=tol, maxiter=maxiter, callback=callback, x0=x0, pre=DirectPreconditioner(net))
+    try:
+        pre = DirectPreconditioner(net)
+    except RuntimeError as exc:
+        if "singular" not in str(exc):
+            raise  # SuperLU's malloc failure, for one (`xbarsim scale` reports it as out of memory)
+        # SciPy's bare RuntimeError (found by review: a floating word line
+        # of 1e-12 S devices on 3e-14 ohm segments)
+        raise ParameterError(
+            "the nodal matrix is singular in double precision (SuperLU: "
+            f"{exc}): conductances that meet on one line span more than double precision resolves "
+            "(for example 1e-12 S devices on 1e-14 ohm wire segments). Give 0 for wire segments that small "
+            "(ideal parts are merged exactly), or drop the devices that weak (g = 0).") from None
+    return solve_pcg(net, tol=tol, maxiter=maxiter, callback=callback, x0=x0, pre=pre)
 
 
 class DirectPreconditioner:

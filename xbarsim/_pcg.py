@@ -474,7 +474,9 @@ def line_sum_currents(net, v_wl, v_bl, i_device, currents):
     reads a wire current from two node voltages a few ulps apart when the
     devices are weak (1 nS devices on 1 ohm wires: ``i_out`` 8e-8 off;
     found by review). For sinh devices the line's conductance is its
-    devices' slopes ``G cosh(V / V0)`` (the worst batch column): compared
+    devices' slopes ``G cosh(V / V0)``, in each batch column (a batch took
+    its worst column's, and a hard-driven column sent a gentle one's
+    currents back to the node sum; found by review): compared
     by G alone, two devices of a 0-ohm group between lines 2 V apart (V0 =
     20 mV: 7 A each way) summed to 14 A where 6.2 mA flows (found by
     review). ``kcl_error`` keeps `end_currents`' sums: line sums balance
@@ -482,7 +484,8 @@ def line_sum_currents(net, v_wl, v_bl, i_device, currents):
     out = {}
     for layer, g, names, axis, sign in ((net.wl, net.g, ("left", "right"), 1, 1.0),
                                         (net.bl, net.g_t, ("top", "bottom"), 0, -1.0)):
-        slopes = _Once(lambda g=g, axis=axis: g.sum(axis=1) if net.linear else _line_slopes(net, v_wl, v_bl, axis))
+        slopes = _Once(lambda g=g, axis=axis: (g.sum(axis=1)[:, None] if net.linear
+                                               else _line_slopes(net, v_wl, v_bl, axis)))
         for side, name in enumerate(names):
             cur = currents[name].copy()
             if net.ends[name] is not None:
@@ -507,9 +510,9 @@ class _Once:
 
 
 def _line_slopes(net, v_wl, v_bl, axis, rows=256):
-    """Per line (word lines: ``axis`` 1, bit lines: 0), the sum of its sinh
-    devices' slopes ``G cosh(V / V0)``, worst batch column; ``rows`` word
-    lines at a time, so that the temporaries stay small."""
+    """Per line (word lines: ``axis`` 1, bit lines: 0) and batch column,
+    (L, B), the sum of its sinh devices' slopes ``G cosh(V / V0)``; ``rows``
+    word lines at a time, so that the temporaries stay small."""
     M, N = net.shape
     v0 = np.broadcast_to(net.v0, (M, N))
     out = np.zeros((M if axis == 1 else N, net.batch))
@@ -523,12 +526,13 @@ def _line_slopes(net, v_wl, v_bl, axis, rows=256):
             out[i0:i1] = slope.sum(axis=1)
         else:
             out += slope.sum(axis=0)
-    return out.max(axis=1)
+    return out
 
 
 def _line_sums(layer, g, slopes, side, by_node, i_device, axis, sign, cur):
-    """`end_currents`' line sums: on the lines driven at ``side`` alone,
-    where the line's device conductance ``slopes()`` (L,) is below the node's
+    """`line_sum_currents`' line sums: on the lines driven at ``side``
+    alone, in each batch column where the line's device conductance
+    ``slopes()`` ((L, B), or (L, 1) for linear devices) is below the node's
     (lines in ``by_node``) or the terminal's, ``cur`` becomes the sum of the
     line's device currents (``i_device`` summed along ``axis``), negated
     where ``sign`` is -1 (bit lines: their devices' current flows in)."""
@@ -540,10 +544,13 @@ def _line_sums(layer, g, slopes, side, by_node, i_device, axis, sign, cur):
     at_node = np.isin(lines, by_node)
     if np.any(at_node):
         scale[at_node] = EndGroup(layer, g, lines[at_node], side).garr[:, 0]
-    lines = lines[slopes()[lines] < scale]
+    use = slopes()[lines] < scale[:, None]
+    keep = use.any(axis=1)
+    lines, use = lines[keep], use[keep]
     if lines.size:
         total = (i_device[lines] if axis == 1 else i_device[:, lines]).sum(axis=axis)
-        cur[lines] = total if sign > 0 else 0.0 - total  # not -x: no -0.0
+        total = total if sign > 0 else 0.0 - total  # not -x: no -0.0
+        cur[lines] = np.where(use, total, cur[lines])
 
 
 def neg_matvec(layer, g, shunt, p, other, q):

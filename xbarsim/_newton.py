@@ -490,9 +490,8 @@ def _fixed_pairs(net):
 def _check_fixed_pairs(net):
     """Raise the overflow error before any Newton step where a working
     device between two fixed nodes carries a current beyond double
-    precision: the drives alone say so. (Found as the zero state's overflow
-    before; with that state's norm no longer an error, 100 V on a 2 x 2
-    array of V0 = 0.1 V ran 505 Newton steps to a source-stepping failure.)"""
+    precision: the drives alone say so, and the error names the case (the
+    zero state's overflow, checked next, would say it less exactly)."""
     ff = _fixed_pairs(net) & (net.g > 0)
     if not ff.any():
         return

@@ -22,12 +22,19 @@ def test_moons_quick_example():
 def test_the_readmes_training_snippet_runs_and_learns(capsys):
     """The code block under "Training a network of your own" in README.md,
     run as it is: it trains, transfers through the circuit and prints an
-    accuracy well above chance (1/3 for its three classes)."""
+    accuracy well above what always answering the most frequent class
+    scores. Its labels are 25 / 50 / 25 %, so the former bound, 0.5 ("well
+    above chance, 1/3"), was met by a network that learnt nothing about half
+    the time (found by review). Over torch seeds 0-9 the snippet reached
+    0.71-0.82 through the circuit, 0.21-0.40 above its majority class."""
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = text.split("## Training a network of your own", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    exec(compile(code, "README.md (training snippet)", "exec"), {})
+    namespace = {}
+    exec(compile(code, "README.md (training snippet)", "exec"), namespace)
     accuracy = float(capsys.readouterr().out.strip().splitlines()[-1])
-    assert 0.5 < accuracy <= 1.0
+    labels = namespace["y"].numpy()
+    majority = np.bincount(labels).max() / len(labels)  # always answering the most frequent class
+    assert majority + 0.1 <= accuracy <= 1.0

@@ -943,3 +943,251 @@ def test_validation_draws_the_same_samples_at_every_check_and_leaves_the_trainin
     net2 = convert(moons_network(seed=0), surrogate=ToyHardware(sigma=0.2, p_fail=0.2), seed=3)
     b = [layer.sample().weight for layer in hardware_layers(net2)]
     assert all(np.array_equal(u, v) for u, v in zip(a, b))  # the training draws as if no check had run
+
+
+def test_an_eval_mode_network_runs_under_autocast_as_nn_linear_does():
+    """Under torch.autocast an eval-mode converted network was refused at its
+    second layer (the first one's bfloat16 output against float32 weights),
+    where the nn.Linear network runs (found by review). A sampled forward
+    runs at the weights' dtype, autocast off: the transfer it draws is the
+    one drawn without autocast."""
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(4, 6), nn.Sigmoid(), nn.Linear(6, 3)).eval()
+    net = convert(plain, surrogate=ToyHardware(), seed=0)
+    x = torch.rand(8, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want, got = plain(x), net(x)
+    assert got.dtype == want.dtype == torch.bfloat16 and torch.equal(got, want)
+    layer = HardwareAwareLinear(4, 3, surrogate=ToyHardware(), seed=1)  # training mode: samples
+    xb = x.to(torch.bfloat16)
+    ref = layer(xb.float())
+    layer.reseed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(xb)
+    assert y.dtype == torch.float32 and torch.equal(y, ref)
+    with pytest.raises(ParameterError, match="dtype torch.bfloat16 for weights of dtype torch.float32"):
+        layer(xb)  # outside autocast another dtype is still refused
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(ParameterError, match="torch.float64"):
+        convert(plain.double(), seed=0).eval()(xb)  # autocast leaves float64 weights: nn.Linear's raw error
+
+
+class _Doubled(nn.Linear):
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+def _pruned():
+    from torch.nn.utils import prune
+
+    layer = nn.Linear(8, 1)
+    prune.l1_unstructured(layer, "weight", amount=0.5)
+    return layer
+
+
+def _hooked(kind):
+    layer = nn.Linear(8, 1)
+    getattr(layer, kind)(lambda *args: None)
+    return layer
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("make, match", [
+    (_pruned, r"is pruned .*prune\.remove\(module, 'weight'\)"),
+    (lambda: torch.nn.utils.parametrizations.weight_norm(nn.Linear(8, 1)),
+     r"parametrized 'weight'.*remove_parametrizations\(module, 'weight'\)"),
+    (lambda: _Doubled(8, 1), r"_Doubled\)? overrides nn.Linear's forward.*plain nn.Linear"),
+    (lambda: _hooked("register_forward_hook"), r"has forward hooks registered.*handle.remove\(\)"),
+    (lambda: _hooked("register_forward_pre_hook"), r"has forward pre-hooks registered.*handle.remove\(\)"),
+    (lambda: _hooked("register_full_backward_hook"), r"has backward hooks registered"),
+])
+def test_convert_refuses_a_linear_layer_whose_behaviour_the_copy_would_drop(make, match, inplace):
+    """A pruned layer (torch's raw deepcopy error; in place, its mask was
+    dropped and the pruned weights trained again), a weight_norm layer (the
+    parametrization dropped), a subclass's own forward and the layer's hooks
+    were lost without a word (found by review): refused, naming the layer,
+    before any layer is copied or replaced."""
+    net = nn.Sequential(nn.Linear(2, 8), nn.Sigmoid(), make())
+    before = [type(m) for m in net]
+    with pytest.raises(ParameterError, match=r"layer '2' .*" + match):
+        convert(net, surrogate=ToyHardware(), seed=0, inplace=inplace)
+    assert [type(m) for m in net] == before  # the plain first layer was not replaced either
+    with pytest.raises(ParameterError, match=match):
+        HardwareAwareLinear.from_linear(net[2], surrogate=ToyHardware(), seed=0)
+
+
+def test_convert_asks_for_a_forward_pass_through_a_lazy_layer_first():
+    """An uninitialised LazyLinear was refused as "in_features = 0; an integer >= 1" (found by review)."""
+    net = nn.Sequential(nn.LazyLinear(3))
+    with pytest.raises(ParameterError, match=r"layer '0' \(LazyLinear\) is not initialised yet.*Run one forward "
+                                             r"pass.*nn.Linear\(in_features, 3\)"):
+        convert(net, surrogate=ToyHardware(), seed=0)
+    net(torch.ones(2, 4))  # initialised: an nn.Linear(4, 3)
+    assert convert(net, surrogate=ToyHardware(), seed=0)[0].in_features == 4
+
+
+def test_a_hardware_penalty_without_a_penalty_to_weigh_is_refused():
+    """hardware_penalty > 0 with no surrogate, or a hardware model without
+    penalty(), was a zero penalty without a word (found by review)."""
+    with pytest.raises(ParameterError, match=r"hardware_penalty = 1.0 but there is no surrogate.*pass surrogate="):
+        HardwareAwareLinear(2, 2, hardware_penalty=1.0)
+    with pytest.raises(ParameterError, match=r"hardware model \(ToyHardware\) has no penalty\(weight, bias\)"):
+        convert(moons_network(seed=0), surrogate=ToyHardware(), hardware_penalty=1e-3)
+    with pytest.raises(ParameterError, match="no surrogate"):
+        convert(moons_network(seed=0), hardware_penalty=1e-3, reparam=True)
+
+    class WithPenalty(ToyHardware):
+        def penalty(self, weight, bias):
+            return weight.pow(2).sum()
+
+    layer = HardwareAwareLinear(2, 2, surrogate=WithPenalty(), hardware_penalty=0.5, seed=0)
+    torch.testing.assert_close(layer.regularization(), 0.5 * layer.weight.pow(2).sum())
+    layer.surrogate = None  # swapped afterwards: refused when the term is computed
+    with pytest.raises(ParameterError, match="no surrogate"):
+        layer.regularization()
+    assert float(HardwareAwareLinear(2, 2, hardware_penalty=0.0).regularization()) == 0.0
+
+
+def test_to_crossbar_warns_when_a_layer_s_own_mapping_is_not_the_transfer_s():
+    """convert(net, mapping="reference") then to_crossbar(net, cfg) with a
+    differential cfg transferred differential pairs without a word: the
+    mismatch warning fired only for layers holding a surrogate (found by review)."""
+    import warnings
+
+    from xbarsim.train.layers import to_crossbar
+
+    net = convert(moons_network(seed=0), mapping="reference")
+    with pytest.warns(UserWarning, match=r"layer\(s\) \[0, 1\] were built for mapping='reference'.*"
+                                         r"TransferConfig\(mapping='reference'\)") as rec:
+        to_crossbar(net, xs.TransferConfig())
+    assert rec[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_crossbar(net, xs.TransferConfig(mapping="reference"))
+        to_crossbar(convert(moons_network(seed=0)), xs.TransferConfig(mapping="reference"))  # no mapping chosen
+    ref = ToyHardware()  # a hardware model that cannot compare configurations
+    ref.mapping = "reference"
+    with pytest.warns(UserWarning, match="built for mapping='reference'"):
+        to_crossbar(convert(moons_network(seed=0), surrogate=ref, seed=0), xs.TransferConfig())
+
+
+def test_the_mean_weight_paths_do_not_sample_with_sample_on_eval_set():
+    """predict_logits / accuracy ("mean weights") and the validation loss with
+    val_samples=0 ("validate the mean weights") sampled a transfer when the
+    layers had sample_on_eval set, and advanced their training streams, so
+    the training itself changed (found by review)."""
+    from xbarsim.train.training import accuracy, predict_logits
+
+    def build(on_eval):
+        net = convert(moons_network(seed=0), surrogate=ToyHardware(sigma=0.2, p_fail=0.2), seed=3)
+        for layer in hardware_layers(net):
+            layer.sample_on_eval = on_eval
+        return net
+
+    net, mean = build(True), build(False)
+    x = np.random.default_rng(0).uniform(0, 1, (16, 2))
+    y = (x[:, 0] > x[:, 1]).astype(int)
+    states = [layer._rng.bit_generator.state for layer in hardware_layers(net)]
+    first = predict_logits(net, x)
+    np.testing.assert_array_equal(predict_logits(net, x), first)
+    np.testing.assert_array_equal(first, predict_logits(mean, x))
+    assert accuracy(net, x, y) == accuracy(mean, x, y)
+    assert [layer._rng.bit_generator.state for layer in hardware_layers(net)] == states
+    assert all(layer.sample_on_eval for layer in hardware_layers(net))  # given back
+    data = make_moons_split(n_train=64, n_val=16, n_test=8, seed=0)
+    cfg = TrainConfig(epochs=3, batch_size=32, val_samples=0, seed=0)
+    a, b = train(build(True), data, cfg, progress=False), train(build(False), data, cfg, progress=False)
+    np.testing.assert_array_equal(a.loss_history, b.loss_history)
+    np.testing.assert_array_equal(a.val_loss_history, b.val_loss_history)
+
+
+def test_training_resumed_from_a_checkpoint_with_the_rng_state_draws_as_an_uninterrupted_run():
+    """The layers' sampling streams are not in state_dict (a plain nn.Linear
+    loads it strictly), so a resumed run drew other transfers than the
+    uninterrupted one (found by review): rng_state / set_rng_state carry them."""
+    import io
+
+    from xbarsim.train import rng_state, set_rng_state
+
+    x = torch.rand(32, 4, dtype=torch.float64)
+
+    def build():
+        net = convert(nn.Sequential(nn.Linear(4, 6), nn.Sigmoid(), nn.Linear(6, 3)).double(),
+                      surrogate=ToyHardware(sigma=0.2, p_fail=0.2), seed=0)
+        return net, torch.optim.Adam(net.parameters(), lr=0.05)
+
+    def step(net, opt):
+        opt.zero_grad()
+        net(x).pow(2).mean().backward()
+        opt.step()
+
+    torch.manual_seed(0)
+    net, opt = build()
+    step(net, opt)
+    buf = io.BytesIO()
+    torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "rng": rng_state(net)}, buf)
+    step(net, opt)
+    torch.manual_seed(1)
+    net2, opt2 = build()
+    buf.seek(0)
+    ck = torch.load(buf)  # weights_only: the states are plain dicts and ints
+    net2.load_state_dict(ck["model"])
+    opt2.load_state_dict(ck["opt"])
+    set_rng_state(net2, ck["rng"])
+    step(net2, opt2)
+    for p, q in zip(net.parameters(), net2.parameters()):
+        assert torch.equal(p, q)
+    nn.Sequential(nn.Linear(4, 6), nn.Sigmoid(), nn.Linear(6, 3)).double().load_state_dict(net.state_dict())
+    layer = net2[2]  # and per layer
+    saved = layer.rng_state()
+    a = layer.sample().weight
+    layer.set_rng_state(saved)
+    np.testing.assert_array_equal(layer.sample().weight, a)
+    saved = layer.rng_state()
+    with pytest.raises(ParameterError, match=r"layers \['0'\], but this model's hardware-aware layers are "
+                                             r"\['0', '2'\]"):
+        set_rng_state(net2, {"0": saved})
+    with pytest.raises(ParameterError, match="a layer's rng_state"):
+        layer.set_rng_state({"bit_generator": "MT19937"})
+    assert layer.rng_state() == saved  # nothing changed by the refusals
+
+
+def test_layers_built_directly_start_from_nn_linear_s_weights_and_sample_reproducibly():
+    """With seed=None the layer drew its sampling seed from torch's generator
+    after its initialisation, so every later layer started from other
+    weights than the nn.Linear network built under the same manual_seed
+    (found by review). The seed is now a hash of the initial weights."""
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(4, 6), nn.Sigmoid(), nn.Linear(6, 6), nn.Sigmoid(), nn.Linear(6, 3))
+    after_plain = torch.rand(3)
+
+    def build():
+        torch.manual_seed(0)
+        net = nn.Sequential(HardwareAwareLinear(4, 6, surrogate=ToyHardware()), nn.Sigmoid(),
+                            HardwareAwareLinear(6, 6, surrogate=ToyHardware()), nn.Sigmoid(),
+                            HardwareAwareLinear(6, 3, surrogate=ToyHardware()))
+        return net, torch.rand(3)
+
+    (a, after_a), (b, _) = build(), build()
+    assert torch.equal(after_a, after_plain)  # torch's generator moved as by the nn.Linear network
+    for k in (0, 2, 4):
+        assert torch.equal(a[k].weight, plain[k].weight) and torch.equal(a[k].bias, plain[k].bias)
+    x = torch.rand(5, 4)
+    assert torch.equal(a(x), b(x))  # the same draws
+    states = [a[k].rng_state() for k in (0, 2, 4)]
+    assert all(s != t for i, s in enumerate(states) for t in states[i + 1:])  # a stream of its own each
+
+
+def test_a_training_forward_on_nan_weights_names_the_layer_and_the_likely_cause():
+    """It said "weight holds NaN or inf at [0, 0]; only finite weights can be
+    mapped", without the layer or that training diverged (found by review)."""
+    net = convert(moons_network(seed=0), surrogate=ToyHardware(), seed=0)
+    with torch.no_grad():
+        net[2].weight[0, 3] = float("nan")
+    with pytest.raises(ParameterError, match=r"layer '2' \(1 x 8\): its weight holds NaN or inf at \[0, 3\].*"
+                                             r"training diverged\? Lower the learning rate or clip the gradients"):
+        net(torch.rand(4, 2, dtype=torch.float64))
+    layer = HardwareAwareLinear(4, 3, surrogate=ToyHardware(), seed=0).double()
+    with torch.no_grad():
+        layer.bias[1] = float("inf")
+    with pytest.raises(ParameterError, match=r"HardwareAwareLinear \(3 x 4\): its bias holds NaN or inf at \[1\]"):
+        layer(torch.rand(2, 4, dtype=torch.float64))

@@ -9,6 +9,7 @@ The names most code needs::
     train, TrainConfig         BCE + Adam training loop (binary, one logit)
     regularization_loss, snapshot_, restore_failed_
                                the three calls of a training loop of your own
+    rng_state, set_rng_state   the layers' sampling streams, for a checkpoint
     evaluate_circuit, ...      Monte-Carlo transfers and per-point accuracy
 
 Submodules: ``surrogate``, ``layers``, ``statistical``, ``data``,
@@ -17,8 +18,8 @@ Submodules: ``surrogate``, ``layers``, ``statistical``, ``data``,
 
 from .data import MoonsData, load_csv_dir, make_moons_split
 from .evaluate import evaluate_circuit, evaluate_statistical, evaluate_surrogate, network_layers
-from .layers import (HardwareAwareLinear, LayerSample, convert, regularization_loss, restore_failed_, sampling,
-                     snapshot_, to_crossbar)
+from .layers import (HardwareAwareLinear, LayerSample, convert, regularization_loss, restore_failed_, rng_state,
+                     sampling, set_rng_state, snapshot_, to_crossbar)
 from .metrics import accuracy_bins, per_point_accuracy, summarize
 from .statistical import StatisticalModel
 from .surrogate import Surrogate
@@ -34,6 +35,8 @@ __all__ = [
     "regularization_loss",
     "snapshot_",
     "restore_failed_",
+    "rng_state",
+    "set_rng_state",
     "StatisticalModel",
     "TrainConfig",
     "train",

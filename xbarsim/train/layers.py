@@ -33,6 +33,8 @@ transfer per forward.
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -58,6 +60,8 @@ __all__ = [
     "restore_failed_",
     "snapshot_",
     "regularization_loss",
+    "rng_state",
+    "set_rng_state",
 ]
 
 
@@ -161,8 +165,11 @@ class HardwareAwareLinear(nn.Linear):
     hardware_penalty : float
         Coefficient of the surrogate's ``penalty`` in `regularization_loss`.
     seed : int, optional
-        Seed of the layer's sampling stream, in ``[0, 2**64)`` (None: from
-        torch's generator).
+        Seed of the layer's sampling stream, in ``[0, 2**64)``. None: a hash
+        of the layer's freshly initialised weights, reproducible under
+        ``torch.manual_seed`` and different for every layer, without drawing
+        from torch's generator (`from_linear` and `convert` draw it from
+        torch's generator instead).
 
     Notes
     -----
@@ -177,6 +184,20 @@ class HardwareAwareLinear(nn.Linear):
     NaN or inf. A forward that samples nothing (evaluation mode by default,
     or no surrogate) is ``nn.Linear``'s, with no check added to it: NaN in,
     NaN out, as torch's layers do.
+
+    Under ``torch.autocast`` a forward that samples nothing is
+    ``nn.Linear``'s under autocast (e.g. a bfloat16 output); a sampled
+    forward casts its input to the weights' dtype and runs at that dtype,
+    autocast off, so that the hardware sample is not rounded to the autocast
+    dtype (its output has the weights' dtype). Outside autocast an input of
+    another dtype than the weights is refused.
+
+    Sampling stream: each layer draws its transfers from a NumPy generator
+    of its own, which ``state_dict`` does not hold (the state dict stays
+    loadable into a plain ``nn.Linear``). To resume training exactly, save
+    `xbarsim.train.rng_state` (model) with the checkpoint and give it back
+    with `xbarsim.train.set_rng_state` (or per layer, `rng_state` /
+    `set_rng_state`).
     """
 
     def __init__(
@@ -212,6 +233,8 @@ class HardwareAwareLinear(nn.Linear):
             raise ParameterError(
                 f"surrogate must be a fitted xbarsim.train.Surrogate (an object with sample_layer); got "
                 f"{type(surrogate).__name__}. Fit one with Surrogate.fit(cfg), or load it with Surrogate.load.")
+        if real_scalar(hardware_penalty) > 0:
+            _check_penalty(surrogate, hardware_penalty)  # was a zero penalty without a word (found by review)
         if not isinstance(reparam, (bool, np.bool_)):
             raise ParameterError(f"reparam = {reparam!r}; True or False.")
         # None or a bool (np.True_ too, as reparam): on / off at the fitted rates; a number: a scale of them
@@ -221,6 +244,9 @@ class HardwareAwareLinear(nn.Linear):
 
         model_mapping = getattr(surrogate, "mapping", None)
         model_mapping = getattr(model_mapping, "value", model_mapping)
+        # a mapping given without a hardware model says how the layer will be
+        # transferred; the default, "differential", says nothing (`to_crossbar`)
+        self._mapping_given = mapping is not None
         if mapping is None:  # the model's (a reference-fitted surrogate was refused unless repeated)
             mapping = "differential" if surrogate is None or model_mapping is None else model_mapping
         mapping = _as_enum(MappingScheme, mapping, "mapping").value  # any case, as TransferConfig
@@ -248,8 +274,9 @@ class HardwareAwareLinear(nn.Linear):
         self.hardware_penalty = float(hardware_penalty)
         self.sample_on_eval = False
         if seed is None:
-            seed = _torch_seed()
+            seed = _weights_seed(self)
         self._rng = np.random.default_rng(seed)
+        self._converted_name = None  # the layer's name in the model `convert` made it for (messages)
         self._failed_weight = None
         self._failed_bias = None
         self._pre_step = None
@@ -289,13 +316,20 @@ class HardwareAwareLinear(nn.Linear):
         `kwargs` go to `HardwareAwareLinear` (``surrogate``, ``seed``,
         ``reparam``, ...); the shape, bias, dtype and device come from
         `linear` (`ParameterError` if given: a raw TypeError, found by review).
+
+        A layer whose behaviour the copy would drop is refused
+        (`ParameterError`, with what to do first): a pruned one
+        (``torch.nn.utils.prune``), a parametrized one (``weight_norm``), a
+        subclass with its own ``forward``, one with hooks, and a lazy one not
+        yet initialised.
         """
         if not isinstance(linear, nn.Linear):  # a Conv1d or None: a bare AttributeError
             raise ParameterError(f"from_linear copies an nn.Linear; got {type(linear).__name__}. Build other "
                                  "layers as they are (convert() leaves every layer but nn.Linear alone).")
         _refuse_copied_kwargs(kwargs)
+        _check_convertible(linear, "")
         if kwargs.get("seed") is None:
-            kwargs["seed"] = _torch_seed()  # as __init__ draws it
+            kwargs["seed"] = _torch_seed()
         device = linear.weight.device
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             layer = cls(
@@ -360,9 +394,47 @@ class HardwareAwareLinear(nn.Linear):
             failures = self.failures if failures is None else failures
             if failures and self.failure_scale != 1.0:
                 failures = self.failure_scale
+        w, b = self._refuse_nonfinite_weights()
+        return self.surrogate.sample_layer(w, b, self._rng, noise=noise, failures=failures)
+
+    def _describe(self):
+        """'layer '0' (8 x 2)': the name `convert` gave it, if any, and its shape."""
+        name = f"layer {self._converted_name!r}" if getattr(self, "_converted_name", None) else "HardwareAwareLinear"
+        return f"{name} ({self.out_features} x {self.in_features})"
+
+    def _refuse_nonfinite_weights(self):
+        """The weights and bias as float64 NumPy arrays, or a `ParameterError`
+        naming the layer where they are not finite.
+
+        The mapping's own refusal ("weight holds NaN or inf at [0, 0]; only
+        finite weights can be mapped") named neither the layer nor the likely
+        cause, a diverged training (found by review).
+        """
+        from .._coerce import where_not_finite
+
         w = self.weight.detach().cpu().to(torch.float64).numpy()
         b = None if self.bias is None else self.bias.detach().cpu().to(torch.float64).numpy()
-        return self.surrogate.sample_layer(w, b, self._rng, noise=noise, failures=failures)
+        for name, a in (("weight", w), ("bias", b)):
+            if a is not None and not np.all(np.isfinite(a)):
+                raise ParameterError(
+                    f"{self._describe()}: its {name} {where_not_finite(a)}, so no transfer can be sampled; training "
+                    "diverged? Lower the learning rate or clip the gradients (torch.nn.utils.clip_grad_norm_), and "
+                    "restart from finite weights (a checkpoint).")
+        return w, b
+
+    def rng_state(self):
+        """The state of the layer's sampling stream (a dict; `set_rng_state` takes it back).
+
+        ``state_dict`` does not hold it (a plain ``nn.Linear`` loads the
+        state dict of a hardware-aware one, strictly): save it next to the
+        checkpoint to resume training with the same draws (see
+        `xbarsim.train.rng_state` for a whole model).
+        """
+        return copy.deepcopy(self._rng.bit_generator.state)
+
+    def set_rng_state(self, state):
+        """Continue the layer's sampling stream from `state` (from `rng_state`)."""
+        self._rng = _rng_from_state(state)
 
     def __getstate__(self):
         # the last sample's circuit read-out is a closure, which pickle refuses:
@@ -384,10 +456,11 @@ class HardwareAwareLinear(nn.Linear):
         if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ParameterError(f"input of shape {tuple(x.shape)}; this layer takes {self.in_features} features "
                                  "(last dimension).")
-        if x.dtype != self.weight.dtype:
+        sampling_now = self._sampling_now()
+        if x.dtype != self.weight.dtype and not _autocast_reconciles(x, self.weight, sampling_now):
             raise ParameterError(f"input of dtype {x.dtype} for weights of dtype {self.weight.dtype}; convert one of "
                                  f"them (x.to({self.weight.dtype}), or the model with .double() / .float()).")
-        if not self._sampling_now():
+        if not sampling_now:
             # a training forward that samples nothing leaves no failed
             # weights; an evaluation forward (an accuracy logged between
             # backward() and step()) keeps the training forward's record,
@@ -404,6 +477,18 @@ class HardwareAwareLinear(nn.Linear):
             raise ParameterError("a sampled forward draws a transfer from the surrogate, which needs real tensors, "
                                  "not the 'meta' device; move the model and inputs to a real device (.to('cpu')) "
                                  "or run the forward in eval mode (layer.eval()), which does not sample.")
+        if x.dtype == self.weight.dtype and not _autocast_on(x.device.type):
+            return self._sampled_forward(x)
+        # under autocast the sampled forward runs at the weights' dtype with
+        # autocast off: F.linear autocast to bfloat16 rounded the sampled
+        # weights, and the circuit's correction, at the weights' dtype,
+        # promoted the output back (a float32 output from some layers, a
+        # bfloat16 one from those without a circuit; found by review)
+        with torch.autocast(x.device.type, enabled=False):
+            return self._sampled_forward(x.to(self.weight.dtype))
+
+    def _sampled_forward(self, x):
+        """One sampled transfer applied to `x` (2-D, at the weights' dtype)."""
         self._check_inputs(x)
         s = self.sample()
         self.last_sample = s
@@ -485,7 +570,10 @@ class HardwareAwareLinear(nn.Linear):
         total = self.weight.new_zeros(())
         if self.weight_decay:
             total = total + self.weight_decay * (self.weight.pow(2).sum() + (0 if self.bias is None else self.bias.pow(2).sum()))
-        if self.hardware_penalty and self.surrogate is not None and hasattr(self.surrogate, "penalty"):
+        if self.hardware_penalty:
+            # also when the surrogate was swapped after construction: the term was skipped without a word
+            _check_penalty(self.surrogate, self.hardware_penalty)
+            self._refuse_nonfinite_weights()
             total = total + self.hardware_penalty * self.surrogate.penalty(self.weight, self.bias)
         return total
 
@@ -524,6 +612,33 @@ class HardwareAwareLinear(nn.Linear):
         self._pre_step = None
 
 
+_AUTOCAST_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+"""The dtypes autocast casts (float64 it leaves as it is)."""
+
+
+def _autocast_on(device_type):
+    """Whether autocast is enabled for `device_type` (False for device types
+    autocast does not know, such as 'meta', where torch raises)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:
+        return False
+
+
+def _autocast_reconciles(x, weight, sampled):
+    """Whether autocast makes an input of another dtype than the weights work,
+    as it does for ``nn.Linear``: a forward that does not sample runs
+    ``F.linear``, which autocast casts when both dtypes are ones it casts; a
+    sampled one casts a floating-point `x` to the weights' dtype. Refusing
+    every other dtype broke an eval-mode network under ``torch.autocast`` at
+    its second layer (found by review)."""
+    if not _autocast_on(x.device.type):
+        return False
+    if sampled:
+        return x.is_floating_point()
+    return x.dtype in _AUTOCAST_DTYPES and weight.dtype in _AUTOCAST_DTYPES
+
+
 def sinh_inputs(x, v_read, v0, input_scale):
     """Inputs as the sinh read law sees them, in input units, and the bias-row gain.
 
@@ -548,12 +663,72 @@ def warn_if_trained_for_another_cfg(layers, cfg):
              "this transfer's (mapping, input scale, device, wires...): the hardware-aware training may not "
              "carry over. Transfer with the surrogate's own configuration (surrogate.cfg) unless this is "
              "the point.", UserWarning)
+    # a layer's own mapping, given without a surrogate (or with a hardware
+    # model that cannot compare configurations): convert(net, mapping="reference")
+    # transferred differential pairs without a word (found by review)
+    mapping = getattr(cfg.mapping, "value", cfg.mapping)
+    mapped = {k: layer.mapping for k, layer in enumerate(layers)
+              if k not in trained_for and isinstance(getattr(layer, "mapping", None), str)
+              and (getattr(layer, "surrogate", None) is not None or getattr(layer, "_mapping_given", True))
+              and layer.mapping != mapping}
+    if mapped:
+        wanted = sorted(set(mapped.values()))
+        warn(f"layer(s) {list(mapped)} were built for mapping={'/'.join(map(repr, wanted))}, but this transfer maps "
+             f"{mapping!r}: the hardware-aware training may not carry over. Transfer with "
+             f"TransferConfig(mapping={wanted[0]!r}) unless this is the point.", UserWarning)
 
 
 def hardware_layers(model):
     """The `HardwareAwareLinear` modules of `model`, in order."""
     _check_module(model)
     return [m for m in model.modules() if isinstance(m, HardwareAwareLinear)]
+
+
+def rng_state(model):
+    """The sampling streams' states of `model`'s `HardwareAwareLinear` layers.
+
+    A dict from each layer's name in `model` to its `HardwareAwareLinear.rng_state`;
+    ``state_dict`` does not hold them. Save it with a checkpoint and give it
+    back with `set_rng_state` to resume training with the draws an
+    uninterrupted run makes::
+
+        torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "rng": rng_state(net)}, path)
+        ck = torch.load(path); net.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); set_rng_state(net, ck["rng"])
+
+    (plus ``torch.get_rng_state()`` where the loop itself draws from torch.)
+    """
+    _check_module(model)
+    return {name: m.rng_state() for name, m in model.named_modules() if isinstance(m, HardwareAwareLinear)}
+
+
+def set_rng_state(model, state):
+    """Give `model`'s `HardwareAwareLinear` layers the sampling streams `state`
+    (from `rng_state` of the same network); every layer is checked first."""
+    _check_module(model)
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, HardwareAwareLinear)}
+    if not isinstance(state, dict) or set(state) != set(layers):
+        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ParameterError(f"state holds the streams of layers {got}, but this model's hardware-aware layers are "
+                             f"{sorted(layers)}; give the xbarsim.train.rng_state(model) of the same network.")
+    fresh = {name: _rng_from_state(state[name]) for name in layers}  # all checked before any layer changes
+    for name, layer in layers.items():
+        layer._rng = fresh[name]
+
+
+def _rng_from_state(state):
+    """A layer's sampling generator continuing from `state` (a `HardwareAwareLinear.rng_state`)."""
+    rng = np.random.default_rng()
+    want = type(rng.bit_generator).__name__
+    if not isinstance(state, dict) or state.get("bit_generator") != want:
+        got = state.get("bit_generator") if isinstance(state, dict) else type(state).__name__
+        raise ParameterError(f"state must be a layer's rng_state() (the state of a {want} generator); got "
+                             f"{got!r}. Save it with layer.rng_state() (or xbarsim.train.rng_state(model)).")
+    try:
+        rng.bit_generator.state = copy.deepcopy(state)  # the caller's dict stays theirs
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ParameterError(f"state is not a {want} generator state ({exc}); save it with layer.rng_state() "
+                             "(or xbarsim.train.rng_state(model)).") from None
+    return rng
 
 
 def regularization_loss(model):
@@ -620,6 +795,91 @@ def _torch_seed():
     return int(torch.randint(0, 2**62, (1,)).item())
 
 
+def _weights_seed(layer):
+    """The sampling seed of a layer built with ``seed=None``: a 64-bit hash of
+    its freshly initialised weights and bias.
+
+    Drawing it from torch's generator after the initialisation shifted every
+    later layer's initial weights: ``nn.Sequential(HardwareAwareLinear(...),
+    ..., HardwareAwareLinear(...))`` under ``torch.manual_seed(0)`` started
+    from other weights than the same ``nn.Linear`` network (found by review).
+    The weights are drawn from that generator, so the hash is as reproducible
+    under ``torch.manual_seed``, and differs between layers as their weights
+    do. A layer on the 'meta' device has no values to hash: its seed comes
+    from torch's generator (its initialisation draws nothing from it).
+    """
+    if layer.weight.is_meta:
+        return _torch_seed()
+    h = hashlib.blake2b(b"xbarsim.HardwareAwareLinear", digest_size=8)
+    for t in (layer.weight, layer.bias):
+        if t is not None:
+            # as bytes: bfloat16 has no NumPy dtype
+            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return int.from_bytes(h.digest(), "little")
+
+
+def _check_penalty(surrogate, hardware_penalty):
+    """Refuse ``hardware_penalty > 0`` with no hardware model, or one without
+    ``penalty``: `regularization` skipped the term, a zero penalty."""
+    if not callable(getattr(surrogate, "penalty", None)):
+        what = ("there is no surrogate" if surrogate is None
+                else f"the hardware model ({type(surrogate).__name__}) has no penalty(weight, bias)")
+        raise ParameterError(f"hardware_penalty = {hardware_penalty!r} but {what}, so the penalty would be zero; pass "
+                             "surrogate= (a fitted xbarsim.train.Surrogate has a penalty), or hardware_penalty=0.")
+
+
+def _check_convertible(linear, name):
+    """Refuse an ``nn.Linear`` whose behaviour its hardware-aware copy would drop.
+
+    The copy is a new ``HardwareAwareLinear`` holding the weights' values:
+    a pruning mask, a parametrization (``weight_norm``), an overridden
+    ``forward`` and the module's hooks were lost without a word (a pruned
+    layer, unless converted in place, gave torch's raw deepcopy error;
+    found by review). `name`: the layer's name in the model ("" for the
+    model itself).
+    """
+    from torch.nn.modules.lazy import LazyModuleMixin
+    from torch.nn.utils import parametrize, prune
+
+    what = f"layer {name!r} ({type(linear).__name__})" if name else f"this {type(linear).__name__}"
+    if isinstance(linear, LazyModuleMixin) and linear.has_uninitialized_params():
+        # its in_features are 0 until then: "in_features = 0; an integer >= 1" (found by review)
+        raise ParameterError(f"{what} is not initialised yet: a lazy layer learns its in_features at its first "
+                             "forward pass. Run one forward pass through the model (model(x)) before converting, or "
+                             f"build it as nn.Linear(in_features, {linear.out_features}).")
+    pre = list(linear._forward_pre_hooks.values())
+    pruned = [getattr(h, "_tensor_name", "weight") for h in pre if isinstance(h, prune.BasePruningMethod)]
+    if pruned:
+        undo = "; ".join(f"torch.nn.utils.prune.remove(module, {n!r})" for n in sorted(set(pruned)))
+        raise ParameterError(f"{what} is pruned (torch.nn.utils.prune): its hardware-aware copy would drop the "
+                             f"pruning mask, and the pruned weights would train again. Make the pruning permanent "
+                             f"first, {undo}, then convert.")
+    if parametrize.is_parametrized(linear):
+        raise ParameterError(f"{what} has parametrized {', '.join(map(repr, linear.parametrizations))} (e.g. "
+                             "torch.nn.utils.parametrizations.weight_norm): its hardware-aware copy holds plain "
+                             "weights and would drop the parametrization. Bake it in first, "
+                             "torch.nn.utils.parametrize.remove_parametrizations(module, 'weight'), then convert.")
+    legacy = {"WeightNorm": "weight_norm", "SpectralNorm": "spectral_norm"}  # torch.nn.utils' older forms
+    for h in pre:
+        kind = legacy.get(type(h).__name__) if type(h).__module__.startswith("torch.nn.utils") else None
+        if kind:
+            raise ParameterError(f"{what} has torch.nn.utils.{kind} applied: its hardware-aware copy holds plain "
+                                 f"weights and would drop it. Remove it first, torch.nn.utils.remove_{kind}(module), "
+                                 "then convert.")
+    if type(linear).forward not in (nn.Linear.forward, HardwareAwareLinear.forward):  # a copy of a copy keeps it
+        raise ParameterError(f"{what} overrides nn.Linear's forward: its hardware-aware copy would run "
+                             "nn.Linear's instead. Convert a plain nn.Linear and put the extra computation in a "
+                             "module of its own around it.")
+    hooks = [kind for kind, d in (("forward pre-hook", linear._forward_pre_hooks),
+                                  ("forward hook", linear._forward_hooks),
+                                  ("backward hook", linear._backward_hooks),
+                                  ("backward pre-hook", getattr(linear, "_backward_pre_hooks", {}))) if d]
+    if hooks:
+        raise ParameterError(f"{what} has {' and '.join(k + 's' for k in hooks)} registered: its hardware-aware "
+                             "copy is a new module and would not call them. Remove them (handle.remove()) before "
+                             "converting, and register them on the converted layer.")
+
+
 def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     """Turn every ``nn.Linear`` of `model` into a `HardwareAwareLinear`.
 
@@ -628,7 +888,11 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     ``failures``, ``weight_decay``, ``hardware_penalty``, ``mapping``). Each
     layer keeps its shape, bias, dtype and device (``dtype=``, ``device=``,
     ``bias=``, ``in_features=``, ``out_features=``: `ParameterError`), its
-    training / evaluation mode and its parameters' ``requires_grad``.
+    training / evaluation mode and its parameters' ``requires_grad``. A
+    layer whose behaviour the copy would drop (pruned, parametrized such as
+    ``weight_norm``, a subclass with its own ``forward``, with hooks, or a
+    lazy layer not yet run) is refused, naming it, before anything is
+    copied (`HardwareAwareLinear.from_linear`).
 
     Parameters
     ----------
@@ -653,8 +917,6 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     >>> type(net[0]).__name__
     'HardwareAwareLinear'
     """
-    import copy
-
     _check_module(model)
     _refuse_copied_kwargs(kwargs)
     inplace = check_flag(inplace, "inplace")  # inplace="no" modified the caller's model
@@ -674,8 +936,20 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
              "the plain nn.Linear layers.", RuntimeWarning)
     if seed is not None:
         seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, len(linear_layers(model)) - 1))
+    # every layer checked before anything is copied (a pruned layer failed
+    # inside deepcopy with torch's raw error)
+    in_attention = {id(m) for a in model.modules() if isinstance(a, nn.MultiheadAttention) for m in a.modules()}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear) and not isinstance(m, HardwareAwareLinear) and id(m) not in in_attention:
+            _check_convertible(m, name)
     if not inplace:
-        model = copy.deepcopy(model)
+        try:
+            model = copy.deepcopy(model)
+        except RuntimeError as exc:  # e.g. another pruned module: torch's "Only Tensors created explicitly..."
+            raise ParameterError(f"convert copies the model first, and copying it failed ({exc}). Make pruning "
+                                 "permanent first (torch.nn.utils.prune.remove(module, name)), or convert it in "
+                                 "place (inplace=True).") from None
+    names = {id(m): name for name, m in model.named_modules()}
     # nn.MultiheadAttention reads out_proj.weight directly, never out_proj's
     # forward: a converted out_proj would never sample (found by review). Its
     # modules stay as they are, also where another name shares them.
@@ -699,6 +973,7 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
                 s = None if seed is None else seed + counter[0]
                 counter[0] += 1
                 done[id(child)] = HardwareAwareLinear.from_linear(child, surrogate=surrogate, seed=s, **kwargs)
+                done[id(child)]._converted_name = names.get(id(child))
                 setattr(parent, name, done[id(child)])
             else:
                 done[id(child)] = None

@@ -16,7 +16,7 @@ from .._progress import Progress
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_count, check_flag, check_seed
-from .layers import hardware_layers, regularization_loss, restore_failed_, snapshot_
+from .layers import hardware_layers, regularization_loss, restore_failed_, sampling, snapshot_
 
 __all__ = ["TrainConfig", "TrainResult", "moons_network", "train", "predict_logits", "accuracy"]
 
@@ -84,7 +84,8 @@ def moons_network(hidden=8, seed=0):
 
 
 def predict_logits(model, x):
-    """Logits of `model` for features `x` (numpy), in evaluation mode, as float64 numpy.
+    """Logits of `model` for features `x` (numpy), in evaluation mode with the
+    mean weights (no hardware sample, whatever ``sample_on_eval``), as float64 numpy.
 
     Every module of `model` is given back in the mode it was in (the model
     was left in evaluation mode: a call in the middle of training turned
@@ -108,7 +109,9 @@ def predict_logits(model, x):
         raise ParameterError(f"x {where_not_finite(x)}; features must be finite.")
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     dtype = dtypes.pop() if len(dtypes) == 1 else torch.float64
-    with _evaluating(model), torch.no_grad():
+    # the mean weights, whatever the layers' sample_on_eval: with it set, a
+    # call sampled a transfer and advanced the layers' training streams (found by review)
+    with _evaluating(model), sampling(model, enabled=False), torch.no_grad():
         try:
             out = model(torch.as_tensor(x, dtype=dtype, device=_device(model)))
         except RuntimeError as exc:  # torch's shape error, raw (found by review)
@@ -161,8 +164,6 @@ def _val_loss(model, x, y, samples, seed):
     with torch.no_grad():
         layers = hardware_layers(model)
         if samples and layers:
-            from .layers import sampling
-
             own = [layer._rng for layer in layers]
             try:
                 for k, layer in enumerate(layers):
@@ -173,7 +174,10 @@ def _val_loss(model, x, y, samples, seed):
                 for layer, rng in zip(layers, own):
                     layer._rng = rng
             return float(np.mean(losses))
-        return float(lossf(model(x).squeeze(-1), y))
+        # 0 samples: the mean weights, also with sample_on_eval set (which
+        # sampled them, and advanced the training streams; found by review)
+        with sampling(model, enabled=False):
+            return float(lossf(model(x).squeeze(-1), y))
 
 
 _VAL_STREAM = 0x56414C  # "VAL": the validation samples' streams, (seed, _VAL_STREAM, layer)
@@ -290,8 +294,9 @@ def _check_training(model, data, config):
         raise ParameterError("train runs in float64 (the hardware models are float64); convert the model with "
                              "model.double() first.")
     try:
-        # evaluation mode: the mean weights, no hardware sample drawn, no stream advanced
-        with _evaluating(model), torch.no_grad():
+        # evaluation mode: the mean weights, no hardware sample drawn, no stream
+        # advanced (sampling off: sample_on_eval drew one)
+        with _evaluating(model), sampling(model, enabled=False), torch.no_grad():
             out = model(torch.as_tensor(np.asarray(data.x_train[:2]), dtype=torch.float64, device=_device(model)))
     except RuntimeError as exc:  # torch's shape errors: the model does not take these points
         raise ParameterError(f"the model does not take data.x_train's {np.shape(data.x_train)[1]}-feature points "

@@ -53,7 +53,7 @@ def main(n=200, seed=0, verbose=True, device=None, r_wire=1.0):
     layer1 = xs.transfer_many(W1, b1, cfg, n=n, seed=seed)
     layer2 = xs.transfer_many(W2, b2, cfg2, n=n, seed=seed + 1)
     # a transfer with a stuck device can put a hidden activation past that
-    # range (up to ~1.5x here): it saturates at V_read, as at a DAC's full
+    # range (up to ~2x here): it saturates at V_read, as at a DAC's full
     # scale (unclipped, xs.mvm warns that such reads bend the product)
     hidden = np.clip(layer1.mvm(x, seed=1), 0.0, hidden_max)
     y = layer2.mvm(hidden, seed=2)  # (n, 200, 1)

@@ -583,8 +583,8 @@ def register(subparsers):
         help="the paper's half-moons experiment: regular vs hardware-aware training, circuit-in-the-loop transfers",
         description=help_text(__doc__.split("\n\n")[0]),
         epilog="Writes results.json, bins.csv, surrogate.npz (reused by a rerun with the same settings into the "
-               "same --out) and cdf.png, decision_boundary.png, uncertainty.png. About 2 minutes on 2 cores "
-               "(plus about 35 s of kernel compiling on an install's first run).",
+               "same --out) and cdf.png, decision_boundary.png, uncertainty.png. About 1.5 minutes on 2 cores "
+               "(plus about 40 s of kernel compiling on an install's first run).",
     )
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default out/moons; out/moons-quick with --quick)")
     p.add_argument("--transfers", type=int, default=None, metavar="N", help=f"transfers per network (default {MoonsConfig().transfers}; {QUICK.transfers} with --quick)")

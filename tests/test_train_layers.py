@@ -1191,3 +1191,95 @@ def test_a_training_forward_on_nan_weights_names_the_layer_and_the_likely_cause(
         layer.bias[1] = float("inf")
     with pytest.raises(ParameterError, match=r"HardwareAwareLinear \(3 x 4\): its bias holds NaN or inf at \[1\]"):
         layer(torch.rand(2, 4, dtype=torch.float64))
+
+
+def test_sampled_forwards_run_where_is_autocast_enabled_takes_no_device_type(monkeypatch):
+    """Before torch 2.4 `torch.is_autocast_enabled` took no argument (pyproject
+    allows torch 2.0): every sampled forward raised its TypeError (found by
+    review of the autocast change). The CPU answer then comes from
+    `is_autocast_cpu_enabled`."""
+    import warnings
+
+    from xbarsim.train.layers import _autocast_on
+
+    old = torch.is_autocast_enabled
+    layer = HardwareAwareLinear(4, 3, surrogate=ToyHardware(p_fail=0.3), seed=0).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # is_autocast_cpu_enabled, deprecated since 2.4
+        monkeypatch.setattr(torch, "is_autocast_enabled", lambda: old("cuda"))
+        out = layer(torch.rand(2, 4, dtype=torch.float64))
+        assert out.shape == (2, 3) and out.dtype == torch.float64
+        assert _autocast_on("cpu") is False and _autocast_on("meta") is False
+        monkeypatch.undo()  # torch.autocast itself calls is_autocast_enabled(device_type)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            monkeypatch.setattr(torch, "is_autocast_enabled", lambda: old("cuda"))
+            assert _autocast_on("cpu") is True
+            monkeypatch.undo()
+
+
+def test_a_default_mapping_warns_of_nothing_whoever_holds_it():
+    """A hardware model without a mapping of its own leaves the layer on the
+    default, "differential": a reference transfer of it warned of a mapping
+    nobody chose (found by review)."""
+    import warnings
+
+    from xbarsim.train.layers import to_crossbar
+
+    class NoMapping(ToyHardware):
+        mapping = None
+
+    net = convert(moons_network(seed=0), surrogate=NoMapping(), seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_crossbar(net, xs.TransferConfig(mapping="reference"))
+        for layer in hardware_layers(net):
+            del layer._mapping_given  # a layer pickled before the flag existed: its default
+        to_crossbar(net, xs.TransferConfig(mapping="reference"))
+
+
+def test_a_parametrized_bias_is_refused_with_the_call_that_bakes_it_in():
+    """The hint named remove_parametrizations(module, 'weight') whatever was
+    parametrized; for a bias alone that call raises ValueError (found by review)."""
+    from torch.nn.utils import parametrize
+
+    class Double(nn.Module):
+        def forward(self, b):
+            return 2 * b
+
+    lin = nn.Linear(3, 2)
+    parametrize.register_parametrization(lin, "bias", Double())
+    with pytest.raises(ParameterError, match=r"remove_parametrizations\(module, 'bias'\), then convert") as err:
+        convert(nn.Sequential(lin), surrogate=ToyHardware())
+    assert "'weight'" not in str(err.value)
+    parametrize.remove_parametrizations(lin, "bias")  # the hint's call works
+    convert(nn.Sequential(lin), surrogate=ToyHardware())
+
+
+def test_set_rng_state_refuses_states_out_of_range_with_its_own_error():
+    """An out-of-range integer in a state raised NumPy's OverflowError, and a
+    dict with mixed key types Python's TypeError from sorting them (found by
+    review)."""
+    import copy
+
+    from xbarsim.train import rng_state, set_rng_state
+
+    layer = HardwareAwareLinear(3, 2, surrogate=ToyHardware(), seed=1)
+    for bad in (-1, 2 ** 200):
+        state = copy.deepcopy(layer.rng_state())
+        state["state"]["state"] = bad
+        with pytest.raises(ParameterError, match="not a PCG64 generator state"):
+            layer.set_rng_state(state)
+    net = nn.Sequential(layer)
+    good = rng_state(net)["0"]
+    with pytest.raises(ParameterError, match="this model's hardware-aware layers are"):
+        set_rng_state(net, {0: good, "a": good})
+
+
+def test_a_layer_built_under_the_meta_default_device_draws_its_seed():
+    """Under `with torch.device("meta")` the seed drawn from torch's generator
+    was a meta tensor: "Tensor.item() cannot be called on meta tensors" (found
+    by review)."""
+    with torch.device("meta"):
+        layer = HardwareAwareLinear(4, 3, surrogate=ToyHardware())
+    assert layer.weight.is_meta
+    assert layer.rng_state()["bit_generator"] == "PCG64"

@@ -167,9 +167,10 @@ class HardwareAwareLinear(nn.Linear):
     seed : int, optional
         Seed of the layer's sampling stream, in ``[0, 2**64)``. None: a hash
         of the layer's freshly initialised weights, reproducible under
-        ``torch.manual_seed`` and different for every layer, without drawing
-        from torch's generator (`from_linear` and `convert` draw it from
-        torch's generator instead).
+        ``torch.manual_seed`` and different between layers whose initial
+        weights differ, without drawing from torch's generator (layers
+        initialised alike, e.g. zero-filled, share a stream: give them seeds;
+        `from_linear` and `convert` draw it from torch's generator instead).
 
     Notes
     -----
@@ -246,7 +247,8 @@ class HardwareAwareLinear(nn.Linear):
         model_mapping = getattr(model_mapping, "value", model_mapping)
         # a mapping given without a hardware model says how the layer will be
         # transferred; the default, "differential", says nothing (`to_crossbar`)
-        self._mapping_given = mapping is not None
+        # (a hardware model's own mapping counts as given too; its default does not)
+        self._mapping_given = mapping is not None or model_mapping is not None
         if mapping is None:  # the model's (a reference-fitted surrogate was refused unless repeated)
             mapping = "differential" if surrogate is None or model_mapping is None else model_mapping
         mapping = _as_enum(MappingScheme, mapping, "mapping").value  # any case, as TransferConfig
@@ -417,7 +419,7 @@ class HardwareAwareLinear(nn.Linear):
         for name, a in (("weight", w), ("bias", b)):
             if a is not None and not np.all(np.isfinite(a)):
                 raise ParameterError(
-                    f"{self._describe()}: its {name} {where_not_finite(a)}, so no transfer can be sampled; training "
+                    f"{self._describe()}: its {name} {where_not_finite(a)}, which no hardware model can map; training "
                     "diverged? Lower the learning rate or clip the gradients (torch.nn.utils.clip_grad_norm_), and "
                     "restart from finite weights (a checkpoint).")
         return w, b
@@ -573,7 +575,8 @@ class HardwareAwareLinear(nn.Linear):
         if self.hardware_penalty:
             # also when the surrogate was swapped after construction: the term was skipped without a word
             _check_penalty(self.surrogate, self.hardware_penalty)
-            self._refuse_nonfinite_weights()
+            if not all(bool(torch.isfinite(t).all()) for t in (self.weight, self.bias) if t is not None):
+                self._refuse_nonfinite_weights()  # the message; finite weights stay on their device
             total = total + self.hardware_penalty * self.surrogate.penalty(self.weight, self.bias)
         return total
 
@@ -623,6 +626,13 @@ def _autocast_on(device_type):
         return torch.is_autocast_enabled(device_type)
     except RuntimeError:
         return False
+    except TypeError:
+        # torch < 2.4 (pyproject allows 2.0): is_autocast_enabled takes no
+        # argument and answers for CUDA; every sampled forward raised this
+        # TypeError (found by review)
+        if device_type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return bool(torch.is_autocast_enabled()) if device_type == "cuda" else False
 
 
 def _autocast_reconciles(x, weight, sampled):
@@ -669,7 +679,7 @@ def warn_if_trained_for_another_cfg(layers, cfg):
     mapping = getattr(cfg.mapping, "value", cfg.mapping)
     mapped = {k: layer.mapping for k, layer in enumerate(layers)
               if k not in trained_for and isinstance(getattr(layer, "mapping", None), str)
-              and (getattr(layer, "surrogate", None) is not None or getattr(layer, "_mapping_given", True))
+              and getattr(layer, "_mapping_given", False)  # a layer pickled before the flag: its default
               and layer.mapping != mapping}
     if mapped:
         wanted = sorted(set(mapped.values()))
@@ -707,7 +717,7 @@ def set_rng_state(model, state):
     _check_module(model)
     layers = {name: m for name, m in model.named_modules() if isinstance(m, HardwareAwareLinear)}
     if not isinstance(state, dict) or set(state) != set(layers):
-        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        got = sorted(state, key=repr) if isinstance(state, dict) else type(state).__name__  # keys of any type
         raise ParameterError(f"state holds the streams of layers {got}, but this model's hardware-aware layers are "
                              f"{sorted(layers)}; give the xbarsim.train.rng_state(model) of the same network.")
     fresh = {name: _rng_from_state(state[name]) for name in layers}  # all checked before any layer changes
@@ -725,7 +735,7 @@ def _rng_from_state(state):
                              f"{got!r}. Save it with layer.rng_state() (or xbarsim.train.rng_state(model)).")
     try:
         rng.bit_generator.state = copy.deepcopy(state)  # the caller's dict stays theirs
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ParameterError(f"state is not a {want} generator state ({exc}); save it with layer.rng_state() "
                              "(or xbarsim.train.rng_state(model)).") from None
     return rng
@@ -792,7 +802,9 @@ def _refuse_copied_kwargs(kwargs):
 def _torch_seed():
     """A sampling seed drawn from torch's global generator (``seed=None``:
     reproducible under ``torch.manual_seed``)."""
-    return int(torch.randint(0, 2**62, (1,)).item())
+    # on the CPU generator: under `with torch.device("meta")` the default
+    # device's randint had no value to read (found by review)
+    return int(torch.randint(0, 2**62, (1,), device="cpu").item())
 
 
 def _weights_seed(layer):
@@ -814,7 +826,7 @@ def _weights_seed(layer):
     for t in (layer.weight, layer.bias):
         if t is not None:
             # as bytes: bfloat16 has no NumPy dtype
-            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())  # no copy on the CPU
     return int.from_bytes(h.digest(), "little")
 
 
@@ -841,7 +853,9 @@ def _check_convertible(linear, name):
     from torch.nn.modules.lazy import LazyModuleMixin
     from torch.nn.utils import parametrize, prune
 
-    what = f"layer {name!r} ({type(linear).__name__})" if name else f"this {type(linear).__name__}"
+    kind = type(linear).__qualname__ if type(linear).__module__.startswith("torch.nn.modules") else \
+        f"{type(linear).__module__}.{type(linear).__qualname__}"  # torch.ao.nn.qat.Linear is not nn.Linear
+    what = f"layer {name!r} ({kind})" if name else f"this {kind}"
     if isinstance(linear, LazyModuleMixin) and linear.has_uninitialized_params():
         # its in_features are 0 until then: "in_features = 0; an integer >= 1" (found by review)
         raise ParameterError(f"{what} is not initialised yet: a lazy layer learns its in_features at its first "
@@ -855,10 +869,12 @@ def _check_convertible(linear, name):
                              f"pruning mask, and the pruned weights would train again. Make the pruning permanent "
                              f"first, {undo}, then convert.")
     if parametrize.is_parametrized(linear):
+        bake = "; ".join(f"torch.nn.utils.parametrize.remove_parametrizations(module, {k!r})"
+                         for k in linear.parametrizations)  # 'bias' alone: 'weight' raised ValueError
         raise ParameterError(f"{what} has parametrized {', '.join(map(repr, linear.parametrizations))} (e.g. "
                              "torch.nn.utils.parametrizations.weight_norm): its hardware-aware copy holds plain "
                              "weights and would drop the parametrization. Bake it in first, "
-                             "torch.nn.utils.parametrize.remove_parametrizations(module, 'weight'), then convert.")
+                             f"{bake}, then convert.")
     legacy = {"WeightNorm": "weight_norm", "SpectralNorm": "spectral_norm"}  # torch.nn.utils' older forms
     for h in pre:
         kind = legacy.get(type(h).__name__) if type(h).__module__.startswith("torch.nn.utils") else None

@@ -776,11 +776,18 @@ def warn_unconverged(converged, stuck_state, cfg, what):
         from ._warn import warn
 
         wv = cfg.write_verify
+        # only the remedies this configuration has not taken: the hint named
+        # grounded reads to runs that used them (found by review), and tiles
+        # to xs.program, which has none
+        remedies = ["a larger budget (WriteVerify(max_pulses=100))"]
+        if cfg.read_scheme is not ReadScheme.GROUNDED:
+            remedies.append(f"grounded verify reads (read_scheme='grounded'; this run's: '{cfg.read_scheme.value}')")
+        remedies.append("smaller arrays" if what == "programming" else "smaller tiles")
         warn(f"{what} left {missed} of {working} working devices ({100 * missed / working:.1f} %) outside the "
              f"{100 * cfg.tolerance:g} % band within the {wv.max_pulses}-pulse budget (.converged says which). "
              "IR drop on large arrays leaves the ramp short of the voltage a device needs, and sneak currents "
-             "bias V/2 and floating verify reads; a larger budget (WriteVerify(max_pulses=100)), grounded verify "
-             "reads (read_scheme='grounded') or smaller tiles bring more in.", RuntimeWarning)
+             f"bias V/2 and floating verify reads; {', '.join(remedies[:-1])} or {remedies[-1]} bring more in.",
+             RuntimeWarning)
 
 
 def _program_result(out, target, pairs, track=False):

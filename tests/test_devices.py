@@ -57,6 +57,40 @@ def test_bad_device_parameters(kw, word):
         replace(xs.presets.TIO2, **kw)
 
 
+@pytest.mark.parametrize("kw, message", [
+    (dict(tw_ref=5e-324), r"tw_ref = 5e-324; at least 1e-15 s"),
+    (dict(relax_tau=1e-20), r"relax_tau = 1e-20; at least 1e-15 s"),
+    (dict(v_slope=5e-324), r"v_slope = 5e-324; at least 1e-09 V"),
+    (dict(v_sub=1e-12), r"v_sub = 1e-12; at least 1e-09 V .*0 is a hard threshold"),
+    (dict(v0=5e-324), r"v0 = 5e-324; give a sinh scale > 0 V \(a normal double"),
+    (dict(k_set=1e308), r"k_set = 1e\+308 S exceeds the device's whole range"),
+    (dict(k_reset=0.5), r"k_reset = 0.5 S exceeds"),
+    (dict(g_stuck_lrs_std=1.0), r"g_stuck_lrs_std = 1.0 S exceeds"),
+    (dict(relax_fast=10.0), r"relax_fast = 10.0; .* at most 3"),
+    (dict(relax_fast_mean=1e308), r"relax_fast_mean = 1e\+308; a relative mean change of at most 1"),
+])
+def test_extreme_finite_device_parameters_are_refused_before_any_run(kw, message):
+    """Finite values beyond the model's meaning ran to the end: every device
+    pinned at g_hi or g_lo, with the unconverged-devices warning blaming IR
+    drop and sneak currents as the only sign (found by review)."""
+    with pytest.raises(xs.ParameterError, match=message):
+        replace(xs.presets.TIO2, **kw)
+
+
+def test_relaxation_beyond_an_e_fold_per_cycle_is_refused_with_the_cycle_it_was_judged_on():
+    """relax_drift / relax_sigma are per second: the TransferConfig, which
+    knows the pulse-and-verify cycle, refuses an e-fold of drift or variance
+    within one cycle (relax_drift = 1e10 pinned every device at g_hi)."""
+    for kw, word in ((dict(relax_drift=1e10), "drift of 1e\\+07 per cycle"),
+                     (dict(relax_drift=-1e4), "drift of 10 per cycle"),
+                     (dict(relax_sigma=1e10), "variance of 1e\\+17 per cycle")):
+        with pytest.raises(xs.ParameterError, match=f"device.{next(iter(kw))} = .*{word}.*at most 1"):
+            xs.TransferConfig(device=replace(xs.presets.TIO2, **kw))
+    # the same drift over a cycle 1e4 times shorter is taken
+    fast = xs.WriteVerify(cycle_time=1e-7, pulse_width=1e-8)
+    assert xs.TransferConfig(device=replace(xs.presets.TIO2, relax_drift=-1e4), write_verify=fast).device.relax_drift == -1e4
+
+
 def test_device_numbers_bool_refused_numpy_scalars_taken():
     """True is not 1 siemens or volt; NumPy real scalars are numbers (they
     were refused as "expected a finite number") and are stored as floats."""

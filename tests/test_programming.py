@@ -1451,11 +1451,18 @@ def test_an_overflow_of_a_device_no_pulse_selected_yet_is_the_device_models_erro
     """A pulse brings its disturbed neighbours up to time, so relax_sigma =
     1e160 can turn a device not yet programmed into NaN; every later solve
     then misses, and the error advised a larger solve_maxiter (found by
-    review). The live state decides: the device model's error."""
+    review). The live state decides: the device model's error.
+
+    A TransferConfig now refuses such a device up front (its relaxation
+    variance per cycle); the run's own check, the defence behind it, is
+    reached here with that refusal bypassed."""
     import dataclasses
 
     dev = dataclasses.replace(xs.presets.TIO2, relax_sigma=1e160)
-    cfg = xs.TransferConfig(device=dev, r_wl=1.0, r_bl=1.0)
+    with pytest.raises(xs.ParameterError, match="relax_sigma = 1e\\+160 .* per cycle"):
+        xs.TransferConfig(device=dev, r_wl=1.0, r_bl=1.0)
+    cfg = xs.TransferConfig(r_wl=1.0, r_bl=1.0)
+    object.__setattr__(cfg, "device", dev)  # past the check, as a config edited after it was built would be
     for seed in range(6):  # seed 2 meets it in the second device
         with pytest.raises(xs.ParameterError, match="non-finite conductance"):
             xs.program(np.full((1, 2), 0.5 * (dev.g_lo + dev.g_hi)), cfg, seed=seed)

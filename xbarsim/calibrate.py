@@ -261,6 +261,9 @@ def fit(device=None, n_arrays=24, seed=0, maxiter=60, r_wire=1.0, callback=None,
     def f(x):
         try:
             dev = make(x)
+            # the configuration refuses relaxation beyond an e-fold per cycle
+            # (`TransferConfig`): outside the model, as a refused device is
+            calibration_config(dev, r_wire)
         except ParameterError:
             return 1e6
         loss = _loss(compare(simulate(dev, n_arrays=n_arrays, seed=seed, r_wire=r_wire), meas))

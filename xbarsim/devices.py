@@ -168,6 +168,16 @@ C2C_MAX = 3.0
 """Largest cycle-to-cycle log-std `DeviceParams` takes (a pulse's median
 change is then 1 % of its mean; the preset's c2c is 0.3)."""
 
+RELAX_FAST_MEAN_MAX = 1.0
+"""Largest post-programming relative mean change (+100 %: a doubling) `DeviceParams` takes."""
+
+SCALE_MIN = {"v_slope": 1e-9, "v_sub": 1e-9, "tw_ref": 1e-15, "relax_tau": 1e-15}
+"""Smallest voltage and time scales `DeviceParams` takes (a nanovolt, a
+femtosecond; ``v_sub`` may also be 0, a hard threshold): below them the
+rates they divide overflow (a 5e-324 s ``tw_ref`` pinned every device at
+``g_hi``, with the unconverged-devices warning as the only sign; found by
+review)."""
+
 
 @dataclass(frozen=True)
 class DeviceParams:
@@ -245,11 +255,31 @@ class DeviceParams:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; it must be > 0.")
-        if self.v0 is not None and self.v0 <= 0:
-            raise ParameterError(f"DeviceParams.v0 = {self.v0!r}; give a sinh scale > 0 V, or None for linear devices.")
+        if self.v0 is not None and self.v0 < np.finfo(float).tiny:  # 1 / v0 overflows for a subnormal v0
+            raise ParameterError(f"DeviceParams.v0 = {self.v0!r}; give a sinh scale > 0 V (a normal double, at "
+                                 "least 2.2e-308 V; the preset's is 0.45 V), or None for linear devices.")
         for name in ("v_sub", "k_set", "k_reset", "c2c", "read_noise", "relax_sigma", "relax_fast", "g_stuck_lrs_std"):
             if getattr(self, name) < 0:
                 raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; it must be >= 0.")
+        for name, low in SCALE_MIN.items():
+            value = getattr(self, name)
+            if value < low and not (name == "v_sub" and value == 0):
+                unit = "V" if name.startswith("v_") else "s"
+                raise ParameterError(f"DeviceParams.{name} = {value!r}; at least {low:g} {unit} (the preset's is "
+                                     f"{getattr(DeviceParams, name):g} {unit}{'; 0 is a hard threshold' if name == 'v_sub' else ''}): "
+                                     "below it the switching or relaxation rates it divides overflow.")
+        span = self.g_hi - self.g_lo
+        for name in ("k_set", "k_reset", "g_stuck_lrs_std"):
+            if getattr(self, name) > span:
+                raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r} S exceeds the device's whole "
+                                     f"range g_hi - g_lo = {span:.3g} S; the preset's is "
+                                     f"{getattr(DeviceParams, name):g} S.")
+        if self.relax_fast > C2C_MAX:
+            raise ParameterError(f"DeviceParams.relax_fast = {self.relax_fast!r}; the post-programming relaxation's "
+                                 f"relative (log) std must be at most {C2C_MAX:g}. The preset's is 0.0334.")
+        if self.relax_fast_mean > RELAX_FAST_MEAN_MAX:
+            raise ParameterError(f"DeviceParams.relax_fast_mean = {self.relax_fast_mean!r}; a relative mean change "
+                                 f"of at most {RELAX_FAST_MEAN_MAX:g} (+100 %). The preset's is 0.")
         for name in ("p_stuck_lrs", "p_stuck_hrs"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; a probability in [0, 1].")

@@ -5,8 +5,10 @@
     Techniques for Improving Robustness of Ex-Situ Neural Network Transfer
     onto Passive TiO2 ReRAM Crossbars", arXiv:2305.18495 (2023), data in
     3it-inpaqt/Hardware-Aware-Article (MIT; copy and attribution in
-    ``xbarsim/data/tio2``). Window 2-10 kOhm, set / reset thresholds
-    +-1.1 V and failure statistics from that paper; switching rates and
+    ``xbarsim/data/tio2``). Window 2-10 kOhm and failure statistics from
+    that paper; set / reset thresholds +-1.1 V taken as the amplitude the
+    measured write-verify ramps start from (data README: set pulses from
+    1.1 V, reset from -1.1 V; no threshold is stated); switching rates and
     disturb (``k_set``, ``k_reset``, ``v_slope``, ``v_sub``, ``c2c``) chosen
     by hand, read noise and relaxation fitted with an earlier ``xbarsim
     calibrate --fit`` (`xbarsim.calibrate.FIT_PARAMETERS`; that fit ran on
@@ -35,7 +37,11 @@ from .programming import WriteVerify
 __all__ = ["TIO2", "TIO2_IDEAL", "TIO2_WRITE_VERIFY"]
 
 TIO2 = DeviceParams()
-"""Calibrated TiO2 device (see the module docstring for sources)."""
+"""Calibrated TiO2 device: Drolet et al., arXiv:2305.18495 (window, failure
+statistics), its measured 8x8 arrays (``xbarsim/data/tio2``: write-verify
+settings, neighbour drift, tuning imprecision, programming offset, against
+which read noise and relaxation were fitted); switching rates by hand. The
+module docstring says which value comes from where."""
 
 TIO2_IDEAL = TIO2.ideal()
 """TIO2 without noise, relaxation, failures or disturb (a hard switching threshold)."""

@@ -195,6 +195,12 @@ _V_PULSE_LIMIT = 100.0
 _V_READ_MIN = 1e-9
 """Smallest read voltage a `WriteVerify` accepts, V: far below it the read
 currents reach the subnormal range and verify reads return 0."""
+RELAX_PER_CYCLE_MAX = 1.0
+"""Largest slow-relaxation drift ``|relax_drift| * cycle_time`` and variance
+``relax_sigma**2 * cycle_time`` (log scale) one pulse-and-verify cycle may
+carry (the preset's: 6e-5 and 2.2e-6)."""
+TIO2_DEFAULTS = DeviceParams()
+"""`DeviceParams`' defaults (the TiO2 preset's values), quoted in messages."""
 _CYCLE_TIME_LIMIT = 3600.0
 """Longest pulse-and-verify cycle a `WriteVerify` accepts, s."""
 MAX_PULSES_LIMIT = 10**6
@@ -352,6 +358,18 @@ class TransferConfig:
                                  f"{SOLVE_MAXITER_LIMIT:g} (sweeps per circuit solve, default 5000).")
         object.__setattr__(self, "solve_maxiter", mi)
         wv = self.write_verify
+        # the slow relaxation per pulse-and-verify cycle (DeviceParams gives it
+        # per second): an e-fold of drift or spread in one cycle is no
+        # relaxation; relax_drift = 1e10 pinned every device at g_hi, with the
+        # unconverged-devices warning blaming IR drop (found by review)
+        for name, per_cycle in (("relax_drift", abs(dev.relax_drift) * wv.cycle_time),
+                                ("relax_sigma", dev.relax_sigma * dev.relax_sigma * wv.cycle_time)):  # inf, not OverflowError
+            if per_cycle > RELAX_PER_CYCLE_MAX:
+                raise ParameterError(
+                    f"device.{name} = {getattr(dev, name)!r} with write_verify.cycle_time = {wv.cycle_time:g} s "
+                    f"gives a relaxation {'drift' if name == 'relax_drift' else 'variance'} of {per_cycle:.3g} per "
+                    f"cycle (log scale); at most {RELAX_PER_CYCLE_MAX:g}. Give it per second (the preset's: "
+                    f"{getattr(TIO2_DEFAULTS, name):g}) or shorten the cycle.")
         vth = min(dev.v_set, dev.v_reset)
         if wv.v_read >= vth:
             raise ParameterError(

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .circuit import END_NAMES, FLOATING, _driven_lines, build_network, driven_ends
+from .devices import real_scalar
 from .exceptions import ParameterError, SpiceError
 
 __all__ = ["write_netlist", "run_ngspice", "ngspice_available", "floating_line_rounding", "SpiceResult", "OPTIONS"]
@@ -47,6 +48,8 @@ OPTIONS = ".options reltol=1e-9 abstol=1e-18 vntol=1e-12"
 """ngspice tolerances of the reference solve (docs/CIRCUIT.md)."""
 
 NGSPICE = os.environ.get("XBARSIM_NGSPICE", "ngspice")
+TIMEOUT_MAX = 1e7
+"""Longest ngspice run `run_ngspice` waits for, s (about 116 days)."""
 """ngspice executable (name on PATH or full path); env ``XBARSIM_NGSPICE``."""
 
 _INSTALL_HINT = (
@@ -499,9 +502,13 @@ def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=1
     >>> bool(np.allclose(res.i_out, g.T @ [0.1, 0.2], rtol=1e-9))
     True
     """
+    seconds = real_scalar(timeout)
+    # inf / 1e300 reached subprocess as a bare OverflowError, and NumPy
+    # integers were refused where the rest of the library takes them (found by review)
+    if seconds is None or not 0 < seconds <= TIMEOUT_MAX:
+        raise ParameterError(f"timeout must be a number of seconds in (0, {TIMEOUT_MAX:g}]; got {timeout!r}.")
+    timeout = seconds
     net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
-    if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0):
-        raise ParameterError(f"timeout must be a positive number of seconds; got {timeout!r}.")
     deck = _deck(net, 0, title, _control_block(net))
     raws = _run_deck(deck, net.batch, timeout)
 
@@ -529,7 +536,7 @@ def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=1
                 for line in np.nonzero(spec.mode != FLOATING)[0]:
                     # SPICE: positive source current flows into the + node
                     # from the circuit, i.e. out of the array.
-                    cur[line, col] = -amps[f"v_{end}_{line}"]
+                    cur[line, col] = 0.0 - amps[f"v_{end}_{line}"]  # not -x: no -0.0, as xs.solve
         except KeyError as exc:
             raise SpiceError(f"{source}: no value for {exc.args[0]!r}; the deck and ngspice's output disagree.") from exc
     vd = v_wl - v_bl

@@ -6,6 +6,8 @@ marked xfail(strict=True) with the measured numbers, one test per item, so
 that a fix shows up as an XPASS and nothing is hidden.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -265,3 +267,14 @@ def test_cli_refuses_before_making_the_folder(tmp_path, capsys, argv, message):
     assert main(["calibrate", "--out", str(tmp_path / "cal"), "--no-progress"] + argv) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "cal").exists()
+
+
+def test_the_fit_refuses_fixed_settings_it_cannot_run_instead_of_scoring_them():
+    """The fit scores a refused point as outside the model; a refusal of its
+    fixed settings (a negative wire, a verify read at the threshold) made
+    every point refused, and fit returned the start with loss 1e6 and no error
+    (found by review)."""
+    with pytest.raises(xs.ParameterError, match="r_wl = -1.0"):
+        C.fit(n_arrays=2, maxiter=2, r_wire=-1.0)
+    with pytest.raises(xs.ParameterError, match="reaches the device's switching threshold"):
+        C.fit(dataclasses.replace(xs.presets.TIO2, v_set=0.15), n_arrays=2, maxiter=2)

@@ -62,12 +62,16 @@ def test_bad_device_parameters(kw, word):
     (dict(relax_tau=1e-20), r"relax_tau = 1e-20; at least 1e-15 s"),
     (dict(v_slope=5e-324), r"v_slope = 5e-324; at least 1e-09 V"),
     (dict(v_sub=1e-12), r"v_sub = 1e-12; at least 1e-09 V .*0 is a hard threshold"),
-    (dict(v0=5e-324), r"v0 = 5e-324; give a sinh scale > 0 V \(a normal double"),
-    (dict(k_set=1e308), r"k_set = 1e\+308 S exceeds the device's whole range"),
-    (dict(k_reset=0.5), r"k_reset = 0.5 S exceeds"),
-    (dict(g_stuck_lrs_std=1.0), r"g_stuck_lrs_std = 1.0 S exceeds"),
+    (dict(v0=5e-324), r"v0 = 5e-324; give a sinh scale > 0 V \(a normal double, at least 2.225e-308 V"),
+    (dict(v0=2.2e-308), r"at least 2.225e-308 V"),
+    (dict(g_stuck_lrs_std=1.0), r"g_stuck_lrs_std = 1.0 S exceeds the device's whole range"),
     (dict(relax_fast=10.0), r"relax_fast = 10.0; .* at most 3"),
-    (dict(relax_fast_mean=1e308), r"relax_fast_mean = 1e\+308; a relative mean change of at most 1"),
+    (dict(relax_fast_mean=1e308), r"relax_fast_mean = 1e\+308; .* by exp\(relax_fast_mean\), .* \(-1, 1\]"),
+    (dict(relax_fast_mean=-1.0), r"relax_fast_mean = -1.0; .*\(x 0.37 to x 2.7\)"),
+    # a window that does not fit is that, not a spread or rate beyond it (the
+    # span checks ran first and blamed the preset's own g_stuck_lrs_std)
+    (dict(g_hi=50e-6), r"need g_lo < g_min < g_max < g_hi"),
+    (dict(g_hi=4e-6), r"need g_lo < g_min < g_max < g_hi"),
 ])
 def test_extreme_finite_device_parameters_are_refused_before_any_run(kw, message):
     """Finite values beyond the model's meaning ran to the end: every device
@@ -89,6 +93,22 @@ def test_relaxation_beyond_an_e_fold_per_cycle_is_refused_with_the_cycle_it_was_
     # the same drift over a cycle 1e4 times shorter is taken
     fast = xs.WriteVerify(cycle_time=1e-7, pulse_width=1e-8)
     assert xs.TransferConfig(device=replace(xs.presets.TIO2, relax_drift=-1e4), write_verify=fast).device.relax_drift == -1e4
+
+
+def test_the_switching_change_is_bounded_per_pulse_of_the_configured_width():
+    """k_set / k_reset are per tw_ref, a free reference width: bounding k alone
+    refused the preset's own rate stated per millisecond and took 1000x the
+    preset's change through a 1 ms pulse (found by review). The change per
+    pulse of the configured width is what must stay within g_hi - g_lo."""
+    per_ms = replace(xs.presets.TIO2, tw_ref=1e-3, k_set=3e-3, k_reset=3e-2)
+    cfg = xs.TransferConfig(device=per_ms, r_wl=0.0, r_bl=0.0)
+    a = xs.program(np.full((3, 3), 3e-4), cfg, seed=0)
+    b = xs.program(np.full((3, 3), 3e-4), xs.TransferConfig(r_wl=0.0, r_bl=0.0), seed=0)
+    np.testing.assert_array_equal(a.pulses, b.pulses)
+    np.testing.assert_allclose(a.g_final, b.g_final, rtol=1e-12)
+    slow = xs.WriteVerify(pulse_width=1e-3, cycle_time=2e-3)
+    with pytest.raises(xs.ParameterError, match=r"switches by up to 0.03 S per 0.001 s pulse .* whole range"):
+        xs.TransferConfig(write_verify=slow)
 
 
 def test_device_numbers_bool_refused_numpy_scalars_taken():

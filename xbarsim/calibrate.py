@@ -258,11 +258,15 @@ def fit(device=None, n_arrays=24, seed=0, maxiter=60, r_wire=1.0, callback=None,
     def make(x):
         return replace(base, **{p: float(s * np.exp(v)) for p, s, v in zip(FIT_PARAMETERS, signs, x)})
 
+    calibration_config(base, r_wire)  # the fixed settings: their refusal is an error, not a refused point
+
     def f(x):
         try:
             dev = make(x)
             # the configuration refuses relaxation beyond an e-fold per cycle
             # (`TransferConfig`): outside the model, as a refused device is
+            # (the fixed settings passed above, so only the fitted parameters
+            # can be refused here)
             calibration_config(dev, r_wire)
         except ParameterError:
             return 1e6

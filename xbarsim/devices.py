@@ -38,7 +38,7 @@ Relaxation
     relax_sigma sqrt(dt) xi)``, so ``E[G]`` changes by ``exp(relax_drift
     dt)``) and a post-programming part of the same form in the clock ``1 -
     exp(-(t - t_own)/relax_tau)`` since the device's last own pulse: in all
-    a relative change of mean ``relax_fast_mean`` and std ``relax_fast``,
+    a change of ``E[G]`` by ``exp(relax_fast_mean)`` and log-std ``relax_fast``,
     most of it within a few ``relax_tau``. Increments of a geometric
     Brownian motion compose exactly, so touching a device every cycle or
     once after many cycles gives the same law.
@@ -169,14 +169,17 @@ C2C_MAX = 3.0
 change is then 1 % of its mean; the preset's c2c is 0.3)."""
 
 RELAX_FAST_MEAN_MAX = 1.0
-"""Largest post-programming relative mean change (+100 %: a doubling) `DeviceParams` takes."""
+"""Largest |relax_fast_mean| `DeviceParams` takes: the post-programming
+relaxation scales a device's mean conductance by ``exp(relax_fast_mean)``
+(x 0.37 to x 2.7 at the bounds)."""
 
 SCALE_MIN = {"v_slope": 1e-9, "v_sub": 1e-9, "tw_ref": 1e-15, "relax_tau": 1e-15}
 """Smallest voltage and time scales `DeviceParams` takes (a nanovolt, a
 femtosecond; ``v_sub`` may also be 0, a hard threshold): below them the
 rates they divide overflow (a 5e-324 s ``tw_ref`` pinned every device at
 ``g_hi``, with the unconverged-devices warning as the only sign; found by
-review)."""
+review). The switching change per actual pulse, ``k * pulse_width /
+tw_ref``, is bounded by `TransferConfig`, which knows the pulse width."""
 
 
 @dataclass(frozen=True)
@@ -202,16 +205,17 @@ class DeviceParams:
     v_reset: float = 1.1
     """Reset threshold magnitude, V (negative pulses)."""
     k_set: float = 3e-6
-    """Set conductance change at threshold, for a full room factor and tw_ref, S per pulse."""
+    """Set conductance change at threshold, for a full room factor and tw_ref, S per pulse (a
+    `TransferConfig` refuses more than g_hi - g_lo per pulse of its own width)."""
     k_reset: float = 30e-6
     """Reset conductance change at threshold, for a full room factor and tw_ref, S per pulse."""
     v_slope: float = 0.06
-    """e-folding voltage of the switching rate above threshold, V."""
+    """e-folding voltage of the switching rate above threshold, V; at least 1e-9."""
     v_sub: float = 0.12
     """e-folding voltage of the switching rate below threshold (disturb), V; 0: a hard
     threshold (no switching below it, no disturb)."""
     tw_ref: float = 1e-6
-    """Reference pulse width of k_set / k_reset, s (rates scale linearly with width)."""
+    """Reference pulse width of k_set / k_reset, s (rates scale linearly with width); at least 1e-15."""
     c2c: float = 0.3
     """Cycle-to-cycle log-std of the switching change (mean-one lognormal factor); at most `C2C_MAX`."""
     read_noise: float = 0.001
@@ -221,11 +225,13 @@ class DeviceParams:
     relax_drift: float = -0.06
     """Relaxation drift, relative per second (negative: decay)."""
     relax_fast: float = 0.0334
-    """Post-programming relaxation: total relative std, reached within a few relax_tau after the last own pulse."""
+    """Post-programming relaxation: total log-std (about the relative std when small), reached within a few
+    relax_tau after the last own pulse; at most 3."""
     relax_fast_mean: float = 0.0
-    """Post-programming relaxation: total relative mean change (negative: decay); above -1."""
+    """Post-programming relaxation: log of the factor on the mean conductance (``E[G]`` scaled by
+    ``exp(relax_fast_mean)``, about ``1 + relax_fast_mean`` when small; negative: decay); in (-1, 1]."""
     relax_tau: float = 0.089
-    """Time constant of the post-programming relaxation, s."""
+    """Time constant of the post-programming relaxation, s; at least 1e-15."""
     p_stuck_lrs: float = 0.005
     """Probability that a device is stuck near LRS."""
     g_stuck_lrs_mean: float = 573e-6
@@ -257,7 +263,7 @@ class DeviceParams:
                 raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; it must be > 0.")
         if self.v0 is not None and self.v0 < np.finfo(float).tiny:  # 1 / v0 overflows for a subnormal v0
             raise ParameterError(f"DeviceParams.v0 = {self.v0!r}; give a sinh scale > 0 V (a normal double, at "
-                                 "least 2.2e-308 V; the preset's is 0.45 V), or None for linear devices.")
+                                 f"least {np.finfo(float).tiny:.4g} V; the preset's is 0.45 V), or None for linear devices.")
         for name in ("v_sub", "k_set", "k_reset", "c2c", "read_noise", "relax_sigma", "relax_fast", "g_stuck_lrs_std"):
             if getattr(self, name) < 0:
                 raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; it must be >= 0.")
@@ -265,21 +271,13 @@ class DeviceParams:
             value = getattr(self, name)
             if value < low and not (name == "v_sub" and value == 0):
                 unit = "V" if name.startswith("v_") else "s"
+                why = ("0 is a hard threshold, and a scale this small is one already" if name == "v_sub" else
+                       "below it the switching or relaxation rates it divides overflow")
                 raise ParameterError(f"DeviceParams.{name} = {value!r}; at least {low:g} {unit} (the preset's is "
-                                     f"{getattr(DeviceParams, name):g} {unit}{'; 0 is a hard threshold' if name == 'v_sub' else ''}): "
-                                     "below it the switching or relaxation rates it divides overflow.")
-        span = self.g_hi - self.g_lo
-        for name in ("k_set", "k_reset", "g_stuck_lrs_std"):
-            if getattr(self, name) > span:
-                raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r} S exceeds the device's whole "
-                                     f"range g_hi - g_lo = {span:.3g} S; the preset's is "
-                                     f"{getattr(DeviceParams, name):g} S.")
+                                     f"{getattr(DeviceParams, name):g} {unit}): {why}.")
         if self.relax_fast > C2C_MAX:
             raise ParameterError(f"DeviceParams.relax_fast = {self.relax_fast!r}; the post-programming relaxation's "
-                                 f"relative (log) std must be at most {C2C_MAX:g}. The preset's is 0.0334.")
-        if self.relax_fast_mean > RELAX_FAST_MEAN_MAX:
-            raise ParameterError(f"DeviceParams.relax_fast_mean = {self.relax_fast_mean!r}; a relative mean change "
-                                 f"of at most {RELAX_FAST_MEAN_MAX:g} (+100 %). The preset's is 0.")
+                                 f"log-std must be at most {C2C_MAX:g}. The preset's is 0.0334.")
         for name in ("p_stuck_lrs", "p_stuck_hrs"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; a probability in [0, 1].")
@@ -290,9 +288,13 @@ class DeviceParams:
         if self.read_noise >= 1:
             raise ParameterError(f"DeviceParams.read_noise = {self.read_noise!r}; the relative std of one read "
                                  "must be < 1 (at 1, one read in six comes out below 0 S). The preset's is 0.001.")
-        if self.relax_fast_mean <= -1:
-            raise ParameterError(f"DeviceParams.relax_fast_mean = {self.relax_fast_mean!r}; a relative mean "
-                                 "change must be > -1 (-1 is a conductance relaxed to 0). The preset's is 0.")
+        if not -RELAX_FAST_MEAN_MAX < self.relax_fast_mean <= RELAX_FAST_MEAN_MAX:
+            # the kernel scales E[G] by exp(relax_fast_mean) (a log-mean; the
+            # message called -1 "a conductance relaxed to 0": it is x 0.37)
+            raise ParameterError(f"DeviceParams.relax_fast_mean = {self.relax_fast_mean!r}; the post-programming "
+                                 "relaxation scales a device's mean conductance by exp(relax_fast_mean), which must "
+                                 f"lie in (-{RELAX_FAST_MEAN_MAX:g}, {RELAX_FAST_MEAN_MAX:g}] (x 0.37 to x 2.7). The "
+                                 "preset's is 0.")
         if self.c2c > C2C_MAX:
             raise ParameterError(f"DeviceParams.c2c = {self.c2c!r}; the cycle-to-cycle log-std must be at most "
                                  f"{C2C_MAX:g}: the median switching change is exp(-c2c^2 / 2) of its mean ("
@@ -313,6 +315,10 @@ class DeviceParams:
                 f"g_lo <= g_stuck_hrs_lo <= g_stuck_hrs_hi <= g_hi and g_lo <= g_stuck_lrs_mean <= g_hi (got "
                 f"{self.g_stuck_hrs_lo:.3g}, {self.g_stuck_hrs_hi:.3g} and {self.g_stuck_lrs_mean:.3g} S); widen "
                 "g_lo / g_hi or move the stuck conductances.")
+        if self.g_stuck_lrs_std > self.g_hi - self.g_lo:  # after the ordering checks: the span is then > 0
+            raise ParameterError(f"DeviceParams.g_stuck_lrs_std = {self.g_stuck_lrs_std!r} S exceeds the device's "
+                                 f"whole range g_hi - g_lo = {self.g_hi - self.g_lo:.3g} S; the preset's is "
+                                 f"{DeviceParams.g_stuck_lrs_std:g} S.")
 
     # ------------------------------------------------------------------
     def read_current(self, g, v):

@@ -370,6 +370,19 @@ class TransferConfig:
                     f"gives a relaxation {'drift' if name == 'relax_drift' else 'variance'} of {per_cycle:.3g} per "
                     f"cycle (log scale); at most {RELAX_PER_CYCLE_MAX:g}. Give it per second (the preset's: "
                     f"{getattr(TIO2_DEFAULTS, name):g}) or shorten the cycle.")
+        # the switching change at threshold per pulse of this width: k is
+        # per tw_ref (a free reference width), so only k * width / tw_ref
+        # has a meaning; beyond the whole range one pulse at threshold would
+        # jump from g_lo to g_hi (found by review: bounding k alone refused the
+        # preset's rate stated per millisecond, and took 1000x it through a
+        # 1 ms pulse)
+        per_pulse = max(dev.k_set, dev.k_reset) * (wv.pulse_width / dev.tw_ref)
+        if per_pulse > dev.g_hi - dev.g_lo:
+            raise ParameterError(
+                f"the device switches by up to {per_pulse:.3g} S per {wv.pulse_width:g} s pulse at threshold "
+                f"(max(k_set, k_reset) = {max(dev.k_set, dev.k_reset):g} S per tw_ref = {dev.tw_ref:g} s), more than "
+                f"its whole range g_hi - g_lo = {dev.g_hi - dev.g_lo:.3g} S: lower k_set / k_reset or the pulse "
+                "width (the preset: 3e-6 / 3e-5 S per 1e-6 s).")
         vth = min(dev.v_set, dev.v_reset)
         if wv.v_read >= vth:
             raise ParameterError(

@@ -48,9 +48,9 @@ OPTIONS = ".options reltol=1e-9 abstol=1e-18 vntol=1e-12"
 """ngspice tolerances of the reference solve (docs/CIRCUIT.md)."""
 
 NGSPICE = os.environ.get("XBARSIM_NGSPICE", "ngspice")
+"""ngspice executable (name on PATH or full path); env ``XBARSIM_NGSPICE``."""
 TIMEOUT_MAX = 1e7
 """Longest ngspice run `run_ngspice` waits for, s (about 116 days)."""
-"""ngspice executable (name on PATH or full path); env ``XBARSIM_NGSPICE``."""
 
 _INSTALL_HINT = (
     "Install it (Debian/Ubuntu: `apt-get install ngspice`; conda: "

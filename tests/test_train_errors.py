@@ -169,7 +169,7 @@ def test_surrogate_fit_takes_weight_scales_it_can_represent(scale):
 @pytest.mark.parametrize("field, value, match", [
     ("read_noise", 1.0, "read_noise = 1.0; the relative std of one read must be < 1"),
     ("read_noise", 1e10, "read_noise = 10000000000.0"),
-    ("relax_fast_mean", -1.0, r"relax_fast_mean = -1.0; .* must lie in \(-1, 1\]"),
+    ("relax_fast_mean", -1.5, r"relax_fast_mean = -1.5; .* must lie in \[-1, 1\]"),
     ("c2c", 3.5, "c2c = 3.5; the cycle-to-cycle log-std must be at most 3"),
 ])
 def test_device_parameters_the_model_cannot_mean_are_refused(field, value, match):
@@ -177,7 +177,8 @@ def test_device_parameters_the_model_cannot_mean_are_refused(field, value, match
     converged=False as the only sign."""
     with pytest.raises(ParameterError, match=match):
         replace(xs.presets.TIO2, **{field: value})
-    replace(xs.presets.TIO2, read_noise=0.5, relax_fast_mean=-0.5, c2c=3.0)  # the edges still take
+    replace(xs.presets.TIO2, read_noise=0.5, relax_fast_mean=-1.0, c2c=3.0)  # the edges still take
+    replace(xs.presets.TIO2, relax_fast_mean=1.0)
 
 
 def test_small_refusals():

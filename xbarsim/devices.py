@@ -229,7 +229,7 @@ class DeviceParams:
     relax_tau after the last own pulse; at most 3."""
     relax_fast_mean: float = 0.0
     """Post-programming relaxation: log of the factor on the mean conductance (``E[G]`` scaled by
-    ``exp(relax_fast_mean)``, about ``1 + relax_fast_mean`` when small; negative: decay); in (-1, 1]."""
+    ``exp(relax_fast_mean)``, about ``1 + relax_fast_mean`` when small; negative: decay); in [-1, 1]."""
     relax_tau: float = 0.089
     """Time constant of the post-programming relaxation, s; at least 1e-15."""
     p_stuck_lrs: float = 0.005
@@ -288,12 +288,12 @@ class DeviceParams:
         if self.read_noise >= 1:
             raise ParameterError(f"DeviceParams.read_noise = {self.read_noise!r}; the relative std of one read "
                                  "must be < 1 (at 1, one read in six comes out below 0 S). The preset's is 0.001.")
-        if not -RELAX_FAST_MEAN_MAX < self.relax_fast_mean <= RELAX_FAST_MEAN_MAX:
+        if not abs(self.relax_fast_mean) <= RELAX_FAST_MEAN_MAX:
             # the kernel scales E[G] by exp(relax_fast_mean) (a log-mean; the
             # message called -1 "a conductance relaxed to 0": it is x 0.37)
             raise ParameterError(f"DeviceParams.relax_fast_mean = {self.relax_fast_mean!r}; the post-programming "
                                  "relaxation scales a device's mean conductance by exp(relax_fast_mean), which must "
-                                 f"lie in (-{RELAX_FAST_MEAN_MAX:g}, {RELAX_FAST_MEAN_MAX:g}] (x 0.37 to x 2.7). The "
+                                 f"lie in [-{RELAX_FAST_MEAN_MAX:g}, {RELAX_FAST_MEAN_MAX:g}] (x 0.37 to x 2.7). The "
                                  "preset's is 0.")
         if self.c2c > C2C_MAX:
             raise ParameterError(f"DeviceParams.c2c = {self.c2c!r}; the cycle-to-cycle log-std must be at most "

@@ -382,7 +382,8 @@ class TransferConfig:
                 f"the device switches by up to {per_pulse:.3g} S per {wv.pulse_width:g} s pulse at threshold "
                 f"(max(k_set, k_reset) = {max(dev.k_set, dev.k_reset):g} S per tw_ref = {dev.tw_ref:g} s), more than "
                 f"its whole range g_hi - g_lo = {dev.g_hi - dev.g_lo:.3g} S: lower k_set / k_reset or the pulse "
-                "width (the preset: 3e-6 / 3e-5 S per 1e-6 s).")
+                f"width, or raise tw_ref, the width k is per (the preset: {TIO2_DEFAULTS.k_set:g} / "
+                f"{TIO2_DEFAULTS.k_reset:g} S per {TIO2_DEFAULTS.tw_ref:g} s).")
         vth = min(dev.v_set, dev.v_reset)
         if wv.v_read >= vth:
             raise ParameterError(

@@ -487,12 +487,13 @@ def _fixed_pairs(net):
     return ff
 
 
-def _check_fixed_pairs(net):
+def _check_fixed_pairs(net, fixed_pairs):
     """Raise the overflow error before any Newton step where a working
-    device between two fixed nodes carries a current beyond double
-    precision: the drives alone say so, and the error names the case (the
-    zero state's overflow, checked next, would say it less exactly)."""
-    ff = _fixed_pairs(net) & (net.g > 0)
+    device between two fixed nodes (``fixed_pairs``, `_fixed_pairs`)
+    carries a current beyond double precision: the drives alone say so, and
+    the error names the case (the zero state's overflow, checked next, would
+    say it less exactly)."""
+    ff = fixed_pairs & (net.g > 0)
     if not ff.any():
         return
     v_wl, v_bl = initial_voltages(net)
@@ -504,7 +505,7 @@ def _check_fixed_pairs(net):
         raise _overflow([])
 
 
-def _without_fixed_pairs(net):
+def _without_fixed_pairs(net, ff):
     """The network with every device whose two nodes the drives fix taken
     out (G = 0; V0 = 1e300 keeps ``G V0 sinh(V / V0)`` and its Jacobian at
     exactly 0 for any drive).
@@ -515,8 +516,8 @@ def _without_fixed_pairs(net):
     drive of 67 V0 one carried 1e24 A, which made every free node's
     imbalance "within 1e-10 of the terminal currents": Newton returned
     voltages 6 V off, and under 167 V0 ones at -1e14 V (found by review).
+    ``ff``: those devices, (M, N) bool (`_fixed_pairs`).
     """
-    ff = _fixed_pairs(net)
     if not ff.any():
         return net
     g = np.where(ff, 0.0, net.g)
@@ -536,8 +537,9 @@ def solve_newton(net, tol, maxiter=None, callback=None, x0=None, inner="line"):
     steps = 0
     worst = 0.0
     starts = initial_voltages(net, x0) if x0 is not None else None
-    _check_fixed_pairs(net)
-    net = _without_fixed_pairs(net)  # the same devices in every column
+    fixed_pairs = _fixed_pairs(net)
+    _check_fixed_pairs(net, fixed_pairs)
+    net = _without_fixed_pairs(net, fixed_pairs)  # the same devices in every column
     for b in range(B):
         col, unit = _unit_drive(_column(net, b))
         start = None

@@ -419,7 +419,16 @@ def _node_sum_lines(layer, side, stiff):
     return np.concatenate([stiff, np.nonzero(layer.term_mode[:, side] == IDEAL)[0]])
 
 
-def end_currents(net, v_wl, v_bl):
+def stiff_by_end(net):
+    """`stiff_ends` of every end, by name ("left", "right", "top", "bottom"):
+    fixed by the circuit, so a solve's `end_currents` and
+    `line_sum_currents` classify the ends once between them."""
+    return {name: stiff_ends(layer, g, side)
+            for layer, g, names in ((net.wl, net.g, ("left", "right")), (net.bl, net.g_t, ("top", "bottom")))
+            for side, name in enumerate(names)}
+
+
+def end_currents(net, v_wl, v_bl, stiff=None):
     """Current into the array through every end, (L, B), 0 where floating.
 
     An ideal end's current is the one Kirchhoff's law at its node asks of
@@ -432,7 +441,8 @@ def end_currents(net, v_wl, v_bl):
     two (the smaller conductance times the voltage error). Every end's
     current is thus its own node's: their sum, `Solution.kcl_error`, checks
     Kirchhoff's law over the whole array (`line_sum_currents` refines the
-    reported ones)."""
+    reported ones). ``stiff``: `stiff_by_end` of `net`, computed when None."""
+    stiff = stiff_by_end(net) if stiff is None else stiff
     out = {}
     for layer, own, other, g, v0, names in (
         (net.wl, v_wl, v_bl, net.g, net.v0, ("left", "right")),
@@ -441,10 +451,9 @@ def end_currents(net, v_wl, v_bl):
         L, n = layer.gid.shape
         by_node = []  # per side: lines whose current comes from the node's Kirchhoff sum
         mode = layer.term_mode.copy()
-        for side in range(2):
-            stiff = stiff_ends(layer, g, side)
-            mode[stiff, side] = 0  # the terminal left out: the residual is the array's current
-            by_node.append(_node_sum_lines(layer, side, stiff))
+        for side, name in enumerate(names):
+            mode[stiff[name], side] = 0  # the terminal left out: the residual is the array's current
+            by_node.append(_node_sum_lines(layer, side, stiff[name]))
         res = None
         if any(lines.size for lines in by_node):
             res = np.empty_like(own)
@@ -464,7 +473,7 @@ def end_currents(net, v_wl, v_bl):
     return out
 
 
-def line_sum_currents(net, v_wl, v_bl, i_device, currents):
+def line_sum_currents(net, v_wl, v_bl, i_device, currents, stiff):
     """The end currents a solution reports: `end_currents`' ``currents``,
     except that a line driven at one end only (the other floats: the read
     configuration) takes its end's current from Kirchhoff's law for the
@@ -480,7 +489,8 @@ def line_sum_currents(net, v_wl, v_bl, i_device, currents):
     by G alone, two devices of a 0-ohm group between lines 2 V apart (V0 =
     20 mV: 7 A each way) summed to 14 A where 6.2 mA flows (found by
     review). ``kcl_error`` keeps `end_currents`' sums: line sums balance
-    the whole array by construction, converged or not."""
+    the whole array by construction, converged or not. ``stiff``: the
+    `stiff_by_end` that ``currents`` were computed with."""
     out = {}
     for layer, g, names, axis, sign in ((net.wl, net.g, ("left", "right"), 1, 1.0),
                                         (net.bl, net.g_t, ("top", "bottom"), 0, -1.0)):
@@ -489,7 +499,7 @@ def line_sum_currents(net, v_wl, v_bl, i_device, currents):
         for side, name in enumerate(names):
             cur = currents[name].copy()
             if net.ends[name] is not None:
-                by_node = _node_sum_lines(layer, side, stiff_ends(layer, g, side))
+                by_node = _node_sum_lines(layer, side, stiff[name])
                 _line_sums(layer, g, slopes, side, by_node, i_device, axis, sign, cur)
             out[name] = cur
     return out

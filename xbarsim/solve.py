@@ -528,7 +528,7 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
 
 def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     """Currents, Kirchhoff check and output shapes common to every method."""
-    from ._pcg import end_currents, line_sum_currents
+    from ._pcg import end_currents, line_sum_currents, stiff_by_end
     from .kernels.lines import TILE
     from .kernels.operator import device_currents
 
@@ -545,7 +545,8 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
             raise _overflow(history)
         raise ConvergenceError(f"{method} solve produced non-finite node voltages or device currents; this "
                                "is a bug, please report it.", residual_history=history, iterations=iterations)
-    terminals = end_currents(net, v_wl, v_bl)
+    stiff = stiff_by_end(net)  # the ends' classification, shared by both current passes
+    terminals = end_currents(net, v_wl, v_bl, stiff)
     stacked = np.concatenate(list(terminals.values()), axis=0)
     # current scale: what flows, or what would if every device saw the
     # largest drive voltage (so an equipotential circuit reads ~0, not noise/noise)
@@ -554,7 +555,7 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
         kcl = np.where(scale > 0, np.abs(np.sum(stacked, axis=0)) / np.where(scale > 0, scale, 1.0), 0.0)
     # the reported currents: the kcl sum above keeps each end's own node's
     # current, which line sums would balance by construction (found by review)
-    terminals = line_sum_currents(net, v_wl, v_bl, i_device, terminals)
+    terminals = line_sum_currents(net, v_wl, v_bl, i_device, terminals, stiff)
     bottom = net.ends["bottom"]
     i_out = np.zeros((net.shape[1], net.batch))
     if bottom is not None:

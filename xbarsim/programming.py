@@ -199,8 +199,6 @@ RELAX_PER_CYCLE_MAX = 1.0
 """Largest slow-relaxation drift ``|relax_drift| * cycle_time`` and variance
 ``relax_sigma**2 * cycle_time`` (log scale) one pulse-and-verify cycle may
 carry (the preset's: 6e-5 and 2.2e-6)."""
-TIO2_DEFAULTS = DeviceParams()
-"""`DeviceParams`' defaults (the TiO2 preset's values), quoted in messages."""
 _CYCLE_TIME_LIMIT = 3600.0
 """Longest pulse-and-verify cycle a `WriteVerify` accepts, s."""
 MAX_PULSES_LIMIT = 10**6
@@ -369,7 +367,7 @@ class TransferConfig:
                     f"device.{name} = {getattr(dev, name)!r} with write_verify.cycle_time = {wv.cycle_time:g} s "
                     f"gives a relaxation {'drift' if name == 'relax_drift' else 'variance'} of {per_cycle:.3g} per "
                     f"cycle (log scale); at most {RELAX_PER_CYCLE_MAX:g}. Give it per second (the preset's: "
-                    f"{getattr(TIO2_DEFAULTS, name):g}) or shorten the cycle.")
+                    f"{getattr(DeviceParams, name):g}) or shorten the cycle.")  # the class's defaults, the preset's
         # the switching change at threshold per pulse of this width: k is
         # per tw_ref (a free reference width), so only k * width / tw_ref
         # has a meaning; beyond the whole range one pulse at threshold would
@@ -382,8 +380,8 @@ class TransferConfig:
                 f"the device switches by up to {per_pulse:.3g} S per {wv.pulse_width:g} s pulse at threshold "
                 f"(max(k_set, k_reset) = {max(dev.k_set, dev.k_reset):g} S per tw_ref = {dev.tw_ref:g} s), more than "
                 f"its whole range g_hi - g_lo = {dev.g_hi - dev.g_lo:.3g} S: lower k_set / k_reset or the pulse "
-                f"width, or raise tw_ref, the width k is per (the preset: {TIO2_DEFAULTS.k_set:g} / "
-                f"{TIO2_DEFAULTS.k_reset:g} S per {TIO2_DEFAULTS.tw_ref:g} s).")
+                f"width, or raise tw_ref, the width k is per (the preset: {DeviceParams.k_set:g} / "
+                f"{DeviceParams.k_reset:g} S per {DeviceParams.tw_ref:g} s).")
         vth = min(dev.v_set, dev.v_reset)
         if wv.v_read >= vth:
             raise ParameterError(

@@ -954,7 +954,7 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
         seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, len(linear_layers(model)) - 1))
     # every layer checked before anything is copied (a pruned layer failed
     # inside deepcopy with torch's raw error)
-    in_attention = {id(m) for a in model.modules() if isinstance(a, nn.MultiheadAttention) for m in a.modules()}
+    in_attention = _attention_owned(model)
     for name, m in model.named_modules():
         if isinstance(m, nn.Linear) and not isinstance(m, HardwareAwareLinear) and id(m) not in in_attention:
             _check_convertible(m, name)
@@ -971,7 +971,7 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     # modules stay as they are, also where another name shares them.
     skipped = [name for name, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
     # id(module) -> its replacement, or None once visited (or left alone)
-    done = {id(m): None for a in model.modules() if isinstance(a, nn.MultiheadAttention) for m in a.modules()}
+    done = dict.fromkeys(_attention_owned(model))
     counter = [0]  # layers converted so far (the next one's seed offset)
 
     def _swap(parent):
@@ -1009,6 +1009,12 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
              "attention uses its projections' weights directly, not their forward, so they cannot "
              "sample hardware variability.", RuntimeWarning)
     return model
+
+
+def _attention_owned(model):
+    """The ids of every module inside an ``nn.MultiheadAttention`` of `model`
+    (which `convert` leaves alone)."""
+    return {id(m) for a in model.modules() if isinstance(a, nn.MultiheadAttention) for m in a.modules()}
 
 
 def _check_module(model):

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -71,10 +72,10 @@ def test_paper_network_tiles():
 
 
 @pytest.mark.parametrize("weight, bias, word", [
-    (np.array([[np.nan, 1.0]]), None, r"weight holds NaN or inf at \[0, 0\]; only finite"),
+    (np.array([[np.nan, 1.0]]), None, r"weight holds NaN or inf at \[0, 0\]; only finite weights can be mapped\. .*diverged"),
     # every bad position counted, as the circuit's refusals do
     (np.full((4, 2), np.inf), None, r"weight holds NaN or inf at \[0, 0\], \[0, 1\], \[1, 0\] and 5 more"),
-    (np.ones((2, 3)), np.array([0.0, np.nan]), r"bias holds NaN or inf at \[1\]; only finite biases"),
+    (np.ones((2, 3)), np.array([0.0, np.nan]), r"bias holds NaN or inf at \[1\]; only finite biases can be mapped\. .*np\.nan_to_num"),
     (np.ones(3), None, "shape"),
     (np.ones((2, 3)), np.ones(3), "bias"),
 ])
@@ -163,6 +164,30 @@ def test_read_noise_in_mvm():
     assert not np.array_equal(y1, xs.mvm(prog, x, seed=4))
     # about the device read noise times the column current (relative to the output scale)
     assert np.all(np.abs(y1.mean(axis=0) - y0[0]) < 5 * spread / np.sqrt(len(x)) + 1e-12)
+
+
+def test_mvm_reads_with_the_transfers_own_seed_by_default():
+    """Without a seed, the read noise comes from the seed the layer was
+    transferred with: a loop over transfer seeds reads with independent
+    noise (it drew the same noise for every transfer seed; found by
+    review), and a transfer batch, its slices and its single transfers
+    read alike."""
+    cfg = xs.TransferConfig()
+    W, b = _layer(8, 2, seed=6)
+    x = np.full((400, 2), 0.5)
+    eps = []
+    for s in (1, 2):
+        prog = xs.transfer(W, b, cfg, seed=s)
+        y = xs.mvm(prog, x)
+        assert np.array_equal(y, xs.mvm(prog, x, seed=s))
+        eps.append((y - xs.mvm(prog, x, noise=False)).ravel())
+    assert abs(np.corrcoef(eps)[0, 1]) < 0.3  # 0.9996 with a fixed default seed
+    many = xs.transfer_many(W, b, cfg, n=3, seed=5)
+    ym = many.mvm(x)
+    assert np.array_equal(ym, xs.mvm_many(many, x, seed=5))
+    assert np.array_equal(ym[2], xs.mvm(many[2], x))
+    assert np.array_equal(ym[1:], many[1:].mvm(x))
+    assert not np.array_equal(ym, many.mvm(x, seed=0))
 
 
 # --- transfer_many ---------------------------------------------------------------
@@ -438,6 +463,8 @@ def test_transfer_many_scheduler_that_never_answers_or_has_no_workers(monkeypatc
     and in as_completed). Both are now a ParameterError within the limits of
     `xbarsim._dask`, as for ``xbarsim scale --scheduler``."""
     distributed = pytest.importorskip("distributed")
+    import time
+
     from test_scale import SilentPeer
 
     from xbarsim import _dask
@@ -460,6 +487,23 @@ def test_transfer_many_scheduler_that_never_answers_or_has_no_workers(monkeypatc
     assert out is not None, "transfer_many hung on a scheduler without workers"
     assert out[0] == "error" and isinstance(out[1], xs.ParameterError), out
     assert f"dask worker {address}" in str(out[1])
+    # the same through a user's Client (it hung in as_completed), and a
+    # closed Client (distributed's raw ClosedClientError); found by review
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=":0") as cluster:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            out = _bounded(lambda: xs.transfer_many(W, b, xs.TransferConfig(), n=2, scheduler=client))
+            assert out is not None, "transfer_many hung on a Client without workers"
+            assert out[0] == "error" and isinstance(out[1], xs.ParameterError), out
+            assert "has no workers (waited 0.5 s with the first chunks queued)" in str(out[1])
+            for _ in range(100):  # the queued chunks are cancelled
+                left = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+                if left == 0:
+                    break
+                time.sleep(0.05)
+            assert left == 0
+        with pytest.raises(xs.ParameterError, match="scheduler is a distributed.Client that is closed"):
+            xs.transfer_many(W, b, xs.TransferConfig(), n=2, scheduler=client)
 
 
 def test_non_numeric_and_torch_inputs():
@@ -480,6 +524,16 @@ def test_non_numeric_and_torch_inputs():
     x = np.random.default_rng(0).uniform(0, 1, (5, 4))
     xt = torch.from_numpy(x).requires_grad_()
     np.testing.assert_array_equal(xs.mvm(prog, xt, noise=False), xs.mvm(prog, x, noise=False))
+    # sparse tensors are read as dense, a meta tensor (no values) refused by
+    # name: both were torch's raw errors (found by review)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)  # torch's own
+        csr = xt.detach().to_sparse_csr()
+    for sparse in (xt.detach().to_sparse(), csr):
+        np.testing.assert_array_equal(xs.mvm(prog, sparse, noise=False), xs.mvm(prog, x, noise=False))
+    np.testing.assert_array_equal(xs.transfer(torch.from_numpy(W).to_sparse(), b, cfg, seed=0).g[0], prog.g[0])
+    with pytest.raises(xs.ParameterError, match="x is a torch tensor on the meta device, which holds a shape"):
+        xs.mvm(prog, torch.empty((5, 4), device="meta"))
     with pytest.raises(xs.ParameterError, match="x holds strings"):
         xs.mvm(prog, [["a"] * 4])
     with pytest.raises(xs.ParameterError, match="x holds strings"):
@@ -837,7 +891,8 @@ def test_mvm_names_the_non_finite_inputs_as_x_lays_them_out():
     many = xs.transfer_many(*_layer(2, 3), xs.TransferConfig(), n=2, seed=0)
     x = np.full((4, 3), 0.5)
     x[2, 1] = np.nan
-    with pytest.raises(xs.ParameterError, match=r"^x holds NaN or inf at \[2, 1\]; inputs must be finite\.$"):
+    with pytest.raises(xs.ParameterError, match=r"^x holds NaN or inf at \[2, 1\]; inputs must be finite\. Check where they come "
+                                             r"from .*np\.nan_to_num"):
         xs.mvm(many[0], x)
     with pytest.raises(xs.ParameterError, match=r"^x holds NaN or inf at \[2, 1\]; inputs"):
         many.mvm(x)
@@ -1128,8 +1183,20 @@ def test_a_result_whose_cfg_maps_the_layer_otherwise_is_refused_and_read_side_fi
                             (dict(tile=(4, 4)), r"tile = \(4, 4\) \(smaller than the mapping's tiles\)")):
             with pytest.raises(xs.ParameterError, match=match):
                 replace(prog, cfg=replace(cfg, **edit))
+        # a device with another operating window, in a cfg that takes its
+        # window from the device: the hint says how to keep the mapping's
+        # (it listed the device as free to change, then refused it)
+        wide = replace(xs.presets.TIO2, g_min=50e-6)
+        with pytest.raises(xs.ParameterError, match=r"window = \(5e-05, 0.0005\).* keep the mapping's with "
+                                                    r"window=\(0.0001, 0.0005\)\.$"):
+            replace(prog, cfg=replace(cfg, device=wide))
+        with pytest.raises(xs.ParameterError, match=r"window = \(0.00015, 0.0005\).* does not hold the "
+                                                    r"mapping's, \(0.0001, 0.0005\) S: transfer the layer again"):
+            replace(prog, cfg=replace(cfg, device=replace(xs.presets.TIO2, g_min=150e-6)))
+        read_wide = replace(prog, cfg=replace(cfg, device=wide, window=(1e-4, 5e-4)))
         x = np.full((1, 4), 0.5)
         y0 = xs.mvm(prog, x, noise=False)
+        assert np.array_equal(xs.mvm(read_wide, x, noise=False), y0)  # the device's read law is unchanged
         assert np.array_equal(xs.mvm(replace(prog, cfg=replace(cfg, tile=(64, 64))), x, noise=False), y0)
         wired = xs.mvm(replace(prog, cfg=replace(cfg, r_wl=50.0, r_bl=50.0)), x, noise=False)
         assert not np.allclose(wired, y0, rtol=1e-4)  # read through the new wires

@@ -18,6 +18,21 @@ from .exceptions import ParameterError
 __all__ = ["as_real_array"]
 
 
+def _strided(tensor, name, units):
+    """A torch tensor whose values NumPy can take: a sparse one made dense, a
+    meta one (shapes only) refused. Both gave torch's raw errors ("can't
+    convert Sparse layout tensor to numpy", "Cannot copy out of meta
+    tensor"; found by review)."""
+    if getattr(tensor, "is_meta", False):
+        raise ParameterError(f"{name} is a torch tensor on the meta device, which holds a shape but no values; "
+                             f"pass a tensor with values ({units}).")
+    import torch
+
+    if tensor.layout != torch.strided:
+        return tensor.to_dense()
+    return tensor
+
+
 def _tensor_to_numpy(tensor, name, units):
     """A CPU torch tensor as a NumPy array; dtypes NumPy lacks (bfloat16,
     the float8 kinds) are widened to float64 first, complex32 refused."""
@@ -58,7 +73,7 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
     if value is None:
         raise ParameterError(f"{name} is None; give a {expected} array or number ({units}).")
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor, grad or not, any device
-        value = _tensor_to_numpy(value.detach().cpu(), name, units)
+        value = _tensor_to_numpy(_strided(value.detach(), name, units).cpu(), name, units)
     if isinstance(value, np.ma.MaskedArray):
         if np.ma.getmaskarray(value).any():
             raise ParameterError(f"{name} is a masked array with masked entries; fill them first "

@@ -182,7 +182,10 @@ def check_layer(weight, bias):
             "(torch Linear layout). Reshape it, or pass layer.weight.detach().numpy()."
         )
     if not np.all(np.isfinite(W)):
-        raise ParameterError(f"weight {where_not_finite(W)}; only finite weights can be mapped.")
+        raise ParameterError(f"weight {where_not_finite(W)}; only finite weights can be mapped. NaN or "
+                             "inf weights mostly come from a training run that diverged (lower the "
+                             "learning rate, clip the gradients); check the trained layer, or replace "
+                             "them (np.nan_to_num) if that is intended.")
     b = None
     from .programming import TransferConfig
 
@@ -196,7 +199,9 @@ def check_layer(weight, bias):
                 f"bias has shape {b.shape}; expected ({W.shape[0]},) to match weight {W.shape}, or None."
             )
         if not np.all(np.isfinite(b)):
-            raise ParameterError(f"bias {where_not_finite(b)}; only finite biases can be mapped.")
+            raise ParameterError(f"bias {where_not_finite(b)}; only finite biases can be mapped. NaN or inf "
+                                 "biases mostly come from a training run that diverged; check the trained "
+                                 "layer, or replace them (np.nan_to_num) if that is intended.")
     return W, b
 
 

@@ -12,11 +12,12 @@ API
     of transfer ``t`` draws from the stream ``(seed, t, k)``; a single
     `transfer` is transfer ``t = 0``, so ``xs.transfer(W, b, cfg, s)``
     equals ``xs.transfer_many(W, b, cfg, n, s)[0]``.
-``y = xs.mvm(prog, x, seed=0) -> (B, out)``
+``y = xs.mvm(prog, x, seed=None) -> (B, out)``
     Inputs ``x`` (B, in) drive the word lines (``x V_read / input_scale``;
     bias row at ``V_read``), every tile is solved as a circuit (sinh devices,
     wire resistance, read noise), the column currents are combined (pairs
-    or reference), summed over row tiles and decoded to weight units.
+    or reference), summed over row tiles and decoded to weight units. The
+    read noise is drawn from ``seed``, by default the transfer's own.
 ``progs = xs.transfer_many(weight, bias, cfg, n=2000, seed=0) -> TransferBatch``
     ``n`` independent Monte-Carlo transfers: numba ``prange`` over
     transfers in-process by default, in chunks of ``chunk`` transfers, so
@@ -48,6 +49,7 @@ conductances encode under a linear read (for surrogate models).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from itertools import islice
 from typing import List, Optional
@@ -179,10 +181,25 @@ def _check_cfg_matches_mapping(cfg, mapping):
     if any(t.shape[0] > rows or t.shape[1] > cols for t in mapping.tiles):
         wrong.append(f"tile = {cfg.tile} (smaller than the mapping's tiles)")
     if wrong:
+        window = ""
+        if cfg.window is None and (float(cfg.g_window[0]), float(cfg.g_window[1])) != (mapping.g_min, mapping.g_max):
+            # a new device brings its own operating window unless one is given
+            # (the hint listed the device as free to change, then refused it:
+            # found by review)
+            dev = cfg.device
+            if dev.g_min <= mapping.g_min and mapping.g_max <= dev.g_max:
+                window = (f" A cfg without a window maps into its device's operating window: to read with "
+                          f"another device, keep the mapping's with window=({mapping.g_min:.6g}, "
+                          f"{mapping.g_max:.6g}).")
+            else:
+                window = (f" The device's operating window, ({dev.g_min:.6g}, {dev.g_max:.6g}) S, does not hold "
+                          f"the mapping's, ({mapping.g_min:.6g}, {mapping.g_max:.6g}) S: transfer the layer "
+                          "again with this device.")
         raise ParameterError(
             f"cfg does not map the layer as its mapping does: {'; '.join(wrong)}. The MVM decodes with the "
             "mapping, which the transfer built from its cfg: change only read-side fields (device, r_wl, r_bl, "
-            "read_scheme, solve_tol, solve_maxiter) with dataclasses.replace, or transfer again with the new cfg.")
+            "read_scheme, solve_tol, solve_maxiter) with dataclasses.replace, or transfer again with the new "
+            f"cfg.{window}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,9 +267,9 @@ class TransferBatch(_ProgrammedLayer):
         return Programmed(mapping=self.mapping, cfg=self.cfg, seed=self.seed, index=self.offset + t,
                           **self.tile_fields(lambda a: a[t]))
 
-    def mvm(self, x, seed: int = 0, noise: bool = True, row_offset: int = 0):
+    def mvm(self, x, seed: Optional[int] = None, noise: bool = True, row_offset: int = 0):
         """Outputs of every transfer for inputs ``x`` (B, in): (n, B, out)
-        (`xbarsim.mvm`)."""
+        (`xbarsim.mvm`; ``seed`` None reads with the transfers' own seed)."""
         return mvm_many(self, x, seed=seed, noise=noise, row_offset=row_offset)
 
 
@@ -306,6 +323,29 @@ def _check_scheduler(scheduler):
     if not isinstance(scheduler, Client):
         raise ParameterError(f"scheduler = {scheduler!r:.60}; give the Dask scheduler's address as a string "
                              "such as 'tcp://HOST:PORT' (e.g. 'tcp://127.0.0.1:8786'), or a distributed.Client.")
+    if scheduler.status in ("closing", "closed"):  # distributed's raw ClosedClientError at the first submit
+        raise ParameterError(f"scheduler is a distributed.Client that is {scheduler.status}; pass an open "
+                             "Client, or the scheduler's address as a string.")
+
+
+def _await_worker(client):
+    """Wait up to `xbarsim._dask.WORKER_WAIT_S` for a worker of a user's
+    Client whose cluster has none, with the first chunks already queued (an
+    adaptive cluster scales on them); `ParameterError` then. Without it the
+    run waited on its chunks forever, without a word (found by review)."""
+    from . import _dask
+
+    if client.scheduler_info().get("workers"):
+        return
+    wait = float(_dask.WORKER_WAIT_S)
+    print(f"xbarsim.transfer_many: the Client's cluster has no worker yet; waiting up to {wait:g} s for one",
+          file=sys.stderr)
+    try:
+        client.wait_for_workers(1, timeout=wait)
+    except TimeoutError:
+        raise ParameterError(f"the Dask cluster of the Client passed as scheduler has no workers (waited {wait:g} s "
+                             "with the first chunks queued); start some (cluster.scale(n), or `dask worker "
+                             "ADDRESS`), then rerun.") from None
 
 
 _RESULT_BYTES_PER_DEVICE = 8 + 1 + 1 + 4
@@ -386,7 +426,11 @@ def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int 
     cfg : TransferConfig, optional
         Default ``TransferConfig()``.
     seed : int
-        Seed; tile ``k`` uses the stream ``(seed, 0, k)``.
+        Seed; tile ``k`` uses the stream ``(seed, 0, k)``, whatever the
+        layer: two layers transferred with one seed draw the same stuck
+        devices at the same places of their tiles. Give each layer of a
+        network its own seed (`xbarsim.train.to_crossbar` uses seed + k for
+        layer k).
     progress : bool
         Show a progress bar (stderr) per group of same-shaped tiles, which
         are programmed together, in parallel.
@@ -478,7 +522,10 @@ def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: in
     n : int
         Number of transfers.
     seed : int
-        Transfer ``t``, tile ``k`` uses the stream ``(seed, t, k)``.
+        Transfer ``t``, tile ``k`` uses the stream ``(seed, t, k)``,
+        whatever the layer: give each layer of a network its own seed, or
+        its transfers fail at the same devices as another layer's (as
+        `transfer`).
     chunk : int
         Transfers programmed per kernel call (bounds the working memory).
     workers : int, optional
@@ -586,6 +633,8 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
                     running.add(fut)
 
         top_up()
+        if own is None:
+            _await_worker(client)
         # this client's loop, not the default client's: the one
         # `connect_scheduler` makes (or a user's) need not be the default
         running = as_completed(list(futures), loop=client.loop)
@@ -752,7 +801,8 @@ def _input_chunks(n, B):
     return max(1, min(B, -(-4 * threads // n)))
 
 
-def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True, row_offset: int = 0) -> np.ndarray:
+def mvm_many(batch: TransferBatch, x, seed: Optional[int] = None, noise: bool = True,
+             row_offset: int = 0) -> np.ndarray:
     """Outputs of every transfer of ``batch`` for inputs ``x``: (n, B, out).
 
     ``x`` is (B, in), the same inputs for every transfer, or (n, B, in),
@@ -774,7 +824,7 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True, row_off
     mapping = batch.mapping
     cfg = batch.cfg
     n = len(batch)
-    s = _check_seed(seed)
+    s = _check_seed(batch.seed if seed is None else seed)
     noise = _check_flag(noise, "noise")
     row0 = _check_row_offset(row_offset)
     for k, g in enumerate(batch.g):
@@ -802,7 +852,9 @@ def mvm_many(batch: TransferBatch, x, seed: int = 0, noise: bool = True, row_off
             "transfers at a time (tm[a:b])")
     if not np.all(np.isfinite(x)):
         # positions as the caller laid x out: (B, in) unless inputs per transfer
-        raise ParameterError(f"x {where_not_finite(x[0] if x.shape[0] == 1 else x)}; inputs must be finite.")
+        raise ParameterError(f"x {where_not_finite(x[0] if x.shape[0] == 1 else x)}; inputs must be finite. "
+                             "Check where they come from (an earlier layer's outputs, a data set with "
+                             "missing values), or replace them (np.nan_to_num) if that is intended.")
     _check_read_voltage(x, mapping, dev, batch.g)
     v_all = mapping.input_voltages(x)  # (nv, B, rows)
     y = np.zeros((n, B, mapping.out_features))
@@ -848,7 +900,7 @@ def _mvm_arrays(g, v, v0, v0inv, r_wl, r_bl, read_noise, seed, offset, key, row0
     fails[:] = runs.sum(axis=1)
 
 
-def mvm(prog, x, seed: int = 0, noise: bool = True, row_offset: int = 0) -> np.ndarray:
+def mvm(prog, x, seed: Optional[int] = None, noise: bool = True, row_offset: int = 0) -> np.ndarray:
     """Layer output through the programmed crossbar(s), in weight units.
 
     Parameters
@@ -862,13 +914,17 @@ def mvm(prog, x, seed: int = 0, noise: bool = True, row_offset: int = 0) -> np.n
         reads at ``[-V_read, V_read]`` (a negative input is a negative read
         voltage). Past ``input_scale`` a sinh device bends the product
         further, and a RuntimeWarning says by how much.
-    seed : int
+    seed : int or None
         Read-noise stream: transfer t's tile k reads input row b with the
         stream keyed (seed, t, 2**20 + k, row_offset + b) (`kernels.noise`;
         apart from the programming streams of key k), whatever layer it
-        holds. So the same `seed` gives the same noise draws to every layer
-        read with it, and to repeated reads of one array: give each layer
-        of a network, and each independent read, its own seed
+        holds. None (the default) takes the seed the layer was transferred
+        with, so transfers made with different seeds read with independent
+        noise (with a fixed default, ``for s in ...: mvm(transfer(W, b, cfg,
+        seed=s), x)`` drew the same read noise for every s; found by
+        review). The same seed gives the same noise draws to every layer
+        read with it, and to repeated reads of one array: give each
+        independent read its own seed, and each layer of a network its own
         (`xbarsim.train.evaluate_circuit` uses seed + 1000 + k for layer k).
         No input's noise depends on the other rows of `x`.
     noise : bool

@@ -5,6 +5,7 @@ tested in its own file)."""
 import _thread
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -656,6 +657,29 @@ def test_demo_times_solves_not_kernel_compiles():
     assert proc.returncode == 0, proc.stderr
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("COMPILED ")]
     assert line == ["COMPILED 3 -"]
+
+
+def test_load_array_of_a_npy_too_large_for_memory_is_a_memory_limit_error(tmp_path):
+    """A .npy whose header claims 8 TB: NumPy's raw _ArrayMemoryError
+    traceback (found by review)."""
+    import xbarsim as xs
+    from xbarsim.cli import load_array
+
+    path = tmp_path / "huge.npy"
+    header = {"descr": "<f8", "fortran_order": False, "shape": (1_000_000, 1_000_000)}
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        fh.write(np.zeros(4).tobytes())
+    try:
+        load_array(str(path), "--g", "conductances")
+    except xs.MemoryLimitError as exc:
+        assert re.search(r"--g '.*huge\.npy' does not fit in the memory available", str(exc)), exc
+    except xs.ParameterError as exc:  # the allocation went through: the short file is then what is refused
+        if "could not be read as numbers" not in str(exc):
+            raise
+        pytest.skip("this system lets an 8 TB allocation through (vm.overcommit_memory = 1)")
+    else:
+        pytest.fail("an 8 TB array claimed by a 32-byte file was loaded")
 
 
 def test_load_array_reads_a_csv_with_a_byte_order_mark(tmp_path):

@@ -608,10 +608,11 @@ def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message
     ],
 )
 def test_inconsistent_arguments_give_a_clear_error(tmp_path, capsys, args, message):
-    assert main(["scale", "--out", str(tmp_path), "--sizes", "8"] + args) == 1
+    # refused before --out is made: a refused point left it behind, empty (found by review)
+    assert main(["scale", "--out", str(tmp_path / "out"), "--sizes", "8"] + args) == 1
     err = capsys.readouterr().err
     assert err.startswith("xbarsim scale: error:") and message in err
-    assert not (tmp_path / "results.csv").exists()
+    assert not (tmp_path / "out").exists()
 
 
 # --- --scheduler: bad addresses, peers that are not schedulers, no workers ---
@@ -955,6 +956,30 @@ def test_ctrl_c_while_figures_are_drawn_keeps_the_earlier_set(tmp_path, monkeypa
     assert [p.name for p in paths] == list(scale.FIGURES)
     assert all(p.read_bytes() != earlier[p.name] for p in paths)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(scale.FIGURES + ("results.csv",))
+
+
+def test_an_iterations_panel_of_one_count_has_whole_ticks(tmp_path, monkeypatch):
+    """Every point at one iteration count (a direct solve's 1): the integer
+    locator fell back to ticks 0.945 ... 1.050 (found by review)."""
+    import matplotlib.pyplot as plt
+
+    rows = run_sweep(params(sizes=((8, 8), (16, 16)), r_wire=(1.0,)), tmp_path, progress=False, plots=False)
+    assert len({r["iterations"] for r in rows}) == 1
+    ticks = []
+    real_close = plt.close
+
+    def close(fig):
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if "iterations" in ax.get_ylabel().lower():
+                lo, hi = ax.get_ylim()
+                ticks.append([t for t in ax.get_yticks() if lo <= t <= hi])
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", close)
+    plot_results(rows, tmp_path)
+    assert ticks and all(len(t) >= 2 and all(float(v).is_integer() for v in t) for t in ticks), ticks
+    assert all(rows[0]["iterations"] in t for t in ticks)
 
 
 def test_ideal_wire_figures_say_there_is_no_ir_drop(tmp_path, monkeypatch):

@@ -80,6 +80,19 @@ def test_solve_writes_the_solution_of_xs_solve_and_its_checks(files, capsys, v0)
     assert (out / "solve.png").stat().st_size > 10_000
 
 
+def test_solve_with_powers_beyond_double_precision_says_so_instead_of_nan(files, capsys):
+    """--v-in 1e300: the currents fit, the powers (V x I) overflow, and the
+    summary printed "power balance nan" (null in summary.json; found by
+    review). It says the balance was not checked, and why."""
+    tmp, g, x = files
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--v-in", "1e300", "--out", str(tmp / "huge")]) == 0
+    assert "power balance not checked (the powers overflow double precision" in capsys.readouterr().out
+    summary, sol = _load(tmp / "huge")
+    assert summary["power_balance"] is None and "exceed double precision's range" in summary["power_note"]
+    assert summary["kcl_error"] < 1e-9 and np.all(np.isfinite(sol["i_out"]))
+    np.testing.assert_allclose(sol["i_out"], g.T @ np.full(g.shape[0], 1e300), rtol=1e-2)
+
+
 def test_solve_reads_through_a_near_ideal_sense_terminal(files):
     """--r-out 1e-15 stopped the solve at once with every free node at 0 V
     (Kirchhoff error 1.0), then was refused; it reads as --r-out 0 does

@@ -1,6 +1,7 @@
 """Weight mapping, transfer, mvm and transfer_many."""
 
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -463,6 +464,9 @@ def test_transfer_many_scheduler_that_never_answers_or_has_no_workers(monkeypatc
     and in as_completed). Both are now a ParameterError within the limits of
     `xbarsim._dask`, as for ``xbarsim scale --scheduler``."""
     distributed = pytest.importorskip("distributed")
+    import contextlib
+    import io
+    import threading
     import time
 
     from test_scale import SilentPeer
@@ -487,23 +491,38 @@ def test_transfer_many_scheduler_that_never_answers_or_has_no_workers(monkeypatc
     assert out is not None, "transfer_many hung on a scheduler without workers"
     assert out[0] == "error" and isinstance(out[1], xs.ParameterError), out
     assert f"dask worker {address}" in str(out[1])
-    # the same through a user's Client (it hung in as_completed), and a
-    # closed Client (distributed's raw ClosedClientError); found by review
-    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1",
-                                  dashboard_address=":0") as cluster:
+    # A user's Client without workers waited in as_completed without a word
+    # (found by review): it says so, and the run goes on when a worker
+    # comes (no time limit: an HPC cluster's workers may queue for minutes;
+    # a 30 s limit failed them, found by review too). A closed Client is
+    # refused up front (it was distributed's raw ClosedClientError).
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    ref = xs.transfer_many(W, b, cfg, n=2, seed=0)
+    with distributed.LocalCluster(n_workers=0, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=":0") as cluster:
         with distributed.Client(cluster, set_as_default=False) as client:
-            out = _bounded(lambda: xs.transfer_many(W, b, xs.TransferConfig(), n=2, scheduler=client))
-            assert out is not None, "transfer_many hung on a Client without workers"
-            assert out[0] == "error" and isinstance(out[1], xs.ParameterError), out
-            assert "has no workers (waited 0.5 s with the first chunks queued)" in str(out[1])
-            for _ in range(100):  # the queued chunks are cancelled
-                left = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
-                if left == 0:
+            err = io.StringIO()
+
+            def run():
+                with contextlib.redirect_stderr(err):
+                    return xs.transfer_many(W, b, cfg, n=2, seed=0, scheduler=client)
+
+            box = {}
+            thread = threading.Thread(target=lambda: box.setdefault("out", run()), daemon=True)
+            thread.start()
+            for _ in range(200):
+                if "the Client's cluster has no worker yet" in err.getvalue():
                     break
                 time.sleep(0.05)
-            assert left == 0
+            assert "the chunks are queued and wait for one" in err.getvalue()
+            assert thread.is_alive()  # waiting, not refused
+            cluster.scale(1)
+            thread.join(60)
+            assert "out" in box, "transfer_many did not go on once a worker came"
+            for a, c in zip(ref.g, box["out"].g):
+                np.testing.assert_array_equal(a, c)
         with pytest.raises(xs.ParameterError, match="scheduler is a distributed.Client that is closed"):
-            xs.transfer_many(W, b, xs.TransferConfig(), n=2, scheduler=client)
+            xs.transfer_many(W, b, cfg, n=2, scheduler=client)
 
 
 def test_non_numeric_and_torch_inputs():
@@ -534,6 +553,19 @@ def test_non_numeric_and_torch_inputs():
     np.testing.assert_array_equal(xs.transfer(torch.from_numpy(W).to_sparse(), b, cfg, seed=0).g[0], prog.g[0])
     with pytest.raises(xs.ParameterError, match="x is a torch tensor on the meta device, which holds a shape"):
         xs.mvm(prog, torch.empty((5, 4), device="meta"))
+    with pytest.raises(xs.ParameterError, match="r_wl"):  # a 0-d one: NotImplementedError from .item()
+        xs.TransferConfig(r_wl=torch.tensor(1.0, device="meta"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch: nested tensors are a prototype
+        nested = [torch.nested.nested_tensor([torch.rand(4), torch.rand(3)], layout=layout)
+                  for layout in (torch.strided, torch.jagged)]
+    for ragged in nested:  # each input refused by name (the size checks before conversion raised torch's errors)
+        for name, call in (("x", lambda: xs.mvm(prog, ragged)), ("weight", lambda: xs.transfer(ragged, None, cfg)),
+                           ("bias", lambda: xs.transfer(W, ragged, cfg)),
+                           ("target_g", lambda: xs.program(ragged, cfg)), ("g", lambda: xs.Crossbar(ragged)),
+                           ("left.v", lambda: xs.solve(xs.Crossbar(np.full((2, 4), 1e-4)), left=xs.Drive(ragged)))):
+            with pytest.raises(xs.ParameterError, match=rf"^{re.escape(name)} is a nested \(ragged\) torch tensor"):
+                call()
     with pytest.raises(xs.ParameterError, match="x holds strings"):
         xs.mvm(prog, [["a"] * 4])
     with pytest.raises(xs.ParameterError, match="x holds strings"):
@@ -640,9 +672,13 @@ def test_transfer_many_on_an_existing_scheduler_without_a_default_client():
         with pytest.raises(ValueError, match="No clients found"):
             distributed.default_client()  # the case this test is about
         by_address = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2, scheduler=cluster.scheduler_address)
+        # white space around it and an upper-case scheme: refused as a
+        # transport "that cannot be used" (found by review)
+        loose = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2,
+                                 scheduler=" " + cluster.scheduler_address.replace("tcp://", "TCP://") + "\n")
         with distributed.Client(cluster, set_as_default=False) as client:
             by_client = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2, scheduler=client)
-    for got in (by_address, by_client):
+    for got in (by_address, loose, by_client):
         for a, c in zip(ref.g, got.g):
             np.testing.assert_array_equal(a, c)
 
@@ -1194,6 +1230,13 @@ def test_a_result_whose_cfg_maps_the_layer_otherwise_is_refused_and_read_side_fi
                                                     r"mapping's, \(0.0001, 0.0005\) S: transfer the layer again"):
             replace(prog, cfg=replace(cfg, device=replace(xs.presets.TIO2, g_min=150e-6)))
         read_wide = replace(prog, cfg=replace(cfg, device=wide, window=(1e-4, 5e-4)))
+        # the hint's window, followed as printed, is taken (6 digits were refused: found by review)
+        odd = replace(cfg, device=replace(xs.presets.TIO2, g_min=123.4567891e-6))
+        odd_prog = replace(prog, cfg=odd, mapping=map_layer(W, b, odd))
+        with pytest.raises(xs.ParameterError) as info:
+            replace(odd_prog, cfg=replace(odd, device=wide))
+        hinted = eval(re.search(r"window=(\(.*\))\.$", str(info.value)).group(1))
+        replace(odd_prog, cfg=replace(odd, device=wide, window=hinted))
         x = np.full((1, 4), 0.5)
         y0 = xs.mvm(prog, x, noise=False)
         assert np.array_equal(xs.mvm(read_wide, x, noise=False), y0)  # the device's read law is unchanged

@@ -18,11 +18,24 @@ from .exceptions import ParameterError
 __all__ = ["as_real_array"]
 
 
+def shape_of(value):
+    """``value.shape`` where it has one, else None, for the checks that look
+    at an input's size before converting it. A nested torch tensor has none
+    (its ``.shape`` raises "NestedTensorImpl doesn't support sizes"): None,
+    and its conversion refuses it by name."""
+    if getattr(value, "is_nested", False):
+        return None
+    return getattr(value, "shape", None)
+
+
 def _strided(tensor, name, units):
     """A torch tensor whose values NumPy can take: a sparse one made dense, a
-    meta one (shapes only) refused. Both gave torch's raw errors ("can't
-    convert Sparse layout tensor to numpy", "Cannot copy out of meta
-    tensor"; found by review)."""
+    meta one (shapes only) or a nested one refused. They gave torch's raw
+    errors ("can't convert Sparse layout tensor to numpy", "Cannot copy out
+    of meta tensor"; found by review)."""
+    if getattr(tensor, "is_nested", False):  # torch's own errors: "to_dense does not support layout Jagged"
+        raise ParameterError(f"{name} is a nested (ragged) torch tensor; pad it into a regular one first "
+                             f"(torch.nested.to_padded_tensor) ({units}).")
     if getattr(tensor, "is_meta", False):
         raise ParameterError(f"{name} is a torch tensor on the meta device, which holds a shape but no values; "
                              f"pass a tensor with values ({units}).")

@@ -63,6 +63,20 @@ def _closing_client_class():
     return ClosingClient
 
 
+def normalized_address(address):
+    """A scheduler address as Dask takes it: surrounding white space dropped
+    and the scheme in lower case (``' tcp://...'`` and ``'TCP://...'`` were
+    refused as transports "that cannot be used in this installation"; found
+    by review). Anything but a string is returned as it is."""
+    if not isinstance(address, str):
+        return address
+    address = address.strip()
+    if "://" in address:
+        scheme, rest = address.split("://", 1)
+        address = f"{scheme.lower()}://{rest}"
+    return address
+
+
 def connect_scheduler(address, who, timeout=None, worker_wait=None):
     """A `distributed.Client` of the scheduler at `address` that has at least
     one worker; `ParameterError` saying what to check otherwise. `who`
@@ -78,6 +92,7 @@ def connect_scheduler(address, who, timeout=None, worker_wait=None):
     transport cannot be used here (`transport_problem`) is refused before
     connecting, and a Client that fails to start is closed.
     """
+    address = normalized_address(address)
     if isinstance(address, str) and "://" in address:
         scheme = address.split("://", 1)[0]
         problem = transport_problem(scheme)

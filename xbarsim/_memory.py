@@ -338,7 +338,9 @@ def check_copy(value, name, copied=False):
     array the size of the machine, before NumPy tries to allocate it.
     ``copied``: the caller copies even a float64 C-ordered array (a
     `Crossbar` owns its arrays), so it counts too."""
-    shape = getattr(value, "shape", None)
+    from ._coerce import shape_of
+
+    shape = shape_of(value)
     dtype = getattr(value, "dtype", None)
     if shape is None or dtype is None or len(shape) == 0:
         return  # a scalar costs nothing worth a check (a Crossbar's wires often are)

@@ -419,6 +419,28 @@ def _node_sum_lines(layer, side, stiff):
     return np.concatenate([stiff, np.nonzero(layer.term_mode[:, side] == IDEAL)[0]])
 
 
+def kcl_floor(net):
+    """(B,): the imbalance double precision leaves in the sum of end
+    currents that `Solution.kcl_error` checks. Each end's current comes from
+    voltages a solve knows to a few ulps of the largest drive, times the
+    conductances meeting at its node (the wire segment leaving it, its
+    devices, its terminal: `EndGroup`), `KCL_ULPS` ulps each, as
+    `kcl_bound` allows a node. Negligible beside the currents that flow
+    unless the devices are some 1e12 times weaker than their wires: with
+    1e-20 S devices on 1 ohm wires, or 1e-6 S devices on 1e-12 ohm segments,
+    the sum of end currents is rounding noise, and `kcl_error` read 0.3-1 on
+    solutions exact to 1e-16 (found by review)."""
+    total = 0.0
+    for layer, g in ((net.wl, net.g), (net.bl, net.g_t)):
+        for side in range(2):
+            lines = np.nonzero(layer.term_mode[:, side] != FLOATING)[0]
+            if lines.size:
+                at_node = EndGroup(layer, g, lines, side).garr[:, 0]
+                terminal = np.where(layer.term_mode[lines, side] == RESISTIVE, layer.term_g[lines, side], 0.0)
+                total += float(np.sum(at_node + terminal))
+    return KCL_ULPS * np.finfo(float).eps * net.drive_scale() * total
+
+
 def stiff_by_end(net):
     """`stiff_ends` of every end, by name ("left", "right", "top", "bottom"):
     fixed by the circuit, so a solve's `end_currents` and

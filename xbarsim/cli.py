@@ -267,6 +267,12 @@ def load_array(path, flag, what, ndmin=1):
     except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty .npy
         raise ParameterError(f"{flag} {path!r} could not be read as numbers ({type(exc).__name__}: {exc}); "
                              f"give a .npy array or a .csv of {what}.") from exc
+    except MemoryError as exc:  # NumPy's raw _ArrayMemoryError traceback (found by review)
+        from .exceptions import MemoryLimitError
+
+        raise MemoryLimitError(f"{flag} {path!r} does not fit in the memory available to load it ({exc}); "
+                               "free memory, or check the file: a .npy whose header claims more values than "
+                               "it holds asks for all of them.") from None
     if not isinstance(a, np.ndarray):  # np.load of an .npz archive under a .npy name
         if hasattr(a, "close"):
             a.close()

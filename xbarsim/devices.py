@@ -150,6 +150,8 @@ def real_scalar(value):
     of such a dtype), else None. Booleans are not numbers here (``True``
     would be read as 1 volt, siemens, ...), and neither are strings; an int
     too large for a float is None too."""
+    if getattr(value, "is_meta", False):  # a torch tensor of shape only: .item() raised NotImplementedError
+        return None
     if getattr(value, "ndim", None) == 0 and hasattr(value, "detach") and hasattr(value, "item"):
         # a 0-d torch tensor (torch.tensor(0.01)), as arrays take tensors: its Python number, checked
         # below like any (a bool or complex one gives a bool or complex, refused there)

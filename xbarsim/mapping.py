@@ -38,7 +38,7 @@ from typing import List
 
 import numpy as np
 
-from ._coerce import where_not_finite
+from ._coerce import shape_of, where_not_finite
 from .exceptions import ParameterError
 
 __all__ = ["MappingScheme", "Tile", "LayerMapping", "map_layer", "check_layer"]
@@ -228,7 +228,7 @@ def _check_mapping_memory(weight, bias, cfg):
     available, no check on the way; found by review)."""
     from ._memory import require
 
-    shape = getattr(weight, "shape", None)  # an array or tensor; a list is as large as its copy already
+    shape = shape_of(weight)  # an array or tensor; a list is as large as its copy already
     if shape is None or len(shape) != 2:
         return  # check_layer says what is wrong with it
     devices = device_count(shape, bias is not None, cfg)

@@ -564,7 +564,9 @@ def _check_target(target_g, dev, track=False, name="target_g"):
     (``name``: what the messages call it, e.g. ``--targets``)."""
     from .circuit import _as_float_array
 
-    shape = getattr(target_g, "shape", None)
+    from ._coerce import shape_of
+
+    shape = shape_of(target_g)
     if shape is not None and len(shape) == 2:
         check_program_memory(shape, track=track)  # before the float64 copy too (found by review)
     t = _as_float_array(target_g, name)  # refuses complex and boolean values

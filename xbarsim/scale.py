@@ -72,7 +72,8 @@ from typing import Optional
 
 import numpy as np
 
-from ._dask import connect_scheduler, one_line, start_local_cluster, transport_problem, usable_cores
+from ._dask import (connect_scheduler, normalized_address, one_line, start_local_cluster, transport_problem,
+                    usable_cores)
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
 from .circuit import G_SUSPECT
 from .cli import SEED_LIMIT, seed_arg
@@ -117,7 +118,8 @@ _COLUMN_SPEC = (
     ("v_read_v", float, "inputs are uniform in [0, v_read], volts"),
     ("seed", int, "random seed of conductances and inputs"),
     ("method_requested", str, "auto | mg | pcg | direct"),
-    ("tol", float, "relative Kirchhoff residual asked of the solver"),
+    ("tol", float, "relative Kirchhoff residual asked of the solver (or its rounding level, where higher: "
+     "residual can read a few times a tol near 1e-14 on low-resistance wires)"),
     ("method", str, "solver method that ran"),
     ("rel_error", float, "||i_out - G.T x|| / ||G.T x|| over all outputs and inputs"),
     ("max_rel_error", float, "max over outputs j (and inputs) of |i_out_j - (G.T x)_j| / (G.T x)_j"),
@@ -1348,6 +1350,12 @@ def plot_results(rows, out_dir):
                 from matplotlib.ticker import MaxNLocator
 
                 ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+                lo, hi = ax.get_ylim()
+                if drawn and hi - lo < 2:
+                    # every point at one count: the locator fell back to
+                    # 0.945 ... 1.050 (found by review)
+                    mid = round((lo + hi) / 2)
+                    ax.set_ylim(max(mid - 1, 0) - 0.5, mid + 1.5)
             _setup_size_axis(ax, ok, square)
             ax.set_ylabel(ylabel, fontsize=12)
             if drawn and zeros:
@@ -1744,7 +1752,10 @@ def _main(args):
     if args.workers is not None and args.workers < 1:
         raise ParameterError(f"--workers must be >= 1; got {args.workers}.")
     if args.scheduler is not None:
+        args.scheduler = normalized_address(args.scheduler)
         _check_scheduler_address(args.scheduler)
+    for point in _as_points(params):  # before --out exists: a refused point left it behind, empty (found by review)
+        point.validate()
     made_out = not os.path.exists(args.out)
     check_out_dir(args.out, (RESULTS_NAME,) + (() if args.no_plots else FIGURES))
     _results_state(Path(args.out) / RESULTS_NAME)  # refuse another program's results.csv now

@@ -47,7 +47,7 @@ import numpy as np
 
 from ._repr import compact_repr
 from .circuit import RESISTIVE, Crossbar, Network, as_drive, build_network, driven_ends, kernel_array, transposed
-from ._coerce import as_real_array
+from ._coerce import as_real_array, shape_of
 from .devices import real_scalar
 from .exceptions import ConvergenceError, ParameterError
 from . import _memory
@@ -112,8 +112,12 @@ class Solution:
     where source stepping ran stages)."""
     kcl_error: float = 0.0
     """|sum of terminal currents| / (sum |terminal currents| + largest drive x sum of device
-    conductances), worst batch column: Kirchhoff's current law over the whole array. The second
-    term keeps an equipotential circuit (no current) from reading rounding noise over itself."""
+    conductances + what double precision resolves of the terminal currents), worst batch column:
+    Kirchhoff's current law over the whole array. The second term keeps an equipotential circuit
+    (no current) from reading rounding noise over itself; the third, 64 ulps of the largest drive
+    times the conductances at each driven end's node, is negligible unless the devices are some
+    1e12 times weaker than their wires, where the terminal currents, read from node voltages a
+    few ulps apart, are rounding noise (`xbarsim._pcg.kcl_floor`)."""
     network: Optional[Network] = field(default=None, repr=False)
     """The validated circuit this solution belongs to (for warm starts and power balance)."""
 
@@ -269,7 +273,12 @@ MIN_TOL = 1e-14
 """Smallest `tol` accepted: below it the Kirchhoff residual sits at the
 rounding level of double precision, and a solve could stop on its
 recurrence without the true residual reaching `tol` (1e-17 "converged" at
-6e-16)."""
+6e-16). Just above it, the rounding level itself can lie above `tol` on
+low-resistance wires, whose currents dwarf the devices': a solve then stops
+there, with every node's imbalance within what double precision resolves
+(`xbarsim._pcg.kcl_bound`), and `Solution.residual` reads a few times
+`tol` (3e-14 to 4e-14 for tol 1e-14 on a 256 x 256 array with 0.1 ohm
+wires, every method; found by review)."""
 
 
 def _check_tol(tol, maxiter, callback=None):
@@ -319,7 +328,11 @@ def solve(
     method : {"auto", "mg", "pcg", "direct"}
         Solver; see the module docstring.
     tol : float
-        Relative Kirchhoff residual to reach (iterative method).
+        Relative Kirchhoff residual to reach, or double precision's rounding
+        level where that is higher (every node's imbalance within 64 ulps of
+        the largest drive times the conductances at it; near `MIN_TOL` on
+        low-resistance wires, where ``residual`` then reads a few times
+        ``tol``).
     maxiter : int, optional
         Iteration cap; default ``max(200, 4 (M + N))``; for sinh devices
         the cap on Newton steps per input column (default 500).
@@ -416,7 +429,9 @@ def _batch_of(*drives):
     batch = 1
     for d in drives:
         v = as_drive(d).v if d is not None else None  # a bare voltage array is Drive(v)
-        shape = getattr(v, "shape", None)
+        if getattr(v, "is_nested", False):
+            continue  # no shape to read (np.shape's lengths are symbolic); build_network refuses it by name
+        shape = shape_of(v)
         if shape is None:
             try:
                 shape = np.shape(v)
@@ -528,7 +543,7 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
 
 def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     """Currents, Kirchhoff check and output shapes common to every method."""
-    from ._pcg import end_currents, line_sum_currents, stiff_by_end
+    from ._pcg import end_currents, kcl_floor, line_sum_currents, stiff_by_end
     from .kernels.lines import TILE
     from .kernels.operator import device_currents
 
@@ -549,8 +564,9 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     terminals = end_currents(net, v_wl, v_bl, stiff)
     stacked = np.concatenate(list(terminals.values()), axis=0)
     # current scale: what flows, or what would if every device saw the
-    # largest drive voltage (so an equipotential circuit reads ~0, not noise/noise)
-    scale = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g))
+    # largest drive voltage (so an equipotential circuit reads ~0, not
+    # noise/noise), plus what double precision resolves of the end currents
+    scale = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g)) + kcl_floor(net)
     with np.errstate(invalid="ignore", divide="ignore"):
         kcl = np.where(scale > 0, np.abs(np.sum(stacked, axis=0)) / np.where(scale > 0, scale, 1.0), 0.0)
     # the reported currents: the kcl sum above keeps each end's own node's

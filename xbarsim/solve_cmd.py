@@ -95,7 +95,8 @@ def summarize(g, x, sol, v0, seconds=None):
     dict
         ``method``, ``iterations``, ``residual``; ``kcl_error`` (the
         terminal currents' sum over their absolute sum) and
-        ``power_balance`` (``|P_supplied - P_dissipated| / P_supplied``);
+        ``power_balance`` (``|P_supplied - P_dissipated| / P_supplied``;
+        None, with a ``power_note``, where the powers overflow);
         the read's ``rel_error``, ``max_rel_error``, ``rel_error_wires``,
         ``ir_drop_wl_v``, ``ir_drop_wl_frac``, ``bl_rise_v`` and
         ``bl_rise_frac`` (as the columns of ``xbarsim scale``); and the
@@ -118,14 +119,33 @@ def _solver_figures(sol, seconds=None):
     """What every ``xbarsim solve`` summary records of the solve itself:
     shape, method, iterations, residual, Kirchhoff and power balance, and
     the wall time when given."""
-    p_in = float(np.sum(sol.power_supplied()))
-    p_out = float(np.sum(sol.power_dissipated()))
+    with np.errstate(over="ignore", invalid="ignore"):
+        p_in = float(np.sum(sol.power_supplied()))
+        p_out = float(np.sum(sol.power_dissipated()))
+    if math.isfinite(p_in) and math.isfinite(p_out):
+        balance = abs(p_in - p_out) / p_in if p_in > 0 else 0.0
+    else:
+        # drives of some 1e150 V and more: the powers overflow, and the
+        # balance read "nan" (null in summary.json; found by review)
+        balance = None
+        p_in, p_out = (x if math.isfinite(x) else None for x in (p_in, p_out))
     out = dict(shape=list(sol.shape), method=sol.method, iterations=int(sol.iterations),
                residual=float(sol.residual), kcl_error=float(sol.kcl_error), power_supplied_W=p_in,
-               power_dissipated_W=p_out, power_balance=abs(p_in - p_out) / p_in if p_in > 0 else 0.0)
+               power_dissipated_W=p_out, power_balance=balance)
+    if balance is None:
+        out["power_note"] = ("the powers at these drives exceed double precision's range (~1e308 W): no "
+                             "balance to check; scale the drives down (linear devices: the circuit is linear "
+                             "in them)")
     if seconds is not None:
         out["seconds"] = float(seconds)
     return out
+
+
+def _balance_text(summary):
+    """The power balance as the summary line prints it."""
+    if summary["power_balance"] is None:
+        return "not checked (the powers overflow double precision: scale the drives down)"
+    return f"{summary['power_balance']:.1e}"
 
 
 def plot(g, x, sol, path, title=""):
@@ -250,7 +270,7 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     if verbose:
         print(f"{M}x{N} ({device}, {wires_text(r_wl, r_bl)}), {summary['batch']} input vector(s): "
               f"{sol.method}, {sol.iterations} iterations, {seconds:.3f} s, relative residual "
-              f"{sol.residual:.1e}, KCL {sol.kcl_error:.1e}, power balance {summary['power_balance']:.1e}")
+              f"{sol.residual:.1e}, KCL {sol.kcl_error:.1e}, power balance {_balance_text(summary)}")
         print(f"sensed currents vs G.T x: relative error {_pct(summary['rel_error'], 4)}, worst output "
               f"{_pct(summary['max_rel_error'], 4)}" + ("" if v0 is None else
                                                         f" (wires alone: {_pct(summary['rel_error_wires'], 4)})"))
@@ -442,7 +462,7 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
         pu = summary["pulse"]
         print(f"{M}x{N} ({device}, {wires_text(r_wl, r_bl)}), {vp:g} V pulse on ({cell[0]}, {cell[1]}) "
               f"under {scheme}: {sol.method}, {sol.iterations} iterations, {seconds:.3f} s, KCL "
-              f"{sol.kcl_error:.1e}, power balance {summary['power_balance']:.1e}")
+              f"{sol.kcl_error:.1e}, power balance {_balance_text(summary)}")
         print(f"selected cell {pu['v_selected']:.4f} V" + "".join(
             f"; {name} {pu[key]['min']:.4f} to {pu[key]['max']:.4f} V"
             for key, name in (("half_selected_wl", "half-selected on its word line"),

@@ -188,9 +188,9 @@ def _check_cfg_matches_mapping(cfg, mapping):
             # found by review)
             dev = cfg.device
             if dev.g_min <= mapping.g_min and mapping.g_max <= dev.g_max:
+                # exact values: the check compares exactly (6 digits were refused; found by review)
                 window = (f" A cfg without a window maps into its device's operating window: to read with "
-                          f"another device, keep the mapping's with window=({mapping.g_min:.6g}, "
-                          f"{mapping.g_max:.6g}).")
+                          f"another device, keep the mapping's with window={(mapping.g_min, mapping.g_max)!r}.")
             else:
                 window = (f" The device's operating window, ({dev.g_min:.6g}, {dev.g_max:.6g}) S, does not hold "
                           f"the mapping's, ({mapping.g_min:.6g}, {mapping.g_max:.6g}) S: transfer the layer "
@@ -328,24 +328,16 @@ def _check_scheduler(scheduler):
                              "Client, or the scheduler's address as a string.")
 
 
-def _await_worker(client):
-    """Wait up to `xbarsim._dask.WORKER_WAIT_S` for a worker of a user's
-    Client whose cluster has none, with the first chunks already queued (an
-    adaptive cluster scales on them); `ParameterError` then. Without it the
-    run waited on its chunks forever, without a word (found by review)."""
-    from . import _dask
-
-    if client.scheduler_info().get("workers"):
-        return
-    wait = float(_dask.WORKER_WAIT_S)
-    print(f"xbarsim.transfer_many: the Client's cluster has no worker yet; waiting up to {wait:g} s for one",
-          file=sys.stderr)
-    try:
-        client.wait_for_workers(1, timeout=wait)
-    except TimeoutError:
-        raise ParameterError(f"the Dask cluster of the Client passed as scheduler has no workers (waited {wait:g} s "
-                             "with the first chunks queued); start some (cluster.scale(n), or `dask worker "
-                             "ADDRESS`), then rerun.") from None
+def _say_if_no_worker(client):
+    """One line on stderr when a user's Client has no worker: its chunks,
+    already queued, wait for one (an adaptive cluster scales on them; an HPC
+    cluster's workers may wait in a batch queue for minutes, so there is no
+    time limit: Ctrl-C stops). The run used to wait without a word (found
+    by review); a time limit failed such clusters (found by review too)."""
+    if not client.scheduler_info().get("workers"):
+        print("xbarsim.transfer_many: the Client's cluster has no worker yet; the chunks are queued and wait "
+              "for one (start workers, e.g. cluster.scale(n) or `dask worker ADDRESS`; Ctrl-C stops)",
+              file=sys.stderr, flush=True)
 
 
 _RESULT_BYTES_PER_DEVICE = 8 + 1 + 1 + 4
@@ -427,10 +419,10 @@ def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int 
         Default ``TransferConfig()``.
     seed : int
         Seed; tile ``k`` uses the stream ``(seed, 0, k)``, whatever the
-        layer: two layers transferred with one seed draw the same stuck
-        devices at the same places of their tiles. Give each layer of a
-        network its own seed (`xbarsim.train.to_crossbar` uses seed + k for
-        layer k).
+        layer: two layers transferred with one seed draw the same random
+        numbers, so tiles of one shape get their stuck devices at the same
+        places. Give each layer of a network its own seed
+        (`xbarsim.train.to_crossbar` uses seed + k for layer k).
     progress : bool
         Show a progress bar (stderr) per group of same-shaped tiles, which
         are programmed together, in parallel.
@@ -524,8 +516,8 @@ def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: in
     seed : int
         Transfer ``t``, tile ``k`` uses the stream ``(seed, t, k)``,
         whatever the layer: give each layer of a network its own seed, or
-        its transfers fail at the same devices as another layer's (as
-        `transfer`).
+        its transfers draw the same random numbers as another layer's (tiles
+        of one shape fail at the same devices; as `transfer`).
     chunk : int
         Transfers programmed per kernel call (bounds the working memory).
     workers : int, optional
@@ -634,7 +626,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
 
         top_up()
         if own is None:
-            _await_worker(client)
+            _say_if_no_worker(client)
         # this client's loop, not the default client's: the one
         # `connect_scheduler` makes (or a user's) need not be the default
         running = as_completed(list(futures), loop=client.loop)

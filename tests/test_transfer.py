@@ -555,6 +555,17 @@ def test_non_numeric_and_torch_inputs():
         xs.mvm(prog, torch.empty((5, 4), device="meta"))
     with pytest.raises(xs.ParameterError, match="r_wl"):  # a 0-d one: NotImplementedError from .item()
         xs.TransferConfig(r_wl=torch.tensor(1.0, device="meta"))
+    for window in ((torch.tensor(1e-4, device="meta"), 5e-4), torch.empty(2, device="meta"), (True, 5e-4)):
+        with pytest.raises(xs.ParameterError, match=r"^window = .*; give \(g_min, g_max\) as two numbers"):
+            xs.TransferConfig(window=window)  # RuntimeError; True was read as 1 S
+    with pytest.raises(xs.ParameterError, match=r"^left\.floating is a meta torch tensor"):
+        xs.solve(xs.Crossbar(np.full((4, 5), 1e-4)), bottom=0.0,
+                 left=xs.Drive(0.1, floating=torch.empty(4, dtype=torch.bool, device="meta")))
+    g45 = np.full((4, 5), 1e-4)
+    ref = xs.solve(xs.Crossbar(g45), bottom=0.0, left=xs.Drive(0.1, floating=np.array([True, False, False, False])))
+    got = xs.solve(xs.Crossbar(g45), bottom=0.0,
+                   left=xs.Drive(0.1, floating=torch.tensor([True, False, False, False])))
+    np.testing.assert_array_equal(got.i_out, ref.i_out)  # a bool tensor is taken as an array
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch: nested tensors are a prototype
         nested = [torch.nested.nested_tensor([torch.rand(4), torch.rand(3)], layout=layout)
@@ -563,7 +574,9 @@ def test_non_numeric_and_torch_inputs():
         for name, call in (("x", lambda: xs.mvm(prog, ragged)), ("weight", lambda: xs.transfer(ragged, None, cfg)),
                            ("bias", lambda: xs.transfer(W, ragged, cfg)),
                            ("target_g", lambda: xs.program(ragged, cfg)), ("g", lambda: xs.Crossbar(ragged)),
-                           ("left.v", lambda: xs.solve(xs.Crossbar(np.full((2, 4), 1e-4)), left=xs.Drive(ragged)))):
+                           ("left.v", lambda: xs.solve(xs.Crossbar(np.full((2, 4), 1e-4)), left=xs.Drive(ragged))),
+                           ("left.floating", lambda: xs.solve(xs.Crossbar(np.full((2, 4), 1e-4)), bottom=0.0,
+                                                              left=xs.Drive(0.1, floating=ragged)))):
             with pytest.raises(xs.ParameterError, match=rf"^{re.escape(name)} is a nested \(ragged\) torch tensor"):
                 call()
     with pytest.raises(xs.ParameterError, match="x holds strings"):

@@ -424,19 +424,25 @@ def kcl_floor(net):
     currents that `Solution.kcl_error` checks. Each end's current comes from
     voltages a solve knows to a few ulps of the largest drive, times the
     conductances meeting at its node (the wire segment leaving it, its
-    devices, its terminal: `EndGroup`), `KCL_ULPS` ulps each, as
-    `kcl_bound` allows a node. Negligible beside the currents that flow
-    unless the devices are some 1e12 times weaker than their wires: with
-    1e-20 S devices on 1 ohm wires, or 1e-6 S devices on 1e-12 ohm segments,
-    the sum of end currents is rounding noise, and `kcl_error` read 0.3-1 on
-    solutions exact to 1e-16 (found by review)."""
+    devices: `EndGroup`'s ``garr``), `KCL_ULPS` ulps each, as `kcl_bound`
+    allows a node. A resistive end adds its terminal's conductance where
+    that is the smaller (its current is then ``g_t (V - v)``), and only the
+    node's otherwise: a stiffer terminal's current comes from the node's
+    sum without it (`end_currents`), and counting a 1e-14 ohm terminal's
+    1e14 S let a solve stopped at tol 1e-3 read 8.5e-6 (found by review).
+    Negligible beside the currents that flow unless the devices are some
+    1e12 times weaker than their wires: with 1e-20 S devices on 1 ohm wires,
+    or 1e-6 S devices on 1e-12 ohm segments, the sum of end currents is
+    rounding noise, and `kcl_error` read 0.3-1 on solutions exact to 1e-16
+    (found by review)."""
     total = 0.0
     for layer, g in ((net.wl, net.g), (net.bl, net.g_t)):
         for side in range(2):
             lines = np.nonzero(layer.term_mode[:, side] != FLOATING)[0]
             if lines.size:
                 at_node = EndGroup(layer, g, lines, side).garr[:, 0]
-                terminal = np.where(layer.term_mode[lines, side] == RESISTIVE, layer.term_g[lines, side], 0.0)
+                terminal = np.where(layer.term_mode[lines, side] == RESISTIVE,
+                                    np.minimum(layer.term_g[lines, side], at_node), 0.0)
                 total += float(np.sum(at_node + terminal))
     return KCL_ULPS * np.finfo(float).eps * net.drive_scale() * total
 

@@ -582,7 +582,15 @@ def _normalize_drive(drive, n_lines, name):
     if drive.floating is None:
         floating = np.zeros(n_lines, dtype=bool)
     else:
-        floating = np.asarray(drive.floating)
+        floating = drive.floating
+        kind = "nested (ragged)" if getattr(floating, "is_nested", False) else \
+            "meta" if getattr(floating, "is_meta", False) else None
+        if kind is not None:  # torch's raw errors from np.asarray (found by review)
+            raise ParameterError(f"{name}.floating is a {kind} torch tensor; give None, a bool or a bool array of "
+                                 f"shape ({n_lines},).")
+        if hasattr(floating, "detach") and hasattr(floating, "cpu"):
+            floating = floating.detach().cpu()
+        floating = np.asarray(floating)
         if floating.dtype != bool or floating.shape not in ((), (n_lines,)):
             raise ParameterError(
                 f"{name}.floating has dtype {floating.dtype} and shape {floating.shape}; "

@@ -312,9 +312,13 @@ class TransferConfig:
         dev = self.device
         if self.window is not None:
             try:
-                w = tuple(float(x) for x in self.window)
-            except (TypeError, ValueError):
-                raise ParameterError(f"window = {self.window!r}; give (g_min, g_max) as two numbers in "
+                # real_scalar: a bool or a meta tensor is no number (float() took True as 1 S, and a meta
+                # tensor raised RuntimeError; found by review)
+                w = tuple(real_scalar(x) for x in self.window)
+            except (TypeError, ValueError, RuntimeError, NotImplementedError):
+                w = (None,)
+            if None in w:
+                raise ParameterError(f"window = {self.window!r:.80}; give (g_min, g_max) as two numbers in "
                                      "siemens, e.g. (100e-6, 500e-6).") from None
             if len(w) != 2 or not all(math.isfinite(x) for x in w) or not (w[0] < w[1]):
                 raise ParameterError(f"window = {self.window!r}; give (g_min, g_max) in siemens with g_min < g_max.")
@@ -811,7 +815,7 @@ def warn_unconverged(converged, stuck_state, cfg, what):
         # only the remedies this configuration has not taken: the hint named
         # grounded reads to runs that used them (found by review), and tiles
         # to xs.program, which has none
-        remedies = ["a larger budget (WriteVerify(max_pulses=100))"]
+        remedies = ["a larger budget (WriteVerify(max_pulses=100); `xbarsim program --max-pulses 100`)"]
         if cfg.read_scheme is not ReadScheme.GROUNDED:
             remedies.append(f"grounded verify reads (read_scheme='grounded'; this run's: '{cfg.read_scheme.value}')")
         remedies.append("smaller arrays" if what == "programming" else "smaller tiles")

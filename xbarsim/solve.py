@@ -277,8 +277,8 @@ recurrence without the true residual reaching `tol` (1e-17 "converged" at
 low-resistance wires, whose currents dwarf the devices': a solve then stops
 there, with every node's imbalance within what double precision resolves
 (`xbarsim._pcg.kcl_bound`), and `Solution.residual` reads a few times
-`tol` (3e-14 to 4e-14 for tol 1e-14 on a 256 x 256 array with 0.1 ohm
-wires, every method; found by review)."""
+`tol` (1.5e-14 to 4e-14 for tol 1e-14 on a 256 x 256 array with 0.1 ohm
+wires, by method; found by review)."""
 
 
 def _check_tol(tol, maxiter, callback=None):

@@ -136,7 +136,8 @@ def test_the_fit_simulates_on_the_wires_the_figures_are_judged_on(monkeypatch):
     seen = []
     real = C.simulate
     monkeypatch.setattr(C, "simulate", lambda *a, **k: seen.append(k.get("r_wire")) or real(*a, **k))
-    C.fit(n_arrays=2, maxiter=1)
+    with pytest.warns(RuntimeWarning, match="Nelder-Mead stopped after 1 iterations"):
+        C.fit(n_arrays=2, maxiter=1)
     assert seen and set(seen) == {inspect.signature(real).parameters["r_wire"].default} == {1.0}
 
 
@@ -237,7 +238,10 @@ def test_cli_attribution_after_fit_splits_the_refitted_model(tmp_path, monkeypat
 def test_fit_moves_only_the_fit_parameters():
     from dataclasses import asdict
 
-    dev, loss = C.fit(n_arrays=4, maxiter=3)
+    report = {}
+    with pytest.warns(RuntimeWarning, match=r"stopped after 3 iterations \(\d+ simulations\) without converging"):
+        dev, loss = C.fit(n_arrays=4, maxiter=3, report=report)
+    assert report["converged"] is False and report["iterations"] == 3 and report["evaluations"] > 3
     assert np.isfinite(loss)
     base, new = asdict(xs.presets.TIO2), asdict(dev)
     moved = {k for k in base if base[k] != new[k]}

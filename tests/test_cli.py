@@ -191,7 +191,27 @@ def test_cache_clear_deletes_the_kernels_and_stamp_only(tmp_path, monkeypatch, c
     assert capsys.readouterr().out == f"deleted 4 cached-kernel files (0.0 MiB) from {folder}\n"
     assert sorted(p.name for p in folder.iterdir()) == ["config.cpython-311.pyc"]
     assert main(["cache"]) == 0
-    assert "0 files, 0.0 MiB; no stamp yet" in capsys.readouterr().out
+    assert capsys.readouterr().out == (f"compiled-kernel cache: {folder}\n"
+                                       "  empty: the kernels compile on the next solve or transfer\n")
+
+
+def test_cache_report_names_the_stale_kernels_dropped_as_xbarsim_loaded(tmp_path, monkeypatch, capsys):
+    """Importing the kernels drops a cache compiled from other sources, and
+    the report then said "0 files; compiled from the installed sources" of a
+    cache it had just emptied (found by review)."""
+    from xbarsim import _kernel_cache
+    from xbarsim.kernels import config
+
+    folder = tmp_path / "c"
+    _fake_cache(folder, config._FOLDER)
+    (folder / _kernel_cache.STAMP).write_text("another digest\n")
+    monkeypatch.setattr(config, "_CACHE_FOLDER", str(folder))
+    monkeypatch.setattr(_kernel_cache, "DROPPED", {})
+    _kernel_cache.drop_stale_cache(folder=str(folder), sources=config._FOLDER)  # what the import does
+    assert main(["cache"]) == 0
+    assert capsys.readouterr().out == (
+        f"compiled-kernel cache: {folder}\n  empty: the kernels compile on the next solve or transfer; 4 files "
+        "compiled from other kernel sources were deleted as xbarsim loaded (they could never be used)\n")
 
 
 def test_cache_clear_of_a_folder_it_may_not_write_says_so(tmp_path, monkeypatch, capsys):
@@ -491,6 +511,9 @@ def test_calibrate_fit_records_its_settings_and_finishes_its_bar(tmp_path, capsy
     assert "calibrate fit [" in err and "2/2" in [ln for ln in err.splitlines() if "calibrate fit" in ln][-1]
     summary = json.loads((tmp_path / "c" / "calibration.json").read_text())
     assert summary["refit"] and summary["fit_arrays"] == 2 and summary["fit_iter"] == 2
+    # two iterations do not converge: recorded, and said (it read as a fitted device; found by review)
+    assert summary["fit_converged"] is False and summary["fit_iterations"] == 2 and summary["fit_evaluations"] > 2
+    assert "Nelder-Mead stopped after 2 iterations" in err and "without converging" in err
 
 
 def test_surrogate_fit_takes_a_numpy_weight_scale():
@@ -682,6 +705,25 @@ def test_load_array_of_a_npy_too_large_for_memory_is_a_memory_limit_error(tmp_pa
         pytest.fail("an 8 TB array claimed by a 32-byte file was loaded")
 
 
+def test_load_array_whose_float64_copy_does_not_fit_is_a_memory_limit_error(tmp_path, monkeypatch):
+    """An int8 file that loads, whose float64 copy does not fit: the
+    conversion's raw _ArrayMemoryError (found by review)."""
+    import xbarsim as xs
+    from xbarsim import cli
+
+    np.save(tmp_path / "i8.npy", np.ones((3, 4), dtype=np.int8))
+    real = np.asarray
+
+    def asarray(a, dtype=None, **kw):
+        if dtype is np.float64 and getattr(a, "dtype", None) == np.int8:
+            raise MemoryError("Unable to allocate 96 B")  # as NumPy's _ArrayMemoryError is one
+        return real(a, dtype=dtype, **kw)
+
+    monkeypatch.setattr(np, "asarray", asarray)
+    with pytest.raises(xs.MemoryLimitError, match=r"--g '.*i8\.npy' \(int8, shape \(3, 4\)\) does not fit"):
+        cli.load_array(str(tmp_path / "i8.npy"), "--g", "conductances")
+
+
 def test_load_array_reads_a_csv_with_a_byte_order_mark(tmp_path):
     """Excel's "CSV UTF-8" starts with a byte-order mark, which was read as
     part of the first number and refused (found by review)."""
@@ -710,6 +752,28 @@ def test_load_array_reads_whitespace_and_a_header_row(tmp_path, text):
     path.write_text("2e-4,x\n4e-4,5e-4\n")
     with pytest.raises(xs.ParameterError, match="could not be read as numbers"):
         load_array(str(path), "--g", "conductances", ndmin=2)
+
+
+def test_load_array_warns_of_a_first_row_of_column_numbers(tmp_path):
+    """A header of column numbers (a pandas export's "0,1,2,3") was read as
+    data without a word (found by review): it is still data, with a warning;
+    a .npy, or a first row that is not 0..n-1 / 1..n, draws none."""
+    import warnings
+
+    from xbarsim.cli import load_array
+
+    path = tmp_path / "x.csv"
+    for header in ("0,1,2,3", "1,2,3,4"):
+        path.write_text(header + "\n0.1,0.1,0.1,0.1\n0.2,0.2,0.2,0.2\n")
+        with pytest.warns(UserWarning, match=r"first row of --inputs '.*x\.csv' reads 0, 1, 2, .* like a header"):
+            a = load_array(str(path), "--inputs", "voltages")
+        assert a.shape == (3, 4) and list(a[0]) == [float(v) for v in header.split(",")]
+    np.save(tmp_path / "x.npy", np.array([[0.0, 1, 2, 3], [0.1, 0.1, 0.1, 0.1]]))
+    path.write_text("0,1,2,4\n0.1,0.1,0.1,0.1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_array(str(tmp_path / "x.npy"), "--inputs", "voltages")
+        load_array(str(path), "--inputs", "voltages")
 
 
 @pytest.mark.parametrize("text", ["[[2e-4, 3e-4], [4e-4, 5e-4]]\n", "g0,g1\n"], ids=["json", "header-only"])
@@ -745,6 +809,8 @@ def test_demo_says_when_it_leaves_multigrid_out(capsys):
 @pytest.mark.parametrize("r, message", [
     ("1e-200", "--r-wire 1e-200: below 1e-100"),
     ("1e20", "--r-wire 1e+20: the largest device conductance (0.0005 S) is 5e+16 times the wire's"),
+    # against the demo's 1 ohm terminals: refused after the warm-up as "left.r" (found by review)
+    ("1e-11", "--r-wire 1e-11: the lines' 1 ohm terminals are 1e+11 times the wire segments"),
 ])
 def test_demo_refuses_a_wire_resistance_out_of_range_by_its_option_name(capsys, monkeypatch, r, message):
     """--r-wire 1e-200 and 1e20 were refused as "r_wl" after "warming up

@@ -268,3 +268,34 @@ def test_ctrl_c_during_the_ablation_leaves_the_earlier_run_whole(quick_run, tmp_
     assert main(["moons", "--quick", "--out", str(out), "--no-progress", "--ablation", "--seed", "2"]) == 130
     assert {name: (out / name).read_bytes() for name in files} == before
     assert not [p.name for p in out.iterdir() if p.name.startswith(".partial")]
+
+
+def test_a_closed_output_stream_keeps_the_runs_files(quick_run, tmp_path):
+    """``xbarsim moons | head -1``: the table was printed inside the block
+    that puts the files in place, and its BrokenPipeError dropped every file
+    of a finished run (found by review). The run writes them, then raises
+    it (the CLI's quiet exit 141)."""
+    from xbarsim.moons import run
+
+    class Closed:
+        """A stream whose reader went away after the first line."""
+
+        def __init__(self):
+            self.lines = 0
+
+        def write(self, text):
+            if self.lines:
+                raise BrokenPipeError(32, "Broken pipe")
+            self.lines += text.count("\n")
+
+        def flush(self):
+            pass
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "surrogate.npz").write_bytes((quick_run / "surrogate.npz").read_bytes())  # no refit
+    with pytest.raises(BrokenPipeError):
+        run(out_dir=str(out), quick=True, seed=1, transfers=2, epochs=1, progress=False, stream=Closed())
+    for name in ("results.json", "bins.csv", "cdf.png", "decision_boundary.png", "uncertainty.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert json.loads((out / "results.json").read_text())["config"]["run"]["transfers"] == 2

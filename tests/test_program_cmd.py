@@ -79,6 +79,7 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     (["--size", "16", "--solve-tol", "1e-14"], "below what the in-kernel circuit solve of a 16 x 16 array resolves"),
     (["--size", "2", "--r-wire", "1e-200"], "--r-wire 1e-200: below 1e-100"),  # was named r_wl
     (["--size", "2", "--r-wire", "1e20"], "--r-wire 1e+20: the largest device conductance (0.001 S)"),  # r_wl
+    (["--size", "2", "--max-pulses", "0"], "--max-pulses 0: give a pulse budget per device in 1.."),
 ])
 def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     """Every user error is caught before anything runs or is written."""
@@ -221,3 +222,30 @@ def test_program_png_shows_stuck_devices_clipping_and_every_device(tmp_path, mon
     # both histograms hold every working device, the outliers in their end bins
     for bars in hist_ax.containers:
         assert sum(b.get_height() for b in bars) == err.size
+    # 144 devices in 32 bins: the binned mean sits at the mean position of
+    # each bin's devices (it sat at the bins' middles; found by review)
+    drift_ax = figs[-1].axes[3]
+    line = next(ln for ln in drift_ax.lines if ln.get_label() == "binned mean")
+    pos = res.order_index[res.working]
+    edges = np.linspace(0, res.target.size, 33)
+    members = [pos[(pos >= a) & (pos < b)] for a, b in zip(edges[:-1], edges[1:])]
+    np.testing.assert_allclose(line.get_xdata(), [m.mean() for m in members if m.size])
+
+
+def test_the_kernel_warm_up_is_silent_and_the_pulse_budget_reaches_the_run(tmp_path, capsys):
+    """The 2 x 2 warm-up that loads the kernels warned as if it were the
+    user's array ("1 of 4 working devices"), and its failures counted as the
+    run's, leaving an empty --out (found by review); the unconverged
+    warning's remedy, a larger pulse budget, had no option."""
+    assert main(["program", "--out", str(tmp_path / "a"), "--size", "3", "--tolerance", "0.001",
+                 "--no-progress"]) == 0
+    warned = [ln for ln in capsys.readouterr().err.splitlines() if "working devices" in ln]
+    assert len(warned) == 1 and " of 9 working devices" in warned[0] and "--max-pulses 100" in warned[0]
+    assert main(["program", "--out", str(tmp_path / "b"), "--size", "3", "--solve-maxiter", "1",
+                 "--no-progress"]) == 1
+    assert not (tmp_path / "b").exists()
+    assert main(["program", "--out", str(tmp_path / "c"), "--size", "2", "--max-pulses", "7", "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert summary["config"]["max_pulses"] == 7
+    res = np.load(tmp_path / "c" / "result.npz")
+    assert res["pulses"].max() <= 7

@@ -148,6 +148,12 @@ def ignored_cache_dir(folder, environ=None):
     return None if inside else wanted
 
 
+DROPPED = {}
+"""Cached-kernel files `drop_stale_cache` deleted in this process, by folder
+(`xbarsim cache` reports them: it said "0 files; compiled from the installed
+sources" of a cache its own import had just emptied; found by review)."""
+
+
 def drop_stale_cache(folder=None, sources=None, digest=None):
     """Delete the cached kernels (``*.nbi``, ``*.nbc``) in `folder` (default:
     where Numba caches xbarsim's kernels) when the sources in `sources`
@@ -175,6 +181,7 @@ def drop_stale_cache(folder=None, sources=None, digest=None):
             if name.endswith((".nbi", ".nbc")):
                 try:
                     os.remove(os.path.join(folder, name))
+                    DROPPED[folder] = DROPPED.get(folder, 0) + 1
                 except OSError:
                     pass
         tmp = f"{stamp}.{os.getpid()}"

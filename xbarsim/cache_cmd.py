@@ -144,11 +144,20 @@ def register(subparsers):
                 print("compiled-kernel cache: off (Numba has no writable folder for it): the kernels compile in "
                       "every process; set NUMBA_CACHE_DIR to a writable folder to keep them")
             return 0
+        from ._kernel_cache import DROPPED
+
+        dropped = DROPPED.get(report.folder, 0)
+        dropped = (f"; {dropped} files compiled from other kernel sources were deleted as xbarsim loaded "
+                   "(they could never be used)") if dropped else ""
+        if report.files == 0:
+            print(f"compiled-kernel cache: {report.folder}\n"
+                  f"  empty: the kernels compile on the next solve or transfer{dropped}")
+            return 0
         stamp = {True: "compiled from the installed sources",
                  False: "compiled from other sources, so never loaded (the folder is not writable to drop them)",
                  None: "no stamp yet"}[report.current]
         print(f"compiled-kernel cache: {report.folder}\n"
-              f"  {report.files} files, {_mib(report.size)}; {stamp}")
+              f"  {report.files} files, {_mib(report.size)}; {stamp}{dropped}")
         return 0
 
     p.set_defaults(func=main)

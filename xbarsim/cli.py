@@ -52,15 +52,17 @@ def help_text(doc):
     return re.sub(r"`([^`]*)`", r"\1", re.sub(r"``([^`]*)``", r"\1", doc))
 
 
-def check_r_wire(r, flag="--r-wire", part="wire", gmax=None):
+def check_r_wire(r, flag="--r-wire", part="wire", gmax=None, terminal=None):
     """The check of a ``--r-wire`` (``program``, ``demo``; ``solve``'s
     ``--r-wl``, ``--r-bl``, ``--r-in`` and ``--r-out`` too, with their
     ``flag`` and ``part``), before any work: a finite resistance >= 0 ohms,
     0 (ideal) or at least the circuit's `R_TINY`, and, given the largest
     device conductance `gmax` (siemens), a wire within the circuit's
-    `DYNAMIC_RANGE` of it. NaN passed a "< 0" test, and a tiny or huge one
-    was refused later as ``r_wl`` or ``left.r``, names the command line
-    does not use (``demo`` after compiling its solvers; found by review)."""
+    `DYNAMIC_RANGE` of it, and of the lines' fixed ``terminal`` resistance
+    (ohms; ``demo``'s 1 ohm), where given. NaN passed a "< 0" test, and a
+    tiny or huge one was refused later as ``r_wl`` or ``left.r``, names the
+    command line does not use (``demo`` after compiling its solvers; found
+    by review)."""
     import math
 
     from .circuit import DYNAMIC_RANGE, R_TINY
@@ -76,6 +78,11 @@ def check_r_wire(r, flag="--r-wire", part="wire", gmax=None):
                              f"the {part}'s; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve the {part}s "
                              f"next to it. Give a smaller {flag}, or check the units (conductances in siemens, "
                              "resistances in ohms).")
+    if terminal is not None and r > 0 and terminal > DYNAMIC_RANGE * r:
+        raise ParameterError(f"{flag} {r:g}: the lines' {terminal:g} ohm terminals are {terminal / r:.2g} times "
+                             f"the {part} segments; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve a "
+                             f"line against its terminal. Give 0 for an ideal {part} (merged exactly), or at least "
+                             f"{terminal / DYNAMIC_RANGE:g} ohms.")
     return r
 
 
@@ -252,6 +259,7 @@ def load_array(path, flag, what, ndmin=1):
         raise ParameterError(f"{flag} {path!r}: no such file.")
 
     skip = 0
+    text = False
     try:
         # by content, not by name: G.NPY, or an .npz, was read as text (found by review)
         with open(path, "rb") as fh:
@@ -259,6 +267,7 @@ def load_array(path, flag, what, ndmin=1):
         if magic == b"\x93NUMPY" or magic.startswith(b"PK\x03\x04") or path.endswith(".npy"):
             a = np.load(path, allow_pickle=False)
         else:
+            text = True
             delimiter, skip = _text_layout(path)
             with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
                 warnings.simplefilter("ignore", UserWarning)
@@ -287,7 +296,27 @@ def load_array(path, flag, what, ndmin=1):
                              "(not JSON or another format).")
     if a.size == 0:
         raise ParameterError(f"{flag} {path!r} holds no values; give {what}.")
-    return np.asarray(a, dtype=np.float64)
+    if text and not skip and a.ndim == 2 and a.shape[0] > 1 and a.shape[1] > 1 and _column_numbers(a[0]):
+        # a header of column numbers (a pandas export's "0,1,2,3") is read as
+        # data: say so (it passed without a word; found by review)
+        warnings.warn(f"xbarsim: the first row of {flag} {path!r} reads 0, 1, 2, ... or 1, 2, 3, ..., like a header "
+                      "of column numbers; it was read as data. Delete it if it is a header.", UserWarning,
+                      stacklevel=2)
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except MemoryError:  # an int8 or float32 file that loads, whose float64 copy does not (found by review)
+        from .exceptions import MemoryLimitError
+
+        raise MemoryLimitError(f"{flag} {path!r} ({a.dtype}, shape {a.shape}) does not fit in the memory available "
+                               "as float64; free memory, or give a smaller array.") from None
+
+
+def _column_numbers(row):
+    """Whether ``row`` is 0, 1, ..., n-1 or 1, 2, ..., n."""
+    import numpy as np
+
+    n = row.size
+    return bool(np.array_equal(row, np.arange(n)) or np.array_equal(row, np.arange(1, n + 1)))
 
 
 class _Parser(argparse.ArgumentParser):

@@ -45,7 +45,8 @@ def run(args):
     n = args.size
     if n < 1:
         raise xs.ParameterError(f"--size must be >= 1; got {n}.")
-    check_r_wire(args.r_wire, gmax=1.0 / 2e3)  # before "warming up the solvers"; devices of 2-10 kOhm
+    # before "warming up the solvers"; devices of 2-10 kOhm, 1 ohm terminals
+    check_r_wire(args.r_wire, gmax=1.0 / 2e3, terminal=1.0)
     methods = [m for m in ("mg", "pcg", "direct")
                if not (m == "mg" and args.r_wire == 0) and not (m == "direct" and n > DIRECT_MAX and not args.direct)]
     # Refuse before allocating: the demo's own arrays (G, its inverse draw,

@@ -247,9 +247,20 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
     from .train.training import accuracy, single_thread
 
     stream = stream or sys.stdout
+    pipe_closed = []
 
     def log(msg):
-        print(msg, file=stream, flush=True)
+        # A reader that went away (``xbarsim moons | head``) must not cost
+        # the run its files: the table is printed inside the block that puts
+        # them in place, and the BrokenPipeError there dropped them all
+        # after the whole run (found by review). The run writes its files
+        # and then raises it (the CLI exits 141, quietly).
+        if pipe_closed:
+            return
+        try:
+            print(msg, file=stream, flush=True)
+        except BrokenPipeError:
+            pipe_closed.append(True)
 
     mc = QUICK if quick else MoonsConfig()
     over = {k: v for k, v in dict(transfers=transfers, epochs=epochs, fit_transfers=fit_transfers,
@@ -389,6 +400,8 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
     written += ["surrogate_check.json", "surrogate_check.txt"] if check_surrogate else []
     written += ["ablation.json", "ablation.csv"] if ablation else []
     log(f"wrote {', '.join(written)} in {out_dir} ({time.perf_counter() - t_start:.0f} s)")
+    if pipe_closed:
+        raise BrokenPipeError("the output stream closed during the run; its files are written")
     return doc
 
 

@@ -249,6 +249,31 @@ def test_fit_moves_only_the_fit_parameters():
     assert new["relax_fast_mean"] == 0.0  # held, not fitted
 
 
+def test_a_fit_that_converges_in_its_last_allowed_iteration_is_converged(monkeypatch):
+    """SciPy tests Nelder-Mead's tolerances at the top of each iteration, so
+    a fit meeting them in its last allowed one came back "maxiter" and read
+    as unconverged, with a warning (found by review). On a quadratic loss in
+    the log parameters: the unlimited fit's iteration count, given as
+    maxiter, converges without a warning; one fewer does not."""
+    import warnings
+
+    start = np.array([np.log(abs(getattr(xs.presets.TIO2, p))) for p in C.FIT_PARAMETERS])
+    monkeypatch.setattr(C, "simulate", lambda dev, **kw: dev)
+    monkeypatch.setattr(C, "compare", lambda dev, meas: dev)
+    monkeypatch.setattr(C, "_loss", lambda dev: float(np.sum(
+        (np.log([abs(getattr(dev, p)) for p in C.FIT_PARAMETERS]) - start - 0.2) ** 2)))
+    free = {}
+    C.fit(n_arrays=2, maxiter=1000, report=free)
+    assert free["converged"] and free["iterations"] < 1000
+    exact = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        C.fit(n_arrays=2, maxiter=free["iterations"], report=exact)
+    assert exact == free
+    with pytest.warns(RuntimeWarning, match="without converging"):
+        C.fit(n_arrays=2, maxiter=free["iterations"] - 1)
+
+
 def test_fit_refuses_a_parameter_that_starts_at_zero(monkeypatch):
     """On a log scale a parameter at 0 cannot move: the start was log(0),
     the simplex NaN, and the fit returned the parameter at 0 with only

@@ -212,6 +212,9 @@ def test_cache_report_names_the_stale_kernels_dropped_as_xbarsim_loaded(tmp_path
     assert capsys.readouterr().out == (
         f"compiled-kernel cache: {folder}\n  empty: the kernels compile on the next solve or transfer; 4 files "
         "compiled from other kernel sources were deleted as xbarsim loaded (they could never be used)\n")
+    assert main(["cache", "--clear"]) == 0  # it said "deleted 0" alone (found by review)
+    assert capsys.readouterr().out == (f"deleted 0 cached-kernel files (0.0 MiB) from {folder}; 4 more, compiled "
+                                       "from other kernel sources, as xbarsim loaded\n")
 
 
 def test_cache_clear_of_a_folder_it_may_not_write_says_so(tmp_path, monkeypatch, capsys):
@@ -705,6 +708,18 @@ def test_load_array_of_a_npy_too_large_for_memory_is_a_memory_limit_error(tmp_pa
         pytest.fail("an 8 TB array claimed by a 32-byte file was loaded")
 
 
+def test_program_shows_the_kernel_cache_warning_its_quiet_warm_up_would_hide(tmp_path):
+    """The kernels' import-time warning (a NUMBA_CACHE_DIR Numba passes
+    over) fell inside the warm-up's silenced warnings, for good (found by
+    review)."""
+    (tmp_path / "file").write_text("")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "file" / "sub"))
+    proc = subprocess.run([sys.executable, "-m", "xbarsim", "program", "--size", "2x2", "--no-progress", "--out",
+                           str(tmp_path / "o")], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: NUMBA_CACHE_DIR=" in proc.stderr and "is not a folder Numba can create or write" in proc.stderr
+
+
 def test_load_array_whose_float64_copy_does_not_fit_is_a_memory_limit_error(tmp_path, monkeypatch):
     """An int8 file that loads, whose float64 copy does not fit: the
     conversion's raw _ArrayMemoryError (found by review)."""
@@ -769,11 +784,13 @@ def test_load_array_warns_of_a_first_row_of_column_numbers(tmp_path):
             a = load_array(str(path), "--inputs", "voltages")
         assert a.shape == (3, 4) and list(a[0]) == [float(v) for v in header.split(",")]
     np.save(tmp_path / "x.npy", np.array([[0.0, 1, 2, 3], [0.1, 0.1, 0.1, 0.1]]))
-    path.write_text("0,1,2,4\n0.1,0.1,0.1,0.1\n")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_array(str(tmp_path / "x.npy"), "--inputs", "voltages")
-        load_array(str(path), "--inputs", "voltages")
+        # not 0..n-1; whole-number rows (binary inputs drew it; found by review); two columns
+        for text in ("0,1,2,4\n0.1,0.1,0.1,0.1\n", "0,1,2\n1,0,1\n", "0,1\n0.5,0.2\n"):
+            path.write_text(text)
+            load_array(str(path), "--inputs", "voltages")
 
 
 @pytest.mark.parametrize("text", ["[[2e-4, 3e-4], [4e-4, 5e-4]]\n", "g0,g1\n"], ids=["json", "header-only"])

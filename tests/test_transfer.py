@@ -558,7 +558,7 @@ def test_non_numeric_and_torch_inputs():
     for window in ((torch.tensor(1e-4, device="meta"), 5e-4), torch.empty(2, device="meta"), (True, 5e-4)):
         with pytest.raises(xs.ParameterError, match=r"^window = .*; give \(g_min, g_max\) as two numbers"):
             xs.TransferConfig(window=window)  # RuntimeError; True was read as 1 S
-    with pytest.raises(xs.ParameterError, match=r"^left\.floating is a meta torch tensor"):
+    with pytest.raises(xs.ParameterError, match=r"^left\.floating is a torch tensor on the meta device"):
         xs.solve(xs.Crossbar(np.full((4, 5), 1e-4)), bottom=0.0,
                  left=xs.Drive(0.1, floating=torch.empty(4, dtype=torch.bool, device="meta")))
     g45 = np.full((4, 5), 1e-4)
@@ -566,6 +566,12 @@ def test_non_numeric_and_torch_inputs():
     got = xs.solve(xs.Crossbar(g45), bottom=0.0,
                    left=xs.Drive(0.1, floating=torch.tensor([True, False, False, False])))
     np.testing.assert_array_equal(got.i_out, ref.i_out)  # a bool tensor is taken as an array
+    sparse = xs.solve(xs.Crossbar(g45), bottom=0.0,
+                      left=xs.Drive(0.1, floating=torch.tensor([True, False, False, False]).to_sparse()))
+    np.testing.assert_array_equal(sparse.i_out, ref.i_out)  # torch's raw error (found by review)
+    from fractions import Fraction
+
+    assert xs.TransferConfig(window=(Fraction(1, 10000), Fraction(5, 10000))).window == (1e-4, 5e-4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch: nested tensors are a prototype
         nested = [torch.nested.nested_tensor([torch.rand(4), torch.rand(3)], layout=layout)

@@ -419,31 +419,33 @@ def _node_sum_lines(layer, side, stiff):
     return np.concatenate([stiff, np.nonzero(layer.term_mode[:, side] == IDEAL)[0]])
 
 
-def kcl_floor(net):
+def kcl_floor(net, stiff=None):
     """(B,): the imbalance double precision leaves in the sum of end
     currents that `Solution.kcl_error` checks. Each end's current comes from
     voltages a solve knows to a few ulps of the largest drive, times the
     conductances meeting at its node (the wire segment leaving it, its
     devices: `EndGroup`'s ``garr``), `KCL_ULPS` ulps each, as `kcl_bound`
-    allows a node. A resistive end adds its terminal's conductance where
-    that is the smaller (its current is then ``g_t (V - v)``), and only the
-    node's otherwise: a stiffer terminal's current comes from the node's
-    sum without it (`end_currents`), and counting a 1e-14 ohm terminal's
-    1e14 S let a solve stopped at tol 1e-3 read 8.5e-6 (found by review).
+    allows a node: an end whose current is its node's sum (an ideal end, a
+    stiff resistive one: `end_currents`) counts what meets at its node, a
+    resistive end whose current is ``g_t (V - v)`` its terminal's
+    conductance alone. Counting a 1e-14 ohm terminal's 1e14 S at its node
+    let a solve stopped at tol 1e-3 read 8.5e-6, and a weak end on a line
+    of ideal wire, whose node holds the other end's terminal, 4e-5 (found by
+    review). ``stiff``: `stiff_by_end` of `net`, computed when None.
     Negligible beside the currents that flow unless the devices are some
     1e12 times weaker than their wires: with 1e-20 S devices on 1 ohm wires,
     or 1e-6 S devices on 1e-12 ohm segments, the sum of end currents is
     rounding noise, and `kcl_error` read 0.3-1 on solutions exact to 1e-16
     (found by review)."""
+    stiff = stiff_by_end(net) if stiff is None else stiff
     total = 0.0
-    for layer, g in ((net.wl, net.g), (net.bl, net.g_t)):
-        for side in range(2):
+    for layer, g, names in ((net.wl, net.g, ("left", "right")), (net.bl, net.g_t, ("top", "bottom"))):
+        for side, name in enumerate(names):
             lines = np.nonzero(layer.term_mode[:, side] != FLOATING)[0]
             if lines.size:
                 at_node = EndGroup(layer, g, lines, side).garr[:, 0]
-                terminal = np.where(layer.term_mode[lines, side] == RESISTIVE,
-                                    np.minimum(layer.term_g[lines, side], at_node), 0.0)
-                total += float(np.sum(at_node + terminal))
+                by_node = (layer.term_mode[lines, side] != RESISTIVE) | np.isin(lines, stiff[name])
+                total += float(np.sum(np.where(by_node, at_node, layer.term_g[lines, side])))
     return KCL_ULPS * np.finfo(float).eps * net.drive_scale() * total
 
 

@@ -127,9 +127,14 @@ def register(subparsers):
                                  f"caches xbarsim's kernels in {report.folder}, and --clear would delete those; "
                                  "point NUMBA_CACHE_DIR at a writable folder, or unset it, and run again.")
         if args.clear:
+            from ._kernel_cache import DROPPED
+
             files, size = clear_cache()
             where = report.folder or "(no cache folder)"
-            print(f"deleted {files} cached-kernel files ({_mib(size)}) from {where}")
+            stale = DROPPED.get(report.folder, 0)
+            # the import had emptied a stale cache already: "deleted 0" alone misled (found by review)
+            stale = f"; {stale} more, compiled from other kernel sources, as xbarsim loaded" if stale else ""
+            print(f"deleted {files} cached-kernel files ({_mib(size)}) from {where}{stale}")
             return 0
         if not report.enabled and no_cache_requested():
             left = "" if report.folder is None else (

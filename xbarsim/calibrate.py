@@ -283,9 +283,15 @@ def fit(device=None, n_arrays=24, seed=0, maxiter=60, r_wire=1.0, callback=None,
     simplex = np.vstack([x0] + [x0 + 0.3 * np.eye(len(x0))[k] for k in range(len(x0))])
     res = minimize(f, x0, method="Nelder-Mead", callback=(lambda xk: on_iteration()) if on_iteration else None,
                    options=dict(maxiter=maxiter, xatol=1e-3, fatol=1e-3, initial_simplex=simplex))
+    # SciPy tests its tolerances at the top of each iteration: a fit that
+    # meets them in its last allowed iteration comes back "maxiter" (found by
+    # review), so they are tested here on the final simplex as SciPy does
+    sim, fsim = res.final_simplex
+    converged = bool(res.success) or bool(np.max(np.abs(sim[1:] - sim[0])) <= 1e-3
+                                          and np.max(np.abs(fsim[1:] - fsim[0])) <= 1e-3)
     if report is not None:
-        report.update(converged=bool(res.success), iterations=int(res.nit), evaluations=int(res.nfev))
-    if not res.success:
+        report.update(converged=converged, iterations=int(res.nit), evaluations=int(res.nfev))
+    if not converged:
         from ._warn import warn
 
         warn(f"calibrate fit: Nelder-Mead stopped after {int(res.nit)} iterations ({int(res.nfev)} simulations) "

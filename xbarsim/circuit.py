@@ -583,13 +583,12 @@ def _normalize_drive(drive, n_lines, name):
         floating = np.zeros(n_lines, dtype=bool)
     else:
         floating = drive.floating
-        kind = "nested (ragged)" if getattr(floating, "is_nested", False) else \
-            "meta" if getattr(floating, "is_meta", False) else None
-        if kind is not None:  # torch's raw errors from np.asarray (found by review)
-            raise ParameterError(f"{name}.floating is a {kind} torch tensor; give None, a bool or a bool array of "
-                                 f"shape ({n_lines},).")
         if hasattr(floating, "detach") and hasattr(floating, "cpu"):
-            floating = floating.detach().cpu()
+            # a torch tensor: made dense, refused by name when nested or meta
+            # (torch's raw errors from np.asarray; found by review)
+            from ._coerce import _strided
+
+            floating = _strided(floating.detach(), f"{name}.floating", "None, a bool or a bool array").cpu()
         floating = np.asarray(floating)
         if floating.dtype != bool or floating.shape not in ((), (n_lines,)):
             raise ParameterError(

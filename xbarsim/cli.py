@@ -296,7 +296,10 @@ def load_array(path, flag, what, ndmin=1):
                              "(not JSON or another format).")
     if a.size == 0:
         raise ParameterError(f"{flag} {path!r} holds no values; give {what}.")
-    if text and not skip and a.ndim == 2 and a.shape[0] > 1 and a.shape[1] > 1 and _column_numbers(a[0]):
+    if (text and not skip and a.ndim == 2 and a.shape[0] > 1 and a.shape[1] > 2 and _column_numbers(a[0])
+            and not np.all(a[1:] == np.round(a[1:]))):
+        # (three or more columns, over rows that are not whole numbers: two
+        # binary input vectors "0,1" and "1,0" drew it; found by review)
         # a header of column numbers (a pandas export's "0,1,2,3") is read as
         # data: say so (it passed without a word; found by review)
         warnings.warn(f"xbarsim: the first row of {flag} {path!r} reads 0, 1, 2, ... or 1, 2, 3, ..., like a header "

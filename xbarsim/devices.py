@@ -133,7 +133,9 @@ a miss, at k = 12-14, where the measured curve dips).
 
 from __future__ import annotations
 
+import decimal
 import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
@@ -158,8 +160,9 @@ def real_scalar(value):
         value = value.detach().cpu().item()
     elif isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]  # its NumPy scalar, checked below
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating,
+                                                                   numbers.Real, decimal.Decimal)):
+        return None  # (Fraction and Decimal are numbers: float() took them; found by review)
     try:
         return float(value)
     except OverflowError:

@@ -572,6 +572,11 @@ def test_non_numeric_and_torch_inputs():
     from fractions import Fraction
 
     assert xs.TransferConfig(window=(Fraction(1, 10000), Fraction(5, 10000))).window == (1e-4, 5e-4)
+    from decimal import Decimal
+
+    for bad in (Decimal("sNaN"), Decimal("NaN"), Decimal("1e400")):  # sNaN: float()'s raw ValueError
+        with pytest.raises(xs.ParameterError, match="^tolerance = "):
+            xs.TransferConfig(tolerance=bad)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch: nested tensors are a prototype
         nested = [torch.nested.nested_tensor([torch.rand(4), torch.rand(3)], layout=layout)

@@ -165,7 +165,7 @@ def real_scalar(value):
         return None  # (Fraction and Decimal are numbers: float() took them; found by review)
     try:
         return float(value)
-    except OverflowError:
+    except (OverflowError, ValueError):  # ValueError: Decimal('sNaN') (found by review)
         return None
 
 

@@ -114,10 +114,10 @@ class Solution:
     """|sum of terminal currents| / (sum |terminal currents| + largest drive x sum of device
     conductances + what double precision resolves of the terminal currents), worst batch column:
     Kirchhoff's current law over the whole array. The second term keeps an equipotential circuit
-    (no current) from reading rounding noise over itself; the third, 64 ulps of the voltages each
-    end's current is computed from times their conductances, is negligible unless the devices
-    are some 1e12 times weaker than their wires, where the terminal currents, read from node
-    voltages a few ulps apart, are rounding noise (`xbarsim._pcg.kcl_floor`)."""
+    (no current) from reading rounding noise over itself; the third, 64 ulps of the largest drive
+    times the conductances at each driven end's node, is negligible unless the devices are some
+    1e12 times weaker than their wires, where the terminal currents, read from node voltages a
+    few ulps apart, are rounding noise (`xbarsim._pcg.kcl_floor`)."""
     network: Optional[Network] = field(default=None, repr=False)
     """The validated circuit this solution belongs to (for warm starts and power balance)."""
 
@@ -566,7 +566,7 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     # current scale: what flows, or what would if every device saw the
     # largest drive voltage (so an equipotential circuit reads ~0, not
     # noise/noise), plus what double precision resolves of the end currents
-    scale = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g)) + kcl_floor(net, v_wl, v_bl, stiff)
+    scale = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g)) + kcl_floor(net, stiff)
     with np.errstate(invalid="ignore", divide="ignore"):
         kcl = np.where(scale > 0, np.abs(np.sum(stacked, axis=0)) / np.where(scale > 0, scale, 1.0), 0.0)
     # the reported currents: the kcl sum above keeps each end's own node's

@@ -118,6 +118,8 @@ def register(subparsers):
                    help="delete the cached kernels (the next solve or transfer compiles them again)")
 
     def main(args):
+        from ._kernel_cache import DROPPED  # at call time: the dict the import's drop filled
+
         report = cache_report()
         ignored = ignored_cache_dir(report.folder)  # warned of on import (kernels.config)
         if ignored is not None and args.clear:
@@ -127,8 +129,6 @@ def register(subparsers):
                                  f"caches xbarsim's kernels in {report.folder}, and --clear would delete those; "
                                  "point NUMBA_CACHE_DIR at a writable folder, or unset it, and run again.")
         if args.clear:
-            from ._kernel_cache import DROPPED
-
             files, size = clear_cache()
             where = report.folder or "(no cache folder)"
             stale = DROPPED.get(report.folder, 0)
@@ -149,8 +149,6 @@ def register(subparsers):
                 print("compiled-kernel cache: off (Numba has no writable folder for it): the kernels compile in "
                       "every process; set NUMBA_CACHE_DIR to a writable folder to keep them")
             return 0
-        from ._kernel_cache import DROPPED
-
         dropped = DROPPED.get(report.folder, 0)
         dropped = (f"; {dropped} files compiled from other kernel sources were deleted as xbarsim loaded "
                    "(they could never be used)") if dropped else ""

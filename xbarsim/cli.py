@@ -124,6 +124,14 @@ def check_out_dir(path, names=()):
         _check_target(os.path.join(path, name))
 
 
+def remove_if_made_and_empty(path, made):
+    """Undo `check_out_dir` for a run that failed before writing: remove
+    ``path`` when this run made it (``made``: it did not exist before the
+    check) and it is still an empty folder (a refused run left it behind)."""
+    if made and os.path.isdir(path) and not any(os.scandir(path)):
+        os.rmdir(path)
+
+
 def _check_target(final):
     """A `ParameterError` when `final`, where a run puts one of its files,
     exists as anything but a file."""
@@ -298,10 +306,10 @@ def load_array(path, flag, what, ndmin=1):
         raise ParameterError(f"{flag} {path!r} holds no values; give {what}.")
     if (text and not skip and a.ndim == 2 and a.shape[0] > 1 and a.shape[1] > 2 and _column_numbers(a[0])
             and not np.all(a[1:] == np.round(a[1:]))):
-        # (three or more columns, over rows that are not whole numbers: two
-        # binary input vectors "0,1" and "1,0" drew it; found by review)
         # a header of column numbers (a pandas export's "0,1,2,3") is read as
-        # data: say so (it passed without a word; found by review)
+        # data: say so (it passed without a word; found by review). Three or
+        # more columns over rows that are not whole numbers: two binary input
+        # vectors "0,1" and "1,0" drew it (found by review)
         warnings.warn(f"xbarsim: the first row of {flag} {path!r} reads 0, 1, 2, ... or 1, 2, 3, ..., like a header "
                       "of column numbers; it was read as data. Delete it if it is a header.", UserWarning,
                       stacklevel=2)

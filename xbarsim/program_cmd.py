@@ -30,7 +30,8 @@ import warnings
 import numpy as np
 
 from .exceptions import ParameterError, XbarsimError
-from .cli import RunFiles, check_out_dir, check_r_wire, help_text, load_array, seed_arg, wires_text
+from .cli import (RunFiles, check_out_dir, check_r_wire, help_text, load_array, remove_if_made_and_empty, seed_arg,
+                  wires_text)
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -255,8 +256,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
         res = program(targets, cfg, seed=seed, progress=progress)
         seconds = time.perf_counter() - t0
     except BaseException:
-        if made_out and os.path.isdir(out_dir) and not any(os.scandir(out_dir)):
-            os.rmdir(out_dir)  # the folder this run made, still empty (it was left behind)
+        remove_if_made_and_empty(out_dir, made_out)
         raise
     summary = summarize(res, seconds)
     summary["kernel_load_seconds"] = load
@@ -343,9 +343,7 @@ def register(subparsers):
 
     def main(args):
         from . import presets
-        from .programming import TransferConfig, WriteVerify, _check_target, check_program_memory
-
-        from .programming import MAX_PULSES_LIMIT
+        from .programming import MAX_PULSES_LIMIT, TransferConfig, WriteVerify, _check_target, check_program_memory
 
         device = presets.TIO2_IDEAL if args.ideal_device else presets.TIO2
         check_r_wire(args.r_wire, gmax=device.g_hi)  # TransferConfig's refusal names r_wl

@@ -1746,7 +1746,7 @@ def _report_problems(rows, plots):
 
 
 def _main(args):
-    from .cli import check_out_dir
+    from .cli import check_out_dir, remove_if_made_and_empty
 
     params = _params_from_args(args)
     if args.workers is not None and args.workers < 1:
@@ -1784,8 +1784,7 @@ def _main(args):
                 try:
                     client = _connect_scheduler(args.scheduler)
                 except XbarsimError:
-                    if made_out and not any(os.scandir(args.out)):  # the folder this run made, still empty
-                        os.rmdir(args.out)
+                    remove_if_made_and_empty(args.out, made_out)
                     raise
             t0 = time.perf_counter()
             rows = run_sweep(params, args.out, client=client, progress=not args.no_progress,

@@ -302,6 +302,12 @@ def test_point_that_cannot_fit_is_skipped(tmp_path, monkeypatch):
     assert "MemoryLimitError" in rows[0]["message"]
     # 16 x 16 pcg: 256 cells x (112 + 104) B; 10 kB available, in units that read
     assert "needs about 54.0 KiB, but only 9.8 KiB is available" in rows[0]["message"]
+    assert "use a smaller array" in rows[0]["message"]
+    # a direct point's hint names the option that picks pcg, not the library's keyword
+    rows = run_sweep(params(sizes=((16, 16),), r_wire=(1.0,), method="direct"), tmp_path / "direct",
+                     progress=False)
+    assert rows[0]["status"] == "skipped"
+    assert "use --method pcg, which needs far less memory" in rows[0]["message"], rows[0]["message"]
 
 
 def test_an_allocation_that_fails_after_the_estimate_passed_skips_the_point(tmp_path, monkeypatch):

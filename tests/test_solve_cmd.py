@@ -255,6 +255,22 @@ def test_solve_refuses_bad_input_before_writing(files, capsys, make, argv_extra,
     assert not (tmp / "out").exists()
 
 
+def test_solve_memory_refusal_names_the_option(files, capsys, monkeypatch):
+    """A direct solve that cannot fit is refused before --out is made, with
+    the command line's spelling of the remedy (it said "use method='pcg'",
+    the library's keyword)."""
+    from xbarsim import _memory
+
+    tmp, _, _ = files
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 10_000)
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--v-in", "0.1", "--method", "direct",
+                 "--out", str(tmp / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "error: a direct solve of a 7 x 5 array with 1 input column(s) needs about" in err, err
+    assert "use --method pcg, which needs far less memory" in err and "method='pcg'" not in err, err
+    assert not (tmp / "out").exists()
+
+
 @pytest.mark.parametrize("argv_extra", [["--r-wire", "-1"], ["--r-in", "inf"], ["--v-in", "0.1", "--inputs", "x.csv"]])
 def test_solve_argument_errors_exit_2(files, capsys, argv_extra):
     tmp, _, _ = files

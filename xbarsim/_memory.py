@@ -321,9 +321,11 @@ def ideal_wire_count(M, N, r_wl, r_bl):
     return int(N == 1 or not np.any(np.asarray(r_wl) != 0)) + int(M == 1 or not np.any(np.asarray(r_bl) != 0))
 
 
-def check(method, M, N, batch, nonlinear=False, ideal_wires=0):
-    """Refuse (`require`) a solve that `estimate` says cannot fit."""
-    hint = "use method='pcg', which needs far less memory, or a smaller array" if method == "direct" else \
+def check(method, M, N, batch, nonlinear=False, ideal_wires=0, pcg="method='pcg'"):
+    """Refuse (`require`) a solve that `estimate` says cannot fit. ``pcg``:
+    how the caller's user asks for the pcg method (the command lines pass
+    ``"--method pcg"``)."""
+    hint = f"use {pcg}, which needs far less memory, or a smaller array" if method == "direct" else \
         "use a smaller array"
     if batch > 1:
         hint = f"solve fewer input columns at a time (split the batch of {batch}), or " + hint

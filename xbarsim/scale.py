@@ -647,7 +647,7 @@ def run_point(point, numba_threads=None):
         M, N, B = point.rows, point.cols, point.inputs
         # Refuse before drawing the random array, which alone may not fit.
         ideal = _memory.ideal_wire_count(M, N, point.r_wire, point.r_wire)
-        _memory.check(method, M, N, B, nonlinear=point.device == "sinh", ideal_wires=ideal)
+        _memory.check(method, M, N, B, nonlinear=point.device == "sinh", ideal_wires=ideal, pcg="--method pcg")
         try:
             _warm_up(point, method)
         except XbarsimError:

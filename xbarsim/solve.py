@@ -406,15 +406,16 @@ def solve(
     return _solve_network(net, method, tol, maxiter, callback, x0, keep_factors=keep_factors)
 
 
-def _check_memory(xbar, method, *drives):
+def _check_memory(xbar, method, *drives, pcg="method='pcg'"):
     """`solve`'s memory refusal (`MemoryLimitError`), from the array and the
     drives' shapes alone, before the network is built (building it already
     takes (lines, B) arrays per drive): the method ``"auto"`` will run
     (`has_ideal_wire`) at the batch the drives ask for (`_batch_of`), as a
     Newton solve when the devices are sinh (``xbar.v0``). The command
-    line's pre-checks call it too."""
+    line's pre-checks call it too, with ``pcg="--method pcg"`` (the hint's
+    spelling)."""
     _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar)), *xbar.shape,
-                  _batch_of(*drives), nonlinear=xbar.v0 is not None, ideal_wires=_ideal_wires(xbar))
+                  _batch_of(*drives), nonlinear=xbar.v0 is not None, ideal_wires=_ideal_wires(xbar), pcg=pcg)
 
 
 def _ideal_wires(xbar):

@@ -300,6 +300,70 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
     assert "xbarsim program: interrupted." in err and "Traceback" not in err
 
 
+def _sigterm_on_call(n):
+    """A stand-in for a function that sends this process SIGTERM on its
+    ``n``-th call and otherwise does nothing; the handler `main` installs
+    raises at the next bytecode, inside the call."""
+    import signal
+
+    calls = []
+
+    def fn(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5.0)  # interrupted at once; never returns normally
+            pytest.fail("SIGTERM was not raised in the main thread")
+
+    return fn
+
+
+def test_sigterm_cleans_up_like_ctrl_c_and_exits_143(tmp_path, capsys, monkeypatch):
+    """SIGTERM (`kill`, a batch system's time limit) ended the process at
+    once, leaving ``.partial-`` files in --out (found by review). While a
+    command runs it is raised as an interrupt: the run's files are not put
+    in place, no temporary file stays, exit status 143, and the handler is
+    restored afterwards."""
+    import signal
+
+    from xbarsim import solve_cmd
+
+    np.save(tmp_path / "g.npy", np.full((3, 4), 1e-4))
+    monkeypatch.setattr(solve_cmd, "plot", _sigterm_on_call(1))
+    out = tmp_path / "o"
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--v-in", "0.1", "--out", str(out)]) == 143
+    err = capsys.readouterr().err
+    assert "xbarsim solve: terminated (SIGTERM)." in err and "Traceback" not in err
+    assert sorted(os.listdir(out)) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_sigterm_while_scale_draws_keeps_the_points_and_no_partial_file(tmp_path, capsys, monkeypatch):
+    """The reported case: SIGTERM while ``scale`` saves its second figure.
+    The finished points stay in results.csv for a rerun to resume, the
+    figures' temporary files are removed, and the status is 143 although
+    ``scale`` reports the interrupt itself."""
+    from matplotlib.figure import Figure
+
+    real = Figure.savefig
+    stop = _sigterm_on_call(2)
+
+    def savefig(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        stop()
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    out = tmp_path / "o"
+    assert main(["scale", "--out", str(out), "--sizes", "4,6", "--r-wire", "1", "--g-range", "1e-5:1e-4",
+                 "--no-progress"]) == 143
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "scale: terminated (SIGTERM): 2 of 2 points saved" in err, err
+    assert sorted(os.listdir(out)) == ["results.csv"]
+    from xbarsim.scale import load_results
+
+    assert [r["status"] for r in load_results(out / "results.csv")] == ["ok", "ok"]
+
+
 def test_ctrl_c_stops_the_programming_kernel_at_the_next_device(monkeypatch):
     """The kernel runs in a worker thread; Ctrl-C (here `interrupt_main`)
     reaches the main thread at once, which raises the kernel's abort flag

@@ -11,6 +11,7 @@ import errno
 import importlib
 import os
 import re
+import signal
 import sys
 import tempfile
 import warnings
@@ -406,14 +407,22 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    terminated = []
+    previous = _catch_sigterm(terminated)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _cli_warning(args.command)
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+        # a command that reports its own interrupt (scale: 130 and how to
+        # resume) returns; a SIGTERM's status is still 143
+        return 128 + signal.SIGTERM if terminated else code
     except XbarsimError as exc:
         print(f"xbarsim {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if terminated:
+            print(f"\nxbarsim {args.command}: terminated (SIGTERM).", file=sys.stderr)
+            return 128 + signal.SIGTERM
         print(f"\nxbarsim {args.command}: interrupted.", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -423,6 +432,40 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch system's time limit), raised in the main
+    thread as an interrupt while a command runs, so that its clean-up runs as
+    on Ctrl-C: the programming kernel stops, ``.partial-`` files are removed
+    (`RunFiles`), Dask workers are closed, ``scale`` keeps its finished
+    points. Python's default for SIGTERM ends the process at once: a SIGTERM
+    while ``scale`` drew its figures left ``.partial-`` files in ``--out``
+    (found by review)."""
+
+
+def _catch_sigterm(terminated):
+    """Route SIGTERM to `Terminated` while `main` runs; returns the handler
+    to restore, or None where nothing was installed: outside the main
+    thread (signals cannot be set there), or when the caller installed a
+    handler of its own (`main` called from a program that handles SIGTERM)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        return None
+
+    def handler(signum, frame):
+        terminated.append(signum)
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    return previous
 
 
 if __name__ == "__main__":  # pragma: no cover

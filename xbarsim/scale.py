@@ -1573,6 +1573,7 @@ exit status:
        cannot work together
   2    a malformed command line, e.g. --sizes 0 (usage on stderr)
   130  interrupted (Ctrl-C): finished points are saved; rerun the same command to resume
+  143  terminated (SIGTERM, e.g. a batch system's time limit): the same as 130
 """
 
 
@@ -1686,15 +1687,16 @@ def _connect_scheduler(address):
     return connect_scheduler(address, "xbarsim scale", SCHEDULER_TIMEOUT_S, WORKER_WAIT_S)
 
 
-def _report_interrupt(params, out):
-    """The one line of an interrupted sweep (stderr)."""
+def _report_interrupt(params, out, how="interrupted"):
+    """The one line of an interrupted sweep (stderr); ``how``: "interrupted"
+    (Ctrl-C) or "terminated (SIGTERM)"."""
     ids = {p.point_id for p in params.points()}
     path = Path(out) / RESULTS_NAME
     try:
         saved = len(ids & {r["point_id"] for r in load_results(path)})
     except (OSError, UnicodeDecodeError):
         saved = 0
-    print(f"xbarsim scale: interrupted: {saved} of {len(ids)} points saved in {path}; rerun the same "
+    print(f"xbarsim scale: {how}: {saved} of {len(ids)} points saved in {path}; rerun the same "
           "command to resume.", file=sys.stderr)
 
 
@@ -1790,8 +1792,10 @@ def _main(args):
             rows = run_sweep(params, args.out, client=client, progress=not args.no_progress,
                              retry=args.retry, plots=not args.no_plots, numba_threads=numba_threads)
             wall = time.perf_counter() - t0
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as exc:
+            from .cli import Terminated
+
+            interrupted = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
             if cluster is not None:
                 # Closing our own cluster under a running point makes the
                 # nannies (in this process) warn that they kill a busy worker
@@ -1805,8 +1809,8 @@ def _main(args):
         if cluster is not None:
             cluster.close()
     if interrupted:
-        _report_interrupt(params, args.out)
-        return 130
+        _report_interrupt(params, args.out, interrupted)
+        return 130  # 143 for SIGTERM (`cli.main`)
     print(format_table(rows))
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     print(f"\n{len(rows)} points: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; "

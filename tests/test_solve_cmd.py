@@ -352,11 +352,14 @@ def test_solve_spice_timeout_gives_command_line_advice_and_keeps_no_deck(files, 
 
     from xbarsim import spice
 
-    def hang(cmd, timeout, **kwargs):
-        raise subprocess.TimeoutExpired(cmd, timeout)
+    class Hang(subprocess.Popen):  # a run (of /bin/true) whose wait for the result times out
+        def communicate(self, input=None, timeout=None):
+            if timeout is not None:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            return super().communicate(input)
 
     tmp, _, _ = files
-    monkeypatch.setattr(spice.subprocess, "run", hang)
+    monkeypatch.setattr(spice.subprocess, "Popen", Hang)
     monkeypatch.setattr(spice, "ngspice_available", lambda: True)
     monkeypatch.setattr(spice.shutil, "which", lambda name: "/bin/true")
     out = tmp / "sp"

@@ -975,7 +975,7 @@ def test_the_memory_check_sizes_the_method_auto_will_run(monkeypatch, tmp_path, 
     class Sized(Exception):
         pass
 
-    def check(method, M, N, B, nonlinear=False, ideal_wires=0):
+    def check(method, M, N, B, nonlinear=False, ideal_wires=0, pcg=None):
         raise Sized(method)
 
     monkeypatch.setattr(memory, "check", check)

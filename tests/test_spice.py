@@ -8,7 +8,13 @@ disagreement measured over these circuits is 1.2e-10 (the issue asks 1e-6). Test
 skip with a reason when it is absent; the netlist and error tests run anyway.
 """
 
+import json
+import os
+import re
 import stat
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -238,6 +244,56 @@ def test_hanging_ngspice_times_out(tmp_path, monkeypatch):
         run_ngspice(xbar, timeout=0.3, **drives)
 
 
+def test_timeout_kills_what_a_wrapper_started(tmp_path, monkeypatch):
+    """XBARSIM_NGSPICE may name a wrapper script: on a timeout its child (a
+    stand-in for ngspice here, started without exec) was left running,
+    orphaned (found by review). The whole process group is killed."""
+    pid_file = tmp_path / "child.pid"
+    monkeypatch.setattr(spice, "NGSPICE", _fake_ngspice(tmp_path, f"sleep 30 & echo $! > '{pid_file}'; wait"))
+    xbar, drives = SMALL
+    with pytest.raises(xs.SpiceError, match="timeout"):
+        run_ngspice(xbar, timeout=0.5, **drives)
+    pid = int(pid_file.read_text())
+    for _ in range(200):  # SIGKILL is delivered at once; the child's parent (init) reaps it soon after
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{pid}/stat") as fh:
+            if fh.read().split(") ")[-1].startswith("Z"):
+                break  # killed, not yet reaped
+        time.sleep(0.01)
+    else:
+        pytest.fail("the wrapper's child outlived the timeout")
+
+
+def test_title_is_inert_on_the_first_line(tmp_path):
+    """The title is the deck's first line and nothing else: ngspice runs a
+    first line that is a dot command and splits lines from the 5000th
+    character on (found by review); white space is collapsed, characters
+    that are not printable (a surrogate from a file name) become ``?``."""
+    xbar, drives = SMALL
+    cases = {
+        ".include evil.cir": "title: .include evil.cir",
+        "a\tb\n.end  c": "a b .end c",
+        "name\udcff\x07": "name??",
+        "": "xbarsim crossbar",
+    }
+    for title, first in cases.items():
+        assert write_netlist(xbar, **drives, title=title).splitlines()[0] == first
+    long = write_netlist(xbar, **drives, title="x" * 6000 + " R9 wl_0_0 0 1000").splitlines()[0]
+    assert long == "x" * 197 + "..."
+
+
+def test_terminal_resistances_are_written_as_given():
+    """A terminal of 49 ohm was written 49.00000000000001 (1 / (1 / 49)):
+    the deck holds the resistance itself."""
+    xbar = xs.Crossbar(np.full((2, 2), 1e-4))
+    deck = write_netlist(xbar, left=xs.Drive(0.1, r=np.array([49.0, 98.0])), bottom=xs.Drive(0.0, r=0.3))
+    assert re.search(r"^R_left_0 \S+ \S+ 49\.0$", deck, re.M) and re.search(r"^R_left_1 \S+ \S+ 98\.0$", deck, re.M)
+    assert re.search(r"^R_bottom_1 \S+ \S+ 0\.3$", deck, re.M), deck
+
+
 def test_parse_raw_rejects_truncated_data():
     header = (
         b"Title: t\nDate: d\nPlotname: Operating Point\nFlags: real\n"
@@ -447,6 +503,34 @@ def test_a_title_that_is_not_ascii_reads_back():
     xbar, drives = xs.Crossbar(np.full((3, 4), 1e-4)), dict(left=0.2, bottom=0.0)
     ref = run_ngspice(xbar, **drives, title="résumé, µS")
     np.testing.assert_allclose(ref.i_out, run_ngspice(xbar, **drives).i_out, rtol=0, atol=0)
+
+
+@needs_ngspice
+def test_a_title_cannot_change_the_circuit(tmp_path):
+    """A title ``.include FILE`` pulled FILE's resistor into the circuit and
+    ngspice returned other currents without an error; titles ``.control``
+    and ``.param`` failed as if ngspice had. Each now solves the circuit
+    the deck describes, bit for bit."""
+    (tmp_path / "evil.cir").write_text("R9 wl_0_0 0 1000\n")
+    xbar, drives = SMALL
+    ref = run_ngspice(xbar, **drives)
+    for title in (f".include {tmp_path / 'evil.cir'}", ".control", ".param x=1", "x" * 6000 + " R9 wl_0_0 0 1000"):
+        got = run_ngspice(xbar, **drives, title=title)
+        np.testing.assert_array_equal(got.i_out, ref.i_out)
+
+
+@needs_ngspice
+def test_the_deck_is_utf8_whatever_the_locale(tmp_path):
+    """Under LC_ALL=C the deck was written in ASCII: a title "résumé"
+    raised a raw UnicodeEncodeError."""
+    code = ("import numpy as np, xbarsim as xs\nfrom xbarsim.spice import run_ngspice\n"
+            "r = run_ngspice(xs.Crossbar(np.full((2, 2), 1e-4)), left=0.1, bottom=0.0, title='r\\u00e9sum\\u00e9 \\u00b5S')\n"
+            "print(r.i_out.tolist())\n")
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0", PYTHONIOENCODING="ascii")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    ref = run_ngspice(xs.Crossbar(np.full((2, 2), 1e-4)), left=0.1, bottom=0.0)
+    assert json.loads(out.stdout) == ref.i_out.tolist()
 
 
 @pytest.mark.parametrize("log", [

@@ -533,6 +533,7 @@ class _EndSpec:
     g: np.ndarray  # (L,) conductance for RESISTIVE, else 0
     v: np.ndarray  # (L, B) source voltage (0 where floating)
     batched: bool
+    r: np.ndarray  # (L,) resistance as given for RESISTIVE, else 0 (1 / g loses the last bit of 16 % of values)
 
 
 def as_drive(value):
@@ -600,7 +601,7 @@ def _normalize_drive(drive, n_lines, name):
     with np.errstate(divide="ignore"):
         g = np.where(mode == RESISTIVE, 1.0 / np.where(r == 0, 1.0, r), 0.0)
     v = np.where(floating[:, None], 0.0, v)
-    return _EndSpec(mode=mode, g=g, v=v, batched=batched)
+    return _EndSpec(mode=mode, g=g, v=v, batched=batched, r=np.where(mode == RESISTIVE, r, 0.0))
 
 
 @dataclass(eq=False)
@@ -789,9 +790,8 @@ def check_ranges(xbar, specs, batch):
     (`_check_drive_range`). ``specs``: the normalized ends of
     `build_network` (also `Solution.resolve`'s, with new conductances)."""
 
-    def terminal_r(spec):  # ohms of the driven ends: 0 ideal, 1/g resistive (floating ends left out)
-        driven = spec.mode != FLOATING
-        return np.where(spec.mode[driven] == IDEAL, 0.0, 1.0 / np.where(spec.g[driven] > 0, spec.g[driven], 1.0))
+    def terminal_r(spec):  # ohms of the driven ends: 0 ideal (floating ends left out)
+        return spec.r[spec.mode != FLOATING]
 
     gmax = _check_dynamic_range(xbar.g, {"r_wl": xbar.r_wl, "r_bl": xbar.r_bl}, {
         layer: {f"{name}.r": terminal_r(specs[name]) for name in names if specs[name] is not None}

@@ -46,7 +46,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._repr import compact_repr
-from .circuit import RESISTIVE, Crossbar, Network, as_drive, build_network, driven_ends, kernel_array, transposed
+from .circuit import Crossbar, Network, as_drive, build_network, driven_ends, kernel_array, transposed
 from ._coerce import as_real_array, shape_of
 from .devices import real_scalar
 from .exceptions import ConvergenceError, ParameterError
@@ -231,8 +231,7 @@ class Solution:
             if spec is None:
                 continue
             cur = self.i_terminal[name]
-            res = np.where(spec.mode == RESISTIVE, 1.0 / np.where(spec.g > 0, spec.g, 1.0), 0.0)
-            pt = pt + np.sum(res[(...,) + extra] * cur * cur, axis=0)
+            pt = pt + np.sum(spec.r[(...,) + extra] * cur * cur, axis=0)
         return pdev + pw + pt
 
 

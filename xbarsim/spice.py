@@ -32,6 +32,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -167,12 +168,32 @@ def _check_column(net, column):
         )
 
 
+TITLE_MAX = 200
+"""Characters of a title kept on the deck's first line."""
+
+
+def _inert_title(title):
+    """``title`` as a first line ngspice reads as a title and nothing else:
+    white space collapsed to single spaces, characters that are not
+    printable (or not encodable in UTF-8: a surrogate from a file name)
+    replaced by ``?``, at most `TITLE_MAX` characters, and ``title: ``
+    in front of one that begins with a dot. ngspice acts on a first line
+    that is a dot command (a title ``.include x.cir`` pulled x.cir's
+    elements into the circuit, with no error) and reads what follows the
+    5000th character of a line as a new line (found by review)."""
+    text = " ".join(str(title).split()) or "xbarsim crossbar"
+    text = "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else "?" for c in text)
+    if text.startswith("."):
+        text = "title: " + text
+    return text if len(text) <= TITLE_MAX else text[:TITLE_MAX - 3] + "..."
+
+
 def _deck(net, column, title, control):
     """Deck text of one batch column; `control` replaces ``.op`` when given."""
     xbar = net.xbar
     M, N = xbar.shape
     wl, bl = _node_names(xbar)
-    title = " ".join(str(title).split()) or "xbarsim crossbar"
+    title = _inert_title(title)
     kind = "linear devices" if xbar.linear else "sinh devices"
     lines = [
         title,
@@ -217,8 +238,6 @@ def _deck(net, column, title, control):
         spec = net.ends[end]
         if spec is None:
             continue
-        r = np.zeros_like(spec.g)
-        np.divide(1.0, spec.g, out=r, where=spec.g > 0)
         volts = _voltages(spec, column)
         for line in range(spec.mode.shape[0]):
             if spec.mode[line] == FLOATING:
@@ -228,7 +247,7 @@ def _deck(net, column, title, control):
             if spec.g[line] > 0:
                 src = f"src_{end}_{line}"
                 lines.append(f"V_{end}_{line} {src} 0 {v}")
-                lines.append(f"R_{end}_{line} {src} {node} {_num(r[line])}")
+                lines.append(f"R_{end}_{line} {src} {node} {_num(spec.r[line])}")
             else:
                 lines.append(f"V_{end}_{line} {node} 0 {v}")
     lines.append(OPTIONS)
@@ -254,7 +273,10 @@ def write_netlist(xbar, left=None, right=None, top=None, bottom=None, column=0,
         Which batch column of the drive voltages to write when a voltage
         has a trailing batch dimension (0 otherwise).
     title : str
-        First line of the deck (SPICE reads it as the title).
+        First line of the deck, made inert: white space collapsed, characters
+        that are not printable replaced by ``?``, at most 200 characters, and
+        ``title: `` in front of one that begins with a dot (ngspice runs a dot
+        command on the first line).
 
     Returns
     -------
@@ -400,6 +422,18 @@ BY_HAND_HINT = "Write the deck with write_netlist(...) and run `ngspice -b deck.
 """The end of the message when ngspice fails (``xbarsim solve --spice`` gives its own)."""
 
 
+def _kill_group(proc):
+    """Kill ngspice's process group (ngspice and anything a wrapper started)
+    and reap it."""
+    if hasattr(os, "killpg"):  # POSIX
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # already gone
+            pass
+    proc.kill()
+    proc.communicate()
+
+
 def _run_deck(deck, batch, timeout):
     """Run `deck` in a temp dir; raw-file contents of every batch column."""
     exe = shutil.which(NGSPICE)
@@ -407,21 +441,32 @@ def _run_deck(deck, batch, timeout):
         raise SpiceError(f"ngspice executable {NGSPICE!r} not found. {_INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="xbarsim_spice_") as tmp:
         path = os.path.join(tmp, "crossbar.cir")
-        with open(path, "w") as fh:
+        # UTF-8 whatever the locale: a title "résumé" raised a raw
+        # UnicodeEncodeError under LC_ALL=C (found by review)
+        with open(path, "w", encoding="utf-8") as fh:
             fh.write(deck)
         try:
-            proc = subprocess.run(
-                [exe, "-b", path], cwd=tmp, capture_output=True, text=True, timeout=timeout,
-                stdin=subprocess.DEVNULL,
+            # its own process group, killed whole on a timeout or Ctrl-C: a
+            # wrapper script set as XBARSIM_NGSPICE left its ngspice running,
+            # orphaned (found by review)
+            proc = subprocess.Popen(
+                [exe, "-b", path], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace", start_new_session=True,
             )
+        except OSError as exc:
+            raise SpiceError(f"could not start ngspice ({exe}): {exc}. {_INSTALL_HINT}") from exc
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
+            _kill_group(proc)
             raise SpiceError(
                 f"ngspice did not finish within timeout={timeout} s; pass a larger timeout "
                 "to run_ngspice, or solve a smaller array."
             ) from exc
-        except OSError as exc:
-            raise SpiceError(f"could not start ngspice ({exe}): {exc}. {_INSTALL_HINT}") from exc
-        output = (proc.stdout or "") + (proc.stderr or "")
+        except BaseException:
+            _kill_group(proc)
+            raise
+        output = (stdout or "") + (stderr or "")
         # The "Circuit: <title>" echo is the user's text, not a diagnosis.
         lowered = "\n".join(
             ln for ln in output.lower().splitlines() if not ln.startswith("circuit:")
@@ -472,7 +517,7 @@ def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=1
     timeout : float
         Seconds ngspice may run (all batch columns together).
     title : str
-        Title line of the deck.
+        Title line of the deck (made inert as in `write_netlist`).
 
     Returns
     -------

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from xbarsim.exceptions import ParameterError
+from xbarsim.train import statistical as st
 from xbarsim.train.statistical import StatisticalModel, find_data_file, load_drift_table
 
 
@@ -80,3 +81,45 @@ def test_sigma_rel_takes_finite_conductances():
         m.sigma_rel("a")
     with pytest.raises(ParameterError, match="g is nan; give finite conductances"):  # returned nan
         m.sigma_rel(float("nan"))
+
+
+def test_statistical_sample_counts_and_tables_are_checked(tmp_path):
+    """An inf count was wrapped to no drift, a uint64 2**63 too, a negative
+    count read the last pool in mean_std, and load_drift_table took an int
+    for a file descriptor (closing the caller's file) or raised raw errors
+    on missing, empty and malformed files (found by review)."""
+    from xbarsim.exceptions import ParameterError
+
+    table = st.load_drift_table()
+    model = st.StatisticalModel()
+    t = np.full(4, 300e-6)
+    with pytest.raises(ParameterError, match="finite integer counts"):
+        model.sample(t, np.array([np.inf, 40, 40, 40]), np.random.default_rng(0))
+    huge = model.sample(t, np.full(4, 2**63, dtype=np.uint64), np.random.default_rng(0))[0]
+    last = model.sample(t, np.full(4, table.max_events), np.random.default_rng(0))[0]
+    np.testing.assert_array_equal(huge, last)  # counts beyond the table use its last pool
+    with pytest.raises(ParameterError, match=r"subsequent has shape \(3,\)"):
+        model.sample(t, np.ones(3, dtype=int), np.random.default_rng(0))
+    with pytest.raises(ParameterError, match="drift_table = 'csv'"):
+        model.sample(t, np.ones(4, dtype=int), np.random.default_rng(0), drift_table="csv")
+    with pytest.raises(ParameterError, match="events = -1"):
+        table.mean_std(-1)
+    assert table.mean_std(10**9) == table.mean_std(table.max_events)
+    with open(tmp_path / "log.txt", "w") as log:
+        with pytest.raises(ParameterError, match="path = "):
+            st.load_drift_table(log.fileno())
+        log.write("still open\n")
+    header = "subsequent_programming_events,delta_conductance_S\n"
+    for name, text, message in [("missing.csv", None, "is not a file"),
+                                ("empty.csv", "", "header None"),
+                                ("header.csv", header, "holds no data rows"),
+                                ("bad.csv", header + "3,x\n", r"line 2: \['3', 'x'\] is not"),
+                                ("neg.csv", header + "-1,1e-6\n", "line 2")]:
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        with pytest.raises(ParameterError, match=message):
+            st.load_drift_table(tmp_path / name)
+    (tmp_path / "ok.csv").write_text(header + "1,1e-6\n2,2e-6\n")
+    with pytest.raises(ParameterError, match="min_samples = '50'"):
+        st.load_drift_table(tmp_path / "ok.csv", min_samples="50")
+    assert st.load_drift_table(tmp_path / "ok.csv", min_samples=1).max_events == 2

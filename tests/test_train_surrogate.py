@@ -587,3 +587,132 @@ def test_a_fit_on_too_few_devices_is_refused_before_it_runs(cfg):
     with pytest.raises(ParameterError, match="raise n_transfers"):
         _standardised_quantiles(np.zeros(9), "own")
     np.testing.assert_array_equal(_standardised_quantiles(np.zeros(9), "drift"), _norm_ppf(_Z_LEVELS))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (4, 1), (3, 7), (6, 6)])
+@pytest.mark.parametrize("order", ["row-major", "column-major"])
+def test_later_sums_match_the_definition(shape, order):
+    """`later_sums` (cumulative sums in programming order, O(M N)) against
+    its definition, device by device: the sum over devices programmed later,
+    and over those among them on the same word or bit line. It replaced
+    products with cached (K, K) matrices, 5 GiB for a 128 x 128 tile."""
+    from xbarsim.train.surrogate import later_sums, tile_features
+
+    M, N = shape
+    oi = tile_features(shape, xs.Order(order))[0]
+    v = np.random.default_rng(M * 10 + N).uniform(-1.0, 1.0, (2, 3, M, N))
+    total, line = later_sums(v, oi)
+    assert total.shape == line.shape == v.shape
+    for i in range(M):
+        for j in range(N):
+            later = oi > oi[i, j]
+            same = np.zeros(shape, dtype=bool)
+            same[i, :] = True
+            same[:, j] = True
+            np.testing.assert_allclose(total[..., i, j], v[..., later].sum(axis=-1), rtol=1e-13, atol=1e-13)
+            np.testing.assert_allclose(line[..., i, j], v[..., later & same].sum(axis=-1), rtol=1e-13, atol=1e-13)
+
+
+def test_drift_bases_of_a_large_tile_take_memory_in_proportion():
+    """A 256 x 256 tile's drift features: a raw MemoryError after 16 s
+    (two (65536, 65536) matrices); now arrays the size of the tile. Checked
+    by tracemalloc's peak against the tile, not by time."""
+    import tracemalloc
+
+    from xbarsim.train.surrogate import drift_bases
+
+    cfg = xs.TransferConfig()
+    t = np.random.default_rng(0).uniform(*cfg.g_window, (256, 256))
+    tracemalloc.start()
+    try:
+        mean_base, var_base = drift_bases(t, np.array([5.0, 10.0, 3.0]), 100.0, cfg)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert mean_base.shape == (256, 256, 4) and var_base.shape == (256, 256, 6)
+    assert np.all(np.isfinite(mean_base)) and np.all(np.isfinite(var_base))
+    assert peak < 60 * t.nbytes, peak / t.nbytes  # 10 feature planes and their work arrays
+
+
+def test_check_measures_weights_with_enough_probes(small, monkeypatch):
+    """With fewer probe inputs than a row's unknowns (in + 1) the
+    least-squares weights are underdetermined; the minimum-norm answer made
+    the simulator's and the surrogate's errors agree, a false pass, and the
+    default 32 did that for every layer of 32 inputs or more (found by
+    review). Too few are refused; by default each layer shape gets
+    max(32, 2 (in + 1))."""
+    from xbarsim.train import surrogate as sm
+
+    with pytest.raises(ParameterError, match=r"n_probe=2 probe inputs cannot measure .* 2 inputs: each row has 3"):
+        check(small, n_layers=1, per_layer=2, reps=1, n_probe=2, n_fail_devices=64, layers=((3, 2),))
+    seen = []
+    real = sm._ls_weights
+    monkeypatch.setattr(sm, "_ls_weights", lambda x, y: seen.append(x.shape) or real(x, y))
+    check(small, n_layers=1, per_layer=2, reps=1, n_fail_devices=64, layers=((2, 40), (2, 3)))
+    assert set(seen) == {(82, 40), (32, 3)}
+
+
+def test_penalty_scales_the_failures_as_sampling_does(small):
+    """penalty(failures=5.0) counted as 1 and 'no' as True, where
+    program_tile scales the failure probabilities by the number and
+    refuses anything but a bool or a scale (found by review)."""
+    w = torch.tensor([[0.5, -0.2], [0.1, 0.9]], dtype=torch.float64)
+    b = torch.tensor([0.1, -0.3], dtype=torch.float64)
+    off, one, five = (float(small.penalty(w, b, failures=f)) for f in (False, True, 5.0))
+    assert off < one < five
+    assert five - off == pytest.approx(5 * (one - off), rel=1e-9)
+    with pytest.raises(ParameterError, match="failures = 'no'"):
+        small.penalty(w, b, failures="no")
+    with pytest.raises(ParameterError, match="above 1"):
+        small.penalty(w, b, failures=1e9)
+
+
+def test_surrogate_methods_refuse_malformed_arguments_by_name(small):
+    """Each raised NumPy's or torch's raw error, or blamed the inputs for
+    NaN conductances (found by review)."""
+    rng = np.random.default_rng(0)
+    lm = map_layer(np.ones((2, 3)), np.zeros(2), small.cfg)
+    gs, _ = small.sample_tiles(lm, rng, n=2)
+    x = np.full((4, 3), 0.2)
+    assert small.layer_output(lm, gs, x, rng).shape == (2, 4, 2)
+    (M, N), = [t.shape for t in lm.tiles]
+    cases = [
+        (lambda: small.program_tile(lm.tiles[0].target, rng, noise="no"), "noise = 'no'; give True or False"),
+        (lambda: small.layer_output(lm, gs, x[0], rng), r"x has shape \(3,\); this layer takes 3 input features"),
+        (lambda: small.layer_output(lm, [g[0] for g in gs], x, rng), rf"tile_g\[0\] has shape \({M}, {N}\)"),
+        (lambda: small.layer_output(lm, [], x, rng), "one array per tile of the layer"),
+        (lambda: small.layer_output(lm, [np.full_like(g, np.nan) for g in gs], x, rng), "holds NaN, inf or negative"),
+        (lambda: small.layer_output(lm, gs, x, rng, noise="yes"), "noise = 'yes'"),
+        (lambda: small.sample_tiles(lm, rng, n=-1), "n = -1; an integer >= 1"),
+        (lambda: small.sample_tiles(lm, rng, n=2.5), "n = 2.5; an integer >= 1"),
+        (lambda: small.drift_mean_std(np.ones(3) * 1e-4), r"target has shape \(3,\)"),
+        (lambda: small.matches("TIO2"), "matches compares with an xbarsim.TransferConfig; got str"),
+        (lambda: small.penalty(torch.zeros((0, 2), dtype=torch.float64), None), r"empty \(0, 2\) weight"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ParameterError, match=message):
+            call()
+
+
+def test_every_evaluation_warns_about_a_model_trained_for_another_cfg():
+    """evaluate_circuit warned when the network was trained against a
+    surrogate of another TransferConfig; evaluate_statistical and
+    evaluate_surrogate did not (found by review)."""
+    import warnings
+
+    from xbarsim.train import convert, evaluate_statistical, evaluate_surrogate
+    from xbarsim.train.training import moons_network
+
+    kw = dict(n_transfers=2, layers=((2, 2), (1, 2)), n_fail_devices=0, n_probe=2, n_bins=2)
+    own, other = Surrogate.fit(xs.TransferConfig(), **kw), Surrogate.fit(xs.TransferConfig(input_scale=2.0), **kw)
+    net = convert(moons_network(2), surrogate=own, seed=0)
+    x, y = np.full((3, 2), 0.5), np.array([0, 1, 1])
+    with pytest.warns(UserWarning, match="another TransferConfig") as rec:
+        evaluate_statistical(net, other.cfg, x, y, n=2)
+    assert rec[0].filename == __file__
+    with pytest.warns(UserWarning, match="another TransferConfig"):
+        evaluate_surrogate(net, other, x, y, n=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluate_statistical(net, own.cfg, x, y, n=2)
+        evaluate_surrogate(net, own, x, y, n=2)

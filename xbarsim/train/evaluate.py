@@ -32,7 +32,7 @@ from .._warn import warn
 from ..exceptions import ParameterError
 from ..mapping import as_float_array
 from ..transfer import refuse_sinh_overflow
-from ._checks import SEED_OFFSET_MAX, check_count, check_seed
+from ._checks import SEED_OFFSET_MAX, check_count, check_flag, check_seed
 from .layers import linear_layers, warn_if_trained_for_another_cfg
 
 __all__ = [
@@ -285,12 +285,12 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     layers, x, labels = _task(model_or_layers, x, y)
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     keep_conductances = check_count(keep_conductances, "keep_conductances", 0)
+    progress = check_flag(progress, "progress")  # "no" showed the bar (found by review)
     seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, 1000 + len(layers) - 1))  # read noise: seed + 1000 + k
     # the first MVM refuses inputs that overflow the sinh current, but only
     # after a chunk of transfers was programmed (26 s; found by review)
     refuse_sinh_overflow(x, _layer_targets(*layers[0], cfg), cfg.device)
-    if isinstance(model_or_layers, nn.Module):  # as to_crossbar does (found by review)
-        warn_if_trained_for_another_cfg(linear_layers(model_or_layers), cfg)
+    _warn_if_other_cfg(model_or_layers, cfg)
     _require_results(n, x, layers, chunk, "a circuit evaluation")
     logits = np.empty((n, x.shape[0]))
     kept = [[] for _ in layers]
@@ -313,6 +313,14 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     correct = (logits > 0).astype(np.int64) == labels[None, :]
     return MCResult(logits, correct, "circuit"), ([_joined(chunks, keep_conductances) for chunks in kept]
                                                   if keep_conductances else [])
+
+
+def _warn_if_other_cfg(model_or_layers, cfg):
+    """`warn_if_trained_for_another_cfg` for a model (layers given as
+    arrays carry no training to compare); every evaluation calls it: the
+    statistical and surrogate ones did not (found by review)."""
+    if isinstance(model_or_layers, nn.Module):  # as to_crossbar does (found by review)
+        warn_if_trained_for_another_cfg(linear_layers(model_or_layers), cfg)
 
 
 def _joined(chunks, count):
@@ -374,7 +382,8 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     seed = check_seed(seed)
     _require_results(n, x, layers, chunk, "a statistical-model evaluation")
-    maps = [_layer_targets(w, b, cfg) for w, b in layers]
+    maps = [_layer_targets(w, b, cfg) for w, b in layers]  # refuses a cfg that is not a TransferConfig
+    _warn_if_other_cfg(model_or_layers, cfg)
     later = [[tile_features(tile.shape, cfg.order)[1].astype(np.int64) for tile in lm.tiles] for lm in maps]
     logits = np.empty((n, x.shape[0]))
     for s in range(0, n, chunk):
@@ -409,6 +418,7 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     layers, x, labels = _task(model_or_layers, x, y)
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     seed = check_seed(seed)
+    _warn_if_other_cfg(model_or_layers, surrogate.cfg)
     _require_results(n, x, layers, chunk, "a surrogate evaluation")
     maps = [_layer_targets(w, b, surrogate.cfg) for w, b in layers]
     logits = np.empty((n, x.shape[0]))

@@ -96,8 +96,12 @@ class DriftTable:
         return len(self.samples) - 1
 
     def mean_std(self, events):
-        """Mean and std (siemens) of the drift after `events` events."""
-        s = self.samples[min(int(events), self.max_events)]
+        """Mean and std (siemens) of the drift after `events` events (an
+        integer >= 0; counts above `max_events` use its pool)."""
+        from ._checks import check_count
+
+        # -1 read the last pool, as 54 does (found by review)
+        s = self.samples[min(check_count(events, "events", 0), self.max_events)]
         return float(np.mean(s)), float(np.std(s))
 
     def sample(self, events, rng):
@@ -131,7 +135,18 @@ def load_drift_table(path=None, min_samples=50):
     package installed without its data changed the statistical model's
     figures silently (found by review).
     """
+    from ._checks import check_count
+
+    # an int path was opened as a file descriptor, and closed (the caller's
+    # own file; found by review)
+    if path is not None and (isinstance(path, (bool, int, np.integer)) or not isinstance(path, (str, os.PathLike))):
+        raise ParameterError(f"path = {path!r}; give the path of neighbour_drift.csv (a str or os.PathLike), or "
+                             "None to use the packaged file.")
+    min_samples = check_count(min_samples, "min_samples")
     path = path or find_data_file("neighbour_drift.csv")
+    if path is not None and not os.path.isfile(path):
+        raise ParameterError(f"{path!r} is not a file; give the path of neighbour_drift.csv, or None to use the "
+                             "packaged file.")
     if path is None:
         warnings.warn("neighbour_drift.csv (the measured drift rows) was not found in $XBARSIM_DATA, "
                       "xbarsim/data/tio2 or a shared/data/tio2 folder beside the repository; the statistical "
@@ -151,14 +166,26 @@ def load_drift_table(path=None, min_samples=50):
             samples.append(m + d * z)
         return DriftTable(tuple(samples), "readme")
     events, delta = [], []
+    expected = ["subsequent_programming_events", "delta_conductance_S"]
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
-        header = next(reader)
-        if header[:2] != ["subsequent_programming_events", "delta_conductance_S"]:
-            raise ParameterError(f"{path}: unexpected header {header}.")
+        header = next(reader, None)
+        if header is None or header[:2] != expected:
+            raise ParameterError(f"{path}: header {header}; expected the columns {expected} of the measured data's "
+                                 "neighbour_drift.csv.")
         for row in reader:
-            events.append(int(row[0]))
-            delta.append(float(row[1]))
+            try:
+                k, d = int(row[0]), float(row[1])
+            except (IndexError, ValueError):
+                raise ParameterError(f"{path}, line {reader.line_num}: {row!r} is not an event count and a "
+                                     "conductance change (siemens).") from None
+            if k < 0 or not math.isfinite(d):
+                raise ParameterError(f"{path}, line {reader.line_num}: {row!r}; event counts are >= 0 and "
+                                     "changes finite.")
+            events.append(k)
+            delta.append(d)
+    if not events:
+        raise ParameterError(f"{path} holds no data rows under its header.")
     events = np.asarray(events)
     delta = np.asarray(delta)
     smax = int(events.max())
@@ -265,20 +292,33 @@ class StatisticalModel:
         if np.any(~np.isfinite(target)) or np.any(target < 0):
             raise ParameterError("target conductances must be finite and >= 0 siemens.")
         sub_arr = np.asarray(subsequent)
-        if sub_arr.dtype.kind not in "iu" and not (sub_arr.dtype.kind == "f" and np.all(sub_arr == np.round(sub_arr))):
-            raise ParameterError(f"subsequent must be integer counts (devices programmed after each one); got "
-                                 f"dtype {sub_arr.dtype}.")
+        if sub_arr.dtype.kind not in "iu" and not (sub_arr.dtype.kind == "f" and np.all(np.isfinite(sub_arr))
+                                                   and np.all(sub_arr == np.round(sub_arr))):
+            # inf was taken for a count and wrapped to no drift (found by review)
+            raise ParameterError(f"subsequent must be finite integer counts (devices programmed after each one); "
+                                 f"got dtype {sub_arr.dtype}" + (" holding NaN or inf" if sub_arr.dtype.kind == "f"
+                                                                 else "") + ".")
         if np.any(sub_arr < 0):
             # clipped to 0 without a word (found by review)
             raise ParameterError("subsequent holds a negative count; it is the number of devices programmed "
                                  "after each one in its array (0 for the last).")
         shape = target.shape
+        try:
+            np.broadcast_shapes(sub_arr.shape, shape)
+        except ValueError:
+            raise ParameterError(f"subsequent has shape {sub_arr.shape}, which does not broadcast to the targets' "
+                                 f"{shape}.") from None
+        if drift_table is not None and not isinstance(drift_table, DriftTable):
+            raise ParameterError(f"drift_table = {drift_table!r}; give a DriftTable (load_drift_table(path)) or "
+                                 "None (the measured data's).")
         offset = rng.normal(self.offset_mean, self.offset_std, size=shape) / 100.0
         tune = rng.standard_normal(shape) * self.sigma_rel(target)
         g = target * (1.0 + offset + tune)
         if self.drift:
             table = drift_table or _cached_drift()
-            sub = np.broadcast_to(np.asarray(subsequent, dtype=np.int64), shape)
+            # counts beyond the table's use its last pool: 2**63 as a uint64
+            # wrapped to a negative int64, clipped to no drift (found by review)
+            sub = np.broadcast_to(np.minimum(sub_arr, table.max_events).astype(np.int64), shape)
             g = g + table.sample(sub, rng)
         u = rng.random(shape)
         stuck = np.zeros(shape, dtype=np.int8)

@@ -197,28 +197,40 @@ def _drift_var_features(base, tau):
     return np.concatenate([base, base * tau[..., None]], axis=-1)
 
 
-def tile_later_matrices(shape, order):
-    """(K, K) float matrices of an (M, N) tile, K = M N, row-major device index.
+def _after(a, axis):
+    """Sum of the entries after each one along ``axis`` (exclusive reverse
+    cumulative sum)."""
+    a = np.moveaxis(a, axis, -1)
+    out = np.zeros_like(a)
+    out[..., :-1] = np.cumsum(a[..., :0:-1], axis=-1)[..., ::-1]
+    return np.moveaxis(out, -1, axis)
 
-    ``later[d, e]`` is 1 when device ``e`` is programmed after device ``d``;
-    ``line[d, e]`` when it also shares ``d``'s word line or bit line.
-    Cached; read-only.
+
+def later_sums(values, oi):
+    """Sums of ``values`` (..., M, N) over the devices programmed after each
+    device of an (M, N) tile whose programming positions are ``oi``
+    (`tile_features`): ``(all_later, line_later)``, the second over those
+    sharing the device's word line or bit line.
+
+    O(M N) per tile, by cumulative sums in programming order along the
+    whole tile, each row and each column (a device other than itself never
+    shares both its row and its column). They were products with (K, K)
+    matrices, K = M N, cached for good: 5 GiB and 16 s for one 128 x 128
+    tile, a raw MemoryError at 256 x 256 (found by review).
     """
-    key = ("mats", tuple(int(v) for v in shape), getattr(order, "value", order))
-    hit = _FEATURE_CACHE.get(key)
-    if hit is not None:
-        return hit
-    M, N = shape
-    oi, _, _ = tile_features(shape, order)
-    o = oi.ravel()
-    later = o[None, :] > o[:, None]
-    ii, jj = np.divmod(np.arange(M * N), N)
-    share = (ii[None, :] == ii[:, None]) | (jj[None, :] == jj[:, None])
-    out = (later.astype(float), (later & share).astype(float))
-    for a in out:
-        a.setflags(write=False)
-    _FEATURE_CACHE[key] = out
-    return out
+    M, N = oi.shape
+    v = np.asarray(values, dtype=float)
+    lead = v.shape[:-2]
+    flat = v.reshape(lead + (M * N,))
+    pos = np.argsort(oi.ravel(), kind="stable")  # the device programmed at each position
+    total = np.empty_like(flat)
+    total[..., pos] = _after(flat[..., pos], -1)
+    rows, in_row = np.arange(M)[:, None], np.argsort(oi, axis=1, kind="stable")  # each row's columns in order
+    cols, in_col = np.arange(N)[None, :], np.argsort(oi, axis=0, kind="stable")  # each column's rows in order
+    line = np.empty_like(v)
+    line[..., rows, in_row] = _after(v[..., rows, in_row], -1)
+    line[..., in_col, cols] += _after(v[..., in_col, cols], -2)
+    return total.reshape(v.shape), line
 
 
 def _pulses(t, coef, g_min, g_max):
@@ -246,22 +258,21 @@ def drift_bases(target, pulse_coef, relax_cycles, cfg):
     `pulse_coef`, plus one read).
     """
     t = np.asarray(target, dtype=float)
+    if t.ndim < 2:  # a raw "not enough values to unpack" (found by review)
+        raise ParameterError(f"target has shape {t.shape}; expected a tile's (M, N) conductances or a stack "
+                             "(..., M, N) of them.")
     M, N = t.shape[-2:]
-    later, line = tile_later_matrices((M, N), cfg.order)
+    oi = tile_features((M, N), cfg.order)[0]
     g_min, g_max = cfg.g_window
-    flat = t.reshape(t.shape[:-2] + (M * N,))
-    tau = flat / g_max
-    at_min = (flat <= g_min * (1 + 1e-9)) * 1.0
-    elapsed = (_pulses(flat, pulse_coef, g_min, g_max) + 1.0) @ later.T
+    tau = t / g_max
+    at_min = (t <= g_min * (1 + 1e-9)) * 1.0
+    elapsed = later_sums(_pulses(t, pulse_coef, g_min, g_max) + 1.0, oi)[0]
     relax = 1.0 - np.exp(-elapsed / max(float(relax_cycles), 1e-9))
-    l0 = np.broadcast_to(np.ones(M * N) @ line.T, flat.shape)
-    l1 = tau @ line.T
-    l2 = (tau * tau) @ line.T
-    l3 = at_min @ line.T
+    l0 = np.broadcast_to(tile_features((M, N), cfg.order)[2], t.shape)
+    l1, l2, l3 = (later_sums(f, oi)[1] for f in (tau, tau * tau, at_min))
     mean_base = np.stack([relax, l0, l1, elapsed / 100.0], axis=-1)
     var_base = np.stack([relax, elapsed / 100.0, l0, l1, l2, l3], axis=-1)
-    shp = t.shape
-    return mean_base.reshape(shp + (4,)), var_base.reshape(shp + (6,))
+    return mean_base, var_base
 
 
 _RELAX_GRID = np.geomspace(10.0, 1000.0, 15)
@@ -452,6 +463,11 @@ class Surrogate:
         """Whether this surrogate was fitted for a configuration equal to
         `cfg`, with the mapping window compared as it is used: ``window=None``
         (the device's) equals the device's window given explicitly."""
+        import xbarsim as xs
+
+        if not isinstance(cfg, xs.TransferConfig):  # "TIO2": a raw TypeError (found by review)
+            raise ParameterError(f"matches compares with an xbarsim.TransferConfig; got {type(cfg).__name__} "
+                                 "(xbarsim.TransferConfig(device=...)).")
         return _window_resolved(json.loads(self.cfg_json)) == _window_resolved(
             json.loads(json.dumps(cfg_to_dict(cfg))))
 
@@ -889,6 +905,7 @@ class Surrogate:
         """
         check_rng(rng)  # an int raised "'int' object has no attribute 'random'"
         k = failure_scale(failures)
+        noise = check_flag(noise, "noise")  # 'no' sampled the noise (found by review)
         cfg = self.cfg
         t = np.asarray(target, dtype=float)
         # negative targets came back as 0 S and NaN ones as NaN, a 1-D
@@ -933,6 +950,8 @@ class Surrogate:
         """
         _check_mapping(lm)
         check_rng(rng)
+        if n is not None:
+            n = check_count(n, "n")  # -1 and 2.5 raised NumPy's raw errors (found by review)
         gs, st = [], []
         for tile in lm.tiles:
             tgt = tile.target if n is None else np.broadcast_to(tile.target, (n,) + tile.shape)
@@ -1055,7 +1074,13 @@ class Surrogate:
         cfg = self.cfg
         _check_mapping(lm)
         check_rng(rng)  # None raised a raw AttributeError (found by review)
+        noise = check_flag(noise, "noise")
+        tile_g = _check_tile_g(lm, tile_g)
         x = np.asarray(x, dtype=float)
+        if x.ndim not in (2, 3) or x.shape[-1] != lm.in_features:  # (in,) raised a raw IndexError (found by review)
+            raise ParameterError(f"x has shape {x.shape}; this layer takes {lm.in_features} input features: give "
+                                 f"(B, {lm.in_features}) inputs, or (n, B, {lm.in_features}) for one set per "
+                                 "transfer (one input: x[None]).")
         self._check_circuit_inputs(x)
         n = tile_g[0].shape[0]
         per_transfer = x.ndim == 3
@@ -1117,7 +1142,8 @@ class Surrogate:
 
         For every device at its target conductance ``G``, the variance of
         its own write-verify and drift error (their means, a systematic
-        shift, are left out) and, with `failures`, ``p_lrs E[(G_lrs -
+        shift, are left out) and, with `failures` (True, False, or a scale
+        of the failure probabilities, as in `program_tile`), ``p_lrs E[(G_lrs -
         G)^2] + p_hrs E[(G_hrs - G)^2]`` (the failures' mean square);
         summed over the devices of each weight, divided by ``alpha^2``
         (weight units) and summed over the layer. It matches the sampled
@@ -1149,6 +1175,11 @@ class Surrogate:
         # underflow in half precision, and the penalty came out 0/0 = NaN
         # (found by review); the result is cast back to the weights' dtype
         _check_penalty_args(weight, bias)
+        # a scale, as in `program_tile`: failures=5.0 counted as 1 and 'no'
+        # as True (found by review)
+        k = failure_scale(failures)
+        if k * (self.p_lrs + self.p_hrs) > 1:
+            raise ParameterError(f"failures={failures!r} scales the failure probability above 1.")
         out_dtype = weight.dtype
         work = torch.promote_types(weight.dtype, torch.float32)
         weight = weight.to(work)
@@ -1169,7 +1200,7 @@ class Surrogate:
             alpha = span / (2 * wmax)
             gp = 0.5 * (g_min + g_max) + alpha * w_aug
             gn = torch.full_like(w_aug, 0.5 * (g_min + g_max))  # the row's reference device
-        mse = self._torch_var(gp, vb_p, failures) + self._torch_var(gn, vb_n, failures)
+        mse = self._torch_var(gp, vb_p, k) + self._torch_var(gn, vb_n, k)
         err2 = mse / alpha**2
         if bias is not None and s_in != 1.0:
             scale = torch.ones(w_aug.shape[1], dtype=w_aug.dtype, device=w_aug.device)
@@ -1177,7 +1208,7 @@ class Surrogate:
             err2 = err2 * scale
         return err2.sum().to(out_dtype)
 
-    def _torch_var(self, g, var_base, failures=True):
+    def _torch_var(self, g, var_base, fail_scale=1.0):
         """Mean squared programming error (S^2) of devices at targets `g`."""
         import torch
 
@@ -1202,8 +1233,8 @@ class Surrogate:
         drift_var = (((var_base @ vc[:k]) + tau * (var_base @ vc[k:])).clamp_min(0.0) * g * g
                      * _quantile_moments(self.drift_z)[1])
         total = own_var + drift_var
-        if failures:
-            for p, q in ((self.p_lrs, self.lrs_q), (self.p_hrs, self.hrs_q)):
+        if fail_scale:
+            for p, q in ((fail_scale * self.p_lrs, self.lrs_q), (fail_scale * self.p_hrs, self.hrs_q)):
                 if p > 0:
                     m, v = _quantile_moments(q)
                     total = total + p * ((m - g) ** 2 + v)
@@ -1270,6 +1301,29 @@ def _check_mapping(lm):
                              "(xbarsim.mapping.map_layer(weight, bias, surrogate.cfg)).")
 
 
+def _check_tile_g(lm, tile_g):
+    """``tile_g`` as a list with one (n, M, N) float array of finite
+    conductances >= 0 per tile of ``lm``, n the same for all (an (M, N)
+    array, a wrong tile shape or an empty list raised NumPy's raw errors, and
+    NaN conductances were blamed on the inputs; found by review)."""
+    shapes = [t.shape for t in lm.tiles]
+    expect = ", ".join(f"(n, {M}, {N})" for M, N in shapes)
+    if not isinstance(tile_g, (list, tuple)) or len(tile_g) != len(shapes):
+        got = f"{len(tile_g)} entries" if isinstance(tile_g, (list, tuple)) else type(tile_g).__name__
+        raise ParameterError(f"tile_g must be a list with one array per tile of the layer ({len(shapes)}: "
+                             f"{expect}), as sample_tiles(lm, rng, n=...) returns; got {got}.")
+    out = [np.asarray(g, dtype=float) for g in tile_g]
+    n = out[0].shape[0] if out[0].ndim == 3 else None
+    for k, (g, shape) in enumerate(zip(out, shapes)):
+        if g.ndim != 3 or g.shape[1:] != shape or g.shape[0] != n or n == 0:
+            raise ParameterError(f"tile_g[{k}] has shape {g.shape}; expected (n, {shape[0]}, {shape[1]}) with the "
+                                 f"same n >= 1 for every tile ({expect}; one transfer: g[None]).")
+        if not np.all(np.isfinite(g)) or np.any(g < 0):
+            raise ParameterError(f"tile_g[{k}] holds NaN, inf or negative conductances; programmed conductances "
+                                 "are finite and >= 0 siemens.")
+    return out
+
+
 def _check_penalty_args(weight, bias):
     """The layer's torch tensors: NumPy arrays raised torch's raw TypeError,
     a bias of the wrong length a raw RuntimeError (found by review)."""
@@ -1279,6 +1333,8 @@ def _check_penalty_args(weight, bias):
         got = f"a {weight.ndim}-D {weight.dtype} tensor" if isinstance(weight, torch.Tensor) else type(weight).__name__
         raise ParameterError(f"penalty takes the layer's torch parameters: weight a 2-D (out, in) floating-point "
                              f"tensor; got {got} (torch.as_tensor(w, dtype=torch.float64)).")
+    if weight.numel() == 0:  # torch's raw "max(): Expected reduction dim" (found by review)
+        raise ParameterError(f"penalty needs a layer with weights; got an empty {tuple(weight.shape)} weight.")
     if bias is not None and not (isinstance(bias, torch.Tensor) and bias.is_floating_point()
                                  and tuple(bias.shape) == (weight.shape[0],)):
         got = f"shape {tuple(bias.shape)}" if isinstance(bias, torch.Tensor) else type(bias).__name__
@@ -1406,11 +1462,28 @@ def _ls_weights(x, y):
     return sol.T  # (out, in + 1)
 
 
+def _check_probes(n_probe, layers):
+    """`check`'s probe inputs per layer shape: ``n_probe`` (refused below
+    ``in + 1`` for any shape, where the least-squares weights are
+    underdetermined), or ``max(32, 2 (in + 1))`` when None."""
+    if n_probe is None:
+        return {s: max(32, 2 * (s[1] + 1)) for s in layers}
+    n_probe = check_count(n_probe, "n_probe")
+    widest = max(in_f for _, in_f in layers)
+    if n_probe < widest + 1:
+        raise ParameterError(f"n_probe={n_probe} probe inputs cannot measure the effective weights of a layer with "
+                             f"{widest} inputs: each row has {widest + 1} unknowns (bias included), so the least-"
+                             f"squares fit is underdetermined and its errors mean nothing. Give n_probe >= "
+                             f"{widest + 1} (2 x that or more averages the read noise), or None (max(32, 2 (in + 1)) "
+                             "per layer shape).")
+    return {s: n_probe for s in layers}
+
+
 _CHECK_STREAM = 0x636865636B
 """Key of `check`'s random streams (ASCII "check"), apart from `fit`'s."""
 
 
-def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=None, reps=4, n_probe=32,
+def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=None, reps=4, n_probe=None,
           n_fail_devices=100_000, progress=False):
     """Compare a surrogate with fresh simulator samples (the acceptance report).
 
@@ -1433,7 +1506,11 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
         `n_fail_devices` more, `failure_samples`); ``layers``: per layer
         shape, mean and std of the effective-weight error ``W_eff - W`` (in
         units of the layer's ``max|w|``), the effective weights measured by
-        least squares on the MVM outputs of `n_probe` random inputs; ``pass``:
+        least squares on the MVM outputs of `n_probe` random inputs (by
+        default ``max(32, 2 (in + 1))`` per layer shape; at least ``in + 1``,
+        the unknowns of a row, bias included: with fewer the fit is
+        underdetermined and its minimum-norm answer made the simulator's and
+        the surrogate's errors agree, a false pass; found by review); ``pass``:
         the issue's criteria (bins: mean and std of ``g`` within 10 %, and
         the stricter ``bins_error_std``: std of ``g - t`` within 10 %; both
         fail when no bin holds 20 devices of each, as nothing was compared;
@@ -1464,7 +1541,7 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
     n_layers = check_count(n_layers, "n_layers")
     per_layer = check_count(per_layer, "per_layer")
     reps = check_count(reps, "reps")
-    n_probe = check_count(n_probe, "n_probe")
+    probes = _check_probes(n_probe, layers)
     n_fail_devices = check_count(n_fail_devices, "n_fail_devices", 0)
     seed = check_seed(seed)
     progress = check_flag(progress, "progress")
@@ -1490,7 +1567,7 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
                 lm = batch.mapping
                 wmax = max(np.abs(W).max(), np.abs(b / cfg.input_scale).max())
                 W_aug = np.concatenate([W, b[:, None]], axis=1)
-                x = rng.uniform(0, cfg.input_scale, (n_probe, in_f))
+                x = rng.uniform(0, cfg.input_scale, (probes[shape], in_f))
                 y = batch.mvm(x, seed=int(rng.integers(0, 2**62)))
                 fw, fb = failed_weights(lm, batch.stuck_state)
                 ok = ~np.concatenate([fw, fb[..., None]], axis=-1)

@@ -127,3 +127,15 @@ def test_make_moons_draws_what_sklearn_draws_bit_for_bit(n, noise, state):
     np.testing.assert_array_equal(x, x_ref)
     np.testing.assert_array_equal(y, y_ref)
     assert x.dtype == x_ref.dtype and y.dtype == y_ref.dtype
+
+
+@pytest.mark.parametrize("row, fields", [("0.5,0.6,1,0.9", 4), ("0.5,0.6", 2)])
+def test_csv_refuses_a_row_with_more_or_fewer_fields_than_the_header(tmp_path, row, fields):
+    """A data row with an extra field ('0.5,0.6,1,0.9' under x1,x2,label) was
+    read from its first three fields, the rest dropped without a word; a
+    short row was reported as "cannot read ... as numbers" (found by review)."""
+    for name in ("train", "val", "test"):
+        (tmp_path / f"{name}.csv").write_text("x1,x2,label\n0.1,0.2,1\n0.3,0.4,0\n")
+    (tmp_path / "val.csv").write_text(f"x1,x2,label\n0.1,0.2,1\n0.3,0.4,0\n{row}\n")
+    with pytest.raises(ParameterError, match=rf"val.csv, line 4 has {fields} fields; the header has 3"):
+        load_csv_dir(tmp_path)

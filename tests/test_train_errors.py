@@ -338,3 +338,29 @@ def test_check_warns_of_another_cfg_and_fails_when_no_bin_is_compared(sur):
         check(sur, cfg="V/2")
     rep = check(sur, layers=[(1, 1)], n_layers=2, per_layer=2, reps=1, n_fail_devices=0)
     assert rep["bins"] == [] and rep["pass"]["bins"] is False and rep["pass"]["bins_error_std"] is False
+
+
+def test_accuracy_refuses_zero_points():
+    """`accuracy` on no points returned NaN with NumPy's "Mean of empty
+    slice" RuntimeWarning (found by review)."""
+    import warnings
+
+    from xbarsim.train.training import accuracy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no NumPy warning on the way
+        with pytest.raises(ParameterError, match="x holds no points"):
+            accuracy(moons_network(seed=0), np.zeros((0, 2)), np.zeros(0))
+
+
+def test_predict_logits_blames_the_feature_count_only_when_it_is_the_problem():
+    """Every RuntimeError of the model's forward was reported as "the model
+    does not take x's 2-feature points": a model holding a float32 and a
+    float64 layer was blamed on its inputs' feature count (found by review)."""
+    mixed = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1).double())
+    with pytest.raises(ParameterError, match=r"the model's forward on x's points failed: RuntimeError: .*dtype.*"
+                                             r"mix dtypes torch.float32, torch.float64: give them one") as info:
+        predict_logits(mixed, np.zeros((2, 2)))
+    assert "feature" not in str(info.value)
+    with pytest.raises(ParameterError, match="does not take x's 3-feature points"):
+        predict_logits(moons_network(seed=0), np.zeros((2, 3)))

@@ -1283,3 +1283,126 @@ def test_a_layer_built_under_the_meta_default_device_draws_its_seed():
         layer = HardwareAwareLinear(4, 3, surrogate=ToyHardware())
     assert layer.weight.is_meta
     assert layer.rng_state()["bit_generator"] == "PCG64"
+
+
+class _Malformed:
+    """A hardware model of the user's own whose `LayerSample` is changed by `spoil`."""
+
+    mapping = "differential"
+
+    def __init__(self, spoil):
+        self.spoil = spoil
+
+    def sample_layer(self, w, b, rng, noise=True, failures=True):
+        fw = np.zeros(w.shape, bool)
+        fw[0, 0] = True
+        fields = dict(weight=np.where(fw, 0.0, w), bias=None if b is None else b.copy(), failed_weight=fw,
+                      failed_bias=None if b is None else np.zeros(b.shape, bool))
+        fields.update(self.spoil(fields))
+        return LayerSample(**fields)
+
+
+@pytest.mark.parametrize("bias, spoil, match", [
+    (True, lambda f: dict(failed_weight=f["failed_weight"].astype(np.int64)),
+     r"failed_weight of shape \(2, 3\) and dtype int64; expected bool of shape \(2, 3\).*astype\(bool\)"),
+    (True, lambda f: dict(failed_weight=f["failed_weight"].astype(np.float64)),
+     r"failed_weight of shape \(2, 3\) and dtype float64; expected bool"),
+    (True, lambda f: dict(failed_weight=np.zeros(1, bool)), r"failed_weight of shape \(1,\) and dtype bool; expected "
+                                                             r"bool of shape \(2, 3\)"),
+    (True, lambda f: dict(weight=f["weight"].T.copy()), r"weight of shape \(3, 2\).*expected real numbers of shape "
+                                                         r"\(2, 3\)"),
+    (True, lambda f: dict(bias=None, failed_bias=None), "bias = None, but the layer has a bias"),
+    (True, lambda f: dict(failed_bias=np.zeros(2, np.int64)), r"failed_bias of shape \(2,\) and dtype int64; expected "
+                                                               r"bool of shape \(2,\)"),
+    (True, lambda f: dict(weight=f["weight"].tolist()), "weight as list; expected a NumPy array"),
+    (False, lambda f: dict(bias=np.zeros(2), failed_bias=np.zeros(2, bool)), "bias = ndarray, but the layer has no "
+                                                                           "bias"),
+])
+def test_a_hardware_model_s_sample_that_does_not_fit_the_layer_is_refused_naming_the_field(bias, spoil, match):
+    """A custom hardware model's `LayerSample` was taken at its word: an
+    integer 0 / 1 failed mask made ``keep = ~failed`` -1 / -2 (the gradient
+    flipped and scaled) and `restore_failed_` then indexed rows with it, a
+    float mask gave a raw TypeError, a mask of another shape broadcast
+    without a word, and a transposed weight or a missing bias gave torch's
+    raw RuntimeError (found by review)."""
+    layer = HardwareAwareLinear(3, 2, bias=bias, surrogate=_Malformed(spoil), seed=0, dtype=torch.float64)
+    w0 = layer.weight.detach().clone()
+    with pytest.raises(ParameterError, match=r"_Malformed.sample_layer, for HardwareAwareLinear \(2 x 3\), gave "
+                                             r"LayerSample\." + match):
+        layer(torch.ones(4, 3, dtype=torch.float64))
+    assert layer.weight.grad is None and torch.equal(layer.weight.detach(), w0) and layer._failed_weight is None
+    layer.surrogate = _Malformed(lambda f: {})  # the well-formed sample passes, the failed weight gets no gradient
+    layer(torch.ones(4, 3, dtype=torch.float64)).sum().backward()
+    assert layer.weight.grad[0, 0] == 0 and torch.all(layer.weight.grad.reshape(-1)[1:] == 4)
+
+
+def test_apply_sample_refuses_a_failed_mask_that_is_not_bool():
+    """``apply_sample(w, sampled, failed)`` with an integer 0 / 1 mask gave
+    the gradient -1 where the device worked and -2 where it failed, a float
+    mask torch's raw TypeError (found by review)."""
+    w = torch.ones(2, 2, dtype=torch.float64, requires_grad=True)
+    for failed in (torch.tensor([[0, 1], [0, 0]]), torch.tensor([[0.0, 1.0], [0.0, 0.0]]), np.zeros((2, 2), bool)):
+        with pytest.raises(ParameterError, match="failed must be a bool tensor"):
+            apply_sample(w, torch.zeros(2, 2, dtype=torch.float64), failed)
+    failed = torch.tensor([[False, True], [False, False]])
+    apply_sample(w, torch.zeros(2, 2, dtype=torch.float64), failed).sum().backward()
+    assert w.grad.tolist() == [[1.0, 0.0], [1.0, 1.0]]
+
+
+def test_restore_failed_does_not_reuse_an_earlier_step_s_failure_mask():
+    """The failure mask was set by training forwards and never cleared, so a
+    later step whose forward set none (a sampled step in evaluation mode,
+    under `sampling`) had `restore_failed_` put back the weights the earlier
+    step had sampled as failed, though this step's gradient moved them
+    (found by review): the mask now serves the step it was drawn in, once."""
+    from xbarsim.train import restore_failed_, snapshot_
+
+    layer = HardwareAwareLinear(6, 5, surrogate=ToyHardware(p_fail=0.4), seed=2, dtype=torch.float64)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    x = torch.rand(8, 6, dtype=torch.float64)
+    snapshot_(layer)
+    opt.zero_grad()
+    layer(x).pow(2).sum().backward()
+    failed = torch.as_tensor(layer.last_sample.failed_weight)
+    before = layer.weight.detach().clone()
+    opt.step()
+    restore_failed_(layer)
+    assert failed.any() and torch.equal(layer.weight.detach()[failed], before[failed])  # the training step's
+    layer.eval()
+    with sampling(layer):
+        snapshot_(layer)
+        opt.zero_grad()
+        layer(x).pow(2).sum().backward()
+        before = layer.weight.detach().clone()
+        opt.step()
+        restore_failed_(layer)
+    moved = layer.weight.detach() != before
+    assert torch.equal(moved, layer.weight.grad != 0)  # SGD moved every weight with a gradient, and only those
+    assert (moved & failed).any()  # among them some the first step had sampled as failed
+
+
+@pytest.mark.parametrize("torch_tells", [True, False])
+def test_a_sampled_forward_under_torch_func_is_refused_and_an_evaluation_one_runs(torch_tells, monkeypatch):
+    """``torch.func.grad`` of a ``functional_call`` in training mode gave
+    torch's raw "Cannot access data pointer of Tensor that doesn't have
+    storage" from the NumPy copy of the wrapped weights (found by review).
+    Refused up front where torch says a tensor is wrapped, and at the NumPy
+    copy where it cannot (``torch_tells`` False)."""
+    from torch.func import functional_call, grad
+
+    from xbarsim.train import layers
+
+    if not torch_tells:
+        monkeypatch.setattr(layers, "_functorch_wrapped", lambda *tensors: False)
+
+    layer = HardwareAwareLinear(2, 3, surrogate=ToyHardware(), seed=1, dtype=torch.float64)
+    x = torch.rand(4, 2, dtype=torch.float64)
+    params = dict(layer.named_parameters())
+    loss = lambda p: functional_call(layer, p, (x,)).pow(2).sum()  # noqa: E731
+    with pytest.raises(ParameterError, match="cannot run under torch.func transforms.*evaluation mode"):
+        grad(loss)(params)
+    layer.eval()  # the mean weights: nn.Linear's forward, which torch.func takes
+    g = grad(loss)(params)
+    layer(x).pow(2).sum().backward()
+    torch.testing.assert_close(g["weight"], layer.weight.grad, rtol=0, atol=0)
+    torch.testing.assert_close(g["bias"], layer.bias.grad, rtol=0, atol=0)

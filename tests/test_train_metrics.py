@@ -53,3 +53,27 @@ def test_correct_matrix_and_errors():
         per_point_accuracy([[0, 2]])
     with pytest.raises(ParameterError, match=r"predictions \(2, 3\) and labels \(2,\) do not fit"):
         correct_matrix(pred, lab[:2])
+
+
+def test_plot_uncertainty_draws_every_test_point_when_the_labels_are_a_list(tmp_path, monkeypatch):
+    """`plots.plot_uncertainty` selected the points by ``x_test[y_test ==
+    cls]``: with the labels as a Python list the comparison was one False,
+    and every test point was dropped (found by review)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    from xbarsim.train import plots
+
+    x = np.random.default_rng(0).uniform(0, 1, (12, 2))
+    y = [0, 1] * 6
+    axis = np.linspace(0, 1, 5)
+    drawn = []
+    scatter = matplotlib.axes.Axes.scatter
+
+    def spy(self, xs, ys, *args, **kwargs):
+        drawn.append(np.size(xs))
+        return scatter(self, xs, ys, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
+    plots.plot_uncertainty(axis, {"regular": dict(std=np.full((5, 5), 0.1))}, x, y, tmp_path / "u.png")
+    assert drawn == [6, 6] and (tmp_path / "u.png").is_file()

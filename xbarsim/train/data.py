@@ -114,7 +114,11 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
     noise : float
         Standard deviation of the Gaussian noise added by ``make_moons``.
     seed : int
-        Seed of the draw and of the shuffled split.
+        Seed of the draw and of the shuffled split. The split permutes with
+        ``np.random.default_rng(seed)``, the stream ``TrainConfig(seed=seed)``
+        orders its batches from and ``convert(net, surrogate, seed=seed)``
+        gives layer 0: pass distinct seeds for independent draws, as
+        ``xbarsim moons`` does with `xbarsim.moons.stream_seed`.
 
     Returns
     -------
@@ -191,6 +195,11 @@ def _read_csv_text(path):
         for lineno, row in enumerate(reader, start=2):
             if not row or all(not c.strip() for c in row):
                 continue
+            if len(row) != len(header):
+                # a row with an extra field was read from its first three, the rest
+                # dropped without a word (found by review); a short one was "not numbers"
+                raise ParameterError(f"{path}, line {lineno} has {len(row)} fields; the header has {len(header)} "
+                                     f"({','.join(header)}). Give every row one value per column.")
             try:
                 rows.append([float(row[k]) for k in idx])
             except (ValueError, IndexError):

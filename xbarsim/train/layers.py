@@ -129,7 +129,15 @@ def apply_sample(w, sampled, failed):
 
     Equal to `sampled` in value; its gradient is ``1`` to `w` where not
     `failed` and ``0`` where `failed`.
+
+    `failed` must be a bool tensor: an integer 0 / 1 mask made ``~failed``
+    -1 / -2, so the gradient was flipped and scaled, and a float one raised
+    torch's raw TypeError (found by review).
     """
+    if not isinstance(failed, torch.Tensor) or failed.dtype != torch.bool:
+        got = f"a tensor of dtype {failed.dtype}" if isinstance(failed, torch.Tensor) else type(failed).__name__
+        raise ParameterError(f"failed must be a bool tensor (True where the device failed); got {got}. Convert a "
+                             "0 / 1 mask with mask.bool().")
     keep = (~failed).to(w.dtype)
     delta = sampled.to(w.dtype) - keep * w.detach()
     return straight_through(w, delta, keep)
@@ -397,7 +405,53 @@ class HardwareAwareLinear(nn.Linear):
             if failures and self.failure_scale != 1.0:
                 failures = self.failure_scale
         w, b = self._refuse_nonfinite_weights()
-        return self.surrogate.sample_layer(w, b, self._rng, noise=noise, failures=failures)
+        s = self.surrogate.sample_layer(w, b, self._rng, noise=noise, failures=failures)
+        self._check_sample(s)
+        return s
+
+    def _check_sample(self, s):
+        """Refuse a `LayerSample` that does not fit this layer (`ParameterError`).
+
+        A hardware model of the user's own was taken at its word: an integer
+        0 / 1 ``failed_weight`` flipped and scaled the gradient and made
+        `restore_failed_` index rows with it, a float one gave torch's raw
+        TypeError, a mask of another shape broadcast without a word, and a
+        transposed weight or a missing bias gave torch's raw RuntimeError
+        (found by review). Shapes and dtypes only: nothing is scanned.
+        """
+        where = f"{type(self.surrogate).__name__}.sample_layer, for {self._describe()},"
+        if not isinstance(s, LayerSample):
+            raise ParameterError(f"{where} returned {type(s).__name__}; it must return an "
+                                 "xbarsim.train.layers.LayerSample(weight, bias, failed_weight, failed_bias).")
+        shape_w = (self.out_features, self.in_features)
+        shape_b = None if self.bias is None else (self.out_features,)
+        for name, a, shape, kinds, what in (
+                ("weight", s.weight, shape_w, "iuf", "real numbers"),
+                ("failed_weight", s.failed_weight, shape_w, "b", "bool"),
+                ("bias", s.bias, shape_b, "iuf", "real numbers"),
+                ("failed_bias", s.failed_bias, shape_b, "b", "bool")):
+            if shape is None:  # the layer has no bias
+                if a is not None:
+                    raise ParameterError(f"{where} gave LayerSample.{name} = {type(a).__name__}, but the layer has "
+                                         f"no bias (it was given bias=None): {name} must be None.")
+                continue
+            if a is None and name == "bias":
+                raise ParameterError(f"{where} gave LayerSample.bias = None, but the layer has a bias: give the "
+                                     f"sampled bias, real numbers of shape {shape}.")
+            if not isinstance(a, (np.ndarray, torch.Tensor)):
+                raise ParameterError(f"{where} gave LayerSample.{name} as {type(a).__name__}; expected a NumPy array "
+                                     f"of {what} of shape {shape} (np.asarray(...)).")
+            if _dtype_kind(a) not in kinds or tuple(a.shape) != shape:
+                hint = " (a 0 / 1 mask: mask.astype(bool))" if kinds == "b" else ""
+                raise ParameterError(f"{where} gave LayerSample.{name} of shape {tuple(a.shape)} and dtype {a.dtype}; "
+                                     f"expected {what} of shape {shape}, the shape of the layer's {name.split('_')[-1]}"
+                                     f"{hint}.")
+        if s.circuit is not None and not callable(s.circuit):
+            raise ParameterError(f"{where} gave LayerSample.circuit as {type(s.circuit).__name__}; expected None or a "
+                                 "function circuit(x) -> (B, out).")
+        if s.input_gain is not None and (not isinstance(s.input_gain, (tuple, list)) or len(s.input_gain) != 3):
+            raise ParameterError(f"{where} gave LayerSample.input_gain = {s.input_gain!r:.60}; expected None or "
+                                 "(v_read, v0, input_scale).")
 
     def _describe(self):
         """'layer '0' (8 x 2)': the name `convert` gave it, if any, and its shape."""
@@ -414,8 +468,16 @@ class HardwareAwareLinear(nn.Linear):
         """
         from .._coerce import where_not_finite
 
-        w = self.weight.detach().cpu().to(torch.float64).numpy()
-        b = None if self.bias is None else self.bias.detach().cpu().to(torch.float64).numpy()
+        try:
+            w = self.weight.detach().cpu().to(torch.float64).numpy()
+            b = None if self.bias is None else self.bias.detach().cpu().to(torch.float64).numpy()
+        except RuntimeError as exc:
+            # a torch.func transform's wrapped weights have no storage: torch's raw
+            # "Cannot access data pointer of Tensor that doesn't have storage" (found by review);
+            # `forward` refuses them first where torch can tell, this catches the rest
+            if "storage" not in str(exc):
+                raise
+            raise ParameterError(_FUNCTORCH_MESSAGE) from None
         for name, a in (("weight", w), ("bias", b)):
             if a is not None and not np.all(np.isfinite(a)):
                 raise ParameterError(
@@ -474,6 +536,8 @@ class HardwareAwareLinear(nn.Linear):
         if x.dim() != 2:  # like nn.Linear: any leading dimensions, one sampled transfer for all
             lead = x.shape[:-1]
             return self.forward(x.reshape(-1, x.shape[-1])).reshape(*lead, self.out_features)
+        if _functorch_wrapped(x, self.weight, self.bias):
+            raise ParameterError(_FUNCTORCH_MESSAGE)
         if x.is_meta or self.weight.is_meta:
             # Tensor.item() in the input check raised torch's bare RuntimeError
             raise ParameterError("a sampled forward draws a transfer from the surrogate, which needs real tensors, "
@@ -592,8 +656,16 @@ class HardwareAwareLinear(nn.Linear):
 
         A zero gradient is not enough with momentum optimizers (Adam still
         moves a weight with zero gradient); this makes "no update" exact.
+
+        The failure mask is the last training forward's that recorded a graph,
+        and it is used once: this call clears it. It was kept, so a later step
+        with no training forward (a sampled step in evaluation mode, with
+        `sampling`) put back the weights an earlier step had sampled as
+        failed (found by review).
         """
-        if self._failed_weight is None or not self.failures:
+        failed_weight, failed_bias = self._failed_weight, self._failed_bias
+        self._failed_weight = self._failed_bias = None  # this step's; the next training forward sets its own
+        if failed_weight is None or not self.failures:
             return
         if self._pre_step is None:
             # without snapshot_ before the step there is nothing to put back:
@@ -607,12 +679,37 @@ class HardwareAwareLinear(nn.Linear):
             return
         w0, b0 = self._pre_step
         with torch.no_grad():
-            m = self._failed_weight
+            m = failed_weight
             self.weight[m] = w0[m]
-            if self.bias is not None and self._failed_bias is not None:
-                mb = self._failed_bias
+            if self.bias is not None and failed_bias is not None:
+                mb = failed_bias
                 self.bias[mb] = b0[mb]
         self._pre_step = None
+
+
+def _dtype_kind(a):
+    """NumPy's dtype kind ('b', 'i', 'u', 'f', 'c', ...) of a NumPy array or a torch tensor."""
+    if isinstance(a, np.ndarray):
+        return a.dtype.kind
+    if a.dtype == torch.bool:
+        return "b"
+    return "c" if a.is_complex() else "f" if a.is_floating_point() else "i"
+
+
+_FUNCTORCH_MESSAGE = (
+    "a sampled forward (training mode, or sample_on_eval / sampling in evaluation mode) draws its hardware "
+    "transfer in NumPy, so it cannot run under torch.func transforms (grad, vjp, jacrev, vmap of "
+    "functional_call...), whose tensors hold no data. Run the layer in evaluation mode (model.eval(), which does "
+    "not sample) under torch.func, or train with a plain autograd loop (loss.backward(); optimizer.step()).")
+
+
+def _functorch_wrapped(*tensors):
+    """Whether any of `tensors` is wrapped by a torch.func transform (False
+    where this torch cannot tell: `_refuse_nonfinite_weights` catches those)."""
+    is_wrapped = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
+    if is_wrapped is None:
+        return False
+    return any(t is not None and is_wrapped(t) for t in tensors)
 
 
 _AUTOCAST_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -920,7 +1017,11 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
         The ``k``-th layer converted samples from the stream ``seed + k``
         (a layer shared under two names counts once; attention projections
         are not converted); in ``[0, 2**64 - 104730]``
-        (``xbarsim.train._checks.SEED_MAX``).
+        (``xbarsim.train._checks.SEED_MAX``). ``seed=0`` gives layer 0 the
+        stream ``np.random.default_rng(0)``, the one ``TrainConfig()``'s
+        batch order and ``make_moons_split(seed=0)``'s split also draw from:
+        pass distinct seeds for independent draws, as ``xbarsim moons`` does
+        with `xbarsim.moons.stream_seed`.
 
     Returns
     -------

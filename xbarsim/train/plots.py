@@ -118,6 +118,9 @@ def plot_uncertainty(axes_1d, panels, x_test, y_test, path, note=""):
     plt = _plt()
     fig, axs = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.6), squeeze=False)
     vmax = max(float(np.max(d["std"])) for d in panels.values()) or 1.0
+    # as arrays: labels given as a list compared as a whole to each class
+    # (False), and every test point was dropped (found by review)
+    x_test, y_test = np.asarray(x_test), np.asarray(y_test)
     for ax, (name, d) in zip(axs[0], panels.items()):
         im = ax.pcolormesh(axes_1d, axes_1d, d["std"], cmap="magma", vmin=0, vmax=vmax, shading="auto")
         for cls, color, marker in ((0, "w", "o"), (1, "tab:cyan", "^")):

@@ -295,9 +295,11 @@ class StatisticalModel:
         if sub_arr.dtype.kind not in "iu" and not (sub_arr.dtype.kind == "f" and np.all(np.isfinite(sub_arr))
                                                    and np.all(sub_arr == np.round(sub_arr))):
             # inf was taken for a count and wrapped to no drift (found by review)
-            raise ParameterError(f"subsequent must be finite integer counts (devices programmed after each one); "
-                                 f"got dtype {sub_arr.dtype}" + (" holding NaN or inf" if sub_arr.dtype.kind == "f"
-                                                                 else "") + ".")
+            what = ""
+            if sub_arr.dtype.kind == "f":
+                what = " holding NaN or inf" if not np.all(np.isfinite(sub_arr)) else " holding fractions"
+            raise ParameterError(f"subsequent must be integer counts (devices programmed after each one, finite); "
+                                 f"got dtype {sub_arr.dtype}{what}.")
         if np.any(sub_arr < 0):
             # clipped to 0 without a word (found by review)
             raise ParameterError("subsequent holds a negative count; it is the number of devices programmed "

@@ -33,7 +33,11 @@ class TrainConfig:
     """Adam learning rate."""
     seed: int = 0
     """Seed of the batch order and of torch's generator during training (the
-    weights arrive initialised: `moons_network` takes its own seed)."""
+    weights arrive initialised: `moons_network` takes its own seed). The
+    default, 0, orders the batches from ``np.random.default_rng(0)``, the
+    stream ``convert(net, surrogate, seed=0)`` gives layer 0 and
+    ``make_moons_split(seed=0)`` splits from: pass distinct seeds for
+    independent draws, as ``xbarsim moons`` does with `xbarsim.moons.stream_seed`."""
     keep_best: bool = True
     """Keep the weights with the lowest validation loss (checked every epoch)."""
     val_samples: int = 4
@@ -115,8 +119,30 @@ def predict_logits(model, x):
         try:
             out = model(torch.as_tensor(x, dtype=dtype, device=_device(model)))
         except RuntimeError as exc:  # torch's shape error, raw (found by review)
-            raise ParameterError(f"the model does not take x's {x.shape[1]}-feature points ({exc}).") from None
+            raise ParameterError(_forward_failed(model, exc, x.shape[1], "x")) from None
     return out.squeeze(-1).to(torch.float64).cpu().numpy()
+
+
+def _forward_failed(model, exc, n_features, name):
+    """The message for torch's RuntimeError `exc` from `model`'s forward on
+    `name`'s `n_features`-feature points.
+
+    Every such error was reported as a feature-count mismatch: a model
+    holding float32 and float64 layers was told it did not take 2-feature
+    points (found by review). A feature-count mismatch is claimed only when
+    the model's first linear layer takes another count (or, without one,
+    torch's error is a shape mismatch); otherwise torch's message is given
+    as it is, with the mixed dtypes named where the model has several.
+    """
+    first = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
+    text = str(exc)
+    shape_error = "shapes cannot be multiplied" in text or "size mismatch" in text
+    if (first.in_features != n_features) if first is not None else shape_error:
+        return f"the model does not take {name}'s {n_features}-feature points ({text})."
+    dtypes = sorted({str(p.dtype) for p in model.parameters() if p.is_floating_point()})
+    hint = (f" Its parameters mix dtypes {', '.join(dtypes)}: give them one (model.double() or model.float())."
+            if len(dtypes) > 1 else "")
+    return f"the model's forward on {name}'s points failed: {type(exc).__name__}: {text}.{hint}"
 
 
 def _device(model):
@@ -145,6 +171,8 @@ def accuracy(model, x, y):
     from .evaluate import check_labels
 
     logits = predict_logits(model, x)
+    if len(logits) == 0:  # the mean of nothing: NaN, with NumPy's RuntimeWarning (found by review)
+        raise ParameterError("x holds no points; accuracy needs at least one (P, features) point, P >= 1.")
     # (P, 1) labels broadcast to a P x P comparison, and -1 / 1 labels were
     # scored as they came (0.50 and 0.42 for a 0.90 network; found by review)
     labels = check_labels(y, len(logits))
@@ -299,8 +327,7 @@ def _check_training(model, data, config):
         with _evaluating(model), sampling(model, enabled=False), torch.no_grad():
             out = model(torch.as_tensor(np.asarray(data.x_train[:2]), dtype=torch.float64, device=_device(model)))
     except RuntimeError as exc:  # torch's shape errors: the model does not take these points
-        raise ParameterError(f"the model does not take data.x_train's {np.shape(data.x_train)[1]}-feature points "
-                             f"({exc}).") from None
+        raise ParameterError(_forward_failed(model, exc, np.shape(data.x_train)[1], "data.x_train")) from None
     if out.ndim != 2 or out.shape[1] != 1:
         raise ParameterError(f"train fits binary classifiers with one logit per point ((B, 1) outputs, "
                              f"BCE-with-logits); this model gives {tuple(out.shape)}. Write your own loop for "

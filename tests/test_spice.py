@@ -275,6 +275,8 @@ def test_title_is_inert_on_the_first_line(tmp_path):
     xbar, drives = SMALL
     cases = {
         ".include evil.cir": "title: .include evil.cir",
+        "*NG_SCRIPT x": "title: *NG_SCRIPT x",
+        "+ more": "title: + more",
         "a\tb\n.end  c": "a b .end c",
         "name\udcff\x07": "name??",
         "": "xbarsim crossbar",
@@ -508,13 +510,14 @@ def test_a_title_that_is_not_ascii_reads_back():
 @needs_ngspice
 def test_a_title_cannot_change_the_circuit(tmp_path):
     """A title ``.include FILE`` pulled FILE's resistor into the circuit and
-    ngspice returned other currents without an error; titles ``.control``
-    and ``.param`` failed as if ngspice had. Each now solves the circuit
+    ngspice returned other currents without an error; titles ``.control``,
+    ``.param`` and ``*ng_script`` failed as if ngspice had. Each now solves the circuit
     the deck describes, bit for bit."""
     (tmp_path / "evil.cir").write_text("R9 wl_0_0 0 1000\n")
     xbar, drives = SMALL
     ref = run_ngspice(xbar, **drives)
-    for title in (f".include {tmp_path / 'evil.cir'}", ".control", ".param x=1", "x" * 6000 + " R9 wl_0_0 0 1000"):
+    for title in (f".include {tmp_path / 'evil.cir'}", ".control", ".param x=1", "*ng_script",
+                  "x" * 6000 + " R9 wl_0_0 0 1000"):
         got = run_ngspice(xbar, **drives, title=title)
         np.testing.assert_array_equal(got.i_out, ref.i_out)
 

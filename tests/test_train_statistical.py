@@ -104,6 +104,9 @@ def test_statistical_sample_counts_and_tables_are_checked(tmp_path):
         model.sample(t, np.ones(4, dtype=int), np.random.default_rng(0), drift_table="csv")
     with pytest.raises(ParameterError, match="events = -1"):
         table.mean_std(-1)
+    assert table.mean_std(3.0) == table.mean_std(np.array(3)) == table.mean_std(3)  # whole numbers, as before
+    with pytest.raises(ParameterError, match=r"subsequent has shape \(2, 4\)"):  # broadcasts with, not to, (4,)
+        model.sample(t, np.ones((2, 4), dtype=int), np.random.default_rng(0))
     assert table.mean_std(10**9) == table.mean_std(table.max_events)
     with open(tmp_path / "log.txt", "w") as log:
         with pytest.raises(ParameterError, match="path = "):
@@ -123,3 +126,4 @@ def test_statistical_sample_counts_and_tables_are_checked(tmp_path):
     with pytest.raises(ParameterError, match="min_samples = '50'"):
         st.load_drift_table(tmp_path / "ok.csv", min_samples="50")
     assert st.load_drift_table(tmp_path / "ok.csv", min_samples=1).max_events == 2
+    assert st.load_drift_table(tmp_path / "ok.csv", min_samples=1.0).max_events == 2

@@ -177,13 +177,15 @@ def _inert_title(title):
     white space collapsed to single spaces, characters that are not
     printable (or not encodable in UTF-8: a surrogate from a file name)
     replaced by ``?``, at most `TITLE_MAX` characters, and ``title: ``
-    in front of one that begins with a dot. ngspice acts on a first line
-    that is a dot command (a title ``.include x.cir`` pulled x.cir's
-    elements into the circuit, with no error) and reads what follows the
-    5000th character of a line as a new line (found by review)."""
+    in front of one that begins with ``.``, ``*`` or ``+``. ngspice acts on
+    a first line that is a dot command (a title ``.include x.cir`` pulled
+    x.cir's elements into the circuit, with no error), reads a deck whose
+    first line is ``*ng_script`` as a script of commands, and reads what
+    follows the 5000th character of a line as a new line (found by
+    review)."""
     text = " ".join(str(title).split()) or "xbarsim crossbar"
     text = "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else "?" for c in text)
-    if text.startswith("."):
+    if text.startswith((".", "*", "+")):  # a dot command; "*ng_script" makes the deck a script (found by review)
         text = "title: " + text
     return text if len(text) <= TITLE_MAX else text[:TITLE_MAX - 3] + "..."
 
@@ -275,8 +277,9 @@ def write_netlist(xbar, left=None, right=None, top=None, bottom=None, column=0,
     title : str
         First line of the deck, made inert: white space collapsed, characters
         that are not printable replaced by ``?``, at most 200 characters, and
-        ``title: `` in front of one that begins with a dot (ngspice runs a dot
-        command on the first line).
+        ``title: `` in front of one that begins with ``.``, ``*`` or ``+``
+        (ngspice runs a dot command on the first line, and reads a deck that
+        begins ``*ng_script`` as a script).
 
     Returns
     -------

@@ -98,10 +98,8 @@ class DriftTable:
     def mean_std(self, events):
         """Mean and std (siemens) of the drift after `events` events (an
         integer >= 0; counts above `max_events` use its pool)."""
-        from ._checks import check_count
-
         # -1 read the last pool, as 54 does (found by review)
-        s = self.samples[min(check_count(events, "events", 0), self.max_events)]
+        s = self.samples[min(_whole(events, "events", 0), self.max_events)]
         return float(np.mean(s)), float(np.std(s))
 
     def sample(self, events, rng):
@@ -127,6 +125,16 @@ class DriftTable:
         return cached
 
 
+def _whole(value, name, low):
+    """``value`` as an int ``>= low``: an integer, or a whole finite real
+    number (3.0, a 0-d array), as counts were taken before they were checked;
+    bools and strings refused."""
+    k = None if isinstance(value, (bool, np.bool_, str, bytes)) else real_scalar(value)
+    if k is None or not math.isfinite(k) or k != round(k) or k < low:
+        raise ParameterError(f"{name} = {value!r}; a whole number >= {low}.")
+    return int(k)
+
+
 def load_drift_table(path=None, min_samples=50):
     """Build a `DriftTable` from ``neighbour_drift.csv``.
 
@@ -135,14 +143,12 @@ def load_drift_table(path=None, min_samples=50):
     package installed without its data changed the statistical model's
     figures silently (found by review).
     """
-    from ._checks import check_count
-
     # an int path was opened as a file descriptor, and closed (the caller's
     # own file; found by review)
     if path is not None and (isinstance(path, (bool, int, np.integer)) or not isinstance(path, (str, os.PathLike))):
         raise ParameterError(f"path = {path!r}; give the path of neighbour_drift.csv (a str or os.PathLike), or "
                              "None to use the packaged file.")
-    min_samples = check_count(min_samples, "min_samples")
+    min_samples = _whole(min_samples, "min_samples", 1)
     path = path or find_data_file("neighbour_drift.csv")
     if path is not None and not os.path.isfile(path):
         raise ParameterError(f"{path!r} is not a file; give the path of neighbour_drift.csv, or None to use the "
@@ -306,10 +312,12 @@ class StatisticalModel:
                                  "after each one in its array (0 for the last).")
         shape = target.shape
         try:
-            np.broadcast_shapes(sub_arr.shape, shape)
+            fits = np.broadcast_shapes(sub_arr.shape, shape) == shape  # broadcast *to* the targets' shape
         except ValueError:
+            fits = False
+        if not fits:
             raise ParameterError(f"subsequent has shape {sub_arr.shape}, which does not broadcast to the targets' "
-                                 f"{shape}.") from None
+                                 f"{shape}.")
         if drift_table is not None and not isinstance(drift_table, DriftTable):
             raise ParameterError(f"drift_table = {drift_table!r}; give a DriftTable (load_drift_table(path)) or "
                                  "None (the measured data's).")

@@ -139,3 +139,6 @@ def test_csv_refuses_a_row_with_more_or_fewer_fields_than_the_header(tmp_path, r
     (tmp_path / "val.csv").write_text(f"x1,x2,label\n0.1,0.2,1\n0.3,0.4,0\n{row}\n")
     with pytest.raises(ParameterError, match=rf"val.csv, line 4 has {fields} fields; the header has 3"):
         load_csv_dir(tmp_path)
+    # empty trailing fields (a comma at the end of each row) hold nothing to drop
+    (tmp_path / "val.csv").write_text("x1,x2,label\n0.1,0.2,1,\n0.3,0.4,0,,\n")
+    assert load_csv_dir(tmp_path).x_val.shape == (2, 2)

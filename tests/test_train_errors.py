@@ -357,10 +357,32 @@ def test_predict_logits_blames_the_feature_count_only_when_it_is_the_problem():
     """Every RuntimeError of the model's forward was reported as "the model
     does not take x's 2-feature points": a model holding a float32 and a
     float64 layer was blamed on its inputs' feature count (found by review)."""
-    mixed = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1).double())
-    with pytest.raises(ParameterError, match=r"the model's forward on x's points failed: RuntimeError: .*dtype.*"
-                                             r"mix dtypes torch.float32, torch.float64: give them one") as info:
-        predict_logits(mixed, np.zeros((2, 2)))
-    assert "feature" not in str(info.value)
+    nn = torch.nn
+
+    class Squares(nn.Module):  # [x, x^2]: the first Linear takes 4 features of 2-feature points
+        def forward(self, x):
+            return torch.cat([x, x * x], dim=-1)
+
+    class HeadFirst(nn.Module):  # the head registered before the body: not the call order
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 1).float()
+            self.body = nn.Linear(2, 8).double()
+
+        def forward(self, x):
+            return self.head(self.body(x))
+
+    for mixed in (nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1).double()),
+                  nn.Sequential(Squares(), nn.Linear(4, 8), nn.Sigmoid(), nn.Linear(8, 1).double()),
+                  HeadFirst()):
+        with pytest.raises(ParameterError, match=r"the model's forward on x's points failed on a dtype: .*"
+                                                 r"mix dtypes torch.float32, torch.float64: give them one") as info:
+            predict_logits(mixed, np.zeros((2, 2)))
+        assert "feature" not in str(info.value)
     with pytest.raises(ParameterError, match="does not take x's 3-feature points"):
         predict_logits(moons_network(seed=0), np.zeros((2, 3)))
+    # a convolutional front end whose Linear takes 3 features: 3-feature points are the wrong count
+    conv = nn.Sequential(nn.Unflatten(1, (1, 5)), nn.Conv1d(1, 1, 3), nn.Flatten(), nn.Linear(3, 1)).double()
+    assert predict_logits(conv, np.zeros((2, 5))).shape == (2,)
+    with pytest.raises(ParameterError, match="does not take x's 3-feature points"):
+        predict_logits(conv, np.zeros((2, 3)))

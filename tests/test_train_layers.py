@@ -1315,8 +1315,9 @@ class _Malformed:
     (True, lambda f: dict(failed_bias=np.zeros(2, np.int64)), r"failed_bias of shape \(2,\) and dtype int64; expected "
                                                                r"bool of shape \(2,\)"),
     (True, lambda f: dict(weight=f["weight"].tolist()), "weight as list; expected a NumPy array"),
-    (False, lambda f: dict(bias=np.zeros(2), failed_bias=np.zeros(2, bool)), "bias = ndarray, but the layer has no "
-                                                                           "bias"),
+    (False, lambda f: dict(bias=np.ones(2), failed_bias=np.zeros(2, bool)), r"bias = ndarray, but the layer has no "
+                                                                          r"bias \(bias=False\): give None, or zeros"),
+    (True, lambda f: dict(input_gain=(0.3, 0.1)), r"input_gain of shape \(2,\); expected None or three numbers"),
 ])
 def test_a_hardware_model_s_sample_that_does_not_fit_the_layer_is_refused_naming_the_field(bias, spoil, match):
     """A custom hardware model's `LayerSample` was taken at its word: an
@@ -1334,6 +1335,19 @@ def test_a_hardware_model_s_sample_that_does_not_fit_the_layer_is_refused_naming
     layer.surrogate = _Malformed(lambda f: {})  # the well-formed sample passes, the failed weight gets no gradient
     layer(torch.ones(4, 3, dtype=torch.float64)).sum().backward()
     assert layer.weight.grad[0, 0] == 0 and torch.all(layer.weight.grad.reshape(-1)[1:] == 4)
+
+
+def test_a_hardware_model_may_give_a_bias_less_layer_a_zero_bias_and_input_gain_as_an_array():
+    """Accepted before the sample was checked, and still: a zero bias (and
+    its mask) for a layer without one, which the layer ignores (a common
+    way to map a missing bias), and ``input_gain`` as an array of three
+    (found by review of the check)."""
+    zero_bias = _Malformed(lambda f: dict(bias=np.zeros(2), failed_bias=np.zeros(2, bool)))
+    layer = HardwareAwareLinear(3, 2, bias=False, surrogate=zero_bias, seed=0, dtype=torch.float64)
+    assert layer(torch.ones(4, 3, dtype=torch.float64)).shape == (4, 2)
+    as_array = _Malformed(lambda f: dict(input_gain=np.array([0.3, None, 1.0], dtype=object)))
+    layer = HardwareAwareLinear(3, 2, surrogate=as_array, seed=0, dtype=torch.float64)
+    assert layer(torch.ones(4, 3, dtype=torch.float64)).shape == (4, 2)
 
 
 def test_apply_sample_refuses_a_failed_mask_that_is_not_bool():

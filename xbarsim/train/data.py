@@ -195,9 +195,10 @@ def _read_csv_text(path):
         for lineno, row in enumerate(reader, start=2):
             if not row or all(not c.strip() for c in row):
                 continue
-            if len(row) != len(header):
+            if len(row) < len(header) or any(c.strip() for c in row[len(header):]):
                 # a row with an extra field was read from its first three, the rest
-                # dropped without a word (found by review); a short one was "not numbers"
+                # dropped without a word (found by review); a short one was "not numbers".
+                # Empty trailing fields (a comma at the end of the row) hold nothing to drop.
                 raise ParameterError(f"{path}, line {lineno} has {len(row)} fields; the header has {len(header)} "
                                      f"({','.join(header)}). Give every row one value per column.")
             try:

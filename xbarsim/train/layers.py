@@ -430,10 +430,13 @@ class HardwareAwareLinear(nn.Linear):
                 ("failed_weight", s.failed_weight, shape_w, "b", "bool"),
                 ("bias", s.bias, shape_b, "iuf", "real numbers"),
                 ("failed_bias", s.failed_bias, shape_b, "b", "bool")):
-            if shape is None:  # the layer has no bias
-                if a is not None:
-                    raise ParameterError(f"{where} gave LayerSample.{name} = {type(a).__name__}, but the layer has "
-                                         f"no bias (it was given bias=None): {name} must be None.")
+            if shape is None:  # the layer has no bias: a zero bias (and its mask) is ignored, as it always was
+                if name == "bias" and a is not None and not (
+                        isinstance(a, (np.ndarray, torch.Tensor)) and tuple(a.shape) == (self.out_features,)
+                        and not bool((a != 0).any())):
+                    raise ParameterError(f"{where} gave LayerSample.bias = {type(a).__name__}, but the layer has no "
+                                         f"bias (bias=False): give None, or zeros of shape ({self.out_features},), "
+                                         "which the layer ignores.")
                 continue
             if a is None and name == "bias":
                 raise ParameterError(f"{where} gave LayerSample.bias = None, but the layer has a bias: give the "
@@ -449,9 +452,9 @@ class HardwareAwareLinear(nn.Linear):
         if s.circuit is not None and not callable(s.circuit):
             raise ParameterError(f"{where} gave LayerSample.circuit as {type(s.circuit).__name__}; expected None or a "
                                  "function circuit(x) -> (B, out).")
-        if s.input_gain is not None and (not isinstance(s.input_gain, (tuple, list)) or len(s.input_gain) != 3):
-            raise ParameterError(f"{where} gave LayerSample.input_gain = {s.input_gain!r:.60}; expected None or "
-                                 "(v_read, v0, input_scale).")
+        if s.input_gain is not None and np.shape(s.input_gain) != (3,):
+            raise ParameterError(f"{where} gave LayerSample.input_gain of shape {np.shape(s.input_gain)}; expected "
+                                 "None or three numbers (v_read, v0, input_scale).")
 
     def _describe(self):
         """'layer '0' (8 x 2)': the name `convert` gave it, if any, and its shape."""
@@ -697,10 +700,11 @@ def _dtype_kind(a):
 
 
 _FUNCTORCH_MESSAGE = (
-    "a sampled forward (training mode, or sample_on_eval / sampling in evaluation mode) draws its hardware "
-    "transfer in NumPy, so it cannot run under torch.func transforms (grad, vjp, jacrev, vmap of "
-    "functional_call...), whose tensors hold no data. Run the layer in evaluation mode (model.eval(), which does "
-    "not sample) under torch.func, or train with a plain autograd loop (loss.backward(); optimizer.step()).")
+    "a sampled forward (training mode, or sample_on_eval / sampling in evaluation mode) and the hardware penalty "
+    "(regularization, hardware_penalty > 0) read the layer's weights in NumPy, so they cannot run under "
+    "torch.func transforms (grad, vjp, jacrev, vmap of functional_call...), whose tensors hold no data. Run the "
+    "layer in evaluation mode (model.eval(), which does not sample) without the penalty under torch.func, or "
+    "train with a plain autograd loop (loss.backward(); optimizer.step()).")
 
 
 def _functorch_wrapped(*tensors):

@@ -125,24 +125,26 @@ def predict_logits(model, x):
 
 def _forward_failed(model, exc, n_features, name):
     """The message for torch's RuntimeError `exc` from `model`'s forward on
-    `name`'s `n_features`-feature points.
+    `name`'s `n_features`-feature points, judged by torch's own text.
 
     Every such error was reported as a feature-count mismatch: a model
     holding float32 and float64 layers was told it did not take 2-feature
-    points (found by review). A feature-count mismatch is claimed only when
-    the model's first linear layer takes another count (or, without one,
-    torch's error is a shape mismatch); otherwise torch's message is given
-    as it is, with the mixed dtypes named where the model has several.
+    points (found by review). A dtype error names the dtypes the model's
+    parameters mix; a shape error is reported as the feature-count mismatch
+    it most likely is; anything else is torch's message as it is. (Which
+    Linear layer comes first cannot tell: a module before it may change the
+    width, and registration order need not be call order; found by review.)
     """
-    first = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
     text = str(exc)
-    shape_error = "shapes cannot be multiplied" in text or "size mismatch" in text
-    if (first.in_features != n_features) if first is not None else shape_error:
+    low = text.lower()
+    if "dtype" in low or "scalar type" in low:
+        dtypes = sorted({str(p.dtype) for p in model.parameters() if p.is_floating_point()})
+        hint = (f" Its parameters mix dtypes {', '.join(dtypes)}: give them one (model.double() or model.float())."
+                if len(dtypes) > 1 else "")
+        return f"the model's forward on {name}'s points failed on a dtype: {text}.{hint}"
+    if "shape" in low or "size" in low or "expected input" in low:
         return f"the model does not take {name}'s {n_features}-feature points ({text})."
-    dtypes = sorted({str(p.dtype) for p in model.parameters() if p.is_floating_point()})
-    hint = (f" Its parameters mix dtypes {', '.join(dtypes)}: give them one (model.double() or model.float())."
-            if len(dtypes) > 1 else "")
-    return f"the model's forward on {name}'s points failed: {type(exc).__name__}: {text}.{hint}"
+    return f"the model's forward on {name}'s points failed: {type(exc).__name__}: {text}."
 
 
 def _device(model):

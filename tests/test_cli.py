@@ -82,6 +82,9 @@ def test_a_refused_write_is_not_called_a_full_disk(tmp_path):
     (["moons", "--out", "m", "--trasnfers", "10"],
      "xbarsim moons: error: unrecognized arguments: --trasnfers 10 (--trasnfers: did you mean --transfers?)"),
     (["cache", "--clear", "extra"], "xbarsim cache: error: unrecognized arguments: extra (see xbarsim cache --help)"),
+    # nothing near: no suggestion (the shared "--" made --vp "near" --help; found by review)
+    (["program", "--out", "p", "--vp", "1"],
+     "xbarsim program: error: unrecognized arguments: --vp 1 (see xbarsim program --help)"),
     (["--bogus"], "xbarsim: error: unrecognized arguments: --bogus (see xbarsim --help)"),
     (["solve", "--g", "g.npy", "--out", "o", "--pulse", "-1,0"],
      "xbarsim solve: error: argument --pulse: expected one argument (a value that starts with '-' reads as an "

@@ -354,9 +354,11 @@ def _unrecognized(parser, extra):
     hints = []
     for arg in extra:
         if arg.startswith("--"):
-            near = difflib.get_close_matches(arg.split("=", 1)[0], names, n=1)
+            # compared without the "--" every name shares, which alone made
+            # --vp "near" --help (found by review)
+            near = difflib.get_close_matches(arg.split("=", 1)[0][2:], [n[2:] for n in names], n=1)
             if near:
-                hints.append(f"{arg.split('=', 1)[0]}: did you mean {near[0]}?")
+                hints.append(f"{arg.split('=', 1)[0]}: did you mean --{near[0]}?")
     hint = f" ({'; '.join(hints)})" if hints else f" (see {parser.prog} --help)"
     return f"unrecognized arguments: {' '.join(extra)}{hint}"
 

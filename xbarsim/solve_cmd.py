@@ -691,8 +691,8 @@ def register(subparsers):
     p.add_argument("--r-wl", type=_nonneg, default=None, metavar="OHM", help="word-line segments only")
     p.add_argument("--r-bl", type=_nonneg, default=None, metavar="OHM", help="bit-line segments only")
     p.add_argument("--r-terminal", type=_nonneg, default=0.0, metavar="OHM",
-                   help="input and sense terminal resistance, ohms, as in xbarsim scale (default 0: ideal "
-                        "sources and virtual ground)")
+                   help="input and sense terminal resistance, ohms (default 0: ideal sources and virtual "
+                        "ground; xbarsim scale's --r-terminal defaults to 1)")
     p.add_argument("--r-in", type=_nonneg, default=None, metavar="OHM", help="input terminals only")
     p.add_argument("--r-out", type=_nonneg, default=None, metavar="OHM", help="sense terminals only")
     p.add_argument("--v0", type=float, default=None, metavar="V",

@@ -218,15 +218,37 @@ def test_drop_stale_cache_warns_once_on_an_unexpected_failure(tmp_path, monkeypa
 
 
 _DIGEST_RUN = """
-import sys
-from xbarsim._kernel_cache import stamp_with_digest
-folder, digest = sys.argv[1], sys.argv[2]
-assert stamp_with_digest(folder, digest)
+import pathlib, sys, warnings
+from xbarsim._kernel_cache import KernelCacheWarning, _source_digest, stamp_with_digest
+folder = sys.argv[1]
+assert stamp_with_digest(folder, _source_digest(folder))
+if len(sys.argv) > 2:  # a sibling source edited after the digest was taken, before the kernel's module is imported
+    pathlib.Path(folder, "other.py").write_text(sys.argv[2])
 sys.path.insert(0, folder)
-import probe_kernel
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import probe_kernel
 assert probe_kernel.f(2.0) == 4.0
-print(probe_kernel.f.stats.cache_hits and 'hit' or 'miss')
+edited = any(w.category is KernelCacheWarning and "changed after this process" in str(w.message) for w in caught)
+print(('hit' if probe_kernel.f.stats.cache_hits else 'miss') + (' edited' if edited else ''))
 """
+
+
+def _probe_sources(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "probe_kernel.py").write_text("from numba import njit\n\n\n@njit(cache=True)\ndef f(x):\n"
+                                         "    return 2.0 * x\n")
+    (src / "other.py").write_text("A = 1\n")  # another kernel source: its edits change the digest alone
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+
+    def run(*edit):
+        proc = subprocess.run([sys.executable, "-c", _DIGEST_RUN, str(src), *edit], capture_output=True,
+                              text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    return src, run
 
 
 def test_cached_kernels_are_stamped_with_the_digest_of_the_sources_imported(tmp_path):
@@ -236,19 +258,38 @@ def test_cached_kernels_are_stamped_with_the_digest_of_the_sources_imported(tmp_
     process loaded it (an MVM read half its current; found by review). An
     entry written under another digest of the package's sources is now a
     miss, then replaced."""
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "probe_kernel.py").write_text("from numba import njit\n\n\n@njit(cache=True)\ndef f(x):\n"
-                                         "    return 2.0 * x\n")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    src, run = _probe_sources(tmp_path)
+    assert [run(), run()] == ["miss", "hit"]
+    (src / "other.py").write_text("A = 2\n")
+    assert [run(), run()] == ["miss", "hit"]
+    (src / "other.py").write_text("A = 1\n")
+    assert run() == "miss"
 
-    def run(digest):
-        proc = subprocess.run([sys.executable, "-c", _DIGEST_RUN, str(src), digest], capture_output=True,
-                              text=True, env=env, timeout=300)
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout.strip()
 
-    assert [run("old"), run("old"), run("new"), run("new"), run("old")] == ["miss", "hit", "miss", "hit", "miss"]
+def test_a_kernel_module_imported_after_an_edit_is_not_cached_under_the_old_digest(tmp_path):
+    """The digest was taken once, when the first kernel module was imported;
+    one imported later, after a kernel source was edited, was compiled from
+    the edited sources and saved under the first digest, and once the edit
+    was undone every later process loaded it (found by review). Its stamp is
+    now one no other process carries, and the process is warned."""
+    src, run = _probe_sources(tmp_path)
+    assert run("A = 2\n") == "miss edited"
+    (src / "other.py").write_text("A = 1\n")  # the edit undone
+    assert [run(), run()] == ["miss", "hit"]  # the mixed process's kernel was not taken
+
+
+def test_numba_cache_locator_classes_is_said_to_turn_the_stamp_off(monkeypatch):
+    """With NUMBA_CACHE_LOCATOR_CLASSES set, Numba builds its locators from
+    the variable and never reads the stamped list: the guard was off
+    without the promised warning (found by review)."""
+    from numba.core import config as numba_config
+
+    import xbarsim._kernel_cache as kc
+
+    monkeypatch.setattr(numba_config, "CACHE_LOCATOR_CLASSES", "InTreeCacheLocator", raising=False)
+    monkeypatch.setattr(kc, "_warned_unguarded", False)
+    with pytest.warns(KernelCacheWarning, match="NUMBA_CACHE_LOCATOR_CLASSES is set"):
+        assert kc.stamp_with_digest("/nonexistent", "x") is False
 
 
 def test_drop_stale_cache_leaves_an_unwritable_folder_alone_silently(tmp_path):

@@ -59,6 +59,25 @@ class CacheLocation(NamedTuple):
 _warned_unguarded = False
 
 
+_warned_edited = False
+
+
+def _warn_edited_since_import():
+    """Say once per process that kernel sources changed after its first
+    kernel module was imported."""
+    global _warned_edited
+    if _warned_edited:
+        return
+    _warned_edited = True
+    warnings.warn(
+        "xbarsim: a kernel source changed after this process imported its first kernel module; the kernel "
+        "modules it imports from now on mix old and new sources, and their compiled code is not cached for "
+        "other processes. Restart the process to run the edited kernels throughout.",
+        KernelCacheWarning,
+        stacklevel=3,
+    )
+
+
 def _warn_unguarded(why):
     """Say once per process that cached kernels are no longer checked against
     the sources (the private Numba API this relies on changed)."""
@@ -95,7 +114,8 @@ def _source_digest(folder):
 def locate_cache(kernel_folder):
     """Where Numba caches the kernels of `kernel_folder`, by its own locator
     order (``NUMBA_CACHE_DIR``, next to the sources, the user-wide folder, or
-    ``NUMBA_CACHE_LOCATOR_CLASSES``).
+    ``NUMBA_CACHE_LOCATOR_CLASSES``, which turns the per-kernel stamp of
+    `stamp_with_digest` off, with a `KernelCacheWarning`).
 
     A probe function that Numba takes for one defined in
     ``<kernel_folder>/config.py`` is decorated with ``njit(cache=True)``
@@ -205,7 +225,13 @@ def stamp_with_digest(folder, digest):
     `KernelCacheWarning`, and the folder-wide `drop_stale_cache` remains)."""
     try:
         from numba.core import caching
+        from numba.core import config as numba_config
 
+        if getattr(numba_config, "CACHE_LOCATOR_CLASSES", None):
+            # Numba then builds its locators from the variable and never reads
+            # the list wrapped below: no stamp, without a word (found by review)
+            _warn_unguarded("NUMBA_CACHE_LOCATOR_CLASSES is set, so Numba uses those locators, not the stamped ones")
+            return False
         impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
         classes = impl._locator_classes
         if getattr(impl, "_xbarsim_digests", None) is not None:
@@ -216,12 +242,27 @@ def stamp_with_digest(folder, digest):
         def stamped(cls):
             class Stamped(cls):
                 def get_source_stamp(self):
+                    # called as each kernel is decorated, when its module is
+                    # imported: the module's source is the one on disk now
                     stamp = super().get_source_stamp()
                     source = getattr(self, "_py_file", None)
                     if source is None:
                         return stamp
-                    extra = digests.get(os.path.normcase(os.path.dirname(os.path.abspath(source))))
-                    return stamp if extra is None else (stamp, "xbarsim-kernels", extra)
+                    where = os.path.normcase(os.path.dirname(os.path.abspath(source)))
+                    extra = digests.get(where)
+                    if extra is None:
+                        return stamp
+                    now = _source_digest(where)
+                    if now != extra:
+                        # a kernel module imported after a kernel source was
+                        # edited in this process's lifetime: its kernels mix
+                        # sources no digest names. They were saved under the
+                        # first digest, and later processes loaded them after
+                        # the edit was undone (found by review). A stamp that
+                        # nothing else carries: never loaded, never reused.
+                        _warn_edited_since_import()
+                        return (stamp, "xbarsim-kernels", "edited-since-import", extra, now, os.getpid())
+                    return (stamp, "xbarsim-kernels", extra)
 
             Stamped.__name__ = Stamped.__qualname__ = cls.__name__
             return Stamped

@@ -976,3 +976,39 @@ def test_the_convergence_maxima_keep_a_nan_wherever_it_sits(where):
     nan = np.array([1.0, np.nan, 2.0])
     assert np.isnan(_absmax(np.ones(3), nan)) and np.isnan(_absmax(nan, np.ones(3)))
     assert _absmax(np.array([-3.0]), np.array([2.0])) == 3.0
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg"])
+def test_huge_currents_at_one_node_do_not_hide_another_nodes_error(method):
+    """Bit line 0 sits between two devices at about 135 V0 (fixed word lines
+    at +2.8 and -2.6 V), carrying 1.6e55 A through it. Rounding of those
+    currents drowned the line search's slope, and Newton returned its
+    iterate with bit line 1, an independent device into a 7.14 ohm
+    terminal, 1.1 V off and 2.6e24 A out of balance: kcl_error 3e-18 and no
+    error (found by review). Bit line 1 now has its exact voltage (a scalar
+    root; ngspice agrees); with drives and V0 five times larger (V0 = 0.1 V)
+    too, as sinh scales. Bit line 0's end current is its terminal's."""
+    import math
+
+    from scipy.optimize import brentq
+
+    g = np.array([[0.0112, 0.049], [0.121, 0.0]])
+    for k in (1.0, 5.0):
+        v0 = 0.02 * k
+        xbar = xs.Crossbar(g, r_wl=0.0, r_bl=0.0, v0=v0)
+        left = xs.Drive(np.array([2.8, -2.6]) * k)
+        bottom = xs.Drive(np.array([-4.4, -2.3]) * k, r=np.array([0.5614, 7.1438]))
+        sol = xs.solve(xbar, left=left, bottom=bottom, method=method)
+
+        def imbalance(v):
+            return 0.049 * v0 * math.sinh((2.8 * k - v) / v0) - (v + 2.3 * k) / 7.1438
+
+        exact = brentq(imbalance, -2.3 * k, 2.8 * k, xtol=1e-15)
+        assert sol.v_bl[0, 1] == pytest.approx(exact, rel=1e-9)
+        assert sol.i_out[1] == pytest.approx((exact + 2.3 * k) / 7.1438, rel=1e-9)
+        # bit line 0's 8 A end current, next to 1.6e55 A of devices: read off
+        # the node's Kirchhoff sum (by G alone the terminal looked stiffer),
+        # it came back as 1.2e41 A of rounding and the power balance 1e26 off
+        assert sol.i_out[0] == pytest.approx((sol.v_bl[1, 0] + 4.4 * k) / 0.5614, rel=1e-12)
+        assert 0 < sol.i_out[0] < 100
+        assert sol.power_dissipated() == pytest.approx(sol.power_supplied(), rel=1e-9)

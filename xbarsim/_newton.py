@@ -30,7 +30,7 @@ import numpy as np
 from .circuit import transposed
 from .exceptions import ConvergenceError
 from ._pcg import (ITOL_PER_TOL, VTOL_PER_TOL, TerminalNodes, Workspace, end_currents, initial_voltages,
-                   make_preconditioner, pcg_core, residual, residual_scale, solve_pcg,
+                   make_preconditioner, pcg_core, residual, residual_scale, segment_gmax, solve_pcg,
                    voltage_bound)
 
 
@@ -62,6 +62,22 @@ def _absmax(a_wl, a_bl):
     return a if (a >= b or a != a) else b
 
 
+class _Conductances:
+    """The conductances `_kirchhoff_met`'s rounding floor counts: ``largest``
+    over the array (devices' Jacobian ``g_eff`` and wire segments ``gwire``),
+    and `per_node` (`_node_conductances`), computed on first use."""
+
+    def __init__(self, net, g_eff, gwire):
+        self.net, self.g_eff = net, g_eff
+        self.largest = max(gwire, float(np.max(g_eff, initial=0.0)))
+        self._nodes = None
+
+    def per_node(self):
+        if self._nodes is None:
+            self._nodes = _node_conductances(self.net, self.g_eff)
+        return self._nodes
+
+
 def _node_conductances(net, g_eff):
     """Per layer, (L, n, 1) arrays: the conductance meeting at each node's
     group (its devices' ``g_eff``, the Jacobian's, and its non-ideal wire
@@ -75,8 +91,11 @@ def _node_conductances(net, g_eff):
             seg = np.where(layer.gid[:, 1:] != layer.gid[:, :-1], layer.seg_g[:, :n - 1], 0.0)
             a[:, :-1] += seg
             a[:, 1:] += seg
-        total = np.zeros((L, n))
-        np.add.at(total, (np.arange(L)[:, None], layer.gid), a)
+        if np.all(layer.ngroups == n):  # every node its own group: nothing to sum
+            out.append(a[:, :, None])
+            continue
+        flat = (np.arange(L, dtype=np.intp)[:, None] * n + layer.gid).ravel()
+        total = np.bincount(flat, weights=a.ravel(), minlength=L * n).reshape(L, n)
         out.append(np.take_along_axis(total, layer.gid.astype(np.intp), axis=1)[:, :, None])
     return tuple(out)
 
@@ -86,7 +105,7 @@ def _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax, nodes):
 
     Met: the relative residual ``rel <= tol``, or no node's imbalance above
     what double precision resolves at the conductances meeting at that
-    node, ``gmax`` (per layer, (L, n, 1): `_node_conductances`; device
+    node (``gmax``, `_Conductances`: per layer, (L, n, 1); device
     Jacobian ``G cosh(V/V0)`` and wire segments; `kcl_bound`), plus a
     resistive end's at its own node (`TerminalNodes` ``nodes``). The floor
     was the array's largest conductance at every node: two devices at 135 V0
@@ -106,13 +125,22 @@ def _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax, nodes):
     Newton stopped with 3.8e-12 A at a bit-line node of a circuit carrying
     1.2 mA (V0 = 1 V, the circuit of
     `test_kirchhoff_holds_next_to_an_ideal_drive_on_a_low_resistance_bit_line`)."""
+    F = (F_wl, F_bl)
+    worst = _absmax(F_wl, F_bl)
+
     def met(itol, total):
-        return bool(np.all(nodes.kcl_met((F_wl, F_bl), lambda F: _absmax(*F), itol, total, vscale, gmax)))
+        # the per-node floor costs O(nodes) arrays: asked only where the
+        # imbalance needs a floor and passes the array-wide one (which is
+        # no smaller at any node)
+        if worst <= itol * total:
+            return True
+        if not bool(np.all(nodes.kcl_met(F, lambda F: _absmax(*F), itol, total, vscale, gmax.largest))):
+            return False
+        return bool(np.all(nodes.kcl_met(F, lambda F: _absmax(*F), itol, total, vscale, gmax.per_node())))
 
     # an iterate whose currents or Jacobian overflow is not an answer,
     # however loose a bound infinity makes
-    finite_g = all(bool(np.all(np.isfinite(g))) for g in gmax)
-    if not (math.isfinite(_absmax(F_wl, F_bl)) and finite_g and (rel <= tol or met(0.0, 0.0))):
+    if not (math.isfinite(worst) and math.isfinite(gmax.largest) and (rel <= tol or met(0.0, 0.0))):
         return False, False
     with np.errstate(over="ignore", invalid="ignore"):
         total = sum(float(np.sum(np.abs(c))) for c in end_currents(net, v_wl, v_bl).values())
@@ -159,6 +187,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history, staged=False
         raise _overflow(history, at_zero_state=True)
     safe = np.where(scale > 0, scale, 1.0)
     vscale = float(net.drive_scale()[0])
+    gwire = segment_gmax(net)
     nodes = TerminalNodes(net)
     F_wl = np.empty((M, N, 1)); F_bl = np.empty((N, M, 1))
     if x0 is not None:
@@ -239,7 +268,7 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history, staged=False
             # an open device (G = 0) contributes 0, also where cosh overflows
             # (0 * inf was NaN, with a RuntimeWarning; found by review)
             g_eff = np.where(net.g > 0, net.g * np.cosh(x), 0.0)  # the Jacobian's device conductances
-        gmax = _node_conductances(net, g_eff)
+        gmax = _Conductances(net, g_eff, gwire)
         global_met, kcl_met = _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax, nodes)
         if kcl_met:  # the voltage bound is read only once Kirchhoff is met
             vtol = float(voltage_bound(VTOL_PER_TOL * tol, _absmax(v_wl, v_bl), vscale))

@@ -534,17 +534,29 @@ def _terminal_where_softer(layer, g, v0, own, other, lines, side, cur):
     terminal's conductance (the better of the two, as `end_currents` picks
     for linear devices). By G alone, a bit line between two devices at 135
     V0 (1.6e55 A through it) took its 8 A end current from the node's
-    Kirchhoff sum: 1.2e41 A of rounding (found by review)."""
-    node = end_extent(layer, lines, side)[0]
+    Kirchhoff sum: 1.2e41 A of rounding (found by review). O(lines) per
+    column: only the end groups' devices are evaluated."""
+    group = EndGroup(layer, g, lines, side)
     tg = layer.term_g[lines, side]
-    for b in range(own.shape[2]):
+    v0 = np.broadcast_to(v0, g.shape)
+    garr = (group.seg + group.tg) + np.zeros((1, own.shape[2]))  # (k, B): the group's segment and shared terminal
+
+    def slopes(ls, nodes):  # (k, B): G cosh(V / V0) of the devices at (ls, nodes)
         with np.errstate(over="ignore", invalid="ignore"):
-            x = (own[:, :, b] - other[:, :, b].T) / v0
-            slope = np.where(g > 0, g * np.cosh(x), 0.0)
-        softer = tg < EndGroup(layer, slope, lines, side).garr[:, 0]
-        if np.any(softer):
-            on = lines[softer]
-            cur[on, b] = tg[softer] * (layer.term_v[on, side, b] - own[on, node[softer], b])
+            x = (own[ls, nodes, :] - other[nodes, ls, :]) / v0[ls, nodes][:, None]
+            gd = g[ls, nodes][:, None]
+            return np.where(gd > 0, gd * np.cosh(x), 0.0)
+
+    single = group.hi - group.lo == 1  # an end group of one node: the usual case, vectorized
+    garr[single] += slopes(lines[single], group.lo[single])
+    for k in np.nonzero(~single)[0]:  # a run of ideal wire at the end
+        nodes = np.arange(group.lo[k], group.hi[k])
+        garr[k] += slopes(np.full(nodes.size, lines[k]), nodes).sum(axis=0)
+    softer = tg[:, None] < garr
+    if np.any(softer):
+        k, b = np.nonzero(softer)
+        on = lines[k]
+        cur[on, b] = tg[k] * (layer.term_v[on, side, b] - own[on, group.rep[k], b])
 
 
 def line_sum_currents(net, v_wl, v_bl, i_device, currents, stiff):

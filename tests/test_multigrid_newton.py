@@ -1012,3 +1012,18 @@ def test_huge_currents_at_one_node_do_not_hide_another_nodes_error(method):
         assert sol.i_out[0] == pytest.approx((sol.v_bl[1, 0] + 4.4 * k) / 0.5614, rel=1e-12)
         assert 0 < sol.i_out[0] < 100
         assert sol.power_dissipated() == pytest.approx(sol.power_supplied(), rel=1e-9)
+
+
+def test_power_balance_of_a_line_whose_sinh_devices_carry_1e91_amperes():
+    """Every node fixed, a bit line of 2.9 ohm between two devices at up to
+    300 V0: by G alone the line looked weaker than its wire, and the wire's
+    power was computed from a difference of 1e91 A device currents:
+    "dissipated" 9.3e156 W of 3.3e92 W supplied (found by review). The
+    devices' slope G cosh(V / V0) decides, in each batch column."""
+    xbar = xs.Crossbar(np.array([[1.13e-3], [2e-4]]), r_wl=0.0, r_bl=2.9, v0=0.0239)
+    left = xs.Drive(np.array([[-2.2, 0.2, 3.2], [3.0, -0.27, 4.1]]))
+    top, bottom = xs.Drive(np.array([[3.1, 1.3, -1.28]])), xs.Drive(np.array([[-0.94, 0.012, 0.00068]]))
+    sol = xs.solve(xbar, left=left, top=top, bottom=bottom, method="direct")
+    supplied, dissipated = sol.power_supplied(), sol.power_dissipated()
+    assert supplied.max() > 1e80  # the regime in question
+    np.testing.assert_allclose(dissipated, supplied, rtol=1e-9)

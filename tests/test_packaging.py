@@ -465,3 +465,17 @@ def test_every_kernel_keeps_fast_math_to_the_safe_flags():
                     f"{module.__name__}.{name}: fastmath={flags!r}"
                 seen += 1
     assert seen >= 60  # every kernel module was walked (68 kernels on 2026-12-02)
+
+
+def test_an_editor_lock_file_among_the_kernels_is_skipped(tmp_path):
+    """Emacs marks a modified buffer with a lock file ``.#name.py``, a
+    dangling link: the sources' digest opened it and every kernel import
+    raised FileNotFoundError (found by review). Unreadable names are
+    skipped, so the digest is the sources' alone."""
+    from xbarsim._kernel_cache import _source_digest
+
+    (tmp_path / "mvm.py").write_text("x = 1\n")
+    before = _source_digest(str(tmp_path))
+    os.symlink(str(tmp_path / "nowhere"), str(tmp_path / ".#mvm.py"))
+    os.symlink(str(tmp_path / "gone"), str(tmp_path / "dangling.py"))
+    assert _source_digest(str(tmp_path)) == before

@@ -102,12 +102,19 @@ def _kernel_folder():
 
 
 def _source_digest(folder):
+    """SHA-256 of the ``*.py`` files of `folder`, by name and content. A name
+    that cannot be read is skipped: an editor's lock file (Emacs's ``.#mvm.py``,
+    a dangling link) made every kernel import raise (found by review)."""
     h = hashlib.sha256()
     for name in sorted(os.listdir(folder)):
-        if name.endswith(".py"):
+        if name.endswith(".py") and not name.startswith(".#"):
+            try:
+                with open(os.path.join(folder, name), "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                continue
             h.update(name.encode())
-            with open(os.path.join(folder, name), "rb") as fh:
-                h.update(fh.read())
+            h.update(data)
     return h.hexdigest()
 
 

@@ -221,11 +221,21 @@ class Solution:
         vd = self.v_wl - self.v_bl
         pdev = np.sum(self.i_device * vd, axis=(0, 1))
         extra = (None,) * (vd.ndim - 2)
+        # the devices' conductance a line's wire current is judged against:
+        # G, or for sinh devices their slope G cosh(V / V0) in each batch
+        # column (by G alone, lines of devices carrying 1e91 A took the wire
+        # current as a difference of device currents, and "dissipated"
+        # 9.3e156 W of 3.3e92 supplied; found by review)
+        g_line = xbar.g
+        if not net.linear:
+            with np.errstate(over="ignore", invalid="ignore"):
+                g_dev = xbar.g[(...,) + extra]
+                g_line = np.where(g_dev > 0, g_dev * np.cosh(vd / xbar.v0_full()[(...,) + extra]), 0.0)
         pw = 0.0
         for v, r, i_first, axis in ((self.v_wl, xbar.r_wl_full(), self.i_terminal["left"], 1),
                                     (self.v_bl, xbar.r_bl_full(), self.i_terminal["top"], 0)):
             if r.size:
-                pw = pw + _wire_power(v, r[(...,) + extra], self.i_device, xbar.g, i_first, axis)
+                pw = pw + _wire_power(v, r[(...,) + extra], self.i_device, g_line, i_first, axis)
         pt = 0.0
         for name, spec in net.ends.items():
             if spec is None:
@@ -251,7 +261,8 @@ def _wire_power(v, r, i_device, g, i_first, axis):
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(r == 0, 0.0, steps * steps / np.where(r == 0, 1.0, r))
     r_line = np.max(r, axis=axis, keepdims=True)
-    by_current = (r_line * np.sum(g, axis=axis, keepdims=True)[(...,) + (None,) * (r.ndim - 2)] < 1.0)
+    g_sum = np.sum(g, axis=axis, keepdims=True)  # (M, N) devices, or per batch column (sinh slopes)
+    by_current = r_line * g_sum[(...,) + (None,) * (r.ndim - g_sum.ndim)] < 1.0
     if np.any(by_current):
         sign = 1.0 if axis == 1 else -1.0  # word lines lose the devices' current, bit lines gain it
         first = np.expand_dims(i_first, axis)

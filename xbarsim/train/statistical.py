@@ -129,15 +129,18 @@ def _whole(value, name, low):
     """``value`` as an int ``>= low``: an integer, or a whole finite real
     number (3.0, a 0-d array), as counts were taken before they were checked;
     bools and strings refused."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+    k = None
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        pass
+    elif isinstance(value, (int, np.integer)):
         k = int(value)  # exactly, also beyond a float's range (10**400)
-        if k < low:
-            raise ParameterError(f"{name} = {value!r}; a whole number >= {low}.")
-        return k
-    k = None if isinstance(value, (bool, np.bool_, str, bytes)) else real_scalar(value)
-    if k is None or not math.isfinite(k) or k != round(k) or k < low:
+    else:
+        r = real_scalar(value)
+        if r is not None and math.isfinite(r) and r == round(r):
+            k = int(r)
+    if k is None or k < low:
         raise ParameterError(f"{name} = {value!r}; a whole number >= {low}.")
-    return int(k)
+    return k
 
 
 def load_drift_table(path=None, min_samples=50):

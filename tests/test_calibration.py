@@ -307,3 +307,74 @@ def test_the_fit_refuses_fixed_settings_it_cannot_run_instead_of_scoring_them():
         C.fit(n_arrays=2, maxiter=2, r_wire=-1.0)
     with pytest.raises(xs.ParameterError, match="reaches the device's switching threshold"):
         C.fit(dataclasses.replace(xs.presets.TIO2, v_set=0.15), n_arrays=2, maxiter=2)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: C.simulate(n_arrays=0), r"n_arrays = 0; give a whole number >= 2"),
+    (lambda: C.simulate(n_arrays=-1), r"n_arrays = -1"),
+    (lambda: C.simulate(n_arrays=2.5), r"n_arrays = 2.5"),
+    (lambda: C.simulate(n_arrays=float("nan")), r"n_arrays = nan"),
+    (lambda: C.simulate(n_arrays=2, shape=(4, 4)), r"16 devices; the drift is compared up to k = 30"),
+    (lambda: C.simulate(n_arrays=2, shape=(3,)), r"give \(rows, columns\)"),
+    (lambda: C.simulate(n_arrays=2, shape=(0, 8)), r"shape = \(0, 8\): entry = 0"),
+    (lambda: C.simulate(n_arrays=2, seed=-1), r"seed = -1; an integer in \[0, 2\*\*64\)"),
+    (lambda: C.simulate(n_arrays=2, seed=1.5), r"seed = 1.5"),
+    (lambda: C.fit(n_arrays=2, maxiter=1, seed=-1), r"seed = -1"),
+    (lambda: C.fit(n_arrays=float("inf"), maxiter=1), r"n_arrays \(the drift statistics need at least 2"),
+    (lambda: C.attribution(n_arrays=2, events=(0,)), r"events = \(0,\); give event counts in 1..30"),
+    (lambda: C.attribution(n_arrays=2, events=(31,)), r"events = \(31,\)"),
+    (lambda: C.attribution(n_arrays=0), r"attribution: n_arrays = 0"),
+])
+def test_library_calls_refuse_bad_arguments_before_simulating(monkeypatch, call, message):
+    """`simulate` checked none of its arguments: 0 arrays or a 4x4 shape
+    returned NaN statistics, a negative seed or count NumPy's own error,
+    2.0 arrays a TypeError from inside (found by review). Each is a
+    ParameterError before any array is programmed."""
+    import xbarsim.programming as P
+
+    monkeypatch.setattr(P, "_program_batch", lambda *a, **k: pytest.fail("simulated before refusing"))
+    with pytest.raises(xs.ParameterError, match=message):
+        call()
+
+
+def test_whole_float_counts_are_taken_as_integers(monkeypatch):
+    """2.0 arrays passed `fit`'s and `run`'s checks, then failed inside
+    `simulate` with a TypeError (found by review): a whole float is a count."""
+    seen = []
+    real = C.simulate
+    monkeypatch.setattr(C, "simulate", lambda *a, **k: seen.append(k["n_arrays"]) or real(*a, **k))
+    with pytest.warns(RuntimeWarning, match="Nelder-Mead stopped"):
+        C.fit(n_arrays=2.0, maxiter=1.0)
+    assert seen and all(type(n) is int and n == 2 for n in seen)
+
+
+def test_run_refuses_a_bad_seed_before_making_the_folder(tmp_path):
+    """A negative seed gave NumPy's ValueError after `run` had made the
+    folder, which stayed behind empty (found by review)."""
+    with pytest.raises(xs.ParameterError, match="seed = -1"):
+        C.run(str(tmp_path / "cal"), n_arrays=2, seed=-1, verbose=False)
+    assert not (tmp_path / "cal").exists()
+
+
+def test_the_fit_of_the_last_seed_wraps_to_seed_zero(monkeypatch):
+    """`run` fits on the seed after the evaluation's: seed 2**64 - 1 made the
+    fit refuse 2**64, a seed the caller never gave (found by review)."""
+    seeds = []
+    monkeypatch.setattr(C, "fit", lambda *a, **k: seeds.append(k["seed"]) or (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        C.run("unused-out", do_fit=True, n_arrays=2, seed=2**64 - 1, fit_arrays=2, fit_iter=1, verbose=False)
+    assert seeds == [0]
+
+
+def test_cli_removes_the_folder_it_made_when_the_run_is_interrupted(tmp_path, monkeypatch):
+    """An interrupted (or failed) run left its new, empty --out behind
+    (found by review); a folder that existed before stays."""
+    from xbarsim.cli import main
+
+    monkeypatch.setattr(C, "simulate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    out = tmp_path / "cal"
+    assert main(["calibrate", "--out", str(out), "--arrays", "3", "--no-progress"]) == 130
+    assert not out.exists()
+    out.mkdir()
+    assert main(["calibrate", "--out", str(out), "--arrays", "3", "--no-progress"]) == 130
+    assert out.is_dir()

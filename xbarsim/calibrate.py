@@ -40,13 +40,14 @@ An item agrees when the simulated value is within +-30 % of the measured.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from importlib import resources
 
 import numpy as np
 
 from .exceptions import ParameterError
-from .cli import help_text, seed_arg
+from .cli import help_text, remove_if_made_and_empty, seed_arg
 
 __all__ = ["measured", "simulate", "compare", "fit", "attribution", "run", "register", "FIT_PARAMETERS",
            "ATTRIBUTION_PARTS",
@@ -125,19 +126,53 @@ def calibration_config(device=None, r_wire=1.0):
                           r_wl=r_wire, r_bl=r_wire, **kw)
 
 
+def _count(value, what, least=2):
+    """``value`` as an int, refused unless it is a whole number >= ``least``
+    (an integer, or a float with no fraction). Before any work: 0 arrays
+    returned all-NaN statistics, a negative count NumPy's "negative
+    dimensions" and 2.0 a TypeError from inside the simulation (found by
+    review)."""
+    whole = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating))
+                                                     and np.isfinite(value) and value == int(value))
+    if isinstance(value, (bool, np.bool_)) or not whole or value < least:
+        raise ParameterError(f"{what} = {value!r}; give a whole number >= {least}.")
+    return int(value)
+
+
+def _check_shape(shape):
+    """``shape`` as (M, N), refused unless the array has more devices than
+    the largest event count compared (a 4x4 array has no device followed by
+    16 or more others: half the drift means came back NaN)."""
+    try:
+        M, N = shape
+    except (TypeError, ValueError):
+        raise ParameterError(f"shape = {shape!r}; give (rows, columns), e.g. (8, 8) as measured.") from None
+    M, N = (_count(v, f"shape = {tuple(shape)!r}: entry", least=1) for v in (M, N))
+    if M * N <= int(DRIFT_EVENTS[-1]):
+        raise ParameterError(f"shape = {shape!r}: {M * N} devices; the drift is compared up to "
+                             f"k = {int(DRIFT_EVENTS[-1])} later programmings, so an array needs more than "
+                             f"{int(DRIFT_EVENTS[-1])} devices (measured: 8 x 8).")
+    return M, N
+
+
 def simulate(device=None, n_arrays=40, seed=0, r_wire=1.0, shape=(8, 8), progress=False, label="calibrate"):
-    """Simulated statistics of ``n_arrays`` 8x8 write-verify runs (dict like
-    `measured`); ``progress`` draws a bar over the devices on stderr."""
+    """Simulated statistics of ``n_arrays`` write-verify runs of ``shape``
+    arrays (8x8, as measured; more than 30 devices: the drift is compared
+    up to 30 later programmings), returned as a dict like `measured`;
+    ``progress`` draws a bar over the devices on stderr. ``n_arrays`` >= 2
+    and ``seed``, an integer in [0, 2**64), are checked before any work."""
     from .programming import _check_seed, _program_batch, check_program_memory, programming_order
 
+    n_arrays = _count(n_arrays, "n_arrays")
+    M, N = shape = _check_shape(shape)
+    seed = _check_seed(seed)  # before NumPy's generator, which refused a negative seed with its own traceback
     cfg = calibration_config(device, r_wire)
-    M, N = shape
     check_program_memory(shape, track=True, n=n_arrays,  # before the targets: refused, not NumPy's MemoryError
                          hint=f"simulate fewer arrays (n_arrays; each keeps its {M * N} x {M * N} matrix of reads)")
     rng = np.random.default_rng(seed)
     targets = rng.uniform(cfg.device.g_min, cfg.device.g_max, (n_arrays, M, N))
     pairs = programming_order((M, N), cfg.order)
-    out = _program_batch(targets, cfg, _check_seed(seed), order_pairs=pairs, track=True,
+    out = _program_batch(targets, cfg, seed, order_pairs=pairs, track=True,
                          final_read=False, progress=progress, label=label)
     K = M * N
     tgt = targets[:, pairs[:, 0], pairs[:, 1]]  # (n, K) in order
@@ -242,10 +277,11 @@ def fit(device=None, n_arrays=24, seed=0, maxiter=60, r_wire=1.0, callback=None,
     """
     from scipy.optimize import minimize
 
-    if int(n_arrays) != n_arrays or n_arrays < 2:
-        raise ParameterError(f"fit: n_arrays = {n_arrays!r}; the drift statistics need at least 2 arrays.")
-    if int(maxiter) != maxiter or maxiter < 1:
-        raise ParameterError(f"fit: maxiter = {maxiter!r}; give at least 1 Nelder-Mead iteration.")
+    n_arrays = _count(n_arrays, "fit: n_arrays (the drift statistics need at least 2 arrays)")
+    maxiter = _count(maxiter, "fit: maxiter (Nelder-Mead iterations)", least=1)
+    from .programming import _check_seed
+
+    _check_seed(seed)
     from .presets import TIO2
 
     base = TIO2 if device is None else device
@@ -389,7 +425,8 @@ def _plot_ratios(ax_k, ax_other, rows):
                               for r in others], rotation=35, ha="right", fontsize=7)
     ax_other.set_ylabel("simulated / measured")
     n_ok = sum(r[4] for r in by_name.values())
-    ax_other.set_title(f"programming figures ({n_ok} of {len(by_name)} figures within ±30 %)", fontsize=10)
+    # the count covers both panels (it read as this panel's 7; found by review)
+    ax_other.set_title(f"programming figures; all panels: {n_ok} of {len(by_name)} within ±30 %", fontsize=10)
     lo = min(0.0, *(r[3] for r in by_name.values() if np.isfinite(r[3])))
     hi = max(1.5, *(r[3] for r in by_name.values() if np.isfinite(r[3])))
     for ax in (ax_k, ax_other):
@@ -414,8 +451,15 @@ def attribution(device=None, n_arrays=200, seed=0, events=(1, 10, 30), progress=
     """
     from .presets import TIO2
 
+    n_arrays = _count(n_arrays, "attribution: n_arrays")
+    events = tuple(events)
+    known = [int(k) for k in DRIFT_EVENTS]
+    bad = [k for k in events if k not in known]
+    if bad or not events:
+        raise ParameterError(f"attribution: events = {tuple(events)!r}; give event counts in "
+                             f"{known[0]}..{known[-1]}, the ones measured.")
     base = TIO2 if device is None else device
-    idx = [list(DRIFT_EVENTS).index(k) for k in events]
+    idx = [known.index(k) for k in events]
     out = {}
     for name, kw in ATTRIBUTION_PARTS.items():
         dev = replace(base, v_sub=1e-3) if kw == "no-disturb" else replace(base, **kw)
@@ -432,17 +476,16 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=60
     from ._progress import Progress
     from .presets import TIO2
 
-    if int(n_arrays) != n_arrays or n_arrays < 2:
-        raise ParameterError(f"--arrays {n_arrays!r}: the drift statistics need at least 2 arrays.")
+    n_arrays = _count(n_arrays, "--arrays (the drift statistics need at least 2 arrays)")
     if do_fit:
-        if int(fit_arrays) != fit_arrays or fit_arrays < 2:
-            raise ParameterError(f"--fit-arrays {fit_arrays!r}: the fit needs at least 2 arrays (default 24).")
-        if int(fit_iter) != fit_iter or fit_iter < 1:
-            raise ParameterError(f"--fit-iter {fit_iter!r}: give at least 1 Nelder-Mead iteration (default 60).")
-    from .programming import check_program_memory
+        fit_arrays = _count(fit_arrays, "--fit-arrays (the fit needs at least 2 arrays; default 24)")
+        fit_iter = _count(fit_iter, "--fit-iter (Nelder-Mead iterations; default 60)", least=1)
+    from .programming import _check_seed, check_program_memory
+
+    _check_seed(seed)  # before the folder is made
 
     # every simulated array keeps its 64 x 64 matrix of drift reads
-    check_program_memory((8, 8), track=True, n=max(int(n_arrays), int(fit_arrays) if do_fit else 0),
+    check_program_memory((8, 8), track=True, n=max(n_arrays, fit_arrays if do_fit else 0),
                          hint="simulate fewer arrays (--arrays, --fit-arrays: each keeps about 41 kB)")
     check_out_dir(out_dir, ("calibration.csv", "calibration.json", "calibration.png"))
     dev = TIO2
@@ -450,7 +493,8 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=60
     fit_report = {}
     if do_fit:
         with Progress(fit_iter, label="calibrate fit", enabled=progress) as bar:
-            dev, fit_loss = fit(TIO2, n_arrays=fit_arrays, seed=seed + 1, maxiter=fit_iter,
+            # the fit's arrays are not the evaluation's: the next seed (2**64 - 1 wraps to 0)
+            dev, fit_loss = fit(TIO2, n_arrays=fit_arrays, seed=(int(seed) + 1) % (1 << 64), maxiter=fit_iter,
                                 on_iteration=bar.update, report=fit_report)
             bar.update(bar.total - bar.done)  # Nelder-Mead may stop before maxiter (converged)
     meas = measured()
@@ -504,7 +548,8 @@ def register(subparsers):
         description=help_text(__doc__.split("\n\n")[1]) if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="exit status:\n"
-               "  0  every compared figure within +-30 % of the measured one\n"
+               "  0  every compared figure within +-30 % of the measured one (the stuck-device rates,\n"
+               "     model inputs, are sampling checks and not counted)\n"
                "  3  the run finished and its files were written, but some figures miss +-30 %\n"
                "     (the preset misses 5 of 67: see calibration.csv and the README)\n"
                "  1  an error (message on stderr)\n"
@@ -528,8 +573,13 @@ def register(subparsers):
         if not args.fit and (args.fit_arrays is not None or args.fit_iter is not None):
             raise ParameterError("--fit-arrays and --fit-iter set up the refit; add --fit, or drop them.")
         given = {k: v for k, v in (("fit_arrays", args.fit_arrays), ("fit_iter", args.fit_iter)) if v is not None}
-        summary = run(args.out, do_fit=args.fit, n_arrays=args.arrays, seed=args.seed, progress=not args.no_progress,
-                      **given)  # run's defaults for the rest
+        made_out = not os.path.exists(args.out)
+        try:
+            summary = run(args.out, do_fit=args.fit, n_arrays=args.arrays, seed=args.seed,
+                          progress=not args.no_progress, **given)  # run's defaults for the rest
+        except BaseException:
+            remove_if_made_and_empty(args.out, made_out)  # a failed or interrupted run left an empty --out
+            raise
         if args.attribution:
             from .presets import TIO2
 

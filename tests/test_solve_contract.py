@@ -672,6 +672,50 @@ def test_legitimate_extremes_are_accepted_and_accurate(r_wire, r_term):
         np.testing.assert_allclose(sol.i_out, ref, rtol=1e-7)
 
 
+@pytest.mark.parametrize("g, r_wl, r_bl, drives", [
+    # a 1-wide array's wire of the other kind has no segment: its scalar was
+    # still checked against the devices and terminals it never meets
+    (np.full((4, 1), 1e-4), 1e-3, 1.0, dict(left=xs.Drive(0.2, r=1e8), bottom=0.0)),
+    (np.full((1, 4), 1e-4), 1.0, 1e13, dict(left=0.2, bottom=0.0)),
+    (np.full((1, 3), 1e-4), 1.0, 1e-4, dict(left=0.2, top=xs.Drive(0.0, r=1e7))),
+    # each line against its own wire: word line 1's 1e7 ohm end meets 1 ohm
+    # segments, not word line 0's 1e-4 ohm ones (word line 0 ends ideal)
+    (np.full((2, 3), 1e-4), np.array([[1e-4, 1e-4], [1.0, 1.0]]), 1.0,
+     dict(left=xs.Drive(np.array([0.2, 0.3]), r=np.array([0.0, 1e7])), bottom=0.0)),
+    # a strong device on word line 0's short wire, a weak wire on word line 1
+    (np.array([[1e-4, 1e-4, 1e5], [1e-4, 1e-4, 1e-4]]), np.array([[1e-4, 1e-4], [1e6, 1e6]]), 0.0,
+     dict(left=np.array([0.1, 0.2]), bottom=0.0)),
+])
+def test_the_range_check_compares_parts_that_meet(g, r_wl, r_bl, drives):
+    """The dynamic-range check compared the array's extremes: a terminal or
+    device with another line's wire, and the wire of a kind a 1-wide array
+    does not have, refusing circuits well within range (found by review).
+    Each solves, and agrees with the dense oracle."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the 1e5 S device's "g is in siemens" warning
+        sol = xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=r_bl), **drives, method="direct")
+    ref = naive_solve(g, r_wl, r_bl, digits=40, **{k: xs.circuit.as_drive(v) for k, v in drives.items()})
+    np.testing.assert_allclose(sol.i_out, ref.i_out, rtol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["wl", "bl"])
+def test_the_range_check_refuses_a_line_by_its_own_parts_and_names_it(kind):
+    """Per line, a device too strong for its own line's wire is refused,
+    and the message names the line and its device."""
+    g = np.array([[1e-4, 1e-4, 1e-4], [1e-4, 1e-4, 1e5]])
+    r = np.array([[1e-4, 1e-4], [1e6, 1e6]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(xs.ParameterError, match=rf"on {'word' if kind == 'wl' else 'bit'} line 1 \(1e\+05 S\)"):
+            if kind == "wl":
+                xs.Crossbar(g, r_wl=r, r_bl=np.zeros((1, 3)))
+            else:
+                xs.Crossbar(g.T, r_bl=r.T, r_wl=np.zeros((3, 1)))
+    xbar = xs.Crossbar(np.full((2, 3), 1e-4), r_wl=np.array([[1e-4, 1e-4], [1.0, 1.0]]), r_bl=1.0)
+    with pytest.raises(xs.ParameterError, match=r"1e\+07 ohm left.r of line 0 is 1e\+11 times its 0.0001 ohm"):
+        xs.solve(xbar, left=xs.Drive(np.array([0.2, 0.3]), r=np.array([1e7, 0.0])), bottom=0.0)
+
+
 def test_a_terminal_too_large_for_its_wires_suggests_a_floating_end():
     xbar = xs.Crossbar(np.full((8, 8), 3e-4), r_wl=1.0, r_bl=1.0)
     with pytest.raises(xs.ParameterError, match=r"floating=True"):  # 1e11: 1.1e-5 lost

@@ -204,27 +204,62 @@ def _check_dynamic_range(g, wires, terminals=None):
                 "conductances overflow the iterative solvers. Give 0 for an ideal wire or terminal: it is "
                 "handled exactly."
             )
+    # Parts are compared where they meet, on a line. A check of the array's
+    # extremes is enough when it passes; when it fails, the lines are
+    # compared one by one, so a weak device or terminal on one line is not
+    # refused for another line's wire (found by review).
+    axis = {"r_wl": 1, "r_bl": 0}  # a word line is a row of g and of r_wl, a bit line a column
     for name, r in wires.items():  # a weak terminal is only a weak tie, like a weak device
         rmax = float(np.max(r)) if r.size else 0.0
         if gmax * rmax > DYNAMIC_RANGE:
+            if r.ndim == 2:  # per segment: each line's devices against its own wire
+                ratio = np.max(g, axis=axis[name]) * np.max(r, axis=axis[name])
+                line = int(np.argmax(ratio))
+                if ratio[line] <= DYNAMIC_RANGE:
+                    continue
+                g_line = float(np.max(np.take(g, line, axis=1 - axis[name])))  # the line's devices
+                rmax = float(np.max(np.take(r, line, axis=1 - axis[name])))
+                where = f" on {'word' if name == 'r_wl' else 'bit'} line {line}"
+            else:
+                g_line, where = gmax, ""
             raise ParameterError(
-                f"the largest device conductance ({gmax:.3g} S) is {gmax * rmax:.2g} times the conductance of "
-                f"the {rmax:.3g} ohm {name}; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve the "
-                "wires next to it. Check the units (siemens, ohms), or model such a device as a short by other means."
+                f"the largest device conductance{where} ({g_line:.3g} S) is {g_line * rmax:.2g} times the "
+                f"conductance of the {rmax:.3g} ohm {name}; beyond {DYNAMIC_RANGE:.0e} double precision cannot "
+                "resolve the wires next to it. Check the units (siemens, ohms), or model such a device as a short "
+                "by other means."
             )
     for layer, wire in (("wl", "r_wl"), ("bl", "r_bl")):
         if not np.isfinite(rmin[wire]):
             continue  # ideal wire only
+        r = wires[wire]
         for name, rt in (terminals or {}).get(layer, {}).items():
             rt_max = float(np.max(rt)) if rt.size else 0.0  # ideal (0) ends pin the line: no limit
-            if rt_max > DYNAMIC_RANGE * rmin[wire]:
+            if rt_max <= DYNAMIC_RANGE * rmin[wire]:
+                continue
+            # each line's terminal (one per line, 0 where ideal or floating)
+            # against that line's shortest segment (inf: ideal wire only)
+            line_min = (np.full(rt.shape, rmin[wire]) if r.ndim != 2
+                        else np.min(r, axis=axis[wire], where=r > 0, initial=np.inf))
+            ratio = np.where(np.isfinite(line_min), rt / line_min, 0.0)
+            line = int(np.argmax(ratio))
+            if ratio[line] > DYNAMIC_RANGE:
                 raise ParameterError(
-                    f"the {rt_max:.3g} ohm {name} is {rt_max / rmin[wire]:.2g} times the {rmin[wire]:.3g} ohm "
-                    f"segments of {wire}; beyond {DYNAMIC_RANGE:.0e} double precision cannot resolve the line "
-                    "against its terminal (about 1e-16 x that ratio is lost). Give 0 for an ideal wire segment "
-                    "(merged exactly), Drive(floating=True) for an open end, or a smaller terminal resistance."
+                    f"the {rt[line]:.3g} ohm {name} of line {line} is {ratio[line]:.2g} times its "
+                    f"{line_min[line]:.3g} ohm segments of {wire}; beyond {DYNAMIC_RANGE:.0e} double precision "
+                    "cannot resolve the line against its terminal (about 1e-16 x that ratio is lost). Give 0 for an "
+                    "ideal wire segment (merged exactly), Drive(floating=True) for an open end, or a smaller "
+                    "terminal resistance."
                 )
     return max([gmax] + [1.0 / r for r in rmin.values() if math.isfinite(r)])
+
+
+def wire_segments(r, shape):
+    """A wire resistance as `_check_dynamic_range` takes it: a scalar as it
+    is (a broadcast would scan every segment), an empty array when the lines
+    have no segment (``shape`` (M, 0) or (0, N), an array one line wide,
+    whose scalar wire resistance was checked against devices and
+    terminals it never meets; found by review)."""
+    return np.empty(shape) if 0 in shape else r
 
 
 def _check_finite_nonneg(arr, name, unit, allow_zero=True):
@@ -316,7 +351,8 @@ class Crossbar:
         M, N = g.shape
         r_wl = _per_segment(self.r_wl, (M, N - 1), "r_wl")
         r_bl = _per_segment(self.r_bl, (M - 1, N), "r_bl")
-        _check_dynamic_range(g, {"r_wl": r_wl, "r_bl": r_bl})  # device against wire
+        _check_dynamic_range(g, {"r_wl": wire_segments(r_wl, (M, N - 1)),  # device against wire
+                                 "r_bl": wire_segments(r_bl, (M - 1, N))})
         # Stored arrays are the Crossbar's own and read-only: `with_g` (or
         # `Solution.resolve`) is the way to change conductances.
         object.__setattr__(self, "g", _owned(g, self.g))
@@ -791,9 +827,11 @@ def check_ranges(xbar, specs, batch):
     `build_network` (also `Solution.resolve`'s, with new conductances)."""
 
     def terminal_r(spec):  # ohms of the driven ends: 0 ideal (floating ends left out)
-        return spec.r[spec.mode != FLOATING]
+        return spec.r  # one per line, 0 where ideal or floating
 
-    gmax = _check_dynamic_range(xbar.g, {"r_wl": xbar.r_wl, "r_bl": xbar.r_bl}, {
+    M, N = xbar.shape
+    gmax = _check_dynamic_range(xbar.g, {"r_wl": wire_segments(xbar.r_wl, (M, N - 1)),
+                                         "r_bl": wire_segments(xbar.r_bl, (M - 1, N))}, {
         layer: {f"{name}.r": terminal_r(specs[name]) for name in names if specs[name] is not None}
         for layer, names in (("wl", ("left", "right")), ("bl", ("top", "bottom")))})
     _check_drive_range(xbar.shape, specs, batch, gmax)

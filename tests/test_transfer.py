@@ -305,6 +305,61 @@ def test_transfer_memory_is_checked_before_mapping_or_programming(monkeypatch):
         tmod._run_chunk(mapping, cfg, np.uint64(0), 0, 256)
 
 
+def test_the_mapping_memory_check_counts_the_tiles(monkeypatch):
+    """The estimate counted weights and devices only: (2, 2) tiles of a
+    1024 x 1024 layer took 5.5 times what it admitted, 380-500 B per tile
+    (found by review). A 512 x 512 layer in (1, 2) tiles is 262656 tiles,
+    over 128 MiB of them, where weights and devices take 10.5 MB."""
+    from xbarsim import _memory
+    from xbarsim.mapping import MAP_BYTES_PER_TILE, tile_count
+
+    cfg = xs.TransferConfig(tile=(1, 2))
+    assert tile_count((512, 512), True, cfg) == 513 * 512
+    assert 513 * 512 * MAP_BYTES_PER_TILE > 128 * 2**20
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 128 * 2**20)
+    with pytest.raises(xs.MemoryLimitError, match="mapping a 512 x 512 layer to 525312 devices"):
+        map_layer(np.ones((512, 512)), np.ones(512), cfg)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 256 * 2**20)
+    assert len(map_layer(np.ones((512, 512)), np.ones(512), cfg).tiles) == 513 * 512
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda W, cfg: xs.transfer(W, None, cfg, seed=-1), "seed = -1"),
+    (lambda W, cfg: xs.transfer(W, None, cfg, progress="yes"), "progress"),
+    (lambda W, cfg: xs.transfer_many(W, None, cfg, n=-1), "n = -1"),
+    (lambda W, cfg: xs.transfer_many(W, None, cfg, n=2, workers=0), "workers = 0"),
+    (lambda W, cfg: xs.iter_transfers(W, None, cfg, n=2, chunk=0), "chunk = 0"),
+    (lambda W, cfg: xs.transfer(W, None, xs.TransferConfig(solve_tol=1.2e-14)), "solve_tol = 1.2e-14 is below what"),
+])
+def test_arguments_are_refused_before_the_layer_is_mapped(monkeypatch, call, message):
+    """The seed, n, chunk, workers and the configuration's solve tolerance
+    were checked after the whole layer was mapped: seconds on a 4096^2 layer
+    (found by review). No tile is made before the refusal."""
+    from xbarsim import mapping
+
+    monkeypatch.setattr(mapping, "Tile", lambda **k: pytest.fail("a tile was made before the refusal"))
+    with pytest.raises(xs.ParameterError, match=message):
+        call(np.ones((4, 3)), xs.TransferConfig())
+
+
+def test_layer_mapping_methods_take_tensors_that_require_grad():
+    """`input_voltages` and `effective_weights` used np.asarray: a tensor that
+    requires grad raised torch's RuntimeError, and a generator of tiles a bare
+    TypeError (found by review)."""
+    torch = pytest.importorskip("torch")
+    W, b = _layer(3, 5)
+    m = map_layer(W, b, xs.TransferConfig(tile=(4, 4)))
+    x = np.linspace(0.0, 1.0, 5)[None]
+    np.testing.assert_array_equal(m.input_voltages(torch.tensor(x, requires_grad=True)), m.input_voltages(x))
+    W2, b2 = m.effective_weights(torch.tensor(t.target, requires_grad=True) for t in m.tiles)
+    np.testing.assert_allclose(W2, W, rtol=1e-12, atol=1e-15 * np.max(np.abs(W)))
+    np.testing.assert_allclose(b2, b, rtol=1e-12, atol=1e-15 * np.max(np.abs(W)))
+    with pytest.raises(xs.ParameterError, match="tile_g is a int"):
+        m.effective_weights(3)
+    with pytest.raises(xs.ParameterError, match="tile_g holds one 2-D array"):
+        m.effective_weights(torch.tensor(m.tiles[0].target))
+
+
 def test_mvm_memory_is_checked_before_allocating(monkeypatch):
     """mvm / mvm_many refuse inputs whose working memory cannot fit (they had
     no check: a bare numpy MemoryError, or the allocation itself)."""

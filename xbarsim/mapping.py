@@ -107,7 +107,7 @@ class LayerMapping:
 
     def input_voltages(self, x):
         """(B, in) inputs -> (B, rows) logical word-line voltages, V (bias row last)."""
-        x = np.asarray(x, dtype=np.float64)
+        x = as_float_array(x, "x", f"(B, {self.in_features})")  # a tensor that requires grad too
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             # one input too many was read as the bias row (and the bias dropped)
             raise ParameterError(f"x has shape {x.shape}; this layer takes {self.in_features} input features "
@@ -135,11 +135,19 @@ class LayerMapping:
         batch shape (e.g. n transfers). Returns ``(W, b)`` of shapes
         (..., out, in) and (..., out) (``b`` is None without a bias row).
         """
-        if isinstance(tile_g, np.ndarray) or len(tile_g) != len(self.tiles):
-            got = f"one {tile_g.ndim}-D array" if isinstance(tile_g, np.ndarray) else f"{len(tile_g)} arrays"
+        one = isinstance(tile_g, np.ndarray) or hasattr(tile_g, "detach")  # an array or a tensor
+        if not one:
+            try:
+                tile_g = list(tile_g)  # a generator too (its len() was a bare TypeError)
+            except TypeError:
+                raise ParameterError(f"tile_g is a {type(tile_g).__name__}; give a list of one array per tile, "
+                                     "in the order of `tiles`.") from None
+        if one or len(tile_g) != len(self.tiles):
+            got = f"one {tile_g.ndim}-D array" if one else f"{len(tile_g)} arrays"
             raise ParameterError(f"tile_g holds {got}; this layer maps to {len(self.tiles)} tiles: give a list of "
                                  "one array per tile, in the order of `tiles` (a missing tile read as zero weights).")
-        tile_g = [np.asarray(g, dtype=np.float64) for g in tile_g]
+        tile_g = [as_float_array(g, f"tile_g[{k}]", f"{t.shape} (rows, columns)")  # tensors that require grad too
+                  for k, (g, t) in enumerate(zip(tile_g, self.tiles))]
         lead = tile_g[0].shape[:-2]
         for k, (t, g) in enumerate(zip(self.tiles, tile_g)):
             if g.ndim < 2 or g.shape[-2:] != t.shape or g.shape[:-2] != lead:
@@ -210,16 +218,44 @@ MAP_BYTES_PER_WEIGHT = 24
 the weight, the copy with the bias column, and ``|W|``."""
 
 
+MAP_BYTES_PER_TILE = 512
+"""What each `Tile` holds besides its conductances: the object, its ndarray
+header, tuples and list entry (measured: 380-500 B). With (2, 2) tiles a
+1024 x 1024 layer took 5.5 times an estimate without it (found by review)."""
+
+
+def _outputs_per_tile(cfg):
+    """Outputs a tile of ``cfg.tile`` holds: a pair of columns each under
+    ``"differential"``, a column each plus the tile's reference column under
+    ``"reference"``."""
+    cols_t = int(cfg.tile[1])
+    return cols_t // 2 if cfg.mapping is MappingScheme.DIFFERENTIAL else cols_t - 1
+
+
+def _first_tile_shape(shape, has_bias, cfg):
+    """(rows, columns) of the first tile of an (out, in) layer: the largest
+    both ways, whose solves (programming and MVM) set the floor."""
+    out_f, in_f = (int(n) for n in shape)
+    outputs = min(_outputs_per_tile(cfg), out_f)
+    columns = 2 * outputs if cfg.mapping is MappingScheme.DIFFERENTIAL else outputs + 1
+    return min(int(cfg.tile[0]), in_f + bool(has_bias)), columns
+
+
 def device_count(shape, has_bias, cfg):
     """Devices the tiles of an (out, in) layer take under ``cfg``'s mapping
     and tile size: two per weight under ``"differential"``, one per weight
     and a reference column per tile under ``"reference"``."""
     out_f, in_f = (int(n) for n in shape)
     rows = in_f + bool(has_bias)
-    cols_t = int(cfg.tile[1])
     if cfg.mapping is MappingScheme.DIFFERENTIAL:
         return rows * 2 * out_f
-    return rows * (out_f + -(-out_f // max(cols_t - 1, 1)))
+    return rows * (out_f + -(-out_f // _outputs_per_tile(cfg)))
+
+
+def tile_count(shape, has_bias, cfg):
+    """Tiles an (out, in) layer is cut into under ``cfg``."""
+    out_f, in_f = (int(n) for n in shape)
+    return -(-(in_f + bool(has_bias)) // int(cfg.tile[0])) * -(-out_f // _outputs_per_tile(cfg))
 
 
 def _check_mapping_memory(weight, bias, cfg):
@@ -232,7 +268,9 @@ def _check_mapping_memory(weight, bias, cfg):
     if shape is None or len(shape) != 2:
         return  # check_layer says what is wrong with it
     devices = device_count(shape, bias is not None, cfg)
-    require(MAP_BYTES_PER_WEIGHT * float(np.prod(shape, dtype=np.float64)) + 8.0 * devices,
+    tiles = tile_count(shape, bias is not None, cfg)
+    require(MAP_BYTES_PER_WEIGHT * float(np.prod(shape, dtype=np.float64)) + 8.0 * devices
+            + MAP_BYTES_PER_TILE * float(tiles),
             f"mapping a {shape[0]} x {shape[1]} layer to {devices} devices",
             "map a smaller layer (or split it into several and transfer each)")
 
@@ -301,6 +339,10 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
     _check_mapping_memory(weight, bias, cfg)
     W, b = check_layer(weight, bias)
     out_f, in_f = W.shape
+    # the first tile is the largest both ways: its solves (programming and
+    # MVM) set the floor. Checked before the tiles are made (after them, an
+    # 4096^2 layer was refused for its solve_tol 2.8 s late; found by review)
+    cfg.check_array(_first_tile_shape(W.shape, b is not None, cfg))
     s_in = float(cfg.input_scale)
     with np.errstate(over="ignore", under="ignore"):
         W_aug = W if b is None else np.concatenate([W, (b / s_in)[:, None]], axis=1)
@@ -309,18 +351,13 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
     _check_weight_scale(wmax, W, b, s_in)
     if wmax == 0.0:
         wmax = 1.0
-    rows_t, cols_t = cfg.tile
+    rows_t = int(cfg.tile[0])
     scheme = cfg.mapping
+    per_tile = _outputs_per_tile(cfg)  # TransferConfig refuses tiles of under 2 columns
     if scheme is MappingScheme.DIFFERENTIAL:
-        if cols_t < 2:
-            raise ParameterError(f"tile {cfg.tile} has fewer than 2 columns; a differential pair needs 2.")
         alpha = (g_max - g_min) / wmax
-        per_tile = cols_t // 2
     else:
-        if cols_t < 2:
-            raise ParameterError(f"tile {cfg.tile} has fewer than 2 columns; the reference scheme needs 2.")
         alpha = (g_max - g_min) / (2.0 * wmax)
-        per_tile = cols_t - 1
     v_read = float(cfg.write_verify.v_read)
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
         to_weight = s_in / (alpha * v_read)  # `LayerMapping.decode`: output current, A -> weight units
@@ -350,8 +387,6 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
                 raise ParameterError(f"the weight scale alpha = {alpha:.3g} S gives non-finite target "
                                      "conductances; rescale the layer (W / c, b / c, outputs times c).")
             tiles.append(Tile(rows=(r0, r1), outputs=(o0, o1), target=np.ascontiguousarray(g)))
-    # the first tile is the largest both ways: its solves (programming and MVM) set the floor
-    cfg.check_array(tiles[0].shape)
     return LayerMapping(
         scheme=scheme,
         in_features=in_f,

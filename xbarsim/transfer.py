@@ -443,9 +443,9 @@ def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int 
     from .programming import _program_result
 
     cfg = TransferConfig() if cfg is None else cfg
-    mapping = map_layer(weight, bias, cfg)
-    s = _check_seed(seed)
+    s = _check_seed(seed)  # the arguments before the mapping, which takes seconds on a large layer
     progress = _check_flag(progress, "progress")
+    mapping = map_layer(weight, bias, cfg)
     devices = sum(t.target.size for t in mapping.tiles)
     # every tile's result (its 9 fields), one group's work arrays and stacked
     # targets: not checked before (found by review)
@@ -485,10 +485,10 @@ def iter_transfers(weight, bias=None, cfg: Optional[TransferConfig] = None, n: i
     the transfers run as the chunks are taken.
     """
     cfg = TransferConfig() if cfg is None else cfg
-    mapping = map_layer(weight, bias, cfg)
     n = _check_n(n)
     s = _check_seed(seed)
     chunk = _check_chunk(chunk)
+    mapping = map_layer(weight, bias, cfg)
     _check_result_memory(0, mapping, min(chunk, n), what="iter_transfers")
     return _transfer_chunks(mapping, cfg, s, int(seed), n, chunk)
 
@@ -535,7 +535,6 @@ def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: in
     from ._progress import Progress
 
     cfg = TransferConfig() if cfg is None else cfg
-    mapping = map_layer(weight, bias, cfg)
     n = _check_n(n)
     s = _check_seed(seed)
     chunk = _check_chunk(chunk)
@@ -547,6 +546,7 @@ def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: in
     if workers is not None and scheduler is not None:
         raise ParameterError("give workers= (start a local Dask cluster) or scheduler= (use a running one), "
                              "not both.")
+    mapping = map_layer(weight, bias, cfg)  # after the arguments: seconds on a large layer
     _check_result_memory(n, mapping, min(chunk, n))
     starts = list(range(0, n, chunk))
     g = [np.empty((n,) + t.shape) for t in mapping.tiles]

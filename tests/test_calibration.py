@@ -7,6 +7,7 @@ that a fix shows up as an XPASS and nothing is hidden.
 """
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -321,9 +322,13 @@ def test_the_fit_refuses_fixed_settings_it_cannot_run_instead_of_scoring_them():
     (lambda: C.simulate(n_arrays=2, seed=1.5), r"seed = 1.5"),
     (lambda: C.fit(n_arrays=2, maxiter=1, seed=-1), r"seed = -1"),
     (lambda: C.fit(n_arrays=float("inf"), maxiter=1), r"n_arrays \(the drift statistics need at least 2"),
-    (lambda: C.attribution(n_arrays=2, events=(0,)), r"events = \(0,\); give event counts in 1..30"),
+    (lambda: C.attribution(n_arrays=2, events=(0,)), r"events = \(0,\); give a sequence of event counts in 1..30"),
     (lambda: C.attribution(n_arrays=2, events=(31,)), r"events = \(31,\)"),
     (lambda: C.attribution(n_arrays=0), r"attribution: n_arrays = 0"),
+    (lambda: C.attribution(n_arrays=2, events=10), r"events = 10; give a sequence of event counts"),
+    (lambda: C.attribution(n_arrays=2, events=None), r"events = None"),
+    (lambda: C.attribution(n_arrays=2, events=(True,)), r"events = \(True,\)"),
+    (lambda: C.simulate(n_arrays=2, shape=(n for n in (4, 4))), r"shape = \(4, 4\): 16 devices"),
 ])
 def test_library_calls_refuse_bad_arguments_before_simulating(monkeypatch, call, message):
     """`simulate` checked none of its arguments: 0 arrays or a 4x4 shape
@@ -356,6 +361,16 @@ def test_run_refuses_a_bad_seed_before_making_the_folder(tmp_path):
     assert not (tmp_path / "cal").exists()
 
 
+def test_run_takes_a_numpy_seed(tmp_path, monkeypatch):
+    """A NumPy integer seed passed the check, then failed the JSON summary
+    after the simulation (found by review): the summary records an int."""
+    real = C.simulate
+    monkeypatch.setattr(C, "simulate", lambda *a, **k: real(*a, **{**k, "n_arrays": 2}))
+    summary = C.run(str(tmp_path / "cal"), n_arrays=2, seed=np.int64(3), verbose=False)
+    assert type(summary["seed"]) is int and summary["seed"] == 3
+    assert json.loads((tmp_path / "cal" / "calibration.json").read_text())["seed"] == 3
+
+
 def test_the_fit_of_the_last_seed_wraps_to_seed_zero(monkeypatch):
     """`run` fits on the seed after the evaluation's: seed 2**64 - 1 made the
     fit refuse 2**64, a seed the caller never gave (found by review)."""
@@ -378,3 +393,6 @@ def test_cli_removes_the_folder_it_made_when_the_run_is_interrupted(tmp_path, mo
     out.mkdir()
     assert main(["calibrate", "--out", str(out), "--arrays", "3", "--no-progress"]) == 130
     assert out.is_dir()
+    nested = tmp_path / "a" / "b" / "c"  # every folder the run made goes, not the last one only
+    assert main(["calibrate", "--out", str(nested), "--arrays", "3", "--no-progress"]) == 130
+    assert not (tmp_path / "a").exists()

@@ -40,14 +40,13 @@ An item agrees when the simulated value is within +-30 % of the measured.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from importlib import resources
 
 import numpy as np
 
 from .exceptions import ParameterError
-from .cli import help_text, remove_if_made_and_empty, seed_arg
+from .cli import help_text, missing_folders, remove_if_made_and_empty, seed_arg
 
 __all__ = ["measured", "simulate", "compare", "fit", "attribution", "run", "register", "FIT_PARAMETERS",
            "ATTRIBUTION_PARTS",
@@ -143,11 +142,12 @@ def _check_shape(shape):
     """``shape`` as (M, N), refused unless the array has more devices than
     the largest event count compared (a 4x4 array has no device followed by
     16 or more others: half the drift means came back NaN)."""
+    shape = tuple(shape) if hasattr(shape, "__iter__") else shape  # a generator is read once
     try:
         M, N = shape
     except (TypeError, ValueError):
         raise ParameterError(f"shape = {shape!r}; give (rows, columns), e.g. (8, 8) as measured.") from None
-    M, N = (_count(v, f"shape = {tuple(shape)!r}: entry", least=1) for v in (M, N))
+    M, N = (_count(v, f"shape = {shape!r}: entry", least=1) for v in (M, N))
     if M * N <= int(DRIFT_EVENTS[-1]):
         raise ParameterError(f"shape = {shape!r}: {M * N} devices; the drift is compared up to "
                              f"k = {int(DRIFT_EVENTS[-1])} later programmings, so an array needs more than "
@@ -452,11 +452,14 @@ def attribution(device=None, n_arrays=200, seed=0, events=(1, 10, 30), progress=
     from .presets import TIO2
 
     n_arrays = _count(n_arrays, "attribution: n_arrays")
-    events = tuple(events)
     known = [int(k) for k in DRIFT_EVENTS]
-    bad = [k for k in events if k not in known]
-    if bad or not events:
-        raise ParameterError(f"attribution: events = {tuple(events)!r}; give event counts in "
+    given = events
+    try:
+        events = tuple(events)
+    except TypeError:
+        events = ()  # a number or None: refused below
+    if not events or any(isinstance(k, (bool, np.bool_)) or k not in known for k in events):
+        raise ParameterError(f"attribution: events = {given!r}; give a sequence of event counts in "
                              f"{known[0]}..{known[-1]}, the ones measured.")
     base = TIO2 if device is None else device
     idx = [known.index(k) for k in events]
@@ -483,6 +486,7 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=60
     from .programming import _check_seed, check_program_memory
 
     _check_seed(seed)  # before the folder is made
+    seed = int(seed)  # a NumPy integer was refused by the JSON summary after the work (found by review)
 
     # every simulated array keeps its 64 x 64 matrix of drift reads
     check_program_memory((8, 8), track=True, n=max(n_arrays, fit_arrays if do_fit else 0),
@@ -573,7 +577,7 @@ def register(subparsers):
         if not args.fit and (args.fit_arrays is not None or args.fit_iter is not None):
             raise ParameterError("--fit-arrays and --fit-iter set up the refit; add --fit, or drop them.")
         given = {k: v for k, v in (("fit_arrays", args.fit_arrays), ("fit_iter", args.fit_iter)) if v is not None}
-        made_out = not os.path.exists(args.out)
+        made_out = missing_folders(args.out)
         try:
             summary = run(args.out, do_fit=args.fit, n_arrays=args.arrays, seed=args.seed,
                           progress=not args.no_progress, **given)  # run's defaults for the rest

@@ -105,7 +105,20 @@ and 16 x 16 arrays of 100-500 uS devices):
 Devices far *less* conductive than the wires are fine (1e-20 S devices on 1
 ohm wires solve to 1e-15; a floating line held only by 1e-12 S devices on
 1 ohm wires to 1e-16 V, down to `FLOATING_TIE`), and ideal (0 ohm) parts are
-exact."""
+exact.
+
+Each line is judged by its own parts, so lines of very different wires
+share one array. The accuracy above is relative to the circuit's largest
+currents. A line behind a weak terminal among strongly driven ones carries
+a current far below its devices' own: each device's current is the
+difference of node voltages known to ulps of the drive, and they cancel in
+the line's small sum. Measured against a 40-digit solve on 6 x 6 arrays of
+1e-4 S devices, that line's device currents were off by up to 1.4e-9 of
+their own size behind 1e10 ohm terminals on 1 ohm wires (one line ending in
+0 ohm), 1.2e-9 behind 1e13 ohm terminals on 1e4 ohm wires with one line on
+1e-6 ohm wire ending in 1 ohm, and 6e-9 at the per-line limit (1e14 ohm
+terminals on 1e4 ohm wires, one line of 1e-8 ohm). Every current stayed
+within 5e-15 of the largest."""
 
 
 R_TINY = 1e-100

@@ -125,12 +125,31 @@ def check_out_dir(path, names=()):
         _check_target(os.path.join(path, name))
 
 
+def missing_folders(path):
+    """The folders `check_out_dir` will make for ``path``: ``path`` and its
+    missing parents, deepest first (empty when ``path`` exists). Taken
+    before the check, for `remove_if_made_and_empty`."""
+    made = []
+    path = os.path.abspath(path) if path else path
+    while path and not os.path.lexists(path):
+        made.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return made
+
+
 def remove_if_made_and_empty(path, made):
-    """Undo `check_out_dir` for a run that failed before writing: remove
-    ``path`` when this run made it (``made``: it did not exist before the
-    check) and it is still an empty folder (a refused run left it behind)."""
-    if made and os.path.isdir(path) and not any(os.scandir(path)):
-        os.rmdir(path)
+    """Undo `check_out_dir` for a run that failed before writing: remove the
+    folders this run made (``made``, `missing_folders` before the check),
+    deepest first, while they are empty (a refused run left them behind:
+    ``--out a/b/c`` left ``a/b`` after removing ``c``; found by review).
+    ``path`` is the ``--out`` given, for the reader."""
+    for folder in made:
+        if not (os.path.isdir(folder) and not os.path.islink(folder) and not any(os.scandir(folder))):
+            break
+        os.rmdir(folder)
 
 
 def _check_target(final):

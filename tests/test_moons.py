@@ -221,6 +221,41 @@ def test_fit_transfers_with_a_given_surrogate_is_refused_and_the_given_fit_recor
     meta = doc["surrogate"]["meta"]
     assert doc["config"]["run"]["fit_transfers"] == meta["n_transfers"] == 3
     assert doc["config"]["run"]["fail_devices"] == meta["n_fail_devices"] == 100
+    # the given fit's seed, not the one this run would have fitted with (found by review)
+    assert doc["config"]["stream_seeds"]["surrogate"] == meta["seed"] == 2
+
+
+@pytest.mark.parametrize("kw", [{"quick": "no"}, {"ablation": 1}, {"check_surrogate": None}, {"progress": "no"}])
+def test_the_python_api_refuses_flags_that_are_not_bools_before_any_work(tmp_path, kw):
+    """quick="no" ran the quick configuration and recorded "quick": true;
+    progress="no" was refused after --out was made (found by review)."""
+    from xbarsim.moons import run
+
+    kw = {"quick": True, "progress": False, **kw}
+    with pytest.raises(ParameterError, match=next(iter(k for k in kw if not isinstance(kw[k], bool)))):
+        run(out_dir=str(tmp_path / "o"), **kw)
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_ablation_is_timed_and_labels_its_trainings(quick_run, tmp_path, monkeypatch):
+    """results.json's total was taken before the ablation ran, and every
+    ablation training's bar read "train hardware-aware" (found by review)."""
+    import xbarsim.train.training as training
+
+    labels = []
+    real = training.train
+    monkeypatch.setattr(training, "train", lambda *a, **k: labels.append(k.get("label")) or real(*a, **k))
+    out = tmp_path / "o"
+    os.makedirs(out)
+    (out / "surrogate.npz").write_bytes((quick_run / "surrogate.npz").read_bytes())
+    assert main(["moons", "--quick", "--out", str(out), "--no-progress", "--ablation", "--seed", "1",
+                 "--transfers", "2", "--epochs", "1"]) == 0
+    timing = json.loads((out / "results.json").read_text())["timing_s"]
+    assert timing["ablation"] > 0
+    assert timing["total"] >= timing["ablation"] + timing["training"] + timing["evaluation"]
+    assert labels[:2] == ["train regular", "train hardware-aware"]
+    assert labels[2:] == ["train none", "train reparam", "train failures", "train regularize", "train reparam+failures",
+                          "train reparam+regularize", "train failures+regularize"]
 
 
 def test_a_seed_too_large_for_the_derived_streams_is_refused_before_anything_runs(tmp_path):

@@ -311,7 +311,7 @@ def test_the_fit_refuses_fixed_settings_it_cannot_run_instead_of_scoring_them():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: C.simulate(n_arrays=0), r"n_arrays = 0; give a whole number >= 2"),
+    (lambda: C.simulate(n_arrays=0), r"n_arrays = 0: give a whole number >= 2"),
     (lambda: C.simulate(n_arrays=-1), r"n_arrays = -1"),
     (lambda: C.simulate(n_arrays=2.5), r"n_arrays = 2.5"),
     (lambda: C.simulate(n_arrays=float("nan")), r"n_arrays = nan"),
@@ -321,7 +321,7 @@ def test_the_fit_refuses_fixed_settings_it_cannot_run_instead_of_scoring_them():
     (lambda: C.simulate(n_arrays=2, seed=-1), r"seed = -1; an integer in \[0, 2\*\*64\)"),
     (lambda: C.simulate(n_arrays=2, seed=1.5), r"seed = 1.5"),
     (lambda: C.fit(n_arrays=2, maxiter=1, seed=-1), r"seed = -1"),
-    (lambda: C.fit(n_arrays=float("inf"), maxiter=1), r"n_arrays \(the drift statistics need at least 2"),
+    (lambda: C.fit(n_arrays=float("inf"), maxiter=1), r"fit: n_arrays = inf: the drift statistics need at least 2 arrays; give a whole"),
     (lambda: C.attribution(n_arrays=2, events=(0,)), r"events = \(0,\); give a sequence of event counts in 1..30"),
     (lambda: C.attribution(n_arrays=2, events=(31,)), r"events = \(31,\)"),
     (lambda: C.attribution(n_arrays=0), r"attribution: n_arrays = 0"),

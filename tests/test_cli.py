@@ -916,3 +916,39 @@ def test_help_shows_no_rest_markup(command, capsys):
     assert exc.value.code == 0
     text = capsys.readouterr().out
     assert "usage: xbarsim" in text and "`" not in text and "SPICE_MAX_CELLS`" not in text
+
+
+def test_a_refused_out_keeps_no_folder_the_check_made(tmp_path, monkeypatch):
+    """``--out a/b/<name too long>``: makedirs made a/b, then failed, and a/b
+    stayed behind (found by review); the check removes what it made."""
+    from xbarsim.cli import check_out_dir
+    from xbarsim.exceptions import ParameterError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(ParameterError, match="cannot be created"):
+        check_out_dir(os.path.join("kept", "a", "b", "x" * 300))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"] and not any((tmp_path / "kept").iterdir())
+
+
+def test_missing_folders_lists_what_makedirs_makes(tmp_path, monkeypatch):
+    """`missing_folders` follows makedirs: ``a/../b`` makes ``a`` too (it was
+    left behind), deepest first, as real paths; an existing path makes none.
+    `remove_if_made_and_empty` removes them while empty, skipping one that
+    was never made and stopping at one with content."""
+    from xbarsim.cli import missing_folders, remove_if_made_and_empty
+
+    monkeypatch.chdir(tmp_path)
+    root = os.path.realpath(tmp_path)
+    assert missing_folders("a/../b") == [os.path.join(root, "b"), os.path.join(root, "a")]
+    assert missing_folders("x/./y/") == [os.path.join(root, "x", "y"), os.path.join(root, "x")]
+    assert missing_folders(".") == missing_folders("") == []
+    made = missing_folders("a/../b")
+    os.makedirs("a/../b")
+    remove_if_made_and_empty("a/../b", made)
+    assert not any(tmp_path.iterdir())
+    made = missing_folders("p/q/r")
+    os.makedirs("p/q")  # r never made; q gets content from elsewhere
+    (tmp_path / "p" / "q" / "other.txt").write_text("x")
+    remove_if_made_and_empty("p/q/r", made)
+    assert (tmp_path / "p" / "q" / "other.txt").exists()

@@ -125,16 +125,19 @@ def calibration_config(device=None, r_wire=1.0):
                           r_wl=r_wire, r_bl=r_wire, **kw)
 
 
-def _count(value, what, least=2):
+def _count(value, what, least=2, reason=None):
     """``value`` as an int, refused unless it is a whole number >= ``least``
     (an integer, or a float with no fraction). Before any work: 0 arrays
     returned all-NaN statistics, a negative count NumPy's "negative
     dimensions" and 2.0 a TypeError from inside the simulation (found by
-    review)."""
+    review). ``what`` names the argument (a command-line option as
+    ``--arrays 1: ...``), ``reason`` says why it needs ``least``."""
     whole = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating))
                                                      and np.isfinite(value) and value == int(value))
     if isinstance(value, (bool, np.bool_)) or not whole or value < least:
-        raise ParameterError(f"{what} = {value!r}; give a whole number >= {least}.")
+        sep = " " if what.startswith("--") else " = "
+        raise ParameterError(f"{what}{sep}{value!r}: {reason + '; give' if reason else 'give'} a whole number "
+                             f">= {least}.")
     return int(value)
 
 
@@ -277,8 +280,8 @@ def fit(device=None, n_arrays=24, seed=0, maxiter=60, r_wire=1.0, callback=None,
     """
     from scipy.optimize import minimize
 
-    n_arrays = _count(n_arrays, "fit: n_arrays (the drift statistics need at least 2 arrays)")
-    maxiter = _count(maxiter, "fit: maxiter (Nelder-Mead iterations)", least=1)
+    n_arrays = _count(n_arrays, "fit: n_arrays", reason="the drift statistics need at least 2 arrays")
+    maxiter = _count(maxiter, "fit: maxiter", least=1, reason="Nelder-Mead needs an iteration")
     from .programming import _check_seed
 
     _check_seed(seed)
@@ -479,10 +482,10 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=60
     from ._progress import Progress
     from .presets import TIO2
 
-    n_arrays = _count(n_arrays, "--arrays (the drift statistics need at least 2 arrays)")
+    n_arrays = _count(n_arrays, "--arrays", reason="the drift statistics need at least 2 arrays")
     if do_fit:
-        fit_arrays = _count(fit_arrays, "--fit-arrays (the fit needs at least 2 arrays; default 24)")
-        fit_iter = _count(fit_iter, "--fit-iter (Nelder-Mead iterations; default 60)", least=1)
+        fit_arrays = _count(fit_arrays, "--fit-arrays", reason="the fit needs at least 2 arrays (default 24)")
+        fit_iter = _count(fit_iter, "--fit-iter", least=1, reason="the fit needs at least 1 Nelder-Mead iteration (default 60)")
     from .programming import _check_seed, check_program_memory
 
     _check_seed(seed)  # before the folder is made

@@ -100,13 +100,27 @@ def check_out_dir(path, names=()):
     created when missing, and anything that is not a writable folder is
     refused with the reason (instead of a traceback after the work).
     ``names``: the files the run will put there (`RunFiles`); one that
-    exists as anything but a file (a folder in the way) is refused too."""
+    exists as anything but a file (a folder in the way) is refused too. A
+    refused path keeps no folder the check made (``a/b/<too long>`` left
+    ``a/b``; found by review)."""
     from .exceptions import ParameterError
 
     if not path:
         raise ParameterError("--out is empty; give a folder (created when missing), e.g. --out results.")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ParameterError(f"--out {path!r} is a file; give a folder (created when missing).")
+    made = missing_folders(path)
+    try:
+        _make_and_check_out_dir(path, names)
+    except BaseException:
+        remove_if_made_and_empty(path, made)
+        raise
+
+
+def _make_and_check_out_dir(path, names):
+    """`check_out_dir`'s folder made and its checks."""
+    from .exceptions import ParameterError
+
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
@@ -126,18 +140,25 @@ def check_out_dir(path, names=()):
 
 
 def missing_folders(path):
-    """The folders `check_out_dir` will make for ``path``: ``path`` and its
-    missing parents, deepest first (empty when ``path`` exists). Taken
+    """The folders `check_out_dir` will make for ``path`` (``os.makedirs``:
+    its missing parents, then ``path``), deepest first, as real paths (a
+    ``..`` after a missing folder, or after a symbolic link, is followed as
+    makedirs follows it; found by review); empty when ``path`` exists. Taken
     before the check, for `remove_if_made_and_empty`."""
     made = []
-    path = os.path.abspath(path) if path else path
-    while path and not os.path.lexists(path):
-        made.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return made
+
+    def visit(name):  # os.makedirs' own recursion
+        head, tail = os.path.split(name)
+        if not tail:
+            head, tail = os.path.split(head)
+        if head and tail and not os.path.exists(head):
+            visit(head)
+        if tail not in (os.curdir, os.pardir) and not os.path.lexists(name):
+            made.append(os.path.realpath(name))
+
+    if path:
+        visit(os.fspath(path))
+    return made[::-1]
 
 
 def remove_if_made_and_empty(path, made):
@@ -147,6 +168,8 @@ def remove_if_made_and_empty(path, made):
     ``--out a/b/c`` left ``a/b`` after removing ``c``; found by review).
     ``path`` is the ``--out`` given, for the reader."""
     for folder in made:
+        if not os.path.lexists(folder):
+            continue  # not made after all (makedirs failed there): its parents may have been
         if not (os.path.isdir(folder) and not os.path.islink(folder) and not any(os.scandir(folder))):
             break
         os.rmdir(folder)

@@ -459,7 +459,7 @@ def _finish_doc(files, results, sur, sur_file, fitted, mc, seed, quick, data, da
             "seed": seed,
             # the surrogate's: the fit actually used (a --surrogate file's own seed, not this run's)
             "stream_seeds": {**{k: stream_seed(seed, k) for k in _STREAMS},
-                             "surrogate": sur.meta.get("seed", stream_seed(seed, "surrogate"))},
+                             "surrogate": sur.meta.get("seed")},  # None: a given file that does not say
             "quick": bool(quick),
             "data": data.source,
             "data_sizes": list(data.sizes()),

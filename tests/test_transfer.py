@@ -354,7 +354,7 @@ def test_layer_mapping_methods_take_tensors_that_require_grad():
     W2, b2 = m.effective_weights(torch.tensor(t.target, requires_grad=True) for t in m.tiles)
     np.testing.assert_allclose(W2, W, rtol=1e-12, atol=1e-15 * np.max(np.abs(W)))
     np.testing.assert_allclose(b2, b, rtol=1e-12, atol=1e-15 * np.max(np.abs(W)))
-    with pytest.raises(xs.ParameterError, match="tile_g is a int"):
+    with pytest.raises(xs.ParameterError, match="tile_g is of type int"):
         m.effective_weights(3)
     with pytest.raises(xs.ParameterError, match="tile_g holds one 2-D array"):
         m.effective_weights(torch.tensor(m.tiles[0].target))

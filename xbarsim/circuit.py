@@ -839,8 +839,8 @@ def check_ranges(xbar, specs, batch):
     (`_check_drive_range`). ``specs``: the normalized ends of
     `build_network` (also `Solution.resolve`'s, with new conductances)."""
 
-    def terminal_r(spec):  # ohms of the driven ends: 0 ideal (floating ends left out)
-        return spec.r  # one per line, 0 where ideal or floating
+    def terminal_r(spec):  # ohms of each line's end, 0 where ideal or floating (no limit there)
+        return spec.r
 
     M, N = xbar.shape
     gmax = _check_dynamic_range(xbar.g, {"r_wl": wire_segments(xbar.r_wl, (M, N - 1)),

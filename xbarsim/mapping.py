@@ -140,7 +140,7 @@ class LayerMapping:
             try:
                 tile_g = list(tile_g)  # a generator too (its len() was a bare TypeError)
             except TypeError:
-                raise ParameterError(f"tile_g is a {type(tile_g).__name__}; give a list of one array per tile, "
+                raise ParameterError(f"tile_g is of type {type(tile_g).__name__}; give a list of one array per tile, "
                                      "in the order of `tiles`.") from None
         if one or len(tile_g) != len(self.tiles):
             got = f"one {tile_g.ndim}-D array" if one else f"{len(tile_g)} arrays"
@@ -340,7 +340,7 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
     W, b = check_layer(weight, bias)
     out_f, in_f = W.shape
     # the first tile is the largest both ways: its solves (programming and
-    # MVM) set the floor. Checked before the tiles are made (after them, an
+    # MVM) set the floor. Checked before the tiles are made (after them, a
     # 4096^2 layer was refused for its solve_tol 2.8 s late; found by review)
     cfg.check_array(_first_tile_shape(W.shape, b is not None, cfg))
     s_in = float(cfg.input_scale)

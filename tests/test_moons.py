@@ -108,7 +108,24 @@ def test_each_random_purpose_has_a_stream_of_its_own(quick_run):
     assert doc["config"]["stream_seeds"] == seeds
     assert doc["surrogate"]["meta"]["seed"] == seeds["surrogate"]
     first = {k: np.random.default_rng(s).random(4).tolist() for k, s in seeds.items()}
-    assert len({tuple(v) for v in first.values()} | {tuple(np.random.default_rng(1).random(4))}) == 4
+    assert len({tuple(v) for v in first.values()} | {tuple(np.random.default_rng(1).random(4))}) == len(seeds) + 1
+
+
+def test_runs_of_nearby_seeds_share_no_stream():
+    """The evaluations were keyed seed + 7 ... seed + 400, so the seed-0
+    run's second circuit layer (seed + 100 + 1) was the seed-1 run's first
+    (found by review). Every purpose's seed is now a 63-bit draw: over seeds
+    0-99, all 800 are distinct and no two lie within the 1e5 that the
+    functions given them add (layer k's seed + k, read noise seed + 1000 + k,
+    the training API's offsets)."""
+    from xbarsim.moons import _STREAMS, stream_seed
+    from xbarsim.train._checks import SEED_OFFSET_MAX
+
+    derived = np.sort(np.array([stream_seed(s, k) for s in range(100) for k in _STREAMS], dtype=np.uint64))
+    assert len(derived) == 800 and derived[-1] < 2**63
+    gaps = np.diff(derived)
+    assert int(gaps.min()) > SEED_OFFSET_MAX + 1000
+    assert int(derived[0]) > 100 + SEED_OFFSET_MAX  # nor near the users' own small seeds (the data split's)
 
 
 def test_bad_arguments_are_reported(tmp_path, capsys):

@@ -16,10 +16,13 @@ loss; the hardware-aware one (`HA_RECIPE`) keeps, among the checks every
 10 epochs, the one with the most validation points at >= 0.95 per-point
 accuracy under 200 surrogate transfers (the ablation's "none" row shows
 what that selection alone does). Transfers: ``xs.iter_transfers`` (the
-same streams as ``xs.transfer_many``), layer ``k`` with seed ``seed + 100
-+ k``, the same for both networks. The data split draws from ``seed``; the
-training, the hardware-aware layers' samples and the surrogate fit each
-from a seed of their own (`stream_seed`).
+same streams as ``xs.transfer_many``), layer ``k`` with seed
+``stream_seed(seed, "circuit") + k``, the same for both networks. The data
+split draws from ``seed``; every other random purpose (the training, the
+hardware-aware layers' samples, the surrogate fit, the epoch score, the
+circuit, statistical and surrogate evaluations, the plots' grid) from a
+63-bit seed of its own (`stream_seed`), so that no two purposes, in one run
+or in runs of different seeds, share a stream.
 
 Outputs in ``--out``: ``results.json``, ``bins.csv``, ``cdf.png``,
 ``decision_boundary.png``, ``uncertainty.png`` (and ``surrogate.npz``,
@@ -41,11 +44,14 @@ import numpy as np
 from .exceptions import ParameterError
 from .cli import RunFiles, check_out_dir, help_text, seed_arg
 
-SEED_OFFSET = 400
-"""Largest offset this experiment adds to its seed (``seed + 7`` scores the
-hardware-aware epochs, ``seed + 100 / 200 / 300`` the circuit, statistical
-and surrogate evaluations, ``seed + 400`` the plots' grid), on top of what
-the training API adds (`xbarsim.train._checks.SEED_OFFSET_MAX`)."""
+SEED_OFFSET = 0
+"""Largest offset this experiment adds to its seed itself, on top of what
+the training API adds (`xbarsim.train._checks.SEED_OFFSET_MAX`): none since
+2026-12-03. The evaluations were keyed ``seed + 7`` (the epoch score) ...
+``seed + 400`` (the plots' grid), so runs a few seeds apart shared streams
+between purposes (the seed-0 run's second layer was programmed with the
+seed-1 run's first layer's; found by review); every purpose now draws from
+`stream_seed`."""
 
 __all__ = ["register", "run", "load_results", "HA_RECIPE", "MoonsConfig"]
 
@@ -125,21 +131,29 @@ def _given_surrogate(cfg, path):
     return sur
 
 
-_STREAMS = {"train": 1, "layers": 2, "surrogate": 3}
+_STREAMS = {"train": 1, "layers": 2, "surrogate": 3, "score": 4, "circuit": 5, "statistical": 6,
+            "surrogate_transfers": 7, "grid": 8}
 """Tags of the run's own random streams (`stream_seed`)."""
 
 
 def stream_seed(seed, purpose):
-    """The seed of one random purpose of the run (``"train"``: the batch
-    order and torch's training draws; ``"layers"``: the hardware-aware
-    layers' sampled transfers; ``"surrogate"``: the surrogate fit), a 32-bit
-    integer drawn from ``SeedSequence([seed, tag])``. The data split keeps
-    ``seed`` itself, and the network's initial weights ``torch.manual_seed(seed)``.
+    """The seed of one random purpose of the run, a 63-bit integer drawn
+    from ``SeedSequence([seed, tag])``: ``"train"`` the batch order and
+    torch's training draws; ``"layers"`` the hardware-aware layers' sampled
+    transfers; ``"surrogate"`` the surrogate fit; ``"score"`` the surrogate
+    transfers that score the hardware-aware epochs; ``"circuit"``,
+    ``"statistical"`` and ``"surrogate_transfers"`` the evaluations;
+    ``"grid"`` the plots' grid. The data split keeps ``seed`` itself, and
+    the network's initial weights ``torch.manual_seed(seed)``.
 
-    They all drew from ``default_rng(seed)`` before, so the data split's
-    permutation, the training batch order, the surrogate fit's random layers
-    and the first layer's sampled noise read the same bits."""
-    return int(np.random.SeedSequence([int(seed), _STREAMS[purpose]]).generate_state(1, np.uint32)[0])
+    63 bits: the functions given these seeds add offsets of up to about
+    1e5 (layer ``k``'s ``seed + k``, read noise ``seed + 1000 + k``); two
+    32-bit seeds came that close in about 5e-5 of pairs.
+
+    They all drew from ``default_rng(seed)`` before 2026-12-02, so the data
+    split's permutation, the training batch order, the surrogate fit's
+    random layers and the first layer's sampled noise read the same bits."""
+    return int(np.random.SeedSequence([int(seed), _STREAMS[purpose]]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
@@ -203,7 +217,7 @@ def train_networks(data, sur, mc, seed, progress, techniques=None, regular=True,
     tech = techniques or _techniques(True, True, True)
     ha = convert(moons_network(seed=seed), surrogate=sur, seed=stream_seed(seed, "layers"), **tech)
     res = train(ha, data, tc, progress=progress, label=label,
-                score=_val_score(sur, data, mc.score_transfers, seed + 7))
+                score=_val_score(sur, data, mc.score_transfers, stream_seed(seed, "score")))
     out["hardware_aware"] = (ha, res)
     return out
 
@@ -285,10 +299,10 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
     quick, ablation, check_surrogate, progress = (
         check_flag(v, name) for v, name in ((quick, "quick"), (ablation, "ablation"),
                                              (check_surrogate, "check_surrogate"), (progress, "progress")))
-    # before anything runs: the streams seed + 7 ... seed + SEED_OFFSET (and
-    # what the training API adds to those) must be 64-bit seeds; a seed near
-    # 2**64 was refused after the surrogate fit and the training, naming
-    # seed + 7, with surrogate.npz already written (found by review)
+    # before anything runs: the seed and what the training API adds to it
+    # must be 64-bit seeds; a seed near 2**64 was refused after the
+    # surrogate fit and the training, with surrogate.npz already written
+    # (found by review)
     from .train._checks import SEED_OFFSET_MAX, check_seed
 
     seed = check_seed(seed, "--seed", offset=SEED_OFFSET_MAX + SEED_OFFSET)
@@ -339,13 +353,16 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
     for name, (net, tres) in nets.items():
         layers = network_layers(net)
         sw = accuracy(net, data.x_test, data.y_test)
-        circ, kept = evaluate_circuit(layers, cfg, data.x_test, data.y_test, n=mc.transfers, seed=seed + 100,
+        circ, kept = evaluate_circuit(layers, cfg, data.x_test, data.y_test, n=mc.transfers,
+                                      seed=stream_seed(seed, "circuit"),
                                       progress=progress, label=f"transfers {name.replace('_', '-')}",
                                       keep_conductances=mc.grid_transfers)
         kept_batches[name] = kept
-        stat = evaluate_statistical(layers, cfg, data.x_test, data.y_test, n=mc.transfers, seed=seed + 200)
+        stat = evaluate_statistical(layers, cfg, data.x_test, data.y_test, n=mc.transfers,
+                                    seed=stream_seed(seed, "statistical"))
         with single_thread():
-            surr = evaluate_surrogate(layers, sur, data.x_test, data.y_test, n=mc.transfers, seed=seed + 300)
+            surr = evaluate_surrogate(layers, sur, data.x_test, data.y_test, n=mc.transfers,
+                                        seed=stream_seed(seed, "surrogate_transfers"))
         r = _summary(circ, sw)
         r["transfer_model"] = "circuit"
         r["statistical"] = _summary(stat, sw)
@@ -368,7 +385,8 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
     for name, (net, _) in nets.items():
         layers = network_layers(net)
         with single_thread():
-            lg = grid_outputs_from_batches(sur, kept_batches[name], grid, seed=seed + 400, n_max=mc.grid_transfers)
+            lg = grid_outputs_from_batches(sur, kept_batches[name], grid, seed=stream_seed(seed, "grid"),
+                                           n_max=mc.grid_transfers)
         prob = 1.0 / (1.0 + np.exp(-np.clip(lg, -50, 50)))
         side = (mc.grid, mc.grid)
         panels_b[name] = dict(p1=(lg > 0).mean(axis=0).reshape(side),
@@ -561,7 +579,8 @@ def run_ablation(data, sur, cfg, mc, seed, progress, doc, log):
                                   regular=False, label=f"train {name}")  # all seven read "hardware-aware"
             net = nets["hardware_aware"][0]
             layers = network_layers(net)
-            circ, _ = evaluate_circuit(layers, cfg, data.x_test, data.y_test, n=mc.transfers, seed=seed + 100,
+            circ, _ = evaluate_circuit(layers, cfg, data.x_test, data.y_test, n=mc.transfers,
+                                      seed=stream_seed(seed, "circuit"),
                                        progress=progress, label=f"transfers {name.replace('_', '-')}")
             from .train.metrics import summarize
 

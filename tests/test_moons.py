@@ -322,6 +322,38 @@ def test_ctrl_c_during_the_ablation_leaves_the_earlier_run_whole(quick_run, tmp_
     assert not [p.name for p in out.iterdir() if p.name.startswith(".partial")]
 
 
+def test_ctrl_c_after_a_new_surrogate_fit_leaves_the_earlier_run_whole(quick_run, tmp_path, monkeypatch):
+    """A fresh fit was saved to surrogate.npz at once, so Ctrl-C during the
+    training left it beside the earlier run's results (found by review): it
+    is saved with the run's other files."""
+    import xbarsim.moons as moons
+
+    out = tmp_path / "o"
+    os.makedirs(out)
+    files = ("results.json", "bins.csv", "cdf.png", "surrogate.npz")
+    for name in files:
+        (out / name).write_bytes((quick_run / name).read_bytes())
+    before = {name: (out / name).read_bytes() for name in files}
+    fits = []
+    real_fit = moons._load_or_fit_surrogate
+
+    def spy(*args, **kwargs):
+        sur, path, fitted = real_fit(*args, **kwargs)
+        fits.append(fitted)
+        return sur, path, fitted
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(moons, "_load_or_fit_surrogate", spy)
+    monkeypatch.setattr(moons, "train_networks", interrupted)
+    # seed 2: the cached fit is seed 1's, so this run fits anew
+    assert main(["moons", "--quick", "--out", str(out), "--no-progress", "--seed", "2"]) == 130
+    assert fits == [True]
+    assert {name: (out / name).read_bytes() for name in files} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(files)
+
+
 def test_a_closed_output_stream_keeps_the_runs_files(quick_run, tmp_path):
     """``xbarsim moons | head -1``: the table was printed inside the block
     that puts the files in place, and its BrokenPipeError dropped every file

@@ -159,7 +159,7 @@ def stream_seed(seed, purpose):
 def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
     """The surrogate of this run: ``given`` (a checked ``(sur, path)`` from
     --surrogate), or ``out_dir/surrogate.npz`` when it was fitted with this
-    run's settings, or a fresh fit saved there."""
+    run's settings, or a fresh fit (saved there with the run's files)."""
     from .train.surrogate import Surrogate
 
     # every setting of the fit: a cache fitted with another n_bins or
@@ -185,8 +185,10 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
     t0 = time.perf_counter()
     sur = Surrogate.fit(cfg, n_transfers=mc.fit_transfers, seed=fit_seed, n_fail_devices=mc.fail_devices,
                         progress=progress, **SURROGATE_FIT)
-    sur.save(cache)
-    log(f"surrogate: fitted in {time.perf_counter() - t0:.1f} s, saved to {cache}")
+    # saved with the run's other files, at the end (`RunFiles`): saved here,
+    # a Ctrl-C later left the new fit beside the earlier run's results,
+    # which it had not produced (found by review). Refitting costs seconds.
+    log(f"surrogate: fitted in {time.perf_counter() - t0:.1f} s (saved to {cache} with the run's files)")
     return sur, cache, True
 
 
@@ -405,6 +407,8 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
         [] if check_surrogate else ["surrogate_check.json", "surrogate_check.txt"])
     files = RunFiles(out_dir, stale=stale)
     with files:
+        if fitted:
+            sur.save(files.path("surrogate.npz"))
         quick_note = " (--quick run)" if quick else ""
         plot_cdf(per_point, files.path("cdf.png"), mc.transfers, note=quick_note)
         grid_note = (f"grid: {n_grid_t} of the {mc.transfers} circuit transfers (simulated programming){quick_note}; "

@@ -836,6 +836,43 @@ def test_transfer_many_on_an_adaptive_cluster_and_after_a_failed_chunk(monkeypat
             assert left == 0
 
 
+def test_a_cluster_left_without_workers_is_reported_while_the_run_waits(capsys):
+    """A run whose workers all left waited in as_completed without a word
+    (found by review). `WorkerWatch` says so once the cluster has been
+    without a worker for its delay, again after a worker came and went, and
+    never while one is there; the run is not stopped."""
+    import time
+
+    distributed = pytest.importorskip("distributed")
+    from xbarsim._dask import WorkerWatch
+
+    def wait_for(predicate, seconds=20.0):
+        end = time.monotonic() + seconds
+        while not predicate() and time.monotonic() < end:
+            time.sleep(0.05)
+        return predicate()
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=":0") as cluster:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            with WorkerWatch(client, "NO WORKER LEFT", after=0.3, poll=0.05):
+                time.sleep(0.6)
+                assert "NO WORKER LEFT" not in capsys.readouterr().err  # a worker is there
+                cluster.scale(0)
+                assert wait_for(lambda: not client.nthreads())
+                time.sleep(0.6)
+                assert capsys.readouterr().err.count("NO WORKER LEFT") == 1  # once, not at every poll
+                time.sleep(0.3)
+                assert "NO WORKER LEFT" not in capsys.readouterr().err
+                cluster.scale(1)
+                assert wait_for(lambda: bool(client.nthreads()))
+                time.sleep(0.2)
+                cluster.scale(0)
+                assert wait_for(lambda: not client.nthreads())
+                time.sleep(0.6)
+            assert capsys.readouterr().err.count("NO WORKER LEFT") == 1  # gone again: said again
+
+
 @pytest.mark.slow
 def test_transfer_many_reports_the_runs_own_error_when_the_users_cluster_goes_away():
     """The cleanup on a user's client (cancelling the run's futures) raised

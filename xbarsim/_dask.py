@@ -18,6 +18,58 @@ handshake, all together."""
 WORKER_WAIT_S = 30.0
 """Seconds to wait for a first worker when the scheduler has none."""
 
+WORKER_GONE_S = 30.0
+"""Seconds a running sweep's cluster may be without any worker before
+`WorkerWatch` says so."""
+
+
+class WorkerWatch:
+    """While a run's tasks are pending on ``client``: one line (``message``)
+    on stderr once its cluster has had no worker for ``after`` seconds (all
+    of them gone mid-run, or none yet), again after a worker has come and
+    gone. The run goes on waiting: an adaptive or batch-queued cluster may
+    bring workers back after minutes, and Ctrl-C stops. A run whose workers
+    all left waited without a word (found by review).
+
+    A daemon thread asks the scheduler for its workers every ``poll``
+    seconds; it stops at the end of the with-block, or when the client can
+    no longer answer (the run reports that itself)."""
+
+    def __init__(self, client, message, after=None, poll=1.0):
+        self.client = client
+        self.message = message
+        self.after = float(WORKER_GONE_S if after is None else after)
+        self.poll = float(poll)
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._watch, name="xbarsim-dask-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        return False
+
+    def _watch(self):
+        import time
+
+        since, said = None, False
+        while not self._stop.wait(self.poll):
+            try:
+                workers = len(self.client.nthreads())
+            except Exception:  # noqa: BLE001 - a closed client: the run reports it
+                return
+            if workers:
+                since, said = None, False
+                continue
+            since = time.monotonic() if since is None else since
+            if not said and time.monotonic() - since >= self.after and not self._stop.is_set():
+                print(self.message, file=sys.stderr, flush=True)
+                said = True
+
 
 def one_line(text):
     """`text` with its runs of whitespace (newlines too) as single spaces."""

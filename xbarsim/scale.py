@@ -996,27 +996,33 @@ def _run_in_process(todo, record, numba_threads):
 def _run_distributed(todo, record, client, numba_threads):
     from distributed import as_completed
 
+    from ._dask import WORKER_GONE_S, WorkerWatch
+
     futures = {client.submit(run_point, p, numba_threads, pure=False): p for p in todo}
+    watch = WorkerWatch(client, f"xbarsim scale: the cluster has had no worker for {WORKER_GONE_S:g} s; the "
+                                "pending points wait for one (start workers, e.g. `dask worker ADDRESS`; Ctrl-C "
+                                "stops: finished points are kept)")
     try:
-        for fut in as_completed(list(futures), loop=client.loop):  # not the default client's
-            point = futures[fut]
-            try:
-                row = fut.result()
-            except Exception as exc:
-                # A worker that died (killed for memory, lost connection)
-                # fails its point; a bug inside run_point propagates.
-                if type(exc).__name__ not in _RETRYABLE:
-                    raise
-                if getattr(exc, "reason", None) == "scheduler-connection-lost" or client.status != "running":
-                    # the scheduler, not a worker, is gone: every pending
-                    # point would be cancelled and written as failed (136
-                    # of them, exit 0, and a rerun computed nothing)
-                    raise XbarsimError(
-                        "lost the connection to the Dask scheduler; the points finished before it are saved "
-                        f"in {RESULTS_NAME}. Rerun the same command to resume once the scheduler runs "
-                        "again.") from None
-                row = _failed_row(point, "failed", exc)
-            record(point, row)
+        with watch:
+            for fut in as_completed(list(futures), loop=client.loop):  # not the default client's
+                point = futures[fut]
+                try:
+                    row = fut.result()
+                except Exception as exc:
+                    # A worker that died (killed for memory, lost connection)
+                    # fails its point; a bug inside run_point propagates.
+                    if type(exc).__name__ not in _RETRYABLE:
+                        raise
+                    if getattr(exc, "reason", None) == "scheduler-connection-lost" or client.status != "running":
+                        # the scheduler, not a worker, is gone: every pending
+                        # point would be cancelled and written as failed (136
+                        # of them, exit 0, and a rerun computed nothing)
+                        raise XbarsimError(
+                            "lost the connection to the Dask scheduler; the points finished before it are saved "
+                            f"in {RESULTS_NAME}. Rerun the same command to resume once the scheduler runs "
+                            "again.") from None
+                    row = _failed_row(point, "failed", exc)
+                record(point, row)
     except BaseException:
         try:
             client.cancel(list(futures))

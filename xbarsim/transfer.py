@@ -585,7 +585,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     """Run the chunks with Dask distributed; yields (start, result) as they finish."""
     from distributed import Client, as_completed
 
-    from ._dask import connect_scheduler, start_local_cluster, usable_cores
+    from ._dask import WORKER_GONE_S, WorkerWatch, connect_scheduler, start_local_cluster, usable_cores
 
     own = None
     threads = None  # a cluster of the user's: its workers' threads are theirs to set
@@ -630,13 +630,16 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
         # this client's loop, not the default client's: the one
         # `connect_scheduler` makes (or a user's) need not be the default
         running = as_completed(list(futures), loop=client.loop)
-        for fut in running:
-            st = futures.pop(fut)
-            res = fut.result()
-            fut.release()
-            del fut
-            top_up(running)
-            yield st, res
+        with WorkerWatch(client, f"xbarsim.transfer_many: the cluster has had no worker for {WORKER_GONE_S:g} s; "
+                                 "the pending chunks wait for one (start workers, e.g. `dask worker ADDRESS`; "
+                                 "Ctrl-C stops)"):
+            for fut in running:
+                st = futures.pop(fut)
+                res = fut.result()
+                fut.release()
+                del fut
+                top_up(running)
+                yield st, res
     finally:
         if own is not None:
             cluster = getattr(own, "cluster", None)

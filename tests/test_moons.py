@@ -115,14 +115,14 @@ def test_runs_of_nearby_seeds_share_no_stream():
     """The evaluations were keyed seed + 7 ... seed + 400, so the seed-0
     run's second circuit layer (seed + 100 + 1) was the seed-1 run's first
     (found by review). Every purpose's seed is now a 63-bit draw: over seeds
-    0-99, all 800 are distinct and no two lie within the 1e5 that the
+    0-99, all are distinct and no two lie within the 1e5 that the
     functions given them add (layer k's seed + k, read noise seed + 1000 + k,
     the training API's offsets)."""
     from xbarsim.moons import _STREAMS, stream_seed
     from xbarsim.train._checks import SEED_OFFSET_MAX
 
     derived = np.sort(np.array([stream_seed(s, k) for s in range(100) for k in _STREAMS], dtype=np.uint64))
-    assert len(derived) == 800 and derived[-1] < 2**63
+    assert len(set(derived.tolist())) == 100 * len(_STREAMS) and derived[-1] < 2**63
     gaps = np.diff(derived)
     assert int(gaps.min()) > SEED_OFFSET_MAX + 1000
     assert int(derived[0]) > 100 + SEED_OFFSET_MAX  # nor near the users' own small seeds (the data split's)
@@ -352,6 +352,35 @@ def test_ctrl_c_after_a_new_surrogate_fit_leaves_the_earlier_run_whole(quick_run
     assert fits == [True]
     assert {name: (out / name).read_bytes() for name in files} == before
     assert sorted(p.name for p in out.iterdir()) == sorted(files)
+
+
+def test_the_surrogate_check_draws_from_the_runs_own_stream(quick_run, tmp_path):
+    """--check-surrogate ran `check` at its default seed, the same for every
+    --seed (found by review): it draws from stream_seed(seed, "check")."""
+    from xbarsim.moons import stream_seed
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "surrogate.npz").write_bytes((quick_run / "surrogate.npz").read_bytes())
+    assert main(["moons", "--quick", "--out", str(out), "--no-progress", "--seed", "1", "--transfers", "2",
+                 "--epochs", "1", "--check-surrogate"]) == 0
+    rep = json.loads((out / "surrogate_check.json").read_text())
+    assert rep["seed"] == stream_seed(1, "check") != stream_seed(2, "check")
+    assert json.loads((out / "results.json").read_text())["config"]["stream_seeds"]["check"] == rep["seed"]
+
+
+def test_a_dangling_surrogate_link_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """With the fit saved at the end, a dangling surrogate.npz link was
+    refused after the whole run (found by review): it is refused with the
+    other outputs' checks, before the fit."""
+    import xbarsim.moons as moons
+
+    out = tmp_path / "o"
+    out.mkdir()
+    os.symlink(tmp_path / "nowhere" / "x.npz", out / "surrogate.npz")
+    monkeypatch.setattr(moons, "_load_or_fit_surrogate", lambda *a, **k: pytest.fail("fitted before refusing"))
+    assert main(["moons", "--quick", "--out", str(out), "--no-progress"]) == 1
+    assert "surrogate.npz' exists and is not a file" in capsys.readouterr().err
 
 
 def test_a_closed_output_stream_keeps_the_runs_files(quick_run, tmp_path):

@@ -21,8 +21,9 @@ SEED_OFFSET_MAX = 104729
 
 In use: ``seed + 7919`` (`Surrogate.fit`'s failure devices), ``seed + k``
 for layer ``k`` (`convert`, `to_crossbar`, `evaluate_circuit`) and ``seed +
-1000 + k`` (`evaluate_circuit`'s read noise); `xbarsim.moons` adds up to 400
-more (`xbarsim.moons.SEED_OFFSET`). Each must still be a 64-bit seed.
+1000 + k`` (`evaluate_circuit`'s read noise); `xbarsim.moons` adds nothing
+more (`xbarsim.moons.SEED_OFFSET`, 0: it derives a seed per purpose). Each
+must still be a 64-bit seed.
 (`Surrogate.check` keys its streams ``(seed, "check", k)`` instead: apart
 from the fit's for any seed.)"""
 

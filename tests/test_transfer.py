@@ -871,6 +871,10 @@ def test_a_cluster_left_without_workers_is_reported_while_the_run_waits(capsys):
                 assert wait_for(lambda: not client.nthreads())
                 time.sleep(0.6)
             assert capsys.readouterr().err.count("NO WORKER LEFT") == 1  # gone again: said again
+            # a caller that already said "none yet" (`said`) is not repeated until one comes and goes
+            with WorkerWatch(client, "NO WORKER LEFT", after=0.1, poll=0.05, said=True):
+                time.sleep(0.5)
+            assert "NO WORKER LEFT" not in capsys.readouterr().err
 
 
 @pytest.mark.slow

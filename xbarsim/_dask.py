@@ -23,6 +23,15 @@ WORKER_GONE_S = 30.0
 `WorkerWatch` says so."""
 
 
+def no_worker_message(who, pending, client):
+    """`WorkerWatch`'s line: ``who`` (the command), the ``pending`` work
+    (e.g. "chunks") and the scheduler's address, where a worker can join
+    (a cluster the run started itself listens on loopback)."""
+    address = getattr(getattr(client, "scheduler", None), "address", None) or "ADDRESS"
+    return (f"{who}: the cluster has had no worker for {WORKER_GONE_S:g} s; the pending {pending} wait for one "
+            f"(start one with `dask worker {address}`, or scale the cluster up; Ctrl-C stops)")
+
+
 class WorkerWatch:
     """While a run's tasks are pending on ``client``: one line (``message``)
     on stderr once its cluster has had no worker for ``after`` seconds (all
@@ -35,11 +44,12 @@ class WorkerWatch:
     seconds; it stops at the end of the with-block, or when the client can
     no longer answer (the run reports that itself)."""
 
-    def __init__(self, client, message, after=None, poll=1.0):
+    def __init__(self, client, message, after=None, poll=1.0, said=False):
         self.client = client
         self.message = message
         self.after = float(WORKER_GONE_S if after is None else after)
         self.poll = float(poll)
+        self.said = bool(said)  # the caller already said the cluster has none: silent until one comes and goes
         self._stop = threading.Event()
         self._thread = None
 
@@ -50,13 +60,16 @@ class WorkerWatch:
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join(timeout=5.0)
+        # a generator holding the with-block may be finalized on this very
+        # thread (by the cycle collector): it cannot join itself (found by review)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
         return False
 
     def _watch(self):
         import time
 
-        since, said = None, False
+        since, said = None, self.said
         while not self._stop.wait(self.poll):
             try:
                 workers = len(self.client.nthreads())

@@ -170,9 +170,7 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
             "n_fail_devices": mc.fail_devices, **SURROGATE_FIT}
     if given is not None:
         return given[0], given[1], False
-    cache = os.path.join(out_dir, "surrogate.npz")
-    if os.path.isdir(cache):
-        raise ParameterError(f"{cache} is a folder; move it away (the run keeps its fitted surrogate there).")
+    cache = os.path.join(out_dir, "surrogate.npz")  # anything but a file there was refused with --out's checks
     if os.path.isfile(cache):
         try:
             sur = Surrogate.load(cache)

@@ -996,12 +996,10 @@ def _run_in_process(todo, record, numba_threads):
 def _run_distributed(todo, record, client, numba_threads):
     from distributed import as_completed
 
-    from ._dask import WORKER_GONE_S, WorkerWatch
+    from ._dask import WorkerWatch, no_worker_message
 
     futures = {client.submit(run_point, p, numba_threads, pure=False): p for p in todo}
-    watch = WorkerWatch(client, f"xbarsim scale: the cluster has had no worker for {WORKER_GONE_S:g} s; the "
-                                "pending points wait for one (start workers, e.g. `dask worker ADDRESS`; Ctrl-C "
-                                "stops: finished points are kept)")
+    watch = WorkerWatch(client, no_worker_message("xbarsim scale", "points (the finished ones are kept)", client))
     try:
         with watch:
             for fut in as_completed(list(futures), loop=client.loop):  # not the default client's

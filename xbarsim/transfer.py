@@ -333,11 +333,14 @@ def _say_if_no_worker(client):
     already queued, wait for one (an adaptive cluster scales on them; an HPC
     cluster's workers may wait in a batch queue for minutes, so there is no
     time limit: Ctrl-C stops). The run used to wait without a word (found
-    by review); a time limit failed such clusters (found by review too)."""
+    by review); a time limit failed such clusters (found by review too).
+    Returns whether it said so."""
     if not client.scheduler_info().get("workers"):
         print("xbarsim.transfer_many: the Client's cluster has no worker yet; the chunks are queued and wait "
               "for one (start workers, e.g. cluster.scale(n) or `dask worker ADDRESS`; Ctrl-C stops)",
               file=sys.stderr, flush=True)
+        return True
+    return False
 
 
 _RESULT_BYTES_PER_DEVICE = 8 + 1 + 1 + 4
@@ -585,7 +588,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     """Run the chunks with Dask distributed; yields (start, result) as they finish."""
     from distributed import Client, as_completed
 
-    from ._dask import WORKER_GONE_S, WorkerWatch, connect_scheduler, start_local_cluster, usable_cores
+    from ._dask import WorkerWatch, connect_scheduler, no_worker_message, start_local_cluster, usable_cores
 
     own = None
     threads = None  # a cluster of the user's: its workers' threads are theirs to set
@@ -625,14 +628,11 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
                     running.add(fut)
 
         top_up()
-        if own is None:
-            _say_if_no_worker(client)
+        said = own is None and _say_if_no_worker(client)
         # this client's loop, not the default client's: the one
         # `connect_scheduler` makes (or a user's) need not be the default
         running = as_completed(list(futures), loop=client.loop)
-        with WorkerWatch(client, f"xbarsim.transfer_many: the cluster has had no worker for {WORKER_GONE_S:g} s; "
-                                 "the pending chunks wait for one (start workers, e.g. `dask worker ADDRESS`; "
-                                 "Ctrl-C stops)"):
+        with WorkerWatch(client, no_worker_message("xbarsim.transfer_many", "chunks", client), said=said):
             for fut in running:
                 st = futures.pop(fut)
                 res = fut.result()

@@ -1204,3 +1204,12 @@ def test_a_matrix_singular_in_double_precision_is_a_parameter_error():
                  left=xs.Drive(np.array([-0.89906124, 0.6472528]), floating=np.array([True, False])),
                  top=xs.Drive(np.array([0.98690051, -0.23433312, 0.13596306, -0.58132652]),
                               r=np.array([1e-6, 1e-6, 1.0, 1e3])))
+
+
+def test_bias_drives_of_an_impossible_shape_are_refused_before_allocating():
+    """`pulse_drives((1e9, 1e9), ...)` allocated 17 GB of drives unchecked
+    (found by review): a shape whose conductances alone cannot fit is
+    refused, naming the helper."""
+    for helper in (lambda: xs.pulse_drives((10**9, 10**9), (0, 0), 1.0), lambda: xs.verify_drives((10**6, 10**6), (0, 0))):
+        with pytest.raises(xs.MemoryLimitError, match=r"_drives: a 10+ x 10+ array \(its conductances and these drives\)"):
+            helper()

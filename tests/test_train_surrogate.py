@@ -716,3 +716,22 @@ def test_every_evaluation_warns_about_a_model_trained_for_another_cfg():
         warnings.simplefilter("error")
         evaluate_statistical(net, own.cfg, x, y, n=2)
         evaluate_surrogate(net, own, x, y, n=2)
+
+
+def test_layer_output_checks_its_memory_before_allocating(small, monkeypatch):
+    """`layer_output` had no memory check: 400,000 inputs of 200 transfers
+    took 1.4 GB with 64 MiB free, where `xs.mvm_many` refused the same job
+    (found by review). Its outputs, and a float32 x's copy, are checked
+    first."""
+    from xbarsim import _memory
+    from xbarsim.exceptions import MemoryLimitError
+
+    rng = np.random.default_rng(0)
+    lm = map_layer(np.ones((2, 3)), np.zeros(2), small.cfg)
+    gs, _ = small.sample_tiles(lm, rng, n=200)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 64 * 2**20)
+    monkeypatch.setattr(type(small), "_one_output", lambda *a, **k: pytest.fail("computed before the check"))
+    with pytest.raises(MemoryLimitError, match="surrogate outputs of 200 transfers x 400000 inputs x 2 outputs"):
+        small.layer_output(lm, gs, np.broadcast_to(0.2, (400_000, 3)), rng)
+    with pytest.raises(MemoryLimitError, match=r"a float64 C-ordered copy of x \(float32, shape \(10000000, 3\)\)"):
+        small.layer_output(lm, gs, np.broadcast_to(np.float32(0.2), (10_000_000, 3)), rng)

@@ -484,6 +484,11 @@ def _selected_drives(shape, cell, v, u_wl, u_bl, what):
     if not (0 <= i < M and 0 <= j < N):
         raise ParameterError(f"{what}: cell {(i, j)} is outside the {M} x {N} array (rows 0..{M - 1}, "
                              f"columns 0..{N - 1}).")
+    # 9 bytes per line (level and floating flag), and the array they are
+    # for, whose conductances alone take 8 bytes a cell: (1e9, 1e9)
+    # allocated 17 GB of drives unchecked (found by review)
+    _memory.require(9.0 * (M + N) + 8.0 * M * N, f"{what}: a {M} x {N} array (its conductances and these drives)",
+                    "check the shape")
     wl = np.full(M, 0.0 if u_wl is None else u_wl)
     bl = np.full(N, 0.0 if u_bl is None else u_bl)
     wl[i], bl[j] = v, 0.0

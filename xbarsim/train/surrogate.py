@@ -1076,6 +1076,9 @@ class Surrogate:
         check_rng(rng)  # None raised a raw AttributeError (found by review)
         noise = check_flag(noise, "noise")
         tile_g = _check_tile_g(lm, tile_g)
+        from .._memory import check_copy, require
+
+        check_copy(x, "x")  # a float32 x the size of the machine: refused, not copied
         x = np.asarray(x, dtype=float)
         if x.ndim not in (2, 3) or x.shape[-1] != lm.in_features:  # (in,) raised a raw IndexError (found by review)
             raise ParameterError(f"x has shape {x.shape}; this layer takes {lm.in_features} input features: give "
@@ -1088,6 +1091,12 @@ class Surrogate:
             raise ParameterError(f"x has {x.shape[0]} input sets for {n} transfers.")
         B = x.shape[-2]
         cells = max(int(np.prod(g.shape[-2:])) for g in tile_g)
+        # the outputs, and a step's working arrays (about six of max_elements
+        # floats): unchecked, 400,000 inputs of 200 transfers took 1.4 GB
+        # with 64 MiB free, where mvm_many refused the same job (found by review)
+        require(8.0 * n * B * lm.out_features + 48.0 * max(int(max_elements), cells),
+                f"surrogate outputs of {n} transfers x {B} inputs x {lm.out_features} outputs",
+                "give fewer inputs or transfers at a time")
         y = np.empty((n, B, lm.out_features))
         rn = cfg.device.read_noise if noise else 0.0
         bstep = max(1, min(B, max_elements // cells))

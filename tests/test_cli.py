@@ -776,6 +776,18 @@ def test_load_array_of_a_npy_too_large_for_memory_is_a_memory_limit_error(tmp_pa
     monkeypatch.setattr(_memory, "available_bytes", lambda: 2 * 2**20)  # 1 MB file, 2 MB float64 copy
     with pytest.raises(xs.MemoryLimitError, match=r"\(float32, shape \(500, 500\)\) loaded as float64 needs about"):
         load_array(str(tmp_path / "f32.npy"), "--g", "conductances")
+    # a float64 file is used as it is, C or Fortran order: charged once
+    monkeypatch.undo()  # np.load back
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 2 * 2**20)
+    np.save(tmp_path / "f64.npy", np.asfortranarray(np.ones((400, 400))))  # 1.25 MB
+    assert load_array(str(tmp_path / "f64.npy"), "--g", "conductances").shape == (400, 400)
+    # an object array is refused as before, by np.load without pickles, whatever its claimed size
+    header = {"descr": "|O", "fortran_order": False, "shape": (10_000_000, 1_000_000)}
+    with open(tmp_path / "obj.npy", "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+    monkeypatch.undo()
+    with pytest.raises(xs.ParameterError, match="could not be read as numbers"):
+        load_array(str(tmp_path / "obj.npy"), "--g", "conductances")
 
 
 def test_program_shows_the_kernel_cache_warning_its_quiet_warm_up_would_hide(tmp_path):

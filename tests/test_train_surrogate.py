@@ -735,3 +735,8 @@ def test_layer_output_checks_its_memory_before_allocating(small, monkeypatch):
         small.layer_output(lm, gs, np.broadcast_to(0.2, (400_000, 3)), rng)
     with pytest.raises(MemoryLimitError, match=r"a float64 C-ordered copy of x \(float32, shape \(10000000, 3\)\)"):
         small.layer_output(lm, gs, np.broadcast_to(np.float32(0.2), (10_000_000, 3)), rng)
+    # a small job is charged its own working arrays, not the 2e6-element step
+    # budget (96 MB: it refused one input with 100 MiB free; found by review)
+    monkeypatch.undo()
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 100 * 2**20)
+    assert small.layer_output(lm, [g[:1] for g in gs], np.full((1, 3), 0.2), rng).shape == (1, 1, 2)

@@ -27,7 +27,9 @@ def no_worker_message(who, pending, client):
     """`WorkerWatch`'s line: ``who`` (the command), the ``pending`` work
     (e.g. "chunks") and the scheduler's address, where a worker can join
     (a cluster the run started itself listens on loopback)."""
-    address = getattr(getattr(client, "scheduler", None), "address", None) or "ADDRESS"
+    address = getattr(getattr(client, "scheduler", None), "address", None)
+    if not (isinstance(address, str) and address.startswith(("tcp://", "tls://"))):
+        address = "ADDRESS"  # an in-process cluster's inproc:// cannot be joined from outside
     return (f"{who}: the cluster has had no worker for {WORKER_GONE_S:g} s; the pending {pending} wait for one "
             f"(start one with `dask worker {address}`, or scale the cluster up; Ctrl-C stops)")
 

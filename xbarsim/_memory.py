@@ -326,9 +326,10 @@ def check(method, M, N, batch, nonlinear=False, ideal_wires=0, pcg="method='pcg'
     how the caller's user asks for the pcg method (the command lines pass
     ``"--method pcg"``)."""
     if method == "direct":
-        # pcg needs less only where the factors outgrow its vectors: with
-        # both wires ideal and a batch it needs more (1776 against 2760
-        # bytes a cell at 16 columns; found by review)
+        # pcg is offered with what it needs: "far less" overstated it with
+        # a batch (1776 against direct's 2760 bytes a cell at 16 columns of
+        # ideal wires; found by review), and it is left out where it saves
+        # under 10 % (sinh solves of large batches)
         pcg_need = estimate("pcg", M, N, batch, nonlinear, ideal_wires)
         smaller = pcg_need < 0.9 * estimate(method, M, N, batch, nonlinear, ideal_wires)
         hint = (f"use {pcg}, which needs about {_size(pcg_need)}, or a smaller array" if smaller

@@ -390,7 +390,9 @@ def _check_npy_memory(path, flag):
         itemsize = float(dtype.itemsize)
     except Exception:  # noqa: BLE001 - np.load says what is wrong with the file
         return
-    copy = 0.0 if dtype == np.float64 and not fortran else 8.0 * count
+    if dtype.hasobject:
+        return  # refused by np.load without pickles, before any allocation
+    copy = 0.0 if dtype == np.float64 else 8.0 * count  # a float64 file is used as it is (either order)
     require(itemsize * count + copy, f"{flag} {path!r} ({dtype}, shape {tuple(shape)}) loaded as float64",
             "give a smaller array, or free memory")
 

@@ -1094,7 +1094,8 @@ class Surrogate:
         # the outputs, and a step's working arrays (about six of max_elements
         # floats): unchecked, 400,000 inputs of 200 transfers took 1.4 GB
         # with 64 MiB free, where mvm_many refused the same job (found by review)
-        require(8.0 * n * B * lm.out_features + 48.0 * max(int(max_elements), cells),
+        work = min(max(int(max_elements), cells), (B if per_transfer else n * B) * cells)  # a step's elements
+        require(8.0 * n * B * lm.out_features + 48.0 * work,
                 f"surrogate outputs of {n} transfers x {B} inputs x {lm.out_features} outputs",
                 "give fewer inputs or transfers at a time")
         y = np.empty((n, B, lm.out_features))

@@ -967,3 +967,18 @@ def test_missing_folders_lists_what_makedirs_makes(tmp_path, monkeypatch):
     (tmp_path / "p" / "q" / "other.txt").write_text("x")
     remove_if_made_and_empty("p/q/r", made)
     assert (tmp_path / "p" / "q" / "other.txt").exists()
+
+
+def test_an_out_through_a_link_and_dotdot_is_taken(tmp_path, monkeypatch):
+    """``--out link/../y`` was refused as taking no new files: the kernel
+    follows the link before "..", tempfile's probe read ".." lexically (found
+    by review). The folder is made where the kernel puts it, and taken."""
+    from xbarsim.cli import check_out_dir, missing_folders
+
+    (tmp_path / "target" / "sub").mkdir(parents=True)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    os.symlink(tmp_path / "target" / "sub", "link")
+    assert missing_folders("link/../y") == [os.path.realpath(tmp_path / "target" / "y")]
+    check_out_dir("link/../y", ("results.json",))
+    assert (tmp_path / "target" / "y").is_dir() and not (tmp_path / "here" / "y").exists()

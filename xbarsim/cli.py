@@ -129,7 +129,9 @@ def _make_and_check_out_dir(path, names):
     if not os.access(path, os.W_OK | os.X_OK):
         raise ParameterError(f"--out {path!r} is not writable; give a folder in a writable place.")
     try:  # os.access trusts the mode bits: root passes them on /sys or a read-only mount (found by review)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".xbarsim-probe-")
+        # the real path: tempfile reads ".." lexically, where the kernel
+        # follows a link first (--out link/../y was refused; found by review)
+        fd, probe = tempfile.mkstemp(dir=os.path.realpath(path), prefix=".xbarsim-probe-")
         os.close(fd)
         os.remove(probe)
     except OSError as exc:

@@ -218,12 +218,15 @@ class ScalePoint:
     @property
     def point_id(self):
         """A stable text id naming every parameter that changes the result."""
-        dev = self.device if self.v0 is None else f"{self.device}{float(self.v0)!r}"
-        tol = "default" if self.tol is None else repr(float(self.tol))
+        def num(x):  # exact, with -0.0 as 0.0 (--r-wire 0,-0 made two ids of one point; found by review)
+            return repr(float(x) + 0.0)
+
+        dev = self.device if self.v0 is None else f"{self.device}{num(self.v0)}"
+        tol = "default" if self.tol is None else num(self.tol)
         return (
-            f"{self.rows}x{self.cols}_rw{float(self.r_wire)!r}_rt{float(self.r_terminal)!r}"
-            f"_g{float(self.g_min)!r}-{float(self.g_max)!r}_{dev}_b{self.inputs}"
-            f"_vr{float(self.v_read)!r}_s{self.seed}_{self.method}_tol{tol}"
+            f"{self.rows}x{self.cols}_rw{num(self.r_wire)}_rt{num(self.r_terminal)}"
+            f"_g{num(self.g_min)}-{num(self.g_max)}_{dev}_b{self.inputs}"
+            f"_vr{num(self.v_read)}_s{self.seed}_{self.method}_tol{tol}"
         )
 
     def validate(self):
@@ -756,7 +759,22 @@ def _parse_row(raw):
                 row[name] = typ(text) if typ is float else _int(text)
     except ValueError:
         return None
+    if _row_point_id(row) != row["point_id"]:
+        # parameter columns edited (an empty rows cell was taken as a done
+        # point, and every later run failed in the plots; found by review)
+        return None
     return row
+
+
+def _row_point_id(row):
+    """The point id a row's parameter columns make, None where they make no point."""
+    try:
+        return ScalePoint(rows=row["rows"], cols=row["cols"], r_wire=row["r_wire_ohm"], g_min=row["g_min_s"],
+                          g_max=row["g_max_s"], device=row["device"], v0=row["v0_v"], inputs=row["inputs"],
+                          v_read=row["v_read_v"], r_terminal=row["r_terminal_ohm"], seed=row["seed"],
+                          method=row["method_requested"], tol=row["tol"]).point_id
+    except (TypeError, ValueError):
+        return None
 
 
 def _csv_line(row):
@@ -1487,7 +1505,7 @@ def _float(tok, what, positive=False):
         raise argparse.ArgumentTypeError(f"{what} {tok!r} is not a number") from None
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         raise argparse.ArgumentTypeError(f"{what} {tok!r} must be finite and {'> 0' if positive else '>= 0'}")
-    return value
+    return value + 0.0  # -0 as 0
 
 
 def _tol_arg(tok):

@@ -531,3 +531,21 @@ def test_solve_reads_a_csv_of_single_value_rows_as_input_vectors_of_a_one_word_l
     assert main(["solve", "--g", str(tmp_path / "g.npy"), "--inputs", str(tmp_path / "row.csv"), "--r-wire", "0",
                  "--out", str(tmp_path / "o2"), "--no-progress"]) == 1
     assert not (tmp_path / "o2").exists()
+
+
+def test_an_unconverged_solve_gives_the_command_lines_advice_and_leaves_no_folder(tmp_path, capsys):
+    """1e6 ohm wires on 2-10 kOhm devices: pcg's residual met tol but its
+    voltage-error estimate did not, and the message said "did not reach
+    tol" beside a residual below it, advised `maxiter` and `method='direct'`
+    (which the command line does not take) and left an empty --out (found
+    by review)."""
+    np.save(tmp_path / "g.npy", np.random.default_rng(0).uniform(1e-4, 5e-4, (64, 64)))
+    out = tmp_path / "new" / "out"
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--r-wire", "1e6", "--r-terminal", "1", "--out", str(out),
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "had not met the accuracy bound" in err and "Loosen --tol (e.g. --tol 1e-8), or use --method direct." in err
+    assert "maxiter" not in err and "method='direct'" not in err and ".residual_history" not in err
+    assert not (tmp_path / "new").exists()
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--r-wire", "1e6", "--r-terminal", "1", "--out", str(out),
+                 "--no-progress", "--method", "direct"]) == 0

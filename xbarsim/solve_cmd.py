@@ -55,8 +55,9 @@ import time
 import numpy as np
 
 from ._coerce import where_not_finite
-from .cli import RunFiles, check_out_dir, check_r_wire, help_text, load_array, wires_text
-from .exceptions import ParameterError
+from .cli import (RunFiles, check_out_dir, check_r_wire, help_text, load_array, missing_folders,
+                  remove_if_made_and_empty, wires_text)
+from .exceptions import ConvergenceError, ParameterError
 
 __all__ = ["run", "run_pulse", "summarize", "summarize_pulse", "plot", "plot_pulse", "register"]
 
@@ -555,12 +556,24 @@ def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress):
     """Every check first (`_check_request`, `_check_spice`, then ``--out``),
     the kernels loaded (`_warm_up`), then the solve: ``(solution, seconds,
     kernel load seconds)``."""
-    from .solve import DEFAULT_TOL, _batch_of, _solve_network
+    from .solve import _batch_of
 
     net = _check_request(xbar, drives, method, tol)
     if spice:
         _check_spice(xbar.shape, _batch_of(*drives.values()))
+    made_out = missing_folders(out_dir)
     check_out_dir(out_dir, ("summary.json", "solution.npz", "solve.png") + (("circuit.cir",) if spice else ()))
+    try:
+        return _warmed_solve(net, xbar, drives, method, tol, progress)
+    except BaseException:
+        remove_if_made_and_empty(out_dir, made_out)  # a solve that failed left its new --out empty (found by review)
+        raise
+
+
+def _warmed_solve(net, xbar, drives, method, tol, progress):
+    """`_checked_solve`'s kernel load and solve."""
+    from .solve import DEFAULT_TOL, _solve_network
+
     v = drives["left"].v
     # the warm-up needs the same kernels, not the same values: which wires
     # are ideal, the device law, batching
@@ -570,8 +583,29 @@ def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress):
                     v0=None if xbar.linear else 0.45)
     callback = _report_iteration if progress and xbar.shape[0] * xbar.shape[1] >= PROGRESS_MIN_CELLS else None
     t0 = time.perf_counter()
-    sol = _solve_network(net, method, float(DEFAULT_TOL if tol is None else tol), None, callback, None)
+    try:
+        sol = _solve_network(net, method, float(DEFAULT_TOL if tol is None else tol), None, callback, None)
+    except ConvergenceError as exc:
+        raise ConvergenceError(_flag_hints(str(exc)), exc.residual_history, exc.iterations) from None
     return sol, time.perf_counter() - t0, load
+
+
+_FLAG_HINTS = (
+    ("Raise maxiter, loosen tol, or use method='direct'", "Loosen --tol (e.g. --tol 1e-8), or use --method direct"),
+    ("Loosen tol or use method='direct'", "Loosen --tol (e.g. --tol 1e-8), or use --method direct"),
+    ("Loosen tol or raise maxiter", "Loosen --tol (e.g. --tol 1e-8)"),
+    ("Raise maxiter, try method='direct' or 'mg'", "Try --method direct or --method mg"),
+    ("; the residual history is attached as .residual_history.", "."),
+)
+"""The solvers' advice in the library's names, as this command's options
+(it has no --maxiter): the advice named ``maxiter`` and ``method='direct'``
+(found by review)."""
+
+
+def _flag_hints(message):
+    for library, flags in _FLAG_HINTS:
+        message = message.replace(library, flags)
+    return message
 
 
 def _report_iteration(it, rel):

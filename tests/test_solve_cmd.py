@@ -549,3 +549,23 @@ def test_an_unconverged_solve_gives_the_command_lines_advice_and_leaves_no_folde
     assert not (tmp_path / "new").exists()
     assert main(["solve", "--g", str(tmp_path / "g.npy"), "--r-wire", "1e6", "--r-terminal", "1", "--out", str(out),
                  "--no-progress", "--method", "direct"]) == 0
+
+
+@pytest.mark.parametrize("v0", ["0", "-0.3", "nan", "inf"])
+def test_v0_is_refused_by_its_option_name(tmp_path, capsys, v0):
+    """--v0 0 was refused as "v0 must be > 0 volts", the library's name
+    (found by review)."""
+    np.save(tmp_path / "g.npy", np.full((4, 4), 1e-4))
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), f"--v0={v0}", "--out", str(tmp_path / "o")]) == 1
+    assert f"--v0 {float(v0):g}: give the sinh devices' voltage scale" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_demo_reports_a_method_that_does_not_converge_and_goes_on(capsys):
+    """pcg on 1e6 ohm wires ended the demo after its first row, advising
+    `maxiter` and `method='direct'`, which the demo does not take (found by
+    review): the row says it did not converge, and the others run."""
+    assert main(["demo", "--size", "64", "--r-wire", "1e6"]) == 0
+    out = capsys.readouterr().out
+    assert "     pcg did not converge in 512 iterations" in out
+    assert re.search(r"^\s+direct\s+1\s", out, re.M) and "mg vs direct" in out

@@ -657,6 +657,10 @@ def _check_flags(args):
             raise ParameterError(f"--tol {args.tol:g}: {exc}") from None
     if args.vp is not None and not math.isfinite(args.vp):
         raise ParameterError(f"--vp {args.vp:g}: give a finite pulse amplitude in volts (negative for a reset).")
+    if args.v0 is not None and not (math.isfinite(args.v0) and args.v0 > 0):
+        # the library's refusal named `v0` (found by review)
+        raise ParameterError(f"--v0 {args.v0:g}: give the sinh devices' voltage scale, a finite number of volts "
+                             "> 0 (e.g. --v0 0.25), or leave it out for linear devices.")
 
 
 def _check_resistances(g, wl, bl, t_in, t_out, method):

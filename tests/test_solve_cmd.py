@@ -542,13 +542,19 @@ def test_an_unconverged_solve_gives_the_command_lines_advice_and_leaves_no_folde
     np.save(tmp_path / "g.npy", np.random.default_rng(0).uniform(1e-4, 5e-4, (64, 64)))
     out = tmp_path / "new" / "out"
     assert main(["solve", "--g", str(tmp_path / "g.npy"), "--r-wire", "1e6", "--r-terminal", "1", "--out", str(out),
-                 "--no-progress"]) == 1
+                 "--no-progress", "--method", "pcg"]) == 1
     err = capsys.readouterr().err
     assert "had not met the accuracy bound" in err and "Loosen --tol (e.g. --tol 1e-8), or use --method direct." in err
     assert "maxiter" not in err and "method='direct'" not in err and ".residual_history" not in err
     assert not (tmp_path / "new").exists()
     assert main(["solve", "--g", str(tmp_path / "g.npy"), "--r-wire", "1e6", "--r-terminal", "1", "--out", str(out),
                  "--no-progress", "--method", "direct"]) == 0
+    # the default method falls back to the exact solve, and says so
+    capsys.readouterr()
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--r-wire", "1e6", "--r-terminal", "1", "--out",
+                 str(tmp_path / "auto"), "--no-progress"]) == 0
+    assert "solved with method='direct' instead" in capsys.readouterr().err
+    assert json.loads((tmp_path / "auto" / "summary.json").read_text())["method"] == "direct"
 
 
 @pytest.mark.parametrize("v0", ["0", "-0.3", "nan", "inf"])

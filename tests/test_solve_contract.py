@@ -1213,3 +1213,21 @@ def test_bias_drives_of_an_impossible_shape_are_refused_before_allocating():
     for helper in (lambda: xs.pulse_drives((10**9, 10**9), (0, 0), 1.0), lambda: xs.verify_drives((10**6, 10**6), (0, 0))):
         with pytest.raises(xs.MemoryLimitError, match=r"_drives: a 10+ x 10+ array \(its conductances and these drives\)"):
             helper()
+
+
+def test_auto_falls_back_to_the_exact_solve_when_pcg_does_not_converge():
+    """1e6 ohm wires on 2-10 kOhm devices at 64 x 64: the default method's
+    pcg did not converge in its iterations, and `xs.solve(xbar, ...)` failed
+    (found by review). `auto` then solves exactly, with a RuntimeWarning;
+    an explicit method='pcg', or a maxiter the caller set, still raises."""
+    g = np.random.default_rng(0).uniform(1e-4, 5e-4, (64, 64))
+    xbar = xs.Crossbar(g, r_wl=1e6, r_bl=1e6)
+    drives = dict(left=xs.Drive(np.linspace(0.05, 0.2, 64), r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    with pytest.warns(RuntimeWarning, match="solved with method='direct' instead"):
+        sol = xs.solve(xbar, **drives)
+    assert sol.method == "direct"
+    np.testing.assert_allclose(sol.i_out, naive_solve(g, 1e6, 1e6, **drives).i_out, rtol=1e-9)
+    with pytest.raises(xs.ConvergenceError, match="had not met the accuracy bound"):
+        xs.solve(xbar, **drives, method="pcg")
+    with pytest.raises(xs.ConvergenceError):
+        xs.solve(xbar, **drives, maxiter=512)

@@ -325,21 +325,20 @@ def check(method, M, N, batch, nonlinear=False, ideal_wires=0, pcg="method='pcg'
     """Refuse (`require`) a solve that `estimate` says cannot fit. ``pcg``:
     how the caller's user asks for the pcg method (the command lines pass
     ``"--method pcg"``)."""
+    need = estimate(method, M, N, batch, nonlinear, ideal_wires)
+    hint = "use a smaller array"
     if method == "direct":
         # pcg is offered with what it needs: "far less" overstated it with
         # a batch (1776 against direct's 2760 bytes a cell at 16 columns of
         # ideal wires; found by review), and it is left out where it saves
         # under 10 % (sinh solves of large batches)
         pcg_need = estimate("pcg", M, N, batch, nonlinear, ideal_wires)
-        smaller = pcg_need < 0.9 * estimate(method, M, N, batch, nonlinear, ideal_wires)
-        hint = (f"use {pcg}, which needs about {_size(pcg_need)}, or a smaller array" if smaller
-                else "use a smaller array")
-    else:
-        hint = "use a smaller array"
+        if pcg_need < 0.9 * need:
+            hint = f"use {pcg}, which needs about {_size(pcg_need)}, or a smaller array"
     if batch > 1:
         hint = f"solve fewer input columns at a time (split the batch of {batch}), or " + hint
     devices = " of sinh devices" if nonlinear else ""
-    require(estimate(method, M, N, batch, nonlinear, ideal_wires),
+    require(need,
             f"a {method} solve of a {M} x {N} array{devices} with {batch} input column(s)", hint)
 
 

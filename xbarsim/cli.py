@@ -102,7 +102,8 @@ def check_out_dir(path, names=()):
     ``names``: the files the run will put there (`RunFiles`); one that
     exists as anything but a file (a folder in the way) is refused too. A
     refused path keeps no folder the check made (``a/b/<too long>`` left
-    ``a/b``; found by review)."""
+    ``a/b``; found by review). Returns the folders it made
+    (`missing_folders`), for `remove_if_made_and_empty` after a failed run."""
     from .exceptions import ParameterError
 
     if not path:
@@ -115,6 +116,7 @@ def check_out_dir(path, names=()):
     except BaseException:
         remove_if_made_and_empty(path, made)
         raise
+    return made
 
 
 def _make_and_check_out_dir(path, names):

@@ -280,7 +280,13 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
 
     from .train._checks import check_flag
 
-    mc = QUICK if check_flag(quick, "quick") else MoonsConfig()
+    # True or False, before any work: quick="no" ran the quick configuration
+    # and recorded "quick": true, and progress="no" was refused after --out
+    # was made (found by review)
+    quick, ablation, check_surrogate, progress = (
+        check_flag(v, name) for v, name in ((quick, "quick"), (ablation, "ablation"),
+                                             (check_surrogate, "check_surrogate"), (progress, "progress")))
+    mc = QUICK if quick else MoonsConfig()
     over = {k: v for k, v in dict(transfers=transfers, epochs=epochs, fit_transfers=fit_transfers,
                                   noise=noise).items() if v is not None}
     # integers, checked before any work: transfers=2.5 (the Python API; the
@@ -293,12 +299,6 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
                  fit_transfers=check_count(mc.fit_transfers, "fit_transfers (--fit-transfers)", 2))
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"--seed {seed!r}: a non-negative integer.")
-    # True or False, before any work: quick="no" ran the quick configuration
-    # and recorded "quick": true, and progress="no" was refused after --out
-    # was made (found by review)
-    quick, ablation, check_surrogate, progress = (
-        check_flag(v, name) for v, name in ((quick, "quick"), (ablation, "ablation"),
-                                             (check_surrogate, "check_surrogate"), (progress, "progress")))
     # before anything runs: the seed and what the training API adds to it
     # must be 64-bit seeds; a seed near 2**64 was refused after the
     # surrogate fit and the training, with surrogate.npz already written

@@ -30,8 +30,8 @@ import warnings
 import numpy as np
 
 from .exceptions import ParameterError, XbarsimError
-from .cli import (RunFiles, check_out_dir, check_r_wire, help_text, load_array, missing_folders,
-                  remove_if_made_and_empty, seed_arg, wires_text)
+from .cli import (RunFiles, check_out_dir, check_r_wire, help_text, load_array, remove_if_made_and_empty, seed_arg,
+                  wires_text)
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -227,8 +227,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
     _check_seed(seed)
     _check_flag(progress, "progress")
     cfg.check_array(_check_target(targets, cfg.device).shape)
-    made_out = missing_folders(out_dir)
-    check_out_dir(out_dir, ("summary.json", "result.npz", "program.png"))
+    made_out = check_out_dir(out_dir, ("summary.json", "result.npz", "program.png"))
     # the kernels loaded (a first run of an install compiles them for tens of
     # seconds) on a 2 x 2 array of the same configuration, so that `seconds`
     # is the programming's: the compile counted as programming time, behind

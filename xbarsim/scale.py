@@ -1770,7 +1770,7 @@ def _report_problems(rows, plots):
 
 
 def _main(args):
-    from .cli import check_out_dir, missing_folders, remove_if_made_and_empty
+    from .cli import check_out_dir, remove_if_made_and_empty
 
     params = _params_from_args(args)
     if args.workers is not None and args.workers < 1:
@@ -1780,8 +1780,7 @@ def _main(args):
         _check_scheduler_address(args.scheduler)
     for point in _as_points(params):  # before --out exists: a refused point left it behind, empty (found by review)
         point.validate()
-    made_out = missing_folders(args.out)
-    check_out_dir(args.out, (RESULTS_NAME,) + (() if args.no_plots else FIGURES))
+    made_out = check_out_dir(args.out, (RESULTS_NAME,) + (() if args.no_plots else FIGURES))
     _results_state(Path(args.out) / RESULTS_NAME)  # refuse another program's results.csv now
     _check_appendable(Path(args.out) / RESULTS_NAME)  # and one that cannot be written
     client = cluster = None

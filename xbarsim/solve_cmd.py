@@ -55,8 +55,8 @@ import time
 import numpy as np
 
 from ._coerce import where_not_finite
-from .cli import (RunFiles, check_out_dir, check_r_wire, help_text, load_array, missing_folders,
-                  remove_if_made_and_empty, wires_text)
+from .cli import (RunFiles, check_out_dir, check_r_wire, help_text, load_array, remove_if_made_and_empty,
+                  wires_text)
 from .exceptions import ConvergenceError, ParameterError
 
 __all__ = ["run", "run_pulse", "summarize", "summarize_pulse", "plot", "plot_pulse", "register"]
@@ -561,8 +561,8 @@ def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress):
     net = _check_request(xbar, drives, method, tol)
     if spice:
         _check_spice(xbar.shape, _batch_of(*drives.values()))
-    made_out = missing_folders(out_dir)
-    check_out_dir(out_dir, ("summary.json", "solution.npz", "solve.png") + (("circuit.cir",) if spice else ()))
+    made_out = check_out_dir(out_dir, ("summary.json", "solution.npz", "solve.png")
+                             + (("circuit.cir",) if spice else ()))
     try:
         return _warmed_solve(net, xbar, drives, method, tol, progress)
     except BaseException:

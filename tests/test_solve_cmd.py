@@ -214,6 +214,9 @@ def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
     (lambda t: (t / "empty.csv").write_text(""), ["--g", "empty.csv"], "holds no values"),  # leaked a warning
     (lambda t: (t / "dir.npy").mkdir(), ["--g", "dir.npy"], "is a folder"),  # said "no such file"
     (lambda t: np.save(t / "x3.npy", np.ones(3)), ["--g", "g.npy", "--inputs", "x3.npy"], "7 word lines"),
+    # the solver's (M, B) layout: the refusal says to transpose it
+    (lambda t: np.save(t / "x73.npy", np.ones((7, 3))), ["--g", "g.npy", "--inputs", "x73.npy"],
+     "It holds 3 inputs as columns: save its transpose (x.T, shape (3, 7))."),
     (None, ["--g", "g.npy", "--v-in", "nan"], "finite voltage"),
     (None, ["--g", "g.npy", "--v0", "-1"], "v0"),
     (lambda t: np.save(t / "xn.npy", np.r_[np.nan, np.ones(6)]), ["--g", "g.npy", "--inputs", "xn.npy"],

@@ -71,8 +71,12 @@ def _inputs(x, M):
         return x
     if x.ndim == 2 and x.shape[1] == M:
         return np.ascontiguousarray(x.T) if x.shape[0] > 1 else x[0]
+    hint = ""
+    if x.ndim == 2 and x.shape[0] == M:
+        # the solver's own (M, B) layout, one input per column (found by review)
+        hint = f" It holds {x.shape[1]} inputs as columns: save its transpose (x.T, shape {x.shape[::-1]})."
     raise ParameterError(f"--inputs has shape {x.shape}; the array has {M} word lines, so give {M} "
-                         f"values (one input vector) or rows of {M} (one input vector per row).")
+                         f"values (one input vector) or rows of {M} (one input vector per row).{hint}")
 
 
 def summarize(g, x, sol, v0, seconds=None):

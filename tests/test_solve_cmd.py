@@ -431,6 +431,8 @@ def test_solve_pulse_reports_the_voltages_of_xs_pulse_drives(files, capsys, sche
     ref = xs.solve(xs.Crossbar(g, r_wl=3.0, r_bl=3.0, v0=0.45), **xs.pulse_drives(g.shape, (4, 2), -1.4, scheme))
     v = ref.v_wl - ref.v_bl
     np.testing.assert_allclose(sol["v_wl"] - sol["v_bl"], v, rtol=0, atol=1e-12)
+    for end in ("left", "bottom"):  # the drivers' currents, 0 on floating lines
+        np.testing.assert_allclose(sol[f"i_terminal_{end}"], ref.i_terminal[end], rtol=1e-9, atol=1e-18)
     pu = summary["pulse"]
     assert pu["v_selected"] == pytest.approx(v[4, 2], abs=1e-12)
     row, col = np.delete(v[4], 2), np.delete(v[:, 2], 4)

@@ -34,7 +34,9 @@ With ``--pulse I,J`` the circuit is instead one programming pulse of
 ``--vp`` volts on cell (I, J) under ``--scheme`` (V/2, V/3 or floating;
 `xbarsim.pulse_drives`): ``summary.json`` then records the voltage the
 selected cell, the half-selected cells of its word and bit lines and the
-unselected cells see, and ``solve.png`` maps it.
+unselected cells see, ``solution.npz`` holds the drives (``wl_v``,
+``bl_v``, ``wl_floating``, ``bl_floating``) and the terminal currents
+(0 at floating lines) beside the voltages, and ``solve.png`` maps it.
 
 With ``--spice`` the same circuit is also solved by ngspice, the external
 ground truth (arrays of up to 4096 cells, 64 x 64: `SPICE_MAX_CELLS`): its deck is written as
@@ -462,7 +464,8 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
              f"{device}, {wires_text(r_wl, r_bl, 'Ω')}")
     _write(out_dir, summary, xbar, drives, sol, spice, lambda path: plot_pulse(sol, cell, vp, path, title=title),
            wl_v=np.asarray(drives["left"].v), bl_v=np.asarray(drives["bottom"].v),
-           wl_floating=drives["left"].floating, bl_floating=drives["bottom"].floating)
+           wl_floating=drives["left"].floating, bl_floating=drives["bottom"].floating,
+           **{f"i_terminal_{k}": v for k, v in sol.i_terminal.items()})
     if verbose:
         pu = summary["pulse"]
         print(f"{M}x{N} ({device}, {wires_text(r_wl, r_bl)}), {vp:g} V pulse on ({cell[0]}, {cell[1]}) "

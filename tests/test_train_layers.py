@@ -1420,3 +1420,71 @@ def test_a_sampled_forward_under_torch_func_is_refused_and_an_evaluation_one_run
     layer(x).pow(2).sum().backward()
     torch.testing.assert_close(g["weight"], layer.weight.grad, rtol=0, atol=0)
     torch.testing.assert_close(g["bias"], layer.bias.grad, rtol=0, atol=0)
+
+
+class _FunctionalSigmoid(nn.Module):
+    """The moons network written as people often write it: torch.sigmoid
+    in forward, optionally casting its input."""
+
+    def __init__(self, cast=False):
+        super().__init__()
+        self.fc1, self.fc2, self.cast = nn.Linear(2, 8), nn.Linear(8, 1), cast
+
+    def forward(self, x):
+        if self.cast:
+            x = x.float()
+        return self.fc2(torch.sigmoid(self.fc1(x)))
+
+
+def test_evaluation_takes_sigmoids_written_in_forward_and_models_that_cast_their_input():
+    """A torch.sigmoid in forward was refused as "L-L", and a model casting
+    its input (x.float()) failed the float64 forward check (found by
+    review); both score exactly as the same layers given as arrays."""
+    from xbarsim.train import StatisticalModel, evaluate_statistical, network_layers
+
+    cfg = xs.TransferConfig()
+    x = np.random.default_rng(0).uniform(-1, 2, (12, 2))
+    y = np.random.default_rng(1).integers(0, 2, 12)
+    for cast in (False, True):
+        torch.manual_seed(0)
+        net = _FunctionalSigmoid(cast)
+        layers = network_layers(net)
+        ref = evaluate_statistical(layers, cfg, x, y, n=3, stat=StatisticalModel())
+        got = evaluate_statistical(net, cfg, x, y, n=3, stat=StatisticalModel())
+        np.testing.assert_array_equal(got.logits, ref.logits)
+    # a registered final nn.Sigmoid gives the same decisions: accepted
+    final = nn.Sequential(nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1), nn.Sigmoid()).double()
+    assert len(network_layers(final)) == 2
+    # a sigmoid that is neither registered nor called is still refused, by the forward check
+    with pytest.raises(ParameterError, match="Linear -> Sigmoid.*a sigmoid missing"):
+        network_layers(nn.Sequential(nn.Linear(2, 8), nn.Linear(8, 1)))
+    with pytest.raises(ParameterError, match="registered layers run S-L-S-L"):
+        network_layers(nn.Sequential(nn.Sigmoid(), nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1)))
+
+
+def test_layers_registered_out_of_order_are_named_as_the_cause():
+    """Layers registered in another order than forward applies them were
+    refused as a shape mismatch only (found by review)."""
+    from xbarsim.train import network_layers
+
+    class Swapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc2 = nn.Linear(8, 1)
+            self.fc1 = nn.Linear(2, 8)
+
+        def forward(self, x):
+            return self.fc2(torch.sigmoid(self.fc1(x)))
+
+    with pytest.raises(ParameterError, match="layer 1 takes 2 inputs but layer 0 gives 1. The linear layers are "
+                                             "read in the order the model registers them"):
+        network_layers(Swapped())
+
+
+def test_evaluation_labels_that_are_ragged_are_refused():
+    from xbarsim.train import StatisticalModel, evaluate_statistical
+
+    net = moons_network(8)
+    x = np.zeros((2, 2))
+    with pytest.raises(ParameterError, match="y has rows of different lengths"):
+        evaluate_statistical(net, xs.TransferConfig(), x, [[0], [1, 0]], n=2, stat=StatisticalModel())

@@ -77,3 +77,26 @@ def test_plot_uncertainty_draws_every_test_point_when_the_labels_are_a_list(tmp_
     monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
     plots.plot_uncertainty(axis, {"regular": dict(std=np.full((5, 5), 0.1))}, x, y, tmp_path / "u.png")
     assert drawn == [6, 6] and (tmp_path / "u.png").is_file()
+
+
+def test_metrics_take_tensors_and_refuse_scores_and_results_with_a_hint():
+    """A tensor that requires grad raised torch's own RuntimeError, an
+    MCResult passed whole got "object values", and probabilities passed to
+    correct_matrix compared as classes, silently (found by review)."""
+    import torch
+
+    from xbarsim.train.evaluate import MCResult
+
+    hits = torch.tensor([[1.0, 0.0], [1.0, 1.0]], requires_grad=True)
+    assert summarize(hits)["per_point_accuracy_mean"] == pytest.approx(0.75)
+    np.testing.assert_allclose(per_point_accuracy(torch.tensor([[True, False]])), [1.0, 0.0])
+    mc = MCResult(np.zeros((2, 2)), np.ones((2, 2), dtype=bool), "statistical")
+    with pytest.raises(ParameterError, match=r"pass its \.correct"):
+        summarize(mc)
+    with pytest.raises(ParameterError, match="predictions must be classes 0 or 1; threshold scores first"):
+        correct_matrix(np.array([[0.7, 0.2]]), [1, 0])
+    with pytest.raises(ParameterError, match="labels must be classes 0 or 1"):
+        correct_matrix(np.array([[1, 0]]), [1, -1])
+    assert correct_matrix(torch.tensor([[1, 0]]), torch.tensor([1, 1])).tolist() == [[True, False]]
+    with pytest.raises(ParameterError, match="correct has rows of different lengths"):
+        summarize([[1, 0], [1]])

@@ -127,3 +127,26 @@ def test_statistical_sample_counts_and_tables_are_checked(tmp_path):
         st.load_drift_table(tmp_path / "ok.csv", min_samples="50")
     assert st.load_drift_table(tmp_path / "ok.csv", min_samples=1).max_events == 2
     assert st.load_drift_table(tmp_path / "ok.csv", min_samples=1.0).max_events == 2
+
+
+def test_statistical_sample_checks_its_targets():
+    """Targets went through np.asarray: a tensor requiring grad and a string
+    raised bare errors, a complex array lost its imaginary part with a
+    warning, and microsiemens given for siemens were sampled (found by
+    review)."""
+    import torch
+
+    m, rng = StatisticalModel(), np.random.default_rng(0)
+    t = torch.full((3,), 3e-4, dtype=torch.float64, requires_grad=True)
+    g, stuck = m.sample(t, 0, np.random.default_rng(0))
+    g_ref, _ = m.sample(np.full(3, 3e-4), 0, np.random.default_rng(0))
+    np.testing.assert_array_equal(g, g_ref)
+    for bad, word in (("a", "holds strings"), (np.full(2, 3e-4 + 0j), "complex"),
+                      (np.full(3, 300.0), r"above 1 S: conductances are in siemens \(300 µS is 300e-6\)"),
+                      ([[3e-4], [3e-4, 3e-4]], "target must be")):
+        with pytest.raises(ParameterError, match=word):
+            m.sample(bad, 0, rng)
+    with pytest.raises(ParameterError, match="subsequent has rows of different lengths"):
+        m.sample(np.full((2, 2), 3e-4), [[0], [1, 2]], rng)
+    np.testing.assert_array_equal(m.sample(np.full(2, 3e-4), torch.tensor([1, 0]), np.random.default_rng(0))[0],
+                                  m.sample(np.full(2, 3e-4), np.array([1, 0]), np.random.default_rng(0))[0])

@@ -60,10 +60,16 @@ class MCResult:
 def network_layers(model):
     """``[(W, b), ...]`` of the linear layers of a 2-8-1 style network, float64 numpy.
 
-    The network must alternate linear layers and sigmoids (the moons
-    network): that is what the evaluation reproduces on hardware, so any
-    other layer (another activation, a convolution), a missing sigmoid, or
-    two sigmoids in a row is refused rather than silently replaced.
+    The network must be a chain of linear layers with a sigmoid between
+    each two (the moons network), as ``nn.Sigmoid`` modules or as
+    ``torch.sigmoid`` calls in its ``forward``; a final sigmoid is accepted
+    (it gives the same decisions). That is what the evaluation reproduces
+    on hardware, so any other registered layer (another activation, a
+    convolution) is refused, and the model's own forward is run once on a
+    fixed probe (`_check_forward`) and must compute that chain: a missing
+    sigmoid, two in a row, layers registered out of forward order or
+    another activation called in ``forward`` are refused rather than
+    silently scored as another network.
     """
     if not isinstance(model, nn.Module):  # an AttributeError ('no attribute modules') for a list of numbers
         raise ParameterError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
@@ -75,12 +81,15 @@ def network_layers(model):
             f"the hardware evaluation runs Linear -> Sigmoid -> ... -> Linear networks; this one also holds "
             f"{', '.join(sorted(set(other)))}. Transfer other networks layer by layer with "
             "xbarsim.train.to_crossbar and xs.mvm, applying their activations in between.")
-    kinds = ["L" if isinstance(m, nn.Linear) else "S" for m in leaves if not isinstance(m, passive)]
-    if "".join(kinds) != "LS" * (kinds.count("L") - 1) + "L":
+    kinds = "".join("L" if isinstance(m, nn.Linear) else "S" for m in leaves if not isinstance(m, passive))
+    # registered sigmoids may be missing (torch.sigmoid in forward: refused
+    # as "L-L" before; found by review), so only what no forward can make
+    # the chain is refused here; the forward check below decides the rest
+    if kinds.startswith("S") or "SS" in kinds:
         raise ParameterError(
             f"the hardware evaluation runs Linear -> Sigmoid -> ... -> Linear networks (a sigmoid between "
-            f"every two linear layers, none after the last); this one's layers run {'-'.join(kinds)} "
-            "(L: Linear, S: Sigmoid).")
+            f"every two linear layers, none before the first); this one's registered layers run "
+            f"{'-'.join(kinds)} (L: Linear, S: Sigmoid).")
     out = []
     for k, layer in enumerate(linear_layers(model)):
         w = layer.weight.detach().cpu().to(torch.float64).numpy()
@@ -95,7 +104,21 @@ def network_layers(model):
         out.append((w, b))
     if not out:
         raise ParameterError("the model holds no nn.Linear layer to transfer.")
+    _check_chain(out, from_model=True)
+    _check_forward(model, out, np.random.default_rng(0).standard_normal((8, out[0][0].shape[1])))
     return out
+
+
+def _check_chain(layers, from_model):
+    """Each layer takes as many inputs as the one before gives."""
+    for k in range(1, len(layers)):
+        if layers[k][0].shape[1] != layers[k - 1][0].shape[0]:
+            # a model's layers are read in registration order (found by review)
+            hint = (" The linear layers are read in the order the model registers them (its __init__); if "
+                    "forward applies them in another order, pass [(weight, bias), ...] in that order."
+                    if from_model else "")
+            raise ParameterError(f"layer {k} takes {layers[k][0].shape[1]} inputs but layer {k - 1} gives "
+                                 f"{layers[k - 1][0].shape[0]}.{hint}")
 
 
 def _bool_as_float(x):
@@ -112,7 +135,11 @@ def _bool_as_float(x):
 
 def check_labels(y, points):
     """``y`` as an array of ``points`` labels in {0, 1}, or a ParameterError."""
-    labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+    try:
+        labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+    except ValueError:  # ragged: NumPy's raw "inhomogeneous shape" (found by review)
+        raise ParameterError(f"y has rows of different lengths; expected ({points},), one label 0 or 1 per "
+                             "point of x.") from None
     if labels.shape != (points,):
         raise ParameterError(f"y has shape {labels.shape}; expected ({points},), one label per point of x.")
     if not np.all((labels == 0) | (labels == 1)):
@@ -137,13 +164,10 @@ def _task(model_or_layers, x, y):
                    None if b is None else as_float_array(b, "bias", "(out,)")) for w, b in layers]
         if any(w.ndim != 2 for w, _ in layers):
             raise ParameterError("each layer's weight must be a 2-D (out, in) array.")
+        _check_chain(layers, from_model=False)
     else:
         layers = network_layers(model_or_layers)
     width = layers[0][0].shape[1]
-    for k in range(1, len(layers)):
-        if layers[k][0].shape[1] != layers[k - 1][0].shape[0]:
-            raise ParameterError(f"layer {k} takes {layers[k][0].shape[1]} inputs but layer {k - 1} gives "
-                                 f"{layers[k - 1][0].shape[0]}.")
     if layers[-1][0].shape[0] != 1:
         raise ParameterError(
             f"the evaluation scores binary classifiers with one output logit (class 1 where it is > 0), as "
@@ -170,30 +194,39 @@ def _check_forward(model, layers, x):
     evaluation mode, without sampling: the model itself is untouched (its
     failed-weight record, which `restore_failed_` reads, was cleared by a
     forward of its own), and a half-precision model is compared at double
-    precision (at its own, any model passed). A final sigmoid is accepted:
-    it gives the same decisions."""
+    precision. A forward that fails at float64 (one that casts its input,
+    ``x.float()``: refused before; found by review) is run by a float32
+    copy, compared at float32's precision. A final sigmoid is accepted: it
+    gives the same decisions."""
     import copy
 
-    # the hardware models the layers hold are shared, not copied
-    memo = {id(m.surrogate): m.surrogate for m in model.modules() if getattr(m, "surrogate", None) is not None}
-    twin = copy.deepcopy(model, memo).to(device="cpu", dtype=torch.float64)
-    twin.eval()
-    for m in twin.modules():
-        if hasattr(m, "sample_on_eval"):
-            m.sample_on_eval = False
-    try:
-        with torch.no_grad():
-            out = twin(torch.as_tensor(x, dtype=torch.float64))
-    except Exception as exc:
+    want = _software_outputs(layers, x)  # (P, outputs): network_layers takes any output count
+    error = None
+    for dtype in (torch.float64, torch.float32):
+        # the hardware models the layers hold are shared, not copied
+        memo = {id(m.surrogate): m.surrogate for m in model.modules() if getattr(m, "surrogate", None) is not None}
+        twin = copy.deepcopy(model, memo).to(device="cpu", dtype=dtype)
+        twin.eval()
+        for m in twin.modules():
+            if hasattr(m, "sample_on_eval"):
+                m.sample_on_eval = False
+        try:
+            with torch.no_grad():
+                out = twin(torch.as_tensor(x, dtype=dtype))
+            break
+        except Exception as exc:
+            error = error or exc
+    else:
         raise ParameterError(
-            f"running the model's own forward on the test points failed ({type(exc).__name__}: {exc}); the "
+            f"running the model's own forward on the test points failed ({type(error).__name__}: {error}); the "
             "hardware evaluation checks that it is the chain of its registered layers. Pass its layers as "
-            "[(weight, bias), ...] in the order the network applies them instead.") from exc
-    want = software_logits(layers, x)
-    got = out.detach().numpy() if isinstance(out, torch.Tensor) else None
-    if got is not None and got.shape in ((x.shape[0], 1), (x.shape[0],)):
-        got = got.reshape(-1)
-        tol = 1e4 * np.finfo(np.float64).eps * (1.0 + float(np.max(np.abs(want))))
+            "[(weight, bias), ...] in the order the network applies them instead.") from error
+    got = out.detach().to(torch.float64).numpy() if isinstance(out, torch.Tensor) else None
+    if got is not None and (got.shape == want.shape or (want.shape[1] == 1 and got.shape == (x.shape[0],))):
+        got = got.reshape(want.shape)
+        eps = float(torch.finfo(dtype).eps)
+        # float32: rounding grows with the sizes summed, not the logit's
+        tol = 1e4 * eps * (1.0 + float(np.max(np.abs(want))) + (0.0 if dtype == torch.float64 else _magnitude(layers, x)))
         if np.all(np.abs(got - want) <= tol) or np.all(np.abs(got - _sigmoid(want)) <= tol):
             return
         detail = (f"differs by up to {float(np.max(np.abs(got - want))):.3g} from the chain of its registered "
@@ -201,25 +234,43 @@ def _check_forward(model, layers, x):
     else:
         detail = f"returns {type(out).__name__} of shape {tuple(getattr(out, 'shape', ()))}"
     raise ParameterError(
-        f"the model's own forward {detail} on these points: the hardware evaluation runs its nn.Linear "
-        "layers in the order they are registered, with a sigmoid between each two, and the model computes "
-        "something else (layers registered out of order, one applied twice, another activation in forward). "
-        "Pass its layers as [(weight, bias), ...] in the order the network applies them, or score it with "
+        f"the model's own forward {detail} on these points: the hardware evaluation runs Linear -> Sigmoid -> "
+        "... -> Linear, its nn.Linear layers in the order they are registered with a sigmoid (nn.Sigmoid or "
+        "torch.sigmoid) between each two, and the model computes something else (a sigmoid missing, layers "
+        "registered out of order, one applied twice, another activation in forward). Pass its layers as "
+        "[(weight, bias), ...] in the order the network applies them, or score it with "
         "xbarsim.train.to_crossbar and xs.mvm.")
+
+
+def _magnitude(layers, x):
+    """The largest sum of absolute terms any layer's output adds up (the
+    scale of its rounding error)."""
+    h = np.abs(np.asarray(x, dtype=np.float64))
+    top = 0.0
+    for w, b in layers:
+        z = h @ np.abs(w).T + (0.0 if b is None else np.abs(b))
+        top = max(top, float(np.max(z)))
+        h = np.ones_like(z)  # a sigmoid's output is at most 1
+    return top
 
 
 def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def software_logits(layers, x):
-    """Logits of the network in software (mean weights), (n_points,)."""
+def _software_outputs(layers, x):
+    """The network's outputs in software, (n_points, outputs)."""
     h = np.asarray(x, dtype=np.float64)
     for k, (w, b) in enumerate(layers):
         h = h @ w.T + (0.0 if b is None else b)
         if k < len(layers) - 1:
             h = _sigmoid(h)
-    return h[..., 0]
+    return h
+
+
+def software_logits(layers, x):
+    """Logits of the network in software (mean weights), (n_points,)."""
+    return _software_outputs(layers, x)[..., 0]
 
 
 def _mvm_per_transfer(batch, x, seed):

@@ -35,12 +35,26 @@ BINS = (
 """Bin label, lower edge (percent, inclusive), upper edge (percent, exclusive)."""
 
 
-def _as_correct(correct):
+def _plain(value, name, expected):
+    """``value`` as a NumPy array: a torch tensor detached and brought to
+    the CPU (one that requires grad, or on a GPU, raised torch's own error;
+    found by review), ragged rows refused."""
+    if hasattr(value, "correct") and hasattr(value, "logits"):  # an MCResult itself
+        raise ParameterError(f"{name} got a {type(value).__name__}; pass its .correct (the (n_transfers, n_points) "
+                             "hits), e.g. summarize(result.correct).")
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        import torch
+
+        value = value.detach().cpu()
+        value = (value if value.dtype == torch.bool else value.to(torch.float64)).numpy()
     try:
-        arr = np.asarray(correct)
+        return np.asarray(value)
     except ValueError:  # ragged rows: NumPy's raw "inhomogeneous shape" error
-        raise ParameterError("correct has rows of different lengths; expected (n_transfers, n_points): one row "
-                             "of per-point hits per transfer, each as long.") from None
+        raise ParameterError(f"{name} has rows of different lengths; expected {expected}.") from None
+
+
+def _as_correct(correct):
+    arr = _plain(correct, "correct", "(n_transfers, n_points): one row of per-point hits per transfer, each as long")
     if arr.dtype.kind not in "biuf":  # strings: "correct has shape ()"
         raise ParameterError(f"correct must be boolean (or 0/1) hits; got {arr.dtype} values.")
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
@@ -69,12 +83,18 @@ def correct_matrix(predictions, labels):
     -------
     numpy.ndarray of bool, shape (T, P)
     """
-    pred = np.asarray(predictions)
-    lab = np.asarray(labels)
+    pred = _plain(predictions, "predictions", "(T, P)")
+    lab = _plain(labels, "labels", "(P,)")
     if pred.ndim != 2 or lab.ndim != 1 or pred.shape[1] != lab.shape[0]:
         raise ParameterError(
             f"predictions {pred.shape} and labels {lab.shape} do not fit; expected (T, P) and (P,)."
         )
+    # classes, not scores: a probability of 0.7 never equals a label
+    # (found by review)
+    for name, a in (("predictions", pred), ("labels", lab)):
+        if a.dtype.kind not in "biuf" or not np.all((a == 0) | (a == 1)):
+            raise ParameterError(f"{name} must be classes 0 or 1; threshold scores first (logits > 0, or "
+                                 "probabilities > 0.5).")
     return pred == lab[None, :]
 
 

@@ -302,10 +302,23 @@ class StatisticalModel:
         from .surrogate import check_rng
 
         check_rng(rng)  # an int raised a raw AttributeError (found by review)
-        target = np.asarray(target, dtype=np.float64)
+        # tensors, strings, ragged and complex values: a specific error (a
+        # bare torch / NumPy one, or the imaginary part dropped; found by review)
+        target = as_real_array(target, "target", "conductance", "target conductances in siemens")
         if np.any(~np.isfinite(target)) or np.any(target < 0):
             raise ParameterError("target conductances must be finite and >= 0 siemens.")
-        sub_arr = np.asarray(subsequent)
+        if np.any(target > 1.0):
+            # microsiemens given for siemens went through, the tuning law
+            # clamped to 0 (found by review)
+            raise ParameterError(f"target holds {float(np.max(target)):g} S, above 1 S: conductances are in "
+                                 "siemens (300 µS is 300e-6), not microsiemens.")
+        if hasattr(subsequent, "detach") and hasattr(subsequent, "cpu"):
+            subsequent = subsequent.detach().cpu().numpy()
+        try:
+            sub_arr = np.asarray(subsequent)
+        except ValueError:
+            raise ParameterError("subsequent has rows of different lengths; give integer counts shaped like "
+                                 "the targets.") from None
         if sub_arr.dtype.kind not in "iu" and not (sub_arr.dtype.kind == "f" and np.all(np.isfinite(sub_arr))
                                                    and np.all(sub_arr == np.round(sub_arr))):
             # inf was taken for a count and wrapped to no drift (found by review)

@@ -7,6 +7,7 @@ import pytest
 
 import xbarsim as xs
 from xbarsim.cli import main
+from xbarsim.exceptions import ParameterError
 
 
 def test_cli_writes_summary_npz_png_consistent_with_the_result(tmp_path, capsys):
@@ -61,7 +62,7 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     (["--targets", "/nonexistent/t.npy"], "no such file"),
     (["--targets", "TFILE", "--g-range", "1e-4:4e-4"], "cannot go with --targets"),
     (["--size", "2", "--r-wire", "-1"], ">= 0 ohms"),
-    (["--size", "2", "--tolerance", "0"], "tolerance"),
+    (["--size", "2", "--tolerance", "0"], "--tolerance 0.0: give the relative write-verify band"),
     (["--size", "2", "--g-range", "1e-7:1e-3"], "outside the device's reachable range"),
     (["--targets", "BADFILE"], "--targets spans"),  # named target_g, the API's argument
     (["--targets", "NANFILE"], "--targets holds NaN"),
@@ -71,8 +72,8 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     (["--targets", "NPZFILE"], "is an .npz archive"),  # was AttributeError: 'NpzFile' ... 'dtype'
     (["--targets", ""], "no such file"),  # was ignored: random 32 x 32 targets were programmed
     (["--targets", "", "--g-range", "1e-4:4e-4"], "cannot go with --targets"),
-    (["--size", "2", "--solve-tol", "0"], "solve_tol"),
-    (["--size", "2", "--solve-maxiter", "0"], "solve_maxiter"),
+    (["--size", "2", "--solve-tol", "0"], "--solve-tol 0.0: a number in (0, 1e-3)"),
+    (["--size", "2", "--solve-maxiter", "0"], "--solve-maxiter 0: a positive integer"),
     # accepted, then a ConvergenceError after the work with a hint that could not help, and --out left behind
     (["--size", "8", "--solve-tol", "1e-16"], "is below 1e-14"),
     # programmed until its first missed solve, then raised
@@ -249,3 +250,27 @@ def test_the_kernel_warm_up_is_silent_and_the_pulse_budget_reaches_the_run(tmp_p
     assert summary["config"]["max_pulses"] == 7
     res = np.load(tmp_path / "c" / "result.npz")
     assert res["pulses"].max() <= 7
+
+
+def test_run_checks_its_provenance_before_the_work(tmp_path):
+    """A Path, a NumPy value or a non-dict provenance failed json.dump after
+    the array was programmed, and left --out behind (found by review): now
+    paths and NumPy values are recorded as JSON values, and anything else
+    is refused before the folder is made."""
+    import pathlib
+
+    from xbarsim import program_cmd, solve_cmd
+
+    cfg = xs.TransferConfig(device=xs.presets.TIO2_IDEAL, r_wl=0.0, r_bl=0.0)
+    out = tmp_path / "a" / "b"
+    for bad in ("abc", {"f": object()}, {1: "x"}, {"v": float("nan")}):
+        with pytest.raises(ParameterError, match="provenance must"):
+            program_cmd.run(str(out), np.full((3, 3), 3e-4), cfg, progress=False, verbose=False, provenance=bad)
+        with pytest.raises(ParameterError, match="provenance must"):
+            solve_cmd.run(str(out), np.full((3, 3), 3e-4), np.full(3, 0.2), progress=False, verbose=False,
+                          provenance=bad)
+        assert not (tmp_path / "a").exists()
+    program_cmd.run(str(out), np.full((3, 3), 3e-4), cfg, progress=False, verbose=False,
+                    provenance={"targets": pathlib.Path("t.npy"), "g": np.float32(1.5), "size": np.array([3, 3])})
+    config = json.loads((out / "summary.json").read_text())["config"]
+    assert config["targets"] == "t.npy" and config["g"] == 1.5 and config["size"] == [3, 3]

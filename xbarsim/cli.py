@@ -95,6 +95,46 @@ def wires_text(r_wl, r_bl, unit="ohm"):
     return f"WL {r_wl:g} / BL {r_bl:g} {unit} wires"
 
 
+def check_provenance(provenance):
+    """``provenance`` (a run function's record of where its inputs came
+    from, for ``summary.json``'s ``config``) as a dict of JSON values, or a
+    ParameterError before the run: a Path or a NumPy value failed
+    ``json.dump`` after the work, and left ``--out`` behind (found by
+    review). Paths become strings, NumPy scalars and arrays Python numbers
+    and lists."""
+    import json
+    import pathlib
+
+    import numpy as np
+
+    from .exceptions import ParameterError
+
+    if provenance is None:
+        return {}
+    if not isinstance(provenance, dict) or not all(isinstance(k, str) for k in provenance):
+        raise ParameterError(f"provenance must be a dict with string keys (what the inputs were, recorded in "
+                             f"summary.json); got {type(provenance).__name__}.")
+
+    def plain(v):
+        if isinstance(v, pathlib.PurePath):
+            return str(v)
+        if isinstance(v, (np.generic, np.ndarray)):
+            return v.tolist()
+        if isinstance(v, (list, tuple)):
+            return [plain(e) for e in v]
+        if isinstance(v, dict):
+            return {k: plain(e) for k, e in v.items()}
+        return v
+
+    out = {k: plain(v) for k, v in provenance.items()}
+    try:
+        json.dumps(out, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"provenance must hold JSON values (strings, finite numbers, lists, dicts; paths "
+                             f"and NumPy values are converted): {exc}.") from None
+    return out
+
+
 def check_out_dir(path, names=()):
     """The check of every ``--out`` folder, before anything runs: it is
     created when missing, and anything that is not a writable folder is

@@ -7,7 +7,8 @@ read through the crossbar) and reports how well it went:
 * ``summary.json``: the configuration, the wall time, pulses, convergence,
   failures and the programming error of the working devices (relative to
   the target, right after each device's own write-verify and after the
-  whole array), and the disturb drift ``g_final - g_after_own``;
+  whole array), and the drift ``g_final - g_after_own`` (the disturb of
+  the later pulses and relaxation);
 * ``result.npz``: every (M, N) field of `xbarsim.ProgramResult`;
 * ``program.png``: the final error map, the pulse map, the error
   histograms, and the drift against the programming position.
@@ -30,8 +31,8 @@ import warnings
 import numpy as np
 
 from .exceptions import ParameterError, XbarsimError
-from .cli import (RunFiles, check_out_dir, check_r_wire, help_text, load_array, remove_if_made_and_empty, seed_arg,
-                  wires_text)
+from .cli import (RunFiles, check_out_dir, check_provenance, check_r_wire, help_text, load_array,
+                  remove_if_made_and_empty, seed_arg, wires_text)
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -78,7 +79,9 @@ def summarize(res, seconds=None):
     -------
     dict
         Counts (devices, working, stuck), convergence of the working
-        devices, pulses, and for the working devices the relative error
+        devices, pulses (``pulses_mean`` and ``pulses_max`` over every
+        device, the stuck ones included: each spends the whole budget),
+        and for the working devices the relative error
         after their own write-verify and after the whole array
         (``error_after_own_pct``, ``error_final_pct``, %) and the drift
         ``g_final - g_after_own`` (``drift_uS``), each as mean, std, 95th
@@ -226,6 +229,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
         raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
     _check_seed(seed)
     _check_flag(progress, "progress")
+    provenance = check_provenance(provenance)
     cfg.check_array(_check_target(targets, cfg.device).shape)
     made_out = check_out_dir(out_dir, ("summary.json", "result.npz", "program.png"))
     # the kernels loaded (a first run of an install compiles them for tens of
@@ -265,7 +269,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
         max_pulses=cfg.write_verify.max_pulses, device_v0=cfg.device.v0,
         solve_tol=cfg.solve_tol, solve_maxiter=cfg.solve_maxiter,
     )
-    summary["config"].update(provenance or {})
+    summary["config"].update(provenance)
     M, N = res.target.shape
     with RunFiles(out_dir) as files:  # all three files or none: Ctrl-C left a summary without its figure
         with open(files.path("summary.json"), "w") as fh:
@@ -349,11 +353,19 @@ def register(subparsers):
         if args.max_pulses is not None and not 1 <= args.max_pulses <= MAX_PULSES_LIMIT:
             raise ParameterError(f"--max-pulses {args.max_pulses}: give a pulse budget per device in "
                                  f"1..{MAX_PULSES_LIMIT} (default 40).")
-        cfg = TransferConfig(device=device, scheme=args.scheme, read_scheme=args.read_scheme,
-                             order=args.order, tolerance=args.tolerance, r_wl=args.r_wire,
-                             r_bl=args.r_wire, solve_tol=args.solve_tol, solve_maxiter=args.solve_maxiter,
-                             **({} if args.max_pulses is None else
-                                dict(write_verify=WriteVerify(max_pulses=args.max_pulses))))
+        try:
+            cfg = TransferConfig(device=device, scheme=args.scheme, read_scheme=args.read_scheme,
+                                 order=args.order, tolerance=args.tolerance, r_wl=args.r_wire,
+                                 r_bl=args.r_wire, solve_tol=args.solve_tol, solve_maxiter=args.solve_maxiter,
+                                 **({} if args.max_pulses is None else
+                                    dict(write_verify=WriteVerify(max_pulses=args.max_pulses))))
+        except ParameterError as exc:  # named by the option typed, not the field (found by review)
+            message = str(exc)
+            for field, flag in (("tolerance = ", "--tolerance "), ("solve_tol = ", "--solve-tol "),
+                                ("solve_maxiter = ", "--solve-maxiter ")):
+                if message.startswith(field):  # "tolerance = 0.0; give ..." as "--tolerance 0.0: give ..."
+                    message = flag + message[len(field):].replace("; ", ": ", 1)
+            raise ParameterError(message) from None
         if args.targets is not None:  # "" too: load_targets says there is no such file
             if args.g_range is not None:
                 raise ParameterError("--g-range sets random targets; it cannot go with --targets.")

@@ -57,8 +57,8 @@ import time
 import numpy as np
 
 from ._coerce import where_not_finite
-from .cli import (RunFiles, check_out_dir, check_r_wire, help_text, load_array, remove_if_made_and_empty,
-                  wires_text)
+from .cli import (RunFiles, check_out_dir, check_provenance, check_r_wire, help_text, load_array,
+                  remove_if_made_and_empty, wires_text)
 from .exceptions import ConvergenceError, ParameterError
 
 __all__ = ["run", "run_pulse", "summarize", "summarize_pulse", "plot", "plot_pulse", "register"]
@@ -259,6 +259,7 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     """
     from .circuit import Crossbar, read_drives
 
+    provenance = check_provenance(provenance)
     xbar = Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)  # checks g, wires and v0 before anything runs
     x = np.asarray(x, dtype=np.float64)
     drives = read_drives(x, r_in=r_in, r_out=r_out)
@@ -267,7 +268,7 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     summary = summarize(g, x, sol, v0, seconds)
     summary["kernel_load_seconds"] = load
     summary["config"] = dict(r_wl=r_wl, r_bl=r_bl, r_in=r_in, r_out=r_out, v0=v0, method=method,
-                             tol=tol, **(provenance or {}))
+                             tol=tol, **provenance)
     terminals = {f"i_terminal_{k}": v for k, v in sol.i_terminal.items()}
     M, N = g.shape
     device = _device_words(v0)
@@ -450,6 +451,7 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
     """
     from .circuit import Crossbar, pulse_drives
 
+    provenance = check_provenance(provenance)
     xbar = Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)
     drives = pulse_drives(xbar.shape, cell, vp, scheme)
     sol, seconds, load = _checked_solve(out_dir, xbar, drives, method, tol, spice, progress)
@@ -457,7 +459,7 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
     summary["kernel_load_seconds"] = load
     summary["pulse"] = summarize_pulse(sol, cell, vp)
     summary["config"] = dict(cell=list(cell), vp=vp, scheme=scheme, r_wl=r_wl, r_bl=r_bl, v0=v0, method=method,
-                             tol=tol, **(provenance or {}))
+                             tol=tol, **provenance)
     M, N = xbar.shape
     device = _device_words(v0)
     title = (f"xbarsim solve: {vp:g} V pulse on ({cell[0]}, {cell[1]}) under {scheme}, {M}x{N}, "

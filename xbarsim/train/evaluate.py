@@ -318,7 +318,11 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     seed : int
         Layer ``k`` is transferred with seed ``seed + k`` (transfer ``t``,
         tile ``j`` uses the stream ``(seed + k, t, j)``); read noise of layer
-        ``k`` from seed ``seed + 1000 + k``.
+        ``k`` from seed ``seed + 1000 + k``. So runs at nearby seeds share
+        streams (layer 1 at seed ``s`` draws what layer 0 draws at ``s +
+        1``): for independent repeats, space the seeds by more than ``1000
+        + len(layers)``, or derive them, as ``xbarsim moons`` does
+        (`xbarsim.moons.stream_seed`).
     chunk : int
         Transfers programmed per step (memory, progress granularity).
     keep_conductances : int

@@ -1143,7 +1143,10 @@ def to_crossbar(model, cfg, seed=0):
     seed : int
         Layer ``k`` is programmed with seed ``seed + k``; in ``[0, 2**64 -
         104730]`` (``xbarsim.train._checks.SEED_MAX``). Every layer is
-        checked before the first is programmed.
+        checked before the first is programmed. Nearby seeds share streams
+        (layer 1 at ``s`` is layer 0 at ``s + 1``): space repeats' seeds by
+        more than the layer count, or derive them
+        (`xbarsim.moons.stream_seed`).
 
     Returns
     -------

@@ -274,3 +274,20 @@ def test_run_checks_its_provenance_before_the_work(tmp_path):
                     provenance={"targets": pathlib.Path("t.npy"), "g": np.float32(1.5), "size": np.array([3, 3])})
     config = json.loads((out / "summary.json").read_text())["config"]
     assert config["targets"] == "t.npy" and config["g"] == 1.5 and config["size"] == [3, 3]
+    assert tuple(k for k in config if k not in ("targets", "g", "size")) == program_cmd._CONFIG_FIELDS
+    # the run's own fields: r_wl overwrote the value used, tol failed after the solve (found by review)
+    with pytest.raises(ParameterError, match=r"must not use the run's own config fields \(r_wl, seed\)"):
+        program_cmd.run(str(tmp_path / "c"), np.full((3, 3), 3e-4), cfg, progress=False, verbose=False,
+                        provenance={"r_wl": 5.0, "seed": 99})
+    with pytest.raises(ParameterError, match=r"config fields \(tol\)"):
+        solve_cmd.run(str(tmp_path / "c"), np.full((3, 3), 3e-4), np.full(3, 0.2), progress=False, verbose=False,
+                      provenance={"tol": "from file"})
+    with pytest.raises(ParameterError, match=r"config fields \(cell, vp\)"):
+        solve_cmd.run_pulse(str(tmp_path / "c"), np.full((3, 3), 3e-4), (1, 1), 1.0, progress=False,
+                            verbose=False, provenance={"vp": 1, "cell": 2})
+    assert not (tmp_path / "c").exists()
+    # NumPy values among the run's own arguments are recorded as numbers
+    solve_cmd.run_pulse(str(tmp_path / "p"), np.full((3, 3), 3e-4), (np.int64(1), np.int64(2)), np.float32(1.5),
+                        r_wl=np.float32(1.0), progress=False, verbose=False)
+    config = json.loads((tmp_path / "p" / "summary.json").read_text())["config"]
+    assert config["cell"] == [1, 2] and config["vp"] == 1.5 and config["r_wl"] == 1.0

@@ -1455,11 +1455,57 @@ def test_evaluation_takes_sigmoids_written_in_forward_and_models_that_cast_their
     # a registered final nn.Sigmoid gives the same decisions: accepted
     final = nn.Sequential(nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1), nn.Sigmoid()).double()
     assert len(network_layers(final)) == 2
-    # a sigmoid that is neither registered nor called is still refused, by the forward check
-    with pytest.raises(ParameterError, match="Linear -> Sigmoid.*a sigmoid missing"):
+    # a Sequential's modules are its forward: one that is not the chain is refused as such
+    with pytest.raises(ParameterError, match="this nn.Sequential runs L-L "):
         network_layers(nn.Sequential(nn.Linear(2, 8), nn.Linear(8, 1)))
-    with pytest.raises(ParameterError, match="registered layers run S-L-S-L"):
+    with pytest.raises(ParameterError, match="this nn.Sequential runs S-L-S-L "):
         network_layers(nn.Sequential(nn.Sigmoid(), nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1)))
+
+    class Registered(nn.Module):
+        """The chain, its sigmoids registered anywhere (S-L-L, L-L-S-S:
+        refused as such before; found by review), applying `extra` to the
+        logit and needing its batch of len(x) points."""
+
+        def __init__(self, order, extra=None, cast=False):
+            super().__init__()
+            self.cast = cast
+            for name in order:
+                setattr(self, name, nn.Linear(2, 8) if name == "fc1" else nn.Linear(8, 1) if name == "fc2"
+                        else nn.Sigmoid())
+            self.extra = extra
+
+        def forward(self, x):
+            x = x.view(len(y), 2)  # a fixed batch: the test points' own
+            if self.cast:
+                x = x.float()
+            z = self.fc2(self.act(self.fc1(x)))
+            return z if self.extra is None else self.extra(z)
+
+    for order in (("act", "fc1", "fc2"), ("fc1", "fc2", "act", "out")):
+        torch.manual_seed(0)
+        net = Registered(order)
+        got = evaluate_statistical(net, cfg, x, y, n=3, stat=StatisticalModel())
+        ref = evaluate_statistical(network_layers(net), cfg, x, y, n=3, stat=StatisticalModel())
+        np.testing.assert_array_equal(got.logits, ref.logits)
+    # the forward check still refuses what is not the chain: no sigmoid at
+    # all, and an offset of 0.01 on the logit in a model that casts its input
+    # to float32 (let through by a tolerance of 1e4 float32 eps; found by review)
+    torch.manual_seed(0)
+    bare = Registered(("fc1", "fc2"))
+    bare.act = nn.Identity()
+    with pytest.raises(ParameterError, match="Linear -> Sigmoid.*a sigmoid missing"):
+        evaluate_statistical(bare, cfg, x, y, n=3, stat=StatisticalModel())
+    for shift in (None, 0.01):  # 1e4 eps allowed 0.0175 here
+        torch.manual_seed(0)
+        net = Registered(("fc1", "act", "fc2"), extra=None if shift is None else lambda z: z + shift, cast=True)
+        with torch.no_grad():
+            net.fc1.weight.mul_(6.0)
+            net.fc2.weight.mul_(6.0)
+        if shift is None:  # float32's own rounding passes
+            evaluate_statistical(net, cfg, x, y, n=3, stat=StatisticalModel())
+        else:
+            with pytest.raises(ParameterError, match="differs by up to 0.01"):
+                evaluate_statistical(net, cfg, x, y, n=3, stat=StatisticalModel())
 
 
 def test_layers_registered_out_of_order_are_named_as_the_cause():

@@ -95,17 +95,34 @@ def wires_text(r_wl, r_bl, unit="ohm"):
     return f"WL {r_wl:g} / BL {r_bl:g} {unit} wires"
 
 
-def check_provenance(provenance):
-    """``provenance`` (a run function's record of where its inputs came
-    from, for ``summary.json``'s ``config``) as a dict of JSON values, or a
-    ParameterError before the run: a Path or a NumPy value failed
-    ``json.dump`` after the work, and left ``--out`` behind (found by
-    review). Paths become strings, NumPy scalars and arrays Python numbers
-    and lists."""
-    import json
+def json_plain(obj):
+    """``obj`` with paths as strings, NumPy scalars and arrays as Python
+    numbers and lists, tuples as lists: what ``json.dump`` takes (a NumPy
+    value among a run function's arguments failed the summary after the
+    work; found by review)."""
     import pathlib
 
     import numpy as np
+
+    if isinstance(obj, pathlib.PurePath):
+        return str(obj)
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    if isinstance(obj, (list, tuple)):
+        return [json_plain(e) for e in obj]
+    if isinstance(obj, dict):
+        return {k: json_plain(e) for k, e in obj.items()}
+    return obj
+
+
+def check_provenance(provenance, reserved=()):
+    """``provenance`` (a run function's record of where its inputs came
+    from, for ``summary.json``'s ``config``) as a dict of JSON values
+    (`json_plain`), or a ParameterError before the run: a Path or a NumPy
+    value failed ``json.dump`` after the work and left ``--out`` behind, and
+    a key among the run's own ``reserved`` config fields overwrote the
+    value the run used, or failed after the work (found by review)."""
+    import json
 
     from .exceptions import ParameterError
 
@@ -114,19 +131,11 @@ def check_provenance(provenance):
     if not isinstance(provenance, dict) or not all(isinstance(k, str) for k in provenance):
         raise ParameterError(f"provenance must be a dict with string keys (what the inputs were, recorded in "
                              f"summary.json); got {type(provenance).__name__}.")
-
-    def plain(v):
-        if isinstance(v, pathlib.PurePath):
-            return str(v)
-        if isinstance(v, (np.generic, np.ndarray)):
-            return v.tolist()
-        if isinstance(v, (list, tuple)):
-            return [plain(e) for e in v]
-        if isinstance(v, dict):
-            return {k: plain(e) for k, e in v.items()}
-        return v
-
-    out = {k: plain(v) for k, v in provenance.items()}
+    taken = sorted(set(provenance) & set(reserved))
+    if taken:
+        raise ParameterError(f"provenance must not use the run's own config fields ({', '.join(taken)}): "
+                             "summary.json records those from the run's arguments; rename the keys.")
+    out = json_plain(provenance)
     try:
         json.dumps(out, allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 
 from .exceptions import ParameterError, XbarsimError
-from .cli import (RunFiles, check_out_dir, check_provenance, check_r_wire, help_text, load_array,
+from .cli import (RunFiles, check_out_dir, check_provenance, check_r_wire, help_text, json_plain, load_array,
                   remove_if_made_and_empty, seed_arg, wires_text)
 
 __all__ = ["run", "summarize", "plot", "register"]
@@ -195,6 +195,11 @@ def plot(res, path, title=""):
     plt.close(fig)
 
 
+_CONFIG_FIELDS = ("scheme", "read_scheme", "order", "r_wl", "r_bl", "tolerance", "seed", "max_pulses", "device_v0",
+                  "solve_tol", "solve_maxiter")
+"""The run's own fields of ``summary.json``'s ``config`` (provenance may not reuse them)."""
+
+
 def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=None):
     """Program one array and write the study into ``out_dir``.
 
@@ -229,7 +234,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
         raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
     _check_seed(seed)
     _check_flag(progress, "progress")
-    provenance = check_provenance(provenance)
+    provenance = check_provenance(provenance, _CONFIG_FIELDS)
     cfg.check_array(_check_target(targets, cfg.device).shape)
     made_out = check_out_dir(out_dir, ("summary.json", "result.npz", "program.png"))
     # the kernels loaded (a first run of an install compiles them for tens of
@@ -273,7 +278,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
     M, N = res.target.shape
     with RunFiles(out_dir) as files:  # all three files or none: Ctrl-C left a summary without its figure
         with open(files.path("summary.json"), "w") as fh:
-            json.dump(summary, fh, indent=2)
+            json.dump(json_plain(summary), fh, indent=2)
         np.savez_compressed(
             files.path("result.npz"),
             **{k: getattr(res, k) for k in ("order_index", "target", "pulses", "g_after_own", "g_final",

@@ -57,7 +57,7 @@ import time
 import numpy as np
 
 from ._coerce import where_not_finite
-from .cli import (RunFiles, check_out_dir, check_provenance, check_r_wire, help_text, load_array,
+from .cli import (RunFiles, check_out_dir, check_provenance, check_r_wire, help_text, json_plain, load_array,
                   remove_if_made_and_empty, wires_text)
 from .exceptions import ConvergenceError, ParameterError
 
@@ -259,7 +259,7 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     """
     from .circuit import Crossbar, read_drives
 
-    provenance = check_provenance(provenance)
+    provenance = check_provenance(provenance, ("r_wl", "r_bl", "r_in", "r_out", "v0", "method", "tol"))
     xbar = Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)  # checks g, wires and v0 before anything runs
     x = np.asarray(x, dtype=np.float64)
     drives = read_drives(x, r_in=r_in, r_out=r_out)
@@ -304,15 +304,17 @@ def _pct(value, digits):
 
 
 def _json_safe(obj):
-    """`obj` with every NaN or infinite float as None (JSON has no NaN:
-    strict parsers refused ``"max_rel_error": NaN``)."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    """`obj` with NumPy values as Python ones (`json_plain`) and every NaN or
+    infinite float as None (JSON has no NaN: strict parsers refused
+    ``"max_rel_error": NaN``)."""
+    def finite(o):
+        if isinstance(o, dict):
+            return {k: finite(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [finite(v) for v in o]
+        return None if isinstance(o, float) and not math.isfinite(o) else o
+
+    return finite(json_plain(obj))
 
 
 def _device_words(v0):
@@ -451,7 +453,7 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
     """
     from .circuit import Crossbar, pulse_drives
 
-    provenance = check_provenance(provenance)
+    provenance = check_provenance(provenance, ("cell", "vp", "scheme", "r_wl", "r_bl", "v0", "method", "tol"))
     xbar = Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)
     drives = pulse_drives(xbar.shape, cell, vp, scheme)
     sol, seconds, load = _checked_solve(out_dir, xbar, drives, method, tol, spice, progress)

@@ -295,17 +295,19 @@ class HardwareAwareLinear(nn.Linear):
 
     @staticmethod
     def _warn_if_extrapolated(surrogate, in_features, out_features, bias):
-        """Warn when this layer's tiles hold more devices than any the
-        surrogate was fitted on: its drift model then extrapolates."""
+        """Warn when this layer's largest tile does not fit inside one the
+        surrogate was fitted on: its drift and read models then extrapolate."""
         from .surrogate import Surrogate
 
         if not isinstance(surrogate, Surrogate):
             return
-        devices, fitted = surrogate.covers(out_features, in_features, bias)
-        if devices > fitted:
-            warn(f"this {out_features} x {in_features} layer maps to tiles of up to {devices} devices, but the "
-                 f"surrogate was fitted on layers whose largest tile holds {fitted} "
-                 f"(layers={surrogate.meta.get('layers')}): its programming-order drift is extrapolated. Fit it "
+        if not surrogate.is_covered(out_features, in_features, bias):
+            (rows, cols), fitted = surrogate.covers(out_features, in_features, bias)
+            shapes = ", ".join(f"{r} x {c}" for r, c in fitted)
+            warn(f"this {out_features} x {in_features} layer maps to tiles of up to {rows} x {cols} devices, but "
+                 f"the surrogate was fitted on layers whose largest tiles are {shapes} "
+                 f"(layers={surrogate.meta.get('layers')}): its programming-order drift and line reads are "
+                 "extrapolated. Fit it "
                  f"on this network's shapes, Surrogate.fit(cfg, layers=[({out_features}, {in_features}), ...]), "
                  "and compare with the simulator by xbarsim.train.surrogate.check(surrogate, layers=...).", UserWarning)
 

@@ -327,9 +327,16 @@ class TransferConfig:
         if not (dev.g_min <= g_min and g_max <= dev.g_max):
             # the device's range is its operating window (2-10 kOhm for TiO2), where its model is calibrated
             # and the tuning law measured; the reachable range (g_lo, g_hi) only bounds that window
+            # enough digits to tell the numbers apart: a float32 1e-4 is a
+            # hair below 1e-4 and read "(0.0001, 0.0005) outside 0.0001 to
+            # 0.0005" at 3 digits (found by review)
+            digits = 3
+            while digits < 17 and (f"{g_min:.{digits}g}" == f"{dev.g_min:.{digits}g}" and g_min < dev.g_min
+                                   or f"{g_max:.{digits}g}" == f"{dev.g_max:.{digits}g}" and g_max > dev.g_max):
+                digits += 1
             raise ParameterError(
-                f"window ({g_min:.3g}, {g_max:.3g}) S lies outside the device's operating window, "
-                f"{dev.g_min:.3g} to {dev.g_max:.3g} S; choose a window inside it, or widen the device's "
+                f"window ({g_min:.{digits}g}, {g_max:.{digits}g}) S lies outside the device's operating window, "
+                f"{dev.g_min:.{digits}g} to {dev.g_max:.{digits}g} S; choose a window inside it, or widen the device's "
                 f"operating window first (dataclasses.replace(device, g_min=..., g_max=...), inside its "
                 f"reachable range {dev.g_lo:.3g} to {dev.g_hi:.3g} S)."
             )

@@ -1460,6 +1460,26 @@ def test_evaluation_takes_sigmoids_written_in_forward_and_models_that_cast_their
         network_layers(nn.Sequential(nn.Linear(2, 8), nn.Linear(8, 1)))
     with pytest.raises(ParameterError, match="this nn.Sequential runs S-L-S-L "):
         network_layers(nn.Sequential(nn.Sigmoid(), nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1)))
+    # a layer applied twice: modules() lists it once, and the chain read was another network (found by review)
+    l1, l2 = nn.Linear(2, 4), nn.Linear(4, 4)
+    with pytest.raises(ParameterError, match="applies one nn.Linear more than once"):
+        network_layers(nn.Sequential(l1, nn.Sigmoid(), l2, nn.Sigmoid(), l2))
+    act = nn.Sigmoid()  # one sigmoid module applied twice is the chain
+    assert len(network_layers(nn.Sequential(l1, act, l2, act, nn.Linear(4, 1)))) == 3
+
+    class Float32Logits(nn.Module):
+        """The chain in float64, its logits returned as float32: refused for
+        float32's rounding of them (found by review)."""
+
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.act, self.fc2 = nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1)
+
+        def forward(self, v):
+            return self.fc2(self.act(self.fc1(v))).float()
+
+    torch.manual_seed(0)
+    evaluate_statistical(Float32Logits(), cfg, x, y, n=3, stat=StatisticalModel())
 
     class Registered(nn.Module):
         """The chain, its sigmoids registered anywhere (S-L-L, L-L-S-S:

@@ -3,6 +3,8 @@
 import json
 import pickle
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -228,7 +230,10 @@ def test_fit_refuses_bad_seeds_and_layers_before_any_compute(cfg, monkeypatch):
     first, then fail naming seed + 7919; a uint64 seed wrapped silently."""
     from xbarsim.train._checks import SEED_MAX, SEED_OFFSET_MAX, check_seed
 
+    import xbarsim.programming as programming
+
     monkeypatch.setattr(xs, "program", _no_compute)
+    monkeypatch.setattr(programming, "program_quietly", _no_compute)  # what the fit calls
     tiny = dict(n_transfers=2, layers=((1, 1),), n_fail_devices=64, n_probe=2, n_bins=2)
     assert SEED_MAX == 2**64 - 1 - SEED_OFFSET_MAX
     for seed in (None, -1, 1.5, True, "3", 2**64 - 1, np.uint64(2**64 - 1), SEED_MAX + 1):
@@ -285,14 +290,20 @@ def test_a_layer_larger_than_the_fitted_tiles_warns(small):
                                          r"layers=\[\(16, 12\)"):
         HardwareAwareLinear(12, 16, surrogate=small, seed=0)
     # as many devices as the 3 x 16 tile (48), on longer bit lines: not covered
-    # (it was, by its count, and drew a 1.16x spread; found by review)
+    # (it was, by its count, and drew a 1.32x spread; found by review)
     with pytest.warns(UserWarning, match=r"up to 24 x 2 devices"):
         HardwareAwareLinear(23, 1, surrogate=small, seed=0)
+    with pytest.warns(UserWarning, match=r"up to 9 x 16 devices"):  # both lengths fitted, 144 devices
+        HardwareAwareLinear(8, 8, surrogate=small, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         HardwareAwareLinear(2, 8, surrogate=small, seed=0)
         HardwareAwareLinear(2, 4, surrogate=small, seed=0)  # 3 x 8 devices
         HardwareAwareLinear(8, 1, surrogate=small, seed=0)  # 9 x 2
+        # within each bound, inside no single fitted tile (warned of, and no
+        # worse than the fitted shapes; found by review)
+        HardwareAwareLinear(8, 2, surrogate=small, seed=0)  # 9 x 4
+        HardwareAwareLinear(4, 4, surrogate=small, seed=0)  # 5 x 8
 
 
 def test_matches_compares_the_window_the_mapping_uses(small):
@@ -518,13 +529,22 @@ def test_check_draws_apart_from_the_fit_for_any_seed(cfg, monkeypatch):
         calls["seeds"].append(int(seed))
         return real_many(W, b, c, n=n, seed=seed, **kw)
 
+    import xbarsim.programming as programming
+
+    real_quiet = programming.program_quietly
+
     def program(t, c, seed=0, **kw):
         calls["seeds"].append(int(seed))
         return real_program(t, c, seed=seed, **kw)
 
+    def program_quietly(t, c, seed=0, **kw):  # the fit's (xs.program without its warning)
+        calls["seeds"].append(int(seed))
+        return real_quiet(t, c, seed=seed, **kw)
+
     monkeypatch.setattr(mapping, "map_layer", map_layer)
     monkeypatch.setattr(xs, "transfer_many", transfer_many)
     monkeypatch.setattr(xs, "program", program)
+    monkeypatch.setattr(programming, "program_quietly", program_quietly)
     sur = Surrogate.fit(cfg, n_transfers=2, seed=3, n_fail_devices=64, layers=((2, 2),))
     fit_w, fit_seeds = set(calls["W"]), set(calls["seeds"])
     assert fit_w and fit_seeds
@@ -774,7 +794,16 @@ def test_surrogate_entry_points_refuse_bad_arguments_specifically(small):
         with pytest.raises(ParameterError, match=word):
             small.program_tile(bad, rng)
     g_hi = small.cfg.device.g_hi
-    assert np.all(small.program_tile(np.full((2, 2), g_hi), rng, noise=False, failures=False)[0] == g_hi)
+    # the device's reachable top, also as float32 (refused by its rounding;
+    # found by review), is taken, with a warning: it lies outside the fitted window
+    for top in (g_hi, np.float32(g_hi)):
+        with pytest.warns(UserWarning, match=r"reach outside the window the surrogate was fitted on"):
+            g = small.program_tile(np.full((2, 2), top), rng, noise=False, failures=False)[0]
+        np.testing.assert_allclose(g, g_hi, rtol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the window itself, idle devices at its bottom: no warning
+        lo, hi = small.cfg.g_window
+        small.program_tile(np.array([[lo, hi], [lo, 0.5 * (lo + hi)]]), rng)
     for args, word in (((-1, 2), "out_features"), ((2, 2.5), "in_features")):
         with pytest.raises(ParameterError, match=word):
             small.tile_devices(*args)

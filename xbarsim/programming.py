@@ -790,6 +790,17 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
     (4, 4)
     """
     cfg = TransferConfig() if cfg is None else cfg
+    res = program_quietly(target_g, cfg, seed, order=order, track=track, progress=progress)
+    warn_unconverged([res.converged], [res.stuck_state], cfg, "programming")
+    return res
+
+
+def program_quietly(target_g, cfg=None, seed=0, *, order=None, track=False, progress=False):
+    """`program` without its warning of unconverged devices: for callers
+    that program many arrays and warn once for all of them
+    (`xbarsim.train.Surrogate.fit`, which silenced the warnings with a
+    process-wide filter, taking other threads' with them; found by review)."""
+    cfg = TransferConfig() if cfg is None else cfg
     if not isinstance(cfg, TransferConfig):
         raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
     track = _check_flag(track, "track")
@@ -798,9 +809,7 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
     s = _check_seed(seed)
     pairs = programming_order(t.shape, cfg.order if order is None else order)
     out = _program_batch(t[None], cfg, s, order_pairs=pairs, track=track, progress=progress)
-    res = _program_result(out, t, pairs, track)
-    warn_unconverged([res.converged], [res.stuck_state], cfg, "programming")
-    return res
+    return _program_result(out, t, pairs, track)
 
 
 UNCONVERGED_WARN = 0.05

@@ -89,6 +89,16 @@ def network_layers(model):
     # torch.sigmoid in forward (registered "L-L") or its sigmoids registered
     # first ("S-L-L") is the chain too, which the evaluations' forward check
     # judges (both were refused here; found by review)
+    if _is_plain_sequential(model):
+        applied = _sequential_leaves(model)  # as forward applies them: a module used twice counts twice
+        kinds = "".join("L" if isinstance(m, nn.Linear) else "S" for m in applied if not isinstance(m, passive))
+        twice = {id(m) for m in applied if isinstance(m, nn.Linear) and sum(a is m for a in applied) > 1}
+        if twice:
+            # modules() lists a shared layer once, and the chain read from it
+            # was another network (found by review)
+            raise ParameterError(
+                "this nn.Sequential applies one nn.Linear more than once; the hardware evaluation transfers "
+                "each layer once. Pass its layers as [(weight, bias), ...] in the order it applies them.")
     if _is_plain_sequential(model) and re.fullmatch(r"L(SL)*S?", kinds) is None:
         raise ParameterError(
             f"the hardware evaluation runs Linear -> Sigmoid -> ... -> Linear networks (a sigmoid between "
@@ -109,6 +119,18 @@ def network_layers(model):
     if not out:
         raise ParameterError("the model holds no nn.Linear layer to transfer.")
     _check_chain(out, from_model=True)
+    return out
+
+
+def _sequential_leaves(model):
+    """The leaf modules of a plain ``nn.Sequential`` in the order its forward
+    applies them, repeats included (``modules()`` lists each once)."""
+    out = []
+    for m in model._modules.values():
+        if isinstance(m, nn.Sequential):
+            out.extend(_sequential_leaves(m))
+        else:
+            out.append(m)
     return out
 
 
@@ -236,12 +258,14 @@ def _check_forward(model, layers, x):
     got = out.detach().to(torch.float64).numpy() if isinstance(out, torch.Tensor) else None
     if got is not None and (got.shape == want.shape or (want.shape[1] == 1 and got.shape == (x.shape[0],))):
         got = got.reshape(want.shape)
+        if out.dtype.is_floating_point and torch.finfo(out.dtype).eps > torch.finfo(dtype).eps:
+            dtype = out.dtype  # a forward returning float32 logits (.float()) rounds them: judged at that precision
         eps = float(torch.finfo(dtype).eps)
         if dtype == torch.float64:
             tol = 1e4 * eps * (1.0 + float(np.max(np.abs(want))))
         else:
-            # float32's rounding grows with the sizes summed, not the
-            # logit's; 64 eps of them is ~400x what a cast model is off by,
+            # float32's (or a lower precision's) rounding grows with the
+            # sizes summed, not the logit's; 64 eps of them is ~400x what a cast model is off by,
             # and an offset of 0.01 on the logit is not let through (1e4 eps
             # let 0.05 through; found by review)
             tol = 64 * eps * (1.0 + float(np.max(np.abs(want))) + _magnitude(layers, x))

@@ -295,8 +295,9 @@ class HardwareAwareLinear(nn.Linear):
 
     @staticmethod
     def _warn_if_extrapolated(surrogate, in_features, out_features, bias):
-        """Warn when this layer's largest tile does not fit inside one the
-        surrogate was fitted on: its drift and read models then extrapolate."""
+        """Warn when this layer's largest tile is longer either way, or holds
+        more devices, than the surrogate's fitted tiles (`Surrogate.is_covered`):
+        its drift and read models then extrapolate."""
         from .surrogate import Surrogate
 
         if not isinstance(surrogate, Surrogate):

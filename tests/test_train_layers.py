@@ -1467,19 +1467,28 @@ def test_evaluation_takes_sigmoids_written_in_forward_and_models_that_cast_their
     act = nn.Sigmoid()  # one sigmoid module applied twice is the chain
     assert len(network_layers(nn.Sequential(l1, act, l2, act, nn.Linear(4, 1)))) == 3
 
-    class Float32Logits(nn.Module):
-        """The chain in float64, its logits returned as float32: refused for
-        float32's rounding of them (found by review)."""
+    class CastLogits(nn.Module):
+        """The chain in float64, its logits returned at a lower precision:
+        refused for the cast's rounding (found by review); `act` and `shift`
+        make it another network, which must stay refused at bfloat16's
+        precision too (a tolerance of the sums there let them through; found
+        by review)."""
 
-        def __init__(self):
+        def __init__(self, dtype, act=torch.sigmoid, shift=0.0):
             super().__init__()
-            self.fc1, self.act, self.fc2 = nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1)
+            self.fc1, self.fc2 = nn.Linear(2, 8), nn.Linear(8, 1)
+            self.out_dtype, self.f, self.shift = dtype, act, shift
 
         def forward(self, v):
-            return self.fc2(self.act(self.fc1(v))).float()
+            return (self.fc2(self.f(self.fc1(v))) + self.shift).to(self.out_dtype)
 
-    torch.manual_seed(0)
-    evaluate_statistical(Float32Logits(), cfg, x, y, n=3, stat=StatisticalModel())
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        torch.manual_seed(0)
+        evaluate_statistical(CastLogits(dtype), cfg, x, y, n=3, stat=StatisticalModel())
+        for wrong in (dict(act=torch.tanh), dict(act=lambda v: v), dict(shift=0.3)):
+            torch.manual_seed(0)
+            with pytest.raises(ParameterError, match="differs by up to"):
+                evaluate_statistical(CastLogits(dtype, **wrong), cfg, x, y, n=3, stat=StatisticalModel())
 
     class Registered(nn.Module):
         """The chain, its sigmoids registered anywhere (S-L-L, L-L-S-S:

@@ -830,8 +830,21 @@ def test_fit_warns_that_v2_and_floating_reads_are_not_modelled(cfg):
     its bins with nothing said at the fit (found by review)."""
     from dataclasses import replace
 
+    import xbarsim.programming as programming
+
+    real_quiet, filters = programming.program_quietly, []
+
+    def program_quietly(*args, **kwargs):  # the filters in force while the fit programs
+        filters.append(list(warnings.filters))
+        return real_quiet(*args, **kwargs)
+
     with pytest.warns(Warning) as record:
-        Surrogate.fit(replace(cfg, read_scheme="V/2"), n_transfers=4, layers=((1, 2),), n_fail_devices=0)
+        before = list(warnings.filters)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(programming, "program_quietly", program_quietly)
+            Surrogate.fit(replace(cfg, read_scheme="V/2"), n_transfers=4, layers=((1, 2),), n_fail_devices=0)
+    # no process-wide filter of its own: it hid other threads' warnings (found by review)
+    assert filters and all(f == before for f in filters)
     messages = [str(w.message) for w in record]
     assert sum("read_scheme='V/2' the sensed current also carries the bit line's sneak" in m for m in messages) == 1
     # one warning of the unconverged devices for the whole fit, not one per programmed tile (found by review)

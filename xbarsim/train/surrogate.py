@@ -989,8 +989,9 @@ class Surrogate:
 
             # mapped targets never leave the window; a direct call's were
             # extrapolated without a word (found by review)
-            warn(f"program_tile: targets from {float(np.min(t)):.4g} to {top:.4g} S reach outside the window the "
-                 f"surrogate was fitted on ({lo:g} to {hi:g} S); its error and drift models are extrapolated "
+            # 8 digits: at 4 a target a hair outside read as the window itself (found by review)
+            warn(f"program_tile: targets from {float(np.min(t)):.8g} to {top:.8g} S reach outside the window the "
+                 f"surrogate was fitted on ({lo:.8g} to {hi:.8g} S); its error and drift models are extrapolated "
                  "there.", UserWarning)
         shape = t.shape
         M, N = shape[-2:]

@@ -1474,17 +1474,37 @@ def test_evaluation_takes_sigmoids_written_in_forward_and_models_that_cast_their
         precision too (a tolerance of the sums there let them through; found
         by review)."""
 
-        def __init__(self, dtype, act=torch.sigmoid, shift=0.0):
+        def __init__(self, dtype, act=torch.sigmoid, shift=0.0, sigmoid_after=False):
             super().__init__()
             self.fc1, self.fc2 = nn.Linear(2, 8), nn.Linear(8, 1)
-            self.out_dtype, self.f, self.shift = dtype, act, shift
+            self.out_dtype, self.f, self.shift, self.sigmoid_after = dtype, act, shift, sigmoid_after
 
         def forward(self, v):
-            return (self.fc2(self.f(self.fc1(v))) + self.shift).to(self.out_dtype)
+            z = (self.fc2(self.f(self.fc1(v))) + self.shift).to(self.out_dtype)
+            return torch.sigmoid(z) if self.sigmoid_after else z
 
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         torch.manual_seed(0)
         evaluate_statistical(CastLogits(dtype), cfg, x, y, n=3, stat=StatisticalModel())
+        # the sigmoid taken after the cast, at logits near -10, where the
+        # logit's own rounding dominates (refused; found by review)
+        torch.manual_seed(0)
+        after = CastLogits(dtype, sigmoid_after=True)
+        with torch.no_grad():
+            after.fc2.bias.fill_(-10.0)
+        evaluate_statistical(after, cfg, x, y, n=3, stat=StatisticalModel())
+    # float16 logits past 65504 come back as inf of their sign (refused; found by review)
+    torch.manual_seed(0)
+    big = CastLogits(torch.float16)
+    with torch.no_grad():
+        big.fc2.weight.mul_(3e5)
+        big.fc2.bias.zero_()
+    evaluate_statistical(big, cfg, x, y, n=3, stat=StatisticalModel())
+    # float8 rounds by up to 25 %, which hides a shifted logit: refused as too coarse (found by review)
+    if hasattr(torch, "float8_e5m2"):
+        torch.manual_seed(0)
+        with pytest.raises(ParameterError, match="float8_e5m2 outputs, too coarse to check"):
+            evaluate_statistical(CastLogits(torch.float8_e5m2), cfg, x, y, n=3, stat=StatisticalModel())
         for wrong in (dict(act=torch.tanh), dict(act=lambda v: v), dict(shift=0.3)):
             torch.manual_seed(0)
             with pytest.raises(ParameterError, match="differs by up to"):

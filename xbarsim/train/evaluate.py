@@ -84,26 +84,24 @@ def network_layers(model):
             f"the hardware evaluation runs Linear -> Sigmoid -> ... -> Linear networks; this one also holds "
             f"{', '.join(sorted(set(other)))}. Transfer other networks layer by layer with "
             "xbarsim.train.to_crossbar and xs.mvm, applying their activations in between.")
-    kinds = "".join("L" if isinstance(m, nn.Linear) else "S" for m in leaves if not isinstance(m, passive))
     # only a Sequential's registration order is its forward: a model with
     # torch.sigmoid in forward (registered "L-L") or its sigmoids registered
     # first ("S-L-L") is the chain too, which the evaluations' forward check
     # judges (both were refused here; found by review)
     if _is_plain_sequential(model):
         applied = _sequential_leaves(model)  # as forward applies them: a module used twice counts twice
-        kinds = "".join("L" if isinstance(m, nn.Linear) else "S" for m in applied if not isinstance(m, passive))
-        twice = {id(m) for m in applied if isinstance(m, nn.Linear) and sum(a is m for a in applied) > 1}
-        if twice:
+        if any(isinstance(m, nn.Linear) and sum(a is m for a in applied) > 1 for m in applied):
             # modules() lists a shared layer once, and the chain read from it
             # was another network (found by review)
             raise ParameterError(
                 "this nn.Sequential applies one nn.Linear more than once; the hardware evaluation transfers "
                 "each layer once. Pass its layers as [(weight, bias), ...] in the order it applies them.")
-    if _is_plain_sequential(model) and re.fullmatch(r"L(SL)*S?", kinds) is None:
-        raise ParameterError(
-            f"the hardware evaluation runs Linear -> Sigmoid -> ... -> Linear networks (a sigmoid between "
-            f"every two linear layers, none before the first, at most one after the last); this "
-            f"nn.Sequential runs {'-'.join(kinds)} (L: Linear, S: Sigmoid).")
+        kinds = "".join("L" if isinstance(m, nn.Linear) else "S" for m in applied if not isinstance(m, passive))
+        if re.fullmatch(r"L(SL)*S?", kinds) is None:
+            raise ParameterError(
+                f"the hardware evaluation runs Linear -> Sigmoid -> ... -> Linear networks (a sigmoid between "
+                f"every two linear layers, none before the first, at most one after the last); this "
+                f"nn.Sequential runs {'-'.join(kinds)} (L: Linear, S: Sigmoid).")
     out = []
     for k, layer in enumerate(linear_layers(model)):
         w = layer.weight.detach().cpu().to(torch.float64).numpy()

@@ -371,13 +371,13 @@ def test_run_takes_a_numpy_seed(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "cal" / "calibration.json").read_text())["seed"] == 3
 
 
-def test_the_fit_of_the_last_seed_wraps_to_seed_zero(monkeypatch):
+def test_the_fit_of_the_last_seed_wraps_to_seed_zero(tmp_path, monkeypatch):
     """`run` fits on the seed after the evaluation's: seed 2**64 - 1 made the
     fit refuse 2**64, a seed the caller never gave (found by review)."""
     seeds = []
     monkeypatch.setattr(C, "fit", lambda *a, **k: seeds.append(k["seed"]) or (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
-        C.run("unused-out", do_fit=True, n_arrays=2, seed=2**64 - 1, fit_arrays=2, fit_iter=1, verbose=False)
+        C.run(str(tmp_path / "out"), do_fit=True, n_arrays=2, seed=2**64 - 1, fit_arrays=2, fit_iter=1, verbose=False)
     assert seeds == [0]
 
 

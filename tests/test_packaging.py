@@ -342,6 +342,43 @@ def test_build_configuration():
             assert ".".join(folder.relative_to(ROOT).parts) in packages, folder
 
 
+def test_the_built_wheel_ships_the_kernels_only_as_xbarsim_kernels(tmp_path):
+    """The wheel itself, built from a copy of the sources (the tests above
+    read pyproject.toml only; found by review): no top-level ``kernels``
+    package (a name another PyPI project owns), every kernel module under
+    ``xbarsim/kernels``, the measured data with its licence, no bytecode."""
+    import importlib.metadata
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
+        shutil.copy(ROOT / name, src / name)
+    for folder in ("xbarsim", "kernels"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.py[cod]"))
+    try:  # the installed setuptools when it is new enough (no index needed), else pip's isolated build
+        isolated = int(importlib.metadata.version("setuptools").split(".")[0]) < 77
+    except importlib.metadata.PackageNotFoundError:
+        isolated = True
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(src)]
+    if not isolated:
+        cmd.insert(4, "--no-build-isolation")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("xbarsim-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert not any(n.startswith("kernels/") for n in names)
+    top = [n for n in names if n.endswith(".dist-info/top_level.txt")]
+    if top:
+        assert zipfile.ZipFile(wheel).read(top[0]).decode().split() == ["xbarsim"]
+    kernels = {p.name for p in (ROOT / "kernels").glob("*.py")}
+    assert kernels and {n.split("/")[-1] for n in names if n.startswith("xbarsim/kernels/")} == kernels
+    for data in ("LICENSE", "README.md", "neighbour_drift.csv", "programmed_8x8_maps.csv"):
+        assert f"xbarsim/data/tio2/{data}" in names, data
+    assert not any(n.endswith((".pyc", ".pyo")) or "__pycache__" in n for n in names)
+
+
 def test_sdist_manifest_carries_the_test_helpers():
     lines = (ROOT / "MANIFEST.in").read_text().splitlines()
     for needed in ("graft tests", "graft examples", "graft bench", "graft docs", "include LICENSE README.md"):

@@ -1493,22 +1493,41 @@ def test_evaluation_takes_sigmoids_written_in_forward_and_models_that_cast_their
         with torch.no_grad():
             after.fc2.bias.fill_(-10.0)
         evaluate_statistical(after, cfg, x, y, n=3, stat=StatisticalModel())
-    # float16 logits past 65504 come back as inf of their sign (refused; found by review)
-    torch.manual_seed(0)
-    big = CastLogits(torch.float16)
-    with torch.no_grad():
-        big.fc2.weight.mul_(3e5)
-        big.fc2.bias.zero_()
-    evaluate_statistical(big, cfg, x, y, n=3, stat=StatisticalModel())
+        for wrong in (dict(act=torch.tanh), dict(act=lambda v: v), dict(shift=0.3)):
+            torch.manual_seed(0)
+            with pytest.raises(ParameterError, match="differs by up to"):
+                evaluate_statistical(CastLogits(dtype, **wrong), cfg, x, y, n=3, stat=StatisticalModel())
+    # float16 logits past 65504 come back as inf: they cannot be checked,
+    # and are refused as such (taking inf for any logit past the range let a
+    # network without its sigmoid through; found by review)
+    for act in (torch.sigmoid, lambda v: v):
+        torch.manual_seed(0)
+        big = CastLogits(torch.float16, act=act)
+        with torch.no_grad():
+            big.fc2.weight.mul_(1e6)
+        with pytest.raises(ParameterError, match="returns NaN or inf at .* outputs on these points \\(torch.float16\\)"):
+            evaluate_statistical(big, cfg, x, y, n=3, stat=StatisticalModel())
     # float8 rounds by up to 25 %, which hides a shifted logit: refused as too coarse (found by review)
     if hasattr(torch, "float8_e5m2"):
         torch.manual_seed(0)
         with pytest.raises(ParameterError, match="float8_e5m2 outputs, too coarse to check"):
             evaluate_statistical(CastLogits(torch.float8_e5m2), cfg, x, y, n=3, stat=StatisticalModel())
-        for wrong in (dict(act=torch.tanh), dict(act=lambda v: v), dict(shift=0.3)):
-            torch.manual_seed(0)
-            with pytest.raises(ParameterError, match="differs by up to"):
-                evaluate_statistical(CastLogits(dtype, **wrong), cfg, x, y, n=3, stat=StatisticalModel())
+
+    class Classes(nn.Module):
+        """Decisions, not logits: a bool output passed as a saturated
+        sigmoid, a complex one lost its imaginary part (found by review)."""
+
+        def __init__(self, kind):
+            super().__init__()
+            self.fc1, self.fc2, self.kind = nn.Linear(2, 8), nn.Linear(8, 1), kind
+
+        def forward(self, v):
+            z = self.fc2(torch.sigmoid(self.fc1(v)))
+            return z > 0 if self.kind == "bool" else torch.complex(z, torch.full_like(z, 7.0))
+
+    for kind in ("bool", "complex"):
+        with pytest.raises(ParameterError, match="returns torch.(bool|complex128) values"):
+            evaluate_statistical(Classes(kind), cfg, x, y, n=3, stat=StatisticalModel())
 
     class Registered(nn.Module):
         """The chain, its sigmoids registered anywhere (S-L-L, L-L-S-S:

@@ -62,6 +62,20 @@ def _tensor_to_numpy(tensor, name, units):
                              f"equivalent; convert it with .double() first ({units}).") from exc
 
 
+def as_array(value, name, expected, units):
+    """``value`` as a NumPy array of its own dtype (labels, hits, counts:
+    what `as_real_array` would make float64 or refuse as boolean): a torch
+    tensor detached and brought to the CPU (one that requires grad, or on a
+    GPU, raised torch's own error), ragged rows a `ParameterError` saying
+    ``expected`` (NumPy's raw "inhomogeneous shape" otherwise)."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor, grad or not, any device
+        value = _tensor_to_numpy(_strided(value.detach(), name, units).cpu(), name, units)
+    try:
+        return np.asarray(value)
+    except ValueError:
+        raise ParameterError(f"{name} has rows of different lengths; expected {expected}.") from None
+
+
 def as_real_array(value, name, expected="numeric", units="conductances in siemens, resistances in ohms, "
                                                           "voltages in volts"):
     """``value`` as a float64 array (no copy when it already is one).

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .._coerce import where_not_finite
+from .._coerce import as_array, where_not_finite
 from .._progress import Progress
 from .._warn import warn
 from ..exceptions import ParameterError
@@ -166,11 +166,8 @@ def _bool_as_float(x):
 
 def check_labels(y, points):
     """``y`` as an array of ``points`` labels in {0, 1}, or a ParameterError."""
-    try:
-        labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
-    except ValueError:  # ragged: NumPy's raw "inhomogeneous shape" (found by review)
-        raise ParameterError(f"y has rows of different lengths; expected ({points},), one label 0 or 1 per "
-                             "point of x.") from None
+    # ragged: NumPy's raw "inhomogeneous shape" (found by review)
+    labels = as_array(y, "y", f"({points},), one label 0 or 1 per point of x", "labels 0 and 1")
     if labels.shape != (points,):
         raise ParameterError(f"y has shape {labels.shape}; expected ({points},), one label per point of x.")
     if not np.all((labels == 0) | (labels == 1)):

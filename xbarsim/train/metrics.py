@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._coerce import as_array
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 
@@ -36,21 +37,13 @@ BINS = (
 
 
 def _plain(value, name, expected):
-    """``value`` as a NumPy array: a torch tensor detached and brought to
-    the CPU (one that requires grad, or on a GPU, raised torch's own error;
-    found by review), ragged rows refused."""
+    """``value`` as a NumPy array (`as_array`: tensors that require grad or
+    sit on a GPU raised torch's own error; found by review), an `MCResult`
+    passed whole refused with the field to pass."""
     if hasattr(value, "correct") and hasattr(value, "logits"):  # an MCResult itself
         raise ParameterError(f"{name} got a {type(value).__name__}; pass its .correct (the (n_transfers, n_points) "
                              "hits), e.g. summarize(result.correct).")
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        import torch
-
-        value = value.detach().cpu()
-        value = (value if value.dtype == torch.bool else value.to(torch.float64)).numpy()
-    try:
-        return np.asarray(value)
-    except ValueError:  # ragged rows: NumPy's raw "inhomogeneous shape" error
-        raise ParameterError(f"{name} has rows of different lengths; expected {expected}.") from None
+    return as_array(value, name, expected, "0/1 per transfer and point")
 
 
 def _as_correct(correct):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._coerce import as_real_array, where_not_finite
+from .._coerce import as_array, as_real_array, where_not_finite
 from ..devices import DeviceParams, real_scalar
 from ..exceptions import ParameterError
 
@@ -312,13 +312,8 @@ class StatisticalModel:
             # clamped to 0 (found by review)
             raise ParameterError(f"target holds {float(np.max(target)):g} S, above 1 S: conductances are in "
                                  "siemens (300 µS is 300e-6), not microsiemens.")
-        if hasattr(subsequent, "detach") and hasattr(subsequent, "cpu"):
-            subsequent = subsequent.detach().cpu().numpy()
-        try:
-            sub_arr = np.asarray(subsequent)
-        except ValueError:
-            raise ParameterError("subsequent has rows of different lengths; give integer counts shaped like "
-                                 "the targets.") from None
+        sub_arr = as_array(subsequent, "subsequent", "integer counts shaped like the targets",
+                           "devices programmed after each one")
         if sub_arr.dtype.kind not in "iu" and not (sub_arr.dtype.kind == "f" and np.all(np.isfinite(sub_arr))
                                                    and np.all(sub_arr == np.round(sub_arr))):
             # inf was taken for a count and wrapped to no drift (found by review)

@@ -274,7 +274,9 @@ def test_run_checks_its_provenance_before_the_work(tmp_path):
                     provenance={"targets": pathlib.Path("t.npy"), "g": np.float32(1.5), "size": np.array([3, 3])})
     config = json.loads((out / "summary.json").read_text())["config"]
     assert config["targets"] == "t.npy" and config["g"] == 1.5 and config["size"] == [3, 3]
-    assert tuple(k for k in config if k not in ("targets", "g", "size")) == program_cmd._CONFIG_FIELDS
+    assert tuple(k for k in config if k not in ("targets", "g", "size")) == (
+        "scheme", "read_scheme", "order", "r_wl", "r_bl", "tolerance", "seed", "max_pulses", "device_v0",
+        "solve_tol", "solve_maxiter")
     # the run's own fields: r_wl overwrote the value used, tol failed after the solve (found by review)
     with pytest.raises(ParameterError, match=r"must not use the run's own config fields \(r_wl, seed\)"):
         program_cmd.run(str(tmp_path / "c"), np.full((3, 3), 3e-4), cfg, progress=False, verbose=False,

@@ -195,11 +195,6 @@ def plot(res, path, title=""):
     plt.close(fig)
 
 
-_CONFIG_FIELDS = ("scheme", "read_scheme", "order", "r_wl", "r_bl", "tolerance", "seed", "max_pulses", "device_v0",
-                  "solve_tol", "solve_maxiter")
-"""The run's own fields of ``summary.json``'s ``config`` (provenance may not reuse them)."""
-
-
 def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=None):
     """Program one array and write the study into ``out_dir``.
 
@@ -234,7 +229,13 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
         raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
     _check_seed(seed)
     _check_flag(progress, "progress")
-    provenance = check_provenance(provenance, _CONFIG_FIELDS)
+    config = dict(
+        scheme=cfg.scheme.value, read_scheme=cfg.read_scheme.value, order=cfg.order.value,
+        r_wl=cfg.r_wl, r_bl=cfg.r_bl, tolerance=cfg.tolerance, seed=int(seed),
+        max_pulses=cfg.write_verify.max_pulses, device_v0=cfg.device.v0,
+        solve_tol=cfg.solve_tol, solve_maxiter=cfg.solve_maxiter,
+    )
+    provenance = check_provenance(provenance, config)
     cfg.check_array(_check_target(targets, cfg.device).shape)
     made_out = check_out_dir(out_dir, ("summary.json", "result.npz", "program.png"))
     # the kernels loaded (a first run of an install compiles them for tens of
@@ -268,13 +269,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
         raise
     summary = summarize(res, seconds)
     summary["kernel_load_seconds"] = load
-    summary["config"] = dict(
-        scheme=cfg.scheme.value, read_scheme=cfg.read_scheme.value, order=cfg.order.value,
-        r_wl=cfg.r_wl, r_bl=cfg.r_bl, tolerance=cfg.tolerance, seed=int(seed),
-        max_pulses=cfg.write_verify.max_pulses, device_v0=cfg.device.v0,
-        solve_tol=cfg.solve_tol, solve_maxiter=cfg.solve_maxiter,
-    )
-    summary["config"].update(provenance)
+    summary["config"] = {**config, **provenance}
     M, N = res.target.shape
     with RunFiles(out_dir) as files:  # all three files or none: Ctrl-C left a summary without its figure
         with open(files.path("summary.json"), "w") as fh:

@@ -259,7 +259,8 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     """
     from .circuit import Crossbar, read_drives
 
-    provenance = check_provenance(provenance, ("r_wl", "r_bl", "r_in", "r_out", "v0", "method", "tol"))
+    config = dict(r_wl=r_wl, r_bl=r_bl, r_in=r_in, r_out=r_out, v0=v0, method=method, tol=tol)
+    provenance = check_provenance(provenance, config)
     xbar = Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)  # checks g, wires and v0 before anything runs
     x = np.asarray(x, dtype=np.float64)
     drives = read_drives(x, r_in=r_in, r_out=r_out)
@@ -267,8 +268,7 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     g = np.asarray(xbar.g)
     summary = summarize(g, x, sol, v0, seconds)
     summary["kernel_load_seconds"] = load
-    summary["config"] = dict(r_wl=r_wl, r_bl=r_bl, r_in=r_in, r_out=r_out, v0=v0, method=method,
-                             tol=tol, **provenance)
+    summary["config"] = {**config, **provenance}
     terminals = {f"i_terminal_{k}": v for k, v in sol.i_terminal.items()}
     M, N = g.shape
     device = _device_words(v0)
@@ -453,15 +453,15 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
     """
     from .circuit import Crossbar, pulse_drives
 
-    provenance = check_provenance(provenance, ("cell", "vp", "scheme", "r_wl", "r_bl", "v0", "method", "tol"))
     xbar = Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)
-    drives = pulse_drives(xbar.shape, cell, vp, scheme)
+    drives = pulse_drives(xbar.shape, cell, vp, scheme)  # checks cell before list(cell) below
+    config = dict(cell=list(cell), vp=vp, scheme=scheme, r_wl=r_wl, r_bl=r_bl, v0=v0, method=method, tol=tol)
+    provenance = check_provenance(provenance, config)
     sol, seconds, load = _checked_solve(out_dir, xbar, drives, method, tol, spice, progress)
     summary = _solver_figures(sol, seconds)
     summary["kernel_load_seconds"] = load
     summary["pulse"] = summarize_pulse(sol, cell, vp)
-    summary["config"] = dict(cell=list(cell), vp=vp, scheme=scheme, r_wl=r_wl, r_bl=r_bl, v0=v0, method=method,
-                             tol=tol, **provenance)
+    summary["config"] = {**config, **provenance}
     M, N = xbar.shape
     device = _device_words(v0)
     title = (f"xbarsim solve: {vp:g} V pulse on ({cell[0]}, {cell[1]}) under {scheme}, {M}x{N}, "

@@ -485,18 +485,11 @@ class Surrogate:
 
     def tile_devices(self, out_features, in_features, bias=True):
         """Devices in the largest tile of an (out, in) layer under this
-        surrogate's configuration (mapping, tile size, bias row)."""
-        from ..mapping import map_layer
-
-        # a layer cut to one tile's size in each dimension has the same largest
-        # tile (its first is full where the layer's is): mapping the whole
-        # layer took 10.7 s and 2 GiB at 8192 x 8192 in every layer's __init__
-        m = max(self.cfg.tile)
-        # -1 and 2.5 raised raw NumPy / TypeErrors (found by review)
-        out_features, in_features = check_count(out_features, "out_features"), check_count(in_features, "in_features")
-        o, i = min(out_features, m), min(in_features, m)
-        lm = map_layer(np.ones((o, i)), np.ones(o) if bias else None, self.cfg)
-        return max(t.target.size for t in lm.tiles)
+        surrogate's configuration (mapping, tile size, bias row): the first
+        tile's, the largest both ways (`tile_shape`; it mapped a layer cut to
+        one tile's size)."""
+        rows, cols = self.tile_shape(out_features, in_features, bool(bias))
+        return rows * cols
 
     @property
     def fitted_layers(self):

@@ -34,6 +34,7 @@ def test_save_load_round_trip(small, tmp_path, cfg):
     for name in ("own_mean", "own_std", "drift_mean_coef", "drift_var_coef", "lrs_q"):
         np.testing.assert_array_equal(getattr(back, name), getattr(small, name))
     assert back.meta == small.meta
+    assert back.meta["xbarsim_version"] == xs.__version__  # which code fitted the file
     rng1, rng2 = np.random.default_rng(0), np.random.default_rng(0)
     t = map_layer(np.ones((8, 2)), np.zeros(8), cfg).tiles[0].target
     np.testing.assert_array_equal(small.program_tile(t, rng1)[0], back.program_tile(t, rng2)[0])

@@ -449,7 +449,8 @@ class Surrogate:
     kappa_bl: float = 1.0
     """Factor on the first-order bit-line IR drop in the MVM."""
     meta_json: str = "{}"
-    """Fit provenance (transfers, seed, layer shapes, residuals) as JSON."""
+    """Fit provenance (transfers, seed, layer shapes, residuals, the xbarsim
+    version that fitted it) as JSON."""
 
     # ------------------------------------------------------------------ config
     @property
@@ -778,7 +779,7 @@ class Surrogate:
             "n_transfers": n_transfers, "seed": seed, "layers": [list(s) for s in layers],
             "weight_scale": float(weight_scale), "n_bins": int(n_bins), "n_probe": int(n_probe),
             "n_devices": int(R["stuck"].size),
-            "n_fail_devices": int(n_fail_devices),
+            "n_fail_devices": int(n_fail_devices), "xbarsim_version": xs.__version__,
         })
 
     @classmethod

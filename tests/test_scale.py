@@ -23,6 +23,8 @@ from xbarsim import scale
 from xbarsim.cli import main
 from xbarsim.scale import COLUMNS, ScalePoint, SweepParams, load_results, plot_results, run_sweep
 
+from clusters import loopback_cluster
+
 WINDOW = ((100e-6, 500e-6),)  # siemens: the measured TiO2 window
 
 
@@ -485,10 +487,7 @@ def test_points_refused_for_memory_are_tried_again_by_a_plain_rerun(tmp_path, mo
 
 def test_sweep_through_a_local_dask_cluster(tmp_path):
     distributed = pytest.importorskip("distributed")
-    # processes=False keeps the test fast; protocol="tcp" because the
-    # in-process transport takes no host, and only loopback is used.
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+    with loopback_cluster() as cluster, \
             distributed.Client(cluster) as client:
         rows = run_sweep(params(sizes=((8, 8),), r_wire=(0.1, 10.0)), tmp_path,
                          client=client, progress=False, plots=False)
@@ -515,8 +514,7 @@ def test_the_memory_guard_counts_a_dask_workers_memory_limit():
     assert _memory.worker_allowance() is None  # not in a worker
     held = psutil.Process().memory_info().rss
     limit = held + 2**31
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
-                                  host="127.0.0.1", dashboard_address=None, memory_limit=limit) as cluster, \
+    with loopback_cluster(memory_limit=limit) as cluster, \
             distributed.Client(cluster) as client:
         allowance = client.submit(_memory.worker_allowance, pure=False).result()
         # 95 % of the limit less what the (in-process) worker holds: this
@@ -532,9 +530,7 @@ def test_the_memory_guard_counts_a_dask_workers_memory_limit():
 
 
 def test_cli_connects_to_an_existing_scheduler(tmp_path, capsys):
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
+    with loopback_cluster() as cluster:
         code = main(["scale", "--out", str(tmp_path), "--sizes", "8", "--r-wire", "1",
                      "--g-range", "100e-6:500e-6", "--scheduler", cluster.scheduler_address,
                      "--no-progress", "--no-plots"])
@@ -815,10 +811,8 @@ def test_losing_the_scheduler_stops_the_sweep_without_marking_points_failed(monk
 
 
 def test_scheduler_without_workers_gives_a_clear_error(tmp_path, capsys, monkeypatch):
-    distributed = pytest.importorskip("distributed")
     monkeypatch.setattr(scale, "WORKER_WAIT_S", 0.5)
-    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
+    with loopback_cluster(0) as cluster:
         address = cluster.scheduler_address
         code = _run_bounded(["scale", "--out", str(tmp_path), "--scheduler", address] + SCALE_8)
     assert code == 1

@@ -12,7 +12,7 @@ import pytest
 import xbarsim as xs
 from xbarsim.mapping import WEIGHT_SCALE_RANGE, map_layer
 
-
+from clusters import loopback_cluster
 from threads import with_threads as _with_threads
 
 
@@ -539,8 +539,7 @@ def test_transfer_many_scheduler_that_never_answers_or_has_no_workers(monkeypatc
     assert out is not None, "transfer_many hung on a peer that is not a Dask scheduler"
     assert out[0] == "error" and isinstance(out[1], xs.ParameterError), out
     assert "dask scheduler" in str(out[1])
-    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1",
-                                  dashboard_address=":0") as cluster:
+    with loopback_cluster(0) as cluster:
         address = cluster.scheduler_address
         out = _bounded(lambda: xs.transfer_many(W, b, xs.TransferConfig(), n=2, scheduler=address))
     assert out is not None, "transfer_many hung on a scheduler without workers"
@@ -553,8 +552,7 @@ def test_transfer_many_scheduler_that_never_answers_or_has_no_workers(monkeypatc
     # refused up front (it was distributed's raw ClosedClientError).
     cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
     ref = xs.transfer_many(W, b, cfg, n=2, seed=0)
-    with distributed.LocalCluster(n_workers=0, threads_per_worker=1, processes=False, protocol="tcp",
-                                  host="127.0.0.1", dashboard_address=":0") as cluster:
+    with loopback_cluster(0) as cluster:
         with distributed.Client(cluster, set_as_default=False) as client:
             err = io.StringIO()
 
@@ -746,8 +744,7 @@ def test_transfer_many_on_an_existing_scheduler_without_a_default_client():
     cfg = xs.TransferConfig()
     W, b = _layer(1, 8, seed=1)
     ref = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
-                                  host="127.0.0.1", dashboard_address=":0") as cluster:
+    with loopback_cluster() as cluster:
         with pytest.raises(ValueError, match="No clients found"):
             distributed.default_client()  # the case this test is about
         by_address = xs.transfer_many(W, b, cfg, n=4, seed=5, chunk=2, scheduler=cluster.scheduler_address)
@@ -783,8 +780,7 @@ def test_transfer_many_on_dask_holds_a_bounded_number_of_chunks():
     mapping = map_layer(W, b, cfg)
     n = 12
     ref = xs.transfer_many(W, b, cfg, n=n, seed=0, chunk=1)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
-                                  host="127.0.0.1", dashboard_address=":0") as cluster:
+    with loopback_cluster() as cluster:
         with distributed.Client(cluster, set_as_default=False) as client:
             counts = [held(client) for _ in _dask_chunks(mapping, cfg, _check_seed(0), list(range(n)), n, 1,
                                                          None, client)]
@@ -811,8 +807,7 @@ def test_transfer_many_on_an_adaptive_cluster_and_after_a_failed_chunk(monkeypat
     cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
     W, b = _layer(3, 2, seed=0)
     ref = xs.transfer_many(W, b, cfg, n=8, seed=0, chunk=1)
-    with distributed.LocalCluster(n_workers=0, threads_per_worker=1, processes=False, protocol="tcp",
-                                  host="127.0.0.1", dashboard_address=":0") as cluster:
+    with loopback_cluster(0) as cluster:
         cluster.adapt(minimum=0, maximum=1, interval="200ms")
         with distributed.Client(cluster, set_as_default=False) as client:
             got = xs.transfer_many(W, b, cfg, n=8, seed=0, chunk=1, scheduler=client)
@@ -852,8 +847,7 @@ def test_a_cluster_left_without_workers_is_reported_while_the_run_waits(capsys):
             time.sleep(0.05)
         return predicate()
 
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
-                                  host="127.0.0.1", dashboard_address=":0") as cluster:
+    with loopback_cluster() as cluster:
         with distributed.Client(cluster, set_as_default=False) as client:
             with WorkerWatch(client, "NO WORKER LEFT", after=0.3, poll=0.05):
                 time.sleep(0.6)
@@ -883,25 +877,20 @@ def test_transfer_many_reports_the_runs_own_error_when_the_users_cluster_goes_aw
     ClosedClientError once the cluster had gone, in place of the error that
     ended the run (found by review); it is best effort now."""
     distributed = pytest.importorskip("distributed")
+    from xbarsim._dask import close_cluster
     from xbarsim.mapping import map_layer
     from xbarsim.programming import _check_seed
     from xbarsim.transfer import _dask_chunks
 
     cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
     W, b = _layer(4, 3, seed=0)
-    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
-                                       host="127.0.0.1", dashboard_address=":0")
-    client = distributed.Client(cluster, set_as_default=False)
-    try:
+    with loopback_cluster() as cluster, distributed.Client(cluster, set_as_default=False) as client:
         run = _dask_chunks(map_layer(W, b, cfg), cfg, _check_seed(0), list(range(0, 40, 2)), 40, 2, None, client)
         next(run)
-        cluster.close()
+        close_cluster(cluster)  # under the running generator
         with pytest.raises(Exception) as info:
             next(run)
         assert "Closed" not in type(info.value).__name__, info.value
-    finally:
-        client.close()
-        cluster.close()
 
 
 _CACHE_PROBE = """
@@ -1226,8 +1215,7 @@ def test_a_local_cluster_gives_each_worker_s_kernel_a_share_of_the_cores(monkeyp
     assert submitted == [2, 2]  # 8 cores // 4 workers
     for a, c in zip(ref.g, got.g):
         np.testing.assert_array_equal(a, c)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
-                                  host="127.0.0.1", dashboard_address=":0") as cluster:
+    with loopback_cluster() as cluster:
         xs.transfer_many(W, b, cfg, n=2, seed=5, chunk=2, scheduler=cluster.scheduler_address)
     assert submitted == [2, 2, None]  # a cluster of the user's: not capped
     from xbarsim._parallel import numba_threads

@@ -72,8 +72,8 @@ from typing import Optional
 
 import numpy as np
 
-from ._dask import (connect_scheduler, normalized_address, one_line, start_local_cluster, transport_problem,
-                    usable_cores)
+from ._dask import (close_cluster, connect_scheduler, normalized_address, one_line, start_local_cluster,
+                    transport_problem, usable_cores)
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
 from .circuit import G_SUSPECT
 from .cli import SEED_LIMIT, seed_arg
@@ -1825,10 +1825,10 @@ def _main(args):
 
                 logging.getLogger("distributed").setLevel(logging.ERROR)
     finally:
-        if client is not None:
+        if cluster is not None:  # ours: drained, then closed (a short drain after Ctrl-C)
+            close_cluster(cluster, client, drain_s=0.5 if interrupted else 5.0)
+        elif client is not None:
             client.close()
-        if cluster is not None:
-            cluster.close()
     if interrupted:
         _report_interrupt(params, args.out, interrupted)
         return 130  # 143 for SIGTERM (`cli.main`)

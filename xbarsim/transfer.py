@@ -588,9 +588,10 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     """Run the chunks with Dask distributed; yields (start, result) as they finish."""
     from distributed import Client, as_completed
 
-    from ._dask import WorkerWatch, connect_scheduler, no_worker_message, start_local_cluster, usable_cores
+    from ._dask import (WorkerWatch, close_cluster, connect_scheduler, no_worker_message, start_local_cluster,
+                        usable_cores)
 
-    own = None
+    own = cluster = None
     threads = None  # a cluster of the user's: its workers' threads are theirs to set
     if isinstance(scheduler, Client):
         client = scheduler
@@ -599,7 +600,12 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
         # scheduler without workers, hung Client(...) or as_completed forever
         client = own = connect_scheduler(scheduler, "xbarsim.transfer_many")
     else:
-        client = own = Client(start_local_cluster(workers))
+        cluster = start_local_cluster(workers)
+        try:
+            client = own = Client(cluster)
+        except BaseException:  # the cluster was left to distributed's exit hook (found by review)
+            close_cluster(cluster)
+            raise
         # each worker's kernel runs prange over its chunk's transfers on every
         # core it sees: workers x cores threads (found by review); a share
         # each, as `xbarsim scale --workers` gives its points
@@ -641,11 +647,10 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
                 top_up(running)
                 yield st, res
     finally:
-        if own is not None:
-            cluster = getattr(own, "cluster", None)
+        if cluster is not None:  # ours: drained, then closed
+            close_cluster(cluster, own)
+        elif own is not None:
             own.close()
-            if cluster is not None and scheduler is None:
-                cluster.close()
         elif (futures or payload) and client.status == "running":
             # a user's client lives on: after a failed chunk, or a caller that
             # stopped early, nothing of this run stays on its cluster. Best

@@ -661,6 +661,13 @@ def test_non_numeric_and_torch_inputs():
     np.testing.assert_array_equal(xs.mvm(prog, x[0], noise=False), xs.mvm(prog, x[:1], noise=False))
     with pytest.raises(xs.ParameterError, match=r"x has shape \(5,\); expected \(B, 4\)"):
         xs.mvm(prog, np.zeros(5))
+    # (1, B, in) was read as (B, in), and (2, B, in) was told to be (1, B, in): a layout the docs
+    # give a TransferBatch alone (found by review)
+    for bad in (x[None], np.stack([x, x]), torch.from_numpy(x[None])):
+        with pytest.raises(xs.ParameterError, match=r"one programmed array reads \(B, 4\) inputs .* TransferBatch"):
+            xs.mvm(prog, bad)
+    with pytest.raises(xs.ParameterError, match=r"x must be a \(B, 4\) array of real numbers; got list"):
+        xs.mvm(prog, [[0.1], [0.1, 0.2]])
     with pytest.raises(xs.ParameterError, match="masked entries"):
         xs.transfer(np.ma.masked_greater(W, 0.0), None, cfg)
 

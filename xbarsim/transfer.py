@@ -673,6 +673,15 @@ def _dask_in_flight(client):
     return max(2, 2 * sum(client.nthreads().values()))
 
 
+def _ndim(x):
+    """``x``'s number of dimensions; None for what `_check_x` refuses with
+    its own message (ragged lists)."""
+    try:
+        return np.ndim(x)
+    except (ValueError, TypeError):
+        return None
+
+
 def _check_x(x, mapping, n):
     """``x`` as a float64 (nv, B, in) array, nv 1 (the same inputs for every
     transfer) or ``n`` (inputs per transfer). Shapes only: nothing the size
@@ -682,7 +691,7 @@ def _check_x(x, mapping, n):
     in_f = mapping.in_features
     if getattr(x, "dtype", None) != np.float64:  # a float64 array (or view) is used as it is
         check_copy(x, "x")
-    x = as_float_array(x, "x", f"(B, {in_f}) or ({n}, B, {in_f})")
+    x = as_float_array(x, "x", f"(B, {in_f})" if n == 1 else f"(B, {in_f}) or ({n}, B, {in_f})")
     if x.ndim == 3:
         if x.shape[0] != n or x.shape[2] != in_f:
             raise ParameterError(f"per-transfer inputs x have shape {x.shape}; expected ({n}, B, {in_f}) for "
@@ -944,4 +953,8 @@ def mvm(prog, x, seed: Optional[int] = None, noise: bool = True, row_offset: int
         return mvm_many(prog, x, seed=seed, noise=noise, row_offset=row_offset)
     if not isinstance(prog, Programmed):
         raise ParameterError(f"prog must come from xs.transfer or xs.transfer_many; got {type(prog).__name__}.")
+    if _ndim(x) == 3:  # (1, B, in) was read as (B, in); (2, B, in) named a layout only a batch takes
+        raise ParameterError(f"x has shape {tuple(np.shape(x))}; one programmed array reads (B, "
+                             f"{prog.mapping.in_features}) inputs (or ({prog.mapping.in_features},) for one). "
+                             "Per-transfer inputs (n, B, in) are for a TransferBatch (xs.transfer_many).")
     return mvm_many(prog.as_batch(), x, seed=seed, noise=noise, row_offset=row_offset)[0]

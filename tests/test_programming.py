@@ -937,6 +937,13 @@ def test_a_window_outside_the_operating_window_is_refused(window):
     with pytest.raises(xs.ParameterError, match=r"window \(9.9999997e-05, 0.00050000002\) S lies outside"):
         xs.TransferConfig(window=(np.float32(1e-4), np.float32(5e-4)))
     assert xs.TransferConfig(window=(150e-6, 400e-6)).g_window == (150e-6, 400e-6)
+    # the window in ohms, as the issue states it (2-10 kOhm): the hint was to widen the device's window
+    with pytest.raises(xs.ParameterError, match=r"looks like resistances in ohms\. .* siemens: "
+                                                r"window=\(0.0001, 0.0005\) for 2000 to 10000 ohm"):
+        xs.TransferConfig(window=(2000, 10000))
+    with pytest.raises(xs.ParameterError) as info:
+        xs.TransferConfig(window=(50e-6, 500e-6))
+    assert "ohm" not in str(info.value)
     wide = replace(xs.presets.TIO2, g_min=50e-6, g_max=600e-6)  # the way to map beyond it
     assert xs.TransferConfig(device=wide, window=(50e-6, 600e-6)).g_window == (50e-6, 600e-6)
 

@@ -77,7 +77,10 @@ def test_paper_network_tiles():
     # every bad position counted, as the circuit's refusals do
     (np.full((4, 2), np.inf), None, r"weight holds NaN or inf at \[0, 0\], \[0, 1\], \[1, 0\] and 5 more"),
     (np.ones((2, 3)), np.array([0.0, np.nan]), r"bias holds NaN or inf at \[1\]; only finite biases can be mapped\. .*np\.nan_to_num"),
-    (np.ones(3), None, "shape"),
+    (np.ones(3), None, r"weight has shape \(3,\); expected a 2-D .* Reshape it"),
+    # an empty layer was told to reshape (found by review)
+    (np.ones((0, 5)), None, r"weight has shape \(0, 5\): a layer with no outputs has nothing to program"),
+    (np.ones((5, 0)), None, r"weight has shape \(5, 0\): a layer with no inputs has nothing to program"),
     (np.ones((2, 3)), np.ones(3), "bias"),
 ])
 def test_bad_weights(weight, bias, word):

@@ -184,7 +184,10 @@ def as_float_array(a, name, expected):
 def check_layer(weight, bias):
     """Validate a layer; returns float64 ``(W, b)`` (``b`` may be None)."""
     W = as_float_array(weight, "weight", "(out, in) (torch layout)")
-    if W.ndim != 2 or min(W.shape) < 1:
+    if W.ndim == 2 and min(W.shape) < 1:  # "Reshape it" cannot help an empty layer (found by review)
+        raise ParameterError(f"weight has shape {W.shape}: a layer with no {'outputs' if W.shape[0] < 1 else 'inputs'} "
+                             "has nothing to program; give at least one output and one input.")
+    if W.ndim != 2:
         raise ParameterError(
             f"weight has shape {W.shape}; expected a 2-D (out_features, in_features) array "
             "(torch Linear layout). Reshape it, or pass layer.weight.detach().numpy()."

@@ -334,6 +334,11 @@ class TransferConfig:
             while digits < 17 and (f"{g_min:.{digits}g}" == f"{dev.g_min:.{digits}g}" and g_min < dev.g_min
                                    or f"{g_max:.{digits}g}" == f"{dev.g_max:.{digits}g}" and g_max > dev.g_max):
                 digits += 1
+            if g_min >= 1.0 > dev.g_max:  # (2000, 10000): resistances, as the issue and data give the window (found by review)
+                raise ParameterError(
+                    f"window ({g_min:g}, {g_max:g}) S lies outside the device's operating window, {dev.g_min:g} "
+                    f"to {dev.g_max:g} S, and looks like resistances in ohms. The window is conductances in "
+                    f"siemens: window=({1 / g_max:.4g}, {1 / g_min:.4g}) for {g_min:g} to {g_max:g} ohm.")
             raise ParameterError(
                 f"window ({g_min:.{digits}g}, {g_max:.{digits}g}) S lies outside the device's operating window, "
                 f"{dev.g_min:.{digits}g} to {dev.g_max:.{digits}g} S; choose a window inside it, or widen the device's "

@@ -326,6 +326,24 @@ def test_the_mapping_memory_check_counts_the_tiles(monkeypatch):
     assert len(map_layer(np.ones((512, 512)), np.ones(512), cfg).tiles) == 513 * 512
 
 
+def test_a_layer_of_more_tiles_than_the_streams_keep_apart_is_refused():
+    """Tile k programs from stream key k and reads from MAX_TILES + k: a
+    layer of more than 2**20 tiles would have read with a tile's programming
+    stream (found by review). Refused before its weights are copied, as an
+    array or as a list. (2**20 tiles exactly are allowed: mapping them
+    takes 15 s, too long for a test.)"""
+    from xbarsim.mapping import MAX_TILES, tile_count
+    from xbarsim.transfer import _MVM_KEY
+
+    assert _MVM_KEY == MAX_TILES == 2**20
+    cfg = xs.TransferConfig(tile=(1, 2))
+    assert tile_count((1025, 1024), True, cfg) > MAX_TILES == tile_count((1024, 1023), True, cfg)
+    for W in (np.ones((1025, 1024)), np.ones((1025, 1024)).tolist()):
+        with pytest.raises(xs.ParameterError, match=r"a 1025 x 1024 layer on 1 x 2 tiles makes 1050625 tiles; "
+                                                    r"at most 1048576 \(2\*\*20\).*larger tiles"):
+            map_layer(W, np.zeros(1025), cfg)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda W, cfg: xs.transfer(W, None, cfg, seed=-1), "seed = -1"),
     (lambda W, cfg: xs.transfer(W, None, cfg, progress="yes"), "progress"),

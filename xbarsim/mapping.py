@@ -227,6 +227,12 @@ header, tuples and list entry (measured: 380-500 B). With (2, 2) tiles a
 1024 x 1024 layer took 5.5 times an estimate without it (found by review)."""
 
 
+MAX_TILES = 1 << 20
+"""Tiles a layer may map to: the read-noise streams of tile ``k`` are keyed
+``MAX_TILES + k`` (`xbarsim.transfer`), apart from its programming streams,
+keyed ``k``."""
+
+
 def _outputs_per_tile(cfg):
     """Outputs a tile of ``cfg.tile`` holds: a pair of columns each under
     ``"differential"``, a column each plus the tile's reference column under
@@ -259,6 +265,18 @@ def tile_count(shape, has_bias, cfg):
     """Tiles an (out, in) layer is cut into under ``cfg``."""
     out_f, in_f = (int(n) for n in shape)
     return -(-(in_f + bool(has_bias)) // int(cfg.tile[0])) * -(-out_f // _outputs_per_tile(cfg))
+
+
+def _check_tile_count(shape, has_bias, cfg):
+    """Refuse a layer of ``shape`` that makes more than `MAX_TILES` tiles
+    (None, or a shape `check_layer` refuses: its message)."""
+    if shape is None or len(shape) != 2 or min(shape) < 1:
+        return
+    n = tile_count(shape, has_bias, cfg)
+    if n > MAX_TILES:
+        raise ParameterError(f"a {shape[0]} x {shape[1]} layer on {cfg.tile[0]} x {cfg.tile[1]} tiles makes {n} "
+                             f"tiles; at most {MAX_TILES} (2**20) keep their random streams apart. Give larger "
+                             "tiles (tile=(64, 64), say).")
 
 
 def _check_mapping_memory(weight, bias, cfg):
@@ -339,8 +357,10 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
     if not isinstance(cfg, TransferConfig):
         raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
     cfg.check_mapping_band()
+    _check_tile_count(shape_of(weight), bias is not None, cfg)  # an array's before it is copied
     _check_mapping_memory(weight, bias, cfg)
     W, b = check_layer(weight, bias)
+    _check_tile_count(W.shape, b is not None, cfg)  # a list's
     out_f, in_f = W.shape
     # the first tile is the largest both ways: its solves (programming and
     # MVM) set the floor. Checked before the tiles are made (after them, a

@@ -60,14 +60,15 @@ from ._coerce import where_not_finite
 from ._repr import compact_repr
 from ._warn import warn
 from .exceptions import ParameterError
-from .mapping import LayerMapping, as_float_array, map_layer
+from .mapping import MAX_TILES, LayerMapping, as_float_array, map_layer
 from .programming import (SINH_ARG_MAX, TransferConfig, _check_flag, _check_seed, _program_batch, programming_order,
                           warn_unconverged)
 
 __all__ = ["Programmed", "TransferBatch", "transfer", "transfer_many", "iter_transfers", "mvm", "mvm_many"]
 
-_MVM_KEY = 1 << 20
-"""Offset of the read-noise stream keys of MVM (distinct from programming)."""
+_MVM_KEY = MAX_TILES
+"""Offset of the read-noise stream keys of MVM (apart from programming's:
+`map_layer` makes at most this many tiles)."""
 _ROW_MAX = (1 << 63) - 1
 """Past the last input row an MVM keys a read-noise stream by (``row_offset + B``)."""
 

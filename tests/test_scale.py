@@ -602,7 +602,9 @@ def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message
         (["--workers", "0"], "--workers must be >= 1"),
         (["--method", "mg", "--r-wire", "0,1"], "--method mg needs every wire segment"),  # was a failed row each
         # value combinations the circuit refuses: each point failed, naming r_wl and left.r (found by review)
-        (["--r-wire", "1e-20,1"], "r_terminal (--r-terminal) = 1 ohms is 1e+20 times the 1e-20 ohm wire segments"),
+        (["--r-wire", "1e-20,1"], "r_terminal (--r-terminal) = 1 ohms is 1e+20 times the 1e-20 ohm wire segments "
+         "(--r-wire); beyond 1e+10 double precision cannot resolve a line against its terminal. Give a smaller "
+         "terminal resistance (0: ideal), or check --r-wire: 0 makes the wires ideal"),  # it named the terminal only
         (["--r-wire", "1e-200"], "r_wire (--r-wire) = 1e-200 ohms: below 1e-100 ohms"),
         (["--r-terminal", "1e15", "--r-wire", "0.1"], "r_terminal (--r-terminal) = 1e+15 ohms is 1e+16 times"),
         (["--g-range", "0.5:1", "--r-wire", "1e12"], "a device 1e+12 times the wire's conductance"),

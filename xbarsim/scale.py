@@ -284,7 +284,8 @@ class ScalePoint:
             raise ParameterError(
                 f"r_terminal (--r-terminal) = {self.r_terminal:g} ohms is {self.r_terminal / self.r_wire:.2g} times "
                 f"the {self.r_wire:g} ohm wire segments (--r-wire); beyond {DYNAMIC_RANGE:.0e} double precision "
-                "cannot resolve a line against its terminal. Give a smaller terminal resistance (0: ideal).")
+                "cannot resolve a line against its terminal. Give a smaller terminal resistance (0: ideal), or "
+                "check --r-wire: 0 makes the wires ideal (handled exactly).")
         if self.v_read < np.finfo(float).tiny:
             raise ParameterError(f"v_read (--v-read) = {self.v_read:g} V, a subnormal double: the solvers scale "
                                  "the drives to unit voltage, which needs a normal one (at least 1e-300 V, say); "

@@ -168,7 +168,9 @@ def test_a_cached_surrogate_fitted_with_other_settings_is_refitted(quick_run, tm
     # (found by review)
     import json
 
-    for change in ({"n_bins": 3}, {"weight_scale": 5.0}, {"n_probe": None}):
+    # and a fit another xbarsim version made, or one from before the version was recorded
+    for change in ({"n_bins": 3}, {"weight_scale": 5.0}, {"n_probe": None}, {"xbarsim_version": "0.0.1"},
+                   {"xbarsim_version": None}):
         meta = {k: v for k, v in {**cached.meta, **change}.items() if v is not None}
         replace(cached, meta_json=json.dumps(meta)).save(str(out / "surrogate.npz"))
         sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, QUICK, 1, False, logs.append)

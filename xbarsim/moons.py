@@ -164,10 +164,12 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
 
     # every setting of the fit: a cache fitted with another n_bins or
     # weight_scale was reused (found by review), and one from before n_probe
-    # was recorded is refitted
+    # was recorded is refitted; so is one another xbarsim version fitted
+    from . import __version__
+
     fit_seed = stream_seed(seed, "surrogate")
     want = {"n_transfers": mc.fit_transfers, "seed": fit_seed, "layers": MOONS_LAYERS,
-            "n_fail_devices": mc.fail_devices, **SURROGATE_FIT}
+            "n_fail_devices": mc.fail_devices, "xbarsim_version": __version__, **SURROGATE_FIT}
     if given is not None:
         return given[0], given[1], False
     cache = os.path.join(out_dir, "surrogate.npz")  # anything but a file there was refused with --out's checks

@@ -539,7 +539,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             fails += bad
         pulses[i, j] = npulse
         done[0] = p + 1
-        conv[i, j] = 1 if ok and stuck[i, j] == 0 else 0  # a stuck device whose read lands in the band: not
+        conv[i, j] = 1 if ok and stuck[i, j] == 0 else 0  # a stuck device whose read lands in the band: not converged
         g_own[i, j] = G[i, j]
         read_own[i, j] = rd
         if do_track:

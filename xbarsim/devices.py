@@ -50,7 +50,9 @@ Read noise
 Failures
     ``p_stuck_lrs`` of the devices are stuck near LRS (``G ~ N(573, 99)
     uS``, clipped to ``[g_lo, g_hi]``), ``p_stuck_hrs`` stuck in HRS (``G ~
-    U(10, 100) uS``); stuck devices do not switch or relax. The others start uniform in
+    U(10, 100) uS``, the published figure; the measured maps'
+    high-resistance failures, 1e5-3e6 ohm, are lower: 0.3-10 uS); stuck
+    devices do not switch or relax. The others start uniform in
     ``[g_init_lo, g_init_hi]`` (arrays are reset toward HRS before a
     programming run).
 
@@ -66,8 +68,9 @@ later devices were programmed) - (its last verify read)``. Its spread at
   tuning-imprecision law and the programming offset (where inside the 1 %
   band write-verify stops).
 * **relaxation**: the post-programming part gives most of the spread of
-  the first events (std ``relax_fast`` G, reached within a few
-  ``relax_tau``, about five events; its mean ``relax_fast_mean`` is 0 in
+  the first events (std ``relax_fast`` G, approached with the time
+  constant ``relax_tau``: 89 cycles of 1 ms, about six events of 15.7
+  cycles, so mostly within the first 15-20 events; its mean ``relax_fast_mean`` is 0 in
   the preset: the measured mean grows about linearly over the first
   events, with no early step); the slow random walk adds a variance growing
   linearly in ``k`` (one event lasts the pulse-and-verify cycles its
@@ -80,8 +83,8 @@ later devices were programmed) - (its last verify read)``. Its spread at
   disturb of working neighbours is small in arrays without stuck devices
   (about -0.04 uS mean and 0.3 uS std after one event, 1.3 and 1.7 uS std
   after 10 and 30; 300 arrays with relaxation and read noise off) and
-  several times larger around stuck devices (1.6 / 3.9 / 4.7 uS std at
-  k = 1 / 10 / 30 with the preset's failures): their write-verify ramps for the whole pulse budget
+  several times larger around stuck devices (1.7 / 4.0 / 4.9 uS std at
+  k = 1 / 10 / 30 with the preset's failures, the attribution below): their write-verify ramps for the whole pulse budget
   (`WriteVerify.max_pulses`, 40 pulses of 0.02 V from +-1.1 V, so up to
   +-1.88 V; the limits 2.1 V and -2.4 V would take 51 and 66 pulses), and
   half-selected neighbours then see up to about 0.94 V, where the

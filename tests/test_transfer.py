@@ -81,6 +81,8 @@ def test_paper_network_tiles():
     # an empty layer was told to reshape (found by review)
     (np.ones((0, 5)), None, r"weight has shape \(0, 5\): a layer with no outputs has nothing to program"),
     (np.ones((5, 0)), None, r"weight has shape \(5, 0\): a layer with no inputs has nothing to program"),
+    (np.ones(0), None, r"weight has shape \(0,\): an empty weight has nothing to program"),
+    ([], None, r"weight has shape \(0,\): an empty weight has nothing to program"),
     (np.ones((2, 3)), np.ones(3), "bias"),
 ])
 def test_bad_weights(weight, bias, word):
@@ -342,6 +344,10 @@ def test_a_layer_of_more_tiles_than_the_streams_keep_apart_is_refused():
         with pytest.raises(xs.ParameterError, match=r"a 1025 x 1024 layer on 1 x 2 tiles makes 1050625 tiles; "
                                                     r"at most 1048576 \(2\*\*20\).*larger tiles"):
             map_layer(W, np.zeros(1025), cfg)
+    # the tile it suggests fits (it offered the default 64 x 64 to a layer already on it; found by review)
+    with pytest.raises(xs.ParameterError, match=r"on 64 x 64 tiles makes 2393672 tiles; .* Give larger tiles "
+                                                r"\(tile=\(128, 128\) makes 598418\)"):
+        map_layer(np.broadcast_to(0.1, (70000, 70000)), None, xs.TransferConfig())
 
 
 @pytest.mark.parametrize("call, message", [
@@ -919,6 +925,11 @@ def test_transfer_many_reports_the_runs_own_error_when_the_users_cluster_goes_aw
         with pytest.raises(Exception) as info:
             next(run)
         assert "Closed" not in type(info.value).__name__, info.value
+    # closed already: not drained (its last worker could stay listed, and the drain waited out its 5 s)
+    scaled = []
+    cluster.scale = scaled.append
+    close_cluster(cluster)
+    assert scaled == []
 
 
 _CACHE_PROBE = """

@@ -184,9 +184,10 @@ def as_float_array(a, name, expected):
 def check_layer(weight, bias):
     """Validate a layer; returns float64 ``(W, b)`` (``b`` may be None)."""
     W = as_float_array(weight, "weight", "(out, in) (torch layout)")
-    if W.ndim == 2 and min(W.shape) < 1:  # "Reshape it" cannot help an empty layer (found by review)
-        raise ParameterError(f"weight has shape {W.shape}: a layer with no {'outputs' if W.shape[0] < 1 else 'inputs'} "
-                             "has nothing to program; give at least one output and one input.")
+    if W.size == 0:  # "Reshape it" cannot help an empty layer (found by review)
+        empty = f"a layer with no {'outputs' if W.shape[0] < 1 else 'inputs'}" if W.ndim == 2 else "an empty weight"
+        raise ParameterError(f"weight has shape {W.shape}: {empty} has nothing to program; give an (out_features, "
+                             "in_features) array with at least one output and one input.")
     if W.ndim != 2:
         raise ParameterError(
             f"weight has shape {W.shape}; expected a 2-D (out_features, in_features) array "
@@ -233,11 +234,11 @@ MAX_TILES = 1 << 20
 keyed ``k``."""
 
 
-def _outputs_per_tile(cfg):
-    """Outputs a tile of ``cfg.tile`` holds: a pair of columns each under
-    ``"differential"``, a column each plus the tile's reference column under
-    ``"reference"``."""
-    cols_t = int(cfg.tile[1])
+def _outputs_per_tile(cfg, tile=None):
+    """Outputs a tile of ``cfg.tile`` (or of ``tile``) holds: a pair of
+    columns each under ``"differential"``, a column each plus the tile's
+    reference column under ``"reference"``."""
+    cols_t = int((cfg.tile if tile is None else tile)[1])
     return cols_t // 2 if cfg.mapping is MappingScheme.DIFFERENTIAL else cols_t - 1
 
 
@@ -261,10 +262,12 @@ def device_count(shape, has_bias, cfg):
     return rows * (out_f + -(-out_f // _outputs_per_tile(cfg)))
 
 
-def tile_count(shape, has_bias, cfg):
-    """Tiles an (out, in) layer is cut into under ``cfg``."""
+def tile_count(shape, has_bias, cfg, tile=None):
+    """Tiles an (out, in) layer is cut into under ``cfg`` (with ``tile`` in
+    place of ``cfg.tile`` when given)."""
     out_f, in_f = (int(n) for n in shape)
-    return -(-(in_f + bool(has_bias)) // int(cfg.tile[0])) * -(-out_f // _outputs_per_tile(cfg))
+    rows_t = int((cfg.tile if tile is None else tile)[0])
+    return -(-(in_f + bool(has_bias)) // rows_t) * -(-out_f // _outputs_per_tile(cfg, tile))
 
 
 def _check_tile_count(shape, has_bias, cfg):
@@ -274,9 +277,12 @@ def _check_tile_count(shape, has_bias, cfg):
         return
     n = tile_count(shape, has_bias, cfg)
     if n > MAX_TILES:
+        bigger = tuple(int(t) for t in cfg.tile)  # a tile that fits (the default, 64 x 64, was offered; found by review)
+        while tile_count(shape, has_bias, cfg, bigger) > MAX_TILES:
+            bigger = (2 * bigger[0], 2 * bigger[1])
         raise ParameterError(f"a {shape[0]} x {shape[1]} layer on {cfg.tile[0]} x {cfg.tile[1]} tiles makes {n} "
                              f"tiles; at most {MAX_TILES} (2**20) keep their random streams apart. Give larger "
-                             "tiles (tile=(64, 64), say).")
+                             f"tiles (tile={bigger} makes {tile_count(shape, has_bias, cfg, bigger)}).")
 
 
 def _check_mapping_memory(weight, bias, cfg):

@@ -334,7 +334,9 @@ class TransferConfig:
             while digits < 17 and (f"{g_min:.{digits}g}" == f"{dev.g_min:.{digits}g}" and g_min < dev.g_min
                                    or f"{g_max:.{digits}g}" == f"{dev.g_max:.{digits}g}" and g_max > dev.g_max):
                 digits += 1
-            if g_min >= 1.0 > dev.g_max:  # (2000, 10000): resistances, as the issue and data give the window (found by review)
+            # (2000, 10000): resistances, as the issue and the data give the window; named only where the
+            # siemens they mean fit the device (found by review)
+            if g_min >= 1.0 > dev.g_max and dev.g_min <= 1 / g_max and 1 / g_min <= dev.g_max:
                 raise ParameterError(
                     f"window ({g_min:g}, {g_max:g}) S lies outside the device's operating window, {dev.g_min:g} "
                     f"to {dev.g_max:g} S, and looks like resistances in ohms. The window is conductances in "

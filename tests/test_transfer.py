@@ -623,6 +623,12 @@ def test_non_numeric_and_torch_inputs():
     x = np.random.default_rng(0).uniform(0, 1, (5, 4))
     xt = torch.from_numpy(x).requires_grad_()
     np.testing.assert_array_equal(xs.mvm(prog, xt, noise=False), xs.mvm(prog, x, noise=False))
+    # a list of rows that require grad was torch's bare RuntimeError (found by review)
+    rows = list(torch.from_numpy(x).requires_grad_().unbind(0))
+    np.testing.assert_array_equal(xs.mvm(prog, rows, noise=False), xs.mvm(prog, x, noise=False))
+    np.testing.assert_array_equal(xs.transfer(list(lin.weight), lin.bias, cfg, seed=0).g[0], prog.g[0])
+    with pytest.raises(xs.ParameterError, match=r"x is a nested list holding torch tensors .*\(torch.stack\)"):
+        xs.mvm(prog, [rows])
     # sparse tensors are read as dense, a meta tensor (no values) refused by
     # name: both were torch's raw errors (found by review)
     with warnings.catch_warnings():

@@ -106,6 +106,10 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
             raise ParameterError(f"{name} is a masked array with masked entries; fill them first "
                                  f"({name}.filled(...)), the simulator has no notion of a missing value.")
         value = value.data
+    if isinstance(value, (list, tuple)) and any(hasattr(e, "detach") and hasattr(e, "cpu") for e in value):
+        # a list of tensors (rows of a batch, each requiring grad): NumPy's
+        # conversion raised torch's bare RuntimeError (found by review)
+        value = [as_real_array(e, f"{name}[{i}]", expected, units) for i, e in enumerate(value)]
     kind = getattr(getattr(value, "dtype", None), "kind", None)
     if kind is None and not isinstance(value, (bool, complex, str, bytes, np.generic)):
         # a list or other sequence: look at what NumPy makes of it first
@@ -113,6 +117,9 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
             kind = np.asarray(value).dtype.kind
         except (TypeError, ValueError):
             kind = None
+        except RuntimeError as exc:  # torch's, for tensors nested deeper than one list
+            raise ParameterError(f"{name} is a nested list holding torch tensors that NumPy cannot convert "
+                                 f"({exc}); give one tensor (torch.stack) or an array.") from None
     if kind in ("c", "b") or isinstance(value, (bool, complex, np.bool_, np.complexfloating)):
         # NumPy would drop an imaginary part with only a warning, and read True as 1
         what = "complex" if kind == "c" or isinstance(value, (complex, np.complexfloating)) else "boolean"

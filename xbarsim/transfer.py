@@ -675,11 +675,12 @@ def _dask_in_flight(client):
 
 
 def _ndim(x):
-    """``x``'s number of dimensions; None for what `_check_x` refuses with
-    its own message (ragged lists)."""
+    """``x``'s number of dimensions; None for what `_check_x` converts or
+    refuses with its own message (ragged lists, lists of tensors that
+    require grad)."""
     try:
         return np.ndim(x)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RuntimeError):
         return None
 
 

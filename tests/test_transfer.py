@@ -629,6 +629,8 @@ def test_non_numeric_and_torch_inputs():
     np.testing.assert_array_equal(xs.transfer(list(lin.weight), lin.bias, cfg, seed=0).g[0], prog.g[0])
     with pytest.raises(xs.ParameterError, match=r"x is a nested list holding torch tensors .*\(torch.stack\)"):
         xs.mvm(prog, [rows])
+    with pytest.raises(xs.ParameterError, match=r"x has shape \(1, 5, 4\); one programmed array reads \(B, 4\)"):
+        xs.mvm(prog, [torch.from_numpy(x).requires_grad_()])  # a list of one (B, in) tensor: (1, B, in)
     # sparse tensors are read as dense, a meta tensor (no values) refused by
     # name: both were torch's raw errors (found by review)
     with warnings.catch_warnings():

@@ -674,13 +674,16 @@ def _dask_in_flight(client):
     return max(2, 2 * sum(client.nthreads().values()))
 
 
-def _ndim(x):
-    """``x``'s number of dimensions; None for what `_check_x` converts or
-    refuses with its own message (ragged lists, lists of tensors that
-    require grad)."""
+def _shape(x):
+    """``x``'s shape, without converting it; None for what `_check_x`
+    converts or refuses with its own message (ragged lists)."""
     try:
-        return np.ndim(x)
-    except (ValueError, TypeError, RuntimeError):
+        return tuple(np.shape(x))
+    except RuntimeError:  # torch's, for a list of tensors that require grad
+        if isinstance(x, (list, tuple)) and x and hasattr(x[0], "shape"):
+            return (len(x),) + tuple(x[0].shape)
+        return None
+    except (ValueError, TypeError):
         return None
 
 
@@ -955,8 +958,9 @@ def mvm(prog, x, seed: Optional[int] = None, noise: bool = True, row_offset: int
         return mvm_many(prog, x, seed=seed, noise=noise, row_offset=row_offset)
     if not isinstance(prog, Programmed):
         raise ParameterError(f"prog must come from xs.transfer or xs.transfer_many; got {type(prog).__name__}.")
-    if _ndim(x) == 3:  # (1, B, in) was read as (B, in); (2, B, in) named a layout only a batch takes
-        raise ParameterError(f"x has shape {tuple(np.shape(x))}; one programmed array reads (B, "
+    shape = _shape(x)
+    if shape is not None and len(shape) == 3:  # (1, B, in) was read as (B, in); (2, B, in): a batch's layout
+        raise ParameterError(f"x has shape {shape}; one programmed array reads (B, "
                              f"{prog.mapping.in_features}) inputs (or ({prog.mapping.in_features},) for one). "
                              "Per-transfer inputs (n, B, in) are for a TransferBatch (xs.transfer_many).")
     return mvm_many(prog.as_batch(), x, seed=seed, noise=noise, row_offset=row_offset)[0]

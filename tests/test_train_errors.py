@@ -211,6 +211,27 @@ def test_booleans_are_zero_and_one_for_training_and_prediction(data):
     np.testing.assert_array_equal(predict_logits(net, x), predict_logits(net, x.astype(float)))
 
 
+def test_lists_of_tensor_rows_that_require_grad_are_taken_everywhere(data):
+    """A list of tensor rows requiring grad was torch's bare RuntimeError in
+    the evaluations, the metrics and train (whose checks passed it and whose
+    conversion then failed; found by review). Int labels other than 0 / 1
+    are named as numbers (they read "np.float64(2.0)")."""
+    rows = lambda a: list(torch.tensor(np.asarray(a, dtype=float)).requires_grad_().unbind(0))
+    a = train(moons_network(8), data, TrainConfig(epochs=2, seed=1), progress=False)
+    as_rows = replace(data, x_train=rows(data.x_train), y_train=rows(data.y_train))
+    b = train(moons_network(8), as_rows, TrainConfig(epochs=2, seed=1), progress=False)
+    np.testing.assert_array_equal(a.loss_history, b.loss_history)
+    net, cfg = moons_network(8), xs.TransferConfig()
+    want = evaluate_statistical(net, cfg, data.x_test, data.y_test, n=3)
+    got = evaluate_statistical(net, cfg, rows(data.x_test), rows(data.y_test), n=3)
+    np.testing.assert_array_equal(got.correct, want.correct)
+    np.testing.assert_array_equal(per_point_accuracy(rows(want.correct.astype(float))),
+                                  per_point_accuracy(want.correct))
+    with pytest.raises(ParameterError, match=r"^data.y_train holds 2; train fits binary classifiers"):
+        train(moons_network(8), replace(data, y_train=np.where(data.y_train > 0, 2, 0)), TrainConfig(epochs=1),
+              progress=False)
+
+
 def test_a_score_with_grad_is_read_without_a_warning_and_a_bool_tensor_is_refused(data):
     import warnings
 

@@ -62,14 +62,29 @@ def _tensor_to_numpy(tensor, name, units):
                              f"equivalent; convert it with .double() first ({units}).") from exc
 
 
+def _is_tensor(value):
+    return hasattr(value, "detach") and hasattr(value, "cpu")
+
+
+def tensor_entries(value, convert):
+    """A list or tuple holding torch tensors with each tensor converted by
+    ``convert(entry, index)``; anything else as it is. (NumPy's conversion
+    of such a list raised torch's bare RuntimeError for tensors that
+    require grad; found by review.)"""
+    if isinstance(value, (list, tuple)) and any(_is_tensor(e) for e in value):
+        return [convert(e, i) if _is_tensor(e) else e for i, e in enumerate(value)]
+    return value
+
+
 def as_array(value, name, expected, units):
     """``value`` as a NumPy array of its own dtype (labels, hits, counts:
     what `as_real_array` would make float64 or refuse as boolean): a torch
     tensor detached and brought to the CPU (one that requires grad, or on a
     GPU, raised torch's own error), ragged rows a `ParameterError` saying
     ``expected`` (NumPy's raw "inhomogeneous shape" otherwise)."""
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor, grad or not, any device
+    if _is_tensor(value):  # torch.Tensor, grad or not, any device
         value = _tensor_to_numpy(_strided(value.detach(), name, units).cpu(), name, units)
+    value = tensor_entries(value, lambda e, i: as_array(e, f"{name}[{i}]", expected, units))
     try:
         return np.asarray(value)
     except ValueError:
@@ -99,17 +114,14 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
     """
     if value is None:
         raise ParameterError(f"{name} is None; give a {expected} array or number ({units}).")
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor, grad or not, any device
+    if _is_tensor(value):  # torch.Tensor, grad or not, any device
         value = _tensor_to_numpy(_strided(value.detach(), name, units).cpu(), name, units)
     if isinstance(value, np.ma.MaskedArray):
         if np.ma.getmaskarray(value).any():
             raise ParameterError(f"{name} is a masked array with masked entries; fill them first "
                                  f"({name}.filled(...)), the simulator has no notion of a missing value.")
         value = value.data
-    if isinstance(value, (list, tuple)) and any(hasattr(e, "detach") and hasattr(e, "cpu") for e in value):
-        # a list of tensors (rows of a batch, each requiring grad): NumPy's
-        # conversion raised torch's bare RuntimeError (found by review)
-        value = [as_real_array(e, f"{name}[{i}]", expected, units) for i, e in enumerate(value)]
+    value = tensor_entries(value, lambda e, i: as_real_array(e, f"{name}[{i}]", expected, units))  # rows of a batch
     kind = getattr(getattr(value, "dtype", None), "kind", None)
     if kind is None and not isinstance(value, (bool, complex, str, bytes, np.generic)):
         # a list or other sequence: look at what NumPy makes of it first

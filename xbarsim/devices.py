@@ -69,12 +69,12 @@ later devices were programmed) - (its last verify read)``. Its spread at
   band write-verify stops).
 * **relaxation**: the post-programming part gives most of the spread of
   the first events (std ``relax_fast`` G, approached with the time
-  constant ``relax_tau``: 89 cycles of 1 ms, about six events of 15.7
+  constant ``relax_tau``: 89 cycles of 1 ms, about five events of 17
   cycles, so mostly within the first 15-20 events; its mean ``relax_fast_mean`` is 0 in
   the preset: the measured mean grows about linearly over the first
   events, with no early step); the slow random walk adds a variance growing
-  linearly in ``k`` (one event lasts the pulse-and-verify cycles its
-  device needed, 15 on average) and, with ``relax_drift < 0``, the steady
+  linearly in ``k`` (one event lasts its device's first verify read and
+  pulse-and-verify cycles, 17 on average over all devices: 16 pulses) and, with ``relax_drift < 0``, the steady
   downward mean of the later events.
 * **disturb**: under V/2 column-major programming, a device is half-selected
   by every later device of its column (bit line shared) and by the device

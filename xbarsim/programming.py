@@ -219,6 +219,11 @@ bias (2026-12-02): 16 x 16 missed 1e-14 and reached 3e-14, 32 x 32 missed
 3e-14 and reached 1e-13, 64 x 64 missed 6e-14 and reached 1.3e-13."""
 
 
+MEASURED_TOLERANCE = 0.01
+"""The write-verify band of the measured TiO2 arrays (relative half-width),
+`TransferConfig.tolerance`'s default."""
+
+
 @dataclass(frozen=True)
 class TransferConfig:
     """Everything that decides how weights end up in a crossbar.
@@ -235,7 +240,7 @@ class TransferConfig:
     read) or "floating" (`ReadScheme`: V/2 and floating reads include the other devices' currents)."""
     mapping: object = "differential"
     """Weight mapping: "differential" (G+ - G-) or "reference" (one reference column per tile)."""
-    tolerance: float = 0.01
+    tolerance: float = MEASURED_TOLERANCE
     """Relative write-verify tolerance (band half-width / target), in (0, 1). Mapping weights also
     needs a window wider than the band, g_max - g_min > 2 tolerance g_max (below 0.4 for the
     100-500 uS window; `check_mapping_band`)."""
@@ -838,15 +843,28 @@ def warn_unconverged(converged, stuck_state, cfg, what):
         # only the remedies this configuration has not taken: the hint named
         # grounded reads to runs that used them (found by review), and tiles
         # to xs.program, which has none
-        remedies = ["a larger budget (WriteVerify(max_pulses=100); `xbarsim program --max-pulses 100`)"]
+        # and only the causes this run has: IR drop and sneak currents were
+        # blamed on 0 ohm wires with grounded reads, where a 0.1 % band was
+        # the cause (found by review)
+        more = max(100, 2 * wv.max_pulses)
+        remedies = [f"a larger budget (WriteVerify(max_pulses={more}); `xbarsim program --max-pulses {more}`)"]
+        causes = []
+        if wv.max_pulses < WriteVerify().max_pulses:
+            causes.append(f"a {wv.max_pulses}-pulse budget, below the default {WriteVerify().max_pulses}")
+        if cfg.tolerance < MEASURED_TOLERANCE:
+            causes.append(f"a {100 * cfg.tolerance:g} % band is narrower than the measured 1 %: a pulse near "
+                          "threshold moves a device by more than that, so write-verify steps over it and tries again")
+            remedies.append("a wider band (tolerance=0.01)")
+        if cfg.r_wl > 0 or cfg.r_bl > 0:
+            causes.append("IR drop leaves the ramp short of the voltage a device needs, more so on larger arrays")
+            remedies.append("smaller arrays" if what == "programming" else "smaller tiles")
         if cfg.read_scheme is not ReadScheme.GROUNDED:
+            causes.append(f"sneak currents bias {cfg.read_scheme.value} verify reads")
             remedies.append(f"grounded verify reads (read_scheme='grounded'; this run's: '{cfg.read_scheme.value}')")
-        remedies.append("smaller arrays" if what == "programming" else "smaller tiles")
+        why = "; ".join(causes) if causes else "the ramp ran out of pulses before the read entered the band"
         warn(f"{what} left {missed} of {working} working devices ({100 * missed / working:.1f} %) outside the "
              f"{100 * cfg.tolerance:g} % band within the {wv.max_pulses}-pulse budget (.converged says which). "
-             "IR drop on large arrays leaves the ramp short of the voltage a device needs, and sneak currents "
-             f"bias V/2 and floating verify reads; {', '.join(remedies[:-1])} or {remedies[-1]} bring more in.",
-             RuntimeWarning)
+             f"Likely causes: {why}. More converge with {'; '.join(remedies)}.", RuntimeWarning)
 
 
 def _program_result(out, target, pairs, track=False):

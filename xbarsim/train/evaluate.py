@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .._coerce import as_array, where_not_finite
+from .._coerce import as_array, tensor_entries, where_not_finite
 from .._progress import Progress
 from .._warn import warn
 from ..exceptions import ParameterError
@@ -152,11 +152,13 @@ def _check_chain(layers, from_model):
                                  f"{layers[k - 1][0].shape[0]}.{hint}")
 
 
-def _bool_as_float(x):
+def _bool_as_float(x, name="x"):
     """Boolean features as 0 / 1 (`as_float_array` refuses booleans, which
-    the evaluations always took as numbers)."""
+    the evaluations always took as numbers); ``name`` names ``x`` in
+    messages."""
     if isinstance(x, torch.Tensor):
         return x.to(torch.float64) if x.dtype == torch.bool else x
+    x = tensor_entries(x, lambda e, i: as_array(e, f"{name}[{i}]", "rows of numbers", "numbers"))  # rows requiring grad
     try:
         a = np.asarray(x)
     except ValueError:  # ragged: as_float_array says so

@@ -294,7 +294,10 @@ def _score_value(raw):
 
 
 def _check_training(model, data, config):
-    """What `train` needs, checked before the first step."""
+    """What `train` needs, checked before the first step; returns the four
+    splits as float64 arrays (``{"x_train": ..., ...}``: a list of tensor
+    rows that require grad passed these checks and failed in torch's
+    conversion; found by review)."""
     if not isinstance(model, torch.nn.Module):
         raise ParameterError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
     if not isinstance(config, TrainConfig):
@@ -306,9 +309,12 @@ def _check_training(model, data, config):
     from ..mapping import as_float_array
     from .evaluate import _bool_as_float
 
+    splits = {}
     for split in ("train", "val"):  # booleans are 0 / 1, as the evaluations take them
-        x = as_float_array(_bool_as_float(getattr(data, f"x_{split}")), f"data.x_{split}", "(n, features) points")
-        y = as_float_array(_bool_as_float(getattr(data, f"y_{split}")), f"data.y_{split}", "(n,) labels 0 or 1")
+        x = as_float_array(_bool_as_float(getattr(data, f"x_{split}"), f"data.x_{split}"), f"data.x_{split}",
+                           "(n, features) points")
+        y = as_float_array(_bool_as_float(getattr(data, f"y_{split}"), f"data.y_{split}"), f"data.y_{split}",
+                           "(n,) labels 0 or 1")
         if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
             # a shorter y_train silently dropped the last points; an empty split divided by zero
             raise ParameterError(f"data.x_{split} has shape {x.shape} and data.y_{split} {y.shape}; give (n, features) "
@@ -318,7 +324,9 @@ def _check_training(model, data, config):
         if not np.all((y == 0) | (y == 1)):
             # BCE took NaN (NaN weights, no error) and labels such as 2 or -1 (targets outside [0, 1])
             bad = y[~((y == 0) | (y == 1))][0]
-            raise ParameterError(f"data.y_{split} holds {bad!r}; train fits binary classifiers: labels 0 or 1.")
+            # (as a number: int labels read "np.float64(2.0)"; found by review)
+            raise ParameterError(f"data.y_{split} holds {float(bad):g}; train fits binary classifiers: labels 0 or 1.")
+        splits[f"x_{split}"], splits[f"y_{split}"] = x, y
     params = list(model.parameters())
     if any(p.dtype != torch.float64 for p in params):
         raise ParameterError("train runs in float64 (the hardware models are float64); convert the model with "
@@ -327,17 +335,18 @@ def _check_training(model, data, config):
         # evaluation mode: the mean weights, no hardware sample drawn, no stream
         # advanced (sampling off: sample_on_eval drew one)
         with _evaluating(model), sampling(model, enabled=False), torch.no_grad():
-            out = model(torch.as_tensor(np.asarray(data.x_train[:2]), dtype=torch.float64, device=_device(model)))
+            out = model(torch.as_tensor(splits["x_train"][:2], dtype=torch.float64, device=_device(model)))
     except RuntimeError as exc:  # torch's shape errors: the model does not take these points
-        raise ParameterError(_forward_failed(model, exc, np.shape(data.x_train)[1], "data.x_train")) from None
+        raise ParameterError(_forward_failed(model, exc, splits["x_train"].shape[1], "data.x_train")) from None
     if out.ndim != 2 or out.shape[1] != 1:
         raise ParameterError(f"train fits binary classifiers with one logit per point ((B, 1) outputs, "
                              f"BCE-with-logits); this model gives {tuple(out.shape)}. Write your own loop for "
                              "other tasks (see xbarsim.train.layers).")
+    return splits
 
 
 def _train(model, data, config, progress, label, score, cuda):
-    _check_training(model, data, config)
+    splits = _check_training(model, data, config)
     progress = check_flag(progress, "progress")
     if score is not None and not callable(score):
         # score="acc" raised a raw TypeError at the first selection, after its epochs (found by review)
@@ -346,10 +355,8 @@ def _train(model, data, config, progress, label, score, cuda):
     _seed_generators(config.seed, cuda)
     gen = np.random.default_rng(config.seed)
     dev = _device(model)
-    x = torch.as_tensor(data.x_train, dtype=torch.float64, device=dev)
-    y = torch.as_tensor(data.y_train, dtype=torch.float64, device=dev)
-    xv = torch.as_tensor(data.x_val, dtype=torch.float64, device=dev)
-    yv = torch.as_tensor(data.y_val, dtype=torch.float64, device=dev)
+    x, y, xv, yv = (torch.as_tensor(splits[k], dtype=torch.float64, device=dev)
+                    for k in ("x_train", "y_train", "x_val", "y_val"))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     lossf = nn.BCEWithLogitsLoss()
     n = len(y)

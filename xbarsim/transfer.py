@@ -777,7 +777,7 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
             "or raise TransferConfig.input_scale.",
             RuntimeWarning,
         )
-    elif dev.v0 is not None and v_max > mapping.v_read * (1.0 + 1e-12):
+    elif dev.v0 is not None and v_max > mapping.v_read * (1.0 + 1e-12) and _bend_is_news(mapping, dev, v_max):
         # the product is mapped for |x| <= input_scale; past it a read bends
         # with the sinh law, silently (2x high at 5 input_scale, TiO2; found
         # by review)
@@ -789,9 +789,31 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
             f"(v0 = {dev.v0:g} V) conduct {gain:.4g}x their small-signal conductance ({gain_read:.4g}x "
             f"at V_read), so those products come out up to {100 * (gain - 1):.3g} % high. Give the layer "
             f"TransferConfig(input_scale={v_max / scale:.4g}) or more (inputs in [-input_scale, input_scale] "
-            "are read at [-V_read, V_read]), or scale the inputs.",
+            "are read at [-V_read, V_read]), or scale the inputs. (Said once per layer shape and input range: "
+            f"again only for inputs over {_BEND_AGAIN:g}x these.)",
             RuntimeWarning,
         )
+
+
+_BEND_AGAIN = 1.25
+"""Factor by which inputs must exceed the largest already warned of, for a
+layer shape and input range, to be warned of again (`_bend_is_news`)."""
+_BEND_WARNED = {}
+"""Largest word-line voltage warned of per (in, out, input_scale, V_read, v0)."""
+
+
+def _bend_is_news(mapping, dev, v_max):
+    """Whether sinh reads up to `v_max` past ``V_read`` are worth a warning:
+    the first for this layer shape and input range, or past `_BEND_AGAIN`
+    times the last. Every call warned, with its own figure, so Python's
+    once-per-message filter never applied: 20 reads of ReLU activations
+    printed 20 paragraphs (found by review)."""
+    key = (mapping.in_features, mapping.out_features, mapping.input_scale, mapping.v_read, dev.v0)
+    last = _BEND_WARNED.get(key)
+    if last is not None and v_max <= _BEND_AGAIN * last:
+        return False
+    _BEND_WARNED[key] = v_max
+    return True
 
 
 _SINH_MAX = SINH_ARG_MAX

@@ -232,6 +232,25 @@ def test_lists_of_tensor_rows_that_require_grad_are_taken_everywhere(data):
               progress=False)
 
 
+def test_each_evaluation_sends_a_network_it_does_not_score_to_its_own_route(sur):
+    """A 3-output network was told to use to_crossbar and xs.mvm by every
+    evaluation, the circuit's route also from the surrogate's (found by
+    review)."""
+    from xbarsim.train import evaluate_circuit, evaluate_surrogate
+
+    multi = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.Sigmoid(), torch.nn.Linear(6, 3)).double()
+    x, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
+    cfg = xs.TransferConfig()
+    for call, route in ((lambda: evaluate_circuit(multi, cfg, x, y, n=2, progress=False), r"to_crossbar and xs\.mvm"),
+                        (lambda: evaluate_surrogate(multi, sur, x, y, n=2),
+                         r"under the surrogate with convert\(model, surrogate\) and evaluation forwards under "
+                         r"`with sampling\(model\):`"),
+                        (lambda: evaluate_statistical(multi, cfg, x, y, n=2),
+                         r"The statistical model has no route for other networks")):
+        with pytest.raises(ParameterError, match=rf"this network has 3 outputs\. .*{route}"):
+            call()
+
+
 def test_a_score_with_grad_is_read_without_a_warning_and_a_bool_tensor_is_refused(data):
     import warnings
 

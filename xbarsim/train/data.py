@@ -28,22 +28,23 @@ SPLIT = (875, 125, 200)
 
 @dataclass(frozen=True, eq=False)
 class MoonsData:
-    """A train / validation / test split of a 2-feature binary problem.
+    """A train / validation / test split of a binary problem.
 
-    Features are float64 ``(n, 2)`` arrays, labels int64 ``(n,)`` arrays of
-    0 and 1.
+    Features are float64 ``(n, features)`` arrays (2 for the half moons;
+    `train` and the evaluations take any number), labels int64 ``(n,)``
+    arrays of 0 and 1.
     """
 
     x_train: np.ndarray
-    """Training features, (n_train, 2), scaled to [0, 1]."""
+    """Training features, (n_train, features); the half moons scaled to [0, 1]."""
     y_train: np.ndarray
     """Training labels, (n_train,), 0 or 1."""
     x_val: np.ndarray
-    """Validation features, (n_val, 2)."""
+    """Validation features, (n_val, features)."""
     y_val: np.ndarray
     """Validation labels, (n_val,)."""
     x_test: np.ndarray
-    """Test features, (n_test, 2)."""
+    """Test features, (n_test, features)."""
     y_test: np.ndarray
     """Test labels, (n_test,)."""
     source: str = "make_moons"

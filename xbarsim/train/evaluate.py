@@ -178,11 +178,25 @@ def check_labels(y, points):
     return labels
 
 
-def _task(model_or_layers, x, y):
-    """The layers, features and labels of a binary evaluation, checked
-    before any transfer runs: the layers chain, the last has one output
-    (the logit, class 1 where it is > 0), ``x`` is (P, in) and finite,
-    ``y`` holds P labels in {0, 1}."""
+_OTHER_NETWORKS = {
+    "circuit": "Score other networks on the circuit with xbarsim.train.to_crossbar and xs.mvm (e.g. argmax "
+               "over the outputs).",
+    "surrogate": "Score other networks under the surrogate with convert(model, surrogate) and evaluation "
+                 "forwards under `with sampling(model):` (each forward draws one transfer; e.g. argmax over "
+                 "the outputs).",
+    "statistical": "The statistical model has no route for other networks; score them under the surrogate "
+                   "(convert(model, surrogate) and forwards under `with sampling(model):`) or on the circuit "
+                   "(to_crossbar and xs.mvm).",
+}
+"""Where each evaluation sends a network it does not score (each told to
+use to_crossbar and xs.mvm, the circuit's route; found by review)."""
+
+
+def _task(model_or_layers, x, y, kind):
+    """The layers, features and labels of a binary evaluation of ``kind``
+    (`_OTHER_NETWORKS`), checked before any transfer runs: the layers
+    chain, the last has one output (the logit, class 1 where it is > 0),
+    ``x`` is (P, in) and finite, ``y`` holds P labels in {0, 1}."""
     if isinstance(model_or_layers, (list, tuple)):
         layers = list(model_or_layers)  # a tuple was taken for a model ("no attribute 'modules'")
         if not layers or not all(isinstance(lb, (list, tuple)) and len(lb) == 2 for lb in layers):
@@ -201,8 +215,7 @@ def _task(model_or_layers, x, y):
     if layers[-1][0].shape[0] != 1:
         raise ParameterError(
             f"the evaluation scores binary classifiers with one output logit (class 1 where it is > 0), as "
-            f"the moons network; this network has {layers[-1][0].shape[0]} outputs. Score other networks "
-            "with xbarsim.train.to_crossbar and xs.mvm (e.g. argmax over the outputs).")
+            f"the moons network; this network has {layers[-1][0].shape[0]} outputs. {_OTHER_NETWORKS[kind]}")
     x = as_float_array(_bool_as_float(x), "x", f"(points, {width})")  # tensors detached
     if x.ndim != 2 or x.shape[1] != width or x.shape[0] == 0:  # 0 points ran every transfer, refused later
         raise ParameterError(f"x has shape {x.shape}; expected (points, {width}) for this network, points >= 1.")
@@ -409,11 +422,13 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     Returns
     -------
     MCResult, list
-        The result, and the kept batches (empty unless asked).
+        The result (``.logits`` and ``.correct``, each (n, points);
+        ``.model``; the metrics take its ``.correct``), and the kept
+        batches (empty unless asked).
     """
     import xbarsim as xs
 
-    layers, x, labels = _task(model_or_layers, x, y)
+    layers, x, labels = _task(model_or_layers, x, y, "circuit")
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     keep_conductances = check_count(keep_conductances, "keep_conductances", 0)
     progress = check_flag(progress, "progress")  # "no" showed the bar (found by review)
@@ -501,7 +516,9 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
     The same mapping as the circuit evaluation gives the target
     conductances; `StatisticalModel` perturbs them (the drift of a device
     after the ``n_later`` devices programmed after it in its tile); the MVM
-    is ideal.
+    is ideal. Returns an `MCResult` (``.logits`` and ``.correct``, each
+    (n, points); ``.model``), as `evaluate_circuit` does; the metrics
+    (`summarize`...) take its ``.correct``.
     """
     from .statistical import StatisticalModel
     from .surrogate import tile_features
@@ -509,7 +526,7 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
     stat = StatisticalModel() if stat is None else stat
     if not isinstance(stat, StatisticalModel):  # "paper" raised AttributeError mid-run
         raise ParameterError(f"stat must be an xbarsim.train.StatisticalModel or None; got {type(stat).__name__}.")
-    layers, x, labels = _task(model_or_layers, x, y)
+    layers, x, labels = _task(model_or_layers, x, y, "statistical")
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     seed = check_seed(seed)
     _require_results(n, x, layers, chunk, "a statistical-model evaluation")
@@ -539,14 +556,16 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     conductances of every layer, then the read noise of each layer in
     turn. So a transfer is the same programmed network whichever points it
     scores (with the noise drawn between layers, layer 2's conductances had
-    depended on how many points layer 1 read; found by review).
+    depended on how many points layer 1 read; found by review). Returns an
+    `MCResult` (``.logits`` and ``.correct``, each (n, points); ``.model``);
+    the metrics (`summarize`...) take its ``.correct``.
     """
     from .surrogate import Surrogate, extrapolation_message
 
     if not isinstance(surrogate, Surrogate):  # "'str' object has no attribute 'cfg'"
         raise ParameterError(f"surrogate must be a fitted xbarsim.train.Surrogate; got {type(surrogate).__name__} "
                              "(Surrogate.fit(cfg), or Surrogate.load(path)).")
-    layers, x, labels = _task(model_or_layers, x, y)
+    layers, x, labels = _task(model_or_layers, x, y, "surrogate")
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     seed = check_seed(seed)
     _warn_if_other_cfg(model_or_layers, surrogate.cfg)

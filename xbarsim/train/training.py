@@ -238,7 +238,8 @@ def train(model, data, config=TrainConfig(), progress=True, label="train", score
     Parameters
     ----------
     model : torch.nn.Module
-        Maps ``(B, 2)`` float64 features to ``(B, 1)`` logits.
+        Maps ``(B, features)`` float64 features to ``(B, 1)`` logits (one
+        logit: a binary classifier).
     data : xbarsim.train.data.MoonsData
     config : TrainConfig
     progress : bool

@@ -37,16 +37,6 @@ def pytest_sessionstart(session):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_warnings_memory():
-    """Each test sees `xs.mvm`'s first bend warning for its layers (the
-    library says it once per layer shape and input range per process)."""
-    import importlib
-
-    importlib.import_module("xbarsim.transfer")._BEND_WARNED.clear()  # (xbarsim.transfer is the function)
-    yield
-
-
-@pytest.fixture(autouse=True)
 def _torch_seed():
     """Seed torch's global generator before each test, also for a test that
     imports torch itself and runs first (torch, a dependency, is imported

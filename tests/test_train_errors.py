@@ -243,12 +243,22 @@ def test_each_evaluation_sends_a_network_it_does_not_score_to_its_own_route(sur)
     cfg = xs.TransferConfig()
     for call, route in ((lambda: evaluate_circuit(multi, cfg, x, y, n=2, progress=False), r"to_crossbar and xs\.mvm"),
                         (lambda: evaluate_surrogate(multi, sur, x, y, n=2),
-                         r"under the surrogate with convert\(model, surrogate\) and evaluation forwards under "
-                         r"`with sampling\(model\):`"),
+                         r"under the surrogate with hw = convert\(model, surrogate\) \(a converted copy\) and "
+                         r"evaluation forwards hw\(x\) under `with sampling\(hw\):`"),
                         (lambda: evaluate_statistical(multi, cfg, x, y, n=2),
                          r"The statistical model has no route for other networks")):
         with pytest.raises(ParameterError, match=rf"this network has 3 outputs\. .*{route}"):
             call()
+    # the route works for it (and sampling the unconverted model, which drew nothing, is refused)
+    hw = convert(multi, sur)
+    x = torch.rand(5, 2, dtype=torch.float64)
+    hw.eval()
+    with sampling(hw):
+        draws = [hw(x) for _ in range(2)]
+    assert draws[0].shape == (5, 3) and not torch.equal(draws[0], draws[1])
+    with pytest.raises(ParameterError, match=r"has no HardwareAwareLinear layer.*hw = convert\(model, surrogate\)"):
+        with sampling(multi):
+            pass
 
 
 def test_a_score_with_grad_is_read_without_a_warning_and_a_bool_tensor_is_refused(data):

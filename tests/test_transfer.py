@@ -731,7 +731,7 @@ def test_mvm_warns_at_the_switching_threshold_and_refuses_overflowing_inputs():
         xs.mvm(prog, np.full((1, 4), -1e6))
     import warnings
 
-    with pytest.warns(RuntimeWarning, match="exceed input_scale") as rec:  # below the threshold: the bend
+    with pytest.warns(RuntimeWarning, match="inputs past input_scale") as rec:  # below the threshold: the bend
         assert np.all(np.isfinite(xs.mvm(prog, np.full((2, 4), 0.99 * x_max))))
     assert not any("switching threshold" in str(r.message) for r in rec)
     with warnings.catch_warnings():
@@ -742,9 +742,12 @@ def test_mvm_warns_at_the_switching_threshold_and_refuses_overflowing_inputs():
 def test_mvm_warns_of_inputs_past_input_scale_with_the_bend_it_gives():
     """Inputs past input_scale read a sinh device past V_read: the product
     bends, which used to pass without a word below the switching threshold
-    (2x at 5 input_scale; found by review). The warning's figure is the
-    output's ratio to the small-signal product; a linear device, whose
-    product does not bend, is not warned about."""
+    (2x at 5 input_scale; found by review). The warning quotes the step of
+    1.25x holding the inputs, so that Python's filter says a repeated read
+    once per line (every call had its own figure: 20 reads, 20 paragraphs;
+    found by review); its figure bounds the output's ratio to the
+    small-signal product. A linear device, whose product does not bend, is
+    not warned about."""
     import re
     import warnings
 
@@ -755,21 +758,24 @@ def test_mvm_warns_of_inputs_past_input_scale_with_the_bend_it_gives():
             warnings.simplefilter("always")
             small = xs.mvm(prog, np.array([[1e-3, 0.0]]), noise=False)[0, 0] / 1e-3
             big = xs.mvm(prog, np.array([[8.0, 0.0]]), noise=False)[0, 0] / 8.0  # reads 0.8 V
-            # said once per layer and input range (every call warned, with its own figure, so
-            # Python's once-per-message filter never applied; found by review): not again for
-            # a negative read as far past, again for one past 1.25x the last (below the 11 of the threshold)
-            xs.mvm(prog, np.array([[0.5, -9.0]]), noise=False)
-            xs.mvm(prog, np.array([[0.5, -10.5]]), noise=False)
+            xs.mvm(prog, np.array([[0.5, -9.0]]), noise=False)  # a negative read, in the same step
+            xs.mvm(prog, np.array([[0.5, -10.5]]), noise=False)  # the next step, up to the threshold
         msgs = [str(r.message) for r in rec]
         if not warned:
             assert msgs == []
             continue
-        assert len(msgs) == 2 and "inputs up to |x| = 8 exceed input_scale = 2" in msgs[0]
-        assert "inputs up to |x| = 10.5 exceed input_scale = 2" in msgs[1]
-        assert "Said once per layer shape and input range: again only for inputs over 1.25x these" in msgs[0]
-        gain = float(re.search(r"conduct ([0-9.]+)x", msgs[0]).group(1))
-        assert big / small == pytest.approx(gain, rel=1e-3)  # the figure is the bend the output shows
-        assert "TransferConfig(input_scale=8)" in msgs[0]
+        assert len(msgs) == 3 and msgs[0] == msgs[1] != msgs[2]
+        assert "inputs past input_scale = 2, up to |x| <= 9.54, read the word lines at up to 0.954 V" in msgs[0]
+        assert "up to |x| <= 11," in msgs[2]  # the switching threshold, 1.1 V: its own warning from there
+        gain = float(re.search(r"conduct up to ([0-9.]+)x", msgs[0]).group(1))
+        assert gain == pytest.approx(float(dev.read_current(1.0, 0.2 * 1.25**7)) / (0.2 * 1.25**7), rel=1e-3)
+        assert big / small <= gain  # a bound on the bend the output shows
+        assert "TransferConfig(input_scale=9.54)" in msgs[0]
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("default")  # Python's: once per message and line
+            for x in (8.0, 9.0, 8.5):
+                xs.mvm(prog, np.array([[x, 0.0]]), noise=False)
+        assert len(rec) == 1
 
 
 @pytest.mark.slow

@@ -777,43 +777,32 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
             "or raise TransferConfig.input_scale.",
             RuntimeWarning,
         )
-    elif dev.v0 is not None and v_max > mapping.v_read * (1.0 + 1e-12) and _bend_is_news(mapping, dev, v_max):
+    elif dev.v0 is not None and v_max > mapping.v_read * (1.0 + 1e-12):
         # the product is mapped for |x| <= input_scale; past it a read bends
         # with the sinh law, silently (2x high at 5 input_scale, TiO2; found
-        # by review)
-        gain = float(dev.read_current(1.0, v_max)) / v_max  # over the small-signal current
+        # by review). The figures are those of the step of 1.25x that holds
+        # the inputs: each call warned with its own figure, so Python's
+        # once per message and line never applied, and 20 reads of ReLU
+        # activations printed 20 paragraphs (found by review); the filters
+        # still decide ("always", "error").
+        steps = max(1, math.ceil(math.log(v_max / mapping.v_read) / math.log(_BEND_STEP) - 1e-9))
+        v_step = min(mapping.v_read * _BEND_STEP ** steps, limit)  # (v_max < limit here)
+        gain = float(dev.read_current(1.0, v_step)) / v_step  # over the small-signal current
         gain_read = float(dev.read_current(1.0, mapping.v_read)) / mapping.v_read
         warn(
-            f"inputs up to |x| = {v_max / scale:.4g} exceed input_scale = {mapping.input_scale:g}: the word "
-            f"lines read at up to {v_max:.3g} V, past V_read = {mapping.v_read:g} V, where the sinh devices "
-            f"(v0 = {dev.v0:g} V) conduct {gain:.4g}x their small-signal conductance ({gain_read:.4g}x "
+            f"inputs past input_scale = {mapping.input_scale:g}, up to |x| <= {v_step / scale:.3g}, read the "
+            f"word lines at up to {v_step:.3g} V, past V_read = {mapping.v_read:g} V, where the sinh devices "
+            f"(v0 = {dev.v0:g} V) conduct up to {gain:.4g}x their small-signal conductance ({gain_read:.4g}x "
             f"at V_read), so those products come out up to {100 * (gain - 1):.3g} % high. Give the layer "
-            f"TransferConfig(input_scale={v_max / scale:.4g}) or more (inputs in [-input_scale, input_scale] "
-            "are read at [-V_read, V_read]), or scale the inputs. (Said once per layer shape and input range: "
-            f"again only for inputs over {_BEND_AGAIN:g}x these.)",
+            f"TransferConfig(input_scale={v_step / scale:.3g}) or more (inputs in [-input_scale, input_scale] "
+            "are read at [-V_read, V_read]), or scale the inputs.",
             RuntimeWarning,
         )
 
 
-_BEND_AGAIN = 1.25
-"""Factor by which inputs must exceed the largest already warned of, for a
-layer shape and input range, to be warned of again (`_bend_is_news`)."""
-_BEND_WARNED = {}
-"""Largest word-line voltage warned of per (in, out, input_scale, V_read, v0)."""
-
-
-def _bend_is_news(mapping, dev, v_max):
-    """Whether sinh reads up to `v_max` past ``V_read`` are worth a warning:
-    the first for this layer shape and input range, or past `_BEND_AGAIN`
-    times the last. Every call warned, with its own figure, so Python's
-    once-per-message filter never applied: 20 reads of ReLU activations
-    printed 20 paragraphs (found by review)."""
-    key = (mapping.in_features, mapping.out_features, mapping.input_scale, mapping.v_read, dev.v0)
-    last = _BEND_WARNED.get(key)
-    if last is not None and v_max <= _BEND_AGAIN * last:
-        return False
-    _BEND_WARNED[key] = v_max
-    return True
+_BEND_STEP = 1.25
+"""Steps of the input range that `mvm`'s warning of reads past ``V_read``
+quotes (the range holding the inputs, rounded up)."""
 
 
 _SINH_MAX = SINH_ARG_MAX

@@ -31,8 +31,9 @@ class MoonsData:
     """A train / validation / test split of a binary problem.
 
     Features are float64 ``(n, features)`` arrays (2 for the half moons;
-    `train` and the evaluations take any number), labels int64 ``(n,)``
-    arrays of 0 and 1.
+    `train` and the evaluations take any number, the CSV files of
+    `load_csv_dir` / `save_csv_dir` two), labels int64 ``(n,)`` arrays of
+    0 and 1.
     """
 
     x_train: np.ndarray
@@ -256,7 +257,13 @@ def load_csv_dir(directory, scale=True):
 
 
 def save_csv_dir(data, directory):
-    """Write `data` as ``train.csv``, ``val.csv``, ``test.csv`` (the format `load_csv_dir` reads)."""
+    """Write `data` as ``train.csv``, ``val.csv``, ``test.csv`` (the format `load_csv_dir` reads:
+    two features, the half moons' and ``xbarsim moons --data``'s)."""
+    for name in ("x_train", "x_val", "x_test"):
+        shape = np.shape(getattr(data, name))
+        if len(shape) != 2 or shape[1] != 2:  # a 4-feature split: a bare "too many values to unpack" (found by review)
+            raise ParameterError(f"data.{name} has shape {shape}; the CSV format ({','.join(CSV_COLUMNS)}) holds two "
+                                 "features. Save other data with NumPy (np.savez).")
     os.makedirs(directory, exist_ok=True)
     for name, x, y in (
         ("train", data.x_train, data.y_train),

@@ -181,12 +181,12 @@ def check_labels(y, points):
 _OTHER_NETWORKS = {
     "circuit": "Score other networks on the circuit with xbarsim.train.to_crossbar and xs.mvm (e.g. argmax "
                "over the outputs).",
-    "surrogate": "Score other networks under the surrogate with convert(model, surrogate) and evaluation "
-                 "forwards under `with sampling(model):` (each forward draws one transfer; e.g. argmax over "
-                 "the outputs).",
+    "surrogate": "Score other networks under the surrogate with hw = convert(model, surrogate) (a converted "
+                 "copy) and evaluation forwards hw(x) under `with sampling(hw):` (each forward draws one "
+                 "transfer; e.g. argmax over the outputs).",
     "statistical": "The statistical model has no route for other networks; score them under the surrogate "
-                   "(convert(model, surrogate) and forwards under `with sampling(model):`) or on the circuit "
-                   "(to_crossbar and xs.mvm).",
+                   "(hw = convert(model, surrogate), forwards hw(x) under `with sampling(hw):`) or on the "
+                   "circuit (to_crossbar and xs.mvm).",
 }
 """Where each evaluation sends a network it does not score (each told to
 use to_crossbar and xs.mvm, the circuit's route; found by review)."""

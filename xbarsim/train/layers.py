@@ -868,9 +868,16 @@ def snapshot_(model):
 @contextlib.contextmanager
 def sampling(model, enabled=True):
     """Within the block, evaluation forwards draw one transfer each (`enabled`
-    True; False: none do, whatever their ``sample_on_eval``)."""
+    True; False: none do, whatever their ``sample_on_eval``). Sampling a
+    model with no hardware-aware layer is refused: ``convert`` returns a
+    converted copy, and ``convert(m, sur); with sampling(m)`` ran software
+    forwards without a word (found by review)."""
     enabled = check_flag(enabled, "enabled")  # sampling(model, "no") sampled
     layers = hardware_layers(model)
+    if enabled and not layers:
+        raise ParameterError(f"sampling: this {type(model).__name__} has no HardwareAwareLinear layer, so its "
+                             "forwards would draw nothing. Sample the converted copy: hw = convert(model, "
+                             "surrogate), then hw(x) under `with sampling(hw):`.")
     old = [layer.sample_on_eval for layer in layers]
     for layer in layers:
         layer.sample_on_eval = enabled

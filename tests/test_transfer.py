@@ -631,6 +631,11 @@ def test_non_numeric_and_torch_inputs():
         xs.mvm(prog, [rows])
     with pytest.raises(xs.ParameterError, match=r"x has shape \(1, 5, 4\); one programmed array reads \(B, 4\)"):
         xs.mvm(prog, [torch.from_numpy(x).requires_grad_()])  # a list of one (B, in) tensor: (1, B, in)
+    for one in (torch.from_numpy(x).to(torch.bfloat16), torch.from_numpy(x).to_sparse()):  # NumPy's TypeError path
+        with pytest.raises(xs.ParameterError, match=r"x has shape \(1, 5, 4\); one programmed array"):
+            xs.mvm(prog, [one])
+    with pytest.raises(xs.ParameterError, match="inhomogeneous"):  # ragged rows: not "(2, 5, 4)"
+        xs.mvm(prog, [torch.from_numpy(x).requires_grad_(), torch.from_numpy(x[:3]).requires_grad_()])
     # sparse tensors are read as dense, a meta tensor (no values) refused by
     # name: both were torch's raw errors (found by review)
     with warnings.catch_warnings():
@@ -1451,6 +1456,8 @@ def test_programming_that_leaves_many_working_devices_unconverged_warns():
                                             r"max_pulses=100.*a wider band \(tolerance=0.01\)\.$") as rec:
         xs.program(np.random.default_rng(0).uniform(1e-4, 5e-4, (8, 16)), tight, seed=0)
     assert not re.search("IR drop|sneak|smaller arrays|budget, below", str(rec[0].message))
-    with pytest.warns(RuntimeWarning, match=r"grounded verify reads \(read_scheme='grounded'; this run's: 'V/2'\)"):
+    # named first, with the reason: a larger budget lands biased reads in the band, not the conductances
+    with pytest.warns(RuntimeWarning, match=r"More converge with grounded verify reads \(read_scheme='grounded'; "
+                                            r"this run's: 'V/2'; .*not the conductances\); a larger budget"):
         xs.program(np.full((4, 4), 3e-4), xs.TransferConfig(write_verify=xs.WriteVerify(max_pulses=1), read_scheme="V/2"),
                    seed=0)

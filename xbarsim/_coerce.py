@@ -87,6 +87,9 @@ def as_array(value, name, expected, units):
     value = tensor_entries(value, lambda e, i: as_array(e, f"{name}[{i}]", expected, units))
     try:
         return np.asarray(value)
+    except RuntimeError as exc:  # torch's, for tensors nested deeper than one list
+        raise ParameterError(f"{name} is a nested list holding torch tensors that NumPy cannot convert "
+                             f"({exc}); give one tensor (torch.stack) or an array.") from None
     except ValueError:
         raise ParameterError(f"{name} has rows of different lengths; expected {expected}.") from None
 

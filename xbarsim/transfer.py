@@ -679,11 +679,12 @@ def _shape(x):
     converts or refuses with its own message (ragged lists)."""
     try:
         return tuple(np.shape(x))
-    except RuntimeError:  # torch's, for a list of tensors that require grad
-        if isinstance(x, (list, tuple)) and x and hasattr(x[0], "shape"):
-            return (len(x),) + tuple(x[0].shape)
+    except (RuntimeError, TypeError):  # torch's: tensors that require grad, bfloat16, sparse, on a GPU
+        if isinstance(x, (list, tuple)) and x and all(hasattr(e, "shape") for e in x):
+            shapes = {tuple(e.shape) for e in x}
+            return (len(x),) + shapes.pop() if len(shapes) == 1 else None  # ragged: refused as such later
         return None
-    except (ValueError, TypeError):
+    except ValueError:
         return None
 
 

@@ -76,6 +76,13 @@ def tensor_entries(value, convert):
     return value
 
 
+def _nested_tensors(name, exc):
+    """The refusal of torch's RuntimeError ``exc`` from NumPy's conversion of
+    ``name``: tensors (that require grad) nested deeper than one list."""
+    return ParameterError(f"{name} is a nested list holding torch tensors that NumPy cannot convert ({exc}); "
+                          "give one tensor (torch.stack) or an array.")
+
+
 def as_array(value, name, expected, units):
     """``value`` as a NumPy array of its own dtype (labels, hits, counts:
     what `as_real_array` would make float64 or refuse as boolean): a torch
@@ -87,9 +94,8 @@ def as_array(value, name, expected, units):
     value = tensor_entries(value, lambda e, i: as_array(e, f"{name}[{i}]", expected, units))
     try:
         return np.asarray(value)
-    except RuntimeError as exc:  # torch's, for tensors nested deeper than one list
-        raise ParameterError(f"{name} is a nested list holding torch tensors that NumPy cannot convert "
-                             f"({exc}); give one tensor (torch.stack) or an array.") from None
+    except RuntimeError as exc:
+        raise _nested_tensors(name, exc) from None
     except ValueError:
         raise ParameterError(f"{name} has rows of different lengths; expected {expected}.") from None
 
@@ -132,9 +138,8 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
             kind = np.asarray(value).dtype.kind
         except (TypeError, ValueError):
             kind = None
-        except RuntimeError as exc:  # torch's, for tensors nested deeper than one list
-            raise ParameterError(f"{name} is a nested list holding torch tensors that NumPy cannot convert "
-                                 f"({exc}); give one tensor (torch.stack) or an array.") from None
+        except RuntimeError as exc:
+            raise _nested_tensors(name, exc) from None
     if kind in ("c", "b") or isinstance(value, (bool, complex, np.bool_, np.complexfloating)):
         # NumPy would drop an imaginary part with only a warning, and read True as 1
         what = "complex" if kind == "c" or isinstance(value, (complex, np.complexfloating)) else "boolean"

@@ -228,9 +228,11 @@ def test_lists_of_tensor_rows_that_require_grad_are_taken_everywhere(data):
     np.testing.assert_array_equal(per_point_accuracy(rows(want.correct.astype(float))),
                                   per_point_accuracy(want.correct))
     nested = [[torch.ones(2, dtype=torch.float64, requires_grad=True)]]  # deeper than one list: refused by name
-    with pytest.raises(ParameterError, match="correct is a nested list holding torch tensors"):
+    with pytest.raises(ParameterError, match=r"correct is a nested list that NumPy cannot convert .*torch\.stack"):
         per_point_accuracy(nested)
-    with pytest.raises(ParameterError, match="x is a nested list holding torch tensors"):
+    with pytest.raises(ParameterError, match="correct is a nested list that NumPy cannot convert"):
+        per_point_accuracy([[torch.ones(2, dtype=torch.bfloat16)]])  # NumPy's TypeError
+    with pytest.raises(ParameterError, match="x is a nested list that NumPy cannot convert"):
         evaluate_statistical(net, cfg, [rows(data.x_test)], data.y_test, n=3)
     with pytest.raises(ParameterError, match=r"^data.y_train holds 2; train fits binary classifiers"):
         train(moons_network(8), replace(data, y_train=np.where(data.y_train > 0, 2, 0)), TrainConfig(epochs=1),

@@ -77,10 +77,11 @@ def tensor_entries(value, convert):
 
 
 def _nested_tensors(name, exc):
-    """The refusal of torch's RuntimeError ``exc`` from NumPy's conversion of
-    ``name``: tensors (that require grad) nested deeper than one list."""
-    return ParameterError(f"{name} is a nested list holding torch tensors that NumPy cannot convert ({exc}); "
-                          "give one tensor (torch.stack) or an array.")
+    """The refusal of the error ``exc`` from NumPy's conversion of ``name``:
+    torch tensors (that require grad, bfloat16...) nested deeper than one
+    list."""
+    return ParameterError(f"{name} is a nested list that NumPy cannot convert ({exc}); give one array, or one "
+                          "torch tensor (torch.stack).")
 
 
 def as_array(value, name, expected, units):
@@ -94,7 +95,7 @@ def as_array(value, name, expected, units):
     value = tensor_entries(value, lambda e, i: as_array(e, f"{name}[{i}]", expected, units))
     try:
         return np.asarray(value)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError) as exc:  # torch's (TypeError: bfloat16, sparse, on a GPU)
         raise _nested_tensors(name, exc) from None
     except ValueError:
         raise ParameterError(f"{name} has rows of different lengths; expected {expected}.") from None

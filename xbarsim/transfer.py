@@ -786,16 +786,17 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
         # once per message and line never applied, and 20 reads of ReLU
         # activations printed 20 paragraphs (found by review); the filters
         # still decide ("always", "error").
-        steps = max(1, math.ceil(math.log(v_max / mapping.v_read) / math.log(_BEND_STEP) - 1e-9))
+        steps = max(1, math.ceil(math.log(v_max / mapping.v_read) / math.log(_BEND_STEP)))
         v_step = min(mapping.v_read * _BEND_STEP ** steps, limit)  # (v_max < limit here)
+        x_step = _round_up(v_step / scale)  # quoted rounded up: "2.44" for 2.441 was no bound (found by review)
         gain = float(dev.read_current(1.0, v_step)) / v_step  # over the small-signal current
         gain_read = float(dev.read_current(1.0, mapping.v_read)) / mapping.v_read
         warn(
-            f"inputs past input_scale = {mapping.input_scale:g}, up to |x| <= {v_step / scale:.3g}, read the "
+            f"inputs past input_scale = {mapping.input_scale:g}, up to |x| <= {x_step:g}, read the "
             f"word lines at up to {v_step:.3g} V, past V_read = {mapping.v_read:g} V, where the sinh devices "
             f"(v0 = {dev.v0:g} V) conduct up to {gain:.4g}x their small-signal conductance ({gain_read:.4g}x "
             f"at V_read), so those products come out up to {100 * (gain - 1):.3g} % high. Give the layer "
-            f"TransferConfig(input_scale={v_step / scale:.3g}) or more (inputs in [-input_scale, input_scale] "
+            f"TransferConfig(input_scale={x_step:g}) or more (inputs in [-input_scale, input_scale] "
             "are read at [-V_read, V_read]), or scale the inputs.",
             RuntimeWarning,
         )
@@ -804,6 +805,13 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
 _BEND_STEP = 1.25
 """Steps of the input range that `mvm`'s warning of reads past ``V_read``
 quotes (the range holding the inputs, rounded up)."""
+
+
+def _round_up(value, digits=3):
+    """``value`` > 0 rounded up to ``digits`` significant digits (a relative
+    1e-12 above a digit, the rounding of a division, is not rounded up)."""
+    exp = math.floor(math.log10(value)) - digits + 1
+    return float(f"{math.ceil(value / 10.0**exp * (1 - 1e-12)) * 10.0**exp:.{digits}g}")
 
 
 _SINH_MAX = SINH_ARG_MAX

@@ -161,7 +161,7 @@ def _bool_as_float(x, name="x"):
     x = tensor_entries(x, lambda e, i: as_array(e, f"{name}[{i}]", "rows of numbers", "numbers"))  # rows requiring grad
     try:
         a = np.asarray(x)
-    except (ValueError, RuntimeError):  # ragged, or tensors nested deeper: as_float_array says so
+    except (ValueError, RuntimeError, TypeError):  # ragged, or tensors nested deeper: as_float_array says so
         return x
     return a.astype(np.float64) if a.dtype == np.bool_ else x
 

@@ -232,6 +232,14 @@ def test_lists_of_tensor_rows_that_require_grad_are_taken_everywhere(data):
         per_point_accuracy(nested)
     with pytest.raises(ParameterError, match="correct is a nested list that NumPy cannot convert"):
         per_point_accuracy([[torch.ones(2, dtype=torch.bfloat16)]])  # NumPy's TypeError
+
+
+    class Broken:  # not a nested list: not told about nested lists and torch.stack
+        def __array__(self, *args, **kwargs):
+            raise TypeError("no array here")
+
+    with pytest.raises(ParameterError, match=r"^correct \(Broken\) does not convert to an array \(no array here\)"):
+        per_point_accuracy(Broken())
     with pytest.raises(ParameterError, match="x is a nested list that NumPy cannot convert"):
         evaluate_statistical(net, cfg, [rows(data.x_test)], data.y_test, n=3)
     with pytest.raises(ParameterError, match=r"^data.y_train holds 2; train fits binary classifiers"):

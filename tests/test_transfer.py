@@ -629,6 +629,8 @@ def test_non_numeric_and_torch_inputs():
     np.testing.assert_array_equal(xs.transfer(list(lin.weight), lin.bias, cfg, seed=0).g[0], prog.g[0])
     with pytest.raises(xs.ParameterError, match=r"x is a nested list that NumPy cannot convert .*\(torch.stack\)"):
         xs.mvm(prog, [rows])
+    with pytest.raises(xs.ParameterError, match=r"x is a nested list that NumPy cannot convert .*BFloat16"):
+        xs.mvm(prog, [[torch.ones(4, dtype=torch.bfloat16)]])  # NumPy's TypeError, as named
     with pytest.raises(xs.ParameterError, match=r"x has shape \(1, 5, 4\); one programmed array reads \(B, 4\)"):
         xs.mvm(prog, [torch.from_numpy(x).requires_grad_()])  # a list of one (B, in) tensor: (1, B, in)
     for one in (torch.from_numpy(x).to(torch.bfloat16), torch.from_numpy(x).to_sparse()):  # NumPy's TypeError path

@@ -76,6 +76,11 @@ def tensor_entries(value, convert):
     return value
 
 
+def _nested_list(value):
+    """Whether ``value`` is a list or tuple of lists or tuples."""
+    return isinstance(value, (list, tuple)) and any(isinstance(e, (list, tuple)) for e in value)
+
+
 def _nested_tensors(name, exc):
     """The refusal of the error ``exc`` from NumPy's conversion of ``name``:
     torch tensors (that require grad, bfloat16...) nested deeper than one
@@ -95,8 +100,11 @@ def as_array(value, name, expected, units):
     value = tensor_entries(value, lambda e, i: as_array(e, f"{name}[{i}]", expected, units))
     try:
         return np.asarray(value)
-    except (RuntimeError, TypeError) as exc:  # torch's (TypeError: bfloat16, sparse, on a GPU)
-        raise _nested_tensors(name, exc) from None
+    except (RuntimeError, TypeError) as exc:  # torch's (TypeError: bfloat16, sparse, on a GPU), or an object's
+        if _nested_list(value):
+            raise _nested_tensors(name, exc) from None
+        raise ParameterError(f"{name} ({type(value).__name__}) does not convert to an array ({exc}); expected "
+                             f"{expected}.") from None
     except ValueError:
         raise ParameterError(f"{name} has rows of different lengths; expected {expected}.") from None
 
@@ -137,10 +145,12 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
         # a list or other sequence: look at what NumPy makes of it first
         try:
             kind = np.asarray(value).dtype.kind
-        except (TypeError, ValueError):
+        except ValueError:
             kind = None
-        except RuntimeError as exc:
-            raise _nested_tensors(name, exc) from None
+        except (RuntimeError, TypeError) as exc:
+            if _nested_list(value):  # tensors that require grad, bfloat16, sparse... deeper than one list
+                raise _nested_tensors(name, exc) from None
+            kind = None
     if kind in ("c", "b") or isinstance(value, (bool, complex, np.bool_, np.complexfloating)):
         # NumPy would drop an imaginary part with only a warning, and read True as 1
         what = "complex" if kind == "c" or isinstance(value, (complex, np.complexfloating)) else "boolean"

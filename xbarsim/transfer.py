@@ -810,6 +810,8 @@ quotes (the range holding the inputs, rounded up)."""
 def _round_up(value, digits=3):
     """``value`` > 0 rounded up to ``digits`` significant digits (a relative
     1e-12 above a digit, the rounding of a division, is not rounded up)."""
+    if not (math.isfinite(value) and value > 0):  # an inf bound (inputs near 1e308) is quoted as it is
+        return value
     exp = math.floor(math.log10(value)) - digits + 1
     return float(f"{math.ceil(value / 10.0**exp * (1 - 1e-12)) * 10.0**exp:.{digits}g}")
 

@@ -1466,11 +1466,13 @@ def test_programming_that_leaves_many_working_devices_unconverged_warns():
     assert "sneak" not in str(rec[0].message)
     tight = xs.TransferConfig(device=xs.presets.TIO2_IDEAL, r_wl=0.0, r_bl=0.0, tolerance=0.001)
     with pytest.warns(RuntimeWarning, match=r"Likely causes: a 0.1 % band is narrower than the measured 1 %.*"
-                                            r"max_pulses=100.*a wider band \(tolerance=0.01\)\.$") as rec:
+                                            r"max_pulses=100.*a wider band \(tolerance=0.01; `xbarsim program "
+                                            r"--tolerance 0.01`\)\.$") as rec:
         xs.program(np.random.default_rng(0).uniform(1e-4, 5e-4, (8, 16)), tight, seed=0)
     assert not re.search("IR drop|sneak|smaller arrays|budget, below", str(rec[0].message))
     # named first, with the reason: a larger budget lands biased reads in the band, not the conductances
     with pytest.warns(RuntimeWarning, match=r"More converge with grounded verify reads \(read_scheme='grounded'; "
-                                            r"this run's: 'V/2'; .*not the conductances\); a larger budget"):
+                                            r"`xbarsim program --read-scheme grounded`; this run's: 'V/2'; "
+                                            r".*not the conductances\); a larger budget"):
         xs.program(np.full((4, 4), 3e-4), xs.TransferConfig(write_verify=xs.WriteVerify(max_pulses=1), read_scheme="V/2"),
                    seed=0)

@@ -854,18 +854,18 @@ def warn_unconverged(converged, stuck_state, cfg, what):
         if cfg.tolerance < MEASURED_TOLERANCE:
             causes.append(f"a {100 * cfg.tolerance:g} % band is narrower than the measured 1 %: a pulse near "
                           "threshold moves a device by more than that, so write-verify steps over it and tries again")
-            remedies.append("a wider band (tolerance=0.01)")
+            remedies.append("a wider band (tolerance=0.01; `xbarsim program --tolerance 0.01`)")
         if cfg.r_wl > 0 or cfg.r_bl > 0:
             causes.append("IR drop leaves the ramp short of the voltage a device needs, more so on larger arrays")
-            remedies.append("smaller arrays" if what == "programming" else "smaller tiles")
+            remedies.append("smaller arrays (`xbarsim program --size`)" if what == "programming" else "smaller tiles")
         if cfg.read_scheme is not ReadScheme.GROUNDED:
             # first: a larger budget lands these reads in the band, not the
             # conductances (V/2 reads at 100 pulses: all "converged", the
             # median true error 94 %; found by review)
             causes.append(f"sneak currents bias {cfg.read_scheme.value} verify reads")
-            remedies.insert(0, f"grounded verify reads (read_scheme='grounded'; this run's: "
-                               f"'{cfg.read_scheme.value}'; with its biased reads, a larger budget lands the reads "
-                               "in the band, not the conductances)")
+            remedies.insert(0, f"grounded verify reads (read_scheme='grounded'; `xbarsim program --read-scheme "
+                               f"grounded`; this run's: '{cfg.read_scheme.value}'; with its biased reads, a larger "
+                               "budget lands the reads in the band, not the conductances)")
         why = "; ".join(causes) if causes else "the ramp ran out of pulses before the read entered the band"
         warn(f"{what} left {missed} of {working} working devices ({100 * missed / working:.1f} %) outside the "
              f"{100 * cfg.tolerance:g} % band within the {wv.max_pulses}-pulse budget (.converged says which). "

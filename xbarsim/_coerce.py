@@ -66,6 +66,11 @@ def _is_tensor(value):
     return hasattr(value, "detach") and hasattr(value, "cpu")
 
 
+def _host_array(tensor, name, units):
+    """A torch tensor (grad or not, any device, sparse) as a NumPy array."""
+    return _tensor_to_numpy(_strided(tensor.detach(), name, units).cpu(), name, units)
+
+
 def tensor_entries(value, convert):
     """A list or tuple holding torch tensors with each tensor converted by
     ``convert(entry, index)``; anything else as it is. (NumPy's conversion
@@ -95,8 +100,8 @@ def as_array(value, name, expected, units):
     tensor detached and brought to the CPU (one that requires grad, or on a
     GPU, raised torch's own error), ragged rows a `ParameterError` saying
     ``expected`` (NumPy's raw "inhomogeneous shape" otherwise)."""
-    if _is_tensor(value):  # torch.Tensor, grad or not, any device
-        value = _tensor_to_numpy(_strided(value.detach(), name, units).cpu(), name, units)
+    if _is_tensor(value):
+        value = _host_array(value, name, units)
     value = tensor_entries(value, lambda e, i: as_array(e, f"{name}[{i}]", expected, units))
     try:
         return np.asarray(value)
@@ -132,8 +137,8 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
     """
     if value is None:
         raise ParameterError(f"{name} is None; give a {expected} array or number ({units}).")
-    if _is_tensor(value):  # torch.Tensor, grad or not, any device
-        value = _tensor_to_numpy(_strided(value.detach(), name, units).cpu(), name, units)
+    if _is_tensor(value):
+        value = _host_array(value, name, units)
     if isinstance(value, np.ma.MaskedArray):
         if np.ma.getmaskarray(value).any():
             raise ParameterError(f"{name} is a masked array with masked entries; fill them first "

@@ -277,12 +277,14 @@ def _check_tile_count(shape, has_bias, cfg):
         return
     n = tile_count(shape, has_bias, cfg)
     if n > MAX_TILES:
-        bigger = tuple(int(t) for t in cfg.tile)  # a tile that fits (the default, 64 x 64, was offered; found by review)
-        while tile_count(shape, has_bias, cfg, bigger) > MAX_TILES:
+        # a tile that fits (the default, 64 x 64, was offered; found by review)
+        bigger, fits = tuple(int(t) for t in cfg.tile), n
+        while fits > MAX_TILES:
             bigger = (2 * bigger[0], 2 * bigger[1])
+            fits = tile_count(shape, has_bias, cfg, bigger)
         raise ParameterError(f"a {shape[0]} x {shape[1]} layer on {cfg.tile[0]} x {cfg.tile[1]} tiles makes {n} "
                              f"tiles; at most {MAX_TILES} (2**20) keep their random streams apart. Give larger "
-                             f"tiles (tile={bigger} makes {tile_count(shape, has_bias, cfg, bigger)}).")
+                             f"tiles (tile={bigger} makes {fits}).")
 
 
 def _check_mapping_memory(weight, bias, cfg):
@@ -363,10 +365,12 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
     if not isinstance(cfg, TransferConfig):
         raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
     cfg.check_mapping_band()
-    _check_tile_count(shape_of(weight), bias is not None, cfg)  # an array's before it is copied
+    shape = shape_of(weight)  # an array's or tensor's: checked before it is copied
+    _check_tile_count(shape, bias is not None, cfg)
     _check_mapping_memory(weight, bias, cfg)
     W, b = check_layer(weight, bias)
-    _check_tile_count(W.shape, b is not None, cfg)  # a list's
+    if shape is None:  # a list's, once converted
+        _check_tile_count(W.shape, b is not None, cfg)
     out_f, in_f = W.shape
     # the first tile is the largest both ways: its solves (programming and
     # MVM) set the floor. Checked before the tiles are made (after them, a

@@ -849,8 +849,9 @@ def warn_unconverged(converged, stuck_state, cfg, what):
         more = max(100, 2 * wv.max_pulses)
         remedies = [f"a larger budget (WriteVerify(max_pulses={more}); `xbarsim program --max-pulses {more}`)"]
         causes = []
-        if wv.max_pulses < WriteVerify().max_pulses:
-            causes.append(f"a {wv.max_pulses}-pulse budget, below the default {WriteVerify().max_pulses}")
+        default_budget = WriteVerify().max_pulses
+        if wv.max_pulses < default_budget:
+            causes.append(f"a {wv.max_pulses}-pulse budget, below the default {default_budget}")
         if cfg.tolerance < MEASURED_TOLERANCE:
             causes.append(f"a {100 * cfg.tolerance:g} % band is narrower than the measured 1 %: a pulse near "
                           "threshold moves a device by more than that, so write-verify steps over it and tries again")

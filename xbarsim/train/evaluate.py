@@ -34,7 +34,7 @@ from ..exceptions import ParameterError
 from ..mapping import as_float_array
 from ..transfer import refuse_sinh_overflow
 from ._checks import SEED_OFFSET_MAX, check_count, check_flag, check_seed
-from .layers import linear_layers, warn_if_trained_for_another_cfg
+from .layers import float64_array, linear_layers, warn_if_trained_for_another_cfg
 
 __all__ = [
     "MCResult",
@@ -104,8 +104,7 @@ def network_layers(model):
                 f"nn.Sequential runs {'-'.join(kinds)} (L: Linear, S: Sigmoid).")
     out = []
     for k, layer in enumerate(linear_layers(model)):
-        w = layer.weight.detach().cpu().to(torch.float64).numpy()
-        b = None if layer.bias is None else layer.bias.detach().cpu().to(torch.float64).numpy()
+        w, b = float64_array(layer.weight), float64_array(layer.bias)
         # checked here: the forward check that follows compared NaN outputs
         # and blamed the layers' registration order (found by review)
         for name, a in (("weight", w), ("bias", b)):

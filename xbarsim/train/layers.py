@@ -475,8 +475,7 @@ class HardwareAwareLinear(nn.Linear):
         from .._coerce import where_not_finite
 
         try:
-            w = self.weight.detach().cpu().to(torch.float64).numpy()
-            b = None if self.bias is None else self.bias.detach().cpu().to(torch.float64).numpy()
+            w, b = float64_array(self.weight), float64_array(self.bias)
         except RuntimeError as exc:
             # a torch.func transform's wrapped weights have no storage: torch's raw
             # "Cannot access data pointer of Tensor that doesn't have storage" (found by review);
@@ -585,7 +584,7 @@ class HardwareAwareLinear(nn.Linear):
         y = nn.functional.linear(xin, w, b)
         if s.circuit is not None:
             # IR drop and read noise: constants of the step (reparametrization)
-            y_hw = torch.as_tensor(s.circuit(x.detach().cpu().to(torch.float64).numpy()), device=dev, dtype=dt)
+            y_hw = torch.as_tensor(s.circuit(float64_array(x)), device=dev, dtype=dt)
             y = y + (y_hw.reshape(y.shape) - y.detach())
         if not bool(torch.isfinite(y.detach()).all()):
             raise ParameterError(self._overflow_message(x))
@@ -691,6 +690,12 @@ class HardwareAwareLinear(nn.Linear):
                 mb = failed_bias
                 self.bias[mb] = b0[mb]
         self._pre_step = None
+
+
+def float64_array(t):
+    """A parameter's values as a float64 NumPy array on the host, detached
+    from the graph (None stays None: a layer without bias)."""
+    return None if t is None else t.detach().cpu().to(torch.float64).numpy()
 
 
 def _dtype_kind(a):
@@ -1184,8 +1189,7 @@ def to_crossbar(model, cfg, seed=0):
     warn_if_trained_for_another_cfg(layers, cfg)
     weights = []
     for k, layer in enumerate(layers):  # every layer checked before the first is programmed
-        w = layer.weight.detach().cpu().to(torch.float64).numpy()
-        b = None if layer.bias is None else layer.bias.detach().cpu().to(torch.float64).numpy()
+        w, b = float64_array(layer.weight), float64_array(layer.bias)
         try:
             map_layer(w, b, cfg)
         except ParameterError as exc:

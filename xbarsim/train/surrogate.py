@@ -73,7 +73,7 @@ from .._coerce import as_real_array
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_count, check_flag, check_seed, failure_scale
-from .layers import LayerSample
+from .layers import LayerSample, float64_array
 
 __all__ = ["Surrogate", "cfg_to_dict", "cfg_from_dict", "tile_features", "FORMAT_VERSION"]
 
@@ -1281,8 +1281,7 @@ class Surrogate:
         wmax = w_aug.abs().max()
         # an all-zero layer is mapped with max|w| = 1 (`map_layer`); so is its penalty
         wmax = torch.where(wmax > 0, wmax, torch.ones_like(wmax))
-        feats = self._penalty_features(weight.detach().cpu().to(torch.float64).numpy(),
-                                       None if bias is None else bias.detach().cpu().to(torch.float64).numpy())
+        feats = self._penalty_features(float64_array(weight), float64_array(bias))
         vb_p, vb_n = (torch.as_tensor(f, dtype=w_aug.dtype, device=w_aug.device) for f in feats)
         span = g_max - g_min
         if cfg.mapping.value == "differential":

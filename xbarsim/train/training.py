@@ -16,7 +16,7 @@ from .._progress import Progress
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_count, check_flag, check_seed
-from .layers import hardware_layers, regularization_loss, restore_failed_, sampling, snapshot_
+from .layers import float64_array, hardware_layers, regularization_loss, restore_failed_, sampling, snapshot_
 
 __all__ = ["TrainConfig", "TrainResult", "moons_network", "train", "predict_logits", "accuracy"]
 
@@ -286,7 +286,7 @@ def _score_value(raw):
     if isinstance(raw, torch.Tensor):
         if raw.dtype == torch.bool or raw.is_complex():
             return None
-        raw = raw.detach().cpu().to(torch.float64).numpy()  # with grad, torch warned at every selection
+        raw = float64_array(raw)  # with grad, torch warned at every selection
     try:
         a = np.asarray(raw)
         return None if a.size != 1 or a.dtype.kind in "bcSU" else float(a.reshape(-1)[0])

@@ -309,3 +309,22 @@ def test_stuck_lrs_draws_stay_inside_the_physical_range():
     res = xs.program(np.full((6, 6), 3e-4), xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0), seed=0)
     assert np.all(res.stuck_state == 1) and res.stuck.all()
     assert res.g_final.max() == dev.g_hi and res.g_final.min() >= dev.g_lo  # half the draws were above g_hi
+
+
+@pytest.mark.parametrize("value, low, want", [(3, 1, 3), (3.0, 1, 3), (np.int64(3), 1, 3), (np.array(3.0), 1, 3),
+                                              (10**400, 1, 10**400), (0, 0, 0)])
+def test_whole_number_takes_counts(value, low, want):
+    from xbarsim.devices import whole_number
+
+    got = whole_number(value, "n", low)
+    assert got == want and type(got) is int
+
+
+@pytest.mark.parametrize("value", [True, np.bool_(True), "3", 2.5, float("nan"), float("inf"), 0, -1, None, [3]])
+def test_whole_number_refuses(value):
+    from xbarsim.devices import whole_number
+
+    with pytest.raises(xs.ParameterError, match=r"^n = .*: give a whole number >= 1\.$"):
+        whole_number(value, "n")
+    with pytest.raises(xs.ParameterError, match=r"^--arrays .*: at least one; give a whole number >= 1\.$"):
+        whole_number(value, "--arrays", reason="at least one")

@@ -45,6 +45,7 @@ from importlib import resources
 
 import numpy as np
 
+from .devices import whole_number
 from .exceptions import ParameterError
 from .cli import help_text, missing_folders, remove_if_made_and_empty, seed_arg
 
@@ -125,22 +126,6 @@ def calibration_config(device=None, r_wire=1.0):
                           r_wl=r_wire, r_bl=r_wire, **kw)
 
 
-def _count(value, what, least=2, reason=None):
-    """``value`` as an int, refused unless it is a whole number >= ``least``
-    (an integer, or a float with no fraction). Before any work: 0 arrays
-    returned all-NaN statistics, a negative count NumPy's "negative
-    dimensions" and 2.0 a TypeError from inside the simulation (found by
-    review). ``what`` names the argument (a command-line option as
-    ``--arrays 1: ...``), ``reason`` says why it needs ``least``."""
-    whole = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating))
-                                                     and np.isfinite(value) and value == int(value))
-    if isinstance(value, (bool, np.bool_)) or not whole or value < least:
-        sep = " " if what.startswith("--") else " = "
-        raise ParameterError(f"{what}{sep}{value!r}: {reason + '; give' if reason else 'give'} a whole number "
-                             f">= {least}.")
-    return int(value)
-
-
 def _check_shape(shape):
     """``shape`` as (M, N), refused unless the array has more devices than
     the largest event count compared (a 4x4 array has no device followed by
@@ -150,7 +135,7 @@ def _check_shape(shape):
         M, N = shape
     except (TypeError, ValueError):
         raise ParameterError(f"shape = {shape!r}; give (rows, columns), e.g. (8, 8) as measured.") from None
-    M, N = (_count(v, f"shape = {shape!r}: entry", least=1) for v in (M, N))
+    M, N = (whole_number(v, f"shape = {shape!r}: entry") for v in (M, N))
     if M * N <= int(DRIFT_EVENTS[-1]):
         raise ParameterError(f"shape = {shape!r}: {M * N} devices; the drift is compared up to "
                              f"k = {int(DRIFT_EVENTS[-1])} later programmings, so an array needs more than "
@@ -166,7 +151,7 @@ def simulate(device=None, n_arrays=40, seed=0, r_wire=1.0, shape=(8, 8), progres
     and ``seed``, an integer in [0, 2**64), are checked before any work."""
     from .programming import _check_seed, _program_batch, check_program_memory, programming_order
 
-    n_arrays = _count(n_arrays, "n_arrays")
+    n_arrays = whole_number(n_arrays, "n_arrays", 2)
     M, N = shape = _check_shape(shape)
     seed = _check_seed(seed)  # before NumPy's generator, which refused a negative seed with its own traceback
     cfg = calibration_config(device, r_wire)
@@ -280,8 +265,8 @@ def fit(device=None, n_arrays=24, seed=0, maxiter=60, r_wire=1.0, callback=None,
     """
     from scipy.optimize import minimize
 
-    n_arrays = _count(n_arrays, "fit: n_arrays", reason="the drift statistics need at least 2 arrays")
-    maxiter = _count(maxiter, "fit: maxiter", least=1, reason="Nelder-Mead needs an iteration")
+    n_arrays = whole_number(n_arrays, "fit: n_arrays", 2, reason="the drift statistics need at least 2 arrays")
+    maxiter = whole_number(maxiter, "fit: maxiter", reason="Nelder-Mead needs an iteration")
     from .programming import _check_seed
 
     _check_seed(seed)
@@ -455,7 +440,7 @@ def attribution(device=None, n_arrays=200, seed=0, events=(1, 10, 30), progress=
     """
     from .presets import TIO2
 
-    n_arrays = _count(n_arrays, "attribution: n_arrays")
+    n_arrays = whole_number(n_arrays, "attribution: n_arrays", 2)
     known = [int(k) for k in DRIFT_EVENTS]
     given = events
     try:
@@ -483,10 +468,10 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=60
     from ._progress import Progress
     from .presets import TIO2
 
-    n_arrays = _count(n_arrays, "--arrays", reason="the drift statistics need at least 2 arrays")
+    n_arrays = whole_number(n_arrays, "--arrays", 2, reason="the drift statistics need at least 2 arrays")
     if do_fit:
-        fit_arrays = _count(fit_arrays, "--fit-arrays", reason="the fit needs at least 2 arrays (default 24)")
-        fit_iter = _count(fit_iter, "--fit-iter", least=1, reason="the fit needs at least 1 Nelder-Mead iteration (default 60)")
+        fit_arrays = whole_number(fit_arrays, "--fit-arrays", 2, reason="the fit needs at least 2 arrays (default 24)")
+        fit_iter = whole_number(fit_iter, "--fit-iter", reason="the fit needs at least 1 Nelder-Mead iteration (default 60)")
     from .programming import _check_seed, check_program_memory
 
     _check_seed(seed)  # before the folder is made

@@ -172,6 +172,28 @@ def real_scalar(value):
         return None
 
 
+def whole_number(value, name, low=1, reason=None):
+    """``value`` as a Python int ``>= low``: an integer (exactly, also beyond
+    a float's range), or a whole finite real number (3.0, a 0-d array or
+    tensor), else `ParameterError` before any work. Bools and strings are
+    refused. ``name`` names the argument (a command-line option as
+    ``--arrays``), ``reason`` says why it needs ``low``."""
+    k = None
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        pass
+    elif isinstance(value, (int, np.integer)):
+        k = int(value)
+    else:
+        r = real_scalar(value)
+        if r is not None and math.isfinite(r) and r == round(r):
+            k = int(r)
+    if k is None or k < low:
+        sep = " " if name.startswith("--") else " = "
+        raise ParameterError(f"{name}{sep}{value!r}: {reason + '; give' if reason else 'give'} a whole number "
+                             f">= {low}.")
+    return k
+
+
 C2C_MAX = 3.0
 """Largest cycle-to-cycle log-std `DeviceParams` takes (a pulse's median
 change is then 1 % of its mean; the preset's c2c is 0.3)."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._coerce import as_array, as_real_array, where_not_finite
-from ..devices import DeviceParams, real_scalar
+from ..devices import DeviceParams, real_scalar, whole_number
 from ..exceptions import ParameterError
 
 _MEASURED = DeviceParams()
@@ -99,7 +99,7 @@ class DriftTable:
         """Mean and std (siemens) of the drift after `events` events (an
         integer >= 0; counts above `max_events` use its pool)."""
         # -1 read the last pool, as 54 does (found by review)
-        s = self.samples[min(_whole(events, "events", 0), self.max_events)]
+        s = self.samples[min(whole_number(events, "events", 0), self.max_events)]
         return float(np.mean(s)), float(np.std(s))
 
     def sample(self, events, rng):
@@ -125,24 +125,6 @@ class DriftTable:
         return cached
 
 
-def _whole(value, name, low):
-    """``value`` as an int ``>= low``: an integer, or a whole finite real
-    number (3.0, a 0-d array), as counts were taken before they were checked;
-    bools and strings refused."""
-    k = None
-    if isinstance(value, (bool, np.bool_, str, bytes)):
-        pass
-    elif isinstance(value, (int, np.integer)):
-        k = int(value)  # exactly, also beyond a float's range (10**400)
-    else:
-        r = real_scalar(value)
-        if r is not None and math.isfinite(r) and r == round(r):
-            k = int(r)
-    if k is None or k < low:
-        raise ParameterError(f"{name} = {value!r}; a whole number >= {low}.")
-    return k
-
-
 def load_drift_table(path=None, min_samples=50):
     """Build a `DriftTable` from ``neighbour_drift.csv``.
 
@@ -156,7 +138,7 @@ def load_drift_table(path=None, min_samples=50):
     if path is not None and (isinstance(path, (bool, int, np.integer)) or not isinstance(path, (str, os.PathLike))):
         raise ParameterError(f"path = {path!r}; give the path of neighbour_drift.csv (a str or os.PathLike), or "
                              "None to use the packaged file.")
-    min_samples = _whole(min_samples, "min_samples", 1)
+    min_samples = whole_number(min_samples, "min_samples", 1)
     path = path or find_data_file("neighbour_drift.csv")
     if path is not None and not os.path.isfile(path):
         raise ParameterError(f"{path!r} is not a file; give the path of neighbour_drift.csv, or None to use the "

@@ -147,6 +147,10 @@ def _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax, nodes):
     return True, math.isfinite(total) and met(ITOL_PER_TOL * tol, total)
 
 
+OVERFLOW_ADVICE = "lower the drive voltages, raise v0, or give the drives a terminal resistance."
+"""The advice of an overflow error (`xbarsim solve` words it as its options)."""
+
+
 def _overflow(history, at_zero_state=False):
     """The error of a drive whose device currents overflow double precision:
     between nodes the drives fix, or (``at_zero_state``) in the norm of the
@@ -157,8 +161,7 @@ def _overflow(history, at_zero_state=False):
              "not; the solve cannot tell)" if at_zero_state else
              "between nodes the drives fix (|V/V0| > 710)")
     return ConvergenceError(
-        f"device currents overflow double precision: {where}; lower the drive voltages, raise v0, or give "
-        "the drives a terminal resistance.",
+        f"device currents overflow double precision: {where}; {OVERFLOW_ADVICE}",
         residual_history=np.array(history), iterations=0)
 
 

@@ -784,13 +784,18 @@ def check_connected(g, ends):
         raise CircuitError(
             f"{' and '.join(parts)} {'has' if one else 'have'} no finite-resistance path to a driven end "
             f"({why}), so "
-            f"{'its voltage is' if one else 'their voltages are'} undetermined. Drive one end of "
-            f"{'this line' if one else 'these lines'}, or give {'it' if one else 'them'} "
-            "a device with g > 0 connecting to a driven line.",
+            f"{'its voltage is' if one else 'their voltages are'} undetermined. {FLOATING_ADVICE[one]}",
             word_lines=lost_wl,
             bit_lines=lost_bl,
         )
 
+
+FLOATING_ADVICE = {
+    True: "Drive one end of this line, or give it a device with g > 0 connecting to a driven line.",
+    False: "Drive one end of these lines, or give them a device with g > 0 connecting to a driven line.",
+}
+"""The advice of `check_connected`'s error, for one line (True) or several
+(`xbarsim solve --pulse` words it as its options)."""
 
 FLOATING_TIE = 1e-15
 """Smallest ratio, on a line with no driven end, of a device to the wire

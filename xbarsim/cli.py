@@ -368,7 +368,12 @@ def load_array(path, flag, what, ndmin=1):
         # by content, not by name: G.NPY, or an .npz, was read as text (found by review)
         with open(path, "rb") as fh:
             magic = fh.read(6)
-        if magic == b"\x93NUMPY" or magic.startswith(b"PK\x03\x04") or path.endswith(".npy"):
+        numpy_file = magic == b"\x93NUMPY" or magic.startswith(b"PK\x03\x04")
+        if magic and not numpy_file and path.lower().endswith(".npy"):
+            # NumPy's own message spoke of pickled data (found by review)
+            raise ParameterError(f"{flag} {path!r} is named .npy but is not a NumPy file (it does not start with "
+                                 f"NumPy's header); save the array with np.save, or save a .csv of {what}.")
+        if numpy_file or path.endswith(".npy"):  # an empty .npy: NumPy's EOFError, below
             if magic == b"\x93NUMPY":
                 _check_npy_memory(path, flag)
             a = np.load(path, allow_pickle=False)
@@ -379,6 +384,8 @@ def load_array(path, flag, what, ndmin=1):
                 warnings.simplefilter("ignore", UserWarning)
                 # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first number
                 a = np.loadtxt(path, delimiter=delimiter, ndmin=ndmin, encoding="utf-8-sig", skiprows=skip)
+    except ParameterError:
+        raise
     except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty .npy
         raise ParameterError(f"{flag} {path!r} could not be read as numbers ({type(exc).__name__}: {exc}); "
                              f"give a .npy array or a .csv of {what}.") from exc

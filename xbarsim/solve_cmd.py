@@ -71,6 +71,10 @@ def _inputs(x, M):
         raise ParameterError(f"--inputs {where_not_finite(x)}; give finite input voltages.")
     if x.ndim == 1 and x.shape[0] == M:
         return x
+    if x.ndim == 1 and M == 1:
+        # one word line: each value is an input vector, as a .csv column of
+        # them reads (a (3,) .npy was refused; found by review)
+        x = x[:, None]
     if x.ndim == 2 and x.shape[1] == M:
         return np.ascontiguousarray(x.T) if x.shape[0] > 1 else x[0]
     hint = ""
@@ -207,9 +211,13 @@ faster than the array)."""
 SPICE_SECONDS_PER_COLUMN = 15.0
 """ngspice's time budget per input vector of a full `SPICE_MAX_CELLS` read
 (it took about 4 s on this project's 2-core machine under load)."""
+SPICE_SECONDS_MIN = 0.002
+"""ngspice's least time budget per input vector, however small the array
+(2000 vectors of an 8 x 6 array took it 2.4 s)."""
 SPICE_MAX_COLUMNS = 16
 """Most input vectors of a full `SPICE_MAX_CELLS` array ``--spice`` compares
-(more on smaller arrays, in proportion)."""
+(more on smaller arrays: as many as fit in the same time,
+`_spice_seconds_per_vector`)."""
 
 PROGRESS_MIN_CELLS = 512 * 512
 """Arrays from this size on report each iteration on stderr (a 4096 x 4096
@@ -298,9 +306,12 @@ def _mv(volts):
 
 
 def _pct(value, digits):
-    """A fraction as a percentage, or "n/a" where it is undefined (NaN: an
+    """A fraction as a percentage, in exponent form past 1e6 % (a sinh read
+    far past V0 printed 140 digits), or "n/a" where it is undefined (NaN: an
     ideal product of 0, no input)."""
-    return "n/a (no current)" if value is None or not math.isfinite(value) else f"{value:.{digits}%}"
+    if value is None or not math.isfinite(value):
+        return "n/a (no current)"
+    return f"{value:.{digits}%}" if abs(value) < 1e4 else f"{100 * value:.{digits}g}%"
 
 
 def _json_safe(obj):
@@ -457,7 +468,7 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
     drives = pulse_drives(xbar.shape, cell, vp, scheme)  # checks cell before list(cell) below
     config = dict(cell=list(cell), vp=vp, scheme=scheme, r_wl=r_wl, r_bl=r_bl, v0=v0, method=method, tol=tol)
     provenance = check_provenance(provenance, config)
-    sol, seconds, load = _checked_solve(out_dir, xbar, drives, method, tol, spice, progress)
+    sol, seconds, load = _checked_solve(out_dir, xbar, drives, method, tol, spice, progress, pulse=True)
     summary = _solver_figures(sol, seconds)
     summary["kernel_load_seconds"] = load
     summary["pulse"] = summarize_pulse(sol, cell, vp)
@@ -499,13 +510,24 @@ def _check_request(xbar, drives, method, tol):
     return net
 
 
+def _spice_seconds_per_vector(cells):
+    """ngspice's time budget per input vector on ``cells`` devices:
+    `SPICE_SECONDS_PER_COLUMN` at `SPICE_MAX_CELLS`, falling as the square of
+    the cell count, never below `SPICE_SECONDS_MIN`. Its time per vector
+    grows faster than the array: 7.5 ms at 16 x 16, 0.10 s at 32 x 32, 5.5 s
+    at 64 x 64 on this project's 2-core machine under load (2026-12-04); a
+    budget in proportion to the cell count refused 2000 vectors of an 8 x 6
+    array as "up to 8 minutes" that ngspice solved in 2.4 s (found by
+    review)."""
+    return max(SPICE_SECONDS_MIN, SPICE_SECONDS_PER_COLUMN * (cells / SPICE_MAX_CELLS) ** 2)
+
+
 def _spice_timeout(cells, batch):
     """Seconds ngspice is given for `batch` input vectors on `cells` devices:
-    `SPICE_SECONDS_PER_COLUMN` per vector of a full `SPICE_MAX_CELLS` array,
-    on top of `run_ngspice`'s own 120 s (its fixed 120 s ran out from about
-    30 vectors of 64 x 64 after the solve, with advice the command line
-    cannot follow; found by review)."""
-    return 120.0 + SPICE_SECONDS_PER_COLUMN * batch * cells / SPICE_MAX_CELLS
+    `_spice_seconds_per_vector` each, on top of `run_ngspice`'s own 120 s
+    (its fixed 120 s ran out from about 30 vectors of 64 x 64 after the
+    solve, with advice the command line cannot follow; found by review)."""
+    return 120.0 + batch * _spice_seconds_per_vector(cells)
 
 
 def _check_spice(shape, batch=1):
@@ -516,11 +538,14 @@ def _check_spice(shape, batch=1):
         raise ParameterError(f"--spice: the {shape[0]} x {shape[1]} array has more than {SPICE_MAX_CELLS} "
                              "devices, too many for ngspice in reasonable time; compare a smaller array "
                              "(or a corner of this one).")
-    if batch * shape[0] * shape[1] > SPICE_MAX_COLUMNS * SPICE_MAX_CELLS:
-        most = max(1, SPICE_MAX_COLUMNS * SPICE_MAX_CELLS // (shape[0] * shape[1]))
-        raise ParameterError(f"--spice: {batch} input vectors on a {shape[0]} x {shape[1]} array would take "
-                             f"ngspice up to {_spice_timeout(shape[0] * shape[1], batch) / 60:.0f} minutes; "
-                             f"compare at most {most} of them (a few rows of --inputs), or drop --spice.")
+    budget = SPICE_MAX_COLUMNS * SPICE_SECONDS_PER_COLUMN  # ngspice's time for the vectors, seconds
+    per_vector = _spice_seconds_per_vector(shape[0] * shape[1])
+    if batch * per_vector > budget:
+        most = max(1, int(budget // per_vector))
+        raise ParameterError(f"--spice: {batch} input vectors on a {shape[0]} x {shape[1]} array would give "
+                             f"ngspice more than {budget / 60:g} minutes (up to {per_vector:.2g} s per vector "
+                             f"at this size); compare at most {most} of them (a few rows of --inputs), or "
+                             "drop --spice.")
     if not ngspice_available():
         raise SpiceError(f"--spice needs ngspice, which was not found. {_INSTALL_HINT}")
 
@@ -563,25 +588,30 @@ def _compare_with_spice(xbar, drives, sol, deck_path):
                 spice_rounding_v=floating_line_rounding(xbar, **drives))
 
 
-def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress):
+def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress, pulse=False):
     """Every check first (`_check_request`, `_check_spice`, then ``--out``),
     the kernels loaded (`_warm_up`), then the solve: ``(solution, seconds,
-    kernel load seconds)``."""
+    kernel load seconds)``. ``pulse``: the drives are a ``--pulse``'s (the
+    errors' advice is worded as its options)."""
+    from .exceptions import CircuitError
     from .solve import _batch_of
 
-    net = _check_request(xbar, drives, method, tol)
+    try:
+        net = _check_request(xbar, drives, method, tol)
+    except CircuitError as exc:
+        raise type(exc)(_flag_hints(str(exc), pulse), word_lines=exc.word_lines, bit_lines=exc.bit_lines) from None
     if spice:
         _check_spice(xbar.shape, _batch_of(*drives.values()))
     made_out = check_out_dir(out_dir, ("summary.json", "solution.npz", "solve.png")
                              + (("circuit.cir",) if spice else ()))
     try:
-        return _warmed_solve(net, xbar, drives, method, tol, progress)
+        return _warmed_solve(net, xbar, drives, method, tol, progress, pulse)
     except BaseException:
         remove_if_made_and_empty(out_dir, made_out)  # a solve that failed left its new --out empty (found by review)
         raise
 
 
-def _warmed_solve(net, xbar, drives, method, tol, progress):
+def _warmed_solve(net, xbar, drives, method, tol, progress, pulse):
     """`_checked_solve`'s kernel load and solve."""
     from .solve import DEFAULT_TOL, _solve_network
 
@@ -597,7 +627,7 @@ def _warmed_solve(net, xbar, drives, method, tol, progress):
     try:
         sol = _solve_network(net, method, float(DEFAULT_TOL if tol is None else tol), None, callback, None)
     except ConvergenceError as exc:
-        raise ConvergenceError(_flag_hints(str(exc)), exc.residual_history, exc.iterations) from None
+        raise ConvergenceError(_flag_hints(str(exc), pulse), exc.residual_history, exc.iterations) from None
     return sol, time.perf_counter() - t0, load
 
 
@@ -613,9 +643,21 @@ _FLAG_HINTS = (
 (found by review)."""
 
 
-def _flag_hints(message):
+def _flag_hints(message, pulse=False):
+    """``message`` with the library's advice worded as this command's
+    options; ``pulse``: for a ``--pulse`` (no input terminals; the unselected
+    lines float under ``--scheme floating``)."""
+    from ._newton import OVERFLOW_ADVICE
+    from .circuit import FLOATING_ADVICE
+
     for library, flags in _FLAG_HINTS:
         message = message.replace(library, flags)
+    message = message.replace(OVERFLOW_ADVICE, "lower --vp or raise --v0." if pulse else
+                              "lower the inputs (--v-in, --inputs) or give them a terminal resistance (--r-in), "
+                              "or raise --v0.")
+    for one, advice in FLOATING_ADVICE.items():  # only a pulse's lines float
+        message = message.replace(advice, f"Give {'this line' if one else 'these lines'} a device with g > 0 in "
+                                          "--g, or use --scheme V/2 or V/3, which drive every line.")
     return message
 
 

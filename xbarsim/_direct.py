@@ -119,6 +119,16 @@ def solve_direct(net, tol, maxiter=None, callback=None, x0=None):
     return solve_pcg(net, tol=tol, maxiter=maxiter, callback=callback, x0=x0, pre=pre)
 
 
+def spd_lu(A):
+    """SuperLU factors of a symmetric positive definite sparse matrix (the
+    free block of a nodal matrix, of a Newton Jacobian, G cosh > 0, or of a
+    coarse multigrid level): minimum-degree ordering of A + A^T and the
+    diagonal pivots, which are stable for such a matrix. SuperLU's default
+    threshold pivoting took 15.7 s instead of 0.1 s at 130 x 129 with 5 % of
+    the devices open, for the same fill (found by review)."""
+    return spla.splu(A.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options=dict(SymmetricMode=True))
+
+
 class DirectPreconditioner:
     """Exact ``A^-1`` by one SuperLU factorization: as a CG preconditioner it
     makes CG converge in one iteration (the direct path of Newton steps)."""
@@ -128,7 +138,7 @@ class DirectPreconditioner:
         self.free = ~fixed_mask
         self.n = A.shape[0]
         A_ff = A[self.free][:, self.free].tocsc()
-        self.lu = spla.splu(A_ff, permc_spec="MMD_AT_PLUS_A") if A_ff.shape[0] else None
+        self.lu = spd_lu(A_ff) if A_ff.shape[0] else None
         self.node_ids = [np.take_along_axis(ids, lay.gid.astype(np.int64), axis=1)
                          for ids, lay in ((wl_ids, net.wl), (bl_ids, net.bl))]
 

@@ -31,9 +31,9 @@ import copy
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from .circuit import Layer, RESISTIVE, transposed
+from ._direct import spd_lu
 from ._pcg import LineFactors, LinePreconditioner, neg_matvec
 from .kernels.multigrid import block_sum, cholesky_factor, cholesky_solve, prolong_add, restrict_coupling
 
@@ -187,7 +187,7 @@ class Level:
                     raise np.linalg.LinAlgError("coarsest multigrid level is not positive definite")
                 self._dense = dense
             else:
-                self._lu = spla.splu(A_ff.tocsc(), permc_spec="MMD_AT_PLUS_A")
+                self._lu = spd_lu(A_ff)
 
     def solve_direct(self, r_wl, r_bl, z_wl, z_bl):
         M, N = self.shape

@@ -312,7 +312,8 @@ def test_stuck_lrs_draws_stay_inside_the_physical_range():
 
 
 @pytest.mark.parametrize("value, low, want", [(3, 1, 3), (3.0, 1, 3), (np.int64(3), 1, 3), (np.array(3.0), 1, 3),
-                                              (10**400, 1, 10**400), (0, 0, 0)])
+                                              (10**400, 1, 10**400), (0, 0, 0),
+                                              (np.array(2**53 + 1), 1, 2**53 + 1)])
 def test_whole_number_takes_counts(value, low, want):
     from xbarsim.devices import whole_number
 

@@ -649,3 +649,32 @@ def test_solve_names_a_text_file_saved_under_a_npy_name(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "is named .npy but is not a NumPy file" in err and "pickled" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_flag_hints_match_the_solvers_words():
+    """Every phrase `xbarsim solve` rewrites is still in the solvers' sources
+    (a reworded message would keep its library advice), and the solvers'
+    advice comes out in the command's options (found by review)."""
+    import pathlib
+
+    import xbarsim
+    from xbarsim.solve_cmd import _FLAG_HINTS, _flag_hints
+
+    sources = " ".join(p.read_text() for p in pathlib.Path(xbarsim.__file__).parent.glob("_*.py"))
+    sources = re.sub(r'"\s*\n\s*f?"', "", sources)  # implicit string concatenation across lines
+    for library, _, _ in _FLAG_HINTS:
+        assert library in sources, library
+    newton = ("Newton stalled (relative Kirchhoff residual 0.1). Lower the drive voltages or raise v0, or loosen "
+              "tol; the residual history is attached.")
+    assert _flag_hints(newton) == ("Newton stalled (relative Kirchhoff residual 0.1). Lower the inputs (--v-in, "
+                                   "--inputs) or raise --v0, or loosen --tol (e.g. --tol 1e-8).")
+    assert _flag_hints(newton, pulse=True).endswith("Lower --vp or raise --v0, or loosen --tol (e.g. --tol 1e-8).")
+    stepping = ("did not converge at all. Raise maxiter, try method='direct' or 'mg' (stronger inner solves), lower "
+                "the drive voltages or raise v0.")
+    assert _flag_hints(stepping, pulse=True) == ("did not converge at all. Try --method direct or --method mg "
+                                                 "(stronger inner solves), lower --vp or raise --v0.")
+    for text in (newton, stepping):
+        for pulse in (False, True):
+            out = _flag_hints(text, pulse)
+            assert "maxiter" not in out and "method='" not in out and "attached" not in out
+            assert re.search(r"(?<!-)\b(v0|tol)\b", out) is None, out

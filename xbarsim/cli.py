@@ -373,7 +373,7 @@ def load_array(path, flag, what, ndmin=1):
             # NumPy's own message spoke of pickled data (found by review)
             raise ParameterError(f"{flag} {path!r} is named .npy but is not a NumPy file (it does not start with "
                                  f"NumPy's header); save the array with np.save, or save a .csv of {what}.")
-        if numpy_file or path.endswith(".npy"):  # an empty .npy: NumPy's EOFError, below
+        if numpy_file or path.lower().endswith(".npy"):  # an empty .npy: NumPy's EOFError, below
             if magic == b"\x93NUMPY":
                 _check_npy_memory(path, flag)
             a = np.load(path, allow_pickle=False)

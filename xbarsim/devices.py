@@ -179,6 +179,9 @@ def whole_number(value, name, low=1, reason=None):
     refused. ``name`` names the argument (a command-line option as
     ``--arrays``), ``reason`` says why it needs ``low``."""
     k = None
+    if getattr(value, "ndim", None) == 0 and not getattr(value, "is_meta", False):
+        # a 0-d array or tensor: its own scalar, so an integer one stays exact (2**53 + 1)
+        value = value.detach().cpu().item() if hasattr(value, "detach") else value[()]
     if isinstance(value, (bool, np.bool_, str, bytes)):
         pass
     elif isinstance(value, (int, np.integer)):

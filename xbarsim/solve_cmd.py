@@ -541,7 +541,11 @@ def _check_spice(shape, batch=1):
     budget = SPICE_MAX_COLUMNS * SPICE_SECONDS_PER_COLUMN  # ngspice's time for the vectors, seconds
     per_vector = _spice_seconds_per_vector(shape[0] * shape[1])
     if batch * per_vector > budget:
-        most = max(1, int(budget // per_vector))
+        most = max(1, int(budget / per_vector))
+        while (most + 1) * per_vector <= budget:  # the largest batch this check takes, rounding aside
+            most += 1
+        while most > 1 and most * per_vector > budget:
+            most -= 1
         raise ParameterError(f"--spice: {batch} input vectors on a {shape[0]} x {shape[1]} array would give "
                              f"ngspice more than {budget / 60:g} minutes (up to {per_vector:.2g} s per vector "
                              f"at this size); compare at most {most} of them (a few rows of --inputs), or "
@@ -631,16 +635,26 @@ def _warmed_solve(net, xbar, drives, method, tol, progress, pulse):
     return sol, time.perf_counter() - t0, load
 
 
+_TOL = "--tol (e.g. --tol 1e-8)"
+_LOWER_DRIVES = ("lower the inputs (--v-in, --inputs)", "lower --vp")  # a read's, a pulse's
+
 _FLAG_HINTS = (
-    ("Raise maxiter, loosen tol, or use method='direct'", "Loosen --tol (e.g. --tol 1e-8), or use --method direct"),
-    ("Loosen tol or use method='direct'", "Loosen --tol (e.g. --tol 1e-8), or use --method direct"),
-    ("Loosen tol or raise maxiter", "Loosen --tol (e.g. --tol 1e-8)"),
-    ("Raise maxiter, try method='direct' or 'mg'", "Try --method direct or --method mg"),
-    ("; the residual history is attached as .residual_history.", "."),
+    # (library's words, a read's, a pulse's)
+    ("Raise maxiter, loosen tol, or use method='direct'", f"Loosen {_TOL}, or use --method direct", None),
+    ("Loosen tol or use method='direct'", f"Loosen {_TOL} or use --method direct", None),
+    ("Loosen tol or raise maxiter", f"Loosen {_TOL}", None),
+    ("Raise maxiter, try method='direct' or 'mg'", "Try --method direct or --method mg", None),
+    ("Lower the drive voltages or raise v0, or loosen tol", "L{} or raise --v0, or loosen " + _TOL, "upper"),
+    ("lower the drive voltages or raise v0.", "{} or raise --v0.", "lower"),
+    ("; the residual history is attached as .residual_history.", ".", None),
+    ("; the residual history is attached.", ".", None),
 )
 """The solvers' advice in the library's names, as this command's options
-(it has no --maxiter): the advice named ``maxiter`` and ``method='direct'``
-(found by review)."""
+(it has no --maxiter): the advice named ``maxiter``, ``method='direct'``,
+``v0`` and the drive voltages (found by review). With a third entry, the
+command's words take `_LOWER_DRIVES` for the read or the pulse, its first
+letter dropped ("upper") or kept ("lower"). `test_flag_hints_match_the_
+solvers_words` checks every library phrase is still in the sources."""
 
 
 def _flag_hints(message, pulse=False):
@@ -650,11 +664,13 @@ def _flag_hints(message, pulse=False):
     from ._newton import OVERFLOW_ADVICE
     from .circuit import FLOATING_ADVICE
 
-    for library, flags in _FLAG_HINTS:
+    lower = _LOWER_DRIVES[bool(pulse)]
+    for library, flags, case in _FLAG_HINTS:
+        if case is not None:
+            flags = flags.format(lower[1:] if case == "upper" else lower)
         message = message.replace(library, flags)
-    message = message.replace(OVERFLOW_ADVICE, "lower --vp or raise --v0." if pulse else
-                              "lower the inputs (--v-in, --inputs) or give them a terminal resistance (--r-in), "
-                              "or raise --v0.")
+    message = message.replace(OVERFLOW_ADVICE, f"{lower} or raise --v0." if pulse else
+                              f"{lower} or give them a terminal resistance (--r-in), or raise --v0.")
     for one, advice in FLOATING_ADVICE.items():  # only a pulse's lines float
         message = message.replace(advice, f"Give {'this line' if one else 'these lines'} a device with g > 0 in "
                                           "--g, or use --scheme V/2 or V/3, which drive every line.")

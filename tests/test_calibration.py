@@ -396,3 +396,11 @@ def test_cli_removes_the_folder_it_made_when_the_run_is_interrupted(tmp_path, mo
     nested = tmp_path / "a" / "b" / "c"  # every folder the run made goes, not the last one only
     assert main(["calibrate", "--out", str(nested), "--arrays", "3", "--no-progress"]) == 130
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("n, words", [(10**20, "1e\\+20 arrays of 8 x 8 devices .* needs about 4.1e\\+15 GiB"),
+                                      (10**400, "over 1e308 arrays .* needs more than 1e308 bytes")])
+def test_simulate_refuses_counts_past_memory_and_past_a_float(n, words):
+    """10**400 arrays raised a raw OverflowError from the memory check (found by review)."""
+    with pytest.raises(xs.MemoryLimitError, match=words):
+        C.simulate(n_arrays=n)

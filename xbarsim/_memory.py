@@ -260,11 +260,11 @@ def require(need, what, hint):
     (`worker_allowance`)."""
     have = available_bytes()
     if need > 0.9 * have:
-        raise MemoryLimitError(f"{what} needs about {_size(need)}, but only {_size(have)} is available; {hint}.")
+        raise MemoryLimitError(f"{what} needs {_about(need)}, but only {_size(have)} is available; {hint}.")
     worker = worker_allowance()
     if worker is not None and need > worker:
         raise MemoryLimitError(
-            f"{what} needs about {_size(need)}, but this Dask worker may grow by only {_size(max(worker, 0))} "
+            f"{what} needs {_about(need)}, but this Dask worker may grow by only {_size(max(worker, 0))} "
             f"more before its nanny kills it (its memory limit: the machine's memory over the workers); "
             f"{hint}, run fewer --workers, or give the cluster's workers a larger memory_limit.")
 
@@ -305,12 +305,18 @@ def worker_allowance():
     return int(float(terminate) * limit - held)
 
 
+def _about(n):
+    """``about <size>``, or "more than 1e308 bytes" for a need past a float's
+    range (10**400 arrays: inf)."""
+    return "more than 1e308 bytes" if n == float("inf") else f"about {_size(n)}"
+
+
 def _size(n):
     """Bytes in the largest unit that keeps a non-zero figure (a refusal
-    should not read "0.0 GiB")."""
+    should not read "0.0 GiB"); past 1e6 GiB in exponent form."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
-            return f"{n / scale:.1f} {unit}"
+            return f"{n / scale:.1f} {unit}" if n < 1e6 * 2**30 else f"{n / scale:.3g} {unit}"
     return f"{int(n)} bytes"
 
 

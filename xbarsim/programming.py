@@ -623,8 +623,12 @@ def check_program_memory(shape, track=False, n=1, hint=None):
     from ._memory import require
 
     cells = float(np.prod(shape, dtype=np.float64))
-    need = n * (PROGRAM_BYTES_PER_CELL * cells + (8.0 * cells * cells if track else 0.0))
-    what = f"programming {'an array' if n == 1 else f'{n} arrays'} of {shape[0]} x {shape[1]} devices"
+    # n as a float: a count past a float's range (10**400) is inf bytes, refused by
+    # `require`, not a raw OverflowError (found by review)
+    count = float(n) if n < 1e308 else float("inf")
+    need = count * (PROGRAM_BYTES_PER_CELL * cells + (8.0 * cells * cells if track else 0.0))
+    many = f"{n} arrays" if n < 1e15 else f"{count:.3g} arrays" if count < float("inf") else "over 1e308 arrays"
+    what = f"programming {'an array' if n == 1 else many} of {shape[0]} x {shape[1]} devices"
     if track:
         require(need, what + f" with track=True (a {int(cells)} x {int(cells)} matrix of reads)",
                 hint or "track a smaller array (the matrix grows as (M N)^2), or program without track=True")

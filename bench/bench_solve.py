@@ -130,14 +130,27 @@ def test_pardiso_ratio(benchmark, problem):
     recorded in ``extra_info``. The per-size table's PARDISO and mg rows are
     timed by separate tests, whose ratio carries the VM's drift between
     them."""
-    from conftest import interleaved, ratios
+    from conftest import ratios
 
     xbar, drives = problem(1024)
     fns = {"pardiso": _pardiso_run(xbar, drives), "mg": lambda: _run(xbar, drives, "mg", tol=1e-9)}
-    result = {}
-    benchmark.group = "pardiso-ratio-1024"
-    benchmark.pedantic(lambda: result.update(interleaved(fns, 3)), rounds=1, iterations=1)
+    result = _interleaved_bench(benchmark, "pardiso-ratio-1024", fns, 3, warm=False)
     benchmark.extra_info.update(ratios(result, "pardiso", "mg"))
+
+
+def _interleaved_bench(benchmark, group, fns, repeats, warm=True):
+    """Time ``fns`` (name -> callable) interleaved, ``repeats`` rounds, as one
+    benchmark of ``group``, after one untimed call of each when ``warm``
+    (compile / warm); returns name -> seconds (`conftest.interleaved`)."""
+    from conftest import interleaved
+
+    if warm:
+        for fn in fns.values():
+            fn()
+    result = {}
+    benchmark.group = group
+    benchmark.pedantic(lambda: result.update(interleaved(fns, repeats)), rounds=1, iterations=1)
+    return result
 
 
 def _time_solves(benchmark, group, cases, repeats):
@@ -145,8 +158,6 @@ def _time_solves(benchmark, group, cases, repeats):
     interleaved, ``repeats`` rounds, after one untimed solve of each
     (compile / warm); returns the times (name -> seconds) and each case's
     iteration count."""
-    from conftest import interleaved
-
     its = {}
 
     def solver(name):
@@ -154,13 +165,7 @@ def _time_solves(benchmark, group, cases, repeats):
             its[name] = _run(*cases[name], "mg").iterations
         return fn
 
-    fns = {name: solver(name) for name in cases}
-    for fn in fns.values():
-        fn()
-    result = {}
-    benchmark.group = group
-    benchmark.pedantic(lambda: result.update(interleaved(fns, repeats)), rounds=1, iterations=1)
-    return result, its
+    return _interleaved_bench(benchmark, group, {name: solver(name) for name in cases}, repeats), its
 
 
 def test_batch(benchmark):
@@ -195,7 +200,7 @@ def test_resolve(benchmark, problem):
     """Re-solve after 1 % of the conductances changed (factors kept) against
     a cold solve of the changed array, timed interleaved (cold, re-solve,
     ...) in one test; the ratio is recorded in ``extra_info``."""
-    from conftest import interleaved, ratios
+    from conftest import ratios
 
     xbar, drives = problem(1024)
     sol = _run(xbar, drives, "mg", keep_factors=True)
@@ -205,11 +210,7 @@ def test_resolve(benchmark, problem):
     g2.flat[idx] = 1.0 / rng.uniform(2e3, 1e4, idx.size)
     changed = xbar.with_g(g2)
     fns = {"cold": lambda: _run(changed, drives, "mg"), "resolve": lambda: sol.resolve(g2)}
-    for fn in fns.values():
-        fn()  # warm
-    result = {}
-    benchmark.group = "resolve-1024"
-    benchmark.pedantic(lambda: result.update(interleaved(fns, 3)), rounds=1, iterations=1)
+    result = _interleaved_bench(benchmark, "resolve-1024", fns, 3)
     benchmark.extra_info.update(ratios(result, "resolve", "cold"))
 
 
@@ -219,7 +220,7 @@ def test_direct_open_devices(benchmark):
     ``extra_info``. SuperLU's default threshold pivoting took 15.7 s against
     0.12 s for the same fill (found by review); with diagonal pivots (the
     matrix is symmetric positive definite) both take about the same."""
-    from conftest import interleaved, ratios
+    from conftest import ratios
 
     rng = np.random.default_rng(1)
     g = 1.0 / rng.uniform(2e3, 1e4, (130, 129))
@@ -227,11 +228,7 @@ def test_direct_open_devices(benchmark):
     drives = dict(left=xs.Drive(rng.uniform(0.0, 0.3, 130), r=1.0), bottom=xs.Drive(0.0, r=1.0))
     fns = {name: (lambda a=a: _run(xs.Crossbar(a, r_wl=1.0, r_bl=1.0), drives, "direct"))
            for name, a in (("none_open", g), ("open", g_open))}
-    for fn in fns.values():
-        fn()  # warm
-    result = {}
-    benchmark.group = "direct-open-130"
-    benchmark.pedantic(lambda: result.update(interleaved(fns, 3)), rounds=1, iterations=1)
+    result = _interleaved_bench(benchmark, "direct-open-130", fns, 3)
     benchmark.extra_info.update(ratios(result, "open", "none_open"))
 
 

@@ -746,13 +746,15 @@ def _run_interruptible(run, abort, counter, total, label=None):
 
     thread = threading.Thread(target=target, name="xbarsim-program", daemon=True)
     with Progress(total, label=label or "", enabled=label is not None) as bar:
-        thread.start()
-        try:
+        try:  # start() inside: a Ctrl-C landing just after it left the kernel running (a CI flake)
+            thread.start()
             while not finished.wait(0.25):
                 bar.update(int(counter.sum()) - bar.done)
         except KeyboardInterrupt:
-            abort[0] = 1
-            finished.wait()
+            abort[0] = 1  # read by the kernel before each device, also its first
+            while not finished.wait(0.05):
+                if thread.ident is None and not thread.is_alive():
+                    break  # interrupted before the thread started: nothing to wait for
             raise
         bar.update(int(counter.sum()) - bar.done)
     if failure:

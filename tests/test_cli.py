@@ -875,6 +875,22 @@ def test_load_array_warns_of_a_first_row_of_column_numbers(tmp_path):
             load_array(str(path), "--inputs", "voltages")
 
 
+def test_load_array_reads_quoted_numbers_and_names_the_line_of_a_bad_row(tmp_path):
+    """A spreadsheet's quoted numbers ("1e-4","2e-4") had their first line
+    taken for a header, and the next row's error said "row 0", the file's
+    second line (found by review)."""
+    from xbarsim.cli import load_array
+
+    path = tmp_path / "q.csv"
+    for text in ('"1e-4","2e-4"\n"3e-4","4e-4"\n', '"1e-4" "2e-4"\n"3e-4" "4e-4"\n'):
+        path.write_text(text)
+        assert np.array_equal(load_array(str(path), "--targets", "conductances", ndmin=2), [[1e-4, 2e-4], [3e-4, 4e-4]])
+    path.write_text("# made by hand\ng0,g1\n1e-4,2e-4\n3e-4,zz\n")
+    with pytest.raises(xs.ParameterError, match=r"at row 1, column 2.*\(NumPy's row 0 is line 3 of the file, after "
+                                                r"its header\.\)"):
+        load_array(str(path), "--targets", "conductances", ndmin=2)
+
+
 @pytest.mark.parametrize("text", ["[[2e-4, 3e-4], [4e-4, 5e-4]]\n", "g0,g1\n"], ids=["json", "header-only"])
 def test_load_array_says_a_file_of_one_header_line_holds_no_numbers(tmp_path, text):
     """A JSON file's one line has no field that is a number, so it was read

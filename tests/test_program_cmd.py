@@ -1,6 +1,7 @@
 """``xbarsim program`` and the progress bar of `xbarsim.program`."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -67,7 +68,7 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     (["--targets", "BADFILE"], "--targets spans"),  # named target_g, the API's argument
     (["--targets", "NANFILE"], "--targets holds NaN"),
     (["--size", "2", "--r-wire", "nan"], "--r-wire nan"),  # passed '< 0' and was named r_wl
-    (["--size", "200000x200000"], "smaller array"),
+    (["--size", "200000x200000"], "; give a smaller --size."),  # was "... split into tiles by xs.transfer"
     (["--targets", "EMPTYFILE"], "could not be read as numbers (EOFError"),  # was a bare EOFError
     (["--targets", "NPZFILE"], "is an .npz archive"),  # was AttributeError: 'NpzFile' ... 'dtype'
     (["--targets", ""], "no such file"),  # was ignored: random 32 x 32 targets were programmed
@@ -81,18 +82,26 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     (["--size", "2", "--r-wire", "1e-200"], "--r-wire 1e-200: below 1e-100"),  # was named r_wl
     (["--size", "2", "--r-wire", "1e20"], "--r-wire 1e+20: the largest device conductance (0.001 S)"),  # r_wl
     (["--size", "2", "--max-pulses", "0"], "--max-pulses 0: give a pulse budget per device in 1.."),
+    # the array's floor was named solve_tol, outside the renaming of the fields (found by review)
+    (["--size", "32", "--solve-tol", "3e-14"], "--solve-tol 3e-14 is below what the in-kernel circuit solve of a "
+                                               "32 x 32 array resolves"),
+    (["--size", "32", "--solve-tol", "3e-14"], "Give a --solve-tol of at least 6.4e-14 (the default"),
+    (["--size", "4", "--solve-tol", "1e-20"], "--solve-tol 1e-20 is below 1e-14: double precision cannot resolve "
+                                              "node voltages that finely. Give a --solve-tol of at least 1e-14"),
+    (["--targets", "UFILE"], "These look like microsiemens or ohms: give siemens"),  # 300 (uS): only "outside"
 ])
 def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     """Every user error is caught before anything runs or is written."""
     np.save(tmp_path / "t.npy", np.full((2, 2), 3e-4))
     np.save(tmp_path / "bad.npy", np.array([[3e-4, 1e-9]]))
     np.save(tmp_path / "nan.npy", np.array([[3e-4, np.nan]]))
+    np.save(tmp_path / "u.npy", np.full((2, 2), 300.0))
     (tmp_path / "empty.npy").write_bytes(b"")
     np.savez(tmp_path / "z.npz", t=np.full((2, 2), 3e-4))
     (tmp_path / "z.npz").rename(tmp_path / "z.npy")
     argv = [{"TFILE": str(tmp_path / "t.npy"), "BADFILE": str(tmp_path / "bad.npy"),
              "NANFILE": str(tmp_path / "nan.npy"), "EMPTYFILE": str(tmp_path / "empty.npy"),
-             "NPZFILE": str(tmp_path / "z.npy")}.get(a, a) for a in argv]
+             "NPZFILE": str(tmp_path / "z.npy"), "UFILE": str(tmp_path / "u.npy")}.get(a, a) for a in argv]
     assert main(["program", "--out", str(tmp_path / "o"), "--no-progress"] + argv) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
@@ -108,7 +117,11 @@ def test_cli_solver_settings_reach_the_run_and_its_hint_names_them(tmp_path, cap
     assert config["solve_tol"] == 1e-6 and config["solve_maxiter"] == 300
     assert main(["program", "--out", str(tmp_path / "o2"), "--size", "4x4", "--r-wire", "5", "--solve-maxiter",
                  "1", "--no-progress"]) == 1
-    assert "`xbarsim program --solve-maxiter`" in capsys.readouterr().err
+    # in the command's options, not cfg.solve_maxiter (found by review)
+    err = capsys.readouterr().err
+    assert ("missed --solve-tol 1e-09 within --solve-maxiter 1 sweeps" in err and "raise --solve-maxiter or loosen "
+            "--solve-tol, or lower the wire resistance (--r-wire:" in err)
+    assert "cfg." not in err and "solve_" not in err
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -137,6 +150,25 @@ def test_cli_bad_size_is_an_argument_error(tmp_path, size):
     with pytest.raises(SystemExit) as exc:
         main(["program", "--out", str(tmp_path), "--size", size])
     assert exc.value.code == 2
+
+
+def test_cli_g_range_takes_one_window_and_says_so(tmp_path, capsys):
+    """A trailing comma got `xbarsim scale`'s "empty item; give a
+    comma-separated list", a list this option refuses (found by review)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["program", "--out", str(tmp_path / "o"), "--g-range", "1e-4:5e-4,"])
+    assert exc.value.code == 2
+    assert "give one GMIN:GMAX window in siemens" in capsys.readouterr().err
+
+
+def test_cli_tolerance_warning_gives_the_chance_of_a_read_in_the_band(tmp_path, capsys):
+    """"Most verify reads will land outside the band" was false at 1.9
+    read-noise sigmas, where 94 % land inside (found by review)."""
+    assert main(["program", "--out", str(tmp_path / "o"), "--size", "2", "--tolerance", "0.0019",
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    inside = math.erf(1.9 / math.sqrt(2.0))
+    assert f"reads inside the band only {100 * inside:.0f} % of the time" in err and "most verify reads" not in err
 
 
 def test_progress_bar_counts_every_device_and_changes_nothing(capsys):

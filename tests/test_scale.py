@@ -1443,6 +1443,25 @@ def test_progress_in_a_log_prints_at_each_tenth_and_at_least_every_minute(monkey
     assert done == [0, 60, 100, 160, 200, 260, 299], done
 
 
+def test_progress_bar_left_by_an_exception_gives_no_estimate():
+    """After Ctrl-C the last line read "23/90000 ... eta 0.0s" of a run
+    with 15 hours to go (found by review); a finished bar still ends at 0 s."""
+    import io
+
+    from xbarsim._progress import Progress
+
+    stream = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        with Progress(10, label="program", stream=stream) as bar:
+            bar.update(3)
+            raise KeyboardInterrupt
+    assert stream.getvalue().splitlines()[-1].rstrip().endswith(" 3/10     0.0s  eta stopped")
+    stream = io.StringIO()
+    with Progress(2, label="program", stream=stream) as bar:
+        bar.update(2)
+    assert stream.getvalue().splitlines()[-1].rstrip().endswith("eta    0.0s")
+
+
 # --- time_s is the solve's, not the kernels' compilation ---
 
 _COMPILES_IN_TIMED_SOLVE = r"""

@@ -41,9 +41,11 @@ class Progress:
         self._draw()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         if self.enabled:
-            self._draw(final=True)
+            # left by an exception (Ctrl-C): no estimate, where "eta 0.0s"
+            # ended a run with 15 hours to go (found by review)
+            self._draw(final=True, stopped=exc_type is not None)
         return False
 
     def update(self, k=1, note=""):
@@ -52,7 +54,7 @@ class Progress:
             self._first = (time.perf_counter(), self.done)
         self._draw(note=note)
 
-    def _draw(self, final=False, note=""):
+    def _draw(self, final=False, note="", stopped=False):
         if not self.enabled:
             return
         frac = self.done / self.total if self.total else 1.0
@@ -63,7 +65,9 @@ class Progress:
         self._last_decile = decile
         self._last_line = now
         elapsed = now - self._t0
-        if frac >= 1 or final:
+        if stopped and frac < 1:
+            eta = "stopped"
+        elif frac >= 1 or final:
             eta = "   0.0s"
         elif self._first is not None and self.done > self._first[1]:
             t1, d1 = self._first

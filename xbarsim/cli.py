@@ -322,7 +322,8 @@ def _text_layout(path):
     its first line has one, else whitespace (``np.savetxt``'s default, which
     was refused); a first line none of whose fields is a number is a header
     and skipped (a header row was refused; both found by review). A first
-    line with some numbers is data, read and checked as such."""
+    line with some numbers (quoted ones too) is data, read and checked as
+    such."""
     first, at = "", 0
     try:
         with open(path, encoding="utf-8-sig") as fh:
@@ -338,7 +339,7 @@ def _text_layout(path):
 
     def number(text):
         try:
-            float(text)
+            float(text.strip('"'))  # "1e-4" as a spreadsheet quotes it: a number, not a header (found by review)
             return True
         except ValueError:
             return False
@@ -383,12 +384,15 @@ def load_array(path, flag, what, ndmin=1):
             with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
                 warnings.simplefilter("ignore", UserWarning)
                 # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first number
-                a = np.loadtxt(path, delimiter=delimiter, ndmin=ndmin, encoding="utf-8-sig", skiprows=skip)
+                a = np.loadtxt(path, delimiter=delimiter, ndmin=ndmin, encoding="utf-8-sig", skiprows=skip,
+                               quotechar='"')
     except ParameterError:
         raise
     except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty .npy
+        # NumPy counts rows from 0 past the skipped lines: "row 0" was the file's second line (found by review)
+        rows = f" (NumPy's row 0 is line {skip + 1} of the file, after its header.)" if skip else ""
         raise ParameterError(f"{flag} {path!r} could not be read as numbers ({type(exc).__name__}: {exc}); "
-                             f"give a .npy array or a .csv of {what}.") from exc
+                             f"give a .npy array or a .csv of {what}.{rows}") from exc
     except MemoryError as exc:  # NumPy's raw _ArrayMemoryError traceback (found by review)
         from .exceptions import MemoryLimitError
 

@@ -474,7 +474,8 @@ def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int 
         g=[r.g_final for r in results], converged=[r.converged for r in results],
         stuck_state=[r.stuck_state for r in results], pulses=[r.pulses for r in results], results=results,
     )
-    warn_unconverged(prog.converged, prog.stuck_state, cfg, "the transfer")
+    warn_unconverged(prog.converged, prog.stuck_state, cfg, "the transfer", [r.g_after_own for r in results],
+                     [r.target for r in results])
     return prog
 
 

@@ -769,7 +769,8 @@ class Surrogate:
                     if t < max(8, n_transfers // 4):
                         mvm_jobs.append((lm, tile_g, rng.uniform(0, cfg.input_scale, (n_probe, in_f))))
                     bar.update()
-        warn_unconverged(converged, [tile[3] for tile in tiles], cfg, "the surrogate fit's programming")
+        warn_unconverged(converged, [tile[3] for tile in tiles], cfg, "the surrogate fit's programming",
+                         [tile[1] for tile in tiles], [tile[0] for tile in tiles])
         R = _device_records(cfg, tiles)
         if n_fail_devices:
             fs, fg = failure_samples(cfg, n_fail_devices, seed + 7919)

@@ -9,11 +9,13 @@ The device and shunt parts are the Galerkin product P^T A P for piecewise
 constant P; the wire part is half of it, the energy-correct scaling for
 smooth error (plain aggregation over-stiffens the wires by 2 and stalls).
 
-One V-cycle, used as the preconditioner of CG, on each level:
+One cycle, used as the preconditioner of CG, on each level (a V-cycle as
+written; coarse levels of `W_MIN_CELLS` and more are visited `CYCLE` times,
+a W-cycle, until `MultigridPreconditioner.fall_back_to_v_cycle`):
 
 1. word-line sweep, bit-line sweep (from zero);
 2. the residual then lives on the word lines only (``g * z_bl``): restrict;
-3. coarse V-cycle (the coarsest level, at most 64 cells, is factored
+3. coarse cycle (the coarsest level, at most 64 cells, is factored
    densely once: Cholesky, `kernels.multigrid.cholesky_factor`);
 4. prolong onto the word lines; bit-line sweep, word-line sweep.
 
@@ -224,7 +226,7 @@ def _fine_level(net):
 
 
 class MultigridPreconditioner:
-    """V-cycle over a hierarchy of coarse crossbars (see module docstring)."""
+    """V- or W-cycle over a hierarchy of coarse crossbars (see module docstring)."""
 
     def __init__(self, net, fine_factors=None, coarsest_cells=COARSEST_CELLS, cycle=None):
         self.batch = net.batch

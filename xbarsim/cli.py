@@ -28,8 +28,9 @@ SUBCOMMAND_MODULES = (
 
 
 SEED_LIMIT = 2**63
-"""Exclusive bound of every ``--seed``. The commands derive further streams
-as ``seed + offset`` (a layer, a Monte Carlo stage), and each must stay
+"""Exclusive bound of every ``--seed``. Further streams are derived from it
+(seed sequences of the seed and a stage in `moons` and `scale`; the
+library's ``seed + offset`` for a layer or a transfer), and each must stay
 below NumPy's 2**64; 2**63 leaves room for every offset."""
 
 

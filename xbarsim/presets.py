@@ -14,7 +14,7 @@
     calibrate --fit`` (`xbarsim.calibrate.FIT_PARAMETERS`; that fit ran on
     ideal wires with other settings, and today's code does not reproduce
     its values exactly: today's fit, on the 1 ohm wires the figures are
-    judged on, returns values within 0.9-1.4x of these), against the measured neighbour
+    judged on, returns values within 0.91-1.44x of these), against the measured neighbour
     drift, tuning imprecision and programming offset of V/2 column-major
     write-verify of 8x8 arrays: 62 of 67 compared figures within +-30 %;
     the programming offset mean, the tuning law's slope and three drift

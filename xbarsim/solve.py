@@ -3,10 +3,13 @@
 The methods share one validated `Network`:
 
 ``"mg"``
-    Conjugate gradients preconditioned by a multigrid V-cycle whose coarse
+    Conjugate gradients preconditioned by a multigrid cycle whose coarse
     levels are again crossbars (2 x 2 cells merged) and whose smoother is the
-    line relaxation below (xbarsim/_multigrid.py). Iterations stay nearly
-    flat as the array grows. Needs non-zero wire segments.
+    line relaxation below (xbarsim/_multigrid.py): a W-cycle on coarse
+    levels of 512 x 512 cells and more, a V-cycle below (and everywhere
+    once the W-cycle stops being positive definite, as on wires far more
+    resistive than the devices). Iterations stay nearly flat as the array
+    grows. Needs non-zero wire segments.
 ``"pcg"``
     Conjugate gradients preconditioned by symmetric line relaxation: solve
     every word line exactly (bit lines fixed), then every bit line, then

@@ -878,17 +878,28 @@ def test_load_array_warns_of_a_first_row_of_column_numbers(tmp_path):
 def test_load_array_reads_quoted_numbers_and_names_the_line_of_a_bad_row(tmp_path):
     """A spreadsheet's quoted numbers ("1e-4","2e-4") had their first line
     taken for a header, and the next row's error said "row 0", the file's
-    second line (found by review)."""
+    second line (found by review). Quoted labels stay a header: with the
+    separator inside them, and over unquoted data as pandas quotes a header
+    of column numbers (found by review of the fix)."""
     from xbarsim.cli import load_array
 
     path = tmp_path / "q.csv"
-    for text in ('"1e-4","2e-4"\n"3e-4","4e-4"\n', '"1e-4" "2e-4"\n"3e-4" "4e-4"\n'):
+    both = [[1e-4, 2e-4], [3e-4, 4e-4]]
+    for text, want in (('"1e-4","2e-4"\n"3e-4","4e-4"\n', both), ('"1e-4" "2e-4"\n"3e-4" "4e-4"\n', both),
+                       ('"1e-4", "2e-4"\n"3e-4", "4e-4"\n', both),
+                       ('"word line 0" "word line 1"\n1e-4 2e-4\n3e-4 4e-4\n', both),
+                       ('"line, 1","line, 2"\n1e-4,2e-4\n3e-4,4e-4\n', both),
+                       ('"0","1"\n1e-4,2e-4\n3e-4,4e-4\n', both),
+                       ("# made by hand\ng0,g1\n1e-4,2e-4\n\n3e-4,4e-4\n", both)):
         path.write_text(text)
-        assert np.array_equal(load_array(str(path), "--targets", "conductances", ndmin=2), [[1e-4, 2e-4], [3e-4, 4e-4]])
-    path.write_text("# made by hand\ng0,g1\n1e-4,2e-4\n3e-4,zz\n")
-    with pytest.raises(xs.ParameterError, match=r"at row 1, column 2.*\(NumPy's row 0 is line 3 of the file, after "
-                                                r"its header\.\)"):
-        load_array(str(path), "--targets", "conductances", ndmin=2)
+        assert load_array(str(path), "--targets", "conductances", ndmin=2).tolist() == want, text
+    for text, line in (("# made by hand\ng0,g1\n1e-4,2e-4\n3e-4,zz\n", 4),
+                       ("g0,g1\n# units S\n\n1e-4,2e-4\n3e-4,zz\n", 5),
+                       ("1e-4,2e-4\n# c\n3e-4,4e-4,5e-4\n", 3),  # NumPy counts a row's length from 1
+                       ('"1e-4","2e-4"\n# c\n"3e-4","zz"\n', 3)):
+        path.write_text(text)
+        with pytest.raises(xs.ParameterError, match=rf"at line {line} of the file"):
+            load_array(str(path), "--targets", "conductances", ndmin=2)
 
 
 @pytest.mark.parametrize("text", ["[[2e-4, 3e-4], [4e-4, 5e-4]]\n", "g0,g1\n"], ids=["json", "header-only"])

@@ -152,6 +152,20 @@ def test_cli_bad_size_is_an_argument_error(tmp_path, size):
     assert exc.value.code == 2
 
 
+def test_cli_renames_fields_not_paths_and_a_run_stopped_by_a_missed_solve_gives_no_estimate(tmp_path, capsys):
+    """The renaming of solve_tol to --solve-tol rewrote an --out path that
+    held the name (found by review); a missed solve, which stops the kernel
+    early, ended the progress bar with "eta 0.0s" (found by review)."""
+    out = tmp_path / "solve_tol_runs"
+    out.write_text("")
+    assert main(["program", "--out", str(out), "--size", "2", "--no-progress"]) == 1
+    assert "solve_tol_runs" in capsys.readouterr().err
+    assert main(["program", "--out", str(tmp_path / "o"), "--size", "4x4", "--r-wire", "5", "--solve-maxiter",
+                 "1"]) == 1
+    bar = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("program [")]
+    assert bar and bar[-1].rstrip().endswith("eta stopped")
+
+
 def test_cli_g_range_takes_one_window_and_says_so(tmp_path, capsys):
     """A trailing comma got `xbarsim scale`'s "empty item; give a
     comma-separated list", a list this option refuses (found by review)."""

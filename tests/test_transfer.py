@@ -1477,6 +1477,11 @@ def test_programming_that_leaves_many_working_devices_unconverged_warns():
                                             r"window \(0.0001 to 0.0005 S\)") as rec:
         xs.program(np.full((2, 2), 6e-6), xs.TransferConfig(), seed=0)
     assert "IR drop" not in str(rec[0].message)
+    # also where 1 ohm wires would drop more than the band (8 x 8): the targets outside the window account
+    # for the misses (found by review)
+    with pytest.warns(RuntimeWarning, match=r"of the unconverged devices' targets lie outside") as rec:
+        xs.program(np.full((8, 8), 6e-6), xs.TransferConfig(), seed=0)
+    assert "IR drop" not in str(rec[0].message)
     tight = xs.TransferConfig(device=xs.presets.TIO2_IDEAL, r_wl=0.0, r_bl=0.0, tolerance=0.001)
     with pytest.warns(RuntimeWarning, match=r"Likely causes: a 0.1 % band is narrower than the measured 1 %.*"
                                             r"max_pulses=100.*a wider band \(tolerance=0.01; `xbarsim program "
@@ -1499,29 +1504,40 @@ def test_programming_that_leaves_many_working_devices_unconverged_warns():
 
 def test_biased_verify_reads_that_converge_far_from_the_targets_warn():
     """V/2 verify reads at 200 pulses: every device "converged", 71 % below
-    its target, without a word (found by review). program and transfer
-    compare the conductances right after each device's write-verify with
-    the targets; grounded and V/2-diff reads, which read the device itself,
-    draw no warning."""
+    its target, without a word (found by review). program, transfer and
+    transfer_many count the converged devices that sit more than 5 bands
+    below their targets right after their own write-verify (sneak currents
+    add to a read); grounded and V/2-diff reads, which read the device
+    itself, and wire drops, which leave devices above their targets (a
+    single word line on 1 ohm wires: no sneak path; found by review), draw
+    no warning."""
     import warnings
     from dataclasses import replace
 
     target = np.random.default_rng(0).uniform(1e-4, 5e-4, (8, 8))
     cfg = xs.TransferConfig(read_scheme="V/2", write_verify=xs.WriteVerify(max_pulses=200))
-    with pytest.warns(RuntimeWarning, match=r"^programming: (\d+) of 64 working devices converged by their V/2 "
-                                            r"verify reads, but their conductances sit a median") as rec:
+    with pytest.warns(RuntimeWarning, match=r"^programming: 64 of 64 working devices converged by their V/2 "
+                                            r"verify reads, but \d+ of them") as rec:
         res = xs.program(target, cfg, seed=0)
+    ok = res.working & res.converged
+    far = int(np.count_nonzero(ok & (res.g_after_own < res.target * 0.95)))
+    assert far > ok.sum() / 2
     message = str(rec[0].message)
-    w = res.working & res.converged
-    median = np.median(np.abs(res.g_after_own[w] / res.target[w] - 1.0))
-    assert median > 5 * cfg.tolerance and f"a median {100 * median:.3g} % from their targets" in message
-    assert f"{int(w.sum())} of {int(res.working.sum())} working devices" in message
+    assert f"but {far} of them ({100 * far / ok.sum():.0f} %) sit more than 5 % below their targets" in message
     assert "`xbarsim program --read-scheme grounded`" in message and "read_scheme='V/2-diff'" in message
     W, b = _layer(3, 4)
     with pytest.warns(RuntimeWarning, match=r"^the transfer: \d+ of \d+ working devices converged by their "
-                                            r"floating verify reads"):
+                                            r"floating verify reads, but \d+ of them"):
         xs.transfer(W, b, replace(cfg, read_scheme="floating"), seed=0)
+    with pytest.warns(RuntimeWarning, match=r"^transfer_many \(2 transfers\): \d+ of \d+ working devices "
+                                            r"converged by their V/2 verify reads, but \d+ of them"):
+        xs.transfer_many(W, b, cfg, n=2, seed=0, chunk=1)
     for scheme in ("grounded", "V/2-diff"):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             xs.program(target, replace(cfg, read_scheme=scheme, r_wl=0.0, r_bl=0.0), seed=0)
+    row = np.random.default_rng(0).uniform(1e-4, 5e-4, (1, 32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = xs.program(row, replace(cfg, tolerance=0.004), seed=0)
+    assert np.median(res.g_after_own / res.target - 1.0) > 0.02  # off by the wires' drop, above the targets

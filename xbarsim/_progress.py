@@ -36,6 +36,7 @@ class Progress:
         self._last_line = self._t0  # when a log line was last written
         self._drawn = 0  # length of the line on the terminal
         self._first = None  # (time, done) at the first step
+        self.stopped = False  # set by work that ends early without an exception: no estimate then either
 
     def __enter__(self):
         self._draw()
@@ -45,7 +46,7 @@ class Progress:
         if self.enabled:
             # left by an exception (Ctrl-C): no estimate, where "eta 0.0s"
             # ended a run with 15 hours to go (found by review)
-            self._draw(final=True, stopped=exc_type is not None)
+            self._draw(final=True, stopped=exc_type is not None or self.stopped)
         return False
 
     def update(self, k=1, note=""):

@@ -318,35 +318,101 @@ class RunFiles:
         return False
 
 
-def _text_layout(path):
-    """``(delimiter, header rows)`` of a text file of numbers: commas when
-    its first line has one, else whitespace (``np.savetxt``'s default, which
-    was refused); a first line none of whose fields is a number is a header
-    and skipped (a header row was refused; both found by review). A first
-    line with some numbers (quoted ones too) is data, read and checked as
-    such."""
-    first, at = "", 0
+def _split_fields(line, delimiter):
+    """A text line's fields as `_read_quoted` splits them: quote-aware
+    (``"word line 0"`` is one field, its quotes removed)."""
+    import csv
+    import shlex
+
+    if delimiter == ",":
+        return [f.strip() for f in next(csv.reader([line], skipinitialspace=True), [])]
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            for at, line in enumerate(fh, start=1):  # `at`: lines up to this one (np.loadtxt's skiprows)
-                if line.strip() and not line.lstrip().startswith("#"):
-                    first = line
-                    break
+        return shlex.split(line)
+    except ValueError:  # an unmatched quote: split as it stands
+        return line.split()
+
+
+def _content_lines(path, start=0):
+    """``(line number, text)`` of the lines after the first ``start`` that
+    are neither blank nor comments (``#``), as np.loadtxt reads them."""
+    with open(path, encoding="utf-8-sig") as fh:
+        for no, line in enumerate(fh, start=1):
+            if no > start and line.strip() and not line.lstrip().startswith("#"):
+                yield no, line
+
+
+def _text_layout(path):
+    """``(delimiter, header rows, quoted)`` of a text file of numbers: commas
+    when its first line has one, else whitespace (``np.savetxt``'s default,
+    which was refused); a first line none of whose fields is a number is a
+    header and skipped (a header row was refused; both found by review), and
+    so is a quoted first line over unquoted data (pandas' quoted labels,
+    ``"0","1"``). A first line with some numbers (quoted ones too:
+    ``"1e-4","2e-4"`` from a spreadsheet, which was taken for a header;
+    found by review) is data, read and checked as such. ``quoted``: the
+    file has quotes (read by `_read_quoted`)."""
+    try:
+        lines = _content_lines(path)
+        first_no, first = next(lines, (0, ""))
+        second = next(lines, (0, ""))[1]
+        with open(path, "rb") as fh:
+            quoted = b'"' in fh.read()
     except (OSError, UnicodeDecodeError):
-        return ",", 0  # np.loadtxt reports it
+        return ",", 0, False  # np.loadtxt reports it
     delimiter = "," if "," in first else None
-    fields = [f.strip() for f in (first.split(",") if delimiter else first.split())]
-    fields = [f for f in fields if f]
 
     def number(text):
         try:
-            float(text.strip('"'))  # "1e-4" as a spreadsheet quotes it: a number, not a header (found by review)
+            float(text)
             return True
         except ValueError:
             return False
 
-    header = bool(fields) and not any(number(f) for f in fields)
-    return delimiter, at if header else 0
+    fields = [f for f in _split_fields(first, delimiter) if f]
+    header = bool(fields) and (not any(number(f) for f in fields) or ('"' in first and second and '"' not in second))
+    return delimiter, first_no if header else 0, quoted
+
+
+def _read_quoted(path, delimiter, skip, ndmin):
+    """A text file with quoted fields as np.loadtxt would read it unquoted
+    (NumPy's reader cannot take ``"1e-4", "2e-4"``); errors name the file's
+    line."""
+    import numpy as np
+
+    rows, width = [], None
+    for no, line in _content_lines(path, skip):
+        fields = _split_fields(line, delimiter)
+        if width is not None and len(fields) != width[0]:
+            raise ValueError(f"line {no} of the file has {len(fields)} fields where line {width[1]} has {width[0]}")
+        width = width or (len(fields), no)
+        row = []
+        for col, text in enumerate(fields, start=1):
+            try:
+                row.append(float(text))
+            except ValueError:
+                raise ValueError(f"could not convert {text!r} to a number at line {no} of the file, column "
+                                 f"{col}") from None
+        rows.append(row)
+    a = np.array(rows, dtype=np.float64).reshape(len(rows), width[0] if width else 0)
+    return a if ndmin == 2 else np.atleast_1d(a.squeeze())
+
+
+def _numpy_row_as_line(message, path, skip):
+    """NumPy's "at row R" in ``message`` as the file's line: it counts the
+    data rows past the header, comments and blank lines left out (from 0
+    for a value, from 1 for a row's length): "row 0" was the file's second
+    line (found by review)."""
+    m = re.search(r"at row (\d+)", message)
+    if not m:
+        return message
+    row = int(m[1]) - (1 if "number of columns changed" in message else 0)
+    try:
+        for k, (no, _) in enumerate(_content_lines(path, skip)):
+            if k == row:
+                return message.replace(m[0], f"at line {no} of the file")
+    except (OSError, UnicodeDecodeError):
+        pass
+    return message
 
 
 def load_array(path, flag, what, ndmin=1):
@@ -381,19 +447,20 @@ def load_array(path, flag, what, ndmin=1):
             a = np.load(path, allow_pickle=False)
         else:
             text = True
-            delimiter, skip = _text_layout(path)
-            with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
-                warnings.simplefilter("ignore", UserWarning)
-                # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first number
-                a = np.loadtxt(path, delimiter=delimiter, ndmin=ndmin, encoding="utf-8-sig", skiprows=skip,
-                               quotechar='"')
+            delimiter, skip, quoted = _text_layout(path)
+            if quoted:
+                a = _read_quoted(path, delimiter, skip, ndmin)
+            else:
+                with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
+                    warnings.simplefilter("ignore", UserWarning)
+                    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first number
+                    a = np.loadtxt(path, delimiter=delimiter, ndmin=ndmin, encoding="utf-8-sig", skiprows=skip)
     except ParameterError:
         raise
     except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty .npy
-        # NumPy counts rows from 0 past the skipped lines: "row 0" was the file's second line (found by review)
-        rows = f" (NumPy's row 0 is line {skip + 1} of the file, after its header.)" if skip else ""
-        raise ParameterError(f"{flag} {path!r} could not be read as numbers ({type(exc).__name__}: {exc}); "
-                             f"give a .npy array or a .csv of {what}.{rows}") from exc
+        detail = _numpy_row_as_line(str(exc), path, skip) if text else str(exc)
+        raise ParameterError(f"{flag} {path!r} could not be read as numbers ({type(exc).__name__}: {detail}); "
+                             f"give a .npy array or a .csv of {what}.") from exc
     except MemoryError as exc:  # NumPy's raw _ArrayMemoryError traceback (found by review)
         from .exceptions import MemoryLimitError
 

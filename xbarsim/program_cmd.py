@@ -83,8 +83,10 @@ def _in_flags(message):
             message = re.sub(r"^[^=]+= (\S+?); ", lambda m: f"{flag} {m[1]}: ", message)
             message = message.replace(field + " = ", flag + " ", 1)
         if field != "tolerance":
-            for name in (f"cfg.{field}", field):
-                message = message.replace(name + " = ", flag + " ").replace(name, flag)
+            # whole names only: "--out '/tmp/solve_tol_runs'" kept its path (found by review)
+            name = rf"(?<![\w/.-])(?:cfg\.)?{re.escape(field)}(?![\w/.-])"
+            message = re.sub(name + " = ", flag + " ", message)
+            message = re.sub(name, flag, message)
     return message
 
 

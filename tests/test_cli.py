@@ -5,7 +5,6 @@ tested in its own file)."""
 import _thread
 import json
 import os
-import re
 import subprocess
 import sys
 import threading

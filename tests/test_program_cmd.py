@@ -160,6 +160,14 @@ def test_cli_renames_fields_not_paths_and_a_run_stopped_by_a_missed_solve_gives_
     out.write_text("")
     assert main(["program", "--out", str(out), "--size", "2", "--no-progress"]) == 1
     assert "solve_tol_runs" in capsys.readouterr().err
+    from xbarsim.program_cmd import _in_flags
+
+    for path in ("my solve_tol", "/tmp/a,solve_tol", "solve_tol", "/x/(cfg.solve_maxiter)"):  # after a space too
+        assert _in_flags(f"--out {path!r} is a file") == f"--out {path!r} is a file"
+    assert (_in_flags("missed solve_tol = 1e-09 within solve_maxiter = 1 sweeps (double precision's rounding); "
+                      "raise cfg.solve_maxiter") ==
+            "missed --solve-tol 1e-09 within --solve-maxiter 1 sweeps (double precision's rounding); raise "
+            "--solve-maxiter")
     assert main(["program", "--out", str(tmp_path / "o"), "--size", "4x4", "--r-wire", "5", "--solve-maxiter",
                  "1"]) == 1
     bar = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("program [")]

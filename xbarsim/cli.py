@@ -318,47 +318,64 @@ class RunFiles:
         return False
 
 
-def _split_fields(line, delimiter):
-    """A text line's fields as `_read_quoted` splits them: quote-aware
-    (``"word line 0"`` is one field, its quotes removed)."""
+def _uncomment(line):
+    """``line`` without its end of line and its comment (from a ``#``
+    outside double quotes), as np.loadtxt reads it."""
+    quoted = False
+    for k, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "#" and not quoted:
+            return line[:k]
+    return line.rstrip("\r\n")
+
+
+def _split_fields(text, delimiter):
+    """The fields of an uncommented line, quote-aware (``"word line 0"``
+    and ``"line, 1"`` are one field each, their quotes removed)."""
     import csv
     import shlex
 
     if delimiter == ",":
-        return [f.strip() for f in next(csv.reader([line], skipinitialspace=True), [])]
+        return [f.strip() for f in next(csv.reader([text], skipinitialspace=True), [])]
     try:
-        return shlex.split(line)
+        return shlex.split(text)
     except ValueError:  # an unmatched quote: split as it stands
-        return line.split()
+        return text.split()
 
 
-def _content_lines(path, start=0):
-    """``(line number, text)`` of the lines after the first ``start`` that
-    are neither blank nor comments (``#``), as np.loadtxt reads them."""
+def _content_lines(path, start=0, delimiter=None):
+    """``(line number, uncommented text)`` of the lines after the first
+    ``start`` that np.loadtxt reads as rows: with whitespace between
+    fields, those with a field; with commas, also a line of spaces (a row
+    of one empty field)."""
     with open(path, encoding="utf-8-sig") as fh:
         for no, line in enumerate(fh, start=1):
-            if no > start and line.strip() and not line.lstrip().startswith("#"):
-                yield no, line
+            text = _uncomment(line)
+            if no > start and (text.strip() if delimiter is None else text):
+                yield no, text
+
+
+_QUOTED_LINE = re.compile(r'\s*"[^"]*"\s*(?:,?\s*"[^"]*"\s*)*,?\s*')
 
 
 def _text_layout(path):
-    """``(delimiter, header rows, quoted)`` of a text file of numbers: commas
-    when its first line has one, else whitespace (``np.savetxt``'s default,
-    which was refused); a first line none of whose fields is a number is a
-    header and skipped (a header row was refused; both found by review), and
-    so is a quoted first line over unquoted data (pandas' quoted labels,
-    ``"0","1"``). A first line with some numbers (quoted ones too:
-    ``"1e-4","2e-4"`` from a spreadsheet, which was taken for a header;
-    found by review) is data, read and checked as such. ``quoted``: the
-    file has quotes (read by `_read_quoted`)."""
+    """``(delimiter, header rows)`` of a text file of numbers: commas when
+    its first line has one, else whitespace (``np.savetxt``'s default, which
+    was refused); a first line none of whose fields is a number is a header
+    and skipped (a header row was refused; both found by review), and so is
+    a line of quoted column numbers over unquoted data (pandas' quoted
+    labels, ``"0","1"``). A first line of other numbers, quoted ones too
+    (``"1e-4","2e-4"`` from a spreadsheet was taken for a header; found by
+    review), is data, read and checked as such."""
     try:
         lines = _content_lines(path)
         first_no, first = next(lines, (0, ""))
         second = next(lines, (0, ""))[1]
-        with open(path, "rb") as fh:
-            quoted = b'"' in fh.read()
     except (OSError, UnicodeDecodeError):
-        return ",", 0, False  # np.loadtxt reports it
+        return ",", 0  # np.loadtxt reports it
+    import numpy as np
+
     delimiter = "," if "," in first else None
 
     def number(text):
@@ -368,46 +385,38 @@ def _text_layout(path):
         except ValueError:
             return False
 
-    fields = [f for f in _split_fields(first, delimiter) if f]
-    header = bool(fields) and (not any(number(f) for f in fields) or ('"' in first and second and '"' not in second))
-    return delimiter, first_no if header else 0, quoted
+    fields = _split_fields(first, delimiter)
+    if delimiter is None or (fields and not fields[-1]):  # "1,2," : the empty last field is not a label
+        fields = [f for f in fields if f] if delimiter is None else fields[:-1]
+    header = bool(fields) and not any(number(f) for f in fields)
+    if not header and fields and all(number(f) for f in fields) and _QUOTED_LINE.fullmatch(first) and second \
+            and '"' not in second:
+        header = _column_numbers(np.array([float(f) for f in fields]))
+    return delimiter, first_no if header else 0
 
 
-def _read_quoted(path, delimiter, skip, ndmin):
-    """A text file with quoted fields as np.loadtxt would read it unquoted
-    (NumPy's reader cannot take ``"1e-4", "2e-4"``); errors name the file's
-    line."""
-    import numpy as np
-
-    rows, width = [], None
-    for no, line in _content_lines(path, skip):
-        fields = _split_fields(line, delimiter)
-        if width is not None and len(fields) != width[0]:
-            raise ValueError(f"line {no} of the file has {len(fields)} fields where line {width[1]} has {width[0]}")
-        width = width or (len(fields), no)
-        row = []
-        for col, text in enumerate(fields, start=1):
-            try:
-                row.append(float(text))
-            except ValueError:
-                raise ValueError(f"could not convert {text!r} to a number at line {no} of the file, column "
-                                 f"{col}") from None
-        rows.append(row)
-    a = np.array(rows, dtype=np.float64).reshape(len(rows), width[0] if width else 0)
-    return a if ndmin == 2 else np.atleast_1d(a.squeeze())
+def _loadtxt_lines(path):
+    """The file's lines for np.loadtxt, a space after a comma before a quote
+    removed: its reader took ``"1e-4", "2e-4"``'s second field for text."""
+    with open(path, encoding="utf-8-sig") as fh:
+        for line in fh:
+            yield _SPACED_QUOTE.sub(r'\1"', line) if '"' in line else line
 
 
-def _numpy_row_as_line(message, path, skip):
+_SPACED_QUOTE = re.compile(r'(^|,)[ \t]+"')
+
+
+def _numpy_row_as_line(message, path, skip, delimiter):
     """NumPy's "at row R" in ``message`` as the file's line: it counts the
-    data rows past the header, comments and blank lines left out (from 0
-    for a value, from 1 for a row's length): "row 0" was the file's second
-    line (found by review)."""
+    rows past the header, comments and blank lines left out (from 0 for a
+    value, from 1 for a row's length): "row 0" was the file's second line
+    (found by review)."""
     m = re.search(r"at row (\d+)", message)
     if not m:
         return message
     row = int(m[1]) - (1 if "number of columns changed" in message else 0)
     try:
-        for k, (no, _) in enumerate(_content_lines(path, skip)):
+        for k, (no, _) in enumerate(_content_lines(path, skip, delimiter)):
             if k == row:
                 return message.replace(m[0], f"at line {no} of the file")
     except (OSError, UnicodeDecodeError):
@@ -430,7 +439,7 @@ def load_array(path, flag, what, ndmin=1):
     if not os.path.isfile(path):
         raise ParameterError(f"{flag} {path!r}: no such file.")
 
-    skip = 0
+    skip, delimiter = 0, None
     text = False
     try:
         # by content, not by name: G.NPY, or an .npz, was read as text (found by review)
@@ -447,18 +456,17 @@ def load_array(path, flag, what, ndmin=1):
             a = np.load(path, allow_pickle=False)
         else:
             text = True
-            delimiter, skip, quoted = _text_layout(path)
-            if quoted:
-                a = _read_quoted(path, delimiter, skip, ndmin)
-            else:
-                with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
-                    warnings.simplefilter("ignore", UserWarning)
-                    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first number
-                    a = np.loadtxt(path, delimiter=delimiter, ndmin=ndmin, encoding="utf-8-sig", skiprows=skip)
+            delimiter, skip = _text_layout(path)
+            with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
+                warnings.simplefilter("ignore", UserWarning)
+                # utf-8-sig (in _loadtxt_lines): a byte-order mark (Excel's "CSV UTF-8") is not part of the
+                # first number; quotechar: a spreadsheet's "1e-4" (found by review)
+                a = np.loadtxt(_loadtxt_lines(path), delimiter=delimiter, ndmin=ndmin, skiprows=skip,
+                               quotechar='"')
     except ParameterError:
         raise
     except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty .npy
-        detail = _numpy_row_as_line(str(exc), path, skip) if text else str(exc)
+        detail = _numpy_row_as_line(str(exc), path, skip, delimiter) if text else str(exc)
         raise ParameterError(f"{flag} {path!r} could not be read as numbers ({type(exc).__name__}: {detail}); "
                              f"give a .npy array or a .csv of {what}.") from exc
     except MemoryError as exc:  # NumPy's raw _ArrayMemoryError traceback (found by review)

@@ -71,6 +71,11 @@ _FIELD_FLAGS = {"solve_tol": "--solve-tol", "solve_maxiter": "--solve-maxiter", 
 options that set them."""
 
 
+_QUOTED = re.compile(r"""(?:(?<=^)|(?<=[\s(]))('[^']*'|"[^"]*")(?=$|[\s),.;:])""")
+"""A quoted span (a path, as the messages write it with repr), not an
+apostrophe ("the device's")."""
+
+
 def _in_flags(message):
     """``message`` in this command's options: a leading ``field = value; ``
     as ``--flag value: ``, and ``solve_tol``, ``solve_maxiter`` (also as
@@ -83,10 +88,12 @@ def _in_flags(message):
             message = re.sub(r"^[^=]+= (\S+?); ", lambda m: f"{flag} {m[1]}: ", message)
             message = message.replace(field + " = ", flag + " ", 1)
         if field != "tolerance":
-            # whole names only: "--out '/tmp/solve_tol_runs'" kept its path (found by review)
-            name = rf"(?<![\w/.-])(?:cfg\.)?{re.escape(field)}(?![\w/.-])"
-            message = re.sub(name + " = ", flag + " ", message)
-            message = re.sub(name, flag, message)
+            # whole names outside quotes only: an --out path holding the name was
+            # rewritten (found by review); the messages quote paths with repr
+            name = re.compile(rf"(?<![\w/.-])(?:cfg\.)?{re.escape(field)}(?![\w/-])")
+            parts = _QUOTED.split(message)
+            message = "".join(part if k % 2 else name.sub(flag, part.replace(f"{field} = ", f"{field} "))
+                              for k, part in enumerate(parts))
     return message
 
 

@@ -1317,6 +1317,109 @@ def test_pulse_drives_give_the_programming_kernels_pulse(scheme):
         np.testing.assert_allclose(sol.v_wl - sol.v_bl, vwl - vbl, rtol=0, atol=1e-9)
 
 
+# CIRCUIT.md's table, written out here rather than taken from the code: (selected WL, selected BL,
+# unselected WLs, unselected BLs) in units of Vp, None for floating
+_CIRCUIT_MD_PULSE = {"V/2": (1.0, 0.0, 1 / 2, 1 / 2), "V/3": (1.0, 0.0, 1 / 3, 2 / 3), "floating": (1.0, 0.0, None, None)}
+
+
+@pytest.mark.parametrize("scheme", [0, 1, 2], ids=["V/2", "V/3", "floating"])
+def test_pulse_levels_are_circuit_md_s(scheme):
+    """The bias of a pulse, set and reset, against CIRCUIT.md's table and
+    not against the code's own constants: the tests compared the kernel
+    with `xs.pulse_drives`, which share them, so half-selected lines at
+    2 Vp / 3 under V/3, or at 0.4 Vp under V/2, passed every test (found
+    by a mutation audit). With ideal wires and linear devices the cells see
+    Vp (selected), Vp/2 or Vp/3 (half-selected) and 0 or -Vp/3 (the rest)."""
+    name = ["V/2", "V/3", "floating"][scheme]
+    sel_wl, sel_bl, un_wl, un_bl = _CIRCUIT_MD_PULSE[name]
+    M, N, i, j = 5, 6, 3, 1
+    for vp in (1.7, -1.3):  # a reset swaps the polarity
+        wl_v, bl_v = np.zeros(M), np.zeros(N)
+        wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+        KP._pulse_drives(scheme, i, j, vp, wl_v, wl_d, bl_v, bl_d)
+        public = xs.pulse_drives((M, N), (i, j), vp, name)
+        for v, d, pub, sel, k, un in ((wl_v, wl_d, public["left"], sel_wl, i, un_wl),
+                                      (bl_v, bl_d, public["bottom"], sel_bl, j, un_bl)):
+            others = np.arange(v.size) != k
+            assert d[k] == 1 and v[k] == sel * vp and not pub.floating[k] and pub.v[k] == sel * vp
+            if un is None:
+                assert not d[others].any() and pub.floating[others].all()
+            else:
+                assert d[others].all() and not pub.floating[others].any()
+                np.testing.assert_allclose(v[others], un * vp, rtol=1e-15)
+                np.testing.assert_allclose(np.asarray(pub.v)[others], un * vp, rtol=1e-15)
+        if un_wl is not None:  # ideal wires: the cells' voltages follow from the drives alone
+            sol = xs.solve(xs.Crossbar(np.full((M, N), 3e-4), r_wl=0.0, r_bl=0.0), **public)
+            want = np.full((M, N), (un_wl - un_bl) * vp)
+            want[i, :] = (sel_wl - un_bl) * vp
+            want[:, j] = (un_wl - sel_bl) * vp
+            want[i, j] = (sel_wl - sel_bl) * vp
+            np.testing.assert_allclose(sol.v_wl - sol.v_bl, want, rtol=0, atol=1e-12)
+            half = {"V/2": 0.5, "V/3": 1 / 3}[name]
+            assert np.allclose(want[i, np.arange(N) != j], half * vp) and np.allclose(want[np.arange(M) != i, j],
+                                                                                       half * vp)
+
+
+def test_every_device_relaxes_until_the_end_of_the_array():
+    """g_final is each device brought to the end of the array: with a pure
+    drift (the ideal device, relax_drift only) a device's log change after
+    its own write-verify is relax_drift x cycle_time x the cycles after it:
+    every later device's event (its first verify read and pulse-and-verify
+    cycles: pulses + 1) and the final read's cycle. Without the final touch
+    g_final was g_after_own for devices nothing touched later, and every
+    test passed (found by a mutation audit)."""
+    dev = replace(xs.presets.TIO2_IDEAL, relax_drift=-0.5)
+    cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0)
+    t = np.random.default_rng(0).uniform(1e-4, 5e-4, (3, 4))
+    res = xs.program(t, cfg, seed=0)
+    order = np.argsort(res.order_index.ravel())
+    pulses = res.pulses.ravel()[order]
+    later = np.concatenate([np.cumsum((pulses + 1)[::-1])[::-1][1:], [0]])  # cycles of the devices after each
+    want = dev.relax_drift * cfg.write_verify.cycle_time * (later + 1)
+    got = np.log(res.g_final / res.g_after_own).ravel()[order]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    assert got[-1] < 0  # the last device too
+
+
+@pytest.mark.parametrize("r_wl, r_bl", [(0.0, 5.0), (5.0, 0.0), (2.0, 7.0)])
+def test_verify_reads_see_each_layers_own_wires(r_wl, r_bl):
+    """Every programming test had r_wl == r_bl, so swapped word- and
+    bit-line resistances, one of them ignored, or a read taken as exact when
+    only one layer is ideal, all passed (found by a mutation audit). The
+    final read of each device (noiseless linear devices, grounded reads) is
+    the sensed bit line's current of `xs.solve` on the final conductances
+    with these wires, divided by V_read."""
+    dev = xs.presets.TIO2_IDEAL.linear()
+    t = np.random.default_rng(0).uniform(1e-4, 5e-4, (4, 5))
+    res = xs.program(t, xs.TransferConfig(device=dev, r_wl=r_wl, r_bl=r_bl, solve_tol=1e-12), seed=0)
+    want = np.empty_like(t)
+    for i, j in np.ndindex(t.shape):
+        sol = xs.solve(xs.Crossbar(res.g_final, r_wl=r_wl, r_bl=r_bl), method="direct", tol=1e-13,
+                       **xs.verify_drives(t.shape, (i, j), 0.2, "grounded"))
+        want[i, j] = sol.i_out[j] / 0.2
+    np.testing.assert_allclose(res.read_final, want, rtol=1e-9)
+    assert np.max(np.abs(want / res.g_final - 1.0)) > 0.01  # the wires matter here: the check has teeth
+
+
+@pytest.mark.parametrize("scheme, code, level", [("grounded", 0, 0.0), ("V/2", 1, 0.5), ("V/2-diff", 3, 0.5),
+                                                 ("floating", 2, None)])
+def test_read_levels_are_circuit_md_s(scheme, code, level):
+    """A verify read against CIRCUIT.md: V_read on the selected word line,
+    the selected bit line sensed at 0 V, the unselected lines grounded, at
+    V_read / 2, or floating (literal levels, not the code's constants)."""
+    M, N, i, j, vr = 4, 5, 2, 3, 0.2
+    wl_v, bl_v = np.zeros(M), np.zeros(N)
+    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+    KP._read_drives(code, i, j, vr, wl_v, wl_d, bl_v, bl_d)
+    assert wl_v[i] == vr and wl_d[i] == 1 and bl_v[j] == 0.0 and bl_d[j] == 1
+    for v, d, k in ((wl_v, wl_d, i), (bl_v, bl_d, j)):
+        others = np.arange(v.size) != k
+        if level is None:
+            assert not d[others].any()
+        else:
+            assert d[others].all() and np.all(v[others] == level * vr)
+
+
 @pytest.mark.parametrize("scheme, code", [("grounded", 0), ("V/2", 1), ("floating", 2)])
 def test_verify_drives_give_the_programming_kernels_read(scheme, code):
     d = xs.verify_drives((4, 7), (2, 5), 0.2, scheme)

@@ -31,6 +31,7 @@ PROPERTY_SETTINGS = settings(
 FLOATING, RESISTIVE, IDEAL = 0, 1, 2
 
 conductance = st.integers(0, 4).flatmap(lambda k: st.floats(1e-4, 5e-4) if k else st.just(0.0))  # 1 in 5 open, or 2..10 kohm
+strong_conductance = st.integers(0, 4).flatmap(lambda k: st.floats(1e-2, 1.0) if k else st.just(0.0))  # 1-100 ohm
 resistive_wire = st.floats(0.1, 10.0)  # ohms per segment
 any_wire = st.one_of(st.just(0.0), resistive_wire)  # or ideal
 # Physical drive voltages, volts: 0 or 1 uV..1 V in magnitude. Far smaller
@@ -58,12 +59,13 @@ def drives(draw, n_lines, batch):
 
 
 @st.composite
-def circuits(draw, ideal_wires=True):
-    """A random small circuit; ``ideal_wires=False`` draws no 0-ohm segment."""
+def circuits(draw, ideal_wires=True, strong=False):
+    """A random small circuit; ``ideal_wires=False`` draws no 0-ohm segment;
+    ``strong``: devices of 1-100 ohm, stronger than their wires."""
     M = draw(st.integers(1, 6))
     N = draw(st.integers(1, 6))
     batch = draw(st.one_of(st.none(), st.integers(1, 3)))
-    g = draw(arrays(np.float64, (M, N), elements=conductance))
+    g = draw(arrays(np.float64, (M, N), elements=strong_conductance if strong else conductance))
     wire = any_wire if ideal_wires and draw(st.booleans()) else resistive_wire
     r_wl = draw(wire) if draw(st.booleans()) else draw(arrays(np.float64, (M, N - 1), elements=wire))
     r_bl = draw(wire) if draw(st.booleans()) else draw(arrays(np.float64, (M - 1, N), elements=wire))
@@ -218,6 +220,24 @@ def check_power_balance(circuit, sol, package_accounting=True):
             b = 0 if column is None else column
             np.testing.assert_allclose(supplied_pkg[b], supplied, rtol=1e-12, atol=1e-12 * scale + floor)
             np.testing.assert_allclose(dissipated_pkg[b], dissipated, rtol=1e-12, atol=1e-12 * scale + floor)
+
+
+@pytest.mark.parametrize("method", ["direct", "naive"])
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_kirchhoff_and_power_balance_with_devices_stronger_than_their_wires(method, data):
+    """Lines whose devices conduct more than their segments (max r x sum G
+    >= 1), where a segment's power is dv^2 / r: the 2-10 kohm devices drawn
+    above never reach that branch, and halving it passed every linear
+    property test (found by a mutation audit)."""
+    circuit = data.draw(circuits(strong=True), label="circuit")
+    r_wl = np.broadcast_to(circuit.r_wl, (circuit.g.shape[0], max(circuit.g.shape[1] - 1, 0)))
+    assume(r_wl.size and np.max(r_wl.max(axis=1) * circuit.g.sum(axis=1)) >= 1.0)
+    sol = solve_or_reject(circuit, "direct")
+    if method == "naive":
+        sol = naive_solve(**circuit.naive_args())
+    check_kirchhoff(circuit, sol)
+    check_power_balance(circuit, sol, package_accounting=method != "naive")
 
 
 @pytest.mark.parametrize("method", METHODS + ("naive",))

@@ -166,6 +166,31 @@ def test_switching_sign_threshold_and_sublinear_disturb():
     assert switch_rate(900e-6, 1.3, dp, 1.0) < up
 
 
+@pytest.mark.parametrize("g", [50e-6, 300e-6, 900e-6])
+def test_switching_rate_is_the_documented_law(g):
+    """The switching law, value for value, as `DeviceParams` documents it:
+    ``k exp((|V| - V_th)/v_slope) room tw/tw_ref`` above the threshold and
+    the exponential in v_sub rescaled to 0 at 0 V and 1 at the threshold
+    below it; set rates with k_set, v_set and the room up to g_hi, reset
+    with -k_reset, v_reset and the room down to g_lo. Only signs and shapes
+    were tested, and the pulse-replay test takes its reference from the same
+    rate function (found by a mutation audit)."""
+    dev = xs.presets.TIO2
+    dp = dev.pack()
+    span = dev.g_hi - dev.g_lo
+    for v in (0.3, 0.65, 1.0, 1.1, 1.3, 1.8, -0.4, -0.9, -1.25, -1.6):
+        a, setting = abs(v), v > 0
+        vth = dev.v_set if setting else dev.v_reset
+        if a >= vth:
+            f = np.exp((a - vth) / dev.v_slope)
+        else:
+            e0 = np.exp(-vth / dev.v_sub)
+            f = (np.exp((a - vth) / dev.v_sub) - e0) / (1.0 - e0)
+        room = (dev.g_hi - g) / span if setting else (g - dev.g_lo) / span
+        want = (dev.k_set if setting else -dev.k_reset) * f * room * 0.7
+        assert switch_rate(g, v, dp, 0.7) == pytest.approx(want, rel=1e-12), v
+
+
 def test_a_sub_threshold_scale_far_above_the_threshold_tends_to_linear_disturb():
     """As v_sub grows, the sub-threshold law tends to a rate linear in |V|
     (half the threshold rate at half the threshold), and the cut below which

@@ -542,6 +542,29 @@ def test_ideal_device_programs_to_target_under_every_bias_scheme(scheme):
     assert moved[0, 0] and not moved[7, 7]  # the first device is half-selected later, the last never
 
 
+@pytest.mark.parametrize("scheme", ["V/2", "V/3"])
+def test_which_devices_a_later_device_disturbs(scheme):
+    """Device by device (``track=True``: every device read after each later
+    one, noiseless, ideal wires, exaggerated sub-threshold disturb): under
+    V/2 a later device moves exactly the devices sharing a line with it
+    (half-selected at Vp/2; the rest sit at 0 V); under V/3 it moves every
+    device, the unselected ones at -Vp/3 too. Only two devices' moves were
+    checked (found by a mutation audit)."""
+    dev = replace(xs.presets.TIO2.ideal().linear(), v_sub=0.3)
+    t = _targets((4, 4), seed=9)
+    res = xs.program(t, xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, scheme=scheme), seed=0, track=True)
+    cells = [divmod(int(k), 4) for k in np.argsort(res.order_index.ravel())]
+    for q in range(16):
+        before = res.g_after_own[cells[q]]
+        for p in range(q + 1, 16):
+            after = res.drift_reads[q, p]
+            shares = cells[p][0] == cells[q][0] or cells[p][1] == cells[q][1]
+            moved = abs(after - before) > 1e-15 * before  # a read is G to an ulp or two
+            assert moved == (shares or scheme == "V/3"), (cells[q], cells[p], after - before)
+            before = after
+        assert before == pytest.approx(res.g_final[cells[q]], rel=1e-14)
+
+
 def test_disturb_comes_from_half_selection():
     """Under V/2 with ideal wires, only devices sharing a line with later ones move."""
     dev = replace(xs.presets.TIO2.ideal().linear(), v_sub=0.3)  # exaggerated disturb

@@ -894,17 +894,32 @@ def test_load_array_reads_quoted_numbers_and_names_the_line_of_a_bad_row(tmp_pat
                        # dropped, or the comment read as fields; found by review of the fix)
                        ('"1e-4","2e-4"\n3e-4,4e-4\n', both), ('1e-4,2e-4 # first row, "WL0"\n3e-4,4e-4\n', both),
                        ('# "units: S"\n1e-4,2e-4 # row 0\n3e-4,4e-4\n', both),
-                       ("# \"units\"\n1e-4 2e-4\n3e-4 4e-4 # it's\n", both)):
+                       ("# \"units\"\n1e-4 2e-4\n3e-4 4e-4 # it's\n", both),
+                       # NumPy read an empty last field after a quoted first one with a trailing space or
+                       # comment, and a whitespace header with a comma in its quotes was taken for a CSV line
+                       # (found by review of the fix)
+                       ('"1e-4" "2e-4" \n"3e-4" "4e-4"\n', both), ('"1e-4" 2e-4 # row 0\n3e-4 4e-4\n', both),
+                       ('"line, 1" "line, 2"\n1e-4 2e-4\n3e-4 4e-4\n', both)):
         path.write_text(text)
         assert load_array(str(path), "--targets", "conductances", ndmin=2).tolist() == want, text
     for text, line in (("# made by hand\ng0,g1\n1e-4,2e-4\n3e-4,zz\n", 4),
                        ("g0,g1\n# units S\n\n1e-4,2e-4\n3e-4,zz\n", 5),
                        ("1e-4,2e-4\n# c\n3e-4,4e-4,5e-4\n", 3),  # NumPy counts a row's length from 1
                        ('"1e-4","2e-4"\n# c\n"3e-4","zz"\n', 3),
-                       ("1e-4,2e-4\n   \n3e-4,4e-4\n", 2), ("1e-4,2e-4\n  # indented\n3e-4,4e-4\n", 2)):
+                       ("1e-4,2e-4\n   \n3e-4,4e-4\n", 2), ("1e-4,2e-4\n  # indented\n3e-4,4e-4\n", 2),
+                       ('"1e-4","2\n"\n3e-4,zz\n', 3)):  # a quoted field across a line break is one row
         path.write_text(text)
         with pytest.raises(xs.ParameterError, match=rf"at line {line} of the file"):
             load_array(str(path), "--targets", "conductances", ndmin=2)
+    # compressed, as np.loadtxt reads them (refused once the lines were read here; found by review)
+    import bz2
+    import gzip
+    import lzma
+
+    for ext, compress in ((".gz", gzip.compress), (".bz2", bz2.compress), (".xz", lzma.compress)):
+        packed = tmp_path / f"g.csv{ext}"
+        packed.write_bytes(compress(b'g0,g1\n1e-4,2e-4\n"3e-4",4e-4\n'))
+        assert load_array(str(packed), "--targets", "conductances", ndmin=2).tolist() == both
 
 
 @pytest.mark.parametrize("text", ["[[2e-4, 3e-4], [4e-4, 5e-4]]\n", "g0,g1\n"], ids=["json", "header-only"])

@@ -164,6 +164,7 @@ def test_cli_renames_fields_not_paths_and_a_run_stopped_by_a_missed_solve_gives_
 
     for path in ("my solve_tol", "/tmp/a,solve_tol", "solve_tol", "/x/(cfg.solve_maxiter)"):  # after a space too
         assert _in_flags(f"--out {path!r} is a file") == f"--out {path!r} is a file"
+    assert _in_flags("x_solve_tol = 3 and solve_tol = 4") == "x_solve_tol = 3 and --solve-tol 4"  # whole names
     assert (_in_flags("missed solve_tol = 1e-09 within solve_maxiter = 1 sweeps (double precision's rounding); "
                       "raise cfg.solve_maxiter") ==
             "missed --solve-tol 1e-09 within --solve-maxiter 1 sweeps (double precision's rounding); raise "

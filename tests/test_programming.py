@@ -1353,7 +1353,10 @@ def test_pulse_levels_are_circuit_md_s(scheme):
     2 Vp / 3 under V/3, or at 0.4 Vp under V/2, passed every test (found
     by a mutation audit). With ideal wires and linear devices the cells see
     Vp (selected), Vp/2 or Vp/3 (half-selected) and 0 or -Vp/3 (the rest)."""
+    from xbarsim.programming import _SCHEME_CODE
+
     name = ["V/2", "V/3", "floating"][scheme]
+    assert _SCHEME_CODE[xs.BiasScheme(name)] == scheme  # the name reaches the kernel as this code
     sel_wl, sel_bl, un_wl, un_bl = _CIRCUIT_MD_PULSE[name]
     M, N, i, j = 5, 6, 3, 1
     for vp in (1.7, -1.3):  # a reset swaps the polarity
@@ -1430,6 +1433,9 @@ def test_read_levels_are_circuit_md_s(scheme, code, level):
     """A verify read against CIRCUIT.md: V_read on the selected word line,
     the selected bit line sensed at 0 V, the unselected lines grounded, at
     V_read / 2, or floating (literal levels, not the code's constants)."""
+    from xbarsim.programming import _READ_CODE
+
+    assert _READ_CODE[xs.ReadScheme(scheme)] == code  # the name reaches the kernel as this code
     M, N, i, j, vr = 4, 5, 2, 3, 0.2
     wl_v, bl_v = np.zeros(M), np.zeros(N)
     wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)

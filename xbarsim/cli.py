@@ -344,13 +344,36 @@ def _split_fields(text, delimiter):
         return text.split()
 
 
+def _open_text(path):
+    """``path`` opened for reading as text (utf-8, a byte-order mark
+    dropped), decompressed by its extension as np.loadtxt does (.gz, .bz2,
+    .xz): a .csv.gz was refused once the lines were read here (found by
+    review)."""
+    import bz2
+    import gzip
+    import lzma
+
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".lzma": lzma.open}.get(
+        os.path.splitext(path)[1].lower(), open)
+    return opener(path, "rt", encoding="utf-8-sig")
+
+
 def _content_lines(path, start=0, delimiter=None):
     """``(line number, uncommented text)`` of the lines after the first
     ``start`` that np.loadtxt reads as rows: with whitespace between
     fields, those with a field; with commas, also a line of spaces (a row
-    of one empty field)."""
-    with open(path, encoding="utf-8-sig") as fh:
+    of one empty field). A quoted field across a line break is one row, as
+    NumPy reads it, numbered by its first line."""
+    with _open_text(path) as fh:
+        held = None  # (line number, text) of a row whose quote is still open
         for no, line in enumerate(fh, start=1):
+            if held is not None:
+                line = held[1] + line
+                no = held[0]
+            if line.count('"') % 2:
+                held = (no, line)
+                continue
+            held = None
             text = _uncomment(line)
             if no > start and (text.strip() if delimiter is None else text):
                 yield no, text
@@ -376,7 +399,7 @@ def _text_layout(path):
         return ",", 0  # np.loadtxt reports it
     import numpy as np
 
-    delimiter = "," if "," in first else None
+    delimiter = "," if "," in re.sub(r'"[^"]*"', "", first) else None  # "line, 1" "line, 2" is not a CSV line
 
     def number(text):
         try:
@@ -395,12 +418,17 @@ def _text_layout(path):
     return delimiter, first_no if header else 0
 
 
-def _loadtxt_lines(path):
-    """The file's lines for np.loadtxt, a space after a comma before a quote
-    removed: its reader took ``"1e-4", "2e-4"``'s second field for text."""
-    with open(path, encoding="utf-8-sig") as fh:
-        for line in fh:
-            yield _SPACED_QUOTE.sub(r'\1"', line) if '"' in line else line
+def _for_loadtxt(line, delimiter):
+    """A line with quotes as np.loadtxt (quotechar) reads it right: no
+    space between a comma and a quote (``"1e-4", "2e-4"``'s second field
+    was text), and, between whitespace, no comment or trailing space after
+    a quoted first field (NumPy read an empty last field; found by
+    review)."""
+    if '"' not in line:
+        return line
+    if delimiter is None:
+        return _uncomment(line).rstrip() + "\n"
+    return _SPACED_QUOTE.sub(r'\1"', line)
 
 
 _SPACED_QUOTE = re.compile(r'(^|,)[ \t]+"')
@@ -459,10 +487,11 @@ def load_array(path, flag, what, ndmin=1):
             delimiter, skip = _text_layout(path)
             with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
                 warnings.simplefilter("ignore", UserWarning)
-                # utf-8-sig (in _loadtxt_lines): a byte-order mark (Excel's "CSV UTF-8") is not part of the
+                # utf-8-sig (in _open_text): a byte-order mark (Excel's "CSV UTF-8") is not part of the
                 # first number; quotechar: a spreadsheet's "1e-4" (found by review)
-                a = np.loadtxt(_loadtxt_lines(path), delimiter=delimiter, ndmin=ndmin, skiprows=skip,
-                               quotechar='"')
+                with _open_text(path) as fh:  # closed on an error too (found by review)
+                    a = np.loadtxt((_for_loadtxt(line, delimiter) for line in fh), delimiter=delimiter,
+                                   ndmin=ndmin, skiprows=skip, quotechar='"')
     except ParameterError:
         raise
     except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty .npy

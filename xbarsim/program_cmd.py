@@ -90,9 +90,9 @@ def _in_flags(message):
         if field != "tolerance":
             # whole names outside quotes only: an --out path holding the name was
             # rewritten (found by review); the messages quote paths with repr
-            name = re.compile(rf"(?<![\w/.-])(?:cfg\.)?{re.escape(field)}(?![\w/-])")
+            name = re.compile(rf"(?<![\w/.-])(?:cfg\.)?{re.escape(field)}(?![\w/-])( = )?")
             parts = _QUOTED.split(message)
-            message = "".join(part if k % 2 else name.sub(flag, part.replace(f"{field} = ", f"{field} "))
+            message = "".join(part if k % 2 else name.sub(lambda m: flag + " " * bool(m[1]), part)
                               for k, part in enumerate(parts))
     return message
 

@@ -556,7 +556,9 @@ class ProgramResult:
     g_after_own: np.ndarray
     """True conductance when the device's own write-verify finished, S."""
     g_final: np.ndarray
-    """True conductance after the whole array was programmed, S."""
+    """True conductance after the whole array was programmed, S: relaxed
+    to the final read, one pulse-and-verify cycle after the last device's
+    event."""
     read_after_own: np.ndarray
     """Last verify read of the device (sensed, small-signal units), S."""
     read_final: np.ndarray

@@ -1197,6 +1197,40 @@ def test_points_whose_device_currents_overflow_get_the_hint_that_helps(tmp_path,
     assert "looser --tol" not in err
 
 
+def test_a_stalled_sinh_point_gets_the_hint_that_helps(tmp_path, capsys):
+    """A sinh point whose source stepping stalled (v0 = 1e-300 V) was told
+    to try a looser --tol or --method direct, which it had run; the
+    solver's own advice was cut from the table (found by review)."""
+    assert main(["scale", "--out", str(tmp_path), "--sizes", "8", "--r-wire", "1", "--g-range", "1e-4:5e-4",
+                 "--device", "sinh", "--v0", "1e-300", "--no-progress", "--no-plots"]) == 3
+    err = capsys.readouterr().err
+    assert "A sinh point whose Newton steps stalled needs a lower --v-read or a larger --v0" in err
+    assert "looser --tol" not in err
+
+
+def test_every_series_of_a_figure_has_its_own_marker(tmp_path, monkeypatch):
+    """Two windows at one size were the same dark circle: a one-point
+    series draws no line, so its linestyle told nothing (found by review)."""
+    import matplotlib.axes
+
+    drawn = []
+    real = matplotlib.axes.Axes.plot
+
+    def plot(self, *args, **kwargs):
+        drawn.append((id(self), tuple(kwargs.get("color", ())), kwargs.get("marker"), kwargs.get("linestyle")))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", plot)
+    assert main(["scale", "--out", str(tmp_path), "--sizes", "8", "--r-wire", "1", "--g-range",
+                 "1e-5:1e-4,1e-4:5e-4", "--no-progress"]) == 0
+    by_panel = {}
+    for panel, color, marker, _ in drawn:
+        if marker is not None:
+            by_panel.setdefault(panel, []).append((color, marker))
+    assert by_panel and all(len(set(styles)) == len(styles) == 2 for styles in by_panel.values()), by_panel
+    assert all(len({m for _, m in styles}) == 2 for styles in by_panel.values())
+
+
 def test_retry_hint_only_for_points_lost_with_a_worker(tmp_path, capsys, monkeypatch):
     class KilledWorker(Exception):  # what distributed raises for a worker that died
         pass
@@ -1573,7 +1607,11 @@ def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():
                         (dict(r_wire=("1",)), "numbers of ohms"), (dict(g_ranges=((1e-4,),)), "(g_min, g_max)"),
                         (dict(devices=("sinh",)), "(model, v0) pairs"), (dict(inputs=None), "tuple of values"),
                         # 1.5 was cut to 1, and a resume took seed 1's rows for it (found by review)
-                        (dict(seed=1.5), "seed must be a whole number"), (dict(seed=-1), "seed must be")):
+                        (dict(seed=1.5), "seed must be a whole number"), (dict(seed=-1), "seed must be"),
+                        # raw ValueError / TypeError in `points` (found by review)
+                        (dict(devices=(("sinh", "abc"),)), "(model, v0) pairs"),
+                        (dict(r_terminal=None), "SweepParams.r_terminal must be a number"),
+                        (dict(v_read="0.2"), "SweepParams.v_read must be a number")):
         with pytest.raises(xs.ParameterError, match=re.escape(message)):
             SweepParams(**kw)
 
@@ -1582,6 +1620,13 @@ def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():
     (dict(tol=1e-20), "tol (--tol): tol = 1e-20 is below what double precision resolves"),
     (dict(tol=5.0), "tol (--tol): tol must be a number in (0, 1)"),
     (dict(seed=-1), "seed (--seed) must be a whole number in [0, 2**63)"),
+    # NumPy's seeding refused 8.5 rows after results.csv was made; mg on ideal wires was run and
+    # recorded failed point by point (found by review)
+    (dict(rows=8.5), "rows, cols and inputs must be whole numbers"),
+    (dict(inputs=2.5), "rows, cols and inputs must be whole numbers"),
+    (dict(rows="8"), "rows, cols and inputs must be whole numbers"),
+    (dict(r_wire=0.0, method="mg"), "method 'mg' (--method mg) needs every wire segment to have r > 0"),
+    (dict(device="sinh", v0="x"), "v0 must be a number"),
 ])
 def test_a_point_the_solver_would_refuse_is_refused_before_the_sweep(tmp_path, kw, message):
     # tol and seed were not checked by the Python API: every point was

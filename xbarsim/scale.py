@@ -231,6 +231,17 @@ class ScalePoint:
 
     def validate(self):
         """Raise ParameterError if this point cannot be solved as asked."""
+        whole = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+        if not all(whole(v) for v in (self.rows, self.cols, self.inputs)):
+            # 8.5 rows passed, and NumPy's seeding refused it after results.csv was made (found by review)
+            raise ParameterError(f"rows, cols and inputs must be whole numbers (int); got {self.rows!r}, "
+                                 f"{self.cols!r}, {self.inputs!r}.")
+        for name in ("r_wire", "r_terminal", "g_min", "g_max", "v_read", "v0"):
+            value = getattr(self, name)
+            if value is None and name == "v0":
+                continue
+            if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, (bool, np.bool_)):
+                raise ParameterError(f"{name} must be a number; got {value!r}.")
         if self.rows < 1 or self.cols < 1:
             raise ParameterError(f"array size {self.rows} x {self.cols}: both must be >= 1.")
         if not (math.isfinite(self.r_wire) and self.r_wire >= 0):
@@ -266,6 +277,9 @@ class ScalePoint:
 
         if not _whole_seed(self.seed):
             raise ParameterError(f"seed (--seed) must be a whole number in [0, 2**63); got {self.seed!r}.")
+        if self.method == "mg" and self.r_wire == 0:  # was run, and recorded failed, point by point (found by review)
+            raise ParameterError("method 'mg' (--method mg) needs every wire segment to have r > 0; drop 0 from "
+                                 "r_wire (--r-wire), or use method 'auto' (which takes pcg there) or 'pcg'.")
         if self.tol is not None:
             try:
                 _check_tol(self.tol, None)
@@ -352,6 +366,9 @@ class SweepParams:
                                      "an (M, N) pair of whole numbers >= 1, e.g. sizes=(64, (128, 256)).")
             sizes.append((int(pair[0]), int(pair[1])))
         object.__setattr__(self, "sizes", tuple(sizes))
+        for name in ("v_read", "r_terminal"):  # None was a raw TypeError in `points` (found by review)
+            if not number(getattr(self, name)):
+                raise ParameterError(f"SweepParams.{name} must be a number; got {getattr(self, name)!r}.")
         if not _whole_seed(self.seed):
             # 1.5 was cut to 1 by `points`, and a resume took seed 1's rows for it (found by review)
             raise ParameterError(f"SweepParams.seed must be a whole number in [0, 2**63); got {self.seed!r}.")
@@ -359,7 +376,9 @@ class SweepParams:
         object.__setattr__(self, "inputs", listed("inputs", self.inputs, number))
         pair_of_numbers = lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and all(map(number, v))
         object.__setattr__(self, "g_ranges", listed("g_ranges", self.g_ranges, pair_of_numbers))
-        one_device = lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and isinstance(v[0], str)
+        # v0 a number or None: ('sinh', 'abc') was a raw ValueError in `points` (found by review)
+        one_device = lambda v: (isinstance(v, (tuple, list)) and len(v) == 2 and isinstance(v[0], str)
+                                and (v[1] is None or number(v[1])))
         object.__setattr__(self, "devices", listed("devices", self.devices, one_device))
         for name, items, ok, want in (
                 ("g_ranges", self.g_ranges, pair_of_numbers, "(g_min, g_max) pairs in siemens"),
@@ -1365,7 +1384,9 @@ def plot_results(rows, out_dir):
                 drawn += len(keep)
                 color = cmap(0.85 * (ci * blocks + si // combos) / max(n_colours - 1, 1))
                 ax.plot(*zip(*keep), linestyle=styles[si % len(styles)],
-                        marker=markers[(si // len(styles)) % len(markers)],
+                        # a marker of its own per series: a one-point series draws no
+                        # line, and two windows at one size were the same circle (found by review)
+                        marker=markers[si % len(markers)],
                         color=color, label=label, linewidth=2, markersize=6)
             if logy and drawn:
                 ax.set_yscale("log")
@@ -1760,7 +1781,13 @@ def _report_problems(rows, plots):
         if any("overflow double precision" in r["message"] for r in converge):
             # a looser tol or another method does not help there (found by review)
             hint += " Device currents that overflow need a lower --v-read or a larger --v0."
-        if any("overflow double precision" not in r["message"] for r in converge):
+        stalled = [r for r in converge if "overflow double precision" not in r["message"]]
+        if any("raise v0" in r["message"] for r in stalled):
+            # the solver's own advice, cut from the table: "a looser --tol or --method
+            # direct" was given for a point that direct had run (found by review)
+            hint += (" A sinh point whose Newton steps stalled needs a lower --v-read or a larger --v0 (more "
+                     "solver effort seldom helps there).")
+        if any("raise v0" not in r["message"] for r in stalled):
             hint += " A solver that did not converge may need a looser --tol or --method direct."
         print(f"{len(other)} point(s) failed: the reason is in the table above and in the message column "
               f"of results.csv; the same point fails again on --retry.{hint}", file=err)

@@ -816,9 +816,7 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
     """
     cfg = TransferConfig() if cfg is None else cfg
     res = program_quietly(target_g, cfg, seed, order=order, track=track, progress=progress)
-    warn_unconverged([res.converged], [res.stuck_state], cfg, "programming", [res.target],
-                     biased_read_counts([res.g_after_own], [res.target], [res.converged], [res.stuck_state],
-                                        cfg.tolerance))
+    warn_unconverged([res.converged], [res.stuck_state], cfg, "programming", [res.target], [res.g_after_own])
     return res
 
 
@@ -841,6 +839,10 @@ def program_quietly(target_g, cfg=None, seed=0, *, order=None, track=False, prog
 
 UNCONVERGED_WARN = 0.05
 """Fraction of working devices left outside the band above which programming warns."""
+
+BIASED_READS = (ReadScheme.HALF, ReadScheme.FLOATING)
+"""Verify reads that carry the other devices' currents (V/2-diff subtracts
+them): write-verify tunes the sum, which `warn_unconverged` checks for."""
 
 BIASED_READ_WARN = 5.0
 """Bands below their targets beyond which converged devices count as tuned
@@ -874,7 +876,7 @@ def ir_drop_estimate(shape, cfg):
     return max(cfg.r_wl, cfg.r_bl) * cfg.device.g_max * (M * M + N * N) / 4.0
 
 
-def warn_unconverged(converged, stuck_state, cfg, what, targets=None, below=None):
+def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=None, below=None):
     """Warn when write-verify left more than `UNCONVERGED_WARN` of the
     working devices outside the band: results that looked complete held
     half their devices unconverged under V/2 verify reads, and a quarter on
@@ -882,19 +884,24 @@ def warn_unconverged(converged, stuck_state, cfg, what, targets=None, below=None
     ``converged`` / ``stuck_state``: lists of arrays of one shape each.
     ``targets``, where the caller has them: the targets (a list like
     ``converged``), to name targets outside the operating window as a
-    cause. ``below``: `biased_read_counts` of the run; then V/2 and floating
-    verify reads that "converged" more than half the devices far below
-    their targets are warned of too (all converged at -71 %, without a word;
-    found by review)."""
+    cause. ``g_true`` with them (the conductances right after each device's
+    own write-verify), or ``below`` (`biased_read_counts`, for a caller that
+    counted as it went): then V/2 and floating verify reads that
+    "converged" more than half the devices far below their targets are
+    warned of too (all converged at -71 %, without a word; found by
+    review)."""
     from ._warn import warn
 
     working = sum(int(np.count_nonzero(st == 0)) for st in stuck_state)
     missed = sum(int(np.count_nonzero(~c & (st == 0))) for c, st in zip(converged, stuck_state))
     # V/2-diff subtracts the half-selected currents: not biased (it was
     # blamed, and grounded reads offered as the fix; found by review)
-    biased = cfg.read_scheme in (ReadScheme.HALF, ReadScheme.FLOATING)
-    grounded_reads = (f"grounded verify reads (read_scheme='grounded'; `xbarsim program --read-scheme grounded`; "
-                      f"this run's: '{cfg.read_scheme.value}')")
+    biased = cfg.read_scheme in BIASED_READS
+
+    def grounded_reads(why=""):
+        return (f"grounded verify reads (read_scheme='grounded'; `xbarsim program --read-scheme grounded`; "
+                f"this run's: '{cfg.read_scheme.value}'{why})")
+
     if working and missed > UNCONVERGED_WARN * working:
         wv = cfg.write_verify
         # only the remedies this configuration has not taken: the hint named
@@ -933,19 +940,22 @@ def warn_unconverged(converged, stuck_state, cfg, what, targets=None, below=None
             # conductances (V/2 reads at 100 pulses: all "converged", the
             # median true error 94 %; found by review)
             causes.append(f"sneak currents bias {cfg.read_scheme.value} verify reads")
-            remedies.insert(0, grounded_reads[:-1] + "; with its biased reads, a larger budget lands the reads in "
-                               "the band, not the conductances)")
+            remedies.insert(0, grounded_reads("; with its biased reads, a larger budget lands the reads in the "
+                                              "band, not the conductances"))
         why = "; ".join(causes) if causes else "the ramp ran out of pulses before the read entered the band"
         warn(f"{what} left {missed} of {working} working devices ({100 * missed / working:.1f} %) outside the "
              f"{100 * cfg.tolerance:g} % band within the {wv.max_pulses}-pulse budget (.converged says which). "
              f"Likely causes: {why}. More converge with {'; '.join(remedies)}.", RuntimeWarning)
-    elif biased and below is not None and below[0] > 0.5 * below[1]:
+        return
+    if biased and below is None and g_true is not None:
+        below = biased_read_counts(g_true, targets, converged, stuck_state, cfg.tolerance)
+    if biased and below is not None and below[0] > 0.5 * below[1]:
         far, conv = below
         warn(f"{what}: {conv} of {working} working devices converged by their {cfg.read_scheme.value} verify "
              f"reads, but {far} of them ({100 * far / conv:.0f} %) sit more than "
              f"{100 * BIASED_READ_WARN * cfg.tolerance:g} % below their targets: sneak currents through the other "
              "devices add to these reads, and write-verify tuned the sum. The devices themselves are read with "
-             f"{grounded_reads} or V/2-diff reads (read_scheme='V/2-diff'; `xbarsim program --read-scheme "
+             f"{grounded_reads()} or V/2-diff reads (read_scheme='V/2-diff'; `xbarsim program --read-scheme "
              "V/2-diff`).", RuntimeWarning)
 
 

@@ -176,6 +176,12 @@ these can succeed when the same point is run again (``--retry``)."""
 # ----------------------------------------------------------------------------
 
 
+def _number(v):
+    """Whether ``v`` is a real number (Python or NumPy; not a bool): what
+    `SweepParams` and `ScalePoint` take for their numeric fields."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
 def _whole_seed(seed):
     """Whether ``seed`` is a whole number in [0, 2**63), as ``--seed`` takes
     it (`cli.seed_arg`)."""
@@ -231,16 +237,13 @@ class ScalePoint:
 
     def validate(self):
         """Raise ParameterError if this point cannot be solved as asked."""
-        whole = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-        if not all(whole(v) for v in (self.rows, self.cols, self.inputs)):
+        if not all(_number(v) and isinstance(v, (int, np.integer)) for v in (self.rows, self.cols, self.inputs)):
             # 8.5 rows passed, and NumPy's seeding refused it after results.csv was made (found by review)
             raise ParameterError(f"rows, cols and inputs must be whole numbers (int); got {self.rows!r}, "
                                  f"{self.cols!r}, {self.inputs!r}.")
         for name in ("r_wire", "r_terminal", "g_min", "g_max", "v_read", "v0"):
             value = getattr(self, name)
-            if value is None and name == "v0":
-                continue
-            if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, (bool, np.bool_)):
+            if not (_number(value) or (name == "v0" and value is None)):
                 raise ParameterError(f"{name} must be a number; got {value!r}.")
         if self.rows < 1 or self.cols < 1:
             raise ParameterError(f"array size {self.rows} x {self.cols}: both must be >= 1.")
@@ -356,34 +359,33 @@ class SweepParams:
             except TypeError:
                 raise ParameterError(f"SweepParams.{name} must be a tuple of values; got {value!r}.") from None
 
-        number = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-        count = lambda v: number(v) and math.isfinite(v) and v >= 1 and v == int(v)  # a whole number >= 1
+        count = lambda v: _number(v) and math.isfinite(v) and v >= 1 and v == int(v)  # a whole number >= 1
         sizes = []
-        for size in listed("sizes", self.sizes, number):
-            pair = (size, size) if number(size) else tuple(size) if isinstance(size, (tuple, list)) else None
+        for size in listed("sizes", self.sizes, _number):
+            pair = (size, size) if _number(size) else tuple(size) if isinstance(size, (tuple, list)) else None
             if pair is None or len(pair) != 2 or not all(count(n) for n in pair):
                 raise ParameterError(f"SweepParams.sizes: {size!r} is not an array size; give N (for N x N) or "
                                      "an (M, N) pair of whole numbers >= 1, e.g. sizes=(64, (128, 256)).")
             sizes.append((int(pair[0]), int(pair[1])))
         object.__setattr__(self, "sizes", tuple(sizes))
         for name in ("v_read", "r_terminal"):  # None was a raw TypeError in `points` (found by review)
-            if not number(getattr(self, name)):
+            if not _number(getattr(self, name)):
                 raise ParameterError(f"SweepParams.{name} must be a number; got {getattr(self, name)!r}.")
         if not _whole_seed(self.seed):
             # 1.5 was cut to 1 by `points`, and a resume took seed 1's rows for it (found by review)
             raise ParameterError(f"SweepParams.seed must be a whole number in [0, 2**63); got {self.seed!r}.")
-        object.__setattr__(self, "r_wire", listed("r_wire", self.r_wire, number))
-        object.__setattr__(self, "inputs", listed("inputs", self.inputs, number))
-        pair_of_numbers = lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and all(map(number, v))
+        object.__setattr__(self, "r_wire", listed("r_wire", self.r_wire, _number))
+        object.__setattr__(self, "inputs", listed("inputs", self.inputs, _number))
+        pair_of_numbers = lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and all(map(_number, v))
         object.__setattr__(self, "g_ranges", listed("g_ranges", self.g_ranges, pair_of_numbers))
         # v0 a number or None: ('sinh', 'abc') was a raw ValueError in `points` (found by review)
         one_device = lambda v: (isinstance(v, (tuple, list)) and len(v) == 2 and isinstance(v[0], str)
-                                and (v[1] is None or number(v[1])))
+                                and (v[1] is None or _number(v[1])))
         object.__setattr__(self, "devices", listed("devices", self.devices, one_device))
         for name, items, ok, want in (
                 ("g_ranges", self.g_ranges, pair_of_numbers, "(g_min, g_max) pairs in siemens"),
                 ("devices", self.devices, one_device, "(model, v0) pairs, e.g. ('linear', None) or ('sinh', 0.25)"),
-                ("r_wire", self.r_wire, lambda v: number(v) and math.isfinite(v) and v >= 0,
+                ("r_wire", self.r_wire, lambda v: _number(v) and math.isfinite(v) and v >= 0,
                  "finite numbers of ohms >= 0"),
                 ("inputs", self.inputs, count, "whole numbers >= 1 of input vectors")):
             bad = [v for v in items if not ok(v)]

@@ -61,7 +61,7 @@ from ._repr import compact_repr
 from ._warn import warn
 from .exceptions import ParameterError
 from .mapping import MAX_TILES, LayerMapping, as_float_array, map_layer
-from .programming import (SINH_ARG_MAX, TransferConfig, _check_flag, _check_seed, _program_batch,
+from .programming import (BIASED_READS, SINH_ARG_MAX, TransferConfig, _check_flag, _check_seed, _program_batch,
                           biased_read_counts, programming_order, warn_unconverged)
 
 __all__ = ["Programmed", "TransferBatch", "transfer", "transfer_many", "iter_transfers", "mvm", "mvm_many"]
@@ -395,8 +395,7 @@ def _run_chunk(mapping, cfg, seed, start, count, numba_threads=None):
     require(_chunk_bytes(mapping, count), f"a chunk of {count} transfers of this layer",
             "lower chunk, or use fewer Dask workers per machine")
     g, conv, stuck, pulses = [], [], [], []
-    fails = 0
-    below = np.zeros(2, dtype=np.int64)  # `biased_read_counts`: the conductances after own are not kept
+    fails = far = converged = 0  # `biased_read_counts`, tile by tile: the conductances after own are not kept
     with thread_cap(numba_threads):
         for k, tile in enumerate(mapping.tiles):
             targets = np.ascontiguousarray(np.broadcast_to(tile.target, (count,) + tile.shape))
@@ -406,8 +405,10 @@ def _run_chunk(mapping, cfg, seed, start, count, numba_threads=None):
             stuck.append(out["stuck"])
             pulses.append(out["pulses"])
             fails += int(out["fails"].sum())
-            below += biased_read_counts([out["g_after_own"]], [tile.target], conv[-1:], stuck[-1:], cfg.tolerance)
-    return g, conv, stuck, pulses, fails, (int(below[0]), int(below[1]))
+            if cfg.read_scheme in BIASED_READS:
+                f, c = biased_read_counts([out["g_after_own"]], [tile.target], conv[-1:], stuck[-1:], cfg.tolerance)
+                far, converged = far + f, converged + c
+    return g, conv, stuck, pulses, fails, (far, converged)
 
 
 def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int = 0,
@@ -476,10 +477,8 @@ def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int 
         g=[r.g_final for r in results], converged=[r.converged for r in results],
         stuck_state=[r.stuck_state for r in results], pulses=[r.pulses for r in results], results=results,
     )
-    targets = [r.target for r in results]
-    warn_unconverged(prog.converged, prog.stuck_state, cfg, "the transfer", targets,
-                     biased_read_counts([r.g_after_own for r in results], targets, prog.converged,
-                                        prog.stuck_state, cfg.tolerance))
+    warn_unconverged(prog.converged, prog.stuck_state, cfg, "the transfer", [r.target for r in results],
+                     [r.g_after_own for r in results])
     return prog
 
 
@@ -562,14 +561,12 @@ def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: in
     conv = [np.empty((n,) + t.shape, dtype=bool) for t in mapping.tiles]
     stuck = [np.empty((n,) + t.shape, dtype=np.int8) for t in mapping.tiles]
     pulses = [np.empty((n,) + t.shape, dtype=np.int32) for t in mapping.tiles]
-    fails = 0
-    below = [0, 0]
+    fails = far = converged = 0
 
     def place(start, res):
-        nonlocal fails
-        cg, cc, cs, cp, cf, cb = res
-        below[0] += cb[0]
-        below[1] += cb[1]
+        nonlocal fails, far, converged
+        cg, cc, cs, cp, cf, (cfar, cconv) = res
+        far, converged = far + cfar, converged + cconv
         count = cg[0].shape[0]
         for k in range(len(mapping.tiles)):
             g[k][start:start + count] = cg[k]
@@ -589,7 +586,7 @@ def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: in
                 bar.update()
     batch = TransferBatch(mapping=mapping, cfg=cfg, seed=int(seed), offset=0, g=g, converged=conv,
                           stuck_state=stuck, pulses=pulses, solver_failures=fails)
-    warn_unconverged(conv, stuck, cfg, f"transfer_many ({n} transfers)", below=tuple(below))
+    warn_unconverged(conv, stuck, cfg, f"transfer_many ({n} transfers)", below=(far, converged))
     return batch
 
 

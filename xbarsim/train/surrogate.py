@@ -749,7 +749,7 @@ class Surrogate:
         from .._parallel import numba_threads
 
         # one small array per call: thread start-up costs more than it saves
-        from ..programming import biased_read_counts, program_quietly, warn_unconverged
+        from ..programming import program_quietly, warn_unconverged
 
         # each xs.program warned of its own unconverged devices: up to
         # hundreds of warnings in one fit (found by review); one at the end
@@ -769,9 +769,8 @@ class Surrogate:
                     if t < max(8, n_transfers // 4):
                         mvm_jobs.append((lm, tile_g, rng.uniform(0, cfg.input_scale, (n_probe, in_f))))
                     bar.update()
-        targets, stuck = [tile[0] for tile in tiles], [tile[3] for tile in tiles]
-        warn_unconverged(converged, stuck, cfg, "the surrogate fit's programming", targets,
-                         biased_read_counts([tile[1] for tile in tiles], targets, converged, stuck, cfg.tolerance))
+        warn_unconverged(converged, [tile[3] for tile in tiles], cfg, "the surrogate fit's programming",
+                         [tile[0] for tile in tiles], [tile[1] for tile in tiles])
         R = _device_records(cfg, tiles)
         if n_fail_devices:
             fs, fg = failure_samples(cfg, n_fail_devices, seed + 7919)

@@ -1259,6 +1259,15 @@ class Surrogate:
         weight makes the whole layer imprecise. The reparametrization trick
         passes gradients straight through the sampled noise and never sees
         that; this term does.
+
+        The gradient is not the exact derivative of the value: the drift
+        bases (`drift_bases`: what the devices programmed after a device do
+        to it, computed in NumPy from the current weights) are constants of
+        the step. The gradient follows each device's own conductance through
+        every term and the scale ``alpha``, but not how a weight moves the
+        drift of the devices programmed before it (``torch.autograd.gradcheck``
+        differs by up to ~10 % on some entries). A penalty beyond the weights'
+        dtype (float16 past 65504) is refused, not returned as inf.
         """
         import torch
 
@@ -1299,7 +1308,16 @@ class Surrogate:
             scale = torch.ones(w_aug.shape[1], dtype=w_aug.dtype, device=w_aug.device)
             scale[-1] = s_in**2
             err2 = err2 * scale
-        return err2.sum().to(out_dtype)
+        total = err2.sum()
+        out = total.to(out_dtype)
+        # cast back, the sum of a half-precision layer with max|w| ~ 550 (3 x 4)
+        # or ~ 16 (128 x 128) overflowed to inf without a word (found by review)
+        if not bool(torch.isfinite(out.detach())):
+            raise ParameterError(
+                f"penalty: the hardware penalty of these {tuple(weight.shape)} weights (max|w| = "
+                f"{float(wmax):.4g}) is {float(total):.4g}, beyond what {out_dtype} holds. Train this layer in "
+                "float32 or float64 (layer.float()), or keep its weights smaller (weight decay).")
+        return out
 
     def _torch_var(self, g, var_base, fail_scale=1.0):
         """Mean squared programming error (S^2) of devices at targets `g`."""

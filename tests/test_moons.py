@@ -300,6 +300,22 @@ def test_empty_data_or_surrogate_paths_are_refused(tmp_path, capsys):
         assert not (tmp_path / "o").exists()
 
 
+def test_ctrl_c_into_a_new_out_leaves_no_empty_folders(tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM) during a run into a new --out a/b/c left a, a/b
+    and a/b/c behind, empty, where calibrate, solve, program and scale
+    remove what they made (found by review)."""
+    import xbarsim.moons as moons
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(moons, "train_networks", interrupted)
+    (tmp_path / "keep").mkdir()
+    out = tmp_path / "keep" / "a" / "b"
+    assert main(["moons", "--quick", "--out", str(out), "--no-progress"]) == 130
+    assert os.listdir(tmp_path / "keep") == []
+
+
 def test_ctrl_c_during_the_ablation_leaves_the_earlier_run_whole(quick_run, tmp_path, monkeypatch):
     """With --ablation the main files went in place before the ablation ran,
     and they removed the earlier run's ablation: Ctrl-C during the ablation

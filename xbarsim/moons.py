@@ -662,10 +662,20 @@ def register(subparsers):
         if args.noise is not None and not (math.isfinite(args.noise) and args.noise >= 0):
             # the library's refusal says "noise" (found by review)
             raise ParameterError(f"--noise {args.noise:g}: the half moons' noise must be a finite number >= 0.")
+        from .cli import missing_folders, remove_if_made_and_empty
+
         out = args.out if args.out is not None else ("out/moons-quick" if args.quick else "out/moons")
-        run(out_dir=out, transfers=args.transfers, seed=args.seed, quick=args.quick, data_dir=args.data,
-            noise=args.noise, surrogate_path=args.surrogate, epochs=args.epochs, fit_transfers=args.fit_transfers,
-            progress=not args.no_progress, ablation=args.ablation, check_surrogate=args.check_surrogate)
+        made_out = missing_folders(out)
+        try:
+            run(out_dir=out, transfers=args.transfers, seed=args.seed, quick=args.quick, data_dir=args.data,
+                noise=args.noise, surrogate_path=args.surrogate, epochs=args.epochs,
+                fit_transfers=args.fit_transfers, progress=not args.no_progress, ablation=args.ablation,
+                check_surrogate=args.check_surrogate)
+        except BaseException:
+            # an interrupted or failed run left its new --out (and the parents it made) empty, as the
+            # other commands do not (found by review)
+            remove_if_made_and_empty(out, made_out)
+            raise
         return 0
 
     p.set_defaults(func=main)

@@ -361,6 +361,14 @@ def test_run_refuses_a_bad_seed_before_making_the_folder(tmp_path):
     assert not (tmp_path / "cal").exists()
 
 
+@pytest.mark.parametrize("flag", ["do_fit", "verbose", "progress"])
+def test_run_refuses_a_flag_that_is_not_a_bool_before_making_the_folder(tmp_path, flag):
+    """do_fit="no" ran the fit (a truthy string; found by review)."""
+    with pytest.raises(xs.ParameterError, match=f"{flag} = 'no'; give True or False"):
+        C.run(str(tmp_path / "cal"), n_arrays=2, **{flag: "no"})
+    assert not (tmp_path / "cal").exists()
+
+
 def test_run_takes_a_numpy_seed(tmp_path, monkeypatch):
     """A NumPy integer seed passed the check, then failed the JSON summary
     after the simulation (found by review): the summary records an int."""

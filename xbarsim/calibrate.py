@@ -467,7 +467,11 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=60
     from .cli import RunFiles, check_out_dir
     from ._progress import Progress
     from .presets import TIO2
+    from .programming import _check_flag
 
+    # do_fit="no" ran the fit (a truthy string; found by review)
+    do_fit, verbose, progress = (_check_flag(v, name) for v, name in
+                                 ((do_fit, "do_fit"), (verbose, "verbose"), (progress, "progress")))
     n_arrays = whole_number(n_arrays, "--arrays", 2, reason="the drift statistics need at least 2 arrays")
     if do_fit:
         fit_arrays = whole_number(fit_arrays, "--fit-arrays", 2, reason="the fit needs at least 2 arrays (default 24)")

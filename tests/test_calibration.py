@@ -412,3 +412,21 @@ def test_simulate_refuses_counts_past_memory_and_past_a_float(n, words):
     """10**400 arrays raised a raw OverflowError from the memory check (found by review)."""
     with pytest.raises(xs.MemoryLimitError, match=words):
         C.simulate(n_arrays=n)
+
+
+def test_a_printed_ratio_never_reads_on_the_other_side_of_its_verdict():
+    """Seed 3 printed "drift_mean_uS[k=9] ... 0.700 MISS" (0.69994; found by
+    review): a ratio is written with the decimals that keep the reader's
+    reading and the verdict together, in the table and the CSV."""
+    from decimal import Decimal
+
+    rng = np.random.default_rng(0)
+    edges = np.array([1 - C.REL_TOL, 1 + C.REL_TOL])
+    ratios = np.concatenate([(edges[:, None] + rng.uniform(-1e-4, 1e-4, (2, 500))).ravel(), [0.69994, 1.5, 0.2]])
+    for ratio in ratios:
+        ok = bool(abs(ratio - 1) <= C.REL_TOL)
+        text = C._ratio_text(float(ratio), ok)
+        assert (abs(Decimal(text) - 1) <= Decimal("0.3")) == ok, (ratio, text)
+        assert abs(float(text) - ratio) <= 5e-5
+    assert C._ratio_text(0.69994, False) == "0.6999" and C._ratio_text(1.5, False) == "1.5000"
+    assert C._ratio_text(1.3000049, False) == "1.300005"

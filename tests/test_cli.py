@@ -529,6 +529,15 @@ def test_moons_refuses_extra_feature_columns(tmp_path):
         load_csv_dir(tmp_path / "d")
 
 
+def test_moons_refuses_a_column_named_twice(tmp_path):
+    """x1,x2,x1,label read the first x1 and dropped the other without a word (found by review)."""
+    from xbarsim.train.data import load_csv_dir
+
+    _write_moons(tmp_path / "d", "x1,x2,x1,label", ["0.1,0.2,0.3,0", "0.4,0.5,0.6,1"])
+    with pytest.raises(xs.ParameterError, match=r"names column\(s\) \['x1'\] more than once"):
+        load_csv_dir(tmp_path / "d")
+
+
 def test_moons_refuses_training_data_of_one_class(tmp_path):
     from xbarsim.train.data import load_csv_dir
 

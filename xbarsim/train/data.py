@@ -192,6 +192,11 @@ def _read_csv_text(path):
                 f"{path} has extra columns {extra}; the network takes two features. Give exactly "
                 f"{','.join(CSV_COLUMNS)} (drop or project the other features first)."
             )
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if repeated:
+            # x1,x2,x1,label read the first x1 and dropped the other without a word (found by review)
+            raise ParameterError(f"{path} names column(s) {repeated} more than once ({','.join(header)}); give "
+                                 f"each of {','.join(CSV_COLUMNS)} once.")
         idx = [header.index(c) for c in CSV_COLUMNS]
         rows = []
         for lineno, row in enumerate(reader, start=2):

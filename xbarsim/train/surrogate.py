@@ -1800,4 +1800,8 @@ def format_check(rep):
             f" sur {r['std_sur_ok']:.4f} ({100 * r['std_rel_diff_ok']:+.1f}%)"
         )
     lines.append(f"pass: {rep['pass']}")
+    # the dict alone gave no verdict (found by review)
+    missed = [k for k, ok in rep["pass"].items() if not ok]
+    lines.append(f"surrogate check: {len(rep['pass']) - len(missed)} of {len(rep['pass'])} criteria met"
+                 + (f" (missed: {', '.join(missed)})" if missed else ""))
     return "\n".join(lines)

@@ -255,7 +255,7 @@ def _loss(rows, include_failures=False):
     return float(np.sum(terms))
 
 
-def fit(device=None, n_arrays=24, seed=0, maxiter=60, r_wire=1.0, callback=None, on_iteration=None, report=None):
+def fit(device=None, n_arrays=24, seed=0, maxiter=100, r_wire=1.0, callback=None, on_iteration=None, report=None):
     """Refit `FIT_PARAMETERS` by Nelder-Mead (log scale, each parameter
     keeping its starting sign, so none may start at 0); returns the new
     DeviceParams and the final loss. A fit stopped by ``maxiter`` before
@@ -473,7 +473,7 @@ def attribution(device=None, n_arrays=200, seed=0, events=(1, 10, 30), progress=
     return out
 
 
-def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=60, verbose=True, progress=False):
+def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=100, verbose=True, progress=False):
     """Evaluate (optionally refit first) and write PNG, CSV and JSON into
     ``out_dir``; ``progress`` draws bars (the fit's iterations, the
     simulated devices) on stderr."""
@@ -488,7 +488,7 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=60
     n_arrays = whole_number(n_arrays, "--arrays", 2, reason="the drift statistics need at least 2 arrays")
     if do_fit:
         fit_arrays = whole_number(fit_arrays, "--fit-arrays", 2, reason="the fit needs at least 2 arrays (default 24)")
-        fit_iter = whole_number(fit_iter, "--fit-iter", reason="the fit needs at least 1 Nelder-Mead iteration (default 60)")
+        fit_iter = whole_number(fit_iter, "--fit-iter", reason="the fit needs at least 1 Nelder-Mead iteration (default 100)")
     from .programming import _check_seed, check_program_memory
 
     _check_seed(seed)  # before the folder is made
@@ -574,7 +574,7 @@ def register(subparsers):
     p.add_argument("--seed", type=seed_arg, default=0, metavar="SEED", help="seed of the simulated arrays (default 0)")
     p.add_argument("--fit-arrays", type=int, default=None, metavar="N",
                    help="with --fit: simulated arrays per fit evaluation (default 24)")
-    p.add_argument("--fit-iter", type=int, default=None, metavar="N", help="with --fit: Nelder-Mead iterations of the fit (default 60)")
+    p.add_argument("--fit-iter", type=int, default=None, metavar="N", help="with --fit: the most Nelder-Mead iterations of the fit (default 100; at the defaults it converges after 63)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--attribution", action="store_true",
                    help="also print the drift of the model with parts switched off (disturb, relaxation, read noise)")

@@ -87,7 +87,17 @@ def test_a_refused_write_is_not_called_a_full_disk(tmp_path):
     (["--bogus"], "xbarsim: error: unrecognized arguments: --bogus (see xbarsim --help)"),
     (["solve", "--g", "g.npy", "--out", "o", "--pulse", "-1,0"],
      "xbarsim solve: error: argument --pulse: expected one argument (a value that starts with '-' reads as an "
-     "option; write it after '=', e.g. --pulse=-1)"),
+     "option; write it after '=', e.g. --pulse=-1,0)"),
+    # abbreviated, as argparse takes it
+    (["program", "--out", "p", "--tol", "-1e-9"],
+     "xbarsim program: error: argument --tolerance: expected one argument (a value that starts with '-' reads as an option; write it "
+     "after '=', e.g. --tolerance=-1e-9)"),
+    # no value at all: "e.g. --arrays=-1" suggested a value it refuses (found by review)
+    (["calibrate", "--out", "c", "--arrays"],
+     "xbarsim calibrate: error: argument --arrays: expected one argument (give it a value: --arrays VALUE; "
+     "see --help)"),
+    (["scale", "--out", "s", "--tol", "--r-wire", "1"],
+     "xbarsim scale: error: argument --tol: expected one argument (give it a value: --tol VALUE; see --help)"),
 ])
 def test_command_line_slips_are_named_by_the_subcommand(capsys, argv, message):
     """A mistyped option under a subcommand got the top level's usage and

@@ -580,11 +580,22 @@ class _Parser(argparse.ArgumentParser):
     option, and argparse said only "expected one argument" (found by
     review). Subcommands' parsers are of this class too."""
 
+    def parse_known_args(self, args=None, namespace=None):
+        self._argv = list(sys.argv[1:] if args is None else args)  # for `error`'s hint
+        return super().parse_known_args(args, namespace)
+
     def error(self, message):
         m = re.fullmatch(r"argument (?:\S+/)?(\S+): expected one argument", message)
         if m:
-            message += (f" (a value that starts with '-' reads as an option; write it after '=', "
-                        f"e.g. {m.group(1)}=-1)")
+            opt, argv = m.group(1), getattr(self, "_argv", [])
+            # the option as typed, also abbreviated (--tol for --tolerance), and the token after it
+            after = [argv[i + 1] for i, a in enumerate(argv[:-1])
+                     if a == opt or (a.startswith("--") and len(a) > 2 and opt.startswith(a))]
+            if after and re.match(r"-(\d|\.\d|inf|nan)", after[-1], re.IGNORECASE):
+                message += (f" (a value that starts with '-' reads as an option; write it after '=', "
+                            f"e.g. {opt}={after[-1]})")
+            else:  # nothing given: "e.g. --arrays=-1" suggested a value it refuses (found by review)
+                message += f" (give it a value: {opt} VALUE; see --help)"
         super().error(message)
 
 

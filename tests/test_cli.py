@@ -45,6 +45,18 @@ def test_out_is_created_with_its_parents(tmp_path):
     assert (tmp_path / "a" / "b").is_dir()
 
 
+def test_out_as_a_dangling_link_is_named_as_one(tmp_path):
+    """--out on a link to a missing folder said "cannot be created (File
+    exists)" (found by review)."""
+    from xbarsim.cli import check_out_dir
+
+    os.symlink(tmp_path / "gone", tmp_path / "link")
+    with pytest.raises(xs.ParameterError, match=r"is a symbolic link to '.*gone', which does not exist; make "):
+        check_out_dir(str(tmp_path / "link"))
+    (tmp_path / "gone").mkdir()
+    check_out_dir(str(tmp_path / "link"))
+
+
 def test_out_that_passes_the_mode_bits_but_takes_no_files_is_refused_up_front(tmp_path, monkeypatch):
     """os.access trusts the mode bits, which root passes on /sys or a
     read-only mount: `solve --out /sys/kernel` solved, then failed to write
@@ -545,6 +557,17 @@ def test_moons_refuses_a_column_named_twice(tmp_path):
 
     _write_moons(tmp_path / "d", "x1,x2,x1,label", ["0.1,0.2,0.3,0", "0.4,0.5,0.6,1"])
     with pytest.raises(xs.ParameterError, match=r"names column\(s\) \['x1'\] more than once"):
+        load_csv_dir(tmp_path / "d")
+
+
+def test_moons_data_with_a_folder_for_a_file_says_so(tmp_path):
+    """A folder named train.csv was "train.csv not found" (found by review)."""
+    from xbarsim.train.data import load_csv_dir
+
+    _write_moons(tmp_path / "d", "x1,x2,label", ["0.1,0.2,0", "0.4,0.5,1"])
+    (tmp_path / "d" / "val.csv").unlink()
+    (tmp_path / "d" / "val.csv").mkdir()
+    with pytest.raises(xs.ParameterError, match=r"val.csv is not a file \(a folder\?\); --data DIR must hold"):
         load_csv_dir(tmp_path / "d")
 
 

@@ -160,6 +160,9 @@ def check_out_dir(path, names=()):
         raise ParameterError("--out is empty; give a folder (created when missing), e.g. --out results.")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ParameterError(f"--out {path!r} is a file; give a folder (created when missing).")
+    if os.path.islink(path) and not os.path.exists(path):  # "cannot be created (File exists)" (found by review)
+        raise ParameterError(f"--out {path!r} is a symbolic link to {os.readlink(path)!r}, which does not exist; "
+                             "make that folder, or give another --out.")
     made = missing_folders(path)
     try:
         _make_and_check_out_dir(path, names)

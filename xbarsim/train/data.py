@@ -169,6 +169,9 @@ def _read_csv(path):
 
 
 def _read_csv_text(path):
+    if os.path.exists(path) and not os.path.isfile(path):  # a folder was "not found" (found by review)
+        raise ParameterError(f"{path} is not a file (a folder?); --data DIR must hold the files train.csv, "
+                             f"val.csv and test.csv with the header {','.join(CSV_COLUMNS)}.")
     if not os.path.isfile(path):
         raise ParameterError(
             f"{path} not found; --data DIR must hold train.csv, val.csv and test.csv "

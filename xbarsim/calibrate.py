@@ -6,8 +6,10 @@ in the 100-500 uS window, 1 ohm wires; the measured arrays' bias scheme is
 not stated in the paper, V/2 is assumed), compares with the data shipped in
 ``xbarsim/data/tio2`` (Drolet et al., arXiv:2305.18495) and writes
 ``calibration.png`` (simulation vs measurement), ``calibration.csv`` and
-``calibration.json``. With ``--fit`` it first refits the free parameters
-(`FIT_PARAMETERS`) by Nelder-Mead on a log scale, from the preset.
+``calibration.json``. With ``--fit`` it first refits read noise and
+relaxation (read_noise, relax_fast, relax_tau, relax_sigma, relax_drift:
+`FIT_PARAMETERS`) by Nelder-Mead on a log scale, from the preset, on arrays
+of the next seed (--seed + 1), not the ones it is then judged on.
 
 Statistics compared (all from reads, as measured)
 -------------------------------------------------

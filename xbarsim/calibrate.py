@@ -199,7 +199,7 @@ def simulate(device=None, n_arrays=40, seed=0, r_wire=1.0, shape=(8, 8), progres
         p_stuck_lrs=float(np.mean(stuck == 1)), p_stuck_hrs=float(np.mean(stuck == 2)),
         converged_working=float(conv[working].mean()),
         pulses_mean=float(pulses[out["stuck"] == 0].mean()),
-        solver_failures=int(out["fails"].sum()), n_arrays=n_arrays,
+        solver_failures=int(out["fails"].sum()), n_arrays=n_arrays, r_wire=float(r_wire),
     )
 
 
@@ -363,7 +363,11 @@ def plot(sim, meas, path, rows=None):
     ax[0].set_xlabel("subsequent programming events")
     ax[0].set_ylabel("conductance change (µS)")
     ax[0].set_title(f"neighbour drift (|change| < {DRIFT_CUT * 1e6:g} µS, as measured)")
-    ax[0].legend(fontsize=8)
+    # two columns at the top, over room made above the std band: in the
+    # middle right the legend covered the band (found by review)
+    lo, hi = ax[0].get_ylim()
+    ax[0].set_ylim(lo, hi + 0.45 * (hi - lo))
+    ax[0].legend(fontsize=7, ncol=2, loc="upper left")
     g = np.linspace(*WINDOW_US, 50)
     spread = published_spread(g)
     ax[1].plot(g, spread, "-", label="published: sqrt(sigma(G)^2 + (0.339 %)^2)")
@@ -390,7 +394,8 @@ def plot(sim, meas, path, rows=None):
     ax[2].legend(fontsize=8)
     if rows:
         _plot_ratios(fig.add_subplot(gs[1, :2]), fig.add_subplot(gs[1, 2]), rows)
-    fig.suptitle(f"xbarsim TiO2 calibration: {sim['n_arrays']} simulated 8x8 arrays, V/2, column-major")
+    fig.suptitle(f"xbarsim TiO2 calibration: {sim['n_arrays']} simulated 8x8 arrays, V/2, column-major, "
+                 f"{sim.get('r_wire', 1.0):g} ohm wires")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

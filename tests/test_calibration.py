@@ -7,6 +7,7 @@ that a fix shows up as an XPASS and nothing is hidden.
 """
 
 import dataclasses
+import csv
 import json
 
 import numpy as np
@@ -215,6 +216,23 @@ def test_cli_attribution_prints_the_parts(tmp_path, capsys):
     out = capsys.readouterr().out
     for name in C.ATTRIBUTION_PARTS:
         assert name in out
+    # and saved (it was printed only; found by review): the CSV, the summary
+    # and the printed table hold the same figures
+    parts = summary["attribution"]["parts"]
+    assert summary["attribution"]["events"] == [1, 10, 30] and list(parts) == list(C.ATTRIBUTION_PARTS)
+    lines = (tmp_path / "attribution.csv").read_text().splitlines()
+    assert lines[0] == "model,events,drift_mean_uS,drift_std_uS" and len(lines) == 1 + 3 * len(parts)
+    for line in lines[1:]:
+        name, k, m, sd = next(csv.reader([line]))
+        i = [1, 10, 30].index(int(k))
+        np.testing.assert_allclose([float(m), float(sd)], [parts[name]["mean_uS"][i], parts[name]["std_uS"][i]],
+                                   rtol=1e-5)
+    for name, part in parts.items():
+        assert f"mean {' / '.join(f'{x:.2f}' for x in part['mean_uS'])}" in out
+    # a run without --attribution removes the earlier one's (it would read as this run's)
+    assert main(["calibrate", "--out", str(tmp_path), "--arrays", "4", "--no-progress"]) in (0, 3)
+    assert not (tmp_path / "attribution.csv").exists()
+    assert "attribution" not in json.loads((tmp_path / "calibration.json").read_text())
 
 
 def test_cli_attribution_after_fit_splits_the_refitted_model(tmp_path, monkeypatch):
@@ -361,7 +379,7 @@ def test_run_refuses_a_bad_seed_before_making_the_folder(tmp_path):
     assert not (tmp_path / "cal").exists()
 
 
-@pytest.mark.parametrize("flag", ["do_fit", "verbose", "progress"])
+@pytest.mark.parametrize("flag", ["do_fit", "verbose", "progress", "do_attribution"])
 def test_run_refuses_a_flag_that_is_not_a_bool_before_making_the_folder(tmp_path, flag):
     """do_fit="no" ran the fit (a truthy string; found by review)."""
     with pytest.raises(xs.ParameterError, match=f"{flag} = 'no'; give True or False"):

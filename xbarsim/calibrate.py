@@ -480,18 +480,28 @@ def attribution(device=None, n_arrays=200, seed=0, events=(1, 10, 30), progress=
     return out
 
 
-def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=100, verbose=True, progress=False):
+ATTRIBUTION_EVENTS = (1, 10, 30)
+"""The event counts ``run(do_attribution=True)`` reports."""
+
+
+def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=100, verbose=True, progress=False,
+        do_attribution=False):
     """Evaluate (optionally refit first) and write PNG, CSV and JSON into
     ``out_dir``; ``progress`` draws bars (the fit's iterations, the
-    simulated devices) on stderr."""
+    simulated devices) on stderr. With ``do_attribution``, the drift of the
+    evaluated model with parts switched off (`attribution`, on the same
+    arrays) goes into the summary and ``attribution.csv`` (it was printed
+    only; found by review); a run without it removes an earlier run's
+    ``attribution.csv``."""
     from .cli import RunFiles, check_out_dir
     from ._progress import Progress
     from .presets import TIO2
     from .programming import _check_flag
 
     # do_fit="no" ran the fit (a truthy string; found by review)
-    do_fit, verbose, progress = (_check_flag(v, name) for v, name in
-                                 ((do_fit, "do_fit"), (verbose, "verbose"), (progress, "progress")))
+    do_fit, verbose, progress, with_parts = (
+        _check_flag(v, name) for v, name in
+        ((do_fit, "do_fit"), (verbose, "verbose"), (progress, "progress"), (do_attribution, "do_attribution")))
     n_arrays = whole_number(n_arrays, "--arrays", 2, reason="the drift statistics need at least 2 arrays")
     if do_fit:
         fit_arrays = whole_number(fit_arrays, "--fit-arrays", 2, reason="the fit needs at least 2 arrays (default 24)")
@@ -504,7 +514,8 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=10
     # every simulated array keeps its 64 x 64 matrix of drift reads
     check_program_memory((8, 8), track=True, n=max(n_arrays, fit_arrays if do_fit else 0),
                          hint="simulate fewer arrays (--arrays, --fit-arrays: each keeps about 41 kB)")
-    check_out_dir(out_dir, ("calibration.csv", "calibration.json", "calibration.png"))
+    names = ("calibration.csv", "calibration.json", "calibration.png")
+    check_out_dir(out_dir, names + (("attribution.csv",) if with_parts else ()))
     dev = TIO2
     fit_loss = None
     fit_report = {}
@@ -532,7 +543,20 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=10
         converged_working=sim["converged_working"], solver_failures=sim["solver_failures"],
         rows=[dict(quantity=r[0], simulated=r[1], measured=r[2], ratio=r[3], ok=r[4]) for r in rows],
     )
-    with RunFiles(out_dir) as files:  # all three or none: Ctrl-C during the figure left a mixed set
+    if with_parts:
+        parts = attribution(dev, n_arrays=n_arrays, seed=seed, events=ATTRIBUTION_EVENTS, progress=progress)
+        summary["attribution"] = dict(
+            events=list(ATTRIBUTION_EVENTS),
+            parts={name: dict(mean_uS=[float(x) for x in m], std_uS=[float(x) for x in sd])
+                   for name, (m, sd) in parts.items()})
+    # all or none: Ctrl-C during the figure left a mixed set
+    with RunFiles(out_dir, stale=() if with_parts else ("attribution.csv",)) as files:
+        if with_parts:
+            with open(files.path("attribution.csv"), "w") as fh:
+                fh.write("model,events,drift_mean_uS,drift_std_uS\n")
+                for name, part in summary["attribution"]["parts"].items():
+                    for k, m, sd in zip(ATTRIBUTION_EVENTS, part["mean_uS"], part["std_uS"]):
+                        fh.write(f"\"{name}\",{k},{m:.6g},{sd:.6g}\n")
         with open(files.path("calibration.csv"), "w") as fh:
             fh.write("quantity,simulated,measured,ratio,within_30pct\n")
             for r in rows:
@@ -553,6 +577,16 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=10
               f"{sim['pulses_mean']:.1f}; working devices converged {100 * sim['converged_working']:.2f} %")
         if do_fit:
             print("fitted parameters:", summary["parameters"])
+        if with_parts:
+            idx = [list(meas["events"]).index(k) for k in ATTRIBUTION_EVENTS]
+            mean = " / ".join(f"{meas['drift_mean'][i] * 1e6:.2f}" for i in idx)
+            std = " / ".join(f"{meas['drift_std'][i] * 1e6:.2f}" for i in idx)
+            print(f"neighbour drift at k = {' / '.join(map(str, ATTRIBUTION_EVENTS))} events of the "
+                  f"{'refitted' if do_fit else 'preset'} model, uS (measured mean {mean}, std {std}; "
+                  "attribution.csv):")
+            for name, part in summary["attribution"]["parts"].items():
+                print(f"  {name:40s} mean {' / '.join(f'{x:.2f}' for x in part['mean_uS'])}   "
+                      f"std {' / '.join(f'{x:.2f}' for x in part['std_uS'])}")
     return summary
 
 
@@ -584,7 +618,9 @@ def register(subparsers):
     p.add_argument("--fit-iter", type=int, default=None, metavar="N", help="with --fit: the most Nelder-Mead iterations of the fit (default 100; at the defaults it converges after 63)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--attribution", action="store_true",
-                   help="also print the drift of the model with parts switched off (disturb, relaxation, read noise)")
+                   help="also simulate the drift of the evaluated model with parts switched off (disturb, relaxation, "
+                        "read noise) at k = 1, 10, 30: printed and written to attribution.csv (four more simulations "
+                        "of --arrays arrays)")
 
     def main(args):
         if not args.fit and (args.fit_arrays is not None or args.fit_iter is not None):
@@ -592,26 +628,13 @@ def register(subparsers):
         given = {k: v for k, v in (("fit_arrays", args.fit_arrays), ("fit_iter", args.fit_iter)) if v is not None}
         made_out = missing_folders(args.out)
         try:
+            # the attribution of the model just evaluated: with --fit, the refitted one
             summary = run(args.out, do_fit=args.fit, n_arrays=args.arrays, seed=args.seed,
-                          progress=not args.no_progress, **given)  # run's defaults for the rest
+                          progress=not args.no_progress, do_attribution=args.attribution,
+                          **given)  # run's defaults for the rest
         except BaseException:
             remove_if_made_and_empty(args.out, made_out)  # a failed or interrupted run left an empty --out
             raise
-        if args.attribution:
-            from .presets import TIO2
-
-            meas = measured()
-            idx = [list(meas["events"]).index(k) for k in (1, 10, 30)]
-            mean = " / ".join(f"{meas['drift_mean'][i] * 1e6:.2f}" for i in idx)
-            std = " / ".join(f"{meas['drift_std'][i] * 1e6:.2f}" for i in idx)
-            # the model just evaluated: with --fit, the refitted one (it was the preset's)
-            device = replace(TIO2, **summary["parameters"]) if args.fit else TIO2
-            print(f"neighbour drift at k = 1 / 10 / 30 events of the {'refitted' if args.fit else 'preset'} "
-                  f"model, uS (measured mean {mean}, std {std}):")
-            for name, (m, sd) in attribution(device, n_arrays=args.arrays, seed=args.seed,
-                                             progress=not args.no_progress).items():
-                print(f"  {name:40s} mean {' / '.join(f'{x:.2f}' for x in m)}   "
-                      f"std {' / '.join(f'{x:.2f}' for x in sd)}")
         return 0 if summary["all_within_30pct"] else 3
 
     p.set_defaults(func=main)

@@ -208,7 +208,16 @@ def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
     (None, ["--g", "g.npy", "--vp", "2"], "add --pulse I,J"),  # were ignored: a plain read
     (None, ["--g", "g.npy", "--scheme", "V/3"], "add --pulse I,J"),
     (lambda t: np.save(t / "bad.npy", np.ones(4)), ["--g", "bad.npy"], "give a 2-D array"),
-    (lambda t: np.save(t / "bad.npy", np.array([[1e-4, np.nan]])), ["--g", "bad.npy"], "NaN"),
+    (lambda t: np.save(t / "bad.npy", np.array([[1e-4, np.nan]])), ["--g", "bad.npy"],
+     "bad.npy' holds NaN or inf at [0, 1] (1 value(s)); give finite conductances"),
+    # was blamed on --r-wire: "the largest device conductance (inf S) is inf times the wire's" (found by review)
+    (lambda t: np.save(t / "bad.npy", np.array([[1e-4, 1e-4], [np.inf, 1e-4]])), ["--g", "bad.npy"],
+     "bad.npy' holds NaN or inf at [1, 0]"),
+    # the general value was ignored without a word when both specific ones were given (found by review)
+    (None, ["--g", "g.npy", "--r-wl", "1", "--r-bl", "2", "--r-wire", "3"],
+     "--r-wire 3 sets what --r-wl 1 and --r-bl 2 already set, so it would be ignored"),
+    (None, ["--g", "g.npy", "--r-in", "1", "--r-out", "1", "--r-terminal", "5"],
+     "--r-terminal 5 sets what --r-in 1 and --r-out 1 already set"),
     (lambda t: np.save(t / "bad.npy", np.array([["a", "b"]])), ["--g", "bad.npy"], "give real conductances"),
     (lambda t: (t / "bad.csv").write_text("1e-4,x\n"), ["--g", "bad.csv"], "could not be read"),
     (lambda t: (t / "empty.csv").write_text(""), ["--g", "empty.csv"], "holds no values"),  # leaked a warning

@@ -793,11 +793,11 @@ def register(subparsers):
                    help="pulse amplitude with --pulse, volts (negative: reset; default 1.5)")
     p.add_argument("--scheme", choices=sorted(PULSE_SCHEMES), default=None,
                    help="bias scheme of the unselected lines with --pulse (default V/2)")
-    p.add_argument("--r-wire", type=_nonneg, default=1.0, metavar="OHM",
+    p.add_argument("--r-wire", type=_nonneg, default=None, metavar="OHM",
                    help="word- and bit-line segment resistance, ohms (default 1)")
     p.add_argument("--r-wl", type=_nonneg, default=None, metavar="OHM", help="word-line segments only")
     p.add_argument("--r-bl", type=_nonneg, default=None, metavar="OHM", help="bit-line segments only")
-    p.add_argument("--r-terminal", type=_nonneg, default=0.0, metavar="OHM",
+    p.add_argument("--r-terminal", type=_nonneg, default=None, metavar="OHM",
                    help="input and sense terminal resistance, ohms (default 0: ideal sources and virtual "
                         "ground; xbarsim scale's --r-terminal defaults to 1)")
     p.add_argument("--r-in", type=_nonneg, default=None, metavar="OHM", help="input terminals only")
@@ -819,10 +819,24 @@ def register(subparsers):
         if g.ndim != 2:
             raise ParameterError(f"--g {args.g!r} has shape {g.shape}; give a 2-D array, one row of "
                                  "conductances (siemens) per word line.")
-        wl = ("--r-wire", args.r_wire) if args.r_wl is None else ("--r-wl", args.r_wl)
-        bl = ("--r-wire", args.r_wire) if args.r_bl is None else ("--r-bl", args.r_bl)
-        t_in = ("--r-terminal", args.r_terminal) if args.r_in is None else ("--r-in", args.r_in)
-        t_out = ("--r-terminal", args.r_terminal) if args.r_out is None else ("--r-out", args.r_out)
+        for both, (a, b) in (("--r-wire", ("--r-wl", "--r-bl")), ("--r-terminal", ("--r-in", "--r-out"))):
+            given = (getattr(args, both[2:].replace("-", "_")), getattr(args, a[2:].replace("-", "_")),
+                     getattr(args, b[2:].replace("-", "_")))
+            if None not in given:  # the general value was dropped without a word (found by review)
+                raise ParameterError(f"{both} {given[0]:g} sets what {a} {given[1]:g} and {b} {given[2]:g} "
+                                     f"already set, so it would be ignored; drop {both}, or one of {a} / {b}.")
+        r_wire = 1.0 if args.r_wire is None else args.r_wire
+        r_terminal = 0.0 if args.r_terminal is None else args.r_terminal
+        wl = ("--r-wire", r_wire) if args.r_wl is None else ("--r-wl", args.r_wl)
+        bl = ("--r-wire", r_wire) if args.r_bl is None else ("--r-bl", args.r_bl)
+        t_in = ("--r-terminal", r_terminal) if args.r_in is None else ("--r-in", args.r_in)
+        t_out = ("--r-terminal", r_terminal) if args.r_out is None else ("--r-out", args.r_out)
+        bad = ~np.isfinite(g) if g.dtype.kind in "fc" else np.zeros(g.shape, bool)
+        if bad.any():
+            # an inf was blamed on --r-wire ("inf times the wire's"; found by review)
+            where = [int(k) for k in np.argwhere(bad)[0]]
+            raise ParameterError(f"--g {args.g!r} holds NaN or inf at {where} ({int(bad.sum())} value(s)); give "
+                                 "finite conductances in siemens (0 for an open device).")
         _check_resistances(g, wl, bl, t_in, t_out, args.method)
         (r_wl, r_bl), (r_in, r_out) = (wl[1], bl[1]), (t_in[1], t_out[1])
         if args.pulse is None and (args.vp is not None or args.scheme is not None):

@@ -126,9 +126,11 @@ _COLUMN_SPEC = (
     ("rel_error_wires", float, "||i_out - I_0|| / ||I_0||, I_0 the output of the same devices with ideal "
      "wires and terminals (sinh: sum_i G_ij v0 sinh(x_i / v0)); equals rel_error for linear devices"),
     ("ir_drop_wl_v", float, "max over word lines of V_drive - V(far node WL(i, N-1)), volts"),
-    ("ir_drop_wl_frac", float, "ir_drop_wl_v as a fraction of the largest input of the same input vector"),
+    ("ir_drop_wl_frac", float, "worst over input vectors of (its largest word-line IR drop / its largest "
+     "input); with several vectors not always ir_drop_wl_v's vector"),
     ("bl_rise_v", float, "max bit-line node voltage (ideal: 0 V), volts"),
-    ("bl_rise_frac", float, "bl_rise_v as a fraction of the largest input of the same input vector"),
+    ("bl_rise_frac", float, "worst over input vectors of (its bit-line rise / its largest input); with several "
+     "vectors not always bl_rise_v's vector"),
     ("time_s", float, "wall time of xs.solve, seconds (JIT warmed up beforehand; the best of up to "
                       "5 solves within 0.25 s, one solve when it alone takes longer)"),
     ("iterations", int, "solver iterations: CG iterations (1 for a direct linear solve, more where it refined; 0 "

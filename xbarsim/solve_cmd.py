@@ -291,7 +291,10 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
               f"{_pct(summary['max_rel_error'], 4)}" + ("" if v0 is None else
                                                         f" (wires alone: {_pct(summary['rel_error_wires'], 4)})"))
         frac = summary['ir_drop_wl_frac']
-        share = "no input drives it" if frac is None or not math.isfinite(frac) else f"{frac:.2%} of the largest input"
+        # with several vectors the worst drop and the worst fraction may be two vectors' (the line
+        # read as one pair; found by review)
+        of = "of the largest input" if summary["batch"] == 1 else "of the largest input at worst, vector by vector"
+        share = "no input drives it" if frac is None or not math.isfinite(frac) else f"{frac:.2%} {of}"
         print(f"worst word-line IR drop, input to far end, terminal included {_mv(summary['ir_drop_wl_v'])} "
               f"({share}), bit-line rise {_mv(summary['bl_rise_v'])}")
         _print_spice_and_files(out_dir, summary, spice, currents=True)

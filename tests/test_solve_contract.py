@@ -1231,3 +1231,26 @@ def test_auto_falls_back_to_the_exact_solve_when_pcg_does_not_converge():
         xs.solve(xbar, **drives, method="pcg")
     with pytest.raises(xs.ConvergenceError):
         xs.solve(xbar, **drives, maxiter=512)
+
+
+def test_coarsely_resolved_terminal_currents_of_lines_driven_at_both_ends_warn():
+    """1e-14 ohm terminals at both ends of a line of 1e-13 ohm wire: each
+    end's share of the current is a difference of node voltages an ulp
+    apart, and both came back -2.6e-4 A where +4e-5 A flows, without a word
+    (found by review). The solve warns, naming the ends; i_out is right.
+    With 1e-4 ohm terminals on 1 ohm wire, or one end floating, it is
+    silent, and the currents there match the dense oracle."""
+    g = np.full((1, 4), 1e-4)
+    drives = dict(left=xs.Drive(0.2, r=1e-14), right=xs.Drive(0.2, r=2e-14), bottom=xs.Drive(0.0))
+    with pytest.warns(RuntimeWarning, match=r"resolved only to about .* A \(.* of the current flowing\) at the "
+                                            r"left ends of WL\[0\]; right ends of WL\[0\]"):
+        sol = xs.solve(xs.Crossbar(g, r_wl=1e-13, r_bl=0), **drives)
+    np.testing.assert_allclose(sol.i_out, np.full(4, 2e-5), rtol=1e-9)
+    for r_t, r_w, right in ((1e-4, 1.0, xs.Drive(0.2, r=2e-4)), (1e-14, 1e-13, None)):
+        drives = dict(left=xs.Drive(0.2, r=r_t), right=right, bottom=xs.Drive(0.0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            sol = xs.solve(xs.Crossbar(g, r_wl=r_w, r_bl=0.0), **drives)
+        ref = naive_solve(g, r_w, 0.0, **drives, digits=40)  # float64 MNA cannot resolve 1e-14 ohm either
+        for name in ("left", "right", "bottom"):
+            np.testing.assert_allclose(sol.i_terminal[name], ref.i_terminal[name], rtol=1e-6, atol=1e-18)

@@ -471,6 +471,52 @@ def kcl_floor(net, stiff=None):
     return KCL_ULPS * np.finfo(float).eps * net.drive_scale() * total
 
 
+END_RESOLUTION_WARN = 1e-3
+"""`coarse_end_currents` names the ends of lines driven at both ends whose
+current double precision resolves only to more than this fraction of the
+current scale."""
+
+END_RESOLUTION_ULPS = 4
+"""Ulps of a line's drive voltage `coarse_end_currents` counts."""
+
+
+def coarse_end_currents(net, currents):
+    """The ends of lines driven at both ends whose current is resolved only
+    coarsely: ``(worst resolution (B,) A, current scale (B,) A, [(name,
+    lines)])``. Such an end's current (`end_currents`: ``g_t (V - v)`` or
+    its node's sum, whichever conductance is smaller) is a difference of
+    voltages near the line's drive, so it is known to no better than an
+    ulp of that drive times that conductance (`END_RESOLUTION_ULPS` of
+    them); a line at 0 V (a sense line) resolves its currents finely
+    whatever its terminals. On a line driven at one end only the reported
+    current is the line's device sum (`line_sum_currents`). With 1e-14 ohm
+    terminals on 1e-13 ohm wire both ends of a line driven at 0.2 V came
+    back -2.6e-4 A where +4e-5 A flows, without a word (found by review):
+    `_finish` warns where the resolution exceeds `END_RESOLUTION_WARN` of
+    the current scale (the currents through every end plus the drive times
+    the array's device conductance)."""
+    stacked = np.concatenate(list(currents.values()), axis=0)
+    scale = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g))
+    worst = np.zeros(net.batch)
+    found = []
+    for layer, g, names in ((net.wl, net.g, ("left", "right")), (net.bl, net.g_t, ("top", "bottom"))):
+        both = np.nonzero((layer.term_mode[:, 0] != FLOATING) & (layer.term_mode[:, 1] != FLOATING))[0]
+        if not both.size:
+            continue
+        v_line = np.max(np.abs(layer.term_v[both]), axis=1)  # (k, B)
+        unit = END_RESOLUTION_ULPS * np.finfo(float).eps * v_line
+        for side, name in enumerate(names):
+            cond = EndGroup(layer, g, both, side).garr[:, 0]
+            resistive = layer.term_mode[both, side] == RESISTIVE
+            cond = np.where(resistive, np.minimum(cond, layer.term_g[both, side]), cond)
+            res = cond[:, None] * unit  # (k, B)
+            coarse = np.any(res > END_RESOLUTION_WARN * scale[None, :], axis=1)
+            if np.any(coarse):
+                found.append((name, both[coarse]))
+                worst = np.maximum(worst, np.max(res[coarse], axis=0))
+    return worst, scale, found
+
+
 def stiff_by_end(net):
     """`stiff_ends` of every end, by name ("left", "right", "top", "bottom"):
     fixed by the circuit, so a solve's `end_currents` and

@@ -575,7 +575,7 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
 
 def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     """Currents, Kirchhoff check and output shapes common to every method."""
-    from ._pcg import end_currents, kcl_floor, line_sum_currents, stiff_by_end
+    from ._pcg import coarse_end_currents, end_currents, kcl_floor, line_sum_currents, stiff_by_end
     from .kernels.lines import TILE
     from .kernels.operator import device_currents
 
@@ -603,7 +603,20 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
         kcl = np.where(scale > 0, np.abs(np.sum(stacked, axis=0)) / np.where(scale > 0, scale, 1.0), 0.0)
     # the reported currents: the kcl sum above keeps each end's own node's
     # current, which line sums would balance by construction (found by review)
+    worst, cur_scale, coarse = coarse_end_currents(net, terminals)
     terminals = line_sum_currents(net, v_wl, v_bl, i_device, terminals, stiff)
+    if coarse:
+        from ._warn import warn
+        from .circuit import _line_names
+
+        where = "; ".join(f"{name} ends of {_line_names('WL' if name in ('left', 'right') else 'BL', lines)}"
+                          for name, lines in coarse)
+        k = int(np.argmax(worst / np.where(cur_scale > 0, cur_scale, 1.0)))
+        warn(f"terminal currents of lines driven at both ends are resolved only to about {worst[k]:.2g} A "
+             f"({worst[k] / cur_scale[k]:.2g} of the current flowing) at the {where}: their near-ideal "
+             "terminals or wire make each end's share a difference of node voltages an ulp apart (i_out, "
+             "i_device and the node voltages are not affected). Give those ends 0 ohm terminals on wire of "
+             "some resistance, or larger terminal and wire resistances.", RuntimeWarning)
     bottom = net.ends["bottom"]
     i_out = np.zeros((net.shape[1], net.batch))
     if bottom is not None:

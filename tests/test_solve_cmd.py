@@ -243,6 +243,10 @@ def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
     (lambda t: (t / "bad.csv").write_text("1e-4,x\n"), ["--g", "bad.csv"], "could not be read"),
     (lambda t: (t / "empty.csv").write_text(""), ["--g", "empty.csv"], "holds no values"),  # leaked a warning
     (lambda t: (t / "dir.npy").mkdir(), ["--g", "dir.npy"], "is a folder"),  # said "no such file"
+    (None, ["--g", "/dev/null"], "--g '/dev/null' is not a regular file (a device or pipe)"),  # "no such file"
+    # the library's refusal named `g`, and neither the place nor a fix (found by review)
+    (lambda t: np.save(t / "neg.npy", np.array([[1e-4, 1e-4], [1e-4, -2e-4]])), ["--g", "neg.npy"],
+     "neg.npy' holds a negative conductance at [1, 1] (-0.0002 S; 1 value(s) in all); conductances are >= 0"),
     (lambda t: np.save(t / "x3.npy", np.ones(3)), ["--g", "g.npy", "--inputs", "x3.npy"], "7 word lines"),
     # the solver's (M, B) layout: the refusal says to transpose it
     (lambda t: np.save(t / "x73.npy", np.ones((7, 3))), ["--g", "g.npy", "--inputs", "x73.npy"],

@@ -467,6 +467,9 @@ def load_array(path, flag, what, ndmin=1):
 
     if os.path.isdir(path):
         raise ParameterError(f"{flag} {path!r} is a folder; give a .npy or .csv file of {what}.")
+    if os.path.exists(path) and not os.path.isfile(path):  # /dev/null was "no such file" (found by review)
+        raise ParameterError(f"{flag} {path!r} is not a regular file (a device or pipe); give a .npy or .csv file "
+                             f"of {what}.")
     if not os.path.isfile(path):
         raise ParameterError(f"{flag} {path!r}: no such file.")
 

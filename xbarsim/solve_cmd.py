@@ -840,6 +840,12 @@ def register(subparsers):
             where = [int(k) for k in np.argwhere(bad)[0]]
             raise ParameterError(f"--g {args.g!r} holds NaN or inf at {where} ({int(bad.sum())} value(s)); give "
                                  "finite conductances in siemens (0 for an open device).")
+        neg = g < 0 if g.dtype.kind in "fiu" else np.zeros(g.shape, bool)
+        if neg.any():  # the library's refusal named `g` and neither the place nor a fix (found by review)
+            where = [int(k) for k in np.argwhere(neg)[0]]
+            raise ParameterError(f"--g {args.g!r} holds a negative conductance at {where} ({float(g[tuple(where)]):g} "
+                                 f"S; {int(neg.sum())} value(s) in all); conductances are >= 0 siemens (0: an "
+                                 "open device). Check the file's sign or units.")
         _check_resistances(g, wl, bl, t_in, t_out, args.method)
         (r_wl, r_bl), (r_in, r_out) = (wl[1], bl[1]), (t_in[1], t_out[1])
         if args.pulse is None and (args.vp is not None or args.scheme is not None):

@@ -81,8 +81,9 @@ def _inputs(x, M):
     if x.ndim == 2 and x.shape[0] == M:
         # the solver's own (M, B) layout, one input per column (found by review)
         hint = f" It holds {x.shape[1]} inputs as columns: save its transpose (x.T, shape {x.shape[::-1]})."
-    raise ParameterError(f"--inputs has shape {x.shape}; the array has {M} word lines, so give {M} "
-                         f"values (one input vector) or rows of {M} (one input vector per row).{hint}")
+    lines, values = ("word line", "value") if M == 1 else ("word lines", "values")
+    raise ParameterError(f"--inputs has shape {x.shape}; the array has {M} {lines}, so give {M} "
+                         f"{values} (one input vector) or rows of {M} (one input vector per row).{hint}")
 
 
 def summarize(g, x, sol, v0, seconds=None):

@@ -15,9 +15,10 @@ the shell, larger::
     xbarsim scale --out scale-out --sizes 64,128,256,512,1024 --r-wire 0.1,1,10 --g-range 100e-6:500e-6
 """
 
-import sys
+import argparse
 import tempfile
 
+from xbarsim.exceptions import ParameterError
 from xbarsim.scale import SweepParams, format_table, run_sweep
 
 
@@ -50,4 +51,9 @@ def main(out_dir=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", nargs="?", default=None, help="output folder (default: a temporary one)")
+    try:
+        main(parser.parse_args().out_dir)
+    except ParameterError as exc:  # an OUT_DIR that is a file gave a traceback (found by review)
+        parser.error(str(exc))

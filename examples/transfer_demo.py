@@ -25,8 +25,8 @@ is a few % of the output range, from read noise, the sinh read nonlinearity,
 IR drop and the 1 % write-verify band.
 """
 
+import argparse
 import dataclasses
-import sys
 
 import numpy as np
 
@@ -81,5 +81,17 @@ def main(n=200, seed=0, verbose=True, device=None, r_wire=1.0):
     return rel_rms
 
 
+def _count(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:  # "abc", 0 and -3 gave tracebacks (found by review)
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of transfers >= 1, e.g. 200")
+    return n
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n_transfers", nargs="?", type=_count, default=200, help="Monte-Carlo transfers (default 200)")
+    main(parser.parse_args().n_transfers)

@@ -1295,6 +1295,20 @@ def test_example_runs(tmp_path):
     assert len(rows) >= 3 and all(r["status"] == "ok" for r in rows), rows
 
 
+def test_run_sweep_refuses_a_file_as_its_folder_and_the_example_says_so(tmp_path):
+    """run_sweep(params, "a-file") raised a raw FileExistsError, a traceback
+    from ``python examples/scaling_study.py a-file`` (found by review)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(xs.ParameterError, match=r"out_dir '.*f' is a file; give a folder"):
+        run_sweep(params(sizes=((8, 8),)), tmp_path / "f", progress=False)
+    example = Path(__file__).resolve().parents[1] / "examples" / "scaling_study.py"
+    done = subprocess.run([sys.executable, str(example), str(tmp_path / "f")], capture_output=True, text=True)
+    assert done.returncode == 2 and "is a file; give a folder" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_example_shell_command_is_the_same_study_larger():
     """The example's docstring gives the shell command of "the same study,
     larger"; it left out the example's one window (100-500 uS), so the

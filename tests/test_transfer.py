@@ -1541,3 +1541,16 @@ def test_biased_verify_reads_that_converge_far_from_the_targets_warn():
         warnings.simplefilter("error")
         res = xs.program(row, replace(cfg, tolerance=0.004), seed=0)
     assert np.median(res.g_after_own / res.target - 1.0) > 0.02  # off by the wires' drop, above the targets
+
+
+@pytest.mark.parametrize("arg", ["abc", "0", "-3"])
+def test_transfer_demo_example_refuses_a_bad_count_without_a_traceback(arg):
+    """``python examples/transfer_demo.py abc`` (or 0, -3) gave a traceback (found by review)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "transfer_demo.py"
+    done = subprocess.run([sys.executable, str(example), arg], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"argument n_transfers: '{arg}': give a whole number of transfers >= 1" in done.stderr

@@ -1135,6 +1135,8 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
         unique.setdefault(p.point_id, p)
     points = list(unique.values())
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():  # a raw FileExistsError (found by review)
+        raise ParameterError(f"out_dir {str(out_dir)!r} is a file; give a folder (created when missing).")
     results = _ResultsFile(out_dir / RESULTS_NAME)
     done = {r["point_id"]: r for r in results.rows()}
     keep = ("ok",) if retry else ("ok", "failed")

@@ -916,6 +916,32 @@ def test_load_array_warns_of_a_first_row_of_column_numbers(tmp_path):
             load_array(str(path), "--inputs", "voltages")
 
 
+def test_load_array_reads_a_pandas_export_with_its_index_and_warns_of_the_index(tmp_path):
+    """pandas' to_csv keeps its index: ",0,1,2" over "0,1e-4,..." was refused
+    as "could not convert string ''", and without the header line the index
+    column became conductances of 0, 1, 2 ... S without a word (found by
+    review). The header line is skipped and the index column warned of;
+    whole-number data (binary inputs) draws no warning."""
+    import warnings
+
+    from xbarsim.cli import load_array
+
+    g = np.array([[1e-4, 2e-4], [3e-4, 4e-4], [5e-4, 6e-4]])
+    body = "".join(f"{i}," + ",".join(repr(float(v)) for v in row) + "\n" for i, row in enumerate(g))
+    path = tmp_path / "g.csv"
+    for text in (",0,1\n" + body, body):
+        path.write_text(text)
+        with pytest.warns(UserWarning, match=r"first column of --g '.*g\.csv' reads 0, 1, 2, .* like a row index "
+                                             r"\(pandas' to_csv without index=False\)"):
+            a = load_array(str(path), "--g", "conductances", ndmin=2)
+        np.testing.assert_array_equal(a, np.column_stack([np.arange(3.0), g]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for text in ("0,1,0\n1,0,1\n2,1,1\n", "0.5,1e-4\n1,2e-4\n2,3e-4\n"):
+            path.write_text(text)
+            load_array(str(path), "--inputs", "voltages")
+
+
 def test_load_array_reads_quoted_numbers_and_names_the_line_of_a_bad_row(tmp_path):
     """A spreadsheet's quoted numbers ("1e-4","2e-4") had their first line
     taken for a header, and the next row's error said "row 0", the file's

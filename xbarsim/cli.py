@@ -415,6 +415,10 @@ def _text_layout(path):
     if delimiter is None or (fields and not fields[-1]):  # "1,2," : the empty last field is not a label
         fields = [f for f in fields if f] if delimiter is None else fields[:-1]
     header = bool(fields) and not any(number(f) for f in fields)
+    if not header and len(fields) > 1 and not fields[0].strip() and all(number(f) for f in fields[1:]):
+        # pandas' to_csv with its index: ",0,1,2" over "0,1e-4,..." was refused as
+        # "could not convert string ''" (found by review); the index column is then named
+        header = _column_numbers(np.array([float(f) for f in fields[1:]]))
     if not header and fields and all(number(f) for f in fields) and _QUOTED_LINE.fullmatch(first) and second \
             and '"' not in second:
         header = _column_numbers(np.array([float(f) for f in fields]))
@@ -535,6 +539,13 @@ def load_array(path, flag, what, ndmin=1):
         warnings.warn(f"xbarsim: the first row of {flag} {path!r} reads 0, 1, 2, ... or 1, 2, 3, ..., like a header "
                       "of column numbers; it was read as data. Delete it if it is a header.", UserWarning,
                       stacklevel=2)
+    if (text and a.ndim == 2 and a.shape[0] > 2 and a.shape[1] > 1 and _column_numbers(a[:, 0])
+            and not np.all(a[:, 1:] == np.round(a[:, 1:]))):
+        # a pandas export's index column (to_csv without index=False) was read as
+        # conductances 0, 1, 2, ... S without a word (found by review)
+        warnings.warn(f"xbarsim: the first column of {flag} {path!r} reads 0, 1, 2, ... or 1, 2, 3, ..., like a "
+                      "row index (pandas' to_csv without index=False); it was read as data. Delete it if it is "
+                      "an index.", UserWarning, stacklevel=2)
     try:
         return np.asarray(a, dtype=np.float64)
     except MemoryError:  # an int8 or float32 file that loads, whose float64 copy does not (found by review)

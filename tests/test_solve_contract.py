@@ -1254,3 +1254,16 @@ def test_coarsely_resolved_terminal_currents_of_lines_driven_at_both_ends_warn()
         ref = naive_solve(g, r_w, 0.0, **drives, digits=40)  # float64 MNA cannot resolve 1e-14 ohm either
         for name in ("left", "right", "bottom"):
             np.testing.assert_allclose(sol.i_terminal[name], ref.i_terminal[name], rtol=1e-6, atol=1e-18)
+
+
+def test_a_line_of_one_node_with_two_ideal_ends_is_not_told_to_give_its_wire_a_resistance():
+    """A one-column array has word lines of one node and no segment: the
+    refusal of two ideal ends told it to give "a wire resistance > 0"
+    (found by review)."""
+    drives = dict(left=xs.Drive(0.2), right=xs.Drive(0.1), bottom=xs.Drive(0.0))
+    with pytest.raises(xs.CircuitError, match=r"WL\[0\], WL\[1\], WL\[2\]: both ends are ideal \(0 ohm\) drives on "
+                                              r"the line's one node .* Give one end a terminal resistance r > 0, or "
+                                              r"let one end float\.$"):
+        xs.solve(xs.Crossbar(np.full((3, 1), 1e-4), r_wl=0.0, r_bl=1.0), **drives)
+    with pytest.raises(xs.CircuitError, match=r"joined by ideal \(0 ohm\) wire, .* a wire resistance > 0, or let"):
+        xs.solve(xs.Crossbar(np.full((3, 2), 1e-4), r_wl=0.0, r_bl=1.0), **drives)

@@ -905,10 +905,13 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
         clash = np.nonzero((sa.mode == IDEAL) & (sb.mode == IDEAL) & single_group)[0]
         if clash.size:
             lines = _line_names("WL" if layer_name == "wl" else "BL", clash)
+            # a line of one node has no segment to give a resistance (found by review)
+            joined, fix = (("on the line's one node (it crosses a single line: no wire segment)", "")
+                           if seg.shape[1] == 0 else ("joined by ideal (0 ohm) wire", " a wire resistance > 0,"))
             raise CircuitError(
-                f"{lines}: both ends are ideal (0 ohm) drives joined by ideal (0 ohm) wire, "
+                f"{lines}: both ends are ideal (0 ohm) drives {joined}, "
                 f"so the current through the {kind} is undetermined. Give one end a terminal "
-                "resistance r > 0, a wire resistance > 0, or let one end float.",
+                f"resistance r > 0,{fix} or let one end float.",
                 word_lines=clash if layer_name == "wl" else (),
                 bit_lines=clash if layer_name == "bl" else (),
             )

@@ -224,9 +224,12 @@ def test_missing_ngspice_raises_with_install_hint(monkeypatch):
 @pytest.mark.parametrize(
     "body, match",
     [
-        ("echo 'Error: something broke' >&2; exit 1", "exit status 1"),
+        ("echo 'Error: something broke' >&2; exit 1",
+         r"exit status 1\). Last lines of its output:\nError: something broke\n"),
+        # an empty "Last lines of its output:" (found by review)
+        ("exit 1", r"exit status 1\). It printed nothing\.\nWrite the deck"),
         ("echo 'Warning: singular matrix:  check node wl_0_0'; exit 0", "singular matrix"),
-        ("exit 0", "wrote no result"),
+        ("exit 0", r"wrote no result for batch column 0 \(.*\)\. It printed nothing\.$"),
         ("printf 'garbage' > xbarsim_col0.raw; exit 0", "raw file"),
     ],
 )

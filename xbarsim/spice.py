@@ -486,11 +486,10 @@ def _run_deck(deck, batch, timeout):
             lowered = _STEPPING_SINGULAR.sub("", lowered)
         bad = [m for m in _FAILURE_MARKERS if m in lowered]
         if proc.returncode != 0 or bad:
-            tail = "\n".join(output.strip().splitlines()[-15:])
             raise SpiceError(
                 f"ngspice failed (exit status {proc.returncode}"
                 + (f", output reports {', '.join(repr(m) for m in bad)}" if bad else "")
-                + f"). Last lines of its output:\n{tail}\n" + BY_HAND_HINT
+                + f"). {_output_tail(output)}\n" + BY_HAND_HINT
             )
         raws = []
         for col in range(batch):
@@ -499,12 +498,19 @@ def _run_deck(deck, batch, timeout):
                 with open(raw_path, "rb") as fh:
                     raws.append(fh.read())
             except OSError as exc:
-                tail = "\n".join(output.strip().splitlines()[-15:])
                 raise SpiceError(
                     f"ngspice exited normally but wrote no result for batch column {col} "
-                    f"({exc.strerror}). Last lines of its output:\n{tail}"
+                    f"({exc.strerror}). {_output_tail(output)}"
                 ) from exc
     return raws
+
+
+def _output_tail(output):
+    """The last 15 lines of ngspice's output, or that it printed nothing
+    (an empty "Last lines of its output:" was all a failing binary got;
+    found by review)."""
+    lines = output.strip().splitlines()[-15:]
+    return "Last lines of its output:\n" + "\n".join(lines) if lines else "It printed nothing."
 
 
 def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=120.0,

@@ -225,7 +225,7 @@ def test_missing_ngspice_raises_with_install_hint(monkeypatch):
     "body, match",
     [
         ("echo 'Error: something broke' >&2; exit 1",
-         r"exit status 1\). Last lines of its output:\nError: something broke\n"),
+         r"exit status 1, output reports 'error'\). Last lines of its output:\nError: something broke\n"),
         # an empty "Last lines of its output:" (found by review)
         ("exit 1", r"exit status 1\). It printed nothing\.\nWrite the deck"),
         ("echo 'Warning: singular matrix:  check node wl_0_0'; exit 0", "singular matrix"),

@@ -139,6 +139,10 @@ def test_solve_ir_drop_figures_of_a_batch_are_each_the_worst_and_say_so(files, c
     assert summary["ir_drop_wl_frac"] == pytest.approx(per_vector.max(), rel=1e-12)
     out = capsys.readouterr().out
     assert f"({summary['ir_drop_wl_frac']:.2%} of the largest input at worst, vector by vector)" in out
+    # the terminals are named beside the wires (the plotted loss includes them; found by review)
+    assert out.startswith("7x5 (linear devices, 1 ohm wires, ideal terminals), 4 input vector(s)")
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--r-in", "2", "--r-out", "0.5", "--out", str(tmp / "t")]) == 0
+    assert capsys.readouterr().out.startswith("7x5 (linear devices, 1 ohm wires, terminals in 2 / out 0.5 ohm)")
 
 
 def test_solve_reports_magnitudes_for_negative_inputs_and_no_nan_in_json(files, capsys):

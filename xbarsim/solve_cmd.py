@@ -281,11 +281,17 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     terminals = {f"i_terminal_{k}": v for k, v in sol.i_terminal.items()}
     M, N = g.shape
     device = _device_words(v0)
+
+    def parts(unit):  # the terminals too: the plotted loss includes them (found by review)
+        ends = ("ideal terminals" if not (r_in or r_out) else f"{r_in:g} {unit} terminals" if r_in == r_out
+                else f"terminals in {r_in:g} / out {r_out:g} {unit}")
+        return f"{device}, {wires_text(r_wl, r_bl, unit)}, {ends}"
+
     _write(out_dir, summary, xbar, drives, sol, spice,
-           lambda path: plot(g, x, sol, path, title=f"xbarsim solve: {M}x{N}, {device}, {wires_text(r_wl, r_bl, 'Ω')}"),
+           lambda path: plot(g, x, sol, path, title=f"xbarsim solve: {M}x{N}, {parts('Ω')}"),
            i_out=sol.i_out, x=x, inputs=np.ascontiguousarray(x.T), **terminals)
     if verbose:
-        print(f"{M}x{N} ({device}, {wires_text(r_wl, r_bl)}), {summary['batch']} input vector(s): "
+        print(f"{M}x{N} ({parts('ohm')}), {summary['batch']} input vector(s): "
               f"{sol.method}, {sol.iterations} iterations, {seconds:.3f} s, relative residual "
               f"{sol.residual:.1e}, KCL {sol.kcl_error:.1e}, power balance {_balance_text(summary)}")
         print(f"sensed currents vs G.T x: relative error {_pct(summary['rel_error'], 4)}, worst output "

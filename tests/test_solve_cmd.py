@@ -488,6 +488,17 @@ def test_solve_pulse_reports_the_voltages_of_xs_pulse_drives(files, capsys, sche
     assert summary["config"]["scheme"] == scheme and (out / "solve.png").stat().st_size > 10_000
 
 
+def test_solve_pulse_line_names_the_half_selected_cells_on_a_one_column_array(tmp_path, capsys):
+    """On a 5 x 1 array the word line has no half-selected cell, and the
+    line read "selected cell ...; on its bit line ..." (found by review)."""
+    for shape, line in (((5, 1), r"selected cell [\d.]+ V; half-selected on its bit line [\d.]+ to [\d.]+ V\n"),
+                        ((4, 4), r"selected cell [\d.]+ V; half-selected on its word line [\d.]+ to [\d.]+ V; on "
+                                 r"its bit line [\d.]+ to [\d.]+ V; unselected -?[\d.]+ to -?[\d.]+ V\n")):
+        np.save(tmp_path / "g.npy", np.full(shape, 1e-4))
+        assert main(["solve", "--g", str(tmp_path / "g.npy"), "--pulse", "0,0", "--out", str(tmp_path / "o")]) == 0
+        assert re.search(line, capsys.readouterr().out)
+
+
 @pytest.mark.parametrize("argv_extra, message", [
     (["--pulse", "7,0"], "--pulse 7,0 is outside the 7 x 5 array"),  # named pulse_drives (found by review)
     (["--pulse=-1,2"], "--pulse -1,2 is outside the 7 x 5 array"),

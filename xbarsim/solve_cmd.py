@@ -496,11 +496,14 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
         print(f"{M}x{N} ({device}, {wires_text(r_wl, r_bl)}), {vp:g} V pulse on ({cell[0]}, {cell[1]}) "
               f"under {scheme}: {sol.method}, {sol.iterations} iterations, {seconds:.3f} s, KCL "
               f"{sol.kcl_error:.1e}, power balance {_balance_text(summary)}")
+        # "half-selected" named once, on the first class present (a 5 x 1 array
+        # has none on its word line, and read "; on its bit line"; found by review)
+        shown = [(key, name) for key, name in (("half_selected_wl", "on its word line"),
+                                               ("half_selected_bl", "on its bit line"), ("unselected", "unselected"))
+                 if pu[key] is not None]
         print(f"selected cell {pu['v_selected']:.4f} V" + "".join(
-            f"; {name} {pu[key]['min']:.4f} to {pu[key]['max']:.4f} V"
-            for key, name in (("half_selected_wl", "half-selected on its word line"),
-                              ("half_selected_bl", "on its bit line"), ("unselected", "unselected"))
-            if pu[key] is not None))
+            f"; {'half-selected ' if k == 0 and key != 'unselected' else ''}{name} {pu[key]['min']:.4f} to "
+            f"{pu[key]['max']:.4f} V" for k, (key, name) in enumerate(shown)))
         _print_spice_and_files(out_dir, summary, spice, currents=False)
     return summary
 

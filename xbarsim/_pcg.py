@@ -480,41 +480,49 @@ END_RESOLUTION_ULPS = 4
 """Ulps of a line's drive voltage `coarse_end_currents` counts."""
 
 
-def coarse_end_currents(net, currents):
+def coarse_end_currents(net, currents, i_device):
     """The ends of lines driven at both ends whose current is resolved only
-    coarsely: ``(worst resolution (B,) A, current scale (B,) A, [(name,
-    lines)])``. Such an end's current (`end_currents`: ``g_t (V - v)`` or
-    its node's sum, whichever conductance is smaller) is a difference of
-    voltages near the line's drive, so it is known to no better than an
-    ulp of that drive times that conductance (`END_RESOLUTION_ULPS` of
-    them); a line at 0 V (a sense line) resolves its currents finely
-    whatever its terminals. On a line driven at one end only the reported
-    current is the line's device sum (`line_sum_currents`). With 1e-14 ohm
-    terminals on 1e-13 ohm wire both ends of a line driven at 0.2 V came
-    back -2.6e-4 A where +4e-5 A flows, without a word (found by review):
-    `_finish` warns where the resolution exceeds `END_RESOLUTION_WARN` of
-    the current scale (the currents through every end plus the drive times
-    the array's device conductance)."""
+    coarsely: ``(worst ratio of resolution to the line's current scale,
+    [(name, lines)])``. Such an end's current (`end_currents`: ``g_t (V -
+    v)`` or its node's sum, whichever conductance is smaller) is a
+    difference of voltages near the line's drive, so it is known to no
+    better than an ulp of that drive times that conductance
+    (`END_RESOLUTION_ULPS` of them); a line at 0 V (a sense line) resolves
+    its currents finely whatever its terminals. On a line driven at one end
+    only the reported current is the line's device sum
+    (`line_sum_currents`). With 1e-14 ohm terminals on 1e-13 ohm wire both
+    ends of a line driven at 0.2 V came back -2.6e-4 A where +4e-5 A flows,
+    without a word (found by review): `_finish` warns where the resolution
+    exceeds `END_RESOLUTION_WARN` of the line's own current scale (its
+    devices' currents, the drive times their conductance, and its ends'
+    currents; against the whole array's, a weak line beside strong ones
+    went unnamed 70 times off; found by review), plus 1e-6 of the array's
+    (a line carrying nothing in an array that does). Where nothing flows
+    at all nothing is named."""
     stacked = np.concatenate(list(currents.values()), axis=0)
-    scale = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g))
+    total = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g))  # (B,)
     worst = np.zeros(net.batch)
     found = []
-    for layer, g, names in ((net.wl, net.g, ("left", "right")), (net.bl, net.g_t, ("top", "bottom"))):
+    for layer, g, names, axis in ((net.wl, net.g, ("left", "right"), 1), (net.bl, net.g_t, ("top", "bottom"), 0)):
         both = np.nonzero((layer.term_mode[:, 0] != FLOATING) & (layer.term_mode[:, 1] != FLOATING))[0]
         if not both.size:
             continue
         v_line = np.max(np.abs(layer.term_v[both]), axis=1)  # (k, B)
         unit = END_RESOLUTION_ULPS * np.finfo(float).eps * v_line
+        devices = np.abs(i_device[both] if axis == 1 else i_device[:, both]).sum(axis=axis)  # (k, B)
+        line_scale = (devices + v_line * g[both].sum(axis=1)[:, None]
+                      + sum(np.abs(currents[name][both]) for name in names) + 1e-6 * total[None, :])
         for side, name in enumerate(names):
             cond = EndGroup(layer, g, both, side).garr[:, 0]
             resistive = layer.term_mode[both, side] == RESISTIVE
             cond = np.where(resistive, np.minimum(cond, layer.term_g[both, side]), cond)
-            res = cond[:, None] * unit  # (k, B)
-            coarse = np.any(res > END_RESOLUTION_WARN * scale[None, :], axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(line_scale > 0, cond[:, None] * unit / np.where(line_scale > 0, line_scale, 1.0), 0.0)
+            coarse = np.any(ratio > END_RESOLUTION_WARN, axis=1)
             if np.any(coarse):
                 found.append((name, both[coarse]))
-                worst = np.maximum(worst, np.max(res[coarse], axis=0))
-    return worst, scale, found
+                worst = np.maximum(worst, np.max(ratio[coarse], axis=0))
+    return float(np.max(worst)), found
 
 
 def stiff_by_end(net):

@@ -603,7 +603,7 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
         kcl = np.where(scale > 0, np.abs(np.sum(stacked, axis=0)) / np.where(scale > 0, scale, 1.0), 0.0)
     # the reported currents: the kcl sum above keeps each end's own node's
     # current, which line sums would balance by construction (found by review)
-    worst, cur_scale, coarse = coarse_end_currents(net, terminals)
+    worst, coarse = coarse_end_currents(net, terminals, i_device)
     terminals = line_sum_currents(net, v_wl, v_bl, i_device, terminals, stiff)
     if coarse:
         from ._warn import warn
@@ -611,12 +611,14 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
 
         where = "; ".join(f"{name} ends of {_line_names('WL' if name in ('left', 'right') else 'BL', lines)}"
                           for name, lines in coarse)
-        k = int(np.argmax(worst / np.where(cur_scale > 0, cur_scale, 1.0)))
-        warn(f"terminal currents of lines driven at both ends are resolved only to about {worst[k]:.2g} A "
-             f"({worst[k] / cur_scale[k]:.2g} of the current flowing) at the {where}: their near-ideal "
-             "terminals or wire make each end's share a difference of node voltages an ulp apart (i_out, "
-             "i_device and the node voltages are not affected). Give those ends 0 ohm terminals on wire of "
-             "some resistance, or larger terminal and wire resistances.", RuntimeWarning)
+        # i_out is the bottom ends' current: affected where they are named (found by review)
+        spared = ("i_device and the node voltages are not affected; i_out, the bottom ends' current, is"
+                  if any(name == "bottom" for name, _ in coarse)
+                  else "i_out, i_device and the node voltages are not affected")
+        warn(f"terminal currents of lines driven at both ends are resolved only to about {worst:.2g} times the "
+             f"current of their line at the {where}: their near-ideal terminals or wire make each end's share a "
+             f"difference of node voltages an ulp apart of the drive ({spared}). Give those lines' ends larger "
+             "terminal resistances or wire segments, or drive them at one end.", RuntimeWarning)
     bottom = net.ends["bottom"]
     i_out = np.zeros((net.shape[1], net.batch))
     if bottom is not None:

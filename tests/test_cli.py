@@ -929,12 +929,21 @@ def test_load_array_reads_a_pandas_export_with_its_index_and_warns_of_the_index(
     g = np.array([[1e-4, 2e-4], [3e-4, 4e-4], [5e-4, 6e-4]])
     body = "".join(f"{i}," + ",".join(repr(float(v)) for v in row) + "\n" for i, row in enumerate(g))
     path = tmp_path / "g.csv"
-    for text in (",0,1\n" + body, body):
+    path.write_text(body)
+    with pytest.warns(UserWarning, match=r"first column of --g '.*g\.csv' reads 0, 1, 2, .* like a row index "
+                                         r"\(pandas' to_csv without index=False\)"):
+        a = load_array(str(path), "--g", "conductances", ndmin=2)
+    np.testing.assert_array_equal(a, np.column_stack([np.arange(3.0), g]))
+    # with pandas' header the index is known at any size, over whole numbers too (one or two
+    # rows and binary inputs passed without a word; found by review of the fix)
+    for rows, text in ((3, ",0,1\n" + body), (1, ",0,1\n" + body.splitlines()[0] + "\n"),
+                       (3, ",0,1\n0,1,0\n1,0,1\n2,1,1\n"), (2, ",0\n0,1e-4\n1,2e-4\n")):
         path.write_text(text)
-        with pytest.warns(UserWarning, match=r"first column of --g '.*g\.csv' reads 0, 1, 2, .* like a row index "
-                                             r"\(pandas' to_csv without index=False\)"):
+        with pytest.warns(UserWarning, match=r"header of --g '.*g\.csv' starts with an empty field, as pandas' "
+                                             r"to_csv writes a frame with its index; its first column \(the index\) "
+                                             r"was read as data\. Save with index=False"):
             a = load_array(str(path), "--g", "conductances", ndmin=2)
-        np.testing.assert_array_equal(a, np.column_stack([np.arange(3.0), g]))
+        assert a.shape[0] == rows and list(a[:, 0]) == list(range(rows))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for text in ("0,1,0\n1,0,1\n2,1,1\n", "0.5,1e-4\n1,2e-4\n2,3e-4\n"):

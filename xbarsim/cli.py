@@ -399,7 +399,7 @@ def _text_layout(path):
         first_no, first = next(lines, (0, ""))
         second = next(lines, (0, ""))[1]
     except (OSError, UnicodeDecodeError):
-        return ",", 0  # np.loadtxt reports it
+        return ",", 0, False  # np.loadtxt reports it
     import numpy as np
 
     delimiter = "," if "," in re.sub(r'"[^"]*"', "", first) else None  # "line, 1" "line, 2" is not a CSV line
@@ -415,14 +415,15 @@ def _text_layout(path):
     if delimiter is None or (fields and not fields[-1]):  # "1,2," : the empty last field is not a label
         fields = [f for f in fields if f] if delimiter is None else fields[:-1]
     header = bool(fields) and not any(number(f) for f in fields)
+    indexed = False
     if not header and len(fields) > 1 and not fields[0].strip() and all(number(f) for f in fields[1:]):
         # pandas' to_csv with its index: ",0,1,2" over "0,1e-4,..." was refused as
         # "could not convert string ''" (found by review); the index column is then named
-        header = _column_numbers(np.array([float(f) for f in fields[1:]]))
+        header = indexed = _column_numbers(np.array([float(f) for f in fields[1:]]))
     if not header and fields and all(number(f) for f in fields) and _QUOTED_LINE.fullmatch(first) and second \
             and '"' not in second:
         header = _column_numbers(np.array([float(f) for f in fields]))
-    return delimiter, first_no if header else 0
+    return delimiter, first_no if header else 0, indexed
 
 
 def _for_loadtxt(line, delimiter):
@@ -478,7 +479,7 @@ def load_array(path, flag, what, ndmin=1):
         raise ParameterError(f"{flag} {path!r}: no such file.")
 
     skip, delimiter = 0, None
-    text = False
+    text = indexed = False
     try:
         # by content, not by name: G.NPY, or an .npz, was read as text (found by review)
         with open(path, "rb") as fh:
@@ -494,7 +495,7 @@ def load_array(path, flag, what, ndmin=1):
             a = np.load(path, allow_pickle=False)
         else:
             text = True
-            delimiter, skip = _text_layout(path)
+            delimiter, skip, indexed = _text_layout(path)
             with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
                 warnings.simplefilter("ignore", UserWarning)
                 # utf-8-sig (in _open_text): a byte-order mark (Excel's "CSV UTF-8") is not part of the
@@ -539,7 +540,13 @@ def load_array(path, flag, what, ndmin=1):
         warnings.warn(f"xbarsim: the first row of {flag} {path!r} reads 0, 1, 2, ... or 1, 2, 3, ..., like a header "
                       "of column numbers; it was read as data. Delete it if it is a header.", UserWarning,
                       stacklevel=2)
-    if (text and a.ndim == 2 and a.shape[0] > 2 and a.shape[1] > 1 and _column_numbers(a[:, 0])
+    if indexed:
+        # pandas' header of an indexed frame (",0,1,2"): its index column, at any size
+        # and over whole numbers too, was read as data without a word (found by review)
+        warnings.warn(f"xbarsim: the header of {flag} {path!r} starts with an empty field, as pandas' to_csv writes "
+                      "a frame with its index; its first column (the index) was read as data. Save with "
+                      "index=False, or delete that column.", UserWarning, stacklevel=2)
+    elif (text and a.ndim == 2 and a.shape[0] > 2 and a.shape[1] > 1 and _column_numbers(a[:, 0])
             and not np.all(a[:, 1:] == np.round(a[:, 1:]))):
         # a pandas export's index column (to_csv without index=False) was read as
         # conductances 0, 1, 2, ... S without a word (found by review)

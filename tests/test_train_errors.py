@@ -411,7 +411,15 @@ def test_a_penalty_beyond_half_precision_is_refused_not_inf(sur):
         layer.weight.fill_(10.0)
         layer.bias.zero_()
     assert bool(torch.isfinite(sur.penalty(layer.weight, layer.bias)))
-    with pytest.raises(ParameterError, match=r"regularization: .*hardware_penalty=10000.0\) overflows torch.float16"):
+    with pytest.raises(ParameterError, match=r"regularization: .*hardware_penalty=10000.0\) overflows torch.float16 "
+                                             r"\(max\|w\| = 10\)\. Train the layer in float32 or float64"):
+        layer.regularization()
+    # non-finite weights are named as such, not as an overflow (a float32 layer was told to train in
+    # float32; found by review of the fix)
+    layer = HardwareAwareLinear(4, 3, weight_decay=1e-3, seed=0)
+    with torch.no_grad():
+        layer.weight[0, 0] = float("nan")
+    with pytest.raises(ParameterError, match=r"its weight holds NaN or inf at \[0, 0\].* training diverged\?"):
         layer.regularization()
 
 

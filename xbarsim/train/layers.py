@@ -648,13 +648,16 @@ class HardwareAwareLinear(nn.Linear):
                 self._refuse_nonfinite_weights()  # the message; finite weights stay on their device
             total = total + self.hardware_penalty * self.surrogate.penalty(self.weight, self.bias)
         if not bool(torch.isfinite(total.detach())):
+            if not all(bool(torch.isfinite(t).all()) for t in (self.weight, self.bias) if t is not None):
+                self._refuse_nonfinite_weights()  # the cause, not an overflow (found by review)
             # weight decay or the coefficient times a finite penalty, in half
             # precision: inf without a word (found by review)
+            wider = ("Train the layer in float32 or float64 (layer.float()), or use smaller coefficients."
+                     if self.weight.element_size() < 4 else "Use smaller coefficients or keep the weights smaller.")
             raise ParameterError(
                 f"regularization: this layer's term (weight_decay={self.weight_decay!r}, hardware_penalty="
                 f"{self.hardware_penalty!r}) overflows {self.weight.dtype} (max|w| = "
-                f"{float(self.weight.detach().abs().max()):.4g}). Train the layer in float32 or float64 "
-                "(layer.float()), or use smaller coefficients.")
+                f"{float(self.weight.detach().abs().max()):.4g}). {wider}")
         return total
 
     def snapshot_(self):

@@ -1315,8 +1315,9 @@ class Surrogate:
         if not bool(torch.isfinite(out.detach())):
             raise ParameterError(
                 f"penalty: the hardware penalty of these {tuple(weight.shape)} weights (max|w| = "
-                f"{float(wmax):.4g}) is {float(total):.4g}, beyond what {out_dtype} holds. Train this layer in "
-                "float32 or float64 (layer.float()), or keep its weights smaller (weight decay).")
+                f"{float(wmax):.4g}) is {float(total):.4g}, beyond what {out_dtype} holds. "
+                + ("Train this layer in float32 or float64 (layer.float()), or keep its weights smaller (weight "
+                   "decay)." if torch.finfo(out_dtype).bits < 32 else "Keep its weights smaller (weight decay)."))
         return out
 
     def _torch_var(self, g, var_base, fail_scale=1.0):

@@ -1304,6 +1304,12 @@ def test_run_sweep_refuses_a_file_as_its_folder_and_the_example_says_so(tmp_path
     (tmp_path / "f").write_text("x")
     with pytest.raises(xs.ParameterError, match=r"out_dir '.*f' is a file; give a folder"):
         run_sweep(params(sizes=((8, 8),)), tmp_path / "f", progress=False)
+    # a path under a file and a dangling link: raw NotADirectoryError / FileExistsError (review of the fix)
+    os.symlink(tmp_path / "gone", tmp_path / "link")
+    for where, message in ((tmp_path / "f" / "sub", r"cannot be created \(Not a directory\); give a folder"),
+                           (tmp_path / "link", r"is a symbolic link to '.*gone', which does not exist")):
+        with pytest.raises(xs.ParameterError, match=message):
+            run_sweep(params(sizes=((8, 8),)), where, progress=False)
     example = Path(__file__).resolve().parents[1] / "examples" / "scaling_study.py"
     done = subprocess.run([sys.executable, str(example), str(tmp_path / "f")], capture_output=True, text=True)
     assert done.returncode == 2 and "is a file; give a folder" in done.stderr and "Traceback" not in done.stderr

@@ -1135,8 +1135,17 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
         unique.setdefault(p.point_id, p)
     points = list(unique.values())
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():  # a raw FileExistsError (found by review)
+    # raw FileExistsError / NotADirectoryError (a file, a path under a file, a dangling link; found by review)
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise ParameterError(f"out_dir {str(out_dir)!r} is a symbolic link to {os.readlink(out_dir)!r}, which does "
+                             "not exist; make that folder, or give another out_dir.")
+    if out_dir.exists() and not out_dir.is_dir():
         raise ParameterError(f"out_dir {str(out_dir)!r} is a file; give a folder (created when missing).")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"out_dir {str(out_dir)!r} cannot be created ({exc.strerror or exc}); give a folder in "
+                             "a writable place.") from None
     results = _ResultsFile(out_dir / RESULTS_NAME)
     done = {r["point_id"]: r for r in results.rows()}
     keep = ("ok",) if retry else ("ok", "failed")

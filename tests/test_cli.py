@@ -110,6 +110,10 @@ def test_a_refused_write_is_not_called_a_full_disk(tmp_path):
      "see --help)"),
     (["scale", "--out", "s", "--tol", "--r-wire", "1"],
      "xbarsim scale: error: argument --tol: expected one argument (give it a value: --tol VALUE; see --help)"),
+    # a value that starts with '-' but is not a number was told to give a value (review of the fix)
+    (["solve", "--g", "-g.npy", "--out", "o"],
+     "xbarsim solve: error: argument --g: expected one argument (a value that starts with '-' reads as an option; "
+     "write it after '=', e.g. --g=-g.npy)"),
 ])
 def test_command_line_slips_are_named_by_the_subcommand(capsys, argv, message):
     """A mistyped option under a subcommand got the top level's usage and

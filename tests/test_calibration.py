@@ -442,9 +442,13 @@ def test_a_printed_ratio_never_reads_on_the_other_side_of_its_verdict():
     edges = np.array([1 - C.REL_TOL, 1 + C.REL_TOL])
     ratios = np.concatenate([(edges[:, None] + rng.uniform(-1e-4, 1e-4, (2, 500))).ravel(), [0.69994, 1.5, 0.2]])
     for ratio in ratios:
-        ok = bool(abs(ratio - 1) <= C.REL_TOL)
+        ok = bool(abs(ratio - 1) <= C.REL_TOL + 1e-12)  # compare's verdict
         text = C._ratio_text(float(ratio), ok)
-        assert (abs(Decimal(text) - 1) <= Decimal("0.3")) == ok, (ratio, text)
+        assert (abs(Decimal(text) - 1) <= Decimal("0.3") + Decimal("1e-12")) == ok, (ratio, text)
         assert abs(float(text) - ratio) <= 5e-5
     assert C._ratio_text(0.69994, False) == "0.6999" and C._ratio_text(1.5, False) == "1.5000"
     assert C._ratio_text(1.3000049, False) == "1.300005"
+    # the edges themselves are within (0.7 read MISS as "0.7000000000000000"; review of the fix)
+    sim = {k: v for k, v in C.measured().items()}
+    rows = {r[0]: r for r in C.compare({**sim, "offset_mean": 0.7 * sim["offset_mean"]})}
+    assert rows["offset_mean_pct"][4] and C._ratio_text(rows["offset_mean_pct"][3], True) == "0.7000"

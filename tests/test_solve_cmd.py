@@ -142,7 +142,9 @@ def test_solve_ir_drop_figures_of_a_batch_are_each_the_worst_and_say_so(files, c
     # the terminals are named beside the wires (the plotted loss includes them; found by review)
     assert out.startswith("7x5 (linear devices, 1 ohm wires, ideal terminals), 4 input vector(s)")
     assert main(["solve", "--g", str(tmp / "g.npy"), "--r-in", "2", "--r-out", "0.5", "--out", str(tmp / "t")]) == 0
-    assert capsys.readouterr().out.startswith("7x5 (linear devices, 1 ohm wires, terminals in 2 / out 0.5 ohm)")
+    assert capsys.readouterr().out.startswith("7x5 (linear devices, 1 ohm wires, terminals in 2 ohm / out 0.5 ohm)")
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--r-out", "2", "--out", str(tmp / "t")]) == 0
+    assert capsys.readouterr().out.startswith("7x5 (linear devices, 1 ohm wires, terminals in ideal / out 2 ohm)")
 
 
 def test_solve_reports_magnitudes_for_negative_inputs_and_no_nan_in_json(files, capsys):

@@ -283,8 +283,11 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     device = _device_words(v0)
 
     def parts(unit):  # the terminals too: the plotted loss includes them (found by review)
+        def r(x):
+            return "ideal" if x == 0 else f"{x:g} {unit}"
+
         ends = ("ideal terminals" if not (r_in or r_out) else f"{r_in:g} {unit} terminals" if r_in == r_out
-                else f"terminals in {r_in:g} / out {r_out:g} {unit}")
+                else f"terminals in {r(r_in)} / out {r(r_out)}")
         return f"{device}, {wires_text(r_wl, r_bl, unit)}, {ends}"
 
     _write(out_dir, summary, xbar, drives, sol, spice,

@@ -656,7 +656,7 @@ def build_parser():
         prog="xbarsim",
         description="Simulate passive ReRAM crossbar arrays: solve, program, train.",
         epilog="The main job: `xbarsim moons --out out/moons` (the half-moons experiment of Drolet et al., "
-               "about 1.5 minutes, 2 on an install's first run; `xbarsim moons --help`).",
+               "about 1.5-2 minutes, more on an install's first run; `xbarsim moons --help`).",
     )
     parser.add_argument("--version", action="version", version=f"xbarsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -509,8 +509,8 @@ def coarse_end_currents(net, currents, i_device):
             continue
         v_line = np.max(np.abs(layer.term_v[both]), axis=1)  # (k, B)
         unit = END_RESOLUTION_ULPS * np.finfo(float).eps * v_line
-        devices = np.abs(i_device[both] if axis == 1 else i_device[:, both]).sum(axis=axis)  # (k, B)
-        line_scale = (devices + v_line * g[both].sum(axis=1)[:, None]
+        devices = _abs_line_sums(i_device, axis)[both]  # (k, B)
+        line_scale = (devices + v_line * g.sum(axis=1)[both][:, None]
                       + sum(np.abs(currents[name][both]) for name in names) + 1e-6 * total[None, :])
         for side, name in enumerate(names):
             cond = EndGroup(layer, g, both, side).garr[:, 0]
@@ -523,6 +523,19 @@ def coarse_end_currents(net, currents, i_device):
                 found.append((name, both[coarse]))
                 worst = np.maximum(worst, np.max(ratio[coarse], axis=0))
     return float(np.max(worst)), found
+
+
+def _abs_line_sums(i_device, axis, rows=256):
+    """Sum of |i_device| (M, N, B) along ``axis`` (1: per word line, (M, B);
+    0: per bit line, (N, B)), a block of rows at a time: no temporary of the
+    whole array (fancy indexing and np.abs copied it, 512 MiB at 8192^2)."""
+    M = i_device.shape[0]
+    if axis == 1:
+        return np.concatenate([np.abs(i_device[r:r + rows]).sum(axis=1) for r in range(0, M, rows)], axis=0)
+    out = np.zeros(i_device.shape[1:])
+    for r in range(0, M, rows):
+        out += np.abs(i_device[r:r + rows]).sum(axis=0)
+    return out
 
 
 def stiff_by_end(net):

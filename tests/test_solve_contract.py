@@ -1259,16 +1259,27 @@ def test_coarsely_resolved_terminal_currents_of_lines_driven_at_both_ends_warn()
     with pytest.warns(RuntimeWarning, match=r"at the left ends of WL\[0\]; right ends of WL\[0\]:"):
         xs.solve(xs.Crossbar(g, r_wl=np.array([[1e-12] * 3, [1.0] * 3, [1.0] * 3]), r_bl=1.0),
                  left=xs.Drive(0.2, r=r), right=xs.Drive(0.2, r=2 * r), bottom=xs.Drive(0.0))
+    # one line's end-to-end current (5e13 A on BL[0]) hid BL[1]'s wrong ends (0 A for -9.5e-4 A; review)
+    g = np.array([[2.6e-5, 2.3e-7], [1.8e-3, 0.0], [8.4e-3, 1.9e-3]])
+    with pytest.warns(RuntimeWarning, match=r"at the top ends of BL\[1\]; bottom ends of BL\[1\]:"):
+        xs.solve(xs.Crossbar(g, r_wl=1e-6, r_bl=0.0), left=xs.Drive([0.2, 1.6, 0.0], r=[1e-3, 1e-14, 1e-3]),
+                 top=xs.Drive([0.0, -1.0], r=1e-14), bottom=xs.Drive([-1.0, -1.0], r=1e-14))
     g = np.full((1, 4), 1e-4)
+    open_line = np.full((4, 4), 1e-8)
+    open_line[0] = 0.0  # 1e-16 A of noise on an open line of 1 ohm wire was named (review of the fix)
     for g_, r_t, r_w, right in ((g, 1e-4, 1.0, xs.Drive(0.2, r=2e-4)), (g, 1e-14, 1e-13, None),
-                                (np.zeros((4, 4)), 1.0, 1.0, xs.Drive(0.2, r=1.0))):
+                                (np.zeros((4, 4)), 1.0, 1.0, xs.Drive(0.2, r=1.0)),
+                                (open_line, 0.0, 1.0, xs.Drive(0.2))):
         drives = dict(left=xs.Drive(0.2, r=r_t), right=right, bottom=xs.Drive(0.0))
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             sol = xs.solve(xs.Crossbar(g_, r_wl=r_w, r_bl=0.0 if g_.shape[0] == 1 else 1.0), **drives)
         ref = naive_solve(g_, r_w, 0.0 if g_.shape[0] == 1 else 1.0, **drives, digits=40)
+        # the open line's ends carry 0 A and read noise of 6e-17 A, 2e-9 of the 2.4e-8 A the array's
+        # devices draw: judged against that current there, to 1e-18 A elsewhere
+        atol = 1e-8 * 0.2 * g_.sum() if g_ is open_line else 1e-18
         for name in ("left", "right", "bottom"):
-            np.testing.assert_allclose(sol.i_terminal[name], ref.i_terminal[name], rtol=1e-6, atol=1e-18)
+            np.testing.assert_allclose(sol.i_terminal[name], ref.i_terminal[name], rtol=1e-6, atol=atol)
 
 
 def test_a_line_of_one_node_with_two_ideal_ends_is_not_told_to_give_its_wire_a_resistance():

@@ -476,6 +476,10 @@ END_RESOLUTION_WARN = 1e-3
 current double precision resolves only to more than this fraction of the
 current scale."""
 
+END_RESOLUTION_FLOOR = 1e-6
+"""`coarse_end_currents` names no end whose resolution is below this
+fraction of the array's device current scale."""
+
 END_RESOLUTION_ULPS = 4
 """Ulps of a line's drive voltage `coarse_end_currents` counts."""
 
@@ -496,11 +500,14 @@ def coarse_end_currents(net, currents, i_device):
     exceeds `END_RESOLUTION_WARN` of the line's own current scale (its
     devices' currents, the drive times their conductance, and its ends'
     currents; against the whole array's, a weak line beside strong ones
-    went unnamed 70 times off; found by review), plus 1e-6 of the array's
-    (a line carrying nothing in an array that does). Where nothing flows
-    at all nothing is named."""
-    stacked = np.concatenate(list(currents.values()), axis=0)
-    total = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g))  # (B,)
+    went unnamed 70 times off; found by review) and `END_RESOLUTION_FLOOR`
+    of the array's device current scale (the largest drive times the
+    array's device conductance): an open line of 1 ohm wire among 10 nS
+    devices was named for 1e-16 A of noise where nothing flows, and a floor
+    that counted the end currents let one line's end-to-end current hide
+    another's wrong ones (found by review). An array of open devices only
+    is not judged (nothing flows through devices)."""
+    array = net.drive_scale() * float(np.sum(net.g))  # (B,)
     worst = np.zeros(net.batch)
     found = []
     for layer, g, names, axis in ((net.wl, net.g, ("left", "right"), 1), (net.bl, net.g_t, ("top", "bottom"), 0)):
@@ -510,15 +517,17 @@ def coarse_end_currents(net, currents, i_device):
         v_line = np.max(np.abs(layer.term_v[both]), axis=1)  # (k, B)
         unit = END_RESOLUTION_ULPS * np.finfo(float).eps * v_line
         devices = _abs_line_sums(i_device, axis)[both]  # (k, B)
-        line_scale = (devices + v_line * g.sum(axis=1)[both][:, None]
-                      + sum(np.abs(currents[name][both]) for name in names) + 1e-6 * total[None, :])
+        line_scale = devices + v_line * g.sum(axis=1)[both][:, None] + sum(np.abs(currents[name][both])
+                                                                            for name in names)
         for side, name in enumerate(names):
             cond = EndGroup(layer, g, both, side).garr[:, 0]
             resistive = layer.term_mode[both, side] == RESISTIVE
             cond = np.where(resistive, np.minimum(cond, layer.term_g[both, side]), cond)
+            res = cond[:, None] * unit  # (k, B) amperes
             with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(line_scale > 0, cond[:, None] * unit / np.where(line_scale > 0, line_scale, 1.0), 0.0)
-            coarse = np.any(ratio > END_RESOLUTION_WARN, axis=1)
+                ratio = np.where(line_scale > 0, res / np.where(line_scale > 0, line_scale, 1.0), 0.0)
+            coarse = np.any((ratio > END_RESOLUTION_WARN) & (res > END_RESOLUTION_FLOOR * array[None, :])
+                            & (array[None, :] > 0), axis=1)
             if np.any(coarse):
                 found.append((name, both[coarse]))
                 worst = np.maximum(worst, np.max(ratio[coarse], axis=0))

@@ -616,9 +616,10 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
                   if any(name == "bottom" for name, _ in coarse)
                   else "i_out, i_device and the node voltages are not affected")
         warn(f"terminal currents of lines driven at both ends are resolved only to about {worst:.2g} times the "
-             f"current of their line at the {where}: their near-ideal terminals or wire make each end's share a "
-             f"difference of node voltages an ulp apart of the drive ({spared}). Give those lines' ends larger "
-             "terminal resistances or wire segments, or drive them at one end.", RuntimeWarning)
+             f"current of their line at the {where}: with near-ideal terminals or wire, each end's share is a "
+             f"difference of node voltages within an ulp of the drive ({spared}). Give those ends larger terminal "
+             "resistances (their lines larger wire segments, where they have any), or drive each such line at "
+             "one end only.", RuntimeWarning)
     bottom = net.ends["bottom"]
     i_out = np.zeros((net.shape[1], net.batch))
     if bottom is not None:

@@ -941,7 +941,8 @@ def test_load_array_reads_a_pandas_export_with_its_index_and_warns_of_the_index(
     # with pandas' header the index is known at any size, over whole numbers too (one or two
     # rows and binary inputs passed without a word; found by review of the fix)
     for rows, text in ((3, ",0,1\n" + body), (1, ",0,1\n" + body.splitlines()[0] + "\n"),
-                       (3, ",0,1\n0,1,0\n1,0,1\n2,1,1\n"), (2, ",0\n0,1e-4\n1,2e-4\n")):
+                       (3, ",0,1\n0,1,0\n1,0,1\n2,1,1\n"), (2, ",0\n0,1e-4\n1,2e-4\n"),
+                       (3, ",a,b\n" + body)):  # string labels (review of the fix)
         path.write_text(text)
         with pytest.warns(UserWarning, match=r"header of --g '.*g\.csv' starts with an empty field, as pandas' "
                                              r"to_csv writes a frame with its index; its first column \(the index\) "
@@ -953,6 +954,10 @@ def test_load_array_reads_a_pandas_export_with_its_index_and_warns_of_the_index(
         for text in ("0,1,0\n1,0,1\n2,1,1\n", "0.5,1e-4\n1,2e-4\n2,3e-4\n"):
             path.write_text(text)
             load_array(str(path), "--inputs", "voltages")
+        # a header one field wider than its rows has no index column (it was warned of; review of the fix)
+        path.write_text(",0,1\n1e-4,2e-4\n3e-4,4e-4\n")
+        np.testing.assert_array_equal(load_array(str(path), "--g", "conductances", ndmin=2), [[1e-4, 2e-4],
+                                                                                               [3e-4, 4e-4]])
 
 
 def test_load_array_reads_quoted_numbers_and_names_the_line_of_a_bad_row(tmp_path):

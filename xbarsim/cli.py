@@ -399,7 +399,7 @@ def _text_layout(path):
         first_no, first = next(lines, (0, ""))
         second = next(lines, (0, ""))[1]
     except (OSError, UnicodeDecodeError):
-        return ",", 0, False  # np.loadtxt reports it
+        return ",", 0, 0  # np.loadtxt reports it
     import numpy as np
 
     delimiter = "," if "," in re.sub(r'"[^"]*"', "", first) else None  # "line, 1" "line, 2" is not a CSV line
@@ -415,14 +415,17 @@ def _text_layout(path):
     if delimiter is None or (fields and not fields[-1]):  # "1,2," : the empty last field is not a label
         fields = [f for f in fields if f] if delimiter is None else fields[:-1]
     header = bool(fields) and not any(number(f) for f in fields)
-    indexed = False
     if not header and len(fields) > 1 and not fields[0].strip() and all(number(f) for f in fields[1:]):
         # pandas' to_csv with its index: ",0,1,2" over "0,1e-4,..." was refused as
-        # "could not convert string ''" (found by review); the index column is then named
-        header = indexed = _column_numbers(np.array([float(f) for f in fields[1:]]))
+        # "could not convert string ''" (found by review)
+        header = _column_numbers(np.array([float(f) for f in fields[1:]]))
     if not header and fields and all(number(f) for f in fields) and _QUOTED_LINE.fullmatch(first) and second \
             and '"' not in second:
         header = _column_numbers(np.array([float(f) for f in fields]))
+    # a header whose first field alone is empty (",0,1" or ",a,b"): pandas' labels over its
+    # index column, when the rows have as many fields (load_array warns)
+    indexed = len(fields) if header and len(fields) > 1 and not fields[0].strip() and all(
+        f.strip() for f in fields[1:]) else 0
     return delimiter, first_no if header else 0, indexed
 
 
@@ -479,7 +482,7 @@ def load_array(path, flag, what, ndmin=1):
         raise ParameterError(f"{flag} {path!r}: no such file.")
 
     skip, delimiter = 0, None
-    text = indexed = False
+    text, indexed = False, 0
     try:
         # by content, not by name: G.NPY, or an .npz, was read as text (found by review)
         with open(path, "rb") as fh:
@@ -540,9 +543,10 @@ def load_array(path, flag, what, ndmin=1):
         warnings.warn(f"xbarsim: the first row of {flag} {path!r} reads 0, 1, 2, ... or 1, 2, 3, ..., like a header "
                       "of column numbers; it was read as data. Delete it if it is a header.", UserWarning,
                       stacklevel=2)
-    if indexed:
-        # pandas' header of an indexed frame (",0,1,2"): its index column, at any size
-        # and over whole numbers too, was read as data without a word (found by review)
+    if indexed and (a.shape[-1] if a.ndim else 1) == indexed:
+        # pandas' header of an indexed frame (",0,1,2" or ",a,b") over rows as wide: its
+        # index column, at any size and over whole numbers too, was read as data
+        # without a word; a header one field wider than its rows has no index (found by review)
         warnings.warn(f"xbarsim: the header of {flag} {path!r} starts with an empty field, as pandas' to_csv writes "
                       "a frame with its index; its first column (the index) was read as data. Save with "
                       "index=False, or delete that column.", UserWarning, stacklevel=2)

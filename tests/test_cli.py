@@ -114,6 +114,11 @@ def test_a_refused_write_is_not_called_a_full_disk(tmp_path):
     (["solve", "--g", "-g.npy", "--out", "o"],
      "xbarsim solve: error: argument --g: expected one argument (a value that starts with '-' reads as an option; "
      "write it after '=', e.g. --g=-g.npy)"),
+    # a mistyped option or -h after the option is not offered as its value (review of the fix)
+    (["solve", "--g", "--inptus", "x.csv", "--out", "o"],
+     "xbarsim solve: error: argument --g: expected one argument (give it a value: --g VALUE; see --help)"),
+    (["scale", "--out", "s", "--tol", "-h"],
+     "xbarsim scale: error: argument --tol: expected one argument (give it a value: --tol VALUE; see --help)"),
 ])
 def test_command_line_slips_are_named_by_the_subcommand(capsys, argv, message):
     """A mistyped option under a subcommand got the top level's usage and

@@ -619,20 +619,16 @@ class _Parser(argparse.ArgumentParser):
             # the option as typed, also abbreviated (--tol for --tolerance), and the token after it
             after = [argv[i + 1] for i, a in enumerate(argv[:-1])
                      if a == opt or (a.startswith("--") and len(a) > 2 and opt.startswith(a))]
-            # a value that starts with '-' (-1e-9, -g.npy), not another of the options (--r-wire: the
-            # value was left out; "-g.npy" was told to give a value; found by review)
-            if after and after[-1].startswith("-") and not self._names_an_option(after[-1]):
+            # a value that starts with one '-' (-1e-9, -g.npy; "-g.npy" was told to give a value; found by
+            # review), not an option of this parser (-h) or one spelt with '--' (--r-wire, or a mistyped
+            # --inptus: the value was left out)
+            token = after[-1] if after else ""
+            if token.startswith("-") and not token.startswith("--") and token not in self._option_string_actions:
                 message += (f" (a value that starts with '-' reads as an option; write it after '=', "
                             f"e.g. {opt}={after[-1]})")
             else:  # nothing given: "e.g. --arrays=-1" suggested a value it refuses (found by review)
                 message += f" (give it a value: {opt} VALUE; see --help)"
         super().error(message)
-
-    def _names_an_option(self, token):
-        """Whether ``token`` is one of this parser's options, or an abbreviation of one."""
-        name = token.split("=", 1)[0]
-        return any(o == name or (name.startswith("--") and len(name) > 2 and o.startswith(name))
-                   for o in self._option_string_actions)
 
 
 def _unrecognized(parser, extra):

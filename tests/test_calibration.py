@@ -229,6 +229,13 @@ def test_cli_attribution_prints_the_parts(tmp_path, capsys):
                                    rtol=1e-5)
     for name, part in parts.items():
         assert f"mean {' / '.join(f'{x:.2f}' for x in part['mean_uS'])}" in out
+    # the "all" row is the evaluated model's, taken from the run's own simulation (it was simulated again):
+    # the same as a fresh one and as the compared drift rows
+    fresh = C.attribution(n_arrays=4, seed=0, events=(1, 10, 30))["all"]
+    np.testing.assert_array_equal(parts["all"]["mean_uS"], fresh[0])
+    rows = {r["quantity"]: r["simulated"] for r in summary["rows"]}
+    np.testing.assert_allclose(parts["all"]["mean_uS"], [rows[f"drift_mean_uS[k={k}]"] for k in (1, 10, 30)],
+                               rtol=1e-12)
     # a run without --attribution removes the earlier one's (it would read as this run's)
     assert main(["calibrate", "--out", str(tmp_path), "--arrays", "4", "--no-progress"]) in (0, 3)
     assert not (tmp_path / "attribution.csv").exists()

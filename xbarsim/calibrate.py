@@ -452,12 +452,15 @@ ATTRIBUTION_PARTS = {
 """Model parts switched off by `attribution`."""
 
 
-def attribution(device=None, n_arrays=200, seed=0, events=(1, 10, 30), progress=False):
+def attribution(device=None, n_arrays=200, seed=0, events=(1, 10, 30), progress=False, full=None):
     """Which part of the model makes the simulated neighbour drift.
 
     Simulates the calibration runs with parts of the device switched off
     (`ATTRIBUTION_PARTS`; "no disturb" zeroes the sub-threshold switching,
     ``v_sub`` tiny) and returns ``{part: (mean uS, std uS)}`` at ``events``.
+    ``full``: `simulate`'s result for the whole model on the same arrays
+    (``device``, ``n_arrays``, ``seed``), used for the "all" row instead of
+    simulating it again (`run` has it; found by review).
     """
     from .presets import TIO2
 
@@ -476,7 +479,8 @@ def attribution(device=None, n_arrays=200, seed=0, events=(1, 10, 30), progress=
     out = {}
     for name, kw in ATTRIBUTION_PARTS.items():
         dev = replace(base, v_sub=1e-3) if kw == "no-disturb" else replace(base, **kw)
-        sim = simulate(dev, n_arrays=n_arrays, seed=seed, progress=progress, label=f"attribution: {name}")
+        sim = full if (full is not None and name == "all") else simulate(
+            dev, n_arrays=n_arrays, seed=seed, progress=progress, label=f"attribution: {name}")
         out[name] = (sim["drift_mean"][idx] * 1e6, sim["drift_std"][idx] * 1e6)
     return out
 
@@ -545,7 +549,8 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=10
         rows=[dict(quantity=r[0], simulated=r[1], measured=r[2], ratio=r[3], ok=r[4]) for r in rows],
     )
     if with_parts:
-        parts = attribution(dev, n_arrays=n_arrays, seed=seed, events=ATTRIBUTION_EVENTS, progress=progress)
+        parts = attribution(dev, n_arrays=n_arrays, seed=seed, events=ATTRIBUTION_EVENTS, progress=progress,
+                            full=sim)
         summary["attribution"] = dict(
             events=list(ATTRIBUTION_EVENTS),
             parts={name: dict(mean_uS=[float(x) for x in m], std_uS=[float(x) for x in sd])
@@ -620,7 +625,7 @@ def register(subparsers):
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--attribution", action="store_true",
                    help="also simulate the drift of the evaluated model with parts switched off (disturb, relaxation, "
-                        "read noise) at k = 1, 10, 30: printed and written to attribution.csv (four more simulations "
+                        "read noise) at k = 1, 10, 30: printed and written to attribution.csv (three more simulations "
                         "of --arrays arrays)")
 
     def main(args):

@@ -412,7 +412,8 @@ def test_a_penalty_beyond_half_precision_is_refused_not_inf(sur):
         layer.bias.zero_()
     assert bool(torch.isfinite(sur.penalty(layer.weight, layer.bias)))
     with pytest.raises(ParameterError, match=r"regularization: .*hardware_penalty=10000.0\) overflows torch.float16 "
-                                             r"\(max\|w\| = 10\)\. Train the layer in float32 or float64"):
+                                             r"\(max\|w\| = 10, max\|b\| = 0\)\. Train the layer in float32 or "
+                                             r"float64"):
         layer.regularization()
     # non-finite weights are named as such, not as an overflow (a float32 layer was told to train in
     # float32; found by review of the fix)

@@ -657,7 +657,9 @@ class HardwareAwareLinear(nn.Linear):
             raise ParameterError(
                 f"regularization: this layer's term (weight_decay={self.weight_decay!r}, hardware_penalty="
                 f"{self.hardware_penalty!r}) overflows {self.weight.dtype} (max|w| = "
-                f"{float(self.weight.detach().abs().max()):.4g}). {wider}")
+                f"{float(self.weight.detach().abs().max()):.4g}"
+                + ("" if self.bias is None else f", max|b| = {float(self.bias.detach().abs().max()):.4g}")
+                + f"). {wider}")
         return total
 
     def snapshot_(self):

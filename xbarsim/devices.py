@@ -172,6 +172,15 @@ def real_scalar(value):
         return None
 
 
+def zero_d_item(value):
+    """A 0-d NumPy array's or torch tensor's own scalar (an integer one
+    stays exact: 2**53 + 1); anything else as it is. A meta tensor has no
+    value and stays as it is."""
+    if getattr(value, "ndim", None) == 0 and not getattr(value, "is_meta", False):
+        return value.detach().cpu().item() if hasattr(value, "detach") else value[()]
+    return value
+
+
 def whole_number(value, name, low=1, reason=None):
     """``value`` as a Python int ``>= low``: an integer (exactly, also beyond
     a float's range), or a whole finite real number (3.0, a 0-d array or
@@ -179,9 +188,7 @@ def whole_number(value, name, low=1, reason=None):
     refused. ``name`` names the argument (a command-line option as
     ``--arrays``), ``reason`` says why it needs ``low``."""
     k = None
-    if getattr(value, "ndim", None) == 0 and not getattr(value, "is_meta", False):
-        # a 0-d array or tensor: its own scalar, so an integer one stays exact (2**53 + 1)
-        value = value.detach().cpu().item() if hasattr(value, "detach") else value[()]
+    value = zero_d_item(value)
     if isinstance(value, (bool, np.bool_, str, bytes)):
         pass
     elif isinstance(value, (int, np.integer)):

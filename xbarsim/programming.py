@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 
 from ._repr import compact_repr
-from .devices import DeviceParams, real_scalar
+from .devices import DeviceParams, real_scalar, zero_d_item
 from .exceptions import ConvergenceError, ParameterError
 
 __all__ = [
@@ -644,9 +644,7 @@ def check_program_memory(shape, track=False, n=1, hint=None):
 
 def _check_seed(seed):
     given = seed
-    if getattr(seed, "ndim", None) == 0 and not getattr(seed, "is_meta", False):
-        # a 0-d integer array or tensor, as `whole_number` takes elsewhere (refused; found by review)
-        seed = seed.detach().cpu().item() if hasattr(seed, "detach") else seed[()]
+    seed = zero_d_item(seed)  # a 0-d integer array or tensor, as `whole_number` takes (refused; found by review)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 1 << 64:
         raise ParameterError(f"seed = {given!r}; an integer in [0, 2**64) (the random streams are keyed "
                              "by a 64-bit seed).")

@@ -50,7 +50,7 @@ import numpy as np
 
 from .devices import whole_number
 from .exceptions import ParameterError
-from .cli import help_text, missing_folders, remove_if_made_and_empty, seed_arg
+from .cli import help_text, removing_new_folders, seed_arg
 
 __all__ = ["measured", "simulate", "compare", "fit", "attribution", "run", "register", "FIT_PARAMETERS",
            "ATTRIBUTION_PARTS",
@@ -632,15 +632,11 @@ def register(subparsers):
         if not args.fit and (args.fit_arrays is not None or args.fit_iter is not None):
             raise ParameterError("--fit-arrays and --fit-iter set up the refit; add --fit, or drop them.")
         given = {k: v for k, v in (("fit_arrays", args.fit_arrays), ("fit_iter", args.fit_iter)) if v is not None}
-        made_out = missing_folders(args.out)
-        try:
+        with removing_new_folders(args.out):  # a failed or interrupted run left an empty --out
             # the attribution of the model just evaluated: with --fit, the refitted one
             summary = run(args.out, do_fit=args.fit, n_arrays=args.arrays, seed=args.seed,
                           progress=not args.no_progress, do_attribution=args.attribution,
                           **given)  # run's defaults for the rest
-        except BaseException:
-            remove_if_made_and_empty(args.out, made_out)  # a failed or interrupted run left an empty --out
-            raise
         return 0 if summary["all_within_30pct"] else 3
 
     p.set_defaults(func=main)

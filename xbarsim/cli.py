@@ -7,6 +7,7 @@ which adds its parser and sets ``func`` to the function that runs it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import os
@@ -158,11 +159,7 @@ def check_out_dir(path, names=()):
 
     if not path:
         raise ParameterError("--out is empty; give a folder (created when missing), e.g. --out results.")
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ParameterError(f"--out {path!r} is a file; give a folder (created when missing).")
-    if os.path.islink(path) and not os.path.exists(path):  # "cannot be created (File exists)" (found by review)
-        raise ParameterError(f"--out {path!r} is a symbolic link to {os.readlink(path)!r}, which does not exist; "
-                             "make that folder, or give another --out.")
+    refuse_non_folder(path, "--out")
     made = missing_folders(path)
     try:
         _make_and_check_out_dir(path, names)
@@ -170,6 +167,33 @@ def check_out_dir(path, names=()):
         remove_if_made_and_empty(path, made)
         raise
     return made
+
+
+def refuse_non_folder(path, name):
+    """A `ParameterError` where ``path``, given as ``name`` (``--out``,
+    ``out_dir``), is a file or a dangling symbolic link (makedirs said
+    "cannot be created (File exists)" of a link, and `run_sweep` raised
+    raw OS errors; found by review)."""
+    from .exceptions import ParameterError
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ParameterError(f"{name} {str(path)!r} is a file; give a folder (created when missing).")
+    if os.path.islink(path) and not os.path.exists(path):
+        raise ParameterError(f"{name} {str(path)!r} is a symbolic link to {os.readlink(path)!r}, which does not "
+                             f"exist; make that folder, or give another {name}.")
+
+
+@contextlib.contextmanager
+def removing_new_folders(path):
+    """Around a run that makes ``path`` itself (`check_out_dir` inside it):
+    a failed or interrupted run removes the folders it made for ``path``,
+    while empty (`missing_folders`, `remove_if_made_and_empty`)."""
+    made = missing_folders(path)
+    try:
+        yield
+    except BaseException:
+        remove_if_made_and_empty(path, made)
+        raise
 
 
 def _make_and_check_out_dir(path, names):

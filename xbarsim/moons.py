@@ -673,20 +673,16 @@ def register(subparsers):
         if args.noise is not None and not (math.isfinite(args.noise) and args.noise >= 0):
             # the library's refusal says "noise" (found by review)
             raise ParameterError(f"--noise {args.noise:g}: the half moons' noise must be a finite number >= 0.")
-        from .cli import missing_folders, remove_if_made_and_empty
+        from .cli import removing_new_folders
 
         out = args.out if args.out is not None else ("out/moons-quick" if args.quick else "out/moons")
-        made_out = missing_folders(out)
-        try:
+        # an interrupted or failed run left its new --out (and the parents it made) empty, as the
+        # other commands do not (found by review)
+        with removing_new_folders(out):
             doc = run(out_dir=out, transfers=args.transfers, seed=args.seed, quick=args.quick, data_dir=args.data,
-                noise=args.noise, surrogate_path=args.surrogate, epochs=args.epochs,
-                fit_transfers=args.fit_transfers, progress=not args.no_progress, ablation=args.ablation,
-                check_surrogate=args.check_surrogate)
-        except BaseException:
-            # an interrupted or failed run left its new --out (and the parents it made) empty, as the
-            # other commands do not (found by review)
-            remove_if_made_and_empty(out, made_out)
-            raise
+                      noise=args.noise, surrogate_path=args.surrogate, epochs=args.epochs,
+                      fit_transfers=args.fit_transfers, progress=not args.no_progress, ablation=args.ablation,
+                      check_surrogate=args.check_surrogate)
         # a missed check exited 0, as a met one (found by review)
         return 3 if "surrogate_check" in doc and not all(doc["surrogate_check"].values()) else 0
 

@@ -76,7 +76,7 @@ from ._dask import (close_cluster, connect_scheduler, normalized_address, one_li
                     transport_problem, usable_cores)
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
 from .circuit import G_SUSPECT
-from .cli import SEED_LIMIT, seed_arg
+from .cli import SEED_LIMIT, refuse_non_folder, seed_arg
 from .solve import METHODS
 
 __all__ = [
@@ -1136,11 +1136,7 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
     points = list(unique.values())
     out_dir = Path(out_dir)
     # raw FileExistsError / NotADirectoryError (a file, a path under a file, a dangling link; found by review)
-    if out_dir.is_symlink() and not out_dir.exists():
-        raise ParameterError(f"out_dir {str(out_dir)!r} is a symbolic link to {os.readlink(out_dir)!r}, which does "
-                             "not exist; make that folder, or give another out_dir.")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ParameterError(f"out_dir {str(out_dir)!r} is a file; give a folder (created when missing).")
+    refuse_non_folder(out_dir, "out_dir")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -96,6 +96,10 @@ def published_spread(g_us=None):
 FIT_PARAMETERS = ("read_noise", "relax_fast", "relax_tau", "relax_sigma", "relax_drift")
 """DeviceParams fields `fit` adjusts (log scale; ``relax_fast_mean`` is held at the preset's 0)."""
 REL_TOL = 0.30
+EDGE_SLACK = 1e-12
+"""Added to `REL_TOL` where a ratio is judged, so that 0.7 and 1.3 themselves
+count as within (0.7 is 0.30000000000000004 from 1 in floats, and read MISS;
+found by review); `_ratio_text` reads the printed decimals alike."""
 
 
 def _data_path(name):
@@ -223,8 +227,7 @@ def compare(sim, meas=None):
     out = []
     for name, s, m in rows:
         ratio = s / m if m != 0 else np.inf
-        # a hair of slack: 0.7 itself is 0.30000000000000004 from 1 in floats, and read MISS (found by review)
-        out.append((name, float(s), float(m), float(ratio), bool(abs(ratio - 1) <= REL_TOL + 1e-12)))
+        out.append((name, float(s), float(m), float(ratio), bool(abs(ratio - 1) <= REL_TOL + EDGE_SLACK)))
     return out
 
 
@@ -234,7 +237,7 @@ def _ratio_text(ratio, ok):
     "0.700 MISS"; found by review)."""
     text = f"{ratio:.4f}"
     for digits in range(5, 17):
-        if not np.isfinite(ratio) or (abs(Decimal(text) - 1) <= Decimal(str(REL_TOL)) + Decimal("1e-12")) == ok:
+        if not np.isfinite(ratio) or (abs(Decimal(text) - 1) <= Decimal(str(REL_TOL)) + Decimal(str(EDGE_SLACK))) == ok:
             break
         text = f"{ratio:.{digits}f}"
     return text
@@ -452,7 +455,11 @@ ATTRIBUTION_PARTS = {
 """Model parts switched off by `attribution`."""
 
 
-def attribution(device=None, n_arrays=200, seed=0, events=(1, 10, 30), progress=False, full=None):
+ATTRIBUTION_EVENTS = (1, 10, 30)
+"""The event counts `attribution` reports by default, and ``run(do_attribution=True)``."""
+
+
+def attribution(device=None, n_arrays=200, seed=0, events=ATTRIBUTION_EVENTS, progress=False, full=None):
     """Which part of the model makes the simulated neighbour drift.
 
     Simulates the calibration runs with parts of the device switched off
@@ -483,10 +490,6 @@ def attribution(device=None, n_arrays=200, seed=0, events=(1, 10, 30), progress=
             dev, n_arrays=n_arrays, seed=seed, progress=progress, label=f"attribution: {name}")
         out[name] = (sim["drift_mean"][idx] * 1e6, sim["drift_std"][idx] * 1e6)
     return out
-
-
-ATTRIBUTION_EVENTS = (1, 10, 30)
-"""The event counts ``run(do_attribution=True)`` reports."""
 
 
 def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=100, verbose=True, progress=False,

@@ -644,11 +644,11 @@ class HardwareAwareLinear(nn.Linear):
         if self.hardware_penalty:
             # also when the surrogate was swapped after construction: the term was skipped without a word
             _check_penalty(self.surrogate, self.hardware_penalty)
-            if not all(bool(torch.isfinite(t).all()) for t in (self.weight, self.bias) if t is not None):
+            if not self._weights_finite():
                 self._refuse_nonfinite_weights()  # the message; finite weights stay on their device
             total = total + self.hardware_penalty * self.surrogate.penalty(self.weight, self.bias)
         if not bool(torch.isfinite(total.detach())):
-            if not all(bool(torch.isfinite(t).all()) for t in (self.weight, self.bias) if t is not None):
+            if not self._weights_finite():
                 self._refuse_nonfinite_weights()  # the cause, not an overflow (found by review)
             # weight decay or the coefficient times a finite penalty, in half
             # precision: inf without a word (found by review)
@@ -661,6 +661,9 @@ class HardwareAwareLinear(nn.Linear):
                 + ("" if self.bias is None else f", max|b| = {float(self.bias.detach().abs().max()):.4g}")
                 + f"). {wider}")
         return total
+
+    def _weights_finite(self):
+        return all(bool(torch.isfinite(t).all()) for t in (self.weight, self.bias) if t is not None)
 
     def snapshot_(self):
         """Remember the weights before an optimizer step (see `restore_failed_`)."""

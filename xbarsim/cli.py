@@ -439,18 +439,17 @@ def _text_layout(path):
     if delimiter is None or (fields and not fields[-1]):  # "1,2," : the empty last field is not a label
         fields = [f for f in fields if f] if delimiter is None else fields[:-1]
     header = bool(fields) and not any(number(f) for f in fields)
-    if not header and len(fields) > 1 and not fields[0].strip() and all(number(f) for f in fields[1:]):
+    # the first field alone empty (",0,1" or ",a,b"): pandas' labels over its index column
+    blank_first = len(fields) > 1 and not fields[0].strip() and all(f.strip() for f in fields[1:])
+    if not header and blank_first and all(number(f) for f in fields[1:]):
         # pandas' to_csv with its index: ",0,1,2" over "0,1e-4,..." was refused as
         # "could not convert string ''" (found by review)
         header = _column_numbers(np.array([float(f) for f in fields[1:]]))
     if not header and fields and all(number(f) for f in fields) and _QUOTED_LINE.fullmatch(first) and second \
             and '"' not in second:
         header = _column_numbers(np.array([float(f) for f in fields]))
-    # a header whose first field alone is empty (",0,1" or ",a,b"): pandas' labels over its
-    # index column, when the rows have as many fields (load_array warns)
-    indexed = len(fields) if header and len(fields) > 1 and not fields[0].strip() and all(
-        f.strip() for f in fields[1:]) else 0
-    return delimiter, first_no if header else 0, indexed
+    # an index column when the rows have as many fields (load_array warns)
+    return delimiter, first_no if header else 0, len(fields) if header and blank_first else 0
 
 
 def _for_loadtxt(line, delimiter):

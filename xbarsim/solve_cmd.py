@@ -835,12 +835,12 @@ def register(subparsers):
         if g.ndim != 2:
             raise ParameterError(f"--g {args.g!r} has shape {g.shape}; give a 2-D array, one row of "
                                  "conductances (siemens) per word line.")
-        for both, (a, b) in (("--r-wire", ("--r-wl", "--r-bl")), ("--r-terminal", ("--r-in", "--r-out"))):
-            given = (getattr(args, both[2:].replace("-", "_")), getattr(args, a[2:].replace("-", "_")),
-                     getattr(args, b[2:].replace("-", "_")))
-            if None not in given:  # the general value was dropped without a word (found by review)
-                raise ParameterError(f"{both} {given[0]:g} sets what {a} {given[1]:g} and {b} {given[2]:g} "
-                                     f"already set, so it would be ignored; drop {both}, or one of {a} / {b}.")
+        for (both, v), (a, va), (b, vb) in (
+                (("--r-wire", args.r_wire), ("--r-wl", args.r_wl), ("--r-bl", args.r_bl)),
+                (("--r-terminal", args.r_terminal), ("--r-in", args.r_in), ("--r-out", args.r_out))):
+            if None not in (v, va, vb):  # the general value was dropped without a word (found by review)
+                raise ParameterError(f"{both} {v:g} sets what {a} {va:g} and {b} {vb:g} already set, so it "
+                                     f"would be ignored; drop {both}, or one of {a} / {b}.")
         r_wire = 1.0 if args.r_wire is None else args.r_wire
         r_terminal = 0.0 if args.r_terminal is None else args.r_terminal
         wl = ("--r-wire", r_wire) if args.r_wl is None else ("--r-wl", args.r_wl)

@@ -484,7 +484,7 @@ END_RESOLUTION_ULPS = 4
 """Ulps of a line's drive voltage `coarse_end_currents` counts."""
 
 
-def coarse_end_currents(net, currents, i_device):
+def coarse_end_currents(net, currents, i_device, array):
     """The ends of lines driven at both ends whose current is resolved only
     coarsely: ``(worst ratio of resolution to the line's current scale,
     [(name, lines)])``. Such an end's current (`end_currents`: ``g_t (V -
@@ -505,9 +505,9 @@ def coarse_end_currents(net, currents, i_device):
     array's device conductance): an open line of 1 ohm wire among 10 nS
     devices was named for 1e-16 A of noise where nothing flows, and a floor
     that counted the end currents let one line's end-to-end current hide
-    another's wrong ones (found by review). An array of open devices only
-    is not judged (nothing flows through devices)."""
-    array = net.drive_scale() * float(np.sum(net.g))  # (B,)
+    another's wrong ones (found by review); ``array`` (B,) is that scale,
+    as `_finish` has it. An array of open devices only is not judged
+    (nothing flows through devices)."""
     worst = np.zeros(net.batch)
     found = []
     for layer, g, names, axis in ((net.wl, net.g, ("left", "right"), 1), (net.bl, net.g_t, ("top", "bottom"), 0)):

@@ -598,12 +598,13 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     # current scale: what flows, or what would if every device saw the
     # largest drive voltage (so an equipotential circuit reads ~0, not
     # noise/noise), plus what double precision resolves of the end currents
-    scale = np.sum(np.abs(stacked), axis=0) + net.drive_scale() * float(np.sum(net.g)) + kcl_floor(net, stiff)
+    device_scale = net.drive_scale() * float(np.sum(net.g))  # (B,): every device at the largest drive
+    scale = np.sum(np.abs(stacked), axis=0) + device_scale + kcl_floor(net, stiff)
     with np.errstate(invalid="ignore", divide="ignore"):
         kcl = np.where(scale > 0, np.abs(np.sum(stacked, axis=0)) / np.where(scale > 0, scale, 1.0), 0.0)
     # the reported currents: the kcl sum above keeps each end's own node's
     # current, which line sums would balance by construction (found by review)
-    worst, coarse = coarse_end_currents(net, terminals, i_device)
+    worst, coarse = coarse_end_currents(net, terminals, i_device, device_scale)
     terminals = line_sum_currents(net, v_wl, v_bl, i_device, terminals, stiff)
     if coarse:
         from ._warn import warn

@@ -1231,6 +1231,47 @@ def test_every_series_of_a_figure_has_its_own_marker(tmp_path, monkeypatch):
     assert all(len({m for _, m in styles}) == 2 for styles in by_panel.values())
 
 
+def test_six_one_point_series_get_six_markers(tmp_path, monkeypatch):
+    """With five markers, the sixth window at one size was the first's
+    circle: a one-point series shows no line style (found by review)."""
+    import matplotlib.axes
+
+    markers = {}
+    real = matplotlib.axes.Axes.plot
+
+    def plot(self, *args, **kwargs):
+        markers.setdefault(id(self), []).append(kwargs.get("marker"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", plot)
+    windows = ((1e-6, 1e-5), (2e-6, 2e-5), (5e-6, 5e-5), (1e-5, 1e-4), (2e-5, 2e-4), (1e-4, 5e-4))
+    run_sweep(params(sizes=(8,), r_wire=(1.0,), g_ranges=windows), tmp_path, progress=False)
+    drawn = [m for m in markers.values() if len(m) == len(windows)]
+    assert drawn and all(len(set(m)) == len(windows) and None not in m for m in drawn), markers
+
+
+@pytest.mark.parametrize("client, hint", [
+    ("tcp://127.0.0.1:8786", r"connect to it first: client=distributed.Client\(ADDRESS\)"),
+    (2, "pass a distributed.Client, or None"),
+])
+def test_run_sweep_refuses_a_client_that_is_not_one_before_writing(tmp_path, client, hint):
+    """An address or a number raised AttributeError at the first submit,
+    after results.csv was made (found by review)."""
+    with pytest.raises(xs.ParameterError, match=hint):
+        run_sweep(params(sizes=(8,), r_wire=(1.0,)), tmp_path / "out", client=client, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_sweep_restores_the_callers_numba_threads(tmp_path):
+    """numba_threads=1 in this process stayed set after the sweep (found by
+    review)."""
+    import numba
+
+    before = numba.get_num_threads()
+    run_sweep(params(sizes=(8,), r_wire=(1.0,)), tmp_path, progress=False, plots=False, numba_threads=1)
+    assert numba.get_num_threads() == before
+
+
 def test_retry_hint_only_for_points_lost_with_a_worker(tmp_path, capsys, monkeypatch):
     class KilledWorker(Exception):  # what distributed raises for a worker that died
         pass

@@ -659,15 +659,18 @@ def run_point(point, numba_threads=None):
     dict
         One row, keys `COLUMNS`.
     """
+    from ._parallel import numba_threads as threads_capped
+
+    # restored after: run in this process, the cap stayed on the caller's
+    # thread for everything it ran next (found by review)
+    with threads_capped(numba_threads):
+        return _run_point(point)
+
+
+def _run_point(point):
     import xbarsim as xs
     from . import _memory
 
-    if numba_threads:
-        import numba
-
-        from ._parallel import capped_threads
-
-        numba.set_num_threads(capped_threads(numba_threads))
     try:
         point.validate()
         method = _expected_method(point)
@@ -1085,6 +1088,25 @@ def _as_points(points_or_params):
     return points
 
 
+def _check_client(client):
+    """None or an open `distributed.Client`; refused before anything is
+    written (an address string, a cluster or a number raised a raw
+    AttributeError at the first submit, after results.csv was made; found
+    by review)."""
+    if client is None:
+        return
+    from distributed import Client
+
+    if not isinstance(client, Client):
+        hint = ("connect to it first: client=distributed.Client(ADDRESS)" if isinstance(client, str) else
+                "wrap it: client=distributed.Client(cluster)" if hasattr(client, "scheduler_address") else
+                "pass a distributed.Client, or None to run the points in this process")
+        raise ParameterError(f"client = {client!r:.60} is not a distributed.Client; {hint}.")
+    if client.status in ("closing", "closed"):
+        raise ParameterError(f"client is a distributed.Client that is {client.status}; pass an open one, or "
+                             "None to run the points in this process.")
+
+
 def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False, plots=True,
               numba_threads=None, table=False):
     """Run a scaling study, resuming from ``out_dir/results.csv``.
@@ -1134,6 +1156,7 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
         p.validate()
         unique.setdefault(p.point_id, p)
     points = list(unique.values())
+    _check_client(client)
     out_dir = Path(out_dir)
     # raw FileExistsError / NotADirectoryError (a file, a path under a file, a dangling link; found by review)
     refuse_non_folder(out_dir, "out_dir")
@@ -1318,8 +1341,8 @@ def plot_results(rows, out_dir):
     N; ``time_vs_size.png``: solve time and iterations vs N;
     ``ir_drop_vs_size.png``: word-line drop and bit-line rise (fraction of
     the input) vs N. One line per wire resistance (colour) and per other
-    setting that varies (line style and marker; past the 20 settings those
-    tell apart, the colour's shade too), the arrays' aspect ratio M:N included;
+    setting that varies (marker and line style; past the 15 settings the
+    markers tell apart, the colour's shade too), the arrays' aspect ratio M:N included;
     arrays that are not all square are drawn against their cells M·N. Only
     ``ok`` points are drawn; a panel with nothing to draw (no IR drop with
     ideal wires and terminals: zero on a log axis) says so. Returns ``[]``
@@ -1343,12 +1366,14 @@ def plot_results(rows, out_dir):
     square = all(r["rows"] == r["cols"] for r in ok)
     cmap = plt.get_cmap("viridis")
     styles = ["-", "--", ":", "-."]
-    markers = ["o", "s", "^", "D", "v"]
-    # line style and marker tell apart len(styles) x len(markers) settings
-    # besides r; past that, each further block of them takes its own shades
-    # of the wire resistances' colours, so no two lines look alike (style and
-    # marker repeated after 20, and the legend was ambiguous; found by review)
-    combos = len(styles) * len(markers)
+    markers = ["o", "s", "^", "D", "v", "<", ">", "p", "h", "*", "P", "X", "d", "8", "H"]
+    # the marker tells apart len(markers) settings besides r (the line style
+    # too, where a series has two points or more: a one-point series shows
+    # its marker alone, and with 5 markers the sixth setting was the first's
+    # circle; found by review); past that, each further block of them takes
+    # its own shades of the wire resistances' colours, so no two lines look
+    # alike (the legend was ambiguous; found by review)
+    combos = len(markers)
     blocks = -(-(max(s[3] for s in series) + 1) // combos)
     n_colours = n_r * blocks
     windows = sorted({(r["g_min_s"], r["g_max_s"]) for r in ok})
@@ -1397,7 +1422,7 @@ def plot_results(rows, out_dir):
                 ax.plot(*zip(*keep), linestyle=styles[si % len(styles)],
                         # a marker of its own per series: a one-point series draws no
                         # line, and two windows at one size were the same circle (found by review)
-                        marker=markers[si % len(markers)],
+                        marker=markers[si % combos],
                         color=color, label=label, linewidth=2, markersize=6)
             if logy and drawn:
                 ax.set_yscale("log")

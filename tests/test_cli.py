@@ -299,6 +299,18 @@ def test_cache_clear_refuses_when_numba_passed_over_numba_cache_dir(tmp_path, mo
     assert capsys.readouterr().out == f"deleted 4 cached-kernel files (0.0 MiB) from {folder}\n"
 
 
+def test_cache_under_numba_disable_jit_says_it_cannot_see_the_cache(monkeypatch, capsys):
+    """NUMBA_DISABLE_JIT: --clear printed "deleted 0 ... (no cache folder)"
+    over a full cache, and the report said "on" (found by review)."""
+    import numba
+
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+    assert main(["cache"]) == 0
+    assert "not used (NUMBA_DISABLE_JIT is set" in capsys.readouterr().out
+    assert main(["cache", "--clear"]) == 1
+    assert "nothing was deleted. Run it without the variable: NUMBA_DISABLE_JIT=0" in capsys.readouterr().err
+
+
 def test_cache_says_when_caching_is_off(monkeypatch, capsys):
     from xbarsim.kernels import config
 

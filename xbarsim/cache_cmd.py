@@ -120,6 +120,21 @@ def register(subparsers):
     def main(args):
         from ._kernel_cache import DROPPED  # at call time: the dict the import's drop filled
 
+        import numba
+
+        if numba.config.DISABLE_JIT:
+            # njit is a no-op then, so Numba names no cache folder: --clear
+            # printed "deleted 0 ... (no cache folder)" over a full cache
+            # and the report said "on" (found by review)
+            if args.clear:
+                from .exceptions import ParameterError
+
+                raise ParameterError("NUMBA_DISABLE_JIT is set, so Numba compiles nothing and does not say where "
+                                     "it caches the kernels; nothing was deleted. Run it without the variable: "
+                                     "NUMBA_DISABLE_JIT=0 xbarsim cache --clear")
+            print("compiled-kernel cache: not used (NUMBA_DISABLE_JIT is set: the kernels run as plain Python); "
+                  "run without it to see the cache")
+            return 0
         report = cache_report()
         ignored = ignored_cache_dir(report.folder)  # warned of on import (kernels.config)
         if ignored is not None and args.clear:
@@ -143,8 +158,8 @@ def register(subparsers):
             return 0
         if report.folder is None:
             if report.enabled:
-                print("compiled-kernel cache: on, in a folder Numba does not say (NUMBA_DISABLE_JIT, or a Numba "
-                      "whose private cache API changed)")
+                print("compiled-kernel cache: on, in a folder Numba does not say (a Numba whose private cache "
+                      "API changed)")
             else:
                 print("compiled-kernel cache: off (Numba has no writable folder for it): the kernels compile in "
                       "every process; set NUMBA_CACHE_DIR to a writable folder to keep them")

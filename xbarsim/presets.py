@@ -44,7 +44,7 @@ which read noise and relaxation were fitted); switching rates by hand. The
 module docstring says which value comes from where."""
 
 TIO2_IDEAL = TIO2.ideal()
-"""TIO2 without noise, relaxation, failures or disturb (a hard switching threshold)."""
+"""TIO2 without noise, relaxation, failures or sub-threshold disturb (a hard switching threshold)."""
 
 TIO2_WRITE_VERIFY = WriteVerify()
 """Write-verify settings of the measured runs (data README)."""

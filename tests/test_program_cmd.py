@@ -194,6 +194,29 @@ def test_cli_tolerance_warning_gives_the_chance_of_a_read_in_the_band(tmp_path, 
     assert f"reads inside the band only {100 * inside:.0f} % of the time" in err and "most verify reads" not in err
 
 
+def test_cli_tolerance_warning_counts_the_noise_of_a_v2_diff_read(tmp_path, capsys):
+    """A V/2-diff verify read is two reads, each with the noise of every
+    device on the bit line (4.4x one device's on 8 x 8 at equal targets);
+    the warning used one device's (found by review)."""
+    from xbarsim.programming import diff_read_noise_factor
+
+    t = np.full((8, 8), 3e-4)
+    np.save(tmp_path / "t.npy", t)
+    factor = diff_read_noise_factor(t)
+    assert factor == pytest.approx(np.sqrt(5 + 2 * 7))
+    argv = ["program", "--targets", str(tmp_path / "t.npy"), "--r-wire", "0", "--tolerance", "0.005",
+            "--max-pulses", "2", "--no-progress"]
+    assert main(argv + ["--out", str(tmp_path / "g")]) == 0
+    assert "read noise" not in capsys.readouterr().err  # 0.005 is 5 sigma of a grounded read
+    assert main(argv + ["--out", str(tmp_path / "d"), "--read-scheme", "V/2-diff"]) == 0
+    err = capsys.readouterr().err
+    inside = math.erf(0.005 / (0.001 * factor) / math.sqrt(2.0))
+    assert (f"below twice the read noise of a V/2-diff verify read (about {0.001 * factor:.2g} here: two reads, "
+            "each with the noise of the 8 devices on the sensed bit line; 0.001 for one device): ") in err
+    assert f"inside the band only {100 * inside:.0f} % of the time" in err
+    assert f"--tolerance {2 * 0.001 * factor:.2g} or more avoids it" in err
+
+
 def test_progress_bar_counts_every_device_and_changes_nothing(capsys):
     t = np.random.default_rng(2).uniform(100e-6, 500e-6, (5, 7))
     quiet = xs.program(t, xs.TransferConfig(), seed=4)
@@ -348,3 +371,16 @@ def test_run_checks_its_provenance_before_the_work(tmp_path):
                         r_wl=np.float32(1.0), progress=False, verbose=False)
     config = json.loads((tmp_path / "p" / "summary.json").read_text())["config"]
     assert config["cell"] == [1, 2] and config["vp"] == 1.5 and config["r_wl"] == 1.0
+
+
+def test_one_dimensional_targets_are_told_how_to_pass_one_row(tmp_path, capsys):
+    """A 1-D array was refused by its shape alone (found by review)."""
+    np.save(tmp_path / "t.npy", np.full(3, 3e-4))
+    assert main(["program", "--out", str(tmp_path / "o"), "--targets", str(tmp_path / "t.npy"),
+                 "--no-progress"]) == 1
+    assert ("--targets has shape (3,); expected a 2-D (M, N) array in siemens. For one row of devices, save it as "
+            "one: np.save(path, g.reshape(1, -1)).") in capsys.readouterr().err
+    with pytest.raises(ParameterError, match=r"shape \(3,\); .* pass g\.reshape\(1, -1\)\.$"):
+        xs.program(np.full(3, 3e-4), xs.TransferConfig())
+    with pytest.raises(ParameterError, match=r"shape \(2, 2, 2\); expected a 2-D \(M, N\) array in siemens\.$"):
+        xs.program(np.full((2, 2, 2), 3e-4), xs.TransferConfig())

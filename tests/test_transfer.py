@@ -1429,6 +1429,22 @@ def test_a_result_whose_cfg_maps_the_layer_otherwise_is_refused_and_read_side_fi
         assert not np.allclose(wired, y0, rtol=1e-4)  # read through the new wires
 
 
+def test_the_unconverged_warning_never_advises_a_budget_past_the_limit():
+    """At 600,000 pulses it advised max_pulses=1200000, which WriteVerify
+    refuses (found by review); at the limit, no larger budget is offered."""
+    from xbarsim.programming import MAX_PULSES_LIMIT, warn_unconverged
+
+    converged, stuck = [np.zeros((2, 2), bool)], [np.zeros((2, 2), np.int8)]
+    for budget, advice in ((600_000, f"max_pulses={MAX_PULSES_LIMIT}"), (MAX_PULSES_LIMIT, None)):
+        cfg = xs.TransferConfig(write_verify=xs.WriteVerify(max_pulses=budget), r_wl=0.0, r_bl=0.0)
+        with pytest.warns(RuntimeWarning, match="left 4 of 4 working devices") as rec:
+            warn_unconverged(converged, stuck, cfg, "programming")
+        text = str(rec[0].message)
+        assert (advice in text) if advice else ("larger budget" not in text and text.endswith("band."))
+        with pytest.raises(xs.ParameterError):
+            xs.WriteVerify(max_pulses=MAX_PULSES_LIMIT + 1)
+
+
 def test_programming_that_leaves_many_working_devices_unconverged_warns():
     """A result that looked complete held half its devices outside the band
     under V/2 verify reads (a quarter on 64x64 arrays on 1 ohm wires), without
@@ -1458,6 +1474,10 @@ def test_programming_that_leaves_many_working_devices_unconverged_warns():
         # xs.program has no tiles
         assert "grounded verify reads" not in str(rec[0].message)
         assert ("smaller arrays" if what == "programming" else "smaller tiles") in str(rec[0].message)
+        # IR drop: lower wire resistance first; a larger budget, offered first alone, cannot raise the
+        # ramp's top voltage, and `--size` cannot go with --targets (found by review)
+        assert "More converge with wires of lower resistance (r_wl, r_bl" in str(rec[0].message)
+        assert ("or --targets of fewer rows and columns" in str(rec[0].message)) == (what == "programming")
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             call(xs.TransferConfig())  # converged: no warning

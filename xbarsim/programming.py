@@ -76,7 +76,9 @@ class ReadScheme(enum.Enum):
     * ``"V/2-diff"``: the V/2 read minus a background read with the selected
       word line at ``V_read/2`` too; the half-selected currents cancel
       (exactly with ideal wires), leaving the selected device's (two reads
-      per verify, each with its own read noise).
+      per verify, each with its own read noise and the noise of every device
+      on the bit line: about 8x one device's on 32 x 32,
+      `diff_read_noise_factor`).
     * ``"floating"``: unselected lines floating. Sneak paths through three
       devices in series add to the read and cannot be subtracted: the same
       8x8 case ends at -78 %. This is the sneak-path problem itself.
@@ -596,7 +598,11 @@ def _check_target(target_g, dev, track=False, name="target_g"):
         check_program_memory(shape, track=track, hint=f"give a smaller {name} array" if name.startswith("--") else None)
     t = _as_float_array(target_g, name)  # refuses complex and boolean values
     if t.ndim != 2 or min(t.shape) < 1:
-        raise ParameterError(f"{name} has shape {t.shape}; expected a 2-D (M, N) array in siemens.")
+        # a 1-D row got no hint how to pass it (found by review)
+        hint = "" if t.ndim != 1 or not t.size else (
+            " For one row of devices, save it as one: np.save(path, g.reshape(1, -1))." if name.startswith("--")
+            else " For one row of devices, pass g.reshape(1, -1).")
+        raise ParameterError(f"{name} has shape {t.shape}; expected a 2-D (M, N) array in siemens.{hint}")
     check_program_memory(t.shape, track=track)
     if not np.all(np.isfinite(t)):
         raise ParameterError(f"{name} holds NaN or inf; give finite conductances in siemens.")
@@ -842,6 +848,22 @@ def program_quietly(target_g, cfg=None, seed=0, *, order=None, track=False, prog
 UNCONVERGED_WARN = 0.05
 """Fraction of working devices left outside the band above which programming warns."""
 
+
+def diff_read_noise_factor(targets):
+    """Read noise of a V/2-diff verify read over one device's, for devices
+    at `targets` (M x N, siemens): the median over devices of
+    ``sqrt(5 + 2 sum_k (G_k / G)^2)``, k the other devices of the sensed bit
+    line (column). The read at ``V_read`` carries ``G V_read`` and the
+    half-selected ``G_k V_read / 2``, the background read ``G V_read / 2``
+    and the same ``G_k V_read / 2``, each current with its own relative
+    noise (`DeviceParams`, "Read noise"); their difference is
+    ``G V_read / 2``. Ideal wires; an estimate, since devices programmed
+    later are not yet at their targets."""
+    t = np.asarray(targets, dtype=float)
+    others = np.sum(t * t, axis=0) - t * t
+    return float(np.median(np.sqrt(5.0 + 2.0 * others / (t * t))))
+
+
 BIASED_READS = (ReadScheme.HALF, ReadScheme.FLOATING)
 """Verify reads that carry the other devices' currents (V/2-diff subtracts
 them): write-verify tunes the sum, which `warn_unconverged` checks for."""
@@ -912,8 +934,11 @@ def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=Non
         # and only the causes this run has: IR drop and sneak currents were
         # blamed on 0 ohm wires with grounded reads, where a 0.1 % band was
         # the cause (found by review)
-        more = max(100, 2 * wv.max_pulses)
-        remedies = [f"a larger budget (WriteVerify(max_pulses={more}); `xbarsim program --max-pulses {more}`)"]
+        # never past the budget's limit, which WriteVerify refuses (advised at
+        # 600,000 pulses: 1,200,000; found by review)
+        more = min(max(100, 2 * wv.max_pulses), MAX_PULSES_LIMIT)
+        remedies = [] if more <= wv.max_pulses else [
+            f"a larger budget (WriteVerify(max_pulses={more}); `xbarsim program --max-pulses {more}`)"]
         causes = []
         default_budget = WriteVerify().max_pulses
         if wv.max_pulses < default_budget:
@@ -936,7 +961,13 @@ def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=Non
         # warning alone: 6 uS targets on an 8 x 8 array were (found by review)
         if ir_drop_estimate(shape, cfg) > cfg.tolerance and missed - outside > UNCONVERGED_WARN * working:
             causes.append("IR drop leaves the ramp short of the voltage a device needs, more so on larger arrays")
-            remedies.append("smaller arrays (`xbarsim program --size`)" if what == "programming" else "smaller tiles")
+            # first, and naming the wires: a larger budget, offered first
+            # alone, cannot raise the ramp's top voltage (1 kohm wires: 62 of
+            # 64 unconverged at 40 pulses and at 100), and `--size` cannot go
+            # with --targets (found by review)
+            remedies[:0] = (["wires of lower resistance (r_wl, r_bl; `xbarsim program --r-wire`)",
+                             "smaller arrays (`xbarsim program --size`, or --targets of fewer rows and columns)"]
+                            if what == "programming" else ["wires of lower resistance (r_wl, r_bl)", "smaller tiles"])
         if biased:
             # first: a larger budget lands these reads in the band, not the
             # conductances (V/2 reads at 100 pulses: all "converged", the
@@ -945,9 +976,10 @@ def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=Non
             remedies.insert(0, grounded_reads("; with its biased reads, a larger budget lands the reads in the "
                                               "band, not the conductances"))
         why = "; ".join(causes) if causes else "the ramp ran out of pulses before the read entered the band"
+        more = f" More converge with {'; '.join(remedies)}." if remedies else ""
         warn(f"{what} left {missed} of {working} working devices ({100 * missed / working:.1f} %) outside the "
              f"{100 * cfg.tolerance:g} % band within the {wv.max_pulses}-pulse budget (.converged says which). "
-             f"Likely causes: {why}. More converge with {'; '.join(remedies)}.", RuntimeWarning)
+             f"Likely causes: {why}.{more}", RuntimeWarning)
         return
     if biased and below is None and g_true is not None:
         below = biased_read_counts(g_true, targets, converged, stuck_state, cfg.tolerance)

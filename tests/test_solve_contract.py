@@ -549,6 +549,35 @@ def test_a_scalar_floating_flag_applies_to_every_line():
         xs.solve(xbar, left=xs.Drive(0.1, floating=np.ones(5, bool)), bottom=xs.Drive(0.0))
 
 
+def test_a_masked_floating_flag_is_refused_not_read_through_its_mask():
+    """np.asarray dropped the mask, and the hidden data decided which end
+    floated (found by review); r, v and g refused masked entries already."""
+    xbar = xs.Crossbar(np.full((4, 3), 1e-4))
+    flags = np.ma.masked_array([False, True, False, False], mask=[0, 1, 0, 0])
+    with pytest.raises(xs.ParameterError, match=r"left\.floating is a masked array with masked entries; fill them "
+                                                r"first \(left\.floating\.filled\(False\)\)"):
+        xs.solve(xbar, left=xs.Drive(0.1, floating=flags), bottom=0.0)
+    flags.mask = False  # nothing masked: its values
+    sol = xs.solve(xbar, left=xs.Drive(0.1, floating=flags), bottom=0.0)
+    np.testing.assert_array_equal(sol.driven["left"], [True, False, True, True])
+
+
+def test_power_that_overflows_double_precision_is_refused_not_inf():
+    """1e300 V drives pass the range check (it bounds the currents), and the
+    power methods returned inf with NumPy's overflow warnings (found by
+    review)."""
+    xbar = xs.Crossbar(np.full((4, 3), 1e-4), r_wl=1.0, r_bl=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = xs.solve(xbar, left=1e300, bottom=0.0)
+        assert np.all(np.isfinite(sol.i_out))
+        for power in (sol.power_supplied, sol.power_dissipated):
+            with pytest.raises(xs.ParameterError, match=r"overflows double precision \(drives up to 1e\+300 V\)"):
+                power()
+        ok = xs.solve(xbar, left=1.0, bottom=0.0)
+        assert ok.power_supplied() == pytest.approx(ok.power_dissipated(), rel=1e-12)
+
+
 def test_a_callback_that_is_not_callable_is_refused_before_compute():
     xbar = xs.Crossbar(np.full((8, 8), 1e-4), r_wl=1.0, r_bl=1.0)
     with pytest.raises(xs.ParameterError, match="callback"):

@@ -644,6 +644,13 @@ def _normalize_drive(drive, n_lines, name):
             from ._coerce import _strided
 
             floating = _strided(floating.detach(), f"{name}.floating", "None, a bool or a bool array").cpu()
+        if isinstance(floating, np.ma.MaskedArray):
+            # np.asarray dropped the mask: the hidden data decided (found by review)
+            if np.ma.getmaskarray(floating).any():
+                raise ParameterError(f"{name}.floating is a masked array with masked entries; fill them first "
+                                     f"({name}.floating.filled(False)), the simulator has no notion of a "
+                                     "missing value.")
+            floating = floating.data
         floating = np.asarray(floating)
         if floating.dtype != bool or floating.shape not in ((), (n_lines,)):
             raise ParameterError(

@@ -120,7 +120,10 @@ class Solution:
     (no current) from reading rounding noise over itself; the third, 64 ulps of the largest drive
     times the conductances at each driven end's node, is negligible unless the devices are some
     1e12 times weaker than their wires, where the terminal currents, read from node voltages a
-    few ulps apart, are rounding noise (`xbarsim._pcg.kcl_floor`)."""
+    few ulps apart, are rounding noise (`xbarsim._pcg.kcl_floor`): there an exact solution reads
+    up to about 1e-2 (1e-9 S devices on 1e-12 ohm wires: 2.3e-3), the noise over the floor. It
+    checks the currents each end's node gives, not `i_terminal`, whose line sums balance the
+    array by construction."""
     network: Optional[Network] = field(default=None, repr=False)
     """The validated circuit this solution belongs to (for warm starts and power balance)."""
 
@@ -209,17 +212,22 @@ class Solution:
         """Power delivered by the ideal sources, watts (per batch column)."""
         net = self._network("report power")
         total = 0.0
-        for name, spec in net.ends.items():
-            if spec is None:
-                continue
-            cur = self.i_terminal[name]  # 0 where a line's end floats
-            v = spec.v if net.batched else spec.v[:, 0]
-            total = total + np.sum(v * cur, axis=0)
-        return total
+        with np.errstate(over="ignore", invalid="ignore"):
+            for name, spec in net.ends.items():
+                if spec is None:
+                    continue
+                cur = self.i_terminal[name]  # 0 where a line's end floats
+                v = spec.v if net.batched else spec.v[:, 0]
+                total = total + np.sum(v * cur, axis=0)
+        return _finite_power(total, net)
 
     def power_dissipated(self):
         """Power dissipated in devices, wires and terminal resistors, watts."""
         net = self._network("report power")
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _finite_power(self._dissipated(net), net)
+
+    def _dissipated(self, net):
         xbar = net.xbar
         vd = self.v_wl - self.v_bl
         pdev = np.sum(self.i_device * vd, axis=(0, 1))
@@ -246,6 +254,19 @@ class Solution:
             cur = self.i_terminal[name]
             pt = pt + np.sum(spec.r[(...,) + extra] * cur * cur, axis=0)
         return pdev + pw + pt
+
+
+def _finite_power(total, net):
+    """`total` (watts), or a ParameterError where it overflowed: drives the
+    range check accepts (it bounds the currents) can carry V I past double
+    precision (1e300 V: inf W with NumPy's overflow warnings; found by
+    review)."""
+    if np.all(np.isfinite(total)):
+        return total
+    vmax = float(np.max(net.drive_scale()))
+    raise ParameterError(f"the power of this solution overflows double precision (drives up to {vmax:.3g} V); "
+                         "its currents and voltages are finite, but volts times amperes is not: solve with "
+                         "drives scaled down (for linear devices the power scales with their square).")
 
 
 def _wire_power(v, r, i_device, g, i_first, axis):
@@ -360,7 +381,10 @@ def solve(
     keep_factors : bool
         Keep the preconditioner (line factors, multigrid hierarchy) in the
         solution so that `Solution.resolve` can reuse it. Costs about as much
-        memory as the solve itself, so it is off by default.
+        memory as the solve itself, so it is off by default. Linear devices
+        only: a Newton solve (sinh devices) factors each step's Jacobian
+        afresh, so there is nothing to keep, and `resolve` of its solution
+        starts from its voltages alone.
 
     Returns
     -------

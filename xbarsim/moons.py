@@ -445,14 +445,14 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
 
 
 def _say_if_compiling(log):
-    """On an install's first run the kernels compile for about half a minute
+    """On an install's first run the kernels compile for about 40 s
     under a progress bar at 0 (a newcomer's run looked frozen for 34 s;
     found by review): say so when no compiled kernel is cached yet."""
     from .cache_cmd import cache_report
 
     report = cache_report()
     if report.enabled and report.files == 0:
-        log("compiling the Numba kernels (an install's first run: about half a minute; cached for later runs)")
+        log("compiling the Numba kernels (an install's first run: about 40 s; cached for later runs)")
 
 
 def _finish_doc(files, results, sur, sur_file, fitted, mc, seed, quick, data, data_dir, timing, t_start,

@@ -131,9 +131,14 @@ def _solver_figures(sol, seconds=None):
     """What every ``xbarsim solve`` summary records of the solve itself:
     shape, method, iterations, residual, Kirchhoff and power balance, and
     the wall time when given."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        p_in = float(np.sum(sol.power_supplied()))
-        p_out = float(np.sum(sol.power_dissipated()))
+    def total(power):
+        try:  # a power past double precision is refused by the library: reported here as inf
+            with np.errstate(over="ignore", invalid="ignore"):
+                return float(np.sum(power()))
+        except ParameterError:
+            return math.inf
+
+    p_in, p_out = total(sol.power_supplied), total(sol.power_dissipated)
     if math.isfinite(p_in) and math.isfinite(p_out):
         balance = abs(p_in - p_out) / p_in if p_in > 0 else 0.0
     else:

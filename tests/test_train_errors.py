@@ -484,3 +484,46 @@ def test_predict_logits_blames_the_feature_count_only_when_it_is_the_problem():
     assert predict_logits(conv, np.zeros((2, 5))).shape == (2,)
     with pytest.raises(ParameterError, match="does not take x's 3-feature points"):
         predict_logits(conv, np.zeros((2, 3)))
+
+
+def test_train_refuses_what_torch_would_fail_on_after_the_checks(data):
+    """Validation features of another width failed after a whole epoch, a
+    frozen or parameterless model at the first step, with torch's raw
+    errors (found by review)."""
+    with pytest.raises(ParameterError, match="data.x_val has 3 features and data.x_train 2; give both splits"):
+        train(moons_network(), replace(data, x_val=np.ones((len(data.y_val), 3))), TrainConfig(epochs=1),
+              progress=False)
+
+    class Slice(torch.nn.Module):
+        def forward(self, x):
+            return x[:, :1]
+
+    for model in (moons_network().requires_grad_(False), Slice()):
+        with pytest.raises(ParameterError, match="the model has no parameter to train"):
+            train(model, data, TrainConfig(epochs=1), progress=False)
+
+
+def test_a_model_on_the_meta_device_is_refused_by_name(data):
+    """torch's raw NotImplementedError / RuntimeError from deep inside
+    (found by review); the regularization of a meta model stays a meta
+    tensor, as torch's own terms do."""
+    from xbarsim.train.layers import regularization_loss
+
+    meta = moons_network().to("meta")
+    for call in (lambda: train(meta, data, TrainConfig(epochs=1), progress=False),
+                 lambda: predict_logits(meta, data.x_test),
+                 lambda: to_crossbar(meta, xs.TransferConfig())):
+        with pytest.raises(ParameterError, match="on the 'meta' device: that device holds no values; build the "
+                                                 r"model on a real device, or move it with model\.to_empty"):
+            call()
+    assert regularization_loss(convert(moons_network().to("meta"))).is_meta
+
+
+def test_failures_zero_is_off_as_false(sur):
+    """A layer built with failures=0.0 drew no failures for
+    sample(failures=True) in training mode, where one built with False drew
+    them at the fitted rates (found by review)."""
+    layers = [HardwareAwareLinear(2, 8, surrogate=sur, failures=f, seed=1) for f in (0.0, False)]
+    assert [(la.failures, la.failure_scale) for la in layers] == [(False, 1.0), (False, 1.0)]
+    drawn = [[bool(la.sample(failures=True).failed_weight.any()) for _ in range(20)] for la in layers]
+    assert drawn[0] == drawn[1] and any(drawn[0])  # the same stream (seed 1), the same draws

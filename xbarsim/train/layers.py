@@ -166,8 +166,15 @@ class HardwareAwareLinear(nn.Linear):
     failures : bool or float
         Sample failed devices in training forwards (dropout adapted to
         failures). A number > 0 also scales the hardware model's failure
-        probabilities in training (a higher "dropout rate"); evaluation
-        sampling always uses the fitted rates.
+        probabilities in training (a higher "dropout rate"); 0 (and None)
+        is off, as False; evaluation sampling always uses the fitted rates.
+
+    A training forward that samples (``reparam`` or ``failures`` on) runs
+    the inputs through the hardware model's circuit (a `Surrogate`: the
+    devices' sinh read and the IR drop, fitted to the simulator), whatever
+    it samples; with both off it is ``nn.Linear``'s. So ``failures`` alone
+    trains against failed devices *and* the circuit, noise-free; the
+    ablation of ``xbarsim moons --ablation`` changes both together.
     weight_decay : float
         L2 coefficient on weights and bias in `regularization_loss`.
     hardware_penalty : float
@@ -274,8 +281,11 @@ class HardwareAwareLinear(nn.Linear):
             self.failure_scale = 1.0
             self.failures = bool(failures)
         else:
-            self.failure_scale = scale
-            self.failures = self.failure_scale > 0
+            # 0 is off, as False: its scale of 0 made sample(failures=True)
+            # draw none where a layer built with False draws at the fitted
+            # rates (found by review)
+            self.failure_scale = scale if scale > 0 else 1.0
+            self.failures = scale > 0
             p_fail = float(getattr(surrogate, "p_lrs", 0.0)) + float(getattr(surrogate, "p_hrs", 0.0))
             if self.failure_scale * p_fail > 1:  # was refused only at the first forward
                 raise ParameterError(f"failures = {failures!r} scales the surrogate's failure probability "
@@ -647,7 +657,8 @@ class HardwareAwareLinear(nn.Linear):
             if not self._weights_finite():
                 self._refuse_nonfinite_weights()  # the message; finite weights stay on their device
             total = total + self.hardware_penalty * self.surrogate.penalty(self.weight, self.bias)
-        if not bool(torch.isfinite(total.detach())):
+        # a 'meta' total has no value to test (bool() raised torch's raw error; found by review)
+        if not total.is_meta and not bool(torch.isfinite(total.detach())):
             if not self._weights_finite():
                 self._refuse_nonfinite_weights()  # the cause, not an overflow (found by review)
             # weight decay or the coefficient times a finite penalty, in half
@@ -708,10 +719,22 @@ class HardwareAwareLinear(nn.Linear):
         self._pre_step = None
 
 
+META_HINT = ("that device holds no values; build the model on a real device, or move it with "
+             "model.to_empty(device='cpu') and load its weights, first")
+"""Why a model on the 'meta' device is refused, and the fix (messages)."""
+
+
 def float64_array(t):
     """A parameter's values as a float64 NumPy array on the host, detached
-    from the graph (None stays None: a layer without bias)."""
-    return None if t is None else t.detach().cpu().to(torch.float64).numpy()
+    from the graph (None stays None: a layer without bias). A tensor on the
+    'meta' device is refused (`ParameterError`): torch's raw
+    NotImplementedError came from deep inside the evaluations, `to_crossbar`
+    and `Surrogate.penalty` (found by review)."""
+    if t is None:
+        return None
+    if t.is_meta:
+        raise ParameterError(f"a weight of shape {tuple(t.shape)} is on the 'meta' device: {META_HINT}.")
+    return t.detach().cpu().to(torch.float64).numpy()
 
 
 def _dtype_kind(a):

@@ -918,7 +918,11 @@ class Surrogate:
 
     # ------------------------------------------------------------------ sampling
     def own_mean_std(self, t):
-        """Mean and std of the relative own write-verify error at targets `t` (no IR part)."""
+        """The fitted location ``m(t)`` and scale ``s(t)`` of the relative own
+        write-verify error at targets `t` (no IR part). Not the sampled
+        moments (found by review): a sample is ``m + kappa_read delta_read
+        + s z1``, with ``z1`` drawn from the fitted quantiles ``own_z``,
+        whose variance is not exactly 1 (`penalty` uses the sampled ones)."""
         t = np.asarray(t, dtype=float)
         c = self.bin_centres
         at_min = t <= self.cfg.g_window[0] * (1 + 1e-9)
@@ -927,7 +931,10 @@ class Surrogate:
         return m, s
 
     def drift_mean_std(self, t):
-        """Mean and std of the relative drift of the devices of a tile (or stack of tiles) `t`."""
+        """The fitted location and scale of the relative drift of the devices
+        of a tile (or stack of tiles) `t`; a sample is location + scale
+        ``z``, ``z`` from the fitted drift quantiles, whose variance is not
+        exactly 1 (as `own_mean_std`)."""
         cfg = self.cfg
         g_min, g_max = cfg.g_window
         t = np.asarray(t, dtype=float)
@@ -1266,7 +1273,8 @@ class Surrogate:
         the step. The gradient follows each device's own conductance through
         every term and the scale ``alpha``, but not how a weight moves the
         drift of the devices programmed before it (``torch.autograd.gradcheck``
-        differs by up to ~10 % on some entries). A penalty beyond the weights'
+        differs by some 10-20 % on some entries, 0.1-0.2 % of the largest
+        one). A penalty beyond the weights'
         dtype (float16 past 65504) is refused, not returned as inf.
         """
         import torch

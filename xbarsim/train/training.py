@@ -16,7 +16,8 @@ from .._progress import Progress
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_count, check_flag, check_seed
-from .layers import float64_array, hardware_layers, regularization_loss, restore_failed_, sampling, snapshot_
+from .layers import (META_HINT, float64_array, hardware_layers, regularization_loss, restore_failed_, sampling,
+                     snapshot_)
 
 __all__ = ["TrainConfig", "TrainResult", "moons_network", "train", "predict_logits", "accuracy"]
 
@@ -111,6 +112,8 @@ def predict_logits(model, x):
                              "(x[None] for a single point).")
     if not np.all(np.isfinite(x)):
         raise ParameterError(f"x {where_not_finite(x)}; features must be finite.")
+    if any(p.is_meta for p in model.parameters()):  # torch's raw error at .numpy() (found by review)
+        raise ParameterError(f"the model's parameters are on the 'meta' device: {META_HINT}.")
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     dtype = dtypes.pop() if len(dtypes) == 1 else torch.float64
     # the mean weights, whatever the layers' sample_on_eval: with it set, a
@@ -329,6 +332,16 @@ def _check_training(model, data, config):
             raise ParameterError(f"data.y_{split} holds {float(bad):g}; train fits binary classifiers: labels 0 or 1.")
         splits[f"x_{split}"], splits[f"y_{split}"] = x, y
     params = list(model.parameters())
+    # torch's raw errors after the checks, at the first step or the first
+    # validation (found by review)
+    if not any(p.requires_grad for p in params):
+        raise ParameterError("the model has no parameter to train (none, or every one frozen with "
+                             "requires_grad=False); unfreeze the layers to train (p.requires_grad_(True)).")
+    if any(p.is_meta for p in params):
+        raise ParameterError(f"the model's parameters are on the 'meta' device: {META_HINT}.")
+    if splits["x_val"].shape[1] != splits["x_train"].shape[1]:
+        raise ParameterError(f"data.x_val has {splits['x_val'].shape[1]} features and data.x_train "
+                             f"{splits['x_train'].shape[1]}; give both splits the same features.")
     if any(p.dtype != torch.float64 for p in params):
         raise ParameterError("train runs in float64 (the hardware models are float64); convert the model with "
                              "model.double() first.")

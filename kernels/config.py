@@ -67,10 +67,13 @@ def _cache_setting(environ=None, locate=locate_cache):
         reason = where.reason
     except Exception as exc:  # a bug of `locate`: compile without the cache
         reason = f"{type(exc).__name__}: {exc}"
+    # the folder NUMBA_CACHE_DIR names, passed over, was not said (found by review)
+    given = environ.get("NUMBA_CACHE_DIR")
+    set_text = f" (NUMBA_CACHE_DIR={given!r}, set now, is not one)" if given else ""
     return False, None, (
         "xbarsim: Numba found no writable folder to cache the compiled kernels "
         f"in ({reason}), so they are compiled again on every run, which takes "
-        "tens of seconds. Set NUMBA_CACHE_DIR to a writable folder to keep "
+        f"tens of seconds. Set NUMBA_CACHE_DIR to a writable folder{set_text} to keep "
         "them, or XBARSIM_NO_CACHE=1 to compile every run without this warning."
     )
 

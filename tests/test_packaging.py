@@ -66,6 +66,11 @@ def test_no_cache_locator_turns_caching_off_with_a_hint():
     assert "no locator available" in message
     assert "compiled again on every run" in message
     assert "NUMBA_CACHE_DIR" in message and "XBARSIM_NO_CACHE=1" in message
+    assert "set now" not in message
+    # a NUMBA_CACHE_DIR that was passed over is named (found by review)
+    message = config._cache_setting({"NUMBA_CACHE_DIR": "/ro/cache"},
+                                    lambda folder: CacheLocation(False, None, reason))[2]
+    assert "Set NUMBA_CACHE_DIR to a writable folder (NUMBA_CACHE_DIR='/ro/cache', set now, is not one)" in message
 
 
 def test_a_failing_locator_probe_turns_caching_off_and_does_not_raise():
@@ -474,6 +479,25 @@ def test_a_source_tree_finds_its_kernels_without_an_editable_install(tmp_path):
     pkg, config, module = json.loads(res.stdout)
     assert pkg == str(tree / "xbarsim" / "__init__.py") and config == str(tree / "kernels" / "config.py")
     assert module == "xbarsim.kernels.nodal"  # the kernels' own name, not a top-level "kernels"
+
+
+def test_a_second_source_tree_runs_its_own_kernels_beside_an_editable_install(tmp_path):
+    """A copy of the checkout run with this checkout's editable install
+    imported xbarsim from the copy but xbarsim.kernels from here: edits to
+    the copy's kernels were ignored without a word (found by review)."""
+    import shutil
+
+    tree = tmp_path / "tree"
+    for part in ("xbarsim", "kernels"):
+        shutil.copytree(ROOT / part, tree / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    script = ("import json, xbarsim, xbarsim.kernels.config as c, xbarsim.kernels.nodal as n\n"
+              "print(json.dumps([xbarsim.__file__, c.__file__, n.__file__]))\n")
+    res = subprocess.run([sys.executable, "-c", script], cwd=tree, capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, XBARSIM_NO_CACHE="1"))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == [str(tree / "xbarsim" / "__init__.py"), str(tree / "kernels" / "config.py"),
+                                      str(tree / "kernels" / "nodal.py")]
 
 
 SAFE_FASTMATH = {"nsz", "arcp", "contract", "reassoc"}

@@ -8,9 +8,14 @@ pytest`` (or ``python -m xbarsim``) run inside a checkout or an unpacked
 sdist puts that folder first on ``sys.path``, so ``xbarsim`` comes from the
 tree, where there is no ``xbarsim/kernels``: every kernel import failed with
 ``No module named 'xbarsim.kernels'`` (found by review). `install` adds a
-finder, last in ``sys.meta_path`` (asked only when no other finder knows the
-name), that maps ``xbarsim.kernels`` to the tree's ``kernels/``. Nothing is
-imported until a kernel is.
+finder that maps ``xbarsim.kernels`` to the tree's ``kernels/``, first in
+``sys.meta_path``: it answers for that one name only, and only once
+``xbarsim`` itself came from the tree, so the tree's kernels go with the
+tree's Python. (Last, it was asked only when no other finder knew the name,
+and in a second checkout or a copy run with the first one's editable
+install, that install's finder answered: the copy's Python ran the other
+tree's kernels without a word, edits to them ignored; found by review.)
+Nothing is imported until a kernel is.
 """
 
 from __future__ import annotations
@@ -47,5 +52,5 @@ def install(package_dir):
     if not (os.path.isfile(os.path.join(folder, "__init__.py")) and os.path.isfile(os.path.join(folder, "config.py"))
             and os.path.isfile(os.path.join(root, "pyproject.toml"))):
         return
-    if not any(isinstance(f, _SourceKernels) for f in sys.meta_path):
-        sys.meta_path.append(_SourceKernels(folder))
+    if not any(isinstance(f, _SourceKernels) and f.folder == folder for f in sys.meta_path):
+        sys.meta_path.insert(0, _SourceKernels(folder))

@@ -1322,3 +1322,23 @@ def test_a_line_of_one_node_with_two_ideal_ends_is_not_told_to_give_its_wire_a_r
         xs.solve(xs.Crossbar(np.full((3, 1), 1e-4), r_wl=0.0, r_bl=1.0), **drives)
     with pytest.raises(xs.CircuitError, match=r"joined by ideal \(0 ohm\) wire, .* a wire resistance > 0, or let"):
         xs.solve(xs.Crossbar(np.full((3, 2), 1e-4), r_wl=0.0, r_bl=1.0), **drives)
+
+
+@pytest.mark.parametrize("method", ["pcg", "mg"])
+def test_a_non_finite_cg_residual_is_reported_as_a_bug_not_a_budget(monkeypatch, method):
+    """A NaN residual was told to raise maxiter (found by review; reached
+    only by injecting one: the inputs are checked finite and in range)."""
+    import xbarsim._pcg as P
+
+    real = P.cg_update
+
+    def nan_update(d, r, p, q, alpha, part):
+        real(d, r, p, q, alpha, part)
+        part[...] = np.nan
+
+    monkeypatch.setattr(P, "cg_update", nan_update)
+    xbar = xs.Crossbar(np.full((8, 8), 1e-4), r_wl=1.0, r_bl=1.0)
+    with pytest.raises(xs.ConvergenceError, match=r"PCG produced a non-finite residual \(nan\) after 1 iterations; "
+                                                  r"this is a bug") as info:
+        xs.solve(xbar, left=np.linspace(0.1, 0.2, 8), bottom=0.0, method=method)
+    assert "Raise maxiter" not in str(info.value)

@@ -993,6 +993,11 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
     it, ok = pcg_core(net, net.g, net.g_t, pre, r_wl, r_bl, v_wl, v_bl, scale, rtol, maxiter, work,
                       callback=callback, history=history, check=check)
     history = np.array(history)
+    if not ok and not np.isfinite(history[-1]):
+        # "raise maxiter" cannot mend a NaN (found by review; reached only by
+        # injecting one: the inputs are checked finite and in range)
+        raise ConvergenceError(f"PCG produced a non-finite residual ({history[-1]}) after {it} iterations; this is "
+                               "a bug, please report it.", residual_history=history, iterations=it)
     if not ok:
         # the residual can meet tol while the voltage-error estimate does not
         # (wires far more resistive than the devices: 1e6 ohm segments on 2-10

@@ -69,7 +69,7 @@ def _cache_setting(environ=None, locate=locate_cache):
         reason = f"{type(exc).__name__}: {exc}"
     # the folder NUMBA_CACHE_DIR names, passed over, was not said (found by review)
     given = environ.get("NUMBA_CACHE_DIR")
-    set_text = f" (NUMBA_CACHE_DIR={given!r}, set now, is not one)" if given else ""
+    set_text = f" (NUMBA_CACHE_DIR={given!r} is set, and Numba did not use it)" if given else ""
     return False, None, (
         "xbarsim: Numba found no writable folder to cache the compiled kernels "
         f"in ({reason}), so they are compiled again on every run, which takes "

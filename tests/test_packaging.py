@@ -66,11 +66,12 @@ def test_no_cache_locator_turns_caching_off_with_a_hint():
     assert "no locator available" in message
     assert "compiled again on every run" in message
     assert "NUMBA_CACHE_DIR" in message and "XBARSIM_NO_CACHE=1" in message
-    assert "set now" not in message
+    assert "is set, and Numba" not in message
     # a NUMBA_CACHE_DIR that was passed over is named (found by review)
     message = config._cache_setting({"NUMBA_CACHE_DIR": "/ro/cache"},
                                     lambda folder: CacheLocation(False, None, reason))[2]
-    assert "Set NUMBA_CACHE_DIR to a writable folder (NUMBA_CACHE_DIR='/ro/cache', set now, is not one)" in message
+    assert "Set NUMBA_CACHE_DIR to a writable folder (NUMBA_CACHE_DIR='/ro/cache' is set, and Numba did not use it)" \
+        in message
 
 
 def test_a_failing_locator_probe_turns_caching_off_and_does_not_raise():

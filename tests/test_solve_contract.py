@@ -576,6 +576,10 @@ def test_power_that_overflows_double_precision_is_refused_not_inf():
                 power()
         ok = xs.solve(xbar, left=1.0, bottom=0.0)
         assert ok.power_supplied() == pytest.approx(ok.power_dissipated(), rel=1e-12)
+        # a batch names the columns that overflow (found by review)
+        batch = xs.solve(xbar, left=np.array([[1.0, 1e300, 2.0]] * 4), bottom=0.0)
+        with pytest.raises(xs.ParameterError, match=r"the power of batch column\(s\) 1 of this solution overflows"):
+            batch.power_supplied()
 
 
 def test_a_callback_that_is_not_callable_is_refused_before_compute():

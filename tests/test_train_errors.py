@@ -503,7 +503,7 @@ def test_train_refuses_what_torch_would_fail_on_after_the_checks(data):
             train(model, data, TrainConfig(epochs=1), progress=False)
 
 
-def test_a_model_on_the_meta_device_is_refused_by_name(data):
+def test_a_model_on_the_meta_device_is_refused_by_name(data, sur):
     """torch's raw NotImplementedError / RuntimeError from deep inside
     (found by review); the regularization of a meta model stays a meta
     tensor, as torch's own terms do."""
@@ -517,6 +517,9 @@ def test_a_model_on_the_meta_device_is_refused_by_name(data):
                                                  r"model on a real device, or move it with model\.to_empty"):
             call()
     assert regularization_loss(convert(moons_network().to("meta"))).is_meta
+    # with a hardware penalty: the penalty names the device (torch's raw error from the finiteness test)
+    with pytest.raises(ParameterError, match="on the 'meta' device: that device holds no values"):
+        regularization_loss(convert(moons_network().to("meta"), sur, hardware_penalty=1.0))
 
 
 def test_failures_zero_is_off_as_false(sur):
@@ -527,3 +530,16 @@ def test_failures_zero_is_off_as_false(sur):
     assert [(la.failures, la.failure_scale) for la in layers] == [(False, 1.0), (False, 1.0)]
     drawn = [[bool(la.sample(failures=True).failed_weight.any()) for _ in range(20)] for la in layers]
     assert drawn[0] == drawn[1] and any(drawn[0])  # the same stream (seed 1), the same draws
+
+
+def test_training_seeds_take_a_0d_integer_as_xs_program_does():
+    """TrainConfig and make_moons_split refused np.array(3) where xs.program
+    takes it, and the README said seeds take them (found by review)."""
+    from xbarsim.train._checks import check_seed
+
+    for zero_d in (np.array(3), torch.tensor(3), np.uint8(3)):
+        assert TrainConfig(seed=zero_d).seed == 3 and type(TrainConfig(seed=zero_d).seed) is int
+    np.testing.assert_array_equal(make_moons_split(seed=np.array(3)).x_train, make_moons_split(seed=3).x_train)
+    for bad in (np.array(3.5), np.array([3]), torch.tensor(True), np.array(-1)):
+        with pytest.raises(ParameterError, match=r"seed = .*; an integer in \[0, 2\*\*64"):
+            check_seed(bad)

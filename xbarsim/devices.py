@@ -377,9 +377,11 @@ class DeviceParams:
         Without sub-threshold disturb too (a hard switching threshold,
         ``v_sub = 0``), unless ``disturb=True``: half-selected cells of a
         V/2 or V/3 pulse then stay exactly where they are while their share
-        of the pulse is below the switching threshold (a V/2 pulse past
-        twice the threshold still switches them), so with ideal wires every
-        converged device ends inside its write-verify band.
+        of the pulse is below the switching threshold, so with ideal wires a
+        converged device ends inside its write-verify band unless a later
+        pulse past twice the threshold (V/2; three times for V/3) switched
+        it: the default reset ramp reaches that late in its budget (found by
+        review).
         Disturb is deterministic physics, not noise; ``disturb=True`` keeps
         it to study it alone.
         """

@@ -340,6 +340,14 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
     return summary
 
 
+def _ceil2(x):
+    """`x` > 0 rounded up to two significant figures, as text: a hint
+    rounded down (2 x 0.004359 as "0.0087") drew the same warning when
+    followed (found by review)."""
+    step = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return f"{math.ceil(x / step) * step:.2g}"
+
+
 def register(subparsers):
     from .programming import BiasScheme, Order, ReadScheme
 
@@ -421,7 +429,7 @@ def register(subparsers):
             # two reads, each with the noise of every device on the sensed bit
             # line: 8x that of one device on 32 x 32, and the warning used the
             # one device's (found by review)
-            noise *= diff_read_noise_factor(targets)
+            noise *= diff_read_noise_factor(targets, cfg.write_verify.v_read, device.v0)
             whose = (f"the read noise of a V/2-diff verify read (about {noise:.2g} here: two reads, each with the "
                      f"noise of the {targets.shape[0]} devices on the sensed bit line; {device.read_noise:g} "
                      "for one device)")
@@ -434,7 +442,7 @@ def register(subparsers):
                   "a device exactly on its target reads "
                   f"inside the band only {100 * inside:.0f} % of the time, so whether a device converges says "
                   "as much about its last read's noise as about its conductance (and the ramp steps past "
-                  f"the band more often); --tolerance {2 * noise:.2g} or more avoids it.",
+                  f"the band more often); --tolerance {_ceil2(2 * noise)} or more avoids it.",
                   file=sys.stderr)
         try:
             run(args.out, targets, cfg, seed=args.seed, progress=not args.no_progress, provenance=provenance)

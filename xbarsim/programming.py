@@ -849,19 +849,35 @@ UNCONVERGED_WARN = 0.05
 """Fraction of working devices left outside the band above which programming warns."""
 
 
-def diff_read_noise_factor(targets):
+def diff_read_noise_factor(targets, v_read=None, v0=None):
     """Read noise of a V/2-diff verify read over one device's, for devices
     at `targets` (M x N, siemens): the median over devices of
-    ``sqrt(5 + 2 sum_k (G_k / G)^2)``, k the other devices of the sensed bit
-    line (column). The read at ``V_read`` carries ``G V_read`` and the
-    half-selected ``G_k V_read / 2``, the background read ``G V_read / 2``
-    and the same ``G_k V_read / 2``, each current with its own relative
-    noise (`DeviceParams`, "Read noise"); their difference is
-    ``G V_read / 2``. Ideal wires; an estimate, since devices programmed
-    later are not yet at their targets."""
+    `diff_read_noise_factors`."""
+    return float(np.median(diff_read_noise_factors(targets, v_read, v0)))
+
+
+def diff_read_noise_factors(targets, v_read=None, v0=None):
+    """Per device, the relative read noise of a V/2-diff verify read over
+    the relative noise of one device's read (`DeviceParams`, "Read noise"),
+    with ideal wires (an estimate: devices programmed later are not yet at
+    their targets).
+
+    The read at ``V_read`` carries ``G f(V_read)`` and the half-selected
+    ``G_k f(V_read / 2)`` of the other devices k of the sensed bit line
+    (column), the background read ``G f(V_read / 2)`` and the same ``G_k
+    f(V_read / 2)``, each current with its own relative noise; their
+    difference is ``G (f(V_read) - f(V_read / 2))``. So the factor is
+    ``sqrt(f(V)^2 + f(V/2)^2 + 2 sum_k (G_k / G)^2 f(V/2)^2) / (f(V) -
+    f(V/2))``: ``sqrt(5 + 2 sum_k (G_k / G)^2)`` for linear devices (``f(v)
+    = v``; `v0` None), somewhat less for sinh ones (``f(v) = v0 sinh(v /
+    v0)``, which needs `v_read`)."""
     t = np.asarray(targets, dtype=float)
     others = np.sum(t * t, axis=0) - t * t
-    return float(np.median(np.sqrt(5.0 + 2.0 * others / (t * t))))
+    if v0 is None:
+        full, half = 1.0, 0.5
+    else:
+        full, half = math.sinh(v_read / v0), math.sinh(0.5 * v_read / v0)
+    return np.sqrt(full * full + half * half * (1.0 + 2.0 * others / (t * t))) / (full - half)
 
 
 BIASED_READS = (ReadScheme.HALF, ReadScheme.FLOATING)

@@ -264,7 +264,11 @@ def _finite_power(total, net):
     if np.all(np.isfinite(total)):
         return total
     vmax = float(np.max(net.drive_scale()))
-    raise ParameterError(f"the power of this solution overflows double precision (drives up to {vmax:.3g} V); "
+    where = "this solution"
+    if net.batched:  # which columns: the others' powers are finite (found by review)
+        bad = np.flatnonzero(~np.isfinite(np.atleast_1d(total)))
+        where = f"batch column(s) {', '.join(map(str, bad[:10]))}{' ...' if bad.size > 10 else ''} of this solution"
+    raise ParameterError(f"the power of {where} overflows double precision (drives up to {vmax:.3g} V); "
                          "its currents and voltages are finite, but volts times amperes is not: solve with "
                          "drives scaled down (for linear devices the power scales with their square).")
 

@@ -40,12 +40,15 @@ def check_seed(seed, name="seed", offset=None):
     very many layers, passes ``max(SEED_OFFSET_MAX, ...)``). A layer, which
     derives no stream from its seed, passes 0.
     """
+    from ..devices import zero_d_item
+
     offset = SEED_OFFSET_MAX if offset is None else int(offset)
+    given, seed = seed, zero_d_item(seed)  # a 0-d integer array or tensor, as xs.program's seed (found by review)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) \
             or not 0 <= int(seed) <= 2**64 - 1 - offset:
         derived = (f". The training API derives further random streams from it (up to {name} + {offset}), and "
                    "every stream is keyed by a 64-bit seed" if offset else " (a 64-bit seed)")
-        raise ParameterError(f"{name} = {seed!r}; an integer in [0, 2**64 - {offset + 1}] = "
+        raise ParameterError(f"{name} = {given!r}; an integer in [0, 2**64 - {offset + 1}] = "
                              f"[0, {2**64 - 1 - offset}]{derived}.")
     return int(seed)
 

@@ -654,7 +654,7 @@ class HardwareAwareLinear(nn.Linear):
         if self.hardware_penalty:
             # also when the surrogate was swapped after construction: the term was skipped without a word
             _check_penalty(self.surrogate, self.hardware_penalty)
-            if not self._weights_finite():
+            if not self.weight.is_meta and not self._weights_finite():  # meta: the penalty refuses it by name
                 self._refuse_nonfinite_weights()  # the message; finite weights stay on their device
             total = total + self.hardware_penalty * self.surrogate.penalty(self.weight, self.bias)
         # a 'meta' total has no value to test (bool() raised torch's raw error; found by review)

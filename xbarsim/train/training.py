@@ -337,11 +337,6 @@ def _check_training(model, data, config):
     if not any(p.requires_grad for p in params):
         raise ParameterError("the model has no parameter to train (none, or every one frozen with "
                              "requires_grad=False); unfreeze the layers to train (p.requires_grad_(True)).")
-    if any(p.is_meta for p in params):
-        raise ParameterError(f"the model's parameters are on the 'meta' device: {META_HINT}.")
-    if splits["x_val"].shape[1] != splits["x_train"].shape[1]:
-        raise ParameterError(f"data.x_val has {splits['x_val'].shape[1]} features and data.x_train "
-                             f"{splits['x_train'].shape[1]}; give both splits the same features.")
     if any(p.dtype != torch.float64 for p in params):
         raise ParameterError("train runs in float64 (the hardware models are float64); convert the model with "
                              "model.double() first.")
@@ -356,11 +351,18 @@ def _check_training(model, data, config):
         raise ParameterError(f"train fits binary classifiers with one logit per point ((B, 1) outputs, "
                              f"BCE-with-logits); this model gives {tuple(out.shape)}. Write your own loop for "
                              "other tasks (see xbarsim.train.layers).")
+    if splits["x_val"].shape[1] != splits["x_train"].shape[1]:  # after the model's own refusal of x_train
+        raise ParameterError(f"data.x_val has {splits['x_val'].shape[1]} features and data.x_train "
+                             f"{splits['x_train'].shape[1]}; give both splits the same features.")
     return splits
 
 
 def _train(model, data, config, progress, label, score, cuda):
     splits = _check_training(model, data, config)
+    # here, not in _check_training, whose trial forward runs on 'meta' (a
+    # stand-in for another device in the tests)
+    if any(p.is_meta for p in model.parameters()):
+        raise ParameterError(f"the model's parameters are on the 'meta' device: {META_HINT}.")
     progress = check_flag(progress, "progress")
     if score is not None and not callable(score):
         # score="acc" raised a raw TypeError at the first selection, after its epochs (found by review)

@@ -1346,3 +1346,47 @@ def test_a_non_finite_cg_residual_is_reported_as_a_bug_not_a_budget(monkeypatch,
                                                   r"this is a bug") as info:
         xs.solve(xbar, left=np.linspace(0.1, 0.2, 8), bottom=0.0, method=method)
     assert "Raise maxiter" not in str(info.value)
+
+
+def test_a_true_residual_far_above_the_recursive_one_is_refused():
+    """PCG confirms convergence on the true Kirchhoff residual; no circuit
+    of the suite reaches that guard, and a mutation that disabled it went
+    unseen (found by a mutation audit): the true residual is inflated here
+    after the iterations."""
+    import xbarsim._pcg as P
+
+    real, calls = P.residual, []
+
+    def inflated(net, v_wl, v_bl, r_wl, r_bl, *args, **kwargs):
+        out = real(net, v_wl, v_bl, r_wl, r_bl, *args, **kwargs)
+        calls.append(1)
+        if len(calls) > 1:  # the check after the iterations, not the starting residual
+            r_wl *= 1e6
+            r_bl *= 1e6
+        return out
+
+    xbar = xs.Crossbar(np.random.default_rng(0).uniform(1e-4, 5e-4, (8, 8)), r_wl=1.0, r_bl=1.0)
+    args = dict(left=np.linspace(0.1, 0.2, 8), bottom=0.0, method="pcg")
+    ok = xs.solve(xbar, **args)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(P, "residual", inflated)
+        with pytest.raises(xs.ConvergenceError, match=r"the true Kirchhoff residual is .*: the system is too "
+                                                      r"ill-conditioned for this tolerance"):
+            xs.solve(xbar, **args)
+    assert len(calls) == 2 and ok.residual < 1e-9
+
+
+def test_finish_refuses_non_finite_node_voltages():
+    """The last guard before a Solution is built: a NaN node voltage from any
+    method is a ConvergenceError, never a returned answer (unreachable from
+    valid inputs, so a mutation that removed it went unseen; found by a
+    mutation audit)."""
+    from xbarsim.solve import _finish
+
+    xbar = xs.Crossbar(np.full((4, 3), 1e-4), r_wl=1.0, r_bl=1.0)
+    sol = xs.solve(xbar, left=0.2, bottom=0.0)
+    v_wl, v_bl = sol.v_wl[..., None].copy(), sol.v_bl.T[..., None].copy()
+    _finish(sol.network, v_wl.copy(), v_bl.copy(), "mg", 1, 0.0, np.zeros(1))  # as it is: fine
+    v_wl[1, 2, 0] = np.nan
+    with pytest.raises(xs.ConvergenceError, match="non-finite node voltages or device currents; this is a bug"):
+        _finish(sol.network, v_wl, v_bl, "mg", 1, 0.0, np.zeros(1))

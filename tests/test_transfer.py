@@ -92,9 +92,12 @@ def test_bad_weights(weight, bias, word):
 
 # --- ideal limit ---------------------------------------------------------------
 
-def test_ideal_transfer_mvm_equals_ideal_product():
+@pytest.mark.parametrize("mapping", ["differential", "reference"])
+def test_ideal_transfer_mvm_equals_ideal_product(mapping):
+    """Both mappings (the reference mapping's output sign was checked by a
+    Hypothesis test alone; found by a mutation audit)."""
     dev = xs.presets.TIO2.ideal().linear()
-    cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, tolerance=0.01)
+    cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, tolerance=0.01, mapping=mapping)
     W, b = _layer(8, 2, seed=1)
     prog = xs.transfer(W, b, cfg, seed=0)
     for r in prog.results:
@@ -1574,3 +1577,29 @@ def test_transfer_demo_example_refuses_a_bad_count_without_a_traceback(arg):
     done = subprocess.run([sys.executable, str(example), arg], capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"argument n_transfers: '{arg}': give a whole number of transfers >= 1" in done.stderr
+
+
+def test_mvm_reads_each_tile_from_its_own_read_stream_key(monkeypatch):
+    """Tile k's read noise is drawn from stream key MAX_TILES + k, never a
+    programming key (0 .. MAX_TILES - 1): the call site passing k, the
+    tile's programming key, went unseen (found by a mutation audit)."""
+    import importlib
+
+    from xbarsim.mapping import MAX_TILES
+
+    T = importlib.import_module("xbarsim.transfer")  # the module: xbarsim.transfer is the function
+    keys = []
+    real = T._mvm_arrays
+
+    def recording(*args):
+        keys.append(int(args[9]))  # key
+        return real(*args)
+
+    monkeypatch.setattr(T, "_mvm_arrays", recording)
+    cfg = xs.TransferConfig(tile=(4, 4))
+    W = np.random.default_rng(0).normal(size=(6, 5))
+    p = xs.transfer(W, np.zeros(6), cfg, seed=1)
+    n_tiles = len(map_layer(W, np.zeros(6), cfg).tiles)
+    assert n_tiles > 1
+    xs.mvm(p, np.full((2, 5), 0.5))
+    assert keys == [MAX_TILES + k for k in range(n_tiles)]

@@ -1729,3 +1729,35 @@ def test_cycle_to_cycle_noise_is_log_normal_with_the_mean_change_kept():
     assert np.all(ratios > 0)
     assert ratios.mean() == pytest.approx(1.0, abs=0.01)
     assert np.log(ratios).std() == pytest.approx(0.3, rel=0.03)
+
+
+@pytest.mark.parametrize("r", [2.0, 25.0])
+def test_nodal_first_sweep_stop_meets_its_tolerance(r):
+    """A warm re-solve with the carried contraction may stop after its first
+    sweep (most write-verify re-reads do); no test took that stop before,
+    and a mutation that loosened it 100x went unseen (found by a mutation
+    audit). One device changes by 1e-9 ... 1e-4 of itself: the small changes
+    stop after one sweep, the large ones do not, and every result is within
+    tol of the direct solve."""
+    M = N = 16
+    G0 = _targets((M, N), seed=11)
+    wl_v, bl_v = np.zeros(M), np.zeros(N)
+    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+    KP._read_drives(0, 8, 15, 0.2, wl_v, wl_d, bl_v, bl_d)
+    tol = 1e-9 * 0.2
+    work = nodal_work(M, N)
+    sweeps = []
+    for rel in (1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4):
+        G = G0.copy()
+        vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
+        set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+        gd, i0, rate = np.zeros((M, N)), np.zeros((M, N)), np.full(1, -1.0)
+        assert solve_nodal(G, 0.45, 1 / 0.45, r, r, wl_v, wl_d, bl_v, bl_d, vwl, vbl, gd, i0, *work, tol, 100000,
+                           rate) > 1
+        G[8, 15] *= 1 + rel
+        it = solve_nodal(G, 0.45, 1 / 0.45, r, r, wl_v, wl_d, bl_v, bl_d, vwl, vbl, gd, i0, *work, tol, 100000, rate)
+        sweeps.append(it)
+        ref = _reference(G, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool)), r, 0.45)
+        err = max(np.abs(vwl - ref.v_wl).max(), np.abs(vbl - ref.v_bl).max())
+        assert err <= tol, (rel, it, err)
+    assert sweeps[0] == 1 and sweeps[-1] > 1, sweeps

@@ -168,13 +168,6 @@ class HardwareAwareLinear(nn.Linear):
         failures). A number > 0 also scales the hardware model's failure
         probabilities in training (a higher "dropout rate"); 0 (and None)
         is off, as False; evaluation sampling always uses the fitted rates.
-
-    A training forward that samples (``reparam`` or ``failures`` on) runs
-    the inputs through the hardware model's circuit (a `Surrogate`: the
-    devices' sinh read and the IR drop, fitted to the simulator), whatever
-    it samples; with both off it is ``nn.Linear``'s. So ``failures`` alone
-    trains against failed devices *and* the circuit, noise-free; the
-    ablation of ``xbarsim moons --ablation`` changes both together.
     weight_decay : float
         L2 coefficient on weights and bias in `regularization_loss`.
     hardware_penalty : float
@@ -189,6 +182,14 @@ class HardwareAwareLinear(nn.Linear):
 
     Notes
     -----
+    A training forward that samples (``reparam`` or ``failures`` on) runs
+    the inputs through the hardware model's circuit (a `Surrogate`: the
+    devices' sinh read and the IR drop, fitted to the simulator), whatever
+    it samples; with both off it is ``nn.Linear``'s. So ``failures`` alone
+    trains against failed devices *and* the circuit, noise-free; the
+    ablation of ``xbarsim moons --ablation`` changes both together (the
+    README gives the circuit model's share; found by review).
+
     Inputs: the hardware model maps an input ``x`` to the read voltage ``x
     v_read / input_scale``, and was fitted on inputs in ``[0,
     input_scale]``. A sampled forward warns once (RuntimeWarning) when

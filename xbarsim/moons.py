@@ -26,7 +26,8 @@ or in runs of different seeds, share a stream.
 
 Outputs in ``--out``: ``results.json``, ``bins.csv``, ``cdf.png``,
 ``decision_boundary.png``, ``uncertainty.png`` (and ``surrogate.npz``,
-the cached fit; ``ablation.json`` / ``ablation.csv`` with ``--ablation``).
+the cached fit; ``ablation.json`` / ``ablation.csv`` with ``--ablation``;
+``surrogate_check.json`` / ``surrogate_check.txt`` with ``--check-surrogate``).
 """
 
 from __future__ import annotations

@@ -24,9 +24,12 @@
     The same device without noise, relaxation, failures or sub-threshold
     disturb (`DeviceParams.ideal`).
 ``TIO2_WRITE_VERIFY``
-    The write-verify settings of the measured runs (read 0.2 V, tolerance
-    1 %, set 1.1 -> 2.1 V, reset -1.1 -> -2.4 V, 0.02 V per pulse, 1.04 us),
-    with an assumed budget of 40 pulses per device (the data give none).
+    The write-verify settings of the measured runs where the data give
+    them (read 0.2 V, tolerance 1 %, set pulses from 1.1 V, reset pulses
+    from -1.1 V), values inside their measured ranges where the data give
+    a range (0.02 V per pulse of 0.02-0.05 V, 1.04 us of 0.8-2 us), and
+    assumptions where they give none (ramp limits 2.1 V and -2.4 V, a
+    budget of 40 pulses per device; a review found these called measured).
 """
 
 from __future__ import annotations

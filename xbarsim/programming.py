@@ -123,7 +123,10 @@ def _check_flag(value, name):
 
 @dataclass(frozen=True)
 class WriteVerify:
-    """Write-verify pulse settings (defaults: the measured TiO2 runs)."""
+    """Write-verify pulse settings (defaults: the measured TiO2 runs' where
+    the data give them: read voltage, first set and reset amplitudes; a
+    value inside the measured range for the step and the pulse width; the
+    ramp limits and the budget assumed: `xbarsim.presets`)."""
 
     v_read: float = 0.2
     """Read voltage on the selected word line, V."""
@@ -144,7 +147,7 @@ class WriteVerify:
     max_pulses: int = 40
     """Pulse budget per device; a device still outside the band is not converged.
     Assumed: the data give none. 40 pulses ramp from +-1.1 V to +-1.88 V in
-    0.02 V steps, so ``v_set_max`` and ``v_reset_min`` (the measured limits)
+    0.02 V steps, so ``v_set_max`` and ``v_reset_min`` (assumed limits)
     are reached only with a budget of 51 (sets) and 66 (resets)."""
 
     def __post_init__(self):
@@ -159,8 +162,8 @@ class WriteVerify:
         for name in ("v_read", "v_set_start", "v_set_max", "v_reset_start", "v_reset_min", "v_step"):
             if abs(getattr(self, name)) > _V_PULSE_LIMIT:
                 raise ParameterError(f"WriteVerify.{name} = {getattr(self, name)!r} V; pulse and read voltages "
-                                     f"must stay within +-{_V_PULSE_LIMIT:g} V (the measured arrays use "
-                                     "+-1.1 to +-2.4 V).")
+                                     f"must stay within +-{_V_PULSE_LIMIT:g} V (the measured runs start at "
+                                     "+-1.1 V; the preset ramps up to +2.1 / -2.4 V).")
         if not (0 < self.v_read < self.v_set_start <= self.v_set_max):
             raise ParameterError("need 0 < v_read < v_set_start <= v_set_max (volts).")
         if self.v_read < _V_READ_MIN:  # 1e-320 V read every device as 0 A, silently (found by review)
@@ -193,7 +196,7 @@ def _int_in(value, low, high):
 
 
 _V_PULSE_LIMIT = 100.0
-"""Largest |voltage| a `WriteVerify` accepts, V (the measured arrays use +-2.4 V at most)."""
+"""Largest |voltage| a `WriteVerify` accepts, V (the preset ramps up to +2.1 / -2.4 V)."""
 _V_READ_MIN = 1e-9
 """Smallest read voltage a `WriteVerify` accepts, V: far below it the read
 currents reach the subnormal range and verify reads return 0."""

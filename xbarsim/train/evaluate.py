@@ -5,8 +5,8 @@ Three transfer models, one interface (``correct``, ``logits`` over
 
 `evaluate_circuit`
     The full simulator: every layer transferred ``n`` times with
-    ``xs.transfer_many`` (write-verify on the circuit, the bias scheme, the
-    preset's wires), then the crossbar MVM through the circuit with read
+    ``xs.iter_transfers`` (the streams of ``xs.transfer_many``; write-verify
+    on the circuit, the bias scheme, the preset's wires), then the crossbar MVM through the circuit with read
     noise for both layers, the sigmoid applied to the first layer's outputs
     in between.
 `evaluate_statistical`

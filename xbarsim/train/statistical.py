@@ -18,7 +18,7 @@ target conductances:
 The MVM is ideal (``G.T @ x``, no wires, no read noise). This is the
 reference the circuit-in-the-loop evaluation is compared with, to show what
 simulating the circuit changes. All figures come from the data README
-(``xbarsim/data/tio2/README.md``, a copy of ``shared/data/tio2/README.md``);
+(``xbarsim/data/tio2/README.md``, ``shared/data/tio2/README.md`` with its licence and notes on the files added);
 cite the paper when using them.
 """
 

@@ -604,8 +604,37 @@ def test_transfer_many_scheduler_that_never_answers_or_has_no_workers(monkeypatc
             assert "out" in box, "transfer_many did not go on once a worker came"
             for a, c in zip(ref.g, box["out"].g):
                 np.testing.assert_array_equal(a, c)
-        with pytest.raises(xs.ParameterError, match="scheduler is a distributed.Client that is closed"):
+        with pytest.raises(xs.ParameterError, match="scheduler is a distributed.Client that cannot be used: it is "
+                                                    "closed; pass an open one"):
             xs.transfer_many(W, b, cfg, n=2, scheduler=client)
+
+
+def test_an_asynchronous_client_is_refused_by_name(tmp_path):
+    """An asynchronous=True Client gave an AttributeError on a coroutine, or
+    left its cancels unawaited (found by review); transfer_many and
+    run_sweep refuse it before anything is computed or written."""
+    import distributed
+
+    from xbarsim.scale import SweepParams, run_sweep
+
+    class AsyncClient(distributed.Client):  # the two properties the check reads, nothing started
+        status = "running"
+        asynchronous = True
+
+        def __init__(self):
+            pass
+
+        def __del__(self):
+            pass
+
+    W, b = _layer(3, 2)
+    with pytest.raises(xs.ParameterError, match=r"it is asynchronous \(asynchronous=True\), and xbarsim waits on "
+                                                r"its results; pass a synchronous one"):
+        xs.transfer_many(W, b, xs.TransferConfig(), n=2, scheduler=AsyncClient())
+    with pytest.raises(xs.ParameterError, match="client is a distributed.Client that cannot be used: it is asynchronous"):
+        run_sweep(SweepParams(sizes=(8,), r_wire=(1.0,), g_ranges=((1e-4, 5e-4),)), tmp_path / "o",
+                  client=AsyncClient(), progress=False)
+    assert not (tmp_path / "o").exists()
 
 
 def test_non_numeric_and_torch_inputs():
@@ -1603,3 +1632,55 @@ def test_mvm_reads_each_tile_from_its_own_read_stream_key(monkeypatch):
     assert n_tiles > 1
     xs.mvm(p, np.full((2, 5), 0.5))
     assert keys == [MAX_TILES + k for k in range(n_tiles)]
+
+
+def test_workers_from_a_script_without_a_main_guard_say_so_in_one_message(tmp_path):
+    """A script calling transfer_many(workers=) at import, with no
+    `if __name__ == "__main__":`, ended in ~290 lines of the workers' and
+    distributed's tracebacks, multiprocessing's own hint buried among them
+    (found by review): one ParameterError now names the fix."""
+    script = tmp_path / "noguard.py"
+    script.write_text("import numpy as np\nimport xbarsim as xs\n"
+                      "xs.transfer_many(np.ones((3, 2)), np.zeros(3), xs.TransferConfig(), n=4, workers=2, "
+                      "progress=False)\n")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 1
+    assert (f"ParameterError: the Dask worker processes could not start: each imports {script} again, which "
+            'starts workers again at import. Put the script\'s work under `if __name__ == "__main__":`') in res.stderr
+    assert len(res.stderr.splitlines()) < 30, res.stderr
+
+
+def test_a_ctrl_c_while_connecting_to_a_scheduler_closes_the_late_client(monkeypatch):
+    """A Ctrl-C during the connect left the Client that connected after it
+    open for the life of the process (found by review)."""
+    import signal
+    import threading
+    import time
+
+    from xbarsim import _dask
+
+    made, closed = [], threading.Event()
+
+    class SlowClient:
+        def __init__(self, *args, **kwargs):
+            time.sleep(0.6)  # a slow network
+            made.append(self)
+
+        def close(self):
+            closed.set()
+
+    monkeypatch.setattr(_dask, "_closing_client_class", lambda: SlowClient)
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    _dask.transport_problem("tcp")  # its imports done before the timer: the interrupt lands in the join
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(KeyboardInterrupt):
+            _dask.connect_scheduler("tcp://127.0.0.1:1", "test", timeout=5)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert closed.wait(5) and len(made) == 1

@@ -144,6 +144,20 @@ def normalized_address(address):
     return address
 
 
+def client_problem(client):
+    """Why a user's `distributed.Client` cannot run xbarsim's blocking
+    calls (a sentence), or None: closed (distributed's raw ClosedClientError
+    at the first submit), or asynchronous (its calls return coroutines: an
+    AttributeError on a coroutine, or cancels never awaited; found by
+    review)."""
+    if client.status in ("closing", "closed"):
+        return f"it is {client.status}; pass an open one"
+    if getattr(client, "asynchronous", False):
+        return ("it is asynchronous (asynchronous=True), and xbarsim waits on its results; pass a "
+                "synchronous one, distributed.Client(address)")
+    return None
+
+
 def connect_scheduler(address, who, timeout=None, worker_wait=None):
     """A `distributed.Client` of the scheduler at `address` that has at least
     one worker; `ParameterError` saying what to check otherwise. `who`
@@ -187,7 +201,16 @@ def connect_scheduler(address, who, timeout=None, worker_wait=None):
 
     thread = threading.Thread(target=attempt, name="xbarsim-dask-connect", daemon=True)
     thread.start()
-    thread.join(timeout * 1.2 + 0.5)  # Client's own connect timeout reports first
+    try:
+        thread.join(timeout * 1.2 + 0.5)  # Client's own connect timeout reports first
+    except BaseException:
+        # Ctrl-C during the join: a Client connected after it stayed open for
+        # the life of the process (found by review); one already made is closed
+        with lock:
+            made = box.setdefault("client", None)  # from now on, a late Client closes itself
+        if made is not None:
+            made.close()
+        raise
     with lock:
         client = box.setdefault("client", None)  # from now on, a late Client closes itself
     if client is None:
@@ -297,11 +320,23 @@ def start_local_cluster(n_workers):
     A cluster that fails to start is closed here and taken off
     distributed's exit hook, which would close it again at exit and print an
     AssertionError traceback."""
+    import multiprocessing
     import signal
 
     from distributed import LocalCluster
     from distributed.deploy.spec import SpecCluster
 
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # a worker process importing a script that starts workers at import:
+        # out quietly, and the caller's process says why (below)
+        raise SystemExit(1)
+    # such a script's failure is told in one message, not in the workers'
+    # and distributed's ~250 lines of tracebacks (found by review)
+    script = _unguarded_main()
+    quiet = [logging.getLogger(name) for name in ("distributed", "asyncio")] if script else []
+    levels = [log.level for log in quiet]
+    for log in quiet:
+        log.setLevel(logging.CRITICAL)
     before = set(SpecCluster._instances)
     main = threading.current_thread() is threading.main_thread()
     hold = main and hasattr(signal, "pthread_sigmask") and hasattr(signal, "sigtimedwait")
@@ -334,6 +369,8 @@ def start_local_cluster(n_workers):
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if noted:
             raise KeyboardInterrupt
+        for log, level in zip(quiet, levels):
+            log.setLevel(level)
         return cluster
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
@@ -348,4 +385,37 @@ def start_local_cluster(n_workers):
             except BaseException:  # noqa: BLE001 - half built: what is left goes with the process
                 pass
             cluster.shutdown_on_close = False
+        if script is not None and not isinstance(exc, KeyboardInterrupt):
+            for log, level in zip(quiet, levels):
+                log.setLevel(level)
+            # ~290 lines of the workers' tracebacks ending "Nanny failed to
+            # start", multiprocessing's own hint buried in them (found by review)
+            raise ParameterError(
+                f"the Dask worker processes could not start: each imports {script} again, which starts "
+                "workers again at import. Put the script's work under `if __name__ == \"__main__\":` "
+                "(multiprocessing's rule for scripts that start processes).") from None
         raise
+
+
+def _unguarded_main():
+    """The main script's path where it starts work at import, with no
+    ``if __name__ == "__main__":`` in it (a worker process started by
+    ``spawn`` or ``forkserver`` imports it again), else None."""
+    import re
+
+    import dask
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if dask.config.get("distributed.worker.multiprocessing-method", "spawn") == "fork" or (
+            spec is not None and (spec.name == "__main__" or spec.name.endswith(".__main__"))):
+        return None  # not imported again: forked workers, or a package's __main__ (`python -m xbarsim`)
+    path = getattr(main, "__file__", None)
+    if not isinstance(path, str) or not path.endswith(".py"):
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            source = fh.read()
+    except OSError:
+        return None
+    return None if re.search(r"""__name__\s*==\s*['"]__main__['"]""", source) else path

@@ -72,7 +72,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._dask import (close_cluster, connect_scheduler, normalized_address, one_line, start_local_cluster,
+from ._dask import (client_problem, close_cluster, connect_scheduler, normalized_address, one_line, start_local_cluster,
                     transport_problem, usable_cores)
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
 from .circuit import G_SUSPECT
@@ -1102,9 +1102,10 @@ def _check_client(client):
                 "wrap it: client=distributed.Client(cluster)" if hasattr(client, "scheduler_address") else
                 "pass a distributed.Client, or None to run the points in this process")
         raise ParameterError(f"client = {client!r:.60} is not a distributed.Client; {hint}.")
-    if client.status in ("closing", "closed"):
-        raise ParameterError(f"client is a distributed.Client that is {client.status}; pass an open one, or "
-                             "None to run the points in this process.")
+    problem = client_problem(client)
+    if problem is not None:
+        raise ParameterError(f"client is a distributed.Client that cannot be used: {problem}, or None to run "
+                             "the points in this process.")
 
 
 def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False, plots=True,

@@ -324,9 +324,12 @@ def _check_scheduler(scheduler):
     if not isinstance(scheduler, Client):
         raise ParameterError(f"scheduler = {scheduler!r:.60}; give the Dask scheduler's address as a string "
                              "such as 'tcp://HOST:PORT' (e.g. 'tcp://127.0.0.1:8786'), or a distributed.Client.")
-    if scheduler.status in ("closing", "closed"):  # distributed's raw ClosedClientError at the first submit
-        raise ParameterError(f"scheduler is a distributed.Client that is {scheduler.status}; pass an open "
-                             "Client, or the scheduler's address as a string.")
+    from ._dask import client_problem
+
+    problem = client_problem(scheduler)
+    if problem is not None:
+        raise ParameterError(f"scheduler is a distributed.Client that cannot be used: {problem}, or the "
+                             "scheduler's address as a string.")
 
 
 def _say_if_no_worker(client):

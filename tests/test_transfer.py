@@ -1684,3 +1684,47 @@ def test_a_ctrl_c_while_connecting_to_a_scheduler_closes_the_late_client(monkeyp
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert closed.wait(5) and len(made) == 1
+
+
+def test_transfer_many_that_loses_its_scheduler_says_so_in_one_message(monkeypatch, capfd):
+    """A scheduler that died mid-run ended in distributed's raw
+    FutureCancelledError, and ~35 lines of its client's log as the run's
+    client closed (found by review); `xbarsim scale` said it in one line."""
+    import importlib
+    import signal
+    import socket
+    import time
+
+    T = importlib.import_module("xbarsim.transfer")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dask_cli = os.path.join(os.path.dirname(sys.executable), "dask")
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    scheduler = subprocess.Popen([dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                  "--dashboard-address", ":0"], **quiet)
+    worker = subprocess.Popen([dask_cli, "worker", address, "--nthreads", "1", "--no-dashboard"], **quiet)
+    real = T._dask_chunks
+
+    def killing(*args):
+        for i, item in enumerate(real(*args)):
+            if i == 0:  # the scheduler dies after the first chunk
+                scheduler.kill()
+                scheduler.wait(30)
+            yield item
+
+    monkeypatch.setattr(T, "_dask_chunks", killing)
+    try:
+        W, b = _layer(3, 2)
+        start = time.monotonic()
+        with pytest.raises(xs.XbarsimError, match="xbarsim.transfer_many lost the connection to the Dask scheduler; "
+                                                  "this call's transfers are not kept"):
+            xs.transfer_many(W, b, xs.TransferConfig(), n=40, chunk=1, scheduler=address)
+        assert time.monotonic() - start < 120
+    finally:
+        for proc in (worker, scheduler):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+    assert "Traceback" not in capfd.readouterr().err

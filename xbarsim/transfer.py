@@ -48,6 +48,7 @@ conductances encode under a linear read (for surrogate models).
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ import numpy as np
 from ._coerce import where_not_finite
 from ._repr import compact_repr
 from ._warn import warn
-from .exceptions import ParameterError
+from .exceptions import ParameterError, XbarsimError
 from .mapping import MAX_TILES, LayerMapping, as_float_array, map_layer
 from .programming import (BIASED_READS, SINH_ARG_MAX, TransferConfig, _check_flag, _check_seed, _program_batch,
                           biased_read_counts, programming_order, warn_unconverged)
@@ -621,6 +622,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
         threads = max(1, usable_cores() // workers)
     futures = {}
     payload = []
+    lost = False
     try:
         # the layer's targets and the configuration travel once, as two tasks
         # the chunks depend on, not in every chunk's task. (Scattered, they
@@ -650,16 +652,34 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
         with WorkerWatch(client, no_worker_message("xbarsim.transfer_many", "chunks", client), said=said):
             for fut in running:
                 st = futures.pop(fut)
-                res = fut.result()
-                fut.release()
-                del fut
-                top_up(running)
+                try:
+                    res = fut.result()
+                    fut.release()
+                    del fut
+                    top_up(running)
+                except Exception as exc:
+                    if getattr(exc, "reason", None) != "scheduler-connection-lost" and client.status == "running":
+                        raise  # a chunk's own error (a missed solve), or a worker's
+                    # distributed's raw FutureCancelledError / CommClosedError,
+                    # and ~35 lines of its client's log as ours closed (found by review)
+                    lost = True
+                    raise XbarsimError(
+                        "xbarsim.transfer_many lost the connection to the Dask scheduler; this call's transfers "
+                        "are not kept. Run it again once the scheduler runs (or without scheduler= to run them "
+                        "in this process).") from None
                 yield st, res
     finally:
         if cluster is not None:  # ours: drained, then closed
             close_cluster(cluster, own)
         elif own is not None:
-            own.close()
+            log = logging.getLogger("distributed")
+            level = log.level
+            if lost:  # its reconnect attempt, cancelled by the close, logs a traceback
+                log.setLevel(logging.CRITICAL)
+            try:
+                own.close()
+            finally:
+                log.setLevel(level)
         elif (futures or payload) and client.status == "running":
             # a user's client lives on: after a failed chunk, or a caller that
             # stopped early, nothing of this run stays on its cluster. Best

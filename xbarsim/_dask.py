@@ -158,6 +158,14 @@ def client_problem(client):
     return None
 
 
+def scheduler_lost(exc, client):
+    """Whether `exc`, raised by a future of `client`, says the scheduler (not
+    a worker, not the task) is gone: distributed cancels every pending
+    future with reason "scheduler-connection-lost", and the client leaves
+    "running"."""
+    return getattr(exc, "reason", None) == "scheduler-connection-lost" or client.status != "running"
+
+
 def connect_scheduler(address, who, timeout=None, worker_wait=None):
     """A `distributed.Client` of the scheduler at `address` that has at least
     one worker; `ParameterError` saying what to check otherwise. `who`

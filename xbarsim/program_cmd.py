@@ -424,7 +424,8 @@ def register(subparsers):
             targets = np.random.default_rng(args.seed).uniform(lo, hi, args.size)
             provenance = dict(targets="uniform", size=list(args.size), g_range=[lo, hi])
         provenance["device"] = "TIO2_IDEAL" if args.ideal_device else "TIO2"
-        noise, whose = device.read_noise, "the device's read noise"
+        noise = device.read_noise
+        whose = f"the device's read noise ({noise:g}, relative std)"
         if noise > 0 and cfg.read_scheme is ReadScheme.HALF_DIFF:
             # two reads, each with the noise of every device on the sensed bit
             # line: 8x that of one device on 32 x 32, and the warning used the
@@ -437,8 +438,7 @@ def register(subparsers):
             # "most reads will land outside the band" was false down to 0.67
             # sigma: 94 % of a device's reads are inside at 1.9 sigma (found by review)
             inside = math.erf(args.tolerance / noise / math.sqrt(2.0))
-            detail = "" if cfg.read_scheme is ReadScheme.HALF_DIFF else f" ({noise:g}, relative std)"
-            print(f"xbarsim program: warning: --tolerance {args.tolerance:g} is below twice {whose}{detail}: "
+            print(f"xbarsim program: warning: --tolerance {args.tolerance:g} is below twice {whose}: "
                   "a device exactly on its target reads "
                   f"inside the band only {100 * inside:.0f} % of the time, so whether a device converges says "
                   "as much about its last read's noise as about its conductance (and the ramp steps past "

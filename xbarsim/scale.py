@@ -72,8 +72,8 @@ from typing import Optional
 
 import numpy as np
 
-from ._dask import (client_problem, close_cluster, connect_scheduler, normalized_address, one_line, start_local_cluster,
-                    transport_problem, usable_cores)
+from ._dask import (client_problem, close_cluster, connect_scheduler, normalized_address, one_line, scheduler_lost,
+                    start_local_cluster, transport_problem, usable_cores)
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
 from .circuit import G_SUSPECT
 from .cli import SEED_LIMIT, refuse_non_folder, seed_arg
@@ -1056,7 +1056,7 @@ def _run_distributed(todo, record, client, numba_threads):
                     # fails its point; a bug inside run_point propagates.
                     if type(exc).__name__ not in _RETRYABLE:
                         raise
-                    if getattr(exc, "reason", None) == "scheduler-connection-lost" or client.status != "running":
+                    if scheduler_lost(exc, client):
                         # the scheduler, not a worker, is gone: every pending
                         # point would be cancelled and written as failed (136
                         # of them, exit 0, and a rerun computed nothing)

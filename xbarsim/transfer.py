@@ -598,8 +598,8 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     """Run the chunks with Dask distributed; yields (start, result) as they finish."""
     from distributed import Client, as_completed
 
-    from ._dask import (WorkerWatch, close_cluster, connect_scheduler, no_worker_message, start_local_cluster,
-                        usable_cores)
+    from ._dask import (WorkerWatch, close_cluster, connect_scheduler, no_worker_message, scheduler_lost,
+                        start_local_cluster, usable_cores)
 
     own = cluster = None
     threads = None  # a cluster of the user's: its workers' threads are theirs to set
@@ -658,7 +658,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
                     del fut
                     top_up(running)
                 except Exception as exc:
-                    if getattr(exc, "reason", None) != "scheduler-connection-lost" and client.status == "running":
+                    if not scheduler_lost(exc, client):
                         raise  # a chunk's own error (a missed solve), or a worker's
                     # distributed's raw FutureCancelledError / CommClosedError,
                     # and ~35 lines of its client's log as ours closed (found by review)

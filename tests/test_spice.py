@@ -221,6 +221,17 @@ def test_missing_ngspice_raises_with_install_hint(monkeypatch):
         run_ngspice(xbar, **drives)
 
 
+def test_the_environment_variable_is_read_at_each_run_not_at_import(monkeypatch):
+    # a notebook sets XBARSIM_NGSPICE after `import xbarsim`: it was read once at
+    # import and ignored, so the ngspice on PATH ran (found by review)
+    monkeypatch.setattr(spice, "NGSPICE", None)
+    monkeypatch.setenv("XBARSIM_NGSPICE", "/nonexistent/xbarsim-ngspice")
+    assert not ngspice_available()
+    xbar, drives = SMALL
+    with pytest.raises(xs.SpiceError, match="/nonexistent/xbarsim-ngspice"):
+        run_ngspice(xbar, **drives)
+
+
 @pytest.mark.parametrize(
     "body, match",
     [

@@ -48,8 +48,18 @@ __all__ = ["write_netlist", "run_ngspice", "ngspice_available", "floating_line_r
 OPTIONS = ".options reltol=1e-9 abstol=1e-18 vntol=1e-12"
 """ngspice tolerances of the reference solve (docs/CIRCUIT.md)."""
 
-NGSPICE = os.environ.get("XBARSIM_NGSPICE", "ngspice")
-"""ngspice executable (name on PATH or full path); env ``XBARSIM_NGSPICE``."""
+NGSPICE = None
+"""ngspice executable (name on PATH or full path). None (the default): the
+``XBARSIM_NGSPICE`` environment variable as it is at each run, else
+``ngspice`` (read at each run, not at import: a notebook that sets the
+variable after ``import xbarsim`` had it ignored; found by review)."""
+
+
+def _executable():
+    """The ngspice executable to run now: `NGSPICE`, else ``XBARSIM_NGSPICE``, else ``ngspice``."""
+    if NGSPICE is not None:
+        return NGSPICE
+    return os.environ.get("XBARSIM_NGSPICE") or "ngspice"
 TIMEOUT_MAX = 1e7
 """Longest ngspice run `run_ngspice` waits for, s (about 116 days)."""
 
@@ -313,8 +323,8 @@ def write_netlist(xbar, left=None, right=None, top=None, bottom=None, column=0,
 
 
 def ngspice_available():
-    """True when the ngspice executable (`NGSPICE`) can be found."""
-    return shutil.which(NGSPICE) is not None
+    """True when the ngspice executable (`NGSPICE`, else ``XBARSIM_NGSPICE``) can be found."""
+    return shutil.which(_executable()) is not None
 
 
 def floating_line_rounding(xbar, left=None, right=None, top=None, bottom=None):
@@ -439,9 +449,10 @@ def _kill_group(proc):
 
 def _run_deck(deck, batch, timeout):
     """Run `deck` in a temp dir; raw-file contents of every batch column."""
-    exe = shutil.which(NGSPICE)
+    name = _executable()
+    exe = shutil.which(name)
     if exe is None:
-        raise SpiceError(f"ngspice executable {NGSPICE!r} not found. {_INSTALL_HINT}")
+        raise SpiceError(f"ngspice executable {name!r} not found. {_INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="xbarsim_spice_") as tmp:
         path = os.path.join(tmp, "crossbar.cir")
         # UTF-8 whatever the locale: a title "résumé" raised a raw

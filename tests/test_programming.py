@@ -1606,6 +1606,13 @@ def test_a_solve_tol_the_array_cannot_reach_is_refused_before_programming(monkey
     with pytest.raises(xs.ParameterError, match=floor.format("32 x 32", "6.4e-14")):
         xs.transfer_many(np.ones((20, 40)), None, cfg, n=3)
     monkeypatch.undo()
+    # read side: a transferred layer given a tighter solve_tol (a field mvm may change) was read
+    # for half a minute, then advised a larger solve_maxiter (found by review)
+    prog = xs.transfer(np.ones((20, 40)), None, xs.TransferConfig(tile=(32, 32)), seed=0)
+    for done in (prog, xs.transfer_many(np.ones((20, 40)), None, xs.TransferConfig(tile=(32, 32)), n=2)):
+        with pytest.raises(xs.ParameterError, match=floor.format("32 x 32", "6.4e-14")):
+            replace(done, cfg=replace(done.cfg, solve_tol=5e-14))
+    assert replace(prog, cfg=replace(prog.cfg, solve_tol=6.4e-14)).cfg.solve_tol == 6.4e-14
     ideal = xs.TransferConfig(solve_tol=1e-14, r_wl=0.0, r_bl=0.0)  # voltages known exactly: tol unused
     assert xs.program(target, ideal, seed=0).g_final.shape == (16, 16)
 

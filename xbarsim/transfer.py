@@ -133,6 +133,9 @@ class _ProgrammedLayer:
             raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(self.cfg).__name__}.")
         _check_seed(self.seed)
         _check_cfg_matches_mapping(self.cfg, self.mapping)
+        # a read-side solve_tol below what the tiles' solves resolve: mvm solved
+        # for half a minute, then advised raising solve_maxiter (found by review)
+        self.cfg.check_array(max((t.shape for t in self.mapping.tiles), key=max))
         lead = self._lead_shape()
         tiles = self.mapping.tiles
         for name in _TILE_FIELDS:
@@ -935,8 +938,9 @@ def mvm_many(batch: TransferBatch, x, seed: Optional[int] = None, noise: bool = 
         if fails.any():
             from .exceptions import ConvergenceError
 
-            raise ConvergenceError(f"{int(fails.sum())} MVM circuit solves of tile {k} missed solve_tol; "
-                                   "raise cfg.solve_maxiter or loosen cfg.solve_tol.")
+            raise ConvergenceError(f"{int(fails.sum())} MVM circuit solves of tile {k} missed solve_tol = "
+                                   f"{cfg.solve_tol:g} within solve_maxiter = {cfg.solve_maxiter} sweeps; raise "
+                                   "cfg.solve_maxiter or loosen cfg.solve_tol (dataclasses.replace).")
         y[:, :, tile.outputs[0]:tile.outputs[1]] += mapping.tile_outputs(k, cur)
     return mapping.decode(y)
 

@@ -951,8 +951,8 @@ def test_program_input_errors():
             xs.program(np.full((2, 2), 3e-4), cfg, seed=bad)
     # 0-d integer arrays and tensors are their integer, as `whole_number` takes them (refused; found by review)
     ref = xs.program(np.full((2, 2), 3e-4), cfg, seed=3).g_final
-    for given in (np.array(3), torch.tensor(3), np.uint8(3)):
-        assert np.array_equal(xs.program(np.full((2, 2), 3e-4), cfg, seed=given).g_final, ref)
+    for zero_d in (np.array(3), torch.tensor(3), np.uint8(3)):
+        assert np.array_equal(xs.program(np.full((2, 2), 3e-4), cfg, seed=zero_d).g_final, ref)
 
 
 @pytest.mark.parametrize("window", [(50e-6, 500e-6), (100e-6, 600e-6), (99.9e-6, 500e-6)])

@@ -147,10 +147,12 @@ def test_cli_out_that_is_a_file_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("size", ["0", "3x", "axb", "2x3x4"])
-def test_cli_bad_size_is_an_argument_error(tmp_path, size):
+def test_cli_bad_size_is_an_argument_error(tmp_path, capsys, size):
     with pytest.raises(SystemExit) as exc:
         main(["program", "--out", str(tmp_path), "--size", size])
     assert exc.value.code == 2
+    assert (f"xbarsim program: error: argument --size: bad size {size!r}; expected N or MxN, e.g. 64 or 32x64"
+            in capsys.readouterr().err)
 
 
 def test_cli_renames_fields_not_paths_and_a_run_stopped_by_a_missed_solve_gives_no_estimate(tmp_path, capsys):

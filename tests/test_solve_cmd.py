@@ -314,12 +314,19 @@ def test_solve_memory_refusal_names_the_option(files, capsys, monkeypatch):
     assert not (tmp / "out").exists()
 
 
-@pytest.mark.parametrize("argv_extra", [["--r-wire", "-1"], ["--r-in", "inf"], ["--v-in", "0.1", "--inputs", "x.csv"]])
-def test_solve_argument_errors_exit_2(files, capsys, argv_extra):
+# each case's own message: exit status 2 alone passed on any parser error, an unknown option too
+# (found by review)
+@pytest.mark.parametrize("argv_extra, message", [
+    (["--r-wire", "-1"], "argument --r-wire: '-1': give a finite resistance >= 0 ohms"),
+    (["--r-in", "inf"], "argument --r-in: 'inf': give a finite resistance >= 0 ohms"),
+    (["--v-in", "0.1", "--inputs", "x.csv"], "argument --inputs: not allowed with argument --v-in"),
+])
+def test_solve_argument_errors_exit_2(files, capsys, argv_extra, message):
     tmp, _, _ = files
     with pytest.raises(SystemExit) as exc:
         main(["solve", "--g", str(tmp / "g.npy"), "--out", str(tmp / "out")] + argv_extra)
     assert exc.value.code == 2
+    assert f"xbarsim solve: error: {message}" in capsys.readouterr().err
 
 
 def test_solve_reports_each_iteration_of_large_arrays_unless_told_not_to(files, capsys, monkeypatch):
@@ -516,13 +523,18 @@ def test_solve_pulse_refuses_bad_requests_before_writing(files, capsys, argv_ext
     assert not (tmp / "o").exists()
 
 
-@pytest.mark.parametrize("argv_extra", [["--pulse", "1"], ["--pulse", "a,b"], ["--pulse", "1,1", "--v-in", "0.1"],
-                                        ["--pulse", "1,1", "--scheme", "V/4"]])
-def test_solve_pulse_argument_errors_exit_2(files, argv_extra):
+@pytest.mark.parametrize("argv_extra, message", [
+    (["--pulse", "1"], "argument --pulse: cell '1': give two integers I,J, e.g. 3,5"),
+    (["--pulse", "a,b"], "argument --pulse: cell 'a,b': give two integers I,J, e.g. 3,5"),
+    (["--pulse", "1,1", "--v-in", "0.1"], "argument --v-in: not allowed with argument --pulse"),
+    (["--pulse", "1,1", "--scheme", "V/4"], "argument --scheme: invalid choice: 'V/4'"),
+])
+def test_solve_pulse_argument_errors_exit_2(files, capsys, argv_extra, message):
     tmp, _, _ = files
     with pytest.raises(SystemExit) as exc:
         main(["solve", "--g", str(tmp / "g.npy"), "--out", str(tmp / "o")] + argv_extra)
     assert exc.value.code == 2
+    assert f"xbarsim solve: error: {message}" in capsys.readouterr().err
 
 
 _COMPILES_IN_TIMED_SOLVE = r"""

@@ -179,11 +179,18 @@ def test_failure_rates(table):
         assert abs(s - p) <= 4 * np.sqrt(p * (1 - p) / n), (key, s)
 
 
+def _status(out):
+    """The exit status `xbarsim calibrate` documents for the run written in
+    ``out``: 0 when every compared figure is within +-30 %, else 3 (the
+    tests accepted either, whatever the run found; found by review)."""
+    return 0 if json.loads((out / "calibration.json").read_text())["all_within_30pct"] else 3
+
+
 def test_cli_writes_png_csv_json(tmp_path):
     from xbarsim.cli import main
 
     rc = main(["calibrate", "--out", str(tmp_path), "--arrays", "6"])
-    assert rc in (0, 3)  # 3: some items outside +-30 % (reported, not hidden)
+    assert rc == _status(tmp_path)  # 3: some items outside +-30 % (reported, not hidden)
     for name in ("calibration.png", "calibration.csv", "calibration.json"):
         assert (tmp_path / name).stat().st_size > 0
     import json
@@ -247,7 +254,7 @@ def test_cli_attribution_prints_the_parts(tmp_path, capsys):
     np.testing.assert_allclose(parts["all"]["mean_uS"], [rows[f"drift_mean_uS[k={k}]"] for k in (1, 10, 30)],
                                rtol=1e-12)
     # a run without --attribution removes the earlier one's (it would read as this run's)
-    assert main(["calibrate", "--out", str(tmp_path), "--arrays", "4", "--no-progress"]) in (0, 3)
+    assert main(["calibrate", "--out", str(tmp_path), "--arrays", "4", "--no-progress"]) == _status(tmp_path)
     assert not (tmp_path / "attribution.csv").exists()
     assert "attribution" not in json.loads((tmp_path / "calibration.json").read_text())
 
@@ -265,7 +272,7 @@ def test_cli_attribution_after_fit_splits_the_refitted_model(tmp_path, monkeypat
     monkeypatch.setattr(C, "attribution", lambda device=None, **kw: seen.append(device) or real(device, **kw))
     code = main(["calibrate", "--out", str(tmp_path), "--arrays", "2", "--fit", "--fit-arrays", "2", "--fit-iter",
                  "1", "--attribution", "--no-progress"])
-    assert code in (0, 3)
+    assert code == _status(tmp_path)
     fitted = replace(xs.presets.TIO2, **json.loads((tmp_path / "calibration.json").read_text())["parameters"])
     assert fitted != xs.presets.TIO2
     assert seen == [fitted]

@@ -204,6 +204,8 @@ def test_a_solution_with_devices_at_500_v0_is_refused_not_returned_wrong(method)
             xs.solve(xbar, method=method, **drives)
     xbar = xs.Crossbar(g, r_wl=1.0, r_bl=np.array([[0.0, 1.0]]), v0=np.array([[0.0025, 0.1], [0.0025, 0.1]]))
     sol = xs.solve(xbar, method=method, **drives)
+    # checked without ngspice too (outside CI it is optional; found by review)
+    _assert_every_node_balances(xbar, drives, sol, v0=xbar.v0)
     if ngspice_available():
         ref = run_ngspice(xbar, **drives)
         np.testing.assert_allclose(sol.v_wl[0, 1], ref.v_wl[0, 1], rtol=1e-9)

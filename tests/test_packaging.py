@@ -304,9 +304,16 @@ def test_drop_stale_cache_leaves_an_unwritable_folder_alone_silently(tmp_path):
     (src / "a.py").write_text("x = 1\n")
     afile = tmp_path / "afile"
     afile.write_text("")
+    before = sorted(p.name for p in tmp_path.iterdir())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        drop_stale_cache(folder=str(afile / "cache"), sources=str(src))  # OSError: best effort
+        # the folder lies under a file: makedirs raises OSError (NotADirectoryError), best effort
+        with pytest.raises(OSError):
+            os.makedirs(afile / "cache", exist_ok=True)
+        assert drop_stale_cache(folder=str(afile / "cache"), sources=str(src)) is None
+    # left alone: the file is still the empty file, and nothing was written beside it (found by review)
+    assert afile.is_file() and afile.read_text() == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 # -- what the sdist and wheel carry ------------------------------------------

@@ -168,9 +168,10 @@ def test_a_cached_surrogate_fitted_with_other_settings_is_refitted(quick_run, tm
     # (found by review)
     import json
 
-    # and a fit another xbarsim version made, or one from before the version was recorded
+    # and a fit another xbarsim version made, or one from before the version was recorded; or one other
+    # sources made under the same version (another commit or checkout: found by review)
     for change in ({"n_bins": 3}, {"weight_scale": 5.0}, {"n_probe": None}, {"xbarsim_version": "0.0.1"},
-                   {"xbarsim_version": None}):
+                   {"xbarsim_version": None}, {"code_digest": "0" * 64}, {"code_digest": None}):
         meta = {k: v for k, v in {**cached.meta, **change}.items() if v is not None}
         replace(cached, meta_json=json.dumps(meta)).save(str(out / "surrogate.npz"))
         sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, QUICK, 1, False, logs.append)
@@ -437,3 +438,22 @@ def test_a_closed_output_stream_keeps_the_runs_files(quick_run, tmp_path):
     for name in ("results.json", "bins.csv", "cdf.png", "decision_boundary.png", "uncertainty.png"):
         assert (out / name).stat().st_size > 0, name
     assert json.loads((out / "results.json").read_text())["config"]["run"]["transfers"] == 2
+
+
+@pytest.mark.parametrize("quick, folder", [(True, "out/moons-quick"), (False, "out/moons")])
+def test_run_from_python_writes_where_the_command_line_does(monkeypatch, quick, folder):
+    """``run(quick=True)`` wrote into out/moons, replacing a full run's
+    files and its fitted surrogate, where ``xbarsim moons --quick`` writes
+    out/moons-quick (found by review)."""
+    from xbarsim import moons
+
+    class Seen(Exception):
+        pass
+
+    def seen(out_dir, *args, **kwargs):
+        raise Seen(out_dir)
+
+    monkeypatch.setattr(moons, "check_out_dir", seen)
+    with pytest.raises(Seen) as info:
+        moons.run(quick=quick, progress=False)
+    assert str(info.value) == folder == moons.default_out(quick)

@@ -554,6 +554,46 @@ def test_to_crossbar_warns_when_the_transfer_is_not_the_surrogates():
         evaluate_circuit(net, xs.TransferConfig(), x, y, n=2, progress=False)
 
 
+@pytest.mark.parametrize("read_scheme", ["grounded", "V/2"])
+def test_evaluate_circuit_warns_of_unconverged_write_verify_as_transfer_many_does(read_scheme):
+    """A 2-pulse budget leaves most devices outside the band: transfer_many
+    warned, the circuit evaluation (through iter_transfers) did not, and
+    scored the network without a word (found by review). Its counts are
+    transfer_many's, layer by layer, over chunks that split the run."""
+    import dataclasses
+    import warnings
+
+    from xbarsim.train import evaluate_circuit
+    from xbarsim.train.evaluate import network_layers
+
+    base = xs.TransferConfig(read_scheme=read_scheme)
+    cfg = dataclasses.replace(base, write_verify=dataclasses.replace(base.write_verify, max_pulses=2))
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 1)).double()
+    x, y = np.full((3, 2), 0.5), np.array([0, 1, 0])
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        res, _ = evaluate_circuit(net, cfg, x, y, n=5, seed=5, chunk=2, progress=False)
+    mine = [str(w.message) for w in rec if "circuit evaluation's layer" in str(w.message)]
+    assert len(mine) == 2 and all("outside the 1 % band within the 2-pulse budget" in m for m in mine), mine
+    assert all(w.filename == __file__ for w in rec if "circuit evaluation's layer" in str(w.message))
+    for k, ((w, b), counts) in enumerate(zip(network_layers(net), res.programming)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = xs.transfer_many(w, b, cfg, n=5, seed=5 + k)
+        working = sum(int(np.count_nonzero(st == 0)) for st in ref.stuck_state)
+        missed = sum(int(np.count_nonzero(~c & (st == 0))) for c, st in zip(ref.converged, ref.stuck_state))
+        devices = sum(st.size for st in ref.stuck_state)
+        assert counts["transfers"] == 5 and counts["devices"] == devices and counts["working"] == working
+        assert counts["unconverged"] == missed and counts["unconverged_fraction"] == missed / working > 0.5
+        assert counts["stuck_lrs"] + counts["stuck_hrs"] == devices - working
+    # a default budget: silent, and counted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res, _ = evaluate_circuit(net, xs.TransferConfig(), x, y, n=3, seed=5, progress=False)
+    assert [c["transfers"] for c in res.programming] == [3, 3]
+
+
 @pytest.mark.parametrize("chunk, keep", [(4, 2), (2, 5), (3, 9)])
 def test_evaluate_circuit_keeps_exactly_the_first_transfers_asked_for(chunk, keep):
     """keep_conductances=k gives one TransferBatch per layer holding the

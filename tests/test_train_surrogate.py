@@ -35,6 +35,9 @@ def test_save_load_round_trip(small, tmp_path, cfg):
         np.testing.assert_array_equal(getattr(back, name), getattr(small, name))
     assert back.meta == small.meta
     assert back.meta["xbarsim_version"] == xs.__version__  # which code fitted the file
+    from xbarsim._kernel_cache import code_digest
+
+    assert back.meta["code_digest"] == code_digest() and len(code_digest()) == 64  # which sources, exactly
     rng1, rng2 = np.random.default_rng(0), np.random.default_rng(0)
     t = map_layer(np.ones((8, 2)), np.zeros(8), cfg).tiles[0].target
     np.testing.assert_array_equal(small.program_tile(t, rng1)[0], back.program_tile(t, rng2)[0])

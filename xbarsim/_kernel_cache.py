@@ -27,6 +27,7 @@ caching off instead (with a `KernelCacheWarning`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import warnings
@@ -115,6 +116,25 @@ def _source_digest(folder):
                 continue
             h.update(name.encode())
             h.update(data)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest():
+    """SHA-256 of every ``*.py`` source of the xbarsim package and of its
+    kernels, by folder, name and content: which code made a result, where
+    ``__version__`` (the same across commits and editable checkouts) cannot
+    tell. `xbarsim moons` reuses a fitted surrogate only when it matches: a
+    fit by another checkout's simulator was reused silently (found by
+    review)."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    folders = sorted({dirpath for dirpath, _, names in os.walk(root) if any(n.endswith(".py") for n in names)}
+                     | {_kernel_folder()})
+    h = hashlib.sha256()
+    for folder in folders:
+        rel = os.path.relpath(folder, root) if folder.startswith(root + os.sep) or folder == root else "kernels"
+        h.update(rel.replace(os.sep, "/").encode() + b"\0")
+        h.update(_source_digest(folder).encode())
     return h.hexdigest()
 
 

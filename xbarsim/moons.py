@@ -28,6 +28,11 @@ Outputs in ``--out``: ``results.json``, ``bins.csv``, ``cdf.png``,
 ``decision_boundary.png``, ``uncertainty.png`` (and ``surrogate.npz``,
 the cached fit; ``ablation.json`` / ``ablation.csv`` with ``--ablation``;
 ``surrogate_check.json`` / ``surrogate_check.txt`` with ``--check-surrogate``).
+Each network's entry in ``results.json`` records, besides its figures, its
+weights, its per-point accuracy and, under ``programming``, write-verify's
+outcome on the circuit per layer (working, unconverged and stuck devices
+over all transfers); a run whose write-verify left more than 5 % of the
+working devices outside the band warns.
 """
 
 from __future__ import annotations
@@ -166,11 +171,15 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
     # every setting of the fit: a cache fitted with another n_bins or
     # weight_scale was reused (found by review), and one from before n_probe
     # was recorded is refitted; so is one another xbarsim version fitted
+    # (and, as the version is the same across commits and checkouts, one the
+    # sources of another checkout or commit fitted: found by review)
     from . import __version__
+    from ._kernel_cache import code_digest
 
     fit_seed = stream_seed(seed, "surrogate")
     want = {"n_transfers": mc.fit_transfers, "seed": fit_seed, "layers": MOONS_LAYERS,
-            "n_fail_devices": mc.fail_devices, "xbarsim_version": __version__, **SURROGATE_FIT}
+            "n_fail_devices": mc.fail_devices, "xbarsim_version": __version__, "code_digest": code_digest(),
+            **SURROGATE_FIT}
     if given is not None:
         return given[0], given[1], False
     cache = os.path.join(out_dir, "surrogate.npz")  # anything but a file there was refused with --out's checks
@@ -231,10 +240,19 @@ def _summary(mc_result, software_accuracy):
     return summarize(mc_result.correct, software_accuracy=software_accuracy)
 
 
-def run(out_dir="out/moons", transfers=None, seed=0, quick=False, data_dir=None, noise=None,
+def default_out(quick):
+    """The output folder a run writes when none is given: ``out/moons``, or
+    ``out/moons-quick`` for a quick run (which must not replace a full one's)."""
+    return "out/moons-quick" if quick else "out/moons"
+
+
+def run(out_dir=None, transfers=None, seed=0, quick=False, data_dir=None, noise=None,
         surrogate_path=None, epochs=None, fit_transfers=None, progress=True, ablation=False,
         check_surrogate=False, stream=None):
-    """Run the experiment; returns the results dict (also written to ``out_dir``).
+    """Run the experiment; returns the results dict (also written to ``out_dir``,
+    by default ``out/moons``, or ``out/moons-quick`` with ``quick``, as the
+    command line's: a quick run from Python replaced a full run's files and
+    fitted surrogate; found by review).
 
     The caller's global torch generator is left as it was (the run seeds its
     own: it was reseeded with ``seed``, found by review)."""
@@ -290,6 +308,8 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
         check_flag(v, name) for v, name in ((quick, "quick"), (ablation, "ablation"),
                                              (check_surrogate, "check_surrogate"), (progress, "progress")))
     mc = QUICK if quick else MoonsConfig()
+    if out_dir is None:
+        out_dir = default_out(quick)
     over = {k: v for k, v in dict(transfers=transfers, epochs=epochs, fit_transfers=fit_transfers,
                                   noise=noise).items() if v is not None}
     # integers, checked before any work: transfers=2.5 (the Python API; the
@@ -371,6 +391,8 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
                                         seed=stream_seed(seed, "surrogate_transfers"))
         r = _summary(circ, sw)
         r["transfer_model"] = "circuit"
+        # write-verify's outcome on the circuit, per layer (not recorded before; found by review)
+        r["programming"] = list(circ.programming)
         r["statistical"] = _summary(stat, sw)
         r["surrogate"] = _summary(surr, sw)
         r["train"] = {
@@ -676,7 +698,7 @@ def register(subparsers):
             raise ParameterError(f"--noise {args.noise:g}: the half moons' noise must be a finite number >= 0.")
         from .cli import removing_new_folders
 
-        out = args.out if args.out is not None else ("out/moons-quick" if args.quick else "out/moons")
+        out = args.out if args.out is not None else default_out(args.quick)
         # an interrupted or failed run left its new --out (and the parents it made) empty, as the
         # other commands do not (found by review)
         with removing_new_folders(out):

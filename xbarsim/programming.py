@@ -933,10 +933,28 @@ def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=Non
     "converged" more than half the devices far below their targets are
     warned of too (all converged at -71 %, without a word; found by
     review)."""
-    from ._warn import warn
-
     working = sum(int(np.count_nonzero(st == 0)) for st in stuck_state)
     missed = sum(int(np.count_nonzero(~c & (st == 0))) for c, st in zip(converged, stuck_state))
+    outside = None
+    if targets is not None:
+        dev = cfg.device
+        outside = sum(int(np.count_nonzero(~c & (st == 0) & ((t < dev.g_min) | (t > dev.g_max))))
+                      for c, st, t in zip(converged, stuck_state, targets))
+    shape = max((c.shape[-2:] for c in converged), key=lambda sh: sh[0] * sh[1])
+    if (cfg.read_scheme in BIASED_READS and below is None and g_true is not None
+            and not (working and missed > UNCONVERGED_WARN * working)):
+        below = biased_read_counts(g_true, targets, converged, stuck_state, cfg.tolerance)
+    warn_unconverged_counts(working, missed, outside, shape, cfg, what, below)
+
+
+def warn_unconverged_counts(working, missed, outside, shape, cfg, what, below=None):
+    """`warn_unconverged` from counts: ``working`` devices, ``missed`` of
+    them unconverged, ``outside`` of those with targets outside the
+    operating window (None: not known), on arrays of at most ``shape``;
+    ``below`` as there. For callers that count as they go, in constant
+    memory (`xbarsim.transfer.ConvergenceTally`)."""
+    from ._warn import warn
+
     # V/2-diff subtracts the half-selected currents: not biased (it was
     # blamed, and grounded reads offered as the fix; found by review)
     biased = cfg.read_scheme in BIASED_READS
@@ -966,16 +984,12 @@ def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=Non
             causes.append(f"a {100 * cfg.tolerance:g} % band is narrower than the measured 1 %: a pulse near "
                           "threshold moves a device by more than that, so write-verify steps over it and tries again")
             remedies.append("a wider band (tolerance=0.01; `xbarsim program --tolerance 0.01`)")
-        outside = 0
-        if targets is not None:
+        if outside is not None and outside > UNCONVERGED_WARN * working:
+            # 6 uS targets on 1 ohm wires were blamed on IR drop (found by review)
             dev = cfg.device
-            outside = sum(int(np.count_nonzero(~c & (st == 0) & ((t < dev.g_min) | (t > dev.g_max))))
-                          for c, st, t in zip(converged, stuck_state, targets))
-            if outside > UNCONVERGED_WARN * working:
-                # 6 uS targets on 1 ohm wires were blamed on IR drop (found by review)
-                causes.append(f"{outside} of the unconverged devices' targets lie outside the operating window "
-                              f"({dev.g_min:g} to {dev.g_max:g} S), where the ramp needs more pulses")
-        shape = max((c.shape[-2:] for c in converged), key=lambda sh: sh[0] * sh[1])
+            causes.append(f"{outside} of the unconverged devices' targets lie outside the operating window "
+                          f"({dev.g_min:g} to {dev.g_max:g} S), where the ramp needs more pulses")
+        outside = outside or 0
         # and only where the devices inside the window would have drawn the
         # warning alone: 6 uS targets on an 8 x 8 array were (found by review)
         if ir_drop_estimate(shape, cfg) > cfg.tolerance and missed - outside > UNCONVERGED_WARN * working:
@@ -1000,8 +1014,6 @@ def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=Non
              f"{100 * cfg.tolerance:g} % band within the {wv.max_pulses}-pulse budget (.converged says which). "
              f"Likely causes: {why}.{more}", RuntimeWarning)
         return
-    if biased and below is None and g_true is not None:
-        below = biased_read_counts(g_true, targets, converged, stuck_state, cfg.tolerance)
     if biased and below is not None and below[0] > 0.5 * below[1]:
         far, conv = below
         warn(f"{what}: {conv} of {working} working devices converged by their {cfg.read_scheme.value} verify "

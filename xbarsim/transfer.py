@@ -512,9 +512,70 @@ def _transfer_chunks(mapping, cfg, s, seed, n, chunk):
     """The generator behind `iter_transfers` (arguments already checked)."""
     for start in range(0, n, chunk):
         count = min(chunk, n - start)
-        g, conv, stuck, pulses, fails, _ = _run_chunk(mapping, cfg, s, start, count)
-        yield TransferBatch(mapping=mapping, cfg=cfg, seed=seed, offset=start, g=g,
-                            converged=conv, stuck_state=stuck, pulses=pulses, solver_failures=fails)
+        g, conv, stuck, pulses, fails, below = _run_chunk(mapping, cfg, s, start, count)
+        batch = TransferBatch(mapping=mapping, cfg=cfg, seed=seed, offset=start, g=g,
+                              converged=conv, stuck_state=stuck, pulses=pulses, solver_failures=fails)
+        # the biased-read counts of this chunk (the conductances they come
+        # from are not kept), for a `ConvergenceTally` of the stream
+        object.__setattr__(batch, "_below", below)
+        yield batch
+
+
+class ConvergenceTally:
+    """Write-verify's convergence over a stream of `TransferBatch` chunks
+    (`iter_transfers`), counted as they come, in constant memory; `warn`
+    then warns as `transfer_many` does of the whole run. `iter_transfers`
+    itself does not (a consumer may stop early, and ``zip`` over several
+    streams never finishes the later ones): a circuit evaluation
+    (`xbarsim.train.evaluate.evaluate_circuit`) left most devices
+    unconverged without a word (found by review)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.transfers = self.devices = self.working = self.missed = self.outside = 0
+        self.stuck_lrs = self.stuck_hrs = 0
+        self.far = self.converged_biased = 0
+        self.shape = (0, 0)
+
+    def add(self, batch):
+        """Count the transfers of ``batch``."""
+        dev = self.cfg.device
+        self.transfers += len(batch)
+        for tile, conv, stuck in zip(batch.mapping.tiles, batch.converged, batch.stuck_state):
+            working = stuck == 0
+            missed = ~conv & working
+            self.devices += stuck.size
+            self.working += int(np.count_nonzero(working))
+            self.missed += int(np.count_nonzero(missed))
+            self.stuck_lrs += int(np.count_nonzero(stuck == 1))
+            self.stuck_hrs += int(np.count_nonzero(stuck == 2))
+            away = (tile.target < dev.g_min) | (tile.target > dev.g_max)
+            self.outside += int(np.count_nonzero(missed & away))
+            if tile.shape[0] * tile.shape[1] > self.shape[0] * self.shape[1]:
+                self.shape = tile.shape
+        far, conv = getattr(batch, "_below", (0, 0))
+        self.far += far
+        self.converged_biased += conv
+
+    def summary(self):
+        """Counts as a plain dict (JSON): transfers, devices, working,
+        unconverged (working devices outside the band), stuck_lrs,
+        stuck_hrs, and the fractions ``unconverged_fraction`` (of the
+        working devices) and ``stuck_fraction`` (of all)."""
+        return dict(transfers=self.transfers, devices=self.devices, working=self.working,
+                    unconverged=self.missed, stuck_lrs=self.stuck_lrs, stuck_hrs=self.stuck_hrs,
+                    unconverged_fraction=self.missed / self.working if self.working else 0.0,
+                    stuck_fraction=(self.stuck_lrs + self.stuck_hrs) / self.devices if self.devices else 0.0)
+
+    def warn(self, what):
+        """Warn, as `transfer_many`, when more than `UNCONVERGED_WARN` of the
+        working devices counted ended outside the band (or biased verify
+        reads converged most of them far below their targets)."""
+        from .programming import warn_unconverged_counts
+
+        if self.transfers:
+            warn_unconverged_counts(self.working, self.missed, self.outside, self.shape, self.cfg, what,
+                                    below=(self.far, self.converged_biased))
 
 
 def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: int = 2000, seed: int = 0,

@@ -126,7 +126,11 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
     -------
     MoonsData
         Features min-max scaled to [0, 1] over all 1200 points (one scaling
-        for all parts, so the three share one coordinate system).
+        for all parts, so the three share one coordinate system). This is
+        what the paper's own code does (3it-inpaqt/Hardware-Aware-Article,
+        ``dataset/moon_dataset.py``: ``MinMaxScaler().fit_transform`` on
+        every point before the split): the test points' feature ranges,
+        never their labels, take part in the scaling.
 
     Examples
     --------
@@ -237,8 +241,11 @@ def load_csv_dir(directory, scale=True):
         and labels 0 or 1.
     scale : bool
         Min-max scale the features to [0, 1] over all three files (the
-        crossbar takes non-negative read voltages). ``False`` keeps them
-        as they are.
+        crossbar takes non-negative read voltages), as the paper's code
+        scales its points before the split: the test file's feature
+        ranges, never its labels, take part. ``False`` keeps them as they
+        are (scale them yourself, e.g. on the training file alone, to keep
+        the test file out of it).
 
     Returns
     -------

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from .._progress import Progress
 from .._warn import warn
 from ..exceptions import ParameterError
 from ..mapping import as_float_array
-from ..transfer import refuse_sinh_overflow
+from ..transfer import ConvergenceTally, refuse_sinh_overflow
 from ._checks import SEED_OFFSET_MAX, check_count, check_flag, check_seed
 from .layers import float64_array, linear_layers, warn_if_trained_for_another_cfg
 
@@ -56,6 +57,10 @@ class MCResult:
     """Bool (n_transfers, n_points): the point was classified right."""
     model: str
     """Transfer model: "circuit", "statistical" or "surrogate"."""
+    programming: Optional[tuple] = None
+    """Circuit evaluations: per layer, write-verify's counts over the
+    transfers (`xbarsim.transfer.ConvergenceTally.summary`: working,
+    unconverged and stuck devices and their fractions); None otherwise."""
 
 
 def network_layers(model):
@@ -440,12 +445,14 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     logits = np.empty((n, x.shape[0]))
     kept = [[] for _ in layers]
     streams = [xs.iter_transfers(w, b, cfg, n=n, seed=seed + k, chunk=chunk) for k, (w, b) in enumerate(layers)]
+    tallies = [ConvergenceTally(cfg) for _ in layers]
     with Progress(n, label=label, enabled=progress) as bar:
         for chunk_batches in zip(*streams):
             start = chunk_batches[0].offset
             count = len(chunk_batches[0])
             h = None
             for k, batch in enumerate(chunk_batches):
+                tallies[k].add(batch)
                 if k == 0:
                     z = batch.mvm(x, seed=seed + 1000 + k)
                 else:
@@ -455,9 +462,12 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
                     kept[k].append(batch)
             logits[start:start + count] = h[..., 0]
             bar.update(count)
+    # write-verify left most devices unconverged without a word (iter_transfers does not warn; found by review)
+    for k, tally in enumerate(tallies):
+        tally.warn(f"the circuit evaluation's layer {k} ({n} transfers)")
     correct = (logits > 0).astype(np.int64) == labels[None, :]
-    return MCResult(logits, correct, "circuit"), ([_joined(chunks, keep_conductances) for chunks in kept]
-                                                  if keep_conductances else [])
+    return (MCResult(logits, correct, "circuit", programming=tuple(t.summary() for t in tallies)),
+            [_joined(chunks, keep_conductances) for chunks in kept] if keep_conductances else [])
 
 
 def _warn_if_other_cfg(model_or_layers, cfg):

@@ -70,6 +70,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .._coerce import as_real_array
+from .._kernel_cache import code_digest as _code_digest
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_count, check_flag, check_seed, failure_scale
@@ -781,6 +782,7 @@ class Surrogate:
             "weight_scale": float(weight_scale), "n_bins": int(n_bins), "n_probe": int(n_probe),
             "n_devices": int(R["stuck"].size),
             "n_fail_devices": int(n_fail_devices), "xbarsim_version": xs.__version__,
+            "code_digest": _code_digest(),
         })
 
     @classmethod

@@ -498,6 +498,11 @@ def iter_transfers(weight, bias=None, cfg: Optional[TransferConfig] = None, n: i
     caller drops it). The arguments are checked here, at the call (a bad
     weight or seed is a `ParameterError` now, not at the first ``next``);
     the transfers run as the chunks are taken.
+
+    Unlike `transfer_many` it does not warn of devices write-verify left
+    outside the band (each chunk's ``.converged`` says which): count the
+    chunks with a `ConvergenceTally` and call its ``warn``, as
+    `xbarsim.train.evaluate.evaluate_circuit` does.
     """
     cfg = TransferConfig() if cfg is None else cfg
     n = _check_n(n)

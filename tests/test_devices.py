@@ -354,3 +354,24 @@ def test_whole_number_refuses(value):
         whole_number(value, "n")
     with pytest.raises(xs.ParameterError, match=r"^--arrays .*: at least one; give a whole number >= 1\.$"):
         whole_number(value, "--arrays", reason="at least one")
+
+
+def test_the_write_verify_preset_is_the_settings_recorded_with_the_measured_maps():
+    """TIO2_WRITE_VERIFY is what three of the five maps of the shipped data
+    record (its docs called the ramp limits assumed; a review found them in
+    the maps' columns); the other two ran other ramps."""
+    import csv
+    from importlib import resources
+
+    wv = xs.presets.TIO2_WRITE_VERIFY
+    with resources.files("xbarsim").joinpath("data", "tio2", "programmed_8x8_maps.csv").open("r") as fh:
+        rows = list(csv.DictReader(fh))
+    settings = {}
+    for row in rows:
+        settings.setdefault(row["array"], set()).add(
+            tuple(float(row[c]) for c in ("v_read", "v_set_start", "v_set_max", "v_reset_start", "v_reset_min",
+                                          "tolerance", "v_increment", "pulse_width_s")))
+    assert all(len(s) == 1 for s in settings.values())  # one setting per array
+    preset = (wv.v_read, wv.v_set_start, wv.v_set_max, wv.v_reset_start, wv.v_reset_min,
+              xs.TransferConfig().tolerance, wv.v_step, wv.pulse_width)
+    assert sorted(a for a, (s,) in settings.items() if s == preset) == ["P464EC_HD", "P464ED_BG", "P464ED_HD"]

@@ -113,8 +113,8 @@ does not state it; calibration assumes V/2), the read nonlinearity ``v0``
 `xbarsim.programming.WriteVerify`, which converts relaxation per second into
 relaxation per programming event), the pulse budget per device
 (``WriteVerify.max_pulses`` = 40: the data give none; 40 pulses ramp from
-+-1.1 V to +-1.88 V, so the assumed limits +2.1 V and -2.4 V are not reached
-unless it is raised, to 51 for sets and 66 for resets) and the physical
++-1.1 V to +-1.88 V, so the measured runs' limits +2.1 V and -2.4 V are not
+reached unless it is raised, to 51 for sets and 66 for resets) and the physical
 range ``g_lo``, ``g_hi``.
 `xbarsim calibrate --fit` (`xbarsim.calibrate.fit`) fits ``read_noise`` and the relaxation parameters
 to the data (Nelder-Mead); ``relax_fast_mean`` is held at 0, where a grid

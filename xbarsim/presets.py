@@ -24,12 +24,15 @@
     The same device without noise, relaxation, failures or sub-threshold
     disturb (`DeviceParams.ideal`).
 ``TIO2_WRITE_VERIFY``
-    The write-verify settings of the measured runs where the data give
-    them (read 0.2 V, tolerance 1 %, set pulses from 1.1 V, reset pulses
-    from -1.1 V), values inside their measured ranges where the data give
-    a range (0.02 V per pulse of 0.02-0.05 V, 1.04 us of 0.8-2 us), and
-    assumptions where they give none (ramp limits 2.1 V and -2.4 V, a
-    budget of 40 pulses per device; a review found these called measured).
+    The write-verify settings recorded with three of the five measured
+    maps (``programmed_8x8_maps.csv``: arrays P464EC_HD, P464ED_BG and
+    P464ED_HD): read 0.2 V, tolerance 1 %, set pulses from 1.1 V up to
+    2.1 V and reset pulses from -1.1 V down to -2.4 V in steps of 0.02 V,
+    1.04 us wide (the other two ran 0.05 V steps of 0.8 us up to +-2.0 V,
+    and 0.02 V steps of 2 us up to +-3.0 V). Assumed, as the data give
+    none: the budget of 40 pulses per device and the 1 ms pulse-and-verify
+    cycle (an earlier text called the ramp limits assumed; a review found
+    them in the maps' columns).
 """
 
 from __future__ import annotations

@@ -123,10 +123,10 @@ def _check_flag(value, name):
 
 @dataclass(frozen=True)
 class WriteVerify:
-    """Write-verify pulse settings (defaults: the measured TiO2 runs' where
-    the data give them: read voltage, first set and reset amplitudes; a
-    value inside the measured range for the step and the pulse width; the
-    ramp limits and the budget assumed: `xbarsim.presets`)."""
+    """Write-verify pulse settings (defaults: the settings recorded with
+    three of the five measured TiO2 maps: read voltage, first and largest
+    set and reset amplitudes, step and pulse width; the pulse budget and
+    the cycle time assumed: `xbarsim.presets`)."""
 
     v_read: float = 0.2
     """Read voltage on the selected word line, V."""
@@ -147,8 +147,8 @@ class WriteVerify:
     max_pulses: int = 40
     """Pulse budget per device; a device still outside the band is not converged.
     Assumed: the data give none. 40 pulses ramp from +-1.1 V to +-1.88 V in
-    0.02 V steps, so ``v_set_max`` and ``v_reset_min`` (assumed limits)
-    are reached only with a budget of 51 (sets) and 66 (resets)."""
+    0.02 V steps, so ``v_set_max`` and ``v_reset_min`` (the measured runs'
+    limits) are reached only with a budget of 51 (sets) and 66 (resets)."""
 
     def __post_init__(self):
         for name in ("v_read", "v_set_start", "v_set_max", "v_reset_start", "v_reset_min", "v_step",

@@ -314,7 +314,10 @@ def test_a_zero_rate_constant_with_a_steep_slope_programs_finite_conductances():
     solve to notice), a post-run ConvergenceError with wires."""
     dev = xs.DeviceParams(k_set=0.0, v_slope=0.001).ideal()
     for r in (0.0, 1.0):
-        res = xs.program(np.full((2, 2), 300e-6), xs.TransferConfig(device=dev, r_wl=r, r_bl=r), seed=0)
+        with pytest.warns(RuntimeWarning, match="set pulses can move a device by at most 0 S"):  # and so it is
+            cfg = xs.TransferConfig(device=dev, r_wl=r, r_bl=r)
+        with pytest.warns(RuntimeWarning, match="left 4 of 4 working devices"):  # none can set to 300 uS
+            res = xs.program(np.full((2, 2), 300e-6), cfg, seed=0)
         assert np.all(np.isfinite(res.g_final)) and np.all(np.isfinite(res.read_final))
         assert np.all((res.g_final >= dev.g_lo) & (res.g_final <= dev.g_hi))
 
@@ -375,3 +378,58 @@ def test_the_write_verify_preset_is_the_settings_recorded_with_the_measured_maps
     preset = (wv.v_read, wv.v_set_start, wv.v_set_max, wv.v_reset_start, wv.v_reset_min,
               xs.TransferConfig().tolerance, wv.v_step, wv.pulse_width)
     assert sorted(a for a, (s,) in settings.items() if s == preset) == ["P464EC_HD", "P464ED_BG", "P464ED_HD"]
+
+
+def test_read_current_refuses_what_a_crossbar_refuses():
+    """read_current gave -6.2e-5 A for a negative conductance, NaN for NaN
+    and inf past the sinh law's range, with NumPy's warning at most (found
+    by review)."""
+    dev = xs.presets.TIO2
+    for g, v, match in ((-3e-4, 0.2, "g holds a negative value; conductances are finite and >= 0 S"),
+                        (np.nan, 0.2, r"g is nan; conductances are finite and >= 0 S"),
+                        (np.array([3e-4, np.inf]), 0.2, r"g holds NaN or inf at \[1\]"),
+                        (3e-4, np.inf, "v is inf; give finite voltages"),
+                        (3e-4, 400.0, r"\|v\| up to 400 V is past 700 v0 = 315 V")):
+        with pytest.raises(xs.ParameterError, match=match):
+            dev.read_current(g, v)
+    assert dev.read_current(3e-4, 315.0) > 0 and dev.linear().read_current(3e-4, 400.0) == pytest.approx(0.12)
+    assert dev.read_current(0.0, -0.2) == 0.0 and dev.read_current(np.zeros(0), np.zeros(0)).shape == (0,)
+
+
+@pytest.mark.parametrize("field, value, hint", [
+    ("k_set", float("nan"), "expected a finite number (the preset's is 3e-06 S per pulse)."),
+    ("g_min", -1.0, "it must be > 0 (the preset's is 0.0001 S)."),
+    ("relax_sigma", -1.0, "it must be >= 0 (the preset's is 0.0474 per sqrt(s))."),
+    ("tw_ref", 0.0, "it must be > 0 (the preset's is 1e-06 s)."),
+    ("p_stuck_hrs", 2.0, "a probability in [0, 1] (the preset's is 0.005)."),
+    ("v0", float("inf"), "for linear devices (the sinh law's limit as v0 grows) give v0=None."),
+    ("g_init_lo", 1e-9, "got 5e-06, 1e-09, 0.0001, 0.001 S (the preset's initial state is 5e-05 to 0.0001 S)"),
+])
+def test_device_refusals_name_the_preset_s_value(field, value, hint):
+    """The refusals said only "expected a finite number" or "it must be > 0",
+    with no unit or value to start from (found by review)."""
+    with pytest.raises(xs.ParameterError) as info:
+        replace(xs.presets.TIO2, **{field: value})
+    assert hint in str(info.value)
+
+
+def test_a_device_that_cannot_cross_one_band_over_the_budget_is_warned_of():
+    """tw_ref = 1e300 left every device where it started, and only the
+    unconverged warning spoke, advising a larger budget (found by review)."""
+    import warnings
+
+    with pytest.warns(RuntimeWarning) as rec:
+        xs.TransferConfig(device=replace(xs.presets.TIO2, tw_ref=1e300))
+    texts = [str(w.message) for w in rec]
+    assert len(texts) == 2 and all("less than the 1 % band at g_min (1e-06 S)" in t for t in texts)
+    assert texts[0].startswith("write-verify set pulses can move a device by at most 4.87e-306 S over the whole "
+                               "40-pulse budget")
+    assert texts[1].startswith("write-verify reset pulses can move a device by at most 4.87e-305 S")
+    # one direction alone is named: resets that cannot move
+    with pytest.warns(RuntimeWarning, match="reset pulses can move") as rec:
+        xs.TransferConfig(device=replace(xs.presets.TIO2, k_reset=1e-30))
+    assert not any("set pulses can move" in str(w.message) and "reset" not in str(w.message) for w in rec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xs.TransferConfig()  # the preset moves ~1e5 bands at the top of its ramp
+        xs.TransferConfig(device=xs.presets.TIO2_IDEAL)

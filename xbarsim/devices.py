@@ -222,6 +222,21 @@ review). The switching change per actual pulse, ``k * pulse_width /
 tw_ref``, is bounded by `TransferConfig`, which knows the pulse width."""
 
 
+_UNITS = {"g_": "S", "v_": "V", "v0": "V", "k_set": "S per pulse", "k_reset": "S per pulse", "tw_ref": "s",
+          "relax_tau": "s", "relax_sigma": "per sqrt(s)", "relax_drift": "per s"}
+
+
+def _preset_hint(name):
+    """`` (the preset's is <value> <unit>)`` for a `DeviceParams` field: the
+    refusals named no value to start from (found by review)."""
+    default = getattr(DeviceParams, name, None)
+    if default is None:
+        return " (None: linear devices)" if name == "v0" else ""
+    unit = next((u for prefix, u in _UNITS.items() if name == prefix or (prefix.endswith("_") and
+                                                                          name.startswith(prefix))), "")
+    return f" (the preset's is {default:g}{' ' + unit if unit else ''})"
+
+
 @dataclass(frozen=True)
 class DeviceParams:
     """Parameters of the device model (see the module docstring).
@@ -295,18 +310,23 @@ class DeviceParams:
                 continue
             number = real_scalar(value)
             if number is None or not math.isfinite(number):
-                raise ParameterError(f"DeviceParams.{name} = {value!r}; expected a finite number.")
+                linear = ("; for linear devices (the sinh law's limit as v0 grows) give v0=None"
+                          if name == "v0" and number is not None and math.isinf(number) else "")
+                raise ParameterError(f"DeviceParams.{name} = {value!r}; expected a finite number{_preset_hint(name)}"
+                                     f"{linear}.")
             object.__setattr__(self, name, number)  # numpy scalars stored as float (JSON, pack)
         positive = ("g_min", "g_max", "g_lo", "g_hi", "v_set", "v_reset", "v_slope", "tw_ref", "relax_tau")
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; it must be > 0.")
+                raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; it must be > 0"
+                                     f"{_preset_hint(name)}.")
         if self.v0 is not None and self.v0 < np.finfo(float).tiny:  # 1 / v0 overflows for a subnormal v0
             raise ParameterError(f"DeviceParams.v0 = {self.v0!r}; give a sinh scale > 0 V (a normal double, at "
                                  f"least {np.finfo(float).tiny:.4g} V; the preset's is 0.45 V), or None for linear devices.")
         for name in ("v_sub", "k_set", "k_reset", "c2c", "read_noise", "relax_sigma", "relax_fast", "g_stuck_lrs_std"):
             if getattr(self, name) < 0:
-                raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; it must be >= 0.")
+                raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; it must be >= 0"
+                                     f"{_preset_hint(name)}.")
         for name, low in SCALE_MIN.items():
             value = getattr(self, name)
             if value < low and not (name == "v_sub" and value == 0):
@@ -320,9 +340,11 @@ class DeviceParams:
                                  f"log-std must be at most {C2C_MAX:g}. The preset's is 0.0334.")
         for name in ("p_stuck_lrs", "p_stuck_hrs"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; a probability in [0, 1].")
+                raise ParameterError(f"DeviceParams.{name} = {getattr(self, name)!r}; a probability in [0, 1]"
+                                     f"{_preset_hint(name)}.")
         if self.p_stuck_lrs + self.p_stuck_hrs > 1:
-            raise ParameterError("p_stuck_lrs + p_stuck_hrs exceeds 1; lower the failure probabilities.")
+            raise ParameterError(f"p_stuck_lrs + p_stuck_hrs = {self.p_stuck_lrs!r} + {self.p_stuck_hrs!r} exceeds 1; "
+                                 "lower the failure probabilities (the preset's are 0.005 each).")
         # relative spreads beyond which the model means nothing: they ran, converged no device and
         # gave reads of -4e6 S, with converged=False as the only sign (found by review)
         if self.read_noise >= 1:
@@ -345,7 +367,11 @@ class DeviceParams:
                 f"{self.g_hi} S. Put the operating window inside the device's physical range."
             )
         if not (self.g_lo <= self.g_init_lo <= self.g_init_hi <= self.g_hi):
-            raise ParameterError("need g_lo <= g_init_lo <= g_init_hi <= g_hi for the initial state.")
+            raise ParameterError(
+                f"need g_lo <= g_init_lo <= g_init_hi <= g_hi for the initial state; got {self.g_lo:.3g}, "
+                f"{self.g_init_lo:.3g}, {self.g_init_hi:.3g}, {self.g_hi:.3g} S (the preset's initial state is "
+                f"{DeviceParams.g_init_lo:g} to {DeviceParams.g_init_hi:g} S). Move g_init_lo / g_init_hi inside "
+                "the physical range.")
         if not (self.g_lo <= self.g_stuck_hrs_lo <= self.g_stuck_hrs_hi <= self.g_hi
                 and self.g_lo <= self.g_stuck_lrs_mean <= self.g_hi):
             # outside it they came out of programming beyond the range that bounds every state, and
@@ -362,11 +388,24 @@ class DeviceParams:
 
     # ------------------------------------------------------------------
     def read_current(self, g, v):
-        """Device current, A, at ``v`` volts (CIRCUIT.md sinh law or linear)."""
-        from ._coerce import as_real_array
+        """Device current, A, at ``v`` volts (CIRCUIT.md sinh law or linear).
+
+        ``g`` finite and >= 0 (CIRCUIT.md), ``v`` finite, and for sinh
+        devices ``|v| / v0`` at most 700, past which the current overflows
+        (`ParameterError` otherwise: a negative or NaN conductance gave a
+        current, an overflow inf with NumPy's warning; found by review)."""
+        from ._coerce import as_real_array, where_not_finite
 
         g = as_real_array(g, "g", "conductances")
         v = as_real_array(v, "v", "voltages")
+        if not np.all(np.isfinite(g)) or np.any(g < 0):
+            where = where_not_finite(g) if not np.all(np.isfinite(g)) else "holds a negative value"
+            raise ParameterError(f"g {where}; conductances are finite and >= 0 S (CIRCUIT.md).")
+        if not np.all(np.isfinite(v)):
+            raise ParameterError(f"v {where_not_finite(v)}; give finite voltages.")
+        if self.v0 is not None and v.size and float(np.max(np.abs(v))) / self.v0 > 700.0:
+            raise ParameterError(f"|v| up to {float(np.max(np.abs(v))):.4g} V is past 700 v0 = {700.0 * self.v0:.4g} V, "
+                                 "where the sinh current overflows double precision; give smaller voltages.")
         if self.v0 is None:
             return g * v
         return g * self.v0 * np.sinh(v / self.v0)

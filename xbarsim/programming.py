@@ -429,6 +429,28 @@ class TransferConfig:
                      f"threshold of {vth_k:g} V: devices can {name} only by the sub-threshold law, and write-verify "
                      "will mostly not converge. Raise the pulse start, limit or budget, or lower the threshold.",
                      RuntimeWarning)
+        # a switching rate so small that the whole budget cannot cross one
+        # band: tw_ref = 1e300 left every device where it started, and the
+        # unconverged warning advised a larger budget (found by review). The
+        # bound: full room, the rate at each ramp step (at most k below
+        # threshold), summed over the budget.
+        for name, start, limit, vth_k, k in (("set", wv.v_set_start, wv.v_set_max, dev.v_set, dev.k_set),
+                                             ("reset", -wv.v_reset_start, -wv.v_reset_min, dev.v_reset,
+                                              dev.k_reset)):
+            steps = np.minimum(limit, start + wv.v_step * np.arange(wv.max_pulses, dtype=float))
+            with np.errstate(over="ignore"):
+                factor = np.exp(np.clip((steps - vth_k) / dev.v_slope, 0.0, 700.0))
+                reach = float(k * (wv.pulse_width / dev.tw_ref) * np.sum(factor))
+            band = self.tolerance * dev.g_min
+            if reach < band:
+                from ._warn import warn
+
+                warn(f"write-verify {name} pulses can move a device by at most {reach:.3g} S over the whole "
+                     f"{wv.max_pulses}-pulse budget (k_{name} = {k:g} S per tw_ref = {dev.tw_ref:g} s, pulses of "
+                     f"{wv.pulse_width:g} s up to {float(steps[-1]):g} V), less than the {100 * self.tolerance:g} % "
+                     f"band at g_min ({band:.3g} S): write-verify will mostly not converge. "
+                     f"Check k_{name}, tw_ref and the pulse width (the preset: {getattr(DeviceParams, 'k_' + name):g} "
+                     f"S per {DeviceParams.tw_ref:g} s, pulses of 1.04e-06 s).", RuntimeWarning)
         v_pulse = max(wv.v_set_max, -wv.v_reset_min)
         if dev.v0 is not None and v_pulse / dev.v0 > SINH_ARG_MAX:
             raise ParameterError(

@@ -1319,7 +1319,7 @@ def test_coarsely_resolved_terminal_currents_of_lines_driven_at_both_ends_warn()
         # the open line's ends carry 0 A and read noise of 6e-17 A, 2e-9 of the 2.4e-8 A the array's
         # devices draw: judged against that current there, to 1e-18 A elsewhere
         atol = 1e-8 * 0.2 * g_.sum() if g_ is open_line else 1e-18
-        # rtol: what an end's current is resolved to at worst (`coarse_end_currents`): 4 ulps of 0.2 V
+        # rtol: what an end's current is resolved to at worst (`coarse_end_currents`): 4 eps x 0.2 V
         # times the 1e-4 ohm terminal's 1e4 S, over the 4e-5 A of the first case's line, 4.4e-8 (1e-6 was
         # allowed; 2.5e-14 is measured; found by review)
         for name in ("left", "right", "bottom"):

@@ -222,7 +222,8 @@ review). The switching change per actual pulse, ``k * pulse_width /
 tw_ref``, is bounded by `TransferConfig`, which knows the pulse width."""
 
 
-_UNITS = {"g_": "S", "v_": "V", "v0": "V", "k_set": "S per pulse", "k_reset": "S per pulse", "tw_ref": "s",
+_UNITS = {"g_": "S", "v_": "V", "v0": "V", "k_set": "S per pulse of tw_ref", "k_reset": "S per pulse of tw_ref",
+          "tw_ref": "s",
           "relax_tau": "s", "relax_sigma": "per sqrt(s)", "relax_drift": "per s"}
 
 

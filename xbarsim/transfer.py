@@ -543,7 +543,11 @@ class ConvergenceTally:
         self.shape = (0, 0)
 
     def add(self, batch):
-        """Count the transfers of ``batch``."""
+        """Count the transfers of ``batch``. The V/2 and floating verify
+        reads' "converged far below target" counts come only with chunks as
+        `iter_transfers` yields them (the conductances they are computed
+        from are not kept): a slice of one, or a `transfer_many` result,
+        adds none (`transfer_many` warns of its own run)."""
         dev = self.cfg.device
         self.transfers += len(batch)
         for tile, conv, stuck in zip(batch.mapping.tiles, batch.converged, batch.stuck_state):

@@ -379,7 +379,7 @@ def test_sigterm_cleans_up_like_ctrl_c_and_exits_143(tmp_path, capsys, monkeypat
     assert main(["solve", "--g", str(tmp_path / "g.npy"), "--v-in", "0.1", "--out", str(out)]) == 143
     err = capsys.readouterr().err
     assert "xbarsim solve: terminated (SIGTERM)." in err and "Traceback" not in err
-    assert sorted(os.listdir(out)) == []
+    assert not out.exists()  # nor the folder the run made (it stayed, empty; found by review)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
@@ -718,6 +718,59 @@ def test_run_files_leave_no_temporary_file_when_a_move_fails(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
 
 
+def test_run_files_never_write_through_a_planted_temporary_name(tmp_path):
+    """A fixed temporary name (.partial-summary.json) let a link planted in
+    a shared --out redirect the write to the file it named, and two runs
+    into one folder took each other's files (found by review): each
+    temporary file is new, of a unique name, and made without following a
+    link."""
+    from xbarsim.cli import RunFiles
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".partial-summary.json").symlink_to(victim)
+    with RunFiles(str(out)) as a, RunFiles(str(out)) as b:
+        pa, pb = a.path("summary.json"), b.path("summary.json")
+        assert pa != pb and a.path("summary.json") == pa  # unique per run, one per file within a run
+        for path, text in ((pa, "run a"), (pb, "run b")):
+            assert not os.path.islink(path)
+            with open(path, "w") as fh:
+                fh.write(text)
+    assert victim.read_text() == "precious"
+    assert (out / "summary.json").read_text() == "run a" and not (out / "summary.json").is_symlink()
+    assert sorted(p.name for p in out.iterdir()) == [".partial-summary.json", "summary.json"]
+
+
+def test_run_files_put_back_the_earlier_files_when_a_move_fails(tmp_path, monkeypatch):
+    """A file that could not be replaced (immutable; open in another program
+    on Windows) left the run's first files beside the earlier run's last
+    (found by review): the files it replaces are renamed aside first and
+    put back, so the folder holds the earlier run's set, byte for byte."""
+    from xbarsim import cli
+    from xbarsim.cli import RunFiles
+
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_text(f"earlier {name}")
+    real = os.replace
+
+    def refuse_c(src, dst):
+        if os.path.basename(dst) == "c.txt" and ".partial-" in os.path.basename(src):
+            raise PermissionError(1, "Operation not permitted", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(cli.os, "replace", refuse_c)
+    with pytest.raises(xs.ParameterError, match=r"c\.txt: Operation not permitted\); the folder holds the "
+                                                r"earlier run's files as they were"):
+        with RunFiles(str(tmp_path)) as files:
+            for name in ("a.txt", "b.txt", "c.txt", "d.txt"):
+                with open(files.path(name), "w") as fh:
+                    fh.write(f"new {name}")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        name: f"earlier {name}" for name in ("a.txt", "b.txt", "c.txt")}
+
+
 @pytest.mark.parametrize("command, argv", [
     ("solve", ["--g", "G", "--v-in", "0.2"]),
     ("program", ["--size", "2x2", "--r-wire", "0"]),
@@ -744,6 +797,10 @@ def test_a_disk_full_while_writing_is_one_clear_error(tmp_path, capsys, monkeypa
     assert "could not write this run's files" in err and "No space left on device" in err
     assert "Traceback" not in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # into a new folder: the run that could not write removes the folders it made (they stayed, empty;
+    # found by review)
+    assert main([command, "--out", str(tmp_path / "new" / "deep"), "--no-progress"] + argv) == 1
+    assert not (tmp_path / "new").exists()
 
 
 def test_run_files_report_access_errors_as_failed_writes_only_in_their_folder(tmp_path):
@@ -1140,3 +1197,39 @@ def test_an_out_through_a_link_and_dotdot_is_taken(tmp_path, monkeypatch):
     assert missing_folders("link/../y") == [os.path.realpath(tmp_path / "target" / "y")]
     check_out_dir("link/../y", ("results.json",))
     assert (tmp_path / "target" / "y").is_dir() and not (tmp_path / "here" / "y").exists()
+
+
+def test_a_progress_bar_on_a_terminal_is_no_wider_than_it(monkeypatch):
+    """A bar line wider than the terminal wrapped, and "\\r" went back to its
+    last row only, so every redraw scrolled a new line (found by review)."""
+    import io
+    import shutil
+
+    from xbarsim._progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *a, **k: os.terminal_size((20, 24)))
+    with Progress(5, label="program", stream=out) as bar:
+        for _ in range(5):
+            bar.update(note="a long note about the point")
+    lines = out.getvalue().replace("\n", "\r").split("\r")
+    assert max(len(line.rstrip()) for line in lines) <= 19 and any(line.startswith("program [") for line in lines)
+
+
+def test_a_run_with_stderr_closed_keeps_stdout_clean_and_finishes(tmp_path):
+    """`2>&-`: the status lines went to stdout (print's file=None) and the
+    progress bar raised AttributeError after the work, exit 1 and no files
+    (found by review)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.stderr = None; from xbarsim.cli import main; "
+            f"sys.exit(main(['program', '--size', '2', '--r-wire', '0', '--out', {str(tmp_path / 'p')!r}]))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout
+    assert "loading the programming kernels" not in res.stdout and "2x2 programmed" in res.stdout
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["program.png", "result.npz", "summary.json"]

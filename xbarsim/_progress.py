@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 
@@ -26,8 +27,11 @@ class Progress:
     def __init__(self, total, label="", enabled=True, stream=None, width=30):
         self.total = max(int(total), 0)
         self.label = label
-        self.enabled = enabled
         self.stream = stream or sys.stderr
+        # no stream at all (a process started with stderr closed, `2>&-`):
+        # silent, where writing to None raised AttributeError after the run
+        # (found by review)
+        self.enabled = enabled and self.stream is not None
         self.width = width
         self.done = 0
         self._t0 = time.perf_counter()
@@ -79,6 +83,10 @@ class Progress:
         bar = "#" * filled + "." * (self.width - filled)
         text = f"{self.label} [{bar}] {self.done}/{self.total}  {elapsed:6.1f}s  eta {eta} {note}"
         if self._tty:
+            # no wider than the terminal: a wrapped line is redrawn from its
+            # last row only, so each redraw scrolled a new line (found by
+            # review)
+            text = text[:max(shutil.get_terminal_size().columns - 1, 1)]
             # padded over the last line: "\r" only moves the cursor, and a
             # shorter note left the longer one's tail (after "8x8 r=20",
             # "8x8 r=1" read "8x8 r=10"; found by review)

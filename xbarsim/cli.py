@@ -11,6 +11,7 @@ import contextlib
 import errno
 import importlib
 import os
+import secrets
 import re
 import signal
 import sys
@@ -291,11 +292,24 @@ class RunFiles:
         self._files = []
 
     def path(self, name):
-        # the same extension as `name`: NumPy and matplotlib go by it
-        tmp = os.path.join(self.out_dir, f".partial-{name}")
-        final = os.path.join(self.out_dir, name)
-        if (tmp, final) not in self._files:  # a file written again keeps its one temporary name
-            self._files.append((tmp, final))
+        """The temporary file to write `name` into: a new file of a unique
+        name (``.partial-<random>-<name>``, the same extension: NumPy and
+        matplotlib go by it), made here with ``O_EXCL | O_NOFOLLOW``. A
+        fixed name let a ``.partial-summary.json`` link planted in a shared
+        --out redirect the write to the file it named, and two runs into one
+        --out take each other's files (found by review)."""
+        for tmp, final in self._files:
+            if final == os.path.join(self.out_dir, name):  # a file written again keeps its one temporary name
+                return tmp
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        while True:
+            tmp = os.path.join(self.out_dir, f".partial-{secrets.token_hex(4)}-{name}")
+            try:
+                os.close(os.open(tmp, flags, 0o666))  # the umask decides the mode, as for any new file
+                break
+            except FileExistsError:
+                continue
+        self._files.append((tmp, os.path.join(self.out_dir, name)))
         return tmp
 
     def __enter__(self):
@@ -310,6 +324,50 @@ class RunFiles:
         name = exc.filename if isinstance(exc.filename, str) else None
         return exc.errno in _WRITE_ERRNOS and name is not None and \
             os.path.dirname(os.path.abspath(name)) == os.path.abspath(self.out_dir)
+
+    def _put_in_place(self):
+        """Move every temporary file to its name, all or none: the files
+        they replace are first renamed aside (``.previous-<random>-<name>``),
+        and a move that fails puts them back and removes the new ones. One
+        by one, a file that could not be replaced (immutable, or open in
+        another program on Windows) left the run's first files beside the
+        earlier run's last (found by review)."""
+        from .exceptions import ParameterError
+
+        aside, placed = [], []
+        try:
+            for _, final in self._files:
+                if os.path.lexists(final):
+                    keep = os.path.join(self.out_dir, f".previous-{secrets.token_hex(4)}-{os.path.basename(final)}")
+                    os.replace(final, keep)
+                    aside.append((keep, final))
+            for tmp, final in self._files:
+                os.replace(tmp, final)
+                placed.append(final)
+        except OSError as err:
+            undone = True
+            for final in placed:
+                try:
+                    os.remove(final)
+                except OSError:
+                    undone = False
+            for keep, final in aside:
+                try:
+                    os.replace(keep, final)
+                except OSError:
+                    undone = False
+            where = getattr(err, "filename", None) or "a file"
+            state = ("the folder holds the earlier run's files as they were" if undone else
+                     "and could not put every earlier file back: check the folder (.previous-* files are the "
+                     "earlier run's)")
+            raise ParameterError(f"could not put this run's files in place in --out {self.out_dir!r} ({where}: "
+                                 f"{err.strerror or err}); {state}. Check that its files can be replaced (not "
+                                 "read-only, immutable or open elsewhere), or give another --out.") from None
+        for keep, _ in aside:
+            try:
+                os.remove(keep)
+            except OSError:
+                pass
 
     def __exit__(self, exc_type, exc, tb):
         from .exceptions import ParameterError
@@ -328,19 +386,14 @@ class RunFiles:
                 # (found by review; `check_out_dir` refuses one up front)
                 for _, final in self._files:
                     _check_target(final)
-                try:
-                    for tmp, final in self._files:
-                        os.replace(tmp, final)
-                except OSError as err:
-                    raise ParameterError(f"could not put {final!r} in place ({err.strerror or err}); check "
-                                         "the --out folder.") from None
+                self._put_in_place()
                 for name in self.stale:
                     stale = os.path.join(self.out_dir, name)
                     if os.path.isfile(stale):
                         os.remove(stale)
         finally:  # also when a move fails (a folder in the way): no temporary file stays
             for tmp, _ in self._files:
-                if os.path.isfile(tmp):
+                if os.path.lexists(tmp) and not os.path.isdir(tmp):
                     os.remove(tmp)
         return False
 
@@ -710,6 +763,12 @@ def _cli_warning(command):
 def main(argv=None):
     from .exceptions import XbarsimError
 
+    if sys.stderr is None:
+        # started with stderr closed (`2>&-`): the status lines and errors
+        # went to stdout (print's file=None) and a progress bar raised after
+        # the work (found by review); they go nowhere now, the exit status
+        # still says how the run ended
+        sys.stderr = open(os.devnull, "w")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported by the subcommand's parser: its usage, not the top level's (found by review)

@@ -34,7 +34,7 @@ import numpy as np
 
 from .exceptions import ConvergenceError, ParameterError, XbarsimError
 from .cli import (RunFiles, check_out_dir, check_provenance, check_r_wire, help_text, json_plain, load_array,
-                  remove_if_made_and_empty, seed_arg, wires_text)
+                  remove_if_made_and_empty, removing_new_folders, seed_arg, wires_text)
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -391,6 +391,12 @@ def register(subparsers):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def main(args):
+        # the whole run, writing included: a write that failed or a Ctrl-C
+        # while drawing left a new, empty --out behind (found by review)
+        with removing_new_folders(args.out):
+            return _main(args)
+
+    def _main(args):
         from . import presets
         from .programming import (MAX_PULSES_LIMIT, TransferConfig, WriteVerify, _check_target, check_program_memory,
                                   diff_read_noise_factor)

@@ -58,7 +58,7 @@ import numpy as np
 
 from ._coerce import where_not_finite
 from .cli import (RunFiles, check_out_dir, check_provenance, check_r_wire, help_text, json_plain, load_array,
-                  remove_if_made_and_empty, wires_text)
+                  remove_if_made_and_empty, removing_new_folders, wires_text)
 from .exceptions import ConvergenceError, ParameterError
 
 __all__ = ["run", "run_pulse", "summarize", "summarize_pulse", "plot", "plot_pulse", "register"]
@@ -835,6 +835,12 @@ def register(subparsers):
                    help="no per-iteration lines on stderr (printed from 512 x 512 cells on)")
 
     def main(args):
+        # the whole run, writing included: a write that failed or a Ctrl-C
+        # while drawing left a new, empty --out behind (found by review)
+        with removing_new_folders(args.out):
+            return _main(args)
+
+    def _main(args):
         _check_flags(args)
         g = load_array(args.g, "--g", "conductances in siemens, one row per word line", ndmin=2)
         if g.ndim != 2:

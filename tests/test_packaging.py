@@ -551,3 +551,37 @@ def test_an_editor_lock_file_among_the_kernels_is_skipped(tmp_path):
     os.symlink(str(tmp_path / "nowhere"), str(tmp_path / ".#mvm.py"))
     os.symlink(str(tmp_path / "gone"), str(tmp_path / "dangling.py"))
     assert _source_digest(str(tmp_path)) == before
+
+
+def test_help_lists_the_fields_of_every_public_dataclass():
+    """Fields are documented by a string after each, which Python drops:
+    help(xs.TransferConfig) showed one sentence and no field, unit or
+    default (found by review). `document_fields` appends them to the class
+    docstring, read from the source when first asked for."""
+    import dataclasses
+    import inspect
+
+    import xbarsim as xs
+    import xbarsim.train as xt
+    from xbarsim.mapping import LayerMapping, Tile
+    from xbarsim.spice import SpiceResult
+    from xbarsim.train.evaluate import MCResult
+    from xbarsim.train.statistical import StatisticalModel
+
+    doc = inspect.getdoc(xs.TransferConfig)
+    assert "\nr_wl : float, default 1.0\n    Word-line segment resistance, ohms (0: ideal wire).\n" in doc
+    assert "\ntolerance : float, default 0.01\n" in doc and "\nwrite_verify : WriteVerify, default WriteVerify()\n" in doc
+    assert "\nscheme : BiasScheme, default 'V/2'\n" in doc
+    # inherited fields too, and on instances
+    assert "\ng : List[np.ndarray]\n    Per tile: final true conductances, S.\n" in inspect.getdoc(xs.Programmed)
+    assert xs.TransferConfig().__doc__ == xs.TransferConfig.__doc__
+    classes = (xs.TransferConfig, xs.WriteVerify, xs.DeviceParams, xs.Solution, xs.ProgramResult, xs.Programmed,
+               xs.TransferBatch, xs.Crossbar, xs.Drive, Tile, LayerMapping, SpiceResult, xt.TrainConfig,
+               xt.Surrogate, MCResult, StatisticalModel)
+    for cls in classes:
+        doc = inspect.getdoc(cls)
+        assert doc.count("\nAttributes\n----------\n") == 1, cls
+        listed = {line.split(" : ")[0] for line in doc.split("\nAttributes\n----------\n")[1].splitlines()
+                  if line and not line.startswith(" ")}
+        public = {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")}
+        assert len(public & listed) >= max(1, len(public) // 2), (cls, public - listed)

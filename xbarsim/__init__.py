@@ -28,7 +28,8 @@ from .solve import Solution, solve
 from . import devices, mapping, presets, programming, transfer as _transfer_module
 from .devices import DeviceParams
 from .programming import BiasScheme, ReadScheme, Order, WriteVerify, TransferConfig, ProgramResult, program
-from .transfer import Programmed, TransferBatch, transfer, transfer_many, iter_transfers, mvm, mvm_many
+from .transfer import (Programmed, TransferBatch, ConvergenceTally, transfer, transfer_many, iter_transfers, mvm,
+                       mvm_many)
 
 from importlib.metadata import PackageNotFoundError as _NotFound, version as _version
 
@@ -67,6 +68,7 @@ __all__ = [
     "transfer",
     "transfer_many",
     "iter_transfers",
+    "ConvergenceTally",
     "mvm",
     "mvm_many",
     "devices",

@@ -28,6 +28,7 @@ from ._coerce import where_not_finite
 from ._repr import compact_repr
 from .exceptions import CircuitError, ParameterError
 from . import _memory
+from ._docfields import document_fields
 
 __all__ = ["Crossbar", "Drive", "read_drives", "pulse_drives", "verify_drives"]
 
@@ -306,6 +307,7 @@ def _per_segment(value, shape, name):
     return arr
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class Crossbar:
     """A passive M x N crossbar array.
@@ -416,6 +418,7 @@ class Crossbar:
         return Crossbar(g, r_wl=self.r_wl, r_bl=self.r_bl, v0=self.v0)
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class Drive:
     """What is attached to one end of every line of one kind.

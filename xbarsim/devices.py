@@ -145,6 +145,7 @@ from typing import Optional
 import numpy as np
 
 from .exceptions import ParameterError
+from ._docfields import document_fields
 
 __all__ = ["DeviceParams"]
 
@@ -238,6 +239,7 @@ def _preset_hint(name):
     return f" (the preset's is {default:g}{' ' + unit if unit else ''})"
 
 
+@document_fields
 @dataclass(frozen=True)
 class DeviceParams:
     """Parameters of the device model (see the module docstring).

@@ -40,6 +40,7 @@ import numpy as np
 
 from ._coerce import shape_of, where_not_finite
 from .exceptions import ParameterError
+from ._docfields import document_fields
 
 __all__ = ["MappingScheme", "Tile", "LayerMapping", "map_layer", "check_layer"]
 
@@ -51,6 +52,7 @@ class MappingScheme(enum.Enum):
     REFERENCE = "reference"
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class Tile:
     """One physical array of a mapped layer."""
@@ -67,6 +69,7 @@ class Tile:
         return self.target.shape
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class LayerMapping:
     """A layer mapped to tiles of target conductances.

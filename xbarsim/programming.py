@@ -39,6 +39,7 @@ import numpy as np
 from ._repr import compact_repr
 from .devices import DeviceParams, real_scalar, zero_d_item
 from .exceptions import ConvergenceError, ParameterError
+from ._docfields import document_fields
 
 __all__ = [
     "BiasScheme",
@@ -121,6 +122,7 @@ def _check_flag(value, name):
     return bool(value)
 
 
+@document_fields
 @dataclass(frozen=True)
 class WriteVerify:
     """Write-verify pulse settings (defaults: the settings recorded with
@@ -229,6 +231,7 @@ MEASURED_TOLERANCE = 0.01
 `TransferConfig.tolerance`'s default."""
 
 
+@document_fields
 @dataclass(frozen=True)
 class TransferConfig:
     """Everything that decides how weights end up in a crossbar.
@@ -569,6 +572,7 @@ def programming_order(shape, order):
     return np.ascontiguousarray(pairs, dtype=np.int64)
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class ProgramResult:
     """Outcome of programming one array; every array field is (M, N)."""
@@ -603,7 +607,8 @@ class ProgramResult:
     """Circuit solves that missed their tolerance: always 0 in a returned result (a miss raises
     `ConvergenceError`); kept for the record."""
     drift_reads: Optional[np.ndarray] = None
-    """(K, K) with ``track=True``: read of device q (in order) after device p was programmed (NaN for p <= q)."""
+    """With ``track=True``, (K, K), K = M*N, in programming order: ``drift_reads[q, p]`` is the read of the
+    q-th device programmed after the p-th finished (NaN for p <= q); None otherwise."""
 
     @property
     def working(self):
@@ -818,7 +823,8 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
         Device, bias / read schemes, tolerance, wires, pulses. Default
         ``TransferConfig()`` (TIO2, V/2, grounded reads, 1 ohm wires).
     seed : int
-        Seed of every random draw (stream ``(seed, 0, 0)``).
+        Seed of every random draw (stream ``(seed, 0, 0)``), an integer in
+        [0, 2**64).
     order : Order, str or (M*N, 2) array, optional
         Overrides ``cfg.order``.
     track : bool
@@ -835,6 +841,28 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
     Returns
     -------
     ProgramResult
+        Every array field (M, N) (``drift_reads`` (M*N, M*N) with
+        ``track``): the order, targets, pulses, conductances after the
+        device's own write-verify and at the end, the verify reads,
+        ``converged`` and the stuck codes.
+
+    Raises
+    ------
+    ParameterError
+        Before any programming: targets of the wrong shape, non-finite or
+        outside ``(g_lo, g_hi)``; a bad order or seed; a solve_tol the
+        array's solves cannot reach.
+    MemoryLimitError
+        Before any programming: the run does not fit in memory.
+    ConvergenceError
+        A circuit solve missed ``cfg.solve_tol`` within ``cfg.solve_maxiter``.
+
+    Warns
+    -----
+    RuntimeWarning
+        Write-verify left more than 5 % of the working devices outside the
+        band, or biased verify reads "converged" most devices far below
+        their targets (the warning names the likely causes).
 
     Notes
     -----

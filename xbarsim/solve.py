@@ -54,6 +54,7 @@ from ._coerce import as_real_array, shape_of
 from .devices import real_scalar
 from .exceptions import ConvergenceError, ParameterError
 from . import _memory
+from ._docfields import document_fields
 
 __all__ = ["solve", "Solution", "choose_method", "METHODS", "DEFAULT_TOL"]
 
@@ -73,6 +74,7 @@ smallest V0 is solved as linear: ``V0 sinh(V / V0)`` is ``V`` to within
 ``(V / V0)^2 / 6 < 2e-17`` there, below double precision."""
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class Solution:
     """Node voltages and currents of a solved crossbar.
@@ -364,7 +366,17 @@ def solve(
         Bit-line ends (``BL(0, j)`` / ``BL(M-1, j)``), as left / right:
         ``bottom=0.0`` holds every bit line at 0 V.
     method : {"auto", "mg", "pcg", "direct"}
-        Solver; see the module docstring.
+        Solver. ``"mg"``: conjugate gradients preconditioned by a multigrid
+        cycle whose coarse levels are again crossbars, iterations nearly flat
+        in the array size (needs every wire segment r > 0). ``"pcg"``:
+        conjugate gradients preconditioned by symmetric line relaxation
+        (a tridiagonal solve per line, parallel over lines). ``"direct"``:
+        SciPy's SuperLU on the sparse nodal matrix (small arrays; the
+        reference). ``"auto"``: direct up to 32 x 32, pcg up to 512 x 512,
+        mg above where the wires allow. All are held to the same checks.
+        (More in the module's docstring: the module is
+        ``sys.modules["xbarsim.solve"]``, as ``xbarsim.solve`` names this
+        function.)
     tol : float
         Relative Kirchhoff residual to reach, or double precision's rounding
         level where that is higher (every node's imbalance within 64 ulps of

@@ -42,6 +42,7 @@ import numpy as np
 from .circuit import END_NAMES, FLOATING, _driven_lines, build_network, driven_ends
 from .devices import real_scalar
 from .exceptions import ParameterError, SpiceError
+from ._docfields import document_fields
 
 __all__ = ["write_netlist", "run_ngspice", "ngspice_available", "floating_line_rounding", "SpiceResult", "OPTIONS"]
 
@@ -95,6 +96,7 @@ stepping then completed (`_run_deck`)."""
 _RAW_NAME = "xbarsim_col{}.raw"
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class SpiceResult:
     """Node voltages and currents of a crossbar solved by ngspice.

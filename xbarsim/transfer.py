@@ -64,8 +64,10 @@ from .exceptions import ParameterError, XbarsimError
 from .mapping import MAX_TILES, LayerMapping, as_float_array, map_layer
 from .programming import (BIASED_READS, SINH_ARG_MAX, TransferConfig, _check_flag, _check_seed, _program_batch,
                           biased_read_counts, programming_order, warn_unconverged)
+from ._docfields import document_fields
 
-__all__ = ["Programmed", "TransferBatch", "transfer", "transfer_many", "iter_transfers", "mvm", "mvm_many"]
+__all__ = ["Programmed", "TransferBatch", "ConvergenceTally", "transfer", "transfer_many", "iter_transfers", "mvm",
+           "mvm_many"]
 
 _MVM_KEY = MAX_TILES
 """Offset of the read-noise stream keys of MVM (apart from programming's:
@@ -207,6 +209,7 @@ def _check_cfg_matches_mapping(cfg, mapping):
             f"cfg.{window}")
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class TransferBatch(_ProgrammedLayer):
     """``n`` programmed copies of one layer (the result of `transfer_many`).
@@ -278,6 +281,7 @@ class TransferBatch(_ProgrammedLayer):
         return mvm_many(self, x, seed=seed, noise=noise, row_offset=row_offset)
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class Programmed(_ProgrammedLayer):
     """One programmed layer (the result of `transfer`)."""
@@ -432,7 +436,7 @@ def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int 
     cfg : TransferConfig, optional
         Default ``TransferConfig()``.
     seed : int
-        Seed; tile ``k`` uses the stream ``(seed, 0, k)``, whatever the
+        Seed, an integer in [0, 2**64); tile ``k`` uses the stream ``(seed, 0, k)``, whatever the
         layer: two layers transferred with one seed draw the same random
         numbers, so tiles of one shape get their stuck devices at the same
         places. Give each layer of a network its own seed
@@ -444,6 +448,29 @@ def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int 
     Returns
     -------
     Programmed
+        ``.g[k]``: tile k's final true conductances, S, (rows, cols);
+        ``.converged``, ``.stuck_state``, ``.pulses`` alike; ``.results[k]``
+        the tile's full `ProgramResult`; ``.mapping`` the layout and scale
+        `mvm` decodes with; ``.effective_weights()`` the weights the
+        programmed conductances encode.
+
+    Raises
+    ------
+    ParameterError
+        Before any programming: weights or bias of the wrong shape, NaN or
+        inf; a seed outside [0, 2**64); a window no wider than the
+        write-verify band; a solve_tol the tiles' solves cannot reach.
+    MemoryLimitError
+        Before any programming: the layer's work does not fit in memory.
+    ConvergenceError
+        A circuit solve missed ``cfg.solve_tol`` within ``cfg.solve_maxiter``.
+
+    Warns
+    -----
+    RuntimeWarning
+        Write-verify left more than 5 % of the working devices outside the
+        band, or V/2 and floating verify reads "converged" most devices far
+        below their targets (the warning names the likely causes).
 
     Examples
     --------
@@ -501,7 +528,7 @@ def iter_transfers(weight, bias=None, cfg: Optional[TransferConfig] = None, n: i
 
     Unlike `transfer_many` it does not warn of devices write-verify left
     outside the band (each chunk's ``.converged`` says which): count the
-    chunks with a `ConvergenceTally` and call its ``warn``, as
+    chunks with an ``xs.ConvergenceTally`` and call its ``warn``, as
     `xbarsim.train.evaluate.evaluate_circuit` does.
     """
     cfg = TransferConfig() if cfg is None else cfg
@@ -615,7 +642,23 @@ def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: in
     Returns
     -------
     TransferBatch
+        ``.g[k]``: tile k's final true conductances, S, (n, rows, cols);
+        ``.converged``, ``.stuck_state``, ``.pulses`` alike; indexing
+        (``batch[t]``, ``batch[a:b]``) gives one transfer or a slice.
         Bit-identical for any thread count, chunk size or executor.
+
+    Raises
+    ------
+    ParameterError, MemoryLimitError, ConvergenceError
+        As `transfer` (the first two before any programming); also a
+        ``workers`` / ``scheduler`` that cannot be used (before any work).
+    XbarsimError
+        The Dask scheduler was lost during the run.
+
+    Warns
+    -----
+    RuntimeWarning
+        As `transfer`, over all ``n`` transfers.
     """
     from ._progress import Progress
 
@@ -946,7 +989,9 @@ def mvm_many(batch: TransferBatch, x, seed: Optional[int] = None, noise: bool = 
     inputs per transfer (e.g. the previous layer's outputs of each transfer:
     ``y2 = mvm_many(layer2, relu(mvm_many(layer1, x)))``).
 
-    Each transfer's tiles are solved as circuits (see the module docstring);
+    Each transfer's tiles are solved as circuits (see the docstring of the
+    module, ``sys.modules["xbarsim.transfer"]``: ``xbarsim.transfer`` names
+    the function);
     parallel over transfers, and over runs of inputs when there are fewer
     transfers than threads to keep busy. ``seed``, ``noise`` and
     ``row_offset``: as `mvm`'s.
@@ -1053,7 +1098,7 @@ def mvm(prog, x, seed: Optional[int] = None, noise: bool = True, row_offset: int
         voltage). Past ``input_scale`` a sinh device bends the product
         further, and a RuntimeWarning says by how much.
     seed : int or None
-        Read-noise stream: transfer t's tile k reads input row b with the
+        Read-noise seed, an integer in [0, 2**64), or None. Transfer t's tile k reads input row b with the
         stream keyed (seed, t, 2**20 + k, row_offset + b) (`kernels.noise`;
         apart from the programming streams of key k), whatever layer it
         holds. None (the default) takes the seed the layer was transferred
@@ -1076,7 +1121,26 @@ def mvm(prog, x, seed: Optional[int] = None, noise: bool = True, row_offset: int
     Returns
     -------
     ndarray
-        (B, out) for a `Programmed`; (n, B, out) for a `TransferBatch`.
+        (B, out) for a `Programmed`; (n, B, out) for a `TransferBatch`; in
+        the layer's output units (as ``x @ W.T + b``).
+
+    Raises
+    ------
+    ParameterError
+        Before any solve: ``x`` of the wrong width or non-finite; inputs
+        whose sinh current overflows; a seed outside [0, 2**64); a result
+        edited into an inconsistent state.
+    MemoryLimitError
+        Before any solve: the inputs' work does not fit in memory (read
+        them in batches with ``row_offset``).
+    ConvergenceError
+        A tile's circuit solve missed ``cfg.solve_tol``.
+
+    Warns
+    -----
+    RuntimeWarning
+        Inputs past ``input_scale``: by how much the sinh devices bend the
+        products, and when a read reaches the switching threshold.
     """
     if isinstance(prog, TransferBatch):
         return mvm_many(prog, x, seed=seed, noise=noise, row_offset=row_offset)

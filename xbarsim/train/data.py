@@ -17,8 +17,9 @@ import numpy as np
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_count, check_flag, check_seed
+from .._docfields import document_fields
 
-__all__ = ["MoonsData", "make_moons", "make_moons_split", "load_csv_dir", "CSV_COLUMNS", "SPLIT"]
+__all__ = ["MoonsData", "make_moons", "make_moons_split", "load_csv_dir", "save_csv_dir", "CSV_COLUMNS", "SPLIT"]
 
 CSV_COLUMNS = ("x1", "x2", "label")
 """Header of the ``train.csv`` / ``val.csv`` / ``test.csv`` files."""
@@ -26,6 +27,7 @@ SPLIT = (875, 125, 200)
 """Default train / validation / test sizes (1200 points)."""
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class MoonsData:
     """A train / validation / test split of a binary problem.

@@ -36,6 +36,7 @@ from ..mapping import as_float_array
 from ..transfer import ConvergenceTally, refuse_sinh_overflow
 from ._checks import SEED_OFFSET_MAX, check_count, check_flag, check_seed
 from .layers import float64_array, linear_layers, warn_if_trained_for_another_cfg
+from .._docfields import document_fields
 
 __all__ = [
     "MCResult",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class MCResult:
     """Outputs of a network over many transfers."""
@@ -526,8 +528,14 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
     conductances; `StatisticalModel` perturbs them (the drift of a device
     after the ``n_later`` devices programmed after it in its tile); the MVM
     is ideal. Returns an `MCResult` (``.logits`` and ``.correct``, each
-    (n, points); ``.model``), as `evaluate_circuit` does; the metrics
-    (`summarize`...) take its ``.correct``.
+    (n, points); ``.model``) alone, where `evaluate_circuit` returns the
+    pair ``(MCResult, kept batches)``; the metrics (`summarize`...) take its
+    ``.correct``.
+
+    Parameters: ``model_or_layers``, ``x``, ``y``, ``n``, ``chunk`` as
+    `evaluate_circuit`'s; ``seed`` an integer in [0, 2**64 - 104730],
+    transfer t drawing from the stream (seed, t); ``stat`` the
+    `StatisticalModel` (None: its defaults, the paper's figures).
     """
     from .statistical import StatisticalModel
     from .surrogate import tile_features
@@ -566,8 +574,14 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     turn. So a transfer is the same programmed network whichever points it
     scores (with the noise drawn between layers, layer 2's conductances had
     depended on how many points layer 1 read; found by review). Returns an
-    `MCResult` (``.logits`` and ``.correct``, each (n, points); ``.model``);
-    the metrics (`summarize`...) take its ``.correct``.
+    `MCResult` (``.logits`` and ``.correct``, each (n, points); ``.model``)
+    alone, where `evaluate_circuit` returns the pair ``(MCResult, kept
+    batches)``; the metrics (`summarize`...) take its ``.correct``.
+
+    Parameters: ``model_or_layers``, ``x``, ``y``, ``n``, ``chunk`` as
+    `evaluate_circuit`'s; ``surrogate`` a fitted `Surrogate` (its ``cfg``
+    is the transfer configuration); ``seed`` an integer in [0, 2**64 -
+    104730].
     """
     from .surrogate import Surrogate, extrapolation_message
 

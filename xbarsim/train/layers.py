@@ -47,6 +47,7 @@ from .._warn import warn
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import SEED_OFFSET_MAX, check_count, check_flag, check_seed, failure_scale
+from .._docfields import document_fields
 
 __all__ = [
     "HardwareAwareLinear",
@@ -65,6 +66,7 @@ __all__ = [
 ]
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class LayerSample:
     """One transfer of a layer sampled by a hardware model (weight units)."""
@@ -1080,7 +1082,9 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
         stream ``np.random.default_rng(0)``, the one ``TrainConfig()``'s
         batch order and ``make_moons_split(seed=0)``'s split also draw from:
         pass distinct seeds for independent draws, as ``xbarsim moons`` does
-        with `xbarsim.moons.stream_seed`.
+        with `xbarsim.moons.stream_seed`. None (the default): each layer's
+        seed is drawn from torch's global generator, which this advances
+        (``torch.manual_seed`` first for a repeatable conversion).
 
     Returns
     -------

@@ -182,7 +182,9 @@ def summarize(correct, software_accuracy=None):
         ``frac_points_ge_95`` (the headline), ``bins`` (`accuracy_bins`),
         ``mean_accuracy`` (mean over transfers of the test accuracy),
         ``accuracy_quantiles`` (5, 50, 95 % over transfers),
-        ``software_accuracy``, ``n_transfers``, ``n_points``.
+        ``software_accuracy``, ``n_transfers``, ``n_points``,
+        ``per_point_accuracy_mean`` (the mean over points of each point's
+        fraction of transfers right, equal to ``mean_accuracy``).
     """
     arr = _as_correct(correct)
     T, P = arr.shape

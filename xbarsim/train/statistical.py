@@ -35,6 +35,7 @@ import numpy as np
 from .._coerce import as_array, as_real_array, where_not_finite
 from ..devices import DeviceParams, real_scalar, whole_number
 from ..exceptions import ParameterError
+from .._docfields import document_fields
 
 _MEASURED = DeviceParams()
 """Failure figures as measured (data README), kept in one place: the device model."""
@@ -197,6 +198,7 @@ def load_drift_table(path=None, min_samples=50):
     return DriftTable(tuple(samples), "csv")
 
 
+@document_fields
 @dataclass(frozen=True)
 class StatisticalModel:
     """The paper's statistical transfer model, device by device.

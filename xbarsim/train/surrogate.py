@@ -75,6 +75,7 @@ from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_count, check_flag, check_seed, failure_scale
 from .layers import LayerSample, float64_array
+from .._docfields import document_fields
 
 __all__ = ["Surrogate", "cfg_to_dict", "cfg_from_dict", "tile_features", "FORMAT_VERSION"]
 
@@ -406,6 +407,7 @@ def _field_shapes(n_bins):
 # ----------------------------------------------------------------------------
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class Surrogate:
     """Fitted variability model of a transfer (see the module docstring).

@@ -18,10 +18,12 @@ from ..exceptions import ParameterError
 from ._checks import check_count, check_flag, check_seed
 from .layers import (META_HINT, float64_array, hardware_layers, regularization_loss, restore_failed_, sampling,
                      snapshot_)
+from .._docfields import document_fields
 
 __all__ = ["TrainConfig", "TrainResult", "moons_network", "train", "predict_logits", "accuracy"]
 
 
+@document_fields
 @dataclass(frozen=True)
 class TrainConfig:
     """How a network is trained."""
@@ -65,6 +67,7 @@ class TrainConfig:
         object.__setattr__(self, "keep_best", check_flag(self.keep_best, "TrainConfig.keep_best"))  # "no" kept
 
 
+@document_fields
 @dataclass(frozen=True, eq=False)
 class TrainResult:
     """What a training run did."""

@@ -20,6 +20,7 @@ def test_cli_writes_summary_npz_png_consistent_with_the_result(tmp_path, capsys)
     npz = np.load(tmp_path / "result.npz")
     assert (tmp_path / "program.png").stat().st_size > 10_000
     assert summary["shape"] == [6, 5] and npz["target"].shape == (6, 5)
+    assert summary["command"] == "xbarsim program"  # solve writes a summary.json too (found by review)
     assert summary["config"]["scheme"] == "V/3" and summary["config"]["r_wl"] == 2.0
     # enough recorded to repeat the run
     assert summary["config"]["device"] == "TIO2" and summary["config"]["targets"] == "uniform"

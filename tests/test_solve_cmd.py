@@ -71,6 +71,8 @@ def test_solve_writes_the_solution_of_xs_solve_and_its_checks(files, capsys, v0)
         np.testing.assert_array_equal(sol[name], getattr(ref, name))
     np.testing.assert_array_equal(sol["i_terminal_left"], ref.i_terminal["left"])
     assert summary["batch"] == 4 and summary["shape"] == [7, 5]
+    # whose file it is: solve and program both write a summary.json (found by review)
+    assert summary["command"] == "xbarsim solve" and summary["xbarsim_version"] == xs.__version__
     ideal = g.T @ x.T
     rel = np.linalg.norm(sol["i_out"] - ideal) / np.linalg.norm(ideal)
     assert summary["rel_error"] == pytest.approx(rel, rel=1e-9)

@@ -118,6 +118,15 @@ def json_plain(obj):
     return obj
 
 
+def _written_by(command):
+    """The first entries of a ``summary.json``: which command and xbarsim
+    version wrote it (``solve`` and ``program`` both write one, and a folder
+    used for both could not tell whose it held; found by review)."""
+    from . import __version__
+
+    return {"command": f"xbarsim {command}", "xbarsim_version": __version__}
+
+
 def check_provenance(provenance, reserved=()):
     """``provenance`` (a run function's record of where its inputs came
     from, for ``summary.json``'s ``config``) as a dict of JSON values

@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 
 from .exceptions import ConvergenceError, ParameterError, XbarsimError
-from .cli import (RunFiles, check_out_dir, check_provenance, check_r_wire, help_text, json_plain, load_array,
+from .cli import (RunFiles, _written_by, check_out_dir, check_provenance, check_r_wire, help_text, json_plain, load_array,
                   remove_if_made_and_empty, removing_new_folders, seed_arg, wires_text)
 
 __all__ = ["run", "summarize", "plot", "register"]
@@ -304,7 +304,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
     except BaseException:
         remove_if_made_and_empty(out_dir, made_out)
         raise
-    summary = summarize(res, seconds)
+    summary = {**_written_by("program"), **summarize(res, seconds)}
     summary["kernel_load_seconds"] = load
     summary["config"] = {**config, **provenance}
     M, N = res.target.shape

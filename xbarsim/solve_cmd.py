@@ -57,7 +57,7 @@ import time
 import numpy as np
 
 from ._coerce import where_not_finite
-from .cli import (RunFiles, check_out_dir, check_provenance, check_r_wire, help_text, json_plain, load_array,
+from .cli import (RunFiles, _written_by, check_out_dir, check_provenance, check_r_wire, help_text, json_plain, load_array,
                   remove_if_made_and_empty, removing_new_folders, wires_text)
 from .exceptions import ConvergenceError, ParameterError
 
@@ -280,7 +280,7 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     drives = read_drives(x, r_in=r_in, r_out=r_out)
     sol, seconds, load = _checked_solve(out_dir, xbar, drives, method, tol, spice, progress)
     g = np.asarray(xbar.g)
-    summary = summarize(g, x, sol, v0, seconds)
+    summary = {**_written_by("solve"), **summarize(g, x, sol, v0, seconds)}
     summary["kernel_load_seconds"] = load
     summary["config"] = {**config, **provenance}
     terminals = {f"i_terminal_{k}": v for k, v in sol.i_terminal.items()}
@@ -487,7 +487,7 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
     config = dict(cell=list(cell), vp=vp, scheme=scheme, r_wl=r_wl, r_bl=r_bl, v0=v0, method=method, tol=tol)
     provenance = check_provenance(provenance, config)
     sol, seconds, load = _checked_solve(out_dir, xbar, drives, method, tol, spice, progress, pulse=True)
-    summary = _solver_figures(sol, seconds)
+    summary = {**_written_by("solve --pulse"), **_solver_figures(sol, seconds)}
     summary["kernel_load_seconds"] = load
     summary["pulse"] = summarize_pulse(sol, cell, vp)
     summary["config"] = {**config, **provenance}

@@ -757,11 +757,13 @@ def test_run_files_put_back_the_earlier_files_when_a_move_fails(tmp_path, monkey
 
     def refuse_c(src, dst):
         if os.path.basename(dst) == "c.txt" and ".partial-" in os.path.basename(src):
-            raise PermissionError(1, "Operation not permitted", str(dst))
+            # as os.replace raises it: the source first, the target as filename2
+            raise PermissionError(1, "Operation not permitted", str(src), None, str(dst))
         return real(src, dst)
 
     monkeypatch.setattr(cli.os, "replace", refuse_c)
-    with pytest.raises(xs.ParameterError, match=r"c\.txt: Operation not permitted\); the folder holds the "
+    # named by the file the reader knows, not the temporary one (review of the fix)
+    with pytest.raises(xs.ParameterError, match=r"/c\.txt: Operation not permitted\); the folder holds the "
                                                 r"earlier run's files as they were"):
         with RunFiles(str(tmp_path)) as files:
             for name in ("a.txt", "b.txt", "c.txt", "d.txt"):
@@ -769,6 +771,31 @@ def test_run_files_put_back_the_earlier_files_when_a_move_fails(tmp_path, monkey
                     fh.write(f"new {name}")
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
         name: f"earlier {name}" for name in ("a.txt", "b.txt", "c.txt")}
+
+    # a Ctrl-C (or SIGTERM, raised as one) midway: the same, and the interrupt goes on (review of the fix)
+    def interrupt_at_b(src, dst):
+        if os.path.basename(dst) == "b.txt" and ".partial-" in os.path.basename(src):
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(cli.os, "replace", interrupt_at_b)
+    with pytest.raises(KeyboardInterrupt):
+        with RunFiles(str(tmp_path)) as files:
+            for name in ("a.txt", "b.txt", "c.txt"):
+                with open(files.path(name), "w") as fh:
+                    fh.write(f"new {name}")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        name: f"earlier {name}" for name in ("a.txt", "b.txt", "c.txt")}
+    # a leftover .previous- file of the name drawn is never written over
+    monkeypatch.setattr(cli.os, "replace", real)
+    (tmp_path / ".previous-00000000-a.txt").write_text("someone's")
+    draws = iter(["aaaaaaaa", "00000000", "11111111"])  # the temporary name's, then two for the earlier file
+    monkeypatch.setattr(cli.secrets, "token_hex", lambda n: next(draws, "33333333"))
+    with RunFiles(str(tmp_path)) as files:
+        with open(files.path("a.txt"), "w") as fh:
+            fh.write("new a.txt")
+    assert (tmp_path / ".previous-00000000-a.txt").read_text() == "someone's"
+    assert (tmp_path / "a.txt").read_text() == "new a.txt" and next(draws, None) is None  # both drawn
 
 
 @pytest.mark.parametrize("command, argv", [
@@ -1211,13 +1238,25 @@ def test_a_progress_bar_on_a_terminal_is_no_wider_than_it(monkeypatch):
         def isatty(self):
             return True
 
-    out = Tty()
+    out = Tty()  # no fileno: the width falls back to shutil's
     monkeypatch.setattr(shutil, "get_terminal_size", lambda *a, **k: os.terminal_size((20, 24)))
     with Progress(5, label="program", stream=out) as bar:
         for _ in range(5):
             bar.update(note="a long note about the point")
     lines = out.getvalue().replace("\n", "\r").split("\r")
     assert max(len(line.rstrip()) for line in lines) <= 19 and any(line.startswith("program [") for line in lines)
+    # a stream with a terminal of its own: that terminal's width, whatever stdout is (review of the fix)
+
+    class OwnTty(Tty):
+        def fileno(self):
+            return 2
+
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((30, 24)) if fd == 2 else None)
+    out = OwnTty()
+    with Progress(3, label="program", stream=out) as bar:
+        bar.update(note="a long note about the point")
+    lines = out.getvalue().replace("\n", "\r").split("\r")
+    assert max(len(line.rstrip()) for line in lines) == 29
 
 
 def test_a_run_with_stderr_closed_keeps_stdout_clean_and_finishes(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -59,6 +60,15 @@ class Progress:
             self._first = (time.perf_counter(), self.done)
         self._draw(note=note)
 
+    def _columns(self):
+        """Width of the terminal the bar is drawn on: its own stream's (stderr),
+        not stdout's, which `shutil.get_terminal_size` measures (redirected,
+        it read 80 on a 50-column terminal; review of the fix)."""
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            return shutil.get_terminal_size().columns
+
     def _draw(self, final=False, note="", stopped=False):
         if not self.enabled:
             return
@@ -86,7 +96,7 @@ class Progress:
             # no wider than the terminal: a wrapped line is redrawn from its
             # last row only, so each redraw scrolled a new line (found by
             # review)
-            text = text[:max(shutil.get_terminal_size().columns - 1, 1)]
+            text = text[:max(self._columns() - 1, 1)]
             # padded over the last line: "\r" only moves the cursor, and a
             # shorter note left the longer one's tail (after "8x8 r=20",
             # "8x8 r=1" read "8x8 r=10"; found by review)

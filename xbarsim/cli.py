@@ -314,12 +314,12 @@ class RunFiles:
         while True:
             tmp = os.path.join(self.out_dir, f".partial-{secrets.token_hex(4)}-{name}")
             try:
-                os.close(os.open(tmp, flags, 0o666))  # the umask decides the mode, as for any new file
-                break
+                fd = os.open(tmp, flags, 0o666)  # the umask decides the mode, as for any new file
             except FileExistsError:
                 continue
-        self._files.append((tmp, os.path.join(self.out_dir, name)))
-        return tmp
+            self._files.append((tmp, os.path.join(self.out_dir, name)))  # from now on removed on exit
+            os.close(fd)
+            return tmp
 
     def __enter__(self):
         return self
@@ -347,13 +347,18 @@ class RunFiles:
         try:
             for _, final in self._files:
                 if os.path.lexists(final):
-                    keep = os.path.join(self.out_dir, f".previous-{secrets.token_hex(4)}-{os.path.basename(final)}")
+                    keep = final
+                    while os.path.lexists(keep):  # never over a file of that name (a leftover one)
+                        keep = os.path.join(self.out_dir,
+                                            f".previous-{secrets.token_hex(4)}-{os.path.basename(final)}")
                     os.replace(final, keep)
                     aside.append((keep, final))
             for tmp, final in self._files:
                 os.replace(tmp, final)
                 placed.append(final)
-        except OSError as err:
+        except BaseException as err:
+            # Ctrl-C (or SIGTERM, raised as one) midway too: it left the new
+            # first file beside the earlier ones renamed aside (review of the fix)
             undone = True
             for final in placed:
                 try:
@@ -365,7 +370,13 @@ class RunFiles:
                     os.replace(keep, final)
                 except OSError:
                     undone = False
+            if not isinstance(err, OSError):
+                raise
+            # os.replace names the source first: the temporary file, where
+            # the final name is the one the reader knows (review of the fix)
             where = getattr(err, "filename", None) or "a file"
+            if ".partial-" in os.path.basename(str(where)) and getattr(err, "filename2", None):
+                where = err.filename2
             state = ("the folder holds the earlier run's files as they were" if undone else
                      "and could not put every earlier file back: check the folder (.previous-* files are the "
                      "earlier run's)")

@@ -1272,3 +1272,19 @@ def test_a_run_with_stderr_closed_keeps_stdout_clean_and_finishes(tmp_path):
     assert res.returncode == 0, res.stdout
     assert "loading the programming kernels" not in res.stdout and "2x2 programmed" in res.stdout
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["program.png", "result.npz", "summary.json"]
+
+
+def test_no_command_is_an_argument_error_on_stderr(capsys):
+    """`xbarsim` alone printed the whole help to stdout and exited 2; now as
+    argparse reports its other errors: usage and one line on stderr."""
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("usage: xbarsim")
+    assert "xbarsim: error: give a command (cache, calibrate, demo, moons, program, scale, solve)" in err
+
+
+def test_scale_help_is_wrapped(capsys):
+    """scale's description printed as one line of about 300 characters (raw formatter; found by review)."""
+    with pytest.raises(SystemExit):
+        main(["scale", "--help"])
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 100

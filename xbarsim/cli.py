@@ -795,7 +795,11 @@ def main(argv=None):
         target = parser.subcommands.get(getattr(args, "command", None), parser)
         target.error(_unrecognized(target, extra))
     if not getattr(args, "func", None):
-        parser.print_help()
+        # usage and the error on stderr, as argparse reports its other
+        # errors (the whole help went to stdout, with status 2; found by review)
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: give a command ({', '.join(sorted(parser.subcommands))}); "
+              f"`{parser.prog} --help` describes them.", file=sys.stderr)
         return 2
     terminated = []
     previous = _catch_sigterm(terminated)

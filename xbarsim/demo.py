@@ -61,7 +61,8 @@ def run(args):
     # its own coarsest level; `xbarsim.solve.warm_up_shape`)
     from .solve import warm_up_shape
 
-    print("warming up the solvers (the first run of an install compiles them)...", file=sys.stderr, flush=True)
+    print("xbarsim demo: warming up the solvers (the first run of an install compiles them)...", file=sys.stderr,
+          flush=True)
     for method in methods:
         shape = warm_up_shape((n, n), method)
         small = xs.Crossbar(np.full(shape, 1e-4), r_wl=args.r_wire, r_bl=args.r_wire)

@@ -1638,9 +1638,9 @@ examples:
   xbarsim scale --out s3 --device linear,sinh --v0 0.15 --batch 1,64 --workers 2
   xbarsim scale --out s4 --scheduler tcp://127.0.0.1:8786
 
-default sweep (42 points, 70-150 s on 2 cores with a warm Numba cache, 3 GB peak): sizes {_fmt_sizes(DEFAULT_SWEEP.sizes)},
-r-wire {','.join(f'{r:g}' for r in DEFAULT_SWEEP.r_wire)} ohm, g-range 100e-6:500e-6,1e-6:10e-6 S, linear devices,
-1 input, v-read 0.2 V, r-terminal 1 ohm.
+default sweep (42 points, 70-150 s on 2 cores with a warm Numba cache, 3 GB peak):
+sizes {_fmt_sizes(DEFAULT_SWEEP.sizes)}, r-wire {','.join(f'{r:g}' for r in DEFAULT_SWEEP.r_wire)} ohm,
+g-range 100e-6:500e-6,1e-6:10e-6 S, linear devices, 1 input, v-read 0.2 V, r-terminal 1 ohm.
 
 Rerunning with the same --out skips the points already in results.csv, except
 those the memory guard refused (skipped), which it tries again.
@@ -1663,10 +1663,12 @@ def register(subparsers):
     p = subparsers.add_parser(
         "scale",
         help="scaling study: MVM error, IR drop and solve cost vs array size",
+        # wrapped here: the raw formatter (for the epilog's layout) printed it as
+        # one line of 300 characters (found by review)
         description=(
-            "Sweep array size, wire resistance, device window, device model and number of "
-            "inputs; solve the read configuration on random conductances and inputs; record "
-            "the MVM error against G.T @ x, the worst IR drop, solve time, iterations and "
+            "Sweep array size, wire resistance, device window, device model and number of\n"
+            "inputs; solve the read configuration on random conductances and inputs; record\n"
+            "the MVM error against G.T @ x, the worst IR drop, solve time, iterations and\n"
             "memory in OUT/results.csv, and plot them."
         ),
         epilog=_EPILOG,

@@ -460,17 +460,14 @@ def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int 
         Before any programming: weights or bias of the wrong shape, NaN or
         inf; a seed outside [0, 2**64); a window no wider than the
         write-verify band; a solve_tol the tiles' solves cannot reach.
-    MemoryLimitError
-        Before any programming: the layer's work does not fit in memory.
-    ConvergenceError
-        A circuit solve missed ``cfg.solve_tol`` within ``cfg.solve_maxiter``.
+    MemoryLimitError, ConvergenceError
+        As `program`'s (the first before any programming).
 
     Warns
     -----
     RuntimeWarning
-        Write-verify left more than 5 % of the working devices outside the
-        band, or V/2 and floating verify reads "converged" most devices far
-        below their targets (the warning names the likely causes).
+        As `program`'s, over all the layer's tiles: unconverged devices, or
+        biased verify reads that tuned their sum.
 
     Examples
     --------

@@ -14,6 +14,8 @@ source the first time the docstring is read (``help``, ``inspect.getdoc``,
 from __future__ import annotations
 
 import ast
+import dataclasses
+import enum
 import functools
 import inspect
 import sys
@@ -66,18 +68,14 @@ def _compose(cls, written):
 
 def _defaults(cls):
     """A dataclass's defaults as values (``0.01``, not the constant's name
-    the source gives), and ``WriteVerify()`` for a default factory."""
-    import dataclasses
-
+    the source gives; an enum by its value, ``'V/2'``), and ``WriteVerify()``
+    for a default factory."""
     if not dataclasses.is_dataclass(cls):
         return {}
     out = {}
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
-            value = f.default
-            out[f.name] = (value.value if hasattr(value, "value") and type(value).__module__.startswith("xbarsim")
-                           and isinstance(getattr(value, "value", None), str) else value)
-            out[f.name] = repr(out[f.name])
+            out[f.name] = repr(f.default.value if isinstance(f.default, enum.Enum) else f.default)
         elif f.default_factory is not dataclasses.MISSING:
             out[f.name] = f"{getattr(f.default_factory, '__name__', 'a new value')}()"
     return out

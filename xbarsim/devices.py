@@ -223,6 +223,9 @@ review). The switching change per actual pulse, ``k * pulse_width /
 tw_ref``, is bounded by `TransferConfig`, which knows the pulse width."""
 
 
+SINH_ARG_MAX = 700.0
+"""Largest |V| / v0 of a pulse or read: the sinh device current overflows double precision near 710."""
+
 _UNITS = {"g_": "S", "v_": "V", "v0": "V", "k_set": "S per pulse of tw_ref", "k_reset": "S per pulse of tw_ref",
           "tw_ref": "s",
           "relax_tau": "s", "relax_sigma": "per sqrt(s)", "relax_drift": "per s"}
@@ -234,9 +237,14 @@ def _preset_hint(name):
     default = getattr(DeviceParams, name, None)
     if default is None:
         return " (None: linear devices)" if name == "v0" else ""
-    unit = next((u for prefix, u in _UNITS.items() if name == prefix or (prefix.endswith("_") and
-                                                                          name.startswith(prefix))), "")
+    unit = _unit(name)
     return f" (the preset's is {default:g}{' ' + unit if unit else ''})"
+
+
+def _unit(name):
+    """The unit of a `DeviceParams` field (`_UNITS`), or "" for a ratio."""
+    return next((u for prefix, u in _UNITS.items()
+                 if name == prefix or (prefix.endswith("_") and name.startswith(prefix))), "")
 
 
 @document_fields
@@ -333,11 +341,10 @@ class DeviceParams:
         for name, low in SCALE_MIN.items():
             value = getattr(self, name)
             if value < low and not (name == "v_sub" and value == 0):
-                unit = "V" if name.startswith("v_") else "s"
                 why = ("0 is a hard threshold, and a scale this small is one already" if name == "v_sub" else
                        "below it the switching or relaxation rates it divides overflow")
-                raise ParameterError(f"DeviceParams.{name} = {value!r}; at least {low:g} {unit} (the preset's is "
-                                     f"{getattr(DeviceParams, name):g} {unit}): {why}.")
+                raise ParameterError(f"DeviceParams.{name} = {value!r}; at least {low:g} {_unit(name)}"
+                                     f"{_preset_hint(name)}: {why}.")
         if self.relax_fast > C2C_MAX:
             raise ParameterError(f"DeviceParams.relax_fast = {self.relax_fast!r}; the post-programming relaxation's "
                                  f"log-std must be at most {C2C_MAX:g}. The preset's is 0.0334.")
@@ -394,7 +401,7 @@ class DeviceParams:
         """Device current, A, at ``v`` volts (CIRCUIT.md sinh law or linear).
 
         ``g`` finite and >= 0 (CIRCUIT.md), ``v`` finite, and for sinh
-        devices ``|v| / v0`` at most 700, past which the current overflows
+        devices ``|v| / v0`` at most `SINH_ARG_MAX` (700), past which the current overflows
         (`ParameterError` otherwise: a negative or NaN conductance gave a
         current, an overflow inf with NumPy's warning; found by review)."""
         from ._coerce import as_real_array, where_not_finite
@@ -406,9 +413,10 @@ class DeviceParams:
             raise ParameterError(f"g {where}; conductances are finite and >= 0 S (CIRCUIT.md).")
         if not np.all(np.isfinite(v)):
             raise ParameterError(f"v {where_not_finite(v)}; give finite voltages.")
-        if self.v0 is not None and v.size and float(np.max(np.abs(v))) / self.v0 > 700.0:
-            raise ParameterError(f"|v| up to {float(np.max(np.abs(v))):.4g} V is past 700 v0 = {700.0 * self.v0:.4g} V, "
-                                 "where the sinh current overflows double precision; give smaller voltages.")
+        if self.v0 is not None and v.size and float(np.max(np.abs(v))) / self.v0 > SINH_ARG_MAX:
+            raise ParameterError(f"|v| up to {float(np.max(np.abs(v))):.4g} V is past {SINH_ARG_MAX:g} v0 = "
+                                 f"{SINH_ARG_MAX * self.v0:.4g} V, where the sinh current overflows double "
+                                 "precision; give smaller voltages.")
         if self.v0 is None:
             return g * v
         return g * self.v0 * np.sinh(v / self.v0)

@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 
 from ._repr import compact_repr
-from .devices import DeviceParams, real_scalar, zero_d_item
+from .devices import SINH_ARG_MAX, DeviceParams, real_scalar, zero_d_item
 from .exceptions import ConvergenceError, ParameterError
 from ._docfields import document_fields
 
@@ -214,8 +214,7 @@ MAX_PULSES_LIMIT = 10**6
 
 SOLVE_MAXITER_LIMIT = 10**9
 """Largest `TransferConfig.solve_maxiter` (a float64 in the kernels' parameter vector)."""
-SINH_ARG_MAX = 700.0
-"""Largest |V| / v0 of a pulse or read: the sinh device current overflows double precision near 710."""
+
 
 
 SOLVE_TOL_PER_NODE = 2e-15
@@ -441,9 +440,10 @@ class TransferConfig:
         # the largest budget WriteVerify takes.
         for name, limit, vth_k, k in (("set", wv.v_set_max, dev.v_set, dev.k_set),
                                       ("reset", -wv.v_reset_min, dev.v_reset, dev.k_reset)):
-            with np.errstate(over="ignore"):
-                per_pulse = k * (wv.pulse_width / dev.tw_ref) * math.exp(min(max((limit - vth_k) / dev.v_slope, 0.0),
-                                                                             700.0))
+            # the exponent capped as the kernel caps it (kernels/programming.py `_EXP_MAX`); a
+            # product past double precision is inf, no warning to silence
+            per_pulse = k * (wv.pulse_width / dev.tw_ref) * math.exp(min(max((limit - vth_k) / dev.v_slope, 0.0),
+                                                                         700.0))
             band = self.tolerance * dev.g_min
             if per_pulse * MAX_PULSES_LIMIT < band:
                 from ._warn import warn
@@ -984,18 +984,29 @@ def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=Non
     "converged" more than half the devices far below their targets are
     warned of too (all converged at -71 %, without a word; found by
     review)."""
-    working = sum(int(np.count_nonzero(st == 0)) for st in stuck_state)
-    missed = sum(int(np.count_nonzero(~c & (st == 0))) for c, st in zip(converged, stuck_state))
-    outside = None
-    if targets is not None:
-        dev = cfg.device
-        outside = sum(int(np.count_nonzero(~c & (st == 0) & ((t < dev.g_min) | (t > dev.g_max))))
-                      for c, st, t in zip(converged, stuck_state, targets))
+    per_array = [None] * len(converged) if targets is None else targets
+    counts = [unconverged_counts(c, st, cfg.device, t) for c, st, t in zip(converged, stuck_state, per_array)]
+    working, missed = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    outside = None if targets is None else sum(c[2] for c in counts)
     shape = max((c.shape[-2:] for c in converged), key=lambda sh: sh[0] * sh[1])
     if (cfg.read_scheme in BIASED_READS and below is None and g_true is not None
             and not (working and missed > UNCONVERGED_WARN * working)):
         below = biased_read_counts(g_true, targets, converged, stuck_state, cfg.tolerance)
     warn_unconverged_counts(working, missed, outside, shape, cfg, what, below)
+
+
+def unconverged_counts(converged, stuck_state, device, targets=None):
+    """``(working, missed, outside)`` of one array or stack of arrays:
+    working devices, those of them write-verify left outside the band, and
+    those of these whose targets (broadcast against them) lie outside
+    ``device``'s operating window (None without ``targets``). Shared by
+    `warn_unconverged` and `xbarsim.transfer.ConvergenceTally`."""
+    working = stuck_state == 0
+    missed = ~converged & working
+    outside = None
+    if targets is not None:
+        outside = int(np.count_nonzero(missed & ((targets < device.g_min) | (targets > device.g_max))))
+    return int(np.count_nonzero(working)), int(np.count_nonzero(missed)), outside
 
 
 def warn_unconverged_counts(working, missed, outside, shape, cfg, what, below=None):

@@ -578,18 +578,17 @@ class ConvergenceTally:
         `iter_transfers` yields them (the conductances they are computed
         from are not kept): a slice of one, or a `transfer_many` result,
         adds none (`transfer_many` warns of its own run)."""
-        dev = self.cfg.device
+        from .programming import unconverged_counts
+
         self.transfers += len(batch)
         for tile, conv, stuck in zip(batch.mapping.tiles, batch.converged, batch.stuck_state):
-            working = stuck == 0
-            missed = ~conv & working
+            working, missed, outside = unconverged_counts(conv, stuck, self.cfg.device, tile.target)
             self.devices += stuck.size
-            self.working += int(np.count_nonzero(working))
-            self.missed += int(np.count_nonzero(missed))
+            self.working += working
+            self.missed += missed
+            self.outside += outside
             self.stuck_lrs += int(np.count_nonzero(stuck == 1))
             self.stuck_hrs += int(np.count_nonzero(stuck == 2))
-            away = (tile.target < dev.g_min) | (tile.target > dev.g_max)
-            self.outside += int(np.count_nonzero(missed & away))
             if tile.shape[0] * tile.shape[1] > self.shape[0] * self.shape[1]:
                 self.shape = tile.shape
         far, conv = getattr(batch, "_below", (0, 0))

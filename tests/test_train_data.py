@@ -142,3 +142,16 @@ def test_csv_refuses_a_row_with_more_or_fewer_fields_than_the_header(tmp_path, r
     # empty trailing fields (a comma at the end of each row) hold nothing to drop
     (tmp_path / "val.csv").write_text("x1,x2,label\n0.1,0.2,1,\n0.3,0.4,0,,\n")
     assert load_csv_dir(tmp_path).x_val.shape == (2, 2)
+
+
+def test_save_csv_dir_refuses_labels_it_would_drop_or_change(tmp_path):
+    """`zip(x, y)` cut a split to the shorter array, and `int(0.6)` wrote
+    class 0 (found by review)."""
+    import dataclasses
+
+    data = make_moons_split(n_train=20, n_val=5, n_test=5, seed=0)
+    with pytest.raises(ParameterError, match=r"data.y_train has shape \(15,\) and data.x_train \(20, 2\)"):
+        save_csv_dir(dataclasses.replace(data, y_train=data.y_train[:15]), tmp_path / "short")
+    with pytest.raises(ParameterError, match="data.y_val holds labels other than 0 and 1"):
+        save_csv_dir(dataclasses.replace(data, y_val=np.full(5, 0.6)), tmp_path / "frac")
+    assert not (tmp_path / "short").exists() and not (tmp_path / "frac").exists()

@@ -1642,3 +1642,65 @@ def test_evaluation_labels_that_are_ragged_are_refused():
     x = np.zeros((2, 2))
     with pytest.raises(ParameterError, match="y has rows of different lengths"):
         evaluate_statistical(net, xs.TransferConfig(), x, [[0], [1, 0]], n=2, stat=StatisticalModel())
+
+
+def test_nan_networks_are_refused_by_accuracy_and_train_and_divergence_is_named():
+    """`accuracy` scored a network with one NaN weight 0.51 (its NaN logits
+    counted as class 0); `train` took it, trained it to NaN and, with
+    keep_best, reported its last epoch as the one kept; a learning rate
+    that diverged from finite weights did the same (found by review)."""
+    from xbarsim.train.training import accuracy, predict_logits
+
+    data = make_moons_split(n_train=64, n_val=32, n_test=32, seed=4)
+    net = moons_network(8, seed=1)
+    with torch.no_grad():
+        net[0].weight[3, 1] = float("nan")
+    for call in (lambda: accuracy(net, data.x_test, data.y_test), lambda: predict_logits(net, data.x_test),
+                 lambda: train(net, data, TrainConfig(epochs=2), progress=False)):
+        with pytest.raises(ParameterError, match=r"parameter '0.weight' \(8, 2\) holds 1 NaN or infinite"):
+            call()
+    with pytest.raises(ParameterError, match=r"training diverged at epoch 0: training loss .*TrainConfig.lr"):
+        train(moons_network(8, seed=1), data, TrainConfig(epochs=5, batch_size=32, lr=1.7e308), progress=False)
+
+    class NanForward(nn.Module):  # finite parameters, NaN out: 0 / 0
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 1).double()
+
+        def forward(self, x):
+            return self.lin(x) * 0.0 / 0.0
+
+    with pytest.raises(ParameterError, match="forward returns NaN at 32 of 32 outputs"):
+        accuracy(NanForward(), data.x_test, data.y_test)
+
+
+def test_restore_failed_uses_only_the_snapshot_of_its_own_step():
+    """A step with failures off (or nothing sampled as failed) kept its
+    snapshot: a later step without snapshot_ put the failed weights back to
+    that older step's values, and the no-snapshot warning never came
+    (found by review)."""
+    import warnings
+
+    from xbarsim.train import restore_failed_, snapshot_
+
+    layer = HardwareAwareLinear(6, 5, surrogate=ToyHardware(p_fail=0.4), seed=2).double()
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    x = torch.rand(8, 6, dtype=torch.float64)
+    layer.failures = False
+    snapshot_(layer)
+    opt.zero_grad()
+    layer(x).pow(2).sum().backward()
+    opt.step()
+    restore_failed_(layer)
+    layer.failures = True
+    opt.zero_grad()
+    layer(x).pow(2).sum().backward()  # no snapshot_ for this step
+    before = layer.weight.detach().clone()
+    opt.step()
+    after_step = layer.weight.detach().clone()
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        restore_failed_(layer)
+    assert len(rec) == 1 and "found no snapshot of the weights" in str(rec[0].message)
+    assert torch.equal(layer.weight.detach(), after_step)  # nothing put back: there is no snapshot of this step
+    assert not torch.equal(after_step, before)

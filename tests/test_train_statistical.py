@@ -150,3 +150,15 @@ def test_statistical_sample_checks_its_targets():
         m.sample(np.full((2, 2), 3e-4), [[0], [1, 2]], rng)
     np.testing.assert_array_equal(m.sample(np.full(2, 3e-4), torch.tensor([1, 0]), np.random.default_rng(0))[0],
                                   m.sample(np.full(2, 3e-4), np.array([1, 0]), np.random.default_rng(0))[0])
+
+
+@pytest.mark.parametrize("field", ["lrs_mean", "lrs_std", "hrs_low", "hrs_high"])
+def test_failure_conductances_in_microsiemens_are_refused(field):
+    """The module quotes the failure laws in µS (N(573, 99) µS): lrs_mean=573
+    was taken as 573 S, and the network scored logits of 1e5 (found by
+    review). `sample` refuses such targets; the model's own fields now too."""
+    from xbarsim.train.statistical import StatisticalModel
+
+    kwargs = {field: 573.0, **({"hrs_high": 600.0} if field == "hrs_low" else {})}
+    with pytest.raises(ParameterError, match=rf"StatisticalModel.{field} = .*above 1 S.*573 µS is 573e-6"):
+        StatisticalModel(**kwargs)

@@ -853,3 +853,22 @@ def test_fit_warns_that_v2_and_floating_reads_are_not_modelled(cfg):
     assert sum("read_scheme='V/2' the sensed current also carries the bit line's sneak" in m for m in messages) == 1
     # one warning of the unconverged devices for the whole fit, not one per programmed tile (found by review)
     assert [m.split(" left")[0] for m in messages if " left " in m] == ["the surrogate fit's programming"]
+
+
+def test_a_one_bin_surrogate_penalises_the_variance_it_samples(small):
+    """`fit(n_bins=1)` and `load` take one target bin, and sampling works
+    with it, but the penalty's interpolation between bin centres divided 0
+    by 0 and its NaN was refused as a penalty "beyond float64" (found by
+    review)."""
+    import dataclasses
+
+    one = dataclasses.replace(small, bin_edges=small.bin_edges[[0, -1]], own_mean=small.own_mean[:1].copy(),
+                              own_std=np.array([float(np.mean(small.own_std))]))
+    rng = np.random.default_rng(1)
+    W, b = rng.uniform(-1, 1, (3, 5)), rng.uniform(-1, 1, 3)
+    lm = map_layer(W, b, one.cfg)
+    gs, _ = one.sample_tiles(lm, np.random.default_rng(0), n=4000, noise=True, failures=False)
+    We, be = lm.effective_weights(gs)
+    var = We.var(axis=0).sum() + be.var(axis=0).sum()
+    pen = float(one.penalty(torch.tensor(W), torch.tensor(b), failures=False))
+    assert pen == pytest.approx(var, rel=0.03)

@@ -281,6 +281,14 @@ def save_csv_dir(data, directory):
         if len(shape) != 2 or shape[1] != 2:  # a 4-feature split: a bare "too many values to unpack" (found by review)
             raise ParameterError(f"data.{name} has shape {shape}; the CSV format ({','.join(CSV_COLUMNS)}) holds two "
                                  "features. Save other data with NumPy (np.savez).")
+        labels = np.asarray(getattr(data, "y" + name[1:]))
+        # zip cut the file to the shorter array, and int() wrote 0.6 as class 0 (found by review)
+        if labels.shape != shape[:1]:
+            raise ParameterError(f"data.y{name[1:]} has shape {labels.shape} and data.{name} {shape}; give one label "
+                                 "per point, (n,) for (n, 2) points.")
+        if labels.dtype.kind not in "biuf" or not np.all((labels == 0) | (labels == 1)):
+            raise ParameterError(f"data.y{name[1:]} holds labels other than 0 and 1; the CSV format holds the two "
+                                 "classes of the half moons as 0 / 1.")
     os.makedirs(directory, exist_ok=True)
     for name, x, y in (
         ("train", data.x_train, data.y_train),

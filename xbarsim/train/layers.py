@@ -700,9 +700,13 @@ class HardwareAwareLinear(nn.Linear):
         """
         failed_weight, failed_bias = self._failed_weight, self._failed_bias
         self._failed_weight = self._failed_bias = None  # this step's; the next training forward sets its own
+        # the snapshot is this step's too: kept past a step without failures, a
+        # later step without snapshot_ put the weights back to that older
+        # step's, and the no-snapshot warning never came (found by review)
+        pre, self._pre_step = self._pre_step, None
         if failed_weight is None or not self.failures:
             return
-        if self._pre_step is None:
+        if pre is None:
             # without snapshot_ before the step there is nothing to put back:
             # the failed weights moved without a word (found by review)
             if not getattr(self, "_warned_restore", False):
@@ -712,14 +716,13 @@ class HardwareAwareLinear(nn.Linear):
                      "optimizer.step() (before backward() is fine), and restore_failed_(model) once after it. "
                      "Warned once per layer.", RuntimeWarning)
             return
-        w0, b0 = self._pre_step
+        w0, b0 = pre
         with torch.no_grad():
             m = failed_weight
             self.weight[m] = w0[m]
             if self.bias is not None and failed_bias is not None:
                 mb = failed_bias
                 self.bias[mb] = b0[mb]
-        self._pre_step = None
 
 
 META_HINT = ("that device holds no values; build the model on a real device, or move it with "

@@ -255,6 +255,12 @@ class StatisticalModel:
                                  "percent above -100 (-100 % would program every device to 0 S).")
         if not (0 <= self.hrs_low <= self.hrs_high):
             raise ParameterError(f"need 0 <= hrs_low <= hrs_high; got {self.hrs_low}, {self.hrs_high}.")
+        for name in ("lrs_mean", "lrs_std", "hrs_low", "hrs_high"):
+            if getattr(self, name) > 1.0:
+                # the module's figures are quoted in µS: 573 for 573e-6 programmed
+                # failed devices at 573 S, and logits of 1e5 (found by review)
+                raise ParameterError(f"StatisticalModel.{name} = {getattr(self, name)!r}, above 1 S: conductances "
+                                     "are in siemens (573 µS is 573e-6), not microsiemens.")
 
     def sigma_rel(self, g):
         """Relative tuning imprecision (a fraction) at conductance `g` (siemens)."""

@@ -1339,11 +1339,14 @@ class Surrogate:
         c = torch.as_tensor(self.bin_centres, dtype=g.dtype, device=g.device)
         s = torch.as_tensor(self.own_std, dtype=g.dtype, device=g.device)
         # piecewise-linear interpolation of the own std, clamped at the ends
-        gc = g.clamp(c[0], c[-1])
-        idx = torch.searchsorted(c, gc.detach().reshape(-1)).clamp(1, len(c) - 1).reshape(g.shape)
-        c0, c1 = c[idx - 1], c[idx]
-        s0, s1 = s[idx - 1], s[idx]
-        sd = s0 + (s1 - s0) * (gc - c0) / (c1 - c0)
+        if len(c) == 1:  # one bin, one std: the interpolation divided 0 by 0 (found by review)
+            sd = s[0] * torch.ones_like(g)
+        else:
+            gc = g.clamp(c[0], c[-1])
+            idx = torch.searchsorted(c, gc.detach().reshape(-1)).clamp(1, len(c) - 1).reshape(g.shape)
+            c0, c1 = c[idx - 1], c[idx]
+            s0, s1 = s[idx - 1], s[idx]
+            sd = s0 + (s1 - s0) * (gc - c0) / (c1 - c0)
         g_min = self.cfg.g_window[0]
         at_min = torch.as_tensor(float(self.own_at_min[1]), dtype=g.dtype, device=g.device)
         sd = torch.where(g.detach() <= g_min * (1 + 1e-9), at_min, sd)

@@ -117,6 +117,7 @@ def predict_logits(model, x):
         raise ParameterError(f"x {where_not_finite(x)}; features must be finite.")
     if any(p.is_meta for p in model.parameters()):  # torch's raw error at .numpy() (found by review)
         raise ParameterError(f"the model's parameters are on the 'meta' device: {META_HINT}.")
+    check_finite_parameters(model)  # NaN logits were scored as class 0 (found by review)
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     dtype = dtypes.pop() if len(dtypes) == 1 else torch.float64
     # the mean weights, whatever the layers' sample_on_eval: with it set, a
@@ -126,7 +127,25 @@ def predict_logits(model, x):
             out = model(torch.as_tensor(x, dtype=dtype, device=_device(model)))
         except RuntimeError as exc:  # torch's shape error, raw (found by review)
             raise ParameterError(_forward_failed(model, exc, x.shape[1], "x")) from None
-    return out.squeeze(-1).to(torch.float64).cpu().numpy()
+    logits = out.squeeze(-1).to(torch.float64).cpu().numpy()
+    if np.any(np.isnan(logits)):  # an infinite logit is still a decision; NaN is none
+        raise ParameterError(f"the model's forward returns NaN at {int(np.sum(np.isnan(logits)))} of {logits.size} "
+                             "outputs on x, from finite parameters and features; check its forward (a 0 / 0, a "
+                             "log of 0) before scoring it.")
+    return logits
+
+
+def check_finite_parameters(model):
+    """Refuse a `model` holding a NaN or infinite parameter (a diverged
+    training, a NaN checkpoint), naming the first one; parameters on the
+    'meta' device, which hold no values, are skipped."""
+    for name, p in model.named_parameters():
+        if p.is_meta:
+            continue
+        bad = int((~torch.isfinite(p.detach())).sum())
+        if bad:
+            raise ParameterError(f"the model's parameter {name!r} {tuple(p.shape)} holds {bad} NaN or infinite "
+                                 "values; training diverged? Lower the learning rate, or load a finite checkpoint.")
 
 
 def _forward_failed(model, exc, n_features, name):
@@ -343,6 +362,7 @@ def _check_training(model, data, config):
     if any(p.dtype != torch.float64 for p in params):
         raise ParameterError("train runs in float64 (the hardware models are float64); convert the model with "
                              "model.double() first.")
+    check_finite_parameters(model)  # a NaN network trained to NaN and came back without a word (found by review)
     try:
         # evaluation mode: the mean weights, no hardware sample drawn, no stream
         # advanced (sampling off: sample_on_eval drew one)
@@ -399,6 +419,12 @@ def _train(model, data, config, progress, label, score, cuda):
             hist.append(total / n)
             vl = _val_loss(model, xv, yv, config.val_samples, config.seed)
             vhist.append(vl)
+            if not (math.isfinite(hist[-1]) and math.isfinite(vl)):
+                # the run went on to its end, and with keep_best reported its
+                # last epoch as the one kept (found by review)
+                raise ParameterError(f"training diverged at epoch {epoch}: training loss {hist[-1]:.4g}, validation "
+                                     f"loss {vl:.4g}. Lower TrainConfig.lr (now {config.lr:g}) or scale the "
+                                     "features to about [-1, 1].")
             if score is None:
                 crit = vl
             elif (epoch + 1) % config.select_every == 0 or epoch == config.epochs - 1:

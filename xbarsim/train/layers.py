@@ -650,7 +650,14 @@ class HardwareAwareLinear(nn.Linear):
                  + " Warned once per layer.", RuntimeWarning)
 
     def regularization(self):
-        """Weight decay plus the hardware penalty of this layer (a torch scalar)."""
+        """Weight decay plus the hardware penalty of this layer (a torch scalar).
+
+        The penalty is the expected squared weight error of a real transfer,
+        at the surrogate's fitted failure rates, whatever the layer's
+        ``failures`` switch or scale: that switch sets what the training
+        forward samples (a dropout-like exaggeration of the failures, if
+        asked), not what the transfer will do.
+        """
         total = self.weight.new_zeros(())
         if self.weight_decay:
             total = total + self.weight_decay * (self.weight.pow(2).sum() + (0 if self.bias is None else self.bias.pow(2).sum()))

@@ -1028,7 +1028,8 @@ def test_iterations_label_and_column_say_what_an_ideal_circuit_records(tmp_path,
 
     monkeypatch.setattr(plt, "close", close)
     plot_results(rows, tmp_path)
-    assert labels[1][1] == "iterations (direct: 1; every node fixed: 0)"
+    # "direct, linear": a direct sinh point records its Newton steps (found by review)
+    assert labels[1][1] == "iterations (direct, linear: 1; every node fixed: 0)"
     # the panel says which method solved which size, and counts no Newton steps for linear devices
     assert titles[1][1] == "Solver iterations\n(direct 8²)"
 
@@ -1481,10 +1482,10 @@ def test_ctrl_c_while_the_workers_start_is_not_lost(tmp_path):
                            "--workers", "1"] + SCALE_8, capture_output=True, text=True, timeout=240,
                           start_new_session=True)  # its own process group, as a terminal's job
     assert proc.returncode == 130, proc.stderr
+    # (it named a results.csv never written, and left the folder; found by review)
     assert proc.stderr.strip().splitlines() == [
-        f"xbarsim scale: interrupted: 0 of 1 points saved in {out / 'results.csv'}; rerun the same command "
-        "to resume."]
-    assert proc.stdout == ""
+        "xbarsim scale: interrupted before the first point; nothing was written. Rerun the same command to start."]
+    assert proc.stdout == "" and not out.exists()
 
 
 def test_progress_bar_on_a_terminal_leaves_no_tail_of_a_longer_note():
@@ -1750,3 +1751,114 @@ def test_negative_zero_wire_is_the_same_point_as_zero():
     review): -0 is read as 0, and the id does not tell them apart."""
     assert ScalePoint(8, 8, -0.0, 1e-4, 5e-4).point_id == ScalePoint(8, 8, 0.0, 1e-4, 5e-4).point_id
     assert str(scale._float("-0", "--r-wire")) == "0.0"
+
+
+def test_a_rerun_interrupted_after_replacing_a_row_leaves_one_row_per_point(tmp_path, monkeypatch):
+    """A rerun that recomputed a skipped point and was then interrupted left
+    the point's old row beside its new one for good (the tidy-up ran only
+    at the end of a run that finished), and `load_results` and the figures
+    counted the point twice (found by review)."""
+    run_sweep(SMALL, tmp_path, progress=False, plots=False)
+    path = tmp_path / "results.csv"
+    fields, rows = _read_csv(path)
+    for row in rows[:2]:  # two points refused for memory the first time: a plain rerun tries them again
+        row["status"] = "skipped"
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    monkeypatch.setattr(scale, "run_point", CountingRunPoint(fail_after=1))
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(SMALL, tmp_path, progress=False, plots=False)
+    _, after = _read_csv(path)
+    assert len(after) == 6 and len({r["point_id"] for r in after}) == 6
+    assert sorted(r["status"] for r in after) == ["ok"] * 5 + ["skipped"]
+
+    # a file left with both rows (by a run killed outright) reads as the later one
+    with open(path, "a", newline="") as fh:
+        csv.DictWriter(fh, fieldnames=fields, lineterminator="\n").writerow({**rows[1], "status": "ok"})
+    loaded = load_results(path)
+    assert len(loaded) == 6 and all(r["status"] == "ok" for r in loaded)
+
+
+def test_run_sweep_refuses_an_empty_grid_and_arguments_it_cannot_take_before_writing(tmp_path):
+    """An empty r_wire (or any empty axis) made a grid of no point, and
+    run_sweep returned [] after removing the folder's earlier figures;
+    retry="no" recomputed failed points, plots="no" drew, numba_threads=-1
+    was taken, out_dir="" wrote into the working folder, out_dir=5 was a raw
+    TypeError, and tol="abc" a raw ValueError in `points` (found by
+    review)."""
+    for name in ("sizes", "r_wire", "inputs", "g_ranges", "devices"):
+        with pytest.raises(xs.ParameterError, match=f"SweepParams.{name} is empty"):
+            SweepParams(**{name: ()})
+    for tol in ("1e-9", "abc", [1e-9]):
+        with pytest.raises(xs.ParameterError, match="SweepParams.tol must be None"):
+            SweepParams(tol=tol)
+    out = tmp_path / "out"
+    point = SMALL.points()[0]
+    for kwargs, message in ((dict(retry="no"), "retry = 'no'"), (dict(plots="no"), "plots = 'no'"),
+                            (dict(table=1), "table = 1"), (dict(progress=None), "progress = None"),
+                            (dict(numba_threads=-1), "numba_threads = -1"),
+                            (dict(numba_threads=2.5), "numba_threads = 2.5"),
+                            (dict(numba_threads="2"), "numba_threads = '2'")):
+        with pytest.raises(xs.ParameterError, match=re.escape(message)):
+            run_sweep([point], out, **kwargs)
+    for out_dir in ("", 5):
+        with pytest.raises(xs.ParameterError, match=re.escape(f"out_dir = {out_dir!r}; give the output folder")):
+            run_sweep([point], out_dir)
+    with pytest.raises(xs.ParameterError, match="run_sweep was given no point"):
+        run_sweep([], out)
+    assert not out.exists()
+
+
+def test_ctrl_c_while_waiting_for_a_worker_leaves_no_folder_and_names_no_file(tmp_path, capsys, monkeypatch):
+    """A Ctrl-C while `--scheduler` waited for a worker left the --out folder
+    it had made, empty, and said "0 of 2 points saved in .../results.csv",
+    a file never written (found by review)."""
+    def waiting(address):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scale, "_connect_scheduler", waiting)
+    out = tmp_path / "sub" / "out"
+    assert main(["scale", "--out", str(out), "--scheduler", "tcp://127.0.0.1:8786"] + SCALE_8) == 130
+    err = capsys.readouterr().err
+    assert "interrupted before the first point; nothing was written" in err and "saved in" not in err
+    assert not out.exists()
+
+
+def test_close_client_quietly_silences_distributed_while_it_closes_and_restores_the_level(caplog):
+    """A client whose scheduler was lost logs its cancelled reconnect's
+    traceback as it closes: about 35 lines of Dask before `xbarsim scale`'s
+    one-line error (found by review); `transfer_many` already hid them."""
+    import logging
+
+    from xbarsim._dask import close_client
+
+    class Client:
+        def close(self):
+            logging.getLogger("distributed.client").error("reconnect cancelled: Traceback ...")
+
+    log, child = logging.getLogger("distributed"), logging.getLogger("distributed.client")
+    before = log.level, child.level
+    try:
+        # as distributed's configuration sets it: a level of the child's own,
+        # which raising the parent's alone does not override
+        child.setLevel(logging.WARNING)
+        with caplog.at_level(logging.DEBUG):
+            close_client(Client(), quiet=True)
+            assert not [r for r in caplog.records if "reconnect cancelled" in r.getMessage()]
+            close_client(Client(), quiet=False)
+            assert [r for r in caplog.records if "reconnect cancelled" in r.getMessage()]
+        assert (log.level, child.level) == (before[0], logging.WARNING)
+    finally:
+        child.setLevel(before[1])
+
+
+def test_a_series_at_the_default_tolerance_is_labelled_with_its_value():
+    """A sweep over tol labelled the default's series "tol None" (found by
+    review)."""
+    labels = scale._series_label((1.0, 1e-4, 5e-4, "linear", None, 1, 0.2, 1.0, "direct", 0, None, (1, 1)),
+                                 {"tol"})
+    assert labels == "r = 1 Ω, tol 1e-12 (default)"
+    assert scale._series_label((1.0, 1e-4, 5e-4, "linear", None, 1, 0.2, 1.0, "direct", 0, 1e-9, (1, 1)),
+                               {"tol"}) == "r = 1 Ω, tol 1e-09"

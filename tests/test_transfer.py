@@ -1731,3 +1731,49 @@ def test_transfer_many_that_loses_its_scheduler_says_so_in_one_message(monkeypat
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(30)
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("address, message", [
+    ("foo", "scheduler = 'foo' is not an address"),
+    ("tcp://127.0.0.1:99999", "needs a host and a port in 1..65535"),
+    ("http://127.0.0.1:8786", "unknown scheme 'http://'")])
+def test_transfer_many_refuses_a_malformed_scheduler_address_before_connecting(address, message, monkeypatch):
+    """The address checks `xbarsim scale --scheduler` had: 'foo' was reported
+    as a scheduler that "did not answer", port 99999 waited out the connect
+    timeout, and http:// was called a transport this installation lacks
+    (found by review)."""
+    import importlib
+
+    T = importlib.import_module("xbarsim.transfer")
+
+    def no_mapping(*args, **kwargs):
+        raise AssertionError("mapped the layer before refusing the address")
+
+    monkeypatch.setattr(T, "map_layer", no_mapping)
+    W, b = _layer()
+    with pytest.raises(xs.ParameterError, match=re.escape(message)):
+        xs.transfer_many(W, b, xs.TransferConfig(), n=2, scheduler=address)
+
+
+def test_transfer_many_says_what_to_do_when_workers_keep_dying(monkeypatch):
+    """distributed's KilledWorker (a chunk's workers died as often as the
+    scheduler allows: a memory limit, most often) came out raw, without a
+    hint (found by review)."""
+    distributed = pytest.importorskip("distributed")
+    import importlib
+    import types
+
+    from distributed.scheduler import KilledWorker
+
+    T = importlib.import_module("xbarsim.transfer")
+
+    def dying(mapping, cfg, seed, start, count, numba_threads=None):
+        raise KilledWorker("_run_chunk-0", types.SimpleNamespace(address="tcp://127.0.0.1:1"), 0)
+
+    monkeypatch.setattr(T, "_run_chunk", dying)
+    W, b = _layer(3, 2, seed=0)
+    with loopback_cluster() as cluster:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            with pytest.raises(xs.XbarsimError, match=r"workers running a chunk of transfers died.*smaller "
+                                                      r"chunk= \(now 1\)"):
+                xs.transfer_many(W, b, xs.TransferConfig(r_wl=0.0, r_bl=0.0), n=2, chunk=1, scheduler=client)

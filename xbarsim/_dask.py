@@ -144,6 +144,38 @@ def normalized_address(address):
     return address
 
 
+ADDRESS_HINT = "give the address `dask scheduler` prints, tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786)"
+"""How to give a scheduler's address (messages)."""
+
+
+def check_scheduler_address(address, name):
+    """Refuse a scheduler `address` (normalized: `normalized_address`) that is
+    not ``[SCHEME://]HOST:PORT`` of a transport usable here, before
+    connecting; `name` says how the user gave it (``"--scheduler"``,
+    ``"scheduler ="``). distributed raises a bare ValueError on these, and
+    `transfer_many` waited its connect timeout for port 99999 (found by
+    review)."""
+    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    # inproc: inside one process only; ucx: registered, not usable without
+    # UCX-Py (`transport_problem`)
+    schemes = [b for b in backends if b != "inproc" and transport_problem(b) is None]
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError):
+        raise ParameterError(f"{name} {address!r} is not an address; {ADDRESS_HINT}.") from None
+    if scheme in backends and scheme not in schemes and scheme != "inproc":
+        raise ParameterError(f"{name} {address!r}: Dask's {scheme}:// transport cannot be used in this "
+                             f"installation ({transport_problem(scheme)}); {ADDRESS_HINT}.")
+    if scheme not in schemes:
+        raise ParameterError(f"{name} {address!r}: unknown scheme {scheme + '://'!r} (Dask speaks "
+                             f"{', '.join(s + '://' for s in schemes)}); {ADDRESS_HINT}.")
+    if not host or not 1 <= port <= 65535:
+        raise ParameterError(f"{name} {address!r} needs a host and a port in 1..65535; {ADDRESS_HINT}.")
+
+
 def client_problem(client):
     """Why a user's `distributed.Client` cannot run xbarsim's blocking
     calls (a sentence), or None: closed (distributed's raw ClosedClientError
@@ -255,6 +287,28 @@ def connect_scheduler(address, who, timeout=None, worker_wait=None):
                                  f"({one_line(exc)}); check that it is still running.") from None
         raise
     return client
+
+
+def close_client(client, quiet=False):
+    """Close `client`; `quiet`: with distributed's log silenced meanwhile (a
+    client whose scheduler is gone logs the traceback of its cancelled
+    reconnect attempt as it closes, about 35 lines before the one-line
+    error; found by review)."""
+    import logging
+
+    # distributed's own configuration gives some of its loggers a level of
+    # their own (distributed.client: warning), which the parent's does not
+    # override: each is raised, and given back
+    names = ["distributed"] + [name for name in list(logging.root.manager.loggerDict)
+                               if name.startswith("distributed.")]
+    levels = {name: logging.getLogger(name).level for name in names} if quiet else {}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        client.close()
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def close_cluster(cluster, client=None, drain_s=5.0):

@@ -72,8 +72,8 @@ from typing import Optional
 
 import numpy as np
 
-from ._dask import (client_problem, close_cluster, connect_scheduler, normalized_address, one_line, scheduler_lost,
-                    start_local_cluster, transport_problem, usable_cores)
+from ._dask import (check_scheduler_address, client_problem, close_client, close_cluster, connect_scheduler,
+                    normalized_address, one_line, scheduler_lost, start_local_cluster, usable_cores)
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
 from .circuit import G_SUSPECT
 from .cli import SEED_LIMIT, refuse_non_folder, seed_arg
@@ -393,6 +393,16 @@ class SweepParams:
             bad = [v for v in items if not ok(v)]
             if bad:
                 raise ParameterError(f"SweepParams.{name} must hold {want}; got {bad[0]!r}.")
+        for name in ("sizes", "r_wire", "inputs", "g_ranges", "devices"):
+            if not getattr(self, name):
+                # a grid of no point: run_sweep returned [] and removed the
+                # folder's earlier figures (found by review)
+                raise ParameterError(f"SweepParams.{name} is empty; give at least one value (the grid is every "
+                                     "combination of sizes, g_ranges, devices, inputs and r_wire).")
+        if self.tol is not None and not _number(self.tol):
+            # "1e-9" went through float(); "abc" raised a raw ValueError in `points` (found by review)
+            raise ParameterError(f"SweepParams.tol must be None (the solver's default) or a number, e.g. 1e-9; "
+                                 f"got {self.tol!r}.")
 
     def points(self):
         """Every point of the grid, smallest arrays first."""
@@ -855,11 +865,23 @@ def _read_text(path):
 
 
 def load_results(path):
-    """Rows of a results.csv, typed, in file order (damaged lines dropped).
+    """Rows of a results.csv, typed, one per point (damaged lines dropped).
 
     A line cut short by an interrupted write is dropped; `run_sweep`
-    recomputes that point.
+    recomputes that point. A point recomputed by a later run (a skipped or,
+    with ``retry``, a failed one) is given by its last row, at that row's
+    place in the file: a run interrupted before it tidied the file left both
+    rows, and the figures counted the point twice (found by review).
     """
+    latest = {}
+    for row in _file_rows(path):
+        latest.pop(row["point_id"], None)
+        latest[row["point_id"]] = row
+    return list(latest.values())
+
+
+def _file_rows(path):
+    """Every readable row of a results.csv, typed, in file order."""
     path = Path(path)
     if not path.exists():
         return []
@@ -999,14 +1021,10 @@ class _ResultsFile:
 
     def compact(self):
         """Keep the last row of every point id (after retries), atomically."""
-        rows = self.rows()
-        latest = {}
-        for row in rows:
-            latest.pop(row["point_id"], None)
-            latest[row["point_id"]] = row
-        if len(latest) != len(rows):
+        latest = self.rows()
+        if len(latest) != len(_file_rows(self.path)):
             try:
-                _write_atomic(self.path, _header_line() + "".join(_csv_line(r) for r in latest.values()))
+                _write_atomic(self.path, _header_line() + "".join(_csv_line(r) for r in latest))
             except OSError as exc:
                 raise _write_failed(self.path, exc) from None
 
@@ -1079,13 +1097,36 @@ def _as_points(points_or_params):
         return points_or_params.points()
     if isinstance(points_or_params, ScalePoint):
         return [points_or_params]
-    points = list(points_or_params)
+    try:
+        points = list(points_or_params)
+    except TypeError:  # a number: a raw "object is not iterable"
+        points = [points_or_params]
     for p in points:
         if not isinstance(p, ScalePoint):
             raise ParameterError(
                 f"run_sweep takes a SweepParams or ScalePoint objects; got {type(p).__name__}."
             )
+    if not points:  # it returned [] and removed the folder's earlier figures (found by review)
+        raise ParameterError("run_sweep was given no point; give a SweepParams or at least one ScalePoint.")
     return points
+
+
+def _check_run_args(out_dir, progress, retry, plots, numba_threads, table):
+    """`run_sweep`'s own arguments, refused by name before anything is
+    written: retry="no" recomputed failed points, plots="no" wrote the
+    figures, numba_threads=-1 or 2.5 were taken, out_dir="" wrote into the
+    working folder and out_dir=5 raised a raw TypeError (found by review)."""
+    from .programming import _check_flag
+
+    for name, value in (("progress", progress), ("retry", retry), ("plots", plots), ("table", table)):
+        _check_flag(value, name)
+    if numba_threads is not None and (isinstance(numba_threads, (bool, np.bool_))
+                                      or not isinstance(numba_threads, (int, np.integer)) or numba_threads < 1):
+        raise ParameterError(f"numba_threads = {numba_threads!r}; None (numba's own count) or a whole number >= 1 "
+                             "of threads per point.")
+    if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
+        raise ParameterError(f"out_dir = {out_dir!r}; give the output folder's path, e.g. 'scale-out' (a "
+                             "folder that does not exist yet is made).")
 
 
 def _check_client(client):
@@ -1151,6 +1192,7 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
     """
     from ._progress import Progress
 
+    _check_run_args(out_dir, progress, retry, plots, numba_threads, table)
     points = _as_points(points_or_params)
     unique = {}
     for p in points:
@@ -1170,7 +1212,6 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
     done = {r["point_id"]: r for r in results.rows()}
     keep = ("ok",) if retry else ("ok", "failed")
     todo = [p for p in points if p.point_id not in done or done[p.point_id]["status"] not in keep]
-    redo = any(p.point_id in done for p in todo)
 
     with Progress(len(todo), label="scale", enabled=progress and bool(todo)) as bar:
         def record(point, row):
@@ -1178,13 +1219,16 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
             done[point.point_id] = _parse_row({c: _format_value(row.get(c)) for c in COLUMNS}) or row
             bar.update(1, note=_note(point))
 
-        if todo:
-            if client is None:
-                _run_in_process(todo, record, numba_threads)
-            else:
-                _run_distributed(todo, record, client, numba_threads)
-    if redo:
-        results.compact()
+        try:
+            if todo:
+                if client is None:
+                    _run_in_process(todo, record, numba_threads)
+                else:
+                    _run_distributed(todo, record, client, numba_threads)
+        finally:
+            # every run, also an interrupted one: a point recomputed by a run
+            # stopped before this left its old row for good (found by review)
+            results.compact()
     rows = [done[p.point_id] for p in points if p.point_id in done]
     others = len(done) - len(rows)
     if others:
@@ -1235,9 +1279,13 @@ def _series_label(key, varying):
     if "inputs" in varying:
         parts.append(f"B = {d['inputs']}")
     for name, fmt in (("v_read_v", "V_read = {:g} V"), ("r_terminal_ohm", "R_term = {:g} Ω"),
-                      ("method_requested", "{}"), ("seed", "seed {}"), ("tol", "tol {}")):
+                      ("method_requested", "{}"), ("seed", "seed {}")):
         if name in varying:
             parts.append(fmt.format(d[name]))
+    if "tol" in varying:  # "tol None" for the default (found by review)
+        from .solve import DEFAULT_TOL
+
+        parts.append(f"tol {DEFAULT_TOL:g} (default)" if d["tol"] is None else f"tol {d['tol']:g}")
     if "aspect" in varying:
         parts.append("M:N = {}:{}".format(*d["aspect"]))
     return ", ".join(parts)
@@ -1487,7 +1535,7 @@ def plot_results(rows, out_dir):
             draw([("time_s", "solve time (s, wall)", "Solve time", True),
                   # 0 for ideal wires and terminals (every node fixed): said
                   # "1 for a direct solve" over points at 0 (found by review)
-                  ("iterations", "iterations (direct: 1; every node fixed: 0)",
+                  ("iterations", "iterations (direct, linear: 1; every node fixed: 0)",
                    _iterations_title(ok), False)],
                  FIGURES[1], "Solve cost vs array size"),
             draw([("ir_drop_wl_frac", r"$\max_i\ (V_{drive,i} - V_{WL}(i, N-1))\,/\,\max_i x_i$",
@@ -1737,33 +1785,6 @@ def _params_from_args(args):
     )
 
 
-_ADDRESS_HINT = "give the address `dask scheduler` prints, tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786)"
-
-
-def _check_scheduler_address(address):
-    """Refuse a ``--scheduler`` that is not ``[SCHEME://]HOST:PORT`` before
-    connecting (distributed raises a bare ValueError on these)."""
-    from distributed.comm import parse_address, parse_host_port
-    from distributed.comm.registry import backends
-
-    # inproc: inside one process only; ucx: registered, not usable without
-    # UCX-Py (`transport_problem`)
-    schemes = [b for b in backends if b != "inproc" and transport_problem(b) is None]
-    try:
-        scheme, location = parse_address(address)
-        host, port = parse_host_port(location)
-    except (ValueError, TypeError):
-        raise ParameterError(f"--scheduler {address!r} is not an address; {_ADDRESS_HINT}.") from None
-    if scheme in backends and scheme not in schemes and scheme != "inproc":
-        raise ParameterError(f"--scheduler {address!r}: Dask's {scheme}:// transport cannot be used in this "
-                             f"installation ({transport_problem(scheme)}); {_ADDRESS_HINT}.")
-    if scheme not in schemes:
-        raise ParameterError(f"--scheduler {address!r}: unknown scheme {scheme + '://'!r} (Dask speaks "
-                             f"{', '.join(s + '://' for s in schemes)}); {_ADDRESS_HINT}.")
-    if not host or not 1 <= port <= 65535:
-        raise ParameterError(f"--scheduler {address!r} needs a host and a port in 1..65535; {_ADDRESS_HINT}.")
-
-
 def _connect_scheduler(address):
     """A `distributed.Client` of the scheduler at `address` with at least one
     worker (`xbarsim._dask.connect_scheduler`, with this module's limits)."""
@@ -1775,6 +1796,10 @@ def _report_interrupt(params, out, how="interrupted"):
     (Ctrl-C) or "terminated (SIGTERM)"."""
     ids = {p.point_id for p in params.points()}
     path = Path(out) / RESULTS_NAME
+    if not path.exists():  # stopped before the sweep began (waiting for a worker): named a file never made
+        print(f"xbarsim scale: {how} before the first point; nothing was written. Rerun the same command to "
+              "start.", file=sys.stderr)
+        return
     try:
         saved = len(ids & {r["point_id"] for r in load_results(path)})
     except (OSError, UnicodeDecodeError):
@@ -1844,7 +1869,7 @@ def _main(args):
         raise ParameterError(f"--workers must be >= 1; got {args.workers}.")
     if args.scheduler is not None:
         args.scheduler = normalized_address(args.scheduler)
-        _check_scheduler_address(args.scheduler)
+        check_scheduler_address(args.scheduler, "--scheduler")
     for point in _as_points(params):  # before --out exists: a refused point left it behind, empty (found by review)
         point.validate()
     made_out = check_out_dir(args.out, (RESULTS_NAME,) + (() if args.no_plots else FIGURES))
@@ -1884,6 +1909,9 @@ def _main(args):
             from .cli import Terminated
 
             interrupted = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            # before the first point (waiting for a worker, or for ours to
+            # start): the folder made for it stayed, empty (found by review)
+            remove_if_made_and_empty(args.out, made_out)
             if cluster is not None:
                 # Closing our own cluster under a running point makes the
                 # nannies (in this process) warn that they kill a busy worker
@@ -1895,7 +1923,7 @@ def _main(args):
         if cluster is not None:  # ours: drained, then closed (a short drain after Ctrl-C)
             close_cluster(cluster, client, drain_s=0.5 if interrupted else 5.0)
         elif client is not None:
-            client.close()
+            close_client(client, quiet=client.status != "running")  # a lost scheduler: its close's traceback
     if interrupted:
         _report_interrupt(params, args.out, interrupted)
         return 130  # 143 for SIGTERM (`cli.main`)

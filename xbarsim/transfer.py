@@ -48,7 +48,6 @@ conductances encode under a linear read (for surrogate models).
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 from dataclasses import dataclass
@@ -328,8 +327,14 @@ def _check_chunk(chunk):
 
 
 def _check_scheduler(scheduler):
-    """None, a `distributed.Client`, or an address string (checked when connecting)."""
-    if scheduler is None or (isinstance(scheduler, str) and scheduler.strip()):
+    """None, a `distributed.Client`, or an address string (its form checked
+    here, its scheduler when connecting)."""
+    if scheduler is None:
+        return
+    if isinstance(scheduler, str) and scheduler.strip():
+        from ._dask import check_scheduler_address, normalized_address
+
+        check_scheduler_address(normalized_address(scheduler), "scheduler =")
         return
     try:
         from distributed import Client
@@ -655,7 +660,9 @@ def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: in
         As `transfer` (the first two before any programming); also a
         ``workers`` / ``scheduler`` that cannot be used (before any work).
     XbarsimError
-        The Dask scheduler was lost during the run.
+        The Dask scheduler was lost during the run, or the workers running
+        a chunk died as many times as the scheduler allows (a worker's
+        memory limit, most often: a smaller ``chunk`` helps).
 
     Warns
     -----
@@ -716,8 +723,8 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     """Run the chunks with Dask distributed; yields (start, result) as they finish."""
     from distributed import Client, as_completed
 
-    from ._dask import (WorkerWatch, close_cluster, connect_scheduler, no_worker_message, scheduler_lost,
-                        start_local_cluster, usable_cores)
+    from ._dask import (WorkerWatch, close_client, close_cluster, connect_scheduler, no_worker_message, one_line,
+                        scheduler_lost, start_local_cluster, usable_cores)
 
     own = cluster = None
     threads = None  # a cluster of the user's: its workers' threads are theirs to set
@@ -776,6 +783,13 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
                     del fut
                     top_up(running)
                 except Exception as exc:
+                    if type(exc).__name__ == "KilledWorker":
+                        # distributed's raw error, without a hint (found by review)
+                        raise XbarsimError(
+                            f"xbarsim.transfer_many: the Dask workers running a chunk of transfers died, as many "
+                            f"times as the scheduler allows ({one_line(exc)[:200]}). The usual cause is a worker's "
+                            "memory limit: give a smaller chunk= (now "
+                            f"{chunk}) or fewer workers per machine, or check the workers' logs.") from None
                     if not scheduler_lost(exc, client):
                         raise  # a chunk's own error (a missed solve), or a worker's
                     # distributed's raw FutureCancelledError / CommClosedError,
@@ -790,14 +804,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
         if cluster is not None:  # ours: drained, then closed
             close_cluster(cluster, own)
         elif own is not None:
-            log = logging.getLogger("distributed")
-            level = log.level
-            if lost:  # its reconnect attempt, cancelled by the close, logs a traceback
-                log.setLevel(logging.CRITICAL)
-            try:
-                own.close()
-            finally:
-                log.setLevel(level)
+            close_client(own, quiet=lost)  # its reconnect attempt, cancelled by the close, logs a traceback
         elif (futures or payload) and client.status == "running":
             # a user's client lives on: after a failed chunk, or a caller that
             # stopped early, nothing of this run stays on its cluster. Best

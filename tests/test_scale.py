@@ -302,8 +302,8 @@ def test_point_that_cannot_fit_is_skipped(tmp_path, monkeypatch):
                      progress=False)
     assert rows[0]["status"] == "skipped"
     assert "MemoryLimitError" in rows[0]["message"]
-    # 16 x 16 pcg: 256 cells x (112 + 104) B; 10 kB available, in units that read
-    assert "needs about 54.0 KiB, but only 9.8 KiB is available" in rows[0]["message"]
+    # 16 x 16 pcg: 256 cells x (112 + 104) B and 32 lines x (256 + 128) B; 10 kB available, in units that read
+    assert "needs about 66.0 KiB, but only 9.8 KiB is available" in rows[0]["message"]
     assert "use a smaller array" in rows[0]["message"]
     # a direct point's hint names the option that picks pcg, not the library's keyword
     rows = run_sweep(params(sizes=((16, 16),), r_wire=(1.0,), method="direct"), tmp_path / "direct",
@@ -462,7 +462,7 @@ def test_points_refused_for_memory_are_tried_again_by_a_plain_rerun(tmp_path, mo
 
     sweep = params(sizes=((8, 8), (16, 16)), r_wire=(1.0,), method="pcg")
     real_available = _memory.available_bytes
-    monkeypatch.setattr(_memory, "available_bytes", lambda: 20_000)  # pcg: 8 x 8 needs 9.5 KiB, 16 x 16 38 KiB
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 30_000)  # pcg: 8 x 8 needs 19.5 KiB, 16 x 16 66 KiB
     first = run_sweep(sweep, tmp_path, progress=False, plots=False)
     assert [r["status"] for r in first] == ["ok", "skipped"]
     # still too little memory: refused again, one row per point in the file

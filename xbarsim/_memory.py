@@ -59,11 +59,25 @@ drives fix both nodes of a device copies g and V0 once more (32). Plus one
 more inner preconditioner (`_SECOND_FACTORS`). Measured with tracemalloc at
 128^2 and 256^2, one column: 285 and 283 B/cell in all for ``pcg``, 462 and
 436 for ``mg``; linear solves at 256^2: 115 and 169."""
-NEWTON_BYTES_PER_CELL_COLUMN = 48
+NEWTON_BYTES_PER_CELL_COLUMN = 64
 """Per-cell bytes per further batch column of a nonlinear solve: Newton
-solves the columns one at a time, so a column adds only its voltages of both
-layers and device currents to the result (24), and a warm start's copy
-(16). Measured: 24 B/cell per column (tracemalloc, 128^2, 3 columns)."""
+solves the columns one at a time, so a column adds its voltages of both
+layers and device currents to the result (24) and a warm start's copy (16),
+and the solution's end and line-sum currents over the whole batch at the
+end (about 20 more). 48 before: 32^2 to 64^2 solves of 2000-4000 columns
+peaked at 58 B/cell per column of RSS, 1.17-1.20x the estimate (found by
+review)."""
+LINE_BYTES = 256
+"""Bytes per line (word and bit lines: M + N) of any solve, beyond the
+per-cell figures: each line's drive, terminal, end-current and factor
+entries. Nothing on a square array (8192^2: 4 MB), but a 1 x N or N x 1
+array has a line per cell: a 1 x 2,000,000 ``mg`` solve peaked at 925 MiB
+of RSS against 473 MiB estimated, ``pcg`` at 689 against 412 (found by
+review)."""
+LINE_BYTES_PER_COLUMN = 128
+"""Bytes per line and batch column beyond `LINE_BYTES`: a ``pcg`` solve of
+1 x 250,000 with 8 columns peaked at 404 MiB against 225 MiB estimated
+(about 86 B per line and further column measured)."""
 
 
 DIRECT_IDEAL_BYTES_PER_CELL = {1: 640, 2: 200}
@@ -234,7 +248,8 @@ def _address_space_room():
 
 
 def estimate(method, M, N, batch, nonlinear=False, ideal_wires=0):
-    """Bytes a solve of an M x N array with `batch` columns needs, roughly;
+    """Bytes a solve of an M x N array with `batch` columns needs, roughly
+    (per cell, and per line: `LINE_BYTES`);
     `nonlinear`: sinh devices (Newton: the inner linear solve of one column,
     `NEWTON_BYTES_PER_CELL`, a second preconditioner and
     `NEWTON_BYTES_PER_CELL_COLUMN` per further column); `ideal_wires`: how
@@ -244,12 +259,14 @@ def estimate(method, M, N, batch, nonlinear=False, ideal_wires=0):
     if nonlinear:
         return (estimate(method, M, N, 1, ideal_wires=ideal_wires)
                 + cells * (NEWTON_BYTES_PER_CELL + _SECOND_FACTORS[method](cells, ideal_wires)
-                           + NEWTON_BYTES_PER_CELL_COLUMN * (batch - 1)))
+                           + NEWTON_BYTES_PER_CELL_COLUMN * (batch - 1))
+                + (M + N) * LINE_BYTES_PER_COLUMN * (batch - 1))
+    lines = (M + N) * (LINE_BYTES + LINE_BYTES_PER_COLUMN * batch)
     if method == "direct":
-        return cells * (direct_fill(cells, ideal_wires) + DIRECT_BYTES_PER_CELL_COLUMN * batch)
+        return lines + cells * (direct_fill(cells, ideal_wires) + DIRECT_BYTES_PER_CELL_COLUMN * batch)
     if method == "mg":
-        return cells * (MG_BYTES_PER_CELL + MG_BYTES_PER_CELL_COLUMN * batch)
-    return cells * (PCG_BYTES_PER_CELL + PCG_BYTES_PER_CELL_COLUMN * batch)
+        return lines + cells * (MG_BYTES_PER_CELL + MG_BYTES_PER_CELL_COLUMN * batch)
+    return lines + cells * (PCG_BYTES_PER_CELL + PCG_BYTES_PER_CELL_COLUMN * batch)
 
 
 def require(need, what, hint):

@@ -148,8 +148,13 @@ class Solution:
         the coarse levels of the multigrid hierarchy are reused as they are
         -- still a valid symmetric positive definite preconditioner, just
         built for nearby conductances -- and only the fine level's line
-        factors are recomputed (one pass over the array). The new solution
-        keeps the factors it used.
+        factors are recomputed (one pass over the array). A ``"direct"``
+        re-solve factors the new array afresh: the old factors as CG's
+        preconditioner took 5-8 iterations, 7-10x faster at 512 x 512, but
+        the error estimate read from them (exact only for the array they
+        factor) passed solutions 1e4-1e5 tol off where floating lines lost
+        the devices that held them. The new solution keeps the factors it
+        used.
 
         Parameters
         ----------
@@ -195,8 +200,6 @@ class Solution:
             check_connected(xbar.g, net.ends)
         check_floating_ties(xbar, net.ends)  # as solve does: a bare RuntimeError / SystemError otherwise
         pre = getattr(self, "_preconditioner", None) if changed <= fraction else None
-        if self.method == "direct":
-            pre = None
         if pre is not None:
             pre = pre.refresh_fine(new_net)
         keep = getattr(self, "_preconditioner", None) is not None
@@ -397,10 +400,11 @@ def solve(
     keep_factors : bool
         Keep the preconditioner (line factors, multigrid hierarchy) in the
         solution so that `Solution.resolve` can reuse it. Costs about as much
-        memory as the solve itself, so it is off by default. Linear devices
-        only: a Newton solve (sinh devices) factors each step's Jacobian
-        afresh, so there is nothing to keep, and `resolve` of its solution
-        starts from its voltages alone.
+        memory as the solve itself, so it is off by default. A direct solve
+        keeps nothing: its re-solve factors afresh (`Solution.resolve`).
+        Linear devices only: a Newton solve (sinh devices) factors each
+        step's Jacobian afresh, so there is nothing to keep, and `resolve`
+        of its solution starts from its voltages alone.
 
     Returns
     -------
@@ -438,9 +442,12 @@ def solve(
     if x0 is not None:
         try:
             shape = x0.shape
+            # complex voltages lost their imaginary part with NumPy's ComplexWarning only (found by review)
+            if any(np.iscomplexobj(getattr(x0, k)) for k in ("v_wl", "v_bl")):
+                raise TypeError
             finite = all(np.all(np.isfinite(np.asarray(getattr(x0, k), dtype=float))) for k in ("v_wl", "v_bl"))
         except (AttributeError, TypeError, ValueError):
-            raise ParameterError("x0 must be a Solution from a previous solve, with numeric v_wl and v_bl "
+            raise ParameterError("x0 must be a Solution from a previous solve, with real numeric v_wl and v_bl "
                                  "arrays.") from None
         if shape != (M, N):
             raise ParameterError(f"x0 is a solution of a {shape} array; this one is {(M, N)}.")
@@ -459,7 +466,7 @@ def solve(
     return _solve_network(net, method, tol, maxiter, callback, x0, keep_factors=keep_factors)
 
 
-def _check_memory(xbar, method, *drives, pcg="method='pcg'"):
+def _check_memory(xbar, method, left=None, right=None, top=None, bottom=None, pcg="method='pcg'"):
     """`solve`'s memory refusal (`MemoryLimitError`), from the array and the
     drives' shapes alone, before the network is built (building it already
     takes (lines, B) arrays per drive): the method ``"auto"`` will run
@@ -467,8 +474,10 @@ def _check_memory(xbar, method, *drives, pcg="method='pcg'"):
     Newton solve when the devices are sinh (``xbar.v0``). The command
     line's pre-checks call it too, with ``pcg="--method pcg"`` (the hint's
     spelling)."""
-    _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar)), *xbar.shape,
-                  _batch_of(*drives), nonlinear=xbar.v0 is not None, ideal_wires=_ideal_wires(xbar), pcg=pcg)
+    M, N = xbar.shape
+    batch = _batch_of(left, right, top, bottom, lines=(M, M, N, N))
+    _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar)), M, N,
+                  batch, nonlinear=xbar.v0 is not None, ideal_wires=_ideal_wires(xbar), pcg=pcg)
 
 
 def _ideal_wires(xbar):
@@ -476,12 +485,16 @@ def _ideal_wires(xbar):
     return _memory.ideal_wire_count(*xbar.shape, xbar.r_wl, xbar.r_bl)
 
 
-def _batch_of(*drives):
+def _batch_of(*drives, lines=None):
     """The batch size the drives ask for, from their shapes alone (no
     conversion): the largest trailing dimension of a 2-D ``v``; 1 when
-    there is none. Validation proper is `build_network`'s."""
+    there is none. Validation proper is `build_network`'s. ``lines``: the
+    number of lines of each drive's side (M for left and right, N for top
+    and bottom); a 2-D ``v`` of another length is left to `build_network`
+    to refuse (a transposed (B, M) input was refused as a solve of M columns
+    needing 1 TiB; found by review)."""
     batch = 1
-    for d in drives:
+    for k, d in enumerate(drives):
         v = as_drive(d).v if d is not None else None  # a bare voltage array is Drive(v)
         if getattr(v, "is_nested", False):
             continue  # no shape to read (np.shape's lengths are symbolic); build_network refuses it by name
@@ -491,7 +504,7 @@ def _batch_of(*drives):
                 shape = np.shape(v)
             except Exception:  # ragged or odd: build_network says what is wrong
                 shape = ()
-        if len(shape) == 2:
+        if len(shape) == 2 and (lines is None or shape[0] == lines[k]):
             batch = max(batch, int(shape[1]))
     return batch
 
@@ -583,6 +596,7 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
 
         v_wl, v_bl, iterations, residual, history, pre = solve_direct(
             net, tol=tol, maxiter=maxiter, callback=callback, x0=x0)
+        pre = None  # nothing of it is reused (`Solution.resolve`): SuperLU's factors held for nothing (found by review)
     else:
         from ._pcg import solve_pcg
 

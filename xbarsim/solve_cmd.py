@@ -525,7 +525,7 @@ def _check_request(xbar, drives, method, tol):
     from .solve import DEFAULT_TOL, _check_memory, _check_tol, _resolve_method
 
     _check_tol(DEFAULT_TOL if tol is None else tol, None)
-    _check_memory(xbar, method, *drives.values(), pcg="--method pcg")
+    _check_memory(xbar, method, **drives, pcg="--method pcg")
     net = build_network(xbar, **drives)
     _resolve_method(net, method)
     return net

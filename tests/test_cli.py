@@ -1288,3 +1288,25 @@ def test_scale_help_is_wrapped(capsys):
     with pytest.raises(SystemExit):
         main(["scale", "--help"])
     assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 100
+
+
+def test_a_progress_bar_whose_reader_went_away_goes_quiet_and_silences_its_stream():
+    """``xbarsim moons 2>&1 | head``: the progress bar's next line raised
+    BrokenPipeError, which stopped the run after its fit and training with
+    nothing written (found by review). The bar now goes quiet, and its
+    stream's descriptor points at /dev/null so that later writes (warnings,
+    the interpreter's flush at exit) do not fail either."""
+    from xbarsim._progress import Progress
+
+    read, write = os.pipe()
+    stream = os.fdopen(write, "w")
+    os.close(read)  # the reader went away
+    try:
+        with Progress(10, label="work", stream=stream) as bar:
+            for _ in range(10):
+                bar.update(1)
+        assert not bar.enabled
+        stream.write("a later line\n")
+        stream.flush()  # to /dev/null now: no BrokenPipeError
+    finally:
+        stream.close()

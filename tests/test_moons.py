@@ -457,3 +457,63 @@ def test_run_from_python_writes_where_the_command_line_does(monkeypatch, quick, 
     with pytest.raises(Seen) as info:
         moons.run(quick=quick, progress=False)
     assert str(info.value) == folder == moons.default_out(quick)
+
+
+def test_api_arguments_of_the_wrong_kind_are_refused_before_any_work(quick_run, tmp_path):
+    """noise=np.float32(0.2) ran the whole experiment, then failed to write
+    results.json (float32 is no JSON number) and left its new folder empty;
+    out_dir=123 was a raw TypeError, and stream=42 an AttributeError after
+    the surrogate fit (found by review)."""
+    from xbarsim.moons import run
+
+    for kw, message in ((dict(out_dir=123), "out_dir = 123; give the output folder's path"),
+                        (dict(out_dir=""), "out_dir = ''"),
+                        (dict(out_dir=str(tmp_path / "s"), stream=42), "stream = 42; give a text stream")):
+        with pytest.raises(ParameterError, match=message):
+            run(quick=True, progress=False, **kw)
+    assert not (tmp_path / "s").exists()
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "surrogate.npz").write_bytes((quick_run / "surrogate.npz").read_bytes())  # no refit
+    doc = run(out_dir=str(out), quick=True, seed=1, transfers=2, epochs=1, progress=False,
+              noise=np.float32(0.25), stream=open(os.devnull, "w"))
+    noise = json.loads((out / "results.json").read_text())["config"]["run"]["noise"]
+    assert noise == doc["config"]["run"]["noise"] == 0.25 and type(doc["config"]["run"]["noise"]) is float
+
+
+def test_a_given_surrogate_is_taken_whatever_the_order_of_its_layers(tmp_path, capsys):
+    """A fit on [(1, 8), (8, 2)] covers the moons network's layers, and was
+    refused as fitted "for layers [[1, 8], [8, 2]]; the moons network has
+    [[8, 2], [1, 8]]" (found by review)."""
+    import xbarsim as xs
+    from xbarsim.train.surrogate import Surrogate
+
+    path = tmp_path / "reversed.npz"
+    Surrogate.fit(xs.TransferConfig(), n_transfers=2, layers=((1, 8), (8, 2)), n_fail_devices=0, n_probe=2,
+                  n_bins=2).save(str(path))
+    assert main(["moons", "--quick", "--out", str(tmp_path / "o"), "--surrogate", str(path), "--no-progress",
+                 "--transfers", "2", "--epochs", "1"]) == 0
+    assert (tmp_path / "o" / "results.json").exists()
+
+
+def test_a_fit_too_large_names_the_option_that_sets_it(tmp_path, capsys):
+    """The refusal of --fit-transfers 1e9 advised "lower n_transfers, n_bins,
+    n_probe or n_fail_devices", arguments the command has not (found by
+    review)."""
+    assert main(["moons", "--quick", "--out", str(tmp_path / "o"), "--fit-transfers", "1000000000",
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "give fewer --fit-transfers (fit_transfers), now 1000000000" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_table_of_a_run_on_your_data_names_neither_the_half_moons_nor_the_papers_figures(quick_run):
+    """With --data the table read "Half moons, ..." and quoted the paper's
+    0.185 / 0.795, figures of other data (found by review)."""
+    from xbarsim.moons import format_table
+
+    doc = load_results(str(quick_run / "results.json"))
+    assert format_table(doc).startswith("Half moons, ") and "0.185 regular" in format_table(doc)
+    doc["config"]["data"] = "/data/mine"
+    text = format_table(doc)
+    assert text.startswith("Your data, ") and "Drolet" not in text

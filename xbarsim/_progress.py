@@ -101,8 +101,34 @@ class Progress:
             # shorter note left the longer one's tail (after "8x8 r=20",
             # "8x8 r=1" read "8x8 r=10"; found by review)
             end = "\n" if final else ""
-            self.stream.write("\r" + text.ljust(self._drawn) + end)
+            self._write("\r" + text.ljust(self._drawn) + end)
             self._drawn = 0 if final else len(text)
         elif final or decile != 10:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+            self._write(text + "\n")
+
+    def _write(self, text):
+        """Write and flush; a reader that went away (``2>&1 | head``) silences
+        the bar, and its stream from then on, rather than end the run: the
+        BrokenPipeError of the next line stopped ``xbarsim moons`` after
+        its fit and training, with nothing written (found by review)."""
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            self.enabled = False
+            _silence(self.stream)
+
+
+def _silence(stream):
+    """Point `stream`'s file descriptor at /dev/null (where it has one): the
+    pipe's reader is gone, and every later write to it (a warning, the
+    interpreter's flush at exit) would fail in turn."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)

@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .exceptions import ParameterError
+from .exceptions import MemoryLimitError, ParameterError
 from .cli import RunFiles, check_out_dir, help_text, seed_arg
 
 SEED_OFFSET = 0
@@ -129,7 +129,8 @@ def _given_surrogate(cfg, path):
             "refit, or pass the file fitted for this one."
         )
     layers = sur.meta.get("layers")
-    if layers != MOONS_LAYERS:
+    # in any order: a fit listing (1, 8) first covers the same layers (found by review)
+    if not isinstance(layers, list) or sorted(map(list, layers)) != sorted(MOONS_LAYERS):
         raise ParameterError(
             f"surrogate {path} was fitted for layers {layers} (out, in); the moons network has {MOONS_LAYERS}. "
             "Drop --surrogate to refit, or pass a file fitted for these layers."
@@ -193,8 +194,13 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
         except ParameterError:
             pass
     t0 = time.perf_counter()
-    sur = Surrogate.fit(cfg, n_transfers=mc.fit_transfers, seed=fit_seed, n_fail_devices=mc.fail_devices,
-                        progress=progress, **SURROGATE_FIT)
+    try:
+        sur = Surrogate.fit(cfg, n_transfers=mc.fit_transfers, seed=fit_seed, n_fail_devices=mc.fail_devices,
+                            progress=progress, **SURROGATE_FIT)
+    except MemoryLimitError as exc:
+        # its hint names Surrogate.fit's arguments, which the command has not (found by review)
+        raise MemoryLimitError(f"{str(exc).rstrip('.')}. Here: give fewer --fit-transfers (fit_transfers), now "
+                               f"{mc.fit_transfers}.") from None
     # saved with the run's other files, at the end (`RunFiles`): saved here,
     # a Ctrl-C later left the new fit beside the earlier run's results,
     # which it had not produced (found by review). Refitting costs seconds.
@@ -258,7 +264,19 @@ def run(out_dir=None, transfers=None, seed=0, quick=False, data_dir=None, noise=
     own: it was reseeded with ``seed``, found by review)."""
     import torch
 
-    with torch.random.fork_rng(devices=[]):
+    from .cli import removing_new_folders
+
+    # the wrong kinds of out_dir and stream were raw errors, the stream's
+    # after the surrogate fit (found by review)
+    if out_dir is not None and (not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir)):
+        raise ParameterError(f"out_dir = {out_dir!r}; give the output folder's path, or None for "
+                             f"{default_out(False)!r} ({default_out(True)!r} with quick=True).")
+    if stream is not None and not callable(getattr(stream, "write", None)):
+        raise ParameterError(f"stream = {stream!r:.60}; give a text stream (sys.stdout, an open file, io.StringIO) "
+                             "for the run's lines, or None for standard output.")
+    out = out_dir if out_dir is not None else default_out(quick is True)
+    # a failed run left the folder it made, empty, as the command line does not (found by review)
+    with torch.random.fork_rng(devices=[]), removing_new_folders(out):
         return _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epochs, fit_transfers,
                     progress, ablation, check_surrogate, stream)
 
@@ -310,6 +328,12 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
     mc = QUICK if quick else MoonsConfig()
     if out_dir is None:
         out_dir = default_out(quick)
+    if noise is not None:
+        from .train.data import _check_noise
+
+        # a plain float: np.float32 or a 0-d array ran the whole experiment and
+        # then failed to write results.json (found by review)
+        noise = _check_noise(noise)
     over = {k: v for k, v in dict(transfers=transfers, epochs=epochs, fit_transfers=fit_transfers,
                                   noise=noise).items() if v is not None}
     # integers, checked before any work: transfers=2.5 (the Python API; the
@@ -560,7 +584,10 @@ def format_table(doc):
     """The headline table as text."""
     lines = []
     n = doc["regular"]["n_transfers"]
-    lines.append(f"Half moons, {doc['regular']['n_points']} test points, {n} transfers per network")
+    generated = doc.get("config", {}).get("data", "make_moons") == "make_moons"
+    # --data: "Half moons" and the paper's figures named data the run did not use (found by review)
+    lines.append(f"{'Half moons' if generated else 'Your data'}, {doc['regular']['n_points']} test points, {n} "
+                 "transfers per network")
     hdr = f"{'':34s}{'regular':>12s}{'hardware-aware':>16s}"
     lines.append(hdr)
     for label, key in (("points >= 0.95 (circuit)", "frac_points_ge_95"),
@@ -573,8 +600,9 @@ def format_table(doc):
     lines.append("per-point accuracy bins (circuit): fraction of test points")
     for k, b in enumerate(doc["regular"]["bins"]):
         lines.append(f"  {b['label']:32s}{b['fraction']:12.3f}{doc['hardware_aware']['bins'][k]['fraction']:16.3f}")
-    lines.append("points >= 0.95: the fraction of test points classified right in at least 95 % of the transfers "
-                 "(Drolet et al. 2023, statistical model: 0.185 regular, 0.795 hardware-aware)")
+    lines.append("points >= 0.95: the fraction of test points classified right in at least 95 % of the transfers"
+                 + (" (Drolet et al. 2023, statistical model: 0.185 regular, 0.795 hardware-aware)" if generated
+                    else ""))
     # not like-for-like otherwise: the selection alone carries much of the gap (found by review)
     lines.append("epochs kept: hardware-aware, the most validation points >= 0.95 over surrogate transfers; "
                  "regular, the lowest validation loss (--ablation's off/off/off row: that selection, no technique)")

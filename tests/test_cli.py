@@ -1133,10 +1133,14 @@ def test_load_array_says_a_file_of_one_header_line_holds_no_numbers(tmp_path, te
 def test_a_warning_reads_as_the_commands_errors_do(tmp_path, capsys):
     """Warnings reached CLI users in Python's format: the entry script's
     path and line, then its ``sys.exit(main())`` (found by review)."""
-    np.save(tmp_path / "r.npy", np.full((2, 2), 5e3))  # resistances where conductances go
-    assert main(["solve", "--g", str(tmp_path / "r.npy"), "--out", str(tmp_path / "o")]) == 0
+    np.save(tmp_path / "g.npy", np.full((4, 4), 2e-4))
+    # a header of column numbers over the input vectors (resistances where conductances go, the
+    # warning this test read before, are refused now: found by review)
+    (tmp_path / "x.csv").write_text("0,1,2,3\n0.1,0.2,0.1,0.2\n0.2,0.1,0.2,0.1\n")
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--inputs", str(tmp_path / "x.csv"), "--out",
+                 str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
-    assert "xbarsim solve: warning: g holds conductances up to 5e+03 S" in err
+    assert "xbarsim solve: warning: the first row of --inputs" in err
     assert "UserWarning" not in err and "warnings.warn" not in err and "main()" not in err
 
 

@@ -292,7 +292,7 @@ def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
     (None, ["--g", "g.npy", "--inputs", ""], "no such file"),  # was ignored: --v-in's default was solved
     # named as typed, before the file is read (they were "tol must be" and "pulse_drives: vp")
     (None, ["--g", "missing.npy", "--tol", "0"], "--tol 0: tol must be a number in (0, 1)"),
-    (None, ["--g", "g.npy", "--tol", "1e-20"], "--tol 1e-20: tol = 1e-20 is below what double precision resolves"),
+    (None, ["--g", "g.npy", "--tol", "1e-20"], "--tol 1e-20 is below what double precision resolves"),
     (None, ["--g", "g.npy", "--pulse", "0,0", "--vp", "nan"], "--vp nan: give a finite pulse amplitude"),
     # an archive is named as one: it was "could not be read as numbers (UnicodeDecodeError" (found by review)
     (lambda t: np.savez(t / "g.npz", g=np.ones((2, 2))), ["--g", "g.npz"], "is an .npz archive"),

@@ -690,6 +690,16 @@ def _check_npy_memory(path, flag):
             "give a smaller array, or free memory")
 
 
+def integer_ticks(ax):
+    """Integer ticks on both axes of a map of line indices: no half-integer
+    ones on a small array (``min_n_ticks``: nor on a 1-wide one; found by
+    review)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
 def _column_numbers(row):
     """Whether ``row`` is 0, 1, ..., n-1 or 1, 2, ..., n."""
     import numpy as np

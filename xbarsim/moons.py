@@ -268,7 +268,7 @@ def run(out_dir=None, transfers=None, seed=0, quick=False, data_dir=None, noise=
 
     # the wrong kinds of out_dir and stream were raw errors, the stream's
     # after the surrogate fit (found by review)
-    if out_dir is not None and (not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir)):
+    if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):  # "": check_out_dir's "--out is empty"
         raise ParameterError(f"out_dir = {out_dir!r}; give the output folder's path, or None for "
                              f"{default_out(False)!r} ({default_out(True)!r} with quick=True).")
     if stream is not None and not callable(getattr(stream, "write", None)):

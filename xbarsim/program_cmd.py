@@ -33,8 +33,8 @@ import warnings
 import numpy as np
 
 from .exceptions import ConvergenceError, ParameterError, XbarsimError
-from .cli import (RunFiles, _written_by, check_out_dir, check_provenance, check_r_wire, help_text, json_plain, load_array,
-                  remove_if_made_and_empty, removing_new_folders, seed_arg, wires_text)
+from .cli import (RunFiles, _written_by, check_out_dir, check_provenance, check_r_wire, help_text, integer_ticks,
+                  json_plain, load_array, remove_if_made_and_empty, removing_new_folders, seed_arg, wires_text)
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -187,11 +187,8 @@ def plot(res, path, title=""):
     ax[0, 1].set_title("pulses")
     ax[0, 1].set_xlabel("bit line j")
     ax[0, 1].set_ylabel("word line i")
-    from matplotlib.ticker import MaxNLocator
-
-    for a in ax[0]:  # line indices: no half-integer ticks on a small array (min_n_ticks: nor a 1-wide one)
-        a.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        a.yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    for a in ax[0]:
+        integer_ticks(a)
     own = 100.0 * (res.g_after_own[w] / res.target[w] - 1.0)
     fin = err[w]
     both = np.concatenate([own, fin])

@@ -50,6 +50,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -57,8 +58,8 @@ import time
 import numpy as np
 
 from ._coerce import where_not_finite
-from .cli import (RunFiles, _written_by, check_out_dir, check_provenance, check_r_wire, help_text, json_plain, load_array,
-                  remove_if_made_and_empty, removing_new_folders, wires_text)
+from .cli import (RunFiles, _written_by, check_out_dir, check_provenance, check_r_wire, help_text, integer_ticks,
+                  json_plain, load_array, remove_if_made_and_empty, removing_new_folders, wires_text)
 from .exceptions import ConvergenceError, ParameterError
 
 __all__ = ["run", "run_pulse", "summarize", "summarize_pulse", "plot", "plot_pulse", "register"]
@@ -184,12 +185,14 @@ def plot(g, x, sol, path, title=""):
         a.set_title(name + "s")
         a.set_xlabel("bit line j")
         a.set_ylabel("word line i")
+        integer_ticks(a)
     lost = 1e3 * (x0[:, None] - (v_wl - v_bl))
     im = ax[1, 0].imshow(lost, cmap="magma", interpolation="nearest", aspect="auto")
     fig.colorbar(im, ax=ax[1, 0], label="input - V(device) (mV)")
     ax[1, 0].set_title("voltage each device loses to the wires (0: ideal)")
     ax[1, 0].set_xlabel("bit line j")
     ax[1, 0].set_ylabel("word line i")
+    integer_ticks(ax[1, 0])
     ideal = g.T @ x.reshape(x.shape[0], -1)
     i_out = sol.i_out.reshape(ideal.shape)
     # the error against the ideal product, not i_out against it: on a parity
@@ -446,6 +449,7 @@ def plot_pulse(sol, cell, vp, path, title=""):
     ax[0].plot([j], [i], "s", mfc="none", mec="k", ms=10, label=f"selected ({i}, {j})")
     ax[0].set_xlabel("bit line j")
     ax[0].set_ylabel("word line i")
+    integer_ticks(ax[0])
     ax[0].set_title("voltage across each cell")
     # outside the map, below it: inside, it hid the rows next to the selected one
     ax[0].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
@@ -744,7 +748,10 @@ def _check_flags(args):
         try:
             _check_tol(args.tol, None)
         except ParameterError as exc:
-            raise ParameterError(f"--tol {args.tol:g}: {exc}") from None
+            # "--tol 1e-15: tol = 1e-15 is below ..." named it twice (found by review)
+            said = re.match(r"tol = \S+ (.*)", str(exc), re.S)
+            raise ParameterError(f"--tol {args.tol:g} {said.group(1)}" if said else f"--tol {args.tol:g}: {exc}") \
+                from None
     if args.vp is not None and not math.isfinite(args.vp):
         raise ParameterError(f"--vp {args.vp:g}: give a finite pulse amplitude in volts (negative for a reset).")
     if args.v0 is not None and not (math.isfinite(args.v0) and args.v0 > 0):

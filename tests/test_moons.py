@@ -516,3 +516,19 @@ def test_the_table_of_a_run_on_your_data_names_neither_the_half_moons_nor_the_pa
     doc["config"]["data"] = "/data/mine"
     text = format_table(doc)
     assert text.startswith("Your data, ") and "Drolet" not in text
+
+
+def test_moons_config_checks_its_fields_when_made():
+    """MoonsConfig is public, and checked nothing: score_transfers=0 failed
+    as "n = 0" after the regular network had trained (found by review)."""
+    from xbarsim.moons import MoonsConfig
+
+    for kw, message in ((dict(score_transfers=0), r"score_transfers = 0; an integer >= 1"),
+                        (dict(grid=1), r"grid = 1; an integer >= 2"),
+                        (dict(fail_devices=-1), r"fail_devices = -1; an integer >= 0"),
+                        (dict(transfers=2.5), r"transfers \(--transfers\) = 2.5; an integer >= 1"),
+                        (dict(noise=float("nan")), r"noise \(--noise\) = nan; a finite number >= 0")):
+        with pytest.raises(ParameterError, match=message):
+            MoonsConfig(**kw)
+    cfg = MoonsConfig(transfers=np.int64(7), noise=np.float32(0.25))
+    assert type(cfg.transfers) is int and type(cfg.noise) is float and cfg.noise == 0.25

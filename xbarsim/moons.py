@@ -83,6 +83,27 @@ class MoonsConfig:
     noise: float = 0.2
     """make_moons noise."""
 
+    def __post_init__(self):
+        # every field checked when the configuration is made: it is public,
+        # and MoonsConfig(score_transfers=0) failed as "n = 0" after the
+        # regular network had trained (found by review). Checked here, not
+        # with the training API's helpers, whose import would load torch
+        # for every command's start-up.
+        from .devices import real_scalar
+
+        for name, low, flag in (("transfers", 1, "--transfers"), ("fit_transfers", 2, "--fit-transfers"),
+                                ("fail_devices", 0, None), ("epochs", 1, "--epochs"), ("score_transfers", 1, None),
+                                ("grid", 2, None), ("grid_transfers", 1, None)):
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ParameterError(f"{name}{f' ({flag})' if flag else ''} = {value!r}; an integer >= {low} "
+                                     f"(MoonsConfig.{name}).")
+            object.__setattr__(self, name, int(value))
+        noise = real_scalar(self.noise)
+        if noise is None or not (math.isfinite(noise) and noise >= 0):
+            raise ParameterError(f"noise (--noise) = {self.noise!r}; a finite number >= 0 (MoonsConfig.noise).")
+        object.__setattr__(self, "noise", float(noise))
+
 
 QUICK = MoonsConfig(transfers=16, fit_transfers=6, fail_devices=4000, epochs=12, score_transfers=16,
                     grid=40, grid_transfers=8)
@@ -328,22 +349,13 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
     mc = QUICK if quick else MoonsConfig()
     if out_dir is None:
         out_dir = default_out(quick)
-    if noise is not None:
-        from .train.data import _check_noise
-
-        # a plain float: np.float32 or a 0-d array ran the whole experiment and
-        # then failed to write results.json (found by review)
-        noise = _check_noise(noise)
+    # noise: a plain float by MoonsConfig (np.float32 or a 0-d array ran the whole
+    # experiment and then failed to write results.json; found by review)
     over = {k: v for k, v in dict(transfers=transfers, epochs=epochs, fit_transfers=fit_transfers,
                                   noise=noise).items() if v is not None}
-    # integers, checked before any work: transfers=2.5 (the Python API; the
-    # CLI parses ints) was refused as "n" after the fit and the training (found by review)
-    from .train._checks import check_count
-
-    mc = replace(mc, **over)
-    mc = replace(mc, transfers=check_count(mc.transfers, "transfers (--transfers)", 1),
-                 epochs=check_count(mc.epochs, "epochs (--epochs)", 1),
-                 fit_transfers=check_count(mc.fit_transfers, "fit_transfers (--fit-transfers)", 2))
+    # integers, checked before any work (by MoonsConfig): transfers=2.5 (the Python API;
+    # the CLI parses ints) was refused as "n" after the fit and the training (found by review)
+    mc = replace(mc, **over)  # checked by MoonsConfig itself
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"--seed {seed!r}: a non-negative integer.")
     # before anything runs: the seed and what the training API adds to it

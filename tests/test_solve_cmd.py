@@ -774,3 +774,18 @@ def test_conductance_files_it_cannot_mean_are_refused_before_solving(tmp_path, c
         assert main(["solve", "--g", str(path), "--out", str(tmp_path / "o")]) == 1
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "o").exists()
+
+
+def test_inputs_with_a_pandas_index_column_get_the_hint_that_helps(tmp_path, capsys):
+    """Inputs saved with pandas' index, (M, M + 1) for an M-line array, were
+    told to save their transpose (found by review)."""
+    import warnings
+
+    np.save(tmp_path / "g.npy", np.full((3, 3), 2e-4))
+    (tmp_path / "x.csv").write_text("0,0.1,0.2,0.1\n1,0.2,0.1,0.2\n2,0.1,0.1,0.1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # load_array's own warning of the index column
+        assert main(["solve", "--g", str(tmp_path / "g.npy"), "--inputs", str(tmp_path / "x.csv"), "--out",
+                     str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "first column reads 0, 1, 2, ..., a row index" in err and "transpose" not in err

@@ -78,8 +78,14 @@ def _inputs(x, M):
         x = x[:, None]
     if x.ndim == 2 and x.shape[1] == M:
         return np.ascontiguousarray(x.T) if x.shape[0] > 1 else x[0]
+    from .cli import _column_numbers
+
     hint = ""
-    if x.ndim == 2 and x.shape[0] == M:
+    if x.ndim == 2 and x.shape[1] == M + 1 and _column_numbers(x[:, 0]):
+        # pandas' index column: "save its transpose" was the wrong advice (found by review)
+        hint = (f" Its first column reads {', '.join(f'{v:g}' for v in x[:3, 0])}, ..., a row index (pandas' "
+                "to_csv without index=False): delete that column.")
+    elif x.ndim == 2 and x.shape[0] == M:
         # the solver's own (M, B) layout, one input per column (found by review)
         hint = f" It holds {x.shape[1]} inputs as columns: save its transpose (x.T, shape {x.shape[::-1]})."
     lines, values = ("word line", "value") if M == 1 else ("word lines", "values")

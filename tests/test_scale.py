@@ -1689,6 +1689,9 @@ def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():
     (dict(rows="8"), "rows, cols and inputs must be whole numbers"),
     (dict(r_wire=0.0, method="mg"), "method 'mg' (--method mg) needs every wire segment to have r > 0"),
     (dict(device="sinh", v0="x"), "v0 must be a number"),
+    # the solver's refusal of drives too weak to tell from zero failed point by point (found by review)
+    (dict(r_wire=0.0, r_terminal=1e18), "r_terminal (--r-terminal) = 1e+18 ohms: the drives reach the 4 word lines "
+                                         "through terminals so weak"),
 ])
 def test_a_point_the_solver_would_refuse_is_refused_before_the_sweep(tmp_path, kw, message):
     # tol and seed were not checked by the Python API: every point was

@@ -272,7 +272,7 @@ def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
     (None, ["--g", "g.npy", "--v0", "-1"], "v0"),
     (lambda t: np.save(t / "xn.npy", np.r_[np.nan, np.ones(6)]), ["--g", "g.npy", "--inputs", "xn.npy"],
      "--inputs holds NaN or inf at [0]; give finite input voltages"),
-    (None, ["--g", "g.npy", "--tol", "-1"], "tol must be"),
+    (None, ["--g", "g.npy", "--tol", "-1"], "--tol -1 must be a number in (0, 1)"),
     # the library's refusals named r_wl, left.r, bottom.r and method='mg' (found by review)
     (None, ["--g", "g.npy", "--method", "mg", "--r-bl", "0"], "--method mg needs wire segments of more than 0 ohms "
                                                               "(--r-bl is 0"),
@@ -291,7 +291,7 @@ def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
     (None, ["--g", "g.npy", "--r-wire", "1e14"], "--r-wire 1e+14: the largest device conductance"),
     (None, ["--g", "g.npy", "--inputs", ""], "no such file"),  # was ignored: --v-in's default was solved
     # named as typed, before the file is read (they were "tol must be" and "pulse_drives: vp")
-    (None, ["--g", "missing.npy", "--tol", "0"], "--tol 0: tol must be a number in (0, 1)"),
+    (None, ["--g", "missing.npy", "--tol", "0"], "--tol 0 must be a number in (0, 1)"),
     (None, ["--g", "g.npy", "--tol", "1e-20"], "--tol 1e-20 is below what double precision resolves"),
     (None, ["--g", "g.npy", "--pulse", "0,0", "--vp", "nan"], "--vp nan: give a finite pulse amplitude"),
     # an archive is named as one: it was "could not be read as numbers (UnicodeDecodeError" (found by review)

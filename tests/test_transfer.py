@@ -1774,6 +1774,7 @@ def test_transfer_many_says_what_to_do_when_workers_keep_dying(monkeypatch):
     W, b = _layer(3, 2, seed=0)
     with loopback_cluster() as cluster:
         with distributed.Client(cluster, set_as_default=False) as client:
-            with pytest.raises(xs.XbarsimError, match=r"workers running a chunk of transfers died.*smaller "
-                                                      r"chunk= \(now 1\)"):
-                xs.transfer_many(W, b, xs.TransferConfig(r_wl=0.0, r_bl=0.0), n=2, chunk=1, scheduler=client)
+            for chunk, held in ((1, 1), (256, 2)):  # a chunk holds min(chunk, n) transfers
+                with pytest.raises(xs.XbarsimError, match=r"workers running a chunk of transfers died.*smaller "
+                                                          rf"chunk= \(its chunks hold {held} transfers\)"):
+                    xs.transfer_many(W, b, xs.TransferConfig(r_wl=0.0, r_bl=0.0), n=2, chunk=chunk, scheduler=client)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .circuit import FLOATING, IDEAL, RESISTIVE
-from .exceptions import ConvergenceError
+from .exceptions import ConvergenceError, ParameterError
 from .kernels.lines import factor_lines, solve_lines
 from .kernels.operator import absmax_lines, cg_update, dot_lines, kcl_residual, xpby
 
@@ -988,7 +988,21 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
     # at every node, which no solver can remove; there the relative residual
     # is asked only to reach that floor (the accuracy check on the voltage
     # error estimate still applies in full).
-    rtol = np.maximum(tol, kcl_bound(0.0, 0.0, 1.0, check.gmax) / safe)  # (B,): the floor at unit drive
+    floor = kcl_bound(0.0, 0.0, 1.0, check.gmax)
+    if np.any((scale > 0) & (floor >= scale)):
+        # The drives' whole current into the zero state is below what double
+        # precision resolves next to the largest conductance: the stopping
+        # test cannot tell the answer from zero. A 1e20 ohm input on ideal
+        # wires came back as all-zero currents, relative residual 1.0 (found
+        # by review); up to about 1e17 ohm there the solve is exact.
+        k = int(np.argmax((scale > 0) & (floor >= scale)))
+        raise ParameterError(
+            f"the drives reach this circuit only through terminals so weak that all their current at 1 V "
+            f"({float(scale[k]):.3g} A) is below what double precision resolves beside its largest conductance "
+            f"({check.gmax:.3g} S): no solve could tell the answer from zero. Give smaller terminal resistances "
+            "(check their units: ohms; --r-in / --r-out / --r-terminal on the command line), or "
+            "Drive(floating=True) for an end meant to be open.")
+    rtol = np.maximum(tol, floor / safe)  # (B,): the floor at unit drive
     history = [float(np.max(np.where(scale > 0, np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl)) / safe, 0.0)))]
     it, ok = pcg_core(net, net.g, net.g_t, pre, r_wl, r_bl, v_wl, v_bl, scale, rtol, maxiter, work,
                       callback=callback, history=history, check=check)

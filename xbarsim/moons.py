@@ -295,7 +295,8 @@ def run(out_dir=None, transfers=None, seed=0, quick=False, data_dir=None, noise=
     if stream is not None and not callable(getattr(stream, "write", None)):
         raise ParameterError(f"stream = {stream!r:.60}; give a text stream (sys.stdout, an open file, io.StringIO) "
                              "for the run's lines, or None for standard output.")
-    out = out_dir if out_dir is not None else default_out(quick is True)
+    # np.True_ too: the folder run writes (quick is True watched out/moons; review of the fix)
+    out = out_dir if out_dir is not None else default_out(isinstance(quick, (bool, np.bool_)) and bool(quick))
     # a failed run left the folder it made, empty, as the command line does not (found by review)
     with torch.random.fork_rng(devices=[]), removing_new_folders(out):
         return _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epochs, fit_transfers,

@@ -305,6 +305,20 @@ class ScalePoint:
                 f"the {self.r_wire:g} ohm wire segments (--r-wire); beyond {DYNAMIC_RANGE:.0e} double precision "
                 "cannot resolve a line against its terminal. Give a smaller terminal resistance (0: ideal), or "
                 "check --r-wire: 0 makes the wires ideal (handled exactly).")
+        if self.r_terminal > 0:
+            from ._pcg import KCL_ULPS
+
+            # the solvers' refusal of drives whose whole current is below what
+            # double precision resolves beside the devices (`solve_pcg`), made
+            # here, conservatively (10x early), for the sweep: it failed point by
+            # point, depending on the random conductances (found by review)
+            gmax = max(self.g_max, 1.0 / self.r_wire if self.r_wire > 0 else 0.0)
+            if math.sqrt(self.rows) / self.r_terminal <= 10 * KCL_ULPS * np.finfo(float).eps * gmax:
+                raise ParameterError(
+                    f"r_terminal (--r-terminal) = {self.r_terminal:g} ohms: the drives reach the {self.rows} word "
+                    f"lines through terminals so weak that their current is below what double precision resolves "
+                    f"beside the {gmax:.3g} S parts of the array. Give a smaller terminal resistance (0: ideal); "
+                    "check its units (ohms).")
         if self.v_read < np.finfo(float).tiny:
             raise ParameterError(f"v_read (--v-read) = {self.v_read:g} V, a subnormal double: the solvers scale "
                                  "the drives to unit voltage, which needs a normal one (at least 1e-300 V, say); "

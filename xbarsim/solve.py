@@ -192,14 +192,13 @@ class Solution:
         xbar = net.xbar.with_g(g)
         changed = np.count_nonzero(xbar.g != net.g) / xbar.g.size
         new_net = dataclasses.replace(net, xbar=xbar, g=kernel_array(xbar.g), g_t=transposed(xbar.g))
-        from .circuit import check_connected, check_floating_ties, check_ranges, check_weak_ties
+        from .circuit import check_connected, check_floating_ties, check_ranges
 
         check_ranges(xbar, net.ends, net.batch)  # the terminals and drives against the new conductances
         if np.any((xbar.g > 0) != (net.g > 0)):
             # open devices changed: well-posedness must be checked again
             check_connected(xbar.g, net.ends)
         check_floating_ties(xbar, net.ends)  # as solve does: a bare RuntimeError / SystemError otherwise
-        check_weak_ties(xbar, net.ends)
         pre = getattr(self, "_preconditioner", None) if changed <= fraction else None
         if pre is not None:
             pre = pre.refresh_fine(new_net)

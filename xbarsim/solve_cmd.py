@@ -755,7 +755,7 @@ def _check_flags(args):
             _check_tol(args.tol, None)
         except ParameterError as exc:
             # "--tol 1e-15: tol = 1e-15 is below ..." named it twice (found by review)
-            said = re.match(r"tol = \S+ (.*)", str(exc), re.S)
+            said = re.match(r"tol (?:= \S+ )?(.*)", str(exc), re.S)  # "tol = 1e-20 is below", "tol must be"
             raise ParameterError(f"--tol {args.tol:g} {said.group(1)}" if said else f"--tol {args.tol:g}: {exc}") \
                 from None
     if args.vp is not None and not math.isfinite(args.vp):

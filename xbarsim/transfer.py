@@ -723,7 +723,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     """Run the chunks with Dask distributed; yields (start, result) as they finish."""
     from distributed import Client, as_completed
 
-    from ._dask import (WorkerWatch, close_client, close_cluster, connect_scheduler, no_worker_message, one_line,
+    from ._dask import (WorkerWatch, close_client, close_cluster, connect_scheduler, no_worker_message,
                         scheduler_lost, start_local_cluster, usable_cores)
 
     own = cluster = None
@@ -785,11 +785,13 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
                 except Exception as exc:
                     if type(exc).__name__ == "KilledWorker":
                         # distributed's raw error, without a hint (found by review)
+                        # (its chunks hold min(chunk, n) transfers: "now 256" for a run of 10; and
+                        # distributed's text, cut, ended mid-sentence; review of the fix)
                         raise XbarsimError(
-                            f"xbarsim.transfer_many: the Dask workers running a chunk of transfers died, as many "
-                            f"times as the scheduler allows ({one_line(exc)[:200]}). The usual cause is a worker's "
-                            "memory limit: give a smaller chunk= (now "
-                            f"{chunk}) or fewer workers per machine, or check the workers' logs.") from None
+                            "xbarsim.transfer_many: the Dask workers running a chunk of transfers died, as many "
+                            "times as the scheduler allows. The usual cause is a worker's memory limit: give a "
+                            f"smaller chunk= (its chunks hold {min(chunk, n)} transfers) or fewer workers per "
+                            "machine, or check the workers' logs.") from None
                     if not scheduler_lost(exc, client):
                         raise  # a chunk's own error (a missed solve), or a worker's
                     # distributed's raw FutureCancelledError / CommClosedError,

@@ -1489,8 +1489,9 @@ def test_drives_too_weak_for_double_precision_to_tell_from_zero_are_refused(meth
     weak tie."""
     g = np.random.default_rng(0).uniform(1e-4, 5e-4, (4, 3))
     xbar = xs.Crossbar(g, r_wl=0.0, r_bl=0.0)
-    with pytest.raises(xs.ParameterError, match=r"terminals so weak that all their current at 1 V .* is below what "
-                                                r"double precision resolves.*--r-in / --r-out"):
+    with pytest.raises(xs.ParameterError, match=r"terminals so weak that all their current is below what double "
+                                                r"precision resolves.*could not tell the answer from zero.*--r-in / "
+                                                r"--r-out"):
         xs.solve(xbar, left=xs.Drive(np.full(4, 0.2), r=1e20), bottom=xs.Drive(0.0), method=method)
     both = xs.solve(xbar, left=xs.Drive(np.full(4, 0.2), r=1e20), right=xs.Drive(0.2), bottom=xs.Drive(0.0),
                     method=method)
@@ -1504,3 +1505,25 @@ def test_drives_too_weak_for_double_precision_to_tell_from_zero_are_refused(meth
     np.testing.assert_allclose(sol.i_out, np.full(3, 4 * 1e-12 * 0.2 / (1 + 1e20 * 3e-12)), rtol=1e-9)
     with pytest.raises(xs.ParameterError, match="terminals so weak"):
         sol.resolve(np.full((4, 3), 1e-4))
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg"])
+def test_weak_devices_between_ideally_driven_lines_are_solved_not_refused(method):
+    """A first refusal of too-weak drives, made before the solve, refused
+    1e-15 S devices on ideal word lines with ideal drives (the Crossbar's
+    default r_wl=0), whose zero state is the exact answer, and a whole batch
+    for one such column (review of the fix). Their terminal currents
+    balance: solved, and exact."""
+    xbar = xs.Crossbar(np.full((4, 4), 1e-15), r_wl=0.0, r_bl=1.0)
+    sol = xs.solve(xbar, left=0.2, bottom=0.0, method=method)
+    np.testing.assert_allclose(sol.i_out, np.full(4, 4 * 1e-15 * 0.2), rtol=1e-9)
+    g = np.full((4, 4), 1e-4)
+    g[0] = 1e-15
+    x = np.array([[0.2, 0.2], [0.0, 0.1], [0.0, 0.0], [0.0, 0.0]])
+    batch = xs.solve(xs.Crossbar(g, r_wl=0.0, r_bl=1.0), left=x, bottom=0.0, method="direct")
+    exact = xs.solve(xs.Crossbar(g, r_wl=0.0, r_bl=1.0), left=x[:, 1], bottom=0.0, method="direct")
+    np.testing.assert_allclose(batch.i_out[:, 0], g.T @ x[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(batch.i_out[:, 1], exact.i_out, rtol=1e-9)
+    warm = xs.solve(xs.Crossbar(np.full((4, 4), 1e-6), r_wl=0.0, r_bl=1.0), left=0.2, bottom=0.0,
+                    method=method, keep_factors=True).resolve(np.full((4, 4), 1e-15))
+    np.testing.assert_allclose(warm.i_out, np.full(4, 4 * 1e-15 * 0.2), rtol=1e-9)

@@ -209,19 +209,13 @@ def connect_scheduler(address, who, timeout=None, worker_wait=None):
     service, a port that never replies) would hang it forever. So the Client
     is made in a daemon thread and given `timeout` seconds in all; an
     attempt still hanging then is abandoned (it cannot keep the process
-    alive, and closes its Client should it ever finish). A scheme whose
-    transport cannot be used here (`transport_problem`) is refused before
-    connecting, and a Client that fails to start is closed.
+    alive, and closes its Client should it ever finish). An address that is
+    not one, or whose transport cannot be used here, is refused before
+    connecting (`check_scheduler_address`), and a Client that fails to start
+    is closed.
     """
     address = normalized_address(address)
-    if isinstance(address, str) and "://" in address:
-        scheme = address.split("://", 1)[0]
-        problem = transport_problem(scheme)
-        if problem is not None:
-            raise ParameterError(
-                f"cannot connect to {address!r}: Dask's {scheme}:// transport cannot be used in this "
-                f"installation ({problem}). Give the scheduler's tcp:// address, as `dask scheduler` "
-                "prints it.")
+    check_scheduler_address(address, "cannot connect to")  # its callers' check, made up front, is this one
     Client = _closing_client_class()
     timeout = float(SCHEDULER_TIMEOUT_S if timeout is None else timeout)
     worker_wait = float(WORKER_WAIT_S if worker_wait is None else worker_wait)

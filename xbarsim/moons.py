@@ -350,13 +350,12 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
     mc = QUICK if quick else MoonsConfig()
     if out_dir is None:
         out_dir = default_out(quick)
-    # noise: a plain float by MoonsConfig (np.float32 or a 0-d array ran the whole
-    # experiment and then failed to write results.json; found by review)
     over = {k: v for k, v in dict(transfers=transfers, epochs=epochs, fit_transfers=fit_transfers,
                                   noise=noise).items() if v is not None}
-    # integers, checked before any work (by MoonsConfig): transfers=2.5 (the Python API;
-    # the CLI parses ints) was refused as "n" after the fit and the training (found by review)
-    mc = replace(mc, **over)  # checked by MoonsConfig itself
+    # checked by MoonsConfig, before any work: transfers=2.5 (the Python API; the CLI
+    # parses ints) was refused as "n" after the fit and the training, and np.float32
+    # noise failed to write results.json after the whole run (found by review)
+    mc = replace(mc, **over)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"--seed {seed!r}: a non-negative integer.")
     # before anything runs: the seed and what the training API adds to it

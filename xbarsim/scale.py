@@ -306,14 +306,14 @@ class ScalePoint:
                 "cannot resolve a line against its terminal. Give a smaller terminal resistance (0: ideal), or "
                 "check --r-wire: 0 makes the wires ideal (handled exactly).")
         if self.r_terminal > 0:
-            from ._pcg import KCL_ULPS
+            from ._pcg import kcl_bound
 
-            # the solvers' refusal of drives whose whole current is below what
-            # double precision resolves beside the devices (`solve_pcg`), made
-            # here, conservatively (10x early), for the sweep: it failed point by
-            # point, depending on the random conductances (found by review)
+            # the solvers' refusal of drives whose whole current is below their
+            # stopping test's floor (`solve_pcg`), made here for the sweep with a
+            # 10x margin on that floor: it failed point by point, depending on
+            # the random conductances (found by review)
             gmax = max(self.g_max, 1.0 / self.r_wire if self.r_wire > 0 else 0.0)
-            if math.sqrt(self.rows) / self.r_terminal <= 10 * KCL_ULPS * np.finfo(float).eps * gmax:
+            if math.sqrt(self.rows) / self.r_terminal <= 10 * kcl_bound(0.0, 0.0, 1.0, gmax):
                 raise ParameterError(
                     f"r_terminal (--r-terminal) = {self.r_terminal:g} ohms: the drives reach the {self.rows} word "
                     f"lines through terminals so weak that their current is below what double precision resolves "
@@ -887,8 +887,13 @@ def load_results(path):
     place in the file: a run interrupted before it tidied the file left both
     rows, and the figures counted the point twice (found by review).
     """
+    return _one_per_point(_file_rows(path))
+
+
+def _one_per_point(rows):
+    """The last of each point id's rows, each at its place in `rows`."""
     latest = {}
-    for row in _file_rows(path):
+    for row in rows:
         latest.pop(row["point_id"], None)
         latest[row["point_id"]] = row
     return list(latest.values())
@@ -1035,8 +1040,9 @@ class _ResultsFile:
 
     def compact(self):
         """Keep the last row of every point id (after retries), atomically."""
-        latest = self.rows()
-        if len(latest) != len(_file_rows(self.path)):
+        rows = _file_rows(self.path)  # read once
+        latest = _one_per_point(rows)
+        if len(latest) != len(rows):
             try:
                 _write_atomic(self.path, _header_line() + "".join(_csv_line(r) for r in latest))
             except OSError as exc:

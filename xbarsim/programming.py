@@ -216,7 +216,6 @@ SOLVE_MAXITER_LIMIT = 10**9
 """Largest `TransferConfig.solve_maxiter` (a float64 in the kernels' parameter vector)."""
 
 
-
 SOLVE_TOL_PER_NODE = 2e-15
 """Smallest ``solve_tol`` per node of an array's longest line that the
 in-kernel circuit solve reaches in double precision (`TransferConfig.check_array`).

@@ -784,9 +784,8 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
                     top_up(running)
                 except Exception as exc:
                     if type(exc).__name__ == "KilledWorker":
-                        # distributed's raw error, without a hint (found by review)
-                        # (its chunks hold min(chunk, n) transfers: "now 256" for a run of 10; and
-                        # distributed's text, cut, ended mid-sentence; review of the fix)
+                        # distributed's raw error, without a hint (found by review); the
+                        # chunk size is what its chunks hold, min(chunk, n) (review of the fix)
                         raise XbarsimError(
                             "xbarsim.transfer_many: the Dask workers running a chunk of transfers died, as many "
                             "times as the scheduler allows. The usual cause is a worker's memory limit: give a "

@@ -209,9 +209,10 @@ def test_cache_report_counts_the_cached_kernels_and_checks_their_stamp(tmp_path)
     assert cache_report(str(tmp_path / "none"), str(sources)).files == 0
 
 
-def test_cache_clear_deletes_the_kernels_and_stamp_only(tmp_path, monkeypatch, capsys):
+def test_cache_clear_deletes_the_kernels_only_and_keeps_the_folder_stamped(tmp_path, monkeypatch, capsys):
     """``xbarsim cache --clear`` on this process's cache folder (here a fake
     one: the real one holds the compiled kernels the other tests load)."""
+    from xbarsim._kernel_cache import STAMP, _source_digest
     from xbarsim.kernels import config
 
     folder = tmp_path / "c"
@@ -222,10 +223,31 @@ def test_cache_clear_deletes_the_kernels_and_stamp_only(tmp_path, monkeypatch, c
     assert out == f"compiled-kernel cache: {folder}\n  4 files, 0.0 MiB; compiled from the installed sources\n"
     assert main(["cache", "--clear"]) == 0
     assert capsys.readouterr().out == f"deleted 4 cached-kernel files (0.0 MiB) from {folder}\n"
-    assert sorted(p.name for p in folder.iterdir()) == ["config.cpython-311.pyc"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["config.cpython-311.pyc", STAMP])
+    assert (folder / STAMP).read_text() == _source_digest(config._FOLDER) + "\n"
     assert main(["cache"]) == 0
     assert capsys.readouterr().out == (f"compiled-kernel cache: {folder}\n"
                                        "  empty: the kernels compile on the next solve or transfer\n")
+
+
+def test_kernels_saved_after_a_clear_by_a_running_process_are_kept_by_the_next_import(tmp_path, monkeypatch):
+    """A process that imported xbarsim before ``xbarsim cache --clear``
+    saves its kernels afterwards, compiled from the installed sources. The
+    clear deleted the stamp, so the next import dropped those valid kernels
+    as compiled from other sources, and ``xbarsim cache`` said so (found by
+    review)."""
+    from xbarsim import _kernel_cache, cache_cmd
+    from xbarsim.kernels import config
+
+    folder = tmp_path / "c"
+    _fake_cache(folder, config._FOLDER)
+    cache_cmd.clear_cache(str(folder))
+    for name in ("nodal.solve_nodal-12.py311.nbi", "nodal.solve_nodal-12.py311.1.nbc"):  # the running process
+        (folder / name).write_bytes(b"x" * 10)
+    monkeypatch.setattr(_kernel_cache, "DROPPED", {})
+    _kernel_cache.drop_stale_cache(folder=str(folder), sources=config._FOLDER)  # what the next import does
+    assert _kernel_cache.DROPPED == {}
+    assert cache_cmd.cache_report(str(folder)) == (config.CACHE, str(folder), 2, 20, True)
 
 
 def test_cache_report_names_the_stale_kernels_dropped_as_xbarsim_loaded(tmp_path, monkeypatch, capsys):
@@ -277,7 +299,8 @@ def test_cache_clear_with_caching_turned_off_clears_what_earlier_runs_left(tmp_p
     assert f"4 files (0.0 MiB) left in {tmp_path / 'c'} by earlier runs" in capsys.readouterr().out
     assert main(["cache", "--clear"]) == 0
     assert capsys.readouterr().out == f"deleted 4 cached-kernel files (0.0 MiB) from {tmp_path / 'c'}\n"
-    assert [p.name for p in (tmp_path / "c").iterdir()] == ["config.cpython-311.pyc"]
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(["config.cpython-311.pyc",
+                                                                        _kernel_cache.STAMP])
 
 
 def test_cache_clear_refuses_when_numba_passed_over_numba_cache_dir(tmp_path, monkeypatch, capsys):

@@ -231,14 +231,22 @@ def drop_stale_cache(folder=None, sources=None, digest=None):
                     DROPPED[folder] = DROPPED.get(folder, 0) + 1
                 except OSError:
                     pass
-        tmp = f"{stamp}.{os.getpid()}"
-        with open(tmp, "w") as fh:
-            fh.write(digest + "\n")
-        os.replace(tmp, stamp)
+        write_stamp(folder, digest)
     except OSError:
         return  # caching is an optimisation, never an error
     except Exception as exc:
         _warn_unguarded(f"{type(exc).__name__}: {exc}")
+
+
+def write_stamp(folder, digest):
+    """Stamp the cache `folder` with `digest`, the kernel sources its files
+    were (or will be) compiled from, atomically (another process may be
+    reading it); an `OSError` is the caller's."""
+    stamp = os.path.join(folder, STAMP)
+    tmp = f"{stamp}.{os.getpid()}"
+    with open(tmp, "w") as fh:
+        fh.write(digest + "\n")
+    os.replace(tmp, stamp)
 
 
 def stamp_with_digest(folder, digest):

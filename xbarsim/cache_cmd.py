@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from ._kernel_cache import STAMP, _source_digest, ignored_cache_dir, no_cache_requested
+from ._kernel_cache import STAMP, _source_digest, ignored_cache_dir, no_cache_requested, write_stamp
 
 __all__ = ["CacheReport", "cache_report", "clear_cache"]
 
@@ -79,17 +79,24 @@ def cache_report(folder=None, sources=None, enabled=None):
     return CacheReport(enabled, folder, len(files), size, current)
 
 
-def clear_cache(folder=None):
+def clear_cache(folder=None, sources=None):
     """Delete the cached kernels of `folder` (default: this process's, as
-    `cache_report`) and its digest stamp; other files (a ``__pycache__``'s
-    ``*.pyc``) stay. Returns ``(files, bytes)`` deleted."""
-    report = cache_report(folder)
+    `cache_report`) and stamp it with the digest of the kernel sources in
+    `sources` (default: the installed ones); other files (a
+    ``__pycache__``'s ``*.pyc``) stay. Deleting the stamp too made the next
+    import drop, as compiled from other sources, the valid kernels that a
+    process running meanwhile saved there (found by review). Returns
+    ``(files, bytes)`` deleted."""
+    from .kernels import config
+
+    sources = config._FOLDER if sources is None else sources
+    report = cache_report(folder, sources)
     if report.folder is None:
         return 0, 0
     from .exceptions import ParameterError
 
     deleted = size = 0
-    for path in _cached_files(report.folder) + [os.path.join(report.folder, STAMP)]:
+    for path in _cached_files(report.folder):
         try:
             n = os.path.getsize(path)
             os.remove(path)
@@ -98,8 +105,13 @@ def clear_cache(folder=None):
         except OSError as exc:
             raise ParameterError(f"cannot delete {path} ({exc.strerror}); delete the folder's *.nbi and *.nbc "
                                  "files as a user who may write it.") from None
-        if path.endswith(_SUFFIXES):
-            deleted, size = deleted + 1, size + n
+        deleted, size = deleted + 1, size + n
+    try:
+        write_stamp(report.folder, _source_digest(sources))
+    except OSError as exc:
+        raise ParameterError(f"deleted the cached kernels, but cannot stamp {report.folder} with the installed "
+                             f"kernel sources ({exc.strerror}); the next import treats the folder as stale, which "
+                             "costs one more compile. Make the folder writable.") from None
     return deleted, size
 
 

@@ -934,8 +934,14 @@ def test_tol_takes_numpy_reals_and_refuses_bools_and_unreachable_values():
     a = xs.solve(xbar, **drives, method="pcg", tol=np.float32(1e-6))
     b = xs.solve(xbar, **drives, method="pcg", tol=float(np.float32(1e-6)))
     np.testing.assert_array_equal(a.i_out, b.i_out)
+    # a 0-d array is a number, as for every other argument (it was refused: found by review)
+    c = xs.solve(xbar, **drives, method="pcg", tol=np.array(np.float32(1e-6)))
+    np.testing.assert_array_equal(a.i_out, c.i_out)
+    assert c.resolve(xbar.g * 1.01, tol=np.array(1e-6)).residual <= 1e-6
     with pytest.raises(xs.ParameterError, match="below what double precision resolves"):
         xs.solve(xbar, **drives, tol=1e-17)
+    with pytest.raises(xs.ParameterError, match="tol must be"):
+        xs.solve(xbar, **drives, tol=np.array([1e-6]))
     with pytest.raises(xs.ParameterError, match="tol must be"):
         xs.solve(xbar, **drives, tol=True)
     with pytest.raises(xs.ParameterError, match="maxiter"):

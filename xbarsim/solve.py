@@ -175,8 +175,7 @@ class Solution:
         # error, NaN or -1 passed silently; tol was checked after the
         # refactoring: found by review)
         tol = getattr(self, "_tol", DEFAULT_TOL) if tol is None else tol
-        _check_tol(tol, maxiter, callback)
-        tol = float(tol)
+        tol = _check_tol(tol, maxiter, callback)
         fraction = real_scalar(refactor_fraction)
         if fraction is None or not 0 <= fraction <= 1:
             raise ParameterError(f"refactor_fraction must be a number in [0, 1] (the share of devices that may "
@@ -325,9 +324,14 @@ wires, by method; found by review)."""
 
 
 def _check_tol(tol, maxiter, callback=None):
-    real = isinstance(tol, (int, float, np.integer, np.floating)) and not isinstance(tol, (bool, np.bool_))
-    if not (real and math.isfinite(tol) and 0 < tol < 1):
+    """`tol` as a float, or a ParameterError (also for `maxiter` and
+    `callback`). A 0-d array or tensor is a number, as everywhere else:
+    ``tol=np.array(1e-6)`` was refused as "not a number in (0, 1)" (found
+    by review)."""
+    value = real_scalar(tol)
+    if value is None or not (math.isfinite(value) and 0 < value < 1):
         raise ParameterError(f"tol must be a number in (0, 1); got {tol!r}.")
+    tol = value
     if tol < MIN_TOL:
         raise ParameterError(f"tol = {tol:g} is below what double precision resolves; give at least "
                              f"{MIN_TOL:g} (the default, {DEFAULT_TOL:g}, is already near the rounding level).")
@@ -339,6 +343,7 @@ def _check_tol(tol, maxiter, callback=None):
             f"callback must be a function callback(iteration, relative_residual) or None; "
             f"got {type(callback).__name__}."
         )
+    return tol
 
 
 def solve(
@@ -428,8 +433,7 @@ def solve(
     True
     """
     _check_method(method)
-    _check_tol(tol, maxiter, callback)
-    tol = float(tol)
+    tol = _check_tol(tol, maxiter, callback)
     if not isinstance(keep_factors, (bool, np.bool_)):  # "no" would be truthy
         raise ParameterError(f"keep_factors = {keep_factors!r}; give True or False.")
     if x0 is not None and not isinstance(x0, Solution):

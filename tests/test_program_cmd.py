@@ -67,7 +67,7 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
     (["--size", "2", "--r-wire", "-1"], ">= 0 ohms"),
     (["--size", "2", "--tolerance", "0"], "--tolerance 0.0: give the relative write-verify band"),
     (["--size", "2", "--g-range", "1e-7:1e-3"], "outside the device's reachable range"),
-    (["--targets", "BADFILE"], "--targets spans"),  # named target_g, the API's argument
+    (["--targets", "BADFILE"], "--targets has 1 of 2 targets at or past the device's reachable range"),  # named target_g, the API's argument
     (["--targets", "NANFILE"], "--targets holds NaN"),
     (["--size", "2", "--r-wire", "nan"], "--r-wire nan"),  # passed '< 0' and was named r_wl
     (["--size", "200000x200000"], "; give a smaller --size."),  # was "... split into tiles by xs.transfer"

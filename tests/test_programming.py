@@ -940,6 +940,18 @@ def test_program_input_errors():
         xs.program(np.full(4, 3e-4), cfg)
     with pytest.raises(xs.ParameterError, match="range"):
         xs.program(np.full((2, 2), 5.0), cfg)
+    # a target just past a limit, or on it, is named with the digits that
+    # show it: the span at 3 digits read "[0.0003, 0.001] S, outside
+    # (5e-06, 0.001) S" (found by review)
+    dev = cfg.device
+    for bad, where in ((dev.g_hi * 1.0004, (1, 2)), (dev.g_lo, (0, 3))):
+        t = np.full((2, 4), 3e-4)
+        t[where] = bad
+        t[1, 3] = dev.g_hi  # on the limit: refused too, and counted
+        with pytest.raises(xs.ParameterError, match=re.escape(
+                f"has 2 of 8 targets at or past the device's reachable range ({dev.g_lo!r}, {dev.g_hi!r}) S, "
+                f"limits excluded, the first [{where[0]}, {where[1]}] = {bad!r} S")):
+            xs.program(t, cfg)
     with pytest.raises(xs.ParameterError, match="seed"):
         xs.program(np.full((2, 2), 3e-4), cfg, seed=-1)
     with pytest.raises(xs.ParameterError, match="2\\*\\*64"):

@@ -636,11 +636,16 @@ def _check_target(target_g, dev, track=False, name="target_g"):
     check_program_memory(t.shape, track=track)
     if not np.all(np.isfinite(t)):
         raise ParameterError(f"{name} holds NaN or inf; give finite conductances in siemens.")
-    if np.any(t <= dev.g_lo) or np.any(t >= dev.g_hi):
+    outside = (t <= dev.g_lo) | (t >= dev.g_hi)
+    if np.any(outside):
+        # the span alone, at 3 digits, read "spans [0.0003, 0.001] S, outside
+        # (5e-06, 0.001) S" of a target of 1.0004e-3 S, and named no entry
+        # (found by review)
+        i, j = (int(k) for k in np.argwhere(outside)[0])
         raise ParameterError(
-            f"{name} spans [{t.min():.3g}, {t.max():.3g}] S, outside the device's reachable range "
-            f"({dev.g_lo:.3g}, {dev.g_hi:.3g}) S; targets must lie inside it (the operating "
-            f"window is [{dev.g_min:.3g}, {dev.g_max:.3g}] S)." + (
+            f"{name} has {np.count_nonzero(outside)} of {t.size} targets at or past the device's reachable "
+            f"range ({dev.g_lo!r}, {dev.g_hi!r}) S, limits excluded, the first [{i}, {j}] = {float(t[i, j])!r} S; "
+            f"targets must lie inside it (the operating window is [{dev.g_min:.3g}, {dev.g_max:.3g}] S)." + (
                 # 300 (uS) or 3000 (ohm) got only "outside the range" (found by review)
                 " These look like microsiemens or ohms: give siemens, e.g. 300e-6 for 300 uS (a 3.3 kohm "
                 "device)." if t.min() >= 1.0 else "")

@@ -9,10 +9,12 @@ the same at full size (2000 transfers, the paper's headline figure).
 Run: ``python examples/moons_quick.py`` (10-40 s on 2 cores with compiled
 kernels, plus up to a minute of compiling on an install's first run). With
 only 12 transfers and 60 epochs the fraction of points right in >= 95 % of
-them is a rough figure: 0.770 hardware-aware against 0.705 regular at seed
-0, 0.685 against 0.640 at seed 2 (2026-12-03, after each random purpose
-got a seed of its own, as `xbarsim moons` derives them; with one seed for
-all: 0.800 / 0.670 and 0.725 / 0.775).
+them is a rough figure: 0.725 hardware-aware against 0.705 regular at seed
+0, 0.760 against 0.640 at seed 2 (2026-12-05, after the surrogate's read
+noise became each input's own stream; 0.770 / 0.705 and 0.685 / 0.640
+before, on 2026-12-03, after each random purpose got a seed of its own, as
+`xbarsim moons` derives them; with one seed for all: 0.800 / 0.670 and
+0.725 / 0.775).
 `xbarsim moons`, with its 2000 transfers and full training, is the
 comparison that counts.
 """

@@ -175,6 +175,25 @@ def fill_uniform(seed, a, out):
         out[k] = uniform(st)
 
 
+@njit(**STRICT_PJIT)
+def fill_row_normals(seed, first, key, row0, out):
+    """``out[t, b, j]`` is the ``j``-th standard normal of substream
+    ``row0 + b`` of stream ``(seed, first + t, key)``, in parallel over
+    ``t``: every entry depends on its own indices alone, so neither the
+    inputs read beside it nor how a batch is cut into calls changes it
+    (the read noise of the training surrogate, as `mvm.mvm_range` keys
+    the circuit's)."""
+    n, rows, cols = out.shape
+    state_all = np.empty((n, 1), dtype=np.uint64)
+    for t in prange(n):
+        st = state_all[t]
+        k = stream_key(seed, np.uint64(first + t), key)
+        for b in range(rows):
+            st[0] = substream_key(k, np.uint64(row0 + b))
+            for j in range(cols):
+                out[t, b, j] = normal(st)
+
+
 @njit(**STRICT_JIT)
 def sample_state(state, dp, M, N, g, stuck):
     """Initial conductance and failure class of an M x N array.

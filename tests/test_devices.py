@@ -285,6 +285,28 @@ def test_noise_streams_identical_for_any_thread_count():
     assert np.array_equal(a, b)
 
 
+def test_row_normals_are_keyed_by_their_indices_normal_and_thread_independent():
+    """`fill_row_normals` (the training surrogate's read noise): entry
+    (t, b, j) is the j-th normal of substream row0 + b of stream
+    (seed, first + t, key), whatever block it is drawn in."""
+    def draw(first=0, row0=0, shape=(6, 40, 50), key=2):
+        z = np.empty(shape)
+        K.fill_row_normals(np.uint64(9), np.uint64(first), np.uint64(key), np.uint64(row0), z)
+        return z
+
+    whole = draw()
+    np.testing.assert_array_equal(_with_threads(1, draw), _with_threads(2, draw))
+    np.testing.assert_array_equal(draw(first=2, row0=5, shape=(3, 10, 50)), whole[2:5, 5:15])
+    np.testing.assert_array_equal(draw(shape=(6, 40, 7)), whole[..., :7])  # a row's first normals
+    st = np.array([K.substream_key(K.stream_key(np.uint64(9), np.uint64(4), np.uint64(2)), np.uint64(11))])
+    np.testing.assert_array_equal([K.normal(st) for _ in range(50)], whole[4, 11])
+    assert not np.array_equal(draw(key=3), whole)
+    z = whole.ravel()
+    se = 1 / np.sqrt(z.size)
+    assert abs(z.mean()) < 5 * se and abs(z.std() - 1) < 5 * se
+    assert abs(np.corrcoef(whole[0].ravel(), whole[1].ravel())[0, 1]) < 5 * np.sqrt(1 / whole[0].size)
+
+
 def test_failure_sampling_rates_and_values():
     dev = xs.presets.TIO2
     dp = dev.pack()

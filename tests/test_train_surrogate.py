@@ -474,9 +474,10 @@ def test_evaluations_score_the_same_transfers_whichever_points_they_read(small, 
     """Transfer t is one programmed network whichever points it scores. The
     surrogate evaluation drew layer 1's read noise from the transfer's
     stream before programming layer 2, so layer 2's conductances changed
-    with the number of points (found by review). (Its read noise may: other
-    points, other reads.) The statistical evaluation has no read noise: its
-    logits of the first points are the same."""
+    with the number of points (found by review). A point's read noise is
+    its own stream's too, so the logits of the first points are the same
+    (they changed with the points read beside them: found by review), as
+    the statistical evaluation's, which has no read noise."""
     from xbarsim.train import evaluate_statistical, evaluate_surrogate, network_layers
     from xbarsim.train.data import make_moons_split
     from xbarsim.train.training import moons_network
@@ -492,17 +493,41 @@ def test_evaluations_score_the_same_transfers_whichever_points_they_read(small, 
         return out
 
     monkeypatch.setattr(type(small), "sample_tiles", sample_tiles)  # a frozen dataclass: on the class
-    runs = []
+    runs, logits = [], []
     for points in (3, 30):
         programmed.clear()
-        evaluate_surrogate(layers, small, d.x_test[:points], d.y_test[:points], n=4, seed=5)
+        logits.append(evaluate_surrogate(layers, small, d.x_test[:points], d.y_test[:points], n=4, seed=5).logits)
         runs.append(list(programmed))
     assert len(runs[0]) == 4 * len(layers)
     for a, b in zip(*runs):
         for ga, gb in zip(a, b):
             np.testing.assert_array_equal(ga, gb)
+    np.testing.assert_array_equal(logits[0], logits[1][:, :3])
     stat = lambda k: evaluate_statistical(layers, cfg, d.x_test[:k], d.y_test[:k], n=6, seed=5).logits
     np.testing.assert_array_equal(stat(3), stat(30)[:, :3])
+
+
+def test_layer_read_noise_of_an_input_is_its_own_whatever_is_read_beside_it(small):
+    """The surrogate's read noise was drawn in sequence, step by step, from
+    one generator: on a layer of several tiles an input's noise changed
+    with `max_elements` and with the other inputs of the call, by up to 6x
+    the noise's own size (found by review). Each (transfer, tile, input)
+    now has its own stream under one key drawn from the generator."""
+    cfg = xs.TransferConfig(tile=(2, 4))
+    rng = np.random.default_rng(1)
+    lm = map_layer(rng.uniform(-1, 1, (3, 3)), rng.uniform(-1, 1, 3), cfg)
+    assert len(lm.tiles) > 1
+    gs, _ = small.sample_tiles(lm, np.random.default_rng(5), n=3)
+    x = rng.uniform(0, 1, (20, 3))
+    out = lambda xx, **kw: small.layer_output(lm, gs, xx, np.random.default_rng(7), **kw)
+    whole = out(x)
+    np.testing.assert_array_equal(out(x, max_elements=40), whole)  # steps over transfers and inputs
+    np.testing.assert_array_equal(out(x[:5]), whole[:, :5])
+    np.testing.assert_array_equal(out(np.repeat(x[None, 3:9], 3, axis=0)), out(x[3:9]))  # one set a transfer
+    quiet = out(x, noise=False)
+    noise = whole - quiet
+    assert np.all(noise != 0) and not np.array_equal(noise[0], noise[1])  # noise, its own per transfer
+    assert not np.array_equal(out(x[1:6]), whole[:, 1:6])  # an input's noise follows its position
 
 
 def test_check_takes_a_surrogate():

@@ -71,6 +71,7 @@ import numpy as np
 
 from .._coerce import as_real_array
 from .._kernel_cache import code_digest as _code_digest
+from ..kernels.noise import fill_row_normals
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_count, check_flag, check_seed, failure_scale
@@ -1153,7 +1154,10 @@ class Surrogate:
         x : array_like, (B, in) or (n, B, in)
             Inputs, shared by all transfers or one set per transfer.
         rng : numpy.random.Generator
-            Read-noise stream.
+            Read noise: one key is drawn from it per call, and the noise of
+            transfer ``t``, tile ``k`` and input ``b`` is that key's stream
+            ``(t, k, b)``, so an input's noise does not depend on the other
+            inputs of the call nor on `max_elements`.
         noise : bool
             Add the simulator's read noise.
         max_elements : int
@@ -1195,6 +1199,12 @@ class Surrogate:
                 "give fewer inputs or transfers at a time")
         y = np.empty((n, B, lm.out_features))
         rn = cfg.device.read_noise if noise else 0.0
+        # one key a call; the noise of transfer t, tile k and input b is
+        # then its own stream's (`fill_row_normals`), as in the circuit's
+        # MVM. Drawn in sequence from `rng` step by step, an input's noise
+        # changed with the other inputs read beside it and with
+        # max_elements (found by review).
+        key = np.uint64(rng.integers(0, 2**63)) if rn > 0 else None
         bstep = max(1, min(B, max_elements // cells))
         nstep = 1 if per_transfer else max(1, max_elements // (cells * bstep))
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, not warned about
@@ -1204,12 +1214,14 @@ class Surrogate:
                 for b0 in range(0, B, bstep):
                     b1 = min(B, b0 + bstep)
                     xx = x[s, b0:b1] if per_transfer else x[b0:b1]
-                    y[s:e, b0:b1] = self._one_output(lm, gs, xx, rng, rn)
+                    y[s:e, b0:b1] = self._one_output(lm, gs, xx, rn, key, s, b0)
         if not np.all(np.isfinite(y)):
             raise ParameterError(_overflow_message(self, float(np.max(np.abs(x), initial=0.0)), circuit=True))
         return y
 
-    def _one_output(self, lm, tile_g, x, rng, rn):
+    def _one_output(self, lm, tile_g, x, rn, key, first, row0):
+        """Outputs of transfers ``first ...`` of a `layer_output` call on its
+        inputs ``row0 ...``, `x`; read noise `rn` keyed by `key`."""
         cfg = self.cfg
         v_all = lm.input_voltages(x)
         n = tile_g[0].shape[0]
@@ -1237,7 +1249,9 @@ class Surrogate:
             I -= corr
             cur = I.sum(axis=2)
             if rn > 0:
-                cur = cur + rn * np.sqrt((I * I).sum(axis=2)) * rng.standard_normal(cur.shape)
+                z = np.empty(cur.shape)
+                fill_row_normals(key, np.uint64(first), np.uint64(k), np.uint64(row0), z)
+                cur = cur + rn * np.sqrt((I * I).sum(axis=2)) * z
             y[:, :, tile.outputs[0]:tile.outputs[1]] += lm.tile_outputs(k, cur)
         return lm.decode(y)
 

@@ -530,6 +530,12 @@ def test_layer_read_noise_of_an_input_is_its_own_whatever_is_read_beside_it(smal
     assert not np.array_equal(out(x[1:6]), whole[:, 1:6])  # an input's noise follows its position
 
 
+def test_a_surrogate_prints_its_arrays_by_shape(small):
+    text = repr(small)
+    assert len(text) < 1500, len(text)  # every array in full: 9,500 characters (found by review)
+    assert text.startswith("Surrogate(cfg_json=") and "bin_edges=array((" in text and "p_lrs=" in text
+
+
 def test_check_takes_a_surrogate():
     with pytest.raises(ParameterError, match="check compares a Surrogate with the simulator; got str"):
         check("x")  # a bare AttributeError

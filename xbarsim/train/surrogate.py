@@ -77,6 +77,7 @@ from ..exceptions import ParameterError
 from ._checks import check_count, check_flag, check_seed, failure_scale
 from .layers import LayerSample, float64_array
 from .._docfields import document_fields
+from .._repr import compact_repr
 
 __all__ = ["Surrogate", "cfg_to_dict", "cfg_from_dict", "tile_features", "FORMAT_VERSION"]
 
@@ -415,6 +416,8 @@ class Surrogate:
 
     Build with `Surrogate.fit`, store with `save`, reload with `load`.
     """
+
+    __repr__ = compact_repr  # every fitted array in full ran to 9,500 characters (found by review)
 
     cfg_json: str
     """The `TransferConfig` it was fitted for, as JSON (`cfg_to_dict`)."""

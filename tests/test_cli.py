@@ -230,6 +230,23 @@ def test_cache_clear_deletes_the_kernels_only_and_keeps_the_folder_stamped(tmp_p
                                        "  empty: the kernels compile on the next solve or transfer\n")
 
 
+def test_cache_clear_beside_the_sources_leaves_nothing_for_pip_uninstall_and_a_missing_folder_alone(tmp_path):
+    """Next to the sources (their __pycache__, which pip uninstall leaves
+    behind) a clear deletes the stamp too; a folder that is not there is
+    nothing to clear (it was "cannot stamp ... Make the folder writable":
+    found by review)."""
+    from xbarsim import cache_cmd
+
+    sources = tmp_path / "kernels"
+    sources.mkdir()
+    (sources / "a.py").write_text("x = 1\n")
+    _fake_cache(sources / "__pycache__", sources)
+    assert cache_cmd.clear_cache(str(sources / "__pycache__"), str(sources)) == (4, 5150)
+    assert [p.name for p in (sources / "__pycache__").iterdir()] == ["config.cpython-311.pyc"]
+    assert cache_cmd.clear_cache(str(tmp_path / "none"), str(sources)) == (0, 0)
+    assert not (tmp_path / "none").exists()
+
+
 def test_kernels_saved_after_a_clear_by_a_running_process_are_kept_by_the_next_import(tmp_path, monkeypatch):
     """A process that imported xbarsim before ``xbarsim cache --clear``
     saves its kernels afterwards, compiled from the installed sources. The

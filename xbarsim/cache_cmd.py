@@ -81,19 +81,27 @@ def cache_report(folder=None, sources=None, enabled=None):
 
 def clear_cache(folder=None, sources=None):
     """Delete the cached kernels of `folder` (default: this process's, as
-    `cache_report`) and stamp it with the digest of the kernel sources in
-    `sources` (default: the installed ones); other files (a
-    ``__pycache__``'s ``*.pyc``) stay. Deleting the stamp too made the next
-    import drop, as compiled from other sources, the valid kernels that a
-    process running meanwhile saved there (found by review). Returns
-    ``(files, bytes)`` deleted."""
+    `cache_report`); other files (a ``__pycache__``'s ``*.pyc``) stay.
+    Returns ``(files, bytes)`` deleted.
+
+    A folder elsewhere (``NUMBA_CACHE_DIR``, the user's cache) keeps a
+    digest stamp of the kernel sources in `sources` (default: the installed
+    ones): deleting it made the next import drop, as compiled from other
+    sources, the valid kernels that a process running meanwhile saved there
+    (found by review). The stamp of a cache next to the sources (their
+    ``__pycache__``) is deleted, so that ``pip uninstall`` after a clear
+    leaves nothing behind (found by review of the fix); there that race
+    costs one more compile."""
     from .kernels import config
 
     sources = config._FOLDER if sources is None else sources
     report = cache_report(folder, sources)
-    if report.folder is None:
-        return 0, 0
+    if report.folder is None or not os.path.isdir(report.folder):
+        return 0, 0  # (a missing folder was reported unwritable by the stamp: found by review)
     from .exceptions import ParameterError
+
+    beside = os.path.normcase(os.path.dirname(os.path.abspath(report.folder))) == \
+        os.path.normcase(os.path.abspath(sources))
 
     deleted = size = 0
     for path in _cached_files(report.folder):
@@ -107,11 +115,17 @@ def clear_cache(folder=None, sources=None):
                                  "files as a user who may write it.") from None
         deleted, size = deleted + 1, size + n
     try:
-        write_stamp(report.folder, _source_digest(sources))
+        if beside:
+            try:
+                os.remove(os.path.join(report.folder, STAMP))
+            except FileNotFoundError:
+                pass
+        else:
+            write_stamp(report.folder, _source_digest(sources))
     except OSError as exc:
-        raise ParameterError(f"deleted the cached kernels, but cannot stamp {report.folder} with the installed "
-                             f"kernel sources ({exc.strerror}); the next import treats the folder as stale, which "
-                             "costs one more compile. Make the folder writable.") from None
+        raise ParameterError(f"deleted the cached kernels, but cannot {'delete' if beside else 'write'} the stamp "
+                             f"{STAMP} in {report.folder} ({exc.strerror}). Make the folder writable, and clear "
+                             "again.") from None
     return deleted, size
 
 

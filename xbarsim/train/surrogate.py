@@ -71,7 +71,6 @@ import numpy as np
 
 from .._coerce import as_real_array
 from .._kernel_cache import code_digest as _code_digest
-from ..kernels.noise import fill_row_normals
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_count, check_flag, check_seed, failure_scale
@@ -1158,9 +1157,10 @@ class Surrogate:
             Inputs, shared by all transfers or one set per transfer.
         rng : numpy.random.Generator
             Read noise: one key is drawn from it per call, and the noise of
-            transfer ``t``, tile ``k`` and input ``b`` is that key's stream
-            ``(t, k, b)``, so an input's noise does not depend on the other
-            inputs of the call nor on `max_elements`.
+            transfer ``t``, tile ``k`` and input ``b`` (its position in the
+            call) is that key's stream ``(t, k, b)``, as the circuit MVM
+            keys it: the inputs read after it and `max_elements` do not
+            change it.
         noise : bool
             Add the simulator's read noise.
         max_elements : int
@@ -1252,6 +1252,8 @@ class Surrogate:
             I -= corr
             cur = I.sum(axis=2)
             if rn > 0:
+                from ..kernels.noise import fill_row_normals  # here: importing xbarsim.train loads no Numba
+
                 z = np.empty(cur.shape)
                 fill_row_normals(key, np.uint64(first), np.uint64(k), np.uint64(row0), z)
                 cur = cur + rn * np.sqrt((I * I).sum(axis=2)) * z

@@ -77,6 +77,10 @@ def test_results_contents_are_sane(quick_run):
         rows = list(csv.reader(fh))
     assert rows[0][0] == "bin" and len(rows) == 1 + 7
     assert sum(int(r[1]) for r in rows[1:]) == 200
+    # the edges each label stands for (found by review: the labels alone did not say where 0.90 went)
+    assert rows[0][-2:] == ["lower_inclusive", "upper_exclusive"]
+    assert [r[-2:] for r in rows[1:]] == [["0.95", ""], ["0.9", "0.95"], ["0.8", "0.9"], ["0.7", "0.8"],
+                                         ["0.6", "0.7"], ["0.5", "0.6"], ["", "0.5"]]
 
 
 def test_seed_reproduces_and_cache_is_reused(quick_run, tmp_path):

@@ -155,3 +155,31 @@ def test_save_csv_dir_refuses_labels_it_would_drop_or_change(tmp_path):
     with pytest.raises(ParameterError, match="data.y_val holds labels other than 0 and 1"):
         save_csv_dir(dataclasses.replace(data, y_val=np.full(5, 0.6)), tmp_path / "frac")
     assert not (tmp_path / "short").exists() and not (tmp_path / "frac").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    (",x1,x2,label\n0,0.1,0.2,1\n1,0.3,0.4,0\n", r"an unnamed first column \(pandas writes its index so\): save it "
+                                                  r"with DataFrame.to_csv\(path, index=False\)"),
+    ("x1;x2;label\n0.1;0.2;1\n", "seems separated by ';' or tabs: save it with commas"),
+    ("x1\tx2\tlabel\n0.1\t0.2\t1\n", "seems separated by ';' or tabs: save it with commas"),
+    ("0.1,0.2,1\n0.3,0.4,0\n", "Its first line holds numbers: add the header line x1,x2,label above them"),
+])
+def test_csv_of_a_common_wrong_layout_gets_the_hint_that_fixes_it(tmp_path, text, message):
+    """A pandas index column was told to drop features; a file without a
+    header, or separated by ';' or tabs, got no hint (found by review)."""
+    for name in ("train", "val", "test"):
+        (tmp_path / f"{name}.csv").write_text("x1,x2,label\n0.1,0.2,1\n0.3,0.4,0\n")
+    (tmp_path / "val.csv").write_text(text)
+    with pytest.raises(ParameterError, match=message):
+        load_csv_dir(tmp_path)
+
+
+def test_csv_header_may_end_in_a_comma_as_its_rows_may(tmp_path):
+    """'x1,x2,label,' was refused as an extra column '' (found by review)."""
+    for name in ("train", "val", "test"):
+        (tmp_path / f"{name}.csv").write_text("x1,x2,label,\n0.1,0.2,1\n0.3,0.4,0,\n")
+    d = load_csv_dir(tmp_path)
+    assert d.x_val.shape == (2, 2) and list(d.y_val) == [1, 0]
+    (tmp_path / "val.csv").write_text("x1,x2,label,\n0.1,0.2,1,7\n")  # a value under no name: still refused
+    with pytest.raises(ParameterError, match="line 2 has 4 fields; the header has 3"):
+        load_csv_dir(tmp_path)

@@ -166,6 +166,14 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
     return MoonsData(xs_[0], y[:a], xs_[1], y[a:b], xs_[2], y[b:], source="make_moons")
 
 
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _read_csv(path):
     try:
         return _read_csv_text(path)
@@ -190,13 +198,27 @@ def _read_csv_text(path):
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             raise ParameterError(f"{path} is empty; expected a header {','.join(CSV_COLUMNS)}.") from None
+        while len(header) > 1 and not header[-1]:
+            header.pop()  # a comma at the end of the header, as rows may end in one
         missing = [c for c in CSV_COLUMNS if c not in header]
         if missing:
+            # a file without a header, or separated by ';' or tabs, got no
+            # hint what was wrong with it (found by review)
+            hint = ""
+            if any(sep in h for h in header for sep in ";\t"):
+                hint = " The file seems separated by ';' or tabs: save it with commas."
+            elif all(_is_number(h) for h in header):
+                hint = f" Its first line holds numbers: add the header line {','.join(CSV_COLUMNS)} above them."
             raise ParameterError(
-                f"{path} has columns {header}; missing {missing}. Expected {','.join(CSV_COLUMNS)}."
+                f"{path} has columns {header}; missing {missing}. Expected {','.join(CSV_COLUMNS)}.{hint}"
             )
         extra = [c for c in header if c not in CSV_COLUMNS]
         if extra:
+            if header[0] == "":
+                # pandas' to_csv() writes its index as an unnamed first column: the
+                # hint to drop features could not help (found by review)
+                raise ParameterError(f"{path} has an unnamed first column (pandas writes its index so): save it "
+                                     f"with DataFrame.to_csv(path, index=False), or drop that column.")
             raise ParameterError(
                 f"{path} has extra columns {extra}; the network takes two features. Give exactly "
                 f"{','.join(CSV_COLUMNS)} (drop or project the other features first)."

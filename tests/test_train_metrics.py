@@ -100,3 +100,37 @@ def test_metrics_take_tensors_and_refuse_scores_and_results_with_a_hint():
     assert correct_matrix(torch.tensor([[1, 0]]), torch.tensor([1, 1])).tolist() == [[True, False]]
     with pytest.raises(ParameterError, match="correct has rows of different lengths"):
         summarize([[1, 0], [1]])
+
+
+@pytest.mark.parametrize("n_panels", [1, 2, 3])
+def test_decision_boundary_colour_bar_labels_stay_inside_the_figure_and_apart(tmp_path, monkeypatch, n_panels):
+    """The colour bars were placed for two panels: with one, both labels ran
+    off the figure's edges and over each other (found by review)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.figure
+
+    from xbarsim.train import plots
+
+    figures = []
+    savefig = matplotlib.figure.Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        figures.append(self)
+        return savefig(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    rng = np.random.default_rng(0)
+    axis = np.linspace(0, 1, 6)
+    panel = dict(p1=rng.uniform(0, 1, (6, 6)), software=rng.normal(size=(6, 6)), per_point=rng.uniform(0, 1, 10))
+    plots.plot_decision_boundary(axis, {f"net{k}": panel for k in range(n_panels)}, rng.uniform(0, 1, (10, 2)),
+                                 np.arange(10) % 2, tmp_path / "d.png")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = figures[0]
+    renderer = FigureCanvasAgg(fig).get_renderer()  # (closed after saving: a bare canvas)
+    frame = fig.bbox
+    labels = [ax.xaxis.label.get_window_extent(renderer) for ax in fig.axes[n_panels:]]  # the two bars' axes
+    assert len(labels) == 2
+    for box in labels:
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0, (box, frame)
+    assert not labels[0].overlaps(labels[1])

@@ -78,7 +78,12 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
     from matplotlib.lines import Line2D
 
     plt = _plt()
-    fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 6.8), squeeze=False)
+    one = len(panels) == 1
+    # one panel: the colour bars one above the other, on a wider figure (side
+    # by side, sized for two panels, their labels ran off the figure and
+    # over each other: found by review)
+    fig, axs = plt.subplots(1, len(panels), figsize=(7.6, 7.6) if one else (5.2 * len(panels), 6.8),
+                            squeeze=False)
     im = sc = None
     # points mostly misclassified in a colour no background or accuracy has
     # (viridis' own bottom, dark purple, vanished on the dark background)
@@ -100,9 +105,14 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
         ax.legend(handles=[Line2D([], [], ls="", marker=m, mfc="0.7", mec="k", label=f"class {c}")
                            for c, m in ((0, "o"), (1, "^"))],
                   loc="upper right", fontsize=7, facecolor="0.85", framealpha=0.9)
-    fig.tight_layout(rect=(0, 0.2, 1, 0.98))
-    cax1 = fig.add_axes([0.08, 0.15, 0.38, 0.025])
-    cax2 = fig.add_axes([0.56, 0.15, 0.38, 0.025])
+    if one:
+        fig.tight_layout(rect=(0, 0.3, 1, 0.98))
+        cax1 = fig.add_axes([0.1, 0.265, 0.8, 0.02])
+        cax2 = fig.add_axes([0.1, 0.16, 0.8, 0.02])
+    else:
+        fig.tight_layout(rect=(0, 0.2, 1, 0.98))
+        cax1 = fig.add_axes([0.08, 0.15, 0.38, 0.025])
+        cax2 = fig.add_axes([0.56, 0.15, 0.38, 0.025])
     fig.colorbar(im, cax=cax1, orientation="horizontal",
                  label="background, every panel: fraction of transfers predicting class 1")
     below = sum(int(np.sum(np.asarray(d["per_point"]) <= 0.5)) for d in panels.values())

@@ -476,3 +476,22 @@ def test_a_printed_ratio_never_reads_on_the_other_side_of_its_verdict():
     sim = {k: v for k, v in C.measured().items()}
     rows = {r[0]: r for r in C.compare({**sim, "offset_mean": 0.7 * sim["offset_mean"]})}
     assert rows["offset_mean_pct"][4] and C._ratio_text(rows["offset_mean_pct"][3], True) == "0.7000"
+
+
+@pytest.mark.parametrize("text", [None, "", "events,delta\n", "events,delta\n1,abc\n",
+                                  "events,delta\n" + "".join(f"{k},1e-6\n{k},2e-6\n" for k in range(1, 20))])
+def test_missing_or_damaged_installed_data_is_an_error_naming_the_file(tmp_path, monkeypatch, capsys, text):
+    """A missing file, an empty one, a bad cell: raw tracebacks; event counts
+    with no rows: NaN targets, scored as misses and written as bare NaN
+    into calibration.json (found by review)."""
+    from xbarsim.cli import main
+
+    path = tmp_path / "neighbour_drift.csv"
+    if text is not None:
+        path.write_text(text)
+    monkeypatch.setattr(C, "_data_path", lambda name: tmp_path / name)
+    with pytest.raises(xs.XbarsimError, match=r"neighbour_drift.csv, is missing or damaged .*; reinstall xbarsim"):
+        C.measured()
+    assert main(["calibrate", "--out", str(tmp_path / "out"), "--arrays", "4", "--no-progress"]) == 1
+    assert "is missing or damaged" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -1778,3 +1778,18 @@ def test_transfer_many_says_what_to_do_when_workers_keep_dying(monkeypatch):
                 with pytest.raises(xs.XbarsimError, match=r"workers running a chunk of transfers died.*smaller "
                                                           rf"chunk= \(its chunks hold {held} transfers\)"):
                     xs.transfer_many(W, b, xs.TransferConfig(r_wl=0.0, r_bl=0.0), n=2, chunk=chunk, scheduler=client)
+
+
+def test_a_transposed_weight_is_named_as_the_likely_cause():
+    """A weight given (in, out) blamed the bias alone, or, without one, the
+    inputs of the later read (found by review)."""
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    W = np.random.default_rng(0).uniform(-1, 1, (3, 4))  # (out, in)
+    with pytest.raises(xs.ParameterError, match=r"bias has shape \(3,\); expected \(4,\) to match weight \(4, 3\)"
+                                                r", or None. The weight may be transposed: .*give weight.T, of "
+                                                r"shape \(3, 4\)"):
+        xs.transfer(W.T, np.zeros(3), cfg, seed=0)
+    p = xs.transfer(W.T, None, cfg, seed=0)
+    with pytest.raises(xs.ParameterError, match=r"x has shape \(5, 4\); expected \(B, 3\) .*has 3 inputs. A weight "
+                                                r"transferred as \(in, out\) needs weight.T"):
+        xs.mvm(p, np.zeros((5, 4)))

@@ -210,8 +210,11 @@ def check_layer(weight, bias):
     if bias is not None:
         b = as_float_array(bias, "bias", f"({W.shape[0]},)")
         if b.shape != (W.shape[0],):
+            # a weight given (in, out) blamed the bias alone (found by review)
+            hint = (f" The weight may be transposed: layers take it (out, in), as torch.nn.Linear.weight; "
+                    f"give weight.T, of shape {W.shape[::-1]}." if W.ndim == 2 and b.shape == (W.shape[1],) else "")
             raise ParameterError(
-                f"bias has shape {b.shape}; expected ({W.shape[0]},) to match weight {W.shape}, or None."
+                f"bias has shape {b.shape}; expected ({W.shape[0]},) to match weight {W.shape}, or None.{hint}"
             )
         if not np.all(np.isfinite(b)):
             raise ParameterError(f"bias {where_not_finite(b)}; only finite biases can be mapped. NaN or inf "

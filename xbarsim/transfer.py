@@ -861,7 +861,10 @@ def _check_x(x, mapping, n):
         return x[None]
     if x.ndim == 1 and x.shape[0] == in_f:  # one input: read as (1, in)
         return x[None, None]
-    raise ParameterError(f"x has shape {x.shape}; expected (B, {in_f}) (or ({in_f},) for one input).")
+    # the width is the weight's: a weight transferred (in, out) shows here first (found by review)
+    raise ParameterError(f"x has shape {x.shape}; expected (B, {in_f}) (or ({in_f},) for one input): the "
+                         f"layer's weight, (out, in) as torch.nn.Linear.weight, has {in_f} inputs. A weight "
+                         "transferred as (in, out) needs weight.T.")
 
 
 def _mvm_bytes(n, nv, B, mapping):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NaiveSolution", "naive_solve", "end_arrays"]
+__all__ = ["NaiveSolution", "naive_solve", "naive_singular", "end_arrays"]
 
 END_LINES = {"left": "wl", "right": "wl", "top": "bl", "bottom": "bl"}
 
@@ -66,13 +66,23 @@ def end_arrays(drive, n_lines):
     return v, r, floating, batched
 
 
-def naive_solve(g, r_wl=0.0, r_bl=0.0, left=None, right=None, top=None, bottom=None, digits=None):
+def naive_singular(g, r_wl=0.0, r_bl=0.0, left=None, right=None, top=None, bottom=None):
+    """Whether the circuit's dense MNA matrix is singular (``matrix_rank``
+    below its size): no unique solution, the only reason a solver may
+    refuse a circuit with `xbarsim.CircuitError`. Arguments as
+    `naive_solve`; the device pattern of `g` decides, as for sinh devices."""
+    A = naive_solve(g, r_wl, r_bl, left, right, top, bottom, _matrix=True)
+    return np.linalg.matrix_rank(A) < A.shape[0]
+
+
+def naive_solve(g, r_wl=0.0, r_bl=0.0, left=None, right=None, top=None, bottom=None, digits=None, _matrix=False):
     """Solve the crossbar by dense MNA. Arguments as `xbarsim.Crossbar` / `xbarsim.solve`.
 
     ``digits``: solve in that many decimal digits with mpmath (the matrix
     built from the exact float inputs, ``1 / r`` taken in that precision)
     and round the answer to float64: an oracle for circuits whose float64
-    elimination itself loses digits (devices 1e12 weaker than their wires)."""
+    elimination itself loses digits (devices 1e12 weaker than their wires).
+    ``_matrix``: return the MNA matrix instead (`naive_singular`)."""
     g = np.asarray(g, dtype=float)
     M, N = g.shape
     r_wl = np.broadcast_to(np.asarray(r_wl, dtype=float), (M, N - 1))
@@ -170,6 +180,8 @@ def naive_solve(g, r_wl=0.0, r_bl=0.0, left=None, right=None, top=None, bottom=N
         A[b, col] -= 1.0  # and enters b
         A[col, a] = 1.0  # branch equation: v(a) - v(b) = 0
         A[col, b] = -1.0
+    if _matrix:
+        return A
 
     v_wl = np.empty((M, N, B))
     v_bl = np.empty((M, N, B))

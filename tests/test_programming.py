@@ -405,10 +405,15 @@ def test_background_cancelling_read_programs_to_target():
     np.testing.assert_allclose(res.read_after_own, res.g_after_own, rtol=1e-12)
     plain = xs.program(t, replace(cfg, read_scheme="V/2"), seed=0)
     assert np.mean(plain.g_final / t - 1) < -0.3
+    # threads run arrays in parallel: three of them, so that two threads
+    # share the work (one array, as before, ran on one thread whatever the
+    # count: found by review), and the first is `xs.program`'s own
     noisy = replace(cfg, device=xs.presets.TIO2, r_wl=1.0, r_bl=1.0)
-    one = _with_threads(1, lambda: xs.program(t, noisy, seed=3).g_final)
-    two = _with_threads(2, lambda: xs.program(t, noisy, seed=3).g_final)
+    stack = np.stack([t, _targets((6, 6), seed=13), _targets((6, 6), seed=14)])
+    one = _with_threads(1, lambda: _program_batch(stack, noisy, np.uint64(3))["g_final"])
+    two = _with_threads(2, lambda: _program_batch(stack, noisy, np.uint64(3))["g_final"])
     np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one[0], xs.program(t, noisy, seed=3).g_final)
 
 
 # --- write-verify ------------------------------------------------------------

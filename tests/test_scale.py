@@ -1068,7 +1068,7 @@ def test_figures_do_not_name_one_read_voltage_or_terminal_when_they_vary(tmp_pat
     real_close = plt.close
 
     def close(fig):
-        labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
         figures.append((fig._suptitle.get_text().split("\n", 1)[1], labels))
         real_close(fig)
 
@@ -1156,6 +1156,45 @@ def test_every_line_looks_different_and_windows_are_in_order_of_value(tmp_path, 
         assert len(looks) == len(set(looks)) == len(rows) == len(labels)
         assert [label for label in labels if label.startswith("r = 1 Ω") and label.endswith("seed 0")] == [
             f"r = 1 Ω, G ∈ [{lo:g}, {hi:g}] µS, seed 0" for lo, hi in ((10, 50), (100, 500), (1000, 5000))]
+
+
+@pytest.mark.parametrize("n_settings", [2, 24])
+def test_the_legend_hides_no_point_and_fits_the_figure(tmp_path, monkeypatch, n_settings):
+    """A few series had their legend inside the first panel, where it hid
+    points; many long labels in three columns ran off both sides of the
+    figure (found by review). The legend is below the panels, inside the
+    figure, in as many columns as its labels allow."""
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    (row,) = run_sweep(params(sizes=((4, 4),), r_wire=(1.0,)), tmp_path, progress=False, plots=False)
+    if n_settings == 2:
+        rows = [dict(row, r_wire_ohm=r) for r in (1.0, 2.0)]
+    else:  # windows x seeds x aspect ratios x devices and batches: long labels
+        rows = [dict(row, g_min_s=lo * 1e-6, g_max_s=5 * lo * 1e-6, seed=seed, rows=m, cols=64 // m, device=device,
+                     v0_v=v0, inputs=b)
+                for lo in (1, 1000) for seed in range(3) for m in (2, 8)
+                for device, v0, b in (("linear", None, 1), ("sinh", 0.15, 3))]
+    assert len(rows) == n_settings
+    figures = []
+    real_close = plt.close
+
+    def close(fig):
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        boxes = [legend.get_window_extent(renderer) for legend in fig.legends]
+        inside = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        panels = [ax.get_window_extent(renderer) for ax in fig.axes]
+        figures.append((fig.bbox, boxes, inside, panels))
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", close)
+    plot_results(rows, tmp_path)
+    assert len(figures) == 3
+    for frame, boxes, inside, panels in figures:
+        assert inside == [] and len(boxes) == 1
+        (box,) = boxes
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+        assert all(not box.overlaps(panel) for panel in panels)
 
 
 # --- sweeps where points fail ---

@@ -137,7 +137,10 @@ _COLUMN_SPEC = (
      "where the drives fix every node, as with ideal wires and terminals: nothing to solve), Newton steps summed "
      "over the inputs for sinh devices"),
     ("residual", float, "relative Kirchhoff residual reached"),
-    ("kcl_error", float, "|sum of terminal currents| / sum |terminal currents|"),
+    ("kcl_error", float, "Kirchhoff's current law over the whole array, worst input: |sum of terminal currents| / "
+     "(sum |terminal currents| + largest drive x sum of device conductances + a rounding floor); "
+     "xbarsim.Solution.kcl_error (the column said the first ratio alone, about 2x the value written for "
+     "2-10 kohm devices: found by review)"),
     ("peak_rss_mib", float, "worker process RSS high-water mark during the solve, MiB (module docstring)"),
     ("solve_rss_mib", float, "peak_rss_mib minus the RSS just before the solve, MiB"),
     ("mem_estimate_mib", float, "memory guard's estimate for the solve, MiB"),
@@ -1465,11 +1468,15 @@ def plot_results(rows, out_dir):
     if len(subtitle) > 110:
         subtitle = f"{dev_text}; random G and inputs; see legend"
 
-    # Few lines: legend inside the first panel. Many: below the panels, so
-    # it never hides the data.
-    inside = len(series) <= 6
-    ncol = 1 if inside else min(3, len(series))
-    legend_rows = 0 if inside else -(-len(series) // ncol)
+    # The legend below the panels, so that it never hides the data (inside
+    # the first panel, "best" place, it covered points of a few series), in
+    # as many columns (up to 3) as the longest label lets the two panels'
+    # width hold: three columns of long labels ran off both sides (found by
+    # review). About 0.075 in a character at 10 pt, and 0.9 in of marker
+    # and spacing an entry.
+    longest = max((len(label) for _, label, *_ in series), default=0)
+    ncol = max(1, min(3, len(series), int(0.95 * 2 * 6.4 // (0.9 + 0.075 * longest))))
+    legend_rows = -(-len(series) // ncol)
     legend_h = 0.27 * legend_rows
     note_h = 0.3 if n_missing else 0.0
 
@@ -1525,10 +1532,7 @@ def plot_results(rows, out_dir):
                 if label not in labels:
                     handles.append(handle)
                     labels.append(label)
-        if inside and handles:
-            legend_ax = next(ax for ax in axes[0] if ax.get_legend_handles_labels()[0])
-            legend_ax.legend(handles, labels, fontsize=10, loc="best")
-        elif handles:
+        if handles:
             fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=10, frameon=False,
                        bbox_to_anchor=(0.5, note_h / height))
         if n_missing:

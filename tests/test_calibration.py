@@ -486,6 +486,8 @@ def test_missing_or_damaged_installed_data_is_an_error_naming_the_file(tmp_path,
     into calibration.json (found by review)."""
     from xbarsim.cli import main
 
+    tmp_path = tmp_path / "a{b}_x{}"  # braces in the path too (a str.format template broke on them)
+    tmp_path.mkdir()
     path = tmp_path / "neighbour_drift.csv"
     if text is not None:
         path.write_text(text)

@@ -163,6 +163,7 @@ def test_save_csv_dir_refuses_labels_it_would_drop_or_change(tmp_path):
     ("x1;x2;label\n0.1;0.2;1\n", "seems separated by ';' or tabs: save it with commas"),
     ("x1\tx2\tlabel\n0.1\t0.2\t1\n", "seems separated by ';' or tabs: save it with commas"),
     ("0.1,0.2,1\n0.3,0.4,0\n", "Its first line holds numbers: add the header line x1,x2,label above them"),
+    ("\nx1,x2,label\n0.1,0.2,1\n", r"has columns \[\]; .* Its first line is empty: the header line must come first"),
 ])
 def test_csv_of_a_common_wrong_layout_gets_the_hint_that_fixes_it(tmp_path, text, message):
     """A pandas index column was told to drop features; a file without a

@@ -144,21 +144,23 @@ def measured():
     path = _data_path("neighbour_drift.csv")
     # the installed copy missing or damaged was a raw traceback, and rows of
     # an event count missing a NaN target scored as a miss (found by review)
-    damaged = (f"the measured data that xbarsim installs, {path}, is missing or damaged ({{}}); reinstall "
-               "xbarsim (pip install --force-reinstall --no-deps xbarsim, or pip install -e . in a checkout).")
+    def damaged(why):  # (a str.format template broke on a brace in the path: review of the fix)
+        return (f"the measured data that xbarsim installs, {path}, is missing or damaged ({why}); reinstall "
+                "xbarsim (pip install --force-reinstall --no-deps xbarsim, or pip install -e . in a checkout).")
+
     try:
         with path.open("r") as fh, warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": refused below
             data = np.loadtxt(fh, delimiter=",", skiprows=1, ndmin=2)
     except (OSError, ValueError) as exc:
-        raise XbarsimError(damaged.format(f"{type(exc).__name__}: {exc}")) from None
+        raise XbarsimError(damaged(f"{type(exc).__name__}: {exc}")) from None
     if data.shape[1] < 2 or not np.all(np.isfinite(data[:, :2])):
-        raise XbarsimError(damaged.format("expected two finite numbers a row: events, drift"))
+        raise XbarsimError(damaged("expected two finite numbers a row: events, drift"))
     events = data[:, 0].astype(int)
     delta = data[:, 1]
     short = [int(k) for k in DRIFT_EVENTS if np.count_nonzero(events == k) < 2]
     if short:
-        raise XbarsimError(damaged.format(f"fewer than two rows at event count(s) {short}"))
+        raise XbarsimError(damaged(f"fewer than two rows at event count(s) {short}"))
     mean = np.array([delta[events == k].mean() for k in DRIFT_EVENTS])
     std = np.array([delta[events == k].std(ddof=1) for k in DRIFT_EVENTS])
     count = np.array([(events == k).sum() for k in DRIFT_EVENTS])

@@ -205,7 +205,9 @@ def _read_csv_text(path):
             # a file without a header, or separated by ';' or tabs, got no
             # hint what was wrong with it (found by review)
             hint = ""
-            if any(sep in h for h in header for sep in ";\t"):
+            if not any(header):
+                hint = " Its first line is empty: the header line must come first."
+            elif any(sep in h for h in header for sep in ";\t"):
                 hint = " The file seems separated by ';' or tabs: save it with commas."
             elif all(_is_number(h) for h in header):
                 hint = f" Its first line holds numbers: add the header line {','.join(CSV_COLUMNS)} above them."

@@ -1,8 +1,11 @@
 """Shared inputs of the benchmarks (docs/CIRCUIT.md read configuration).
 
-Every benchmark uses: devices uniform in 2-10 kOhm, 1 ohm wire segments,
-1 ohm terminals, word lines driven at the left, bit lines at 0 V at the
-bottom, inputs uniform in [0, 0.3] V, seed 0.
+The solver benchmarks' reads (`read_problem`): devices uniform in 2-10
+kOhm, 1 ohm wire segments, 1 ohm terminals, word lines driven at the left,
+bit lines at 0 V at the bottom, inputs uniform in [0, 0.3] V, seed 0
+(bench_large draws the same with its own generator; bench_solve's
+open-device case is 130 x 129, seed 1; bench_transfer programs TiO2
+targets of 100-500 uS).
 """
 
 import numpy as np

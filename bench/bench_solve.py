@@ -14,7 +14,6 @@ Run: ``pytest bench/bench_solve.py --benchmark-only`` (add
   the linear solve of the same array.
 - ``resolve-1024``: re-solve after 1 % of the conductances changed, against
   a cold solve.
-
 - ``direct-open-130``: the direct solve of an array with 5 % of its
   devices open against the same array with none open (130 x 129, seed 1).
 - ``memory-2048``: peak memory of the mg and pcg solves at 2048 x 2048.
@@ -26,7 +25,8 @@ one side that every round; found by review), and record ``ratio_min`` (min
 against min), ``ratio_mean`` and ``ratio_median`` in ``extra_info``;
 ``bench/conftest.py`` prints every benchmark's ``extra_info`` in its own
 section of the terminal summary. ``compile`` times the first call with
-a fresh Numba cache (in a subprocess) and the import.
+a fresh Numba cache and with a warm one (each in a subprocess), and the
+import.
 """
 
 import os

@@ -116,13 +116,14 @@ class Progress:
             self.stream.flush()
         except BrokenPipeError:
             self.enabled = False
-            _silence(self.stream)
+            silence_stream(self.stream)
 
 
-def _silence(stream):
+def silence_stream(stream):
     """Point `stream`'s file descriptor at /dev/null (where it has one): the
     pipe's reader is gone, and every later write to it (a warning, the
-    interpreter's flush at exit) would fail in turn."""
+    interpreter's flush at exit) would fail in turn (the progress bar's
+    stream, and the command line's stdout: `xbarsim.cli.main`)."""
     try:
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):

@@ -833,8 +833,9 @@ def main(argv=None):
         # The reader of stdout went away (``xbarsim ... | head``): stop
         # quietly, as Unix tools do, and keep Python from complaining again
         # when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        from ._progress import silence_stream
+
+        silence_stream(sys.stdout)
         return 141
     finally:
         if previous is not None:

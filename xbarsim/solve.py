@@ -323,17 +323,19 @@ there, with every node's imbalance within what double precision resolves
 wires, by method; found by review)."""
 
 
-def _check_tol(tol, maxiter, callback=None):
+def _check_tol(tol, maxiter, callback=None, name=None):
     """`tol` as a float, or a ParameterError (also for `maxiter` and
     `callback`). A 0-d array or tensor is a number, as everywhere else:
     ``tol=np.array(1e-6)`` was refused as "not a number in (0, 1)" (found
-    by review)."""
+    by review). `name`: how the messages name the value, value included
+    (the command line's ``"--tol 1e-20"``); default ``tol`` and ``tol =
+    <value>``."""
     value = real_scalar(tol)
     if value is None or not (math.isfinite(value) and 0 < value < 1):
-        raise ParameterError(f"tol must be a number in (0, 1); got {tol!r}.")
+        raise ParameterError(f"{name or 'tol'} must be a number in (0, 1); got {tol!r}.")
     tol = value
     if tol < MIN_TOL:
-        raise ParameterError(f"tol = {tol:g} is below what double precision resolves; give at least "
+        raise ParameterError(f"{name or f'tol = {tol:g}'} is below what double precision resolves; give at least "
                              f"{MIN_TOL:g} (the default, {DEFAULT_TOL:g}, is already near the rounding level).")
     if maxiter is not None and (isinstance(maxiter, (bool, np.bool_)) or not isinstance(maxiter, (int, np.integer))
                                 or maxiter < 1):

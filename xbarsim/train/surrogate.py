@@ -1225,6 +1225,8 @@ class Surrogate:
     def _one_output(self, lm, tile_g, x, rn, key, first, row0):
         """Outputs of transfers ``first ...`` of a `layer_output` call on its
         inputs ``row0 ...``, `x`; read noise `rn` keyed by `key`."""
+        if rn > 0:
+            from ..kernels.noise import fill_row_normals  # here: importing xbarsim.train loads no Numba
         cfg = self.cfg
         v_all = lm.input_voltages(x)
         n = tile_g[0].shape[0]
@@ -1252,8 +1254,6 @@ class Surrogate:
             I -= corr
             cur = I.sum(axis=2)
             if rn > 0:
-                from ..kernels.noise import fill_row_normals  # here: importing xbarsim.train loads no Numba
-
                 z = np.empty(cur.shape)
                 fill_row_normals(key, np.uint64(first), np.uint64(k), np.uint64(row0), z)
                 cur = cur + rn * np.sqrt((I * I).sum(axis=2)) * z

@@ -305,6 +305,13 @@ def test_row_normals_are_keyed_by_their_indices_normal_and_thread_independent():
     se = 1 / np.sqrt(z.size)
     assert abs(z.mean()) < 5 * se and abs(z.std() - 1) < 5 * se
     assert abs(np.corrcoef(whole[0].ravel(), whole[1].ravel())[0, 1]) < 5 * np.sqrt(1 / whole[0].size)
+    # indices beyond 2**53 are keyed exactly (a review suspected the
+    # uint64 + int64 index sums went through float64, which would put 2**60
+    # and 2**60 + 1 on one stream; Numba 0.68 adds them in int64)
+    big = 2 ** 60
+    pair = draw(first=big, row0=big, shape=(2, 2, 5))
+    np.testing.assert_array_equal(draw(first=big + 1, row0=big + 1, shape=(1, 1, 5))[0, 0], pair[1, 1])
+    assert not np.array_equal(pair[0, 0], pair[1, 1]) and not np.array_equal(pair[0, 0], pair[0, 1])
 
 
 def test_failure_sampling_rates_and_values():

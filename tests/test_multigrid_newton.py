@@ -415,6 +415,38 @@ def test_a_subnormal_v0_is_refused_when_the_crossbar_is_built(v0):
     xs.Crossbar(np.full((2, 2), 1e-4), r_wl=1.0, r_bl=1.0, v0=np.finfo(float).tiny)
 
 
+@pytest.mark.parametrize("tiny_g", [1e-310, 5e-324])
+def test_a_subnormal_conductance_is_refused_when_the_crossbar_is_built(tiny_g):
+    """A subnormal device conductance was taken, and a floating line of
+    ideal wire held by such devices alone ended in "PCG produced a
+    non-finite residual ... this is a bug" (the line factor's reciprocal
+    overflowed; found by review). The smallest normal conductance and 0 (an
+    open device) are still taken, and solve."""
+    g = np.full((8, 8), 1e-4)
+    g[3, :] = tiny_g
+    with pytest.raises(xs.ParameterError, match=r"g holds 8 conductance\(s\) above 0 but below 2.23e-308 S "
+                       r"\(subnormal doubles, first at \(3, 0\)"):
+        xs.Crossbar(g, r_wl=0.0, r_bl=1.0)
+    drives = dict(left=xs.Drive(0.2, floating=np.arange(8) == 3), bottom=0.0)
+    for ok in (np.finfo(float).tiny, 0.0):
+        g[3, :] = ok
+        g[3, 2] = 1e-4 if ok == 0.0 else ok  # the floating line still reaches ground through one device
+        sol = xs.solve(xs.Crossbar(g, r_wl=0.0, r_bl=1.0), **drives, method="pcg")
+        assert np.all(np.isfinite(sol.v_wl)) and np.all(np.isfinite(sol.i_out))
+
+
+def test_a_tiny_terminal_resistance_is_refused_without_an_overflow_warning():
+    """1 / 1e-310 overflowed with a RuntimeWarning before the terminal's
+    resistance was refused by name (found by review)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(xs.ParameterError, match=r"left.r has a resistance of 1e-310 ohms; below 1e-100"):
+            xs.solve(xs.Crossbar(np.full((4, 4), 1e-4), r_wl=1.0, r_bl=1.0), left=xs.Drive(0.2, r=1e-310),
+                     bottom=0.0)
+
+
 def test_a_per_cell_v0_far_above_the_drive_stays_finite_at_unit_drive():
     """Per-cell V0 of 1e300 V (linear cells) beside one of 0.1 V, under 1e-9
     V: divided to unit drive the 1e300 became inf and the solve a false

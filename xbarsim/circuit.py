@@ -296,6 +296,25 @@ def _check_finite_nonneg(arr, name, unit, allow_zero=True):
     return float(hi)
 
 
+def _check_no_subnormal(g):
+    """Refuse a device conductance above 0 but below the smallest normal
+    double (about 2.2e-308 S): the line factors take its reciprocal, which
+    overflows, and an ideal-wire line held by such devices alone ended in a
+    "non-finite residual ... this is a bug" error (found by review). One
+    pass (the minimum) when every device is at least that; the search for
+    the smallest positive one only when some are below it (open devices)."""
+    tiny = np.finfo(np.float64).tiny
+    if g.size == 0 or not np.min(g) < tiny:
+        return
+    sub = (g > 0) & (g < tiny)
+    if sub.any():
+        where = tuple(int(k) for k in np.argwhere(sub)[0])
+        raise ParameterError(
+            f"g holds {int(np.count_nonzero(sub))} conductance(s) above 0 but below {tiny:.3g} S (subnormal "
+            f"doubles, first at {where}: {float(g[where])!r} S), whose reciprocals overflow. Give 0 for an "
+            "open device, or check the units (siemens).")
+
+
 def _per_segment(value, shape, name):
     """Validate a wire resistance given as a scalar or per segment."""
     arr = _as_float_array(value, name)
@@ -358,6 +377,7 @@ class Crossbar:
                 "in siemens with M, N >= 1."
             )
         gmax = _check_finite_nonneg(g, "g", "siemens")  # the largest g, which the check finds anyway
+        _check_no_subnormal(g)
         if gmax > G_SUSPECT:
             from ._warn import warn
 
@@ -662,7 +682,7 @@ def _normalize_drive(drive, n_lines, name):
             )
         floating = np.broadcast_to(floating, (n_lines,))
     mode = np.where(floating, FLOATING, np.where(r == 0, IDEAL, RESISTIVE)).astype(np.int8)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # `_check_dynamic_range` refuses r < R_TINY by name
         g = np.where(mode == RESISTIVE, 1.0 / np.where(r == 0, 1.0, r), 0.0)
     v = np.where(floating[:, None], 0.0, v)
     return _EndSpec(mode=mode, g=g, v=v, batched=batched, r=np.where(mode == RESISTIVE, r, 0.0))

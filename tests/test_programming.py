@@ -1499,6 +1499,10 @@ def test_verify_drives_give_the_programming_kernels_read(scheme, code):
     (lambda: xs.verify_drives((4, 4), (1, 2, 0), 0.2), "as integers"),
     (lambda: xs.pulse_drives((4, 4), (1, 1), 1.5, ["V/2"]), "unknown scheme"),  # was a raw TypeError
     (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, {"grounded"}), "unknown scheme"),
+    # the other enum's member, refused as TransferConfig refuses it (was taken: found by review)
+    (lambda: xs.pulse_drives((4, 4), (1, 1), 1.5, xs.ReadScheme.HALF), "is a ReadScheme, not a BiasScheme"),
+    (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, xs.BiasScheme.V2), "is a BiasScheme, not a ReadScheme"),
+    (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, xs.BiasScheme.FLOATING), "is a BiasScheme, not a ReadScheme"),
     (lambda: xs.pulse_drives((0, 4), (0, 0), 1.5), "no devices"),
     # a read scheme of TransferConfig, but two reads (was called "unknown")
     (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, "V/2-diff"), "'V/2-diff' is two reads, not one set of drives"),

@@ -543,7 +543,7 @@ def pulse_drives(shape, cell, vp, scheme="V/2"):
     >>> bool(0.79 < v[1, 0] < 0.8 and abs(v[0, 0]) < 1e-3)  # half-selected, unselected
     True
     """
-    scheme = _scheme_name(scheme, PULSE_SCHEMES, "pulse_drives")
+    scheme = _scheme_name(scheme, PULSE_SCHEMES, "pulse_drives", "BiasScheme")
     vp = _real(vp, "pulse_drives: vp")
     levels = PULSE_SCHEMES[scheme]
     u_wl, u_bl = (None, None) if levels is None else (levels[0] * vp, levels[1] * vp)
@@ -564,18 +564,23 @@ def verify_drives(shape, cell, v_read=0.2, scheme="grounded"):
         raise ParameterError("verify_drives: 'V/2-diff' is two reads, not one set of drives: the 'V/2' read "
                              "minus a background read with the selected word line at V_read/2 too; call "
                              "verify_drives with scheme='V/2' and build the background read from it.")
-    scheme = _scheme_name(scheme, VERIFY_SCHEMES, "verify_drives")
+    scheme = _scheme_name(scheme, VERIFY_SCHEMES, "verify_drives", "ReadScheme")
     v_read = _real(v_read, "verify_drives: v_read")
     level = VERIFY_SCHEMES[scheme]
     u = None if level is None else level * v_read
     return _selected_drives(shape, cell, v_read, u, u, "verify_drives")
 
 
-def _scheme_name(scheme, known, what):
-    """The name of `scheme`: one of `known`'s keys, or an enum member whose
-    value is one (`xbarsim.BiasScheme.V3`, `xbarsim.ReadScheme.GROUNDED`, as
-    `xbarsim.TransferConfig` takes them)."""
+def _scheme_name(scheme, known, what, kind):
+    """The name of `scheme`: one of `known`'s keys, or a member of the enum
+    named `kind` whose value is one (`xbarsim.BiasScheme.V3`,
+    `xbarsim.ReadScheme.GROUNDED`, as `xbarsim.TransferConfig` takes them).
+    A member of the other enum is refused, as `TransferConfig` refuses it:
+    ``ReadScheme.HALF`` was taken as the V/2 pulse (found by review)."""
     if isinstance(scheme, enum.Enum):
+        if type(scheme).__name__ != kind:
+            raise ParameterError(f"{what}: {scheme!r} is a {type(scheme).__name__}, not a {kind}; give "
+                                 f"an xbarsim.{kind} member or one of {sorted(known)}.")
         scheme = scheme.value
     if isinstance(scheme, str):  # any case, as TransferConfig takes them ("v/3" was refused here only)
         for name in known:

@@ -543,3 +543,31 @@ def test_training_seeds_take_a_0d_integer_as_xs_program_does():
     for bad in (np.array(3.5), np.array([3]), torch.tensor(True), np.array(-1)):
         with pytest.raises(ParameterError, match=r"seed = .*; an integer in \[0, 2\*\*64"):
             check_seed(bad)
+
+
+def test_a_compiled_model_trains_through_its_sampled_layers_as_the_eager_one(sur):
+    """``torch.compile`` of a hardware-aware model in training mode failed
+    with Dynamo's "'ndarray' object has no attribute 'detach'" (the sampled
+    forward runs NumPy and Numba; found by review). The sampled forward now
+    runs eagerly inside the compiled model: with the layers' streams alike,
+    the compiled and the eager model give the same outputs and gradients.
+    (``backend="eager"``: Dynamo traces as with any backend, without
+    generating code.)"""
+    import copy
+
+    torch.manual_seed(0)
+    net = convert(moons_network(8), sur, seed=5)
+    twin = copy.deepcopy(net)  # the same weights and sampling streams
+    net.train()
+    twin.train()
+    x = torch.rand(16, 2, dtype=torch.float64)
+    compiled = torch.compile(twin, backend="eager")
+    for _ in range(2):  # two steps: each draws its own transfer, alike in both
+        y, y_c = net(x), compiled(x)
+        torch.testing.assert_close(y_c, y, rtol=0, atol=0)
+        y.sum().backward()
+        y_c.sum().backward()
+    for p, q in zip(net.parameters(), twin.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=0, atol=0)
+    twin.eval()
+    torch.testing.assert_close(compiled(x), net.eval()(x), rtol=0, atol=0)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -108,6 +109,39 @@ class _StraightThrough(torch.autograd.Function):
     def backward(ctx, grad):
         (keep,) = ctx.saved_tensors
         return grad * keep, None, None
+
+
+def _run_eagerly(fn):
+    """`fn`, run eagerly when ``torch.compile`` traces it.
+
+    The sampled forward draws a transfer with NumPy and runs the hardware
+    model's circuit in Numba kernels, neither of which Dynamo can trace: a
+    compiled model in training mode failed with Dynamo's "'ndarray' object
+    has no attribute 'detach'" and a hint that blamed eager mode (found by
+    review). Under tracing, `fn` is called through ``torch._dynamo.disable``
+    (a graph break): the rest of the model is still compiled, and an
+    evaluation forward (a plain linear layer) is compiled whole. Outside
+    tracing `fn` is called as it is: decorating with
+    ``torch.compiler.disable`` itself imports ``torch._dynamo``, a second
+    (1 s) on every ``import xbarsim.train``, as torch's own lazy variant
+    does on the first call.
+    """
+    is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if is_compiling is None:  # before torch 2.3
+        return fn
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if not is_compiling():
+            return fn(*args, **kwargs)
+        import torch._dynamo  # loaded: something is compiling
+
+        eager = getattr(fn, "_xbarsim_eager", None)
+        if eager is None:
+            eager = fn._xbarsim_eager = torch._dynamo.disable(fn)
+        return eager(*args, **kwargs)
+
+    return run
 
 
 def straight_through(w, delta, keep):
@@ -384,7 +418,13 @@ class HardwareAwareLinear(nn.Linear):
         )
 
     def reseed(self, seed):
-        """Restart the layer's sampling stream from `seed`."""
+        """Restart the layer's sampling stream from `seed`.
+
+        ``copy.deepcopy`` and ``pickle`` copy the stream with the layer, as
+        they copy any generator: a copy draws the same transfers as its
+        original. Reseed each copy (with its own seed) when the copies
+        should sample independently, e.g. the members of an ensemble.
+        """
         self._rng = np.random.default_rng(check_seed(seed, offset=0))
 
     def _sampling_now(self):
@@ -571,6 +611,7 @@ class HardwareAwareLinear(nn.Linear):
         with torch.autocast(x.device.type, enabled=False):
             return self._sampled_forward(x.to(self.weight.dtype))
 
+    @_run_eagerly
     def _sampled_forward(self, x):
         """One sampled transfer applied to `x` (2-D, at the weights' dtype)."""
         self._check_inputs(x)
@@ -767,6 +808,7 @@ _FUNCTORCH_MESSAGE = (
     "train with a plain autograd loop (loss.backward(); optimizer.step()).")
 
 
+@_run_eagerly  # a pybind11 builtin Dynamo warns it cannot trace
 def _functorch_wrapped(*tensors):
     """Whether any of `tensors` is wrapped by a torch.func transform (False
     where this torch cannot tell: `_refuse_nonfinite_weights` catches those)."""

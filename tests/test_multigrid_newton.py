@@ -632,6 +632,36 @@ def test_resolve_with_kept_factors_refreshes_the_fine_level_only(method):
     assert not np.array_equal(fine_new.invden, fine_old.invden)
 
 
+def test_resolves_of_one_solution_in_threads_give_the_serial_answers():
+    """Re-solves of one kept-factor mg solution, run at once in threads
+    (the kernels release the GIL), give exactly the serial answers and
+    iteration counts. The refreshed preconditioners shared the coarse
+    levels' scratch vectors: each thread wrote the others' coarse
+    corrections, 3 iterations became up to 672, the answers changed, and
+    some re-solves ended in a false ConvergenceError (found by review)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(21)
+    xbar = _random(rng, 96, 96)
+    drives = dict(left=xs.Drive(rng.uniform(0, 0.3, (96, 3)), r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    sol = xs.solve(xbar, **drives, method="mg", keep_factors=True)
+    assert len(sol._preconditioner.levels) > 2  # coarse levels with scratch vectors
+    news = []
+    for _ in range(12):
+        g2 = xbar.g.copy()
+        idx = rng.choice(g2.size, g2.size // 33, replace=False)
+        g2.flat[idx] = 1.0 / rng.uniform(2e3, 1e4, idx.size)
+        news.append(g2)
+    serial = [sol.resolve(g) for g in news]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            threaded = list(pool.map(sol.resolve, news))
+            assert [t.iterations for t in threaded] == [s.iterations for s in serial]
+            for t, s in zip(threaded, serial):
+                np.testing.assert_array_equal(t.v_wl, s.v_wl)
+                np.testing.assert_array_equal(t.i_out, s.i_out)
+
+
 def _floating_bit_lines_losing_their_ties(rng, M, N, n_float, strong, log_g=False):
     """An array whose floating bit lines are held by a few strong devices
     (the rest 1e-9 S), and the conductances after those strong ones dropped

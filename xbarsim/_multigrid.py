@@ -251,7 +251,13 @@ class MultigridPreconditioner:
             lay_wl, lay_bl = lev.layers()
             self.factors.append((LineFactors(lay_wl, lev.g, lev.shunt[0]),
                                  LineFactors(lay_bl, lev.g_t, lev.shunt[1])))
-        B = net.batch
+        self._allocate_scratch()
+
+    def _allocate_scratch(self):
+        """The coarse levels' vectors `apply` writes (``work``, ``extra``):
+        every preconditioner its own, so that solves running at once in
+        threads (re-solves of one solution) never share them."""
+        B = self.batch
         self.work = []
         for lev in self.levels[1:]:
             M, N = lev.shape
@@ -297,6 +303,11 @@ class MultigridPreconditioner:
         new.levels = [fine] + self.levels[1:]
         line = LinePreconditioner(net)
         new.factors = [(line.wl, line.bl)] + self.factors[1:]
+        # its own scratch vectors: shared with this one, two re-solves of one
+        # solution in two threads wrote each other's coarse corrections
+        # (3 iterations became 6-672, results changed, and some ended in a
+        # false ConvergenceError; found by review)
+        new._allocate_scratch()
         return new
 
     @property

@@ -637,6 +637,18 @@ def test_a_crossbar_owns_read_only_copies_of_its_arrays():
             arr[0, 0] = 1.0
     # a crossbar's own arrays are passed on, not copied again
     assert xbar.with_g(np.full((8, 8), 2e-4)).r_wl is xbar.r_wl
+    # and stay read-only through pickle and deepcopy, also inside a
+    # solution's circuit (they came back writable: found by review)
+    import copy
+    import pickle
+
+    sol = xs.solve(xbar, left=xs.Drive(0.2, r=1.0), bottom=0.0, method="pcg")
+    for other in (pickle.loads(pickle.dumps(xbar)), copy.deepcopy(xbar),
+                  pickle.loads(pickle.dumps(sol)).network.xbar):
+        np.testing.assert_array_equal(other.g, xbar.g)
+        for arr in (other.g, other.r_wl, other.r_bl, other.v0):
+            with pytest.raises(ValueError, match="read-only"):
+                arr[...] = 1.0
 
 
 @pytest.mark.parametrize("value, message", [

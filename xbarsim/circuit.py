@@ -407,6 +407,15 @@ class Crossbar:
                     "(the sinh law's knee, typically 0.05-1 V).")
             object.__setattr__(self, "v0", _owned(v0, self.v0))
 
+    def __setstate__(self, state):
+        # unpickled (or deep-copied) arrays came back writable: g[0, 0] = -1
+        # then solved without a word (found by review); read-only again, as
+        # `__post_init__` leaves them
+        for value in state.values():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        self.__dict__.update(state)
+
     @property
     def shape(self):
         """(M, N): word lines, bit lines."""

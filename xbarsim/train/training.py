@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 
 from dataclasses import dataclass
@@ -40,7 +41,10 @@ class TrainConfig:
     default, 0, orders the batches from ``np.random.default_rng(0)``, the
     stream ``convert(net, surrogate, seed=0)`` gives layer 0 and
     ``make_moons_split(seed=0)`` splits from: pass distinct seeds for
-    independent draws, as ``xbarsim moons`` does with `xbarsim.moons.stream_seed`."""
+    independent draws, as ``xbarsim moons`` does with `xbarsim.moons.stream_seed`.
+    Torch's global generator is shared by every thread: trainings running at
+    once in threads draw each other's numbers there (an ``nn.Dropout`` of
+    yours, for one); run them in processes to keep each reproducible."""
     keep_best: bool = True
     """Keep the weights with the lowest validation loss (checked every epoch)."""
     val_samples: int = 4
@@ -83,12 +87,32 @@ class TrainResult:
 
 
 def moons_network(hidden=8, seed=0):
-    """The paper's 2 -> `hidden` (sigmoid) -> 1 logit network, plain ``nn.Linear``."""
+    """The paper's 2 -> `hidden` (sigmoid) -> 1 logit network, plain ``nn.Linear``.
+
+    Its initial weights are ``nn.Linear``'s (Kaiming-uniform weights,
+    uniform biases, drawn in that order), from a generator of its own
+    seeded with `seed`: the same values as ``nn.Linear`` under
+    ``torch.manual_seed(seed)``, and torch's global generator is neither
+    read nor moved. (It was seeded and restored around the draws, so calls
+    in several threads at once drew from each other's streams: 110 of 160
+    networks came out wrong; found by review.)
+    """
     hidden = check_count(hidden, "hidden")
     seed = check_seed(seed)
-    with torch.random.fork_rng(devices=[]):  # the caller's global generator is left as it was
-        torch.random.default_generator.manual_seed(seed)  # the CPU's alone (see `_seed_generators`)
-        return nn.Sequential(nn.Linear(2, hidden), nn.Sigmoid(), nn.Linear(hidden, 1)).double()
+    if "generator" not in inspect.signature(nn.init.kaiming_uniform_).parameters:  # torch < 2.2
+        with torch.random.fork_rng(devices=[]):  # the caller's global generator is left as it was
+            torch.random.default_generator.manual_seed(seed)  # the CPU's alone (see `_seed_generators`)
+            return nn.Sequential(nn.Linear(2, hidden), nn.Sigmoid(), nn.Linear(hidden, 1)).double()
+    gen = torch.Generator().manual_seed(seed)
+    layers = []
+    for fan_in, fan_out in ((2, hidden), (hidden, 1)):
+        lin = nn.Linear(fan_in, fan_out, device="meta").to_empty(device="cpu")  # no draw from the global generator
+        # nn.Linear.reset_parameters, with the generator
+        nn.init.kaiming_uniform_(lin.weight, a=math.sqrt(5), generator=gen)
+        bound = 1 / math.sqrt(fan_in)
+        nn.init.uniform_(lin.bias, -bound, bound, generator=gen)
+        layers.append(lin)
+    return nn.Sequential(layers[0], nn.Sigmoid(), layers[1]).double()
 
 
 def predict_logits(model, x):

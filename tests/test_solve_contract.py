@@ -7,6 +7,7 @@ with the dense oracle (tests/naive.py) and the exact problems
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -1547,3 +1548,43 @@ def test_weak_devices_between_ideally_driven_lines_are_solved_not_refused(method
     warm = xs.solve(xs.Crossbar(np.full((4, 4), 1e-6), r_wl=0.0, r_bl=1.0), left=0.2, bottom=0.0,
                     method=method, keep_factors=True).resolve(np.full((4, 4), 1e-15))
     np.testing.assert_allclose(warm.i_out, np.full(4, 4 * 1e-15 * 0.2), rtol=1e-9)
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
+def test_a_child_forked_after_the_openmp_threads_started_gets_a_fork_error_not_sigterm():
+    """A child forked after its parent started Numba's GNU OpenMP threads
+    was terminated by Numba at its first parallel kernel ("Terminating:
+    fork() called from a process already using GNU OpenMP", exit -15; a
+    Pool.map hung and DataLoader workers "exited unexpectedly": found by
+    review). Now solve, resolve, write-verify programming and the training
+    surrogate's read noise raise ForkError, with the remedies, before any
+    kernel runs."""
+    import numba.np.ufunc.parallel as numba_parallel
+
+    xbar = xs.Crossbar(np.full((6, 5), 2e-4), r_wl=1.0, r_bl=1.0)
+    drives = dict(left=xs.Drive(0.2, r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    sol = xs.solve(xbar, **drives, method="mg", keep_factors=True)  # the threads have started
+    from xbarsim import _fork
+
+    if not _fork._omp_started():
+        pytest.skip(f"Numba's threading layer here is {numba_parallel._threading_layer!r}, not GNU OpenMP")
+    calls = [lambda: xs.solve(xbar, **drives, method="pcg"), lambda: sol.resolve(xbar.g * 1.01),
+             lambda: xs.program(np.full((2, 2), 3e-4))]
+    pid = os.fork()
+    if pid == 0:  # the child: report by exit code, never return into pytest
+        code = 0
+        try:
+            for k, call in enumerate(calls):
+                try:
+                    call()
+                    code = 10 + k  # ran: no error
+                    break
+                except xs.ForkError as exc:
+                    if "'spawn'" not in str(exc) or "NUMBA_THREADING_LAYER=workqueue" not in str(exc):
+                        code = 20 + k
+                        break
+        except BaseException:
+            code = 30
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status), f"the child was killed by signal {os.WTERMSIG(status)}"
+    assert os.WEXITSTATUS(status) == 0, f"child exit code {os.WEXITSTATUS(status)} (10 + k: call k ran)"

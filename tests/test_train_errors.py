@@ -571,3 +571,20 @@ def test_a_compiled_model_trains_through_its_sampled_layers_as_the_eager_one(sur
         torch.testing.assert_close(q.grad, p.grad, rtol=0, atol=0)
     twin.eval()
     torch.testing.assert_close(compiled(x), net.eval()(x), rtol=0, atol=0)
+
+
+def test_a_sampled_forward_in_a_child_forked_after_the_openmp_threads_started_is_refused(sur, monkeypatch):
+    """The surrogate's read noise runs a parallel kernel, which Numba
+    terminates in such a child (see test_solve_contract's fork test, which
+    forks for real): refused with ForkError instead. Here the fork is
+    recorded by hand (`xbarsim._fork` sets it at the fork)."""
+    from xbarsim import _fork
+
+    net = convert(moons_network(8), sur, seed=5)
+    net.train()
+    x = torch.rand(4, 2, dtype=torch.float64)
+    net(x)  # runs in this process
+    monkeypatch.setattr(_fork, "_forked_from", 12345)
+    with pytest.raises(xs.ForkError, match=r"the surrogate's read noise: this process was forked from process "
+                       r"12345.*'spawn'"):
+        net(x)

@@ -18,6 +18,7 @@ from .circuit import Crossbar, Drive, pulse_drives, read_drives, verify_drives
 from .exceptions import (
     CircuitError,
     ConvergenceError,
+    ForkError,
     KernelCacheWarning,
     MemoryLimitError,
     ParameterError,
@@ -25,6 +26,7 @@ from .exceptions import (
     XbarsimError,
 )
 from .solve import Solution, solve
+from . import _fork  # noqa: F401 - its fork hook, registered before any kernel runs
 from . import devices, mapping, presets, programming, transfer as _transfer_module
 from .devices import DeviceParams
 from .programming import BiasScheme, ReadScheme, Order, WriteVerify, TransferConfig, ProgramResult, program
@@ -53,6 +55,7 @@ __all__ = [
     "ConvergenceError",
     "MemoryLimitError",
     "SpiceError",
+    "ForkError",
     "KernelCacheWarning",
     # transfer (issue 4)
     "DeviceParams",

@@ -13,6 +13,7 @@ __all__ = [
     "ConvergenceError",
     "MemoryLimitError",
     "SpiceError",
+    "ForkError",
     "KernelCacheWarning",
 ]
 
@@ -65,3 +66,9 @@ class MemoryLimitError(XbarsimError, MemoryError):
 
 class SpiceError(XbarsimError):
     """ngspice is missing, failed, or returned output that cannot be read."""
+
+
+class ForkError(XbarsimError, RuntimeError):
+    """A parallel kernel was asked for in a process forked from one whose
+    Numba threads run on GNU OpenMP, which would terminate it (SIGTERM);
+    refused before it starts (`xbarsim._fork`)."""

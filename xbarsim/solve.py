@@ -49,6 +49,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._repr import compact_repr
+from ._fork import check_fork_safe
 from .circuit import Crossbar, Network, as_drive, build_network, driven_ends, kernel_array, transposed
 from ._coerce import as_real_array, shape_of
 from .devices import real_scalar
@@ -171,6 +172,7 @@ class Solution:
         Solution
         """
         net = self._network("resolve")
+        check_fork_safe("resolve")  # before any kernel (the transposed conductances, the solvers)
         # the arguments first (a string refactor_fraction was a bare numpy
         # error, NaN or -1 passed silently; tol was checked after the
         # refactoring: found by review)
@@ -443,6 +445,7 @@ def solve(
     if not isinstance(xbar, Crossbar):
         raise ParameterError(f"xbar must be an xbarsim.Crossbar; got {type(xbar).__name__}.")
     _check_memory(xbar, method, left, right, top, bottom)  # before the network is built
+    check_fork_safe("solve")  # before any kernel (building the network runs one)
     net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
     M, N = xbar.shape
     if x0 is not None:

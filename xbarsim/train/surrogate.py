@@ -1226,6 +1226,9 @@ class Surrogate:
         """Outputs of transfers ``first ...`` of a `layer_output` call on its
         inputs ``row0 ...``, `x`; read noise `rn` keyed by `key`."""
         if rn > 0:
+            from .._fork import check_fork_safe
+
+            check_fork_safe("the surrogate's read noise")  # a parallel kernel
             from ..kernels.noise import fill_row_normals  # here: importing xbarsim.train loads no Numba
         cfg = self.cfg
         v_all = lm.input_voltages(x)

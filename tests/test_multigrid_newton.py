@@ -416,23 +416,32 @@ def test_a_subnormal_v0_is_refused_when_the_crossbar_is_built(v0):
 
 
 @pytest.mark.parametrize("tiny_g", [1e-310, 5e-324])
-def test_a_subnormal_conductance_is_refused_when_the_crossbar_is_built(tiny_g):
-    """A subnormal device conductance was taken, and a floating line of
-    ideal wire held by such devices alone ended in "PCG produced a
-    non-finite residual ... this is a bug" (the line factor's reciprocal
-    overflowed; found by review). The smallest normal conductance and 0 (an
-    open device) are still taken, and solve."""
+@pytest.mark.parametrize("method", ["direct", "pcg"])
+def test_a_floating_ideal_line_held_by_subnormal_devices_is_refused_by_name(tiny_g, method):
+    """A floating line of ideal wire held only by subnormal conductances
+    ended in "PCG produced a non-finite residual ... this is a bug" (the
+    line factor's reciprocal overflowed; found by review). Refused, naming
+    the line; the smallest normal conductance and open devices beside a
+    normal one still solve, and so does the same subnormal row when driven
+    (test_spice checks such a device against ngspice). Floating behind
+    resistive wire, such a line is refused as a weak tie (FLOATING_TIE)."""
     g = np.full((8, 8), 1e-4)
     g[3, :] = tiny_g
-    with pytest.raises(xs.ParameterError, match=r"g holds 8 conductance\(s\) above 0 but below 2.23e-308 S "
-                       r"\(subnormal doubles, first at \(3, 0\)"):
-        xs.Crossbar(g, r_wl=0.0, r_bl=1.0)
+    g[3, 5] = 0.0
     drives = dict(left=xs.Drive(0.2, floating=np.arange(8) == 3), bottom=0.0)
-    for ok in (np.finfo(float).tiny, 0.0):
-        g[3, :] = ok
-        g[3, 2] = 1e-4 if ok == 0.0 else ok  # the floating line still reaches ground through one device
-        sol = xs.solve(xs.Crossbar(g, r_wl=0.0, r_bl=1.0), **drives, method="pcg")
+    with pytest.raises(xs.ParameterError, match=r"WL\[3\] floats \(no driven end\) on ideal wire and is held "
+                       r"only by devices below 2.23e-308 S \(subnormal doubles; the strongest on WL\[3\] is"):
+        xs.solve(xs.Crossbar(g, r_wl=0.0, r_bl=1.0), **drives, method=method)
+    # the same row driven, on resistive wire: the subnormal devices are taken
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(0.2), bottom=0.0, method=method)
+    assert np.all(np.isfinite(sol.v_wl)) and np.all(np.isfinite(sol.i_out))
+    for ok in (np.finfo(float).tiny, 1e-4):
+        g2 = g.copy()
+        g2[3, 2] = ok
+        sol = xs.solve(xs.Crossbar(g2, r_wl=0.0, r_bl=1.0), **drives, method=method)
         assert np.all(np.isfinite(sol.v_wl)) and np.all(np.isfinite(sol.i_out))
+        if ok == 1e-4:  # the line sits where its one normal device holds it: at that device's bit-line node
+            np.testing.assert_allclose(sol.v_wl[3], sol.v_bl[3, 2], rtol=1e-9)
 
 
 def test_a_tiny_terminal_resistance_is_refused_without_an_overflow_warning():

@@ -650,6 +650,11 @@ def test_a_crossbar_owns_read_only_copies_of_its_arrays():
         for arr in (other.g, other.r_wl, other.r_bl, other.v0):
             with pytest.raises(ValueError, match="read-only"):
                 arr[...] = 1.0
+        # owned as a built Crossbar's: the kernels get them without a copy
+        # (made read-only alone, g was copied at every solve)
+        from xbarsim.circuit import build_network
+
+        assert np.shares_memory(build_network(other, left=xs.Drive(0.2, r=1.0), bottom=0.0).g, other.g)
 
 
 @pytest.mark.parametrize("value, message", [
@@ -1549,6 +1554,7 @@ def test_weak_devices_between_ideally_driven_lines_are_solved_not_refused(method
                     method=method, keep_factors=True).resolve(np.full((4, 4), 1e-15))
     np.testing.assert_allclose(warm.i_out, np.full(4, 4 * 1e-15 * 0.2), rtol=1e-9)
 
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
 def test_a_child_forked_after_the_openmp_threads_started_gets_a_fork_error_not_sigterm():
     """A child forked after its parent started Numba's GNU OpenMP threads
@@ -1585,6 +1591,18 @@ def test_a_child_forked_after_the_openmp_threads_started_gets_a_fork_error_not_s
         except BaseException:
             code = 30
         os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    import signal
+    import time
+
+    deadline = time.monotonic() + 120  # a hung child fails the test rather than the run
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child did not finish in 120 s")
+        time.sleep(0.05)
     assert os.WIFEXITED(status), f"the child was killed by signal {os.WTERMSIG(status)}"
     assert os.WEXITSTATUS(status) == 0, f"child exit code {os.WEXITSTATUS(status)} (10 + k: call k ran)"

@@ -7,15 +7,18 @@ first parallel kernel, compiled or loaded), a child it forks (the
 3.14, and of ``torch.utils.data.DataLoader`` workers) is terminated by
 Numba the moment it runs a parallel kernel: "Terminating: fork() called
 from a process already using GNU OpenMP, this is unsafe.", exit code -15,
-and a ``Pool.map`` over such workers hangs (found by review). A child that
-runs no parallel kernel is unaffected.
+and a ``Pool.map`` over such workers hangs (found by review); a child of
+that child (a grandchild) hangs in the kernel instead. A child that runs no
+parallel kernel is unaffected.
 
 So a child remembers, at the fork, whether its parent had started that
-layer, and the entry points that run parallel kernels (`check_fork_safe`:
-the solvers, the programming kernel, the training surrogate's read noise)
-raise `ForkError` with the remedies before any of them runs. Importing
-this module imports nothing heavy: Numba is only looked up in
-``sys.modules``.
+layer (a grandchild inherits the record), and the entry points that run
+parallel kernels (`check_fork_safe`: the solvers, the programming kernel,
+the training surrogate's read noise) raise `ForkError` with the remedies
+before any of them runs. The record is made by a fork hook that importing
+xbarsim registers: a child that imports xbarsim only after the fork is not
+covered. Importing this module imports nothing heavy: Numba is only looked
+up in ``sys.modules``.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ import sys
 from .exceptions import ForkError
 
 _forked_from = None
-"""Process id of the parent whose GNU OpenMP threads this process inherited
-(None: not forked from such a process)."""
+"""Process id of the process that had started the GNU OpenMP threads this
+process inherited by fork (its parent, or further up for a grandchild);
+None: not forked from such a process."""
 
 
 def _omp_started():
@@ -56,8 +60,9 @@ def check_fork_safe(what):
     if _forked_from is None:
         return
     raise ForkError(
-        f"{what}: this process was forked from process {_forked_from}, which had started Numba's GNU OpenMP "
-        "threads, and Numba terminates a forked child that runs a parallel kernel. Start the worker processes "
+        f"{what}: this process was forked from process {_forked_from} (or from a child of it), which had "
+        "started Numba's GNU OpenMP threads, and a parallel kernel in a forked process is terminated by Numba "
+        "(or hangs, in a grandchild). Start the worker processes "
         "with 'spawn' or 'forkserver' (multiprocessing.get_context('spawn'); "
         "torch.utils.data.DataLoader(..., multiprocessing_context='spawn')), or set "
         "NUMBA_THREADING_LAYER=workqueue before the parent imports Numba (fork-safe, but then no xbarsim call "

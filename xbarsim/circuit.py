@@ -296,25 +296,6 @@ def _check_finite_nonneg(arr, name, unit, allow_zero=True):
     return float(hi)
 
 
-def _check_no_subnormal(g):
-    """Refuse a device conductance above 0 but below the smallest normal
-    double (about 2.2e-308 S): the line factors take its reciprocal, which
-    overflows, and an ideal-wire line held by such devices alone ended in a
-    "non-finite residual ... this is a bug" error (found by review). One
-    pass (the minimum) when every device is at least that; the search for
-    the smallest positive one only when some are below it (open devices)."""
-    tiny = np.finfo(np.float64).tiny
-    if g.size == 0 or not np.min(g) < tiny:
-        return
-    sub = (g > 0) & (g < tiny)
-    if sub.any():
-        where = tuple(int(k) for k in np.argwhere(sub)[0])
-        raise ParameterError(
-            f"g holds {int(np.count_nonzero(sub))} conductance(s) above 0 but below {tiny:.3g} S (subnormal "
-            f"doubles, first at {where}: {float(g[where])!r} S), whose reciprocals overflow. Give 0 for an "
-            "open device, or check the units (siemens).")
-
-
 def _per_segment(value, shape, name):
     """Validate a wire resistance given as a scalar or per segment."""
     arr = _as_float_array(value, name)
@@ -377,7 +358,6 @@ class Crossbar:
                 "in siemens with M, N >= 1."
             )
         gmax = _check_finite_nonneg(g, "g", "siemens")  # the largest g, which the check finds anyway
-        _check_no_subnormal(g)
         if gmax > G_SUSPECT:
             from ._warn import warn
 
@@ -409,12 +389,12 @@ class Crossbar:
 
     def __setstate__(self, state):
         # unpickled (or deep-copied) arrays came back writable: g[0, 0] = -1
-        # then solved without a word (found by review); read-only again, as
-        # `__post_init__` leaves them
-        for value in state.values():
-            if isinstance(value, np.ndarray):
-                value.flags.writeable = False
-        self.__dict__.update(state)
+        # then solved without a word (found by review). Owned again, as
+        # `__post_init__` leaves them: read-only views that `kernel_array`
+        # passes to the kernels without a copy (made read-only alone, g was
+        # copied at every solve of an unpickled Crossbar: found by review)
+        self.__dict__.update({name: _owned(value, None) if isinstance(value, np.ndarray) else value
+                              for name, value in state.items()})
 
     @property
     def shape(self):
@@ -587,7 +567,9 @@ def _scheme_name(scheme, known, what, kind):
     A member of the other enum is refused, as `TransferConfig` refuses it:
     ``ReadScheme.HALF`` was taken as the V/2 pulse (found by review)."""
     if isinstance(scheme, enum.Enum):
-        if type(scheme).__name__ != kind:
+        from . import programming  # the enums' module imports this one
+
+        if not isinstance(scheme, getattr(programming, kind)):
             raise ParameterError(f"{what}: {scheme!r} is a {type(scheme).__name__}, not a {kind}; give "
                                  f"an xbarsim.{kind} member or one of {sorted(known)}.")
         scheme = scheme.value
@@ -858,13 +840,31 @@ def check_floating_ties(xbar, ends):
     """Raise `ParameterError` for a floating line (no driven end) none of
     whose devices double precision can see next to the wire at its node
     (`FLOATING_TIE`); `ends`: end name -> `_EndSpec` or None."""
+    tiny = np.finfo(np.float64).tiny
     for kind, names, g, seg in (("WL", ("left", "right"), xbar.g, xbar.r_wl_full()),
                                 ("BL", ("top", "bottom"), xbar.g.T, xbar.r_bl_full().T)):
-        if seg.shape[1] == 0:
-            continue  # one node per line: no wire to hide the devices behind
         lines = np.nonzero(~_driven_lines(ends, names, g.shape[0]))[0]
         if lines.size == 0:
             continue
+        # A floating line of ideal wire (or of one node) is one node held by
+        # its devices alone: with every one of them subnormal (below the
+        # smallest normal double), the reciprocal of their sum overflowed in
+        # the line factors and the solve ended in "non-finite residual ...
+        # this is a bug" (found by review). Behind resistive wire such a
+        # device is only invisible, and taken.
+        held = np.max(g[lines], axis=1) if seg.shape[1] == 0 else np.where(
+            np.all(seg[lines] == 0, axis=1), np.max(g[lines], axis=1), np.inf)
+        sub = (held > 0) & (held < tiny)
+        if sub.any():
+            bad = lines[sub]
+            raise ParameterError(
+                f"{_line_names(kind, bad)} {'floats' if bad.size == 1 else 'float'} (no driven end) on ideal wire "
+                f"and {'is' if bad.size == 1 else 'are'} held only by devices below {tiny:.3g} S (subnormal "
+                f"doubles; the strongest on {kind}[{int(bad[0])}] is {float(held[sub][0])!r} S), whose sum's reciprocal "
+                "overflows. Drive one end of the line, give it a device of a normal conductance, or make those "
+                "devices open (0 S).")
+        if seg.shape[1] == 0:
+            continue  # one node per line: no wire to hide the devices behind
         r = seg[lines]
         gl = g[lines]
         with np.errstate(divide="ignore"):

@@ -70,5 +70,6 @@ class SpiceError(XbarsimError):
 
 class ForkError(XbarsimError, RuntimeError):
     """A parallel kernel was asked for in a process forked from one whose
-    Numba threads run on GNU OpenMP, which would terminate it (SIGTERM);
-    refused before it starts (`xbarsim._fork`)."""
+    Numba threads run on GNU OpenMP, where Numba would terminate it
+    (SIGTERM), or a grandchild would hang; refused before it starts
+    (`xbarsim._fork`)."""

@@ -860,9 +860,9 @@ def check_floating_ties(xbar, ends):
             raise ParameterError(
                 f"{_line_names(kind, bad)} {'floats' if bad.size == 1 else 'float'} (no driven end) on ideal wire "
                 f"and {'is' if bad.size == 1 else 'are'} held only by devices below {tiny:.3g} S (subnormal "
-                f"doubles; the strongest on {kind}[{int(bad[0])}] is {float(held[sub][0])!r} S), whose sum's reciprocal "
-                "overflows. Drive one end of the line, give it a device of a normal conductance, or make those "
-                "devices open (0 S).")
+                f"doubles; the strongest on {kind}[{int(bad[0])}] is {float(held[sub][0])!r} S), whose sum's "
+                "reciprocal overflows. Drive one end of the line, give it a device of a normal conductance, or make "
+                "those devices open (0 S).")
         if seg.shape[1] == 0:
             continue  # one node per line: no wire to hide the devices behind
         r = seg[lines]

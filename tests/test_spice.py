@@ -232,6 +232,18 @@ def test_the_environment_variable_is_read_at_each_run_not_at_import(monkeypatch)
         run_ngspice(xbar, **drives)
 
 
+def test_an_ngspice_file_without_execute_permission_is_named_as_such(monkeypatch, tmp_path):
+    # the error said "not found" of a file that is there (found by review)
+    exe = tmp_path / "ngspice"
+    exe.write_text("#!/bin/sh\nexit 0\n")
+    exe.chmod(0o644)
+    monkeypatch.setattr(spice, "NGSPICE", None)
+    monkeypatch.setenv("XBARSIM_NGSPICE", str(exe))
+    xbar, drives = SMALL
+    with pytest.raises(xs.SpiceError, match=r"is a file without execute permission; make it executable \(chmod \+x"):
+        run_ngspice(xbar, **drives)
+
+
 @pytest.mark.parametrize(
     "body, match",
     [

@@ -454,6 +454,11 @@ def _run_deck(deck, batch, timeout):
     name = _executable()
     exe = shutil.which(name)
     if exe is None:
+        if os.path.isfile(name) and not os.access(name, os.X_OK):
+            # `which` passes over it, and the error said "not found" of a file
+            # that is there (found by review)
+            raise SpiceError(f"ngspice executable {name!r} is a file without execute permission; make it "
+                             f"executable (chmod +x {name}) or point XBARSIM_NGSPICE at ngspice itself.")
         raise SpiceError(f"ngspice executable {name!r} not found. {_INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="xbarsim_spice_") as tmp:
         path = os.path.join(tmp, "crossbar.cir")

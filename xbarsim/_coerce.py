@@ -181,6 +181,16 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
                              f"that does not convert to float64 ({exc}).") from exc
 
 
+def is_number(text):
+    """Whether the text field `text` reads as a float (a CSV header or a row
+    of numbers)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def where_not_finite(arr):
     """'is nan' for a scalar, else 'holds NaN or inf at [0, 2], [1, 0] and 4
     more': the first three positions and how many others."""

@@ -499,26 +499,20 @@ def _text_layout(path):
         return ",", 0, 0  # np.loadtxt reports it
     import numpy as np
 
+    from ._coerce import is_number
+
     delimiter = "," if "," in re.sub(r'"[^"]*"', "", first) else None  # "line, 1" "line, 2" is not a CSV line
-
-    def number(text):
-        try:
-            float(text)
-            return True
-        except ValueError:
-            return False
-
     fields = _split_fields(first, delimiter)
     if delimiter is None or (fields and not fields[-1]):  # "1,2," : the empty last field is not a label
         fields = [f for f in fields if f] if delimiter is None else fields[:-1]
-    header = bool(fields) and not any(number(f) for f in fields)
+    header = bool(fields) and not any(is_number(f) for f in fields)
     # the first field alone empty (",0,1" or ",a,b"): pandas' labels over its index column
     blank_first = len(fields) > 1 and not fields[0].strip() and all(f.strip() for f in fields[1:])
-    if not header and blank_first and all(number(f) for f in fields[1:]):
+    if not header and blank_first and all(is_number(f) for f in fields[1:]):
         # pandas' to_csv with its index: ",0,1,2" over "0,1e-4,..." was refused as
         # "could not convert string ''" (found by review)
         header = _column_numbers(np.array([float(f) for f in fields[1:]]))
-    if not header and fields and all(number(f) for f in fields) and _QUOTED_LINE.fullmatch(first) and second \
+    if not header and fields and all(is_number(f) for f in fields) and _QUOTED_LINE.fullmatch(first) and second \
             and '"' not in second:
         header = _column_numbers(np.array([float(f) for f in fields]))
     # an index column when the rows have as many fields (load_array warns)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._coerce import is_number
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ._checks import check_count, check_flag, check_seed
@@ -166,14 +167,6 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
     return MoonsData(xs_[0], y[:a], xs_[1], y[a:b], xs_[2], y[b:], source="make_moons")
 
 
-def _is_number(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _read_csv(path):
     try:
         return _read_csv_text(path)
@@ -209,7 +202,7 @@ def _read_csv_text(path):
                 hint = " Its first line is empty: the header line must come first."
             elif any(sep in h for h in header for sep in ";\t"):
                 hint = " The file seems separated by ';' or tabs: save it with commas."
-            elif all(_is_number(h) for h in header):
+            elif all(is_number(h) for h in header):
                 hint = f" Its first line holds numbers: add the header line {','.join(CSV_COLUMNS)} above them."
             raise ParameterError(
                 f"{path} has columns {header}; missing {missing}. Expected {','.join(CSV_COLUMNS)}.{hint}"

@@ -852,8 +852,11 @@ def check_floating_ties(xbar, ends):
         # the line factors and the solve ended in "non-finite residual ...
         # this is a bug" (found by review). Behind resistive wire such a
         # device is only invisible, and taken.
-        held = np.max(g[lines], axis=1) if seg.shape[1] == 0 else np.where(
-            np.all(seg[lines] == 0, axis=1), np.max(g[lines], axis=1), np.inf)
+        gl = g[lines]
+        r = seg[lines]
+        held = np.max(gl, axis=1)
+        if r.shape[1]:
+            held[np.any(r > 0, axis=1)] = np.inf  # held by wire too
         sub = (held > 0) & (held < tiny)
         if sub.any():
             bad = lines[sub]
@@ -865,8 +868,6 @@ def check_floating_ties(xbar, ends):
                 "those devices open (0 S).")
         if seg.shape[1] == 0:
             continue  # one node per line: no wire to hide the devices behind
-        r = seg[lines]
-        gl = g[lines]
         with np.errstate(divide="ignore"):
             seg_g = np.where(r > 0, 1.0 / np.where(r > 0, r, 1.0), 0.0)  # ideal segments merge nodes: 0
         wire = np.zeros(gl.shape)  # conductance of the resistive segments at each node

@@ -39,6 +39,7 @@ import numpy as np
 from ._repr import compact_repr
 from .devices import SINH_ARG_MAX, DeviceParams, real_scalar, zero_d_item
 from .exceptions import ConvergenceError, ParameterError
+from ._fork import check_fork_safe
 from ._docfields import document_fields
 
 __all__ = [
@@ -701,8 +702,6 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
     (`kernels.programming.program_arrays`). With ``progress``, a bar over
     the n x M x N devices follows the kernel's ``done`` counters
     (`_run_interruptible`, which also stops it on Ctrl-C)."""
-    from ._fork import check_fork_safe
-
     check_fork_safe("write-verify programming")  # before its kernel module loads: a parallel kernel
     from .kernels.programming import O_FINAL_READ, O_TRACK, program_arrays
     from .circuit import kernel_array

@@ -73,6 +73,7 @@ from .._coerce import as_real_array
 from .._kernel_cache import code_digest as _code_digest
 from ..devices import real_scalar
 from ..exceptions import ParameterError
+from .._fork import check_fork_safe
 from ._checks import check_count, check_flag, check_seed, failure_scale
 from .layers import LayerSample, float64_array
 from .._docfields import document_fields
@@ -1226,8 +1227,6 @@ class Surrogate:
         """Outputs of transfers ``first ...`` of a `layer_output` call on its
         inputs ``row0 ...``, `x`; read noise `rn` keyed by `key`."""
         if rn > 0:
-            from .._fork import check_fork_safe
-
             check_fork_safe("the surrogate's read noise")  # a parallel kernel
             from ..kernels.noise import fill_row_normals  # here: importing xbarsim.train loads no Numba
         cfg = self.cfg

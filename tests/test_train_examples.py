@@ -19,7 +19,7 @@ def test_moons_quick_example():
     assert regular["n_transfers"] == 12 and regular["mean_accuracy"] > 0.75  # learnt, through the circuit too
 
 
-def test_the_readmes_training_snippet_runs_and_learns(capsys):
+def test_the_readmes_training_snippet_runs_and_learns(capsys, tmp_path, monkeypatch):
     """The code block under "Training a network of your own" in README.md,
     run as it is: it trains, transfers through the circuit and prints an
     accuracy well above what always answering the most frequent class
@@ -38,3 +38,21 @@ def test_the_readmes_training_snippet_runs_and_learns(capsys):
     labels = namespace["y"].numpy()
     majority = np.bincount(labels).max() / len(labels)  # always answering the most frequent class
     assert majority + 0.1 <= accuracy <= 1.0
+
+    # The checkpoint block that continues it: a resumed run draws the
+    # transfers the uninterrupted one draws next.
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    checkpoint = section.split("```python\n", 2)[2].split("```", 1)[0]
+    assert checkpoint.startswith("# continuing the training loop above (net, opt)")
+    net, x = namespace["net"], namespace["x"]
+    net.train()
+    exec(compile(checkpoint, "README.md (checkpoint snippet)", "exec"), namespace)  # saves, then loads
+    uninterrupted = net(x).detach()
+    (load,) = [line for line in checkpoint.splitlines() if line.startswith("ck = torch.load(")]
+    exec(compile(load, "README.md (checkpoint snippet, its load line)", "exec"), namespace)
+    resumed = net(x).detach()
+    assert (tmp_path / "ckpt.pt").exists()
+    assert torch.equal(resumed, uninterrupted)
+    assert not torch.equal(net(x).detach(), resumed)  # the streams move on: each forward its own draw

@@ -1103,3 +1103,37 @@ def test_power_balance_of_a_line_whose_sinh_devices_carry_1e91_amperes():
     supplied, dissipated = sol.power_supplied(), sol.power_dissipated()
     assert supplied.max() > 1e80  # the regime in question
     np.testing.assert_allclose(dissipated, supplied, rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
+def test_the_callback_hears_every_newton_step_of_every_column(method):
+    """``callback(step, residual)`` for sinh devices: every Newton step of
+    each batch column, counted from 1 in each, so that the calls add up to
+    ``iterations``. It missed each column's accepted last step, and the
+    steps of source stepping (found by review): 7 calls for 10 steps."""
+    import xbarsim._newton as newton
+
+    rng = np.random.default_rng(4)
+    xbar = _random(rng, 24, 20, v0=0.1)
+    x = np.stack([rng.uniform(0.0, 0.3, 24), rng.uniform(-0.5, 0.5, 24), np.full(24, 3.0)], axis=1)
+    drives = dict(left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    stepped = []
+    real = newton._source_stepping
+
+    def spy(*args):
+        out = real(*args)
+        stepped.append(out[2])
+        return out
+
+    calls = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(newton, "_source_stepping", spy)
+        sol = xs.solve(xbar, **drives, method=method, callback=lambda it, res: calls.append((it, res)))
+    assert stepped and stepped[0] > 0  # the 3 V column (30 V0) ran source stepping
+    steps = [it for it, _ in calls]
+    starts = [k for k, it in enumerate(steps) if it == 1]
+    assert len(starts) == 3 and starts[0] == 0  # one count per batch column
+    for a, b in zip(starts, starts[1:] + [len(steps)]):
+        assert steps[a:b] == list(range(1, b - a + 1))
+    assert len(calls) == sol.iterations
+    assert calls[-1][1] == sol.residual_history[-1]  # the accepted last step is heard

@@ -7,6 +7,7 @@ with the dense oracle (tests/naive.py) and the exact problems
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import warnings
@@ -451,6 +452,9 @@ class TestSolveContract:
         assert list(info.value.word_lines) == [1]
         assert list(info.value.bit_lines) == []
         assert "WL[1]" in str(info.value)
+        # "list of int", as documented: Python ints, which json writes (NumPy's int64 was refused)
+        assert type(info.value.word_lines[0]) is int
+        assert json.loads(json.dumps(info.value.word_lines)) == [1]
 
     def test_floating_bit_line_with_open_devices_is_named(self, method):
         M, N = 3, 4

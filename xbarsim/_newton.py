@@ -165,7 +165,10 @@ def _overflow(history, at_zero_state=False):
         residual_history=np.array(history), iterations=0)
 
 
-def _newton_column(net, tol, maxiter, callback, x0, inner, history, staged=False):
+def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
+    """Newton on one batch column; ``report(relative_residual)``, if given,
+    is called after every step that `history` records, the accepted last one
+    and source-stepping stages' included."""
     M, N = net.shape
     if all(_fixed_nodes(layer).all() for layer in (net.wl, net.bl)):
         # the drives fix every node (ideal wires and drives): nothing to
@@ -217,7 +220,8 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history, staged=False
             v_wl, v_bl, *_ = solve_pcg(lin, tol=1e-6, preconditioner=inner)
         xmax = float(np.max(np.abs(v_wl[:, :, 0] - v_bl[:, :, 0].T) / net.v0))
         if xmax > X_START:
-            v_wl, v_bl, stepped = _source_stepping(net, v_wl, v_bl, X_START / xmax, maxiter, inner, history)
+            v_wl, v_bl, stepped = _source_stepping(net, v_wl, v_bl, X_START / xmax, maxiter, inner, history,
+                                                   report)
     else:
         v_wl, v_bl = x0
     T_wl = np.empty((M, N, 1)); T_bl = np.empty((N, M, 1))
@@ -299,6 +303,8 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history, staged=False
                 q = z2 / z1 if z1 > 0 else 0.0
                 if q < 1 and z2 <= Z_SAFETY * vtol * (1 - q):
                     history.append(trial)
+                    if report is not None:
+                        report(trial)
                     return T_wl, T_bl, stepped + it, inner_iters, trial
         d_wl[...] = 0.0
         d_bl[...] = 0.0
@@ -324,6 +330,8 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history, staged=False
             trial, passed = corrected(d_wl, d_bl, gmax)
             if passed:
                 history.append(trial)
+                if report is not None:
+                    report(trial)
                 return T_wl, T_bl, stepped + it, inner_iters, trial
             return v_wl, v_bl, stepped + it - 1, inner_iters, rel
         inner_iters += k
@@ -379,8 +387,8 @@ def _newton_column(net, tol, maxiter, callback, x0, inner, history, staged=False
         last_move = _absmax(d_wl, d_bl) if t == 1.0 else np.inf
         new_rel = float((np.sqrt(work.dot(F_wl, F_wl, F_bl, F_bl)) / safe)[0]) if scale[0] > 0 else 0.0
         history.append(new_rel)
-        if callback is not None:
-            callback(it, new_rel)
+        if report is not None:
+            report(new_rel)
         # Stalled: STALL_STEPS full Newton steps in a row that did not even
         # halve the residual together. (Each step gaining less than 2x is
         # not a stall: far from the solution, damped steps gain 1.3-1.8x
@@ -425,7 +433,7 @@ is; beyond it (a drive of many V0) the drives are stepped up
 (`_source_stepping`)."""
 
 
-def _source_stepping(net, v_wl, v_bl, s, maxiter, inner, history):
+def _source_stepping(net, v_wl, v_bl, s, maxiter, inner, history, report=None):
     """Source stepping, as SPICE does when its operating point fails: the
     linear start ``v`` puts ``|V/V0|`` of a device far above `X_START`
     (``s`` times the drives would bring it there), where ``cosh`` makes the
@@ -451,7 +459,7 @@ def _source_stepping(net, v_wl, v_bl, s, maxiter, inner, history):
             # (the first one's equalled the zero state's, was dropped, and
             # its linear re-solve, at X_START (1 + eps), stepped again
             # inside the stage; found by review)
-            v_wl, v_bl, k, _, _ = _newton_column(stage, 1e-6, maxiter - steps, None, (v_wl, v_bl), inner,
+            v_wl, v_bl, k, _, _ = _newton_column(stage, 1e-6, maxiter - steps, report, (v_wl, v_bl), inner,
                                                  history, staged=True)
         except ConvergenceError as exc:
             raise ConvergenceError(
@@ -590,6 +598,19 @@ def _without_fixed_pairs(net, ff):
     return dataclasses.replace(net, g=g, g_t=transposed(g), v0=v0, v0_t=transposed(v0))
 
 
+class _StepCounter:
+    """``callback(step, relative_residual)`` with the steps of one batch
+    column counted from 1, as `_newton_column`'s ``report``."""
+
+    def __init__(self, callback):
+        self.callback = callback
+        self.steps = 0
+
+    def __call__(self, rel):
+        self.steps += 1
+        self.callback(self.steps, rel)
+
+
 def solve_newton(net, tol, maxiter=None, callback=None, x0=None, inner="line"):
     """Nonlinear solve of every batch column; returns the same tuple as
     `solve_pcg` (iterations = Newton steps summed over columns)."""
@@ -611,8 +632,11 @@ def solve_newton(net, tol, maxiter=None, callback=None, x0=None, inner="line"):
         if starts is not None:
             start = (starts[0][:, :, b:b + 1] / unit, starts[1][:, :, b:b + 1] / unit)
         h0 = len(history)
+        # the callback hears every Newton step of this column, counted from 1:
+        # it missed each column's accepted last step (found by review)
+        report = None if callback is None else _StepCounter(callback)
         try:
-            vw, vb, k, _, rel = _newton_column(col, tol, maxiter, callback, start, inner, history)
+            vw, vb, k, _, rel = _newton_column(col, tol, maxiter, report, start, inner, history)
         except ConvergenceError:
             # steps of this column's warm attempt: `history` holds every
             # column's residuals (its start's, then one per step)
@@ -625,7 +649,7 @@ def solve_newton(net, tol, maxiter=None, callback=None, x0=None, inner="line"):
             # failed warm in every method (found by review). Solve it cold,
             # within what is left of the column's maxiter; its residuals
             # follow the warm attempt's in the history.
-            vw, vb, k, _, rel = _newton_column(col, tol, maxiter - failed_steps, callback, None, inner, history)
+            vw, vb, k, _, rel = _newton_column(col, tol, maxiter - failed_steps, report, None, inner, history)
             k += failed_steps
         np.multiply(vw[:, :, 0], unit, out=v_wl[:, :, b])
         np.multiply(vb[:, :, 0], unit, out=v_bl[:, :, b])

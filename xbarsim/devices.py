@@ -430,8 +430,10 @@ class DeviceParams:
         of the pulse is below the switching threshold, so with ideal wires a
         converged device ends inside its write-verify band unless a later
         pulse past twice the threshold (V/2; three times for V/3) switched
-        it: the default reset ramp reaches that late in its budget (found by
-        review).
+        it. The default budget of 40 pulses never gets there (its ramps stop
+        at +-1.88 V; the set ramp's limit is 2.1 V); the reset ramp, from
+        -1.1 V in 0.02 V steps to its -2.4 V limit, passes -2.2 V at its 57th
+        pulse, so a budget of that size can (found by review).
         Disturb is deterministic physics, not noise; ``disturb=True`` keeps
         it to study it alone.
         """

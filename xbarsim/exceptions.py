@@ -39,8 +39,10 @@ class CircuitError(XbarsimError):
 
     def __init__(self, message, word_lines=(), bit_lines=()):
         super().__init__(message)
-        self.word_lines = list(word_lines)
-        self.bit_lines = list(bit_lines)
+        # Python ints (NumPy's int64 failed isinstance(i, int) and json.dumps;
+        # found by review)
+        self.word_lines = [int(i) for i in word_lines]
+        self.bit_lines = [int(j) for j in bit_lines]
 
 
 class ConvergenceError(XbarsimError):
@@ -49,7 +51,8 @@ class ConvergenceError(XbarsimError):
     Attributes
     ----------
     residual_history : numpy.ndarray
-        Relative residual after each iteration (worst batch column).
+        The starting relative residual, then the one after each iteration
+        (worst batch column; `xbarsim.Solution.residual_history`).
     iterations : int
         Iterations run before giving up.
     """

@@ -106,6 +106,8 @@ class LayerMapping:
 
     @property
     def g_mid(self):
+        """The middle of the window, S: a reference column's conductance, and
+        the weight 0 of the reference scheme."""
         return 0.5 * (self.g_min + self.g_max)
 
     def input_voltages(self, x):

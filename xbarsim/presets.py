@@ -26,7 +26,8 @@
 ``TIO2_WRITE_VERIFY``
     The write-verify settings recorded with three of the five measured
     maps (``programmed_8x8_maps.csv``: arrays P464EC_HD, P464ED_BG and
-    P464ED_HD): read 0.2 V, tolerance 1 %, set pulses from 1.1 V up to
+    P464ED_HD): read 0.2 V, tolerance 1 % (`TransferConfig.tolerance`,
+    whose default it is: `WriteVerify` holds no band), set pulses from 1.1 V up to
     2.1 V and reset pulses from -1.1 V down to -2.4 V in steps of 0.02 V,
     1.04 us wide (the other two ran 0.05 V steps of 0.8 us up to +-2.0 V,
     and 0.02 V steps of 2 us up to +-3.0 V). Assumed, as the data give

@@ -111,8 +111,8 @@ class Solution:
     method: str
     """The method that produced this solution."""
     residual_history: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    """Relative residual after each iteration (worst batch column). For sinh
-    devices, Newton solves the batch columns one after another, and this is
+    """The starting relative residual, then the one after each iteration
+    (worst batch column): ``iterations`` + 1 entries. For sinh devices, Newton solves the batch columns one after another, and this is
     their histories end to end, each its start's residual and then one per
     Newton step (so ``iterations`` + the number of columns entries, or more
     where source stepping ran stages)."""
@@ -132,6 +132,7 @@ class Solution:
 
     @property
     def shape(self):
+        """``(M, N)``: word lines, bit lines."""
         return self.v_wl.shape[:2]
 
     @property
@@ -401,7 +402,9 @@ def solve(
     callback : callable, optional
         ``callback(iteration, relative_residual)`` after every iteration
         (for sinh devices, every Newton step of each batch column in turn,
-        the count starting again at 1 with each column).
+        source-stepping stages and the accepted last step included, the
+        count starting again at 1 with each column: as many calls as
+        ``iterations``).
     x0 : Solution, optional
         Warm start: a previous solution of a circuit of the same shape (for
         example before a few conductances changed). Every method starts from

@@ -249,6 +249,7 @@ class TransferBatch(_ProgrammedLayer):
 
     @property
     def n(self):
+        """The number of transfers (``len(batch)``)."""
         return len(self)
 
     def __getitem__(self, t):
@@ -281,8 +282,9 @@ class TransferBatch(_ProgrammedLayer):
                           **self.tile_fields(lambda a: a[t]))
 
     def mvm(self, x, seed: Optional[int] = None, noise: bool = True, row_offset: int = 0):
-        """Outputs of every transfer for inputs ``x`` (B, in): (n, B, out)
-        (`xbarsim.mvm`; ``seed`` None reads with the transfers' own seed)."""
+        """Outputs of every transfer for inputs ``x``, shared (B, in) or one
+        set per transfer (n, B, in): (n, B, out) (`xbarsim.mvm_many`;
+        ``seed`` None reads with the transfers' own seed)."""
         return mvm_many(self, x, seed=seed, noise=noise, row_offset=row_offset)
 
 
@@ -303,6 +305,8 @@ class Programmed(_ProgrammedLayer):
         super().__post_init__()
 
     def as_batch(self):
+        """This transfer as a `TransferBatch` of one, reading from the same
+        streams (its MVM gives this one's bits)."""
         return TransferBatch(mapping=self.mapping, cfg=self.cfg, seed=self.seed, offset=self.index,
                              **self.tile_fields(lambda a: a[None]))
 

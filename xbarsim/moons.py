@@ -115,8 +115,9 @@ HA_RECIPE = dict(reparam=True, failures=True, regularize=True, failure_scale=8.0
 
 ``failure_scale`` multiplies the surrogate's failure probabilities during
 training (a dropout rate; evaluation always uses the fitted rates);
-``hardware_penalty`` weighs the surrogate's expected squared transfer error
-of the weights (`Surrogate.penalty`); ``weight_decay`` is plain L2.
+``hardware_penalty`` weighs the variance of the weights' transfer errors
+under the surrogate (`Surrogate.penalty`, summed over the layer); ``weight_decay``
+is plain L2.
 """
 
 
@@ -711,8 +712,8 @@ def register(subparsers):
         help="the paper's half-moons experiment: regular vs hardware-aware training, circuit-in-the-loop transfers",
         description=help_text(__doc__.split("\n\n")[0]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Writes results.json, bins.csv, surrogate.npz (reused by a rerun with the same settings into the\n"
-               "same --out) and cdf.png, decision_boundary.png, uncertainty.png; with --ablation also\n"
+        epilog="Writes results.json, bins.csv, surrogate.npz (unless --surrogate gives one; reused by a rerun with\n"
+               "the same settings into the same --out) and cdf.png, decision_boundary.png, uncertainty.png; with --ablation also\n"
                "ablation.json, ablation.csv, and with --check-surrogate surrogate_check.json,\n"
                "surrogate_check.txt. About 1.5-2 minutes on 2 cores (plus about 40 s of kernel compiling on an\n"
                "install's first run).\n\n"

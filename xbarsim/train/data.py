@@ -128,8 +128,9 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
     Returns
     -------
     MoonsData
-        Features min-max scaled to [0, 1] over all 1200 points (one scaling
-        for all parts, so the three share one coordinate system). This is
+        Features min-max scaled to [0, 1] over all the points, 1200 by
+        default (one scaling for all parts, so the three share one
+        coordinate system). This is
         what the paper's own code does (3it-inpaqt/Hardware-Aware-Article,
         ``dataset/moon_dataset.py``: ``MinMaxScaler().fit_transform`` on
         every point before the split): the test points' feature ranges,

@@ -420,6 +420,10 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
         (`xbarsim.moons.stream_seed`).
     chunk : int
         Transfers programmed per step (memory, progress granularity).
+    progress : bool
+        Show a progress bar (stderr).
+    label : str
+        The progress bar's label.
     keep_conductances : int
         Also return the programmed conductances of the first this many
         transfers (``batches``: one `TransferBatch` per layer, of

@@ -693,8 +693,10 @@ class HardwareAwareLinear(nn.Linear):
     def regularization(self):
         """Weight decay plus the hardware penalty of this layer (a torch scalar).
 
-        The penalty is the expected squared weight error of a real transfer,
-        at the surrogate's fitted failure rates, whatever the layer's
+        The penalty is the variance of a real transfer's weight errors
+        (`Surrogate.penalty`: the spread about their mean, summed over the
+        layer; not the mean squared error, which the drift mean dominates in
+        large tiles), at the surrogate's fitted failure rates, whatever the layer's
         ``failures`` switch or scale: that switch sets what the training
         forward samples (a dropout-like exaggeration of the failures, if
         asked), not what the transfer will do.
@@ -1125,7 +1127,9 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     model : torch.nn.Module
     surrogate : hardware model, optional
     inplace : bool
-        Modify `model` itself (default: a deep copy).
+        Replace the layers inside `model` itself (default: in a deep copy).
+        A bare ``nn.Linear`` cannot become another class in place: for one,
+        the converted layer is returned and `model` is left as it was.
     seed : int, optional
         The ``k``-th layer converted samples from the stream ``seed + k``
         (a layer shared under two names counts once; attention projections
@@ -1250,7 +1254,8 @@ def to_crossbar(model, cfg, seed=0):
     Parameters
     ----------
     model : torch.nn.Module
-    cfg : xbarsim.TransferConfig
+    cfg : xbarsim.TransferConfig or None
+        None: ``TransferConfig()``'s defaults.
     seed : int
         Layer ``k`` is programmed with seed ``seed + k``; in ``[0, 2**64 -
         104730]`` (``xbarsim.train._checks.SEED_MAX``). Every layer is

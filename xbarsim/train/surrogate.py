@@ -686,10 +686,14 @@ class Surrogate:
         layers : sequence of (out, in)
             Layer shapes to fit on (with bias); the moons network by default.
             Random weights uniform in ``[-weight_scale, weight_scale]``.
+        weight_scale : float
+            Half-width of the random weights' uniform range.
         n_bins : int
             Target-conductance bins of the own-error model.
         n_probe : int
-            Probe inputs per transfer for fitting the MVM IR-drop factors.
+            Probe inputs per probed transfer for fitting the MVM IR-drop
+            factors: the first ``max(8, n_transfers // 4)`` transfers of each
+            layer shape are probed.
         n_fail_devices : int
             Extra simulator devices for the failure statistics
             (`failure_samples`); the programmed layers' devices count too.

@@ -293,6 +293,8 @@ def train(model, data, config=TrainConfig(), progress=True, label="train", score
     config : TrainConfig
     progress : bool
         Show a progress bar (stderr).
+    label : str
+        The progress bar's label.
     score : callable, optional
         ``score(model) -> float``, higher is better, computed on held-out
         data every ``config.select_every`` epochs and at the end; with

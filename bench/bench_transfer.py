@@ -89,6 +89,10 @@ def test_program_64x64(benchmark):
                              rounds=1, iterations=1)
     _DEFAULT_64["res"] = res
     working = res.working
+    # a real run: every device pulsed within the budget, some converged (the
+    # README's 74 % is recorded below, not asserted)
+    assert res.pulses.min() >= 1 and res.pulses.max() <= xs.TransferConfig().write_verify.max_pulses
+    assert res.converged[working].any()
     benchmark.extra_info.update(
         target_s=5.0, mean_pulses=float(res.pulses.mean()),
         converged_working=float(res.converged[working].mean()), solver_failures=res.solver_failures,
@@ -113,6 +117,8 @@ def test_program_64x64_solve_tol_1e6(benchmark):
         pulses_changed=float(np.mean(res.pulses != ref.pulses)),
         g_final_max_rel_change=float(np.max(np.abs(res.g_final - ref.g_final) / ref.g_final)),
     )
+    # the README's claim for this option: no device's pulse count changed
+    np.testing.assert_array_equal(res.pulses, ref.pulses)
 
 
 @pytest.mark.benchmark(group="program-64x64")
@@ -122,6 +128,7 @@ def test_program_64x64_ideal_wires(benchmark):
     cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
     res = benchmark.pedantic(xs.program, args=(t, cfg), kwargs=dict(seed=0), rounds=1, iterations=1)
     benchmark.extra_info.update(mean_pulses=float(res.pulses.mean()))
+    assert np.all(res.converged[res.working])  # without IR drop every working device reaches its band
 
 
 def _peak_streaming(n):

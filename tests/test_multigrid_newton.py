@@ -155,10 +155,13 @@ def test_sinh_strong_case_kirchhoff_and_power(method):
     # The reference is ngspice where it is installed (direct would compare
     # itself with itself); the KCL check below is independent either way.
     ref = run_ngspice(xbar, **drives) if ngspice_available() else xs.solve(xbar, **drives, method="direct")
-    _close(sol.i_out, ref.i_out, 1e-8)
+    # 1e-9, the solve contract, as test_sinh_against_ngspice (it was 1e-8 on the
+    # currents alone, where the methods are within 2e-12; found by review)
+    for name in ("i_out", "v_wl", "v_bl"):
+        _close(getattr(sol, name), getattr(ref, name), 1e-9)
     assert sol.kcl_error < 1e-9
     _assert_every_node_balances(xbar, drives, sol, v0=0.1)
-    np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-8)
+    np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-12)
     vd = sol.v_wl - sol.v_bl
     np.testing.assert_allclose(sol.i_device, xbar.g * 0.1 * np.sinh(vd / 0.1), rtol=1e-12, atol=0)
 
@@ -269,7 +272,7 @@ def test_sinh_drive_of_many_v0_converges_with_every_method(volts):
         _close(sol.i_out, sols["direct"].i_out, 1e-9)
         assert sol.kcl_error < 1e-9
         _assert_every_node_balances(xbar, drives, sol, v0=0.1)
-        np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-8)
+        np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-12)
         vd = sol.v_wl - sol.v_bl
         assert np.max(np.abs(vd)) < 2.0
         np.testing.assert_allclose(sol.i_device, g * 0.1 * np.sinh(vd / 0.1), rtol=1e-12, atol=0)
@@ -292,7 +295,8 @@ def test_sinh_drive_of_1000_v0_converges_on_a_64x64_array_with_the_default_step_
     for method in ("pcg", "mg"):
         sol = xs.solve(xbar, **drives, method=method)
         _close(sol.i_out, ref.i_out, 1e-9)
-        np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-8)
+        # power balance as elsewhere in the suite (was 1e-8; 2.1e-13 measured with mg)
+        np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-12)
 
 
 def test_sinh_drive_that_overflows_between_fixed_nodes_is_a_clear_error():

@@ -216,6 +216,49 @@ def test_a_sub_threshold_scale_far_above_the_threshold_tends_to_linear_disturb()
         (np.exp((0.55 - dev.v_set) / dev.v_sub) - e0) / (1 - e0), rel=1e-14)
 
 
+@pytest.mark.parametrize("v_sub", [None, 0.0])  # the preset's soft threshold, and a hard one
+def test_each_polarity_switches_by_its_own_threshold(v_sub):
+    """Set and reset thresholds that differ: a set pulse's rate depends on
+    ``v_set`` alone and a reset pulse's on ``v_reset`` alone. The preset has
+    both at 1.1 V, and a reset law reading the set threshold passed every
+    test (found by mutation testing: 340x the rate at -1.3 V with a 1.6 V
+    reset threshold)."""
+    base = xs.presets.TIO2 if v_sub is None else replace(xs.presets.TIO2, v_sub=v_sub)
+    asym = replace(base, v_set=1.1, v_reset=1.6).pack()
+    set_like = replace(base, v_set=1.1, v_reset=1.1).pack()  # the same set threshold
+    reset_like = replace(base, v_set=1.6, v_reset=1.6).pack()  # the same reset threshold
+    for g in (120e-6, 300e-6, 480e-6):
+        for v in (0.3, 0.8, 1.1, 1.3, 1.6, 1.9):
+            assert switch_rate(g, v, asym, 1.0) == switch_rate(g, v, set_like, 1.0), (g, v)
+            assert switch_rate(g, -v, asym, 1.0) == switch_rate(g, -v, reset_like, 1.0), (g, -v)
+    # and the two laws do differ, so the comparisons above can tell them apart
+    assert abs(switch_rate(300e-6, -1.3, asym, 1.0)) < 0.01 * abs(switch_rate(300e-6, -1.3, set_like, 1.0))
+
+
+@pytest.mark.parametrize("v_sub", [None, 0.0])
+def test_the_skip_cut_keeps_every_cell_the_weaker_threshold_switches(v_sub):
+    """`_negligible_voltage`: below the cut no cell of either polarity moves
+    by more than ``g_per_pulse`` at full room; so with thresholds that
+    differ, the lower one sets it. Cut at the higher one, set pulses
+    between 1.1 and 1.6 V were skipped even on the selected cell, and no
+    device of a 4 x 4 array converged (found by mutation testing)."""
+    from xbarsim.kernels.programming import _negligible_voltage
+
+    base = xs.presets.TIO2 if v_sub is None else replace(xs.presets.TIO2, v_sub=v_sub)
+    for v_set, v_reset in ((1.1, 1.6), (1.6, 1.1)):
+        dev = replace(base, v_set=v_set, v_reset=v_reset)
+        dp = dev.pack()
+        for per_pulse in (1e-12, 1e-9):
+            cut = _negligible_voltage(dp, 1.0, per_pulse)
+            below = cut * (1 - 1e-9)
+            # full room: a set from g_lo, a reset from g_hi
+            assert abs(switch_rate(dev.g_lo, below, dp, 1.0)) <= per_pulse * (1 + 1e-9), (v_set, v_reset)
+            assert abs(switch_rate(dev.g_hi, -below, dp, 1.0)) <= per_pulse * (1 + 1e-9), (v_set, v_reset)
+            assert cut <= min(v_set, v_reset)
+            if v_sub == 0.0:  # a hard threshold: the cut is the lower threshold itself
+                assert cut == pytest.approx(min(v_set, v_reset), rel=1e-11)
+
+
 def test_expm1_series_matches_libm():
     import math
 

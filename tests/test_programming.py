@@ -475,6 +475,11 @@ def test_stuck_is_a_mask_and_stuck_state_says_how():
     assert 0 < res.working.sum() < 36
     assert not np.any(res.converged & res.stuck)
     assert np.all(res.g_final[res.stuck_state == 2] <= dev.g_stuck_hrs_hi)
+    # a stuck device is frozen: it neither switches nor relaxes while the
+    # devices after it are programmed (relaxing stuck devices passed every
+    # test; found by mutation testing), while working ones do relax
+    np.testing.assert_array_equal(res.g_final[res.stuck], res.g_after_own[res.stuck])
+    assert np.any(res.g_final[res.working] != res.g_after_own[res.working])
 
 
 def test_converges_for_every_working_device():
@@ -585,6 +590,30 @@ def test_disturb_comes_from_half_selection():
     assert moved[0, 0]
 
 
+def _one_pulse(cfg, G, cell, vp, t=5.0):
+    """One V/2 pulse of the programming kernel (`_pulse`) on ``G`` (changed
+    in place) at time ``t``: ``(vwl, vbl, tlast)``, the cell voltages it
+    solved and each cell's last relaxation touch."""
+    dp = cfg.device.pack()
+    wv, _ = cfg.pack()
+    M, N = G.shape
+    tlast = np.zeros((M, N))
+    tprog = np.full((M, N), -1e300)
+    clock = np.zeros((M, N))
+    stuck = np.zeros((M, N), np.int8)
+    wl_v, bl_v = np.zeros(M), np.zeros(N)
+    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
+    rx = np.array([0.01, -1e-4, 0.03, 89.0, 0.0])
+    state = np.array([KP.stream_key(np.uint64(3), np.uint64(0), np.uint64(0))], np.uint64)
+    failed = KP._pulse(G, tlast, tprog, clock, stuck, t, cell[0], cell[1], vp, dp, wv, KP._pulse_constants(dp, wv),
+                       0, False, 0.0, 0.0,
+                       wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
+                       np.zeros((M, N)), np.zeros((M, N)), *nodal_work(M, N), state, rx, np.full(1, -1.0))
+    assert not failed
+    return vwl, vbl, tlast
+
+
 def test_pulse_switches_quiet_cells_by_their_mean_and_touches_the_rest():
     """One V/2 pulse on an 8x8 array with 1 ohm wires: unselected cells (a
     few mV from wire drops) move by exactly `switch_rate` at their voltage
@@ -596,21 +625,8 @@ def test_pulse_switches_quiet_cells_by_their_mean_and_touches_the_rest():
     M = N = 8
     G = _targets((M, N), seed=5)
     G0 = G.copy()
-    tlast = np.zeros((M, N))
-    tprog = np.full((M, N), -1e300)
-    clock = np.zeros((M, N))
-    stuck = np.zeros((M, N), np.int8)
-    wl_v, bl_v = np.zeros(M), np.zeros(N)
-    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
-    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
-    rx = np.array([0.01, -1e-4, 0.03, 89.0, 0.0])
-    state = np.array([KP.stream_key(np.uint64(3), np.uint64(0), np.uint64(0))], np.uint64)
     t = 5.0
-    failed = KP._pulse(G, tlast, tprog, clock, stuck, t, 2, 3, 1.3, dp, wv, KP._pulse_constants(dp, wv),
-                       0, False, 0.0, 0.0,
-                       wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
-                       np.zeros((M, N)), np.zeros((M, N)), *nodal_work(M, N), state, rx, np.full(1, -1.0))
-    assert not failed
+    vwl, vbl, tlast = _one_pulse(cfg, G, (2, 3), 1.3, t)
     tw = wv[KP.W_PULSE_WIDTH] / dp[KP.P_TW_REF]
     vmean = KP._negligible_voltage(dp, tw, KP._G_MEAN_ONLY)
     vcut = KP._negligible_voltage(dp, tw, KP._G_NEGLIGIBLE)
@@ -624,6 +640,26 @@ def test_pulse_switches_quiet_cells_by_their_mean_and_touches_the_rest():
         expect = G0[i, j] + KP.switch_rate(G0[i, j], v[i, j], dp, tw)
         assert G[i, j] == expect and G[i, j] != G0[i, j]
     assert np.all(tlast[quiet] == 0.0) and np.all(tlast[loud] == t)
+
+
+@pytest.mark.parametrize("r_wl, r_bl", [(0.2, 20.0), (20.0, 0.2)])
+def test_a_pulse_solves_its_circuit_with_the_word_and_bit_lines_own_wires(r_wl, r_bl):
+    """The programming kernel's pulse, on wires that differ by line kind,
+    leaves every cell at the voltage `xs.solve` gives the same circuit
+    (`xs.pulse_drives`). Every programming test had r_wl == r_bl, and a
+    pulse solve with the two swapped passed them all (found by mutation
+    testing)."""
+    cfg = xs.TransferConfig(r_wl=r_wl, r_bl=r_bl)
+    G = _targets((7, 9), seed=6)
+    G0 = G.copy()
+    vp = 1.5
+    vwl, vbl, _ = _one_pulse(cfg, G, (4, 2), vp)
+    sol = xs.solve(xs.Crossbar(G0, r_wl=r_wl, r_bl=r_bl, v0=cfg.device.v0), **xs.pulse_drives(G.shape, (4, 2), vp, "V/2"))
+    # the kernel solves to solve_tol (1e-9) of the pulse
+    np.testing.assert_allclose(vwl - vbl, sol.v_wl - sol.v_bl, rtol=0, atol=1e-8 * vp)
+    swapped = xs.solve(xs.Crossbar(G0, r_wl=r_bl, r_bl=r_wl, v0=cfg.device.v0),
+                       **xs.pulse_drives(G.shape, (4, 2), vp, "V/2"))
+    assert np.max(np.abs((swapped.v_wl - swapped.v_bl) - (sol.v_wl - sol.v_bl))) > 1e-3  # tells them apart
 
 
 def test_relaxation_touched_once_or_every_cycle_has_one_law():

@@ -92,18 +92,22 @@ def test_bad_weights(weight, bias, word):
 
 # --- ideal limit ---------------------------------------------------------------
 
+@pytest.mark.parametrize("input_scale", [1.0, 4.0])
 @pytest.mark.parametrize("mapping", ["differential", "reference"])
-def test_ideal_transfer_mvm_equals_ideal_product(mapping):
+def test_ideal_transfer_mvm_equals_ideal_product(mapping, input_scale):
     """Both mappings (the reference mapping's output sign was checked by a
-    Hypothesis test alone; found by a mutation audit)."""
+    Hypothesis test alone; found by a mutation audit), and an input scale
+    other than 1: the bias row is read at V_read whatever the scale (a bias
+    row at V_read / input_scale is the same circuit at scale 1)."""
     dev = xs.presets.TIO2.ideal().linear()
-    cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, tolerance=0.01, mapping=mapping)
+    cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, tolerance=0.01, mapping=mapping,
+                            input_scale=input_scale)
     W, b = _layer(8, 2, seed=1)
     prog = xs.transfer(W, b, cfg, seed=0)
     for r in prog.results:
         assert np.all(r.converged)
         assert np.all(np.abs(r.g_after_own / r.target - 1) <= cfg.tolerance)
-    x = np.random.default_rng(2).uniform(0, 1, (50, 2))
+    x = np.random.default_rng(2).uniform(0, input_scale, (50, 2))
     y = xs.mvm(prog, x)
     # exactly the linear product with the weights the conductances encode
     We, be = prog.effective_weights()

@@ -1723,3 +1723,120 @@ def test_restore_failed_uses_only_the_snapshot_of_its_own_step():
     assert len(rec) == 1 and "found no snapshot of the weights" in str(rec[0].message)
     assert torch.equal(layer.weight.detach(), after_step)  # nothing put back: there is no snapshot of this step
     assert not torch.equal(after_step, before)
+
+
+class _ToyCircuit(ToyHardware):
+    """ToyHardware with a circuit: the output is the sampled product scaled
+    by 0.9 (an IR-drop-like constant of the step)."""
+
+    def sample_layer(self, w, b, rng, noise=True, failures=True):
+        import dataclasses
+
+        s = super().sample_layer(w, b, rng, noise=noise, failures=failures)
+        return dataclasses.replace(s, circuit=lambda x: 0.9 * (x @ s.weight.T + (0.0 if s.bias is None else s.bias)))
+
+
+def test_the_circuit_correction_is_a_constant_of_the_step():
+    """A sample with a circuit moves the output to the circuit's and keeps
+    the gradient of the sampled product (straight-through): a correction
+    that was not detached cancelled the product and left every weight
+    without a gradient, caught only by the end-to-end moons bound (found by
+    mutation testing)."""
+    x = torch.rand(7, 4, dtype=torch.float64)
+    outs, grads = [], []
+    for hw in (ToyHardware(p_fail=0.2), _ToyCircuit(p_fail=0.2)):
+        layer = HardwareAwareLinear(4, 3, surrogate=hw, seed=3).double()
+        with torch.no_grad():
+            layer.weight.copy_(torch.linspace(-1, 1, 12, dtype=torch.float64).reshape(3, 4))
+            layer.bias.copy_(torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64))
+        y = layer(x)
+        y.sum().backward()
+        outs.append(y.detach())
+        grads.append(layer.weight.grad.clone())
+    torch.testing.assert_close(outs[1], 0.9 * outs[0], rtol=1e-12, atol=1e-15)  # the circuit's output
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=0)  # the product's gradient
+    assert grads[0].abs().sum() > 0
+
+
+def test_weight_decay_covers_the_bias():
+    layer = HardwareAwareLinear(2, 1, weight_decay=1.0).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, 0.5]], dtype=torch.float64))
+        layer.bias.copy_(torch.tensor([2.0], dtype=torch.float64))
+    # 0.25 + 0.25 + 4 (the bias was left out, 0.5, and no test noticed; found by mutation testing)
+    assert float(layer.regularization()) == 4.5
+
+
+def test_restore_failed_keeps_failed_biases():
+    """As for the weights: a bias whose device was sampled as failed keeps
+    its value through the optimiser step (found by mutation testing)."""
+    layer = HardwareAwareLinear(6, 40, surrogate=ToyHardware(p_fail=0.4), seed=2).double()
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1)
+    x = torch.rand(8, 6, dtype=torch.float64)
+    seen = 0
+    for _ in range(3):
+        layer.snapshot_()
+        opt.zero_grad()
+        layer(x).pow(2).sum().backward()
+        before = layer.bias.detach().clone()
+        opt.step()
+        failed = torch.as_tensor(layer.last_sample.failed_bias)
+        layer.restore_failed_()
+        after = layer.bias.detach()
+        assert torch.equal(after[failed], before[failed])
+        assert not torch.equal(after[~failed], before[~failed])
+        seen += int(failed.sum())
+    assert seen > 0
+
+
+def test_a_failure_scale_multiplies_the_failures_sampled_in_training():
+    """``failures=40.0`` samples about 40 times the fitted failure rate in
+    training (the dropout of the paper); the scale was ignored without a
+    test noticing (found by mutation testing)."""
+    class Recorder(ToyHardware):
+        def sample_layer(self, w, b, rng, noise=True, failures=True):
+            self.asked.append(failures)
+            return super().sample_layer(w, b, rng, noise=noise, failures=failures)
+
+    for flag, want in ((True, True), (40.0, 40.0)):
+        hw = Recorder(p_fail=0.01)
+        hw.asked = []
+        layer = HardwareAwareLinear(3, 2, surrogate=hw, failures=flag, seed=0).double()
+        layer(torch.rand(2, 3, dtype=torch.float64))
+        assert hw.asked == [want]
+        layer.eval()
+        layer.sample()
+        assert hw.asked == [want, True]  # a transfer in evaluation: the fitted rates
+
+
+def test_train_runs_the_loop_it_documents(monkeypatch):
+    """`train` is the README's loop: the regularization enters the loss, and
+    a weight sampled as failed in a step keeps its value through that step.
+    Dropping either from the loop passed every test (found by mutation
+    testing)."""
+    data = make_moons_split(n_train=64, n_val=16, n_test=16, seed=0)
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.1, seed=0, keep_best=False)  # one step
+    masks = []
+    restore = HardwareAwareLinear.restore_failed_
+
+    def spy(layer):
+        masks.append((layer, layer._failed_weight.clone()))  # the step's mask, before it is used
+        return restore(layer)
+
+    monkeypatch.setattr(HardwareAwareLinear, "restore_failed_", spy)
+
+    def trained(**kw):
+        net = convert(moons_network(seed=0), surrogate=ToyHardware(p_fail=0.3), seed=0, **kw)
+        first = [layer.weight.detach().clone() for layer in hardware_layers(net)]
+        masks.clear()
+        train(net, data, cfg, progress=False)
+        return net, first
+
+    decayed, _ = trained(weight_decay=10.0)
+    plain, first = trained()
+    assert not torch.equal(hardware_layers(plain)[0].weight, hardware_layers(decayed)[0].weight)
+    assert [layer for layer, _ in masks] == hardware_layers(plain)  # once per layer, after the one step
+    for (layer, failed), w0 in zip(masks, first):
+        assert failed.any() and (~failed).any()
+        assert torch.equal(layer.weight.detach()[failed], w0[failed])
+        assert not torch.equal(layer.weight.detach()[~failed], w0[~failed])

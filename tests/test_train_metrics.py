@@ -134,3 +134,17 @@ def test_decision_boundary_colour_bar_labels_stay_inside_the_figure_and_apart(tm
     for box in labels:
         assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0, (box, frame)
     assert not labels[0].overlaps(labels[1])
+
+
+def test_accuracy_quantiles_are_over_transfers():
+    """``accuracy_quantiles``: 5/50/95 % of the per-transfer accuracies (rows),
+    which a 3 x 4 matrix tells apart from the per-point ones (columns): the
+    axes swapped passed every test (found by mutation testing)."""
+    correct = np.array([[1, 1, 1, 0],   # transfer accuracies 0.75, 1.0, 0.25
+                        [1, 1, 1, 1],
+                        [0, 0, 1, 0]], bool)
+    q = summarize(correct)["accuracy_quantiles"]
+    per_transfer = np.array([0.75, 1.0, 0.25])
+    assert q == {"q05": pytest.approx(np.quantile(per_transfer, 0.05)),
+                 "q50": 0.75, "q95": pytest.approx(np.quantile(per_transfer, 0.95))}
+    assert q["q05"] == pytest.approx(0.3) and q["q95"] == pytest.approx(0.975)  # numpy's linear rule, by hand

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+import xbarsim as xs
+
 from xbarsim.exceptions import ParameterError
 from xbarsim.train import statistical as st
 from xbarsim.train.statistical import StatisticalModel, find_data_file, load_drift_table
@@ -169,3 +171,46 @@ def test_failure_conductances_in_microsiemens_are_refused(field):
     kwargs = {field: 573.0, **({"hrs_high": 600.0} if field == "hrs_low" else {})}
     with pytest.raises(ParameterError, match=rf"StatisticalModel.{field} = .*above 1 S.*573 µS is 573e-6"):
         StatisticalModel(**kwargs)
+
+
+def _two_layers():
+    rng = np.random.default_rng(7)
+    return [(rng.normal(size=(3, 2)), rng.normal(size=3)), (rng.normal(size=(1, 3)), rng.normal(size=1))]
+
+
+def test_evaluate_statistical_transfer_t_draws_stream_t_whatever_the_chunk():
+    """Transfer t draws from the stream (seed, t): the same logits for any
+    chunk size, and the first transfers of a longer run are a shorter run's.
+    Chunks that each restarted at stream 0 passed every test (found by
+    mutation testing)."""
+    from xbarsim.train import evaluate_statistical
+
+    x = np.random.default_rng(8).uniform(0, 1, (6, 2))
+    y = np.array([0, 1, 0, 1, 1, 0])
+    cfg = xs.TransferConfig()
+    whole = evaluate_statistical(_two_layers(), cfg, x, y, n=5, chunk=5, seed=3).logits
+    for chunk in (1, 2, 3):
+        np.testing.assert_array_equal(evaluate_statistical(_two_layers(), cfg, x, y, n=5, chunk=chunk, seed=3).logits,
+                                      whole)
+    np.testing.assert_array_equal(evaluate_statistical(_two_layers(), cfg, x, y, n=2, seed=3).logits, whole[:2])
+    assert not np.array_equal(whole[0], whole[1])  # each transfer its own draw
+
+
+def test_evaluate_circuit_reads_each_layer_with_its_documented_seeds():
+    """`evaluate_circuit`'s docstring: layer k is transferred with seed + k
+    and read with seed + 1000 + k. Rebuilt here from `transfer_many` and
+    `mvm`; read-noise seeds that broke that passed every test (found by
+    mutation testing)."""
+    from xbarsim.train import evaluate_circuit
+
+    layers = _two_layers()
+    x = np.random.default_rng(8).uniform(0, 1, (6, 2))
+    y = np.array([0, 1, 0, 1, 1, 0])
+    cfg = xs.TransferConfig()
+    seed, n = 11, 3
+    got = evaluate_circuit(layers, cfg, x, y, n=n, seed=seed, chunk=2, progress=False)[0].logits
+    (w0, b0), (w1, b1) = layers
+    z0 = xs.transfer_many(w0, b0, cfg, n=n, seed=seed).mvm(x, seed=seed + 1000)
+    h = 1 / (1 + np.exp(-z0))
+    z1 = xs.transfer_many(w1, b1, cfg, n=n, seed=seed + 1).mvm(h, seed=seed + 1001)  # (n, B, in): per transfer
+    np.testing.assert_allclose(got, z1[..., 0], rtol=1e-13, atol=1e-15)

@@ -536,3 +536,34 @@ def test_moons_config_checks_its_fields_when_made():
             MoonsConfig(**kw)
     cfg = MoonsConfig(transfers=np.int64(7), noise=np.float32(0.25))
     assert type(cfg.transfers) is int and type(cfg.noise) is float and cfg.noise == 0.25
+
+
+def test_the_hardware_aware_recipe_reaches_the_layers():
+    """`_techniques` hands each of the recipe's strengths to its own switch:
+    the penalty's strength read from the weight decay's (0 in the recipe)
+    passed every test and trained with no penalty (found by mutation testing)."""
+    from xbarsim.moons import HA_RECIPE, _techniques
+
+    recipe = dict(HA_RECIPE, failure_scale=3.0, weight_decay=0.2, hardware_penalty=0.7)
+    assert _techniques(True, True, True, recipe) == dict(reparam=True, failures=3.0, weight_decay=0.2,
+                                                        hardware_penalty=0.7)
+    assert _techniques(False, False, False, recipe) == dict(reparam=False, failures=False, weight_decay=0.0,
+                                                           hardware_penalty=0.0)
+    assert _techniques(True, True, True)["hardware_penalty"] == HA_RECIPE["hardware_penalty"] > 0
+
+
+def test_the_epoch_score_is_the_headline_with_the_mean_accuracy_breaking_ties(monkeypatch):
+    """The README: the hardware-aware epoch kept is the one whose surrogate
+    transfers of the validation points score best by the headline figure,
+    the mean accuracy breaking ties. The two swapped passed every test
+    (found by mutation testing)."""
+    import xbarsim.train.evaluate as ev
+    from types import SimpleNamespace
+
+    from xbarsim.moons import _val_score
+
+    correct = np.array([[1, 1, 1, 0]] * 19 + [[1, 1, 0, 0]], bool)  # points 0, 1 in 100 %, point 2 in 95 %
+    monkeypatch.setattr(ev, "evaluate_surrogate", lambda *a, **k: SimpleNamespace(correct=correct))
+    data = SimpleNamespace(x_val=None, y_val=None)
+    frac, mean = 3 / 4, float(correct.mean())
+    assert _val_score(None, data, 20, 0)(None) == pytest.approx(frac + 0.01 * mean)

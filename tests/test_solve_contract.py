@@ -1611,3 +1611,40 @@ def test_a_child_forked_after_the_openmp_threads_started_gets_a_fork_error_not_s
         time.sleep(0.05)
     assert os.WIFEXITED(status), f"the child was killed by signal {os.WTERMSIG(status)}"
     assert os.WEXITSTATUS(status) == 0, f"child exit code {os.WEXITSTATUS(status)} (10 + k: call k ran)"
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_kcl_error_and_residual_of_a_batch_are_its_worst_columns(order):
+    """`kcl_error` and `residual` of a batch are its worst column's, which-
+    ever column that is: the first column's passed every test (found by
+    mutation testing). pcg at tol 1e-4, so that the columns differ."""
+    rng = np.random.default_rng(0)
+    xbar = xs.Crossbar(1 / rng.uniform(2e3, 1e4, (32, 32)), r_wl=1.0, r_bl=1.0)
+    x = np.stack([np.full(32, 0.2), rng.uniform(0, 0.2, 32)], axis=1)[:, list(order)]
+
+    def run(v):
+        return xs.solve(xbar, left=xs.Drive(v, r=1.0), bottom=xs.Drive(0.0, r=1.0), method="pcg", tol=1e-4)
+
+    alone = [run(x[:, k]) for k in range(2)]
+    both = run(x)
+    assert alone[0].kcl_error != alone[1].kcl_error
+    assert both.kcl_error == pytest.approx(max(s.kcl_error for s in alone), rel=1e-9)
+    assert both.residual == pytest.approx(max(s.residual for s in alone), rel=1e-9)
+
+
+@pytest.mark.parametrize("method", ["pcg", "mg"])
+@pytest.mark.parametrize("tol", [1e-4, 1e-6, 1e-8])
+def test_a_linear_solve_stops_only_once_its_residual_is_within_tol(method, tol):
+    """CG's stopping test is ``residual <= tol``: one 10x looser passed every
+    linear test (only a Newton case caught it; found by mutation testing),
+    with voltages 9.6e-6 off at tol 1e-6 where they are 5.5e-8 off."""
+    from xbarsim._pcg import VTOL_PER_TOL
+
+    rng = np.random.default_rng(1)
+    xbar = xs.Crossbar(rng.uniform(1e-6, 1e-3, (32, 32)), r_wl=5.0, r_bl=5.0)
+    drives = dict(left=xs.Drive(rng.uniform(0, 1, 32), r=50.0), bottom=0.0)
+    sol = xs.solve(xbar, **drives, method=method, tol=tol)
+    assert sol.residual <= tol and sol.residual_history[-1] <= tol
+    exact = xs.solve(xbar, **drives, method="direct", tol=1e-14)
+    vmax = np.max(np.abs(exact.v_wl))
+    assert np.max(np.abs(sol.v_bl - exact.v_bl)) <= VTOL_PER_TOL * tol * vmax

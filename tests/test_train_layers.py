@@ -1764,7 +1764,7 @@ def test_weight_decay_covers_the_bias():
         layer.weight.copy_(torch.tensor([[0.5, 0.5]], dtype=torch.float64))
         layer.bias.copy_(torch.tensor([2.0], dtype=torch.float64))
     # 0.25 + 0.25 + 4 (the bias was left out, 0.5, and no test noticed; found by mutation testing)
-    assert float(layer.regularization()) == 4.5
+    assert float(layer.regularization().detach()) == 4.5
 
 
 def test_restore_failed_keeps_failed_biases():

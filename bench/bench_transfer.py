@@ -89,9 +89,9 @@ def test_program_64x64(benchmark):
                              rounds=1, iterations=1)
     _DEFAULT_64["res"] = res
     working = res.working
-    # a real run: every device pulsed within the budget, some converged (the
-    # README's 74 % is recorded below, not asserted)
-    assert res.pulses.min() >= 1 and res.pulses.max() <= xs.TransferConfig().write_verify.max_pulses
+    # a real run: pulses within the budget (stuck devices take none), some
+    # devices converged (the README's 74 % is recorded below, not asserted)
+    assert 0 < res.pulses.max() <= xs.TransferConfig().write_verify.max_pulses
     assert res.converged[working].any()
     benchmark.extra_info.update(
         target_s=5.0, mean_pulses=float(res.pulses.mean()),

@@ -906,3 +906,24 @@ def test_a_one_bin_surrogate_penalises_the_variance_it_samples(small):
     var = We.var(axis=0).sum() + be.var(axis=0).sum()
     pen = float(one.penalty(torch.tensor(W), torch.tensor(b), failures=False))
     assert pen == pytest.approx(var, rel=0.03)
+
+
+def test_evaluate_surrogate_reads_every_layer_with_read_noise(small, monkeypatch):
+    """Its docstring: each transfer draws its programmed conductances, then
+    the read noise of each layer in turn. Scoring without the read noise
+    passed every test (found by mutation testing)."""
+    from xbarsim.train import evaluate_surrogate
+
+    asked = []
+    layer_output = Surrogate.layer_output
+
+    def spy(self, *args, **kwargs):
+        asked.append(kwargs.get("noise", True))
+        return layer_output(self, *args, **kwargs)
+
+    monkeypatch.setattr(Surrogate, "layer_output", spy)
+    rng = np.random.default_rng(2)
+    layers = [(rng.normal(size=(8, 2)), rng.normal(size=8)), (rng.normal(size=(1, 8)), rng.normal(size=1))]
+    x = rng.uniform(0, 1, (5, 2))
+    evaluate_surrogate(layers, small, x, np.array([0, 1, 0, 1, 1]), n=3, chunk=2)
+    assert asked == [True] * (3 * 2)  # every transfer, every layer

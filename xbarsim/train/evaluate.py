@@ -368,36 +368,6 @@ def software_logits(layers, x):
     return _software_outputs(layers, x)[..., 0]
 
 
-def _mvm_per_transfer(batch, x, seed):
-    """``batch`` (n transfers) applied to per-transfer inputs ``x`` (n, B, in): (n, B, out).
-
-    ``xs.mvm_many`` takes one input set for all transfers; deeper layers see
-    different inputs per transfer, so each transfer is run on its own,
-    reading the same noise stream ``(seed, offset + t, tile)`` the batched
-    call would. One numba thread: the per-call work is small and thread
-    start-up under load costs more than it saves.
-    """
-    import xbarsim as xs
-
-    n = len(batch)
-    try:  # a future mvm_many may accept (n, B, in) directly
-        return xs.mvm_many(batch, x, seed=seed)
-    except ParameterError:
-        pass
-    out = None
-    from .._parallel import numba_threads
-
-    with numba_threads(1):
-        for t in range(n):
-            one = xs.TransferBatch(mapping=batch.mapping, cfg=batch.cfg, seed=batch.seed,
-                                   offset=batch.offset + t, **batch.tile_fields(lambda a: a[t:t + 1]))
-            y = xs.mvm_many(one, x[t], seed=seed)[0]
-            if out is None:
-                out = np.empty((n,) + y.shape)
-            out[t] = y
-    return out
-
-
 def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, progress=True, label="circuit",
                      keep_conductances=0):
     """Per-transfer outputs with the full simulator in the loop.
@@ -459,10 +429,9 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
             h = None
             for k, batch in enumerate(chunk_batches):
                 tallies[k].add(batch)
-                if k == 0:
-                    z = batch.mvm(x, seed=seed + 1000 + k)
-                else:
-                    z = _mvm_per_transfer(batch, h, seed + 1000 + k)
+                # layer 0 reads the points, each deeper layer its own transfer's
+                # activations (n, B, in): one mvm_many call either way
+                z = batch.mvm(x if k == 0 else h, seed=seed + 1000 + k)
                 h = _sigmoid(z) if k < len(layers) - 1 else z
                 if start < keep_conductances:
                     kept[k].append(batch)

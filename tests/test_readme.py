@@ -13,17 +13,18 @@ import numpy as np
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def _block(heading):
-    """The first ```python block under ``heading`` in README.md."""
+def readme_block(heading, index=0):
+    """The ``index``-th ```python block under ``heading`` in README.md (also
+    used by `tests/test_train_examples.py`)."""
     text = README.read_text()
     assert heading in text, f"README.md has no heading {heading!r}"
     section = text.split(heading, 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+    return section.split("```python\n", index + 1)[index + 1].split("```", 1)[0]
 
 
 def _run(heading):
     namespace = {}
-    exec(compile(_block(heading), f"README.md ({heading.lstrip('# ')})", "exec"), namespace)
+    exec(compile(readme_block(heading), f"README.md ({heading.lstrip('# ')})", "exec"), namespace)
     return namespace
 
 

@@ -27,11 +27,9 @@ def test_the_readmes_training_snippet_runs_and_learns(capsys, tmp_path, monkeypa
     above chance, 1/3"), was met by a network that learnt nothing about half
     the time (found by review). Over torch seeds 0-9 the snippet reached
     0.71-0.82 through the circuit, 0.21-0.40 above its majority class."""
-    from pathlib import Path
+    from test_readme import readme_block
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = text.split("## Training a network of your own", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    code = readme_block("## Training a network of your own")
     namespace = {}
     exec(compile(code, "README.md (training snippet)", "exec"), namespace)
     accuracy = float(capsys.readouterr().out.strip().splitlines()[-1])
@@ -44,7 +42,7 @@ def test_the_readmes_training_snippet_runs_and_learns(capsys, tmp_path, monkeypa
     import torch
 
     monkeypatch.chdir(tmp_path)
-    checkpoint = section.split("```python\n", 2)[2].split("```", 1)[0]
+    checkpoint = readme_block("## Training a network of your own", 1)
     assert checkpoint.startswith("# continuing the training loop above (net, opt)")
     net, x = namespace["net"], namespace["x"]
     net.train()

@@ -12,6 +12,7 @@ import re
 import runpy
 import socket
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -97,6 +98,15 @@ def test_metrics_match_an_independent_solve():
     assert row["rel_error_wires"] == row["rel_error"]  # linear devices
     assert row["ir_drop_wl_v"] == pytest.approx(np.max(x - sol.v_wl[:, -1, :]), rel=1e-9)
     assert row["bl_rise_v"] == pytest.approx(np.max(sol.v_bl), rel=1e-9)
+    # the fractions: worst over the input vectors of that vector's largest
+    # far-end drop (or bit-line rise) over its own largest input. Dividing by
+    # the mean input, taking the best vector, or the two columns written into
+    # each other passed every test (found by mutation testing)
+    full_scale = x.max(axis=0)
+    assert row["ir_drop_wl_frac"] == pytest.approx(np.max(np.max(x - sol.v_wl[:, -1, :], axis=0) / full_scale),
+                                                   rel=1e-9)
+    assert row["bl_rise_frac"] == pytest.approx(np.max(np.max(sol.v_bl, axis=(0, 1)) / full_scale), rel=1e-9)
+    assert row["ir_drop_wl_frac"] > 1.5 * row["bl_rise_frac"]  # different quantities here: a swap shows
 
 
 def test_ideal_wires_and_terminals_give_the_exact_product(tmp_path):
@@ -1904,3 +1914,122 @@ def test_a_series_at_the_default_tolerance_is_labelled_with_its_value():
     assert labels == "r = 1 Ω, tol 1e-12 (default)"
     assert scale._series_label((1.0, 1e-4, 5e-4, "linear", None, 1, 0.2, 1.0, "direct", 0, 1e-9, (1, 1)),
                                {"tol"}) == "r = 1 Ω, tol 1e-09"
+
+
+def test_memory_and_time_columns_are_in_mib_and_seconds():
+    """peak_rss_mib is MiB, not bytes, and time_s seconds, not ms: the
+    solve's time lies within run_point's wall time, and the peak RSS (its
+    high-water mark is reset before the solve) within a factor 2 of this
+    process's RSS, both read in the units their names say (found by
+    mutation testing: either slip passed every test)."""
+    point = ScalePoint(rows=64, cols=64, r_wire=1.0, g_min=1e-4, g_max=5e-4, method="direct")
+    scale.run_point(point)  # kernels and imports loaded
+    t0 = time.perf_counter()
+    row = scale.run_point(point)
+    wall = time.perf_counter() - t0
+    assert row["status"] == "ok"
+    assert 0 < row["time_s"] <= wall
+    if np.isnan(row["peak_rss_mib"]):
+        pytest.skip("no RSS high-water mark here (not Linux)")
+    rss_mib = scale._rss_bytes() / 2**20
+    assert rss_mib / 2 < row["peak_rss_mib"] < 2 * rss_mib
+    assert 0 <= row["solve_rss_mib"] <= row["peak_rss_mib"]
+
+
+def test_the_command_line_sweeps_every_v0_given():
+    """--device linear,sinh --v0 0.15,0.3: a linear series and one sinh
+    series per V0 (keeping the first V0 alone passed every test: found by
+    mutation testing)."""
+    from xbarsim.cli import build_parser
+
+    args = build_parser().parse_args(["scale", "--out", "o", "--device", "linear,sinh", "--v0", "0.15,0.3"])
+    assert scale._params_from_args(args).devices == (("linear", None), ("sinh", 0.15), ("sinh", 0.3))
+
+
+def test_every_swept_parameter_makes_its_own_point_id():
+    """The resume key names every parameter that changes the result: two
+    points that differ in one of them are two points."""
+    base = dict(rows=8, cols=8, r_wire=1.0, g_min=1e-4, g_max=5e-4)
+    variants = [dict(), dict(rows=9), dict(cols=9), dict(r_wire=2.0), dict(g_min=2e-4), dict(g_max=6e-4),
+                dict(device="sinh", v0=0.2), dict(device="sinh", v0=0.3), dict(inputs=2), dict(v_read=0.3),
+                dict(r_terminal=2.0), dict(seed=1), dict(method="pcg"), dict(tol=1e-9)]
+    ids = [ScalePoint(**{**base, **v}).point_id for v in variants]
+    assert len(set(ids)) == len(variants)
+
+
+def test_each_panel_draws_its_own_column_under_its_own_label(tmp_path, monkeypatch):
+    """error_vs_size: rel_error then max_rel_error; time_vs_size: time_s
+    (labelled in seconds) then iterations; ir_drop_vs_size: ir_drop_wl_frac
+    then bl_rise_frac. Each panel's line holds its column's values in size
+    order (a panel drawing its neighbour's column, or the time axis without
+    its label, passed every test: found by mutation testing)."""
+    import matplotlib.pyplot as plt
+
+    rows = run_sweep(params(sizes=((8, 8), (16, 16)), r_wire=(1.0,)), tmp_path, progress=False, plots=False)
+    figures = []
+    real_close = plt.close
+
+    def close(fig):
+        figures.append([(ax.get_ylabel(), [list(line.get_ydata()) for line in ax.get_lines()]) for ax in fig.axes])
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", close)
+    plot_results(rows, tmp_path)
+    columns = [("rel_error", "max_rel_error"), ("time_s", "iterations"), ("ir_drop_wl_frac", "bl_rise_frac")]
+    assert len(figures) == 3
+    for panels, names in zip(figures, columns):
+        for (_, lines), name in zip(panels, names):
+            assert lines == [[r[name] for r in rows]], name
+    assert figures[1][0][0] == "solve time (s, wall)"
+    assert [label for label, _ in figures[0]] == [r"$\|I_{out} - G^T x\|\,/\,\|G^T x\|$",
+                                                  r"$\max_j\ |I_{out,j} - (G^T x)_j|\,/\,(G^T x)_j$"]
+
+
+def test_a_dask_sweep_computes_and_records_each_point_once(tmp_path, monkeypatch):
+    """Through a cluster every point is submitted once and its row lands
+    with its own parameters: two points, two rows appended to results.csv
+    (a point submitted twice appended its row twice, which the compaction
+    then hid: found by mutation testing)."""
+    distributed = pytest.importorskip("distributed")
+    appended = []
+    real_append = scale._ResultsFile.append
+
+    def append(self, row):
+        appended.append(row["point_id"])
+        return real_append(self, row)
+
+    monkeypatch.setattr(scale._ResultsFile, "append", append)
+    sweep = params(sizes=((8, 8),), r_wire=(0.1, 10.0))
+    with loopback_cluster() as cluster, distributed.Client(cluster) as client:
+        rows = run_sweep(sweep, tmp_path, client=client, progress=False, plots=False)
+    assert sorted(appended) == sorted(p.point_id for p in sweep.points())
+    assert [(r["point_id"], r["r_wire_ohm"]) for r in rows] == [(p.point_id, p.r_wire) for p in sweep.points()]
+
+
+def test_an_unwritable_results_csv_is_refused_before_workers_start(tmp_path, capsys, monkeypatch):
+    """--workers N with a results.csv that cannot be appended to: refused
+    before the local cluster starts, not after its workers came up (found
+    by mutation testing)."""
+    import builtins
+
+    argv = ["scale", "--out", str(tmp_path), "--sizes", "8", "--r-wire", "1", "--g-range", "100e-6:500e-6",
+            "--no-progress", "--no-plots"]
+    assert main(argv) == 0
+    capsys.readouterr()
+
+    def open_(file, mode="r", *args, **kwargs):  # as a read-only file would (root ignores chmod)
+        if "a" in mode and Path(file).name == "results.csv":
+            raise PermissionError(1, "Operation not permitted")
+        return builtins.open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(scale, "open", open_, raising=False)
+    started = []
+
+    def start_local_cluster(n):
+        started.append(n)
+        raise xs.XbarsimError("a cluster was started (test)")
+
+    monkeypatch.setattr(scale, "start_local_cluster", start_local_cluster)
+    assert main(argv + ["--workers", "1"]) == 1
+    assert "results.csv is not writable (Operation not permitted)" in capsys.readouterr().err
+    assert started == []

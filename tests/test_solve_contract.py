@@ -1648,3 +1648,21 @@ def test_a_linear_solve_stops_only_once_its_residual_is_within_tol(method, tol):
     exact = xs.solve(xbar, **drives, method="direct", tol=1e-14)
     vmax = np.max(np.abs(exact.v_wl))
     assert np.max(np.abs(sol.v_bl - exact.v_bl)) <= VTOL_PER_TOL * tol * vmax
+
+
+def test_read_drives_put_r_in_at_the_word_lines_and_r_out_at_the_bit_lines():
+    """`read_drives(x, r_in, r_out)`: the driver's resistance at the word
+    lines' left ends, the sense amplifier's at the bit lines' bottom ends.
+    One 1 kOhm device behind 300 ohm in and 100 ohm out at 0.5 V: I = 0.5 /
+    1400 A, V(WL) = 0.5 - 300 I, V(BL) = 100 I. Swapped, i_out is the same
+    (a series circuit) but the node voltages are not; the command line's
+    --r-in / --r-out are built on it, and its test on it too, so the swap
+    passed every test (found by mutation testing)."""
+    drives = xs.read_drives(np.array([0.5]), r_in=300.0, r_out=100.0)
+    assert drives["right"] is None and drives["top"] is None
+    sol = xs.solve(xs.Crossbar(np.array([[1e-3]])), **drives, method="direct")
+    i = 0.5 / 1400.0
+    np.testing.assert_allclose(sol.i_out, [i], rtol=1e-12)
+    np.testing.assert_allclose(sol.v_wl[0, 0], 0.5 - 300.0 * i, rtol=1e-12)
+    np.testing.assert_allclose(sol.v_bl[0, 0], 100.0 * i, rtol=1e-12)
+    np.testing.assert_allclose(sol.i_terminal["left"], [i], rtol=1e-12)

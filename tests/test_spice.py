@@ -605,3 +605,36 @@ def test_multigrid_on_a_multilevel_array_agrees_with_ngspice(v0):
         _assert_close(sol.i_out, ref.i_out, f"{method} i_out")
         for end in ("left", "bottom", "top"):
             _assert_close(sol.i_terminal[end], ref.i_terminal[end], f"{method} i_terminal[{end}]")
+
+
+@needs_ngspice
+def test_a_batch_column_returning_to_an_earlier_voltage_is_solved_at_it():
+    """ngspice solves batch columns one after another, altering the sources
+    whose voltage changed since the previous column. Word line 0 at 0.1,
+    0.2, 0.1 V: column 2 must alter it back to column 0's 0.1 V. Compared
+    with column 0, it stayed at 0.2 V and column 2's i_out read [3.50e-5,
+    6.00e-5] A where [2.50e-5, 4.00e-5] A flow (found by mutation testing)."""
+    g = np.array([[1e-4, 2e-4], [3e-4, 4e-4]])
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+    x = np.array([[0.1, 0.2, 0.1], [0.3, 0.3, 0.05]])
+    drives = dict(left=xs.Drive(x), bottom=xs.Drive(0.0))
+    res = run_ngspice(xbar, **drives)
+    ref = xs.solve(xbar, **drives, method="direct")
+    assert np.all(np.abs(res.i_out - ref.i_out) <= RTOL * np.abs(ref.i_out).max(axis=0))
+    np.testing.assert_allclose(res.v_wl[0, 0, 2], 0.1, rtol=RTOL)
+
+
+def test_floating_line_rounding_is_set_by_the_lowest_resistance_segment():
+    """`floating_line_rounding`, as its docstring states: ``eps * drive *
+    g_wire / g_held``, with ``g_wire`` the conductance of the floating
+    line's lowest-resistance segment and ``g_held`` the sum of its devices.
+    Word line 1 floats with 0.01 and 2 ohm segments and three 1e-4 S
+    devices, under a 0.2 V drive: eps * 0.2 / (0.01 * 3e-4) = 1.48e-11 V.
+    By the highest-resistance segment it read 7.4e-14 V, 200 times less
+    (found by mutation testing). Nothing floats: 0."""
+    g = np.full((2, 3), 1e-4)
+    xbar = xs.Crossbar(g, r_wl=np.array([[1.0, 1.0], [0.01, 2.0]]), r_bl=1.0)
+    est = spice.floating_line_rounding(xbar, left=xs.Drive([0.2, 0.0], floating=np.array([False, True])),
+                                       bottom=xs.Drive(0.0))
+    assert est == pytest.approx(np.finfo(float).eps * 0.2 / (0.01 * 3e-4), rel=1e-12)
+    assert spice.floating_line_rounding(xbar, **xs.read_drives(np.array([0.2, 0.1]))) == 0.0

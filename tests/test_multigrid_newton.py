@@ -76,15 +76,24 @@ def test_coarsening_without_fixed_nodes_takes_the_unmasked_path_with_the_same_va
 
 
 def test_mg_iterations_stay_flat():
-    """Iterations do not grow with the array (the multigrid's point)."""
-    its = []
+    """Iterations do not grow with the array (the multigrid's point), and
+    every iteration cuts the residual by at least 200x (the worst step
+    measured: 1.8e-3, at 128^2). Coarse wires at the Galerkin conductance
+    (WIRE_SCALE 1) or a resistive end's shunt put at the wrong node of the
+    fine level still converged within 6 iterations, to the same answers,
+    but their worst steps were 1.4e-2 and 1.2e-2 (found by mutation
+    testing: speed only)."""
+    its, worst = [], []
     for n in (32, 64, 128):
         rng = np.random.default_rng(n)
         g = 1.0 / rng.uniform(2e3, 1e4, (n, n))
         sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(rng.uniform(0, 0.3, n), r=1.0),
                        bottom=xs.Drive(0.0, r=1.0), method="mg")
         its.append(sol.iterations)
+        h = sol.residual_history
+        worst.append(float(np.max(h[1:] / h[:-1])))
     assert max(its) <= 6, its
+    assert max(worst) <= 5e-3, worst
 
 
 def test_w_cycle_that_loses_definiteness_falls_back_to_the_v_cycle():

@@ -1817,3 +1817,165 @@ def test_a_transposed_weight_is_named_as_the_likely_cause():
     with pytest.raises(xs.ParameterError, match=r"x has shape \(5, 4\); expected \(B, 3\) .*has 3 inputs. A weight "
                                                 r"transferred as \(in, out\) needs weight.T"):
         xs.mvm(p, np.zeros((5, 4)))
+
+
+# ---------------------------------------------------------------------------
+# Found by mutation testing of xbarsim/mapping.py and xbarsim/transfer.py: each
+# test below fails on a mutant that every other test passed.
+
+@pytest.mark.parametrize("scheme, half", [("differential", 1.0), ("reference", 2.0)])
+def test_a_bias_larger_than_the_weights_sets_the_scale_as_bias_over_input_scale(scheme, half):
+    """The scale is max |w| over the weights AND bias / input_scale: here
+    the bias, 3.0 / 2.0 = 1.5, beats the weights (0.5): alpha = 4e-4 S / 1.5
+    (differential) or half that (reference), and the bias device sits at
+    g_max (differential) or g_max too (reference: g_mid + alpha 1.5). A scale
+    from the weights alone (alpha = 8e-4 S) put the bias device at 2.5 mS,
+    outside the window; from the raw bias (3.0), alpha halved and the window
+    was half used."""
+    W, b = np.array([[0.5, -0.25], [0.1, 0.2]]), np.array([3.0, -1.0])
+    cfg = xs.TransferConfig(mapping=scheme, input_scale=2.0)
+    m = map_layer(W, b, cfg)
+    g_min, g_max = cfg.g_window
+    assert m.alpha == pytest.approx((g_max - g_min) / (half * 1.5), rel=1e-12)
+    targets = np.concatenate([t.target.ravel() for t in m.tiles])
+    assert targets.max() == pytest.approx(g_max, rel=1e-12)
+    assert targets.min() >= g_min - 1e-18 and targets.max() <= g_max * (1 + 1e-12)
+    We, be = m.target_weights()
+    np.testing.assert_allclose(We, W, atol=1e-12)
+    np.testing.assert_allclose(be, b, atol=1e-12)
+
+
+def test_negative_inputs_read_at_negative_voltages():
+    """README: inputs are amplitude-coded, v = x V_read / input_scale, and a
+    negative input is a negative read voltage ([-input_scale, input_scale]
+    reads at [-V_read, V_read]); the bias row stays at +V_read. With a
+    noise-free linear device on ideal wires the MVM of negative inputs is the
+    linear product of the encoded weights (clipping negatives to 0 gave the
+    product of max(x, 0))."""
+    cfg = xs.TransferConfig(device=xs.presets.TIO2.ideal().linear(), r_wl=0.0, r_bl=0.0, input_scale=2.0)
+    rng = np.random.default_rng(3)
+    W, b = rng.normal(size=(3, 4)), rng.normal(size=3)
+    m = map_layer(W, b, cfg)
+    v = m.input_voltages(np.array([[-2.0, -1.0, 0.5, 2.0]]))
+    np.testing.assert_allclose(v, [[-0.2, -0.1, 0.05, 0.2, 0.2]], rtol=1e-15)
+    prog = xs.transfer(W, b, cfg, seed=0)
+    x = rng.uniform(-2.0, 2.0, (20, 4))
+    assert (x < 0).sum() > 20
+    y = xs.mvm(prog, x, noise=False)
+    We, be = prog.effective_weights()
+    exact = x @ We.T + be
+    np.testing.assert_allclose(y, exact, rtol=0, atol=1e-12 * np.abs(exact).max())
+    clipped = np.clip(x, 0, None) @ We.T + be
+    assert np.abs(y - clipped).max() > 0.1  # what a clipped read gives is far off
+
+
+def test_a_slice_of_a_slice_reads_the_streams_of_its_transfers():
+    """Transfer t of a batch reads noise from stream offset + t: a slice of a
+    slice keeps adding offsets (many[1:4][1:3] holds transfers 2 and 3, and
+    reads as they do in the whole batch). A slice that set offset = start
+    (forgetting its parent's offset) read transfers 1 and 2's noise."""
+    W = np.random.default_rng(0).normal(size=(2, 3))
+    many = xs.transfer_many(W, np.zeros(2), xs.TransferConfig(), n=5, seed=7)
+    sub = many[1:4][1:3]
+    assert sub.offset == 2 and len(sub) == 2
+    np.testing.assert_array_equal(sub.g[0], many.g[0][2:4])
+    x = np.full((6, 3), 0.5)
+    np.testing.assert_array_equal(sub.mvm(x, seed=4), many.mvm(x, seed=4)[2:4])
+    np.testing.assert_array_equal(xs.mvm(many[1:4][1:3][1], x, seed=4), many.mvm(x, seed=4)[3])
+
+
+def test_the_mapping_and_the_mvm_use_the_configured_read_voltage():
+    """WriteVerify.v_read is the mapping's V_read: inputs at input_scale and
+    the bias row are read at it (0.1 V here, not the default 0.2 V), and the
+    outputs are decoded with it. On sinh devices at full scale every device
+    current is V0 sinh(V_read / V0) / V_read times its small-signal one:
+    1.00825 at 0.1 V (1.0332 at 0.2 V), so the output is that factor times
+    the linear product of the encoded weights."""
+    dev = xs.presets.TIO2_IDEAL
+    cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, write_verify=xs.WriteVerify(v_read=0.1))
+    rng = np.random.default_rng(4)
+    W, b = rng.normal(size=(3, 2)), rng.normal(size=3)
+    m = map_layer(W, b, cfg)
+    assert m.v_read == 0.1
+    np.testing.assert_allclose(m.input_voltages(np.array([[1.0, 0.5]])), [[0.1, 0.05, 0.1]], rtol=1e-15)
+    prog = xs.transfer(W, b, cfg, seed=0)
+    x = np.ones((1, 2))  # full scale: every word line at V_read
+    y = xs.mvm(prog, x, noise=False)
+    We, be = prog.effective_weights()
+    gain = dev.v0 * np.sinh(0.1 / dev.v0) / 0.1
+    assert gain == pytest.approx(1.00825, abs=1e-5)
+    np.testing.assert_allclose(y, gain * (x @ We.T + be), rtol=1e-9)
+
+
+@pytest.mark.parametrize("out_f, shapes", [(7, [(4, 8)]), (8, [(4, 8), (4, 2)]), (14, [(4, 8), (4, 8)])])
+def test_a_reference_tile_holds_columns_minus_one_outputs(out_f, shapes):
+    """``reference``: a tile of C columns holds C - 1 outputs and its
+    reference column (differential: C // 2 outputs). 7 outputs fit one
+    (rows, 8) tile; a tile that held C - 2 made two."""
+    W = np.random.default_rng(1).normal(size=(out_f, 3))
+    cfg = xs.TransferConfig(mapping="reference", tile=(64, 8))
+    m = map_layer(W, np.zeros(out_f), cfg)
+    assert [t.shape for t in m.tiles] == shapes
+    assert m.n_devices == sum(4 * c for _, c in shapes)
+    for t in m.tiles:
+        np.testing.assert_array_equal(t.target[:, -1], m.g_mid)
+    d = map_layer(W[:4], np.zeros(4), xs.TransferConfig(tile=(64, 8)))
+    assert [t.shape for t in d.tiles] == [(4, 8)]
+
+
+def test_mvm_reads_with_the_cfg_wires_tolerance_and_noise(monkeypatch):
+    """The MVM circuit of every tile is solved with the cfg's word-line and
+    bit-line resistances (in that order), its solve_tol and solve_maxiter,
+    and the device's read noise (0 with noise=False). A looser tolerance or
+    swapped wires changed outputs by less than the tests' tolerances on
+    symmetric or small layers."""
+    import importlib
+
+    T = importlib.import_module("xbarsim.transfer")
+    calls = []
+    real = T._mvm_arrays
+
+    def recording(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(T, "_mvm_arrays", recording)
+    cfg = xs.TransferConfig(r_wl=0.5, r_bl=2.0, solve_tol=3e-10, solve_maxiter=777, tile=(4, 4))
+    W = np.random.default_rng(0).normal(size=(3, 5))
+    prog = xs.transfer(W, np.zeros(3), cfg, seed=1)
+    assert len(prog.mapping.tiles) == 4
+    xs.mvm(prog, np.full((2, 5), 0.5))
+    xs.mvm(prog, np.full((2, 5), 0.5), noise=False)
+    assert len(calls) == 8
+    for q, args in enumerate(calls):
+        r_wl, r_bl, rn, tol, maxit = args[4], args[5], args[6], args[11], args[12]
+        assert (r_wl, r_bl, tol, maxit) == (0.5, 2.0, 3e-10, 777)
+        assert rn == (cfg.device.read_noise if q < 4 else 0.0)
+
+
+def test_iter_transfers_chunks_read_the_noise_of_the_whole_batch():
+    """Each chunk of iter_transfers is a TransferBatch whose offset is its
+    first transfer's index, so its MVM draws the read noise of those
+    transfers in transfer_many's batch (a chunk built with offset 0 read
+    transfers 0, 1 again: caught only through xbarsim.train: found by mutation testing)."""
+    W, b = np.random.default_rng(2).normal(size=(2, 3)), np.zeros(2)
+    cfg = xs.TransferConfig()
+    full = xs.transfer_many(W, b, cfg, n=5, seed=2)
+    parts = list(xs.iter_transfers(W, b, cfg, n=5, seed=2, chunk=2))
+    assert [p.offset for p in parts] == [0, 2, 4]
+    x = np.full((4, 3), 0.5)
+    np.testing.assert_array_equal(np.concatenate([p.mvm(x, seed=4) for p in parts]), full.mvm(x, seed=4))
+
+
+def test_per_transfer_inputs_are_read_by_their_own_transfer():
+    """mvm_many with (n, B, in) inputs reads input set t on transfer t, as
+    mvm(batch[t], x[t]) does (reading set 0 on every transfer went unseen
+    in test_transfer.py)."""
+    W, b = np.random.default_rng(3).normal(size=(2, 3)), np.zeros(2)
+    many = xs.transfer_many(W, b, xs.TransferConfig(), n=3, seed=1)
+    x3 = np.random.default_rng(4).uniform(0, 1, (3, 5, 3))
+    Y = many.mvm(x3, seed=6)
+    assert Y.shape == (3, 5, 2)
+    for t in range(3):
+        np.testing.assert_array_equal(Y[t], xs.mvm(many[t], x3[t], seed=6))
+    assert not np.allclose(Y[1], many.mvm(x3[0], seed=6)[1])

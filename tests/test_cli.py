@@ -215,6 +215,10 @@ def test_cache_clear_deletes_the_kernels_only_and_keeps_the_folder_stamped(tmp_p
     from xbarsim._kernel_cache import STAMP, _source_digest
     from xbarsim.kernels import config
 
+    # the fake folder stands for this process's cache: a NUMBA_CACHE_DIR naming
+    # another made --clear refuse (a run of the suite with it set failed here:
+    # found by review)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     folder = tmp_path / "c"
     _fake_cache(folder, config._FOLDER)
     monkeypatch.setattr(config, "_CACHE_FOLDER", str(folder))
@@ -274,6 +278,10 @@ def test_cache_report_names_the_stale_kernels_dropped_as_xbarsim_loaded(tmp_path
     from xbarsim import _kernel_cache
     from xbarsim.kernels import config
 
+    # the fake folder stands for this process's cache: a NUMBA_CACHE_DIR naming
+    # another made --clear refuse (a run of the suite with it set failed here:
+    # found by review)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     folder = tmp_path / "c"
     _fake_cache(folder, config._FOLDER)
     (folder / _kernel_cache.STAMP).write_text("another digest\n")
@@ -306,6 +314,10 @@ def test_cache_clear_with_caching_turned_off_clears_what_earlier_runs_left(tmp_p
     from xbarsim import _kernel_cache
     from xbarsim.kernels import config
 
+    # the fake folder stands for this process's cache: a NUMBA_CACHE_DIR naming
+    # another made --clear refuse (a run of the suite with it set failed here:
+    # found by review)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     _fake_cache(tmp_path / "c", config._FOLDER)
     monkeypatch.setattr(config, "_CACHE_FOLDER", None)
     monkeypatch.setattr(config, "CACHE", False)

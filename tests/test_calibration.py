@@ -6,15 +6,17 @@ marked xfail(strict=True) with the measured numbers, one test per item, so
 that a fix shows up as an XPASS and nothing is hidden.
 """
 
-import dataclasses
 import csv
+import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
 
 import xbarsim as xs
 from xbarsim import calibrate as C
+from xbarsim.cli import main
 
 N_ARRAYS = 1000
 """8-16 s. At 100 arrays the drift means near the +-30 % line passed or
@@ -497,3 +499,86 @@ def test_missing_or_damaged_installed_data_is_an_error_naming_the_file(tmp_path,
     assert main(["calibrate", "--out", str(tmp_path / "out"), "--arrays", "4", "--no-progress"]) == 1
     assert "is missing or damaged" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# Found by mutation testing of the command-line commands: each test below
+# fails on a mutant that every other test passed.
+
+def _sim_like_measured(meas, **change):
+    """A `simulate` result whose figures equal the measured ones (every row
+    within), with ``change`` applied."""
+    sim = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in meas.items()}
+    sim.update(drift_cut_fraction=np.zeros(len(meas["events"])), spread_fit=(-5e-4, 0.75), pulses_mean=15.0,
+               converged_working=1.0, solver_failures=0, n_arrays=2, r_wire=1.0)
+    sim.update(change)
+    return sim
+
+
+
+def test_calibrate_exit_status_and_count_leave_the_model_inputs_out(tmp_path, monkeypatch):
+    """Every reproduced figure within +-30 % and only a stuck-device rate
+    (a model input, a sampling check) off: exit 0, 67 of 67; with a drift
+    std off too: exit 3, 66 of 67."""
+    from xbarsim import calibrate as C
+
+    meas = C.measured()
+    sims = iter([_sim_like_measured(meas, p_stuck_lrs=3 * meas["p_stuck_lrs"]),
+                 _sim_like_measured(meas, p_stuck_lrs=3 * meas["p_stuck_lrs"],
+                                    drift_std=np.r_[2 * meas["drift_std"][0], meas["drift_std"][1:]])])
+    monkeypatch.setattr(C, "simulate", lambda *a, **k: next(sims))
+    assert main(["calibrate", "--out", str(tmp_path / "a"), "--arrays", "2", "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "a" / "calibration.json").read_text())
+    assert summary["all_within_30pct"] is True and (summary["n_within"], summary["n_items"]) == (67, 67)
+    assert main(["calibrate", "--out", str(tmp_path / "b"), "--arrays", "2", "--no-progress"]) == 3
+    summary = json.loads((tmp_path / "b" / "calibration.json").read_text())
+    assert summary["all_within_30pct"] is False and (summary["n_within"], summary["n_items"]) == (66, 67)
+
+
+
+def test_calibrate_csv_holds_the_simulated_then_the_measured_figure(tmp_path, monkeypatch, capsys):
+    """calibration.csv's columns, and the printed table's, are as their
+    headers name them: simulated twice the measured drift std at k = 1
+    reads 13.36 / 6.68 / 2.0000."""
+    from xbarsim import calibrate as C
+
+    meas = C.measured()
+    sim = _sim_like_measured(meas, drift_std=np.r_[2 * meas["drift_std"][0], meas["drift_std"][1:]])
+    monkeypatch.setattr(C, "simulate", lambda *a, **k: sim)
+    assert main(["calibrate", "--out", str(tmp_path), "--arrays", "2", "--no-progress"]) == 3
+    with open(tmp_path / "calibration.csv") as fh:
+        rows = {r["quantity"]: r for r in csv.DictReader(fh)}
+    row = rows["drift_std_uS[k=1]"]
+    assert float(row["simulated"]) == pytest.approx(2 * 6.68, abs=0.01)
+    assert float(row["measured"]) == pytest.approx(6.68, abs=0.005)
+    assert row["ratio"] == "2.0000" and row["within_30pct"] == "0"
+    assert float(rows["offset_mean_pct"]["measured"]) == pytest.approx(-0.589)
+    printed = capsys.readouterr().out
+    assert re.search(r"quantity +simulated +measured +ratio", printed)
+    assert re.search(r"drift_std_uS\[k=1\] +13\.36 +6\.679 +2\.0000 MISS", printed), printed
+
+
+
+def test_calibrate_png_bars_put_each_figure_under_its_label(tmp_path, monkeypatch):
+    """The bar panel (offset, window spread, stuck rates): the bars labelled
+    "measured" are the measured figures, those labelled "simulated" the
+    simulation's (an offset of -0.134 % against -0.589 % tells them apart)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.axes import Axes
+
+    from xbarsim import calibrate as C
+
+    meas = C.measured()
+    sim = _sim_like_measured(meas, offset_mean=-0.134, p_stuck_lrs=0.0052)
+    bars = {}
+    real = Axes.bar
+
+    def bar(self, x, height, *a, label=None, **kw):
+        bars[label] = list(height)
+        return real(self, x, height, *a, label=label, **kw)
+
+    monkeypatch.setattr(Axes, "bar", bar)
+    C.plot(sim, meas, str(tmp_path / "c.png"), C.compare(sim, meas))
+    assert bars["measured"] == pytest.approx([-0.589, meas["spread_window"], 0.5, 0.5])
+    assert bars["simulated"] == pytest.approx([-0.134, meas["spread_window"], 0.52, 0.5])

@@ -1366,3 +1366,38 @@ def test_a_progress_bar_whose_reader_went_away_goes_quiet_and_silences_its_strea
         stream.flush()  # to /dev/null now: no BrokenPipeError
     finally:
         stream.close()
+
+
+# Found by mutation testing of the command-line commands: each test below
+# fails on a mutant that every other test passed.
+
+def test_seed_bound_is_exclusive():
+    """[0, 2**63): 2**63 itself is refused, 2**63 - 1 is taken."""
+    import argparse
+
+    from xbarsim.cli import SEED_LIMIT, seed_arg
+
+    assert seed_arg(str(SEED_LIMIT - 1)) == 2**63 - 1
+    with pytest.raises(argparse.ArgumentTypeError, match=r"\[0, 2\*\*63\)"):
+        seed_arg(str(SEED_LIMIT))
+
+
+
+def test_cache_sizes_are_in_mebibytes(tmp_path, monkeypatch, capsys):
+    """3 MiB of kernels read "3.0 MiB" (megabytes, 3.1, under the MiB name
+    before); a fake cache of a few kB read 0.0 either way."""
+    from xbarsim._kernel_cache import STAMP, _source_digest
+    from xbarsim.kernels import config
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    folder = tmp_path / "c"
+    folder.mkdir()
+    with open(folder / "k.nbc", "wb") as fh:
+        fh.truncate(3 * 2**20)
+    (folder / "k.nbi").write_bytes(b"")
+    (folder / STAMP).write_text(_source_digest(config._FOLDER) + "\n")
+    monkeypatch.setattr(config, "_CACHE_FOLDER", str(folder))
+    assert main(["cache"]) == 0
+    assert "2 files, 3.0 MiB; compiled from the installed sources" in capsys.readouterr().out
+    assert main(["cache", "--clear"]) == 0
+    assert capsys.readouterr().out == f"deleted 2 cached-kernel files (3.0 MiB) from {folder}\n"

@@ -392,3 +392,41 @@ def test_one_dimensional_targets_are_told_how_to_pass_one_row(tmp_path, capsys):
         xs.program(np.full(3, 3e-4), xs.TransferConfig())
     with pytest.raises(ParameterError, match=r"shape \(2, 2, 2\); expected a 2-D \(M, N\) array in siemens\.$"):
         xs.program(np.full((2, 2, 2), 3e-4), xs.TransferConfig())
+
+
+# Found by mutation testing of the command-line commands: each test below
+# fails on a mutant that every other test passed.
+
+def test_program_passes_its_order_and_writes_every_field_and_count(tmp_path, capsys):
+    """--order reaches the run (it was recorded only as the default), the
+    NPZ's verify reads are the result's own (read_after_own / read_final
+    were not compared), the summary's error after each device's own
+    write-verify is of its true conductance (not the noisy read), and the
+    stuck kinds are counted by their codes (1 near LRS, 2 in HRS). Seed 1 on
+    10 x 12: one device stuck near LRS, none in HRS."""
+    out = tmp_path / "o"
+    assert main(["program", "--out", str(out), "--size", "10x12", "--order", "row-major", "--seed", "1",
+                 "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    npz = np.load(out / "result.npz")
+    assert summary["config"]["order"] == "row-major"
+    np.testing.assert_array_equal(npz["order_index"], np.arange(120).reshape(10, 12))  # column-major: arange.T
+    res = xs.program(npz["target"], xs.TransferConfig(order="row-major"), seed=1)
+    for name in ("read_after_own", "read_final", "g_after_own", "g_final"):
+        np.testing.assert_array_equal(npz[name], getattr(res, name))
+    assert (summary["stuck_lrs"], summary["stuck_hrs"]) == (1, 0)
+    assert (summary["stuck_lrs"], summary["stuck_hrs"]) == (int((res.stuck_state == 1).sum()),
+                                                            int((res.stuck_state == 2).sum()))
+    w = res.working
+    own = 100 * (res.g_after_own[w] / res.target[w] - 1)
+    read = 100 * (res.read_after_own[w] / res.target[w] - 1)
+    assert summary["error_after_own_pct"]["mean"] == pytest.approx(own.mean(), rel=1e-12)
+    assert summary["error_after_own_pct"]["std"] == pytest.approx(own.std(), rel=1e-12)
+    assert abs(own.std() - read.std()) > 1e-3  # the read noise (0.1 %) tells them apart
+    # the printed lines are the summary's figures, each on its own line
+    printed = capsys.readouterr().out
+    e_own, e_fin = summary["error_after_own_pct"], summary["error_final_pct"]
+    assert (f"error after own write-verify: mean {e_own['mean']:+.3f} %, std {e_own['std']:.3f} %, "
+            f"95 % within {e_own['p95_abs']:.3f} %") in printed
+    assert f"error after the whole array:  mean {e_fin['mean']:+.3f} %, std {e_fin['std']:.3f} %" in printed
+    assert "(1 stuck near LRS, 0 in HRS)" in printed

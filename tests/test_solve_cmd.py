@@ -1,5 +1,6 @@
 """``xbarsim solve``: one read of a user's array from files."""
 
+import dataclasses
 import json
 import re
 
@@ -790,3 +791,121 @@ def test_inputs_with_a_pandas_index_column_get_the_hint_that_helps(tmp_path, cap
                      str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "first column reads 0, 1, 2, ..., a row index" in err and "transpose" not in err
+
+
+# Found by mutation testing of the command-line commands: each test below
+# fails on a mutant that every other test passed.
+
+def _solve_files(tmp_path):
+    rng = np.random.default_rng(3)
+    g = 1.0 / rng.uniform(2e3, 1e4, (7, 5))
+    x = rng.uniform(0.0, 0.3, (4, 7))
+    np.save(tmp_path / "g.npy", g)
+    np.save(tmp_path / "x.npy", x)
+    return g, x
+
+
+
+def test_solve_spice_differences_are_measured_against_ngspices_arrays(tmp_path, monkeypatch):
+    """--spice's figures are this solve's voltages and currents against
+    ngspice's, both lines' voltages: a reference moved by a known amount on
+    a bit-line node and on one sensed current shows up as that amount
+    (the real ngspice agrees to 1e-12, so "< 1e-9" held for a comparison of
+    the solve with itself)."""
+    from xbarsim import spice
+
+    if not spice.ngspice_available():
+        pytest.skip("ngspice not installed")
+    g, _ = _solve_files(tmp_path)
+    real = spice.run_ngspice
+    dv, di = 3e-6, 1e-4
+
+    def moved(*a, **kw):
+        ref = real(*a, **kw)
+        v_bl = ref.v_bl.copy()
+        v_bl[3, 2] += dv  # a bit-line node only
+        i_out = ref.i_out.copy()
+        j = int(np.argmax(np.abs(i_out)))
+        i_out[j] *= 1 + di  # the largest sensed current, 1e-4 of itself
+        return dataclasses.replace(ref, v_bl=v_bl, i_out=i_out)
+
+    monkeypatch.setattr(spice, "run_ngspice", moved)
+    out = tmp_path / "sp"
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--v-in", "0.2", "--spice", "--no-progress",
+                 "--out", str(out)]) == 0
+    sp = json.loads((out / "summary.json").read_text())["spice"]
+    assert sp["max_abs_diff_v"] == pytest.approx(dv, rel=1e-3)  # 0 (or ~1e-12) when v_bl is not compared
+    assert sp["max_rel_diff_i_out"] == pytest.approx(di / (1 + di), rel=1e-3)  # 0 when compared with itself
+
+
+
+def test_solve_summary_records_the_sensed_current_range(tmp_path):
+    """``i_out_min_A`` / ``i_out_max_A``: the smallest and largest sensed
+    current of the saved solution (swapped, min > max)."""
+    _solve_files(tmp_path)
+    out = tmp_path / "o"
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--inputs", str(tmp_path / "x.npy"), "--no-progress",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    i_out = np.load(out / "solution.npz")["i_out"]
+    assert summary["i_out_min_A"] == float(i_out.min()) < summary["i_out_max_A"] == float(i_out.max())
+
+
+
+def test_solve_prints_the_ir_drop_and_the_bit_line_rise_in_millivolts(tmp_path, capsys):
+    """The printed drop and rise are the summary's volts times 1000 (only
+    their format was checked)."""
+    _solve_files(tmp_path)
+    out = tmp_path / "o"
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--v-in", "0.2", "--r-wire", "2", "--no-progress",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    m = re.search(r"terminal included (\S+) mV .*bit-line rise (\S+) mV", printed)
+    assert m, printed
+    assert float(m[1]) == pytest.approx(1e3 * summary["ir_drop_wl_v"], abs=1e-3)
+    assert float(m[2]) == pytest.approx(1e3 * summary["bl_rise_v"], abs=1e-3)
+    assert 1.0 < float(m[1]) < 100.0  # a few mV on 2 ohm wires at 0.2 V
+
+
+
+def test_solve_passes_tol_on_to_the_solver(tmp_path):
+    """--tol reaches the solve: pcg at --tol 1e-4 stops after 1 iteration
+    with a relative residual of 2.6e-9, where the default 1e-12 takes 2 and
+    ends at 1.9e-15 (--tol was checked, then dropped, unseen)."""
+    g, _ = _solve_files(tmp_path)
+    out = tmp_path / "o"
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--v-in", "0.2", "--method", "pcg", "--tol", "1e-4",
+                 "--no-progress", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    ref = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), **xs.read_drives(np.full(7, 0.2)), method="pcg", tol=1e-4)
+    assert summary["config"]["tol"] == 1e-4
+    assert (summary["iterations"], summary["residual"]) == (ref.iterations, ref.residual)
+    assert summary["residual"] > 1e-12  # the default tolerance would have gone on
+
+
+
+def test_solve_names_the_spice_refusal_before_the_out_folder(tmp_path, capsys, monkeypatch):
+    """`_checked_solve` checks --spice before --out: with both wrong, the
+    array too large for ngspice is the error named (the --out check made
+    first named the file instead)."""
+    from xbarsim import solve_cmd
+
+    _solve_files(tmp_path)
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(solve_cmd, "SPICE_MAX_CELLS", 34)  # the array has 35 devices
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--spice", "--out", str(tmp_path / "file")]) == 1
+    err = capsys.readouterr().err
+    assert "more than 34 devices" in err and "is a file" not in err
+
+
+
+def test_solve_records_its_input_files_as_absolute_paths(tmp_path, monkeypatch):
+    """summary.json's config names the files a run read so that it can be
+    repeated from elsewhere: run from their folder with relative names, it
+    records absolute paths (the tests passed absolute paths only)."""
+    _solve_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["solve", "--g", "g.npy", "--inputs", "x.npy", "--no-progress", "--out", "o"]) == 0
+    config = json.loads((tmp_path / "o" / "summary.json").read_text())["config"]
+    assert config["g"] == str(tmp_path / "g.npy") and config["inputs"] == str(tmp_path / "x.npy")

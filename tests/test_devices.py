@@ -377,6 +377,16 @@ def test_failure_sampling_rates_and_values():
     assert abs(hrs.mean() - 55e-6) < 5 * (90e-6 / np.sqrt(12)) / np.sqrt(hrs.size)  # U(10, 100) uS
     ok = g[stuck == 0]
     assert ok.min() >= dev.g_init_lo and ok.max() <= dev.g_init_hi
+    # the preset is the published law, and a device stuck near LRS with
+    # certainty draws it precisely: 90,000 draws put the std within 1.2 uS of
+    # 99 uS. The ~450 LRS draws above let a std of 90 uS pass (found by
+    # mutation testing)
+    assert (dev.p_stuck_lrs, dev.g_stuck_lrs_mean, dev.g_stuck_lrs_std) == (0.005, 573e-6, 99e-6)
+    assert (dev.p_stuck_hrs, dev.g_stuck_hrs_lo, dev.g_stuck_hrs_hi) == (0.005, 10e-6, 100e-6)
+    K.sample_state(st, replace(dev, p_stuck_lrs=1.0, p_stuck_hrs=0.0).pack(), M, N, g, stuck)
+    assert np.all(stuck == 1)
+    assert abs(g.mean() - 573e-6) < 5 * 99e-6 / np.sqrt(n)
+    assert abs(g.std() - 99e-6) < 5 * 99e-6 / np.sqrt(2 * n)
 
 
 @UNCONVERGED_ON_PURPOSE
@@ -515,3 +525,27 @@ def test_a_device_that_cannot_cross_one_band_over_the_budget_is_warned_of():
         wide = xs.TransferConfig(tolerance=0.05)  # a band one pulse at the ramp start does not cross
         one = replace(wide, write_verify=replace(wide.write_verify, max_pulses=1))
         failure_samples(one, 200, 0)  # builds its 1-pulse configuration itself
+
+
+# Found by mutation testing of the Python side of programming and devices:
+# each test below fails on a mutant that every other test passed.
+
+
+def test_failure_probabilities_that_sum_past_one_are_refused():
+    """p_stuck_lrs + p_stuck_hrs > 1 has no meaning: the kernel draws LRS for
+    u < p_lrs and HRS for u < p_lrs + p_hrs, so 0.7 + 0.7 would silently make
+    70 % LRS and 30 % (not 70 %) HRS."""
+    with pytest.raises(xs.ParameterError, match=r"p_stuck_lrs \+ p_stuck_hrs = 0\.7 \+ 0\.7 exceeds 1"):
+        xs.DeviceParams(p_stuck_lrs=0.7, p_stuck_hrs=0.7)
+    with pytest.raises(xs.ParameterError, match="exceeds 1"):
+        replace(xs.presets.TIO2, p_stuck_lrs=0.5, p_stuck_hrs=0.5 + 1e-12)
+    dev = xs.DeviceParams(p_stuck_lrs=0.5, p_stuck_hrs=0.5)  # exactly 1: every device stuck
+    assert dev.p_stuck_lrs + dev.p_stuck_hrs == 1.0
+
+
+def test_a_negative_stuck_lrs_spread_is_refused():
+    """A negative std is no spread: the kernel's mean + std * normal() would
+    take it as |std| without a word."""
+    with pytest.raises(xs.ParameterError,
+                       match=r"g_stuck_lrs_std = -9.9e-05; it must be >= 0 \(the preset's is 9.9e-05 S\)"):
+        replace(xs.presets.TIO2, g_stuck_lrs_std=-99e-6)

@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 import xbarsim as xs
 from xbarsim.kernels import programming as KP
 from xbarsim.kernels.nodal import column_current, nodal_work, set_ideal, solve_nodal
-from xbarsim.programming import _program_batch
+from xbarsim.programming import _program_batch, programming_order
 
 
 from threads import with_threads as _with_threads
@@ -1825,3 +1825,51 @@ def test_nodal_first_sweep_stop_meets_its_tolerance(r):
         err = max(np.abs(vwl - ref.v_wl).max(), np.abs(vbl - ref.v_bl).max())
         assert err <= tol, (rel, it, err)
     assert sweeps[0] == 1 and sweeps[-1] > 1, sweeps
+
+
+# Found by mutation testing of the Python side of programming and devices:
+# each test below fails on a mutant that every other test passed.
+
+
+def test_row_major_order_programs_each_row_before_the_next():
+    """Row-major: (0,0), (0,1), ..., then row 1; column-major the transpose.
+    On a rectangular array a transposed row-major order indexes rows past M."""
+    assert programming_order((2, 3), "row-major").tolist() == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]
+    assert programming_order((2, 3), "column-major").tolist() == [[0, 0], [1, 0], [0, 1], [1, 1], [0, 2], [1, 2]]
+    cfg = xs.TransferConfig(device=xs.presets.TIO2.ideal(), r_wl=0.0, r_bl=0.0, order="row-major")
+    res = xs.program(np.full((3, 3), 300e-6), cfg, seed=0)
+    np.testing.assert_array_equal(res.order_index, np.arange(9).reshape(3, 3))
+    res = xs.program(np.full((2, 3), 300e-6), cfg, seed=0)
+    np.testing.assert_array_equal(res.order_index, np.arange(6).reshape(2, 3))
+    assert res.converged.all()
+
+
+def test_every_64_bit_seed_is_taken():
+    """The streams are keyed by a 64-bit seed: [0, 2**64) all work, 2**64 is refused."""
+    t = np.full((2, 2), 300e-6)
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    a = xs.program(t, cfg, seed=2**64 - 1)
+    b = xs.program(t, cfg, seed=2**63)
+    assert not np.array_equal(a.g_final, b.g_final)
+    with pytest.raises(xs.ParameterError, match=r"seed = 18446744073709551616; an integer in \[0, 2\*\*64\)"):
+        xs.program(t, cfg, seed=2**64)
+
+
+def test_the_arrays_of_a_batch_draw_from_consecutive_streams():
+    """Array t of a batch uses the stream (seed, offset + t, key): each array
+    its own, the same as a batch of one started at offset + t."""
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    t = np.full((3, 2, 2), 300e-6)
+    out = _program_batch(t, cfg, np.uint64(5), offset=10)
+    assert not np.array_equal(out["g_final"][0], out["g_final"][1])
+    assert not np.array_equal(out["g_final"][1], out["g_final"][2])
+    one = _program_batch(t[1:2], cfg, np.uint64(5), offset=11)
+    np.testing.assert_array_equal(one["g_final"][0], out["g_final"][1])
+
+
+def test_a_tile_of_one_column_is_refused():
+    """Both mapping schemes need two columns per tile (a differential pair, or
+    a device and its reference column)."""
+    with pytest.raises(xs.ParameterError, match=r"tile = \(8, 1\) has fewer than 2 columns"):
+        xs.TransferConfig(tile=(8, 1))
+    assert xs.TransferConfig(tile=(1, 2)).tile == (1, 2)

@@ -1666,3 +1666,108 @@ def test_read_drives_put_r_in_at_the_word_lines_and_r_out_at_the_bit_lines():
     np.testing.assert_allclose(sol.v_wl[0, 0], 0.5 - 300.0 * i, rtol=1e-12)
     np.testing.assert_allclose(sol.v_bl[0, 0], 100.0 * i, rtol=1e-12)
     np.testing.assert_allclose(sol.i_terminal["left"], [i], rtol=1e-12)
+
+
+# Found by mutation testing of the memory guard, the argument checks and the
+# direct solver: each test below fails on a mutant that every other test passed
+# (the memory tests above check only that an estimate covers the measured use,
+# not that it is no larger than the design says, nor the guard's margin).
+
+
+def test_the_guard_keeps_a_tenth_of_the_available_memory_free(monkeypatch):
+    """require refuses a need above 90 % of what is available, not only one above all of it."""
+    from xbarsim import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1000)
+    _memory.require(899, "a test solve", "use a smaller array")  # within 90 %
+    with pytest.raises(xs.MemoryLimitError, match="a test solve needs about 950 bytes"):
+        _memory.require(950, "a test solve", "use a smaller array")  # within 100 %, above 90 %
+
+
+def test_a_direct_solve_with_both_wire_directions_ideal_is_sized_at_the_smaller_fill(monkeypatch):
+    """Both directions ideal: 200 + 160 B/cell (360 MiB at 1024^2), one: 640 + 160 (800 MiB).
+    With 600 MiB available the first fits and the second does not."""
+    from xbarsim import _memory
+    from xbarsim.solve import _check_memory
+
+    assert _memory.estimate("direct", 1024, 1024, 1, ideal_wires=2) < _memory.estimate("direct", 1024, 1024, 1,
+                                                                                           ideal_wires=1)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 600 << 20)
+    g = np.full((1024, 1024), 1e-4)
+    _check_memory(xs.Crossbar(g, r_wl=0.0, r_bl=0.0), "direct", xs.Drive(0.1), xs.Drive(0.0))
+    with pytest.raises(xs.MemoryLimitError, match="direct solve of a 1024 x 1024"):
+        _check_memory(xs.Crossbar(g, r_wl=0.0, r_bl=1.0), "direct", xs.Drive(0.1), xs.Drive(0.0))
+
+
+def test_a_float32_arrays_copy_is_sized_at_eight_bytes_a_value(monkeypatch):
+    """A (1000, 1000) float32 g becomes 8,000,000 bytes of float64: refused with 8.5 MB available
+    (90 %: 7.65 MB), admitted with 9.5 MB (8.55 MB). Sized at 4 bytes it would pass both."""
+    from xbarsim import _memory
+
+    g = np.full((1000, 1000), 1e-4, dtype=np.float32)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 8_500_000)
+    with pytest.raises(xs.MemoryLimitError, match=r"copy of g .* needs about 7\.6 MiB"):
+        _memory.check_copy(g, "g")
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 9_500_000)
+    _memory.check_copy(g, "g")
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg"])
+def test_a_warm_start_holding_nan_is_refused_before_the_solve(method, monkeypatch):
+    """x0 with a NaN node voltage is a ParameterError naming x0, raised before any solver runs."""
+    import dataclasses
+
+    import xbarsim._direct
+    import xbarsim._pcg
+
+    xbar = xs.Crossbar(np.full((4, 3), 2e-4), r_wl=1.0, r_bl=1.0)
+    drives = dict(left=xs.Drive(np.linspace(0.1, 0.2, 4)), bottom=xs.Drive(0.0))
+    sol = xs.solve(xbar, method=method, **drives)
+    v = sol.v_wl.copy()
+    v[1, 1] = np.nan
+    bad = dataclasses.replace(sol, v_wl=v)
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("the solve started before x0 was checked")
+
+    monkeypatch.setattr(xbarsim._direct, "solve_direct", no_compute)
+    monkeypatch.setattr(xbarsim._pcg, "solve_pcg", no_compute)
+    with pytest.raises(xs.ParameterError, match="x0 holds NaN or inf node voltages"):
+        xs.solve(xbar, method=method, x0=bad, **drives)
+
+
+def test_a_refusal_of_two_input_columns_says_to_split_the_batch(monkeypatch):
+    """The hint to split the batch comes with any batch of more than one column, 2 included."""
+    from xbarsim import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1024)
+    xbar = xs.Crossbar(np.full((4, 3), 1e-4), r_wl=1.0, r_bl=1.0)
+    with pytest.raises(xs.MemoryLimitError, match=r"split the batch of 2"):
+        xs.solve(xbar, left=xs.Drive(np.zeros((4, 2))), bottom=xs.Drive(0.0), method="pcg")
+    with pytest.raises(xs.MemoryLimitError) as info:
+        xs.solve(xbar, left=xs.Drive(np.zeros(4)), bottom=xs.Drive(0.0), method="pcg")
+    assert "split the batch" not in str(info.value)
+
+
+def test_a_one_line_wide_direct_solve_is_sized_as_one_ideal_direction(monkeypatch):
+    """A 200,000 x 1 array has no word-line segments: each word line is one node (ideal_wires 1,
+    640 B/cell: about 237 MB needed); sized at the full fill (2900 B/cell: about 690 MB) it was
+    refused with 400 MiB available."""
+    from xbarsim import _memory
+    from xbarsim.solve import _check_memory
+
+    assert _memory.ideal_wire_count(200_000, 1, 1.0, 1.0) == 1
+    assert _memory.ideal_wire_count(1, 200_000, 1.0, 1.0) == 1
+    assert _memory.ideal_wire_count(1, 1, 1.0, 1.0) == 2
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 400 << 20)
+    xbar = xs.Crossbar(np.full((200_000, 1), 1e-4), r_wl=1.0, r_bl=1.0)
+    _check_memory(xbar, "direct", xs.Drive(0.1), xs.Drive(0.0))
+
+
+def test_a_refusal_names_one_more_non_finite_entry_past_the_first_three():
+    """Four NaNs: three positions and 'and 1 more'."""
+    g = np.full((2, 3), 1e-4)
+    g[0, :] = np.nan
+    g[1, 0] = np.nan
+    with pytest.raises(xs.ParameterError, match=r"g holds NaN or inf at \[0, 0\], \[0, 1\], \[0, 2\] and 1 more"):
+        xs.Crossbar(g, r_wl=1.0, r_bl=1.0)

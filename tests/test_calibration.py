@@ -504,6 +504,7 @@ def test_missing_or_damaged_installed_data_is_an_error_naming_the_file(tmp_path,
 # Found by mutation testing of the command-line commands: each test below
 # fails on a mutant that every other test passed.
 
+
 def _sim_like_measured(meas, **change):
     """A `simulate` result whose figures equal the measured ones (every row
     within), with ``change`` applied."""
@@ -514,13 +515,10 @@ def _sim_like_measured(meas, **change):
     return sim
 
 
-
 def test_calibrate_exit_status_and_count_leave_the_model_inputs_out(tmp_path, monkeypatch):
     """Every reproduced figure within +-30 % and only a stuck-device rate
     (a model input, a sampling check) off: exit 0, 67 of 67; with a drift
     std off too: exit 3, 66 of 67."""
-    from xbarsim import calibrate as C
-
     meas = C.measured()
     sims = iter([_sim_like_measured(meas, p_stuck_lrs=3 * meas["p_stuck_lrs"]),
                  _sim_like_measured(meas, p_stuck_lrs=3 * meas["p_stuck_lrs"],
@@ -534,13 +532,10 @@ def test_calibrate_exit_status_and_count_leave_the_model_inputs_out(tmp_path, mo
     assert summary["all_within_30pct"] is False and (summary["n_within"], summary["n_items"]) == (66, 67)
 
 
-
 def test_calibrate_csv_holds_the_simulated_then_the_measured_figure(tmp_path, monkeypatch, capsys):
     """calibration.csv's columns, and the printed table's, are as their
     headers name them: simulated twice the measured drift std at k = 1
     reads 13.36 / 6.68 / 2.0000."""
-    from xbarsim import calibrate as C
-
     meas = C.measured()
     sim = _sim_like_measured(meas, drift_std=np.r_[2 * meas["drift_std"][0], meas["drift_std"][1:]])
     monkeypatch.setattr(C, "simulate", lambda *a, **k: sim)
@@ -557,7 +552,6 @@ def test_calibrate_csv_holds_the_simulated_then_the_measured_figure(tmp_path, mo
     assert re.search(r"drift_std_uS\[k=1\] +13\.36 +6\.679 +2\.0000 MISS", printed), printed
 
 
-
 def test_calibrate_png_bars_put_each_figure_under_its_label(tmp_path, monkeypatch):
     """The bar panel (offset, window spread, stuck rates): the bars labelled
     "measured" are the measured figures, those labelled "simulated" the
@@ -566,8 +560,6 @@ def test_calibrate_png_bars_put_each_figure_under_its_label(tmp_path, monkeypatc
 
     matplotlib.use("Agg")
     from matplotlib.axes import Axes
-
-    from xbarsim import calibrate as C
 
     meas = C.measured()
     sim = _sim_like_measured(meas, offset_mean=-0.134, p_stuck_lrs=0.0052)

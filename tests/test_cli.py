@@ -1371,6 +1371,7 @@ def test_a_progress_bar_whose_reader_went_away_goes_quiet_and_silences_its_strea
 # Found by mutation testing of the command-line commands: each test below
 # fails on a mutant that every other test passed.
 
+
 def test_seed_bound_is_exclusive():
     """[0, 2**63): 2**63 itself is refused, 2**63 - 1 is taken."""
     import argparse
@@ -1380,7 +1381,6 @@ def test_seed_bound_is_exclusive():
     assert seed_arg(str(SEED_LIMIT - 1)) == 2**63 - 1
     with pytest.raises(argparse.ArgumentTypeError, match=r"\[0, 2\*\*63\)"):
         seed_arg(str(SEED_LIMIT))
-
 
 
 def test_cache_sizes_are_in_mebibytes(tmp_path, monkeypatch, capsys):

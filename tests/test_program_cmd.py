@@ -261,7 +261,6 @@ def test_every_command_refuses_a_seed_whose_derived_streams_would_overflow(tmp_p
     assert not (tmp_path / "out").exists()
 
 
-
 def test_an_interrupted_write_leaves_no_partial_outputs(tmp_path, monkeypatch):
     """Ctrl-C while the files are written (in the plot, after summary.json
     and result.npz) removes what this run wrote: it left a summary without
@@ -396,6 +395,7 @@ def test_one_dimensional_targets_are_told_how_to_pass_one_row(tmp_path, capsys):
 
 # Found by mutation testing of the command-line commands: each test below
 # fails on a mutant that every other test passed.
+
 
 def test_program_passes_its_order_and_writes_every_field_and_count(tmp_path, capsys):
     """--order reaches the run (it was recorded only as the default), the

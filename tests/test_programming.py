@@ -1099,7 +1099,6 @@ def test_cached_kernels_are_dropped_when_any_kernel_source_changes(tmp_path):
     assert (cache / "keep.pyc").exists()
 
 
-
 def test_programming_and_mvm_kernels_get_writable_arrays(monkeypatch):
     """A read-only target (here a Crossbar's own g) and a single transfer
     (a contiguous broadcast) reach the kernels as writable arrays: a

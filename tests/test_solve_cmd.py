@@ -796,6 +796,7 @@ def test_inputs_with_a_pandas_index_column_get_the_hint_that_helps(tmp_path, cap
 # Found by mutation testing of the command-line commands: each test below
 # fails on a mutant that every other test passed.
 
+
 def _solve_files(tmp_path):
     rng = np.random.default_rng(3)
     g = 1.0 / rng.uniform(2e3, 1e4, (7, 5))
@@ -803,7 +804,6 @@ def _solve_files(tmp_path):
     np.save(tmp_path / "g.npy", g)
     np.save(tmp_path / "x.npy", x)
     return g, x
-
 
 
 def test_solve_spice_differences_are_measured_against_ngspices_arrays(tmp_path, monkeypatch):
@@ -838,7 +838,6 @@ def test_solve_spice_differences_are_measured_against_ngspices_arrays(tmp_path, 
     assert sp["max_rel_diff_i_out"] == pytest.approx(di / (1 + di), rel=1e-3)  # 0 when compared with itself
 
 
-
 def test_solve_summary_records_the_sensed_current_range(tmp_path):
     """``i_out_min_A`` / ``i_out_max_A``: the smallest and largest sensed
     current of the saved solution (swapped, min > max)."""
@@ -849,7 +848,6 @@ def test_solve_summary_records_the_sensed_current_range(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     i_out = np.load(out / "solution.npz")["i_out"]
     assert summary["i_out_min_A"] == float(i_out.min()) < summary["i_out_max_A"] == float(i_out.max())
-
 
 
 def test_solve_prints_the_ir_drop_and_the_bit_line_rise_in_millivolts(tmp_path, capsys):
@@ -868,7 +866,6 @@ def test_solve_prints_the_ir_drop_and_the_bit_line_rise_in_millivolts(tmp_path, 
     assert 1.0 < float(m[1]) < 100.0  # a few mV on 2 ohm wires at 0.2 V
 
 
-
 def test_solve_passes_tol_on_to_the_solver(tmp_path):
     """--tol reaches the solve: pcg at --tol 1e-4 stops after 1 iteration
     with a relative residual of 2.6e-9, where the default 1e-12 takes 2 and
@@ -884,7 +881,6 @@ def test_solve_passes_tol_on_to_the_solver(tmp_path):
     assert summary["residual"] > 1e-12  # the default tolerance would have gone on
 
 
-
 def test_solve_names_the_spice_refusal_before_the_out_folder(tmp_path, capsys, monkeypatch):
     """`_checked_solve` checks --spice before --out: with both wrong, the
     array too large for ngspice is the error named (the --out check made
@@ -897,7 +893,6 @@ def test_solve_names_the_spice_refusal_before_the_out_folder(tmp_path, capsys, m
     assert main(["solve", "--g", str(tmp_path / "g.npy"), "--spice", "--out", str(tmp_path / "file")]) == 1
     err = capsys.readouterr().err
     assert "more than 34 devices" in err and "is a file" not in err
-
 
 
 def test_solve_records_its_input_files_as_absolute_paths(tmp_path, monkeypatch):

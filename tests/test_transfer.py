@@ -1823,6 +1823,7 @@ def test_a_transposed_weight_is_named_as_the_likely_cause():
 # Found by mutation testing of xbarsim/mapping.py and xbarsim/transfer.py: each
 # test below fails on a mutant that every other test passed.
 
+
 @pytest.mark.parametrize("scheme, half", [("differential", 1.0), ("reference", 2.0)])
 def test_a_bias_larger_than_the_weights_sets_the_scale_as_bias_over_input_scale(scheme, half):
     """The scale is max |w| over the weights AND bias / input_scale: here

@@ -1150,3 +1150,32 @@ def test_the_callback_hears_every_newton_step_of_every_column(method):
         assert steps[a:b] == list(range(1, b - a + 1))
     assert len(calls) == sol.iterations
     assert calls[-1][1] == sol.residual_history[-1]  # the accepted last step is heard
+
+
+def test_the_per_node_kirchhoff_test_fails_when_any_single_node_is_out_of_balance():
+    """`TerminalNodes.kcl_met` with per-node conductances (Newton's stopping
+    test, `_node_conductances`) is met only when EVERY node's imbalance is
+    within `kcl_bound`: one node 1e-9 A out of balance against a bound of
+    1.1e-13 A, every other node exactly balanced, is not met, wherever that
+    node is. Met when any node was within its bound passed every test,
+    Newton's voltage test holding the solves back (found by mutation
+    testing)."""
+    from xbarsim._pcg import TerminalNodes, kcl_bound
+
+    xbar = xs.Crossbar(np.full((3, 4), 1e-4), r_wl=1.0, r_bl=1.0)
+    sol = xs.solve(xbar, left=xs.Drive(np.array([0.3, 0.2, 0.1])), bottom=xs.Drive(0.0, r=100.0))
+    nodes = TerminalNodes(sol.network)
+    M, N = sol.network.shape
+    gnode = (np.ones((M, N, 1)), np.ones((N, M, 1)))
+    r = (np.zeros((M, N, 1)), np.zeros((N, M, 1)))
+
+    def absmax(F):
+        return max(float(np.max(np.abs(a))) for a in F)
+
+    assert kcl_bound(1e-10, 1e-3, 1.0, 1.0) < 1e-12
+    assert bool(np.all(nodes.kcl_met(r, absmax, 1e-10, 1e-3, 1.0, gnode)))
+    for layer, (L, n) in ((0, (M, N)), (1, (N, M))):
+        for line, i in ((0, 0), (L - 1, n - 1), (L // 2, 1)):
+            r[layer][line, i, 0] = 1e-9
+            assert not bool(np.any(nodes.kcl_met(r, absmax, 1e-10, 1e-3, 1.0, gnode))), (layer, line, i)
+            r[layer][line, i, 0] = 0.0

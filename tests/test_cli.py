@@ -179,6 +179,14 @@ def test_options_shared_between_commands_have_one_name():
 
 # cache ----------------------------------------------------------------------
 
+@pytest.fixture
+def no_numba_cache_dir(monkeypatch):
+    """For tests whose fake folder stands for this process's cache: a
+    NUMBA_CACHE_DIR naming another made ``--clear`` refuse (a run of the
+    suite with it set failed them: found by review)."""
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+
+
 def _fake_cache(folder, sources):
     """A cache folder as Numba and xbarsim leave it: index and data files of
     two kernels, a .pyc beside them, and the digest stamp of `sources`."""
@@ -209,16 +217,12 @@ def test_cache_report_counts_the_cached_kernels_and_checks_their_stamp(tmp_path)
     assert cache_report(str(tmp_path / "none"), str(sources)).files == 0
 
 
-def test_cache_clear_deletes_the_kernels_only_and_keeps_the_folder_stamped(tmp_path, monkeypatch, capsys):
+def test_cache_clear_deletes_the_kernels_only_and_keeps_the_folder_stamped(tmp_path, no_numba_cache_dir, monkeypatch, capsys):
     """``xbarsim cache --clear`` on this process's cache folder (here a fake
     one: the real one holds the compiled kernels the other tests load)."""
     from xbarsim._kernel_cache import STAMP, _source_digest
     from xbarsim.kernels import config
 
-    # the fake folder stands for this process's cache: a NUMBA_CACHE_DIR naming
-    # another made --clear refuse (a run of the suite with it set failed here:
-    # found by review)
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     folder = tmp_path / "c"
     _fake_cache(folder, config._FOLDER)
     monkeypatch.setattr(config, "_CACHE_FOLDER", str(folder))
@@ -271,17 +275,13 @@ def test_kernels_saved_after_a_clear_by_a_running_process_are_kept_by_the_next_i
     assert cache_cmd.cache_report(str(folder)) == (config.CACHE, str(folder), 2, 20, True)
 
 
-def test_cache_report_names_the_stale_kernels_dropped_as_xbarsim_loaded(tmp_path, monkeypatch, capsys):
+def test_cache_report_names_the_stale_kernels_dropped_as_xbarsim_loaded(tmp_path, no_numba_cache_dir, monkeypatch, capsys):
     """Importing the kernels drops a cache compiled from other sources, and
     the report then said "0 files; compiled from the installed sources" of a
     cache it had just emptied (found by review)."""
     from xbarsim import _kernel_cache
     from xbarsim.kernels import config
 
-    # the fake folder stands for this process's cache: a NUMBA_CACHE_DIR naming
-    # another made --clear refuse (a run of the suite with it set failed here:
-    # found by review)
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     folder = tmp_path / "c"
     _fake_cache(folder, config._FOLDER)
     (folder / _kernel_cache.STAMP).write_text("another digest\n")
@@ -310,14 +310,10 @@ def test_cache_clear_of_a_folder_it_may_not_write_says_so(tmp_path, monkeypatch,
         cache_cmd.clear_cache(str(tmp_path / "c"))
 
 
-def test_cache_clear_with_caching_turned_off_clears_what_earlier_runs_left(tmp_path, monkeypatch, capsys):
+def test_cache_clear_with_caching_turned_off_clears_what_earlier_runs_left(tmp_path, no_numba_cache_dir, monkeypatch, capsys):
     from xbarsim import _kernel_cache
     from xbarsim.kernels import config
 
-    # the fake folder stands for this process's cache: a NUMBA_CACHE_DIR naming
-    # another made --clear refuse (a run of the suite with it set failed here:
-    # found by review)
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     _fake_cache(tmp_path / "c", config._FOLDER)
     monkeypatch.setattr(config, "_CACHE_FOLDER", None)
     monkeypatch.setattr(config, "CACHE", False)
@@ -1383,21 +1379,17 @@ def test_seed_bound_is_exclusive():
         seed_arg(str(SEED_LIMIT))
 
 
-def test_cache_sizes_are_in_mebibytes(tmp_path, monkeypatch, capsys):
-    """3 MiB of kernels read "3.0 MiB" (megabytes, 3.1, under the MiB name
-    before); a fake cache of a few kB read 0.0 either way."""
-    from xbarsim._kernel_cache import STAMP, _source_digest
+def test_cache_sizes_are_in_mebibytes(tmp_path, no_numba_cache_dir, monkeypatch, capsys):
+    """3 MiB of kernels read "3.0 MiB" (3.1, megabytes, under the MiB name
+    before); the fake cache of a few kB read 0.0 either way."""
     from xbarsim.kernels import config
 
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     folder = tmp_path / "c"
-    folder.mkdir()
-    with open(folder / "k.nbc", "wb") as fh:
-        fh.truncate(3 * 2**20)
-    (folder / "k.nbi").write_bytes(b"")
-    (folder / STAMP).write_text(_source_digest(config._FOLDER) + "\n")
+    _fake_cache(folder, config._FOLDER)  # 5150 bytes of kernels
+    with open(folder / "big.solve-1.py311.1.nbc", "wb") as fh:
+        fh.truncate(3 * 2**20 - 5150)
     monkeypatch.setattr(config, "_CACHE_FOLDER", str(folder))
     assert main(["cache"]) == 0
-    assert "2 files, 3.0 MiB; compiled from the installed sources" in capsys.readouterr().out
+    assert "5 files, 3.0 MiB; compiled from the installed sources" in capsys.readouterr().out
     assert main(["cache", "--clear"]) == 0
-    assert capsys.readouterr().out == f"deleted 2 cached-kernel files (3.0 MiB) from {folder}\n"
+    assert capsys.readouterr().out == f"deleted 5 cached-kernel files (3.0 MiB) from {folder}\n"

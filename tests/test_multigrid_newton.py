@@ -1152,6 +1152,18 @@ def test_the_callback_hears_every_newton_step_of_every_column(method):
     assert calls[-1][1] == sol.residual_history[-1]  # the accepted last step is heard
 
 
+# Found by mutation testing of the stopping criteria: each test below fails on
+# a mutant that every other test passed.
+
+
+def _small_read():
+    """A solved 3 x 4 read (1 ohm wires, 100 ohm sense ends, 1e-2 S: stronger
+    than any device) whose network the stopping tests below probe with
+    residuals of their own."""
+    return xs.solve(xs.Crossbar(np.full((3, 4), 1e-4), r_wl=1.0, r_bl=1.0),
+                    left=xs.Drive(np.array([0.3, 0.2, 0.1])), bottom=xs.Drive(0.0, r=100.0))
+
+
 def test_the_per_node_kirchhoff_test_fails_when_any_single_node_is_out_of_balance():
     """`TerminalNodes.kcl_met` with per-node conductances (Newton's stopping
     test, `_node_conductances`) is met only when EVERY node's imbalance is
@@ -1162,8 +1174,7 @@ def test_the_per_node_kirchhoff_test_fails_when_any_single_node_is_out_of_balanc
     testing)."""
     from xbarsim._pcg import TerminalNodes, kcl_bound
 
-    xbar = xs.Crossbar(np.full((3, 4), 1e-4), r_wl=1.0, r_bl=1.0)
-    sol = xs.solve(xbar, left=xs.Drive(np.array([0.3, 0.2, 0.1])), bottom=xs.Drive(0.0, r=100.0))
+    sol = _small_read()
     nodes = TerminalNodes(sol.network)
     M, N = sol.network.shape
     gnode = (np.ones((M, N, 1)), np.ones((N, M, 1)))
@@ -1179,10 +1190,6 @@ def test_the_per_node_kirchhoff_test_fails_when_any_single_node_is_out_of_balanc
             r[layer][line, i, 0] = 1e-9
             assert not bool(np.any(nodes.kcl_met(r, absmax, 1e-10, 1e-3, 1.0, gnode))), (layer, line, i)
             r[layer][line, i, 0] = 0.0
-
-
-# Found by mutation testing of the stopping criteria: each test below fails on
-# a mutant that every other test passed.
 
 
 def test_multigrid_newton_richardson_exit_stays_inside_the_voltage_bound():
@@ -1229,8 +1236,7 @@ def test_the_kirchhoff_test_checks_nodes_of_terminals_stronger_than_any_device()
     met. Dropping that check passed any imbalance at a strong terminal."""
     from xbarsim._pcg import TerminalNodes, kcl_bound
 
-    xbar = xs.Crossbar(np.full((3, 4), 1e-4), r_wl=1.0, r_bl=1.0)
-    sol = xs.solve(xbar, left=xs.Drive(np.array([0.3, 0.2, 0.1])), bottom=xs.Drive(0.0, r=100.0))
+    sol = _small_read()
     nodes = TerminalNodes(sol.network)
     M, N = sol.network.shape
     r = (np.zeros((M, N, 1)), np.zeros((N, M, 1)))
@@ -1259,8 +1265,7 @@ def test_newtons_per_node_kirchhoff_test_holds_itol_per_tol():
     from xbarsim._newton import _Conductances, _kirchhoff_met
     from xbarsim._pcg import ITOL_PER_TOL, TerminalNodes, end_currents, segment_gmax
 
-    xbar = xs.Crossbar(np.full((3, 4), 1e-4), r_wl=1.0, r_bl=1.0)
-    sol = xs.solve(xbar, left=xs.Drive(np.array([0.3, 0.2, 0.1])), bottom=xs.Drive(0.0, r=100.0))
+    sol = _small_read()
     net = sol.network
     M, N = net.shape
     v_wl = np.asarray(sol.v_wl, dtype=float).reshape(M, N, 1)

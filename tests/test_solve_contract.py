@@ -73,6 +73,18 @@ WIRE_CLASH = r"both ends are ideal \(0 ohm\) drives joined by ideal \(0 ohm\) wi
 NODE_CLASH = r"both ends are ideal \(0 ohm\) drives on the line's one node"
 
 
+def _forbid_solvers(monkeypatch, check):
+    """Make any solver that starts fail the test: `check` had to refuse first."""
+    import xbarsim._direct
+    import xbarsim._pcg
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError(f"the solve started computing before {check}")
+
+    monkeypatch.setattr(xbarsim._direct, "solve_direct", no_compute)
+    monkeypatch.setattr(xbarsim._pcg, "solve_pcg", no_compute)
+
+
 @pytest.mark.parametrize("method", METHODS)
 class TestSolveContract:
     # ------------------------------------------------------------------ exact
@@ -531,16 +543,10 @@ class TestSolveContract:
     # ----------------------------------------------------------------- memory
 
     def test_memory_limit_raises_before_compute(self, method, monkeypatch):
-        import xbarsim._direct
         import xbarsim._memory
-        import xbarsim._pcg
-
-        def no_compute(*args, **kwargs):
-            raise AssertionError("the solve started computing before the memory check")
 
         monkeypatch.setattr(xbarsim._memory, "available_bytes", lambda: 1024)
-        monkeypatch.setattr(xbarsim._direct, "solve_direct", no_compute)
-        monkeypatch.setattr(xbarsim._pcg, "solve_pcg", no_compute)
+        _forbid_solvers(monkeypatch, "the memory check")
         with pytest.raises(xs.MemoryLimitError) as info:
             _solve(_read_circuit(4, 4), method)
         assert isinstance(info.value, xs.XbarsimError)
@@ -1717,9 +1723,6 @@ def test_a_warm_start_holding_nan_is_refused_before_the_solve(method, monkeypatc
     """x0 with a NaN node voltage is a ParameterError naming x0, raised before any solver runs."""
     import dataclasses
 
-    import xbarsim._direct
-    import xbarsim._pcg
-
     xbar = xs.Crossbar(np.full((4, 3), 2e-4), r_wl=1.0, r_bl=1.0)
     drives = dict(left=xs.Drive(np.linspace(0.1, 0.2, 4)), bottom=xs.Drive(0.0))
     sol = xs.solve(xbar, method=method, **drives)
@@ -1727,11 +1730,7 @@ def test_a_warm_start_holding_nan_is_refused_before_the_solve(method, monkeypatc
     v[1, 1] = np.nan
     bad = dataclasses.replace(sol, v_wl=v)
 
-    def no_compute(*args, **kwargs):
-        raise AssertionError("the solve started before x0 was checked")
-
-    monkeypatch.setattr(xbarsim._direct, "solve_direct", no_compute)
-    monkeypatch.setattr(xbarsim._pcg, "solve_pcg", no_compute)
+    _forbid_solvers(monkeypatch, "x0 was checked")
     with pytest.raises(xs.ParameterError, match="x0 holds NaN or inf node voltages"):
         xs.solve(xbar, method=method, x0=bad, **drives)
 

@@ -951,7 +951,8 @@ def test_program_tile_samples_the_documented_law(small):
     assert np.ptp(small.kappa_read * dr) > 5 * s.max()  # the read drop matters on this tile
 
     # the mean of every device, own error and drift together
-    g, stuck = small.program_tile(np.broadcast_to(t, (n,) + t.shape), np.random.default_rng(5), failures=False)
+    stack = np.broadcast_to(t, (n,) + t.shape)  # one tile programmed n times
+    g, stuck = small.program_tile(stack, np.random.default_rng(5), failures=False)
     assert not stuck.any()
     dm, ds = small.drift_mean_std(t)
     (mu1, v1), (mu2, v2) = _quantile_moments(small.own_z), _quantile_moments(small.drift_z)
@@ -962,7 +963,7 @@ def test_program_tile_samples_the_documented_law(small):
     # the own error alone (no drift): its standardised residuals follow own_z
     quiet = dataclasses.replace(small, drift_mean_coef=np.zeros_like(small.drift_mean_coef),
                                 drift_var_coef=np.zeros_like(small.drift_var_coef))
-    g, _ = quiet.program_tile(np.broadcast_to(t, (n,) + t.shape), np.random.default_rng(6), failures=False)
+    g, _ = quiet.program_tile(stack, np.random.default_rng(6), failures=False)
     z = ((g / t - 1.0 - m - small.kappa_read * dr) / s).ravel()
     q = small.own_z
     assert z.min() >= q[0] - 1e-9 and z.max() <= q[-1] + 1e-9

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import warnings
 
@@ -830,6 +831,30 @@ def test_a_floating_line_held_by_devices_double_precision_cannot_see_is_refused(
     np.testing.assert_allclose(sol.v_bl, exact.v_bl, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["direct", "pcg"])  # mg refuses ideal segments
+def test_a_floating_line_of_partly_ideal_wire_counts_its_merged_nodes(method):
+    """Word line 1 floats on [0, 1, 0] ohm wire: two pairs of nodes, each
+    joined by an ideal segment, meet across one 1 ohm segment. Held by
+    1e-30 S devices it is as invisible as on all-resistive wire, and is
+    refused before any compute (node by node, the nodes between two ideal
+    segments met no wire and passed: direct then called the matrix singular
+    without naming the line, pcg raised "this is a bug"; found by a
+    mutation audit). 1e-13 S devices solve, to the 40-digit answer."""
+    g = np.full((3, 4), 1e-4)
+    r_wl = np.zeros((3, 3))
+    r_wl[1, 1] = 1.0
+    drives = dict(left=xs.Drive(np.array([0.2, 0.3, 0.1]), floating=np.array([False, True, False])),
+                  bottom=xs.Drive(0.0))
+    for g_weak in (1e-30, 1e-310):
+        g[1, :] = g_weak
+        with pytest.raises(xs.ParameterError, match=r"WL\[1\] floats .* Drive one end"):
+            xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=1.0), method=method, **drives)
+    g[1, :] = 1e-13
+    sol = xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=1.0), method=method, **drives)
+    exact = naive_solve(g, r_wl, 1.0, digits=40, **drives)
+    np.testing.assert_allclose(sol.v_wl, exact.v_wl, rtol=0, atol=1e-12)
+
+
 @pytest.mark.filterwarnings("ignore:g holds conductances up to")  # large g on purpose
 @pytest.mark.parametrize("method", ["direct", "pcg"])
 def test_devices_far_less_conductive_than_the_wires_stay_accurate(method):
@@ -1267,13 +1292,31 @@ def test_conductances_that_look_like_ohms_or_microsiemens_draw_a_warning():
 
 
 def test_a_matrix_singular_in_double_precision_is_a_parameter_error():
-    """A floating word line of 1e-12 S devices on 3e-14 ohm segments: the
-    direct solve raised SciPy's bare RuntimeError "Factor is exactly
-    singular" (found by review)."""
+    """A floating word line of 1e-12 to 1e-6 S devices on 3e-12 and 3e-13
+    ohm segments, ending in a 0.09 ohm one: the direct solve raised SciPy's
+    bare RuntimeError "Factor is exactly singular" (found by review). Its
+    last node's device is seen next to its wire, so `check_floating_ties`
+    passes it and the direct solver's own refusal answers."""
+    g = np.array([[1.95413234e-12, 0.0, 1.25842773e-06, 9.89263957e-09]])
+    r_wl = np.array([[3.48979312e-12, 3.45223103e-13, 8.80363484e-02]])
+    with pytest.raises(xs.ParameterError, match=r"singular in double precision .* Give 0 for wire segments"):
+        xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=0.0), method="direct",
+                 left=xs.Drive(np.array([0.7520179]), floating=np.array([True])),
+                 top=xs.Drive(np.array([0.33111749, -0.02520663, 0.03114395, 0.02479125]), r=1.0))
+
+
+def test_a_floating_line_whose_merged_nodes_hide_their_devices_is_refused_before_compute():
+    """The case that first reached SciPy's bare "Factor is exactly singular"
+    (found by review): word line 0 floats, its first three nodes joined by
+    ideal segments into one node of 2.3e-6 S of devices behind 2.6e13 S of
+    wire (3.9e-14 ohm), its last node 3.4e-8 S behind the same. Counted as
+    one node, no node's devices reach `FLOATING_TIE` of its wire, and the line
+    is refused by name before any compute (node by node, the ideal-wire nodes
+    met no wire and passed it on to the solver)."""
     g = np.array([[1.27580287e-12, 1.18822543e-11, 2.28731076e-06, 3.38129279e-08],
                   [4.25433271e-04, 1.54269849e-11, 5.15027930e-11, 3.51974701e-12]])
     r_wl = np.array([[0.0, 0.0, 3.86256354e-14], [2.96863190e-12, 3.43255812e-14, 4.27399680e-14]])
-    with pytest.raises(xs.ParameterError, match=r"singular in double precision .* Give 0 for wire segments"):
+    with pytest.raises(xs.ParameterError, match=r"WL\[0\] floats .*\(at best 8.8e-20\)\. Drive one end"):
         xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=0.0), method="direct",
                  left=xs.Drive(np.array([-0.89906124, 0.6472528]), floating=np.array([True, False])),
                  top=xs.Drive(np.array([0.98690051, -0.23433312, 0.13596306, -0.58132652]),
@@ -1770,3 +1813,92 @@ def test_a_refusal_names_one_more_non_finite_entry_past_the_first_three():
     g[1, 0] = np.nan
     with pytest.raises(xs.ParameterError, match=r"g holds NaN or inf at \[0, 0\], \[0, 1\], \[0, 2\] and 1 more"):
         xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+
+
+# Found by mutation testing of xbarsim/circuit.py: each test below fails on
+# a mutant that every other test let through.
+
+
+def test_a_floating_end_s_terminal_resistance_is_not_part_of_the_circuit():
+    """CIRCUIT.md: a floating end is an open circuit, its r and v no part of
+    the circuit. A 1e15 ohm r on a floating end of 1 ohm wire would be refused
+    as a driven terminal (dynamic range); floating, the circuit is the one with
+    no drive at that end."""
+    g = np.random.default_rng(3).uniform(1e-4, 5e-4, (6, 5))
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+    x = np.linspace(0.05, 0.2, 6)
+    open_end = xs.solve(xbar, left=xs.Drive(x), right=xs.Drive(0.3, r=1e15, floating=True),
+                        top=xs.Drive(0.0, r=np.full(5, 1e15), floating=np.ones(5, bool)), bottom=0.0,
+                        method="direct")
+    no_end = xs.solve(xbar, left=xs.Drive(x), bottom=0.0, method="direct")
+    np.testing.assert_allclose(open_end.i_out, no_end.i_out, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(open_end.v_wl, no_end.v_wl, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("r_term", [1e-4, 1e-6])
+def test_a_small_non_zero_terminal_resistance_is_not_taken_as_ideal(r_term):
+    """Only r = 0 pins a node (CIRCUIT.md): one 1 kohm device between a driver
+    and a sense terminal of r_term each is a series circuit,
+    I = V / (1e3 + 2 r_term), V(WL) = V - r_term I, V(BL) = r_term I."""
+    drives = xs.read_drives(np.array([0.5]), r_in=r_term, r_out=r_term)
+    sol = xs.solve(xs.Crossbar(np.array([[1e-3]])), **drives, method="direct")
+    i = 0.5 / (1e3 + 2 * r_term)
+    np.testing.assert_allclose(sol.i_out, [i], rtol=1e-13)
+    np.testing.assert_allclose(sol.v_bl[0, 0], r_term * i, rtol=1e-12)
+    np.testing.assert_allclose(sol.v_wl[0, 0], 0.5 - r_term * i, rtol=1e-13)
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg"])
+def test_a_line_driven_only_at_its_far_end_is_anchored(method):
+    """A word line driven at its right end only, or a bit line at its top end
+    only, reaches a driven terminal even with every device open: well posed
+    (CIRCUIT.md), the line sits at its drive and carries nothing."""
+    M, N = 3, 4
+    g = np.random.default_rng(5).uniform(1e-4, 5e-4, (M, N))
+    g[1, :] = 0.0
+    g[:, 2] = 0.0
+    wl_left = np.array([False, True, False])
+    bl_bottom = np.array([False, False, True, False])
+    drives = dict(left=xs.Drive(np.array([0.2, 0.0, 0.1]), floating=wl_left),
+                  right=xs.Drive(0.3, floating=~wl_left),
+                  top=xs.Drive(0.05, floating=~bl_bottom), bottom=xs.Drive(0.0, floating=bl_bottom))
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), **drives, method=method)
+    np.testing.assert_allclose(sol.v_wl[1], np.full(N, 0.3), rtol=1e-9)
+    np.testing.assert_allclose(sol.v_bl[:, 2], np.full(M, 0.05), rtol=1e-9)
+    ref = naive_solve(g, 1.0, 1.0, **drives)
+    np.testing.assert_allclose(sol.i_out, ref.i_out, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg"])
+def test_zero_drives_solve_to_zero(method):
+    """0 V on every driven end is a valid circuit whose answer is all zeros,
+    and a batch column of zeros solves to zeros beside a driven one."""
+    g = np.random.default_rng(2).uniform(1e-4, 5e-4, (4, 3))
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+    sol = xs.solve(xbar, left=0.0, bottom=0.0, method=method)
+    assert np.all(sol.v_wl == 0) and np.all(sol.v_bl == 0) and np.all(sol.i_out == 0)
+    x = np.zeros((4, 2))
+    x[:, 1] = np.linspace(0.1, 0.2, 4)
+    batch = xs.solve(xbar, left=x, bottom=0.0, method=method)
+    np.testing.assert_array_equal(batch.i_out[:, 0], np.zeros(3))
+    ref = naive_solve(g, 1.0, 1.0, left=xs.Drive(x[:, 1]), bottom=xs.Drive(0.0))
+    np.testing.assert_allclose(batch.i_out[:, 1], ref.i_out, rtol=1e-9)
+
+
+def test_drives_whose_total_current_overflows_double_precision_are_refused():
+    """16 x 16 devices of 0.5 S on ideal wires at 5e306 V: each bit line
+    carries 4e307 A (finite), but the array draws 6.4e308 A in all, beyond
+    double precision: refused before any compute (the bound counts the
+    M + N branches of a line, not one)."""
+    assert 16 * 16 * 0.5 * 5e306 > np.finfo(float).max
+    xbar = xs.Crossbar(np.full((16, 16), 0.5))
+    with pytest.raises(xs.ParameterError, match=r"beyond double precision's range"):
+        xs.solve(xbar, left=5e306, bottom=0.0, method="direct")
+
+
+@pytest.mark.parametrize("name, shape", [("r_wl", (4, 3)), ("r_bl", (5, 2))])
+def test_a_per_segment_wire_of_the_transposed_shape_is_refused_by_name(name, shape):
+    """g is 3 x 5: per segment, r_wl is (3, 4) and r_bl (2, 5) (CIRCUIT.md);
+    their transposes hold as many values and are refused all the same."""
+    with pytest.raises(xs.ParameterError, match=re.escape(f"{name} has shape {shape}; expected a scalar or")):
+        xs.Crossbar(np.full((3, 5), 1e-4), **{name: np.ones(shape)})

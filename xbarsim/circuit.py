@@ -833,7 +833,9 @@ ohm wire: SuperLU called the matrix singular, and pcg returned bit lines
 0.75 V off). 3e-16 still solved to 2e-14 V against a 40-digit solve; the
 limit keeps a factor 9 from the edge. Node by node, so a near-ideal strap
 elsewhere on the line (1e-12 ohm: it only merges two nodes) does not count
-against the devices of the other nodes."""
+against the devices of the other nodes; nodes joined by ideal (0 ohm)
+segments are one node, whose devices add up against the resistive segments
+at its two edges."""
 
 
 def check_floating_ties(xbar, ends):
@@ -868,21 +870,34 @@ def check_floating_ties(xbar, ends):
                 "those devices open (0 S).")
         if seg.shape[1] == 0:
             continue  # one node per line: no wire to hide the devices behind
+        # Ideal (0 ohm) segments merge nodes into one: the test is per merged
+        # node, its devices' sum against the resistive segments at its two
+        # edges (node by node, a node between two ideal segments met no wire,
+        # so any device passed: a floating line of [0, 1, 0] ohm wire held by
+        # 1e-30 S devices reached SuperLU's "singular" and pcg's "this is a
+        # bug"; found by a mutation audit).
+        n_lines, n_nodes = gl.shape
+        resistive = r > 0
         with np.errstate(divide="ignore"):
-            seg_g = np.where(r > 0, 1.0 / np.where(r > 0, r, 1.0), 0.0)  # ideal segments merge nodes: 0
-        wire = np.zeros(gl.shape)  # conductance of the resistive segments at each node
-        wire[:, 1:] += seg_g
-        wire[:, :-1] += seg_g
-        weak = ~np.any((gl >= FLOATING_TIE * wire) & (gl > 0), axis=1)
+            seg_g = np.where(resistive, 1.0 / np.where(resistive, r, 1.0), 0.0)
+        group = np.zeros(gl.shape, dtype=np.int64)  # merged node of each node, numbered along its line
+        group[:, 1:] = np.cumsum(resistive, axis=1)
+        flat = group + n_nodes * np.arange(n_lines)[:, None]  # unique over the lines
+        size = n_lines * n_nodes
+        dev = np.bincount(flat.ravel(), weights=gl.ravel(), minlength=size).reshape(gl.shape)
+        wire = (np.bincount(flat[:, :-1].ravel(), weights=seg_g.ravel(), minlength=size)  # left end of each
+                + np.bincount(flat[:, 1:].ravel(), weights=seg_g.ravel(), minlength=size)).reshape(gl.shape)
+        weak = ~np.any((dev >= FLOATING_TIE * wire) & (dev > 0), axis=1)  # numbers past a line's last: 0 S
         if weak.any():
             bad = lines[weak]
-            ratio = np.where(wire[weak] > 0, gl[weak] / np.where(wire[weak] > 0, wire[weak], 1.0), 0.0)
+            ratio = np.where(wire[weak] > 0, dev[weak] / np.where(wire[weak] > 0, wire[weak], 1.0), 0.0)
             k = int(np.argmin(np.max(ratio, axis=1)))
             raise ParameterError(
                 f"{_line_names(kind, bad)} {'floats' if bad.size == 1 else 'float'} (no driven end) and "
                 f"{'is' if bad.size == 1 else 'are'} held only by devices too weak for double precision to "
-                f"see next to their wires: on {kind}[{int(bad[k])}] no device reaches {FLOATING_TIE:.0e} of "
-                f"the wire conductance at its node (at best {np.max(ratio[k]):.2g}). Drive one end of the line "
+                f"see next to their wires: on {kind}[{int(bad[k])}] the devices of no node (nodes joined by 0 ohm "
+                f"segments count as one) reach {FLOATING_TIE:.0e} of the wire conductance at that node (at best "
+                f"{np.max(ratio[k]):.2g}). Drive one end of the line "
                 "(a resistive Drive), give it stronger devices, or make its wire ideal (0 ohm), which merges "
                 "its nodes exactly.")
 

@@ -574,3 +574,342 @@ def test_calibrate_png_bars_put_each_figure_under_its_label(tmp_path, monkeypatc
     C.plot(sim, meas, str(tmp_path / "c.png"), C.compare(sim, meas))
     assert bars["measured"] == pytest.approx([-0.589, meas["spread_window"], 0.5, 0.5])
     assert bars["simulated"] == pytest.approx([-0.134, meas["spread_window"], 0.52, 0.5])
+
+
+# Found by mutation testing of xbarsim/calibrate.py: each test below fails on
+# a mutant that every other test let through.
+
+
+def _known_programming(monkeypatch):
+    """Replace the write-verify kernel by a programming whose statistics are
+    known by construction; returns the list of calls it saw (targets, cfg,
+    seed). Two arrays, 8x8, in the order `simulate` passes:
+
+    * stuck: array 0 has its 1st device (in programming order) stuck near
+      LRS and its 2nd in HRS, array 1 its 1st and 2nd in HRS: p_stuck_lrs =
+      1/128, p_stuck_hrs = 3/128; each array's 6th device is working but did
+      not converge (read 50 % off its target);
+    * read after its own write-verify: +0.5 % off the target in array 0,
+      -0.5 % in array 1 (converged working devices): offset mean 0, window
+      std 0.5 % (ddof=1 over 122 devices);
+    * the read of device q after k later devices: its own read - k uS - 1 uS
+      in array 0, + 1 uS in array 1 (mean -k uS, std 1 uS, ddof=1); the
+      stuck devices drift +20 uS (not counted), and device 10 drifts
+      +-50 uS after 5 later devices (beyond the cut, left out);
+    * pulses: 10 for each working device, 100 for each stuck one.
+    """
+    import xbarsim.programming as P
+
+    calls = []
+
+    def fake(targets, cfg, seed, order_pairs=None, track=False, final_read=True, progress=False, label=""):
+        calls.append((targets.copy(), cfg, seed))
+        n, M, N = targets.shape
+        r, c = order_pairs[:, 0], order_pairs[:, 1]
+        K = len(r)
+        stuck = np.zeros((n, M, N), np.int8)
+        stuck[0, r[0], c[0]], stuck[0, r[1], c[1]] = 1, 2
+        stuck[1, r[0], c[0]], stuck[1, r[1], c[1]] = 2, 2
+        converged = (stuck == 0).astype(np.uint8)
+        converged[:, r[5], c[5]] = 0
+        err = np.where(np.arange(n)[:, None, None] == 0, 0.005, -0.005) * np.ones((n, M, N))
+        err[converged == 0] = 0.5
+        own = targets * (1.0 + err)
+        own_o = own[:, r, c]
+        p, q = np.meshgrid(np.arange(K), np.arange(K))
+        trk = np.empty((n, K, K))
+        for t, shift in ((0, -1e-6), (1, 1e-6)):
+            trk[t] = own_o[t][:, None] - (p - q) * 1e-6 + shift
+            trk[t, :2, :] = own_o[t, :2][:, None] + 20e-6  # the stuck ones
+        trk[0, 10, 15] = own_o[0, 10] + 50e-6
+        trk[1, 10, 15] = own_o[1, 10] - 50e-6
+        pulses = np.where(stuck == 0, 10, 100).astype(np.int32)
+        return dict(read_after_own=own, converged=converged, stuck=stuck, track=trk, pulses=pulses,
+                    fails=np.zeros(n, np.int64))
+
+    monkeypatch.setattr(P, "_program_batch", fake)
+    return calls
+
+
+def test_simulate_statistics_of_a_known_programming(monkeypatch):
+    """Each statistic of `simulate` on a programming whose figures are known
+    (`_known_programming`): drift of working devices only, k later devices
+    on, the cut applied, sample stds; the stuck rates by kind; the offset
+    and window spread of converged working devices as read / target - 1."""
+    _known_programming(monkeypatch)
+    sim = C.simulate(n_arrays=2, seed=0)
+    k = C.DRIFT_EVENTS
+    n_samples = 2 * (64 - k - 2)  # devices followed by k others, less the 2 stuck ones, in 2 arrays
+    n_samples[k == 5] -= 2  # the two beyond the cut
+    np.testing.assert_allclose(sim["drift_mean"], -k * 1e-6, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(sim["drift_std"], 1e-6 * np.sqrt(n_samples / (n_samples - 1)), rtol=1e-9)
+    np.testing.assert_allclose(sim["drift_cut_fraction"], np.where(k == 5, 2 / 114, 0.0), rtol=1e-12, atol=0)
+    assert sim["p_stuck_lrs"] == 1 / 128 and sim["p_stuck_hrs"] == 3 / 128
+    assert sim["converged_working"] == 122 / 124
+    assert sim["pulses_mean"] == 10.0 and sim["solver_failures"] == 0
+    assert sim["offset_mean"] == pytest.approx(0.0, abs=1e-9)
+    assert sim["spread_window"] == pytest.approx(0.5 * np.sqrt(122 / 121), rel=1e-9)
+
+
+def test_simulate_programs_the_measured_configuration_with_its_seed_and_wires(monkeypatch):
+    """The runs `simulate` programs are the measured ones (V/2, grounded
+    reads, column-major, 1 % band) on the wires it is given, with targets
+    uniform in the 100-500 uS window drawn from ``seed``, the seed also
+    handed to the programming."""
+    calls = _known_programming(monkeypatch)
+    C.simulate(n_arrays=2, seed=5, r_wire=0.5)
+    C.simulate(n_arrays=2, seed=5, r_wire=0.5)
+    C.simulate(n_arrays=2, seed=6)
+    (t5, cfg, s5), (t5b, _, _), (t6, cfg1, s6) = calls
+    assert (cfg.scheme.value, cfg.read_scheme.value, cfg.order.value, cfg.tolerance) == (
+        "V/2", "grounded", "column-major", 0.01)
+    assert cfg.r_wl == cfg.r_bl == 0.5 and cfg1.r_wl == cfg1.r_bl == 1.0
+    assert (s5, s6) == (5, 6)
+    np.testing.assert_array_equal(t5, t5b)
+    assert not np.any(t5 == t6)
+    assert 100e-6 <= t5.min() and t5.max() <= 500e-6 and t5.shape == (2, 8, 8)
+
+
+def test_measured_drift_max_is_the_largest_change_of_either_sign():
+    """The measured table's largest change is -39.99 uS (its largest rise,
+    39.64 uS, is smaller): the magnitude is the one the cut is set from."""
+    assert C.measured()["drift_max"] == pytest.approx(39.99e-6, abs=0.005e-6)
+
+
+def test_compare_reads_each_stuck_rate_from_its_own_kind():
+    """The p_stuck_lrs and p_stuck_hrs rows hold the simulation's rate of
+    their own kind (both inputs are 0.5 %, so a swap reads as a pass)."""
+    meas = C.measured()
+    sim = {**meas, "p_stuck_lrs": 0.004, "p_stuck_hrs": 0.009, "spread_fit": (0.0, 0.0)}
+    rows = {r[0]: r for r in C.compare(sim, meas)}
+    assert rows["p_stuck_lrs"][1:3] == (0.004, 0.005) and rows["p_stuck_lrs"][4]
+    assert rows["p_stuck_hrs"][1:3] == (0.009, 0.005) and not rows["p_stuck_hrs"][4]
+
+
+def _rows(**ratios):
+    """`compare`-like rows, every ratio 1 (loss 0) but those given."""
+    meas = C.measured()
+    rows = C.compare(meas, meas)
+    return [(r[0], r[1] * ratios.get(r[0], 1.0), r[2], r[3] * ratios.get(r[0], 1.0),
+             bool(abs(r[3] * ratios.get(r[0], 1.0) - 1) <= 0.3)) for r in rows]
+
+
+def test_the_fit_loss_weighs_each_row_as_documented():
+    """`_loss`: squared log ratios, the drift mean at k = 1 at weight 0.3,
+    the slope row and the stuck rates (unless asked for) left out, a ratio
+    <= 0 at 10 times its weight."""
+    e2 = np.e ** 2
+    assert C._loss(_rows()) == 0.0
+    assert C._loss(_rows(**{"drift_std_uS[k=7]": e2})) == pytest.approx(4.0)
+    assert C._loss(_rows(**{"drift_std_uS[k=7]": 1 / e2})) == pytest.approx(4.0)
+    assert C._loss(_rows(**{"drift_mean_uS[k=1]": np.e})) == pytest.approx(0.3)
+    assert C._loss(_rows(**{"drift_mean_uS[k=11]": np.e})) == pytest.approx(1.0)
+    assert C._loss(_rows(**{"spread_slope_pct_per_uS": 5.0})) == 0.0
+    assert C._loss(_rows(p_stuck_lrs=np.e)) == 0.0
+    assert C._loss(_rows(p_stuck_lrs=np.e), include_failures=True) == pytest.approx(1.0)
+    assert C._loss(_rows(offset_mean_pct=-1.0)) == pytest.approx(10.0)
+    assert C._loss(_rows(**{"drift_mean_uS[k=1]": -1.0})) == pytest.approx(3.0)
+
+
+def test_fit_keeps_each_parameters_sign_and_simulates_its_seed(monkeypatch):
+    """The fit moves each parameter on a log scale with its sign kept (the
+    preset's relax_drift is negative) and simulates the arrays of its own
+    ``seed`` at every evaluation."""
+    import warnings
+
+    seeds, devices = [], []
+
+    def fake_simulate(dev, **kw):
+        seeds.append(kw["seed"])
+        devices.append(dev)
+        return dev
+
+    monkeypatch.setattr(C, "simulate", fake_simulate)
+    monkeypatch.setattr(C, "compare", lambda dev, meas: dev)
+    monkeypatch.setattr(C, "_loss", lambda dev: float(sum(
+        (np.log(abs(getattr(dev, p))) - np.log(abs(getattr(xs.presets.TIO2, p))) - 0.2) ** 2
+        for p in C.FIT_PARAMETERS)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        dev, loss = C.fit(n_arrays=2, seed=7, maxiter=200)
+    assert set(seeds) == {7}
+    assert all(np.sign(getattr(d, p)) == np.sign(getattr(xs.presets.TIO2, p))
+               for d in devices for p in C.FIT_PARAMETERS)
+    assert xs.presets.TIO2.relax_drift < 0 and dev.relax_drift == pytest.approx(
+        xs.presets.TIO2.relax_drift * np.exp(0.2), rel=1e-2)
+    assert loss < 1e-3
+
+
+def test_run_evaluates_the_fitted_model(tmp_path, monkeypatch):
+    """After --fit, the figures written are those of the fitted device (the
+    one whose parameters the summary records), not the preset's."""
+    import json
+    from dataclasses import replace
+
+    fitted = replace(xs.presets.TIO2, read_noise=2 * xs.presets.TIO2.read_noise)
+    monkeypatch.setattr(C, "fit", lambda *a, **k: (fitted, 0.5))
+    seen = []
+    meas = C.measured()
+
+    def fake_simulate(dev, **kw):
+        seen.append(dev)
+        sim = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in meas.items()}
+        sim.update(drift_cut_fraction=np.zeros(30), spread_fit=(-5e-4, 0.75), pulses_mean=15.0,
+                   converged_working=1.0, solver_failures=0, n_arrays=2, r_wire=1.0)
+        return sim
+
+    monkeypatch.setattr(C, "simulate", fake_simulate)
+    summary = C.run(str(tmp_path / "o"), do_fit=True, n_arrays=2, fit_arrays=2, fit_iter=1, verbose=False)
+    assert seen == [fitted]
+    assert summary["parameters"]["read_noise"] == 2 * xs.presets.TIO2.read_noise
+    assert json.loads((tmp_path / "o" / "calibration.json").read_text())["parameters"]["read_noise"] == \
+        2 * xs.presets.TIO2.read_noise
+
+
+def _plotted(monkeypatch, tmp_path, sim, meas, rows):
+    """Every line `plot` draws, as {label: (x, y)}, and every band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.axes import Axes
+
+    lines, bands, titles = {}, {}, []
+    real_plot, real_fill, real_title = Axes.plot, Axes.fill_between, Axes.set_title
+
+    def plot(self, *args, label=None, **kw):
+        xy = [a for a in args if not isinstance(a, str)]
+        lines.setdefault(label, []).append(tuple(np.asarray(v, dtype=float) for v in xy))
+        return real_plot(self, *args, label=label, **kw)
+
+    def fill(self, x, y1, y2=0, *a, label=None, **kw):
+        bands[label] = (np.asarray(x, float), np.asarray(y1, float), np.asarray(y2, float))
+        return real_fill(self, x, y1, y2, *a, label=label, **kw)
+
+    monkeypatch.setattr(Axes, "plot", plot)
+    monkeypatch.setattr(Axes, "fill_between", fill)
+    monkeypatch.setattr(Axes, "set_title", lambda self, text, *a, **kw: titles.append(text) or real_title(
+        self, text, *a, **kw))
+    C.plot(sim, meas, str(tmp_path / "c.png"), rows)
+    return lines, bands, titles
+
+
+def test_calibrate_png_curves_put_each_figure_under_its_label(tmp_path, monkeypatch):
+    """The drift panel: "measured mean" is the measured curve, "simulated
+    mean" the simulation's, the band +-30 % of the measured one; the spread
+    panel's simulated points are the simulated bins; in the ratio panels the
+    misses are the red crosses and the hits the green dots."""
+    meas = C.measured()
+    sim = {**meas, "drift_mean": 0.5 * meas["drift_mean"], "spread": 1.1 * meas["spread"],
+           "spread_fit": (1e-3, 0.35), "drift_cut_fraction": np.zeros(30), "n_arrays": 2, "r_wire": 1.0}
+    rows = C.compare(sim, meas)
+    lines, bands, titles = _plotted(monkeypatch, tmp_path, sim, meas, rows)
+    np.testing.assert_allclose(lines["measured mean"][0][1], meas["drift_mean"] * 1e6)
+    np.testing.assert_allclose(lines["simulated mean"][0][1], 0.5 * meas["drift_mean"] * 1e6)
+    x, lo, hi = bands["measured mean ±30 %"]
+    np.testing.assert_allclose(lo, 0.7 * meas["drift_mean"] * 1e6)
+    np.testing.assert_allclose(hi, 1.3 * meas["drift_mean"] * 1e6)
+    np.testing.assert_allclose(lines["simulated (bins of target)"][0][1], 1.1 * C.published_spread(C.TUNING_G))
+    # ratio panels: drift means at 0.5 x are misses, the rest (at 1.0 x, spreads at 1.1 x) hits
+    miss_y = np.concatenate([xy[1] for xy in lines["miss"]])
+    hit_y = np.concatenate([xy[1] for xy in lines["within ±30 %"]])
+    assert np.all(np.abs(miss_y - 1) > 0.3) and np.all(np.abs(hit_y - 1) <= 0.3 + 1e-12)
+    assert np.count_nonzero(miss_y == 0.5) == 30  # the 30 drift means
+    # the reproduced figures only (the stuck rates are model inputs): 67, of which all but the 30 means within
+    assert any("37 of 67 within" in t for t in titles), titles
+    assert len(miss_y) + len(hit_y) == 67
+
+
+def test_attribution_switches_off_the_documented_parts(monkeypatch):
+    """Each row simulates the model with its parts off (no relaxation:
+    relax_fast, relax_sigma, relax_drift 0; disturb only: read noise 0 too;
+    no disturb: v_sub tiny, the rest as given) on the same arrays; only the
+    "all" row is taken from ``full``."""
+    seen = {}
+
+    def fake_simulate(dev, n_arrays, seed, progress, label):
+        seen[label] = (dev, n_arrays, seed)
+        v = 1e-6 * len(seen)  # a figure of its own for each simulation
+        return dict(drift_mean=np.full(30, -v), drift_std=np.full(30, v))
+
+    monkeypatch.setattr(C, "simulate", fake_simulate)
+    full = dict(drift_mean=-9e-6 * np.arange(1, 31), drift_std=9e-6 * np.arange(1, 31))
+    out = C.attribution(n_arrays=3, seed=4, events=(1, 30), full=full)
+    base = xs.presets.TIO2
+    np.testing.assert_allclose(out["all"][0], [-9.0, -270.0])
+    np.testing.assert_allclose(out["all"][1], [9.0, 270.0])
+    assert len(seen) == 3 and all(n == 3 and s == 4 for _, n, s in seen.values())
+    dev = {label.split(": ", 1)[1]: d for label, (d, _, _) in seen.items()}
+    nr = dev["disturb + read noise (no relaxation)"]
+    assert (nr.relax_fast, nr.relax_sigma, nr.relax_drift, nr.read_noise, nr.v_sub) == (
+        0.0, 0.0, 0.0, base.read_noise, base.v_sub)
+    do = dev["disturb only"]
+    assert (do.relax_fast, do.relax_sigma, do.relax_drift, do.read_noise, do.v_sub) == (0.0, 0.0, 0.0, 0.0, base.v_sub)
+    nd = dev["relaxation + read noise (no disturb)"]
+    assert nd.v_sub == 1e-3 and nd.v_sub < base.v_sub and (nd.relax_fast, nd.read_noise) == (
+        base.relax_fast, base.read_noise)
+    for name in ("disturb + read noise (no relaxation)", "disturb only", "relaxation + read noise (no disturb)"):
+        assert not np.allclose(out[name][0], out["all"][0])
+
+
+def test_simulate_refuses_an_array_of_exactly_30_devices(monkeypatch):
+    """No device of a 30-device array is followed by 30 others: refused
+    like 16 (its k = 30 statistics were NaN)."""
+    import xbarsim.programming as P
+
+    monkeypatch.setattr(P, "_program_batch", lambda *a, **k: pytest.fail("simulated before refusing"))
+    with pytest.raises(xs.ParameterError, match=r"shape = \(5, 6\): 30 devices; the drift is compared up to k = 30"):
+        C.simulate(n_arrays=2, shape=(5, 6))
+
+def test_simulate_refuses_a_device_whose_window_misses_the_measured_targets(monkeypatch):
+    """The measured runs programmed targets uniform in 100-500 uS, which
+    `simulate` draws whatever the device's window; a device that cannot hold
+    them is refused before any work (a 100-300 uS window returned NaN
+    spreads with NumPy's warnings only), one that covers them is taken."""
+    calls = _known_programming(monkeypatch)
+    narrow = dataclasses.replace(xs.presets.TIO2, g_max=300e-6)
+    with pytest.raises(xs.ParameterError, match=r"window is 100-300 uS; the measured runs programmed targets "
+                                                r"uniform in 100-500 uS"):
+        C.simulate(narrow, n_arrays=2)
+    with pytest.raises(xs.ParameterError, match=r"window is 100-300 uS"):
+        C.fit(narrow, n_arrays=2, maxiter=1)
+    assert calls == []
+    wide = dataclasses.replace(xs.presets.TIO2, g_min=50e-6, g_max=600e-6)
+    C.simulate(wide, n_arrays=2, seed=5)
+    C.simulate(n_arrays=2, seed=5)
+    (t_wide, _, _), (t_preset, _, _) = calls
+    np.testing.assert_array_equal(t_wide, t_preset)  # the measured window's targets, not the device's
+
+
+def test_measured_refuses_a_table_of_fractional_event_counts(tmp_path, monkeypatch):
+    """A damaged row "1.5" was counted at event count 1."""
+    from importlib import resources
+
+    text = resources.files("xbarsim").joinpath("data", "tio2", "neighbour_drift.csv").read_text()
+    lines = text.splitlines()
+    head, first = lines[0], lines[1].split(",")
+    first[0] = str(float(first[0]) + 0.5)
+    (tmp_path / "neighbour_drift.csv").write_text("\n".join([head, ",".join(first)] + lines[2:]) + "\n")
+    monkeypatch.setattr(C, "_data_path", lambda name: tmp_path / name)
+    with pytest.raises(xs.XbarsimError, match=r"neighbour_drift.csv, is missing or damaged \(event counts must be "
+                                              r"whole numbers\)"):
+        C.measured()
+
+
+def test_calibrate_png_spread_band_and_title_follow_the_tolerance_and_shape(tmp_path, monkeypatch):
+    """The spread panel's band is +-REL_TOL of the published spread, and the
+    title names the simulated arrays' shape."""
+    import matplotlib.figure
+
+    meas = C.measured()
+    sim = {**meas, "spread_fit": (1e-3, 0.35), "drift_cut_fraction": np.zeros(30), "n_arrays": 2,
+           "r_wire": 1.0, "shape": (6, 7)}
+    suptitles = []
+    real = matplotlib.figure.Figure.suptitle
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle",
+                        lambda self, t, *a, **k: suptitles.append(t) or real(self, t, *a, **k))
+    monkeypatch.setattr(C, "REL_TOL", 0.2)
+    lines, bands, titles = _plotted(monkeypatch, tmp_path, sim, meas, None)
+    g, lo, hi = bands["published ±20 %"]
+    np.testing.assert_allclose(lo, 0.8 * C.published_spread(g))
+    np.testing.assert_allclose(hi, 1.2 * C.published_spread(g))
+    assert "2 simulated 6x7 arrays" in suptitles[0], suptitles

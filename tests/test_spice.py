@@ -11,6 +11,7 @@ skip with a reason when it is absent; the netlist and error tests run anyway.
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -638,3 +639,105 @@ def test_floating_line_rounding_is_set_by_the_lowest_resistance_segment():
                                        bottom=xs.Drive(0.0))
     assert est == pytest.approx(np.finfo(float).eps * 0.2 / (0.01 * 3e-4), rel=1e-12)
     assert spice.floating_line_rounding(xbar, **xs.read_drives(np.array([0.2, 0.1]))) == 0.0
+
+
+# Found by mutation testing of xbarsim/spice.py: each test below fails on a mutant
+# that every other test let through.
+
+
+def test_a_tiny_wire_segment_is_a_resistor_not_a_merged_node():
+    """Only r = 0 merges nodes (docs/CIRCUIT.md, "Wires"): a 1 micro-ohm word-line
+    segment and a 0.1 milli-ohm bit-line segment are resistors of that value."""
+    xbar = xs.Crossbar(np.full((2, 2), 1e-4), r_wl=np.array([[1e-6], [0.0]]), r_bl=np.array([[1e-4, 0.0]]))
+    elements = _element_lines(write_netlist(xbar, left=xs.Drive([0.2, 0.1]), bottom=xs.Drive(0.0)))
+    assert "R_wl_0_0 wl_0_0 wl_0_1 1e-06" in elements
+    assert "R_bl_0_0 bl_0_0 bl_1_0 0.0001" in elements
+    assert not any(ln.startswith(("R_wl_1_0", "R_bl_0_1")) for ln in elements)  # the ideal ones are merged
+    assert "R_d_1_0 wl_1_0 bl_1_0 10000.0" in elements and "R_d_1_1 wl_1_0 bl_0_1 10000.0" in elements
+
+
+def _raw(names, flags="real", points=1):
+    head = (f"Title: t\nDate: d\nPlotname: Operating Point\nFlags: {flags}\nNo. Variables: {len(names)}\n"
+            f"No. Points: {points}\nVariables:\n" + "".join(f"\t{k}\t{n}\tx\n" for k, n in enumerate(names))
+            + "Binary:\n")
+    return head.encode() + np.arange(1.0, 1.0 + len(names) * points).tobytes()
+
+
+def test_parse_raw_reads_branch_currents_and_refuses_anything_but_one_real_point():
+    """Source currents come as ``i(v1)`` or, in other ngspice versions, ``v1#branch``;
+    a complex or multi-point file is not an operating point."""
+    volts, amps = spice._parse_raw(_raw(["v(a)", "v1#branch", "i(v2)", "b"]), "test")
+    assert volts == {"a": 1.0, "b": 4.0} and amps == {"v1": 2.0, "v2": 3.0}
+    for kw in (dict(flags="complex"), dict(points=2)):
+        with pytest.raises(xs.SpiceError, match="expected one real operating point"):
+            spice._parse_raw(_raw(["v(a)", "i(v1)"], **kw), "test")
+
+
+@needs_ngspice
+def test_a_title_that_names_a_failure_is_not_read_as_one():
+    """ngspice echoes the title ("Circuit: ..."): a title holding 'error' or
+    'aborted' must not make a clean run a failure."""
+    xbar, drives = SMALL
+    got = run_ngspice(xbar, **drives, title="error budget, singular matrix test, aborted run")
+    np.testing.assert_array_equal(got.i_out, run_ngspice(xbar, **drives).i_out)
+
+
+@needs_ngspice
+@pytest.mark.parametrize("note", ["Note: Starting transient op", "Warning: timestep too small", "simulation aborted"])
+def test_an_operating_point_ngspice_reached_by_a_fallback_is_refused(tmp_path, monkeypatch, note):
+    """ngspice falls back to a transient run and still writes a result, exit 0:
+    the markers of that in its output make it a failure though the raw file
+    is there and readable."""
+    real = shutil.which(spice._executable())
+    monkeypatch.setattr(spice, "NGSPICE", _fake_ngspice(tmp_path, f"'{real}' \"$@\" || exit $?\necho '{note}'"))
+    xbar, drives = SMALL
+    marker = note.split(": ")[-1].replace("Starting ", "").replace("simulation ", "").lower()
+    with pytest.raises(xs.SpiceError, match=f"output reports '{marker}'"):
+        run_ngspice(xbar, **drives)
+
+
+@needs_ngspice
+def test_zero_currents_are_positive_zero_as_in_solve():
+    """Column 0 drives nothing and bit line 1 floats at its bottom: their
+    currents are +0.0, as xs.solve gives them (no -0.0)."""
+    xbar = xs.Crossbar(np.full((2, 2), 1e-4), r_wl=1.0, r_bl=1.0)
+    drives = dict(left=xs.Drive(np.array([[0.0, 0.2], [0.0, 0.1]])),
+                  bottom=xs.Drive(0.0, r=2.0, floating=np.array([False, True])))
+    ref = run_ngspice(xbar, **drives)
+    sol = xs.solve(xbar, **drives, method="direct")
+    assert ref.i_out[:, 0].tolist() == [0.0, 0.0] and ref.i_out[1].tolist() == [0.0, 0.0]
+    np.testing.assert_array_equal(np.signbit(ref.i_out), np.signbit(sol.i_out))
+    for end in ("left", "bottom"):
+        assert not np.signbit(ref.i_terminal[end][:, 0]).any(), end
+        np.testing.assert_array_equal(np.signbit(ref.i_terminal[end]), np.signbit(sol.i_terminal[end]))
+
+
+@needs_ngspice
+def test_a_batch_of_one_column_keeps_its_batch_dimension():
+    """Drive voltages (M, 1) make a batch of one: shapes (.., 1), as xs.solve's."""
+    xbar = xs.Crossbar(np.full((3, 2), 1e-4), r_wl=1.0, r_bl=1.0)
+    drives = dict(left=xs.Drive(np.array([[0.1], [0.2], [0.3]])), bottom=xs.Drive(0.0))
+    ref = run_ngspice(xbar, **drives)
+    sol = xs.solve(xbar, **drives, method="direct")
+    assert ref.v_wl.shape == ref.v_bl.shape == ref.i_device.shape == sol.v_wl.shape == (3, 2, 1)
+    assert ref.i_out.shape == sol.i_out.shape == (2, 1)
+    assert ref.i_terminal["left"].shape == (3, 1) and ref.i_terminal["bottom"].shape == (2, 1)
+    _assert_close(sol.i_out, ref.i_out, "i_out")
+
+
+def test_floating_line_rounding_passes_over_ideal_segments_and_reads_bit_lines_by_column():
+    """Ideal (0 ohm) segments are one node, not a zero-resistance ``g_wire``;
+    a floating line of ideal wire only is one node (0.0). A floating bit line is
+    held by the devices of its column: eps * drive / (r_min * sum of column)."""
+    eps = np.finfo(float).eps
+    g = np.full((2, 3), 1e-4)
+    float_wl1 = dict(left=xs.Drive([0.2, 0.0], floating=np.array([False, True])), bottom=xs.Drive(0.0))
+    xbar = xs.Crossbar(g, r_wl=np.array([[1.0, 1.0], [0.0, 0.5]]), r_bl=1.0)
+    assert spice.floating_line_rounding(xbar, **float_wl1) == pytest.approx(eps * 0.2 / (0.5 * 3e-4), rel=1e-12)
+    assert spice.floating_line_rounding(xs.Crossbar(g, r_wl=np.array([[1.0, 1.0], [0.0, 0.0]]), r_bl=1.0),
+                                        **float_wl1) == 0.0
+    g3 = np.array([[1e-4, 1e-5, 1e-4], [1e-4, 2e-5, 1e-4], [3e-4, 3e-5, 3e-4]])  # column 1 sums to 6e-5, row 1 to 2.2e-4
+    xbar3 = xs.Crossbar(g3, r_wl=1.0, r_bl=np.array([[1.0, 0.02, 1.0], [1.0, 0.5, 1.0]]))
+    est = spice.floating_line_rounding(xbar3, left=xs.Drive(0.3),
+                                       bottom=xs.Drive(0.0, floating=np.array([False, True, False])))
+    assert est == pytest.approx(eps * 0.3 / (0.02 * 6e-5), rel=1e-12)

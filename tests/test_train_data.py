@@ -184,3 +184,52 @@ def test_csv_header_may_end_in_a_comma_as_its_rows_may(tmp_path):
     (tmp_path / "val.csv").write_text("x1,x2,label,\n0.1,0.2,1,7\n")  # a value under no name: still refused
     with pytest.raises(ParameterError, match="line 2 has 4 fields; the header has 3"):
         load_csv_dir(tmp_path)
+
+
+# Found by mutation testing of xbarsim/train/data.py: each test below fails on a mutant
+# that every other test let through.
+
+
+def test_split_is_sklearns_points_permuted_by_default_rng_of_the_seed_and_scaled_together():
+    """make_moons_split, as its docstring defines it: sklearn's make_moons(n, noise,
+    random_state=seed), permuted by np.random.default_rng(seed).permutation(n), cut
+    train / val / test in that order, every feature min-max scaled over all n points;
+    each label stays with its point."""
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    seed, sizes = 4, (30, 10, 20)
+    n = sum(sizes)
+    x, y = sklearn_datasets.make_moons(n_samples=n, noise=0.2, random_state=seed, shuffle=True)
+    perm = np.random.default_rng(seed).permutation(n)
+    x, y = x[perm], y[perm]
+    x = (x - x.min(axis=0)) / (x.max(axis=0) - x.min(axis=0))
+    d = make_moons_split(*sizes, noise=0.2, seed=seed)
+    cuts = np.cumsum((0,) + sizes)
+    for k, (xp, yp) in enumerate(((d.x_train, d.y_train), (d.x_val, d.y_val), (d.x_test, d.y_test))):
+        np.testing.assert_allclose(xp, x[cuts[k]:cuts[k + 1]], rtol=0, atol=1e-15)
+        np.testing.assert_array_equal(yp, y[cuts[k]:cuts[k + 1]])
+        assert yp.dtype == np.int64
+
+
+def test_csv_columns_are_read_by_name_in_any_order(tmp_path):
+    for name in ("train", "val", "test"):
+        (tmp_path / f"{name}.csv").write_text("label,x2,x1\n1,0.2,0.1\n0,0.4,0.3\n")
+    d = load_csv_dir(tmp_path, scale=False)
+    np.testing.assert_array_equal(d.x_train, [[0.1, 0.2], [0.3, 0.4]])
+    np.testing.assert_array_equal(d.y_test, [1, 0])
+
+
+def test_csv_round_trip_is_exact_to_the_bit(tmp_path):
+    d = make_moons_split(n_train=30, n_val=10, n_test=20, seed=1)
+    save_csv_dir(d, tmp_path)
+    e = load_csv_dir(tmp_path, scale=False)
+    for name in ("x_train", "x_val", "x_test", "y_train", "y_val", "y_test"):
+        np.testing.assert_array_equal(getattr(e, name), getattr(d, name), err_msg=name)
+
+
+def test_csv_rows_of_empty_fields_are_skipped(tmp_path):
+    """A spreadsheet's blank row comes out as ',,': nothing to read, not a bad row."""
+    for name in ("train", "val", "test"):
+        (tmp_path / f"{name}.csv").write_text("x1,x2,label\n0.1,0.2,1\n,,\n0.3,0.4,0\n , ,\n")
+    d = load_csv_dir(tmp_path, scale=False)
+    np.testing.assert_array_equal(d.x_val, [[0.1, 0.2], [0.3, 0.4]])
+    np.testing.assert_array_equal(d.y_val, [1, 0])

@@ -1872,3 +1872,26 @@ def test_a_tile_of_one_column_is_refused():
     with pytest.raises(xs.ParameterError, match=r"tile = \(8, 1\) has fewer than 2 columns"):
         xs.TransferConfig(tile=(8, 1))
     assert xs.TransferConfig(tile=(1, 2)).tile == (1, 2)
+
+
+@pytest.mark.parametrize("scheme", [0, 2], ids=["V/2", "floating"])
+@pytest.mark.parametrize("v0", [None, 0.45])
+def test_nodal_on_ideal_wire_puts_driven_lines_at_their_drive_from_any_start(scheme, v0):
+    """`solve_nodal` is warm-started from whatever voltages the caller holds:
+    on 0 ohm wires (`_merged_pass`) a driven line must be set to its drive
+    whatever its start (the kernels always start driven lines at their
+    drive, so leaving them where they were passed every test; found by
+    mutation testing). Start: all nodes at 0 V; reference: xs.solve."""
+    M, N = 5, 6
+    G = np.random.default_rng(12).uniform(100e-6, 500e-6, (M, N))
+    wl_v, bl_v = np.zeros(M), np.zeros(N)
+    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+    KP._pulse_drives(scheme, 1, 3, 1.6, wl_v, wl_d, bl_v, bl_d)
+    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))  # not set_ideal: a start far from the drives
+    v0_, v0inv = (0.0, 0.0) if v0 is None else (v0, 1 / v0)
+    it = solve_nodal(G, v0_, v0inv, 0.0, 0.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)),
+                     np.zeros((M, N)), *nodal_work(M, N), 1e-12, 1000, np.full(1, -1.0))
+    assert it > 0
+    ref = _reference(G, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool)), 0.0, v0)
+    np.testing.assert_allclose(vwl, ref.v_wl, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(vbl, ref.v_bl, rtol=0, atol=1e-10)

@@ -17,7 +17,7 @@ from xbarsim.train.layers import (
     straight_through,
     apply_sample,
 )
-from xbarsim.train.training import TrainConfig, moons_network, train
+from xbarsim.train.training import TrainConfig, accuracy, moons_network, train
 
 
 class ToyHardware:
@@ -1840,3 +1840,331 @@ def test_train_runs_the_loop_it_documents(monkeypatch):
         assert failed.any() and (~failed).any()
         assert torch.equal(layer.weight.detach()[failed], w0[failed])
         assert not torch.equal(layer.weight.detach()[~failed], w0[~failed])
+
+
+# Found by mutation testing of xbarsim/train/layers.py and training.py: each
+# test below fails on a mutant that every other test let through.
+
+
+def test_each_switch_alone_samples_only_what_it_names():
+    """``failures`` alone trains against failed devices noise-free, and
+    ``reparam`` alone draws noise but no failure (the class docstring): a
+    training forward that drew noise whatever ``reparam`` said passed every
+    test (found by mutation testing)."""
+    x = torch.rand(5, 3, dtype=torch.float64)
+    layer = HardwareAwareLinear(3, 4, surrogate=ToyHardware(sigma=0.5, p_fail=0.0), reparam=False, failures=True,
+                                seed=0).double()
+    layer.train()
+    y = layer(x)
+    np.testing.assert_array_equal(layer.last_sample.weight, layer.weight.detach().numpy())  # no noise drawn
+    torch.testing.assert_close(y, nn.functional.linear(x, layer.weight, layer.bias), rtol=1e-15, atol=1e-15)
+    layer = HardwareAwareLinear(3, 4, surrogate=ToyHardware(sigma=0.5, p_fail=0.9), reparam=True, failures=False,
+                                seed=0).double()
+    layer.train()
+    layer(x)
+    assert not layer.last_sample.failed_weight.any()
+    assert not np.array_equal(layer.last_sample.weight, layer.weight.detach().numpy())
+
+
+class _SinhRead:
+    """Returns the mean weights with a sinh read (``input_gain``), and
+    optionally a circuit that records what it reads and outputs 0.25."""
+
+    mapping = "differential"
+
+    def __init__(self, gain, circuit=False):
+        self.gain, self.with_circuit, self.seen = gain, circuit, []
+
+    def sample_layer(self, w, b, rng, noise=True, failures=True):
+        return LayerSample(w.copy(), None if b is None else b.copy(), np.zeros(w.shape, bool),
+                           None if b is None else np.zeros(b.shape, bool),
+                           circuit=self._circuit(w.shape[0]) if self.with_circuit else None, input_gain=self.gain)
+
+    def _circuit(self, n_out):
+        def read(x):
+            self.seen.append(np.array(x, dtype=float, copy=True))
+            return np.full((len(x), n_out), 0.25)
+        return read
+
+
+def test_a_sinh_read_maps_the_inputs_and_the_bias_row_as_documented():
+    """`sinh_inputs`: an input x drives v = x v_read / input_scale and passes
+    input_scale v0 sinh(v / v0) / v_read; the bias row, at v_read, is
+    scaled by v0 sinh(v_read / v0) / v_read. With a circuit the output is
+    the circuit's (read on the raw inputs) and the gradient the sinh-read
+    product's. Misplacing v0, inverting the voltage scale, dropping the bias
+    gain or the sinh, or feeding the circuit the mapped inputs passed every
+    test (found by mutation testing)."""
+    v_read, v0, s_in = 0.2, 0.05, 2.0
+    rng = np.random.default_rng(0)
+    W, b = rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, 3)
+    x = rng.uniform(0, s_in, (6, 4))
+    v = x * v_read / s_in
+    xin = s_in * v0 * np.sinh(v / v0) / v_read  # hand-derived from the documented law
+    gain = v0 * np.sinh(v_read / v0) / v_read
+    for with_circuit in (False, True):
+        hw = _SinhRead((v_read, v0, s_in), circuit=with_circuit)
+        layer = HardwareAwareLinear(4, 3, surrogate=hw, seed=0).double()
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(W))
+            layer.bias.copy_(torch.from_numpy(b))
+        layer.train()
+        xt = torch.from_numpy(x.copy()).requires_grad_()
+        y = layer(xt)
+        want = np.full((6, 3), 0.25) if with_circuit else xin @ W.T + b * gain
+        np.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-12, atol=1e-14)
+        y.sum().backward()
+        np.testing.assert_allclose(layer.weight.grad.numpy(), np.tile(xin.sum(0), (3, 1)), rtol=1e-12)
+        np.testing.assert_allclose(layer.bias.grad.numpy(), np.full(3, 6 * gain), rtol=1e-12)
+        np.testing.assert_allclose(xt.grad.numpy(), np.cosh(v / v0) * W.sum(0), rtol=1e-12)  # d xin / dx
+        if with_circuit:
+            assert len(hw.seen) == 1
+            np.testing.assert_array_equal(hw.seen[0], x)  # the circuit reads the raw inputs
+
+
+class _CubePenalty(ToyHardware):
+    def penalty(self, weight, bias):
+        return (weight ** 3).sum() + (0 if bias is None else (bias ** 3).sum())
+
+
+def test_the_hardware_penalty_weighs_the_weight_and_the_bias_with_their_gradients():
+    """`regularization` adds hardware_penalty * penalty(weight, bias), a
+    differentiable term: a detached weight or a dropped bias passed every
+    test (found by mutation testing)."""
+    layer = HardwareAwareLinear(2, 2, surrogate=_CubePenalty(), hardware_penalty=0.5, seed=0).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=torch.float64))
+        layer.bias.copy_(torch.tensor([2.0, -1.0], dtype=torch.float64))
+    r = layer.regularization()
+    assert float(r.detach()) == pytest.approx(0.5 * (1 - 8 + 0.125 + 27 + 8 - 1), rel=1e-15)
+    r.backward()
+    torch.testing.assert_close(layer.weight.grad, 1.5 * layer.weight.detach() ** 2)  # d(0.5 w^3)/dw
+    torch.testing.assert_close(layer.bias.grad, 1.5 * layer.bias.detach() ** 2)
+
+
+def test_convert_gives_the_k_th_layer_the_stream_seed_plus_k():
+    """convert(..., seed=s): "The k-th layer converted samples from the stream
+    seed + k"; every layer sharing seed s passed every test (found by
+    mutation testing)."""
+    net = nn.Sequential(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 1)).double()
+    layers = hardware_layers(convert(net, surrogate=ToyHardware(), seed=11))
+    assert len(layers) == 3
+    for k, layer in enumerate(layers):
+        assert layer.rng_state() == np.random.default_rng(11 + k).bit_generator.state
+
+
+def test_train_keeps_the_best_epoch_s_weights_on_its_schedule(monkeypatch):
+    """With a score, checks come every select_every epochs and at the end;
+    the best-scoring check's weights are loaded and its epoch reported;
+    without one, the lowest validation loss's; the model is left in eval
+    mode. Keeping the last epoch, not loading the weights, keeping live
+    (uncloned) weights, reporting the last epoch, minimising the score,
+    checking on another schedule or leaving the model in training mode all
+    passed every test (found by mutation testing)."""
+    import xbarsim.train.training as training
+
+    data = make_moons_split(n_train=32, n_val=8, n_test=8, seed=0)
+
+    def run(values, cfg, score=True):
+        net = moons_network(seed=0)
+        seen, it = [], iter(values)
+
+        def scripted(*args, **kwargs):
+            model = args[0]
+            seen.append([p.detach().clone() for p in model.parameters()])
+            return next(it)
+
+        if score:
+            result = train(net, data, cfg, progress=False, score=scripted)
+        else:
+            with monkeypatch.context() as m:
+                real = training._val_loss
+                m.setattr(training, "_val_loss", lambda *a: (real(*a), scripted(*a))[1])
+                result = train(net, data, cfg, progress=False)
+        return net, result, seen
+
+    cfg = TrainConfig(epochs=7, select_every=2, lr=0.05, seed=0)
+    net, result, seen = run([0.2, 0.9, 0.5, 0.4], cfg)
+    assert result.score_history[:, 0].tolist() == [1, 3, 5, 6]  # every 2nd epoch, and the last
+    assert result.score_history[:, 1].tolist() == [0.2, 0.9, 0.5, 0.4]
+    assert result.best_epoch == 3
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), seen[1]))  # epoch 3's weights
+    assert not torch.equal(seen[1][0], seen[3][0])  # which differ from the last epoch's
+    assert not any(m.training for m in net.modules())
+
+    net, result, seen = run([0.6, 0.3, 0.5], TrainConfig(epochs=3, lr=0.05, seed=0), score=False)
+    assert result.val_loss_history.tolist() == [0.6, 0.3, 0.5] and result.best_epoch == 1
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), seen[1]))
+    assert not any(m.training for m in net.modules())
+
+
+def test_the_validation_loss_is_the_mean_over_samples_each_layer_with_its_own_stream():
+    """`_val_loss` with samples: the mean of the sampled networks' BCE
+    losses, each layer drawing from its own stream (seed, layer). Returning
+    the last sample's loss, or one stream for all layers, passed every test
+    (found by mutation testing)."""
+    from xbarsim.train.training import _val_loss
+
+    class Recorder(ToyHardware):
+        def sample_layer(self, w, b, rng, noise=True, failures=True):
+            s = super().sample_layer(w, b, rng, noise=noise, failures=failures)
+            self.drawn.append((s.weight, s.bias))
+            return s
+
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(3, 3), nn.Sigmoid(), nn.Linear(3, 3), nn.Sigmoid(), nn.Linear(3, 1)).double()
+    with torch.no_grad():  # layers 0 and 2 alike: only their streams tell their draws apart
+        plain[2].weight.copy_(plain[0].weight)
+        plain[2].bias.copy_(plain[0].bias)
+    hw = Recorder(sigma=0.3, p_fail=0.2)
+    hw.drawn = []
+    net = convert(plain, surrogate=hw, seed=3)
+    x = torch.rand(20, 3, dtype=torch.float64)
+    y = (x[:, 0] > x[:, 1]).double()
+    got = _val_loss(net, x, y, 4, seed=7)
+    assert len(hw.drawn) == 12  # 4 samples x 3 layers, in forward order
+    losses = []
+    for k in range(4):
+        (w0, b0), (w2, b2), (w4, b4) = [tuple(torch.as_tensor(a) for a in d) for d in hw.drawn[3 * k: 3 * k + 3]]
+        assert not torch.equal(w0, w2)  # streams of their own
+        z = torch.sigmoid(torch.sigmoid(x @ w0.T + b0) @ w2.T + b2) @ w4.T + b4
+        losses.append(float(nn.functional.binary_cross_entropy_with_logits(z.squeeze(-1), y)))
+    assert len(set(losses)) == 4
+    assert got == pytest.approx(np.mean(losses), rel=1e-12)
+
+
+def test_the_loss_history_is_the_mean_loss_over_the_epoch_s_points():
+    """loss_history: "Mean training loss (data term) per epoch", over the
+    points (a last, short batch weighs by its size); the validation loss of
+    a plain network is its BCE on x_val. Summing the batch means passed
+    every test (found by mutation testing)."""
+    data = make_moons_split(n_train=50, n_val=10, n_test=10, seed=0)
+    net = moons_network(seed=0)
+
+    def bce(x, y):
+        with torch.no_grad():
+            logits = net(torch.as_tensor(x)).squeeze(-1)
+            return float(nn.functional.binary_cross_entropy_with_logits(logits, torch.as_tensor(y, dtype=torch.float64)))
+
+    want = bce(data.x_train, data.y_train)
+    # lr 1e-12: the weights barely move, so every batch sees the initial network
+    res = train(net, data, TrainConfig(epochs=1, batch_size=16, lr=1e-12, keep_best=False), progress=False)
+    assert res.loss_history[0] == pytest.approx(want, rel=1e-9)
+    assert res.val_loss_history[0] == pytest.approx(bce(data.x_val, data.y_val), rel=1e-12)
+
+
+def test_batches_are_a_fresh_permutation_of_the_points_each_epoch_from_the_seed():
+    """TrainConfig.seed orders the batches (from np.random.default_rng(seed)),
+    every epoch anew: batches in data order, or the same order every epoch,
+    passed every test (found by mutation testing)."""
+    data = make_moons_split(n_train=40, n_val=8, n_test=8, seed=0)
+    rows = {tuple(r): i for i, r in enumerate(data.x_train.tolist())}
+    assert len(rows) == 40
+
+    class Spy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.seen = moons_network(seed=0), []
+
+        def forward(self, x):
+            if self.training:
+                self.seen.append(x.detach().clone())
+            return self.net(x)
+
+    def order(seed):
+        spy = Spy()
+        train(spy, data, TrainConfig(epochs=3, batch_size=8, seed=seed), progress=False)
+        return np.array([rows[tuple(r)] for r in torch.cat(spy.seen).tolist()]).reshape(3, 40)
+
+    a = order(5)
+    assert all(sorted(e) == list(range(40)) for e in a.tolist())  # every point once an epoch
+    np.testing.assert_array_equal(a[0], np.random.default_rng(5).permutation(40))
+    assert not np.array_equal(a[0], a[1]) and not np.array_equal(a[1], a[2])  # reshuffled every epoch
+    np.testing.assert_array_equal(order(5), a)
+    assert not np.array_equal(order(6)[0], a[0])
+
+
+def test_a_model_s_own_randomness_follows_the_training_seed_not_the_callers_generator():
+    """TrainConfig.seed also seeds "torch's generator during training": an
+    nn.Dropout in the model draws the same masks whatever the caller's
+    global generator. Not seeding it passed every test (found by mutation
+    testing)."""
+    data = make_moons_split(n_train=32, n_val=8, n_test=8, seed=0)
+
+    def run(global_seed):
+        torch.manual_seed(global_seed)
+        m = moons_network(seed=0)
+        net = nn.Sequential(m[0], m[1], nn.Dropout(0.5), m[2])
+        return train(net, data, TrainConfig(epochs=3, batch_size=16, seed=4), progress=False).loss_history
+
+    np.testing.assert_array_equal(run(1), run(2))
+
+
+def test_train_keeps_failed_weights_through_every_step_with_momentum(monkeypatch):
+    """Each step's failed weights keep their pre-step values after that
+    step, also from the second step on, where Adam's momentum would move
+    them: restoring before opt.step() instead of after passed every test,
+    since the single step of test_train_runs_the_loop_it_documents has no
+    momentum (found by mutation testing)."""
+    data = make_moons_split(n_train=64, n_val=16, n_test=16, seed=0)
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, seed=0, keep_best=False)  # four steps
+    restore, snap = HardwareAwareLinear.restore_failed_, HardwareAwareLinear.snapshot_
+    pending, checked = {}, []
+
+    def check(layer):
+        if layer in pending:
+            failed, w0 = pending.pop(layer)
+            checked.append(int(failed.sum()))
+            assert torch.equal(layer.weight.detach()[failed], w0[failed])
+
+    def spy_restore(layer):
+        pending[layer] = (layer._failed_weight.clone(), layer._pre_step[0].clone())
+        return restore(layer)
+
+    def spy_snapshot(layer):
+        check(layer)  # the previous step's failed weights, after its update
+        return snap(layer)
+
+    monkeypatch.setattr(HardwareAwareLinear, "restore_failed_", spy_restore)
+    monkeypatch.setattr(HardwareAwareLinear, "snapshot_", spy_snapshot)
+    net = convert(moons_network(seed=0), surrogate=ToyHardware(p_fail=0.3), seed=0)
+    train(net, data, cfg, progress=False)
+    for layer in hardware_layers(net):
+        check(layer)  # the last step's
+    assert len(checked) == 8 and sum(checked) > 0
+
+
+def test_accuracy_decides_class_1_where_the_logit_is_above_0():
+    """Class 1 where the logit is > 0 (the evaluations' rule): a logit of 0
+    is class 0 and one of 0.3 class 1. A threshold of 0.5, or >= 0, passed
+    every test (found by mutation testing)."""
+    net = nn.Sequential(nn.Linear(2, 1)).double()
+    x = np.zeros((3, 2))
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].bias.zero_()
+    assert accuracy(net, x, np.zeros(3)) == 1.0 and accuracy(net, x, np.ones(3)) == 0.0
+    with torch.no_grad():
+        net[0].bias.fill_(0.3)
+    assert accuracy(net, x, np.ones(3)) == 1.0
+
+
+def test_a_training_forward_that_samples_nothing_leaves_no_failed_weights_to_restore():
+    """A step whose training forward samples nothing (here: the surrogate
+    removed) has no failed devices, so restore_failed_ puts nothing back,
+    even after an earlier sampled forward recorded a mask. Not clearing the
+    mask in that forward passed every test (found by mutation testing)."""
+    layer = HardwareAwareLinear(3, 4, surrogate=ToyHardware(p_fail=0.5), seed=0).double()
+    x = torch.rand(5, 3, dtype=torch.float64) + 0.1
+    layer.train()
+    layer(x)  # a sampled forward: some devices failed
+    assert layer.last_sample.failed_weight.any()
+    layer.surrogate = None
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    layer.snapshot_()
+    opt.zero_grad()
+    layer(x).sum().backward()  # this step's forward: nn.Linear's, nothing failed
+    before = layer.weight.detach().clone()
+    opt.step()
+    layer.restore_failed_()
+    assert bool((layer.weight.detach() != before).all())  # every weight took its step

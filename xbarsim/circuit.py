@@ -740,8 +740,12 @@ def transposed(a):
     return out
 
 
-def _build_layer(seg_r, ends, n_lines, n_nodes, batch):
-    """Group nodes joined by ideal wire and lay out terminals of one layer."""
+def _node_groups(seg_r, n_nodes):
+    """``(gid, seg_g)`` of lines of ``n_nodes`` nodes with segments ``seg_r``
+    (L, n_nodes - 1): the merged node (group) of each node, numbered along
+    its line (nodes joined by ideal, 0 ohm, segments share one), and each
+    segment's conductance (0 where ideal)."""
+    n_lines = seg_r.shape[0]
     ideal = seg_r == 0  # (L, n-1)
     if ideal.any():
         gid = np.zeros((n_lines, n_nodes), dtype=np.int32)
@@ -754,6 +758,12 @@ def _build_layer(seg_r, ends, n_lines, n_nodes, batch):
         # and no masked temporaries (at 4096^2 each is 134 MB)
         gid = np.tile(np.arange(n_nodes, dtype=np.int32), (n_lines, 1))  # writable (`kernel_array`)
         seg_g = np.divide(1.0, seg_r)
+    return gid, seg_g
+
+
+def _build_layer(seg_r, ends, n_lines, n_nodes, batch):
+    """Group nodes joined by ideal wire and lay out terminals of one layer."""
+    gid, seg_g = _node_groups(seg_r, n_nodes)
     ngroups = (gid[:, -1] + 1).astype(np.int32)
     if n_nodes == 1:
         seg_g = np.zeros((n_lines, 1))
@@ -877,12 +887,8 @@ def check_floating_ties(xbar, ends):
         # 1e-30 S devices reached SuperLU's "singular" and pcg's "this is a
         # bug"; found by a mutation audit).
         n_lines, n_nodes = gl.shape
-        resistive = r > 0
-        with np.errstate(divide="ignore"):
-            seg_g = np.where(resistive, 1.0 / np.where(resistive, r, 1.0), 0.0)
-        group = np.zeros(gl.shape, dtype=np.int64)  # merged node of each node, numbered along its line
-        group[:, 1:] = np.cumsum(resistive, axis=1)
-        flat = group + n_nodes * np.arange(n_lines)[:, None]  # unique over the lines
+        group, seg_g = _node_groups(r, n_nodes)  # as the solvers merge them
+        flat = group + n_nodes * np.arange(n_lines, dtype=np.int64)[:, None]  # unique over the lines
         size = n_lines * n_nodes
         dev = np.bincount(flat.ravel(), weights=gl.ravel(), minlength=size).reshape(gl.shape)
         wire = (np.bincount(flat[:, :-1].ravel(), weights=seg_g.ravel(), minlength=size)  # left end of each

@@ -676,6 +676,13 @@ def test_a_crossbar_owns_read_only_copies_of_its_arrays():
     # None became NaN and was refused as "NaN or inf" (found by review)
     ([[1e-4, None, 1e-4]] * 2, r"g holds None \(first at \[0, 1\]\)"),
     (np.array([[1e-4, 2e-4, None]], dtype=object), r"g holds None \(first at \[0, 2\]\)"),
+    # a boolean among numbers was read as 1 S, a string in an object array
+    # parsed, the masked constant NaN (found by review)
+    ([[3e-4, True], [1e-4, 2e-4]], r"g must be real numbers; got boolean values \(first at \[0, 1\]\)"),
+    ([[3e-4, np.True_]], r"got boolean values \(first at \[0, 1\]\)"),
+    (np.array([[1e-4, "3e-4"]], dtype=object), r"g holds strings \(first at \[0, 1\]\)"),
+    (np.array([[b"3e-4", 1e-4]], dtype=object), r"g holds strings \(first at \[0, 0\]\)"),
+    (np.array([[1e-4, np.ma.masked]], dtype=object), r"g holds masked entries \(first at \[0, 1\]\)"),
     # dates, durations and records became floats without a word (found by review)
     (np.full((2, 3), np.datetime64("2026-12-02")), r"g holds dates \(datetime64\), not numbers"),
     (np.ones((2, 3), dtype="timedelta64[s]"), r"g holds durations \(timedelta64\)"),
@@ -684,6 +691,16 @@ def test_a_crossbar_owns_read_only_copies_of_its_arrays():
 def test_crossbar_refuses_values_numpy_would_bend(value, message):
     with pytest.raises(xs.ParameterError, match=message):
         xs.Crossbar(value)
+
+
+def test_a_boolean_among_drive_voltages_is_refused_as_a_boolean_array_is():
+    """``Drive([0.2, True])`` drove the second line at 1 V (NumPy's float
+    conversion of the list), where ``Drive(np.array([False, True]))`` was
+    refused (found by review)."""
+    xbar = xs.Crossbar(np.full((2, 2), 1e-4))
+    for v in ([0.2, True], np.array([False, True])):
+        with pytest.raises(xs.ParameterError, match="left.v must be real numbers; got boolean values"):
+            xs.solve(xbar, left=xs.Drive(v), bottom=0.0, method="direct")
 
 
 def test_torch_tensors_that_require_grad_are_taken_as_arrays():
@@ -1902,3 +1919,87 @@ def test_a_per_segment_wire_of_the_transposed_shape_is_refused_by_name(name, sha
     their transposes hold as many values and are refused all the same."""
     with pytest.raises(xs.ParameterError, match=re.escape(f"{name} has shape {shape}; expected a scalar or")):
         xs.Crossbar(np.full((3, 5), 1e-4), **{name: np.ones(shape)})
+
+
+def test_a_partly_masked_array_is_refused_not_only_a_fully_masked_one():
+    """`as_real_array` refuses masked arrays with masked entries: one masked
+    entry is enough (its data would otherwise be read through the mask)."""
+    g = np.ma.masked_array(np.full((2, 3), 1e-4), mask=[[0, 1, 0], [0, 0, 0]])
+    with pytest.raises(xs.ParameterError, match="g is a masked array with masked entries"):
+        xs.Crossbar(g)
+    g.mask = False  # nothing masked: its values
+    np.testing.assert_array_equal(xs.Crossbar(g).g, np.full((2, 3), 1e-4))
+
+
+def test_torch_tensors_numpy_cannot_take_directly_are_converted_or_refused_by_name():
+    """A sparse tensor is made dense; a meta tensor (a shape, no values) and a
+    nested (ragged) one are refused with a ParameterError that names the
+    argument, not with torch's own errors."""
+    torch = pytest.importorskip("torch")
+    from xbarsim._coerce import as_real_array
+
+    dense = torch.tensor([[0.0, 2e-4], [3e-4, 0.0]], dtype=torch.float64)
+    np.testing.assert_array_equal(as_real_array(dense.to_sparse(), "g"), dense.numpy())
+    with pytest.raises(xs.ParameterError, match="g is a torch tensor on the meta device"):
+        as_real_array(torch.empty((2, 2), device="meta"), "g")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch: nested tensors are a prototype
+        ragged = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)], layout=torch.jagged)
+    with pytest.raises(xs.ParameterError, match=r"g is a nested \(ragged\) torch tensor"):
+        xs.Crossbar(ragged)
+
+
+def test_bfloat16_values_outside_float16_range_are_widened_exactly():
+    """bfloat16 is widened to float64 (exactly: every bfloat16 is a double),
+    also for values a narrower float (float16: 6e-8 .. 65504) cannot hold."""
+    torch = pytest.importorskip("torch")
+    from xbarsim._coerce import as_real_array
+
+    t = torch.tensor([1e-9, 3e5, 2.5e38], dtype=torch.bfloat16)
+    got = as_real_array(t, "r")
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, t.double().numpy())
+
+
+def test_a_list_mixing_tensors_that_require_grad_and_numbers_is_taken():
+    """`tensor_entries` converts each tensor of a list, whatever the other
+    entries are: [tensor(requires_grad), number] is a list of numbers."""
+    torch = pytest.importorskip("torch")
+    from xbarsim._coerce import as_real_array
+
+    first = torch.tensor(1e-4, dtype=torch.float64, requires_grad=True)
+    np.testing.assert_array_equal(as_real_array([first, 2e-4], "g"), [1e-4, 2e-4])
+    np.testing.assert_array_equal(as_real_array([2e-4, first], "g"), [2e-4, 1e-4])
+
+
+def test_byte_strings_are_refused_as_text_strings_are():
+    """Strings are refused, not parsed: NumPy reads b"1e-4" (dtype S) as
+    1e-4 as readily as "1e-4" (dtype U)."""
+    with pytest.raises(xs.ParameterError, match="g holds strings"):
+        xs.Crossbar(np.array([[b"1e-4", b"2e-4"]]))
+    with pytest.raises(xs.ParameterError, match="g holds strings"):
+        xs.Crossbar([[b"1e-4", b"2e-4"]])
+
+
+def test_a_refusal_of_exactly_three_non_finite_entries_names_them_all_and_no_more():
+    """Three positions, then "and N more" only when there are more than
+    three (`where_not_finite`): no "and 0 more"."""
+    g = np.full((2, 3), 1e-4)
+    g[0, :] = np.nan
+    with pytest.raises(xs.ParameterError, match=r"g holds NaN or inf at \[0, 0\], \[0, 1\], \[0, 2\];") as info:
+        xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+    assert "more" not in str(info.value)
+
+
+def test_a_ragged_torch_tensor_is_refused_by_name_before_its_size_is_read():
+    """The size checks that run before conversion (`shape_of`) must not
+    ask a nested tensor for its shape (torch raises "NestedTensorImpl
+    doesn't support sizes"): the conversion refuses it by name."""
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch: nested tensors are a prototype
+        ragged = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)], layout=torch.jagged)
+    with pytest.raises(xs.ParameterError, match=r"target_g is a nested \(ragged\) torch tensor"):
+        xs.program(ragged)
+    with pytest.raises(xs.ParameterError, match=r"left\.v is a nested \(ragged\) torch tensor"):
+        xs.solve(xs.Crossbar(np.full((2, 3), 1e-4)), left=xs.Drive(ragged), bottom=0.0)

@@ -165,20 +165,57 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
     if kind in ("M", "m", "V"):  # dates, durations and records became floats without a word (found by review)
         what = {"M": "dates (datetime64)", "m": "durations (timedelta64)", "V": "records (a structured array)"}[kind]
         raise ParameterError(f"{name} holds {what}, not numbers; give a plain array of real numbers ({units}).")
-    if kind == "O":  # None became NaN, and was refused as "NaN or inf" (found by review)
-        try:
-            missing = np.vectorize(lambda e: e is None, otypes=[bool])(np.asarray(value, dtype=object))
-        except (TypeError, ValueError):  # ragged: float64 conversion below says so
-            missing = np.zeros(0, dtype=bool)
-        if missing.any():
-            at = np.argwhere(missing)[0].tolist()
-            raise ParameterError(f"{name} holds None{f' (first at {at})' if at else ''}; the simulator has no "
-                                 f"notion of a missing value: give a number everywhere ({units}).")
+    if kind == "O" or (kind in ("f", "i", "u") and isinstance(value, (list, tuple))):
+        _refuse_odd_entries(value, name, units)
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a Python int past 1e308
         raise ParameterError(f"{name} must be a {expected} array of real numbers; got {type(value).__name__} "
                              f"that does not convert to float64 ({exc}).") from exc
+
+
+_NONE, _BOOL, _TEXT, _MASKED = 1, 2, 3, 4
+
+
+def _odd(entry):
+    """What `as_real_array` refuses in an entry of a list or object array
+    (0: nothing)."""
+    if entry is None:
+        return _NONE
+    if isinstance(entry, (bool, np.bool_)):
+        return _BOOL
+    if isinstance(entry, (str, bytes, np.str_, np.bytes_)):
+        return _TEXT
+    if entry is np.ma.masked:
+        return _MASKED
+    return 0
+
+
+def _refuse_odd_entries(value, name, units):
+    """Refuse, by the position of the first, entries NumPy's float64
+    conversion of a list or object array would bend: None (it became NaN,
+    refused as "NaN or inf"), booleans among numbers (``[True, 2e-4]`` was
+    read as 1 S or 1 V, where a boolean array is refused), strings in an
+    object array (parsed, where a string array is refused) and the masked
+    constant (NaN with NumPy's warning; found by review)."""
+    try:
+        odd = np.vectorize(_odd, otypes=[np.int8])(np.asarray(value, dtype=object))
+    except (TypeError, ValueError):  # ragged: float64 conversion below says so
+        return
+    if not odd.any():
+        return
+    first = tuple(np.argwhere(odd)[0]) if odd.ndim else ()
+    at = f" (first at {list(map(int, first))})" if first else ""
+    what = int(odd[first])
+    if what == _NONE:
+        raise ParameterError(f"{name} holds None{at}; the simulator has no notion of a missing value: give a "
+                             f"number everywhere ({units}).")
+    if what == _BOOL:
+        raise ParameterError(f"{name} must be real numbers; got boolean values{at}. Pass {units}.")
+    if what == _TEXT:
+        raise ParameterError(f"{name} holds strings{at}; convert them to numbers first ({units}).")
+    raise ParameterError(f"{name} holds masked entries{at}; fill them first, the simulator has no notion of a "
+                         "missing value.")
 
 
 def is_number(text):

@@ -592,3 +592,127 @@ def test_help_lists_the_fields_of_every_public_dataclass():
                   if line and not line.startswith(" ")}
         public = {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")}
         assert len(public & listed) >= max(1, len(public) // 2), (cls, public - listed)
+
+
+def test_the_sources_digest_is_by_name_and_content(tmp_path):
+    """`_source_digest` hashes each ``*.py`` by name and content: the same
+    code under another file name is other sources (and only ``*.py`` count)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "mvm.py").write_text("x = 1\n")
+    (b / "nodal.py").write_text("x = 1\n")
+    assert kc._source_digest(str(a)) != kc._source_digest(str(b))
+    before = kc._source_digest(str(a))
+    (a / "notes.txt").write_text("not a source")
+    assert kc._source_digest(str(a)) == before
+    # names and contents do not run together: a.py = "" + b.py = "x" is not a.py = "b.pyx"
+    c, d = tmp_path / "c", tmp_path / "d"
+    c.mkdir()
+    d.mkdir()
+    (c / "a.py").write_text("")
+    (c / "b.py").write_text("x")
+    (d / "a.py").write_text("b.pyx")
+    assert kc._source_digest(str(c)) != kc._source_digest(str(d))
+
+
+def test_an_editor_lock_file_that_is_a_regular_file_is_skipped_too(tmp_path):
+    """Emacs's lock file ``.#name.py`` is a dangling link where links work,
+    and a small regular file where they do not: either way it is no kernel
+    source, and the digest is the sources' alone."""
+    (tmp_path / "mvm.py").write_text("x = 1\n")
+    before = kc._source_digest(str(tmp_path))
+    (tmp_path / ".#mvm.py").write_text("user@host.1234:1700000000")
+    assert kc._source_digest(str(tmp_path)) == before
+
+
+def test_code_digest_tells_the_folder_a_source_is_in(tmp_path, monkeypatch):
+    """`code_digest` hashes the package's sources "by folder, name and
+    content": moving a module to another subpackage is other code."""
+    def tree(root, sub):
+        (root / sub).mkdir(parents=True)
+        (root / "kernels").mkdir()
+        (root / "a.py").write_text("A = 1\n")
+        (root / sub / "b.py").write_text("B = 1\n")
+        (root / "kernels" / "k.py").write_text("K = 1\n")
+        return root
+
+    digests = []
+    try:
+        for sub in ("train", "other"):
+            root = tree(tmp_path / sub, sub)
+            monkeypatch.setattr(kc, "__file__", str(root / "_kernel_cache.py"))
+            monkeypatch.setattr(kc, "_kernel_folder", lambda root=root: str(root / "kernels"))
+            kc.code_digest.cache_clear()
+            digests.append(kc.code_digest())
+    finally:
+        kc.code_digest.cache_clear()  # the package's own digest again, once the patches are undone
+    assert digests[0] != digests[1]
+
+
+def test_drop_stale_cache_stamps_the_digest_its_caller_read_without_reading_again(tmp_path, monkeypatch):
+    """``digest``, "when the caller has it already", is the one stamped:
+    kernels/config.py reads the sources once for both the folder's stamp and
+    the per-kernel stamp (`stamp_with_digest`), so the two cannot differ."""
+    def no_second_read(folder):
+        raise AssertionError("read the sources again")
+
+    monkeypatch.setattr(kc, "_source_digest", no_second_read)
+    monkeypatch.setattr(kc, "_warned_unguarded", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failure would be a KernelCacheWarning
+        kc.drop_stale_cache(folder=str(tmp_path / "cache"), sources=str(tmp_path), digest="d" * 64)
+    assert (tmp_path / "cache" / kc.STAMP).read_text() == "d" * 64 + "\n"
+
+
+def test_the_edited_since_import_warning_is_said_once_per_process(monkeypatch):
+    """`_warn_edited_since_import`: "Say once per process" -- every kernel
+    module imported after an edit calls it, one warning is enough."""
+    monkeypatch.setattr(kc, "_warned_edited", False)
+    with pytest.warns(kc.KernelCacheWarning, match="changed after this process imported") as caught:
+        kc._warn_edited_since_import()
+        kc._warn_edited_since_import()
+    assert len([w for w in caught if w.category is kc.KernelCacheWarning]) == 1
+
+
+def test_locate_cache_under_numba_disable_jit_is_usable_with_no_folder(monkeypatch):
+    """NUMBA_DISABLE_JIT: ``njit`` returns the function itself and nothing is
+    cached, yet ``@njit(cache=True)`` works: usable, no folder (caching is
+    not "unusable", which would turn it off with the no-folder warning)."""
+    import numba
+
+    from xbarsim._kernel_cache import CacheLocation, locate_cache
+
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", kc.KernelCacheWarning)
+        where = locate_cache(kc._kernel_folder())
+    assert where == CacheLocation(True, None)
+
+
+def test_a_second_kernel_folder_stamped_in_the_same_process_gets_its_own_digest(tmp_path):
+    """`stamp_with_digest` is installed once per process; called again for
+    another kernel folder (a second source tree), that folder's kernels are
+    stamped with its digest too, not left with Numba's file stamp alone."""
+    import importlib.util
+
+    from numba.core import caching
+
+    from xbarsim.kernels import config
+
+    if not config.CACHE:
+        pytest.skip("kernel caching is off in this process")
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
+    source = tmp_path / "probe_second.py"
+    source.write_text("def f():\n    return 1\n")
+    spec = importlib.util.spec_from_file_location("probe_second", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    digest = kc._source_digest(str(tmp_path))
+    try:
+        assert kc.stamp_with_digest(str(tmp_path), digest)
+        locators = [cls.from_function(module.f, str(source)) for cls in impl._locator_classes]
+        stamp = next(loc for loc in locators if loc is not None).get_source_stamp()
+        assert stamp[1:] == ("xbarsim-kernels", digest)
+    finally:
+        impl._xbarsim_digests.pop(os.path.normcase(str(tmp_path)), None)

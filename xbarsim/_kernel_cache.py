@@ -103,9 +103,12 @@ def _kernel_folder():
 
 
 def _source_digest(folder):
-    """SHA-256 of the ``*.py`` files of `folder`, by name and content. A name
-    that cannot be read is skipped: an editor's lock file (Emacs's ``.#mvm.py``,
-    a dangling link) made every kernel import raise (found by review)."""
+    """SHA-256 of the ``*.py`` files of `folder`, by name and content, each
+    name ended by a NUL and each content by its length (run together, a
+    folder of ``a.py`` = "" and ``b.py`` = "x" hashed as one of ``a.py`` =
+    "b.pyx"; found by review). A name that cannot be read is skipped: an
+    editor's lock file (Emacs's ``.#mvm.py``, a dangling link) made every
+    kernel import raise (found by review)."""
     h = hashlib.sha256()
     for name in sorted(os.listdir(folder)):
         if name.endswith(".py") and not name.startswith(".#"):
@@ -114,7 +117,8 @@ def _source_digest(folder):
                     data = fh.read()
             except OSError:
                 continue
-            h.update(name.encode())
+            h.update(name.encode() + b"\0")
+            h.update(len(data).to_bytes(8, "little"))
             h.update(data)
     return h.hexdigest()
 

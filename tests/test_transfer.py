@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -1980,3 +1981,159 @@ def test_per_transfer_inputs_are_read_by_their_own_transfer():
     for t in range(3):
         np.testing.assert_array_equal(Y[t], xs.mvm(many[t], x3[t], seed=6))
     assert not np.allclose(Y[1], many.mvm(x3[0], seed=6)[1])
+
+
+def test_scheduler_addresses_are_normalized_and_checked_at_the_edges_of_the_port_range():
+    """`normalized_address` drops surrounding white space and lower-cases
+    the scheme only; `check_scheduler_address` takes ports 1..65535 and
+    wants a host."""
+    pytest.importorskip("distributed")
+    from xbarsim._dask import check_scheduler_address, normalized_address
+
+    assert normalized_address(" TCP://MyHost:8786\n") == "tcp://MyHost:8786"
+    assert normalized_address(8786) == 8786  # not a string: as it is
+    for ok in ("tcp://127.0.0.1:1", "tcp://127.0.0.1:65535", "127.0.0.1:8786"):
+        assert check_scheduler_address(ok, "scheduler =") is None
+    for bad in ("tcp://127.0.0.1:0", "tcp://127.0.0.1:65536", "tcp://:8786"):
+        with pytest.raises(xs.ParameterError, match=r"needs a host and a port in 1\.\.65535"):
+            check_scheduler_address(bad, "scheduler =")
+
+
+def test_a_closing_client_is_refused_and_a_lost_scheduler_is_told_from_a_lost_task():
+    """`client_problem` refuses a client that is closing as one that is
+    closed; `scheduler_lost` is true for distributed's
+    "scheduler-connection-lost" reason, or a client no longer running."""
+    from xbarsim._dask import client_problem, scheduler_lost
+
+    for status in ("closing", "closed"):
+        assert client_problem(SimpleNamespace(status=status)) == f"it is {status}; pass an open one"
+    assert client_problem(SimpleNamespace(status="running", asynchronous=False)) is None
+    running, closed = SimpleNamespace(status="running"), SimpleNamespace(status="closed")
+    lost = SimpleNamespace(reason="scheduler-connection-lost")
+    assert scheduler_lost(lost, running) and scheduler_lost(ValueError("task"), closed)
+    assert not scheduler_lost(ValueError("task"), running)
+
+
+def test_the_no_worker_line_names_the_address_a_worker_can_join():
+    """A tcp:// or tls:// scheduler's address is given for `dask worker`; an
+    in-process one's (inproc://) cannot be joined, so a placeholder."""
+    from xbarsim._dask import no_worker_message
+
+    def client(address):
+        return SimpleNamespace(scheduler=SimpleNamespace(address=address))
+
+    line = no_worker_message("xbarsim scale", "points", client("tcp://10.0.0.7:8786"))
+    assert line.startswith("xbarsim scale: the cluster has had no worker for") and "the pending points wait" in line
+    assert "`dask worker tcp://10.0.0.7:8786`" in line
+    assert "`dask worker tls://10.0.0.7:8786`" in no_worker_message("x", "chunks", client("tls://10.0.0.7:8786"))
+    assert "`dask worker ADDRESS`" in no_worker_message("x", "chunks", client("inproc://10.0.0.7/1/2"))
+
+
+def test_a_transport_that_cannot_be_used_is_named_with_its_reason_on_one_short_line(monkeypatch):
+    """`transport_problem` gives the backend's failure as one line of at
+    most 200 characters; `check_scheduler_address` refuses such a scheme
+    as a transport "that cannot be used in this installation", and
+    inproc:// (in one process only) as a scheme Dask does not speak here."""
+    pytest.importorskip("distributed")
+    from distributed.comm.registry import backends
+
+    from xbarsim._dask import check_scheduler_address, transport_problem
+
+    class Broken:
+        def get_connector(self):
+            raise RuntimeError("no connector\nfor this transport " * 40)
+
+    monkeypatch.setitem(backends, "xbtest", Broken())
+    reason = transport_problem("xbtest")
+    assert reason.startswith("RuntimeError: no connector for this transport no connector")
+    assert "\n" not in reason and len(reason) <= 200 and reason.endswith("...")
+    assert transport_problem("tcp") is None
+    with pytest.raises(xs.ParameterError, match=r"Dask's xbtest:// transport cannot be used in this installation "
+                                                r"\(RuntimeError: no connector for"):
+        check_scheduler_address("xbtest://127.0.0.1:8786", "scheduler =")
+    with pytest.raises(xs.ParameterError, match=r"unknown scheme 'inproc://'"):
+        check_scheduler_address("inproc://127.0.0.1:8786", "scheduler =")
+
+
+def test_a_port_nobody_listens_on_is_reported_as_no_scheduler_reachable():
+    """A refused connection (distributed's OSError "Timed out trying to
+    connect") is "cannot reach the Dask scheduler", not a peer that "did not
+    answer as a Dask scheduler"."""
+    pytest.importorskip("distributed")
+    import socket
+
+    from xbarsim import _dask
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = "tcp://127.0.0.1:%d" % sock.getsockname()[1]
+    with pytest.raises(xs.ParameterError, match=r"cannot reach the Dask scheduler at 'tcp://127\.0\.0\.1:\d+' "
+                                                r"\(OSError: .*\)\. Check that `dask scheduler` runs there"):
+        _dask.connect_scheduler(address, "test", timeout=1)
+
+
+def test_worker_watch_waits_its_delay_before_saying_the_cluster_has_no_worker(capsys):
+    """`WorkerWatch` says so "once its cluster has had no worker for
+    ``after`` seconds": not at the first poll that finds none (a cluster
+    between two workers, an adaptive one scaling), and once only."""
+    import time
+
+    from xbarsim._dask import WorkerWatch
+
+    empty = SimpleNamespace(nthreads=lambda: {})
+    with WorkerWatch(empty, "NO WORKER LEFT", after=1.0, poll=0.02):
+        time.sleep(0.4)
+        assert "NO WORKER LEFT" not in capsys.readouterr().err
+        err, end = "", time.monotonic() + 10.0
+        while "NO WORKER LEFT" not in err and time.monotonic() < end:
+            time.sleep(0.05)
+            err += capsys.readouterr().err
+        time.sleep(0.2)  # more polls: not said again
+    assert (err + capsys.readouterr().err).count("NO WORKER LEFT") == 1
+
+
+def test_connect_scheduler_waits_worker_wait_s_for_a_first_worker_by_default(monkeypatch, capsys):
+    """`worker_wait` defaults to `WORKER_WAIT_S` (and `timeout` to
+    `SCHEDULER_TIMEOUT_S`): the wait for a first worker is not the connect
+    timeout. A scheduler without workers, here a stand-in Client."""
+    pytest.importorskip("distributed")  # the address is checked first
+    from xbarsim import _dask
+
+    waits, closed = [], []
+
+    class NoWorkers:
+        def __init__(self, address, timeout, set_as_default):
+            self.timeout = timeout
+
+        def scheduler_info(self):
+            return {"workers": {}}
+
+        def wait_for_workers(self, n, timeout):
+            waits.append(timeout)
+            raise TimeoutError
+
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(_dask, "SCHEDULER_TIMEOUT_S", 3.0)
+    monkeypatch.setattr(_dask, "WORKER_WAIT_S", 0.25)
+    monkeypatch.setattr(_dask, "_closing_client_class", lambda: NoWorkers)
+    with pytest.raises(xs.ParameterError, match=r"has no workers \(waited 0\.25 s\)"):
+        _dask.connect_scheduler("tcp://127.0.0.1:8786", "test")
+    assert waits == [0.25] and closed == [True]
+    assert "waiting up to 0.25 s for one" in capsys.readouterr().err
+
+
+def test_usable_cores_are_those_of_the_affinity_mask_not_the_machine():
+    """`usable_cores` counts the cores this process may run on (a container
+    or `taskset` limits them), not every core of the machine."""
+    from xbarsim._dask import usable_cores
+
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs an affinity mask and two cores")
+    mask = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(mask)})
+    try:
+        assert usable_cores() == 1
+    finally:
+        os.sched_setaffinity(0, mask)

@@ -1895,3 +1895,58 @@ def test_nodal_on_ideal_wire_puts_driven_lines_at_their_drive_from_any_start(sch
     ref = _reference(G, (wl_v, wl_d.astype(bool), bl_v, bl_d.astype(bool)), 0.0, v0)
     np.testing.assert_allclose(vwl, ref.v_wl, rtol=0, atol=1e-10)
     np.testing.assert_allclose(vbl, ref.v_bl, rtol=0, atol=1e-10)
+
+
+def test_parallel_range_stops_handing_out_chunks_after_an_error_and_raises_the_first():
+    """"The first exception stops the handing out and is raised once every
+    thread has finished its chunk": the chunks not yet handed out are never
+    run, and of two errors the earlier one is raised."""
+    import threading
+    import time
+
+    from xbarsim._parallel import parallel_range
+
+    calls = []
+
+    def fail_first(lo, hi):
+        calls.append(lo)
+        if lo == 0:
+            raise ValueError("chunk 0")
+        time.sleep(0.05)
+
+    with pytest.raises(ValueError, match="chunk 0"):
+        parallel_range(fail_first, 100, threads=2)  # 8 chunks of 13
+    assert len(calls) < 8
+
+    both = threading.Barrier(2, timeout=10)
+
+    def fail_twice(lo, hi):
+        if lo <= 13:  # chunks 0 and 13, one per thread
+            both.wait()
+            if lo:
+                time.sleep(0.1)
+            raise ValueError(f"chunk {lo}")
+
+    with pytest.raises(ValueError, match="^chunk 0$"):
+        parallel_range(fail_twice, 100, threads=2)
+
+
+def test_numba_threads_caps_a_request_at_numba_s_pool_and_restores_the_count():
+    """`numba_threads(n)`: at least 1, at most the pool (`capped_threads`),
+    whatever is asked, and the calling thread's count is given back."""
+    import numba
+
+    from xbarsim._parallel import capped_threads, numba_threads
+
+    pool = numba.config.NUMBA_NUM_THREADS
+    assert capped_threads(10 ** 6) == pool and capped_threads(-3) == 1
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with numba_threads(10 ** 6):
+            assert numba.get_num_threads() == pool
+        assert numba.get_num_threads() == 1  # given back
+        with numba_threads(None):  # no cap: as it is
+            assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(before)

@@ -588,3 +588,16 @@ def test_a_sampled_forward_in_a_child_forked_after_the_openmp_threads_started_is
     with pytest.raises(xs.ForkError, match=r"the surrogate's read noise: this process was forked from process "
                        r"12345.*'spawn'"):
         net(x)
+# ---- to append to tests/test_train_errors.py ----
+
+def test_evaluate_surrogate_warns_of_hidden_activations_past_its_fitted_range(sur, data, monkeypatch):
+    # pins the range check on every layer's inputs, not only the points: with a fitted range of 0.5 the
+    # points (|x| <= 0.5) are inside it, the first layer's sigmoid outputs (up to 1) are not
+    from xbarsim.train.evaluate import evaluate_surrogate
+
+    real = type(sur).input_limits
+    monkeypatch.setattr(type(sur), "input_limits", lambda self: (0.5,) + tuple(real(self))[1:])
+    x = data.x_test / (2 * np.abs(data.x_test).max())
+    with pytest.warns(RuntimeWarning, match="layer 1's inputs") as rec:
+        evaluate_surrogate(moons_network(seed=0), sur, x, data.y_test, n=2)
+    assert len(rec) == 1

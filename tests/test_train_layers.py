@@ -2168,3 +2168,84 @@ def test_a_training_forward_that_samples_nothing_leaves_no_failed_weights_to_res
     opt.step()
     layer.restore_failed_()
     assert bool((layer.weight.detach() != before).all())  # every weight took its step
+# ---- to append to tests/test_train_layers.py ----
+
+def test_network_layers_passes_dropout_and_identity_and_refuses_two_final_sigmoids():
+    # pins network_layers' Sequential rule: passive modules (nn.Dropout, identity at evaluation; nn.Identity)
+    # are skipped, and "at most one [sigmoid] after the last" linear layer
+    import xbarsim as xs
+    from xbarsim.train import evaluate_statistical, network_layers
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 4), nn.Sigmoid(), nn.Dropout(0.5), nn.Identity(), nn.Linear(4, 1)).double()
+    layers = network_layers(net)
+    assert [w.shape for w, _ in layers] == [(4, 2), (1, 4)]
+    x = np.random.default_rng(0).uniform(0, 1, (6, 2))
+    y = np.array([0, 1] * 3)
+    np.testing.assert_array_equal(evaluate_statistical(net.eval(), xs.TransferConfig(), x, y, n=2).logits,
+                                  evaluate_statistical(layers, xs.TransferConfig(), x, y, n=2).logits)
+    with pytest.raises(ParameterError, match="this nn.Sequential runs L-S-L-S-S "):
+        network_layers(nn.Sequential(nn.Linear(2, 4), nn.Sigmoid(), nn.Linear(4, 1), nn.Sigmoid(), nn.Sigmoid()))
+
+
+def test_the_forward_check_does_not_sample_a_layer_set_to_sample_on_eval():
+    # pins _check_forward's "without sampling": a converted model whose layers sample in evaluation mode
+    # (sample_on_eval) is still the chain of its mean weights, scored as its layers
+    import xbarsim as xs
+    from xbarsim.train import evaluate_statistical, network_layers
+
+    net = convert(nn.Sequential(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 1)).double(),
+                  surrogate=ToyHardware(sigma=0.3, p_fail=0.3), seed=3).eval()
+    for m in net:
+        if isinstance(m, HardwareAwareLinear):
+            m.sample_on_eval = True
+    x = np.random.default_rng(0).uniform(0, 1, (8, 3))
+    y = np.array([0, 1] * 4)
+    np.testing.assert_array_equal(evaluate_statistical(net, xs.TransferConfig(), x, y, n=2).logits,
+                                  evaluate_statistical(network_layers(net), xs.TransferConfig(), x, y, n=2).logits)
+    assert all(m.sample_on_eval for m in net if isinstance(m, HardwareAwareLinear))
+
+
+class _SigmoidInForward(nn.Sequential):
+    def forward(self, x):
+        return self[1](torch.sigmoid(self[0](x)))
+
+
+def test_network_layers_flattens_nested_sequentials_and_leaves_a_subclass_forward_to_the_check():
+    # pins the two Sequential cases of network_layers: nested plain Sequentials are flattened, and a subclass
+    # with its own forward (here torch.sigmoid between two registered Linears, "L-L") is judged by that forward
+    import xbarsim as xs
+    from xbarsim.train import evaluate_statistical, network_layers
+
+    torch.manual_seed(0)
+    nested = nn.Sequential(nn.Sequential(nn.Linear(2, 4), nn.Sigmoid()), nn.Linear(4, 1)).double()
+    assert [w.shape for w, _ in network_layers(nested)] == [(4, 2), (1, 4)]
+    own = _SigmoidInForward(nn.Linear(2, 4), nn.Linear(4, 1)).double()
+    layers = network_layers(own)
+    x = np.random.default_rng(0).uniform(0, 1, (6, 2))
+    y = np.array([0, 1] * 3)
+    np.testing.assert_array_equal(evaluate_statistical(own, xs.TransferConfig(), x, y, n=2).logits,
+                                  evaluate_statistical(layers, xs.TransferConfig(), x, y, n=2).logits)
+
+
+class _HalfLogits(nn.Sequential):
+    scale = 1.0
+
+    def forward(self, x):
+        return (super().forward(x) * self.scale).half()
+
+
+def test_the_forward_check_allows_a_half_cast_its_rounding_only():
+    # pins the cast tolerance of _check_forward: logits returned as float16 are off by that cast's rounding
+    # (~0.05 %) and are scored; logits 1 % off (another network) are refused
+    import xbarsim as xs
+    from xbarsim.train import evaluate_statistical
+
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).uniform(0, 1, (8, 3))
+    y = np.array([0, 1] * 4)
+    net = _HalfLogits(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 1)).double()
+    assert evaluate_statistical(net, xs.TransferConfig(), x, y, n=2).correct.shape == (2, 8)
+    net.scale = 1.01
+    with pytest.raises(ParameterError, match="own forward differs"):
+        evaluate_statistical(net, xs.TransferConfig(), x, y, n=2)

@@ -117,6 +117,15 @@ def test_statistical_sample_counts_and_tables_are_checked(tmp_path):
     with pytest.raises(ParameterError, match=r"subsequent has shape \(2, 4\)"):  # broadcasts with, not to, (4,)
         model.sample(t, np.ones((2, 4), dtype=int), np.random.default_rng(0))
     assert table.mean_std(10**9) == table.mean_std(table.max_events)
+    # DriftTable.sample as mean_std: a negative count was clipped to no drift, a fraction truncated
+    with pytest.raises(ParameterError, match="events holds a negative count"):
+        table.sample(np.array([-3, 2]), np.random.default_rng(0))
+    with pytest.raises(ParameterError, match="events must be integer counts .* holding fractions"):
+        table.sample(np.array([2.7]), np.random.default_rng(0))
+    np.testing.assert_array_equal(table.sample(np.array([2.0, 10**9]), np.random.default_rng(0)),
+                                  table.sample(np.array([2, table.max_events]), np.random.default_rng(0)))
+    with pytest.raises(ParameterError, match="path = ''"):  # "" loaded the packaged file
+        st.load_drift_table("")
     with open(tmp_path / "log.txt", "w") as log:
         with pytest.raises(ParameterError, match="path = "):
             st.load_drift_table(log.fileno())
@@ -214,3 +223,127 @@ def test_evaluate_circuit_reads_each_layer_with_its_documented_seeds():
     h = 1 / (1 + np.exp(-z0))
     z1 = xs.transfer_many(w1, b1, cfg, n=n, seed=seed + 1).mvm(h, seed=seed + 1001)  # (n, B, in): per transfer
     np.testing.assert_allclose(got, z1[..., 0], rtol=1e-13, atol=1e-15)
+# ---- to append to tests/test_train_statistical.py ----
+
+def _exact_model(**kw):
+    # every measured error switched off: programmed conductance == target (plus only what kw turns back on)
+    return StatisticalModel(**{**dict(a=0.0, b=0.0, offset_mean=0.0, offset_std=0.0, p_stuck_lrs=0.0,
+                                      p_stuck_hrs=0.0, drift=False), **kw})
+
+
+def test_sigma_rel_is_a_standard_deviation_never_negative():
+    # pins the clamp at 0: the law a G + b turns negative above -b / a = 1107 uS
+    m = StatisticalModel()
+    g = np.linspace(0.0, 1.0, 1001)
+    assert np.all(m.sigma_rel(g) >= 0)
+    assert m.sigma_rel(2e-3) == 0.0
+
+
+def test_sample_uses_the_drift_table_it_is_given_and_clips_at_zero():
+    # pins drift_table= being used (not the packaged one), no drift for the last device (0 subsequent),
+    # and the documented ">= 0" of the programmed conductances
+    table = st.DriftTable((np.zeros(1), np.full(1, -1e-4)), "csv")
+    m = _exact_model(drift=True)
+    target = np.array([0.0, 3e-4, 3e-4, 5e-5])
+    g, stuck = m.sample(target, np.array([1, 1, 0, 1]), np.random.default_rng(0), drift_table=table)
+    np.testing.assert_allclose(g, [0.0, 2e-4, 3e-4, 0.0], rtol=0, atol=1e-18)
+    assert np.all(stuck == 0)
+
+
+def test_failure_probabilities_are_probabilities_and_hrs_bounds_ordered():
+    # pins the refusals of __post_init__ that sample() would otherwise draw silently from
+    with pytest.raises(ParameterError, match="exceeds 1"):
+        StatisticalModel(p_stuck_lrs=0.7, p_stuck_hrs=0.7)
+    with pytest.raises(ParameterError, match="expected a probability in"):
+        StatisticalModel(p_stuck_hrs=-0.1)
+    with pytest.raises(ParameterError, match="hrs_low <= hrs_high"):
+        StatisticalModel(hrs_low=2e-4, hrs_high=1e-4)
+    StatisticalModel(lrs_mean=0.0, lrs_std=0.0)  # 0 S is a conductance (">= 0")
+    # each failure mode at its own probability
+    _, stuck = StatisticalModel(p_stuck_lrs=0.02, p_stuck_hrs=0.0).sample(np.full(100_000, 3e-4), 0,
+                                                                           np.random.default_rng(0))
+    assert np.mean(stuck == 1) == pytest.approx(0.02, abs=0.003) and not np.any(stuck == 2)
+
+
+def test_drift_pools_are_widened_only_below_min_samples(tmp_path):
+    # pins the pooling rule: a count with min_samples measurements keeps its own pool; a sparse one takes
+    # its neighbours on both sides; measured rows at 0 events never enter a pool (the last device does not drift)
+    header = "subsequent_programming_events,delta_conductance_S\n"
+    (tmp_path / "d.csv").write_text(header + "0,9e-6\n1,1e-6\n2,2e-6\n3,3e-6\n4,4e-6\n4,5e-6\n")
+    own = st.load_drift_table(tmp_path / "d.csv", min_samples=1)
+    assert [list(p) for p in own.samples] == [[0.0], [1e-6], [2e-6], [3e-6], [4e-6, 5e-6]]
+    pooled = st.load_drift_table(tmp_path / "d.csv", min_samples=2)
+    assert sorted(pooled.samples[2]) == [1e-6, 2e-6, 3e-6]  # width 1: counts 1..3
+    assert sorted(pooled.samples[1]) == [1e-6, 2e-6]  # width 1: counts 0..2, the 0-event row left out
+    assert list(pooled.samples[4]) == [4e-6, 5e-6]
+    (tmp_path / "nan.csv").write_text(header + "1,nan\n")
+    with pytest.raises(ParameterError, match="line 2"):
+        st.load_drift_table(tmp_path / "nan.csv")
+
+
+def test_evaluate_statistical_without_errors_is_the_software_network():
+    # pins the evaluation's forward: ideal MVM with the biases, a sigmoid between the layers and none after
+    # the last; with every error off the programmed network is the trained one
+    from xbarsim.train import evaluate_statistical
+    from xbarsim.train.evaluate import software_logits
+
+    layers = _two_layers()
+    (w0, b0), (w1, b1) = layers
+    x = np.random.default_rng(8).uniform(0, 1, (6, 2))
+    y = np.array([0, 1, 0, 1, 1, 0])
+    want = (1 / (1 + np.exp(-(x @ w0.T + b0)))) @ w1.T[:, 0] + b1[0]
+    np.testing.assert_allclose(software_logits(layers, x), want, rtol=1e-12, atol=1e-12)
+    got = evaluate_statistical(layers, xs.TransferConfig(), x, y, n=2, stat=_exact_model())
+    np.testing.assert_allclose(got.logits, np.broadcast_to(want, (2, 6)), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(got.correct, np.broadcast_to((want > 0) == (y == 1), (2, 6)))
+    # the drift alone moves the devices programmed before others in their tile
+    drift = evaluate_statistical(layers, xs.TransferConfig(), x, y, n=2, stat=_exact_model(drift=True))
+    assert np.all(np.abs(drift.logits - want) > 1e-9)
+
+
+def test_evaluate_statistical_scores_a_zero_logit_as_class_0_and_takes_labels_0_and_1_only():
+    # pins "class 1 where the logit is > 0" (a zero network programmed exactly gives logits of exactly 0)
+    # and the refusal of labels other than 0 and 1 (0.5 was never counted correct)
+    from xbarsim.train import evaluate_statistical
+
+    zero = [(np.zeros((3, 2)), np.zeros(3)), (np.zeros((1, 3)), np.zeros(1))]
+    x = np.random.default_rng(8).uniform(0, 1, (6, 2))
+    y = np.array([0, 1, 0, 1, 1, 0])
+    got = evaluate_statistical(zero, xs.TransferConfig(), x, y, n=2, stat=_exact_model())
+    assert np.all(got.logits == 0)
+    np.testing.assert_array_equal(got.correct, np.broadcast_to(y == 0, (2, 6)))
+    with pytest.raises(ParameterError, match="labels 0 and 1"):
+        evaluate_statistical(_two_layers(), xs.TransferConfig(), x, np.array([0, 1, 0.5, 1, 1, 0]), n=2)
+
+
+def test_evaluate_statistical_transfer_t_is_stat_sample_on_stream_seed_t():
+    # pins the docstring: transfer t draws from the stream (seed, t), StatisticalModel.sample perturbing each
+    # tile's targets with the drift of the devices programmed after each one; rebuilt here for one layer
+    from xbarsim.mapping import map_layer
+    from xbarsim.train import evaluate_statistical
+    from xbarsim.train.surrogate import tile_features
+
+    w, b = _two_layers()[1]
+    x = np.random.default_rng(8).uniform(0, 1, (6, 3))
+    y = np.array([0, 1, 0, 1, 1, 0])
+    cfg, stat = xs.TransferConfig(), StatisticalModel()
+    got = evaluate_statistical([(w, b)], cfg, x, y, n=3, seed=4, stat=stat).logits
+    lm = map_layer(w, b, cfg)
+    for t in range(3):
+        r = np.random.default_rng([4, t])
+        gs = [stat.sample(tile.target, tile_features(tile.shape, cfg.order)[1].astype(np.int64), r)[0]
+              for tile in lm.tiles]
+        W, bb = lm.effective_weights(gs)
+        np.testing.assert_allclose(got[t], x @ W[0] + bb[0], rtol=1e-12, atol=1e-15)
+
+
+def test_evaluate_circuit_takes_the_training_apis_one_seed_range():
+    # pins check_seed's "one range [0, SEED_MAX] for all its functions" in evaluate_circuit, refused before
+    # any transfer (its streams go up to seed + 1000 + k)
+    from xbarsim.train import evaluate_circuit
+    from xbarsim.train._checks import SEED_MAX
+
+    x = np.random.default_rng(8).uniform(0, 1, (6, 2))
+    y = np.array([0, 1, 0, 1, 1, 0])
+    with pytest.raises(ParameterError, match=rf"seed = {SEED_MAX + 1}; an integer in \[0, 2\*\*64 - 104730\]"):
+        evaluate_circuit(_two_layers(), xs.TransferConfig(), x, y, n=1, seed=SEED_MAX + 1, progress=False)

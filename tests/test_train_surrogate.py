@@ -989,3 +989,34 @@ def test_penalty_counts_the_failures_mean_square_as_sampled(small):
     w = torch.tensor([[1.0]], dtype=torch.float64)
     pen = float(small.penalty(w, None, failures=k)) - float(small.penalty(w, None, failures=False))
     assert pen == pytest.approx(sampled, rel=0.01)
+# ---- to append to tests/test_train_surrogate.py ----
+
+def test_grid_outputs_from_batches_follow_the_kept_circuit_transfers(small, cfg):
+    # pins grid_outputs_from_batches: the first n_max kept transfers, a logit (no sigmoid after the last
+    # layer) close to the circuit's for the same conductances, read noise drawn from `seed`
+    from xbarsim.train import evaluate_circuit
+    from xbarsim.train.evaluate import grid_outputs_from_batches
+
+    rng = np.random.default_rng(2)
+    layers = [(rng.normal(size=(8, 2)), rng.normal(size=8)), (rng.normal(size=(1, 8)), rng.normal(size=1))]
+    x = rng.uniform(0, 1, (5, 2))
+    res, kept = evaluate_circuit(layers, cfg, x, np.array([0, 1, 0, 1, 1]), n=4, seed=5, chunk=2,
+                                 progress=False, keep_conductances=3)
+    got = grid_outputs_from_batches(small, kept, x, seed=1, n_max=2)
+    assert got.shape == (2, 5)
+    np.testing.assert_allclose(got, res.logits[:2], atol=0.05)
+    assert grid_outputs_from_batches(small, kept, x, seed=1).shape == (3, 5)
+    np.testing.assert_array_equal(grid_outputs_from_batches(small, kept, x, seed=1, n_max=2), got)
+    assert not np.array_equal(grid_outputs_from_batches(small, kept, x, seed=2, n_max=2), got)
+
+
+def test_evaluate_surrogate_counts_a_point_correct_where_its_logit_has_its_class(small):
+    # pins MCResult.correct of the surrogate evaluation: class 1 where the logit is > 0, compared with y
+    from xbarsim.train import evaluate_surrogate
+
+    rng = np.random.default_rng(2)
+    layers = [(rng.normal(size=(8, 2)), rng.normal(size=8)), (rng.normal(size=(1, 8)), rng.normal(size=1))]
+    x = rng.uniform(0, 1, (5, 2))
+    y = np.array([0, 1, 0, 1, 1])
+    res = evaluate_surrogate(layers, small, x, y, n=3, chunk=2)
+    np.testing.assert_array_equal(res.correct, (res.logits > 0) == (y == 1)[None, :])

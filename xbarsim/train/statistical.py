@@ -107,7 +107,10 @@ class DriftTable:
         """One drift (siemens) per entry of the integer array `events`: a
         measured change drawn uniformly from its event count's pool, by one
         vectorized draw (a loop over the event counts cost 0.4 ms a tile)."""
-        events = np.clip(np.asarray(events, dtype=np.int64), 0, self.max_events)
+        # negative counts were clipped to no drift and fractions truncated,
+        # where mean_std and StatisticalModel.sample refuse them (found by review)
+        events = np.minimum(_event_counts(events, "events", "an array of integer counts"), self.max_events)
+        events = events.astype(np.int64)
         pools, sizes = self._padded
         return pools[events, rng.integers(0, sizes[events])]
 
@@ -126,6 +129,26 @@ class DriftTable:
         return cached
 
 
+def _event_counts(value, name, expected):
+    """`value` as an array of event counts (devices programmed after each
+    one), refused unless whole and >= 0; its own dtype (a uint64 2**63 is
+    no int64)."""
+    arr = as_array(value, name, expected, "devices programmed after each one")
+    if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(np.isfinite(arr))
+                                           and np.all(arr == np.round(arr))):
+        # inf was taken for a count and wrapped to no drift (found by review)
+        what = ""
+        if arr.dtype.kind == "f":
+            what = " holding NaN or inf" if not np.all(np.isfinite(arr)) else " holding fractions"
+        raise ParameterError(f"{name} must be integer counts (devices programmed after each one, finite); "
+                             f"got dtype {arr.dtype}{what}.")
+    if np.any(arr < 0):
+        # clipped to 0 without a word (found by review)
+        raise ParameterError(f"{name} holds a negative count; it is the number of devices programmed "
+                             "after each one in its array (0 for the last).")
+    return arr
+
+
 def load_drift_table(path=None, min_samples=50):
     """Build a `DriftTable` from ``neighbour_drift.csv``.
 
@@ -136,7 +159,8 @@ def load_drift_table(path=None, min_samples=50):
     """
     # an int path was opened as a file descriptor, and closed (the caller's
     # own file; found by review)
-    if path is not None and (isinstance(path, (bool, int, np.integer)) or not isinstance(path, (str, os.PathLike))):
+    if path is not None and (isinstance(path, (bool, int, np.integer)) or not isinstance(path, (str, os.PathLike))
+                             or not os.fspath(path)):  # "" loaded the packaged file (found by review)
         raise ParameterError(f"path = {path!r}; give the path of neighbour_drift.csv (a str or os.PathLike), or "
                              "None to use the packaged file.")
     min_samples = whole_number(min_samples, "min_samples", 1)
@@ -302,20 +326,7 @@ class StatisticalModel:
             # clamped to 0 (found by review)
             raise ParameterError(f"target holds {float(np.max(target)):g} S, above 1 S: conductances are in "
                                  "siemens (300 µS is 300e-6), not microsiemens.")
-        sub_arr = as_array(subsequent, "subsequent", "integer counts shaped like the targets",
-                           "devices programmed after each one")
-        if sub_arr.dtype.kind not in "iu" and not (sub_arr.dtype.kind == "f" and np.all(np.isfinite(sub_arr))
-                                                   and np.all(sub_arr == np.round(sub_arr))):
-            # inf was taken for a count and wrapped to no drift (found by review)
-            what = ""
-            if sub_arr.dtype.kind == "f":
-                what = " holding NaN or inf" if not np.all(np.isfinite(sub_arr)) else " holding fractions"
-            raise ParameterError(f"subsequent must be integer counts (devices programmed after each one, finite); "
-                                 f"got dtype {sub_arr.dtype}{what}.")
-        if np.any(sub_arr < 0):
-            # clipped to 0 without a word (found by review)
-            raise ParameterError("subsequent holds a negative count; it is the number of devices programmed "
-                                 "after each one in its array (0 for the last).")
+        sub_arr = _event_counts(subsequent, "subsequent", "integer counts shaped like the targets")
         shape = target.shape
         try:
             fits = np.broadcast_shapes(sub_arr.shape, shape) == shape  # broadcast *to* the targets' shape

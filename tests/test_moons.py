@@ -567,3 +567,324 @@ def test_the_epoch_score_is_the_headline_with_the_mean_accuracy_breaking_ties(mo
     data = SimpleNamespace(x_val=None, y_val=None)
     frac, mean = 3 / 4, float(correct.mean())
     assert _val_score(None, data, 20, 0)(None) == pytest.approx(frac + 0.01 * mean)
+
+
+# Found by mutation testing of xbarsim/moons.py: each test below fails on a
+# mutant that every other test passed.
+
+@pytest.fixture(scope="module")
+def spied_run(quick_run, tmp_path_factory):
+    """A short run (seed 1, 9 transfers, one epoch, `quick_run`'s fit) into a
+    folder holding an earlier run's ablation and check files, with the
+    calls it makes recorded: name -> [dict(args, kwargs, result)]."""
+    import xbarsim.moons as moons
+    import xbarsim.train.evaluate as ev
+    import xbarsim.train.layers as layers
+    import xbarsim.train.plots as plots
+    import xbarsim.train.training as training
+
+    out = tmp_path_factory.mktemp("spied")
+    (out / "surrogate.npz").write_bytes((quick_run / "surrogate.npz").read_bytes())  # no refit
+    for name in ("ablation.json", "ablation.csv", "surrogate_check.json", "surrogate_check.txt"):
+        (out / name).write_text("an earlier run's\n")
+    calls = {}
+    with pytest.MonkeyPatch.context() as mp:
+        for module, name in ((training, "train"), (training, "moons_network"), (layers, "convert"),
+                             (moons, "_val_score"), (ev, "evaluate_circuit"), (ev, "evaluate_statistical"),
+                             (ev, "evaluate_surrogate"), (ev, "grid_outputs_from_batches"), (plots, "plot_cdf"),
+                             (plots, "plot_decision_boundary")):
+            def spy(*args, _real=getattr(module, name), _name=name, **kwargs):
+                result = _real(*args, **kwargs)
+                calls.setdefault(_name, []).append(dict(args=args, kwargs=kwargs, result=result))
+                return result
+
+            mp.setattr(module, name, spy)
+        with open(os.devnull, "w") as quiet:
+            doc = moons.run(out_dir=str(out), quick=True, seed=1, transfers=9, epochs=1, progress=False, stream=quiet)
+    return out, doc, calls
+
+
+def _evaluations(calls, name):
+    """The run's evaluations of its two networks (9 transfers; the epoch
+    score's surrogate transfers are `QUICK.score_transfers`, 16)."""
+    return [c for c in calls[name] if c["kwargs"]["n"] == 9]
+
+
+def test_each_random_purpose_of_a_run_reaches_the_function_it_seeds(spied_run):
+    """The docstring's streams, as the run hands them on: the training, the
+    hardware-aware layers' samples, the epoch score, the circuit,
+    statistical and surrogate evaluations (the same for both networks) and
+    the grid, each `stream_seed(seed, purpose)`; both networks start from
+    the same initial weights (seed itself). Another purpose's stream, or
+    the bare seed, passed every test (found by mutation testing)."""
+    from xbarsim.moons import stream_seed
+
+    _, _, calls = spied_run
+    s = {k: stream_seed(1, k) for k in ("train", "layers", "score", "circuit", "statistical",
+                                        "surrogate_transfers", "grid")}
+    assert [c["args"][2].seed for c in calls["train"]] == [s["train"]] * 2
+    assert [c["kwargs"]["seed"] for c in calls["moons_network"]] == [1, 1]
+    assert [c["kwargs"]["seed"] for c in calls["convert"]] == [s["layers"]]
+    assert [c["args"][3] for c in calls["_val_score"]] == [s["score"]]
+    assert [c["kwargs"]["seed"] for c in _evaluations(calls, "evaluate_circuit")] == [s["circuit"]] * 2
+    assert [c["kwargs"]["seed"] for c in _evaluations(calls, "evaluate_statistical")] == [s["statistical"]] * 2
+    assert [c["kwargs"]["seed"] for c in _evaluations(calls, "evaluate_surrogate")] == [s["surrogate_transfers"]] * 2
+    assert [c["kwargs"]["seed"] for c in calls["grid_outputs_from_batches"]] == [s["grid"]] * 2
+
+
+def test_each_network_records_the_figures_of_its_own_evaluations(spied_run):
+    """results.json's circuit, statistical-only and surrogate figures are
+    each the summary of that evaluation (one of them summarising another's
+    transfers passed every test; found by mutation testing)."""
+    from xbarsim.train.metrics import per_point_accuracy, summarize
+
+    _, doc, calls = spied_run
+    for k, net in enumerate(("regular", "hardware_aware")):
+        circuit = _evaluations(calls, "evaluate_circuit")[k]["result"][0]
+        r = doc[net]
+        assert r["per_point_accuracy"] == per_point_accuracy(circuit.correct).tolist()
+        assert r["frac_points_ge_95"] == summarize(circuit.correct)["frac_points_ge_95"]
+        for key in ("statistical", "surrogate"):
+            res = _evaluations(calls, f"evaluate_{key}")[k]["result"]
+            want = summarize(res.correct)
+            assert res.correct.shape == circuit.correct.shape
+            assert r[key]["frac_points_ge_95"] == pytest.approx(want["frac_points_ge_95"]), (net, key)
+            assert r[key]["mean_accuracy"] == pytest.approx(want["mean_accuracy"]), (net, key)
+            assert [b["count"] for b in r[key]["bins"]] == [b["count"] for b in want["bins"]], (net, key)
+
+
+def test_the_figures_draw_the_runs_own_series(spied_run):
+    """cdf.png: each network's per-point accuracies, circuit and statistical,
+    over the run's transfers; decision_boundary.png: the fraction of the
+    grid's transfers predicting class 1, over `grid_transfers` of the
+    circuit transfers (found by mutation testing: the statistical curve
+    drawn from the circuit's, the title's transfer count, the class and
+    the grid's transfer count could each change unseen)."""
+    from xbarsim.moons import QUICK
+    from xbarsim.train.metrics import per_point_accuracy
+
+    _, doc, calls = spied_run
+    (cdf,) = calls["plot_cdf"]
+    per_point, n_transfers = cdf["args"][0], cdf["args"][2]
+    assert n_transfers == 9
+    assert sorted(per_point) == ["hardware-aware, circuit", "hardware-aware, statistical", "regular, circuit",
+                                 "regular, statistical"]
+    (boundary,) = calls["plot_decision_boundary"]
+    for k, (net, label) in enumerate((("regular", "regular"), ("hardware_aware", "hardware-aware"))):
+        stat = _evaluations(calls, "evaluate_statistical")[k]["result"]
+        np.testing.assert_array_equal(per_point[f"{label}, circuit"], doc[net]["per_point_accuracy"])
+        np.testing.assert_array_equal(per_point[f"{label}, statistical"], per_point_accuracy(stat.correct))
+        logits = calls["grid_outputs_from_batches"][k]["result"]
+        assert logits.shape == (QUICK.grid_transfers, QUICK.grid ** 2)  # 8 of the 9 transfers
+        p1 = boundary["args"][1][net]["p1"]
+        np.testing.assert_array_equal(p1, (logits > 0).mean(axis=0).reshape(QUICK.grid, QUICK.grid))
+
+
+def test_a_run_removes_an_earlier_runs_outputs_that_it_does_not_write(spied_run):
+    """A run without --ablation or --check-surrogate leaves no earlier run's
+    ablation or check files beside its results, which would read as its own
+    (the ablation's were kept: found by mutation testing)."""
+    out, _, _ = spied_run
+    assert sorted(p.name for p in out.iterdir()) == ["bins.csv", "cdf.png", "decision_boundary.png",
+                                                     "results.json", "surrogate.npz", "uncertainty.png"]
+
+
+def test_a_given_surrogate_is_used_as_it_is_and_not_copied_into_out(quick_run, tmp_path):
+    """--surrogate FILE: results.json names the file and says it was not
+    fitted in this run, and no surrogate.npz is written into --out (it is no
+    fit of this run's); with --data, the generator's noise is recorded as
+    None (found by mutation testing)."""
+    from xbarsim.train.data import make_moons_split, save_csv_dir
+
+    data = tmp_path / "data"
+    save_csv_dir(make_moons_split(noise=0.2, seed=5), data)
+    given = quick_run / "surrogate.npz"
+    out = tmp_path / "o"
+    assert main(["moons", "--quick", "--out", str(out), "--surrogate", str(given), "--data", str(data),
+                 "--transfers", "2", "--epochs", "1", "--no-progress"]) == 0
+    doc = load_results(out / "results.json")
+    assert doc["surrogate"]["fitted_in_this_run"] is False and doc["surrogate"]["file"] == os.path.abspath(given)
+    assert not (out / "surrogate.npz").exists()
+    assert doc["config"]["run"]["noise"] is None and doc["config"]["data"] != "make_moons"
+
+
+def test_a_cached_surrogate_of_another_transfer_configuration_or_damaged_is_refitted(quick_run, tmp_path):
+    """The cache is reused only when fitted for this run's TransferConfig
+    (a fit for other wires, with the same sizes and seed, was reused), and a
+    damaged surrogate.npz is refitted, not an error (found by mutation
+    testing)."""
+    import xbarsim as xs
+    from dataclasses import replace
+
+    from xbarsim.moons import QUICK, _load_or_fit_surrogate
+    from xbarsim.train.surrogate import Surrogate
+
+    out = tmp_path / "o"
+    out.mkdir()
+    cached = Surrogate.load(str(quick_run / "surrogate.npz"))
+    cfg = json.loads(cached.cfg_json)
+    assert cfg["r_wl"] == 1.0
+    replace(cached, cfg_json=json.dumps({**cfg, "r_wl": 2.0, "r_bl": 2.0})).save(str(out / "surrogate.npz"))
+    logs = []
+    sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, QUICK, 1, False, logs.append)
+    assert fitted and sur.matches(xs.TransferConfig())
+    (out / "surrogate.npz").write_bytes(b"not an npz")
+    sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, QUICK, 1, False, logs.append)
+    assert fitted and not any("reusing" in line for line in logs)
+
+
+def test_noise_zero_is_a_valid_noise(tmp_path, monkeypatch):
+    """Noise "a finite number >= 0": 0 (points on the moons' arcs) is
+    accepted by MoonsConfig and by --noise (found by mutation testing)."""
+    import xbarsim.moons as moons
+    from xbarsim.moons import MoonsConfig
+
+    assert MoonsConfig(noise=0).noise == 0.0
+    seen = []
+    monkeypatch.setattr(moons, "run", lambda **kw: seen.append(kw["noise"]) or {})
+    assert main(["moons", "--quick", "--out", str(tmp_path / "o"), "--noise", "0", "--no-progress"]) == 0
+    assert seen == [0.0]
+
+
+def test_load_results_refuses_a_file_without_the_headline_figures(tmp_path):
+    """A JSON file with both networks' entries but not their figures is no
+    results file (found by mutation testing: only the entries were checked)."""
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"regular": {"weights": []}, "hardware_aware": {"weights": []}}))
+    with pytest.raises(ParameterError, match="not an xbarsim moons results file"):
+        load_results(path)
+    # an entry that is no object raised a raw TypeError; one holding the headline figure alone
+    # was taken, and format_table then raised KeyError: 'n_transfers' (found by review)
+    for entry in (1, None, [0.5]):
+        path.write_text(json.dumps({"regular": entry, "hardware_aware": entry}))
+        with pytest.raises(ParameterError, match="no 'regular' figures"):
+            load_results(path)
+    path.write_text(json.dumps({"regular": {"frac_points_ge_95": 0.5}, "hardware_aware": {"frac_points_ge_95": 0.5}}))
+    with pytest.raises(ParameterError, match="'regular' figures lack mean_accuracy, .*n_transfers.*surrogate"):
+        load_results(path)
+
+
+def test_bins_csv_holds_each_networks_and_models_counts(quick_run):
+    """Every count and fraction column of bins.csv is its network's and
+    model's bins in results.json (only the first column was checked: all
+    four reading the regular circuit's passed; found by mutation testing)."""
+    doc = load_results(quick_run / "results.json")
+    with open(quick_run / "bins.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for net in ("regular", "hardware_aware"):
+        for model in ("circuit", "statistical"):
+            bins = doc[net]["bins"] if model == "circuit" else doc[net][model]["bins"]
+            assert [int(r[f"{net}_{model}_count"]) for r in rows] == [b["count"] for b in bins], (net, model)
+            assert [float(r[f"{net}_{model}_fraction"]) for r in rows] == pytest.approx(
+                [b["fraction"] for b in bins], abs=5e-5)
+
+
+def test_the_table_puts_each_networks_figures_in_its_column(quick_run):
+    """format_table: the regular network's figures in the first column, the
+    hardware-aware one's in the second, the bins' rows too (swapped columns
+    passed every test; found by mutation testing)."""
+    from xbarsim.moons import format_table
+
+    doc = load_results(quick_run / "results.json")
+    for k, net in enumerate(("regular", "hardware_aware")):  # distinct figures, by construction
+        for key in ("frac_points_ge_95", "mean_accuracy", "software_accuracy"):
+            doc[net][key] = 0.111 + 0.5 * k
+        for m in ("statistical", "surrogate"):
+            doc[net][m]["frac_points_ge_95"] = 0.222 + 0.5 * k
+        for j, b in enumerate(doc[net]["bins"]):
+            b["fraction"] = 0.01 * j + 0.5 * k
+    lines = format_table(doc).splitlines()
+    for label in ("points >= 0.95 (circuit)", "mean accuracy (circuit)", "software accuracy"):
+        (line,) = [ln for ln in lines if ln.startswith(label)]
+        assert line.split()[-2:] == ["0.111", "0.611"], line
+    for m in ("statistical", "surrogate"):
+        (line,) = [ln for ln in lines if ln.startswith(f"points >= 0.95 ({m})")]
+        assert line.split()[-2:] == ["0.222", "0.722"], line
+    for j, b in enumerate(doc["regular"]["bins"]):
+        (line,) = [ln for ln in lines if ln.startswith(f"  {b['label']} ")]
+        assert line.split()[-2:] == [f"{0.01 * j:.3f}", f"{0.01 * j + 0.5:.3f}"], line
+
+
+def test_the_ablation_judges_every_row_as_the_headline(quick_run, tmp_path, monkeypatch):
+    """Each ablation row's network is transferred through the headline's
+    circuit streams (`stream_seed(seed, "circuit")`, the run's transfer
+    count) and its software accuracy is on the test points; the full
+    recipe's row and the regular row repeat the headline networks' figures;
+    ablation.csv holds the rows (another stream, or the validation points,
+    passed every test; found by mutation testing)."""
+    import xbarsim.train.evaluate as ev
+    import xbarsim.train.training as training
+    from xbarsim.moons import stream_seed
+
+    circuit, scored = [], []
+    real_circuit, real_accuracy = ev.evaluate_circuit, training.accuracy
+    monkeypatch.setattr(ev, "evaluate_circuit",
+                        lambda *a, **k: circuit.append((k["seed"], k["n"])) or real_circuit(*a, **k))
+    monkeypatch.setattr(training, "accuracy", lambda net, x, y: scored.append(len(x)) or real_accuracy(net, x, y))
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "surrogate.npz").write_bytes((quick_run / "surrogate.npz").read_bytes())  # no refit
+    assert main(["moons", "--quick", "--out", str(out), "--no-progress", "--ablation", "--seed", "1",
+                 "--transfers", "2", "--epochs", "1"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    n_test = doc["config"]["data_sizes"][2]
+    assert n_test != doc["config"]["data_sizes"][1]  # the check below tells test from validation points
+    assert circuit == [(stream_seed(1, "circuit"), 2)] * (2 + 7)  # the two networks, then seven rows
+    assert scored == [n_test] * (2 + 7)
+    rows = {r["name"]: r for r in doc["ablation"]["rows"]}
+    for name, net in (("reparam+failures+regularize", "hardware_aware"), ("regular training", "regular")):
+        for key in ("frac_points_ge_95", "mean_accuracy", "software_accuracy"):
+            assert rows[name][key] == doc[net][key], (name, key)
+    with open(out / "ablation.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["name"] for r in table] == [r["name"] for r in doc["ablation"]["rows"]]
+    for r in table:
+        for key in ("frac_points_ge_95", "mean_accuracy", "software_accuracy"):
+            assert float(r[key]) == pytest.approx(rows[r["name"]][key], abs=5e-5)
+
+
+def test_the_ablation_table_marks_each_technique_on_or_off():
+    """format_ablation: a row's True switch reads "on", False "off", in the
+    columns reparametrization, failures, regularization (found by mutation
+    testing: swapped marks passed every test)."""
+    from xbarsim.moons import format_ablation
+
+    row = dict(frac_points_ge_95=0.5, mean_accuracy=0.6, software_accuracy=0.7)
+    abl = {"rows": [dict(row, name="reparam", reparam=True, failures=False, regularize=False),
+                    dict(row, name="regular training", reparam=None, failures=None, regularize=None)],
+           "n_transfers": 3}
+    lines = format_ablation(abl).splitlines()
+    assert lines[2] == "| on | off | off | 0.500 | 0.600 | 0.700 |"
+    assert lines[3] == "| regular training | | | 0.500 | 0.600 | 0.700 |"
+    assert lines[-1] == "(3 circuit transfers per row)"
+
+
+def test_the_ablations_full_recipe_and_regular_rows_repeat_the_headline_figures(monkeypatch):
+    """The full recipe's row is the headline hardware-aware network and the
+    last row the regular one, each with its own three figures (the regular
+    row's mean accuracy read from its headline figure passed every test:
+    a short run's figures can coincide; found by mutation testing). Only
+    the full-recipe row is run here, which trains nothing."""
+    import xbarsim.moons as moons
+
+    monkeypatch.setattr(moons, "ABLATION_ROWS", [(True, True, True)])
+    doc = {net: dict(frac_points_ge_95=0.1 + k, mean_accuracy=0.2 + k, software_accuracy=0.3 + k)
+           for k, net in enumerate(("regular", "hardware_aware"))}
+    abl = moons.run_ablation(None, None, None, moons.QUICK, 0, False, doc, lambda line: None)
+    full, regular = abl["rows"]
+    assert (full["name"], regular["name"]) == ("reparam+failures+regularize", "regular training")
+    for row, net in ((full, "hardware_aware"), (regular, "regular")):
+        assert {k: row[k] for k in doc[net]} == doc[net], net
+    assert abl["n_transfers"] == moons.QUICK.transfers
+
+
+@pytest.mark.parametrize("verdict, status", [({"bins": True, "mvm": False}, 3), ({"bins": True, "mvm": True}, 0),
+                                             ({"bins": False, "mvm": False}, 3)])
+def test_a_surrogate_check_that_misses_any_one_criterion_exits_3(tmp_path, monkeypatch, verdict, status):
+    """Exit status 3: "with --check-surrogate the surrogate missed one of the
+    check's criteria", not only all of them (the quick fit misses all four,
+    so "any" for "all" passed every test; found by mutation testing)."""
+    import xbarsim.moons as moons
+
+    monkeypatch.setattr(moons, "run", lambda **kw: {"surrogate_check": verdict})
+    assert main(["moons", "--quick", "--out", str(tmp_path / "o"), "--check-surrogate", "--no-progress"]) == status

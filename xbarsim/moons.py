@@ -570,9 +570,23 @@ def load_results(path):
     except (OSError, ValueError) as exc:
         raise ParameterError(f"cannot read results file {path}: {exc}") from exc
     for net in ("regular", "hardware_aware"):
-        if not isinstance(doc, dict) or net not in doc or "frac_points_ge_95" not in doc[net]:
+        entry = doc.get(net) if isinstance(doc, dict) else None
+        # every figure `format_table` reads: an entry that was no object
+        # raised a raw TypeError, one with the headline figure alone a
+        # KeyError in format_table (found by review)
+        if not isinstance(entry, dict):
             raise ParameterError(f"{path} is not an xbarsim moons results file (no {net!r} figures).")
+        missing = [k for k in _RESULT_FIGURES if k not in entry]
+        missing += [f"{m}.frac_points_ge_95" for m in ("statistical", "surrogate")
+                    if not isinstance(entry.get(m), dict) or "frac_points_ge_95" not in entry[m]]
+        if missing:
+            raise ParameterError(f"{path} is not an xbarsim moons results file (its {net!r} figures lack "
+                                 f"{', '.join(missing)}).")
     return doc
+
+
+_RESULT_FIGURES = ("frac_points_ge_95", "mean_accuracy", "software_accuracy", "n_transfers", "n_points", "bins")
+"""The figures of each network that `load_results` requires (`format_table` reads them)."""
 
 
 def _write_results(files, doc):

@@ -1393,3 +1393,50 @@ def test_cache_sizes_are_in_mebibytes(tmp_path, no_numba_cache_dir, monkeypatch,
     assert "5 files, 3.0 MiB; compiled from the installed sources" in capsys.readouterr().out
     assert main(["cache", "--clear"]) == 0
     assert capsys.readouterr().out == f"deleted 5 cached-kernel files (3.0 MiB) from {folder}\n"
+
+
+# demo: found by mutation testing of xbarsim/demo.py (each test below fails on a
+# mutant that every other test passed)
+
+def test_demo_reports_the_mvm_error_and_ir_drop_of_its_seeded_array(capsys):
+    """The demo's figures are those of the array its --seed draws (2-10 kOhm
+    devices, inputs in [0, 0.2] V): the MVM error relative to the ideal
+    G.T x, and the worst word-line drop (input to far end) in mV. The
+    error's norm, the drop's max and its unit, and the seed itself could
+    each change without a test failing (found by mutation testing)."""
+    assert main(["demo", "--size", "8", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    rng = np.random.default_rng(3)
+    g = 1.0 / rng.uniform(2e3, 1e4, (8, 8))
+    x = rng.uniform(0.0, 0.2, 8)
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0, r=1.0),
+                   method="direct")
+    ideal = g.T @ x
+    err = 100 * np.linalg.norm(sol.i_out - ideal) / np.linalg.norm(ideal)
+    rows = [line.split() for line in out.splitlines() if line.endswith("%")]  # the table's rows
+    assert [r[0] for r in rows] == ["mg", "pcg", "direct"]
+    for r in rows:
+        assert float(r[-1].rstrip("%")) == pytest.approx(err, abs=1e-3), r
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("worst word-line IR drop")]
+    assert line.endswith(" mV")
+    drop_mv = float(line.split()[-2])
+    assert drop_mv == pytest.approx(1e3 * np.max(x[:, None] - sol.v_wl), abs=0.006)
+    assert 0 < drop_mv < 200  # below the largest input, 0.2 V
+
+
+def test_demo_solves_directly_up_to_and_including_direct_max(capsys, monkeypatch):
+    """DIRECT_MAX is the largest N the demo solves with the sparse direct
+    method unless asked: N = DIRECT_MAX itself is solved directly (found by
+    mutation testing: "n >= DIRECT_MAX" passed every test)."""
+    from xbarsim import demo
+
+    monkeypatch.setattr(demo, "DIRECT_MAX", 8)
+    assert main(["demo", "--size", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "pcg vs direct" in out and "skipped" not in out
+
+
+def test_demo_refuses_an_empty_array_by_its_option(capsys):
+    """--size 0 is refused as --size, before any solve."""
+    assert main(["demo", "--size", "0"]) == 1
+    assert "--size must be >= 1; got 0" in capsys.readouterr().err

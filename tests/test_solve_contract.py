@@ -1291,6 +1291,27 @@ def test_reprs_are_compact():
         assert shown in text and "\n" not in text and len(text) < 1200, text
 
 
+def test_compact_repr_marks_only_what_it_leaves_out_and_skips_hidden_fields():
+    """A list of arrays names the first three shapes and adds "..." only
+    when there are more; a field declared repr=False (a Solution's network)
+    is not shown; a one-element array shows its value (found by mutation
+    testing: each passed every test)."""
+    import dataclasses
+
+    from xbarsim._repr import compact_repr
+
+    @dataclasses.dataclass
+    class Thing:
+        arrays: list
+        one: np.ndarray
+        hidden: object = dataclasses.field(default="secret", repr=False)
+        __repr__ = compact_repr
+
+    three = repr(Thing([np.zeros(1), np.zeros(2), np.zeros(3)], np.array([[2.5]])))
+    assert "arrays=[3 arrays: (1,), (2,), (3,)]" in three and "one=2.5" in three and "secret" not in three
+    assert "[4 arrays: (1,), (2,), (3,), ...]" in repr(Thing([np.zeros(k + 1) for k in range(4)], np.zeros(2)))
+
+
 def test_conductances_that_look_like_ohms_or_microsiemens_draw_a_warning():
     """2-10 kOhm devices given as their resistances (2e3-1e4 "S"), or as
     integers in microsiemens, solved without a word (found by review)."""

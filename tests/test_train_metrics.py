@@ -148,3 +148,124 @@ def test_accuracy_quantiles_are_over_transfers():
     assert q == {"q05": pytest.approx(np.quantile(per_transfer, 0.05)),
                  "q50": 0.75, "q95": pytest.approx(np.quantile(per_transfer, 0.95))}
     assert q["q05"] == pytest.approx(0.3) and q["q95"] == pytest.approx(0.975)  # numpy's linear rule, by hand
+
+
+# Found by mutation testing of xbarsim/train/plots.py: each test below fails on a
+# mutant that every other test passed.
+
+def test_grid_points_run_along_x_within_a_row_as_the_maps_draw_them():
+    """`grid_points`' values reshaped to (n, n) are drawn by pcolormesh(axis,
+    axis, C), whose C[i, j] sits at x = axis[j], y = axis[i]: point i * n + j
+    must be (axis[j], axis[i]). Swapped, every map of the moons run was
+    its own transpose, mirrored across the diagonal (found by mutation
+    testing)."""
+    from xbarsim.train.plots import grid_points
+
+    pts, axis = grid_points(4, lo=0.0, hi=3.0)
+    assert pts.shape == (16, 2) and axis.tolist() == [0.0, 1.0, 2.0, 3.0]
+    square = pts.reshape(4, 4, 2)
+    for i in range(4):
+        for j in range(4):
+            assert square[i, j].tolist() == [axis[j], axis[i]]
+
+
+def test_the_cdf_is_the_fraction_of_points_at_or_below_each_accuracy(tmp_path, monkeypatch):
+    """The empirical CDF steps (where="post") to the fraction of test points
+    whose accuracy is at most that value, reaching 1 at the largest: off by
+    one it ended at (P - 1) / P (found by mutation testing)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    from xbarsim.train import plots
+
+    steps = {}
+    step = matplotlib.axes.Axes.step
+
+    def spy(self, x, y, *args, **kwargs):
+        steps[kwargs.get("label")] = (np.asarray(x), np.asarray(y))
+        return step(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "step", spy)
+    acc = np.array([1.0, 0.5, 0.9, 1.0, 0.75])
+    plots.plot_cdf({"regular, circuit": acc}, tmp_path / "c.png", 10)
+    x, y = steps["regular, circuit"]
+    for a in np.unique(acc):
+        assert y[np.flatnonzero(x == a)[-1]] == pytest.approx(np.mean(acc <= a)), a
+    assert y[0] == pytest.approx(1 / acc.size) and y[-1] == 1.0
+
+
+def test_points_right_in_exactly_half_the_transfers_are_magenta(tmp_path, monkeypatch):
+    """The decision-boundary figure draws points right in at most half the
+    transfers in the colour bar's "under" colour (magenta), and the bar's
+    label counts them: a point at exactly 0.5 drew at the colour scale's
+    bottom (viridis), uncounted, with "<" for "<=" (found by mutation
+    testing)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+    import matplotlib.figure
+
+    from xbarsim.train import plots
+
+    drawn, figures = [], []
+    scatter, savefig = matplotlib.axes.Axes.scatter, matplotlib.figure.Figure.savefig
+
+    def spy(self, xs, ys, *args, **kwargs):
+        drawn.append((np.asarray(kwargs["c"], float), kwargs["vmin"]))
+        return scatter(self, xs, ys, *args, **kwargs)
+
+    def keep(self, *args, **kwargs):
+        figures.append(self)
+        return savefig(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    axis = np.linspace(0, 1, 4)
+    per_point = np.array([0.5, 0.5, 0.51, 1.0])  # two at exactly 0.5
+    panel = dict(p1=np.full((4, 4), 0.5), software=np.linspace(-1, 1, 16).reshape(4, 4), per_point=per_point)
+    plots.plot_decision_boundary(axis, {"regular": panel}, np.random.default_rng(0).uniform(0, 1, (4, 2)),
+                                 np.array([0, 1, 0, 1]), tmp_path / "d.png")
+    colours = np.concatenate([c for c, _ in drawn])
+    vmin = drawn[0][1]
+    assert np.sum(colours < vmin) == 2 and np.sum(colours >= vmin) == 2
+    labels = " ".join(ax.get_xlabel() for ax in figures[0].axes)
+    assert "magenta: 0.5 or below, 2 such points in all panels" in labels
+
+
+def test_uncertainty_panels_share_the_largest_std_as_their_scale(tmp_path, monkeypatch):
+    """Both networks' uncertainty maps are drawn on one colour scale, from 0
+    to the largest std of either, so they compare by colour: the smallest
+    panel maximum clipped the other panel (found by mutation testing)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    from xbarsim.train import plots
+
+    scales = []
+    mesh = matplotlib.axes.Axes.pcolormesh
+
+    def spy(self, *args, **kwargs):
+        if "vmax" in kwargs:  # the maps (the colour bars draw meshes of their own)
+            scales.append((kwargs["vmin"], kwargs["vmax"]))
+        return mesh(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "pcolormesh", spy)
+    axis = np.linspace(0, 1, 3)
+    panels = {"regular": dict(std=np.full((3, 3), 0.3)), "hardware_aware": dict(std=np.full((3, 3), 0.1))}
+    plots.plot_uncertainty(axis, panels, np.zeros((2, 2)), np.array([0, 1]), tmp_path / "u.png")
+    assert scales == [(0, 0.3), (0, 0.3)]
+
+
+def test_the_cdf_marks_the_headline_threshold_at_0_95(tmp_path, monkeypatch):
+    """The CDF's vertical line is the headline's 0.95 (points right in >= 95 %
+    of transfers), as its legend says."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    from xbarsim.train import plots
+
+    lines = []
+    axvline = matplotlib.axes.Axes.axvline
+    monkeypatch.setattr(matplotlib.axes.Axes, "axvline",
+                        lambda self, x=0, *a, **k: lines.append((x, k.get("label"))) or axvline(self, x, *a, **k))
+    plots.plot_cdf({"hardware-aware, circuit": np.array([0.9, 1.0])}, tmp_path / "c.png", 4)
+    assert len(lines) == 1 and lines[0][0] == 0.95 and "95 %" in lines[0][1]

@@ -159,9 +159,9 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
     if kind in ("c", "b") or isinstance(value, (bool, complex, np.bool_, np.complexfloating)):
         # NumPy would drop an imaginary part with only a warning, and read True as 1
         what = "complex" if kind == "c" or isinstance(value, (complex, np.complexfloating)) else "boolean"
-        raise ParameterError(f"{name} must be real numbers; got {what} values. Pass {units}.")
+        raise _not_real(name, what, units)
     if kind in ("U", "S") or isinstance(value, (str, bytes)):
-        raise ParameterError(f"{name} holds strings; convert them to numbers first ({units}).")
+        raise _strings(name, units)
     if kind in ("M", "m", "V"):  # dates, durations and records became floats without a word (found by review)
         what = {"M": "dates (datetime64)", "m": "durations (timedelta64)", "V": "records (a structured array)"}[kind]
         raise ParameterError(f"{name} holds {what}, not numbers; give a plain array of real numbers ({units}).")
@@ -172,6 +172,14 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
     except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a Python int past 1e308
         raise ParameterError(f"{name} must be a {expected} array of real numbers; got {type(value).__name__} "
                              f"that does not convert to float64 ({exc}).") from exc
+
+
+def _not_real(name, what, units, at=""):
+    return ParameterError(f"{name} must be real numbers; got {what} values{at}. Pass {units}.")
+
+
+def _strings(name, units, at=""):
+    return ParameterError(f"{name} holds strings{at}; convert them to numbers first ({units}).")
 
 
 _NONE, _BOOL, _TEXT, _MASKED = 1, 2, 3, 4
@@ -211,9 +219,9 @@ def _refuse_odd_entries(value, name, units):
         raise ParameterError(f"{name} holds None{at}; the simulator has no notion of a missing value: give a "
                              f"number everywhere ({units}).")
     if what == _BOOL:
-        raise ParameterError(f"{name} must be real numbers; got boolean values{at}. Pass {units}.")
+        raise _not_real(name, "boolean", units, at)
     if what == _TEXT:
-        raise ParameterError(f"{name} holds strings{at}; convert them to numbers first ({units}).")
+        raise _strings(name, units, at)
     raise ParameterError(f"{name} holds masked entries{at}; fill them first, the simulator has no notion of a "
                          "missing value.")
 

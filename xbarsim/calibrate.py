@@ -80,8 +80,9 @@ TUNING_G = np.array([150.0, 250.0, 350.0, 450.0])
 """Centres (uS) of the target bins of the programming-spread comparison."""
 WINDOW_US = (100.0, 500.0)
 """The targets' window, uS (uniform)."""
-WINDOW_S = (100e-6, 500e-6)
-"""`WINDOW_US` in siemens: the measured runs' targets, which `simulate` draws."""
+WINDOW_S = tuple(w / 1e6 for w in WINDOW_US)
+"""`WINDOW_US` in siemens (100e-6 and 500e-6 to the bit): the measured runs'
+targets, which `simulate` draws."""
 INPUT_ROWS = ("p_stuck_lrs", "p_stuck_hrs")
 """Rows that compare a model input with the figure it was set from
 (sampling checks, not counted as reproduced figures)."""

@@ -110,7 +110,11 @@ class DriftTable:
         # negative counts were clipped to no drift and fractions truncated,
         # where mean_std and StatisticalModel.sample refuse them (found by review)
         events = np.minimum(_event_counts(events, "events", "an array of integer counts"), self.max_events)
-        events = events.astype(np.int64)
+        return self._draw(events.astype(np.int64), rng)
+
+    def _draw(self, events, rng):
+        """`sample` of int64 counts already checked and capped at
+        `max_events` (`StatisticalModel.sample` checks its own once)."""
         pools, sizes = self._padded
         return pools[events, rng.integers(0, sizes[events])]
 
@@ -346,7 +350,7 @@ class StatisticalModel:
             # counts beyond the table's use its last pool: 2**63 as a uint64
             # wrapped to a negative int64, clipped to no drift (found by review)
             sub = np.broadcast_to(np.minimum(sub_arr, table.max_events).astype(np.int64), shape)
-            g = g + table.sample(sub, rng)
+            g = g + table._draw(sub, rng)
         u = rng.random(shape)
         stuck = np.zeros(shape, dtype=np.int8)
         stuck[u < self.p_stuck_lrs] = 1

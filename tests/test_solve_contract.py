@@ -1953,9 +1953,10 @@ def test_a_partly_masked_array_is_refused_not_only_a_fully_masked_one():
 
 
 def test_torch_tensors_numpy_cannot_take_directly_are_converted_or_refused_by_name():
-    """A sparse tensor is made dense; a meta tensor (a shape, no values) and a
-    nested (ragged) one are refused with a ParameterError that names the
-    argument, not with torch's own errors."""
+    """A sparse tensor is made dense; a meta tensor (a shape, no values) is
+    refused with a ParameterError that names the argument, not with torch's
+    own error (nested ones: test_transfer.py's
+    test_non_numeric_and_torch_inputs)."""
     torch = pytest.importorskip("torch")
     from xbarsim._coerce import as_real_array
 
@@ -1963,11 +1964,6 @@ def test_torch_tensors_numpy_cannot_take_directly_are_converted_or_refused_by_na
     np.testing.assert_array_equal(as_real_array(dense.to_sparse(), "g"), dense.numpy())
     with pytest.raises(xs.ParameterError, match="g is a torch tensor on the meta device"):
         as_real_array(torch.empty((2, 2), device="meta"), "g")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch: nested tensors are a prototype
-        ragged = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)], layout=torch.jagged)
-    with pytest.raises(xs.ParameterError, match=r"g is a nested \(ragged\) torch tensor"):
-        xs.Crossbar(ragged)
 
 
 def test_bfloat16_values_outside_float16_range_are_widened_exactly():
@@ -2010,17 +2006,3 @@ def test_a_refusal_of_exactly_three_non_finite_entries_names_them_all_and_no_mor
     with pytest.raises(xs.ParameterError, match=r"g holds NaN or inf at \[0, 0\], \[0, 1\], \[0, 2\];") as info:
         xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
     assert "more" not in str(info.value)
-
-
-def test_a_ragged_torch_tensor_is_refused_by_name_before_its_size_is_read():
-    """The size checks that run before conversion (`shape_of`) must not
-    ask a nested tensor for its shape (torch raises "NestedTensorImpl
-    doesn't support sizes"): the conversion refuses it by name."""
-    torch = pytest.importorskip("torch")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch: nested tensors are a prototype
-        ragged = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)], layout=torch.jagged)
-    with pytest.raises(xs.ParameterError, match=r"target_g is a nested \(ragged\) torch tensor"):
-        xs.program(ragged)
-    with pytest.raises(xs.ParameterError, match=r"left\.v is a nested \(ragged\) torch tensor"):
-        xs.solve(xs.Crossbar(np.full((2, 3), 1e-4)), left=xs.Drive(ragged), bottom=0.0)

@@ -447,8 +447,8 @@ DEFAULT_SWEEP = SweepParams()
 resistances 0.1, 1, 10 ohm, windows 100-500 uS (TiO2) and 1-10 uS, linear
 devices, one input vector: 42 points. Sized to finish within 10 minutes on a
 2-core machine: 73-86 s wall (warm Numba cache, in-process), of which the
-six 4096^2 points take about 55 s of solves (10 ohm with 100-500 uS: 30-38
-s, 64 iterations of the V-cycle fallback of `xbarsim._pcg.pcg_core`); 148 s
+six 4096^2 points take about 55 s of solves (10 ohm with 100-500 uS: 28-38
+s, 71 iterations of the V-cycle fallback of `xbarsim._pcg.pcg_core`); 148 s
 on a slower VM (123 s and 75 s); peak memory about
 3 GB, at 4096^2."""
 

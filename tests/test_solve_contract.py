@@ -2095,3 +2095,21 @@ def test_slow_mode_gain_is_one_over_the_smallest_ritz_value():
     high = _plain_cg_coefficients(np.array([2.0, 3.0]), 2)
     assert slow_mode_gain(*high, np.array([True])) == [1.0]
     assert slow_mode_gain([np.array([0.0])], [], np.array([True])) == [1.0]
+
+
+def test_resistive_ends_on_strong_wire_are_judged_by_their_own_conductance():
+    """An end's current is known to an ulp of its drive times the smaller of
+    its terminal's conductance and its node's (`coarse_end_currents`): 0.5
+    and 1 ohm terminals on 1e-10 ohm wire resolve their shares to ~1e-16 A,
+    and the solve stays silent. Judged by the node's 1e10 S instead, the
+    mutation audit's mutant warned that the ends were resolved to 0.0074 of
+    the line's current. The shares match a 40-digit solve."""
+    g = np.full((1, 4), 1e-4)
+    drives = dict(left=xs.Drive(0.2, r=0.5), right=xs.Drive(0.2, r=1.0), bottom=xs.Drive(0.0))
+    exact = naive_solve(g, 1e-10, 0.0, digits=40, **drives)
+    for method in ("direct", "pcg"):  # mg needs resistive bit-line segments
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            sol = xs.solve(xs.Crossbar(g, r_wl=1e-10, r_bl=0.0), **drives, method=method)
+        for name in ("left", "right"):
+            np.testing.assert_allclose(sol.i_terminal[name], exact.i_terminal[name], rtol=1e-9, err_msg=method)

@@ -71,7 +71,7 @@ def test_an_ideal_or_stiff_end_counts_its_wire_segment_in_its_current_error(meth
     Kirchhoff sum, so its error estimate must count the wire segment leaving
     the node (``seg |z_rep - z_across|``). Without it, pcg stopped at tol
     1e-3 with a bottom end's current here 8.3x outside the documented
-    current bound (a mutation audit)."""
+    current bound (found by mutation testing)."""
     xbar, drives = _mixed_circuit(23)
     ref = xs.solve(xbar, method="direct", tol=1e-14, **drives)
     sol = xs.solve(xbar, method=method, tol=tol, **drives)
@@ -84,8 +84,8 @@ def test_an_end_group_of_ideal_wire_reads_the_segment_that_leaves_it(tol):
     group, the end current's error estimate takes the resistive segment
     leaving that group (index ``lo - 1``), not the one inside it (``lo``,
     0 ohm): reading that one, pcg stopped at tol 1e-5 with a terminal
-    current 1.9x outside the documented bound on this array (a mutation
-    audit). mg needs every segment resistive."""
+    current 1.9x outside the documented bound on this array (found by
+    mutation testing). mg needs every segment resistive."""
     xbar, drives = _mixed_circuit(31, p_ideal_wire=0.4)
     ref = xs.solve(xbar, method="direct", tol=1e-14, **drives)
     sol = xs.solve(xbar, method="pcg", tol=tol, **drives)
@@ -99,7 +99,7 @@ def test_a_stiff_end_on_a_line_of_ideal_wire_counts_its_devices_far_ends_in_its_
     (bit-line) ends, ``sum g |z_bl|`` (`EndGroup.device_sum` with
     ``absolute``). Without that part, pcg stopped at tol 1e-7 after one
     iteration with a terminal current 1.65x outside the documented bound
-    (a mutation audit)."""
+    (found by mutation testing)."""
     rng = np.random.default_rng(42)
     M, N = rng.integers(2, 10, 2)
     g = 10 ** rng.uniform(-5, -2, (M, N))
@@ -118,8 +118,8 @@ def test_a_stiff_end_on_a_line_of_ideal_wire_counts_its_devices_far_ends_in_its_
 def test_per_bit_line_device_current_sums_count_every_block_of_word_lines(M):
     """`_abs_line_sums` (the line current scale `coarse_end_currents` judges
     a bit line's end resolution against) sums |i_device| over the word lines
-    256 rows at a time; every block must count, not only the last (a
-    mutation audit: a mutant that kept the last block's sum alone is
+    256 rows at a time; every block must count, not only the last (found by
+    mutation testing: a mutant that kept the last block's sum alone is
     caught only on arrays of more than 256 word lines)."""
     from xbarsim._pcg import _abs_line_sums
 

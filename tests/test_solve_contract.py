@@ -2101,8 +2101,8 @@ def test_resistive_ends_on_strong_wire_are_judged_by_their_own_conductance():
     """An end's current is known to an ulp of its drive times the smaller of
     its terminal's conductance and its node's (`coarse_end_currents`): 0.5
     and 1 ohm terminals on 1e-10 ohm wire resolve their shares to ~1e-16 A,
-    and the solve stays silent. Judged by the node's 1e10 S instead, the
-    mutation audit's mutant warned that the ends were resolved to 0.0074 of
+    and the solve stays silent. Judged by the node's 1e10 S instead (a mutant
+    found by mutation testing), it warned that the ends were resolved to 0.0074 of
     the line's current. The shares match a 40-digit solve."""
     g = np.full((1, 4), 1e-4)
     drives = dict(left=xs.Drive(0.2, r=0.5), right=xs.Drive(0.2, r=1.0), bottom=xs.Drive(0.0))

@@ -109,12 +109,15 @@ class DriftTable:
         vectorized draw (a loop over the event counts cost 0.4 ms a tile)."""
         # negative counts were clipped to no drift and fractions truncated,
         # where mean_std and StatisticalModel.sample refuse them (found by review)
-        events = np.minimum(_event_counts(events, "events", "an array of integer counts"), self.max_events)
-        return self._draw(events.astype(np.int64), rng)
+        return self._draw(_event_counts(events, "events", "an array of integer counts"), rng)
 
     def _draw(self, events, rng):
-        """`sample` of int64 counts already checked and capped at
-        `max_events` (`StatisticalModel.sample` checks its own once)."""
+        """`sample` of counts already checked (`_event_counts`;
+        `StatisticalModel.sample` checks its own once). Counts beyond the
+        table's use its last pool, capped in their own dtype: 2**63 as a
+        uint64 wrapped to a negative int64, clipped to no drift (found by
+        review)."""
+        events = np.minimum(events, self.max_events).astype(np.int64)
         pools, sizes = self._padded
         return pools[events, rng.integers(0, sizes[events])]
 
@@ -347,10 +350,7 @@ class StatisticalModel:
         g = target * (1.0 + offset + tune)
         if self.drift:
             table = drift_table or _cached_drift()
-            # counts beyond the table's use its last pool: 2**63 as a uint64
-            # wrapped to a negative int64, clipped to no drift (found by review)
-            sub = np.broadcast_to(np.minimum(sub_arr, table.max_events).astype(np.int64), shape)
-            g = g + table._draw(sub, rng)
+            g = g + table._draw(np.broadcast_to(sub_arr, shape), rng)
         u = rng.random(shape)
         stuck = np.zeros(shape, dtype=np.int8)
         stuck[u < self.p_stuck_lrs] = 1

@@ -133,6 +133,10 @@ class DirectPreconditioner:
     """Exact ``A^-1`` by one SuperLU factorization: as a CG preconditioner it
     makes CG converge in one iteration (the direct path of Newton steps)."""
 
+    exact = True
+    """Its first CG step is the answer: no slow mode to estimate
+    (`xbarsim._pcg.pcg_core`)."""
+
     def __init__(self, net):
         A, _, fixed_mask, _, wl_ids, bl_ids = assemble(net)
         self.free = ~fixed_mask

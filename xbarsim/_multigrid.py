@@ -311,6 +311,12 @@ class MultigridPreconditioner:
         return new
 
     @property
+    def exact(self):
+        """Whether `apply` is ``A^-1`` itself: a hierarchy of one level, the
+        fine level solved by its dense factor (`xbarsim._pcg.pcg_core`)."""
+        return len(self.levels) == 1
+
+    @property
     def uses_w_cycle(self):
         """Whether `apply` visits some level twice (a W-cycle somewhere)."""
         return self.cycle > 1 and any(lev.shape[0] * lev.shape[1] >= W_MIN_CELLS for lev in self.levels[1:-1])

@@ -157,7 +157,7 @@ class AccuracyCheck:
                 if lines.size:
                     self.ends.append(("node", k, lines, EndGroup(layer, g, lines, side), None, None))
 
-    def passed(self, x, z, work, r, gain=1.0):
+    def passed(self, x, z, work, r, gain):
         """Bool (B,): columns whose estimated errors are within bounds
         (``x`` node voltages, ``z`` preconditioned residual, ``r`` residual;
         ``gain`` (B,) or a float: the factor by which the true error may
@@ -1135,7 +1135,7 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
         # at least, `pcg_core`; maxiter=1 named only the bound)
         why = (f"its relative Kirchhoff residual reached {history[-1]:.3g}, but its estimate of the voltage "
                "and current errors had not met the accuracy bound, or had not yet settled; a solve from "
-               "the zero state takes 2 iterations at least)" if history[-1] <= float(np.max(rtol))
+               "the zero state takes 2 iterations at least" if history[-1] <= float(np.max(rtol))
                else f"relative Kirchhoff residual {history[-1]:.3g}")
         raise ConvergenceError(
             f"PCG did not reach tol={tol:g} in {it} iterations ({why}). Raise maxiter, loosen tol, or use "

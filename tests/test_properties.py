@@ -593,15 +593,17 @@ def test_kcl_error_still_reads_an_unconverged_solve(v0, r_term):
     Near-ideal terminals (1e-12, 1e-14 ohm) are stiffer than their nodes:
     their currents come from the node sums, and counting their conductance
     in the rounding floor (`kcl_floor`) read 8.5e-6 there (found by
-    review)."""
+    review). The sinh solve is held to tol 1e-2: at 1e-3 Newton's last
+    correction, solved until its own voltage error is within half the
+    bound, leaves the answer 1.3e-10 off, converged in all but name."""
     rng = np.random.default_rng(4)
     g = rng.uniform(1e-4, 5e-4, (16, 16))
     xbar = xs.Crossbar(g, r_wl=5.0, r_bl=5.0, v0=v0)
     drives = dict(left=xs.Drive(rng.uniform(0.0, 0.3, 16), r=r_term), bottom=xs.Drive(0.0, r=r_term))
-    loose = xs.solve(xbar, method="pcg", tol=1e-3, **drives)
+    loose = xs.solve(xbar, method="pcg", tol=1e-3 if v0 is None else 1e-2, **drives)
     tight = xs.solve(xbar, method="direct", **drives)
     off = np.max(np.abs(loose.i_out - tight.i_out)) / np.max(np.abs(tight.i_out))
-    assert off > 1e-7  # the loose solve is off (1.6e-3 linear, 4.6e-7 sinh) ...
+    assert off > 1e-7  # the loose solve is off (1.6e-3 linear, 2.6e-5 sinh) ...
     assert loose.kcl_error > 0.1 * off  # ... and its Kirchhoff check says so
     assert tight.kcl_error < 1e-12
 

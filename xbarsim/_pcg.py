@@ -825,7 +825,9 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
     The check reads ``z`` times `gain` (B,), raised in place to CG's
     estimate of how far the error may exceed z (`slow_mode_gain`) as the
     iterations reveal it: a warm start passes in the gain its earlier solve
-    found, which a re-solve's first iterations cannot see yet.
+    found, which a re-solve's first iterations cannot see yet. Without a
+    check, a `gain` passed in is raised to that estimate when every column
+    has converged (Newton reads it to judge its last preconditioner).
 
     That estimate comes from the steps CG has taken. A `cold` column (bool
     (B,): started from the zero state) trusts it only once it has settled:
@@ -856,6 +858,7 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
     safe = np.where(scale > 0, scale, 1.0)
     rel = np.where(scale > 0, np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl)) / safe, 0.0)
     active = rel > tol
+    report_gain = gain is not None and check is None
     if gain is None:
         gain = np.ones(scale.shape)
     if cold is None:
@@ -908,6 +911,8 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
         if check is None:
             active = active & ~done
             if not active.any():
+                if report_gain:
+                    np.maximum(gain, slow_mode_gain(alphas, betas, np.ones(gain.shape, dtype=bool)), out=gain)
                 return it, True
         pre.apply(r_wl, r_bl, z_wl, z_bl)
         if check is not None:

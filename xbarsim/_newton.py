@@ -255,7 +255,8 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
     inner_iters = 0
     recent = []  # residuals of the last STALL_STEPS full Newton steps (cap inactive)
     cap = np.inf  # largest |V/V0| at which the Jacobian's devices are evaluated
-    pre = None
+    pre = None  # the last step's inner preconditioner
+    pre_gain = np.ones(1)  # its CG's slow-mode gain (`slow_mode_gain`)
 
     def corrected(c_wl, c_bl, gmax):
         """``T = v + c`` and its residual ``G``; returns T's relative residual
@@ -341,7 +342,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
         try:
             net_j = _linearized(net, g_eff)
             pre = _make_inner(net_j, inner)
-            pre_gain = np.ones(1)  # raised by pcg_core to its CG's slow-mode gain (`slow_mode_gain`)
+            pre_gain = np.ones(1)  # raised by pcg_core as its CG runs
             with np.errstate(over="ignore", invalid="ignore"):
                 k, ok = pcg_core(net_j, net_j.g, net_j.g_t, pre, T_wl, T_bl, d_wl, d_bl, scale, eta,
                                  max(200, 4 * (M + N)), work, check=check, gain=pre_gain,

@@ -235,8 +235,11 @@ outright instead cost 1-2 % more iterations on the fuzzed strong-IR and
 16-64-line sets (a 16 x 16 read at tol 1e-3: 2 -> 3), this 0-0.4 %."""
 
 RITZ_SHRINK = 0.7
+"""A gain's growth is dying out where its last step's is at most this share
+of the step's before (`RITZ_STILL`)."""
 
 RITZ_GROWING = 1.5
+"""The margin on a gain still growing (`RITZ_STILL`)."""
 
 
 def slow_mode_gain(alphas, betas, columns):

@@ -346,7 +346,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
             with np.errstate(over="ignore", invalid="ignore"):
                 k, ok = pcg_core(net_j, net_j.g, net_j.g_t, pre, T_wl, T_bl, d_wl, d_bl, scale, eta,
                                  max(200, 4 * (M + N)), work, check=check, gain=pre_gain,
-                                 cold=None if check is None else np.ones(1, dtype=bool))
+                                 cold=np.ones(1, dtype=bool))  # d starts at 0
                 slope0 = -float(work.dot(F_wl, d_wl, F_bl, d_bl)[0])
         except (RuntimeError, np.linalg.LinAlgError):
             # a Jacobian too ill-conditioned to factor (SuperLU: singular;

@@ -938,18 +938,17 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
             if done.any():
                 now = slow_mode_gain(alphas, betas, done)
                 np.maximum(gain, now, out=gain)
-                done &= check.passed((d_wl, d_bl), (z_wl, z_bl), work, (r_wl, r_bl), gain)
-                if estimated and np.any(done & cold):
+                margin = 1.0
+                settle = done & cold if estimated else None
+                if settle is not None and settle.any():
                     # settled: the gain one and two steps ago (betas: one fewer than alphas)
-                    before = slow_mode_gain(alphas[:-1], betas[:-1], done & cold)
-                    done &= ~cold | ((now <= RITZ_SETTLED * before) & (it >= 2))
-                    before2 = slow_mode_gain(alphas[:-2], betas[:-2], done & cold)
+                    before = slow_mode_gain(alphas[:-1], betas[:-1], settle)
+                    before2 = slow_mode_gain(alphas[:-2], betas[:-2], settle)
+                    done &= ~settle | ((now <= RITZ_SETTLED * before) & (it >= 2))
                     calm = (now <= RITZ_STILL * before) | (
                         (it >= 3) & (now - before <= RITZ_SHRINK * (before - before2)))
-                    growing = done & cold & ~calm
-                    if growing.any():  # still growing: the check with the gain's margin
-                        done &= ~growing | check.passed((d_wl, d_bl), (z_wl, z_bl), work, (r_wl, r_bl),
-                                                        RITZ_GROWING * gain)
+                    margin = np.where(settle & ~calm, RITZ_GROWING, 1.0)  # still growing: checked with a margin
+                done &= check.passed((d_wl, d_bl), (z_wl, z_bl), work, (r_wl, r_bl), gain * margin)
             active = active & ~done
             if not active.any():
                 return it, True

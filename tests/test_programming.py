@@ -893,6 +893,17 @@ def test_a_window_inside_the_write_verify_band_is_refused_where_weights_are_mapp
     (dict(cycle_time=float("inf")), "cycle_time"),  # was accepted, then a ConvergenceError
     (dict(cycle_time=1e7), "cycle_time"),
     (dict(cycle_time=0.0), "> 0"),
+    # each order error names the field and its value (one message, naming
+    # neither, served three different mistakes; found by review)
+    (dict(cycle_time=0.0), r"cycle_time = 0.0; it must be > 0 \(default 0.001\)"),
+    (dict(v_step=0), r"v_step = 0.0; it must be > 0 \(default 0.02\)"),
+    (dict(pulse_width=-1e-6), r"pulse_width = -1e-06; it must be > 0"),
+    (dict(v_set_start=2.2), r"v_set_start = 2.2 V is above v_set_max = 2.1 V.*v_set_start = 1.1"),
+    (dict(v_set_max=1.0), r"v_set_start = 1.1 V is above v_set_max = 1.0 V"),
+    (dict(v_read=1.15), r"v_read = 1.15 V is not below v_set_start = 1.1 V"),
+    (dict(v_read=-0.2), r"v_read = -0.2 V is not positive"),
+    (dict(v_reset_start=1.1), r"v_reset_start = 1.1 V is not negative.*v_reset_start = -1.1"),
+    (dict(v_reset_min=-1.0), r"v_reset_min = -1.0 V is above v_reset_start = -1.1 V"),
 ])
 def test_write_verify_errors(kw, exc_word):
     with pytest.raises(xs.ParameterError, match=exc_word):

@@ -700,6 +700,13 @@ def test_non_numeric_and_torch_inputs():
     for sparse in (xt.detach().to_sparse(), csr):
         np.testing.assert_array_equal(xs.mvm(prog, sparse, noise=False), xs.mvm(prog, x, noise=False))
     np.testing.assert_array_equal(xs.transfer(torch.from_numpy(W).to_sparse(), b, cfg, seed=0).g[0], prog.g[0])
+    # and scipy.sparse matrices and arrays alike (NumPy's "setting an array
+    # element with a sequence" before; found by review)
+    import scipy.sparse
+
+    for kind in (scipy.sparse.csr_matrix, scipy.sparse.coo_array):
+        np.testing.assert_array_equal(xs.mvm(prog, kind(x), noise=False), xs.mvm(prog, x, noise=False))
+        np.testing.assert_array_equal(xs.transfer(kind(W), b, cfg, seed=0).g[0], prog.g[0])
     with pytest.raises(xs.ParameterError, match="x is a torch tensor on the meta device, which holds a shape"):
         xs.mvm(prog, torch.empty((5, 4), device="meta"))
     with pytest.raises(xs.ParameterError, match="r_wl"):  # a 0-d one: NotImplementedError from .item()

@@ -11,6 +11,8 @@ tensors (also on a GPU) first.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .exceptions import ParameterError
@@ -139,6 +141,11 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
         raise ParameterError(f"{name} is None; give a {expected} array or number ({units}).")
     if _is_tensor(value):
         value = _host_array(value, name, units)
+    sparse = sys.modules.get("scipy.sparse")
+    if sparse is not None and sparse.issparse(value):
+        # read as dense, as a sparse tensor is (NumPy's "setting an array
+        # element with a sequence" before; found by review)
+        value = value.toarray()
     if isinstance(value, np.ma.MaskedArray):
         if np.ma.getmaskarray(value).any():
             raise ParameterError(f"{name} is a masked array with masked entries; fill them first "

@@ -167,15 +167,31 @@ class WriteVerify:
                 raise ParameterError(f"WriteVerify.{name} = {getattr(self, name)!r} V; pulse and read voltages "
                                      f"must stay within +-{_V_PULSE_LIMIT:g} V (the measured runs start at "
                                      "+-1.1 V; the preset ramps up to +2.1 / -2.4 V).")
-        if not (0 < self.v_read < self.v_set_start <= self.v_set_max):
-            raise ParameterError("need 0 < v_read < v_set_start <= v_set_max (volts).")
+        # each check names the fields it compares, their values and the
+        # defaults: one message for three different mistakes named none of
+        # them (found by review)
+        sets = "0 < v_read < v_set_start <= v_set_max"
+        if not self.v_read > 0:
+            _order_error(self, f"v_read = {self.v_read!r} V is not positive", sets)
+        if not self.v_read < self.v_set_start:
+            _order_error(self, f"v_read = {self.v_read!r} V is not below v_set_start = {self.v_set_start!r} V",
+                         sets)
+        if not self.v_set_start <= self.v_set_max:
+            _order_error(self, f"v_set_start = {self.v_set_start!r} V is above v_set_max = "
+                         f"{self.v_set_max!r} V", sets)
         if self.v_read < _V_READ_MIN:  # 1e-320 V read every device as 0 A, silently (found by review)
             raise ParameterError(f"WriteVerify.v_read = {self.v_read!r} V; a read needs at least "
                                  f"{_V_READ_MIN:g} V (the measured arrays read at 0.2 V).")
-        if not (self.v_reset_min <= self.v_reset_start < 0):
-            raise ParameterError("need v_reset_min <= v_reset_start < 0 (volts).")
-        if not self.v_step > 0 or not self.pulse_width > 0 or not self.cycle_time > 0:
-            raise ParameterError("v_step, pulse_width and cycle_time must be > 0.")
+        resets = "v_reset_min <= v_reset_start < 0"
+        if not self.v_reset_start < 0:
+            _order_error(self, f"v_reset_start = {self.v_reset_start!r} V is not negative", resets)
+        if not self.v_reset_min <= self.v_reset_start:
+            _order_error(self, f"v_reset_min = {self.v_reset_min!r} V is above v_reset_start = "
+                         f"{self.v_reset_start!r} V", resets)
+        for name in ("v_step", "pulse_width", "cycle_time"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"WriteVerify.{name} = {getattr(self, name)!r}; it must be > 0 "
+                                     f"(default {_field_default(name)!r}).")
         if self.cycle_time > _CYCLE_TIME_LIMIT:
             raise ParameterError(f"WriteVerify.cycle_time = {self.cycle_time!r} s; one pulse-and-verify cycle "
                                  f"lasts at most {_CYCLE_TIME_LIMIT:g} s here (the measured arrays: about 1e-3 s).")
@@ -188,6 +204,20 @@ class WriteVerify:
             raise ParameterError(f"max_pulses = {self.max_pulses!r}; an integer pulse budget per device in "
                                  f"1..{MAX_PULSES_LIMIT} (default 40, an assumption: the data give none).")
         object.__setattr__(self, "max_pulses", mp)
+
+
+def _field_default(name):
+    """The default of `WriteVerify` field `name` (the measured settings)."""
+    return WriteVerify.__dataclass_fields__[name].default
+
+
+def _order_error(wv, what, rule):
+    """Raise the `ParameterError` for `WriteVerify` amplitudes that break the
+    ordering `rule`; `what` says which pair and how."""
+    fields = [f for f in ("v_read", "v_set_start", "v_set_max", "v_reset_start", "v_reset_min") if f in rule]
+    defaults = ", ".join(f"{f} = {_field_default(f)!r}" for f in fields)
+    raise ParameterError(f"WriteVerify.{what}; the read and pulse amplitudes need {rule} (volts). "
+                         f"The measured settings: {defaults}.")
 
 
 def _int_in(value, low, high):

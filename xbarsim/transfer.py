@@ -21,8 +21,9 @@ API
 ``progs = xs.transfer_many(weight, bias, cfg, n=2000, seed=0) -> TransferBatch``
     ``n`` independent Monte-Carlo transfers: numba ``prange`` over
     transfers in-process by default, in chunks of ``chunk`` transfers, so
-    the working memory is that of one chunk whatever ``n`` (the result holds
-    the ``n x n_devices`` conductances: 8 bytes per device and transfer).
+    the working memory is that of one chunk whatever ``n`` (the result holds,
+    per device and transfer, its conductance, converged and stuck flags and
+    pulse count: 14 bytes, `_RESULT_BYTES_PER_DEVICE`).
     ``workers=`` (a local Dask cluster of that many processes) or
     ``scheduler=`` (a ``distributed`` scheduler address or Client) run the
     chunks with Dask instead; results are identical. (Dask starts its

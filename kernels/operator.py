@@ -223,7 +223,12 @@ def device_currents(g, v0, nonlinear, v_wl, v_bl, out, finite):
                     if not (math.isfinite(vw) and math.isfinite(vb)):
                         ok = False
                     dv = vw - vb
-                    if nonlinear:
+                    if gij == 0.0:
+                        # an open device carries nothing at any voltage: 0 *
+                        # sinh(> 710) was NaN, and a converged solve raised
+                        # "currents overflow" (found by review)
+                        c = 0.0
+                    elif nonlinear:
                         s = v0[i, j]
                         c = (gij * s) * np.sinh(dv / s)
                     else:

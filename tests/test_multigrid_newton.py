@@ -1344,3 +1344,39 @@ def test_newton_stops_inside_the_voltage_bound_where_one_cycle_misjudged_the_err
     vmax = max(np.abs(ref.v_wl).max(), np.abs(ref.v_bl).max())
     err = max(np.abs(sol.v_wl - ref.v_wl).max(), np.abs(sol.v_bl - ref.v_bl).max())
     assert err <= 10 * 1e-9 * vmax, err / (10 * 1e-9 * vmax)
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
+def test_an_open_device_under_any_voltage_carries_nothing(method):
+    """G = 0 is an open device (CIRCUIT.md) at any voltage: 10 V across one
+    at V0 = 0.01 V (1000 V0) made ``g V0 sinh(V / V0)`` 0 * inf, and the
+    converged solve raised "device currents overflow" (found by review). The
+    other device's current is that of the same circuit at 7 V across it,
+    with every node fixed (ideal drives) and with every node free."""
+    g = np.array([[0.0, 1e-4]])
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=0.01)
+    for r in (0.0, 1.0):
+        sols = [xs.solve(xbar, left=xs.Drive(5.0, r=r), bottom=xs.Drive(np.array([vb, 0.0]), r=r), method=method)
+                for vb in (-2.0, -5.0)]
+        for sol in sols:
+            assert sol.i_device[0, 0] == 0.0 and np.isfinite(sol.i_device).all()
+        np.testing.assert_allclose(sols[1].i_device, sols[0].i_device, rtol=1e-9, atol=0)
+        np.testing.assert_allclose(sols[1].i_out, sols[0].i_out, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
+def test_a_common_mode_shift_of_every_drive_changes_no_current(method):
+    """Adding one voltage to every source changes nothing physical. Newton's
+    line search gave up (regula falsi creeping across a bracket whose slope
+    grew by twenty orders) at a shift of 1 V on one device behind 1 kohm
+    (V0 = 0.05 V), and at 2 V on a 3 x 4 array driven with 6 V through
+    1 ohm (V0 = 0.1 V), both of which solve unshifted (found by review)."""
+    one = xs.Crossbar(np.array([[1e-4]]), v0=0.05)
+    g = np.random.default_rng(0).uniform(1e-4, 5e-4, (3, 4))
+    array = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=0.1)
+    for xbar, drive, r, shifts in ((one, 3.25, 1e3, (1.0, 2.0)), (array, 6.0, 1.0, (1.0, 2.0, 5.0))):
+        ref = xs.solve(xbar, left=xs.Drive(drive, r=r), top=0.0, method=method)
+        for c in shifts:
+            sol = xs.solve(xbar, left=xs.Drive(c + drive, r=r), top=c, method=method)
+            np.testing.assert_allclose(sol.i_device, ref.i_device, rtol=1e-8, atol=0)
+            np.testing.assert_allclose(sol.v_wl - c, ref.v_wl, rtol=0, atol=1e-8 * (c + drive))

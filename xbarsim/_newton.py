@@ -546,6 +546,21 @@ def _line_search(net, work, v_wl, v_bl, d_wl, d_bl, F_wl, F_bl, T_wl, T_bl, G_wl
             if side == -1 and np.isfinite(s_hi):
                 s_hi *= 0.5
             side = -1
+    # phi' can grow by twenty orders across the bracket (a step from a
+    # capped Jacobian into cosh of hundreds): regula falsi then creeps from
+    # t_lo by the 1e-3 floor while Illinois halves s_hi some 70 times, and
+    # 60 rounds ended with no step, so a common-mode shift of 1 V made a
+    # one-device circuit that solves at 0 V raise ConvergenceError (found by
+    # review). Bisect the bracket left instead.
+    for _ in range(60):
+        t = 0.5 * (t_lo + t_hi)
+        s = slope(t)
+        if abs(s) <= 0.1 * abs(slope0):
+            return t
+        if s > 0:
+            t_hi = t
+        else:
+            t_lo = t
     return None
 
 

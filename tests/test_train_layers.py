@@ -790,6 +790,50 @@ def test_convert_keeps_a_tied_layer_tied():
     assert net[2]._rng.bit_generator.state == ref[1]._rng.bit_generator.state
 
 
+def test_convert_keeps_a_tied_parameter_tied_and_the_callers_optimizer_working():
+    """Each converted layer had new parameters: a weight shared with another
+    module (an output layer tied to an embedding, or two layers sharing one
+    weight) came apart without a word, and an optimizer made before an
+    in-place conversion held the old tensors and trained nothing (found by
+    review). The converted layers take the model's own parameters (of the
+    copy, when not in place)."""
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(6, 4)
+            self.head = nn.Linear(4, 6, bias=False)
+            self.head.weight = self.embed.weight  # input / output embedding tying
+
+        def forward(self, t):
+            return self.head(torch.sigmoid(self.embed(t)))
+
+    torch.manual_seed(0)
+    for inplace in (False, True):
+        m = Tied().double()
+        hw = convert(m, ToyHardware(), seed=0, inplace=inplace)
+        assert isinstance(hw.head, HardwareAwareLinear) and hw.head.weight is hw.embed.weight
+        assert sum(p.numel() for p in hw.parameters()) == 24
+        assert (hw is m) == inplace and (hw.head.weight is m.embed.weight) == inplace
+    a, b = nn.Linear(3, 3).double(), nn.Linear(3, 3).double()
+    b.weight = a.weight
+    hw = convert(nn.Sequential(a, nn.Sigmoid(), b), ToyHardware(), seed=0)
+    assert hw[0].weight is hw[2].weight and hw[0].bias is not hw[2].bias
+
+    net = nn.Sequential(nn.Linear(4, 6), nn.Sigmoid(), nn.Linear(6, 3)).double()
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    convert(net, ToyHardware(p_fail=0.0), seed=0, inplace=True)
+    w0 = [layer.weight.detach().clone() for layer in (net[0], net[2])]
+    x, y = torch.rand(32, 4, dtype=torch.float64), torch.randint(0, 3, (32,))
+    loss = nn.functional.cross_entropy(net(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert all(not torch.equal(w, layer.weight) for w, layer in zip(w0, (net[0], net[2])))
+    # from_linear itself still copies: the source layer is left alone
+    lin = nn.Linear(2, 2).double()
+    assert HardwareAwareLinear.from_linear(lin, surrogate=ToyHardware(), seed=0).weight is not lin.weight
+
+
 def test_convert_leaves_attention_projections_alone_and_says_so():
     """nn.MultiheadAttention reads out_proj.weight directly, so a converted
     out_proj never sampled (found by review)."""

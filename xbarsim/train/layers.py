@@ -383,6 +383,16 @@ class HardwareAwareLinear(nn.Linear):
         subclass with its own ``forward``, one with hooks, and a lazy one not
         yet initialised.
         """
+        return cls._from_linear(linear, False, **kwargs)
+
+    @classmethod
+    def _from_linear(cls, linear, share, **kwargs):
+        """`from_linear`; with `share`, the layer takes `linear`'s own
+        parameters instead of copies (`convert`, which has copied the model
+        already or works in place): a weight tied to another module's stays
+        tied, and an optimizer made before an in-place conversion trains the
+        converted layers (new parameters untied the first and left the
+        second training nothing, without a word; found by review)."""
         if not isinstance(linear, nn.Linear):  # a Conv1d or None: a bare AttributeError
             raise ParameterError(f"from_linear copies an nn.Linear; got {type(linear).__name__}. Build other "
                                  "layers as they are (convert() leaves every layer but nn.Linear alone).")
@@ -400,6 +410,12 @@ class HardwareAwareLinear(nn.Linear):
                 dtype=linear.weight.dtype,
                 **kwargs,
             )
+        if share:
+            layer.weight = linear.weight
+            if linear.bias is not None:
+                layer.bias = linear.bias
+            layer.train(linear.training)
+            return layer
         with torch.no_grad():
             layer.weight.copy_(linear.weight)
             if linear.bias is not None:
@@ -1112,7 +1128,10 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     """Turn every ``nn.Linear`` of `model` into a `HardwareAwareLinear`.
 
     In the spirit of aihwkit's ``convert_to_analog``: the weights are kept,
-    the modules replaced. `kwargs` go to `HardwareAwareLinear` (``reparam``,
+    the modules replaced. Each converted layer takes its source's own
+    parameters (the copy's, when not `inplace`), so a weight tied to another
+    module stays tied, and an optimizer made before an in-place conversion
+    trains the converted layers. `kwargs` go to `HardwareAwareLinear` (``reparam``,
     ``failures``, ``weight_decay``, ``hardware_penalty``, ``mapping``). Each
     layer keeps its shape, bias, dtype and device (``dtype=``, ``device=``,
     ``bias=``, ``in_features=``, ``out_features=``: `ParameterError`), its
@@ -1208,7 +1227,7 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
             if isinstance(child, nn.Linear) and not isinstance(child, HardwareAwareLinear):
                 s = None if seed is None else seed + counter[0]
                 counter[0] += 1
-                done[id(child)] = HardwareAwareLinear.from_linear(child, surrogate=surrogate, seed=s, **kwargs)
+                done[id(child)] = HardwareAwareLinear._from_linear(child, True, surrogate=surrogate, seed=s, **kwargs)
                 done[id(child)]._converted_name = names.get(id(child))
                 setattr(parent, name, done[id(child)])
             else:

@@ -119,6 +119,13 @@ def test_a_refused_write_is_not_called_a_full_disk(tmp_path):
      "xbarsim solve: error: argument --g: expected one argument (give it a value: --g VALUE; see --help)"),
     (["scale", "--out", "s", "--tol", "-h"],
      "xbarsim scale: error: argument --tol: expected one argument (give it a value: --tol VALUE; see --help)"),
+    # a mistyped required option: argparse names the missing one first, and
+    # the typed one went unnamed (found by review)
+    (["scale", "--outdir", "o", "--sizes", "16"],
+     "xbarsim scale: error: the following arguments are required: --out (--outdir: did you mean --out?)"),
+    (["solve", "--gg", "G.npy", "--out", "o"],
+     "xbarsim solve: error: the following arguments are required: --g (--gg: did you mean --g?)"),
+    (["scale", "--sizes", "16"], "xbarsim scale: error: the following arguments are required: --out"),
 ])
 def test_command_line_slips_are_named_by_the_subcommand(capsys, argv, message):
     """A mistyped option under a subcommand got the top level's usage and

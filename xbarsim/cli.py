@@ -728,25 +728,42 @@ class _Parser(argparse.ArgumentParser):
                             f"e.g. {opt}={after[-1]})")
             else:  # nothing given: "e.g. --arrays=-1" suggested a value it refuses (found by review)
                 message += f" (give it a value: {opt} VALUE; see --help)"
+        elif message.startswith("the following arguments are required"):
+            # argparse says this before it gets to the options no action took,
+            # so a mistyped required option (--outdir for --out) was never
+            # named (found by review)
+            known = self._option_string_actions
+            typed = [a for a in getattr(self, "_argv", []) if a.startswith("--")]
+            unknown = [a for a in typed if not any(o.startswith(a.split("=", 1)[0]) for o in known)]
+            hints = _near_options(self, unknown)
+            if hints:
+                message += f" ({'; '.join(hints)})"
         super().error(message)
 
 
 def _unrecognized(parser, extra):
     """The error for arguments no option of ``parser`` took, with the
     nearest option name for each mistyped one."""
+    hints = _near_options(parser, extra)
+    hint = f" ({'; '.join(hints)})" if hints else f" (see {parser.prog} --help)"
+    return f"unrecognized arguments: {' '.join(extra)}{hint}"
+
+
+def _near_options(parser, args):
+    """``"--arg: did you mean --name?"`` for each ``--`` argument of
+    ``args`` that has a near option name in ``parser``."""
     import difflib
 
     names = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
     hints = []
-    for arg in extra:
+    for arg in args:
         if arg.startswith("--"):
             # compared without the "--" every name shares, which alone made
             # --vp "near" --help (found by review)
             near = difflib.get_close_matches(arg.split("=", 1)[0][2:], [n[2:] for n in names], n=1)
             if near:
                 hints.append(f"{arg.split('=', 1)[0]}: did you mean --{near[0]}?")
-    hint = f" ({'; '.join(hints)})" if hints else f" (see {parser.prog} --help)"
-    return f"unrecognized arguments: {' '.join(extra)}{hint}"
+    return hints
 
 
 def build_parser():

@@ -145,6 +145,12 @@ def test_statistical_sample_counts_and_tables_are_checked(tmp_path):
         st.load_drift_table(tmp_path / "ok.csv", min_samples="50")
     assert st.load_drift_table(tmp_path / "ok.csv", min_samples=1).max_events == 2
     assert st.load_drift_table(tmp_path / "ok.csv", min_samples=1.0).max_events == 2
+    # blank lines are skipped, as calibrate's reader of the same file skips
+    # them (a trailing one was "[] is not an event count"; found by review)
+    (tmp_path / "blank.csv").write_text(header + "1,1e-6\n\n2,2e-6\n\n\n")
+    blank = st.load_drift_table(tmp_path / "blank.csv", min_samples=1)
+    ok = st.load_drift_table(tmp_path / "ok.csv", min_samples=1)
+    assert blank.max_events == 2 and all(np.array_equal(a, b) for a, b in zip(blank.samples, ok.samples))
 
 
 def test_statistical_sample_checks_its_targets():

@@ -202,6 +202,10 @@ def load_drift_table(path=None, min_samples=50):
             raise ParameterError(f"{path}: header {header}; expected the columns {expected} of the measured data's "
                                  "neighbour_drift.csv.")
         for row in reader:
+            if not any(cell.strip() for cell in row):
+                # a blank line (a trailing one after editing), skipped as
+                # calibrate's np.loadtxt of the same file skips it (found by review)
+                continue
             try:
                 k, d = int(row[0]), float(row[1])
             except (IndexError, ValueError):

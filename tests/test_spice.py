@@ -199,6 +199,26 @@ def test_bad_column_timeout_and_crossbar_raise(no_subprocess):
         run_ngspice(xbar, left=xs.Drive(0.1), right=xs.Drive(0.2), bottom=xs.Drive(0.0))
 
 
+def test_an_array_ngspice_cannot_hold_is_refused_before_the_deck_is_built(monkeypatch):
+    """A 2048 x 2048 array ran into a raw MemoryError while its deck (a
+    Python string of ~0.6 kB per device) was built (found by review): the
+    deck and ngspice's own memory (`SPICE_BYTES_PER_CELL`) are checked first."""
+    from xbarsim import _memory
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the deck was built or ngspice started for an array that does not fit")
+
+    monkeypatch.setattr(spice, "_deck", refuse)
+    monkeypatch.setattr(spice.subprocess, "Popen", refuse)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 64 * 2**20)
+    xbar = xs.Crossbar(np.full((80, 80), 1e-4), r_wl=1.0, r_bl=1.0)  # 70 MB by the estimate
+    with pytest.raises(xs.MemoryLimitError, match=r"an ngspice solve of a 80 x 80 array needs about .* "
+                       r"solve this array with xbarsim\.solve"):
+        run_ngspice(xbar, left=xs.Drive(0.1), bottom=xs.Drive(0.0))
+    with pytest.raises(xs.ParameterError, match=r"left\.v holds NaN"):  # bad input is named first
+        run_ngspice(xbar, left=xs.Drive(np.full(80, np.nan)), bottom=xs.Drive(0.0))
+
+
 # ----------------------------------------------------------------------------
 # ngspice missing, failing, hanging, or writing nonsense: SpiceError
 # ----------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from .circuit import END_NAMES, FLOATING, _driven_lines, build_network, driven_e
 from .devices import real_scalar
 from .exceptions import ParameterError, SpiceError
 from ._docfields import document_fields
+from ._memory import require
 
 __all__ = ["write_netlist", "run_ngspice", "ngspice_available", "floating_line_rounding", "SpiceResult", "OPTIONS"]
 
@@ -531,6 +532,14 @@ def _output_tail(output):
     return "Last lines of its output:\n" + "\n".join(lines) if lines else "It printed nothing."
 
 
+SPICE_BYTES_PER_CELL = 11_000
+"""Memory of a `run_ngspice` solve per device, roughly: the deck as Python
+strings (about 0.6 kB: 331 MiB peak at 500 x 500, ~190 MiB of it the
+interpreter) and ngspice's circuit and sparse matrix (its peak resident
+memory, 415 MiB at 200 x 200: about 10 kB). Checked (`require`) before the
+deck is built."""
+
+
 def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=120.0,
                 title="xbarsim crossbar"):
     """Solve a crossbar with ngspice: the external reference solution.
@@ -555,6 +564,9 @@ def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=1
     ------
     ParameterError, CircuitError
         The same bad input `xbarsim.solve` rejects, before ngspice runs.
+    MemoryLimitError
+        An array whose deck and ngspice solve would not fit in memory
+        (`SPICE_BYTES_PER_CELL`), before the deck is built.
     SpiceError
         ngspice missing, failing, timing out, or writing unreadable output.
 
@@ -581,10 +593,15 @@ def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=1
         raise ParameterError(f"timeout must be a number of seconds in (0, {TIMEOUT_MAX:g}]; got {timeout!r}.")
     timeout = seconds
     net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
+    M, N = xbar.shape
+    # before the deck, a Python string of ~0.6 kB per device: a 2048 x 2048
+    # array ran into a raw MemoryError while building it (found by review)
+    require(M * N * SPICE_BYTES_PER_CELL, f"an ngspice solve of a {M} x {N} array",
+            "ngspice is the reference for small circuits (a 100 x 100 read took it 25 s on a 2-core machine, 200 x 200 "
+            "9 minutes): solve this array with xbarsim.solve, or check a smaller one with ngspice")
     deck = _deck(net, 0, title, _control_block(net))
     raws = _run_deck(deck, net.batch, timeout)
 
-    M, N = xbar.shape
     B = net.batch
     wl, bl = _node_names(xbar)
     v_wl = np.empty((M, N, B))

@@ -165,6 +165,22 @@ def test_penalty_is_the_sampled_weight_error_variance(small, mapping, zero, zsca
     assert pen == pytest.approx(var, rel=0.03)  # 0.99-1.01 measured; 0.92-0.93 before the z tables' variance counted
 
 
+@pytest.mark.parametrize("dtype, tiny", [(torch.float32, 1e-20), (torch.float32, 1e-35), (torch.float64, 1e-160)])
+def test_penalty_gradient_of_a_vanishing_layer_is_finite(small, dtype, tiny):
+    """``mse / alpha^2`` with ``alpha = span / max|w|``: its backward pass took
+    alpha^3, which overflowed for max|w| of 1e-20 in float32 and 1e-160 in
+    float64, and the gradient came back NaN under a finite penalty (found by
+    review). Such a layer counts as one at a floor."""
+    w = torch.full((3, 4), tiny, dtype=dtype, requires_grad=True)
+    b = torch.full((3,), tiny, dtype=dtype, requires_grad=True)
+    p = small.penalty(w, b)
+    p.backward()
+    assert bool(torch.isfinite(p)) and bool(torch.isfinite(w.grad).all()) and bool(torch.isfinite(b.grad).all())
+    # above the floor the penalty scales as max|w|^2 (the conductances depend on w / max|w| alone)
+    W = torch.tensor(np.random.default_rng(5).uniform(-1e-3, 1e-3, (3, 4)), dtype=dtype)
+    assert float(small.penalty(W * 1e-3, None)) == pytest.approx(1e-6 * float(small.penalty(W, None)), rel=1e-4)
+
+
 def test_penalty_in_half_precision_is_finite_and_matches_single(small):
     """In float16 the squared conductance errors (~1e-12 S^2) underflowed: the
     penalty came out 0 with NaN gradients (found by review)."""

@@ -1328,6 +1328,13 @@ class Surrogate:
         wmax = w_aug.abs().max()
         # an all-zero layer is mapped with max|w| = 1 (`map_layer`); so is its penalty
         wmax = torch.where(wmax > 0, wmax, torch.ones_like(wmax))
+        # the backward pass of mse / alpha^2 takes alpha^3 = (span / max|w|)^3,
+        # which overflowed to a NaN gradient (finite penalty) for max|w| below
+        # ~1e-20 in float32 (found by review): a layer that small counts as
+        # one at the floor, where alpha^3 stays a thousandth of the largest
+        # float (larger layers: the same bits)
+        floor = (g_max - g_min) * 10.0 * float(torch.finfo(work).max) ** (-1.0 / 3.0)
+        wmax = torch.clamp_min(wmax, floor)
         feats = self._penalty_features(float64_array(weight), float64_array(bias))
         vb_p, vb_n = (torch.as_tensor(f, dtype=w_aug.dtype, device=w_aug.device) for f in feats)
         span = g_max - g_min

@@ -1380,3 +1380,16 @@ def test_a_common_mode_shift_of_every_drive_changes_no_current(method):
             sol = xs.solve(xbar, left=xs.Drive(c + drive, r=r), top=c, method=method)
             np.testing.assert_allclose(sol.i_device, ref.i_device, rtol=1e-8, atol=0)
             np.testing.assert_allclose(sol.v_wl - c, ref.v_wl, rtol=0, atol=1e-8 * (c + drive))
+
+
+def test_a_device_far_below_its_v0_reports_the_linear_law_exactly():
+    """A per-device V0 of 1e308 V (a linear device beside sinh ones; inf is
+    refused): ``V0 sinh(V / V0)`` with V / V0 subnormal read 1e-7 V 1.5e-9
+    off and 1e-9 V 2.3e-7 off (found by review). Below |V / V0| = 1e-8 the
+    reported current is ``G V``, which sinh's series rounds to."""
+    g = np.array([[1e-4, 2e-4]])
+    xbar = xs.Crossbar(g, v0=np.array([[0.1, 1e308]]))
+    for v in (1e-5, 1e-7, 1e-9, 3e-300):
+        sol = xs.solve(xbar, left=v, bottom=0.0)  # every node fixed: the currents from the law alone
+        assert sol.i_device[0, 1] == 2e-4 * v
+        assert sol.i_device[0, 0] == pytest.approx(1e-4 * 0.1 * np.sinh(v / 0.1), rel=1e-15)

@@ -291,6 +291,23 @@ def test_hanging_ngspice_times_out(tmp_path, monkeypatch):
         run_ngspice(xbar, timeout=0.3, **drives)
 
 
+def _gone(pid, seconds):
+    """Whether process `pid` is gone (or a zombie) within `seconds`."""
+    for _ in range(int(seconds / 0.01)):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().split(") ")[-1].startswith("Z"):
+                    return True  # killed, not yet reaped
+        except FileNotFoundError:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def test_timeout_kills_what_a_wrapper_started(tmp_path, monkeypatch):
     """XBARSIM_NGSPICE may name a wrapper script: on a timeout its child (a
     stand-in for ngspice here, started without exec) was left running,
@@ -300,18 +317,35 @@ def test_timeout_kills_what_a_wrapper_started(tmp_path, monkeypatch):
     xbar, drives = SMALL
     with pytest.raises(xs.SpiceError, match="timeout"):
         run_ngspice(xbar, timeout=0.5, **drives)
-    pid = int(pid_file.read_text())
-    for _ in range(200):  # SIGKILL is delivered at once; the child's parent (init) reaps it soon after
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        with open(f"/proc/{pid}/stat") as fh:
-            if fh.read().split(") ")[-1].startswith("Z"):
-                break  # killed, not yet reaped
-        time.sleep(0.01)
-    else:
-        pytest.fail("the wrapper's child outlived the timeout")
+    # SIGKILL is delivered at once; the child's parent (init) reaps it soon after
+    assert _gone(int(pid_file.read_text()), 2.0), "the wrapper's child outlived the timeout"
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and shutil.which("setpriv")),
+                    reason="setpriv (util-linux) sets the parent-death signal")
+def test_ngspice_dies_with_the_process_that_ran_it(tmp_path):
+    """ngspice runs in a session of its own (so that a timeout kills its
+    whole group), which a signal to the caller's group does not reach: a
+    script killed by `timeout` left ngspice running past its own timeout
+    (found by review). It is now killed when its parent dies."""
+    pid_file = tmp_path / "ngspice.pid"
+    fake = _fake_ngspice(tmp_path, f"echo $$ > '{pid_file}'; exec sleep 30")
+    script = (f"import xbarsim as xs; from xbarsim import spice; spice.NGSPICE = {fake!r}\n"
+              "xbar = xs.Crossbar([[1e-4]]); spice.run_ngspice(xbar, left=0.1, bottom=0.0, timeout=100)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(3000):  # the import, then the fake ngspice writes its pid
+            if pid_file.exists() and pid_file.read_text().strip():
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the fake ngspice never started")
+        pid = int(pid_file.read_text())
+        assert not _gone(pid, 0.2)  # running while its parent is
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _gone(pid, 5.0), "ngspice outlived the process that ran it"
 
 
 def test_title_is_inert_on_the_first_line(tmp_path):

@@ -179,25 +179,32 @@ def test_sinh_strong_case_kirchhoff_and_power(method):
 def test_a_zero_state_whose_currents_overflow_their_norm_is_refused_and_says_so(method):
     """One device of V0 = 5 mV on a V/2-pulsed row (2 V): with the free
     nodes at 0 V it sees 400 V0, whose current squared overflows the norm
-    the solve measures its residual against. ngspice solves this circuit
-    (at most 13.8 V0 across a device), but the solve cannot tell it from
-    one whose solution keeps devices at 500 V0 (measured against the
-    small-signal zero state instead, such a one came back with a node 0.36
-    A out of balance; found by review): a ConvergenceError that says
-    where the overflow is (it said "between nodes the drives fix"), and
-    with a terminal resistance on the drives the circuit solves."""
+    the solve measures its residual against. It was refused (measured
+    against the small-signal zero state instead, a circuit whose solution
+    keeps devices at 500 V0 came back with a node 0.36 A out of balance;
+    found by review); the free nodes are now put at the middle of the ideal
+    drives' range instead (1 V: 200 V0), a state a common shift of the
+    drives moves with them (a shift of 2-3 V made circuits that solve
+    unshifted refuse; found by review), and it solves as ngspice does. At
+    V0 = 2.5 mV that state overflows too (400 V0): a ConvergenceError that
+    says where the overflow is, and with a terminal resistance on the drives
+    the circuit solves."""
     g = np.full((8, 8), 1e-4)
-    v0 = np.full((8, 8), 0.1)
-    v0[2, 0] = 0.005
-    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=v0)
     drives = xs.pulse_drives((8, 8), (2, 5), 2.0, "V/2")
-    with pytest.raises(xs.ConvergenceError, match="with the free nodes at 0 V, the start Newton measures"):
-        xs.solve(xbar, method=method, **drives)
-    drives = {k: None if d is None else xs.Drive(d.v, r=1.0, floating=d.floating) for k, d in drives.items()}
-    sol = xs.solve(xbar, method=method, **drives)
-    _assert_every_node_balances(xbar, drives, sol, v0=v0)
-    if ngspice_available():
-        _close(sol.i_out, run_ngspice(xbar, **drives).i_out, 1e-9)
+    resistive = {k: None if d is None else xs.Drive(d.v, r=1.0, floating=d.floating) for k, d in drives.items()}
+    for a, refused in ((0.005, False), (0.0025, True)):
+        v0 = np.full((8, 8), 0.1)
+        v0[2, 0] = a
+        xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=v0)
+        if refused:
+            with pytest.raises(xs.ConvergenceError, match="with the free nodes at 0 V, and at the middle of the "
+                               "ideal drives' range, the states Newton measures"):
+                xs.solve(xbar, method=method, **drives)
+        for given in ((resistive,) if refused else (drives, resistive)):
+            sol = xs.solve(xbar, method=method, **given)
+            _assert_every_node_balances(xbar, given, sol, v0=v0)
+            if ngspice_available():
+                _close(sol.i_out, run_ngspice(xbar, **given).i_out, 1e-9)
 
 
 @pytest.mark.parametrize("method", ["direct", "pcg"])
@@ -1374,7 +1381,11 @@ def test_a_common_mode_shift_of_every_drive_changes_no_current(method):
     one = xs.Crossbar(np.array([[1e-4]]), v0=0.05)
     g = np.random.default_rng(0).uniform(1e-4, 5e-4, (3, 4))
     array = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=0.1)
-    for xbar, drive, r, shifts in ((one, 3.25, 1e3, (1.0, 2.0)), (array, 6.0, 1.0, (1.0, 2.0, 5.0))):
+    # a 0.2 V read of a V0 = 10 mV device shifted by 4 V: 400 V0 with the free node at 0 V, whose
+    # norm overflowed (refused; found by review): measured with it at the ideal drive's 4 V instead
+    read = xs.Crossbar(np.array([[1e-4]]), v0=0.01)
+    for xbar, drive, r, shifts in ((one, 3.25, 1e3, (1.0, 2.0)), (array, 6.0, 1.0, (1.0, 2.0, 5.0)),
+                                   (read, 0.2, 1e3, (3.0, 4.0))):
         ref = xs.solve(xbar, left=xs.Drive(drive, r=r), top=0.0, method=method)
         for c in shifts:
             sol = xs.solve(xbar, left=xs.Drive(c + drive, r=r), top=c, method=method)

@@ -166,15 +166,36 @@ OVERFLOW_ADVICE = "lower the drive voltages, raise v0, or give the drives a term
 def _overflow(history, at_zero_state=False):
     """The error of a drive whose device currents overflow double precision:
     between nodes the drives fix, or (``at_zero_state``) in the norm of the
-    residual of the zero state (the free nodes at 0 V), which the solve
-    measures its residual against."""
-    where = ("with the free nodes at 0 V, the start Newton measures its residual against, a device next to "
-             "an ideal drive sees over some 355 V0 and the currents' norm overflows (the solution itself may "
-             "not; the solve cannot tell)" if at_zero_state else
+    residual of the zero state (the free nodes at 0 V, and again at the
+    middle of the ideal drives' range), which the solve measures its
+    residual against."""
+    where = ("with the free nodes at 0 V, and at the middle of the ideal drives' range, the states Newton "
+             "measures its residual against, a device next to an ideal drive sees over some 355 V0 and the "
+             "currents' norm overflows (the solution itself may not; the solve cannot tell)" if at_zero_state else
              "between nodes the drives fix (|V/V0| > 710)")
     return ConvergenceError(
         f"device currents overflow double precision: {where}; {OVERFLOW_ADVICE}",
         residual_history=np.array(history), iterations=0)
+
+
+def _ideal_midrange(net):
+    """The middle of the range of the ideal drives' voltages (0 without
+    any), where `_newton_column` puts the free nodes of the state its
+    residual is measured against when 0 V overflows."""
+    v_wl, v_bl = initial_voltages(net)
+    fixed = [v[_fixed_nodes(layer)] for v, layer in ((v_wl[:, :, 0], net.wl), (v_bl[:, :, 0], net.bl))]
+    values = np.concatenate(fixed)
+    return 0.5 * (float(values.max()) + float(values.min())) if values.size else 0.0
+
+
+def _drives_alone(net, free):
+    """Node voltages with every fixed node at its drive and the free ones at
+    `free` volts."""
+    v_wl, v_bl = initial_voltages(net)
+    if free != 0.0:
+        for v, layer in ((v_wl, net.wl), (v_bl, net.bl)):
+            v[~_fixed_nodes(layer)] = free
+    return v_wl, v_bl
 
 
 def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
@@ -191,15 +212,23 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
         return v_wl, v_bl, 0, 0, 0.0
     work = Workspace(M, N, 1)
     stepped = 0  # Newton steps of source stepping (`_source_stepping`)
+    free = 0.0  # the free nodes' voltage in the state the residual is measured against
     with np.errstate(over="ignore", invalid="ignore"):
         scale = residual_scale(net, work)
+        if not np.all(np.isfinite(scale)):
+            # The zero state's sinh currents overflow their norm: a device
+            # next to an ideal drive sees some 355 V0 or more with the free
+            # nodes at 0 V. Ideal drives shifted together by a few volts did
+            # that to circuits that solve unshifted (found by review): the
+            # free nodes are put at the middle of the ideal drives' range
+            # instead, which a common shift moves with them.
+            free = _ideal_midrange(net)
+            scale = residual_scale(net, work, free)
     if not np.all(np.isfinite(scale)):
-        # The zero state's sinh currents overflow their norm: a device next
-        # to an ideal drive sees some 355 V0 or more with the free nodes at
-        # 0 V. Some such circuits solve at modest |V/V0| (ngspice: <= 15),
-        # but measuring them against the small-signal zero state instead
-        # (tried, session 29) let the stopping test's rounding floor, set by
-        # the largest device slope G cosh(V / V0), pass a node 0.36 A out of
+        # Some such circuits solve at modest |V/V0| (ngspice: <= 15), but
+        # measuring them against the small-signal zero state instead (tried,
+        # session 29) let the stopping test's rounding floor, set by the
+        # largest device slope G cosh(V / V0), pass a node 0.36 A out of
         # balance where the solution keeps devices at 500 V0: a wrong answer
         # in place of this error (found by review).
         raise _overflow(history, at_zero_state=True)
@@ -244,8 +273,9 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
             residual(net, v_wl, v_bl, F_wl, F_bl)
     if not (np.all(np.isfinite(F_wl)) and np.all(np.isfinite(F_bl))):
         # the start overflows sinh (a linear start under a drive of hundreds
-        # of V0): start from the drives alone, the free nodes at 0 V
-        v_wl, v_bl = initial_voltages(net)
+        # of V0): start from the drives alone, the free nodes as in the
+        # state the residual is measured against
+        v_wl, v_bl = _drives_alone(net, free)
         with np.errstate(over="ignore", invalid="ignore"):
             residual(net, v_wl, v_bl, F_wl, F_bl)
         if not (np.all(np.isfinite(F_wl)) and np.all(np.isfinite(F_bl))):

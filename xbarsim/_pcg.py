@@ -1007,14 +1007,15 @@ def initial_voltages(net, x0=None, out=None):
     return out
 
 
-def residual_scale(net, work):
-    """Per-column norm of the residual of the zero state (drives only): the
+def residual_scale(net, work, free=0.0):
+    """Per-column norm of the residual of the zero state (drives only; the
+    free nodes at `free` volts, 0 but in `xbarsim._newton`'s fallback): the
     current scale the relative Kirchhoff residual is measured against.
     Uses the workspace's z and p vectors as scratch."""
     zw, zb = work.z
     r_wl, r_bl = work.p
-    zw[...] = 0.0
-    zb[...] = 0.0
+    zw[...] = free
+    zb[...] = free
     fixed = initial_voltages(net, None, out=(zw, zb))
     residual(net, fixed[0], fixed[1], r_wl, r_bl)
     return np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl))

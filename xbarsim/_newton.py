@@ -188,16 +188,6 @@ def _ideal_midrange(net):
     return 0.5 * (float(values.max()) + float(values.min())) if values.size else 0.0
 
 
-def _drives_alone(net, free):
-    """Node voltages with every fixed node at its drive and the free ones at
-    `free` volts."""
-    v_wl, v_bl = initial_voltages(net)
-    if free != 0.0:
-        for v, layer in ((v_wl, net.wl), (v_bl, net.bl)):
-            v[~_fixed_nodes(layer)] = free
-    return v_wl, v_bl
-
-
 def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
     """Newton on one batch column; ``report(relative_residual)``, if given,
     is called after every step that `history` records, the accepted last one
@@ -275,7 +265,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
         # the start overflows sinh (a linear start under a drive of hundreds
         # of V0): start from the drives alone, the free nodes as in the
         # state the residual is measured against
-        v_wl, v_bl = _drives_alone(net, free)
+        v_wl, v_bl = initial_voltages(net, out=(np.full((M, N, 1), free), np.full((N, M, 1), free)))
         with np.errstate(over="ignore", invalid="ignore"):
             residual(net, v_wl, v_bl, F_wl, F_bl)
         if not (np.all(np.isfinite(F_wl)) and np.all(np.isfinite(F_bl))):

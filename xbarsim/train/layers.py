@@ -414,15 +414,14 @@ class HardwareAwareLinear(nn.Linear):
             layer.weight = linear.weight
             if linear.bias is not None:
                 layer.bias = linear.bias
-            layer.train(linear.training)
-            return layer
-        with torch.no_grad():
-            layer.weight.copy_(linear.weight)
+        else:
+            with torch.no_grad():
+                layer.weight.copy_(linear.weight)
+                if linear.bias is not None:
+                    layer.bias.copy_(linear.bias)
+            layer.weight.requires_grad_(linear.weight.requires_grad)
             if linear.bias is not None:
-                layer.bias.copy_(linear.bias)
-        layer.weight.requires_grad_(linear.weight.requires_grad)
-        if linear.bias is not None:
-            layer.bias.requires_grad_(linear.bias.requires_grad)
+                layer.bias.requires_grad_(linear.bias.requires_grad)
         layer.train(linear.training)
         return layer
 

@@ -1333,11 +1333,10 @@ class Surrogate:
         # ~1e-20 in float32 (found by review): a layer that small counts as
         # one at the floor, where alpha^3 stays a thousandth of the largest
         # float (larger layers: the same bits)
-        floor = (g_max - g_min) * 10.0 * float(torch.finfo(work).max) ** (-1.0 / 3.0)
-        wmax = torch.clamp_min(wmax, floor)
+        span = g_max - g_min
+        wmax = torch.clamp_min(wmax, span * 10.0 * float(torch.finfo(work).max) ** (-1.0 / 3.0))
         feats = self._penalty_features(float64_array(weight), float64_array(bias))
         vb_p, vb_n = (torch.as_tensor(f, dtype=w_aug.dtype, device=w_aug.device) for f in feats)
-        span = g_max - g_min
         if cfg.mapping.value == "differential":
             alpha = span / wmax
             gp = g_min + alpha * torch.relu(w_aug)

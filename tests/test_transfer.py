@@ -807,6 +807,30 @@ def test_mvm_warns_at_the_switching_threshold_and_refuses_overflowing_inputs():
         assert np.all(np.isfinite(xs.mvm(prog, np.full((2, 4), cfg.input_scale))))
 
 
+def test_mvm_checks_each_polarity_against_its_own_switching_threshold():
+    """A positive word line can only set, a negative one only reset: with
+    v_set = 1.1 V and v_reset = 0.9 V a +0.95 V read is below both the
+    threshold it could cross and gets no switching warning (the check used
+    the lower of the two for every input), while -0.95 V gets one naming the
+    reset threshold."""
+    import dataclasses
+    import warnings
+
+    dev = dataclasses.replace(xs.presets.TIO2, v_set=1.1, v_reset=0.9)
+    cfg = xs.TransferConfig(device=dev, tile=(4, 4), r_wl=0.0, r_bl=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = xs.transfer(np.ones((2, 3)), None, cfg, seed=0)
+    x = 0.95 * cfg.input_scale / cfg.write_verify.v_read  # 4.75: 0.95 V on the word lines
+    with pytest.warns(RuntimeWarning) as rec:
+        xs.mvm(prog, np.full((1, 3), x))
+    assert [r for r in rec if "inputs past input_scale" in str(r.message)]
+    assert not [r for r in rec if "switching threshold" in str(r.message)]
+    with pytest.warns(RuntimeWarning, match=r"switching threshold \(reset, -0.9 V\)") as rec:
+        xs.mvm(prog, np.full((1, 3), -x))
+    assert "Keep x within (-4.5, 5.5)" in str(rec[0].message)
+
+
 def test_mvm_warns_of_inputs_past_input_scale_with_the_bend_it_gives():
     """Inputs past input_scale read a sinh device past V_read: the product
     bends, which used to pass without a word below the switching threshold

@@ -931,16 +931,25 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
             f"{y_top:.3g} in weight units, beyond what double precision represents (the read noise squares the "
             f"currents; inf or NaN outputs). Scale the inputs into about [0, input_scale = "
             f"{mapping.input_scale:g}], or rescale the layer.")
-    limit = min(dev.v_set, dev.v_reset)
-    if v_max >= limit:
+    # a positive word line sets (v_set), a negative one resets (v_reset):
+    # each polarity against its own threshold (one min of the two warned of
+    # a reset at a set-polarity read)
+    v_pos, v_neg = max(float(np.max(x)), 0.0) * scale, max(-float(np.min(x)), 0.0) * scale
+    over = [(v, th, name) for v, th, name in ((v_pos, dev.v_set, "set"), (v_neg, dev.v_reset, "reset"))
+            if v >= th]
+    if over:
+        v, th, name = max(over)
+        sign = "" if name == "set" else "-"
         warn(
-            f"inputs up to |x| = {v_max / scale:.4g} drive the word lines at {v_max:.3g} V, at or above the "
-            f"devices' switching threshold ({limit:g} V): on hardware such a read would disturb the "
-            f"programmed conductances, which this MVM does not model. Keep |x| below {limit / scale:.4g} "
-            "or raise TransferConfig.input_scale.",
+            f"inputs up to x = {sign}{v / scale:.4g} drive the word lines at {sign}{v:.3g} V, at or beyond the "
+            f"devices' switching threshold ({name}, {sign}{th:g} V): on hardware such a read would disturb the "
+            f"programmed conductances, which this MVM does not model. Keep x within "
+            f"({-dev.v_reset / scale:.4g}, {dev.v_set / scale:.4g}) or raise TransferConfig.input_scale.",
             RuntimeWarning,
         )
-    elif dev.v0 is not None and v_max > mapping.v_read * (1.0 + 1e-12):
+        return
+    limit = dev.v_set if v_pos >= v_neg else dev.v_reset  # the threshold of the polarity of v_max
+    if dev.v0 is not None and v_max > mapping.v_read * (1.0 + 1e-12):
         # the product is mapped for |x| <= input_scale; past it a read bends
         # with the sinh law, silently (2x high at 5 input_scale, TiO2; found
         # by review). The figures are those of the step of 1.25x that holds

@@ -522,6 +522,29 @@ def test_a_model_on_the_meta_device_is_refused_by_name(data, sur):
         regularization_loss(convert(moons_network().to("meta"), sur, hardware_penalty=1.0))
 
 
+def test_complex_or_integer_layers_and_unusable_devices_are_refused_by_name(sur):
+    """A complex layer was accepted: its sampled forward and `to_crossbar`
+    dropped the imaginary part with torch's cast warning only. An integer
+    dtype, a device torch does not know and CUDA on a CPU-only torch gave
+    torch's raw RuntimeError / AssertionError."""
+    complex_linear = torch.nn.Linear(2, 2, dtype=torch.complex64)
+    real = "a real floating dtype"
+    for call, match in (
+        (lambda: HardwareAwareLinear(2, 2, dtype=torch.complex64), real),
+        (lambda: HardwareAwareLinear(2, 2, dtype=torch.int64), real),
+        (lambda: convert(torch.nn.Sequential(complex_linear), sur, seed=0), real),
+        (lambda: to_crossbar(torch.nn.Sequential(complex_linear), xs.TransferConfig()), "is complex"),
+        (lambda: HardwareAwareLinear(2, 2, device="tpu"), "is not a torch device"),
+    ):
+        with pytest.raises(ParameterError, match=match):
+            call()
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="this torch cannot use CUDA"):
+            HardwareAwareLinear(2, 2, device="cuda")
+    for dtype in (torch.float32, torch.float64):  # still built
+        assert HardwareAwareLinear(2, 2, dtype=dtype, device="cpu").weight.dtype == dtype
+
+
 def test_failures_zero_is_off_as_false(sur):
     """A layer built with failures=0.0 drew no failures for
     sample(failures=True) in training mode, where one built with False drew

@@ -271,7 +271,8 @@ class HardwareAwareLinear(nn.Linear):
         in_features = check_count(in_features, "in_features")
         out_features = check_count(out_features, "out_features")
         bias = check_flag(bias, "bias")  # bias="no" built a layer with a bias
-        if device is None or torch.device(device).type == "cpu":
+        device = _check_dtype_and_device(dtype, device)
+        if device is None or device.type == "cpu":
             from .._memory import require
 
             # weights, their gradient, Adam's two moments and a sample: torch's raw allocator error before
@@ -293,7 +294,7 @@ class HardwareAwareLinear(nn.Linear):
         # None or a bool (np.True_ too, as reparam): on / off at the fitted rates; a number: a scale of them
         scale = None if failures is None or isinstance(failures, (bool, np.bool_)) else failure_scale(failures)
         from ..mapping import MappingScheme
-        from ..programming import _as_enum
+        from .._coerce import as_choice
 
         model_mapping = getattr(surrogate, "mapping", None)
         model_mapping = getattr(model_mapping, "value", model_mapping)
@@ -303,7 +304,7 @@ class HardwareAwareLinear(nn.Linear):
         self._mapping_given = mapping is not None or model_mapping is not None
         if mapping is None:  # the model's (a reference-fitted surrogate was refused unless repeated)
             mapping = "differential" if surrogate is None or model_mapping is None else model_mapping
-        mapping = _as_enum(MappingScheme, mapping, "mapping").value  # any case, as TransferConfig
+        mapping = as_choice(MappingScheme, mapping, "mapping").value  # any case, as TransferConfig
         if surrogate is not None and model_mapping is not None and str(model_mapping).lower() != mapping:
             raise ParameterError(
                 f"mapping={mapping!r} but the hardware model was built for {model_mapping!r}; "
@@ -795,6 +796,26 @@ META_HINT = ("that device holds no values; build the model on a real device, or 
 """Why a model on the 'meta' device is refused, and the fix (messages)."""
 
 
+def _check_dtype_and_device(dtype, device):
+    """``device`` as a ``torch.device`` (None stays None), after refusing
+    what torch would refuse with its raw errors or, for a complex dtype,
+    accept and later drop the imaginary part of when the weights are mapped
+    to conductances."""
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ParameterError(f"dtype = {dtype!r}; a HardwareAwareLinear's weights are real numbers mapped to "
+                             "conductances: give a real floating dtype (torch.float32 or torch.float64).")
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ParameterError(f"device = {device!r} is not a torch device ({exc}); give 'cpu' or 'cuda'.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device = {str(device)!r}, but this torch cannot use CUDA "
+                             "(torch.cuda.is_available() is False); give device='cpu'.")
+    return device
+
+
 def float64_array(t):
     """A parameter's values as a float64 NumPy array on the host, detached
     from the graph (None stays None: a layer without bias). A tensor on the
@@ -805,6 +826,9 @@ def float64_array(t):
         return None
     if t.is_meta:
         raise ParameterError(f"a weight of shape {tuple(t.shape)} is on the 'meta' device: {META_HINT}.")
+    if t.is_complex():  # torch's cast drops the imaginary part with a warning only
+        raise ParameterError(f"a weight of shape {tuple(t.shape)} is complex ({t.dtype}); conductances map real "
+                             "weights: train the layer in torch.float32 or torch.float64.")
     return t.detach().cpu().to(torch.float64).numpy()
 
 

@@ -449,7 +449,8 @@ class TestSolveContract:
         with pytest.raises(xs.ParameterError, match="x0 must be a Solution"):
             _solve(c, method, x0=c.g)
         other = _solve(_read_circuit(4, 3), method)
-        with pytest.raises(xs.ParameterError, match=r"x0 is a solution of a \(4, 3\) array"):
+        with pytest.raises(xs.ParameterError,
+                           match=r"x0 is a solution of a \(4, 3\) array; .* Give x0 a Solution of this array"):
             _solve(c, method, x0=other)
 
     # --------------------------------------------------------- ill-posed circuits

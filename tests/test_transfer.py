@@ -807,6 +807,26 @@ def test_mvm_warns_at_the_switching_threshold_and_refuses_overflowing_inputs():
         assert np.all(np.isfinite(xs.mvm(prog, np.full((2, 4), cfg.input_scale))))
 
 
+def test_the_enums_find_members_in_any_case_and_refuse_others_with_the_choices():
+    """``BiasScheme("V/4")`` was Enum's bare ValueError, with no list of the
+    choices, where TransferConfig's own lookup gave one."""
+    assert xs.BiasScheme("v/2") is xs.BiasScheme.V2
+    assert xs.mapping.MappingScheme("Differential") is xs.mapping.MappingScheme.DIFFERENTIAL
+    assert xs.Order("ROW-MAJOR") is xs.Order.ROW_MAJOR
+    for call, match in (
+        (lambda: xs.mapping.MappingScheme("diff"), r"unknown MappingScheme 'diff'; choose one of 'differential', "
+                                                   r"'reference' \(did you mean 'differential'\?\)"),
+        (lambda: xs.ReadScheme("grouned"), r"choose one of 'grounded', 'V/2', 'V/2-diff', 'floating' \(did you "
+                                           r"mean 'grounded'\?\)"),
+        (lambda: xs.ReadScheme(3), r"unknown ReadScheme 3; choose one of 'grounded', 'V/2', 'V/2-diff', "
+                                   r"'floating'\.$"),
+        (lambda: xs.TransferConfig(mapping="diferential"), r"unknown mapping 'diferential'.*did you mean "
+                                                            r"'differential'"),
+    ):
+        with pytest.raises(xs.ParameterError, match=match):
+            call()
+
+
 def test_mvm_checks_each_polarity_against_its_own_switching_threshold():
     """A positive word line can only set, a negative one only reset: with
     v_set = 1.1 V and v_reset = 0.9 V a +0.95 V read is below both the

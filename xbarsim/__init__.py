@@ -27,7 +27,7 @@ from .exceptions import (
 )
 from .solve import Solution, solve
 from . import _fork  # noqa: F401 - its fork hook, registered before any kernel runs
-from . import devices, mapping, presets, programming, transfer as _transfer_module
+from . import devices, mapping, presets, programming  # noqa: F401 - submodules as attributes
 from .devices import DeviceParams
 from .programming import BiasScheme, ReadScheme, Order, WriteVerify, TransferConfig, ProgramResult, program
 from .transfer import (Programmed, TransferBatch, ConvergenceTally, transfer, transfer_many, iter_transfers, mvm,

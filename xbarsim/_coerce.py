@@ -11,13 +11,50 @@ tensors (also on a GPU) first.
 
 from __future__ import annotations
 
+import enum
 import sys
 
 import numpy as np
 
 from .exceptions import ParameterError
 
-__all__ = ["as_real_array"]
+__all__ = ["as_real_array", "as_choice", "Choice"]
+
+
+def as_choice(enum_cls, value, name):
+    """``value`` as a member of ``enum_cls``: a member, or a string naming a
+    member's value in any case; otherwise a `ParameterError` that lists the
+    choices and names the nearest one. ``name`` is the argument's, for the
+    message."""
+    if isinstance(value, enum_cls):
+        return value
+    values = [m.value for m in enum_cls]
+    near = ""
+    if isinstance(value, str):  # only strings name a member (an array compared with == has no truth value)
+        for member in enum_cls:
+            if value.lower() == member.value.lower():
+                return member
+        import difflib
+
+        lowered = [v.lower() for v in values]
+        starts = [v for v, low in zip(values, lowered) if value and low.startswith(value.lower())]
+        close = difflib.get_close_matches(value.lower(), lowered, n=1)
+        best = starts[0] if len(starts) == 1 else values[lowered.index(close[0])] if close else None
+        near = f" (did you mean {best!r}?)" if best else ""
+    choices = ", ".join(repr(v) for v in values)
+    shown = repr(value) if isinstance(value, str) else f"{value!r:.60}"
+    raise ParameterError(f"unknown {name} {shown}; choose one of {choices}{near}.")
+
+
+class Choice(enum.Enum):
+    """Base of xbarsim's enums of named choices: looked up by value, a
+    member is found in any case (``BiasScheme("v/2")``), and an unknown value
+    is a `ParameterError` listing the choices (Enum's own is a bare
+    ValueError with no list)."""
+
+    @classmethod
+    def _missing_(cls, value):
+        return as_choice(cls, value, cls.__name__)
 
 
 def shape_of(value):

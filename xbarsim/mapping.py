@@ -32,20 +32,19 @@ sums), times ``input_scale / (alpha V_read)`` to return to weight units.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import List
 
 import numpy as np
 
-from ._coerce import shape_of, where_not_finite
+from ._coerce import Choice, shape_of, where_not_finite
 from .exceptions import ParameterError
 from ._docfields import document_fields
 
 __all__ = ["MappingScheme", "Tile", "LayerMapping", "map_layer", "check_layer"]
 
 
-class MappingScheme(enum.Enum):
+class MappingScheme(Choice):
     """How a signed weight is stored in non-negative conductances."""
 
     DIFFERENTIAL = "differential"

@@ -29,13 +29,13 @@ bit-identical for any thread count.
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
+from ._coerce import Choice, as_choice
 from ._repr import compact_repr
 from .devices import SINH_ARG_MAX, DeviceParams, real_scalar, zero_d_item
 from .exceptions import ConvergenceError, ParameterError
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 
-class BiasScheme(enum.Enum):
+class BiasScheme(Choice):
     """Bias of the unselected lines during a programming pulse (CIRCUIT.md)."""
 
     V2 = "V/2"
@@ -62,7 +62,7 @@ class BiasScheme(enum.Enum):
     FLOATING = "floating"
 
 
-class ReadScheme(enum.Enum):
+class ReadScheme(Choice):
     """Bias of the unselected lines during a verify read.
 
     The sensed current is the whole bit line's, as on hardware:
@@ -92,7 +92,7 @@ class ReadScheme(enum.Enum):
     FLOATING = "floating"
 
 
-class Order(enum.Enum):
+class Order(Choice):
     """Order in which devices are programmed."""
 
     COLUMN_MAJOR = "column-major"
@@ -101,18 +101,6 @@ class Order(enum.Enum):
 
 _SCHEME_CODE = {BiasScheme.V2: 0, BiasScheme.V3: 1, BiasScheme.FLOATING: 2}
 _READ_CODE = {ReadScheme.GROUNDED: 0, ReadScheme.HALF: 1, ReadScheme.FLOATING: 2, ReadScheme.HALF_DIFF: 3}
-
-
-def _as_enum(enum_cls, value, name):
-    if isinstance(value, enum_cls):
-        return value
-    if isinstance(value, str):  # only strings name a member (an array compared with == has no truth value)
-        for member in enum_cls:
-            if value.lower() == member.value.lower():
-                return member
-    choices = ", ".join(repr(m.value) for m in enum_cls)
-    shown = repr(value) if isinstance(value, str) else f"{value!r:.60}"
-    raise ParameterError(f"unknown {name} {shown}; choose one of {choices}.")
 
 
 def _check_flag(value, name):
@@ -311,15 +299,15 @@ class TransferConfig:
             object.__setattr__(self, "device", TIO2)
         if not isinstance(self.device, DeviceParams):
             raise ParameterError(f"device must be an xbarsim.devices.DeviceParams; got {type(self.device).__name__}.")
-        object.__setattr__(self, "scheme", _as_enum(BiasScheme, self.scheme, "bias scheme"))
-        object.__setattr__(self, "read_scheme", _as_enum(ReadScheme, self.read_scheme, "read scheme"))
-        object.__setattr__(self, "mapping", _as_enum(MappingScheme, self.mapping, "mapping"))
+        object.__setattr__(self, "scheme", as_choice(BiasScheme, self.scheme, "bias scheme"))
+        object.__setattr__(self, "read_scheme", as_choice(ReadScheme, self.read_scheme, "read scheme"))
+        object.__setattr__(self, "mapping", as_choice(MappingScheme, self.mapping, "mapping"))
         if not isinstance(self.order, (Order, str)):
             raise ParameterError(
                 f"order = {self.order!r:.60}; TransferConfig.order is 'column-major' or 'row-major' (the order "
                 "of every tile of a layer). An explicit (M*N, 2) array of (row, column) pairs programs one "
                 "array: pass it to xs.program(..., order=...).")
-        object.__setattr__(self, "order", _as_enum(Order, self.order, "order"))
+        object.__setattr__(self, "order", as_choice(Order, self.order, "order"))
         tol = real_scalar(self.tolerance)
         if tol is None or not math.isfinite(tol) or not 0 < tol < 1:
             raise ParameterError(
@@ -573,7 +561,7 @@ def programming_order(shape, order):
     """
     M, N = shape
     if isinstance(order, (Order, str)):
-        order = _as_enum(Order, order, "order")
+        order = as_choice(Order, order, "order")
         ii, jj = np.meshgrid(np.arange(M), np.arange(N), indexing="ij")
         if order is Order.COLUMN_MAJOR:
             pairs = np.stack([ii.T.ravel(), jj.T.ravel()], axis=1)

@@ -462,7 +462,8 @@ def solve(
             raise ParameterError("x0 must be a Solution from a previous solve, with real numeric v_wl and v_bl "
                                  "arrays.") from None
         if shape != (M, N):
-            raise ParameterError(f"x0 is a solution of a {shape} array; this one is {(M, N)}.")
+            raise ParameterError(f"x0 is a solution of a {shape} array; this one is {(M, N)}. Give x0 a Solution "
+                                 "of this array (its conductances may differ), or x0=None for a cold start.")
         wl, bl = np.shape(x0.v_wl), np.shape(x0.v_bl)
         if wl != bl or len(wl) not in (2, 3):
             # a reshape's bare ValueError deep in the solver (found by review)

@@ -10,9 +10,12 @@ so Newton's method with a line search on E converges from any start. The
 Jacobian is the crossbar's own nodal matrix with device conductance
 ``G cosh(Vd / V0)``: every Newton step is a linear crossbar solve
 (`pcg_core` with the line or multigrid preconditioner, or SuperLU),
-its factors refreshed once per step. Inner solves are inexact (forcing
-term ``min(0.1, rel)`` relative reduction), which keeps the outer
-convergence superlinear.
+its factors refreshed once per step. Inner solves are inexact: the
+residual ``rel`` is cut to ``max(0.1 tol, min(0.1, rel) rel)`` (a forcing
+term of ``min(0.1, rel)``, never below a tenth of the tolerance), which
+keeps the outer convergence superlinear; once Kirchhoff's law is met, the
+step that may end the solve is solved to ``0.01 rel`` and on until its
+voltage correction is accurate enough to serve as the error estimate.
 
 The line search works on ``phi(t) = E(V + t d)``, through its derivative
 ``phi'(t) = -F(V + t d) . d`` (F the Kirchhoff residual), so cosh never has

@@ -457,8 +457,30 @@ def read_drives(x, r_in=0.0, r_out=0.0):
     """The usual read / MVM configuration (docs/CIRCUIT.md).
 
     Word lines driven at the left with `x` through `r_in`, bit lines held at
-    0 V at the bottom through `r_out`, the other ends floating. Returns a
-    dict to splat into `xbarsim.solve`.
+    0 V at the bottom through `r_out`, the other ends floating.
+
+    Parameters
+    ----------
+    x : float or array_like, (M,) or (M, B)
+        Word-line drive voltages, V: one per word line, or a batch of B
+        input columns (a scalar drives every word line alike).
+    r_in, r_out : float or array_like
+        Source resistance of the word-line drivers and of the bit lines'
+        virtual grounds, ohms (0: ideal), one value or one per line.
+
+    Returns
+    -------
+    dict
+        ``left``, ``right``, ``top`` and ``bottom`` drives to splat into
+        `xbarsim.solve` (whose ``i_out`` are then the bit-line currents).
+        The values are checked by the solve, against the array's shape.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsim as xs
+    >>> sol = xs.solve(xs.Crossbar(np.full((2, 3), 1e-4)), **xs.read_drives([0.2, 0.1]))
+    >>> np.allclose(sol.i_out, 3e-5)
+    True
     """
     return {"left": Drive(x, r=r_in), "right": None, "top": None, "bottom": Drive(0.0, r=r_out)}
 
@@ -519,9 +541,32 @@ def pulse_drives(shape, cell, vp, scheme="V/2"):
     ``vp/3`` and ``2 vp/3`` (``"V/3"``) or floating (``"floating"``); word
     lines driven at the left end, bit lines at the bottom, the other ends
     floating, all through ideal sources: exactly the circuit
-    `xbarsim.program` solves for every pulse. Returns a dict to splat into
-    `xbarsim.solve`, whose ``v_wl - v_bl`` is then the voltage every
-    half-selected and unselected cell sees.
+    `xbarsim.program` solves for every pulse.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        The array's ``(M, N)``.
+    cell : (int, int)
+        The selected device ``(i, j)``: word line i, bit line j.
+    vp : float
+        Pulse amplitude, V (positive: set; negative: reset).
+    scheme : {"V/2", "V/3", "floating"} or xbarsim.BiasScheme
+        Bias of the unselected lines (any case).
+
+    Returns
+    -------
+    dict
+        Drives to splat into `xbarsim.solve`, whose ``v_wl - v_bl`` is then
+        the voltage every selected, half-selected and unselected cell sees.
+
+    Raises
+    ------
+    ParameterError
+        A shape or cell that is not two integers, a cell outside the array,
+        an unknown scheme (or a `ReadScheme` member), a non-finite ``vp``.
+    MemoryLimitError
+        An array whose drives and conductances cannot fit in memory.
 
     Examples
     --------
@@ -548,6 +593,39 @@ def verify_drives(shape, cell, v_read=0.2, scheme="grounded"):
     (``"floating"``); laid out as `pulse_drives`. (``"V/2-diff"`` of
     `xbarsim.TransferConfig` is the difference of the ``"V/2"`` read and
     one with the selected word line at ``v_read/2`` too.)
+
+    Parameters
+    ----------
+    shape : (int, int)
+        The array's ``(M, N)``.
+    cell : (int, int)
+        The device read ``(i, j)``: word line i, bit line j.
+    v_read : float
+        Read voltage, V.
+    scheme : {"grounded", "V/2", "floating"} or xbarsim.ReadScheme
+        Bias of the unselected lines (any case).
+
+    Returns
+    -------
+    dict
+        Drives to splat into `xbarsim.solve`; the read current is the
+        solution's ``i_out[j]``.
+
+    Raises
+    ------
+    ParameterError
+        As `pulse_drives`, and ``"V/2-diff"`` (two reads, not one set of
+        drives: the message says how to build them).
+    MemoryLimitError
+        As `pulse_drives`.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsim as xs
+    >>> xbar = xs.Crossbar(np.full((4, 4), 3e-4), r_wl=1.0, r_bl=1.0)
+    >>> sol = xs.solve(xbar, **xs.verify_drives((4, 4), (1, 2), 0.2))
+    >>> bool(abs(sol.i_out[2] / 0.2 / 3e-4 - 1) < 1e-2)  # the device's conductance, less the wires' drop
+    True
     """
     if isinstance(scheme, (str, enum.Enum)) and str(getattr(scheme, "value", scheme)).lower() == "v/2-diff":
         raise ParameterError("verify_drives: 'V/2-diff' is two reads, not one set of drives: the 'V/2' read "

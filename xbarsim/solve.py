@@ -171,6 +171,29 @@ class Solution:
         Returns
         -------
         Solution
+
+        Raises
+        ------
+        ParameterError
+            Before any compute: ``g`` of another shape, negative or not
+            finite, or one that leaves a line with no path to a drive; a
+            bad ``tol``, ``maxiter``, ``callback`` or ``refactor_fraction``;
+            a `Solution` built by hand (no circuit to re-solve).
+        MemoryLimitError
+            Before any compute: the re-solve and its copies do not fit.
+        ConvergenceError
+            The re-solve missed ``tol`` within ``maxiter``, as in `solve`.
+
+        Examples
+        --------
+        >>> import numpy as np, xbarsim as xs
+        >>> g = np.full((8, 8), 2e-4)
+        >>> sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), **xs.read_drives(np.full(8, 0.2)))
+        >>> g2 = g.copy(); g2[3, 4] = 1e-4  # one device reprogrammed
+        >>> new = sol.resolve(g2)
+        >>> cold = xs.solve(xs.Crossbar(g2, r_wl=1.0, r_bl=1.0), **xs.read_drives(np.full(8, 0.2)))
+        >>> bool(np.allclose(new.i_out, cold.i_out, rtol=1e-8))
+        True
         """
         net = self._network("resolve")
         check_fork_safe("resolve")  # before any kernel (the transposed conductances, the solvers)

@@ -543,6 +543,40 @@ def iter_transfers(weight, bias=None, cfg: Optional[TransferConfig] = None, n: i
     outside the band (each chunk's ``.converged`` says which): count the
     chunks with an ``xs.ConvergenceTally`` and call its ``warn``, as
     `xbarsim.train.evaluate.evaluate_circuit` does.
+
+    Parameters
+    ----------
+    weight, bias, cfg, n, seed
+        As `transfer_many`'s: transfer ``t`` of the stream is
+        ``transfer_many(weight, bias, cfg, n, seed)[t]``, bit for bit.
+    chunk : int
+        Transfers per yielded `TransferBatch` (the last may hold fewer).
+
+    Returns
+    -------
+    iterator of TransferBatch
+        ``ceil(n / chunk)`` batches; batch ``c`` holds transfers
+        ``c * chunk`` onwards (its ``offset``).
+
+    Raises
+    ------
+    ParameterError
+        At the call, before any transfer: a bad weight, bias, ``n``, seed
+        or ``chunk``, or a configuration the layer does not fit.
+    MemoryLimitError
+        At the call: one chunk's result does not fit in memory.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsim as xs
+    >>> W = np.array([[0.5, -1.0], [1.0, 0.25]])
+    >>> tally = xs.ConvergenceTally(xs.TransferConfig())
+    >>> outs = []
+    >>> for batch in xs.iter_transfers(W, None, xs.TransferConfig(), n=5, seed=0, chunk=2):
+    ...     tally.add(batch)
+    ...     outs.append(xs.mvm_many(batch, np.array([[1.0, 1.0]])))
+    >>> np.concatenate(outs).shape, tally.transfers
+    ((5, 1, 2), 5)
     """
     cfg = TransferConfig() if cfg is None else cfg
     n = _check_n(n)
@@ -1012,16 +1046,32 @@ def mvm_many(batch: TransferBatch, x, seed: Optional[int] = None, noise: bool = 
              row_offset: int = 0) -> np.ndarray:
     """Outputs of every transfer of ``batch`` for inputs ``x``: (n, B, out).
 
-    ``x`` is (B, in), the same inputs for every transfer, or (n, B, in),
-    inputs per transfer (e.g. the previous layer's outputs of each transfer:
-    ``y2 = mvm_many(layer2, relu(mvm_many(layer1, x)))``).
+    Each transfer's tiles are solved as circuits, as `mvm` solves one
+    transfer's; parallel over transfers, and over runs of inputs when there
+    are fewer transfers than threads to keep busy. ``mvm_many(batch, x)[t]``
+    is ``mvm(batch[t], x)``, bit for bit.
 
-    Each transfer's tiles are solved as circuits (see the docstring of the
-    module, ``sys.modules["xbarsim.transfer"]``: ``xbarsim.transfer`` names
-    the function);
-    parallel over transfers, and over runs of inputs when there are fewer
-    transfers than threads to keep busy. ``seed``, ``noise`` and
-    ``row_offset``: as `mvm`'s.
+    Parameters
+    ----------
+    batch : TransferBatch or Programmed
+        From `transfer_many` or `iter_transfers` (a `Programmed` reads as a
+        batch of one).
+    x : array_like, (B, in) or (n, B, in)
+        The same inputs for every transfer, or inputs per transfer (e.g.
+        the previous layer's outputs of each transfer:
+        ``y2 = mvm_many(layer2, relu(mvm_many(layer1, x)))``).
+    seed, noise, row_offset
+        As `mvm`'s (``seed=None``: the batch's transfer seed).
+
+    Returns
+    -------
+    ndarray, (n, B, out)
+        In the layer's output units.
+
+    Raises
+    ------
+    ParameterError, MemoryLimitError, ConvergenceError
+        As `mvm`'s, for any transfer of the batch.
     """
     from ._memory import require
     from .circuit import kernel_array

@@ -505,10 +505,26 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
     pair ``(MCResult, kept batches)``; the metrics (`summarize`...) take its
     ``.correct``.
 
-    Parameters: ``model_or_layers``, ``x``, ``y``, ``n``, ``chunk`` as
-    `evaluate_circuit`'s; ``seed`` an integer in [0, 2**64 - 104730],
-    transfer t drawing from the stream (seed, t); ``stat`` the
-    `StatisticalModel` (None: its defaults, the paper's figures).
+    Parameters
+    ----------
+    model_or_layers, cfg, x, y, n, chunk
+        As `evaluate_circuit`'s (``cfg`` gives the mapping and order).
+    seed : int
+        In [0, 2**64 - 104730]; transfer t draws from the stream (seed, t).
+    stat : StatisticalModel or None
+        The statistical model (None: its defaults, the paper's figures).
+
+    Returns
+    -------
+    MCResult
+
+    Raises
+    ------
+    ParameterError
+        Before any transfer: as `evaluate_circuit`, and a ``stat`` that is
+        not a `StatisticalModel`.
+    MemoryLimitError
+        Before any transfer: the results do not fit in memory.
     """
     from .statistical import StatisticalModel
     from .surrogate import tile_features
@@ -551,10 +567,26 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     alone, where `evaluate_circuit` returns the pair ``(MCResult, kept
     batches)``; the metrics (`summarize`...) take its ``.correct``.
 
-    Parameters: ``model_or_layers``, ``x``, ``y``, ``n``, ``chunk`` as
-    `evaluate_circuit`'s; ``surrogate`` a fitted `Surrogate` (its ``cfg``
-    is the transfer configuration); ``seed`` an integer in [0, 2**64 -
-    104730].
+    Parameters
+    ----------
+    model_or_layers, x, y, n, chunk
+        As `evaluate_circuit`'s.
+    surrogate : Surrogate
+        A fitted surrogate; its ``cfg`` is the transfer configuration.
+    seed : int
+        In [0, 2**64 - 104730]; transfer t draws from the stream (seed, t).
+
+    Returns
+    -------
+    MCResult
+
+    Raises
+    ------
+    ParameterError
+        Before any transfer: as `evaluate_circuit`, and a ``surrogate``
+        that is not a fitted `Surrogate`.
+    MemoryLimitError
+        Before any transfer: the results do not fit in memory.
     """
     from .surrogate import Surrogate, extrapolation_message
 

@@ -586,6 +586,11 @@ class HardwareAwareLinear(nn.Linear):
         return state
 
     def forward(self, x):
+        """The layer's output for ``x`` (..., in_features), of the weights'
+        dtype (autocast aside). A forward that samples (training with a
+        surrogate and ``reparam`` or ``failures`` on, or an evaluation
+        forward with ``sample_on_eval`` set, as within `sampling`) draws one transfer from the hardware model and runs
+        ``x`` through it; any other is ``nn.Linear``'s (class Notes)."""
         # torch's own errors here were raw (AttributeError for a NumPy array,
         # IndexError for a 0-d tensor, RuntimeError for another dtype)
         if not isinstance(x, torch.Tensor):

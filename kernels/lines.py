@@ -17,6 +17,10 @@ from numba import njit, prange
 
 from .config import JIT, PJIT
 
+TERM_RESISTIVE = 1
+"""``term_mode`` of a line end driven through a resistive terminal
+(`xbarsim.circuit.RESISTIVE`; 0 floating, 2 ideal source)."""
+
 TILE = 8
 """Lines per tile of the line kernels: one 64-byte cache line of doubles
 of the other layer (`gather_other`)."""
@@ -65,9 +69,9 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, has_sh
                 diag[l, kb] += s
                 if fixed[l, ka] == 0 and fixed[l, kb] == 0:
                     lower[l, kb] = -s
-        if term_mode[l, 0] == 1:
+        if term_mode[l, 0] == TERM_RESISTIVE:
             diag[l, 0] += term_g[l, 0]
-        if term_mode[l, 1] == 1:
+        if term_mode[l, 1] == TERM_RESISTIVE:
             diag[l, ng - 1] += term_g[l, 1]
         prev_c = 0.0
         for k in range(ng):
@@ -104,9 +108,9 @@ def _factor_line_single(l, n, g, seg_g, term_mode, term_g, fixed, shunt, has_shu
             d += seg_g[l, k - 1]
         if k < n - 1:
             d += seg_g[l, k]
-        if k == 0 and term_mode[l, 0] == 1:
+        if k == 0 and term_mode[l, 0] == TERM_RESISTIVE:
             d += term_g[l, 0]
-        if k == n - 1 and term_mode[l, 1] == 1:
+        if k == n - 1 and term_mode[l, 1] == TERM_RESISTIVE:
             d += term_g[l, 1]
         lk = 0.0
         if k > 0 and fixed[l, k - 1] == 0 and fixed[l, k] == 0:

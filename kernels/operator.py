@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from .config import JIT, PJIT
-from .lines import TILE, gather_other
+from .lines import TERM_RESISTIVE, TILE, gather_other
 
 
 
@@ -73,7 +73,7 @@ def _kcl_line_single(l, n, fixed, g, v0, nonlinear, seg_g, term_mode, term_g, te
             a += seg_g[l, j] * (x[l, j + 1, 0] - xj)
         res[l, j, 0] = a
     for side in range(2):
-        if term_mode[l, side] == 1:
+        if term_mode[l, side] == TERM_RESISTIVE:
             node = 0 if side == 0 else n - 1
             vs = term_v[l, side, 0] if sources else 0.0
             res[l, node, 0] += term_g[l, side] * (vs - x[l, node, 0])
@@ -115,7 +115,7 @@ def _kcl_line_general(l, gid, fixed, g, v0, nonlinear, seg_g, term_mode, term_g,
             for b in range(B):
                 res[l, rep, b] -= sj * x[l, j, b]
     for side in range(2):
-        if term_mode[l, side] == 1:
+        if term_mode[l, side] == TERM_RESISTIVE:
             node = 0 if side == 0 else n - 1
             r0 = 0
             if side == 1:

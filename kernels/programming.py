@@ -50,11 +50,16 @@ W_R_BL = 13
 N_WV = 14
 
 # Integer options ``iopt``.
-O_SCHEME = 0  # 0: V/2, 1: V/3, 2: floating
-O_READ = 1  # 0: grounded, 1: V_read/2, 2: floating, 3: V_read/2 minus the background read
+O_SCHEME = 0  # SCHEME_*
+O_READ = 1  # READ_*
 O_TRACK = 2  # 1: read every earlier device after each device (calibration)
 O_FINAL_READ = 3  # 1: read every device through the crossbar at the end
 N_OPT = 4
+
+# Codes of ``iopt[O_SCHEME]`` (`xbarsim.BiasScheme`) and ``iopt[O_READ]``
+# (`xbarsim.ReadScheme`; HALF_DIFF: V_read/2 minus the background read).
+SCHEME_V2, SCHEME_V3, SCHEME_FLOATING = 0, 1, 2
+READ_GROUNDED, READ_HALF, READ_FLOATING, READ_HALF_DIFF = 0, 1, 2, 3
 
 # Constant flags passed to other kernels are written ``bool(True)`` /
 # ``bool(False)``: Numba types a bare literal as ``Literal[bool]`` and
@@ -271,19 +276,19 @@ def _select(isel, jsel, v, u_wl, u_bl, floating, wl_v, wl_drv, bl_v, bl_drv):
 
 @njit(**STRICT_JIT)
 def _pulse_drives(scheme, isel, jsel, vp, wl_v, wl_drv, bl_v, bl_drv):
-    """Bias scheme of a pulse (CIRCUIT.md): 0 V/2, 1 V/3, 2 floating."""
-    if scheme == 1:
+    """Bias scheme of a pulse (CIRCUIT.md): a ``SCHEME_*`` code."""
+    if scheme == SCHEME_V3:
         _select(isel, jsel, vp, vp / 3.0, 2.0 * vp / 3.0, bool(False), wl_v, wl_drv, bl_v, bl_drv)
     else:
-        _select(isel, jsel, vp, 0.5 * vp, 0.5 * vp, scheme == 2, wl_v, wl_drv, bl_v, bl_drv)
+        _select(isel, jsel, vp, 0.5 * vp, 0.5 * vp, scheme == SCHEME_FLOATING, wl_v, wl_drv, bl_v, bl_drv)
 
 
 @njit(**STRICT_JIT)
 def _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv):
-    """Read scheme of a verify read: 0 grounded, 1 V_read/2, 2 floating,
-    3 V_read/2 with the background read (its first read)."""
-    u = 0.5 * vr if read_scheme == 1 or read_scheme == 3 else 0.0
-    _select(isel, jsel, vr, u, u, read_scheme == 2, wl_v, wl_drv, bl_v, bl_drv)
+    """Read scheme of a verify read: a ``READ_*`` code (``READ_HALF_DIFF``:
+    its first read, at V_read/2 as ``READ_HALF``)."""
+    u = 0.5 * vr if read_scheme == READ_HALF or read_scheme == READ_HALF_DIFF else 0.0
+    _select(isel, jsel, vr, u, u, read_scheme == READ_FLOATING, wl_v, wl_drv, bl_v, bl_drv)
 
 
 @njit(**STRICT_JIT)
@@ -339,7 +344,7 @@ def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_
     _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv)
     cur, failed = _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv,
                          vwl, vbl, gd, i0, cp, dq, state, rate)
-    if read_scheme != 3:
+    if read_scheme != READ_HALF_DIFF:
         return cur / vr / ss_factor, failed
     u = 0.5 * vr
     _select(isel, jsel, u, u, u, bool(False), wl_v, wl_drv, bl_v, bl_drv)
@@ -433,13 +438,13 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     scheme = iopt[O_SCHEME]
     read_scheme = iopt[O_READ]
     do_track = iopt[O_TRACK] == 1
-    exact_pulse = wv[W_R_WL] == 0.0 and wv[W_R_BL] == 0.0 and scheme != 2
-    exact_read = wv[W_R_WL] == 0.0 and wv[W_R_BL] == 0.0 and read_scheme != 2
+    exact_pulse = wv[W_R_WL] == 0.0 and wv[W_R_BL] == 0.0 and scheme != SCHEME_FLOATING
+    exact_read = wv[W_R_WL] == 0.0 and wv[W_R_BL] == 0.0 and read_scheme != READ_FLOATING
     v0 = dp[P_V0]
     v0inv = dp[P_V0INV]
     vr = wv[W_V_READ]
     ss_factor = 1.0 if v0inv == 0.0 else v0 * math.sinh(vr * v0inv) / vr
-    if read_scheme == 3 and v0inv != 0.0:  # the difference of reads at V_read and V_read/2
+    if read_scheme == READ_HALF_DIFF and v0inv != 0.0:  # the difference of reads at V_read and V_read/2
         ss_factor = v0 * (math.sinh(vr * v0inv) - math.sinh(0.5 * vr * v0inv)) / (0.5 * vr)
     rx = np.empty(5)
     rx[0] = dp[P_RELAX_SIGMA] * math.sqrt(wv[W_CYCLE_TIME])
@@ -465,7 +470,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
     gd = np.zeros((M, N))
     i0 = np.zeros((M, N))
     cp, dq = nodal_work(M, N)
-    nb = (M, N) if read_scheme == 3 else (1, 1)  # the background reads' warm start (scheme 3)
+    nb = (M, N) if read_scheme == READ_HALF_DIFF else (1, 1)  # the background reads' warm start
     vwl_b = np.zeros(nb)
     vbl_b = np.zeros(nb)
     rate_b = np.full(1, -1.0)

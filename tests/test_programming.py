@@ -342,7 +342,7 @@ def test_background_cancelling_read_matches_two_solves(r, v0):
     cfg = xs.TransferConfig(device=dev, read_scheme="V/2-diff", r_wl=r, r_bl=r, solve_tol=1e-12)
     dp = dev.pack()
     wv, iopt = cfg.pack()
-    assert iopt[KP.O_READ] == 3
+    assert iopt[KP.O_READ] == KP.READ_HALF_DIFF
     state = np.full(1, stream_key(np.uint64(1), np.uint64(0), np.uint64(0)), dtype=np.uint64)
     z = lambda *s: np.zeros(s)  # noqa: E731
     wl_v, bl_v, wl_d, bl_d = z(M), z(N), np.zeros(M, np.uint8), np.zeros(N, np.uint8)
@@ -1468,10 +1468,8 @@ def test_pulse_levels_are_circuit_md_s(scheme):
     2 Vp / 3 under V/3, or at 0.4 Vp under V/2, passed every test (found
     by a mutation audit). With ideal wires and linear devices the cells see
     Vp (selected), Vp/2 or Vp/3 (half-selected) and 0 or -Vp/3 (the rest)."""
-    from xbarsim.programming import _SCHEME_CODE
-
     name = ["V/2", "V/3", "floating"][scheme]
-    assert _SCHEME_CODE[xs.BiasScheme(name)] == scheme  # the name reaches the kernel as this code
+    assert xs.TransferConfig(scheme=name).pack()[1][KP.O_SCHEME] == scheme  # the name reaches the kernel so
     sel_wl, sel_bl, un_wl, un_bl = _CIRCUIT_MD_PULSE[name]
     M, N, i, j = 5, 6, 3, 1
     for vp in (1.7, -1.3):  # a reset swaps the polarity
@@ -1548,9 +1546,7 @@ def test_read_levels_are_circuit_md_s(scheme, code, level):
     """A verify read against CIRCUIT.md: V_read on the selected word line,
     the selected bit line sensed at 0 V, the unselected lines grounded, at
     V_read / 2, or floating (literal levels, not the code's constants)."""
-    from xbarsim.programming import _READ_CODE
-
-    assert _READ_CODE[xs.ReadScheme(scheme)] == code  # the name reaches the kernel as this code
+    assert xs.TransferConfig(read_scheme=scheme).pack()[1][KP.O_READ] == code  # the name reaches the kernel so
     M, N, i, j, vr = 4, 5, 2, 3, 0.2
     wl_v, bl_v = np.zeros(M), np.zeros(N)
     wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
@@ -2004,3 +2000,23 @@ def test_numba_threads_caps_a_request_at_numba_s_pool_and_restores_the_count():
             assert numba.get_num_threads() == 1
     finally:
         numba.set_num_threads(before)
+
+
+def test_the_kernels_mode_codes_are_the_python_layers():
+    """The kernels test terminal modes and schemes by named codes; the
+    Python layers that pack them must agree, member by member."""
+    from xbarsim import circuit
+    from xbarsim.kernels import lines
+
+    assert circuit.RESISTIVE == lines.TERM_RESISTIVE and circuit.FLOATING != circuit.RESISTIVE != circuit.IDEAL
+    codes = {}
+    for scheme in xs.BiasScheme:
+        for read in xs.ReadScheme:
+            _, iopt = xs.TransferConfig(scheme=scheme, read_scheme=read).pack()
+            codes[scheme, read] = (iopt[KP.O_SCHEME], iopt[KP.O_READ])
+    assert {s: codes[s, xs.ReadScheme.GROUNDED][0] for s in xs.BiasScheme} == {
+        xs.BiasScheme.V2: KP.SCHEME_V2, xs.BiasScheme.V3: KP.SCHEME_V3, xs.BiasScheme.FLOATING: KP.SCHEME_FLOATING}
+    assert {r: codes[xs.BiasScheme.V2, r][1] for r in xs.ReadScheme} == {
+        xs.ReadScheme.GROUNDED: KP.READ_GROUNDED, xs.ReadScheme.HALF: KP.READ_HALF,
+        xs.ReadScheme.FLOATING: KP.READ_FLOATING, xs.ReadScheme.HALF_DIFF: KP.READ_HALF_DIFF}
+    assert len({c for c, _ in codes.values()}) == 3 and len({c for _, c in codes.values()}) == 4

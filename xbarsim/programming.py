@@ -99,8 +99,6 @@ class Order(Choice):
     ROW_MAJOR = "row-major"
 
 
-_SCHEME_CODE = {BiasScheme.V2: 0, BiasScheme.V3: 1, BiasScheme.FLOATING: 2}
-_READ_CODE = {ReadScheme.GROUNDED: 0, ReadScheme.HALF: 1, ReadScheme.FLOATING: 2, ReadScheme.HALF_DIFF: 3}
 
 
 def _check_flag(value, name):
@@ -548,8 +546,10 @@ class TransferConfig:
         wv[K.W_R_WL] = self.r_wl
         wv[K.W_R_BL] = self.r_bl
         iopt = np.zeros(K.N_OPT, dtype=np.int64)
-        iopt[K.O_SCHEME] = _SCHEME_CODE[self.scheme]
-        iopt[K.O_READ] = _READ_CODE[self.read_scheme]
+        iopt[K.O_SCHEME] = {BiasScheme.V2: K.SCHEME_V2, BiasScheme.V3: K.SCHEME_V3,
+                            BiasScheme.FLOATING: K.SCHEME_FLOATING}[self.scheme]
+        iopt[K.O_READ] = {ReadScheme.GROUNDED: K.READ_GROUNDED, ReadScheme.HALF: K.READ_HALF,
+                          ReadScheme.FLOATING: K.READ_FLOATING, ReadScheme.HALF_DIFF: K.READ_HALF_DIFF}[self.read_scheme]
         return wv, iopt
 
 

@@ -67,7 +67,7 @@ def _cache_setting(environ=None, locate=locate_cache):
         reason = where.reason
     except Exception as exc:  # a bug of `locate`: compile without the cache
         reason = f"{type(exc).__name__}: {exc}"
-    # the folder NUMBA_CACHE_DIR names, passed over, was not said (found by review)
+    # the folder NUMBA_CACHE_DIR names, passed over, was not said
     given = environ.get("NUMBA_CACHE_DIR")
     set_text = f" (NUMBA_CACHE_DIR={given!r} is set, and Numba did not use it)" if given else ""
     return False, None, (

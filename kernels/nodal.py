@@ -69,8 +69,8 @@ with when it stops: the ratios of its updates from the fourth sweep on can
 still be set by fast modes dying out while a slow mode of small amplitude
 hides under them (a V/2 pulse on a 16 x 8 array on 10 ohm wires measured
 0.0052 where the slowest mode contracts by 0.016, and stopped 1.36x outside
-tol; about one cold solve in 3,000-6,000 on wires of 10 ohm or more; found
-by review). Where the ratios still grow, the next one is extrapolated from
+tol; about one cold solve in 3,000-6,000 on wires of 10 ohm or more).
+Where the ratios still grow, the next one is extrapolated from
 them (a 13 x 32 read on 40 ohm wires measured 0.064 after 0.0096 where the
 slow mode contracts by 0.4). The rate carried to the next solve is the
 measured one."""
@@ -294,7 +294,7 @@ def _floating_line(l, gw, sgn, gd, i0, xo, cp, dp):
     conductances to find the device conductances, ``gw + gw cp ~ d``: with
     wire segments 1e9 times the devices (1e-6 ohm against 1 mS) that lost
     1e-7 of the level, far above the solve's tolerance, and the solve ran
-    to its sweep cap (found by review). Here, with ``s_k`` the current from
+    to its sweep cap. Here, with ``s_k`` the current from
     node k + 1 into node k, Kirchhoff at node k reads ``s_k = s_(k-1) + d_k
     x_k - rhs_k`` (``s_(-1) = 0``) and ``x_(k+1) = x_k + s_k / gw``. Written
     as ``x_k = a + alpha_k + beta_k a`` (``a = x_0``) the recurrence runs
@@ -628,7 +628,7 @@ def column_current_spread(G, v0, v0inv, vwl, vbl, j, down):
     independent per device makes the sensed current's standard deviation
     ``read_noise * spread / down``; ``down``, a power of two near 1 / the
     drive, keeps the squares from underflowing (below ~1e-150 V the noise
-    vanished; found by review) and the scaling exact."""
+    vanished) and the scaling exact."""
     M = G.shape[0]
     s = 0.0
     s2 = 0.0

@@ -186,7 +186,7 @@ def xpby(z, beta, p):
 def absmax_lines(a, partial):
     """``partial[l, b] = max_k |a[l, k, b]|`` (NaN propagates: once a line's
     entry is NaN no later value replaces it; a NaN before the last node of
-    its line was overwritten by the next finite value, found by review)."""
+    its line was overwritten by the next finite value)."""
     L, n, B = a.shape
     for l in prange(L):
         for b in range(B):
@@ -231,7 +231,7 @@ def device_currents(g, v0, nonlinear, v_wl, v_bl, out, finite):
                     if gij == 0.0:
                         # an open device carries nothing at any voltage: 0 *
                         # sinh(> 710) was NaN, and a converged solve raised
-                        # "currents overflow" (found by review)
+                        # "currents overflow"
                         c = 0.0
                     elif nonlinear:
                         s = v0[i, j]
@@ -239,7 +239,7 @@ def device_currents(g, v0, nonlinear, v_wl, v_bl, out, finite):
                         if abs(x) < SINH_IS_LINEAR:
                             # sinh(x) = x to double precision: the linear law,
                             # exact also where x is subnormal (a per-device
-                            # V0 of 1e308 read 1e-7 V 1.5e-9 off; found by review)
+                            # V0 of 1e308 read 1e-7 V 1.5e-9 off)
                             c = dv * gij
                         else:
                             c = (gij * s) * np.sinh(x)

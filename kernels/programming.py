@@ -139,7 +139,7 @@ def _voltage_factor(a, vth, slope, isub, e0):
         # in `_negligible_voltage`: the ideal device's first set pulse is
         # exactly its threshold, which a solve on 1e-30 ohm wires returned
         # an ulp below, so that pulse switched at 0 ohm and not there (8 %
-        # more pulses; found by review)
+        # more pulses)
         return math.exp(min(max(x, 0.0) / slope, _EXP_MAX))
     x = x * isub
     if x < -_EXP_CUT:
@@ -315,7 +315,7 @@ def _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv, v
     # every device of the sensed bit line adds its own independent noise
     # (as in `xs.mvm`): under "V/2" and "floating" reads the half-selected
     # and sneak currents are noisy too (only the selected device's was, which
-    # made those reads quieter than the MVM's; found by review)
+    # made those reads quieter than the MVM's)
     e = min(max(math.frexp(wv[W_V_READ])[1], -1000), 1000)
     cur, spread = column_current_spread(G, v0, v0inv, vwl, vbl, jsel, math.ldexp(1.0, -e))
     return cur + sn * (spread * math.ldexp(1.0, e)) * normal(state), failed
@@ -491,7 +491,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             # (a 16 x 16 array on 1 Mohm wires ran 4 minutes to its error).
             # Only this one: stopping the others too left each at a point
             # set by the threads' timing, and the error's count and kind
-            # changed with the thread count (found by review)
+            # changed with the thread count
             return fails
         if abort[0] != 0:
             return fails

@@ -71,7 +71,7 @@ def _strided(tensor, name, units):
     """A torch tensor whose values NumPy can take: a sparse one made dense, a
     meta one (shapes only) or a nested one refused. They gave torch's raw
     errors ("can't convert Sparse layout tensor to numpy", "Cannot copy out
-    of meta tensor"; found by review)."""
+    of meta tensor")."""
     if getattr(tensor, "is_nested", False):  # torch's own errors: "to_dense does not support layout Jagged"
         raise ParameterError(f"{name} is a nested (ragged) torch tensor; pad it into a regular one first "
                              f"(torch.nested.to_padded_tensor) ({units}).")
@@ -114,7 +114,7 @@ def tensor_entries(value, convert):
     """A list or tuple holding torch tensors with each tensor converted by
     ``convert(entry, index)``; anything else as it is. (NumPy's conversion
     of such a list raised torch's bare RuntimeError for tensors that
-    require grad; found by review.)"""
+    require grad.)"""
     if isinstance(value, (list, tuple)) and any(_is_tensor(e) for e in value):
         return [convert(e, i) if _is_tensor(e) else e for i, e in enumerate(value)]
     return value
@@ -181,7 +181,7 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
     sparse = sys.modules.get("scipy.sparse")
     if sparse is not None and sparse.issparse(value):
         # read as dense, as a sparse tensor is (NumPy's "setting an array
-        # element with a sequence" before; found by review)
+        # element with a sequence" before)
         value = value.toarray()
     if isinstance(value, np.ma.MaskedArray):
         if np.ma.getmaskarray(value).any():
@@ -206,7 +206,7 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
         raise _not_real(name, what, units)
     if kind in ("U", "S") or isinstance(value, (str, bytes)):
         raise _strings(name, units)
-    if kind in ("M", "m", "V"):  # dates, durations and records became floats without a word (found by review)
+    if kind in ("M", "m", "V"):  # dates, durations and records became floats without a word
         what = {"M": "dates (datetime64)", "m": "durations (timedelta64)", "V": "records (a structured array)"}[kind]
         raise ParameterError(f"{name} holds {what}, not numbers; give a plain array of real numbers ({units}).")
     if kind == "O" or (kind in ("f", "i", "u") and isinstance(value, (list, tuple))):
@@ -249,7 +249,7 @@ def _refuse_odd_entries(value, name, units):
     refused as "NaN or inf"), booleans among numbers (``[True, 2e-4]`` was
     read as 1 S or 1 V, where a boolean array is refused), strings in an
     object array (parsed, where a string array is refused) and the masked
-    constant (NaN with NumPy's warning; found by review)."""
+    constant (NaN with NumPy's warning)."""
     try:
         odd = np.vectorize(_odd, otypes=[np.int8])(np.asarray(value, dtype=object))
     except (TypeError, ValueError):  # ragged: float64 conversion below says so

@@ -40,7 +40,7 @@ class WorkerWatch:
     of them gone mid-run, or none yet), again after a worker has come and
     gone. The run goes on waiting: an adaptive or batch-queued cluster may
     bring workers back after minutes, and Ctrl-C stops. A run whose workers
-    all left waited without a word (found by review).
+    all left waited without a word.
 
     A daemon thread asks the scheduler for its workers every ``poll``
     seconds; it stops at the end of the with-block, or when the client can
@@ -63,7 +63,7 @@ class WorkerWatch:
     def __exit__(self, *exc):
         self._stop.set()
         # a generator holding the with-block may be finalized on this very
-        # thread (by the cycle collector): it cannot join itself (found by review)
+        # thread (by the cycle collector): it cannot join itself
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
         return False
@@ -133,8 +133,8 @@ def _closing_client_class():
 def normalized_address(address):
     """A scheduler address as Dask takes it: surrounding white space dropped
     and the scheme in lower case (``' tcp://...'`` and ``'TCP://...'`` were
-    refused as transports "that cannot be used in this installation"; found
-    by review). Anything but a string is returned as it is."""
+    refused as transports "that cannot be used in this installation").
+    Anything but a string is returned as it is."""
     if not isinstance(address, str):
         return address
     address = address.strip()
@@ -153,8 +153,8 @@ def check_scheduler_address(address, name):
     not ``[SCHEME://]HOST:PORT`` of a transport usable here, before
     connecting; `name` says how the user gave it (``"--scheduler"``,
     ``"scheduler ="``). distributed raises a bare ValueError on these, and
-    `transfer_many` waited its connect timeout for port 99999 (found by
-    review)."""
+    `transfer_many` waited its connect timeout for port 99999.
+    """
     from distributed.comm import parse_address, parse_host_port
     from distributed.comm.registry import backends
 
@@ -180,8 +180,8 @@ def client_problem(client):
     """Why a user's `distributed.Client` cannot run xbarsim's blocking
     calls (a sentence), or None: closed (distributed's raw ClosedClientError
     at the first submit), or asynchronous (its calls return coroutines: an
-    AttributeError on a coroutine, or cancels never awaited; found by
-    review)."""
+    AttributeError on a coroutine, or cancels never awaited).
+    """
     if client.status in ("closing", "closed"):
         return f"it is {client.status}; pass an open one"
     if getattr(client, "asynchronous", False):
@@ -239,7 +239,7 @@ def connect_scheduler(address, who, timeout=None, worker_wait=None):
         thread.join(timeout * 1.2 + 0.5)  # Client's own connect timeout reports first
     except BaseException:
         # Ctrl-C during the join: a Client connected after it stayed open for
-        # the life of the process (found by review); one already made is closed
+        # the life of the process; one already made is closed
         with lock:
             made = box.setdefault("client", None)  # from now on, a late Client closes itself
         if made is not None:
@@ -287,7 +287,7 @@ def close_client(client, quiet=False):
     """Close `client`; `quiet`: with distributed's log silenced meanwhile (a
     client whose scheduler is gone logs the traceback of its cancelled
     reconnect attempt as it closes, about 35 lines before the one-line
-    error; found by review)."""
+    error)."""
     import logging
 
     # distributed's own configuration gives some of its loggers a level of
@@ -353,8 +353,8 @@ def start_local_cluster(n_workers):
 
     The worker processes never see SIGINT: a terminal's Ctrl-C reaches the
     whole process group, and each worker printed its own KeyboardInterrupt
-    traceback under the caller's one line (73 lines for two workers; found
-    by review). The caller gets the interrupt and closes the cluster.
+    traceback under the caller's one line (73 lines for two workers).
+    The caller gets the interrupt and closes the cluster.
 
     So while the workers start, this thread blocks SIGINT: Dask's event-loop
     thread, started meanwhile, inherits the block, and so do the threads it
@@ -366,8 +366,8 @@ def start_local_cluster(n_workers):
     another thread (OpenBLAS's) takes it, it is raised as KeyboardInterrupt
     once the cluster is up, and the cluster closed. (This process used to
     ignore SIGINT meanwhile, for the workers to inherit "ignored": such a
-    Ctrl-C was dropped, and the sweep ran to its end and exited 0; found by
-    review. A handler alone would not do: a process that runs a new
+    Ctrl-C was dropped, and the sweep ran to its end and exited 0.
+    A handler alone would not do: a process that runs a new
     program, as the workers are started, inherits "ignored" or a block, but
     not a handler.) Signals can be set from the main thread only; elsewhere
     the workers start as they are. Without signal masks or sigtimedwait
@@ -387,7 +387,7 @@ def start_local_cluster(n_workers):
         # out quietly, and the caller's process says why (below)
         raise SystemExit(1)
     # such a script's failure is told in one message, not in the workers'
-    # and distributed's ~250 lines of tracebacks (found by review)
+    # and distributed's ~250 lines of tracebacks
     script = _unguarded_main()
     quiet = [logging.getLogger(name) for name in ("distributed", "asyncio")] if script else []
     levels = [log.level for log in quiet]
@@ -445,7 +445,7 @@ def start_local_cluster(n_workers):
             for log, level in zip(quiet, levels):
                 log.setLevel(level)
             # ~290 lines of the workers' tracebacks ending "Nanny failed to
-            # start", multiprocessing's own hint buried in them (found by review)
+            # start", multiprocessing's own hint buried in them
             raise ParameterError(
                 f"the Dask worker processes could not start: each imports {script} again, which starts "
                 "workers again at import. Put the script's work under `if __name__ == \"__main__\":` "

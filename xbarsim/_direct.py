@@ -109,7 +109,7 @@ def solve_direct(net, tol, maxiter=None, callback=None, x0=None):
     except RuntimeError as exc:
         if "singular" not in str(exc):
             raise  # SuperLU's malloc failure, for one (`xbarsim scale` reports it as out of memory)
-        # SciPy's bare RuntimeError (found by review: a floating word line
+        # SciPy's bare RuntimeError (a floating word line
         # of 1e-12 S devices on 3e-14 ohm segments)
         raise ParameterError(
             "the nodal matrix is singular in double precision (SuperLU: "
@@ -125,7 +125,7 @@ def spd_lu(A):
     coarse multigrid level): minimum-degree ordering of A + A^T and the
     diagonal pivots, which are stable for such a matrix. SuperLU's default
     threshold pivoting took 15.7 s instead of 0.1 s at 130 x 129 with 5 % of
-    the devices open, for the same fill (found by review)."""
+    the devices open, for the same fill."""
     return spla.splu(A.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options=dict(SymmetricMode=True))
 
 

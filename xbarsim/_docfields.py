@@ -4,7 +4,7 @@ Each field of a result or configuration class is documented by a string
 right after it (``r_wl: float = 1.0`` then ``\"\"\"Word-line segment
 resistance, ohms.\"\"\"``), which reads well in the source and in Sphinx but
 which Python drops: ``help(xs.TransferConfig)`` showed one sentence and no
-field, unit or default (found by review). `document_fields` appends them to
+field, unit or default. `document_fields` appends them to
 the class docstring as a numpydoc ``Attributes`` section, built from the
 source the first time the docstring is read (``help``, ``inspect.getdoc``,
 ``cls.__doc__``), so ``import xbarsim`` parses nothing. Without the source

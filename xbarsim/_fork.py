@@ -7,7 +7,7 @@ first parallel kernel, compiled or loaded), a child it forks (the
 3.14, and of ``torch.utils.data.DataLoader`` workers) is terminated by
 Numba the moment it runs a parallel kernel: "Terminating: fork() called
 from a process already using GNU OpenMP, this is unsafe.", exit code -15,
-and a ``Pool.map`` over such workers hangs (found by review); a child of
+and a ``Pool.map`` over such workers hangs; a child of
 that child (a grandchild) hangs in the kernel instead. A child that runs no
 parallel kernel is unaffected.
 

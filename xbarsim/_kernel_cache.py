@@ -14,7 +14,7 @@ light; kernels load from the cache only on their first call, later).
 kernels before an edit, and compiles one of them for the first time after
 another process dropped the cache, saves it with its old callee under the
 unchanged stamp of the kernel's own file, and every later process loaded it
-(found by review: an MVM read half its current after ``column_current`` was
+(an MVM read half its current after ``column_current`` was
 edited). Each cached kernel of the package is stamped with the digest of
 the sources its process imported too, so such an entry is never taken.
 
@@ -106,9 +106,9 @@ def _source_digest(folder):
     """SHA-256 of the ``*.py`` files of `folder`, by name and content, each
     name ended by a NUL and each content by its length (run together, a
     folder of ``a.py`` = "" and ``b.py`` = "x" hashed as one of ``a.py`` =
-    "b.pyx"; found by review). A name that cannot be read is skipped: an
+    "b.pyx"). A name that cannot be read is skipped: an
     editor's lock file (Emacs's ``.#mvm.py``, a dangling link) made every
-    kernel import raise (found by review)."""
+    kernel import raise."""
     h = hashlib.sha256()
     for name in sorted(os.listdir(folder)):
         if name.endswith(".py") and not name.startswith(".#"):
@@ -129,8 +129,8 @@ def code_digest():
     kernels, by folder, name and content: which code made a result, where
     ``__version__`` (the same across commits and editable checkouts) cannot
     tell. `xbarsim moons` reuses a fitted surrogate only when it matches: a
-    fit by another checkout's simulator was reused silently (found by
-    review)."""
+    fit by another checkout's simulator was reused silently.
+    """
     root = os.path.dirname(os.path.abspath(__file__))
     folders = sorted({dirpath for dirpath, _, names in os.walk(root) if any(n.endswith(".py") for n in names)}
                      | {_kernel_folder()})
@@ -202,7 +202,7 @@ def ignored_cache_dir(folder, environ=None):
 DROPPED = {}
 """Cached-kernel files `drop_stale_cache` deleted in this process, by folder
 (`xbarsim cache` reports them: it said "0 files; compiled from the installed
-sources" of a cache its own import had just emptied; found by review)."""
+sources" of a cache its own import had just emptied)."""
 
 
 def drop_stale_cache(folder=None, sources=None, digest=None):
@@ -268,7 +268,7 @@ def stamp_with_digest(folder, digest):
 
         if getattr(numba_config, "CACHE_LOCATOR_CLASSES", None):
             # Numba then builds its locators from the variable and never reads
-            # the list wrapped below: no stamp, without a word (found by review)
+            # the list wrapped below: no stamp, without a word
             _warn_unguarded("NUMBA_CACHE_LOCATOR_CLASSES is set, so Numba uses those locators, not the stamped ones")
             return False
         impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
@@ -297,7 +297,7 @@ def stamp_with_digest(folder, digest):
                         # edited in this process's lifetime: its kernels mix
                         # sources no digest names. They were saved under the
                         # first digest, and later processes loaded them after
-                        # the edit was undone (found by review). A stamp that
+                        # the edit was undone. A stamp that
                         # nothing else carries: never loaded, never reused.
                         _warn_edited_since_import()
                         return (stamp, "xbarsim-kernels", "edited-since-import", extra, now, os.getpid())

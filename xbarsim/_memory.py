@@ -16,8 +16,8 @@ of both layers.
 Measured with tracemalloc: 146 B/cell in all at 1024^2, one column. 48
 before, which ideal wire (the extra factors and group ids; the path ``auto``
 takes whenever a wire is ideal) outgrew: one column peaked at 1.18-1.30x the
-estimate from 256^2 to 1536^2, 185 B/cell at 1024^2 (RSS, found by
-review)."""
+estimate from 256^2 to 1536^2, 185 B/cell at 1024^2 (RSS).
+"""
 PCG_BYTES_PER_CELL_COLUMN = 104
 """Per-cell bytes per batch column: both layers' voltages, residual,
 preconditioned residual (which the product shares), direction, and the
@@ -40,13 +40,13 @@ DIRECT_BYTES_PER_DOUBLING = 240
 nested-dissection fill of a 2-D mesh grows as n log n. RSS of one column
 measured 2803, 3213 and 3747 B/cell at 256^2, 512^2 and 1024^2 (2660
 estimated by the constant 2500 before: 1.41x over at 1024^2, and more
-beyond; found by review)."""
+beyond)."""
 DIRECT_BYTES_PER_CELL_COLUMN = 160
 """Per-cell bytes per batch column of a direct solve: it runs the CG loop of
 `pcg` (`PCG_BYTES_PER_CELL_COLUMN`) on the factorization's solves, plus
 their right-hand sides and solutions. 64 before, and a 32 x 32 solve of
 4000 columns peaked at 610 MiB of RSS against 252 MiB estimated (137-157
-B/cell per column; found by review)."""
+B/cell per column)."""
 NEWTON_BYTES_PER_CELL = 224
 """Per-cell bytes a nonlinear (sinh) solve holds on top of its inner linear
 solve of one column (`xbarsim._newton`): the network's per-cell V0 of both
@@ -65,15 +65,15 @@ solves the columns one at a time, so a column adds its voltages of both
 layers and device currents to the result (24) and a warm start's copy (16),
 and the solution's end and line-sum currents over the whole batch at the
 end (about 20 more). 48 before: 32^2 to 64^2 solves of 2000-4000 columns
-peaked at 58 B/cell per column of RSS, 1.17-1.20x the estimate (found by
-review)."""
+peaked at 58 B/cell per column of RSS, 1.17-1.20x the estimate.
+"""
 LINE_BYTES = 256
 """Bytes per line (word and bit lines: M + N) of any solve, beyond the
 per-cell figures: each line's drive, terminal, end-current and factor
 entries. Nothing on a square array (8192^2: 4 MB), but a 1 x N or N x 1
 array has a line per cell: a 1 x 2,000,000 ``mg`` solve peaked at 925 MiB
-of RSS against 473 MiB estimated, ``pcg`` at 689 against 412 (found by
-review)."""
+of RSS against 473 MiB estimated, ``pcg`` at 689 against 412.
+"""
 LINE_BYTES_PER_COLUMN = 128
 """Bytes per line and batch column beyond `LINE_BYTES`: a ``pcg`` solve of
 1 x 250,000 with 8 columns peaked at 404 MiB against 225 MiB estimated
@@ -87,8 +87,7 @@ per column (800 and 360 B/cell in all with one column), when every segment of on
 system shrinks to one layer of nodes (or to M + N of them), and the fill
 with it. RSS measured 725, 697, 665 B/cell (one) and 317, 316, 316 B/cell
 (both) at 256^2, 512^2, 1024^2; the full-fill estimate, 3000-3800 B/cell,
-refused a 4096^2 solve with an ideal bit line that needs about 11 GB
-(found by review)."""
+refused a 4096^2 solve with an ideal bit line that needs about 11 GB."""
 
 
 def direct_fill(cells, ideal_wires=0):
@@ -106,7 +105,7 @@ line factors and coarse levels) while the previous step's is still held: two
 sets at once. For ``direct`` that doubles the fill: 4627 B/cell RSS at
 256^2 for sinh devices against 2763 linear (SuperLU's L + U there: 1839
 B/cell); the guard's linear figure alone let such solves reach 1.5-1.8x
-what it admitted (found by review)."""
+what it admitted."""
 
 
 PROC_CGROUP = "/proc/self/cgroup"
@@ -122,7 +121,7 @@ def available_bytes():
     (`cgroup_room`: a container's, a SLURM job's ``--mem``) and the room
     under its address-space limit (``ulimit -v``). MemAvailable alone let a
     job with a smaller limit be killed, or fail mid-solve, where it should
-    have been refused (found by review)."""
+    have been refused."""
     rooms = [_machine_available(), cgroup_room(), _address_space_room()]
     return min(r for r in rooms if r is not None)
 
@@ -293,8 +292,8 @@ def worker_allowance():
     or without a limit. A `LocalCluster` gives each of ``--workers N`` the
     machine's memory / N, and a point the machine-wide guard admitted
     between that and the machine's memory had its workers killed one
-    after another, then was recorded failed with a hint to retry (found
-    by review)."""
+    after another, then was recorded failed with a hint to retry.
+    """
     import sys
 
     if "distributed" not in sys.modules:  # never imported: not in a worker
@@ -353,7 +352,7 @@ def check(method, M, N, batch, nonlinear=False, ideal_wires=0, pcg="method='pcg'
     if method == "direct":
         # pcg is offered with what it needs: "far less" overstated it with
         # a batch (1776 against direct's 2760 bytes a cell at 16 columns of
-        # ideal wires; found by review), and it is left out where it saves
+        # ideal wires), and it is left out where it saves
         # under 10 % (sinh solves of large batches)
         pcg_need = estimate("pcg", M, N, batch, nonlinear, ideal_wires)
         if pcg_need < 0.9 * need:

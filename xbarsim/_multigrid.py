@@ -294,8 +294,8 @@ class MultigridPreconditioner:
         if len(self.levels) == 1:
             # the fine level is the coarsest, solved by its dense factor of
             # the old conductances: reused, it made CG's accuracy estimate
-            # stale and re-solves of <= 64 cells stopped 4 % off (found by
-            # review). Refactored: a few dozen unknowns
+            # stale and re-solves of <= 64 cells stopped 4 % off.
+            # Refactored: a few dozen unknowns
             return MultigridPreconditioner(net, cycle=self.cycle)
         new = copy.copy(self)
         fine = copy.copy(self.levels[0])
@@ -306,7 +306,7 @@ class MultigridPreconditioner:
         # its own scratch vectors: shared with this one, two re-solves of one
         # solution in two threads wrote each other's coarse corrections
         # (3 iterations became 6-672, results changed, and some ended in a
-        # false ConvergenceError; found by review)
+        # false ConvergenceError)
         new._allocate_scratch()
         return new
 

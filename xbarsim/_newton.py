@@ -72,7 +72,7 @@ def _make_inner(net_j, kind):
 def _absmax(a_wl, a_bl):
     """Largest |value| over both layers (a voltage correction's size); NaN
     when either holds one (Python's ``max(x, nan)`` is ``x``: a NaN in the
-    bit-line layer passed the overflow guard; found by review)."""
+    bit-line layer passed the overflow guard)."""
     a, b = float(np.max(np.abs(a_wl))), float(np.max(np.abs(a_bl)))
     return a if (a >= b or a != a) else b
 
@@ -125,8 +125,8 @@ def _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax, nodes):
     resistive end's at its own node (`TerminalNodes` ``nodes``). The floor
     was the array's largest conductance at every node: two devices at 135 V0
     carrying 1e55 A between them set it to 1e38 A, and an independent bit
-    line 1e24 A out of balance (1.1 V off) was returned as converged (found
-    by review). Unlike CG's recursively
+    line 1e24 A out of balance (1.1 V off) was returned as converged.
+    Unlike CG's recursively
     updated residual, Newton's is evaluated from the voltages, and it has
     that floor: a 1 V drive through 2.5 kohm into devices on 0.25 ohm wire
     (4 S) sets the relative residual's scale to 0.4 mA, while rounding at
@@ -199,7 +199,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
     if all(_fixed_nodes(layer).all() for layer in (net.wl, net.bl)):
         # the drives fix every node (ideal wires and drives): nothing to
         # solve. A Newton step that moved nothing was counted, one per
-        # column, where a linear solve says 0 (found by review)
+        # column, where a linear solve says 0
         history.append(0.0)
         v_wl, v_bl = initial_voltages(net)
         return v_wl, v_bl, 0, 0, 0.0
@@ -212,7 +212,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
             # The zero state's sinh currents overflow their norm: a device
             # next to an ideal drive sees some 355 V0 or more with the free
             # nodes at 0 V. Ideal drives shifted together by a few volts did
-            # that to circuits that solve unshifted (found by review): the
+            # that to circuits that solve unshifted: the
             # free nodes are put at the middle of the ideal drives' range
             # instead, which a common shift moves with them.
             free = _ideal_midrange(net)
@@ -223,7 +223,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
         # session 29) let the stopping test's rounding floor, set by the
         # largest device slope G cosh(V / V0), pass a node 0.36 A out of
         # balance where the solution keeps devices at 500 V0: a wrong answer
-        # in place of this error (found by review).
+        # in place of this error.
         raise _overflow(history, at_zero_state=True)
     safe = np.where(scale > 0, scale, 1.0)
     vscale = float(net.drive_scale()[0])
@@ -233,7 +233,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
     if x0 is not None:
         # a warm start no closer than the zero state is dropped: with
         # all-zero drives (scale 0) the old voltages passed as converged at
-        # once (found by review); a kept one keeps its residual F
+        # once; a kept one keeps its residual F
         with np.errstate(over="ignore", invalid="ignore"):
             residual(net, x0[0], x0[1], F_wl, F_bl)
             start = float(np.sqrt(work.dot(F_wl, F_wl, F_bl, F_bl))[0])
@@ -311,7 +311,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
         # error behind a 1e-13 residual.
         with np.errstate(over="ignore", invalid="ignore"):
             # an open device (G = 0) contributes 0, also where cosh overflows
-            # (0 * inf was NaN, with a RuntimeWarning; found by review)
+            # (0 * inf was NaN, with a RuntimeWarning)
             g_eff = np.where(net.g > 0, net.g * np.cosh(x), 0.0)  # the Jacobian's device conductances
         gmax = _Conductances(net, g_eff, gwire)
         global_met, kcl_met = _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax, nodes)
@@ -330,7 +330,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
             # within half the bound (`Z_SAFETY`) and T passes Kirchhoff.
             # Without these conditions (z1 or z2 alone at the full bound,
             # after any step, and with the line or exact preconditioner too)
-            # the estimate fell 1.2-3.7x short of the error (found by review).
+            # the estimate fell 1.2-3.7x short of the error.
             z_wl, z_bl = work.z
             pre.apply(F_wl, F_bl, z_wl, z_bl)
             z1 = _absmax(z_wl, z_bl)
@@ -396,7 +396,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
             # node, cannot judge it: rounding of huge currents at one node
             # (two devices at 135 V0 carrying 1e55 A between fixed lines)
             # drowns a 1e24 A imbalance at another. This returned the
-            # iterate as the answer, 1.1 V off (found by review). The step
+            # iterate as the answer, 1.1 V off. The step
             # is taken with every node's move limited to V0 (SPICE's voltage
             # limiting), and the stopping tests judge the next iterate.
             t = min(1.0, v0_min / max(_absmax(d_wl, d_bl), np.finfo(float).tiny))
@@ -512,7 +512,7 @@ def _source_stepping(net, v_wl, v_bl, s, maxiter, inner, history, report=None):
             # staged: the stage's start is kept however far its residual
             # (the first one's equalled the zero state's, was dropped, and
             # its linear re-solve, at X_START (1 + eps), stepped again
-            # inside the stage; found by review)
+            # inside the stage)
             v_wl, v_bl, k, _, _ = _newton_column(stage, 1e-6, maxiter - steps, report, (v_wl, v_bl), inner,
                                                  history, staged=True)
         except ConvergenceError as exc:
@@ -573,8 +573,8 @@ def _line_search(net, work, v_wl, v_bl, d_wl, d_bl, F_wl, F_bl, T_wl, T_bl, G_wl
     # capped Jacobian into cosh of hundreds): regula falsi then creeps from
     # t_lo by the 1e-3 floor while Illinois halves s_hi some 70 times, and
     # 60 rounds ended with no step, so a common-mode shift of 1 V made a
-    # one-device circuit that solves at 0 V raise ConvergenceError (found by
-    # review). Bisect the bracket left instead.
+    # one-device circuit that solves at 0 V raise ConvergenceError.
+    # Bisect the bracket left instead.
     for _ in range(60):
         t = 0.5 * (t_lo + t_hi)
         s = slope(t)
@@ -596,8 +596,8 @@ def _unit_drive(col):
     Newton's norms and energy neither underflow nor overflow whatever the
     volts (a power of two: the scaling and its undoing are exact). In volts,
     drives of 1e-170 V squared to zero in the line search and Newton took
-    its start as converged: i_out 100 % off, with a residual of 0 (found by
-    review)."""
+    its start as converged: i_out 100 % off, with a residual of 0.
+    """
     from ._pcg import _scaled, unit_scale
 
     v = float(col.drive_scale()[0])
@@ -657,7 +657,7 @@ def _without_fixed_pairs(net, ff):
     network) does not then set the scale of the stopping test. Under a
     drive of 67 V0 one carried 1e24 A, which made every free node's
     imbalance "within 1e-10 of the terminal currents": Newton returned
-    voltages 6 V off, and under 167 V0 ones at -1e14 V (found by review).
+    voltages 6 V off, and under 167 V0 ones at -1e14 V.
     ``ff``: those devices, (M, N) bool (`_fixed_pairs`).
     """
     if not ff.any():
@@ -702,7 +702,7 @@ def solve_newton(net, tol, maxiter=None, callback=None, x0=None, inner="line"):
             start = (starts[0][:, :, b:b + 1] / unit, starts[1][:, :, b:b + 1] / unit)
         h0 = len(history)
         # the callback hears every Newton step of this column, counted from 1:
-        # it missed each column's accepted last step (found by review)
+        # it missed each column's accepted last step
         report = None if callback is None else _StepCounter(callback)
         try:
             vw, vb, k, _, rel = _newton_column(col, tol, maxiter, report, start, inner, history)
@@ -715,7 +715,7 @@ def solve_newton(net, tol, maxiter=None, callback=None, x0=None, inner="line"):
             # a warm start from far away (other drives of tens of V0) skips
             # the source stepping a cold start gets, and its first Jacobian
             # can be past any line search: that circuit solved cold, and
-            # failed warm in every method (found by review). Solve it cold,
+            # failed warm in every method. Solve it cold,
             # within what is left of the column's maxiter; its residuals
             # follow the warm attempt's in the history.
             vw, vb, k, _, rel = _newton_column(col, tol, maxiter - failed_steps, report, None, inner, history)

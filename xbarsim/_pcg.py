@@ -355,8 +355,7 @@ class EndGroup:
       array per end cost 537 MB at 8192^2; `stiff_ends` and `end_currents`
       need ``garr`` and ``rep`` alone; built for them too, with three
       gathers per sum, the entries made a 2048^2 solve on ideal bit lines
-      with 1 ohm terminals 15-40 % slower and 213 MiB larger; found by
-      review).
+      with 1 ohm terminals 15-40 % slower and 213 MiB larger).
     """
 
     def __init__(self, layer, g, lines, side):
@@ -431,7 +430,7 @@ class TerminalNodes:
     much for the largest device or wire conductance; a resistive end's
     node also has its terminal's, which may be far larger (a 1e-15 ohm
     sense end: 1e15 S). Counted at every node, it let a solve stop before
-    its first iteration with every free node at 0 V (found by review); it
+    its first iteration with every free node at 0 V; it
     is counted at its own node only.
     """
 
@@ -510,24 +509,23 @@ def kcl_floor(net, stiff=None):
     resistive end whose current is ``g_t (V - v)`` its terminal's
     conductance alone. Counting a 1e-14 ohm terminal's 1e14 S at its node
     let a solve stopped at tol 1e-3 read 8.5e-6, and a weak end on a line
-    of ideal wire, whose node holds the other end's terminal, 4e-5 (found by
-    review). ``stiff``: `stiff_by_end` of `net`, computed when None.
+    of ideal wire, whose node holds the other end's terminal, 4e-5.
+    ``stiff``: `stiff_by_end` of `net`, computed when None.
 
     The voltages are known to a few ulps of the largest drive, not of
     themselves (counting each part at its own voltages read 0.16 on an exact
-    solve whose bit lines came back at exactly 0 V; found by review). So
+    solve whose bit lines came back at exactly 0 V). So
     near-ideal terminals (1e-12 ohm and below) set a floor, g_t times an ulp
     of the drive, that can exceed the currents flowing, and then
     `kcl_error` cannot see an unconverged solve: a pair of 1e-16 ohm ends at
     0 V on a line of ideal wire read 1.8e-7 for a pcg tol 1e-3 solve 7.7e-4
-    off (found by review). The check is blind there, not wrong: those end
+    off. The check is blind there, not wrong: those end
     currents are known to no better.
 
     Negligible beside the currents that flow unless the devices are some
     1e12 times weaker than their wires: with 1e-20 S devices on 1 ohm wires,
     or 1e-6 S devices on 1e-12 ohm segments, the sum of end currents is
-    rounding noise, and `kcl_error` read 0.3-1 on solutions exact to 1e-16
-    (found by review)."""
+    rounding noise, and `kcl_error` read 0.3-1 on solutions exact to 1e-16."""
     stiff = stiff_by_end(net) if stiff is None else stiff
     total = 0.0
     for layer, g, names in ((net.wl, net.g, ("left", "right")), (net.bl, net.g_t, ("top", "bottom"))):
@@ -565,16 +563,16 @@ def coarse_end_currents(net, currents, i_device, array):
     only the reported current is the line's device sum
     (`line_sum_currents`). With 1e-14 ohm terminals on 1e-13 ohm wire both
     ends of a line driven at 0.2 V came back -2.6e-4 A where +4e-5 A flows,
-    without a word (found by review): `_finish` warns where the resolution
+    without a word: `_finish` warns where the resolution
     exceeds `END_RESOLUTION_WARN` of the line's own current scale (its
     devices' currents, the drive times their conductance, and its ends'
     currents; against the whole array's, a weak line beside strong ones
-    went unnamed 70 times off; found by review) and `END_RESOLUTION_FLOOR`
+    went unnamed 70 times off) and `END_RESOLUTION_FLOOR`
     of the array's device current scale (the largest drive times the
     array's device conductance): an open line of 1 ohm wire among 10 nS
     devices was named for 1e-16 A of noise where nothing flows, and a floor
     that counted the end currents let one line's end-to-end current hide
-    another's wrong ones (found by review); ``array`` (B,) is that scale,
+    another's wrong ones; ``array`` (B,) is that scale,
     as `_finish` has it. An array of open devices only is not judged
     (nothing flows through devices)."""
     worst = np.zeros(net.batch)
@@ -634,7 +632,7 @@ def end_currents(net, v_wl, v_bl, stiff=None):
     (its devices and the wire segment leaving it; `EndGroup`): ``g_t (V -
     v)`` knows the current only to ``g_t ulp(V)``, which at 1e-12 ohm and
     0.5 V next to mS devices was 2.5e-2 of it, and all of it from 1e-15
-    ohm (found by review). Elsewhere ``g_t (V - v)`` is the better of the
+    ohm. Elsewhere ``g_t (V - v)`` is the better of the
     two (the smaller conductance times the voltage error). Every end's
     current is thus its own node's: their sum, `Solution.kcl_error`, checks
     Kirchhoff's law over the whole array (`line_sum_currents` refines the
@@ -679,7 +677,7 @@ def _terminal_where_softer(layer, g, v0, own, other, lines, side, cur):
     terminal's conductance (the better of the two, as `end_currents` picks
     for linear devices). By G alone, a bit line between two devices at 135
     V0 (1.6e55 A through it) took its 8 A end current from the node's
-    Kirchhoff sum: 1.2e41 A of rounding (found by review). O(lines) per
+    Kirchhoff sum: 1.2e41 A of rounding. O(lines) per
     column: only the end groups' devices are evaluated."""
     group = EndGroup(layer, g, lines, side)
     tg = layer.term_g[lines, side]
@@ -712,14 +710,14 @@ def line_sum_currents(net, v_wl, v_bl, i_device, currents, stiff):
     where the line's devices conduct less in all than the conductance whose
     ulp error the node's sum or ``g_t (V - v)`` carries. The node's sum
     reads a wire current from two node voltages a few ulps apart when the
-    devices are weak (1 nS devices on 1 ohm wires: ``i_out`` 8e-8 off;
-    found by review). For sinh devices the line's conductance is its
+    devices are weak (1 nS devices on 1 ohm wires: ``i_out`` 8e-8 off).
+    For sinh devices the line's conductance is its
     devices' slopes ``G cosh(V / V0)``, in each batch column (a batch took
     its worst column's, and a hard-driven column sent a gentle one's
-    currents back to the node sum; found by review): compared
+    currents back to the node sum): compared
     by G alone, two devices of a 0-ohm group between lines 2 V apart (V0 =
-    20 mV: 7 A each way) summed to 14 A where 6.2 mA flows (found by
-    review). ``kcl_error`` keeps `end_currents`' sums: line sums balance
+    20 mV: 7 A each way) summed to 14 A where 6.2 mA flows.
+    ``kcl_error`` keeps `end_currents`' sums: line sums balance
     the whole array by construction, converged or not. ``stiff``: the
     `stiff_by_end` that ``currents`` were computed with."""
     out = {}
@@ -896,7 +894,7 @@ def pcg_core(net, g, g_t, pre, r_wl, r_bl, d_wl, d_bl, scale, tol, maxiter, work
         # check passes too: next to a near-ideal driven end, the zero
         # state's residual (the scale) is about g_t V, and re-solves after
         # one device changed kept the old currents, 3.5 % off, after 0
-        # iterations (found by review)
+        # iterations
         active |= (scale > 0) & ~check.passed((d_wl, d_bl), (z_wl, z_bl), work, (r_wl, r_bl), gain)
         if not active.any():
             return 0, True
@@ -993,7 +991,7 @@ def initial_voltages(net, x0=None, out=None):
                 # nodes this circuit joins by ideal wire take one voltage
                 # (their group's first node's): an x0 from a circuit with
                 # other ideal segments left them apart, and the solve kept
-                # them so (found by review)
+                # them so
                 L_idx = np.arange(n)[None, :]
                 start = np.ones((L, n), dtype=bool)
                 start[:, 1:] = layer.gid[:, 1:] != layer.gid[:, :-1]
@@ -1036,8 +1034,8 @@ def _check_weak_ends(net, v_wl, v_bl, r_wl, r_bl, columns):
     injects a current that its node does not pass on: the Kirchhoff residual
     there (``r_wl``, ``r_bl``: the true residual of ``v_wl``, ``v_bl``)
     holds more than half of the end's current. A 1e20 ohm input on ideal
-    wires came back as all-zero device currents, relative residual 1.0
-    (found by review). Such a column with ideal drives only, or whose ends'
+    wires came back as all-zero device currents, relative residual 1.0.
+    Such a column with ideal drives only, or whose ends'
     currents go on into the array, is an answer: 1e-15 S devices between
     ideally driven lines are solved exactly, and a check made before the
     solve refused them (review of the fix)."""
@@ -1093,7 +1091,7 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
     scale = residual_scale(net, work)
     if not np.all(np.isfinite(scale)):
         # unreachable through the public checks; a NaN scale was taken as a
-        # residual of 0, "converged" at iteration 0 (found by review)
+        # residual of 0, "converged" at iteration 0
         raise ConvergenceError(
             "the drives' currents are not finite (an array of the circuit changed after its checks?); "
             "nothing was solved. Build the Crossbar and drives again and solve.",
@@ -1103,14 +1101,14 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
         # the warm start is in volts: to unit drive, and the fixed nodes back
         # at their (unit) drives, which the division had scaled a second
         # time (an ideal 0.2 V drive came back at 0.8 V from every re-solve
-        # and x0= solve: found by review)
+        # and x0= solve)
         v_wl /= vunit
         v_bl /= vunit
         initial_voltages(net, None, out=(v_wl, v_bl))
     # From a warm start the error left sits in slow modes (a floating line's
     # common voltage) that one preconditioner application underestimates:
     # pcg re-solves stopped 1.22x outside the voltage bound (floating bit
-    # lines whose holding devices dropped to 1e-9 S; found by review).
+    # lines whose holding devices dropped to 1e-9 S).
     # There the estimate must pass half the bound, as Newton's (`Z_SAFETY`).
     vtol = VTOL_PER_TOL * tol * (WARM_SAFETY if x0 is not None else 1.0)
     check = AccuracyCheck(net, vtol, ITOL_PER_TOL * tol)
@@ -1124,7 +1122,7 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
         # A warm start no closer than the zero state is dropped, column by
         # column: with all-zero drives (scale 0) the old voltages passed as
         # converged at once, and a start from 1e6 times the drives ended
-        # outside the accuracy bound (found by review).
+        # outside the accuracy bound.
         start = np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl))
         cold = ~(start < scale)
         if np.any(cold):
@@ -1153,7 +1151,7 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
     pre.slow_mode_gain = float(np.max(gains))
     history = np.array(history)
     if not ok and not np.isfinite(history[-1]):
-        # "raise maxiter" cannot mend a NaN (found by review; reached only by
+        # "raise maxiter" cannot mend a NaN (reached only by
         # injecting one: the inputs are checked finite and in range)
         raise ConvergenceError(f"PCG produced a non-finite residual ({history[-1]}) after {it} iterations; this is "
                                "a bug, please report it.", residual_history=history, iterations=it)
@@ -1161,7 +1159,7 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
         # the residual can meet tol while the voltage-error estimate does not
         # (wires far more resistive than the devices: 1e6 ohm segments on 2-10
         # kOhm devices); the message said "did not reach tol" beside a residual
-        # below it (found by review)
+        # below it
         # (or the estimate had not settled: a cold solve takes 2 iterations
         # at least, `pcg_core`; maxiter=1 named only the bound)
         why = (f"its relative Kirchhoff residual reached {history[-1]:.3g}, but its estimate of the voltage "

@@ -18,11 +18,11 @@ class Progress:
     On a terminal the bar redraws in place; otherwise (CI logs) it prints a
     line at every 10 % so logs stay short, and at least every `LOG_EVERY_S`
     seconds (a 256 x 256 `xbarsim program` run, about 11 hours, printed its
-    first line after an hour; found by review). ``enabled=False`` silences
+    first line after an hour). ``enabled=False`` silences
     it.
     The estimate leaves the first step out (``eta ?`` until a second one):
     a first step that compiled the kernels for half a minute made a fit of
-    36 s read "eta 307.8s" (found by review).
+    36 s read "eta 307.8s".
     """
 
     def __init__(self, total, label="", enabled=True, stream=None, width=30):
@@ -31,7 +31,6 @@ class Progress:
         self.stream = stream or sys.stderr
         # no stream at all (a process started with stderr closed, `2>&-`):
         # silent, where writing to None raised AttributeError after the run
-        # (found by review)
         self.enabled = enabled and self.stream is not None
         self.width = width
         self.done = 0
@@ -50,7 +49,7 @@ class Progress:
     def __exit__(self, exc_type, exc, tb):
         if self.enabled:
             # left by an exception (Ctrl-C): no estimate, where "eta 0.0s"
-            # ended a run with 15 hours to go (found by review)
+            # ended a run with 15 hours to go
             self._draw(final=True, stopped=exc_type is not None or self.stopped)
         return False
 
@@ -94,12 +93,11 @@ class Progress:
         text = f"{self.label} [{bar}] {self.done}/{self.total}  {elapsed:6.1f}s  eta {eta} {note}"
         if self._tty:
             # no wider than the terminal: a wrapped line is redrawn from its
-            # last row only, so each redraw scrolled a new line (found by
-            # review)
+            # last row only, so each redraw scrolled a new line
             text = text[:max(self._columns() - 1, 1)]
             # padded over the last line: "\r" only moves the cursor, and a
             # shorter note left the longer one's tail (after "8x8 r=20",
-            # "8x8 r=1" read "8x8 r=10"; found by review)
+            # "8x8 r=1" read "8x8 r=10")
             end = "\n" if final else ""
             self._write("\r" + text.ljust(self._drawn) + end)
             self._drawn = 0 if final else len(text)
@@ -110,7 +108,7 @@ class Progress:
         """Write and flush; a reader that went away (``2>&1 | head``) silences
         the bar, and its stream from then on, rather than end the run: the
         BrokenPipeError of the next line stopped ``xbarsim moons`` after
-        its fit and training, with nothing written (found by review)."""
+        its fit and training, with nothing written."""
         try:
             self.stream.write(text)
             self.stream.flush()

@@ -1,8 +1,8 @@
 """Compact ``repr`` of the result and circuit dataclasses.
 
 The dataclass default printed every array in full: ``print(sol)`` of a
-64 x 48 solve with five inputs ran to several hundred lines (found by
-review). Arrays show as their shape and dtype; lists and dicts of arrays
+64 x 48 solve with five inputs ran to several hundred lines.
+Arrays show as their shape and dtype; lists and dicts of arrays
 as their length and keys; other fields as they are."""
 
 from __future__ import annotations

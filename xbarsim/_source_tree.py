@@ -7,14 +7,14 @@ installed package and an editable install both find them. But ``python -m
 pytest`` (or ``python -m xbarsim``) run inside a checkout or an unpacked
 sdist puts that folder first on ``sys.path``, so ``xbarsim`` comes from the
 tree, where there is no ``xbarsim/kernels``: every kernel import failed with
-``No module named 'xbarsim.kernels'`` (found by review). `install` adds a
+``No module named 'xbarsim.kernels'``. `install` adds a
 finder that maps ``xbarsim.kernels`` to the tree's ``kernels/``, first in
 ``sys.meta_path``: it answers for that one name only, and only once
 ``xbarsim`` itself came from the tree, so the tree's kernels go with the
 tree's Python. (Last, it was asked only when no other finder knew the name,
 and in a second checkout or a copy run with the first one's editable
 install, that install's finder answered: the copy's Python ran the other
-tree's kernels without a word, edits to them ignored; found by review.)
+tree's kernels without a word, edits to them ignored.)
 Nothing is imported until a kernel is.
 """
 

@@ -87,17 +87,17 @@ def clear_cache(folder=None, sources=None):
     A folder elsewhere (``NUMBA_CACHE_DIR``, the user's cache) keeps a
     digest stamp of the kernel sources in `sources` (default: the installed
     ones): deleting it made the next import drop, as compiled from other
-    sources, the valid kernels that a process running meanwhile saved there
-    (found by review). The stamp of a cache next to the sources (their
+    sources, the valid kernels that a process running meanwhile saved there.
+    The stamp of a cache next to the sources (their
     ``__pycache__``) is deleted, so that ``pip uninstall`` after a clear
-    leaves nothing behind (found by review of the fix); there that race
+    leaves nothing behind; there that race
     costs one more compile."""
     from .kernels import config
 
     sources = config._FOLDER if sources is None else sources
     report = cache_report(folder, sources)
     if report.folder is None or not os.path.isdir(report.folder):
-        return 0, 0  # (a missing folder was reported unwritable by the stamp: found by review)
+        return 0, 0  # (a missing folder was reported unwritable by the stamp)
     from .exceptions import ParameterError
 
     beside = os.path.normcase(os.path.dirname(os.path.abspath(report.folder))) == \
@@ -151,7 +151,7 @@ def register(subparsers):
         if numba.config.DISABLE_JIT:
             # njit is a no-op then, so Numba names no cache folder: --clear
             # printed "deleted 0 ... (no cache folder)" over a full cache
-            # and the report said "on" (found by review)
+            # and the report said "on"
             if args.clear:
                 from .exceptions import ParameterError
 
@@ -173,7 +173,7 @@ def register(subparsers):
             files, size = clear_cache()
             where = report.folder or "(no cache folder)"
             stale = DROPPED.get(report.folder, 0)
-            # the import had emptied a stale cache already: "deleted 0" alone misled (found by review)
+            # the import had emptied a stale cache already: "deleted 0" alone misled
             stale = f"; {stale} more, compiled from other kernel sources, as xbarsim loaded" if stale else ""
             print(f"deleted {files} cached-kernel files ({_mib(size)}) from {where}{stale}")
             return 0

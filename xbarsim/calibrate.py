@@ -108,8 +108,8 @@ FIT_PARAMETERS = ("read_noise", "relax_fast", "relax_tau", "relax_sigma", "relax
 REL_TOL = 0.30
 EDGE_SLACK = 1e-12
 """Added to `REL_TOL` where a ratio is judged, so that 0.7 and 1.3 themselves
-count as within (0.7 is 0.30000000000000004 from 1 in floats, and read MISS;
-found by review); `_ratio_text` reads the printed decimals alike."""
+count as within (0.7 is 0.30000000000000004 from 1 in floats, and read MISS);
+`_ratio_text` reads the printed decimals alike."""
 
 
 DEFINITIONS = {
@@ -146,7 +146,7 @@ def measured():
     """
     path = _data_path("neighbour_drift.csv")
     # the installed copy missing or damaged was a raw traceback, and rows of
-    # an event count missing a NaN target scored as a miss (found by review)
+    # an event count missing a NaN target scored as a miss
     def damaged(why):  # (a str.format template broke on a brace in the path: review of the fix)
         return (f"the measured data that xbarsim installs, {path}, is missing or damaged ({why}); reinstall "
                 "xbarsim (pip install --force-reinstall --no-deps xbarsim, or pip install -e . in a checkout).")
@@ -299,7 +299,7 @@ def compare(sim, meas=None):
 def _ratio_text(ratio, ok):
     """``ratio`` to 4 decimals, or more where 4 would round it onto the
     other side of the +-30 % edge from its verdict (0.69994 was printed
-    "0.700 MISS"; found by review)."""
+    "0.700 MISS")."""
     text = f"{ratio:.4f}"
     for digits in range(5, 17):
         if not np.isfinite(ratio) or (abs(Decimal(text) - 1) <= Decimal(str(REL_TOL)) + Decimal(str(EDGE_SLACK))) == ok:
@@ -332,7 +332,7 @@ def fit(device=None, n_arrays=24, seed=0, maxiter=100, r_wire=1.0, callback=None
     DeviceParams and the final loss. A fit stopped by ``maxiter`` before
     Nelder-Mead's tolerances (1e-3 in the log parameters and the loss) is
     the best point found so far, and says so with a RuntimeWarning (it
-    passed for a fitted device without a word; found by review). A dict
+    passed for a fitted device without a word). A dict
     given as ``report`` receives ``converged``, ``iterations`` and
     ``evaluations``.
 
@@ -341,8 +341,8 @@ def fit(device=None, n_arrays=24, seed=0, maxiter=100, r_wire=1.0, callback=None
     claim that 1 ohm changed the statistics by less than their sampling
     error, but the drift means at 0 ohm are 10-45 % shallower at every seed
     (the first pulses land a few mV under threshold through the wire), so
-    the fit deepened the relaxation and overshot at 1 ohm (found by
-    review). Common random numbers (fixed seed) keep the loss smooth in the
+    the fit deepened the relaxation and overshot at 1 ohm.
+    Common random numbers (fixed seed) keep the loss smooth in the
     parameters.
     ``callback(device, loss)`` follows every evaluation, ``on_iteration()``
     every Nelder-Mead iteration (at most ``maxiter``).
@@ -392,8 +392,8 @@ def fit(device=None, n_arrays=24, seed=0, maxiter=100, r_wire=1.0, callback=None
     res = minimize(f, x0, method="Nelder-Mead", callback=(lambda xk: on_iteration()) if on_iteration else None,
                    options=dict(maxiter=maxiter, xatol=1e-3, fatol=1e-3, initial_simplex=simplex))
     # SciPy tests its tolerances at the top of each iteration: a fit that
-    # meets them in its last allowed iteration comes back "maxiter" (found by
-    # review), so they are tested here on the final simplex as SciPy does
+    # meets them in its last allowed iteration comes back "maxiter",
+    # so they are tested here on the final simplex as SciPy does
     sim, fsim = res.final_simplex
     converged = bool(res.success) or bool(np.max(np.abs(sim[1:] - sim[0])) <= 1e-3
                                           and np.max(np.abs(fsim[1:] - fsim[0])) <= 1e-3)
@@ -426,14 +426,14 @@ def plot(sim, meas, path, rows=None):
         m = meas[f"drift_{stat}"] * 1e6
         ax[0].plot(k, m, "o-", color=c_meas, label=f"measured {stat}")
         ax[0].plot(k, sim[f"drift_{stat}"] * 1e6, "s--", color=c_sim, label=f"simulated {stat}")
-        # both bands: the mean's misses showed in the ratio panel only (found by review)
+        # both bands: the mean's misses showed in the ratio panel only
         ax[0].fill_between(k, (1 - REL_TOL) * m, (1 + REL_TOL) * m, color=c_meas, alpha=0.15,
                            label=f"measured {stat} ±{100 * REL_TOL:g} %")
     ax[0].set_xlabel("subsequent programming events")
     ax[0].set_ylabel("conductance change (µS)")
     ax[0].set_title(f"neighbour drift (|change| < {DRIFT_CUT * 1e6:g} µS, as measured)")
     # two columns at the top, over room made above the std band: in the
-    # middle right the legend covered the band (found by review)
+    # middle right the legend covered the band
     lo, hi = ax[0].get_ylim()
     ax[0].set_ylim(lo, hi + 0.45 * (hi - lo))
     ax[0].legend(fontsize=7, ncol=2, loc="upper left")
@@ -505,7 +505,7 @@ def _plot_ratios(ax_k, ax_other, rows):
                               for r in others], rotation=35, ha="right", fontsize=7)
     ax_other.set_ylabel("simulated / measured")
     n_ok = sum(r[4] for r in by_name.values())
-    # the count covers both panels (it read as this panel's 7; found by review)
+    # the count covers both panels (it read as this panel's 7)
     ax_other.set_title(f"programming figures; all panels: {n_ok} of {len(by_name)} within ±30 %", fontsize=10)
     lo = min(0.0, *(r[3] for r in by_name.values() if np.isfinite(r[3])))
     hi = max(1.5, *(r[3] for r in by_name.values() if np.isfinite(r[3])))
@@ -534,7 +534,7 @@ def attribution(device=None, n_arrays=200, seed=0, events=ATTRIBUTION_EVENTS, pr
     ``v_sub`` tiny) and returns ``{part: (mean uS, std uS)}`` at ``events``.
     ``full``: `simulate`'s result for the whole model on the same arrays
     (``device``, ``n_arrays``, ``seed``), used for the "all" row instead of
-    simulating it again (`run` has it; found by review).
+    simulating it again (`run` has it).
     """
     from .presets import TIO2
 
@@ -566,14 +566,14 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=10
     simulated devices) on stderr. With ``do_attribution``, the drift of the
     evaluated model with parts switched off (`attribution`, on the same
     arrays) goes into the summary and ``attribution.csv`` (it was printed
-    only; found by review); a run without it removes an earlier run's
+    only); a run without it removes an earlier run's
     ``attribution.csv``."""
     from .cli import RunFiles, check_out_dir
     from ._progress import Progress
     from .presets import TIO2
     from .programming import _check_flag
 
-    # do_fit="no" ran the fit (a truthy string; found by review)
+    # do_fit="no" ran the fit (a truthy string)
     do_fit, verbose, progress, with_parts = (
         _check_flag(v, name) for v, name in
         ((do_fit, "do_fit"), (verbose, "verbose"), (progress, "progress"), (do_attribution, "do_attribution")))
@@ -584,7 +584,7 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=10
     from .programming import _check_seed, check_program_memory
 
     _check_seed(seed)  # before the folder is made
-    seed = int(seed)  # a NumPy integer was refused by the JSON summary after the work (found by review)
+    seed = int(seed)  # a NumPy integer was refused by the JSON summary after the work
 
     # every simulated array keeps its 64 x 64 matrix of drift reads
     check_program_memory((8, 8), track=True, n=max(n_arrays, fit_arrays if do_fit else 0),

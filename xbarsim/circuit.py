@@ -129,7 +129,7 @@ G_SUSPECT = 1.0
 """Device conductances above this many siemens (a device of under 1 ohm)
 draw a warning that ``g`` is in siemens: resistances in ohms (2e3-1e4 for
 2-10 kOhm devices) or conductances in microsiemens passed as ``g`` solved
-without a word (found by review)."""
+without a word."""
 
 
 def _min_positive(r):
@@ -221,7 +221,7 @@ def _check_dynamic_range(g, wires, terminals=None):
     # Parts are compared where they meet, on a line. A check of the array's
     # extremes is enough when it passes; when it fails, the lines are
     # compared one by one, so a weak device or terminal on one line is not
-    # refused for another line's wire (found by review).
+    # refused for another line's wire.
     axis = {"r_wl": 1, "r_bl": 0}  # a word line is a row of g and of r_wl, a bit line a column
     for name, r in wires.items():  # a weak terminal is only a weak tie, like a weak device
         rmax = float(np.max(r)) if r.size else 0.0
@@ -272,7 +272,7 @@ def wire_segments(r, shape):
     is (a broadcast would scan every segment), an empty array when the lines
     have no segment (``shape`` (M, 0) or (0, N), an array one line wide,
     whose scalar wire resistance was checked against devices and
-    terminals it never meets; found by review)."""
+    terminals it never meets)."""
     return np.empty(shape) if 0 in shape else r
 
 
@@ -347,7 +347,7 @@ class Crossbar:
     """sinh voltage scale, volts, scalar or (M, N); None for linear devices."""
 
     def __post_init__(self):
-        for name in ("g", "r_wl", "r_bl", "v0"):  # each is copied (a float64 g too: found by review)
+        for name in ("g", "r_wl", "r_bl", "v0"):  # each is copied (a float64 g too)
             value = getattr(self, name)
             if _OWNED.get(id(value)) is not value:  # `with_g` shares what a Crossbar owns
                 _memory.check_copy(value, name, copied=True)
@@ -380,7 +380,7 @@ class Crossbar:
             _check_finite_nonneg(v0, "v0", "volts", allow_zero=False)
             if np.min(v0) < np.finfo(float).tiny:
                 # a subnormal V0 ran a solve of a minute or two to a
-                # "source stepping failed at 0 %" (found by review)
+                # "source stepping failed at 0 %"
                 raise ParameterError(
                     f"v0 must be at least {np.finfo(float).tiny:.3g} V (a normal double); its smallest value is "
                     f"{float(np.min(v0))!r}, at which sinh(V / V0) is a step at any drive. Give V0 in volts "
@@ -389,10 +389,10 @@ class Crossbar:
 
     def __setstate__(self, state):
         # unpickled (or deep-copied) arrays came back writable: g[0, 0] = -1
-        # then solved without a word (found by review). Owned again, as
+        # then solved without a word. Owned again, as
         # `__post_init__` leaves them: read-only views that `kernel_array`
         # passes to the kernels without a copy (made read-only alone, g was
-        # copied at every solve of an unpickled Crossbar: found by review)
+        # copied at every solve of an unpickled Crossbar)
         self.__dict__.update({name: _owned(value, None) if isinstance(value, np.ndarray) else value
                               for name, value in state.items()})
 
@@ -520,7 +520,7 @@ def _selected_drives(shape, cell, v, u_wl, u_bl, what):
                              f"columns 0..{N - 1}).")
     # 9 bytes per line (level and floating flag), and the array they are
     # for, whose conductances alone take 8 bytes a cell: (1e9, 1e9)
-    # allocated 17 GB of drives unchecked (found by review)
+    # allocated 17 GB of drives unchecked
     _memory.require(9.0 * (M + N) + 8.0 * M * N, f"{what}: a {M} x {N} array (its conductances and these drives)",
                     "check the shape")
     wl = np.full(M, 0.0 if u_wl is None else u_wl)
@@ -643,7 +643,7 @@ def _scheme_name(scheme, known, what, kind):
     named `kind` whose value is one (`xbarsim.BiasScheme.V3`,
     `xbarsim.ReadScheme.GROUNDED`, as `xbarsim.TransferConfig` takes them).
     A member of the other enum is refused, as `TransferConfig` refuses it:
-    ``ReadScheme.HALF`` was taken as the V/2 pulse (found by review)."""
+    ``ReadScheme.HALF`` was taken as the V/2 pulse."""
     if isinstance(scheme, enum.Enum):
         from . import programming  # the enums' module imports this one
 
@@ -737,12 +737,12 @@ def _normalize_drive(drive, n_lines, name):
         floating = drive.floating
         if hasattr(floating, "detach") and hasattr(floating, "cpu"):
             # a torch tensor: made dense, refused by name when nested or meta
-            # (torch's raw errors from np.asarray; found by review)
+            # (torch's raw errors from np.asarray)
             from ._coerce import _strided
 
             floating = _strided(floating.detach(), f"{name}.floating", "None, a bool or a bool array").cpu()
         if isinstance(floating, np.ma.MaskedArray):
-            # np.asarray dropped the mask: the hidden data decided (found by review)
+            # np.asarray dropped the mask: the hidden data decided
             if np.ma.getmaskarray(floating).any():
                 raise ParameterError(f"{name}.floating is a masked array with masked entries; fill them first "
                                      f"({name}.floating.filled(False)), the simulator has no notion of a "
@@ -892,7 +892,7 @@ def check_connected(g, ends):
         parts = [p for p in (_line_names("WL", lost_wl), _line_names("BL", lost_bl)) if p]
         one = lost_wl.size + lost_bl.size == 1
         # the reason as it is: "every device open" was said also of floating
-        # lines joined to each other by working devices (found by review)
+        # lines joined to each other by working devices
         why = ("no end of any line is driven" if not (anchored_wl.any() or anchored_bl.any()) else
                "both ends floating, and no chain of devices with g > 0 reaches a driven line")
         raise CircuitError(
@@ -940,7 +940,7 @@ def check_floating_ties(xbar, ends):
         # its devices alone: with every one of them subnormal (below the
         # smallest normal double), the reciprocal of their sum overflowed in
         # the line factors and the solve ended in "non-finite residual ...
-        # this is a bug" (found by review). Behind resistive wire such a
+        # this is a bug". Behind resistive wire such a
         # device is only invisible, and taken.
         gl = g[lines]
         r = seg[lines]
@@ -1049,7 +1049,7 @@ def build_network(xbar, left=None, right=None, top=None, bottom=None):
         clash = np.nonzero((sa.mode == IDEAL) & (sb.mode == IDEAL) & single_group)[0]
         if clash.size:
             lines = _line_names("WL" if layer_name == "wl" else "BL", clash)
-            # a line of one node has no segment to give a resistance (found by review)
+            # a line of one node has no segment to give a resistance
             joined, fix = (("on the line's one node (it crosses a single line: no wire segment)", "")
                            if seg.shape[1] == 0 else ("joined by ideal (0 ohm) wire", " a wire resistance > 0,"))
             raise CircuitError(

@@ -51,8 +51,8 @@ def seed_arg(text):
 
 def help_text(doc):
     """A module docstring as ``--help`` text: reST's double and single
-    backquotes dropped (``xbarsim solve --help`` printed them; found by
-    review)."""
+    backquotes dropped (``xbarsim solve --help`` printed them).
+    """
     return re.sub(r"`([^`]*)`", r"\1", re.sub(r"``([^`]*)``", r"\1", doc))
 
 
@@ -65,8 +65,8 @@ def check_r_wire(r, flag="--r-wire", part="wire", gmax=None, terminal=None):
     `DYNAMIC_RANGE` of it, and of the lines' fixed ``terminal`` resistance
     (ohms; ``demo``'s 1 ohm), where given. NaN passed a "< 0" test, and a
     tiny or huge one was refused later as ``r_wl`` or ``left.r``, names the
-    command line does not use (``demo`` after compiling its solvers; found
-    by review)."""
+    command line does not use (``demo`` after compiling its solvers).
+    """
     import math
 
     from .circuit import DYNAMIC_RANGE, R_TINY
@@ -102,7 +102,7 @@ def json_plain(obj):
     """``obj`` with paths as strings, NumPy scalars and arrays as Python
     numbers and lists, tuples as lists: what ``json.dump`` takes (a NumPy
     value among a run function's arguments failed the summary after the
-    work; found by review)."""
+    work)."""
     import pathlib
 
     import numpy as np
@@ -121,7 +121,7 @@ def json_plain(obj):
 def _written_by(command):
     """The first entries of a ``summary.json``: which command and xbarsim
     version wrote it (``solve`` and ``program`` both write one, and a folder
-    used for both could not tell whose it held; found by review)."""
+    used for both could not tell whose it held)."""
     from . import __version__
 
     return {"command": f"xbarsim {command}", "xbarsim_version": __version__}
@@ -133,7 +133,7 @@ def check_provenance(provenance, reserved=()):
     (`json_plain`), or a ParameterError before the run: a Path or a NumPy
     value failed ``json.dump`` after the work and left ``--out`` behind, and
     a key among the run's own ``reserved`` config fields overwrote the
-    value the run used, or failed after the work (found by review)."""
+    value the run used, or failed after the work."""
     import json
 
     from .exceptions import ParameterError
@@ -163,7 +163,7 @@ def check_out_dir(path, names=()):
     ``names``: the files the run will put there (`RunFiles`); one that
     exists as anything but a file (a folder in the way) is refused too. A
     refused path keeps no folder the check made (``a/b/<too long>`` left
-    ``a/b``; found by review). Returns the folders it made
+    ``a/b``). Returns the folders it made
     (`missing_folders`), for `remove_if_made_and_empty` after a failed run."""
     from .exceptions import ParameterError
 
@@ -183,7 +183,7 @@ def refuse_non_folder(path, name):
     """A `ParameterError` where ``path``, given as ``name`` (``--out``,
     ``out_dir``), is a file or a dangling symbolic link (makedirs said
     "cannot be created (File exists)" of a link, and `run_sweep` raised
-    raw OS errors; found by review)."""
+    raw OS errors)."""
     from .exceptions import ParameterError
 
     if os.path.exists(path) and not os.path.isdir(path):
@@ -217,9 +217,9 @@ def _make_and_check_out_dir(path, names):
                              "in a writable place.") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise ParameterError(f"--out {path!r} is not writable; give a folder in a writable place.")
-    try:  # os.access trusts the mode bits: root passes them on /sys or a read-only mount (found by review)
+    try:  # os.access trusts the mode bits: root passes them on /sys or a read-only mount
         # the real path: tempfile reads ".." lexically, where the kernel
-        # follows a link first (--out link/../y was refused; found by review)
+        # follows a link first (--out link/../y was refused)
         fd, probe = tempfile.mkstemp(dir=os.path.realpath(path), prefix=".xbarsim-probe-")
         os.close(fd)
         os.remove(probe)
@@ -234,7 +234,7 @@ def missing_folders(path):
     """The folders `check_out_dir` will make for ``path`` (``os.makedirs``:
     its missing parents, then ``path``), deepest first, as real paths (a
     ``..`` after a missing folder, or after a symbolic link, is followed as
-    makedirs follows it; found by review); empty when ``path`` exists. Taken
+    makedirs follows it); empty when ``path`` exists. Taken
     before the check, for `remove_if_made_and_empty`."""
     made = []
 
@@ -256,7 +256,7 @@ def remove_if_made_and_empty(path, made):
     """Undo `check_out_dir` for a run that failed before writing: remove the
     folders this run made (``made``, `missing_folders` before the check),
     deepest first, while they are empty (a refused run left them behind:
-    ``--out a/b/c`` left ``a/b`` after removing ``c``; found by review).
+    ``--out a/b/c`` left ``a/b`` after removing ``c``).
     ``path`` is the ``--out`` given, for the reader."""
     for folder in made:
         if not os.path.lexists(folder):
@@ -293,7 +293,7 @@ class RunFiles:
     included, removes the temporary files instead. The folder then holds
     the earlier run's complete set or this run's, never a mix: Ctrl-C while
     ``solve`` drew its figure left the new summary.json and solution.npz
-    beside the last run's solve.png (found by review)."""
+    beside the last run's solve.png."""
 
     def __init__(self, out_dir, stale=()):
         self.out_dir = out_dir
@@ -306,7 +306,7 @@ class RunFiles:
         matplotlib go by it), made here with ``O_EXCL | O_NOFOLLOW``. A
         fixed name let a ``.partial-summary.json`` link planted in a shared
         --out redirect the write to the file it named, and two runs into one
-        --out take each other's files (found by review)."""
+        --out take each other's files."""
         for tmp, final in self._files:
             if final == os.path.join(self.out_dir, name):  # a file written again keeps its one temporary name
                 return tmp
@@ -340,7 +340,7 @@ class RunFiles:
         and a move that fails puts them back and removes the new ones. One
         by one, a file that could not be replaced (immutable, or open in
         another program on Windows) left the run's first files beside the
-        earlier run's last (found by review)."""
+        earlier run's last."""
         from .exceptions import ParameterError
 
         aside, placed = [], []
@@ -395,7 +395,7 @@ class RunFiles:
         try:
             if isinstance(exc, OSError) and self._is_write_failure(exc):
                 # a disk full while writing, after the whole run: NumPy's,
-                # json's or PIL's raw traceback before (found by review)
+                # json's or PIL's raw traceback before
                 fix = "Free space there" if exc.errno in _FULL_ERRNOS else "Make it writable"
                 raise ParameterError(f"could not write this run's files into --out {self.out_dir!r} "
                                      f"({exc.strerror or exc}); nothing was put in place. {fix}, or "
@@ -403,7 +403,7 @@ class RunFiles:
             if exc_type is None:
                 # every target first: a folder in the way of the third file
                 # left the first two moved, a mixed set and a traceback
-                # (found by review; `check_out_dir` refuses one up front)
+                # (`check_out_dir` refuses one up front)
                 for _, final in self._files:
                     _check_target(final)
                 self._put_in_place()
@@ -447,8 +447,8 @@ def _split_fields(text, delimiter):
 def _open_text(path):
     """``path`` opened for reading as text (utf-8, a byte-order mark
     dropped), decompressed by its extension as np.loadtxt does (.gz, .bz2,
-    .xz): a .csv.gz was refused once the lines were read here (found by
-    review)."""
+    .xz): a .csv.gz was refused once the lines were read here.
+    """
     import bz2
     import gzip
     import lzma
@@ -486,11 +486,11 @@ def _text_layout(path):
     """``(delimiter, header rows)`` of a text file of numbers: commas when
     its first line has one, else whitespace (``np.savetxt``'s default, which
     was refused); a first line none of whose fields is a number is a header
-    and skipped (a header row was refused; both found by review), and so is
+    and skipped (a header row was refused), and so is
     a line of quoted column numbers over unquoted data (pandas' quoted
     labels, ``"0","1"``). A first line of other numbers, quoted ones too
-    (``"1e-4","2e-4"`` from a spreadsheet was taken for a header; found by
-    review), is data, read and checked as such."""
+    (``"1e-4","2e-4"`` from a spreadsheet was taken for a header),
+    is data, read and checked as such."""
     try:
         lines = _content_lines(path)
         first_no, first = next(lines, (0, ""))
@@ -510,7 +510,7 @@ def _text_layout(path):
     blank_first = len(fields) > 1 and not fields[0].strip() and all(f.strip() for f in fields[1:])
     if not header and blank_first and all(is_number(f) for f in fields[1:]):
         # pandas' to_csv with its index: ",0,1,2" over "0,1e-4,..." was refused as
-        # "could not convert string ''" (found by review)
+        # "could not convert string ''"
         header = _column_numbers(np.array([float(f) for f in fields[1:]]))
     if not header and fields and all(is_number(f) for f in fields) and _QUOTED_LINE.fullmatch(first) and second \
             and '"' not in second:
@@ -523,8 +523,8 @@ def _for_loadtxt(line, delimiter):
     """A line with quotes as np.loadtxt (quotechar) reads it right: no
     space between a comma and a quote (``"1e-4", "2e-4"``'s second field
     was text), and, between whitespace, no comment or trailing space after
-    a quoted first field (NumPy read an empty last field; found by
-    review)."""
+    a quoted first field (NumPy read an empty last field).
+    """
     if '"' not in line:
         return line
     if delimiter is None:
@@ -538,8 +538,7 @@ _SPACED_QUOTE = re.compile(r'(^|,)[ \t]+"')
 def _numpy_row_as_line(message, path, skip, delimiter):
     """NumPy's "at row R" in ``message`` as the file's line: it counts the
     rows past the header, comments and blank lines left out (from 0 for a
-    value, from 1 for a row's length): "row 0" was the file's second line
-    (found by review)."""
+    value, from 1 for a row's length): "row 0" was the file's second line."""
     m = re.search(r"at row (\d+)", message)
     if not m:
         return message
@@ -565,7 +564,7 @@ def load_array(path, flag, what, ndmin=1):
 
     if os.path.isdir(path):
         raise ParameterError(f"{flag} {path!r} is a folder; give a .npy or .csv file of {what}.")
-    if os.path.exists(path) and not os.path.isfile(path):  # /dev/null was "no such file" (found by review)
+    if os.path.exists(path) and not os.path.isfile(path):  # /dev/null was "no such file"
         raise ParameterError(f"{flag} {path!r} is not a regular file (a device or pipe); give a .npy or .csv file "
                              f"of {what}.")
     if not os.path.isfile(path):
@@ -574,12 +573,12 @@ def load_array(path, flag, what, ndmin=1):
     skip, delimiter = 0, None
     text, indexed = False, 0
     try:
-        # by content, not by name: G.NPY, or an .npz, was read as text (found by review)
+        # by content, not by name: G.NPY, or an .npz, was read as text
         with open(path, "rb") as fh:
             magic = fh.read(6)
         numpy_file = magic == b"\x93NUMPY" or magic.startswith(b"PK\x03\x04")
         if magic and not numpy_file and path.lower().endswith(".npy"):
-            # NumPy's own message spoke of pickled data (found by review)
+            # NumPy's own message spoke of pickled data
             raise ParameterError(f"{flag} {path!r} is named .npy but is not a NumPy file (it does not start with "
                                  f"NumPy's header); save the array with np.save, or save a .csv of {what}.")
         if numpy_file or path.lower().endswith(".npy"):  # an empty .npy: NumPy's EOFError, below
@@ -592,8 +591,8 @@ def load_array(path, flag, what, ndmin=1):
             with warnings.catch_warnings():  # an empty file: NumPy warns with its source line, then returns []
                 warnings.simplefilter("ignore", UserWarning)
                 # utf-8-sig (in _open_text): a byte-order mark (Excel's "CSV UTF-8") is not part of the
-                # first number; quotechar: a spreadsheet's "1e-4" (found by review)
-                with _open_text(path) as fh:  # closed on an error too (found by review)
+                # first number; quotechar: a spreadsheet's "1e-4"
+                with _open_text(path) as fh:  # closed on an error too
                     a = np.loadtxt((_for_loadtxt(line, delimiter) for line in fh), delimiter=delimiter,
                                    ndmin=ndmin, skiprows=skip, quotechar='"')
     except ParameterError:
@@ -602,7 +601,7 @@ def load_array(path, flag, what, ndmin=1):
         detail = _numpy_row_as_line(str(exc), path, skip, delimiter) if text else str(exc)
         raise ParameterError(f"{flag} {path!r} could not be read as numbers ({type(exc).__name__}: {detail}); "
                              f"give a .npy array or a .csv of {what}.") from exc
-    except MemoryError as exc:  # NumPy's raw _ArrayMemoryError traceback (found by review)
+    except MemoryError as exc:  # NumPy's raw _ArrayMemoryError traceback
         from .exceptions import MemoryLimitError
 
         if isinstance(exc, MemoryLimitError):  # refused from the header, before the load
@@ -627,29 +626,29 @@ def load_array(path, flag, what, ndmin=1):
     if (text and not skip and a.ndim == 2 and a.shape[0] > 1 and a.shape[1] > 2 and _column_numbers(a[0])
             and not np.all(a[1:] == np.round(a[1:]))):
         # a header of column numbers (a pandas export's "0,1,2,3") is read as
-        # data: say so (it passed without a word; found by review). Three or
+        # data: say so (it passed without a word). Three or
         # more columns over rows that are not whole numbers: two binary input
-        # vectors "0,1" and "1,0" drew it (found by review)
+        # vectors "0,1" and "1,0" drew it
         warnings.warn(f"xbarsim: the first row of {flag} {path!r} reads 0, 1, 2, ... or 1, 2, 3, ..., like a header "
                       "of column numbers; it was read as data. Delete it if it is a header.", UserWarning,
                       stacklevel=2)
     if indexed and (a.shape[-1] if a.ndim else 1) == indexed:
         # pandas' header of an indexed frame (",0,1,2" or ",a,b") over rows as wide: its
         # index column, at any size and over whole numbers too, was read as data
-        # without a word; a header one field wider than its rows has no index (found by review)
+        # without a word; a header one field wider than its rows has no index
         warnings.warn(f"xbarsim: the header of {flag} {path!r} starts with an empty field, as pandas' to_csv writes "
                       "a frame with its index; its first column (the index) was read as data. Save with "
                       "index=False, or delete that column.", UserWarning, stacklevel=2)
     elif (text and a.ndim == 2 and a.shape[0] > 2 and a.shape[1] > 1 and _column_numbers(a[:, 0])
             and not np.all(a[:, 1:] == np.round(a[:, 1:]))):
         # a pandas export's index column (to_csv without index=False) was read as
-        # conductances 0, 1, 2, ... S without a word (found by review)
+        # conductances 0, 1, 2, ... S without a word
         warnings.warn(f"xbarsim: the first column of {flag} {path!r} reads 0, 1, 2, ... or 1, 2, 3, ..., like a "
                       "row index (pandas' to_csv without index=False); it was read as data. Delete it if it is "
                       "an index.", UserWarning, stacklevel=2)
     try:
         return np.asarray(a, dtype=np.float64)
-    except MemoryError:  # an int8 or float32 file that loads, whose float64 copy does not (found by review)
+    except MemoryError:  # an int8 or float32 file that loads, whose float64 copy does not
         from .exceptions import MemoryLimitError
 
         raise MemoryLimitError(f"{flag} {path!r} ({a.dtype}, shape {a.shape}) does not fit in the memory available "
@@ -660,8 +659,8 @@ def _check_npy_memory(path, flag):
     """Refuse (`MemoryLimitError`) a ``.npy`` whose array, and its float64
     copy, cannot fit, from its header, before it is read: the load's
     MemoryError never comes where the system overcommits, and an 8000^2
-    float32 file took 737 MiB before the refusal of its copy (found by
-    review). A header that cannot be read is left to np.load to report."""
+    float32 file took 737 MiB before the refusal of its copy.
+    A header that cannot be read is left to np.load to report."""
     import numpy as np
 
     from ._memory import require
@@ -686,8 +685,8 @@ def _check_npy_memory(path, flag):
 
 def integer_ticks(ax):
     """Integer ticks on both axes of a map of line indices: no half-integer
-    ones on a small array (``min_n_ticks``: nor on a 1-wide one; found by
-    review)."""
+    ones on a small array (``min_n_ticks``: nor on a 1-wide one).
+    """
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
@@ -705,8 +704,8 @@ def _column_numbers(row):
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, whose errors say how to pass a value that starts
     with '-': ``--pulse -1,0`` or ``--tol -1e-9`` read the value as an
-    option, and argparse said only "expected one argument" (found by
-    review). Subcommands' parsers are of this class too."""
+    option, and argparse said only "expected one argument".
+    Subcommands' parsers are of this class too."""
 
     def parse_known_args(self, args=None, namespace=None):
         self._argv = list(sys.argv[1:] if args is None else args)  # for `error`'s hint
@@ -719,19 +718,19 @@ class _Parser(argparse.ArgumentParser):
             # the option as typed, also abbreviated (--tol for --tolerance), and the token after it
             after = [argv[i + 1] for i, a in enumerate(argv[:-1])
                      if a == opt or (a.startswith("--") and len(a) > 2 and opt.startswith(a))]
-            # a value that starts with one '-' (-1e-9, -g.npy; "-g.npy" was told to give a value; found by
-            # review), not an option of this parser (-h) or one spelt with '--' (--r-wire, or a mistyped
+            # a value that starts with one '-' (-1e-9, -g.npy; "-g.npy" was told to give a value),
+            # not an option of this parser (-h) or one spelt with '--' (--r-wire, or a mistyped
             # --inptus: the value was left out)
             token = after[-1] if after else ""
             if token.startswith("-") and not token.startswith("--") and token not in self._option_string_actions:
                 message += (f" (a value that starts with '-' reads as an option; write it after '=', "
                             f"e.g. {opt}={after[-1]})")
-            else:  # nothing given: "e.g. --arrays=-1" suggested a value it refuses (found by review)
+            else:  # nothing given: "e.g. --arrays=-1" suggested a value it refuses
                 message += f" (give it a value: {opt} VALUE; see --help)"
         elif message.startswith("the following arguments are required"):
             # argparse says this before it gets to the options no action took,
             # so a mistyped required option (--outdir for --out) was never
-            # named (found by review)
+            # named
             known = self._option_string_actions
             typed = [a for a in getattr(self, "_argv", []) if a.startswith("--")]
             unknown = [a for a in typed if not any(o.startswith(a.split("=", 1)[0]) for o in known)]
@@ -759,7 +758,7 @@ def _near_options(parser, args):
     for arg in args:
         if arg.startswith("--"):
             # compared without the "--" every name shares, which alone made
-            # --vp "near" --help (found by review)
+            # --vp "near" --help
             near = difflib.get_close_matches(arg.split("=", 1)[0][2:], [n[2:] for n in names], n=1)
             if near:
                 hints.append(f"{arg.split('=', 1)[0]}: did you mean --{near[0]}?")
@@ -807,17 +806,17 @@ def main(argv=None):
     if sys.stderr is None:
         # started with stderr closed (`2>&-`): the status lines and errors
         # went to stdout (print's file=None) and a progress bar raised after
-        # the work (found by review); they go nowhere now, the exit status
+        # the work; they go nowhere now, the exit status
         # still says how the run ended
         sys.stderr = open(os.devnull, "w")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra:  # reported by the subcommand's parser: its usage, not the top level's (found by review)
+    if extra:  # reported by the subcommand's parser: its usage, not the top level's
         target = parser.subcommands.get(getattr(args, "command", None), parser)
         target.error(_unrecognized(target, extra))
     if not getattr(args, "func", None):
         # usage and the error on stderr, as argparse reports its other
-        # errors (the whole help went to stdout, with status 2; found by review)
+        # errors (the whole help went to stdout, with status 2)
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: give a command ({', '.join(sorted(parser.subcommands))}); "
               f"`{parser.prog} --help` describes them.", file=sys.stderr)
@@ -859,8 +858,7 @@ class Terminated(KeyboardInterrupt):
     on Ctrl-C: the programming kernel stops, ``.partial-`` files are removed
     (`RunFiles`), Dask workers are closed, ``scale`` keeps its finished
     points. Python's default for SIGTERM ends the process at once: a SIGTERM
-    while ``scale`` drew its figures left ``.partial-`` files in ``--out``
-    (found by review)."""
+    while ``scale`` drew its figures left ``.partial-`` files in ``--out``."""
 
 
 def _catch_sigterm(terminated):

@@ -87,7 +87,7 @@ def run(args):
         except xs.ConvergenceError as exc:
             # a row that says so, not the run's end: pcg on 1e6 ohm wires
             # stopped the demo after its first row, advising options the
-            # demo does not have (found by review)
+            # demo does not have
             failed[method] = exc
             print(f"{method:>8} did not converge in {exc.iterations} iterations", flush=True)
             continue
@@ -98,7 +98,7 @@ def run(args):
               f"{sol.kcl_error:>10.1e} {err:>19.4%}", flush=True)
     if "direct" not in methods:
         print(f"(direct solve skipped above N = {DIRECT_MAX}; --direct runs it)")
-    if "mg" not in methods:  # it was left out without a word (found by review)
+    if "mg" not in methods:  # it was left out without a word
         print("(multigrid skipped: it needs every wire segment resistive, and --r-wire 0 makes them ideal)")
     if not sols:
         raise xs.ConvergenceError(f"no method converged on this array ({next(iter(failed.values()))}); the demo "
@@ -115,7 +115,7 @@ def run(args):
             print(f"{method} vs {ref_name}: max relative difference of outputs {diff:.1e}")
     drop = float(np.max(x[:, None] - sols[ref_name].v_wl))
     print(f"worst word-line IR drop, input to far end (its 1 ohm terminal included): {drop * 1e3:.2f} mV")
-    # a newcomer read the large MVM error as a fault of the install (found by review)
+    # a newcomer read the large MVM error as a fault of the install
     print("(the MVM error is the circuit's, not the solvers': the methods agree above, and the wires' and "
           "terminals' IR drop moves every output from the ideal G.T x; see `xbarsim scale` for how it grows "
           "with the array and the wire resistance)")

@@ -166,10 +166,10 @@ def real_scalar(value):
         value = value[()]  # its NumPy scalar, checked below
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating,
                                                                    numbers.Real, decimal.Decimal)):
-        return None  # (Fraction and Decimal are numbers: float() took them; found by review)
+        return None  # (Fraction and Decimal are numbers: float() took them)
     try:
         return float(value)
-    except (OverflowError, ValueError):  # ValueError: Decimal('sNaN') (found by review)
+    except (OverflowError, ValueError):  # ValueError: Decimal('sNaN')
         return None
 
 
@@ -218,8 +218,8 @@ SCALE_MIN = {"v_slope": 1e-9, "v_sub": 1e-9, "tw_ref": 1e-15, "relax_tau": 1e-15
 """Smallest voltage and time scales `DeviceParams` takes (a nanovolt, a
 femtosecond; ``v_sub`` may also be 0, a hard threshold): below them the
 rates they divide overflow (a 5e-324 s ``tw_ref`` pinned every device at
-``g_hi``, with the unconverged-devices warning as the only sign; found by
-review). The switching change per actual pulse, ``k * pulse_width /
+``g_hi``, with the unconverged-devices warning as the only sign).
+The switching change per actual pulse, ``k * pulse_width /
 tw_ref``, is bounded by `TransferConfig`, which knows the pulse width."""
 
 
@@ -233,7 +233,7 @@ _UNITS = {"g_": "S", "v_": "V", "v0": "V", "k_set": "S per pulse of tw_ref", "k_
 
 def _preset_hint(name):
     """`` (the preset's is <value> <unit>)`` for a `DeviceParams` field: the
-    refusals named no value to start from (found by review)."""
+    refusals named no value to start from."""
     default = getattr(DeviceParams, name, None)
     if default is None:
         return " (None: linear devices)" if name == "v0" else ""
@@ -356,7 +356,7 @@ class DeviceParams:
             raise ParameterError(f"p_stuck_lrs + p_stuck_hrs = {self.p_stuck_lrs!r} + {self.p_stuck_hrs!r} exceeds 1; "
                                  "lower the failure probabilities (the preset's are 0.005 each).")
         # relative spreads beyond which the model means nothing: they ran, converged no device and
-        # gave reads of -4e6 S, with converged=False as the only sign (found by review)
+        # gave reads of -4e6 S, with converged=False as the only sign
         if self.read_noise >= 1:
             raise ParameterError(f"DeviceParams.read_noise = {self.read_noise!r}; the relative std of one read "
                                  "must be < 1 (at 1, one read in six comes out below 0 S). The preset's is 0.001.")
@@ -403,7 +403,7 @@ class DeviceParams:
         ``g`` finite and >= 0 (CIRCUIT.md), ``v`` finite, and for sinh
         devices ``|v| / v0`` at most `SINH_ARG_MAX` (700), past which the current overflows
         (`ParameterError` otherwise: a negative or NaN conductance gave a
-        current, an overflow inf with NumPy's warning; found by review)."""
+        current, an overflow inf with NumPy's warning)."""
         from ._coerce import as_real_array, where_not_finite
 
         g = as_real_array(g, "g", "conductances")
@@ -433,7 +433,7 @@ class DeviceParams:
         it. The default budget of 40 pulses never gets there (its ramps stop
         at +-1.88 V; the set ramp's limit is 2.1 V); the reset ramp, from
         -1.1 V in 0.02 V steps to its -2.4 V limit, passes -2.2 V at its 57th
-        pulse, so a budget of that size can (found by review).
+        pulse, so a budget of that size can.
         Disturb is deterministic physics, not noise; ``disturb=True`` keeps
         it to study it alone.
         """

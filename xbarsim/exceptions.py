@@ -39,8 +39,7 @@ class CircuitError(XbarsimError):
 
     def __init__(self, message, word_lines=(), bit_lines=()):
         super().__init__(message)
-        # Python ints (NumPy's int64 failed isinstance(i, int) and json.dumps;
-        # found by review)
+        # Python ints (NumPy's int64 failed isinstance(i, int) and json.dumps)
         self.word_lines = [int(i) for i in word_lines]
         self.bit_lines = [int(j) for j in bit_lines]
 

@@ -188,7 +188,7 @@ def as_float_array(a, name, expected):
 def check_layer(weight, bias):
     """Validate a layer; returns float64 ``(W, b)`` (``b`` may be None)."""
     W = as_float_array(weight, "weight", "(out, in) (torch layout)")
-    if W.size == 0:  # "Reshape it" cannot help an empty layer (found by review)
+    if W.size == 0:  # "Reshape it" cannot help an empty layer
         empty = f"a layer with no {'outputs' if W.shape[0] < 1 else 'inputs'}" if W.ndim == 2 else "an empty weight"
         raise ParameterError(f"weight has shape {W.shape}: {empty} has nothing to program; give an (out_features, "
                              "in_features) array with at least one output and one input.")
@@ -211,7 +211,7 @@ def check_layer(weight, bias):
     if bias is not None:
         b = as_float_array(bias, "bias", f"({W.shape[0]},)")
         if b.shape != (W.shape[0],):
-            # a weight given (in, out) blamed the bias alone (found by review)
+            # a weight given (in, out) blamed the bias alone
             hint = (f" The weight may be transposed: layers take it (out, in), as torch.nn.Linear.weight; "
                     f"give weight.T, of shape {W.shape[::-1]}." if W.ndim == 2 and b.shape == (W.shape[1],) else "")
             raise ParameterError(
@@ -232,7 +232,7 @@ the weight, the copy with the bias column, and ``|W|``."""
 MAP_BYTES_PER_TILE = 512
 """What each `Tile` holds besides its conductances: the object, its ndarray
 header, tuples and list entry (measured: 380-500 B). With (2, 2) tiles a
-1024 x 1024 layer took 5.5 times an estimate without it (found by review)."""
+1024 x 1024 layer took 5.5 times an estimate without it."""
 
 
 MAX_TILES = 1 << 20
@@ -284,7 +284,7 @@ def _check_tile_count(shape, has_bias, cfg):
         return
     n = tile_count(shape, has_bias, cfg)
     if n > MAX_TILES:
-        # a tile that fits (the default, 64 x 64, was offered; found by review)
+        # a tile that fits (the default, 64 x 64, was offered)
         bigger, fits = tuple(int(t) for t in cfg.tile), n
         while fits > MAX_TILES:
             bigger = (2 * bigger[0], 2 * bigger[1])
@@ -297,7 +297,7 @@ def _check_tile_count(shape, has_bias, cfg):
 def _check_mapping_memory(weight, bias, cfg):
     """Refuse a layer whose mapping cannot fit, before it is converted (a
     2048 x 2048 float32 layer took 510 MiB through `transfer` with 256 MiB
-    available, no check on the way; found by review)."""
+    available, no check on the way)."""
     from ._memory import require
 
     shape = shape_of(weight)  # an array or tensor; a list is as large as its copy already
@@ -381,7 +381,7 @@ def map_layer(weight, bias, cfg) -> LayerMapping:
     out_f, in_f = W.shape
     # the first tile is the largest both ways: its solves (programming and
     # MVM) set the floor. Checked before the tiles are made (after them, a
-    # 4096^2 layer was refused for its solve_tol 2.8 s late; found by review)
+    # 4096^2 layer was refused for its solve_tol 2.8 s late)
     cfg.check_array(_first_tile_shape(W.shape, b is not None, cfg))
     s_in = float(cfg.input_scale)
     with np.errstate(over="ignore", under="ignore"):

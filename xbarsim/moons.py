@@ -56,7 +56,7 @@ the training API adds (`xbarsim.train._checks.SEED_OFFSET_MAX`): none since
 2026-12-03. The evaluations were keyed ``seed + 7`` (the epoch score) ...
 ``seed + 400`` (the plots' grid), so runs a few seeds apart shared streams
 between purposes (the seed-0 run's second layer was programmed with the
-seed-1 run's first layer's; found by review); every purpose now draws from
+seed-1 run's first layer's); every purpose now draws from
 `stream_seed`."""
 
 __all__ = ["register", "run", "load_results", "HA_RECIPE", "MoonsConfig"]
@@ -86,7 +86,7 @@ class MoonsConfig:
     def __post_init__(self):
         # every field checked when the configuration is made: it is public,
         # and MoonsConfig(score_transfers=0) failed as "n = 0" after the
-        # regular network had trained (found by review). Checked here, not
+        # regular network had trained. Checked here, not
         # with the training API's helpers, whose import would load torch
         # for every command's start-up.
         from .devices import real_scalar
@@ -151,7 +151,7 @@ def _given_surrogate(cfg, path):
             "refit, or pass the file fitted for this one."
         )
     layers = sur.meta.get("layers")
-    # in any order: a fit listing (1, 8) first covers the same layers (found by review)
+    # in any order: a fit listing (1, 8) first covers the same layers
     if not isinstance(layers, list) or sorted(map(list, layers)) != sorted(MOONS_LAYERS):
         raise ParameterError(
             f"surrogate {path} was fitted for layers {layers} (out, in); the moons network has {MOONS_LAYERS}. "
@@ -192,10 +192,10 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
     from .train.surrogate import Surrogate
 
     # every setting of the fit: a cache fitted with another n_bins or
-    # weight_scale was reused (found by review), and one from before n_probe
+    # weight_scale was reused, and one from before n_probe
     # was recorded is refitted; so is one another xbarsim version fitted
     # (and, as the version is the same across commits and checkouts, one the
-    # sources of another checkout or commit fitted: found by review)
+    # sources of another checkout or commit fitted)
     from . import __version__
     from ._kernel_cache import code_digest
 
@@ -220,12 +220,12 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
         sur = Surrogate.fit(cfg, n_transfers=mc.fit_transfers, seed=fit_seed, n_fail_devices=mc.fail_devices,
                             progress=progress, **SURROGATE_FIT)
     except MemoryLimitError as exc:
-        # its hint names Surrogate.fit's arguments, which the command has not (found by review)
+        # its hint names Surrogate.fit's arguments, which the command has not
         raise MemoryLimitError(f"{str(exc).rstrip('.')}. Here: give fewer --fit-transfers (fit_transfers), now "
                                f"{mc.fit_transfers}.") from None
     # saved with the run's other files, at the end (`RunFiles`): saved here,
     # a Ctrl-C later left the new fit beside the earlier run's results,
-    # which it had not produced (found by review). Refitting costs seconds.
+    # which it had not produced. Refitting costs seconds.
     log(f"surrogate: fitted in {time.perf_counter() - t0:.1f} s (saved to {cache} with the run's files)")
     return sur, cache, True
 
@@ -280,16 +280,16 @@ def run(out_dir=None, transfers=None, seed=0, quick=False, data_dir=None, noise=
     """Run the experiment; returns the results dict (also written to ``out_dir``,
     by default ``out/moons``, or ``out/moons-quick`` with ``quick``, as the
     command line's: a quick run from Python replaced a full run's files and
-    fitted surrogate; found by review).
+    fitted surrogate).
 
     The caller's global torch generator is left as it was (the run seeds its
-    own: it was reseeded with ``seed``, found by review)."""
+    own: it was reseeded with ``seed``)."""
     import torch
 
     from .cli import removing_new_folders
 
     # the wrong kinds of out_dir and stream were raw errors, the stream's
-    # after the surrogate fit (found by review)
+    # after the surrogate fit
     if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):  # "": check_out_dir's "--out is empty"
         raise ParameterError(f"out_dir = {out_dir!r}; give the output folder's path, or None for "
                              f"{default_out(False)!r} ({default_out(True)!r} with quick=True).")
@@ -298,7 +298,7 @@ def run(out_dir=None, transfers=None, seed=0, quick=False, data_dir=None, noise=
                              "for the run's lines, or None for standard output.")
     # np.True_ too: the folder run writes (quick is True watched out/moons; review of the fix)
     out = out_dir if out_dir is not None else default_out(isinstance(quick, (bool, np.bool_)) and bool(quick))
-    # a failed run left the folder it made, empty, as the command line does not (found by review)
+    # a failed run left the folder it made, empty, as the command line does not
     with torch.random.fork_rng(devices=[]), removing_new_folders(out):
         return _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epochs, fit_transfers,
                     progress, ablation, check_surrogate, stream)
@@ -331,7 +331,7 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
         # A reader that went away (``xbarsim moons | head``) must not cost
         # the run its files: the table is printed inside the block that puts
         # them in place, and the BrokenPipeError there dropped them all
-        # after the whole run (found by review). The run writes its files
+        # after the whole run. The run writes its files
         # and then raises it (the CLI exits 141, quietly).
         if pipe_closed:
             return
@@ -344,7 +344,7 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
 
     # True or False, before any work: quick="no" ran the quick configuration
     # and recorded "quick": true, and progress="no" was refused after --out
-    # was made (found by review)
+    # was made
     quick, ablation, check_surrogate, progress = (
         check_flag(v, name) for v, name in ((quick, "quick"), (ablation, "ablation"),
                                              (check_surrogate, "check_surrogate"), (progress, "progress")))
@@ -355,19 +355,18 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
                                   noise=noise).items() if v is not None}
     # checked by MoonsConfig, before any work: transfers=2.5 (the Python API; the CLI
     # parses ints) was refused as "n" after the fit and the training, and np.float32
-    # noise failed to write results.json after the whole run (found by review)
+    # noise failed to write results.json after the whole run
     mc = replace(mc, **over)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"--seed {seed!r}: a non-negative integer.")
     # before anything runs: the seed and what the training API adds to it
     # must be 64-bit seeds; a seed near 2**64 was refused after the
     # surrogate fit and the training, with surrogate.npz already written
-    # (found by review)
     from .train._checks import SEED_OFFSET_MAX, check_seed
 
     seed = check_seed(seed, "--seed", offset=SEED_OFFSET_MAX + SEED_OFFSET)
     # "" (an unset shell variable) is a path like any other, refused as
-    # missing: it silently ran the generated moons, or refitted (found by review)
+    # missing: it silently ran the generated moons, or refitted
     if data_dir is not None and noise is not None:
         raise ParameterError("--noise sets the noise of the generated half moons; with --data the points come from "
                              "your files. Drop one of them.")
@@ -391,7 +390,7 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
         mc = replace(mc, fit_transfers=int(meta.get("n_transfers", mc.fit_transfers)),
                      fail_devices=int(meta.get("n_fail_devices", mc.fail_devices)))
     # surrogate.npz too when this run may fit one: a dangling link there was
-    # refused at the end, after the whole run (found by review)
+    # refused at the end, after the whole run
     check_out_dir(out_dir, ("results.json", "bins.csv", "cdf.png", "decision_boundary.png", "uncertainty.png")
                   + (("surrogate.npz",) if given is None else ())
                   + (("ablation.json", "ablation.csv") if ablation else ())
@@ -428,7 +427,7 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
                                         seed=stream_seed(seed, "surrogate_transfers"))
         r = _summary(circ, sw)
         r["transfer_model"] = "circuit"
-        # write-verify's outcome on the circuit, per layer (not recorded before; found by review)
+        # write-verify's outcome on the circuit, per layer (not recorded before)
         r["programming"] = list(circ.programming)
         r["statistical"] = _summary(stat, sw)
         r["surrogate"] = _summary(surr, sw)
@@ -463,7 +462,7 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
     # leaves an earlier run's set whole, an ablation included: with
     # --ablation every file waits for it (the main files went in place
     # first, and Ctrl-C during the ablation left the earlier run's ablation
-    # removed beside this run's results; found by review). An earlier run's
+    # removed beside this run's results). An earlier run's
     # outputs that this one does not rewrite would read as its own: they go
     # then (the surrogate fit cache is kept).
     stale = ([] if ablation else ["ablation.json", "ablation.csv"]) + (
@@ -487,7 +486,7 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
             t0 = time.perf_counter()
             abl = run_ablation(data, sur, cfg, mc, seed, progress, doc, log)
             doc["ablation"] = abl
-            # the total, written before the ablation, left its minutes out (found by review)
+            # the total, written before the ablation, left its minutes out
             doc["timing_s"]["ablation"] = time.perf_counter() - t0
             doc["timing_s"]["total"] = time.perf_counter() - t_start
             _write_results(files, doc)  # again, now with the ablation (the same temporary files)
@@ -506,8 +505,8 @@ def _run(out_dir, transfers, seed, quick, data_dir, noise, surrogate_path, epoch
 
 def _say_if_compiling(log):
     """On an install's first run the kernels compile for about 40 s
-    under a progress bar at 0 (a newcomer's run looked frozen for 34 s;
-    found by review): say so when no compiled kernel is cached yet."""
+    under a progress bar at 0 (a newcomer's run looked frozen for 34 s):
+    say so when no compiled kernel is cached yet."""
     from .cache_cmd import cache_report
 
     report = cache_report()
@@ -573,7 +572,7 @@ def load_results(path):
         entry = doc.get(net) if isinstance(doc, dict) else None
         # every figure `format_table` reads: an entry that was no object
         # raised a raw TypeError, one with the headline figure alone a
-        # KeyError in format_table (found by review)
+        # KeyError in format_table
         if not isinstance(entry, dict):
             raise ParameterError(f"{path} is not an xbarsim moons results file (no {net!r} figures).")
         missing = [k for k in _RESULT_FIGURES if k not in entry]
@@ -598,7 +597,7 @@ def _write_results(files, doc):
         cols = [("regular", None), ("hardware_aware", None), ("regular", "statistical"),
                 ("hardware_aware", "statistical")]
         # the edges, after the figures (a reader of the labels alone could
-        # not tell where a point at exactly 0.90 went; found by review)
+        # not tell where a point at exactly 0.90 went)
         w.writerow(["bin"] + [f"{n}_{m or 'circuit'}_count" for n, m in cols]
                    + [f"{n}_{m or 'circuit'}_fraction" for n, m in cols] + ["lower_inclusive", "upper_exclusive"])
         for k, row in enumerate(doc["regular"]["bins"]):
@@ -615,7 +614,7 @@ def format_table(doc):
     lines = []
     n = doc["regular"]["n_transfers"]
     generated = doc.get("config", {}).get("data", "make_moons") == "make_moons"
-    # --data: "Half moons" and the paper's figures named data the run did not use (found by review)
+    # --data: "Half moons" and the paper's figures named data the run did not use
     lines.append(f"{'Half moons' if generated else 'Your data'}, {doc['regular']['n_points']} test points, {n} "
                  "transfers per network")
     hdr = f"{'':34s}{'regular':>12s}{'hardware-aware':>16s}"
@@ -634,7 +633,7 @@ def format_table(doc):
     lines.append("points >= 0.95: the fraction of test points classified right in at least 95 % of the transfers"
                  + (" (Drolet et al. 2023, statistical model: 0.185 regular, 0.795 hardware-aware)" if generated
                     else ""))
-    # not like-for-like otherwise: the selection alone carries much of the gap (found by review)
+    # not like-for-like otherwise: the selection alone carries much of the gap
     lines.append("epochs kept: hardware-aware, the most validation points >= 0.95 over surrogate transfers; "
                  "regular, the lowest validation loss (--ablation's off/off/off row: that selection, no technique)")
     return "\n".join(lines)
@@ -753,19 +752,19 @@ def register(subparsers):
 
     def main(args):
         if args.noise is not None and not (math.isfinite(args.noise) and args.noise >= 0):
-            # the library's refusal says "noise" (found by review)
+            # the library's refusal says "noise"
             raise ParameterError(f"--noise {args.noise:g}: the half moons' noise must be a finite number >= 0.")
         from .cli import removing_new_folders
 
         out = args.out if args.out is not None else default_out(args.quick)
         # an interrupted or failed run left its new --out (and the parents it made) empty, as the
-        # other commands do not (found by review)
+        # other commands do not
         with removing_new_folders(out):
             doc = run(out_dir=out, transfers=args.transfers, seed=args.seed, quick=args.quick, data_dir=args.data,
                       noise=args.noise, surrogate_path=args.surrogate, epochs=args.epochs,
                       fit_transfers=args.fit_transfers, progress=not args.no_progress, ablation=args.ablation,
                       check_surrogate=args.check_surrogate)
-        # a missed check exited 0, as a met one (found by review)
+        # a missed check exited 0, as a met one
         return 3 if "surrogate_check" in doc and not all(doc["surrogate_check"].values()) else 0
 
     p.set_defaults(func=main)

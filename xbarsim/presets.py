@@ -32,8 +32,7 @@
     1.04 us wide (the other two ran 0.05 V steps of 0.8 us up to +-2.0 V,
     and 0.02 V steps of 2 us up to +-3.0 V). Assumed, as the data give
     none: the budget of 40 pulses per device and the 1 ms pulse-and-verify
-    cycle (an earlier text called the ramp limits assumed; a review found
-    them in the maps' columns).
+    cycle (the ramp limits are in the maps' columns).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def _window_arg(text):
     """One GMIN:GMAX window, parsed as ``xbarsim scale --g-range`` parses its list."""
     from .scale import _windows_arg
 
-    if "," in text:  # the list parser's "empty item; give a comma-separated list" (found by review)
+    if "," in text:  # the list parser's "empty item; give a comma-separated list"
         raise argparse.ArgumentTypeError(f"window {text!r}: give one GMIN:GMAX window in siemens, e.g. "
                                          "100e-6:500e-6 (a list is for `xbarsim scale --g-range`)")
     windows = _windows_arg(text)
@@ -81,7 +81,7 @@ def _in_flags(message):
     as ``--flag value: ``, and ``solve_tol``, ``solve_maxiter`` (also as
     ``cfg.name``) and the wires as their flags wherever they appear (a
     too-small --solve-tol and a missed solve named the fields, and advised
-    ``cfg.solve_maxiter``; found by review). ``tolerance`` only leading: it
+    ``cfg.solve_maxiter``). ``tolerance`` only leading: it
     is also a word."""
     for field, flag in _FIELD_FLAGS.items():
         if message.startswith(field + " = "):  # "tolerance = 0.0; give ..." as "--tolerance 0.0: give ..."
@@ -89,7 +89,7 @@ def _in_flags(message):
             message = message.replace(field + " = ", flag + " ", 1)
         if field != "tolerance":
             # whole names outside quotes only: an --out path holding the name was
-            # rewritten (found by review); the messages quote paths with repr
+            # rewritten; the messages quote paths with repr
             name = re.compile(rf"(?<![\w/.-])(?:cfg\.)?{re.escape(field)}(?![\w/-])( = )?")
             parts = _QUOTED.split(message)
             message = "".join(part if k % 2 else name.sub(lambda m: flag + " " * bool(m[1]), part)
@@ -215,7 +215,7 @@ def plot(res, path, title=""):
     cnt = np.bincount(idx, minlength=len(edges) - 1)
     mean = np.bincount(idx, weights=drift, minlength=len(edges) - 1) / np.maximum(cnt, 1)
     # at the mean position of each bin's devices: the bins' middles sat half a
-    # position right of the integer positions they hold (found by review)
+    # position right of the integer positions they hold
     centre = np.bincount(idx, weights=pos, minlength=len(edges) - 1) / np.maximum(cnt, 1)
     ax[1, 1].plot(centre[cnt > 0], mean[cnt > 0], "r-", lw=2, label="binned mean")
     ax[1, 1].axhline(0.0, color="k", lw=0.5)
@@ -258,7 +258,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
     from .programming import TransferConfig, _check_flag, _check_seed, _check_target, program
 
     # before anything is written: --out was made first, then these refused
-    # (cfg=None with a bare AttributeError; found by review)
+    # (cfg=None with a bare AttributeError)
     if not isinstance(cfg, TransferConfig):
         raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
     _check_seed(seed)
@@ -275,14 +275,14 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
     # the kernels loaded (a first run of an install compiles them for tens of
     # seconds) on a 2 x 2 array of the same configuration, so that `seconds`
     # is the programming's: the compile counted as programming time, behind
-    # a silent progress bar (found by review). Quietly: its warnings and
-    # errors read as the user's array's (found by review); the real run
+    # a silent progress bar. Quietly: its warnings and
+    # errors read as the user's array's; the real run
     # raises its own.
     if verbose:
         print("xbarsim program: loading the programming kernels (the first run of an install compiles them)...",
               file=sys.stderr, flush=True)
     # loaded first: its import-time KernelCacheWarning (caching off, a
-    # NUMBA_CACHE_DIR passed over) is not the warm-up's to silence (found by review)
+    # NUMBA_CACHE_DIR passed over) is not the warm-up's to silence
     importlib.import_module("xbarsim.kernels.config")
 
     try:
@@ -340,7 +340,7 @@ def run(out_dir, targets, cfg, seed=0, progress=True, verbose=True, provenance=N
 def _ceil2(x):
     """`x` > 0 rounded up to two significant figures, as text: a hint
     rounded down (2 x 0.004359 as "0.0087") drew the same warning when
-    followed (found by review)."""
+    followed."""
     step = 10.0 ** (math.floor(math.log10(x)) - 1)
     return f"{math.ceil(x / step) * step:.2g}"
 
@@ -389,7 +389,7 @@ def register(subparsers):
 
     def main(args):
         # the whole run, writing included: a write that failed or a Ctrl-C
-        # while drawing left a new, empty --out behind (found by review)
+        # while drawing left a new, empty --out behind
         with removing_new_folders(args.out):
             return _main(args)
 
@@ -409,7 +409,7 @@ def register(subparsers):
                                  r_bl=args.r_wire, solve_tol=args.solve_tol, solve_maxiter=args.solve_maxiter,
                                  **({} if args.max_pulses is None else
                                     dict(write_verify=WriteVerify(max_pulses=args.max_pulses))))
-        except ParameterError as exc:  # named by the option typed, not the field (found by review)
+        except ParameterError as exc:  # named by the option typed, not the field
             raise ParameterError(_in_flags(str(exc))) from None
         if args.targets is not None:  # "" too: load_targets says there is no such file
             if args.g_range is not None:
@@ -432,14 +432,14 @@ def register(subparsers):
         if noise > 0 and cfg.read_scheme is ReadScheme.HALF_DIFF:
             # two reads, each with the noise of every device on the sensed bit
             # line: 8x that of one device on 32 x 32, and the warning used the
-            # one device's (found by review)
+            # one device's
             noise *= diff_read_noise_factor(targets, cfg.write_verify.v_read, device.v0)
             whose = (f"the read noise of a V/2-diff verify read (about {noise:.2g} here: two reads, each with the "
                      f"noise of the {targets.shape[0]} devices on the sensed bit line; {device.read_noise:g} "
                      "for one device)")
         if noise > 0 and args.tolerance < 2 * noise:
             # "most reads will land outside the band" was false down to 0.67
-            # sigma: 94 % of a device's reads are inside at 1.9 sigma (found by review)
+            # sigma: 94 % of a device's reads are inside at 1.9 sigma
             inside = math.erf(args.tolerance / noise / math.sqrt(2.0))
             print(f"xbarsim program: warning: --tolerance {args.tolerance:g} is below twice {whose}: "
                   "a device exactly on its target reads "

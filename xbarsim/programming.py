@@ -155,7 +155,7 @@ class WriteVerify:
                                      "+-1.1 V; the preset ramps up to +2.1 / -2.4 V).")
         # each check names the fields it compares, their values and the
         # defaults: one message for three different mistakes named none of
-        # them (found by review)
+        # them
         sets = "0 < v_read < v_set_start <= v_set_max"
         if not self.v_read > 0:
             _order_error(self, f"v_read = {self.v_read!r} V is not positive", sets)
@@ -165,7 +165,7 @@ class WriteVerify:
         if not self.v_set_start <= self.v_set_max:
             _order_error(self, f"v_set_start = {self.v_set_start!r} V is above v_set_max = "
                          f"{self.v_set_max!r} V", sets)
-        if self.v_read < _V_READ_MIN:  # 1e-320 V read every device as 0 A, silently (found by review)
+        if self.v_read < _V_READ_MIN:  # 1e-320 V read every device as 0 A, silently
             raise ParameterError(f"WriteVerify.v_read = {self.v_read!r} V; a read needs at least "
                                  f"{_V_READ_MIN:g} V (the measured arrays read at 0.2 V).")
         resets = "v_reset_min <= v_reset_start < 0"
@@ -331,7 +331,7 @@ class TransferConfig:
         if len(tile) != 2 or any(isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) or t < 1
                                  for t in tile):
             raise ParameterError(f"tile = {self.tile!r}; give (rows, columns) as two positive integers.")
-        if tile[1] < 2:  # refused only when a layer was mapped (found by review)
+        if tile[1] < 2:  # refused only when a layer was mapped
             raise ParameterError(f"tile = {self.tile!r} has fewer than 2 columns; both mapping schemes need 2 "
                                  "(a differential pair, or a device and its reference column).")
         object.__setattr__(self, "tile", tuple(int(t) for t in tile))
@@ -341,7 +341,7 @@ class TransferConfig:
         if self.window is not None:
             try:
                 # real_scalar: a bool or a meta tensor is no number (float() took True as 1 S, and a meta
-                # tensor raised RuntimeError; found by review)
+                # tensor raised RuntimeError)
                 w = tuple(real_scalar(x) for x in self.window)
             except (TypeError, ValueError, RuntimeError, NotImplementedError):
                 w = (None,)
@@ -357,13 +357,13 @@ class TransferConfig:
             # and the tuning law measured; the reachable range (g_lo, g_hi) only bounds that window
             # enough digits to tell the numbers apart: a float32 1e-4 is a
             # hair below 1e-4 and read "(0.0001, 0.0005) outside 0.0001 to
-            # 0.0005" at 3 digits (found by review)
+            # 0.0005" at 3 digits
             digits = 3
             while digits < 17 and (f"{g_min:.{digits}g}" == f"{dev.g_min:.{digits}g}" and g_min < dev.g_min
                                    or f"{g_max:.{digits}g}" == f"{dev.g_max:.{digits}g}" and g_max > dev.g_max):
                 digits += 1
             # (2000, 10000): resistances, as the issue and the data give the window; named only where the
-            # siemens they mean fit the device (found by review)
+            # siemens they mean fit the device
             if g_min >= 1.0 > dev.g_max and dev.g_min <= 1 / g_max and 1 / g_min <= dev.g_max:
                 raise ParameterError(
                     f"window ({g_min:g}, {g_max:g}) S lies outside the device's operating window, {dev.g_min:g} "
@@ -391,7 +391,7 @@ class TransferConfig:
         if st < MIN_TOL and self.solves:
             # as xs.solve: below it the node voltages cannot be resolved in
             # double precision, and programming failed after the work with a
-            # hint (raise solve_maxiter) that could not help (found by review)
+            # hint (raise solve_maxiter) that could not help
             raise ParameterError(f"solve_tol = {self.solve_tol!r} is below {MIN_TOL:g}: double precision cannot "
                                  f"resolve node voltages that finely. Give a solve_tol of at least {MIN_TOL:g} "
                                  "(the default 1e-9 is already far below the read noise).")
@@ -405,7 +405,7 @@ class TransferConfig:
         # the slow relaxation per pulse-and-verify cycle (DeviceParams gives it
         # per second): an e-fold of drift or spread in one cycle is no
         # relaxation; relax_drift = 1e10 pinned every device at g_hi, with the
-        # unconverged-devices warning blaming IR drop (found by review)
+        # unconverged-devices warning blaming IR drop
         for name, per_cycle in (("relax_drift", abs(dev.relax_drift) * wv.cycle_time),
                                 ("relax_sigma", dev.relax_sigma * dev.relax_sigma * wv.cycle_time)):  # inf, not OverflowError
             if per_cycle > RELAX_PER_CYCLE_MAX:
@@ -417,7 +417,7 @@ class TransferConfig:
         # the switching change at threshold per pulse of this width: k is
         # per tw_ref (a free reference width), so only k * width / tw_ref
         # has a meaning; beyond the whole range one pulse at threshold would
-        # jump from g_lo to g_hi (found by review: bounding k alone refused the
+        # jump from g_lo to g_hi (bounding k alone refused the
         # preset's rate stated per millisecond, and took 1000x it through a
         # 1 ms pulse)
         per_pulse = max(dev.k_set, dev.k_reset) * (wv.pulse_width / dev.tw_ref)
@@ -435,7 +435,7 @@ class TransferConfig:
                 "verify read would program the device. Read well below it (0.2 V in the measured arrays).")
         # pulses that never reach a threshold (the device then moves only by
         # its sub-threshold law, if at all): no write-verify converges, and it
-        # ran with no word (found by review)
+        # ran with no word
         for name, start, limit, vth_k in (("set", wv.v_set_start, wv.v_set_max, dev.v_set),
                                           ("reset", -wv.v_reset_start, -wv.v_reset_min, dev.v_reset)):
             top = min(limit, start + wv.v_step * (wv.max_pulses - 1))
@@ -449,7 +449,7 @@ class TransferConfig:
                      RuntimeWarning)
         # a switching rate so small that no budget crosses one band: tw_ref =
         # 1e300 left every device where it started, and the unconverged
-        # warning advised a larger budget (found by review). Bounded without
+        # warning advised a larger budget. Bounded without
         # the budget (the surrogate fit's deliberate 1-pulse configuration,
         # and wide bands that need no pulse, drew a first version's warning;
         # review of the fix): full room, every pulse at the ramp's limit,
@@ -616,7 +616,7 @@ class ProgramResult:
     converged: np.ndarray
     """True where the device works and its last verify read was inside the
     tolerance band (a stuck device is never converged, also where its read
-    lands in the band by chance: found by review)."""
+    lands in the band by chance)."""
     stuck: np.ndarray
     """True where the device failed (stuck near LRS or in HRS: `stuck_state`)."""
     stuck_state: np.ndarray
@@ -643,11 +643,11 @@ def _check_target(target_g, dev, track=False, name="target_g"):
 
     shape = shape_of(target_g)
     if shape is not None and len(shape) == 2:
-        # before the float64 copy too (found by review); an option's hint names it, not tiles
+        # before the float64 copy too; an option's hint names it, not tiles
         check_program_memory(shape, track=track, hint=f"give a smaller {name} array" if name.startswith("--") else None)
     t = _as_float_array(target_g, name)  # refuses complex and boolean values
     if t.ndim != 2 or min(t.shape) < 1:
-        # a 1-D row got no hint how to pass it (found by review)
+        # a 1-D row got no hint how to pass it
         hint = "" if t.ndim != 1 or not t.size else (
             " For one row of devices, save it as one: np.save(path, g.reshape(1, -1))." if name.startswith("--")
             else " For one row of devices, pass g.reshape(1, -1).")
@@ -659,13 +659,12 @@ def _check_target(target_g, dev, track=False, name="target_g"):
     if np.any(outside):
         # the span alone, at 3 digits, read "spans [0.0003, 0.001] S, outside
         # (5e-06, 0.001) S" of a target of 1.0004e-3 S, and named no entry
-        # (found by review)
         i, j = (int(k) for k in np.argwhere(outside)[0])
         raise ParameterError(
             f"{name} has {np.count_nonzero(outside)} of {t.size} targets at or past the device's reachable "
             f"range ({dev.g_lo!r}, {dev.g_hi!r}) S, limits excluded, the first [{i}, {j}] = {float(t[i, j])!r} S; "
             f"targets must lie inside it (the operating window is [{dev.g_min:.3g}, {dev.g_max:.3g}] S)." + (
-                # 300 (uS) or 3000 (ohm) got only "outside the range" (found by review)
+                # 300 (uS) or 3000 (ohm) got only "outside the range"
                 " These look like microsiemens or ohms: give siemens, e.g. 300e-6 for 300 uS (a 3.3 kohm "
                 "device)." if t.min() >= 1.0 else "")
         )
@@ -689,7 +688,7 @@ def check_program_memory(shape, track=False, n=1, hint=None):
 
     cells = float(np.prod(shape, dtype=np.float64))
     # n as a float: a count past a float's range (10**400) is inf bytes, refused by
-    # `require`, not a raw OverflowError (found by review)
+    # `require`, not a raw OverflowError
     count = float(n) if n < 1e308 else float("inf")
     need = count * (PROGRAM_BYTES_PER_CELL * cells + (8.0 * cells * cells if track else 0.0))
     many = f"{n} arrays" if n < 1e15 else f"{count:.3g} arrays" if count < float("inf") else "over 1e308 arrays"
@@ -704,7 +703,7 @@ def check_program_memory(shape, track=False, n=1, hint=None):
 
 def _check_seed(seed):
     given = seed
-    seed = zero_d_item(seed)  # a 0-d integer array or tensor, as `whole_number` takes (refused; found by review)
+    seed = zero_d_item(seed)  # a 0-d integer array or tensor, as `whole_number` takes (refused)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 1 << 64:
         raise ParameterError(f"seed = {given!r}; an integer in [0, 2**64) (the random streams are keyed "
                              "by a 64-bit seed).")
@@ -757,8 +756,8 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
     _run_interruptible(lambda: program_arrays(*args), abort, done, n * K, label if progress else None)
     # A missed solve stops the run (`kernels.programming.program_one`), so
     # the outputs of devices it never reached are unwritten memory: read
-    # them, and an error was blamed on the device model at random (found by
-    # review). The live state (``g``: every device, also one a neighbour's
+    # them, and an error was blamed on the device model at random.
+    # The live state (``g``: every device, also one a neighbour's
     # pulse brought up to time) decides: a non-finite conductance there is
     # the device model's, and also ends any solve that meets it.
     live_bad = int(np.count_nonzero(~np.isfinite(out.pop("g"))))
@@ -825,7 +824,7 @@ def _run_interruptible(run, abort, counter, total, label=None):
                     break  # interrupted before the thread started: nothing to wait for
             raise
         bar.update(int(counter.sum()) - bar.done)
-        # a missed solve stops the kernel early and is raised after the bar (found by review)
+        # a missed solve stops the kernel early and is raised after the bar
         bar.stopped = bool(failure) or bar.done < total
     if failure:
         raise failure[0]
@@ -910,7 +909,7 @@ def program_quietly(target_g, cfg=None, seed=0, *, order=None, track=False, prog
     """`program` without its warning of unconverged devices: for callers
     that program many arrays and warn once for all of them
     (`xbarsim.train.Surrogate.fit`, which silenced the warnings with a
-    process-wide filter, taking other threads' with them; found by review)."""
+    process-wide filter, taking other threads' with them)."""
     cfg = TransferConfig() if cfg is None else cfg
     if not isinstance(cfg, TransferConfig):
         raise ParameterError(f"cfg must be an xbarsim.TransferConfig; got {type(cfg).__name__}.")
@@ -989,7 +988,7 @@ def ir_drop_estimate(shape, cfg):
     ``g_max V/2`` each) through their segments, a drop of about
     ``r g_max (M^2 + N^2) / 4`` of the pulse. Only decides whether
     `warn_unconverged` names IR drop as a cause: it was named on any
-    resistive wire, also 1e-12 ohm (found by review)."""
+    resistive wire, also 1e-12 ohm."""
     M, N = shape
     return max(cfg.r_wl, cfg.r_bl) * cfg.device.g_max * (M * M + N * N) / 4.0
 
@@ -998,7 +997,7 @@ def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=Non
     """Warn when write-verify left more than `UNCONVERGED_WARN` of the
     working devices outside the band: results that looked complete held
     half their devices unconverged under V/2 verify reads, and a quarter on
-    64x64 arrays on 1 ohm wires, without a word (found by review).
+    64x64 arrays on 1 ohm wires, without a word.
     ``converged`` / ``stuck_state``: lists of arrays of one shape each.
     ``targets``, where the caller has them: the targets (a list like
     ``converged``), to name targets outside the operating window as a
@@ -1006,8 +1005,8 @@ def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=Non
     own write-verify), or ``below`` (`biased_read_counts`, for a caller that
     counted as it went): then V/2 and floating verify reads that
     "converged" more than half the devices far below their targets are
-    warned of too (all converged at -71 %, without a word; found by
-    review)."""
+    warned of too (all converged at -71 %, without a word).
+    """
     per_array = [None] * len(converged) if targets is None else targets
     counts = [unconverged_counts(c, st, cfg.device, t) for c, st, t in zip(converged, stuck_state, per_array)]
     working, missed = sum(c[0] for c in counts), sum(c[1] for c in counts)
@@ -1042,7 +1041,7 @@ def warn_unconverged_counts(working, missed, outside, shape, cfg, what, below=No
     from ._warn import warn
 
     # V/2-diff subtracts the half-selected currents: not biased (it was
-    # blamed, and grounded reads offered as the fix; found by review)
+    # blamed, and grounded reads offered as the fix)
     biased = cfg.read_scheme in BIASED_READS
 
     def grounded_reads(why=""):
@@ -1052,13 +1051,13 @@ def warn_unconverged_counts(working, missed, outside, shape, cfg, what, below=No
     if working and missed > UNCONVERGED_WARN * working:
         wv = cfg.write_verify
         # only the remedies this configuration has not taken: the hint named
-        # grounded reads to runs that used them (found by review), and tiles
+        # grounded reads to runs that used them, and tiles
         # to xs.program, which has none
         # and only the causes this run has: IR drop and sneak currents were
         # blamed on 0 ohm wires with grounded reads, where a 0.1 % band was
-        # the cause (found by review)
+        # the cause
         # never past the budget's limit, which WriteVerify refuses (advised at
-        # 600,000 pulses: 1,200,000; found by review)
+        # 600,000 pulses: 1,200,000)
         more = min(max(100, 2 * wv.max_pulses), MAX_PULSES_LIMIT)
         remedies = [] if more <= wv.max_pulses else [
             f"a larger budget (WriteVerify(max_pulses={more}); `xbarsim program --max-pulses {more}`)"]
@@ -1071,26 +1070,26 @@ def warn_unconverged_counts(working, missed, outside, shape, cfg, what, below=No
                           "threshold moves a device by more than that, so write-verify steps over it and tries again")
             remedies.append("a wider band (tolerance=0.01; `xbarsim program --tolerance 0.01`)")
         if outside is not None and outside > UNCONVERGED_WARN * working:
-            # 6 uS targets on 1 ohm wires were blamed on IR drop (found by review)
+            # 6 uS targets on 1 ohm wires were blamed on IR drop
             dev = cfg.device
             causes.append(f"{outside} of the unconverged devices' targets lie outside the operating window "
                           f"({dev.g_min:g} to {dev.g_max:g} S), where the ramp needs more pulses")
         outside = outside or 0
         # and only where the devices inside the window would have drawn the
-        # warning alone: 6 uS targets on an 8 x 8 array were (found by review)
+        # warning alone: 6 uS targets on an 8 x 8 array were
         if ir_drop_estimate(shape, cfg) > cfg.tolerance and missed - outside > UNCONVERGED_WARN * working:
             causes.append("IR drop leaves the ramp short of the voltage a device needs, more so on larger arrays")
             # first, and naming the wires: a larger budget, offered first
             # alone, cannot raise the ramp's top voltage (1 kohm wires: 62 of
             # 64 unconverged at 40 pulses and at 100), and `--size` cannot go
-            # with --targets (found by review)
+            # with --targets
             remedies[:0] = (["wires of lower resistance (r_wl, r_bl; `xbarsim program --r-wire`)",
                              "smaller arrays (`xbarsim program --size`, or --targets of fewer rows and columns)"]
                             if what == "programming" else ["wires of lower resistance (r_wl, r_bl)", "smaller tiles"])
         if biased:
             # first: a larger budget lands these reads in the band, not the
             # conductances (V/2 reads at 100 pulses: all "converged", the
-            # median true error 94 %; found by review)
+            # median true error 94 %)
             causes.append(f"sneak currents bias {cfg.read_scheme.value} verify reads")
             remedies.insert(0, grounded_reads("; with its biased reads, a larger budget lands the reads in the "
                                               "band, not the conductances"))

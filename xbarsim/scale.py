@@ -140,7 +140,7 @@ _COLUMN_SPEC = (
     ("kcl_error", float, "Kirchhoff's current law over the whole array, worst input: |sum of terminal currents| / "
      "(sum |terminal currents| + largest drive x sum of device conductances + a rounding floor); "
      "xbarsim.Solution.kcl_error (the column said the first ratio alone, about 2x the value written for "
-     "2-10 kohm devices: found by review)"),
+     "2-10 kohm devices)"),
     ("peak_rss_mib", float, "worker process RSS high-water mark during the solve, MiB (module docstring)"),
     ("solve_rss_mib", float, "peak_rss_mib minus the RSS just before the solve, MiB"),
     ("mem_estimate_mib", float, "memory guard's estimate for the solve, MiB"),
@@ -229,7 +229,7 @@ class ScalePoint:
     @property
     def point_id(self):
         """A stable text id naming every parameter that changes the result."""
-        def num(x):  # exact, with -0.0 as 0.0 (--r-wire 0,-0 made two ids of one point; found by review)
+        def num(x):  # exact, with -0.0 as 0.0 (--r-wire 0,-0 made two ids of one point)
             return repr(float(x) + 0.0)
 
         dev = self.device if self.v0 is None else f"{self.device}{num(self.v0)}"
@@ -243,7 +243,7 @@ class ScalePoint:
     def validate(self):
         """Raise ParameterError if this point cannot be solved as asked."""
         if not all(_number(v) and isinstance(v, (int, np.integer)) for v in (self.rows, self.cols, self.inputs)):
-            # 8.5 rows passed, and NumPy's seeding refused it after results.csv was made (found by review)
+            # 8.5 rows passed, and NumPy's seeding refused it after results.csv was made
             raise ParameterError(f"rows, cols and inputs must be whole numbers (int); got {self.rows!r}, "
                                  f"{self.cols!r}, {self.inputs!r}.")
         for name in ("r_wire", "r_terminal", "g_min", "g_max", "v_read", "v0"):
@@ -279,13 +279,13 @@ class ScalePoint:
         `read_drives`, `solve`), made here with the sweep's names: they were
         made in each point's solve, so a sweep with one impossible value ran
         every other point and recorded the rest as failed, naming ``r_wl``
-        and ``left.r`` (found by review)."""
+        and ``left.r``."""
         from .circuit import DYNAMIC_RANGE, R_TINY
         from .solve import _check_tol
 
         if not _whole_seed(self.seed):
             raise ParameterError(f"seed (--seed) must be a whole number in [0, 2**63); got {self.seed!r}.")
-        if self.method == "mg" and self.r_wire == 0:  # was run, and recorded failed, point by point (found by review)
+        if self.method == "mg" and self.r_wire == 0:  # was run, and recorded failed, point by point
             raise ParameterError("method 'mg' (--method mg) needs every wire segment to have r > 0; drop 0 from "
                                  "r_wire (--r-wire), or use method 'auto' (which takes pcg there) or 'pcg'.")
         if self.tol is not None:
@@ -314,7 +314,7 @@ class ScalePoint:
             # the solvers' refusal of drives whose whole current is below their
             # stopping test's floor (`solve_pcg`), made here for the sweep with a
             # 10x margin on that floor: it failed point by point, depending on
-            # the random conductances (found by review)
+            # the random conductances
             gmax = max(self.g_max, 1.0 / self.r_wire if self.r_wire > 0 else 0.0)
             if math.sqrt(self.rows) / self.r_terminal <= 10 * kcl_bound(0.0, 0.0, 1.0, gmax):
                 raise ParameterError(
@@ -369,7 +369,7 @@ class SweepParams:
         # One value where a tuple is expected, and sizes given as N (for N x
         # N), are taken as such; anything else that cannot be a grid is a
         # ParameterError here (``sizes=(16, 32)`` and ``r_wire=1.0`` were a
-        # bare TypeError from `points`; found by review).
+        # bare TypeError from `points`).
         def listed(name, value, scalar):
             if scalar(value):
                 return (value,)
@@ -387,17 +387,17 @@ class SweepParams:
                                      "an (M, N) pair of whole numbers >= 1, e.g. sizes=(64, (128, 256)).")
             sizes.append((int(pair[0]), int(pair[1])))
         object.__setattr__(self, "sizes", tuple(sizes))
-        for name in ("v_read", "r_terminal"):  # None was a raw TypeError in `points` (found by review)
+        for name in ("v_read", "r_terminal"):  # None was a raw TypeError in `points`
             if not _number(getattr(self, name)):
                 raise ParameterError(f"SweepParams.{name} must be a number; got {getattr(self, name)!r}.")
         if not _whole_seed(self.seed):
-            # 1.5 was cut to 1 by `points`, and a resume took seed 1's rows for it (found by review)
+            # 1.5 was cut to 1 by `points`, and a resume took seed 1's rows for it
             raise ParameterError(f"SweepParams.seed must be a whole number in [0, 2**63); got {self.seed!r}.")
         object.__setattr__(self, "r_wire", listed("r_wire", self.r_wire, _number))
         object.__setattr__(self, "inputs", listed("inputs", self.inputs, _number))
         pair_of_numbers = lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and all(map(_number, v))
         object.__setattr__(self, "g_ranges", listed("g_ranges", self.g_ranges, pair_of_numbers))
-        # v0 a number or None: ('sinh', 'abc') was a raw ValueError in `points` (found by review)
+        # v0 a number or None: ('sinh', 'abc') was a raw ValueError in `points`
         one_device = lambda v: (isinstance(v, (tuple, list)) and len(v) == 2 and isinstance(v[0], str)
                                 and (v[1] is None or _number(v[1])))
         object.__setattr__(self, "devices", listed("devices", self.devices, one_device))
@@ -413,11 +413,11 @@ class SweepParams:
         for name in ("sizes", "r_wire", "inputs", "g_ranges", "devices"):
             if not getattr(self, name):
                 # a grid of no point: run_sweep returned [] and removed the
-                # folder's earlier figures (found by review)
+                # folder's earlier figures
                 raise ParameterError(f"SweepParams.{name} is empty; give at least one value (the grid is every "
                                      "combination of sizes, g_ranges, devices, inputs and r_wire).")
         if self.tol is not None and not _number(self.tol):
-            # "1e-9" went through float(); "abc" raised a raw ValueError in `points` (found by review)
+            # "1e-9" went through float(); "abc" raised a raw ValueError in `points`
             raise ParameterError(f"SweepParams.tol must be None (the solver's default) or a number, e.g. 1e-9; "
                                  f"got {self.tol!r}.")
 
@@ -561,7 +561,7 @@ _TIME_BUDGET_S = 0.25
 def _out_of_memory_row(point, exc):
     """A point whose allocation failed although the memory estimate passed:
     recorded as skipped, so that the sweep goes on (it ended the sweep, and
-    every rerun at the same point; found by review). Any other
+    every rerun at the same point). Any other
     RuntimeError is a bug and propagates."""
     if isinstance(exc, RuntimeError) and "malloc" not in str(exc).lower():
         raise exc
@@ -584,7 +584,7 @@ def _rel_norm(diff, ref):
     bit for bit, where nothing overflowed), so currents past 1e154 A
     (drives of 1e300 V) do not overflow the squares into "no current", an
     error 1e228 times the product does not read as inf, and a product
-    below 1e-308 A is not NaN (all found by review)."""
+    below 1e-308 A is not NaN."""
     n_ref, e_ref = _scaled_norm(ref)
     if not n_ref > 0:
         return float("nan")
@@ -632,7 +632,7 @@ def _metrics(g, x, sol, v0):
             rel_wires = _rel_norm(i_out - ideal_wires, ideal_wires)
         else:
             # 8 x 8 at v_read / v0 = 1e4: numpy's overflow warnings, and an
-            # empty field that nothing explained (found by review)
+            # empty field that nothing explained
             rel_wires = float("nan")
             note["message"] = (
                 f"rel_error_wires not computed: on ideal wires a device would see up to "
@@ -689,7 +689,7 @@ def run_point(point, numba_threads=None):
     from ._parallel import numba_threads as threads_capped
 
     # restored after: run in this process, the cap stayed on the caller's
-    # thread for everything it ran next (found by review)
+    # thread for everything it ran next
     with threads_capped(numba_threads):
         return _run_point(point)
 
@@ -736,7 +736,7 @@ def _run_point(point):
         rss_peak = _peak_rss_bytes() if rss_ok else float("nan")
         # a cheap solve timed once read as anything up to 30x its time when
         # another process held the cores (a 64^2 solve: 2.3-77 ms over 30
-        # runs; found by review): the best of a few, within a fixed budget
+        # runs): the best of a few, within a fixed budget
         for _ in range(_TIME_REPEATS - 1):
             if spent >= _TIME_BUDGET_S:
                 break
@@ -815,7 +815,7 @@ def _parse_row(raw):
         return None
     if _row_point_id(row) != row["point_id"]:
         # parameter columns edited (an empty rows cell was taken as a done
-        # point, and every later run failed in the plots; found by review)
+        # point, and every later run failed in the plots)
         return None
     return row
 
@@ -877,7 +877,7 @@ def _is_complete_row(line):
 def _read_text(path):
     """A results file's text, UTF-8, without the byte-order mark a
     spreadsheet's "CSV UTF-8" puts first (it read as another program's
-    header, and the sweep refused to resume; found by review)."""
+    header, and the sweep refused to resume)."""
     return Path(path).read_text(encoding="utf-8-sig")
 
 
@@ -888,7 +888,7 @@ def load_results(path):
     recomputes that point. A point recomputed by a later run (a skipped or,
     with ``retry``, a failed one) is given by its last row, at that row's
     place in the file: a run interrupted before it tidied the file left both
-    rows, and the figures counted the point twice (found by review).
+    rows, and the figures counted the point twice.
     """
     return _one_per_point(_file_rows(path))
 
@@ -966,7 +966,7 @@ def _check_appendable(path):
     """Refuse, before any point is computed, a results file at `path` that
     exists but cannot be appended to (read-only, immutable, owned by another
     user): the sweep computed a point and then stopped with a
-    PermissionError traceback (found by review)."""
+    PermissionError traceback."""
     path = Path(path)
     if not path.is_file():
         return
@@ -1129,7 +1129,7 @@ def _as_points(points_or_params):
             raise ParameterError(
                 f"run_sweep takes a SweepParams or ScalePoint objects; got {type(p).__name__}."
             )
-    if not points:  # it returned [] and removed the folder's earlier figures (found by review)
+    if not points:  # it returned [] and removed the folder's earlier figures
         raise ParameterError("run_sweep was given no point; give a SweepParams or at least one ScalePoint.")
     return points
 
@@ -1138,7 +1138,7 @@ def _check_run_args(out_dir, progress, retry, plots, numba_threads, table):
     """`run_sweep`'s own arguments, refused by name before anything is
     written: retry="no" recomputed failed points, plots="no" wrote the
     figures, numba_threads=-1 or 2.5 were taken, out_dir="" wrote into the
-    working folder and out_dir=5 raised a raw TypeError (found by review)."""
+    working folder and out_dir=5 raised a raw TypeError."""
     from .programming import _check_flag
 
     for name, value in (("progress", progress), ("retry", retry), ("plots", plots), ("table", table)):
@@ -1155,8 +1155,8 @@ def _check_run_args(out_dir, progress, retry, plots, numba_threads, table):
 def _check_client(client):
     """None or an open `distributed.Client`; refused before anything is
     written (an address string, a cluster or a number raised a raw
-    AttributeError at the first submit, after results.csv was made; found
-    by review)."""
+    AttributeError at the first submit, after results.csv was made).
+    """
     if client is None:
         return
     from distributed import Client
@@ -1224,7 +1224,7 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
     points = list(unique.values())
     _check_client(client)
     out_dir = Path(out_dir)
-    # raw FileExistsError / NotADirectoryError (a file, a path under a file, a dangling link; found by review)
+    # raw FileExistsError / NotADirectoryError (a file, a path under a file, a dangling link)
     refuse_non_folder(out_dir, "out_dir")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -1250,13 +1250,13 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
                     _run_distributed(todo, record, client, numba_threads)
         finally:
             # every run, also an interrupted one: a point recomputed by a run
-            # stopped before this left its old row for good (found by review)
+            # stopped before this left its old row for good
             results.compact()
     rows = [done[p.point_id] for p in points if p.point_id in done]
     others = len(done) - len(rows)
     if others:
         # a restart with other flags added its rows to the same table while
-        # the figures showed this sweep alone, without a word (found by review)
+        # the figures showed this sweep alone, without a word
         from ._warn import warn
 
         warn(f"{results.path} also holds {others} row(s) of points outside this sweep (an earlier sweep with "
@@ -1305,7 +1305,7 @@ def _series_label(key, varying):
                       ("method_requested", "{}"), ("seed", "seed {}")):
         if name in varying:
             parts.append(fmt.format(d[name]))
-    if "tol" in varying:  # "tol None" for the default (found by review)
+    if "tol" in varying:  # "tol None" for the default
         from .solve import DEFAULT_TOL
 
         parts.append(f"tol {DEFAULT_TOL:g} (default)" if d["tol"] is None else f"tol {d['tol']:g}")
@@ -1442,9 +1442,9 @@ def plot_results(rows, out_dir):
     # the marker tells apart len(markers) settings besides r (the line style
     # too, where a series has two points or more: a one-point series shows
     # its marker alone, and with 5 markers the sixth setting was the first's
-    # circle; found by review); past that, each further block of them takes
+    # circle); past that, each further block of them takes
     # its own shades of the wire resistances' colours, so no two lines look
-    # alike (the legend was ambiguous; found by review)
+    # alike (the legend was ambiguous)
     combos = len(markers)
     blocks = -(-(max(s[3] for s in series) + 1) // combos)
     n_colours = n_r * blocks
@@ -1471,8 +1471,8 @@ def plot_results(rows, out_dir):
     # The legend below the panels, so that it never hides the data (inside
     # the first panel, "best" place, it covered points of a few series), in
     # as many columns (up to 3) as the longest label lets the two panels'
-    # width hold: three columns of long labels ran off both sides (found by
-    # review). About 0.075 in a character at 10 pt, and 0.9 in of marker
+    # width hold: three columns of long labels ran off both sides.
+    # About 0.075 in a character at 10 pt, and 0.9 in of marker
     # and spacing an entry.
     longest = max((len(label) for _, label, *_ in series), default=0)
     ncol = max(1, min(3, len(series), int(0.95 * 2 * 6.4 // (0.9 + 0.075 * longest))))
@@ -1497,7 +1497,7 @@ def plot_results(rows, out_dir):
                 color = cmap(0.85 * (ci * blocks + si // combos) / max(n_colours - 1, 1))
                 ax.plot(*zip(*keep), linestyle=styles[si % len(styles)],
                         # a marker of its own per series: a one-point series draws no
-                        # line, and two windows at one size were the same circle (found by review)
+                        # line, and two windows at one size were the same circle
                         marker=markers[si % combos],
                         color=color, label=label, linewidth=2, markersize=6)
             if logy and drawn:
@@ -1509,7 +1509,7 @@ def plot_results(rows, out_dir):
                 lo, hi = ax.get_ylim()
                 if drawn and hi - lo < 2:
                     # every point at one count: the locator fell back to
-                    # 0.945 ... 1.050 (found by review)
+                    # 0.945 ... 1.050
                     mid = round((lo + hi) / 2)
                     ax.set_ylim(max(mid - 1, 0) - 0.5, mid + 1.5)
             _setup_size_axis(ax, ok, square)
@@ -1548,7 +1548,7 @@ def plot_results(rows, out_dir):
 
     # The three figures are put in place together (`RunFiles`): Ctrl-C while
     # they were drawn left a cut-short PNG (124 bytes) beside the earlier
-    # sweep's other figures (found by review); now the earlier set stays.
+    # sweep's other figures; now the earlier set stays.
     from .cli import RunFiles
 
     with RunFiles(out_dir) as files:
@@ -1558,7 +1558,7 @@ def plot_results(rows, out_dir):
                  FIGURES[0], "Passive crossbar MVM error vs array size"),
             draw([("time_s", "solve time (s, wall)", "Solve time", True),
                   # 0 for ideal wires and terminals (every node fixed): said
-                  # "1 for a direct solve" over points at 0 (found by review)
+                  # "1 for a direct solve" over points at 0
                   ("iterations", "iterations (direct, linear: 1; every node fixed: 0)",
                    _iterations_title(ok), False)],
                  FIGURES[1], "Solve cost vs array size"),
@@ -1683,7 +1683,7 @@ def _windows_arg(text):
             raise argparse.ArgumentTypeError(f"window {tok!r} has g_min > g_max")
         if hi > G_SUSPECT:
             # the results table shows windows in uS, and 100:500 copied back
-            # from it ran a whole sweep of 100-500 S devices (found by review)
+            # from it ran a whole sweep of 100-500 S devices
             raise argparse.ArgumentTypeError(
                 f"window {tok!r} reaches {hi:g} S, a device of {1.0 / hi:.3g} ohm: --g-range is in siemens "
                 f"(100e-6:500e-6 for 100-500 uS, 2-10 kohm devices)")
@@ -1736,7 +1736,7 @@ def register(subparsers):
         "scale",
         help="scaling study: MVM error, IR drop and solve cost vs array size",
         # wrapped here: the raw formatter (for the epilog's layout) printed it as
-        # one line of 300 characters (found by review)
+        # one line of 300 characters
         description=(
             "Sweep array size, wire resistance, device window, device model and number of\n"
             "inputs; solve the read configuration on random conductances and inputs; record\n"
@@ -1867,12 +1867,12 @@ def _report_problems(rows, plots):
         hint = ""
         converge = [r for r in other if r["message"].startswith("ConvergenceError")]
         if any("overflow double precision" in r["message"] for r in converge):
-            # a looser tol or another method does not help there (found by review)
+            # a looser tol or another method does not help there
             hint += " Device currents that overflow need a lower --v-read or a larger --v0."
         stalled = [r for r in converge if "overflow double precision" not in r["message"]]
         if any("raise v0" in r["message"] for r in stalled):
             # the solver's own advice, cut from the table: "a looser --tol or --method
-            # direct" was given for a point that direct had run (found by review)
+            # direct" was given for a point that direct had run
             hint += (" A sinh point whose Newton steps stalled needs a lower --v-read or a larger --v0 (more "
                      "solver effort seldom helps there).")
         if any("raise v0" not in r["message"] for r in stalled):
@@ -1894,7 +1894,7 @@ def _main(args):
     if args.scheduler is not None:
         args.scheduler = normalized_address(args.scheduler)
         check_scheduler_address(args.scheduler, "--scheduler")
-    for point in _as_points(params):  # before --out exists: a refused point left it behind, empty (found by review)
+    for point in _as_points(params):  # before --out exists: a refused point left it behind, empty
         point.validate()
     made_out = check_out_dir(args.out, (RESULTS_NAME,) + (() if args.no_plots else FIGURES))
     _results_state(Path(args.out) / RESULTS_NAME)  # refuse another program's results.csv now
@@ -1934,7 +1934,7 @@ def _main(args):
 
             interrupted = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
             # before the first point (waiting for a worker, or for ours to
-            # start): the folder made for it stayed, empty (found by review)
+            # start): the folder made for it stayed, empty
             remove_if_made_and_empty(args.out, made_out)
             if cluster is not None:
                 # Closing our own cluster under a running point makes the

@@ -199,7 +199,7 @@ class Solution:
         check_fork_safe("resolve")  # before any kernel (the transposed conductances, the solvers)
         # the arguments first (a string refactor_fraction was a bare numpy
         # error, NaN or -1 passed silently; tol was checked after the
-        # refactoring: found by review)
+        # refactoring)
         tol = getattr(self, "_tol", DEFAULT_TOL) if tol is None else tol
         tol = _check_tol(tol, maxiter, callback)
         fraction = real_scalar(refactor_fraction)
@@ -207,7 +207,7 @@ class Solution:
             raise ParameterError(f"refactor_fraction must be a number in [0, 1] (the share of devices that may "
                                  f"change while the factors are kept); got {refactor_fraction!r}.")
         # the solve and the copies made on the way to it (converted g, the
-        # Crossbar's, its transpose), before the first of them (found by review)
+        # Crossbar's, its transpose), before the first of them
         _memory.check(self.method, *net.shape, net.batch, nonlinear=not net.linear, ideal_wires=_ideal_wires(net.xbar))
         _memory.check_copy(g, "g", copied=True)
         g = as_real_array(g, "g", "(M, N)", "conductances in siemens")  # a ragged list: not a raw ValueError
@@ -266,7 +266,7 @@ class Solution:
         # G, or for sinh devices their slope G cosh(V / V0) in each batch
         # column (by G alone, lines of devices carrying 1e91 A took the wire
         # current as a difference of device currents, and "dissipated"
-        # 9.3e156 W of 3.3e92 supplied; found by review)
+        # 9.3e156 W of 3.3e92 supplied)
         g_line = xbar.g
         if not net.linear:
             with np.errstate(over="ignore", invalid="ignore"):
@@ -289,13 +289,13 @@ class Solution:
 def _finite_power(total, net):
     """`total` (watts), or a ParameterError where it overflowed: drives the
     range check accepts (it bounds the currents) can carry V I past double
-    precision (1e300 V: inf W with NumPy's overflow warnings; found by
-    review)."""
+    precision (1e300 V: inf W with NumPy's overflow warnings).
+    """
     if np.all(np.isfinite(total)):
         return total
     vmax = float(np.max(net.drive_scale()))
     where = "this solution"
-    if net.batched:  # which columns: the others' powers are finite (found by review)
+    if net.batched:  # which columns: the others' powers are finite
         bad = np.flatnonzero(~np.isfinite(np.atleast_1d(total)))
         where = f"batch column(s) {', '.join(map(str, bad[:10]))}{' ...' if bad.size > 10 else ''} of this solution"
     raise ParameterError(f"the power of {where} overflows double precision (drives up to {vmax:.3g} V); "
@@ -313,7 +313,7 @@ def _wire_power(v, r, i_device, g, i_first, axis):
     segment), whichever knows it better: a line whose devices conduct less
     in all than its segments (``max r x sum G < 1``) takes the current. A
     dv a few ulps wide (1e-99 ohm wires: 5.5e67 W "dissipated" against
-    7.6e-4 W supplied; found by review) is known to an ulp of the node
+    7.6e-4 W supplied) is known to an ulp of the node
     voltage, the current to the devices' share of it."""
     steps = np.diff(v, axis=axis)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -346,14 +346,14 @@ low-resistance wires, whose currents dwarf the devices': a solve then stops
 there, with every node's imbalance within what double precision resolves
 (`xbarsim._pcg.kcl_bound`), and `Solution.residual` reads a few times
 `tol` (1.5e-14 to 4e-14 for tol 1e-14 on a 256 x 256 array with 0.1 ohm
-wires, by method; found by review)."""
+wires, by method)."""
 
 
 def _check_tol(tol, maxiter, callback=None, name=None):
     """`tol` as a float, or a ParameterError (also for `maxiter` and
     `callback`). A 0-d array or tensor is a number, as everywhere else:
-    ``tol=np.array(1e-6)`` was refused as "not a number in (0, 1)" (found
-    by review). `name`: how the messages name the value, value included
+    ``tol=np.array(1e-6)`` was refused as "not a number in (0, 1)".
+    `name`: how the messages name the value, value included
     (the command line's ``"--tol 1e-20"``); default ``tol`` and ``tol =
     <value>``."""
     value = real_scalar(tol)
@@ -477,7 +477,7 @@ def solve(
     if x0 is not None:
         try:
             shape = x0.shape
-            # complex voltages lost their imaginary part with NumPy's ComplexWarning only (found by review)
+            # complex voltages lost their imaginary part with NumPy's ComplexWarning only
             if any(np.iscomplexobj(getattr(x0, k)) for k in ("v_wl", "v_bl")):
                 raise TypeError
             finite = all(np.all(np.isfinite(np.asarray(getattr(x0, k), dtype=float))) for k in ("v_wl", "v_bl"))
@@ -489,12 +489,12 @@ def solve(
                                  "of this array (its conductances may differ), or x0=None for a cold start.")
         wl, bl = np.shape(x0.v_wl), np.shape(x0.v_bl)
         if wl != bl or len(wl) not in (2, 3):
-            # a reshape's bare ValueError deep in the solver (found by review)
+            # a reshape's bare ValueError deep in the solver
             raise ParameterError(f"x0 has v_wl of shape {wl} and v_bl of shape {bl}; a Solution's are both "
                                  f"(M, N) or (M, N, B). Give x0 a Solution from a previous solve.")
         b0 = wl[2] if len(wl) == 3 else 1
         if b0 not in (1, net.batch):
-            # only its first column was used, silently (found by review)
+            # only its first column was used, silently
             raise ParameterError(f"x0 is a solution of {b0} input columns; this solve has {net.batch}. Give x0 "
                                  "a solve of the same inputs' batch, or of one column (it starts every column).")
         if not finite:  # a NaN start read as "non-finite voltages ... a bug" after the solve
@@ -528,7 +528,7 @@ def _batch_of(*drives, lines=None):
     number of lines of each drive's side (M for left and right, N for top
     and bottom); a 2-D ``v`` of another length is left to `build_network`
     to refuse (a transposed (B, M) input was refused as a solve of M columns
-    needing 1 TiB; found by review)."""
+    needing 1 TiB)."""
     batch = 1
     for k, d in enumerate(drives):
         v = as_drive(d).v if d is not None else None  # a bare voltage array is Drive(v)
@@ -549,7 +549,7 @@ def has_ideal_wire(xbar):
     """Whether some wire segment of `xbar` is ideal (0 ohm): then ``"auto"``
     picks ``"pcg"`` over ``"mg"`` (`choose_method`), and the memory check
     must size that solve (it sized a multigrid one and refused a solve
-    that fits; found by review)."""
+    that fits)."""
     M, N = xbar.shape  # a 1-wide array has no segments of that kind (no broadcast to (M, N - 1) here)
     return bool((N > 1 and np.any(np.asarray(xbar.r_wl) == 0)) or (M > 1 and np.any(np.asarray(xbar.r_bl) == 0)))
 
@@ -584,7 +584,7 @@ def warm_up_shape(shape, method):
     orientation, so that a multigrid solve builds coarse levels whenever the
     real one does (a 4 x 4 or 2 x 2 array is its own coarsest level: the
     line smoother and the restriction kernels then compiled inside the timed
-    solve; found by review). A direct solve takes the same kernels at any
+    solve). A direct solve takes the same kernels at any
     size: 4 x 4 at most. `method` as `choose_method` resolves it."""
     rows, cols = (int(n) for n in shape)
     if method == "direct":
@@ -633,7 +633,7 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
         v_wl, v_bl, iterations, residual, history, pre = solve_direct(
             net, tol=tol, maxiter=maxiter, callback=callback, x0=x0)
         gain = pre.slow_mode_gain
-        pre = None  # nothing of it is reused (`Solution.resolve`): SuperLU's factors held for nothing (found by review)
+        pre = None  # nothing of it is reused (`Solution.resolve`): SuperLU's factors held for nothing
     else:
         from ._pcg import solve_pcg
 
@@ -649,8 +649,8 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
                 raise
             # auto's pcg on wires far more resistive than the devices (1e6
             # ohm segments on 2-10 kOhm devices at 64 x 64) did not converge
-            # in its default iterations, and the default solve failed (found
-            # by review): the exact solve instead, where it fits
+            # in its default iterations, and the default solve failed:
+            # the exact solve instead, where it fits
             try:
                 _memory.check("direct", M, N, net.batch, ideal_wires=_ideal_wires(net.xbar))
             except MemoryError:
@@ -701,7 +701,7 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     with np.errstate(invalid="ignore", divide="ignore"):
         kcl = np.where(scale > 0, np.abs(np.sum(stacked, axis=0)) / np.where(scale > 0, scale, 1.0), 0.0)
     # the reported currents: the kcl sum above keeps each end's own node's
-    # current, which line sums would balance by construction (found by review)
+    # current, which line sums would balance by construction
     worst, coarse = coarse_end_currents(net, terminals, i_device, device_scale)
     terminals = line_sum_currents(net, v_wl, v_bl, i_device, terminals, stiff)
     if coarse:
@@ -710,7 +710,7 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
 
         where = "; ".join(f"{name} ends of {_line_names('WL' if name in ('left', 'right') else 'BL', lines)}"
                           for name, lines in coarse)
-        # i_out is the bottom ends' current: affected where they are named (found by review)
+        # i_out is the bottom ends' current: affected where they are named
         spared = ("i_device and the node voltages are not affected; i_out, the bottom ends' current, is"
                   if any(name == "bottom" for name, _ in coarse)
                   else "i_out, i_device and the node voltages are not affected")

@@ -73,7 +73,7 @@ def _inputs(x, M):
         return x
     if x.ndim == 1 and M == 1:
         # one word line: each value is an input vector, as a .csv column of
-        # them reads (a (3,) .npy was refused; found by review)
+        # them reads (a (3,) .npy was refused)
         x = x[:, None]
     if x.ndim == 2 and x.shape[1] == M:
         return np.ascontiguousarray(x.T) if x.shape[0] > 1 else x[0]
@@ -81,11 +81,11 @@ def _inputs(x, M):
 
     hint = ""
     if x.ndim == 2 and x.shape[1] == M + 1 and _column_numbers(x[:, 0]):
-        # pandas' index column: "save its transpose" was the wrong advice (found by review)
+        # pandas' index column: "save its transpose" was the wrong advice
         hint = (f" Its first column reads {', '.join(f'{v:g}' for v in x[:3, 0])}, ..., a row index (pandas' "
                 "to_csv without index=False): delete that column.")
     elif x.ndim == 2 and x.shape[0] == M:
-        # the solver's own (M, B) layout, one input per column (found by review)
+        # the solver's own (M, B) layout, one input per column
         hint = f" It holds {x.shape[1]} inputs as columns: save its transpose (x.T, shape {x.shape[::-1]})."
     lines, values = ("word line", "value") if M == 1 else ("word lines", "values")
     raise ParameterError(f"--inputs has shape {x.shape}; the array has {M} {lines}, so give {M} "
@@ -149,7 +149,7 @@ def _solver_figures(sol, seconds=None):
         balance = abs(p_in - p_out) / p_in if p_in > 0 else 0.0
     else:
         # drives of some 1e150 V and more: the powers overflow, and the
-        # balance read "nan" (null in summary.json; found by review)
+        # balance read "nan" (null in summary.json)
         balance = None
         p_in, p_out = (x if math.isfinite(x) else None for x in (p_in, p_out))
     out = dict(shape=list(sol.shape), method=sol.method, iterations=int(sol.iterations),
@@ -295,7 +295,7 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
     M, N = g.shape
     device = _device_words(v0)
 
-    def parts(unit):  # the terminals too: the plotted loss includes them (found by review)
+    def parts(unit):  # the terminals too: the plotted loss includes them
         def r(x):
             return "ideal" if x == 0 else f"{x:g} {unit}"
 
@@ -315,7 +315,7 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
                                                         f" (wires alone: {_pct(summary['rel_error_wires'], 4)})"))
         frac = summary['ir_drop_wl_frac']
         # with several vectors the worst drop and the worst fraction may be two vectors' (the line
-        # read as one pair; found by review)
+        # read as one pair)
         of = "of the largest input" if summary["batch"] == 1 else "of the largest input at worst, vector by vector"
         share = "no input drives it" if frac is None or not math.isfinite(frac) else f"{frac:.2%} {of}"
         print(f"worst word-line IR drop, input to far end, terminal included {_mv(summary['ir_drop_wl_v'])} "
@@ -378,7 +378,7 @@ def _write(out_dir, summary, xbar, drives, sol, spice, draw, **arrays):
     ``arrays``, and ``solve.png`` (``draw(path)``): all of them or none
     (`RunFiles`). A run without ``--spice`` removes an earlier run's deck,
     which is not this solve's; a ``circuit.cir`` that xbarsim did not write
-    stays (it was removed too: found by review)."""
+    stays (it was removed too)."""
     stale = tuple(name for name in ("circuit.cir", "circuit-failed.cir")  # a failed --spice run's deck too
                   if not (spice and name == "circuit.cir") and _is_our_deck(os.path.join(out_dir, name)))
     with RunFiles(out_dir, stale=stale) as files:
@@ -514,7 +514,7 @@ def run_pulse(out_dir, g, cell, vp, scheme="V/2", *, r_wl=1.0, r_bl=1.0, v0=None
               f"under {scheme}: {sol.method}, {sol.iterations} iterations, {seconds:.3f} s, KCL "
               f"{sol.kcl_error:.1e}, power balance {_balance_text(summary)}")
         # "half-selected" named once, on the first class present (a 5 x 1 array
-        # has none on its word line, and read "; on its bit line"; found by review)
+        # has none on its word line, and read "; on its bit line")
         shown = [(key, name) for key, name in (("half_selected_wl", "on its word line"),
                                                ("half_selected_bl", "on its bit line"), ("unselected", "unselected"))
                  if pu[key] is not None]
@@ -547,8 +547,8 @@ def _spice_seconds_per_vector(cells):
     grows faster than the array: 7.5 ms at 16 x 16, 0.10 s at 32 x 32, 5.5 s
     at 64 x 64 on this project's 2-core machine under load (2026-12-04); a
     budget in proportion to the cell count refused 2000 vectors of an 8 x 6
-    array as "up to 8 minutes" that ngspice solved in 2.4 s (found by
-    review)."""
+    array as "up to 8 minutes" that ngspice solved in 2.4 s.
+    """
     return max(SPICE_SECONDS_MIN, SPICE_SECONDS_PER_COLUMN * (cells / SPICE_MAX_CELLS) ** 2)
 
 
@@ -556,7 +556,7 @@ def _spice_timeout(cells, batch):
     """Seconds ngspice is given for `batch` input vectors on `cells` devices:
     `_spice_seconds_per_vector` each, on top of `run_ngspice`'s own 120 s
     (its fixed 120 s ran out from about 30 vectors of 64 x 64 after the
-    solve, with advice the command line cannot follow; found by review)."""
+    solve, with advice the command line cannot follow)."""
     return 120.0 + batch * _spice_seconds_per_vector(cells)
 
 
@@ -602,7 +602,7 @@ def _compare_with_spice(xbar, drives, sol, deck_path):
                              f"{xbar.shape[0]} x {xbar.shape[1]} array; compare fewer input vectors (a few rows "
                              "of --inputs) or a corner of the array, or drop --spice.") from None
         # keep the deck for a run by hand: the library's hint (write_netlist)
-        # is no help on the command line, and --out was left empty (found by review)
+        # is no help on the command line, and --out was left empty
         kept = os.path.join(os.path.dirname(deck_path), "circuit-failed.cir")
         try:
             text = write_netlist(xbar, **drives, column=0, title="xbarsim solve --spice: the deck ngspice failed on")
@@ -641,7 +641,7 @@ def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress, pulse=Fa
     try:
         return _warmed_solve(net, xbar, drives, method, tol, progress, pulse)
     except BaseException:
-        remove_if_made_and_empty(out_dir, made_out)  # a solve that failed left its new --out empty (found by review)
+        remove_if_made_and_empty(out_dir, made_out)  # a solve that failed left its new --out empty
         raise
 
 
@@ -681,7 +681,7 @@ _FLAG_HINTS = (
 )
 """The solvers' advice in the library's names, as this command's options
 (it has no --maxiter): the advice named ``maxiter``, ``method='direct'``,
-``v0`` and the drive voltages (found by review). With a third entry, the
+``v0`` and the drive voltages. With a third entry, the
 command's words take `_LOWER_DRIVES` for the read or the pulse, its first
 letter dropped ("upper") or kept ("lower"). `test_flag_hints_match_the_
 solvers_words` checks every library phrase is still in the sources."""
@@ -727,7 +727,7 @@ def _warm_up(method, g_shape, batch, r_wl, r_bl, v0):
         return 0.0
     shape = warm_up_shape(g_shape, chosen)
     # a first run of an install compiles for tens of seconds: say so (the
-    # command sat silent; found by review)
+    # command sat silent)
     print("xbarsim solve: loading the solver kernels (the first run of an install compiles them)...",
           file=sys.stderr, flush=True)
     t0 = time.perf_counter()
@@ -746,16 +746,16 @@ def _cell_arg(text):
 
 def _check_flags(args):
     """``--tol`` and ``--vp`` checked first, by the names typed: the library
-    refuses them as ``tol`` and ``pulse_drives: vp`` (found by review)."""
+    refuses them as ``tol`` and ``pulse_drives: vp``."""
     from .solve import _check_tol
 
     if args.tol is not None:
-        # named once, as the flag ("--tol 1e-15: tol = 1e-15 is below ..." named it twice; found by review)
+        # named once, as the flag ("--tol 1e-15: tol = 1e-15 is below ..." named it twice)
         _check_tol(args.tol, None, name=f"--tol {args.tol:g}")
     if args.vp is not None and not math.isfinite(args.vp):
         raise ParameterError(f"--vp {args.vp:g}: give a finite pulse amplitude in volts (negative for a reset).")
     if args.v0 is not None and not (math.isfinite(args.v0) and args.v0 > 0):
-        # the library's refusal named `v0` (found by review)
+        # the library's refusal named `v0`
         raise ParameterError(f"--v0 {args.v0:g}: give the sinh devices' voltage scale, a finite number of volts "
                              "> 0 (e.g. --v0 0.25), or leave it out for linear devices.")
 
@@ -767,7 +767,7 @@ def _check_conductance_file(g, path):
     read as devices of 0, 1, 2 S (a two-column "0,1" header passed without
     a word); and values above 1 S, microsiemens given for siemens (they
     were solved, with a warning, at 83 % error; `xbarsim program` refuses
-    them). All found by review."""
+    them)."""
     from .circuit import G_SUSPECT
     from .cli import _column_numbers
 
@@ -791,7 +791,7 @@ def _check_resistances(g, wl, bl, t_in, t_out, method):
     `xbarsim.solve`), made first with the command line's names: the
     library's refusals name ``r_wl``, ``left.r``, ``bottom.r`` and
     ``method='mg'``, and suggest ``Drive(floating=True)``, none of which a
-    shell user can give (found by review). ``wl`` and ``bl``: (option as
+    shell user can give. ``wl`` and ``bl``: (option as
     typed, ohms) of the word- and bit-line segments; ``t_in`` and ``t_out``
     the same of the input and sense terminals."""
     from .circuit import DYNAMIC_RANGE
@@ -869,7 +869,7 @@ def register(subparsers):
 
     def main(args):
         # the whole run, writing included: a write that failed or a Ctrl-C
-        # while drawing left a new, empty --out behind (found by review)
+        # while drawing left a new, empty --out behind
         with removing_new_folders(args.out):
             return _main(args)
 
@@ -882,7 +882,7 @@ def register(subparsers):
         for (both, v), (a, va), (b, vb) in (
                 (("--r-wire", args.r_wire), ("--r-wl", args.r_wl), ("--r-bl", args.r_bl)),
                 (("--r-terminal", args.r_terminal), ("--r-in", args.r_in), ("--r-out", args.r_out))):
-            if None not in (v, va, vb):  # the general value was dropped without a word (found by review)
+            if None not in (v, va, vb):  # the general value was dropped without a word
                 raise ParameterError(f"{both} {v:g} sets what {a} {va:g} and {b} {vb:g} already set, so it "
                                      f"would be ignored; drop {both}, or one of {a} / {b}.")
         r_wire = 1.0 if args.r_wire is None else args.r_wire
@@ -893,12 +893,12 @@ def register(subparsers):
         t_out = ("--r-terminal", r_terminal) if args.r_out is None else ("--r-out", args.r_out)
         bad = ~np.isfinite(g) if g.dtype.kind in "fc" else np.zeros(g.shape, bool)
         if bad.any():
-            # an inf was blamed on --r-wire ("inf times the wire's"; found by review)
+            # an inf was blamed on --r-wire ("inf times the wire's")
             where = [int(k) for k in np.argwhere(bad)[0]]
             raise ParameterError(f"--g {args.g!r} holds NaN or inf at {where} ({int(bad.sum())} value(s)); give "
                                  "finite conductances in siemens (0 for an open device).")
         neg = g < 0 if g.dtype.kind in "fiu" else np.zeros(g.shape, bool)
-        if neg.any():  # the library's refusal named `g` and neither the place nor a fix (found by review)
+        if neg.any():  # the library's refusal named `g` and neither the place nor a fix
             where = [int(k) for k in np.argwhere(neg)[0]]
             raise ParameterError(f"--g {args.g!r} holds a negative conductance at {where} ({float(g[tuple(where)]):g} "
                                  f"S; {int(neg.sum())} value(s) in all); conductances are >= 0 siemens (0: an "
@@ -916,7 +916,7 @@ def register(subparsers):
                                      "lines through ideal sources, as the programming simulation does. Drop "
                                      f"{flags}.")
             (i, j), (M, N) = args.pulse, g.shape
-            if not (0 <= i < M and 0 <= j < N):  # the library's refusal names pulse_drives (found by review)
+            if not (0 <= i < M and 0 <= j < N):  # the library's refusal names pulse_drives
                 raise ParameterError(f"--pulse {i},{j} is outside the {M} x {N} array of --g {args.g!r}: give "
                                      f"a row 0..{M - 1} and a column 0..{N - 1}.")
             run_pulse(args.out, g, args.pulse, 1.5 if args.vp is None else args.vp,

@@ -55,7 +55,7 @@ NGSPICE = None
 """ngspice executable (name on PATH or full path). None (the default): the
 ``XBARSIM_NGSPICE`` environment variable as it is at each run, else
 ``ngspice`` (read at each run, not at import: a notebook that sets the
-variable after ``import xbarsim`` had it ignored; found by review)."""
+variable after ``import xbarsim`` had it ignored)."""
 
 
 def _executable():
@@ -195,11 +195,11 @@ def _inert_title(title):
     a first line that is a dot command (a title ``.include x.cir`` pulled
     x.cir's elements into the circuit, with no error), reads a deck whose
     first line is ``*ng_script`` as a script of commands, and reads what
-    follows the 5000th character of a line as a new line (found by
-    review)."""
+    follows the 5000th character of a line as a new line.
+    """
     text = " ".join(str(title).split()) or "xbarsim crossbar"
     text = "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else "?" for c in text)
-    if text.startswith((".", "*", "+")):  # a dot command; "*ng_script" makes the deck a script (found by review)
+    if text.startswith((".", "*", "+")):  # a dot command; "*ng_script" makes the deck a script
         text = "title: " + text
     return text if len(text) <= TITLE_MAX else text[:TITLE_MAX - 3] + "..."
 
@@ -244,7 +244,7 @@ def _deck(net, column, title, control):
                 else:
                     # below 1 / DBL_MAX (5.6e-309 S) the resistance is inf, which
                     # ngspice cannot read: a conductance (a VCCS driven by its own
-                    # voltage) instead (found by review)
+                    # voltage) instead
                     lines.append(f"G_d_{i}_{j} {a} {b} {a} {b} {_num(g[i, j])}")
             else:
                 gv, s = _num(g[i, j]), _num(v0[i, j])
@@ -341,7 +341,7 @@ def floating_line_rounding(xbar, left=None, right=None, top=None, bottom=None):
     segment, ``g_held`` the sum of its devices' conductances. With 1e-11 S
     devices on 0.01 ohm wires that is a millivolt, where xbarsim's solve,
     whose line elimination is exact to rounding on the line, is within
-    1e-13 V of an exact rational solve (found by review). 0.0 when no line
+    1e-13 V of an exact rational solve. 0.0 when no line
     floats or every floating line is one node (ideal wire). An estimate, not
     a bound: the comparison of ``xbarsim solve --spice`` reports it beside
     the measured difference.
@@ -362,7 +362,7 @@ def _control_block(net):
     """Solve column 0, then alter the changed sources and solve each next column."""
     # ``destroy all`` after each write: ngspice keeps every operating point
     # as a plot otherwise, and each next ``op`` got slower with their number
-    # (8,000 vectors of a 1 x 1 array took 81 s instead of 9 s; found by review)
+    # (8,000 vectors of a 1 x 1 array took 81 s instead of 9 s)
     block = [".control", "set filetype=binary", "op", f"write {_RAW_NAME.format(0)}", "destroy all"]
     for col in range(1, net.batch):
         for end in ("left", "right", "top", "bottom"):
@@ -393,8 +393,8 @@ def _parse_raw(data, source):
         raise SpiceError(f"{source}: not a binary ngspice raw file (no 'Binary:' section).")
     try:
         # the title line holds the caller's text, which may not be ASCII (a
-        # title "résumé" made every run fail as an unreadable header; found
-        # by review): only the field names and numbers are read
+        # title "résumé" made every run fail as an unreadable header):
+        # only the field names and numbers are read
         header = data[:pos].decode("ascii", errors="replace").splitlines()
         fields = {}
         names = []
@@ -457,7 +457,7 @@ def _parent_death_kills():
     missing. ngspice runs in a session of its own, so that a timeout can
     kill the whole group; a signal to the caller's group (``timeout``, a
     closed terminal) then killed Python and left ngspice running on, past
-    its timeout (found by review). A wrapper's own children are not
+    its timeout. A wrapper's own children are not
     covered."""
     tool = shutil.which("setpriv") if sys.platform.startswith("linux") else None
     return [tool, "--pdeathsig", "KILL"] if tool else []
@@ -470,20 +470,20 @@ def _run_deck(deck, batch, timeout):
     if exe is None:
         if os.path.isfile(name) and not os.access(name, os.X_OK):
             # `which` passes over it, and the error said "not found" of a file
-            # that is there (found by review)
+            # that is there
             raise SpiceError(f"ngspice executable {name!r} is a file without execute permission; make it "
                              f"executable (chmod +x {name}) or point XBARSIM_NGSPICE at ngspice itself.")
         raise SpiceError(f"ngspice executable {name!r} not found. {_INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="xbarsim_spice_") as tmp:
         path = os.path.join(tmp, "crossbar.cir")
         # UTF-8 whatever the locale: a title "résumé" raised a raw
-        # UnicodeEncodeError under LC_ALL=C (found by review)
+        # UnicodeEncodeError under LC_ALL=C
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(deck)
         try:
             # its own process group, killed whole on a timeout or Ctrl-C: a
             # wrapper script set as XBARSIM_NGSPICE left its ngspice running,
-            # orphaned (found by review)
+            # orphaned
             proc = subprocess.Popen(
                 _parent_death_kills() + [exe, "-b", path], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace", start_new_session=True,
@@ -510,11 +510,11 @@ def _run_deck(deck, batch, timeout):
             # a sinh / cosh / exp argument out of range in a Newton iterate
             # that gmin or source stepping then got past: the operating point
             # it completed is clean (it was refused, also where it matched
-            # xbarsim to 3e-12 V; found by review). Any other error stays one.
+            # xbarsim to 3e-12 V). Any other error stays one.
             lowered = _RANGE_ERROR.sub("", lowered)
             # likewise the singular-matrix warning of a gmin-stepping attempt
             # that failed before source stepping completed (a circuit solved
-            # to 3.3e-12 V of xbarsim was refused; found by review)
+            # to 3.3e-12 V of xbarsim was refused)
             lowered = _STEPPING_SINGULAR.sub("", lowered)
         bad = [m for m in _FAILURE_MARKERS if m in lowered]
         if proc.returncode != 0 or bad:
@@ -539,8 +539,7 @@ def _run_deck(deck, batch, timeout):
 
 def _output_tail(output):
     """The last 15 lines of ngspice's output, or that it printed nothing
-    (an empty "Last lines of its output:" was all a failing binary got;
-    found by review)."""
+    (an empty "Last lines of its output:" was all a failing binary got)."""
     lines = output.strip().splitlines()[-15:]
     return "Last lines of its output:\n" + "\n".join(lines) if lines else "It printed nothing."
 
@@ -601,14 +600,14 @@ def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=1
     """
     seconds = real_scalar(timeout)
     # inf / 1e300 reached subprocess as a bare OverflowError, and NumPy
-    # integers were refused where the rest of the library takes them (found by review)
+    # integers were refused where the rest of the library takes them
     if seconds is None or not 0 < seconds <= TIMEOUT_MAX:
         raise ParameterError(f"timeout must be a number of seconds in (0, {TIMEOUT_MAX:g}]; got {timeout!r}.")
     timeout = seconds
     net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
     M, N = xbar.shape
     # before the deck, a Python string of ~0.6 kB per device: a 2048 x 2048
-    # array ran into a raw MemoryError while building it (found by review)
+    # array ran into a raw MemoryError while building it
     require(M * N * SPICE_BYTES_PER_CELL, f"an ngspice solve of a {M} x {N} array",
             "ngspice is the reference for small circuits (a 100 x 100 read took it 25 s on a 2-core machine, 200 x 200 "
             "9 minutes): solve this array with xbarsim.solve, or check a smaller one with ngspice")

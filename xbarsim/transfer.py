@@ -125,7 +125,7 @@ class _ProgrammedLayer:
         # wrong shape reached the MVM kernel, which read and wrote past them
         # (a heap corruption: the process aborted) or read a corner of the
         # array and gave a wrong answer; other dtypes compiled a new kernel
-        # for half a minute (found by review). Shapes and types only: the
+        # for half a minute. Shapes and types only: the
         # values are checked where they are used (mvm_many).
         if not isinstance(self.mapping, LayerMapping):
             raise ParameterError(f"mapping must be the LayerMapping of a transfer; got "
@@ -136,7 +136,7 @@ class _ProgrammedLayer:
         _check_seed(self.seed)
         _check_cfg_matches_mapping(self.cfg, self.mapping)
         # a read-side solve_tol below what the tiles' solves resolve: mvm solved
-        # for half a minute, then advised raising solve_maxiter (found by review)
+        # for half a minute, then advised raising solve_maxiter
         self.cfg.check_array(max((t.shape for t in self.mapping.tiles), key=max))
         lead = self._lead_shape()
         tiles = self.mapping.tiles
@@ -181,7 +181,7 @@ class _ProgrammedLayer:
 def _check_cfg_matches_mapping(cfg, mapping):
     """A result whose ``cfg`` was replaced by one that maps the layer
     otherwise: the MVM decodes with the mapping, so such a cfg's mapping
-    fields were ignored without a word (found by review). Read-side fields
+    fields were ignored without a word. Read-side fields
     (device, wires, read scheme, solve settings) may differ: the MVM reads
     with the cfg's."""
     got = {"mapping": (cfg.mapping.value, mapping.scheme.value),
@@ -197,11 +197,10 @@ def _check_cfg_matches_mapping(cfg, mapping):
         window = ""
         if cfg.window is None and (float(cfg.g_window[0]), float(cfg.g_window[1])) != (mapping.g_min, mapping.g_max):
             # a new device brings its own operating window unless one is given
-            # (the hint listed the device as free to change, then refused it:
-            # found by review)
+            # (the hint listed the device as free to change, then refused it)
             dev = cfg.device
             if dev.g_min <= mapping.g_min and mapping.g_max <= dev.g_max:
-                # exact values: the check compares exactly (6 digits were refused; found by review)
+                # exact values: the check compares exactly (6 digits were refused)
                 window = (f" A cfg without a window maps into its device's operating window: to read with "
                           f"another device, keep the mapping's with window={(mapping.g_min, mapping.g_max)!r}.")
             else:
@@ -360,8 +359,7 @@ def _say_if_no_worker(client):
     """One line on stderr when a user's Client has no worker: its chunks,
     already queued, wait for one (an adaptive cluster scales on them; an HPC
     cluster's workers may wait in a batch queue for minutes, so there is no
-    time limit: Ctrl-C stops). The run used to wait without a word (found
-    by review); a time limit failed such clusters (found by review too).
+    time limit: Ctrl-C stops). The run used to wait without a word; a time limit failed such clusters.
     Returns whether it said so."""
     if not client.scheduler_info().get("workers"):
         print("xbarsim.transfer_many: the Client's cluster has no worker yet; the chunks are queued and wait "
@@ -398,8 +396,8 @@ def _programming_bytes(devices):
 def _check_result_memory(n, mapping, chunk=0, what="transfer_many"):
     """Refuse, before allocating anything, ``n`` transfers whose results
     cannot be kept with one chunk of ``chunk`` at work (it checked the
-    results only: a chunk as large as n took 3.4x what it admitted; found by
-    review). ``n`` 0: a stream (`iter_transfers`), which keeps none."""
+    results only: a chunk as large as n took 3.4x what it admitted).
+    ``n`` 0: a stream (`iter_transfers`), which keeps none."""
     from ._memory import require
 
     devices = sum(t.target.size for t in mapping.tiles)
@@ -502,7 +500,7 @@ def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int 
     mapping = map_layer(weight, bias, cfg)
     devices = sum(t.target.size for t in mapping.tiles)
     # every tile's result (its 9 fields), one group's work arrays and stacked
-    # targets: not checked before (found by review)
+    # targets: not checked before
     require(_programming_bytes(devices), f"transferring a layer of {devices} devices",
             "transfer a smaller layer")
     # tiles of one shape are programmed together, in parallel (each its own
@@ -607,7 +605,7 @@ class ConvergenceTally:
     itself does not (a consumer may stop early, and ``zip`` over several
     streams never finishes the later ones): a circuit evaluation
     (`xbarsim.train.evaluate.evaluate_circuit`) left most devices
-    unconverged without a word (found by review)."""
+    unconverged without a word."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -777,11 +775,11 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
         cluster = start_local_cluster(workers)
         try:
             client = own = Client(cluster)
-        except BaseException:  # the cluster was left to distributed's exit hook (found by review)
+        except BaseException:  # the cluster was left to distributed's exit hook
             close_cluster(cluster)
             raise
         # each worker's kernel runs prange over its chunk's transfers on every
-        # core it sees: workers x cores threads (found by review); a share
+        # core it sees: workers x cores threads; a share
         # each, as `xbarsim scale --workers` gives its points
         threads = max(1, usable_cores() // workers)
     futures = {}
@@ -823,7 +821,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
                     top_up(running)
                 except Exception as exc:
                     if type(exc).__name__ == "KilledWorker":
-                        # distributed's raw error, without a hint (found by review); the
+                        # distributed's raw error, without a hint; the
                         # chunk size is what its chunks hold, min(chunk, n) (review of the fix)
                         raise XbarsimError(
                             "xbarsim.transfer_many: the Dask workers running a chunk of transfers died, as many "
@@ -833,7 +831,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
                     if not scheduler_lost(exc, client):
                         raise  # a chunk's own error (a missed solve), or a worker's
                     # distributed's raw FutureCancelledError / CommClosedError,
-                    # and ~35 lines of its client's log as ours closed (found by review)
+                    # and ~35 lines of its client's log as ours closed
                     lost = True
                     raise XbarsimError(
                         "xbarsim.transfer_many lost the connection to the Dask scheduler; this call's transfers "
@@ -900,7 +898,7 @@ def _check_x(x, mapping, n):
         return x[None]
     if x.ndim == 1 and x.shape[0] == in_f:  # one input: read as (1, in)
         return x[None, None]
-    # the width is the weight's: a weight transferred (in, out) shows here first (found by review)
+    # the width is the weight's: a weight transferred (in, out) shows here first
     raise ParameterError(f"x has shape {x.shape}; expected (B, {in_f}) (or ({in_f},) for one input): the "
                          f"layer's weight, (out, in) as torch.nn.Linear.weight, has {in_f} inputs. A weight "
                          "transferred as (in, out) needs weight.T.")
@@ -985,15 +983,15 @@ def _check_read_voltage(x, mapping, dev, g_tiles):
     limit = dev.v_set if v_pos >= v_neg else dev.v_reset  # the threshold of the polarity of v_max
     if dev.v0 is not None and v_max > mapping.v_read * (1.0 + 1e-12):
         # the product is mapped for |x| <= input_scale; past it a read bends
-        # with the sinh law, silently (2x high at 5 input_scale, TiO2; found
-        # by review). The figures are those of the step of 1.25x that holds
+        # with the sinh law, silently (2x high at 5 input_scale, TiO2).
+        # The figures are those of the step of 1.25x that holds
         # the inputs: each call warned with its own figure, so Python's
         # once per message and line never applied, and 20 reads of ReLU
-        # activations printed 20 paragraphs (found by review); the filters
+        # activations printed 20 paragraphs; the filters
         # still decide ("always", "error").
         steps = max(1, math.ceil(math.log(v_max / mapping.v_read) / math.log(_BEND_STEP)))
         v_step = min(mapping.v_read * _BEND_STEP ** steps, limit)  # (v_max < limit here)
-        x_step = _round_up(v_step / scale)  # quoted rounded up: "2.44" for 2.441 was no bound (found by review)
+        x_step = _round_up(v_step / scale)  # quoted rounded up: "2.44" for 2.441 was no bound
         gain = float(dev.read_current(1.0, v_step)) / v_step  # over the small-signal current
         gain_read = float(dev.read_current(1.0, mapping.v_read)) / mapping.v_read
         warn(
@@ -1090,7 +1088,6 @@ def mvm_many(batch: TransferBatch, x, seed: Optional[int] = None, noise: bool = 
         if not np.all(g >= 0.0):  # NaN too
             # a hand-built or edited batch: a negative conductance gave a
             # finite, meaningless output, and NaN "currents up to about nan A"
-            # (found by review)
             raise ParameterError(f"tile {k}'s conductances hold a negative or NaN value; transfer_many and "
                                  "iter_transfers never give one: rebuild the batch from them, or correct g.")
         if not np.all(np.isfinite(g)):
@@ -1181,8 +1178,8 @@ def mvm(prog, x, seed: Optional[int] = None, noise: bool = True, row_offset: int
         holds. None (the default) takes the seed the layer was transferred
         with, so transfers made with different seeds read with independent
         noise (with a fixed default, ``for s in ...: mvm(transfer(W, b, cfg,
-        seed=s), x)`` drew the same read noise for every s; found by
-        review). The same seed gives the same noise draws to every layer
+        seed=s), x)`` drew the same read noise for every s).
+        The same seed gives the same noise draws to every layer
         read with it, and to repeated reads of one array: give each
         independent read its own seed, and each layer of a network its own
         (`xbarsim.train.evaluate_circuit` uses seed + 1000 + k for layer k).

@@ -43,7 +43,7 @@ def check_seed(seed, name="seed", offset=None):
     from ..devices import zero_d_item
 
     offset = SEED_OFFSET_MAX if offset is None else int(offset)
-    given, seed = seed, zero_d_item(seed)  # a 0-d integer array or tensor, as xs.program's seed (found by review)
+    given, seed = seed, zero_d_item(seed)  # a 0-d integer array or tensor, as xs.program's seed
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) \
             or not 0 <= int(seed) <= 2**64 - 1 - offset:
         derived = (f". The training API derives further random streams from it (up to {name} + {offset}), and "

@@ -66,7 +66,7 @@ def _minmax(parts):
     with np.errstate(over="ignore"):
         span = hi - lo
     # in halves in the columns where hi - lo overflows (values near the
-    # largest double: the scaled features came out NaN; found by review);
+    # largest double: the scaled features came out NaN);
     # halving is exact there, and elsewhere would drop subnormal bits
     big = ~np.isfinite(span)
     span = np.where(hi > lo, np.where(big, 0.5 * hi - 0.5 * lo, span), 1.0)
@@ -153,8 +153,8 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
     # the points, labels, shuffles and sklearn's own copies (2e8 points ran 11 s into a raw MemoryError)
     require(80 * n, f"make_moons_split of {n} points", "ask for fewer points")
     # sklearn takes a 32-bit seed: larger seeds are hashed down (they were
-    # taken mod 2**32, so seed and seed + 2**32 drew the same points: found
-    # by review); smaller ones keep their points of earlier versions
+    # taken mod 2**32, so seed and seed + 2**32 drew the same points);
+    # smaller ones keep their points of earlier versions
     state = int(seed) if seed < 2**32 else int(np.random.SeedSequence(int(seed)).generate_state(1)[0])
     x, y = make_moons(n, noise, state)
     if not np.all(np.isfinite(x)):  # refused only after the surrogate fit, as NaN training data
@@ -171,13 +171,13 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
 def _read_csv(path):
     try:
         return _read_csv_text(path)
-    except UnicodeDecodeError as err:  # a raw traceback, from the header or any later line (found by review)
+    except UnicodeDecodeError as err:  # a raw traceback, from the header or any later line
         raise ParameterError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); save it as a "
                              f"UTF-8 (or ASCII) CSV with the header {','.join(CSV_COLUMNS)}.") from None
 
 
 def _read_csv_text(path):
-    if os.path.exists(path) and not os.path.isfile(path):  # a folder was "not found" (found by review)
+    if os.path.exists(path) and not os.path.isfile(path):  # a folder was "not found"
         raise ParameterError(f"{path} is not a file (a folder?); --data DIR must hold the files train.csv, "
                              f"val.csv and test.csv with the header {','.join(CSV_COLUMNS)}.")
     if not os.path.isfile(path):
@@ -197,7 +197,7 @@ def _read_csv_text(path):
         missing = [c for c in CSV_COLUMNS if c not in header]
         if missing:
             # a file without a header, or separated by ';' or tabs, got no
-            # hint what was wrong with it (found by review)
+            # hint what was wrong with it
             hint = ""
             if not any(header):
                 hint = " Its first line is empty: the header line must come first."
@@ -212,7 +212,7 @@ def _read_csv_text(path):
         if extra:
             if header[0] == "":
                 # pandas' to_csv() writes its index as an unnamed first column: the
-                # hint to drop features could not help (found by review)
+                # hint to drop features could not help
                 raise ParameterError(f"{path} has an unnamed first column (pandas writes its index so): save it "
                                      f"with DataFrame.to_csv(path, index=False), or drop that column.")
             raise ParameterError(
@@ -221,7 +221,7 @@ def _read_csv_text(path):
             )
         repeated = sorted({c for c in header if header.count(c) > 1})
         if repeated:
-            # x1,x2,x1,label read the first x1 and dropped the other without a word (found by review)
+            # x1,x2,x1,label read the first x1 and dropped the other without a word
             raise ParameterError(f"{path} names column(s) {repeated} more than once ({','.join(header)}); give "
                                  f"each of {','.join(CSV_COLUMNS)} once.")
         idx = [header.index(c) for c in CSV_COLUMNS]
@@ -231,7 +231,7 @@ def _read_csv_text(path):
                 continue
             if len(row) < len(header) or any(c.strip() for c in row[len(header):]):
                 # a row with an extra field was read from its first three, the rest
-                # dropped without a word (found by review); a short one was "not numbers".
+                # dropped without a word; a short one was "not numbers".
                 # Empty trailing fields (a comma at the end of the row) hold nothing to drop.
                 raise ParameterError(f"{path}, line {lineno} has {len(row)} fields; the header has {len(header)} "
                                      f"({','.join(header)}). Give every row one value per column.")
@@ -275,7 +275,7 @@ def load_csv_dir(directory, scale=True):
         raise ParameterError(f"directory = {directory!r}; give the path (str or pathlib.Path) of the folder "
                              f"holding train.csv, val.csv and test.csv (header {','.join(CSV_COLUMNS)}).")
     scale = check_flag(scale, "scale")  # scale="no" scaled
-    if not os.path.isdir(directory):  # "" read train.csv of the working folder (found by review)
+    if not os.path.isdir(directory):  # "" read train.csv of the working folder
         raise ParameterError(f"{str(directory)!r} is not a folder; give the folder holding train.csv, "
                              f"val.csv and test.csv (header {','.join(CSV_COLUMNS)}).")
     parts = [_read_csv(os.path.join(directory, f"{name}.csv")) for name in ("train", "val", "test")]
@@ -296,11 +296,11 @@ def save_csv_dir(data, directory):
     two features, the half moons' and ``xbarsim moons --data``'s)."""
     for name in ("x_train", "x_val", "x_test"):
         shape = np.shape(getattr(data, name))
-        if len(shape) != 2 or shape[1] != 2:  # a 4-feature split: a bare "too many values to unpack" (found by review)
+        if len(shape) != 2 or shape[1] != 2:  # a 4-feature split: a bare "too many values to unpack"
             raise ParameterError(f"data.{name} has shape {shape}; the CSV format ({','.join(CSV_COLUMNS)}) holds two "
                                  "features. Save other data with NumPy (np.savez).")
         labels = np.asarray(getattr(data, "y" + name[1:]))
-        # zip cut the file to the shorter array, and int() wrote 0.6 as class 0 (found by review)
+        # zip cut the file to the shorter array, and int() wrote 0.6 as class 0
         if labels.shape != shape[:1]:
             raise ParameterError(f"data.y{name[1:]} has shape {labels.shape} and data.{name} {shape}; give one label "
                                  "per point, (n,) for (n, 2) points.")

@@ -94,12 +94,12 @@ def network_layers(model):
     # only a Sequential's registration order is its forward: a model with
     # torch.sigmoid in forward (registered "L-L") or its sigmoids registered
     # first ("S-L-L") is the chain too, which the evaluations' forward check
-    # judges (both were refused here; found by review)
+    # judges (both were refused here)
     if _is_plain_sequential(model):
         applied = _sequential_leaves(model)  # as forward applies them: a module used twice counts twice
         if any(isinstance(m, nn.Linear) and sum(a is m for a in applied) > 1 for m in applied):
             # modules() lists a shared layer once, and the chain read from it
-            # was another network (found by review)
+            # was another network
             raise ParameterError(
                 "this nn.Sequential applies one nn.Linear more than once; the hardware evaluation transfers "
                 "each layer once. Pass its layers as [(weight, bias), ...] in the order it applies them.")
@@ -113,7 +113,7 @@ def network_layers(model):
     for k, layer in enumerate(linear_layers(model)):
         w, b = float64_array(layer.weight), float64_array(layer.bias)
         # checked here: the forward check that follows compared NaN outputs
-        # and blamed the layers' registration order (found by review)
+        # and blamed the layers' registration order
         for name, a in (("weight", w), ("bias", b)):
             if a is not None and not np.all(np.isfinite(a)):
                 raise ParameterError(f"linear layer {k} ({type(layer).__name__}) has a {name} holding "
@@ -150,7 +150,7 @@ def _check_chain(layers, from_model):
     """Each layer takes as many inputs as the one before gives."""
     for k in range(1, len(layers)):
         if layers[k][0].shape[1] != layers[k - 1][0].shape[0]:
-            # a model's layers are read in registration order (found by review)
+            # a model's layers are read in registration order
             hint = (" The linear layers are read in the order the model registers them (its __init__); if "
                     "forward applies them in another order, pass [(weight, bias), ...] in that order."
                     if from_model else "")
@@ -174,7 +174,7 @@ def _bool_as_float(x, name="x"):
 
 def check_labels(y, points):
     """``y`` as an array of ``points`` labels in {0, 1}, or a ParameterError."""
-    # ragged: NumPy's raw "inhomogeneous shape" (found by review)
+    # ragged: NumPy's raw "inhomogeneous shape"
     labels = as_array(y, "y", f"({points},), one label 0 or 1 per point of x", "labels 0 and 1")
     if labels.shape != (points,):
         raise ParameterError(f"y has shape {labels.shape}; expected ({points},), one label per point of x.")
@@ -195,7 +195,7 @@ _OTHER_NETWORKS = {
                    "circuit (to_crossbar and xs.mvm).",
 }
 """Where each evaluation sends a network it does not score (each told to
-use to_crossbar and xs.mvm, the circuit's route; found by review)."""
+use to_crossbar and xs.mvm, the circuit's route)."""
 
 
 def _task(model_or_layers, x, y, kind):
@@ -209,7 +209,7 @@ def _task(model_or_layers, x, y, kind):
             raise ParameterError("give a torch model, or its layers as a non-empty list of (weight, bias) pairs "
                                  "(weight (out, in), bias (out,) or None), as network_layers returns them.")
         # torch tensors detached (np.asarray raised torch's RuntimeError for
-        # one that requires grad; found by review)
+        # one that requires grad)
         layers = [(as_float_array(w, "weight", "(out, in)"),
                    None if b is None else as_float_array(b, "bias", "(out,)")) for w, b in layers]
         if any(w.ndim != 2 for w, _ in layers):
@@ -237,14 +237,14 @@ def _check_forward(model, layers, x):
     """Refuse a model whose own forward is not the Linear -> Sigmoid chain
     `network_layers` read from its registered modules: layers registered out
     of forward order, a layer applied twice, another activation called in
-    ``forward`` were scored as a different network (found by review).
+    ``forward`` were scored as a different network.
 
     A float64 copy of the model runs once on ``x`` on the CPU, in
     evaluation mode, without sampling: the model itself is untouched (its
     failed-weight record, which `restore_failed_` reads, was cleared by a
     forward of its own), and a half-precision model is compared at double
     precision. A forward that fails at float64 (one that casts its input,
-    ``x.float()``: refused before; found by review) is run by a float32
+    ``x.float()``: refused before) is run by a float32
     copy, compared at float32's precision. A final sigmoid is accepted: it
     gives the same decisions."""
     import copy
@@ -252,7 +252,7 @@ def _check_forward(model, layers, x):
     want = _software_outputs(layers, x)  # (P, outputs): network_layers takes any output count
     error = None
     for dtype in (torch.float64, torch.float32):
-        try:  # the copy too: a model holding a non-leaf tensor cannot be deep-copied (found by review)
+        try:  # the copy too: a model holding a non-leaf tensor cannot be deep-copied
             # the hardware models the layers hold are shared, not copied
             memo = {id(m.surrogate): m.surrogate for m in model.modules()
                     if getattr(m, "surrogate", None) is not None}
@@ -273,7 +273,7 @@ def _check_forward(model, layers, x):
             "[(weight, bias), ...] in the order the network applies them instead.") from error
     if isinstance(out, torch.Tensor) and not out.dtype.is_floating_point:
         # a complex output lost its imaginary part, a bool one passed as a
-        # saturated sigmoid (found by review)
+        # saturated sigmoid
         raise ParameterError(f"the model's forward returns {out.dtype} values; the hardware evaluation compares a "
                              "real logit (or its sigmoid) with the chain of its layers. Return floating-point "
                              "logits, or pass its layers as [(weight, bias), ...].")
@@ -281,7 +281,7 @@ def _check_forward(model, layers, x):
     if got is not None and not np.all(np.isfinite(got)):
         # an overflowed float16 logit cannot be checked (taking inf for any
         # logit past the type's range let a network without its sigmoid
-        # through), and NaN was reported as a distance (found by review)
+        # through), and NaN was reported as a distance
         raise ParameterError(
             f"the model's forward returns NaN or inf at {int(np.sum(~np.isfinite(got)))} of {got.size} outputs "
             f"on these points ({out.dtype}); the hardware evaluation cannot compare them with the chain of its "
@@ -296,28 +296,28 @@ def _check_forward(model, layers, x):
             # float32's rounding grows with the sizes summed, not the
             # logit's; 64 eps of them is ~400x what a cast model is off by,
             # and an offset of 0.01 on the logit is not let through (1e4 eps
-            # let 0.05 through; found by review)
+            # let 0.05 through)
             tol = 64 * eps * (1.0 + float(np.max(np.abs(want))) + _magnitude(layers, x))
         # logits returned at a lower precision than they were computed in
         # (.float(), .half()) are off by that cast's rounding alone, relative
         # to each value (refused before; a tolerance of the sums at bfloat16's
-        # precision let a network without a sigmoid through: found by review)
+        # precision let a network without a sigmoid through)
         cast, tiny = 0.0, 0.0
         if torch.finfo(out.dtype).eps > eps:
             info = torch.finfo(out.dtype)
             if info.eps > torch.finfo(torch.bfloat16).eps:
                 # float8: a rounding of up to 25 % of each value hides a shifted
-                # logit (found by review); it cannot be told from the chain
+                # logit; it cannot be told from the chain
                 raise ParameterError(
                     f"the model's forward returns {out.dtype} outputs, too coarse to check against the chain of "
                     "its layers; return float16 or wider, or pass its layers as [(weight, bias), ...].")
             # two eps: one rounding is off by half of one, and torch's
-            # sigmoid by up to two ulp more (one eps left no margin; found by review)
+            # sigmoid by up to two ulp more (one eps left no margin)
             cast, tiny = 2.0 * float(info.eps), float(info.tiny)
         sig = _sigmoid(want)
         ok_logit = np.all(np.abs(got - want) <= tol + cast * (np.abs(want) + tiny))
         # a sigmoid taken after the cast carries the logit's rounding too,
-        # sig (1 - sig) eps |z| (refused near z = -10; found by review)
+        # sig (1 - sig) eps |z| (refused near z = -10)
         ok_sig = np.all(np.abs(got - sig) <= tol + cast * (sig + sig * (1.0 - sig) * np.abs(want) + tiny))
         if ok_logit or ok_sig:
             return
@@ -411,10 +411,10 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     layers, x, labels = _task(model_or_layers, x, y, "circuit")
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     keep_conductances = check_count(keep_conductances, "keep_conductances", 0)
-    progress = check_flag(progress, "progress")  # "no" showed the bar (found by review)
+    progress = check_flag(progress, "progress")  # "no" showed the bar
     seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, 1000 + len(layers) - 1))  # read noise: seed + 1000 + k
     # the first MVM refuses inputs that overflow the sinh current, but only
-    # after a chunk of transfers was programmed (26 s; found by review)
+    # after a chunk of transfers was programmed (26 s)
     refuse_sinh_overflow(x, _layer_targets(*layers[0], cfg), cfg.device)
     _warn_if_other_cfg(model_or_layers, cfg)
     _require_results(n, x, layers, chunk, "a circuit evaluation")
@@ -437,7 +437,7 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
                     kept[k].append(batch)
             logits[start:start + count] = h[..., 0]
             bar.update(count)
-    # write-verify left most devices unconverged without a word (iter_transfers does not warn; found by review)
+    # write-verify left most devices unconverged without a word (iter_transfers does not warn)
     for k, tally in enumerate(tallies):
         tally.warn(f"the circuit evaluation's layer {k} ({n} transfers)")
     correct = (logits > 0).astype(np.int64) == labels[None, :]
@@ -448,8 +448,8 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
 def _warn_if_other_cfg(model_or_layers, cfg):
     """`warn_if_trained_for_another_cfg` for a model (layers given as
     arrays carry no training to compare); every evaluation calls it: the
-    statistical and surrogate ones did not (found by review)."""
-    if isinstance(model_or_layers, nn.Module):  # as to_crossbar does (found by review)
+    statistical and surrogate ones did not."""
+    if isinstance(model_or_layers, nn.Module):  # as to_crossbar does
         warn_if_trained_for_another_cfg(linear_layers(model_or_layers), cfg)
 
 
@@ -482,7 +482,7 @@ def _transfer_rngs(seed, start, count):
 def _require_results(n, x, layers, chunk, what):
     """Refuse, before anything is computed, an evaluation whose results
     ((n, P) logits and hits) and working chunk do not fit in memory (n =
-    10**12 gave NumPy's raw MemoryError; found by review)."""
+    10**12 gave NumPy's raw MemoryError)."""
     from .._memory import require
 
     # the inputs are shared by every transfer (broadcast, or one copy for
@@ -562,7 +562,7 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     conductances of every layer, then the read noise of each layer in
     turn. So a transfer is the same programmed network whichever points it
     scores (with the noise drawn between layers, layer 2's conductances had
-    depended on how many points layer 1 read; found by review). Returns an
+    depended on how many points layer 1 read). Returns an
     `MCResult` (``.logits`` and ``.correct``, each (n, points); ``.model``)
     alone, where `evaluate_circuit` returns the pair ``(MCResult, kept
     batches)``; the metrics (`summarize`...) take its ``.correct``.
@@ -611,7 +611,7 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
             x_max = 0.0 if warned or not h.size else float(np.max(np.abs(h)))
             if x_max > fitted:
                 # 20 V reads scored without a word, where evaluate_circuit and
-                # the layers warn (found by review)
+                # the layers warn
                 warned = True
                 warn(extrapolation_message(surrogate, x_max, f"layer {k}'s inputs") + " Warned once per call.",
                      RuntimeWarning)

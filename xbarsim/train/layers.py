@@ -117,8 +117,8 @@ def _run_eagerly(fn):
     The sampled forward draws a transfer with NumPy and runs the hardware
     model's circuit in Numba kernels, neither of which Dynamo can trace: a
     compiled model in training mode failed with Dynamo's "'ndarray' object
-    has no attribute 'detach'" and a hint that blamed eager mode (found by
-    review). Under tracing, `fn` is called through ``torch._dynamo.disable``
+    has no attribute 'detach'" and a hint that blamed eager mode.
+    Under tracing, `fn` is called through ``torch._dynamo.disable``
     (a graph break): the rest of the model is still compiled, and an
     evaluation forward (a plain linear layer) is compiled whole. Outside
     tracing `fn` is called as it is: decorating with
@@ -168,7 +168,7 @@ def apply_sample(w, sampled, failed):
 
     `failed` must be a bool tensor: an integer 0 / 1 mask made ``~failed``
     -1 / -2, so the gradient was flipped and scaled, and a float one raised
-    torch's raw TypeError (found by review).
+    torch's raw TypeError.
     """
     if not isinstance(failed, torch.Tensor) or failed.dtype != torch.bool:
         got = f"a tensor of dtype {failed.dtype}" if isinstance(failed, torch.Tensor) else type(failed).__name__
@@ -224,7 +224,7 @@ class HardwareAwareLinear(nn.Linear):
     it samples; with both off it is ``nn.Linear``'s. So ``failures`` alone
     trains against failed devices *and* the circuit, noise-free; the
     ablation of ``xbarsim moons --ablation`` changes both together (the
-    README gives the circuit model's share; found by review).
+    README gives the circuit model's share).
 
     Inputs: the hardware model maps an input ``x`` to the read voltage ``x
     v_read / input_scale``, and was fitted on inputs in ``[0,
@@ -288,7 +288,7 @@ class HardwareAwareLinear(nn.Linear):
                 f"surrogate must be a fitted xbarsim.train.Surrogate (an object with sample_layer); got "
                 f"{type(surrogate).__name__}. Fit one with Surrogate.fit(cfg), or load it with Surrogate.load.")
         if real_scalar(hardware_penalty) > 0:
-            _check_penalty(surrogate, hardware_penalty)  # was a zero penalty without a word (found by review)
+            _check_penalty(surrogate, hardware_penalty)  # was a zero penalty without a word
         if not isinstance(reparam, (bool, np.bool_)):
             raise ParameterError(f"reparam = {reparam!r}; True or False.")
         # None or a bool (np.True_ too, as reparam): on / off at the fitted rates; a number: a scale of them
@@ -321,7 +321,7 @@ class HardwareAwareLinear(nn.Linear):
         else:
             # 0 is off, as False: its scale of 0 made sample(failures=True)
             # draw none where a layer built with False draws at the fitted
-            # rates (found by review)
+            # rates
             self.failure_scale = scale if scale > 0 else 1.0
             self.failures = scale > 0
             p_fail = float(getattr(surrogate, "p_lrs", 0.0)) + float(getattr(surrogate, "p_hrs", 0.0))
@@ -367,16 +367,15 @@ class HardwareAwareLinear(nn.Linear):
         The copy keeps the source's training / evaluation mode and its
         parameters' ``requires_grad`` (an eval-mode layer stays
         deterministic, a frozen one frozen; they were always training and
-        trainable; found by review).
+        trainable).
 
         Torch's global generator moves only by what ``seed=None`` draws (the
         layer's sampling seed): nn.Linear's own initialisation, overwritten
-        here, draws from a fork of it (it advanced the caller's generator;
-        found by review).
+        here, draws from a fork of it (it advanced the caller's generator).
 
         `kwargs` go to `HardwareAwareLinear` (``surrogate``, ``seed``,
         ``reparam``, ...); the shape, bias, dtype and device come from
-        `linear` (`ParameterError` if given: a raw TypeError, found by review).
+        `linear` (`ParameterError` if given: a raw TypeError).
 
         A layer whose behaviour the copy would drop is refused
         (`ParameterError`, with what to do first): a pruned one
@@ -393,7 +392,7 @@ class HardwareAwareLinear(nn.Linear):
         already or works in place): a weight tied to another module's stays
         tied, and an optimizer made before an in-place conversion trains the
         converted layers (new parameters untied the first and left the
-        second training nothing, without a word; found by review)."""
+        second training nothing, without a word)."""
         if not isinstance(linear, nn.Linear):  # a Conv1d or None: a bare AttributeError
             raise ParameterError(f"from_linear copies an nn.Linear; got {type(linear).__name__}. Build other "
                                  "layers as they are (convert() leaves every layer but nn.Linear alone).")
@@ -462,7 +461,7 @@ class HardwareAwareLinear(nn.Linear):
             are drawn at the layer's ``failures`` scale of the fitted
             probabilities, in evaluation mode at the fitted ones. (In
             evaluation mode given values were ignored: both were always
-            drawn; found by review.)
+            drawn.)
         """
         if self.surrogate is None:
             raise ParameterError("this HardwareAwareLinear has no surrogate to sample from; pass surrogate=.")
@@ -488,8 +487,8 @@ class HardwareAwareLinear(nn.Linear):
         0 / 1 ``failed_weight`` flipped and scaled the gradient and made
         `restore_failed_` index rows with it, a float one gave torch's raw
         TypeError, a mask of another shape broadcast without a word, and a
-        transposed weight or a missing bias gave torch's raw RuntimeError
-        (found by review). Shapes and dtypes only: nothing is scanned.
+        transposed weight or a missing bias gave torch's raw RuntimeError.
+        Shapes and dtypes only: nothing is scanned.
         """
         where = f"{type(self.surrogate).__name__}.sample_layer, for {self._describe()},"
         if not isinstance(s, LayerSample):
@@ -539,7 +538,7 @@ class HardwareAwareLinear(nn.Linear):
 
         The mapping's own refusal ("weight holds NaN or inf at [0, 0]; only
         finite weights can be mapped") named neither the layer nor the likely
-        cause, a diverged training (found by review).
+        cause, a diverged training.
         """
         from .._coerce import where_not_finite
 
@@ -547,7 +546,7 @@ class HardwareAwareLinear(nn.Linear):
             w, b = float64_array(self.weight), float64_array(self.bias)
         except RuntimeError as exc:
             # a torch.func transform's wrapped weights have no storage: torch's raw
-            # "Cannot access data pointer of Tensor that doesn't have storage" (found by review);
+            # "Cannot access data pointer of Tensor that doesn't have storage";
             # `forward` refuses them first where torch can tell, this catches the rest
             if "storage" not in str(exc):
                 raise
@@ -577,7 +576,7 @@ class HardwareAwareLinear(nn.Linear):
     def __getstate__(self):
         # the last sample's circuit read-out is a closure, which pickle refuses:
         # torch.save(model), deepcopy and multiprocessing failed after the
-        # first training forward (found by review); a copy starts without it.
+        # first training forward; a copy starts without it.
         # dict(...): before torch 2.1 nn.Module has no __getstate__, and
         # object's (Python 3.11) returns the live __dict__
         getter = getattr(super(), "__getstate__", None)
@@ -608,7 +607,7 @@ class HardwareAwareLinear(nn.Linear):
             # weights; an evaluation forward (an accuracy logged between
             # backward() and step()) keeps the training forward's record,
             # which it cleared, and `restore_failed_` then let the failed
-            # weights move (found by review)
+            # weights move
             if self.training:
                 self._failed_weight = self._failed_bias = None
             return super().forward(x)
@@ -628,7 +627,7 @@ class HardwareAwareLinear(nn.Linear):
         # autocast off: F.linear autocast to bfloat16 rounded the sampled
         # weights, and the circuit's correction, at the weights' dtype,
         # promoted the output back (a float32 output from some layers, a
-        # bfloat16 one from those without a circuit; found by review)
+        # bfloat16 one from those without a circuit)
         with torch.autocast(x.device.type, enabled=False):
             return self._sampled_forward(x.to(self.weight.dtype))
 
@@ -648,7 +647,7 @@ class HardwareAwareLinear(nn.Linear):
         if self.training and torch.is_grad_enabled():
             # the step's mask: a forward under no_grad in train mode (logging
             # accuracy between backward() and step()) drew a new one, and
-            # restore_failed_ undid the wrong weights (found by review)
+            # restore_failed_ undid the wrong weights
             self._failed_weight = fw
             self._failed_bias = None if s.failed_bias is None else torch.as_tensor(s.failed_bias, device=dev)
         xin = x
@@ -731,12 +730,12 @@ class HardwareAwareLinear(nn.Linear):
             if not self.weight.is_meta and not self._weights_finite():  # meta: the penalty refuses it by name
                 self._refuse_nonfinite_weights()  # the message; finite weights stay on their device
             total = total + self.hardware_penalty * self.surrogate.penalty(self.weight, self.bias)
-        # a 'meta' total has no value to test (bool() raised torch's raw error; found by review)
+        # a 'meta' total has no value to test (bool() raised torch's raw error)
         if not total.is_meta and not bool(torch.isfinite(total.detach())):
             if not self._weights_finite():
-                self._refuse_nonfinite_weights()  # the cause, not an overflow (found by review)
+                self._refuse_nonfinite_weights()  # the cause, not an overflow
             # weight decay or the coefficient times a finite penalty, in half
-            # precision: inf without a word (found by review)
+            # precision: inf without a word
             wider = ("Train the layer in float32 or float64 (layer.float()), or use smaller coefficients."
                      if self.weight.element_size() < 4 else "Use smaller coefficients or keep the weights smaller.")
             raise ParameterError(
@@ -767,19 +766,19 @@ class HardwareAwareLinear(nn.Linear):
         and it is used once: this call clears it. It was kept, so a later step
         with no training forward (a sampled step in evaluation mode, with
         `sampling`) put back the weights an earlier step had sampled as
-        failed (found by review).
+        failed.
         """
         failed_weight, failed_bias = self._failed_weight, self._failed_bias
         self._failed_weight = self._failed_bias = None  # this step's; the next training forward sets its own
         # the snapshot is this step's too: kept past a step without failures, a
         # later step without snapshot_ put the weights back to that older
-        # step's, and the no-snapshot warning never came (found by review)
+        # step's, and the no-snapshot warning never came
         pre, self._pre_step = self._pre_step, None
         if failed_weight is None or not self.failures:
             return
         if pre is None:
             # without snapshot_ before the step there is nothing to put back:
-            # the failed weights moved without a word (found by review)
+            # the failed weights moved without a word
             if not getattr(self, "_warned_restore", False):
                 self._warned_restore = True
                 warn("restore_failed_ found no snapshot of the weights before this step, so the weights of "
@@ -826,7 +825,7 @@ def float64_array(t):
     from the graph (None stays None: a layer without bias). A tensor on the
     'meta' device is refused (`ParameterError`): torch's raw
     NotImplementedError came from deep inside the evaluations, `to_crossbar`
-    and `Surrogate.penalty` (found by review)."""
+    and `Surrogate.penalty`."""
     if t is None:
         return None
     if t.is_meta:
@@ -878,7 +877,7 @@ def _autocast_on(device_type):
     except TypeError:
         # torch < 2.4 (pyproject allows 2.0): is_autocast_enabled takes no
         # argument and answers for CUDA; every sampled forward raised this
-        # TypeError (found by review)
+        # TypeError
         if device_type == "cpu":
             return bool(torch.is_autocast_cpu_enabled())
         return bool(torch.is_autocast_enabled()) if device_type == "cuda" else False
@@ -890,7 +889,7 @@ def _autocast_reconciles(x, weight, sampled):
     ``F.linear``, which autocast casts when both dtypes are ones it casts; a
     sampled one casts a floating-point `x` to the weights' dtype. Refusing
     every other dtype broke an eval-mode network under ``torch.autocast`` at
-    its second layer (found by review)."""
+    its second layer."""
     if not _autocast_on(x.device.type):
         return False
     if sampled:
@@ -924,7 +923,7 @@ def warn_if_trained_for_another_cfg(layers, cfg):
              "the point.", UserWarning)
     # a layer's own mapping, given without a surrogate (or with a hardware
     # model that cannot compare configurations): convert(net, mapping="reference")
-    # transferred differential pairs without a word (found by review)
+    # transferred differential pairs without a word
     mapping = getattr(cfg.mapping, "value", cfg.mapping)
     mapped = {k: layer.mapping for k, layer in enumerate(layers)
               if k not in trained_for and isinstance(getattr(layer, "mapping", None), str)
@@ -1016,7 +1015,7 @@ def sampling(model, enabled=True):
     True; False: none do, whatever their ``sample_on_eval``). Sampling a
     model with no hardware-aware layer is refused: ``convert`` returns a
     converted copy, and ``convert(m, sur); with sampling(m)`` ran software
-    forwards without a word (found by review)."""
+    forwards without a word."""
     enabled = check_flag(enabled, "enabled")  # sampling(model, "no") sampled
     layers = hardware_layers(model)
     if enabled and not layers:
@@ -1059,7 +1058,7 @@ def _torch_seed():
     """A sampling seed drawn from torch's global generator (``seed=None``:
     reproducible under ``torch.manual_seed``)."""
     # on the CPU generator: under `with torch.device("meta")` the default
-    # device's randint had no value to read (found by review)
+    # device's randint had no value to read
     return int(torch.randint(0, 2**62, (1,), device="cpu").item())
 
 
@@ -1070,7 +1069,7 @@ def _weights_seed(layer):
     Drawing it from torch's generator after the initialisation shifted every
     later layer's initial weights: ``nn.Sequential(HardwareAwareLinear(...),
     ..., HardwareAwareLinear(...))`` under ``torch.manual_seed(0)`` started
-    from other weights than the same ``nn.Linear`` network (found by review).
+    from other weights than the same ``nn.Linear`` network.
     The weights are drawn from that generator, so the hash is as reproducible
     under ``torch.manual_seed``, and differs between layers as their weights
     do. A layer on the 'meta' device has no values to hash: its seed comes
@@ -1102,8 +1101,8 @@ def _check_convertible(linear, name):
     The copy is a new ``HardwareAwareLinear`` holding the weights' values:
     a pruning mask, a parametrization (``weight_norm``), an overridden
     ``forward`` and the module's hooks were lost without a word (a pruned
-    layer, unless converted in place, gave torch's raw deepcopy error;
-    found by review). `name`: the layer's name in the model ("" for the
+    layer, unless converted in place, gave torch's raw deepcopy error).
+    `name`: the layer's name in the model ("" for the
     model itself).
     """
     from torch.nn.modules.lazy import LazyModuleMixin
@@ -1113,7 +1112,7 @@ def _check_convertible(linear, name):
         f"{type(linear).__module__}.{type(linear).__qualname__}"  # torch.ao.nn.qat.Linear is not nn.Linear
     what = f"layer {name!r} ({kind})" if name else f"this {kind}"
     if isinstance(linear, LazyModuleMixin) and linear.has_uninitialized_params():
-        # its in_features are 0 until then: "in_features = 0; an integer >= 1" (found by review)
+        # its in_features are 0 until then: "in_features = 0; an integer >= 1"
         raise ParameterError(f"{what} is not initialised yet: a lazy layer learns its in_features at its first "
                              "forward pass. Run one forward pass through the model (model(x)) before converting, or "
                              f"build it as nn.Linear(in_features, {linear.out_features}).")
@@ -1207,7 +1206,7 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     converted = [name or type(model).__name__ for name, m in model.named_modules()
                  if isinstance(m, HardwareAwareLinear)]
     if converted and not plain:
-        # convert(convert(net, S), S2) kept S in every layer without a word (found by review)
+        # convert(convert(net, S), S2) kept S in every layer without a word
         raise ParameterError(
             f"{type(model).__name__} is already hardware-aware ({', '.join(converted[:4])}"
             f"{' ...' if len(converted) > 4 else ''}): convert would change nothing, and the surrogate and options "
@@ -1234,7 +1233,7 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
                                  "place (inplace=True).") from None
     names = {id(m): name for name, m in model.named_modules()}
     # nn.MultiheadAttention reads out_proj.weight directly, never out_proj's
-    # forward: a converted out_proj would never sample (found by review). Its
+    # forward: a converted out_proj would never sample. Its
     # modules stay as they are, also where another name shares them.
     skipped = [name for name, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
     # id(module) -> its replacement, or None once visited (or left alone)
@@ -1244,7 +1243,7 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     def _swap(parent):
         # ``_modules`` lists a module shared under two names twice (named_children
         # skips the second): a tied layer becomes one HardwareAwareLinear under
-        # both names, not one converted and one left plain (found by review)
+        # both names, not one converted and one left plain
         for name, child in list(parent._modules.items()):
             if child is None:
                 continue

@@ -38,7 +38,7 @@ BINS = (
 
 def _plain(value, name, expected):
     """``value`` as a NumPy array (`as_array`: tensors that require grad or
-    sit on a GPU raised torch's own error; found by review), an `MCResult`
+    sit on a GPU raised torch's own error), an `MCResult`
     passed whole refused with the field to pass."""
     if hasattr(value, "correct") and hasattr(value, "logits"):  # an MCResult itself
         raise ParameterError(f"{name} got a {type(value).__name__}; pass its .correct (the (n_transfers, n_points) "
@@ -83,7 +83,6 @@ def correct_matrix(predictions, labels):
             f"predictions {pred.shape} and labels {lab.shape} do not fit; expected (T, P) and (P,)."
         )
     # classes, not scores: a probability of 0.7 never equals a label
-    # (found by review)
     for name, a in (("predictions", pred), ("labels", lab)):
         if a.dtype.kind not in "biuf" or not np.all((a == 0) | (a == 1)):
             raise ParameterError(f"{name} must be classes 0 or 1; threshold scores first (logits > 0, or "

@@ -55,7 +55,7 @@ def plot_cdf(per_point, path, n_transfers, note=""):
     ax.set_ylabel("fraction of test points")
     ax.set_title(f"CDF of per-point accuracy over {n_transfers} transfers{note}")
     # a little past 1: most hardware-aware points sit at accuracy 1, and the
-    # CDF's last jump there ran along the frame, unseen (found by review)
+    # CDF's last jump there ran along the frame, unseen
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.legend(loc="upper left", fontsize=8)
@@ -72,8 +72,8 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
     by class (marker shape) and per-point accuracy (colour); those right
     in at most half the transfers are magenta, the colour bar's arrow,
     which no accuracy or background shares (they were the colour of 0.5,
-    then viridis' dark bottom, unseen on the dark background: found by
-    review). ``note``: a line at the bottom (how the grid was computed).
+    then viridis' dark bottom, unseen on the dark background).
+    ``note``: a line at the bottom (how the grid was computed).
     """
     from matplotlib.lines import Line2D
 
@@ -81,7 +81,7 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
     one = len(panels) == 1
     # one panel: the colour bars one above the other, on a wider figure (side
     # by side, sized for two panels, their labels ran off the figure and
-    # over each other: found by review)
+    # over each other)
     fig, axs = plt.subplots(1, len(panels), figsize=(7.6, 7.6) if one else (5.2 * len(panels), 6.8),
                             squeeze=False)
     im = sc = None
@@ -131,7 +131,7 @@ def plot_uncertainty(axes_1d, panels, x_test, y_test, path, note=""):
     fig, axs = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.6), squeeze=False)
     vmax = max(float(np.max(d["std"])) for d in panels.values()) or 1.0
     # as arrays: labels given as a list compared as a whole to each class
-    # (False), and every test point was dropped (found by review)
+    # (False), and every test point was dropped
     x_test, y_test = np.asarray(x_test), np.asarray(y_test)
     for ax, (name, d) in zip(axs[0], panels.items()):
         im = ax.pcolormesh(axes_1d, axes_1d, d["std"], cmap="magma", vmin=0, vmax=vmax, shading="auto")

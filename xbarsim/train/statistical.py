@@ -99,7 +99,7 @@ class DriftTable:
     def mean_std(self, events):
         """Mean and std (siemens) of the drift after `events` events (an
         integer >= 0; counts above `max_events` use its pool)."""
-        # -1 read the last pool, as 54 does (found by review)
+        # -1 read the last pool, as 54 does
         s = self.samples[min(whole_number(events, "events", 0), self.max_events)]
         return float(np.mean(s)), float(np.std(s))
 
@@ -108,15 +108,15 @@ class DriftTable:
         measured change drawn uniformly from its event count's pool, by one
         vectorized draw (a loop over the event counts cost 0.4 ms a tile)."""
         # negative counts were clipped to no drift and fractions truncated,
-        # where mean_std and StatisticalModel.sample refuse them (found by review)
+        # where mean_std and StatisticalModel.sample refuse them
         return self._draw(_event_counts(events, "events", "an array of integer counts"), rng)
 
     def _draw(self, events, rng):
         """`sample` of counts already checked (`_event_counts`;
         `StatisticalModel.sample` checks its own once). Counts beyond the
         table's use its last pool, capped in their own dtype: 2**63 as a
-        uint64 wrapped to a negative int64, clipped to no drift (found by
-        review)."""
+        uint64 wrapped to a negative int64, clipped to no drift.
+        """
         events = np.minimum(events, self.max_events).astype(np.int64)
         pools, sizes = self._padded
         return pools[events, rng.integers(0, sizes[events])]
@@ -143,14 +143,14 @@ def _event_counts(value, name, expected):
     arr = as_array(value, name, expected, "devices programmed after each one")
     if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(np.isfinite(arr))
                                            and np.all(arr == np.round(arr))):
-        # inf was taken for a count and wrapped to no drift (found by review)
+        # inf was taken for a count and wrapped to no drift
         what = ""
         if arr.dtype.kind == "f":
             what = " holding NaN or inf" if not np.all(np.isfinite(arr)) else " holding fractions"
         raise ParameterError(f"{name} must be integer counts (devices programmed after each one, finite); "
                              f"got dtype {arr.dtype}{what}.")
     if np.any(arr < 0):
-        # clipped to 0 without a word (found by review)
+        # clipped to 0 without a word
         raise ParameterError(f"{name} holds a negative count; it is the number of devices programmed "
                              "after each one in its array (0 for the last).")
     return arr
@@ -162,12 +162,12 @@ def load_drift_table(path=None, min_samples=50):
     Falls back on Gaussians interpolated from the README's summary table
     when the file cannot be found (source ``"readme"``), with a warning: a
     package installed without its data changed the statistical model's
-    figures silently (found by review).
+    figures silently.
     """
     # an int path was opened as a file descriptor, and closed (the caller's
-    # own file; found by review)
+    # own file)
     if path is not None and (isinstance(path, (bool, int, np.integer)) or not isinstance(path, (str, os.PathLike))
-                             or not os.fspath(path)):  # "" loaded the packaged file (found by review)
+                             or not os.fspath(path)):  # "" loaded the packaged file
         raise ParameterError(f"path = {path!r}; give the path of neighbour_drift.csv (a str or os.PathLike), or "
                              "None to use the packaged file.")
     min_samples = whole_number(min_samples, "min_samples", 1)
@@ -204,7 +204,7 @@ def load_drift_table(path=None, min_samples=50):
         for row in reader:
             if not any(cell.strip() for cell in row):
                 # a blank line (a trailing one after editing), skipped as
-                # calibrate's np.loadtxt of the same file skips it (found by review)
+                # calibrate's np.loadtxt of the same file skips it
                 continue
             try:
                 k, d = int(row[0]), float(row[1])
@@ -293,7 +293,7 @@ class StatisticalModel:
         for name in ("lrs_mean", "lrs_std", "hrs_low", "hrs_high"):
             if getattr(self, name) > 1.0:
                 # the module's figures are quoted in µS: 573 for 573e-6 programmed
-                # failed devices at 573 S, and logits of 1e5 (found by review)
+                # failed devices at 573 S, and logits of 1e5
                 raise ParameterError(f"StatisticalModel.{name} = {getattr(self, name)!r}, above 1 S: conductances "
                                      "are in siemens (573 µS is 573e-6), not microsiemens.")
 
@@ -326,15 +326,15 @@ class StatisticalModel:
         """
         from .surrogate import check_rng
 
-        check_rng(rng)  # an int raised a raw AttributeError (found by review)
+        check_rng(rng)  # an int raised a raw AttributeError
         # tensors, strings, ragged and complex values: a specific error (a
-        # bare torch / NumPy one, or the imaginary part dropped; found by review)
+        # bare torch / NumPy one, or the imaginary part dropped)
         target = as_real_array(target, "target", "conductance", "target conductances in siemens")
         if np.any(~np.isfinite(target)) or np.any(target < 0):
             raise ParameterError("target conductances must be finite and >= 0 siemens.")
         if np.any(target > 1.0):
             # microsiemens given for siemens went through, the tuning law
-            # clamped to 0 (found by review)
+            # clamped to 0
             raise ParameterError(f"target holds {float(np.max(target)):g} S, above 1 S: conductances are in "
                                  "siemens (300 µS is 300e-6), not microsiemens.")
         sub_arr = _event_counts(subsequent, "subsequent", "integer counts shaped like the targets")

@@ -232,7 +232,7 @@ def later_sums(values, oi):
     whole tile, each row and each column (a device other than itself never
     shares both its row and its column). They were products with (K, K)
     matrices, K = M N, cached for good: 5 GiB and 16 s for one 128 x 128
-    tile, a raw MemoryError at 256 x 256 (found by review).
+    tile, a raw MemoryError at 256 x 256.
     """
     M, N = oi.shape
     v = np.asarray(values, dtype=float)
@@ -274,7 +274,7 @@ def drift_bases(target, pulse_coef, relax_cycles, cfg):
     `pulse_coef`, plus one read).
     """
     t = np.asarray(target, dtype=float)
-    if t.ndim < 2:  # a raw "not enough values to unpack" (found by review)
+    if t.ndim < 2:  # a raw "not enough values to unpack"
         raise ParameterError(f"target has shape {t.shape}; expected a tile's (M, N) conductances or a stack "
                              "(..., M, N) of them.")
     M, N = t.shape[-2:]
@@ -384,7 +384,7 @@ def _standardised_quantiles(z, what):
     With fewer than `_MIN_RESIDUALS` of them, the own-error table (``what ==
     "own"``) is refused, and the drift table, which then has (almost) no
     variance to shape, is the standard normal's. Both were all zeros: a
-    surrogate with no noise at all, silently (found by review)."""
+    surrogate with no noise at all, silently."""
     z = np.asarray(z, dtype=float)
     z = z[np.isfinite(z)]
     if z.size >= _MIN_RESIDUALS:
@@ -417,7 +417,7 @@ class Surrogate:
     Build with `Surrogate.fit`, store with `save`, reload with `load`.
     """
 
-    __repr__ = compact_repr  # every fitted array in full ran to 9,500 characters (found by review)
+    __repr__ = compact_repr  # every fitted array in full ran to 9,500 characters
 
     cfg_json: str
     """The `TransferConfig` it was fitted for, as JSON (`cfg_to_dict`)."""
@@ -485,7 +485,7 @@ class Surrogate:
         (the device's) equals the device's window given explicitly."""
         import xbarsim as xs
 
-        if not isinstance(cfg, xs.TransferConfig):  # "TIO2": a raw TypeError (found by review)
+        if not isinstance(cfg, xs.TransferConfig):  # "TIO2": a raw TypeError
             raise ParameterError(f"matches compares with an xbarsim.TransferConfig; got {type(cfg).__name__} "
                                  "(xbarsim.TransferConfig(device=...)).")
         return _window_resolved(json.loads(self.cfg_json)) == _window_resolved(
@@ -531,10 +531,9 @@ class Surrogate:
         1.17x the simulator's, 1.31x on working devices, and 0.99x from a
         fit on that shape; a 1 x 23 layer, a 24 x 2 tile of as many devices
         as the 3 x 16, was taken as covered by its count alone and drew
-        1.32x on working devices: found by review). Each bound alone: an 8
+        1.32x on working devices). Each bound alone: an 8
         -> 2 layer's 9 x 4 tile, within all three, drew 1.04x as the fitted
-        shapes' 1.05-1.09x, and was warned of by a fit-inside-one-tile rule
-        (found by review)."""
+        shapes' 1.05-1.09x, and was warned of by a fit-inside-one-tile rule."""
         (rows, cols), fitted = self.covers(out_features, in_features, bias)
         if not fitted:
             return False
@@ -593,7 +592,7 @@ class Surrogate:
 
         # EOFError: an empty file; NotImplementedError and RuntimeError: zip
         # entries whose damaged header names an unknown compression method or
-        # encryption (raw errors, and xbarsim moons did not refit; found by review)
+        # encryption (raw errors, and xbarsim moons did not refit)
         damaged = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
         try:
             z = np.load(path, allow_pickle=False)
@@ -717,7 +716,7 @@ class Surrogate:
         n_fail_devices = check_count(n_fail_devices, "n_fail_devices", 0)
         progress = check_flag(progress, "progress")
         scale = real_scalar(weight_scale)
-        # 1e300 fitted and saved inf IR-drop figures, with overflow warnings only (found by review)
+        # 1e300 fitted and saved inf IR-drop figures, with overflow warnings only
         if scale is None or not (1e-100 <= scale <= 1e100):
             raise ParameterError(f"weight_scale = {weight_scale!r}; a number in [1e-100, 1e100] (random weights are "
                                  "uniform in [-weight_scale, weight_scale]; your layers' typical weight magnitude, "
@@ -729,7 +728,7 @@ class Surrogate:
             from .._warn import warn
 
             # fitted anyway, as before; said once here rather than left to
-            # check's failed bins (found by review)
+            # check's failed bins
             warn(f"the surrogate models the verify reads as the device's own current plus its IR drop; under "
                  f"read_scheme={cfg.read_scheme.value!r} the sensed current also carries the bit line's sneak "
                  "currents, which it does not model (check(surrogate) shows the mismatch). Fit it for "
@@ -737,7 +736,7 @@ class Surrogate:
         from .._memory import require
 
         # device records and the bins' design matrix, the probe MVMs, the failure devices: n_bins = 1e8 ran
-        # the whole fit into a raw MemoryError for 197 GiB (found by review)
+        # the whole fit into a raw MemoryError for 197 GiB
         devices = n_transfers * sum(2 * (in_f + 1) * out_f for out_f, in_f in layers)
         probes = min(n_transfers, max(8, n_transfers // 4)) * n_probe * sum(in_f + 4 * out_f for out_f, in_f in layers)
         # per device: its records, and the binned least squares' design matrix three times (the
@@ -763,7 +762,7 @@ class Surrogate:
         from ..programming import program_quietly, warn_unconverged
 
         # each xs.program warned of its own unconverged devices: up to
-        # hundreds of warnings in one fit (found by review); one at the end
+        # hundreds of warnings in one fit; one at the end
         converged = []
         with numba_threads(1), Progress(total, label="surrogate fit", enabled=progress) as bar:
             for li, (out_f, in_f) in enumerate(layers):
@@ -932,7 +931,7 @@ class Surrogate:
     def own_mean_std(self, t):
         """The fitted location ``m(t)`` and scale ``s(t)`` of the relative own
         write-verify error at targets `t` (no IR part). Not the sampled
-        moments (found by review): a sample is ``m + kappa_read delta_read
+        moments: a sample is ``m + kappa_read delta_read
         + s z1``, with ``z1`` drawn from the fitted quantiles ``own_z``,
         whose variance is not exactly 1 (`penalty` uses the sampled ones)."""
         t = np.asarray(t, dtype=float)
@@ -979,21 +978,21 @@ class Surrogate:
         """
         check_rng(rng)  # an int raised "'int' object has no attribute 'random'"
         k = failure_scale(failures)
-        noise = check_flag(noise, "noise")  # 'no' sampled the noise (found by review)
+        noise = check_flag(noise, "noise")  # 'no' sampled the noise
         cfg = self.cfg
-        # strings, complex values and tensors: a specific error (found by review)
+        # strings, complex values and tensors: a specific error
         t = as_real_array(target, "target", "(M, N) or (n, M, N)", "target conductances in siemens")
         # negative targets came back as 0 S and NaN ones as NaN, a 1-D
-        # target raised a raw ValueError (found by review)
+        # target raised a raw ValueError
         if t.ndim < 2 or not np.all(t >= 0) or not np.all(np.isfinite(t)):
             raise ParameterError(f"target must be (M, N) or (n, M, N) conductances, finite and >= 0 siemens; got "
                                  f"shape {t.shape}" + ("" if t.ndim < 2 else " holding a negative, NaN or inf value")
                                  + " (a tile's targets: xbarsim.mapping.map_layer(...).tiles[k].target).")
         g_hi = cfg.device.g_hi
         top = float(np.max(t)) if t.size else 0.0
-        if top > g_hi * (1.0 + 1e-6):  # float32's rounding of g_hi itself is not refused (found by review)
+        if top > g_hi * (1.0 + 1e-6):  # float32's rounding of g_hi itself is not refused
             # 200 (microsiemens for siemens) came back as 1.5e12 S, 1e-2 S as
-            # 19x its target: the drift model extrapolated (found by review)
+            # 19x its target: the drift model extrapolated
             raise ParameterError(f"target holds {top:.8g} S, above the device's reachable {g_hi:g} S; targets "
                                  f"are in siemens (300 µS is 300e-6), and the fit covers its window "
                                  f"{cfg.g_window[0]:g} to {cfg.g_window[1]:g} S.")
@@ -1002,8 +1001,8 @@ class Surrogate:
             from .._warn import warn
 
             # mapped targets never leave the window; a direct call's were
-            # extrapolated without a word (found by review)
-            # 8 digits: at 4 a target a hair outside read as the window itself (found by review)
+            # extrapolated without a word
+            # 8 digits: at 4 a target a hair outside read as the window itself
             warn(f"program_tile: targets from {float(np.min(t)):.8g} to {top:.8g} S reach outside the window the "
                  f"surrogate was fitted on ({lo:.8g} to {hi:.8g} S); its error and drift models are extrapolated "
                  "there.", UserWarning)
@@ -1044,12 +1043,12 @@ class Surrogate:
         _check_mapping(lm)
         check_rng(rng)
         if n is not None:
-            n = check_count(n, "n")  # -1 and 2.5 raised NumPy's raw errors (found by review)
+            n = check_count(n, "n")  # -1 and 2.5 raised NumPy's raw errors
             from .._memory import require
 
             # the samples (8 + 1 bytes a device) and program_tile's working
             # arrays, about five more of the largest tile: n = 1e9 was a raw
-            # MemoryError (found by review)
+            # MemoryError
             require(9.0 * n * sum(t.target.size for t in lm.tiles) + 40.0 * n * max(t.target.size for t in lm.tiles),
                     f"surrogate samples of {n} transfers", "give a smaller n, or sample in chunks")
         gs, st = [], []
@@ -1177,17 +1176,17 @@ class Surrogate:
         """
         cfg = self.cfg
         _check_mapping(lm)
-        check_rng(rng)  # None raised a raw AttributeError (found by review)
+        check_rng(rng)  # None raised a raw AttributeError
         noise = check_flag(noise, "noise")
         tile_g = _check_tile_g(lm, tile_g)
         from .._memory import check_copy, require
 
-        max_elements = check_count(max_elements, "max_elements")  # NaN, 'a' and 0 (found by review)
+        max_elements = check_count(max_elements, "max_elements")  # NaN, 'a' and 0
         check_copy(x, "x")  # a float32 x the size of the machine: refused, not copied
         # tensors that require grad, strings, complex values: a specific
-        # error (torch's own, or the imaginary part dropped; found by review)
+        # error (torch's own, or the imaginary part dropped)
         x = as_real_array(x, "x", f"(B, {lm.in_features})", "input features, in weight units")
-        if x.ndim not in (2, 3) or x.shape[-1] != lm.in_features:  # (in,) raised a raw IndexError (found by review)
+        if x.ndim not in (2, 3) or x.shape[-1] != lm.in_features:  # (in,) raised a raw IndexError
             raise ParameterError(f"x has shape {x.shape}; this layer takes {lm.in_features} input features: give "
                                  f"(B, {lm.in_features}) inputs, or (n, B, {lm.in_features}) for one set per "
                                  "transfer (one input: x[None]).")
@@ -1200,7 +1199,7 @@ class Surrogate:
         cells = max(int(np.prod(g.shape[-2:])) for g in tile_g)
         # the outputs, and a step's working arrays (about six of max_elements
         # floats): unchecked, 400,000 inputs of 200 transfers took 1.4 GB
-        # with 64 MiB free, where mvm_many refused the same job (found by review)
+        # with 64 MiB free, where mvm_many refused the same job
         work = min(max(int(max_elements), cells), (B if per_transfer else n * B) * cells)  # a step's elements
         require(8.0 * n * B * lm.out_features + 48.0 * work,
                 f"surrogate outputs of {n} transfers x {B} inputs x {lm.out_features} outputs",
@@ -1211,7 +1210,7 @@ class Surrogate:
         # then its own stream's (`fill_row_normals`), as in the circuit's
         # MVM. Drawn in sequence from `rng` step by step, an input's noise
         # changed with the other inputs read beside it and with
-        # max_elements (found by review).
+        # max_elements.
         key = np.uint64(rng.integers(0, 2**63)) if rn > 0 else None
         bstep = max(1, min(B, max_elements // cells))
         nstep = 1 if per_transfer else max(1, max_elements // (cells * bstep))
@@ -1312,11 +1311,11 @@ class Surrogate:
         g_min, g_max = cfg.g_window
         s_in = float(cfg.input_scale)
         # at least single precision: squared conductance errors (~1e-12 S^2)
-        # underflow in half precision, and the penalty came out 0/0 = NaN
-        # (found by review); the result is cast back to the weights' dtype
+        # underflow in half precision, and the penalty came out 0/0 = NaN;
+        # the result is cast back to the weights' dtype
         _check_penalty_args(weight, bias)
         # a scale, as in `program_tile`: failures=5.0 counted as 1 and 'no'
-        # as True (found by review)
+        # as True
         k = failure_scale(failures)
         if k * (self.p_lrs + self.p_hrs) > 1:
             raise ParameterError(f"failures={failures!r} scales the failure probability above 1.")
@@ -1330,7 +1329,7 @@ class Surrogate:
         wmax = torch.where(wmax > 0, wmax, torch.ones_like(wmax))
         # the backward pass of mse / alpha^2 takes alpha^3 = (span / max|w|)^3,
         # which overflowed to a NaN gradient (finite penalty) for max|w| below
-        # ~1e-20 in float32 (found by review): a layer that small counts as
+        # ~1e-20 in float32: a layer that small counts as
         # one at the floor, where alpha^3 stays a thousandth of the largest
         # float (larger layers: the same bits)
         span = g_max - g_min
@@ -1354,7 +1353,7 @@ class Surrogate:
         total = err2.sum()
         out = total.to(out_dtype)
         # cast back, the sum of a half-precision layer with max|w| ~ 550 (3 x 4)
-        # or ~ 16 (128 x 128) overflowed to inf without a word (found by review)
+        # or ~ 16 (128 x 128) overflowed to inf without a word
         if not bool(torch.isfinite(out.detach())):
             raise ParameterError(
                 f"penalty: the hardware penalty of these {tuple(weight.shape)} weights (max|w| = "
@@ -1370,7 +1369,7 @@ class Surrogate:
         c = torch.as_tensor(self.bin_centres, dtype=g.dtype, device=g.device)
         s = torch.as_tensor(self.own_std, dtype=g.dtype, device=g.device)
         # piecewise-linear interpolation of the own std, clamped at the ends
-        if len(c) == 1:  # one bin, one std: the interpolation divided 0 by 0 (found by review)
+        if len(c) == 1:  # one bin, one std: the interpolation divided 0 by 0
             sd = s[0] * torch.ones_like(g)
         else:
             gc = g.clamp(c[0], c[-1])
@@ -1383,7 +1382,7 @@ class Surrogate:
         sd = torch.where(g.detach() <= g_min * (1 + 1e-9), at_min, sd)
         # the sampled errors are std x z, z from the fitted quantile tables,
         # whose variance is not exactly 1 (1.01-1.11 on small fits): the
-        # penalty came out 5-9 % below the sampled variance (found by review)
+        # penalty came out 5-9 % below the sampled variance
         own_var = (sd * g) ** 2 * _quantile_moments(self.own_z)[1]
         tau = g / self.cfg.g_window[1]
         vc = torch.as_tensor(self.drift_var_coef, dtype=g.dtype, device=g.device)
@@ -1463,7 +1462,7 @@ def _check_tile_g(lm, tile_g):
     """``tile_g`` as a list with one (n, M, N) float array of finite
     conductances >= 0 per tile of ``lm``, n the same for all (an (M, N)
     array, a wrong tile shape or an empty list raised NumPy's raw errors, and
-    NaN conductances were blamed on the inputs; found by review)."""
+    NaN conductances were blamed on the inputs)."""
     shapes = [t.shape for t in lm.tiles]
     expect = ", ".join(f"(n, {M}, {N})" for M, N in shapes)
     if not isinstance(tile_g, (list, tuple)) or len(tile_g) != len(shapes):
@@ -1484,14 +1483,14 @@ def _check_tile_g(lm, tile_g):
 
 def _check_penalty_args(weight, bias):
     """The layer's torch tensors: NumPy arrays raised torch's raw TypeError,
-    a bias of the wrong length a raw RuntimeError (found by review)."""
+    a bias of the wrong length a raw RuntimeError."""
     import torch
 
     if not (isinstance(weight, torch.Tensor) and weight.is_floating_point() and weight.ndim == 2):
         got = f"a {weight.ndim}-D {weight.dtype} tensor" if isinstance(weight, torch.Tensor) else type(weight).__name__
         raise ParameterError(f"penalty takes the layer's torch parameters: weight a 2-D (out, in) floating-point "
                              f"tensor; got {got} (torch.as_tensor(w, dtype=torch.float64)).")
-    if weight.numel() == 0:  # torch's raw "max(): Expected reduction dim" (found by review)
+    if weight.numel() == 0:  # torch's raw "max(): Expected reduction dim"
         raise ParameterError(f"penalty needs a layer with weights; got an empty {tuple(weight.shape)} weight.")
     if bias is not None and not (isinstance(bias, torch.Tensor) and bias.is_floating_point()
                                  and tuple(bias.shape) == (weight.shape[0],)):
@@ -1668,7 +1667,7 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
         default ``max(32, 2 (in + 1))`` per layer shape; at least ``in + 1``,
         the unknowns of a row, bias included: with fewer the fit is
         underdetermined and its minimum-norm answer made the simulator's and
-        the surrogate's errors agree, a false pass; found by review); ``pass``:
+        the surrogate's errors agree, a false pass); ``pass``:
         the issue's criteria (bins: mean and std of ``g`` within 10 %, and
         the stricter ``bins_error_std``: std of ``g - t`` within 10 %; both
         fail when no bin holds 20 devices of each, as nothing was compared;
@@ -1689,7 +1688,7 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
                              f"{type(cfg).__name__}.")
     elif not surrogate.matches(cfg):
         # compared the surrogate with a simulator it was not fitted to, and
-        # could pass, without a word (found by review)
+        # could pass, without a word
         from .._warn import warn
 
         warn("check compares the surrogate with the simulator under a TransferConfig other than the one it was "
@@ -1707,7 +1706,7 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
     # streams of their own, keyed (seed, _CHECK_STREAM, ...): `fit` draws from
     # default_rng(seed) and seed + 7919, so check(seed=S) after fit(seed=S)
     # tested the fit's own first layer and tile, and a seed 104729 - 7919
-    # above the fit's its own failure devices (found by review)
+    # above the fit's its own failure devices
     rng = np.random.default_rng([seed, _CHECK_STREAM, 0])
     srng = np.random.default_rng([seed, _CHECK_STREAM, 1])
     fail_seed = int(np.random.SeedSequence([seed, _CHECK_STREAM, 2]).generate_state(1, np.uint64)[0])
@@ -1803,7 +1802,7 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
             row["mean_diff_in_std" + key] = (c.mean() - a.mean()) / a.std()
         lay["x".join(map(str, shape))] = row
     # no bin with 20 devices on each side compares nothing: not a pass
-    # (all([]) passed a 1x1 layer's check; found by review)
+    # (all([]) passed a 1x1 layer's check)
     ok_bins = bool(rows) and all(abs(r["mean_rel_diff"]) <= 0.10 and abs(r["std_rel_diff"]) <= 0.10 for r in rows)
     ok_err = bool(rows) and all(abs(r["err_std_rel_diff"]) <= 0.10 for r in rows)
     ok_fail = abs(fail["lrs_diff_pp"]) <= 0.1 and abs(fail["hrs_diff_pp"]) <= 0.1
@@ -1847,7 +1846,7 @@ def format_check(rep):
             f" sur {r['std_sur_ok']:.4f} ({100 * r['std_rel_diff_ok']:+.1f}%)"
         )
     lines.append(f"pass: {rep['pass']}")
-    # the dict alone gave no verdict (found by review)
+    # the dict alone gave no verdict
     missed = [k for k, ok in rep["pass"].items() if not ok]
     lines.append(f"surrogate check: {len(rep['pass']) - len(missed)} of {len(rep['pass'])} criteria met"
                  + (f" (missed: {', '.join(missed)})" if missed else ""))

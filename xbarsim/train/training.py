@@ -95,7 +95,7 @@ def moons_network(hidden=8, seed=0):
     ``torch.manual_seed(seed)``, and torch's global generator is neither
     read nor moved. (It was seeded and restored around the draws, so calls
     in several threads at once drew from each other's streams: 110 of 160
-    networks came out wrong; found by review.)
+    networks came out wrong.)
     """
     hidden = check_count(hidden, "hidden")
     seed = check_seed(seed)
@@ -121,10 +121,10 @@ def predict_logits(model, x):
 
     Every module of `model` is given back in the mode it was in (the model
     was left in evaluation mode: a call in the middle of training turned
-    the hardware sampling of the later steps off; found by review). `x`
+    the hardware sampling of the later steps off). `x`
     goes in at the dtype of the model's floating-point parameters where
     they share one, float64 otherwise (a float32 model got torch's raw
-    dtype error; found by review).
+    dtype error).
     """
     from ..mapping import as_float_array
     from .evaluate import _bool_as_float
@@ -132,24 +132,24 @@ def predict_logits(model, x):
     if not isinstance(model, torch.nn.Module):
         raise ParameterError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
     # as the evaluations take features, booleans as 0 / 1 (NaN gave NaN
-    # logits, complex lost its imaginary part, strings a raw TypeError; found by review)
+    # logits, complex lost its imaginary part, strings a raw TypeError)
     x = as_float_array(_bool_as_float(x), "x", "(P, features)")
     if x.ndim != 2:
         raise ParameterError(f"x has shape {x.shape}; give (P, features) points, one per row "
                              "(x[None] for a single point).")
     if not np.all(np.isfinite(x)):
         raise ParameterError(f"x {where_not_finite(x)}; features must be finite.")
-    if any(p.is_meta for p in model.parameters()):  # torch's raw error at .numpy() (found by review)
+    if any(p.is_meta for p in model.parameters()):  # torch's raw error at .numpy()
         raise ParameterError(f"the model's parameters are on the 'meta' device: {META_HINT}.")
-    check_finite_parameters(model)  # NaN logits were scored as class 0 (found by review)
+    check_finite_parameters(model)  # NaN logits were scored as class 0
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     dtype = dtypes.pop() if len(dtypes) == 1 else torch.float64
     # the mean weights, whatever the layers' sample_on_eval: with it set, a
-    # call sampled a transfer and advanced the layers' training streams (found by review)
+    # call sampled a transfer and advanced the layers' training streams
     with _evaluating(model), sampling(model, enabled=False), torch.no_grad():
         try:
             out = model(torch.as_tensor(x, dtype=dtype, device=_device(model)))
-        except RuntimeError as exc:  # torch's shape error, raw (found by review)
+        except RuntimeError as exc:  # torch's shape error, raw
             raise ParameterError(_forward_failed(model, exc, x.shape[1], "x")) from None
     logits = out.squeeze(-1).to(torch.float64).cpu().numpy()
     if np.any(np.isnan(logits)):  # an infinite logit is still a decision; NaN is none
@@ -178,11 +178,11 @@ def _forward_failed(model, exc, n_features, name):
 
     Every such error was reported as a feature-count mismatch: a model
     holding float32 and float64 layers was told it did not take 2-feature
-    points (found by review). A dtype error names the dtypes the model's
+    points. A dtype error names the dtypes the model's
     parameters mix; a shape error is reported as the feature-count mismatch
     it most likely is; anything else is torch's message as it is. (Which
     Linear layer comes first cannot tell: a module before it may change the
-    width, and registration order need not be call order; found by review.)
+    width, and registration order need not be call order.)
     """
     text = str(exc)
     low = text.lower()
@@ -199,7 +199,7 @@ def _forward_failed(model, exc, n_features, name):
 def _device(model):
     """The device of `model`'s parameters (the CPU for a model without any):
     inputs built on the CPU met a model moved to a GPU with torch's device
-    error, reported as a feature-count mismatch (found by review)."""
+    error, reported as a feature-count mismatch."""
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
@@ -222,10 +222,10 @@ def accuracy(model, x, y):
     from .evaluate import check_labels
 
     logits = predict_logits(model, x)
-    if len(logits) == 0:  # the mean of nothing: NaN, with NumPy's RuntimeWarning (found by review)
+    if len(logits) == 0:  # the mean of nothing: NaN, with NumPy's RuntimeWarning
         raise ParameterError("x holds no points; accuracy needs at least one (P, features) point, P >= 1.")
     # (P, 1) labels broadcast to a P x P comparison, and -1 / 1 labels were
-    # scored as they came (0.50 and 0.42 for a 0.90 network; found by review)
+    # scored as they came (0.50 and 0.42 for a 0.90 network)
     labels = check_labels(y, len(logits))
     return float(np.mean((logits > 0).astype(np.int64) == labels))
 
@@ -236,7 +236,7 @@ def _val_loss(model, x, y, samples, seed):
     the same at every check, and the layers' own streams are given back
     untouched: with fresh draws at every epoch, the lowest of 4-sample
     losses picked its epoch mostly by the noise (epochs 0.30-0.42 apart,
-    the kept weights re-scored 0.33 +- 0.055; found by review), and the
+    the kept weights re-scored 0.33 +- 0.055), and the
     training draws depended on how often validation ran."""
     lossf = nn.BCEWithLogitsLoss()
     model.eval()
@@ -254,7 +254,7 @@ def _val_loss(model, x, y, samples, seed):
                     layer._rng = rng
             return float(np.mean(losses))
         # 0 samples: the mean weights, also with sample_on_eval set (which
-        # sampled them, and advanced the training streams; found by review)
+        # sampled them, and advanced the training streams)
         with sampling(model, enabled=False):
             return float(lossf(model(x).squeeze(-1), y))
 
@@ -325,7 +325,7 @@ def _cuda_indices(model):
 def _seed_generators(seed, cuda):
     """Seed torch's CPU generator and those of the CUDA devices ``cuda``:
     ``torch.manual_seed`` reseeded every device's, which the caller's
-    ``fork_rng(devices=[])`` does not give back (found by review)."""
+    ``fork_rng(devices=[])`` does not give back."""
     torch.random.default_generator.manual_seed(seed)
     for i in cuda:
         torch.cuda.default_generators[i].manual_seed(seed)
@@ -349,7 +349,7 @@ def _check_training(model, data, config):
     """What `train` needs, checked before the first step; returns the four
     splits as float64 arrays (``{"x_train": ..., ...}``: a list of tensor
     rows that require grad passed these checks and failed in torch's
-    conversion; found by review)."""
+    conversion)."""
     if not isinstance(model, torch.nn.Module):
         raise ParameterError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
     if not isinstance(config, TrainConfig):
@@ -376,19 +376,19 @@ def _check_training(model, data, config):
         if not np.all((y == 0) | (y == 1)):
             # BCE took NaN (NaN weights, no error) and labels such as 2 or -1 (targets outside [0, 1])
             bad = y[~((y == 0) | (y == 1))][0]
-            # (as a number: int labels read "np.float64(2.0)"; found by review)
+            # (as a number: int labels read "np.float64(2.0)")
             raise ParameterError(f"data.y_{split} holds {float(bad):g}; train fits binary classifiers: labels 0 or 1.")
         splits[f"x_{split}"], splits[f"y_{split}"] = x, y
     params = list(model.parameters())
     # torch's raw errors after the checks, at the first step or the first
-    # validation (found by review)
+    # validation
     if not any(p.requires_grad for p in params):
         raise ParameterError("the model has no parameter to train (none, or every one frozen with "
                              "requires_grad=False); unfreeze the layers to train (p.requires_grad_(True)).")
     if any(p.dtype != torch.float64 for p in params):
         raise ParameterError("train runs in float64 (the hardware models are float64); convert the model with "
                              "model.double() first.")
-    check_finite_parameters(model)  # a NaN network trained to NaN and came back without a word (found by review)
+    check_finite_parameters(model)  # a NaN network trained to NaN and came back without a word
     try:
         # evaluation mode: the mean weights, no hardware sample drawn, no stream
         # advanced (sampling off: sample_on_eval drew one)
@@ -414,7 +414,7 @@ def _train(model, data, config, progress, label, score, cuda):
         raise ParameterError(f"the model's parameters are on the 'meta' device: {META_HINT}.")
     progress = check_flag(progress, "progress")
     if score is not None and not callable(score):
-        # score="acc" raised a raw TypeError at the first selection, after its epochs (found by review)
+        # score="acc" raised a raw TypeError at the first selection, after its epochs
         raise ParameterError(f"score = {score!r:.60}; give None (the validation loss) or a function "
                              "score(model) -> float, higher is better.")
     _seed_generators(config.seed, cuda)
@@ -447,7 +447,7 @@ def _train(model, data, config, progress, label, score, cuda):
             vhist.append(vl)
             if not (math.isfinite(hist[-1]) and math.isfinite(vl)):
                 # the run went on to its end, and with keep_best reported its
-                # last epoch as the one kept (found by review)
+                # last epoch as the one kept
                 raise ParameterError(f"training diverged at epoch {epoch}: training loss {hist[-1]:.4g}, validation "
                                      f"loss {vl:.4g}. Lower TrainConfig.lr (now {config.lr:g}) or scale the "
                                      "features to about [-1, 1].")

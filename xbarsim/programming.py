@@ -289,6 +289,16 @@ class TransferConfig:
     """Sweep cap of one circuit solve."""
 
     def __post_init__(self):
+        # each check in turn, each field normalised (enums, floats, tuples)
+        # where it is checked; the first mistake found is the one reported
+        self._check_modes()
+        self._check_band_wires_tile()
+        self._check_window_and_inputs()
+        self._check_solver()
+        self._check_device_against_pulses()
+
+    def _check_modes(self):
+        """The device, and the schemes, mapping and order as enum members."""
         from .mapping import MappingScheme
 
         if self.device is None:
@@ -306,6 +316,10 @@ class TransferConfig:
                 "of every tile of a layer). An explicit (M*N, 2) array of (row, column) pairs programs one "
                 "array: pass it to xs.program(..., order=...).")
         object.__setattr__(self, "order", as_choice(Order, self.order, "order"))
+
+    def _check_band_wires_tile(self):
+        """The write-verify band, the wire resistances, the tile shape and the
+        pulse settings' type."""
         tol = real_scalar(self.tolerance)
         if tol is None or not math.isfinite(tol) or not 0 < tol < 1:
             raise ParameterError(
@@ -337,6 +351,10 @@ class TransferConfig:
         object.__setattr__(self, "tile", tuple(int(t) for t in tile))
         if not isinstance(self.write_verify, WriteVerify):
             raise ParameterError("write_verify must be an xbarsim.programming.WriteVerify.")
+
+    def _check_window_and_inputs(self):
+        """The conductance window, inside the device's operating window, and
+        the input scale."""
         dev = self.device
         if self.window is not None:
             try:
@@ -382,6 +400,9 @@ class TransferConfig:
             raise ParameterError(f"input_scale = {self.input_scale!r}; a finite positive number (the input "
                                  "magnitude read at V_read).")
         object.__setattr__(self, "input_scale", s_in)
+
+    def _check_solver(self):
+        """The in-kernel circuit solver's tolerance and sweep cap."""
         from .solve import MIN_TOL
 
         st = real_scalar(self.solve_tol)
@@ -401,6 +422,13 @@ class TransferConfig:
             raise ParameterError(f"solve_maxiter = {self.solve_maxiter!r}; a positive integer up to "
                                  f"{SOLVE_MAXITER_LIMIT:g} (sweeps per circuit solve, default 5000).")
         object.__setattr__(self, "solve_maxiter", mi)
+
+    def _check_device_against_pulses(self):
+        """The device model against the pulse settings: relaxation and switching
+        rates that the cycle and pulse width make meaningless, a read that
+        would switch, ramps that never cross a threshold (warned), and sinh
+        overflow."""
+        dev = self.device
         wv = self.write_verify
         # the slow relaxation per pulse-and-verify cycle (DeviceParams gives it
         # per second): an e-fold of drift or spread in one cycle is no

@@ -393,6 +393,11 @@ def test_failure_sampling_rates_and_values():
     assert np.all(stuck == 1)
     assert abs(g.mean() - 573e-6) < 5 * 99e-6 / np.sqrt(n)
     assert abs(g.std() - 99e-6) < 5 * 99e-6 / np.sqrt(2 * n)
+    # unequal rates, each class at its own (the HRS rate packed from the LRS
+    # one passed while the two were equal; found by mutation testing)
+    K.sample_state(st, replace(dev, p_stuck_lrs=0.002, p_stuck_hrs=0.03).pack(), M, N, g, stuck)
+    for code, p in ((1, 0.002), (2, 0.03)):
+        assert abs(np.mean(stuck == code) - p) < 5 * np.sqrt(p * (1 - p) / n)
 
 
 @UNCONVERGED_ON_PURPOSE

@@ -1922,6 +1922,23 @@ def test_negative_inputs_read_at_negative_voltages():
     assert np.abs(y - clipped).max() > 0.1  # what a clipped read gives is far off
 
 
+def test_negative_inputs_on_resistive_wires_read_the_opposite_product():
+    """A linear device's circuit is linear: on resistive wires, with no bias
+    row, negated inputs give exactly negated outputs. The MVM kernel's
+    largest-drive test took the largest signed input, so a tile of
+    non-positive inputs read as undriven and skipped its solve, returning
+    ideal-wire currents 2 % off (found by mutation testing)."""
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(4, 6))
+    cfg = xs.TransferConfig(device=xs.presets.TIO2.ideal().linear(), r_wl=2.0, r_bl=2.0)
+    prog = xs.transfer(W, None, cfg, seed=0)
+    x = rng.uniform(0.1, 1.0, (5, 6))
+    yp, yn = xs.mvm(prog, x, noise=False), xs.mvm(prog, -x, noise=False)
+    assert np.abs(yn + yp).max() <= 1e-9 * np.abs(yp).max()
+    We, _ = prog.effective_weights()
+    assert np.abs(yp - x @ We.T).max() > 1e-3 * np.abs(yp).max()  # the wires matter here
+
+
 def test_a_slice_of_a_slice_reads_the_streams_of_its_transfers():
     """Transfer t of a batch reads noise from stream offset + t: a slice of a
     slice keeps adding offsets (many[1:4][1:3] holds transfers 2 and 3, and

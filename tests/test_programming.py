@@ -542,13 +542,17 @@ def test_ideal_device_ideal_wires_programs_to_target():
 def test_ideal_device_programs_to_target_under_every_bias_scheme(scheme):
     """No noise, no failures, no disturb, 0 ohm wires (sinh device): every
     device converges and ends inside its band; with the sub-threshold law
-    kept (``ideal(disturb=True)``), half-selection moves the early devices."""
-    t = _targets((8, 8), seed=11)
+    kept (``ideal(disturb=True)``), half-selection moves the early devices.
+    The README's cases: 8 x 8 and 16 x 16, seeds 0-2."""
     cfg = xs.TransferConfig(device=xs.presets.TIO2_IDEAL, scheme=scheme, r_wl=0.0, r_bl=0.0)
-    res = xs.program(t, cfg, seed=0)
-    assert np.all(res.converged)
-    np.testing.assert_array_equal(res.g_final, res.g_after_own)
-    assert np.all(np.abs(res.g_final / t - 1) <= cfg.tolerance)
+    for shape in ((8, 8), (16, 16)):
+        for seed in range(3):
+            t = _targets(shape, seed=11 + seed)
+            res = xs.program(t, cfg, seed=seed)
+            assert np.all(res.converged)
+            np.testing.assert_array_equal(res.g_final, res.g_after_own)
+            assert np.all(np.abs(res.g_final / t - 1) <= cfg.tolerance)
+    t = _targets((8, 8), seed=11)
     disturbed = xs.program(t, replace(cfg, device=xs.presets.TIO2.ideal(disturb=True)), seed=0)
     moved = disturbed.g_final != disturbed.g_after_own
     assert moved[0, 0] and not moved[7, 7]  # the first device is half-selected later, the last never

@@ -59,7 +59,13 @@ def test_the_readmes_transfer_block_runs_and_returns_what_its_comments_say():
     assert np.array_equal(res.stuck, res.stuck_state > 0)  # "stuck_state: 0 working, 1 LRS, 2 HRS"
     np.testing.assert_array_equal(res.target, ns["target_g"])
     assert y.shape == (5, 3)  # "(B, in) -> (B, out)"
-    # "through the circuit": close to the layer's own product, not equal to it
+    # "through the circuit": close to the layer's own product, not equal to it.
+    # Measured: 6.6 % of the largest output (the 1 % band, the sinh read's
+    # +3.3 % at full scale, IR drop and drift); a dropped bias row is 49 %
+    # off, a read 20 % low 20 %. The read noise alone moves it 0.3 %.
     exact = ns["x"] @ ns["weight"].T + ns["bias"]
-    assert 0 < np.max(np.abs(y - exact)) < 0.25 * np.max(np.abs(exact))
+    scale = np.max(np.abs(exact))
+    assert 0 < np.max(np.abs(y - exact)) < 0.1 * scale
+    quiet = ns["xs"].mvm(ns["prog"], ns["x"], noise=False)
+    assert 0 < np.max(np.abs(y - quiet)) < 0.02 * scale
     assert many.n == 2000  # "Monte Carlo", n = 2000

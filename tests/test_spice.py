@@ -545,6 +545,7 @@ def test_sinh_array_against_solve():
         _assert_close(sol.v_wl, ref.v_wl, f"{method} v_wl")
         _assert_close(sol.v_bl, ref.v_bl, f"{method} v_bl")
         _assert_close(sol.i_out, ref.i_out, f"{method} i_out")
+        _assert_close(sol.i_device, ref.i_device, f"{method} i_device")  # the sinh law's currents, not only V
         for end in ("left", "right", "top", "bottom"):
             _assert_close(sol.i_terminal[end], ref.i_terminal[end], f"{method} i_terminal[{end}]")
 
@@ -658,7 +659,8 @@ def test_multigrid_on_a_multilevel_array_agrees_with_ngspice(v0):
         _assert_close(sol.v_wl, ref.v_wl, f"{method} v_wl")
         _assert_close(sol.v_bl, ref.v_bl, f"{method} v_bl")
         _assert_close(sol.i_out, ref.i_out, f"{method} i_out")
-        for end in ("left", "bottom", "top"):
+        _assert_close(sol.i_device, ref.i_device, f"{method} i_device")
+        for end in ("left", "right", "bottom", "top"):
             _assert_close(sol.i_terminal[end], ref.i_terminal[end], f"{method} i_terminal[{end}]")
 
 

@@ -611,7 +611,6 @@ def test_a_sampled_forward_in_a_child_forked_after_the_openmp_threads_started_is
     with pytest.raises(xs.ForkError, match=r"the surrogate's read noise: this process was forked from process "
                        r"12345.*'spawn'"):
         net(x)
-# ---- to append to tests/test_train_errors.py ----
 
 def test_evaluate_surrogate_warns_of_hidden_activations_past_its_fitted_range(sur, data, monkeypatch):
     # pins the range check on every layer's inputs, not only the points: with a fitted range of 0.5 the

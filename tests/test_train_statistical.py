@@ -229,7 +229,6 @@ def test_evaluate_circuit_reads_each_layer_with_its_documented_seeds():
     h = 1 / (1 + np.exp(-z0))
     z1 = xs.transfer_many(w1, b1, cfg, n=n, seed=seed + 1).mvm(h, seed=seed + 1001)  # (n, B, in): per transfer
     np.testing.assert_allclose(got, z1[..., 0], rtol=1e-13, atol=1e-15)
-# ---- to append to tests/test_train_statistical.py ----
 
 def _exact_model(**kw):
     # every measured error switched off: programmed conductance == target (plus only what kw turns back on)

@@ -1005,7 +1005,6 @@ def test_penalty_counts_the_failures_mean_square_as_sampled(small):
     w = torch.tensor([[1.0]], dtype=torch.float64)
     pen = float(small.penalty(w, None, failures=k)) - float(small.penalty(w, None, failures=False))
     assert pen == pytest.approx(sampled, rel=0.01)
-# ---- to append to tests/test_train_surrogate.py ----
 
 def test_grid_outputs_from_batches_follow_the_kept_circuit_transfers(small, cfg):
     # pins grid_outputs_from_batches: the first n_max kept transfers, a logit (no sigmoid after the last

@@ -1,13 +1,24 @@
 """xbarsim: exact, fast simulation of passive (selectorless) ReRAM crossbars.
 
-The small public namespace::
+The public namespace (``__all__``)::
 
-    Crossbar, Drive, solve, Solution         the circuit and its solver
-    XbarsimError and subclasses              what can go wrong
-    TransferConfig, program, transfer,       write-verify transfer and MVM
-    mvm, transfer_many, mvm_many             (presets: xbarsim.presets.TIO2)
+    Crossbar, Drive, solve, Solution           the circuit and its solver
+    read_drives, pulse_drives, verify_drives   drives of a read, a programming
+                                               pulse, a verify read
+    XbarsimError and its subclasses,           what can go wrong
+    KernelCacheWarning
+    DeviceParams, WriteVerify, TransferConfig  the device model and how to program
+    BiasScheme, ReadScheme, Order              it (presets: xbarsim.presets.TIO2)
+    program, ProgramResult                     write-verify of one array
+    transfer, Programmed, mvm                  a layer into crossbars, and its MVM
+    transfer_many, TransferBatch, mvm_many,    Monte Carlo transfers, in memory or
+    iter_transfers, ConvergenceTally           streamed in chunks
+    devices, mapping, presets                  submodules
 
-Everything else lives in submodules (``xbarsim.spice``, ...).
+Everything else lives in submodules (``xbarsim.spice``, ``xbarsim.scale``,
+``xbarsim.train``, ...). ``xbarsim.solve`` and ``xbarsim.transfer`` name the
+functions; their modules are ``sys.modules["xbarsim.solve"]`` and
+``sys.modules["xbarsim.transfer"]``.
 """
 
 from . import _source_tree
@@ -57,7 +68,6 @@ __all__ = [
     "SpiceError",
     "ForkError",
     "KernelCacheWarning",
-    # transfer (issue 4)
     "DeviceParams",
     "TransferConfig",
     "WriteVerify",

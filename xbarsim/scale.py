@@ -502,17 +502,14 @@ def _warm_up(point, method):
     so does a multigrid solve with coarse levels from one small enough to
     be its own coarsest level: a later, larger point is warmed again at its
     own shape)."""
-    import xbarsim as xs
-    from .solve import warm_up_shape
+    from .solve import warm_up, warm_up_shape
 
     shape = warm_up_shape((point.rows, point.cols), method)
     kind = (method, point.inputs > 1, point.r_wire == 0, point.r_terminal == 0, point.v0 is None, shape)
     if kind in _WARMED:
         return
-    g = np.full(shape, 1e-4)
-    x = np.full((shape[0], 2), 0.1) if point.inputs > 1 else np.full(shape[0], 0.1)
-    xbar = xs.Crossbar(g, r_wl=point.r_wire, r_bl=point.r_wire, v0=point.v0)
-    xs.solve(xbar, **xs.read_drives(x, point.r_terminal, point.r_terminal), method=method)
+    warm_up((point.rows, point.cols), method, point.r_wire, point.r_wire, point.v0, batch=point.inputs > 1,
+            r_terminal=point.r_terminal)
     _WARMED.add(kind)
 
 

@@ -50,7 +50,7 @@ import numpy as np
 
 from ._repr import compact_repr
 from ._fork import check_fork_safe
-from .circuit import Crossbar, Network, as_drive, build_network, driven_ends, kernel_array, transposed
+from .circuit import Crossbar, Network, as_drive, build_network, driven_ends, kernel_array, read_drives, transposed
 from ._coerce import as_real_array, shape_of
 from .devices import real_scalar
 from .exceptions import ConvergenceError, ParameterError
@@ -593,6 +593,17 @@ def warm_up_shape(shape, method):
     short = min(rows, cols, side)
     long_ = min(max(rows, cols), WARM_UP_CELLS // short)
     return (short, long_) if rows <= cols else (long_, short)
+
+
+def warm_up(shape, method, r_wl, r_bl, v0=None, batch=False, r_terminal=0.0):
+    """Solve, once, the `warm_up_shape` array of ``shape`` with a command
+    line's method (as `choose_method` resolves it), wires, device law,
+    batching and terminals: the kernels the real solve takes are then loaded
+    (or, on an install's first run, compiled) before it is timed."""
+    shape = warm_up_shape(shape, method)
+    x = np.full((shape[0], 2) if batch else shape[0], 0.1)
+    solve(Crossbar(np.full(shape, 1e-4), r_wl=r_wl, r_bl=r_bl, v0=v0), **read_drives(x, r_terminal, r_terminal),
+          method=method)
 
 
 def _resolve_method(net, method):

@@ -719,20 +719,17 @@ def _warm_up(method, g_shape, batch, r_wl, r_bl, v0):
     compiling) of the kernels; returns the seconds it took. Skipped (0.0)
     for a request the real solve will refuse with its own message
     (multigrid with an ideal wire)."""
-    from .circuit import Crossbar, read_drives
-    from .solve import choose_method, solve, warm_up_shape
+    from .solve import choose_method, warm_up
 
     chosen = choose_method(g_shape, method, ideal_wire=r_wl == 0 or r_bl == 0)
     if chosen == "mg" and (r_wl == 0 or r_bl == 0):
         return 0.0
-    shape = warm_up_shape(g_shape, chosen)
     # a first run of an install compiles for tens of seconds: say so (the
     # command sat silent)
     print("xbarsim solve: loading the solver kernels (the first run of an install compiles them)...",
           file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    x = np.full((shape[0], 2) if batch else shape[0], 0.1)
-    solve(Crossbar(np.full(shape, 1e-4), r_wl=r_wl, r_bl=r_bl, v0=v0), **read_drives(x), method=chosen)
+    warm_up(g_shape, chosen, r_wl, r_bl, v0, batch=batch)
     return time.perf_counter() - t0
 
 

@@ -1028,18 +1028,22 @@ def test_iterations_label_and_column_say_what_an_ideal_circuit_records(tmp_path,
                                                                               (1.0, "direct", 1)]
     described = {name: text for name, _, text in scale._COLUMN_SPEC}["iterations"]
     assert "1 for a direct linear solve" in described and "0 where the drives fix every node" in described
-    labels, titles = [], []
+    labels, titles, log_limits = [], [], []
     real_close = plt.close
 
     def close(fig):
         labels.append([ax.get_ylabel() for ax in fig.axes])
         titles.append([ax.get_title() for ax in fig.axes])
+        log_limits.extend(np.log10(ax.get_ylim()) for ax in fig.axes if ax.get_yscale() == "log")
         real_close(fig)
 
     monkeypatch.setattr(plt, "close", close)
     plot_results(rows, tmp_path)
-    # "direct, linear": a direct sinh point records its Newton steps (found by review)
-    assert labels[1][1] == "iterations (direct, linear: 1; every node fixed: 0)"
+    # "direct, linear": a direct sinh point records its Newton steps (found by review); a direct
+    # linear solve that refined reports 2 (found by a review of the figures)
+    assert labels[1][1] == "iterations (direct, linear: 1, +1 a refinement; all nodes fixed: 0)"
+    # log axes span whole decades: points under the lowest labelled decade read as off the scale
+    assert log_limits and all(np.allclose(lim, np.round(lim)) and lim[1] > lim[0] for lim in log_limits)
     # the panel says which method solved which size, and counts no Newton steps for linear devices
     assert titles[1][1] == "Solver iterations\n(direct 8²)"
 

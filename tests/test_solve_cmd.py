@@ -362,8 +362,14 @@ def test_solve_with_spice_writes_the_deck_and_agrees_with_ngspice(files, capsys,
     out = tmp / "sp"
     assert main(["solve", "--g", str(tmp / "g.npy"), "--inputs", str(tmp / "x.csv"), "--v0", "0.25",
                  "--r-wl", "2", "--r-bl", "0.5", "--r-in", "1", "--spice", "--out", str(out)]) == 0
-    assert "ngspice" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "ngspice" in printed
     summary, _ = _load(out)
+    # the wires' share on a line of its own: after "worst output" it read as that output's (found by a
+    # review of the command's output)
+    assert "the wires' share, vs the same sinh devices on ideal wires: relative error " in printed
+    assert "worst output" in printed and "(wires alone" not in printed
+    assert f"{summary['iterations']} iteration{'' if summary['iterations'] == 1 else 's'}," in printed
     sp = summary["spice"]
     assert sp["max_abs_diff_v"] < 1e-9 and sp["max_rel_diff_i_out"] < 1e-9 and sp["seconds"] > 0
     deck = (out / "circuit.cir").read_text()

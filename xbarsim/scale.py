@@ -1482,6 +1482,7 @@ def plot_results(rows, out_dir):
         fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), height), squeeze=False)
         for ax, (column, ylabel, title, logy) in zip(axes[0], panels):
             drawn = zeros = 0
+            drawn_y = []
             for key, label, ci, si, pts in series:
                 xs_ = [_size(r, square) for r in pts]
                 ys = [r[column] for r in pts]
@@ -1491,6 +1492,7 @@ def plot_results(rows, out_dir):
                 if not keep:
                     continue
                 drawn += len(keep)
+                drawn_y += [b for _, b in keep]
                 color = cmap(0.85 * (ci * blocks + si // combos) / max(n_colours - 1, 1))
                 ax.plot(*zip(*keep), linestyle=styles[si % len(styles)],
                         # a marker of its own per series: a one-point series draws no
@@ -1499,6 +1501,11 @@ def plot_results(rows, out_dir):
                         color=color, label=label, linewidth=2, markersize=6)
             if logy and drawn:
                 ax.set_yscale("log")
+                # whole decades: points below the lowest labelled decade
+                # read as off the scale
+                lo = math.floor(math.log10(min(drawn_y)))
+                hi = max(math.ceil(math.log10(max(drawn_y))), lo + 1)
+                ax.set_ylim(10.0 ** lo, 10.0 ** hi)
             if column == "iterations":  # a count: no 1.5 iterations on the axis
                 from matplotlib.ticker import MaxNLocator
 
@@ -1556,7 +1563,7 @@ def plot_results(rows, out_dir):
             draw([("time_s", "solve time (s, wall)", "Solve time", True),
                   # 0 for ideal wires and terminals (every node fixed): said
                   # "1 for a direct solve" over points at 0
-                  ("iterations", "iterations (direct, linear: 1; every node fixed: 0)",
+                  ("iterations", "iterations (direct, linear: 1, +1 a refinement; all nodes fixed: 0)",
                    _iterations_title(ok), False)],
                  FIGURES[1], "Solve cost vs array size"),
             draw([("ir_drop_wl_frac", r"$\max_i\ (V_{drive,i} - V_{WL}(i, N-1))\,/\,\max_i x_i$",

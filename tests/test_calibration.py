@@ -235,6 +235,9 @@ def test_cli_attribution_prints_the_parts(tmp_path, capsys):
     out = capsys.readouterr().out
     for name in C.ATTRIBUTION_PARTS:
         assert name in out
+    # it says what it wrote, as every other command does (found by a review of the output)
+    assert out.splitlines()[-1] == (f"wrote attribution.csv, calibration.csv, calibration.json, calibration.png "
+                                    f"in {tmp_path}")
     # and saved (it was printed only; found by review): the CSV, the summary
     # and the printed table hold the same figures
     parts = summary["attribution"]["parts"]

@@ -300,6 +300,12 @@ def test_program_png_shows_stuck_devices_clipping_and_every_device(tmp_path, mon
     image = err_ax.images[0]
     assert np.allclose(image.cmap.get_bad()[:3], 0.6)  # grey, not the white of 0 %
     assert f"{n_stuck} stuck devices in grey" in err_ax.get_title()
+    # the pulse map greys them too: they ramp for the whole budget and set the top of its colours
+    pulse_ax = figs[-1].axes[1]
+    shown = np.ma.filled(np.ma.masked_invalid(pulse_ax.images[0].get_array()).astype(float), np.nan)
+    assert np.array_equal(np.isnan(shown), res.stuck) and np.allclose(pulse_ax.images[0].cmap.get_bad()[:3], 0.6)
+    assert pulse_ax.images[0].norm.vmax == res.pulses[res.working].max()
+    assert "stuck devices in grey" in pulse_ax.get_title()
     err = 100 * (res.g_final / res.target - 1)[res.working]
     lim = image.norm.vmax
     colorbar = image.colorbar

@@ -665,6 +665,8 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=10
             for name, part in summary["attribution"]["parts"].items():
                 print(f"  {name:40s} mean {' / '.join(f'{x:.2f}' for x in part['mean_uS'])}   "
                       f"std {' / '.join(f'{x:.2f}' for x in part['std_uS'])}")
+        written = (("attribution.csv",) if with_parts else ()) + names
+        print(f"wrote {', '.join(written)} in {out_dir}")
     return summary
 
 

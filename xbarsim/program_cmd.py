@@ -182,9 +182,13 @@ def plot(res, path, title=""):
                        fontsize=10)
     ax[0, 0].set_xlabel("bit line j")
     ax[0, 0].set_ylabel("word line i")
-    im = ax[0, 1].imshow(res.pulses, cmap="viridis", interpolation="nearest", aspect="auto")
+    # stuck devices ramp for the whole budget: grey, as on the error map, so
+    # that the colours show the working devices' pulses
+    pulses = np.where(w, res.pulses, np.nan) if w.any() else res.pulses.astype(float)
+    im = ax[0, 1].imshow(pulses, cmap=plt.get_cmap("viridis").with_extremes(bad="0.6"), interpolation="nearest",
+                         aspect="auto")
     fig.colorbar(im, ax=ax[0, 1], label="pulses of the device's own write-verify")
-    ax[0, 1].set_title("pulses")
+    ax[0, 1].set_title("pulses" + (" (stuck devices in grey)" if n_stuck and w.any() else ""), fontsize=10)
     ax[0, 1].set_xlabel("bit line j")
     ax[0, 1].set_ylabel("word line i")
     for a in ax[0]:
@@ -221,7 +225,7 @@ def plot(res, path, title=""):
     ax[1, 1].axhline(0.0, color="k", lw=0.5)
     ax[1, 1].set_xlabel("position in the programming order (later devices see fewer events)")
     ax[1, 1].set_ylabel("g_final - g_after_own (µS)")
-    ax[1, 1].set_title("disturb and relaxation after each device's own write-verify")
+    ax[1, 1].set_title("disturb and relaxation after each device's own write-verify", fontsize=10)
     ax[1, 1].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()

@@ -2072,3 +2072,32 @@ def test_an_unwritable_results_csv_is_refused_before_workers_start(tmp_path, cap
     assert main(argv + ["--workers", "1"]) == 1
     assert "results.csv is not writable (Operation not permitted)" in capsys.readouterr().err
     assert started == []
+
+
+@pytest.mark.parametrize("devices", [(("linear", None),), (("linear", None), ("sinh", 0.15))])
+def test_a_sinh_sweep_plots_the_wires_share_of_the_error(tmp_path, monkeypatch, devices):
+    """Against G.T x a sinh device's error is mostly its own curve (10-18 %,
+    flat in N), which hid the wires' effect the study is about; the wires'
+    share (``rel_error_wires``, against the same devices on ideal wires)
+    gets a panel of its own where a sweep has sinh devices, and plots the
+    column's values (found by a review of the figures)."""
+    import matplotlib.pyplot as plt
+
+    rows = run_sweep(params(sizes=((8, 8), (16, 16)), r_wire=(1.0,), devices=devices), tmp_path, progress=False,
+                     plots=False)
+    panels = []
+    real_close = plt.close
+
+    def close(fig):
+        panels.append({ax.get_title(): ax for ax in fig.axes if ax.get_title()})
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", close)
+    scale.plot_results(rows, tmp_path)
+    error = panels[0]
+    if len(devices) == 1:
+        assert "The wires' share of the error" not in error and len(error) == 2
+        return
+    ax = error["The wires' share of the error"]
+    plotted = sorted(y for line in ax.get_lines() for y in line.get_ydata())
+    assert plotted == sorted(r["rel_error_wires"] for r in rows)

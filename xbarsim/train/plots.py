@@ -52,7 +52,7 @@ def plot_cdf(per_point, path, n_transfers, note=""):
         ax.step(a, y, where="post", color=color, ls=ls, label=label)
     ax.axvline(0.95, color="0.4", lw=0.8, label="0.95 (headline: points right in ≥ 95 % of transfers)")
     ax.set_xlabel("per-point accuracy (fraction of transfers classifying the point right)")
-    ax.set_ylabel("fraction of test points")
+    ax.set_ylabel("fraction of test points with per-point accuracy ≤ x")
     ax.set_title(f"CDF of per-point accuracy over {n_transfers} transfers{note}")
     # a little past 1: most hardware-aware points sit at accuracy 1, and the
     # CDF's last jump there ran along the frame, unseen
@@ -139,11 +139,11 @@ def plot_uncertainty(axes_1d, panels, x_test, y_test, path, note=""):
             pts = x_test[y_test == cls]
             ax.scatter(pts[:, 0], pts[:, 1], c=color, s=10, marker=marker, edgecolors="k", linewidths=0.3,
                        label=f"test points, class {cls}")
-        ax.set_title(f"{_NAMES.get(name, name)}: std over transfers of sigmoid(output)")
+        ax.set_title(f"{_NAMES.get(name, name)}: spread of the prediction over transfers")
         ax.set_xlabel("x1 (scaled)")
         ax.set_ylabel("x2 (scaled)")
         ax.legend(loc="best", fontsize=7, facecolor="0.5", framealpha=0.8, markerscale=2)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="std over transfers of sigmoid(output)")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="std of predicted P(class 1) over transfers")
     if note:
         note = _wrap(note, fig)
         fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=8)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import xbarsim as xs
+from xbarsim import _memory as memory_module
 
 ENDS = ("left", "right", "top", "bottom")
 
@@ -126,3 +127,13 @@ def test_per_bit_line_device_current_sums_count_every_block_of_word_lines(M):
     i_dev = np.random.default_rng(M).standard_normal((M, 3, 2))
     np.testing.assert_allclose(_abs_line_sums(i_dev, 0), np.abs(i_dev).sum(axis=0), rtol=1e-12)
     np.testing.assert_allclose(_abs_line_sums(i_dev, 1), np.abs(i_dev).sum(axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("M, N, expected", [(5, 1, 1), (1, 5, 1), (1, 1, 2), (5, 4, 0)])
+def test_ideal_wire_count_counts_a_direction_without_segments_by_its_own_dimension(M, N, expected):
+    """Word lines have no segments when N == 1, bit lines when M == 1 (each
+    such line is one node); resistive wire elsewhere counts 0. Testing the bit
+    lines' direction by N made a 5 x 1 array of 1 ohm bit lines count both
+    directions ideal, and the direct solve's memory estimate used the
+    ideal-wire fill for it (found by mutation testing)."""
+    assert memory_module.ideal_wire_count(M, N, 1.0, 1.0) == expected

@@ -596,10 +596,8 @@ def verify_drives(shape, cell, v_read=0.2, scheme="grounded"):
 
     Parameters
     ----------
-    shape : (int, int)
-        The array's ``(M, N)``.
-    cell : (int, int)
-        The device read ``(i, j)``: word line i, bit line j.
+    shape, cell
+        As `pulse_drives`' (``cell``: the device read).
     v_read : float
         Read voltage, V.
     scheme : {"grounded", "V/2", "floating"} or xbarsim.ReadScheme

@@ -574,7 +574,7 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     surrogate : Surrogate
         A fitted surrogate; its ``cfg`` is the transfer configuration.
     seed : int
-        In [0, 2**64 - 104730]; transfer t draws from the stream (seed, t).
+        As `evaluate_statistical`'s.
 
     Returns
     -------
@@ -582,11 +582,9 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
 
     Raises
     ------
-    ParameterError
-        Before any transfer: as `evaluate_circuit`, and a ``surrogate``
-        that is not a fitted `Surrogate`.
-    MemoryLimitError
-        Before any transfer: the results do not fit in memory.
+    ParameterError, MemoryLimitError
+        As `evaluate_statistical`'s, with a ``surrogate`` that is not a
+        fitted `Surrogate` in place of a bad ``stat``.
     """
     from .surrogate import Surrogate, extrapolation_message
 

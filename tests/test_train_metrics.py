@@ -228,7 +228,14 @@ def test_points_right_in_exactly_half_the_transfers_are_magenta(tmp_path, monkey
     vmin = drawn[0][1]
     assert np.sum(colours < vmin) == 2 and np.sum(colours >= vmin) == 2
     labels = " ".join(ax.get_xlabel() for ax in figures[0].axes)
-    assert "magenta: 0.5 or below, 2 such points in all panels" in labels
+    assert "magenta: 0.5 or below, 2 such points)" in labels
+    # two panels: counted panel by panel (a total over both read as one panel's)
+    other = dict(panel, per_point=np.array([0.2, 0.9, 1.0, 1.0]))
+    plots.plot_decision_boundary(axis, {"regular": panel, "hardware_aware": other},
+                                 np.random.default_rng(0).uniform(0, 1, (4, 2)), np.array([0, 1, 0, 1]),
+                                 tmp_path / "d2.png")
+    labels = " ".join(ax.get_xlabel() for ax in figures[1].axes)
+    assert "magenta: 0.5 or below, 2 + 1 = 3 such points, panel by panel)" in labels
 
 
 def test_uncertainty_panels_share_the_largest_std_as_their_scale(tmp_path, monkeypatch):

@@ -470,14 +470,18 @@ def plot_pulse(sol, cell, vp, path, title=""):
     ax[0].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     row, col, rest = _cell_classes(v, cell)
     bins = np.linspace(-lim, lim, 81)
+    tallest = 1
     for a, name in ((row, "half-selected, selected word line"), (col, "half-selected, selected bit line"),
                     (rest, "unselected")):
         if a.size:
-            ax[1].hist(a, bins=bins, alpha=0.6, label=f"{name} ({a.size})")
+            counts, _, _ = ax[1].hist(a, bins=bins, alpha=0.6, label=f"{name} ({a.size})")
+            tallest = max(tallest, int(counts.max()))
     ax[1].axvline(v[i, j], color="k", lw=1.5, label=f"selected: {v[i, j]:.4f} V")
     ax[1].axvline(vp, color="k", ls=":", lw=1, label=f"pulse amplitude {vp:g} V")
     ax[1].set_yscale("log")
-    ax[1].set_ylim(0.5, 300 * v.size)  # headroom above the bars for the legend
+    # headroom above the tallest bar for the legend (300 x the cell count
+    # ran the axis decades past the bars)
+    ax[1].set_ylim(0.5, 100 * tallest)
     reach = 1.05 * max(lim, abs(vp))  # the pulse amplitude's line in view, off the frame's edge
     ax[1].set_xlim(-reach, reach)
     ax[1].set_xlabel("voltage across the cell (V)")

@@ -115,10 +115,13 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
         cax2 = fig.add_axes([0.56, 0.15, 0.38, 0.025])
     fig.colorbar(im, cax=cax1, orientation="horizontal",
                  label="background, every panel: fraction of transfers predicting class 1")
-    below = sum(int(np.sum(np.asarray(d["per_point"]) <= 0.5)) for d in panels.values())
+    below = [int(np.sum(np.asarray(d["per_point"]) <= 0.5)) for d in panels.values()]
+    n = sum(below)
+    counts = (f"{n} such point{'s' if n != 1 else ''}" if len(below) == 1
+              else f"{' + '.join(map(str, below))} = {n} such points, panel by panel")
     fig.colorbar(sc, cax=cax2, orientation="horizontal", extend="min",
                  label="test points, every panel: per-point accuracy over the transfers\n"
-                       f"(magenta: 0.5 or below, {below} such point{'s' if below != 1 else ''} in all panels)")
+                       f"(magenta: 0.5 or below, {counts})")
     if note:
         fig.text(0.5, 0.01, _wrap(note, fig), ha="center", va="bottom", fontsize=8)
     fig.savefig(path, dpi=110)

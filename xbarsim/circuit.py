@@ -479,7 +479,7 @@ def read_drives(x, r_in=0.0, r_out=0.0):
     --------
     >>> import numpy as np, xbarsim as xs
     >>> sol = xs.solve(xs.Crossbar(np.full((2, 3), 1e-4)), **xs.read_drives([0.2, 0.1]))
-    >>> np.allclose(sol.i_out, 3e-5)
+    >>> bool(np.allclose(sol.i_out, 3e-5))
     True
     """
     return {"left": Drive(x, r=r_in), "right": None, "top": None, "bottom": Drive(0.0, r=r_out)}

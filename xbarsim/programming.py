@@ -577,7 +577,8 @@ class TransferConfig:
         iopt[K.O_SCHEME] = {BiasScheme.V2: K.SCHEME_V2, BiasScheme.V3: K.SCHEME_V3,
                             BiasScheme.FLOATING: K.SCHEME_FLOATING}[self.scheme]
         iopt[K.O_READ] = {ReadScheme.GROUNDED: K.READ_GROUNDED, ReadScheme.HALF: K.READ_HALF,
-                          ReadScheme.FLOATING: K.READ_FLOATING, ReadScheme.HALF_DIFF: K.READ_HALF_DIFF}[self.read_scheme]
+                          ReadScheme.FLOATING: K.READ_FLOATING,
+                          ReadScheme.HALF_DIFF: K.READ_HALF_DIFF}[self.read_scheme]
         return wv, iopt
 
 

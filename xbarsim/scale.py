@@ -1481,8 +1481,8 @@ def plot_results(rows, out_dir):
         height = 5.2 + legend_h + note_h
         fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), height), squeeze=False)
         for ax, (column, ylabel, title, logy) in zip(axes[0], panels):
-            drawn = zeros = 0
-            drawn_y = []
+            zeros = 0
+            drawn_y = []  # every value drawn on this panel
             for key, label, ci, si, pts in series:
                 xs_ = [_size(r, square) for r in pts]
                 ys = [r[column] for r in pts]
@@ -1491,7 +1491,6 @@ def plot_results(rows, out_dir):
                 zeros += len(finite) - len(keep)
                 if not keep:
                     continue
-                drawn += len(keep)
                 drawn_y += [b for _, b in keep]
                 color = cmap(0.85 * (ci * blocks + si // combos) / max(n_colours - 1, 1))
                 ax.plot(*zip(*keep), linestyle=styles[si % len(styles)],
@@ -1499,7 +1498,7 @@ def plot_results(rows, out_dir):
                         # line, and two windows at one size were the same circle
                         marker=markers[si % combos],
                         color=color, label=label, linewidth=2, markersize=6)
-            if logy and drawn:
+            if logy and drawn_y:
                 ax.set_yscale("log")
                 # whole decades: points below the lowest labelled decade
                 # read as off the scale
@@ -1511,18 +1510,18 @@ def plot_results(rows, out_dir):
 
                 ax.yaxis.set_major_locator(MaxNLocator(integer=True))
                 lo, hi = ax.get_ylim()
-                if drawn and hi - lo < 2:
+                if drawn_y and hi - lo < 2:
                     # every point at one count: the locator fell back to
                     # 0.945 ... 1.050
                     mid = round((lo + hi) / 2)
                     ax.set_ylim(max(mid - 1, 0) - 0.5, mid + 1.5)
             _setup_size_axis(ax, ok, square)
             ax.set_ylabel(ylabel, fontsize=12)
-            if drawn and zeros:
+            if drawn_y and zeros:
                 title += f"\n({zeros} point(s) ≤ 0 not shown on the log axis)"
             ax.set_title(title, fontsize=13)
             ax.tick_params(labelsize=11)
-            if not drawn:
+            if not drawn_y:
                 # Nothing to draw (ideal wires and terminals give no IR drop,
                 # which a log axis cannot show): say so instead of an empty frame.
                 ax.set_yticks([])

@@ -262,6 +262,42 @@ def test_uncertainty_panels_share_the_largest_std_as_their_scale(tmp_path, monke
     assert scales == [(0, 0.3), (0, 0.3)]
 
 
+def test_uncertainty_panels_share_one_colour_bar_right_of_them_all(tmp_path, monkeypatch):
+    """The panels share one scale, so one colour bar serves them, at the
+    right of the last panel: each panel had its own bar, the same one
+    repeated (found by the figures review). Its label must fit the
+    figure."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from xbarsim.train import plots
+
+    bars = []
+    colorbar = matplotlib.figure.Figure.colorbar
+
+    def spy(self, mappable, *args, **kwargs):
+        bar = colorbar(self, mappable, *args, **kwargs)
+        bars.append((bar, [ax.get_position() for ax in self.axes if ax is not bar.ax], self))
+        return bar
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "colorbar", spy)
+    axis = np.linspace(0, 1, 3)
+    for n in (1, 2):
+        bars.clear()
+        panels = dict(list({"regular": dict(std=np.full((3, 3), 0.3)),
+                            "hardware_aware": dict(std=np.full((3, 3), 0.1))}.items())[:n])
+        plots.plot_uncertainty(axis, panels, np.zeros((2, 2)), np.array([0, 1]), tmp_path / "u.png", note="a note")
+        assert len(bars) == 1, n
+        bar, boxes, fig = bars[0]
+        assert len(boxes) == n
+        assert all(bar.ax.get_position().x0 > box.x1 for box in boxes)
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        label = bar.ax.yaxis.label.get_window_extent(renderer)
+        assert label.x1 <= fig.bbox.x1, (label.x1, fig.bbox.x1)
+
+
 def test_the_cdf_marks_the_headline_threshold_at_0_95(tmp_path, monkeypatch):
     """The CDF's vertical line is the headline's 0.95 (points right in >= 95 %
     of transfers), as its legend says."""

@@ -146,10 +146,15 @@ def plot_uncertainty(axes_1d, panels, x_test, y_test, path, note=""):
         ax.set_xlabel("x1 (scaled)")
         ax.set_ylabel("x2 (scaled)")
         ax.legend(loc="best", fontsize=7, facecolor="0.5", framealpha=0.8, markerscale=2)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="std of predicted P(class 1) over transfers")
     if note:
         note = _wrap(note, fig)
         fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=8)
-    fig.tight_layout(rect=(0, 0.035 * (note.count("\n") + 1) if note else 0, 1, 1))
+    # one colour bar at the right for all panels: they share the scale (0 to
+    # the largest spread of any), and a bar beside each repeated it
+    right = 1 - 1.2 / fig.get_figwidth()
+    fig.tight_layout(rect=(0, 0.035 * (note.count("\n") + 1) if note else 0, right, 1))
+    box = axs[0][-1].get_position()
+    cax = fig.add_axes((right + 0.1 / fig.get_figwidth(), box.y0, 0.12 / fig.get_figwidth(), box.height))
+    fig.colorbar(im, cax=cax, label="std of predicted P(class 1) over transfers")
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -562,6 +562,29 @@ def test_cli_runs_a_tiny_sweep(tmp_path, capsys):
     assert (tmp_path / "error_vs_size.png").stat().st_size > 0
 
 
+def test_the_printed_table_fits_110_columns_at_the_largest_entries():
+    """The table's columns are as wide as their entries, and its key is
+    wrapped at 100: it was 124 columns wide, with a key of 250 on one line (found
+    by the figures review). A failed point's message may run past."""
+    from xbarsim.scale import format_table
+
+    def row(n, device, v0, status="ok", **figures):
+        return dict(rows=n, cols=n, r_wire_ohm=10.0, g_min_s=1e-6, g_max_s=10e-6, device=device, v0_v=v0,
+                    inputs=64, rel_error=0.0123, max_rel_error=0.456, ir_drop_wl_frac=0.789,
+                    bl_rise_frac=0.0012, time_s=123.456, iterations=17, peak_rss_mib=11264.0,
+                    method="mg", status=status, message="out of memory: needs 40 GiB" if status != "ok" else "",
+                    **figures)
+
+    rows = [row(4096, "sinh", 0.25), row(64, "linear", None), row(8192, "linear", None, status="failed")]
+    lines = format_table(rows).splitlines()
+    width = len(lines[0])
+    assert width <= 110 and lines[1] == "-" * width
+    assert [len(text) for text in lines[2:4]] == [width - len("status") + len("ok")] * 2
+    assert lines[4].endswith("failed: out of memory: needs 40 GiB")
+    assert all(len(text) <= 100 for text in lines[5:]) and "time_s: the solve" in lines[-1]
+    assert "4096x4096" in lines[2] and "sinh0.25" in lines[2] and "1:10" in lines[2] and "11264" in lines[2]
+
+
 def test_batch_is_the_number_of_inputs_and_the_old_inputs_flag_still_reads_it(capsys):
     from xbarsim.cli import build_parser
 

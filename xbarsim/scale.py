@@ -64,6 +64,7 @@ import os
 import shutil
 import socket
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -1584,26 +1585,36 @@ def _fmt(value, spec):
     return format(value, spec)
 
 
-def format_table(rows):
-    """A short text table of the rows (one line per point)."""
-    head = (f"{'size':>11} {'r_ohm':>6} {'window_uS':>11} {'device':>11} {'B':>3} {'rel_err':>9} "
-            f"{'max_err':>9} {'wl_drop':>9} {'bl_rise':>9} {'time_s':>8} {'iter':>5} {'rss_MiB':>8} "
-            f"{'method':>6} status")
-    lines = [head, "-" * len(head)]
+def format_table(rows, width=100):
+    """A short text table of the rows (one line per point), each column as
+    wide as its widest entry, so that the table fits a terminal; the key
+    below it is wrapped at ``width`` characters."""
+    head = ("size", "r_ohm", "window_uS", "device", "B", "rel_err", "max_err", "wl_drop", "bl_rise",
+            "time_s", "iter", "rss_MiB", "method")
+    cells = []
     for r in rows:
-        dev = r["device"] if r["v0_v"] is None else f"sinh{r['v0_v']:g}"
-        window = f"{r['g_min_s'] * 1e6:g}:{r['g_max_s'] * 1e6:g}"
-        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['message'][:60]}"
-        lines.append(
-            f"{r['rows']:>5}x{r['cols']:<5} {r['r_wire_ohm']:>6g} {window:>11} {dev:>11} {r['inputs']:>3} "
-            f"{_fmt(r.get('rel_error'), '9.2e')} {_fmt(r.get('max_rel_error'), '9.2e')} "
-            f"{_fmt(r.get('ir_drop_wl_frac'), '9.2e')} {_fmt(r.get('bl_rise_frac'), '9.2e')} "
-            f"{_fmt(r.get('time_s'), '8.3f')} {_fmt(r.get('iterations'), '5d')} "
-            f"{_fmt(r.get('peak_rss_mib'), '8.0f')} {r.get('method') or '-':>6} {status}"
-        )
-    lines.append("rel_err, max_err: MVM error against G.T x (relative, all outputs / worst output); wl_drop, "
-                 "bl_rise: worst word-line IR drop and bit-line rise, as fractions of the largest input; "
-                 "time_s: the solve")
+        cells.append((
+            f"{r['rows']}x{r['cols']}", f"{r['r_wire_ohm']:g}",
+            f"{r['g_min_s'] * 1e6:g}:{r['g_max_s'] * 1e6:g}",
+            r["device"] if r["v0_v"] is None else f"sinh{r['v0_v']:g}", str(r["inputs"]),
+            _fmt(r.get("rel_error"), ".2e"), _fmt(r.get("max_rel_error"), ".2e"),
+            _fmt(r.get("ir_drop_wl_frac"), ".2e"), _fmt(r.get("bl_rise_frac"), ".2e"),
+            _fmt(r.get("time_s"), ".3f"), _fmt(r.get("iterations"), "d"),
+            _fmt(r.get("peak_rss_mib"), ".0f"), r.get("method") or "-",
+        ))
+    widths = [max(len(text) for text in column) for column in zip(head, *cells)]
+
+    def line(texts, last):
+        return " ".join(text.rjust(w) for text, w in zip(texts, widths)) + " " + last
+
+    lines = [line(head, "status")]
+    lines.append("-" * len(lines[0]))
+    for r, texts in zip(rows, cells):
+        lines.append(line(texts, r["status"] if r["status"] == "ok" else f"{r['status']}: {r['message'][:60]}"))
+    lines += textwrap.wrap(
+        "rel_err, max_err: MVM error against G.T x (relative, all outputs / worst output); wl_drop, "
+        "bl_rise: worst word-line IR drop and bit-line rise, as fractions of the largest input; "
+        "time_s: the solve", width)
     return "\n".join(lines)
 
 

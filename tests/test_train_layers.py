@@ -2292,3 +2292,58 @@ def test_the_forward_check_allows_a_half_cast_its_rounding_only():
     net.scale = 1.01
     with pytest.raises(ParameterError, match="own forward differs"):
         evaluate_statistical(net, xs.TransferConfig(), x, y, n=2)
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_sampling_a_transformer_encoder_draws_a_transfer_per_forward(stacked):
+    """torch's fast path of nn.TransformerEncoderLayer (evaluation mode,
+    no grad) reads linear1 / linear2's weights directly: under `sampling`
+    the converted layers drew nothing and every forward was the plain one
+    (found by review). `sampling` switches the fast path off, and back on."""
+    import warnings
+
+    torch.manual_seed(0)
+    enc = nn.TransformerEncoderLayer(4, 2, 16, batch_first=True, dropout=0.0)
+    if stacked:
+        enc = nn.TransformerEncoder(enc, 2, enable_nested_tensor=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # attention's projections stay as they are (tested above)
+        hw = convert(enc.double(), ToyHardware(p_fail=0.0), seed=0).eval()
+    x = torch.rand(3, 5, 4, dtype=torch.float64)
+    assert torch.backends.mha.get_fastpath_enabled()
+    with torch.no_grad():
+        plain = hw(x)
+        with sampling(hw):
+            assert not torch.backends.mha.get_fastpath_enabled()
+            a, b = hw(x), hw(x)
+        after = hw(x)
+    assert torch.backends.mha.get_fastpath_enabled()
+    assert not torch.equal(a, b) and not torch.equal(a, plain)
+    assert all(layer.last_sample is not None for layer in hardware_layers(hw))
+    torch.testing.assert_close(after, plain)
+
+
+def test_sampling_a_model_whose_layers_have_no_surrogate_is_refused():
+    """``convert(net)`` with the surrogate forgotten: forwards under
+    `sampling` were nn.Linear's, all the same, without a word (found by
+    review). Layers without one beside layers with one are named."""
+    hw = convert(moons_network(8)).eval()
+    x = torch.rand(4, 2, dtype=hw[0].weight.dtype)
+    with pytest.raises(ParameterError, match="no hardware-aware layer of this model has a surrogate.*"
+                                             r"hw = convert\(model, surrogate\)"):
+        with sampling(hw):
+            pass
+    with sampling(hw, enabled=False):  # nothing to draw, nothing asked
+        hw(x)
+    mixed = convert(moons_network(8), ToyHardware(p_fail=0.0)).eval()
+    hardware_layers(mixed)[1].surrogate = None
+    with pytest.warns(RuntimeWarning, match=r"1 of 2 hardware-aware layers have no surrogate \(2\)"):
+        with sampling(mixed):
+            a, b = mixed(x), mixed(x)
+    assert not torch.equal(a, b)
+    # training such a model still validates, on its mean weights (what its
+    # "samples" were), not refused halfway
+    data = make_moons_split(40, 10, 10, seed=0)
+    runs = [train(convert(moons_network(8)), data, TrainConfig(epochs=2, val_samples=k), progress=False)
+            for k in (2, 0)]
+    np.testing.assert_array_equal(runs[0].val_loss_history, runs[1].val_loss_history)

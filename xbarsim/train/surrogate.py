@@ -1300,9 +1300,11 @@ class Surrogate:
         to it, computed in NumPy from the current weights) are constants of
         the step. The gradient follows each device's own conductance through
         every term and the scale ``alpha``, but not how a weight moves the
-        drift of the devices programmed before it (``torch.autograd.gradcheck``
-        differs by some 10-20 % on some entries, 0.1-0.2 % of the largest
-        one). A penalty beyond the weights'
+        drift of the devices programmed before it, nor how ``alpha`` moves
+        the drift bases. Against central differences (float64, 16 x 4 and 3
+        x 16 layers, seeds 0-2) the gradient is off by at most 0.07-0.16 %
+        of its largest entry, except on the entry of the largest ``|w|``
+        (which sets ``alpha``): 0.6-2.1 % there. A penalty beyond the weights'
         dtype (float16 past 65504) is refused, not returned as inf.
         """
         import torch

@@ -241,8 +241,10 @@ def _val_loss(model, x, y, samples, seed):
     lossf = nn.BCEWithLogitsLoss()
     model.eval()
     with torch.no_grad():
+        # layers with no surrogate draw nothing: a model none of whose layers
+        # has one validates on its mean weights (`sampling` refuses it)
         layers = hardware_layers(model)
-        if samples and layers:
+        if samples and any(layer.surrogate is not None for layer in layers):
             own = [layer._rng for layer in layers]
             try:
                 for k, layer in enumerate(layers):

@@ -177,6 +177,22 @@ def test_sinh_strong_case_kirchhoff_and_power(method):
     np.testing.assert_allclose(sol.i_device, xbar.g * 0.1 * np.sinh(vd / 0.1), rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_newton_on_the_direct_inner_solver_starts_from_the_linear_solution(seed):
+    """Newton's linear start on the direct inner solver was measured
+    against the sinh zero state's residual (1e11 times the linear one's
+    under 2 V on 0.05 V devices), passed at 0 iterations and stayed the
+    zero state: 41-42 Newton steps on this 8 x 8 V/2 pulse against 31-33
+    from the other inner solvers (found by the speed review). The same
+    start gives the same step counts, give or take rounding."""
+    rng = np.random.default_rng(seed)
+    xbar = xs.Crossbar(1 / rng.uniform(2e3, 1e4, (8, 8)), 100.0, 100.0, v0=0.05)
+    drives = xs.pulse_drives((8, 8), (2, 4), 2.0, "V/2")
+    steps = {m: xs.solve(xbar, **drives, method=m).iterations for m in ("pcg", "mg", "direct")}
+    assert abs(steps["direct"] - steps["pcg"]) <= 2, steps
+    assert steps["direct"] <= 35, steps
+
+
 @pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
 def test_a_zero_state_whose_currents_overflow_their_norm_is_refused_and_says_so(method):
     """One device of V0 = 5 mV on a V/2-pulsed row (2 V): with the free
@@ -1034,7 +1050,11 @@ def test_source_stepping_keeps_each_stages_start_and_says_where_it_failed(monkey
     g = 10 ** np.random.default_rng(7).uniform(-5, -3, (8, 8))
     xbar = xs.Crossbar(g, 1.0, 1.0, v0=0.02)
     sol = xs.solve(xbar, left=xs.Drive(2.0), bottom=xs.Drive(-2.0), method="direct")
-    assert len(calls) == 1 and sol.iterations < 124 and sol.kcl_error < 1e-10  # 110 now
+    assert len(calls) == 1 and sol.kcl_error < 1e-10
+    # 124 steps, as mg's 124 and pcg's 126 from the same linear start (110
+    # while the direct path's start was the zero state, its own bug: see
+    # test_newton_on_the_direct_inner_solver_starts_from_the_linear_solution)
+    assert sol.iterations <= 126
     with pytest.raises(xs.ConvergenceError) as info:
         xs.solve(xs.Crossbar(g, 1.0, 1.0, v0=0.1), left=xs.Drive(2.0), bottom=xs.Drive(-2.0), maxiter=5)
     message = str(info.value)

@@ -41,16 +41,24 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, has_sh
     row k), ``cprime`` and the work array ``diag``; a layer without passes
     them empty ((0, 0)): its lines take `_factor_line_single` and its solves
     rebuild both from ``seg_g``.
+
+    Returns the number of lines whose elimination met a pivot that is not
+    positive (the system is SPD, so only rounding does that: a floating
+    line's devices below what an ulp of its segments' conductance
+    resolves). Such a line's factors are not used: the caller refuses the
+    circuit. A zero pivot raised ZeroDivisionError inside the parallel
+    loop, which reached the user as Numba's SystemError.
     """
     L, n = gid.shape
+    bad = 0
     for l in prange(L):
         ng = ngroups[l]
         if ng == n:
             # np.int64: Numba types the prange index int64 when it infers
             # this function and uint64 in the parallel loop it lowers, and
             # would compile the callee once for each
-            _factor_line_single(np.int64(l), n, g, seg_g, term_mode, term_g, fixed, shunt, has_shunt, lower,
-                                cprime, invden)
+            bad += _factor_line_single(np.int64(l), n, g, seg_g, term_mode, term_g, fixed, shunt, has_shunt,
+                                       lower, cprime, invden)
             continue
         for k in range(ng):
             diag[l, k] = 0.0
@@ -74,6 +82,7 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, has_sh
         if term_mode[l, 1] == TERM_RESISTIVE:
             diag[l, ng - 1] += term_g[l, 1]
         prev_c = 0.0
+        lost = 0
         for k in range(ng):
             if fixed[l, k]:
                 invden[l, k] = 0.0
@@ -81,6 +90,9 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, has_sh
                 prev_c = 0.0
                 continue
             den = diag[l, k] - lower[l, k] * prev_c
+            if not den > 0.0:
+                lost = 1
+                den = 1.0
             inv = 1.0 / den
             invden[l, k] = inv
             if k + 1 < ng:
@@ -89,6 +101,8 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, has_sh
                 c = 0.0
             cprime[l, k] = c
             prev_c = c
+        bad += lost
+    return bad
 
 
 @njit(**JIT)
@@ -96,10 +110,12 @@ def _factor_line_single(l, n, g, seg_g, term_mode, term_g, fixed, shunt, has_shu
     """`factor_lines` for a line without ideal wire (every node its own
     group): each diagonal summed in the same order, in registers; ``lower``
     and ``cprime`` are written only where the layer keeps them (arrays with
-    a row per line), since `solve_lines` rebuilds both from ``seg_g``."""
+    a row per line), since `solve_lines` rebuilds both from ``seg_g``.
+    Returns 1 where a pivot was not positive, else 0."""
     keep_lower = lower.shape[0] > l
     keep_c = cprime.shape[0] > l
     prev_c = 0.0
+    lost = 0
     for k in range(n):
         d = g[l, k]
         if has_shunt:
@@ -123,7 +139,11 @@ def _factor_line_single(l, n, g, seg_g, term_mode, term_g, fixed, shunt, has_shu
                 cprime[l, k] = 0.0
             prev_c = 0.0
             continue
-        inv = 1.0 / (d - lk * prev_c)
+        den = d - lk * prev_c
+        if not den > 0.0:
+            lost = 1
+            den = 1.0
+        inv = 1.0 / den
         invden[l, k] = inv
         c = 0.0
         if k + 1 < n and fixed[l, k + 1] == 0:
@@ -131,6 +151,7 @@ def _factor_line_single(l, n, g, seg_g, term_mode, term_g, fixed, shunt, has_shu
         if keep_c:
             cprime[l, k] = c
         prev_c = c
+    return lost
 
 
 @njit(**PJIT)

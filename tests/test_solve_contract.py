@@ -2219,3 +2219,27 @@ def test_direct_solve_with_ideal_segments_and_resistive_far_ends_is_one_iteratio
         drives = dict(left=xs.Drive(0.2), bottom=xs.Drive(0.0, r=10.0))
     sol = xs.solve(xbar, **drives, method="direct")
     assert sol.iterations == 1, sol.residual_history
+
+
+@pytest.mark.parametrize("method", ["auto", "pcg", "mg"])
+def test_a_line_whose_elimination_cancels_to_a_zero_pivot_is_refused_with_the_fix(method):
+    """A floating bit line of 1e-12 S devices with a 10 ohm and a 1e-6 ohm
+    segment: its Thomas elimination cancels to a pivot of exactly 0, and the
+    ZeroDivisionError inside the parallel factor kernel reached the user as
+    Numba's SystemError (found by the robustness review). Refused by name,
+    with the fix (the segment made ideal), which then solves it, as Kirchhoff's
+    law on its two nodes (node 0, and nodes 1-2 joined) says."""
+    g = np.full((3, 1), 1e-12)
+    with pytest.raises(xs.ParameterError, match=r"1 line of this circuit cannot be solved line by line.*"
+                                                r"Make such near-ideal segments ideal \(r = 0"):
+        xs.solve(xs.Crossbar(g, r_bl=[[10.0], [1e-6]]), left=[0.3, -0.2, 0.1], method=method)
+    if method != "mg":  # mg takes no ideal segment
+        sol = xs.solve(xs.Crossbar(g, r_bl=[[10.0], [0.0]]), left=[0.3, -0.2, 0.1], method=method)
+        # no current leaves a floating line: v0 + 2 v12 = 0.2; node 0's
+        # device current crosses the 10 ohm segment: v0 - v12 = gd (0.3 - v0) / gs
+        gd, gs, v0 = 1e-12, 0.1, 0.2 / 3
+        for _ in range(3):
+            d = gd * (0.3 - v0) / gs
+            v12 = (0.2 - d) / 3
+            v0 = v12 + d
+        np.testing.assert_allclose(sol.v_bl.ravel(), [v0, v12, v12], rtol=1e-12)

@@ -47,14 +47,29 @@ class LineFactors:
         if shunt is None:
             shunt = _NO_SHUNT
         diag = np.empty(shape)  # only needed while factoring grouped lines
-        factor_lines(layer.gid, layer.ngroups, g, layer.seg_g, layer.term_mode, layer.term_g,
-                     layer.fixed, shunt, shunt is not _NO_SHUNT, lower, self.cprime, self.invden,
-                     diag)
+        lost = factor_lines(layer.gid, layer.ngroups, g, layer.seg_g, layer.term_mode, layer.term_g,
+                            layer.fixed, shunt, shunt is not _NO_SHUNT, lower, self.cprime, self.invden,
+                            diag)
+        if lost:
+            raise ParameterError(_lost_pivot_message(lost, layer, g))
 
     def solve(self, src, other, out, couple=True):
         lay = self.layer
         solve_lines(lay.gid, lay.ngroups, self.lower, self.grouped, lay.seg_g, self.cprime, self.invden,
                     src, self.g, other, couple, out)
+
+
+def _lost_pivot_message(lines, layer, g):
+    """Why `LineFactors` refuses a layer whose elimination met a pivot that
+    is not positive (`kernels.lines.factor_lines`)."""
+    free = layer.seg_g[layer.seg_g > 0]
+    seg = f"up to {float(free.max()):.3g} S" if free.size else "its segments"
+    return (f"{lines} line{'s' if lines > 1 else ''} of this circuit cannot be solved line by line in double "
+            f"precision: along a line, a wire segment's conductance ({seg}) exceeds what the line's devices and "
+            f"terminals hold to the other layer and to ground (devices from {float(np.min(g)):.3g} S) by more than "
+            "an ulp resolves, and its elimination cancelled to a pivot of 0 (a floating line of 1e-12 S devices "
+            "with a 1e-6 ohm segment does). Make such near-ideal segments ideal (r = 0: merged exactly into one "
+            "node), or the devices stronger; method='direct' refuses such a circuit too.")
 
 
 class LinePreconditioner:

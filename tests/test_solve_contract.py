@@ -49,11 +49,20 @@ def test_naive_oracle_solves_the_exact_problems(problem):
 
 
 def test_auto_switches_on_size_and_wires():
-    """auto: direct up to AUTO_DIRECT_MAX_CELLS, pcg up to AUTO_PCG_MAX_CELLS,
-    then mg without 0-ohm segments and pcg with them (xbarsim/solve.py)."""
+    """auto: direct up to AUTO_DIRECT_MAX_CELLS with linear devices, pcg up
+    to AUTO_PCG_MAX_CELLS (and sinh devices from the smallest), then mg
+    without 0-ohm segments and pcg with them (xbarsim/solve.py). Sinh
+    devices took direct up to 32 x 32 too, 1.4-6x pcg's time for the same
+    tolerance, and pcg to 512 x 512, up to 3.3x mg's on 100 ohm wires
+    (found by the speed review)."""
     M, N = 33, 32  # just over AUTO_DIRECT_MAX_CELLS
     assert M * N > SOLVE_MODULE.AUTO_DIRECT_MAX_CELLS
     assert _solve(_read_circuit(8, 8), "auto").method == "direct"
+    sinh = xs.solve(xs.Crossbar(np.full((8, 8), 1e-4), 1.0, 1.0, v0=0.25), left=np.full(8, 0.3), bottom=0.0)
+    assert sinh.method == "pcg"
+    assert SOLVE_MODULE.choose_method((32, 32), nonlinear=True) == "pcg"
+    assert SOLVE_MODULE.choose_method((128, 128)) == "pcg"
+    assert SOLVE_MODULE.choose_method((129, 128)) == SOLVE_MODULE.choose_method((256, 256), nonlinear=True) == "mg"
     for p_ideal in (0.0, 0.1):
         c = random_circuit(np.random.default_rng(4), M, N, p_ideal_wire=p_ideal)
         auto = _solve(c, "auto")

@@ -520,7 +520,8 @@ def _expected_method(point):
     method the solver reports."""
     from .solve import choose_method
 
-    return choose_method((point.rows, point.cols), point.method, ideal_wire=point.r_wire == 0)
+    return choose_method((point.rows, point.cols), point.method, ideal_wire=point.r_wire == 0,
+                         nonlinear=point.v0 is not None)
 
 
 def _base_row(point):

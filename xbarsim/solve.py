@@ -25,8 +25,10 @@ The methods share one validated `Network`:
     assembled matrix loses digits (devices 1e12 weaker than the wires of a
     floating line).
 ``"auto"``
-    ``"direct"`` up to 32 x 32 cells, ``"pcg"`` up to 512 x 512, ``"mg"``
-    above when every wire segment has r > 0 (else ``"pcg"``).
+    ``"direct"`` up to 32 x 32 cells with linear devices, ``"pcg"`` up to
+    128 x 128 cells (and sinh devices from the smallest), ``"mg"`` above
+    when every wire segment has r > 0 (else ``"pcg"``); ``"direct"`` where
+    its linear ``"pcg"`` does not converge.
 
 Convergence is judged on the Kirchhoff residual: the current imbalance at
 every free node, relative to the current the drives push into the circuit,
@@ -63,11 +65,18 @@ METHODS = ("auto", "mg", "pcg", "direct")
 DEFAULT_TOL = 1e-12
 """Default relative Kirchhoff residual: terminal currents to ~1e-10."""
 AUTO_DIRECT_MAX_CELLS = 32 * 32
-"""``method="auto"`` uses the direct factorization up to this many cells."""
-AUTO_PCG_MAX_CELLS = 512 * 512
+"""``method="auto"`` uses the direct factorization up to this many cells
+with linear devices: exact to rounding for a few milliseconds (1.3-2.5x
+pcg's time from 8 x 8 to 32 x 32). Not with sinh devices, where Newton
+stops at the same tolerance whatever its inner solver, and refactoring
+each step took 1.4-3.5x pcg's time on reads and 6x on a 32 x 32 V/2 pulse
+on 0.05 V devices (2026-12-06, `bench/HISTORY.md`)."""
+AUTO_PCG_MAX_CELLS = 128 * 128
 """...line-relaxation CG up to this many (fewer levels of Python overhead),
-multigrid above (bench/bench_solve.py: pcg 0.14 s vs mg 0.23 s at 512^2,
-mg 0.83 s vs pcg 1.2 s at 1024^2)."""
+multigrid above: on 1 ohm wires mg took 0.66-1.28x pcg's time from
+128^2 to 512^2, while on 100 ohm wires mg took 0.37x pcg's time at 256^2
+and 0.30x at 512^2 (pcg's iterations grow with the IR drop: 77 and 149
+against mg's 13 and 23; it was 512^2)."""
 
 SINH_LINEAR = 1e-8
 """A sinh crossbar whose largest drive is at most this fraction of half its
@@ -408,8 +417,9 @@ def solve(
         conjugate gradients preconditioned by symmetric line relaxation
         (a tridiagonal solve per line, parallel over lines). ``"direct"``:
         SciPy's SuperLU on the sparse nodal matrix (small arrays; the
-        reference). ``"auto"``: direct up to 32 x 32, pcg up to 512 x 512,
-        mg above where the wires allow. All are held to the same checks.
+        reference). ``"auto"``: direct up to 32 x 32 (linear devices),
+        pcg up to 128 x 128, mg above where the wires allow. All are held
+        to the same checks.
         (More in the module's docstring: the module is
         ``sys.modules["xbarsim.solve"]``, as ``xbarsim.solve`` names this
         function.)
@@ -512,8 +522,9 @@ def _check_memory(xbar, method, left=None, right=None, top=None, bottom=None, pc
     spelling)."""
     M, N = xbar.shape
     batch = _batch_of(left, right, top, bottom, lines=(M, M, N, N))
-    _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar)), M, N,
-                  batch, nonlinear=xbar.v0 is not None, ideal_wires=_ideal_wires(xbar), pcg=pcg)
+    nonlinear = xbar.v0 is not None
+    _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar), nonlinear=nonlinear), M, N,
+                  batch, nonlinear=nonlinear, ideal_wires=_ideal_wires(xbar), pcg=pcg)
 
 
 def _ideal_wires(xbar):
@@ -554,16 +565,16 @@ def has_ideal_wire(xbar):
     return bool((N > 1 and np.any(np.asarray(xbar.r_wl) == 0)) or (M > 1 and np.any(np.asarray(xbar.r_bl) == 0)))
 
 
-def choose_method(shape, method="auto", ideal_wire=False):
+def choose_method(shape, method="auto", ideal_wire=False, nonlinear=False):
     """The method `solve` uses for an array of `shape` when asked for
     `method`: ``"auto"`` picks ``"direct"`` up to `AUTO_DIRECT_MAX_CELLS`
-    cells, ``"pcg"`` up to `AUTO_PCG_MAX_CELLS`, else ``"mg"`` (or
-    ``"pcg"`` when some wire segment is ideal)."""
+    cells (linear devices only), ``"pcg"`` up to `AUTO_PCG_MAX_CELLS`, else
+    ``"mg"`` (or ``"pcg"`` when some wire segment is ideal)."""
     _check_method(method)
     if method != "auto":
         return method
     M, N = shape
-    if M * N <= AUTO_DIRECT_MAX_CELLS:
+    if M * N <= AUTO_DIRECT_MAX_CELLS and not nonlinear:
         return "direct"
     if M * N <= AUTO_PCG_MAX_CELLS or ideal_wire:
         return "pcg"
@@ -609,7 +620,7 @@ def warm_up(shape, method, r_wl, r_bl, v0=None, batch=False, r_terminal=0.0):
 def _resolve_method(net, method):
     from ._multigrid import supports
 
-    method = choose_method(net.shape, method, ideal_wire=not supports(net))
+    method = choose_method(net.shape, method, ideal_wire=not supports(net), nonlinear=not net.linear)
     if method == "mg" and not supports(net):
         raise ParameterError(
             "method='mg' needs every wire segment to have r > 0 (ideal wire segments "

@@ -735,7 +735,7 @@ def _warm_up(method, g_shape, batch, r_wl, r_bl, v0):
     (multigrid with an ideal wire)."""
     from .solve import choose_method, warm_up
 
-    chosen = choose_method(g_shape, method, ideal_wire=r_wl == 0 or r_bl == 0)
+    chosen = choose_method(g_shape, method, ideal_wire=r_wl == 0 or r_bl == 0, nonlinear=v0 is not None)
     if chosen == "mg" and (r_wl == 0 or r_bl == 0):
         return 0.0
     # a first run of an install compiles for tens of seconds: say so (the

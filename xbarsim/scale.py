@@ -521,7 +521,7 @@ def _expected_method(point):
     from .solve import choose_method
 
     return choose_method((point.rows, point.cols), point.method, ideal_wire=point.r_wire == 0,
-                         nonlinear=point.v0 is not None)
+                         nonlinear=point.v0 is not None, wire_ratio=point.r_wire * point.g_max)
 
 
 def _base_row(point):

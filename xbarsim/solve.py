@@ -78,6 +78,19 @@ multigrid above: on 1 ohm wires mg took 0.66-1.28x pcg's time from
 and 0.30x at 512^2 (pcg's iterations grow with the IR drop: 77 and 149
 against mg's 13 and 23; it was 512^2)."""
 
+WIRE_DEVICE_RATIO_MAX = 1e3
+"""Largest product of a wire segment's resistance and a device's
+conductance (the largest of each) at which ``"pcg"`` and ``"mg"`` solve:
+beyond it the line relaxation leaves a slow mode (the lines' voltage as a
+whole behind their wires) that their voltage-error estimate does not see
+in its first iterations. Measured (2026-12-06, `bench/HISTORY.md`; 16 x 16
+to 48 x 48, 40-100 uS devices, 1 ohm to 100 kohm input terminals, tol
+1e-3 to 1e-6, against the direct solve): within 0.4x of the bound up to
+r g = 1e3; at 1e4 up to 56x outside at tol 1e-3, at 1e5 up to 740x at
+1e-4, at 1e6 up to 5e4x at 1e-6. ``"auto"`` takes ``"direct"`` there;
+``"pcg"`` and ``"mg"`` are refused. (Physical crossbars sit at 1e-3 or
+below: 1 ohm segments, mS devices.)"""
+
 SINH_LINEAR = 1e-8
 """A sinh crossbar whose largest drive is at most this fraction of half its
 smallest V0 is solved as linear: ``V0 sinh(V / V0)`` is ``V`` to within
@@ -523,8 +536,9 @@ def _check_memory(xbar, method, left=None, right=None, top=None, bottom=None, pc
     M, N = xbar.shape
     batch = _batch_of(left, right, top, bottom, lines=(M, M, N, N))
     nonlinear = xbar.v0 is not None
-    _memory.check(choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar), nonlinear=nonlinear), M, N,
-                  batch, nonlinear=nonlinear, ideal_wires=_ideal_wires(xbar), pcg=pcg)
+    chosen = choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar), nonlinear=nonlinear,
+                           wire_ratio=wire_device_ratio(xbar))
+    _memory.check(chosen, M, N, batch, nonlinear=nonlinear, ideal_wires=_ideal_wires(xbar), pcg=pcg)
 
 
 def _ideal_wires(xbar):
@@ -556,6 +570,20 @@ def _batch_of(*drives, lines=None):
     return batch
 
 
+def wire_device_ratio(xbar):
+    """The largest wire segment resistance times the largest device
+    conductance of `xbar` (0 without segments): how far the wires outweigh
+    the devices, which `choose_method` holds against
+    `WIRE_DEVICE_RATIO_MAX`."""
+    M, N = xbar.shape
+    r = 0.0
+    if N > 1:
+        r = max(r, float(np.max(xbar.r_wl)))
+    if M > 1:
+        r = max(r, float(np.max(xbar.r_bl)))
+    return r * float(np.max(xbar.g))
+
+
 def has_ideal_wire(xbar):
     """Whether some wire segment of `xbar` is ideal (0 ohm): then ``"auto"``
     picks ``"pcg"`` over ``"mg"`` (`choose_method`), and the memory check
@@ -565,12 +593,25 @@ def has_ideal_wire(xbar):
     return bool((N > 1 and np.any(np.asarray(xbar.r_wl) == 0)) or (M > 1 and np.any(np.asarray(xbar.r_bl) == 0)))
 
 
-def choose_method(shape, method="auto", ideal_wire=False, nonlinear=False):
+def choose_method(shape, method="auto", ideal_wire=False, nonlinear=False, wire_ratio=0.0):
     """The method `solve` uses for an array of `shape` when asked for
     `method`: ``"auto"`` picks ``"direct"`` up to `AUTO_DIRECT_MAX_CELLS`
     cells (linear devices only), ``"pcg"`` up to `AUTO_PCG_MAX_CELLS`, else
-    ``"mg"`` (or ``"pcg"`` when some wire segment is ideal)."""
+    ``"mg"`` (or ``"pcg"`` when some wire segment is ideal). Where
+    `wire_ratio` (`wire_device_ratio`) exceeds `WIRE_DEVICE_RATIO_MAX`,
+    ``"auto"`` picks ``"direct"`` and ``"pcg"`` / ``"mg"`` are refused
+    (`ParameterError`)."""
     _check_method(method)
+    if wire_ratio > WIRE_DEVICE_RATIO_MAX:
+        if method in ("pcg", "mg"):
+            raise ParameterError(
+                f"method={method!r}: a wire segment here is {wire_ratio:.3g} times as resistive as the strongest "
+                f"device is (largest r x largest g); beyond {WIRE_DEVICE_RATIO_MAX:g} the iterative methods' "
+                "error estimate misses the lines' slow mode, and their answers came back up to 5e4 times outside "
+                "the tolerance. Use method='direct' (or 'auto', which takes it here), or lower the wire "
+                "resistance.")
+        if method == "auto":
+            return "direct"
     if method != "auto":
         return method
     M, N = shape
@@ -620,7 +661,8 @@ def warm_up(shape, method, r_wl, r_bl, v0=None, batch=False, r_terminal=0.0):
 def _resolve_method(net, method):
     from ._multigrid import supports
 
-    method = choose_method(net.shape, method, ideal_wire=not supports(net), nonlinear=not net.linear)
+    method = choose_method(net.shape, method, ideal_wire=not supports(net), nonlinear=not net.linear,
+                           wire_ratio=wire_device_ratio(net.xbar))
     if method == "mg" and not supports(net):
         raise ParameterError(
             "method='mg' needs every wire segment to have r > 0 (ideal wire segments "

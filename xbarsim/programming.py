@@ -913,8 +913,9 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
     -----
     RuntimeWarning
         Write-verify left more than 5 % of the working devices outside the
-        band, or biased verify reads "converged" most devices far below
-        their targets (the warning names the likely causes).
+        band, or verify reads "converged" most devices far from their
+        targets (biased reads' sneak currents, or a large array's IR drop;
+        the warning names the likely causes).
 
     Notes
     -----
@@ -991,24 +992,25 @@ BIASED_READS = (ReadScheme.HALF, ReadScheme.FLOATING)
 them): write-verify tunes the sum, which `warn_unconverged` checks for."""
 
 BIASED_READ_WARN = 5.0
-"""Bands below their targets beyond which converged devices count as tuned
+"""Bands from their targets beyond which converged devices count as tuned
 by biased verify reads: V/2 and floating reads add sneak currents, so
-write-verify leaves the devices below their targets (wire drops on the read
-path err the other way, above)."""
+write-verify leaves the devices below their targets; wire drops on the read
+path err the other way, above."""
 
 
-def biased_read_counts(g_true, targets, converged, stuck_state, tolerance):
-    """``(far, converged)``: of the converged working devices (``converged``
-    of them), how many sit more than `BIASED_READ_WARN` bands below their
-    targets right after their own write-verify (``g_true``). Lists of
-    arrays, one per tile; a target array broadcasts over a batch of
-    transfers (`xbarsim.transfer_many`)."""
-    far = conv = 0
+def off_target_counts(g_true, targets, converged, stuck_state, tolerance):
+    """``(below, above, converged)``: of the converged working devices
+    (``converged`` of them), how many sit more than `BIASED_READ_WARN` bands
+    below and above their targets right after their own write-verify
+    (``g_true``). Lists of arrays, one per tile; a target array broadcasts
+    over a batch of transfers (`xbarsim.transfer_many`)."""
+    below = above = conv = 0
     for g, t, c, st in zip(g_true, targets, converged, stuck_state):
         ok = c & (st == 0)
         conv += int(np.count_nonzero(ok))
-        far += int(np.count_nonzero(ok & (g < t * (1.0 - BIASED_READ_WARN * tolerance))))
-    return far, conv
+        below += int(np.count_nonzero(ok & (g < t * (1.0 - BIASED_READ_WARN * tolerance))))
+        above += int(np.count_nonzero(ok & (g > t * (1.0 + BIASED_READ_WARN * tolerance))))
+    return below, above, conv
 
 
 def ir_drop_estimate(shape, cfg):
@@ -1022,7 +1024,7 @@ def ir_drop_estimate(shape, cfg):
     return max(cfg.r_wl, cfg.r_bl) * cfg.device.g_max * (M * M + N * N) / 4.0
 
 
-def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=None, below=None):
+def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=None, off=None):
     """Warn when write-verify left more than `UNCONVERGED_WARN` of the
     working devices outside the band: results that looked complete held
     half their devices unconverged under V/2 verify reads, and a quarter on
@@ -1031,20 +1033,22 @@ def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=Non
     ``targets``, where the caller has them: the targets (a list like
     ``converged``), to name targets outside the operating window as a
     cause. ``g_true`` with them (the conductances right after each device's
-    own write-verify), or ``below`` (`biased_read_counts`, for a caller that
-    counted as it went): then V/2 and floating verify reads that
-    "converged" more than half the devices far below their targets are
-    warned of too (all converged at -71 %, without a word).
+    own write-verify), or ``off`` (`off_target_counts`, for a caller that
+    counted as it went): then verify reads that "converged" more than half
+    the devices far from their targets are warned of too: V/2 and floating
+    reads' sneak currents (all converged at -71 %, without a word), and the
+    IR drop and sneak paths of large tiles on resistive wires (a 10 x 100
+    layer in 64 x 64 tiles on 1 ohm wires: 78-92 % of the converged devices
+    more than 5 % above their targets, the MVM 62 % off, without a word).
     """
     per_array = [None] * len(converged) if targets is None else targets
     counts = [unconverged_counts(c, st, cfg.device, t) for c, st, t in zip(converged, stuck_state, per_array)]
     working, missed = sum(c[0] for c in counts), sum(c[1] for c in counts)
     outside = None if targets is None else sum(c[2] for c in counts)
     shape = max((c.shape[-2:] for c in converged), key=lambda sh: sh[0] * sh[1])
-    if (cfg.read_scheme in BIASED_READS and below is None and g_true is not None
-            and not (working and missed > UNCONVERGED_WARN * working)):
-        below = biased_read_counts(g_true, targets, converged, stuck_state, cfg.tolerance)
-    warn_unconverged_counts(working, missed, outside, shape, cfg, what, below)
+    if off is None and g_true is not None and not (working and missed > UNCONVERGED_WARN * working):
+        off = off_target_counts(g_true, targets, converged, stuck_state, cfg.tolerance)
+    warn_unconverged_counts(working, missed, outside, shape, cfg, what, off)
 
 
 def unconverged_counts(converged, stuck_state, device, targets=None):
@@ -1061,11 +1065,11 @@ def unconverged_counts(converged, stuck_state, device, targets=None):
     return int(np.count_nonzero(working)), int(np.count_nonzero(missed)), outside
 
 
-def warn_unconverged_counts(working, missed, outside, shape, cfg, what, below=None):
+def warn_unconverged_counts(working, missed, outside, shape, cfg, what, off=None):
     """`warn_unconverged` from counts: ``working`` devices, ``missed`` of
     them unconverged, ``outside`` of those with targets outside the
     operating window (None: not known), on arrays of at most ``shape``;
-    ``below`` as there. For callers that count as they go, in constant
+    ``off`` as there. For callers that count as they go, in constant
     memory (`xbarsim.transfer.ConvergenceTally`)."""
     from ._warn import warn
 
@@ -1128,14 +1132,27 @@ def warn_unconverged_counts(working, missed, outside, shape, cfg, what, below=No
              f"{100 * cfg.tolerance:g} % band within the {wv.max_pulses}-pulse budget (.converged says which). "
              f"Likely causes: {why}.{more}", RuntimeWarning)
         return
-    if biased and below is not None and below[0] > 0.5 * below[1]:
-        far, conv = below
+    if off is None or not off[2]:
+        return
+    below, above, conv = off
+    band = f"{100 * BIASED_READ_WARN * cfg.tolerance:g} %"
+    if biased and below > 0.5 * conv:
         warn(f"{what}: {conv} of {working} working devices converged by their {cfg.read_scheme.value} verify "
-             f"reads, but {far} of them ({100 * far / conv:.0f} %) sit more than "
-             f"{100 * BIASED_READ_WARN * cfg.tolerance:g} % below their targets: sneak currents through the other "
-             "devices add to these reads, and write-verify tuned the sum. The devices themselves are read with "
-             f"{grounded_reads()} or V/2-diff reads (read_scheme='V/2-diff'; `xbarsim program --read-scheme "
-             "V/2-diff`).", RuntimeWarning)
+             f"reads, but {below} of them ({100 * below / conv:.0f} %) sit more than {band} below their targets: "
+             "sneak currents through the other devices add to these reads, and write-verify tuned the sum. The "
+             f"devices themselves are read with {grounded_reads()} or V/2-diff reads (read_scheme='V/2-diff'; "
+             "`xbarsim program --read-scheme V/2-diff`).", RuntimeWarning)
+    elif below + above > 0.5 * conv:
+        M, N = shape
+        smaller = "smaller arrays (`xbarsim program --size`)" if what == "programming" else \
+            "smaller tiles (TransferConfig(tile=...))"
+        warn(f"{what}: {conv} of {working} working devices converged by their {cfg.read_scheme.value} verify "
+             f"reads, but {below + above} of them ({100 * (below + above) / conv:.0f} %) sit more than {band} from "
+             f"their targets ({above} above, {below} below) right after their own write-verify: the reads go "
+             f"through the {M} x {N} crossbar (r_wl = {cfg.r_wl:g}, r_bl = {cfg.r_bl:g} ohm), whose IR drop they "
+             "see, so write-verify tuned what the circuit shows, not the devices, and an MVM through them "
+             f"inherits the error. The devices land nearer their targets on {smaller} or wires of "
+             "lower resistance.", RuntimeWarning)
 
 
 def _program_result(out, target, pairs, track=False):

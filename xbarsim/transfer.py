@@ -62,8 +62,8 @@ from ._repr import compact_repr
 from ._warn import warn
 from .exceptions import ParameterError, XbarsimError
 from .mapping import MAX_TILES, LayerMapping, as_float_array, map_layer
-from .programming import (BIASED_READS, SINH_ARG_MAX, TransferConfig, _check_flag, _check_seed, _program_batch,
-                          biased_read_counts, programming_order, warn_unconverged)
+from .programming import (SINH_ARG_MAX, TransferConfig, _check_flag, _check_seed, _program_batch,
+                          off_target_counts, programming_order, warn_unconverged)
 from ._docfields import document_fields
 
 __all__ = ["Programmed", "TransferBatch", "ConvergenceTally", "transfer", "transfer_many", "iter_transfers", "mvm",
@@ -420,7 +420,8 @@ def _run_chunk(mapping, cfg, seed, start, count, numba_threads=None):
     require(_chunk_bytes(mapping, count), f"a chunk of {count} transfers of this layer",
             "lower chunk, or use fewer Dask workers per machine")
     g, conv, stuck, pulses = [], [], [], []
-    fails = far = converged = 0  # `biased_read_counts`, tile by tile: the conductances after own are not kept
+    fails = 0
+    off = np.zeros(3, dtype=np.int64)  # `off_target_counts`, tile by tile: the conductances after own are not kept
     with thread_cap(numba_threads):
         for k, tile in enumerate(mapping.tiles):
             targets = np.ascontiguousarray(np.broadcast_to(tile.target, (count,) + tile.shape))
@@ -430,10 +431,8 @@ def _run_chunk(mapping, cfg, seed, start, count, numba_threads=None):
             stuck.append(out["stuck"])
             pulses.append(out["pulses"])
             fails += int(out["fails"].sum())
-            if cfg.read_scheme in BIASED_READS:
-                f, c = biased_read_counts([out["g_after_own"]], [tile.target], conv[-1:], stuck[-1:], cfg.tolerance)
-                far, converged = far + f, converged + c
-    return g, conv, stuck, pulses, fails, (far, converged)
+            off += off_target_counts([out["g_after_own"]], [tile.target], conv[-1:], stuck[-1:], cfg.tolerance)
+    return g, conv, stuck, pulses, fails, tuple(int(k) for k in off)
 
 
 def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int = 0,
@@ -481,7 +480,8 @@ def transfer(weight, bias=None, cfg: Optional[TransferConfig] = None, seed: int 
     -----
     RuntimeWarning
         As `program`'s, over all the layer's tiles: unconverged devices, or
-        biased verify reads that tuned their sum.
+        verify reads that "converged" most devices far from their targets
+        (biased reads' sneak currents, or large tiles' IR drop).
 
     Examples
     --------
@@ -589,12 +589,12 @@ def _transfer_chunks(mapping, cfg, s, seed, n, chunk):
     """The generator behind `iter_transfers` (arguments already checked)."""
     for start in range(0, n, chunk):
         count = min(chunk, n - start)
-        g, conv, stuck, pulses, fails, below = _run_chunk(mapping, cfg, s, start, count)
+        g, conv, stuck, pulses, fails, off = _run_chunk(mapping, cfg, s, start, count)
         batch = TransferBatch(mapping=mapping, cfg=cfg, seed=seed, offset=start, g=g,
                               converged=conv, stuck_state=stuck, pulses=pulses, solver_failures=fails)
-        # the biased-read counts of this chunk (the conductances they come
+        # the off-target counts of this chunk (the conductances they come
         # from are not kept), for a `ConvergenceTally` of the stream
-        object.__setattr__(batch, "_below", below)
+        object.__setattr__(batch, "_off", off)
         yield batch
 
 
@@ -611,7 +611,7 @@ class ConvergenceTally:
         self.cfg = cfg
         self.transfers = self.devices = self.working = self.missed = self.outside = 0
         self.stuck_lrs = self.stuck_hrs = 0
-        self.far = self.converged_biased = 0
+        self.off = (0, 0, 0)  # `off_target_counts`
         self.shape = (0, 0)
 
     def add(self, batch):
@@ -633,9 +633,7 @@ class ConvergenceTally:
             self.stuck_hrs += int(np.count_nonzero(stuck == 2))
             if tile.shape[0] * tile.shape[1] > self.shape[0] * self.shape[1]:
                 self.shape = tile.shape
-        far, conv = getattr(batch, "_below", (0, 0))
-        self.far += far
-        self.converged_biased += conv
+        self.off = tuple(a + b for a, b in zip(self.off, getattr(batch, "_off", (0, 0, 0))))
 
     def summary(self):
         """Counts as a plain dict (JSON): transfers, devices, working,
@@ -649,13 +647,13 @@ class ConvergenceTally:
 
     def warn(self, what):
         """Warn, as `transfer_many`, when more than `UNCONVERGED_WARN` of the
-        working devices counted ended outside the band (or biased verify
-        reads converged most of them far below their targets)."""
+        working devices counted ended outside the band (or verify reads
+        converged most of them far from their targets)."""
         from .programming import warn_unconverged_counts
 
         if self.transfers:
             warn_unconverged_counts(self.working, self.missed, self.outside, self.shape, self.cfg, what,
-                                    below=(self.far, self.converged_biased))
+                                    off=self.off)
 
 
 def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: int = 2000, seed: int = 0,
@@ -727,12 +725,13 @@ def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: in
     conv = [np.empty((n,) + t.shape, dtype=bool) for t in mapping.tiles]
     stuck = [np.empty((n,) + t.shape, dtype=np.int8) for t in mapping.tiles]
     pulses = [np.empty((n,) + t.shape, dtype=np.int32) for t in mapping.tiles]
-    fails = far = converged = 0
+    fails = 0
+    off = (0, 0, 0)  # `off_target_counts` of every chunk
 
     def place(start, res):
-        nonlocal fails, far, converged
-        cg, cc, cs, cp, cf, (cfar, cconv) = res
-        far, converged = far + cfar, converged + cconv
+        nonlocal fails, off
+        cg, cc, cs, cp, cf, coff = res
+        off = tuple(a + b for a, b in zip(off, coff))
         count = cg[0].shape[0]
         for k in range(len(mapping.tiles)):
             g[k][start:start + count] = cg[k]
@@ -752,7 +751,7 @@ def transfer_many(weight, bias=None, cfg: Optional[TransferConfig] = None, n: in
                 bar.update()
     batch = TransferBatch(mapping=mapping, cfg=cfg, seed=int(seed), offset=0, g=g, converged=conv,
                           stuck_state=stuck, pulses=pulses, solver_failures=fails)
-    warn_unconverged(conv, stuck, cfg, f"transfer_many ({n} transfers)", below=(far, converged))
+    warn_unconverged(conv, stuck, cfg, f"transfer_many ({n} transfers)", off=off)
     return batch
 
 

@@ -161,6 +161,34 @@ def test_to_crossbar_transfers_every_layer():
         np.testing.assert_array_equal(xs.mvm(progs[k], xin), xs.mvm(alone, xin))
 
 
+def test_to_crossbar_takes_a_configuration_per_layer():
+    """One TransferConfig served every layer, though each layer should read
+    its own inputs' range (a ReLU hidden layer up to 6.3: the second layer
+    read past the switching threshold, 43 % off; found by review). A list
+    gives one per layer, each transfer as xs.transfer with it; a list of
+    the wrong length or holding something else is refused by name."""
+    from dataclasses import replace
+
+    import xbarsim as xs
+    from xbarsim.train.layers import to_crossbar
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1)).double()
+    cfg = xs.TransferConfig()
+    cfgs = [cfg, replace(cfg, input_scale=6.0)]
+    progs = to_crossbar(net, cfgs, seed=3)
+    assert [p.cfg.input_scale for p in progs] == [1.0, 6.0]
+    h = np.random.default_rng(1).uniform(0, 6, (5, 4))
+    alone = xs.transfer(net[2].weight.detach().numpy(), net[2].bias.detach().numpy(), cfgs[1], seed=4)
+    np.testing.assert_array_equal(xs.mvm(progs[1], h), xs.mvm(alone, h))
+    assert to_crossbar(net, (None, cfgs[1]), seed=3)[0].cfg == cfg
+    with pytest.raises(ParameterError, match=r"cfg: 3 configurations for a model of 2 nn.Linear layers; give one "
+                                             r"TransferConfig for all, or one per layer in order"):
+        to_crossbar(net, cfgs + [cfg])
+    with pytest.raises(ParameterError, match=r"cfg\[1\] must be an xbarsim.TransferConfig .*got dict"):
+        to_crossbar(net, [cfg, {"input_scale": 6.0}])
+
+
 def test_convert_and_to_crossbar_refuse_what_is_not_a_network_of_linear_layers():
     import xbarsim as xs
     from xbarsim.train import convert, to_crossbar

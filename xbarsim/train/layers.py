@@ -922,10 +922,12 @@ def sinh_inputs(x, v_read, v0, input_scale):
 
 def warn_if_trained_for_another_cfg(layers, cfg):
     """Warn when any of ``layers`` was trained against a surrogate fitted for
-    another TransferConfig than ``cfg``, the one it is transferred with."""
+    another TransferConfig than ``cfg``, the one it is transferred with (or
+    a list of them, one per layer)."""
+    cfgs = cfg if isinstance(cfg, list) else [cfg] * len(layers)
     trained_for = {k: layer.surrogate for k, layer in enumerate(layers)
                    if getattr(layer, "surrogate", None) is not None and hasattr(layer.surrogate, "matches")}
-    other = [k for k, sur in trained_for.items() if not sur.matches(cfg)]
+    other = [k for k, sur in trained_for.items() if not sur.matches(cfgs[k])]
     if other:
         warn(f"layer(s) {other} were trained against a surrogate fitted for another TransferConfig than "
              "this transfer's (mapping, input scale, device, wires...): the hardware-aware training may not "
@@ -934,15 +936,16 @@ def warn_if_trained_for_another_cfg(layers, cfg):
     # a layer's own mapping, given without a surrogate (or with a hardware
     # model that cannot compare configurations): convert(net, mapping="reference")
     # transferred differential pairs without a word
-    mapping = getattr(cfg.mapping, "value", cfg.mapping)
+    mappings = [getattr(c.mapping, "value", c.mapping) for c in cfgs]
     mapped = {k: layer.mapping for k, layer in enumerate(layers)
               if k not in trained_for and isinstance(getattr(layer, "mapping", None), str)
               and getattr(layer, "_mapping_given", False)  # a layer pickled before the flag: its default
-              and layer.mapping != mapping}
+              and layer.mapping != mappings[k]}
     if mapped:
         wanted = sorted(set(mapped.values()))
+        given = sorted({mappings[k] for k in mapped})
         warn(f"layer(s) {list(mapped)} were built for mapping={'/'.join(map(repr, wanted))}, but this transfer maps "
-             f"{mapping!r}: the hardware-aware training may not carry over. Transfer with "
+             f"{'/'.join(map(repr, given))}: the hardware-aware training may not carry over. Transfer with "
              f"TransferConfig(mapping={wanted[0]!r}) unless this is the point.", UserWarning)
 
 
@@ -1345,8 +1348,11 @@ def to_crossbar(model, cfg, seed=0):
     Parameters
     ----------
     model : torch.nn.Module
-    cfg : xbarsim.TransferConfig or None
-        None: ``TransferConfig()``'s defaults.
+    cfg : xbarsim.TransferConfig, None, or a sequence of them
+        One configuration for every layer, or one per ``nn.Linear`` layer
+        in order (e.g. each layer the ``input_scale`` of its own inputs: a
+        ReLU layer's activations reach past the network's inputs'). None:
+        ``TransferConfig()``'s defaults.
     seed : int
         Layer ``k`` is programmed with seed ``seed + k``; in ``[0, 2**64 -
         104730]`` (``xbarsim.train._checks.SEED_MAX``). Every layer is
@@ -1366,10 +1372,16 @@ def to_crossbar(model, cfg, seed=0):
     layers = linear_layers(model)
     if not layers:
         raise ParameterError(f"{type(model).__name__} has no nn.Linear layer to transfer onto crossbars.")
-    cfg = xs.TransferConfig() if cfg is None else cfg  # as xs.transfer
-    if not isinstance(cfg, xs.TransferConfig):  # a surrogate's matches(cfg) raised a raw TypeError
-        raise ParameterError(f"cfg must be an xbarsim.TransferConfig (or None: the defaults); got "
-                             f"{type(cfg).__name__}.")
+    cfgs = list(cfg) if isinstance(cfg, (list, tuple)) else [cfg] * len(layers)
+    if len(cfgs) != len(layers):
+        raise ParameterError(f"cfg: {len(cfgs)} configurations for a model of {len(layers)} nn.Linear layer"
+                             f"{'s' * (len(layers) > 1)}; give one TransferConfig for all, or one per layer in order.")
+    for k, c in enumerate(cfgs):
+        if not (c is None or isinstance(c, xs.TransferConfig)):  # a surrogate's matches(cfg) raised a raw TypeError
+            where = f"cfg[{k}]" if isinstance(cfg, (list, tuple)) else "cfg"
+            raise ParameterError(f"{where} must be an xbarsim.TransferConfig (or None: the defaults); got "
+                                 f"{type(c).__name__}.")
+    cfgs = [xs.TransferConfig() if c is None else c for c in cfgs]  # as xs.transfer
     seed = check_seed(seed, offset=max(SEED_OFFSET_MAX, len(layers) - 1))  # a Python int: seed + k never wraps
     others = sorted({type(m).__name__ for m in model.modules()
                      if not isinstance(m, nn.Linear) and any(True for _ in m.parameters(recurse=False))})
@@ -1378,13 +1390,13 @@ def to_crossbar(model, cfg, seed=0):
              UserWarning)
     from ..mapping import map_layer
 
-    warn_if_trained_for_another_cfg(layers, cfg)
+    warn_if_trained_for_another_cfg(layers, cfgs)
     weights = []
     for k, layer in enumerate(layers):  # every layer checked before the first is programmed
         w, b = float64_array(layer.weight), float64_array(layer.bias)
         try:
-            map_layer(w, b, cfg)
+            map_layer(w, b, cfgs[k])
         except ParameterError as exc:
             raise ParameterError(f"layer {k} ({layer.out_features} x {layer.in_features}): {exc}") from exc
         weights.append((w, b))
-    return [xs.transfer(w, b, cfg, seed=seed + k) for k, (w, b) in enumerate(weights)]
+    return [xs.transfer(w, b, cfgs[k], seed=seed + k) for k, (w, b) in enumerate(weights)]

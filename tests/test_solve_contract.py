@@ -2281,3 +2281,30 @@ def test_wires_far_more_resistive_than_the_devices_take_the_direct_solve():
     within = xs.Crossbar(g, r_wl=0.999e3 / g.max(), r_bl=0.999e3 / g.max())  # just inside the limit
     assert SOLVE_MODULE.wire_device_ratio(within) == pytest.approx(0.999 * SOLVE_MODULE.WIRE_DEVICE_RATIO_MAX)
     assert xs.solve(within, **drives, method="pcg", tol=1e-3).method == "pcg"
+
+
+@pytest.mark.parametrize("r_seg, off_by", [(1e-6, 8.0), (1e-3, 3e-3)])
+def test_an_end_near_a_common_mode_drive_that_resolves_its_current_coarsely_is_named(r_seg, off_by):
+    """A bit line held at 1 V at both ends (top through 1 ohm, bottom ideal
+    below a 1e-6 ohm segment) under word lines at 1 V + 1e-7 V: 2.5e-11 A
+    flows out of its bottom, which Kirchhoff's law at that node knows only
+    to 1e6 S x an ulp of 1 V, 2e-10 A. i_out came back 9x the exact current
+    without the promised warning, its line's current scale counting the
+    drive times the devices' conductance (3e-4 A) and its floor the same
+    for the array (found by the robustness review). Now judged against what
+    flows, the bottom end is named and i_out said to be affected; the exact
+    currents are Kirchhoff's law on the two free nodes in rationals."""
+    from fractions import Fraction as F
+
+    g, dv = F(1e-4), F(1e-7)
+    v, gs = 1 + dv, 1 / F(r_seg)
+    # b0: top terminal (1 S to 1 V), device, 1 ohm segment to b1; b1: device, segment gs to the ideal 1 V at b2
+    a11, a12, c1 = 1 + g + 1, -1, 1 + g * v
+    a21, a22, c2 = -1, 1 + g + gs, g * v + gs
+    det = a11 * a22 - a12 * a21
+    b1 = (a11 * c2 - a21 * c1) / det
+    i_out = float((b1 - 1) * gs + g * (v - 1))
+    xbar = xs.Crossbar(np.full((3, 1), 1e-4), r_bl=[[1.0], [r_seg]])
+    with pytest.warns(RuntimeWarning, match=r"bottom ends of BL\[0\].*i_out, the bottom ends. current, is"):
+        sol = xs.solve(xbar, left=np.full(3, 1.0 + 1e-7), top=xs.Drive(1.0, r=1.0), bottom=1.0)
+    assert abs(sol.i_out[0] / i_out - 1) > off_by  # what the warning is for

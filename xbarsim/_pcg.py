@@ -580,27 +580,34 @@ def coarse_end_currents(net, currents, i_device, array):
     ends of a line driven at 0.2 V came back -2.6e-4 A where +4e-5 A flows,
     without a word: `_finish` warns where the resolution
     exceeds `END_RESOLUTION_WARN` of the line's own current scale (its
-    devices' currents, the drive times their conductance, and its ends'
-    currents; against the whole array's, a weak line beside strong ones
-    went unnamed 70 times off) and `END_RESOLUTION_FLOOR`
-    of the array's device current scale (the largest drive times the
-    array's device conductance): an open line of 1 ohm wire among 10 nS
-    devices was named for 1e-16 A of noise where nothing flows, and a floor
-    that counted the end currents let one line's end-to-end current hide
-    another's wrong ones; ``array`` (B,) is that scale,
-    as `_finish` has it. An array of open devices only is not judged
-    (nothing flows through devices)."""
+    devices' currents and its ends' currents; against the whole array's, a
+    weak line beside strong ones went unnamed 70 times off; with the line's
+    drive times its devices' conductance in it, a line near a common-mode
+    drive, 1 V + 1e-7 V, carrying 1e-7 of that, went unnamed 9 times off)
+    and `END_RESOLUTION_FLOOR` of what flows through the array's devices
+    (their summed |current|, at least 1e-9 of ``array``, the largest drive
+    times the array's device conductance, as `_finish` has it): an open
+    line of 1 ohm wire among 10 nS devices was named for 1e-16 A of noise
+    where nothing flows, and a floor that counted the end currents let one
+    line's end-to-end current hide another's wrong ones. An array of open
+    devices only is not judged (nothing flows through devices)."""
     worst = np.zeros(net.batch)
     found = []
+    floor = None
     for layer, g, names, axis in ((net.wl, net.g, ("left", "right"), 1), (net.bl, net.g_t, ("top", "bottom"), 0)):
         both = np.nonzero((layer.term_mode[:, 0] != FLOATING) & (layer.term_mode[:, 1] != FLOATING))[0]
         if not both.size:
             continue
+        if floor is None:
+            # what flows through the devices, not what would at the largest
+            # drive: near a common-mode drive (1 V + 1e-7 V) that was 1e7
+            # times the current, and an end 9x off went unnamed
+            flowing = _abs_line_sums(i_device, 1).sum(axis=0)  # (B,)
+            floor = END_RESOLUTION_FLOOR * np.maximum(flowing, 1e-9 * array)
         v_line = np.max(np.abs(layer.term_v[both]), axis=1)  # (k, B)
         unit = END_RESOLUTION_ULPS * np.finfo(float).eps * v_line
         devices = _abs_line_sums(i_device, axis)[both]  # (k, B)
-        line_scale = devices + v_line * g.sum(axis=1)[both][:, None] + sum(np.abs(currents[name][both])
-                                                                            for name in names)
+        line_scale = devices + sum(np.abs(currents[name][both]) for name in names)
         for side, name in enumerate(names):
             cond = EndGroup(layer, g, both, side).garr[:, 0]
             resistive = layer.term_mode[both, side] == RESISTIVE
@@ -608,8 +615,7 @@ def coarse_end_currents(net, currents, i_device, array):
             res = cond[:, None] * unit  # (k, B) amperes
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(line_scale > 0, res / np.where(line_scale > 0, line_scale, 1.0), 0.0)
-            coarse = np.any((ratio > END_RESOLUTION_WARN) & (res > END_RESOLUTION_FLOOR * array[None, :])
-                            & (array[None, :] > 0), axis=1)
+            coarse = np.any((ratio > END_RESOLUTION_WARN) & (res > floor[None, :]) & (array[None, :] > 0), axis=1)
             if np.any(coarse):
                 found.append((name, both[coarse]))
                 worst = np.maximum(worst, np.max(ratio[coarse], axis=0))

@@ -42,12 +42,15 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, has_sh
     them empty ((0, 0)): its lines take `_factor_line_single` and its solves
     rebuild both from ``seg_g``.
 
-    Returns the number of lines whose elimination met a pivot of 0 or
-    below (the system is SPD, so only rounding does that: a floating
-    line's devices below what an ulp of its segments' conductance
-    resolves). Such a line's factors are not used: the caller refuses the
-    circuit. A zero pivot raised ZeroDivisionError inside the parallel
-    loop, which reached the user as Numba's SystemError.
+    Returns the number of lines whose elimination met a pivot of exactly 0
+    (the system is SPD, so only rounding does that: a floating line's
+    devices below what an ulp of its segments' conductance resolves). Such
+    a line's factors are not used: the caller refuses the circuit. A zero
+    pivot raised ZeroDivisionError inside the parallel loop, which reached
+    the user as Numba's SystemError. A pivot that rounding made negative
+    is kept: the factors still precondition CG, whose own tests judge the
+    answer (refusing those too turned away circuits pcg and mg solved to
+    their bound).
     """
     L, n = gid.shape
     bad = 0
@@ -90,7 +93,7 @@ def factor_lines(gid, ngroups, g, seg_g, term_mode, term_g, fixed, shunt, has_sh
                 prev_c = 0.0
                 continue
             den = diag[l, k] - lower[l, k] * prev_c
-            if den <= 0.0:  # NaN passes: the solve's finiteness checks name it
+            if den == 0.0:  # 1 / 0 raised; a negative one (rounding) still preconditions, and CG's checks hold
                 lost = 1
                 den = 1.0
             inv = 1.0 / den
@@ -111,7 +114,7 @@ def _factor_line_single(l, n, g, seg_g, term_mode, term_g, fixed, shunt, has_shu
     group): each diagonal summed in the same order, in registers; ``lower``
     and ``cprime`` are written only where the layer keeps them (arrays with
     a row per line), since `solve_lines` rebuilds both from ``seg_g``.
-    Returns 1 where a pivot was 0 or below, else 0."""
+    Returns 1 where a pivot was exactly 0, else 0."""
     keep_lower = lower.shape[0] > l
     keep_c = cprime.shape[0] > l
     prev_c = 0.0
@@ -140,7 +143,7 @@ def _factor_line_single(l, n, g, seg_g, term_mode, term_g, fixed, shunt, has_shu
             prev_c = 0.0
             continue
         den = d - lk * prev_c
-        if den <= 0.0:  # NaN passes: the solve's finiteness checks name it
+        if den == 0.0:  # 1 / 0 raised; a negative one (rounding) still preconditions, and CG's checks hold
             lost = 1
             den = 1.0
         inv = 1.0 / den

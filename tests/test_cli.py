@@ -1447,3 +1447,20 @@ def test_demo_refuses_an_empty_array_by_its_option(capsys):
     """--size 0 is refused as --size, before any solve."""
     assert main(["demo", "--size", "0"]) == 1
     assert "--size must be >= 1; got 0" in capsys.readouterr().err
+
+
+def test_demo_and_solve_on_wires_that_outweigh_the_devices(tmp_path, capsys):
+    """pcg and mg are refused where the wires outweigh the devices: the demo
+    stopped at its first row with that refusal (it caught only
+    ConvergenceError), and `xbarsim solve` advised method='direct', which
+    the command line spells --method direct (found by the review of the
+    session's changes)."""
+    assert main(["demo", "--size", "32", "--r-wire", "1e7"]) == 0
+    out = capsys.readouterr().out
+    assert "mg refused" in out and "pcg refused" in out and "\n  direct      1" in out
+    np.save(tmp_path / "g.npy", np.random.default_rng(0).uniform(1e-4, 5e-4, (40, 40)))
+    assert main(["solve", "--g", str(tmp_path / "g.npy"), "--r-wire", "1e8", "--method", "pcg",
+                 "--out", str(tmp_path / "o"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "Use --method direct (or --method auto, which takes it here)" in err and "method='direct'" not in err
+    assert not (tmp_path / "o").exists()

@@ -2278,6 +2278,13 @@ def test_wires_far_more_resistive_than_the_devices_take_the_direct_solve():
     exact = xs.solve(far, **drives, method="direct")
     vmax = max(np.abs(exact.v_wl).max(), np.abs(exact.v_bl).max())
     assert np.abs(auto.v_wl - exact.v_wl).max() < 10 * 1e-3 * vmax
+    # line by line: a 1e8 ohm word line of 1e-9 S devices (r g = 0.1 on it) in an array of 1e-4 S devices
+    # was refused by the whole array's largest r times its largest g (found by the review of the changes)
+    lone_g, lone_r = np.full((40, 40), 1e-4), np.ones((40, 39))
+    lone_g[5], lone_r[5] = 1e-9, 1e8
+    lone = xs.Crossbar(lone_g, r_wl=lone_r, r_bl=1.0)
+    assert SOLVE_MODULE.wire_device_ratio(lone) == pytest.approx(0.1)
+    assert xs.solve(lone, **xs.read_drives(np.full(40, 0.1)), method="mg").method == "mg"
     within = xs.Crossbar(g, r_wl=0.999e3 / g.max(), r_bl=0.999e3 / g.max())  # just inside the limit
     assert SOLVE_MODULE.wire_device_ratio(within) == pytest.approx(0.999 * SOLVE_MODULE.WIRE_DEVICE_RATIO_MAX)
     assert xs.solve(within, **drives, method="pcg", tol=1e-3).method == "pcg"
@@ -2308,3 +2315,67 @@ def test_an_end_near_a_common_mode_drive_that_resolves_its_current_coarsely_is_n
     with pytest.warns(RuntimeWarning, match=r"bottom ends of BL\[0\].*i_out, the bottom ends. current, is"):
         sol = xs.solve(xbar, left=np.full(3, 1.0 + 1e-7), top=xs.Drive(1.0, r=1.0), bottom=1.0)
     assert abs(sol.i_out[0] / i_out - 1) > off_by  # what the warning is for
+
+
+@pytest.mark.parametrize("method", ["pcg", "mg"])
+def test_a_pivot_that_rounding_made_negative_still_solves(method):
+    """The zero-pivot refusal first refused negative pivots too, which the
+    line factors had always turned into a working preconditioner: a 3 x 4
+    array with a floating bit line of 1e-12 S devices on 5e-5 and 3 ohm
+    segments solved to its bound and then was refused (39 pcg and 15 mg of
+    200 such circuits; found by the review of the session's changes). Only
+    an exact 0 is refused; this one solves, against the same circuit with
+    the near-ideal segment made ideal."""
+    g = np.full((3, 4), 1e-4)
+    g[:, 0] = 1e-12
+    r_bl = np.ones((2, 4))
+    r_bl[:, 0] = [5e-5, 3.0]
+    bottom = xs.Drive(np.zeros(4), floating=[True, False, False, False])
+    x = [-0.5, -0.8, -0.6]
+    ideal = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=np.where(r_bl < 1e-3, 0.0, r_bl)), left=x, bottom=bottom,
+                     method="direct")
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=r_bl), left=x, bottom=bottom, method=method, tol=1e-10)
+    assert np.abs(sol.v_bl - ideal.v_bl).max() < 1e-9
+    np.testing.assert_allclose(sol.i_out, ideal.i_out, rtol=1e-12)
+
+
+def test_ends_where_nothing_flows_are_not_named_and_resolve_chooses_again():
+    """Judging ends against what flows named every end where nothing does
+    (all four sides at 0.5 V: 8e-20 A in the devices, "resolved only to
+    9.5e3 times the current of their line"); a column at rounding level
+    is not judged. And a re-solve of an "auto" solve chooses again: it was
+    held to the pcg auto had picked, and refused once the new conductances
+    made the wires outweigh the devices (found by the review of the
+    session's changes)."""
+    import warnings
+
+    g = np.random.default_rng(0).uniform(1e-4, 5e-4, (8, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = xs.solve(xs.Crossbar(g, 1.0, 1.0), left=0.5, right=0.5, top=0.5, bottom=0.5)
+    assert np.abs(sol.i_device).max() < 1e-18
+    rng = np.random.default_rng(1)
+    g = rng.uniform(1e-4, 5e-4, (40, 40))
+    xbar = xs.Crossbar(g, r_wl=1e5, r_bl=1e5)  # r g = 50: auto takes pcg
+    first = xs.solve(xbar, **xs.read_drives(rng.uniform(0, 0.2, 40)), keep_factors=True)
+    assert first.method == "pcg"
+    again = first.resolve(g * 100)  # r g = 5000
+    assert again.method == "direct"
+    assert again.resolve(g).method == "pcg"
+
+
+def test_a_memory_refusal_does_not_offer_pcg_where_pcg_is_refused(monkeypatch):
+    """Where the wires outweigh the devices auto solves directly; when that
+    did not fit, the refusal offered method='pcg', which is then refused
+    (found by the review of the session's changes)."""
+    from xbarsim import _memory
+
+    need = _memory.estimate("direct", 64, 64, 1, False, 0)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: need / 2)
+    far = xs.Crossbar(np.full((64, 64), 1e-4), r_wl=1e8, r_bl=1e8)
+    with pytest.raises(xs.MemoryLimitError, match="direct solve") as info:
+        xs.solve(far, **xs.read_drives(np.full(64, 0.2)))
+    assert "pcg" not in str(info.value)
+    near = xs.Crossbar(np.full((64, 64), 1e-4), r_wl=1.0, r_bl=1.0)
+    with pytest.raises(xs.MemoryLimitError, match="use method='pcg'"):
+        xs.solve(near, **xs.read_drives(np.full(64, 0.2)), method="direct")

@@ -2365,7 +2365,7 @@ def test_sampling_a_model_whose_layers_have_no_surrogate_is_refused():
         hw(x)
     mixed = convert(moons_network(8), ToyHardware(p_fail=0.0)).eval()
     hardware_layers(mixed)[1].surrogate = None
-    with pytest.warns(RuntimeWarning, match=r"1 of 2 hardware-aware layers have no surrogate \(2\)"):
+    with pytest.warns(RuntimeWarning, match=r"1 of 2 hardware-aware layers have no surrogate \(named '2'\)"):
         with sampling(mixed):
             a, b = mixed(x), mixed(x)
     assert not torch.equal(a, b)

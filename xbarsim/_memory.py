@@ -346,10 +346,10 @@ def ideal_wire_count(M, N, r_wl, r_bl):
 def check(method, M, N, batch, nonlinear=False, ideal_wires=0, pcg="method='pcg'"):
     """Refuse (`require`) a solve that `estimate` says cannot fit. ``pcg``:
     how the caller's user asks for the pcg method (the command lines pass
-    ``"--method pcg"``)."""
+    ``"--method pcg"``), None where it is not to be offered."""
     need = estimate(method, M, N, batch, nonlinear, ideal_wires)
     hint = "use a smaller array"
-    if method == "direct":
+    if method == "direct" and pcg:  # pcg=None: it is refused for this circuit (`xbarsim.solve.choose_method`)
         # pcg is offered with what it needs: "far less" overstated it with
         # a batch (1776 against direct's 2760 bytes a cell at 16 columns of
         # ideal wires), and it is left out where it saves

@@ -60,16 +60,18 @@ class LineFactors:
 
 
 def _lost_pivot_message(lines, layer, g):
-    """Why `LineFactors` refuses a layer whose elimination met a pivot that
-    is not positive (`kernels.lines.factor_lines`)."""
+    """Why `LineFactors` refuses a layer whose elimination met a pivot of 0
+    (`kernels.lines.factor_lines`)."""
     free = layer.seg_g[layer.seg_g > 0]
     seg = f"up to {float(free.max()):.3g} S" if free.size else "its segments"
+    weak = g[g > 0]
+    dev = f", devices from {float(weak.min()):.3g} S" if weak.size else ""
     return (f"{lines} line{'s' if lines > 1 else ''} of this circuit cannot be solved line by line in double "
-            f"precision: along a line, a wire segment's conductance ({seg}) exceeds what the line's devices and "
-            f"terminals hold to the other layer and to ground (devices from {float(np.min(g)):.3g} S) by more than "
-            "an ulp resolves, and its elimination cancelled to a pivot of 0 (a floating line of 1e-12 S devices "
-            "with a 1e-6 ohm segment does). Make such near-ideal segments ideal (r = 0: merged exactly into one "
-            "node), or the devices stronger; method='direct' refuses such a circuit too.")
+            f"precision: along a line, a wire segment's conductance ({seg}{dev}) exceeds what the line's devices "
+            "and terminals hold to the other layer and to ground by more than an ulp resolves, and its "
+            "elimination cancelled to a pivot of 0 (a floating line of 1e-12 S devices with a 1e-6 ohm segment "
+            "does). Make such near-ideal segments ideal (r = 0: merged exactly into one node), or the devices "
+            "stronger; method='direct', whose factorization pivots otherwise, may solve it.")
 
 
 class LinePreconditioner:
@@ -562,6 +564,12 @@ END_RESOLUTION_FLOOR = 1e-6
 """`coarse_end_currents` names no end whose resolution is below this
 fraction of the array's device current scale."""
 
+END_RESOLUTION_FLOWING = 1e-12
+"""`coarse_end_currents` judges a column only where its devices' summed
+|current| exceeds this fraction of the drive times the array's device
+conductance: below it (all ends at one voltage) the currents are rounding,
+and their ends were named 9.5e3 times off where nothing flows."""
+
 END_RESOLUTION_ULPS = 4
 """Ulps of a line's drive voltage `coarse_end_currents` counts."""
 
@@ -585,8 +593,9 @@ def coarse_end_currents(net, currents, i_device, array):
     drive times its devices' conductance in it, a line near a common-mode
     drive, 1 V + 1e-7 V, carrying 1e-7 of that, went unnamed 9 times off)
     and `END_RESOLUTION_FLOOR` of what flows through the array's devices
-    (their summed |current|, at least 1e-9 of ``array``, the largest drive
-    times the array's device conductance, as `_finish` has it): an open
+    (their summed |current|; a column where that is below
+    `END_RESOLUTION_FLOWING` of ``array``, the largest drive times the
+    array's device conductance, as `_finish` has it, is not judged): an open
     line of 1 ohm wire among 10 nS devices was named for 1e-16 A of noise
     where nothing flows, and a floor that counted the end currents let one
     line's end-to-end current hide another's wrong ones. An array of open
@@ -601,9 +610,11 @@ def coarse_end_currents(net, currents, i_device, array):
         if floor is None:
             # what flows through the devices, not what would at the largest
             # drive: near a common-mode drive (1 V + 1e-7 V) that was 1e7
-            # times the current, and an end 9x off went unnamed
+            # times the current, and an end 9x off went unnamed. A column
+            # where that is rounding (every end at one voltage: 1e-15 of
+            # the drive's scale) carries nothing to judge
             flowing = _abs_line_sums(i_device, 1).sum(axis=0)  # (B,)
-            floor = END_RESOLUTION_FLOOR * np.maximum(flowing, 1e-9 * array)
+            floor = np.where(flowing > END_RESOLUTION_FLOWING * array, END_RESOLUTION_FLOOR * flowing, np.inf)
         v_line = np.max(np.abs(layer.term_v[both]), axis=1)  # (k, B)
         unit = END_RESOLUTION_ULPS * np.finfo(float).eps * v_line
         devices = _abs_line_sums(i_device, axis)[both]  # (k, B)

@@ -28,7 +28,10 @@ The methods share one validated `Network`:
     ``"direct"`` up to 32 x 32 cells with linear devices, ``"pcg"`` up to
     128 x 128 cells (and sinh devices from the smallest), ``"mg"`` above
     when every wire segment has r > 0 (else ``"pcg"``); ``"direct"`` where
-    its linear ``"pcg"`` does not converge.
+    its linear ``"pcg"`` does not converge, and wherever a wire segment's
+    resistance times its line's largest device conductance exceeds
+    `WIRE_DEVICE_RATIO_MAX` (1e3), where ``"pcg"`` and ``"mg"`` are
+    refused: their error estimate misses the slow mode such wires leave.
 
 Convergence is judged on the Kirchhoff residual: the current imbalance at
 every free node, relative to the current the drives push into the circuit,
@@ -166,7 +169,10 @@ class Solution:
     def resolve(self, g, *, tol=None, maxiter=None, callback=None, refactor_fraction=0.05):
         """Solve again after the device conductances changed to `g`.
 
-        Wires, drives and nonlinearity stay as they were. Starts from this
+        Wires, drives and nonlinearity stay as they were, and so does the
+        method asked for: an ``"auto"`` solve chooses again for the new
+        conductances (`choose_method`; where the wires now outweigh the
+        devices beyond `WIRE_DEVICE_RATIO_MAX`, the direct solve). Starts from this
         solution's voltages; when at most `refactor_fraction` of the devices
         changed and the first solve kept its factors (``keep_factors=True``),
         the coarse levels of the multigrid hierarchy are reused as they are
@@ -230,7 +236,8 @@ class Solution:
                                  f"change while the factors are kept); got {refactor_fraction!r}.")
         # the solve and the copies made on the way to it (converted g, the
         # Crossbar's, its transpose), before the first of them
-        _memory.check(self.method, *net.shape, net.batch, nonlinear=not net.linear, ideal_wires=_ideal_wires(net.xbar))
+        _memory.check(self.method, *net.shape, net.batch, nonlinear=not net.linear, ideal_wires=_ideal_wires(net.xbar),
+                      pcg=_pcg_hint(net.xbar))
         _memory.check_copy(g, "g", copied=True)
         g = as_real_array(g, "g", "(M, N)", "conductances in siemens")  # a ragged list: not a raw ValueError
         shape = g.shape
@@ -250,7 +257,8 @@ class Solution:
         if pre is not None:
             pre = pre.refresh_fine(new_net)
         keep = getattr(self, "_preconditioner", None) is not None
-        return _solve_network(new_net, self.method, tol, maxiter, callback, self, pre=pre, keep_factors=keep)
+        method = getattr(self, "_requested_method", self.method)
+        return _solve_network(new_net, method, tol, maxiter, callback, self, pre=pre, keep_factors=keep)
 
     def _network(self, what):
         """The circuit of this solution, or a ParameterError for a Solution
@@ -431,8 +439,10 @@ def solve(
         (a tridiagonal solve per line, parallel over lines). ``"direct"``:
         SciPy's SuperLU on the sparse nodal matrix (small arrays; the
         reference). ``"auto"``: direct up to 32 x 32 (linear devices),
-        pcg up to 128 x 128, mg above where the wires allow. All are held
-        to the same checks.
+        pcg up to 128 x 128, mg above where the wires allow, and direct
+        wherever a wire segment outweighs its line's strongest device by
+        more than `WIRE_DEVICE_RATIO_MAX` (r g > 1e3), where pcg and mg are
+        refused. All are held to the same checks.
         (More in the module's docstring: the module is
         ``sys.modules["xbarsim.solve"]``, as ``xbarsim.solve`` names this
         function.)
@@ -536,9 +546,18 @@ def _check_memory(xbar, method, left=None, right=None, top=None, bottom=None, pc
     M, N = xbar.shape
     batch = _batch_of(left, right, top, bottom, lines=(M, M, N, N))
     nonlinear = xbar.v0 is not None
+    ratio = wire_device_ratio(xbar)
     chosen = choose_method(xbar.shape, method, ideal_wire=has_ideal_wire(xbar), nonlinear=nonlinear,
-                           wire_ratio=wire_device_ratio(xbar))
-    _memory.check(chosen, M, N, batch, nonlinear=nonlinear, ideal_wires=_ideal_wires(xbar), pcg=pcg)
+                           wire_ratio=ratio)
+    _memory.check(chosen, M, N, batch, nonlinear=nonlinear, ideal_wires=_ideal_wires(xbar),
+                  pcg=_pcg_hint(xbar, pcg, ratio))
+
+
+def _pcg_hint(xbar, spelling="method='pcg'", ratio=None):
+    """How a memory refusal offers pcg (`_memory.check`'s ``pcg``): not at
+    all where the wires outweigh the devices, which refuses it."""
+    ratio = wire_device_ratio(xbar) if ratio is None else ratio
+    return spelling if ratio <= WIRE_DEVICE_RATIO_MAX else None
 
 
 def _ideal_wires(xbar):
@@ -571,17 +590,23 @@ def _batch_of(*drives, lines=None):
 
 
 def wire_device_ratio(xbar):
-    """The largest wire segment resistance times the largest device
-    conductance of `xbar` (0 without segments): how far the wires outweigh
-    the devices, which `choose_method` holds against
-    `WIRE_DEVICE_RATIO_MAX`."""
+    """How far the wires of `xbar` outweigh its devices, line by line: the
+    largest, over word and bit lines, of a line's largest segment
+    resistance times its largest device conductance (0 without segments),
+    which `choose_method` holds against `WIRE_DEVICE_RATIO_MAX`. Per line:
+    with the whole array's largest r and g, a 1e8 ohm word line of 1e-9 S
+    devices (r g = 0.1 on it) refused pcg and mg on an array of 1e-4 S
+    devices."""
     M, N = xbar.shape
-    r = 0.0
-    if N > 1:
-        r = max(r, float(np.max(xbar.r_wl)))
-    if M > 1:
-        r = max(r, float(np.max(xbar.r_bl)))
-    return r * float(np.max(xbar.g))
+    g = np.asarray(xbar.g, dtype=float)
+    worst = 0.0
+    if N > 1:  # word lines: r_wl (M, N-1) or a scalar
+        r = np.broadcast_to(np.asarray(xbar.r_wl, dtype=float), (M, N - 1))
+        worst = max(worst, float(np.max(r.max(axis=1) * g.max(axis=1))))
+    if M > 1:  # bit lines: r_bl (M-1, N)
+        r = np.broadcast_to(np.asarray(xbar.r_bl, dtype=float), (M - 1, N))
+        worst = max(worst, float(np.max(r.max(axis=0) * g.max(axis=0))))
+    return worst
 
 
 def has_ideal_wire(xbar):
@@ -606,7 +631,7 @@ def choose_method(shape, method="auto", ideal_wire=False, nonlinear=False, wire_
         if method in ("pcg", "mg"):
             raise ParameterError(
                 f"method={method!r}: a wire segment here is {wire_ratio:.3g} times as resistive as the strongest "
-                f"device is (largest r x largest g); beyond {WIRE_DEVICE_RATIO_MAX:g} the iterative methods' "
+                f"device on its line is (r x g); beyond {WIRE_DEVICE_RATIO_MAX:g} the iterative methods' "
                 "error estimate misses the lines' slow mode, and their answers came back up to 5e4 times outside "
                 "the tolerance. Use method='direct' (or 'auto', which takes it here), or lower the wire "
                 "resistance.")
@@ -683,7 +708,8 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
         # an ulp: the sinh law is the linear one in double precision (and
         # V0 / drive beyond 1e308 would overflow Newton's unit scaling).
         net = dataclasses.replace(net, linear=True)
-    _memory.check(method, M, N, net.batch, nonlinear=not net.linear, ideal_wires=_ideal_wires(net.xbar))
+    _memory.check(method, M, N, net.batch, nonlinear=not net.linear, ideal_wires=_ideal_wires(net.xbar),
+                  pcg=_pcg_hint(net.xbar))
     if not net.linear:
         from ._newton import solve_newton
 
@@ -727,6 +753,10 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
     sol = _finish(net, v_wl, v_bl, method, iterations, residual, history)
     object.__setattr__(sol, "_preconditioner", pre if keep_factors else None)
     object.__setattr__(sol, "_tol", tol)
+    # the method asked for: a re-solve of an "auto" solve chooses again (the
+    # new conductances can call for another method; it was held to pcg and
+    # refused where the wires now outweigh the devices)
+    object.__setattr__(sol, "_requested_method", requested)
     # CG's estimate of how far its error exceeds the preconditioned residual
     # (`xbarsim._pcg.slow_mode_gain`), the floor of a re-solve's or x0 start's:
     # their first iterations cannot see the slow mode yet, and re-solves

@@ -648,6 +648,11 @@ def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress, pulse=Fa
         net = _check_request(xbar, drives, method, tol)
     except CircuitError as exc:
         raise type(exc)(_flag_hints(str(exc), pulse), word_lines=exc.word_lines, bit_lines=exc.bit_lines) from None
+    except ParameterError as exc:  # the library's advice in this command's options (pcg / mg refused)
+        worded = _flag_hints(str(exc), pulse)
+        if type(exc) is not ParameterError or worded == str(exc):
+            raise
+        raise ParameterError(worded) from None
     if spice:
         _check_spice(xbar.shape, _batch_of(*drives.values()))
     made_out = check_out_dir(out_dir, ("summary.json", "solution.npz", "solve.png")
@@ -661,7 +666,7 @@ def _checked_solve(out_dir, xbar, drives, method, tol, spice, progress, pulse=Fa
 
 def _warmed_solve(net, xbar, drives, method, tol, progress, pulse):
     """`_checked_solve`'s kernel load and solve."""
-    from .solve import DEFAULT_TOL, _solve_network
+    from .solve import DEFAULT_TOL, _solve_network, wire_device_ratio
 
     v = drives["left"].v
     # the warm-up needs the same kernels, not the same values: which wires
@@ -669,7 +674,7 @@ def _warmed_solve(net, xbar, drives, method, tol, progress, pulse):
     load = _warm_up(method, g_shape=xbar.shape, batch=np.ndim(v) == 2,
                     r_wl=0.0 if np.any(np.asarray(xbar.r_wl) == 0) else 1.0,
                     r_bl=0.0 if np.any(np.asarray(xbar.r_bl) == 0) else 1.0,
-                    v0=None if xbar.linear else 0.45)
+                    v0=None if xbar.linear else 0.45, wire_ratio=wire_device_ratio(xbar))
     callback = _report_iteration if progress and xbar.shape[0] * xbar.shape[1] >= PROGRESS_MIN_CELLS else None
     t0 = time.perf_counter()
     try:
@@ -692,6 +697,8 @@ _FLAG_HINTS = (
     ("lower the drive voltages or raise v0.", "{} or raise --v0.", "lower"),
     ("; the residual history is attached as .residual_history.", ".", None),
     ("; the residual history is attached.", ".", None),
+    ("Use method='direct' (or 'auto', which takes it here)", "Use --method direct (or --method auto, which takes "
+     "it here)", None),
 )
 """The solvers' advice in the library's names, as this command's options
 (it has no --maxiter): the advice named ``maxiter``, ``method='direct'``,
@@ -725,7 +732,7 @@ def _report_iteration(it, rel):
     print(f"xbarsim solve: iteration {it}: relative Kirchhoff residual {rel:.2e}", file=sys.stderr, flush=True)
 
 
-def _warm_up(method, g_shape, batch, r_wl, r_bl, v0):
+def _warm_up(method, g_shape, batch, r_wl, r_bl, v0, wire_ratio=0.0):
     """Solve a small array (`xbarsim.solve.warm_up_shape`: one that builds
     multigrid levels when the real solve does) with the method, wires,
     device law and batching of the real solve, so that its time is the
@@ -735,7 +742,8 @@ def _warm_up(method, g_shape, batch, r_wl, r_bl, v0):
     (multigrid with an ideal wire)."""
     from .solve import choose_method, warm_up
 
-    chosen = choose_method(g_shape, method, ideal_wire=r_wl == 0 or r_bl == 0, nonlinear=v0 is not None)
+    chosen = choose_method(g_shape, method, ideal_wire=r_wl == 0 or r_bl == 0, nonlinear=v0 is not None,
+                           wire_ratio=wire_ratio)  # the real solve's choice; the warm-up's own wires are 1 ohm
     if chosen == "mg" and (r_wl == 0 or r_bl == 0):
         return 0.0
     # a first run of an install compiles for tens of seconds: say so (the

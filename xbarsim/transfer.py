@@ -615,11 +615,12 @@ class ConvergenceTally:
         self.shape = (0, 0)
 
     def add(self, batch):
-        """Count the transfers of ``batch``. The V/2 and floating verify
-        reads' "converged far below target" counts come only with chunks as
-        `iter_transfers` yields them (the conductances they are computed
-        from are not kept): a slice of one, or a `transfer_many` result,
-        adds none (`transfer_many` warns of its own run)."""
+        """Count the transfers of ``batch``. The "converged far from the
+        target" counts (`xbarsim.programming.off_target_counts`) come only
+        with chunks as `iter_transfers` yields them (the conductances they
+        are computed from are not kept): a slice of one, or a
+        `transfer_many` result, adds none (`transfer_many` warns of its own
+        run)."""
         from .programming import unconverged_counts
 
         self.transfers += len(batch)

@@ -1050,14 +1050,21 @@ def sampling(model, enabled=True):
         layer.sample_on_eval = enabled
     # torch's fast path of nn.TransformerEncoderLayer (evaluation mode) reads
     # linear1 / linear2's weights directly, never their forward: converted,
-    # they drew nothing, and the "sampled" forwards were all the same
-    fast = torch.backends.mha.get_fastpath_enabled()
-    if enabled and any(isinstance(m, nn.TransformerEncoderLayer) for m in model.modules()):
-        torch.backends.mha.set_fastpath_enabled(False)
+    # they drew nothing, and the "sampled" forwards were all the same.
+    # Touched only where it matters, and where torch has the switch
+    # (torch.backends.mha.set_fastpath_enabled, not in every torch >= 2.0
+    # pyproject allows)
+    mha = getattr(torch.backends, "mha", None)
+    switch = (enabled and hasattr(mha, "set_fastpath_enabled")
+              and any(isinstance(m, nn.TransformerEncoderLayer) for m in model.modules()))
+    fast = mha.get_fastpath_enabled() if switch else None
+    if switch:
+        mha.set_fastpath_enabled(False)
     try:
         yield model
     finally:
-        torch.backends.mha.set_fastpath_enabled(fast)
+        if switch:
+            mha.set_fastpath_enabled(fast)
         for layer, o in zip(layers, old):
             layer.sample_on_eval = o
 
@@ -1075,9 +1082,9 @@ def _refuse_or_warn_no_surrogate(layers, what):
     if len(names) == len(layers):
         raise ParameterError(f"{what}: no hardware-aware layer of this model has a surrogate, so its forwards would "
                              f"draw nothing (they would be nn.Linear's); {fix}.")
-    listed = ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
-    warn(f"{what}: {len(names)} of {len(layers)} hardware-aware layers have no surrogate ({listed}) and draw "
-         f"nothing; {fix}.", RuntimeWarning)
+    listed = ", ".join(map(repr, names[:4])) + (" ..." if len(names) > 4 else "")
+    warn(f"{what}: {len(names)} of {len(layers)} hardware-aware layers have no surrogate (named {listed}) and "
+         f"draw nothing; {fix}.", RuntimeWarning)
 
 
 _COPIED = ("in_features", "out_features", "bias", "device", "dtype")

@@ -82,8 +82,9 @@ and 0.30x at 512^2 (pcg's iterations grow with the IR drop: 77 and 149
 against mg's 13 and 23; it was 512^2)."""
 
 WIRE_DEVICE_RATIO_MAX = 1e3
-"""Largest product of a wire segment's resistance and a device's
-conductance (the largest of each) at which ``"pcg"`` and ``"mg"`` solve:
+"""Largest product of a wire segment's resistance and the largest device
+conductance on its line (`wire_device_ratio`) at which ``"pcg"`` and
+``"mg"`` solve:
 beyond it the line relaxation leaves a slow mode (the lines' voltage as a
 whole behind their wires) that their voltage-error estimate does not see
 in its first iterations. Measured (2026-12-06, `bench/HISTORY.md`; 16 x 16

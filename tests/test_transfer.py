@@ -2259,3 +2259,25 @@ def test_usable_cores_are_those_of_the_affinity_mask_not_the_machine():
         assert usable_cores() == 1
     finally:
         os.sched_setaffinity(0, mask)
+
+
+def test_off_target_warnings_name_the_cause_the_configuration_has():
+    """With V/2 reads on ideal wires, devices off both ways were blamed on
+    read noise, and with read_noise = 0 it said "each read carries noise
+    (read_noise = 0)" (found by a second review of the session's changes).
+    Counts fed straight to the warning: biased reads name the sneak
+    currents, a noiseless device on ideal wires is not blamed on noise."""
+    from dataclasses import replace
+
+    from xbarsim.programming import warn_unconverged_counts
+
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    with pytest.warns(RuntimeWarning, match=r"\(20 above, 30 below\).*sneak currents") as rec:
+        warn_unconverged_counts(64, 0, 0, (8, 8), replace(cfg, read_scheme="V/2"), "programming", off=(30, 20, 64))
+    assert "read_noise" not in str(rec[0].message)
+    with pytest.warns(RuntimeWarning, match=r"each read carries noise \(read_noise = 0.001"):
+        warn_unconverged_counts(64, 0, 0, (8, 8), cfg, "programming", off=(30, 30, 64))
+    quiet = replace(cfg, device=replace(cfg.device, read_noise=0.0))
+    with pytest.warns(RuntimeWarning) as rec:
+        warn_unconverged_counts(64, 0, 0, (8, 8), quiet, "programming", off=(30, 30, 64))
+    assert "read_noise = 0" not in str(rec[0].message)

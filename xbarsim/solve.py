@@ -735,6 +735,15 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
                 gain=getattr(x0, "_slow_mode_gain", 1.0),
             )
             gain = pre.slow_mode_gain
+        except np.linalg.LinAlgError:
+            # the multigrid's coarsest level lost definiteness to rounding
+            # (a floating line whose segments outweigh its devices by about
+            # what double precision resolves): NumPy's bare error reached the user
+            raise ParameterError(
+                f"method={method!r}: the multigrid hierarchy's coarsest level is not positive definite in double "
+                "precision: on some line the wire segments' conductance outweighs the devices' by about what "
+                "double precision resolves (near-ideal segments on a floating line of very weak devices). "
+                "Make such segments ideal (r = 0), or use method='pcg' or 'direct'.") from None
         except ConvergenceError as exc:
             if not (requested == "auto" and method == "pcg" and maxiter is None and pre is None):
                 raise
@@ -750,7 +759,9 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
 
             warn(f"method='auto': pcg did not converge in {exc.iterations} iterations; solved with "
                  "method='direct' instead.", RuntimeWarning)
-            return _solve_network(net, "direct", tol, maxiter, callback, x0, keep_factors=keep_factors)
+            sol = _solve_network(net, "direct", tol, maxiter, callback, x0, keep_factors=keep_factors)
+            object.__setattr__(sol, "_requested_method", "auto")  # a re-solve chooses again
+            return sol
     sol = _finish(net, v_wl, v_bl, method, iterations, residual, history)
     object.__setattr__(sol, "_preconditioner", pre if keep_factors else None)
     object.__setattr__(sol, "_tol", tol)

@@ -2419,3 +2419,28 @@ def test_a_resolve_after_autos_fallback_to_direct_chooses_again(recwarn):
     first = xs.solve(xs.Crossbar(g, r_wl=1e6, r_bl=1e6), **xs.read_drives(np.full(64, 0.2), r_in=1.0, r_out=1.0))
     assert first.method == "direct" and "solved with method='direct' instead" in str(recwarn[0].message)
     assert first.resolve(g / 1000).method == "pcg"  # r g = 0.5: pcg converges at once
+
+
+def test_auto_falls_back_to_pcg_where_the_direct_refinement_stalls():
+    """A floating bit line of 3e-14 S devices on 1.5e-7 to 2e-5 ohm
+    segments: the sparse factorization loses the digits it needs and its
+    refinement stalls, and the direct solve, auto's choice at 6 x 3, raised
+    ConvergenceError advising method='direct' itself; pcg's line solves
+    keep the conductances apart and solve it in 2 iterations (found by a
+    second review of the session's changes). The direct solve's advice now
+    names pcg, and auto falls back to it, with a warning."""
+    g = np.full((6, 3), 1e-4)
+    g[:, 2] = 3e-14
+    r_bl = np.ones((5, 3))
+    r_bl[:, 2] = [2e-5, 5e-7, 2e-6, 1.5e-7, 0.2]
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=r_bl)
+    drives = dict(left=[0.5, -0.3, 0.8, -0.9, 0.1, 0.4], bottom=xs.Drive(np.zeros(3), floating=[False, False, True]))
+    with pytest.raises(xs.ConvergenceError, match=r"try method='pcg', whose line solves keep them apart") as info:
+        xs.solve(xbar, **drives, method="direct", tol=1e-6)
+    assert "use method='direct'" not in str(info.value)
+    with pytest.warns(RuntimeWarning, match=r"the direct solve did not converge .* solved with method='pcg' instead"):
+        sol = xs.solve(xbar, **drives, tol=1e-6)
+    assert sol.method == "pcg"
+    np.testing.assert_array_equal(sol.v_bl, xs.solve(xbar, **drives, method="pcg", tol=1e-6).v_bl)
+    assert sol.kcl_error < 1e-6  # the global current balance, within the solve's tol
+    np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-6)

@@ -1202,9 +1202,14 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
                "and current errors had not met the accuracy bound, or had not yet settled; a solve from "
                "the zero state takes 2 iterations at least" if history[-1] <= float(np.max(rtol))
                else f"relative Kirchhoff residual {history[-1]:.3g}")
+        advice = ("Raise maxiter, loosen tol, or use method='direct'" if type(pre).__name__ != "DirectPreconditioner"
+                  # the direct solve's own refinement: advising method='direct' pointed at itself
+                  else "The sparse factorization lost the digits this circuit needs (conductances that meet on "
+                       "one line span about what double precision resolves); try method='pcg', whose line solves "
+                       "keep them apart, or make near-ideal wire segments ideal (r = 0)")
         raise ConvergenceError(
-            f"PCG did not reach tol={tol:g} in {it} iterations ({why}). Raise maxiter, loosen tol, or use "
-            "method='direct'; the residual history is attached as .residual_history.",
+            f"PCG did not reach tol={tol:g} in {it} iterations ({why}). {advice}; the residual history is "
+            "attached as .residual_history.",
             residual_history=history,
             iterations=it,
         )

@@ -721,8 +721,22 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
     elif method == "direct":
         from ._direct import solve_direct
 
-        v_wl, v_bl, iterations, residual, history, pre = solve_direct(
-            net, tol=tol, maxiter=maxiter, callback=callback, x0=x0)
+        try:
+            v_wl, v_bl, iterations, residual, history, pre = solve_direct(
+                net, tol=tol, maxiter=maxiter, callback=callback, x0=x0)
+        except ConvergenceError as exc:
+            if not (requested == "auto" and maxiter is None and wire_device_ratio(net.xbar) <= WIRE_DEVICE_RATIO_MAX):
+                raise
+            # auto's direct solve whose factorization lost the digits a
+            # floating line of 3e-14 S devices on near-ideal segments needs
+            # (refinement stalled): the line solves of pcg keep them apart
+            from ._warn import warn
+
+            warn(f"method='auto': the direct solve did not converge in {exc.iterations} iterations; solved with "
+                 "method='pcg' instead.", RuntimeWarning)
+            sol = _solve_network(net, "pcg", tol, maxiter, callback, x0, keep_factors=keep_factors)
+            object.__setattr__(sol, "_requested_method", "auto")  # a re-solve chooses again
+            return sol
         gain = pre.slow_mode_gain
         pre = None  # nothing of it is reused (`Solution.resolve`): SuperLU's factors held for nothing
     else:

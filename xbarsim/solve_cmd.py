@@ -699,6 +699,7 @@ _FLAG_HINTS = (
     ("; the residual history is attached.", ".", None),
     ("Use method='direct' (or 'auto', which takes it here)", "Use --method direct (or --method auto, which takes "
      "it here)", None),
+    ("try method='pcg', whose line solves", "try --method pcg, whose line solves", None),
 )
 """The solvers' advice in the library's names, as this command's options
 (it has no --maxiter): the advice named ``maxiter``, ``method='direct'``,

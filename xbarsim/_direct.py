@@ -137,6 +137,12 @@ class DirectPreconditioner:
     """Its first CG step is the answer: no slow mode to estimate
     (`xbarsim._pcg.pcg_core`)."""
 
+    stall_advice = ("The sparse factorization lost the digits this circuit needs (conductances that meet on one "
+                    "line span about what double precision resolves); try method='pcg', whose line solves keep "
+                    "them apart, or make near-ideal wire segments ideal (r = 0)")
+    """What `xbarsim._pcg.solve_pcg` advises when this preconditioner's
+    refinement stalls (its default, ``method='direct'``, pointed at itself)."""
+
     def __init__(self, net):
         A, _, fixed_mask, _, wl_ids, bl_ids = assemble(net)
         self.free = ~fixed_mask

@@ -605,6 +605,7 @@ def coarse_end_currents(net, currents, i_device, array):
     worst = np.zeros(net.batch)
     found = []
     floor = None
+    per_word_line = None  # |i_device| summed along each word line, (M, B): taken once
     for layer, g, names, axis in ((net.wl, net.g, ("left", "right"), 1), (net.bl, net.g_t, ("top", "bottom"), 0)):
         both = np.nonzero((layer.term_mode[:, 0] != FLOATING) & (layer.term_mode[:, 1] != FLOATING))[0]
         if not both.size:
@@ -615,11 +616,12 @@ def coarse_end_currents(net, currents, i_device, array):
             # times the current, and an end 9x off went unnamed. A column
             # where that is rounding (every end at one voltage: 1e-15 of
             # the drive's scale) carries nothing to judge
-            flowing = _abs_line_sums(i_device, 1).sum(axis=0)  # (B,)
+            per_word_line = _abs_line_sums(i_device, 1)
+            flowing = per_word_line.sum(axis=0)  # (B,)
             floor = np.where(flowing > END_RESOLUTION_FLOWING * array, END_RESOLUTION_FLOOR * flowing, np.inf)
         v_line = np.max(np.abs(layer.term_v[both]), axis=1)  # (k, B)
         unit = END_RESOLUTION_ULPS * np.finfo(float).eps * v_line
-        devices = _abs_line_sums(i_device, axis)[both]  # (k, B)
+        devices = (per_word_line if axis == 1 else _abs_line_sums(i_device, axis))[both]  # (k, B)
         line_scale = devices + sum(np.abs(currents[name][both]) for name in names)
         for side, name in enumerate(names):
             cond = EndGroup(layer, g, both, side).garr[:, 0]
@@ -1202,11 +1204,7 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
                "and current errors had not met the accuracy bound, or had not yet settled; a solve from "
                "the zero state takes 2 iterations at least" if history[-1] <= float(np.max(rtol))
                else f"relative Kirchhoff residual {history[-1]:.3g}")
-        advice = ("Raise maxiter, loosen tol, or use method='direct'" if type(pre).__name__ != "DirectPreconditioner"
-                  # the direct solve's own refinement: advising method='direct' pointed at itself
-                  else "The sparse factorization lost the digits this circuit needs (conductances that meet on "
-                       "one line span about what double precision resolves); try method='pcg', whose line solves "
-                       "keep them apart, or make near-ideal wire segments ideal (r = 0)")
+        advice = getattr(pre, "stall_advice", "Raise maxiter, loosen tol, or use method='direct'")
         raise ConvergenceError(
             f"PCG did not reach tol={tol:g} in {it} iterations ({why}). {advice}; the residual history is "
             "attached as .residual_history.",

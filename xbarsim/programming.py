@@ -1136,23 +1136,24 @@ def warn_unconverged_counts(working, missed, outside, shape, cfg, what, off=None
         return
     below, above, conv = off
     band = f"{100 * BIASED_READ_WARN * cfg.tolerance:g} %"
+    head = (f"{what}: {conv} of {working} working devices converged by their {cfg.read_scheme.value} verify "
+            "reads, but ")
+    own_reads = (f"The devices themselves are read with {grounded_reads()} or V/2-diff reads "
+                 "(read_scheme='V/2-diff'; `xbarsim program --read-scheme V/2-diff`).")
     if biased and below > 0.5 * conv:
-        warn(f"{what}: {conv} of {working} working devices converged by their {cfg.read_scheme.value} verify "
-             f"reads, but {below} of them ({100 * below / conv:.0f} %) sit more than {band} below their targets: "
-             "sneak currents through the other devices add to these reads, and write-verify tuned the sum. The "
-             f"devices themselves are read with {grounded_reads()} or V/2-diff reads (read_scheme='V/2-diff'; "
-             "`xbarsim program --read-scheme V/2-diff`).", RuntimeWarning)
+        warn(f"{head}{below} of them ({100 * below / conv:.0f} %) sit more than {band} below their targets: "
+             f"sneak currents through the other devices add to these reads, and write-verify tuned the sum. "
+             f"{own_reads}", RuntimeWarning)
     elif below + above > 0.5 * conv:
         M, N = shape
-        head = (f"{what}: {conv} of {working} working devices converged by their {cfg.read_scheme.value} verify "
-                f"reads, but {below + above} of them ({100 * (below + above) / conv:.0f} %) sit more than {band} "
-                f"from their targets ({above} above, {below} below) right after their own write-verify")
-        if biased and ir_drop_estimate(shape, cfg) <= cfg.tolerance:
+        head += (f"{below + above} of them ({100 * (below + above) / conv:.0f} %) sit more than {band} from their "
+                 f"targets ({above} above, {below} below) right after their own write-verify")
+        little_drop = ir_drop_estimate(shape, cfg) <= cfg.tolerance
+        if biased and little_drop:
             warn(f"{head}: sneak currents through the other devices add to these reads, so write-verify tuned what "
-                 f"the circuit shows, not the devices. The devices themselves are read with {grounded_reads()} or "
-                 "V/2-diff reads (read_scheme='V/2-diff'; `xbarsim program --read-scheme V/2-diff`).", RuntimeWarning)
+                 f"the circuit shows, not the devices. {own_reads}", RuntimeWarning)
             return
-        if ir_drop_estimate(shape, cfg) <= cfg.tolerance and cfg.device.read_noise > 0:
+        if little_drop and cfg.device.read_noise > 0:
             # ideal (or nearly ideal) wires: not the IR drop, which it was blamed on at 0 ohm
             warn(f"{head}: each read carries noise (read_noise = {cfg.device.read_noise:g} of the current), and a "
                  f"{100 * cfg.tolerance:g} % band near or below it lets write-verify stop on a read that landed in "

@@ -684,11 +684,12 @@ def warm_up(shape, method, r_wl, r_bl, v0=None, batch=False, r_terminal=0.0):
           method=method)
 
 
-def _resolve_method(net, method):
+def _resolve_method(net, method, wire_ratio=None):
     from ._multigrid import supports
 
+    wire_ratio = wire_device_ratio(net.xbar) if wire_ratio is None else wire_ratio
     method = choose_method(net.shape, method, ideal_wire=not supports(net), nonlinear=not net.linear,
-                           wire_ratio=wire_device_ratio(net.xbar))
+                           wire_ratio=wire_ratio)
     if method == "mg" and not supports(net):
         raise ParameterError(
             "method='mg' needs every wire segment to have r > 0 (ideal wire segments "
@@ -702,7 +703,8 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
     """Solve a validated network; `pre` reuses a linear preconditioner."""
     M, N = net.shape
     requested = method
-    method = _resolve_method(net, method)
+    ratio = wire_device_ratio(net.xbar)  # one pass over the array, for every use below
+    method = _resolve_method(net, method, ratio)
     if not net.linear and 2.0 * float(np.max(net.drive_scale(), initial=0.0)) <= SINH_LINEAR * float(np.min(net.v0)):
         # No device can see more than twice the largest drive (every node
         # lies between the drives), and sinh(x) / x - 1 < x^2 / 6 is below
@@ -710,7 +712,7 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
         # V0 / drive beyond 1e308 would overflow Newton's unit scaling).
         net = dataclasses.replace(net, linear=True)
     _memory.check(method, M, N, net.batch, nonlinear=not net.linear, ideal_wires=_ideal_wires(net.xbar),
-                  pcg=_pcg_hint(net.xbar))
+                  pcg=_pcg_hint(net.xbar, ratio=ratio))
     if not net.linear:
         from ._newton import solve_newton
 
@@ -725,18 +727,12 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
             v_wl, v_bl, iterations, residual, history, pre = solve_direct(
                 net, tol=tol, maxiter=maxiter, callback=callback, x0=x0)
         except ConvergenceError as exc:
-            if not (requested == "auto" and maxiter is None and wire_device_ratio(net.xbar) <= WIRE_DEVICE_RATIO_MAX):
+            if not (requested == "auto" and maxiter is None and ratio <= WIRE_DEVICE_RATIO_MAX):
                 raise
             # auto's direct solve whose factorization lost the digits a
             # floating line of 3e-14 S devices on near-ideal segments needs
             # (refinement stalled): the line solves of pcg keep them apart
-            from ._warn import warn
-
-            warn(f"method='auto': the direct solve did not converge in {exc.iterations} iterations; solved with "
-                 "method='pcg' instead.", RuntimeWarning)
-            sol = _solve_network(net, "pcg", tol, maxiter, callback, x0, keep_factors=keep_factors)
-            object.__setattr__(sol, "_requested_method", "auto")  # a re-solve chooses again
-            return sol
+            return _auto_fallback(net, "the direct solve", "pcg", exc, tol, maxiter, callback, x0, keep_factors)
         gain = pre.slow_mode_gain
         pre = None  # nothing of it is reused (`Solution.resolve`): SuperLU's factors held for nothing
     else:
@@ -769,13 +765,7 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
                 _memory.check("direct", M, N, net.batch, ideal_wires=_ideal_wires(net.xbar))
             except MemoryError:
                 raise exc from None
-            from ._warn import warn
-
-            warn(f"method='auto': pcg did not converge in {exc.iterations} iterations; solved with "
-                 "method='direct' instead.", RuntimeWarning)
-            sol = _solve_network(net, "direct", tol, maxiter, callback, x0, keep_factors=keep_factors)
-            object.__setattr__(sol, "_requested_method", "auto")  # a re-solve chooses again
-            return sol
+            return _auto_fallback(net, "pcg", "direct", exc, tol, maxiter, callback, x0, keep_factors)
     sol = _finish(net, v_wl, v_bl, method, iterations, residual, history)
     object.__setattr__(sol, "_preconditioner", pre if keep_factors else None)
     object.__setattr__(sol, "_tol", tol)
@@ -788,6 +778,20 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
     # their first iterations cannot see the slow mode yet, and re-solves
     # stopped after one iteration 3x outside the voltage bound (found by fuzzing)
     object.__setattr__(sol, "_slow_mode_gain", gain)
+    return sol
+
+
+def _auto_fallback(net, failed, method, exc, tol, maxiter, callback, x0, keep_factors):
+    """``method="auto"``'s second try: warn that `failed` did not converge
+    (`exc`) and solve with `method`, which is asked for by name, so that a
+    failure there raises instead of bouncing back; the solution records
+    "auto" as asked for, so that a re-solve chooses again."""
+    from ._warn import warn
+
+    warn(f"method='auto': {failed} did not converge in {exc.iterations} iterations; solved with "
+         f"method={method!r} instead.", RuntimeWarning)
+    sol = _solve_network(net, method, tol, maxiter, callback, x0, keep_factors=keep_factors)
+    object.__setattr__(sol, "_requested_method", "auto")
     return sol
 
 

@@ -59,18 +59,16 @@ def run(args):
     # array so that the times below are solve times, not compile times: one
     # with multigrid levels where the real solve has them (a 4 x 4 array is
     # its own coarsest level; `xbarsim.solve.warm_up_shape`)
-    from .solve import WIRE_DEVICE_RATIO_MAX, warm_up_shape, wire_device_ratio
+    from .solve import WIRE_DEVICE_RATIO_MAX, warm_up, wire_device_ratio
 
     print("xbarsim demo: warming up the solvers (the first run of an install compiles them)...", file=sys.stderr,
           flush=True)
     for method in methods:
-        shape = warm_up_shape((n, n), method)
         # the kernels of resistive or ideal wires, at most 1 ohm: with the
-        # real --r-wire above 1e7 these 1e-4 S devices made pcg and mg refuse
-        # the warm-up (wires that outweigh the devices) before any row
+        # real --r-wire above 1e7 the warm-up's 1e-4 S devices made pcg and
+        # mg refuse it (wires that outweigh the devices) before any row
         r = min(args.r_wire, 1.0)
-        small = xs.Crossbar(np.full(shape, 1e-4), r_wl=r, r_bl=r)
-        xs.solve(small, left=xs.Drive(np.full(shape[0], 0.1), r=1.0), bottom=xs.Drive(0.0, r=1.0), method=method)
+        warm_up((n, n), method, r, r, r_terminal=1.0)
 
     rng = np.random.default_rng(args.seed)
     g = 1.0 / rng.uniform(2e3, 1e4, (n, n))

@@ -87,6 +87,51 @@ def assemble(net):
     return A, b, fixed_mask, fixed_v, wl_ids, bl_ids
 
 
+HELD_LOSS_MAX = 1e-2
+"""Largest `rounding_loss` at which a factorization of the assembled nodal
+matrix is taken as ``A^-1`` itself (``exact``: its first CG step stands).
+Past it, the loop estimates the error from CG's own steps, as for every
+other preconditioner."""
+
+
+def rounding_loss(net):
+    """Worst ratio, over the lines with no ideal drive, of the conductance
+    rounding may drop from the line's assembled diagonals (an ulp of each
+    node's diagonal, summed along the line) to the conductance that holds
+    the line (its devices and resistive terminals).
+
+    A line with no ideal drive finds its level from its devices alone. Where
+    they are weak next to its wire segments, the ulps of its diagonals add up
+    to a fair part of them, and a factorization of the matrix as rounded
+    solves another circuit: a floating bit line of 3e-14 S devices whose
+    nodes are strapped by 1e-7 ohm segments (ratio 2e4) came back at 7e-6 V
+    instead of -0.042 V, and the step after it, through the same factors,
+    saw nothing left to correct. An ordinary floating line (1 ohm wire, 1e-6
+    S devices) sits near 2e-10.
+    """
+    eps = np.finfo(np.float64).eps
+    worst = 0.0
+    for layer, g in ((net.wl, net.g), (net.bl, net.g_t)):
+        L, n = layer.gid.shape
+        lines = ~np.any(layer.fixed, axis=1)
+        if not lines.any():
+            continue
+        ends = np.where(layer.term_mode == RESISTIVE, layer.term_g, 0.0)
+        diag = np.array(g, dtype=np.float64)
+        if n > 1:
+            seg = np.where(layer.gid[:, 1:] != layer.gid[:, :-1], layer.seg_g[:, : n - 1], 0.0)
+            diag[:, :-1] += seg
+            diag[:, 1:] += seg
+        diag[:, 0] += ends[:, 0]
+        diag[:, -1] += ends[:, 1]
+        lost = eps * diag[lines].sum(axis=1)
+        held = g[lines].sum(axis=1) + ends[lines].sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(held > 0, lost / np.where(held > 0, held, 1.0), 0.0)
+        worst = max(worst, float(ratio.max()))
+    return worst
+
+
 def solve_direct(net, tol, maxiter=None, callback=None, x0=None):
     """Voltages of both layers, (M, N, B) and (N, M, B), by one factorization,
     checked and refined like every other solve.
@@ -135,7 +180,9 @@ class DirectPreconditioner:
 
     exact = True
     """Its first CG step is the answer: no slow mode to estimate
-    (`xbarsim._pcg.pcg_core`)."""
+    (`xbarsim._pcg.pcg_core`). Not where rounding dropped a fair part of
+    what holds a line (`rounding_loss`): the factors then solve another
+    circuit, and CG estimates the error as for any preconditioner."""
 
     stall_advice = ("The sparse factorization lost the digits this circuit needs (conductances that meet on one "
                     "line span about what double precision resolves); try method='pcg', whose line solves keep "
@@ -149,6 +196,7 @@ class DirectPreconditioner:
         self.n = A.shape[0]
         A_ff = A[self.free][:, self.free].tocsc()
         self.lu = spd_lu(A_ff) if A_ff.shape[0] else None
+        self.exact = rounding_loss(net) <= HELD_LOSS_MAX
         self.node_ids = [np.take_along_axis(ids, lay.gid.astype(np.int64), axis=1)
                          for ids, lay in ((wl_ids, net.wl), (bl_ids, net.bl))]
 

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .circuit import Layer, RESISTIVE, transposed
-from ._direct import spd_lu
+from ._direct import HELD_LOSS_MAX, rounding_loss, spd_lu
 from ._pcg import LineFactors, LinePreconditioner, neg_matvec
 from .kernels.multigrid import block_sum, cholesky_factor, cholesky_solve, prolong_add, restrict_coupling
 
@@ -242,6 +242,7 @@ class MultigridPreconditioner:
             level = coarse
             self.levels.append(level)
         self.levels[-1].factor_direct()
+        self._faithful = len(self.levels) > 1 or rounding_loss(net) <= HELD_LOSS_MAX
         self.factors = []
         for k, lev in enumerate(self.levels[:-1]):
             if k == 0:
@@ -313,8 +314,10 @@ class MultigridPreconditioner:
     @property
     def exact(self):
         """Whether `apply` is ``A^-1`` itself: a hierarchy of one level, the
-        fine level solved by its dense factor (`xbarsim._pcg.pcg_core`)."""
-        return len(self.levels) == 1
+        fine level solved by its dense factor (`xbarsim._pcg.pcg_core`),
+        of a matrix whose rounding dropped no fair part of what holds a line
+        (`xbarsim._direct.rounding_loss`)."""
+        return len(self.levels) == 1 and self._faithful
 
     @property
     def uses_w_cycle(self):

@@ -248,24 +248,19 @@ def test_lists_of_tensor_rows_that_require_grad_are_taken_everywhere(data):
               progress=False)
 
 
-def test_each_evaluation_sends_a_network_it_does_not_score_to_its_own_route(sur):
-    """A 3-output network was told to use to_crossbar and xs.mvm by every
-    evaluation, the circuit's route also from the surrogate's (found by
-    review)."""
+def test_each_evaluation_scores_a_network_of_several_outputs(sur):
+    """A 3-output network was refused by every evaluation, each pointing to
+    its own route (found by review); they now class each point by its
+    largest logit (tests/test_train_multiclass.py)."""
     from xbarsim.train import evaluate_circuit, evaluate_surrogate
 
     multi = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.Sigmoid(), torch.nn.Linear(6, 3)).double()
-    x, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
+    x, y = np.zeros((4, 2)), np.array([0, 1, 2, 1])
     cfg = xs.TransferConfig()
-    for call, route in ((lambda: evaluate_circuit(multi, cfg, x, y, n=2, progress=False), r"to_crossbar and xs\.mvm"),
-                        (lambda: evaluate_surrogate(multi, sur, x, y, n=2),
-                         r"under the surrogate with hw = convert\(model, surrogate\) \(a converted copy\) and "
-                         r"evaluation forwards hw\(x\) under `with sampling\(hw\):`"),
-                        (lambda: evaluate_statistical(multi, cfg, x, y, n=2),
-                         r"The statistical model has no route for other networks")):
-        with pytest.raises(ParameterError, match=rf"this network has 3 outputs\. .*{route}"):
-            call()
-    # the route works for it (and sampling the unconverted model, which drew nothing, is refused)
+    for res in (evaluate_circuit(multi, cfg, x, y, n=2, progress=False)[0], evaluate_surrogate(multi, sur, x, y, n=2),
+                evaluate_statistical(multi, cfg, x, y, n=2)):
+        assert res.logits.shape == (2, 4, 3) and res.correct.shape == (2, 4)
+    # the converted route works for it too (and sampling the unconverted model, which drew nothing, is refused)
     hw = convert(multi, sur)
     x = torch.rand(5, 2, dtype=torch.float64)
     hw.eval()

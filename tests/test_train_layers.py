@@ -323,9 +323,10 @@ def test_moons_networks_built_in_threads_are_the_serial_ones():
 
 
 def test_evaluations_refuse_networks_they_would_score_wrongly():
-    """The evaluations score one-logit binary classifiers of Linear-Sigmoid
-    layers; anything else used to be scored silently (column 0, a sigmoid
-    put in for any activation)."""
+    """The evaluations score classifiers of Linear-Sigmoid layers (one
+    logit, or several: the largest wins); anything else used to be scored
+    silently (column 0 of several outputs, a sigmoid put in for any
+    activation)."""
     import xbarsim as xs
     from xbarsim.train import StatisticalModel, evaluate_statistical, network_layers
 
@@ -333,8 +334,8 @@ def test_evaluations_refuse_networks_they_would_score_wrongly():
     x = np.random.default_rng(0).uniform(0, 1, (6, 4))
     y = np.array([0, 1, 0, 1, 1, 0])
     multi = nn.Sequential(nn.Linear(4, 6), nn.Sigmoid(), nn.Linear(6, 3)).double()
-    with pytest.raises(ParameterError, match="3 outputs"):
-        evaluate_statistical(multi, cfg, x, y, n=2, stat=StatisticalModel())
+    res = evaluate_statistical(multi, cfg, x, y, n=2, stat=StatisticalModel())
+    np.testing.assert_array_equal(res.correct, np.argmax(res.logits, axis=2) == y)  # not column 0's sign
     one = nn.Sequential(nn.Linear(4, 6), nn.Sigmoid(), nn.Linear(6, 1)).double()
     with pytest.raises(ParameterError, match="labels 0 and 1"):
         evaluate_statistical(one, cfg, x, 2 * y - 1, n=2)

@@ -93,9 +93,10 @@ def test_metrics_take_tensors_and_refuse_scores_and_results_with_a_hint():
     mc = MCResult(np.zeros((2, 2)), np.ones((2, 2), dtype=bool), "statistical")
     with pytest.raises(ParameterError, match=r"pass its \.correct"):
         summarize(mc)
-    with pytest.raises(ParameterError, match="predictions must be classes 0 or 1; threshold scores first"):
+    with pytest.raises(ParameterError, match=r"predictions must be classes 0, 1, \.\.\. \(whole numbers\); threshold "
+                                             r"scores first"):
         correct_matrix(np.array([[0.7, 0.2]]), [1, 0])
-    with pytest.raises(ParameterError, match="labels must be classes 0 or 1"):
+    with pytest.raises(ParameterError, match=r"labels must be classes 0, 1, \.\.\."):
         correct_matrix(np.array([[1, 0]]), [1, -1])
     assert correct_matrix(torch.tensor([[1, 0]]), torch.tensor([1, 1])).tolist() == [[True, False]]
     with pytest.raises(ParameterError, match="correct has rows of different lengths"):

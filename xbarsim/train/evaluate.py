@@ -54,7 +54,9 @@ class MCResult:
     """Outputs of a network over many transfers."""
 
     logits: np.ndarray
-    """Output logits, (n_transfers, n_points)."""
+    """Output logits, (n_transfers, n_points) for a network of one output
+    (class 1 where the logit is > 0), (n_transfers, n_points, outputs) for
+    one of several (the class is the output with the largest logit)."""
     correct: np.ndarray
     """Bool (n_transfers, n_points): the point was classified right."""
     model: str
@@ -87,10 +89,12 @@ def network_layers(model):
     passive = (nn.Identity, nn.Dropout)
     other = [type(m).__name__ for m in leaves if not isinstance(m, (nn.Linear, nn.Sigmoid) + passive)]
     if other:
+        soft = (" A final softmax picks the class its logits pick (the largest): evaluate the network without it "
+                "(for example model[:-1])." if {"Softmax", "LogSoftmax"} & set(other) else "")
         raise ParameterError(
             f"the hardware evaluation runs Linear -> Sigmoid -> ... -> Linear networks; this one also holds "
             f"{', '.join(sorted(set(other)))}. Transfer other networks layer by layer with "
-            "xbarsim.train.to_crossbar and xs.mvm, applying their activations in between.")
+            f"xbarsim.train.to_crossbar and xs.mvm, applying their activations in between.{soft}")
     # only a Sequential's registration order is its forward: a model with
     # torch.sigmoid in forward (registered "L-L") or its sigmoids registered
     # first ("S-L-L") is the chain too, which the evaluations' forward check
@@ -172,37 +176,33 @@ def _bool_as_float(x, name="x"):
     return a.astype(np.float64) if a.dtype == np.bool_ else x
 
 
-def check_labels(y, points):
-    """``y`` as an array of ``points`` labels in {0, 1}, or a ParameterError."""
+def check_labels(y, points, outputs=1):
+    """``y`` as an array of ``points`` class labels, or a ParameterError: 0
+    or 1 for a network of one output (class 1 where its logit is > 0), 0 to
+    ``outputs - 1`` for one of several (the output with the largest logit)."""
     # ragged: NumPy's raw "inhomogeneous shape"
-    labels = as_array(y, "y", f"({points},), one label 0 or 1 per point of x", "labels 0 and 1")
+    classes = max(int(outputs), 2)
+    expected = "labels 0 and 1" if outputs == 1 else f"labels 0 to {classes - 1}"
+    labels = as_array(y, "y", f"({points},), one label per point of x", expected)
     if labels.shape != (points,):
         raise ParameterError(f"y has shape {labels.shape}; expected ({points},), one label per point of x.")
-    if not np.all((labels == 0) | (labels == 1)):
+    whole = labels.dtype.kind in "biuf" and bool(np.all((labels >= 0) & (labels < classes)
+                                                         & (labels == np.floor(labels))))
+    if not whole and outputs == 1:
         raise ParameterError("y must hold labels 0 and 1 (class 1 where the logit is > 0); map other "
                              "label sets to {0, 1} first.")
+    if not whole:
+        raise ParameterError(f"y must hold labels 0 to {classes - 1}, one class per output of this network (the "
+                             f"class of a point is the output with the largest logit); map other label sets to "
+                             f"0..{classes - 1} first.")
     return labels
 
 
-_OTHER_NETWORKS = {
-    "circuit": "Score other networks on the circuit with xbarsim.train.to_crossbar and xs.mvm (e.g. argmax "
-               "over the outputs).",
-    "surrogate": "Score other networks under the surrogate with hw = convert(model, surrogate) (a converted "
-                 "copy) and evaluation forwards hw(x) under `with sampling(hw):` (each forward draws one "
-                 "transfer; e.g. argmax over the outputs).",
-    "statistical": "The statistical model has no route for other networks; score them under the surrogate "
-                   "(hw = convert(model, surrogate), forwards hw(x) under `with sampling(hw):`) or on the "
-                   "circuit (to_crossbar and xs.mvm).",
-}
-"""Where each evaluation sends a network it does not score (each told to
-use to_crossbar and xs.mvm, the circuit's route)."""
-
-
-def _task(model_or_layers, x, y, kind):
-    """The layers, features and labels of a binary evaluation of ``kind``
-    (`_OTHER_NETWORKS`), checked before any transfer runs: the layers
-    chain, the last has one output (the logit, class 1 where it is > 0),
-    ``x`` is (P, in) and finite, ``y`` holds P labels in {0, 1}."""
+def _task(model_or_layers, x, y):
+    """The layers, features and labels of an evaluation, checked before any
+    transfer runs: the layers chain, ``x`` is (P, in) and finite, ``y``
+    holds P class labels (`check_labels`: 0 or 1 for one output, 0 to
+    outputs - 1 for several)."""
     if isinstance(model_or_layers, (list, tuple)):
         layers = list(model_or_layers)  # a tuple was taken for a model ("no attribute 'modules'")
         if not layers or not all(isinstance(lb, (list, tuple)) and len(lb) == 2 for lb in layers):
@@ -218,16 +218,12 @@ def _task(model_or_layers, x, y, kind):
     else:
         layers = network_layers(model_or_layers)
     width = layers[0][0].shape[1]
-    if layers[-1][0].shape[0] != 1:
-        raise ParameterError(
-            f"the evaluation scores binary classifiers with one output logit (class 1 where it is > 0), as "
-            f"the moons network; this network has {layers[-1][0].shape[0]} outputs. {_OTHER_NETWORKS[kind]}")
     x = as_float_array(_bool_as_float(x), "x", f"(points, {width})")  # tensors detached
     if x.ndim != 2 or x.shape[1] != width or x.shape[0] == 0:  # 0 points ran every transfer, refused later
         raise ParameterError(f"x has shape {x.shape}; expected (points, {width}) for this network, points >= 1.")
     if not np.all(np.isfinite(x)):
         raise ParameterError(f"x {where_not_finite(x)}; the test features must be finite.")
-    labels = check_labels(y, x.shape[0])
+    labels = check_labels(y, x.shape[0], outputs=layers[-1][0].shape[0])
     if not isinstance(model_or_layers, (list, tuple)):
         _check_forward(model_or_layers, layers, x)
     return layers, x, labels.astype(np.int64)
@@ -368,6 +364,24 @@ def software_logits(layers, x):
     return _software_outputs(layers, x)[..., 0]
 
 
+def _logits_array(n, points, layers):
+    """Room for ``n`` transfers' logits (`MCResult.logits`'s shape)."""
+    outputs = layers[-1][0].shape[0]
+    return np.empty((n, points) if outputs == 1 else (n, points, outputs))
+
+
+def _logits(h):
+    """The last layer's outputs ``h`` (..., outputs) as `MCResult.logits` stores them."""
+    return h[..., 0] if h.shape[-1] == 1 else h
+
+
+def _hits(logits, labels):
+    """Whether each transfer classed each point right: the logit's sign for
+    one output, the largest logit for several."""
+    classes = (logits > 0) if logits.ndim == 2 else np.argmax(logits, axis=-1)
+    return classes.astype(np.int64) == labels[None, :]
+
+
 def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, progress=True, label="circuit",
                      keep_conductances=0):
     """Per-transfer outputs with the full simulator in the loop.
@@ -377,7 +391,9 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     model_or_layers : torch.nn.Module or list of (W, b)
     cfg : xbarsim.TransferConfig
     x, y : arrays
-        Test features (P, in) and labels (P,).
+        Test features (P, in) and labels (P,): 0 or 1 for a network of one
+        output (class 1 where its logit is > 0), 0 to K - 1 for one of K
+        outputs (the class is the output with the largest logit).
     n : int
         Transfers.
     seed : int
@@ -402,13 +418,14 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     Returns
     -------
     MCResult, list
-        The result (``.logits`` and ``.correct``, each (n, points);
+        The result (``.logits``, (n, points) or (n, points, K) for K
+        outputs, and ``.correct``, (n, points);
         ``.model``; the metrics take its ``.correct``), and the kept
         batches (empty unless asked).
     """
     import xbarsim as xs
 
-    layers, x, labels = _task(model_or_layers, x, y, "circuit")
+    layers, x, labels = _task(model_or_layers, x, y)
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     keep_conductances = check_count(keep_conductances, "keep_conductances", 0)
     progress = check_flag(progress, "progress")  # "no" showed the bar
@@ -418,7 +435,7 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     refuse_sinh_overflow(x, _layer_targets(*layers[0], cfg), cfg.device)
     _warn_if_other_cfg(model_or_layers, cfg)
     _require_results(n, x, layers, chunk, "a circuit evaluation")
-    logits = np.empty((n, x.shape[0]))
+    logits = _logits_array(n, x.shape[0], layers)
     kept = [[] for _ in layers]
     streams = [xs.iter_transfers(w, b, cfg, n=n, seed=seed + k, chunk=chunk) for k, (w, b) in enumerate(layers)]
     tallies = [ConvergenceTally(cfg) for _ in layers]
@@ -435,12 +452,12 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
                 h = _sigmoid(z) if k < len(layers) - 1 else z
                 if start < keep_conductances:
                     kept[k].append(batch)
-            logits[start:start + count] = h[..., 0]
+            logits[start:start + count] = _logits(h)
             bar.update(count)
     # write-verify left most devices unconverged without a word (iter_transfers does not warn)
     for k, tally in enumerate(tallies):
         tally.warn(f"the circuit evaluation's layer {k} ({n} transfers)")
-    correct = (logits > 0).astype(np.int64) == labels[None, :]
+    correct = _hits(logits, labels)
     return (MCResult(logits, correct, "circuit", programming=tuple(t.summary() for t in tallies)),
             [_joined(chunks, keep_conductances) for chunks in kept] if keep_conductances else [])
 
@@ -481,15 +498,16 @@ def _transfer_rngs(seed, start, count):
 
 def _require_results(n, x, layers, chunk, what):
     """Refuse, before anything is computed, an evaluation whose results
-    ((n, P) logits and hits) and working chunk do not fit in memory (n =
-    10**12 gave NumPy's raw MemoryError)."""
+    ((n, P[, outputs]) logits and (n, P) hits) and working chunk do not fit
+    in memory (n = 10**12 gave NumPy's raw MemoryError)."""
     from .._memory import require
 
     # the inputs are shared by every transfer (broadcast, or one copy for
     # the MVM): counted once; per transfer of a chunk, the layers' outputs
     P = x.shape[0]
     width = max(np.shape(w)[0] for w, _ in layers)
-    need = 17 * n * P + 8 * x.size + 32 * min(chunk, n) * P * width
+    outputs = np.shape(layers[-1][0])[0]
+    need = (8 * outputs + 9) * n * P + 8 * x.size + 32 * min(chunk, n) * P * width
     require(need, f"{what} of {n} transfers on {P} points",
             "evaluate fewer transfers at a time (n) or fewer points, or lower chunk")
 
@@ -500,10 +518,10 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
     The same mapping as the circuit evaluation gives the target
     conductances; `StatisticalModel` perturbs them (the drift of a device
     after the ``n_later`` devices programmed after it in its tile); the MVM
-    is ideal. Returns an `MCResult` (``.logits`` and ``.correct``, each
-    (n, points); ``.model``) alone, where `evaluate_circuit` returns the
-    pair ``(MCResult, kept batches)``; the metrics (`summarize`...) take its
-    ``.correct``.
+    is ideal. Returns an `MCResult` (``.logits``, (n, points) or (n,
+    points, K) for K outputs, and ``.correct``, (n, points); ``.model``)
+    alone, where `evaluate_circuit` returns the pair ``(MCResult, kept
+    batches)``; the metrics (`summarize`...) take its ``.correct``.
 
     Parameters
     ----------
@@ -532,14 +550,14 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
     stat = StatisticalModel() if stat is None else stat
     if not isinstance(stat, StatisticalModel):  # "paper" raised AttributeError mid-run
         raise ParameterError(f"stat must be an xbarsim.train.StatisticalModel or None; got {type(stat).__name__}.")
-    layers, x, labels = _task(model_or_layers, x, y, "statistical")
+    layers, x, labels = _task(model_or_layers, x, y)
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     seed = check_seed(seed)
     _require_results(n, x, layers, chunk, "a statistical-model evaluation")
     maps = [_layer_targets(w, b, cfg) for w, b in layers]  # refuses a cfg that is not a TransferConfig
     _warn_if_other_cfg(model_or_layers, cfg)
     later = [[tile_features(tile.shape, cfg.order)[1].astype(np.int64) for tile in lm.tiles] for lm in maps]
-    logits = np.empty((n, x.shape[0]))
+    logits = _logits_array(n, x.shape[0], layers)
     for s in range(0, n, chunk):
         c = min(chunk, n - s)
         rngs = _transfer_rngs(seed, s, c)
@@ -550,8 +568,8 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
             W, bb = lm.effective_weights(gs)
             z = np.einsum("nbi,noi->nbo", h, W) + (0.0 if bb is None else bb[:, None, :])
             h = _sigmoid(z) if k < len(maps) - 1 else z
-        logits[s:s + c] = h[..., 0]
-    correct = (logits > 0).astype(np.int64) == labels[None, :]
+        logits[s:s + c] = _logits(h)
+    correct = _hits(logits, labels)
     return MCResult(logits, correct, "statistical")
 
 
@@ -562,10 +580,11 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     conductances of every layer, then the read noise of each layer in
     turn. So a transfer is the same programmed network whichever points it
     scores (with the noise drawn between layers, layer 2's conductances had
-    depended on how many points layer 1 read). Returns an
-    `MCResult` (``.logits`` and ``.correct``, each (n, points); ``.model``)
-    alone, where `evaluate_circuit` returns the pair ``(MCResult, kept
-    batches)``; the metrics (`summarize`...) take its ``.correct``.
+    depended on how many points layer 1 read). Returns an `MCResult`
+    (``.logits``, (n, points) or (n, points, K) for K outputs, and
+    ``.correct``, (n, points); ``.model``) alone, where `evaluate_circuit`
+    returns the pair ``(MCResult, kept batches)``; the metrics
+    (`summarize`...) take its ``.correct``.
 
     Parameters
     ----------
@@ -591,13 +610,13 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     if not isinstance(surrogate, Surrogate):  # "'str' object has no attribute 'cfg'"
         raise ParameterError(f"surrogate must be a fitted xbarsim.train.Surrogate; got {type(surrogate).__name__} "
                              "(Surrogate.fit(cfg), or Surrogate.load(path)).")
-    layers, x, labels = _task(model_or_layers, x, y, "surrogate")
+    layers, x, labels = _task(model_or_layers, x, y)
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     seed = check_seed(seed)
     _warn_if_other_cfg(model_or_layers, surrogate.cfg)
     _require_results(n, x, layers, chunk, "a surrogate evaluation")
     maps = [_layer_targets(w, b, surrogate.cfg) for w, b in layers]
-    logits = np.empty((n, x.shape[0]))
+    logits = _logits_array(n, x.shape[0], layers)
     fitted = surrogate.input_limits()[0]
     warned = False
     for s in range(0, n, chunk):
@@ -616,8 +635,8 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
             z = np.concatenate([surrogate.layer_output(lm, tiles[i][k], h[i:i + 1], r, noise=True)
                                 for i, r in enumerate(rngs)])
             h = _sigmoid(z) if k < len(maps) - 1 else z
-        logits[s:s + c] = h[..., 0]
-    correct = (logits > 0).astype(np.int64) == labels[None, :]
+        logits[s:s + c] = _logits(h)
+    correct = _hits(logits, labels)
     return MCResult(logits, correct, "surrogate")
 
 

@@ -68,7 +68,7 @@ def correct_matrix(predictions, labels):
     Parameters
     ----------
     predictions : array_like, shape (T, P)
-        Predicted class (0 or 1) per transfer and point.
+        Predicted class (0, 1, ...) per transfer and point.
     labels : array_like, shape (P,)
         True class per point.
 
@@ -84,9 +84,10 @@ def correct_matrix(predictions, labels):
         )
     # classes, not scores: a probability of 0.7 never equals a label
     for name, a in (("predictions", pred), ("labels", lab)):
-        if a.dtype.kind not in "biuf" or not np.all((a == 0) | (a == 1)):
-            raise ParameterError(f"{name} must be classes 0 or 1; threshold scores first (logits > 0, or "
-                                 "probabilities > 0.5).")
+        if a.dtype.kind not in "biuf" or not np.all((a >= 0) & (a == np.floor(a))):
+            raise ParameterError(f"{name} must be classes 0, 1, ... (whole numbers); threshold scores first "
+                                 "(logits > 0, or probabilities > 0.5), or take the largest of several outputs "
+                                 "(argmax).")
     return pred == lab[None, :]
 
 

@@ -679,6 +679,26 @@ def test_resolve_with_kept_factors_refreshes_the_fine_level_only(method):
     assert not np.array_equal(fine_new.invden, fine_old.invden)
 
 
+def test_kept_factors_are_kept_through_a_direct_re_solve():
+    """An auto solve with keep_factors=True, re-solved with devices that
+    outweigh the wires 2e3-fold (direct, which keeps no factors), then with
+    the first conductances again (pcg): the last re-solve kept no factors,
+    since the request lived only in the factors the direct one dropped
+    (found by review)."""
+    rng = np.random.default_rng(3)
+    g = 1.0 / rng.uniform(2e3, 1e4, (40, 40))
+    xbar = xs.Crossbar(g, r_wl=1e5, r_bl=1e5)
+    drives = dict(left=xs.Drive(rng.uniform(0, 0.3, 40), r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    sol = xs.solve(xbar, **drives, keep_factors=True)
+    assert sol.method == "pcg" and sol._preconditioner is not None
+    strong = sol.resolve(np.full((40, 40), 0.02))
+    assert strong.method == "direct"
+    back = strong.resolve(g)
+    assert back.method == "pcg" and back._preconditioner is not None
+    assert back.resolve(g)._preconditioner is not None
+    assert xs.solve(xbar, **drives).resolve(g)._preconditioner is None  # not asked for: none kept
+
+
 def test_resolves_of_one_solution_in_threads_give_the_serial_answers():
     """Re-solves of one kept-factor mg solution, run at once in threads
     (the kernels release the GIL), give exactly the serial answers and

@@ -257,7 +257,10 @@ class Solution:
         pre = getattr(self, "_preconditioner", None) if changed <= fraction else None
         if pre is not None:
             pre = pre.refresh_fine(new_net)
-        keep = getattr(self, "_preconditioner", None) is not None
+        # asked for by the first solve; carried by each re-solve, also
+        # through a direct one, which keeps no factors (a later re-solve of
+        # pcg or mg then kept none either)
+        keep = getattr(self, "_keep_factors", getattr(self, "_preconditioner", None) is not None)
         method = getattr(self, "_requested_method", self.method)
         return _solve_network(new_net, method, tol, maxiter, callback, self, pre=pre, keep_factors=keep)
 
@@ -768,6 +771,7 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
             return _auto_fallback(net, "pcg", "direct", exc, tol, maxiter, callback, x0, keep_factors)
     sol = _finish(net, v_wl, v_bl, method, iterations, residual, history)
     object.__setattr__(sol, "_preconditioner", pre if keep_factors else None)
+    object.__setattr__(sol, "_keep_factors", bool(keep_factors))
     object.__setattr__(sol, "_tol", tol)
     # the method asked for: a re-solve of an "auto" solve chooses again (the
     # new conductances can call for another method; it was held to pcg and

@@ -3,6 +3,8 @@ largest logit, as the metrics do classes other than 0 and 1."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -99,3 +101,72 @@ def test_a_final_softmax_is_refused_with_the_way_round_it():
                                              r"model\[:-1\]\)"):
         evaluate_statistical(nn.Sequential(*net, nn.Softmax(dim=1)), xs.TransferConfig(), x, y, n=2)
     assert evaluate_statistical(net, xs.TransferConfig(), x, y, n=2).logits.shape == (2, 12, 3)
+
+
+def test_the_helpers_around_the_evaluations_keep_every_output(sur):
+    """software_logits and grid_outputs_from_batches returned output 0's
+    logits alone for a network of several outputs, and training.accuracy
+    blamed the labels or raised NumPy's broadcast error (found by review)."""
+    from xbarsim.train.evaluate import grid_outputs_from_batches, software_logits
+    from xbarsim.train.training import accuracy
+
+    net, x, y, soft = _three_classes()
+    np.testing.assert_array_equal(software_logits(network_layers(net), x), soft)
+    assert accuracy(net, x, y) == float(np.mean(np.argmax(soft, axis=1) == y))
+    res, kept = evaluate_circuit(net, xs.TransferConfig(), x, y, n=3, seed=4, progress=False, keep_conductances=2)
+    grid = np.random.default_rng(5).uniform(0, 1, (7, 2))
+    assert grid_outputs_from_batches(sur, kept, grid).shape == (2, 7, 3)
+    one = nn.Sequential(nn.Linear(2, 6), nn.Sigmoid(), nn.Linear(6, 1)).double()
+    assert software_logits(network_layers(one), x).shape == (12,)
+
+
+def test_the_two_class_figures_refuse_results_of_several_classes(tmp_path):
+    """plot_decision_boundary drew output 0's fraction as "class 1" and
+    dropped the points of class 2 without a word (found by review)."""
+    from xbarsim.train.plots import plot_decision_boundary, plot_uncertainty
+
+    axes = np.linspace(0, 1, 5)
+    x = np.random.default_rng(0).uniform(0, 1, (6, 2))
+    panel = dict(p1=np.zeros((5, 5)), software=np.zeros((5, 5)), per_point=np.ones(6), std=np.zeros((5, 5)))
+    with pytest.raises(ParameterError, match=r"two-class results .* y_test holds other labels \(2\)"):
+        plot_decision_boundary(axes, {"regular": panel}, x, np.array([0, 1, 2, 0, 1, 2]), tmp_path / "a.png")
+    with pytest.raises(ParameterError, match=r"panel 'regular''s 'std' has shape \(5, 5, 3\)"):
+        plot_uncertainty(axes, {"regular": dict(panel, std=np.zeros((5, 5, 3)))}, x, np.array([0, 1] * 3),
+                         tmp_path / "b.png")
+    plot_decision_boundary(axes, {"regular": panel}, x, np.array([0, 1] * 3), tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_evaluate_surrogate_warns_of_layer_shapes_past_its_fit(sur):
+    """convert warned of layers whose tiles outgrow the surrogate's fitted
+    ones; evaluate_surrogate scored a plain network on those extrapolated
+    models without a word (found by review)."""
+    torch.manual_seed(0)
+    wide = nn.Sequential(nn.Linear(2, 16), nn.Sigmoid(), nn.Linear(16, 4)).double()
+    x = np.random.default_rng(1).uniform(0, 1, (5, 2))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        evaluate_surrogate(wide, sur, x, np.array([0, 1, 2, 3, 0]), n=2)
+    said = [str(w.message) for w in rec if "of the evaluated network maps to tiles" in str(w.message)]
+    assert [m.split(" of the")[0] for m in said] == ["layer 0 (16 x 2)", "layer 1 (4 x 16)"], said
+    assert all(w.filename == __file__ for w in rec)
+
+
+def test_a_softmax_in_forward_is_named():
+    """A forward ending in torch.softmax was refused as a missing sigmoid or
+    layers out of order; an nn.Softmax module got the way round it (found
+    by review)."""
+    net, x, y, _ = _three_classes()
+
+    class Soft(nn.Module):
+        def __init__(self, log):
+            super().__init__()
+            self.body, self.log = net, log
+
+        def forward(self, t):
+            return (torch.log_softmax if self.log else torch.softmax)(self.body(t), dim=1)
+
+    for log in (False, True):
+        with pytest.raises(ParameterError, match=r"returns a softmax \(or log-softmax\) of the chain .*\(drop the "
+                                                 r"softmax\)"):
+            evaluate_statistical(Soft(log), xs.TransferConfig(), x, y, n=2)

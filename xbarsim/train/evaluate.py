@@ -35,7 +35,7 @@ from ..exceptions import ParameterError
 from ..mapping import as_float_array
 from ..transfer import ConvergenceTally, refuse_sinh_overflow
 from ._checks import SEED_OFFSET_MAX, check_count, check_flag, check_seed
-from .layers import float64_array, linear_layers, warn_if_trained_for_another_cfg
+from .layers import HardwareAwareLinear, float64_array, linear_layers, warn_if_trained_for_another_cfg
 from .._docfields import document_fields
 
 __all__ = [
@@ -317,6 +317,19 @@ def _check_forward(model, layers, x):
         ok_sig = np.all(np.abs(got - sig) <= tol + cast * (sig + sig * (1.0 - sig) * np.abs(want) + tiny))
         if ok_logit or ok_sig:
             return
+        if want.shape[1] > 1:
+            # a softmax (or its log) of the chain: the same classes, and the
+            # message blamed a missing sigmoid or the registration order
+            shift = want - want.max(axis=1, keepdims=True)
+            log_soft = shift - np.log(np.exp(shift).sum(axis=1, keepdims=True))
+            soft = np.exp(log_soft)
+            if (np.all(np.abs(got - soft) <= tol + cast * (soft + tiny))
+                    or np.all(np.abs(got - log_soft) <= tol + cast * (np.abs(log_soft) + tiny))):
+                raise ParameterError(
+                    "the model's own forward returns a softmax (or log-softmax) of the chain of its layers: the "
+                    "hardware evaluation scores the logits, and a final softmax picks the class its logits pick "
+                    "(the largest). Return the logits from forward (drop the softmax), or pass its layers as "
+                    "[(weight, bias), ...].")
         d_logit, d_sig = float(np.max(np.abs(got - want))), float(np.max(np.abs(got - sig)))
         detail = (f"differs by up to {d_logit:.3g} from the logits of the chain of its registered layers"
                   if d_logit <= d_sig else
@@ -360,8 +373,10 @@ def _software_outputs(layers, x):
 
 
 def software_logits(layers, x):
-    """Logits of the network in software (mean weights), (n_points,)."""
-    return _software_outputs(layers, x)[..., 0]
+    """Logits of the network in software (mean weights): (n_points,) for
+    one output, (n_points, outputs) for several (`MCResult.logits`'s
+    layout, one transfer)."""
+    return _logits(_software_outputs(layers, x))
 
 
 def _logits_array(n, points, layers):
@@ -616,6 +631,12 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     _warn_if_other_cfg(model_or_layers, surrogate.cfg)
     _require_results(n, x, layers, chunk, "a surrogate evaluation")
     maps = [_layer_targets(w, b, surrogate.cfg) for w, b in layers]
+    for k, (w, b) in enumerate(layers):
+        # as converting the layers warns (a plain network's was scored on
+        # the extrapolated models without a word)
+        out_f, in_f = w.shape
+        HardwareAwareLinear._warn_if_extrapolated(surrogate, in_f, out_f, b is not None,
+                                                  what=f"layer {k} ({out_f} x {in_f}) of the evaluated network")
     logits = _logits_array(n, x.shape[0], layers)
     fitted = surrogate.input_limits()[0]
     warned = False
@@ -648,7 +669,8 @@ def grid_outputs_from_batches(surrogate, batches, grid, seed=0, n_max=None):
     The programmed conductances are the simulator's; the MVM of the many
     grid points uses the surrogate's circuit model (sinh read law,
     first-order IR drop, read noise), checked against the circuit MVM in
-    `xbarsim.train.surrogate.check`. Returns (n_kept, n_grid) logits.
+    `xbarsim.train.surrogate.check`. Returns (n_kept, n_grid) logits, (n_kept,
+    n_grid, outputs) for a network of several outputs.
     """
     rng = np.random.default_rng(check_seed(seed))
     h = np.asarray(grid, dtype=np.float64)
@@ -658,4 +680,4 @@ def grid_outputs_from_batches(surrogate, batches, grid, seed=0, n_max=None):
         gs = [g[:n_max] for g in batch.g]
         z = surrogate.layer_output(lm, gs, h, rng, noise=True)
         h = _sigmoid(z) if k < n_layers - 1 else z
-    return h[..., 0]
+    return _logits(h)

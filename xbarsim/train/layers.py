@@ -352,10 +352,11 @@ class HardwareAwareLinear(nn.Linear):
         self._warned_inputs = False
 
     @staticmethod
-    def _warn_if_extrapolated(surrogate, in_features, out_features, bias):
+    def _warn_if_extrapolated(surrogate, in_features, out_features, bias, what=None):
         """Warn when this layer's largest tile is longer either way, or holds
         more devices, than the surrogate's fitted tiles (`Surrogate.is_covered`):
-        its drift and read models then extrapolate."""
+        its drift and read models then extrapolate. ``what`` names the layer
+        (default: "this OUT x IN layer")."""
         from .surrogate import Surrogate
 
         if not isinstance(surrogate, Surrogate):
@@ -363,7 +364,8 @@ class HardwareAwareLinear(nn.Linear):
         if not surrogate.is_covered(out_features, in_features, bias):
             (rows, cols), fitted = surrogate.covers(out_features, in_features, bias)
             shapes = ", ".join(f"{r} x {c}" for r, c in fitted)
-            warn(f"this {out_features} x {in_features} layer maps to tiles of up to {rows} x {cols} devices, but "
+            what = f"this {out_features} x {in_features} layer" if what is None else what
+            warn(f"{what} maps to tiles of up to {rows} x {cols} devices, but "
                  f"the surrogate was fitted on layers whose largest tiles are {shapes} "
                  f"(layers={surrogate.meta.get('layers')}): its programming-order drift and line reads are "
                  "extrapolated. Fit it "

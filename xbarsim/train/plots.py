@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..exceptions import ParameterError
+
 __all__ = ["plot_cdf", "plot_decision_boundary", "plot_uncertainty", "grid_points"]
 
 _NAMES = {"regular": "regular", "hardware_aware": "hardware-aware"}
@@ -24,6 +26,27 @@ def _wrap(note, fig):
     import textwrap
 
     return textwrap.fill(note, width=int(fig.get_figwidth() * 15))
+
+
+def _check_binary(what, y_test, panels, keys):
+    """Refuse what these two-class figures would draw wrongly: labels
+    other than 0 and 1 (their points were dropped), and a panel grid with
+    an axis per output (the figures read class 1's fraction and the logit's
+    zero contour)."""
+    y = np.asarray(y_test)
+    if y.dtype.kind not in "biuf" or not np.all((y == 0) | (y == 1)):
+        other = sorted({str(v) for v in np.unique(y).tolist()} - {"0", "1", "0.0", "1.0", "True", "False"})
+        raise ParameterError(
+            f"{what} draws two-class results (the half-moons figures: the fraction of transfers predicting "
+            f"class 1); y_test holds other labels ({', '.join(other[:5])}). For a network of several outputs, "
+            "plot per class yourself, e.g. the fraction of transfers whose largest logit is each class.")
+    for name, d in panels.items():
+        for key in keys:
+            if np.ndim(d[key]) != 2:
+                raise ParameterError(
+                    f"{what}: panel {name!r}'s {key!r} has shape {np.shape(d[key])}; expected one 2-D grid (a "
+                    "network of several outputs gives a grid per output, which this two-class figure does not "
+                    "draw).")
 
 
 def grid_points(n=200, lo=-0.05, hi=1.05):
@@ -77,6 +100,7 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
     """
     from matplotlib.lines import Line2D
 
+    _check_binary("plot_decision_boundary", y_test, panels, ("p1", "software"))
     plt = _plt()
     one = len(panels) == 1
     # one panel: the colour bars one above the other, on a wider figure (side
@@ -130,6 +154,7 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
 
 def plot_uncertainty(axes_1d, panels, x_test, y_test, path, note=""):
     """Per network: std over transfers of the output probability on the grid."""
+    _check_binary("plot_uncertainty", y_test, panels, ("std",))
     plt = _plt()
     fig, axs = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.6), squeeze=False)
     vmax = max(float(np.max(d["std"])) for d in panels.values()) or 1.0

@@ -218,7 +218,9 @@ def _evaluating(model):
 
 
 def accuracy(model, x, y):
-    """Software accuracy of `model` (mean weights) on `x`, `y` ((P,) labels 0 or 1)."""
+    """Software accuracy of `model` (mean weights) on `x`, `y`: (P,) labels
+    0 or 1 for a model of one output (class 1 where its logit is > 0), 0 to
+    K - 1 for one of K outputs (the largest logit)."""
     from .evaluate import check_labels
 
     logits = predict_logits(model, x)
@@ -226,8 +228,10 @@ def accuracy(model, x, y):
         raise ParameterError("x holds no points; accuracy needs at least one (P, features) point, P >= 1.")
     # (P, 1) labels broadcast to a P x P comparison, and -1 / 1 labels were
     # scored as they came (0.50 and 0.42 for a 0.90 network)
-    labels = check_labels(y, len(logits))
-    return float(np.mean((logits > 0).astype(np.int64) == labels))
+    outputs = logits.shape[1] if logits.ndim == 2 else 1
+    labels = check_labels(y, len(logits), outputs=outputs)
+    classes = np.argmax(logits, axis=1) if logits.ndim == 2 else (logits > 0)
+    return float(np.mean(classes.astype(np.int64) == labels))
 
 
 def _val_loss(model, x, y, samples, seed):

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -217,6 +219,45 @@ def test_an_array_ngspice_cannot_hold_is_refused_before_the_deck_is_built(monkey
         run_ngspice(xbar, left=xs.Drive(0.1), bottom=xs.Drive(0.0))
     with pytest.raises(xs.ParameterError, match=r"left\.v holds NaN"):  # bad input is named first
         run_ngspice(xbar, left=xs.Drive(np.full(80, np.nan)), bottom=xs.Drive(0.0))
+
+
+def test_a_netlist_that_cannot_fit_is_refused_before_it_is_built(monkeypatch):
+    """write_netlist had no memory check: a 2200 x 2200 deck ran 22 s into
+    a raw MemoryError where run_ngspice refused at once (found by review)."""
+    from xbarsim import _memory
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the deck was built for an array that does not fit")
+
+    monkeypatch.setattr(spice, "_deck", refuse)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 4 * 2**20)
+    xbar = xs.Crossbar(np.full((80, 80), 1e-4), r_wl=1.0, r_bl=1.0)  # 6.4 MB by the estimate
+    with pytest.raises(xs.MemoryLimitError, match=r"the SPICE netlist of a 80 x 80 array needs about .* write the "
+                       r"netlist of a smaller array"):
+        write_netlist(xbar, left=xs.Drive(0.1), bottom=xs.Drive(0.0))
+
+
+@needs_ngspice
+def test_terminal_currents_that_miss_kirchhoff_are_warned_of():
+    """Behind a near-ideal terminal, ngspice's source currents are a
+    difference of nearly equal voltages times 1e15 S: i_out came back 0 where
+    1.8e-4 A flowed, without a word (found by review). The voltages and
+    device currents are right; the terminal currents are now checked
+    against them line by line. A 1 ohm terminal passes silently."""
+    g = np.random.default_rng(4).uniform(1e-4, 5e-4, (8, 8))
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+    left = xs.Drive(np.linspace(0.3, 0.5, 8))
+    with pytest.warns(RuntimeWarning, match=r"ngspice's terminal currents miss Kirchhoff's law by up to .* make "
+                      r"such terminals ideal \(r = 0\)"):
+        near = run_ngspice(xbar, left=left, bottom=xs.Drive(0.2, r=1e-15))
+    ref = xs.solve(xbar, left=left, bottom=xs.Drive(0.2), method="direct")
+    np.testing.assert_allclose(near.v_bl, ref.v_bl, rtol=0, atol=1e-9)  # the voltages are right
+    assert np.abs(near.i_out - ref.i_out).max() > 0.1 * np.abs(ref.i_out).max()  # the case: currents off
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fine = run_ngspice(xbar, left=left, bottom=xs.Drive(0.2, r=1.0))
+    ref = xs.solve(xbar, left=left, bottom=xs.Drive(0.2, r=1.0), method="direct")
+    np.testing.assert_allclose(fine.i_out, ref.i_out, rtol=1e-8)
 
 
 # ----------------------------------------------------------------------------
@@ -748,8 +789,11 @@ def test_an_operating_point_ngspice_reached_by_a_fallback_is_refused(tmp_path, m
     monkeypatch.setattr(spice, "NGSPICE", _fake_ngspice(tmp_path, f"'{real}' \"$@\" || exit $?\necho '{note}'"))
     xbar, drives = SMALL
     marker = note.split(": ")[-1].replace("Starting ", "").replace("simulation ", "").lower()
-    with pytest.raises(xs.SpiceError, match=f"output reports '{marker}'"):
+    with pytest.raises(xs.SpiceError, match=f"output reports '{marker}'") as info:
         run_ngspice(xbar, **drives)
+    # a transient op, ngspice's last resort, says what to try (more Newton
+    # iterations: a +-2 V sinh circuit failed so with no hint; found by review)
+    assert ("OPTIONS += ' itl1=100000'" in str(info.value)) == (marker == "transient op")
 
 
 @needs_ngspice

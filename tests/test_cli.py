@@ -1317,6 +1317,14 @@ def test_a_progress_bar_on_a_terminal_is_no_wider_than_it(monkeypatch):
         bar.update(note="a long note about the point")
     lines = out.getvalue().replace("\n", "\r").split("\r")
     assert max(len(line.rstrip()) for line in lines) == 29
+    # a pseudo-terminal that reports 0 columns (`script`, some CI runners):
+    # 80, not the bar cut to its first letter (found by review)
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((0, 0)))
+    out = OwnTty()
+    with Progress(3, label="program", stream=out) as bar:
+        bar.update(note="a long note about the point")
+    lines = [line.rstrip() for line in out.getvalue().replace("\n", "\r").split("\r") if line.strip()]
+    assert lines and all(line.startswith("program [") for line in lines) and max(map(len, lines)) <= 79
 
 
 def test_a_run_with_stderr_closed_keeps_stdout_clean_and_finishes(tmp_path):

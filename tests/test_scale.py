@@ -82,6 +82,21 @@ def test_csv_columns_rows_and_figures(tmp_path):
         png = tmp_path / name
         assert png.stat().st_size > 10_000
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # every column, its type and meaning, beside the results (only the source held them; found by review)
+    key = (tmp_path / "results_columns.txt").read_text().splitlines()
+    assert [line.split(" (")[0] for line in key] == list(COLUMNS)
+    assert any(line.startswith("time_s (float): wall time of xs.solve, seconds") for line in key)
+
+
+def test_the_iterations_axis_label_is_short_and_says_what_it_counts():
+    """The 67-character label ran into the figure's title and legend, and
+    spoke of direct solves over Newton steps (found by review)."""
+    from xbarsim.scale import _iterations_label
+
+    linear, sinh = dict(device="linear"), dict(device="sinh")
+    assert _iterations_label([linear]) == "iterations (direct: 1 + refinements)"
+    assert _iterations_label([linear, sinh]) == "Newton steps, summed over inputs"
+    assert all(len(_iterations_label(rows)) <= 40 for rows in ([linear], [sinh]))
 
 
 def test_metrics_match_an_independent_solve():
@@ -581,7 +596,10 @@ def test_the_printed_table_fits_110_columns_at_the_largest_entries():
     assert width <= 110 and lines[1] == "-" * width
     assert [len(text) for text in lines[2:4]] == [width - len("status") + len("ok")] * 2
     assert lines[4].endswith("failed: out of memory: needs 40 GiB")
-    assert all(len(text) <= 100 for text in lines[5:]) and "time_s: the solve" in lines[-1]
+    key = " ".join(lines[5:])
+    assert all(len(text) <= 100 for text in lines[5:]) and "time_s: the solve, seconds" in key
+    # every column explained, and where the rest are (iter, rss_MiB and method were not; found by review)
+    assert all(f"{name}:" in key for name in ("iter", "rss_MiB", "method")) and "results_columns.txt" in key
     assert "4096x4096" in lines[2] and "sinh0.25" in lines[2] and "1:10" in lines[2] and "11264" in lines[2]
 
 

@@ -64,9 +64,12 @@ class Progress:
         not stdout's, which `shutil.get_terminal_size` measures (redirected,
         it read 80 on a 50-column terminal; review of the fix)."""
         try:
-            return os.get_terminal_size(self.stream.fileno()).columns
+            cols = os.get_terminal_size(self.stream.fileno()).columns
         except (AttributeError, OSError, ValueError):
-            return shutil.get_terminal_size().columns
+            cols = shutil.get_terminal_size().columns
+        # a pseudo-terminal that reports no size (`script`, some CI runners)
+        # reads 0 columns, and the bar was cut to its first letter
+        return cols if cols > 0 else 80
 
     def _draw(self, final=False, note="", stopped=False):
         if not self.enabled:

@@ -94,6 +94,9 @@ __all__ = [
 ]
 
 RESULTS_NAME = "results.csv"
+COLUMNS_NAME = "results_columns.txt"
+"""Beside the results: every column of results.csv with its type, meaning
+and unit (`column_key`)."""
 """File name of the results table inside the output folder."""
 
 STATUSES = ("ok", "skipped", "failed")
@@ -150,6 +153,13 @@ _COLUMN_SPEC = (
 )
 COLUMNS = tuple(name for name, _, _ in _COLUMN_SPEC)
 """Columns of results.csv, in order."""
+
+
+def column_key():
+    """Every column of results.csv, a line each: name, type and meaning
+    (units in the names, or said): what a sweep writes as `COLUMNS_NAME`
+    (the README and ``--help`` name the quantities only)."""
+    return "".join(f"{name} ({typ.__name__}): {meaning}\n" for name, typ, meaning in _COLUMN_SPEC)
 _TYPES = {name: typ for name, typ, _ in _COLUMN_SPEC}
 _MIB = 2.0**20
 
@@ -1231,6 +1241,7 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
         raise ParameterError(f"out_dir {str(out_dir)!r} cannot be created ({exc.strerror or exc}); give a folder in "
                              "a writable place.") from None
     results = _ResultsFile(out_dir / RESULTS_NAME)
+    (out_dir / COLUMNS_NAME).write_text(column_key(), encoding="utf-8")
     done = {r["point_id"]: r for r in results.rows()}
     keep = ("ok",) if retry else ("ok", "failed")
     todo = [p for p in points if p.point_id not in done or done[p.point_id]["status"] not in keep]
@@ -1400,6 +1411,15 @@ def _iterations_title(ok):
     return f"{what}\n({methods})"
 
 
+def _iterations_label(ok):
+    """The iterations panel's axis label: Newton steps summed over the
+    inputs where a point has sinh devices, else CG iterations (a direct
+    solve's count is 1 plus its refinements, 0 where every node is fixed)."""
+    if any(r["device"] == "sinh" for r in ok):
+        return "Newton steps, summed over inputs"
+    return "iterations (direct: 1 + refinements)"
+
+
 def _cells_text(cells):
     side = math.isqrt(cells)
     return f"{side}²" if side * side == cells else f"{cells} cells"
@@ -1566,10 +1586,10 @@ def plot_results(rows, out_dir):
                      "The wires' share of the error", True)] * any(r["device"] == "sinh" for r in ok),
                  FIGURES[0], "Passive crossbar MVM error vs array size"),
             draw([("time_s", "solve time (s, wall)", "Solve time", True),
-                  # 0 for ideal wires and terminals (every node fixed): said
-                  # "1 for a direct solve" over points at 0
-                  ("iterations", "iterations (direct, linear: 1, +1 a refinement; all nodes fixed: 0)",
-                   _iterations_title(ok), False)],
+                  # short enough for the axis: the 67-character label ran into
+                  # the figure's title and legend (found by review); what a
+                  # count means is the panel title's (`_iterations_title`)
+                  ("iterations", _iterations_label(ok), _iterations_title(ok), False)],
                  FIGURES[1], "Solve cost vs array size"),
             draw([("ir_drop_wl_frac", r"$\max_i\ (V_{drive,i} - V_{WL}(i, N-1))\,/\,\max_i x_i$",
                    "Word-line IR drop (far end)", True),
@@ -1615,7 +1635,10 @@ def format_table(rows, width=100):
     lines += textwrap.wrap(
         "rel_err, max_err: MVM error against G.T x (relative, all outputs / worst output); wl_drop, "
         "bl_rise: worst word-line IR drop and bit-line rise, as fractions of the largest input; "
-        "time_s: the solve", width)
+        "time_s: the solve, seconds (best of up to 5 within 0.25 s); iter: CG iterations (direct: 1 + "
+        "refinements), Newton steps summed over the inputs for sinh devices; rss_MiB: peak resident memory of "
+        "the process, the interpreter's ~190 MiB included; method: the solver auto chose. Every column of "
+        "results.csv, with its unit: results_columns.txt", width)
     return "\n".join(lines)
 
 
@@ -1915,7 +1938,7 @@ def _main(args):
         check_scheduler_address(args.scheduler, "--scheduler")
     for point in _as_points(params):  # before --out exists: a refused point left it behind, empty
         point.validate()
-    made_out = check_out_dir(args.out, (RESULTS_NAME,) + (() if args.no_plots else FIGURES))
+    made_out = check_out_dir(args.out, (RESULTS_NAME, COLUMNS_NAME) + (() if args.no_plots else FIGURES))
     _results_state(Path(args.out) / RESULTS_NAME)  # refuse another program's results.csv now
     _check_appendable(Path(args.out) / RESULTS_NAME)  # and one that cannot be written
     client = cluster = None

@@ -2142,3 +2142,17 @@ def test_a_sinh_sweep_plots_the_wires_share_of_the_error(tmp_path, monkeypatch, 
     ax = error["The wires' share of the error"]
     plotted = sorted(y for line in ax.get_lines() for y in line.get_ydata())
     assert plotted == sorted(r["rel_error_wires"] for r in rows)
+
+
+def test_a_rerun_says_how_many_points_it_took_from_the_folder(tmp_path, capsys):
+    """Rerunning a finished sweep printed "4 points: 4 ok ...; wall 0.0 s"
+    with no word that none was computed (found by review)."""
+    import time
+
+    argv = ["scale", "--out", str(tmp_path), "--sizes", "8", "--r-wire", "0.5,5", "--batch", "1,2",
+            "--g-range", "100e-6:500e-6", "--method", "direct", "--no-progress", "--no-plots"]
+    assert main(argv) == 0
+    assert "\n4 points: 4 ok" in capsys.readouterr().out
+    time.sleep(1.1)  # finished_utc is kept to the second
+    assert main(argv[:6] + ["0.5,5,50"] + argv[7:]) == 0
+    assert "\n6 points (4 of them from an earlier run in this folder): 6 ok" in capsys.readouterr().out

@@ -915,3 +915,16 @@ def test_solve_records_its_input_files_as_absolute_paths(tmp_path, monkeypatch):
     assert main(["solve", "--g", "g.npy", "--inputs", "x.npy", "--no-progress", "--out", "o"]) == 0
     config = json.loads((tmp_path / "o" / "summary.json").read_text())["config"]
     assert config["g"] == str(tmp_path / "g.npy") and config["inputs"] == str(tmp_path / "x.npy")
+
+
+def test_the_sinh_note_on_ideal_wires_says_the_curve_is_all_the_error(files, capsys):
+    """On ideal wires and terminals the wires' share is 0, and the note said
+    the sinh curve and the wires "partly cancel" (found by review)."""
+    tmp, _, _ = files
+    argv = ["solve", "--g", str(tmp / "g.csv"), "--inputs", str(tmp / "x.csv"), "--v0", "0.25", "--no-progress"]
+    assert main(argv + ["--r-wire", "0", "--out", str(tmp / "ideal")]) == 0
+    printed = capsys.readouterr().out
+    assert "relative error 0.0000% (all of the error is the devices' sinh curve)" in printed
+    assert "partly cancel" not in printed
+    assert main(argv + ["--r-wire", "2", "--out", str(tmp / "wires")]) == 0
+    assert "the two partly cancel" in capsys.readouterr().out

@@ -1131,7 +1131,12 @@ def warn_unconverged_counts(working, missed, outside, shape, cfg, what, off=None
         warn(f"{what} left {missed} of {working} working devices ({100 * missed / working:.1f} %) outside the "
              f"{100 * cfg.tolerance:g} % band within the {wv.max_pulses}-pulse budget (.converged says which). "
              f"Likely causes: {why}.{more}", RuntimeWarning)
-        return
+        # and on: the devices that did converge may sit far from their targets
+        # too (64 x 64 on 1 ohm wires: 25.7 % unconverged, and 98.8 % of the
+        # rest more than 5 % above target, which this warning alone hid;
+        # found by review), where they are most of the working devices
+        if off is None or not off[2] > 0.5 * working:
+            return
     if off is None or not off[2]:
         return
     below, above, conv = off

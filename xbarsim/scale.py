@@ -1599,6 +1599,15 @@ def plot_results(rows, out_dir):
     return paths
 
 
+def _finished_before(row, when):
+    """Whether ``row`` finished before ``when`` (a whole second, UTC): a
+    point a resumed sweep took from the folder's results.csv."""
+    try:
+        return datetime.fromisoformat(row.get("finished_utc") or "") < when
+    except (TypeError, ValueError):
+        return False
+
+
 def _fmt(value, spec):
     width = int("".join(ch for ch in spec.split(".")[0] if ch.isdigit()) or 0)
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -1968,6 +1977,7 @@ def _main(args):
                     remove_if_made_and_empty(args.out, made_out)
                     raise
             t0 = time.perf_counter()
+            started = datetime.now(timezone.utc).replace(microsecond=0)
             rows = run_sweep(params, args.out, client=client, progress=not args.no_progress,
                              retry=args.retry, plots=not args.no_plots, numba_threads=numba_threads)
             wall = time.perf_counter() - t0
@@ -1995,7 +2005,11 @@ def _main(args):
         return 130  # 143 for SIGTERM (`cli.main`)
     print(format_table(rows))
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
-    print(f"\n{len(rows)} points: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; "
-          f"wall {wall:.1f} s. Results: {Path(args.out) / RESULTS_NAME}")
+    # a rerun of a finished sweep printed "24 points: 24 ok; wall 1.5 s" with
+    # no word that none was computed (found by review)
+    reused = sum(1 for r in rows if _finished_before(r, started))
+    again = f" ({reused} of them from an earlier run in this folder)" if reused else ""
+    print(f"\n{len(rows)} points{again}: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} "
+          f"failed; wall {wall:.1f} s. Results: {Path(args.out) / RESULTS_NAME}")
     sys.stdout.flush()  # the table before the notes on stderr
     return _report_problems(rows, plots=not args.no_plots)

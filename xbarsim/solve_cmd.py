@@ -315,9 +315,14 @@ def run(out_dir, g, x, *, r_wl=1.0, r_bl=1.0, r_in=0.0, r_out=0.0, v0=None, meth
         if v0 is not None:
             # its own line: after "worst output" it read as the worst output's share, and it can exceed the
             # total (the sinh curve raises the currents the IR drop lowers)
+            wires = summary['rel_error_wires']
+            # on ideal wires and terminals there is nothing for the curve to cancel (it said they partly
+            # cancel at 0.0000 %; found by review)
+            rest = ("all of the error is the devices' sinh curve" if wires <= 1e-12 else  # rounding alone
+                    "the rest is the devices' sinh curve, which bends the product the other way: the two partly "
+                    "cancel")
             print(f"  the wires' share, vs the same sinh devices on ideal wires: relative error "
-                  f"{_pct(summary['rel_error_wires'], 4)} (the rest is the devices' sinh curve, which bends the "
-                  "product the other way: the two partly cancel)")
+                  f"{_pct(wires, 4)} ({rest})")
         frac = summary['ir_drop_wl_frac']
         # with several vectors the worst drop and the worst fraction may be two vectors' (the line
         # read as one pair)

@@ -459,7 +459,7 @@ def test_sigterm_while_scale_draws_keeps_the_points_and_no_partial_file(tmp_path
                  "--no-progress"]) == 143
     err = capsys.readouterr().err
     assert "Traceback" not in err and "scale: terminated (SIGTERM): 2 of 2 points saved" in err, err
-    assert sorted(os.listdir(out)) == ["results.csv"]
+    assert sorted(os.listdir(out)) == ["results.csv", "results_columns.txt"]
     from xbarsim.scale import load_results
 
     assert [r["status"] for r in load_results(out / "results.csv")] == ["ok", "ok"]

@@ -247,8 +247,8 @@ def test_terminal_currents_that_miss_kirchhoff_are_warned_of():
     g = np.random.default_rng(4).uniform(1e-4, 5e-4, (8, 8))
     xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
     left = xs.Drive(np.linspace(0.3, 0.5, 8))
-    with pytest.warns(RuntimeWarning, match=r"ngspice's terminal currents miss Kirchhoff's law by up to .* make "
-                      r"such terminals ideal \(r = 0\)"):
+    with pytest.warns(RuntimeWarning, match=r"ngspice's solution misses Kirchhoff's law on BL\[\d\]: .* A "
+                      r"unaccounted for, .* Make near-ideal terminals and segments ideal \(r = 0\)"):
         near = run_ngspice(xbar, left=left, bottom=xs.Drive(0.2, r=1e-15))
     ref = xs.solve(xbar, left=left, bottom=xs.Drive(0.2), method="direct")
     np.testing.assert_allclose(near.v_bl, ref.v_bl, rtol=0, atol=1e-9)  # the voltages are right

@@ -101,6 +101,10 @@ def test_a_final_softmax_is_refused_with_the_way_round_it():
                                              r"model\[:-1\]\)"):
         evaluate_statistical(nn.Sequential(*net, nn.Softmax(dim=1)), xs.TransferConfig(), x, y, n=2)
     assert evaluate_statistical(net, xs.TransferConfig(), x, y, n=2).logits.shape == (2, 12, 3)
+    inner = nn.Sequential(nn.Linear(2, 6), nn.Softmax(dim=1), nn.Linear(6, 3)).double()
+    with pytest.raises(ParameterError, match="holds Softmax") as info:  # not last: model[:-1] would not do
+        evaluate_statistical(inner, xs.TransferConfig(), x, y, n=2)
+    assert "model[:-1]" not in str(info.value)
 
 
 def test_the_helpers_around_the_evaluations_keep_every_output(sur):

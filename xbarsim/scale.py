@@ -94,10 +94,10 @@ __all__ = [
 ]
 
 RESULTS_NAME = "results.csv"
+"""File name of the results table inside the output folder."""
 COLUMNS_NAME = "results_columns.txt"
 """Beside the results: every column of results.csv with its type, meaning
 and unit (`column_key`)."""
-"""File name of the results table inside the output folder."""
 
 STATUSES = ("ok", "skipped", "failed")
 """``ok``: solved; ``skipped``: refused before compute (memory guard; tried
@@ -153,6 +153,23 @@ _COLUMN_SPEC = (
 )
 COLUMNS = tuple(name for name, _, _ in _COLUMN_SPEC)
 """Columns of results.csv, in order."""
+
+
+def _write_column_key(path):
+    """`column_key` into ``path``, unless it already holds it (a rerun in a
+    folder it cannot write, which only read before, went on); a path that
+    cannot take it is a warning, not the sweep's end: the results are the
+    table."""
+    text = column_key()
+    try:
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            return
+        path.write_text(text, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        from ._warn import warn
+
+        warn(f"could not write {path} ({type(exc).__name__}: {exc}); the column key is also "
+             "xbarsim.scale.column_key().", UserWarning)
 
 
 def column_key():
@@ -1182,7 +1199,7 @@ def _check_client(client):
 
 
 def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False, plots=True,
-              numba_threads=None, table=False):
+              numba_threads=None, table=False, counts=None):
     """Run a scaling study, resuming from ``out_dir/results.csv``.
 
     Parameters
@@ -1207,6 +1224,10 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
         Threads the numba kernels may use per task.
     table : bool
         Print `format_table` of the rows to stdout at the end.
+    counts : dict, optional
+        Filled with ``"computed"`` (points this run computed) and
+        ``"reused"`` (taken from ``results.csv`` as an earlier run left
+        them), also when the run is interrupted.
 
     Returns
     -------
@@ -1241,14 +1262,18 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
         raise ParameterError(f"out_dir {str(out_dir)!r} cannot be created ({exc.strerror or exc}); give a folder in "
                              "a writable place.") from None
     results = _ResultsFile(out_dir / RESULTS_NAME)
-    (out_dir / COLUMNS_NAME).write_text(column_key(), encoding="utf-8")
+    _write_column_key(out_dir / COLUMNS_NAME)
     done = {r["point_id"]: r for r in results.rows()}
     keep = ("ok",) if retry else ("ok", "failed")
     todo = [p for p in points if p.point_id not in done or done[p.point_id]["status"] not in keep]
+    if counts is not None:
+        counts.update(computed=0, reused=len(points) - len(todo))
 
     with Progress(len(todo), label="scale", enabled=progress and bool(todo)) as bar:
         def record(point, row):
             results.append(row)
+            if counts is not None:
+                counts["computed"] += 1
             done[point.point_id] = _parse_row({c: _format_value(row.get(c)) for c in COLUMNS}) or row
             bar.update(1, note=_note(point))
 
@@ -1601,15 +1626,6 @@ def plot_results(rows, out_dir):
                  FIGURES[2], "IR drop vs array size"),
         ]
     return paths
-
-
-def _finished_before(row, when):
-    """Whether ``row`` finished before ``when`` (a whole second, UTC): a
-    point a resumed sweep took from the folder's results.csv."""
-    try:
-        return datetime.fromisoformat(row.get("finished_utc") or "") < when
-    except (TypeError, ValueError):
-        return False
 
 
 def _fmt(value, spec):
@@ -1981,9 +1997,10 @@ def _main(args):
                     remove_if_made_and_empty(args.out, made_out)
                     raise
             t0 = time.perf_counter()
-            started = datetime.now(timezone.utc).replace(microsecond=0)
+            work = {}
             rows = run_sweep(params, args.out, client=client, progress=not args.no_progress,
-                             retry=args.retry, plots=not args.no_plots, numba_threads=numba_threads)
+                             retry=args.retry, plots=not args.no_plots, numba_threads=numba_threads,
+                             counts=work)
             wall = time.perf_counter() - t0
         except KeyboardInterrupt as exc:
             from .cli import Terminated
@@ -2011,7 +2028,7 @@ def _main(args):
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     # a rerun of a finished sweep printed "24 points: 24 ok; wall 1.5 s" with
     # no word that none was computed (found by review)
-    reused = sum(1 for r in rows if _finished_before(r, started))
+    reused = work.get("reused", 0)
     again = f" ({reused} of them from an earlier run in this folder)" if reused else ""
     print(f"\n{len(rows)} points{again}: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} "
           f"failed; wall {wall:.1f} s. Results: {Path(args.out) / RESULTS_NAME}")

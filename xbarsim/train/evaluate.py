@@ -89,8 +89,9 @@ def network_layers(model):
     passive = (nn.Identity, nn.Dropout)
     other = [type(m).__name__ for m in leaves if not isinstance(m, (nn.Linear, nn.Sigmoid) + passive)]
     if other:
+        # only where it is the last module: Linear -> Softmax -> Linear was told to drop model[:-1]
         soft = (" A final softmax picks the class its logits pick (the largest): evaluate the network without it "
-                "(for example model[:-1])." if {"Softmax", "LogSoftmax"} & set(other) else "")
+                "(for example model[:-1])." if isinstance(leaves[-1], (nn.Softmax, nn.LogSoftmax)) else "")
         raise ParameterError(
             f"the hardware evaluation runs Linear -> Sigmoid -> ... -> Linear networks; this one also holds "
             f"{', '.join(sorted(set(other)))}. Transfer other networks layer by layer with "

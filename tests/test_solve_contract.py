@@ -2467,6 +2467,40 @@ def test_factored_solves_check_floating_lines_whose_devices_rounding_drops(metho
     assert np.abs(sol.v_wl - ref.v_wl).max() <= 10 * tol * vmax
 
 
+def test_a_floating_lines_level_is_judged_on_the_true_residual():
+    """A floating bit line of 2e-12 S devices with a 9e-7 ohm strap: the
+    direct solve's CG stopped at tol 1e-12 with the line 1.2e-10 V off, 24x
+    the bound, where its recursive residual read the line's level to 1e-24
+    V: it had drifted from the true one (the review family's last silent
+    miss). The line's level is now judged on the true residual too, and CG
+    goes on from it."""
+    g = np.array([
+        [0.00014225291740211296, 2.2882942716930848e-12, 2.2671027075733826e-05, 0.0007280505717546399,
+         0.00010363846386699423, 0.0009021744610253189],
+        [0.0008620502378344131, 1.4865414829866696e-12, 0.00023097899929814693, 3.066114990164844e-05,
+         0.00017450689205131262, 0.0006013978864906525],
+        [8.24837742275078e-05, 2.016382686815571e-12, 0.00021659447308471937, 2.374305268490405e-05,
+         7.102414522937722e-05, 3.8215523450146935e-05]])
+    r_wl = np.array([
+        [4.517395340199581, 4.515826422138435, 3.2251799907981122, 1.690034852428405, 2.5517440422288953],
+        [3.4917844575955557, 2.4142913278229865, 0.7606981359969938, 2.8626836651811947, 0.8942026505470834],
+        [1.557891958594649, 4.176643497271421, 3.2620008664598874, 4.086504108878438, 3.5562816753163307]])
+    r_bl = np.array([
+        [2.768580998759362, 8.993331230775285e-07, 4.287612394597161, 2.076228849035563, 4.09953392771053,
+         0.8180901000329445],
+        [2.4770485095533026, 0.4343693122513917, 4.310392141601531, 3.4903266080384894, 1.45593942625377,
+         2.1757073227026633]])
+    drives = dict(left=xs.Drive(np.array([0.315388291499866, -0.5055182962794034, 0.41639976594448314])),
+                  bottom=xs.Drive(np.zeros(6), floating=[False, True, False, False, False, False]))
+    ref = naive_solve(g, r_wl, r_bl, **drives, digits=40)
+    vmax = max(np.abs(ref.v_wl).max(), np.abs(ref.v_bl).max())
+    for method in ("direct", "pcg", "mg"):
+        sol = xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=r_bl), **drives, method=method, tol=1e-12)
+        assert np.abs(sol.v_bl - ref.v_bl).max() <= 10 * 1e-12 * vmax, method
+        assert np.abs(sol.v_wl - ref.v_wl).max() <= 10 * 1e-12 * vmax, method
+        assert len(sol.residual_history) == sol.iterations + 1
+
+
 def test_ordinary_floating_lines_keep_the_factorization_exact():
     """The other side of `rounding_loss`'s limit: floating bit lines of 1e-6
     S devices on 1 ohm wire lose about 1e-10 of what holds them to rounding,

@@ -112,7 +112,7 @@ def rounding_loss(net):
     eps = np.finfo(np.float64).eps
     worst = 0.0
     for layer, g in ((net.wl, net.g), (net.bl, net.g_t)):
-        L, n = layer.gid.shape
+        n = layer.gid.shape[1]
         lines = ~np.any(layer.fixed, axis=1)
         if not lines.any():
             continue

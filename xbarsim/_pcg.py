@@ -188,7 +188,7 @@ class AccuracyCheck:
         (``x`` node voltages, ``z`` preconditioned residual, ``r`` residual;
         ``gain`` (B,) or a float: the factor by which the true error may
         exceed ``z``, `slow_mode_gain`)."""
-        zmax = np.maximum(gain * np.maximum(*(self._absmax(a, work) for a in z)), gain * self.level_error(r))
+        zmax = gain * np.maximum(np.maximum(*(self._absmax(a, work) for a in z)), self.level_error(r))
         ok = zmax <= self.vtol * self.vscale  # the larger bound (no node exceeds the drives): first
         if ok.any():
             xmax = np.maximum(*(self._absmax(a, work) for a in x))
@@ -1216,12 +1216,12 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
                       callback=callback, history=history, check=check, gain=gains,
                       cold=np.ones(B, dtype=bool) if x0 is None else cold)
     pre.slow_mode_gain = float(np.max(gains))
-    history = np.array(history)
+    advice = getattr(pre, "stall_advice", "Raise maxiter, loosen tol, or use method='direct'")
     if not ok and not np.isfinite(history[-1]):
         # "raise maxiter" cannot mend a NaN (reached only by
         # injecting one: the inputs are checked finite and in range)
         raise ConvergenceError(f"PCG produced a non-finite residual ({history[-1]}) after {it} iterations; this is "
-                               "a bug, please report it.", residual_history=history, iterations=it)
+                               "a bug, please report it.", residual_history=np.array(history), iterations=it)
     if not ok:
         # the residual can meet tol while the voltage-error estimate does not
         # (wires far more resistive than the devices: 1e6 ohm segments on 2-10
@@ -1233,17 +1233,15 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
                "and current errors had not met the accuracy bound, or had not yet settled; a solve from "
                "the zero state takes 2 iterations at least" if history[-1] <= float(np.max(rtol))
                else f"relative Kirchhoff residual {history[-1]:.3g}")
-        advice = getattr(pre, "stall_advice", "Raise maxiter, loosen tol, or use method='direct'")
         raise ConvergenceError(
             f"PCG did not reach tol={tol:g} in {it} iterations ({why}). {advice}; the residual history is "
             "attached as .residual_history.",
-            residual_history=history,
+            residual_history=np.array(history),
             iterations=it,
         )
     # The recursive residual drifts from the true one in floating point:
     # confirm convergence on the true Kirchhoff residual.
     residual(net, v_wl, v_bl, r_wl, r_bl)
-    history = list(history)  # a restart below appends to it
     for _ in range(LEVEL_RESTARTS):
         # a floating line's level from the true residual: the recursive one
         # had drifted to read 1e-24 V where the line was 1.2e-10 V off, 24x
@@ -1257,14 +1255,12 @@ def solve_pcg(net, tol, maxiter=None, callback=None, x0=None, preconditioner="li
         it += more
         residual(net, v_wl, v_bl, r_wl, r_bl)
     if not check.levels_met((r_wl, r_bl), gains).all():
-        history = np.array(history)
-        advice = getattr(pre, "stall_advice", "Raise maxiter, loosen tol, or use method='direct'")
         raise ConvergenceError(
             f"PCG did not reach tol={tol:g} in {it} iterations: the true Kirchhoff residual leaves a floating "
             "line's level outside the accuracy bound (its devices are far weaker than its wire segments). "
             f"{advice}; the residual history is attached as .residual_history.",
-            residual_history=history, iterations=it)
-    history = np.array(history)
+            residual_history=np.array(history), iterations=it)
+    history = np.array(history)  # a list until the restarts above had appended to it
     true_col = np.where(scale > 0, np.sqrt(work.dot(r_wl, r_wl, r_bl, r_bl)) / safe, 0.0)
     true_rel = float(np.max(true_col))
     if np.any(true_col > 100 * rtol):

@@ -221,7 +221,7 @@ def accuracy(model, x, y):
     """Software accuracy of `model` (mean weights) on `x`, `y`: (P,) labels
     0 or 1 for a model of one output (class 1 where its logit is > 0), 0 to
     K - 1 for one of K outputs (the largest logit)."""
-    from .evaluate import check_labels
+    from .evaluate import _hits, check_labels
 
     logits = predict_logits(model, x)
     if len(logits) == 0:  # the mean of nothing: NaN, with NumPy's RuntimeWarning
@@ -230,8 +230,7 @@ def accuracy(model, x, y):
     # scored as they came (0.50 and 0.42 for a 0.90 network)
     outputs = logits.shape[1] if logits.ndim == 2 else 1
     labels = check_labels(y, len(logits), outputs=outputs)
-    classes = np.argmax(logits, axis=1) if logits.ndim == 2 else (logits > 0)
-    return float(np.mean(classes.astype(np.int64) == labels))
+    return float(np.mean(_hits(logits[None], labels)))  # the evaluations' rule, for one transfer
 
 
 def _val_loss(model, x, y, samples, seed):

@@ -185,6 +185,26 @@ def test_options_shared_between_commands_have_one_name():
     assert set(flags["--out"].values()) == {"DIR"} and len(flags["--out"]) == 5  # all but demo
 
 
+def test_every_named_choice_is_read_in_any_case():
+    """Every option with choices reads a choice named in another case as
+    that choice, as the Python API does (``TransferConfig(scheme="v/3")``);
+    argparse refused ``--scheme v/3``. An unknown one is still refused with
+    the list of choices."""
+    from xbarsim.cli import build_parser
+
+    with_choices = [(name, a) for name, a in _options() if a.choices is not None and a.option_strings]
+    assert {(name, a.option_strings[0]) for name, a in with_choices} >= {
+        ("program", "--scheme"), ("program", "--read-scheme"), ("program", "--order"),
+        ("solve", "--scheme"), ("solve", "--method"), ("scale", "--method")}
+    for name, action in with_choices:
+        for choice in action.choices:
+            for spelled in (choice.upper(), choice.lower(), choice.swapcase()):
+                assert action.type(spelled) == choice, (name, action.option_strings, spelled)
+        assert action.type("nope") == "nope"  # left to argparse's "invalid choice" message
+    args = build_parser().parse_args(["scale", "--out", "o", "--device", "Linear,SINH", "--v0", "0.2"])
+    assert args.device == ("linear", "sinh")
+
+
 # cache ----------------------------------------------------------------------
 
 @pytest.fixture

@@ -49,6 +49,19 @@ def seed_arg(text):
     return value
 
 
+def choice_arg(choices):
+    """argparse type of a flag with ``choices``: a choice named in any case
+    is read as the choice itself, as the Python API reads it
+    (``TransferConfig(scheme="v/3")``); anything else is passed on for
+    argparse's "invalid choice" message, which lists the choices."""
+    by_lower = {c.lower(): c for c in choices}
+
+    def parse(text):
+        return by_lower.get(text.lower(), text)
+
+    return parse
+
+
 def help_text(doc):
     """A module docstring as ``--help`` text: reST's double and single
     backquotes dropped (``xbarsim solve --help`` printed them).

@@ -77,7 +77,7 @@ from ._dask import (check_scheduler_address, client_problem, close_client, close
                     normalized_address, one_line, scheduler_lost, start_local_cluster, usable_cores)
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
 from .circuit import G_SUSPECT
-from .cli import SEED_LIMIT, refuse_non_folder, seed_arg
+from .cli import SEED_LIMIT, choice_arg, refuse_non_folder, seed_arg
 from .solve import METHODS
 
 __all__ = [
@@ -1763,7 +1763,7 @@ def _windows_arg(text):
 
 
 def _devices_arg(text):
-    items = tuple(_split(text))
+    items = tuple(d.lower() for d in _split(text))  # in any case, as the other choices
     for d in items:
         if d not in ("linear", "sinh"):
             raise argparse.ArgumentTypeError(f"unknown device {d!r}; choose linear, sinh or both (linear,sinh)")
@@ -1840,7 +1840,7 @@ def register(subparsers):
     p.add_argument("--v-read", type=lambda t: _float(t, "v-read", positive=True), default=d.v_read,
                    metavar="VOLT", help="inputs uniform in [0, V_READ], volts (default 0.2)")
     p.add_argument("--seed", type=seed_arg, default=d.seed, metavar="SEED", help="random seed (default 0)")
-    p.add_argument("--method", choices=METHODS, default=d.method,
+    p.add_argument("--method", choices=METHODS, type=choice_arg(METHODS), default=d.method,
                    help="solver method of xbarsim.solve (default auto)")
     p.add_argument("--tol", type=_tol_arg, default=None, metavar="REL",
                    help="solver relative residual (default: the solver's)")

@@ -1193,6 +1193,25 @@ def test_load_array_reads_quoted_numbers_and_names_the_line_of_a_bad_row(tmp_pat
         assert load_array(str(packed), "--targets", "conductances", ndmin=2).tolist() == both
 
 
+def test_load_array_reads_a_spreadsheets_semicolon_csv_with_decimal_commas(tmp_path):
+    """A spreadsheet in a locale of decimal commas saves its CSV with
+    semicolons between the fields (``2,5E-04;3E-04``): refused as "could
+    not convert string". Its header, quotes and comments are read as in a
+    comma CSV, and a bad row is still named by its line."""
+    from xbarsim.cli import load_array
+
+    path = tmp_path / "s.csv"
+    want = [[2.5e-4, 3e-4], [1e-4, 2e-4]]
+    for text in ("2,5E-04;3E-04\n1E-04;2E-04\n", "2.5e-4;3e-4\n1e-4;2e-4\n",
+                 '"G WL0";"G WL1"\n2,5E-04;3E-04\n# row 1\n1E-04; 2,0E-04\n',
+                 '"2,5E-04";"3E-04"\n"1E-04" ; "2E-04"\n'):
+        path.write_text(text)
+        assert load_array(str(path), "--targets", "conductances", ndmin=2).tolist() == want, text
+    path.write_text("g0;g1\n2,5E-04;3E-04\n1E-04;zz\n")
+    with pytest.raises(xs.ParameterError, match=r"at line 3 of the file"):
+        load_array(str(path), "--targets", "conductances", ndmin=2)
+
+
 @pytest.mark.parametrize("text", ["[[2e-4, 3e-4], [4e-4, 5e-4]]\n", "g0,g1\n"], ids=["json", "header-only"])
 def test_load_array_says_a_file_of_one_header_line_holds_no_numbers(tmp_path, text):
     """A JSON file's one line has no field that is a number, so it was read

@@ -449,8 +449,8 @@ def _split_fields(text, delimiter):
     import csv
     import shlex
 
-    if delimiter == ",":
-        return [f.strip() for f in next(csv.reader([text], skipinitialspace=True), [])]
+    if delimiter is not None:
+        return [f.strip() for f in next(csv.reader([text], delimiter=delimiter, skipinitialspace=True), [])]
     try:
         return shlex.split(text)
     except ValueError:  # an unmatched quote: split as it stands
@@ -496,9 +496,10 @@ _QUOTED_LINE = re.compile(r'\s*"[^"]*"\s*(?:,?\s*"[^"]*"\s*)*,?\s*')
 
 
 def _text_layout(path):
-    """``(delimiter, header rows)`` of a text file of numbers: commas when
-    its first line has one, else whitespace (``np.savetxt``'s default, which
-    was refused); a first line none of whose fields is a number is a header
+    """``(delimiter, header rows)`` of a text file of numbers: semicolons
+    when its first line has one (a spreadsheet's CSV where commas are
+    decimal commas), else commas when it has one, else whitespace
+    (``np.savetxt``'s default, which was refused); a first line none of whose fields is a number is a header
     and skipped (a header row was refused), and so is
     a line of quoted column numbers over unquoted data (pandas' quoted
     labels, ``"0","1"``). A first line of other numbers, quoted ones too
@@ -514,8 +515,9 @@ def _text_layout(path):
 
     from ._coerce import is_number
 
-    delimiter = "," if "," in re.sub(r'"[^"]*"', "", first) else None  # "line, 1" "line, 2" is not a CSV line
-    fields = _split_fields(first, delimiter)
+    bare = re.sub(r'"[^"]*"', "", first)  # "line, 1" "line, 2" is not a CSV line
+    delimiter = ";" if ";" in bare else "," if "," in bare else None
+    fields = _split_fields(_decimal_points(first, delimiter), delimiter)
     if delimiter is None or (fields and not fields[-1]):  # "1,2," : the empty last field is not a label
         fields = [f for f in fields if f] if delimiter is None else fields[:-1]
     header = bool(fields) and not any(is_number(f) for f in fields)
@@ -532,12 +534,21 @@ def _text_layout(path):
     return delimiter, first_no if header else 0, len(fields) if header and blank_first else 0
 
 
+def _decimal_points(line, delimiter):
+    """``line`` with decimal commas as points where semicolons separate the
+    fields, as a spreadsheet in a locale of decimal commas saves a CSV
+    (``2,5E-04;3E-04``: refused as "could not convert string")."""
+    return line.replace(",", ".") if delimiter == ";" else line
+
+
 def _for_loadtxt(line, delimiter):
-    """A line with quotes as np.loadtxt (quotechar) reads it right: no
-    space between a comma and a quote (``"1e-4", "2e-4"``'s second field
-    was text), and, between whitespace, no comment or trailing space after
-    a quoted first field (NumPy read an empty last field).
+    """A line as np.loadtxt (quotechar) reads it right: decimal commas as
+    points between semicolons (`_decimal_points`), no space between a
+    delimiter and a quote (``"1e-4", "2e-4"``'s second field was text),
+    and, between whitespace, no comment or trailing space after a quoted
+    first field (NumPy read an empty last field).
     """
+    line = _decimal_points(line, delimiter)
     if '"' not in line:
         return line
     if delimiter is None:
@@ -545,7 +556,7 @@ def _for_loadtxt(line, delimiter):
     return _SPACED_QUOTE.sub(r'\1"', line)
 
 
-_SPACED_QUOTE = re.compile(r'(^|,)[ \t]+"')
+_SPACED_QUOTE = re.compile(r'(^|[,;])[ \t]+"')
 
 
 def _numpy_row_as_line(message, path, skip, delimiter):

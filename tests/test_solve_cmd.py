@@ -373,7 +373,7 @@ def test_solve_with_spice_writes_the_deck_and_agrees_with_ngspice(files, capsys,
     sp = summary["spice"]
     assert sp["max_abs_diff_v"] < 1e-9 and sp["max_rel_diff_i_out"] < 1e-9 and sp["seconds"] > 0
     deck = (out / "circuit.cir").read_text()
-    assert "B_d_0_0" in deck and "batch column 0 of 4" in deck  # sinh devices as B sources, all 4 inputs
+    assert "B_0_0" in deck and "batch column 0 of 4" in deck  # sinh devices as B sources, all 4 inputs
     # ngspice's time grows with the input vectors: so does its timeout (a fixed 120 s ran out)
     from xbarsim import solve_cmd, spice
 
@@ -409,7 +409,7 @@ def test_solve_keeps_the_deck_ngspice_failed_on_and_names_it(files, capsys, monk
     kept = out / "circuit-failed.cir"
     assert f"run `ngspice -b {kept}`" in err and "write_netlist" not in err
     assert sorted(p.name for p in out.iterdir()) == ["circuit-failed.cir"]  # nothing else put in place
-    assert "B_d_0_0" in kept.read_text() and kept.read_text().rstrip().endswith(".end")
+    assert "B_0_0" in kept.read_text() and kept.read_text().rstrip().endswith(".end")
     assert main(argv) == 0  # a later run removes that deck with the rest of the earlier run's files
     assert not kept.exists()
 

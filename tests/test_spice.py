@@ -71,33 +71,33 @@ def test_netlist_text_small_linear_with_merged_nodes():
     assert lines[-3:] == [".options reltol=1e-9 abstol=1e-18 vntol=1e-12", ".op", ".end"]
     expected = {
         # word line 0: WL(0,0)=WL(0,1) merged; word line 1: WL(1,1)=WL(1,2)
-        "R_wl_0_1 wl_0_0 wl_0_2 1.5",
-        "R_wl_1_0 wl_1_0 wl_1_1 2.0",
+        "R_wl_0_1 WL_0_0 WL_0_2 1.5",
+        "R_wl_1_0 WL_1_0 WL_1_1 2.0",
         # bit line 0: BL(0,0)=BL(1,0) merged; full-precision value on bit line 1
-        "R_bl_0_1 bl_0_1 bl_1_1 0.30000000000000004",
-        "R_bl_0_2 bl_0_2 bl_1_2 2.0",
+        "R_bl_0_1 BL_0_1 BL_1_1 0.30000000000000004",
+        "R_bl_0_2 BL_0_2 BL_1_2 2.0",
         # devices; (0,1) is open and absent
-        "R_d_0_0 wl_0_0 bl_0_0 10000.0",
-        "R_d_0_2 wl_0_2 bl_0_2 5000.0",
-        "R_d_1_0 wl_1_0 bl_0_0 2500.0",
-        "R_d_1_1 wl_1_1 bl_1_1 10000.0",
-        "R_d_1_2 wl_1_1 bl_1_2 20000.0",
+        "R_0_0 WL_0_0 BL_0_0 10000.0",
+        "R_0_2 WL_0_2 BL_0_2 5000.0",
+        "R_1_0 WL_1_0 BL_0_0 2500.0",
+        "R_1_1 WL_1_1 BL_1_1 10000.0",
+        "R_1_2 WL_1_1 BL_1_2 20000.0",
         # ideal drives sit on the node; resistive ones behind their resistor
-        "V_left_0 wl_0_0 0 0.1",
-        "V_left_1 wl_1_0 0 -0.2",
+        "V_left_0 WL_0_0 0 0.1",
+        "V_left_1 WL_1_0 0 -0.2",
         "V_top_1 src_top_1 0 0.3",
-        "R_top_1 src_top_1 bl_0_1 7.0",
+        "R_top_1 src_top_1 BL_0_1 7.0",
         "V_bottom_0 src_bottom_0 0 0.0",
-        "R_bottom_0 src_bottom_0 bl_0_0 10.0",
-        "V_bottom_1 bl_1_1 0 0.0",
+        "R_bottom_0 src_bottom_0 BL_0_0 10.0",
+        "V_bottom_1 BL_1_1 0 0.0",
         "V_bottom_2 src_bottom_2 0 0.0",
-        "R_bottom_2 src_bottom_2 bl_1_2 5.0",
+        "R_bottom_2 src_bottom_2 BL_1_2 5.0",
     }
     assert set(_element_lines(text)) == expected
     assert len(_element_lines(text)) == len(expected)
     nodes = {node for ln in _element_lines(text) for node in ln.split()[1:3]}
-    assert not nodes & {"wl_0_1", "wl_1_2", "bl_1_0"}  # merged away
-    assert {"wl_0_0", "wl_0_2", "wl_1_1", "bl_0_0", "bl_1_1"} <= nodes
+    assert not nodes & {"WL_0_1", "WL_1_2", "BL_1_0"}  # merged away
+    assert {"WL_0_0", "WL_0_2", "WL_1_1", "BL_0_0", "BL_1_1"} <= nodes
 
 
 def test_netlist_text_sinh_devices():
@@ -105,11 +105,11 @@ def test_netlist_text_sinh_devices():
     xbar = xs.Crossbar(np.array([[1e-4, 0.0]]), r_wl=2.0, v0=v0)
     text = write_netlist(xbar, left=xs.Drive(0.4), bottom=xs.Drive(0.0))
     assert set(_element_lines(text)) == {
-        "R_wl_0_0 wl_0_0 wl_0_1 2.0",
-        "B_d_0_0 wl_0_0 bl_0_0 I = 0.0001*0.25*sinh(V(wl_0_0,bl_0_0)/0.25)",
-        "V_left_0 wl_0_0 0 0.4",
-        "V_bottom_0 bl_0_0 0 0.0",
-        "V_bottom_1 bl_0_1 0 0.0",
+        "R_wl_0_0 WL_0_0 WL_0_1 2.0",
+        "B_0_0 WL_0_0 BL_0_0 I = 0.0001*0.25*sinh(V(WL_0_0,BL_0_0)/0.25)",
+        "V_left_0 WL_0_0 0 0.4",
+        "V_bottom_0 BL_0_0 0 0.0",
+        "V_bottom_1 BL_0_1 0 0.0",
     }
 
 
@@ -119,8 +119,8 @@ def test_netlist_picks_batch_column():
     text = write_netlist(xbar, left=xs.Drive(x), right=xs.Drive([0.7, 0.8], r=1.0),
                          bottom=xs.Drive(0.0), column=2)
     elements = _element_lines(text)
-    assert "V_left_0 wl_0_0 0 0.3" in elements
-    assert "V_left_1 wl_1_0 0 -0.6" in elements
+    assert "V_left_0 WL_0_0 0 0.3" in elements
+    assert "V_left_1 WL_1_0 0 -0.6" in elements
     assert "V_right_1 src_right_1 0 0.8" in elements  # unbatched drive broadcasts
 
 
@@ -534,7 +534,7 @@ def test_a_subnormal_conductance_is_written_as_a_conductance():
     xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
     drives = dict(left=xs.Drive([0.2, 0.1]), bottom=xs.Drive(0.0))
     elements = _element_lines(write_netlist(xbar, **drives))
-    assert "G_d_0_1 wl_0_1 bl_0_1 wl_0_1 bl_0_1 1e-310" in elements
+    assert "G_0_1 WL_0_1 BL_0_1 WL_0_1 BL_0_1 1e-310" in elements
     assert not any("inf" in line.split()[-1] for line in elements)
     ref = run_ngspice(xbar, **drives)
     sol = xs.solve(xbar, **drives, method="direct")
@@ -747,10 +747,10 @@ def test_a_tiny_wire_segment_is_a_resistor_not_a_merged_node():
     segment and a 0.1 milli-ohm bit-line segment are resistors of that value."""
     xbar = xs.Crossbar(np.full((2, 2), 1e-4), r_wl=np.array([[1e-6], [0.0]]), r_bl=np.array([[1e-4, 0.0]]))
     elements = _element_lines(write_netlist(xbar, left=xs.Drive([0.2, 0.1]), bottom=xs.Drive(0.0)))
-    assert "R_wl_0_0 wl_0_0 wl_0_1 1e-06" in elements
-    assert "R_bl_0_0 bl_0_0 bl_1_0 0.0001" in elements
+    assert "R_wl_0_0 WL_0_0 WL_0_1 1e-06" in elements
+    assert "R_bl_0_0 BL_0_0 BL_1_0 0.0001" in elements
     assert not any(ln.startswith(("R_wl_1_0", "R_bl_0_1")) for ln in elements)  # the ideal ones are merged
-    assert "R_d_1_0 wl_1_0 bl_1_0 10000.0" in elements and "R_d_1_1 wl_1_0 bl_0_1 10000.0" in elements
+    assert "R_1_0 WL_1_0 BL_1_0 10000.0" in elements and "R_1_1 WL_1_0 BL_0_1 10000.0" in elements
 
 
 def _raw(names, flags="real", points=1):

@@ -8,16 +8,19 @@ reads every node voltage and source current back at full double precision
 
 Netlist conventions
 -------------------
-- Nodes ``wl_i_j`` (word line ``i`` above column ``j``) and ``bl_i_j`` (bit
-  line ``j`` below row ``i``); ground is ``0``.
+- Nodes ``WL_i_j`` (word line ``i`` above column ``j``) and ``BL_i_j`` (bit
+  line ``j`` below row ``i``), as docs/CIRCUIT.md names them; ground is
+  ``0``. (SPICE reads names in any case; ngspice writes them back in lower
+  case.)
 - Nodes joined by an ideal (0 ohm) wire are one node, named after the first
   node of the run (smallest ``j`` on a word line, smallest ``i`` on a bit
   line): no tiny resistor stands in for the ideal wire.
 - Wire segments ``R_wl_i_j`` (``WL(i,j)``--``WL(i,j+1)``) and ``R_bl_i_j``
   (``BL(i,j)``--``BL(i+1,j)``).
-- Devices ``R_d_i_j`` (linear, resistance ``1/G``; ``G_d_i_j``, a
-  conductance, below 1 / DBL_MAX where ``1/G`` overflows) or ``B_d_i_j`` (sinh:
-  ``I = G*V0*sinh(V(wl,bl)/V0)``); open devices (``G = 0``) are left out.
+- Devices ``R_i_j`` (linear, resistance ``1/G``; ``G_i_j``, a
+  conductance, below 1 / DBL_MAX where ``1/G`` overflows) or ``B_i_j`` (sinh,
+  as CIRCUIT.md writes it: ``B_i_j WL_i_j BL_i_j I = G*V0*sinh(V(WL_i_j,BL_i_j)/V0)``);
+  open devices (``G = 0``) are left out.
 - A driven end ``E`` (``left``, ``right``, ``top``, ``bottom``) of line
   ``l``: source ``V_E_l`` from node ``src_E_l`` to ground and resistor
   ``R_E_l`` from ``src_E_l`` to the line's end node; with ``R = 0`` the
@@ -149,13 +152,13 @@ def _node_names(xbar):
         for j in range(N):
             if j > 0 and r_wl[i, j - 1] != 0:
                 start = j
-            wl[i][j] = f"wl_{i}_{start}"
+            wl[i][j] = f"WL_{i}_{start}"
     for j in range(N):
         start = 0
         for i in range(M):
             if i > 0 and r_bl[i - 1, j] != 0:
                 start = i
-            bl[i][j] = f"bl_{start}_{j}"
+            bl[i][j] = f"BL_{start}_{j}"
     return wl, bl
 
 
@@ -243,15 +246,15 @@ def _deck(net, column, title, control):
             if v0 is None:
                 r = 1.0 / float(g[i, j])
                 if math.isfinite(r):
-                    lines.append(f"R_d_{i}_{j} {a} {b} {_num(r)}")
+                    lines.append(f"R_{i}_{j} {a} {b} {_num(r)}")
                 else:
                     # below 1 / DBL_MAX (5.6e-309 S) the resistance is inf, which
                     # ngspice cannot read: a conductance (a VCCS driven by its own
                     # voltage) instead
-                    lines.append(f"G_d_{i}_{j} {a} {b} {a} {b} {_num(g[i, j])}")
+                    lines.append(f"G_{i}_{j} {a} {b} {a} {b} {_num(g[i, j])}")
             else:
                 gv, s = _num(g[i, j]), _num(v0[i, j])
-                lines.append(f"B_d_{i}_{j} {a} {b} I = {gv}*{s}*sinh(V({a},{b})/{s})")
+                lines.append(f"B_{i}_{j} {a} {b} I = {gv}*{s}*sinh(V({a},{b})/{s})")
     lines.append("* driven ends: ideal source behind the terminal resistance")
     for end in ("left", "right", "top", "bottom"):
         spec = net.ends[end]
@@ -319,7 +322,7 @@ def write_netlist(xbar, left=None, right=None, top=None, bottom=None, column=0,
     >>> from xbarsim.spice import write_netlist
     >>> text = write_netlist(xs.Crossbar(np.full((1, 1), 1e-4)),
     ...                      left=xs.Drive(0.2), bottom=xs.Drive(0.0))
-    >>> "R_d_0_0 wl_0_0 bl_0_0 10000.0" in text
+    >>> "R_0_0 WL_0_0 BL_0_0 10000.0" in text
     True
     """
     net = build_network(xbar, left=left, right=right, top=top, bottom=bottom)
@@ -672,8 +675,8 @@ def run_ngspice(xbar, left=None, right=None, top=None, bottom=None, *, timeout=1
         try:
             for i in range(M):
                 for j in range(N):
-                    v_wl[i, j, col] = volts[wl[i][j]]
-                    v_bl[i, j, col] = volts[bl[i][j]]
+                    v_wl[i, j, col] = volts[wl[i][j].lower()]  # ngspice names its vectors in lower case
+                    v_bl[i, j, col] = volts[bl[i][j].lower()]
             for end, cur in terminals.items():
                 spec = net.ends[end]
                 if spec is None:

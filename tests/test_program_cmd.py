@@ -61,6 +61,28 @@ def test_cli_reads_targets_from_npy_and_csv(tmp_path):
         assert np.all(np.abs(got["g_after_own"] / t - 1) <= 0.01)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("0,1\n1e-4,2e-4\n3e-4,4e-4\n", r"--targets '.*t\.csv': its first row reads 0, 1, \.\.\., a header of column"),
+    (",0,1\n0,1e-4,2e-4\n1,3e-4,4e-4\n2,2e-4,3e-4\n",
+     r"--targets '.*t\.csv': its first column reads 0, 1, 2, \.\.\., a row index .*to_csv\(index=False\)")])
+def test_targets_with_a_header_or_index_of_numbers_are_refused_as_solve_refuses_them(tmp_path, capsys, text,
+                                                                                     message):
+    """A pandas index column (or a header of column numbers) in --targets
+    was refused as "targets at or past the device's reachable range, the
+    first [0, 0] = 0.0 S", where ``xbarsim solve --g`` names the column and
+    how to save the file without it."""
+    import warnings
+
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # load_array's own warning of the index column
+        assert main(["program", "--out", str(tmp_path / "o"), "--targets", str(path), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "reachable range" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--targets", "/nonexistent/t.npy"], "no such file"),
     (["--targets", "TFILE", "--g-range", "1e-4:4e-4"], "cannot go with --targets"),

@@ -707,6 +707,29 @@ def _check_npy_memory(path, flag):
             "give a smaller array, or free memory")
 
 
+def check_conductance_file(g, flag, path):
+    """Refuse a file of conductances (``flag`` ``path``, read as ``g``)
+    whose first row or column reads 0, 1, 2, ... (or 1, 2, 3, ...) over
+    conductances below 1 S, before any compute: a spreadsheet's header or
+    pandas' index read as devices of 0, 1, 2 S (a two-column "0,1" header
+    passed without a word; `load_array` only warns, as a first row of
+    whole numbers is not always a header)."""
+    import numpy as np
+
+    from .exceptions import ParameterError
+
+    if g.ndim != 2 or min(g.shape) < 2:
+        return
+    if _column_numbers(g[0]) and np.max(g[1:]) < 1.0:
+        raise ParameterError(f"{flag} {path!r}: its first row reads {', '.join(f'{v:g}' for v in g[0, :3])}, ..., "
+                             "a header of column numbers over conductances below 1 S; delete that row (pandas: "
+                             "to_csv(header=False, index=False)).")
+    if _column_numbers(g[:, 0]) and np.max(g[:, 1:]) < 1.0:
+        raise ParameterError(f"{flag} {path!r}: its first column reads {', '.join(f'{v:g}' for v in g[:3, 0])}, "
+                             "..., a row index over conductances below 1 S; delete that column (pandas: "
+                             "to_csv(index=False)).")
+
+
 def integer_ticks(ax):
     """Integer ticks on both axes of a map of line indices: no half-integer
     ones on a small array (``min_n_ticks``: nor on a 1-wide one).

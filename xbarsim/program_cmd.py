@@ -33,9 +33,9 @@ import warnings
 import numpy as np
 
 from .exceptions import ConvergenceError, ParameterError, XbarsimError
-from .cli import (RunFiles, _written_by, check_out_dir, check_provenance, check_r_wire, choice_arg, help_text,
-                  integer_ticks, json_plain, load_array, remove_if_made_and_empty, removing_new_folders, seed_arg,
-                  wires_text)
+from .cli import (RunFiles, _written_by, check_conductance_file, check_out_dir, check_provenance, check_r_wire,
+                  choice_arg, help_text, integer_ticks, json_plain, load_array, remove_if_made_and_empty,
+                  removing_new_folders, seed_arg, wires_text)
 
 __all__ = ["run", "summarize", "plot", "register"]
 
@@ -100,7 +100,9 @@ def _in_flags(message):
 
 def load_targets(path):
     """Target conductances (S) from a ``.npy`` or ``.csv`` file (`cli.load_array`)."""
-    return load_array(path, "--targets", "conductances in siemens, one row per word line", ndmin=2)
+    g = load_array(path, "--targets", "conductances in siemens, one row per word line", ndmin=2)
+    check_conductance_file(g, "--targets", path)  # as xbarsim solve's --g (was "targets past the range")
+    return g
 
 
 def summarize(res, seconds=None):

@@ -57,8 +57,9 @@ import time
 import numpy as np
 
 from ._coerce import where_not_finite
-from .cli import (RunFiles, _written_by, check_out_dir, check_provenance, check_r_wire, choice_arg, help_text,
-                  integer_ticks, json_plain, load_array, remove_if_made_and_empty, removing_new_folders, wires_text)
+from .cli import (RunFiles, _written_by, check_conductance_file, check_out_dir, check_provenance, check_r_wire,
+                  choice_arg, help_text, integer_ticks, json_plain, load_array, remove_if_made_and_empty,
+                  removing_new_folders, wires_text)
 from .exceptions import ConvergenceError, ParameterError
 
 __all__ = ["run", "run_pulse", "summarize", "summarize_pulse", "plot", "plot_pulse", "register"]
@@ -785,32 +786,6 @@ def _check_flags(args):
                              "> 0 (e.g. --v0 0.25), or leave it out for linear devices.")
 
 
-def _check_conductance_file(g, path):
-    """Refuse what ``--g`` cannot mean as conductances in siemens, before
-    any compute: a first row or column of column or row numbers (0, 1, ...)
-    over conductances below 1 S, a spreadsheet's header or pandas' index
-    read as devices of 0, 1, 2 S (a two-column "0,1" header passed without
-    a word); and values above 1 S, microsiemens given for siemens (they
-    were solved, with a warning, at 83 % error; `xbarsim program` refuses
-    them)."""
-    from .circuit import G_SUSPECT
-    from .cli import _column_numbers
-
-    M, N = g.shape
-    if M > 1 and N > 1 and _column_numbers(g[0]) and np.max(g[1:]) < 1.0:
-        raise ParameterError(f"--g {path!r}: its first row reads {', '.join(f'{v:g}' for v in g[0, :3])}, ..., "
-                             "a header of column numbers over conductances below 1 S; delete that row (pandas: "
-                             "to_csv(header=False, index=False)).")
-    if M > 1 and N > 1 and _column_numbers(g[:, 0]) and np.max(g[:, 1:]) < 1.0:
-        raise ParameterError(f"--g {path!r}: its first column reads {', '.join(f'{v:g}' for v in g[:3, 0])}, ..., "
-                             "a row index over conductances below 1 S; delete that column (pandas: "
-                             "to_csv(index=False)).")
-    if np.max(g) > G_SUSPECT:
-        raise ParameterError(f"--g {path!r} holds conductances up to {float(np.max(g)):g} S, devices of "
-                             f"{1.0 / float(np.max(g)):.3g} ohm: these look like microsiemens. Give siemens "
-                             "(300 uS is 300e-6), or 1 / R for resistances in ohms.")
-
-
 def _check_resistances(g, wl, bl, t_in, t_out, method):
     """The circuit's checks of its resistances (`xbarsim.Crossbar`,
     `xbarsim.solve`), made first with the command line's names: the
@@ -848,7 +823,7 @@ def _nonneg(text):
 
 
 def register(subparsers):
-    from .circuit import PULSE_SCHEMES
+    from .circuit import G_SUSPECT, PULSE_SCHEMES
     from .solve import METHODS
 
     p = subparsers.add_parser(
@@ -928,7 +903,12 @@ def register(subparsers):
             raise ParameterError(f"--g {args.g!r} holds a negative conductance at {where} ({float(g[tuple(where)]):g} "
                                  f"S; {int(neg.sum())} value(s) in all); conductances are >= 0 siemens (0: an "
                                  "open device). Check the file's sign or units.")
-        _check_conductance_file(g, args.g)
+        check_conductance_file(g, "--g", args.g)
+        if np.max(g) > G_SUSPECT:
+            # solved, with a warning, at 83 % error; `xbarsim program` refuses them too
+            raise ParameterError(f"--g {args.g!r} holds conductances up to {float(np.max(g)):g} S, devices of "
+                                 f"{1.0 / float(np.max(g)):.3g} ohm: these look like microsiemens. Give siemens "
+                                 "(300 uS is 300e-6), or 1 / R for resistances in ohms.")
         _check_resistances(g, wl, bl, t_in, t_out, args.method)
         (r_wl, r_bl), (r_in, r_out) = (wl[1], bl[1]), (t_in[1], t_out[1])
         if args.pulse is None and (args.vp is not None or args.scheme is not None):

@@ -412,6 +412,50 @@ def test_layer_mapping_methods_take_tensors_that_require_grad():
         m.effective_weights(torch.tensor(m.tiles[0].target))
 
 
+def test_layer_mapping_tile_level_helpers_check_their_arguments():
+    """`tile_outputs` never read its tile: three currents of a four-column
+    tile, or four of a two-column one, gave outputs of zero, five a bare
+    broadcast error; `decode` and `tile_outputs` took no list (bare
+    TypeError), and `input_voltages` passed NaN on as read voltages (found
+    by review)."""
+    m = map_layer(np.ones((3, 2)), None, xs.TransferConfig(tile=(2, 4)))
+    assert [t.shape for t in m.tiles] == [(2, 4), (2, 2)]
+    for k, currents in ((0, np.ones((1, 3))), (1, np.ones((1, 4))), (0, np.ones((1, 5))), (0, np.ones(()))):
+        with pytest.raises(xs.ParameterError, match=rf"currents has shape .*; tile {k} has {m.tiles[k].shape[1]} "
+                                                    r"columns"):
+            m.tile_outputs(k, currents)
+    for k in (2, -3, 0.0, "0"):
+        with pytest.raises(xs.ParameterError, match=r"tile_index .*: this layer maps to 2 tiles"):
+            m.tile_outputs(k, np.ones(4))
+    np.testing.assert_allclose(m.tile_outputs(0, [[3e-4, 1e-4, 1e-4, 2e-4]]), [[2e-4, -1e-4]], rtol=1e-15)
+    np.testing.assert_allclose(m.tile_outputs(-1, [1e-4, 3e-4]), [-2e-4], rtol=1e-15)
+    np.testing.assert_array_equal(m.decode([1e-5, 2e-5]), m.decode(np.array([1e-5, 2e-5])))
+    ref = map_layer(np.ones((3, 2)), None, xs.TransferConfig(tile=(2, 4), mapping="reference"))
+    with pytest.raises(xs.ParameterError, match=r"tile 0 has 4 columns"):
+        ref.tile_outputs(0, np.ones((1, 2)))
+    with pytest.raises(xs.ParameterError, match=r"x holds NaN or inf at \[0, 0\]; give finite inputs"):
+        m.input_voltages([[np.nan, 1.0]])
+
+
+def test_a_convergence_tally_takes_one_transfer_and_refuses_what_is_not_a_transfer():
+    """`ConvergenceTally.add` of a `Programmed` (what `transfer` returns)
+    was a bare TypeError ("has no len()"), and a tally of a cfg that is not
+    a TransferConfig failed only there, as an AttributeError (found by
+    review)."""
+    from xbarsim.transfer import ConvergenceTally
+
+    cfg = xs.TransferConfig(tile=(2, 4))
+    W = np.array([[0.5, -1.0], [1.0, 0.25]])
+    one, many = ConvergenceTally(cfg), ConvergenceTally(cfg)
+    one.add(xs.transfer(W, None, cfg, seed=0))
+    many.add(xs.transfer_many(W, None, cfg, n=1, seed=0))
+    assert one.summary() == many.summary() and one.summary()["transfers"] == 1
+    with pytest.raises(xs.ParameterError, match=r"add takes a TransferBatch .* got str"):
+        one.add("batch")
+    with pytest.raises(xs.ParameterError, match=r"cfg must be an xbarsim.TransferConfig .* got str"):
+        ConvergenceTally("cfg")
+
+
 def test_mvm_memory_is_checked_before_allocating(monkeypatch):
     """mvm / mvm_many refuse inputs whose working memory cannot fit (they had
     no check: a bare numpy MemoryError, or the allocation itself)."""

@@ -117,19 +117,41 @@ class LayerMapping:
             raise ParameterError(f"x has shape {x.shape}; this layer takes {self.in_features} input features "
                                  f"(last axis), as its weight's (out, in) = ({self.out_features}, "
                                  f"{self.in_features}) says.")
+        if not np.all(np.isfinite(x)):  # passed on as NaN read voltages (`mvm` refuses them)
+            raise ParameterError(f"x {where_not_finite(x)}; give finite inputs (NaN inputs mostly come from an "
+                                 "upstream layer or a data file with missing values).")
         v = x * (self.v_read / self.input_scale)
         if self.has_bias:
             v = np.concatenate([v, np.full(v.shape[:-1] + (1,), self.v_read)], axis=-1)
         return np.ascontiguousarray(v)
 
     def tile_outputs(self, tile_index, currents):
-        """Column currents (..., columns) of one tile -> (..., its outputs), A."""
+        """Column currents (..., columns) of tile ``tile_index`` -> (...,
+        its outputs), A."""
+        import operator
+
+        try:
+            k = operator.index(tile_index)
+        except TypeError:
+            k = None
+        if k is None or not -len(self.tiles) <= k < len(self.tiles):
+            raise ParameterError(f"tile_index {tile_index!r}: this layer maps to {len(self.tiles)} tiles; give an "
+                                 f"integer in [0, {len(self.tiles)}).")
+        columns = self.tiles[k].shape[1]
+        if not (isinstance(currents, np.ndarray) and currents.dtype == np.float64):
+            currents = as_float_array(currents, "currents", f"(..., {columns})")
+        if currents.ndim < 1 or currents.shape[-1] != columns:
+            # three currents of a four-column tile gave one output, five a bare broadcast error
+            raise ParameterError(f"currents has shape {currents.shape}; tile {k} has {columns} columns: give "
+                                 f"(..., {columns}) column currents in amperes.")
         if self.scheme is MappingScheme.DIFFERENTIAL:
             return currents[..., 0::2] - currents[..., 1::2]
         return currents[..., :-1] - currents[..., -1:]
 
     def decode(self, y_current):
         """Combined output currents, A -> weight units."""
+        if not isinstance(y_current, np.ndarray):  # a list was a bare TypeError
+            y_current = as_float_array(y_current, "y_current", "(..., out) amperes")
         return y_current * (self.input_scale / (self.alpha * self.v_read))
 
     def effective_weights(self, tile_g):

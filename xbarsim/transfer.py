@@ -608,6 +608,9 @@ class ConvergenceTally:
     unconverged without a word."""
 
     def __init__(self, cfg):
+        if not isinstance(cfg, TransferConfig):  # a bad one failed only in `add`, as an AttributeError
+            raise ParameterError(f"cfg must be an xbarsim.TransferConfig (the one the counted batches were "
+                                 f"programmed with); got {type(cfg).__name__}.")
         self.cfg = cfg
         self.transfers = self.devices = self.working = self.missed = self.outside = 0
         self.stuck_lrs = self.stuck_hrs = 0
@@ -623,6 +626,11 @@ class ConvergenceTally:
         run)."""
         from .programming import unconverged_counts
 
+        if isinstance(batch, Programmed):  # a batch of one, as `mvm_many` takes it (was a bare TypeError)
+            batch = batch.as_batch()
+        if not isinstance(batch, TransferBatch):
+            raise ParameterError(f"add takes a TransferBatch (iter_transfers, transfer_many) or a Programmed "
+                                 f"(transfer); got {type(batch).__name__}.")
         self.transfers += len(batch)
         for tile, conv, stuck in zip(batch.mapping.tiles, batch.converged, batch.stuck_state):
             working, missed, outside = unconverged_counts(conv, stuck, self.cfg.device, tile.target)

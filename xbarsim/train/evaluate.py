@@ -35,7 +35,7 @@ from ..exceptions import ParameterError
 from ..mapping import as_float_array
 from ..transfer import ConvergenceTally, refuse_sinh_overflow
 from ._checks import SEED_OFFSET_MAX, check_count, check_flag, check_seed
-from .layers import HardwareAwareLinear, float64_array, linear_layers, warn_if_trained_for_another_cfg
+from .layers import float64_array, linear_layers, warn_if_extrapolated, warn_if_trained_for_another_cfg
 from .._docfields import document_fields
 
 __all__ = [
@@ -636,8 +636,8 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
         # as converting the layers warns (a plain network's was scored on
         # the extrapolated models without a word)
         out_f, in_f = w.shape
-        HardwareAwareLinear._warn_if_extrapolated(surrogate, in_f, out_f, b is not None,
-                                                  what=f"layer {k} ({out_f} x {in_f}) of the evaluated network")
+        warn_if_extrapolated(surrogate, in_f, out_f, b is not None,
+                             what=f"layer {k} ({out_f} x {in_f}) of the evaluated network")
     logits = _logits_array(n, x.shape[0], layers)
     fitted = surrogate.input_limits()[0]
     warned = False

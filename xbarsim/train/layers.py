@@ -322,7 +322,7 @@ class HardwareAwareLinear(nn.Linear):
             )
         seed = None if seed is None else check_seed(seed, offset=0)  # no stream derived from it
         self.surrogate = surrogate
-        self._warn_if_extrapolated(surrogate, in_features, out_features, bias)
+        warn_if_extrapolated(surrogate, in_features, out_features, bias)
         self.mapping = mapping
         self.reparam = bool(reparam)
         if scale is None:
@@ -350,27 +350,6 @@ class HardwareAwareLinear(nn.Linear):
         self._pre_step = None
         self.last_sample = None
         self._warned_inputs = False
-
-    @staticmethod
-    def _warn_if_extrapolated(surrogate, in_features, out_features, bias, what=None):
-        """Warn when this layer's largest tile is longer either way, or holds
-        more devices, than the surrogate's fitted tiles (`Surrogate.is_covered`):
-        its drift and read models then extrapolate. ``what`` names the layer
-        (default: "this OUT x IN layer")."""
-        from .surrogate import Surrogate
-
-        if not isinstance(surrogate, Surrogate):
-            return
-        if not surrogate.is_covered(out_features, in_features, bias):
-            (rows, cols), fitted = surrogate.covers(out_features, in_features, bias)
-            shapes = ", ".join(f"{r} x {c}" for r, c in fitted)
-            what = f"this {out_features} x {in_features} layer" if what is None else what
-            warn(f"{what} maps to tiles of up to {rows} x {cols} devices, but "
-                 f"the surrogate was fitted on layers whose largest tiles are {shapes} "
-                 f"(layers={surrogate.meta.get('layers')}): its programming-order drift and line reads are "
-                 "extrapolated. Fit it "
-                 f"on this network's shapes, Surrogate.fit(cfg, layers=[({out_features}, {in_features}), ...]), "
-                 "and compare with the simulator by xbarsim.train.surrogate.check(surrogate, layers=...).", UserWarning)
 
     @classmethod
     def from_linear(cls, linear, **kwargs):
@@ -907,6 +886,27 @@ def _autocast_reconciles(x, weight, sampled):
     if sampled:
         return x.is_floating_point()
     return x.dtype in _AUTOCAST_DTYPES and weight.dtype in _AUTOCAST_DTYPES
+
+
+def warn_if_extrapolated(surrogate, in_features, out_features, bias, what=None):
+    """Warn when a layer's largest tile is longer either way, or holds
+    more devices, than the surrogate's fitted tiles (`Surrogate.is_covered`):
+    its drift and read models then extrapolate. ``what`` names the layer
+    (default: "this OUT x IN layer")."""
+    from .surrogate import Surrogate
+
+    if not isinstance(surrogate, Surrogate):
+        return
+    if not surrogate.is_covered(out_features, in_features, bias):
+        (rows, cols), fitted = surrogate.covers(out_features, in_features, bias)
+        shapes = ", ".join(f"{r} x {c}" for r, c in fitted)
+        what = f"this {out_features} x {in_features} layer" if what is None else what
+        warn(f"{what} maps to tiles of up to {rows} x {cols} devices, but "
+             f"the surrogate was fitted on layers whose largest tiles are {shapes} "
+             f"(layers={surrogate.meta.get('layers')}): its programming-order drift and line reads are "
+             "extrapolated. Fit it "
+             f"on this network's shapes, Surrogate.fit(cfg, layers=[({out_features}, {in_features}), ...]), "
+             "and compare with the simulator by xbarsim.train.surrogate.check(surrogate, layers=...).", UserWarning)
 
 
 def sinh_inputs(x, v_read, v0, input_scale):

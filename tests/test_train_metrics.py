@@ -103,6 +103,29 @@ def test_metrics_take_tensors_and_refuse_scores_and_results_with_a_hint():
         summarize([[1, 0], [1]])
 
 
+def test_masked_hits_and_labels_are_refused_as_masked_values_are_everywhere():
+    """Masked hits and labels were read as the values under the mask
+    (summarize gave 0.5 where the unmasked hits are all right; accuracy
+    scored the masked points), where the rest of the library refuses
+    masked entries (found by review). An array with nothing masked is read
+    as its data."""
+    import torch
+
+    from xbarsim.train.evaluate import check_labels
+    from xbarsim.train.training import accuracy
+
+    masked = np.ma.masked_array([[0, 1], [0, 1]], mask=[[1, 0], [1, 0]])
+    for f in (summarize, per_point_accuracy, accuracy_bins):
+        with pytest.raises(ParameterError, match=r"correct is a masked array with masked entries; fill them first"):
+            f(masked)
+    assert summarize(np.ma.masked_array([[0, 1], [0, 1]], mask=False))["per_point_accuracy_mean"] == 0.5
+    with pytest.raises(ParameterError, match=r"y is a masked array with masked entries"):
+        check_labels(np.ma.masked_array([0, 1, 1], mask=[1, 0, 0]), 3)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 1))
+    with pytest.raises(ParameterError, match=r"y is a masked array with masked entries"):
+        accuracy(net, np.zeros((3, 2)), np.ma.masked_array([0, 1, 1], mask=[1, 0, 0]))
+
+
 @pytest.mark.parametrize("n_panels", [1, 2, 3])
 def test_decision_boundary_colour_bar_labels_stay_inside_the_figure_and_apart(tmp_path, monkeypatch, n_panels):
     """The colour bars were placed for two panels: with one, both labels ran

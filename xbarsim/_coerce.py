@@ -133,6 +133,18 @@ def _nested_tensors(name, exc):
                           "torch tensor (torch.stack).")
 
 
+def _unmasked(value, name):
+    """A masked array's data where nothing is masked; one with masked
+    entries refused (NumPy's conversion reads them as the values under the
+    mask, without a word)."""
+    if isinstance(value, np.ma.MaskedArray):
+        if np.ma.getmaskarray(value).any():
+            raise ParameterError(f"{name} is a masked array with masked entries; fill them first "
+                                 f"({name}.filled(...)), the simulator has no notion of a missing value.")
+        return value.data
+    return value
+
+
 def as_array(value, name, expected, units):
     """``value`` as a NumPy array of its own dtype (labels, hits, counts:
     what `as_real_array` would make float64 or refuse as boolean): a torch
@@ -141,6 +153,7 @@ def as_array(value, name, expected, units):
     ``expected`` (NumPy's raw "inhomogeneous shape" otherwise)."""
     if _is_tensor(value):
         value = _host_array(value, name, units)
+    value = _unmasked(value, name)  # labels and hits under a mask were scored (0.5 where 1.0 was meant)
     value = tensor_entries(value, lambda e, i: as_array(e, f"{name}[{i}]", expected, units))
     try:
         return np.asarray(value)
@@ -183,11 +196,7 @@ def as_real_array(value, name, expected="numeric", units="conductances in siemen
         # read as dense, as a sparse tensor is (NumPy's "setting an array
         # element with a sequence" before)
         value = value.toarray()
-    if isinstance(value, np.ma.MaskedArray):
-        if np.ma.getmaskarray(value).any():
-            raise ParameterError(f"{name} is a masked array with masked entries; fill them first "
-                                 f"({name}.filled(...)), the simulator has no notion of a missing value.")
-        value = value.data
+    value = _unmasked(value, name)
     value = tensor_entries(value, lambda e, i: as_real_array(e, f"{name}[{i}]", expected, units))  # rows of a batch
     kind = getattr(getattr(value, "dtype", None), "kind", None)
     if kind is None and not isinstance(value, (bool, complex, str, bytes, np.generic)):

@@ -93,6 +93,23 @@ def test_sizes_that_cannot_fit_are_refused_before_anything_is_computed(call, mat
         call()
 
 
+def test_train_under_no_grad_or_inference_mode_trains_as_outside(data):
+    """train called inside torch.no_grad() or torch.inference_mode() failed
+    at its first backward with torch's "element 0 of tensors does not
+    require grad" (found by review): it turns gradients on itself, and
+    trains as it does outside them."""
+    config = TrainConfig(epochs=2, batch_size=16)
+    plain = moons_network(4)
+    train(plain, data, config, progress=False)
+    for context in (torch.no_grad, torch.inference_mode):
+        net = moons_network(4)
+        with context():
+            result = train(net, data, config, progress=False)
+            assert not torch.is_grad_enabled()  # the caller's mode given back
+        assert len(result.loss_history) == 2
+        assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), net.parameters()))
+
+
 def test_train_checks_score_and_progress_before_the_first_epoch(data):
     net = moons_network(8)
     before = [p.detach().clone() for p in net.parameters()]

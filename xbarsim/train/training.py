@@ -311,12 +311,17 @@ def train(model, data, config=TrainConfig(), progress=True, label="train", score
     TrainResult
         The model is left in ``eval()`` mode (mean weights) with the kept
         weights loaded.
+
+    Gradients are on inside, also when it is called under
+    ``torch.no_grad()`` or ``torch.inference_mode()``.
     """
     # torch's global generators (the CPU's, and those of the CUDA devices the
     # model is on) are seeded for the run and given back as they were: the
     # caller's streams do not depend on whether it trained
     cuda = _cuda_indices(model)
-    with single_thread(), torch.random.fork_rng(devices=cuda):
+    # gradients on inside a caller's torch.no_grad() or inference_mode() (the
+    # first backward raised torch's "element 0 of tensors does not require grad")
+    with single_thread(), torch.random.fork_rng(devices=cuda), torch.inference_mode(False), torch.enable_grad():
         return _train(model, data, config, progress, label, score, cuda)
 
 

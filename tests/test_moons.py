@@ -96,6 +96,20 @@ def test_seed_reproduces_and_cache_is_reused(quick_run, tmp_path):
         assert a[net]["per_point_accuracy"] == b[net]["per_point_accuracy"]
 
 
+def test_stream_seed_refuses_seeds_and_purposes_it_would_misread():
+    """stream_seed read 1.5 and True as 1 and "3" as 3, and an unknown
+    purpose or a negative seed raised raw KeyError / ValueError (found by
+    review); integers, NumPy ones and 0-d arrays are taken as they are."""
+    from xbarsim.moons import stream_seed
+
+    assert stream_seed(np.int64(1), "train") == stream_seed(np.array(1), "train") == stream_seed(1, "train")
+    for seed in (1.5, True, "3", -1, None):
+        with pytest.raises(ParameterError, match=r"stream_seed takes the run's seed, an integer >= 0"):
+            stream_seed(seed, "train")
+    with pytest.raises(ParameterError, match=r"purpose = 'mine'; stream_seed knows the run's purposes 'train', "):
+        stream_seed(0, "mine")
+
+
 def test_each_random_purpose_has_a_stream_of_its_own(quick_run):
     """The data split, the batch order, the surrogate fit's random layers and
     the first layer's samples all drew from default_rng(seed), the same

@@ -181,8 +181,20 @@ def stream_seed(seed, purpose):
 
     They all drew from ``default_rng(seed)`` before 2026-12-02, so the data
     split's permutation, the training batch order, the surrogate fit's
-    random layers and the first layer's sampled noise read the same bits."""
-    return int(np.random.SeedSequence([int(seed), _STREAMS[purpose]]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    random layers and the first layer's sampled noise read the same bits.
+
+    Raises `ParameterError` for a ``seed`` that is not an integer >= 0
+    (1.5 and True were read as 1, "3" as 3) and an unknown ``purpose``."""
+    from .devices import zero_d_item
+
+    value = zero_d_item(seed)  # a 0-d integer array or tensor, as the other seeds
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ParameterError(f"seed = {seed!r}; stream_seed takes the run's seed, an integer >= 0.")
+    if not isinstance(purpose, str) or purpose not in _STREAMS:
+        raise ParameterError(f"purpose = {purpose!r}; stream_seed knows the run's purposes "
+                             f"{', '.join(map(repr, _STREAMS))}.")
+    return int(np.random.SeedSequence([int(value), _STREAMS[purpose]]).generate_state(1, np.uint64)[0]
+               >> np.uint64(1))
 
 
 def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):

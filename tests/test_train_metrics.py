@@ -55,10 +55,12 @@ def test_correct_matrix_and_errors():
         correct_matrix(pred, lab[:2])
 
 
-def test_plot_uncertainty_draws_every_test_point_when_the_labels_are_a_list(tmp_path, monkeypatch):
+def test_plots_draw_every_test_point_when_the_points_and_labels_are_lists(tmp_path, monkeypatch):
     """`plots.plot_uncertainty` selected the points by ``x_test[y_test ==
     cls]``: with the labels as a Python list the comparison was one False,
-    and every test point was dropped (found by review)."""
+    and every test point was dropped (found by review); and
+    `plot_decision_boundary` refused points as a list with a bare
+    TypeError (found by review)."""
     pytest.importorskip("matplotlib")
     import matplotlib.axes
 
@@ -75,8 +77,13 @@ def test_plot_uncertainty_draws_every_test_point_when_the_labels_are_a_list(tmp_
         return scatter(self, xs, ys, *args, **kwargs)
 
     monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
-    plots.plot_uncertainty(axis, {"regular": dict(std=np.full((5, 5), 0.1))}, x, y, tmp_path / "u.png")
+    plots.plot_uncertainty(axis, {"regular": dict(std=np.full((5, 5), 0.1))}, x.tolist(), y, tmp_path / "u.png")
     assert drawn == [6, 6] and (tmp_path / "u.png").is_file()
+    drawn.clear()
+    panel = dict(p1=np.full((5, 5), 0.5), software=np.linspace(-1, 1, 25).reshape(5, 5),
+                 per_point=np.linspace(0.4, 1.0, 12))
+    plots.plot_decision_boundary(axis, {"regular": panel}, x.tolist(), y, tmp_path / "d.png")
+    assert sum(drawn) == 12 and (tmp_path / "d.png").is_file()
 
 
 def test_metrics_take_tensors_and_refuse_scores_and_results_with_a_hint():

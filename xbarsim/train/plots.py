@@ -112,7 +112,7 @@ def plot_decision_boundary(axes_1d, panels, x_test, y_test, path, note=""):
     # points mostly misclassified in a colour no background or accuracy has
     # (viridis' own bottom, dark purple, vanished on the dark background)
     acc_cmap = plt.get_cmap("viridis").with_extremes(under="magenta")
-    y_test = np.asarray(y_test)
+    x_test, y_test = np.asarray(x_test), np.asarray(y_test)  # a list of points, as plot_uncertainty takes
     for ax, (name, d) in zip(axs[0], panels.items()):
         im = ax.pcolormesh(axes_1d, axes_1d, d["p1"], cmap="RdBu_r", vmin=0, vmax=1, shading="auto")
         ax.contour(axes_1d, axes_1d, d["software"], levels=[0.0], colors="k", linewidths=1.2)

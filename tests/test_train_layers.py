@@ -14,6 +14,7 @@ from xbarsim.train.layers import (
     convert,
     hardware_layers,
     sampling,
+    snapshot_,
     straight_through,
     apply_sample,
 )
@@ -102,6 +103,34 @@ def test_restore_failed_keeps_failed_weights():
         after = layer.weight.detach()
         assert torch.equal(after[torch.as_tensor(failed)], before[torch.as_tensor(failed)])
         assert not torch.equal(after[torch.as_tensor(~failed)], before[torch.as_tensor(~failed)])
+
+
+@pytest.mark.parametrize("change", ["prune", "parametrize"])
+def test_snapshot_refuses_a_layer_pruned_or_parametrized_after_conversion(change):
+    """A layer pruned or parametrized after convert (which refuses such
+    layers) recomputes its weight at each access: restore_failed_ wrote
+    into that temporary and the failed weights moved with the others,
+    without a word (found by review). snapshot_, before the step, refuses
+    it with the way out."""
+    from torch.nn.utils import parametrize, prune
+
+    class Double(nn.Module):
+        def forward(self, w):
+            return 2 * w
+
+    layer = HardwareAwareLinear(6, 5, surrogate=ToyHardware(p_fail=0.4), seed=2).double()
+    layer.snapshot_()  # a plain layer
+    if change == "prune":
+        prune.l1_unstructured(layer, "weight", amount=0.3)
+        undo = r"torch\.nn\.utils\.prune\.remove\(layer, 'weight'\)"
+    else:
+        parametrize.register_parametrization(layer, "weight", Double())
+        undo = r"torch\.nn\.utils\.parametrize\.remove_parametrizations\(layer, 'weight'\)"
+    with pytest.raises(ParameterError, match=r"this layer's weight is no longer its own parameter: it was pruned "
+                                             r"or parametrized after convert .*" + undo):
+        layer.snapshot_()
+    with pytest.raises(ParameterError, match=r"no longer its own parameter"):
+        snapshot_(nn.Sequential(layer))
 
 
 def test_convert_keeps_weights_and_checks_mapping():

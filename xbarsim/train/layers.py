@@ -741,7 +741,20 @@ class HardwareAwareLinear(nn.Linear):
         return all(bool(torch.isfinite(t).all()) for t in (self.weight, self.bias) if t is not None)
 
     def snapshot_(self):
-        """Remember the weights before an optimizer step (see `restore_failed_`)."""
+        """Remember the weights before an optimizer step (see `restore_failed_`).
+
+        Refused (`ParameterError`) once the layer was pruned or parametrized
+        after `convert` (which refuses such layers): its ``weight`` is then
+        recomputed from another tensor at each access, and `restore_failed_`
+        put nothing back, without a word."""
+        for name in ("weight", "bias"):
+            if getattr(self, name) is not None and name not in self._parameters:
+                raise ParameterError(
+                    f"this layer's {name} is no longer its own parameter: it was pruned or parametrized after "
+                    f"convert (torch.nn.utils.prune / parametrize), so restore_failed_ cannot put the failed "
+                    f"devices' weights back. Make it permanent first (torch.nn.utils.prune.remove(layer, "
+                    f"{name!r}) or torch.nn.utils.parametrize.remove_parametrizations(layer, {name!r})), or "
+                    "train without failures.")
         self._pre_step = (
             self.weight.detach().clone(),
             None if self.bias is None else self.bias.detach().clone(),

@@ -602,6 +602,68 @@ def test_evaluations_take_layers_as_a_list_or_a_tuple_and_refuse_other_things():
         network_layers([1, 2])
 
 
+def test_a_surrogate_assigned_after_construction_is_checked_at_its_first_sample():
+    """``layer.surrogate = ...`` (as this package's messages suggest)
+    skipped the constructor's checks: a string failed at the forward with a
+    raw AttributeError, a surrogate of another mapping was used as it came,
+    and one fitted on smaller layers drew no extrapolation warning (found
+    by review)."""
+    import warnings
+
+    import xbarsim as xs
+    from xbarsim.train import Surrogate
+
+    x = torch.rand(4, 8, dtype=torch.float64)
+    layer = HardwareAwareLinear(8, 6, seed=0).double()
+    layer.surrogate = "sur.npz"
+    with pytest.raises(ParameterError, match=r"layer.surrogate is a str; it must be a fitted xbarsim.train.Surrogate"):
+        layer(x)
+    other = ToyHardware()
+    other.mapping = "reference"
+    layer.surrogate = other
+    with pytest.raises(ParameterError, match=r"built for mapping 'reference' but this layer maps 'differential'"):
+        layer.sample()
+    sur = Surrogate.fit(xs.TransferConfig(), n_transfers=2, layers=((2, 2), (1, 2)), n_fail_devices=0, n_probe=2,
+                        n_bins=2)
+    layer.surrogate = sur
+    with pytest.warns(UserWarning, match=r"this 6 x 8 layer maps to tiles of up to .* extrapolated") as rec:
+        layer(x)
+    assert len(rec) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer(x)  # once per surrogate
+        small = HardwareAwareLinear(2, 2, surrogate=sur, seed=0).double()
+        small.surrogate = sur
+        small(torch.rand(3, 2, dtype=torch.float64))  # covered: no warning
+
+
+def test_a_custom_hardware_models_penalty_must_be_a_differentiable_scalar():
+    """A hardware model's penalty returning one value per row raised torch's
+    raw "Boolean value of Tensor with more than one value", and one
+    returning a NumPy number or a detached tensor trained nothing, without a
+    word (found by review)."""
+
+    class Penalized(ToyHardware):
+        def __init__(self, penalty):
+            super().__init__()
+            self.penalty = penalty
+
+    for penalty, match in ((lambda w, b: (w ** 2).sum(dim=1), r"returned a torch.float64 tensor of shape \(3,\)"),
+                           (lambda w, b: np.float64(1.0), r"returned a float64; it must return a differentiable "
+                                                          r"torch scalar"),
+                           (lambda w, b: (w ** 2).sum().detach(), r"returned a tensor with no gradient to the "
+                                                                  r"weights, so the penalty would train nothing")):
+        layer = HardwareAwareLinear(2, 3, surrogate=Penalized(penalty), hardware_penalty=0.1, seed=0).double()
+        with pytest.raises(ParameterError, match=r"Penalized.penalty\(weight, bias\) " + match):
+            layer.regularization()
+    layer = HardwareAwareLinear(2, 3, surrogate=Penalized(lambda w, b: (w ** 2).sum()), hardware_penalty=0.1,
+                                seed=0).double()
+    layer.regularization().backward()
+    torch.testing.assert_close(layer.weight.grad, 0.2 * layer.weight.detach())
+    with torch.no_grad():  # no graph to build: a detached value is all there is
+        layer.regularization()
+
+
 def test_to_crossbar_warns_when_the_transfer_is_not_the_surrogates():
     """A layer trained against a surrogate of one TransferConfig, transferred
     with another (reference mapping, another input scale) ran silently."""

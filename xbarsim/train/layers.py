@@ -323,6 +323,9 @@ class HardwareAwareLinear(nn.Linear):
         seed = None if seed is None else check_seed(seed, offset=0)  # no stream derived from it
         self.surrogate = surrogate
         warn_if_extrapolated(surrogate, in_features, out_features, bias)
+        # `_check_surrogate`: one set later is checked at its first sample (set past nn.Module's
+        # __setattr__, which would register a hardware model that is a Module a second time)
+        object.__setattr__(self, "_checked_surrogate", surrogate)
         self.mapping = mapping
         self.reparam = bool(reparam)
         if scale is None:
@@ -456,6 +459,7 @@ class HardwareAwareLinear(nn.Linear):
         """
         if self.surrogate is None:
             raise ParameterError("this HardwareAwareLinear has no surrogate to sample from; pass surrogate=.")
+        self._check_surrogate()
         noise = None if noise is None else check_flag(noise, "noise")
         failures = None if failures is None else check_flag(failures, "failures")
         if not self.training:  # evaluation draws a full transfer at the fitted rates, unless told otherwise
@@ -470,6 +474,46 @@ class HardwareAwareLinear(nn.Linear):
         s = self.surrogate.sample_layer(w, b, self._rng, noise=noise, failures=failures)
         self._check_sample(s)
         return s
+
+    def _penalty(self):
+        """The hardware model's ``penalty(weight, bias)``, checked: a
+        differentiable torch scalar. A per-row penalty raised torch's raw
+        "Boolean value of Tensor with more than one value", and a NumPy
+        number or a detached tensor trained nothing, without a word."""
+        pen = self.surrogate.penalty(self.weight, self.bias)
+        who = f"{type(self.surrogate).__name__}.penalty(weight, bias)"
+        if not (isinstance(pen, torch.Tensor) and pen.is_floating_point() and pen.numel() == 1):
+            got = (f"a {pen.dtype} tensor of shape {tuple(pen.shape)}" if isinstance(pen, torch.Tensor)
+                   else f"a {type(pen).__name__}")
+            raise ParameterError(f"{who} returned {got}; it must return a differentiable torch scalar (one "
+                                 "floating-point value, e.g. a .sum() of torch operations on weight and bias).")
+        if torch.is_grad_enabled() and self.weight.requires_grad and not pen.requires_grad:
+            raise ParameterError(f"{who} returned a tensor with no gradient to the weights, so the penalty would "
+                                 "train nothing; compute it from the weight and bias it is given with torch "
+                                 "operations (not NumPy, .item() or .detach()).")
+        return pen.reshape(())
+
+    def _check_surrogate(self):
+        """The constructor's checks of a surrogate assigned after it
+        (``layer.surrogate = sur``, as messages of this package suggest),
+        once per surrogate: a string failed at the forward with a raw
+        AttributeError, and a surrogate fitted on smaller layers drew no
+        extrapolation warning."""
+        sur = self.surrogate
+        if sur is getattr(self, "_checked_surrogate", None):
+            return
+        if not callable(getattr(sur, "sample_layer", None)):
+            raise ParameterError(f"layer.surrogate is a {type(sur).__name__}; it must be a fitted "
+                                 "xbarsim.train.Surrogate (an object with sample_layer): Surrogate.fit(cfg), or "
+                                 "Surrogate.load(path).")
+        model_mapping = getattr(sur, "mapping", None)
+        model_mapping = getattr(model_mapping, "value", model_mapping)
+        if model_mapping is not None and str(model_mapping).lower() != self.mapping:
+            raise ParameterError(f"layer.surrogate was built for mapping {model_mapping!r} but this layer maps "
+                                 f"{self.mapping!r}; assign a surrogate of the layer's mapping, or build the layer "
+                                 "with the surrogate's.")
+        warn_if_extrapolated(sur, self.in_features, self.out_features, self.bias is not None)
+        object.__setattr__(self, "_checked_surrogate", sur)
 
     def _check_sample(self, s):
         """Refuse a `LayerSample` that does not fit this layer (`ParameterError`).
@@ -720,7 +764,7 @@ class HardwareAwareLinear(nn.Linear):
             _check_penalty(self.surrogate, self.hardware_penalty)
             if not self.weight.is_meta and not self._weights_finite():  # meta: the penalty refuses it by name
                 self._refuse_nonfinite_weights()  # the message; finite weights stay on their device
-            total = total + self.hardware_penalty * self.surrogate.penalty(self.weight, self.bias)
+            total = total + self.hardware_penalty * self._penalty()
         # a 'meta' total has no value to test (bool() raised torch's raw error)
         if not total.is_meta and not bool(torch.isfinite(total.detach())):
             if not self._weights_finite():

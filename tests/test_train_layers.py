@@ -664,6 +664,27 @@ def test_a_custom_hardware_models_penalty_must_be_a_differentiable_scalar():
         layer.regularization()
 
 
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_activation_checkpointing_of_a_sampled_layer_is_refused_not_a_gradient_of_another_transfer(reentrant):
+    """torch.utils.checkpoint recomputes the forward in the backward pass:
+    the layer drew another transfer there, and the weights' gradient was
+    that of the next draw, without a word (found by review). The recompute
+    is refused; a segment without the sampled layer, and an evaluation
+    forward (which samples nothing), checkpoint as before."""
+    from torch.utils.checkpoint import checkpoint
+
+    layer = HardwareAwareLinear(3, 2, surrogate=ToyHardware(), seed=0).double()
+    x = torch.rand(4, 3, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ParameterError, match=r"ran inside a backward pass, as activation checkpointing .* Leave "
+                                             r"the hardware-aware layers out of the checkpointed segments"):
+        checkpoint(layer, x, use_reentrant=reentrant).sum().backward()
+    first = nn.Linear(3, 3).double()
+    layer(checkpoint(first, x, use_reentrant=reentrant)).sum().backward()
+    assert first.weight.grad is not None and layer.weight.grad is not None
+    layer.eval()
+    checkpoint(layer, x, use_reentrant=reentrant).sum().backward()
+
+
 def test_to_crossbar_warns_when_the_transfer_is_not_the_surrogates():
     """A layer trained against a surrogate of one TransferConfig, transferred
     with another (reference mapping, another input scale) ran silently."""

@@ -248,6 +248,12 @@ class HardwareAwareLinear(nn.Linear):
     or no surrogate) is ``nn.Linear``'s, with no check added to it: NaN in,
     NaN out, as torch's layers do.
 
+    Activation checkpointing (``torch.utils.checkpoint``) recomputes a
+    forward in the backward pass, where a sampled forward would draw
+    another transfer than the one the loss saw: it is refused there
+    (`ParameterError`). Checkpoint the rest of the model, not the
+    hardware-aware layers.
+
     Under ``torch.autocast`` a forward that samples nothing is
     ``nn.Linear``'s under autocast (e.g. a bfloat16 output); a sampled
     forward casts its input to the weights' dtype and runs at that dtype,
@@ -651,6 +657,8 @@ class HardwareAwareLinear(nn.Linear):
             return self.forward(x.reshape(-1, x.shape[-1])).reshape(*lead, self.out_features)
         if _functorch_wrapped(x, self.weight, self.bias):
             raise ParameterError(_FUNCTORCH_MESSAGE)
+        if _in_backward():  # a checkpointed segment recomputed (its gradient was another transfer's)
+            raise ParameterError(_RECOMPUTE_MESSAGE)
         if x.is_meta or self.weight.is_meta:
             # Tensor.item() in the input check raised torch's bare RuntimeError
             raise ParameterError("a sampled forward draws a transfer from the surrogate, which needs real tensors, "
@@ -899,6 +907,21 @@ _FUNCTORCH_MESSAGE = (
     "torch.func transforms (grad, vjp, jacrev, vmap of functional_call...), whose tensors hold no data. Run the "
     "layer in evaluation mode (model.eval(), which does not sample) without the penalty under torch.func, or "
     "train with a plain autograd loop (loss.backward(); optimizer.step()).")
+
+
+_RECOMPUTE_MESSAGE = (
+    "a sampled forward of a HardwareAwareLinear ran inside a backward pass, as activation checkpointing "
+    "(torch.utils.checkpoint) recomputes a forward there. It would draw another transfer than the forward it "
+    "stands for (the layer's NumPy stream is not torch's generator, which checkpointing restores), and the "
+    "gradient would be that of a different transfer, without a word. Leave the hardware-aware layers out of "
+    "the checkpointed segments (checkpoint the rest of the model), or train without checkpointing.")
+
+
+def _in_backward():
+    """Whether this runs inside a backward pass (where activation
+    checkpointing recomputes forwards); False where this torch cannot tell."""
+    task = getattr(torch._C, "_current_graph_task_id", None)
+    return task is not None and task() != -1
 
 
 @_run_eagerly  # a pybind11 builtin Dynamo warns it cannot trace

@@ -1596,6 +1596,9 @@ def test_verify_drives_give_the_programming_kernels_read(scheme, code):
     (lambda: xs.verify_drives((4, 4), (1, 2, 0), 0.2), "as integers"),
     (lambda: xs.pulse_drives((4, 4), (1, 1), 1.5, ["V/2"]), "unknown scheme"),  # was a raw TypeError
     (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, {"grounded"}), "unknown scheme"),
+    # the nearest named, as TransferConfig names it (found by review)
+    (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, "groundd"), r"\(did you mean 'grounded'\?\)"),
+    (lambda: xs.pulse_drives((4, 4), (1, 1), 1.5, "float"), r"\(did you mean 'floating'\?\)"),
     # the other enum's member, refused as TransferConfig refuses it (was taken: found by review)
     (lambda: xs.pulse_drives((4, 4), (1, 1), 1.5, xs.ReadScheme.HALF), "is a ReadScheme, not a BiasScheme"),
     (lambda: xs.verify_drives((4, 4), (1, 1), 0.2, xs.BiasScheme.V2), "is a BiasScheme, not a ReadScheme"),

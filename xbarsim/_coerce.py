@@ -29,21 +29,28 @@ def as_choice(enum_cls, value, name):
     if isinstance(value, enum_cls):
         return value
     values = [m.value for m in enum_cls]
-    near = ""
     if isinstance(value, str):  # only strings name a member (an array compared with == has no truth value)
         for member in enum_cls:
             if value.lower() == member.value.lower():
                 return member
-        import difflib
-
-        lowered = [v.lower() for v in values]
-        starts = [v for v, low in zip(values, lowered) if value and low.startswith(value.lower())]
-        close = difflib.get_close_matches(value.lower(), lowered, n=1)
-        best = starts[0] if len(starts) == 1 else values[lowered.index(close[0])] if close else None
-        near = f" (did you mean {best!r}?)" if best else ""
     choices = ", ".join(repr(v) for v in values)
     shown = repr(value) if isinstance(value, str) else f"{value!r:.60}"
-    raise ParameterError(f"unknown {name} {shown}; choose one of {choices}{near}.")
+    raise ParameterError(f"unknown {name} {shown}; choose one of {choices}{nearest_hint(value, values)}.")
+
+
+def nearest_hint(value, values):
+    """`` (did you mean 'x'?)`` naming the one of the strings ``values``
+    that ``value`` starts or nearly spells (in any case), or "" when none
+    does or ``value`` is not a string."""
+    if not isinstance(value, str):
+        return ""
+    import difflib
+
+    lowered = [v.lower() for v in values]
+    starts = [v for v, low in zip(values, lowered) if value and low.startswith(value.lower())]
+    close = difflib.get_close_matches(value.lower(), lowered, n=1)
+    best = starts[0] if len(starts) == 1 else values[lowered.index(close[0])] if close else None
+    return f" (did you mean {best!r}?)" if best else ""
 
 
 class Choice(enum.Enum):

@@ -653,7 +653,10 @@ def _scheme_name(scheme, known, what, kind):
         for name in known:
             if scheme.lower() == name.lower():
                 return name
-    raise ParameterError(f"{what}: unknown scheme {scheme!r}; choose one of {sorted(known)}.")
+    from ._coerce import nearest_hint
+
+    raise ParameterError(f"{what}: unknown scheme {scheme!r}; choose one of {sorted(known)}"
+                         f"{nearest_hint(scheme, sorted(known))}.")
 
 
 def _real(value, what):

@@ -367,8 +367,18 @@ def _wire_power(v, r, i_device, g, i_first, axis):
 
 
 def _check_method(method):
-    if method not in METHODS:
-        raise ParameterError(f"unknown method {method!r}; choose one of {METHODS}.")
+    """`method` as one of `METHODS`, named in any case (as the command line
+    and the enums of `xbarsim.TransferConfig` take their choices); an unknown
+    one is a ParameterError naming the nearest."""
+    from ._coerce import nearest_hint
+
+    if isinstance(method, str):
+        for name in METHODS:
+            if method.lower() == name:
+                return name
+    alias = {"multigrid": "mg", "cg": "pcg", "lu": "direct", "spsolve": "direct"}.get(str(method).lower())
+    near = f" (did you mean {alias!r}?)" if alias else nearest_hint(method, METHODS)
+    raise ParameterError(f"unknown method {method!r:.60}; choose one of {METHODS}{near}.")
 
 
 MIN_TOL = 1e-14
@@ -499,7 +509,7 @@ def solve(
     >>> np.allclose(sol.i_out, g.T @ [0.1, 0.2])
     True
     """
-    _check_method(method)
+    method = _check_method(method)
     tol = _check_tol(tol, maxiter, callback)
     if not isinstance(keep_factors, (bool, np.bool_)):  # "no" would be truthy
         raise ParameterError(f"keep_factors = {keep_factors!r}; give True or False.")
@@ -630,7 +640,7 @@ def choose_method(shape, method="auto", ideal_wire=False, nonlinear=False, wire_
     `wire_ratio` (`wire_device_ratio`) exceeds `WIRE_DEVICE_RATIO_MAX`,
     ``"auto"`` picks ``"direct"`` and ``"pcg"`` / ``"mg"`` are refused
     (`ParameterError`)."""
-    _check_method(method)
+    method = _check_method(method)
     if wire_ratio > WIRE_DEVICE_RATIO_MAX:
         if method in ("pcg", "mg"):
             raise ParameterError(

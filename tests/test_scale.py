@@ -1806,6 +1806,10 @@ def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():
                         (dict(v_read="0.2"), "SweepParams.v_read must be a number")):
         with pytest.raises(xs.ParameterError, match=re.escape(message)):
             SweepParams(**kw)
+    assert SweepParams(method="MG").method == "mg" and SweepParams(method="Direct").points()[0].method == "direct"
+    with pytest.raises(xs.ParameterError, match=re.escape("unknown method 'multigrid'; choose one of ('auto', 'mg', "
+                                                          "'pcg', 'direct') (did you mean 'mg'?)")):
+        SweepParams(method="multigrid")
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -1818,6 +1822,10 @@ def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():
     (dict(inputs=2.5), "rows, cols and inputs must be whole numbers"),
     (dict(rows="8"), "rows, cols and inputs must be whole numbers"),
     (dict(r_wire=0.0, method="mg"), "method 'mg' (--method mg) needs every wire segment to have r > 0"),
+    # named with the nearest, as xs.solve names it; a point's method in its own case (it names the point's
+    # id and rows), where SweepParams takes any case (found by review)
+    (dict(method="mgg"), "unknown method 'mgg'; choose one of ('auto', 'mg', 'pcg', 'direct') (did you mean 'mg'?)"),
+    (dict(method="MG"), "method 'MG': give it as 'mg'"),
     (dict(device="sinh", v0="x"), "v0 must be a number"),
     # the solver's refusal of drives too weak to tell from zero failed point by point (found by review)
     (dict(r_wire=0.0, r_terminal=1e18), "r_terminal (--r-terminal) = 1e+18 ohms: the drives reach the 4 word lines "

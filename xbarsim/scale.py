@@ -298,8 +298,11 @@ class ScalePoint:
             raise ParameterError(f"inputs must be >= 1; got {self.inputs}.")
         if not (self.v_read > 0 and math.isfinite(self.v_read)):
             raise ParameterError(f"v_read must be > 0 volts; got {self.v_read!r}.")
-        if self.method not in METHODS:
-            raise ParameterError(f"unknown method {self.method!r}; choose one of {METHODS}.")
+        from .solve import _check_method
+
+        if _check_method(self.method) != self.method:  # an unknown one refused there, with the nearest
+            raise ParameterError(f"method {self.method!r}: give it as {_check_method(self.method)!r} (the point's "
+                                 "id and its results rows name it; SweepParams takes any case).")
         self._validate_combination()
 
     def _validate_combination(self):
@@ -444,6 +447,9 @@ class SweepParams:
                 # folder's earlier figures
                 raise ParameterError(f"SweepParams.{name} is empty; give at least one value (the grid is every "
                                      "combination of sizes, g_ranges, devices, inputs and r_wire).")
+        from .solve import _check_method
+
+        object.__setattr__(self, "method", _check_method(self.method))  # any case, as xs.solve and --method
         if self.tol is not None and not _number(self.tol):
             # "1e-9" went through float(); "abc" raised a raw ValueError in `points`
             raise ParameterError(f"SweepParams.tol must be None (the solver's default) or a number, e.g. 1e-9; "

@@ -625,6 +625,40 @@ def test_a_callback_that_is_not_callable_is_refused_before_compute():
     sol = xs.solve(xbar, left=xs.Drive(0.1), bottom=xs.Drive(0.0), method="pcg", keep_factors=True)
     with pytest.raises(xs.ParameterError, match="callback"):
         sol.resolve(xbar.g * 1.01, callback="print")
+    # one of the wrong arity failed at the first iteration, mid-solve, with Python's raw TypeError (found by
+    # review); one that takes the two arguments in any form runs
+    for bad in (lambda i: None, lambda i, r, extra: None):
+        with pytest.raises(xs.ParameterError, match=r"callback must take two arguments, callback\(iteration, "
+                                                    r"relative_residual\); <lambda>\(i.*\) does not"):
+            xs.solve(xbar, left=xs.Drive(0.1), bottom=xs.Drive(0.0), callback=bad)
+        with pytest.raises(xs.ParameterError, match=r"callback must take two arguments"):
+            sol.resolve(xbar.g * 1.01, callback=bad)
+    for good in (lambda *a: None, lambda i, r=None, *, k=1: None, print):
+        xs.solve(xbar, left=xs.Drive(0.1), bottom=xs.Drive(0.0), callback=good)
+
+
+def test_other_odd_arguments_are_refused_by_name_before_compute():
+    """Raw errors a fuzzing review found (each now a ParameterError with the
+    fix): a ragged or grad-requiring ``Drive.floating`` (NumPy's / torch's
+    errors), a shape of 10**400 lines in `pulse_drives` (OverflowError),
+    and mismatched shapes in `DeviceParams.read_current` (NumPy's broadcast
+    error)."""
+    import torch
+
+    xbar = xs.Crossbar(np.full((4, 3), 1e-4))
+    x = np.full(4, 0.1)
+    for floating in ([[True], [False, True], [True], [True]],
+                     tuple(torch.tensor(0.1, requires_grad=True) for _ in range(4))):
+        with pytest.raises(xs.ParameterError, match=r"left.floating does not convert to an array; expected None, "
+                                                    r"a bool or a bool array of shape \(4,\)"):
+            xs.solve(xbar, left=xs.Drive(x, floating=floating), bottom=0.0)
+    with pytest.raises(xs.ParameterError, match=r"pulse_drives: a shape of more than 2\*\*53 lines \(1 by a number "
+                                                r"of 401 digits\)"):
+        xs.pulse_drives((10**400, 1), (0, 0), 1.6)
+    with pytest.raises(xs.ParameterError, match=r"g has shape \(3,\) and v \(2,\), which do not broadcast"):
+        xs.presets.TIO2.read_current(np.full(3, 1e-4), np.full(2, 0.1))
+    np.testing.assert_allclose(xs.presets.TIO2.read_current(np.full(3, 1e-4), 0.1),
+                               xs.presets.TIO2.read_current(1e-4, np.full(3, 0.1)), rtol=0)
 
 
 def test_keep_factors_must_be_a_bool():

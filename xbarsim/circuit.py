@@ -515,6 +515,10 @@ def _selected_drives(shape, cell, v, u_wl, u_bl, what):
     (M, N), (i, j) = M_N, i_j
     if M < 1 or N < 1:
         raise ParameterError(f"{what}: shape {(M, N)} has no devices.")
+    if M > 2**53 or N > 2**53:  # the memory check below raised a raw OverflowError (10**400 lines)
+        raise ParameterError(f"{what}: a shape of more than 2**53 lines ({min(M, N)} by a number of "
+                             f"{len(str(max(M, N)))} digits) is larger than any array that fits in memory; check "
+                             "the shape.")
     if not (0 <= i < M and 0 <= j < N):
         raise ParameterError(f"{what}: cell {(i, j)} is outside the {M} x {N} array (rows 0..{M - 1}, "
                              f"columns 0..{N - 1}).")
@@ -749,7 +753,11 @@ def _normalize_drive(drive, n_lines, name):
                                      f"({name}.floating.filled(False)), the simulator has no notion of a "
                                      "missing value.")
             floating = floating.data
-        floating = np.asarray(floating)
+        try:
+            floating = np.asarray(floating)
+        except (ValueError, TypeError, RuntimeError):  # ragged rows, tensors that require grad: NumPy's raw errors
+            raise ParameterError(f"{name}.floating does not convert to an array; expected None, a bool or a bool "
+                                 f"array of shape ({n_lines},).") from None
         if floating.dtype != bool or floating.shape not in ((), (n_lines,)):
             raise ParameterError(
                 f"{name}.floating has dtype {floating.dtype} and shape {floating.shape}; "

@@ -413,6 +413,11 @@ class DeviceParams:
             raise ParameterError(f"g {where}; conductances are finite and >= 0 S (CIRCUIT.md).")
         if not np.all(np.isfinite(v)):
             raise ParameterError(f"v {where_not_finite(v)}; give finite voltages.")
+        try:
+            np.broadcast_shapes(g.shape, v.shape)
+        except ValueError:  # NumPy's raw "operands could not be broadcast"
+            raise ParameterError(f"g has shape {g.shape} and v {v.shape}, which do not broadcast together; give "
+                                 "one voltage per conductance, or a scalar for either.") from None
         if self.v0 is not None and v.size and float(np.max(np.abs(v))) / self.v0 > SINH_ARG_MAX:
             raise ParameterError(f"|v| up to {float(np.max(np.abs(v))):.4g} V is past {SINH_ARG_MAX:g} v0 = "
                                  f"{SINH_ARG_MAX * self.v0:.4g} V, where the sinh current overflows double "

@@ -415,6 +415,17 @@ def _check_tol(tol, maxiter, callback=None, name=None):
             f"callback must be a function callback(iteration, relative_residual) or None; "
             f"got {type(callback).__name__}."
         )
+    if callback is not None:
+        import inspect
+
+        try:
+            inspect.signature(callback).bind(0, 0.0)
+        except TypeError:  # it failed at the first iteration, mid-solve, with Python's raw TypeError
+            name = getattr(callback, "__name__", type(callback).__name__)
+            raise ParameterError(f"callback must take two arguments, callback(iteration, relative_residual); "
+                                 f"{name}{inspect.signature(callback)} does not.") from None
+        except ValueError:  # no signature to read (some builtins): called as it is
+            pass
     return tol
 
 

@@ -637,6 +637,20 @@ def test_a_callback_that_is_not_callable_is_refused_before_compute():
         xs.solve(xbar, left=xs.Drive(0.1), bottom=xs.Drive(0.0), callback=good)
 
 
+def test_sinh_solves_of_raw_errors_are_refused_by_name():
+    """V / v0 overflowing double precision (v0 = 1e-300 V under 1e100 V)
+    raised a raw SystemError from the residual kernel; sinh devices on a
+    line SuperLU finds singular raised its raw RuntimeError, where the
+    linear solve of the same circuit refused it by name (found by
+    fuzzing review). Both are ParameterErrors with the fix."""
+    with pytest.raises(xs.ParameterError, match=r"drives up to 1e\+100 V on sinh devices of v0 down to 1e-300 V: "
+                                                r"V / v0 overflows double precision"):
+        xs.solve(xs.Crossbar([[1e-2]], v0=1e-300), right=xs.Drive(1e100, r=1.0), top=0.0)
+    for v0 in (None, 0.3):
+        with pytest.raises(xs.ParameterError, match=r"the nodal matrix is singular in double precision"):
+            xs.solve(xs.Crossbar([[1e-4] * 3], r_wl=[[1e8, 1e-20]], v0=v0), bottom=0.1)
+
+
 def test_other_odd_arguments_are_refused_by_name_before_compute():
     """Raw errors a fuzzing review found (each now a ParameterError with the
     fix): a ragged or grad-requiring ``Drive.floating`` (NumPy's / torch's

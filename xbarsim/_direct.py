@@ -149,19 +149,26 @@ def solve_direct(net, tol, maxiter=None, callback=None, x0=None):
     """
     from ._pcg import solve_pcg
 
+    return solve_pcg(net, tol=tol, maxiter=maxiter, callback=callback, x0=x0, pre=factor_or_refuse(net))
+
+
+def factor_or_refuse(net):
+    """`DirectPreconditioner` of `net` (a circuit, or a Newton step's
+    linearised one), with SuperLU's bare "Factor is exactly singular"
+    RuntimeError a `ParameterError` that says why: a floating word line of
+    1e-12 S devices on 3e-14 ohm segments, and sinh devices on a line of
+    1e8 and 1e-20 ohm segments (the linear solve of the same circuit
+    refused it by name), gave SciPy's own."""
     try:
-        pre = DirectPreconditioner(net)
+        return DirectPreconditioner(net)
     except RuntimeError as exc:
         if "singular" not in str(exc):
             raise  # SuperLU's malloc failure, for one (`xbarsim scale` reports it as out of memory)
-        # SciPy's bare RuntimeError (a floating word line
-        # of 1e-12 S devices on 3e-14 ohm segments)
         raise ParameterError(
             "the nodal matrix is singular in double precision (SuperLU: "
             f"{exc}): conductances that meet on one line span more than double precision resolves "
             "(for example 1e-12 S devices on 1e-14 ohm wire segments). Give 0 for wire segments that small "
             "(ideal parts are merged exactly), or drop the devices that weak (g = 0).") from None
-    return solve_pcg(net, tol=tol, maxiter=maxiter, callback=callback, x0=x0, pre=pre)
 
 
 def spd_lu(A):

@@ -63,9 +63,9 @@ class _CorrectionCheck:
 
 def _make_inner(net_j, kind):
     if kind == "direct":
-        from ._direct import DirectPreconditioner
+        from ._direct import factor_or_refuse
 
-        return DirectPreconditioner(net_j)
+        return factor_or_refuse(net_j)
     return make_preconditioner(net_j, kind)
 
 

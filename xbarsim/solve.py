@@ -729,6 +729,11 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
     requested = method
     ratio = wire_device_ratio(net.xbar)  # one pass over the array, for every use below
     method = _resolve_method(net, method, ratio)
+    if not net.linear and not math.isfinite(float(np.max(net.drive_scale(), initial=0.0)) / float(np.min(net.v0))):
+        # a drive over v0 past double precision: a raw SystemError (ZeroDivisionError) from the residual kernel
+        raise ParameterError(f"drives up to {float(np.max(net.drive_scale())):.3g} V on sinh devices of v0 down to "
+                             f"{float(np.min(net.v0)):.3g} V: V / v0 overflows double precision. Give v0 in volts "
+                             "(0.1-1 V for TiO2-like devices) and drives within a few hundred v0.")
     if not net.linear and 2.0 * float(np.max(net.drive_scale(), initial=0.0)) <= SINH_LINEAR * float(np.min(net.v0)):
         # No device can see more than twice the largest drive (every node
         # lies between the drives), and sinh(x) / x - 1 < x^2 / 6 is below

@@ -499,8 +499,9 @@ def _text_layout(path):
     """``(delimiter, header rows)`` of a text file of numbers: semicolons
     when its first line has one (a spreadsheet's CSV where commas are
     decimal commas), else commas when it has one, else whitespace
-    (``np.savetxt``'s default, which was refused); a first line none of whose fields is a number is a header
-    and skipped (a header row was refused), and so is
+    (``np.savetxt``'s default, which was refused); a first line none of
+    whose fields is a number is a header and skipped (a header row was
+    refused), and so is
     a line of quoted column numbers over unquoted data (pandas' quoted
     labels, ``"0","1"``). A first line of other numbers, quoted ones too
     (``"1e-4","2e-4"`` from a spreadsheet was taken for a header),
@@ -753,6 +754,16 @@ class _Parser(argparse.ArgumentParser):
     with '-': ``--pulse -1,0`` or ``--tol -1e-9`` read the value as an
     option, and argparse said only "expected one argument".
     Subcommands' parsers are of this class too."""
+
+    def add_argument(self, *args, **kwargs):
+        """argparse's, with every option of string ``choices`` and no
+        ``type`` reading a choice named in any case (`choice_arg`), as the
+        Python API reads them. (Options added to an argument group go
+        through the group's own ``add_argument`` and keep argparse's.)"""
+        choices = kwargs.get("choices")
+        if choices is not None and "type" not in kwargs and all(isinstance(c, str) for c in choices):
+            kwargs["type"] = choice_arg(list(choices))
+        return super().add_argument(*args, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
         self._argv = list(sys.argv[1:] if args is None else args)  # for `error`'s hint

@@ -34,7 +34,7 @@ import numpy as np
 
 from .exceptions import ConvergenceError, ParameterError, XbarsimError
 from .cli import (RunFiles, _written_by, check_conductance_file, check_out_dir, check_provenance, check_r_wire,
-                  choice_arg, help_text, integer_ticks, json_plain, load_array, remove_if_made_and_empty,
+                  help_text, integer_ticks, json_plain, load_array, remove_if_made_and_empty,
                   removing_new_folders, seed_arg, wires_text)
 
 __all__ = ["run", "summarize", "plot", "register"]
@@ -370,16 +370,13 @@ def register(subparsers):
     src.add_argument("--targets", metavar="FILE", help="target conductances, S (.npy, or .csv rows)")
     p.add_argument("--g-range", type=_window_arg, default=None, metavar="GMIN:GMAX",
                    help="window of the random targets, siemens (default: the device's, 100e-6:500e-6)")
-    p.add_argument("--scheme", choices=[s.value for s in BiasScheme],
-                   type=choice_arg([s.value for s in BiasScheme]), default="V/2",
+    p.add_argument("--scheme", choices=[s.value for s in BiasScheme], default="V/2",
                    help="programming bias scheme (default V/2)")
-    p.add_argument("--read-scheme", choices=[s.value for s in ReadScheme],
-                   type=choice_arg([s.value for s in ReadScheme]), default="grounded",
+    p.add_argument("--read-scheme", choices=[s.value for s in ReadScheme], default="grounded",
                    help="bias of unselected lines during verify reads (default grounded)")
     p.add_argument("--r-wire", type=float, default=1.0, metavar="OHM",
                    help="word- and bit-line segment resistance, ohms (default 1; 0: ideal wires)")
-    p.add_argument("--order", choices=[o.value for o in Order],
-                   type=choice_arg([o.value for o in Order]), default="column-major",
+    p.add_argument("--order", choices=[o.value for o in Order], default="column-major",
                    help="order in which the devices are programmed (default column-major)")
     p.add_argument("--tolerance", type=float, default=0.01, metavar="REL", help="write-verify band, relative (default 0.01)")
     p.add_argument("--max-pulses", type=int, default=None, metavar="N",

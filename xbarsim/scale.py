@@ -77,7 +77,7 @@ from ._dask import (check_scheduler_address, client_problem, close_client, close
                     normalized_address, one_line, scheduler_lost, start_local_cluster, usable_cores)
 from .exceptions import MemoryLimitError, ParameterError, XbarsimError
 from .circuit import G_SUSPECT
-from .cli import SEED_LIMIT, choice_arg, refuse_non_folder, seed_arg
+from .cli import SEED_LIMIT, refuse_non_folder, seed_arg
 from .solve import METHODS
 
 __all__ = [
@@ -177,6 +177,8 @@ def column_key():
     (units in the names, or said): what a sweep writes as `COLUMNS_NAME`
     (the README and ``--help`` name the quantities only)."""
     return "".join(f"{name} ({typ.__name__}): {meaning}\n" for name, typ, meaning in _COLUMN_SPEC)
+
+
 _TYPES = {name: typ for name, typ, _ in _COLUMN_SPEC}
 _MIB = 2.0**20
 
@@ -300,9 +302,10 @@ class ScalePoint:
             raise ParameterError(f"v_read must be > 0 volts; got {self.v_read!r}.")
         from .solve import _check_method
 
-        if _check_method(self.method) != self.method:  # an unknown one refused there, with the nearest
-            raise ParameterError(f"method {self.method!r}: give it as {_check_method(self.method)!r} (the point's "
-                                 "id and its results rows name it; SweepParams takes any case).")
+        method = _check_method(self.method)  # an unknown one refused there, with the nearest
+        if method != self.method:
+            raise ParameterError(f"method {self.method!r}: give it as {method!r} (the point's id and its results "
+                                 "rows name it; SweepParams takes any case).")
         self._validate_combination()
 
     def _validate_combination(self):
@@ -1846,7 +1849,7 @@ def register(subparsers):
     p.add_argument("--v-read", type=lambda t: _float(t, "v-read", positive=True), default=d.v_read,
                    metavar="VOLT", help="inputs uniform in [0, V_READ], volts (default 0.2)")
     p.add_argument("--seed", type=seed_arg, default=d.seed, metavar="SEED", help="random seed (default 0)")
-    p.add_argument("--method", choices=METHODS, type=choice_arg(METHODS), default=d.method,
+    p.add_argument("--method", choices=METHODS, default=d.method,
                    help="solver method of xbarsim.solve (default auto)")
     p.add_argument("--tol", type=_tol_arg, default=None, metavar="REL",
                    help="solver relative residual (default: the solver's)")

@@ -58,7 +58,7 @@ import numpy as np
 
 from ._coerce import where_not_finite
 from .cli import (RunFiles, _written_by, check_conductance_file, check_out_dir, check_provenance, check_r_wire,
-                  choice_arg, help_text, integer_ticks, json_plain, load_array, remove_if_made_and_empty,
+                  help_text, integer_ticks, json_plain, load_array, remove_if_made_and_empty,
                   removing_new_folders, wires_text)
 from .exceptions import ConvergenceError, ParameterError
 
@@ -845,7 +845,7 @@ def register(subparsers):
                      help="instead of a read, a programming pulse on cell (I, J) (see --vp, --scheme)")
     p.add_argument("--vp", type=float, default=None, metavar="V",
                    help="pulse amplitude with --pulse, volts (negative: reset; default 1.5)")
-    p.add_argument("--scheme", choices=sorted(PULSE_SCHEMES), type=choice_arg(sorted(PULSE_SCHEMES)), default=None,
+    p.add_argument("--scheme", choices=sorted(PULSE_SCHEMES), default=None,
                    help="bias scheme of the unselected lines with --pulse (default V/2)")
     p.add_argument("--r-wire", type=_nonneg, default=None, metavar="OHM",
                    help="word- and bit-line segment resistance, ohms (default 1)")
@@ -858,7 +858,7 @@ def register(subparsers):
     p.add_argument("--r-out", type=_nonneg, default=None, metavar="OHM", help="sense terminals only")
     p.add_argument("--v0", type=float, default=None, metavar="V",
                    help="sinh devices I = G V0 sinh(V/V0) (default: linear devices)")
-    p.add_argument("--method", choices=list(METHODS), type=choice_arg(list(METHODS)), default="auto",
+    p.add_argument("--method", choices=list(METHODS), default="auto",
                    help="solver of xbarsim.solve (default auto: chosen by size and wires)")
     p.add_argument("--tol", type=float, default=None, metavar="REL", help="relative Kirchhoff tolerance (default: the solver's)")
     p.add_argument("--spice", action="store_true",

@@ -598,6 +598,17 @@ def _transfer_chunks(mapping, cfg, s, seed, n, chunk):
         yield batch
 
 
+def _as_batch(batch, who):
+    """``batch`` as a `TransferBatch`: a `Programmed` is a batch of one;
+    anything else a ParameterError naming ``who``."""
+    if isinstance(batch, Programmed):
+        return batch.as_batch()
+    if not isinstance(batch, TransferBatch):
+        raise ParameterError(f"{who} takes a TransferBatch (iter_transfers, transfer_many) or a Programmed "
+                             f"(transfer); got {type(batch).__name__}.")
+    return batch
+
+
 class ConvergenceTally:
     """Write-verify's convergence over a stream of `TransferBatch` chunks
     (`iter_transfers`), counted as they come, in constant memory; `warn`
@@ -626,11 +637,7 @@ class ConvergenceTally:
         run)."""
         from .programming import unconverged_counts
 
-        if isinstance(batch, Programmed):  # a batch of one, as `mvm_many` takes it (was a bare TypeError)
-            batch = batch.as_batch()
-        if not isinstance(batch, TransferBatch):
-            raise ParameterError(f"add takes a TransferBatch (iter_transfers, transfer_many) or a Programmed "
-                                 f"(transfer); got {type(batch).__name__}.")
+        batch = _as_batch(batch, "add")  # a Programmed too, as `mvm_many` takes it (was a bare TypeError)
         self.transfers += len(batch)
         for tile, conv, stuck in zip(batch.mapping.tiles, batch.converged, batch.stuck_state):
             working, missed, outside = unconverged_counts(conv, stuck, self.cfg.device, tile.target)
@@ -1082,10 +1089,7 @@ def mvm_many(batch: TransferBatch, x, seed: Optional[int] = None, noise: bool = 
     from ._memory import require
     from .circuit import kernel_array
 
-    if isinstance(batch, Programmed):
-        batch = batch.as_batch()
-    if not isinstance(batch, TransferBatch):
-        raise ParameterError(f"expected a TransferBatch or Programmed; got {type(batch).__name__}.")
+    batch = _as_batch(batch, "mvm_many")
     mapping = batch.mapping
     cfg = batch.cfg
     n = len(batch)

@@ -312,8 +312,7 @@ class HardwareAwareLinear(nn.Linear):
         from ..mapping import MappingScheme
         from .._coerce import as_choice
 
-        model_mapping = getattr(surrogate, "mapping", None)
-        model_mapping = getattr(model_mapping, "value", model_mapping)
+        model_mapping = _model_mapping(surrogate)
         # a mapping given without a hardware model says how the layer will be
         # transferred; the default, "differential", says nothing (`to_crossbar`)
         # (a hardware model's own mapping counts as given too; its default does not)
@@ -512,8 +511,7 @@ class HardwareAwareLinear(nn.Linear):
             raise ParameterError(f"layer.surrogate is a {type(sur).__name__}; it must be a fitted "
                                  "xbarsim.train.Surrogate (an object with sample_layer): Surrogate.fit(cfg), or "
                                  "Surrogate.load(path).")
-        model_mapping = getattr(sur, "mapping", None)
-        model_mapping = getattr(model_mapping, "value", model_mapping)
+        model_mapping = _model_mapping(sur)
         if model_mapping is not None and str(model_mapping).lower() != self.mapping:
             raise ParameterError(f"layer.surrogate was built for mapping {model_mapping!r} but this layer maps "
                                  f"{self.mapping!r}; assign a surrogate of the layer's mapping, or build the layer "
@@ -966,6 +964,13 @@ def _autocast_reconciles(x, weight, sampled):
     if sampled:
         return x.is_floating_point()
     return x.dtype in _AUTOCAST_DTYPES and weight.dtype in _AUTOCAST_DTYPES
+
+
+def _model_mapping(surrogate):
+    """The mapping a hardware model was built for (its ``mapping``, an
+    enum's value), or None where it names none."""
+    mapping = getattr(surrogate, "mapping", None)
+    return getattr(mapping, "value", mapping)
 
 
 def warn_if_extrapolated(surrogate, in_features, out_features, bias, what=None):

@@ -827,7 +827,8 @@ def _auto_fallback(net, failed, method, exc, tol, maxiter, callback, x0, keep_fa
 
 def _finish(net, v_wl, v_bl, method, iterations, residual, history):
     """Currents, Kirchhoff check and output shapes common to every method."""
-    from ._pcg import coarse_end_currents, end_currents, kcl_floor, line_sum_currents, stiff_by_end
+    from ._pcg import (coarse_end_currents, cut_currents, end_currents, kcl_floor, line_sum_currents,
+                       stiff_by_end)
     from .kernels.lines import TILE
     from .kernels.operator import device_currents
 
@@ -856,8 +857,9 @@ def _finish(net, v_wl, v_bl, method, iterations, residual, history):
         kcl = np.where(scale > 0, np.abs(np.sum(stacked, axis=0)) / np.where(scale > 0, scale, 1.0), 0.0)
     # the reported currents: the kcl sum above keeps each end's own node's
     # current, which line sums would balance by construction
-    worst, coarse = coarse_end_currents(net, terminals, i_device, device_scale)
     terminals = line_sum_currents(net, v_wl, v_bl, i_device, terminals, stiff)
+    better = cut_currents(net, v_wl, v_bl, i_device, terminals)  # lines driven at both ends
+    worst, coarse = coarse_end_currents(net, terminals, i_device, device_scale, better)
     if coarse:
         from ._warn import warn
         from .circuit import _line_names

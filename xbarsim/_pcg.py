@@ -856,7 +856,7 @@ def cut_currents(net, v_wl, v_bl, i_device, currents, chunk=1 << 22):
 def _cut_lines(net, layer, g, v0, own, devices, lines, names, sign, currents, better):
     """`cut_currents` on ``lines`` of one layer: ``devices`` is their device
     currents and the other layer's voltages at them, (k, n, B) each."""
-    n, batch, k = layer.gid.shape[1], net.batch, np.arange(lines.size)
+    n, k = layer.gid.shape[1], np.arange(lines.size)
     i_dev, v_other = devices
     gc = _cut_conductances(layer, lines)  # (k, n + 1)
     gdev = g[lines][:, :, None]  # (k, n, 1), or (k, n, B): the devices' slopes
@@ -864,11 +864,11 @@ def _cut_lines(net, layer, g, v0, own, devices, lines, names, sign, currents, be
         with np.errstate(over="ignore", invalid="ignore"):
             x = (own[lines] - v_other) / np.broadcast_to(v0, g.shape)[lines][:, :, None]
             gdev = np.where(gdev > 0, gdev * np.cosh(x), 0.0)
-    prefix = np.concatenate([np.zeros_like(gdev[:, :1]), np.cumsum(gdev, axis=1)], axis=1)  # (k, n + 1, .)
-    carried = np.concatenate([np.zeros((lines.size, 1, batch)), np.cumsum(sign * i_dev, axis=1)], axis=1)  # what leaves before each cut
+    slopes = _end_sums(gdev)  # per side, (k, n + 1, B or 1): the devices' slopes between the end and each cut
+    carried = _end_sums(sign * i_dev)  # per side: the current the line's devices there carry away
     across = _cut_flows(layer, lines, own, gc)  # (k, n + 1, B): across each cut, first end to last
     for side, name in enumerate(names):
-        cost = gc[:, :, None] + (prefix if side == 0 else prefix[:, -1:, :] - prefix)
+        cost = gc[:, :, None] + slopes[side]
         # the current choice: the end's own terminal, or its node's sum (the segment leaving its group)
         now = np.minimum(cost[:, 0 if side == 0 else n, :], cost[k, _first_segment(layer, lines, side), :])
         best = np.argmin(cost, axis=1)[:, None, :]  # (k, 1, B or 1)
@@ -876,8 +876,8 @@ def _cut_lines(net, layer, g, v0, own, devices, lines, names, sign, currents, be
         take = low * CUT_GAIN < now
         if np.any(take):
             flow = np.take_along_axis(across, best, axis=1)[:, 0, :]
-            before = np.take_along_axis(carried, best, axis=1)[:, 0, :]
-            cur = flow + before if side == 0 else (carried[:, -1, :] - before) - flow
+            away = np.take_along_axis(carried[side], best, axis=1)[:, 0, :]
+            cur = away + flow if side == 0 else away - flow
             currents[name][lines] = np.where(take, cur, currents[name][lines])
             kept = better.get(name, (lines[:0], np.zeros((0, take.shape[1]))))
             better[name] = (np.concatenate([kept[0], lines]),
@@ -923,6 +923,18 @@ def _cut_flows(layer, lines, own, gc):
     return flow
 
 
+def _end_sums(a):
+    """``(before, after)``, (k, n + 1, ...) each, of ``a`` (k, n, ...) per
+    line node: the sums over the nodes before each cut (`_cut_conductances`)
+    and over those after it, each summed from its own end: the after sums
+    as differences of the before ones lost the far end's devices beside a
+    strong one at the first end (1e20 S beside 1e-4 S sums to 1e20 S both
+    ways)."""
+    zero = np.zeros_like(a[:, :1])
+    return (np.concatenate([zero, np.cumsum(a, axis=1)], axis=1),
+            np.concatenate([np.cumsum(a[:, ::-1], axis=1)[:, ::-1], zero], axis=1))
+
+
 def _cut_candidates(layer, g, lines):
     """Those of ``lines`` (driven at both ends) where some cut's conductance
     with the devices' G before it is below the current choice's by
@@ -932,11 +944,11 @@ def _cut_candidates(layer, g, lines):
         return lines
     n = layer.gid.shape[1]
     gc = _cut_conductances(layer, lines)
-    prefix = np.concatenate([np.zeros((lines.size, 1)), np.cumsum(g[lines], axis=1)], axis=1)
+    sums = _end_sums(g[lines])
     k = np.arange(lines.size)
     keep = np.zeros(lines.size, bool)
     for side in (0, 1):
-        cost = gc + (prefix if side == 0 else prefix[:, -1:] - prefix)
+        cost = gc + sums[side]
         now = np.minimum(cost[:, 0 if side == 0 else n], cost[k, _first_segment(layer, lines, side)])
         keep |= cost.min(axis=1) * CUT_GAIN < now
     return lines[keep]

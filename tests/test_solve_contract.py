@@ -642,13 +642,25 @@ def test_sinh_solves_of_raw_errors_are_refused_by_name():
     raised a raw SystemError from the residual kernel; sinh devices on a
     line SuperLU finds singular raised its raw RuntimeError, where the
     linear solve of the same circuit refused it by name (found by
-    fuzzing review). Both are ParameterErrors with the fix."""
+    fuzzing review). Both are ParameterErrors with the fix. A Newton step's
+    Jacobian is also singular where the devices' slopes alone span that
+    range: 3 uS devices on 1 ohm wire driven at 461 V0 (cosh 1e200) were told
+    to mend their wires and drop weak devices; they are told to use pcg,
+    which solves them (found by fuzzing)."""
     with pytest.raises(xs.ParameterError, match=r"drives up to 1e\+100 V on sinh devices of v0 down to 1e-300 V: "
                                                 r"V / v0 overflows double precision"):
         xs.solve(xs.Crossbar([[1e-2]], v0=1e-300), right=xs.Drive(1e100, r=1.0), top=0.0)
-    for v0 in (None, 0.3):
-        with pytest.raises(xs.ParameterError, match=r"the nodal matrix is singular in double precision"):
+    for v0, words in ((None, "the nodal matrix"), (0.3, "a Newton step's Jacobian")):
+        with pytest.raises(xs.ParameterError, match=rf"{words} is singular in double precision"):
             xs.solve(xs.Crossbar([[1e-4] * 3], r_wl=[[1e8, 1e-20]], v0=v0), bottom=0.1)
+    g = np.array([[3.91e-6, 4.21e-6], [2.82e-6, 4.08e-6], [3.56e-6, 1.78e-6], [1.85e-6, 2.35e-6]])
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=0.0, v0=0.1)
+    right = xs.Drive([0.0, 46.1, -0.237, 0.0], floating=[True, False, False, True])
+    with pytest.raises(xs.ParameterError, match=r"a Newton step's Jacobian is singular in double precision .*slopes "
+                                                r"G cosh\(V / V0\).*Use method='pcg' \(or 'auto'\)"):
+        xs.solve(xbar, right=right, method="direct")
+    sol = xs.solve(xbar, right=right, method="pcg")
+    assert sol.kcl_error < 1e-12
 
 
 def test_other_odd_arguments_are_refused_by_name_before_compute():

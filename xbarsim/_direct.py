@@ -152,18 +152,28 @@ def solve_direct(net, tol, maxiter=None, callback=None, x0=None):
     return solve_pcg(net, tol=tol, maxiter=maxiter, callback=callback, x0=x0, pre=factor_or_refuse(net))
 
 
-def factor_or_refuse(net):
-    """`DirectPreconditioner` of `net` (a circuit, or a Newton step's
-    linearised one), with SuperLU's bare "Factor is exactly singular"
-    RuntimeError a `ParameterError` that says why: a floating word line of
-    1e-12 S devices on 3e-14 ohm segments, and sinh devices on a line of
-    1e8 and 1e-20 ohm segments (the linear solve of the same circuit
-    refused it by name), gave SciPy's own."""
+def factor_or_refuse(net, newton=False):
+    """`DirectPreconditioner` of `net` (a circuit, or with ``newton`` a
+    Newton step's linearised one), with SuperLU's bare "Factor is exactly
+    singular" RuntimeError a `ParameterError` that says why: a floating word
+    line of 1e-12 S devices on 3e-14 ohm segments, and sinh devices on a
+    line of 1e8 and 1e-20 ohm segments (the linear solve of the same circuit
+    refused it by name), gave SciPy's own. A Newton step's matrix is also
+    singular where the devices' slopes span that range by themselves: 3 uS
+    devices on 1 ohm wire driven at 461 V0 (cosh 1e200) were told to mend
+    their wires, where method='pcg' solves them (found by fuzzing)."""
     try:
         return DirectPreconditioner(net)
     except RuntimeError as exc:
         if "singular" not in str(exc):
             raise  # SuperLU's malloc failure, for one (`xbarsim scale` reports it as out of memory)
+        if newton:
+            raise ParameterError(
+                f"a Newton step's Jacobian is singular in double precision (SuperLU: {exc}): the sinh devices' "
+                "slopes G cosh(V / V0) at the step's voltages, or the conductances that meet on one line, span more "
+                "than double precision resolves (|V| / V0 in the hundreds: cosh(461) is 1e200). Use method='pcg' "
+                "(or 'auto'), whose line solves keep them apart, or drive the devices less hard (a larger v0, "
+                "smaller drives).") from None
         raise ParameterError(
             "the nodal matrix is singular in double precision (SuperLU: "
             f"{exc}): conductances that meet on one line span more than double precision resolves "

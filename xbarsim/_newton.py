@@ -65,7 +65,7 @@ def _make_inner(net_j, kind):
     if kind == "direct":
         from ._direct import factor_or_refuse
 
-        return factor_or_refuse(net_j)
+        return factor_or_refuse(net_j, newton=True)
     return make_preconditioner(net_j, kind)
 
 

@@ -70,16 +70,18 @@ def test_targets_with_a_header_or_index_of_numbers_are_refused_as_solve_refuses_
     """A pandas index column (or a header of column numbers) in --targets
     was refused as "targets at or past the device's reachable range, the
     first [0, 0] = 0.0 S", where ``xbarsim solve --g`` names the column and
-    how to save the file without it."""
+    how to save the file without it. Nor are they first warned of as
+    "read as data" (review: a warning, then the refusal)."""
     import warnings
 
     path = tmp_path / "t.csv"
     path.write_text(text)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # load_array's own warning of the index column
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         assert main(["program", "--out", str(tmp_path / "o"), "--targets", str(path), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert re.search(message, err) and "reachable range" not in err, err
+    assert "read as data" not in err + " ".join(str(w.message) for w in caught)
     assert not (tmp_path / "o").exists()
 
 
@@ -458,3 +460,17 @@ def test_program_passes_its_order_and_writes_every_field_and_count(tmp_path, cap
             f"95 % within {e_own['p95_abs']:.3f} %") in printed
     assert f"error after the whole array:  mean {e_fin['mean']:+.3f} %, std {e_fin['std']:.3f} %" in printed
     assert "(1 stuck near LRS, 0 in HRS)" in printed
+
+
+def test_targets_outside_the_operating_window_are_warned_of(tmp_path, capsys):
+    """Targets inside the reachable range but outside the device's operating
+    window (100-500 uS, where its model is calibrated) were programmed
+    without a word: a 50 uS target "converged" in one pulse from the 50-100
+    uS initial states (found by review). The run goes on, with a warning
+    that counts them; targets inside the window draw none."""
+    out = tmp_path / "o"
+    assert main(["program", "--out", str(out), "--size", "2", "--g-range", "50e-6:80e-6", "--no-progress"]) == 0
+    assert re.search(r"warning: 4 of 4 targets lie outside the device's operating window, 0\.0001:0\.0005 S",
+                     capsys.readouterr().err)
+    assert main(["program", "--out", str(tmp_path / "in"), "--size", "2", "--no-progress"]) == 0
+    assert "operating window" not in capsys.readouterr().err

@@ -768,21 +768,25 @@ def test_flag_hints_match_the_solvers_words():
 
 @pytest.mark.parametrize("text, message", [
     ("0,1\n1e-4,2e-4\n3e-4,4e-4\n", r"first row reads 0, 1, \.\.\., a header of column numbers"),
+    ("0,1,2\n1e-4,2e-4,3e-4\n3e-4,4e-4,5e-4\n", r"first row reads 0, 1, 2, \.\.\., a header of column numbers"),
     ("0,1e-4,2e-4\n1,3e-4,4e-4\n2,5e-4,6e-4\n", r"first column reads 0, 1, 2, \.\.\., a row index"),
     ("450,200\n300,100\n", r"conductances up to 450 S, devices of 0.00222 ohm: these look like microsiemens")])
 def test_conductance_files_it_cannot_mean_are_refused_before_solving(tmp_path, capsys, text, message):
     """A two-column header "0,1" was solved as devices of 0 and 1 S without a
     word, a pandas index column and microsiemens for siemens with a warning
     only (83 % MVM error, exit 0); `xbarsim program` refuses such targets
-    (found by review)."""
+    (found by review). Nor are they first warned of as "read as data"
+    (review: a warning, then the refusal)."""
     import warnings
 
     path = tmp_path / "g.csv"
     path.write_text(text)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # load_array's own warning of an index column
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         assert main(["solve", "--g", str(path), "--out", str(tmp_path / "o")]) == 1
-    assert re.search(message, capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert re.search(message, err)
+    assert "read as data" not in err + " ".join(str(w.message) for w in caught)
     assert not (tmp_path / "o").exists()
 
 

@@ -708,6 +708,22 @@ def _check_npy_memory(path, flag):
             "give a smaller array, or free memory")
 
 
+def load_conductances(path, flag):
+    """A file of conductances (``flag`` ``path``): `load_array`, then
+    `check_conductance_file`, and only then `load_array`'s warnings: a
+    header row of column numbers was warned of as "read as data" and then
+    refused as a header (found by review)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g = load_array(path, flag, "conductances in siemens, one row per word line", ndmin=2)
+    check_conductance_file(g, flag, path)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return g
+
+
 def check_conductance_file(g, flag, path):
     """Refuse a file of conductances (``flag`` ``path``, read as ``g``)
     whose first row or column reads 0, 1, 2, ... (or 1, 2, 3, ...) over

@@ -57,8 +57,8 @@ import time
 import numpy as np
 
 from ._coerce import where_not_finite
-from .cli import (RunFiles, _written_by, check_conductance_file, check_out_dir, check_provenance, check_r_wire,
-                  help_text, integer_ticks, json_plain, load_array, remove_if_made_and_empty,
+from .cli import (RunFiles, _written_by, check_out_dir, check_provenance, check_r_wire,
+                  help_text, integer_ticks, json_plain, load_array, load_conductances, remove_if_made_and_empty,
                   removing_new_folders, wires_text)
 from .exceptions import ConvergenceError, ParameterError
 
@@ -875,7 +875,7 @@ def register(subparsers):
 
     def _main(args):
         _check_flags(args)
-        g = load_array(args.g, "--g", "conductances in siemens, one row per word line", ndmin=2)
+        g = load_conductances(args.g, "--g")
         if g.ndim != 2:
             raise ParameterError(f"--g {args.g!r} has shape {g.shape}; give a 2-D array, one row of "
                                  "conductances (siemens) per word line.")
@@ -903,7 +903,6 @@ def register(subparsers):
             raise ParameterError(f"--g {args.g!r} holds a negative conductance at {where} ({float(g[tuple(where)]):g} "
                                  f"S; {int(neg.sum())} value(s) in all); conductances are >= 0 siemens (0: an "
                                  "open device). Check the file's sign or units.")
-        check_conductance_file(g, "--g", args.g)
         if np.max(g) > G_SUSPECT:
             # solved, with a warning, at 83 % error; `xbarsim program` refuses them too
             raise ParameterError(f"--g {args.g!r} holds conductances up to {float(np.max(g)):g} S, devices of "

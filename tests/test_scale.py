@@ -330,6 +330,8 @@ def test_point_that_cannot_fit_is_skipped(tmp_path, monkeypatch):
     # 16 x 16 pcg: 256 cells x (112 + 104) B and 32 lines x (256 + 128) B; 10 kB available, in units that read
     assert "needs about 66.0 KiB, but only 9.8 KiB is available" in rows[0]["message"]
     assert "use a smaller array" in rows[0]["message"]
+    # with the estimate it refused (the column was empty on exactly these rows; found by review)
+    assert rows[0]["mem_estimate_mib"] == pytest.approx((256 * (112 + 104) + 32 * (256 + 128)) / 2**20)
     # a direct point's hint names the option that picks pcg, not the library's keyword
     rows = run_sweep(params(sizes=((16, 16),), r_wire=(1.0,), method="direct"), tmp_path / "direct",
                      progress=False)
@@ -635,6 +637,8 @@ def test_batch_is_the_number_of_inputs_and_the_old_inputs_flag_still_reads_it(ca
         (["--tol", "2"], "must be in [1e-14, 1)"),
         (["--tol", "1e-30"], "below 1e-14 double precision cannot resolve"),
         (["--seed", "-3"], "seed '-3' must be"),
+        (["--workers", "0"], "number of workers '0' must be a positive integer"),  # exited 1, not 2 (review)
+        (["--workers", "two"], "number of workers 'two' must be a positive integer"),
     ],
 )
 def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message):
@@ -650,7 +654,8 @@ def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message
     [
         (["--device", "sinh"], "--device sinh needs --v0"),
         (["--v0", "0.1"], "--v0 applies to sinh devices only"),
-        (["--workers", "0"], "--workers must be >= 1"),
+        # a 1/N share of the memory below an idle worker's: 1000 spent 5 minutes starting workers (review)
+        (["--workers", "100000"], "--workers 100000: a local cluster gives each worker 1/100000 of the machine's"),
         (["--method", "mg", "--r-wire", "0,1"], "--method mg needs every wire segment"),  # was a failed row each
         # value combinations the circuit refuses: each point failed, naming r_wl and left.r (found by review)
         (["--r-wire", "1e-20,1"], "r_terminal (--r-terminal) = 1 ohms is 1e+20 times the 1e-20 ohm wire segments "

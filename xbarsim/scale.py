@@ -46,7 +46,8 @@ which ``tracemalloc`` would not see), with no cost to the timed solve:
     the solver allocated.
 ``mem_estimate_mib``
     What `xbarsim._memory.estimate` predicts for the solve: the number the
-    memory guard compares with available memory.
+    memory guard compares with available memory (on the points it refused,
+    ``skipped``, too).
 
 Both RSS columns are NaN where the high-water mark cannot be reset
 (non-Linux). Points running concurrently in one process (an external
@@ -192,6 +193,13 @@ never overwritten."""
 SCHEDULER_TIMEOUT_S = 10.0
 """Seconds ``--scheduler`` allows for connecting to the scheduler and
 completing Dask's handshake, all together."""
+
+WORKER_BASELINE_BYTES = 256 * 2**20
+"""What a local Dask worker process takes before any point: about 190 MiB
+idle. `--workers` whose share of the machine's memory (a `LocalCluster`
+gives each 1/N, its nanny restarting it past 95 % of that) falls below it
+are refused: 1000 on 23 GiB spent five minutes starting workers and
+computed nothing, after a warning only (found by review)."""
 
 WORKER_WAIT_S = 30.0
 """Seconds ``--scheduler`` waits for a first worker when the scheduler has
@@ -733,19 +741,24 @@ def _run_point(point):
     import xbarsim as xs
     from . import _memory
 
+    need = float("nan")
     try:
         point.validate()
         method = _expected_method(point)
         M, N, B = point.rows, point.cols, point.inputs
         # Refuse before drawing the random array, which alone may not fit.
         ideal = _memory.ideal_wire_count(M, N, point.r_wire, point.r_wire)
+        need = _memory.estimate(method, M, N, B, nonlinear=point.device == "sinh", ideal_wires=ideal)
         _memory.check(method, M, N, B, nonlinear=point.device == "sinh", ideal_wires=ideal, pcg="--method pcg")
         try:
             _warm_up(point, method)
         except XbarsimError:
             pass  # the real solve below raises the same error and records it
     except MemoryLimitError as exc:
-        return _failed_row(point, "skipped", exc)
+        # with the estimate it refused: the column was empty on exactly these rows (found by review)
+        row = _failed_row(point, "skipped", exc)
+        row["mem_estimate_mib"] = need / _MIB
+        return row
     except XbarsimError as exc:
         return _failed_row(point, "failed", exc)
     except (MemoryError, RuntimeError) as exc:
@@ -1749,6 +1762,18 @@ def _ints_arg(text):
     return tuple(out)
 
 
+def _workers_arg(text):
+    """``--workers``: a positive integer, or an argparse error (exit 2, as
+    every malformed value; ``--workers 0`` exited 1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"number of workers {text!r} must be a positive integer")
+    return value
+
+
 def _windows_arg(text):
     out = []
     for tok in _split(text):
@@ -1854,7 +1879,7 @@ def register(subparsers):
     p.add_argument("--tol", type=_tol_arg, default=None, metavar="REL",
                    help="solver relative residual (default: the solver's)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, metavar="N",
+    where.add_argument("--workers", type=_workers_arg, default=None, metavar="N",
                        help="start a local Dask cluster of N worker processes on 127.0.0.1")
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="run on an existing Dask cluster, e.g. tcp://127.0.0.1:8786")
@@ -1969,8 +1994,17 @@ def _main(args):
     from .cli import check_out_dir, remove_if_made_and_empty
 
     params = _params_from_args(args)
-    if args.workers is not None and args.workers < 1:
-        raise ParameterError(f"--workers must be >= 1; got {args.workers}.")
+    if args.workers is not None:
+        from distributed.system import MEMORY_LIMIT  # the machine's (or its cgroup's) memory, as Dask reads it
+
+        most = max(1, int(0.95 * MEMORY_LIMIT // WORKER_BASELINE_BYTES))
+        if args.workers > most:
+            raise ParameterError(
+                f"--workers {args.workers}: a local cluster gives each worker 1/{args.workers} of the machine's "
+                f"{MEMORY_LIMIT / 2**30:.1f} GiB ({MEMORY_LIMIT / args.workers / 2**20:.0f} MiB), less than a worker "
+                f"process takes idle (about {WORKER_BASELINE_BYTES / 2**20:.0f} MiB with room to work), so its nanny "
+                f"would restart them without end; give --workers {most} or fewer (at most the "
+                f"{usable_cores()} cores is best).")
     if args.scheduler is not None:
         args.scheduler = normalized_address(args.scheduler)
         check_scheduler_address(args.scheduler, "--scheduler")

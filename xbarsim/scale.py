@@ -1749,29 +1749,26 @@ def _floats_arg(what, positive=False):
     return parse
 
 
-def _ints_arg(text):
-    out = []
-    for tok in _split(text):
-        try:
-            value = int(tok)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"number of inputs {tok!r} must be a positive integer")
-        out.append(value)
-    return tuple(out)
-
-
-def _workers_arg(text):
-    """``--workers``: a positive integer, or an argparse error (exit 2, as
-    every malformed value; ``--workers 0`` exited 1)."""
+def _positive_int(text, what):
+    """``text`` as a positive integer, or an argparse error (exit 2) naming
+    ``what`` it counts."""
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"number of workers {text!r} must be a positive integer")
+        raise argparse.ArgumentTypeError(f"number of {what} {text!r} must be a positive integer")
     return value
+
+
+def _ints_arg(text):
+    return tuple(_positive_int(tok, "inputs") for tok in _split(text))
+
+
+def _workers_arg(text):
+    """``--workers``: a positive integer, refused by the parser as every
+    malformed value is (``--workers 0`` exited 1, not 2)."""
+    return _positive_int(text, "workers")
 
 
 def _windows_arg(text):

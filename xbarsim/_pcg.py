@@ -830,9 +830,9 @@ def cut_currents(net, v_wl, v_bl, i_device, currents, chunk=1 << 22):
     whose conductance, with its devices' slopes before it (``G cosh(V /
     V0)`` per batch column for sinh devices), is below the current choice's
     by `CUT_GAIN`. ``currents``: the reported currents (`line_sum_currents`'
-    fresh arrays; lines driven at one end keep theirs). ``better``: per end name, ``(lines,
-    conductance (k, B))``, the conductance the chosen cut resolves each
-    column to (inf where the end kept its current), for
+    fresh arrays; lines driven at one end keep theirs). ``better``: per end
+    name, ``(lines, conductance (k, B))``, the conductance the chosen cut
+    resolves each column to (inf where the end kept its current), for
     `coarse_end_currents`. O(lines x nodes) over the lines driven at both
     ends, a block of about ``chunk`` values (lines x nodes x batch) at a
     time."""
@@ -856,7 +856,6 @@ def cut_currents(net, v_wl, v_bl, i_device, currents, chunk=1 << 22):
 def _cut_lines(net, layer, g, v0, own, devices, lines, names, sign, currents, better):
     """`cut_currents` on ``lines`` of one layer: ``devices`` is their device
     currents and the other layer's voltages at them, (k, n, B) each."""
-    n, k = layer.gid.shape[1], np.arange(lines.size)
     i_dev, v_other = devices
     gc = _cut_conductances(layer, lines)  # (k, n + 1)
     gdev = g[lines][:, :, None]  # (k, n, 1), or (k, n, B): the devices' slopes
@@ -868,9 +867,7 @@ def _cut_lines(net, layer, g, v0, own, devices, lines, names, sign, currents, be
     carried = _end_sums(sign * i_dev)  # per side: the current the line's devices there carry away
     across = _cut_flows(layer, lines, own, gc)  # (k, n + 1, B): across each cut, first end to last
     for side, name in enumerate(names):
-        cost = gc[:, :, None] + slopes[side]
-        # the current choice: the end's own terminal, or its node's sum (the segment leaving its group)
-        now = np.minimum(cost[:, 0 if side == 0 else n, :], cost[k, _first_segment(layer, lines, side), :])
+        cost, now = _cut_costs(layer, lines, gc[:, :, None], slopes, side)
         best = np.argmin(cost, axis=1)[:, None, :]  # (k, 1, B or 1)
         low = np.take_along_axis(cost, best, axis=1)[:, 0, :]
         take = low * CUT_GAIN < now
@@ -942,16 +939,23 @@ def _cut_candidates(layer, g, lines):
     (never below G, and summed further from a farther cut) make it so."""
     if not lines.size:
         return lines
-    n = layer.gid.shape[1]
-    gc = _cut_conductances(layer, lines)
-    sums = _end_sums(g[lines])
-    k = np.arange(lines.size)
+    gc, sums = _cut_conductances(layer, lines), _end_sums(g[lines])
     keep = np.zeros(lines.size, bool)
     for side in (0, 1):
-        cost = gc + sums[side]
-        now = np.minimum(cost[:, 0 if side == 0 else n], cost[k, _first_segment(layer, lines, side)])
+        cost, now = _cut_costs(layer, lines, gc, sums, side)
         keep |= cost.min(axis=1) * CUT_GAIN < now
     return lines[keep]
+
+
+def _cut_costs(layer, lines, gc, sums, side):
+    """``(cost, now)`` of the ends of ``lines`` at ``side``: each cut's
+    conductance ``gc`` with the devices' ``sums`` (`_end_sums`) between the
+    end and it, (k, n + 1[, B]), and that of the current choice, (k[, B]):
+    the end's own terminal, or its node's sum (the segment leaving its end
+    group), whichever is smaller (`end_currents`)."""
+    cost = gc + sums[side]
+    own = cost[:, 0 if side == 0 else layer.gid.shape[1]]
+    return cost, np.minimum(own, cost[np.arange(lines.size), _first_segment(layer, lines, side)])
 
 
 class _Once:

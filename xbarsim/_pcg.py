@@ -657,12 +657,13 @@ def coarse_end_currents(net, currents, i_device, array, better=None):
         for side, name in enumerate(names):
             cond = EndGroup(layer, g, both, side).garr[:, 0]
             resistive = layer.term_mode[both, side] == RESISTIVE
-            cond = np.where(resistive, np.minimum(cond, layer.term_g[both, side]), cond)
-            if better is not None and name in better:  # taken across another cut of the line
+            cond = np.where(resistive, np.minimum(cond, layer.term_g[both, side]), cond)[:, None]
+            if better is not None and name in better:  # taken across another cut of the line: (k, B)
                 lines, across = better[name]
-                cond = np.minimum(cond[:, None], np.full((both.size, across.shape[1]), np.inf))
-                cond[np.searchsorted(both, lines)] = np.minimum(cond[np.searchsorted(both, lines)], across)
-            res = (cond if cond.ndim == 2 else cond[:, None]) * unit  # (k, B) amperes
+                at = np.searchsorted(both, lines)
+                cond = np.repeat(cond, across.shape[1], axis=1)
+                cond[at] = np.minimum(cond[at], across)
+            res = cond * unit  # (k, B) amperes
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(line_scale > 0, res / np.where(line_scale > 0, line_scale, 1.0), 0.0)
             judged = (ratio > END_RESOLUTION_WARN) & (res > floor[None, :]) & (array[None, :] > 0)
@@ -845,19 +846,19 @@ def cut_currents(net, v_wl, v_bl, i_device, currents, chunk=1 << 22):
         both = np.nonzero((mode[:, 0] != FLOATING) & (mode[:, 1] != FLOATING) & (layer.ngroups > 1))[0]
         rows = max(1, chunk // (layer.gid.shape[1] * net.batch))
         for r in range(0, both.size, rows):
-            lines = _cut_candidates(layer, g, both[r:r + rows])
+            lines, gc = _cut_candidates(layer, g, both[r:r + rows])
             if lines.size:
                 devices = (i_device[lines] if sign > 0 else i_device[:, lines].transpose(1, 0, 2),
                            other[:, lines].transpose(1, 0, 2))
-                _cut_lines(net, layer, g, v0, own, devices, lines, names, sign, currents, better)
+                _cut_lines(net, layer, g, v0, own, devices, lines, gc, names, sign, currents, better)
     return better
 
 
-def _cut_lines(net, layer, g, v0, own, devices, lines, names, sign, currents, better):
+def _cut_lines(net, layer, g, v0, own, devices, lines, gc, names, sign, currents, better):
     """`cut_currents` on ``lines`` of one layer: ``devices`` is their device
-    currents and the other layer's voltages at them, (k, n, B) each."""
+    currents and the other layer's voltages at them, (k, n, B) each; ``gc``
+    their `_cut_conductances`, (k, n + 1)."""
     i_dev, v_other = devices
-    gc = _cut_conductances(layer, lines)  # (k, n + 1)
     gdev = g[lines][:, :, None]  # (k, n, 1), or (k, n, B): the devices' slopes
     if not net.linear:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -935,16 +936,18 @@ def _end_sums(a):
 def _cut_candidates(layer, g, lines):
     """Those of ``lines`` (driven at both ends) where some cut's conductance
     with the devices' G before it is below the current choice's by
-    `CUT_GAIN` at either end: a superset of where the slopes of sinh devices
-    (never below G, and summed further from a farther cut) make it so."""
+    `CUT_GAIN` at either end, with their `_cut_conductances`: a superset of
+    where the slopes of sinh devices (never below G, and summed further from
+    a farther cut) make it so."""
+    gc = _cut_conductances(layer, lines)
     if not lines.size:
-        return lines
-    gc, sums = _cut_conductances(layer, lines), _end_sums(g[lines])
+        return lines, gc
+    sums = _end_sums(g[lines])
     keep = np.zeros(lines.size, bool)
     for side in (0, 1):
         cost, now = _cut_costs(layer, lines, gc, sums, side)
         keep |= cost.min(axis=1) * CUT_GAIN < now
-    return lines[keep]
+    return lines[keep], gc[keep]
 
 
 def _cut_costs(layer, lines, gc, sums, side):

@@ -729,17 +729,19 @@ def _solve_network(net, method, tol, maxiter, callback, x0, pre=None, keep_facto
     requested = method
     ratio = wire_device_ratio(net.xbar)  # one pass over the array, for every use below
     method = _resolve_method(net, method, ratio)
-    if not net.linear and not math.isfinite(float(np.max(net.drive_scale(), initial=0.0)) / float(np.min(net.v0))):
-        # a drive over v0 past double precision: a raw SystemError (ZeroDivisionError) from the residual kernel
-        raise ParameterError(f"drives up to {float(np.max(net.drive_scale())):.3g} V on sinh devices of v0 down to "
-                             f"{float(np.min(net.v0)):.3g} V: V / v0 overflows double precision. Give v0 in volts "
-                             "(0.1-1 V for TiO2-like devices) and drives within a few hundred v0.")
-    if not net.linear and 2.0 * float(np.max(net.drive_scale(), initial=0.0)) <= SINH_LINEAR * float(np.min(net.v0)):
-        # No device can see more than twice the largest drive (every node
-        # lies between the drives), and sinh(x) / x - 1 < x^2 / 6 is below
-        # an ulp: the sinh law is the linear one in double precision (and
-        # V0 / drive beyond 1e308 would overflow Newton's unit scaling).
-        net = dataclasses.replace(net, linear=True)
+    if not net.linear:
+        vmax, v0min = float(np.max(net.drive_scale(), initial=0.0)), float(np.min(net.v0))
+        if not math.isfinite(vmax / v0min):
+            # a drive over v0 past double precision: a raw SystemError (ZeroDivisionError) from the residual kernel
+            raise ParameterError(f"drives up to {vmax:.3g} V on sinh devices of v0 down to {v0min:.3g} V: V / v0 "
+                                 "overflows double precision. Give v0 in volts (0.1-1 V for TiO2-like devices) and "
+                                 "drives within a few hundred v0.")
+        if 2.0 * vmax <= SINH_LINEAR * v0min:
+            # No device can see more than twice the largest drive (every node
+            # lies between the drives), and sinh(x) / x - 1 < x^2 / 6 is below
+            # an ulp: the sinh law is the linear one in double precision (and
+            # V0 / drive beyond 1e308 would overflow Newton's unit scaling).
+            net = dataclasses.replace(net, linear=True)
     _memory.check(method, M, N, net.batch, nonlinear=not net.linear, ideal_wires=_ideal_wires(net.xbar),
                   pcg=_pcg_hint(net.xbar, ratio=ratio))
     if not net.linear:

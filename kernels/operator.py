@@ -161,6 +161,16 @@ def cg_update(x, r, p, q, alpha, partial):
     ``p``), so ``r`` becomes ``r - alpha A p``, the same bits."""
     L, n, B = x.shape
     for l in prange(L):
+        if B == 1:
+            a = alpha[0]
+            s = 0.0
+            for j in range(n):
+                x[l, j, 0] += a * p[l, j, 0]
+                rv = r[l, j, 0] + a * q[l, j, 0]
+                r[l, j, 0] = rv
+                s += rv * rv
+            partial[l, 0] = s
+            continue
         for b in range(B):
             partial[l, b] = 0.0
         for j in range(n):

@@ -29,6 +29,7 @@ from .circuit import Crossbar, Drive, pulse_drives, read_drives, verify_drives
 from .exceptions import (
     CircuitError,
     ConvergenceError,
+    DriveOverflowError,
     ForkError,
     KernelCacheWarning,
     MemoryLimitError,
@@ -64,6 +65,7 @@ __all__ = [
     "ParameterError",
     "CircuitError",
     "ConvergenceError",
+    "DriveOverflowError",
     "MemoryLimitError",
     "SpiceError",
     "ForkError",

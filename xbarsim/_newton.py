@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from .circuit import transposed
-from .exceptions import ConvergenceError
+from .exceptions import ConvergenceError, DriveOverflowError
 from ._pcg import (ITOL_PER_TOL, VTOL_PER_TOL, TerminalNodes, Workspace, end_currents, initial_voltages,
                    make_preconditioner, pcg_core, residual, residual_scale, segment_gmax, solve_pcg,
                    voltage_bound)
@@ -176,7 +176,7 @@ def _overflow(history, at_zero_state=False):
              "measures its residual against, a device next to an ideal drive sees over some 355 V0 and the "
              "currents' norm overflows (the solution itself may not; the solve cannot tell)" if at_zero_state else
              "between nodes the drives fix (|V/V0| > 710)")
-    return ConvergenceError(
+    return DriveOverflowError(
         f"device currents overflow double precision: {where}; {OVERFLOW_ADVICE}",
         residual_history=np.array(history), iterations=0)
 

@@ -11,6 +11,7 @@ __all__ = [
     "ParameterError",
     "CircuitError",
     "ConvergenceError",
+    "DriveOverflowError",
     "MemoryLimitError",
     "SpiceError",
     "ForkError",
@@ -60,6 +61,16 @@ class ConvergenceError(XbarsimError):
         super().__init__(message)
         self.residual_history = residual_history
         self.iterations = iterations
+
+
+class DriveOverflowError(ParameterError, ConvergenceError):
+    """The drives push sinh device currents past double precision
+    (``|V / V0|`` beyond about 710 between nodes the drives fix, or some 355
+    V0 next to an ideal drive at the state the residual is measured
+    against). Raised before any Newton step, from the drives and ``v0``
+    alone: a `ParameterError`, since the drives or ``v0`` must change, and a
+    `ConvergenceError` as well (``residual_history``, ``iterations = 0``),
+    so that code written to catch a failed solve still catches it."""
 
 
 class MemoryLimitError(XbarsimError, MemoryError):

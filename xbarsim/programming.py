@@ -874,6 +874,9 @@ def program(target_g, cfg: Optional[TransferConfig] = None, seed: int = 0, *, or
     cfg : TransferConfig, optional
         Device, bias / read schemes, tolerance, wires, pulses. Default
         ``TransferConfig()`` (TIO2, V/2, grounded reads, 1 ohm wires).
+        Its ``tile`` and mapping fields play no part: ``target_g`` is one
+        physical array, of its own shape (`transfer` splits a layer into
+        tiles of at most ``cfg.tile``).
     seed : int
         Seed of every random draw (stream ``(seed, 0, 0)``), an integer in
         [0, 2**64).

@@ -1967,11 +1967,13 @@ def _report_problems(rows, plots):
               file=err)
     if other:
         hint = ""
-        converge = [r for r in other if r["message"].startswith("ConvergenceError")]
-        if any("overflow double precision" in r["message"] for r in converge):
+        # (rows of earlier versions name an overflow a ConvergenceError)
+        overflow = [r for r in other if r["message"].startswith(("DriveOverflowError", "ConvergenceError"))
+                    and "overflow double precision" in r["message"]]
+        if overflow:
             # a looser tol or another method does not help there
             hint += " Device currents that overflow need a lower --v-read or a larger --v0."
-        stalled = [r for r in converge if "overflow double precision" not in r["message"]]
+        stalled = [r for r in other if r["message"].startswith("ConvergenceError") and r not in overflow]
         if any("raise v0" in r["message"] for r in stalled):
             # the solver's own advice, cut from the table: "a looser --tol or --method
             # direct" was given for a point that direct had run

@@ -511,6 +511,9 @@ def solve(
         The solve would not fit in available memory.
     ConvergenceError
         The iteration did not reach `tol` within `maxiter`.
+    DriveOverflowError
+        Sinh device currents that the drives alone push past double
+        precision, before any Newton step (both of the above).
 
     Examples
     --------

@@ -686,7 +686,8 @@ def _warmed_solve(net, xbar, drives, method, tol, progress, pulse):
     try:
         sol = _solve_network(net, method, float(DEFAULT_TOL if tol is None else tol), None, callback, None)
     except ConvergenceError as exc:
-        raise ConvergenceError(_flag_hints(str(exc), pulse), exc.residual_history, exc.iterations) from None
+        # its own class kept (a DriveOverflowError stays one)
+        raise type(exc)(_flag_hints(str(exc), pulse), exc.residual_history, exc.iterations) from None
     return sol, time.perf_counter() - t0, load
 
 

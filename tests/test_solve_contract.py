@@ -2685,3 +2685,79 @@ def test_auto_falls_back_to_pcg_where_the_direct_refinement_stalls():
     np.testing.assert_array_equal(sol.v_bl, xs.solve(xbar, **drives, method="pcg", tol=1e-6).v_bl)
     assert sol.kcl_error < 1e-6  # the global current balance, within the solve's tol
     np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-6)
+
+
+# --- end currents: cuts the mutation audit of session 57 found untested -----------------------
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_the_near_end_of_a_near_ideal_line_is_read_across_the_far_terminal(n):
+    """An ideal left end on 1e-7 ohm wire is known from its node's sum only
+    to 1e7 S x ulp; across the 1 kohm right terminal to ~1e-16. Code that
+    never took the far terminal as a cut (its conductance written into the
+    last segment's slot), or skipped lines of two nodes, read it 1e-7 to
+    2.4e-6 off, silently, and no test saw it (a mutation audit)."""
+    g, r_wl = np.full((1, n), 1e-5), np.full((1, n - 1), 1e-7)
+    drives = dict(left=xs.Drive(0.2), right=xs.Drive(0.0, r=1e3), top=xs.Drive(0.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=0.0), **drives, method="direct")
+    exact = naive_solve(g, r_wl, 0.0, **drives, digits=40)
+    np.testing.assert_allclose(sol.i_terminal["left"], exact.i_terminal["left"], rtol=1e-12)
+
+
+def test_a_cut_past_a_strong_device_is_not_taken():
+    """A 100 S device between nodes near a 1 V common mode carries its
+    current only to 100 S x ulp(1 V): a cut past it reads an end 2e-2 of
+    what flows off. Cut costs without the devices before the cut, or the
+    far end's summed from the near end, took it, silently, and no test saw
+    it (a mutation audit)."""
+    g, r_wl = np.array([[1e-6, 1e-6, 100.0, 1e-6]]), np.array([[1e-10, 1e3, 1e5]])
+    drives = dict(left=xs.Drive(1.0 + 1e-9), right=xs.Drive(1.0), top=xs.Drive(1.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=0.0), **drives, method="direct")
+    exact = naive_solve(g, r_wl, 0.0, **drives, digits=40)
+    flowing = np.abs(exact.i_device).sum()
+    named = " ".join(str(w.message) for w in caught if "resolved only to" in str(w.message))
+    for name in ("left", "right"):
+        if f"{name} ends of" not in named:
+            assert abs(sol.i_terminal[name][0] - exact.i_terminal[name][0]) <= 1e-5 * flowing, name
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_ends_that_keep_their_own_current_beside_ends_read_across_a_cut_are_not_named(batch):
+    """Each word line reads one end across its 1e5 ohm segment; the other
+    ends, well resolved at their own nodes, must not be named. Judged by
+    `cut_currents`' conductance alone (inf where an end kept its own
+    current) instead of the smaller of the two, they were "resolved only to
+    about inf times" their line's current; the property test allows extra
+    names, and no test saw it (a mutation audit)."""
+    g, r_wl = np.full((2, 3), 1e-4), np.array([[1e-10, 1e5], [1e5, 1e-10]])
+    left = np.array([[0.2, 0.3], [0.2, 0.25]]) if batch else 0.2
+    drives = dict(left=xs.Drive(left), right=xs.Drive(0.1), bottom=xs.Drive(0.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=1.0), **drives, method="direct")
+    exact = naive_solve(g, r_wl, 1.0, **drives, digits=40)
+    for name in ("left", "right"):
+        np.testing.assert_allclose(sol.i_terminal[name], exact.i_terminal[name], rtol=1e-12)
+
+
+@pytest.mark.parametrize("v", [0.2, 0.7])
+def test_sinh_devices_at_their_bit_lines_voltage_do_not_hide_the_far_terminal_cut(v):
+    """Sinh devices (V0 = 10 mV) between a word line of 1e-7 ohm wire and
+    bit lines at its own drive carry almost nothing, and the ideal left
+    end's current is read across the 1 kohm right terminal. With the slopes
+    taken at (v_wl + v_bl) / V0, G cosh(2 V / V0) ~ 1e12 S, the left node's
+    Kirchhoff sum across the 1e7 S segment was kept: 8e-8 off, silently,
+    and no test saw it (a mutation audit). Kirchhoff for the whole word
+    line, from the solution's own voltages (known to an ulp here), is the
+    reference."""
+    g, r_wl = np.full((1, 4), 1e-5), np.full((1, 3), 1e-7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=0.0, v0=0.01), left=xs.Drive(v),
+                       right=xs.Drive(0.0, r=1e3), top=xs.Drive(v), method="direct")
+    line = sol.v_wl[0, -1] / 1e3 + sol.i_device[0].sum()  # the whole line's Kirchhoff sum
+    np.testing.assert_allclose(sol.i_terminal["left"][0], line, rtol=1e-12)

@@ -99,3 +99,32 @@ def test_the_small_value_objects_pickle_to_equals(value):
         assert back.r == value.r
     else:
         assert back == value
+
+
+def _library_errors():
+    from xbarsim import exceptions
+
+    classes = [getattr(exceptions, name) for name in exceptions.__all__]
+    return [c for c in classes if isinstance(c, type) and issubclass(c, Exception) and not issubclass(c, Warning)]
+
+
+@pytest.mark.parametrize("cls", _library_errors(), ids=lambda c: c.__name__)
+def test_every_error_comes_back_from_a_dask_worker_as_itself(cls):
+    """Dask returns a worker's exception through tblib's reducer, which
+    rebuilds exceptions with the built-in ``__reduce__`` as
+    ``cls.__new__(cls)``: MemoryError refuses that for a subclass, and a
+    MemoryLimitError raised on a worker reached the caller as a bare
+    Exception holding its repr (found by review). Each class, with its
+    attributes, survives that path and plain pickle."""
+    tblib = pytest.importorskip("tblib.pickling_support")
+    kwargs = {xs.CircuitError: dict(word_lines=[1], bit_lines=[2]),
+              xs.ConvergenceError: dict(residual_history=np.array([1.0, 0.5]), iterations=1),
+              xs.DriveOverflowError: dict(residual_history=np.array([1.0]), iterations=0)}.get(cls, {})
+    try:
+        raise cls("what went wrong; how to mend it", **kwargs)
+    except cls as raised:
+        rebuild, args, *_ = tblib.pickle_exception(raised)
+        for back in (rebuild(*args), pickle.loads(pickle.dumps(raised))):
+            assert type(back) is cls and str(back) == "what went wrong; how to mend it"
+            for name, value in kwargs.items():
+                np.testing.assert_array_equal(getattr(back, name), value)

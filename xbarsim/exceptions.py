@@ -76,6 +76,14 @@ class DriveOverflowError(ParameterError, ConvergenceError):
 class MemoryLimitError(XbarsimError, MemoryError):
     """A request would not fit in memory; refused before allocating."""
 
+    def __reduce__(self):
+        # a reducer of its own: Dask sends a worker's exception back through
+        # tblib, which rebuilds one with the built-in reducer as
+        # ``cls.__new__(cls)``, and MemoryError refuses that for a subclass,
+        # so a chunk refused on a worker reached the caller as a bare
+        # Exception holding its repr (found by review)
+        return type(self), self.args, self.__dict__ or None
+
 
 class SpiceError(XbarsimError):
     """ngspice is missing, failed, or returned output that cannot be read."""

@@ -2246,7 +2246,7 @@ def test_worker_watch_waits_its_delay_before_saying_the_cluster_has_no_worker(ca
 
     from xbarsim._dask import WorkerWatch
 
-    empty = SimpleNamespace(nthreads=lambda: {})
+    empty = SimpleNamespace(scheduler_info=lambda: {"workers": {}})
     with WorkerWatch(empty, "NO WORKER LEFT", after=1.0, poll=0.02):
         time.sleep(0.4)
         assert "NO WORKER LEFT" not in capsys.readouterr().err
@@ -2256,6 +2256,30 @@ def test_worker_watch_waits_its_delay_before_saying_the_cluster_has_no_worker(ca
             err += capsys.readouterr().err
         time.sleep(0.2)  # more polls: not said again
     assert (err + capsys.readouterr().err).count("NO WORKER LEFT") == 1
+
+
+def test_worker_watch_says_when_every_worker_is_paused_for_memory(capsys):
+    """A worker that idles above Dask's pause threshold takes no task: a
+    run on a cluster of such workers waited without a word, the watch
+    counting them as present (found by review). A paused cluster gets its
+    own line; a running worker beside paused ones keeps the watch quiet."""
+    import time
+
+    from xbarsim._dask import WorkerWatch, paused_worker_message
+
+    workers = {"tcp://127.0.0.1:1": {"status": "paused"}, "tcp://127.0.0.1:2": {"status": "running"}}
+    client = SimpleNamespace(scheduler_info=lambda: {"workers": dict(workers)})
+    line = paused_worker_message("xbarsim.transfer_many", "chunks")
+    assert "paused for memory" in line and "distributed.worker.memory.pause" in line and "Ctrl-C" in line
+    with WorkerWatch(client, "NO WORKER LEFT", line, after=0.2, poll=0.02):
+        time.sleep(0.5)
+        assert capsys.readouterr().err == ""  # one worker runs
+        del workers["tcp://127.0.0.1:2"]
+        err, end = "", time.monotonic() + 10.0
+        while line not in err and time.monotonic() < end:
+            time.sleep(0.05)
+            err += capsys.readouterr().err
+    assert err.count(line) == 1 and "NO WORKER LEFT" not in err
 
 
 def test_connect_scheduler_waits_worker_wait_s_for_a_first_worker_by_default(monkeypatch, capsys):

@@ -34,21 +34,34 @@ def no_worker_message(who, pending, client):
             f"(start one with `dask worker {address}`, or scale the cluster up; Ctrl-C stops)")
 
 
+def paused_worker_message(who, pending):
+    """`WorkerWatch`'s line when the cluster's workers are all paused."""
+    return (f"{who}: every worker of the cluster has been paused for memory for {WORKER_GONE_S:g} s (Dask pauses "
+            "a worker whose memory passes distributed.worker.memory.pause, 80 % of its limit by default, and "
+            f"gives it no task until it falls back); the pending {pending} wait for one (give the workers more "
+            "memory, or restart them: client.restart(); Ctrl-C stops)")
+
+
 class WorkerWatch:
     """While a run's tasks are pending on ``client``: one line (``message``)
-    on stderr once its cluster has had no worker for ``after`` seconds (all
-    of them gone mid-run, or none yet), again after a worker has come and
-    gone. The run goes on waiting: an adaptive or batch-queued cluster may
-    bring workers back after minutes, and Ctrl-C stops. A run whose workers
-    all left waited without a word.
+    on stderr once its cluster has had no running worker for ``after``
+    seconds (all of them gone mid-run, or none yet), again after a worker
+    has come and gone; ``paused`` instead where the workers are there but
+    Dask has paused them all for memory (a worker that idles above its
+    pause threshold takes no task: a run on a cluster of such workers waited
+    without a word; found by review). The run goes on waiting: an adaptive
+    or batch-queued cluster may bring workers back after minutes, a paused
+    one may resume, and Ctrl-C stops. A run whose workers all left waited
+    without a word.
 
     A daemon thread asks the scheduler for its workers every ``poll``
     seconds; it stops at the end of the with-block, or when the client can
     no longer answer (the run reports that itself)."""
 
-    def __init__(self, client, message, after=None, poll=1.0, said=False):
+    def __init__(self, client, message, paused=None, after=None, poll=1.0, said=False):
         self.client = client
         self.message = message
+        self.paused = message if paused is None else paused
         self.after = float(WORKER_GONE_S if after is None else after)
         self.poll = float(poll)
         self.said = bool(said)  # the caller already said the cluster has none: silent until one comes and goes
@@ -74,15 +87,16 @@ class WorkerWatch:
         since, said = None, self.said
         while not self._stop.wait(self.poll):
             try:
-                workers = len(self.client.nthreads())
+                status = [str(w.get("status", "running")) for w in
+                          self.client.scheduler_info().get("workers", {}).values()]
             except Exception:  # noqa: BLE001 - a closed client: the run reports it
                 return
-            if workers:
+            if "running" in status:
                 since, said = None, False
                 continue
             since = time.monotonic() if since is None else since
             if not said and time.monotonic() - since >= self.after and not self._stop.is_set():
-                print(self.message, file=sys.stderr, flush=True)
+                print(self.paused if "paused" in status else self.message, file=sys.stderr, flush=True)
                 said = True
 
 

@@ -553,7 +553,7 @@ def test_the_memory_guard_counts_a_dask_workers_memory_limit():
         assert passed.result() is None
     # (the comm hands the error back wrapped: check its text)
     assert "MemoryLimitError" in repr(refused)
-    assert "this Dask worker may grow by only" in str(refused) and "fewer --workers" in str(refused)
+    assert "this Dask worker may grow by only" in str(refused) and "fewer workers (workers=, --workers)" in str(refused)
 
 
 def test_cli_connects_to_an_existing_scheduler(tmp_path, capsys):

@@ -281,8 +281,9 @@ def require(need, what, hint):
     if worker is not None and need > worker:
         raise MemoryLimitError(
             f"{what} needs {_about(need)}, but this Dask worker may grow by only {_size(max(worker, 0))} "
-            f"more before its nanny kills it (its memory limit: the machine's memory over the workers); "
-            f"{hint}, run fewer --workers, or give the cluster's workers a larger memory_limit.")
+            f"more before its nanny kills it (its memory_limit; a cluster that workers=N or --workers N "
+            f"starts gives each the machine's memory over N); {hint}, use fewer workers (workers=, "
+            f"--workers), or give the cluster's workers a larger memory_limit.")
 
 
 def worker_allowance():

@@ -18,6 +18,10 @@ handshake, all together."""
 WORKER_WAIT_S = 30.0
 """Seconds to wait for a first worker when the scheduler has none."""
 
+PROBE_AFTER_S = 1.0
+"""Seconds a scheduler connection may take before `connect_scheduler` asks
+whether anything listens at the address at all (`_refused`)."""
+
 WORKER_GONE_S = 30.0
 """Seconds a running sweep's cluster may be without any worker before
 `WorkerWatch` says so."""
@@ -212,6 +216,30 @@ def scheduler_lost(exc, client):
     return getattr(exc, "reason", None) == "scheduler-connection-lost" or client.status != "running"
 
 
+def _refused(address):
+    """The `ConnectionRefusedError` of a plain TCP connect to a ``tcp://``
+    (or schemeless) `address`, or None: for anything else (it connects, the
+    connect times out, the host is unknown or the scheme another) the
+    Client's own attempt reports. A connect that succeeds is closed at
+    once, which a scheduler logs as a connection closed before its
+    handshake: hence asked only of a connection already slow."""
+    import socket
+
+    try:
+        from distributed.comm.addressing import parse_address, parse_host_port
+
+        scheme, location = parse_address(address)
+        if scheme != "tcp":
+            return None
+        host, port = parse_host_port(location)
+        socket.create_connection((host, port), timeout=PROBE_AFTER_S).close()
+    except ConnectionRefusedError as exc:
+        return exc
+    except Exception:  # noqa: BLE001 - not a refusal: the Client's attempt says what it is
+        return None
+    return None
+
+
 def connect_scheduler(address, who, timeout=None, worker_wait=None):
     """A `distributed.Client` of the scheduler at `address` that has at least
     one worker; `ParameterError` saying what to check otherwise. `who`
@@ -226,7 +254,10 @@ def connect_scheduler(address, who, timeout=None, worker_wait=None):
     alive, and closes its Client should it ever finish). An address that is
     not one, or whose transport cannot be used here, is refused before
     connecting (`check_scheduler_address`), and a Client that fails to start
-    is closed.
+    is closed. A connection still pending after `PROBE_AFTER_S` is checked
+    for a refusal (nothing listens on that port): the Client retries a
+    refused connect until `timeout`, and a mistyped port took the whole 10 s
+    to be reported (found by review).
     """
     address = normalized_address(address)
     check_scheduler_address(address, "cannot connect to")  # its callers' check, made up front, is this one
@@ -250,7 +281,18 @@ def connect_scheduler(address, who, timeout=None, worker_wait=None):
     thread = threading.Thread(target=attempt, name="xbarsim-dask-connect", daemon=True)
     thread.start()
     try:
+        thread.join(min(PROBE_AFTER_S, timeout))
+        refused = _refused(address) if thread.is_alive() else None
+        if refused is not None:
+            with lock:
+                box.setdefault("client", None)  # a late Client closes itself
+            reason = one_line(f"{type(refused).__name__}: {refused}")
+            raise ParameterError(
+                f"cannot reach the Dask scheduler at {address!r} ({reason}: nothing listens on that port). "
+                "Check that `dask scheduler` runs there and that host and port are right.")
         thread.join(timeout * 1.2 + 0.5)  # Client's own connect timeout reports first
+    except ParameterError:
+        raise
     except BaseException:
         # Ctrl-C during the join: a Client connected after it stayed open for
         # the life of the process; one already made is closed

@@ -284,18 +284,15 @@ def connect_scheduler(address, who, timeout=None, worker_wait=None):
         thread.join(min(PROBE_AFTER_S, timeout))
         refused = _refused(address) if thread.is_alive() else None
         if refused is not None:
-            with lock:
-                box.setdefault("client", None)  # a late Client closes itself
             reason = one_line(f"{type(refused).__name__}: {refused}")
             raise ParameterError(
                 f"cannot reach the Dask scheduler at {address!r} ({reason}: nothing listens on that port). "
                 "Check that `dask scheduler` runs there and that host and port are right.")
         thread.join(timeout * 1.2 + 0.5)  # Client's own connect timeout reports first
-    except ParameterError:
-        raise
     except BaseException:
-        # Ctrl-C during the join: a Client connected after it stayed open for
-        # the life of the process; one already made is closed
+        # Ctrl-C during the join, or the refusal above: a Client connected
+        # after it stayed open for the life of the process; one already made
+        # is closed
         with lock:
             made = box.setdefault("client", None)  # from now on, a late Client closes itself
         if made is not None:

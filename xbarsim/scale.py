@@ -1969,13 +1969,14 @@ def _report_problems(rows, plots):
               file=err)
     if other:
         hint = ""
-        # (rows of earlier versions name an overflow a ConvergenceError)
-        overflow = [r for r in other if r["message"].startswith(("DriveOverflowError", "ConvergenceError"))
-                    and "overflow double precision" in r["message"]]
-        if overflow:
+        def overflowed(r):  # (rows of earlier versions name an overflow a ConvergenceError)
+            return (r["message"].startswith(("DriveOverflowError", "ConvergenceError"))
+                    and "overflow double precision" in r["message"])
+
+        if any(overflowed(r) for r in other):
             # a looser tol or another method does not help there
             hint += " Device currents that overflow need a lower --v-read or a larger --v0."
-        stalled = [r for r in other if r["message"].startswith("ConvergenceError") and r not in overflow]
+        stalled = [r for r in other if r["message"].startswith("ConvergenceError") and not overflowed(r)]
         if any("raise v0" in r["message"] for r in stalled):
             # the solver's own advice, cut from the table: "a looser --tol or --method
             # direct" was given for a point that direct had run

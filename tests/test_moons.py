@@ -407,7 +407,7 @@ def test_the_surrogate_check_draws_from_the_runs_own_stream(quick_run, tmp_path,
     missed = [k for k, ok in rep["pass"].items() if not ok]
     assert missed  # the quick fit's few layers: its bins miss
     assert status == 3
-    line = f"surrogate check: {4 - len(missed)} of 4 criteria met (missed: {', '.join(missed)})"
+    line = f"surrogate check: {5 - len(missed)} of 5 criteria met (missed: {', '.join(missed)})"
     assert line in capsys.readouterr().out and line in (out / "surrogate_check.txt").read_text()
     assert rep["seed"] == stream_seed(1, "check") != stream_seed(2, "check")
     assert json.loads((out / "results.json").read_text())["config"]["stream_seeds"]["check"] == rep["seed"]

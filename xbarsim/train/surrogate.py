@@ -1642,6 +1642,11 @@ _CHECK_STREAM = 0x636865636B
 """Key of `check`'s random streams (ASCII "check"), apart from `fit`'s."""
 
 
+BIN_ERROR_MEAN_TOL = 0.25
+"""`check`'s ``bins_error_mean`` criterion: the surrogate's mean programming
+error per target bin within this many of the simulator's error stds."""
+
+
 def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=None, reps=4, n_probe=None,
           n_fail_devices=100_000, progress=False):
     """Compare a surrogate with fresh simulator samples (the acceptance report).
@@ -1671,10 +1676,21 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
         underdetermined and its minimum-norm answer made the simulator's and
         the surrogate's errors agree, a false pass); ``pass``:
         the issue's criteria (bins: mean and std of ``g`` within 10 %, and
-        the stricter ``bins_error_std``: std of ``g - t`` within 10 %; both
-        fail when no bin holds 20 devices of each, as nothing was compared;
+        the stricter ``bins_error_std``: std of ``g - t`` within 10 %;
         failures within 0.1 point; layers: std within 15 % and mean within
-        15 % of the simulator's std, as the mean error is close to 0).
+        15 % of the simulator's std, as the mean error is close to 0) and
+        ``bins_error_mean``: in every bin the surrogate's mean error
+        ``g - t`` within `BIN_ERROR_MEAN_TOL` (a quarter) of the simulator's
+        std of it. The issue's 10 % on the mean of ``g`` is wider than the
+        programming error itself (a few per cent of ``g``), and the layers'
+        pooled mean error cancels a conductance gain over weights of both
+        signs: surrogates off by a constant 3-8 % of every conductance, or
+        without their drift-mean model, met the issue's four criteria (found
+        by review). Its worst bin measured 0.09-0.16 for fits of the
+        default configuration, 0.77-0.84 for such fits off by 3 % and
+        0.57 for one without its drift mean.
+        The bin criteria fail when no bin holds 20 devices of each, as
+        nothing was compared.
     """
     import xbarsim as xs
 
@@ -1807,12 +1823,13 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
     # (all([]) passed a 1x1 layer's check)
     ok_bins = bool(rows) and all(abs(r["mean_rel_diff"]) <= 0.10 and abs(r["std_rel_diff"]) <= 0.10 for r in rows)
     ok_err = bool(rows) and all(abs(r["err_std_rel_diff"]) <= 0.10 for r in rows)
+    ok_emean = bool(rows) and all(abs(r["err_mean_diff_in_std"]) <= BIN_ERROR_MEAN_TOL for r in rows)
     ok_fail = abs(fail["lrs_diff_pp"]) <= 0.1 and abs(fail["hrs_diff_pp"]) <= 0.1
     ok_lay = all(abs(r["std_rel_diff"]) <= 0.15 and abs(r["mean_diff_in_std"]) <= 0.15 for r in lay.values())
     return {
         "bins": rows, "failures": fail, "layers": lay,
-        "pass": {"bins": bool(ok_bins), "bins_error_std": bool(ok_err), "failures": bool(ok_fail),
-                 "layers": bool(ok_lay)},
+        "pass": {"bins": bool(ok_bins), "bins_error_std": bool(ok_err), "bins_error_mean": bool(ok_emean),
+                 "failures": bool(ok_fail), "layers": bool(ok_lay)},
         "n_layers": int(n_layers), "per_layer": int(per_layer), "seed": int(seed), "reps": int(reps),
     }
 

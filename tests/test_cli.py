@@ -127,6 +127,22 @@ def test_a_refused_write_is_not_called_a_full_disk(tmp_path):
     (["solve", "--gg", "G.npy", "--out", "o"],
      "xbarsim solve: error: the following arguments are required: --g (--gg: did you mean --g?)"),
     (["scale", "--sizes", "16"], "xbarsim scale: error: the following arguments are required: --out"),
+    # numbers and choices argparse refuses got no word on what to write (found by review)
+    (["program", "--out", "p", "--tolerance", "1%"],
+     "xbarsim program: error: argument --tolerance: invalid float value: '1%' (a plain number: for 1% write 0.01)"),
+    (["program", "--out", "p", "--tolerance", "1k"],
+     "xbarsim program: error: argument --tolerance: invalid float value: '1k' (a plain number, e.g. 0.01 or "
+     "1e-9, without units)"),
+    (["program", "--out", "p", "--max-pulses", "2.5"],
+     "xbarsim program: error: argument --max-pulses: invalid int value: '2.5' (a whole number, e.g. 40)"),
+    (["program", "--out", "p", "--max-pulses", "1e2"],
+     "xbarsim program: error: argument --max-pulses: invalid int value: '1e2' (a whole number written as one: 100)"),
+    (["program", "--out", "p", "--scheme", "floting"],
+     "xbarsim program: error: argument --scheme: invalid choice: 'floting' (choose from 'V/2', 'V/3', 'floating') "
+     "(did you mean 'floating'?)"),
+    (["prgram", "--out", "p"],
+     "xbarsim: error: argument COMMAND: invalid choice: 'prgram' (choose from 'demo', 'solve', 'scale', "
+     "'program', 'calibrate', 'moons', 'cache') (did you mean 'program'?)"),
 ])
 def test_command_line_slips_are_named_by_the_subcommand(capsys, argv, message):
     """A mistyped option under a subcommand got the top level's usage and

@@ -114,7 +114,11 @@ def test_targets_with_a_header_or_index_of_numbers_are_refused_as_solve_refuses_
     (["--size", "32", "--solve-tol", "3e-14"], "Give a --solve-tol of at least 6.4e-14 (the default"),
     (["--size", "4", "--solve-tol", "1e-20"], "--solve-tol 1e-20 is below 1e-14: double precision cannot resolve "
                                               "node voltages that finely. Give a --solve-tol of at least 1e-14"),
-    (["--targets", "UFILE"], "These look like microsiemens or ohms: give siemens"),  # 300 (uS): only "outside"
+    (["--targets", "UFILE"], "These look like microsiemens: give siemens"),  # 300 (uS): only "outside"
+    # each unit only where the targets fit the device's range read in it: targets of 1 were told they
+    # looked like microsiemens or ohms, which fit neither (found by review)
+    (["--targets", "OHMFILE"], "These look like ohms: give siemens, e.g. 300e-6"),
+    (["--targets", "ONEFILE"], "Targets are conductances: give siemens, e.g. 300e-6"),
 ])
 def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     """Every user error is caught before anything runs or is written."""
@@ -122,12 +126,15 @@ def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     np.save(tmp_path / "bad.npy", np.array([[3e-4, 1e-9]]))
     np.save(tmp_path / "nan.npy", np.array([[3e-4, np.nan]]))
     np.save(tmp_path / "u.npy", np.full((2, 2), 300.0))
+    np.save(tmp_path / "ohm.npy", np.full((2, 2), 3000.0))
+    np.save(tmp_path / "one.npy", np.ones((2, 2), dtype=int))
     (tmp_path / "empty.npy").write_bytes(b"")
     np.savez(tmp_path / "z.npz", t=np.full((2, 2), 3e-4))
     (tmp_path / "z.npz").rename(tmp_path / "z.npy")
     argv = [{"TFILE": str(tmp_path / "t.npy"), "BADFILE": str(tmp_path / "bad.npy"),
              "NANFILE": str(tmp_path / "nan.npy"), "EMPTYFILE": str(tmp_path / "empty.npy"),
-             "NPZFILE": str(tmp_path / "z.npy"), "UFILE": str(tmp_path / "u.npy")}.get(a, a) for a in argv]
+             "NPZFILE": str(tmp_path / "z.npy"), "UFILE": str(tmp_path / "u.npy"),
+             "OHMFILE": str(tmp_path / "ohm.npy"), "ONEFILE": str(tmp_path / "one.npy")}.get(a, a) for a in argv]
     assert main(["program", "--out", str(tmp_path / "o"), "--no-progress"] + argv) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

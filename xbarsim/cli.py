@@ -801,6 +801,18 @@ class _Parser(argparse.ArgumentParser):
                             f"e.g. {opt}={after[-1]})")
             else:  # nothing given: "e.g. --arrays=-1" suggested a value it refuses
                 message += f" (give it a value: {opt} VALUE; see --help)"
+        elif re.fullmatch(r"argument \S+: invalid (float|int) value: .*", message, re.S):
+            message += _number_hint(message)
+        elif re.fullmatch(r"argument (?:\S+/)?(\S+): invalid choice: .*", message, re.S):
+            # the Python API names the nearest choice; the CLI listed them only
+            from ._coerce import nearest_hint
+
+            name = message.split(":")[0].split()[-1].split("/")[-1]
+            action = self._option_string_actions.get(name) or next(
+                (a for a in self._actions if name in (a.metavar, a.dest)), None)  # a positional: COMMAND
+            value = re.search(r"invalid choice: '(.*)' \(choose from", message, re.S)
+            if action is not None and action.choices and value:
+                message += nearest_hint(value.group(1), [str(c) for c in action.choices])
         elif message.startswith("the following arguments are required"):
             # argparse says this before it gets to the options no action took,
             # so a mistyped required option (--outdir for --out) was never
@@ -812,6 +824,24 @@ class _Parser(argparse.ArgumentParser):
             if hints:
                 message += f" ({'; '.join(hints)})"
         super().error(message)
+
+
+def _number_hint(message):
+    """The hint for argparse's "invalid float value" / "invalid int value":
+    ``--tolerance 1%`` and ``--max-pulses 2.5`` got no word on what to
+    write (found by review)."""
+    kind, text = re.fullmatch(r"argument \S+: invalid (float|int) value: '(.*)'", message, re.S).groups()
+    try:
+        x = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+    except ValueError:
+        x = None
+    if kind == "float":
+        if x is not None:  # only a percentage fails float() and parses here
+            return f" (a plain number: for {text} write {x:g})"
+        return " (a plain number, e.g. 0.01 or 1e-9, without units)"
+    if x is not None and x == int(x) and not text.endswith("%"):
+        return f" (a whole number written as one: {int(x)})"
+    return " (a whole number, e.g. 40)"
 
 
 def _unrecognized(parser, extra):

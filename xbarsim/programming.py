@@ -692,12 +692,23 @@ def _check_target(target_g, dev, track=False, name="target_g"):
         raise ParameterError(
             f"{name} has {np.count_nonzero(outside)} of {t.size} targets at or past the device's reachable "
             f"range ({dev.g_lo!r}, {dev.g_hi!r}) S, limits excluded, the first [{i}, {j}] = {float(t[i, j])!r} S; "
-            f"targets must lie inside it (the operating window is [{dev.g_min:.3g}, {dev.g_max:.3g}] S)." + (
-                # 300 (uS) or 3000 (ohm) got only "outside the range"
-                " These look like microsiemens or ohms: give siemens, e.g. 300e-6 for 300 uS (a 3.3 kohm "
-                "device)." if t.min() >= 1.0 else "")
+            f"targets must lie inside it (the operating window is [{dev.g_min:.3g}, {dev.g_max:.3g}] S)."
+            + _unit_hint(t, dev)
         )
     return np.ascontiguousarray(t)
+
+
+def _unit_hint(t, dev):
+    """What targets of 1 or more (no device conducts 1 S) were given in, where
+    they fit the device's range read so: 300 (uS) or 3000 (ohm) got only
+    "outside the range", and targets of 1 were told they looked like
+    microsiemens or ohms, which fit neither (found by review)."""
+    if t.min() < 1.0:
+        return ""
+    inside = lambda g: bool(np.all((g > dev.g_lo) & (g < dev.g_hi)))  # noqa: E731
+    units = [u for u, g in (("microsiemens", t * 1e-6), ("ohms", 1.0 / t)) if inside(g)]
+    example = " give siemens, e.g. 300e-6 for 300 uS (a 3.3 kohm device)."
+    return f" These look like {' or '.join(units)}:{example}" if units else f" Targets are conductances:{example}"
 
 
 PROGRAM_BYTES_PER_CELL = 176

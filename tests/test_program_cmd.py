@@ -307,6 +307,26 @@ def test_an_interrupted_write_leaves_no_partial_outputs(tmp_path, monkeypatch):
     assert (tmp_path / "o").is_dir() and not any((tmp_path / "o").iterdir())
 
 
+def test_program_png_counts_whole_devices_and_draws_them_above_the_mean(tmp_path, monkeypatch):
+    """On a small array the histograms' axis had ticks at 0.5 and 1.5
+    devices, and the binned-mean line hid the devices' dots where a bin
+    holds one device (found by review)."""
+    import matplotlib.pyplot as plt
+
+    from xbarsim import program_cmd
+
+    res = xs.program(np.random.default_rng(0).uniform(100e-6, 500e-6, (3, 3)), xs.TransferConfig(), seed=0)
+    figs = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig) or real_close(fig))
+    program_cmd.plot(res, str(tmp_path / "p.png"))
+    hist_ax, drift_ax = figs[-1].axes[2], figs[-1].axes[3]
+    ticks = [t for t in hist_ax.get_yticks() if hist_ax.get_ylim()[0] <= t <= hist_ax.get_ylim()[1]]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+    dots, mean = (next(ln for ln in drift_ax.get_lines() if ln.get_label() == name) for name in ("device", "binned mean"))
+    assert dots.get_zorder() > mean.get_zorder()
+
+
 def test_program_png_shows_stuck_devices_clipping_and_every_device(tmp_path, monkeypatch):
     """Stuck devices were NaN on the error map, drawn white: the colour of
     0 % error. The colour limit (99th percentile) clipped the worst devices

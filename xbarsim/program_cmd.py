@@ -167,6 +167,7 @@ def plot(res, path, title=""):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     w = res.working
     err = np.where(w, 100.0 * (res.g_final / res.target - 1.0), np.nan)
@@ -207,6 +208,7 @@ def plot(res, path, title=""):
     ax[1, 0].hist(np.clip(fin, lo, hi), bins=bins, alpha=0.6, label="after the whole array")
     ax[1, 0].set_xlabel("true conductance / target - 1 (%)")
     ax[1, 0].set_ylabel("devices")
+    ax[1, 0].yaxis.set_major_locator(MaxNLocator(integer=True))  # small arrays had ticks at 0.5 device
     step = (hi - lo) / 59  # a bin's width: devices within one of the axis are as good as in the end bin
     outside = int(((both < lo - step) | (both > hi + step)).sum())
     ax[1, 0].set_title("programming error, working devices"
@@ -215,7 +217,9 @@ def plot(res, path, title=""):
     ax[1, 0].legend(fontsize=8)
     pos = res.order_index[w]
     drift = 1e6 * (res.g_final - res.g_after_own)[w]
-    ax[1, 1].plot(pos, drift, ".", ms=2, alpha=0.5, label="device")
+    # above the binned mean (which hid them where a bin holds one device) and
+    # larger on small arrays (found by review)
+    ax[1, 1].plot(pos, drift, ".", ms=2 if pos.size > 256 else 5, alpha=0.5, label="device", zorder=3)
     K = res.target.size
     edges = np.linspace(0, K, min(K, 32) + 1)
     idx = np.clip(np.digitize(pos, edges) - 1, 0, len(edges) - 2)

@@ -219,7 +219,8 @@ def plot(res, path, title=""):
     drift = 1e6 * (res.g_final - res.g_after_own)[w]
     # above the binned mean (which hid them where a bin holds one device) and
     # larger on small arrays (found by review)
-    ax[1, 1].plot(pos, drift, ".", ms=2 if pos.size > 256 else 5, alpha=0.5, label="device", zorder=3)
+    few = pos.size <= 256
+    ax[1, 1].plot(pos, drift, ".", ms=6 if few else 2, alpha=0.9 if few else 0.5, label="device", zorder=3)
     K = res.target.size
     edges = np.linspace(0, K, min(K, 32) + 1)
     idx = np.clip(np.digitize(pos, edges) - 1, 0, len(edges) - 2)

@@ -238,9 +238,14 @@ def test_surrogate_matches_simulator(cfg):
     criteria, and fails the error-mean one (found by review)."""
     from dataclasses import replace
 
+    import warnings
+
     sur = Surrogate.fit(cfg, n_transfers=150, seed=0)
-    rep = check(sur, n_layers=12, per_layer=50, seed=2024)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # bins of enough devices: no warning that the verdicts may be chance
+        rep = check(sur, n_layers=12, per_layer=50, seed=2024)
     print(format_check(rep))
+    assert rep["min_bin_devices"] >= 450
     assert len(rep["bins"]) >= 18
     assert set(rep["pass"]) == {"bins", "bins_error_std", "bins_error_mean", "failures", "layers"}
     assert all(rep["pass"].values()), format_check(rep)
@@ -249,6 +254,11 @@ def test_surrogate_matches_simulator(cfg):
         rep = check(off, n_layers=12, per_layer=50, seed=2024)
         assert not rep["pass"]["bins_error_mean"], format_check(rep)
         assert "surrogate check: 4 of 5 criteria met (missed: bins_error_mean)" in format_check(rep)
+    # a small check could not tell a good surrogate from a bad one, and said nothing (found by review)
+    with pytest.warns(UserWarning, match=r"the smallest target bin holds (\d+) devices, whose spread is known to "
+                                         r"about \d+ % .* may be chance") as rec:
+        rep = check(sur, n_layers=2, per_layer=10, seed=2024)
+    assert f"holds {rep['min_bin_devices']} devices" in str(rec[0].message) and rep["min_bin_devices"] < 450
 
 
 def _no_compute(*args, **kwargs):

@@ -1647,6 +1647,11 @@ BIN_ERROR_MEAN_TOL = 0.25
 error per target bin within this many of the simulator's error stds."""
 
 
+BIN_DEVICES_ENOUGH = 450
+"""`check` warns below this many devices in a target bin: a spread from n
+samples is known to about 1/sqrt(2n), here a third of the 10 % criteria."""
+
+
 def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=None, reps=4, n_probe=None,
           n_fail_devices=100_000, progress=False):
     """Compare a surrogate with fresh simulator samples (the acceptance report).
@@ -1690,7 +1695,9 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
         default configuration, 0.77-0.84 for such fits off by 3 % and
         0.57 for one without its drift mean.
         The bin criteria fail when no bin holds 20 devices of each, as
-        nothing was compared.
+        nothing was compared, and a check whose smallest bin holds fewer
+        than `BIN_DEVICES_ENOUGH` warns that its bin verdicts may be chance
+        (``min_bin_devices`` holds that count).
     """
     import xbarsim as xs
 
@@ -1790,6 +1797,16 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
         row["err_mean_diff_in_std"] = (row["err_mean_sur_uS"] - row["err_mean_sim_uS"]) / row["err_std_sim_uS"]
         row["err_std_rel_diff"] = (row["err_std_sur_uS"] - row["err_std_sim_uS"]) / row["err_std_sim_uS"]
         rows.append(row)
+    n_min = min((min(r["n_sim"], r["n_sur"]) for r in rows), default=0)
+    if rows and n_min < BIN_DEVICES_ENOUGH:
+        # a check of 6 x 50 transfers failed a correct surrogate and passed
+        # broken ones alike, without a word (found by review)
+        from .._warn import warn
+
+        warn(f"check: the smallest target bin holds {n_min} devices, whose spread is known to about "
+             f"{100 / np.sqrt(2 * n_min):.0f} % (1/sqrt(2n)) against the bin criteria's 10 %, so their verdicts "
+             f"here may be chance. Raise n_layers or per_layer (to {BIN_DEVICES_ENOUGH} devices a bin or more; the "
+             "default 20 x 50 holds about 1000 a bin on the moons shapes).", UserWarning)
     ss_layers = np.concatenate(stuck_sim)
     ss_sim = ss_layers
     if n_fail_devices:
@@ -1831,6 +1848,7 @@ def check(surrogate, cfg=None, n_layers=20, per_layer=50, seed=12345, layers=Non
         "pass": {"bins": bool(ok_bins), "bins_error_std": bool(ok_err), "bins_error_mean": bool(ok_emean),
                  "failures": bool(ok_fail), "layers": bool(ok_lay)},
         "n_layers": int(n_layers), "per_layer": int(per_layer), "seed": int(seed), "reps": int(reps),
+        "min_bin_devices": int(n_min),
     }
 
 

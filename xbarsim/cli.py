@@ -803,16 +803,15 @@ class _Parser(argparse.ArgumentParser):
                 message += f" (give it a value: {opt} VALUE; see --help)"
         elif re.fullmatch(r"argument \S+: invalid (float|int) value: .*", message, re.S):
             message += _number_hint(message)
-        elif re.fullmatch(r"argument (?:\S+/)?(\S+): invalid choice: .*", message, re.S):
+        elif choice := re.fullmatch(r"argument (?:\S+/)?(\S+): invalid choice: '(.*)' \(choose from .*", message, re.S):
             # the Python API names the nearest choice; the CLI listed them only
             from ._coerce import nearest_hint
 
-            name = message.split(":")[0].split()[-1].split("/")[-1]
+            name, value = choice.groups()
             action = self._option_string_actions.get(name) or next(
                 (a for a in self._actions if name in (a.metavar, a.dest)), None)  # a positional: COMMAND
-            value = re.search(r"invalid choice: '(.*)' \(choose from", message, re.S)
-            if action is not None and action.choices and value:
-                message += nearest_hint(value.group(1), [str(c) for c in action.choices])
+            if action is not None and action.choices:
+                message += nearest_hint(value, [str(c) for c in action.choices])
         elif message.startswith("the following arguments are required"):
             # argparse says this before it gets to the options no action took,
             # so a mistyped required option (--outdir for --out) was never

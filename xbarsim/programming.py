@@ -705,8 +705,7 @@ def _unit_hint(t, dev):
     microsiemens or ohms, which fit neither (found by review)."""
     if t.min() < 1.0:
         return ""
-    inside = lambda g: bool(np.all((g > dev.g_lo) & (g < dev.g_hi)))  # noqa: E731
-    units = [u for u, g in (("microsiemens", t * 1e-6), ("ohms", 1.0 / t)) if inside(g)]
+    units = [u for u, g in (("microsiemens", t * 1e-6), ("ohms", 1.0 / t)) if np.all((g > dev.g_lo) & (g < dev.g_hi))]
     example = " give siemens, e.g. 300e-6 for 300 uS (a 3.3 kohm device)."
     return f" These look like {' or '.join(units)}:{example}" if units else f" Targets are conductances:{example}"
 

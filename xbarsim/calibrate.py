@@ -524,13 +524,19 @@ def _plot_ratios(ax_k, ax_other, rows):
         ax.set_ylim(lo - 0.05, hi + 0.05)
 
 
+_NO_RELAXATION = dict(relax_fast=0.0, relax_sigma=0.0, relax_drift=0.0)
+_NO_DISTURB = dict(v_sub=1e-3)  # the sub-threshold switching zeroed (v_sub tiny)
 ATTRIBUTION_PARTS = {
     "all": {},
-    "disturb + read noise (no relaxation)": dict(relax_fast=0.0, relax_sigma=0.0, relax_drift=0.0),
-    "disturb only": dict(relax_fast=0.0, relax_sigma=0.0, relax_drift=0.0, read_noise=0.0),
-    "relaxation + read noise (no disturb)": "no-disturb",
+    "disturb + read noise (no relaxation)": _NO_RELAXATION,
+    "disturb only": dict(_NO_RELAXATION, read_noise=0.0),
+    "relaxation + read noise (no disturb)": _NO_DISTURB,
+    # nothing moves a device after its own write-verify, yet its reads do on
+    # 1 ohm wires: later devices, programmed up from the initial state, add
+    # IR drop to the shared lines (it was booked as disturb; found by review)
+    "reads alone (no disturb, relaxation or read noise)": dict(_NO_RELAXATION, **_NO_DISTURB, read_noise=0.0),
 }
-"""Model parts switched off by `attribution`."""
+"""Device fields `attribution` changes for each part (switching it off)."""
 
 
 ATTRIBUTION_EVENTS = (1, 10, 30)
@@ -542,7 +548,9 @@ def attribution(device=None, n_arrays=200, seed=0, events=ATTRIBUTION_EVENTS, pr
 
     Simulates the calibration runs with parts of the device switched off
     (`ATTRIBUTION_PARTS`; "no disturb" zeroes the sub-threshold switching,
-    ``v_sub`` tiny) and returns ``{part: (mean uS, std uS)}`` at ``events``.
+    ``v_sub`` tiny; "reads alone" switches off everything that moves a
+    device after its own write-verify, leaving what the 1 ohm wires do to
+    the reads) and returns ``{part: (mean uS, std uS)}`` at ``events``.
     ``full``: `simulate`'s result for the whole model on the same arrays
     (``device``, ``n_arrays``, ``seed``), used for the "all" row instead of
     simulating it again (`run` has it).
@@ -563,7 +571,7 @@ def attribution(device=None, n_arrays=200, seed=0, events=ATTRIBUTION_EVENTS, pr
     idx = [known.index(k) for k in events]
     out = {}
     for name, kw in ATTRIBUTION_PARTS.items():
-        dev = replace(base, v_sub=1e-3) if kw == "no-disturb" else replace(base, **kw)
+        dev = replace(base, **kw)
         sim = full if (full is not None and name == "all") else simulate(
             dev, n_arrays=n_arrays, seed=seed, progress=progress, label=f"attribution: {name}")
         out[name] = (sim["drift_mean"][idx] * 1e6, sim["drift_std"][idx] * 1e6)
@@ -673,8 +681,9 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=10
             print(f"neighbour drift at k = {' / '.join(map(str, ATTRIBUTION_EVENTS))} events of the "
                   f"{'refitted' if do_fit else 'preset'} model, uS (measured mean {mean}, std {std}; "
                   "attribution.csv):")
+            width = max(map(len, summary["attribution"]["parts"]))
             for name, part in summary["attribution"]["parts"].items():
-                print(f"  {name:40s} mean {' / '.join(f'{x:.2f}' for x in part['mean_uS'])}   "
+                print(f"  {name:{width}s} mean {' / '.join(f'{x:.2f}' for x in part['mean_uS'])}   "
                       f"std {' / '.join(f'{x:.2f}' for x in part['std_uS'])}")
         written = (("attribution.csv",) if with_parts else ()) + names
         print(f"wrote {', '.join(written)} in {out_dir}")
@@ -710,8 +719,8 @@ def register(subparsers):
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--attribution", action="store_true",
                    help="also simulate the drift of the evaluated model with parts switched off (disturb, relaxation, "
-                        "read noise) at k = 1, 10, 30: printed and written to attribution.csv (three more simulations "
-                        "of --arrays arrays)")
+                        "read noise, and all three: what the wires do to the reads alone) at k = 1, 10, 30: printed "
+                        "and written to attribution.csv (four more simulations of --arrays arrays)")
 
     def main(args):
         if not args.fit and (args.fit_arrays is not None or args.fit_iter is not None):

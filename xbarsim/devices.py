@@ -60,7 +60,7 @@ What the measured neighbour drift is attributed to
 --------------------------------------------------
 The data (``xbarsim/data/tio2``) give, per device, ``delta = (read after k
 later devices were programmed) - (its last verify read)``. Its spread at
-``k = 1`` and its growth with ``k`` have three sources in this model:
+``k = 1`` and its growth with ``k`` have four sources in this model:
 
 * **read noise**: both ends of ``delta`` are single noisy reads, so it adds
   a floor ``sqrt(2) read_noise G`` to the spread at every ``k``, with no
@@ -79,11 +79,12 @@ later devices were programmed) - (its last verify read)``. Its spread at
 * **disturb**: under V/2 column-major programming, a device is half-selected
   by every later device of its column (bit line shared) and by the device
   of its row in every later column (word line shared); each of those
-  pulses moves it by `switch_rate` at about ``Vp/2``. With the preset,
+  pulses moves it by `switch_rate` at about ``Vp/2``, up under the set
+  pulses that dominate ramps from the initial state. With the preset,
   disturb of working neighbours is small in arrays without stuck devices
-  (about -0.04 uS mean and 0.3 uS std after one event, 1.3 and 1.7 uS std
-  after 10 and 30; 300 arrays with relaxation and read noise off) and
-  several times larger around stuck devices (1.7 / 4.0 / 4.9 uS std at
+  (on ideal wires +0.14 / +0.70 / +1.02 uS mean and 0.25 / 1.05 / 1.39 uS
+  std after 1 / 10 / 30 events; 300 arrays with relaxation and read noise
+  off) and several times larger around stuck devices (1.7 / 4.0 / 4.9 uS std at
   k = 1 / 10 / 30 with the preset's failures, the attribution below): their write-verify ramps for the whole pulse budget
   (`WriteVerify.max_pulses`, 40 pulses of 0.02 V from +-1.1 V, so up to
   +-1.88 V; the limits 2.1 V and -2.4 V would take 51 and 66 pulses), and
@@ -91,6 +92,13 @@ later devices were programmed) - (its last verify read)``. Its spread at
   sub-threshold rate is already a quarter of its value at threshold. That
   is why the pulse budget matters: it bounds the damage a failed device
   does to its lines.
+* **the reads themselves**: on resistive wires the devices programmed after
+  a device, up from the initial state, add IR drop to the lines they share
+  with it and lower its later reads, with no change of its conductance
+  (-0.18 / -0.70 / -0.87 uS mean, 0.21 / 0.65 / 0.77 uS std at k = 1 / 10 /
+  30 on 1 ohm wires, with everything else that moves a device off; 0 on
+  ideal wires). Until 2026-12-06 this part was booked as disturb, whose own
+  mean is upward (found by review).
 
 With the preset, at k = 1 / 10 / 30 events (`xbarsim.calibrate.attribution`,
 ``xbarsim calibrate --attribution``: 1000 simulated 8x8 arrays, V/2, 1 ohm
@@ -100,11 +108,14 @@ as in the measured table): the std is 5.0 / 11.5 / 13.5 uS (measured 6.7 /
 (0.1 %) almost nothing, relaxation without disturb 5.1 / 11.4 / 13.3 uS.
 The mean (-0.42 / -3.1 / -7.6 uS, measured
 -0.37 / -4.1 / -7.7 uS) is relaxation (-0.49 / -3.8 / -9.0 uS without
-disturb); disturb alone moves it by -0.1 / -0.4 / -0.4 uS. The "without
+disturb); disturb with the reads' own part moves it by -0.1 / -0.4 / -0.4
+uS, the reads alone by -0.18 / -0.70 / -0.87 uS. The "without
 disturb" run is not a clean subtraction: ``v_sub`` near 0 also stops the
 first pulses of a device's own ramp, which 1 ohm of wire puts a few mV under
 threshold, so it takes 17.4 pulses per device against 15.7 and relaxes
-about 11 % longer per programming event, deepening its mean.
+about 11 % longer per programming event, deepening its mean, and it loses
+disturb's upward part (on ideal wires, with matching pulse counts, -7.84
+against -6.84 uS at k = 30 for the whole model).
 
 Assumed, not measured: the bias scheme of the measured arrays (the paper
 does not state it; calibration assumes V/2), the read nonlinearity ``v0``

@@ -29,7 +29,15 @@ Switching, per pulse of ``V`` volts across the cell and width ``tw``
     mean change is under 1e-9 S per pulse (an unselected cell at a
     wire-drop voltage of a few mV): such a cell moves by its mean only,
     which leaves out at most ~0.1 uS of spread over 1e5 pulses
-    (``_G_MEAN_ONLY`` in kernels/programming.py).
+    (``_G_MEAN_ONLY`` in kernels/programming.py). The state is then
+    clipped to ``[g_lo, g_hi]``, and well above threshold the clip, not the
+    law, sets the outcome: with the preset (0.06 V ``v_slope``, a factor
+    1.4 per 0.02 V step of the ramp) the mean change of one pulse exceeds
+    the room left from mid-window (300 uS) from about +1.45 V (set) and
+    -1.31 V (reset); a 1.5 V set pulse from 100 uS lands at ``g_hi`` for
+    99.8 % of devices, a -1.5 V reset from 500 uS at ``g_lo`` for all (no
+    cycle-to-cycle spread there; a reset ramp from -1.1 V gets to -1.31 V
+    in 11 steps).
 Relaxation
     Two parts, applied to a device whenever it is next touched (read,
     pulsed or half-selected, or at the end), over the elapsed time, as a

@@ -250,6 +250,9 @@ def test_cli_attribution_prints_the_parts(tmp_path, capsys):
     # and the printed table hold the same figures
     parts = summary["attribution"]["parts"]
     assert summary["attribution"]["events"] == [1, 10, 30] and list(parts) == list(C.ATTRIBUTION_PARTS)
+    # the whole evaluated device and the version (the summary held the five fitted fields only; found by review)
+    assert xs.DeviceParams(**summary["device"]) == xs.presets.TIO2
+    assert summary["xbarsim_version"] == xs.__version__
     lines = (tmp_path / "attribution.csv").read_text().splitlines()
     assert lines[0] == "model,events,drift_mean_uS,drift_std_uS" and len(lines) == 1 + 3 * len(parts)
     for line in lines[1:]:
@@ -272,9 +275,10 @@ def test_cli_attribution_prints_the_parts(tmp_path, capsys):
     assert "attribution" not in json.loads((tmp_path / "calibration.json").read_text())
 
 
-def test_cli_attribution_after_fit_splits_the_refitted_model(tmp_path, monkeypatch):
+def test_cli_attribution_after_fit_splits_the_refitted_model(tmp_path, monkeypatch, capsys):
     """``--fit --attribution`` split the preset's drift, not the model it had
-    just fitted and evaluated (found by review)."""
+    just fitted and evaluated (found by review). The fitted parameters print
+    to 6 digits (a value the log-space fit kept read 0.0010000000000000002)."""
     import json
     from dataclasses import replace
 
@@ -289,6 +293,8 @@ def test_cli_attribution_after_fit_splits_the_refitted_model(tmp_path, monkeypat
     fitted = replace(xs.presets.TIO2, **json.loads((tmp_path / "calibration.json").read_text())["parameters"])
     assert fitted != xs.presets.TIO2
     assert seen == [fitted]
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("fitted parameters:")]
+    assert line == "fitted parameters: " + ", ".join(f"{p} = {getattr(fitted, p):.6g}" for p in C.FIT_PARAMETERS)
 
 
 def test_fit_moves_only_the_fit_parameters():

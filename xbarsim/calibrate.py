@@ -622,8 +622,16 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=10
     meas = measured()
     sim = simulate(dev, n_arrays=n_arrays, seed=seed, progress=progress)
     rows = compare(sim, meas)
+    from dataclasses import asdict
+
+    from . import __version__
+
     summary = dict(
         parameters={p: getattr(dev, p) for p in FIT_PARAMETERS},
+        # every field of the evaluated device and the version, so that a
+        # summary alone says what was judged (it held the fitted five only;
+        # found by review)
+        device=asdict(dev), xbarsim_version=__version__,
         refit=bool(do_fit), fit_loss=fit_loss, n_arrays=n_arrays, seed=seed,
         fit_arrays=int(fit_arrays) if do_fit else None, fit_iter=int(fit_iter) if do_fit else None,
         fit_converged=fit_report.get("converged"), fit_iterations=fit_report.get("iterations"),
@@ -673,7 +681,8 @@ def run(out_dir, do_fit=False, n_arrays=1000, seed=0, fit_arrays=24, fit_iter=10
         print(f"mean pulses per device "
               f"{sim['pulses_mean']:.1f}; working devices converged {percent_of_all(sim['converged_working'])} %")
         if do_fit:
-            print("fitted parameters:", summary["parameters"])
+            # to 6 digits: the fit works in log space, and a value it kept read 0.0010000000000000002 (review)
+            print("fitted parameters:", ", ".join(f"{k} = {v:.6g}" for k, v in summary["parameters"].items()))
         if with_parts:
             idx = [list(meas["events"]).index(k) for k in ATTRIBUTION_EVENTS]
             mean = " / ".join(f"{meas['drift_mean'][i] * 1e6:.2f}" for i in idx)

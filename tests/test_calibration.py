@@ -262,6 +262,9 @@ def test_cli_attribution_prints_the_parts(tmp_path, capsys):
                                    rtol=1e-5)
     for name, part in parts.items():
         assert f"mean {' / '.join(f'{x:.2f}' for x in part['mean_uS'])}" in out
+    # in one column, the longest part name (51 characters) included
+    printed = [ln for ln in out.splitlines() if ln.startswith("  ") and " mean " in ln]
+    assert len(printed) == len(parts) and len({ln.index(" mean ") for ln in printed}) == 1
     # the "all" row is the evaluated model's, taken from the run's own simulation (it was simulated again):
     # the same as a fresh one and as the compared drift rows
     fresh = C.attribution(n_arrays=4, seed=0, events=(1, 10, 30))["all"]
@@ -293,6 +296,8 @@ def test_cli_attribution_after_fit_splits_the_refitted_model(tmp_path, monkeypat
     fitted = replace(xs.presets.TIO2, **json.loads((tmp_path / "calibration.json").read_text())["parameters"])
     assert fitted != xs.presets.TIO2
     assert seen == [fitted]
+    # the summary's device is the evaluated one, the refitted (it was checked only without --fit)
+    assert json.loads((tmp_path / "calibration.json").read_text())["device"] == dataclasses.asdict(fitted)
     (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("fitted parameters:")]
     assert line == "fitted parameters: " + ", ".join(f"{p} = {getattr(fitted, p):.6g}" for p in C.FIT_PARAMETERS)
 

@@ -135,6 +135,8 @@ def test_a_refused_write_is_not_called_a_full_disk(tmp_path):
      "1e-9, without units)"),
     (["program", "--out", "p", "--max-pulses", "2.5"],
      "xbarsim program: error: argument --max-pulses: invalid int value: '2.5' (a whole number, e.g. 40)"),
+    (["program", "--out", "p", "--max-pulses", "100%"],
+     "xbarsim program: error: argument --max-pulses: invalid int value: '100%' (a whole number, e.g. 40)"),
     (["program", "--out", "p", "--max-pulses", "1e2"],
      "xbarsim program: error: argument --max-pulses: invalid int value: '1e2' (a whole number written as one: 100)"),
     (["program", "--out", "p", "--scheme", "floting"],

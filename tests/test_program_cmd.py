@@ -119,6 +119,8 @@ def test_targets_with_a_header_or_index_of_numbers_are_refused_as_solve_refuses_
     # looked like microsiemens or ohms, which fit neither (found by review)
     (["--targets", "OHMFILE"], "These look like ohms: give siemens, e.g. 300e-6"),
     (["--targets", "ONEFILE"], "Targets are conductances: give siemens, e.g. 300e-6"),
+    (["--targets", "MIXFILE"], "Targets are conductances: give siemens"),  # 300 and 3000: no one unit fits all
+    (["--targets", "EDGEFILE"], "Targets are conductances: give siemens"),  # 1000 is g_hi in either unit, excluded
 ])
 def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     """Every user error is caught before anything runs or is written."""
@@ -128,13 +130,16 @@ def test_cli_user_errors_exit_1_with_a_hint(tmp_path, capsys, argv, message):
     np.save(tmp_path / "u.npy", np.full((2, 2), 300.0))
     np.save(tmp_path / "ohm.npy", np.full((2, 2), 3000.0))
     np.save(tmp_path / "one.npy", np.ones((2, 2), dtype=int))
+    np.save(tmp_path / "mix.npy", np.array([[300.0, 3000.0]]))
+    np.save(tmp_path / "edge.npy", np.full((2, 2), 1000.0))
     (tmp_path / "empty.npy").write_bytes(b"")
     np.savez(tmp_path / "z.npz", t=np.full((2, 2), 3e-4))
     (tmp_path / "z.npz").rename(tmp_path / "z.npy")
     argv = [{"TFILE": str(tmp_path / "t.npy"), "BADFILE": str(tmp_path / "bad.npy"),
              "NANFILE": str(tmp_path / "nan.npy"), "EMPTYFILE": str(tmp_path / "empty.npy"),
              "NPZFILE": str(tmp_path / "z.npy"), "UFILE": str(tmp_path / "u.npy"),
-             "OHMFILE": str(tmp_path / "ohm.npy"), "ONEFILE": str(tmp_path / "one.npy")}.get(a, a) for a in argv]
+             "OHMFILE": str(tmp_path / "ohm.npy"), "ONEFILE": str(tmp_path / "one.npy"),
+             "MIXFILE": str(tmp_path / "mix.npy"), "EDGEFILE": str(tmp_path / "edge.npy")}.get(a, a) for a in argv]
     assert main(["program", "--out", str(tmp_path / "o"), "--no-progress"] + argv) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
@@ -325,6 +330,12 @@ def test_program_png_counts_whole_devices_and_draws_them_above_the_mean(tmp_path
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
     dots, mean = (next(ln for ln in drift_ax.get_lines() if ln.get_label() == name) for name in ("device", "binned mean"))
     assert dots.get_zorder() > mean.get_zorder()
+    assert (dots.get_markersize(), dots.get_alpha()) == (6, 0.9)
+    # small dots, half transparent, where there are many (17 x 17: 289 devices)
+    res = xs.program(np.full((17, 17), 3e-4), xs.TransferConfig(r_wl=0.0, r_bl=0.0), seed=0)
+    program_cmd.plot(res, str(tmp_path / "q.png"))
+    dots = next(ln for ln in figs[-1].axes[3].get_lines() if ln.get_label() == "device")
+    assert (dots.get_markersize(), dots.get_alpha()) == (2, 0.5)
 
 
 def test_program_png_shows_stuck_devices_clipping_and_every_device(tmp_path, monkeypatch):

@@ -245,7 +245,7 @@ def test_surrogate_matches_simulator(cfg):
         warnings.simplefilter("error")  # bins of enough devices: no warning that the verdicts may be chance
         rep = check(sur, n_layers=12, per_layer=50, seed=2024)
     print(format_check(rep))
-    assert rep["min_bin_devices"] >= 450
+    assert rep["min_bin_devices"] == min(min(r["n_sim"], r["n_sur"]) for r in rep["bins"]) >= 450
     assert len(rep["bins"]) >= 18
     assert set(rep["pass"]) == {"bins", "bins_error_std", "bins_error_mean", "failures", "layers"}
     assert all(rep["pass"].values()), format_check(rep)
@@ -259,6 +259,11 @@ def test_surrogate_matches_simulator(cfg):
                                          r"about \d+ % .* may be chance") as rec:
         rep = check(sur, n_layers=2, per_layer=10, seed=2024)
     assert f"holds {rep['min_bin_devices']} devices" in str(rec[0].message) and rep["min_bin_devices"] < 450
+    assert rep["min_bin_devices"] == min(min(r["n_sim"], r["n_sur"]) for r in rep["bins"])
+    # the threshold itself: a check whose smallest bin holds between 100 and 449 devices warns too
+    with pytest.warns(UserWarning, match=r"\(to 450 devices a bin or more") as rec:
+        rep = check(sur, n_layers=8, per_layer=40, seed=2024)
+    assert 100 <= rep["min_bin_devices"] < 450
 
 
 def _no_compute(*args, **kwargs):

@@ -1653,6 +1653,19 @@ def test_programming_that_leaves_many_working_devices_unconverged_warns():
     with pytest.warns(RuntimeWarning, match=r"Likely causes: a 0.1 % band is narrower than the measured 1 %") as rec:
         xs.program(np.random.default_rng(0).uniform(1e-4, 5e-4, (4, 4)), narrow, seed=0)
     assert not re.search("IR drop|smaller arrays|lower resistance", str(rec[0].message))
+    # the steps the drop costs: at the top of the ramp the budget reaches (1.1 + 39 x 0.02 V, both
+    # polarities here; 1.1 V for a 1-pulse budget; the reset ramp's where it starts higher)
+    steps, drop = xs.programming.ir_drop_steps, xs.programming.ir_drop_estimate
+    assert steps((4, 4), narrow) == pytest.approx(drop((4, 4), narrow) * 1.88 / 0.02)
+    assert steps((4, 4), short) == pytest.approx(drop((4, 4), short) * 1.1 / 0.02)
+    wv = xs.WriteVerify(v_reset_start=-1.3)
+    assert steps((4, 4), replace(narrow, write_verify=wv)) == pytest.approx(drop((4, 4), narrow) * 2.08 / 0.02)
+    wv = xs.WriteVerify(v_set_max=1.5, v_reset_min=-1.6)
+    assert steps((4, 4), replace(narrow, write_verify=wv)) == pytest.approx(drop((4, 4), narrow) * 1.6 / 0.02)
+    # and a drop of a little over one step is named (8 ohm wires, a 1-pulse budget: 1.76 steps)
+    assert 1.0 < steps((4, 4), replace(short, r_wl=8.0, r_bl=8.0)) < 2.0
+    with pytest.warns(RuntimeWarning, match=r"Likely causes: a 1-pulse budget, below the default 40; IR drop"):
+        xs.program(np.full((4, 4), 3e-4), replace(short, r_wl=8.0, r_bl=8.0), seed=0)
     # targets far below the window need more pulses: said, not blamed on IR drop (found by review)
     with pytest.warns(RuntimeWarning, match=r"3 of the unconverged devices' targets lie outside the operating "
                                             r"window \(0.0001 to 0.0005 S\)") as rec:

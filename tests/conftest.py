@@ -14,9 +14,16 @@
   2 threads (the thread-count independence tests skip then): a broken
   `distributed` skipped every Dask test, a one-core runner every 1-vs-2
   thread comparison, and CI passed (found by review).
+- **Ctrl-C works.** The tests that simulate a Ctrl-C (``interrupt_main``
+  in this process, SIGINT to a child, which inherits an ignored SIGINT
+  across exec) need Python's SIGINT handler. A runner that starts pytest
+  with SIGINT ignored (a background job of a shell without job control)
+  made them fail ("DID NOT RAISE") or hang (found by review): the handler
+  is put back.
 """
 
 import os
+import signal
 
 import pytest
 from hypothesis import settings
@@ -24,6 +31,9 @@ from hypothesis import settings
 from xbarsim.spice import ngspice_available
 
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")  # CI=false is not CI
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 settings.register_profile("xbarsim-ci", derandomize=True, deadline=None, print_blob=True)
 if IN_CI:

@@ -72,6 +72,12 @@ class WorkerWatch:
         self._stop = threading.Event()
         self._thread = None
 
+    @classmethod
+    def of_run(cls, client, who, pending, said=False):
+        """The watch of a run of ``who`` whose ``pending`` tasks wait on
+        ``client``, with its no-worker and paused-worker lines."""
+        return cls(client, no_worker_message(who, pending, client), paused_worker_message(who, pending), said=said)
+
     def __enter__(self):
         self._thread = threading.Thread(target=self._watch, name="xbarsim-dask-watch", daemon=True)
         self._thread.start()

@@ -1130,12 +1130,10 @@ def _run_in_process(todo, record, numba_threads):
 def _run_distributed(todo, record, client, numba_threads):
     from distributed import as_completed
 
-    from ._dask import WorkerWatch, no_worker_message, paused_worker_message
+    from ._dask import WorkerWatch
 
     futures = {client.submit(run_point, p, numba_threads, pure=False): p for p in todo}
-    pending = "points (the finished ones are kept)"
-    watch = WorkerWatch(client, no_worker_message("xbarsim scale", pending, client),
-                        paused_worker_message("xbarsim scale", pending))
+    watch = WorkerWatch.of_run(client, "xbarsim scale", "points (the finished ones are kept)")
     try:
         with watch:
             for fut in as_completed(list(futures), loop=client.loop):  # not the default client's

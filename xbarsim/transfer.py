@@ -775,8 +775,8 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
     """Run the chunks with Dask distributed; yields (start, result) as they finish."""
     from distributed import Client, as_completed
 
-    from ._dask import (WorkerWatch, close_client, close_cluster, connect_scheduler, no_worker_message,
-                        paused_worker_message, scheduler_lost, start_local_cluster, usable_cores)
+    from ._dask import (WorkerWatch, close_client, close_cluster, connect_scheduler, scheduler_lost,
+                        start_local_cluster, usable_cores)
 
     own = cluster = None
     threads = None  # a cluster of the user's: its workers' threads are theirs to set
@@ -826,8 +826,7 @@ def _dask_chunks(mapping, cfg, seed, starts, n, chunk, workers, scheduler):
         # this client's loop, not the default client's: the one
         # `connect_scheduler` makes (or a user's) need not be the default
         running = as_completed(list(futures), loop=client.loop)
-        with WorkerWatch(client, no_worker_message("xbarsim.transfer_many", "chunks", client),
-                         paused_worker_message("xbarsim.transfer_many", "chunks"), said=said):
+        with WorkerWatch.of_run(client, "xbarsim.transfer_many", "chunks", said=said):
             for fut in running:
                 st = futures.pop(fut)
                 try:

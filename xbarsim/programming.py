@@ -139,6 +139,12 @@ class WriteVerify:
     0.02 V steps, so ``v_set_max`` and ``v_reset_min`` (the measured runs'
     limits) are reached only with a budget of 51 (sets) and 66 (resets)."""
 
+    def ramp_tops(self):
+        """``(set, reset)``: the largest amplitude, in volts (both positive),
+        that each ramp reaches within the budget, at its limit or short of it."""
+        last = self.v_step * (self.max_pulses - 1)
+        return (min(self.v_set_max, self.v_set_start + last), min(-self.v_reset_min, -self.v_reset_start + last))
+
     def __post_init__(self):
         for name in ("v_read", "v_set_start", "v_set_max", "v_reset_start", "v_reset_min", "v_step",
                      "pulse_width", "cycle_time"):
@@ -464,9 +470,9 @@ class TransferConfig:
         # pulses that never reach a threshold (the device then moves only by
         # its sub-threshold law, if at all): no write-verify converges, and it
         # ran with no word
-        for name, start, limit, vth_k in (("set", wv.v_set_start, wv.v_set_max, dev.v_set),
-                                          ("reset", -wv.v_reset_start, -wv.v_reset_min, dev.v_reset)):
-            top = min(limit, start + wv.v_step * (wv.max_pulses - 1))
+        set_top, reset_top = wv.ramp_tops()
+        for name, start, limit, vth_k, top in (("set", wv.v_set_start, wv.v_set_max, dev.v_set, set_top),
+                                               ("reset", -wv.v_reset_start, -wv.v_reset_min, dev.v_reset, reset_top)):
             if top < vth_k:
                 from ._warn import warn
 
@@ -1049,10 +1055,7 @@ def ir_drop_steps(shape, cfg):
     step), and "lower-resistance wires" came first among the remedies,
     where ideal wires converge no more devices (found by review)."""
     wv = cfg.write_verify
-    last = wv.max_pulses - 1
-    top = max(min(wv.v_set_max, wv.v_set_start + last * wv.v_step),
-              min(-wv.v_reset_min, -wv.v_reset_start + last * wv.v_step))
-    return ir_drop_estimate(shape, cfg) * top / wv.v_step
+    return ir_drop_estimate(shape, cfg) * max(wv.ramp_tops()) / wv.v_step
 
 
 def warn_unconverged(converged, stuck_state, cfg, what, targets=None, g_true=None, off=None):

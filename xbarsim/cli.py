@@ -801,8 +801,8 @@ class _Parser(argparse.ArgumentParser):
                             f"e.g. {opt}={after[-1]})")
             else:  # nothing given: "e.g. --arrays=-1" suggested a value it refuses
                 message += f" (give it a value: {opt} VALUE; see --help)"
-        elif re.fullmatch(r"argument \S+: invalid (float|int) value: .*", message, re.S):
-            message += _number_hint(message)
+        elif number := re.fullmatch(r"argument \S+: invalid (float|int) value: '(.*)'", message, re.S):
+            message += _number_hint(*number.groups())
         elif choice := re.fullmatch(r"argument (?:\S+/)?(\S+): invalid choice: '(.*)' \(choose from .*", message, re.S):
             # the Python API names the nearest choice; the CLI listed them only
             from ._coerce import nearest_hint
@@ -825,11 +825,10 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
-def _number_hint(message):
-    """The hint for argparse's "invalid float value" / "invalid int value":
-    ``--tolerance 1%`` and ``--max-pulses 2.5`` got no word on what to
-    write (found by review)."""
-    kind, text = re.fullmatch(r"argument \S+: invalid (float|int) value: '(.*)'", message, re.S).groups()
+def _number_hint(kind, text):
+    """The hint for argparse's "invalid float value" / "invalid int value"
+    (``kind`` "float" or "int") of ``text``: ``--tolerance 1%`` and
+    ``--max-pulses 2.5`` got no word on what to write (found by review)."""
     try:
         x = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
     except ValueError:

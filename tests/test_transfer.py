@@ -1159,7 +1159,8 @@ def test_mvm_agrees_with_solve_sinh():
 def test_transfer_programs_same_shape_tiles_together_each_on_its_own_stream():
     """Tiles of one shape are programmed in one parallel kernel call; each
     keeps its stream (seed, 0, tile index), so every tile is bit-identical to
-    programming it alone."""
+    programming it alone on that stream, and tile 0 to `xs.program` (which
+    keys its array as tile 0), as the README says."""
     from xbarsim.programming import _check_seed, _program_batch, programming_order
 
     cfg = xs.TransferConfig(tile=(4, 6))
@@ -1177,6 +1178,9 @@ def test_transfer_programs_same_shape_tiles_together_each_on_its_own_stream():
         np.testing.assert_array_equal(prog.stuck_state[k], out["stuck"][0])
         np.testing.assert_array_equal(prog.stuck[k], out["stuck"][0] != 0)
         np.testing.assert_array_equal(prog.g[k], out["g_final"][0])
+    alone = xs.program(prog.mapping.tiles[0].target, cfg, seed=2)
+    np.testing.assert_array_equal(alone.g_final, prog.results[0].g_final)
+    np.testing.assert_array_equal(alone.pulses, prog.results[0].pulses)
 
 
 def test_transfer_demo_example_errors_order_as_the_physics_says():

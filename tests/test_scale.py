@@ -922,6 +922,75 @@ def test_older_xbarsim_results_are_backed_up_and_carried_over(tmp_path, monkeypa
     assert (tmp_path / "results.csv.bak2").read_text() == old_text
 
 
+def test_rows_of_other_sources_are_computed_again_unless_reuse_is_asked(tmp_path, monkeypatch):
+    """A resumed sweep took rows that other xbarsim sources had computed
+    (an upgrade, a solver fix) as its own, beside the new ones in one table
+    and one figure (found by review). The `code` column says which sources
+    made a row; a rerun computes the others again, with a warning, unless
+    reuse_other_code."""
+    sweep = params(sizes=((8, 8),), r_wire=(0.1, 1.0))
+    first = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    assert {r["code"] for r in first} == {scale.code_id()} and len(scale.code_id()) == 16
+    path = tmp_path / "results.csv"
+    header, raw = _read_csv(path)
+    raw[1].update(code="0123456789abcdef", rel_error="0.5")  # another checkout's row, another result
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, header)
+        writer.writeheader()
+        writer.writerows(raw)
+    edited = path.read_text()
+    counter = CountingRunPoint()
+    monkeypatch.setattr(scale, "run_point", counter)
+    rows = run_sweep(sweep, tmp_path, progress=False, plots=False, reuse_other_code=True)
+    assert counter.ids == [] and rows[1]["rel_error"] == 0.5 and path.read_text() == edited
+    with pytest.warns(UserWarning, match=r"holds 1 of this sweep's points computed by other xbarsim sources .*"
+                                         r"--reuse-other-code"):
+        rows = run_sweep(sweep, tmp_path, progress=False, plots=False)
+    assert counter.ids == [first[1]["point_id"]]
+    assert [r["rel_error"] for r in rows] == [r["rel_error"] for r in first]
+    assert [r["point_id"] for r in load_results(path)] == [r["point_id"] for r in first]  # the old row replaced
+    assert {r["code"] for r in load_results(path)} == {scale.code_id()}
+    # A version before the column: its rows are carried over with the code
+    # unknown, and computed again (or reused, if asked).
+    old_header = [c for c in header if c != "code"]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, old_header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(raw[:1])
+    counter.ids.clear()
+    rows = run_sweep(sweep, tmp_path, progress=False, plots=False, reuse_other_code=True)
+    assert counter.ids == [first[1]["point_id"]] and rows[0]["code"] == ""  # only the missing point computed
+    assert rows[0]["rel_error"] == first[0]["rel_error"]
+
+
+def test_a_worker_of_other_sources_is_named(tmp_path, monkeypatch):
+    """A --scheduler cluster's worker installed from other sources writes
+    rows every later run computes again: the run says so, once."""
+    def other_worker(point, numba_threads=None):
+        return {**REAL_RUN_POINT(point, numba_threads), "code": "fedcba9876543210"}
+
+    monkeypatch.setattr(scale, "run_point", other_worker)
+    with pytest.warns(UserWarning) as caught:
+        run_sweep(params(sizes=((8, 8),), r_wire=(0.1, 1.0)), tmp_path, progress=False, plots=False)
+    said = [str(w.message) for w in caught if "runs other xbarsim sources" in str(w.message)]
+    assert len(said) == 1 and "(code fedcba9876543210)" in said[0] and scale.code_id() in said[0]
+
+
+def test_no_plots_removes_an_earlier_sweeps_figures_and_says_so(tmp_path, capsys):
+    """--no-plots left the figures of an earlier sweep beside the newer
+    results.csv, showing other rows without a word (found by review)."""
+    assert SCALE_8[-1] == "--no-plots"
+    assert main(["scale", "--out", str(tmp_path)] + SCALE_8[:-1]) == 0
+    assert all((tmp_path / name).is_file() for name in scale.FIGURES)
+    capsys.readouterr()
+    assert main(["scale", "--out", str(tmp_path)] + SCALE_8) == 0
+    assert not any((tmp_path / name).exists() for name in scale.FIGURES)
+    err = capsys.readouterr().err
+    assert "removed the earlier figures" in err and all(name in err for name in scale.FIGURES)
+    assert main(["scale", "--out", str(tmp_path)] + SCALE_8) == 0
+    assert "removed" not in capsys.readouterr().err  # nothing left to remove: no note
+
+
 def _failing_appends(monkeypatch, error):
     """Make scale's appends to a results.csv fail with `error` (an OSError)
     while ``state["fail"]`` holds: as a read-only or immutable file, or a

@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import csv
+import functools
 import io
 import math
 import os
@@ -149,6 +150,9 @@ _COLUMN_SPEC = (
     ("peak_rss_mib", float, "worker process RSS high-water mark during the solve, MiB (module docstring)"),
     ("solve_rss_mib", float, "peak_rss_mib minus the RSS just before the solve, MiB"),
     ("mem_estimate_mib", float, "memory guard's estimate for the solve, MiB"),
+    ("code", str, "which xbarsim sources computed the row (the first 16 hex digits of "
+     "xbarsim._kernel_cache.code_digest()); a rerun computes a point again whose row other sources made "
+     "(empty: a row of a version before this column)"),
     ("worker", str, "host:pid of the process that ran the point"),
     ("finished_utc", str, "when the point finished, ISO 8601 UTC"),
 )
@@ -184,6 +188,11 @@ _TYPES = {name: typ for name, typ, _ in _COLUMN_SPEC}
 _MIB = 2.0**20
 
 _KEY_COLUMNS = ("point_id", "status", "rows", "cols")
+
+_OPTIONAL_COLUMNS = ("code",)
+"""Columns a results.csv of an earlier version may lack; such a row is read
+with the column empty (its ``code`` unknown: computed again unless
+``reuse_other_code``)."""
 """How a results.csv of another xbarsim version is told from another program's
 file: its header starts with ``point_id,status`` and names ``rows`` and
 ``cols``. (Every version so far wrote exactly `COLUMNS`; this is what a
@@ -586,8 +595,20 @@ def _base_row(point):
         "seed": point.seed,
         "method_requested": point.method,
         "tol": point.tol,
+        "code": code_id(),
         "worker": f"{socket.gethostname()}:{os.getpid()}",
     }
+
+
+@functools.lru_cache(maxsize=1)
+def code_id():
+    """The first 16 hex digits of `xbarsim._kernel_cache.code_digest`: which
+    sources compute this process's rows (the ``code`` column). A resumed
+    sweep took rows of other sources as its own: a solver fix or an upgrade
+    left the old results beside the new ones, in one table and one figure."""
+    from ._kernel_cache import code_digest
+
+    return code_digest()[:16]
 
 
 def _stamp(row):
@@ -846,6 +867,10 @@ def _int(text):
 
 def _parse_row(raw):
     """Typed row from CSV strings; None if the record is damaged."""
+    if raw is not None:
+        # a column absent from the header (an earlier version's file) reads
+        # as empty; one a short line lacks stays None: a damaged row
+        raw = {**{c: "" for c in _OPTIONAL_COLUMNS if c not in raw}, **raw}
     if raw is None or any(raw.get(c) is None for c in COLUMNS) or raw.get("status") not in STATUSES:
         return None
     row = {}
@@ -1056,8 +1081,8 @@ class _ResultsFile:
             rows = load_results(self.path)
             _write_atomic(self.path, _header_line() + "".join(_csv_line(r) for r in rows))
             print(f"xbarsim scale: note: {self.path} has another xbarsim version's columns; kept it as "
-                  f"{self.backup}. {len(rows)} of its {n_lines} row(s) have every current column and "
-                  "were carried over; the other points are computed again.", file=sys.stderr)
+                  f"{self.backup}. {len(rows)} of its {n_lines} row(s) are readable "
+                  "and were carried over; the other points are computed again.", file=sys.stderr)
         else:
             text = _read_text(self.path)
             complete = text[: text.rfind("\n") + 1]
@@ -1221,7 +1246,7 @@ def _check_client(client):
 
 
 def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False, plots=True,
-              numba_threads=None, table=False, counts=None):
+              numba_threads=None, table=False, counts=None, reuse_other_code=False):
     """Run a scaling study, resuming from ``out_dir/results.csv``.
 
     Parameters
@@ -1241,7 +1266,9 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
         free then, always are: refused again before compute, they cost
         nothing).
     plots : bool
-        Write the figures (`plot_results`).
+        Write the figures (`plot_results`). False also removes the figures
+        an earlier sweep left in ``out_dir``: they would not show this
+        run's rows.
     numba_threads : int, optional
         Threads the numba kernels may use per task.
     table : bool
@@ -1250,6 +1277,12 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
         Filled with ``"computed"`` (points this run computed) and
         ``"reused"`` (taken from ``results.csv`` as an earlier run left
         them), also when the run is interrupted.
+    reuse_other_code : bool
+        Reuse rows that other xbarsim sources computed (their ``code``
+        differs from `code_id`: another version, a checkout with changes,
+        or a version before the column). Default False: such points are
+        computed again, with a warning saying how many, as a change of
+        the solver or the metrics may have changed their results.
 
     Returns
     -------
@@ -1287,12 +1320,37 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
     _write_column_key(out_dir / COLUMNS_NAME)
     done = {r["point_id"]: r for r in results.rows()}
     keep = ("ok",) if retry else ("ok", "failed")
-    todo = [p for p in points if p.point_id not in done or done[p.point_id]["status"] not in keep]
+    here = code_id()
+
+    def reusable(row):
+        return row["status"] in keep and (reuse_other_code or row["code"] == here)
+
+    todo = [p for p in points if p.point_id not in done or not reusable(done[p.point_id])]
+    stale = sum(p.point_id in done and done[p.point_id]["status"] in keep and not reusable(done[p.point_id])
+                for p in points)
+    if stale:
+        from ._warn import warn
+
+        warn(f"{results.path} holds {stale} of this sweep's points computed by other xbarsim sources (code "
+             f"column other than {here}: another version, or a checkout since changed); they are computed "
+             "again, as the solver or the metrics may have changed their results. To keep them instead, pass "
+             "reuse_other_code=True (xbarsim scale --reuse-other-code).", UserWarning)
     if counts is not None:
         counts.update(computed=0, reused=len(points) - len(todo))
 
     with Progress(len(todo), label="scale", enabled=progress and bool(todo)) as bar:
+        other = []
+
         def record(point, row):
+            if row.get("code") != here and not other:
+                # a --scheduler cluster's worker with another install: a
+                # later run would compute its rows again, every time
+                from ._warn import warn
+
+                other.append(row.get("worker"))
+                warn(f"worker {row.get('worker')} runs other xbarsim sources (code {row.get('code')}) than this "
+                     f"process ({here}); a later run computes its rows again. Install the same xbarsim on the "
+                     "workers.", UserWarning)
             results.append(row)
             if counts is not None:
                 counts["computed"] += 1
@@ -1322,6 +1380,8 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
              f"xbarsim.scale.load_results({str(results.path)!r}), {str(out_dir)!r}).", UserWarning)
     if plots:
         plot_results(rows, out_dir)
+    else:
+        _remove_figures(out_dir)
     if table:
         print(format_table(rows))
     return rows
@@ -1474,6 +1534,24 @@ def _iterations_label(ok):
 def _cells_text(cells):
     side = math.isqrt(cells)
     return f"{side}²" if side * side == cells else f"{cells} cells"
+
+
+def _remove_figures(out_dir):
+    """Remove the figures an earlier sweep left in `out_dir`, saying which
+    (``--no-plots`` left them beside a newer results.csv, showing other rows
+    without a word)."""
+    gone = []
+    for name in FIGURES:
+        path = Path(out_dir) / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            gone.append(name)
+    if gone:
+        print(f"xbarsim scale: note: removed the earlier figures {', '.join(gone)} from {out_dir}: they do not "
+              "show this run's rows (no figures were asked for). Plot every row with xbarsim.scale.plot_results("
+              f"xbarsim.scale.load_results({str(Path(out_dir) / RESULTS_NAME)!r}), {str(out_dir)!r}).",
+              file=sys.stderr)
+    return gone
 
 
 def plot_results(rows, out_dir):
@@ -1883,7 +1961,11 @@ def register(subparsers):
     p.add_argument("--retry", action="store_true",
                    help="recompute points recorded as failed too (skipped ones are tried again anyway)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-plots", action="store_true", help="write results.csv only")
+    p.add_argument("--no-plots", action="store_true",
+                   help="write results.csv only (an earlier sweep's figures in --out are removed)")
+    p.add_argument("--reuse-other-code", action="store_true",
+                   help="reuse rows of results.csv that other xbarsim sources computed (by default they are "
+                        "computed again: a solver change may have changed them)")
     p.set_defaults(func=_main)
     return p
 
@@ -2043,7 +2125,7 @@ def _main(args):
             work = {}
             rows = run_sweep(params, args.out, client=client, progress=not args.no_progress,
                              retry=args.retry, plots=not args.no_plots, numba_threads=numba_threads,
-                             counts=work)
+                             counts=work, reuse_other_code=args.reuse_other_code)
             wall = time.perf_counter() - t0
         except KeyboardInterrupt as exc:
             from .cli import Terminated

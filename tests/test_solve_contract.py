@@ -2761,3 +2761,41 @@ def test_sinh_devices_at_their_bit_lines_voltage_do_not_hide_the_far_terminal_cu
                        right=xs.Drive(0.0, r=1e3), top=xs.Drive(v), method="direct")
     line = sol.v_wl[0, -1] / 1e3 + sol.i_device[0].sum()  # the whole line's Kirchhoff sum
     np.testing.assert_allclose(sol.i_terminal["left"][0], line, rtol=1e-12)
+
+
+@pytest.mark.parametrize("g_scale, r_wire", [(1e-165, 1e160), (1e-170, 1e165), (1e-305, 1e300), (5e-324, 1.0)])
+def test_conductances_whose_squared_currents_underflow_are_refused(g_scale, r_wire):
+    """1e-170 S devices on 1e165 ohm wires, the circuit of 1e-4 S on 0.1 ohm
+    with every conductance scaled by 1e-166, came back from every method
+    after 0 iterations as converged, most bit lines at 0 A (its currents'
+    squares underflow; found by review). Such arrays are refused, at the
+    Crossbar and at a re-solve, saying how to scale; an open array (all 0)
+    still solves, exactly."""
+    with pytest.raises(xs.ParameterError, match=r"largest device conductance is .* below 1e-100 S .* divide the "
+                                                r"currents by k"):
+        xs.Crossbar(np.full((6, 5), g_scale), r_wl=r_wire, r_bl=r_wire)
+    sol = xs.solve(xs.Crossbar(np.full((6, 5), 1e-4), r_wl=1.0, r_bl=1.0), left=0.2, bottom=0.0)
+    with pytest.raises(xs.ParameterError, match=r"below 1e-100 S"):
+        sol.resolve(np.full((6, 5), g_scale))
+    open_array = xs.solve(xs.Crossbar(np.zeros((6, 5)), r_wl=1.0, r_bl=1.0), left=0.2, bottom=0.0)
+    assert np.all(open_array.i_out == 0.0)
+
+
+@pytest.mark.parametrize("v0", [None, 0.25])
+@pytest.mark.parametrize("method", ["mg", "pcg", "direct"])
+def test_solves_scale_with_the_conductances_down_to_the_refusal(method, v0):
+    """Just above `G_TINY` (and far below any device) the solve is the
+    ordinary circuit with every conductance scaled: the same voltages, the
+    currents scaled, to rounding."""
+    from xbarsim.circuit import G_TINY
+
+    x = np.random.default_rng(0).uniform(0.0, 0.3, 12)
+    ref = xs.solve(xs.Crossbar(np.full((12, 10), 1e-4), r_wl=0.1, r_bl=0.1, v0=v0), left=x, bottom=0.0,
+                   method=method)
+    for g_scale in (1e-60, 1.01 * G_TINY):
+        k = g_scale / 1e-4
+        sol = xs.solve(xs.Crossbar(np.full((12, 10), g_scale), r_wl=0.1 / k, r_bl=0.1 / k, v0=v0), left=x,
+                       bottom=0.0, method=method)
+        assert sol.iterations >= 1 and sol.kcl_error < 1e-11
+        np.testing.assert_allclose(sol.v_wl, ref.v_wl, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(sol.i_out / k, ref.i_out, rtol=1e-12)

@@ -125,6 +125,14 @@ within 5e-15 of the largest."""
 R_TINY = 1e-100
 """Smallest non-zero wire or terminal resistance, ohms (0 is ideal, exact)."""
 
+G_TINY = 1e-100
+"""Smallest largest device conductance, siemens, of an array that conducts
+at all (all zero, open, is exact). Below it the currents' squares, on which
+the solvers' convergence tests rest, underflow double precision: 1e-170 S
+devices on 1e165 ohm wires (the circuit of 1e-4 S on 0.1 ohm, every
+conductance scaled by 1e-166) came back after 0 iterations as converged,
+most bit lines at 0 A (found by review)."""
+
 G_SUSPECT = 1.0
 """Device conductances above this many siemens (a device of under 1 ohm)
 draw a warning that ``g`` is in siemens: resistances in ohms (2e3-1e4 for
@@ -207,6 +215,12 @@ def _check_dynamic_range(g, wires, terminals=None):
     wire (``wires`` keys ``"r_wl"``, ``"r_bl"``). Returns the largest
     conductance of any part (device, wire segment, terminal), S."""
     gmax = float(np.max(g))
+    if 0.0 < gmax < G_TINY:
+        raise ParameterError(
+            f"the largest device conductance is {gmax:.3g} S; below {G_TINY:.0e} S the solvers' squared currents "
+            "underflow double precision. Give 0 for open devices. A circuit's node voltages do not change when "
+            "every conductance (devices, and wires and terminals as 1 / r) is multiplied by one factor: solve "
+            "with them scaled up (conductances x k, resistances / k) and divide the currents by k.")
     parts = dict(wires)
     for by_name in (terminals or {}).values():
         parts.update(by_name)

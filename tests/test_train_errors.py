@@ -373,6 +373,28 @@ def test_training_reseeds_no_generator_but_the_cpus_and_its_models_devices(data,
     assert torch.equal(a[0].weight, b.weight)  # the same initial weights as torch.manual_seed(123) gives
 
 
+def test_seeds_2_to_the_32_apart_give_other_networks_and_other_torch_draws(data):
+    """Torch's generator keeps a seed's low 32 bits: moons_network(0) was
+    moons_network(2**32), and train's torch draws (a dropout mask) were cut
+    to 32 bits of TrainConfig.seed (found by review). Seeds from 2**32 on
+    are hashed to 32 bits; smaller ones keep torch.manual_seed's values."""
+    from xbarsim.train._checks import torch_seed
+
+    for seed in (0, 5):
+        a, b = moons_network(seed=seed), moons_network(seed=seed + 7 * 2**32)
+        assert not torch.equal(a[0].weight, b[0].weight)
+    assert torch_seed(2**32 - 1) == 2**32 - 1 and 0 <= torch_seed(2**63) < 2**32
+    masks = []
+    for seed in (3, 3 + 2**32):
+        net = torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.Dropout(0.5), torch.nn.Linear(64, 1)).double()
+        drawn = []
+        net[1].register_forward_hook(  # the training forwards' masks (not the check's on 'meta', nor eval's)
+            lambda mod, inp, out: drawn.append((out == 0).clone()) if mod.training and not out.is_meta else None)
+        train(net, data, TrainConfig(epochs=1, seed=seed), progress=False)
+        masks.append(drawn[0])
+    assert not torch.equal(masks[0], masks[1])
+
+
 def test_surrogate_methods_refuse_what_they_cannot_take(sur):
     """Raw TypeError / RuntimeError / AttributeError / ValueError, or silent
     0 S and NaN conductances, from the surrogate's public methods (found by

@@ -211,6 +211,26 @@ def test_evaluate_statistical_transfer_t_draws_stream_t_whatever_the_chunk():
     assert not np.array_equal(whole[0], whole[1])  # each transfer its own draw
 
 
+def test_evaluate_statistical_streams_of_two_seeds_never_meet():
+    """The stream of (seed, t) was ``default_rng([seed, t])``, which NumPy
+    reads as 32-bit words: (2**32, 0) was (0, 1), and (3 * 2**32, 0) was
+    (0, 3) (found by review). Seeds of 2**32 and more keep that layout's
+    streams (`xbarsim moons` derives such seeds: its figures stand)."""
+    from xbarsim.train import evaluate_statistical
+    from xbarsim.train.evaluate import _transfer_rngs
+
+    x = np.random.default_rng(8).uniform(0, 1, (6, 2))
+    y = np.array([0, 1, 0, 1, 1, 0])
+    cfg = xs.TransferConfig()
+    small = evaluate_statistical(_two_layers(), cfg, x, y, n=4, seed=0).logits
+    for k in (1, 3):
+        big = evaluate_statistical(_two_layers(), cfg, x, y, n=1, seed=k * 2**32).logits
+        assert not any(np.array_equal(big[0], row) for row in small)
+    big_seed = 0x1234_5678_9ABC_DEF0
+    for t, rng in enumerate(_transfer_rngs(big_seed, 0, 3)):
+        assert rng.random() == np.random.default_rng([big_seed, t]).random()
+
+
 def test_evaluate_circuit_reads_each_layer_with_its_documented_seeds():
     """`evaluate_circuit`'s docstring: layer k is transferred with seed + k
     and read with seed + 1000 + k. Rebuilt here from `transfer_many` and
@@ -335,7 +355,7 @@ def test_evaluate_statistical_transfer_t_is_stat_sample_on_stream_seed_t():
     got = evaluate_statistical([(w, b)], cfg, x, y, n=3, seed=4, stat=stat).logits
     lm = map_layer(w, b, cfg)
     for t in range(3):
-        r = np.random.default_rng([4, t])
+        r = np.random.default_rng([4, 0, t])  # the seed's two 32-bit words, then t
         gs = [stat.sample(tile.target, tile_features(tile.shape, cfg.order)[1].astype(np.int64), r)[0]
               for tile in lm.tiles]
         W, bb = lm.effective_weights(gs)

@@ -53,6 +53,15 @@ def check_seed(seed, name="seed", offset=None):
     return int(seed)
 
 
+def torch_seed(seed):
+    """The seed torch's generators take for a seed checked by `check_seed`:
+    itself below 2**32, else a 32-bit hash of it. Torch's CPU generator
+    (a Mersenne twister) keeps only a seed's low 32 bits, so seed and
+    seed + 2**32 gave the same network and the same dropout masks (found by
+    review); `make_moons_split` hashes sklearn's seed the same way."""
+    return int(seed) if seed < 2**32 else int(np.random.SeedSequence(int(seed)).generate_state(1)[0])
+
+
 def check_count(value, name, low=1, what=""):
     """`value` as a Python int ``>= low`` (bools refused: True is not a count).
 

@@ -508,8 +508,15 @@ def _transfer_rngs(seed, start, count):
     """One generator per transfer ``t = start .. start + count - 1``, keyed
     ``(seed, t)``: what transfer t draws does not depend on how the n
     transfers are chunked (one generator for the whole run gave other
-    results for another ``chunk``)."""
-    return [np.random.default_rng([seed, t]) for t in range(start, start + count)]
+    results for another ``chunk``).
+
+    The key is three 32-bit words, the seed's low and high words and t:
+    ``[seed, t]`` let NumPy split a seed of 2**32 or more into two words,
+    so (2**32, 0) and (0, 1) were one stream (found by review). Seeds of
+    2**32 and more, which `xbarsim moons` derives, keep their streams of
+    that layout; smaller ones have new streams. Transfer 0's is
+    ``default_rng(seed)`` (NumPy pads with zeros), as the README says."""
+    return [np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, t]) for t in range(start, start + count)]
 
 
 def _require_results(n, x, layers, chunk, what):

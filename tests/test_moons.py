@@ -177,10 +177,12 @@ def test_a_cached_surrogate_fitted_with_other_settings_is_refitted(quick_run, tm
     assert cached.meta["n_fail_devices"] == QUICK.fail_devices
     logs = []
     sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, QUICK, 1, False, logs.append)
-    assert not fitted and "reusing" in logs[0]
+    assert not fitted and logs[0].startswith("surrogate: reusing")
     other = replace(QUICK, fail_devices=QUICK.fail_devices + 1)
     sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, other, 1, False, logs.append)
     assert fitted and sur.meta["n_fail_devices"] == other.fail_devices
+    # and says why it refits (it said only "fitted in 48 s": found by review)
+    assert f"not reusing {out / 'surrogate.npz'} (fitted with other settings: n_fail_devices); refitting" in logs[1]
     # the fit's other settings count too: another n_bins or weight_scale was
     # reused, and a cache that does not record n_probe is not known to match
     # (found by review)
@@ -192,8 +194,12 @@ def test_a_cached_surrogate_fitted_with_other_settings_is_refitted(quick_run, tm
                    {"xbarsim_version": None}, {"code_digest": "0" * 64}, {"code_digest": None}):
         meta = {k: v for k, v in {**cached.meta, **change}.items() if v is not None}
         replace(cached, meta_json=json.dumps(meta)).save(str(out / "surrogate.npz"))
+        logs.clear()
         sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, QUICK, 1, False, logs.append)
         assert fitted, change
+        key = next(iter(change))
+        why = "fitted by other xbarsim sources" if key == "code_digest" else f"fitted with other settings: {key}"
+        assert f"({why}); refitting" in logs[0], (change, logs)
 
 
 def test_a_given_surrogate_for_other_layers_is_refused(tmp_path, capsys):
@@ -742,9 +748,11 @@ def test_a_cached_surrogate_of_another_transfer_configuration_or_damaged_is_refi
     logs = []
     sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, QUICK, 1, False, logs.append)
     assert fitted and sur.matches(xs.TransferConfig())
+    assert "(fitted for another transfer configuration); refitting" in logs[0]
     (out / "surrogate.npz").write_bytes(b"not an npz")
     sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, QUICK, 1, False, logs.append)
-    assert fitted and not any("reusing" in line for line in logs)
+    assert fitted and not any(line.startswith("surrogate: reusing") for line in logs)
+    assert "surrogate: not reusing " in logs[2] and "(unreadable: " in logs[2]
 
 
 def test_noise_zero_is_a_valid_noise(tmp_path, monkeypatch):

@@ -219,14 +219,20 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
         return given[0], given[1], False
     cache = os.path.join(out_dir, "surrogate.npz")  # anything but a file there was refused with --out's checks
     if os.path.isfile(cache):
+        # why the file is not reused is said (a refit said only "fitted in 48 s")
         try:
             sur = Surrogate.load(cache)
             meta = sur.meta
-            if sur.matches(cfg) and all(meta.get(k) == v for k, v in want.items()):
+            differ = [k for k, v in want.items() if meta.get(k) != v]
+            if sur.matches(cfg) and not differ:
                 log(f"surrogate: reusing {cache}")
                 return sur, cache, False
-        except ParameterError:
-            pass
+            why = ("fitted for another transfer configuration" if not sur.matches(cfg)
+                   else "fitted by other xbarsim sources" if differ == ["code_digest"]
+                   else f"fitted with other settings: {', '.join(differ)}")
+        except ParameterError as exc:
+            why = f"unreadable: {str(exc).split(';')[0].rstrip('.')}"
+        log(f"surrogate: not reusing {cache} ({why}); refitting")
     t0 = time.perf_counter()
     try:
         sur = Surrogate.fit(cfg, n_transfers=mc.fit_transfers, seed=fit_seed, n_fail_devices=mc.fail_devices,

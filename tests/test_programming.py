@@ -1919,6 +1919,29 @@ def test_every_64_bit_seed_is_taken():
         xs.program(t, cfg, seed=2**64)
 
 
+@pytest.mark.parametrize("make", [lambda: np.random.default_rng(3), lambda: np.random.SeedSequence(3),
+                                  lambda: np.random.PCG64(3), lambda: np.random.RandomState(3)])
+def test_a_numpy_generator_as_a_seed_is_refused_with_how_to_draw_one(make):
+    """A Generator or SeedSequence was refused with the range alone, the
+    SeedSequence's repr over several lines (found by review): one line,
+    saying how to pass one of its draws; the same in the training API and
+    xbarsim moons' stream_seed."""
+    from xbarsim.moons import stream_seed
+    from xbarsim.train import make_moons_split
+
+    t = np.full((2, 2), 300e-6)
+    calls = (lambda s: xs.program(t, xs.TransferConfig(r_wl=0.0, r_bl=0.0), seed=s),
+             lambda s: make_moons_split(seed=s), lambda s: stream_seed(s, "train"))
+    for call in calls:
+        with pytest.raises(xs.ParameterError, match=r"^seed = .*; .* pass an integer drawn from it, e\.g\. "
+                                                    r"int\(rng\.integers\(2\*\*63\)\)") as err:
+            call(make())
+        assert "\n" not in str(err.value)
+    with pytest.raises(xs.ParameterError) as err:  # other refusals keep their message alone
+        xs.program(t, seed=-1)
+    assert "generator" not in str(err.value)
+
+
 def test_the_arrays_of_a_batch_draw_from_consecutive_streams():
     """Array t of a batch uses the stream (seed, offset + t, key): each array
     its own, the same as a batch of one started at offset + t."""

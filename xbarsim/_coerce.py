@@ -64,6 +64,23 @@ class Choice(enum.Enum):
         return as_choice(cls, value, cls.__name__)
 
 
+def seed_refused(given, name, allowed):
+    """The message refusing `given` as the seed `name`: ``"name = value;
+    allowed"``, the value as its repr where that is one short line (a
+    SeedSequence's spread over several), and, for a NumPy random generator,
+    how to pass one of its draws instead (it was refused with the range
+    alone)."""
+    text = repr(given)
+    if "\n" in text or len(text) > 80:
+        text = f"<{type(given).__module__}.{type(given).__qualname__}>"
+    hint = ""
+    if isinstance(given, (np.random.Generator, np.random.SeedSequence, np.random.BitGenerator,
+                          np.random.RandomState)):
+        hint = (" A NumPy generator or SeedSequence is not taken as a seed: pass an integer drawn from it, "
+                "e.g. int(rng.integers(2**63)) (or seed_sequence.generate_state(1)[0]).")
+    return f"{name} = {text}; {allowed}{hint}"
+
+
 def shape_of(value):
     """``value.shape`` where it has one, else None, for the checks that look
     at an input's size before converting it. A nested torch tensor has none

@@ -189,7 +189,9 @@ def stream_seed(seed, purpose):
 
     value = zero_d_item(seed)  # a 0-d integer array or tensor, as the other seeds
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ParameterError(f"seed = {seed!r}; stream_seed takes the run's seed, an integer >= 0.")
+        from ._coerce import seed_refused
+
+        raise ParameterError(seed_refused(seed, "seed", "stream_seed takes the run's seed, an integer >= 0."))
     if not isinstance(purpose, str) or purpose not in _STREAMS:
         raise ParameterError(f"purpose = {purpose!r}; stream_seed knows the run's purposes "
                              f"{', '.join(map(repr, _STREAMS))}.")

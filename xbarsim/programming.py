@@ -750,8 +750,10 @@ def _check_seed(seed):
     given = seed
     seed = zero_d_item(seed)  # a 0-d integer array or tensor, as `whole_number` takes (refused)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 1 << 64:
-        raise ParameterError(f"seed = {given!r}; an integer in [0, 2**64) (the random streams are keyed "
-                             "by a 64-bit seed).")
+        from ._coerce import seed_refused
+
+        raise ParameterError(seed_refused(given, "seed", "an integer in [0, 2**64) (the random streams are keyed "
+                                                         "by a 64-bit seed)."))
     return np.uint64(int(seed))
 
 

@@ -48,8 +48,10 @@ def check_seed(seed, name="seed", offset=None):
             or not 0 <= int(seed) <= 2**64 - 1 - offset:
         derived = (f". The training API derives further random streams from it (up to {name} + {offset}), and "
                    "every stream is keyed by a 64-bit seed" if offset else " (a 64-bit seed)")
-        raise ParameterError(f"{name} = {given!r}; an integer in [0, 2**64 - {offset + 1}] = "
-                             f"[0, {2**64 - 1 - offset}]{derived}.")
+        from .._coerce import seed_refused
+
+        raise ParameterError(seed_refused(given, name, f"an integer in [0, 2**64 - {offset + 1}] = "
+                                                       f"[0, {2**64 - 1 - offset}]{derived}."))
     return int(seed)
 
 

@@ -1437,6 +1437,24 @@ def test_a_training_forward_on_nan_weights_names_the_layer_and_the_likely_cause(
         layer(torch.rand(2, 4, dtype=torch.float64))
 
 
+def test_convert_refuses_nan_weights_naming_the_layer():
+    """convert took NaN / inf weights without a word: the first sampled
+    forward or to_crossbar refused them, later (found by review). Refused
+    at the conversion, as from_linear does; the caller's model unchanged."""
+    net = moons_network(seed=0)
+    with torch.no_grad():
+        net[2].weight[0, 3] = float("nan")
+    with pytest.raises(ParameterError, match=r"layer '2' \(Linear\): its weight holds NaN or inf at \[0, 3\].*"
+                                             r"training diverged\?"):
+        convert(net, surrogate=ToyHardware(), seed=0)
+    assert type(net[2]) is torch.nn.Linear
+    lin = torch.nn.Linear(3, 2).double()
+    with torch.no_grad():
+        lin.bias[1] = float("-inf")
+    with pytest.raises(ParameterError, match=r"this Linear: its bias holds NaN or inf at \[1\]"):
+        HardwareAwareLinear.from_linear(lin, surrogate=ToyHardware(), seed=0)
+
+
 def test_sampled_forwards_run_where_is_autocast_enabled_takes_no_device_type(monkeypatch):
     """Before torch 2.4 `torch.is_autocast_enabled` took no argument (pyproject
     allows torch 2.0): every sampled forward raised its TypeError (found by

@@ -1291,6 +1291,17 @@ def _check_convertible(linear, name):
         raise ParameterError(f"{what} has {' and '.join(k + 's' for k in hooks)} registered: its hardware-aware "
                              "copy is a new module and would not call them. Remove them (handle.remove()) before "
                              "converting, and register them on the converted layer.")
+    # NaN / inf weights were taken, and refused only at the first sampled
+    # forward or to_crossbar (found by review)
+    for pname in ("weight", "bias"):
+        t = getattr(linear, pname, None)
+        if isinstance(t, torch.Tensor) and not t.is_meta and t.is_floating_point() \
+                and not bool(torch.isfinite(t.detach()).all()):
+            from .._coerce import where_not_finite
+
+            raise ParameterError(f"{what}: its {pname} {where_not_finite(float64_array(t))}, which no hardware "
+                                 "model can map; training diverged? Convert a model with finite weights (restart "
+                                 "from a checkpoint).")
 
 
 def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):

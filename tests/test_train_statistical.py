@@ -372,3 +372,20 @@ def test_evaluate_circuit_takes_the_training_apis_one_seed_range():
     y = np.array([0, 1, 0, 1, 1, 0])
     with pytest.raises(ParameterError, match=rf"seed = {SEED_MAX + 1}; an integer in \[0, 2\*\*64 - 104730\]"):
         evaluate_circuit(_two_layers(), xs.TransferConfig(), x, y, n=1, seed=SEED_MAX + 1, progress=False)
+
+
+def test_the_drift_table_follows_xbarsim_data(tmp_path, monkeypatch):
+    """The statistical model's default drift table was the first one loaded
+    in the process: a later XBARSIM_DATA was ignored (found by review)."""
+    from xbarsim.train.statistical import _cached_drift, find_data_file
+
+    monkeypatch.delenv("XBARSIM_DATA", raising=False)
+    packaged = _cached_drift()
+    rows = open(find_data_file("neighbour_drift.csv")).read().splitlines()
+    doubled = [rows[0]] + [f"{k},{2 * float(v)!r}" for k, v in (line.split(",") for line in rows[1:])]
+    (tmp_path / "neighbour_drift.csv").write_text("\n".join(doubled) + "\n")
+    monkeypatch.setenv("XBARSIM_DATA", str(tmp_path))
+    other = _cached_drift()
+    assert other.mean_std(3)[0] == pytest.approx(2 * packaged.mean_std(3)[0], rel=1e-12)
+    monkeypatch.delenv("XBARSIM_DATA")
+    assert _cached_drift() is packaged

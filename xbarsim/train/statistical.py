@@ -371,6 +371,11 @@ _DRIFT_CACHE = {}
 
 
 def _cached_drift():
-    if "table" not in _DRIFT_CACHE:
-        _DRIFT_CACHE["table"] = load_drift_table()
-    return _DRIFT_CACHE["table"]
+    """The packaged (or $XBARSIM_DATA's) drift table, loaded once per file
+    that `find_data_file` finds: the first table loaded was kept after
+    XBARSIM_DATA pointed elsewhere (found by review)."""
+    key = find_data_file("neighbour_drift.csv")
+    key = None if key is None else os.path.realpath(key)
+    if key not in _DRIFT_CACHE:
+        _DRIFT_CACHE[key] = load_drift_table(key)
+    return _DRIFT_CACHE[key]

@@ -803,7 +803,7 @@ def test_run_files_leave_no_temporary_file_when_a_move_fails(tmp_path):
     (tmp_path / "a.txt").write_text("earlier run")
     (tmp_path / "b.txt").mkdir()
     (tmp_path / "b.txt" / "x").write_text("in the way")
-    with pytest.raises(xs.ParameterError, match="b.txt' exists and is not a file"):
+    with pytest.raises(xs.ParameterError, match="b.txt' is a folder; this run writes a file of that name there"):
         with RunFiles(str(tmp_path)) as files:
             for name in ("a.txt", "b.txt", "c.txt"):
                 with open(files.path(name), "w") as fh:
@@ -956,7 +956,7 @@ def test_a_folder_in_the_way_of_an_output_is_refused_before_the_run(tmp_path, ca
     (out / name).mkdir(parents=True)
     argv = [str(g) if a == "G" else a for a in argv]
     assert main([command, "--out", str(out), "--no-progress"] + argv) == 1
-    assert f"{name}' exists and is not a file" in capsys.readouterr().err
+    assert f"{name}' is a folder; this run writes a file" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == [name]
 
 

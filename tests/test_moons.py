@@ -430,7 +430,7 @@ def test_a_dangling_surrogate_link_is_refused_before_any_work(tmp_path, capsys, 
     os.symlink(tmp_path / "nowhere" / "x.npz", out / "surrogate.npz")
     monkeypatch.setattr(moons, "_load_or_fit_surrogate", lambda *a, **k: pytest.fail("fitted before refusing"))
     assert main(["moons", "--quick", "--out", str(out), "--no-progress"]) == 1
-    assert "surrogate.npz' exists and is not a file" in capsys.readouterr().err
+    assert "surrogate.npz' is a link to a missing file" in capsys.readouterr().err  # not "a folder?" (review)
 
 
 def test_a_closed_output_stream_keeps_the_runs_files(quick_run, tmp_path):

@@ -285,8 +285,11 @@ def _check_target(final):
     from .exceptions import ParameterError
 
     if os.path.lexists(final) and not os.path.isfile(final):
-        raise ParameterError(f"{final!r} exists and is not a file (a folder?); this run writes a file of that "
-                             "name there. Move it away, or give another --out.")
+        # a dangling link was called "a folder?" (found by review)
+        what = ("is a link to a missing file" if os.path.islink(final) and not os.path.exists(final)
+                else "is a folder" if os.path.isdir(final) else "exists and is not a file")
+        raise ParameterError(f"{final!r} {what}; this run writes a file of that name there. Move it away, or give "
+                             "another --out.")
 
 
 _FULL_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))

@@ -1940,6 +1940,9 @@ def test_a_numpy_generator_as_a_seed_is_refused_with_how_to_draw_one(make):
     with pytest.raises(xs.ParameterError) as err:  # other refusals keep their message alone
         xs.program(t, seed=-1)
     assert "generator" not in str(err.value)
+    with pytest.raises(xs.ParameterError, match=r"^seed = '(1234567890){7}12345 \.\.\.; an integer in") as err:
+        xs.program(t, seed="1234567890" * 30)  # a long repr is cut short
+    assert "generator" not in str(err.value)
 
 
 def test_the_arrays_of_a_batch_draw_from_consecutive_streams():

@@ -961,6 +961,37 @@ def test_rows_of_other_sources_are_computed_again_unless_reuse_is_asked(tmp_path
     rows = run_sweep(sweep, tmp_path, progress=False, plots=False, reuse_other_code=True)
     assert counter.ids == [first[1]["point_id"]] and rows[0]["code"] == ""  # only the missing point computed
     assert rows[0]["rel_error"] == first[0]["rel_error"]
+    # A skipped row (tried again anyway) is not counted as one of other sources.
+    header, raw = _read_csv(path)
+    raw[1].update(status="skipped", code="0123456789abcdef")
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, header)
+        writer.writeheader()
+        writer.writerows(raw)
+    counter.ids.clear()
+    with pytest.warns(UserWarning, match=r"holds 1 of this sweep's points computed by other xbarsim sources"):
+        run_sweep(sweep, tmp_path, progress=False, plots=False)
+    assert counter.ids == [first[0]["point_id"], first[1]["point_id"]]
+
+
+def test_the_reuse_other_code_flag_keeps_rows_of_other_sources(tmp_path, capsys, monkeypatch):
+    """xbarsim scale --reuse-other-code (no test reached the flag: a review's
+    mutant that dropped it survived)."""
+    assert main(["scale", "--out", str(tmp_path)] + SCALE_8) == 0
+    path = tmp_path / "results.csv"
+    header, raw = _read_csv(path)
+    raw[0].update(code="0123456789abcdef")
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, header)
+        writer.writeheader()
+        writer.writerows(raw)
+    counter = CountingRunPoint()
+    monkeypatch.setattr(scale, "run_point", counter)
+    capsys.readouterr()
+    assert main(["scale", "--out", str(tmp_path), "--reuse-other-code"] + SCALE_8) == 0
+    assert counter.ids == [] and "other xbarsim sources" not in capsys.readouterr().err
+    assert main(["scale", "--out", str(tmp_path)] + SCALE_8) == 0
+    assert len(counter.ids) == 1 and "computed by other xbarsim sources" in capsys.readouterr().err
 
 
 def test_a_worker_of_other_sources_is_named(tmp_path, monkeypatch):
@@ -2015,7 +2046,8 @@ def test_run_sweep_refuses_an_empty_grid_and_arguments_it_cannot_take_before_wri
                             (dict(table=1), "table = 1"), (dict(progress=None), "progress = None"),
                             (dict(numba_threads=-1), "numba_threads = -1"),
                             (dict(numba_threads=2.5), "numba_threads = 2.5"),
-                            (dict(numba_threads="2"), "numba_threads = '2'")):
+                            (dict(numba_threads="2"), "numba_threads = '2'"),
+                            (dict(reuse_other_code="no"), "reuse_other_code = 'no'")):
         with pytest.raises(xs.ParameterError, match=re.escape(message)):
             run_sweep([point], out, **kwargs)
     for out_dir in ("", 5):

@@ -378,12 +378,12 @@ def test_seeds_2_to_the_32_apart_give_other_networks_and_other_torch_draws(data)
     moons_network(2**32), and train's torch draws (a dropout mask) were cut
     to 32 bits of TrainConfig.seed (found by review). Seeds from 2**32 on
     are hashed to 32 bits; smaller ones keep torch.manual_seed's values."""
-    from xbarsim.train._checks import torch_seed
+    from xbarsim.train._checks import seed32
 
-    for seed in (0, 5):
-        a, b = moons_network(seed=seed), moons_network(seed=seed + 7 * 2**32)
+    for seed, other in ((0, 2**32), (0, 7 * 2**32), (5, 5 + 7 * 2**32)):
+        a, b = moons_network(seed=seed), moons_network(seed=other)
         assert not torch.equal(a[0].weight, b[0].weight)
-    assert torch_seed(2**32 - 1) == 2**32 - 1 and 0 <= torch_seed(2**63) < 2**32
+    assert seed32(2**32 - 1) == 2**32 - 1 and 0 <= seed32(2**63) < 2**32
     masks = []
     for seed in (3, 3 + 2**32):
         net = torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.Dropout(0.5), torch.nn.Linear(64, 1)).double()

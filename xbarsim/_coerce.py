@@ -71,13 +71,16 @@ def seed_refused(given, name, allowed):
     how to pass one of its draws instead (it was refused with the range
     alone)."""
     text = repr(given)
-    if "\n" in text or len(text) > 80:
+    if "\n" in text:
         text = f"<{type(given).__module__}.{type(given).__qualname__}>"
+    elif len(text) > 80:
+        text = text[:76] + " ..."
     hint = ""
     if isinstance(given, (np.random.Generator, np.random.SeedSequence, np.random.BitGenerator,
                           np.random.RandomState)):
         hint = (" A NumPy generator or SeedSequence is not taken as a seed: pass an integer drawn from it, "
-                "e.g. int(rng.integers(2**63)) (or seed_sequence.generate_state(1)[0]).")
+                "e.g. int(rng.integers(2**63)) for a Generator, int(seed_sequence.generate_state(1)[0]) for a "
+                "SeedSequence, int(random_state.randint(2**31)) for a RandomState.")
     return f"{name} = {text}; {allowed}{hint}"
 
 

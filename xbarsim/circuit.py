@@ -128,7 +128,9 @@ R_TINY = 1e-100
 G_TINY = 1e-100
 """Smallest largest device conductance, siemens, of an array that conducts
 at all (all zero, open, is exact). Below it the currents' squares, on which
-the solvers' convergence tests rest, underflow double precision: 1e-170 S
+the solvers' convergence tests rest, can underflow double precision (the
+bound is conservative: on 1 ohm wires 1e-300 S devices solved, whose
+convergence tests the wires' currents carried): 1e-170 S
 devices on 1e165 ohm wires (the circuit of 1e-4 S on 0.1 ohm, every
 conductance scaled by 1e-166) came back after 0 iterations as converged,
 most bit lines at 0 A (found by review)."""
@@ -217,8 +219,9 @@ def _check_dynamic_range(g, wires, terminals=None):
     gmax = float(np.max(g))
     if 0.0 < gmax < G_TINY:
         raise ParameterError(
-            f"the largest device conductance is {gmax:.3g} S; below {G_TINY:.0e} S the solvers' squared currents "
-            "underflow double precision. Give 0 for open devices. A circuit's node voltages do not change when "
+            f"the largest device conductance is {gmax:.3g} S; below {G_TINY:.0e} S the solvers' convergence tests, "
+            "on squared currents, can underflow double precision (1e-170 S devices on 1e165 ohm wires came back "
+            "as converged, 100 % off; the bound is conservative). Give 0 for open devices. A circuit's node voltages do not change when "
             "every conductance (devices, and wires and terminals as 1 / r) is multiplied by one factor: solve "
             "with them scaled up (conductances x k, resistances / k) and divide the currents by k.")
     parts = dict(wires)

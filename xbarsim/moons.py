@@ -230,7 +230,7 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
                 log(f"surrogate: reusing {cache}")
                 return sur, cache, False
             why = ("fitted for another transfer configuration" if not sur.matches(cfg)
-                   else "fitted by other xbarsim sources" if differ == ["code_digest"]
+                   else "fitted by other xbarsim sources" if set(differ) <= {"code_digest", "xbarsim_version"}
                    else f"fitted with other settings: {', '.join(differ)}")
         except ParameterError as exc:
             why = f"unreadable: {str(exc).split(';')[0].rstrip('.')}"

@@ -188,16 +188,15 @@ _TYPES = {name: typ for name, typ, _ in _COLUMN_SPEC}
 _MIB = 2.0**20
 
 _KEY_COLUMNS = ("point_id", "status", "rows", "cols")
+"""How a results.csv of another xbarsim version is told from another program's
+file: its header starts with ``point_id,status`` and names ``rows`` and
+``cols`` (every version did; the ``code`` column came later). A file with any
+other header is never overwritten."""
 
 _OPTIONAL_COLUMNS = ("code",)
 """Columns a results.csv of an earlier version may lack; such a row is read
 with the column empty (its ``code`` unknown: computed again unless
 ``reuse_other_code``)."""
-"""How a results.csv of another xbarsim version is told from another program's
-file: its header starts with ``point_id,status`` and names ``rows`` and
-``cols``. (Every version so far wrote exactly `COLUMNS`; this is what a
-future change of the column set keeps.) A file with any other header is
-never overwritten."""
 
 SCHEDULER_TIMEOUT_S = 10.0
 """Seconds ``--scheduler`` allows for connecting to the scheduler and
@@ -335,7 +334,9 @@ class ScalePoint:
         from .solve import _check_tol
 
         if not _whole_seed(self.seed):
-            raise ParameterError(f"seed (--seed) must be a whole number in [0, 2**63); got {self.seed!r}.")
+            from ._coerce import seed_refused
+
+            raise ParameterError(seed_refused(self.seed, "seed (--seed)", "a whole number in [0, 2**63)."))
         if self.method == "mg" and self.r_wire == 0:  # was run, and recorded failed, point by point
             raise ParameterError("method 'mg' (--method mg) needs every wire segment to have r > 0; drop 0 from "
                                  "r_wire (--r-wire), or use method 'auto' (which takes pcg there) or 'pcg'.")
@@ -443,7 +444,9 @@ class SweepParams:
                 raise ParameterError(f"SweepParams.{name} must be a number; got {getattr(self, name)!r}.")
         if not _whole_seed(self.seed):
             # 1.5 was cut to 1 by `points`, and a resume took seed 1's rows for it
-            raise ParameterError(f"SweepParams.seed must be a whole number in [0, 2**63); got {self.seed!r}.")
+            from ._coerce import seed_refused
+
+            raise ParameterError(seed_refused(self.seed, "SweepParams.seed", "a whole number in [0, 2**63)."))
         object.__setattr__(self, "r_wire", listed("r_wire", self.r_wire, _number))
         object.__setattr__(self, "inputs", listed("inputs", self.inputs, _number))
         pair_of_numbers = lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and all(map(_number, v))
@@ -1072,8 +1075,8 @@ class _ResultsFile:
             _write_atomic(self.path, _header_line())
         elif state == "older":
             # Another xbarsim version's columns: keep the file as it was, then
-            # carry the rows that have every current column over (the others
-            # are recomputed).
+            # carry its readable rows over (those with every current column
+            # but `_OPTIONAL_COLUMNS`; the others are recomputed).
             self.backup = _backup_name(self.path)
             shutil.copy2(self.path, self.backup)
             with open(self.path, newline="") as fh:
@@ -1207,14 +1210,15 @@ def _as_points(points_or_params):
     return points
 
 
-def _check_run_args(out_dir, progress, retry, plots, numba_threads, table):
+def _check_run_args(out_dir, progress, retry, plots, numba_threads, table, reuse_other_code=False):
     """`run_sweep`'s own arguments, refused by name before anything is
     written: retry="no" recomputed failed points, plots="no" wrote the
     figures, numba_threads=-1 or 2.5 were taken, out_dir="" wrote into the
     working folder and out_dir=5 raised a raw TypeError."""
     from .programming import _check_flag
 
-    for name, value in (("progress", progress), ("retry", retry), ("plots", plots), ("table", table)):
+    for name, value in (("progress", progress), ("retry", retry), ("plots", plots), ("table", table),
+                        ("reuse_other_code", reuse_other_code)):
         _check_flag(value, name)
     if numba_threads is not None and (isinstance(numba_threads, (bool, np.bool_))
                                       or not isinstance(numba_threads, (int, np.integer)) or numba_threads < 1):
@@ -1300,7 +1304,7 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
     """
     from ._progress import Progress
 
-    _check_run_args(out_dir, progress, retry, plots, numba_threads, table)
+    _check_run_args(out_dir, progress, retry, plots, numba_threads, table, reuse_other_code)
     points = _as_points(points_or_params)
     unique = {}
     for p in points:
@@ -1348,9 +1352,10 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
                 from ._warn import warn
 
                 other.append(row.get("worker"))
-                warn(f"worker {row.get('worker')} runs other xbarsim sources (code {row.get('code')}) than this "
-                     f"process ({here}); a later run computes its rows again. Install the same xbarsim on the "
-                     "workers.", UserWarning)
+                theirs = f"code {row.get('code')}" if row.get("code") else "a version before the code column"
+                warn(f"worker {row.get('worker')} runs other xbarsim sources ({theirs}) than this process "
+                     f"({here}); a later run computes its rows again. Install the same xbarsim on every "
+                     "worker (others may differ too).", UserWarning)
             results.append(row)
             if counts is not None:
                 counts["computed"] += 1
@@ -1536,17 +1541,18 @@ def _cells_text(cells):
     return f"{side}²" if side * side == cells else f"{cells} cells"
 
 
-def _remove_figures(out_dir):
-    """Remove the figures an earlier sweep left in `out_dir`, saying which
-    (``--no-plots`` left them beside a newer results.csv, showing other rows
-    without a word)."""
+def _remove_figures(out_dir, say=True):
+    """Remove the figures an earlier sweep left in `out_dir` (files and
+    links: a folder of a figure's name stays), saying which unless not
+    `say` (``--no-plots`` left them beside a newer results.csv, showing
+    other rows without a word)."""
     gone = []
     for name in FIGURES:
         path = Path(out_dir) / name
         if path.is_file() or path.is_symlink():
             path.unlink()
             gone.append(name)
-    if gone:
+    if gone and say:
         print(f"xbarsim scale: note: removed the earlier figures {', '.join(gone)} from {out_dir}: they do not "
               "show this run's rows (no figures were asked for). Plot every row with xbarsim.scale.plot_results("
               f"xbarsim.scale.load_results({str(Path(out_dir) / RESULTS_NAME)!r}), {str(out_dir)!r}).",
@@ -1578,8 +1584,7 @@ def plot_results(rows, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     series, n_r = _series(rows)
     if not series:
-        for name in FIGURES:  # an earlier sweep's figures in this folder are not this one's
-            (out_dir / name).unlink(missing_ok=True)
+        _remove_figures(out_dir, say=False)  # an earlier sweep's figures in this folder are not this one's
         return []
     ok = [r for s in series for r in s[4]]
     n_missing = sum(r["status"] != "ok" for r in rows)

@@ -55,9 +55,9 @@ def check_seed(seed, name="seed", offset=None):
     return int(seed)
 
 
-def torch_seed(seed):
-    """The seed torch's generators take for a seed checked by `check_seed`:
-    itself below 2**32, else a 32-bit hash of it. Torch's CPU generator
+def seed32(seed):
+    """A seed checked by `check_seed` as the 32-bit seed that torch's
+    generators and sklearn take: itself below 2**32, else a 32-bit hash of it. Torch's CPU generator
     (a Mersenne twister) keeps only a seed's low 32 bits, so seed and
     seed + 2**32 gave the same network and the same dropout masks (found by
     review); `make_moons_split` hashes sklearn's seed the same way."""

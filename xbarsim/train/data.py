@@ -17,7 +17,7 @@ import numpy as np
 from .._coerce import is_number
 from ..devices import real_scalar
 from ..exceptions import ParameterError
-from ._checks import check_count, check_flag, check_seed
+from ._checks import check_count, check_flag, check_seed, seed32
 from .._docfields import document_fields
 
 __all__ = ["MoonsData", "make_moons", "make_moons_split", "load_csv_dir", "save_csv_dir", "CSV_COLUMNS", "SPLIT"]
@@ -155,7 +155,7 @@ def make_moons_split(n_train=SPLIT[0], n_val=SPLIT[1], n_test=SPLIT[2], noise=0.
     # sklearn takes a 32-bit seed: larger seeds are hashed down (they were
     # taken mod 2**32, so seed and seed + 2**32 drew the same points);
     # smaller ones keep their points of earlier versions
-    state = int(seed) if seed < 2**32 else int(np.random.SeedSequence(int(seed)).generate_state(1)[0])
+    state = seed32(seed)
     x, y = make_moons(n, noise, state)
     if not np.all(np.isfinite(x)):  # refused only after the surrogate fit, as NaN training data
         raise ParameterError(f"noise = {noise:g} puts points beyond double precision; give a noise of at most "

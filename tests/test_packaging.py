@@ -579,6 +579,8 @@ def test_help_lists_the_fields_of_every_public_dataclass():
     assert "\nr_wl : float, default 1.0\n    Word-line segment resistance, ohms (0: ideal wire).\n" in doc
     assert "\ntolerance : float, default 0.01\n" in doc and "\nwrite_verify : WriteVerify, default WriteVerify()\n" in doc
     assert "\nscheme : BiasScheme, default 'V/2'\n" in doc
+    # a partial as the call it makes (a lambda showed as "<lambda>()"; found by review)
+    assert "\nresidual_history : np.ndarray, default np.zeros(0)\n" in inspect.getdoc(xs.Solution)
     # inherited fields too, and on instances
     assert "\ng : List[np.ndarray]\n    Per tile: final true conductances, S.\n" in inspect.getdoc(xs.Programmed)
     assert xs.TransferConfig().__doc__ == xs.TransferConfig.__doc__

@@ -77,8 +77,20 @@ def _defaults(cls):
         if f.default is not dataclasses.MISSING:
             out[f.name] = repr(f.default.value if isinstance(f.default, enum.Enum) else f.default)
         elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = f"{getattr(f.default_factory, '__name__', 'a new value')}()"
+            out[f.name] = _factory_text(f.default_factory)
     return out
+
+
+def _factory_text(factory):
+    """A default factory as the call it makes: ``WriteVerify()``, and a
+    ``functools.partial`` with its arguments, ``np.zeros(0)`` (a lambda
+    showed as ``<lambda>()``)."""
+    if isinstance(factory, functools.partial):
+        func, args = factory.func, [repr(a) for a in factory.args]
+        args += [f"{k}={v!r}" for k, v in factory.keywords.items()]
+        prefix = "np." if getattr(func, "__module__", "").split(".")[0] == "numpy" else ""
+        return f"{prefix}{getattr(func, '__name__', 'a new value')}({', '.join(args)})"
+    return f"{getattr(factory, '__name__', 'a new value')}()"
 
 
 def _fields(cls):

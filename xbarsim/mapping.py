@@ -65,6 +65,7 @@ class Tile:
 
     @property
     def shape(self):
+        """(word lines, bit lines) of the tile: its ``target``'s shape."""
         return self.target.shape
 
 

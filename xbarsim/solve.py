@@ -49,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Optional
 
 import numpy as np
@@ -136,7 +137,7 @@ class Solution:
     voltage error are bounded too), and `kcl_error` is the physical check."""
     method: str
     """The method that produced this solution."""
-    residual_history: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    residual_history: np.ndarray = field(default_factory=partial(np.zeros, 0))
     """The starting relative residual, then the one after each iteration
     (worst batch column): ``iterations`` + 1 entries. For sinh devices, Newton solves the batch columns one after another, and this is
     their histories end to end, each its start's residual and then one per
@@ -463,8 +464,8 @@ def solve(
         conjugate gradients preconditioned by symmetric line relaxation
         (a tridiagonal solve per line, parallel over lines). ``"direct"``:
         SciPy's SuperLU on the sparse nodal matrix (small arrays; the
-        reference). ``"auto"``: direct up to 32 x 32 (linear devices),
-        pcg up to 128 x 128, mg above where the wires allow, and direct
+        reference). ``"auto"``: direct up to 1024 cells (32 x 32; linear
+        devices), pcg up to 16384 (128 x 128), mg above where the wires allow, and direct
         wherever a wire segment outweighs its line's strongest device by
         more than `WIRE_DEVICE_RATIO_MAX` (r g > 1e3), where pcg and mg are
         refused. All are held to the same checks.

@@ -664,7 +664,8 @@ class ConvergenceTally:
     def warn(self, what):
         """Warn, as `transfer_many`, when more than `UNCONVERGED_WARN` of the
         working devices counted ended outside the band (or verify reads
-        converged most of them far from their targets)."""
+        converged most of them far from their targets). ``what``: the run's
+        name in the warning's text, e.g. ``"iter_transfers"``."""
         from .programming import warn_unconverged_counts
 
         if self.transfers:

@@ -1348,6 +1348,7 @@ def convert(model, surrogate=None, inplace=False, seed=None, **kwargs):
     Examples
     --------
     >>> import torch.nn as nn
+    >>> from xbarsim.train import convert
     >>> net = convert(nn.Sequential(nn.Linear(2, 8), nn.Sigmoid(), nn.Linear(8, 1)))
     >>> type(net[0]).__name__
     'HardwareAwareLinear'

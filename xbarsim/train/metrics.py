@@ -106,6 +106,7 @@ def per_point_accuracy(correct):
 
     Examples
     --------
+    >>> from xbarsim.train import per_point_accuracy
     >>> per_point_accuracy([[1, 0], [1, 1]]).tolist()
     [1.0, 0.5]
     """

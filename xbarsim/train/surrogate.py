@@ -542,6 +542,7 @@ class Surrogate:
 
     @property
     def bin_centres(self):
+        """Centres of the target-conductance bins (siemens), between `bin_edges`."""
         return 0.5 * (self.bin_edges[1:] + self.bin_edges[:-1])
 
     # ------------------------------------------------------------------ storage

@@ -16,7 +16,7 @@ from .._coerce import where_not_finite
 from .._progress import Progress
 from ..devices import real_scalar
 from ..exceptions import ParameterError
-from ._checks import check_count, check_flag, check_seed, torch_seed
+from ._checks import check_count, check_flag, check_seed, seed32
 from .layers import (META_HINT, float64_array, hardware_layers, regularization_loss, restore_failed_, sampling,
                      snapshot_)
 from .._docfields import document_fields
@@ -93,14 +93,14 @@ def moons_network(hidden=8, seed=0):
     uniform biases, drawn in that order), from a generator of its own
     seeded with `seed`: the same values as ``nn.Linear`` under
     ``torch.manual_seed(seed)`` for seeds below 2**32 (larger ones are
-    hashed to 32 bits, which torch's generator keeps: seed and
-    seed + 2**32 gave one network), and torch's global generator is neither
+    hashed to 32 bits, which torch's generator keeps: until 2026-12-06 seed
+    and seed + 2**32 gave one network), and torch's global generator is neither
     read nor moved. (It was seeded and restored around the draws, so calls
     in several threads at once drew from each other's streams: 110 of 160
     networks came out wrong.)
     """
     hidden = check_count(hidden, "hidden")
-    seed = torch_seed(check_seed(seed))
+    seed = seed32(check_seed(seed))
     if "generator" not in inspect.signature(nn.init.kaiming_uniform_).parameters:  # torch < 2.2
         with torch.random.fork_rng(devices=[]):  # the caller's global generator is left as it was
             torch.random.default_generator.manual_seed(seed)  # the CPU's alone (see `_seed_generators`)
@@ -338,7 +338,7 @@ def _seed_generators(seed, cuda):
     """Seed torch's CPU generator and those of the CUDA devices ``cuda``:
     ``torch.manual_seed`` reseeded every device's, which the caller's
     ``fork_rng(devices=[])`` does not give back."""
-    seed = torch_seed(seed)
+    seed = seed32(seed)
     torch.random.default_generator.manual_seed(seed)
     for i in cuda:
         torch.cuda.default_generators[i].manual_seed(seed)

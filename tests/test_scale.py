@@ -2040,6 +2040,12 @@ def test_run_sweep_refuses_an_empty_grid_and_arguments_it_cannot_take_before_wri
     for tol in ("1e-9", "abc", [1e-9]):
         with pytest.raises(xs.ParameterError, match="SweepParams.tol must be None"):
             SweepParams(tol=tol)
+    # a generator as the seed: one line and how to draw one, as every other seed (a review found the
+    # SeedSequence's repr over three lines here)
+    with pytest.raises(xs.ParameterError, match=r"^SweepParams.seed = <numpy\.random\..*SeedSequence>; a whole "
+                                                r"number in \[0, 2\*\*63\)\. .*generate_state") as err:
+        SweepParams(seed=np.random.SeedSequence(3))
+    assert "\n" not in str(err.value)
     out = tmp_path / "out"
     point = SMALL.points()[0]
     for kwargs, message in ((dict(retry="no"), "retry = 'no'"), (dict(plots="no"), "plots = 'no'"),

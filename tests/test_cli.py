@@ -939,6 +939,22 @@ def test_run_files_report_access_errors_as_failed_writes_only_in_their_folder(tm
             raise PermissionError(errno.EACCES, "Permission denied", "/etc/somewhere-else")
 
 
+def test_what_stands_in_an_outputs_place_is_named(tmp_path):
+    """A dangling link was "not a file (a folder?)" (found by review): a
+    folder, a link to one, a dangling link and a pipe are each named."""
+    from xbarsim.cli import _check_target
+
+    (tmp_path / "dir").mkdir()
+    os.symlink(tmp_path / "dir", tmp_path / "to_dir")
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+    os.mkfifo(tmp_path / "pipe")
+    for name, what in (("dir", "is a folder"), ("to_dir", "is a folder"), ("dangling", "is a link to a missing file"),
+                       ("pipe", "exists and is not a file")):
+        with pytest.raises(xs.ParameterError, match=re.escape(f"{name}' {what}; this run writes a file of that name")):
+            _check_target(str(tmp_path / name))
+    _check_target(str(tmp_path / "free"))  # nothing there: taken
+
+
 @pytest.mark.parametrize("command, argv, name", [
     ("solve", ["--g", "G", "--v-in", "0.2"], "solve.png"),
     ("solve", ["--g", "G", "--v-in", "0.2", "--spice"], "circuit.cir"),

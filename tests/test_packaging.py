@@ -581,6 +581,16 @@ def test_help_lists_the_fields_of_every_public_dataclass():
     assert "\nscheme : BiasScheme, default 'V/2'\n" in doc
     # a partial as the call it makes (a lambda showed as "<lambda>()"; found by review)
     assert "\nresidual_history : np.ndarray, default np.zeros(0)\n" in inspect.getdoc(xs.Solution)
+    from functools import partial
+
+    import numpy as np
+
+    from xbarsim._docfields import _factory_text
+
+    assert _factory_text(partial(np.full, (2, 3), fill_value=1.5)) == "np.full((2, 3), fill_value=1.5)"
+    assert _factory_text(partial(np.array, "ab")) == "np.array('ab')"
+    assert _factory_text(partial(np.random.default_rng, 0)) == "np.random.default_rng(0)"
+    assert _factory_text(xs.WriteVerify) == "WriteVerify()"
     # inherited fields too, and on instances
     assert "\ng : List[np.ndarray]\n    Per tile: final true conductances, S.\n" in inspect.getdoc(xs.Programmed)
     assert xs.TransferConfig().__doc__ == xs.TransferConfig.__doc__

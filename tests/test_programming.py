@@ -1943,6 +1943,15 @@ def test_a_numpy_generator_as_a_seed_is_refused_with_how_to_draw_one(make):
     with pytest.raises(xs.ParameterError, match=r"^seed = '(1234567890){7}12345 \.\.\.; an integer in") as err:
         xs.program(t, seed="1234567890" * 30)  # a long repr is cut short
     assert "generator" not in str(err.value)
+    for call in calls:  # the value as given (a 0-d array), not as unwrapped
+        with pytest.raises(xs.ParameterError, match=r"^seed = array\(-1\); "):
+            call(np.array(-1))
+    # each kind is told its own way to draw
+    for value, how in ((np.random.default_rng(3), "int(rng.integers(2**63))"),
+                       (np.random.SeedSequence(3), "int(seed_sequence.generate_state(1)[0])"),
+                       (np.random.RandomState(3), "int(random_state.randint(2**31))")):
+        with pytest.raises(xs.ParameterError, match=re.escape(how)):
+            xs.program(t, seed=value)
 
 
 def test_the_arrays_of_a_batch_draw_from_consecutive_streams():

@@ -1006,6 +1006,13 @@ def test_a_worker_of_other_sources_is_named(tmp_path, monkeypatch):
     said = [str(w.message) for w in caught if "runs other xbarsim sources" in str(w.message)]
     assert len(said) == 1 and "(code fedcba9876543210)" in said[0] and scale.code_id() in said[0]
 
+    def old_worker(point, numba_threads=None):  # a version before the column writes none
+        return {k: v for k, v in REAL_RUN_POINT(point, numba_threads).items() if k != "code"}
+
+    monkeypatch.setattr(scale, "run_point", old_worker)
+    with pytest.warns(UserWarning, match=r"runs other xbarsim sources \(a version before the code column\)"):
+        run_sweep(params(sizes=((8, 8),), r_wire=(0.1, 1.0)), tmp_path / "old", progress=False, plots=False)
+
 
 def test_no_plots_removes_an_earlier_sweeps_figures_and_says_so(tmp_path, capsys):
     """--no-plots left the figures of an earlier sweep beside the newer
@@ -1018,6 +1025,10 @@ def test_no_plots_removes_an_earlier_sweeps_figures_and_says_so(tmp_path, capsys
     assert not any((tmp_path / name).exists() for name in scale.FIGURES)
     err = capsys.readouterr().err
     assert "removed the earlier figures" in err and all(name in err for name in scale.FIGURES)
+    assert f"load_results({str(tmp_path / 'results.csv')!r})" in err
+    os.symlink(tmp_path / "nowhere.png", tmp_path / scale.FIGURES[0])  # a dangling link goes too
+    assert main(["scale", "--out", str(tmp_path)] + SCALE_8) == 0
+    assert not os.path.lexists(tmp_path / scale.FIGURES[0]) and "removed the earlier figures" in capsys.readouterr().err
     assert main(["scale", "--out", str(tmp_path)] + SCALE_8) == 0
     assert "removed" not in capsys.readouterr().err  # nothing left to remove: no note
 
@@ -1371,7 +1382,7 @@ def test_no_successful_point_exits_3_and_says_why(tmp_path, capsys):
     err = captured.err
     assert "no point of this sweep succeeded" in err and "MemoryLimitError" in err
     assert "smaller --sizes" in err and "--retry" not in err
-    assert "no figures written" in err
+    assert "no figures written" in err and "removed the earlier figures" not in err  # removed without a note
     assert not list(tmp_path.glob("*.png"))
 
 
@@ -1904,7 +1915,8 @@ def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():
                         (dict(r_wire=("1",)), "numbers of ohms"), (dict(g_ranges=((1e-4,),)), "(g_min, g_max)"),
                         (dict(devices=("sinh",)), "(model, v0) pairs"), (dict(inputs=None), "tuple of values"),
                         # 1.5 was cut to 1, and a resume took seed 1's rows for it (found by review)
-                        (dict(seed=1.5), "seed must be a whole number"), (dict(seed=-1), "seed must be"),
+                        (dict(seed=1.5), "SweepParams.seed = 1.5; a whole number in [0, 2**63)."),
+                        (dict(seed=-1), "SweepParams.seed = -1; a whole number"),
                         # raw ValueError / TypeError in `points` (found by review)
                         (dict(devices=(("sinh", "abc"),)), "(model, v0) pairs"),
                         (dict(r_terminal=None), "SweepParams.r_terminal must be a number"),
@@ -1920,7 +1932,7 @@ def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():
 @pytest.mark.parametrize("kw, message", [
     (dict(tol=1e-20), "tol (--tol): tol = 1e-20 is below what double precision resolves"),
     (dict(tol=5.0), "tol (--tol): tol must be a number in (0, 1)"),
-    (dict(seed=-1), "seed (--seed) must be a whole number in [0, 2**63)"),
+    (dict(seed=-1), "seed (--seed) = -1; a whole number in [0, 2**63)."),
     # NumPy's seeding refused 8.5 rows after results.csv was made; mg on ideal wires was run and
     # recorded failed point by point (found by review)
     (dict(rows=8.5), "rows, cols and inputs must be whole numbers"),

@@ -2793,7 +2793,7 @@ def test_solves_scale_with_the_conductances_down_to_the_refusal(method, v0):
     x = np.random.default_rng(0).uniform(0.0, 0.3, 12)
     ref = xs.solve(xs.Crossbar(np.full((12, 10), 1e-4), r_wl=0.1, r_bl=0.1, v0=v0), left=x, bottom=0.0,
                    method=method)
-    for g_scale in (1e-60, 1.01 * G_TINY):
+    for g_scale in (1e-60, 1.01 * G_TINY, G_TINY):  # G_TINY itself is taken
         k = g_scale / 1e-4
         sol = xs.solve(xs.Crossbar(np.full((12, 10), g_scale), r_wl=0.1 / k, r_bl=0.1 / k, v0=v0), left=x,
                        bottom=0.0, method=method)

@@ -1,5 +1,7 @@
 """The paper's statistical-only model reproduces the measured TiO2 figures it is built from."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -388,4 +390,8 @@ def test_the_drift_table_follows_xbarsim_data(tmp_path, monkeypatch):
     other = _cached_drift()
     assert other.mean_std(3)[0] == pytest.approx(2 * packaged.mean_std(3)[0], rel=1e-12)
     monkeypatch.delenv("XBARSIM_DATA")
+    assert _cached_drift() is packaged
+    # the same file reached through a link is the same table, loaded once
+    os.symlink(os.path.dirname(find_data_file("neighbour_drift.csv")), tmp_path / "link")
+    monkeypatch.setenv("XBARSIM_DATA", str(tmp_path / "link"))
     assert _cached_drift() is packaged

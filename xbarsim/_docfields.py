@@ -88,7 +88,9 @@ def _factory_text(factory):
     if isinstance(factory, functools.partial):
         func, args = factory.func, [repr(a) for a in factory.args]
         args += [f"{k}={v!r}" for k, v in factory.keywords.items()]
-        prefix = "np." if getattr(func, "__module__", "").split(".")[0] == "numpy" else ""
+        parts = (getattr(func, "__module__", None) or "").split(".")
+        # NumPy's public path, np.random.default_rng (a private module's name is left out)
+        prefix = "" if parts[0] != "numpy" else ".".join(["np"] + [p for p in parts[1:] if not p.startswith("_")]) + "."
         return f"{prefix}{getattr(func, '__name__', 'a new value')}({', '.join(args)})"
     return f"{getattr(factory, '__name__', 'a new value')}()"
 

@@ -200,7 +200,6 @@ def test_a_cached_surrogate_fitted_with_other_settings_is_refitted(quick_run, tm
         logs.clear()
         sur, _, fitted = _load_or_fit_surrogate(xs.TransferConfig(), str(out), None, QUICK, 1, False, logs.append)
         assert fitted, change
-        key = next(iter(change))
         why = ("fitted by other xbarsim sources" if set(change) <= {"code_digest", "xbarsim_version"}
                else f"fitted with other settings: {', '.join(change)}")
         assert f"({why}); refitting" in logs[0], (change, logs)

@@ -93,6 +93,44 @@ def test_sizes_that_cannot_fit_are_refused_before_anything_is_computed(call, mat
         call()
 
 
+def test_an_evaluation_chunk_that_cannot_fit_is_refused_before_it_starts(sur, monkeypatch):
+    """The guard counted results and activations, not each chunk's sampled
+    conductances and effective weights (~12 B per device and transfer:
+    a 256-256-1 network at chunk 200 took 313 MiB against 16 MiB counted;
+    with 400 MiB free, chunk 500 ended in NumPy's raw MemoryError), nor
+    evaluate_circuit's kept conductances (found by review)."""
+    from xbarsim import _memory
+    from xbarsim.train.evaluate import EVAL_BYTES_PER_DEVICE, evaluate_circuit, evaluate_surrogate
+
+    rng = np.random.default_rng(0)
+    layers = [(rng.normal(size=(256, 256)), rng.normal(size=256)), (rng.normal(size=(1, 256)), rng.normal(size=1))]
+    x, y = rng.uniform(0, 1, (10, 256)), np.zeros(10)
+    devices = 2 * 257 * 257 + 2 * 257 * 2
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 400 * 2**20)
+    assert EVAL_BYTES_PER_DEVICE * 500 * devices > 0.9 * 400 * 2**20  # what the chunk needs does not fit
+    with pytest.raises(MemoryLimitError, match=r"statistical-model evaluation of 500 transfers .* lower chunk"):
+        evaluate_statistical(layers, xs.TransferConfig(), x, y, n=500, chunk=500)
+    with pytest.raises(MemoryLimitError, match=r"surrogate evaluation of 500 transfers"):
+        evaluate_surrogate(layers, sur, x, y, n=500, chunk=500)
+    small = [(rng.normal(size=(64, 64)), None), (rng.normal(size=(1, 64)), None)]
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 64 * 2**20)
+    with pytest.raises(MemoryLimitError, match=r"circuit evaluation of 10000 transfers on 10 points, keeping 10000"
+                                               r".* or keep_conductances"):
+        evaluate_circuit(small, xs.TransferConfig(), rng.uniform(0, 1, (10, 64)), y, n=10**4, keep_conductances=10**4)
+
+
+def test_a_surrogate_fit_that_cannot_fit_is_refused_before_programming(monkeypatch):
+    """The fit's guard counted 0.21-0.58 of its peak (about 1 kB a device
+    whatever n_bins was left out): with 25 MiB free, a 64 x 64 fit at
+    n_bins 2 (18 MiB counted, 84 MiB measured) programmed for 25 s, then
+    failed in SciPy (found by review)."""
+    from xbarsim import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 60 * 2**20)
+    with pytest.raises(MemoryLimitError, match=r"Surrogate.fit on layers \[\(64, 64\)\] with n_transfers=10, n_bins=2"):
+        Surrogate.fit(xs.TransferConfig(r_wl=0.0, r_bl=0.0), layers=[(64, 64)], n_transfers=10, n_bins=2)
+
+
 def test_train_under_no_grad_or_inference_mode_trains_as_outside(data):
     """train called inside torch.no_grad() or torch.inference_mode() failed
     at its first backward with torch's "element 0 of tensors does not

@@ -450,7 +450,7 @@ def evaluate_circuit(model_or_layers, cfg, x, y, n=2000, seed=0, chunk=250, prog
     # after a chunk of transfers was programmed (26 s)
     refuse_sinh_overflow(x, _layer_targets(*layers[0], cfg), cfg.device)
     _warn_if_other_cfg(model_or_layers, cfg)
-    _require_results(n, x, layers, chunk, "a circuit evaluation")
+    _require_results(n, x, layers, chunk, "a circuit evaluation", kept=keep_conductances)
     logits = _logits_array(n, x.shape[0], layers)
     kept = [[] for _ in layers]
     streams = [xs.iter_transfers(w, b, cfg, n=n, seed=seed + k, chunk=chunk) for k, (w, b) in enumerate(layers)]
@@ -519,10 +519,32 @@ def _transfer_rngs(seed, start, count):
     return [np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, t]) for t in range(start, start + count)]
 
 
-def _require_results(n, x, layers, chunk, what):
+EVAL_BYTES_PER_DEVICE = 32
+"""Bytes a statistical or surrogate evaluation holds per device and
+transfer of a chunk: the sampled conductances (8), the effective weights
+(about 4 per device) and their temporaries. Measured on a 256-256-1
+network, n = chunk = 200: 12.5 (statistical) and 8.7 (surrogate); they were
+not counted, and a chunk that did not fit failed in NumPy (found by
+review)."""
+
+KEPT_BYTES_PER_DEVICE = 28
+"""Bytes `evaluate_circuit` holds per device and kept transfer
+(``keep_conductances``): the kept batches' 14, and their joined copy."""
+
+
+def _layer_devices(layers):
+    """An upper bound on the devices the layers map onto: a differential
+    pair per weight and bias, ``2 (in + 1) out``, or a reference column,
+    ``(in + 1) (out + 1)``."""
+    return sum(2 * (np.shape(w)[1] + 1) * (np.shape(w)[0] + 1) for w, _ in layers)
+
+
+def _require_results(n, x, layers, chunk, what, per_device=0, kept=0):
     """Refuse, before anything is computed, an evaluation whose results
     ((n, P[, outputs]) logits and (n, P) hits) and working chunk do not fit
-    in memory (n = 10**12 gave NumPy's raw MemoryError)."""
+    in memory (n = 10**12 gave NumPy's raw MemoryError): ``per_device``
+    bytes per device and transfer of a chunk, and ``kept`` transfers of
+    conductances (`KEPT_BYTES_PER_DEVICE`)."""
     from .._memory import require
 
     # the inputs are shared by every transfer (broadcast, or one copy for
@@ -530,9 +552,12 @@ def _require_results(n, x, layers, chunk, what):
     P = x.shape[0]
     width = max(np.shape(w)[0] for w, _ in layers)
     outputs = np.shape(layers[-1][0])[0]
-    need = (8 * outputs + 9) * n * P + 8 * x.size + 32 * min(chunk, n) * P * width
-    require(need, f"{what} of {n} transfers on {P} points",
-            "evaluate fewer transfers at a time (n) or fewer points, or lower chunk")
+    devices = _layer_devices(layers)
+    need = ((8 * outputs + 9) * n * P + 8 * x.size + 32 * min(chunk, n) * P * width
+            + per_device * min(chunk, n) * devices + KEPT_BYTES_PER_DEVICE * min(kept, n) * devices)
+    require(need, f"{what} of {n} transfers on {P} points" + (f", keeping {min(kept, n)}" if kept else ""),
+            "evaluate fewer transfers at a time (n) or fewer points, or lower chunk"
+            + (" or keep_conductances" if kept else ""))
 
 
 def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, chunk=500):
@@ -576,7 +601,7 @@ def evaluate_statistical(model_or_layers, cfg, x, y, n=2000, seed=0, stat=None, 
     layers, x, labels = _task(model_or_layers, x, y)
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     seed = check_seed(seed)
-    _require_results(n, x, layers, chunk, "a statistical-model evaluation")
+    _require_results(n, x, layers, chunk, "a statistical-model evaluation", per_device=EVAL_BYTES_PER_DEVICE)
     maps = [_layer_targets(w, b, cfg) for w, b in layers]  # refuses a cfg that is not a TransferConfig
     _warn_if_other_cfg(model_or_layers, cfg)
     later = [[tile_features(tile.shape, cfg.order)[1].astype(np.int64) for tile in lm.tiles] for lm in maps]
@@ -637,7 +662,7 @@ def evaluate_surrogate(model_or_layers, surrogate, x, y, n=2000, seed=0, chunk=2
     n, chunk = check_count(n, "n"), check_count(chunk, "chunk")
     seed = check_seed(seed)
     _warn_if_other_cfg(model_or_layers, surrogate.cfg)
-    _require_results(n, x, layers, chunk, "a surrogate evaluation")
+    _require_results(n, x, layers, chunk, "a surrogate evaluation", per_device=EVAL_BYTES_PER_DEVICE)
     maps = [_layer_targets(w, b, surrogate.cfg) for w, b in layers]
     for k, (w, b) in enumerate(layers):
         # as converting the layers warns (a plain network's was scored on

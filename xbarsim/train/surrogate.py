@@ -741,8 +741,11 @@ class Surrogate:
         devices = n_transfers * sum(2 * (in_f + 1) * out_f for out_f, in_f in layers)
         probes = min(n_transfers, max(8, n_transfers // 4)) * n_probe * sum(in_f + 4 * out_f for out_f, in_f in layers)
         # per device: its records, and the binned least squares' design matrix three times (the
-        # one-hot matrix, its column selection, LAPACK's copy)
-        require(8 * (devices * (3 * (n_bins + 2) + 12) + 4 * probes + 2 * n_fail_devices)
+        # one-hot matrix, its column selection, LAPACK's copy), and about 1 kB besides whatever
+        # n_bins (the records' working copies, drift features, lstsq / nnls copies: measured, a
+        # 64 x 64 layer at n_bins 2 and 20; without it the guard counted 0.21-0.58 of the peak,
+        # and a fit that passed it failed in SciPy after programming: found by review)
+        require(8 * (devices * (3 * (n_bins + 2) + 12 + 128) + 4 * probes + 2 * n_fail_devices)
                 + 16 * max(out_f * (in_f + 1) for out_f, in_f in layers),
                 f"Surrogate.fit on layers {list(layers)[:4]} with n_transfers={n_transfers}, n_bins={n_bins}, "
                 f"n_probe={n_probe}, n_fail_devices={n_fail_devices}",

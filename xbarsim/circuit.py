@@ -221,9 +221,10 @@ def _check_dynamic_range(g, wires, terminals=None):
         raise ParameterError(
             f"the largest device conductance is {gmax:.3g} S; below {G_TINY:.0e} S the solvers' convergence tests, "
             "on squared currents, can underflow double precision (1e-170 S devices on 1e165 ohm wires came back "
-            "as converged, 100 % off; the bound is conservative). Give 0 for open devices. A circuit's node voltages do not change when "
-            "every conductance (devices, and wires and terminals as 1 / r) is multiplied by one factor: solve "
-            "with them scaled up (conductances x k, resistances / k) and divide the currents by k.")
+            "as converged, 100 % off; the bound is conservative). Give 0 for open devices. A circuit's node "
+            "voltages do not change when every conductance (devices, and wires and terminals as 1 / r) is "
+            "multiplied by one factor: solve with them scaled up (conductances x k, resistances / k) and divide "
+            "the currents by k.")
     parts = dict(wires)
     for by_name in (terminals or {}).values():
         parts.update(by_name)

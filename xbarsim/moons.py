@@ -226,10 +226,11 @@ def _load_or_fit_surrogate(cfg, out_dir, given, mc, seed, progress, log):
             sur = Surrogate.load(cache)
             meta = sur.meta
             differ = [k for k, v in want.items() if meta.get(k) != v]
-            if sur.matches(cfg) and not differ:
+            same_cfg = sur.matches(cfg)
+            if same_cfg and not differ:
                 log(f"surrogate: reusing {cache}")
                 return sur, cache, False
-            why = ("fitted for another transfer configuration" if not sur.matches(cfg)
+            why = ("fitted for another transfer configuration" if not same_cfg
                    else "fitted by other xbarsim sources" if set(differ) <= {"code_digest", "xbarsim_version"}
                    else f"fitted with other settings: {', '.join(differ)}")
         except ParameterError as exc:

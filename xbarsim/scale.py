@@ -1325,13 +1325,14 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
     done = {r["point_id"]: r for r in results.rows()}
     keep = ("ok",) if retry else ("ok", "failed")
     here = code_id()
-
-    def reusable(row):
-        return row["status"] in keep and (reuse_other_code or row["code"] == here)
-
-    todo = [p for p in points if p.point_id not in done or not reusable(done[p.point_id])]
-    stale = sum(p.point_id in done and done[p.point_id]["status"] in keep and not reusable(done[p.point_id])
-                for p in points)
+    todo, stale = [], 0  # stale: kept rows that other sources computed, computed again
+    for p in points:
+        row = done.get(p.point_id)
+        if row is None or row["status"] not in keep:
+            todo.append(p)
+        elif not (reuse_other_code or row["code"] == here):
+            todo.append(p)
+            stale += 1
     if stale:
         from ._warn import warn
 
@@ -1343,15 +1344,16 @@ def run_sweep(points_or_params, out_dir, client=None, progress=True, retry=False
         counts.update(computed=0, reused=len(points) - len(todo))
 
     with Progress(len(todo), label="scale", enabled=progress and bool(todo)) as bar:
-        other = []
+        said_other = False
 
         def record(point, row):
-            if row.get("code") != here and not other:
+            nonlocal said_other
+            if row.get("code") != here and not said_other:
                 # a --scheduler cluster's worker with another install: a
                 # later run would compute its rows again, every time
                 from ._warn import warn
 
-                other.append(row.get("worker"))
+                said_other = True
                 theirs = f"code {row.get('code')}" if row.get("code") else "a version before the code column"
                 warn(f"worker {row.get('worker')} runs other xbarsim sources ({theirs}) than this process "
                      f"({here}); a later run computes its rows again. Install the same xbarsim on every "

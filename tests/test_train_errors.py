@@ -119,6 +119,78 @@ def test_an_evaluation_chunk_that_cannot_fit_is_refused_before_it_starts(sur, mo
         evaluate_circuit(small, xs.TransferConfig(), rng.uniform(0, 1, (10, 64)), y, n=10**4, keep_conductances=10**4)
 
 
+def test_a_forward_that_cannot_fit_is_refused_before_training_or_scoring(data):
+    """train validates on every validation point at once and predict_logits
+    scores every point at once: a broadcast x_val of 10**9 points trained a
+    first epoch, then ended in torch's raw allocator error (64 GB for the
+    hidden layer's outputs), as did predict_logits (found by review). The
+    forward's size is measured on two points, before any step."""
+    n = 10**11
+    huge = replace(data, x_val=np.broadcast_to(data.x_val[:1], (n, 2)),
+                   y_val=np.broadcast_to(np.asarray(data.y_val[:1], float), (n,)))
+    net = moons_network(8)
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(MemoryLimitError, match=r"training on 40 points, validated on 100000000000 at once .* "
+                                               r"validate on fewer points \(data.x_val, data.y_val\)"):
+        train(net, huge, TrainConfig(epochs=1), progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), before))  # no step taken
+    with pytest.raises(MemoryLimitError, match=r"the model's forward on 100000000000 points .* score fewer points"):
+        predict_logits(net, np.broadcast_to(data.x_val[:1], (n, 2)))
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.bool])
+def test_integer_layers_are_refused_where_layers_are_read(dtype):
+    """to_crossbar transferred an int32 layer without a word and
+    network_layers listed an int64 one, where convert refuses them (found by
+    review); each now says to train in a floating dtype."""
+    from xbarsim.train import network_layers, to_crossbar
+
+    lin = torch.nn.Linear(4, 3)
+    lin.weight = torch.nn.Parameter(torch.ones(3, 4, dtype=dtype), requires_grad=False)
+    lin.bias = torch.nn.Parameter(torch.ones(3, dtype=dtype), requires_grad=False)
+    net = torch.nn.Sequential(lin)
+    match = rf"a weight of shape \(3, 4\) is {dtype}, not a floating dtype; .* train the layer in torch.float32"
+    with pytest.raises(ParameterError, match=match):
+        to_crossbar(net, xs.TransferConfig(tile=(8, 8)))
+    with pytest.raises(ParameterError, match=match):
+        network_layers(net)
+
+
+def test_a_forward_size_estimate_counts_each_module_output():
+    """What the guard counts: the bytes of every module's output per point
+    (hidden Linear 8, Sigmoid 8, output Linear 1, the Sequential's own 1:
+    18 float64 values), from a forward of two points."""
+    from xbarsim.train.training import _forward_bytes
+
+    out, per_point = _forward_bytes(moons_network(8), torch.zeros((2, 2), dtype=torch.float64))
+    assert out.shape == (2, 1) and per_point == 18 * 8
+
+
+def test_read_only_features_are_copied_not_written_by_an_in_place_forward(data):
+    """A read-only array (a broadcast view, np.load(mmap_mode="r")) was
+    shared with torch, which warned that writing to it is undefined; a
+    model that works in place on its input then changed the caller's
+    read-only features (found by review). It is copied first."""
+
+    class InPlace(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 1).double()
+
+        def forward(self, x):
+            return self.lin(x.mul_(2.0))
+
+    x = np.ones((5, 2))
+    x.flags.writeable = False
+    predict_logits(InPlace(), x)
+    assert np.all(x == 1.0)
+    xr = data.x_train.copy()
+    xr.flags.writeable = False
+    frozen = replace(data, x_train=xr)
+    train(InPlace(), frozen, TrainConfig(epochs=1), progress=False)
+    assert np.array_equal(xr, data.x_train)
+
+
 def test_a_surrogate_fit_that_cannot_fit_is_refused_before_programming(monkeypatch):
     """The fit's guard counted 0.21-0.58 of its peak (about 1 kB a device
     whatever n_bins was left out): with 25 MiB free, a 64 x 64 fit at

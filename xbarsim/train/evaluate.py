@@ -35,7 +35,7 @@ from ..exceptions import ParameterError
 from ..mapping import as_float_array
 from ..transfer import ConvergenceTally, refuse_sinh_overflow
 from ._checks import SEED_OFFSET_MAX, check_count, check_flag, check_seed
-from .layers import float64_array, linear_layers, warn_if_extrapolated, warn_if_trained_for_another_cfg
+from .layers import layer_arrays, linear_layers, warn_if_extrapolated, warn_if_trained_for_another_cfg
 from .._docfields import document_fields
 
 __all__ = [
@@ -116,7 +116,7 @@ def network_layers(model):
                 f"nn.Sequential runs {'-'.join(kinds)} (L: Linear, S: Sigmoid).")
     out = []
     for k, layer in enumerate(linear_layers(model)):
-        w, b = float64_array(layer.weight), float64_array(layer.bias)
+        w, b = layer_arrays(layer)
         # checked here: the forward check that follows compared NaN outputs
         # and blamed the layers' registration order
         for name, a in (("weight", w), ("bias", b)):

@@ -582,7 +582,7 @@ class HardwareAwareLinear(nn.Linear):
         from .._coerce import where_not_finite
 
         try:
-            w, b = float64_array(self.weight), float64_array(self.bias)
+            w, b = layer_arrays(self)
         except RuntimeError as exc:
             # a torch.func transform's wrapped weights have no storage: torch's raw
             # "Cannot access data pointer of Tensor that doesn't have storage";
@@ -888,6 +888,19 @@ def float64_array(t):
         raise ParameterError(f"a weight of shape {tuple(t.shape)} is complex ({t.dtype}); conductances map real "
                              "weights: train the layer in torch.float32 or torch.float64.")
     return t.detach().cpu().to(torch.float64).numpy()
+
+
+def layer_arrays(layer):
+    """A linear layer's weight and bias (None without one) as float64 NumPy
+    arrays (`float64_array`); integer or boolean ones are refused
+    (`ParameterError`): `to_crossbar` transferred an int32 layer without a
+    word, where `convert` refuses it (found by review)."""
+    for t in (layer.weight, layer.bias):
+        if t is not None and not (t.is_floating_point() or t.is_complex()):  # complex: `float64_array` says so
+            raise ParameterError(f"a weight of shape {tuple(t.shape)} is {t.dtype}, not a floating dtype; "
+                                 "conductances map real weights: train the layer in torch.float32 or torch.float64 "
+                                 "(layer.double()).")
+    return float64_array(layer.weight), float64_array(layer.bias)
 
 
 def _dtype_kind(a):
@@ -1499,7 +1512,7 @@ def to_crossbar(model, cfg, seed=0):
     warn_if_trained_for_another_cfg(layers, cfgs)
     weights = []
     for k, layer in enumerate(layers):  # every layer checked before the first is programmed
-        w, b = float64_array(layer.weight), float64_array(layer.bias)
+        w, b = layer_arrays(layer)
         try:
             map_layer(w, b, cfgs[k])
         except ParameterError as exc:

@@ -16,10 +16,11 @@ from .._coerce import where_not_finite
 from .._progress import Progress
 from ..devices import real_scalar
 from ..exceptions import ParameterError
-from ._checks import check_count, check_flag, check_seed, seed32
+from ._checks import as_tensor, check_count, check_flag, check_seed, seed32
 from .layers import (META_HINT, float64_array, hardware_layers, regularization_loss, restore_failed_, sampling,
                      snapshot_)
 from .._docfields import document_fields
+from .._memory import require
 
 __all__ = ["TrainConfig", "TrainResult", "moons_network", "train", "predict_logits", "accuracy"]
 
@@ -139,8 +140,6 @@ def predict_logits(model, x):
     if x.ndim != 2:
         raise ParameterError(f"x has shape {x.shape}; give (P, features) points, one per row "
                              "(x[None] for a single point).")
-    if not np.all(np.isfinite(x)):
-        raise ParameterError(f"x {where_not_finite(x)}; features must be finite.")
     if any(p.is_meta for p in model.parameters()):  # torch's raw error at .numpy()
         raise ParameterError(f"the model's parameters are on the 'meta' device: {META_HINT}.")
     check_finite_parameters(model)  # NaN logits were scored as class 0
@@ -150,7 +149,14 @@ def predict_logits(model, x):
     # call sampled a transfer and advanced the layers' training streams
     with _evaluating(model), sampling(model, enabled=False), torch.no_grad():
         try:
-            out = model(torch.as_tensor(x, dtype=dtype, device=_device(model)))
+            # a trial on two points first: what a point's forward holds
+            _, per_point = _forward_bytes(model, as_tensor(x[:2], dtype, _device(model)))
+            # the forward, the finiteness mask, a read-only x's copy, the logits
+            require(per_point * len(x) + x.size + (0 if x.flags.writeable else x.nbytes) + 16 * len(x),
+                    f"the model's forward on {len(x)} points", "score fewer points at a time")
+            if not np.all(np.isfinite(x)):
+                raise ParameterError(f"x {where_not_finite(x)}; features must be finite.")
+            out = model(as_tensor(x, dtype, _device(model)))
         except RuntimeError as exc:  # torch's shape error, raw
             raise ParameterError(_forward_failed(model, exc, x.shape[1], "x")) from None
     logits = out.squeeze(-1).to(torch.float64).cpu().numpy()
@@ -384,13 +390,6 @@ def _check_training(model, data, config):
             # a shorter y_train silently dropped the last points; an empty split divided by zero
             raise ParameterError(f"data.x_{split} has shape {x.shape} and data.y_{split} {y.shape}; give (n, features) "
                                  f"points and (n,) labels, n >= 1, for both the training and the validation split.")
-        if not np.all(np.isfinite(x)):
-            raise ParameterError(f"data.x_{split} {where_not_finite(x)}.")
-        if not np.all((y == 0) | (y == 1)):
-            # BCE took NaN (NaN weights, no error) and labels such as 2 or -1 (targets outside [0, 1])
-            bad = y[~((y == 0) | (y == 1))][0]
-            # (as a number: int labels read "np.float64(2.0)")
-            raise ParameterError(f"data.y_{split} holds {float(bad):g}; train fits binary classifiers: labels 0 or 1.")
         splits[f"x_{split}"], splits[f"y_{split}"] = x, y
     params = list(model.parameters())
     # torch's raw errors after the checks, at the first step or the first
@@ -406,7 +405,7 @@ def _check_training(model, data, config):
         # evaluation mode: the mean weights, no hardware sample drawn, no stream
         # advanced (sampling off: sample_on_eval drew one)
         with _evaluating(model), sampling(model, enabled=False), torch.no_grad():
-            out = model(torch.as_tensor(splits["x_train"][:2], dtype=torch.float64, device=_device(model)))
+            out, per_point = _forward_bytes(model, as_tensor(splits["x_train"][:2], torch.float64, _device(model)))
     except RuntimeError as exc:  # torch's shape errors: the model does not take these points
         raise ParameterError(_forward_failed(model, exc, splits["x_train"].shape[1], "data.x_train")) from None
     if out.ndim != 2 or out.shape[1] != 1:
@@ -416,7 +415,53 @@ def _check_training(model, data, config):
     if splits["x_val"].shape[1] != splits["x_train"].shape[1]:  # after the model's own refusal of x_train
         raise ParameterError(f"data.x_val has {splits['x_val'].shape[1]} features and data.x_train "
                              f"{splits['x_train'].shape[1]}; give both splits the same features.")
+    _require_training(splits, per_point, config)
+    for split in ("train", "val"):  # after the memory check: these checks hold a byte per entry
+        x, y = splits[f"x_{split}"], splits[f"y_{split}"]
+        if not np.all(np.isfinite(x)):
+            raise ParameterError(f"data.x_{split} {where_not_finite(x)}.")
+        if not np.all((y == 0) | (y == 1)):
+            # BCE took NaN (NaN weights, no error) and labels such as 2 or -1 (targets outside [0, 1])
+            bad = y[~((y == 0) | (y == 1))][0]
+            # (as a number: int labels read "np.float64(2.0)")
+            raise ParameterError(f"data.y_{split} holds {float(bad):g}; train fits binary classifiers: labels 0 or 1.")
     return splits
+
+
+def _forward_bytes(model, x):
+    """``model(x)`` and the bytes per point of the outputs of every module in
+    that forward (each module's output tensor, the model's own included):
+    what a forward of more points holds, at most, besides the weights."""
+    sizes = []
+
+    def hook(_module, _inputs, output):
+        if isinstance(output, torch.Tensor):
+            sizes.append(output.numel() * output.element_size())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        out = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out, sum(sizes) / max(len(x), 1)
+
+
+def _require_training(splits, per_point, config):
+    """Refuse, before the first step, a training whose validation forward
+    (every validation point at once, without gradients) or training batch
+    (its forward with the gradients, counted three times) cannot fit in
+    memory: a broadcast x_val of 10**9 points trained its first epoch, then
+    ended in torch's raw allocator error (64 GB for one Linear layer's
+    outputs). The loss's temporaries count 32 bytes a validation point, the
+    checks' masks a byte an entry, and the read-only splits their size
+    (`as_tensor` copies them)."""
+    n_val, n_train = len(splits["y_val"]), len(splits["y_train"])
+    copies = sum(a.nbytes for a in splits.values() if not a.flags.writeable)  # (`as_tensor`)
+    need = per_point * max(n_val, 3 * min(config.batch_size, n_train)) + 32 * n_val + copies \
+        + sum(a.size for a in splits.values())  # the checks' boolean masks
+    require(need, f"training on {n_train} points, validated on {n_val} at once",
+            "validate on fewer points (data.x_val, data.y_val) or train with a smaller TrainConfig.batch_size")
 
 
 def _train(model, data, config, progress, label, score, cuda):
@@ -433,7 +478,7 @@ def _train(model, data, config, progress, label, score, cuda):
     _seed_generators(config.seed, cuda)
     gen = np.random.default_rng(config.seed)
     dev = _device(model)
-    x, y, xv, yv = (torch.as_tensor(splits[k], dtype=torch.float64, device=dev)
+    x, y, xv, yv = (as_tensor(splits[k], torch.float64, dev)
                     for k in ("x_train", "y_train", "x_val", "y_val"))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     lossf = nn.BCEWithLogitsLoss()

@@ -1225,6 +1225,7 @@ def test_figures_name_the_device_model_shared_by_every_point(tmp_path, monkeypat
     monkeypatch.setattr(plt, "close", close)
     plot_results(rows, tmp_path)
     assert len(titles) == 3 and all(expected in t for t in titles)
+    assert all(t.endswith("; r: per wire segment") for t in titles)  # the legend's "r = 1 Ω" is a segment's
 
 
 def test_figures_do_not_name_one_read_voltage_or_terminal_when_they_vary(tmp_path, monkeypatch):

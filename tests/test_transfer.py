@@ -1208,6 +1208,36 @@ def test_transfer_demo_example_errors_order_as_the_physics_says():
     assert noise_free_sinh < 0.04
 
 
+def test_transfer_demo_example_gives_its_layers_and_seeds_independent_streams(monkeypatch):
+    """examples/transfer_demo.py programmed layer 2 with seed + 1, layer 1's
+    seed in main(seed + 1), and read both layers with fixed noise seeds 1
+    and 2 whatever the seed (found by review): each layer's seed is now
+    drawn from SeedSequence(seed), and the reads take each transfer's own."""
+    import runpy
+    from pathlib import Path
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def record(W, b, cfg, n, seed):
+        seen.append(seed)
+        if len(seen) % 2 == 0:
+            raise Stop
+        return None
+
+    demo = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "transfer_demo.py"),
+                          run_name="transfer_demo")["main"]
+    monkeypatch.setattr(xs, "transfer_many", record)
+    for seed in (0, 1, 2):
+        with pytest.raises(Stop):
+            demo(2, seed=seed, verbose=False)
+    assert len(set(seen)) == 6 and not {s + 1 for s in seen} & set(seen)
+    source = (Path(__file__).resolve().parents[1] / "examples" / "transfer_demo.py").read_text()
+    assert ".mvm(x)" in source and ".mvm(hidden)" in source  # the reads: each transfer's own seed
+
+
 @pytest.mark.parametrize("noise", [True, False])
 def test_mvm_runs_of_inputs_in_parallel_give_the_same_bits(noise):
     """One transfer with many inputs is solved in parallel runs of inputs,

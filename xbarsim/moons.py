@@ -59,7 +59,7 @@ between purposes (the seed-0 run's second layer was programmed with the
 seed-1 run's first layer's); every purpose now draws from
 `stream_seed`."""
 
-__all__ = ["register", "run", "load_results", "HA_RECIPE", "MoonsConfig"]
+__all__ = ["register", "run", "load_results", "stream_seed", "HA_RECIPE", "MoonsConfig"]
 
 
 @dataclass(frozen=True)

@@ -1619,9 +1619,10 @@ def plot_results(rows, out_dir):
     parts = [dev_text, g_text, f"inputs U[0, {v_reads[0]:g} V]" if len(v_reads) == 1 else "inputs U[0, V_read]"]
     if len(r_terms) == 1:
         parts.append(f"R_term = {r_terms[0]:g} Ω")
+    parts.append("r: per wire segment")  # the legend's r: each segment's, not a line's (found by review)
     subtitle = "; ".join(parts)
     if len(subtitle) > 110:
-        subtitle = f"{dev_text}; random G and inputs; see legend"
+        subtitle = f"{dev_text}; random G and inputs; r: per wire segment; see legend"
 
     # The legend below the panels, so that it never hides the data (inside
     # the first panel, "best" place, it covered points of a few series), in

@@ -41,6 +41,7 @@ def _mvm_inputs(G, vt, b0, b1, v0, v0inv, r_wl, r_bl, read_noise, key, row0, tol
     i0 = np.zeros((M, N))
     cp, dq = nodal_work(M, N)
     rate = np.full(1, -1.0)
+    never = np.zeros(1, dtype=np.uint8)  # no abort flag here: the type the programming kernel passes (one compile)
     st = np.empty(1, dtype=np.uint64)
     nf = 0
     for b in range(b0, b1):
@@ -60,7 +61,7 @@ def _mvm_inputs(G, vt, b0, b1, v0, v0inv, r_wl, r_bl, read_noise, key, row0, tol
         if not exact and vmax > 0.0:
             rate[0] = -1.0  # a cold start per input: no contraction carried over
             it = solve_nodal(G, v0, v0inv, r_wl, r_bl, vb, wl_drv, bl_v, bl_drv,
-                             vwl, vbl, gd, i0, cp, dq, tol * vmax, maxit, rate)
+                             vwl, vbl, gd, i0, cp, dq, tol * vmax, maxit, rate, never)
             if it < 0:
                 nf += 1
         if read_noise > 0.0:

@@ -293,7 +293,7 @@ def _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv):
 
 @njit(**STRICT_JIT)
 def _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, gd, i0, cp,
-           dq, state, rate):
+           dq, state, rate, abort):
     """The current sensed on bit line ``jsel`` under the drives given, with
     the read noise of every device on it (independent, relative to each
     device's current); returns ``(current, solver failed)``.
@@ -307,7 +307,7 @@ def _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv, v
     if not exact:
         it = solve_nodal(G, v0, v0inv, wv[W_R_WL], wv[W_R_BL], wl_v, wl_drv, bl_v, bl_drv,
                          vwl, vbl, gd, i0, cp, dq, wv[W_SOLVE_TOL] * wv[W_V_READ],
-                         int(wv[W_SOLVE_MAXIT]), rate)
+                         int(wv[W_SOLVE_MAXIT]), rate, abort)
         failed = it < 0
     sn = dp[P_READ_NOISE]
     if sn <= 0.0:
@@ -323,7 +323,7 @@ def _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv, v
 
 @njit(**STRICT_JIT)
 def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv,
-          vwl, vbl, gd, i0, cp, dq, state, ss_factor, rate, vwl_b, vbl_b, rate_b):
+          vwl, vbl, gd, i0, cp, dq, state, ss_factor, rate, vwl_b, vbl_b, rate_b, abort):
     """One verify read of (isel, jsel) through the crossbar.
 
     Returns ``(sensed conductance in small-signal units, solver failed)``:
@@ -343,19 +343,19 @@ def _read(G, isel, jsel, dp, wv, read_scheme, exact, new_cell, wl_v, wl_drv, bl_
     vr = wv[W_V_READ]
     _read_drives(read_scheme, isel, jsel, vr, wl_v, wl_drv, bl_v, bl_drv)
     cur, failed = _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv,
-                         vwl, vbl, gd, i0, cp, dq, state, rate)
+                         vwl, vbl, gd, i0, cp, dq, state, rate, abort)
     if read_scheme != READ_HALF_DIFF:
         return cur / vr / ss_factor, failed
     u = 0.5 * vr
     _select(isel, jsel, u, u, u, bool(False), wl_v, wl_drv, bl_v, bl_drv)
     bg, failed_b = _sense(G, isel, jsel, dp, wv, exact, new_cell, wl_v, wl_drv, bl_v, bl_drv,
-                          vwl_b, vbl_b, gd, i0, cp, dq, state, rate_b)
+                          vwl_b, vbl_b, gd, i0, cp, dq, state, rate_b, abort)
     return (cur - bg) / (vr - u) / ss_factor, failed or failed_b
 
 
 @njit(**STRICT_JIT)
 def _pulse(G, tlast, tprog, clock, stuck, t, isel, jsel, vp, dp, wv, pc, scheme, exact, a1, a0,
-           wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, vwl_0, vbl_0, gd, i0, cp, dq, state, rx, rate):
+           wl_v, wl_drv, bl_v, bl_drv, vwl, vbl, vwl_0, vbl_0, gd, i0, cp, dq, state, rx, rate, abort):
     """Apply one programming pulse; every cell switches at its own voltage
     (``pc``: `_pulse_constants`).
 
@@ -394,7 +394,7 @@ def _pulse(G, tlast, tprog, clock, stuck, t, isel, jsel, vp, dp, wv, pc, scheme,
     if not exact:
         it = solve_nodal(G, dp[P_V0], dp[P_V0INV], wv[W_R_WL], wv[W_R_BL], wl_v, wl_drv,
                          bl_v, bl_drv, vwl, vbl, gd, i0, cp, dq,
-                         wv[W_SOLVE_TOL] * abs(vp), int(wv[W_SOLVE_MAXIT]), rate)
+                         wv[W_SOLVE_TOL] * abs(vp), int(wv[W_SOLVE_MAXIT]), rate, abort)
         failed = it < 0
     c2c = dp[P_C2C]
     ks, kr, es, er, isub, vcut, vmean = pc[0], pc[1], pc[2], pc[3], pc[4], pc[5], pc[6]
@@ -430,9 +430,11 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
 
     ``done[0]`` counts the devices whose write-verify has finished (read by a
     progress bar while the kernel runs; it releases the GIL). A non-zero
-    ``abort[0]`` (set by the caller's thread on Ctrl-C) stops it before the
-    next device, and so does its own first unconverged solve; the outputs
-    are then incomplete and must be discarded."""
+    ``abort[0]`` (set by the caller's thread on Ctrl-C or SIGTERM) stops it
+    within one solver sweep (`nodal.solve_nodal` reads it too: one device's
+    write-verify on 1024 x 1024 took minutes), and its own first unconverged
+    solve stops it before the next device; the outputs are then incomplete
+    and must be discarded."""
     M, N = target.shape
     K = order.shape[0]
     scheme = iopt[O_SCHEME]
@@ -504,7 +506,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
         rate_p[0] = -1.0
         rd, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, cell != last_read_cell,
                         wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state, ss_factor,
-                        rate_r, vwl_b, vbl_b, rate_b)
+                        rate_r, vwl_b, vbl_b, rate_b, abort)
         last_read_cell = cell
         fails += bad
         npulse = 0
@@ -514,6 +516,8 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
         a0 = 0.0
         ok = False
         while True:
+            if abort[0] != 0:
+                return fails  # Ctrl-C / SIGTERM: also between the pulses of one device (its solves stop too)
             if abs(rd - tg) <= tol * tg:
                 ok = True
                 break
@@ -531,7 +535,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             pol_last = pol
             fails += _pulse(G, tlast, tprog, clock, stuck, t, i, j, vp, dp, wv, pc, scheme,
                             exact_pulse, a1, a0, wl_v, wl_drv, bl_v, bl_drv, vwl_p, vbl_p,
-                            vwl_q, vbl_q, gd, i0, cp, dq, state, rx, rate_p)
+                            vwl_q, vbl_q, gd, i0, cp, dq, state, rx, rate_p, abort)
             a0 = a1
             a1 = vp
             _restart_clock(tlast, tprog, clock, i, j, t, rx)
@@ -540,7 +544,7 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             _touch(G, tlast, tprog, clock, stuck, i, j, t, dp, rx, state)
             rd, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, bool(False),
                             wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
-                            ss_factor, rate_r, vwl_b, vbl_b, rate_b)
+                            ss_factor, rate_r, vwl_b, vbl_b, rate_b, abort)
             fails += bad
         pulses[i, j] = npulse
         done[0] = p + 1
@@ -549,12 +553,14 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
         read_own[i, j] = rd
         if do_track:
             for q in range(p):
+                if abort[0] != 0:
+                    return fails
                 iq = order[q, 0]
                 jq = order[q, 1]
                 _touch(G, tlast, tprog, clock, stuck, iq, jq, t, dp, rx, state)
                 rq, bad = _read(G, iq, jq, dp, wv, read_scheme, exact_read, bool(True),
                                 wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
-                                ss_factor, rate_r, vwl_b, vbl_b, rate_b)
+                                ss_factor, rate_r, vwl_b, vbl_b, rate_b, abort)
                 fails += bad
                 track[q, p] = rq
             last_read_cell = -1
@@ -567,11 +573,13 @@ def program_one(target, order, dp, wv, iopt, state, G, stuck, pulses, g_own, rea
             g_final[i, j] = G[i, j]
     if iopt[O_FINAL_READ] == 1:
         for p in range(K):
+            if abort[0] != 0:
+                return fails
             i = order[p, 0]
             j = order[p, 1]
             rq, bad = _read(G, i, j, dp, wv, read_scheme, exact_read, bool(True),
                             wl_v, wl_drv, bl_v, bl_drv, vwl_r, vbl_r, gd, i0, cp, dq, state,
-                            ss_factor, rate_r, vwl_b, vbl_b, rate_b)
+                            ss_factor, rate_r, vwl_b, vbl_b, rate_b, abort)
             fails += bad
             read_final[i, j] = rq
     else:

@@ -512,7 +512,7 @@ def test_ctrl_c_stops_the_programming_kernel_at_the_next_device(monkeypatch):
     from xbarsim import programming
 
     t = np.random.default_rng(0).uniform(100e-6, 500e-6, (40, 40))
-    xs.program(t[:2, :2], xs.TransferConfig())  # compiled before the timer starts
+    xs.program(t[:2, :2], xs.TransferConfig())  # compiled first
     seen = []
     real = programming._run_interruptible
 
@@ -544,6 +544,61 @@ def test_ctrl_c_stops_the_programming_kernel_at_the_next_device(monkeypatch):
         pytest.fail("the programming kernel kept running after Ctrl-C")
     (counter, total), = seen
     assert total == 1600 and 0 < int(counter.sum()) < total
+
+
+def test_ctrl_c_stops_the_programming_kernel_inside_one_device(monkeypatch):
+    """The abort flag was read only before each device, and one device's
+    write-verify on a 1024 x 1024 array (tens of cold solves of hundreds of
+    sweeps) ran 143 s past a Ctrl-C, at 3000 x 3000 more than 4 minutes past
+    a SIGTERM (found by review). The solver reads it before every sweep now:
+    interrupted while the first device is still being programmed, the
+    kernel stops before finishing it (its own counter of finished devices)."""
+    from xbarsim import programming
+
+    t = np.random.default_rng(0).uniform(100e-6, 500e-6, (1024, 1024))
+    xs.program(t[:2, :2], xs.TransferConfig())  # compiled first
+    seen = []
+    real = programming._run_interruptible
+
+    def recording(run, abort, counter, total, label=None):
+        seen.append(counter)
+        return real(run, abort, counter, total, label)
+
+    monkeypatch.setattr(programming, "_run_interruptible", recording)
+    sent = []
+
+    def interrupt_during_the_first_device():
+        deadline = time.monotonic() + 300.0
+        while time.monotonic() < deadline and not seen:
+            time.sleep(0.002)
+        time.sleep(0.5)
+        sent.append(time.monotonic())
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_during_the_first_device, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        xs.program(t, xs.TransferConfig(), seed=1)
+    assert sent and int(seen[0].sum()) == 0  # stopped inside the first device, not after it
+
+
+def test_the_programming_kernel_compiles_in_the_calling_thread(monkeypatch):
+    """A first run compiles the kernel for tens of seconds; compiled in the
+    worker thread of `_run_interruptible`, a Ctrl-C waited for the compile
+    (25 s) before the kernel read its abort flag (found by review). It is
+    compiled (or loaded from the cache) in the calling thread first, where an
+    interrupt stops it."""
+    from xbarsim.kernels.programming import program_arrays
+
+    real = program_arrays.compile
+    threads = []
+
+    def spy(sig):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(sig)
+
+    monkeypatch.setattr(program_arrays, "compile", spy, raising=False)
+    xs.program(np.full((2, 2), 300e-6), xs.TransferConfig())
+    assert threads and all(threads)
 
 
 def test_interruptible_runner_sets_the_abort_flag_and_reraises():

@@ -350,7 +350,7 @@ def test_background_cancelling_read_matches_two_solves(r, v0):
     a = 1.0 if v0 is None else v0 * (np.sinh(vr / v0) - np.sinh(vr / 2 / v0)) / (vr / 2)
     got, failed = KP._read(G, isel, jsel, dp, wv, 3, r == 0.0, True, wl_v, wl_d, bl_v, bl_d,
                            z(M, N), z(M, N), z(M, N), z(M, N), cp, dq, state, a,
-                           np.full(1, -1.0), z(M, N), z(M, N), np.full(1, -1.0))
+                           np.full(1, -1.0), z(M, N), z(M, N), np.full(1, -1.0), np.zeros(1, np.uint8))
     assert not failed
     xbar = xs.Crossbar(G, r_wl=r, r_bl=r, v0=v0)
     sensed = []
@@ -613,7 +613,8 @@ def _one_pulse(cfg, G, cell, vp, t=5.0):
     failed = KP._pulse(G, tlast, tprog, clock, stuck, t, cell[0], cell[1], vp, dp, wv, KP._pulse_constants(dp, wv),
                        0, False, 0.0, 0.0,
                        wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
-                       np.zeros((M, N)), np.zeros((M, N)), *nodal_work(M, N), state, rx, np.full(1, -1.0))
+                       np.zeros((M, N)), np.zeros((M, N)), *nodal_work(M, N), state, rx, np.full(1, -1.0),
+                       np.zeros(1, np.uint8))
     assert not failed
     return vwl, vbl, tlast
 
@@ -1852,7 +1853,7 @@ def test_cycle_to_cycle_noise_is_log_normal_with_the_mean_change_kept():
         G[0, 0] = g0
         assert not KP._pulse(G, z.copy(), np.full((1, 1), -1e300), z.copy(), stuck, 1.0, 0, 0, vp, dp, wv, pc,
                              0, True, 0.0, 0.0, wl_v, wl_d, bl_v, bl_d, *(z.copy() for _ in range(6)),
-                             *nodal_work(1, 1), state, rx, np.full(1, -1.0))
+                             *nodal_work(1, 1), state, rx, np.full(1, -1.0), np.zeros(1, np.uint8))
         ratios[k] = (G[0, 0] - g0) / mean_dg
     assert np.all(ratios > 0)
     assert ratios.mean() == pytest.approx(1.0, abs=0.01)

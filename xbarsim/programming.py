@@ -800,6 +800,12 @@ def _program_batch(targets, cfg, seed, offset=0, key=0, order_pairs=None, track=
     args = (kernel_array(np.ascontiguousarray(targets)), pairs, dp, wv, iopt, np.uint64(seed), offsets, keys,
             out["g"], out["stuck"], out["pulses"], out["g_after_own"], out["read_after_own"],
             out["g_final"], out["read_final"], out["converged"], out["track"], out["fails"], done, abort)
+    # compiled (a first run's tens of seconds) or loaded from the cache here, in
+    # the calling thread, where a Ctrl-C or SIGTERM stops it: in the worker
+    # thread the interrupt waited for the compile, as the abort flag is read
+    # only once the kernel runs (25 s after a Ctrl-C; found by review)
+    if hasattr(program_arrays, "typeof_pyval"):  # the dispatcher (a test may stand a function in)
+        program_arrays.compile(tuple(program_arrays.typeof_pyval(a) for a in args))
     _run_interruptible(lambda: program_arrays(*args), abort, done, n * K, label if progress else None)
     # A missed solve stops the run (`kernels.programming.program_one`), so
     # the outputs of devices it never reached are unwritten memory: read

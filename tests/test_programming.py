@@ -2071,3 +2071,125 @@ def test_the_kernels_mode_codes_are_the_python_layers():
         xs.ReadScheme.GROUNDED: KP.READ_GROUNDED, xs.ReadScheme.HALF: KP.READ_HALF,
         xs.ReadScheme.FLOATING: KP.READ_FLOATING, xs.ReadScheme.HALF_DIFF: KP.READ_HALF_DIFF}
     assert len({c for c, _ in codes.values()}) == 3 and len({c for _, c in codes.values()}) == 4
+
+
+def _read_with(abort):
+    """One verify read (grounded, 1 ohm wires) of cell (2, 3) of a 6 x 7 array."""
+    from xbarsim.kernels.noise import stream_key
+
+    G = np.random.default_rng(6).uniform(100e-6, 500e-6, (6, 7))
+    M, N = G.shape
+    cfg = xs.TransferConfig(r_wl=1.0, r_bl=1.0)
+    dp = cfg.device.pack()
+    wv, iopt = cfg.pack()
+    state = np.full(1, stream_key(np.uint64(1), np.uint64(0), np.uint64(0)), dtype=np.uint64)
+    z = lambda *s: np.zeros(s)  # noqa: E731
+    vwl = z(M, N)
+    cp, dq = nodal_work(M, N)
+    got, failed = KP._read(G, 2, 3, dp, wv, int(iopt[KP.O_READ]), False, True, z(M), np.zeros(M, np.uint8), z(N),
+                           np.zeros(N, np.uint8), vwl, z(M, N), z(M, N), z(M, N), cp, dq, state, 1.0,
+                           np.full(1, -1.0), z(M, N), z(M, N), np.full(1, -1.0), np.array([abort], np.uint8))
+    return failed, vwl
+
+
+def test_a_set_abort_flag_ends_a_verify_reads_solve_before_its_first_sweep():
+    """Unseen before (a mutation audit): solve_nodal not reading `abort` and _read/_sense not
+    passing it on. The Ctrl-C test passes on both: the device loop's
+    own check stops the first device too, only later."""
+    assert not _read_with(0)[0]
+    assert _read_with(1)[0]  # the solve returned -1 at once
+
+
+def test_a_set_abort_flag_ends_a_pulses_solve_before_its_first_sweep():
+    """Unseen before (a mutation audit): _pulse not passing `abort` to solve_nodal."""
+    cfg = xs.TransferConfig(r_wl=1.0, r_bl=1.0)
+    dp = cfg.device.pack()
+    wv, _ = cfg.pack()
+    M = N = 8
+    results = []
+    for abort in (0, 1):
+        G = np.full((M, N), 300e-6)
+        vwl = np.zeros((M, N))
+        state = np.array([KP.stream_key(np.uint64(3), np.uint64(0), np.uint64(0))], np.uint64)
+        failed = KP._pulse(G, np.zeros((M, N)), np.full((M, N), -1e300), np.zeros((M, N)), np.zeros((M, N), np.int8),
+                           5.0, 3, 4, 1.2, dp, wv, KP._pulse_constants(dp, wv), 0, False, 0.0, 0.0,
+                           np.zeros(M), np.zeros(M, np.uint8), np.zeros(N), np.zeros(N, np.uint8), vwl,
+                           np.zeros((M, N)), np.zeros((M, N)), np.zeros((M, N)), np.zeros((M, N)), np.zeros((M, N)),
+                           *nodal_work(M, N), state, np.array([0.01, -1e-4, 0.03, 89.0, 0.0]), np.full(1, -1.0),
+                           np.array([abort], np.uint8))
+        results.append(bool(failed))
+    assert results == [False, True]  # with the flag up, the solve returned -1 at once
+
+
+class _KernelDone(Exception):
+    pass
+
+
+def _program_with_abort_aliased(monkeypatch, shape, track, flag_of):
+    """Run `_program_batch` on a ``shape`` array, its kernel's abort flag
+    replaced by a one-byte view of one of its own outputs (``flag_of(args)``):
+    the flag goes up exactly when the kernel writes that output. Returns the
+    kernel's output arguments."""
+    from xbarsim import programming
+
+    real = KP.program_arrays
+    seen = {}
+
+    def kernel(*args):
+        args = list(args)
+        args[10][...] = 0  # pulses: written before their device's end
+        args[14][...] = -7.0  # read_final: a sentinel
+        args[-1] = flag_of(args)
+        real(*args)
+        seen["args"] = args
+        raise _KernelDone
+
+    monkeypatch.setattr(KP, "program_arrays", kernel)
+    targets = np.random.default_rng(1).uniform(150e-6, 450e-6, (1, *shape))
+    with pytest.raises(_KernelDone):
+        programming._program_batch(targets, xs.TransferConfig(r_wl=0.0, r_bl=0.0), 0, track=track)
+    return seen["args"]
+
+
+def test_an_abort_after_the_last_device_skips_the_final_reads(monkeypatch):
+    """Unseen before (a mutation audit): the final-read loop not reading `abort`. The flag is the
+    low byte of `done`, which goes up as the only device finishes."""
+    args = _program_with_abort_aliased(monkeypatch, (1, 1), False, lambda a: a[18].view(np.uint8)[:1])
+    assert args[18][0] == 1  # the device finished
+    assert args[14][0, 0, 0] == -7.0  # and no final read ran
+
+
+def test_an_abort_after_a_devices_own_write_skips_the_tracking_reads(monkeypatch):
+    """Unseen before (a mutation audit): the tracking loop not reading `abort`. The flag is the low
+    byte of the second device's pulse count, written as its write-verify ends
+    and before it re-reads the devices programmed before it."""
+    pairs = None
+
+    def flag(args):
+        nonlocal pairs
+        pairs = args[1]
+        i, j = pairs[1]
+        return args[10].view(np.uint8).reshape(-1)[4 * (i * 2 + j):4 * (i * 2 + j) + 1]  # int32, little-endian
+
+    args = _program_with_abort_aliased(monkeypatch, (1, 2), True, flag)
+    i, j = pairs[1]
+    assert 0 < args[10][0, i, j] < 256  # the second device took pulses (the flag went up)
+    assert np.isnan(args[16][0, 0, 1])  # its tracking read of the first device never ran
+
+
+def test_every_solve_nodal_call_passes_an_abort_array():
+    """Unseen before (a mutation audit): mvm's solve without its unset flag: results unchanged, but
+    solve_nodal compiled a second specialization (abort omitted) next to the
+    programming kernel's (a uint8 array). Structural: every call in the
+    kernels passes all 19 arguments."""
+    import ast
+    import pathlib
+
+    import xbarsim.kernels.nodal as nodal
+
+    calls = []
+    for path in pathlib.Path(nodal.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "solve_nodal":
+                calls.append((path.name, node.lineno, len(node.args) + len(node.keywords)))
+    assert calls and all(n == 19 for _, _, n in calls), calls

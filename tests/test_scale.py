@@ -1542,11 +1542,25 @@ def test_help_documents_the_exit_status(capsys):
     assert "exit status:" in out and "\n  3 " in out and "\n  130 " in out
 
 
-def test_example_runs(tmp_path):
+def test_example_runs(tmp_path, capsys):
+    """The example runs, and answers its title for a 5 % budget from its own
+    rows (the budget, min for max and a flipped comparison went unseen:
+    found by a mutation audit)."""
     example = Path(__file__).resolve().parents[1] / "examples" / "scaling_study.py"
     result = runpy.run_path(str(example), run_name="scaling_study")
     rows = result["main"](tmp_path)
     assert len(rows) >= 3 and all(r["status"] == "ok" for r in rows), rows
+    out = capsys.readouterr().out
+    error = {(r["rows"], r["r_wire_ohm"]): r["rel_error"] for r in rows}
+    answers = []
+    for r in (0.1, 1.0, 10.0):
+        (line,) = [ln for ln in out.splitlines()
+                   if ln.startswith(f"largest array with an MVM error below 5 % on {r:g} ohm segments: ")]
+        fits = [m for m in (16, 32, 64) if error[(m, r)] < 0.05]
+        answer = line.split(" segments: ", 1)[1]
+        assert answer.startswith(f"{max(fits)}x{max(fits)}" if fits else "none of these"), line
+        answers.append(answer)
+    assert answers[0] == "32x32" and answers[2].startswith("none of these")  # as measured: both kinds of answer
 
 
 def test_run_sweep_refuses_a_file_as_its_folder_and_the_example_says_so(tmp_path):
@@ -2303,3 +2317,23 @@ def test_the_column_key_that_cannot_be_written_is_a_warning(tmp_path):
     run_sweep(params(sizes=((8, 8),), r_wire=(1.0, 2.0, 3.0)), tmp_path / "b", progress=False, plots=False,
               counts=counts)
     assert counts == dict(computed=1, reused=2)
+
+
+def test_a_long_subtitle_still_says_r_is_per_segment(tmp_path, monkeypatch):
+    """Unseen before (a mutation audit): the > 110-character fallback subtitle dropping "r: per wire
+    segment"; only the short form is tested."""
+    import matplotlib.pyplot as plt
+
+    rows = run_sweep([ScalePoint(8, 8, 1.0, 1e-4, 5e-4, method="direct")], tmp_path, progress=False, plots=False)
+    for r in rows:  # values whose %g spelling makes the subtitle long
+        r["g_min_s"], r["g_max_s"], r["r_terminal_ohm"] = 123.4567e-6, 456.7891e-6, 1.234567
+    titles = []
+    real_close = plt.close
+
+    def close(fig):
+        titles.append(fig._suptitle.get_text().split("\n", 1)[1])
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", close)
+    plot_results(rows, tmp_path)
+    assert titles and all("random G and inputs" in t and "r: per wire segment" in t for t in titles), titles

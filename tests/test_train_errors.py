@@ -774,3 +774,94 @@ def test_evaluate_surrogate_warns_of_hidden_activations_past_its_fitted_range(su
     with pytest.warns(RuntimeWarning, match="layer 1's inputs") as rec:
         evaluate_surrogate(moons_network(seed=0), sur, x, data.y_test, n=2)
     assert len(rec) == 1
+
+
+class _Stop(Exception):
+    pass
+
+
+def _record_need(monkeypatch):
+    """Stand in for training.require: record what the guard asks for, stop there."""
+    from xbarsim.train import training
+
+    seen = []
+
+    def require(need, what, hint):
+        seen.append(need)
+        raise _Stop
+
+    monkeypatch.setattr(training, "require", require)
+    return seen
+
+
+def test_the_training_guard_counts_what_its_docstring_says(data, monkeypatch):
+    """Unseen before (a mutation audit): 3x batch factor -> 1x, 32 B/validation point -> 0,
+    the read-only copies left out, max(n_val, ...) -> the batch only.
+    moons_network(8): 18 float64 outputs a point (144 B)."""
+    seen = _record_need(monkeypatch)
+    xr = data.x_train.copy()
+    xr.flags.writeable = False
+    frozen = replace(data, x_train=xr)  # 40 train, 10 val points; x_train read-only (copied: 640 B)
+    masks = sum(a.size for a in (xr, data.y_train, data.x_val, data.y_val))
+    with pytest.raises(_Stop):  # batch 8: the training batch, 3 x 8 points, outweighs the 10 validation points
+        train(moons_network(8), frozen, TrainConfig(epochs=1, batch_size=8), progress=False)
+    assert seen[-1] == 144 * 3 * 8 + 32 * 10 + xr.nbytes + masks
+    xv = np.broadcast_to(data.x_val[:1], (1000, 2))  # read-only, 16000 B copied
+    yv = np.broadcast_to(np.asarray(data.y_val[:1], float), (1000,))
+    big_val = replace(data, x_val=xv, y_val=yv)
+    with pytest.raises(_Stop):  # 1000 validation points outweigh 3 x 8
+        train(moons_network(8), big_val, TrainConfig(epochs=1, batch_size=8), progress=False)
+    masks = sum(a.size for a in (data.x_train, data.y_train, xv, yv))
+    assert seen[-1] == 144 * 1000 + 32 * 1000 + xv.nbytes + yv.nbytes + masks
+
+
+def test_the_scoring_guard_counts_the_logits_and_a_read_only_copy(monkeypatch):
+    """Unseen before (a mutation audit): predict_logits's 16 B/point dropped, its read-only copy dropped."""
+    seen = _record_need(monkeypatch)
+    x = np.zeros((7, 2))
+    with pytest.raises(_Stop):
+        predict_logits(moons_network(8), x)
+    assert seen[-1] == 144 * 7 + x.size + 16 * 7
+    x.flags.writeable = False
+    with pytest.raises(_Stop):
+        predict_logits(moons_network(8), x)
+    assert seen[-1] == 144 * 7 + x.size + x.nbytes + 16 * 7
+
+
+def test_read_only_validation_points_are_copied_in_training(data):
+    """Unseen before (a mutation audit): _train sharing the splits with torch.as_tensor. The
+    existing test freezes only x_train, whose batches are fancy-indexed
+    copies anyway; the validation forward runs on x_val itself."""
+
+    class InPlace(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 1).double()
+
+        def forward(self, x):
+            return self.lin(x.mul_(2.0))
+
+    xv = data.x_val.copy()
+    xv.flags.writeable = False
+    train(InPlace(), replace(data, x_val=xv), TrainConfig(epochs=1), progress=False)
+    assert np.array_equal(xv, data.x_val)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.bool])
+def test_a_hardware_layer_given_integer_weights_refuses_to_sample(sur, dtype):
+    """Unseen before (a mutation audit): HardwareAwareLinear._refuse_nonfinite_weights reading the
+    weights with float64_array, not layer_arrays: an int64 weight set
+    after convert was sampled without a word."""
+    layer = hardware_layers(convert(moons_network(8), sur))[0]
+    layer.weight = torch.nn.Parameter(torch.ones(8, 2, dtype=dtype), requires_grad=False)
+    with pytest.raises(ParameterError, match=rf"is {dtype}, not a floating dtype"):
+        layer.sample()
+
+
+def test_the_forward_size_trial_leaves_no_hooks_behind(data):
+    """Unseen before (a mutation audit): _forward_bytes not removing its hooks: every later
+    forward of the model ran them, appending to dead lists."""
+    net = moons_network(8)
+    predict_logits(net, data.x_val)
+    train(net, data, TrainConfig(epochs=1), progress=False)
+    assert all(not m._forward_hooks for m in net.modules())

@@ -2,6 +2,8 @@
 
 import os
 import runpy
+import sys
+import types as _types
 
 import numpy as np
 import pytest
@@ -87,3 +89,49 @@ def test_the_readmes_training_snippet_runs_and_learns(capsys, tmp_path, monkeypa
     assert (tmp_path / "ckpt.pt").exists()
     assert torch.equal(resumed, uninterrupted)
     assert not torch.equal(net(x).detach(), resumed)  # the streams move on: each forward its own draw
+
+
+def test_moons_quick_whole_number_option_type():
+    """Unseen before (a mutation audit): `n < least` -> `n <= least` and a non-number read as `least`.
+    The subprocess test checks only -1 and 0."""
+    import argparse
+
+    whole = runpy.run_path(os.path.join(EXAMPLES, "moons_quick.py"), run_name="moons_quick")["_whole"]
+    assert whole(0)("0") == 0 and whole(1)("1") == 1 and whole(1)("12") == 12
+    for least, text in ((0, "-1"), (1, "0"), (0, "abc"), (1, "1.5"), (0, "")):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"give a whole number >= {least}"):
+            whole(least)(text)
+
+
+class _StopQuick(Exception):
+    pass
+
+
+@pytest.mark.parametrize("argv, n, every", [([], 12, True), (["--seed", "7", "--transfers", "20"], 20, False),
+                                            (["--transfers", "1"], 1, True)])
+def test_moons_quick_passes_its_options_to_main_and_says_all_of_them(monkeypatch, capsys, argv, n, every):
+    """Unseen before (a mutation audit): main() called without the parsed options and the
+    "(all of them)" condition flipped. The heavy steps are stood in
+    for: the fit, the conversion, the training, the circuit evaluation."""
+    import xbarsim.moons as XM
+    import xbarsim.train as T
+
+    seeds, ns = [], []
+    real = XM.stream_seed
+    monkeypatch.setattr(XM, "stream_seed", lambda s, p: (seeds.append(s), real(s, p))[1])
+    monkeypatch.setattr(T.Surrogate, "fit", classmethod(lambda cls, *a, **k: None))
+    monkeypatch.setattr(T, "convert", lambda net, **k: net)
+    monkeypatch.setattr(T, "train", lambda *a, **k: _types.SimpleNamespace(loss_history=[1.0, 0.5]))
+
+    def evaluate_circuit(model, cfg, x, y, n, seed, progress):
+        ns.append(n)
+        return _types.SimpleNamespace(correct=np.ones((n, len(y)), bool)), None
+
+    monkeypatch.setattr(T, "evaluate_circuit", evaluate_circuit)
+    monkeypatch.setattr(sys, "argv", ["moons_quick.py", *argv])
+    runpy.run_path(os.path.join(EXAMPLES, "moons_quick.py"), run_name="__main__")
+    seed = int(argv[argv.index("--seed") + 1]) if "--seed" in argv else 0
+    assert set(seeds) == {seed} and ns == [n, n]
+    out = capsys.readouterr().out
+    assert out.count(f"of {n} transfers (all of them);") == (2 if every else 0)
+    assert out.count(f"of {n} transfers") == 2

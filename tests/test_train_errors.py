@@ -192,6 +192,12 @@ def test_read_only_features_are_copied_not_written_by_an_in_place_forward(data):
     # x_val too: the training batches are copies anyway (fancy indexing), the
     # validation forward runs on x_val itself (a mutation audit)
     assert np.array_equal(xr, data.x_train) and np.array_equal(xv, data.x_val)
+    # and the evaluations' check of the model's own forward, which runs it on
+    # the test points (torch.as_tensor there too, found reading the change):
+    # the forward is not the chain of its layers, and the points stay as given
+    with pytest.raises(ParameterError, match="chain of its"):
+        evaluate_statistical(InPlace(), xs.TransferConfig(), x, np.zeros(5), n=2)
+    assert np.all(x == 1.0)
 
 
 def test_a_surrogate_fit_that_cannot_fit_is_refused_before_programming(monkeypatch):

@@ -8,13 +8,12 @@ exact arithmetic, never a wrapping ``numpy.uint64``) or raises a
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..devices import real_scalar
 from ..exceptions import ParameterError
 from ..programming import _check_flag as check_flag  # one flag rule for the package: True or False
 
-__all__ = ["SEED_OFFSET_MAX", "SEED_MAX", "check_seed", "check_count", "check_flag", "failure_scale", "as_tensor"]
+__all__ = ["SEED_OFFSET_MAX", "SEED_MAX", "check_seed", "check_count", "check_flag", "failure_scale"]
 
 SEED_OFFSET_MAX = 104729
 """Largest offset the training API may add to a user's seed for a further random stream
@@ -87,13 +86,3 @@ def failure_scale(failures):
                              "probabilities.")
     return k
 
-
-def as_tensor(a, dtype, device=None):
-    """``a`` (a float64 NumPy array) as a tensor of ``dtype`` on ``device``,
-    sharing its memory where torch can; a read-only array (a broadcast view,
-    ``np.load(..., mmap_mode="r")``) is copied first. torch shared it with a
-    warning that writing to it is undefined, which a model's in-place
-    operation on its input (``x.relu_()``) would do."""
-    if isinstance(a, np.ndarray) and not a.flags.writeable:
-        a = np.array(a)
-    return torch.as_tensor(a, dtype=dtype, device=device)

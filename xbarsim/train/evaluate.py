@@ -35,7 +35,7 @@ from ..exceptions import ParameterError
 from ..mapping import as_float_array
 from ..transfer import ConvergenceTally, refuse_sinh_overflow
 from ._checks import SEED_OFFSET_MAX, check_count, check_flag, check_seed
-from .layers import layer_arrays, linear_layers, warn_if_extrapolated, warn_if_trained_for_another_cfg
+from .layers import as_tensor, layer_arrays, linear_layers, warn_if_extrapolated, warn_if_trained_for_another_cfg
 from .._docfields import document_fields
 
 __all__ = [
@@ -259,7 +259,7 @@ def _check_forward(model, layers, x):
                 if hasattr(m, "sample_on_eval"):
                     m.sample_on_eval = False
             with torch.no_grad():
-                out = twin(torch.as_tensor(x, dtype=dtype))
+                out = twin(as_tensor(x, dtype))  # a read-only x copied: the forward is the user's
             break
         except Exception as exc:
             error = error or exc

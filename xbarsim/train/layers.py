@@ -890,6 +890,18 @@ def float64_array(t):
     return t.detach().cpu().to(torch.float64).numpy()
 
 
+def as_tensor(a, dtype, device=None):
+    """``a`` (a float64 NumPy array) as a tensor of ``dtype`` on ``device``,
+    sharing its memory where torch can; a read-only array (a broadcast view,
+    ``np.load(..., mmap_mode="r")``) is copied first. torch shared it with a
+    warning that writing to it is undefined, which a model's in-place
+    operation on its input (``x.relu_()``) would do: the inverse of
+    `float64_array`, for the features every forward of the package takes."""
+    if isinstance(a, np.ndarray) and not a.flags.writeable:
+        a = np.array(a)
+    return torch.as_tensor(a, dtype=dtype, device=device)
+
+
 def layer_arrays(layer):
     """A linear layer's weight and bias (None without one) as float64 NumPy
     arrays (`float64_array`); integer or boolean ones are refused

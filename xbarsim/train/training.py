@@ -16,9 +16,9 @@ from .._coerce import where_not_finite
 from .._progress import Progress
 from ..devices import real_scalar
 from ..exceptions import ParameterError
-from ._checks import as_tensor, check_count, check_flag, check_seed, seed32
-from .layers import (META_HINT, float64_array, hardware_layers, regularization_loss, restore_failed_, sampling,
-                     snapshot_)
+from ._checks import check_count, check_flag, check_seed, seed32
+from .layers import (META_HINT, as_tensor, float64_array, hardware_layers, regularization_loss, restore_failed_,
+                     sampling, snapshot_)
 from .._docfields import document_fields
 from .._memory import require
 

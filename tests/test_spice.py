@@ -21,10 +21,14 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
 
 import xbarsim as xs
 from xbarsim import spice
 from xbarsim.spice import ngspice_available, run_ngspice, write_netlist
+from problems import rounding_floor
+from test_properties import circuits, reject_if_singular
 
 _SKIP_NO_NGSPICE = pytest.mark.skipif(
     not ngspice_available(),
@@ -841,3 +845,43 @@ def test_floating_line_rounding_passes_over_ideal_segments_and_reads_bit_lines_b
     est = spice.floating_line_rounding(xbar3, left=xs.Drive(0.3),
                                        bottom=xs.Drive(0.0, floating=np.array([False, True, False])))
     assert est == pytest.approx(eps * 0.3 / (0.02 * 6e-5), rel=1e-12)
+
+
+
+@needs_ngspice
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), v0=st.sampled_from([None, 0.1, 0.25, 1.0]), method=st.sampled_from(["direct", "pcg"]))
+def test_hypothesis_drawn_circuits_agree_with_ngspice(data, v0, method):
+    """test_properties' circuit strategy (floating, resistive and ideal ends,
+    batches, open devices) with linear and sinh devices, against ngspice:
+    voltages to RTOL of the largest node voltage, currents to RTOL of the
+    largest current plus the circuit's rounding floor (an equipotential
+    line's device currents are rounding alone). A draw on which ngspice's
+    own currents miss Kirchhoff's law (`run_ngspice` warns) is no reference
+    and is drawn again. (Adopted from a review's property hunt, 2026-12-06.)"""
+    circuit = data.draw(circuits())
+    xbar = xs.Crossbar(circuit.g, r_wl=circuit.r_wl, r_bl=circuit.r_bl, v0=v0)
+    try:
+        sol = xs.solve(xbar, method=method, **circuit.drives)
+    except xs.CircuitError as err:
+        reject_if_singular(circuit, err)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ref = run_ngspice(xbar, **circuit.drives)
+    if any("misses Kirchhoff" in str(w.message) for w in caught):
+        event("ngspice's currents miss Kirchhoff's law")
+        assume(False)
+    v_scale = max(np.max(np.abs(ref.v_wl)), np.max(np.abs(ref.v_bl)))
+    currents = [ref.i_device, ref.i_out] + list(ref.i_terminal.values())
+    i_scale = max(float(np.max(np.abs(c), initial=0.0)) for c in currents)
+    # a sinh device's small-signal conductance reaches cosh(1 V / V0) under the strategy's <= 1 V drives
+    floor = rounding_floor(circuit) * (1.0 if v0 is None else np.cosh(1.0 / v0))
+    for name in ("v_wl", "v_bl"):
+        np.testing.assert_allclose(getattr(sol, name), getattr(ref, name), rtol=0, atol=RTOL * v_scale,
+                                   err_msg=f"{method} {name}")
+    for name in ("i_device", "i_out"):
+        np.testing.assert_allclose(getattr(sol, name), getattr(ref, name), rtol=0, atol=RTOL * i_scale + floor,
+                                   err_msg=f"{method} {name}")
+    for end in ("left", "right", "top", "bottom"):
+        np.testing.assert_allclose(sol.i_terminal[end], ref.i_terminal[end], rtol=0, atol=RTOL * i_scale + floor,
+                                   err_msg=f"{method} i_terminal[{end}]")

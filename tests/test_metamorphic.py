@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 import xbarsim as xs
 from naive import end_arrays, naive_singular
 from problems import ENDS, REL, Circuit, kcl_violations, refuses_ideal_wire, rounding_floor
-from test_properties import circuits
+from test_properties import circuits, source_voltage
 
 SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
@@ -272,7 +272,9 @@ def test_the_solution_of_summed_sources_is_the_sum_of_solutions(method, data):
     for name, d in c1.drives.items():
         if d is not None:
             shape = np.shape(d.v)
-            v2 = data.draw(st.lists(st.floats(-1, 1), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+            # test_properties' voltages: no subnormal drive, which solve refuses (a subnormal
+            # st.floats(-1, 1) drew was a refusal, not a counterexample)
+            v2 = data.draw(st.lists(source_voltage, min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
             d = xs.Drive(np.reshape(v2, shape) if shape else v2[0], r=d.r, floating=d.floating)
         drives2[name] = d
     c2 = Circuit(g=c1.g, r_wl=c1.r_wl, r_bl=c1.r_bl, drives=drives2)
@@ -498,7 +500,8 @@ def test_per_device_v0_obeys_each_devices_law_and_transposes(method, data, v0_sc
 
 
 @SETTINGS
-@given(M=st.integers(1, 8), N=st.integers(1, 8), data=st.data(), vp=st.floats(-2.5, 2.5),
+@given(M=st.integers(1, 8), N=st.integers(1, 8), data=st.data(),
+       vp=st.floats(0.01, 2.5) | st.floats(-2.5, -0.01),  # no subnormal pulse: solve refuses it
        scheme=st.sampled_from(["V/2", "V/3", "floating"]), v0=st.sampled_from([None, 0.45]),
        r=st.sampled_from([0.0, 1.0, 5.0]))
 def test_pulse_drives_put_the_bias_table_across_the_cells(M, N, data, vp, scheme, v0, r):

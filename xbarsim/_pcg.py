@@ -505,12 +505,8 @@ class TerminalNodes:
         `_node_conductances`)."""
         if isinstance(gmax, tuple):
             ok = True
-            for k, (lines, nodes, gt) in enumerate(self.nodes):
-                gk = gmax[k]
-                if lines.size:
-                    gk = gk.copy()
-                    np.add.at(gk, (lines, nodes), gt[:, None])
-                ok = ok & np.all(np.abs(r[k]) <= kcl_bound(itol, total, vscale, gk), axis=(0, 1))
+            for rk, bound in zip(r, self.bounds(itol, total, vscale, gmax)):
+                ok = ok & np.all(np.abs(rk) <= bound, axis=(0, 1))
             return ok
         picked, saved = [], []
         for k, (lines, nodes, gt) in enumerate(self.nodes):
@@ -527,6 +523,20 @@ class TerminalNodes:
         for (k, lines, nodes, gt), s in zip(picked, saved):
             ok = ok & np.all(np.abs(s) <= kcl_bound(itol, total, vscale, gmax + gt[:, None]), axis=0)
         return ok
+
+    def bounds(self, itol, total, vscale, gmax):
+        """Per layer, `kcl_bound` at every node ((L, n, 1) arrays): at the
+        conductance meeting there (``gmax``, a pair of per-node arrays as in
+        `kcl_met`), plus a resistive end's terminal conductance at its own
+        node."""
+        out = []
+        for k, (lines, nodes, gt) in enumerate(self.nodes):
+            gk = gmax[k]
+            if lines.size:
+                gk = gk.copy()
+                np.add.at(gk, (lines, nodes), gt[:, None])
+            out.append(kcl_bound(itol, total, vscale, gk))
+        return out
 
 
 def kcl_bound(itol, total, vscale, gmax):

@@ -177,57 +177,52 @@ def batch_columns(sol):
 # ----------------------------------------------------------------------------
 
 
+def _same(a):
+    return a
+
+
+def _flipped(a):
+    return a[::-1]
+
+
+# relation: (the related circuit, the solution's arrays mapped to it, its ends from the
+# original's: new end -> (old end, per-line arrays reversed), its i_out from the original's)
+SYMMETRIES = {
+    # word line j of the N x M array is the old bit line j: a device runs from the old bit line
+    "transposed": (transposed, lambda a: dict(v_wl=swap(a.v_bl), v_bl=swap(a.v_wl), i_device=-swap(a.i_device)),
+                   {"left": ("top", _same), "right": ("bottom", _same), "top": ("left", _same),
+                    "bottom": ("right", _same)},
+                   lambda a: -a.i_terminal["right"]),
+    "word lines reversed (views)": (
+        rows_reversed, lambda a: dict(v_wl=a.v_wl[::-1], v_bl=a.v_bl[::-1], i_device=a.i_device[::-1]),
+        {"left": ("left", _flipped), "right": ("right", _flipped), "top": ("bottom", _same),
+         "bottom": ("top", _same)},
+        lambda a: -a.i_terminal["top"]),
+    "bit lines reversed": (
+        columns_reversed, lambda a: dict(v_wl=a.v_wl[:, ::-1], v_bl=a.v_bl[:, ::-1], i_device=a.i_device[:, ::-1]),
+        {"left": ("right", _same), "right": ("left", _same), "top": ("top", _flipped),
+         "bottom": ("bottom", _flipped)},
+        lambda a: a.i_out[::-1]),
+}
+
+
+@pytest.mark.parametrize("symmetry", list(SYMMETRIES))
 @pytest.mark.parametrize("v0", V0S)
 @pytest.mark.parametrize("method", ALL)
 @SETTINGS
 @given(data=st.data())
-def test_the_transposed_array_has_the_transposed_solution(method, v0, data):
+def test_a_transposed_or_reversed_array_has_the_transposed_or_reversed_solution(method, v0, symmetry, data):
+    related, arrays, ends, i_out = SYMMETRIES[symmetry]
     c = draw(data, method)
     a = solve(c, method, v0=v0)
-    b = solve(transposed(c), method, v0=v0)
+    b = solve(related(c), method, v0=v0)
     vt, it = tolerances(a, c)
-    close(b.v_wl, swap(a.v_bl), vt, "v_wl")
-    close(b.v_bl, swap(a.v_wl), vt, "v_bl")
-    close(b.i_device, -swap(a.i_device), it, "i_device")  # a device now runs from the old bit line
-    for new, old in (("left", "top"), ("right", "bottom"), ("top", "left"), ("bottom", "right")):
-        close(b.i_terminal[new], a.i_terminal[old], it, new)
-        np.testing.assert_array_equal(b.driven[new], a.driven[old])
-    close(b.i_out, -a.i_terminal["right"], it, "i_out")
-
-
-@pytest.mark.parametrize("v0", V0S)
-@pytest.mark.parametrize("method", ALL)
-@SETTINGS
-@given(data=st.data())
-def test_reversed_word_lines_as_views_give_the_reversed_solution(method, v0, data):
-    c = draw(data, method)
-    a = solve(c, method, v0=v0)
-    b = solve(rows_reversed(c), method, v0=v0)
-    vt, it = tolerances(a, c)
-    close(b.v_wl, a.v_wl[::-1], vt, "v_wl")
-    close(b.v_bl, a.v_bl[::-1], vt, "v_bl")
-    close(b.i_device, a.i_device[::-1], it, "i_device")
-    close(b.i_terminal["left"], a.i_terminal["left"][::-1], it, "left")
-    close(b.i_terminal["right"], a.i_terminal["right"][::-1], it, "right")
-    close(b.i_terminal["top"], a.i_terminal["bottom"], it, "top")
-    close(b.i_terminal["bottom"], a.i_terminal["top"], it, "bottom")
-    close(b.i_out, -a.i_terminal["top"], it, "i_out")
-
-
-@pytest.mark.parametrize("method", ALL)
-@SETTINGS
-@given(data=st.data())
-def test_reversed_bit_lines_give_the_reversed_solution(method, data):
-    c = draw(data, method)
-    a = solve(c, method)
-    b = solve(columns_reversed(c), method)
-    vt, it = tolerances(a, c)
-    close(b.v_wl, a.v_wl[:, ::-1], vt, "v_wl")
-    close(b.v_bl, a.v_bl[:, ::-1], vt, "v_bl")
-    close(b.i_device, a.i_device[:, ::-1], it, "i_device")
-    close(b.i_terminal["left"], a.i_terminal["right"], it, "left")
-    close(b.i_terminal["top"], a.i_terminal["top"][::-1], it, "top")
-    close(b.i_out, a.i_out[::-1], it, "i_out")
+    for name, want in arrays(a).items():
+        close(getattr(b, name), want, vt if name.startswith("v_") else it, name)
+    for new, (old, order) in ends.items():
+        close(b.i_terminal[new], order(a.i_terminal[old]), it, new)
+        np.testing.assert_array_equal(b.driven[new], order(a.driven[old]))
+    close(b.i_out, i_out(a), it, "i_out")
 
 
 @pytest.mark.filterwarnings("ignore:g holds conductances up to")  # the unit check's hint at k = 1e8: expected

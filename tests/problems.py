@@ -266,6 +266,21 @@ def rounding_floor(circuit):
     return ROUNDING * max_drive(circuit) * max(conductances)
 
 
+def check_sinh_column(circuit, v_wl, v_bl, i_device, i_term, v0, what=""):
+    """Assert one batch column of a sinh solve: every device carries
+    ``G V0 sinh(V/V0)`` at the returned voltages (to 1e-12), and every node
+    group balances (`kcl_violations`) to `REL` of the largest element current
+    plus the rounding floor, which counts the devices' small-signal
+    conductance ``G cosh(V/V0)``. Returns that floor."""
+    vd = v_wl - v_bl
+    np.testing.assert_allclose(i_device, circuit.g * v0 * np.sinh(vd / v0), rtol=1e-12, atol=0, err_msg=what)
+    gcosh = float(np.max(circuit.g * np.cosh(vd / v0)))
+    floor = max(rounding_floor(circuit), ROUNDING * float(np.max(np.abs(vd), initial=0.0)) * gcosh)
+    worst, scale = kcl_violations(circuit, v_wl, v_bl, i_term, v0=v0)
+    assert worst <= REL * scale + floor, (what, "node KCL", worst, scale, floor)
+    return floor
+
+
 def _open(n, batch=None):
     """The current of a floating end: none."""
     return np.zeros((n,) if batch is None else (n, batch))

@@ -13,7 +13,7 @@ from xbarsim._pcg import VTOL_PER_TOL
 from xbarsim.circuit import build_network
 from xbarsim.spice import ngspice_available, run_ngspice
 
-from problems import REL, Circuit, kcl_violations, rounding_floor
+from problems import REL, Circuit, check_sinh_column, kcl_violations, rounding_floor
 from threads import with_threads
 
 
@@ -1552,15 +1552,6 @@ def _near_ideal_segment_sinh_family(seed, count):
         yield Circuit(g=g, r_wl=r_wl, r_bl=r_bl, drives=dict(top=xs.Drive(top))), v0
 
 
-def _check_sinh_solution(circuit, v0, sol, what):
-    vd = sol.v_wl - sol.v_bl
-    np.testing.assert_allclose(sol.i_device, circuit.g * v0 * np.sinh(vd / v0), rtol=1e-12, atol=0)
-    worst, scale = kcl_violations(circuit, sol.v_wl, sol.v_bl, sol.i_terminal, v0=v0)
-    gcosh = float(np.max(circuit.g * np.cosh(vd / v0)))  # the devices' small-signal conductance
-    floor = max(rounding_floor(circuit), 1e-13 * float(np.max(np.abs(vd))) * gcosh)
-    assert worst <= REL * scale + floor, (what, worst, scale, floor)
-
-
 @pytest.mark.parametrize("v0, top", [(0.1, [2e-3, -4e-5]), (2.0, [2e-2, -4e-4])])
 def test_newton_takes_the_step_rounding_at_a_near_ideal_segment_hides_from_the_line_search(v0, top):
     """A 2 x 2 array at |V/V0| <= 0.02, practically linear: word line 1 has
@@ -1581,7 +1572,7 @@ def test_newton_takes_the_step_rounding_at_a_near_ideal_segment_hides_from_the_l
     ref = sols["direct"]
     vmax = max(np.max(np.abs(ref.v_wl)), np.max(np.abs(ref.v_bl)))
     for method, sol in sols.items():
-        _check_sinh_solution(circuit, v0, sol, method)
+        check_sinh_column(circuit, sol.v_wl, sol.v_bl, sol.i_device, sol.i_terminal, v0, method)
         np.testing.assert_allclose(sol.v_wl, ref.v_wl, rtol=0, atol=VTOL_PER_TOL * 1e-12 * vmax, err_msg=method)
         np.testing.assert_allclose(sol.v_bl, ref.v_bl, rtol=0, atol=VTOL_PER_TOL * 1e-12 * vmax, err_msg=method)
 
@@ -1599,5 +1590,6 @@ def test_sinh_arrays_with_near_ideal_segments_solve_with_direct_and_pcg():
         for name in ("v_wl", "v_bl"):
             np.testing.assert_allclose(getattr(pcg, name), getattr(direct, name), rtol=0,
                                        atol=2 * VTOL_PER_TOL * 1e-12 * vmax, err_msg=f"draw {k} {name}")
-        _check_sinh_solution(circuit, v0, direct, f"draw {k} direct")
-        _check_sinh_solution(circuit, v0, pcg, f"draw {k} pcg")
+        check_sinh_column(circuit, direct.v_wl, direct.v_bl, direct.i_device, direct.i_terminal, v0,
+                          f"draw {k} direct")
+        check_sinh_column(circuit, pcg.v_wl, pcg.v_bl, pcg.i_device, pcg.i_terminal, v0, f"draw {k} pcg")

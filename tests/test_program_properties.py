@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import xbarsim as xs
+from test_transfer import _column_currents, _mvm_by_solve
 from threads import with_threads
 
 S = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
@@ -66,16 +67,6 @@ def cfg_of(kw, sinh):
     return xs.TransferConfig(device=dev, **kw)
 
 
-def column_scale(prog, x):
-    """Per output, the largest column current its value is a difference of (weight units)."""
-    m = prog.mapping
-    cur = np.zeros((x.shape[0], m.out_features))
-    for t, g in zip(m.tiles, prog.g):
-        v = m.input_voltages(x)[:, t.rows[0]:t.rows[1]]
-        cur[:, t.outputs[0]:t.outputs[1]] += m.decode(np.abs(v) @ g).max(axis=1, keepdims=True)
-    return cur
-
-
 @S
 @given(layer=layers(bias=False), sinh=st.booleans())
 def test_mvm_without_bias_is_odd_in_its_inputs(layer, sinh):
@@ -85,7 +76,7 @@ def test_mvm_without_bias_is_odd_in_its_inputs(layer, sinh):
     prog = xs.transfer(W, b, cfg_of(kw, sinh), seed=2)
     y = xs.mvm(prog, x, noise=False)
     yn = xs.mvm(prog, -x, noise=False)
-    tol = 1e-8 * column_scale(prog, x) + 1e-15
+    tol = 1e-8 * _column_currents(prog, x) + 1e-15
     assert np.all(np.abs(yn + y) <= tol), np.max(np.abs(yn + y) - tol)
 
 
@@ -99,7 +90,7 @@ def test_mvm_of_linear_devices_is_linear_in_its_inputs(layer, a, data):
     y2 = xs.mvm(prog, x2, noise=False)
     y12 = xs.mvm(prog, (x + x2) / 2, noise=False)
     ya = xs.mvm(prog, a * x, noise=False)
-    tol = 1e-8 * (column_scale(prog, x) + column_scale(prog, x2)) + 1e-15
+    tol = 1e-8 * (_column_currents(prog, x) + _column_currents(prog, x2)) + 1e-15
     assert np.all(np.abs(y12 - (y1 + y2) / 2) <= tol)
     assert np.all(np.abs(ya - a * y1) <= tol)
 
@@ -114,7 +105,7 @@ def test_mvm_rows_are_independent_of_their_order_and_company(layer, sinh, data):
     y = xs.mvm(prog, x, noise=False)
     perm = data.draw(st.permutations(range(len(x))))
     yp = xs.mvm(prog, x[perm], noise=False)
-    tol = 1e-8 * column_scale(prog, x) + 1e-15
+    tol = 1e-8 * _column_currents(prog, x) + 1e-15
     assert np.all(np.abs(yp - y[perm]) <= tol[perm])
     k = data.draw(st.integers(0, len(x) - 1))
     y1 = xs.mvm(prog, x[k], noise=False)
@@ -400,17 +391,6 @@ def test_a_hard_threshold_leaves_programmed_devices_where_their_write_verify_lef
     np.testing.assert_array_equal(res.g_final, res.g_after_own)
 
 
-def _mvm_by_solve(prog, x, v0, r_wl, r_bl):
-    m = prog.mapping
-    yref = np.zeros((len(x), m.out_features))
-    for k, (t, g) in enumerate(zip(m.tiles, prog.g)):
-        v = m.input_voltages(x)[:, t.rows[0]:t.rows[1]]
-        xbar = xs.Crossbar(g, r_wl=r_wl, r_bl=r_bl, v0=v0)
-        i_out = np.stack([xs.solve(xbar, **xs.read_drives(vb)).i_out for vb in v])
-        yref[:, t.outputs[0]:t.outputs[1]] += m.tile_outputs(k, i_out)
-    return m.decode(yref)
-
-
 @S
 @given(layer=layers(), sinh=st.booleans())
 def test_mvm_of_mixed_sign_inputs_agrees_with_solve(layer, sinh):
@@ -423,4 +403,4 @@ def test_mvm_of_mixed_sign_inputs_agrees_with_solve(layer, sinh):
     prog = xs.transfer(W, b, cfg, seed=1)
     y = xs.mvm(prog, x, noise=False)
     ref = _mvm_by_solve(prog, x, cfg.device.v0, kw["r_wl"], kw["r_bl"])
-    assert np.all(np.abs(y - ref) <= 1e-7 * column_scale(prog, x) + 1e-15)
+    assert np.all(np.abs(y - ref) <= 1e-7 * _column_currents(prog, x) + 1e-15)

@@ -594,10 +594,11 @@ def test_disturb_comes_from_half_selection():
     assert moved[0, 0]
 
 
-def _one_pulse(cfg, G, cell, vp, t=5.0):
+def _pulse_once(cfg, G, cell, vp, t=5.0, abort=0):
     """One V/2 pulse of the programming kernel (`_pulse`) on ``G`` (changed
-    in place) at time ``t``: ``(vwl, vbl, tlast)``, the cell voltages it
-    solved and each cell's last relaxation touch."""
+    in place) at time ``t``, its abort flag at ``abort``: ``(failed, vwl,
+    vbl, tlast)``, whether its solve failed, the cell voltages it solved and
+    each cell's last relaxation touch."""
     dp = cfg.device.pack()
     wv, _ = cfg.pack()
     M, N = G.shape
@@ -614,7 +615,13 @@ def _one_pulse(cfg, G, cell, vp, t=5.0):
                        0, False, 0.0, 0.0,
                        wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
                        np.zeros((M, N)), np.zeros((M, N)), *nodal_work(M, N), state, rx, np.full(1, -1.0),
-                       np.zeros(1, np.uint8))
+                       np.array([abort], np.uint8))
+    return failed, vwl, vbl, tlast
+
+
+def _one_pulse(cfg, G, cell, vp, t=5.0):
+    """`_pulse_once` with no abort, its solve checked: ``(vwl, vbl, tlast)``."""
+    failed, vwl, vbl, tlast = _pulse_once(cfg, G, cell, vp, t)
     assert not failed
     return vwl, vbl, tlast
 
@@ -2103,21 +2110,7 @@ def test_a_set_abort_flag_ends_a_verify_reads_solve_before_its_first_sweep():
 def test_a_set_abort_flag_ends_a_pulses_solve_before_its_first_sweep():
     """Unseen before (a mutation audit): _pulse not passing `abort` to solve_nodal."""
     cfg = xs.TransferConfig(r_wl=1.0, r_bl=1.0)
-    dp = cfg.device.pack()
-    wv, _ = cfg.pack()
-    M = N = 8
-    results = []
-    for abort in (0, 1):
-        G = np.full((M, N), 300e-6)
-        vwl = np.zeros((M, N))
-        state = np.array([KP.stream_key(np.uint64(3), np.uint64(0), np.uint64(0))], np.uint64)
-        failed = KP._pulse(G, np.zeros((M, N)), np.full((M, N), -1e300), np.zeros((M, N)), np.zeros((M, N), np.int8),
-                           5.0, 3, 4, 1.2, dp, wv, KP._pulse_constants(dp, wv), 0, False, 0.0, 0.0,
-                           np.zeros(M), np.zeros(M, np.uint8), np.zeros(N), np.zeros(N, np.uint8), vwl,
-                           np.zeros((M, N)), np.zeros((M, N)), np.zeros((M, N)), np.zeros((M, N)), np.zeros((M, N)),
-                           *nodal_work(M, N), state, np.array([0.01, -1e-4, 0.03, 89.0, 0.0]), np.full(1, -1.0),
-                           np.array([abort], np.uint8))
-        results.append(bool(failed))
+    results = [bool(_pulse_once(cfg, np.full((8, 8), 300e-6), (3, 4), 1.2, abort=abort)[0]) for abort in (0, 1)]
     assert results == [False, True]  # with the flag up, the solve returned -1 at once
 
 

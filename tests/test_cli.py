@@ -503,15 +503,16 @@ def test_sigterm_while_scale_draws_keeps_the_points_and_no_partial_file(tmp_path
     assert [r["status"] for r in load_results(out / "results.csv")] == ["ok", "ok"]
 
 
-def test_ctrl_c_stops_the_programming_kernel_at_the_next_device(monkeypatch):
-    """The kernel runs in a worker thread; Ctrl-C (here `interrupt_main`)
-    reaches the main thread at once, which raises the kernel's abort flag
-    and waits for it to stop before re-raising. Judged by the kernel's own
-    device counter (no wall-clock threshold): it stopped short of the
-    array's 1600 devices."""
+def _interrupted_program(monkeypatch, n, ready, wait=0.0):
+    """`xs.program` on an ``n`` x ``n`` array (compiled first), Ctrl-C'd
+    (`interrupt_main`) from a thread once ``ready(seen)`` holds and ``wait``
+    seconds more have passed, ``seen`` being the ``(counter, total)`` pairs
+    `_run_interruptible` was given (the kernel's own counter of finished
+    devices: no wall-clock threshold). Returns ``seen`` once the
+    KeyboardInterrupt came back."""
     from xbarsim import programming
 
-    t = np.random.default_rng(0).uniform(100e-6, 500e-6, (40, 40))
+    t = np.random.default_rng(0).uniform(100e-6, 500e-6, (n, n))
     xs.program(t[:2, :2], xs.TransferConfig())  # compiled first
     seen = []
     real = programming._run_interruptible
@@ -522,19 +523,28 @@ def test_ctrl_c_stops_the_programming_kernel_at_the_next_device(monkeypatch):
 
     monkeypatch.setattr(programming, "_run_interruptible", recording)
 
-    def interrupt_once_started():
-        # Ctrl-C once the kernel has finished a device, whatever the machine's
-        # speed (a fixed 0.3 s timer assumed the run would take longer)
+    def interrupt_once_ready():
+        # polled, whatever the machine's speed (a fixed 0.3 s timer assumed
+        # the run would take longer)
         deadline = time.monotonic() + 300.0
-        while time.monotonic() < deadline:
-            if seen and int(seen[0][0].sum()) > 0:
-                _thread.interrupt_main()
-                return
+        while time.monotonic() < deadline and not ready(seen):
             time.sleep(0.002)
+        time.sleep(wait)
+        _thread.interrupt_main()
 
-    threading.Thread(target=interrupt_once_started, daemon=True).start()
+    threading.Thread(target=interrupt_once_ready, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         xs.program(t, xs.TransferConfig(), seed=1)
+    return seen
+
+
+def test_ctrl_c_stops_the_programming_kernel_at_the_next_device(monkeypatch):
+    """The kernel runs in a worker thread; Ctrl-C (here `interrupt_main`)
+    reaches the main thread at once, which raises the kernel's abort flag
+    and waits for it to stop before re-raising. Judged by the kernel's own
+    device counter: interrupted once it has finished a device, it stopped
+    short of the array's 1600 devices."""
+    seen = _interrupted_program(monkeypatch, 40, lambda seen: bool(seen) and int(seen[0][0].sum()) > 0)
     # the kernel has returned; its thread ends right after
     for _ in range(100):
         if not any(th.name == "xbarsim-program" and th.is_alive() for th in threading.enumerate()):
@@ -551,34 +561,10 @@ def test_ctrl_c_stops_the_programming_kernel_inside_one_device(monkeypatch):
     write-verify on a 1024 x 1024 array (tens of cold solves of hundreds of
     sweeps) ran 143 s past a Ctrl-C, at 3000 x 3000 more than 4 minutes past
     a SIGTERM (found by review). The solver reads it before every sweep now:
-    interrupted while the first device is still being programmed, the
-    kernel stops before finishing it (its own counter of finished devices)."""
-    from xbarsim import programming
-
-    t = np.random.default_rng(0).uniform(100e-6, 500e-6, (1024, 1024))
-    xs.program(t[:2, :2], xs.TransferConfig())  # compiled first
-    seen = []
-    real = programming._run_interruptible
-
-    def recording(run, abort, counter, total, label=None):
-        seen.append(counter)
-        return real(run, abort, counter, total, label)
-
-    monkeypatch.setattr(programming, "_run_interruptible", recording)
-    sent = []
-
-    def interrupt_during_the_first_device():
-        deadline = time.monotonic() + 300.0
-        while time.monotonic() < deadline and not seen:
-            time.sleep(0.002)
-        time.sleep(0.5)
-        sent.append(time.monotonic())
-        _thread.interrupt_main()
-
-    threading.Thread(target=interrupt_during_the_first_device, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        xs.program(t, xs.TransferConfig(), seed=1)
-    assert sent and int(seen[0].sum()) == 0  # stopped inside the first device, not after it
+    interrupted 0.5 s into the first device, the kernel stops before
+    finishing it (its own counter of finished devices)."""
+    seen = _interrupted_program(monkeypatch, 1024, bool, wait=0.5)
+    assert int(seen[0][0].sum()) == 0  # stopped inside the first device, not after it
 
 
 def test_the_programming_kernel_compiles_in_the_calling_thread(monkeypatch):

@@ -1577,6 +1577,44 @@ def test_newton_takes_the_step_rounding_at_a_near_ideal_segment_hides_from_the_l
         np.testing.assert_allclose(sol.v_bl, ref.v_bl, rtol=0, atol=VTOL_PER_TOL * 1e-12 * vmax, err_msg=method)
 
 
+def test_pcg_newton_keeps_the_slow_mode_gain_of_the_jacobian_it_is_still_solving():
+    """A 5 x 6 array of V0 = 0.102 V devices (2 nS to 7 mS) under drives to
+    +-16 V (150 V0) on 0-738 ohm segments (found by a differential fuzz
+    against a dense solve of CIRCUIT.md): `pcg` Newton ends after 109 steps,
+    the last ones moving nodes by less than 1 % of V0. Each step's CG
+    restarted its estimate of the slow-mode gain (`slow_mode_gain`) at 1;
+    where the residual had fallen to rounding, two CG iterations met its
+    tolerance and saw no slow mode, and the correction that ended the solve
+    was a sixth of the error: 1.5x outside the voltage bound of 10 tol of
+    the largest node voltage (2.6x for the unrounded draw). While the
+    Jacobian is within ~1 % of the last step's (`JACOBIAN_STILL`), the gain
+    that step's CG found (about 32) now stands; `direct` was always exact."""
+    g = np.array([[7.76e-08, 2.02e-09, 1.30e-07, 1.43e-09, 9.22e-09, 5.87e-06],
+                  [5.55e-07, 3.54e-06, 1.47e-03, 1.60e-06, 1.34e-06, 2.71e-09],
+                  [2.85e-08, 2.19e-07, 1.17e-04, 2.40e-08, 7.08e-03, 8.58e-04],
+                  [2.71e-04, 2.31e-05, 3.73e-03, 2.07e-05, 3.36e-03, 1.64e-05],
+                  [1.31e-06, 6.86e-05, 4.48e-03, 3.38e-05, 4.19e-09, 6.92e-05]])
+    r_bl = np.array([[0.0, 737.6, 0.0, 0.163, 0.0, 0.0365],
+                     [0.0, 0.0, 0.0, 38.5, 7.85e-3, 0.0],
+                     [30.6, 0.0, 2.59e-3, 0.0, 0.282, 0.0],
+                     [8.39e-4, 0.0, 39.8, 91.1, 2.54, 29.9]])
+    v0 = 0.102
+    circuit = Circuit(g=g, r_wl=2.96e-3, r_bl=r_bl, drives=dict(
+        left=xs.Drive([3.67, 15.32, -15.93, -14.14, 12.02], r=[8.13, 1.40e4, 2.16e-2, 4.73e-3, 102.3]),
+        right=xs.Drive([9.49, 12.53, -14.83, -12.29, -7.12], r=[0, 0, 0, 0.0256, 0],
+                       floating=[False, False, False, False, True]),
+        bottom=xs.Drive([6.39, -9.24, -6.73, 0.612, -9.02, 0.804])))
+    xbar = xs.Crossbar(g, r_wl=circuit.r_wl, r_bl=r_bl, v0=v0)
+    ref = xs.solve(xbar, method="direct", **circuit.drives)
+    sol = xs.solve(xbar, method="pcg", **circuit.drives)
+    vmax = max(np.max(np.abs(ref.v_wl)), np.max(np.abs(ref.v_bl)))
+    assert vmax > 14.8 and np.max(np.abs(ref.v_wl - ref.v_bl) / v0) > 100
+    for name in ("v_wl", "v_bl"):
+        np.testing.assert_allclose(getattr(sol, name), getattr(ref, name), rtol=0,
+                                   atol=VTOL_PER_TOL * 1e-12 * vmax, err_msg=name)
+    check_sinh_column(circuit, sol.v_wl, sol.v_bl, sol.i_device, sol.i_terminal, v0)
+
+
 def test_sinh_arrays_with_near_ideal_segments_solve_with_direct_and_pcg():
     """The fuzz's family (`_near_ideal_segment_sinh_family`), 150 seeded
     draws: before the rounding step, 5 % of them raised ConvergenceError

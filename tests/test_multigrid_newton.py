@@ -1615,6 +1615,45 @@ def test_pcg_newton_keeps_the_slow_mode_gain_of_the_jacobian_it_is_still_solving
     check_sinh_column(circuit, sol.v_wl, sol.v_bl, sol.i_device, sol.i_terminal, v0)
 
 
+def test_newton_does_not_stop_on_steps_of_about_v0_from_the_steep_side_of_a_device():
+    """A 5 x 5 array of V0 = 3.57 V devices (3 nS to 9 mS) under drives to
+    +-443 V (124 V0), wires 0-599 ohm (found by a differential fuzz against
+    a dense Newton solve of CIRCUIT.md at 40 digits, which the `direct`
+    solve at tol 1e-13 matches to 1.3e-13 V): at tol 1e-3 the bound of 10 tol
+    of the largest node voltage is 1.2 V0, and from the steep side of a
+    device at ~90 V0 Newton moves a node about V0 a step whatever its
+    distance from the answer. Cold solves (`direct` and `pcg`) stopped on
+    such a step 98 V off (22x the bound) after 104 steps, and `resolve`
+    after four devices changed 95 V off after one. A step now ends the
+    solve only within `NEWTON_LOCAL` of V0 as well (134 steps cold)."""
+    g = np.array([[2.045e-04, 3.010e-09, 1.360e-06, 7.796e-04, 4.362e-07],
+                  [6.260e-08, 8.239e-03, 9.154e-08, 9.879e-06, 1.881e-05],
+                  [4.479e-04, 1.540e-08, 3.089e-07, 9.905e-06, 6.996e-06],
+                  [9.455e-03, 6.497e-08, 1.300e-06, 4.090e-05, 1.018e-06],
+                  [2.810e-04, 4.711e-04, 7.327e-08, 9.126e-08, 5.888e-08]])
+    g2 = g.copy()
+    g2[0, 3], g2[0, 4], g2[3, 4], g2[4, 3] = 3.927e-04, 7.610e-07, 7.800e-07, 8.155e-08
+    r_wl = np.array([[63.03, 0, 63.06, 0], [20.09, 54.17, 0, 65.34], [0, 33.35, 62.39, 20.04],
+                     [0, 33.26, 50.04, 63.72], [66.75, 64.16, 55.04, 28.90]])
+    v0, tol = 3.568, 1e-3
+    circuit = Circuit(g=g2, r_wl=r_wl, r_bl=599.1, drives=dict(
+        right=xs.Drive([389.5, 442.8, -287.9, -163.4, 283.3], r=[0.8931, 3.644, 0.01215, 0, 8784.],
+                       floating=[False, True, True, False, False]),
+        top=xs.Drive([433.2, -430.6, -216.4, -217.3, 416.4]),
+        bottom=xs.Drive([156.0, 37.50, 387.9, -443.1, 360.8], r=[0, 1.086, 4739., 0.2771, 0.02201])))
+    ref = xs.solve(xs.Crossbar(g2, r_wl=r_wl, r_bl=599.1, v0=v0), method="direct", tol=1e-13, **circuit.drives)
+    vmax = max(np.max(np.abs(ref.v_wl)), np.max(np.abs(ref.v_bl)))
+    assert np.max(np.abs(ref.v_wl - ref.v_bl) / v0) > 80
+    for method in ("direct", "pcg"):
+        cold = xs.solve(xs.Crossbar(g2, r_wl=r_wl, r_bl=599.1, v0=v0), method=method, tol=tol, **circuit.drives)
+        first = xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=599.1, v0=v0), method=method, tol=tol,
+                         keep_factors=True, **circuit.drives)
+        for how, sol in (("cold", cold), ("resolve", first.resolve(g2))):
+            for name in ("v_wl", "v_bl"):
+                np.testing.assert_allclose(getattr(sol, name), getattr(ref, name), rtol=0,
+                                           atol=VTOL_PER_TOL * tol * vmax, err_msg=f"{method} {how} {name}")
+
+
 def test_sinh_arrays_with_near_ideal_segments_solve_with_direct_and_pcg():
     """The fuzz's family (`_near_ideal_segment_sinh_family`), 150 seeded
     draws: before the rounding step, 5 % of them raised ConvergenceError

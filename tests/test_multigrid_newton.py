@@ -1071,9 +1071,10 @@ def test_source_stepping_keeps_each_stages_start_and_says_where_it_failed(monkey
     xbar = xs.Crossbar(g, 1.0, 1.0, v0=0.02)
     sol = xs.solve(xbar, left=xs.Drive(2.0), bottom=xs.Drive(-2.0), method="direct")
     assert len(calls) == 1 and sol.kcl_error < 1e-10
-    # 124 steps, as mg's 124 and pcg's 126 from the same linear start (110
-    # while the direct path's start was the zero state, its own bug: see
-    # test_newton_on_the_direct_inner_solver_starts_from_the_linear_solution)
+    # 35 steps, as mg's 35 and pcg's 39 from the same linear start (124 /
+    # 124 / 126 before source stepping predicted its stages' starts, session
+    # 62; 110 while the direct path's start was the zero state, its own bug:
+    # see test_newton_on_the_direct_inner_solver_starts_from_the_linear_solution)
     assert sol.iterations <= 126
     with pytest.raises(xs.ConvergenceError) as info:
         xs.solve(xs.Crossbar(g, 1.0, 1.0, v0=0.1), left=xs.Drive(2.0), bottom=xs.Drive(-2.0), maxiter=5)
@@ -1511,7 +1512,10 @@ def test_newton_does_not_stop_on_the_size_of_a_damped_step(monkeypatch, method):
 def test_every_damped_step_meets_the_line_searchs_slope_test(monkeypatch):
     """`_line_search` returns 1 or a t where phi'(t) = -F(v + t d) . d is
     within 0.1 of phi'(0) (its residual left in G): accepting 0.9 of it
-    took other (fewer) Newton steps to the same answers (found by mutation testing)."""
+    took other (fewer) Newton steps to the same answers (found by mutation testing).
+    Source stepping's predicted stage starts (session 62) left the cold
+    solves of 10 V and 20 V drives without a damped step; warm starts from
+    the opposite drives, and 3 V drives, which take none, still damp some."""
     orig = newton_module._line_search
     seen = []
 
@@ -1527,10 +1531,11 @@ def test_every_damped_step_meets_the_line_searchs_slope_test(monkeypatch):
         rng = np.random.default_rng(seed)
         n = 16
         g = rng.uniform(1e-4, 5e-4, (n, n))
-        for v0, vmax in ((0.1, 10.0), (0.05, 20.0)):
+        for v0, vmax in ((0.1, 10.0), (0.05, 20.0), (0.1, 3.0)):
             xbar = xs.Crossbar(g, r_wl=10.0, r_bl=1.0, v0=v0)
-            xs.solve(xbar, left=xs.Drive(rng.uniform(0, vmax, n), r=1.0), bottom=xs.Drive(0.0, r=1.0),
-                     method="pcg")
+            left = rng.uniform(0, vmax, n)
+            for x0 in (None, xs.solve(xbar, left=xs.Drive(-left, r=1.0), bottom=xs.Drive(0.0, r=1.0), method="pcg")):
+                xs.solve(xbar, left=xs.Drive(left, r=1.0), bottom=xs.Drive(0.0, r=1.0), method="pcg", x0=x0)
     assert seen, "no damped step: the case no longer exercises the line search"
     assert max(seen) <= 0.1 * (1 + 1e-9), max(seen)
 
@@ -1652,6 +1657,47 @@ def test_newton_does_not_stop_on_steps_of_about_v0_from_the_steep_side_of_a_devi
             for name in ("v_wl", "v_bl"):
                 np.testing.assert_allclose(getattr(sol, name), getattr(ref, name), rtol=0,
                                            atol=VTOL_PER_TOL * tol * vmax, err_msg=f"{method} {how} {name}")
+
+
+@pytest.mark.parametrize("method", ["direct", "pcg"])
+def test_source_stepping_starts_each_stage_from_the_last_ones_linear_response(method):
+    """A 3 x 2 array with per-device V0 from 0.02 V to 5 V: an ideal 17.85 V
+    drive on word line 0 over a 7.7 mS, 0.02 V device (892 V0 in the linear
+    start) whose bit line leaves through 0.026 ohm (found by a differential
+    fuzz against a dense solve of CIRCUIT.md). Each stage of source stepping
+    started from the last one's voltages with only the fixed nodes moved,
+    so that device took the whole drive increment: from 50 % to 100 % of
+    the drives 446 V0, the currents' norm overflowed and every method raised
+    ConvergenceError "the step is not a descent direction (slope -0) ...
+    residual inf"; with the increment halved instead, 866 Newton steps. A
+    stage now starts from the last one's linear response to the increment
+    at G cosh(V / V0) (32 steps): the device ends at 6.3 V0."""
+    g = np.array([[7.656e-03, 2.446e-05], [3.042e-04, 2.226e-09], [9.987e-05, 5.068e-06]])
+    v0 = np.array([[0.02, 5.0], [0.4324, 0.02205], [0.1894, 0.6328]])
+    circuit = Circuit(g=g, r_wl=3.645, r_bl=262.0, drives=dict(
+        left=xs.Drive([17.85, -16.77, 0.2308], r=[0.0, 0.0, 3.020], floating=[False, True, True]),
+        bottom=xs.Drive([0.0, 0.0], r=0.02633)))
+    xbar = xs.Crossbar(g, r_wl=circuit.r_wl, r_bl=circuit.r_bl, v0=v0)
+    sol = xs.solve(xbar, method=method, **circuit.drives)
+    assert sol.iterations < 100
+    check_sinh_column(circuit, sol.v_wl, sol.v_bl, sol.i_device, sol.i_terminal, v0, method)
+    assert 5 < (sol.v_wl[0, 0] - sol.v_bl[0, 0]) / v0[0, 0] < 8
+    assert sol.v_wl[0, 0] == 17.85  # the ideal drive's node exactly, whatever the stages added up to
+
+
+@pytest.mark.parametrize("volts", [6.3, 9.1])
+def test_source_stepped_solves_keep_ideal_drives_exactly(volts):
+    """Source stepping's predicted stage start is the last stage's voltages
+    plus their response to the drive increment: on an ideal end that sum,
+    s V + (t - s) V, missed t V by an ulp (2.2e-16 V at 6.3 V, 4.4e-16 V at
+    9.1 V here; 2.8e-14 V in a fuzz), and Newton never moves fixed nodes. The
+    start puts them at their drives exactly."""
+    g = np.random.default_rng(1).uniform(1e-4, 5e-4, (3, 4))
+    left = np.array([volts, -volts * 0.7, volts * 0.3])
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=0.1), left=xs.Drive(left), bottom=xs.Drive(0.0, r=1.0),
+                   method="pcg")
+    assert sol.iterations > 20  # source-stepped
+    np.testing.assert_array_equal(sol.v_wl[:, 0], left)
 
 
 def test_sinh_arrays_with_near_ideal_segments_solve_with_direct_and_pcg():

@@ -18,6 +18,9 @@ import pytest
 
 import xbarsim as xs
 from naive import naive_solve
+from xbarsim._direct import factor_or_refuse
+from xbarsim._newton import _linearized
+from xbarsim.circuit import build_network
 from problems import (PROBLEMS, Circuit, assert_close_scaled, assert_matches,
                       assert_solutions_close, random_circuit, refuses_ideal_wire)
 
@@ -646,7 +649,11 @@ def test_sinh_solves_of_raw_errors_are_refused_by_name():
     Jacobian is also singular where the devices' slopes alone span that
     range: 3 uS devices on 1 ohm wire driven at 461 V0 (cosh 1e200) were told
     to mend their wires and drop weak devices; they are told to use pcg,
-    which solves them (found by fuzzing)."""
+    which solves them (found by fuzzing). Since source stepping starts each
+    stage from the last one's linear response to the drive increment
+    (session 62), that circuit's steps never reach 461 V0 and `direct`
+    solves it too, to pcg's answer; the refusal is checked on the Jacobian
+    the old steps met (device slopes from 282 S to 2e139 S on 1 ohm wire)."""
     with pytest.raises(xs.ParameterError, match=r"drives up to 1e\+100 V on sinh devices of v0 down to 1e-300 V: "
                                                 r"V / v0 overflows double precision"):
         xs.solve(xs.Crossbar([[1e-2]], v0=1e-300), right=xs.Drive(1e100, r=1.0), top=0.0)
@@ -656,11 +663,16 @@ def test_sinh_solves_of_raw_errors_are_refused_by_name():
     g = np.array([[3.91e-6, 4.21e-6], [2.82e-6, 4.08e-6], [3.56e-6, 1.78e-6], [1.85e-6, 2.35e-6]])
     xbar = xs.Crossbar(g, r_wl=1.0, r_bl=0.0, v0=0.1)
     right = xs.Drive([0.0, 46.1, -0.237, 0.0], floating=[True, False, False, True])
-    with pytest.raises(xs.ParameterError, match=r"a Newton step's Jacobian is singular in double precision .*slopes "
-                                                r"G cosh\(V / V0\).*Use method='pcg' \(or 'auto'\)"):
-        xs.solve(xbar, right=right, method="direct")
     sol = xs.solve(xbar, right=right, method="pcg")
     assert sol.kcl_error < 1e-12
+    direct = xs.solve(xbar, right=right, method="direct")
+    np.testing.assert_allclose(direct.v_wl, sol.v_wl, rtol=0, atol=1e-11 * 46.1)
+    np.testing.assert_allclose(direct.v_bl, sol.v_bl, rtol=0, atol=1e-11 * 46.1)
+    net = build_network(xbar, right=right)
+    g_eff = np.array([[1.663e17, 5.317e15], [282.3, 2.051e139], [282.3, 1.535e50], [3.936e18, 5.933e13]])
+    with pytest.raises(xs.ParameterError, match=r"a Newton step's Jacobian is singular in double precision .*slopes "
+                                                r"G cosh\(V / V0\).*Use method='pcg' \(or 'auto'\)"):
+        factor_or_refuse(_linearized(net, g_eff), newton=True)
 
 
 def test_other_odd_arguments_are_refused_by_name_before_compute():
@@ -741,8 +753,6 @@ def test_a_crossbar_owns_read_only_copies_of_its_arrays():
                 arr[...] = 1.0
         # owned as a built Crossbar's: the kernels get them without a copy
         # (made read-only alone, g was copied at every solve)
-        from xbarsim.circuit import build_network
-
         assert np.shares_memory(build_network(other, left=xs.Drive(0.2, r=1.0), bottom=0.0).g, other.g)
 
 

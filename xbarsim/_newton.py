@@ -241,22 +241,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
             x0 = None
     if x0 is None:
         # start from the linear (small-signal) solution
-        lin = dataclasses.replace(net, linear=True)
-        if inner == "direct":
-            v_wl, v_bl = initial_voltages(lin)
-            r_wl = np.empty((M, N, 1)); r_bl = np.empty((N, M, 1))
-            residual(lin, v_wl, v_bl, r_wl, r_bl)
-            d_wl = np.zeros_like(v_wl); d_bl = np.zeros_like(v_bl)
-            # measured against the linear circuit's own zero state, as
-            # `solve_pcg` measures it: against the sinh one's (1e11 times
-            # larger under 2 V on 0.05 V devices) the start passed at 0
-            # iterations, stayed the zero state, and Newton took twice the
-            # steps of the other inner solvers
-            pcg_core(lin, lin.g, lin.g_t, _make_inner(lin, "direct"), r_wl, r_bl, d_wl, d_bl,
-                     residual_scale(lin, work), 1e-6, 10, work)
-            v_wl += d_wl; v_bl += d_bl
-        else:
-            v_wl, v_bl, *_ = solve_pcg(lin, tol=1e-6, preconditioner=inner)
+        v_wl, v_bl = _linear_solve(dataclasses.replace(net, linear=True), inner)
         xmax = float(np.max(np.abs(v_wl[:, :, 0] - v_bl[:, :, 0].T) / net.v0))
         if xmax > X_START:
             v_wl, v_bl, stepped = _source_stepping(net, v_wl, v_bl, X_START / xmax, maxiter, inner, history,
@@ -484,9 +469,10 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
 
 NEWTON_MAXITER = 500
 """Default cap on Newton steps per batch column, source-stepping stages
-included (a 100 V drive of V0 = 0.1 V devices through 1 ohm takes 107-124
-steps at 48-128 squared with the line-relaxation inner solve, 77-98 with
-multigrid)."""
+included (a 100 V drive of V0 = 0.1 V devices through 1 ohm takes 43-44
+steps at 48-128 squared with the line-relaxation inner solve, 39-42 with
+multigrid and direct; 110-125 and 77-93 before source stepping's stages
+started from a predicted start)."""
 
 NEWTON_LOCAL = 0.1
 """Newton stops on the size of its last full step, or of its next correction,
@@ -519,6 +505,28 @@ is; beyond it (a drive of many V0) the drives are stepped up
 (`_source_stepping`)."""
 
 
+def _linear_solve(lin, inner):
+    """The node voltages of the linear network `lin` to relative Kirchhoff
+    residual 1e-6 with Newton's inner solver: Newton's start, and source
+    stepping's predictor."""
+    if inner != "direct":
+        return solve_pcg(lin, tol=1e-6, preconditioner=inner)[:2]
+    M, N = lin.shape
+    work = Workspace(M, N, 1)
+    v_wl, v_bl = initial_voltages(lin)
+    r_wl = np.empty((M, N, 1)); r_bl = np.empty((N, M, 1))
+    residual(lin, v_wl, v_bl, r_wl, r_bl)
+    d_wl = np.zeros_like(v_wl); d_bl = np.zeros_like(v_bl)
+    # measured against the linear circuit's own zero state, as
+    # `solve_pcg` measures it: against the sinh one's (1e11 times
+    # larger under 2 V on 0.05 V devices) the start passed at 0
+    # iterations, stayed the zero state, and Newton took twice the
+    # steps of the other inner solvers
+    pcg_core(lin, lin.g, lin.g_t, _make_inner(lin, "direct"), r_wl, r_bl, d_wl, d_bl,
+             residual_scale(lin, work), 1e-6, 10, work)
+    return v_wl + d_wl, v_bl + d_bl
+
+
 def _source_stepping(net, v_wl, v_bl, s, maxiter, inner, history, report=None):
     """Source stepping, as SPICE does when its operating point fails: the
     linear start ``v`` puts ``|V/V0|`` of a device far above `X_START`
@@ -526,13 +534,10 @@ def _source_stepping(net, v_wl, v_bl, s, maxiter, inner, history, report=None):
     Jacobian's device conductances 1e20 times the wires' and Newton's steps
     meaningless. Solve with the drives scaled by ``s`` (from the linear start
     scaled alike, exact for those drives), then double ``s`` up to 1, each
-    stage to 1e-6 Kirchhoff from the last one's voltages with only the
-    fixed nodes moved to their new drives: the first Newton step of a stage
-    is then the linear response to the drive increment, evaluated where the
-    devices sit. Returns the start for the full drives and the Newton steps
-    spent."""
-    from types import SimpleNamespace
-
+    stage to 1e-6 Kirchhoff from the last one's voltages plus their linear
+    response to the drive increment, evaluated where the devices sit
+    (`_predicted`; the increment halved while that start overflows).
+    Returns the start for the full drives and the Newton steps spent."""
     from ._pcg import _scaled
 
     v_wl = v_wl * s
@@ -555,10 +560,63 @@ def _source_stepping(net, v_wl, v_bl, s, maxiter, inner, history, report=None):
                 "voltages or raise v0.",
                 residual_history=np.array(history), iterations=len(history) - 1) from exc
         steps += k
-        s = min(1.0, 2.0 * s)
-        v_wl, v_bl = initial_voltages(_scaled(net, np.array([s])),
-                                      SimpleNamespace(v_wl=v_wl, v_bl=np.swapaxes(v_bl, 0, 1)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            g_eff = np.where(net.g > 0, net.g * np.cosh((v_wl[:, :, 0] - v_bl[:, :, 0].T) / net.v0), 0.0)
+        nxt = min(1.0, 2.0 * s)
+        for _ in range(STAGE_HALVINGS):
+            # The next stage starts from this one's voltages plus their
+            # linear response to the drive increment, at the devices'
+            # conductance G cosh(V / V0) where they sit (an Euler predictor).
+            # With only the fixed nodes moved, a device between a fixed node
+            # and a free one saw the whole increment: 0.02 V devices on an
+            # ideal 18 V drive, doubled from 50 % to 100 %, 446 V0, their
+            # currents' norm overflowed and every step was "not a descent
+            # direction". Where the start still overflows, the increment is
+            # halved.
+            start = _predicted(net, v_wl, v_bl, g_eff, s, nxt, inner)
+            if _norm_finite(_scaled(net, np.array([nxt])), *start):
+                break
+            nxt = 0.5 * (s + nxt)
+        s = nxt
+        v_wl, v_bl = start
     return v_wl, v_bl, steps
+
+
+STAGE_HALVINGS = 30
+"""Source stepping halves a stage's drive increment at most this many times
+while the start it gives overflows the currents' norm."""
+
+
+def _predicted(net, v_wl, v_bl, g_eff, s, nxt, inner):
+    """The start of the stage at `nxt` of the drives from the solution ``v``
+    at `s`: ``v`` plus the linear response to the drive increment at device
+    conductances `g_eff`; with only the fixed nodes moved where `g_eff` or
+    that solve fails."""
+    from types import SimpleNamespace
+
+    from ._pcg import _scaled
+
+    if np.all(np.isfinite(g_eff)):
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                d_wl, d_bl = _linear_solve(_linearized(_scaled(net, np.array([nxt - s])), g_eff), inner)
+            if np.all(np.isfinite(d_wl)) and np.all(np.isfinite(d_bl)):
+                v_wl, v_bl = v_wl + d_wl, v_bl + d_bl
+        except (RuntimeError, np.linalg.LinAlgError):
+            pass
+    # the fixed nodes at their drives exactly (s V + (nxt - s) V is not nxt V
+    # in floating point: ideal ends were off by up to 2.8e-14 V)
+    return initial_voltages(_scaled(net, np.array([nxt])),
+                            SimpleNamespace(v_wl=v_wl, v_bl=np.swapaxes(v_bl, 0, 1)))
+
+
+def _norm_finite(net, v_wl, v_bl):
+    """Whether the Kirchhoff residual at ``v`` and its norm are finite."""
+    r_wl = np.empty_like(v_wl)
+    r_bl = np.empty_like(v_bl)
+    with np.errstate(over="ignore", invalid="ignore"):
+        residual(net, v_wl, v_bl, r_wl, r_bl)
+        return bool(np.isfinite(np.sqrt(np.sum(r_wl * r_wl) + np.sum(r_bl * r_bl))))
 
 
 def _rounding_step(net, v_wl, v_bl, d_wl, d_bl, F_wl, F_bl, T_wl, T_bl, G_wl, G_bl, slope0, bounds):

@@ -1700,6 +1700,34 @@ def test_source_stepped_solves_keep_ideal_drives_exactly(volts):
     np.testing.assert_array_equal(sol.v_wl[:, 0], left)
 
 
+def test_a_stage_start_whose_prediction_fails_is_the_last_stage_with_the_drives_moved(monkeypatch):
+    """Source stepping's predictor is a linear solve at the devices'
+    G cosh(V / V0); where that fails (SuperLU's singular factor, which a
+    Newton step reports as a ParameterError; a multigrid level that lost
+    definiteness), the stage starts as before, from the last stage's
+    voltages with the fixed nodes moved, and the solve goes on to the same
+    answer instead of refusing the circuit."""
+    real = newton_module._linear_solve
+    calls = []
+
+    def failing_after_the_start(lin, inner):
+        calls.append(inner)
+        if len(calls) > 1:  # the first is Newton's linear start
+            raise xs.ParameterError("a Newton step's Jacobian is singular in double precision (test)")
+        return real(lin, inner)
+
+    g = np.full((3, 4), 1e-4)
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=0.1)
+    drives = dict(left=xs.Drive(8.0, r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    ref = xs.solve(xbar, **drives, method="direct")
+    monkeypatch.setattr(newton_module, "_linear_solve", failing_after_the_start)
+    sol = xs.solve(xbar, **drives, method="direct")
+    assert len(calls) > 2  # stages were predicted, and each fell back
+    vmax = max(np.max(np.abs(ref.v_wl)), np.max(np.abs(ref.v_bl)))
+    np.testing.assert_allclose(sol.v_wl, ref.v_wl, rtol=0, atol=2 * VTOL_PER_TOL * 1e-12 * vmax)
+    np.testing.assert_allclose(sol.v_bl, ref.v_bl, rtol=0, atol=2 * VTOL_PER_TOL * 1e-12 * vmax)
+
+
 def test_sinh_arrays_with_near_ideal_segments_solve_with_direct_and_pcg():
     """The fuzz's family (`_near_ideal_segment_sinh_family`), 150 seeded
     draws: before the rounding step, 5 % of them raised ConvergenceError

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from .circuit import transposed
-from .exceptions import ConvergenceError, DriveOverflowError
+from .exceptions import ConvergenceError, DriveOverflowError, ParameterError
 from ._pcg import (ITOL_PER_TOL, VTOL_PER_TOL, TerminalNodes, Workspace, end_currents, initial_voltages,
                    make_preconditioner, pcg_core, residual, residual_scale, segment_gmax, solve_pcg,
                    voltage_bound)
@@ -294,11 +294,11 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
         # VTOL_PER_TOL * tol of the largest node voltage (`voltage_bound`:
         # at least 1e-3 of the largest drive). A step that moved no node by
         # more than that, and by no more than NEWTON_LOCAL of V0, leaves an
-        # error far below it (quadratic convergence); otherwise the next correction is solved to 1 % (and
-        # until CG's estimate of its own voltage error is within half the
-        # bound, `_CorrectionCheck`) and its size is the error estimate. A
-        # floating line held only through its devices can hide 1e-10 V of
-        # error behind a 1e-13 residual.
+        # error far below it (quadratic convergence); otherwise the next
+        # correction is solved to 1 % (and until CG's estimate of its own
+        # voltage error is within half the bound, `_CorrectionCheck`) and its
+        # size is the error estimate. A floating line held only through its
+        # devices can hide 1e-10 V of error behind a 1e-13 residual.
         with np.errstate(over="ignore", invalid="ignore"):
             # an open device (G = 0) contributes 0, also where cosh overflows
             # (0 * inf was NaN, with a RuntimeWarning)
@@ -591,7 +591,8 @@ def _predicted(net, v_wl, v_bl, g_eff, s, nxt, inner):
     """The start of the stage at `nxt` of the drives from the solution ``v``
     at `s`: ``v`` plus the linear response to the drive increment at device
     conductances `g_eff`; with only the fixed nodes moved where `g_eff` or
-    that solve fails."""
+    that solve fails (SuperLU's singular factor, refused as a ParameterError
+    when a Newton step meets it, is no reason to refuse a start)."""
     from types import SimpleNamespace
 
     from ._pcg import _scaled
@@ -602,7 +603,7 @@ def _predicted(net, v_wl, v_bl, g_eff, s, nxt, inner):
                 d_wl, d_bl = _linear_solve(_linearized(_scaled(net, np.array([nxt - s])), g_eff), inner)
             if np.all(np.isfinite(d_wl)) and np.all(np.isfinite(d_bl)):
                 v_wl, v_bl = v_wl + d_wl, v_bl + d_bl
-        except (RuntimeError, np.linalg.LinAlgError):
+        except (RuntimeError, np.linalg.LinAlgError, ParameterError):
             pass
     # the fixed nodes at their drives exactly (s V + (nxt - s) V is not nxt V
     # in floating point: ideal ends were off by up to 2.8e-14 V)

@@ -115,6 +115,14 @@ def _node_conductances(net, g_eff):
     return tuple(out)
 
 
+def _device_slopes(net, x):
+    """``G cosh(x)``, the devices' small-signal conductances at ``x = V / V0``
+    (M, N): an open device (G = 0) contributes 0, also where cosh overflows
+    (0 * inf was NaN, with a RuntimeWarning)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(net.g > 0, net.g * np.cosh(x), 0.0)
+
+
 def _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax, nodes):
     """``(met, every node met)`` for the Kirchhoff residual ``F``.
 
@@ -299,10 +307,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
         # voltage error is within half the bound, `_CorrectionCheck`) and its
         # size is the error estimate. A floating line held only through its
         # devices can hide 1e-10 V of error behind a 1e-13 residual.
-        with np.errstate(over="ignore", invalid="ignore"):
-            # an open device (G = 0) contributes 0, also where cosh overflows
-            # (0 * inf was NaN, with a RuntimeWarning)
-            g_eff = np.where(net.g > 0, net.g * np.cosh(x), 0.0)  # the Jacobian's device conductances
+        g_eff = _device_slopes(net, x)  # the Jacobian's device conductances
         gmax = _Conductances(net, g_eff, gwire)
         global_met, kcl_met = _kirchhoff_met(net, v_wl, v_bl, F_wl, F_bl, rel, tol, vscale, gmax, nodes)
         if kcl_met:  # the voltage bound is read only once Kirchhoff is met
@@ -317,8 +322,9 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
             etol = vtol if staged else min(vtol, NEWTON_LOCAL * v0_min)
         if kcl_met and last_move <= etol:
             return v_wl, v_bl, stepped + it - 1, inner_iters, rel
-        if (kcl_met and pre is not None and inner == "mg" and cap == np.inf
-                and last_move <= JACOBIAN_STILL * v0_min):
+        # the last full step's Jacobian is within ~1 % of this one
+        still = kcl_met and cap == np.inf and last_move <= JACOBIAN_STILL * v0_min
+        if still and pre is not None and inner == "mg":
             # The last full step moved no node by more than 1 % of V0, so the
             # Jacobian it factored is within ~1 % of the current one, and its
             # multigrid cycle P can judge the voltages without a new
@@ -369,7 +375,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
             # iterations that saw no slow mode, and a 150 V0 solve ended 2.6x
             # outside the voltage bound where the last steps' CG had found a
             # gain of 32 (found by fuzzing against a dense solve)
-            if not (kcl_met and cap == np.inf and last_move <= JACOBIAN_STILL * v0_min):
+            if not still:
                 pre_gain = np.ones(1)
             with np.errstate(over="ignore", invalid="ignore"):
                 k, ok = pcg_core(net_j, net_j.g, net_j.g_t, pre, T_wl, T_bl, d_wl, d_bl, scale, eta,
@@ -560,8 +566,7 @@ def _source_stepping(net, v_wl, v_bl, s, maxiter, inner, history, report=None):
                 "voltages or raise v0.",
                 residual_history=np.array(history), iterations=len(history) - 1) from exc
         steps += k
-        with np.errstate(over="ignore", invalid="ignore"):
-            g_eff = np.where(net.g > 0, net.g * np.cosh((v_wl[:, :, 0] - v_bl[:, :, 0].T) / net.v0), 0.0)
+        g_eff = _device_slopes(net, (v_wl[:, :, 0] - v_bl[:, :, 0].T) / net.v0)
         nxt = min(1.0, 2.0 * s)
         for _ in range(STAGE_HALVINGS):
             # The next stage starts from this one's voltages plus their
@@ -573,8 +578,9 @@ def _source_stepping(net, v_wl, v_bl, s, maxiter, inner, history, report=None):
             # currents' norm overflowed and every step was "not a descent
             # direction". Where the start still overflows, the increment is
             # halved.
-            start = _predicted(net, v_wl, v_bl, g_eff, s, nxt, inner)
-            if _norm_finite(_scaled(net, np.array([nxt])), *start):
+            after = _scaled(net, np.array([nxt]))
+            start = _predicted(net, after, v_wl, v_bl, g_eff, s, nxt, inner)
+            if _norm_finite(after, *start):
                 break
             nxt = 0.5 * (s + nxt)
         s = nxt
@@ -587,11 +593,11 @@ STAGE_HALVINGS = 30
 while the start it gives overflows the currents' norm."""
 
 
-def _predicted(net, v_wl, v_bl, g_eff, s, nxt, inner):
-    """The start of the stage at `nxt` of the drives from the solution ``v``
-    at `s`: ``v`` plus the linear response to the drive increment at device
-    conductances `g_eff`; with only the fixed nodes moved where `g_eff` or
-    that solve fails (SuperLU's singular factor, refused as a ParameterError
+def _predicted(net, after, v_wl, v_bl, g_eff, s, nxt, inner):
+    """The start of the stage `after` (`net` with its drives scaled by `nxt`)
+    from the solution ``v`` at `s`: ``v`` plus the linear response to the
+    drive increment at device conductances `g_eff`; with only the fixed
+    nodes moved where `g_eff` or that solve fails (SuperLU's singular factor, refused as a ParameterError
     when a Newton step meets it, is no reason to refuse a start)."""
     from types import SimpleNamespace
 
@@ -607,8 +613,7 @@ def _predicted(net, v_wl, v_bl, g_eff, s, nxt, inner):
             pass
     # the fixed nodes at their drives exactly (s V + (nxt - s) V is not nxt V
     # in floating point: ideal ends were off by up to 2.8e-14 V)
-    return initial_voltages(_scaled(net, np.array([nxt])),
-                            SimpleNamespace(v_wl=v_wl, v_bl=np.swapaxes(v_bl, 0, 1)))
+    return initial_voltages(after, SimpleNamespace(v_wl=v_wl, v_bl=np.swapaxes(v_bl, 0, 1)))
 
 
 def _norm_finite(net, v_wl, v_bl):

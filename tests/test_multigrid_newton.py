@@ -1540,6 +1540,17 @@ def test_every_damped_step_meets_the_line_searchs_slope_test(monkeypatch):
     assert max(seen) <= 0.1 * (1 + 1e-9), max(seen)
 
 
+def _assert_within_voltage_bound(sol, ref, tol, what="", times=1.0):
+    """Assert `sol`'s node voltages within `times` the voltage bound at `tol`
+    (VTOL_PER_TOL tol of the largest node voltage of `ref`) of `ref`'s;
+    returns that largest node voltage."""
+    vmax = max(np.max(np.abs(ref.v_wl)), np.max(np.abs(ref.v_bl)))
+    for name in ("v_wl", "v_bl"):
+        np.testing.assert_allclose(getattr(sol, name), getattr(ref, name), rtol=0,
+                                   atol=times * VTOL_PER_TOL * tol * vmax, err_msg=f"{what} {name}")
+    return vmax
+
+
 def _near_ideal_segment_sinh_family(seed, count):
     """Sinh arrays up to 5 x 4 under drives of 1e-5..3e-2 V at the top
     ends, every other end floating, word-line segments of 1e-6..1 ohm (some
@@ -1574,12 +1585,9 @@ def test_newton_takes_the_step_rounding_at_a_near_ideal_segment_hides_from_the_l
     circuit = Circuit(g=g, r_wl=np.array([[0.0], [2.8e-6]]), r_bl=34.0, drives=dict(top=xs.Drive(np.array(top))))
     xbar = xs.Crossbar(g, r_wl=circuit.r_wl, r_bl=circuit.r_bl, v0=v0)
     sols = {m: xs.solve(xbar, method=m, **circuit.drives) for m in ("direct", "pcg", "auto")}
-    ref = sols["direct"]
-    vmax = max(np.max(np.abs(ref.v_wl)), np.max(np.abs(ref.v_bl)))
     for method, sol in sols.items():
         check_sinh_column(circuit, sol.v_wl, sol.v_bl, sol.i_device, sol.i_terminal, v0, method)
-        np.testing.assert_allclose(sol.v_wl, ref.v_wl, rtol=0, atol=VTOL_PER_TOL * 1e-12 * vmax, err_msg=method)
-        np.testing.assert_allclose(sol.v_bl, ref.v_bl, rtol=0, atol=VTOL_PER_TOL * 1e-12 * vmax, err_msg=method)
+        _assert_within_voltage_bound(sol, sols["direct"], 1e-12, method)
 
 
 def test_pcg_newton_keeps_the_slow_mode_gain_of_the_jacobian_it_is_still_solving():
@@ -1612,11 +1620,8 @@ def test_pcg_newton_keeps_the_slow_mode_gain_of_the_jacobian_it_is_still_solving
     xbar = xs.Crossbar(g, r_wl=circuit.r_wl, r_bl=r_bl, v0=v0)
     ref = xs.solve(xbar, method="direct", **circuit.drives)
     sol = xs.solve(xbar, method="pcg", **circuit.drives)
-    vmax = max(np.max(np.abs(ref.v_wl)), np.max(np.abs(ref.v_bl)))
-    assert vmax > 14.8 and np.max(np.abs(ref.v_wl - ref.v_bl) / v0) > 100
-    for name in ("v_wl", "v_bl"):
-        np.testing.assert_allclose(getattr(sol, name), getattr(ref, name), rtol=0,
-                                   atol=VTOL_PER_TOL * 1e-12 * vmax, err_msg=name)
+    assert np.max(np.abs(ref.v_wl - ref.v_bl) / v0) > 100
+    assert _assert_within_voltage_bound(sol, ref, 1e-12) > 14.8
     check_sinh_column(circuit, sol.v_wl, sol.v_bl, sol.i_device, sol.i_terminal, v0)
 
 
@@ -1647,16 +1652,13 @@ def test_newton_does_not_stop_on_steps_of_about_v0_from_the_steep_side_of_a_devi
         top=xs.Drive([433.2, -430.6, -216.4, -217.3, 416.4]),
         bottom=xs.Drive([156.0, 37.50, 387.9, -443.1, 360.8], r=[0, 1.086, 4739., 0.2771, 0.02201])))
     ref = xs.solve(xs.Crossbar(g2, r_wl=r_wl, r_bl=599.1, v0=v0), method="direct", tol=1e-13, **circuit.drives)
-    vmax = max(np.max(np.abs(ref.v_wl)), np.max(np.abs(ref.v_bl)))
     assert np.max(np.abs(ref.v_wl - ref.v_bl) / v0) > 80
     for method in ("direct", "pcg"):
         cold = xs.solve(xs.Crossbar(g2, r_wl=r_wl, r_bl=599.1, v0=v0), method=method, tol=tol, **circuit.drives)
         first = xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=599.1, v0=v0), method=method, tol=tol,
                          keep_factors=True, **circuit.drives)
         for how, sol in (("cold", cold), ("resolve", first.resolve(g2))):
-            for name in ("v_wl", "v_bl"):
-                np.testing.assert_allclose(getattr(sol, name), getattr(ref, name), rtol=0,
-                                           atol=VTOL_PER_TOL * tol * vmax, err_msg=f"{method} {how} {name}")
+            _assert_within_voltage_bound(sol, ref, tol, f"{method} {how}")
 
 
 @pytest.mark.parametrize("method", ["direct", "pcg"])
@@ -1723,9 +1725,7 @@ def test_a_stage_start_whose_prediction_fails_is_the_last_stage_with_the_drives_
     monkeypatch.setattr(newton_module, "_linear_solve", failing_after_the_start)
     sol = xs.solve(xbar, **drives, method="direct")
     assert len(calls) > 2  # stages were predicted, and each fell back
-    vmax = max(np.max(np.abs(ref.v_wl)), np.max(np.abs(ref.v_bl)))
-    np.testing.assert_allclose(sol.v_wl, ref.v_wl, rtol=0, atol=2 * VTOL_PER_TOL * 1e-12 * vmax)
-    np.testing.assert_allclose(sol.v_bl, ref.v_bl, rtol=0, atol=2 * VTOL_PER_TOL * 1e-12 * vmax)
+    _assert_within_voltage_bound(sol, ref, 1e-12, times=2)
 
 
 def test_sinh_arrays_with_near_ideal_segments_solve_with_direct_and_pcg():
@@ -1737,10 +1737,7 @@ def test_sinh_arrays_with_near_ideal_segments_solve_with_direct_and_pcg():
     for k, (circuit, v0) in enumerate(_near_ideal_segment_sinh_family(0, 150)):
         xbar = xs.Crossbar(circuit.g, r_wl=circuit.r_wl, r_bl=circuit.r_bl, v0=v0)
         direct, pcg = (xs.solve(xbar, method=m, **circuit.drives) for m in ("direct", "pcg"))
-        vmax = max(np.max(np.abs(direct.v_wl)), np.max(np.abs(direct.v_bl)))
-        for name in ("v_wl", "v_bl"):
-            np.testing.assert_allclose(getattr(pcg, name), getattr(direct, name), rtol=0,
-                                       atol=2 * VTOL_PER_TOL * 1e-12 * vmax, err_msg=f"draw {k} {name}")
+        _assert_within_voltage_bound(pcg, direct, 1e-12, f"draw {k}", times=2)
         check_sinh_column(circuit, direct.v_wl, direct.v_bl, direct.i_device, direct.i_terminal, v0,
                           f"draw {k} direct")
         check_sinh_column(circuit, pcg.v_wl, pcg.v_bl, pcg.i_device, pcg.i_terminal, v0, f"draw {k} pcg")

@@ -1712,11 +1712,11 @@ def test_a_stage_start_whose_prediction_fails_is_the_last_stage_with_the_drives_
     real = newton_module._linear_solve
     calls = []
 
-    def failing_after_the_start(lin, inner):
+    def failing_after_the_start(lin, inner, work=None):
         calls.append(inner)
         if len(calls) > 1:  # the first is Newton's linear start
             raise xs.ParameterError("a Newton step's Jacobian is singular in double precision (test)")
-        return real(lin, inner)
+        return real(lin, inner, work)
 
     g = np.full((3, 4), 1e-4)
     xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=0.1)

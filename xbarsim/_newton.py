@@ -249,7 +249,7 @@ def _newton_column(net, tol, maxiter, report, x0, inner, history, staged=False):
             x0 = None
     if x0 is None:
         # start from the linear (small-signal) solution
-        v_wl, v_bl = _linear_solve(dataclasses.replace(net, linear=True), inner)
+        v_wl, v_bl = _linear_solve(dataclasses.replace(net, linear=True), inner, work)
         xmax = float(np.max(np.abs(v_wl[:, :, 0] - v_bl[:, :, 0].T) / net.v0))
         if xmax > X_START:
             v_wl, v_bl, stepped = _source_stepping(net, v_wl, v_bl, X_START / xmax, maxiter, inner, history,
@@ -511,14 +511,16 @@ is; beyond it (a drive of many V0) the drives are stepped up
 (`_source_stepping`)."""
 
 
-def _linear_solve(lin, inner):
+def _linear_solve(lin, inner, work=None):
     """The node voltages of the linear network `lin` to relative Kirchhoff
     residual 1e-6 with Newton's inner solver: Newton's start, and source
-    stepping's predictor."""
+    stepping's predictor. `work`: a `Workspace` of `lin`'s shape to use
+    (the direct solve's CG), or None for a new one."""
     if inner != "direct":
         return solve_pcg(lin, tol=1e-6, preconditioner=inner)[:2]
     M, N = lin.shape
-    work = Workspace(M, N, 1)
+    if work is None:
+        work = Workspace(M, N, 1)
     v_wl, v_bl = initial_voltages(lin)
     r_wl = np.empty((M, N, 1)); r_bl = np.empty((N, M, 1))
     residual(lin, v_wl, v_bl, r_wl, r_bl)

@@ -2376,6 +2376,11 @@ def test_wires_far_more_resistive_than_the_devices_take_the_direct_solve():
     lone = xs.Crossbar(lone_g, r_wl=lone_r, r_bl=1.0)
     assert SOLVE_MODULE.wire_device_ratio(lone) == pytest.approx(0.1)
     assert xs.solve(lone, **xs.read_drives(np.full(40, 0.1)), method="mg").method == "mg"
+    # and a bit line alike (a ratio that took the bit lines' r against one row's largest g passed the
+    # word-line case above; found by mutation testing)
+    lone_t = xs.Crossbar(lone_g.T, r_wl=1.0, r_bl=lone_r.T)
+    assert SOLVE_MODULE.wire_device_ratio(lone_t) == pytest.approx(0.1)
+    assert xs.solve(lone_t, **xs.read_drives(np.full(40, 0.1)), method="mg").method == "mg"
     within = xs.Crossbar(g, r_wl=0.999e3 / g.max(), r_bl=0.999e3 / g.max())  # just inside the limit
     assert SOLVE_MODULE.wire_device_ratio(within) == pytest.approx(0.999 * SOLVE_MODULE.WIRE_DEVICE_RATIO_MAX)
     assert xs.solve(within, **drives, method="pcg", tol=1e-3).method == "pcg"

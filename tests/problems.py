@@ -44,7 +44,7 @@ from naive import end_arrays
 __all__ = [
     "Problem", "PROBLEMS", "FIELDS", "Circuit", "random_circuit",
     "has_ideal_wire", "refuses_ideal_wire",
-    "assert_matches", "assert_close_scaled", "assert_solutions_close",
+    "assert_matches", "assert_close_scaled", "assert_solutions_close", "assert_within_voltage_bound",
     "rounding_floor", "REL", "ENDS",
 ]
 
@@ -143,6 +143,19 @@ def assert_close_scaled(actual, desired, rel=REL, err_msg=""):
         return
     scale = np.max(np.abs(desired[finite]))
     np.testing.assert_allclose(actual[finite], desired[finite], rtol=0, atol=rel * scale, err_msg=err_msg)
+
+
+def assert_within_voltage_bound(sol, ref, tol, what="", times=1.0):
+    """Assert `sol`'s node voltages within `times` the voltage bound at `tol`
+    (VTOL_PER_TOL tol of the largest node voltage of `ref`) of `ref`'s;
+    returns that largest node voltage."""
+    from xbarsim._pcg import VTOL_PER_TOL
+
+    vmax = max(np.max(np.abs(ref.v_wl)), np.max(np.abs(ref.v_bl)))
+    for name in ("v_wl", "v_bl"):
+        np.testing.assert_allclose(getattr(sol, name), getattr(ref, name), rtol=0,
+                                   atol=times * VTOL_PER_TOL * tol * vmax, err_msg=f"{what} {name}")
+    return vmax
 
 
 def assert_solutions_close(sol, ref, rel=REL, current_floor=0.0, voltage_floor=0.0):

@@ -13,7 +13,8 @@ from xbarsim._pcg import VTOL_PER_TOL
 from xbarsim.circuit import build_network
 from xbarsim.spice import ngspice_available, run_ngspice
 
-from problems import REL, Circuit, check_sinh_column, kcl_violations, rounding_floor
+from problems import (REL, Circuit, assert_within_voltage_bound, check_sinh_column, kcl_violations,
+                      rounding_floor)
 from threads import with_threads
 
 
@@ -1567,17 +1568,6 @@ def test_every_damped_step_meets_the_line_searchs_slope_test(monkeypatch):
     assert max(seen) <= 0.1 * (1 + 1e-9), max(seen)
 
 
-def _assert_within_voltage_bound(sol, ref, tol, what="", times=1.0):
-    """Assert `sol`'s node voltages within `times` the voltage bound at `tol`
-    (VTOL_PER_TOL tol of the largest node voltage of `ref`) of `ref`'s;
-    returns that largest node voltage."""
-    vmax = max(np.max(np.abs(ref.v_wl)), np.max(np.abs(ref.v_bl)))
-    for name in ("v_wl", "v_bl"):
-        np.testing.assert_allclose(getattr(sol, name), getattr(ref, name), rtol=0,
-                                   atol=times * VTOL_PER_TOL * tol * vmax, err_msg=f"{what} {name}")
-    return vmax
-
-
 def _near_ideal_segment_sinh_family(seed, count):
     """Sinh arrays up to 5 x 4 under drives of 1e-5..3e-2 V at the top
     ends, every other end floating, word-line segments of 1e-6..1 ohm (some
@@ -1614,7 +1604,7 @@ def test_newton_takes_the_step_rounding_at_a_near_ideal_segment_hides_from_the_l
     sols = {m: xs.solve(xbar, method=m, **circuit.drives) for m in ("direct", "pcg", "auto")}
     for method, sol in sols.items():
         check_sinh_column(circuit, sol.v_wl, sol.v_bl, sol.i_device, sol.i_terminal, v0, method)
-        _assert_within_voltage_bound(sol, sols["direct"], 1e-12, method)
+        assert_within_voltage_bound(sol, sols["direct"], 1e-12, method)
 
 
 _SLOW_MODE_GAIN_G = {
@@ -1668,7 +1658,7 @@ def test_pcg_newton_keeps_the_slow_mode_gain_of_the_jacobian_it_is_still_solving
     ref = xs.solve(xbar, method="direct", tol=1e-13, **circuit.drives)
     sol = xs.solve(xbar, method="pcg", **circuit.drives)
     assert np.max(np.abs(ref.v_wl - ref.v_bl) / v0) > 100
-    assert _assert_within_voltage_bound(sol, ref, 1e-12) > 14.8
+    assert assert_within_voltage_bound(sol, ref, 1e-12) > 14.8
     check_sinh_column(circuit, sol.v_wl, sol.v_bl, sol.i_device, sol.i_terminal, v0)
 
 
@@ -1708,7 +1698,7 @@ def test_newton_does_not_stop_on_steps_of_about_v0_from_the_steep_side_of_a_devi
         first = xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=599.1, v0=v0), method=method, tol=tol,
                          keep_factors=True, **circuit.drives)
         for how, sol in (("cold", cold), ("resolve", first.resolve(g2))):
-            _assert_within_voltage_bound(sol, ref, tol, f"{method} {how}")
+            assert_within_voltage_bound(sol, ref, tol, f"{method} {how}")
 
 
 @pytest.mark.parametrize("method", ["direct", "pcg"])
@@ -1740,7 +1730,7 @@ def test_newton_does_not_stop_on_steps_of_about_v0_at_two_thirds_of_the_drives(m
     ref = xs.solve(xbar, method="direct", tol=1e-13, **drives)
     assert np.max(np.abs(ref.v_wl - ref.v_bl) / v0) > 50
     sol = xs.solve(xbar, method=method, tol=tol, **drives)
-    _assert_within_voltage_bound(sol, ref, tol, method)
+    assert_within_voltage_bound(sol, ref, tol, method)
 
 
 @pytest.mark.parametrize("method", ["direct", "pcg"])
@@ -1807,7 +1797,7 @@ def test_a_stage_start_whose_prediction_fails_is_the_last_stage_with_the_drives_
     monkeypatch.setattr(newton_module, "_linear_solve", failing_after_the_start)
     sol = xs.solve(xbar, **drives, method="direct")
     assert len(calls) > 2  # stages were predicted, and each fell back
-    _assert_within_voltage_bound(sol, ref, 1e-12, times=2)
+    assert_within_voltage_bound(sol, ref, 1e-12, times=2)
 
 
 def test_norm_finite_tells_an_overflowing_start_from_a_finite_one():
@@ -1852,7 +1842,7 @@ def test_source_stepping_halves_the_increment_while_the_predicted_start_overflow
     assert len(tries) >= 4, tries
     for (s, first), (s2, second) in zip(tries[::2], tries[1::2]):
         assert s2 == s and first == min(1.0, 2.0 * s) and second == 0.5 * (s + first), tries
-    _assert_within_voltage_bound(sol, ref, 1e-12)
+    assert_within_voltage_bound(sol, ref, 1e-12)
 
 
 def test_sinh_arrays_with_near_ideal_segments_solve_with_direct_and_pcg():
@@ -1864,7 +1854,7 @@ def test_sinh_arrays_with_near_ideal_segments_solve_with_direct_and_pcg():
     for k, (circuit, v0) in enumerate(_near_ideal_segment_sinh_family(0, 150)):
         xbar = xs.Crossbar(circuit.g, r_wl=circuit.r_wl, r_bl=circuit.r_bl, v0=v0)
         direct, pcg = (xs.solve(xbar, method=m, **circuit.drives) for m in ("direct", "pcg"))
-        _assert_within_voltage_bound(pcg, direct, 1e-12, f"draw {k}", times=2)
+        assert_within_voltage_bound(pcg, direct, 1e-12, f"draw {k}", times=2)
         check_sinh_column(circuit, direct.v_wl, direct.v_bl, direct.i_device, direct.i_terminal, v0,
                           f"draw {k} direct")
         check_sinh_column(circuit, pcg.v_wl, pcg.v_bl, pcg.i_device, pcg.i_terminal, v0, f"draw {k} pcg")

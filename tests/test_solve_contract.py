@@ -22,7 +22,7 @@ from xbarsim._direct import factor_or_refuse
 from xbarsim._newton import _linearized
 from xbarsim.circuit import build_network
 from problems import (PROBLEMS, Circuit, assert_close_scaled, assert_matches,
-                      assert_solutions_close, random_circuit, refuses_ideal_wire)
+                      assert_solutions_close, assert_within_voltage_bound, random_circuit, refuses_ideal_wire)
 
 SOLVE_MODULE = sys.modules[xs.solve.__module__]
 METHODS = SOLVE_MODULE.METHODS
@@ -2607,12 +2607,6 @@ def _strapped_floating_line(weak):
     return g, r_wl, r_bl, left
 
 
-def _assert_nodes_within_bound(sol, ref, tol, what=""):
-    vmax = max(np.abs(ref.v_wl).max(), np.abs(ref.v_bl).max())
-    assert np.abs(sol.v_bl - ref.v_bl).max() <= 10 * tol * vmax, what
-    assert np.abs(sol.v_wl - ref.v_wl).max() <= 10 * tol * vmax, what
-
-
 @pytest.mark.parametrize("tol", [1e-6, 1e-3])
 @pytest.mark.parametrize("weak", [1.0, 0.3])
 @pytest.mark.parametrize("method", ["direct", "mg", "pcg", "auto"])
@@ -2638,7 +2632,7 @@ def test_factored_solves_check_floating_lines_whose_devices_rounding_drops(metho
     ref = naive_solve(g, r_wl, r_bl, **drives, digits=40)
     assert ref.v_bl[0, 2] == pytest.approx(-0.042, abs=1e-3)  # the line's level, which the old answers lost
     sol = xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=r_bl), **drives, method=method, tol=tol)
-    _assert_nodes_within_bound(sol, ref, tol)
+    assert_within_voltage_bound(sol, ref, tol)
 
 
 @pytest.mark.parametrize("method", ["pcg", "direct"])
@@ -2657,7 +2651,7 @@ def test_a_floating_lines_level_is_judged_beside_an_ordinary_floating_line(metho
     drives = dict(left=xs.Drive(left), bottom=xs.Drive(np.zeros(4), floating=[False, False, True, True]))
     ref = naive_solve(g, r_wl, r_bl, **drives, digits=40)
     sol = xs.solve(xs.Crossbar(g, r_wl=r_wl, r_bl=r_bl), **drives, method=method, tol=1e-6)
-    _assert_nodes_within_bound(sol, ref, 1e-6)
+    assert_within_voltage_bound(sol, ref, 1e-6)
 
 
 def test_a_floating_lines_level_is_judged_on_the_true_residual():

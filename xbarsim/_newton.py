@@ -599,8 +599,9 @@ def _predicted(net, after, v_wl, v_bl, g_eff, s, nxt, inner):
     """The start of the stage `after` (`net` with its drives scaled by `nxt`)
     from the solution ``v`` at `s`: ``v`` plus the linear response to the
     drive increment at device conductances `g_eff`; with only the fixed
-    nodes moved where `g_eff` or that solve fails (SuperLU's singular factor, refused as a ParameterError
-    when a Newton step meets it, is no reason to refuse a start)."""
+    nodes moved where `g_eff` or that solve fails (SuperLU's singular
+    factor, refused as a ParameterError when a Newton step meets it, is no
+    reason to refuse a start)."""
     from types import SimpleNamespace
 
     from ._pcg import _scaled

@@ -1995,13 +1995,17 @@ def test_restore_failed_keeps_failed_biases():
 def test_a_failure_scale_multiplies_the_failures_sampled_in_training():
     """``failures=40.0`` samples about 40 times the fitted failure rate in
     training (the dropout of the paper); the scale was ignored without a
-    test noticing (found by mutation testing)."""
+    test noticing (found by mutation testing). So does a scale below 1, and
+    `sample()` in evaluation draws a transfer at the fitted rates whatever
+    the layer trains with: scales taken only above 1, and evaluation taking
+    the training switch (no failures for a layer trained without), each
+    passed every test (found by mutation testing, 2026-12-07)."""
     class Recorder(ToyHardware):
         def sample_layer(self, w, b, rng, noise=True, failures=True):
             self.asked.append(failures)
             return super().sample_layer(w, b, rng, noise=noise, failures=failures)
 
-    for flag, want in ((True, True), (40.0, 40.0)):
+    for flag, want in ((True, True), (40.0, 40.0), (0.5, 0.5), (False, False)):
         hw = Recorder(p_fail=0.01)
         hw.asked = []
         layer = HardwareAwareLinear(3, 2, surrogate=hw, failures=flag, seed=0).double()

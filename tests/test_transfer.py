@@ -5,13 +5,14 @@ import re
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import xbarsim as xs
-from xbarsim.mapping import WEIGHT_SCALE_RANGE, map_layer
+from xbarsim.mapping import WEIGHT_SCALE_RANGE, device_count, map_layer, tile_count
 
 from clusters import loopback_cluster
 from threads import with_threads as _with_threads
@@ -291,6 +292,13 @@ def test_small_and_large_weight_scales_inside_the_range_are_exact():
         prog = xs.transfer(W * c, b * c, cfg, seed=3)
         np.testing.assert_array_equal(prog.g[0], ref.g[0])
         np.testing.assert_allclose(xs.mvm(prog, x, noise=False) / c, y_ref, rtol=1e-12)
+    # the range is closed: max |w| at either end maps, exactly (1e-300 was refused with the end
+    # taken as open, which passed every test: found by mutation testing)
+    for scheme in ("differential", "reference"):
+        for wmax in WEIGHT_SCALE_RANGE:
+            w = wmax * np.array([[1.0, -0.5, 0.25], [-1.0, 0.0, 0.75]])
+            np.testing.assert_allclose(map_layer(w, None, xs.TransferConfig(mapping=scheme)).target_weights()[0]
+                                       / wmax, w / wmax, rtol=0, atol=1e-12)
 
 
 def test_transfer_memory_is_checked_before_mapping_or_programming(monkeypatch):
@@ -353,12 +361,15 @@ def test_the_mapping_memory_check_counts_the_tiles(monkeypatch):
     assert len(map_layer(np.ones((512, 512)), np.ones(512), cfg).tiles) == 513 * 512
 
 
-def test_a_layer_of_more_tiles_than_the_streams_keep_apart_is_refused():
+def test_a_layer_of_more_tiles_than_the_streams_keep_apart_is_refused(monkeypatch):
     """Tile k programs from stream key k and reads from MAX_TILES + k: a
     layer of more than 2**20 tiles would have read with a tile's programming
     stream (found by review). Refused before its weights are copied, as an
-    array or as a list. (2**20 tiles exactly are allowed: mapping them
-    takes 15 s, too long for a test.)"""
+    array or as a list. 2**20 tiles exactly are allowed: mapping them
+    takes 15 s, so the memory check that follows the tile count stops that
+    layer here (refusing it as too many tiles passed every test: found by
+    mutation testing)."""
+    from xbarsim import _memory
     from xbarsim.mapping import MAX_TILES, tile_count
     from xbarsim.transfer import _MVM_KEY
 
@@ -373,6 +384,10 @@ def test_a_layer_of_more_tiles_than_the_streams_keep_apart_is_refused():
     with pytest.raises(xs.ParameterError, match=r"on 64 x 64 tiles makes 2393672 tiles; .* Give larger tiles "
                                                 r"\(tile=\(128, 128\) makes 598418\)"):
         map_layer(np.broadcast_to(0.1, (70000, 70000)), None, xs.TransferConfig())
+    with monkeypatch.context() as m:
+        m.setattr(_memory, "available_bytes", lambda: 2**20)
+        with pytest.raises(xs.MemoryLimitError, match="mapping a 1024 x 1023 layer"):
+            map_layer(np.broadcast_to(1.0, (1024, 1023)), np.zeros(1024), cfg)
 
 
 @pytest.mark.parametrize("call, message", [
@@ -456,6 +471,24 @@ def test_a_convergence_tally_takes_one_transfer_and_refuses_what_is_not_a_transf
         ConvergenceTally("cfg")
 
 
+def test_a_convergence_tally_counts_lrs_and_hrs_stuck_devices_apart():
+    """`ConvergenceTally.summary`: ``stuck_lrs`` counts stuck state 1 (near
+    LRS), ``stuck_hrs`` state 2 (in HRS), as the batches hold them. The two
+    swapped passed every test: the preset's rates are equal (found by
+    mutation testing)."""
+    cfg = xs.TransferConfig(device=replace(xs.presets.TIO2, p_stuck_lrs=0.3, p_stuck_hrs=0.0))
+    W, b = _layer(3, 4)
+    tally = xs.ConvergenceTally(cfg)
+    lrs = hrs = 0
+    for batch in xs.iter_transfers(W, b, cfg, n=3, seed=0, chunk=2):
+        tally.add(batch)
+        lrs += sum(int(np.count_nonzero(s == 1)) for s in batch.stuck_state)
+        hrs += sum(int(np.count_nonzero(s == 2)) for s in batch.stuck_state)
+    assert lrs > 0 and hrs == 0
+    s = tally.summary()
+    assert (s["stuck_lrs"], s["stuck_hrs"]) == (lrs, hrs)
+
+
 def test_mvm_memory_is_checked_before_allocating(monkeypatch):
     """mvm / mvm_many refuse inputs whose working memory cannot fit (they had
     no check: a bare numpy MemoryError, or the allocation itself)."""
@@ -525,6 +558,13 @@ def test_transfer_batch_indexing():
         many[5]
     assert isinstance(info.value, xs.ParameterError)  # and an XbarsimError like every bad argument
     assert len(list(many)) == len(many)  # iteration still ends on it
+    # a batch may end at the last transfer index, 2**63 - 1 (taking that end as open passed every
+    # test: found by mutation testing); its transfers read as at offset 0 (noise-free, ideal wires)
+    top = replace(many[:2], offset=2**63 - 2)
+    assert top[1].index == 2**63 - 1
+    np.testing.assert_array_equal(top.mvm(x, noise=False), many[:2].mvm(x, noise=False))
+    with pytest.raises(xs.ParameterError, match=r"offset = 9223372036854775807; a transfer index"):
+        replace(many[:2], offset=2**63 - 1)
 
 
 def test_read_noise_scales_with_tiny_inputs():
@@ -566,6 +606,25 @@ def test_iter_transfers_checks_its_arguments_at_the_call():
         xs.iter_transfers(W, b, n=2, chunk=0)
     stream = xs.iter_transfers(W, b, n=3, chunk=2)
     assert [len(p) for p in stream] == [2, 1]
+
+
+def test_iter_transfers_checks_the_memory_of_the_chunks_it_runs(monkeypatch):
+    """iter_transfers(n, chunk) runs chunks of min(chunk, n) transfers, as
+    transfer_many does: where transfer_many(n=2) fits, so does the stream of
+    the same n. Checking a whole default chunk (256) refused it and passed
+    every test (found by mutation testing)."""
+    from xbarsim import _memory
+    from xbarsim.transfer import _chunk_bytes
+
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    W, b = _layer(32, 32)
+    one = _chunk_bytes(map_layer(W, b, cfg), 1)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 20 * one)  # 2 transfers fit, 256 do not
+    assert _chunk_bytes(map_layer(W, b, cfg), 256) > 20 * one
+    many = xs.transfer_many(W, b, cfg, n=2, seed=0)
+    parts = list(xs.iter_transfers(W, b, cfg, n=2, seed=0))
+    assert [len(p) for p in parts] == [2]
+    np.testing.assert_array_equal(parts[0].g[0], many.g[0])
 
 
 def test_transfer_many_errors():
@@ -1320,6 +1379,17 @@ def test_mvm_refuses_a_bad_row_offset(bad, message):
         xs.mvm(prog, np.full((4, 3), 0.5), row_offset=bad)
 
 
+def test_row_offset_up_to_the_last_stream_is_accepted():
+    """row_offset + B may reach 2**63 - 1 (the last row read is 2**63 - 2),
+    and the last rows read as they do alone at their own row_offset.
+    Refusing that end passed every test (found by mutation testing)."""
+    prog = xs.transfer(*_layer(2, 3), xs.TransferConfig(), seed=0)
+    x = np.random.default_rng(1).uniform(0, 1, (4, 3))
+    top = 2**63 - 1
+    y = xs.mvm(prog, x, seed=2, row_offset=top - 4)
+    np.testing.assert_array_equal(y[2:], xs.mvm(prog, x[2:], seed=2, row_offset=top - 2))
+
+
 # --- properties (hypothesis) ---------------------------------------------------
 
 from hypothesis import assume, example, given, settings  # noqa: E402
@@ -1433,6 +1503,36 @@ def test_mvm_refuses_a_batch_whose_conductances_were_edited_out_of_range(bad, me
     with pytest.raises(xs.ParameterError, match="tile 0's conductances"):
         xs.mvm(many[1], np.full((2, 2), 0.5))
     assert xs.mvm(many[0], np.full((2, 2), 0.5)).shape == (2, 3)  # the other transfers are intact
+
+
+def test_an_edited_batch_with_an_open_device_reads_its_linear_product():
+    """A device edited to 0 S (open) is a conductance like any other: the
+    check refuses negative or NaN ones only (refusing 0 passed every test:
+    found by mutation testing). A noise-free linear device on ideal wires
+    reads the product of the weights the edited conductances encode."""
+    cfg = xs.TransferConfig(device=xs.presets.TIO2.ideal().linear(), r_wl=0.0, r_bl=0.0)
+    W, b = _layer(3, 2)
+    many = xs.transfer_many(W, b, cfg, n=2, seed=0)
+    many.g[0][1, 0, 0] = 0.0
+    x = np.random.default_rng(3).uniform(0, 1, (5, 2))
+    Y = many.mvm(x, noise=False)
+    We, be = many.effective_weights()
+    for t in range(2):
+        exact = x @ We[t].T + be[t]
+        np.testing.assert_allclose(Y[t], exact, rtol=0, atol=1e-12 * np.abs(exact).max())
+    assert not np.allclose(We[1], We[0])  # the edit changed transfer 1's weight
+
+
+def test_the_output_overflow_bound_counts_the_bias_row_at_v_read():
+    """The bias row reads at V_read whatever the inputs: with zero inputs a
+    hand-edited bias-row device of 1e155 S still carries ~2e154 A, whose
+    square (the read noise) overflows. A bound from the inputs alone passed
+    it (outputs 3.4e158 and inf) and every test (found by mutation testing)."""
+    prog = xs.transfer(*_layer(2, 3), xs.TransferConfig(r_wl=0.0, r_bl=0.0), seed=0)
+    prog.g[0][-1, 0] = 1e155
+    for noise in (False, True):
+        with pytest.raises(xs.ParameterError, match=r"drive up to 0.2 V on the word lines: column currents up to"):
+            xs.mvm(prog, np.zeros((1, 3)), noise=noise)
 
 
 @pytest.mark.slow
@@ -1585,7 +1685,9 @@ def test_a_result_whose_cfg_maps_the_layer_otherwise_is_refused_and_read_side_fi
                             (dict(mapping="reference"), "mapping = 'reference' \\(the mapping's: 'differential'\\)"),
                             (dict(window=(2e-4, 3e-4)), r"window = \(0.0002, 0.0003\)"),
                             (dict(write_verify=xs.WriteVerify(v_read=0.1)), r"write_verify.v_read = 0.1"),
-                            (dict(tile=(4, 4)), r"tile = \(4, 4\) \(smaller than the mapping's tiles\)")):
+                            (dict(tile=(4, 4)), r"tile = \(4, 4\) \(smaller than the mapping's tiles\)"),
+                            # as tall, fewer columns: a check of the rows alone passed (found by mutation testing)
+                            (dict(tile=(8, 4)), r"tile = \(8, 4\) \(smaller than the mapping's tiles\)")):
             with pytest.raises(xs.ParameterError, match=match):
                 replace(prog, cfg=replace(cfg, **edit))
         # a device with another operating window, in a cfg that takes its
@@ -2155,6 +2257,19 @@ def test_a_reference_tile_holds_columns_minus_one_outputs(out_f, shapes):
     assert [t.shape for t in d.tiles] == [(4, 8)]
 
 
+@pytest.mark.parametrize("scheme", ["differential", "reference"])
+@pytest.mark.parametrize("out_f, in_f, bias", [(7, 3, True), (8, 3, False), (3, 10, True), (1, 1, False), (15, 5, True)])
+def test_device_and_tile_counts_are_those_of_the_mapping(scheme, out_f, in_f, bias):
+    """The memory checks' counts (and the devices their messages quote) are
+    those `map_layer` makes. Reference layers counted by floor(out / (C - 1))
+    tiles a row passed every test (27 devices for 30 at 8 x 3; found by
+    mutation testing)."""
+    cfg = xs.TransferConfig(mapping=scheme, tile=(4, 8))
+    m = map_layer(np.random.default_rng(0).normal(size=(out_f, in_f)), np.zeros(out_f) if bias else None, cfg)
+    assert device_count((out_f, in_f), bias, cfg) == m.n_devices
+    assert tile_count((out_f, in_f), bias, cfg) == len(m.tiles)
+
+
 def test_mvm_reads_with_the_cfg_wires_tolerance_and_noise(monkeypatch):
     """The MVM circuit of every tile is solved with the cfg's word-line and
     bit-line resistances (in that order), its solve_tol and solve_maxiter,
@@ -2211,6 +2326,12 @@ def test_per_transfer_inputs_are_read_by_their_own_transfer():
     for t in range(3):
         np.testing.assert_array_equal(Y[t], xs.mvm(many[t], x3[t], seed=6))
     assert not np.allclose(Y[1], many.mvm(x3[0], seed=6)[1])
+    # inputs for another number of transfers are refused before any solve: without the check the
+    # kernel read past two sets (8e-320 for [1.79, 0.96]) or left the fourth unread (found by
+    # mutation testing)
+    for nv in (2, 4):
+        with pytest.raises(xs.ParameterError, match=r"per-transfer inputs x have shape .*expected \(3, B, 3\)"):
+            many.mvm(np.full((nv, 2, 3), 0.5))
 
 
 def test_scheduler_addresses_are_normalized_and_checked_at_the_edges_of_the_port_range():
@@ -2429,6 +2550,26 @@ def test_off_target_warnings_name_the_cause_the_configuration_has():
     with pytest.warns(RuntimeWarning, match=r"\(12 above, 0 below\).*the reads go through the 4 x 4 crossbar") as rec:
         warn_unconverged_counts(16, 0, 0, (4, 4), narrow, "programming", off=(0, 12, 16))
     assert "read_noise" not in str(rec[0].message)
+
+
+def test_transfer_many_warns_of_off_target_devices_alike_for_any_chunk():
+    """transfer_many's warning counts the devices that converged far off
+    their targets over all n transfers, whatever the chunk: counting the
+    last chunk only (a quarter of them here at chunk=1) passed every test
+    (found by mutation testing)."""
+    cfg = xs.TransferConfig(read_scheme="V/2", write_verify=xs.WriteVerify(max_pulses=200))
+    W, b = _layer(3, 4)
+    messages = []
+    for chunk in (1, 4):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            xs.transfer_many(W, b, cfg, n=4, seed=0, chunk=chunk)
+        msgs = [str(w.message) for w in rec if "converged by their V/2 verify reads" in str(w.message)]
+        assert len(msgs) == 1
+        messages.append(msgs[0])
+    assert messages[0] == messages[1]
+    far = int(re.search(r"but (\d+) of them", messages[1]).group(1))
+    assert far > sum(t.target.size for t in map_layer(W, b, cfg).tiles)  # more than one transfer's devices
 
 
 def test_converged_devices_off_target_are_warned_of_beside_the_unconverged():

@@ -194,7 +194,10 @@ def test_a_cached_surrogate_fitted_with_other_settings_is_refitted(quick_run, tm
     for change in ({"n_bins": 3}, {"weight_scale": 5.0}, {"n_probe": None}, {"xbarsim_version": "0.0.1"},
                    {"xbarsim_version": None}, {"code_digest": "0" * 64}, {"code_digest": None},
                    {"xbarsim_version": "0.0.1", "code_digest": "0" * 64},  # an upgrade changes both
-                   {"n_bins": 3, "weight_scale": 5.0}):
+                   {"n_bins": 3, "weight_scale": 5.0},
+                   # another --fit-transfers, --seed or layers: the first was reused (the seed's check
+                   # was reached only through a Ctrl-C test; found by mutation testing)
+                   {"n_transfers": QUICK.fit_transfers + 1}, {"seed": 12345}, {"layers": [[1, 8]]}):
         meta = {k: v for k, v in {**cached.meta, **change}.items() if v is not None}
         replace(cached, meta_json=json.dumps(meta)).save(str(out / "surrogate.npz"))
         logs.clear()
@@ -601,6 +604,7 @@ def spied_run(quick_run, tmp_path_factory):
     folder holding an earlier run's ablation and check files, with the
     calls it makes recorded: name -> [dict(args, kwargs, result)]."""
     import xbarsim.moons as moons
+    import xbarsim.train.data as data_mod
     import xbarsim.train.evaluate as ev
     import xbarsim.train.layers as layers
     import xbarsim.train.plots as plots
@@ -615,7 +619,7 @@ def spied_run(quick_run, tmp_path_factory):
         for module, name in ((training, "train"), (training, "moons_network"), (layers, "convert"),
                              (moons, "_val_score"), (ev, "evaluate_circuit"), (ev, "evaluate_statistical"),
                              (ev, "evaluate_surrogate"), (ev, "grid_outputs_from_batches"), (plots, "plot_cdf"),
-                             (plots, "plot_decision_boundary")):
+                             (plots, "plot_decision_boundary"), (data_mod, "make_moons_split")):
             def spy(*args, _real=getattr(module, name), _name=name, **kwargs):
                 result = _real(*args, **kwargs)
                 calls.setdefault(_name, []).append(dict(args=args, kwargs=kwargs, result=result))
@@ -638,9 +642,12 @@ def test_each_random_purpose_of_a_run_reaches_the_function_it_seeds(spied_run):
     hardware-aware layers' samples, the epoch score, the circuit,
     statistical and surrogate evaluations (the same for both networks) and
     the grid, each `stream_seed(seed, purpose)`; both networks start from
-    the same initial weights (seed itself). Another purpose's stream, or
-    the bare seed, passed every test (found by mutation testing)."""
-    from xbarsim.moons import stream_seed
+    the same initial weights, and the data split draws, from seed itself.
+    Another purpose's stream, or the bare seed, passed every test (found by
+    mutation testing); so did the split drawn from another seed, and the
+    epoch score's surrogate transfers drawn from seed 0 (`_val_score` was
+    spied on its arguments only)."""
+    from xbarsim.moons import QUICK, stream_seed
 
     _, _, calls = spied_run
     s = {k: stream_seed(1, k) for k in ("train", "layers", "score", "circuit", "statistical",
@@ -653,6 +660,24 @@ def test_each_random_purpose_of_a_run_reaches_the_function_it_seeds(spied_run):
     assert [c["kwargs"]["seed"] for c in _evaluations(calls, "evaluate_statistical")] == [s["statistical"]] * 2
     assert [c["kwargs"]["seed"] for c in _evaluations(calls, "evaluate_surrogate")] == [s["surrogate_transfers"]] * 2
     assert [c["kwargs"]["seed"] for c in calls["grid_outputs_from_batches"]] == [s["grid"]] * 2
+    assert [c["kwargs"] for c in calls["make_moons_split"]] == [{"noise": QUICK.noise, "seed": 1}]
+    scored = [c for c in calls["evaluate_surrogate"] if c["kwargs"]["n"] == QUICK.score_transfers]
+    data = calls["make_moons_split"][0]["result"]
+    assert scored and all(c["kwargs"]["seed"] == s["score"] and c["args"][2] is data.x_val
+                          and c["args"][3] is data.y_val for c in scored)
+
+
+def test_each_network_keeps_its_epoch_by_its_own_rule(spied_run):
+    """The regular network keeps its epoch of lowest validation loss (no
+    score), the hardware-aware one the best surrogate score among the
+    checks every 10 epochs. The regular one training with keep_best off
+    (its last epoch kept: epoch 299 for 291 at seed 1, 0.0385 against
+    0.0240 validation loss) passed every test (found by mutation testing)."""
+    _, _, calls = spied_run
+    (regular, hw_aware) = calls["train"]
+    assert regular["args"][2].keep_best and regular["kwargs"].get("score") is None
+    assert hw_aware["args"][2].keep_best and hw_aware["kwargs"]["score"] is not None
+    assert hw_aware["args"][2].select_every == 10
 
 
 def test_each_network_records_the_figures_of_its_own_evaluations(spied_run):

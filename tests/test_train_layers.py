@@ -2016,6 +2016,24 @@ def test_a_failure_scale_multiplies_the_failures_sampled_in_training():
         assert hw.asked == [want, True]  # a transfer in evaluation: the fitted rates
 
 
+def test_the_validation_samples_are_keyed_by_the_training_seed():
+    """``TrainConfig.val_samples``: every check draws the same samples, from
+    streams keyed by ``seed``: the validation loss `train` records is
+    `_val_loss` of its weights at the config's seed, and another seed draws
+    others. Keying them by a constant was caught only by the figures an
+    example quotes (found by mutation testing)."""
+    from xbarsim.train.training import _val_loss
+
+    data = make_moons_split(n_train=32, n_val=16, n_test=8, seed=0)
+    xv, yv = (torch.as_tensor(a, dtype=torch.float64) for a in (data.x_val, data.y_val))
+    for seed in (5, 6):
+        net = convert(moons_network(seed=0), surrogate=ToyHardware(), seed=1)
+        res = train(net, data, TrainConfig(epochs=1, batch_size=32, seed=seed, val_samples=2, keep_best=False),
+                    progress=False)
+        assert res.val_loss_history[0] == pytest.approx(_val_loss(net, xv, yv, 2, seed), rel=1e-12)
+        assert res.val_loss_history[0] != pytest.approx(_val_loss(net, xv, yv, 2, seed + 100), rel=1e-9)
+
+
 def test_train_runs_the_loop_it_documents(monkeypatch):
     """`train` is the README's loop: the regularization enters the loss, and
     a weight sampled as failed in a step keeps its value through that step.

@@ -34,6 +34,29 @@ def test_per_point_accuracy_hand_made():
     assert s["software_accuracy"] == 0.875
 
 
+def test_per_point_accuracy_mean_is_the_mean_of_each_points_fraction_of_transfers():
+    """summarize's ``per_point_accuracy_mean`` (results.json): the mean over
+    points of each point's fraction of transfers right, equal to
+    ``mean_accuracy``. With T != P, dividing the hits by the points instead
+    of the transfers passed every test (found by mutation testing)."""
+    correct = np.array([[1, 0, 1], [1, 1, 0]], bool)  # T = 2 transfers, P = 3 points
+    s = summarize(correct)
+    assert s["per_point_accuracy_mean"] == pytest.approx(float(per_point_accuracy(correct).mean()))
+    assert s["per_point_accuracy_mean"] == pytest.approx(s["mean_accuracy"]) == pytest.approx(4 / 6)
+
+
+def test_summarize_takes_software_accuracies_at_both_ends_of_0_1():
+    """``software_accuracy``, a fraction in [0, 1]: 0 (a network wrong on
+    every point) and 1 are kept, what lies outside is refused. 0 refused
+    passed every test (found by mutation testing)."""
+    correct = np.ones((2, 3), bool)
+    for ok in (0.0, 1.0):
+        assert summarize(correct, software_accuracy=ok)["software_accuracy"] == ok
+    for bad in (-0.01, 1.01):
+        with pytest.raises(ParameterError, match="software_accuracy"):
+            summarize(correct, software_accuracy=bad)
+
+
 def test_edge_is_exact_for_awkward_counts():
     # 0.95 * 2000 = 1900: 1900 hits is >= 0.95 and 1899 is not (no float fuzz).
     T = 2000

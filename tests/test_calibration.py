@@ -227,9 +227,12 @@ def test_attribution_splits_the_drift(capsys):
     # disturb (found by review); on ideal wires they do not move at all
     reads = parts["reads alone (no disturb, relaxation or read noise)"]
     assert np.all(reads[0] < 0) and np.all(reads[1] < disturb_std)
-    still = dataclasses.replace(xs.presets.TIO2, **C.ATTRIBUTION_PARTS["reads alone (no disturb, relaxation or read noise)"])
-    ideal = C.simulate(still, n_arrays=4, seed=0, r_wire=0.0)
-    assert np.all(ideal["drift_mean"] == 0.0) and np.all(ideal["drift_std"] == 0.0)
+    # the device's own relaxation switched off whole: a device with a fast relaxation of non-zero mean
+    # (the preset's is 0) kept it in every "no relaxation" row (found by mutation testing)
+    for base in (xs.presets.TIO2, dataclasses.replace(xs.presets.TIO2, relax_fast_mean=-0.2)):
+        still = dataclasses.replace(base, **C.ATTRIBUTION_PARTS["reads alone (no disturb, relaxation or read noise)"])
+        ideal = C.simulate(still, n_arrays=4, seed=0, r_wire=0.0)
+        assert np.all(ideal["drift_mean"] == 0.0) and np.all(ideal["drift_std"] == 0.0)
 
 
 def test_cli_attribution_prints_the_parts(tmp_path, capsys):
@@ -432,6 +435,17 @@ def test_run_refuses_a_flag_that_is_not_a_bool_before_making_the_folder(tmp_path
     """do_fit="no" ran the fit (a truthy string; found by review)."""
     with pytest.raises(xs.ParameterError, match=f"{flag} = 'no'; give True or False"):
         C.run(str(tmp_path / "cal"), n_arrays=2, **{flag: "no"})
+    assert not (tmp_path / "cal").exists()
+
+
+def test_run_refuses_fit_arrays_past_memory_before_making_the_folder(tmp_path, monkeypatch):
+    """`run` checks the memory of the larger of ``n_arrays`` and
+    ``fit_arrays`` before it makes the folder: checking ``n_arrays`` alone,
+    a fit of 1e9 arrays made the folder and failed inside the fit, and
+    passed every test (found by mutation testing)."""
+    monkeypatch.setattr(C, "fit", lambda *a, **k: pytest.fail("fitted before refusing"))
+    with pytest.raises(xs.MemoryLimitError, match="simulate fewer arrays"):
+        C.run(str(tmp_path / "cal"), do_fit=True, n_arrays=2, fit_arrays=10**9, fit_iter=1, verbose=False)
     assert not (tmp_path / "cal").exists()
 
 
@@ -656,10 +670,18 @@ def _known_programming(monkeypatch):
 def test_simulate_statistics_of_a_known_programming(monkeypatch):
     """Each statistic of `simulate` on a programming whose figures are known
     (`_known_programming`): drift of working devices only, k later devices
-    on, the cut applied, sample stds; the stuck rates by kind; the offset
-    and window spread of converged working devices as read / target - 1."""
-    _known_programming(monkeypatch)
+    on, the cut applied, sample stds; the stuck rates by kind; the offset,
+    window spread and spread in bins of target of converged working devices
+    as read / target - 1 (the bins taking the unconverged device too passed
+    every test: found by mutation testing)."""
+    calls = _known_programming(monkeypatch)
     sim = C.simulate(n_arrays=2, seed=0)
+    (t, _, _), = calls
+    rel = np.where(np.arange(2)[:, None, None] == 0, 0.5, -0.5) * np.ones(t.shape)
+    counted = np.ones(t.shape, bool)
+    counted[:, [0, 1, 5], 0] = False  # column-major: the two stuck devices and the unconverged one
+    want = [rel[counted & (np.abs(t * 1e6 - c) <= 50.0)].std(ddof=1) for c in C.TUNING_G]
+    np.testing.assert_allclose(sim["spread"], want, rtol=1e-9)
     k = C.DRIFT_EVENTS
     n_samples = 2 * (64 - k - 2)  # devices followed by k others, less the 2 stuck ones, in 2 arrays
     n_samples[k == 5] -= 2  # the two beyond the cut
@@ -899,6 +921,10 @@ def test_simulate_refuses_a_device_whose_window_misses_the_measured_targets(monk
         C.simulate(narrow, n_arrays=2)
     with pytest.raises(xs.ParameterError, match=r"window is 100-300 uS"):
         C.fit(narrow, n_arrays=2, maxiter=1)
+    # and the window's lower side (a 150 uS g_min ran, a third of the 150 uS bin below its window;
+    # found by mutation testing)
+    with pytest.raises(xs.ParameterError, match=r"window is 150-500 uS; the measured runs programmed targets"):
+        C.simulate(dataclasses.replace(xs.presets.TIO2, g_min=150e-6), n_arrays=2)
     assert calls == []
     wide = dataclasses.replace(xs.presets.TIO2, g_min=50e-6, g_max=600e-6)
     C.simulate(wide, n_arrays=2, seed=5)
@@ -919,6 +945,22 @@ def test_measured_refuses_a_table_of_fractional_event_counts(tmp_path, monkeypat
     monkeypatch.setattr(C, "_data_path", lambda name: tmp_path / name)
     with pytest.raises(xs.XbarsimError, match=r"neighbour_drift.csv, is missing or damaged \(event counts must be "
                                               r"whole numbers\)"):
+        C.measured()
+
+
+def test_measured_refuses_an_event_count_with_a_single_row(tmp_path, monkeypatch):
+    """One row at an event count has no sample std (NaN, with NumPy's
+    warning only): refused like a missing count. Refusing only a count with
+    no row passed every test (found by mutation testing)."""
+    from importlib import resources
+
+    text = resources.files("xbarsim").joinpath("data", "tio2", "neighbour_drift.csv").read_text()
+    head, *rows = text.splitlines()
+    at_7 = [r for r in rows if int(float(r.split(",")[0])) == 7]
+    keep = [r for r in rows if int(float(r.split(",")[0])) != 7] + at_7[:1]
+    (tmp_path / "neighbour_drift.csv").write_text("\n".join([head] + keep) + "\n")
+    monkeypatch.setattr(C, "_data_path", lambda name: tmp_path / name)
+    with pytest.raises(xs.XbarsimError, match=r"fewer than two rows at event count\(s\) \[7\]"):
         C.measured()
 
 

@@ -524,7 +524,7 @@ def _plot_ratios(ax_k, ax_other, rows):
         ax.set_ylim(lo - 0.05, hi + 0.05)
 
 
-_NO_RELAXATION = dict(relax_fast=0.0, relax_sigma=0.0, relax_drift=0.0)
+_NO_RELAXATION = dict(relax_fast=0.0, relax_fast_mean=0.0, relax_sigma=0.0, relax_drift=0.0)
 _NO_DISTURB = dict(v_sub=1e-3)  # the sub-threshold switching zeroed (v_sub tiny)
 ATTRIBUTION_PARTS = {
     "all": {},

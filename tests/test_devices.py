@@ -57,6 +57,49 @@ def test_bad_device_parameters(kw, word):
         replace(xs.presets.TIO2, **kw)
 
 
+@pytest.mark.parametrize("field, value", [("v_reset", 0.0), ("v_reset", -1.1), ("v_set", 0.0), ("v_set", -1.1),
+                                          ("g_lo", 0.0), ("g_lo", -1e-6)])
+def test_thresholds_and_the_lowest_conductance_must_be_positive(field, value):
+    """Each field the model divides by or bounds a conductance with is > 0,
+    refused by name: a reset threshold of -1.1 V (a reset rate of -3.4e6 S
+    a pulse at -0.5 V) and a g_lo of 0 were taken and passed every test
+    (found by mutation testing)."""
+    with pytest.raises(xs.ParameterError, match=rf"DeviceParams.{field} = {value!r}; it must be > 0"):
+        replace(xs.presets.TIO2, **{field: value})
+
+
+@pytest.mark.parametrize("field", ["k_set", "k_reset", "c2c", "relax_fast", "g_stuck_lrs_std", "read_noise",
+                                   "relax_sigma", "v_sub"])
+def test_every_rate_and_spread_must_be_non_negative(field):
+    """A negative ``k_reset`` made reset pulses raise the conductance, and a
+    negative ``relax_fast`` was dropped by the kernel (which applies it only
+    above 0); both were taken and passed every test (found by mutation
+    testing)."""
+    with pytest.raises(xs.ParameterError, match=rf"DeviceParams.{field} = -0.01; it must be >= 0"):
+        replace(xs.presets.TIO2, **{field: -0.01})
+
+
+def test_the_documented_bounds_themselves_are_taken():
+    """"At most 3" (``relax_fast``, ``c2c``) and "at least" `SCALE_MIN`
+    (``v_slope``, ``v_sub``, ``tw_ref``, ``relax_tau``) include the bound:
+    refusing it passed every test (found by mutation testing)."""
+    dev = replace(xs.presets.TIO2, relax_fast=xs.devices.C2C_MAX, c2c=xs.devices.C2C_MAX)
+    assert dev.relax_fast == dev.c2c == 3.0
+    for name, low in xs.devices.SCALE_MIN.items():
+        assert getattr(replace(xs.presets.TIO2, **{name: low}), name) == low
+    with pytest.raises(xs.ParameterError, match="relax_fast = 3.0000000000000004"):
+        replace(xs.presets.TIO2, relax_fast=np.nextafter(3.0, 4.0))
+
+
+def test_an_initial_window_upside_down_is_refused():
+    """``g_init_lo`` above ``g_init_hi`` was taken (the kernel drew from the
+    swapped interval without a word) and passed every test (found by
+    mutation testing); equal bounds, a fixed start, are taken."""
+    with pytest.raises(xs.ParameterError, match=r"need g_lo <= g_init_lo <= g_init_hi <= g_hi"):
+        replace(xs.presets.TIO2, g_init_lo=100e-6, g_init_hi=50e-6)
+    replace(xs.presets.TIO2, g_init_lo=80e-6, g_init_hi=80e-6)
+
+
 @pytest.mark.parametrize("kw, message", [
     (dict(tw_ref=5e-324), r"tw_ref = 5e-324; at least 1e-15 s"),
     (dict(relax_tau=1e-20), r"relax_tau = 1e-20; at least 1e-15 s"),
@@ -419,6 +462,7 @@ def test_a_zero_rate_constant_with_a_steep_slope_programs_finite_conductances():
     dict(g_stuck_hrs_lo=0.0, g_stuck_hrs_hi=1e-6),  # open devices: an undetermined floating line mid-run
     dict(g_stuck_hrs_lo=2e-3, g_stuck_hrs_hi=3e-3),  # above g_hi
     dict(g_stuck_lrs_mean=2e-3),
+    dict(g_stuck_lrs_mean=2e-6),  # below g_lo: only the upper side was tested (found by mutation testing)
 ])
 def test_stuck_conductances_outside_the_physical_range_are_refused(kw):
     with pytest.raises(xs.ParameterError, match="physical range"):
@@ -482,10 +526,14 @@ def test_read_current_refuses_what_a_crossbar_refuses():
                         (np.nan, 0.2, r"g is nan; conductances are finite and >= 0 S"),
                         (np.array([3e-4, np.inf]), 0.2, r"g holds NaN or inf at \[1\]"),
                         (3e-4, np.inf, "v is inf; give finite voltages"),
-                        (3e-4, 400.0, r"\|v\| up to 400 V is past 700 v0 = 315 V")):
+                        (3e-4, 400.0, r"\|v\| up to 400 V is past 700 v0 = 315 V"),
+                        # judged on |v|: -400 V gave -inf (found by mutation testing)
+                        (3e-4, -400.0, r"\|v\| up to 400 V is past 700 v0 = 315 V"),
+                        (3e-4, np.array([0.2, -400.0]), r"\|v\| up to 400 V")):
         with pytest.raises(xs.ParameterError, match=match):
             dev.read_current(g, v)
-    assert dev.read_current(3e-4, 315.0) > 0 and dev.linear().read_current(3e-4, 400.0) == pytest.approx(0.12)
+    assert dev.read_current(3e-4, 315.0) > 0 > dev.read_current(3e-4, -315.0)
+    assert dev.linear().read_current(3e-4, 400.0) == pytest.approx(0.12)
     assert dev.read_current(0.0, -0.2) == 0.0 and dev.read_current(np.zeros(0), np.zeros(0)).shape == (0,)
 
 
@@ -560,6 +608,65 @@ def test_a_negative_stuck_lrs_spread_is_refused():
     with pytest.raises(xs.ParameterError,
                        match=r"g_stuck_lrs_std = -9.9e-05; it must be >= 0 \(the preset's is 9.9e-05 S\)"):
         replace(xs.presets.TIO2, g_stuck_lrs_std=-99e-6)
+    # the upper bound is the physical range's span, g_hi - g_lo (995 uS), not g_hi (found by mutation testing)
+    dev = xs.presets.TIO2
+    replace(dev, g_stuck_lrs_std=dev.g_hi - dev.g_lo)
+    with pytest.raises(xs.ParameterError, match="exceeds the device's whole range"):
+        replace(dev, g_stuck_lrs_std=dev.g_hi - dev.g_lo / 2)
+
+
+NOISE_FIELDS = ("c2c", "read_noise", "relax_sigma", "relax_drift", "relax_fast", "relax_fast_mean", "p_stuck_lrs",
+                "p_stuck_hrs")
+
+
+@pytest.mark.parametrize("disturb", [False, True])
+def test_ideal_switches_off_every_noise_relaxation_and_failure_field(disturb):
+    """`ideal` is the device "without noise, relaxation or failures": a test
+    checked 5 of its 9 fields, so keeping ``relax_drift``, ``relax_sigma``,
+    ``relax_fast_mean`` or ``p_stuck_hrs`` passed every test (found by
+    mutation testing). Every other field stays as it was."""
+    busy = replace(xs.presets.TIO2, relax_fast_mean=-0.2, p_stuck_lrs=0.01, p_stuck_hrs=0.02)
+    assert all(getattr(busy, f) != 0 for f in NOISE_FIELDS)
+    ideal = busy.ideal(disturb=disturb)
+    assert {f: getattr(ideal, f) for f in NOISE_FIELDS} == dict.fromkeys(NOISE_FIELDS, 0.0)
+    assert ideal.v_sub == (busy.v_sub if disturb else 0.0)
+    assert replace(ideal, **{f: getattr(busy, f) for f in NOISE_FIELDS + ("v_sub",)}) == busy
+    assert xs.presets.TIO2_IDEAL == xs.presets.TIO2.ideal()
+
+
+def test_an_ideal_device_on_ideal_wires_ends_inside_its_write_verify_band():
+    """`ideal`'s docstring: on ideal wires a converged device ends inside its
+    band. With the preset's ``relax_drift`` kept an 8 x 8 array ended up to
+    6.9 % off its targets (found by mutation testing)."""
+    t = np.random.default_rng(1).uniform(100e-6, 500e-6, (8, 8))
+    cfg = xs.TransferConfig(device=xs.presets.TIO2_IDEAL, r_wl=0.0, r_bl=0.0)
+    res = xs.program(t, cfg, seed=0)
+    assert res.converged.all() and not res.stuck.any()
+    assert np.all(np.abs(res.g_final / t - 1) <= cfg.tolerance * (1 + 1e-9))
+
+
+def test_pack_holds_each_field_of_a_non_preset_device_in_its_slot():
+    """Each slot of `pack` holds its own field, for a device whose fields
+    all differ from the preset's: every test packed v0 = 0.45 or None, so
+    the kernel's 1/v0 fixed at the preset's passed them all (found by
+    mutation testing)."""
+    dev = xs.DeviceParams(v0=0.3, v_set=1.2, v_reset=1.4, k_set=2e-6, k_reset=20e-6, v_slope=0.05, v_sub=0.1,
+                          tw_ref=2e-6, c2c=0.2, read_noise=0.002, relax_sigma=0.04, relax_drift=-0.05,
+                          relax_fast=0.03, relax_fast_mean=-0.01, relax_tau=0.07, p_stuck_lrs=0.01,
+                          p_stuck_hrs=0.02, g_stuck_lrs_mean=600e-6, g_stuck_lrs_std=90e-6, g_stuck_hrs_lo=20e-6,
+                          g_stuck_hrs_hi=90e-6, g_init_lo=60e-6, g_init_hi=95e-6, g_lo=6e-6, g_hi=990e-6)
+    dp = dev.pack()
+    slots = dict(P_G_LO="g_lo", P_G_HI="g_hi", P_V0="v0", P_VSET="v_set", P_VRESET="v_reset", P_KSET="k_set",
+                 P_KRESET="k_reset", P_VSLOPE="v_slope", P_VSUB="v_sub", P_TW_REF="tw_ref", P_C2C="c2c",
+                 P_READ_NOISE="read_noise", P_RELAX_SIGMA="relax_sigma", P_RELAX_DRIFT="relax_drift",
+                 P_RELAX_FAST="relax_fast", P_RELAX_TAU="relax_tau", P_RELAX_FAST_MEAN="relax_fast_mean",
+                 P_P_LRS="p_stuck_lrs", P_LRS_MEAN="g_stuck_lrs_mean", P_LRS_STD="g_stuck_lrs_std",
+                 P_P_HRS="p_stuck_hrs", P_HRS_LO="g_stuck_hrs_lo", P_HRS_HI="g_stuck_hrs_hi",
+                 P_INIT_LO="g_init_lo", P_INIT_HI="g_init_hi")
+    for slot, field in slots.items():
+        assert dp[getattr(K, slot)] == getattr(dev, field), slot
+    assert dp[K.P_V0INV] == 1.0 / 0.3
+    assert dev.linear().pack()[K.P_V0INV] == dev.linear().pack()[K.P_V0] == 0.0
 
 
 # Found by mutation testing of kernels/noise.py: each test below fails on a

@@ -99,14 +99,22 @@ def test_the_iterations_axis_label_is_short_and_says_what_it_counts():
     assert all(len(_iterations_label(rows)) <= 40 for rows in ([linear], [sinh]))
 
 
-def test_metrics_match_an_independent_solve():
-    point = ScalePoint(rows=8, cols=12, r_wire=2.0, g_min=1e-5, g_max=1e-4, inputs=3, method="direct")
+@pytest.mark.parametrize("method", ["direct", "pcg"])
+def test_metrics_match_an_independent_solve(method):
+    point = ScalePoint(rows=8, cols=12, r_wire=2.0, g_min=1e-5, g_max=1e-4, inputs=3, method=method)
     row = scale.run_point(point)
     # Redraw the same random state and solve it here.
     rng = np.random.default_rng([0, 8, 12, 3])
     g = 1e-5 + (1e-4 - 1e-5) * rng.random((8, 12))
     x = 0.2 * rng.random((8, 3))
-    sol = xs.solve(xs.Crossbar(g, r_wl=2.0, r_bl=2.0), **xs.read_drives(x, 1.0, 1.0), method="direct")
+    sol = xs.solve(xs.Crossbar(g, r_wl=2.0, r_bl=2.0), **xs.read_drives(x, 1.0, 1.0), method=method)
+    # the solver's columns are the solve's own: the residual column written from kcl_error passed
+    # every test (found by mutation testing); with pcg the two differ, so a swap shows
+    assert (row["method"], row["iterations"]) == (sol.method, sol.iterations)
+    assert row["residual"] == pytest.approx(sol.residual, rel=1e-6, abs=0.0)
+    assert row["kcl_error"] == pytest.approx(sol.kcl_error, rel=1e-6, abs=0.0)
+    if method == "pcg":
+        assert row["residual"] != pytest.approx(row["kcl_error"], rel=0.5)
     ideal = g.T @ x
     assert row["rel_error"] == pytest.approx(np.linalg.norm(sol.i_out - ideal) / np.linalg.norm(ideal), rel=1e-9)
     assert row["max_rel_error"] == pytest.approx(np.max(np.abs(sol.i_out - ideal) / ideal), rel=1e-9)
@@ -227,7 +235,9 @@ def test_a_complete_last_row_without_its_newline_is_kept(tmp_path, monkeypatch):
     assert path.read_text() == text
     # cut anywhere short of its end (inside the time stamp too), it is recomputed
     last = text.splitlines()[-1]
-    for cut in (len(last) - 1, len(last) - 7, len(last) // 2):
+    # (a stamp cut to one without its zone, or to the minute, reads as a time: taking every readable
+    # row as whole passed every test; found by mutation testing)
+    for cut in (len(last) - 1, len(last) - 6, len(last) - 7, len(last) - 9, len(last) // 2):
         path.write_text(text[: len(text) - len(last) - 1] + last[:cut])
         counter.ids.clear()
         run_sweep(sweep, tmp_path, progress=False, plots=False)
@@ -1226,6 +1236,8 @@ def test_figures_name_the_device_model_shared_by_every_point(tmp_path, monkeypat
     plot_results(rows, tmp_path)
     assert len(titles) == 3 and all(expected in t for t in titles)
     assert all(t.endswith("; r: per wire segment") for t in titles)  # the legend's "r = 1 Ω" is a segment's
+    # the one window, in µS: the same numbers labelled mS passed every test (found by mutation testing)
+    assert all("G uniform in [100, 500] µS" in t for t in titles)
 
 
 def test_figures_do_not_name_one_read_voltage_or_terminal_when_they_vary(tmp_path, monkeypatch):
@@ -1913,6 +1925,25 @@ def test_a_results_file_saved_by_a_spreadsheet_resumes(tmp_path):
     assert [r["finished_utc"] for r in again] == [r["finished_utc"] for r in first]  # not recomputed
     assert not path.read_bytes().startswith(b"\xef\xbb\xbf")
     assert [r["point_id"] for r in load_results(path)] == [r["point_id"] for r in first]
+
+
+def test_default_sweep_is_the_documented_one():
+    """`DEFAULT_SWEEP` as its docstring and ``xbarsim scale --help`` state it
+    (N = 64..4096, wires 0.1, 1, 10 ohm, windows 100-500 uS and 1-10 uS,
+    linear devices, one input: 42 points), and the command's defaults are
+    it. A 1-100 uS second window passed every test (found by mutation
+    testing)."""
+    from xbarsim.cli import build_parser
+
+    d = scale.DEFAULT_SWEEP
+    assert d.sizes == tuple((n, n) for n in (64, 128, 256, 512, 1024, 2048, 4096))
+    assert d.r_wire == (0.1, 1.0, 10.0)
+    assert d.g_ranges == ((100e-6, 500e-6), (1e-6, 10e-6))
+    assert d.devices == (("linear", None),) and d.inputs == (1,)
+    assert d.v_read == 0.2 and d.r_terminal == 1.0 and d.method == "auto" and d.tol is None
+    assert len(d.points()) == 42
+    args = build_parser().parse_args(["scale", "--out", "o"])
+    assert tuple(map(tuple, args.g_range)) == d.g_ranges and tuple(args.r_wire) == d.r_wire
 
 
 def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():

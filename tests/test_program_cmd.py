@@ -512,3 +512,92 @@ def test_targets_outside_the_operating_window_are_warned_of(tmp_path, capsys):
                      capsys.readouterr().err)
     assert main(["program", "--out", str(tmp_path / "in"), "--size", "2", "--no-progress"]) == 0
     assert "operating window" not in capsys.readouterr().err
+
+
+# Found by mutation testing of xbarsim/program_cmd.py (2026-12-07): each test below fails on a
+# mutant that every other test passed.
+
+def _capture_figures(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figs = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig) or real_close(fig))
+    return figs
+
+
+@pytest.fixture(scope="module")
+def programmed():
+    """10 x 12, seed 1, row-major: one device stuck near LRS (it spends the
+    whole 40-pulse budget, more than any working device), drifts of both
+    signs, errors of both signs."""
+    t = np.random.default_rng(1).uniform(100e-6, 500e-6, (10, 12))
+    res = xs.program(t, xs.TransferConfig(order="row-major"), seed=1)
+    assert res.stuck.sum() == 1
+    return res
+
+
+def _stats(x):
+    return dict(mean=x.mean(), std=x.std(), p95_abs=np.percentile(np.abs(x), 95), max_abs=np.abs(x).max())
+
+
+def test_program_summary_statistics_follow_their_definitions(programmed):
+    """Every figure of `program_cmd.summarize` as its docstring defines it:
+    pulses over every device (stuck ones included), convergence over the
+    working ones, and for the working devices' errors (relative to the
+    target) and drift ``g_final - g_after_own`` the mean, std, 95th
+    percentile of the absolute value and the largest absolute value."""
+    from xbarsim.program_cmd import summarize
+
+    res = programmed
+    s = summarize(res)
+    w = res.working
+    assert s["devices"] == res.target.size == 120 and s["working"] == 119
+    assert s["pulses_mean"] == pytest.approx(res.pulses.mean(), rel=1e-12)
+    assert s["pulses_max"] == res.pulses.max() == 40 > res.pulses[w].max()
+    assert s["converged_working"] == pytest.approx(res.converged[w].mean(), rel=1e-12)
+    assert s["converged_working"] != pytest.approx(res.converged.mean(), rel=1e-6)  # the stuck one never converges
+    expected = {
+        "error_after_own_pct": 100.0 * (res.g_after_own[w] / res.target[w] - 1.0),
+        "error_final_pct": 100.0 * (res.g_final[w] / res.target[w] - 1.0),
+        "drift_uS": 1e6 * (res.g_final[w] - res.g_after_own[w]),
+    }
+    for key, x in expected.items():
+        assert min(x) < 0 < max(x), key  # both signs: the abs() and the sign of the difference show
+        for stat, value in _stats(x).items():
+            assert s[key][stat] == pytest.approx(value, rel=1e-12, abs=1e-12), (key, stat)
+
+
+def test_program_png_maps_the_final_error_and_the_drift_in_microsiemens(programmed, tmp_path, monkeypatch):
+    """program.png's error map is g_final / target - 1 in %, stuck devices
+    NaN (grey); the drift panel's dots are g_final - g_after_own in uS at
+    each working device's position in the programming order."""
+    from xbarsim import program_cmd
+
+    res = programmed
+    figs = _capture_figures(monkeypatch)
+    program_cmd.plot(res, str(tmp_path / "p.png"))
+    w = res.working
+    shown = np.ma.filled(np.ma.masked_invalid(figs[-1].axes[0].images[0].get_array()).astype(float), np.nan)
+    np.testing.assert_allclose(shown[w], 100.0 * (res.g_final[w] / res.target[w] - 1.0), rtol=1e-12)
+    assert np.isnan(shown[~w]).all()
+    dots = next(ln for ln in figs[-1].axes[3].get_lines() if ln.get_label() == "device")
+    np.testing.assert_array_equal(dots.get_xdata(), res.order_index[w])
+    np.testing.assert_allclose(dots.get_ydata(), 1e6 * (res.g_final - res.g_after_own)[w], rtol=1e-12)
+
+
+def test_program_warns_of_targets_above_the_operating_window_too(tmp_path, capsys):
+    """Targets above 500 uS (inside the reachable range) are outside the
+    operating window as much as targets below 100 uS."""
+    assert main(["program", "--out", str(tmp_path / "o"), "--size", "2", "--g-range", "520e-6:600e-6",
+                 "--r-wire", "0", "--no-progress"]) == 0
+    assert "warning: 4 of 4 targets lie outside the device's operating window" in capsys.readouterr().err
+
+
+def test_program_takes_the_largest_pulse_budget_it_names(tmp_path, capsys):
+    """--max-pulses is refused outside 1..MAX_PULSES_LIMIT, so the limit itself is taken."""
+    from xbarsim.programming import MAX_PULSES_LIMIT
+
+    assert main(["program", "--out", str(tmp_path / "o"), "--size", "1", "--ideal-device", "--r-wire", "0",
+                 "--max-pulses", str(MAX_PULSES_LIMIT), "--no-progress"]) == 0
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["config"]["max_pulses"] == MAX_PULSES_LIMIT

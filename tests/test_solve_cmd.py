@@ -932,3 +932,126 @@ def test_the_sinh_note_on_ideal_wires_says_the_curve_is_all_the_error(files, cap
     assert "partly cancel" not in printed
     assert main(argv + ["--r-wire", "2", "--out", str(tmp / "wires")]) == 0
     assert "the two partly cancel" in capsys.readouterr().out
+
+
+# Found by mutation testing of xbarsim/solve_cmd.py (2026-12-07): each test below fails on a
+# mutant that every other test passed.
+
+def _capture_figures(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figs = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig) or real_close(fig))
+    return figs
+
+
+@pytest.fixture
+def g_file(tmp_path):
+    g = 1.0 / np.random.default_rng(3).uniform(2e3, 1e4, (7, 5))
+    np.save(tmp_path / "g.npy", g)
+    return tmp_path, g
+
+
+@pytest.mark.parametrize("scheme", ["V/3", "floating"])
+def test_solve_pulse_saves_each_lines_drives_under_its_own_name(g_file, scheme):
+    """solution.npz's wl_v / wl_floating are the word lines' (M values),
+    bl_v / bl_floating the bit lines' (N): the selected word line at vp, the
+    selected bit line at 0 V, the others at vp/3 and 2 vp/3 (V/3) or
+    floating."""
+    tmp, g = g_file
+    vp, (i, j) = 1.2, (4, 2)
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--pulse", f"{i},{j}", "--vp", str(vp), "--scheme", scheme,
+                 "--r-wire", "0", "--no-progress", "--out", str(tmp / "o")]) == 0
+    sol = np.load(tmp / "o" / "solution.npz")
+    assert sol["wl_v"].shape == sol["wl_floating"].shape == (7,)
+    assert sol["bl_v"].shape == sol["bl_floating"].shape == (5,)
+    assert sol["wl_v"][i] == vp and sol["bl_v"][j] == 0.0
+    if scheme == "V/3":
+        np.testing.assert_allclose(np.delete(sol["wl_v"], i), vp / 3, rtol=1e-15)
+        np.testing.assert_allclose(np.delete(sol["bl_v"], j), 2 * vp / 3, rtol=1e-15)
+        assert not sol["wl_floating"].any() and not sol["bl_floating"].any()
+    else:
+        np.testing.assert_array_equal(sol["wl_floating"], np.arange(7) != i)
+        np.testing.assert_array_equal(sol["bl_floating"], np.arange(5) != j)
+
+
+def test_solve_pulse_defaults_to_1_5_volts_under_v2(g_file):
+    """--vp and --scheme left out: 1.5 V under V/2, as the help says; on
+    ideal wires the half-selected cells see vp/2."""
+    tmp, _ = g_file
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--pulse", "1,2", "--r-wire", "0", "--no-progress",
+                 "--out", str(tmp / "o")]) == 0
+    summary = json.loads((tmp / "o" / "summary.json").read_text())
+    assert summary["config"]["vp"] == 1.5 and summary["config"]["scheme"] == "V/2"
+    assert summary["pulse"]["v_selected"] == pytest.approx(1.5, abs=1e-12)
+    assert summary["pulse"]["worst_half_selected_fraction"] == pytest.approx(0.5, abs=1e-12)
+
+
+def test_solve_pulse_outside_the_columns_is_refused_with_the_command_lines_words(g_file, capsys):
+    tmp, _ = g_file
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--pulse", "0,5", "--out", str(tmp / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "--pulse 0,5 is outside the 7 x 5 array" in err and "a column 0..4" in err
+    assert not (tmp / "o").exists()
+
+
+def test_solve_v_in_keeps_its_sign_and_the_current_range_is_signed(g_file):
+    """--v-in -0.2 drives every word line at -0.2 V: the inputs saved are
+    -0.2, the sensed currents negative, and i_out_min_A / i_out_max_A their
+    signed extremes."""
+    tmp, g = g_file
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--v-in", "-0.2", "--r-wire", "0", "--no-progress",
+                 "--out", str(tmp / "o")]) == 0
+    sol = np.load(tmp / "o" / "solution.npz")
+    summary = json.loads((tmp / "o" / "summary.json").read_text())
+    np.testing.assert_array_equal(sol["x"], np.full(7, -0.2))
+    np.testing.assert_allclose(sol["i_out"], g.T @ np.full(7, -0.2), rtol=1e-12)  # ideal wires
+    assert summary["i_out_max_A"] == float(sol["i_out"].max()) < 0
+    assert summary["i_out_min_A"] == float(sol["i_out"].min())
+
+
+def test_solve_png_maps_the_first_input_vector_in_millivolts(monkeypatch, tmp_path):
+    """The maps are of input vector 1 (of 2, very different here), in mV:
+    word-line and bit-line node voltages, and the voltage each device loses
+    to the wires, input - (V_wl - V_bl)."""
+    from xbarsim import solve_cmd
+
+    g = 1.0 / np.random.default_rng(3).uniform(2e3, 1e4, (7, 5))
+    x = np.stack([np.linspace(0.1, 0.3, 7), np.full(7, 0.05)], axis=1)  # (M, B)
+    sol = xs.solve(xs.Crossbar(g, r_wl=2.0, r_bl=2.0), **xs.read_drives(x))
+    figs = _capture_figures(monkeypatch)
+    solve_cmd.plot(g, x, sol, str(tmp_path / "p.png"))
+    images = [figs[-1].axes[k].images[0].get_array() for k in range(3)]
+    np.testing.assert_allclose(images[0], 1e3 * sol.v_wl[:, :, 0], rtol=1e-12)
+    np.testing.assert_allclose(images[1], 1e3 * sol.v_bl[:, :, 0], rtol=1e-12)
+    lost = 1e3 * (x[:, :1] - (sol.v_wl[:, :, 0] - sol.v_bl[:, :, 0]))
+    np.testing.assert_allclose(images[2], lost, rtol=1e-12, atol=1e-12)
+
+
+def test_solve_pulse_png_marks_the_selected_cell_at_its_row_and_column(monkeypatch, tmp_path):
+    from xbarsim import solve_cmd
+
+    g = np.full((7, 5), 2e-4)
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), **xs.pulse_drives(g.shape, (4, 2), 1.5, "V/2"))
+    figs = _capture_figures(monkeypatch)
+    solve_cmd.plot_pulse(sol, (4, 2), 1.5, str(tmp_path / "p.png"))
+    marker = figs[-1].axes[0].lines[0]
+    assert list(marker.get_xdata()) == [2] and list(marker.get_ydata()) == [4]  # x: bit line j, y: word line i
+
+
+def test_solve_one_row_of_inputs_is_one_input_vector_as_a_flat_one_is(g_file):
+    """--inputs of shape (1, M) (one row: one input vector) is read as an
+    (M,) vector: solution.npz holds the same arrays, of the same shapes."""
+    tmp, g = g_file
+    x = np.linspace(0.1, 0.3, 7)
+    np.save(tmp / "flat.npy", x)
+    np.save(tmp / "row.npy", x[None, :])
+    for name in ("flat", "row"):
+        assert main(["solve", "--g", str(tmp / "g.npy"), "--inputs", str(tmp / f"{name}.npy"), "--no-progress",
+                     "--out", str(tmp / name)]) == 0
+    a, b = (np.load(tmp / name / "solution.npz") for name in ("flat", "row"))
+    for key in ("x", "inputs", "i_out", "v_wl", "i_device"):
+        assert a[key].shape == b[key].shape, key
+        np.testing.assert_array_equal(a[key], b[key])
+    assert a["i_out"].shape == (5,)

@@ -226,3 +226,40 @@ def test_csv_rows_of_empty_fields_are_skipped(tmp_path):
     d = load_csv_dir(tmp_path, scale=False)
     np.testing.assert_array_equal(d.x_val, [[0.1, 0.2], [0.3, 0.4]])
     np.testing.assert_array_equal(d.y_val, [1, 0])
+
+
+# Found by mutation testing of xbarsim/train/data.py (2026-12-07): each test below fails on a
+# mutant that every other test passed.
+
+def test_a_constant_feature_scales_to_zero_not_nan(tmp_path):
+    """A feature with one value in every file has no range: min-max scaling
+    maps it to 0 (it was 0 / 0 = NaN where hi - lo = 0 is divided)."""
+    for name, rows in (("train", "0.1,0.5,1\n0.3,0.5,0\n"), ("val", "0.2,0.5,1\n"), ("test", "0.3,0.5,0\n")):
+        (tmp_path / f"{name}.csv").write_text("x1,x2,label\n" + rows)
+    d = load_csv_dir(tmp_path)
+    np.testing.assert_allclose(d.x_train[:, 0], [0.0, 1.0], atol=1e-15)
+    for part in (d.x_train, d.x_val, d.x_test):
+        np.testing.assert_array_equal(part[:, 1], 0.0)
+
+
+def test_a_fractional_label_is_refused(tmp_path):
+    """Labels are 0 or 1: 0.5 was read (and cast to class 0)."""
+    _write_parts(tmp_path, "x1,x2,label\n0.1,0.2,1\n0.3,0.4,0\n")
+    (tmp_path / "val.csv").write_text("x1,x2,label\n0.1,0.2,0.5\n")
+    with pytest.raises(ParameterError, match=r"labels must be 0 or 1; found \[0.5\]"):
+        load_csv_dir(tmp_path)
+
+
+def test_a_training_file_of_one_class_is_refused(tmp_path):
+    """A classifier needs training points of both classes: a train.csv of
+    one class was taken."""
+    _write_parts(tmp_path, "x1,x2,label\n0.1,0.2,1\n0.3,0.4,0\n")
+    (tmp_path / "train.csv").write_text("x1,x2,label\n0.1,0.2,1\n0.3,0.4,1\n")
+    with pytest.raises(ParameterError, match="holds only class 1; a classifier needs training points of both"):
+        load_csv_dir(tmp_path)
+
+
+@pytest.mark.parametrize("sizes", [(0, 10, 10), (10, 0, 10), (10, 10, 0)])
+def test_every_part_of_the_split_must_hold_a_point(sizes):
+    with pytest.raises(ParameterError, match="must be positive integers"):
+        make_moons_split(*sizes, seed=0)

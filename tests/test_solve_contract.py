@@ -20,6 +20,7 @@ import xbarsim as xs
 from naive import naive_solve
 from xbarsim._direct import factor_or_refuse
 from xbarsim._newton import _linearized
+from xbarsim import _memory
 from xbarsim.circuit import build_network
 from problems import (PROBLEMS, Circuit, assert_close_scaled, assert_matches,
                       assert_solutions_close, assert_within_voltage_bound, random_circuit, refuses_ideal_wire)
@@ -2843,3 +2844,70 @@ def test_solves_scale_with_the_conductances_down_to_the_refusal(method, v0):
         assert sol.iterations >= 1 and sol.kcl_error < 1e-11
         np.testing.assert_allclose(sol.v_wl, ref.v_wl, rtol=0, atol=1e-13)
         np.testing.assert_allclose(sol.i_out / k, ref.i_out, rtol=1e-12)
+
+# Found by mutation testing of circuit.py, _coerce.py and _memory.py (2026-12-07): each test
+# below fails on a mutant that every other test passed.
+
+@pytest.mark.parametrize("v0_shape", [(4, 3), (3, 1), (1, 4), (4,)])
+def test_a_v0_of_the_wrong_shape_is_refused_by_name(v0_shape):
+    """v0 is None, a scalar or (M, N): a transposed (N, M) v0, or one that
+    would only broadcast, is refused by name before anything is built
+    (found by mutation testing: the shape check dropped, (4, 3) on a 3 x 4 array was taken)."""
+    g = np.full((3, 4), 1e-4)
+    with pytest.raises(xs.ParameterError, match=r"v0 has shape"):
+        xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=np.full(v0_shape, 0.3))
+
+
+@pytest.mark.parametrize("floating", [None, np.array([True, False, False])])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf])
+def test_an_infinite_drive_voltage_is_refused_as_not_finite(bad, floating):
+    """A drive voltage of +-inf is refused as not finite (the message the
+    user needs), on a driven end and on a floating one alike (found by mutation testing:
+    only NaN checked; inf on a floating end was taken, and on a driven end
+    refused as a current overflow with a hint to scale the drives down)."""
+    xbar = xs.Crossbar(np.full((3, 4), 1e-4), r_wl=1.0, r_bl=1.0)
+    with pytest.raises(xs.ParameterError, match="NaN or inf"):
+        build_network(xbar, left=xs.Drive([bad, 0.1, 0.2], floating=floating), bottom=0.0)
+
+
+def test_an_ambiguous_scheme_prefix_names_no_single_guess():
+    """"v" starts both "V/2" and "V/3": the refusal lists the choices and
+    guesses neither (found by mutation testing: the first prefix match was offered, "did you
+    mean 'V/2'?", for a name that fits V/3 as well)."""
+    from xbarsim._coerce import nearest_hint
+
+    assert nearest_hint("v", ["V/2", "V/3", "floating"]) == ""
+    with pytest.raises(xs.ParameterError, match=r"unknown scheme 'v'") as info:
+        xs.pulse_drives((4, 4), (1, 1), 1.5, "v")
+    assert "did you mean" not in str(info.value)
+    assert nearest_hint("flo", ["V/2", "V/3", "floating"]) == " (did you mean 'floating'?)"  # one prefix match: named
+
+
+@pytest.mark.parametrize("method", ["pcg", "mg", "direct"])
+@pytest.mark.parametrize("shape", [(1, 50_000), (50_000, 1), (64, 64)])
+def test_each_further_column_of_a_sinh_solve_counts_its_lines_too(method, shape):
+    """`LINE_BYTES_PER_COLUMN` is bytes per line and batch column of any
+    solve: a sinh solve's further column adds it for each of the M + N
+    lines on top of its per-cell `NEWTON_BYTES_PER_CELL_COLUMN` (found by mutation testing:
+    the lines' share of further columns dropped from the nonlinear estimate,
+    which on a 1 x N array, a line per cell, is most of the need)."""
+    M, N = shape
+    for batch in (1, 2, 8):
+        step = (_memory.estimate(method, M, N, batch + 1, nonlinear=True)
+                - _memory.estimate(method, M, N, batch, nonlinear=True))
+        assert step >= M * N * _memory.NEWTON_BYTES_PER_CELL_COLUMN + (M + N) * _memory.LINE_BYTES_PER_COLUMN
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (300, 20), (1, 5000)])
+def test_an_mg_solve_needs_at_least_a_pcg_solve_of_the_same_batch(shape):
+    """mg holds what pcg holds plus its coarse levels, per cell and per
+    batch column alike (`MG_BYTES_PER_CELL_COLUMN`: "as pcg's plus the
+    coarse levels' vectors"), so its estimate is never below pcg's and
+    grows by at least its per-cell bytes per column (found by mutation testing: mg's
+    per-column bytes counted once whatever the batch; a 64 x 64 mg solve of
+    16 columns was estimated below pcg's)."""
+    M, N = shape
+    for batch in (1, 2, 16):
+        assert _memory.estimate("mg", M, N, batch) >= _memory.estimate("pcg", M, N, batch)
+        step = _memory.estimate("mg", M, N, batch + 1) - _memory.estimate("mg", M, N, batch)
+        assert step >= M * N * _memory.MG_BYTES_PER_CELL_COLUMN

@@ -11,6 +11,8 @@ import xbarsim as xs
 from xbarsim.cli import main
 from xbarsim.exceptions import ParameterError
 
+from figures import closed_figures
+
 
 def test_cli_writes_summary_npz_png_consistent_with_the_result(tmp_path, capsys):
     rc = main(["program", "--out", str(tmp_path), "--size", "6x5", "--scheme", "V/3", "--r-wire", "2",
@@ -316,14 +318,10 @@ def test_program_png_counts_whole_devices_and_draws_them_above_the_mean(tmp_path
     """On a small array the histograms' axis had ticks at 0.5 and 1.5
     devices, and the binned-mean line hid the devices' dots where a bin
     holds one device (found by review)."""
-    import matplotlib.pyplot as plt
-
     from xbarsim import program_cmd
 
     res = xs.program(np.random.default_rng(0).uniform(100e-6, 500e-6, (3, 3)), xs.TransferConfig(), seed=0)
-    figs = []
-    real_close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig) or real_close(fig))
+    figs = closed_figures(monkeypatch)
     program_cmd.plot(res, str(tmp_path / "p.png"))
     hist_ax, drift_ax = figs[-1].axes[2], figs[-1].axes[3]
     ticks = [t for t in hist_ax.get_yticks() if hist_ax.get_ylim()[0] <= t <= hist_ax.get_ylim()[1]]
@@ -345,8 +343,6 @@ def test_program_png_shows_stuck_devices_clipping_and_every_device(tmp_path, mon
     0.5-99.5 percentile range (found by review)."""
     from dataclasses import replace
 
-    import matplotlib.pyplot as plt
-
     from xbarsim import program_cmd
 
     cfg = xs.TransferConfig(device=replace(xs.presets.TIO2, p_stuck_lrs=0.1), r_wl=1.0, r_bl=1.0)
@@ -354,9 +350,7 @@ def test_program_png_shows_stuck_devices_clipping_and_every_device(tmp_path, mon
     res = xs.program(targets, cfg, seed=1)
     n_stuck = int(res.stuck.sum())
     assert n_stuck > 0
-    figs = []
-    real_close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig) or real_close(fig))
+    figs = closed_figures(monkeypatch)
     program_cmd.plot(res, str(tmp_path / "p.png"))
     err_ax, hist_ax = figs[-1].axes[0], figs[-1].axes[2]
     image = err_ax.images[0]
@@ -517,15 +511,6 @@ def test_targets_outside_the_operating_window_are_warned_of(tmp_path, capsys):
 # Found by mutation testing of xbarsim/program_cmd.py (2026-12-07): each test below fails on a
 # mutant that every other test passed.
 
-def _capture_figures(monkeypatch):
-    import matplotlib.pyplot as plt
-
-    figs = []
-    real_close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig) or real_close(fig))
-    return figs
-
-
 @pytest.fixture(scope="module")
 def programmed():
     """10 x 12, seed 1, row-major: one device stuck near LRS (it spends the
@@ -575,7 +560,7 @@ def test_program_png_maps_the_final_error_and_the_drift_in_microsiemens(programm
     from xbarsim import program_cmd
 
     res = programmed
-    figs = _capture_figures(monkeypatch)
+    figs = closed_figures(monkeypatch)
     program_cmd.plot(res, str(tmp_path / "p.png"))
     w = res.working
     shown = np.ma.filled(np.ma.masked_invalid(figs[-1].axes[0].images[0].get_array()).astype(float), np.nan)

@@ -11,6 +11,8 @@ import xbarsim as xs
 from xbarsim.cli import main
 from xbarsim.spice import ngspice_available
 
+from figures import closed_figures
+
 
 @pytest.fixture
 def files(tmp_path):
@@ -202,14 +204,10 @@ def test_solve_png_error_panel_shows_every_point_and_the_zero_line(files, monkey
     earlier parity plot's ideal line ran from 0 to 1e-24 uA, out of sight of
     points at -600..-300 uA; then its points sat in one corner of a plot
     through 0: both found by review.)"""
-    import matplotlib.pyplot as plt
-
     from xbarsim import solve_cmd
 
     tmp, g, x = files
-    figs = []
-    real_close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig) or real_close(fig))
+    figs = closed_figures(monkeypatch)
     sol = xs.solve(xs.Crossbar(g, 1.0, 1.0), left=xs.Drive(sign * x.T), bottom=xs.Drive(0.0))
     solve_cmd.plot(g, sign * x.T, sol, str(tmp / "p.png"))
     ax = figs[-1].axes[3]  # axes: 2 images + 2 colorbars, then the lost drop, its bar
@@ -937,15 +935,6 @@ def test_the_sinh_note_on_ideal_wires_says_the_curve_is_all_the_error(files, cap
 # Found by mutation testing of xbarsim/solve_cmd.py (2026-12-07): each test below fails on a
 # mutant that every other test passed.
 
-def _capture_figures(monkeypatch):
-    import matplotlib.pyplot as plt
-
-    figs = []
-    real_close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig) or real_close(fig))
-    return figs
-
-
 @pytest.fixture
 def g_file(tmp_path):
     g = 1.0 / np.random.default_rng(3).uniform(2e3, 1e4, (7, 5))
@@ -1020,7 +1009,7 @@ def test_solve_png_maps_the_first_input_vector_in_millivolts(monkeypatch, tmp_pa
     g = 1.0 / np.random.default_rng(3).uniform(2e3, 1e4, (7, 5))
     x = np.stack([np.linspace(0.1, 0.3, 7), np.full(7, 0.05)], axis=1)  # (M, B)
     sol = xs.solve(xs.Crossbar(g, r_wl=2.0, r_bl=2.0), **xs.read_drives(x))
-    figs = _capture_figures(monkeypatch)
+    figs = closed_figures(monkeypatch)
     solve_cmd.plot(g, x, sol, str(tmp_path / "p.png"))
     images = [figs[-1].axes[k].images[0].get_array() for k in range(3)]
     np.testing.assert_allclose(images[0], 1e3 * sol.v_wl[:, :, 0], rtol=1e-12)
@@ -1034,7 +1023,7 @@ def test_solve_pulse_png_marks_the_selected_cell_at_its_row_and_column(monkeypat
 
     g = np.full((7, 5), 2e-4)
     sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), **xs.pulse_drives(g.shape, (4, 2), 1.5, "V/2"))
-    figs = _capture_figures(monkeypatch)
+    figs = closed_figures(monkeypatch)
     solve_cmd.plot_pulse(sol, (4, 2), 1.5, str(tmp_path / "p.png"))
     marker = figs[-1].axes[0].lines[0]
     assert list(marker.get_xdata()) == [2] and list(marker.get_ydata()) == [4]  # x: bit line j, y: word line i

@@ -2845,6 +2845,7 @@ def test_solves_scale_with_the_conductances_down_to_the_refusal(method, v0):
         np.testing.assert_allclose(sol.v_wl, ref.v_wl, rtol=0, atol=1e-13)
         np.testing.assert_allclose(sol.i_out / k, ref.i_out, rtol=1e-12)
 
+
 # Found by mutation testing of circuit.py, _coerce.py and _memory.py (2026-12-07): each test
 # below fails on a mutant that every other test passed.
 

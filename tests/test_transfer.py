@@ -384,10 +384,9 @@ def test_a_layer_of_more_tiles_than_the_streams_keep_apart_is_refused(monkeypatc
     with pytest.raises(xs.ParameterError, match=r"on 64 x 64 tiles makes 2393672 tiles; .* Give larger tiles "
                                                 r"\(tile=\(128, 128\) makes 598418\)"):
         map_layer(np.broadcast_to(0.1, (70000, 70000)), None, xs.TransferConfig())
-    with monkeypatch.context() as m:
-        m.setattr(_memory, "available_bytes", lambda: 2**20)
-        with pytest.raises(xs.MemoryLimitError, match="mapping a 1024 x 1023 layer"):
-            map_layer(np.broadcast_to(1.0, (1024, 1023)), np.zeros(1024), cfg)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 2**20)
+    with pytest.raises(xs.MemoryLimitError, match="mapping a 1024 x 1023 layer"):
+        map_layer(np.broadcast_to(1.0, (1024, 1023)), np.zeros(1024), cfg)
 
 
 @pytest.mark.parametrize("call, message", [
@@ -618,9 +617,10 @@ def test_iter_transfers_checks_the_memory_of_the_chunks_it_runs(monkeypatch):
 
     cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
     W, b = _layer(32, 32)
-    one = _chunk_bytes(map_layer(W, b, cfg), 1)
+    mapping = map_layer(W, b, cfg)
+    one = _chunk_bytes(mapping, 1)
     monkeypatch.setattr(_memory, "available_bytes", lambda: 20 * one)  # 2 transfers fit, 256 do not
-    assert _chunk_bytes(map_layer(W, b, cfg), 256) > 20 * one
+    assert _chunk_bytes(mapping, 256) > 20 * one
     many = xs.transfer_many(W, b, cfg, n=2, seed=0)
     parts = list(xs.iter_transfers(W, b, cfg, n=2, seed=0))
     assert [len(p) for p in parts] == [2]

@@ -55,7 +55,7 @@ import warnings
 
 import numpy as np
 
-from .devices import whole_number
+from .devices import RELAXATION_FIELDS, whole_number
 from .exceptions import ParameterError, XbarsimError
 from .cli import help_text, removing_new_folders, seed_arg
 
@@ -524,7 +524,7 @@ def _plot_ratios(ax_k, ax_other, rows):
         ax.set_ylim(lo - 0.05, hi + 0.05)
 
 
-_NO_RELAXATION = dict(relax_fast=0.0, relax_fast_mean=0.0, relax_sigma=0.0, relax_drift=0.0)
+_NO_RELAXATION = dict.fromkeys(RELAXATION_FIELDS, 0.0)
 _NO_DISTURB = dict(v_sub=1e-3)  # the sub-threshold switching zeroed (v_sub tiny)
 ATTRIBUTION_PARTS = {
     "all": {},

@@ -233,6 +233,12 @@ RELAX_FAST_MEAN_MAX = 1.0
 relaxation scales a device's mean conductance by ``exp(relax_fast_mean)``
 (x 0.37 to x 2.7 at the bounds)."""
 
+RELAXATION_FIELDS = ("relax_sigma", "relax_drift", "relax_fast", "relax_fast_mean")
+"""The `DeviceParams` fields of the relaxation after programming; all 0:
+none (`DeviceParams.ideal`, the calibration's "no relaxation" rows). The
+kernel applies the fast relaxation's mean whenever it is non-zero, so a
+list that left it out kept it."""
+
 SCALE_MIN = {"v_slope": 1e-9, "v_sub": 1e-9, "tw_ref": 1e-15, "relax_tau": 1e-15}
 """Smallest voltage and time scales `DeviceParams` takes (a nanovolt, a
 femtosecond; ``v_sub`` may also be 0, a hard threshold): below them the
@@ -464,7 +470,7 @@ class DeviceParams:
         from .programming import _check_flag
 
         disturb = _check_flag(disturb, "disturb")  # disturb="no" kept the disturb
-        return replace(self, c2c=0.0, read_noise=0.0, relax_sigma=0.0, relax_drift=0.0, relax_fast=0.0, relax_fast_mean=0.0,
+        return replace(self, c2c=0.0, read_noise=0.0, **dict.fromkeys(RELAXATION_FIELDS, 0.0),
                        p_stuck_lrs=0.0, p_stuck_hrs=0.0, v_sub=self.v_sub if disturb else 0.0)
 
     def linear(self):

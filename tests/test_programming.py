@@ -2039,6 +2039,81 @@ def test_parallel_range_stops_handing_out_chunks_after_an_error_and_raises_the_f
         parallel_range(fail_twice, 100, threads=2)
 
 
+def test_parallel_range_runs_on_as_many_threads_as_asked_the_calling_thread_one_of_them():
+    """"on ``threads`` threads ..., the calling thread one of them": two
+    threads asked are the caller and one helper, not two helpers besides
+    it. Every helper holds its first chunk until the calling thread runs
+    one, so none has left when the caller counts the helpers alive."""
+    import threading
+
+    from xbarsim._parallel import parallel_range
+
+    main = threading.current_thread()
+    ran = threading.Event()
+    alive = []
+    before = set(threading.enumerate())  # a helper another test left finishing its chunk is not this call's
+
+    def run(lo, hi):
+        if threading.current_thread() is main:
+            alive.append(sum(t.name == "xbarsim-kernel" and t not in before for t in threading.enumerate()))
+            ran.set()
+        else:
+            ran.wait(10)
+
+    parallel_range(run, 100, threads=2)
+    assert alive and alive[0] == 1, alive
+
+
+def test_parallel_range_raises_a_ctrl_c_of_the_calling_thread_after_the_others_finish_their_chunk():
+    """"The first exception ... is raised once every thread has finished its
+    chunk": a KeyboardInterrupt in the calling thread's own chunk (the
+    thread Python delivers Ctrl-C to) waits for the helper's chunk, which
+    would otherwise go on writing the call's arrays after it has raised."""
+    import threading
+    import time
+
+    from xbarsim._parallel import parallel_range
+
+    main = threading.current_thread()
+    helper_started = threading.Event()
+    finished = []
+
+    def run(lo, hi):
+        if threading.current_thread() is main:
+            assert helper_started.wait(10)
+            raise KeyboardInterrupt
+        helper_started.set()
+        time.sleep(0.3)  # a chunk still running when the caller's fails
+        finished.append(lo)
+
+    with pytest.raises(KeyboardInterrupt):
+        parallel_range(run, 100, threads=2)
+    assert len(finished) == 1
+
+
+def test_parallel_range_defaults_to_the_calling_threads_numba_count_not_the_pool():
+    """Without ``threads``, the chunks run on Numba's thread count of the
+    calling thread (``numba.set_num_threads``: the cap `numba_threads` puts
+    on a Dask worker's share of the cores), not on the whole pool: one
+    thread runs the range as one call on the calling thread."""
+    import threading
+
+    from xbarsim._parallel import parallel_range
+
+    calls = []
+
+    def run(lo, hi):
+        calls.append((lo, hi, threading.current_thread().name))
+
+    name = threading.current_thread().name
+    _with_threads(2, lambda: None)  # skips with a pool of 1, where the two counts agree
+    _with_threads(1, lambda: parallel_range(run, 40))
+    assert calls == [(0, 40, name)]
+    calls.clear()
+    _with_threads(2, lambda: parallel_range(run, 40))
+    assert len(calls) > 1 and sorted(i for lo, hi, _ in calls for i in range(lo, hi)) == list(range(40))
+
+
 def test_numba_threads_caps_a_request_at_numba_s_pool_and_restores_the_count():
     """`numba_threads(n)`: at least 1, at most the pool (`capped_threads`),
     whatever is asked, and the calling thread's count is given back."""

@@ -1831,6 +1831,22 @@ def test_progress_counts_no_further_than_its_total():
     assert " 3/3 " in stream.getvalue().splitlines()[-1] and "5/3" not in stream.getvalue()
 
 
+def test_progress_bar_with_no_stderr_at_all_is_silent(monkeypatch):
+    """A process started with stderr closed (``2>&-``, ``sys.stderr is
+    None``) and an API call with its progress on (``transfer_many(...,
+    progress=True)``): the bar has no stream and stays silent, where writing
+    to None raised AttributeError."""
+    import sys
+
+    from xbarsim._progress import Progress
+
+    monkeypatch.setattr(sys, "stderr", None)
+    with Progress(3, label="work") as bar:
+        bar.update(2)
+        bar.update(1)
+    assert not bar.enabled and bar.done == 3
+
+
 # --- time_s is the solve's, not the kernels' compilation ---
 
 _COMPILES_IN_TIMED_SOLVE = r"""

@@ -1802,6 +1802,48 @@ def test_a_child_forked_after_the_openmp_threads_started_gets_a_fork_error_not_s
     assert os.WEXITSTATUS(status) == 0, f"child exit code {os.WEXITSTATUS(status)} (10 + k: call k ran)"
 
 
+def test_a_fork_error_names_the_process_that_started_the_openmp_threads_also_in_a_grandchild():
+    """The ForkError names the process whose GNU OpenMP threads were
+    inherited ("forked from process P (or from a child of it)"): the
+    parent, not the child itself, and for a grandchild still that process,
+    not the child in between (the record is inherited, not made again)."""
+    import numba.np.ufunc.parallel as numba_parallel
+
+    from xbarsim import _fork
+
+    xs.solve(xs.Crossbar(np.full((6, 5), 2e-4), r_wl=1.0, r_bl=1.0), left=xs.Drive(0.2, r=1.0),
+             bottom=xs.Drive(0.0, r=1.0), method="mg")  # the threads have started
+    if not _fork._omp_started():
+        pytest.skip(f"Numba's threading layer here is {numba_parallel._threading_layer!r}, not GNU OpenMP")
+    top = os.getpid()
+
+    def named(expected):  # exit code 0 when the error names `expected`
+        try:
+            _fork.check_fork_safe("solve")
+        except xs.ForkError as exc:
+            return 0 if f"forked from process {expected} (" in str(exc) else 2
+        return 1
+
+    pid = os.fork()
+    if pid == 0:  # the child, then its own child: report by exit code, never return into pytest
+        code = 30
+        try:
+            code = named(top)
+            if code == 0:
+                grandchild = os.fork()
+                if grandchild == 0:
+                    os._exit(10 + named(top))
+                _, status = os.waitpid(grandchild, 0)
+                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 40
+                code = 0 if code == 10 else code
+        except BaseException:
+            code = 30
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
+        f"exit status {status} (2: the child's error names another process; 12: the grandchild's does)")
+
+
 @pytest.mark.parametrize("order", [(0, 1), (1, 0)])
 def test_kcl_error_and_residual_of_a_batch_are_its_worst_columns(order):
     """`kcl_error` and `residual` of a batch are its worst column's, which-

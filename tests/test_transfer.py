@@ -2506,6 +2506,31 @@ def test_connect_scheduler_waits_worker_wait_s_for_a_first_worker_by_default(mon
     assert "waiting up to 0.25 s for one" in capsys.readouterr().err
 
 
+def test_a_connect_that_times_out_in_the_client_is_reported_as_unreachable_not_as_a_silent_peer(monkeypatch):
+    """The Client's own connect timeout (a host that drops the connection
+    attempts: distributed raises OSError "Timed out trying to connect" after
+    ``timeout`` s) is waited for and reported as an unreachable scheduler:
+    giving up earlier blamed "something [that] accepts connections there but
+    does not complete Dask's handshake". A stand-in Client fails as
+    distributed's does, after its timeout (3 s: more than the 1 s the
+    refusal probe waits first)."""
+    pytest.importorskip("distributed")
+    import time
+
+    from xbarsim import _dask
+
+    class DroppedClient:
+        def __init__(self, address, timeout, **kwargs):
+            time.sleep(timeout)
+            raise OSError(f"Timed out trying to connect to {address} after {timeout} s")
+
+    monkeypatch.setattr(_dask, "_closing_client_class", lambda: DroppedClient)
+    monkeypatch.setattr(_dask, "_refused", lambda address: None)  # nothing refuses: the packets are dropped
+    with pytest.raises(xs.ParameterError, match="cannot reach the Dask scheduler at 'tcp://192.0.2.1:8786' "
+                       r"\(OSError: Timed out trying to connect"):
+        _dask.connect_scheduler("tcp://192.0.2.1:8786", "test", timeout=3.0)
+
+
 def test_usable_cores_are_those_of_the_affinity_mask_not_the_machine():
     """`usable_cores` counts the cores this process may run on (a container
     or `taskset` limits them), not every core of the machine."""

@@ -1588,3 +1588,104 @@ def test_demo_and_solve_on_wires_that_outweigh_the_devices(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Use --method direct (or --method auto, which takes it here)" in err and "method='direct'" not in err
     assert not (tmp_path / "o").exists()
+
+
+# Found by mutation testing of the kernel cache and the command line (each
+# test below fails on a mutant that every other test passed).
+
+
+def test_seed_zero_is_taken_and_a_negative_seed_refused():
+    """[0, 2**63): 0, every command's default, is a seed the command line
+    takes when it is given (``--seed 0``); -1 is refused."""
+    import argparse
+
+    from xbarsim.cli import build_parser, seed_arg
+
+    assert seed_arg("0") == 0
+    assert build_parser().parse_args(["calibrate", "--out", "o", "--seed", "0"]).seed == 0
+    with pytest.raises(argparse.ArgumentTypeError, match=r"\[0, 2\*\*63\)"):
+        seed_arg("-1")
+
+
+def test_cache_clear_that_cannot_update_the_stamp_names_what_failed(tmp_path, monkeypatch):
+    """The stamp is written in a folder elsewhere and deleted beside the
+    sources; a failure says which of the two could not be done."""
+    from xbarsim import cache_cmd
+    from xbarsim._kernel_cache import STAMP
+
+    sources = tmp_path / "kernels"
+    sources.mkdir()
+    (sources / "a.py").write_text("x = 1\n")
+    _fake_cache(tmp_path / "c", sources)
+
+    def refuse_write(folder, digest):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cache_cmd, "write_stamp", refuse_write)
+    with pytest.raises(xs.ParameterError, match=r"deleted the cached kernels, but cannot write the stamp "
+                                                r".* \(Permission denied\)"):
+        cache_cmd.clear_cache(str(tmp_path / "c"), str(sources))
+
+    _fake_cache(sources / "__pycache__", sources)  # beside the sources: the stamp is deleted
+    remove = os.remove
+
+    def refuse_stamp(path):
+        if os.path.basename(path) == STAMP:
+            raise PermissionError(13, "Permission denied", path)
+        remove(path)
+
+    monkeypatch.setattr(cache_cmd.os, "remove", refuse_stamp)
+    with pytest.raises(xs.ParameterError, match=r"deleted the cached kernels, but cannot delete the stamp "
+                                                r".* \(Permission denied\)"):
+        cache_cmd.clear_cache(str(sources / "__pycache__"), str(sources))
+
+
+def test_cache_report_is_given_when_numba_passed_over_numba_cache_dir(tmp_path, monkeypatch, capsys):
+    """Only ``--clear`` is refused when Numba caches elsewhere than
+    NUMBA_CACHE_DIR (it would delete another folder's kernels); the report
+    itself says where the kernels are, and exits 0."""
+    from xbarsim.kernels import config
+
+    folder = tmp_path / "c"
+    _fake_cache(folder, config._FOLDER)
+    monkeypatch.setattr(config, "_CACHE_FOLDER", str(folder))
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "a-file"))
+    assert main(["cache"]) == 0
+    assert capsys.readouterr().out == (f"compiled-kernel cache: {folder}\n"
+                                       "  4 files, 0.0 MiB; compiled from the installed sources\n")
+    assert len(list(folder.iterdir())) == 6  # nothing deleted
+
+
+def test_cache_report_tells_an_unstamped_cache_from_a_stale_one(tmp_path, no_numba_cache_dir, monkeypatch, capsys):
+    """Kernels saved after a clear beside the sources (which deletes the
+    stamp) have no stamp yet: they were not "compiled from other sources,
+    so never loaded", which is what a stamp of other sources says."""
+    from xbarsim import _kernel_cache
+    from xbarsim.kernels import config
+
+    folder = tmp_path / "c"
+    _fake_cache(folder, config._FOLDER)
+    monkeypatch.setattr(config, "_CACHE_FOLDER", str(folder))
+    monkeypatch.setattr(_kernel_cache, "DROPPED", {})
+    (folder / _kernel_cache.STAMP).unlink()
+    assert main(["cache"]) == 0
+    assert capsys.readouterr().out == f"compiled-kernel cache: {folder}\n  4 files, 0.0 MiB; no stamp yet\n"
+    (folder / _kernel_cache.STAMP).write_text("another digest\n")
+    assert main(["cache"]) == 0
+    assert capsys.readouterr().out == (f"compiled-kernel cache: {folder}\n  4 files, 0.0 MiB; compiled from other "
+                                       "sources, so never loaded (the folder is not writable to drop them)\n")
+
+
+def test_output_into_a_closed_pipe_exits_141(monkeypatch):
+    """The pipe's reader went away (``xbarsim ... | head``): quiet, and the
+    exit status 128 + SIGPIPE, as a shell reports a tool ended that way (with
+    ``set -o pipefail`` a cut-off run read as a success)."""
+    import io
+
+    class Gone(io.StringIO):  # no file descriptor: nothing to silence
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", Gone())
+    assert main(["cache"]) == 141

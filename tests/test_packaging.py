@@ -728,3 +728,53 @@ def test_a_second_kernel_folder_stamped_in_the_same_process_gets_its_own_digest(
         assert stamp[1:] == ("xbarsim-kernels", digest)
     finally:
         impl._xbarsim_digests.pop(os.path.normcase(str(tmp_path)), None)
+
+
+# Found by mutation testing of the kernel cache and the command line (each
+# test below fails on a mutant that every other test passed).
+
+
+def test_a_relative_numba_cache_dir_that_numba_uses_is_not_warned_of(tmp_path, monkeypatch):
+    """Numba joins a relative NUMBA_CACHE_DIR as given, so its cache folder
+    is relative too (``.numba/kernels_0123``): compared with both made
+    absolute, it is inside the variable's folder and used, not "passed
+    over" (a false warning on every import, and ``xbarsim cache --clear``
+    refused)."""
+    monkeypatch.chdir(tmp_path)
+    for folder in (os.path.join(".numba", "kernels_0123"), str(tmp_path / ".numba" / "kernels_0123")):
+        assert kc.ignored_cache_dir(folder, {"NUMBA_CACHE_DIR": ".numba"}) is None
+        where = CacheLocation(True, folder)
+        assert config._cache_setting({"NUMBA_CACHE_DIR": ".numba"}, lambda f: where)[2] is None
+    assert kc.ignored_cache_dir(str(tmp_path / "elsewhere"), {"NUMBA_CACHE_DIR": ".numba"}) == ".numba"
+
+
+def test_the_sources_digest_keeps_the_files_apart(tmp_path):
+    """Each content is ended by its length: without it, ``a.py`` = "Xb" and
+    ``c.py`` = "y" hashed as ``a.py`` = "X" and ``bc.py`` = "y" (the same
+    bytes run together), and a cache compiled from one was taken for the
+    other."""
+    c, d = tmp_path / "c", tmp_path / "d"
+    c.mkdir()
+    d.mkdir()
+    (c / "a.py").write_text("Xb")
+    (c / "c.py").write_text("y")
+    (d / "a.py").write_text("X")
+    (d / "bc.py").write_text("y")
+    assert kc._source_digest(str(c)) != kc._source_digest(str(d))
+
+
+def test_the_sources_digest_does_not_depend_on_the_folder_listing_order(tmp_path, monkeypatch):
+    """The files are hashed by name order: ``os.listdir``'s own order differs
+    between file systems (creation order on tmpfs, name hash on ext4), and the
+    same sources copied elsewhere would read as other code (`code_digest`:
+    a fitted surrogate refitted)."""
+    (tmp_path / "a.py").write_text("A = 1\n")
+    (tmp_path / "b.py").write_text("B = 1\n")
+    (tmp_path / "c.py").write_text("C = 1\n")
+    listdir = os.listdir
+    digests = set()
+    for reverse in (False, True):
+        monkeypatch.setattr(kc.os, "listdir", lambda path, reverse=reverse: sorted(listdir(path), reverse=reverse))
+        digests.add(kc._source_digest(str(tmp_path)))
+    monkeypatch.undo()
+    assert len(digests) == 1

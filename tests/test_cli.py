@@ -1689,3 +1689,64 @@ def test_output_into_a_closed_pipe_exits_141(monkeypatch):
 
     monkeypatch.setattr(sys, "stdout", Gone())
     assert main(["cache"]) == 141
+
+
+# demo: found by a second mutation audit of xbarsim/demo.py (each test below
+# fails on a mutant that every other test passed)
+
+def test_demo_puts_its_r_wire_on_both_the_word_and_the_bit_lines(capsys):
+    """--r-wire is the segment resistance of the word and the bit lines
+    (as the header and its help say): the MVM error the demo prints is that
+    of the array with r_wl = r_bl = --r-wire. Every other test ran the
+    default 1 ohm, where bit lines left at 1 ohm read the same."""
+    assert main(["demo", "--size", "8", "--seed", "3", "--r-wire", "20"]) == 0
+    out = capsys.readouterr().out
+    rng = np.random.default_rng(3)
+    g = 1.0 / rng.uniform(2e3, 1e4, (8, 8))
+    x = rng.uniform(0.0, 0.2, 8)
+    sol = xs.solve(xs.Crossbar(g, r_wl=20.0, r_bl=20.0), left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0, r=1.0),
+                   method="direct")
+    ideal = g.T @ x
+    err = 100 * np.linalg.norm(sol.i_out - ideal) / np.linalg.norm(ideal)
+    rows = [line.split() for line in out.splitlines() if line.endswith("%")]
+    assert [r[0] for r in rows] == ["mg", "pcg", "direct"]
+    for r in rows:
+        assert float(r[-1].rstrip("%")) == pytest.approx(err, abs=1e-3), r
+
+
+def test_demo_reports_the_methods_relative_difference_of_outputs(capsys):
+    """"max relative difference of outputs" is max |i - i_ref| over
+    max |i_ref| (the direct solve's): printed without the division it was a
+    difference in amperes, thousands of times smaller for these 0.1 mA
+    outputs, and read as an agreement far closer than the solvers'."""
+    assert main(["demo", "--size", "8", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    rng = np.random.default_rng(3)
+    g = 1.0 / rng.uniform(2e3, 1e4, (8, 8))
+    x = rng.uniform(0.0, 0.2, 8)
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+    i = {m: xs.solve(xbar, left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0, r=1.0), method=m).i_out
+         for m in ("mg", "pcg", "direct")}
+    for m in ("mg", "pcg"):
+        (line,) = [ln for ln in out.splitlines() if ln.startswith(f"{m} vs direct: max relative difference")]
+        expected = np.max(np.abs(i[m] - i["direct"])) / np.max(np.abs(i["direct"]))
+        # within a factor of 10: the solvers' differences sit near rounding, and the absolute
+        # difference of these outputs is thousands of times smaller
+        assert expected / 10 <= float(line.split()[-1]) <= expected * 10, (line, expected)
+
+
+def test_demo_counts_its_own_arrays_in_the_memory_it_refuses_on(capsys, monkeypatch):
+    """The demo's refusal counts its own n x n arrays (the conductances and
+    their draw, 3 x 8 n^2 bytes) on top of the hungriest solve: with room
+    for the solve but not for both it is refused before any allocation
+    (counted as 3 x 8 n bytes, it went ahead)."""
+    from xbarsim import _memory
+
+    n = 64
+    solve = max(_memory.estimate(m, n, n, 1) for m in ("mg", "pcg", "direct"))
+    own = 3 * 8 * n * n
+    monkeypatch.setattr(_memory, "available_bytes", lambda: (solve + own // 2) / 0.9)
+    monkeypatch.setattr(xs, "solve", lambda *a, **k: pytest.fail("solved before refusing"))
+    assert main(["demo", "--size", str(n)]) == 1
+    err = capsys.readouterr().err
+    assert f"the {n} x {n} demo needs about" in err and "give a smaller --size" in err

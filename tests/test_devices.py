@@ -759,3 +759,13 @@ def test_fill_normal_draws_one_stream_per_entry():
     for k in (0, 1, 2, 63):
         st = np.array([K.stream_key(np.uint64(5), np.uint64(3), np.uint64(k))], np.uint64)
         assert u[k] == K.uniform(st)
+
+
+def test_the_write_verify_preset_assumes_40_pulses_per_device_in_1_ms_cycles():
+    """What the data do not record, TIO2_WRITE_VERIFY assumes as its docs
+    state: a budget of 40 pulses per device and a 1 ms pulse-and-verify
+    cycle (the maps' own columns pin the rest; found by mutation testing:
+    another budget passed every test)."""
+    wv = xs.presets.TIO2_WRITE_VERIFY
+    assert wv.max_pulses == 40 and wv.cycle_time == pytest.approx(1e-3)
+    assert "budget of 40 pulses per device and the 1 ms pulse-and-verify" in " ".join(xs.presets.__doc__.split())

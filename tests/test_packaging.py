@@ -778,3 +778,48 @@ def test_the_sources_digest_does_not_depend_on_the_folder_listing_order(tmp_path
         digests.add(kc._source_digest(str(tmp_path)))
     monkeypatch.undo()
     assert len(digests) == 1
+
+
+def test_help_lists_inherited_fields_first_in_the_constructors_order():
+    """The Attributes section lists fields in the dataclass's own order
+    (its constructor's): a base class's first, as `_fields` promises.
+    Walking the classes derived-first listed a Programmed's offset and
+    solver_failures before the mapping, cfg and seed it inherits."""
+    import dataclasses
+    import inspect
+
+    import xbarsim as xs
+
+    for cls in (xs.Programmed, xs.TransferBatch):
+        section = inspect.getdoc(cls).split("\nAttributes\n----------\n")[1]
+        listed = [line.split(" : ")[0] for line in section.splitlines() if line and not line.startswith(" ")]
+        order = [f.name for f in dataclasses.fields(cls)]
+        assert listed == [name for name in order if name in listed], cls
+        assert listed[:3] == ["mapping", "cfg", "seed"], cls
+
+
+def test_help_of_a_class_whose_source_cannot_be_read_is_its_docstring_as_written(monkeypatch):
+    """In a zipped install a module's ``__file__`` is a ``.py`` path inside
+    the archive, which open() cannot read: the docstring stays as written
+    (the module's promise), where an OSError escaped from help() and
+    ``cls.__doc__``."""
+    import dataclasses
+    import sys
+    import types
+
+    from xbarsim._docfields import document_fields
+
+    module = types.ModuleType("xbarsim._zipped_example")
+    module.__file__ = "/nowhere/xbarsim-0.0.zip/xbarsim/_zipped_example.py"
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+
+    @document_fields
+    @dataclasses.dataclass
+    class Example:
+        """A class from a zipped install."""
+
+        r: float = 1.0
+        """A resistance, ohms."""
+
+    Example.__module__ = module.__name__
+    assert Example.__doc__ == "A class from a zipped install."

@@ -2261,3 +2261,30 @@ def test_every_solve_nodal_call_passes_an_abort_array():
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "solve_nodal":
                 calls.append((path.name, node.lineno, len(node.args) + len(node.keywords)))
     assert calls and all(n == 19 for _, _, n in calls), calls
+
+
+def test_a_warning_from_code_run_from_a_string_names_that_code():
+    """Code run from a string (``python -c``, exec) has the file name
+    "<string>", as has the ``__init__`` a dataclass generates; only the
+    latter is the library's (by its name, ``__init__``): the warning names
+    the string's line, not a frame further out (under ``python -c``, none:
+    it was attributed to "sys")."""
+    code = compile("xs.TransferConfig(device=replace(xs.presets.TIO2, v_set=2.5))", "<string>", "exec")
+    with pytest.warns(RuntimeWarning, match=r"set threshold of 2.5 V") as rec:
+        exec(code, {"xs": xs, "replace": replace})
+    assert (rec[0].filename, rec[0].lineno) == ("<string>", 1)
+
+
+def test_a_warning_from_a_script_named_like_the_package_names_the_script():
+    """A user's script beside the package's folder whose name begins with the
+    package's, ``xbarsim_experiment.py`` next to ``xbarsim/`` (an editable
+    install's checkout), is not the library: the folders compared end in a
+    separator, and the warning names the script's line, not the frame that
+    ran it."""
+    import os
+
+    script = os.path.dirname(os.path.abspath(xs.__file__)) + "_experiment.py"
+    code = compile("xs.TransferConfig(device=replace(xs.presets.TIO2, v_set=2.5))", script, "exec")
+    with pytest.warns(RuntimeWarning, match=r"set threshold of 2.5 V") as rec:
+        exec(code, {"xs": xs, "replace": replace})
+    assert (rec[0].filename, rec[0].lineno) == (script, 1)

@@ -2954,3 +2954,25 @@ def test_an_mg_solve_needs_at_least_a_pcg_solve_of_the_same_batch(shape):
         assert _memory.estimate("mg", M, N, batch) >= _memory.estimate("pcg", M, N, batch)
         step = _memory.estimate("mg", M, N, batch + 1) - _memory.estimate("mg", M, N, batch)
         assert step >= M * N * _memory.MG_BYTES_PER_CELL_COLUMN
+
+
+def test_compact_repr_keeps_80_characters_and_shortens_mixed_dicts_and_lists():
+    """A field's repr of up to 80 characters is shown whole (longer ones end
+    in "..." at 80); a dict holding arrays among other values shows its
+    arrays by shape and keeps its other entries; a list mixing arrays and
+    other values is shown as it is, not as "n arrays" (whose shapes it
+    read from a None; found by mutation testing)."""
+    import dataclasses
+
+    from xbarsim._repr import compact_repr
+
+    @dataclasses.dataclass
+    class Thing:
+        a: object
+        __repr__ = compact_repr
+
+    assert repr(Thing("x" * 78)) == "Thing(a='" + "x" * 78 + "')"  # its repr: 80 characters
+    assert repr(Thing("x" * 79)) == "Thing(a='" + "x" * 76 + "...)"
+    shown = "Thing(a={'g': array((3, 4), float64), 'name': 'tile'})"
+    assert repr(Thing({"g": np.zeros((3, 4)), "name": "tile"})) == shown
+    assert repr(Thing([np.zeros(2), None])) == "Thing(a=[array([0., 0.]), None])"

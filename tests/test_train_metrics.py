@@ -366,3 +366,163 @@ def test_the_cdf_marks_the_headline_threshold_at_0_95(tmp_path, monkeypatch):
                         lambda self, x=0, *a, **k: lines.append((x, k.get("label"))) or axvline(self, x, *a, **k))
     plots.plot_cdf({"hardware-aware, circuit": np.array([0.9, 1.0])}, tmp_path / "c.png", 4)
     assert len(lines) == 1 and lines[0][0] == 0.95 and "95 %" in lines[0][1]
+
+
+# Found by mutation testing of xbarsim/train/plots.py (second audit): each test
+# below fails on a mutant that every other test passed. They read the drawn
+# artists of the figure the plot closed (tests/figures.py).
+
+def test_the_cdf_is_a_right_continuous_step_framed_past_1_with_the_note_in_its_title(tmp_path, monkeypatch):
+    """The CDF jumps at each accuracy and holds to the next (where="post";
+    "pre" drew each jump one point early), its axes run a little past 1 (at
+    1.0 the last jump, where most hardware-aware points sit, ran along the
+    frame, unseen), and the note is appended to the title as documented."""
+    pytest.importorskip("matplotlib")
+    from figures import closed_figures
+
+    from xbarsim.train import plots
+
+    figs = closed_figures(monkeypatch)
+    plots.plot_cdf({"regular, circuit": np.array([1.0, 0.5])}, tmp_path / "c.png", 10, note=" (quick run)")
+    (fig,) = figs
+    ax = fig.axes[0]
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "regular, circuit"]
+    assert line.get_drawstyle() == "steps-post"
+    assert line.get_xdata().tolist() == [0.5, 1.0] and line.get_ydata().tolist() == [0.5, 1.0]
+    assert ax.get_xlim()[0] == 0 and ax.get_xlim()[1] > 1.0 and ax.get_ylim()[1] > 1.0
+    assert ax.get_title() == "CDF of per-point accuracy over 10 transfers (quick run)"
+
+
+def test_decision_boundary_panels_draw_their_own_grid_unflipped_on_the_fixed_0_1_scale(tmp_path, monkeypatch):
+    """Each panel draws its own fraction of class-1 predictions as given
+    (``p1[i, j]`` at x = axis[j], y = axis[i], as `grid_points` lays them
+    out; transposed it mirrored the map), on the one 0-1 scale its shared
+    colour bar shows (auto-ranged, a panel of fractions in 0.2-0.6 drew 0.6
+    as 1), with the software boundary at the logit's zero, under its own
+    network's name."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.collections import QuadMesh
+    from matplotlib.contour import ContourSet
+
+    from figures import closed_figures
+
+    from xbarsim.train import plots
+
+    figs = closed_figures(monkeypatch)
+    axis = np.linspace(0, 1, 4)
+    regular = dict(p1=np.linspace(0.2, 0.6, 16).reshape(4, 4), software=np.tile(axis - 0.4, (4, 1)),
+                   per_point=np.full(4, 0.9))
+    aware = dict(regular, p1=np.linspace(0.3, 0.1, 16).reshape(4, 4))
+    plots.plot_decision_boundary(axis, {"regular": regular, "hardware_aware": aware},
+                                 np.random.default_rng(0).uniform(0, 1, (4, 2)), np.array([0, 1, 0, 1]),
+                                 tmp_path / "d.png")
+    (fig,) = figs
+    for ax, d, name in zip(fig.axes[:2], (regular, aware), ("regular", "hardware-aware")):
+        assert ax.get_title().split("\n")[0] == name
+        (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+        np.testing.assert_array_equal(np.asarray(mesh.get_array()).reshape(4, 4), d["p1"])
+        assert mesh.get_clim() == (0, 1)
+        (contour,) = [c for c in ax.collections if isinstance(c, ContourSet)]
+        assert list(contour.levels) == [0.0]
+
+
+def test_decision_boundary_points_keep_their_class_shape_and_own_accuracy(tmp_path, monkeypatch):
+    """Test points are drawn by class, class 0 as circles and class 1 as
+    triangles as the legend says, each coloured by its own per-point
+    accuracy; labels given as floats 0.0 / 1.0 (which the refusal's message
+    counts as two-class) are drawn, not refused."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    from xbarsim.train import plots
+
+    drawn = {}
+    scatter = matplotlib.axes.Axes.scatter
+
+    def spy(self, xs, ys, *args, **kwargs):
+        drawn[kwargs["label"]] = (kwargs["marker"], np.asarray(xs), np.asarray(kwargs["c"], float))
+        return scatter(self, xs, ys, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
+    x = np.random.default_rng(0).uniform(0, 1, (6, 2))
+    y = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 0.0])
+    per_point = np.array([0.6, 0.7, 0.8, 0.9, 1.0, 0.55])
+    axis = np.linspace(0, 1, 4)
+    panel = dict(p1=np.full((4, 4), 0.5), software=np.linspace(-1, 1, 16).reshape(4, 4), per_point=per_point)
+    plots.plot_decision_boundary(axis, {"regular": panel}, x, y, tmp_path / "d.png")
+    assert drawn.keys() == {"class 0", "class 1"}
+    for cls, marker in ((0, "o"), (1, "^")):
+        m, xs, c = drawn[f"class {cls}"]
+        assert m == marker
+        np.testing.assert_array_equal(xs, x[y == cls, 0])
+        np.testing.assert_array_equal(c, per_point[y == cls])
+
+
+def test_decision_boundary_counts_no_magenta_point_in_the_plural_and_draws_its_note(tmp_path, monkeypatch):
+    """With no point right in at most half the transfers the colour bar's
+    label reads "0 such points" (not "0 such point"), and the note is drawn
+    at the bottom of the figure."""
+    pytest.importorskip("matplotlib")
+    from figures import closed_figures
+
+    from xbarsim.train import plots
+
+    figs = closed_figures(monkeypatch)
+    axis = np.linspace(0, 1, 4)
+    panel = dict(p1=np.full((4, 4), 0.5), software=np.linspace(-1, 1, 16).reshape(4, 4),
+                 per_point=np.array([0.9, 1.0, 0.8, 1.0]))
+    plots.plot_decision_boundary(axis, {"regular": panel}, np.random.default_rng(0).uniform(0, 1, (4, 2)),
+                                 np.array([0, 1, 0, 1]), tmp_path / "d.png", note="grid by the circuit")
+    (fig,) = figs
+    labels = " ".join(ax.get_xlabel() for ax in fig.axes)
+    assert "(magenta: 0.5 or below, 0 such points)" in labels
+    assert [t.get_text() for t in fig.texts] == ["grid by the circuit"]
+
+
+def test_uncertainty_draws_each_class_at_its_own_points(tmp_path, monkeypatch):
+    """The uncertainty map's test points are split by class, each drawn
+    under its own class's label (white circles for class 0, cyan triangles
+    for class 1): selected with the other class's mask they swapped
+    colours against the legend."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    from xbarsim.train import plots
+
+    drawn = {}
+    scatter = matplotlib.axes.Axes.scatter
+
+    def spy(self, xs, ys, *args, **kwargs):
+        drawn[kwargs["label"]] = (kwargs["c"], kwargs["marker"], np.asarray(xs), np.asarray(ys))
+        return scatter(self, xs, ys, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
+    x = np.random.default_rng(1).uniform(0, 1, (5, 2))
+    y = np.array([0, 1, 1, 0, 1])
+    plots.plot_uncertainty(np.linspace(0, 1, 3), {"regular": dict(std=np.full((3, 3), 0.1))}, x, y,
+                           tmp_path / "u.png")
+    for cls, colour, marker in ((0, "w", "o"), (1, "tab:cyan", "^")):
+        c, m, xs, ys = drawn[f"test points, class {cls}"]
+        assert (c, m) == (colour, marker)
+        np.testing.assert_array_equal(np.stack([xs, ys], axis=1), x[y == cls])
+
+
+def test_an_uncertainty_map_of_no_spread_is_drawn_at_the_bottom_of_a_0_1_scale(tmp_path, monkeypatch):
+    """Transfers that all agree (std 0 everywhere, as ideal devices give)
+    draw the map at its scale's bottom on a 0-1 bar: on a 0-0 scale the
+    colour bar widened it to -0.1...0.1, drew zero spread in the middle
+    colour and labelled negative spreads."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.collections import QuadMesh
+
+    from figures import closed_figures
+
+    from xbarsim.train import plots
+
+    figs = closed_figures(monkeypatch)
+    plots.plot_uncertainty(np.linspace(0, 1, 3), {"regular": dict(std=np.zeros((3, 3)))}, np.zeros((2, 2)),
+                           np.array([0, 1]), tmp_path / "u.png")
+    (fig,) = figs
+    (mesh,) = [c for c in fig.axes[0].collections if isinstance(c, QuadMesh)]
+    assert mesh.get_clim() == (0, 1.0)
+    assert fig.axes[-1].get_ylim() == (0, 1.0)  # the colour bar

@@ -2043,7 +2043,7 @@ def test_parallel_range_runs_on_as_many_threads_as_asked_the_calling_thread_one_
     """"on ``threads`` threads ..., the calling thread one of them": two
     threads asked are the caller and one helper, not two helpers besides
     it. Every helper holds its first chunk until the calling thread runs
-    one, so none has left when the caller counts the helpers alive."""
+    one, so none has left when the caller counts the helpers alive (found by mutation testing)."""
     import threading
 
     from xbarsim._parallel import parallel_range
@@ -2068,7 +2068,7 @@ def test_parallel_range_raises_a_ctrl_c_of_the_calling_thread_after_the_others_f
     """"The first exception ... is raised once every thread has finished its
     chunk": a KeyboardInterrupt in the calling thread's own chunk (the
     thread Python delivers Ctrl-C to) waits for the helper's chunk, which
-    would otherwise go on writing the call's arrays after it has raised."""
+    would otherwise go on writing the call's arrays after it has raised (found by mutation testing)."""
     import threading
     import time
 
@@ -2095,7 +2095,7 @@ def test_parallel_range_defaults_to_the_calling_threads_numba_count_not_the_pool
     """Without ``threads``, the chunks run on Numba's thread count of the
     calling thread (``numba.set_num_threads``: the cap `numba_threads` puts
     on a Dask worker's share of the cores), not on the whole pool: one
-    thread runs the range as one call on the calling thread."""
+    thread runs the range as one call on the calling thread (found by mutation testing)."""
     import threading
 
     from xbarsim._parallel import parallel_range
@@ -2268,7 +2268,7 @@ def test_a_warning_from_code_run_from_a_string_names_that_code():
     "<string>", as has the ``__init__`` a dataclass generates; only the
     latter is the library's (by its name, ``__init__``): the warning names
     the string's line, not a frame further out (under ``python -c``, none:
-    it was attributed to "sys")."""
+    it was attributed to "sys"; found by mutation testing)."""
     code = compile("xs.TransferConfig(device=replace(xs.presets.TIO2, v_set=2.5))", "<string>", "exec")
     with pytest.warns(RuntimeWarning, match=r"set threshold of 2.5 V") as rec:
         exec(code, {"xs": xs, "replace": replace})
@@ -2280,7 +2280,7 @@ def test_a_warning_from_a_script_named_like_the_package_names_the_script():
     package's, ``xbarsim_experiment.py`` next to ``xbarsim/`` (an editable
     install's checkout), is not the library: the folders compared end in a
     separator, and the warning names the script's line, not the frame that
-    ran it."""
+    ran it (found by mutation testing)."""
     import os
 
     script = os.path.dirname(os.path.abspath(xs.__file__)) + "_experiment.py"

@@ -1835,7 +1835,7 @@ def test_progress_bar_with_no_stderr_at_all_is_silent(monkeypatch):
     """A process started with stderr closed (``2>&-``, ``sys.stderr is
     None``) and an API call with its progress on (``transfer_many(...,
     progress=True)``): the bar has no stream and stays silent, where writing
-    to None raised AttributeError."""
+    to None raised AttributeError (found by mutation testing)."""
     import sys
 
     from xbarsim._progress import Progress

@@ -1806,7 +1806,7 @@ def test_a_fork_error_names_the_process_that_started_the_openmp_threads_also_in_
     """The ForkError names the process whose GNU OpenMP threads were
     inherited ("forked from process P (or from a child of it)"): the
     parent, not the child itself, and for a grandchild still that process,
-    not the child in between (the record is inherited, not made again)."""
+    not the child in between (the record is inherited, not made again; found by mutation testing)."""
     import numba.np.ufunc.parallel as numba_parallel
 
     from xbarsim import _fork

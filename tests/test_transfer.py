@@ -2548,7 +2548,7 @@ def test_a_connect_that_times_out_in_the_client_is_reported_as_unreachable_not_a
     giving up earlier blamed "something [that] accepts connections there but
     does not complete Dask's handshake". A stand-in Client fails as
     distributed's does, after its timeout (3 s: more than the 1 s the
-    refusal probe waits first)."""
+    refusal probe waits first; found by mutation testing)."""
     pytest.importorskip("distributed")
     import time
 

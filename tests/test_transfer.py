@@ -2672,3 +2672,111 @@ def test_transfer_demo_figures_of_its_docstring():
         demo()
     clean = float(re.search(r"([\d.]+) % over the \d+ without a stuck device", buf.getvalue()).group(1))
     assert round(clean, 1) == 5.1
+
+
+# --- second mutation round on mapping.py and transfer.py ----------------------------------
+
+@pytest.mark.parametrize("scheme", ["differential", "reference"])
+@pytest.mark.parametrize("shape, bias", [((3, 4), True), ((3, 4), False), ((5, 7), True), ((2, 20), True)])
+def test_the_first_tile_shape_is_that_of_the_mapped_layers_first_tile(scheme, shape, bias):
+    """`_first_tile_shape` (the solve_tol floor of `map_layer`, a surrogate's
+    `tile_shape`) predicts the first tile `map_layer` makes: its bias row
+    and, under "reference", its reference column count (a 3 x 4 layer with
+    a bias is 5 rows, not 4). Found by mutation testing."""
+    from xbarsim.mapping import _first_tile_shape
+
+    cfg = xs.TransferConfig(mapping=scheme, tile=(8, 8))
+    m = map_layer(np.ones(shape), np.zeros(shape[0]) if bias else None, cfg)
+    assert _first_tile_shape(shape, bias, cfg) == m.tiles[0].shape
+    rows = min(8, shape[1] + bias)
+    assert m.tiles[0].shape[0] == rows
+
+
+def test_the_output_overflow_bound_takes_the_largest_conductance_of_every_tile():
+    """The bound on the outputs takes the largest conductance over all
+    tiles: an edited second tile at 1e300 S gave an inf output where the
+    first tile's conductances alone were used. Found by mutation testing."""
+    prog = xs.transfer(np.full((2, 2), 0.5), None, xs.TransferConfig(tile=(4, 2)), seed=0)
+    g1 = np.full_like(prog.g[1], 1e300)
+    with pytest.raises(xs.ParameterError, match=r"beyond what double precision represents"):
+        xs.mvm(replace(prog, g=[prog.g[0], g1]), np.array([[1.0, 1.0]]))
+
+
+def test_the_output_overflow_bound_follows_the_sinh_law():
+    """The column-current bound takes the sinh device current at the largest
+    word-line voltage: inputs read at 400 v0 (sinh 2.6e173) are refused,
+    where a bound linear in V let them through to outputs of 1e6 with a
+    read-noise spread past double precision. Found by mutation testing."""
+    prog = xs.transfer(np.array([[0.5, -1.0], [1.0, 0.25]]), None, xs.TransferConfig(tile=(4, 4)), seed=0)
+    v0, v_read = prog.cfg.device.v0, prog.mapping.v_read
+    x = np.array([[400 * v0 / v_read, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(xs.ParameterError, match=r"column currents up to about 1\.\d+e\+170 A"):
+            xs.mvm(prog, x)
+
+
+def test_inputs_at_exactly_input_scale_are_not_warned_of_as_past_it():
+    """Inputs equal to ``input_scale`` read at V_read: x (V_read /
+    input_scale) rounds 1 ulp above V_read for input_scale 5.5, which the
+    bend warning must not take for a read past V_read. Found by mutation
+    testing."""
+    s = 5.5
+    assert s * (0.2 / s) > 0.2  # the rounding the test relies on
+    prog = xs.transfer(np.array([[0.5, -1.0], [1.0, 0.25]]), None, xs.TransferConfig(tile=(4, 4), input_scale=s),
+                       seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xs.mvm(prog, np.array([[s, -s]]))
+
+
+def test_the_bend_warning_caps_its_range_at_the_threshold_of_the_inputs_polarity():
+    """Positive inputs past input_scale are quoted up to the range that holds
+    them, capped at the set threshold (1.1 V), not the reset threshold (here
+    0.5 V), which quoted a range (|x| <= 2.5) below the inputs (4).
+    Found by mutation testing."""
+    prog = xs.transfer(np.array([[0.5, -1.0], [1.0, 0.25]]), None, xs.TransferConfig(tile=(4, 4)), seed=0)
+    cfg = replace(prog.cfg, device=replace(prog.cfg.device, v_reset=0.5))  # a read-side field
+    with pytest.warns(RuntimeWarning, match=r"up to \|x\| <= 4\.77, read the word lines at up to 0\.954 V"):
+        xs.mvm(replace(prog, cfg=cfg), np.array([[4.0, 1.0]]))
+
+
+def test_a_result_is_refused_for_a_solve_tol_its_largest_tile_cannot_reach():
+    """The solve_tol check of an edited result takes the largest tile (8 x 4,
+    floor 1.6e-14), not the last (1 x 4, floor 8e-15). Found by mutation
+    testing."""
+    cfg = xs.TransferConfig(tile=(8, 8))
+    prog = xs.transfer(np.full((2, 9), 0.5), None, cfg, seed=0)
+    assert [t.shape for t in prog.mapping.tiles] == [(8, 4), (1, 4)]
+    with pytest.raises(xs.ParameterError, match="solve_tol = 1e-14 is below what .* a 8 x 4 array"):
+        replace(prog, cfg=replace(cfg, solve_tol=1e-14))
+
+
+def test_input_voltages_refuse_inputs_wider_than_the_layer():
+    """`LayerMapping.input_voltages` takes exactly ``in_features`` inputs:
+    one too many was appended before the bias row, so the tile-level MVM
+    read the extra input's voltage on the bias row. Found by mutation
+    testing."""
+    m = map_layer(np.array([[0.5, -1.0]]), np.array([0.1]), xs.TransferConfig(tile=(4, 4)))
+    np.testing.assert_allclose(m.input_voltages(np.array([[1.0, 0.5]])), [[0.2, 0.1, 0.2]])
+    with pytest.raises(xs.ParameterError, match=r"x has shape \(1, 3\); this layer takes 2 input features"):
+        m.input_voltages(np.array([[1.0, 1.0, 1.0]]))
+
+
+def test_transfer_many_counts_off_target_devices_of_every_tile():
+    """The off-target count of a chunk sums over the layer's tiles: with
+    four tiles, `transfer_many` (n=1) warns of the same 24 devices that
+    `transfer` does (the last tile's count alone, 0 here, warned of
+    nothing). Found by mutation testing."""
+    cfg = xs.TransferConfig(read_scheme="V/2", tile=(4, 4), write_verify=xs.WriteVerify(max_pulses=200))
+    W, b = _layer(3, 4)
+    assert len(map_layer(W, b, cfg).tiles) == 4
+    counts = []
+    for run in (lambda: xs.transfer(W, b, cfg, seed=0), lambda: xs.transfer_many(W, b, cfg, n=1, seed=0)):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            run()
+        msgs = [str(w.message) for w in rec if "converged by their V/2 verify reads" in str(w.message)]
+        assert len(msgs) == 1
+        counts.append(re.search(r"(\d+) of (\d+) working devices converged .* but (\d+) of them", msgs[0]).groups())
+    assert counts[0] == counts[1] == ("30", "30", "24")

@@ -1528,6 +1528,29 @@ def test_cache_sizes_are_in_mebibytes(tmp_path, no_numba_cache_dir, monkeypatch,
 # demo: found by mutation testing of xbarsim/demo.py (each test below fails on a
 # mutant that every other test passed)
 
+def _seeded_demo(seed, r_wire=1.0, method="direct"):
+    """The array `xbarsim demo --size 8 --seed SEED` draws (2-10 kOhm
+    devices, inputs in [0, 0.2] V) and its solve with ``--r-wire`` on both
+    lines: (g, x, solution)."""
+    rng = np.random.default_rng(seed)
+    g = 1.0 / rng.uniform(2e3, 1e4, (8, 8))
+    x = rng.uniform(0.0, 0.2, 8)
+    sol = xs.solve(xs.Crossbar(g, r_wl=r_wire, r_bl=r_wire), left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0, r=1.0),
+                   method=method)
+    return g, x, sol
+
+
+def _assert_demo_mvm_errors(out, g, x, sol):
+    """Every method's row of the demo's table prints the MVM error of `sol`
+    relative to the ideal G.T x, in %."""
+    ideal = g.T @ x
+    err = 100 * np.linalg.norm(sol.i_out - ideal) / np.linalg.norm(ideal)
+    rows = [line.split() for line in out.splitlines() if line.endswith("%")]  # the table's rows
+    assert [r[0] for r in rows] == ["mg", "pcg", "direct"]
+    for r in rows:
+        assert float(r[-1].rstrip("%")) == pytest.approx(err, abs=1e-3), r
+
+
 def test_demo_reports_the_mvm_error_and_ir_drop_of_its_seeded_array(capsys):
     """The demo's figures are those of the array its --seed draws (2-10 kOhm
     devices, inputs in [0, 0.2] V): the MVM error relative to the ideal
@@ -1536,17 +1559,8 @@ def test_demo_reports_the_mvm_error_and_ir_drop_of_its_seeded_array(capsys):
     each change without a test failing (found by mutation testing)."""
     assert main(["demo", "--size", "8", "--seed", "3"]) == 0
     out = capsys.readouterr().out
-    rng = np.random.default_rng(3)
-    g = 1.0 / rng.uniform(2e3, 1e4, (8, 8))
-    x = rng.uniform(0.0, 0.2, 8)
-    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0, r=1.0),
-                   method="direct")
-    ideal = g.T @ x
-    err = 100 * np.linalg.norm(sol.i_out - ideal) / np.linalg.norm(ideal)
-    rows = [line.split() for line in out.splitlines() if line.endswith("%")]  # the table's rows
-    assert [r[0] for r in rows] == ["mg", "pcg", "direct"]
-    for r in rows:
-        assert float(r[-1].rstrip("%")) == pytest.approx(err, abs=1e-3), r
+    g, x, sol = _seeded_demo(3)
+    _assert_demo_mvm_errors(out, g, x, sol)
     (line,) = [ln for ln in out.splitlines() if ln.startswith("worst word-line IR drop")]
     assert line.endswith(" mV")
     drop_mv = float(line.split()[-2])
@@ -1691,8 +1705,7 @@ def test_output_into_a_closed_pipe_exits_141(monkeypatch):
     assert main(["cache"]) == 141
 
 
-# demo: found by a second mutation audit of xbarsim/demo.py (each test below
-# fails on a mutant that every other test passed)
+# demo, second audit: found by mutation testing as above
 
 def test_demo_puts_its_r_wire_on_both_the_word_and_the_bit_lines(capsys):
     """--r-wire is the segment resistance of the word and the bit lines
@@ -1700,18 +1713,7 @@ def test_demo_puts_its_r_wire_on_both_the_word_and_the_bit_lines(capsys):
     of the array with r_wl = r_bl = --r-wire. Every other test ran the
     default 1 ohm, where bit lines left at 1 ohm read the same."""
     assert main(["demo", "--size", "8", "--seed", "3", "--r-wire", "20"]) == 0
-    out = capsys.readouterr().out
-    rng = np.random.default_rng(3)
-    g = 1.0 / rng.uniform(2e3, 1e4, (8, 8))
-    x = rng.uniform(0.0, 0.2, 8)
-    sol = xs.solve(xs.Crossbar(g, r_wl=20.0, r_bl=20.0), left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0, r=1.0),
-                   method="direct")
-    ideal = g.T @ x
-    err = 100 * np.linalg.norm(sol.i_out - ideal) / np.linalg.norm(ideal)
-    rows = [line.split() for line in out.splitlines() if line.endswith("%")]
-    assert [r[0] for r in rows] == ["mg", "pcg", "direct"]
-    for r in rows:
-        assert float(r[-1].rstrip("%")) == pytest.approx(err, abs=1e-3), r
+    _assert_demo_mvm_errors(capsys.readouterr().out, *_seeded_demo(3, r_wire=20.0))
 
 
 def test_demo_reports_the_methods_relative_difference_of_outputs(capsys):
@@ -1721,12 +1723,7 @@ def test_demo_reports_the_methods_relative_difference_of_outputs(capsys):
     outputs, and read as an agreement far closer than the solvers'."""
     assert main(["demo", "--size", "8", "--seed", "3"]) == 0
     out = capsys.readouterr().out
-    rng = np.random.default_rng(3)
-    g = 1.0 / rng.uniform(2e3, 1e4, (8, 8))
-    x = rng.uniform(0.0, 0.2, 8)
-    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
-    i = {m: xs.solve(xbar, left=xs.Drive(x, r=1.0), bottom=xs.Drive(0.0, r=1.0), method=m).i_out
-         for m in ("mg", "pcg", "direct")}
+    i = {m: _seeded_demo(3, method=m)[2].i_out for m in ("mg", "pcg", "direct")}
     for m in ("mg", "pcg"):
         (line,) = [ln for ln in out.splitlines() if ln.startswith(f"{m} vs direct: max relative difference")]
         expected = np.max(np.abs(i[m] - i["direct"])) / np.max(np.abs(i["direct"]))

@@ -619,13 +619,15 @@ def test_the_sources_digest_is_by_name_and_content(tmp_path):
     (a / "notes.txt").write_text("not a source")
     assert kc._source_digest(str(a)) == before
     # names and contents do not run together: a.py = "" + b.py = "x" is not a.py = "b.pyx"
-    c, d = tmp_path / "c", tmp_path / "d"
-    c.mkdir()
-    d.mkdir()
-    (c / "a.py").write_text("")
-    (c / "b.py").write_text("x")
-    (d / "a.py").write_text("b.pyx")
-    assert kc._source_digest(str(c)) != kc._source_digest(str(d))
+    assert _digest_of(tmp_path / "c", {"a.py": "", "b.py": "x"}) != _digest_of(tmp_path / "d", {"a.py": "b.pyx"})
+
+
+def _digest_of(folder, files):
+    """`_source_digest` of a new folder holding ``files`` (name -> text)."""
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return kc._source_digest(str(folder))
 
 
 def test_an_editor_lock_file_that_is_a_regular_file_is_skipped_too(tmp_path):
@@ -753,14 +755,8 @@ def test_the_sources_digest_keeps_the_files_apart(tmp_path):
     ``c.py`` = "y" hashed as ``a.py`` = "X" and ``bc.py`` = "y" (the same
     bytes run together), and a cache compiled from one was taken for the
     other."""
-    c, d = tmp_path / "c", tmp_path / "d"
-    c.mkdir()
-    d.mkdir()
-    (c / "a.py").write_text("Xb")
-    (c / "c.py").write_text("y")
-    (d / "a.py").write_text("X")
-    (d / "bc.py").write_text("y")
-    assert kc._source_digest(str(c)) != kc._source_digest(str(d))
+    apart = _digest_of(tmp_path / "c", {"a.py": "Xb", "c.py": "y"})
+    assert apart != _digest_of(tmp_path / "d", {"a.py": "X", "bc.py": "y"})
 
 
 def test_the_sources_digest_does_not_depend_on_the_folder_listing_order(tmp_path, monkeypatch):

@@ -935,20 +935,13 @@ def test_the_sinh_note_on_ideal_wires_says_the_curve_is_all_the_error(files, cap
 # Found by mutation testing of xbarsim/solve_cmd.py (2026-12-07): each test below fails on a
 # mutant that every other test passed.
 
-@pytest.fixture
-def g_file(tmp_path):
-    g = 1.0 / np.random.default_rng(3).uniform(2e3, 1e4, (7, 5))
-    np.save(tmp_path / "g.npy", g)
-    return tmp_path, g
-
-
 @pytest.mark.parametrize("scheme", ["V/3", "floating"])
-def test_solve_pulse_saves_each_lines_drives_under_its_own_name(g_file, scheme):
+def test_solve_pulse_saves_each_lines_drives_under_its_own_name(files, scheme):
     """solution.npz's wl_v / wl_floating are the word lines' (M values),
     bl_v / bl_floating the bit lines' (N): the selected word line at vp, the
     selected bit line at 0 V, the others at vp/3 and 2 vp/3 (V/3) or
     floating."""
-    tmp, g = g_file
+    tmp, g, _ = files
     vp, (i, j) = 1.2, (4, 2)
     assert main(["solve", "--g", str(tmp / "g.npy"), "--pulse", f"{i},{j}", "--vp", str(vp), "--scheme", scheme,
                  "--r-wire", "0", "--no-progress", "--out", str(tmp / "o")]) == 0
@@ -965,10 +958,10 @@ def test_solve_pulse_saves_each_lines_drives_under_its_own_name(g_file, scheme):
         np.testing.assert_array_equal(sol["bl_floating"], np.arange(5) != j)
 
 
-def test_solve_pulse_defaults_to_1_5_volts_under_v2(g_file):
+def test_solve_pulse_defaults_to_1_5_volts_under_v2(files):
     """--vp and --scheme left out: 1.5 V under V/2, as the help says; on
     ideal wires the half-selected cells see vp/2."""
-    tmp, _ = g_file
+    tmp, _, _ = files
     assert main(["solve", "--g", str(tmp / "g.npy"), "--pulse", "1,2", "--r-wire", "0", "--no-progress",
                  "--out", str(tmp / "o")]) == 0
     summary = json.loads((tmp / "o" / "summary.json").read_text())
@@ -977,19 +970,19 @@ def test_solve_pulse_defaults_to_1_5_volts_under_v2(g_file):
     assert summary["pulse"]["worst_half_selected_fraction"] == pytest.approx(0.5, abs=1e-12)
 
 
-def test_solve_pulse_outside_the_columns_is_refused_with_the_command_lines_words(g_file, capsys):
-    tmp, _ = g_file
+def test_solve_pulse_outside_the_columns_is_refused_with_the_command_lines_words(files, capsys):
+    tmp, _, _ = files
     assert main(["solve", "--g", str(tmp / "g.npy"), "--pulse", "0,5", "--out", str(tmp / "o")]) == 1
     err = capsys.readouterr().err
     assert "--pulse 0,5 is outside the 7 x 5 array" in err and "a column 0..4" in err
     assert not (tmp / "o").exists()
 
 
-def test_solve_v_in_keeps_its_sign_and_the_current_range_is_signed(g_file):
+def test_solve_v_in_keeps_its_sign_and_the_current_range_is_signed(files):
     """--v-in -0.2 drives every word line at -0.2 V: the inputs saved are
     -0.2, the sensed currents negative, and i_out_min_A / i_out_max_A their
     signed extremes."""
-    tmp, g = g_file
+    tmp, g, _ = files
     assert main(["solve", "--g", str(tmp / "g.npy"), "--v-in", "-0.2", "--r-wire", "0", "--no-progress",
                  "--out", str(tmp / "o")]) == 0
     sol = np.load(tmp / "o" / "solution.npz")
@@ -1000,13 +993,13 @@ def test_solve_v_in_keeps_its_sign_and_the_current_range_is_signed(g_file):
     assert summary["i_out_min_A"] == float(sol["i_out"].min())
 
 
-def test_solve_png_maps_the_first_input_vector_in_millivolts(monkeypatch, tmp_path):
+def test_solve_png_maps_the_first_input_vector_in_millivolts(files, monkeypatch, tmp_path):
     """The maps are of input vector 1 (of 2, very different here), in mV:
     word-line and bit-line node voltages, and the voltage each device loses
     to the wires, input - (V_wl - V_bl)."""
     from xbarsim import solve_cmd
 
-    g = 1.0 / np.random.default_rng(3).uniform(2e3, 1e4, (7, 5))
+    _, g, _ = files
     x = np.stack([np.linspace(0.1, 0.3, 7), np.full(7, 0.05)], axis=1)  # (M, B)
     sol = xs.solve(xs.Crossbar(g, r_wl=2.0, r_bl=2.0), **xs.read_drives(x))
     figs = closed_figures(monkeypatch)
@@ -1029,10 +1022,10 @@ def test_solve_pulse_png_marks_the_selected_cell_at_its_row_and_column(monkeypat
     assert list(marker.get_xdata()) == [2] and list(marker.get_ydata()) == [4]  # x: bit line j, y: word line i
 
 
-def test_solve_one_row_of_inputs_is_one_input_vector_as_a_flat_one_is(g_file):
+def test_solve_one_row_of_inputs_is_one_input_vector_as_a_flat_one_is(files):
     """--inputs of shape (1, M) (one row: one input vector) is read as an
     (M,) vector: solution.npz holds the same arrays, of the same shapes."""
-    tmp, g = g_file
+    tmp, g, _ = files
     x = np.linspace(0.1, 0.3, 7)
     np.save(tmp / "flat.npy", x)
     np.save(tmp / "row.npy", x[None, :])

@@ -1758,15 +1758,7 @@ def test_a_child_forked_after_the_openmp_threads_started_gets_a_fork_error_not_s
     review). Now solve, resolve, write-verify programming and the training
     surrogate's read noise raise ForkError, with the remedies, before any
     kernel runs."""
-    import numba.np.ufunc.parallel as numba_parallel
-
-    xbar = xs.Crossbar(np.full((6, 5), 2e-4), r_wl=1.0, r_bl=1.0)
-    drives = dict(left=xs.Drive(0.2, r=1.0), bottom=xs.Drive(0.0, r=1.0))
-    sol = xs.solve(xbar, **drives, method="mg", keep_factors=True)  # the threads have started
-    from xbarsim import _fork
-
-    if not _fork._omp_started():
-        pytest.skip(f"Numba's threading layer here is {numba_parallel._threading_layer!r}, not GNU OpenMP")
+    xbar, drives, sol = _openmp_threads_started()
     calls = [lambda: xs.solve(xbar, **drives, method="pcg"), lambda: sol.resolve(xbar.g * 1.01),
              lambda: xs.program(np.full((2, 2), 3e-4))]
     pid = os.fork()
@@ -1785,21 +1777,43 @@ def test_a_child_forked_after_the_openmp_threads_started_gets_a_fork_error_not_s
         except BaseException:
             code = 30
         os._exit(code)
+    status = _wait_for_child(pid)
+    assert os.WIFEXITED(status), f"the child was killed by signal {os.WTERMSIG(status)}"
+    assert os.WEXITSTATUS(status) == 0, f"child exit code {os.WEXITSTATUS(status)} (10 + k: call k ran)"
+
+
+def _openmp_threads_started():
+    """Start Numba's threads with a small mg solve (kept factors) and return
+    (xbar, drives, solution); skip where the threading layer is not GNU
+    OpenMP (whose threads a fork cannot inherit safely)."""
+    import numba.np.ufunc.parallel as numba_parallel
+
+    from xbarsim import _fork
+
+    xbar = xs.Crossbar(np.full((6, 5), 2e-4), r_wl=1.0, r_bl=1.0)
+    drives = dict(left=xs.Drive(0.2, r=1.0), bottom=xs.Drive(0.0, r=1.0))
+    sol = xs.solve(xbar, **drives, method="mg", keep_factors=True)  # the threads have started
+    if not _fork._omp_started():
+        pytest.skip(f"Numba's threading layer here is {numba_parallel._threading_layer!r}, not GNU OpenMP")
+    return xbar, drives, sol
+
+
+def _wait_for_child(pid, seconds=120):
+    """The forked child's wait status; a child still running after
+    `seconds` is killed and fails the test rather than hanging the run."""
     import signal
     import time
 
-    deadline = time.monotonic() + 120  # a hung child fails the test rather than the run
+    deadline = time.monotonic() + seconds
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            break
+            return status
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            pytest.fail("the forked child did not finish in 120 s")
+            pytest.fail(f"the forked child did not finish in {seconds} s")
         time.sleep(0.05)
-    assert os.WIFEXITED(status), f"the child was killed by signal {os.WTERMSIG(status)}"
-    assert os.WEXITSTATUS(status) == 0, f"child exit code {os.WEXITSTATUS(status)} (10 + k: call k ran)"
 
 
 def test_a_fork_error_names_the_process_that_started_the_openmp_threads_also_in_a_grandchild():
@@ -1807,14 +1821,9 @@ def test_a_fork_error_names_the_process_that_started_the_openmp_threads_also_in_
     inherited ("forked from process P (or from a child of it)"): the
     parent, not the child itself, and for a grandchild still that process,
     not the child in between (the record is inherited, not made again; found by mutation testing)."""
-    import numba.np.ufunc.parallel as numba_parallel
-
     from xbarsim import _fork
 
-    xs.solve(xs.Crossbar(np.full((6, 5), 2e-4), r_wl=1.0, r_bl=1.0), left=xs.Drive(0.2, r=1.0),
-             bottom=xs.Drive(0.0, r=1.0), method="mg")  # the threads have started
-    if not _fork._omp_started():
-        pytest.skip(f"Numba's threading layer here is {numba_parallel._threading_layer!r}, not GNU OpenMP")
+    _openmp_threads_started()
     top = os.getpid()
 
     def named(expected):  # exit code 0 when the error names `expected`
@@ -1839,7 +1848,7 @@ def test_a_fork_error_names_the_process_that_started_the_openmp_threads_also_in_
         except BaseException:
             code = 30
         os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    status = _wait_for_child(pid)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
         f"exit status {status} (2: the child's error names another process; 12: the grandchild's does)")
 

@@ -85,28 +85,21 @@ def test_plots_draw_every_test_point_when_the_points_and_labels_are_lists(tmp_pa
     `plot_decision_boundary` refused points as a list with a bare
     TypeError (found by review)."""
     pytest.importorskip("matplotlib")
-    import matplotlib.axes
+    from figures import scatter_calls
 
     from xbarsim.train import plots
 
     x = np.random.default_rng(0).uniform(0, 1, (12, 2))
     y = [0, 1] * 6
     axis = np.linspace(0, 1, 5)
-    drawn = []
-    scatter = matplotlib.axes.Axes.scatter
-
-    def spy(self, xs, ys, *args, **kwargs):
-        drawn.append(np.size(xs))
-        return scatter(self, xs, ys, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
+    drawn = scatter_calls(monkeypatch)
     plots.plot_uncertainty(axis, {"regular": dict(std=np.full((5, 5), 0.1))}, x.tolist(), y, tmp_path / "u.png")
-    assert drawn == [6, 6] and (tmp_path / "u.png").is_file()
+    assert [xs.size for xs, _, _ in drawn] == [6, 6] and (tmp_path / "u.png").is_file()
     drawn.clear()
     panel = dict(p1=np.full((5, 5), 0.5), software=np.linspace(-1, 1, 25).reshape(5, 5),
                  per_point=np.linspace(0.4, 1.0, 12))
     plots.plot_decision_boundary(axis, {"regular": panel}, x.tolist(), y, tmp_path / "d.png")
-    assert sum(drawn) == 12 and (tmp_path / "d.png").is_file()
+    assert sum(xs.size for xs, _, _ in drawn) == 12 and (tmp_path / "d.png").is_file()
 
 
 def test_metrics_take_tensors_and_refuse_scores_and_results_with_a_hint():
@@ -255,31 +248,18 @@ def test_points_right_in_exactly_half_the_transfers_are_magenta(tmp_path, monkey
     bottom (viridis), uncounted, with "<" for "<=" (found by mutation
     testing)."""
     pytest.importorskip("matplotlib")
-    import matplotlib.axes
-    import matplotlib.figure
+    from figures import closed_figures, scatter_calls
 
     from xbarsim.train import plots
 
-    drawn, figures = [], []
-    scatter, savefig = matplotlib.axes.Axes.scatter, matplotlib.figure.Figure.savefig
-
-    def spy(self, xs, ys, *args, **kwargs):
-        drawn.append((np.asarray(kwargs["c"], float), kwargs["vmin"]))
-        return scatter(self, xs, ys, *args, **kwargs)
-
-    def keep(self, *args, **kwargs):
-        figures.append(self)
-        return savefig(self, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    drawn, figures = scatter_calls(monkeypatch), closed_figures(monkeypatch)
     axis = np.linspace(0, 1, 4)
     per_point = np.array([0.5, 0.5, 0.51, 1.0])  # two at exactly 0.5
     panel = dict(p1=np.full((4, 4), 0.5), software=np.linspace(-1, 1, 16).reshape(4, 4), per_point=per_point)
     plots.plot_decision_boundary(axis, {"regular": panel}, np.random.default_rng(0).uniform(0, 1, (4, 2)),
                                  np.array([0, 1, 0, 1]), tmp_path / "d.png")
-    colours = np.concatenate([c for c, _ in drawn])
-    vmin = drawn[0][1]
+    colours = np.concatenate([np.asarray(kw["c"], float) for _, _, kw in drawn])
+    vmin = drawn[0][2]["vmin"]
     assert np.sum(colours < vmin) == 2 and np.sum(colours >= vmin) == 2
     labels = " ".join(ax.get_xlabel() for ax in figures[0].axes)
     assert "magenta: 0.5 or below, 2 such points)" in labels
@@ -432,24 +412,18 @@ def test_decision_boundary_points_keep_their_class_shape_and_own_accuracy(tmp_pa
     accuracy; labels given as floats 0.0 / 1.0 (which the refusal's message
     counts as two-class) are drawn, not refused."""
     pytest.importorskip("matplotlib")
-    import matplotlib.axes
+    from figures import scatter_calls
 
     from xbarsim.train import plots
 
-    drawn = {}
-    scatter = matplotlib.axes.Axes.scatter
-
-    def spy(self, xs, ys, *args, **kwargs):
-        drawn[kwargs["label"]] = (kwargs["marker"], np.asarray(xs), np.asarray(kwargs["c"], float))
-        return scatter(self, xs, ys, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
+    calls = scatter_calls(monkeypatch)
     x = np.random.default_rng(0).uniform(0, 1, (6, 2))
     y = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 0.0])
     per_point = np.array([0.6, 0.7, 0.8, 0.9, 1.0, 0.55])
     axis = np.linspace(0, 1, 4)
     panel = dict(p1=np.full((4, 4), 0.5), software=np.linspace(-1, 1, 16).reshape(4, 4), per_point=per_point)
     plots.plot_decision_boundary(axis, {"regular": panel}, x, y, tmp_path / "d.png")
+    drawn = {kw["label"]: (kw["marker"], xs, np.asarray(kw["c"], float)) for xs, _, kw in calls}
     assert drawn.keys() == {"class 0", "class 1"}
     for cls, marker in ((0, "o"), (1, "^")):
         m, xs, c = drawn[f"class {cls}"]
@@ -485,22 +459,16 @@ def test_uncertainty_draws_each_class_at_its_own_points(tmp_path, monkeypatch):
     for class 1): selected with the other class's mask they swapped
     colours against the legend."""
     pytest.importorskip("matplotlib")
-    import matplotlib.axes
+    from figures import scatter_calls
 
     from xbarsim.train import plots
 
-    drawn = {}
-    scatter = matplotlib.axes.Axes.scatter
-
-    def spy(self, xs, ys, *args, **kwargs):
-        drawn[kwargs["label"]] = (kwargs["c"], kwargs["marker"], np.asarray(xs), np.asarray(ys))
-        return scatter(self, xs, ys, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
+    calls = scatter_calls(monkeypatch)
     x = np.random.default_rng(1).uniform(0, 1, (5, 2))
     y = np.array([0, 1, 1, 0, 1])
     plots.plot_uncertainty(np.linspace(0, 1, 3), {"regular": dict(std=np.full((3, 3), 0.1))}, x, y,
                            tmp_path / "u.png")
+    drawn = {kw["label"]: (kw["c"], kw["marker"], xs, ys) for xs, ys, kw in calls}
     for cls, colour, marker in ((0, "w", "o"), (1, "tab:cyan", "^")):
         c, m, xs, ys = drawn[f"test points, class {cls}"]
         assert (c, m) == (colour, marker)

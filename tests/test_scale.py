@@ -1794,6 +1794,16 @@ def test_progress_bar_left_by_an_exception_gives_no_estimate():
     with Progress(2, label="program", stream=stream) as bar:
         bar.update(2)
     assert stream.getvalue().splitlines()[-1].rstrip().endswith("eta    0.0s")
+    # an exception after the last step stopped nothing still to do: 0 s, not
+    # "stopped" (a bar reading "stopped" at 2/2 passed every test: found by
+    # mutation testing)
+    stream = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        with Progress(2, label="program", stream=stream) as bar:
+            bar.update(2)
+            raise KeyboardInterrupt
+    last = stream.getvalue().splitlines()[-1].rstrip()
+    assert "] 2/2 " in last and last.endswith("eta    0.0s")
 
 
 def test_progress_estimate_is_the_pace_since_the_first_step_times_the_steps_left(monkeypatch):

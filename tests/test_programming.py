@@ -2288,3 +2288,141 @@ def test_a_warning_from_a_script_named_like_the_package_names_the_script():
     with pytest.warns(RuntimeWarning, match=r"set threshold of 2.5 V") as rec:
         exec(code, {"xs": xs, "replace": replace})
     assert (rec[0].filename, rec[0].lineno) == (script, 1)
+
+
+def test_ramps_that_start_at_their_limit_are_taken():
+    """`WriteVerify` needs ``v_set_start <= v_set_max`` and ``v_reset_min <=
+    v_reset_start``: a ramp that starts at its limit (every pulse of one
+    amplitude) is a valid setting, and `ramp_tops` gives that amplitude
+    (found by mutation testing)."""
+    wv = xs.programming.WriteVerify(v_set_start=1.5, v_set_max=1.5, v_reset_start=-1.7, v_reset_min=-1.7)
+    assert wv.ramp_tops() == (1.5, 1.7)
+
+
+def test_a_pulse_as_long_as_its_cycle_is_taken():
+    """A pulse must fit in its pulse-and-verify cycle: one exactly as long
+    as the cycle fits, only a longer one is refused (found by mutation
+    testing)."""
+    wv = xs.programming.WriteVerify(pulse_width=1e-3, cycle_time=1e-3)
+    assert wv.pulse_width == wv.cycle_time == 1e-3
+    with pytest.raises(xs.ParameterError, match="fit in its pulse-and-verify cycle"):
+        xs.programming.WriteVerify(pulse_width=np.nextafter(1e-3, 1.0), cycle_time=1e-3)
+
+
+def test_an_explicit_order_with_a_negative_index_is_refused():
+    """A negative row is no cell of the array, even where it wraps around to
+    the one cell the order leaves out ((-1, 0) for (1, 0) on 2 x 2): the
+    order must list every cell once by its own (row, column) (found by
+    mutation testing)."""
+    with pytest.raises(xs.ParameterError, match="exactly once"):
+        programming_order((2, 2), [[0, 0], [0, 1], [-1, 0], [1, 1]])
+
+
+def test_an_explicit_order_of_a_wide_array_is_any_permutation_of_its_cells():
+    """On an array wider than tall (2 x 3), every permutation of its cells is
+    an order, taken as given: cells (0, 2) and (1, 0) are distinct (found by
+    mutation testing)."""
+    cells = np.array([[1, 0], [0, 2], [0, 0], [1, 2], [0, 1], [1, 1]])
+    np.testing.assert_array_equal(programming_order((2, 3), cells), cells)
+    with pytest.raises(xs.ParameterError, match="exactly once"):
+        programming_order((2, 3), np.array([[1, 0], [0, 2], [0, 0], [1, 2], [0, 1], [1, 0]]))
+
+
+def test_the_unconverged_warning_needs_more_than_its_share():
+    """Programming warns when *more than* `UNCONVERGED_WARN` (5 %) of the
+    working devices are left outside the band: 1 of 20 (exactly 5 %) is
+    quiet, 2 of 20 warn (found by mutation testing)."""
+    import warnings
+
+    from xbarsim.programming import UNCONVERGED_WARN, warn_unconverged_counts
+
+    assert UNCONVERGED_WARN * 20 == 1.0
+    cfg = xs.TransferConfig()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_unconverged_counts(20, 1, 0, (4, 5), cfg, "programming")
+    with pytest.warns(RuntimeWarning, match="left 2 of 20 working devices"):
+        warn_unconverged_counts(20, 2, 0, (4, 5), cfg, "programming")
+
+
+def test_a_read_exactly_at_the_switching_threshold_is_refused():
+    """A verify read at the device's threshold (1.1 V for TiO2) switches it
+    (the switching law is 1 at threshold): refused like one above it, only a
+    read below it is taken (found by mutation testing)."""
+    vth = min(xs.presets.TIO2.v_set, xs.presets.TIO2.v_reset)
+    with pytest.raises(xs.ParameterError, match="threshold"):
+        xs.TransferConfig(write_verify=xs.programming.WriteVerify(v_read=vth, v_set_start=1.2))
+    xs.TransferConfig(write_verify=xs.programming.WriteVerify(v_read=np.nextafter(vth, 0.0), v_set_start=1.2))
+
+
+def test_reset_pulses_whose_sinh_current_overflows_are_refused():
+    """The sinh-overflow check covers the reset ramp's limit too: with v0 =
+    3.2 mV, the 2.1 V set limit stays below |V| / v0 = 700 (656) but the
+    -2.4 V reset limit passes it (750), and programming would reach it
+    (found by mutation testing)."""
+    dev = replace(xs.presets.TIO2, v0=0.0032)
+    assert 2.1 / dev.v0 < 700 < 2.4 / dev.v0
+    with pytest.raises(xs.ParameterError, match="overflow the device's sinh current"):
+        xs.TransferConfig(device=dev)
+    xs.TransferConfig(device=dev, write_verify=xs.programming.WriteVerify(v_reset_min=-2.2))
+
+
+def test_nodal_carries_the_measured_contraction_not_the_cold_start_floor():
+    """`solve_nodal` carries the contraction it measured (``rate``) to the
+    next solve of the same circuit; the floors a cold start stops with
+    (`_COLD_RATE_FLOOR`, `_UNSETTLED_RATE`) are only its own safety margin
+    ("The rate carried to the next solve is the measured one"). A 4 x 4 V/2
+    pulse on 1 ohm wires contracts by ~1e-4 per sweep: a carried 0.1 made
+    every later warm solve of the cell stop as if it converged 1000x slower
+    (found by mutation testing)."""
+    from xbarsim.kernels.nodal import _COLD_RATE_FLOOR
+
+    M, N = 4, 4
+    G = np.random.default_rng(0).uniform(100e-6, 500e-6, (M, N))
+    wl_v, bl_v = np.zeros(M), np.zeros(N)
+    wl_d, bl_d = np.zeros(M, np.uint8), np.zeros(N, np.uint8)
+    KP._pulse_drives(0, 1, 2, 1.6, wl_v, wl_d, bl_v, bl_d)
+    vwl, vbl = np.zeros((M, N)), np.zeros((M, N))
+    set_ideal(wl_v, wl_d, bl_v, bl_d, vwl, vbl)
+    rate = np.full(1, -1.0)
+    it = solve_nodal(G, 0.0, 0.0, 1.0, 1.0, wl_v, wl_d, bl_v, bl_d, vwl, vbl, np.zeros((M, N)), np.zeros((M, N)),
+                     *nodal_work(M, N), 1e-12, 1000, rate)
+    assert it > 1
+    assert 0.0 <= rate[0] < 0.1 * _COLD_RATE_FLOOR  # measured: 5e-5
+
+
+def test_a_fast_relaxation_mean_without_spread_still_moves_the_mean():
+    """``relax_fast_mean`` scales ``E[G]`` whatever ``relax_fast`` (the
+    spread): with ``relax_fast = 0`` the fast part is deterministic,
+    ``G *= exp(mean (a - b))`` with ``a``, ``b`` the clock before and after.
+    On an otherwise ideal device with ``relax_tau`` one cycle, the last
+    device's final cycle (one more after its last verify read) runs its
+    clock from ``e^-1`` to ``e^-2`` (found by mutation testing)."""
+    mean = -0.2
+    dev = replace(xs.presets.TIO2.ideal(), relax_fast=0.0, relax_fast_mean=mean, relax_tau=1e-3)
+    cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, write_verify=xs.programming.WriteVerify(cycle_time=1e-3))
+    with pytest.warns(RuntimeWarning, match="outside"):  # the decay fights every pulse: few converge
+        res = xs.program(np.full((1, 2), 300e-6), cfg, seed=0)
+    assert res.order_index[0, 1] == 1  # the last device
+    ratio = res.g_final[0, 1] / res.g_after_own[0, 1]
+    assert ratio == pytest.approx(np.exp(mean * (np.exp(-1.0) - np.exp(-2.0))), rel=1e-12)
+
+
+def test_slow_relaxation_spreads_by_sigma_times_the_root_of_the_elapsed_time():
+    """``relax_sigma`` is per square root of a second: after ``n`` cycles of
+    ``cycle_time`` a device's log-conductance has spread by ``relax_sigma
+    sqrt(n cycle_time)``. On an otherwise ideal 16 x 16 array (no disturb,
+    no read noise) the log-ratios of final to after-own conductances,
+    divided by that, have unit variance (256 devices: the sample variance's
+    standard error is 0.09; a per-cycle sigma of ``relax_sigma cycle_time``
+    gives 1e-3) (found by mutation testing)."""
+    sigma = 0.3
+    dev = replace(xs.presets.TIO2.ideal(), relax_sigma=sigma)
+    cfg = xs.TransferConfig(device=dev, r_wl=0.0, r_bl=0.0, tolerance=0.05)
+    res = xs.program(_targets((16, 16), seed=2), cfg, seed=3)
+    k = res.order_index.ravel()
+    cycles = (1 + res.pulses.ravel())[np.argsort(k)]  # one read plus the pulses (each with its read), in order
+    t_own = np.cumsum(cycles)[k]  # each device's last event
+    elapsed = cycles.sum() + 1 - t_own  # to the final touch, one cycle after the last device
+    z = np.log(res.g_final / res.g_after_own).ravel() / (sigma * np.sqrt(elapsed * cfg.write_verify.cycle_time))
+    assert 0.6 < np.var(z) < 1.6

@@ -127,6 +127,26 @@ def _dummy(cfg):
                      drift_z=z, p_lrs=0.0, p_hrs=0.0, lrs_q=z + 5e-4, hrs_q=z + 5e-5)
 
 
+def test_layer_output_scales_each_lines_ir_drop_by_its_own_factor(cfg):
+    """The circuit model of the module docstring: the sinh output of ideal
+    wires plus the first-order word-line and bit-line IR-drop terms
+    (`_circuit_parts`), each scaled by its own fitted factor, ``kappa_wl``
+    and ``kappa_bl``. With the factors made unequal (0.5 and 2) the noiseless
+    `layer_output` is that sum to rounding; the bit-line term scaled by
+    ``kappa_wl`` passed every test, as fits give factors near each other
+    (found by mutation testing)."""
+    sur = dataclasses.replace(_dummy(cfg), kappa_wl=0.5, kappa_bl=2.0)
+    rng = np.random.default_rng(12)
+    W, b = rng.uniform(-1, 1, (8, 2)), rng.uniform(-1, 1, 8)
+    lm = map_layer(W, b, cfg)
+    g = [np.stack([t.target, 0.9 * t.target]) for t in lm.tiles]  # two transfers
+    x = rng.uniform(0, cfg.input_scale, (16, 2))
+    y0, awl, abl = sur._circuit_parts(lm, g, x)
+    assert np.abs(abl).max() > 1e-3 * np.abs(y0).max()  # the bit-line term is not negligible here
+    y = sur.layer_output(lm, g, x, rng, noise=False)
+    np.testing.assert_allclose(y, y0 + 0.5 * awl + 2.0 * abl, rtol=1e-10, atol=1e-12 * np.abs(y0).max())
+
+
 def test_sample_layer_failures_and_penalty(small, cfg):
     rng = np.random.default_rng(1)
     W, b = rng.uniform(-1, 1, (8, 2)), rng.uniform(-1, 1, 8)
@@ -1178,6 +1198,22 @@ def test_program_tile_samples_the_documented_law(small):
     for level in (0.05, 0.25, 0.5, 0.75, 0.95):
         assert np.quantile(z, level) == pytest.approx(np.interp(level, _Z_LEVELS, q), abs=0.03)
 
+
+
+def test_the_fitted_quantile_tables_are_standardised(small, asym):
+    """`own_mean_std` and `drift_mean_std` return a location and a *scale*:
+    a sample is location + scale z, z from the fitted quantiles, whose
+    variance is near 1 ("not exactly 1": 1.09 and 0.97 for `small`). The
+    drift's variance coefficients left in the units of the fit's internal
+    normalisation drew the same samples (the scale and the quantiles moved
+    by reciprocal factors) but made `drift_mean_std`'s scale 25x the drift's
+    spread and its quantiles' variance 1/640 (found by mutation testing)."""
+    from xbarsim.train.surrogate import _quantile_moments
+
+    for sur in (small, asym):
+        for table in (sur.own_z, sur.drift_z):
+            mean, var = _quantile_moments(table)
+            assert abs(mean) < 0.25 and 0.8 < var < 1.25, (mean, var)
 
 def test_penalty_counts_the_failures_mean_square_as_sampled(small):
     """The penalty's failure term is ``p_lrs E[(G_lrs - G)^2] + p_hrs

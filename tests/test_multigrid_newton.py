@@ -971,6 +971,29 @@ def test_resolve_checks_refactor_fraction_and_tol_first(bad):
         sol.resolve("not even conductances", tol=-1)
 
 
+def test_resolve_takes_refactor_fraction_one_and_the_first_solves_tol():
+    """`Solution.resolve`: ``refactor_fraction`` is a number in [0, 1], so 1
+    (reuse the kept factors whatever changed) is accepted, and ``tol``
+    defaults to the first solve's, not to `DEFAULT_TOL`: a re-solve of a tol
+    1e-3 solve is the same solve as one asked for tol 1e-3 explicitly, and
+    not one run on to 1e-12 (found by mutation testing)."""
+    g = np.full((8, 8), 2e-4)
+    g2 = g.copy()
+    g2[3, 4] = 1e-4
+    drives = xs.read_drives(np.full(8, 0.2))
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), **drives, method="mg", keep_factors=True)
+    whole = sol.resolve(g2, refactor_fraction=1)
+    assert np.allclose(whole.i_out, sol.resolve(g2, refactor_fraction=0.5).i_out, rtol=1e-9, atol=0)
+    for method in ("pcg", "mg", "direct"):
+        loose = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), **drives, method=method, tol=1e-3)
+        default, explicit = loose.resolve(g2), loose.resolve(g2, tol=1e-3)
+        assert default.iterations == explicit.iterations, method
+        assert default.residual == explicit.residual, method
+        # the start already meets tol 1e-3 (one device of 64 changed by half): no iteration at all, where
+        # a re-solve held to 1e-12 runs on
+        assert default.iterations < loose.resolve(g2, tol=1e-12).iterations, method
+
+
 def test_resolve_checks_new_open_devices():
     g = np.full((3, 3), 1e-4)
     sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), left=xs.Drive(0.1), top=xs.Drive(0.0, floating=np.array([False, False, True])))

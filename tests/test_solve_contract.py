@@ -65,6 +65,9 @@ def test_auto_switches_on_size_and_wires():
     sinh = xs.solve(xs.Crossbar(np.full((8, 8), 1e-4), 1.0, 1.0, v0=0.25), left=np.full(8, 0.3), bottom=0.0)
     assert sinh.method == "pcg"
     assert SOLVE_MODULE.choose_method((32, 32), nonlinear=True) == "pcg"
+    # "up to" AUTO_DIRECT_MAX_CELLS includes it (a 32 x 32 array sent to
+    # pcg passed every test: found by mutation testing)
+    assert SOLVE_MODULE.choose_method((32, 32)) == "direct"
     assert SOLVE_MODULE.choose_method((128, 128)) == "pcg"
     assert SOLVE_MODULE.choose_method((129, 128)) == SOLVE_MODULE.choose_method((256, 256), nonlinear=True) == "mg"
     for p_ideal in (0.0, 0.1):
@@ -2788,6 +2791,11 @@ def test_auto_falls_back_to_pcg_where_the_direct_refinement_stalls():
     np.testing.assert_array_equal(sol.v_bl, xs.solve(xbar, **drives, method="pcg", tol=1e-6).v_bl)
     assert sol.kcl_error < 1e-6  # the global current balance, within the solve's tol
     np.testing.assert_allclose(sol.power_supplied(), sol.power_dissipated(), rtol=1e-6)
+    # a maxiter the caller set is the caller's, as for pcg's fallback: no
+    # fallback, the direct solve's error (a fallback there passed every test:
+    # found by mutation testing)
+    with pytest.raises(xs.ConvergenceError, match=r"try method='pcg', whose line solves keep them apart"):
+        xs.solve(xbar, **drives, tol=1e-6, maxiter=50)
 
 
 # --- end currents: cuts the mutation audit of session 57 found untested -----------------------

@@ -2528,3 +2528,73 @@ def test_sampling_a_model_whose_layers_have_no_surrogate_is_refused():
     runs = [train(convert(moons_network(8)), data, TrainConfig(epochs=2, val_samples=k), progress=False)
             for k in (2, 0)]
     np.testing.assert_array_equal(runs[0].val_loss_history, runs[1].val_loss_history)
+
+
+def test_regularization_loss_sums_every_layer_s_term():
+    """regularization_loss(model) is the sum of the `regularization` terms of
+    every hardware-aware layer, not the first layer's alone (found by
+    mutation testing)."""
+    from xbarsim.train import regularization_loss
+
+    net = nn.Sequential(HardwareAwareLinear(2, 1, weight_decay=1.0), nn.Sigmoid(),
+                        HardwareAwareLinear(1, 1, weight_decay=0.5)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[0.5, 0.5]], dtype=torch.float64))
+        net[0].bias.copy_(torch.tensor([2.0], dtype=torch.float64))
+        net[2].weight.copy_(torch.tensor([[1.0]], dtype=torch.float64))
+        net[2].bias.copy_(torch.tensor([3.0], dtype=torch.float64))
+    # layer 0: 1.0 * (0.25 + 0.25 + 4) = 4.5; layer 2: 0.5 * (1 + 9) = 5; all values exact in binary
+    assert float(regularization_loss(net).detach()) == 9.5
+
+
+def test_restore_failed_with_failures_off_has_nothing_to_put_back_and_does_not_warn():
+    """With the failures switch off (reparam alone), no device is sampled as
+    failed: restore_failed_ has nothing to put back, so a loop without
+    snapshot_ is not told that failed weights moved (found by mutation
+    testing)."""
+    import warnings
+
+    from xbarsim.train import restore_failed_
+
+    layer = HardwareAwareLinear(6, 5, surrogate=ToyHardware(p_fail=0.4), failures=False, seed=2).double()
+    x = torch.rand(8, 6, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            layer(x).pow(2).sum().backward()
+            restore_failed_(layer)
+
+
+def test_a_layer_s_default_seed_hashes_its_initial_bias_too():
+    """seed=None: the sampling stream is keyed by a hash of the freshly
+    initialised weights and bias, so two layers that start from the same
+    weights but different biases draw different transfers (found by
+    mutation testing)."""
+
+    class Fixed(HardwareAwareLinear):
+        bias_value = 0.0
+
+        def reset_parameters(self):
+            with torch.no_grad():
+                self.weight.fill_(0.5)
+                if self.bias is not None:
+                    self.bias.fill_(self.bias_value)
+
+    a = type("A", (Fixed,), {"bias_value": 0.1})(3, 4, surrogate=ToyHardware())
+    b = type("B", (Fixed,), {"bias_value": 0.2})(3, 4, surrogate=ToyHardware())
+    assert torch.equal(a.weight, b.weight) and not torch.equal(a.bias, b.bias)
+    assert a.rng_state() != b.rng_state()
+    # and the same initial values give the same stream (the hash is reproducible)
+    assert a.rng_state() == type("C", (Fixed,), {"bias_value": 0.1})(3, 4, surrogate=ToyHardware()).rng_state()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_an_integer_input_under_autocast_is_refused_sampled_or_not(training):
+    """Under autocast a sampled forward casts a *floating-point* input to the
+    weights' dtype; an integer one is refused (ParameterError), as it is by
+    the forward that samples nothing, where nn.Linear cannot take it either
+    (found by mutation testing)."""
+    layer = HardwareAwareLinear(3, 2, surrogate=ToyHardware(), seed=0).double()
+    layer.train(training)
+    with torch.autocast("cpu"), pytest.raises(ParameterError, match="input of dtype torch.int64"):
+        layer(torch.ones(4, 3, dtype=torch.int64))

@@ -395,3 +395,40 @@ def test_the_drift_table_follows_xbarsim_data(tmp_path, monkeypatch):
     os.symlink(os.path.dirname(find_data_file("neighbour_drift.csv")), tmp_path / "link")
     monkeypatch.setenv("XBARSIM_DATA", str(tmp_path / "link"))
     assert _cached_drift() is packaged
+
+
+def test_mean_std_is_the_spread_of_the_pool_that_sample_draws_from():
+    """mean_std gives the mean and standard deviation of the distribution
+    `sample` draws from, uniformly over the pool: the pool's own
+    (population, ddof=0) figures. A sample standard deviation (ddof=1) gave
+    sqrt(2) times too much for a two-value pool, and NaN with a
+    RuntimeWarning for the one-value pool ``[0.0]`` of the last device
+    programmed, which does not drift (found by mutation testing)."""
+    import warnings
+
+    table = st.DriftTable((np.zeros(1), np.array([-1e-6, 1e-6])), "csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert table.mean_std(0) == (0.0, 0.0)
+        assert table.mean_std(1) == (0.0, 1e-6)  # values +-1e-6 drawn with equal odds: std exactly 1e-6
+        assert load_drift_table().mean_std(0) == (0.0, 0.0)
+
+
+def test_hrs_bounds_may_be_equal_a_fixed_stuck_conductance():
+    """The HRS bounds are ordered inclusively (``0 <= hrs_low <= hrs_high``):
+    equal bounds are a stuck-in-HRS conductance without spread, which every
+    HRS-stuck device then takes (found by mutation testing)."""
+    m = _exact_model(p_stuck_hrs=0.5, hrs_low=5e-5, hrs_high=5e-5)
+    g, stuck = m.sample(np.full(200, 3e-4), 0, np.random.default_rng(0))
+    assert np.any(stuck == 2) and np.all(g[stuck == 2] == 5e-5) and np.all(g[stuck == 0] == 3e-4)
+
+
+def test_failure_probabilities_may_add_up_to_one():
+    """p_stuck_lrs + p_stuck_hrs is refused only when it *exceeds* 1: at
+    exactly 1 every device is stuck, LRS or HRS at their own odds (found by
+    mutation testing)."""
+    m = StatisticalModel(p_stuck_lrs=0.25, p_stuck_hrs=0.75)
+    _, stuck = m.sample(np.full(4000, 3e-4), 0, np.random.default_rng(0))
+    assert np.all(stuck > 0)
+    # binomial(4000, 0.25): standard error 27 devices; 5 of them as the margin
+    assert abs(int(np.sum(stuck == 1)) - 1000) < 5 * np.sqrt(4000 * 0.25 * 0.75)

@@ -945,6 +945,24 @@ def test_mg_resolve_of_a_single_level_array_refactors_it(tol):
     assert _voltage_error(warm, _tight_cold(g2, drives)) <= 10 * tol
 
 
+
+def test_the_voltage_bound_is_its_three_documented_terms():
+    """`_pcg.voltage_bound`: ``vtol`` times the largest node voltage, that
+    voltage counted as at least `VOLTAGE_FLOOR` of the largest drive, and
+    never less than 8 ulp of the drive. At tol 1e-14 (`MIN_TOL`) the ulp
+    floor is what holds; without it a 1 V drive through 1 Mohm onto an 8 x 8
+    array (nodes at 0.52 mV) took a second mg and direct iteration chasing
+    2e-16 V (found by mutation testing: speed only)."""
+    from xbarsim._pcg import VOLTAGE_FLOOR, voltage_bound
+
+    ulp8 = 8 * np.finfo(float).eps
+    assert voltage_bound(1e-3, 0.5, 1.0) == 1e-3 * 0.5
+    assert voltage_bound(1e-3, 1e-9, 2.0) == 1e-3 * VOLTAGE_FLOOR * 2.0
+    assert voltage_bound(1e-13, 5.2e-4, 1.0) == ulp8
+    assert voltage_bound(1e-13, 5.2e-4, 4.0) == 4 * ulp8
+    np.testing.assert_array_equal(voltage_bound(1e-13, np.array([5.2e-4, 0.5]), np.array([1.0, 1.0])),
+                                  [ulp8, max(ulp8, 1e-13 * 0.5)])
+
 @pytest.mark.parametrize("start", ["x0", "resolve"])
 def test_pcg_warm_starts_stop_inside_the_voltage_bound(start):
     """From a warm start, pcg stopped 1.22x outside the voltage bound (floating

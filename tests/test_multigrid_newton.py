@@ -165,7 +165,6 @@ def test_mg_iterations_stay_flat():
     assert max(worst) <= 5e-3, worst
 
 
-
 def _preconditioner(n, batch, w_cycle, monkeypatch, seed=0):
     """A multigrid preconditioner of an n x n array with fixed nodes (an
     ideal drive on the word lines) and shunts (100 ohm ends), its W-cycle
@@ -240,6 +239,7 @@ def test_a_coarse_levels_operator_is_its_kirchhoff_sum(batch, monkeypatch):
     want[:, 1:] += seg * (x[:, :-1] - x[:, 1:])
     want[:, :-1] += seg * (x[:, 1:] - x[:, :-1])
     np.testing.assert_allclose(q, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
+
 
 def test_w_cycle_that_loses_definiteness_falls_back_to_the_v_cycle():
     """Strong IR drop (100 ohm segments, 1024^2: the smallest array whose
@@ -945,7 +945,6 @@ def test_mg_resolve_of_a_single_level_array_refactors_it(tol):
     assert _voltage_error(warm, _tight_cold(g2, drives)) <= 10 * tol
 
 
-
 def test_the_voltage_bound_is_its_three_documented_terms():
     """`_pcg.voltage_bound`: ``vtol`` times the largest node voltage, that
     voltage counted as at least `VOLTAGE_FLOOR` of the largest drive, and
@@ -962,6 +961,7 @@ def test_the_voltage_bound_is_its_three_documented_terms():
     assert voltage_bound(1e-13, 5.2e-4, 4.0) == 4 * ulp8
     np.testing.assert_array_equal(voltage_bound(1e-13, np.array([5.2e-4, 0.5]), np.array([1.0, 1.0])),
                                   [ulp8, max(ulp8, 1e-13 * 0.5)])
+
 
 @pytest.mark.parametrize("start", ["x0", "resolve"])
 def test_pcg_warm_starts_stop_inside_the_voltage_bound(start):

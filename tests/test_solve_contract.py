@@ -2605,7 +2605,6 @@ def test_a_memory_refusal_does_not_offer_pcg_where_pcg_is_refused(monkeypatch):
         xs.solve(near, **xs.read_drives(np.full(64, 0.2)), method="direct")
 
 
-
 def test_mg_on_a_coarsest_level_that_lost_definiteness_is_refused_by_name():
     """Negative pivots, which rounding makes on a floating line of 1.7e-12 S
     devices with a 1.3e-5 ohm segment, pass the line factors, but the

@@ -2394,6 +2394,7 @@ def test_a_training_forward_that_samples_nothing_leaves_no_failed_weights_to_res
     layer.restore_failed_()
     assert bool((layer.weight.detach() != before).all())  # every weight took its step
 
+
 def test_network_layers_passes_dropout_and_identity_and_refuses_two_final_sigmoids():
     # pins network_layers' Sequential rule: passive modules (nn.Dropout, identity at evaluation; nn.Identity)
     # are skipped, and "at most one [sigmoid] after the last" linear layer

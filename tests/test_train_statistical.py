@@ -252,6 +252,7 @@ def test_evaluate_circuit_reads_each_layer_with_its_documented_seeds():
     z1 = xs.transfer_many(w1, b1, cfg, n=n, seed=seed + 1).mvm(h, seed=seed + 1001)  # (n, B, in): per transfer
     np.testing.assert_allclose(got, z1[..., 0], rtol=1e-13, atol=1e-15)
 
+
 def _exact_model(**kw):
     # every measured error switched off: programmed conductance == target (plus only what kw turns back on)
     return StatisticalModel(**{**dict(a=0.0, b=0.0, offset_mean=0.0, offset_std=0.0, p_stuck_lrs=0.0,

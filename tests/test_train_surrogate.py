@@ -1199,7 +1199,6 @@ def test_program_tile_samples_the_documented_law(small):
         assert np.quantile(z, level) == pytest.approx(np.interp(level, _Z_LEVELS, q), abs=0.03)
 
 
-
 def test_the_fitted_quantile_tables_are_standardised(small, asym):
     """`own_mean_std` and `drift_mean_std` return a location and a *scale*:
     a sample is location + scale z, z from the fitted quantiles, whose
@@ -1214,6 +1213,7 @@ def test_the_fitted_quantile_tables_are_standardised(small, asym):
         for table in (sur.own_z, sur.drift_z):
             mean, var = _quantile_moments(table)
             assert abs(mean) < 0.25 and 0.8 < var < 1.25, (mean, var)
+
 
 def test_penalty_counts_the_failures_mean_square_as_sampled(small):
     """The penalty's failure term is ``p_lrs E[(G_lrs - G)^2] + p_hrs
@@ -1233,6 +1233,7 @@ def test_penalty_counts_the_failures_mean_square_as_sampled(small):
     w = torch.tensor([[1.0]], dtype=torch.float64)
     pen = float(small.penalty(w, None, failures=k)) - float(small.penalty(w, None, failures=False))
     assert pen == pytest.approx(sampled, rel=0.01)
+
 
 def test_grid_outputs_from_batches_follow_the_kept_circuit_transfers(small, cfg):
     # pins grid_outputs_from_batches: the first n_max kept transfers, a logit (no sigmoid after the last

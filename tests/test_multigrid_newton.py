@@ -104,19 +104,7 @@ def test_a_coarse_level_is_the_galerkin_product_of_the_fine_free_nodes():
     fine = _fine_level(net)
     assert fine.fixed[0].any() and fine.fixed[1].any()
     coarse = fine.coarsen()
-    # A over every fine node: word-line node (i, j) is i N + j, bit-line node (j, i) is M N + j M + i
-    wl = np.arange(M * N).reshape(M, N)
-    bl = M * N + np.arange(N * M).reshape(N, M)
-    rows, cols, vals = [], [], []
-    for u, w, c in [(wl.ravel(), bl.T.ravel(), fine.g.ravel()),
-                    (wl[:, :-1].ravel(), wl[:, 1:].ravel(), fine.seg[0].ravel()),
-                    (bl[:, :-1].ravel(), bl[:, 1:].ravel(), fine.seg[1].ravel())]:
-        rows += [u, w, u, w]
-        cols += [u, w, w, u]
-        vals += [c, c, -c, -c]
-    rows.append(np.arange(2 * M * N)); cols.append(np.arange(2 * M * N))
-    vals.append(np.concatenate([fine.shunt[0].ravel(), fine.shunt[1].ravel()]))
-    A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))))
+    A = fine.matrix()  # over every fine node, numbered as `Level.matrix` says
     free = np.concatenate([fine.fixed[0].ravel() == 0, fine.fixed[1].ravel() == 0])
     # P: fine node -> its coarse node (same numbering on the coarse shape)
     Mc, Nc = coarse.shape

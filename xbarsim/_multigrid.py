@@ -151,11 +151,11 @@ class Level:
             seg_c.append(np.ascontiguousarray(WIRE_SCALE * _rowpairsum(cross)))
         return Level(g_c, seg_c[0], seg_c[1], shunt_c[0], shunt_c[1], fixed_c[0], fixed_c[1])
 
-    def factor_direct(self):
-        """Factors of this level's operator over its free nodes: dense
-        Cholesky by the serial kernel up to `DENSE_SERIAL_MAX` unknowns (every
-        coarsest level the hierarchy builds with the default
-        `COARSEST_CELLS`), SuperLU beyond (a larger ``coarsest_cells``)."""
+    def matrix(self):
+        """This level's operator over all its nodes, fixed ones included
+        (sparse, 2 M N square): word-line node (i, j) is ``i N + j``, bit-line
+        node (j, i) is ``M N + j M + i``; devices, wire segments and the
+        shunts to ground."""
         M, N = self.shape
         n_wl = M * N
         idx_wl = np.arange(n_wl).reshape(M, N)
@@ -175,8 +175,15 @@ class Level:
         rows.append(np.arange(2 * n_wl))
         cols.append(np.arange(2 * n_wl))
         vals.append(diag)
-        A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(2 * n_wl, 2 * n_wl))
+        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(2 * n_wl, 2 * n_wl))
+
+    def factor_direct(self):
+        """Factors of this level's operator over its free nodes: dense
+        Cholesky by the serial kernel up to `DENSE_SERIAL_MAX` unknowns (every
+        coarsest level the hierarchy builds with the default
+        `COARSEST_CELLS`), SuperLU beyond (a larger ``coarsest_cells``)."""
+        A = self.matrix()
         free = np.concatenate([self.fixed[0].ravel() == 0, self.fixed[1].ravel() == 0])
         self._free = free
         self._dense = None

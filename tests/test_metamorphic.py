@@ -74,27 +74,18 @@ def scales(sol):
     return v, i
 
 
-def bound_voltage(sol, circuit):
+def bound_voltage(sol):
     """The voltage the solvers' stopping bound is relative to (README: every
     node within 10 tol "of the largest node voltage (counted as at least 1e-3
-    of the largest drive)"): where the terminals drop most of the drive, the
-    nodes sit far below it and the bound is the drive's (a 1 V drive through
-    3788 ohm onto a 0.25 ohm bit line held at 0 V: nodes at 66 uV, bound
-    1e-14 V; found by a helper's unseeded Hypothesis run, a warm and a cold
-    pcg solve 5e-15 V apart)."""
+    of the largest drive)"; the largest drive over the driven lines, as the
+    solver's `Network.drive_scale` takes it): where the terminals drop most
+    of the drive, the nodes sit far below it and the bound is the drive's (a
+    1 V drive through 3788 ohm onto a 0.25 ohm bit line held at 0 V: nodes
+    at 66 uV, bound 1e-14 V; found by a helper's unseeded Hypothesis run, a
+    warm and a cold pcg solve 5e-15 V apart)."""
     from xbarsim._pcg import VOLTAGE_FLOOR
 
-    drive = 0.0
-    for d in circuit.drives.values():
-        if d is None:
-            continue
-        v = np.abs(np.asarray(d.v, float))
-        if d.floating is not None:  # a floating line's voltage drives nothing; v: (), (L,) or (L, B)
-            floating = np.asarray(d.floating, bool).reshape(-1)
-            v = np.broadcast_to(v if v.ndim == 2 else v.reshape(-1, 1), (floating.size, max(v.shape[1:], (1,))[0]))
-            v = v[~floating]
-        drive = max(drive, float(np.max(v, initial=0.0)))
-    return max(scales(sol)[0], VOLTAGE_FLOOR * drive)
+    return max(scales(sol)[0], VOLTAGE_FLOOR * float(np.max(sol.network.drive_scale())))
 
 
 def tolerances(sol, circuit, extra=1.0):
@@ -423,7 +414,7 @@ def test_a_warm_start_from_another_circuit_lands_on_the_cold_answer(method, v0, 
     cold = solve(c, method, v0=v0)
     other = solve(Circuit(g=c.g * factor, r_wl=c.r_wl, r_bl=c.r_bl, drives=c.drives), method, v0=v0)
     warm = solve(c, method, v0=v0, x0=other)
-    v = bound_voltage(cold, c)
+    v = bound_voltage(cold)
     # both stop at the default tol 1e-12: 10 tol of the largest node voltage each, at least 1e-3 of the drive's
     close(warm.v_wl, cold.v_wl, 20e-12 * v + 1e-15 * v, "v_wl")
     close(warm.v_bl, cold.v_bl, 20e-12 * v + 1e-15 * v, "v_bl")
@@ -442,7 +433,7 @@ def test_a_resolve_matches_a_cold_solve_of_the_changed_array(method, v0, data, k
     g2 = np.where(changed, c.g * factor, c.g)
     cold = solve(Circuit(g=g2, r_wl=c.r_wl, r_bl=c.r_bl, drives=c.drives), method, v0=v0)
     warm = a.resolve(g2)
-    v, i = bound_voltage(cold, c), scales(cold)[1]
+    v, i = bound_voltage(cold), scales(cold)[1]
     close(warm.v_wl, cold.v_wl, 20e-12 * v + 1e-15 * v, "v_wl")
     close(warm.v_bl, cold.v_bl, 20e-12 * v + 1e-15 * v, "v_bl")
     floor = rounding_floor(c) * (1.0 if v0 is None else np.cosh(1.0 / v0))

@@ -1854,6 +1854,36 @@ def _near_ideal_segment_sinh_family(seed, count):
         yield Circuit(g=g, r_wl=r_wl, r_bl=r_bl, drives=dict(top=xs.Drive(top))), v0
 
 
+@pytest.mark.parametrize("method", ["pcg", "direct"])
+def test_newtons_step_cap_halves_down_to_a_quarter_v0_before_it_gives_up(monkeypatch, method):
+    """Where no step along Newton's direction is accepted, the step is tried
+    again with the devices' Jacobian evaluated at |V/V0| <= cap, the cap
+    halved from half the largest |V/V0| each time, and the solve gives up
+    only below 0.25, as its ConvergenceError says. With the line search (and
+    the rounding step) made to fail, the Jacobians seen must be the uncapped
+    one, then exactly halved caps, the last in [0.25, 0.5). A floor of 2.5
+    gave up three halvings early while the message still said 0.25 (found
+    by mutation testing)."""
+    seen = []
+    slopes = newton_module._device_slopes
+
+    def recorded(net, x):
+        seen.append(float(np.max(x)))
+        return slopes(net, x)
+
+    monkeypatch.setattr(newton_module, "_device_slopes", recorded)
+    monkeypatch.setattr(newton_module, "_line_search", lambda *args: None)
+    monkeypatch.setattr(newton_module, "_rounding_step", lambda *args: None)
+    g = np.random.default_rng(0).uniform(1e-4, 5e-4, (4, 4))
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0, v0=0.1)
+    with pytest.raises(xs.ConvergenceError, match=re.escape("limited to |V/V0| <= 0.25")):
+        xs.solve(xbar, left=xs.Drive(np.full(4, 2.0), r=1.0), bottom=xs.Drive(0.0, r=1.0), method=method)
+    top, capped = seen[0], seen[1:]
+    assert top > 10  # the linear start puts ~20 V0 across the devices
+    np.testing.assert_allclose(capped, top / 2 ** np.arange(1, len(capped) + 1), rtol=1e-12)
+    assert 0.25 <= capped[-1] < 0.5, capped
+
+
 @pytest.mark.parametrize("v0, top", [(0.1, [2e-3, -4e-5]), (2.0, [2e-2, -4e-4])])
 def test_newton_takes_the_step_rounding_at_a_near_ideal_segment_hides_from_the_line_search(v0, top):
     """A 2 x 2 array at |V/V0| <= 0.02, practically linear: word line 1 has

@@ -2488,6 +2488,27 @@ def test_an_end_near_a_common_mode_drive_is_read_across_its_best_cut_or_named(r_
     assert str(pair[0].message) == str(single[0].message)
 
 
+@pytest.mark.parametrize("v, r", [(1.0, 1.0), (1.0, 0.0), (0.2, 1e-13)])
+def test_an_equipotential_array_reads_no_current_imbalance_and_names_no_end(v, r):
+    """Every end of a 32 x 32 array at the same drive: nothing flows, and the
+    end currents are rounding noise. `Solution.kcl_error` divides their sum
+    by, among others, the largest drive times the *sum* of the device
+    conductances, which keeps such a circuit from reading noise over itself,
+    and the coarse-end warning does not judge columns where what flows is
+    rounding of that same scale. The code reads 2e-15 to 6e-14 here; with
+    the largest device conductance in place of the sum (some 1 / 1000 of
+    it), kcl_error read 1.3e-12 to 3.7e-11 and two of these circuits warned
+    that their terminal currents were resolved only to 33-330 times their
+    scale (found by mutation testing)."""
+    g = np.random.default_rng(0).uniform(1e-4, 5e-4, (32, 32))
+    xbar = xs.Crossbar(g, r_wl=1.0, r_bl=1.0)
+    end = xs.Drive(v, r=r)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = xs.solve(xbar, left=end, right=end, top=end, bottom=end, method="direct")
+    assert sol.kcl_error < 1e-12, sol.kcl_error
+
+
 @pytest.mark.parametrize("r_seg", [1e-10, 1e-100])
 def test_end_currents_of_lines_driven_at_both_ends_are_read_across_their_best_resolved_cut(r_seg):
     """A bit line driven at both ends through a near-ideal segment beside a

@@ -993,3 +993,26 @@ def test_the_converged_share_never_reads_100_percent_short_of_all():
 
     assert [percent_of_all(x) for x in (1.0, 0.99995, 122 / 124, 0.0)] == ["100.00", "99.995", "98.39", "0.00"]
     assert float(percent_of_all(1 - 1e-12)) < 100
+
+
+def test_the_summary_records_the_largest_cut_fraction(tmp_path, monkeypatch):
+    """``drift_cut_fraction_max`` is the largest share of simulated drift
+    changes left out by the cut over k = 1..30 (the printed "up to ... %"):
+    its mean over k passed the tests (found by mutation testing)."""
+    meas = C.measured()
+    cut = np.zeros(len(meas["events"]))
+    cut[4] = 0.05  # at k = 5 only
+    monkeypatch.setattr(C, "simulate", lambda *a, **k: _sim_like_measured(meas, drift_cut_fraction=cut))
+    summary = C.run(str(tmp_path / "cal"), n_arrays=2, verbose=False)
+    assert summary["drift_cut_fraction_max"] == 0.05
+
+
+def test_a_run_without_a_fit_records_no_fit_settings(tmp_path, monkeypatch):
+    """Without ``do_fit`` the summary's ``fit_arrays`` and ``fit_iter`` are
+    None, as ``fit_loss``: recording the unused default of 24 arrays read as
+    a fit that never ran and passed the tests (found by mutation testing)."""
+    meas = C.measured()
+    monkeypatch.setattr(C, "simulate", lambda *a, **k: _sim_like_measured(meas))
+    summary = C.run(str(tmp_path / "cal"), n_arrays=2, verbose=False)
+    assert (summary["refit"], summary["fit_loss"], summary["fit_arrays"], summary["fit_iter"]) == (
+        False, None, None, None)

@@ -769,3 +769,44 @@ def test_the_write_verify_preset_assumes_40_pulses_per_device_in_1_ms_cycles():
     wv = xs.presets.TIO2_WRITE_VERIFY
     assert wv.max_pulses == 40 and wv.cycle_time == pytest.approx(1e-3)
     assert "budget of 40 pulses per device and the 1 ms pulse-and-verify" in " ".join(xs.presets.__doc__.split())
+
+
+# Found by a second mutation-testing pass over devices.py: each test below
+# fails on a mutant that the test files building such devices passed.
+
+
+def test_a_negative_failure_probability_is_refused():
+    """``p_stuck_lrs`` / ``p_stuck_hrs`` are probabilities in [0, 1]: only
+    the upper side was tested, and dropping the lower bound took -0.1 (a
+    negative share of stuck devices) and passed the tests (found by
+    mutation testing)."""
+    for name in ("p_stuck_lrs", "p_stuck_hrs"):
+        with pytest.raises(xs.ParameterError, match=rf"DeviceParams.{name} = -0.1; a probability in \[0, 1\]"):
+            replace(xs.presets.TIO2, **{name: -0.1})
+        assert getattr(replace(xs.presets.TIO2, **{name: 0.0}), name) == 0.0  # the bound itself is taken
+
+
+def test_an_empty_operating_window_is_refused():
+    """``g_lo < g_min < g_max < g_hi``: a window of one conductance
+    (``g_min == g_max``) was taken by a ``<=`` and passed the tests (found
+    by mutation testing)."""
+    with pytest.raises(xs.ParameterError, match=r"need g_lo < g_min < g_max < g_hi; got 5e-06, 0.0003, 0.0003"):
+        replace(xs.presets.TIO2, g_min=300e-6, g_max=300e-6)
+
+
+def test_an_initial_state_at_the_bottom_of_the_physical_range_is_taken():
+    """``g_lo <= g_init_lo``: an initial state starting at ``g_lo`` itself
+    (a fully reset array) was refused by a ``<`` and passed the tests (found
+    by mutation testing)."""
+    dev = replace(xs.presets.TIO2, g_init_lo=xs.presets.TIO2.g_lo)
+    assert dev.g_init_lo == dev.g_lo
+
+
+def test_a_stuck_hrs_interval_upside_down_is_refused():
+    """``g_stuck_hrs_lo <= g_stuck_hrs_hi``: with each bound only checked
+    against the physical range, 100-10 uS was taken (the kernel would draw
+    from the swapped interval) and passed the tests (found by mutation
+    testing); equal bounds, one stuck value, are taken."""
+    with pytest.raises(xs.ParameterError, match=r"g_lo <= g_stuck_hrs_lo <= g_stuck_hrs_hi <= g_hi"):
+        replace(xs.presets.TIO2, g_stuck_hrs_lo=100e-6, g_stuck_hrs_hi=10e-6)
+    assert replace(xs.presets.TIO2, g_stuck_hrs_lo=50e-6, g_stuck_hrs_hi=50e-6).g_stuck_hrs_hi == 50e-6

@@ -3021,3 +3021,14 @@ def test_compact_repr_keeps_80_characters_and_shortens_mixed_dicts_and_lists():
     shown = "Thing(a={'g': array((3, 4), float64), 'name': 'tile'})"
     assert repr(Thing({"g": np.zeros((3, 4)), "name": "tile"})) == shown
     assert repr(Thing([np.zeros(2), None])) == "Thing(a=[array([0., 0.]), None])"
+
+
+def test_v0_full_of_linear_devices_is_infinite():
+    """`Crossbar.v0_full` is "inf for linear devices" (the linear law is the
+    sinh law's limit V0 -> inf, CIRCUIT.md): a linear crossbar's full array
+    of zeros, the opposite limit, passed the tests (found by mutation
+    testing). A scalar V0 is spread over the (M, N) array."""
+    g = np.full((2, 3), 1e-4)
+    full = xs.Crossbar(g).v0_full()
+    assert full.shape == (2, 3) and np.all(np.isposinf(full))
+    np.testing.assert_array_equal(xs.Crossbar(g, v0=0.45).v0_full(), np.full((2, 3), 0.45))

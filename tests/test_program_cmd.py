@@ -586,3 +586,47 @@ def test_program_takes_the_largest_pulse_budget_it_names(tmp_path, capsys):
     assert main(["program", "--out", str(tmp_path / "o"), "--size", "1", "--ideal-device", "--r-wire", "0",
                  "--max-pulses", str(MAX_PULSES_LIMIT), "--no-progress"]) == 0
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["config"]["max_pulses"] == MAX_PULSES_LIMIT
+
+
+# Found by the second mutation-testing pass over xbarsim/program_cmd.py: each test below fails
+# on a mutant that the tests of the command passed.
+
+def test_program_tolerance_hint_rounds_up_to_two_significant_figures():
+    """The hint's tolerance is twice the noise rounded up to two
+    significant figures: 0.008718 as 0.0088 (three figures, 0.00872, passed the tests) (found by mutation testing)."""
+    from xbarsim.program_cmd import _ceil2
+
+    assert _ceil2(2 * 0.004359) == "0.0088"
+    assert _ceil2(0.0123) == "0.013" and _ceil2(0.2) == "0.2"
+
+
+def test_program_takes_a_pulse_budget_of_one(tmp_path):
+    """--max-pulses is refused outside 1..MAX_PULSES_LIMIT, so 1 itself is
+    taken (the lower end refused passed the tests) (found by mutation
+    testing)."""
+    assert main(["program", "--out", str(tmp_path / "o"), "--size", "1", "--ideal-device", "--r-wire", "0",
+                 "--max-pulses", "1", "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["config"]["max_pulses"] == 1 and summary["pulses_max"] <= 1
+
+
+def test_program_g_range_above_the_reachable_range_is_refused(tmp_path, capsys):
+    """A window whose upper end lies past the device's reachable range
+    (TiO2: up to 1 mS) is refused before writing, as one whose lower end
+    does, also where the random targets happen to fall inside it (with only
+    the lower end checked, this one-device run went ahead, and passed the tests) (found by mutation testing)."""
+    assert main(["program", "--out", str(tmp_path / "o"), "--size", "1", "--g-range", "1e-4:1.001e-3",
+                 "--ideal-device", "--r-wire", "0", "--no-progress"]) == 1
+    assert "outside the device's reachable range" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_program_g_range_from_zero_is_refused_by_the_parser(tmp_path, capsys):
+    """--g-range 0:4e-4 is a malformed window (0 < GMIN < GMAX): refused by
+    the parser, exit status 2 (a window from 0 taken by the parser was
+    refused later, exit 1, and passed the tests) (found by mutation
+    testing)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["program", "--out", str(tmp_path / "o"), "--g-range", "0:4e-4"])
+    assert exc.value.code == 2
+    assert "need one GMIN:GMAX with 0 < GMIN < GMAX" in capsys.readouterr().err

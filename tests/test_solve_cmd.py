@@ -1037,3 +1037,77 @@ def test_solve_one_row_of_inputs_is_one_input_vector_as_a_flat_one_is(files):
         assert a[key].shape == b[key].shape, key
         np.testing.assert_array_equal(a[key], b[key])
     assert a["i_out"].shape == (5,)
+
+
+# Found by the second mutation-testing pass over xbarsim/solve_cmd.py: each test below fails on a
+# mutant that the tests of the command passed.
+
+def test_solve_two_rows_of_inputs_are_two_input_vectors(files):
+    """--inputs of shape (2, M) is two input vectors, as any (B, M) file
+    is: solution.npz holds both (x as (M, 2), i_out as (N, 2)), and the
+    summary counts a batch of 2; taking the first row alone passed the tests (found by mutation testing)."""
+    tmp, g, x = files
+    np.save(tmp / "x2.npy", x[:2])
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--inputs", str(tmp / "x2.npy"), "--r-wire", "0",
+                 "--no-progress", "--out", str(tmp / "o")]) == 0
+    summary, sol = _load(tmp / "o")
+    assert summary["batch"] == 2
+    np.testing.assert_array_equal(sol["x"], x[:2].T)
+    np.testing.assert_array_equal(sol["inputs"], x[:2])
+    np.testing.assert_allclose(sol["i_out"], g.T @ x[:2].T, rtol=1e-12)  # ideal wires and terminals: exact
+
+
+def test_solve_with_no_input_drive_reports_a_power_balance_of_zero(files):
+    """--v-in 0: nothing is supplied or dissipated, and the power balance is
+    0 (nothing to mismatch), not a division of 0 by 0: a test of p_in >= 0
+    crashed there with ZeroDivisionError and passed the tests (found by
+    mutation testing)."""
+    tmp, _, _ = files
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--v-in", "0", "--no-progress", "--out", str(tmp / "o")]) == 0
+    summary, _ = _load(tmp / "o")
+    assert summary["power_supplied_W"] == 0.0 and summary["power_balance"] == 0.0
+
+
+def test_solve_pulse_of_zero_volts_has_no_half_selected_fraction():
+    """A 0 V pulse has no amplitude to relate the half-selected voltages to:
+    ``worst_half_selected_fraction`` is None, without a 0/0 (NaN and
+    NumPy's RuntimeWarning) (found by mutation testing)."""
+    import warnings
+
+    from xbarsim import solve_cmd
+
+    g = np.full((3, 4), 2e-4)
+    sol = xs.solve(xs.Crossbar(g, r_wl=1.0, r_bl=1.0), **xs.pulse_drives(g.shape, (1, 1), 0.0, "V/2"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pulse = solve_cmd.summarize_pulse(sol, (1, 1), 0.0)
+    assert pulse["worst_half_selected_fraction"] is None and pulse["v_selected"] == 0.0
+
+
+def test_solve_reports_iterations_from_progress_min_cells_on(files, capsys, monkeypatch):
+    """Per-iteration lines are printed for arrays of PROGRESS_MIN_CELLS cells
+    and more ("from 512 x 512 cells on"): the 7 x 5 array at a threshold of
+    35 cells reports, at 36 it does not; > for >= passed the tests (found
+    by mutation testing)."""
+    from xbarsim import solve_cmd
+
+    tmp, _, _ = files
+    argv = ["solve", "--g", str(tmp / "g.npy"), "--method", "pcg"]
+    monkeypatch.setattr(solve_cmd, "PROGRESS_MIN_CELLS", 35)
+    assert main(argv + ["--out", str(tmp / "at")]) == 0
+    assert "relative Kirchhoff residual" in capsys.readouterr().err
+    monkeypatch.setattr(solve_cmd, "PROGRESS_MIN_CELLS", 36)
+    assert main(argv + ["--out", str(tmp / "below")]) == 0
+    assert "relative Kirchhoff residual" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--r-in", "--r-out", "--r-terminal"])
+def test_solve_pulse_refuses_any_terminal_resistance(files, capsys, flag):
+    """A --pulse drives its lines through ideal sources: a sense terminal
+    (--r-out) is refused as an input one is, before writing; --r-out
+    dropped without a word passed the tests (found by mutation
+    testing)."""
+    tmp, _, _ = files
+    assert main(["solve", "--g", str(tmp / "g.npy"), "--pulse", "1,1", flag, "5", "--out", str(tmp / "o")]) == 1
+    assert "terminal resistances belong to a read" in capsys.readouterr().err
+    assert not (tmp / "o").exists()

@@ -593,7 +593,8 @@ def test_program_takes_the_largest_pulse_budget_it_names(tmp_path, capsys):
 
 def test_program_tolerance_hint_rounds_up_to_two_significant_figures():
     """The hint's tolerance is twice the noise rounded up to two
-    significant figures: 0.008718 as 0.0088 (three figures, 0.00872, passed the tests) (found by mutation testing)."""
+    significant figures: 0.008718 as 0.0088 (three figures, 0.00872,
+    passed the tests) (found by mutation testing)."""
     from xbarsim.program_cmd import _ceil2
 
     assert _ceil2(2 * 0.004359) == "0.0088"
@@ -614,7 +615,8 @@ def test_program_g_range_above_the_reachable_range_is_refused(tmp_path, capsys):
     """A window whose upper end lies past the device's reachable range
     (TiO2: up to 1 mS) is refused before writing, as one whose lower end
     does, also where the random targets happen to fall inside it (with only
-    the lower end checked, this one-device run went ahead, and passed the tests) (found by mutation testing)."""
+    the lower end checked, this one-device run went ahead, and passed the
+    tests) (found by mutation testing)."""
     assert main(["program", "--out", str(tmp_path / "o"), "--size", "1", "--g-range", "1e-4:1.001e-3",
                  "--ideal-device", "--r-wire", "0", "--no-progress"]) == 1
     assert "outside the device's reachable range" in capsys.readouterr().err

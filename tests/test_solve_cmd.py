@@ -1045,7 +1045,8 @@ def test_solve_one_row_of_inputs_is_one_input_vector_as_a_flat_one_is(files):
 def test_solve_two_rows_of_inputs_are_two_input_vectors(files):
     """--inputs of shape (2, M) is two input vectors, as any (B, M) file
     is: solution.npz holds both (x as (M, 2), i_out as (N, 2)), and the
-    summary counts a batch of 2; taking the first row alone passed the tests (found by mutation testing)."""
+    summary counts a batch of 2; taking the first row alone passed the
+    tests (found by mutation testing)."""
     tmp, g, x = files
     np.save(tmp / "x2.npy", x[:2])
     assert main(["solve", "--g", str(tmp / "g.npy"), "--inputs", str(tmp / "x2.npy"), "--r-wire", "0",

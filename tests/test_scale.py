@@ -1980,6 +1980,9 @@ def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():
     assert (p.sizes, p.r_wire, p.inputs, p.g_ranges, p.devices) == (
         ((16, 16), (8, 12)), (1.0,), (2,), ((1e-4, 5e-4),), (("sinh", 0.25),))
     assert [(q.rows, q.cols) for q in p.points()] == [(8, 12), (16, 16)]
+    # smallest arrays first, by cells: 4 x 64 (256) after 8 x 8 (64), where sorting the (M, N) pairs put it
+    # first and passed the tests (found by mutation testing)
+    assert list(dict.fromkeys((q.rows, q.cols) for q in SweepParams(sizes=((4, 64), 8)).points())) == [(8, 8), (4, 64)]
     for kw, message in ((dict(sizes=(16.5,)), "is not an array size"), (dict(sizes=((4, 4, 4),)), "(M, N) pair"),
                         (dict(sizes=(float("inf"),)), "is not an array size"), (dict(sizes=(0,)), ">= 1"),
                         (dict(sizes=(float("nan"), 4)), "is not an array size"), (dict(inputs=(2.5,)), "whole numbers"),
@@ -2016,6 +2019,9 @@ def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():
     (dict(method="mgg"), "unknown method 'mgg'; choose one of ('auto', 'mg', 'pcg', 'direct') (did you mean 'mg'?)"),
     (dict(method="MG"), "method 'MG': give it as 'mg'"),
     (dict(device="sinh", v0="x"), "v0 must be a number"),
+    # a v0 on a linear point was taken without the check, and the row recorded a V0 its solve never used
+    # (found by mutation testing)
+    (dict(device="linear", v0=0.25), "a linear device takes no v0; use device='sinh' for a nonlinear one."),
     # the solver's refusal of drives too weak to tell from zero failed point by point (found by review)
     (dict(r_wire=0.0, r_terminal=1e18), "r_terminal (--r-terminal) = 1e+18 ohms: the drives reach the 4 word lines "
                                          "through terminals so weak"),
@@ -2135,6 +2141,7 @@ def test_run_sweep_refuses_an_empty_grid_and_arguments_it_cannot_take_before_wri
     for kwargs, message in ((dict(retry="no"), "retry = 'no'"), (dict(plots="no"), "plots = 'no'"),
                             (dict(table=1), "table = 1"), (dict(progress=None), "progress = None"),
                             (dict(numba_threads=-1), "numba_threads = -1"),
+                            (dict(numba_threads=0), "numba_threads = 0"),  # found by mutation testing
                             (dict(numba_threads=2.5), "numba_threads = 2.5"),
                             (dict(numba_threads="2"), "numba_threads = '2'"),
                             (dict(reuse_other_code="no"), "reuse_other_code = 'no'")):

@@ -901,6 +901,13 @@ def test_foreign_results_csv_is_refused_not_overwritten(tmp_path, capsys):
     assert "'name,score'" in err and "another --out folder" in err
     assert (tmp_path / "results.csv").read_text() == foreign
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+    # a header that starts as ours but lacks rows and cols is another program's too (taken for an older
+    # xbarsim's by its first two columns alone, it was rewritten: found by mutation testing)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "results.csv").write_text("point_id,status,x\np1,ok,3\n")
+    with pytest.raises(xs.ParameterError, match="has the header 'point_id,status,x'"):
+        run_sweep(params(sizes=((8, 8),), r_wire=(1.0,)), tmp_path / "a", progress=False, plots=False)
+    assert (tmp_path / "a" / "results.csv").read_text() == "point_id,status,x\np1,ok,3\n"
 
 
 def test_older_xbarsim_results_are_backed_up_and_carried_over(tmp_path, monkeypatch, capsys):
@@ -925,6 +932,7 @@ def test_older_xbarsim_results_are_backed_up_and_carried_over(tmp_path, monkeypa
     assert tuple(_read_csv(path)[0]) == COLUMNS
     err = capsys.readouterr().err
     assert "another xbarsim version's columns" in err and "results.csv.bak" in err
+    assert "2 of its 2 row(s) are readable" in err  # rows, the header not counted (found by mutation testing)
     # A second conversion keeps the first backup.
     path.write_text(old_text)
     run_sweep(sweep, tmp_path, progress=False, plots=False)
@@ -2115,6 +2123,10 @@ def test_a_rerun_interrupted_after_replacing_a_row_leaves_one_row_per_point(tmp_
         csv.DictWriter(fh, fieldnames=fields, lineterminator="\n").writerow({**rows[1], "status": "ok"})
     loaded = load_results(path)
     assert len(loaded) == 6 and all(r["status"] == "ok" for r in loaded)
+    # at the later row's place, the file's end, as `load_results` says (the first row's place passed the
+    # tests: found by mutation testing)
+    replaced = rows[1]["point_id"]
+    assert [r["point_id"] for r in loaded] == [r["point_id"] for r in after if r["point_id"] != replaced] + [replaced]
 
 
 def test_run_sweep_refuses_an_empty_grid_and_arguments_it_cannot_take_before_writing(tmp_path):
@@ -2367,6 +2379,17 @@ def test_a_rerun_says_how_many_points_it_took_from_the_folder(tmp_path, capsys):
     assert "\n6 points (4 of them from an earlier run in this folder): 6 ok" in capsys.readouterr().out
 
 
+def test_an_interrupt_counts_the_points_of_its_own_sweep_saved(tmp_path, capsys):
+    """The interrupt line says how many of *this* sweep's points the folder
+    holds: with three points of another sweep there and one of this one's,
+    "1 of 2 points saved" (counting every row of the folder, "3 of 2",
+    passed the tests: found by mutation testing)."""
+    run_sweep(params(sizes=((8, 8),), r_wire=(1.0, 2.0, 3.0)), tmp_path, progress=False, plots=False)
+    capsys.readouterr()
+    scale._report_interrupt(params(sizes=((8, 8),), r_wire=(1.0, 5.0)), tmp_path)
+    assert "interrupted: 1 of 2 points saved in" in capsys.readouterr().err
+
+
 def test_the_column_key_that_cannot_be_written_is_a_warning(tmp_path):
     """run_sweep wrote results_columns.txt unguarded: a folder in its place
     raised a raw IsADirectoryError (found by review). It warns, and the
@@ -2381,6 +2404,13 @@ def test_the_column_key_that_cannot_be_written_is_a_warning(tmp_path):
     run_sweep(params(sizes=((8, 8),), r_wire=(1.0, 2.0, 3.0)), tmp_path / "b", progress=False, plots=False,
               counts=counts)
     assert counts == dict(computed=1, reused=2)
+    # a smaller sweep in the same folder reuses its own points only, not the folder's every row (found by
+    # mutation testing)
+    counts = {}
+    with pytest.warns(UserWarning, match=r"also holds 2 row\(s\) of points outside this sweep"):
+        run_sweep(params(sizes=((8, 8),), r_wire=(2.0,)), tmp_path / "b", progress=False, plots=False,
+                  counts=counts)
+    assert counts == dict(computed=0, reused=1)
 
 
 def test_a_long_subtitle_still_says_r_is_per_segment(tmp_path, monkeypatch):

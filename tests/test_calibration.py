@@ -357,6 +357,9 @@ def test_fit_refuses_a_parameter_that_starts_at_zero(monkeypatch):
 
 @pytest.mark.parametrize("argv, message", [
     (["--arrays", "1000000000"], "simulate fewer arrays"),  # was NumPy's MemoryError, after --out was made
+    # one array has no spread to compare; taken here, it reached the simulation's own refusal (after a
+    # whole fit with --fit; found by mutation testing)
+    (["--arrays", "1"], "--arrays 1: the drift statistics need at least 2 arrays"),
     (["--fit-arrays", "5"], "add --fit"),  # were ignored without --fit
     (["--fit-iter", "0"], "add --fit"),
 ])

@@ -263,3 +263,29 @@ def test_a_training_file_of_one_class_is_refused(tmp_path):
 def test_every_part_of_the_split_must_hold_a_point(sizes):
     with pytest.raises(ParameterError, match="must be positive integers"):
         make_moons_split(*sizes, seed=0)
+
+
+def test_make_moons_refuses_an_infinite_noise():
+    """``noise``: a finite number >= 0, checked by `make_moons` itself; an
+    infinite noise returned points of inf and NaN without a word (only
+    make_moons_split looked at its points afterwards; found by mutation
+    testing)."""
+    from xbarsim.train.data import make_moons
+
+    with pytest.raises(ParameterError, match="noise must be a finite number >= 0; got inf"):
+        make_moons(10, float("inf"), 0)
+
+
+def test_save_csv_dir_refuses_three_features_before_writing(tmp_path):
+    """The CSV format holds two features: a split of three is refused
+    before any file is written (a check of "at least two" passed the training
+    tests, and failed with a raw ValueError after making the folder and
+    half writing train.csv; found by mutation testing)."""
+    from xbarsim.train.data import MoonsData
+
+    d = make_moons_split(20, 10, 10, seed=1)
+    three = MoonsData(np.c_[d.x_train, d.x_train[:, :1]], d.y_train, np.c_[d.x_val, d.x_val[:, :1]], d.y_val,
+                      np.c_[d.x_test, d.x_test[:, :1]], d.y_test)
+    with pytest.raises(ParameterError, match=r"data.x_train has shape \(20, 3\); the CSV format .* holds two"):
+        save_csv_dir(three, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -855,3 +855,59 @@ def test_the_forward_size_trial_leaves_no_hooks_behind(data):
     predict_logits(net, data.x_val)
     train(net, data, TrainConfig(epochs=1), progress=False)
     assert all(not m._forward_hooks for m in net.modules())
+
+
+def test_train_config_refuses_a_learning_rate_of_0():
+    """TrainConfig.lr: "a finite learning rate > 0": 0, which trains
+    nothing, is refused as the negative rates are (lr >= 0 passed the training
+    tests; found by mutation testing)."""
+    for lr in (0, 0.0, -0.0, np.float32(0)):
+        with pytest.raises(ParameterError, match="a finite learning rate > 0"):
+            TrainConfig(lr=lr)
+    assert TrainConfig(lr=1e-300).lr == 1e-300
+
+
+def test_a_boolean_score_is_refused_as_a_boolean_tensor_is(data):
+    """``score(model) -> float``: a Python or NumPy boolean is no score (nor
+    is a boolean tensor), refused at the first selection rather than taken
+    as 1.0 or 0.0 (found by mutation testing)."""
+    for value in (True, np.bool_(False)):
+        with pytest.raises(ParameterError, match=r"score\(model\) returned .* at epoch 0; it must be a finite number"):
+            train(moons_network(2), data, TrainConfig(epochs=2, select_every=1), progress=False,
+                  score=lambda m, v=value: v)
+
+
+def test_train_gives_the_callers_torch_thread_count_back(data):
+    """`train` runs torch on one thread inside (`single_thread`) and gives
+    the caller's thread count back afterwards (leaving it at 1 passed the training
+    tests; found by mutation testing)."""
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        train(moons_network(2), data, TrainConfig(epochs=1), progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_without_keep_best_the_last_epoch_is_reported_kept(data):
+    """TrainResult.best_epoch, "Epoch whose weights were kept", counts from 0
+    (as the epoch keep_best picks): without keep_best the last epoch's
+    weights stay, epoch ``epochs - 1``. Reporting ``epochs``, an epoch that
+    never ran, passed the training tests (found by mutation testing)."""
+    res = train(moons_network(2), data, TrainConfig(epochs=3, keep_best=False), progress=False)
+    assert res.best_epoch == 2 and len(res.loss_history) == 3
+
+
+def test_a_validation_loss_that_overflows_stops_the_training(data):
+    """A non-finite validation loss is a diverged run, refused at its epoch
+    while the training loss is still finite: here validation features of
+    1.7e308 (finite, as train requires) overflow the logits. Refusing only
+    when both losses are non-finite passed the training tests, and the run went on
+    to its end (found by mutation testing)."""
+    data = replace(data, x_val=np.full_like(data.x_val, 1.7e308))
+    net = torch.nn.Linear(2, 1).double()
+    with torch.no_grad():
+        net.weight.fill_(1.0)  # 3.4e308: logits of +inf, a loss of inf or NaN
+    with pytest.raises(ParameterError, match=r"training diverged at epoch 0: training loss [0-9.]+, validation loss"):
+        train(net, data, TrainConfig(epochs=3, lr=1e-3), progress=False)

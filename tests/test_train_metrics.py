@@ -494,3 +494,13 @@ def test_an_uncertainty_map_of_no_spread_is_drawn_at_the_bottom_of_a_0_1_scale(t
     (mesh,) = [c for c in fig.axes[0].collections if isinstance(c, QuadMesh)]
     assert mesh.get_clim() == (0, 1.0)
     assert fig.axes[-1].get_ylim() == (0, 1.0)  # the colour bar
+
+
+def test_the_metrics_refuse_hits_of_no_transfer():
+    """``correct`` is (n_transfers, n_points) "with both >= 1": hits of no
+    transfer are refused, not scored as 0 / 0 per-point accuracies (NaN)
+    or as bins that count every point (zero rows accepted passed the training
+    tests; found by mutation testing)."""
+    for f in (per_point_accuracy, accuracy_bins, summarize):
+        with pytest.raises(ParameterError, match=r"shape \(0, 3\); expected \(n_transfers, n_points\) with both >= 1"):
+            f(np.zeros((0, 3), dtype=bool))

@@ -1906,7 +1906,6 @@ def test_newton_takes_the_step_rounding_at_a_near_ideal_segment_hides_from_the_l
         assert_within_voltage_bound(sol, sols["direct"], 1e-12, method)
 
 
-
 def test_the_rounding_step_is_taken_only_where_it_lowers_the_worst_node_imbalance():
     """`_rounding_step` returns 1 (the full step left in T, its residual in
     G) only where the step's slope is within the nodes' rounding and the
@@ -1914,7 +1913,7 @@ def test_the_rounding_step_is_taken_only_where_it_lowers_the_worst_node_imbalanc
     None otherwise. From the exact solution of a 3 x 4 sinh array moved
     by p: the step -p back to it is taken, the step +p further away is not,
     and neither is a slope beyond the rounding. Taking every step whose
-    slope was within rounding passed every test (found by mutation
+    slope was within rounding passed the tests (found by mutation
     testing)."""
     rng = np.random.default_rng(1)
     xbar = xs.Crossbar(rng.uniform(1e-4, 5e-4, (3, 4)), r_wl=1.0, r_bl=1.0, v0=0.1)
@@ -1939,6 +1938,7 @@ def test_the_rounding_step_is_taken_only_where_it_lowers_the_worst_node_imbalanc
     assert np.max(np.abs(G_wl)) < 1e-3 * np.max(np.abs(F_wl))  # G is T's residual: near 0
     assert step(p_wl, p_bl, 0.0) is None  # twice as far from the solution
     assert step(-p_wl, -p_bl, -1.0) is None  # a slope beyond the rounding (sum of bound x |d|: ~2e-2)
+
 
 _SLOW_MODE_GAIN_G = {
     "fuzz-found": [[7.76e-08, 2.02e-09, 1.30e-07, 1.43e-09, 9.22e-09, 5.87e-06],

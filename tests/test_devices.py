@@ -91,13 +91,20 @@ def test_the_documented_bounds_themselves_are_taken():
         replace(xs.presets.TIO2, relax_fast=np.nextafter(3.0, 4.0))
 
 
-def test_an_initial_window_upside_down_is_refused():
+def test_an_initial_or_stuck_hrs_window_upside_down_is_refused():
     """``g_init_lo`` above ``g_init_hi`` was taken (the kernel drew from the
     swapped interval without a word) and passed every test (found by
-    mutation testing); equal bounds, a fixed start, are taken."""
+    mutation testing); equal bounds, a fixed start, are taken. A second
+    pass found the same of the stuck-HRS interval (100-10 uS taken, each
+    bound checked against the physical range only), and an initial state
+    from g_lo itself (a fully reset array) refused by a ``<``."""
     with pytest.raises(xs.ParameterError, match=r"need g_lo <= g_init_lo <= g_init_hi <= g_hi"):
         replace(xs.presets.TIO2, g_init_lo=100e-6, g_init_hi=50e-6)
+    with pytest.raises(xs.ParameterError, match=r"g_lo <= g_stuck_hrs_lo <= g_stuck_hrs_hi <= g_hi"):
+        replace(xs.presets.TIO2, g_stuck_hrs_lo=100e-6, g_stuck_hrs_hi=10e-6)
     replace(xs.presets.TIO2, g_init_lo=80e-6, g_init_hi=80e-6)
+    assert replace(xs.presets.TIO2, g_stuck_hrs_lo=50e-6, g_stuck_hrs_hi=50e-6).g_stuck_hrs_hi == 50e-6
+    assert replace(xs.presets.TIO2, g_init_lo=xs.presets.TIO2.g_lo).g_init_lo == xs.presets.TIO2.g_lo
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -115,6 +122,11 @@ def test_an_initial_window_upside_down_is_refused():
     # span checks ran first and blamed the preset's own g_stuck_lrs_std)
     (dict(g_hi=50e-6), r"need g_lo < g_min < g_max < g_hi"),
     (dict(g_hi=4e-6), r"need g_lo < g_min < g_max < g_hi"),
+    # a window of one conductance (taken by a <=), a negative share of stuck devices (only the upper
+    # bound was tested): found by mutation testing
+    (dict(g_min=300e-6, g_max=300e-6), r"need g_lo < g_min < g_max < g_hi; got 5e-06, 0.0003, 0.0003"),
+    (dict(p_stuck_lrs=-0.1), r"DeviceParams.p_stuck_lrs = -0.1; a probability in \[0, 1\]"),
+    (dict(p_stuck_hrs=-0.1), r"DeviceParams.p_stuck_hrs = -0.1; a probability in \[0, 1\]"),
 ])
 def test_extreme_finite_device_parameters_are_refused_before_any_run(kw, message):
     """Finite values beyond the model's meaning ran to the end: every device
@@ -769,44 +781,3 @@ def test_the_write_verify_preset_assumes_40_pulses_per_device_in_1_ms_cycles():
     wv = xs.presets.TIO2_WRITE_VERIFY
     assert wv.max_pulses == 40 and wv.cycle_time == pytest.approx(1e-3)
     assert "budget of 40 pulses per device and the 1 ms pulse-and-verify" in " ".join(xs.presets.__doc__.split())
-
-
-# Found by a second mutation-testing pass over devices.py: each test below
-# fails on a mutant that the test files building such devices passed.
-
-
-def test_a_negative_failure_probability_is_refused():
-    """``p_stuck_lrs`` / ``p_stuck_hrs`` are probabilities in [0, 1]: only
-    the upper side was tested, and dropping the lower bound took -0.1 (a
-    negative share of stuck devices) and passed the tests (found by
-    mutation testing)."""
-    for name in ("p_stuck_lrs", "p_stuck_hrs"):
-        with pytest.raises(xs.ParameterError, match=rf"DeviceParams.{name} = -0.1; a probability in \[0, 1\]"):
-            replace(xs.presets.TIO2, **{name: -0.1})
-        assert getattr(replace(xs.presets.TIO2, **{name: 0.0}), name) == 0.0  # the bound itself is taken
-
-
-def test_an_empty_operating_window_is_refused():
-    """``g_lo < g_min < g_max < g_hi``: a window of one conductance
-    (``g_min == g_max``) was taken by a ``<=`` and passed the tests (found
-    by mutation testing)."""
-    with pytest.raises(xs.ParameterError, match=r"need g_lo < g_min < g_max < g_hi; got 5e-06, 0.0003, 0.0003"):
-        replace(xs.presets.TIO2, g_min=300e-6, g_max=300e-6)
-
-
-def test_an_initial_state_at_the_bottom_of_the_physical_range_is_taken():
-    """``g_lo <= g_init_lo``: an initial state starting at ``g_lo`` itself
-    (a fully reset array) was refused by a ``<`` and passed the tests (found
-    by mutation testing)."""
-    dev = replace(xs.presets.TIO2, g_init_lo=xs.presets.TIO2.g_lo)
-    assert dev.g_init_lo == dev.g_lo
-
-
-def test_a_stuck_hrs_interval_upside_down_is_refused():
-    """``g_stuck_hrs_lo <= g_stuck_hrs_hi``: with each bound only checked
-    against the physical range, 100-10 uS was taken (the kernel would draw
-    from the swapped interval) and passed the tests (found by mutation
-    testing); equal bounds, one stuck value, are taken."""
-    with pytest.raises(xs.ParameterError, match=r"g_lo <= g_stuck_hrs_lo <= g_stuck_hrs_hi <= g_hi"):
-        replace(xs.presets.TIO2, g_stuck_hrs_lo=100e-6, g_stuck_hrs_hi=10e-6)
-    assert replace(xs.presets.TIO2, g_stuck_hrs_lo=50e-6, g_stuck_hrs_hi=50e-6).g_stuck_hrs_hi == 50e-6

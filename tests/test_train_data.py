@@ -265,17 +265,6 @@ def test_every_part_of_the_split_must_hold_a_point(sizes):
         make_moons_split(*sizes, seed=0)
 
 
-def test_make_moons_refuses_an_infinite_noise():
-    """``noise``: a finite number >= 0, checked by `make_moons` itself; an
-    infinite noise returned points of inf and NaN without a word (only
-    make_moons_split looked at its points afterwards; found by mutation
-    testing)."""
-    from xbarsim.train.data import make_moons
-
-    with pytest.raises(ParameterError, match="noise must be a finite number >= 0; got inf"):
-        make_moons(10, float("inf"), 0)
-
-
 def test_save_csv_dir_refuses_three_features_before_writing(tmp_path):
     """The CSV format holds two features: a split of three is refused
     before any file is written (a check of "at least two" passed the training

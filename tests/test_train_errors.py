@@ -239,6 +239,12 @@ def test_train_checks_score_and_progress_before_the_first_epoch(data):
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))  # nothing trained
     with pytest.raises(ParameterError, match="score\\(model\\) returned 'x' at epoch 0; it must be a finite"):
         train(net, data, TrainConfig(epochs=2, select_every=1), progress=False, score=lambda m: "x")
+    # nor is a Python or NumPy boolean, as a boolean tensor is not (True was read as 1.0: found by
+    # mutation testing)
+    for value in (True, np.bool_(False)):
+        with pytest.raises(ParameterError, match=r"score\(model\) returned .* at epoch 0; it must be a finite number"):
+            train(moons_network(2), data, TrainConfig(epochs=2, select_every=1), progress=False,
+                  score=lambda m, v=value: v)
     # a one-element tensor or array is a number
     result = train(moons_network(8), data, TrainConfig(epochs=2, select_every=1), progress=False,
                    score=lambda m: torch.tensor(0.5))
@@ -326,6 +332,8 @@ def test_small_refusals():
     with pytest.raises(ParameterError, match="correct must be boolean .* hits; got <U2"):
         per_point_accuracy("ab")  # "correct has shape ()"
     for args, match in (((-1, 0.1, 0), "n = -1"), ((10, -0.1, 0), "noise must be a finite number >= 0; got -0.1"),
+                        # points of inf and NaN without a word (found by mutation testing)
+                        ((10, float("inf"), 0), "noise must be a finite number >= 0; got inf"),
                         ((10, 0.1, 2**32), "state = ")):
         with pytest.raises(ParameterError, match=match):
             make_moons(*args)
@@ -855,26 +863,6 @@ def test_the_forward_size_trial_leaves_no_hooks_behind(data):
     predict_logits(net, data.x_val)
     train(net, data, TrainConfig(epochs=1), progress=False)
     assert all(not m._forward_hooks for m in net.modules())
-
-
-def test_train_config_refuses_a_learning_rate_of_0():
-    """TrainConfig.lr: "a finite learning rate > 0": 0, which trains
-    nothing, is refused as the negative rates are (lr >= 0 passed the training
-    tests; found by mutation testing)."""
-    for lr in (0, 0.0, -0.0, np.float32(0)):
-        with pytest.raises(ParameterError, match="a finite learning rate > 0"):
-            TrainConfig(lr=lr)
-    assert TrainConfig(lr=1e-300).lr == 1e-300
-
-
-def test_a_boolean_score_is_refused_as_a_boolean_tensor_is(data):
-    """``score(model) -> float``: a Python or NumPy boolean is no score (nor
-    is a boolean tensor), refused at the first selection rather than taken
-    as 1.0 or 0.0 (found by mutation testing)."""
-    for value in (True, np.bool_(False)):
-        with pytest.raises(ParameterError, match=r"score\(model\) returned .* at epoch 0; it must be a finite number"):
-            train(moons_network(2), data, TrainConfig(epochs=2, select_every=1), progress=False,
-                  score=lambda m, v=value: v)
 
 
 def test_train_gives_the_callers_torch_thread_count_back(data):

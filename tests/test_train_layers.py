@@ -283,7 +283,9 @@ def test_train_refuses_what_it_cannot_fit():
               progress=False)
     with pytest.raises(ParameterError, match="MoonsData"):
         train(moons_network(), (data.x_train, data.y_train), TrainConfig(epochs=1), progress=False)
-    for kw in (dict(epochs=2.5), dict(val_samples=-3), dict(select_every=0), dict(lr=float("nan"))):
+    # lr = 0 trains nothing ("a finite learning rate > 0"; taken by a >= : found by mutation testing)
+    for kw in (dict(epochs=2.5), dict(val_samples=-3), dict(select_every=0), dict(lr=float("nan")), dict(lr=0),
+               dict(lr=-0.0), dict(lr=np.float32(0))):
         with pytest.raises(ParameterError, match=list(kw)[0]):
             TrainConfig(**kw)
 

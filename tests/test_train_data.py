@@ -149,9 +149,12 @@ def test_csv_refuses_a_row_with_more_or_fewer_fields_than_the_header(tmp_path, r
     assert load_csv_dir(tmp_path).x_val.shape == (2, 2)
 
 
-def test_save_csv_dir_refuses_labels_it_would_drop_or_change(tmp_path):
+def test_save_csv_dir_refuses_what_it_would_drop_or_change(tmp_path):
     """`zip(x, y)` cut a split to the shorter array, and `int(0.6)` wrote
-    class 0 (found by review)."""
+    class 0 (found by review). The format holds two features: a split of
+    three is refused before any file is written (a check of "at least two"
+    failed with a raw ValueError after making the folder and half writing
+    train.csv; found by mutation testing)."""
     import dataclasses
 
     data = make_moons_split(n_train=20, n_val=5, n_test=5, seed=0)
@@ -159,7 +162,11 @@ def test_save_csv_dir_refuses_labels_it_would_drop_or_change(tmp_path):
         save_csv_dir(dataclasses.replace(data, y_train=data.y_train[:15]), tmp_path / "short")
     with pytest.raises(ParameterError, match="data.y_val holds labels other than 0 and 1"):
         save_csv_dir(dataclasses.replace(data, y_val=np.full(5, 0.6)), tmp_path / "frac")
-    assert not (tmp_path / "short").exists() and not (tmp_path / "frac").exists()
+    three = dataclasses.replace(data, **{f"x_{k}": np.c_[x, x[:, :1]] for k, x in
+                                         (("train", data.x_train), ("val", data.x_val), ("test", data.x_test))})
+    with pytest.raises(ParameterError, match=r"data.x_train has shape \(20, 3\); the CSV format .* holds two"):
+        save_csv_dir(three, tmp_path / "three")
+    assert not any((tmp_path / name).exists() for name in ("short", "frac", "three"))
 
 
 @pytest.mark.parametrize("text, message", [
@@ -263,18 +270,3 @@ def test_a_training_file_of_one_class_is_refused(tmp_path):
 def test_every_part_of_the_split_must_hold_a_point(sizes):
     with pytest.raises(ParameterError, match="must be positive integers"):
         make_moons_split(*sizes, seed=0)
-
-
-def test_save_csv_dir_refuses_three_features_before_writing(tmp_path):
-    """The CSV format holds two features: a split of three is refused
-    before any file is written (a check of "at least two" passed the training
-    tests, and failed with a raw ValueError after making the folder and
-    half writing train.csv; found by mutation testing)."""
-    from xbarsim.train.data import MoonsData
-
-    d = make_moons_split(20, 10, 10, seed=1)
-    three = MoonsData(np.c_[d.x_train, d.x_train[:, :1]], d.y_train, np.c_[d.x_val, d.x_val[:, :1]], d.y_val,
-                      np.c_[d.x_test, d.x_test[:, :1]], d.y_test)
-    with pytest.raises(ParameterError, match=r"data.x_train has shape \(20, 3\); the CSV format .* holds two"):
-        save_csv_dir(three, tmp_path / "out")
-    assert not (tmp_path / "out").exists()

@@ -93,6 +93,8 @@ def test_targets_with_a_header_or_index_of_numbers_are_refused_as_solve_refuses_
     (["--size", "2", "--r-wire", "-1"], ">= 0 ohms"),
     (["--size", "2", "--tolerance", "0"], "--tolerance 0.0: give the relative write-verify band"),
     (["--size", "2", "--g-range", "1e-7:1e-3"], "outside the device's reachable range"),
+    # the upper end past g_hi (1 mS): a one-device run went ahead (found by mutation testing)
+    (["--size", "1", "--g-range", "1e-4:1.001e-3"], "outside the device's reachable range"),
     (["--targets", "BADFILE"], "--targets has 1 of 2 targets at or past the device's reachable range"),  # named target_g, the API's argument
     (["--targets", "NANFILE"], "--targets holds NaN"),
     (["--size", "2", "--r-wire", "nan"], "--r-wire nan"),  # passed '< 0' and was named r_wl
@@ -579,13 +581,17 @@ def test_program_warns_of_targets_above_the_operating_window_too(tmp_path, capsy
     assert "warning: 4 of 4 targets lie outside the device's operating window" in capsys.readouterr().err
 
 
-def test_program_takes_the_largest_pulse_budget_it_names(tmp_path, capsys):
-    """--max-pulses is refused outside 1..MAX_PULSES_LIMIT, so the limit itself is taken."""
+@pytest.mark.parametrize("end", ["low", "high"])
+def test_program_takes_both_ends_of_the_pulse_budget_it_names(tmp_path, capsys, end):
+    """--max-pulses is refused outside 1..MAX_PULSES_LIMIT, so both ends are
+    taken (1 refused passed the tests: found by mutation testing)."""
     from xbarsim.programming import MAX_PULSES_LIMIT
 
+    budget = 1 if end == "low" else MAX_PULSES_LIMIT
     assert main(["program", "--out", str(tmp_path / "o"), "--size", "1", "--ideal-device", "--r-wire", "0",
-                 "--max-pulses", str(MAX_PULSES_LIMIT), "--no-progress"]) == 0
-    assert json.loads((tmp_path / "o" / "summary.json").read_text())["config"]["max_pulses"] == MAX_PULSES_LIMIT
+                 "--max-pulses", str(budget), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["config"]["max_pulses"] == budget and summary["pulses_max"] <= budget
 
 
 # Found by the second mutation-testing pass over xbarsim/program_cmd.py: each test below fails
@@ -599,28 +605,6 @@ def test_program_tolerance_hint_rounds_up_to_two_significant_figures():
 
     assert _ceil2(2 * 0.004359) == "0.0088"
     assert _ceil2(0.0123) == "0.013" and _ceil2(0.2) == "0.2"
-
-
-def test_program_takes_a_pulse_budget_of_one(tmp_path):
-    """--max-pulses is refused outside 1..MAX_PULSES_LIMIT, so 1 itself is
-    taken (the lower end refused passed the tests) (found by mutation
-    testing)."""
-    assert main(["program", "--out", str(tmp_path / "o"), "--size", "1", "--ideal-device", "--r-wire", "0",
-                 "--max-pulses", "1", "--no-progress"]) == 0
-    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert summary["config"]["max_pulses"] == 1 and summary["pulses_max"] <= 1
-
-
-def test_program_g_range_above_the_reachable_range_is_refused(tmp_path, capsys):
-    """A window whose upper end lies past the device's reachable range
-    (TiO2: up to 1 mS) is refused before writing, as one whose lower end
-    does, also where the random targets happen to fall inside it (with only
-    the lower end checked, this one-device run went ahead, and passed the
-    tests) (found by mutation testing)."""
-    assert main(["program", "--out", str(tmp_path / "o"), "--size", "1", "--g-range", "1e-4:1.001e-3",
-                 "--ideal-device", "--r-wire", "0", "--no-progress"]) == 1
-    assert "outside the device's reachable range" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
 
 
 def test_program_g_range_from_zero_is_refused_by_the_parser(tmp_path, capsys):

@@ -520,11 +520,14 @@ def test_a_printed_ratio_never_reads_on_the_other_side_of_its_verdict():
 
 
 @pytest.mark.parametrize("text", [None, "", "events,delta\n", "events,delta\n1,abc\n",
-                                  "events,delta\n" + "".join(f"{k},1e-6\n{k},2e-6\n" for k in range(1, 20))])
+                                  "events,delta\n" + "".join(f"{k},1e-6\n{k},2e-6\n" for k in range(1, 20)),
+                                  "events,delta\n3,nan\n" + "".join(f"{k},1e-6\n{k},2e-6\n" for k in range(1, 31))])
 def test_missing_or_damaged_installed_data_is_an_error_naming_the_file(tmp_path, monkeypatch, capsys, text):
     """A missing file, an empty one, a bad cell: raw tracebacks; event counts
     with no rows: NaN targets, scored as misses and written as bare NaN
-    into calibration.json (found by review)."""
+    into calibration.json (found by review). A NaN drift in an otherwise
+    whole table is damage too (checking the event column alone took it:
+    found by mutation testing)."""
     from xbarsim.cli import main
 
     tmp_path = tmp_path / "a{b}_x{}"  # braces in the path too (a str.format template broke on them)

@@ -1001,16 +1001,19 @@ def test_the_converged_share_never_reads_100_percent_short_of_all():
     assert float(percent_of_all(1 - 1e-12)) < 100
 
 
-def test_the_summary_records_the_largest_cut_fraction(tmp_path, monkeypatch):
+def test_the_summary_records_the_largest_cut_fraction(tmp_path, monkeypatch, capsys):
     """``drift_cut_fraction_max`` is the largest share of simulated drift
-    changes left out by the cut over k = 1..30 (the printed "up to ... %"):
-    its mean over k passed the tests (found by mutation testing)."""
+    changes left out by the cut over k = 1..30, printed with the k it is at:
+    its mean over k, and the k of the smallest, each passed the tests (found
+    by mutation testing)."""
     meas = C.measured()
     cut = np.zeros(len(meas["events"]))
     cut[4] = 0.05  # at k = 5 only
     monkeypatch.setattr(C, "simulate", lambda *a, **k: _sim_like_measured(meas, drift_cut_fraction=cut))
     summary = C.run(str(tmp_path / "cal"), n_arrays=2, verbose=False)
     assert summary["drift_cut_fraction_max"] == 0.05
+    C.run(str(tmp_path / "again"), n_arrays=2, verbose=True)
+    assert "(up to 5.0 % of them, at k = 5)" in capsys.readouterr().out
 
 
 def test_a_run_without_a_fit_records_no_fit_settings(tmp_path, monkeypatch):

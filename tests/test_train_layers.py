@@ -2574,21 +2574,20 @@ def test_a_layer_s_default_seed_hashes_its_initial_bias_too():
     weights but different biases draw different transfers (found by
     mutation testing)."""
 
-    class Fixed(HardwareAwareLinear):
-        bias_value = 0.0
+    def starting_at(bias):  # a layer initialised to weights of 0.5 and the given bias
+        class Fixed(HardwareAwareLinear):
+            def reset_parameters(self):
+                with torch.no_grad():
+                    self.weight.fill_(0.5)
+                    self.bias.fill_(bias)
 
-        def reset_parameters(self):
-            with torch.no_grad():
-                self.weight.fill_(0.5)
-                if self.bias is not None:
-                    self.bias.fill_(self.bias_value)
+        return Fixed(3, 4, surrogate=ToyHardware())
 
-    a = type("A", (Fixed,), {"bias_value": 0.1})(3, 4, surrogate=ToyHardware())
-    b = type("B", (Fixed,), {"bias_value": 0.2})(3, 4, surrogate=ToyHardware())
+    a, b = starting_at(0.1), starting_at(0.2)
     assert torch.equal(a.weight, b.weight) and not torch.equal(a.bias, b.bias)
     assert a.rng_state() != b.rng_state()
     # and the same initial values give the same stream (the hash is reproducible)
-    assert a.rng_state() == type("C", (Fixed,), {"bias_value": 0.1})(3, 4, surrogate=ToyHardware()).rng_state()
+    assert a.rng_state() == starting_at(0.1).rng_state()
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -2182,12 +2182,13 @@ def test_convert_gives_the_k_th_layer_the_stream_seed_plus_k():
 
 def test_train_keeps_the_best_epoch_s_weights_on_its_schedule(monkeypatch):
     """With a score, checks come every select_every epochs and at the end;
-    the best-scoring check's weights are loaded and its epoch reported;
-    without one, the lowest validation loss's; the model is left in eval
-    mode. Keeping the last epoch, not loading the weights, keeping live
-    (uncloned) weights, reporting the last epoch, minimising the score,
-    checking on another schedule or leaving the model in training mode all
-    passed every test (found by mutation testing)."""
+    the best-scoring check's weights are loaded and its epoch reported, the
+    earliest of equal scores; without one, the lowest validation loss's;
+    the model is left in eval mode. Keeping the last epoch, not loading the
+    weights, keeping live (uncloned) weights, reporting the last epoch,
+    minimising the score, checking on another schedule, leaving the model
+    in training mode or a tie taking the later epoch all passed every test
+    (found by mutation testing)."""
     import xbarsim.train.training as training
 
     data = make_moons_split(n_train=32, n_val=8, n_test=8, seed=0)
@@ -2218,6 +2219,10 @@ def test_train_keeps_the_best_epoch_s_weights_on_its_schedule(monkeypatch):
     assert all(torch.equal(p, q) for p, q in zip(net.parameters(), seen[1]))  # epoch 3's weights
     assert not torch.equal(seen[1][0], seen[3][0])  # which differ from the last epoch's
     assert not any(m.training for m in net.modules())
+
+    net, result, seen = run([0.5, 0.9, 0.9, 0.4], cfg)  # a tie: the earlier epoch kept
+    assert result.best_epoch == 3
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), seen[1]))
 
     net, result, seen = run([0.6, 0.3, 0.5], TrainConfig(epochs=3, lr=0.05, seed=0), score=False)
     assert result.val_loss_history.tolist() == [0.6, 0.3, 0.5] and result.best_epoch == 1

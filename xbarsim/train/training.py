@@ -47,7 +47,8 @@ class TrainConfig:
     once in threads draw each other's numbers there (an ``nn.Dropout`` of
     yours, for one); run them in processes to keep each reproducible."""
     keep_best: bool = True
-    """Keep the weights with the lowest validation loss (checked every epoch)."""
+    """Keep the weights with the lowest validation loss (checked every epoch); of equal
+    losses, the earliest epoch's."""
     val_samples: int = 4
     """Hardware samples per validation check for hardware-aware layers (0: mean weights). Every
     check draws the same samples (streams keyed by ``seed``, apart from the training draws), so
@@ -311,8 +312,8 @@ def train(model, data, config=TrainConfig(), progress=True, label="train", score
     score : callable, optional
         ``score(model) -> float``, higher is better, computed on held-out
         data every ``config.select_every`` epochs and at the end; with
-        ``config.keep_best`` the best-scoring weights are kept (default:
-        the lowest validation loss).
+        ``config.keep_best`` the best-scoring weights are kept, the earliest
+        of equal scores (default: the lowest validation loss).
 
     Returns
     -------

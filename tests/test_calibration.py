@@ -324,8 +324,13 @@ def test_a_fit_that_converges_in_its_last_allowed_iteration_is_converged(monkeyp
     a fit meeting them in its last allowed one came back "maxiter" and read
     as unconverged, with a warning (found by review). On a quadratic loss in
     the log parameters: the unlimited fit's iteration count, given as
-    maxiter, converges without a warning; one fewer does not."""
+    maxiter, converges without a warning; one fewer does not. The test on
+    the final simplex takes SciPy's fatol too: one within xatol whose values
+    spread 1e-2 is not converged, 5e-4 is (a fatol of 1e-1 passed every
+    test: found by mutation testing)."""
     import warnings
+
+    import scipy.optimize
 
     start = np.array([np.log(abs(getattr(xs.presets.TIO2, p))) for p in C.FIT_PARAMETERS])
     monkeypatch.setattr(C, "simulate", lambda dev, **kw: dev)
@@ -342,6 +347,25 @@ def test_a_fit_that_converges_in_its_last_allowed_iteration_is_converged(monkeyp
     assert exact == free
     with pytest.warns(RuntimeWarning, match="without converging"):
         C.fit(n_arrays=2, maxiter=free["iterations"] - 1)
+
+    def stopped_with(spread):  # Nelder-Mead out of iterations, its simplex one point, its values `spread` apart
+        def minimize(f, x0, **kwargs):
+            sim = np.vstack([x0] * (len(x0) + 1))
+            return scipy.optimize.OptimizeResult(
+                x=x0, fun=1.0, success=False, message="Maximum number of iterations has been exceeded.", nit=7,
+                nfev=9, final_simplex=(sim, 1.0 + spread * (np.arange(len(x0) + 1) > 0)))
+        return minimize
+
+    monkeypatch.setattr(scipy.optimize, "minimize", stopped_with(1e-2))
+    spread = {}
+    with pytest.warns(RuntimeWarning, match="without converging"):
+        C.fit(n_arrays=2, maxiter=7, report=spread)
+    assert spread["converged"] is False
+    monkeypatch.setattr(scipy.optimize, "minimize", stopped_with(5e-4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        C.fit(n_arrays=2, maxiter=7, report=spread)
+    assert spread["converged"] is True
 
 
 def test_fit_refuses_a_parameter_that_starts_at_zero(monkeypatch):

@@ -1767,6 +1767,30 @@ def test_progress_bar_on_a_terminal_leaves_no_tail_of_a_longer_note():
     # the first step has no estimate yet (a first step that compiled made one far too long)
     assert screen[1].endswith("eta      ?  8x8 r=20") and screen[2].endswith("s 8x8 r=1")
     assert screen[3].startswith("scale [") and screen[3].endswith("eta    0.0s")
+    # the last draw ends its line, so what is printed next starts on its own
+    # (without the newline it passed every test: found by mutation testing)
+    assert stream.getvalue().endswith("\n")
+
+
+def test_the_bar_fills_in_proportion_and_is_full_only_when_every_step_is_done():
+    """The bar's fill is the done fraction of its width, truncated as the
+    decile is: 59 of 60 steps drew a full bar ("[####...#] 59/60") when it
+    was rounded (found by mutation testing)."""
+    import io
+
+    from xbarsim._progress import Progress
+
+    def bar(done, total, width=30):
+        stream = io.StringIO()
+        with Progress(total, stream=stream, width=width) as progress:
+            progress.update(done)
+        last = stream.getvalue().splitlines()[-1]  # the final line
+        return last[last.index("[") + 1:last.index("]")]
+
+    assert bar(59, 60) == "#" * 29 + "."
+    assert bar(60, 60) == "#" * 30
+    assert bar(1, 3, width=10) == "###" + "." * 7
+    assert bar(0, 5) == "." * 30
 
 
 def test_progress_in_a_log_prints_at_each_tenth_and_at_least_every_minute(monkeypatch):

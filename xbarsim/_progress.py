@@ -91,7 +91,8 @@ class Progress:
             eta = f"{(now - t1) / (self.done - d1) * (self.total - self.done):6.1f}s"
         else:
             eta = "     ? "
-        filled = int(round(frac * self.width))
+        # truncated, as the decile is: rounded, 59 of 60 steps drew a full bar
+        filled = int(frac * self.width)
         bar = "#" * filled + "." * (self.width - filled)
         text = f"{self.label} [{bar}] {self.done}/{self.total}  {elapsed:6.1f}s  eta {eta} {note}"
         if self._tty:

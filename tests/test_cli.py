@@ -1747,3 +1747,72 @@ def test_demo_counts_its_own_arrays_in_the_memory_it_refuses_on(capsys, monkeypa
     assert main(["demo", "--size", str(n)]) == 1
     err = capsys.readouterr().err
     assert f"the {n} x {n} demo needs about" in err and "give a smaller --size" in err
+
+
+def test_json_plain_converts_numpy_values_inside_tuples(tmp_path):
+    """`json_plain` gives tuples as lists with their NumPy values as Python
+    numbers, as it does for lists: a run's provenance holding a tuple of
+    NumPy integers must pass `check_provenance` and ``json.dumps`` (found by
+    mutation testing)."""
+    import json
+
+    import numpy as np
+
+    from xbarsim.cli import check_provenance, json_plain
+
+    assert json.dumps(json_plain({"a": (np.int64(3), np.array([1.5]))})) == '{"a": [3, [1.5]]}'
+    assert check_provenance({"pulses": (np.int64(3), np.int32(4))}) == {"pulses": [3, 4]}
+
+
+def test_load_array_skips_a_header_whose_quoted_labels_hold_a_hash(tmp_path):
+    """A ``#`` inside double quotes is no comment (`_uncomment`): a
+    spreadsheet's header ``"col #1","col #2"`` is skipped as a header, and
+    the comma-separated rows under it are read (found by mutation
+    testing)."""
+    from xbarsim.cli import load_array
+
+    path = tmp_path / "g.csv"
+    path.write_text('"col #1","col #2"\n1e-4,2e-4\n3e-4,4e-4\n')
+    assert load_array(str(path), "--g", "conductances", ndmin=2).tolist() == [[1e-4, 2e-4], [3e-4, 4e-4]]
+
+
+def test_cache_clear_beside_the_sources_without_a_stamp_deletes_the_kernels(tmp_path):
+    """A cache beside the sources (their ``__pycache__``) that holds no
+    stamp yet is cleared without an error: the stamp's absence is what the
+    clear would leave anyway (found by mutation testing)."""
+    from xbarsim.cache_cmd import clear_cache
+
+    src = tmp_path / "kernels"
+    cache = src / "__pycache__"
+    cache.mkdir(parents=True)
+    (src / "nodal.py").write_text("x = 1\n")
+    (cache / "nodal.solve-1.py312.nbi").write_bytes(b"12345")
+    (cache / "nodal.cpython-312.pyc").write_bytes(b"1")
+    assert clear_cache(str(cache), str(src)) == (1, 5)
+    assert sorted(p.name for p in cache.iterdir()) == ["nodal.cpython-312.pyc"]
+
+
+def test_main_leaves_a_callers_own_sigterm_handler_in_place(monkeypatch, capsys):
+    """`main` called from a program that handles SIGTERM itself does not put
+    its own handler in place (`_catch_sigterm`): a SIGTERM during the
+    command reaches the caller's handler, and the command finishes with its
+    own status, not 143 (found by mutation testing)."""
+    import signal
+
+    from xbarsim import cache_cmd
+    from xbarsim.cli import main
+
+    got = []
+    real = cache_cmd.cache_report
+
+    def report_and_term(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        monkeypatch.setattr(cache_cmd, "cache_report", report_and_term)
+        assert main(["cache"]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert got == [signal.SIGTERM] and "terminated" not in capsys.readouterr().err

@@ -757,6 +757,16 @@ def test_the_sources_digest_keeps_the_files_apart(tmp_path):
     other."""
     apart = _digest_of(tmp_path / "c", {"a.py": "Xb", "c.py": "y"})
     assert apart != _digest_of(tmp_path / "d", {"a.py": "X", "bc.py": "y"})
+    # each name is ended by a NUL: without it, "a.py.py" = "" then "b.py" = Z hashed as "a.py" = 0x79702e bytes
+    # ("\0\0\0b.py" + Z's length + Z), the 8-byte length of "a.py.py"'s content read as the rest of a name
+    z = b"z" * (0x79702E - 3 - 4 - 8)
+    one, two = tmp_path / "e", tmp_path / "f"
+    one.mkdir()
+    two.mkdir()
+    (one / "a.py.py").write_bytes(b"")
+    (one / "b.py").write_bytes(z)
+    (two / "a.py").write_bytes(b"\0\0\0b.py" + len(z).to_bytes(8, "little") + z)
+    assert kc._source_digest(str(one)) != kc._source_digest(str(two))
 
 
 def test_the_sources_digest_does_not_depend_on_the_folder_listing_order(tmp_path, monkeypatch):
@@ -819,3 +829,23 @@ def test_help_of_a_class_whose_source_cannot_be_read_is_its_docstring_as_written
 
     Example.__module__ = module.__name__
     assert Example.__doc__ == "A class from a zipped install."
+
+
+def test_code_digest_covers_kernels_kept_outside_the_package(tmp_path, monkeypatch):
+    """In a checkout or an editable install the kernels sit in ``kernels/``
+    beside ``xbarsim/``, outside the package's folder: `code_digest` hashes
+    them too ("of the xbarsim package and of its kernels"), so an edited
+    kernel is other code (found by mutation testing)."""
+    kernels = tmp_path / "kernels"
+    kernels.mkdir()
+    (kernels / "nodal.py").write_text("A = 1\n")
+    monkeypatch.setattr(kc, "_kernel_folder", lambda: str(kernels))
+    try:
+        kc.code_digest.cache_clear()
+        before = kc.code_digest()
+        (kernels / "nodal.py").write_text("A = 2\n")
+        kc.code_digest.cache_clear()
+        after = kc.code_digest()
+    finally:
+        kc.code_digest.cache_clear()
+    assert before != after

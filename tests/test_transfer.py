@@ -2069,6 +2069,7 @@ def test_transfer_many_that_loses_its_scheduler_says_so_in_one_message(monkeypat
     import importlib
     import signal
     import socket
+    import time
 
     T = importlib.import_module("xbarsim.transfer")
     with socket.socket() as s:
@@ -2091,6 +2092,16 @@ def test_transfer_many_that_loses_its_scheduler_says_so_in_one_message(monkeypat
 
     monkeypatch.setattr(T, "_dask_chunks", killing)
     try:
+        # the scheduler listening first: transfer_many asks after 1 s whether anything listens
+        # (`xbarsim._dask.PROBE_AFTER_S`), and a scheduler still importing distributed on a busy
+        # machine read as a refused address (a readiness wait, not a timing check)
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+                break
+            except OSError:
+                assert scheduler.poll() is None, "the test's Dask scheduler exited at start"
+                time.sleep(0.1)
         W, b = _layer(3, 2)
         # a guard against a hang, not a timing check (a wall-clock bound of
         # 120 s had stood here; found by review)

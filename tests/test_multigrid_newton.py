@@ -1041,7 +1041,9 @@ def test_resolve_checks_the_drive_range_against_the_new_conductances(method):
 
 def test_coarsest_level_dense_cholesky_kernel_solves_and_refuses_indefinite():
     """The serial Cholesky of the coarsest level (kernels/multigrid.py)
-    against NumPy, several right-hand sides; an indefinite matrix is refused."""
+    against NumPy, several right-hand sides; an indefinite matrix is refused,
+    and so are a singular one (an exact zero pivot) and a NaN (refusing only
+    negative pivots passed every test: found by mutation testing)."""
     from xbarsim.kernels.multigrid import cholesky_factor, cholesky_solve
 
     rng = np.random.default_rng(3)
@@ -1058,6 +1060,8 @@ def test_coarsest_level_dense_cholesky_kernel_solves_and_refuses_indefinite():
     bad = a.copy()
     bad[5, 5] = -1.0
     assert not cholesky_factor(bad)
+    assert not cholesky_factor(np.ones((2, 2)))  # second pivot 1 - 1 * 1 = 0 exactly
+    assert not cholesky_factor(np.full((1, 1), np.nan))
 
 
 @pytest.mark.parametrize("method", ["direct", "pcg", "mg"])
@@ -1137,6 +1141,21 @@ def test_device_current_kernel_matches_the_device_law_and_flags_non_finite_volta
     finite = np.ones(-(-M // TILE), dtype=np.bool_)
     device_currents(g, v0, False, v_wl, v_bl, np.empty_like(v_wl), finite)
     assert finite.tolist() == [True, False, True]
+    # a NaN bit-line voltage at an open device (whose current is 0 at any
+    # voltage) still clears its tile's flag: the docstring's "either layer"
+    # (checking the word-line side alone passed every test; found by
+    # mutation testing)
+    v_bl[2, TILE + 1, 0] = 0.0
+    i = 2 * TILE + 1
+    g_open = g.copy()
+    g_open[i, 3] = 0.0
+    v_bl[3, i, 0] = np.nan
+    out = np.empty_like(v_wl)
+    finite = np.ones(-(-M // TILE), dtype=np.bool_)
+    device_currents(g_open, v0, False, v_wl, v_bl, out, finite)
+    assert out[i, 3, 0] == 0.0
+    assert finite.tolist() == [True, True, False]
+    v_bl[3, i, 0] = 0.0
     # finite voltages whose sinh current overflows clear their tile's flag
     # too (the linear law of the same voltages does not): the currents'
     # check dropped, every solve test still passed, the pre-checks of the

@@ -264,6 +264,28 @@ def test_terminal_currents_that_miss_kirchhoff_are_warned_of():
     np.testing.assert_allclose(fine.i_out, ref.i_out, rtol=1e-8)
 
 
+def test_a_line_whose_imbalance_is_below_the_floor_is_not_judged():
+    """`run_ngspice`'s Kirchhoff check passes over a line whose imbalance is
+    below `KCL_FLOOR` (its docstring), however large that is next to the
+    line's own currents: a bit line of 2e-14 A off by 1e-16 A (0.5 %, but
+    a tenth of the floor) draws no warning, while the same 0.5 % of 2e-10 A
+    (1e-12 A unaccounted for, 1000x the floor) does. The
+    check itself is fed the currents directly, no ngspice needed (found by
+    mutation testing)."""
+    i_device = np.full((2, 2, 1), 1e-14)  # (M, N, B): 2e-14 A out of each word line, into each bit line
+    for scale, warned in ((1.0, False), (1e4, True)):
+        dev = i_device * scale
+        terminals = {"left": dev.sum(axis=1), "right": np.zeros((2, 1)),
+                     "top": np.zeros((2, 1)), "bottom": -dev.sum(axis=0)}
+        terminals["bottom"][0, 0] *= 1.0 - 5e-3  # BL[0] misses 1e-16 A (scale 1) or 1e-12 A (scale 1e4)
+        assert abs(terminals["bottom"][0, 0] + dev.sum(axis=0)[0, 0]) == pytest.approx(1e-16 * scale, rel=1e-9)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            spice._warn_if_terminals_miss_kirchhoff(terminals, dev)
+        assert [issubclass(w.category, RuntimeWarning) and "misses Kirchhoff's law on BL[0]" in str(w.message)
+                for w in caught] == ([True] if warned else [])
+
+
 # ----------------------------------------------------------------------------
 # ngspice missing, failing, hanging, or writing nonsense: SpiceError
 # ----------------------------------------------------------------------------
@@ -296,6 +318,21 @@ def test_the_environment_variable_is_read_at_each_run_not_at_import(monkeypatch)
     xbar, drives = SMALL
     with pytest.raises(xs.SpiceError, match="/nonexistent/xbarsim-ngspice"):
         run_ngspice(xbar, **drives)
+
+
+def test_the_module_setting_takes_precedence_over_the_environment_variable(monkeypatch):
+    """`spice.NGSPICE` set to an executable is the one that runs, also where
+    ``XBARSIM_NGSPICE`` names another (the module docstring's order:
+    `NGSPICE`, else the variable, else ``ngspice``) (found by mutation
+    testing)."""
+    monkeypatch.setenv("XBARSIM_NGSPICE", sys.executable)  # an executable that exists
+    monkeypatch.setattr(spice, "NGSPICE", "/nonexistent/xbarsim-module-ngspice")
+    assert not ngspice_available()
+    xbar, drives = SMALL
+    with pytest.raises(xs.SpiceError, match="/nonexistent/xbarsim-module-ngspice"):
+        run_ngspice(xbar, **drives)
+    monkeypatch.setattr(spice, "NGSPICE", None)
+    assert ngspice_available()  # unset: the variable's executable is found
 
 
 def test_an_ngspice_file_without_execute_permission_is_named_as_such(monkeypatch, tmp_path):
@@ -406,6 +443,7 @@ def test_title_is_inert_on_the_first_line(tmp_path):
         "a\tb\n.end  c": "a b .end c",
         "name\udcff\x07": "name??",
         "": "xbarsim crossbar",
+        "y" * 200: "y" * 200,  # exactly TITLE_MAX characters: kept whole (found by mutation testing)
     }
     for title, first in cases.items():
         assert write_netlist(xbar, **drives, title=title).splitlines()[0] == first

@@ -504,3 +504,20 @@ def test_the_metrics_refuse_hits_of_no_transfer():
     for f in (per_point_accuracy, accuracy_bins, summarize):
         with pytest.raises(ParameterError, match=r"shape \(0, 3\); expected \(n_transfers, n_points\) with both >= 1"):
             f(np.zeros((0, 3), dtype=bool))
+
+
+def test_uncertainty_panels_are_titled_by_their_networks_names_as_the_decision_boundarys(tmp_path, monkeypatch):
+    """The uncertainty map titles each panel with its network's name as the
+    decision-boundary figure does ("hardware-aware"), not the panel's key
+    "hardware_aware" (found by mutation testing)."""
+    pytest.importorskip("matplotlib")
+    from figures import closed_figures
+
+    from xbarsim.train import plots
+
+    figs = closed_figures(monkeypatch)
+    panels = {"regular": dict(std=np.full((3, 3), 0.1)), "hardware_aware": dict(std=np.full((3, 3), 0.2))}
+    plots.plot_uncertainty(np.linspace(0, 1, 3), panels, np.zeros((2, 2)), np.array([0, 1]), tmp_path / "u.png")
+    (fig,) = figs
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["regular: spread of the prediction over transfers",
+                                                      "hardware-aware: spread of the prediction over transfers"]

@@ -137,6 +137,11 @@ def test_the_two_class_figures_refuse_results_of_several_classes(tmp_path):
     with pytest.raises(ParameterError, match=r"panel 'regular''s 'std' has shape \(5, 5, 3\)"):
         plot_uncertainty(axes, {"regular": dict(panel, std=np.zeros((5, 5, 3)))}, x, np.array([0, 1] * 3),
                          tmp_path / "b.png")
+    # the software logits too, a grid per output: refused by name, not left to matplotlib's contour
+    # (found by mutation testing: only p1 was checked)
+    with pytest.raises(ParameterError, match=r"panel 'regular''s 'software' has shape \(5, 5, 3\)"):
+        plot_decision_boundary(axes, {"regular": dict(panel, software=np.zeros((5, 5, 3)))}, x,
+                               np.array([0, 1] * 3), tmp_path / "d.png")
     plot_decision_boundary(axes, {"regular": panel}, x, np.array([0, 1] * 3), tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 0
 

@@ -288,8 +288,10 @@ def test_cache_clear_beside_the_sources_leaves_nothing_for_pip_uninstall_and_a_m
     """Next to the sources (their __pycache__, which pip uninstall leaves
     behind) a clear deletes the stamp too; a folder that is not there is
     nothing to clear (it was "cannot stamp ... Make the folder writable":
-    found by review)."""
+    found by review), and one with no stamp yet is cleared all the same
+    (refused as a stamp it could not delete: found by mutation testing)."""
     from xbarsim import cache_cmd
+    from xbarsim._kernel_cache import STAMP
 
     sources = tmp_path / "kernels"
     sources.mkdir()
@@ -299,6 +301,11 @@ def test_cache_clear_beside_the_sources_leaves_nothing_for_pip_uninstall_and_a_m
     assert [p.name for p in (sources / "__pycache__").iterdir()] == ["config.cpython-311.pyc"]
     assert cache_cmd.clear_cache(str(tmp_path / "none"), str(sources)) == (0, 0)
     assert not (tmp_path / "none").exists()
+    (sources / "__pycache__" / "config.cpython-311.pyc").unlink()
+    (sources / "__pycache__").rmdir()
+    _fake_cache(sources / "__pycache__", sources)
+    (sources / "__pycache__" / STAMP).unlink()
+    assert cache_cmd.clear_cache(str(sources / "__pycache__"), str(sources)) == (4, 5150)
 
 
 def test_kernels_saved_after_a_clear_by_a_running_process_are_kept_by_the_next_import(tmp_path, monkeypatch):
@@ -1141,7 +1148,9 @@ def test_load_array_reads_a_csv_with_a_byte_order_mark(tmp_path):
     "2e-4 3e-4\n4e-4 5e-4\n",  # np.savetxt's default: whitespace
     "g0,g1\n2e-4,3e-4\n4e-4,5e-4\n",  # a header row
     "# from the probe station\ncol a\tcol b\n2e-4\t3e-4\n4e-4\t5e-4\n",  # a comment, a header, tabs
-], ids=["whitespace", "header", "comment-header-tabs"])
+    # a '#' inside quotes is no comment (read as one, the header's rest was data; found by mutation testing)
+    '"col #1","col #2"\n2e-4,3e-4\n4e-4,5e-4\n',
+], ids=["whitespace", "header", "comment-header-tabs", "quoted-hash-header"])
 def test_load_array_reads_whitespace_and_a_header_row(tmp_path, text):
     """np.savetxt writes whitespace-delimited text by default, and a header
     row is common: both were refused as "could not convert string" (found
@@ -1767,47 +1776,15 @@ def test_demo_counts_its_own_arrays_in_the_memory_it_refuses_on(capsys, monkeypa
     assert f"the {n} x {n} demo needs about" in err and "give a smaller --size" in err
 
 
-def test_json_plain_converts_numpy_values_inside_tuples(tmp_path):
+def test_json_plain_converts_numpy_values_inside_tuples():
     """`json_plain` gives tuples as lists with their NumPy values as Python
     numbers, as it does for lists: a run's provenance holding a tuple of
     NumPy integers must pass `check_provenance` and ``json.dumps`` (found by
     mutation testing)."""
-    import json
-
-    import numpy as np
-
     from xbarsim.cli import check_provenance, json_plain
 
     assert json.dumps(json_plain({"a": (np.int64(3), np.array([1.5]))})) == '{"a": [3, [1.5]]}'
     assert check_provenance({"pulses": (np.int64(3), np.int32(4))}) == {"pulses": [3, 4]}
-
-
-def test_load_array_skips_a_header_whose_quoted_labels_hold_a_hash(tmp_path):
-    """A ``#`` inside double quotes is no comment (`_uncomment`): a
-    spreadsheet's header ``"col #1","col #2"`` is skipped as a header, and
-    the comma-separated rows under it are read (found by mutation
-    testing)."""
-    from xbarsim.cli import load_array
-
-    path = tmp_path / "g.csv"
-    path.write_text('"col #1","col #2"\n1e-4,2e-4\n3e-4,4e-4\n')
-    assert load_array(str(path), "--g", "conductances", ndmin=2).tolist() == [[1e-4, 2e-4], [3e-4, 4e-4]]
-
-
-def test_cache_clear_beside_the_sources_without_a_stamp_deletes_the_kernels(tmp_path):
-    """A cache beside the sources (their ``__pycache__``) that holds no
-    stamp yet is cleared without an error: the stamp's absence is what the
-    clear would leave anyway (found by mutation testing)."""
-    from xbarsim.cache_cmd import clear_cache
-
-    src = tmp_path / "kernels"
-    cache = src / "__pycache__"
-    cache.mkdir(parents=True)
-    (src / "nodal.py").write_text("x = 1\n")
-    (cache / "nodal.solve-1.py312.nbi").write_bytes(b"12345")
-    (cache / "nodal.cpython-312.pyc").write_bytes(b"1")
-    assert clear_cache(str(cache), str(src)) == (1, 5)
-    assert sorted(p.name for p in cache.iterdir()) == ["nodal.cpython-312.pyc"]
 
 
 def test_main_leaves_a_callers_own_sigterm_handler_in_place(monkeypatch, capsys):

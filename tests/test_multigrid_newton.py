@@ -1408,6 +1408,26 @@ def test_the_convergence_maxima_keep_a_nan_wherever_it_sits(where):
     assert _absmax(np.array([-3.0]), np.array([2.0])) == 3.0
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_cg_update_kernel_against_numpy(batch):
+    """`cg_update`: ``x += alpha p``, ``r += alpha q`` per column, and each
+    line's squared residual norm summed over all its nodes, in the batched
+    path as in the one-column one (found by mutation testing: the batched
+    norm of the last node alone passed every test; CG's stopping and its
+    residual history read these sums)."""
+    from xbarsim.kernels.operator import cg_update
+
+    rng = np.random.default_rng(5)
+    x, r, p, q = (rng.normal(size=(4, 6, batch)) for _ in range(4))
+    alpha = rng.uniform(0.1, 1.0, batch)
+    want_x, want_r = x + alpha * p, r + alpha * q
+    partial = np.empty((4, batch))
+    cg_update(x, r, p, q, alpha, partial)
+    np.testing.assert_allclose(x, want_x, rtol=1e-15)
+    np.testing.assert_allclose(r, want_r, rtol=1e-15)
+    np.testing.assert_allclose(partial, (want_r ** 2).sum(axis=1), rtol=1e-14)
+
+
 @pytest.mark.parametrize("method", ["direct", "pcg"])
 def test_huge_currents_at_one_node_do_not_hide_another_nodes_error(method):
     """Bit line 0 sits between two devices at about 135 V0 (fixed word lines

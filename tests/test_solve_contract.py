@@ -1277,11 +1277,15 @@ def test_a_direct_solve_on_an_ideal_wire_is_sized_by_its_own_fill(monkeypatch, r
 # ---------------------------------------------------------------------------
 
 
-def test_the_memory_probe_counts_the_processs_memory_cgroups(tmp_path, monkeypatch):
+def test_the_memory_probe_reads_meminfo_in_kib_and_counts_the_processs_memory_cgroups(tmp_path, monkeypatch):
     # it read the machine's MemAvailable only: a container's or a SLURM
     # job's limit let a request through to be killed (found by review)
     from xbarsim import _memory
 
+    meminfo = tmp_path / "meminfo"  # the kernel's kB are KiB: read as 1000 B, 2.3 % too much room was
+    meminfo.write_text("MemTotal:        4000000 kB\nMemFree:          100000 kB\nMemAvailable:     900000 kB\n")
+    monkeypatch.setattr(_memory, "PROC_MEMINFO", str(meminfo))  # granted (found by mutation testing)
+    assert _memory._machine_available() == 900000 * 1024
     v2, v1 = tmp_path / "v2", tmp_path / "v1"
     (v2 / "job" / "step").mkdir(parents=True)
     (v2 / "job" / "memory.max").write_text("1000000000\n")

@@ -108,6 +108,8 @@ B/cell); the guard's linear figure alone let such solves reach 1.5-1.8x
 what it admitted."""
 
 
+PROC_MEMINFO = "/proc/meminfo"
+"""The kernel's memory report (`available_bytes` reads its MemAvailable, in KiB)."""
 PROC_CGROUP = "/proc/self/cgroup"
 """Where this process's control groups are listed (`cgroup_room`)."""
 CGROUP_MOUNTS = {"v2": "/sys/fs/cgroup", "v1": "/sys/fs/cgroup/memory"}
@@ -128,7 +130,7 @@ def available_bytes():
 
 def _machine_available():
     try:
-        with open("/proc/meminfo") as fh:
+        with open(PROC_MEMINFO) as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024

@@ -2518,6 +2518,14 @@ def test_worker_watch_says_when_every_worker_is_paused_for_memory(capsys):
             time.sleep(0.05)
             err += capsys.readouterr().err
     assert err.count(line) == 1 and "NO WORKER LEFT" not in err
+    # a watch given no paused line of its own says its one message there
+    # (it printed "None": found by mutation testing)
+    with WorkerWatch(client, "NO WORKER LEFT", after=0.1, poll=0.02):
+        err, end = "", time.monotonic() + 10.0
+        while "NO WORKER LEFT" not in err and time.monotonic() < end:
+            time.sleep(0.05)
+            err += capsys.readouterr().err
+    assert err == "NO WORKER LEFT\n"
 
 
 def test_connect_scheduler_waits_worker_wait_s_for_a_first_worker_by_default(monkeypatch, capsys):

@@ -477,13 +477,15 @@ def test_a_source_tree_finds_its_kernels_without_an_editable_install(tmp_path):
     """``python -m pytest`` in a checkout or unpacked sdist, with xbarsim
     installed normally, imports xbarsim from the tree, which has no
     xbarsim/kernels: every kernel import failed (found by review). The tree's
-    kernels/ now answers for xbarsim.kernels, as the same modules."""
+    kernels/ now answers for xbarsim.kernels, as the same modules; only in
+    a source tree, with its pyproject.toml beside them: a ``kernels/`` folder
+    that merely sits beside a copy of ``xbarsim/`` is not taken for the
+    package's (taken, found by mutation testing)."""
     import shutil
 
     tree = tmp_path / "tree"
     for part in ("xbarsim", "kernels"):
         shutil.copytree(ROOT / part, tree / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
     script = (
         "import importlib.util, json, sys\n"
         # no installed xbarsim to fall back on: drop the editable install's finder
@@ -491,8 +493,11 @@ def test_a_source_tree_finds_its_kernels_without_an_editable_install(tmp_path):
         "import xbarsim, xbarsim.kernels.config as c, xbarsim.kernels.nodal as n\n"
         "print(json.dumps([xbarsim.__file__, c.__file__, n.set_ideal.py_func.__module__]))\n"
     )
-    res = subprocess.run([sys.executable, "-c", script], cwd=tree, capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, XBARSIM_NO_CACHE="1"))
+    run = dict(cwd=tree, capture_output=True, text=True, timeout=120, env=dict(os.environ, XBARSIM_NO_CACHE="1"))
+    res = subprocess.run([sys.executable, "-c", script], **run)
+    assert res.returncode != 0 and "No module named 'xbarsim.kernels'" in res.stderr, res.stderr
+    shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    res = subprocess.run([sys.executable, "-c", script], **run)
     assert res.returncode == 0, res.stderr
     pkg, config, module = json.loads(res.stdout)
     assert pkg == str(tree / "xbarsim" / "__init__.py") and config == str(tree / "kernels" / "config.py")

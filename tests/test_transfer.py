@@ -2585,6 +2585,24 @@ def test_a_connect_that_times_out_in_the_client_is_reported_as_unreachable_not_a
         _dask.connect_scheduler("tcp://192.0.2.1:8786", "test", timeout=3.0)
 
 
+@pytest.mark.parametrize("stop", [SystemExit, KeyboardInterrupt])
+def test_an_exit_while_the_client_is_made_goes_on_as_itself(stop, monkeypatch):
+    """An exit or a Ctrl-C raised while the Client is made (in its connect
+    thread) is no failure of the address: it goes on as itself, not as a
+    ParameterError saying the address "did not answer as a Dask scheduler"
+    (found by mutation testing)."""
+    pytest.importorskip("distributed")
+    from xbarsim import _dask
+
+    class StoppedClient:
+        def __init__(self, address, timeout, **kwargs):
+            raise stop()
+
+    monkeypatch.setattr(_dask, "_closing_client_class", lambda: StoppedClient)
+    with pytest.raises(stop):
+        _dask.connect_scheduler("tcp://192.0.2.1:8786", "test", timeout=3.0)
+
+
 def test_usable_cores_are_those_of_the_affinity_mask_not_the_machine():
     """`usable_cores` counts the cores this process may run on (a container
     or `taskset` limits them), not every core of the machine."""

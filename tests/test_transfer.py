@@ -293,6 +293,13 @@ def test_iter_transfers_streams_the_same_transfers():
     parts = list(xs.iter_transfers(W, b, cfg, n=5, seed=2, chunk=2))
     assert [len(p) for p in parts] == [2, 2, 1]
     np.testing.assert_array_equal(np.concatenate([p.g[0] for p in parts]), full.g[0])
+    # every per-tile field, dtype included: the chunks' converged flags came out uint8, whose ~ is 254 / 255
+    # (found by mutation testing)
+    for name in ("converged", "stuck_state", "pulses"):
+        got, want = np.concatenate([getattr(p, name)[0] for p in parts]), getattr(full, name)[0]
+        assert got.dtype == want.dtype and want.dtype == {"converged": bool, "stuck_state": np.int8,
+                                                          "pulses": np.int32}[name]
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("weight, bias, cfg, word", [
@@ -396,6 +403,26 @@ def test_the_mapping_memory_check_counts_the_tiles(monkeypatch):
     assert len(map_layer(np.ones((512, 512)), np.ones(512), cfg).tiles) == 513 * 512
 
 
+def test_the_mapping_memory_check_counts_every_device_conductance_as_float64(monkeypatch):
+    """Mapping holds, besides its copies of the weights, every device's
+    target conductance as a float64 (8 bytes): a layer whose tiles and
+    weight copies alone take more than the memory admits is refused before
+    it is mapped. An estimate of 1 byte per device passed every test (found
+    by mutation testing)."""
+    from xbarsim import _memory
+    from xbarsim.mapping import MAP_BYTES_PER_WEIGHT
+
+    W, b = _layer(256, 256)
+    cfg = xs.TransferConfig()
+    m = map_layer(W, b, cfg)
+    held = sum(t.target.nbytes for t in m.tiles) + MAP_BYTES_PER_WEIGHT * W.size  # what the mapping holds
+    assert sum(t.target.size for t in m.tiles) == 257 * 2 * 256 and held > 2.6e6
+    # `require` admits up to 90 % of what is available: 1 % too little for `held` alone
+    monkeypatch.setattr(_memory, "available_bytes", lambda: int(0.99 * held / 0.9))
+    with pytest.raises(xs.MemoryLimitError, match="mapping a 256 x 256 layer to 131584 devices"):
+        map_layer(W, b, cfg)
+
+
 def test_a_layer_of_more_tiles_than_the_streams_keep_apart_is_refused(monkeypatch):
     """Tile k programs from stream key k and reads from MAX_TILES + k: a
     layer of more than 2**20 tiles would have read with a tile's programming
@@ -478,6 +505,8 @@ def test_layer_mapping_tile_level_helpers_check_their_arguments():
             m.tile_outputs(k, np.ones(4))
     np.testing.assert_allclose(m.tile_outputs(0, [[3e-4, 1e-4, 1e-4, 2e-4]]), [[2e-4, -1e-4]], rtol=1e-15)
     np.testing.assert_allclose(m.tile_outputs(-1, [1e-4, 3e-4]), [-2e-4], rtol=1e-15)
+    # integer currents are signed differences too: unsigned ones wrapped around (found by mutation testing)
+    np.testing.assert_array_equal(m.tile_outputs(0, np.array([[1, 3, 3, 1]], dtype=np.uint8)), [[-2.0, 2.0]])
     np.testing.assert_array_equal(m.decode([1e-5, 2e-5]), m.decode(np.array([1e-5, 2e-5])))
     ref = map_layer(np.ones((3, 2)), None, xs.TransferConfig(tile=(2, 4), mapping="reference"))
     with pytest.raises(xs.ParameterError, match=r"tile 0 has 4 columns"):
@@ -509,18 +538,24 @@ def test_a_convergence_tally_counts_lrs_and_hrs_stuck_devices_apart():
     """`ConvergenceTally.summary`: ``stuck_lrs`` counts stuck state 1 (near
     LRS), ``stuck_hrs`` state 2 (in HRS), as the batches hold them. The two
     swapped passed every test: the preset's rates are equal (found by
-    mutation testing)."""
+    mutation testing). ``devices`` counts every transfer's devices, and
+    ``stuck_fraction`` is of them all (one transfer's devices per batch, or
+    a fraction of the working devices, passed every test: found by mutation
+    testing)."""
     cfg = xs.TransferConfig(device=replace(xs.presets.TIO2, p_stuck_lrs=0.3, p_stuck_hrs=0.0))
     W, b = _layer(3, 4)
     tally = xs.ConvergenceTally(cfg)
-    lrs = hrs = 0
+    lrs = hrs = devices = 0
     for batch in xs.iter_transfers(W, b, cfg, n=3, seed=0, chunk=2):
         tally.add(batch)
         lrs += sum(int(np.count_nonzero(s == 1)) for s in batch.stuck_state)
         hrs += sum(int(np.count_nonzero(s == 2)) for s in batch.stuck_state)
+        devices += sum(s.size for s in batch.stuck_state)
     assert lrs > 0 and hrs == 0
     s = tally.summary()
     assert (s["stuck_lrs"], s["stuck_hrs"]) == (lrs, hrs)
+    assert s["devices"] == devices == 3 * (4 + 1) * 2 * 3  # 3 transfers of 5 rows x 3 differential pairs
+    assert s["stuck_fraction"] == (lrs + hrs) / devices
 
 
 def test_mvm_memory_is_checked_before_allocating(monkeypatch):
@@ -1568,6 +1603,16 @@ def test_the_output_overflow_bound_counts_the_bias_row_at_v_read():
     for noise in (False, True):
         with pytest.raises(xs.ParameterError, match=r"drive up to 0.2 V on the word lines: column currents up to"):
             xs.mvm(prog, np.zeros((1, 3)), noise=noise)
+    # the bias row's devices count among the rows of the bound: inputs that drive one row's device to 0.75e150 A
+    # are refused on a layer of one input and a bias (2 rows); counting the inputs' rows alone passed them
+    # (found by mutation testing)
+    cfg = xs.TransferConfig(r_wl=0.0, r_bl=0.0)
+    prog = xs.transfer(np.array([[0.5]]), np.array([0.1]), cfg, seed=0)
+    m, dev = prog.mapping, cfg.device
+    g_top = max(float(np.max(g)) for g in prog.g)
+    v = dev.v0 * np.arcsinh(0.75e150 / g_top / dev.v0)  # g_top * v0 sinh(v / v0) = 0.75e150 A
+    with pytest.raises(xs.ParameterError, match=r"column currents up to about 1.5e\+150 A \(2 rows of devices"):
+        xs.mvm(prog, np.array([[v * m.input_scale / m.v_read]]))
 
 
 @pytest.mark.slow
@@ -1674,7 +1719,10 @@ def test_mvm_read_noise_follows_the_device_law(mapping, tile):
     (lambda g: g.astype(np.float32), "g\\[0\\] has dtype float32"),
     (lambda g: g.astype(complex), "g\\[0\\] has dtype complex128"),
     (lambda g: g.tolist(), r"g must be a list of \(n, rows, columns\) NumPy arrays.*its first is list"),
-], ids=["more-columns", "fewer-rows", "more-rows", "2-d", "float32", "complex", "list"])
+    # accepted as a batch of 0 transfers, whose MVM was a ZeroDivisionError (found by mutation testing)
+    (lambda g: g[:0], r"g must be a list of \(n, rows, columns\) NumPy arrays, one per tile, n >= 1; its first "
+                      r"is shape \(0, 3, 2\)"),
+], ids=["more-columns", "fewer-rows", "more-rows", "2-d", "float32", "complex", "list", "no-transfers"])
 def test_an_edited_batch_with_tiles_of_another_shape_or_dtype_is_refused_when_built(edit, match):
     """dataclasses.replace(batch, g=...) with tiles of another shape reached
     the MVM kernel: more columns corrupted the heap (the process aborted),
@@ -2344,6 +2392,22 @@ def test_mvm_reads_with_the_cfg_wires_tolerance_and_noise(monkeypatch):
         r_wl, r_bl, rn, tol, maxit = args[4], args[5], args[6], args[11], args[12]
         assert (r_wl, r_bl, tol, maxit) == (0.5, 2.0, 3e-10, 777)
         assert rn == (cfg.device.read_noise if q < 4 else 0.0)
+
+
+def test_an_mvm_whose_circuit_solves_miss_the_tolerance_raises():
+    """An MVM solve that misses ``cfg.solve_tol`` within ``solve_maxiter``
+    sweeps is a `ConvergenceError` naming the tile, not outputs of an
+    unconverged circuit (those passed every test: found by mutation
+    testing). One sweep cannot solve resistive wires to 1e-9."""
+    cfg = xs.TransferConfig(r_wl=2.0, r_bl=2.0, tile=(8, 8))
+    prog = xs.transfer(*_layer(4, 7), cfg, seed=0)
+    x = np.full((2, 7), 0.9)
+    assert xs.mvm(prog, x).shape == (2, 4)  # the default budget converges
+    one_sweep = replace(prog, cfg=replace(cfg, solve_maxiter=1))  # a read-side field
+    for call in (lambda: xs.mvm(one_sweep, x), lambda: xs.mvm_many(one_sweep.as_batch(), x)):
+        with pytest.raises(xs.ConvergenceError, match=r"MVM circuit solves of tile 0 missed solve_tol = 1e-09 "
+                                                      r"within solve_maxiter = 1 sweeps"):
+            call()
 
 
 def test_iter_transfers_chunks_read_the_noise_of_the_whole_batch():

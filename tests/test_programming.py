@@ -900,6 +900,7 @@ def test_a_window_inside_the_write_verify_band_is_refused_where_weights_are_mapp
     (dict(max_pulses=2**70), "max_pulses"),  # accepted, then 0 pulses (float -> int overflow in the kernel)
     (dict(max_pulses=10**6 + 1), "1..1000000"),
     (dict(max_pulses=True), "max_pulses"),
+    (dict(max_pulses=0), "1..1000000"),  # a budget of no pulse (found by mutation testing)
     (dict(max_pulses=2.0), "max_pulses"),
     (dict(v_set_max=float("inf")), "v_set_max = inf; expected a finite number"),
     (dict(v_reset_min=-float("inf")), "v_reset_min"),
@@ -908,6 +909,7 @@ def test_a_window_inside_the_write_verify_band_is_refused_where_weights_are_mapp
     (dict(v_read=True), "v_read"),
     (dict(v_read=1e-320), "at least 1e-09 V"),  # every verify read was 0 A, nothing converged, no word why
     (dict(v_set_max=1e3), "100 V"),
+    (dict(v_reset_min=-200.0), "100 V"),  # the limit holds for negative (reset) amplitudes too (found by mutation testing)
     (dict(v_step=1e300), "v_step"),
     (dict(pulse_width=1e300), "fit in its pulse-and-verify cycle"),
     (dict(cycle_time=float("inf")), "cycle_time"),  # was accepted, then a ConvergenceError
@@ -1010,6 +1012,9 @@ def test_program_input_errors():
         xs.program(np.full((2, 2), np.nan), cfg)
     with pytest.raises(xs.ParameterError, match="shape"):
         xs.program(np.full(4, 3e-4), cfg)
+    for empty in ((0, 3), (3, 0)):  # no device: returned an empty result (found by mutation testing)
+        with pytest.raises(xs.ParameterError, match=re.escape(f"shape {empty}")):
+            xs.program(np.full(empty, 3e-4), cfg)
     with pytest.raises(xs.ParameterError, match="range"):
         xs.program(np.full((2, 2), 5.0), cfg)
     # a target just past a limit, or on it, is named with the digits that
@@ -2343,6 +2348,44 @@ def test_the_unconverged_warning_needs_more_than_its_share():
         warn_unconverged_counts(20, 1, 0, (4, 5), cfg, "programming")
     with pytest.warns(RuntimeWarning, match="left 2 of 20 working devices"):
         warn_unconverged_counts(20, 2, 0, (4, 5), cfg, "programming")
+
+
+def test_off_target_devices_are_counted_past_five_bands():
+    """`off_target_counts` counts a converged working device as below (above)
+    its target only past `BIASED_READ_WARN` (5) bands, as the off-target
+    warnings say ("more than 5 % below"): devices 2 and 3 bands below a
+    1 % band are not counted, 10 bands below is, and a stuck or unconverged
+    device never is (counting from one band named devices 2 % low as 5 %
+    low; found by mutation testing)."""
+    from xbarsim.programming import BIASED_READ_WARN, off_target_counts
+
+    assert BIASED_READ_WARN == 5.0
+    t = np.full((2, 3), 300e-6)
+    g = t * np.array([[0.98, 0.97, 1.0], [0.9, 1.1, 0.5]])  # 2, 3, 0, 10 below; 10 above; 50 below
+    converged = np.array([[True, True, True], [True, True, False]])
+    stuck = np.zeros((2, 3), dtype=np.int8)
+    assert off_target_counts([g], [t], [converged], [stuck], 0.01) == (1, 1, 5)
+    stuck[1, 0] = 2  # stuck in HRS: no longer counted
+    assert off_target_counts([g], [t], [converged], [stuck], 0.01) == (0, 1, 4)
+
+
+def test_devices_below_target_under_unbiased_reads_are_not_blamed_on_sneak_currents():
+    """The off-target warning blames sneak currents only for verify reads that
+    carry them (V/2, floating: `BIASED_READS`): under grounded and V/2-diff
+    reads, devices below their targets are named with their count above and
+    below, and sneak currents are not mentioned (they were blamed under
+    grounded reads; found by mutation testing)."""
+    from xbarsim.programming import warn_unconverged_counts
+
+    for rs in ("grounded", "V/2-diff"):
+        cfg = xs.TransferConfig(read_scheme=rs, r_wl=0.0, r_bl=0.0)
+        with pytest.warns(RuntimeWarning) as rec:
+            warn_unconverged_counts(4, 0, None, (2, 2), cfg, "programming", off=(4, 0, 4))
+        text = " ".join(str(w.message) for w in rec)
+        assert "(0 above, 4 below)" in text and "sneak" not in text
+    with pytest.warns(RuntimeWarning, match="sneak currents through the other devices add to these reads"):
+        warn_unconverged_counts(4, 0, None, (2, 2), xs.TransferConfig(read_scheme="V/2", r_wl=0.0, r_bl=0.0),
+                                "programming", off=(4, 0, 4))
 
 
 def test_a_read_exactly_at_the_switching_threshold_is_refused():

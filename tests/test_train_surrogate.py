@@ -464,6 +464,10 @@ def test_a_layer_larger_than_the_fitted_tiles_warns(small):
     assert small.meta["layers"] == [[8, 2], [1, 8]]
     fitted = ((3, 16), (9, 2))  # differential pairs, a bias row
     assert small.covers(16, 12) == ((13, 32), fitted)
+    # without a bias row a 9-input layer's tile is 9 x 2, the fitted 9 x 2; with one, 10 x 2 (the bias
+    # taken whatever `bias` said passed every test; found by mutation testing)
+    assert small.covers(1, 9, bias=False) == ((9, 2), fitted) and small.is_covered(1, 9, bias=False)
+    assert small.covers(1, 9) == ((10, 2), fitted) and not small.is_covered(1, 9)
     # from the layer's shape (mapping 8192 x 8192 whole took 10.7 s and 2 GiB)
     assert small.cfg.tile == (64, 64) and small.covers(8192, 8192) == ((64, 64), fitted)
     for o, i, bias in ((100, 70, True), (33, 129, False), (1, 200, True)):
@@ -524,6 +528,9 @@ def test_load_refuses_damaged_or_edited_files_at_load(small, tmp_path):
         "'own_mean' has shape": dict(own_mean=np.zeros(nb + 1)),
         "'relax_cycles' has shape": dict(relax_cycles=np.ones(2)),
         "not increasing": dict(bin_edges=small.bin_edges[::-1].copy()),
+        # a repeated edge: a bin of width 0, whose centre repeats its neighbour's (np.interp's
+        # abscissae must increase); taken by ">= 0" in every test (found by mutation testing)
+        "bin_edges are not increasing": dict(bin_edges=np.concatenate([small.bin_edges[:1], small.bin_edges[:-1]])),
         "failure probabilities": dict(p_lrs=np.array(0.7), p_hrs=np.array(0.6)),
         "cfg_json": dict(cfg_json=np.array("not json")),
         "meta_json": dict(meta_json=np.array("[1, 2]")),
@@ -580,6 +587,11 @@ def test_sampled_forward_warns_outside_the_fitted_range_and_refuses_overflow(sma
         layer.bias.fill_(0.1)
     fitted, switching, overflow = small.input_limits()
     assert fitted == 1.0 and switching == pytest.approx(5.5) and overflow == pytest.approx(700 * 0.45 / 0.2)
+    # thresholds of the two polarities apart: inputs of either sign reach the lower one first (the higher
+    # one, 5.5, passed every test, whose device has both at 1.1 V; found by mutation testing)
+    dev = dataclasses.replace(small.cfg.device, v_reset=0.6)
+    lopsided = dataclasses.replace(small, cfg_json=json.dumps(cfg_to_dict(dataclasses.replace(small.cfg, device=dev))))
+    assert lopsided.input_limits()[1] == pytest.approx(0.6 / 0.2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the fitted range: no warning
         layer(torch.full((3, 1), 1.0, dtype=torch.float64))
@@ -1264,3 +1276,56 @@ def test_evaluate_surrogate_counts_a_point_correct_where_its_logit_has_its_class
     y = np.array([0, 1, 0, 1, 1])
     res = evaluate_surrogate(layers, small, x, y, n=3, chunk=2)
     np.testing.assert_array_equal(res.correct, (res.logits > 0) == (y == 1)[None, :])
+
+
+def test_the_fit_gives_idle_devices_the_error_they_measured():
+    """`own_at_min` is the (mean, std) of the own error of targets exactly at
+    ``g_min`` (the idle device of a pair, reached from the initial state),
+    measured apart from the bins. On records whose idle devices err by
+    0.3 +- 0.05 and the others by 0 +- 0.01, the fit returns the former. The
+    first bin's error taken in its place passed every test but the quick
+    example's pinned figure: in fits of the simulator the two are close
+    (found by mutation testing)."""
+    cfg = xs.TransferConfig()
+    lo, hi = cfg.g_window
+    rng = np.random.default_rng(0)
+    tiles = []
+    for _ in range(20):
+        t = rng.uniform(lo, hi, (3, 16))
+        t[:, 1::2] = lo  # 480 idle devices in all
+        tiles.append(t)
+    t = np.concatenate([a.ravel() for a in tiles])
+    idle = t == lo
+    e = np.where(idle, 0.3 + 0.05 * rng.standard_normal(t.size), 0.01 * rng.standard_normal(t.size))
+    R = {"t": t, "e_own": e, "dread": np.zeros_like(t), "drift": np.zeros_like(t),
+         "stuck": np.zeros(t.size, np.int8), "g": t.copy(), "pulse_coef": np.array([10.0, 10.0, 0.0]),
+         "tiles": (tiles, [np.ones(a.shape, bool) for a in tiles])}
+    sur = Surrogate._from_samples(cfg, R, [], 4, meta={})
+    mean, std = sur.own_at_min
+    assert mean == pytest.approx(e[idle].mean(), abs=1e-12) and std == pytest.approx(e[idle].std(), rel=1e-9)
+    assert abs(mean - 0.3) < 0.01 and abs(std - 0.05) < 0.005  # 5 standard errors of 480 draws
+    assert sur.own_mean_std(np.array([lo]))[0][0] == pytest.approx(mean)
+
+
+def test_drift_mean_takes_the_idle_devices_own_terms(small):
+    """The drift mean is least squares on the bases times (1, ``t/g_max``,
+    target at ``g_min``) (module docstring): with only the ``relax`` x
+    [target at g_min] coefficient set, `drift_mean_std`'s location is the
+    relaxation clock on the idle devices of pairs (targets exactly at
+    ``g_min``) and 0 on the others. Idle devices taken by ``t < g_min`` (none)
+    passed every test but the quick example's pinned figure (found by
+    mutation testing)."""
+    from xbarsim.train.surrogate import drift_bases
+
+    cfg = small.cfg
+    lo, hi = cfg.g_window
+    t = np.random.default_rng(4).uniform(lo, hi, (5, 6))
+    t[:, 1::2] = lo  # the idle device of each pair
+    coef = np.zeros(12)
+    coef[8] = 1.0  # relax x [t = g_min]
+    dm, _ = dataclasses.replace(small, drift_mean_coef=coef).drift_mean_std(t)
+    relax = drift_bases(t, small.pulse_coef, small.relax_cycles, cfg)[0][..., 0]
+    idle = t == lo
+    assert relax[idle].max() > 0.1  # the idle devices have a clock running
+    np.testing.assert_allclose(dm[idle], relax[idle], rtol=1e-12)
+    np.testing.assert_array_equal(dm[~idle], 0.0)

@@ -608,6 +608,29 @@ def test_solve_times_the_solve_not_the_kernels_of_its_multigrid_levels():
     assert compiled == ["COMPILED 128x128: -", "COMPILED 2x1000: -"]
 
 
+def test_the_warm_up_array_is_never_larger_than_the_solved_one_and_keeps_its_orientation():
+    """`xbarsim.solve.warm_up_shape`, the array a command line solves before
+    the one it times: no larger than it in either dimension, as large as it
+    up to WARM_UP_CELLS cells in its orientation, 4 x 4 at most for a direct
+    solve. A warm-up of the other orientation (100 x 8 before an 8 x 100
+    solve) passed every test (found by mutation testing)."""
+    import importlib
+
+    solve_module = importlib.import_module("xbarsim.solve")  # xbarsim.solve is the function
+    warm_up_shape, cells = solve_module.warm_up_shape, solve_module.WARM_UP_CELLS
+    for shape in ((8, 100), (100, 8), (3, 2000), (2000, 3), (2, 1000), (40, 40), (200, 300), (5, 5)):
+        for method in ("pcg", "mg"):
+            rows, cols = warm_up_shape(shape, method)
+            assert rows <= shape[0] and cols <= shape[1], (shape, method, (rows, cols))
+            assert rows * cols <= cells
+            assert (rows < cols) == (shape[0] < shape[1]) or rows == cols
+    assert warm_up_shape((8, 100), "pcg") == (8, 100)
+    assert warm_up_shape((100, 8), "mg") == (100, 8)
+    assert warm_up_shape((2000, 3), "mg") == (533, 3)  # 1600 // 3 rows of 3
+    assert warm_up_shape((3, 2000), "mg") == (3, 533)
+    assert warm_up_shape((64, 64), "direct") == (4, 4)
+
+
 def test_solve_reads_a_csv_of_single_value_rows_as_input_vectors_of_a_one_word_line_array(tmp_path):
     """With M = 1 a .csv of B rows of one value each (the documented "one
     row per input vector") was read as one vector of B values and refused

@@ -1718,6 +1718,12 @@ def test_drives_too_weak_for_double_precision_to_tell_from_zero_are_refused(meth
                                                 r"precision resolves.*could not tell the answer from zero.*--r-in / "
                                                 r"--r-out"):
         xs.solve(xbar, left=xs.Drive(np.full(4, 0.2), r=1e20), bottom=xs.Drive(0.0), method=method)
+    # so is such an input at the far end of the word lines, or at the bottom of the bit lines (a check of
+    # the first ends only returned all-zero currents there, relative residual 1.0: found by mutation testing)
+    for far in (dict(right=xs.Drive(np.full(4, 0.2), r=1e20), bottom=xs.Drive(0.0)),
+                dict(bottom=xs.Drive(np.full(3, 0.2), r=1e20), left=xs.Drive(0.0))):
+        with pytest.raises(xs.ParameterError, match="terminals so weak"):
+            xs.solve(xbar, **far, method=method)
     both = xs.solve(xbar, left=xs.Drive(np.full(4, 0.2), r=1e20), right=xs.Drive(0.2), bottom=xs.Drive(0.0),
                     method=method)
     np.testing.assert_allclose(both.i_out, g.T @ np.full(4, 0.2), rtol=1e-9)

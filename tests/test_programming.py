@@ -909,7 +909,7 @@ def test_a_window_inside_the_write_verify_band_is_refused_where_weights_are_mapp
     (dict(v_read=True), "v_read"),
     (dict(v_read=1e-320), "at least 1e-09 V"),  # every verify read was 0 A, nothing converged, no word why
     (dict(v_set_max=1e3), "100 V"),
-    (dict(v_reset_min=-200.0), "100 V"),  # the limit holds for negative (reset) amplitudes too (found by mutation testing)
+    (dict(v_reset_min=-200.0), "100 V"),  # reset amplitudes too (found by mutation testing)
     (dict(v_step=1e300), "v_step"),
     (dict(pulse_width=1e300), "fit in its pulse-and-verify cycle"),
     (dict(cycle_time=float("inf")), "cycle_time"),  # was accepted, then a ConvergenceError

@@ -261,6 +261,45 @@ def test_layer_takes_any_leading_dimensions_like_linear():
     assert layer(torch.randn(4, dtype=torch.float64)).shape == (3,)
 
 
+def test_a_sampled_forward_takes_an_empty_batch_like_linear():
+    """An empty batch through a sampled forward gives an empty output, as
+    nn.Linear's, also with a hardware model whose input range is checked
+    (``input_limits``, ``input_gain``, as a Surrogate's): the check took the
+    largest |x| of no inputs, torch's raw RuntimeError (found by mutation
+    testing)."""
+
+    class Checked(ToyHardware):
+        def input_limits(self):
+            return 1.0, None, 1e3  # fitted up to |x| = 1, overflow beyond 1e3
+
+        def input_gain(self):
+            return 0.2, None, 1.0  # linear read
+
+    layer = HardwareAwareLinear(4, 3, surrogate=Checked(), seed=1).double()
+    for shape in ((0, 4), (2, 0, 4)):
+        y = layer(torch.zeros(shape, dtype=torch.float64))
+        assert y.shape == shape[:-1] + (3,) and layer.last_sample is not None
+    with pytest.raises(ParameterError, match="x holds NaN or inf"):  # the check runs: it is not skipped
+        layer(torch.full((1, 4), float("nan"), dtype=torch.float64))
+
+
+def test_convert_without_a_seed_gives_each_layer_its_own_stream():
+    """`convert` with ``seed=None`` draws each layer's seed from torch's
+    generator: two layers of the same shape sample different streams. The
+    hash of a fresh initialisation under a forked generator (the layer's
+    own default) is the same for both: they drew identical transfers
+    (found by mutation testing)."""
+    from xbarsim.train import rng_state
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    states = rng_state(convert(net, surrogate=ToyHardware()))
+    assert states["0"] != states["1"]
+    torch.manual_seed(0)
+    again = rng_state(convert(nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3)), surrogate=ToyHardware()))
+    assert again == states  # and reproducible under torch.manual_seed
+
+
 def test_a_sampled_forward_on_the_meta_device_is_refused_with_a_hint():
     """torch's 'Tensor.item() cannot be called on meta tensors' came out of
     the input check before (found by review); eval mode still runs there."""
@@ -1211,6 +1250,12 @@ def test_an_eval_mode_network_runs_under_autocast_as_nn_linear_does():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = layer(xb)
     assert y.dtype == torch.float32 and torch.equal(y, ref)
+    # an input of the weights' dtype too: it ran under autocast, a bfloat16
+    # output (found by mutation testing)
+    layer.reseed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(xb.float())
+    assert y.dtype == torch.float32 and torch.equal(y, ref)
     with pytest.raises(ParameterError, match="dtype torch.bfloat16 for weights of dtype torch.float32"):
         layer(xb)  # outside autocast another dtype is still refused
     with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(ParameterError, match="torch.float64"):
@@ -1392,6 +1437,9 @@ def test_training_resumed_from_a_checkpoint_with_the_rng_state_draws_as_an_unint
     with pytest.raises(ParameterError, match=r"layers \['0'\], but this model's hardware-aware layers are "
                                              r"\['0', '2'\]"):
         set_rng_state(net2, {"0": saved})
+    # another network's state, with more layers, was taken too (found by mutation testing)
+    with pytest.raises(ParameterError, match=r"layers \['0', '2', '4'\], but this model's hardware-aware layers"):
+        set_rng_state(net2, {"0": saved, "2": saved, "4": saved})
     with pytest.raises(ParameterError, match="a layer's rng_state"):
         layer.set_rng_state({"bit_generator": "MT19937"})
     assert layer.rng_state() == saved  # nothing changed by the refusals

@@ -124,6 +124,9 @@ def test_statistical_sample_counts_and_tables_are_checked(tmp_path):
         table.sample(np.array([-3, 2]), np.random.default_rng(0))
     with pytest.raises(ParameterError, match="events must be integer counts .* holding fractions"):
         table.sample(np.array([2.7]), np.random.default_rng(0))
+    # a bool mask was taken for counts of 0 and 1 (found by mutation testing)
+    with pytest.raises(ParameterError, match="subsequent must be integer counts .* got dtype bool"):
+        model.sample(t, np.array([True, False, True, False]), np.random.default_rng(0))
     np.testing.assert_array_equal(table.sample(np.array([2.0, 10**9]), np.random.default_rng(0)),
                                   table.sample(np.array([2, table.max_events]), np.random.default_rng(0)))
     with pytest.raises(ParameterError, match="path = ''"):  # "" loaded the packaged file
@@ -137,7 +140,12 @@ def test_statistical_sample_counts_and_tables_are_checked(tmp_path):
                                 ("empty.csv", "", "header None"),
                                 ("header.csv", header, "holds no data rows"),
                                 ("bad.csv", header + "3,x\n", r"line 2: \['3', 'x'\] is not"),
-                                ("neg.csv", header + "-1,1e-6\n", "line 2")]:
+                                ("neg.csv", header + "-1,1e-6\n", "line 2"),
+                                # a fraction of an event was truncated, a file of
+                                # changes in µS taken for siemens (found by mutation testing)
+                                ("frac.csv", header + "2.5,1e-6\n", r"line 2: \['2.5', '1e-6'\] is not"),
+                                ("uS.csv", "subsequent_programming_events,delta_conductance_uS\n1,3.5\n",
+                                 r"delta_conductance_uS'\]; expected the columns")]:
         if text is not None:
             (tmp_path / name).write_text(text)
         with pytest.raises(ParameterError, match=message):
@@ -145,6 +153,12 @@ def test_statistical_sample_counts_and_tables_are_checked(tmp_path):
     (tmp_path / "ok.csv").write_text(header + "1,1e-6\n2,2e-6\n")
     with pytest.raises(ParameterError, match="min_samples = '50'"):
         st.load_drift_table(tmp_path / "ok.csv", min_samples="50")
+    # 0 left the pool of a count without rows empty, a raw ValueError at the
+    # first draw; a folder a raw IsADirectoryError (found by mutation testing)
+    with pytest.raises(ParameterError, match="min_samples = 0"):
+        st.load_drift_table(tmp_path / "ok.csv", min_samples=0)
+    with pytest.raises(ParameterError, match="is not a file"):
+        st.load_drift_table(tmp_path)
     assert st.load_drift_table(tmp_path / "ok.csv", min_samples=1).max_events == 2
     assert st.load_drift_table(tmp_path / "ok.csv", min_samples=1.0).max_events == 2
     # blank lines are skipped, as calibrate's reader of the same file skips
@@ -433,3 +447,42 @@ def test_failure_probabilities_may_add_up_to_one():
     assert np.all(stuck > 0)
     # binomial(4000, 0.25): standard error 27 devices; 5 of them as the margin
     assert abs(int(np.sum(stuck == 1)) - 1000) < 5 * np.sqrt(4000 * 0.25 * 0.75)
+
+
+def test_drift_takes_numpy_booleans():
+    """``drift`` is True or False, NumPy's booleans included (a comparison's
+    result): np.True_ / np.False_ sample as True / False (found by mutation
+    testing)."""
+    t, sub = np.full(6, 300e-6), np.arange(6)[::-1]
+    for flag in (True, False):
+        got = StatisticalModel(drift=np.bool_(flag)).sample(t, sub, np.random.default_rng(3))
+        want = StatisticalModel(drift=flag).sample(t, sub, np.random.default_rng(3))
+        np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_a_scalar_count_draws_one_drift_per_device():
+    """A scalar `subsequent` broadcasts to the targets: each device draws
+    its own measured drift (the model is applied device by device), not one
+    shared by the whole array. With no offset, tuning or failure, the
+    programmed conductances are the target plus the drift: 64 devices at 10
+    subsequent events draw from a pool of hundreds of measured changes, so
+    they cannot all be equal (found by mutation testing)."""
+    model = StatisticalModel(a=0.0, b=0.0, offset_mean=0.0, offset_std=0.0, p_stuck_lrs=0.0, p_stuck_hrs=0.0)
+    t = np.full(64, 300e-6)
+    g, _ = model.sample(t, 10, np.random.default_rng(0))
+    assert len(np.unique(g)) > 1
+    pool = load_drift_table().samples[10]  # each a measured change (rounding of the sum: < 1e-18 S)
+    assert np.abs((g - 300e-6)[:, None] - pool[None, :]).min(axis=1).max() < 1e-18
+
+
+def test_a_single_stuck_device_takes_the_stuck_conductance():
+    """A device stuck near LRS holds a draw of N(lrs_mean, lrs_std), also
+    when it is the only stuck device of the array (with lrs_std = 0: exactly
+    lrs_mean, whatever its target); it kept its programmed value (found by
+    mutation testing)."""
+    model = StatisticalModel(p_stuck_lrs=1.0, p_stuck_hrs=0.0, lrs_std=0.0, drift=False)
+    g, stuck = model.sample(np.array([300e-6]), 0, np.random.default_rng(0))
+    assert stuck.tolist() == [1] and g.tolist() == [model.lrs_mean]
+    model = StatisticalModel(p_stuck_lrs=0.0, p_stuck_hrs=1.0, hrs_low=20e-6, hrs_high=20e-6, drift=False)
+    g, stuck = model.sample(np.array([300e-6]), 0, np.random.default_rng(0))
+    assert stuck.tolist() == [2] and g.tolist() == [20e-6]

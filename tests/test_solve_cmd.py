@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -271,6 +272,10 @@ def test_solve_without_spice_keeps_a_netlist_it_did_not_write(files):
     (None, ["--g", "g.npy", "--v0", "-1"], "v0"),
     (lambda t: np.save(t / "xn.npy", np.r_[np.nan, np.ones(6)]), ["--g", "g.npy", "--inputs", "xn.npy"],
      "--inputs holds NaN or inf at [0]; give finite input voltages"),
+    # inf, not only NaN: it was refused by the library as "left.v", no option of this command (found by
+    # mutation testing)
+    (lambda t: np.save(t / "xi.npy", np.r_[np.ones(6), -np.inf]), ["--g", "g.npy", "--inputs", "xi.npy"],
+     "--inputs holds NaN or inf at [6]; give finite input voltages"),
     (None, ["--g", "g.npy", "--tol", "-1"], "--tol -1 must be a number in (0, 1)"),
     # the library's refusals named r_wl, left.r, bottom.r and method='mg' (found by review)
     (None, ["--g", "g.npy", "--method", "mg", "--r-bl", "0"], "--method mg needs wire segments of more than 0 ohms "
@@ -511,6 +516,8 @@ def test_solve_pulse_reports_the_voltages_of_xs_pulse_drives(files, capsys, sche
     assert pu["half_selected_bl"]["max"] == pytest.approx(col.max(), abs=1e-12)
     rest = np.delete(np.delete(v, 4, axis=0), 2, axis=1)
     assert pu["unselected"]["max"] == pytest.approx(rest.max(), abs=1e-12)
+    # its min too: the class taken with row and column swapped kept the max (found by mutation testing)
+    assert pu["unselected"]["min"] == pytest.approx(rest.min(), abs=1e-12)
     assert pu["worst_half_selected_fraction"] == pytest.approx(np.abs(np.r_[row, col]).max() / 1.4)
     if scheme != "floating":  # with 3 ohm wires the half-selected cells sit near vp/2 or vp/3
         nominal = 0.5 if scheme == "V/2" else 1 / 3
@@ -798,14 +805,15 @@ def test_flag_hints_match_the_solvers_words():
     ("0,1\n1e-4,2e-4\n3e-4,4e-4\n", r"first row reads 0, 1, \.\.\., a header of column numbers"),
     ("0,1,2\n1e-4,2e-4,3e-4\n3e-4,4e-4,5e-4\n", r"first row reads 0, 1, 2, \.\.\., a header of column numbers"),
     ("0,1e-4,2e-4\n1,3e-4,4e-4\n2,5e-4,6e-4\n", r"first column reads 0, 1, 2, \.\.\., a row index"),
-    ("450,200\n300,100\n", r"conductances up to 450 S, devices of 0.00222 ohm: these look like microsiemens")])
+    ("450,200\n300,100\n", r"conductances up to 450 S, devices of 0.00222 ohm: these look like microsiemens"),
+    # one such value among siemens ones: the largest is checked, not the smallest (found by mutation testing)
+    ("1e-4,2e-4\n3e-4,450\n", r"conductances up to 450 S, devices of 0.00222 ohm: these look like microsiemens")])
 def test_conductance_files_it_cannot_mean_are_refused_before_solving(tmp_path, capsys, text, message):
     """A two-column header "0,1" was solved as devices of 0 and 1 S without a
     word, a pandas index column and microsiemens for siemens with a warning
     only (83 % MVM error, exit 0); `xbarsim program` refuses such targets
     (found by review). Nor are they first warned of as "read as data"
     (review: a warning, then the refusal)."""
-    import warnings
 
     path = tmp_path / "g.csv"
     path.write_text(text)
@@ -821,7 +829,6 @@ def test_conductance_files_it_cannot_mean_are_refused_before_solving(tmp_path, c
 def test_inputs_with_a_pandas_index_column_get_the_hint_that_helps(tmp_path, capsys):
     """Inputs saved with pandas' index, (M, M + 1) for an M-line array, were
     told to save their transpose (found by review)."""
-    import warnings
 
     np.save(tmp_path / "g.npy", np.full((3, 3), 2e-4))
     (tmp_path / "x.csv").write_text("0,0.1,0.2,0.1\n1,0.2,0.1,0.2\n2,0.1,0.1,0.1\n")
@@ -1092,7 +1099,6 @@ def test_solve_pulse_of_zero_volts_has_no_half_selected_fraction():
     """A 0 V pulse has no amplitude to relate the half-selected voltages to:
     ``worst_half_selected_fraction`` is None, without a 0/0 (NaN and
     NumPy's RuntimeWarning) (found by mutation testing)."""
-    import warnings
 
     from xbarsim import solve_cmd
 
@@ -1102,3 +1108,32 @@ def test_solve_pulse_of_zero_volts_has_no_half_selected_fraction():
         warnings.simplefilter("error")
         pulse = solve_cmd.summarize_pulse(sol, (1, 1), 0.0)
     assert pulse["worst_half_selected_fraction"] is None and pulse["v_selected"] == 0.0
+
+
+def test_solve_writes_an_infinite_error_as_null_in_json(tmp_path, capsys):
+    """An MVM error past double precision's range is written as null, as a
+    NaN is (JSON has no inf: json.dump refused the summary; found by
+    mutation testing), with a message saying why, and printed as past the
+    range: sinh devices at 700 V0 on ideal wires, whose ideal product G.T x
+    cancels to 1.7e-21 A while they carry 1e-4 * V0 * sinh(700) ~ 1e296 A.
+    It printed "n/a (no current)", with NumPy's raw "overflow encountered in
+    divide" (found by mutation testing)."""
+    np.save(tmp_path / "g.npy", np.array([[1e-4], [3e-4]]))
+    np.save(tmp_path / "x.npy", np.array([0.3, -0.1]))
+    out = tmp_path / "o"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["solve", "--g", str(tmp_path / "g.npy"), "--inputs", str(tmp_path / "x.npy"), "--r-wire", "0",
+                     "--v0", str(0.3 / 700), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert ("relative error past double precision's range, worst output past double precision's range"
+            in printed.out)
+    assert "no current" not in printed.out and "warning" not in printed.err
+
+    def refuse(constant):  # a strict reader: no NaN, Infinity or -Infinity
+        raise ValueError(f"{constant} in summary.json")
+
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=refuse)
+    assert summary["rel_error"] is None and summary["max_rel_error"] is None
+    assert summary["message"].startswith("rel_error and max_rel_error past double precision's range")
+    assert summary["i_out_max_A"] > 1e290  # the current is there: the error, not the current, is past range

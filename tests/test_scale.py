@@ -613,6 +613,10 @@ def test_the_printed_table_fits_110_columns_at_the_largest_entries():
     # every column explained, and where the rest are (iter, rss_MiB and method were not; found by review)
     assert all(f"{name}:" in key for name in ("iter", "rss_MiB", "method")) and "results_columns.txt" in key
     assert "4096x4096" in lines[2] and "sinh0.25" in lines[2] and "1:10" in lines[2] and "11264" in lines[2]
+    # each figure under its own heading: wl_drop and bl_rise swapped passed (found by mutation testing)
+    head, values = lines[0].split(), lines[2].split()
+    assert [values[head.index(h)] for h in ("rel_err", "max_err", "wl_drop", "bl_rise")] == \
+        ["1.23e-02", "4.56e-01", "7.89e-01", "1.20e-03"]
 
 
 def test_batch_is_the_number_of_inputs_and_the_old_inputs_flag_still_reads_it(capsys):
@@ -652,6 +656,9 @@ def test_batch_is_the_number_of_inputs_and_the_old_inputs_flag_still_reads_it(ca
         # read as 4 x 6, and --tol 1 refused by the sweep with status 1 (found by mutation testing)
         (["--sizes", "4x5x6"], "bad size '4x5x6'; expected N (an N x N array) or MxN"),
         (["--tol", "1"], "tol '1' must be in [1e-14, 1)"),
+        # a window whose top alone is in microsiemens-as-siemens: checked by its g_max, not its g_min
+        # (found by mutation testing)
+        (["--sizes", "2", "--r-wire", "1", "--g-range", "1e-6:100"], "reaches 100 S, a device of 0.01 ohm"),
     ],
 )
 def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message):
@@ -2062,6 +2069,10 @@ def test_sweep_params_take_single_values_and_refuse_what_is_no_grid():
     # the solver's refusal of drives too weak to tell from zero failed point by point (found by review)
     (dict(r_wire=0.0, r_terminal=1e18), "r_terminal (--r-terminal) = 1e+18 ohms: the drives reach the 4 word lines "
                                          "through terminals so weak"),
+    # v0 = 0 and a window whose top (not its bottom) outweighs the wires past DYNAMIC_RANGE were run and
+    # recorded failed (found by mutation testing)
+    (dict(device="sinh", v0=0.0), "a sinh device needs v0 > 0 volts; got 0.0."),
+    (dict(g_min=0.0, g_max=1e-2, r_wire=1e13), "window up to 0.01 S (--g-range) on 1e+13 ohm wires (--r-wire)"),
 ])
 def test_a_point_the_solver_would_refuse_is_refused_before_the_sweep(tmp_path, kw, message):
     # tol and seed were not checked by the Python API: every point was
@@ -2267,6 +2278,30 @@ def test_memory_and_time_columns_are_in_mib_and_seconds():
     rss_mib = scale._rss_bytes() / 2**20
     assert rss_mib / 2 < row["peak_rss_mib"] < 2 * rss_mib
     assert 0 <= row["solve_rss_mib"] <= row["peak_rss_mib"]
+
+
+def test_time_s_is_the_shortest_of_the_timed_solves(monkeypatch):
+    """time_s is the best of the repeated solves, as its column says, not the
+    last one timed: on a clock that the five solves advance by 5, 1, 4, 2
+    and 3 ms, 1 ms (the last, 3 ms, passed every test; found by mutation
+    testing)."""
+    point = ScalePoint(rows=8, cols=8, r_wire=1.0, g_min=1e-4, g_max=5e-4, method="pcg")
+    scale.run_point(point)  # kernels loaded: the timed run solves nothing else
+    real_solve = xs.solve
+    clock, steps = [1000.0], [5e-3, 1e-3, 4e-3, 2e-3, 3e-3]
+
+    def solve(xbar, **kw):
+        sol = real_solve(xbar, **kw)
+        clock[0] += steps.pop(0)
+        return sol
+
+    monkeypatch.setattr(xs, "solve", solve)
+    monkeypatch.setattr(scale.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(scale, "_TIME_BUDGET_S", 1e9)  # all five timed
+    row = scale.run_point(point)
+    assert row["status"] == "ok" and not steps
+    # differences of clock readings near 1000 s: exact to about 1e-13 s
+    assert row["time_s"] == pytest.approx(1e-3, rel=1e-9)
 
 
 def test_the_command_line_sweeps_every_v0_given():

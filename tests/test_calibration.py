@@ -1022,6 +1022,8 @@ def test_the_converged_share_never_reads_100_percent_short_of_all():
     from xbarsim.calibrate import percent_of_all
 
     assert [percent_of_all(x) for x in (1.0, 0.99995, 122 / 124, 0.0)] == ["100.00", "99.995", "98.39", "0.00"]
+    # as many as it needs, also past 3 decimals: 5 here, not the float's 16 digits (found by mutation testing)
+    assert percent_of_all(0.9999999) == "99.99999"
     assert float(percent_of_all(1 - 1e-12)) < 100
 
 

@@ -741,6 +741,14 @@ def test_a_crossbar_owns_read_only_copies_of_its_arrays():
     for arr in (xbar.g, xbar.r_wl, xbar.v0):
         with pytest.raises(ValueError, match="read-only"):
             arr[0, 0] = 1.0
+    # a float64 torch tensor converts to a view of its buffer: it is copied
+    # too, so a negative conductance written into the tensor later does not
+    # reach the crossbar (found by mutation testing)
+    torch = pytest.importorskip("torch")
+    t = torch.full((8, 8), 3e-4, dtype=torch.float64)
+    from_tensor = xs.Crossbar(t)
+    t[0, 0] = -1.0
+    assert float(from_tensor.g[0, 0]) == 3e-4 and not np.shares_memory(from_tensor.g, t.numpy())
     # a crossbar's own arrays are passed on, not copied again
     assert xbar.with_g(np.full((8, 8), 2e-4)).r_wl is xbar.r_wl
     # and stay read-only through pickle and deepcopy, also inside a
@@ -2098,6 +2106,14 @@ def test_drives_whose_total_current_overflows_double_precision_are_refused():
     xbar = xs.Crossbar(np.full((16, 16), 0.5))
     with pytest.raises(xs.ParameterError, match=r"beyond double precision's range"):
         xs.solve(xbar, left=5e306, bottom=0.0, method="direct")
+    # one word line of 200 devices of 1 S at 1e306 V: each device carries
+    # 1e306 A (finite), the word line 2e308 A; a bound of M branches (1)
+    # instead of M + N (201) took it, and the solve came back with an
+    # infinite left terminal current and a NaN KCL error, without a word
+    # (found by mutation testing)
+    assert 200 * 1.0 * 1e306 > np.finfo(float).max
+    with pytest.raises(xs.ParameterError, match=r"beyond double precision's range .* in a 1 x 200 array"):
+        xs.solve(xs.Crossbar(np.ones((1, 200))), left=1e306, bottom=0.0, method="direct")
 
 
 @pytest.mark.parametrize("name, shape", [("r_wl", (4, 3)), ("r_bl", (5, 2))])

@@ -744,7 +744,8 @@ def test_a_crossbar_owns_read_only_copies_of_its_arrays():
     # a float64 torch tensor converts to a view of its buffer: it is copied
     # too, so a negative conductance written into the tensor later does not
     # reach the crossbar (found by mutation testing)
-    torch = pytest.importorskip("torch")
+    import torch  # a core dependency
+
     t = torch.full((8, 8), 3e-4, dtype=torch.float64)
     from_tensor = xs.Crossbar(t)
     t[0, 0] = -1.0

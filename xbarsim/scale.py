@@ -689,7 +689,7 @@ def _metrics(g, x, sol, v0):
     i_out = sol.i_out.reshape(ideal.shape)
     diff = i_out - ideal
     rel = _rel_norm(diff, ideal)
-    note = {}
+    notes = []  # why a metric is empty or inf, joined into `message`
     if v0 is None:
         rel_wires = rel
     else:
@@ -701,7 +701,7 @@ def _metrics(g, x, sol, v0):
             # 8 x 8 at v_read / v0 = 1e4: numpy's overflow warnings, and an
             # empty field that nothing explained
             rel_wires = float("nan")
-            note["message"] = (
+            notes.append(
                 f"rel_error_wires not computed: on ideal wires a device would see up to "
                 f"{float(np.max(np.abs(x))) / v0:.3g} V0, where its current G V0 sinh(V / V0) overflows double "
                 "precision (|V/V0| > 710); the circuit itself solved, its wires and terminals keep every device "
@@ -712,10 +712,12 @@ def _metrics(g, x, sol, v0):
     if math.isinf(rel) or math.isinf(max_rel):
         # sinh devices at 700 V0 on ideal wires: 1e296 A against a product that cancels to 1e-21 A read
         # "n/a (no current)", with NumPy's raw overflow warning (found by mutation testing)
-        past = ("rel_error and max_rel_error" if math.isinf(rel) else "max_rel_error") + " past double precision's range"
-        note["message"] = "; ".join(filter(None, [note.get("message"), (
-            f"{past}: the sensed currents differ from the ideal product G.T x by more than 1e308 times it "
-            "(a product that inputs of both signs cancel, against devices far up their sinh curve)")]))
+        past = " and ".join(name for name, value in (("rel_error", rel), ("max_rel_error", max_rel))
+                            if math.isinf(value))
+        notes.append(
+            f"{past} past double precision's range: the sensed currents differ from the ideal product G.T x by "
+            "more than 1e308 times it (a product that inputs of both signs cancel, against devices far up their "
+            "sinh curve)")
     v_wl = sol.v_wl if sol.v_wl.ndim == 3 else sol.v_wl[:, :, None]
     v_bl = sol.v_bl if sol.v_bl.ndim == 3 else sol.v_bl[:, :, None]
     drop = np.abs(x - v_wl[:, -1, :])  # (M, B): source voltage against the far node of each word line
@@ -732,7 +734,7 @@ def _metrics(g, x, sol, v0):
         "ir_drop_wl_frac": float(np.nanmax(drop_frac)) if np.any(np.isfinite(drop_frac)) else float("nan"),
         "bl_rise_v": float(np.max(rise)),
         "bl_rise_frac": float(np.nanmax(rise_frac)) if np.any(np.isfinite(rise_frac)) else float("nan"),
-        **note,
+        **({"message": "; ".join(notes)} if notes else {}),
     }
 
 

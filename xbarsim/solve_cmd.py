@@ -120,9 +120,10 @@ def summarize(g, x, sol, v0, seconds=None):
         ``ir_drop_wl_v``, ``ir_drop_wl_frac``, ``bl_rise_v`` and
         ``bl_rise_frac`` (as the columns of ``xbarsim scale``), with a
         ``message`` where one of them is empty (None) for a reason other
-        than no current; and the sensed currents' range. ``run`` adds ``kernel_load_seconds``, the
-        time of a 4 x 4 warm-up solve that loads (on a first run,
-        compiles) the kernels, so that ``seconds`` is the solve's alone.
+        than no current; and the sensed currents' range. ``run`` adds
+        ``kernel_load_seconds``, the time of a 4 x 4 warm-up solve that
+        loads (on a first run, compiles) the kernels, so that ``seconds`` is
+        the solve's alone.
     """
     from .scale import _metrics
 
@@ -353,10 +354,10 @@ def _pct(value, digits):
     far past V0 printed 140 digits), "n/a" where it is undefined (NaN: an
     ideal product of 0, no input), and says so where it is past double
     precision's range (inf: it read "no current" of 1e296 A)."""
-    if value is not None and math.isinf(value):
-        return "past double precision's range"
-    if value is None or not math.isfinite(value):
+    if value is None or math.isnan(value):
         return "n/a (no current)"
+    if math.isinf(value):
+        return "past double precision's range"
     return f"{value:.{digits}%}" if abs(value) < 1e4 else f"{100 * value:.{digits}g}%"
 
 
